@@ -1,0 +1,173 @@
+"""Choosing and describing the compute device (CUDA, Apple MPS, CPU)."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+_CUDA_RE = re.compile(r"^cuda(?::(\d+))?$")
+DEVICE_CHOICES = '"auto", "cpu", "cuda", "cuda:N" or "mps"'
+
+
+class DeviceError(ValueError):
+    """A requested device does not exist on this machine."""
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """A device that exists here, for dropdowns and logs."""
+
+    id: str
+    description: str
+
+
+def resolve_device(device: str = "auto"):
+    """Turn a device name into a ``torch.device`` that exists here.
+
+    Parameters
+    ----------
+    device : str
+        ``"auto"`` (CUDA if present, then MPS, then CPU), ``"cpu"``, ``"cuda"``
+        (the current CUDA device), ``"cuda:N"`` or ``"mps"``.
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    DeviceError
+        If the name is not understood or the device is not available; the
+        message says what is available.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    import torch
+
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string such as {DEVICE_CHOICES}, got {device!r}")
+    name = device.strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "mps":
+        if not _mps_available():
+            raise DeviceError(f"MPS (Apple GPU) is not available here; available: {_available()}")
+        return torch.device("mps")
+    match = _CUDA_RE.match(name)
+    if match is None:
+        raise DeviceError(f"unknown device {device!r}; expected {DEVICE_CHOICES}")
+    if not torch.cuda.is_available():
+        why = "this PyTorch build has no CUDA support" if torch.version.cuda is None else (
+            "no CUDA GPU is visible (driver missing, or CUDA_VISIBLE_DEVICES hides it)"
+        )
+        raise DeviceError(f"CUDA was requested but {why}; available: {_available()}")
+    index = torch.cuda.current_device() if match.group(1) is None else int(match.group(1))
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise DeviceError(
+            f"CUDA device {index} does not exist; this machine has {count} "
+            f"(cuda:0 to cuda:{count - 1})"
+        )
+    return torch.device("cuda", index)
+
+
+def describe_device(device) -> str:
+    """A human-readable description: name and total/free memory.
+
+    Examples
+    --------
+    >>> describe_device("cpu")  # doctest: +SKIP
+    'CPU: AMD EPYC, 2 threads, 23.5 GiB RAM (21.0 GiB free)'
+    """
+    import torch
+
+    device = resolve_device(str(device))
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        free, total = torch.cuda.mem_get_info(device)
+        return f"{device}: {props.name}, {_gib(total)} GiB ({_gib(free)} GiB free)"
+    if device.type == "mps":
+        return "mps: Apple GPU (unified memory)"
+    total, free = _host_memory()
+    memory = f", {_gib(total)} GiB RAM ({_gib(free)} GiB free)" if total else ""
+    return f"cpu: {_cpu_name()}, {torch.get_num_threads()} threads{memory}"
+
+
+def list_devices() -> list[DeviceInfo]:
+    """Every device usable here, best first, with descriptions ("auto" not included)."""
+    import torch
+
+    ids = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    if _mps_available():
+        ids.append("mps")
+    ids.append("cpu")
+    return [DeviceInfo(i, describe_device(i)) for i in ids]
+
+
+def release_memory(device) -> None:
+    """Return cached accelerator memory to the driver after models are dropped."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    kind = getattr(device, "type", str(device))
+    if kind.startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    elif kind == "mps" and _mps_available():
+        torch.mps.empty_cache()
+
+
+def _mps_available() -> bool:
+    import torch
+
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def _available() -> str:
+    return ", ".join(d.id for d in list_devices())
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.1f}"
+
+
+def _host_memory() -> tuple[int, int]:
+    try:
+        import psutil
+
+        vm = psutil.virtual_memory()
+        return vm.total, vm.available
+    except ImportError:
+        try:
+            pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+            avail = os.sysconf("SC_AVPHYS_PAGES")
+            return pages * size, avail * size
+        except (ValueError, OSError, AttributeError):
+            return 0, 0
+
+
+def _cpu_name() -> str:
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "CPU"

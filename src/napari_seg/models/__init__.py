@@ -1,0 +1,58 @@
+"""Model zoo: architectures, the model file format and devices (Qt-free).
+
+Importing this package is cheap; torch is imported when a model is built.
+"""
+
+from .registry import (
+    CLASSIC,
+    SMP_ENCODERS,
+    Architecture,
+    OptionRange,
+    create_model,
+    get_architecture,
+    list_architectures,
+)
+from .spec import ModelSpec, Normalization, default_class_colors
+
+__all__ = [
+    "CLASSIC",
+    "SMP_ENCODERS",
+    "Architecture",
+    "CurrentModel",
+    "ModelFileError",
+    "ModelSpec",
+    "Normalization",
+    "OptionRange",
+    "SegmentationModel",
+    "WeightsUnavailableError",
+    "create_model",
+    "default_class_colors",
+    "get_architecture",
+    "list_architectures",
+    "load_model",
+    "model_stats",
+    "pad_to_multiple",
+    "read_model_card",
+    "save_model",
+]
+
+_LAZY = {
+    "CurrentModel": ".current",
+    "ModelFileError": ".checkpoint",
+    "load_model": ".checkpoint",
+    "read_model_card": ".checkpoint",
+    "save_model": ".checkpoint",
+    "SegmentationModel": ".wrapper",
+    "pad_to_multiple": ".wrapper",
+    "WeightsUnavailableError": ".weights",
+    "model_stats": ".stats",
+}
+
+
+def __getattr__(name: str):
+    # Names whose modules import torch are loaded on first use.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,76 @@
+"""The model a viewer's widgets share (Model creates it, Segment and Train use it)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .wrapper import SegmentationModel
+
+logger = logging.getLogger(__name__)
+
+
+class CurrentModel:
+    """Holds one model, where it came from, and who wants to know when it changes.
+
+    One instance is created per viewer and passed explicitly to the widgets
+    that share it; there is no module-level singleton. Mutate it from one
+    thread (in napari, the main thread): callbacks run synchronously.
+
+    Attributes
+    ----------
+    model : SegmentationModel or None
+    path : pathlib.Path or None
+        The file the model was loaded from or last saved to.
+    dirty : bool
+        True when the model has changes not saved to ``path``.
+    """
+
+    def __init__(self) -> None:
+        self.model: SegmentationModel | None = None
+        self.path: Path | None = None
+        self.dirty = False
+        self._callbacks: list[Callable[[CurrentModel], None]] = []
+
+    def connect(self, callback: Callable[[CurrentModel], None]) -> None:
+        """Call ``callback(self)`` after every change."""
+        self._callbacks.append(callback)
+
+    def disconnect(self, callback: Callable[[CurrentModel], None]) -> None:
+        if callback in self._callbacks:
+            self._callbacks.remove(callback)
+
+    def set(self, model: SegmentationModel, *, path: Path | None = None, dirty: bool = False):
+        """Replace the held model; the previous one is released (GPU memory freed)."""
+        previous = self.model
+        self.model, self.path, self.dirty = model, path, dirty
+        if previous is not None and previous is not model:
+            _release(previous)
+        self._emit()
+
+    def mark_saved(self, path: Path) -> None:
+        self.path, self.dirty = Path(path), False
+        self._emit()
+
+    def clear(self) -> None:
+        """Drop the model and release its memory."""
+        previous, self.model, self.path, self.dirty = self.model, None, None, False
+        if previous is not None:
+            _release(previous)
+        self._emit()
+
+    def _emit(self) -> None:
+        for callback in list(self._callbacks):
+            callback(self)
+
+
+def _release(model) -> None:
+    from .._device import release_memory
+
+    device = model.device
+    model.to("cpu")
+    release_memory(device)
+    logger.debug("released model from %s", device)

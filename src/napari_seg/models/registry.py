@@ -1,0 +1,322 @@
+"""Registry of segmentation architectures and the ``create_model`` factory.
+
+Nothing here imports torch at module import time: listing architectures is
+cheap (the GUI and ``napari-seg models`` do it), building one is not.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .spec import ModelSpec
+    from .wrapper import SegmentationModel
+
+# Encoders from segmentation-models-pytorch that are offered in the GUI and
+# tested here. All of them support dilation (needed by DeepLab heads).
+SMP_ENCODERS = (
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnext50_32x4d",
+    "mobilenet_v2",
+    "efficientnet-b0",
+    "efficientnet-b2",
+    "efficientnet-b4",
+)
+CLASSIC = "classic"
+TORCHVISION_FCN_ENCODERS = ("resnet50", "resnet101")
+
+
+@dataclass(frozen=True)
+class OptionRange:
+    """An integer or boolean option with its default and allowed values."""
+
+    default: int | bool
+    low: int | None = None
+    high: int | None = None
+    choices: tuple[int, ...] | None = None
+    help: str = ""
+
+    def check(self, name: str, value: Any) -> None:
+        if isinstance(self.default, bool):
+            if not isinstance(value, bool):
+                raise TypeError(f"option {name!r} must be true or false, got {value!r}")
+            return
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"option {name!r} must be an integer, got {value!r}")
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"option {name!r} must be one of {self.choices}, got {value}")
+        if (self.low is not None and value < self.low) or (
+            self.high is not None and value > self.high
+        ):
+            raise ValueError(
+                f"option {name!r} must be between {self.low} and {self.high}, got {value}"
+            )
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One registered architecture.
+
+    Attributes
+    ----------
+    name : str
+        Registry key (lowercase).
+    title : str
+        Display name.
+    description : str
+        One line the GUI and ``napari-seg models`` show.
+    source : str
+        Where the implementation comes from (library or "napari-seg").
+    builder : str
+        ``"module:function"`` building the network from a spec (imported lazily).
+    encoders : tuple of str
+        Valid encoders; empty when the architecture has none.
+    default_encoder : str or None
+    options : mapping of str to OptionRange
+        Architecture options with their defaults and ranges.
+    encoder_options : mapping of str to OptionRange, optional
+        Options that replace ``options`` when a pretrainable encoder (anything
+        but ``"classic"``) is chosen; ``None`` means ``options`` always apply.
+    """
+
+    name: str
+    title: str
+    description: str
+    source: str
+    builder: str
+    encoders: tuple[str, ...] = ()
+    default_encoder: str | None = None
+    options: Mapping[str, OptionRange] = field(default_factory=dict)
+    encoder_options: Mapping[str, OptionRange] | None = None
+
+    def options_for(self, encoder: str | None) -> Mapping[str, OptionRange]:
+        """The options that apply with ``encoder``."""
+        if self.encoder_options is not None and self.resolve_encoder(encoder) != CLASSIC:
+            return self.encoder_options
+        return self.options
+
+    def resolve_encoder(self, encoder: str | None) -> str | None:
+        return self.default_encoder if encoder is None else encoder
+
+    def check_encoder(self, encoder: str | None) -> None:
+        if not self.encoders:
+            if encoder not in (None, ""):
+                raise ValueError(
+                    f"architecture {self.name!r} has no encoder choice, got encoder={encoder!r}"
+                )
+            return
+        if encoder is not None and encoder not in self.encoders:
+            raise ValueError(
+                f"unknown encoder {encoder!r} for architecture {self.name!r}; "
+                f"valid encoders: {', '.join(self.encoders)}"
+            )
+
+    def check_options(self, options: Mapping[str, Any], encoder: str | None = None) -> None:
+        allowed = self.options_for(encoder)
+        unknown = set(options) - set(allowed)
+        if unknown:
+            valid = ", ".join(allowed) or "none"
+            with_encoder = f" with encoder {self.resolve_encoder(encoder)!r}" if self.encoders else ""
+            raise ValueError(
+                f"unknown option(s) {sorted(unknown)} for architecture {self.name!r}"
+                f"{with_encoder}; valid options: {valid}"
+            )
+        for key, value in options.items():
+            allowed[key].check(key, value)
+
+    def option(self, spec: ModelSpec, key: str) -> Any:
+        """The value of option ``key`` in ``spec``, or its default."""
+        return spec.options.get(key, self.options_for(spec.encoder)[key].default)
+
+    def build(self, spec: ModelSpec):
+        module_name, func = self.builder.split(":")
+        module = importlib.import_module(module_name, package=__package__)
+        return getattr(module, func)(spec, self)
+
+
+_DEPTH_SMP = OptionRange(5, 3, 5, help="encoder depth (number of downsamplings)")
+_DEEP_SUP = OptionRange(False, help="extra heads on intermediate decoder outputs for training")
+
+_ARCHITECTURES: dict[str, Architecture] = {
+    a.name: a
+    for a in (
+        Architecture(
+            "fcn",
+            "FCN",
+            "Fully convolutional network (Long et al. 2015): dilated ResNet backbone, "
+            "1x1 classifier, bilinear upsampling.",
+            "torchvision",
+            "._torchvision:build_fcn",
+            TORCHVISION_FCN_ENCODERS,
+            "resnet50",
+        ),
+        Architecture(
+            "unet",
+            "U-Net",
+            "Encoder-decoder with skip connections (Ronneberger et al. 2015); 'classic' is "
+            "the from-scratch network with configurable depth and base width.",
+            "napari-seg (classic) / segmentation-models-pytorch (encoders)",
+            "._unet:build_unet",
+            (CLASSIC, *SMP_ENCODERS),
+            CLASSIC,
+            {
+                "depth": OptionRange(4, 2, 6, help="number of downsamplings"),
+                "base_width": OptionRange(32, 4, 256, help="channels of the first level"),
+            },
+            encoder_options={"depth": _DEPTH_SMP},
+        ),
+        Architecture(
+            "unet++",
+            "U-Net++",
+            "U-Net with nested, dense skip pathways (Zhou et al. 2018); optional deep "
+            "supervision.",
+            "segmentation-models-pytorch",
+            "._smp:build_unetplusplus",
+            SMP_ENCODERS,
+            "resnet34",
+            {"depth": _DEPTH_SMP, "deep_supervision": _DEEP_SUP},
+        ),
+        Architecture(
+            "unet3+",
+            "UNet3+",
+            "Full-scale skip connections between every encoder and decoder level "
+            "(Huang et al. 2020), with deep supervision.",
+            "napari-seg (on segmentation-models-pytorch encoders)",
+            "._unet3plus:build_unet3plus",
+            SMP_ENCODERS,
+            "resnet34",
+            {
+                "depth": _DEPTH_SMP,
+                "deep_supervision": OptionRange(True, help=_DEEP_SUP.help),
+                "cat_channels": OptionRange(64, 8, 256, help="channels per skip path"),
+            },
+        ),
+        Architecture(
+            "attention-unet",
+            "Attention U-Net",
+            "U-Net whose skip connections pass through additive attention gates "
+            "(Oktay et al. 2018).",
+            "MONAI",
+            "._monai:build_attention_unet",
+            (),
+            None,
+            {
+                "depth": OptionRange(4, 2, 6, help="number of downsamplings"),
+                "base_width": OptionRange(32, 4, 256, help="channels of the first level"),
+            },
+        ),
+        Architecture(
+            "deeplabv3",
+            "DeepLabV3",
+            "Atrous (dilated) encoder with atrous spatial pyramid pooling, ASPP "
+            "(Chen et al. 2017).",
+            "segmentation-models-pytorch",
+            "._smp:build_deeplabv3",
+            SMP_ENCODERS,
+            "resnet34",
+            {"output_stride": OptionRange(8, choices=(8, 16), help="encoder output stride")},
+        ),
+        Architecture(
+            "deeplabv3+",
+            "DeepLabV3+",
+            "DeepLabV3 with a light decoder that refines boundaries with low-level "
+            "features (Chen et al. 2018).",
+            "segmentation-models-pytorch",
+            "._smp:build_deeplabv3plus",
+            SMP_ENCODERS,
+            "resnet34",
+            {"output_stride": OptionRange(16, choices=(8, 16), help="encoder output stride")},
+        ),
+        Architecture(
+            "fpn",
+            "FPN",
+            "Feature pyramid network decoder: top-down pathway with lateral connections, "
+            "merged multi-scale predictions (Lin et al. 2017; Kirillov et al. 2019).",
+            "segmentation-models-pytorch",
+            "._smp:build_fpn",
+            SMP_ENCODERS,
+            "resnet34",
+            {"depth": _DEPTH_SMP},
+        ),
+    )
+}
+
+
+def list_architectures() -> list[Architecture]:
+    """Return every registered architecture, in display order.
+
+    Examples
+    --------
+    >>> [a.name for a in list_architectures()][:3]
+    ['fcn', 'unet', 'unet++']
+    """
+    return list(_ARCHITECTURES.values())
+
+
+def get_architecture(name: str) -> Architecture:
+    """Look an architecture up by (case-insensitive) name.
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown; the message lists the valid names.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"architecture must be a string, got {type(name).__name__}")
+    try:
+        return _ARCHITECTURES[name.strip().lower()]
+    except KeyError:
+        raise ValueError(
+            f"unknown architecture {name!r}; valid architectures: {', '.join(_ARCHITECTURES)}"
+        ) from None
+
+
+def create_model(spec: ModelSpec, *, encoder_weights: str | None = None) -> SegmentationModel:
+    """Build an untrained (or ImageNet-initialised) model from a spec.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        What to build; validated first.
+    encoder_weights : {None, "imagenet"} or path, optional
+        ``None`` (default) initialises randomly. ``"imagenet"`` loads ImageNet
+        weights for the encoder from the local cache, downloading them when
+        online. A path loads an encoder state dict from a ``.safetensors`` file
+        (or a ``.pth``/``.pt`` file read with ``torch.load(weights_only=True)``).
+
+    Returns
+    -------
+    SegmentationModel
+        The network wrapped with its spec; it pads inputs to its size multiple.
+
+    Raises
+    ------
+    ValueError
+        If the spec is invalid or the architecture has no encoder to load weights into.
+    WeightsUnavailableError
+        If requested weights cannot be found or downloaded.
+
+    Examples
+    --------
+    >>> from napari_seg.models import ModelSpec, create_model
+    >>> model = create_model(ModelSpec("unet", in_channels=1, num_classes=2))
+    >>> model.size_multiple
+    16
+    """
+    from .weights import load_encoder_weights
+    from .wrapper import SegmentationModel
+
+    spec.validate()
+    arch = get_architecture(spec.architecture)
+    spec = spec.with_(architecture=arch.name, encoder=arch.resolve_encoder(spec.encoder))
+    net, size_multiple = arch.build(spec)
+    model = SegmentationModel(net, spec, size_multiple=size_multiple)
+    if encoder_weights is not None:
+        load_encoder_weights(model, encoder_weights)
+    return model

@@ -1,0 +1,241 @@
+"""The model specification: everything needed to rebuild a network."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+NORMALIZATION_METHODS = ("percentile", "minmax", "meanstd", "none")
+
+# A qualitative palette for class colours (class 0 is transparent background).
+_PALETTE = (
+    (0.0, 0.0, 0.0, 0.0),
+    (0.12, 0.47, 0.71, 1.0),
+    (1.0, 0.5, 0.05, 1.0),
+    (0.17, 0.63, 0.17, 1.0),
+    (0.84, 0.15, 0.16, 1.0),
+    (0.58, 0.4, 0.74, 1.0),
+    (0.55, 0.34, 0.29, 1.0),
+    (0.89, 0.47, 0.76, 1.0),
+    (0.5, 0.5, 0.5, 1.0),
+    (0.74, 0.74, 0.13, 1.0),
+    (0.09, 0.75, 0.81, 1.0),
+)
+
+
+def default_class_colors(num_classes: int) -> tuple[tuple[float, float, float, float], ...]:
+    """Return one RGBA colour per class; class 0 (background) is transparent."""
+    colors = []
+    for i in range(num_classes):
+        if i < len(_PALETTE):
+            colors.append(_PALETTE[i])
+        else:  # golden-ratio hue walk for many classes
+            import colorsys
+
+            r, g, b = colorsys.hsv_to_rgb((i * 0.618034) % 1.0, 0.65, 0.95)
+            colors.append((round(r, 4), round(g, 4), round(b, 4), 1.0))
+    return tuple(colors)
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """How raw image intensities are mapped before they reach the network.
+
+    Parameters
+    ----------
+    method : {"percentile", "minmax", "meanstd", "none"}
+        ``percentile`` maps the ``low`` and ``high`` percentiles to 0 and 1;
+        ``minmax`` maps the minimum and maximum to 0 and 1; ``meanstd``
+        subtracts ``mean`` and divides by ``std`` (per channel, or computed
+        from the image when they are not given); ``none`` passes values on.
+    low, high : float
+        Percentiles used by ``percentile``.
+    mean, std : tuple of float, optional
+        Per-channel statistics used by ``meanstd``.
+    """
+
+    method: str = "percentile"
+    low: float = 1.0
+    high: float = 99.8
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+    def validate(self) -> Normalization:
+        if self.method not in NORMALIZATION_METHODS:
+            raise ValueError(
+                f"normalization method must be one of {NORMALIZATION_METHODS}, "
+                f"got {self.method!r}"
+            )
+        if not (0.0 <= self.low < self.high <= 100.0):
+            raise ValueError(
+                "normalization percentiles must satisfy 0 <= low < high <= 100, "
+                f"got low={self.low}, high={self.high}"
+            )
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("normalization mean and std must be given together")
+        if self.std is not None:
+            if len(self.std) != len(self.mean) or any(s <= 0 for s in self.std):
+                raise ValueError(
+                    "normalization std must be positive and as long as mean, "
+                    f"got mean={self.mean}, std={self.std}"
+                )
+        return self
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A validated, JSON-serialisable description of a segmentation network.
+
+    Parameters
+    ----------
+    architecture : str
+        A name from :func:`napari_seg.models.list_architectures`.
+    in_channels : int
+        Number of image channels the network reads (1 for grayscale, 3 for RGB...).
+    num_classes : int
+        Number of output classes, background included (at least 2).
+    encoder : str, optional
+        Encoder (backbone) name for architectures that have one; ``None`` picks
+        the architecture's default.
+    class_names : tuple of str, optional
+        One name per class; defaults to ``("background", "class 1", ...)``.
+    class_colors : tuple of RGBA tuples, optional
+        One colour per class; defaults to a qualitative palette.
+    normalization : Normalization
+        The input normalisation the model expects.
+    options : dict
+        Architecture options (e.g. ``depth``, ``base_width``, ``deep_supervision``).
+
+    Examples
+    --------
+    >>> spec = ModelSpec("unet", in_channels=1, num_classes=3)
+    >>> spec.class_names
+    ('background', 'class 1', 'class 2')
+    """
+
+    architecture: str
+    in_channels: int
+    num_classes: int
+    encoder: str | None = None
+    class_names: tuple[str, ...] = ()
+    class_colors: tuple[tuple[float, float, float, float], ...] = ()
+    normalization: Normalization = field(default_factory=Normalization)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Fill derived defaults so that every spec is complete once built.
+        if isinstance(self.normalization, dict):
+            norm = dict(self.normalization)
+            for key in ("mean", "std"):
+                if norm.get(key) is not None:
+                    norm[key] = tuple(norm[key])
+            object.__setattr__(self, "normalization", Normalization(**norm))
+        if _is_int(self.num_classes) and self.num_classes >= 1:
+            if not self.class_names:
+                names = ("background",) + tuple(f"class {i}" for i in range(1, self.num_classes))
+                object.__setattr__(self, "class_names", names)
+            if not self.class_colors:
+                object.__setattr__(self, "class_colors", default_class_colors(self.num_classes))
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+        object.__setattr__(
+            self, "class_colors", tuple(tuple(float(v) for v in c) for c in self.class_colors)
+        )
+        object.__setattr__(self, "options", dict(self.options))
+
+    def validate(self) -> ModelSpec:
+        """Check every field; return self or raise ``ValueError``/``TypeError``.
+
+        Returns
+        -------
+        ModelSpec
+            The same, validated spec (so ``spec = ModelSpec(...).validate()`` reads well).
+        """
+        from .registry import get_architecture
+
+        arch = get_architecture(self.architecture)
+        if not _is_int(self.in_channels) or self.in_channels < 1:
+            raise ValueError(f"in_channels must be an integer >= 1, got {self.in_channels!r}")
+        if not _is_int(self.num_classes) or self.num_classes < 2:
+            raise ValueError(
+                "num_classes must be an integer >= 2 (class 0 is background, so a "
+                f"binary task has 2 classes), got {self.num_classes!r}"
+            )
+        if len(self.class_names) != self.num_classes:
+            raise ValueError(
+                f"class_names must have one name per class ({self.num_classes}), "
+                f"got {len(self.class_names)}: {list(self.class_names)}"
+            )
+        if any(not isinstance(n, str) or not n.strip() for n in self.class_names):
+            raise ValueError(f"class_names must be non-empty strings, got {list(self.class_names)}")
+        if len(set(self.class_names)) != len(self.class_names):
+            raise ValueError(f"class_names must be unique, got {list(self.class_names)}")
+        if len(self.class_colors) != self.num_classes or any(
+            len(c) != 4 or not all(0.0 <= v <= 1.0 for v in c) for c in self.class_colors
+        ):
+            raise ValueError(
+                f"class_colors must hold {self.num_classes} RGBA tuples with values in [0, 1]"
+            )
+        self.normalization.validate()
+        norm = self.normalization
+        if norm.mean is not None and len(norm.mean) not in (1, self.in_channels):
+            raise ValueError(
+                f"normalization mean/std must have 1 or in_channels={self.in_channels} "
+                f"values, got {len(norm.mean)}"
+            )
+        arch.check_encoder(self.encoder)
+        arch.check_options(self.options, self.encoder)
+        return self
+
+    @property
+    def resolved_encoder(self) -> str | None:
+        """The encoder actually used (the architecture default when ``encoder`` is None)."""
+        from .registry import get_architecture
+
+        return get_architecture(self.architecture).resolve_encoder(self.encoder)
+
+    def with_(self, **changes: Any) -> ModelSpec:
+        """Return a copy with fields replaced (``dataclasses.replace``)."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable dict."""
+        data = asdict(self)
+        data["class_colors"] = [list(c) for c in self.class_colors]
+        data["class_names"] = list(self.class_names)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        """Build and validate a spec from :meth:`to_dict` output.
+
+        Raises
+        ------
+        ValueError
+            If keys are missing or unknown, or a value is invalid.
+        """
+        if not isinstance(data, dict):
+            raise TypeError(f"model spec must be a JSON object, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model spec keys: {sorted(unknown)}")
+        missing = {"architecture", "in_channels", "num_classes"} - set(data)
+        if missing:
+            raise ValueError(f"model spec is missing required keys: {sorted(missing)}")
+        kwargs = dict(data)
+        kwargs["class_names"] = tuple(kwargs.get("class_names") or ())
+        kwargs["class_colors"] = tuple(tuple(c) for c in kwargs.get("class_colors") or ())
+        kwargs["normalization"] = dict(kwargs.get("normalization") or {})
+        return cls(**kwargs).validate()
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelSpec:
+        return cls.from_dict(json.loads(text))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -1,0 +1,54 @@
+"""Model size and cost: parameter count and GFLOPs per megapixel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelStats:
+    """Parameter count and compute of a model."""
+
+    parameters: int
+    gflops_per_megapixel: float
+
+    def summary(self) -> str:
+        return (
+            f"{self.parameters / 1e6:.2f} M parameters, "
+            f"{self.gflops_per_megapixel:.1f} GFLOP per megapixel"
+        )
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def gflops_per_megapixel(model, *, size: int = 256) -> float:
+    """Forward-pass GFLOPs per megapixel, counted on a ``size`` x ``size`` input.
+
+    Counts multiply-adds as two FLOPs (``torch.utils.flop_counter``). Counted
+    on CPU in eval mode; the count does not depend on the device. ``size`` is
+    rounded up to the model's size multiple.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    multiple = getattr(model, "size_multiple", 1)
+    size = -(-size // multiple) * multiple
+    x = torch.zeros(1, model.spec.in_channels, size, size, device=model.device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+            model(x)
+    finally:
+        model.train(was_training)
+    return counter.get_total_flops() / 1e9 / (size * size / 1e6)
+
+
+def model_stats(model, *, size: int = 256) -> ModelStats:
+    """Parameters and GFLOPs per megapixel of a :class:`SegmentationModel`."""
+    return ModelStats(count_parameters(model), gflops_per_megapixel(model, size=size))
