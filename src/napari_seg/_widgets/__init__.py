@@ -1,1 +1,19 @@
+"""napari widgets: the only package that imports napari, magicgui or qtpy.
 
+Importing it blocks ``triton`` unless it is already loaded (or
+``NAPARI_SEG_ALLOW_TRITON=1``): with Mesa OpenGL (Xvfb, remote desktops,
+llvmpipe) triton's LLVM crashes the process when torch imports it after
+napari's canvas exists, which creating an optimizer does. torch runs eagerly
+without triton; only ``torch.compile`` on GPU needs it.
+"""
+
+import os
+import sys
+
+if "triton" not in sys.modules and os.environ.get("NAPARI_SEG_ALLOW_TRITON") != "1":
+    sys.modules["triton"] = None  # makes `import triton` raise ImportError
+
+from ._shared import current_model_for  # noqa: E402
+from .model_widget import ModelWidget, model_widget  # noqa: E402
+
+__all__ = ["ModelWidget", "current_model_for", "model_widget"]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .stats import ModelStats
     from .wrapper import SegmentationModel
 
 logger = logging.getLogger(__name__)
@@ -27,12 +28,15 @@ class CurrentModel:
         The file the model was loaded from or last saved to.
     dirty : bool
         True when the model has changes not saved to ``path``.
+    stats : ModelStats or None
+        Parameter count and GFLOPs of ``model`` when known.
     """
 
     def __init__(self) -> None:
         self.model: SegmentationModel | None = None
         self.path: Path | None = None
         self.dirty = False
+        self.stats: ModelStats | None = None
         self._callbacks: list[Callable[[CurrentModel], None]] = []
 
     def connect(self, callback: Callable[[CurrentModel], None]) -> None:
@@ -43,10 +47,17 @@ class CurrentModel:
         if callback in self._callbacks:
             self._callbacks.remove(callback)
 
-    def set(self, model: SegmentationModel, *, path: Path | None = None, dirty: bool = False):
+    def set(
+        self,
+        model: SegmentationModel,
+        *,
+        path: Path | None = None,
+        dirty: bool = False,
+        stats: ModelStats | None = None,
+    ) -> None:
         """Replace the held model; the previous one is released (GPU memory freed)."""
         previous = self.model
-        self.model, self.path, self.dirty = model, path, dirty
+        self.model, self.path, self.dirty, self.stats = model, path, dirty, stats
         if previous is not None and previous is not model:
             _release(previous)
         self._emit()
@@ -58,6 +69,7 @@ class CurrentModel:
     def clear(self) -> None:
         """Drop the model and release its memory."""
         previous, self.model, self.path, self.dirty = self.model, None, None, False
+        self.stats = None
         if previous is not None:
             _release(previous)
         self._emit()

@@ -1,0 +1,164 @@
+"""Model files: safety (no unpickling), corruption, mismatch, atomic saving."""
+
+import json
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from napari_seg.models import ModelFileError, ModelSpec, create_model, load_model, save_model
+from napari_seg.models.checkpoint import read_model_card
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return create_model(ModelSpec("unet", 1, 3, options={"depth": 2, "base_width": 8})).eval()
+
+
+@pytest.fixture
+def saved(model, tmp_path):
+    return save_model(model, tmp_path / "m.safetensors", provenance={"note": "test"})
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))  # creating the file proves code ran
+
+
+@pytest.mark.parametrize("writer", ["pickle", "torch.save"])
+def test_malicious_pickle_is_refused_and_runs_nothing(tmp_path, writer):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.safetensors"
+    payload = {"state_dict": _Exploit(str(marker))}
+    if writer == "pickle":
+        evil.write_bytes(pickle.dumps(payload))
+    else:
+        torch.save(payload, evil)
+    # The payload is real: plain unpickling would run it.
+    probe = tmp_path / "probe"
+    pickle.loads(pickle.dumps(_Exploit(str(probe))))
+    assert probe.exists()
+    with pytest.raises(ModelFileError, match="refused unread"):
+        load_model(evil)
+    assert not marker.exists()
+
+
+def test_card_records_spec_provenance_and_versions(saved, model):
+    card = read_model_card(saved)
+    assert card["format"] == "napari-seg-model"
+    assert ModelSpec.from_dict(card["spec"]) == model.spec
+    assert card["provenance"] == {"note": "test"}
+    assert {"torch", "safetensors"} <= set(card["versions"])
+
+
+def test_truncated_file_is_a_clear_error(saved):
+    data = saved.read_bytes()
+    saved.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match="corrupt or truncated"):
+        load_model(saved)
+
+
+def test_flipped_bytes_are_detected(saved):
+    data = bytearray(saved.read_bytes())
+    data[-100] ^= 0xFF  # inside the last tensor's data
+    saved.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="checksum"):
+        load_model(saved)
+
+
+def test_not_a_model_file(tmp_path):
+    path = tmp_path / "notes.safetensors"
+    path.write_text("hello, this is text")
+    with pytest.raises(ModelFileError, match="not a napari-seg model file"):
+        load_model(path)
+    with pytest.raises(ModelFileError, match="not found"):
+        load_model(tmp_path / "missing.safetensors")
+
+
+def test_foreign_safetensors_without_card(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(path))
+    with pytest.raises(ModelFileError, match="without a napari-seg model card"):
+        load_model(path)
+
+
+def test_weights_not_matching_the_card(tmp_path, model):
+    """A file whose card says depth 3 but whose weights are a depth-2 net."""
+    from safetensors.torch import load_file, save_file
+
+    from napari_seg.models.checkpoint import METADATA_KEY, tensors_digest
+
+    path = save_model(model, tmp_path / "m.safetensors")
+    card = read_model_card(path)
+    card["spec"]["options"]["depth"] = 3
+    tensors = load_file(str(path))
+    card["tensors_sha256"] = tensors_digest(tensors)
+    save_file(tensors, str(path), metadata={METADATA_KEY: json.dumps(card)})
+    with pytest.raises(ModelFileError, match="weights do not match"):
+        load_model(path)
+
+
+CRASH_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, torch
+    import napari_seg._atomic as atomic
+    from napari_seg.models import ModelSpec, create_model, save_model
+
+    real_fdopen = os.fdopen
+
+    class Dying:
+        def __init__(self, f): self.f = f
+        def __enter__(self): return self
+        def __exit__(self, *a): return False
+        def write(self, data):
+            self.f.write(data[: len(data) // 2]); self.f.flush()
+            os._exit(17)  # a hard crash halfway through the write: no cleanup runs
+        def fileno(self): return self.f.fileno()
+        def flush(self): self.f.flush()
+
+    atomic.os.fdopen = lambda fd, mode: Dying(real_fdopen(fd, mode))
+    torch.manual_seed(1)
+    spec = ModelSpec("unet", 1, 3, options={"depth": 2, "base_width": 8})
+    save_model(create_model(spec), sys.argv[1])
+    """
+)
+
+
+def test_crash_while_saving_keeps_previous_file(saved, model, tmp_path):
+    before = saved.read_bytes()
+    result = subprocess.run([sys.executable, "-c", CRASH_SCRIPT, str(saved)], check=False)
+    assert result.returncode == 17
+    assert saved.read_bytes() == before
+    loaded = load_model(saved)
+    x = torch.randn(1, 1, 32, 32)
+    with torch.inference_mode():
+        assert torch.equal(loaded(x), model(x))
+
+
+def test_failed_save_leaves_no_temporary_file(saved, model, monkeypatch):
+    import napari_seg._atomic as atomic
+
+    before = saved.read_bytes()
+
+    def boom(*_args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(atomic.os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        save_model(model, saved)
+    assert saved.read_bytes() == before
+    assert [p.name for p in saved.parent.iterdir()] == [saved.name]
+
+
+def test_save_into_missing_folder_is_clear(model, tmp_path):
+    with pytest.raises(FileNotFoundError, match="output folder does not exist"):
+        save_model(model, tmp_path / "nope" / "m.safetensors")

@@ -1,0 +1,85 @@
+import json
+
+import pytest
+
+from napari_seg.models import ModelSpec, Normalization, create_model, get_architecture
+from napari_seg.models import list_architectures as archs
+
+EXPECTED = {"fcn", "unet", "unet++", "unet3+", "attention-unet", "deeplabv3", "deeplabv3+", "fpn"}
+
+
+def test_registry_has_the_literature_architectures_with_descriptions():
+    assert {a.name for a in archs()} == EXPECTED
+    for arch in archs():
+        assert arch.description and "\n" not in arch.description
+        if arch.encoders:
+            assert arch.default_encoder in arch.encoders
+
+
+def test_unknown_architecture_lists_valid_names():
+    with pytest.raises(ValueError, match="unknown architecture 'segnet'") as info:
+        get_architecture("segnet")
+    assert all(name in str(info.value) for name in EXPECTED)
+
+
+def test_lookup_is_case_insensitive():
+    assert get_architecture("DeepLabV3+").name == "deeplabv3+"
+
+
+def test_unknown_encoder_lists_valid_ones():
+    with pytest.raises(ValueError, match="unknown encoder 'vgg99'.*resnet34"):
+        ModelSpec("fpn", 3, 2, encoder="vgg99").validate()
+
+
+def test_encoder_on_encoderless_architecture_is_refused():
+    with pytest.raises(ValueError, match="has no encoder choice"):
+        ModelSpec("attention-unet", 1, 2, encoder="resnet18").validate()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"in_channels": 0}, "in_channels must be an integer >= 1"),
+        ({"in_channels": 1.5}, "in_channels must be an integer"),
+        ({"num_classes": 1}, "num_classes must be an integer >= 2"),
+        ({"class_names": ("a", "b", "c")}, "one name per class"),
+        ({"class_names": ("a", "a")}, "must be unique"),
+        ({"options": {"depth": 9}}, "option 'depth' must be between 2 and 6"),
+        ({"options": {"colour": 1}}, r"unknown option\(s\) \['colour'\]"),
+        ({"encoder": "resnet18", "options": {"base_width": 8}}, "unknown option"),
+        ({"normalization": Normalization("zscore")}, "normalization method"),
+        ({"normalization": Normalization(low=50, high=10)}, "percentiles"),
+    ],
+)
+def test_invalid_specs_name_the_problem(kwargs, message):
+    base = {"architecture": "unet", "in_channels": 1, "num_classes": 2}
+    with pytest.raises((ValueError, TypeError), match=message):
+        ModelSpec(**{**base, **kwargs}).validate()
+
+
+def test_spec_json_round_trip_and_defaults():
+    spec = ModelSpec(
+        "deeplabv3+",
+        3,
+        3,
+        encoder="resnet18",
+        class_names=("bg", "cell", "nucleus"),
+        normalization=Normalization("meanstd", mean=(0.5, 0.4, 0.3), std=(0.2, 0.2, 0.2)),
+        options={"output_stride": 8},
+    ).validate()
+    again = ModelSpec.from_json(json.dumps(json.loads(spec.to_json())))
+    assert again == spec
+    assert ModelSpec("unet", 1, 3).class_names == ("background", "class 1", "class 2")
+    assert ModelSpec("unet", 1, 3).class_colors[0][3] == 0.0  # background transparent
+
+
+def test_from_dict_rejects_unknown_and_missing_keys():
+    with pytest.raises(ValueError, match="unknown model spec keys"):
+        ModelSpec.from_dict({"architecture": "unet", "in_channels": 1, "num_classes": 2, "x": 1})
+    with pytest.raises(ValueError, match="missing required keys"):
+        ModelSpec.from_dict({"architecture": "unet"})
+
+
+def test_create_model_resolves_default_encoder():
+    model = create_model(ModelSpec("fpn", 1, 2))
+    assert model.spec.encoder == "resnet34"
