@@ -34,8 +34,9 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
     if not folder.is_dir():
         raise FileNotFoundError(f"output folder does not exist: {folder}")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with _open_temp(tmp) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -50,3 +51,9 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _open_temp(path: str) -> BinaryIO:
+    # Opened by name (not from the descriptor) so that writers such as tifffile
+    # see a real file name in ``handle.name``.
+    return open(path, "wb")

@@ -69,8 +69,10 @@ def resolve_device(device: str = "auto"):
     if match is None:
         raise DeviceError(f"unknown device {device!r}; expected {DEVICE_CHOICES}")
     if not torch.cuda.is_available():
-        why = "this PyTorch build has no CUDA support" if torch.version.cuda is None else (
-            "no CUDA GPU is visible (driver missing, or CUDA_VISIBLE_DEVICES hides it)"
+        why = (
+            "this PyTorch build has no CUDA support"
+            if torch.version.cuda is None
+            else ("no CUDA GPU is visible (driver missing, or CUDA_VISIBLE_DEVICES hides it)")
         )
         raise DeviceError(f"CUDA was requested but {why}; available: {_available()}")
     index = torch.cuda.current_device() if match.group(1) is None else int(match.group(1))
@@ -109,7 +111,9 @@ def list_devices() -> list[DeviceInfo]:
     """Every device usable here, best first, with descriptions ("auto" not included)."""
     import torch
 
-    ids = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    ids = (
+        [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    )
     if _mps_available():
         ids.append("mps")
     ids.append("cpu")

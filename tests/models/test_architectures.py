@@ -76,7 +76,7 @@ def test_file_round_trip_is_bit_identical(built, tmp_path):
 
 @pytest.mark.parametrize("channels", [1, 2])
 def test_wrong_channel_count_is_a_clear_error(built, channels):
-    with pytest.raises(ValueError, match=r"expects 3 input channel\(s\), got %d" % channels):
+    with pytest.raises(ValueError, match=rf"expects 3 input channel\(s\), got {channels}"):
         built(torch.randn(1, channels, 64, 64))
 
 

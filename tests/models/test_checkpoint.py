@@ -113,7 +113,7 @@ CRASH_SCRIPT = textwrap.dedent(
     import napari_seg._atomic as atomic
     from napari_seg.models import ModelSpec, create_model, save_model
 
-    real_fdopen = os.fdopen
+    real_open = atomic._open_temp
 
     class Dying:
         def __init__(self, f): self.f = f
@@ -125,7 +125,7 @@ CRASH_SCRIPT = textwrap.dedent(
         def fileno(self): return self.f.fileno()
         def flush(self): self.f.flush()
 
-    atomic.os.fdopen = lambda fd, mode: Dying(real_fdopen(fd, mode))
+    atomic._open_temp = lambda path: Dying(real_open(path))
     torch.manual_seed(1)
     spec = ModelSpec("unet", 1, 3, options={"depth": 2, "base_width": 8})
     save_model(create_model(spec), sys.argv[1])

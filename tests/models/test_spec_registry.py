@@ -11,7 +11,8 @@ EXPECTED = {"fcn", "unet", "unet++", "unet3+", "attention-unet", "deeplabv3", "d
 def test_registry_has_the_literature_architectures_with_descriptions():
     assert {a.name for a in archs()} == EXPECTED
     for arch in archs():
-        assert arch.description and "\n" not in arch.description
+        assert arch.description
+        assert "\n" not in arch.description
         if arch.encoders:
             assert arch.default_encoder in arch.encoders
 
@@ -27,7 +28,7 @@ def test_lookup_is_case_insensitive():
 
 
 def test_unknown_encoder_lists_valid_ones():
-    with pytest.raises(ValueError, match="unknown encoder 'vgg99'.*resnet34"):
+    with pytest.raises(ValueError, match=r"unknown encoder 'vgg99'.*resnet34"):
         ModelSpec("fpn", 3, 2, encoder="vgg99").validate()
 
 

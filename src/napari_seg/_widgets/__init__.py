@@ -13,7 +13,7 @@ import sys
 if "triton" not in sys.modules and os.environ.get("NAPARI_SEG_ALLOW_TRITON") != "1":
     sys.modules["triton"] = None  # makes `import triton` raise ImportError
 
-from ._shared import current_model_for  # noqa: E402
-from .model_widget import ModelWidget, model_widget  # noqa: E402
+from ._model import ModelWidget, model_widget
+from ._shared import current_model_for
 
 __all__ = ["ModelWidget", "current_model_for", "model_widget"]

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import napari
 
-from .model_widget import model_widget
+from ..sample_data import CLASS_NAMES
+from ._model import ModelWidget, model_widget
 
 
-def open_demo_viewer(*, show: bool = True) -> napari.Viewer:
-    """A viewer with the 2D sample (image + ground truth) and the Model widget docked."""
+def open_demo_viewer(*, show: bool = True) -> tuple[napari.Viewer, ModelWidget]:
+    """A viewer with the 2D sample and the Model widget docked, creating the demo model."""
     viewer = napari.Viewer(title="napari-seg demo", show=show)
     viewer.open_sample("napari-seg", "cells2d")
     widget = model_widget(viewer)
     viewer.window.add_dock_widget(widget, name="Model", area="right")
-    return viewer
+    widget._classes.value = len(CLASS_NAMES)
+    widget._class_names.value = ", ".join(CLASS_NAMES)
+    widget.create_model()  # runs in a worker; the window stays responsive
+    return viewer, widget
 
 
 def run_gui() -> None:

@@ -45,7 +45,8 @@ class ClassicUNet(nn.Module):
         self.down.extend(_double_conv(widths[i], widths[i + 1]) for i in range(depth))
         self.pool = nn.MaxPool2d(2)
         self.upsample = nn.ModuleList(
-            nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(depth))
+            nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2)
+            for i in reversed(range(depth))
         )
         self.up = nn.ModuleList(
             _double_conv(2 * widths[i], widths[i]) for i in reversed(range(depth))

@@ -69,9 +69,7 @@ class UNet3Plus(nn.Module):
                 from_decoder = target < source < levels
                 channels = fused if from_decoder else enc_channels[source]
                 branches.append(
-                    nn.Sequential(
-                        _resample(source, target), *_conv_bn_relu(channels, cat_channels)
-                    )
+                    nn.Sequential(_resample(source, target), *_conv_bn_relu(channels, cat_channels))
                 )
             self.branches.append(branches)
             self.fuse.append(nn.Sequential(*_conv_bn_relu(fused, fused)))

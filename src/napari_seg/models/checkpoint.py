@@ -17,6 +17,7 @@ before it is parsed.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -55,10 +56,8 @@ def package_versions() -> dict[str, str]:
         "monai",
         "safetensors",
     ):
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             out[name] = version(name)
-        except PackageNotFoundError:
-            pass
     return out
 
 
@@ -169,9 +168,7 @@ def read_model_card(path: str | os.PathLike) -> dict[str, Any]:
     return card
 
 
-def load_model(
-    path: str | os.PathLike, *, device: str | torch.device = "cpu"
-) -> SegmentationModel:
+def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> SegmentationModel:
     """Load a model file written by :func:`save_model`.
 
     Parameters

@@ -122,7 +122,9 @@ class Architecture:
         unknown = set(options) - set(allowed)
         if unknown:
             valid = ", ".join(allowed) or "none"
-            with_encoder = f" with encoder {self.resolve_encoder(encoder)!r}" if self.encoders else ""
+            with_encoder = (
+                f" with encoder {self.resolve_encoder(encoder)!r}" if self.encoders else ""
+            )
             raise ValueError(
                 f"unknown option(s) {sorted(unknown)} for architecture {self.name!r}"
                 f"{with_encoder}; valid options: {valid}"
@@ -174,8 +176,7 @@ _ARCHITECTURES: dict[str, Architecture] = {
         Architecture(
             "unet++",
             "U-Net++",
-            "U-Net with nested, dense skip pathways (Zhou et al. 2018); optional deep "
-            "supervision.",
+            "U-Net with nested, dense skip pathways (Zhou et al. 2018); optional deep supervision.",
             "segmentation-models-pytorch",
             "._smp:build_unetplusplus",
             SMP_ENCODERS,

@@ -64,8 +64,7 @@ class Normalization:
     def validate(self) -> Normalization:
         if self.method not in NORMALIZATION_METHODS:
             raise ValueError(
-                f"normalization method must be one of {NORMALIZATION_METHODS}, "
-                f"got {self.method!r}"
+                f"normalization method must be one of {NORMALIZATION_METHODS}, got {self.method!r}"
             )
         if not (0.0 <= self.low < self.high <= 100.0):
             raise ValueError(
@@ -74,12 +73,13 @@ class Normalization:
             )
         if (self.mean is None) != (self.std is None):
             raise ValueError("normalization mean and std must be given together")
-        if self.std is not None:
-            if len(self.std) != len(self.mean) or any(s <= 0 for s in self.std):
-                raise ValueError(
-                    "normalization std must be positive and as long as mean, "
-                    f"got mean={self.mean}, std={self.std}"
-                )
+        if self.std is not None and (
+            len(self.std) != len(self.mean) or any(s <= 0 for s in self.std)
+        ):
+            raise ValueError(
+                "normalization std must be positive and as long as mean, "
+                f"got mean={self.mean}, std={self.std}"
+            )
         return self
 
 
@@ -133,7 +133,7 @@ class ModelSpec:
             object.__setattr__(self, "normalization", Normalization(**norm))
         if _is_int(self.num_classes) and self.num_classes >= 1:
             if not self.class_names:
-                names = ("background",) + tuple(f"class {i}" for i in range(1, self.num_classes))
+                names = ("background", *tuple(f"class {i}" for i in range(1, self.num_classes)))
                 object.__setattr__(self, "class_names", names)
             if not self.class_colors:
                 object.__setattr__(self, "class_colors", default_class_colors(self.num_classes))

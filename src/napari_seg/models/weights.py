@@ -158,8 +158,7 @@ def _torchvision_imagenet(encoder: str) -> dict[str, torch.Tensor]:
             torch.hub.load_state_dict_from_url(url, map_location="cpu", check_hash=True)
         except Exception as exc:
             raise WeightsUnavailableError(
-                f"downloading ImageNet weights for {encoder!r} from {url} failed: {exc}. "
-                + _ADVICE
+                f"downloading ImageNet weights for {encoder!r} from {url} failed: {exc}. " + _ADVICE
             ) from exc
     return read_state_dict(cached)
 

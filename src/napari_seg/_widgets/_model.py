@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, LineEdit, PushButton, SpinBox
-from napari.qt.threading import thread_worker
+from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 
 from ..models import ModelSpec, get_architecture, list_architectures
@@ -102,9 +102,8 @@ class ModelWidget(Container):
         self._connect()
         self._on_arch_changed()
         self._on_model_changed(self.current)
-        devices = thread_worker(_devices_job)()  # importing torch takes seconds
-        devices.returned.connect(self._on_devices)
-        devices.start()
+        # Listing devices imports torch, which takes seconds: do it off the GUI thread.
+        create_worker(_devices_job, _connect={"returned": self._on_devices}, _ignore_errors=True)
 
     def _connect(self) -> None:
         self._arch.changed.connect(self._on_arch_changed)
@@ -188,9 +187,7 @@ class ModelWidget(Container):
         except (ValueError, TypeError) as exc:
             show_error(f"Cannot create model: {exc}")
             return
-        self._start(
-            thread_worker(_create_job)(spec, weights, self._device.value), self._on_model_ready
-        )
+        self._start(self._on_model_ready, _create_job, spec, weights, self._device.value)
 
     def load_model(self) -> None:
         """Load the model file named in the "model file" field, in a worker."""
@@ -198,7 +195,7 @@ class ModelWidget(Container):
         if not path.is_file():
             show_error(f"Cannot load model: no file at {str(path)!r}")
             return
-        self._start(thread_worker(_load_job)(path, self._device.value), self._on_model_ready)
+        self._start(self._on_model_ready, _load_job, path, self._device.value)
 
     def save_model(self) -> None:
         """Save the current model to the "save as" path, in a worker."""
@@ -212,15 +209,20 @@ class ModelWidget(Container):
         if path.is_dir() or not path.parent.is_dir():
             show_error(f"Cannot save model: {str(path)!r} is not a file in an existing folder")
             return
-        self._start(thread_worker(_save_job)(model, path), self._on_saved)
+        self._start(self._on_saved, _save_job, model, path)
 
-    def _start(self, worker, on_returned) -> None:
-        worker.returned.connect(on_returned)
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
+    def _start(self, on_returned, job, *args) -> None:
+        """Run ``job(*args)`` in a worker thread; errors become notifications."""
         self._set_busy(True)
-        self._worker = worker
-        worker.start()
+        self._worker = create_worker(
+            job,
+            *args,
+            _connect={
+                "returned": on_returned,
+                "errored": self._on_error,
+                "finished": self._on_finished,
+            },
+        )
 
     def _set_busy(self, busy: bool) -> None:
         for button in (self._create, self._load, self._save):

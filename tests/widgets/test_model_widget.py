@@ -1,0 +1,173 @@
+"""Model widget in a real napari viewer (run under xvfb-run)."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+pytestmark = pytest.mark.gui
+
+napari = pytest.importorskip("napari", reason="napari is needed for widget tests")
+
+from napari_seg._widgets import ModelWidget, current_model_for, model_widget  # noqa: E402
+from napari_seg._widgets import _model as widget_module  # noqa: E402
+from napari_seg.models import load_model  # noqa: E402
+
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    shown = []
+    monkeypatch.setattr(widget_module, "show_error", shown.append)
+    return shown
+
+
+@pytest.fixture
+def widget(make_napari_viewer_proxy, qtbot):
+    viewer = make_napari_viewer_proxy()
+    w = model_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Model")
+    return w
+
+
+def _wait_idle(qtbot, w):
+    qtbot.waitUntil(lambda: w._create.enabled, timeout=TIMEOUT_MS)
+
+
+def test_create_shows_stats_and_shares_the_model(widget, qtbot, errors):
+    widget._arch.value = "fpn"
+    widget._encoder.value = "resnet18"
+    widget._in_channels.value = 2
+    widget._classes.value = 3
+    widget._class_names.value = "bg, cell, nucleus"
+    widget.create_model()
+    qtbot.waitUntil(lambda: widget.current.model is not None, timeout=TIMEOUT_MS)
+    _wait_idle(qtbot, widget)
+    model = widget.current.model
+    assert model.spec.architecture == "fpn"
+    assert model.spec.encoder == "resnet18"
+    assert model.spec.class_names == ("bg", "cell", "nucleus")
+    info = widget._info.value
+    assert "M parameters" in info
+    assert "GFLOP per megapixel" in info
+    assert "on cpu" in info
+    # A second widget in the same viewer sees the same model holder.
+    other = model_widget(widget._viewer)
+    assert other.current is widget.current
+    assert "FPN" in other._info.value
+    assert errors == []
+
+
+def test_save_then_load_round_trip(widget, qtbot, tmp_path, errors):
+    widget._arch.value = "unet"
+    widget.create_model()
+    qtbot.waitUntil(lambda: widget.current.model is not None, timeout=TIMEOUT_MS)
+    _wait_idle(qtbot, widget)
+    first = widget.current.model
+    widget._save_path.value = tmp_path / "mine"
+    widget.save_model()
+    target = tmp_path / "mine.safetensors"
+    qtbot.waitUntil(lambda: widget.current.path == target, timeout=TIMEOUT_MS)
+    assert not widget.current.dirty
+    widget._load_path.value = target
+    widget.load_model()
+    qtbot.waitUntil(lambda: widget.current.model is not first, timeout=TIMEOUT_MS)
+    _wait_idle(qtbot, widget)
+    x = torch.randn(1, 1, 48, 48)
+    first.eval()
+    with torch.inference_mode():
+        assert torch.equal(widget.current.model(x), first(x))
+    assert torch.equal(load_model(target)(x), first(x))
+    assert errors == []
+
+
+def test_bad_fields_give_a_notification_not_a_traceback(widget, errors):
+    widget._classes.value = 3
+    widget._class_names.value = "only, two"
+    widget.create_model()
+    assert len(errors) == 1
+    assert "one name per class" in errors[0]
+    assert widget._worker is None or widget.current.model is None
+
+
+def test_failed_load_notifies_and_keeps_the_current_model(widget, qtbot, tmp_path, errors):
+    widget.create_model()
+    qtbot.waitUntil(lambda: widget.current.model is not None, timeout=TIMEOUT_MS)
+    _wait_idle(qtbot, widget)
+    kept = widget.current.model
+    evil = tmp_path / "evil.safetensors"
+    torch.save({"x": torch.zeros(1)}, evil)
+    widget._load_path.value = evil
+    widget.load_model()
+    qtbot.waitUntil(lambda: len(errors) == 1, timeout=TIMEOUT_MS)
+    assert "refused unread" in errors[0]
+    assert widget.current.model is kept
+
+
+def test_offline_imagenet_request_is_a_notification(widget, qtbot, errors, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    widget._arch.value = "fpn"
+    widget._encoder.value = "resnet18"
+    assert widget._weights.enabled
+    widget._weights.value = "imagenet"
+    widget.create_model()
+    qtbot.waitUntil(lambda: len(errors) == 1, timeout=TIMEOUT_MS)
+    assert "not in the local cache" in errors[0]
+    assert widget.current.model is None
+
+
+def test_device_choices_list_cpu(widget, qtbot):
+    qtbot.waitUntil(lambda: "cpu" in [c for c in widget._device.choices], timeout=TIMEOUT_MS)
+
+
+def test_sample_data_layers(make_napari_viewer_proxy):
+    viewer = make_napari_viewer_proxy()
+    viewer.open_sample("napari-seg", "cells2d")
+    image, labels = viewer.layers
+    assert image.data.shape == labels.data.shape
+    assert isinstance(labels, napari.layers.Labels)
+    assert list(labels.features["class"]) == ["background", "cytoplasm", "nucleus"]
+    assert np.unique(labels.data).tolist() == [0, 1, 2]
+
+
+def test_widget_gets_its_holder_explicitly(make_napari_viewer_proxy):
+    viewer = make_napari_viewer_proxy()
+    mine = current_model_for(viewer)
+    w = ModelWidget(viewer, current=mine)
+    assert w.current is mine
+    another = make_napari_viewer_proxy()
+    assert current_model_for(another) is not mine
+
+
+OPTIMIZER_IN_VIEWER = textwrap.dedent(
+    """
+    import napari, torch
+    viewer = napari.Viewer(show=True)        # the OpenGL canvas exists first
+    viewer.add_image(torch.rand(64, 64).numpy())
+    from napari_seg._widgets import model_widget   # as when a user opens the widget
+    w = model_widget(viewer)
+    from napari_seg.models import ModelSpec, create_model
+    from napari_seg.models.stats import model_stats
+    model = create_model(ModelSpec("unet", 1, 2, options={"depth": 2, "base_width": 8}))
+    model_stats(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    loss = model(torch.rand(1, 1, 32, 32)).mean()
+    loss.backward()
+    opt.step()
+    viewer.close()
+    print("optimizer-ok")
+    """
+)
+
+
+def test_optimizer_inside_a_real_viewer_does_not_crash():
+    """TRAPS.md #1: triton imported after the canvas exists segfaults under Mesa."""
+    result = subprocess.run(
+        [sys.executable, "-c", OPTIMIZER_IN_VIEWER], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "optimizer-ok" in result.stdout
