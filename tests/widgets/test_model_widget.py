@@ -14,7 +14,7 @@ napari = pytest.importorskip("napari", reason="napari is needed for widget tests
 
 from napari_seg._widgets import ModelWidget, current_model_for, model_widget  # noqa: E402
 from napari_seg._widgets import _model as widget_module  # noqa: E402
-from napari_seg.models import load_model  # noqa: E402
+from napari_seg.models import get_architecture, list_architectures, load_model  # noqa: E402
 
 TIMEOUT_MS = 60_000
 
@@ -60,6 +60,18 @@ def test_create_shows_stats_and_shares_the_model(widget, qtbot, errors):
     assert other.current is widget.current
     assert "FPN" in other._info.value
     assert errors == []
+
+
+def test_every_architecture_maps_to_a_valid_spec(widget):
+    for arch in [a.name for a in list_architectures()]:
+        widget._arch.value = arch
+        spec = widget.spec()
+        assert spec.architecture == arch
+        assert spec.resolved_encoder == get_architecture(arch).default_encoder
+    assert widget._weights.enabled  # fpn, last in the list, has a pretrainable encoder
+    widget._arch.value = "attention-unet"
+    assert widget.spec().encoder is None
+    assert not widget._weights.enabled  # no pretrained encoder to load
 
 
 def test_save_then_load_round_trip(widget, qtbot, tmp_path, errors):

@@ -16,6 +16,7 @@ from ._shared import current_model_for
 if TYPE_CHECKING:
     import napari
 
+NO_ENCODER = "(none)"
 WEIGHT_CHOICES = (("random initialisation", "none"), ("ImageNet", "imagenet"), ("file", "file"))
 
 
@@ -121,7 +122,7 @@ class ModelWidget(Container):
         names = tuple(n.strip() for n in self._class_names.value.split(",") if n.strip())
         return ModelSpec(
             architecture=self._arch.value,
-            encoder=self._encoder.value,
+            encoder=None if self._encoder.value == NO_ENCODER else self._encoder.value,
             in_channels=int(self._in_channels.value),
             num_classes=int(self._classes.value),
             class_names=names,
@@ -142,13 +143,13 @@ class ModelWidget(Container):
         self._description.value = arch.description
         self._description.native.setWordWrap(True)
         has_encoder = bool(arch.encoders)
-        self._encoder.choices = list(arch.encoders) or ["(none)"]
-        self._encoder.value = arch.default_encoder or "(none)"
+        self._encoder.choices = list(arch.encoders) or [NO_ENCODER]
+        self._encoder.value = arch.default_encoder or NO_ENCODER
         self._encoder.enabled = has_encoder
         self._on_encoder_changed()
 
     def _on_encoder_changed(self, *_args) -> None:
-        self._weights.enabled = self._encoder.value not in ("classic", "(none)")
+        self._weights.enabled = self._encoder.value not in ("classic", NO_ENCODER)
         if not self._weights.enabled:
             self._weights.value = "none"
 
