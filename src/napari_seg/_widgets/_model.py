@@ -67,6 +67,7 @@ class ModelWidget(Container):
         archs = [(a.title, a.name) for a in list_architectures()]
         self._arch = ComboBox(label="architecture", choices=archs, value="unet")
         self._description = Label(label="")
+        self._description.native.setWordWrap(True)
         self._encoder = ComboBox(label="encoder", choices=["classic"])
         self._in_channels = SpinBox(label="input channels", min=1, max=64, value=1)
         self._classes = SpinBox(label="classes", min=2, max=65535, value=2)
@@ -141,7 +142,6 @@ class ModelWidget(Container):
     def _on_arch_changed(self, *_args) -> None:
         arch = get_architecture(self._arch.value)
         self._description.value = arch.description
-        self._description.native.setWordWrap(True)
         has_encoder = bool(arch.encoders)
         self._encoder.choices = list(arch.encoders) or [NO_ENCODER]
         self._encoder.value = arch.default_encoder or NO_ENCODER

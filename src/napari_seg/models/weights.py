@@ -152,15 +152,17 @@ def _torchvision_imagenet(encoder: str) -> dict[str, torch.Tensor]:
         "resnet101": ResNet101_Weights.IMAGENET1K_V1.url,
     }[encoder]
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
-    if not cached.is_file():
-        _require_online(url, what=f"ImageNet weights for {encoder!r}")
-        try:
-            torch.hub.load_state_dict_from_url(url, map_location="cpu", check_hash=True)
-        except Exception as exc:
-            raise WeightsUnavailableError(
-                f"downloading ImageNet weights for {encoder!r} from {url} failed: {exc}. " + _ADVICE
-            ) from exc
-    return read_state_dict(cached)
+    if cached.is_file():
+        return read_state_dict(cached)
+    _require_online(url, what=f"ImageNet weights for {encoder!r}")
+    try:  # downloads into the cache and returns the state dict read from it
+        return torch.hub.load_state_dict_from_url(
+            url, map_location="cpu", check_hash=True, weights_only=True
+        )
+    except Exception as exc:
+        raise WeightsUnavailableError(
+            f"downloading ImageNet weights for {encoder!r} from {url} failed: {exc}. " + _ADVICE
+        ) from exc
 
 
 _ADVICE = (
