@@ -1,0 +1,90 @@
+"""Accumulating blended tile probabilities band by band and writing finished rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .layout import ImageLayout
+from .tiling import TileGrid
+
+
+class BandAccumulator:
+    """Sums weighted tile probabilities over one band of tile rows.
+
+    The band covers the rows of the current tile row, ``tile_h`` rows by the
+    full plane width. When the next tile row starts, the rows above it are
+    final: their argmax (and, when asked for, normalised probabilities) is
+    written to the outputs and the band shifts down. Memory is therefore
+    ``num_classes x tile_h x W`` whatever the image height or stack depth.
+    """
+
+    def __init__(
+        self,
+        grid: TileGrid,
+        layout: ImageLayout,
+        num_classes: int,
+        device: torch.device,
+        labels_out,
+        probabilities_out=None,
+    ) -> None:
+        th, w = grid.tile_shape[0], grid.shape[1]
+        self.grid, self.layout = grid, layout
+        self.labels_out, self.probabilities_out = labels_out, probabilities_out
+        self.acc = torch.zeros((num_classes, th, w), dtype=torch.float32, device=device)
+        self.weights = (
+            torch.zeros((1, th, w), dtype=torch.float32, device=device)
+            if probabilities_out is not None
+            else None
+        )
+        self.label_dtype = np.dtype(labels_out.dtype)
+        self.plane: tuple[int, ...] | None = None
+        self.row = 0
+
+    def add(self, plane: tuple[int, ...], row: int, x0: int, probs, window) -> None:
+        """Add one tile's ``(C, th, tw)`` probabilities, weighted by ``window``."""
+        if plane != self.plane:
+            self.finish()
+            self.plane, self.row = plane, 0
+        while self.row < row:
+            self._advance()
+        tw = probs.shape[-1]
+        self.acc[:, :, x0 : x0 + tw].addcmul_(probs, window)
+        if self.weights is not None:
+            self.weights[:, :, x0 : x0 + tw] += window
+
+    def finish(self) -> None:
+        """Write the rest of the current plane (its last band)."""
+        if self.plane is None:
+            return
+        y0 = self.grid.rows[self.row]
+        self._write(y0, self.grid.shape[0] - y0)
+        self.acc.zero_()
+        if self.weights is not None:
+            self.weights.zero_()
+        self.plane = None
+
+    def _advance(self) -> None:
+        rows = self.grid.rows
+        y0, y1 = rows[self.row], rows[self.row + 1]
+        done = y1 - y0
+        self._write(y0, done)
+        keep = self.acc.shape[1] - done
+        for buf in (self.acc, self.weights):
+            if buf is None:
+                continue
+            buf[:, :keep] = buf[:, done:].clone()
+            buf[:, keep:] = 0
+        self.row += 1
+
+    def _write(self, y0: int, n: int) -> None:
+        region = self.layout.output_index(self.plane, slice(y0, y0 + n), slice(None))
+        band = self.acc[:, :n]
+        if self.label_dtype == np.uint8:
+            labels = band.argmax(0).to(torch.uint8).cpu().numpy()
+        else:
+            labels = band.argmax(0).cpu().numpy().astype(self.label_dtype)
+        self.labels_out[region] = labels
+        if self.probabilities_out is not None:
+            probs = (band / self.weights[:, :n]).to(torch.float16).cpu().numpy()
+            self.probabilities_out[(slice(None), *region)] = probs

@@ -1,0 +1,141 @@
+"""Intensity normalisation as recorded in the model card (numpy only).
+
+Statistics are computed once per input (not per tile, which would make tiles
+disagree) from the whole image when it is a small in-memory array, otherwise
+from blocks sampled across it, so that lazy inputs are never read whole.
+Non-finite pixels are left out of the statistics and mapped to 0 (NaN, -inf)
+or 1 (+inf) after normalisation.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..models.spec import Normalization
+from .layout import ImageLayout
+
+logger = logging.getLogger(__name__)
+
+#: In-memory inputs up to this many pixels are used whole for the statistics.
+EXACT_LIMIT = 1 << 24
+#: Side of the blocks sampled from larger or lazy inputs.
+SAMPLE_BLOCK = 256
+#: Number of blocks sampled (64 blocks of 256 x 256 = 4.2 Mpixel).
+SAMPLE_BLOCKS = 64
+
+
+@dataclass(frozen=True)
+class IntensityStats:
+    """Per-channel ``offset`` and ``scale``: ``x_norm = (x - offset) * scale``.
+
+    Attributes
+    ----------
+    offset, scale : numpy.ndarray
+        float32 arrays of length C.
+    nonfinite_fraction : float
+        Fraction of the examined pixels that were NaN or infinite.
+    sampled : bool
+        Whether the statistics come from sampled blocks rather than every pixel.
+    """
+
+    offset: np.ndarray
+    scale: np.ndarray
+    nonfinite_fraction: float = 0.0
+    sampled: bool = False
+
+    def apply(self, block: np.ndarray) -> np.ndarray:
+        """Normalise a float32 ``(C, ...)`` block in place and return it."""
+        extra = (slice(None),) + (np.newaxis,) * (block.ndim - 1)
+        block -= self.offset[extra]
+        block *= self.scale[extra]
+        np.nan_to_num(block, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
+        return block
+
+
+def compute_stats(image, layout: ImageLayout, normalization: Normalization) -> IntensityStats:
+    """Statistics for ``normalization`` of ``image`` laid out as ``layout``.
+
+    Parameters
+    ----------
+    image : array-like
+        numpy, dask or zarr array.
+    layout : ImageLayout
+    normalization : Normalization
+
+    Returns
+    -------
+    IntensityStats
+
+    Raises
+    ------
+    ValueError
+        If no examined pixel is finite (an all-NaN image, for example).
+    """
+    c = layout.channels
+    if normalization.method == "none":
+        return IntensityStats(np.zeros(c, np.float32), np.ones(c, np.float32))
+    if normalization.method == "meanstd" and normalization.mean is not None:
+        mean, std = np.asarray(normalization.mean), np.asarray(normalization.std)
+        if len(mean) != c:
+            raise ValueError(
+                f"the model card's mean/std have {len(mean)} values but the image gives {c} "
+                "channels"
+            )
+        return IntensityStats(mean.astype(np.float32), (1.0 / std).astype(np.float32))
+    sample, sampled = _sample(image, layout)
+    finite = np.isfinite(sample)
+    nonfinite = 1.0 - float(finite.mean())
+    offsets, scales = [], []
+    for ch in range(c):
+        values = sample[ch][finite[ch]]
+        if values.size == 0:
+            where = "the sampled pixels" if sampled else "the image"
+            raise ValueError(
+                f"{where} of channel {ch} have no finite value (all NaN or infinite); "
+                "nothing to normalise"
+            )
+        lo, hi = _range(values, normalization)
+        offsets.append(lo)
+        scales.append(1.0 / hi if normalization.method == "meanstd" else 1.0 / (hi - lo))
+    if nonfinite:
+        logger.warning("%.2g%% of the examined pixels are NaN or infinite", 100 * nonfinite)
+    return IntensityStats(
+        np.asarray(offsets, np.float32), np.asarray(scales, np.float32), nonfinite, sampled
+    )
+
+
+def _range(values: np.ndarray, normalization: Normalization) -> tuple[float, float]:
+    """(offset, upper) for min-max and percentile, (mean, std) for meanstd."""
+    if normalization.method == "meanstd":
+        std = float(values.std())
+        return float(values.mean()), std if std > 0 else 1.0
+    if normalization.method == "minmax":
+        lo, hi = float(values.min()), float(values.max())
+    else:
+        lo, hi = (float(v) for v in np.percentile(values, [normalization.low, normalization.high]))
+    if hi <= lo:
+        # A constant image: map its value to 0 rather than dividing by zero.
+        hi = lo + 1.0
+    return lo, hi
+
+
+def _sample(image, layout: ImageLayout) -> tuple[np.ndarray, bool]:
+    """A float32 ``(C, N)`` array of pixels, and whether it is a sample."""
+    h, w = layout.plane_shape
+    total = layout.n_planes * h * w
+    if isinstance(image, np.ndarray) and total <= EXACT_LIMIT:
+        blocks = [layout.read(image, plane, slice(None), slice(None)) for plane in layout.planes()]
+        return np.concatenate([b.reshape(b.shape[0], -1) for b in blocks], axis=1), False
+    bh, bw = min(SAMPLE_BLOCK, h), min(SAMPLE_BLOCK, w)
+    rng = np.random.default_rng(0)
+    count = min(SAMPLE_BLOCKS, max(1, total // (bh * bw)))
+    blocks = []
+    for _ in range(count):
+        plane = layout.plane_at(int(rng.integers(layout.n_planes)))
+        y0, x0 = int(rng.integers(h - bh + 1)), int(rng.integers(w - bw + 1))
+        block = layout.read(image, plane, slice(y0, y0 + bh), slice(x0, x0 + bw))
+        blocks.append(block.reshape(block.shape[0], -1))
+    return np.concatenate(blocks, axis=1), True

@@ -1,0 +1,337 @@
+"""Tiled, blended, cancellable prediction of images of any size."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
+
+import numpy as np
+import torch
+
+from .._device import describe_device, release_memory, resolve_device
+from ._bands import BandAccumulator
+from ._runtime import autocast, default_batch, default_tile, is_out_of_memory, resolve_precision
+from .config import MIN_TILE, PredictConfig
+from .events import (
+    PredictEvent,
+    PredictProgress,
+    PredictResult,
+    PredictStarted,
+    PredictWarning,
+    SettingsAdjusted,
+)
+from .layout import ImageLayout, resolve_layout
+from .normalize import IntensityStats, compute_stats
+from .tiling import TileGrid, blending_window
+
+logger = logging.getLogger(__name__)
+
+#: Batches prepared ahead by the loader thread while the device computes.
+PREFETCH = 2
+
+
+def iter_predict(
+    model,
+    image,
+    config: PredictConfig | None = None,
+    *,
+    out=None,
+    probabilities_out=None,
+    **options,
+) -> Generator[PredictEvent, None, PredictResult]:
+    """Segment ``image`` tile by tile, yielding progress events.
+
+    Parameters
+    ----------
+    model : SegmentationModel
+        The network; it is moved to the configured device and put in eval mode.
+    image : array-like
+        numpy, dask or zarr array: 2D, RGB(A), multichannel, or a stack/time
+        series (give ``axis``). Read region by region, never whole.
+    config : PredictConfig, optional
+        Settings; keyword ``options`` override its fields.
+    out : array-like, optional
+        Integer array (numpy or zarr) of the labels' shape to write into.
+        When not given a numpy array is allocated.
+    probabilities_out : array-like, optional
+        Float array of shape ``(num_classes, *labels.shape)`` for the
+        probabilities (implies ``probabilities=True``).
+
+    Yields
+    ------
+    PredictStarted, PredictProgress, SettingsAdjusted, PredictWarning
+        One ``PredictProgress`` per batch; closing the generator cancels the
+        job at the next batch and releases device memory.
+
+    Returns
+    -------
+    PredictResult
+        As the generator's return value (``StopIteration.value``).
+
+    Raises
+    ------
+    ValueError, TypeError
+        For inputs that do not fit the model, naming the problem.
+
+    Examples
+    --------
+    >>> events = iter_predict(model, image, tile=256)  # doctest: +SKIP
+    >>> for event in events:  # doctest: +SKIP
+    ...     print(event)
+    """
+    config = config or PredictConfig()
+    config = config.with_(**options) if options else config.validate()
+    # Validation happens here, before the first ``next``, so errors surface at the call.
+    return _Job(model, image, config, out, probabilities_out).run()
+
+
+def predict(model, image, config: PredictConfig | None = None, **kwargs) -> PredictResult:
+    """Run :func:`iter_predict` to the end and return its result.
+
+    Examples
+    --------
+    >>> result = predict(model, image, tile=256, overlap=64)  # doctest: +SKIP
+    >>> result.labels.shape == image.shape  # doctest: +SKIP
+    True
+    """
+    events = iter_predict(model, image, config, **kwargs)
+    while True:
+        try:
+            next(events)
+        except StopIteration as stop:
+            return stop.value
+
+
+class _Job:
+    """One prediction: validated inputs, resolved settings and the tile loop."""
+
+    def __init__(self, model, image, config: PredictConfig, out, probabilities_out) -> None:
+        _check_model(model)
+        _check_image(image)
+        spec = model.spec
+        self.model, self.image, self.config = model, image, config
+        self.layout: ImageLayout = resolve_layout(
+            np.shape(image),
+            in_channels=spec.in_channels,
+            channel_axis=config.channel_axis,
+            axis=config.axis,
+        )
+        self.device = resolve_device(config.device)
+        self.precision = resolve_precision(config.precision, self.device)
+        self.tile = default_tile(config, self.device, model.size_multiple, self.layout.plane_shape)
+        overlap = config.overlap if config.overlap is not None else self.tile // 4
+        self.overlap = min(overlap, self.tile - 1)
+        self.batch = default_batch(config, self.device, self.tile)
+        self.num_classes = spec.num_classes
+        self.labels = _labels_out(out, self.layout, self.num_classes)
+        want = config.probabilities or probabilities_out is not None
+        self.probabilities = (
+            _probabilities_out(probabilities_out, self.layout, self.num_classes) if want else None
+        )
+        self.warnings: list[str] = []
+        self.planes_done = 0
+        self.stats = compute_stats(image, self.layout, spec.normalization)
+
+    def run(self) -> Generator[PredictEvent, None, PredictResult]:
+        start = time.perf_counter()
+        stats = self.stats
+        if stats.nonfinite_fraction:
+            message = (
+                f"{100 * stats.nonfinite_fraction:.2g}% of the examined pixels are NaN or "
+                "infinite; they are treated as background intensity"
+            )
+            self.warnings.append(message)
+            yield PredictWarning(message)
+        model, previous = self._prepare_model()
+        try:
+            yield self._started()
+            while self.planes_done < self.layout.n_planes:
+                try:
+                    yield from self._run_planes(stats, start)
+                except Exception as exc:
+                    if not is_out_of_memory(exc):
+                        raise
+                    yield self._shrink(exc)
+        finally:
+            model.to(memory_format=torch.contiguous_format)
+            torch.backends.cudnn.benchmark = previous
+            release_memory(self.device)
+        return PredictResult(
+            labels=self.labels,
+            probabilities=self.probabilities,
+            device=str(self.device),
+            precision=self.precision,
+            tile=self.tile,
+            overlap=self.overlap,
+            batch_size=self.batch,
+            seconds=time.perf_counter() - start,
+            warnings=tuple(self.warnings),
+        )
+
+    def _prepare_model(self):
+        previous = torch.backends.cudnn.benchmark
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        model = self.model.to(self.device).eval()
+        model.to(memory_format=torch.channels_last)
+        return model, previous
+
+    def _grid(self) -> TileGrid:
+        return TileGrid.build(self.layout.plane_shape, self.tile, self.overlap)
+
+    def _started(self) -> PredictStarted:
+        return PredictStarted(
+            device=str(self.device),
+            device_description=describe_device(self.device),
+            precision=self.precision,
+            tile=self.tile,
+            overlap=self.overlap,
+            batch_size=self.batch,
+            tiles_total=len(self._grid()) * self.layout.n_planes,
+            planes=self.layout.n_planes,
+        )
+
+    def _shrink(self, exc: BaseException) -> SettingsAdjusted:
+        """Halve the batch, else the tile, after running out of memory."""
+        release_memory(self.device)
+        if self.batch > 1:
+            self.batch //= 2
+            what = f"batch halved to {self.batch}"
+        elif self.tile // 2 >= MIN_TILE:
+            multiple = self.model.size_multiple
+            self.tile = max(MIN_TILE, (self.tile // 2) // multiple * multiple or multiple)
+            self.overlap = min(self.overlap, self.tile // 2)
+            what = f"tile halved to {self.tile}"
+        else:
+            raise MemoryError(
+                f"{self.device} ran out of memory even with batch 1 and a {self.tile}-pixel "
+                "tile; free device memory or use the CPU"
+            ) from exc
+        reason = f"{self.device} ran out of memory; {what}, continuing"
+        logger.warning(reason)
+        self.warnings.append(reason)
+        return SettingsAdjusted(batch_size=self.batch, tile=self.tile, reason=reason)
+
+    def _run_planes(self, stats: IntensityStats, start: float) -> Iterator[PredictEvent]:
+        """Predict every plane from ``planes_done`` on, yielding after each batch."""
+        grid = self._grid()
+        per_plane = len(grid)
+        total = per_plane * self.layout.n_planes
+        window = torch.from_numpy(
+            blending_window(grid.tile_shape, mode=self.config.blending, overlap=grid.overlap)
+        ).to(self.device)
+        first = self.planes_done
+        tiles = (
+            (self.layout.plane_at(p), p, r, y0, x0)
+            for p in range(first, self.layout.n_planes)
+            for r, y0, x0 in grid
+        )
+        bands = BandAccumulator(
+            grid, self.layout, self.num_classes, self.device, self.labels, self.probabilities
+        )
+        done = first * per_plane
+        pin = self.device.type == "cuda"
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-seg-tiles") as pool:
+            pending: deque = deque()
+            try:
+                for batch in _batches(
+                    tiles, self.batch, pool, pending, self._load, grid, stats, pin
+                ):
+                    items, x = batch
+                    probs = self._forward(x)
+                    with torch.inference_mode():
+                        for k, (plane, p, r, _y0, x0) in enumerate(items):
+                            bands.add(plane, r, x0, probs[k], window)
+                            if p > self.planes_done and bands.plane == plane:
+                                self.planes_done = p
+                    done += len(items)
+                    yield PredictProgress(done, total, time.perf_counter() - start)
+                with torch.inference_mode():
+                    bands.finish()
+                self.planes_done = self.layout.n_planes
+            finally:
+                for _items, future in pending:
+                    future.cancel()
+
+    def _load(self, items, grid: TileGrid, stats: IntensityStats, pin: bool) -> torch.Tensor:
+        th, tw = grid.tile_shape
+        x = torch.empty((len(items), self.layout.channels, th, tw), pin_memory=pin)
+        buffer = x.numpy()
+        for k, (plane, _p, _r, y0, x0) in enumerate(items):
+            block = self.layout.read(self.image, plane, slice(y0, y0 + th), slice(x0, x0 + tw))
+            buffer[k] = stats.apply(block)
+        return x
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            with autocast(self.device, self.precision):
+                logits = self.model(x)
+            return torch.softmax(logits.float(), dim=1)
+
+
+def _batches(tiles, size, pool, pending, load, *args):
+    """Batches of ``(items, tensor)``, loaded ``PREFETCH`` batches ahead in ``pool``."""
+    tiles = iter(tiles)
+
+    def submit() -> bool:
+        items = list(islice(tiles, size))
+        if not items:
+            return False
+        pending.append((items, pool.submit(load, items, *args)))
+        return True
+
+    for _ in range(PREFETCH):
+        submit()
+    while pending:
+        items, future = pending.popleft()
+        x = future.result()
+        submit()
+        yield items, x
+
+
+def _check_model(model) -> None:
+    if not isinstance(model, torch.nn.Module) or not hasattr(model, "spec"):
+        raise TypeError(
+            f"model must be a napari_seg SegmentationModel (from create_model or load_model), "
+            f"got {type(model).__name__}"
+        )
+
+
+def _check_image(image) -> None:
+    dtype = getattr(image, "dtype", None)
+    shape = getattr(image, "shape", None)
+    if dtype is None or shape is None or not hasattr(image, "__getitem__"):
+        raise TypeError(f"image must be an array (numpy, dask or zarr), got {type(image).__name__}")
+    if np.dtype(dtype).kind not in "biuf":
+        raise TypeError(f"image must have a numeric dtype, got {np.dtype(dtype)}")
+
+
+def _labels_out(out, layout: ImageLayout, num_classes: int):
+    dtype = np.dtype(np.uint8 if num_classes <= 255 else np.uint16)
+    if out is None:
+        return np.zeros(layout.output_shape, dtype=dtype)
+    shape = tuple(getattr(out, "shape", ()))
+    if shape != layout.output_shape:
+        raise ValueError(f"out must have shape {layout.output_shape}, got {shape}")
+    kind = np.dtype(out.dtype)
+    if kind.kind not in "iu" or np.iinfo(kind).max < num_classes - 1:
+        raise ValueError(
+            f"out must be an integer array that holds {num_classes} classes, got dtype {kind}"
+        )
+    return out
+
+
+def _probabilities_out(out, layout: ImageLayout, num_classes: int):
+    shape = (num_classes, *layout.output_shape)
+    if out is None:
+        return np.zeros(shape, dtype=np.float16)
+    if tuple(out.shape) != shape:
+        raise ValueError(f"probabilities_out must have shape {shape}, got {tuple(out.shape)}")
+    if np.dtype(out.dtype).kind != "f":
+        raise ValueError(f"probabilities_out must be a float array, got dtype {out.dtype}")
+    return out

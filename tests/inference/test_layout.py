@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+
+from napari_seg.inference import resolve_layout
+
+
+def test_grayscale_plane():
+    layout = resolve_layout((64, 80), in_channels=1)
+    assert layout.channel_axis is None
+    assert layout.slice_axes == ()
+    assert layout.plane_shape == (64, 80)
+    assert layout.output_shape == (64, 80)
+    assert layout.n_planes == 1
+
+
+@pytest.mark.parametrize(
+    ("shape", "channels", "expected"),
+    [
+        ((64, 64, 3), 3, 2),  # RGB
+        ((64, 64, 4), 3, 2),  # RGBA into an RGB model: alpha dropped
+        ((2, 64, 64), 2, 0),  # channel-first multichannel
+        ((64, 5, 64), 5, 1),
+    ],
+)
+def test_channel_axis_is_detected(shape, channels, expected):
+    layout = resolve_layout(shape, in_channels=channels)
+    assert layout.channel_axis == expected
+    assert layout.channels == channels
+    image = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    block = layout.read(image, (), slice(0, 10), slice(0, 12))
+    assert block.shape == (channels, 10, 12)
+    np.testing.assert_array_equal(block[1], np.take(image, 1, axis=expected)[:10, :12])
+
+
+def test_stack_needs_an_axis_and_keeps_the_others():
+    with pytest.raises(ValueError, match=r"choose the axis to segment slice by slice"):
+        resolve_layout((5, 64, 64), in_channels=1)
+    layout = resolve_layout((5, 64, 64), in_channels=1, axis=0)
+    assert layout.slice_axes == (0,)
+    assert layout.n_planes == 5
+    # Slicing along Y of a ZYX stack: planes are ZX.
+    layout = resolve_layout((16, 40, 64), in_channels=1, axis=1)
+    assert layout.plane_shape == (16, 64)
+    assert layout.output_shape == (16, 40, 64)
+
+
+def test_time_series_of_multichannel_stacks():
+    layout = resolve_layout((3, 4, 2, 32, 48), in_channels=2, channel_axis=2, axis=(0, 1))
+    assert layout.n_planes == 12
+    assert layout.output_shape == (3, 4, 32, 48)
+    assert layout.plane_at(5) == (1, 1)
+    assert list(layout.planes())[5] == (1, 1)
+    assert layout.output_index((1, 1), slice(0, 2), slice(None)) == (1, 1, slice(0, 2), slice(None))
+
+
+def test_transposed_plane_axes_are_read_in_order():
+    # channel last, slicing along Y of a (Z, Y, X, C) image: plane (Z, X).
+    image = np.random.default_rng(0).random((12, 9, 16, 3)).astype(np.float32)
+    layout = resolve_layout(image.shape, in_channels=3, axis=1)
+    block = layout.read(image, (4,), slice(0, 12), slice(0, 16))
+    np.testing.assert_array_equal(block, np.moveaxis(image[:, 4], -1, 0))
+
+
+@pytest.mark.parametrize(
+    ("shape", "kwargs", "message"),
+    [
+        ((64, 64), {"in_channels": 3}, "expects 3 channels but no axis"),
+        ((64, 64, 2), {"in_channels": 3, "channel_axis": -1}, "has 2"),
+        ((0, 64), {"in_channels": 1}, "empty"),
+        ((1, 1), {"in_channels": 1}, "too small"),
+        ((64, 1), {"in_channels": 1}, "too small"),
+        ((64,), {"in_channels": 1}, "at least 2 dimensions"),
+        ((5, 64, 64), {"in_channels": 1, "axis": 3}, "out of range"),
+        ((3, 64, 64), {"in_channels": 3, "axis": 0}, "is the channel axis"),
+        ((5, 64, 64), {"in_channels": 1, "axis": 1.5}, "must be an integer"),
+    ],
+)
+def test_bad_layouts_say_what_is_wrong(shape, kwargs, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        resolve_layout(shape, **kwargs)

@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+
+from napari_seg.inference import resolve_layout
+from napari_seg.inference.normalize import compute_stats
+from napari_seg.models import Normalization
+
+
+def _stats(image, method="percentile", **kw):
+    layout = resolve_layout(image.shape, in_channels=1)
+    return layout, compute_stats(image, layout, Normalization(method=method, **kw))
+
+
+def test_percentile_maps_percentiles_to_0_and_1():
+    image = np.random.default_rng(0).gamma(2.0, 100.0, (200, 300)).astype(np.uint16)
+    layout, stats = _stats(image, low=1.0, high=99.8)
+    lo, hi = np.percentile(image, [1.0, 99.8])
+    out = stats.apply(layout.read(image, (), slice(None), slice(None)))
+    assert not stats.sampled
+    np.testing.assert_allclose(np.percentile(out, [1.0, 99.8]), [0.0, 1.0], atol=1e-5)
+    assert stats.offset[0] == pytest.approx(lo)
+    assert stats.scale[0] == pytest.approx(1 / (hi - lo))
+
+
+def test_minmax_and_meanstd():
+    image = np.linspace(10, 20, 64 * 64, dtype=np.float32).reshape(64, 64)
+    layout, stats = _stats(image, "minmax")
+    out = stats.apply(layout.read(image, (), slice(None), slice(None)))
+    assert out.min() == pytest.approx(0)
+    assert out.max() == pytest.approx(1)
+    layout, stats = _stats(image, "meanstd")
+    out = stats.apply(layout.read(image, (), slice(None), slice(None)))
+    assert out.mean() == pytest.approx(0, abs=1e-5)
+    assert out.std() == pytest.approx(1, abs=1e-4)
+    layout, stats = _stats(image, "meanstd", mean=(10.0,), std=(2.0,))
+    assert stats.offset[0] == 10
+    assert stats.scale[0] == 0.5
+
+
+def test_constant_image_does_not_divide_by_zero():
+    image = np.full((32, 32), 7, np.uint8)
+    layout, stats = _stats(image)
+    out = stats.apply(layout.read(image, (), slice(None), slice(None)))
+    assert np.all(out == 0)
+
+
+def test_nan_and_inf_are_left_out_and_mapped_into_range():
+    image = np.random.default_rng(1).random((64, 64)).astype(np.float32)
+    image[:4] = np.nan
+    image[5, 5], image[6, 6] = np.inf, -np.inf
+    layout, stats = _stats(image, "minmax")
+    assert stats.nonfinite_fraction == pytest.approx((4 * 64 + 2) / 64**2)
+    out = stats.apply(layout.read(image, (), slice(None), slice(None)))[0]
+    assert np.isfinite(out).all()
+    assert np.all(out[:4] == 0)
+    assert out[5, 5] == 1
+    assert out[6, 6] == 0
+
+
+def test_all_nan_is_an_error():
+    with pytest.raises(ValueError, match="no finite value"):
+        _stats(np.full((16, 16), np.nan, np.float32))
+
+
+class _CountingArray:
+    """An array-like that records every region read from it."""
+
+    def __init__(self, data):
+        self.data, self.shape, self.dtype, self.ndim = data, data.shape, data.dtype, data.ndim
+        self.reads: list[int] = []
+
+    def __getitem__(self, index):
+        block = self.data[index]
+        self.reads.append(block.size)
+        return block
+
+
+def test_lazy_inputs_are_sampled_by_blocks():
+    data = np.random.default_rng(2).integers(0, 4000, (3000, 3000), dtype=np.uint16)
+    lazy = _CountingArray(data)
+    _layout, stats = _stats(lazy)
+    assert stats.sampled
+    assert max(lazy.reads) <= 256 * 256
+    assert sum(lazy.reads) < data.size
+    lo, hi = np.percentile(data, [1.0, 99.8])
+    assert stats.offset[0] == pytest.approx(lo, rel=0.05)
+    assert 1 / stats.scale[0] + stats.offset[0] == pytest.approx(hi, rel=0.05)

@@ -1,0 +1,334 @@
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from napari_seg.inference import (
+    PredictConfig,
+    PredictProgress,
+    PredictStarted,
+    PredictWarning,
+    SettingsAdjusted,
+    iter_predict,
+    predict,
+    resolve_layout,
+)
+from napari_seg.inference._runtime import resolve_precision
+from napari_seg.inference.normalize import compute_stats
+from napari_seg.models import ModelSpec, create_model
+from napari_seg.sample_data import cells_2d
+
+FP32 = {"precision": "fp32"}
+
+
+def _model(in_channels=1, num_classes=3, depth=3, width=8, seed=0):
+    torch.manual_seed(seed)
+    spec = ModelSpec(
+        "unet",
+        encoder="classic",
+        in_channels=in_channels,
+        num_classes=num_classes,
+        options={"depth": depth, "base_width": width},
+    )
+    return create_model(spec).eval()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return _model()
+
+
+@pytest.fixture(scope="module")
+def image():
+    return cells_2d((200, 333), seed=3)[0]
+
+
+def _whole(model, image):
+    """Probabilities of the whole image in one forward pass (the oracle)."""
+    layout = resolve_layout(image.shape, in_channels=model.spec.in_channels)
+    stats = compute_stats(image, layout, model.spec.normalization)
+    x = torch.from_numpy(stats.apply(layout.read(image, (), slice(None), slice(None))))
+    with torch.no_grad():
+        return torch.softmax(model(x[None]), 1)[0].numpy()
+
+
+@pytest.mark.parametrize("blending", ["gaussian", "cosine"])
+def test_tiled_prediction_agrees_with_whole_image(model, image, blending):
+    whole = _whole(model, image)
+    result = predict(
+        model,
+        image,
+        tile=96,
+        overlap=64,
+        batch_size=3,
+        blending=blending,
+        probabilities=True,
+        **FP32,
+    )
+    assert result.labels.shape == image.shape
+    assert result.labels.dtype == np.uint8
+    agreement = (result.labels == whole.argmax(0)).mean()
+    assert agreement >= 0.999
+    probs = result.probabilities.astype(np.float32)
+    assert result.probabilities.dtype == np.float16
+    assert probs.shape == (3, *image.shape)
+    np.testing.assert_allclose(probs.sum(0), 1.0, atol=3e-3)
+    assert np.median(np.abs(probs - whole)) < 1e-2
+
+
+def test_single_tile_equals_whole_image(model, image):
+    result = predict(model, image, tile=512, **FP32)
+    np.testing.assert_array_equal(result.labels, _whole(model, image).argmax(0))
+
+
+def test_events_describe_the_job(model, image):
+    gen = iter_predict(model, image, tile=96, overlap=32, batch_size=2, **FP32)
+    events = []
+    try:
+        while True:
+            events.append(next(gen))
+    except StopIteration as stop:
+        result = stop.value
+    started = events[0]
+    assert isinstance(started, PredictStarted)
+    assert (started.tile, started.overlap, started.batch_size) == (96, 32, 2)
+    assert started.device == "cpu"
+    assert "cpu" in started.device_description
+    progress = [e for e in events if isinstance(e, PredictProgress)]
+    assert len(progress) == -(-started.tiles_total // 2)
+    assert progress[-1].tiles_done == started.tiles_total
+    assert progress[-1].eta_s == 0
+    assert all(a.tiles_done < b.tiles_done for a, b in itertools.pairwise(progress))
+    assert result.seconds > 0
+    assert result.precision == "fp32"
+
+
+def test_model_is_left_in_eval_and_contiguous(image):
+    model = _model()
+    model.train()
+    predict(model, image, tile=128, **FP32)
+    assert not model.training
+    assert all(p.is_contiguous() for p in model.parameters())
+
+
+def test_rgb_rgba_and_channel_first_inputs_agree():
+    model = _model(in_channels=3)
+    rng = np.random.default_rng(0)
+    rgb = (rng.random((80, 96, 3)) * 255).astype(np.uint8)
+    rgba = np.concatenate([rgb, np.full((80, 96, 1), 255, np.uint8)], axis=-1)
+    a = predict(model, rgb, tile=64, **FP32).labels
+    b = predict(model, rgba, tile=64, **FP32).labels
+    c = predict(model, np.moveaxis(rgb, -1, 0).copy(), tile=64, **FP32).labels
+    assert a.shape == (80, 96)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, c)
+
+
+def test_stack_is_segmented_slice_by_slice(model):
+    rng = np.random.default_rng(1)
+    stack = (rng.random((4, 70, 90)) * 1000).astype(np.uint16)
+    stack_result = predict(model, stack, axis=0, tile=64, batch_size=5, **FP32).labels
+    assert stack_result.shape == stack.shape
+    # Normalisation is computed on the whole stack, so compare with a model
+    # that normalises nothing and inputs scaled the same way.
+    plain = _model()
+    plain.spec = plain.spec.with_(normalization=plain.spec.normalization.__class__("none"))
+    scaled = stack.astype(np.float32) / 1000
+    together = predict(plain, scaled, axis=0, tile=64, batch_size=5, **FP32).labels
+    for z in range(4):
+        alone = predict(plain, scaled[z], tile=64, **FP32).labels
+        np.testing.assert_array_equal(together[z], alone)
+
+
+def test_time_series_of_stacks_keeps_every_axis(model):
+    data = np.random.default_rng(2).random((2, 3, 40, 48)).astype(np.float32)
+    result = predict(model, data, axis=(0, 1), tile=32, **FP32)
+    assert result.labels.shape == data.shape
+
+
+def test_more_than_255_classes_gives_uint16():
+    model = _model(num_classes=300, depth=2, width=4)
+    result = predict(model, np.random.default_rng(0).random((40, 40)), **FP32)
+    assert result.labels.dtype == np.uint16
+    assert result.labels.max() < 300
+
+
+def test_writes_into_a_zarr_store(model, image, tmp_path):
+    zarr = pytest.importorskip("zarr")
+    out = zarr.open(
+        str(tmp_path / "labels.zarr"), mode="w", shape=image.shape, chunks=(64, 64), dtype="uint8"
+    )
+    result = predict(model, image, out=out, tile=96, **FP32)
+    assert result.labels is out
+    reopened = zarr.open(str(tmp_path / "labels.zarr"), mode="r")
+    np.testing.assert_array_equal(reopened[:], predict(model, image, tile=96, **FP32).labels)
+
+
+class _CountingArray:
+    """Array-like recording the size of every region read."""
+
+    def __init__(self, data):
+        self.data, self.shape, self.dtype, self.ndim = data, data.shape, data.dtype, data.ndim
+        self.reads: list[int] = []
+
+    def __getitem__(self, index):
+        block = self.data[index]
+        self.reads.append(block.size)
+        return block
+
+
+def test_dask_input_is_read_tile_by_tile(model):
+    da = pytest.importorskip("dask.array")
+    from dask.callbacks import Callback
+
+    data = cells_2d((1024, 768), seed=5)[0]
+    source = _CountingArray(data)
+    lazy = da.from_array(source, chunks=(64, 64), asarray=False)
+    chunks_per_compute: list[int] = []
+
+    class Count(Callback):
+        def _start(self, dsk):
+            self.before = len(source.reads)
+
+        def _finish(self, dsk, state, errored):
+            chunks_per_compute.append(len(source.reads) - self.before)
+
+    with Count():
+        result = predict(model, lazy, tile=128, overlap=32, **FP32)
+    n_chunks = lazy.npartitions
+    assert chunks_per_compute, "the dask array was never computed"
+    # Each compute reads the chunks under one tile (or one 256-pixel
+    # normalisation sample block), never the whole array.
+    assert max(chunks_per_compute) <= (256 // 64 + 1) ** 2 < n_chunks / 4
+    assert max(source.reads) <= 64 * 64
+    assert sum(source.reads) < 4 * data.size
+    np.testing.assert_array_equal(
+        result.labels, predict(model, data, tile=128, overlap=32, **FP32).labels
+    )
+
+
+def test_closing_the_generator_cancels_within_a_batch(image):
+    model = _model()
+    source = _CountingArray(image)
+    gen = iter_predict(model, source, tile=64, overlap=16, batch_size=1, **FP32)
+    event = next(gen)
+    while not isinstance(event, PredictProgress):
+        event = next(gen)
+    reads = len(source.reads)
+    gen.close()
+    assert event.tiles_done == 1
+    assert event.tiles_total > 10
+    # At most the batches prefetched before the close were read; no more afterwards.
+    assert len(source.reads) == reads
+    with pytest.raises(StopIteration):
+        next(gen)
+    assert all(p.is_contiguous() for p in model.parameters())
+
+
+def test_out_of_memory_halves_batch_then_tile(image, monkeypatch):
+    model = _model()
+    forward = model.forward
+
+    def limited(x):
+        if x.shape[0] > 1 or x.shape[-1] > 64:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return forward(x)
+
+    monkeypatch.setattr(model, "forward", limited)
+    gen = iter_predict(model, image, tile=128, overlap=32, batch_size=4, **FP32)
+    events = []
+    try:
+        while True:
+            events.append(next(gen))
+    except StopIteration as stop:
+        result = stop.value
+    adjusted = [e for e in events if isinstance(e, SettingsAdjusted)]
+    assert [(e.batch_size, e.tile) for e in adjusted] == [(2, 128), (1, 128), (1, 64)]
+    assert all("out of memory" in e.reason for e in adjusted)
+    assert (result.tile, result.batch_size) == (64, 1)
+    monkeypatch.undo()
+    expected = predict(model, image, tile=64, overlap=32, batch_size=1, **FP32).labels
+    np.testing.assert_array_equal(result.labels, expected)
+
+
+def test_other_errors_are_not_taken_for_out_of_memory(image, monkeypatch):
+    model = _model()
+
+    def broken(x):
+        raise RuntimeError("something else")
+
+    monkeypatch.setattr(model, "forward", broken)
+    with pytest.raises(RuntimeError, match="something else"):
+        predict(model, image, **FP32)
+
+
+def test_partial_nan_gives_a_warning_event(model):
+    image = np.random.default_rng(0).random((64, 64)).astype(np.float32)
+    image[:8] = np.nan
+    events = list(iter_predict(model, image, **FP32))
+    warnings = [e for e in events if isinstance(e, PredictWarning)]
+    assert len(warnings) == 1
+    assert "NaN" in warnings[0].message
+
+
+@pytest.mark.parametrize(
+    ("image", "kwargs", "error", "message"),
+    [
+        (np.zeros((64, 64, 2), np.float32), {}, ValueError, "expects 1 input channel"),
+        (np.zeros((0, 64), np.float32), {}, ValueError, "empty"),
+        (np.zeros((1, 1), np.float32), {}, ValueError, "too small"),
+        (np.full((32, 32), np.nan, np.float32), {}, ValueError, "no finite value"),
+        (np.zeros((32, 32), np.complex64), {}, TypeError, "numeric dtype"),
+        (np.array([["a"] * 32] * 32), {}, TypeError, "numeric dtype"),
+        (np.zeros((4, 32, 32), np.float32), {}, ValueError, "choose the axis"),
+        ([[1, 2], [3, 4]], {}, TypeError, "must be an array"),
+        (np.zeros((32, 32)), {"tile": 8}, ValueError, "tile must be >= 32"),
+        (np.zeros((32, 32)), {"tile": 64, "overlap": 64}, ValueError, "overlap must be smaller"),
+        (np.zeros((32, 32)), {"precision": "int8"}, ValueError, "precision must be one of"),
+        (np.zeros((32, 32)), {"precision": "fp16"}, ValueError, "fp16 is not supported on the CPU"),
+        (np.zeros((32, 32)), {"device": "cuda:7"}, ValueError, "CUDA"),
+        (np.zeros((32, 32)), {"out": np.zeros((31, 32), np.uint8)}, ValueError, "out must have"),
+        (np.zeros((32, 32)), {"out": np.zeros((32, 32), np.float32)}, ValueError, "integer"),
+        (np.zeros((32, 32)), {"tiles": 3}, TypeError, "tiles"),
+    ],
+)
+def test_bad_inputs_fail_at_the_call_with_a_clear_message(model, image, kwargs, error, message):
+    if "cuda" in str(kwargs.get("device", "")) and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    with pytest.raises(error, match=message):
+        iter_predict(model, image, **kwargs)
+
+
+def test_model_must_be_a_segmentation_model(image):
+    with pytest.raises(TypeError, match="SegmentationModel"):
+        predict(torch.nn.Conv2d(1, 2, 3), image)
+
+
+def test_auto_precision_follows_the_hardware():
+    cpu = torch.device("cpu")
+    from napari_seg.inference._runtime import cpu_has_native_bf16
+
+    assert resolve_precision("auto", cpu) == ("bf16" if cpu_has_native_bf16() else "fp32")
+    assert resolve_precision("fp32", cpu) == "fp32"
+    assert resolve_precision("bf16", cpu) == "bf16"
+
+
+def test_config_round_trips_through_json():
+    config = PredictConfig(tile=256, overlap=32, axis=(0, 1), probabilities=True)
+    assert PredictConfig.from_json(config.to_json()) == config
+    with pytest.raises(ValueError, match="unknown prediction setting"):
+        PredictConfig.from_dict({"tiles": 3})
+    with pytest.raises(TypeError, match="batch_size must be an integer"):
+        PredictConfig(batch_size=1.5).validate()
+
+
+@pytest.mark.gpu
+def test_cuda_prediction_matches_cpu(image):
+    model = _model()
+    cpu = predict(model, image, tile=128, device="cpu", **FP32).labels
+    gpu = predict(model, image, tile=128, device="cuda", precision="bf16", batch_size=4)
+    assert gpu.device.startswith("cuda")
+    assert gpu.precision == "bf16"
+    assert (gpu.labels == cpu).mean() >= 0.99
+    assert torch.cuda.memory_allocated() < 200 * 2**20  # released apart from the model
