@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
+from . import __version__, _cli_predict
 
 EXIT_ERROR = 1
 
@@ -186,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", default="napari-seg-demo", help="folder for headless outputs (created)"
     )
     p.set_defaults(func=_cmd_demo)
+
+    _cli_predict.add_parser(sub)
     return parser
 
 

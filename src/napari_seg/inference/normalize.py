@@ -92,9 +92,9 @@ def compute_stats(image, layout: ImageLayout, normalization: Normalization) -> I
     for ch in range(c):
         values = sample[ch][finite[ch]]
         if values.size == 0:
-            where = "the sampled pixels" if sampled else "the image"
+            where = "the sampled part of the image" if sampled else "the image"
             raise ValueError(
-                f"{where} of channel {ch} have no finite value (all NaN or infinite); "
+                f"{where} has no finite value in channel {ch} (all NaN or infinite); "
                 "nothing to normalise"
             )
         lo, hi = _range(values, normalization)

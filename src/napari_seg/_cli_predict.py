@@ -1,0 +1,150 @@
+"""``napari-seg predict``: segment image files in batch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_ERROR = 1
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="segment image files into labels TIFFs",
+        description=(
+            "Segment TIFF, PNG/JPEG, NumPy (.npy) or zarr images tile by tile. Writes "
+            "NAME_labels.tif (and NAME_probabilities.tif with --probabilities) per input."
+        ),
+    )
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files")
+    p.add_argument("--model", required=True, type=Path, help="model file (.safetensors)")
+    p.add_argument("--output", required=True, type=Path, help="output folder (created)")
+    p.add_argument("--config", type=Path, help="JSON file of prediction settings")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--tile", type=int, help="tile side in pixels (default: automatic)")
+    p.add_argument("--overlap", type=int, help="overlap between tiles (default: tile/4)")
+    p.add_argument("--batch", type=int, dest="batch_size", help="tiles per forward pass")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"))
+    p.add_argument("--blending", choices=("gaussian", "cosine", "constant"))
+    p.add_argument("--channel-axis", type=int, help="channel axis of the inputs (detected)")
+    p.add_argument(
+        "--axis",
+        type=_axes,
+        help="axis of a stack to segment slice by slice along, e.g. 0 (several: 0,1)",
+    )
+    p.add_argument("--probabilities", action="store_true", default=None, help="also write them")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _axes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(a) for a in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected integers separated by commas, got {text!r}"
+        ) from None
+
+
+def build_config(args: argparse.Namespace):
+    """The job's PredictConfig: the --config file, then the flags given."""
+    from .inference import PredictConfig
+
+    config = PredictConfig()
+    if args.config is not None:
+        try:
+            config = PredictConfig.from_json(args.config.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--config {args.config} is not valid JSON: {exc}") from None
+    changes = {
+        name: getattr(args, name)
+        for name in (
+            "device",
+            "tile",
+            "overlap",
+            "batch_size",
+            "precision",
+            "blending",
+            "channel_axis",
+            "probabilities",
+        )
+        if getattr(args, name) is not None
+    }
+    if args.axis is not None:
+        changes["axis"] = args.axis[0] if len(args.axis) == 1 else args.axis
+    return config.with_(**changes)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ._io import output_stem
+    from .models import load_model
+
+    config = build_config(args)
+    stems = [output_stem(p) for p in args.inputs]
+    clashes = sorted({s for s in stems if stems.count(s) > 1})
+    if clashes:
+        raise ValueError(f"several inputs would write the same outputs: {', '.join(clashes)}")
+    model = load_model(args.model)
+    args.output.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for path, stem in zip(args.inputs, stems, strict=True):
+        try:
+            written = _predict_one(model, path, args.output, stem, config, args.quiet)
+        except (ValueError, TypeError, OSError, MemoryError) as exc:
+            failed += 1
+            print(f"napari-seg predict: error: {path}: {exc}", file=sys.stderr)
+            continue
+        print(f"{path} -> {', '.join(str(w) for w in written)}")
+    if failed:
+        print(f"napari-seg predict: {failed} of {len(stems)} input(s) failed", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+def _predict_one(model, path: Path, folder: Path, stem: str, config, quiet: bool) -> list[Path]:
+    from tqdm import tqdm
+
+    from ._io import read_image, write_tiff
+    from .inference import PredictProgress, PredictStarted, SettingsAdjusted, iter_predict
+
+    image = read_image(path)
+    events = iter_predict(model, image, config)
+    bar = None
+    try:
+        while True:
+            try:
+                event = next(events)
+            except StopIteration as stop:
+                result = stop.value
+                break
+            if isinstance(event, PredictStarted):
+                bar = tqdm(
+                    total=event.tiles_total,
+                    desc=f"{path.name} ({event.device}, {event.precision})",
+                    unit="tile",
+                    disable=quiet,
+                    file=sys.stderr,
+                )
+            elif isinstance(event, PredictProgress) and bar is not None:
+                bar.total = event.tiles_total
+                bar.n = event.tiles_done
+                bar.refresh()
+            elif isinstance(event, SettingsAdjusted) and bar is not None:
+                bar.write(f"napari-seg predict: {event.reason}", file=sys.stderr)
+            elif not isinstance(event, PredictProgress):
+                print(f"napari-seg predict: warning: {path}: {event.message}", file=sys.stderr)
+    finally:
+        events.close()
+        if bar is not None:
+            bar.close()
+    spec = model.spec
+    metadata = {"classes": list(spec.class_names), "model": spec.architecture}
+    written = [folder / f"{stem}_labels.tif"]
+    write_tiff(written[0], result.labels, metadata=metadata)
+    if result.probabilities is not None:
+        written.append(folder / f"{stem}_probabilities.tif")
+        write_tiff(written[1], result.probabilities, metadata=metadata)
+    return written

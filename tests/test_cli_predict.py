@@ -1,0 +1,170 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from napari_seg.cli import main
+from napari_seg.inference import predict
+from napari_seg.models import ModelSpec, create_model, load_model, save_model
+from napari_seg.sample_data import cells_2d, cells_3d
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    torch.manual_seed(0)
+    spec = ModelSpec(
+        "unet",
+        encoder="classic",
+        in_channels=1,
+        num_classes=3,
+        options={"depth": 3, "base_width": 8},
+    )
+    path = tmp_path_factory.mktemp("model") / "model.safetensors"
+    save_model(create_model(spec), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def image():
+    return cells_2d((150, 210), seed=1)[0]
+
+
+def _expected(model_file, image, **kwargs):
+    return predict(load_model(model_file), image, tile=64, precision="fp32", **kwargs)
+
+
+def _args(model_file, out, *inputs, extra=()):
+    return [
+        "predict",
+        "--model",
+        str(model_file),
+        "--output",
+        str(out),
+        "--tile",
+        "64",
+        "--precision",
+        "fp32",
+        "--quiet",
+        *extra,
+        *map(str, inputs),
+    ]
+
+
+def test_every_input_format_gives_the_core_labels(model_file, image, tmp_path, capsys):
+    zarr = pytest.importorskip("zarr")
+    import imageio.v3 as iio
+
+    src = tmp_path / "in"
+    src.mkdir()
+    tifffile.imwrite(src / "plain.tif", image)
+    tifffile.imwrite(src / "packed.tiff", image, compression="zlib", tile=(64, 64))
+    np.save(src / "array.npy", image)
+    z = zarr.open(
+        str(src / "store.zarr"), mode="w", shape=image.shape, chunks=(64, 64), dtype=image.dtype
+    )
+    z[:] = image
+    png = (image // 256).astype(np.uint8)
+    iio.imwrite(src / "picture.png", png)
+    inputs = ["plain.tif", "packed.tiff", "array.npy", "store.zarr", "picture.png"]
+    out = tmp_path / "out"
+    assert main(_args(model_file, out, *(src / i for i in inputs))) == 0
+    expected = _expected(model_file, image).labels
+    for name in inputs[:4]:
+        labels = tifffile.imread(out / f"{name.split('.')[0]}_labels.tif")
+        np.testing.assert_array_equal(labels, expected)
+    np.testing.assert_array_equal(
+        tifffile.imread(out / "picture_labels.tif"), _expected(model_file, png).labels
+    )
+    assert "plain.tif ->" in capsys.readouterr().out
+    with tifffile.TiffFile(out / "plain_labels.tif") as tif:
+        assert tif.shaped_metadata[0]["classes"] == ["background", "class 1", "class 2"]
+
+
+def test_probabilities_and_stacks(model_file, tmp_path):
+    stack = cells_3d((3, 64, 80), seed=2)[0]
+    tifffile.imwrite(tmp_path / "stack.tif", stack)
+    out = tmp_path / "out"
+    args = _args(model_file, out, tmp_path / "stack.tif", extra=("--axis", "0", "--probabilities"))
+    assert main(args) == 0
+    labels = tifffile.imread(out / "stack_labels.tif")
+    probs = tifffile.imread(out / "stack_probabilities.tif")
+    assert labels.shape == stack.shape and labels.dtype == np.uint8
+    assert probs.shape == (3, *stack.shape) and probs.dtype == np.float16
+    np.testing.assert_array_equal(labels, _expected(model_file, stack, axis=0).labels)
+
+
+def test_config_file_is_read_and_flags_override_it(model_file, image, tmp_path):
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    config = tmp_path / "predict.json"
+    config.write_text(json.dumps({"tile": 32, "overlap": 8, "blending": "cosine"}))
+    out = tmp_path / "out"
+    assert main(_args(model_file, out, tmp_path / "img.tif", extra=("--config", str(config)))) == 0
+    # --tile 64 in _args overrides the file's 32; overlap and blending come from the file.
+    expected = _expected(model_file, image, overlap=8, blending="cosine").labels
+    np.testing.assert_array_equal(tifffile.imread(out / "img_labels.tif"), expected)
+    config.write_text("{not json")
+    assert main(_args(model_file, out, tmp_path / "img.tif", extra=("--config", str(config)))) == 1
+
+
+def test_bad_inputs_fail_clearly_and_the_good_ones_are_still_written(
+    model_file, image, tmp_path, capsys
+):
+    tifffile.imwrite(tmp_path / "good.tif", image)
+    tifffile.imwrite(tmp_path / "rgb.tif", np.zeros((64, 64, 3), np.uint8))
+    tifffile.imwrite(tmp_path / "stack.tif", np.zeros((3, 64, 64), np.uint8))
+    tifffile.imwrite(tmp_path / "dot.tif", np.zeros((1, 1), np.uint8))
+    tifffile.imwrite(tmp_path / "nan.tif", np.full((32, 32), np.nan, np.float32))
+    (tmp_path / "notes.txt").write_text("hello")
+    np.save(tmp_path / "text.npy", np.array([["a"] * 20] * 20))
+    bad = ["rgb.tif", "stack.tif", "dot.tif", "nan.tif", "notes.txt", "text.npy", "missing.tif"]
+    out = tmp_path / "out"
+    inputs = [tmp_path / "good.tif", *(tmp_path / b for b in bad)]
+    assert main(_args(model_file, out, *inputs)) == 1
+    err = capsys.readouterr().err
+    for needle in (
+        "rgb.tif: the model expects 1 input channel",
+        "stack.tif: image of shape (3, 64, 64) has 3 non-channel axes",
+        "dot.tif: image planes of 1x1 pixels are too small",
+        "nan.tif: the image has no finite value in channel 0",
+        "notes.txt: unsupported input",
+        "text.npy: image must have a numeric dtype",
+        "missing.tif: input not found",
+        "7 of 8 input(s) failed",
+    ):
+        assert needle in err
+    assert sorted(os.listdir(out)) == ["good_labels.tif"]
+
+
+def test_usage_errors(model_file, tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    for folder in (a, b):
+        tifffile.imwrite(folder / "same.tif", np.zeros((32, 32), np.uint8))
+    assert main(_args(model_file, tmp_path / "out", a / "same.tif", b / "same.tif")) == 1
+    assert "several inputs would write the same outputs: same" in capsys.readouterr().err
+    assert main(_args(tmp_path / "nope.safetensors", tmp_path / "out", a / "same.tif")) == 1
+    assert "nope.safetensors" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(_args(model_file, tmp_path / "out", a / "same.tif", extra=("--axis", "z")))
+    assert "expected integers" in capsys.readouterr().err
+
+
+def test_a_failed_write_leaves_the_previous_output_intact(model_file, image, tmp_path, monkeypatch):
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    out = tmp_path / "out"
+    out.mkdir()
+    previous = out / "img_labels.tif"
+    previous.write_bytes(b"an earlier result")
+    real = tifffile.imwrite
+
+    def crash(handle, data, **kwargs):
+        real(handle, data[: len(data) // 2], **kwargs)  # half the data, then the disk fills up
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tifffile, "imwrite", crash)
+    assert main(_args(model_file, out, tmp_path / "img.tif")) == 1
+    assert previous.read_bytes() == b"an earlier result"
+    assert os.listdir(out) == ["img_labels.tif"]  # no temporary file left behind
