@@ -91,8 +91,10 @@ def test_probabilities_and_stacks(model_file, tmp_path):
     assert main(args) == 0
     labels = tifffile.imread(out / "stack_labels.tif")
     probs = tifffile.imread(out / "stack_probabilities.tif")
-    assert labels.shape == stack.shape and labels.dtype == np.uint8
-    assert probs.shape == (3, *stack.shape) and probs.dtype == np.float16
+    assert labels.shape == stack.shape
+    assert labels.dtype == np.uint8
+    assert probs.shape == (3, *stack.shape)
+    assert probs.dtype == np.float16
     np.testing.assert_array_equal(labels, _expected(model_file, stack, axis=0).labels)
 
 
