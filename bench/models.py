@@ -22,17 +22,9 @@ import time
 import numpy as np
 import torch
 
+from napari_seg.inference._runtime import cpu_has_native_bf16
 from napari_seg.models import ModelSpec, create_model, list_architectures, model_stats
 from napari_seg.sample_data import cells_2d
-
-
-def cpu_has_native_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            flags = handle.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def time_ms(fn, repeats: int) -> float:

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from ._layers import labels_layer_kwargs
+
 CLASS_NAMES = ("background", "cytoplasm", "nucleus")
 CLASS_COLORS = ((0.0, 0.0, 0.0, 0.0), (0.12, 0.47, 0.71, 1.0), (1.0, 0.5, 0.05, 1.0))
 _LEVELS = (0.06, 0.3, 0.75)
@@ -105,13 +107,7 @@ def _ellipse_mask(shape, center, radii, angle, grid):
 
 def label_layer_kwargs(name: str) -> dict[str, Any]:
     """Layer keyword arguments naming and colouring the sample classes."""
-    colors = {i: c for i, c in enumerate(CLASS_COLORS)}
-    colors[None] = (0.0, 0.0, 0.0, 0.0)
-    return {
-        "name": name,
-        "colormap": colors,
-        "features": {"index": list(range(len(CLASS_NAMES))), "class": list(CLASS_NAMES)},
-    }
+    return labels_layer_kwargs(name, CLASS_NAMES, CLASS_COLORS)
 
 
 def cells_2d_layers() -> list[tuple[Any, dict[str, Any], str]]:

@@ -14,6 +14,7 @@ if "triton" not in sys.modules and os.environ.get("NAPARI_SEG_ALLOW_TRITON") != 
     sys.modules["triton"] = None  # makes `import triton` raise ImportError
 
 from ._model import ModelWidget, model_widget
+from ._segment import SegmentWidget, segment_widget
 from ._shared import current_model_for
 
-__all__ = ["ModelWidget", "current_model_for", "model_widget"]
+__all__ = ["ModelWidget", "SegmentWidget", "current_model_for", "model_widget", "segment_widget"]

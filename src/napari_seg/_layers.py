@@ -1,0 +1,29 @@
+"""Layer keyword arguments for class labels (plain dicts; no napari import)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+def labels_layer_kwargs(
+    name: str, class_names: Sequence[str], class_colors: Sequence[Sequence[float]]
+) -> dict[str, Any]:
+    """``add_labels`` keyword arguments naming and colouring classes.
+
+    The colormap maps each class index to its RGBA colour (unknown ids are
+    transparent) and the layer features hold ``index`` and ``class`` columns,
+    so napari shows the class name under the cursor.
+    """
+    if len(class_names) != len(class_colors):
+        raise ValueError(
+            f"class_names and class_colors must be as long, got {len(class_names)} "
+            f"and {len(class_colors)}"
+        )
+    colors: dict[Any, tuple[float, ...]] = {i: tuple(c) for i, c in enumerate(class_colors)}
+    colors[None] = (0.0, 0.0, 0.0, 0.0)
+    return {
+        "name": name,
+        "colormap": colors,
+        "features": {"index": list(range(len(class_names))), "class": list(class_names)},
+    }

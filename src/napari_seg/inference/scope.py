@@ -1,0 +1,124 @@
+"""Which part of a layer's array a Segment run covers (no napari import).
+
+The widget describes the viewer's state (displayed axes, current step,
+visible box) with plain numbers; this module turns it into indices for the
+image array, the labels array and the predictor's axes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+SCOPES = ("slice", "stack", "visible")
+
+
+@dataclass(frozen=True)
+class ScopePlan:
+    """Indices and axes for one Segment run.
+
+    Attributes
+    ----------
+    data_index : tuple
+        Index into the image array (integers fix slice axes, slices crop).
+    labels_index : tuple
+        The same region in the labels array (the channel axis removed).
+    labels_shape : tuple of int
+        Shape of the full labels array for the image.
+    channel_axis : int or None
+        Channel axis of the indexed image.
+    axis : tuple of int or None
+        Axes of the indexed image to segment slice by slice along.
+    origin : tuple of int
+        Start of the region along each labels axis.
+    """
+
+    data_index: tuple
+    labels_index: tuple
+    labels_shape: tuple[int, ...]
+    channel_axis: int | None
+    axis: tuple[int, ...] | None
+    origin: tuple[int, ...]
+
+
+def plan_scope(
+    shape: Sequence[int],
+    *,
+    in_channels: int,
+    rgb: bool,
+    displayed: Sequence[int],
+    step: Sequence[int],
+    scope: str = "stack",
+    visible: Sequence[tuple[int, int]] | None = None,
+) -> ScopePlan:
+    """Plan a run over ``scope`` of an image layer's array of ``shape``.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Shape of the layer's data (with the RGB axis last when ``rgb``).
+    in_channels : int
+        Channels the model expects. For non-RGB layers with more than one,
+        the channel axis is the first non-displayed axis of that size.
+    rgb : bool
+        Whether the layer is RGB(A) (channels on the last data axis).
+    displayed : sequence of int
+        Layer axes shown in the canvas; the last two are the plane axes.
+    step : sequence of int
+        Current index along every layer axis.
+    scope : {"slice", "stack", "visible"}
+        The current slice, every slice, or the visible part of the current slice.
+    visible : sequence of (int, int), optional
+        ``[start, stop)`` per layer axis of the visible region (for ``"visible"``).
+
+    Returns
+    -------
+    ScopePlan
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
+    shape = tuple(int(n) for n in shape)
+    layer_ndim = len(shape) - 1 if rgb else len(shape)
+    plane = [int(a) for a in displayed][-2:]
+    if len(plane) != 2:
+        raise ValueError(f"two displayed axes are needed to segment planes, got {displayed}")
+    others = [a for a in range(layer_ndim) if a not in plane]
+    channel_axis = len(shape) - 1 if rgb else None
+    if not rgb and in_channels > 1:
+        fits = [a for a in others if shape[a] == in_channels]
+        if not fits:
+            raise ValueError(
+                f"the model expects {in_channels} channels but no slider axis of the image "
+                f"(shape {shape}) has that size; split or merge channels to match the model"
+            )
+        channel_axis = fits[0]
+    slice_axes = [a for a in others if a != channel_axis]
+    index: list = [slice(None)] * len(shape)
+    if scope != "stack":
+        for a in slice_axes:
+            index[a] = int(step[a])
+    if scope == "visible":
+        if visible is None:
+            raise ValueError("the visible region is unknown; draw the canvas first")
+        for a in plane:
+            lo, hi = (max(0, min(shape[a], int(v))) for v in visible[a])
+            index[a] = slice(lo, hi)
+    return _plan(shape, index, channel_axis, plane)
+
+
+def _plan(
+    shape: tuple[int, ...], index: list, channel_axis: int | None, plane: list[int]
+) -> ScopePlan:
+    kept = [a for a, i in enumerate(index) if not isinstance(i, int)]
+    labels_axes = [a for a in range(len(shape)) if a != channel_axis]
+    slice_axes = [kept.index(a) for a in kept if a != channel_axis and a not in plane]
+    return ScopePlan(
+        data_index=tuple(index),
+        labels_index=tuple(index[a] for a in labels_axes),
+        labels_shape=tuple(shape[a] for a in labels_axes),
+        channel_axis=None if channel_axis is None else kept.index(channel_axis),
+        axis=tuple(slice_axes) or None,
+        origin=tuple(
+            index[a] if isinstance(index[a], int) else (index[a].start or 0) for a in labels_axes
+        ),
+    )

@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+
+from napari_seg.inference import resolve_layout
+from napari_seg.inference.scope import plan_scope
+
+
+def test_whole_2d_image():
+    plan = plan_scope((100, 120), in_channels=1, rgb=False, displayed=(0, 1), step=(0, 0))
+    assert plan.data_index == (slice(None), slice(None))
+    assert plan.labels_shape == (100, 120)
+    assert plan.axis is None
+    assert plan.channel_axis is None
+    assert plan.origin == (0, 0)
+
+
+def test_rgb_layer_keeps_channels_last():
+    plan = plan_scope((50, 60, 3), in_channels=3, rgb=True, displayed=(0, 1), step=(0, 0))
+    assert plan.channel_axis == 2
+    assert plan.labels_shape == (50, 60)
+
+
+def test_stack_current_slice_and_whole_stack():
+    shape = (5, 64, 80)
+    slice_plan = plan_scope(
+        shape, in_channels=1, rgb=False, displayed=(1, 2), step=(3, 0, 0), scope="slice"
+    )
+    assert slice_plan.data_index == (3, slice(None), slice(None))
+    assert slice_plan.labels_index == (3, slice(None), slice(None))
+    assert slice_plan.axis is None
+    assert slice_plan.origin == (3, 0, 0)
+    stack_plan = plan_scope(shape, in_channels=1, rgb=False, displayed=(1, 2), step=(3, 0, 0))
+    assert stack_plan.axis == (0,)
+    layout = resolve_layout(shape, in_channels=1, axis=stack_plan.axis)
+    assert layout.n_planes == 5
+
+
+def test_multichannel_stack_with_channels_on_a_slider():
+    # (T, C, Y, X) with C = 2 as a slider axis.
+    shape = (4, 2, 40, 48)
+    plan = plan_scope(shape, in_channels=2, rgb=False, displayed=(2, 3), step=(1, 0, 0, 0))
+    assert plan.channel_axis == 1
+    assert plan.axis == (0,)
+    assert plan.labels_shape == (4, 40, 48)
+    image = np.zeros(shape, np.float32)
+    cropped = image[plan.data_index]
+    layout = resolve_layout(
+        cropped.shape, in_channels=2, channel_axis=plan.channel_axis, axis=plan.axis
+    )
+    assert layout.output_shape == plan.labels_shape
+    slice_plan = plan_scope(
+        shape, in_channels=2, rgb=False, displayed=(2, 3), step=(1, 0, 0, 0), scope="slice"
+    )
+    assert slice_plan.channel_axis == 0
+    assert slice_plan.axis is None
+    assert slice_plan.labels_index == (1, slice(None), slice(None))
+
+
+def test_visible_region_is_clipped_to_the_image():
+    plan = plan_scope(
+        (5, 64, 80),
+        in_channels=1,
+        rgb=False,
+        displayed=(1, 2),
+        step=(2, 0, 0),
+        scope="visible",
+        visible=[(0, 5), (-10, 30), (20, 200)],
+    )
+    assert plan.data_index == (2, slice(0, 30), slice(20, 80))
+    assert plan.origin == (2, 0, 20)
+
+
+def test_transposed_display_slices_along_the_hidden_axis():
+    plan = plan_scope((16, 40, 64), in_channels=1, rgb=False, displayed=(0, 2), step=(0, 7, 0))
+    assert plan.axis == (1,)
+    layout = resolve_layout((16, 40, 64), in_channels=1, axis=plan.axis)
+    assert layout.plane_shape == (16, 64)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"scope": "all"}, "scope must be one of"),
+        ({"displayed": (1,)}, "two displayed axes"),
+        ({"in_channels": 3}, "no slider axis of the image"),
+        ({"scope": "visible"}, "visible region is unknown"),
+    ],
+)
+def test_bad_plans(kwargs, message):
+    args = {"in_channels": 1, "rgb": False, "displayed": (1, 2), "step": (0, 0, 0)}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        plan_scope((4, 32, 32), **args)

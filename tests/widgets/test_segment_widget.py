@@ -1,0 +1,227 @@
+"""Segment widget in a real napari viewer (run under xvfb-run)."""
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+pytestmark = pytest.mark.gui
+
+napari = pytest.importorskip("napari", reason="napari is needed for widget tests")
+
+from qtpy.QtCore import QTimer  # noqa: E402
+
+from napari_seg._widgets import _segment as segment_module  # noqa: E402
+from napari_seg._widgets import segment_widget  # noqa: E402
+from napari_seg.inference import PredictConfig, predict  # noqa: E402
+from napari_seg.models import ModelSpec, create_model, save_model  # noqa: E402
+from napari_seg.sample_data import cells_2d, cells_3d  # noqa: E402
+
+TIMEOUT_MS = 120_000
+
+
+def _model(in_channels=1):
+    torch.manual_seed(0)
+    spec = ModelSpec(
+        "unet",
+        encoder="classic",
+        in_channels=in_channels,
+        num_classes=3,
+        class_names=("background", "cytoplasm", "nucleus"),
+        options={"depth": 3, "base_width": 8},
+    )
+    return create_model(spec).eval()
+
+
+@pytest.fixture
+def notes(monkeypatch):
+    shown = {"error": [], "warning": [], "info": []}
+    for kind in shown:
+        monkeypatch.setattr(segment_module, f"show_{kind}", shown[kind].append)
+    return shown
+
+
+@pytest.fixture
+def setup(make_napari_viewer_proxy):
+    viewer = make_napari_viewer_proxy()
+    w = segment_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Segment")
+    w.current.set(_model(), path=None, dirty=True)
+    w._precision.value = "fp32"
+    return viewer, w
+
+
+def _select(w, layer):
+    w.reset_choices()
+    w._image.value = layer
+
+
+def _run(qtbot, w):
+    w.run()
+    assert w._worker is not None, "the run did not start"
+    qtbot.waitUntil(lambda: w._worker is None, timeout=TIMEOUT_MS)
+
+
+def test_segment_creates_then_updates_a_labels_layer(setup, qtbot, notes):
+    viewer, w = setup
+    image, _ = cells_2d((200, 260), seed=4)
+    layer = viewer.add_image(image, name="cells", scale=(0.5, 0.25), translate=(10, 20))
+    _select(w, layer)
+    w._tile.value = 96
+    _run(qtbot, w)
+    assert notes["error"] == []
+    out = viewer.layers["cells labels [unet-classic]"]
+    assert isinstance(out, napari.layers.Labels)
+    assert tuple(out.scale) == (0.5, 0.25)
+    assert tuple(out.translate) == (10, 20)
+    assert list(out.features["class"]) == ["background", "cytoplasm", "nucleus"]
+    expected = predict(w.current.model, image, tile=96, precision="fp32").labels
+    np.testing.assert_array_equal(out.data, expected)
+    assert "done in" in w._status.value
+    # Running again updates the same layer instead of adding one.
+    out.data[:] = 0
+    _run(qtbot, w)
+    assert len(viewer.layers) == 2
+    np.testing.assert_array_equal(viewer.layers["cells labels [unet-classic]"].data, expected)
+
+
+def test_probabilities_layer(setup, qtbot, notes):
+    viewer, w = setup
+    layer = viewer.add_image(cells_2d((96, 128))[0], name="img", scale=(2, 2))
+    _select(w, layer)
+    w._probabilities.value = True
+    _run(qtbot, w)
+    probs = viewer.layers["img probabilities [unet-classic]"]
+    assert probs.data.shape == (3, 96, 128)
+    assert tuple(probs.scale) == (1, 2, 2)
+    np.testing.assert_allclose(np.asarray(probs.data, np.float32).sum(0), 1, atol=3e-3)
+
+
+@pytest.mark.parametrize("scope", ["slice", "stack"])
+def test_stack_scopes(setup, qtbot, notes, scope):
+    viewer, w = setup
+    stack = cells_3d((4, 64, 80), seed=1)[0]
+    layer = viewer.add_image(stack, name="stack")
+    viewer.dims.set_current_step(0, 2)
+    _select(w, layer)
+    w._scope.value = scope
+    _run(qtbot, w)
+    assert notes["error"] == []
+    out = viewer.layers["stack labels [unet-classic]"].data
+    assert out.shape == stack.shape
+    expected = predict(w.current.model, stack, axis=0, precision="fp32").labels
+    if scope == "stack":
+        np.testing.assert_array_equal(out, expected)
+    else:
+        alone = predict(w.current.model, stack[2], precision="fp32").labels
+        np.testing.assert_array_equal(out[2], alone)
+        assert not out[[0, 1, 3]].any()
+
+
+def test_visible_region_scope(make_napari_viewer_proxy, qtbot, notes):
+    # The canvas must be shown for napari to compute the visible corners.
+    viewer = make_napari_viewer_proxy(show=True)
+    w = segment_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Segment")
+    w.current.set(_model(), path=None, dirty=True)
+    layer = viewer.add_image(cells_2d((400, 400))[0], name="big")
+    viewer.camera.center = (100, 100)
+    viewer.camera.zoom = 4 * viewer.camera.zoom
+    qtbot.wait(200)  # let the canvas redraw and update the visible corners
+    corners = np.asarray(layer.corner_pixels).copy()
+    assert (corners[1] - corners[0]).max() < 300, "the canvas did not report a zoomed view"
+    _select(w, layer)
+    w._scope.value = "visible"
+    w._probabilities.value = True
+    _run(qtbot, w)
+    assert notes["error"] == []
+    probs = viewer.layers["big probabilities [unet-classic]"]
+    # Only the visible part was segmented, and it sits where it was seen.
+    assert probs.data.shape[1:] == tuple(np.minimum(corners[1] + 1, 400) - corners[0])
+    assert tuple(probs.translate[1:]) == tuple(corners[0])
+
+
+def test_cancel_after_the_first_event_leaves_the_viewer_as_it_was(setup, qtbot, notes):
+    viewer, w = setup
+    layer = viewer.add_image(cells_2d((512, 512))[0], name="cells")
+    _select(w, layer)
+    w._tile.value = 64
+    w._batch.value = 1
+    progress = []
+
+    def on_event(event):
+        progress.append(event)
+        w.cancel()
+
+    w.run()
+    w._worker.yielded.connect(on_event)
+    qtbot.waitUntil(lambda: w._worker is None, timeout=TIMEOUT_MS)
+    assert [layer.name for layer in viewer.layers] == ["cells"]
+    assert "cancelled" in w._status.value
+    assert len(progress) <= 3  # started, at most a batch or two
+    assert w._run.enabled
+    assert not w._cancel.enabled
+    assert all(p.is_contiguous() for p in w.current.model.parameters())  # job was closed
+
+
+def test_the_window_stays_responsive_while_segmenting(setup, qtbot, notes):
+    viewer, w = setup
+    layer = viewer.add_image(cells_2d((1536, 1536))[0], name="cells")
+    _select(w, layer)
+    w._tile.value = 128
+    stamps = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: stamps.append(time.perf_counter()))
+    timer.start()
+    w.run()
+    qtbot.waitUntil(lambda: w._worker is None, timeout=TIMEOUT_MS)
+    timer.stop()
+    gaps = np.diff(stamps) * 1000
+    assert len(gaps) > 50, "the prediction was too short to measure"
+    p99 = np.percentile(gaps, 99)
+    print(f"heartbeat: {len(gaps)} gaps, p99 {p99:.1f} ms, max {gaps.max():.1f} ms")
+    assert p99 < 100
+
+
+@pytest.mark.parametrize(
+    ("data", "kwargs", "message"),
+    [
+        (np.zeros((64, 64, 3), np.uint8), {"rgb": True}, "expects 1 channel"),
+        (np.full((64, 64), np.nan, np.float32), {}, "no finite value"),
+        (np.zeros((4, 4), np.float32), {}, "too small"),
+    ],
+)
+def test_bad_inputs_become_notifications(setup, qtbot, notes, data, kwargs, message):
+    viewer, w = setup
+    layer = viewer.add_image(data, name="bad", **kwargs)
+    _select(w, layer)
+    w.run()
+    qtbot.waitUntil(lambda: w._worker is None and bool(notes["error"]), timeout=TIMEOUT_MS)
+    assert message in notes["error"][0]
+    assert [layer.name for layer in viewer.layers] == ["bad"]
+
+
+def test_missing_model_or_image(make_napari_viewer_proxy, notes):
+    viewer = make_napari_viewer_proxy()
+    w = segment_widget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.run()
+    assert "no model yet" in notes["error"][-1]
+    w.current.set(_model(), path=None, dirty=True)
+    w.reset_choices()
+    w.run()
+    assert "choose an Image layer" in notes["error"][-1]
+
+
+def test_load_a_model_file_here(make_napari_viewer_proxy, qtbot, notes, tmp_path):
+    viewer = make_napari_viewer_proxy()
+    w = segment_widget(viewer)
+    viewer.window.add_dock_widget(w)
+    path = save_model(_model(), tmp_path / "nuclei.safetensors")
+    w._model_path.value = path
+    w.load_model()
+    qtbot.waitUntil(lambda: w.current.model is not None, timeout=TIMEOUT_MS)
+    assert "nuclei.safetensors" in w._model_info.value
+    assert w.config() == PredictConfig(precision="auto")
