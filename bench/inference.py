@@ -176,7 +176,6 @@ def case_monai(args) -> dict:
         start = time.perf_counter()
         labels = run(image)
         seconds = time.perf_counter() - start
-    ours = predict(model, image[:1024, :1024], tile=TILE, overlap=OVERLAP, device=args.device)
     return {
         "size": args.size,
         "tiles": _tiles(args.size),
@@ -185,7 +184,7 @@ def case_monai(args) -> dict:
         "megapixels_per_s": args.size**2 / 1e6 / seconds,
         "extra_rss_mib": rss.extra_mib,
         "precision": precision,
-        "agreement_with_predict_1024": float((labels[:1024, :1024] == ours.labels).mean()),
+        "labels_shape": list(labels.shape),
     }
 
 
@@ -212,7 +211,7 @@ def case_zarr(args) -> dict:
         / 2**20,
         "rss_before_mib": rss.start / 2**20,
         "total_ram_gib": psutil.virtual_memory().total / 2**30,
-        "labels_checked": int(np.asarray(out[:1024, :1024]).max()) >= 1,
+        "class_counts_sampled": np.bincount(np.asarray(out[::256, ::256]).ravel()).tolist(),
     }
 
 

@@ -62,22 +62,9 @@ def test_all_nan_is_an_error():
         _stats(np.full((16, 16), np.nan, np.float32))
 
 
-class _CountingArray:
-    """An array-like that records every region read from it."""
-
-    def __init__(self, data):
-        self.data, self.shape, self.dtype, self.ndim = data, data.shape, data.dtype, data.ndim
-        self.reads: list[int] = []
-
-    def __getitem__(self, index):
-        block = self.data[index]
-        self.reads.append(block.size)
-        return block
-
-
-def test_lazy_inputs_are_sampled_by_blocks():
+def test_lazy_inputs_are_sampled_by_blocks(counting_array):
     data = np.random.default_rng(2).integers(0, 4000, (3000, 3000), dtype=np.uint16)
-    lazy = _CountingArray(data)
+    lazy = counting_array(data)
     _layout, stats = _stats(lazy)
     assert stats.sampled
     assert max(lazy.reads) <= 256 * 256

@@ -44,6 +44,16 @@ def image():
     return cells_2d((200, 333), seed=3)[0]
 
 
+def _drain(gen):
+    """All events of a prediction generator, and its result."""
+    events = []
+    while True:
+        try:
+            events.append(next(gen))
+        except StopIteration as stop:
+            return events, stop.value
+
+
 def _whole(model, image):
     """Probabilities of the whole image in one forward pass (the oracle)."""
     layout = resolve_layout(image.shape, in_channels=model.spec.in_channels)
@@ -84,12 +94,7 @@ def test_single_tile_equals_whole_image(model, image):
 
 def test_events_describe_the_job(model, image):
     gen = iter_predict(model, image, tile=96, overlap=32, batch_size=2, **FP32)
-    events = []
-    try:
-        while True:
-            events.append(next(gen))
-    except StopIteration as stop:
-        result = stop.value
+    events, result = _drain(gen)
     started = events[0]
     assert isinstance(started, PredictStarted)
     assert (started.tile, started.overlap, started.batch_size) == (96, 32, 2)
@@ -165,25 +170,12 @@ def test_writes_into_a_zarr_store(model, image, tmp_path):
     np.testing.assert_array_equal(reopened[:], predict(model, image, tile=96, **FP32).labels)
 
 
-class _CountingArray:
-    """Array-like recording the size of every region read."""
-
-    def __init__(self, data):
-        self.data, self.shape, self.dtype, self.ndim = data, data.shape, data.dtype, data.ndim
-        self.reads: list[int] = []
-
-    def __getitem__(self, index):
-        block = self.data[index]
-        self.reads.append(block.size)
-        return block
-
-
-def test_dask_input_is_read_tile_by_tile(model):
+def test_dask_input_is_read_tile_by_tile(model, counting_array):
     da = pytest.importorskip("dask.array")
     from dask.callbacks import Callback
 
     data = cells_2d((1024, 768), seed=5)[0]
-    source = _CountingArray(data)
+    source = counting_array(data)
     lazy = da.from_array(source, chunks=(64, 64), asarray=False)
     chunks_per_compute: list[int] = []
 
@@ -208,9 +200,9 @@ def test_dask_input_is_read_tile_by_tile(model):
     )
 
 
-def test_closing_the_generator_cancels_within_a_batch(image):
+def test_closing_the_generator_cancels_within_a_batch(image, counting_array):
     model = _model()
-    source = _CountingArray(image)
+    source = counting_array(image)
     gen = iter_predict(model, source, tile=64, overlap=16, batch_size=1, **FP32)
     event = next(gen)
     while not isinstance(event, PredictProgress):
@@ -237,12 +229,7 @@ def test_out_of_memory_halves_batch_then_tile(image, monkeypatch):
 
     monkeypatch.setattr(model, "forward", limited)
     gen = iter_predict(model, image, tile=128, overlap=32, batch_size=4, **FP32)
-    events = []
-    try:
-        while True:
-            events.append(next(gen))
-    except StopIteration as stop:
-        result = stop.value
+    events, result = _drain(gen)
     adjusted = [e for e in events if isinstance(e, SettingsAdjusted)]
     assert [(e.batch_size, e.tile) for e in adjusted] == [(2, 128), (1, 128), (1, 64)]
     assert all("out of memory" in e.reason for e in adjusted)

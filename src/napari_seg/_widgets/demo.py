@@ -6,10 +6,11 @@ import napari
 
 from ..sample_data import CLASS_NAMES
 from ._model import ModelWidget, model_widget
+from ._segment import segment_widget
 
 
 def open_demo_viewer(*, show: bool = True) -> tuple[napari.Viewer, ModelWidget]:
-    """A viewer with the 2D sample and the Model widget docked, creating the demo model."""
+    """A viewer with the 2D sample and the Model and Segment widgets; creates the demo model."""
     viewer = napari.Viewer(title="napari-seg demo", show=show)
     viewer.open_sample("napari-seg", "cells2d")
     widget = model_widget(viewer)
@@ -17,6 +18,7 @@ def open_demo_viewer(*, show: bool = True) -> tuple[napari.Viewer, ModelWidget]:
     widget._classes.value = len(CLASS_NAMES)
     widget._class_names.value = ", ".join(CLASS_NAMES)
     widget.create_model()  # runs in a worker; the window stays responsive
+    viewer.window.add_dock_widget(segment_widget(viewer), name="Segment", area="right")
     return viewer, widget
 
 

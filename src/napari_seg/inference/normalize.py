@@ -19,8 +19,10 @@ from .layout import ImageLayout
 
 logger = logging.getLogger(__name__)
 
-#: In-memory inputs up to this many pixels are used whole for the statistics.
-EXACT_LIMIT = 1 << 24
+#: In-memory inputs up to this many pixels are used whole for the statistics
+#: (a 2048 x 2048 image); larger ones are sampled, which saves a float copy of
+#: the whole image and its sort.
+EXACT_LIMIT = 1 << 22
 #: Side of the blocks sampled from larger or lazy inputs.
 SAMPLE_BLOCK = 256
 #: Number of blocks sampled (64 blocks of 256 x 256 = 4.2 Mpixel).
