@@ -99,11 +99,12 @@ class SegmentWidget(Container):
         self._model_path = FileEdit(label="model file", mode="r", filter="*.safetensors")
         self._load = PushButton(text="Load model file")
         self._device = ComboBox(label="device", choices=[("auto", "auto")], value="auto")
-        self._tile = SpinBox(label="tile", min=0, max=8192, step=32, value=0)
-        self._overlap = SpinBox(label="overlap", min=-1, max=4096, step=16, value=-1)
-        self._batch = SpinBox(label="batch", min=0, max=256, value=0)
-        for box in (self._tile, self._overlap, self._batch):
-            box.native.setSpecialValueText("auto")
+        self._tile = SpinBox(label="tile (0: auto)", min=0, max=8192, step=32, value=0)
+        self._overlap = SpinBox(label="overlap (-1: auto)", min=-1, max=4096, step=16, value=-1)
+        self._batch = SpinBox(label="batch (0: auto)", min=0, max=256, value=0)
+        self._tile.tooltip = "tile side in pixels; auto: 512 on CPU, up to 1024 on a large GPU"
+        self._overlap.tooltip = "overlap between tiles in pixels; auto: a quarter of the tile"
+        self._batch.tooltip = "tiles per forward pass; auto: 1 on CPU, more on a GPU"
         self._precision = ComboBox(label="precision", choices=list(PRECISIONS), value="auto")
         self._scope = ComboBox(label="scope", choices=SCOPE_CHOICES, value="stack")
         self._probabilities = CheckBox(text="also output probabilities", value=False)
@@ -264,7 +265,7 @@ class SegmentWidget(Container):
     def _set_busy(self, busy: bool) -> None:
         self._run.enabled = not busy
         self._cancel.enabled = busy
-        if not busy:
+        if busy:
             self._progress.value = 0
 
     # -- callbacks (main thread) ----------------------------------------------------
