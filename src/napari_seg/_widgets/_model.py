@@ -11,7 +11,7 @@ from napari.utils.notifications import show_error, show_info
 
 from ..models import ModelSpec, get_architecture, list_architectures
 from ..models.current import CurrentModel
-from ._shared import current_model_for
+from ._shared import current_model_for, fill_device_choices
 
 if TYPE_CHECKING:
     import napari
@@ -41,12 +41,6 @@ def _save_job(model, path: Path) -> Path:
     from ..models import save_model
 
     return save_model(model, path, provenance=(model.card or {}).get("provenance"))
-
-
-def _devices_job():
-    from .._device import list_devices
-
-    return list_devices()
 
 
 class ModelWidget(Container):
@@ -104,8 +98,7 @@ class ModelWidget(Container):
         self._connect()
         self._on_arch_changed()
         self._on_model_changed(self.current)
-        # Listing devices imports torch, which takes seconds: do it off the GUI thread.
-        create_worker(_devices_job, _connect={"returned": self._on_devices}, _ignore_errors=True)
+        fill_device_choices(self._device)
 
     def _connect(self) -> None:
         self._arch.changed.connect(self._on_arch_changed)
@@ -155,9 +148,6 @@ class ModelWidget(Container):
 
     def _on_weights_changed(self, *_args) -> None:
         self._weights_file.visible = self._weights.value == "file"
-
-    def _on_devices(self, devices) -> None:
-        self._device.choices = [("auto", "auto")] + [(d.description, d.id) for d in devices]
 
     def _on_model_changed(self, current: CurrentModel) -> None:
         model = current.model

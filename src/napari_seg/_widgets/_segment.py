@@ -33,8 +33,8 @@ from ..inference.events import (
 )
 from ..inference.scope import ScopePlan, plan_scope
 from ..models.current import CurrentModel
-from ._model import _devices_job, _load_job
-from ._shared import current_model_for
+from ._model import _load_job
+from ._shared import current_model_for, fill_device_choices
 
 if TYPE_CHECKING:
     import napari
@@ -56,6 +56,8 @@ class _Run:
     translate: tuple[float, ...]
     labels_name: str
     probabilities_name: str
+    class_names: tuple[str, ...]
+    class_colors: tuple[tuple[float, ...], ...]
 
 
 def _predict_job(model, image, config: PredictConfig, cancel: threading.Event):
@@ -135,7 +137,7 @@ class SegmentWidget(Container):
         )
         self._connect()
         self._on_model_changed(self.current)
-        create_worker(_devices_job, _connect={"returned": self._on_devices}, _ignore_errors=True)
+        fill_device_choices(self._device)
 
     def _connect(self) -> None:
         self._run.clicked.connect(self.run)
@@ -244,11 +246,11 @@ class SegmentWidget(Container):
     # -- helpers -----------------------------------------------------------------
     def _describe_run(self, layer, plan: ScopePlan, model) -> _Run:
         spec = model.spec
-        keep = [a for a in range(layer.ndim) if not (not layer.rgb and a == plan.channel_axis)]
+        keep = list(range(layer.ndim))
         if not layer.rgb and plan.channel_axis is not None:
-            # The channel axis of the full array, for dropping it from scale/translate.
-            channel = [i for i, a in enumerate(plan.data_index) if not isinstance(a, int)]
-            keep = [a for a in range(layer.ndim) if a != channel[plan.channel_axis]]
+            # A channel axis among the layer's axes has no place in the labels' scale/translate.
+            kept = [i for i, a in enumerate(plan.data_index) if not isinstance(a, int)]
+            keep.remove(kept[plan.channel_axis])
         if self.current.path is not None:
             tag = self.current.path.stem
         else:
@@ -260,6 +262,8 @@ class SegmentWidget(Container):
             translate=tuple(float(layer.translate[a]) for a in keep),
             labels_name=f"{layer.name} labels [{tag}]",
             probabilities_name=f"{layer.name} probabilities [{tag}]",
+            class_names=spec.class_names,
+            class_colors=spec.class_colors,
         )
 
     def _set_busy(self, busy: bool) -> None:
@@ -283,8 +287,10 @@ class SegmentWidget(Container):
             eta = "" if event.eta_s is None else f", about {event.eta_s:.0f} s left"
             head = self._status.value.split("\n")[0]
             self._status.value = f"{head}\n{event.tiles_done}/{event.tiles_total} tiles{eta}"
-        elif isinstance(event, SettingsAdjusted | PredictWarning):
-            show_warning(f"napari-seg Segment: {getattr(event, 'reason', None) or event.message}")
+        elif isinstance(event, SettingsAdjusted):
+            show_warning(f"napari-seg Segment: {event.reason}")
+        elif isinstance(event, PredictWarning):
+            show_warning(f"napari-seg Segment: {event.message}")
 
     def _on_returned(self, result: PredictResult | None) -> None:
         run, self._run_info = self._run_info, None
@@ -300,7 +306,6 @@ class SegmentWidget(Container):
         show_info(f"Segmented {run.image_name} into {layer.name}")
 
     def _write_labels(self, run: _Run, result: PredictResult):
-        spec = self.current.model.spec if self.current.model is not None else None
         layers = self._viewer.layers
         existing = layers[run.labels_name] if run.labels_name in layers else None  # noqa: SIM401
         if (
@@ -318,9 +323,7 @@ class SegmentWidget(Container):
         else:
             data = np.zeros(run.plan.labels_shape, dtype=result.labels.dtype)
             data[run.plan.labels_index] = result.labels
-        names = spec.class_names if spec is not None else ()
-        colors = spec.class_colors if spec is not None else ()
-        kwargs = labels_layer_kwargs(run.labels_name, names, colors)
+        kwargs = labels_layer_kwargs(run.labels_name, run.class_names, run.class_colors)
         return self._viewer.add_labels(data, scale=run.scale, translate=run.translate, **kwargs)
 
     def _write_probabilities(self, run: _Run, result: PredictResult) -> None:
@@ -359,9 +362,6 @@ class SegmentWidget(Container):
     def _on_load_finished(self) -> None:
         self._loader = None
         self._load.enabled = True
-
-    def _on_devices(self, devices) -> None:
-        self._device.choices = [("auto", "auto")] + [(d.description, d.id) for d in devices]
 
     def _on_model_changed(self, current: CurrentModel) -> None:
         model = current.model

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import weakref
+from functools import partial
+
+from napari.qt.threading import create_worker
 
 from ..models.current import CurrentModel
 
@@ -17,3 +20,23 @@ def current_model_for(viewer) -> CurrentModel:
         _per_viewer[key] = CurrentModel()
         weakref.finalize(viewer, _per_viewer.pop, key, None)
     return _per_viewer[key]
+
+
+def _list_devices():
+    from .._device import list_devices
+
+    return list_devices()
+
+
+def fill_device_choices(combo) -> None:
+    """Fill a device ComboBox with "auto" and every device here (name and memory).
+
+    Listing devices imports torch, which takes seconds, so it runs in a worker
+    and the choices arrive on the main thread.
+    """
+    fill = partial(_set_device_choices, combo)
+    create_worker(_list_devices, _connect={"returned": fill}, _ignore_errors=True)
+
+
+def _set_device_choices(combo, devices) -> None:
+    combo.choices = [("auto", "auto")] + [(d.description, d.id) for d in devices]

@@ -25,7 +25,7 @@ from .events import (
     SettingsAdjusted,
 )
 from .layout import ImageLayout, resolve_layout
-from .normalize import IntensityStats, compute_stats
+from .normalize import compute_stats
 from .tiling import TileGrid, blending_window
 
 logger = logging.getLogger(__name__)
@@ -138,10 +138,9 @@ class _Job:
 
     def run(self) -> Generator[PredictEvent, None, PredictResult]:
         start = time.perf_counter()
-        stats = self.stats
-        if stats.nonfinite_fraction:
+        if self.stats.nonfinite_fraction:
             message = (
-                f"{100 * stats.nonfinite_fraction:.2g}% of the examined pixels are NaN or "
+                f"{100 * self.stats.nonfinite_fraction:.2g}% of the examined pixels are NaN or "
                 "infinite; they are treated as background intensity"
             )
             self.warnings.append(message)
@@ -151,7 +150,7 @@ class _Job:
             yield self._started()
             while self.planes_done < self.layout.n_planes:
                 try:
-                    yield from self._run_planes(stats, start)
+                    yield from self._run_planes(start)
                 except Exception as exc:
                     if not is_out_of_memory(exc):
                         raise
@@ -218,7 +217,7 @@ class _Job:
         self.warnings.append(reason)
         return SettingsAdjusted(batch_size=self.batch, tile=self.tile, reason=reason)
 
-    def _run_planes(self, stats: IntensityStats, start: float) -> Iterator[PredictEvent]:
+    def _run_planes(self, start: float) -> Iterator[PredictEvent]:
         """Predict every plane from ``planes_done`` on, yielding after each batch."""
         grid = self._grid()
         per_plane = len(grid)
@@ -240,9 +239,7 @@ class _Job:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-seg-tiles") as pool:
             pending: deque = deque()
             try:
-                for batch in _batches(
-                    tiles, self.batch, pool, pending, self._load, grid, stats, pin
-                ):
+                for batch in _batches(tiles, self.batch, pool, pending, self._load, grid, pin):
                     items, x = batch
                     probs = self._forward(x)
                     with torch.inference_mode():
@@ -259,13 +256,13 @@ class _Job:
                 for _items, future in pending:
                     future.cancel()
 
-    def _load(self, items, grid: TileGrid, stats: IntensityStats, pin: bool) -> torch.Tensor:
+    def _load(self, items, grid: TileGrid, pin: bool) -> torch.Tensor:
         th, tw = grid.tile_shape
         x = torch.empty((len(items), self.layout.channels, th, tw), pin_memory=pin)
         buffer = x.numpy()
         for k, (plane, _p, _r, y0, x0) in enumerate(items):
             block = self.layout.read(self.image, plane, slice(y0, y0 + th), slice(x0, x0 + tw))
-            buffer[k] = stats.apply(block)
+            buffer[k] = self.stats.apply(block)
         return x
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
