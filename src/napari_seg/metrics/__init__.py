@@ -1,0 +1,45 @@
+"""Segmentation scores (numpy only): confusion matrices, IoU/Dice, instance matching.
+
+Semantic scores come from a :class:`ConfusionMatrix` counted block by block
+(:func:`confusion_matrix`, :func:`slice_confusion_matrices`) and turned into
+per-class and mean scores by :func:`semantic_scores`. Instance scores match
+objects at IoU thresholds from sparse overlaps (:func:`match_instances`).
+:func:`error_map` and :func:`instance_error_map` say where the errors are.
+
+Zero division: a score whose denominator is zero (e.g. the IoU of a class
+absent from both arrays) is NaN, and means leave NaN out.
+"""
+
+from ._confusion import MAX_CLASSES, ConfusionMatrix, confusion_matrix, slice_confusion_matrices
+from ._errors import ERROR_COLORS, ERROR_NAMES, error_map, instance_error_map
+from ._instance import (
+    DEFAULT_THRESHOLDS,
+    InstanceScores,
+    Overlaps,
+    instance_overlaps,
+    match_instances,
+)
+from ._report import format_scores, instance_rows, semantic_rows, to_dict
+from ._semantic import SemanticScores, semantic_scores
+
+__all__ = [
+    "DEFAULT_THRESHOLDS",
+    "ERROR_COLORS",
+    "ERROR_NAMES",
+    "MAX_CLASSES",
+    "ConfusionMatrix",
+    "InstanceScores",
+    "Overlaps",
+    "SemanticScores",
+    "confusion_matrix",
+    "error_map",
+    "format_scores",
+    "instance_error_map",
+    "instance_overlaps",
+    "instance_rows",
+    "match_instances",
+    "semantic_rows",
+    "semantic_scores",
+    "slice_confusion_matrices",
+    "to_dict",
+]

@@ -1,0 +1,81 @@
+"""Validating label arrays and walking them block by block (numpy, lazy-friendly)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+#: Elements per block: large enough for numpy to run at full speed, small enough
+#: that the int64 temporaries of ``bincount`` stay at a few MB.
+BLOCK_SIZE = 1 << 20
+
+
+def as_label_array(array, name: str):
+    """Check that ``array`` can hold label ids; return it (lazy arrays stay lazy).
+
+    Raises
+    ------
+    TypeError
+        If ``array`` is not array-like, or its dtype is not integer (floats and
+        booleans included: convert masks with ``astype(np.uint8)`` first).
+    ValueError
+        If ``array`` is empty or 0-dimensional.
+    """
+    if not hasattr(array, "shape") or not hasattr(array, "dtype"):
+        if isinstance(array, (list, tuple)):
+            array = np.asarray(array)
+        else:
+            raise TypeError(f"{name} must be an array of label ids, got {type(array).__name__}")
+    dtype = np.dtype(array.dtype)
+    if dtype == np.bool_:
+        raise TypeError(
+            f"{name} must hold integer label ids, got a boolean array; "
+            "convert a mask with .astype(np.uint8)"
+        )
+    if not np.issubdtype(dtype, np.integer):
+        raise TypeError(f"{name} must hold integer label ids, got dtype {dtype}")
+    if len(array.shape) == 0:
+        raise ValueError(f"{name} must have at least one axis, got a 0-dimensional array")
+    if int(np.prod(array.shape)) == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(array.shape)})")
+    return array
+
+
+def check_pair(pred, gt):
+    """Validate a (prediction, ground truth) pair of label arrays of one shape."""
+    pred = as_label_array(pred, "pred")
+    gt = as_label_array(gt, "gt")
+    if tuple(pred.shape) != tuple(gt.shape):
+        raise ValueError(
+            f"pred and gt must have the same shape, got {tuple(pred.shape)} and {tuple(gt.shape)}"
+        )
+    return pred, gt
+
+
+def block_slices(shape: tuple[int, ...], size: int | None = None) -> Iterator[tuple]:
+    """Index tuples cutting an array of ``shape`` into blocks of at most ``size`` elements.
+
+    Blocks are contiguous runs along the first axis whose trailing extent fits,
+    so a C-ordered numpy block is a view and a chunked array is read by region.
+    """
+    size = BLOCK_SIZE if size is None else size
+    shape = tuple(int(s) for s in shape)
+    trailing = 1
+    split = len(shape) - 1
+    while split > 0 and trailing * shape[split] <= size:
+        trailing *= shape[split]
+        split -= 1
+    # shape[split + 1:] fits in one block; take ``step`` indices of axis ``split`` at once.
+    step = max(1, size // max(trailing, 1))
+    for lead in np.ndindex(*shape[:split]):
+        for start in range(0, shape[split], step):
+            yield (*lead, slice(start, min(start + step, shape[split])))
+
+
+def read_block(array, index: tuple) -> np.ndarray:
+    """``array[index]`` as a numpy array, checked for negative ids."""
+    block = np.asarray(array[index])
+    if block.dtype.kind == "i" and block.size and block.min() < 0:
+        raise ValueError("label ids must be >= 0, found a negative id")
+    return block

@@ -1,0 +1,188 @@
+"""Confusion matrices of label arrays, counted sparsely in blocks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._arrays import check_pair
+from ._pairs import pair_counts
+
+#: Beyond this many classes a dense matrix stops making sense (it is an instance image).
+MAX_CLASSES = 4096
+
+
+@dataclass(frozen=True)
+class ConfusionMatrix:
+    """Pixel counts of (ground-truth class, predicted class) pairs.
+
+    Attributes
+    ----------
+    counts : ndarray of int64, shape (k, k) or (n, k, k)
+        ``counts[..., i, j]`` is the number of pixels of true class ``labels[i]``
+        predicted as ``labels[j]`` (rows: ground truth, as in scikit-learn). A
+        leading axis holds one matrix per slice.
+    labels : tuple of int
+        The class id of each row and column.
+    ignore_labels : tuple of int
+        Ground-truth ids whose pixels were left out. If the prediction uses
+        one of them, it still has a column (those pixels count as misses of
+        the true class), but it is not scored as a class.
+    ignored : int or ndarray of int64
+        Number of pixels left out (per slice for a stack of matrices).
+    """
+
+    counts: np.ndarray
+    labels: tuple[int, ...]
+    ignore_labels: tuple[int, ...] = ()
+    ignored: int | np.ndarray = 0
+
+    @property
+    def scored(self) -> np.ndarray:
+        """Boolean mask over ``labels``: True for the classes that are scored."""
+        return np.array([lab not in self.ignore_labels for lab in self.labels], dtype=bool)
+
+
+def confusion_matrix(
+    pred,
+    gt,
+    *,
+    labels: Sequence[int] | None = None,
+    ignore_labels: Iterable[int] = (),
+    mapping: Mapping[int, int] | None = None,
+) -> ConfusionMatrix:
+    """Confusion matrix of a predicted and a ground-truth label array.
+
+    Counts every (ground truth, prediction) pair with ``bincount`` on a combined
+    index, one block of about a million pixels at a time, so memory stays flat
+    for arrays of any size; numpy, dask and zarr arrays are read by block.
+
+    Parameters
+    ----------
+    pred, gt : array_like of int
+        Label arrays of the same shape (any number of dimensions, any integer
+        dtype, ids >= 0).
+    labels : sequence of int, optional
+        Class ids to report, in order (e.g. ``range(num_classes)``); classes
+        absent from both arrays get empty rows. By default, every id present in
+        either array (after ``mapping`` and ``ignore_labels``).
+    ignore_labels : iterable of int, optional
+        Ground-truth ids whose pixels are left out, e.g. ``(0,)`` for the
+        unlabelled pixels of sparse annotations.
+    mapping : mapping of int to int, optional
+        Renames ids in both arrays before counting (several ids may map to one
+        class); ids not in it keep their value. Applied before ``ignore_labels``.
+
+    Returns
+    -------
+    ConfusionMatrix
+
+    Raises
+    ------
+    TypeError
+        If an array is not an integer array (floats and booleans included).
+    ValueError
+        If the shapes differ, an array is empty, an id is negative, an id
+        present is missing from ``labels``, or there are more than 4096 classes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cm = confusion_matrix(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]))
+    >>> cm.counts.tolist()
+    [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
+    """
+    pred, gt = check_pair(pred, gt)
+    return _assemble([pair_counts(pred, gt)], labels, ignore_labels, mapping, stack=False)
+
+
+def slice_confusion_matrices(
+    pred,
+    gt,
+    *,
+    axis: int = 0,
+    labels: Sequence[int] | None = None,
+    ignore_labels: Iterable[int] = (),
+    mapping: Mapping[int, int] | None = None,
+) -> ConfusionMatrix:
+    """One confusion matrix per slice (or frame) along ``axis``, with shared labels.
+
+    Parameters are those of :func:`confusion_matrix`, plus ``axis``, the axis
+    of the stack or time series. ``counts`` has shape ``(n, k, k)`` with
+    ``n = gt.shape[axis]``; summing over the first axis gives the whole-stack
+    matrix.
+    """
+    pred, gt = check_pair(pred, gt)
+    ndim = len(gt.shape)
+    if ndim < 2:
+        raise ValueError(f"per-slice scores need at least 2 dimensions, got {ndim}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"axis must be in [{-ndim}, {ndim - 1}], got {axis}")
+    axis %= ndim
+    lead = (slice(None),) * axis
+    parts = [pair_counts(pred, gt, (*lead, i)) for i in range(gt.shape[axis])]
+    return _assemble(parts, labels, ignore_labels, mapping, stack=True)
+
+
+def _assemble(parts, labels, ignore_labels, mapping, *, stack: bool) -> ConfusionMatrix:
+    """Turn per-slice pair counts into (stacked) dense matrices over the class list."""
+    ignore = tuple(sorted({_as_id(i, "ignore_labels") for i in ignore_labels}))
+    parts = [_rename(t, mapping) for t in parts]
+    ignored = np.array([int(c[np.isin(g, ignore)].sum()) for g, _, c in parts], dtype=np.int64)
+    parts = [(g[keep], p[keep], c[keep]) for g, p, c in parts for keep in [~np.isin(g, ignore)]]
+    present = np.unique(np.concatenate([np.concatenate((g, p)) for g, p, _ in parts]))
+    if labels is None:
+        classes = present
+    else:
+        classes = np.asarray([_as_id(i, "labels") for i in labels], dtype=np.int64)
+        if len(np.unique(classes)) != len(classes):
+            raise ValueError(f"labels must not repeat ids, got {classes.tolist()}")
+        unknown = np.setdiff1d(present, classes)
+        if unknown.size:
+            raise ValueError(
+                f"the arrays contain ids {unknown[:10].tolist()} that are not in labels "
+                f"{classes.tolist()[:20]}; add them, map them with mapping=, or ignore them"
+            )
+    k = len(classes)
+    if k > MAX_CLASSES:
+        raise ValueError(
+            f"{k} distinct ids is too many classes for a confusion matrix (at most "
+            f"{MAX_CLASSES}); for instance label images use the instance scores"
+        )
+    order = np.argsort(classes)
+    counts = np.zeros((len(parts), k, k), dtype=np.int64)
+    for n, (g, p, c) in enumerate(parts):
+        rows = order[np.searchsorted(classes, g, sorter=order)]
+        cols = order[np.searchsorted(classes, p, sorter=order)]
+        np.add.at(counts[n], (rows, cols), c)
+    if not stack:
+        return ConfusionMatrix(counts[0], tuple(int(i) for i in classes), ignore, int(ignored[0]))
+    return ConfusionMatrix(counts, tuple(int(i) for i in classes), ignore, ignored)
+
+
+def _rename(triplet, mapping):
+    if not mapping:
+        return triplet
+    source = np.asarray([_as_id(i, "mapping keys") for i in mapping], dtype=np.int64)
+    target = np.asarray([_as_id(v, "mapping values") for v in mapping.values()], dtype=np.int64)
+    g, p, c = triplet
+
+    sorter = np.argsort(source)
+
+    def apply(ids):
+        hit = np.isin(ids, source)
+        out = ids.copy()
+        out[hit] = target[sorter[np.searchsorted(source, ids[hit], sorter=sorter)]]
+        return out
+
+    return apply(g), apply(p), c
+
+
+def _as_id(value, name: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must hold integer ids, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must hold ids >= 0, got {value}")
+    return int(value)

@@ -1,0 +1,99 @@
+"""Counting (ground truth id, predicted id) pairs sparsely, block by block."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._arrays import block_slices, read_block
+
+#: Up to this id, a block's pairs are counted with ``bincount`` on a combined index.
+DENSE_MAX_ID = 255
+
+
+def block_pairs(g: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (g, p) pairs of two equal-shaped id blocks and how often each occurs.
+
+    Small ids use ``bincount`` on a combined uint8/uint16 index; larger ids use
+    run lengths (label images are piecewise constant, so runs are far fewer than
+    pixels) followed by ``np.unique`` of the runs. Memory grows with the block
+    and with the number of distinct pairs, never with the number of ids squared.
+    """
+    g = g.ravel()
+    p = p.ravel()
+    k = int(max(g.max(), p.max())) + 1
+    if k <= DENSE_MAX_ID + 1:
+        dtype = np.uint8 if k * k <= 256 else np.uint16
+        combined = g.astype(dtype, copy=True)
+        np.multiply(combined, k, out=combined, casting="unsafe")
+        np.add(combined, p, out=combined, casting="unsafe")
+        counts = np.bincount(combined, minlength=k * k)
+        nz = np.flatnonzero(counts)
+        return nz // k, nz % k, counts[nz]
+    ids, g, p = _small_ids(g, p, k)
+    k = int(max(g.max(), p.max())) + 1
+    key = g.astype(np.int64) * k + p
+    starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+    lengths = np.diff(np.append(starts, key.size))
+    keys, inverse = np.unique(key[starts], return_inverse=True)
+    counts = np.bincount(inverse.ravel(), weights=lengths).astype(np.int64)
+    return ids(keys // k), ids(keys % k), counts
+
+
+def _small_ids(g: np.ndarray, p: np.ndarray, k: int):
+    """Ids below 2**31 so that ``g * k + p`` fits in int64; a function maps them back."""
+    if k <= 2**31:
+        return (lambda x: x), g, p
+    uniq, inverse = np.unique(np.concatenate((g, p)), return_inverse=True)
+    inverse = inverse.ravel()
+    return (lambda x: uniq[x].astype(np.int64)), inverse[: g.size], inverse[g.size :]
+
+
+def reduce_pairs(parts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Merge (g, p, count) triplets from several blocks into distinct pairs."""
+    parts = list(parts)
+    g = np.concatenate([t[0] for t in parts]).astype(np.int64)
+    p = np.concatenate([t[1] for t in parts]).astype(np.int64)
+    c = np.concatenate([t[2] for t in parts]).astype(np.int64)
+    if len(parts) == 1:
+        return g, p, c
+    ids, g, p = _small_ids(g, p, int(max(g.max(), p.max())) + 1)
+    k = int(max(g.max(), p.max())) + 1
+    keys, inverse = np.unique(g * k + p, return_inverse=True)
+    return ids(keys // k), ids(keys % k), np.bincount(inverse.ravel(), weights=c).astype(np.int64)
+
+
+def pair_counts(pred, gt, index: tuple = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (gt id, pred id) pairs over ``gt[index]``/``pred[index]`` with counts.
+
+    Reads the arrays block by block (numpy views, or regions of dask/zarr arrays).
+    """
+    if index:
+        shape = np.empty(tuple(pred.shape), dtype=np.bool_)[index].shape  # no data read
+    else:
+        shape = tuple(pred.shape)
+    parts = []
+    for block in block_slices(shape):
+        where = _compose(index, block, len(pred.shape))
+        parts.append(block_pairs(read_block(gt, where), read_block(pred, where)))
+    return reduce_pairs(parts)
+
+
+def _compose(outer: tuple, inner: tuple, ndim: int) -> tuple:
+    """The index into the full array of ``inner`` taken within ``array[outer]``."""
+    if not outer:
+        return inner
+    outer = tuple(outer) + (slice(None),) * (ndim - len(outer))
+    out, it = [], iter(inner)
+    for o in outer:
+        if isinstance(o, (int, np.integer)):
+            out.append(int(o))
+            continue
+        i = next(it, slice(None))
+        if isinstance(i, (int, np.integer)):
+            out.append(o.start + int(i) if o.start else int(i))
+        else:
+            base = o.start or 0
+            start = base + (i.start or 0)
+            stop = base + i.stop if i.stop is not None else o.stop
+            out.append(slice(start, stop))
+    return tuple(out)

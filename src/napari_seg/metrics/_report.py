@@ -1,0 +1,142 @@
+"""Scores as table rows, JSON-ready dicts and readable text (shared by CLI and widget)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from ._instance import InstanceScores
+from ._semantic import SemanticScores
+
+SEMANTIC_COLUMNS = ("class", "id", "IoU", "Dice", "precision", "recall", "gt pixels", "pred pixels")
+INSTANCE_COLUMNS = (
+    "IoU threshold",
+    "TP",
+    "FP",
+    "FN",
+    "precision",
+    "recall",
+    "F1",
+    "accuracy",
+    "mean matched IoU",
+    "PQ",
+)
+SUMMARY_KEYS = (
+    ("mean_iou", "mean IoU"),
+    ("mean_iou_foreground", "mean IoU (no background)"),
+    ("frequency_weighted_iou", "frequency-weighted IoU"),
+    ("mean_dice", "mean Dice"),
+    ("mean_dice_foreground", "mean Dice (no background)"),
+    ("mean_precision", "mean precision"),
+    ("mean_recall", "mean recall"),
+    ("pixel_accuracy", "pixel accuracy"),
+)
+
+
+def class_name(label: int, names: Sequence[str] | None) -> str:
+    """The name of class ``label`` from ``names`` (indexed by id), else the id."""
+    if names is not None and 0 <= label < len(names) and names[label]:
+        return str(names[label])
+    return str(label)
+
+
+def semantic_rows(s: SemanticScores, names: Sequence[str] | None = None) -> list[dict]:
+    """One row per class (columns :data:`SEMANTIC_COLUMNS`), then the means."""
+    rows = [
+        {
+            "class": class_name(lab, names),
+            "id": lab,
+            "IoU": _num(s.iou[i]),
+            "Dice": _num(s.dice[i]),
+            "precision": _num(s.precision[i]),
+            "recall": _num(s.recall[i]),
+            "gt pixels": int(s.support[i]),
+            "pred pixels": int(s.predicted[i]),
+        }
+        for i, lab in enumerate(s.labels)
+    ]
+    for head, iou, dice in (
+        ("mean", s.mean_iou, s.mean_dice),
+        ("mean (no background)", s.mean_iou_foreground, s.mean_dice_foreground),
+    ):
+        rows.append(
+            {
+                "class": head,
+                "id": None,
+                "IoU": _num(iou),
+                "Dice": _num(dice),
+                "precision": _num(s.mean_precision) if head == "mean" else None,
+                "recall": _num(s.mean_recall) if head == "mean" else None,
+                "gt pixels": int(s.support.sum()),
+                "pred pixels": int(s.predicted.sum()),
+            }
+        )
+    return rows
+
+
+def instance_rows(s: InstanceScores) -> list[dict]:
+    """One row per IoU threshold (columns :data:`INSTANCE_COLUMNS`)."""
+    return [
+        {
+            "IoU threshold": t,
+            "TP": int(s.tp[i]),
+            "FP": int(s.fp[i]),
+            "FN": int(s.fn[i]),
+            "precision": _num(s.precision[i]),
+            "recall": _num(s.recall[i]),
+            "F1": _num(s.f1[i]),
+            "accuracy": _num(s.accuracy[i]),
+            "mean matched IoU": _num(s.mean_matched_iou[i]),
+            "PQ": _num(s.panoptic_quality[i]),
+        }
+        for i, t in enumerate(s.thresholds)
+    ]
+
+
+def to_dict(s: SemanticScores | InstanceScores, names: Sequence[str] | None = None) -> dict:
+    """Every score as a JSON-ready dict (NaN becomes None)."""
+    if isinstance(s, InstanceScores):
+        return {
+            "mode": "instance",
+            "n_true": s.n_true,
+            "n_pred": s.n_pred,
+            "mean_accuracy": _num(s.mean_accuracy),
+            "thresholds": instance_rows(s),
+        }
+    summary = {key: _num(getattr(s, key)) for key, _ in SUMMARY_KEYS}
+    return {"mode": "semantic", **summary, "classes": semantic_rows(s, names)[: len(s.labels)]}
+
+
+def format_table(rows: list[dict], columns: Sequence[str]) -> str:
+    """Rows as an aligned plain-text table (NaN and None shown as "-")."""
+    cells = [[_text(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(lines)
+
+
+def format_scores(s: SemanticScores | InstanceScores, names: Sequence[str] | None = None) -> str:
+    """A readable report: the per-class (or per-threshold) table and the summary."""
+    if isinstance(s, InstanceScores):
+        head = f"{s.n_true} true objects, {s.n_pred} predicted objects"
+        tail = f"accuracy averaged over thresholds: {_text(_num(s.mean_accuracy))}"
+        return "\n".join((head, format_table(instance_rows(s), INSTANCE_COLUMNS), tail))
+    table = format_table(semantic_rows(s, names), SEMANTIC_COLUMNS)
+    summary = [f"{label}: {_text(_num(getattr(s, key)))}" for key, label in SUMMARY_KEYS]
+    return "\n".join((table, "", *summary))
+
+
+def _num(value) -> float | None:
+    value = float(np.asarray(value))
+    return None if math.isnan(value) else value
+
+
+def _text(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
