@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, _cli_predict
+from . import __version__, _cli_evaluate, _cli_predict
 
 EXIT_ERROR = 1
 
@@ -188,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     _cli_predict.add_parser(sub)
+    _cli_evaluate.add_parser(sub)
     return parser
 
 

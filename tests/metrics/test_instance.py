@@ -30,7 +30,7 @@ def test_hand_computed_scores():
     np.testing.assert_allclose(s.accuracy, [2 / 4, 1 / 5])
     np.testing.assert_allclose(s.mean_matched_iou, [(0.75 + 1) / 2, 1])
     np.testing.assert_allclose(s.panoptic_quality, [1.75 / 3, 1 / 3])
-    true_ids, pred_ids, iou = s.matches[0]
+    true_ids, pred_ids, _iou = s.matches[0]
     assert sorted(zip(true_ids.tolist(), pred_ids.tolist(), strict=True)) == [(1, 7), (2, 9)]
     assert s.mean_accuracy == pytest.approx((0.5 + 0.2) / 2)
 
@@ -39,9 +39,17 @@ def test_overlaps_are_sparse_pairs_with_areas():
     gt = np.array([[1, 1, 2, 2, 0]])
     pred = np.array([[4, 4, 4, 0, 6]])
     ov = instance_overlaps(pred, gt)
-    assert ov.true_ids.tolist() == [1, 2] and ov.true_area.tolist() == [2, 2]
-    assert ov.pred_ids.tolist() == [4, 6] and ov.pred_area.tolist() == [3, 1]
-    pairs = dict(zip(zip(ov.pairs_true.tolist(), ov.pairs_pred.tolist()), ov.iou.tolist()))
+    assert ov.true_ids.tolist() == [1, 2]
+    assert ov.true_area.tolist() == [2, 2]
+    assert ov.pred_ids.tolist() == [4, 6]
+    assert ov.pred_area.tolist() == [3, 1]
+    pairs = dict(
+        zip(
+            zip(ov.pairs_true.tolist(), ov.pairs_pred.tolist(), strict=False),
+            ov.iou.tolist(),
+            strict=False,
+        )
+    )
     assert pairs == {(1, 4): pytest.approx(2 / 3), (2, 4): pytest.approx(1 / 4)}
 
 
@@ -49,11 +57,14 @@ def test_empty_images_give_nan_not_errors():
     empty = np.zeros((5, 5), np.uint8)
     s = match_instances(empty, empty)
     assert s.n_true == s.n_pred == 0
-    assert np.isnan(s.accuracy).all() and np.isnan(s.precision).all()
+    assert np.isnan(s.accuracy).all()
+    assert np.isnan(s.precision).all()
     one = empty.copy()
     one[1:3, 1:3] = 1
     s = match_instances(empty, one, thresholds=(0.5,))
-    assert s.recall[0] == 0 and np.isnan(s.precision[0]) and s.accuracy[0] == 0
+    assert s.recall[0] == 0
+    assert np.isnan(s.precision[0])
+    assert s.accuracy[0] == 0
     assert to_dict(s)["thresholds"][0]["precision"] is None
     assert "1 true objects, 0 predicted objects" in format_scores(s)
 
@@ -72,7 +83,9 @@ def test_ties_at_one_half_are_resolved_by_assignment():
     gt = np.array([[1, 1, 1, 1]])
     pred = np.array([[2, 2, 3, 3]])  # both halves have IoU exactly 0.5 with object 1
     s = match_instances(pred, gt, thresholds=(0.5,))
-    assert s.tp[0] == 1 and s.fp[0] == 1 and s.fn[0] == 0
+    assert s.tp[0] == 1
+    assert s.fp[0] == 1
+    assert s.fn[0] == 0
 
 
 def test_twenty_thousand_objects_without_a_dense_matrix():
@@ -114,7 +127,7 @@ def blob_image(draw):
     """A small instance image painted with a few random rectangles (overlaps overwrite)."""
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     image = np.zeros((12, 12), np.int32)
-    for i in range(draw(st.integers(0, 7))):
+    for _i in range(draw(st.integers(0, 7))):
         y, x = rng.integers(0, 10, 2)
         h, w = rng.integers(1, 6, 2)
         image[y : y + h, x : x + w] = rng.integers(1, 50)
@@ -129,4 +142,5 @@ def test_matches_dense_assignment(gt, pred, t):
     assert s.tp[0] == tp
     assert s.matches[0][2].sum() == pytest.approx(iou_sum)
     assert s.n_true == len(np.unique(gt[gt > 0]))
-    assert s.fp[0] == s.n_pred - tp and s.fn[0] == s.n_true - tp
+    assert s.fp[0] == s.n_pred - tp
+    assert s.fn[0] == s.n_true - tp

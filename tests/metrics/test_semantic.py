@@ -49,16 +49,21 @@ def test_absent_class_is_nan_and_left_out_of_means():
 def test_class_only_predicted_or_only_true_scores_zero():
     s = scores_of([0, 1, 0, 0], [0, 0, 2, 0])
     # class 1 only predicted: IoU 0, precision 0, recall undefined
-    assert s.iou[1] == 0 and s.precision[1] == 0 and math.isnan(s.recall[1])
+    assert s.iou[1] == 0
+    assert s.precision[1] == 0
+    assert math.isnan(s.recall[1])
     # class 2 only true: IoU 0, recall 0, precision undefined
-    assert s.iou[2] == 0 and s.recall[2] == 0 and math.isnan(s.precision[2])
+    assert s.iou[2] == 0
+    assert s.recall[2] == 0
+    assert math.isnan(s.precision[2])
     assert s.mean_iou == pytest.approx((2 / 4 + 0 + 0) / 3)
 
 
 def test_all_background():
     s = scores_of(np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8))
     assert s.labels == (0,)
-    assert s.mean_iou == 1 and s.pixel_accuracy == 1
+    assert s.mean_iou == 1
+    assert s.pixel_accuracy == 1
     assert math.isnan(s.mean_iou_foreground)  # no foreground class at all
     one_wrong = np.zeros((4, 4), np.uint8)
     one_wrong[0, 0] = 1
@@ -100,7 +105,8 @@ def test_json_and_text_reports():
     d = to_dict(s, ["background", "cell", "membrane"])
     text = json.dumps(d, allow_nan=False)  # NaN became null
     assert json.loads(text)["classes"][3]["IoU"] is None
-    assert d["classes"][1]["class"] == "cell" and d["classes"][3]["class"] == "3"
+    assert d["classes"][1]["class"] == "cell"
+    assert d["classes"][3]["class"] == "3"
     assert d["mean_iou"] == pytest.approx(2 / 3)
     report = format_scores(s, ["background", "cell"])
     assert "mean IoU (no background): 0.5000" in report

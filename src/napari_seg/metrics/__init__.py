@@ -12,6 +12,7 @@ absent from both arrays) is NaN, and means leave NaN out.
 
 from ._confusion import MAX_CLASSES, ConfusionMatrix, confusion_matrix, slice_confusion_matrices
 from ._errors import ERROR_COLORS, ERROR_NAMES, error_map, instance_error_map
+from ._evaluate import MODES, EvaluateConfig, Evaluation, evaluate
 from ._instance import (
     DEFAULT_THRESHOLDS,
     InstanceScores,
@@ -27,12 +28,16 @@ __all__ = [
     "ERROR_COLORS",
     "ERROR_NAMES",
     "MAX_CLASSES",
+    "MODES",
     "ConfusionMatrix",
+    "EvaluateConfig",
+    "Evaluation",
     "InstanceScores",
     "Overlaps",
     "SemanticScores",
     "confusion_matrix",
     "error_map",
+    "evaluate",
     "format_scores",
     "instance_error_map",
     "instance_overlaps",

@@ -1,0 +1,166 @@
+"""Semantic and instance metrics: speed and memory.
+
+Prints one JSON line per case:
+
+- ``semantic``: confusion matrix + every semantic score of a 4096x4096 uint8
+  pair with 4 classes (``napari_seg.metrics``), next to the floor it builds on
+  (``np.bincount`` of a uint8 combined index, whole array at once) and, when
+  installed, torchmetrics' multiclass Jaccard index and MONAI's IoU on one-hot
+  tensors. Median of ``--repeats`` runs after a warm-up; ``peak_mib`` is the
+  tracemalloc peak of one of our runs.
+- ``instance``: matching at the 10 thresholds 0.5..0.95 of a 2048x2048 pair
+  with about 4,000 (and about 1,000) objects: time and tracemalloc peak, with
+  what a dense objects x objects float64 overlap matrix alone would take.
+
+Usage: python bench/metrics.py [--repeats 7] [--case semantic|instance]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import tracemalloc
+
+import numpy as np
+
+from napari_seg.metrics import confusion_matrix, match_instances, semantic_scores
+
+
+def median_ms(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+def peak_mib(fn) -> float:
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 2**20
+
+
+def semantic_pair(size: int, classes: int, seed: int = 0):
+    """A blocky label image and a prediction that differs on about 10% of pixels."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, classes, (size // 64, size // 64), dtype=np.uint8)
+    gt = np.kron(coarse, np.ones((64, 64), np.uint8))
+    pred = gt.copy()
+    noisy = rng.random(gt.shape) < 0.1
+    pred[noisy] = rng.integers(0, classes, int(noisy.sum()), dtype=np.uint8)
+    return pred, gt
+
+
+def bench_semantic(repeats: int) -> dict:
+    size, classes = 4096, 4
+    pred, gt = semantic_pair(size, classes)
+
+    def ours():
+        return semantic_scores(confusion_matrix(pred, gt))
+
+    def floor():
+        combined = gt * np.uint8(classes) + pred
+        return np.bincount(combined.ravel(), minlength=classes * classes)
+
+    counts = floor().reshape(classes, classes)
+    np.testing.assert_array_equal(ours().support, counts.sum(1))  # same numbers
+    out = {
+        "case": "semantic",
+        "shape": [size, size],
+        "classes": classes,
+        "ms": round(median_ms(ours, repeats), 1),
+        "bincount_floor_ms": round(median_ms(floor, repeats), 1),
+        "peak_mib": round(peak_mib(ours), 1),
+    }
+    out.update(_torchmetrics_ms(pred, gt, classes, repeats))
+    out.update(_monai_ms(pred, gt, classes, max(1, repeats // 3)))
+    return out
+
+
+def _torchmetrics_ms(pred, gt, classes, repeats) -> dict:
+    try:
+        import torch
+        from torchmetrics.functional.classification import multiclass_jaccard_index
+    except ImportError:
+        return {"torchmetrics_ms": None}
+    p, g = torch.from_numpy(pred).long(), torch.from_numpy(gt).long()
+
+    def run():
+        return multiclass_jaccard_index(p, g, num_classes=classes, average=None)
+
+    return {"torchmetrics_ms": round(median_ms(run, repeats), 1)}
+
+
+def _monai_ms(pred, gt, classes, repeats) -> dict:
+    try:
+        import torch
+        from monai.metrics import compute_iou
+    except ImportError:
+        return {"monai_ms": None}
+    p, g = torch.from_numpy(pred).long(), torch.from_numpy(gt).long()
+
+    def run():
+        one_p = torch.nn.functional.one_hot(p, classes).permute(2, 0, 1)[None]
+        one_g = torch.nn.functional.one_hot(g, classes).permute(2, 0, 1)[None]
+        return compute_iou(one_p, one_g, include_background=True)
+
+    return {"monai_ms": round(median_ms(run, repeats), 1)}
+
+
+def instance_pair(size: int, objects: int, seed: int = 0):
+    """Random discs (later ones overwrite) and a jittered, imperfect prediction."""
+    rng = np.random.default_rng(seed)
+    gt = np.zeros((size, size), np.uint32)
+    yy, xx = np.mgrid[-16:17, -16:17]
+    for label in range(1, objects + 1):
+        r = rng.uniform(6, 14)
+        y, x = rng.integers(16, size - 16, 2)
+        disc = yy**2 + xx**2 <= r * r
+        gt[y - 16 : y + 17, x - 16 : x + 17][disc] = label
+    pred = np.roll(gt, (1, 2), axis=(0, 1))  # shifted boundaries
+    lost = rng.choice(objects, objects // 20, replace=False) + 1
+    pred[np.isin(pred, lost)] = 0  # 5% missed
+    pred = np.where(pred > 0, pred + 100_000, 0).astype(np.uint32)  # unrelated ids
+    return pred, gt
+
+
+def bench_instance(repeats: int, objects: int) -> dict:
+    size = 2048
+    pred, gt = instance_pair(size, objects)
+
+    def run():
+        return match_instances(pred, gt)
+
+    s = run()
+    return {
+        "case": "instance",
+        "shape": [size, size],
+        "objects_true": s.n_true,
+        "objects_pred": s.n_pred,
+        "ms": round(median_ms(run, repeats), 1),
+        "peak_mib": round(peak_mib(run), 1),
+        "dense_matrix_mib": round(s.n_true * s.n_pred * 8 / 2**20, 1),
+        "accuracy_at_0.5": round(float(s.accuracy[0]), 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--case", choices=["semantic", "instance"], action="append")
+    args = parser.parse_args()
+    cases = args.case or ["semantic", "instance"]
+    if "semantic" in cases:
+        print(json.dumps(bench_semantic(args.repeats)), flush=True)
+    if "instance" in cases:
+        for objects in (4500, 1100):
+            print(json.dumps(bench_instance(max(1, args.repeats // 2), objects)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

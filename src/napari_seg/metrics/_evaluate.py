@@ -1,0 +1,199 @@
+"""One evaluation job: its validated settings and a single entry point (GUI and CLI)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+from ._confusion import ConfusionMatrix, confusion_matrix, slice_confusion_matrices
+from ._instance import DEFAULT_THRESHOLDS, InstanceScores, _check_thresholds, match_instances
+from ._report import _num, to_dict
+from ._semantic import SemanticScores, semantic_scores
+
+MODES = ("semantic", "instance")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Settings of an evaluation.
+
+    Parameters
+    ----------
+    mode : {"semantic", "instance"}
+        Score classes pixel by pixel, or match objects (each id one object).
+    ignore_labels : tuple of int
+        Ground-truth ids left out (semantic mode), e.g. ``(0,)`` for sparse
+        annotations where 0 means "not annotated".
+    background : int or None
+        Background id: left out of the "no background" means (semantic) or
+        not an object (instance; must be an int there).
+    thresholds : tuple of float
+        IoU thresholds of the instance matching.
+    slice_axis : int or None
+        Also score every slice (or frame) along this axis.
+    class_names : dict of int to str
+        Names of class ids; named classes absent from both arrays are still
+        listed (with NaN scores).
+    """
+
+    mode: str = "semantic"
+    ignore_labels: tuple[int, ...] = ()
+    background: int | None = 0
+    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
+    slice_axis: int | None = None
+    class_names: Mapping[int, str] = field(default_factory=dict)
+
+    def validate(self) -> EvaluateConfig:
+        """Return ``self`` if every field is valid, else raise ``ValueError``/``TypeError``."""
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        for i in self.ignore_labels:
+            if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or i < 0:
+                raise ValueError(f"ignore_labels must be ids >= 0, got {i!r}")
+        if self.background is not None and (
+            isinstance(self.background, bool) or not isinstance(self.background, int)
+        ):
+            raise TypeError(f"background must be an int or None, got {self.background!r}")
+        if self.mode == "instance" and self.background is None:
+            raise ValueError("instance mode needs a background id (usually 0)")
+        _check_thresholds(self.thresholds)
+        if self.slice_axis is not None and (
+            isinstance(self.slice_axis, bool) or not isinstance(self.slice_axis, int)
+        ):
+            raise TypeError(f"slice_axis must be an int or None, got {self.slice_axis!r}")
+        for key, name in self.class_names.items():
+            if not isinstance(key, int) or not isinstance(name, str):
+                raise TypeError(f"class_names must map int ids to str, got {key!r}: {name!r}")
+        return self
+
+    def with_(self, **changes) -> EvaluateConfig:
+        """A copy with ``changes`` applied and validated."""
+        return replace(self, **changes).validate()
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["class_names"] = {str(k): v for k, v in self.class_names.items()}
+        return json.dumps(d, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> EvaluateConfig:
+        d = json.loads(text)
+        if not isinstance(d, dict):
+            raise ValueError("an evaluation config must be a JSON object")
+        unknown = set(d) - {f for f in cls.__dataclass_fields__}
+        if unknown:
+            raise ValueError(f"unknown evaluation settings: {sorted(unknown)}")
+        for key in ("ignore_labels", "thresholds"):
+            if key in d:
+                d[key] = tuple(d[key])
+        if "class_names" in d:
+            try:
+                d["class_names"] = {int(k): v for k, v in d["class_names"].items()}
+            except (AttributeError, ValueError) as exc:
+                raise ValueError(f"class_names must map ids to names: {exc}") from None
+        return cls(**d).validate()
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What :func:`evaluate` found: whole-array scores and, if asked, per-slice scores."""
+
+    config: EvaluateConfig
+    scores: SemanticScores | InstanceScores
+    slices: SemanticScores | tuple[InstanceScores, ...] | None = None
+    matrix: ConfusionMatrix | None = None
+
+    def names(self) -> list[str]:
+        """Class names indexed by id (ids without a name get their number)."""
+        top = max([*self.config.class_names, *getattr(self.scores, "labels", ()), -1]) + 1
+        return [self.config.class_names.get(i, str(i)) for i in range(top)]
+
+    def slice_summary(self) -> np.ndarray | None:
+        """One headline score per slice: foreground mIoU, or accuracy at the first threshold."""
+        if self.slices is None:
+            return None
+        if isinstance(self.slices, SemanticScores):
+            return np.asarray(self.slices.mean_iou_foreground, dtype=float)
+        return np.array([s.accuracy[0] for s in self.slices], dtype=float)
+
+    def to_dict(self) -> dict:
+        """Every score as a JSON-ready dict (NaN as None), with the settings used."""
+        out = to_dict(self.scores, self.names())
+        out["config"] = json.loads(self.config.to_json())
+        if self.slices is not None:
+            out["per_slice"] = {
+                "axis": self.config.slice_axis,
+                "score": "mean_iou_foreground" if self.config.mode == "semantic" else "accuracy",
+                "values": [_num(v) for v in self.slice_summary()],
+            }
+        return out
+
+
+def evaluate(pred, gt, config: EvaluateConfig | None = None) -> Evaluation:
+    """Score ``pred`` against ``gt`` as ``config`` says.
+
+    Parameters
+    ----------
+    pred, gt : array_like of int
+        Label arrays of the same shape (numpy, dask or zarr).
+    config : EvaluateConfig, optional
+        Defaults: semantic scores, nothing ignored, background 0.
+
+    Returns
+    -------
+    Evaluation
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> result = evaluate(np.array([[0, 1], [1, 1]]), np.array([[0, 1], [0, 1]]))
+    >>> round(result.scores.mean_iou, 3)
+    0.583
+    """
+    config = (config or EvaluateConfig()).validate()
+    if config.mode == "instance":
+        return _evaluate_instances(pred, gt, config)
+    if config.slice_axis is None:
+        matrix = confusion_matrix(pred, gt, ignore_labels=config.ignore_labels)
+        slices = None
+    else:
+        stack = slice_confusion_matrices(
+            pred, gt, axis=config.slice_axis, ignore_labels=config.ignore_labels
+        )
+        stack = _with_named(stack, config)
+        slices = semantic_scores(stack, background=config.background)
+        matrix = ConfusionMatrix(
+            stack.counts.sum(axis=0), stack.labels, stack.ignore_labels, int(stack.ignored.sum())
+        )
+    matrix = _with_named(matrix, config)
+    scores = semantic_scores(matrix, background=config.background)
+    return Evaluation(config, scores, slices, matrix)
+
+
+def _evaluate_instances(pred, gt, config: EvaluateConfig) -> Evaluation:
+    kwargs = {"thresholds": config.thresholds, "background": config.background}
+    scores = match_instances(pred, gt, **kwargs)
+    slices = None
+    if config.slice_axis is not None:
+        axis = config.slice_axis % len(gt.shape)
+        lead = (slice(None),) * axis
+        slices = tuple(
+            match_instances(pred[(*lead, i)], gt[(*lead, i)], **kwargs)
+            for i in range(gt.shape[axis])
+        )
+    return Evaluation(config, scores, slices)
+
+
+def _with_named(cm: ConfusionMatrix, config: EvaluateConfig) -> ConfusionMatrix:
+    """Add rows for named classes absent from both arrays (their scores are NaN)."""
+    extra = sorted(set(config.class_names) - set(cm.labels) - set(config.ignore_labels))
+    if not extra:
+        return cm
+    labels = sorted([*cm.labels, *extra])
+    where = [labels.index(lab) for lab in cm.labels]
+    counts = np.zeros((*cm.counts.shape[:-2], len(labels), len(labels)), dtype=np.int64)
+    counts[(..., *np.ix_(where, where))] = cm.counts
+    return ConfusionMatrix(counts, tuple(labels), cm.ignore_labels, cm.ignored)

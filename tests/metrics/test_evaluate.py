@@ -1,0 +1,55 @@
+"""The evaluation job: settings round trip, named absent classes, per-slice scores."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from napari_seg.metrics import EvaluateConfig, evaluate
+
+
+def test_config_round_trip_and_validation():
+    config = EvaluateConfig(
+        mode="instance",
+        ignore_labels=(0, 9),
+        thresholds=(0.5, 0.9),
+        slice_axis=0,
+        class_names={0: "background", 3: "cell"},
+    ).validate()
+    assert EvaluateConfig.from_json(config.to_json()) == config
+    with pytest.raises(ValueError, match="mode must be one of"):
+        EvaluateConfig(mode="panoptic").validate()
+    with pytest.raises(ValueError, match="ignore_labels must be ids >= 0"):
+        EvaluateConfig(ignore_labels=(-1,)).validate()
+    with pytest.raises(ValueError, match="instance mode needs a background"):
+        EvaluateConfig(mode="instance", background=None).validate()
+    with pytest.raises(ValueError, match="unknown evaluation settings"):
+        EvaluateConfig.from_json('{"mod": "semantic"}')
+
+
+def test_named_absent_classes_are_listed_with_nan():
+    gt = np.array([[0, 1], [0, 1]])
+    pred = np.array([[0, 1], [1, 1]])
+    names = {0: "background", 1: "cell", 2: "membrane"}
+    r = evaluate(pred, gt, EvaluateConfig(class_names=names))
+    assert r.scores.labels == (0, 1, 2)
+    assert math.isnan(r.scores.iou[2])
+    assert r.scores.mean_iou == pytest.approx((0.5 + 2 / 3) / 2)
+    assert r.names() == ["background", "cell", "membrane"]
+    d = json.loads(json.dumps(r.to_dict(), allow_nan=False))
+    assert d["classes"][2] == {**d["classes"][2], "class": "membrane", "IoU": None}
+
+
+def test_per_slice_semantic_and_instance():
+    gt = np.zeros((3, 8, 8), np.uint8)
+    gt[:, 2:6, 2:6] = 1
+    pred = gt.copy()
+    pred[2] = 0
+    r = evaluate(pred, gt, EvaluateConfig(slice_axis=0, class_names={0: "bg", 1: "a", 2: "b"}))
+    np.testing.assert_allclose(r.slice_summary(), [1, 1, 0])
+    whole = evaluate(pred, gt)
+    np.testing.assert_allclose(r.scores.iou[:2], whole.scores.iou)
+    inst = evaluate(pred, gt, EvaluateConfig(mode="instance", slice_axis=-3))
+    np.testing.assert_allclose(inst.slice_summary(), [1, 1, 0])
+    assert inst.to_dict()["per_slice"]["score"] == "accuracy"

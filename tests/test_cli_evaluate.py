@@ -1,0 +1,105 @@
+"""``napari-seg evaluate``: tables, JSON equal to the core, settings, clear errors."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_seg.cli import main
+from napari_seg.metrics import EvaluateConfig, evaluate
+from napari_seg.sample_data import cells_3d
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("eval")
+    _, gt = cells_3d((4, 48, 64), seed=3)
+    pred = gt.copy()
+    pred[1] = 0  # one slice predicted as background
+    pred[:, :5, :5] = 2
+    tifffile.imwrite(folder / "gt.tif", gt)
+    np.save(folder / "pred.npy", pred.astype(np.int32))
+    return folder / "pred.npy", folder / "gt.tif", pred, gt
+
+
+def run_json(capsys, *args):
+    assert main(["evaluate", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_json_equals_the_core(files, capsys):
+    pred_path, gt_path, pred, gt = files
+    out = run_json(capsys, "--pred", str(pred_path), "--gt", str(gt_path))
+    expect = evaluate(pred, gt).to_dict()
+    assert out == json.loads(json.dumps(expect))
+    assert out["mode"] == "semantic"
+    assert len(out["classes"]) == len(np.unique(gt))
+    assert {"mean_iou", "mean_iou_foreground", "frequency_weighted_iou", "pixel_accuracy"} <= set(
+        out
+    )
+
+
+def test_ignore_instance_and_per_slice(files, capsys):
+    pred_path, gt_path, pred, gt = files
+    args = ["--pred", str(pred_path), "--gt", str(gt_path)]
+    ignored = run_json(capsys, *args, "--ignore", "0")
+    assert ignored["config"]["ignore_labels"] == [0]
+    assert [c["id"] for c in ignored["classes"]] == [c for c in np.unique(gt).tolist() if c]
+    inst = run_json(capsys, *args, "--instance", "--thresholds", "0.5", "0.75")
+    core = evaluate(pred, gt, EvaluateConfig(mode="instance", thresholds=(0.5, 0.75)))
+    assert [r["TP"] for r in inst["thresholds"]] == core.scores.tp.tolist()
+    sliced = run_json(capsys, *args, "--per-slice", "0")
+    assert len(sliced["per_slice"]["values"]) == 4
+    assert sliced["per_slice"]["values"][1] < sliced["per_slice"]["values"][0]
+
+
+def test_text_table_names_classes(files, capsys):
+    pred_path, gt_path, *_ = files
+    argv = ["evaluate", "--pred", str(pred_path), "--gt", str(gt_path)]
+    assert main([*argv, "--class-names", "background", "nucleus", "membrane"]) == 0
+    text = capsys.readouterr().out
+    assert "nucleus" in text
+    assert "mean IoU (no background)" in text
+
+
+def test_config_file_then_flags(files, tmp_path, capsys):
+    pred_path, gt_path, *_ = files
+    config = tmp_path / "eval.json"
+    config.write_text(EvaluateConfig(ignore_labels=(0,), background=None).to_json())
+    args = ["--pred", str(pred_path), "--gt", str(gt_path), "--config", str(config)]
+    out = run_json(capsys, *args, "--background", "1")
+    assert out["config"]["ignore_labels"] == [0]
+    assert out["config"]["background"] == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--gt", "missing.tif"], "--gt: input not found"),
+        (["--gt", "{float}"], "gt must hold integer label ids, got dtype float32"),
+        (["--gt", "{small}"], "same shape"),
+        (["--gt", "{gt}", "--thresholds", "1.5"], r"thresholds must be in \(0, 1\]"),
+        (["--gt", "{gt}", "--config", "{badjson}"], "not valid JSON"),
+    ],
+)
+def test_errors_are_one_clear_line(files, tmp_path, capsys, extra, message):
+    pred_path, gt_path, *_ = files
+    np.save(tmp_path / "float.npy", np.zeros((4, 48, 64), np.float32))
+    np.save(tmp_path / "small.npy", np.zeros((4, 48, 60), np.uint8))
+    (tmp_path / "bad.json").write_text("{")
+    paths = {
+        "float": tmp_path / "float.npy",
+        "small": tmp_path / "small.npy",
+        "gt": gt_path,
+        "badjson": tmp_path / "bad.json",
+    }
+    extra = [e.format(**paths) if e.startswith("{") else e for e in extra]
+    if extra[1] == "missing.tif":
+        extra[1] = str(tmp_path / "missing.tif")
+    assert main(["evaluate", "--pred", str(pred_path), *extra]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("napari-seg evaluate: error:")
+    assert "\n" not in err
+    assert re.search(message, err)
