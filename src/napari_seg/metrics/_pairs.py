@@ -86,33 +86,18 @@ def pair_counts(pred, gt, index: tuple = ()) -> tuple[np.ndarray, np.ndarray, np
 
     Reads the arrays block by block (numpy views, or regions of dask/zarr arrays).
     """
-    if index:
-        shape = np.empty(tuple(pred.shape), dtype=np.bool_)[index].shape  # no data read
-    else:
-        shape = tuple(pred.shape)
+    full = tuple(pred.shape)
+    index = tuple(index) + (slice(None),) * (len(full) - len(index))
+    # ``index`` holds whole-axis slices and integers (one slice of a stack).
+    shape = tuple(n for n, i in zip(full, index, strict=True) if not isinstance(i, int))
     parts = []
     for block in block_slices(shape):
-        where = _compose(index, block, len(pred.shape))
+        where = _compose(index, block)
         parts.append(block_pairs(read_block(gt, where), read_block(pred, where)))
     return reduce_pairs(parts)
 
 
-def _compose(outer: tuple, inner: tuple, ndim: int) -> tuple:
-    """The index into the full array of ``inner`` taken within ``array[outer]``."""
-    if not outer:
-        return inner
-    outer = tuple(outer) + (slice(None),) * (ndim - len(outer))
-    out, it = [], iter(inner)
-    for o in outer:
-        if isinstance(o, (int, np.integer)):
-            out.append(int(o))
-            continue
-        i = next(it, slice(None))
-        if isinstance(i, (int, np.integer)):
-            out.append(o.start + int(i) if o.start else int(i))
-        else:
-            base = o.start or 0
-            start = base + (i.start or 0)
-            stop = base + i.stop if i.stop is not None else o.stop
-            out.append(slice(start, stop))
-    return tuple(out)
+def _compose(outer: tuple, inner: tuple) -> tuple:
+    """The index into the full array of block ``inner`` of ``array[outer]``."""
+    inner = iter(inner)
+    return tuple(o if isinstance(o, int) else next(inner, slice(None)) for o in outer)
