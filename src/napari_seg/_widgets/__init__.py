@@ -13,8 +13,17 @@ import sys
 if "triton" not in sys.modules and os.environ.get("NAPARI_SEG_ALLOW_TRITON") != "1":
     sys.modules["triton"] = None  # makes `import triton` raise ImportError
 
+from ._evaluate import EvaluateWidget, evaluate_widget
 from ._model import ModelWidget, model_widget
 from ._segment import SegmentWidget, segment_widget
 from ._shared import current_model_for
 
-__all__ = ["ModelWidget", "SegmentWidget", "current_model_for", "model_widget", "segment_widget"]
+__all__ = [
+    "EvaluateWidget",
+    "ModelWidget",
+    "SegmentWidget",
+    "current_model_for",
+    "evaluate_widget",
+    "model_widget",
+    "segment_widget",
+]

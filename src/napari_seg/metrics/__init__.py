@@ -20,7 +20,7 @@ from ._instance import (
     instance_overlaps,
     match_instances,
 )
-from ._report import format_scores, instance_rows, semantic_rows, to_dict
+from ._report import format_scores, instance_rows, merge_rows, semantic_rows, to_dict
 from ._semantic import SemanticScores, semantic_scores
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "instance_overlaps",
     "instance_rows",
     "match_instances",
+    "merge_rows",
     "semantic_rows",
     "semantic_scores",
     "slice_confusion_matrices",

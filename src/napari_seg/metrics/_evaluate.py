@@ -10,7 +10,7 @@ import numpy as np
 
 from ._confusion import ConfusionMatrix, confusion_matrix, slice_confusion_matrices
 from ._instance import DEFAULT_THRESHOLDS, InstanceScores, _check_thresholds, match_instances
-from ._report import _num, to_dict
+from ._report import _num, instance_rows, semantic_rows, to_dict
 from ._semantic import SemanticScores, semantic_scores
 
 MODES = ("semantic", "instance")
@@ -118,6 +118,17 @@ class Evaluation:
         if isinstance(self.slices, SemanticScores):
             return np.asarray(self.slices.mean_iou_foreground, dtype=float)
         return np.array([s.accuracy[0] for s in self.slices], dtype=float)
+
+    def rows(self) -> list[dict]:
+        """Table rows: one per class and the means, or one per IoU threshold."""
+        if isinstance(self.scores, InstanceScores):
+            return instance_rows(self.scores)
+        return semantic_rows(self.scores, self.names())
+
+    @property
+    def row_key(self) -> str:
+        """The column naming each row ("class" or "IoU threshold")."""
+        return "IoU threshold" if self.config.mode == "instance" else "class"
 
     def to_dict(self) -> dict:
         """Every score as a JSON-ready dict (NaN as None), with the settings used."""

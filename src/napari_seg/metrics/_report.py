@@ -140,3 +140,28 @@ def _text(value) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)
+
+
+def merge_rows(
+    rows_a: list[dict], rows_b: list[dict], key: str, *, suffix: str = " [B]"
+) -> list[dict]:
+    """Rows of two evaluations side by side, matched on ``key``.
+
+    Every score column of ``rows_b`` is added with ``suffix``, followed by the
+    difference B - A of the headline score ("IoU" or "accuracy"); a row missing
+    on one side gets None there.
+    """
+    head = "IoU" if rows_a and "IoU" in rows_a[0] else "accuracy"
+    by_key = {r[key]: r for r in rows_b}
+    keys = [r[key] for r in rows_a] + [k for k in by_key if k not in {r[key] for r in rows_a}]
+    by_a = {r[key]: r for r in rows_a}
+    columns = [c for c in (rows_a or rows_b)[0] if c not in (key, "id")]
+    out = []
+    for k in keys:
+        a, b = by_a.get(k, {}), by_key.get(k, {})
+        row = {key: k, **{c: a.get(c) for c in columns}}
+        row.update({f"{c}{suffix}": b.get(c) for c in columns})
+        va, vb = a.get(head), b.get(head)
+        row[f"delta {head}"] = None if va is None or vb is None else vb - va
+        out.append(row)
+    return out

@@ -1,0 +1,399 @@
+"""The "Evaluate" dock widget: scores of Labels layers against ground truth, error overlays."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import napari
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    Label,
+    LineEdit,
+    PushButton,
+    Table,
+    create_widget,
+)
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info, show_warning
+
+from .._atomic import atomic_write
+from .._layers import labels_layer_kwargs
+from ..metrics import ERROR_COLORS, ERROR_NAMES, MODES, EvaluateConfig, Evaluation, merge_rows
+from ._plots import ScorePlots
+
+if TYPE_CHECKING:
+    import napari.viewer
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What the main thread needs about a finished evaluation."""
+
+    pred_name: str
+    compare_name: str | None
+    gt_name: str
+    slice_axis_world: int | None
+
+
+def _evaluate_job(pred, gt, compare, config: EvaluateConfig):
+    from ..metrics import evaluate
+
+    first = evaluate(pred, gt, config)
+    return first, (None if compare is None else evaluate(compare, gt, config))
+
+
+def _errors_job(pred, gt, config: EvaluateConfig):
+    from ..metrics import error_map, instance_error_map
+
+    if config.mode == "instance":
+        return instance_error_map(pred, gt, threshold=config.thresholds[0])
+    return error_map(pred, gt, ignore_labels=config.ignore_labels, background=config.background)
+
+
+def parse_ids(text: str) -> tuple[int, ...]:
+    """ "0, 255" -> (0, 255); raises ValueError naming the bad entry."""
+    ids = []
+    for part in text.replace(",", " ").split():
+        if not part.isdigit():
+            raise ValueError(f"ignore ids must be whole numbers >= 0, got {part!r}")
+        ids.append(int(part))
+    return tuple(ids)
+
+
+def class_names_of(*layers) -> dict[int, str]:
+    """Class names from the layers' features ("class" column, ids in "index" or row order)."""
+    names: dict[int, str] = {}
+    for layer in layers:
+        features = getattr(layer, "features", None)
+        if features is None or "class" not in features:
+            continue
+        ids = features["index"] if "index" in features else range(len(features))
+        for i, name in zip(ids, features["class"], strict=True):
+            names.setdefault(int(i), str(name))
+    return names
+
+
+class EvaluateWidget(Container):
+    """Score a prediction Labels layer (and optionally a second one) against ground truth.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__(labels=True)
+        self._viewer = viewer
+        self._worker = None
+        self._run_info: _Run | None = None
+        self.result: Evaluation | None = None
+        self.compared: Evaluation | None = None
+        self._pred = create_widget(annotation="napari.layers.Labels", label="prediction")
+        self._compare = create_widget(
+            annotation=napari.layers.Labels | None,
+            label="compare with",
+        )
+        self._gt = create_widget(annotation="napari.layers.Labels", label="ground truth")
+        self._mode = ComboBox(label="mode", choices=list(MODES), value="semantic")
+        self._ignore = LineEdit(label="ignore ids", value="")
+        self._ignore.tooltip = "ground-truth ids left out, e.g. 0 where 0 means 'not annotated'"
+        self._per_slice = CheckBox(text="score each slice of a stack", value=True)
+        self._run = PushButton(text="Evaluate")
+        self._errors = PushButton(text="Show errors", enabled=False)
+        self._errors.tooltip = "add a Labels layer: true positive, false positive, false negative"
+        self._export_path = FileEdit(label="export to", mode="w", filter="*.csv *.json")
+        self._export = PushButton(text="Export CSV / JSON", enabled=False)
+        self._status = Label(label="status", value="idle")
+        self._table = Table(value={"data": [], "index": [], "columns": []})
+        self._table.read_only = True
+        self.plots = ScorePlots()
+        self.extend(
+            [
+                self._pred,
+                self._compare,
+                self._gt,
+                self._mode,
+                self._ignore,
+                self._per_slice,
+                self._run,
+                self._errors,
+                self._export_path,
+                self._export,
+                self._status,
+                self._table,
+            ]
+        )
+        self.native.layout().addWidget(self.plots.canvas)
+        self._connect()
+
+    def _connect(self) -> None:
+        self._run.clicked.connect(self.run)
+        self._errors.clicked.connect(self.show_errors)
+        self._export.clicked.connect(self._on_export_clicked)
+        self.plots.canvas.mpl_connect("button_press_event", self._on_plot_click)
+        self.native.destroyed.connect(self._on_destroyed)
+
+    # -- mapping fields to a config ------------------------------------------------
+    def config(self, pred_layer=None, gt_layer=None) -> EvaluateConfig:
+        """The :class:`EvaluateConfig` the fields describe (validated)."""
+        pred_layer = pred_layer or self._pred.value
+        gt_layer = gt_layer or self._gt.value
+        axis = self._slice_axis(gt_layer) if self._per_slice.value else None
+        return EvaluateConfig(
+            mode=self._mode.value,
+            ignore_labels=parse_ids(self._ignore.value),
+            slice_axis=None if axis is None else axis[0],
+            class_names=class_names_of(gt_layer, pred_layer),
+        ).validate()
+
+    def _slice_axis(self, layer) -> tuple[int, int] | None:
+        """(layer axis, world axis) the viewer steps through, for a 3D+ layer."""
+        if layer is None or layer.ndim < 3:
+            return None
+        offset = self._viewer.dims.ndim - layer.ndim
+        hidden = [d for d in self._viewer.dims.not_displayed if d >= offset]
+        return (hidden[0] - offset, hidden[0]) if hidden else None
+
+    def _check_layers(self):
+        pred, gt, compare = self._pred.value, self._gt.value, self._compare.value
+        if pred is None or gt is None:
+            raise ValueError("choose a prediction and a ground-truth Labels layer")
+        for layer in (pred, compare):
+            if layer is None:
+                continue
+            if layer is gt:
+                raise ValueError(f"{layer.name} is the ground truth itself")
+            if _data(layer).shape != _data(gt).shape:
+                raise ValueError(
+                    f"{layer.name} has shape {_data(layer).shape} but {gt.name} has "
+                    f"{_data(gt).shape}; evaluate layers of the same shape"
+                )
+            if not np.allclose(layer.scale, gt.scale):
+                raise ValueError(
+                    f"{layer.name} has scale {tuple(layer.scale)} but {gt.name} has "
+                    f"{tuple(gt.scale)}; the pixels would not correspond"
+                )
+        return pred, gt, compare
+
+    # -- actions ---------------------------------------------------------------------
+    def run(self) -> None:
+        """Score the chosen layers in a worker; results fill the table and the plots."""
+        if self._worker is not None:
+            show_warning("Evaluate is already running")
+            return
+        try:
+            pred, gt, compare = self._check_layers()
+            config = self.config(pred, gt)
+        except (ValueError, TypeError) as exc:
+            show_error(f"Cannot evaluate: {exc}")
+            return
+        axis = self._slice_axis(gt) if config.slice_axis is not None else None
+        self._run_info = _Run(
+            pred.name, None if compare is None else compare.name, gt.name, axis and axis[1]
+        )
+        self._start(
+            _evaluate_job,
+            _data(pred),
+            _data(gt),
+            None if compare is None else _data(compare),
+            config,
+            returned=self._on_returned,
+        )
+        self._status.value = "evaluating..."
+
+    def show_errors(self) -> None:
+        """Add (or update) a Labels layer marking true/false positives and false negatives."""
+        if self.result is None or self._run_info is None:
+            show_error("Evaluate first, then show the errors")
+            return
+        layers = self._viewer.layers
+        info = self._run_info
+        if info.pred_name not in layers or info.gt_name not in layers:
+            show_error("The evaluated layers are gone; evaluate again")
+            return
+        pred, gt = layers[info.pred_name], layers[info.gt_name]
+        self._start(
+            _errors_job, _data(pred), _data(gt), self.result.config, returned=self._on_error_map
+        )
+        self._status.value = "computing the error map..."
+
+    def export(self, path: str | Path) -> Path:
+        """Write the last scores to ``path``: CSV (the table) or JSON (everything), atomically."""
+        if self.result is None:
+            raise ValueError("nothing to export yet: evaluate first")
+        path = Path(path)
+        if path.suffix.lower() == ".json":
+            body = {
+                "prediction": self._run_info.pred_name,
+                "ground_truth": self._run_info.gt_name,
+                **self.result.to_dict(),
+            }
+            if self.compared is not None:
+                body["compare"] = {
+                    "prediction": self._run_info.compare_name,
+                    **self.compared.to_dict(),
+                }
+            text = json.dumps(body, indent=2, allow_nan=False)
+        elif path.suffix.lower() == ".csv":
+            text = _csv(self.table_rows())
+        else:
+            raise ValueError(f"export to a .csv or .json file, got {path.name!r}")
+        with atomic_write(path) as handle:
+            handle.write(text.encode())
+        return path
+
+    def table_rows(self) -> list[dict]:
+        """The rows shown in the table (both predictions side by side when comparing)."""
+        if self.result is None:
+            return []
+        rows = self.result.rows()
+        if self.compared is not None:
+            rows = merge_rows(rows, self.compared.rows(), self.result.row_key)
+        return rows
+
+    def jump_to_slice(self, index: int) -> None:
+        """Move the viewer to slice ``index`` of the evaluated stack."""
+        axis = None if self._run_info is None else self._run_info.slice_axis_world
+        if axis is not None:
+            self._viewer.dims.set_current_step(axis, index)
+
+    # -- helpers -----------------------------------------------------------------------
+    def _start(self, job, *args, returned) -> None:
+        self._set_busy(True)
+        self._worker = create_worker(
+            job,
+            *args,
+            _connect={
+                "returned": returned,
+                "errored": self._on_error,
+                "finished": self._on_finished,
+            },
+        )
+
+    def _set_busy(self, busy: bool) -> None:
+        self._run.enabled = not busy
+        self._errors.enabled = not busy and self.result is not None
+        self._export.enabled = not busy and self.result is not None
+
+    def _show_table(self) -> None:
+        rows = self.table_rows()
+        columns = list(rows[0]) if rows else []
+        data = [[_cell(r[c], c) for c in columns] for r in rows]
+        self._table.value = {"data": data, "index": [""] * len(data), "columns": columns}
+
+    def _show_plots(self) -> None:
+        a, b, info = self.result, self.compared, self._run_info
+        names = {info.pred_name: a} if b is None else {info.pred_name: a, info.compare_name: b}
+        if a.config.mode == "semantic":
+            labels = [a.names()[i] if i < len(a.names()) else str(i) for i in a.scores.labels]
+            series = {n: _per_class(r, a.scores.labels) for n, r in names.items()}
+            self.plots.show_bars(labels, series, "IoU")
+            ylabel = "mean IoU (no background)"
+        else:
+            labels = [f"{t:.2f}" for t in a.scores.thresholds]
+            self.plots.show_bars(
+                labels, {n: r.scores.accuracy for n, r in names.items()}, "accuracy TP/(TP+FP+FN)"
+            )
+            ylabel = f"accuracy at IoU {a.scores.thresholds[0]:.2f}"
+        slices = None if a.slices is None else {n: r.slice_summary() for n, r in names.items()}
+        self.plots.show_slices(slices, ylabel)
+
+    # -- callbacks (main thread) ----------------------------------------------------
+    def _on_returned(self, results) -> None:
+        self.result, self.compared = results
+        self._show_table()
+        self._show_plots()
+        s = self.result.scores
+        if self.result.config.mode == "semantic":
+            self._status.value = (
+                f"mIoU {_cell(s.mean_iou)}, without background {_cell(s.mean_iou_foreground)}\n"
+                f"pixel accuracy {_cell(s.pixel_accuracy)}, "
+                f"FW-IoU {_cell(s.frequency_weighted_iou)}"
+            )
+        else:
+            self._status.value = (
+                f"{s.n_true} true, {s.n_pred} predicted objects; "
+                f"accuracy over thresholds {_cell(s.mean_accuracy)}"
+            )
+
+    def _on_error_map(self, errors: np.ndarray) -> None:
+        info = self._run_info
+        name = f"{info.pred_name} errors"
+        layers = self._viewer.layers
+        source = layers[info.pred_name] if info.pred_name in layers else None  # noqa: SIM401
+        if name in layers:
+            layers[name].data = errors
+        else:
+            kwargs = labels_layer_kwargs(name, ["", *ERROR_NAMES[1:]], ERROR_COLORS)
+            placement = (
+                {} if source is None else {"scale": source.scale, "translate": source.translate}
+            )
+            self._viewer.add_labels(errors, opacity=0.6, **placement, **kwargs)
+        self._status.value = "error overlay: " + ", ".join(
+            f"{n} {int(np.sum(errors == i))}" for i, n in enumerate(ERROR_NAMES) if i
+        )
+
+    def _on_export_clicked(self) -> None:
+        try:
+            path = self.export(self._export_path.value)
+        except (ValueError, OSError) as exc:
+            show_error(f"Cannot export: {exc}")
+            return
+        show_info(f"Scores written to {path}")
+
+    def _on_plot_click(self, event) -> None:
+        index = self.plots.slice_at(event)
+        if index is not None:
+            self.jump_to_slice(index)
+
+    def _on_error(self, exc: BaseException) -> None:
+        show_error(f"napari-seg Evaluate: {exc}")
+        self._status.value = f"failed: {exc}"
+
+    def _on_finished(self) -> None:
+        self._worker = None
+        self._set_busy(False)
+
+    def _on_destroyed(self, *_args) -> None:
+        self.plots.figure.clear()
+
+
+def _data(layer):
+    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+
+
+def _per_class(result: Evaluation, labels) -> list[float]:
+    where = {lab: i for i, lab in enumerate(result.scores.labels)}
+    return [result.scores.iou[where[lab]] if lab in where else np.nan for lab in labels]
+
+
+def _cell(value, column: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, (float, np.floating)):
+        digits = 2 if column == "IoU threshold" else 4
+        return "-" if np.isnan(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows)
+    return buffer.getvalue()
+
+
+def evaluate_widget(viewer: napari.viewer.Viewer) -> EvaluateWidget:
+    """npe2 widget factory: the Evaluate widget."""
+    return EvaluateWidget(viewer)

@@ -1,0 +1,177 @@
+"""Evaluate widget in a real napari viewer (run under xvfb-run)."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gui
+
+napari = pytest.importorskip("napari", reason="napari is needed for widget tests")
+
+from matplotlib.backend_bases import MouseEvent  # noqa: E402
+
+from napari_seg._layers import labels_layer_kwargs  # noqa: E402
+from napari_seg._widgets import _evaluate as evaluate_module  # noqa: E402
+from napari_seg._widgets import evaluate_widget  # noqa: E402
+from napari_seg.metrics import EvaluateConfig, error_map, evaluate  # noqa: E402
+from napari_seg.sample_data import CLASS_COLORS, CLASS_NAMES, cells_3d  # noqa: E402
+
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture
+def notes(monkeypatch):
+    shown = {"error": [], "warning": [], "info": []}
+    for kind in shown:
+        monkeypatch.setattr(evaluate_module, f"show_{kind}", shown[kind].append)
+    return shown
+
+
+@pytest.fixture
+def stack():
+    _, gt = cells_3d((5, 64, 80), seed=2)
+    pred = gt.copy()
+    pred[2] = 0  # slice 2 all background
+    pred[:, :6, :6] = 1  # a false positive corner
+    better = gt.copy()
+    better[2, :, :40] = 0
+    return pred, better, gt
+
+
+@pytest.fixture
+def setup(make_napari_viewer_proxy, stack):
+    viewer = make_napari_viewer_proxy()
+    w = evaluate_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Evaluate")
+    pred, better, gt = stack
+    kw = labels_layer_kwargs("gt", CLASS_NAMES, CLASS_COLORS)
+    layers = {
+        "gt": viewer.add_labels(gt, scale=(2, 1, 1), **kw),
+        "pred": viewer.add_labels(pred, name="pred", scale=(2, 1, 1)),
+        "better": viewer.add_labels(better, name="better", scale=(2, 1, 1)),
+    }
+    w.reset_choices()
+    w._pred.value, w._gt.value = layers["pred"], layers["gt"]
+    return viewer, w, layers
+
+
+def _wait(qtbot, w):
+    assert w._worker is not None, "the job did not start"
+    qtbot.waitUntil(lambda: w._worker is None, timeout=TIMEOUT_MS)
+
+
+def test_table_and_plots_match_the_core(setup, stack, qtbot, notes):
+    viewer, w, _ = setup
+    w.run()
+    _wait(qtbot, w)
+    assert notes["error"] == []
+    pred, _, gt = stack
+    core = evaluate(
+        pred, gt, EvaluateConfig(slice_axis=0, class_names=dict(enumerate(CLASS_NAMES)))
+    )
+    shown = w._table.value
+    assert list(shown["columns"][:3]) == ["class", "id", "IoU"]
+    classes = [row[0] for row in shown["data"]]
+    assert classes[: len(CLASS_NAMES)] == list(CLASS_NAMES)
+    for row, iou in zip(shown["data"], core.scores.iou, strict=False):
+        assert row[2] == f"{iou:.4f}"
+    assert "mean (no background)" in classes
+    # bar heights are the per-class IoU; the per-slice curve is one point per slice
+    heights = [p.get_height() for p in w.plots.bars.patches]
+    np.testing.assert_allclose(heights, np.nan_to_num(core.scores.iou))
+    curve = w.plots.slices.get_lines()[0].get_ydata()
+    np.testing.assert_allclose(curve, core.slice_summary())
+    assert curve[2] == 0
+
+
+def test_clicking_the_slice_plot_moves_the_viewer(setup, qtbot):
+    viewer, w, _ = setup
+    w.run()
+    _wait(qtbot, w)
+    w.plots.canvas.draw()
+    ax = w.plots.slices
+    x, y = ax.transData.transform((3, 0.5))
+    event = MouseEvent("button_press_event", w.plots.canvas, x, y, button=1)
+    w.plots.canvas.callbacks.process("button_press_event", event)
+    assert viewer.dims.current_step[0] == 3
+
+
+def test_show_errors_adds_an_overlay_equal_to_the_core(setup, stack, qtbot, notes):
+    viewer, w, layers = setup
+    w._ignore.value = "0"
+    w.run()
+    _wait(qtbot, w)
+    w.show_errors()
+    _wait(qtbot, w)
+    pred, _, gt = stack
+    overlay = viewer.layers["pred errors"]
+    np.testing.assert_array_equal(overlay.data, error_map(pred, gt, ignore_labels=[0]))
+    assert tuple(overlay.scale) == (2, 1, 1)
+    assert list(overlay.features["class"])[1:4] == [
+        "true positive",
+        "false positive",
+        "false negative",
+    ]
+    assert notes["error"] == []
+
+
+def test_compare_two_predictions_and_export(setup, stack, qtbot, tmp_path):
+    viewer, w, layers = setup
+    w._compare.value = layers["better"]
+    w.run()
+    _wait(qtbot, w)
+    pred, better, gt = stack
+    rows = w.table_rows()
+    assert "IoU [B]" in rows[0] and "delta IoU" in rows[0]
+    core_b = evaluate(better, gt)
+    assert rows[1]["IoU [B]"] == pytest.approx(core_b.scores.iou[1])
+    assert len(w.plots.slices.get_lines()) == 2
+    w.export(tmp_path / "scores.csv")
+    with open(tmp_path / "scores.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert float(table[1]["IoU"]) == pytest.approx(evaluate(pred, gt).scores.iou[1])
+    w.export(tmp_path / "scores.json")
+    data = json.loads((tmp_path / "scores.json").read_text())
+    assert data["prediction"] == "pred" and data["compare"]["prediction"] == "better"
+    assert len(data["per_slice"]["values"]) == 5
+
+
+def test_instance_mode(setup, stack, qtbot):
+    viewer, w, layers = setup
+    w._mode.value = "instance"
+    w._per_slice.value = False
+    w.run()
+    _wait(qtbot, w)
+    pred, _, gt = stack
+    core = evaluate(pred, gt, EvaluateConfig(mode="instance"))
+    np.testing.assert_array_equal(w.result.scores.tp, core.scores.tp)
+    assert [row[0] for row in w._table.value["data"]][0] == "0.50"
+    assert not w.plots.slices.get_visible()
+
+
+def test_bad_inputs_become_notifications(setup, qtbot, notes, tmp_path):
+    viewer, w, layers = setup
+    other = viewer.add_labels(np.zeros((5, 64, 81), np.uint8), name="other", scale=(2, 1, 1))
+    w.reset_choices()
+    w._pred.value = other
+    w.run()
+    assert w._worker is None and "same shape" in notes["error"][-1]
+    w._pred.value = layers["pred"]
+    layers["pred"].scale = (1, 1, 1)
+    w.run()
+    assert "scale" in notes["error"][-1]
+    layers["pred"].scale = (2, 1, 1)
+    w._ignore.value = "0, x"
+    w.run()
+    assert "ignore ids" in notes["error"][-1]
+    w._export_path.value = tmp_path / "scores.txt"
+    w._on_export_clicked()
+    assert "evaluate first" in notes["error"][-1]
+    w._ignore.value = ""
+    w.run()
+    _wait(qtbot, w)
+    w._on_export_clicked()
+    assert ".csv or .json" in notes["error"][-1]
+    assert not (tmp_path / "scores.txt").exists()
