@@ -63,7 +63,7 @@ def _wait(qtbot, w):
 
 
 def test_table_and_plots_match_the_core(setup, stack, qtbot, notes):
-    viewer, w, _ = setup
+    _viewer, w, _ = setup
     w.run()
     _wait(qtbot, w)
     assert notes["error"] == []
@@ -99,7 +99,7 @@ def test_clicking_the_slice_plot_moves_the_viewer(setup, qtbot):
 
 
 def test_show_errors_adds_an_overlay_equal_to_the_core(setup, stack, qtbot, notes):
-    viewer, w, layers = setup
+    viewer, w, _layers = setup
     w._ignore.value = "0"
     w.run()
     _wait(qtbot, w)
@@ -118,13 +118,14 @@ def test_show_errors_adds_an_overlay_equal_to_the_core(setup, stack, qtbot, note
 
 
 def test_compare_two_predictions_and_export(setup, stack, qtbot, tmp_path):
-    viewer, w, layers = setup
+    _viewer, w, layers = setup
     w._compare.value = layers["better"]
     w.run()
     _wait(qtbot, w)
     pred, better, gt = stack
     rows = w.table_rows()
-    assert "IoU [B]" in rows[0] and "delta IoU" in rows[0]
+    assert "IoU [B]" in rows[0]
+    assert "delta IoU" in rows[0]
     core_b = evaluate(better, gt)
     assert rows[1]["IoU [B]"] == pytest.approx(core_b.scores.iou[1])
     assert len(w.plots.slices.get_lines()) == 2
@@ -134,12 +135,13 @@ def test_compare_two_predictions_and_export(setup, stack, qtbot, tmp_path):
     assert float(table[1]["IoU"]) == pytest.approx(evaluate(pred, gt).scores.iou[1])
     w.export(tmp_path / "scores.json")
     data = json.loads((tmp_path / "scores.json").read_text())
-    assert data["prediction"] == "pred" and data["compare"]["prediction"] == "better"
+    assert data["prediction"] == "pred"
+    assert data["compare"]["prediction"] == "better"
     assert len(data["per_slice"]["values"]) == 5
 
 
 def test_instance_mode(setup, stack, qtbot):
-    viewer, w, layers = setup
+    _viewer, w, _layers = setup
     w._mode.value = "instance"
     w._per_slice.value = False
     w.run()
@@ -147,7 +149,7 @@ def test_instance_mode(setup, stack, qtbot):
     pred, _, gt = stack
     core = evaluate(pred, gt, EvaluateConfig(mode="instance"))
     np.testing.assert_array_equal(w.result.scores.tp, core.scores.tp)
-    assert [row[0] for row in w._table.value["data"]][0] == "0.50"
+    assert w._table.value["data"][0][0] == "0.50"
     assert not w.plots.slices.get_visible()
 
 
@@ -157,7 +159,8 @@ def test_bad_inputs_become_notifications(setup, qtbot, notes, tmp_path):
     w.reset_choices()
     w._pred.value = other
     w.run()
-    assert w._worker is None and "same shape" in notes["error"][-1]
+    assert w._worker is None
+    assert "same shape" in notes["error"][-1]
     w._pred.value = layers["pred"]
     layers["pred"].scale = (1, 1, 1)
     w.run()
