@@ -19,22 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 import tracemalloc
 
 import numpy as np
 
+from models import time_ms as median_ms  # median of repeats after a warm-up
 from napari_seg.metrics import confusion_matrix, match_instances, semantic_scores
-
-
-def median_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
 
 
 def peak_mib(fn) -> float:

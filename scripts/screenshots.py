@@ -41,6 +41,7 @@ def main() -> None:
     viewer, widget = open_demo_viewer()
     viewer.window._qt_window.resize(1500, 950)
     segment = viewer.window._dock_widgets["Segment"].widget()._magic_widget
+    evaluate = viewer.window._dock_widgets["Evaluate"].widget()._magic_widget
     state = {"step": "model"}
 
     def shoot():
@@ -57,11 +58,35 @@ def main() -> None:
             state["step"] = "segment"
             QTimer.singleShot(500, shoot)
             return
-        if segment._worker is not None:
+        if state["step"] == "segment":
+            if segment._worker is not None:
+                QTimer.singleShot(500, shoot)
+                return
+            viewer.layers["cells2d ground truth"].visible = False
+            viewer.screenshot(str(OUT / "segment_widget.png"), canvas_only=False)
+            viewer.window._dock_widgets["Evaluate"].raise_()
+            evaluate.reset_choices()
+            evaluate._pred.value = next(
+                layer for layer in viewer.layers if "labels [" in layer.name
+            )
+            evaluate._gt.value = viewer.layers["cells2d ground truth"]
+            evaluate.run()
+            state["step"] = "evaluate"
             QTimer.singleShot(500, shoot)
             return
-        viewer.layers["cells2d ground truth"].visible = False
-        viewer.screenshot(str(OUT / "segment_widget.png"), canvas_only=False)
+        if evaluate._worker is not None:
+            QTimer.singleShot(500, shoot)
+            return
+        if state["step"] == "evaluate":
+            evaluate.show_errors()
+            state["step"] = "errors"
+            QTimer.singleShot(500, shoot)
+            return
+        viewer.window._dock_widgets["Segment"].hide()
+        viewer.window._dock_widgets["Model"].hide()
+        for layer in viewer.layers:
+            layer.visible = layer.name == "cells2d" or layer.name.endswith("errors")
+        viewer.screenshot(str(OUT / "evaluate_widget.png"), canvas_only=False)
         viewer.close()
 
     QTimer.singleShot(1500, shoot)

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ._cli_common import read_config
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -57,12 +59,7 @@ def build_config(args: argparse.Namespace):
     """The job's EvaluateConfig: the --config file, then the flags given."""
     from .metrics import EvaluateConfig
 
-    config = EvaluateConfig()
-    if args.config is not None:
-        try:
-            config = EvaluateConfig.from_json(args.config.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{args.config} is not valid JSON: {exc}") from None
+    config = read_config(EvaluateConfig, args.config)
     changes = {
         "mode": "instance" if args.instance else None,
         "ignore_labels": None if args.ignore is None else tuple(args.ignore),

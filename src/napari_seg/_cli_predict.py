@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+
+from ._cli_common import read_config
 
 EXIT_ERROR = 1
 
@@ -53,12 +54,7 @@ def build_config(args: argparse.Namespace):
     """The job's PredictConfig: the --config file, then the flags given."""
     from .inference import PredictConfig
 
-    config = PredictConfig()
-    if args.config is not None:
-        try:
-            config = PredictConfig.from_json(args.config.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"--config {args.config} is not valid JSON: {exc}") from None
+    config = read_config(PredictConfig, args.config)
     changes = {
         name: getattr(args, name)
         for name in (

@@ -150,7 +150,7 @@ def test_instance_mode(setup, stack, qtbot):
     core = evaluate(pred, gt, EvaluateConfig(mode="instance"))
     np.testing.assert_array_equal(w.result.scores.tp, core.scores.tp)
     assert w._table.value["data"][0][0] == "0.50"
-    assert not w.plots.slices.get_visible()
+    assert w.plots.slices is None
 
 
 def test_bad_inputs_become_notifications(setup, qtbot, notes, tmp_path):

@@ -115,6 +115,7 @@ class EvaluateWidget(Container):
         self._status = Label(label="status", value="idle")
         self._table = Table(value={"data": [], "index": [], "columns": []})
         self._table.read_only = True
+        self._table.min_height = 190
         self.plots = ScorePlots()
         self.extend(
             [
@@ -292,20 +293,18 @@ class EvaluateWidget(Container):
 
     def _show_plots(self) -> None:
         a, b, info = self.result, self.compared, self._run_info
-        names = {info.pred_name: a} if b is None else {info.pred_name: a, info.compare_name: b}
+        runs = {info.pred_name: a} if b is None else {info.pred_name: a, info.compare_name: b}
         if a.config.mode == "semantic":
-            labels = [a.names()[i] if i < len(a.names()) else str(i) for i in a.scores.labels]
-            series = {n: _per_class(r, a.scores.labels) for n, r in names.items()}
-            self.plots.show_bars(labels, series, "IoU")
-            ylabel = "mean IoU (no background)"
+            names = [a.names()[i] for i in a.scores.labels]
+            bars = {n: _per_class(r, a.scores.labels) for n, r in runs.items()}
+            bar_label, slice_label = "IoU", "mean IoU (no background)"
         else:
-            labels = [f"{t:.2f}" for t in a.scores.thresholds]
-            self.plots.show_bars(
-                labels, {n: r.scores.accuracy for n, r in names.items()}, "accuracy TP/(TP+FP+FN)"
-            )
-            ylabel = f"accuracy at IoU {a.scores.thresholds[0]:.2f}"
-        slices = None if a.slices is None else {n: r.slice_summary() for n, r in names.items()}
-        self.plots.show_slices(slices, ylabel)
+            names = [f"{t:.2f}" for t in a.scores.thresholds]
+            bars = {n: r.scores.accuracy for n, r in runs.items()}
+            bar_label = "accuracy TP/(TP+FP+FN)"
+            slice_label = f"accuracy at IoU {a.scores.thresholds[0]:.2f}"
+        slices = None if a.slices is None else {n: r.slice_summary() for n, r in runs.items()}
+        self.plots.show(names, bars, bar_label, slices, slice_label)
 
     # -- callbacks (main thread) ----------------------------------------------------
     def _on_returned(self, results) -> None:
