@@ -129,3 +129,15 @@ def test_matches_per_class_definitions(k, n, seed):
         np.testing.assert_allclose(s.dice[c], dice)
     assert s.pixel_accuracy == pytest.approx(np.mean(gt == pred))
     assert s.mean_iou == pytest.approx(np.nanmean(s.iou))
+
+
+def test_everything_ignored_gives_nan_not_an_error():
+    gt = np.zeros((3, 3), np.uint8)
+    s = scores_of(np.ones((3, 3), np.uint8), gt, ignore_labels=[0])
+    assert s.labels == ()  # the prediction at ignored pixels is not scored either
+    assert math.isnan(s.pixel_accuracy)
+    assert math.isnan(s.mean_iou)
+    cm = confusion_matrix(gt, gt, ignore_labels=[0])
+    assert cm.labels == ()
+    assert cm.ignored == 9
+    assert math.isnan(semantic_scores(cm).mean_iou)

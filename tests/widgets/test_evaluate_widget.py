@@ -155,6 +155,9 @@ def test_instance_mode(setup, stack, qtbot):
 
 def test_bad_inputs_become_notifications(setup, qtbot, notes, tmp_path):
     viewer, w, layers = setup
+    w._export_path.value = tmp_path / "scores.txt"
+    w._on_export_clicked()
+    assert "evaluate first" in notes["error"][-1]
     other = viewer.add_labels(np.zeros((5, 64, 81), np.uint8), name="other", scale=(2, 1, 1))
     w.reset_choices()
     w._pred.value = other
@@ -166,12 +169,14 @@ def test_bad_inputs_become_notifications(setup, qtbot, notes, tmp_path):
     w.run()
     assert "scale" in notes["error"][-1]
     layers["pred"].scale = (2, 1, 1)
+    layers["pred"].translate = (0, 5, 0)
+    w.run()
+    _wait(qtbot, w)
+    assert "different positions" in notes["warning"][-1]
+    layers["pred"].translate = (0, 0, 0)
     w._ignore.value = "0, x"
     w.run()
     assert "ignore ids" in notes["error"][-1]
-    w._export_path.value = tmp_path / "scores.txt"
-    w._on_export_clicked()
-    assert "evaluate first" in notes["error"][-1]
     w._ignore.value = ""
     w.run()
     _wait(qtbot, w)

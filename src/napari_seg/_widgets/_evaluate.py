@@ -199,8 +199,17 @@ class EvaluateWidget(Container):
             return
         axis = self._slice_axis(gt) if config.slice_axis is not None else None
         self._run_info = _Run(
-            pred.name, None if compare is None else compare.name, gt.name, axis and axis[1]
+            pred.name,
+            None if compare is None else compare.name,
+            gt.name,
+            None if axis is None else axis[1],
         )
+        for layer in (pred, compare):
+            if layer is not None and not np.allclose(layer.translate, gt.translate):
+                show_warning(
+                    f"{layer.name} and {gt.name} are placed at different positions "
+                    "(translate); pixels are compared index by index"
+                )
         self._start(
             _evaluate_job,
             _data(pred),
