@@ -22,11 +22,8 @@ TIMEOUT_MS = 60_000
 
 
 @pytest.fixture
-def notes(monkeypatch):
-    shown = {"error": [], "warning": [], "info": []}
-    for kind in shown:
-        monkeypatch.setattr(evaluate_module, f"show_{kind}", shown[kind].append)
-    return shown
+def notes(capture_notes):
+    return capture_notes(evaluate_module)
 
 
 @pytest.fixture

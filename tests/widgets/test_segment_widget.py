@@ -35,11 +35,8 @@ def _model(in_channels=1):
 
 
 @pytest.fixture
-def notes(monkeypatch):
-    shown = {"error": [], "warning": [], "info": []}
-    for kind in shown:
-        monkeypatch.setattr(segment_module, f"show_{kind}", shown[kind].append)
-    return shown
+def notes(capture_notes):
+    return capture_notes(segment_module)
 
 
 @pytest.fixture

@@ -304,7 +304,8 @@ class EvaluateWidget(Container):
         a, b, info = self.result, self.compared, self._run_info
         runs = {info.pred_name: a} if b is None else {info.pred_name: a, info.compare_name: b}
         if a.config.mode == "semantic":
-            names = [a.names()[i] for i in a.scores.labels]
+            all_names = a.names()  # indexed by id; built once, not per label
+            names = [all_names[i] for i in a.scores.labels]
             bars = {n: _per_class(r, a.scores.labels) for n, r in runs.items()}
             bar_label, slice_label = "IoU", "mean IoU (no background)"
         else:

@@ -130,8 +130,11 @@ def _assemble(parts, labels, ignore_labels, mapping, *, stack: bool) -> Confusio
     """Turn per-slice pair counts into (stacked) dense matrices over the class list."""
     ignore = tuple(sorted({_as_id(i, "ignore_labels") for i in ignore_labels}))
     parts = [_rename(t, mapping) for t in parts]
-    ignored = np.array([int(c[np.isin(g, ignore)].sum()) for g, _, c in parts], dtype=np.int64)
-    parts = [(g[keep], p[keep], c[keep]) for g, p, c in parts for keep in [~np.isin(g, ignore)]]
+    dropped = [np.isin(g, ignore) for g, _, _ in parts]
+    ignored = np.array(
+        [int(c[d].sum()) for (_, _, c), d in zip(parts, dropped, strict=True)], dtype=np.int64
+    )
+    parts = [(g[~d], p[~d], c[~d]) for (g, p, c), d in zip(parts, dropped, strict=True)]
     present = np.unique(np.concatenate([np.concatenate((g, p)) for g, p, _ in parts]))
     if labels is None:
         classes = present

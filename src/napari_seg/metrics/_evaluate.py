@@ -169,6 +169,7 @@ def evaluate(pred, gt, config: EvaluateConfig | None = None) -> Evaluation:
         return _evaluate_instances(pred, gt, config)
     if config.slice_axis is None:
         matrix = confusion_matrix(pred, gt, ignore_labels=config.ignore_labels)
+        matrix = _with_named(matrix, config)
         slices = None
     else:
         stack = slice_confusion_matrices(
@@ -176,10 +177,10 @@ def evaluate(pred, gt, config: EvaluateConfig | None = None) -> Evaluation:
         )
         stack = _with_named(stack, config)
         slices = semantic_scores(stack, background=config.background)
+        # The whole stack's matrix is the sum of the slices' (same labels); no second pass.
         matrix = ConfusionMatrix(
             stack.counts.sum(axis=0), stack.labels, stack.ignore_labels, int(stack.ignored.sum())
         )
-    matrix = _with_named(matrix, config)
     scores = semantic_scores(matrix, background=config.background)
     return Evaluation(config, scores, slices, matrix)
 

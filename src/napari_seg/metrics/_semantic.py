@@ -97,22 +97,23 @@ def semantic_scores(cm: ConfusionMatrix, *, background: int | None = 0) -> Seman
     labels = tuple(lab for lab, k in zip(cm.labels, keep, strict=True) if k)
     iou = _divide(tp, tp + fp + fn)
     dice = _divide(2 * tp, 2 * tp + fp + fn)
+    precision, recall = _divide(tp, tp + fp), _divide(tp, tp + fn)
     total = support.sum(axis=-1)
     foreground = np.array([lab != background for lab in labels], dtype=bool)
     return SemanticScores(
         labels=labels,
         iou=iou,
         dice=dice,
-        precision=_divide(tp, tp + fp),
-        recall=_divide(tp, tp + fn),
+        precision=precision,
+        recall=recall,
         support=support.astype(np.int64),
         predicted=predicted.astype(np.int64),
         mean_iou=_nanmean(iou),
         mean_iou_foreground=_nanmean(iou[..., foreground]),
         mean_dice=_nanmean(dice),
         mean_dice_foreground=_nanmean(dice[..., foreground]),
-        mean_precision=_nanmean(_divide(tp, tp + fp)),
-        mean_recall=_nanmean(_divide(tp, tp + fn)),
+        mean_precision=_nanmean(precision),
+        mean_recall=_nanmean(recall),
         frequency_weighted_iou=_divide(np.nansum(support * np.nan_to_num(iou), axis=-1), total),
         pixel_accuracy=_divide(tp.sum(axis=-1), total),
         background=background,
