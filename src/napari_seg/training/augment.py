@@ -1,0 +1,122 @@
+"""Random augmentations of training patches (numpy and scipy), driven by one generator.
+
+Geometric transforms (flips, 90-degree rotations, elastic deformation) move
+image and targets together; intensity transforms (scale, shift, gamma,
+Gaussian noise) change the normalised image only. Every draw comes from the
+run's ``numpy.random.Generator``, so a seeded run (and its resumption) sees
+the same patches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data import IGNORE_INDEX
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Which augmentations are on, and their ranges."""
+
+    flips: bool = True
+    rotations: bool = True
+    intensity: bool = True
+    noise: bool = True
+    elastic: bool = False
+    scale_range: tuple[float, float] = (0.8, 1.25)
+    shift_range: tuple[float, float] = (-0.1, 0.1)
+    gamma_range: tuple[float, float] = (0.7, 1.5)
+    noise_max: float = 0.05
+    elastic_alpha: float = 0.06  # displacement, as a fraction of the patch side
+    elastic_sigma: float = 0.08  # smoothness, as a fraction of the patch side
+
+    @classmethod
+    def from_config(cls, config) -> Augmentation:
+        return cls(
+            flips=config.flips,
+            rotations=config.rotations,
+            intensity=config.intensity,
+            noise=config.noise,
+            elastic=config.elastic,
+        )
+
+
+def augment(
+    images: np.ndarray, targets: np.ndarray, rng: np.random.Generator, aug: Augmentation
+) -> tuple[np.ndarray, np.ndarray]:
+    """Augment a batch in place where possible and return it.
+
+    Parameters
+    ----------
+    images : ndarray, shape (B, C, H, W), float32
+        Normalised patches.
+    targets : ndarray, shape (B, H, W), int64
+    rng : numpy.random.Generator
+    aug : Augmentation
+
+    Returns
+    -------
+    images, targets : ndarray
+        Contiguous arrays of the same shapes.
+    """
+    out_images, out_targets = [], []
+    for image, target in zip(images, targets, strict=True):
+        image, target = _geometry(image, target, rng, aug)
+        image = _intensity(image, rng, aug)
+        out_images.append(image)
+        out_targets.append(target)
+    return np.ascontiguousarray(np.stack(out_images)), np.ascontiguousarray(np.stack(out_targets))
+
+
+def _geometry(image, target, rng, aug: Augmentation):
+    if aug.flips:
+        if rng.random() < 0.5:
+            image, target = image[:, ::-1], target[::-1]
+        if rng.random() < 0.5:
+            image, target = image[:, :, ::-1], target[:, ::-1]
+    if aug.rotations and image.shape[1] == image.shape[2]:
+        k = int(rng.integers(4))
+        image, target = np.rot90(image, k, axes=(1, 2)), np.rot90(target, k)
+    if aug.elastic:
+        image, target = _elastic(image, target, rng, aug)
+    return image, target
+
+
+def _elastic(image, target, rng, aug: Augmentation):
+    """Smooth random displacement (Simard et al. 2003); targets use nearest neighbours."""
+    from scipy import ndimage as ndi
+
+    h, w = target.shape
+    side = max(h, w)
+    sigma, alpha = aug.elastic_sigma * side, aug.elastic_alpha * side
+    fields = []
+    for _ in range(2):
+        d = ndi.gaussian_filter(rng.standard_normal((h, w)).astype(np.float32), sigma)
+        d *= alpha / (np.abs(d).max() + 1e-8)
+        fields.append(d)
+    yy, xx = np.meshgrid(
+        np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij"
+    )
+    coords = np.stack([yy + fields[0], xx + fields[1]])
+    warped = np.stack(
+        [ndi.map_coordinates(ch, coords, order=1, mode="mirror") for ch in image]
+    ).astype(np.float32)
+    labels = ndi.map_coordinates(target, coords, order=0, mode="constant", cval=IGNORE_INDEX)
+    return warped, labels.astype(np.int64)
+
+
+def _intensity(image, rng, aug: Augmentation):
+    image = np.array(image, dtype=np.float32)  # a copy: views of the patch may be shared
+    if aug.intensity:
+        if rng.random() < 0.5:
+            gamma = rng.uniform(*aug.gamma_range)
+            positive = image > 0
+            image[positive] = image[positive] ** gamma
+        image *= rng.uniform(*aug.scale_range)
+        image += rng.uniform(*aug.shift_range)
+    if aug.noise:
+        sigma = rng.uniform(0.0, aug.noise_max)
+        image += rng.standard_normal(image.shape, dtype=np.float32) * np.float32(sigma)
+    return image

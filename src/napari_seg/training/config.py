@@ -1,0 +1,280 @@
+"""The validated settings of one training run, shared by the widget and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from ..inference.config import PRECISIONS
+from ..models.spec import NORMALIZATION_METHODS
+
+LOSSES = ("ce", "weighted-ce", "dice", "focal", "weighted-focal", "ce+dice")
+LABEL0_CHOICES = ("unlabelled", "background")
+SCHEDULES = ("cosine", "onecycle", "constant")
+#: Smallest patch side accepted for training.
+MIN_PATCH = 32
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Everything that defines a training run (the data and output file aside).
+
+    Parameters
+    ----------
+    architecture, encoder, options :
+        The network built for a new model (see ``napari-seg models``); ignored
+        when fine-tuning from ``from_model`` or a model handed to the job.
+    from_model : str, optional
+        Model file to fine-tune (weights, classes and normalisation come from it).
+    in_channels : int, optional
+        Image channels of a new model; detected from the first image when None.
+    num_classes : int, optional
+        Classes of a new model, background included; by default the largest
+        label id + 1.
+    class_names : tuple of str
+        Names of a new model's classes (defaults: "background", "class 1"...).
+    grow_classes : bool
+        When fine-tuning, let labels use ids the model does not have: the
+        output head is widened and the new classes start untrained.
+    label0 : {"unlabelled", "background"}
+        ``unlabelled``: pixels with label 0 were not annotated and give no
+        gradient (sparse scribbles; each painted id is a class).
+        ``background``: label 0 is the background class (dense masks).
+    normalization : str
+        Intensity normalisation of a new model (stored in its card and used
+        again by inference).
+    loss : {"ce", "weighted-ce", "dice", "focal", "weighted-focal", "ce+dice"}
+        Weighted variants use ``w_c = (N - N_c) / N`` over the annotated pixels.
+    epochs : int, optional
+        Budget in epochs.
+    minutes : float, optional
+        Budget in wall-clock minutes. With both, training stops at the first reached.
+    steps_per_epoch : int
+        Optimizer steps between validations.
+    batch_size, patch_size : int
+        Patches per step and their side in pixels.
+    learning_rate, weight_decay : float
+        AdamW settings (peak learning rate).
+    schedule : {"cosine", "onecycle", "constant"}
+        Learning-rate schedule over the budget; ``warmup`` is the fraction of
+        the budget spent ramping up (cosine and constant).
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        ``auto``: bf16 (fp16 without bf16 support) on CUDA, fp32 on CPU and MPS.
+    channels_last : bool, optional
+        Memory format; None uses it on CUDA only.
+    flips, rotations, intensity, noise, elastic : bool
+        Augmentations: random flips, 90-degree rotations, intensity
+        scale/shift/gamma, Gaussian noise, elastic deformation.
+    validation_fraction : float
+        Fraction of the annotated regions held out for validation.
+    patience : int, optional
+        Stop after this many epochs without a better validation IoU; None: never.
+    sample_annotated : float
+        Probability that a patch is centred on an annotated pixel of a class
+        drawn uniformly (the rest are placed uniformly at random).
+    seed : int
+        Seed of the weights, the patch sampling and the augmentations.
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+    threads : int, optional
+        torch CPU threads during the run (None: leave as is).
+    axis : int, optional
+        Axis of stacks to train on slice by slice (as 2D planes).
+    channel_axis : int, optional
+        Channel axis of the images; detected when None.
+    """
+
+    architecture: str = "unet"
+    encoder: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    from_model: str | None = None
+    in_channels: int | None = None
+    num_classes: int | None = None
+    class_names: tuple[str, ...] = ()
+    grow_classes: bool = False
+    label0: str = "background"
+    normalization: str = "percentile"
+    loss: str = "ce+dice"
+    epochs: int | None = None
+    minutes: float | None = 2.0
+    steps_per_epoch: int = 25
+    batch_size: int = 4
+    patch_size: int = 128
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"
+    warmup: float = 0.05
+    precision: str = "auto"
+    channels_last: bool | None = None
+    flips: bool = True
+    rotations: bool = True
+    intensity: bool = True
+    noise: bool = True
+    elastic: bool = False
+    validation_fraction: float = 0.2
+    patience: int | None = 10
+    sample_annotated: float = 0.8
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    axis: int | None = None
+    channel_axis: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "options", dict(self.options))
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+
+    def validate(self) -> TrainingConfig:
+        """Return ``self`` if every field is valid, else raise ``ValueError``/``TypeError``."""
+        _choice("loss", self.loss, LOSSES)
+        _choice("label0", self.label0, LABEL0_CHOICES)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _choice("precision", self.precision, PRECISIONS)
+        _choice("normalization", self.normalization, NORMALIZATION_METHODS)
+        for name in ("architecture", "device"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"{name} must be a string, got {getattr(self, name)!r}")
+        for name in ("encoder", "from_model"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a string or None, got {value!r}")
+        _int("in_channels", self.in_channels, 1, optional=True)
+        _int("num_classes", self.num_classes, 2, optional=True)
+        _int("epochs", self.epochs, 1, optional=True)
+        _int("steps_per_epoch", self.steps_per_epoch, 1)
+        _int("batch_size", self.batch_size, 1)
+        _int("patch_size", self.patch_size, MIN_PATCH)
+        _int("patience", self.patience, 1, optional=True)
+        _int("seed", self.seed, 0)
+        _int("threads", self.threads, 1, optional=True)
+        _int("axis", self.axis, None, optional=True)
+        _int("channel_axis", self.channel_axis, None, optional=True)
+        if self.minutes is not None:
+            _number("minutes", self.minutes, low=0.0, low_open=True)
+        if self.epochs is None and self.minutes is None:
+            raise ValueError("give a budget: epochs, minutes or both")
+        _number("learning_rate", self.learning_rate, low=0.0, low_open=True)
+        _number("weight_decay", self.weight_decay, low=0.0)
+        _number("warmup", self.warmup, low=0.0, high=0.5)
+        _number("validation_fraction", self.validation_fraction, low=0.0, high=0.5)
+        _number("sample_annotated", self.sample_annotated, low=0.0, high=1.0)
+        for name in ("grow_classes", "flips", "rotations", "intensity", "noise", "elastic"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.channels_last is not None and not isinstance(self.channels_last, bool):
+            raise TypeError(
+                f"channels_last must be true, false or None, got {self.channels_last!r}"
+            )
+        if not all(isinstance(n, str) and n.strip() for n in self.class_names):
+            raise ValueError(f"class_names must be non-empty strings, got {self.class_names!r}")
+        if not isinstance(self.options, dict):
+            raise TypeError(f"options must be a mapping, got {self.options!r}")
+        return self
+
+    def with_(self, **changes: Any) -> TrainingConfig:
+        """A copy with ``changes`` applied and validated."""
+        return replace(self, **changes).validate()
+
+    # -- serialisation -------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["class_names"] = list(self.class_names)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingConfig:
+        """Build and validate a config; a run summary's ``{"config": ...}`` is accepted too."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a training config must be a mapping, got {type(data).__name__}")
+        if "config" in data and isinstance(data["config"], dict):
+            data = data["config"]
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(
+                f"unknown training setting(s) {sorted(unknown)}; known: {sorted(known)}"
+            )
+        data = dict(data)
+        if "class_names" in data:
+            data["class_names"] = tuple(data["class_names"] or ())
+        return cls(**data).validate()
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainingConfig:
+        return cls.from_dict(json.loads(text))
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> TrainingConfig:
+        import yaml
+
+        return cls.from_dict(yaml.safe_load(text))
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainingConfig:
+        """Read a ``.json`` or ``.yaml``/``.yml`` file.
+
+        Raises
+        ------
+        ValueError
+            If the file cannot be parsed or holds invalid settings.
+        """
+        path = Path(path)
+        text = path.read_text()
+        try:
+            if path.suffix.lower() in (".yaml", ".yml"):
+                return cls.from_yaml(text)
+            return cls.from_json(text)
+        except (json.JSONDecodeError, _yaml_error()) as exc:
+            raise ValueError(f"{path} is not valid {path.suffix[1:].upper()}: {exc}") from None
+
+    def save(self, path: str | Path) -> Path:
+        """Write the config atomically as JSON or YAML (by suffix)."""
+        from .._atomic import atomic_write
+
+        path = Path(path)
+        text = self.to_yaml() if path.suffix.lower() in (".yaml", ".yml") else self.to_json()
+        with atomic_write(path) as handle:
+            handle.write(text.encode())
+        return path
+
+
+def _yaml_error() -> type[Exception]:
+    import yaml
+
+    return yaml.YAMLError
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def _int(name: str, value: Any, minimum: int | None, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer{' or None' if optional else ''}, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+def _number(
+    name: str, value: Any, *, low: float, high: float = math.inf, low_open: bool = False
+) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise TypeError(f"{name} must be a finite number, got {value!r}")
+    if value < low or (low_open and value == low) or value > high:
+        bound = f"> {low}" if low_open else f">= {low}"
+        upper = f" and <= {high}" if math.isfinite(high) else ""
+        raise ValueError(f"{name} must be {bound}{upper}, got {value}")

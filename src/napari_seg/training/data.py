@@ -1,0 +1,417 @@
+"""Training data from (image, labels) pairs: checks, held-out regions, balanced patches.
+
+Images may be numpy, dask or zarr arrays of different sizes: 2D (with or
+without channels) or stacks used as 2D planes along an axis. Images are read
+patch by patch, never whole. Labels are scanned once, plane by plane, to count
+classes, choose held-out validation regions and keep a sample of annotated
+pixel positions per class, from which patch centres are drawn so that a few
+strokes on a large image, and rare classes, are seen often.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..inference.layout import ImageLayout, resolve_layout
+from ..inference.normalize import IntensityStats, compute_stats
+from ..models.spec import Normalization
+
+logger = logging.getLogger(__name__)
+
+#: Target value of pixels that give no gradient (torch's default ignore index).
+IGNORE_INDEX = -100
+#: Annotated positions kept per class and plane for drawing patch centres.
+POSITIONS_PER_CLASS = 16384
+#: At most this many regions are held out for validation.
+MAX_VALIDATION_REGIONS = 64
+#: Image context read around a validation region (pixels on each side).
+VALIDATION_MARGIN = 16
+
+
+@dataclass
+class _Source:
+    """One (image, labels) pair with its layout, statistics and held-out blocks."""
+
+    name: str
+    image: object
+    labels: object
+    layout: ImageLayout
+    stats: IntensityStats
+    grid: tuple[int, int]
+    held_out: np.ndarray  # (n_planes, rows, cols) bool
+    block_counts: list[np.ndarray] = field(default_factory=list)  # per plane: (blocks, k)
+
+
+@dataclass(frozen=True)
+class Region:
+    """A held-out validation region: source, plane number, and rows/columns."""
+
+    source: int
+    plane: int
+    ys: slice
+    xs: slice
+
+
+def as_pairs(pairs) -> list[tuple[object, object]]:
+    """Accept one ``(image, labels)`` pair or a sequence of them."""
+    if isinstance(pairs, tuple) and len(pairs) == 2 and hasattr(pairs[0], "shape"):
+        return [pairs]
+    if not isinstance(pairs, Sequence) or isinstance(pairs, str) or len(pairs) == 0:
+        raise ValueError("pairs must be one (image, labels) pair or a non-empty list of them")
+    out = []
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, Sequence) or len(pair) != 2:
+            raise ValueError(f"pair {i} must be an (image, labels) pair, got {type(pair).__name__}")
+        out.append((pair[0], pair[1]))
+    return out
+
+
+def detect_in_channels(shape: Sequence[int], *, channel_axis: int | None, axis: int | None) -> int:
+    """Channels of an image of ``shape``: RGB(A) on the last axis counts as 3."""
+    shape = tuple(int(n) for n in shape)
+    if channel_axis is not None:
+        return shape[channel_axis]
+    spatial = len(shape) - (0 if axis is None else 1)
+    if spatial == 3 and shape[-1] in (3, 4):
+        return 3
+    return 1
+
+
+class TrainingData:
+    """Patches and validation regions drawn from labelled images.
+
+    Parameters
+    ----------
+    pairs : sequence of (image, labels)
+        Labels have the image's shape without its channel axis, integer ids >= 0.
+    in_channels : int
+        Channels the model reads.
+    normalization : Normalization
+        The model's input normalisation (statistics per image, as in inference).
+    label0 : {"unlabelled", "background"}
+    patch_size : int
+    validation_fraction : float
+    axis, channel_axis : int, optional
+        Stack axis and channel axis of the images.
+    seed : int
+        Seed of the choice of held-out regions.
+    names : sequence of str, optional
+        Names of the pairs for messages (e.g. layer names).
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the pair and the problem: shapes that differ, float or negative
+        labels, no annotated pixel...
+    """
+
+    def __init__(
+        self,
+        pairs,
+        *,
+        in_channels: int,
+        normalization: Normalization,
+        label0: str,
+        patch_size: int,
+        validation_fraction: float = 0.2,
+        axis: int | None = None,
+        channel_axis: int | None = None,
+        seed: int = 0,
+        names: Sequence[str] | None = None,
+    ) -> None:
+        pairs = as_pairs(pairs)
+        self.label0 = label0
+        self.patch = int(patch_size)
+        self.warnings: list[str] = []
+        names = list(names) if names else [f"pair {i}" for i in range(len(pairs))]
+        self.sources = [
+            self._source(name, image, labels, in_channels, normalization, axis, channel_axis)
+            for name, (image, labels) in zip(names, pairs, strict=True)
+        ]
+        positions, counts = self._scan()
+        self.max_label = len(counts) - 1
+        self.regions = self._hold_out(np.random.default_rng(seed), validation_fraction)
+        self._positions = self._training_positions(positions)
+        self.class_counts = self._training_counts(len(counts))
+        self.annotated_pixels = int(self.class_counts.sum())
+        self._check_annotations()
+
+    # -- checks and scanning ---------------------------------------------------------
+    def _source(self, name, image, labels, in_channels, normalization, axis, channel_axis):
+        for what, array in (("image", image), ("labels", labels)):
+            if not hasattr(array, "shape") or not hasattr(array, "dtype"):
+                raise TypeError(f"{name}: {what} must be an array, got {type(array).__name__}")
+        try:
+            layout = resolve_layout(
+                image.shape, in_channels=in_channels, channel_axis=channel_axis, axis=axis
+            )
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+        if tuple(labels.shape) != layout.output_shape:
+            raise ValueError(
+                f"{name}: labels shape {tuple(labels.shape)} does not match the image shape "
+                f"{tuple(image.shape)} (without its channel axis: {layout.output_shape})"
+            )
+        kind = np.dtype(labels.dtype).kind
+        if kind not in "iub":
+            raise TypeError(
+                f"{name}: labels must hold integer class ids, got {labels.dtype}; "
+                "convert with labels.astype(np.uint8) if the values are whole numbers"
+            )
+        stats = compute_stats(image, layout, normalization)
+        h, w = layout.plane_shape
+        grid = (-(-h // self.patch), -(-w // self.patch))
+        held_out = np.zeros((layout.n_planes, *grid), dtype=bool)
+        return _Source(name, image, labels, layout, stats, grid, held_out)
+
+    def _scan(self) -> tuple[list, np.ndarray]:
+        """Count labels per block and keep a sample of annotated positions per class."""
+        rng = np.random.default_rng(12345)
+        positions: list[tuple[int, int, int, np.ndarray, np.ndarray]] = []
+        total = np.zeros(1, dtype=np.int64)
+        for s, src in enumerate(self.sources):
+            for number, plane in enumerate(src.layout.planes()):
+                lab = self.read_labels(src, plane, slice(None), slice(None))
+                if lab.size and lab.min() < 0:
+                    raise ValueError(f"{src.name}: labels must be >= 0, found {lab.min()}")
+                annotated = lab > 0 if self.label0 == "unlabelled" else np.ones(lab.shape, bool)
+                counts = _block_counts(lab, annotated, self.patch, src.grid)
+                src.block_counts.append(counts)
+                if counts.shape[1] > total.size:
+                    total = np.pad(total, (0, counts.shape[1] - total.size))
+                total[: counts.shape[1]] += counts.sum(axis=0)
+                for c in np.flatnonzero(counts.sum(axis=0)):
+                    ys, xs = np.nonzero((lab == c) & annotated)
+                    if ys.size > POSITIONS_PER_CLASS:
+                        keep = rng.choice(ys.size, POSITIONS_PER_CLASS, replace=False)
+                        ys, xs = ys[keep], xs[keep]
+                    positions.append((int(c), s, number, ys.astype(np.int32), xs.astype(np.int32)))
+        return positions, total
+
+    def _hold_out(self, rng: np.random.Generator, fraction: float) -> list[Region]:
+        """Choose annotated blocks to hold out, keeping every class in training."""
+        blocks = [
+            (s, p, b)
+            for s, src in enumerate(self.sources)
+            for p, counts in enumerate(src.block_counts)
+            for b in np.flatnonzero(counts.sum(axis=1))
+        ]
+        if fraction <= 0:
+            return []
+        wanted = min(MAX_VALIDATION_REGIONS, max(1, round(fraction * len(blocks))))
+        if len(blocks) < 2:
+            self.warnings.append(
+                "the annotations fit in one region, so none could be held out for validation; "
+                "validation IoU is not reported (annotate more places to get it)"
+            )
+            return []
+        wanted = min(wanted, len(blocks) - 1)
+        remaining = self._class_totals()
+        regions = []
+        for i in rng.permutation(len(blocks)):
+            if len(regions) == wanted:
+                break
+            s, p, b = blocks[i]
+            counts = self.sources[s].block_counts[p][b]
+            left = remaining[: counts.size] - counts
+            if np.any((left == 0) & (counts > 0)):
+                continue  # holding this block out would remove a class from training
+            remaining[: counts.size] = left
+            src = self.sources[s]
+            row, col = divmod(int(b), src.grid[1])
+            src.held_out[p, row, col] = True
+            regions.append(Region(s, p, *self._block_slices(src, row, col)))
+        if not regions:
+            self.warnings.append(
+                "every annotated region holds a class found nowhere else, so none was held "
+                "out for validation; validation IoU is not reported"
+            )
+        return regions
+
+    def _class_totals(self) -> np.ndarray:
+        k = max(c.shape[1] for src in self.sources for c in src.block_counts)
+        total = np.zeros(k, dtype=np.int64)
+        for src in self.sources:
+            for counts in src.block_counts:
+                total[: counts.shape[1]] += counts.sum(axis=0)
+        return total
+
+    def _training_positions(self, positions) -> dict[int, list]:
+        """Annotated positions outside held-out blocks, grouped by class."""
+        out: dict[int, list] = {}
+        for c, s, number, ys, xs in positions:
+            src = self.sources[s]
+            keep = ~src.held_out[number, ys // self.patch, xs // self.patch]
+            if keep.any():
+                out.setdefault(c, []).append((s, number, ys[keep], xs[keep]))
+        return out
+
+    def _training_counts(self, k: int) -> np.ndarray:
+        counts = np.zeros(k, dtype=np.int64)
+        for src in self.sources:
+            for number, block in enumerate(src.block_counts):
+                train = ~src.held_out[number].reshape(-1)
+                counts[: block.shape[1]] += block[train].sum(axis=0)
+        return counts
+
+    def _check_annotations(self) -> None:
+        present = np.flatnonzero(self.class_counts)
+        names = ", ".join(s.name for s in self.sources)
+        if present.size == 0:
+            raise ValueError(
+                f"the labels of {names} have no annotated pixel (every pixel is 0, which "
+                "means 'unlabelled'); paint at least two classes"
+            )
+        if present.size < 2:
+            hint = (
+                "paint the background too, with its own label id"
+                if self.label0 == "unlabelled"
+                else "label 0 is background here; paint at least one object"
+            )
+            raise ValueError(
+                f"the labels of {names} annotate only class {int(present[0])}; a model needs "
+                f"at least two classes to learn from ({hint})"
+            )
+        if self.label0 == "background":
+            unpainted = self.class_counts[0] / self.class_counts.sum()
+            if unpainted > 0.98:
+                self.warnings.append(
+                    f"label 0 covers {100 * unpainted:.1f}% of the pixels and is trained as "
+                    "background; if those pixels are simply not annotated, use "
+                    "label0='unlabelled'"
+                )
+
+    # -- reading ---------------------------------------------------------------------
+    def read_labels(self, src: _Source, plane, ys: slice, xs: slice) -> np.ndarray:
+        block = np.asarray(src.labels[src.layout.output_index(plane, ys, xs)])
+        return block.astype(np.int64, copy=False)
+
+    def read_image(self, src: _Source, plane, ys: slice, xs: slice) -> np.ndarray:
+        return src.stats.apply(src.layout.read(src.image, plane, ys, xs))
+
+    def target(self, src: _Source, number: int, plane, ys: slice, xs: slice) -> np.ndarray:
+        """Training targets of a region: ids, with unannotated and held-out pixels ignored."""
+        lab = self.read_labels(src, plane, ys, xs)
+        if self.label0 == "unlabelled":
+            lab[lab == 0] = IGNORE_INDEX
+        rows = np.arange(ys.start, ys.stop) // self.patch
+        cols = np.arange(xs.start, xs.stop) // self.patch
+        held = src.held_out[number][np.ix_(rows, cols)]
+        lab[held] = IGNORE_INDEX
+        return lab
+
+    def _block_slices(self, src: _Source, row: int, col: int) -> tuple[slice, slice]:
+        h, w = src.layout.plane_shape
+        p = self.patch
+        return slice(row * p, min(h, (row + 1) * p)), slice(col * p, min(w, (col + 1) * p))
+
+    # -- sampling --------------------------------------------------------------------
+    def sample(
+        self, rng: np.random.Generator, batch_size: int, sample_annotated: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A batch: float32 images ``(B, C, P, P)`` and int64 targets ``(B, P, P)``."""
+        images, targets = [], []
+        classes = sorted(self._positions)
+        for _ in range(batch_size):
+            if classes and rng.random() < sample_annotated:
+                s, number, cy, cx = self._annotated_centre(rng, classes)
+            else:
+                s, number, cy, cx = self._random_centre(rng)
+            image, target = self.patch_at(s, number, cy, cx)
+            images.append(image)
+            targets.append(target)
+        return np.stack(images), np.stack(targets)
+
+    def _annotated_centre(self, rng, classes):
+        groups = self._positions[classes[int(rng.integers(len(classes)))]]
+        sizes = np.array([g[2].size for g in groups])
+        g = int(rng.choice(len(groups), p=sizes / sizes.sum()))
+        s, number, ys, xs = groups[g]
+        i = int(rng.integers(ys.size))
+        jitter = rng.integers(-self.patch // 4, self.patch // 4 + 1, size=2)
+        return s, number, int(ys[i] + jitter[0]), int(xs[i] + jitter[1])
+
+    def _random_centre(self, rng):
+        weights = np.array(
+            [src.layout.n_planes * np.prod(src.layout.plane_shape) for src in self.sources], float
+        )
+        s = int(rng.choice(len(self.sources), p=weights / weights.sum()))
+        src = self.sources[s]
+        number = int(rng.integers(src.layout.n_planes))
+        h, w = src.layout.plane_shape
+        return s, number, int(rng.integers(h)), int(rng.integers(w))
+
+    def patch_at(self, s: int, number: int, cy: int, cx: int) -> tuple[np.ndarray, np.ndarray]:
+        """The patch centred near ``(cy, cx)`` (moved inside the plane; padded if it is small)."""
+        src = self.sources[s]
+        plane = src.layout.plane_at(number)
+        h, w = src.layout.plane_shape
+        p = self.patch
+        y0 = int(np.clip(cy - p // 2, 0, max(0, h - p)))
+        x0 = int(np.clip(cx - p // 2, 0, max(0, w - p)))
+        ys, xs = slice(y0, min(h, y0 + p)), slice(x0, min(w, x0 + p))
+        image = self.read_image(src, plane, ys, xs)
+        target = self.target(src, number, plane, ys, xs)
+        return pad_patch(image, target, p)
+
+    def validation_batches(self, batch_size: int) -> Iterator[list[tuple[np.ndarray, np.ndarray]]]:
+        """Held-out regions with image context: lists of (image, target) of equal size.
+
+        Each image has ``VALIDATION_MARGIN`` pixels of context on every side
+        where the plane has them; the target covers the image and is
+        ``IGNORE_INDEX`` outside the region.
+        """
+        batch: list = []
+        for region in self.regions:
+            batch.append(self._validation_item(region))
+            if len(batch) == batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _validation_item(self, region: Region) -> tuple[np.ndarray, np.ndarray]:
+        src = self.sources[region.source]
+        plane = src.layout.plane_at(region.plane)
+        h, w = src.layout.plane_shape
+        m = VALIDATION_MARGIN
+        ys = slice(max(0, region.ys.start - m), min(h, region.ys.stop + m))
+        xs = slice(max(0, region.xs.start - m), min(w, region.xs.stop + m))
+        image = self.read_image(src, plane, ys, xs)
+        target = np.full(image.shape[1:], IGNORE_INDEX, dtype=np.int64)
+        lab = self.read_labels(src, plane, region.ys, region.xs)
+        if self.label0 == "unlabelled":
+            lab[lab == 0] = IGNORE_INDEX
+        inner = (
+            slice(region.ys.start - ys.start, region.ys.stop - ys.start),
+            slice(region.xs.start - xs.start, region.xs.stop - xs.start),
+        )
+        target[inner] = lab
+        return pad_patch(image, target, self.patch + 2 * m)
+
+
+def pad_patch(image: np.ndarray, target: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pad ``(C, h, w)`` and ``(h, w)`` at the bottom/right to ``size``: image mirrored, target ignored."""
+    h, w = target.shape
+    pad_h, pad_w = max(0, size - h), max(0, size - w)
+    if pad_h == 0 and pad_w == 0:
+        return image, target
+    mode = "reflect" if pad_h < h and pad_w < w else "edge"
+    image = np.pad(image, ((0, 0), (0, pad_h), (0, pad_w)), mode=mode)
+    target = np.pad(target, ((0, pad_h), (0, pad_w)), constant_values=IGNORE_INDEX)
+    return image, target
+
+
+def _block_counts(lab: np.ndarray, annotated: np.ndarray, block: int, grid) -> np.ndarray:
+    """Annotated pixels per (block, class): shape ``(rows * cols, max id + 1)``."""
+    k = int(lab.max()) + 1 if lab.size else 1
+    rows = np.arange(lab.shape[0]) // block
+    cols = np.arange(lab.shape[1]) // block
+    ids = rows[:, None] * grid[1] + cols[None, :]
+    flat = (ids * k + lab)[annotated]
+    counts = np.bincount(flat, minlength=grid[0] * grid[1] * k)
+    return counts.reshape(grid[0] * grid[1], k)

@@ -1,0 +1,129 @@
+"""Typed events yielded by :func:`napari_seg.training.iter_train`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TrainStarted:
+    """The run's resolved settings, yielded once before the first step."""
+
+    device: str
+    device_description: str
+    precision: str
+    channels_last: bool
+    num_classes: int
+    class_names: tuple[str, ...]
+    annotated_pixels: int
+    validation_regions: int
+    steps_per_epoch: int
+    start_epoch: int
+
+
+@dataclass(frozen=True)
+class TrainWarning:
+    """Something the user should know that does not stop the run."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    """Yielded after every optimizer step.
+
+    Attributes
+    ----------
+    fraction : float
+        Fraction of the budget (epochs or minutes, whichever ends first) used.
+    """
+
+    epoch: int
+    step: int
+    steps_per_epoch: int
+    loss: float
+    learning_rate: float
+    elapsed_s: float
+    fraction: float
+
+    @property
+    def eta_s(self) -> float | None:
+        """Estimated seconds left in the budget (early stopping may end sooner)."""
+        if self.fraction <= 0:
+            return None
+        return max(0.0, self.elapsed_s * (1.0 - self.fraction) / self.fraction)
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    """Yielded after each epoch's validation.
+
+    ``val_iou`` is the mean IoU over the scored classes of the held-out
+    regions (NaN when nothing could be held out); ``val_class_iou`` maps class
+    ids to their IoU.
+    """
+
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_iou: float
+    val_class_iou: dict[int, float]
+    learning_rate: float
+    elapsed_s: float
+    improved: bool
+
+
+@dataclass(frozen=True)
+class ModelSaved:
+    """A model file was written (atomically)."""
+
+    path: Path
+    kind: str  # "best" or "last"
+    epoch: int
+    val_iou: float
+
+
+@dataclass(frozen=True)
+class PreviewReady:
+    """Labels predicted for the preview image after an epoch."""
+
+    epoch: int
+    labels: np.ndarray
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished (or stopped) run returns.
+
+    Attributes
+    ----------
+    model : SegmentationModel
+        The best model (best validation IoU; the last one without validation),
+        in eval mode.
+    stopped : str
+        Why training ended: ``"budget"``, ``"early stopping"`` or ``"stopped"``.
+    history : list of dict
+        One entry per epoch (epoch, train_loss, val_loss, val_iou, lr, elapsed_s).
+    metrics : dict
+        Best epoch, its validation IoU (mean and per class) and the last values.
+    """
+
+    model: Any
+    config: Any
+    best_path: Path | None
+    last_path: Path | None
+    summary_path: Path | None
+    stopped: str
+    epochs: int
+    steps: int
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
+    losses: list[float] = field(default_factory=list)
+
+
+TrainEvent = TrainStarted | TrainWarning | StepProgress | EpochEnd | ModelSaved | PreviewReady

@@ -1,0 +1,610 @@
+"""The training loop: a generator of typed events, cancellable at every yield."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Generator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .._device import describe_device, release_memory, resolve_device
+from ..inference._runtime import autocast, resolve_precision
+from ..models.spec import Normalization
+from .augment import Augmentation, augment
+from .checkpoint import RunState, restore, save_checkpoint
+from .config import TrainingConfig
+from .data import TrainingData, as_pairs, detect_in_channels
+from .events import (
+    EpochEnd,
+    ModelSaved,
+    PreviewReady,
+    StepProgress,
+    TrainEvent,
+    TrainResult,
+    TrainStarted,
+    TrainWarning,
+)
+from .losses import SegmentationLoss
+from .schedule import lr_factor
+from .validation import validate
+
+logger = logging.getLogger(__name__)
+
+#: Weight of deep-supervision outputs in the loss (each; the main output has 1).
+AUX_WEIGHT = 0.4
+#: An improvement of the validation IoU smaller than this does not reset patience.
+MIN_DELTA = 1e-4
+
+
+def iter_train(
+    pairs,
+    config: TrainingConfig | None = None,
+    *,
+    model=None,
+    out: str | os.PathLike | None = None,
+    resume: str | os.PathLike | None = None,
+    stop: threading.Event | None = None,
+    preview=None,
+    names: Sequence[str] | None = None,
+    **options,
+) -> Generator[TrainEvent, None, TrainResult]:
+    """Train (or fine-tune) a segmentation model, yielding progress events.
+
+    Parameters
+    ----------
+    pairs : (image, labels) or sequence of them
+        numpy, dask or zarr arrays; labels are integer ids with the image's
+        shape minus its channel axis (see ``config.label0`` for what 0 means).
+    config : TrainingConfig, optional
+        Settings; keyword ``options`` override its fields.
+    model : SegmentationModel, optional
+        Model to fine-tune (a copy is trained; the object is never changed).
+        Otherwise ``config.from_model`` or a new ``config.architecture``.
+    out : path-like, optional
+        Model file for the best model (written when validation improves).
+        The last state goes to ``<stem>-last.safetensors`` after every epoch
+        and the config with the reached metrics to ``<stem>.training.json``
+        at the end. Without ``out`` nothing is written.
+    resume : path-like, optional
+        A checkpoint written by a previous run (``out`` or its ``-last`` file):
+        the run continues where it stopped, with the same data and config.
+    stop : threading.Event, optional
+        When set, training ends after the current step and the result is
+        returned as for a finished run. Closing the generator instead cancels
+        the run without a result (files written so far stay valid).
+    preview : array-like, optional
+        A 2D image (with channels if the model has them) predicted after
+        each epoch (``PreviewReady``).
+    names : sequence of str, optional
+        Names of the pairs, used in messages.
+
+    Yields
+    ------
+    TrainStarted, TrainWarning, StepProgress, EpochEnd, ModelSaved, PreviewReady
+
+    Returns
+    -------
+    TrainResult
+        As the generator's return value.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For data that cannot train the model, naming the pair and the problem;
+        OSError for an output folder that is missing or not writable.
+
+    Examples
+    --------
+    >>> from napari_seg.sample_data import cells_2d
+    >>> from napari_seg.training import train
+    >>> image, labels = cells_2d((128, 128))
+    >>> result = train((image, labels), epochs=1, steps_per_epoch=2, minutes=None,
+    ...                options={"base_width": 8}, device="cpu")  # doctest: +SKIP
+    """
+    if config is None and resume is not None:
+        config = resumed_config(resume)
+    config = (config or TrainingConfig()).with_(**options)
+    out = _check_output(out)
+    device = resolve_device(config.device)
+    precision = _precision(config.precision, device)
+    run = _Run(config, device, precision, out)
+    try:
+        yield from run.prepare(as_pairs(pairs), model, resume, names)
+        result = yield from run.loop(stop or threading.Event(), preview)
+        return result
+    finally:
+        run.close()
+
+
+def train(pairs, config: TrainingConfig | None = None, **kwargs) -> TrainResult:
+    """Run :func:`iter_train` to the end and return its :class:`TrainResult`."""
+    events = iter_train(pairs, config, **kwargs)
+    while True:
+        try:
+            next(events)
+        except StopIteration as done:
+            return done.value
+
+
+def resumed_config(path: str | os.PathLike) -> TrainingConfig:
+    """The config of the run that wrote the checkpoint at ``path``."""
+    from ..models import read_model_card
+
+    training = (read_model_card(path).get("provenance") or {}).get("training") or {}
+    if "config" not in training:
+        raise ValueError(f"{path} holds no training run to resume (no training config in it)")
+    return TrainingConfig.from_dict(training["config"])
+
+
+def _check_output(out) -> Path | None:
+    if out is None:
+        return None
+    out = Path(out)
+    folder = out.parent if str(out.parent) else Path(".")
+    if out.is_dir():
+        raise IsADirectoryError(f"output {out} is a folder; give a model file name")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"output folder does not exist: {folder}")
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise PermissionError(f"cannot write to the output folder {folder}: {exc}") from None
+    return out
+
+
+def _precision(precision: str, device: torch.device) -> str:
+    if precision == "auto":
+        # bf16 autocast on the CPU trains no faster here (docs/performance.md).
+        return resolve_precision("auto", device) if device.type == "cuda" else "fp32"
+    return resolve_precision(precision, device)
+
+
+def companion_paths(out: Path) -> tuple[Path, Path]:
+    """The ``-last`` checkpoint and ``.training.json`` summary written beside ``out``."""
+    stem = out.name[: -len(out.suffix)] if out.suffix else out.name
+    return out.with_name(f"{stem}-last{out.suffix or '.safetensors'}"), out.with_name(
+        f"{stem}.training.json"
+    )
+
+
+class _Run:
+    """State of one run; methods are the loop's pieces (generators where they yield)."""
+
+    def __init__(self, config: TrainingConfig, device, precision: str, out: Path | None):
+        self.config, self.device, self.precision, self.out = config, device, precision, out
+        self.model = None
+        self.optimizer = None
+        self.scaler = None
+        self.hooks: list = []
+        self.threads = None
+        self.best_state = None
+        self.source: dict = {}
+
+    # -- setup -------------------------------------------------------------------------
+    def prepare(self, pairs, model, resume, names):
+        cfg = self.config
+        base = self._base_model(model, resume)
+        first = pairs[0][0]
+        in_channels = (
+            base.spec.in_channels
+            if base is not None
+            else cfg.in_channels
+            or detect_in_channels(first.shape, channel_axis=cfg.channel_axis, axis=cfg.axis)
+        )
+        normalization = (
+            base.spec.normalization if base is not None else Normalization(cfg.normalization)
+        )
+        self.data = TrainingData(
+            pairs,
+            in_channels=in_channels,
+            normalization=normalization,
+            label0=cfg.label0,
+            patch_size=cfg.patch_size,
+            validation_fraction=cfg.validation_fraction,
+            axis=cfg.axis,
+            channel_axis=cfg.channel_axis,
+            seed=cfg.seed,
+            names=names,
+        )
+        self.model = self._fit_classes(base, in_channels, normalization)
+        self._setup_optimizer()
+        self.state = RunState()
+        if resume is not None:
+            self.state = restore(base, self.optimizer, self.scaler)
+        self.rng = np.random.default_rng(cfg.seed)
+        if self.state.numpy_rng is not None:
+            self.rng.bit_generator.state = self.state.numpy_rng
+        if self.state.best_epoch is not None and self.out is not None and self.out.is_file():
+            self.best_state = _best_from_file(self.out, self.state.best_epoch)
+        self.loss = SegmentationLoss(
+            cfg.loss, num_classes=self.model.spec.num_classes, class_counts=self.data.class_counts
+        ).to(self.device)
+        self.aug = Augmentation.from_config(cfg)
+        for message in self.data.warnings:
+            yield TrainWarning(message)
+        yield TrainStarted(
+            device=str(self.device),
+            device_description=describe_device(self.device),
+            precision=self.precision,
+            channels_last=self.channels_last,
+            num_classes=self.model.spec.num_classes,
+            class_names=self.model.spec.class_names,
+            annotated_pixels=self.data.annotated_pixels,
+            validation_regions=len(self.data.regions),
+            steps_per_epoch=cfg.steps_per_epoch,
+            start_epoch=self.state.epoch,
+        )
+
+    def _base_model(self, model, resume):
+        from ..models import load_model
+
+        if resume is not None:
+            self.source = {"resumed_from": str(resume)}
+            return load_model(resume, device=self.device)
+        if model is not None:
+            self.source = {"fine_tuned_from": str((model.card or {}).get("path") or "a model")}
+            return copy.deepcopy(model).to(self.device)
+        if self.config.from_model:
+            self.source = {"fine_tuned_from": self.config.from_model}
+            return load_model(self.config.from_model, device=self.device)
+        return None
+
+    def _fit_classes(self, base, in_channels: int, normalization: Normalization):
+        from ..models import ModelSpec, create_model
+        from ..models.heads import with_classes
+
+        cfg, needed = self.config, self.data.max_label + 1
+        if base is None:
+            num_classes = cfg.num_classes or max(2, needed)
+            if needed > num_classes:
+                raise ValueError(
+                    f"the labels use ids up to {needed - 1} but num_classes is {num_classes}"
+                )
+            spec = ModelSpec(
+                cfg.architecture,
+                in_channels=in_channels,
+                num_classes=num_classes,
+                encoder=cfg.encoder,
+                class_names=cfg.class_names,
+                normalization=normalization,
+                options=cfg.options,
+            ).validate()
+            torch.manual_seed(cfg.seed)
+            self.source = {"initialisation": "random", "seed": cfg.seed}
+            return create_model(spec).to(self.device)
+        have = base.spec.num_classes
+        wanted = max(needed, cfg.num_classes or 0)
+        if wanted > have and not cfg.grow_classes:
+            raise ValueError(
+                f"the labels use ids up to {needed - 1} but the model has {have} classes "
+                f"(0 to {have - 1}: {', '.join(base.spec.class_names)}); relabel, or allow "
+                "new classes (grow_classes) to train a wider output head"
+            )
+        if wanted > have:
+            return with_classes(base, wanted, class_names=cfg.class_names)
+        return base
+
+    def _setup_optimizer(self) -> None:
+        cfg, model = self.config, self.model
+        self.channels_last = (
+            cfg.channels_last if cfg.channels_last is not None else self.device.type == "cuda"
+        )
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.hooks = _guard_batchnorm(model)
+        self.optimizer = torch.optim.AdamW(
+            model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
+        )
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        if cfg.threads is not None:
+            self.threads = torch.get_num_threads()
+            torch.set_num_threads(cfg.threads)
+
+    # -- the loop ------------------------------------------------------------------------
+    def loop(self, stop: threading.Event, preview):
+        cfg, st = self.config, self.state
+        clock = _Clock(st.elapsed_s)
+        stopped = "budget"
+        while not self._budget_done(clock):
+            self.model.train()
+            while st.step_in_epoch < cfg.steps_per_epoch:
+                loss, lr = self._step(clock)
+                st.step_in_epoch += 1
+                st.steps += 1
+                st.epoch_loss_sum += loss
+                st.losses.append(loss)
+                event = StepProgress(
+                    st.epoch + 1,
+                    st.step_in_epoch,
+                    cfg.steps_per_epoch,
+                    loss,
+                    lr,
+                    clock.elapsed(),
+                    self._fraction(clock),
+                )
+                yield from clock.outside(event)
+                if stop.is_set() or self._budget_done(clock, within_epoch=True):
+                    break
+            if stop.is_set():
+                stopped = "stopped"
+                break
+            yield from self._end_epoch(clock, preview)
+            if cfg.patience is not None and st.epochs_since_best >= cfg.patience:
+                stopped = "early stopping"
+                break
+        st.elapsed_s = clock.elapsed()
+        return (yield from self._finish(stopped, clock))
+
+    def _step(self, clock) -> tuple[float, float]:
+        cfg = self.config
+        lr = cfg.learning_rate * lr_factor(cfg.schedule, self._fraction(clock), warmup=cfg.warmup)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        images, targets = self.data.sample(self.rng, cfg.batch_size, cfg.sample_annotated)
+        images, targets = augment(images, targets, self.rng, self.aug)
+        x = torch.from_numpy(images).to(self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = torch.from_numpy(targets).to(self.device)
+        with autocast(self.device, self.precision):
+            logits, aux = self.model.forward_with_aux(x)
+        loss = self.loss(logits, y)
+        if aux:
+            loss = loss + AUX_WEIGHT * sum(self.loss(a, y) for a in aux) / len(aux)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"the training loss became {value} at step {self.state.steps + 1}; lower the "
+                "learning rate or use fp32"
+            )
+        return value, lr
+
+    def _fraction(self, clock) -> float:
+        cfg, st = self.config, self.state
+        parts = []
+        if cfg.epochs is not None:
+            parts.append(st.steps / (cfg.epochs * cfg.steps_per_epoch))
+        if cfg.minutes is not None:
+            parts.append(clock.elapsed() / (60.0 * cfg.minutes))
+        return min(1.0, max(parts))
+
+    def _budget_done(self, clock, *, within_epoch: bool = False) -> bool:
+        if within_epoch:  # only the time budget ends an epoch early
+            return self.config.minutes is not None and self._fraction(clock) >= 1.0
+        return self._fraction(clock) >= 1.0
+
+    def _end_epoch(self, clock, preview):
+        cfg, st = self.config, self.state
+        val = validate(self.model, self.data, self.loss, self.device, self.precision, cfg)
+        st.epoch += 1
+        train_loss = st.epoch_loss_sum / max(1, st.step_in_epoch)
+        improved = self._track_best(val.iou)
+        lr = self.optimizer.param_groups[0]["lr"]
+        st.history.append(
+            {
+                "epoch": st.epoch,
+                "train_loss": train_loss,
+                "val_loss": _num(val.loss),
+                "val_iou": _num(val.iou),
+                "val_class_iou": {str(k): _num(v) for k, v in val.class_iou.items()},
+                "lr": lr,
+                "elapsed_s": round(clock.elapsed(), 3),
+            }
+        )
+        st.step_in_epoch, st.epoch_loss_sum = 0, 0.0
+        event = EpochEnd(
+            st.epoch, train_loss, val.loss, val.iou, val.class_iou, lr, clock.elapsed(), improved
+        )
+        yield from clock.outside(event)
+        yield from self._save(clock, improved)
+        if preview is not None:
+            labels = self._preview(preview)
+            yield from clock.outside(PreviewReady(st.epoch, labels))
+
+    def _track_best(self, iou: float) -> bool:
+        st = self.state
+        if math.isnan(iou):
+            improved = True  # without validation, the last model is the best one
+        else:
+            improved = st.best_val_iou is None or iou > st.best_val_iou + MIN_DELTA
+        if improved:
+            st.best_val_iou = None if math.isnan(iou) else iou
+            st.best_epoch, st.epochs_since_best = st.epoch, 0
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        else:
+            st.epochs_since_best += 1
+        return improved
+
+    def _save(self, clock, improved: bool):
+        if self.out is None:
+            return
+        st = self.state
+        st.elapsed_s = clock.elapsed()
+        st.numpy_rng = self.rng.bit_generator.state
+        last, _ = companion_paths(self.out)
+        iou = st.history[-1]["val_iou"] if st.history else None
+        iou = float("nan") if iou is None else iou
+        kinds = (("best", self.out),) if improved else ()
+        for kind, path in (*kinds, ("last", last)):
+            self._checkpoint(path)
+            yield from clock.outside(ModelSaved(path, kind, st.epoch, iou))
+
+    def _checkpoint(self, path: Path) -> None:
+        save_checkpoint(
+            path,
+            self.model,
+            optimizer=self.optimizer,
+            scaler=self.scaler,
+            state=self.state,
+            training=self._summary("running"),
+        )
+
+    def _preview(self, image) -> np.ndarray:
+        from ..inference import PredictConfig, predict
+
+        config = PredictConfig(device=str(self.device), precision=self.precision)
+        try:
+            return predict(self.model, image, config).labels
+        finally:
+            self.model.train()
+
+    def _finish(self, stopped: str, clock):
+        st = self.state
+        if self.out is not None and stopped == "stopped":
+            st.numpy_rng = self.rng.bit_generator.state
+            last, _ = companion_paths(self.out)
+            self._checkpoint(last)
+            yield from clock.outside(ModelSaved(last, "last", st.epoch, float("nan")))
+        best = self.model
+        if self.best_state is not None:
+            best = copy.deepcopy(self.model)
+            best.load_state_dict(self.best_state)
+        best = best.to(memory_format=torch.contiguous_format).eval()
+        best.card = {"provenance": {"training": self._summary(stopped)}}
+        summary_path = self._write_summary(stopped)
+        last = companion_paths(self.out)[0] if self.out is not None else None
+        return TrainResult(
+            model=best,
+            config=self.config,
+            best_path=self.out if self.out is not None and self.out.is_file() else None,
+            last_path=last if last is not None and last.is_file() else None,
+            summary_path=summary_path,
+            stopped=stopped,
+            epochs=st.epoch,
+            steps=st.steps,
+            seconds=clock.elapsed(),
+            history=list(st.history),
+            metrics=self._metrics(),
+            losses=list(st.losses),
+        )
+
+    def _metrics(self) -> dict:
+        st = self.state
+        best = next((h for h in st.history if h["epoch"] == st.best_epoch), None)
+        last = st.history[-1] if st.history else None
+        return {
+            "best_epoch": st.best_epoch,
+            "best_val_iou": st.best_val_iou,
+            "best_val_class_iou": best["val_class_iou"] if best else None,
+            "last_train_loss": last["train_loss"] if last else None,
+            "last_val_iou": last["val_iou"] if last else None,
+            "epochs": st.epoch,
+            "steps": st.steps,
+            "training_seconds": round(st.elapsed_s, 2),
+        }
+
+    def _summary(self, status: str) -> dict:
+        return {
+            "status": status,
+            "config": self.config.to_dict(),
+            "metrics": self._metrics(),
+            "source": self.source,
+            "data": {
+                "pairs": [s.name for s in self.data.sources],
+                "annotated_pixels": self.data.annotated_pixels,
+                "class_pixels": self.data.class_counts.tolist(),
+                "validation_regions": len(self.data.regions),
+            },
+        }
+
+    def _write_summary(self, stopped: str) -> Path | None:
+        if self.out is None:
+            return None
+        import json
+
+        from .._atomic import atomic_write
+
+        _, path = companion_paths(self.out)
+        summary = {**self._summary(stopped), "history": self.state.history}
+        summary["files"] = {"best": self.out.name, "last": companion_paths(self.out)[0].name}
+        with atomic_write(path) as handle:
+            handle.write(json.dumps(summary, indent=2, allow_nan=False).encode())
+        return path
+
+    def close(self) -> None:
+        """Undo process-wide changes and free device memory (also on cancel or error)."""
+        for hook in self.hooks:
+            hook.remove()
+        self.hooks = []
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+            self.threads = None
+        self.optimizer = None
+        self.best_state = None
+        if self.device.type != "cpu":
+            release_memory(self.device)
+
+
+class _Clock:
+    """Training time: wall time minus the time spent outside the generator (pauses)."""
+
+    def __init__(self, elapsed: float = 0.0) -> None:
+        self._start = time.perf_counter() - elapsed
+        self._outside = 0.0
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._start - self._outside
+
+    def outside(self, event):
+        t = time.perf_counter()
+        yield event
+        self._outside += time.perf_counter() - t
+
+
+def _guard_batchnorm(model) -> list:
+    """Let BatchNorm layers that see one value per channel use running statistics.
+
+    With batch size 1, the BatchNorm after global pooling (DeepLab's ASPP
+    image-pooling branch) sees a single value per channel, which torch refuses
+    to normalise in training mode. Those layers switch to eval mode for that
+    call; every other BatchNorm trains normally.
+    """
+    handles = []
+
+    def before(module, args):
+        x = args[0]
+        if module.training and x.numel() // max(1, x.shape[1]) <= 1:
+            module.training = False
+            module._napari_seg_restore = True
+
+    def after(module, args, output):
+        if getattr(module, "_napari_seg_restore", False):
+            module.training = True
+            module._napari_seg_restore = False
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            handles.append(module.register_forward_pre_hook(before))
+            handles.append(module.register_forward_hook(after))
+    return handles
+
+
+def _best_from_file(path: Path, epoch: int) -> dict | None:
+    """The best weights written by the run being resumed (if the file is that epoch's)."""
+    from ..models import load_model
+
+    try:
+        model = load_model(path)
+    except ValueError:
+        return None
+    metrics = ((model.card or {}).get("provenance") or {}).get("training", {}).get("metrics", {})
+    if metrics.get("best_epoch") != epoch:
+        return None
+    return model.state_dict()
+
+
+def _num(value) -> float | None:
+    value = float(value)
+    return None if math.isnan(value) else value

@@ -1,0 +1,108 @@
+"""Segmentation losses that ignore unannotated pixels (library losses, combined here).
+
+Cross-entropy comes from torch, Dice from segmentation-models-pytorch and the
+softmax Focal loss from MONAI; all three take an ignore index, so pixels whose
+target is :data:`~napari_seg.training.data.IGNORE_INDEX` give exactly zero
+gradient.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import LOSSES
+from .data import IGNORE_INDEX
+
+FOCAL_GAMMA = 2.0
+
+
+def class_weights(counts) -> np.ndarray:
+    """Class weights ``w_c = (N - N_c) / N`` from annotated pixel counts ``N_c``.
+
+    Parameters
+    ----------
+    counts : array-like of int
+        Annotated pixels of each class (``N`` is their sum).
+
+    Returns
+    -------
+    ndarray of float32
+
+    Examples
+    --------
+    >>> class_weights([90, 10]).tolist()
+    [0.10000000149011612, 0.8999999761581421]
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    total = counts.sum()
+    if total <= 0:
+        raise ValueError("class_weights needs at least one annotated pixel")
+    return ((total - counts) / total).astype(np.float32)
+
+
+class SegmentationLoss(nn.Module):
+    """One of :data:`~napari_seg.training.config.LOSSES`, called as ``loss(logits, target)``.
+
+    Parameters
+    ----------
+    name : str
+        ``"ce"``, ``"weighted-ce"``, ``"dice"``, ``"focal"`` (gamma 2),
+        ``"weighted-focal"`` or ``"ce+dice"``.
+    num_classes : int
+    class_counts : array-like of int, optional
+        Annotated pixels per class, needed by the weighted losses.
+
+    Notes
+    -----
+    A batch without any annotated pixel gives a zero loss (with a graph, so
+    ``backward`` works) instead of NaN.
+    """
+
+    def __init__(self, name: str, *, num_classes: int, class_counts=None) -> None:
+        super().__init__()
+        if name not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {name!r}")
+        self.name = name
+        weight = None
+        if name.startswith("weighted-"):
+            if class_counts is None:
+                raise ValueError(f"the {name} loss needs class_counts")
+            counts = np.zeros(num_classes, dtype=np.int64)
+            given = np.asarray(class_counts)[:num_classes]
+            counts[: given.size] = given
+            weight = torch.from_numpy(class_weights(counts))
+        self.register_buffer("weight", weight)
+        self.terms: list[nn.Module] = []
+        if name in ("ce", "weighted-ce", "ce+dice"):
+            self.ce = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE_INDEX)
+            self.terms.append(self.ce)
+        if name in ("dice", "ce+dice"):
+            from segmentation_models_pytorch.losses import DiceLoss
+
+            self.dice = DiceLoss("multiclass", ignore_index=IGNORE_INDEX, from_logits=True)
+            self.terms.append(self.dice)
+        if name in ("focal", "weighted-focal"):
+            from monai.losses import FocalLoss
+
+            self.focal = FocalLoss(
+                to_onehot_y=True,
+                use_softmax=True,
+                gamma=FOCAL_GAMMA,
+                weight=weight,
+                ignore_index=IGNORE_INDEX,
+            )
+            self.terms.append(self.focal)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()  # losses in fp32 also under autocast
+        if not bool((target != IGNORE_INDEX).any()):
+            return logits.sum() * 0.0
+        total = logits.new_zeros(())
+        for term in self.terms:
+            if term is getattr(self, "focal", None):
+                total = total + term(logits, target.unsqueeze(1))
+            else:
+                total = total + term(logits, target)
+        return total
