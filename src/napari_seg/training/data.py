@@ -395,7 +395,7 @@ class TrainingData:
 
 
 def pad_patch(image: np.ndarray, target: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pad ``(C, h, w)`` and ``(h, w)`` at the bottom/right to ``size``: image mirrored, target ignored."""
+    """Pad ``(C, h, w)`` and ``(h, w)`` to ``size``: image mirrored, target ignored."""
     h, w = target.shape
     pad_h, pad_w = max(0, size - h), max(0, size - w)
     if pad_h == 0 and pad_w == 0:
