@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, _cli_evaluate, _cli_predict
+from . import __version__, _cli_evaluate, _cli_predict, _cli_train
 
 EXIT_ERROR = 1
 
@@ -129,7 +129,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         else:
             run_gui()
             return 0
-    summary = run_headless(Path(args.output))
+    summary = run_headless(Path(args.output), minutes=args.minutes)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -185,10 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--output", default="napari-seg-demo", help="folder for headless outputs (created)"
     )
+    p.add_argument(
+        "--minutes", type=float, default=0.5, help="training budget of the demo (default 0.5)"
+    )
     p.set_defaults(func=_cmd_demo)
 
     _cli_predict.add_parser(sub)
     _cli_evaluate.add_parser(sub)
+    _cli_train.add_parser(sub)
     return parser
 
 

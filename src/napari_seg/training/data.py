@@ -28,6 +28,8 @@ IGNORE_INDEX = -100
 POSITIONS_PER_CLASS = 16384
 #: At most this many regions are held out for validation.
 MAX_VALIDATION_REGIONS = 64
+#: Largest number of classes (label ids 0 to MAX_CLASSES - 1) a run accepts.
+MAX_CLASSES = 256
 #: Image context read around a validation region (pixels on each side).
 VALIDATION_MARGIN = 16
 
@@ -145,9 +147,14 @@ class TrainingData:
         for what, array in (("image", image), ("labels", labels)):
             if not hasattr(array, "shape") or not hasattr(array, "dtype"):
                 raise TypeError(f"{name}: {what} must be an array, got {type(array).__name__}")
+        # The stack axis applies to stacks only, so 2D pairs can train beside stacks.
+        n_other = len(image.shape) - (channel_axis is not None or in_channels > 1)
         try:
             layout = resolve_layout(
-                image.shape, in_channels=in_channels, channel_axis=channel_axis, axis=axis
+                image.shape,
+                in_channels=in_channels,
+                channel_axis=channel_axis,
+                axis=axis if n_other > 2 else None,
             )
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from None
@@ -178,6 +185,12 @@ class TrainingData:
                 lab = self.read_labels(src, plane, slice(None), slice(None))
                 if lab.size and lab.min() < 0:
                     raise ValueError(f"{src.name}: labels must be >= 0, found {lab.min()}")
+                if lab.size and lab.max() >= MAX_CLASSES:
+                    raise ValueError(
+                        f"{src.name}: labels use id {lab.max()}, but class ids must be below "
+                        f"{MAX_CLASSES}; is this an image or an instance segmentation rather "
+                        "than class labels?"
+                    )
                 annotated = lab > 0 if self.label0 == "unlabelled" else np.ones(lab.shape, bool)
                 counts = _block_counts(lab, annotated, self.patch, src.grid)
                 src.block_counts.append(counts)

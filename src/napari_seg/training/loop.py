@@ -268,12 +268,16 @@ class _Run:
                 raise ValueError(
                     f"the labels use ids up to {needed - 1} but num_classes is {num_classes}"
                 )
+            names = cfg.class_names
+            if not names and cfg.label0 == "unlabelled":
+                # Class ids are the painted ids; id 0 is never trained.
+                names = ("unlabelled", *(f"class {i}" for i in range(1, num_classes)))
             spec = ModelSpec(
                 cfg.architecture,
                 in_channels=in_channels,
                 num_classes=num_classes,
                 encoder=cfg.encoder,
-                class_names=cfg.class_names,
+                class_names=names,
                 normalization=normalization,
                 options=cfg.options,
             ).validate()
@@ -395,6 +399,7 @@ class _Run:
         st.history.append(
             {
                 "epoch": st.epoch,
+                "steps": st.steps,
                 "train_loss": train_loss,
                 "val_loss": _num(val.loss),
                 "val_iou": _num(val.iou),

@@ -1,0 +1,218 @@
+"""``napari-seg train``: train or fine-tune a model from image and label files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+EXIT_ERROR = 1
+
+#: Flags copied onto the config when given (argparse dest -> config field).
+_FIELDS = {
+    "arch": "architecture",
+    "encoder": "encoder",
+    "from_model": "from_model",
+    "loss": "loss",
+    "label0": "label0",
+    "device": "device",
+    "batch_size": "batch_size",
+    "patch_size": "patch_size",
+    "learning_rate": "learning_rate",
+    "schedule": "schedule",
+    "precision": "precision",
+    "steps_per_epoch": "steps_per_epoch",
+    "patience": "patience",
+    "seed": "seed",
+    "axis": "axis",
+    "channel_axis": "channel_axis",
+    "num_classes": "num_classes",
+    "class_names": "class_names",
+    "validation_fraction": "validation_fraction",
+    "threads": "threads",
+}
+
+
+def add_parser(sub) -> None:
+    from .training import LABEL0_CHOICES, LOSSES, SCHEDULES
+
+    p = sub.add_parser(
+        "train",
+        help="train or fine-tune a model on image/label files",
+        description=(
+            "Train a new model (--arch) or fine-tune one (--from-model) on pairs of image and "
+            "label files (TIFF, PNG, NumPy .npy or zarr). Writes the best model to --out, the "
+            "last state to OUT-last.safetensors and the settings with the reached metrics to "
+            "OUT.training.json. Ctrl+C stops after the current step and keeps the results; "
+            "a second Ctrl+C aborts."
+        ),
+    )
+    p.add_argument("--image", action="append", required=True, type=Path, help="image file")
+    p.add_argument("--labels", action="append", required=True, type=Path, help="its labels")
+    p.add_argument("--out", required=True, type=Path, help="model file to write (.safetensors)")
+    p.add_argument("--config", type=Path, help="JSON or YAML training settings")
+    p.add_argument("--arch", help="architecture of a new model (see 'napari-seg models')")
+    p.add_argument("--encoder", help="encoder of a new model")
+    p.add_argument("--option", action="append", metavar="NAME=VALUE", help="architecture option")
+    p.add_argument("--from-model", help="model file to fine-tune")
+    p.add_argument("--resume", type=Path, help="continue the run that wrote this checkpoint")
+    p.add_argument("--grow-classes", action="store_true", default=None, help="allow new classes")
+    p.add_argument("--num-classes", type=int, help="classes of a new model (default: from labels)")
+    p.add_argument("--class-names", nargs="+", metavar="NAME", help="one name per class")
+    p.add_argument("--loss", choices=LOSSES)
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, help="budget in minutes of training")
+    budget.add_argument("--epochs", type=int, help="budget in epochs")
+    p.add_argument("--label0", choices=LABEL0_CHOICES, help="what label 0 means")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--batch", type=int, dest="batch_size", help="patches per step")
+    p.add_argument("--patch", type=int, dest="patch_size", help="patch side in pixels")
+    p.add_argument("--lr", type=float, dest="learning_rate", help="peak learning rate")
+    p.add_argument("--schedule", choices=SCHEDULES)
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"))
+    p.add_argument("--steps-per-epoch", type=int)
+    p.add_argument("--patience", type=int, help="early stopping patience in epochs")
+    p.add_argument("--val-fraction", type=float, dest="validation_fraction")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--axis", type=int, help="stack axis to train on slice by slice")
+    p.add_argument("--channel-axis", type=int, help="channel axis of the images (detected)")
+    p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
+    p.add_argument("--elastic", action="store_true", default=None, help="elastic deformation")
+    p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def build_config(args: argparse.Namespace):
+    """The run's TrainingConfig: the --config file, then the flags given."""
+    from .training import TrainingConfig
+    from .training.loop import resumed_config
+
+    if args.config is not None:
+        config = TrainingConfig.load(args.config)
+    elif args.resume is not None:
+        config = resumed_config(args.resume)
+    else:
+        config = TrainingConfig()
+    changes = {f: getattr(args, a) for a, f in _FIELDS.items() if getattr(args, a) is not None}
+    if args.class_names:
+        changes["class_names"] = tuple(args.class_names)
+    if args.option:
+        from .cli import _parse_options
+
+        changes["options"] = _parse_options(args.option)
+    if args.minutes is not None:
+        changes.update(minutes=args.minutes, epochs=None)
+    if args.epochs is not None:
+        changes.update(epochs=args.epochs, minutes=None)
+    if args.grow_classes:
+        changes["grow_classes"] = True
+    if args.no_augment:
+        changes.update(flips=False, rotations=False, intensity=False, noise=False, elastic=False)
+    if args.elastic:
+        changes["elastic"] = True
+    return config.with_(**changes)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ._io import read_image
+
+    if len(args.image) != len(args.labels):
+        raise ValueError(
+            f"give one --labels per --image: got {len(args.image)} image(s) and "
+            f"{len(args.labels)} label file(s)"
+        )
+    config = build_config(args)
+    pairs = [
+        (read_image(i), read_image(lab)) for i, lab in zip(args.image, args.labels, strict=True)
+    ]
+    names = [p.name for p in args.image]
+    stop = threading.Event()
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = _install_interrupt(stop) if main_thread else None
+    try:
+        result = _run(pairs, config, args, names, stop)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    _report(result, args.json)
+    return 0
+
+
+def _run(pairs, config, args, names, stop):
+    from tqdm import tqdm
+
+    from .training import EpochEnd, StepProgress, TrainStarted, TrainWarning, iter_train
+
+    events = iter_train(pairs, config, out=args.out, resume=args.resume, stop=stop, names=names)
+    bar = None
+    last_iou = "-"
+    try:
+        while True:
+            try:
+                event = next(events)
+            except StopIteration as done:
+                return done.value
+            if isinstance(event, TrainStarted):
+                bar = tqdm(
+                    total=1000,
+                    desc=f"train ({event.device}, {event.precision})",
+                    disable=args.quiet,
+                    file=sys.stderr,
+                    bar_format="{l_bar}{bar}| {elapsed}<{remaining}{postfix}",
+                )
+            elif isinstance(event, StepProgress) and bar is not None:
+                bar.n = int(1000 * event.fraction)
+                bar.set_postfix_str(
+                    f"epoch {event.epoch} loss {event.loss:.3f} val IoU {last_iou}", refresh=True
+                )
+            elif isinstance(event, EpochEnd):
+                last_iou = "-" if event.val_iou != event.val_iou else f"{event.val_iou:.3f}"
+            elif isinstance(event, TrainWarning):
+                print(f"napari-seg train: warning: {event.message}", file=sys.stderr)
+    finally:
+        events.close()
+        if bar is not None:
+            bar.close()
+
+
+def _install_interrupt(stop: threading.Event):
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nnapari-seg train: stopping after this step (Ctrl+C again aborts)", file=sys.stderr)
+
+    return signal.signal(signal.SIGINT, handler)
+
+
+def _report(result, as_json: bool) -> None:
+    payload = {
+        "stopped": result.stopped,
+        "epochs": result.epochs,
+        "steps": result.steps,
+        "seconds": round(result.seconds, 2),
+        "metrics": result.metrics,
+        "files": {
+            "best": str(result.best_path) if result.best_path else None,
+            "last": str(result.last_path) if result.last_path else None,
+            "summary": str(result.summary_path) if result.summary_path else None,
+        },
+        "classes": list(result.model.spec.class_names),
+    }
+    if as_json:
+        print(json.dumps(payload, indent=2, allow_nan=False))
+        return
+    m = result.metrics
+    best = "n/a" if m["best_val_iou"] is None else f"{m['best_val_iou']:.4f}"
+    print(
+        f"trained {result.epochs} epoch(s), {result.steps} steps in {result.seconds:.1f} s "
+        f"({result.stopped}); best validation mean IoU {best} at epoch {m['best_epoch']}"
+    )
+    for kind, path in payload["files"].items():
+        if path:
+            print(f"  {kind}: {path}")
