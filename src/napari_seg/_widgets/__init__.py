@@ -17,13 +17,16 @@ from ._evaluate import EvaluateWidget, evaluate_widget
 from ._model import ModelWidget, model_widget
 from ._segment import SegmentWidget, segment_widget
 from ._shared import current_model_for
+from ._train import TrainWidget, train_widget
 
 __all__ = [
     "EvaluateWidget",
     "ModelWidget",
     "SegmentWidget",
+    "TrainWidget",
     "current_model_for",
     "evaluate_widget",
     "model_widget",
     "segment_widget",
+    "train_widget",
 ]

@@ -80,7 +80,7 @@ class TrainingConfig:
     device : str
         ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
     threads : int, optional
-        torch CPU threads during the run (None: leave as is).
+        torch CPU threads during a run on the CPU (None: leave as is).
     axis : int, optional
         Axis of stacks to train on slice by slice (as 2D planes).
     channel_axis : int, optional

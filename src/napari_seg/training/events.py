@@ -19,6 +19,7 @@ class TrainStarted:
     channels_last: bool
     num_classes: int
     class_names: tuple[str, ...]
+    class_colors: tuple[tuple[float, ...], ...]
     annotated_pixels: int
     validation_regions: int
     steps_per_epoch: int

@@ -237,6 +237,7 @@ class _Run:
             channels_last=self.channels_last,
             num_classes=self.model.spec.num_classes,
             class_names=self.model.spec.class_names,
+            class_colors=self.model.spec.class_colors,
             annotated_pixels=self.data.annotated_pixels,
             validation_regions=len(self.data.regions),
             steps_per_epoch=cfg.steps_per_epoch,
@@ -308,7 +309,7 @@ class _Run:
             model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
-        if cfg.threads is not None:
+        if cfg.threads is not None and self.device.type == "cpu":
             self.threads = torch.get_num_threads()
             torch.set_num_threads(cfg.threads)
 
