@@ -1,9 +1,12 @@
 import json
 
+import numpy as np
 import pytest
+import tifffile
 import torch
 
 from napari_seg.cli import main
+from napari_seg.metrics import error_map
 from napari_seg.models import load_model
 
 
@@ -72,10 +75,23 @@ def test_devices(capsys):
     assert data["devices"][-1]["id"] == "cpu"
 
 
-def test_headless_demo_writes_outputs(tmp_path, capsys):
-    assert main(["demo", "--headless", "--output", str(tmp_path / "demo")]) == 0
+def test_headless_demo_runs_the_whole_loop(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--headless", "--output", str(out), "--minutes", "0.05"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    files = {p.name for p in (tmp_path / "demo").iterdir()}
-    assert {"cells2d.tif", "cells2d_labels.tif", "model.safetensors", "summary.json"} <= files
+    files = {p.name for p in out.iterdir()}
+    assert set(summary["files"].values()) | {"summary.json"} == files
     assert summary["model"]["classes"] == ["background", "cytoplasm", "nucleus"]
-    assert load_model(tmp_path / "demo" / "model.safetensors").spec.num_classes == 3
+    model = load_model(out / "model.safetensors")
+    assert model.spec.num_classes == 3
+    run = json.loads((out / "model.training.json").read_text())
+    assert run["metrics"]["steps"] == summary["training"]["steps"]
+    best = model.card["provenance"]["training"]["metrics"]
+    assert best["best_epoch"] == run["metrics"]["best_epoch"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    prediction = tifffile.imread(out / "cells2d_prediction.tif")
+    truth = tifffile.imread(out / "cells2d_labels.tif")
+    assert metrics["whole image"]["pixel_accuracy"] == pytest.approx((prediction == truth).mean())
+    errors = tifffile.imread(out / "cells2d_errors.tif")
+    assert np.array_equal(errors, error_map(prediction, truth))
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

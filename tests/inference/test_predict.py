@@ -325,3 +325,11 @@ def test_cuda_prediction_matches_cpu(image):
     assert gpu.precision == "bf16"
     assert (gpu.labels == cpu).mean() >= 0.99
     assert torch.cuda.memory_allocated() < 200 * 2**20  # released apart from the model
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint16])
+def test_the_input_image_is_never_modified(model, dtype):
+    image = (np.random.default_rng(0).random((2, 70, 90)) * 1000).astype(dtype)
+    before = image.copy()
+    predict(model, image, axis=0)
+    np.testing.assert_array_equal(image, before)

@@ -80,7 +80,8 @@ class ImageLayout:
         """Read one region as a float32 ``(C, h, w)`` array.
 
         Only the region is read: numpy, dask and zarr arrays all support this
-        lazily.
+        lazily. The result is always a new array (callers normalise it in place;
+        a float32 input must not be changed through a view).
         """
         block = np.asarray(image[self.input_index(plane, ys, xs)])
         if self.channel_axis is None:
@@ -91,7 +92,7 @@ class ImageLayout:
             block = np.moveaxis(block, remaining.index(self.channel_axis), 0)
             if self.spatial_axes[0] > self.spatial_axes[1]:
                 block = block.swapaxes(1, 2)
-        return np.asarray(block, dtype=np.float32)
+        return np.array(block, dtype=np.float32)
 
 
 def resolve_layout(

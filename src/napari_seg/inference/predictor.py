@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .._device import describe_device, release_memory, resolve_device
+from ..models.wrapper import mask_untrained
 from ._bands import BandAccumulator
 from ._runtime import autocast, default_batch, default_tile, is_out_of_memory, resolve_precision
 from .config import MIN_TILE, PredictConfig
@@ -270,7 +271,7 @@ class _Job:
             x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             with autocast(self.device, self.precision):
                 logits = self.model(x)
-            return torch.softmax(logits.float(), dim=1)
+            return torch.softmax(mask_untrained(logits.float(), self.model.spec), dim=1)
 
 
 def _batches(tiles, size, pool, pending, load, *args):

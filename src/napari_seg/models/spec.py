@@ -106,6 +106,10 @@ class ModelSpec:
         The input normalisation the model expects.
     options : dict
         Architecture options (e.g. ``depth``, ``base_width``, ``deep_supervision``).
+    untrained_classes : tuple of int
+        Class ids the model was never trained on (id 0 of a model trained on
+        sparse scribbles, where 0 meant "not annotated"); inference never
+        predicts them.
 
     Examples
     --------
@@ -122,6 +126,7 @@ class ModelSpec:
     class_colors: tuple[tuple[float, float, float, float], ...] = ()
     normalization: Normalization = field(default_factory=Normalization)
     options: dict[str, Any] = field(default_factory=dict)
+    untrained_classes: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         # Fill derived defaults so that every spec is complete once built.
@@ -142,6 +147,7 @@ class ModelSpec:
             self, "class_colors", tuple(tuple(float(v) for v in c) for c in self.class_colors)
         )
         object.__setattr__(self, "options", dict(self.options))
+        object.__setattr__(self, "untrained_classes", tuple(self.untrained_classes))
 
     def validate(self) -> ModelSpec:
         """Check every field; return self or raise ``ValueError``/``TypeError``.
@@ -176,6 +182,13 @@ class ModelSpec:
             raise ValueError(
                 f"class_colors must hold {self.num_classes} RGBA tuples with values in [0, 1]"
             )
+        if any(
+            not _is_int(c) or not 0 <= c < self.num_classes for c in self.untrained_classes
+        ) or len(set(self.untrained_classes)) > self.num_classes - 2:
+            raise ValueError(
+                "untrained_classes must be distinct class ids, leaving at least two classes, "
+                f"got {list(self.untrained_classes)}"
+            )
         self.normalization.validate()
         norm = self.normalization
         if norm.mean is not None and len(norm.mean) not in (1, self.in_channels):
@@ -203,6 +216,7 @@ class ModelSpec:
         data = asdict(self)
         data["class_colors"] = [list(c) for c in self.class_colors]
         data["class_names"] = list(self.class_names)
+        data["untrained_classes"] = list(self.untrained_classes)
         return data
 
     def to_json(self) -> str:
@@ -230,6 +244,7 @@ class ModelSpec:
         kwargs["class_names"] = tuple(kwargs.get("class_names") or ())
         kwargs["class_colors"] = tuple(tuple(c) for c in kwargs.get("class_colors") or ())
         kwargs["normalization"] = dict(kwargs.get("normalization") or {})
+        kwargs["untrained_classes"] = tuple(kwargs.get("untrained_classes") or ())
         return cls(**kwargs).validate()
 
     @classmethod

@@ -50,6 +50,15 @@ def pad_to_multiple(
     return F.pad(x, (0, pad_w, 0, pad_h), mode=mode), (h, w)
 
 
+def mask_untrained(logits: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
+    """Logits with the spec's untrained classes set to -inf (never predicted)."""
+    if not spec.untrained_classes:
+        return logits
+    logits = logits.clone()
+    logits[:, list(spec.untrained_classes)] = float("-inf")
+    return logits
+
+
 def padded_size(size: int, multiple: int) -> int:
     """The smallest multiple of ``multiple`` that is >= ``size``."""
     return -(-size // multiple) * multiple

@@ -281,6 +281,7 @@ class _Run:
                 class_names=names,
                 normalization=normalization,
                 options=cfg.options,
+                untrained_classes=(0,) if cfg.label0 == "unlabelled" else (),
             ).validate()
             torch.manual_seed(cfg.seed)
             self.source = {"initialisation": "random", "seed": cfg.seed}
@@ -294,7 +295,11 @@ class _Run:
                 "new classes (grow_classes) to train a wider output head"
             )
         if wanted > have:
-            return with_classes(base, wanted, class_names=cfg.class_names)
+            base = with_classes(base, wanted, class_names=cfg.class_names)
+        if cfg.label0 == "background" and 0 in base.spec.untrained_classes:
+            # dense labels train class 0 now
+            kept = tuple(c for c in base.spec.untrained_classes if c != 0)
+            base.spec = base.spec.with_(untrained_classes=kept)
         return base
 
     def _setup_optimizer(self) -> None:

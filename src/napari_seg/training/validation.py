@@ -10,6 +10,7 @@ import torch
 
 from ..inference._runtime import autocast
 from ..metrics import ConfusionMatrix, semantic_scores
+from ..models.wrapper import mask_untrained
 from .data import IGNORE_INDEX, TrainingData
 
 
@@ -48,7 +49,7 @@ def validate(model, data: TrainingData, loss_fn, device, precision: str, config)
             valid = y != IGNORE_INDEX
             losses.append(float(loss_fn(logits, y)))
             weights.append(int(valid.sum()))
-            pred = logits.argmax(dim=1)
+            pred = mask_untrained(logits, model.spec).argmax(dim=1)
             counts += torch.bincount(y[valid] * k + pred[valid], minlength=k * k)
     finally:
         model.train(was_training)

@@ -1,0 +1,178 @@
+"""``napari-seg train`` end to end on small files."""
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_seg.cli import main
+from napari_seg.models import load_model
+from napari_seg.sample_data import cells_2d
+
+FAST = [
+    "--epochs",
+    "2",
+    "--steps-per-epoch",
+    "3",
+    "--batch",
+    "2",
+    "--patch",
+    "64",
+    "--option",
+    "depth=3",
+    "--option",
+    "base_width=8",
+    "--device",
+    "cpu",
+    "--quiet",
+]
+
+
+@pytest.fixture
+def files(tmp_path):
+    paths = {}
+    for seed in (0, 1):
+        image, labels = cells_2d((96, 128), seed=seed)
+        paths[f"image{seed}"] = tmp_path / f"cells{seed}.tif"
+        paths[f"labels{seed}"] = tmp_path / f"cells{seed}_labels.tif"
+        tifffile.imwrite(paths[f"image{seed}"], image)
+        tifffile.imwrite(paths[f"labels{seed}"], labels)
+    return paths
+
+
+def test_train_two_pairs_json(files, tmp_path, capsys):
+    out = tmp_path / "model.safetensors"
+    argv = [
+        "train",
+        "--image",
+        str(files["image0"]),
+        "--labels",
+        str(files["labels0"]),
+        "--image",
+        str(files["image1"]),
+        "--labels",
+        str(files["labels1"]),
+        "--arch",
+        "unet",
+        "--label0",
+        "background",
+        "--loss",
+        "weighted-ce",
+        "--out",
+        str(out),
+        "--json",
+        *FAST,
+    ]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["epochs"] == 2
+    assert report["steps"] == 6
+    assert report["files"]["best"] == str(out)
+    summary = json.loads((tmp_path / "model.training.json").read_text())
+    assert summary["config"]["loss"] == "weighted-ce"
+    assert summary["data"]["pairs"] == ["cells0.tif", "cells1.tif"]
+    assert load_model(out).spec.num_classes == 3
+
+
+def test_config_file_then_flags_and_fine_tuning(files, tmp_path, capsys):
+    base = tmp_path / "base.safetensors"
+    first = [
+        "train",
+        "--image",
+        str(files["image0"]),
+        "--labels",
+        str(files["labels0"]),
+        "--label0",
+        "background",
+        "--out",
+        str(base),
+        *FAST,
+    ]
+    assert main(first) == 0
+    config = tmp_path / "run.yaml"
+    config.write_text("loss: dice\nlabel0: background\nflips: false\n")
+    out = tmp_path / "tuned.safetensors"
+    argv = [
+        "train",
+        "--image",
+        str(files["image1"]),
+        "--labels",
+        str(files["labels1"]),
+        "--config",
+        str(config),
+        "--from-model",
+        str(base),
+        "--out",
+        str(out),
+        "--json",
+        *FAST,
+    ]
+    assert main(argv) == 0
+    capsys.readouterr()
+    training = load_model(out).card["provenance"]["training"]
+    assert training["config"]["loss"] == "dice"
+    assert training["config"]["flips"] is False
+    assert training["config"]["from_model"] == str(base)
+
+
+def test_resume_continues_the_run(files, tmp_path, capsys):
+    out = tmp_path / "model.safetensors"
+    common = ["--image", str(files["image0"]), "--labels", str(files["labels0"])]
+    assert main(["train", *common, "--label0", "background", "--out", str(out), *FAST]) == 0
+    last = tmp_path / "model-last.safetensors"
+    argv = ["train", *common, "--resume", str(last), "--epochs", "3", "--out", str(out), "--json"]
+    capsys.readouterr()
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["epochs"] == 3
+    assert report["steps"] == 9
+    assert load_model(last).card["provenance"]["training"]["metrics"]["epochs"] == 3
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--labels", "X"], "give one --labels per --image"),
+        (["--out", "{tmp}/missing/model.safetensors"], "output folder does not exist"),
+        (["--loss-weights"], None),
+    ],
+)
+def test_errors_are_one_line(files, tmp_path, capsys, extra, message):
+    argv = [
+        "train",
+        "--image",
+        str(files["image0"]),
+        "--labels",
+        str(files["labels0"]),
+        "--out",
+        str(tmp_path / "m.safetensors"),
+        *FAST,
+    ]
+    extra = [e.replace("{tmp}", str(tmp_path)).replace("X", str(files["labels1"])) for e in extra]
+    if message is None:
+        with pytest.raises(SystemExit):
+            main([*argv, *extra])
+        return
+    assert main([*argv, *extra]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("napari-seg train: error:")
+    assert message in err[-1]
+
+
+def test_float_labels_file_is_refused(files, tmp_path, capsys):
+    bad = tmp_path / "float_labels.tif"
+    tifffile.imwrite(bad, np.zeros((96, 128), np.float32))
+    argv = [
+        "train",
+        "--image",
+        str(files["image0"]),
+        "--labels",
+        str(bad),
+        "--out",
+        str(tmp_path / "m.safetensors"),
+        *FAST,
+    ]
+    assert main(argv) == 1
+    assert "integer class ids" in capsys.readouterr().err
+    assert not (tmp_path / "m.safetensors").exists()

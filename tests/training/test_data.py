@@ -1,0 +1,113 @@
+import numpy as np
+import pytest
+
+from napari_seg.models import Normalization
+from napari_seg.training import TrainingData
+from napari_seg.training.data import IGNORE_INDEX
+
+
+def _data(pairs, **kwargs):
+    options = {
+        "in_channels": 1,
+        "normalization": Normalization(),
+        "label0": "unlabelled",
+        "patch_size": 32,
+        "validation_fraction": 0.25,
+    }
+    options.update(kwargs)
+    return TrainingData(pairs, **options)
+
+
+def test_a_few_strokes_on_a_large_image_are_sampled_often_and_rare_classes_too():
+    image = np.random.default_rng(0).normal(size=(512, 512)).astype(np.float32)
+    labels = np.zeros((512, 512), np.uint8)
+    labels[100:104, 50:400] = 1  # a long stroke
+    labels[300:303, 300:303] = 2  # nine pixels of a rare class
+    data = _data((image, labels), validation_fraction=0.0)
+    rng = np.random.default_rng(1)
+    hits = np.zeros(3)
+    for _ in range(50):
+        _, target = data.sample(rng, 4, sample_annotated=0.8)
+        for t in target:
+            hits += [np.any(t == c) for c in range(3)]
+    assert hits[2] > 40  # uniform placement would almost never see class 2 (9 of 262144 px)
+    assert hits[1] > 40
+    assert hits[0] == 0  # label 0 means unlabelled here: never a target
+
+
+def test_unlabelled_zero_and_held_out_regions_are_ignored_in_training_patches():
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(128, 128)).astype(np.float32)
+    labels = rng.integers(0, 3, (128, 128)).astype(np.uint8)
+    data = _data((image, labels))
+    assert data.regions, "something should be held out"
+    held = np.zeros((128, 128), bool)
+    for r in data.regions:
+        held[r.ys, r.xs] = True
+    for y in range(0, 128, 16):
+        for x in range(0, 128, 16):
+            _img, target = data.patch_at(0, 0, y, x)
+            # recover where the patch came from: it is moved inside the plane
+            y0, x0 = int(np.clip(y - 16, 0, 96)), int(np.clip(x - 16, 0, 96))
+            region = (slice(y0, y0 + 32), slice(x0, x0 + 32))
+            expected = labels[region].astype(np.int64)
+            expected[expected == 0] = IGNORE_INDEX
+            expected[held[region]] = IGNORE_INDEX
+            np.testing.assert_array_equal(target, expected)
+
+
+def test_stacks_train_as_planes_and_lazy_inputs_are_read_by_patch():
+    da = pytest.importorskip("dask.array")
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(6, 96, 96)).astype(np.float32)
+    labels = (image > 0.5).astype(np.uint8)
+    lazy = da.from_array(image, chunks=(1, 32, 32))
+    reads = []
+    original = lazy.__getitem__
+
+    class Counting:
+        shape, dtype, ndim = lazy.shape, lazy.dtype, lazy.ndim
+
+        def __getitem__(self, index):
+            reads.append(index)
+            return original(index)
+
+    data = _data((Counting(), labels), axis=0, label0="background")
+    assert data.sources[0].layout.n_planes == 6
+    reads.clear()
+    images, targets = data.sample(np.random.default_rng(0), 3, 0.8)
+    assert images.shape == (3, 1, 32, 32)
+    assert targets.shape == (3, 32, 32)
+    assert len(reads) == 3
+    for index in reads:
+        assert isinstance(index[0], int)  # one plane
+        assert index[1].stop - index[1].start == 32  # one patch, never the whole image
+
+
+def test_pairs_of_different_sizes_and_small_planes_are_padded():
+    rng = np.random.default_rng(0)
+    a = (rng.normal(size=(40, 50)).astype(np.float32), rng.integers(0, 2, (40, 50), np.uint8))
+    b = (rng.normal(size=(20, 20)).astype(np.float32), rng.integers(0, 2, (20, 20), np.uint8))
+    data = _data([a, b], label0="background", patch_size=32)
+    images, targets = data.sample(np.random.default_rng(0), 8, 0.5)
+    assert images.shape == (8, 1, 32, 32)
+    padded = targets[:, 20:, 20:]
+    assert np.any(padded == IGNORE_INDEX)
+
+
+@pytest.mark.parametrize(
+    ("labels", "kwargs", "error", "message"),
+    [
+        (np.zeros((60, 64), np.uint8), {}, ValueError, "does not match the image shape"),
+        (np.zeros((64, 64), np.float32), {}, TypeError, "integer class ids"),
+        (np.zeros((64, 64), np.uint8), {}, ValueError, "no annotated pixel"),
+        (np.ones((64, 64), np.uint8), {}, ValueError, "only class 1"),
+        (np.zeros((64, 64), np.uint8), {"label0": "background"}, ValueError, "only class 0"),
+        (np.full((64, 64), -1, np.int32), {}, ValueError, "must be >= 0"),
+        (np.full((64, 64), 4000, np.uint16), {}, ValueError, "class ids must be below"),
+    ],
+)
+def test_bad_labels_are_named(labels, kwargs, error, message):
+    image = np.zeros((64, 64), np.float32)
+    with pytest.raises(error, match=message):
+        _data((image, labels), names=["cells / paint"], **kwargs)

@@ -1,0 +1,199 @@
+import json
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from napari_seg.inference import predict
+from napari_seg.metrics import confusion_matrix, semantic_scores
+from napari_seg.models import ModelSpec, create_model, load_model, save_model
+from napari_seg.training import (
+    EpochEnd,
+    ModelSaved,
+    StepProgress,
+    TrainingConfig,
+    TrainStarted,
+    iter_train,
+    train,
+)
+
+
+def _foreground_iou(pred, truth, label=1):
+    scores = semantic_scores(confusion_matrix(pred, truth, labels=[label - 1, label]))
+    return float(scores.iou[1])
+
+
+def test_a_small_unet_learns_synthetic_blobs(make_blobs, tiny):
+    config = tiny.with_(epochs=8, steps_per_epoch=10, batch_size=4, learning_rate=3e-3)
+    result = train(make_blobs((160, 160), seed=0), config)
+    image, truth = make_blobs((160, 160), seed=7)  # an image it never saw
+    iou = _foreground_iou(predict(result.model, image).labels, truth)
+    assert iou >= 0.9, f"foreground IoU {iou:.3f} after {result.seconds:.1f} s"
+    assert result.stopped == "budget"
+    assert result.metrics["best_val_iou"] > 0.8
+    assert [h["epoch"] for h in result.history] == list(range(1, 9))
+
+
+def test_sparse_scribbles_train_the_painted_ids(make_blobs, tiny):
+    image, truth = make_blobs((160, 160), seed=1)
+    scribbles = np.zeros_like(truth)
+    rng = np.random.default_rng(0)
+    keep = rng.random(truth.shape) < 0.03  # 3% of the pixels painted
+    scribbles[keep] = truth[keep] + 1  # id 1: background, id 2: blob; 0: not painted
+    config = tiny.with_(label0="unlabelled", epochs=8, steps_per_epoch=10, learning_rate=3e-3)
+    result = train((image, scribbles), config)
+    assert result.model.spec.num_classes == 3
+    assert result.model.spec.class_names[0] == "unlabelled"
+    assert result.model.spec.untrained_classes == (0,)
+    image2, truth2 = make_blobs((160, 160), seed=8)
+    pred = predict(result.model, image2).labels
+    assert set(np.unique(pred)) <= {1, 2}  # never the unpainted id 0
+    assert _foreground_iou(pred, truth2 + 1, label=2) >= 0.8
+
+
+def test_stop_lands_within_one_step(make_blobs, tiny):
+    stop = threading.Event()
+    events = iter_train(make_blobs(), tiny.with_(epochs=50), stop=stop)
+    steps = 0
+    while True:
+        try:
+            event = next(events)
+        except StopIteration as done:
+            result = done.value
+            break
+        if isinstance(event, StepProgress):
+            steps += 1
+            stop.set()
+    assert steps == 1
+    assert result.steps == 1
+    assert result.stopped == "stopped"
+
+
+def test_resume_from_file_reproduces_the_uninterrupted_run(make_blobs, tiny, tmp_path):
+    pair = make_blobs(seed=3)
+    config = tiny.with_(epochs=3, steps_per_epoch=4)
+    whole = train(pair, config, out=tmp_path / "whole.safetensors")
+    stop = threading.Event()
+    events = iter_train(pair, config, out=tmp_path / "part.safetensors", stop=stop)
+    for event in events:
+        if isinstance(event, StepProgress) and event.epoch == 2 and event.step == 2:
+            stop.set()
+    resumed = train(
+        pair, resume=tmp_path / "part-last.safetensors", out=tmp_path / "part.safetensors"
+    )
+    assert resumed.steps == whole.steps == 12
+    np.testing.assert_array_equal(resumed.losses, whole.losses)
+    assert resumed.metrics["best_val_iou"] == whole.metrics["best_val_iou"]
+    a = load_model(tmp_path / "whole-last.safetensors").state_dict()
+    b = load_model(tmp_path / "part-last.safetensors").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_files_events_and_summary(make_blobs, tiny, tmp_path):
+    out = tmp_path / "model.safetensors"
+    seen = [type(e) for e in iter_train(make_blobs(), tiny, out=out)]
+    assert seen[0] is TrainStarted
+    assert seen.count(EpochEnd) == 2
+    assert seen.count(StepProgress) == 8
+    assert ModelSaved in seen
+    summary = json.loads((tmp_path / "model.training.json").read_text())
+    assert TrainingConfig.from_dict(summary) == tiny
+    assert summary["metrics"]["epochs"] == 2
+    assert len(summary["history"]) == 2
+    model = load_model(out)  # an ordinary model file: loads without the training state
+    card = model.card["provenance"]["training"]
+    assert card["config"]["loss"] == tiny.loss
+    assert model.spec.normalization.method == "percentile"
+    assert (tmp_path / "model-last.safetensors").is_file()
+
+
+def test_fine_tuning_keeps_the_given_model_and_can_grow_classes(make_blobs, tiny, tmp_path):
+    torch.manual_seed(0)
+    base = create_model(ModelSpec("unet", in_channels=1, num_classes=2, options=tiny.options))
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    image, labels = make_blobs(seed=4)
+    labels = labels.copy()
+    labels[:10, :10] = 2  # a new class
+    with pytest.raises(ValueError, match="the model has 2 classes"):
+        train((image, labels), tiny, model=base)
+    result = train((image, labels), tiny.with_(grow_classes=True), model=base)
+    assert result.model.spec.num_classes == 3
+    assert result.model.spec.class_names[:2] == base.spec.class_names
+    assert all(torch.equal(before[k], v) for k, v in base.state_dict().items())
+    path = save_model(base, tmp_path / "base.safetensors")
+    tuned = train((image, labels), tiny.with_(from_model=str(path), grow_classes=True))
+    assert tuned.model.spec.num_classes == 3
+
+
+def test_the_wider_head_keeps_the_old_classes():
+    from napari_seg.models.heads import with_classes
+
+    torch.manual_seed(0)
+    model = create_model(
+        ModelSpec("unet", in_channels=1, num_classes=2, options={"depth": 2, "base_width": 4})
+    )
+    grown = with_classes(model, 4)
+    x = torch.randn(1, 1, 32, 32)
+    with torch.no_grad():
+        old, new = model.eval()(x), grown.eval()(x)
+    torch.testing.assert_close(new[:, :2], old)
+    assert grown.spec.num_classes == 4
+
+
+@pytest.mark.parametrize("arch", ["deeplabv3", "unet3+"])
+def test_batch_size_one_trains_batchnorm_heads_and_deep_supervision(make_blobs, tiny, arch):
+    options = {"deep_supervision": True} if arch == "unet3+" else {}
+    config = tiny.with_(
+        architecture=arch,
+        encoder="resnet18" if arch == "deeplabv3" else None,
+        options=options,
+        batch_size=1,
+        epochs=1,
+        steps_per_epoch=2,
+    )
+    result = train(make_blobs(), config)
+    assert result.steps == 2
+    assert np.isfinite(result.losses).all()
+
+
+def test_a_time_budget_ends_the_run(make_blobs, tiny):
+    result = train(make_blobs(), tiny.with_(epochs=None, minutes=0.02))
+    assert result.stopped == "budget"
+    assert result.seconds >= 1.2
+    assert result.seconds < 5
+
+
+@pytest.mark.parametrize(
+    ("out", "error", "message"),
+    [
+        ("missing/model.safetensors", FileNotFoundError, "output folder does not exist"),
+        ("afile/model.safetensors", FileNotFoundError, "output folder does not exist"),
+        (".", IsADirectoryError, "is a folder"),
+    ],
+)
+def test_unusable_outputs_fail_before_training(make_blobs, tiny, tmp_path, out, error, message):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(error, match=message):
+        train(make_blobs(), tiny, out=tmp_path / out)
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_a_failing_run_leaves_an_existing_model_file_as_it_was(make_blobs, tiny, tmp_path):
+    out = tmp_path / "model.safetensors"
+    out.write_bytes(b"previous model")
+    image, _ = make_blobs()
+    with pytest.raises(ValueError, match="no annotated pixel"):
+        train((image, np.zeros(image.shape, np.uint8)), tiny.with_(label0="unlabelled"), out=out)
+    with pytest.raises(ValueError, match="does not match the image shape"):
+        train((image, np.zeros((10, 10), np.uint8)), tiny, out=out)
+    assert out.read_bytes() == b"previous model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
+
+
+def test_resume_refuses_a_file_without_training_state(make_blobs, tiny, tmp_path):
+    path = save_model(
+        create_model(ModelSpec("unet", in_channels=1, num_classes=2)), tmp_path / "m.safetensors"
+    )
+    with pytest.raises(ValueError, match="no training"):
+        train(make_blobs(), tiny, resume=path)
