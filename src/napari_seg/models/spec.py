@@ -182,9 +182,10 @@ class ModelSpec:
             raise ValueError(
                 f"class_colors must hold {self.num_classes} RGBA tuples with values in [0, 1]"
             )
-        if any(
-            not _is_int(c) or not 0 <= c < self.num_classes for c in self.untrained_classes
-        ) or len(set(self.untrained_classes)) > self.num_classes - 2:
+        if (
+            any(not _is_int(c) or not 0 <= c < self.num_classes for c in self.untrained_classes)
+            or len(set(self.untrained_classes)) > self.num_classes - 2
+        ):
             raise ValueError(
                 "untrained_classes must be distinct class ids, leaving at least two classes, "
                 f"got {list(self.untrained_classes)}"
