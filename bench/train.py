@@ -17,7 +17,8 @@ Prints one JSON line per case:
   after 3 warm-up steps).
 
 Usage: python bench/train.py [--case time_to_quality|step_time]
-       [--minutes 0.5 1 2 5] [--archs unet fpn deeplabv3+] [--device auto]
+       [--minutes 0.5 1 2 5] [--archs unet fpn deeplabv3+] [--device cpu]
+       [--precision fp32|bf16|fp16]
 """
 
 from __future__ import annotations
@@ -86,19 +87,19 @@ def config(arch: str, minutes: float, device: str, **changes) -> TrainingConfig:
     ).with_(**changes)
 
 
-def time_to_quality(data, n_train: int, archs, budgets, device: str) -> None:
+def time_to_quality(data, n_train: int, archs, budgets, device: str, precision: str) -> None:
     pairs = [(image, labels) for _, image, labels in data[:n_train]]
     held_out = data[n_train:]
     for arch in archs:
         for minutes in budgets:
-            result = train(pairs, config(arch, minutes, device))
+            result = train(pairs, config(arch, minutes, device, precision=precision))
             row = {
                 "case": "time_to_quality",
                 "arch": arch,
                 "encoder": ARCHS[arch].get("encoder"),
                 "minutes": minutes,
                 "device": device,
-                "precision": result.config.precision,
+                "precision": precision,
                 "steps": result.steps,
                 "epochs": result.epochs,
                 "train_images": n_train,
@@ -146,12 +147,13 @@ def main() -> None:
     parser.add_argument("--archs", nargs="+", default=["unet", "fpn", "deeplabv3+"])
     parser.add_argument("--train", type=int, default=10, help="images to train on")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
     args = parser.parse_args()
     data = bbbc007()
     if args.case in (None, "step_time"):
         step_time(data, args.device)
     if args.case in (None, "time_to_quality"):
-        time_to_quality(data, args.train, args.archs, args.minutes, args.device)
+        time_to_quality(data, args.train, args.archs, args.minutes, args.device, args.precision)
 
 
 if __name__ == "__main__":

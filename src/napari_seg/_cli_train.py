@@ -90,7 +90,7 @@ def add_parser(sub) -> None:
 def build_config(args: argparse.Namespace):
     """The run's TrainingConfig: the --config file, then the flags given."""
     from .training import TrainingConfig
-    from .training.loop import resumed_config
+    from .training.files import resumed_config
 
     if args.config is not None:
         config = TrainingConfig.load(args.config)

@@ -37,7 +37,7 @@ _LAZY = {
     "TrainWarning": ".events",
     "TrainingData": ".data",
     "class_weights": ".losses",
-    "companion_paths": ".loop",
+    "companion_paths": ".files",
     "iter_train": ".loop",
     "train": ".loop",
 }

@@ -6,9 +6,7 @@ import copy
 import logging
 import math
 import os
-import tempfile
 import threading
-import time
 from collections.abc import Generator, Sequence
 from pathlib import Path
 
@@ -18,6 +16,8 @@ import torch
 from .._device import describe_device, release_memory, resolve_device
 from ..inference._runtime import autocast, resolve_precision
 from ..models.spec import Normalization
+from ._model import base_model, fit_classes
+from ._runtime import Clock, guard_batchnorm
 from .augment import Augmentation, augment
 from .checkpoint import RunState, restore, save_checkpoint
 from .config import TrainingConfig
@@ -32,6 +32,7 @@ from .events import (
     TrainStarted,
     TrainWarning,
 )
+from .files import best_from_file, check_output, companion_paths, resumed_config
 from .losses import SegmentationLoss
 from .schedule import lr_factor
 from .validation import validate
@@ -112,7 +113,7 @@ def iter_train(
     if config is None and resume is not None:
         config = resumed_config(resume)
     config = (config or TrainingConfig()).with_(**options)
-    out = _check_output(out)
+    out = check_output(out)
     device = resolve_device(config.device)
     precision = _precision(config.precision, device)
     run = _Run(config, device, precision, out)
@@ -134,45 +135,11 @@ def train(pairs, config: TrainingConfig | None = None, **kwargs) -> TrainResult:
             return done.value
 
 
-def resumed_config(path: str | os.PathLike) -> TrainingConfig:
-    """The config of the run that wrote the checkpoint at ``path``."""
-    from ..models import read_model_card
-
-    training = (read_model_card(path).get("provenance") or {}).get("training") or {}
-    if "config" not in training:
-        raise ValueError(f"{path} holds no training run to resume (no training config in it)")
-    return TrainingConfig.from_dict(training["config"])
-
-
-def _check_output(out) -> Path | None:
-    if out is None:
-        return None
-    out = Path(out)
-    folder = out.parent if str(out.parent) else Path(".")
-    if out.is_dir():
-        raise IsADirectoryError(f"output {out} is a folder; give a model file name")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"output folder does not exist: {folder}")
-    try:
-        tempfile.TemporaryFile(dir=folder).close()
-    except OSError as exc:
-        raise PermissionError(f"cannot write to the output folder {folder}: {exc}") from None
-    return out
-
-
 def _precision(precision: str, device: torch.device) -> str:
     if precision == "auto":
         # bf16 autocast on the CPU trains no faster here (docs/performance.md).
         return resolve_precision("auto", device) if device.type == "cuda" else "fp32"
     return resolve_precision(precision, device)
-
-
-def companion_paths(out: Path) -> tuple[Path, Path]:
-    """The ``-last`` checkpoint and ``.training.json`` summary written beside ``out``."""
-    stem = out.name[: -len(out.suffix)] if out.suffix else out.name
-    return out.with_name(f"{stem}-last{out.suffix or '.safetensors'}"), out.with_name(
-        f"{stem}.training.json"
-    )
 
 
 class _Run:
@@ -191,7 +158,7 @@ class _Run:
     # -- setup -------------------------------------------------------------------------
     def prepare(self, pairs, model, resume, names):
         cfg = self.config
-        base = self._base_model(model, resume)
+        base, self.source = base_model(self.config, model, resume, self.device)
         first = pairs[0][0]
         in_channels = (
             base.spec.in_channels
@@ -214,7 +181,10 @@ class _Run:
             seed=cfg.seed,
             names=names,
         )
-        self.model = self._fit_classes(base, in_channels, normalization)
+        self.model, source = fit_classes(
+            base, self.config, self.data.max_label + 1, in_channels, normalization, self.device
+        )
+        self.source = source or self.source
         self._setup_optimizer()
         self.state = RunState()
         if resume is not None:
@@ -223,7 +193,7 @@ class _Run:
         if self.state.numpy_rng is not None:
             self.rng.bit_generator.state = self.state.numpy_rng
         if self.state.best_epoch is not None and self.out is not None and self.out.is_file():
-            self.best_state = _best_from_file(self.out, self.state.best_epoch)
+            self.best_state = best_from_file(self.out, self.state.best_epoch)
         self.loss = SegmentationLoss(
             cfg.loss, num_classes=self.model.spec.num_classes, class_counts=self.data.class_counts
         ).to(self.device)
@@ -244,64 +214,6 @@ class _Run:
             start_epoch=self.state.epoch,
         )
 
-    def _base_model(self, model, resume):
-        from ..models import load_model
-
-        if resume is not None:
-            self.source = {"resumed_from": str(resume)}
-            return load_model(resume, device=self.device)
-        if model is not None:
-            self.source = {"fine_tuned_from": str((model.card or {}).get("path") or "a model")}
-            return copy.deepcopy(model).to(self.device)
-        if self.config.from_model:
-            self.source = {"fine_tuned_from": self.config.from_model}
-            return load_model(self.config.from_model, device=self.device)
-        return None
-
-    def _fit_classes(self, base, in_channels: int, normalization: Normalization):
-        from ..models import ModelSpec, create_model
-        from ..models.heads import with_classes
-
-        cfg, needed = self.config, self.data.max_label + 1
-        if base is None:
-            num_classes = cfg.num_classes or max(2, needed)
-            if needed > num_classes:
-                raise ValueError(
-                    f"the labels use ids up to {needed - 1} but num_classes is {num_classes}"
-                )
-            names = cfg.class_names
-            if not names and cfg.label0 == "unlabelled":
-                # Class ids are the painted ids; id 0 is never trained.
-                names = ("unlabelled", *(f"class {i}" for i in range(1, num_classes)))
-            spec = ModelSpec(
-                cfg.architecture,
-                in_channels=in_channels,
-                num_classes=num_classes,
-                encoder=cfg.encoder,
-                class_names=names,
-                normalization=normalization,
-                options=cfg.options,
-                untrained_classes=(0,) if cfg.label0 == "unlabelled" else (),
-            ).validate()
-            torch.manual_seed(cfg.seed)
-            self.source = {"initialisation": "random", "seed": cfg.seed}
-            return create_model(spec).to(self.device)
-        have = base.spec.num_classes
-        wanted = max(needed, cfg.num_classes or 0)
-        if wanted > have and not cfg.grow_classes:
-            raise ValueError(
-                f"the labels use ids up to {needed - 1} but the model has {have} classes "
-                f"(0 to {have - 1}: {', '.join(base.spec.class_names)}); relabel, or allow "
-                "new classes (grow_classes) to train a wider output head"
-            )
-        if wanted > have:
-            base = with_classes(base, wanted, class_names=cfg.class_names)
-        if cfg.label0 == "background" and 0 in base.spec.untrained_classes:
-            # dense labels train class 0 now
-            kept = tuple(c for c in base.spec.untrained_classes if c != 0)
-            base.spec = base.spec.with_(untrained_classes=kept)
-        return base
-
     def _setup_optimizer(self) -> None:
         cfg, model = self.config, self.model
         self.channels_last = (
@@ -309,7 +221,7 @@ class _Run:
         )
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
-        self.hooks = _guard_batchnorm(model)
+        self.hooks = guard_batchnorm(model)
         self.optimizer = torch.optim.AdamW(
             model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
         )
@@ -321,7 +233,7 @@ class _Run:
     # -- the loop ------------------------------------------------------------------------
     def loop(self, stop: threading.Event, preview):
         cfg, st = self.config, self.state
-        clock = _Clock(st.elapsed_s)
+        clock = Clock(st.elapsed_s)
         stopped = "budget"
         while not self._budget_done(clock):
             self.model.train()
@@ -478,6 +390,7 @@ class _Run:
             last, _ = companion_paths(self.out)
             self._checkpoint(last)
             yield from clock.outside(ModelSaved(last, "last", st.epoch, float("nan")))
+        self._remove_hooks()  # the returned model must not carry the BatchNorm guard
         best = self.model
         if self.best_state is not None:
             best = copy.deepcopy(self.model)
@@ -546,9 +459,7 @@ class _Run:
 
     def close(self) -> None:
         """Undo process-wide changes and free device memory (also on cancel or error)."""
-        for hook in self.hooks:
-            hook.remove()
-        self.hooks = []
+        self._remove_hooks()
         if self.threads is not None:
             torch.set_num_threads(self.threads)
             self.threads = None
@@ -557,63 +468,10 @@ class _Run:
         if self.device.type != "cpu":
             release_memory(self.device)
 
-
-class _Clock:
-    """Training time: wall time minus the time spent outside the generator (pauses)."""
-
-    def __init__(self, elapsed: float = 0.0) -> None:
-        self._start = time.perf_counter() - elapsed
-        self._outside = 0.0
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self._start - self._outside
-
-    def outside(self, event):
-        t = time.perf_counter()
-        yield event
-        self._outside += time.perf_counter() - t
-
-
-def _guard_batchnorm(model) -> list:
-    """Let BatchNorm layers that see one value per channel use running statistics.
-
-    With batch size 1, the BatchNorm after global pooling (DeepLab's ASPP
-    image-pooling branch) sees a single value per channel, which torch refuses
-    to normalise in training mode. Those layers switch to eval mode for that
-    call; every other BatchNorm trains normally.
-    """
-    handles = []
-
-    def before(module, args):
-        x = args[0]
-        if module.training and x.numel() // max(1, x.shape[1]) <= 1:
-            module.training = False
-            module._napari_seg_restore = True
-
-    def after(module, args, output):
-        if getattr(module, "_napari_seg_restore", False):
-            module.training = True
-            module._napari_seg_restore = False
-
-    for module in model.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            handles.append(module.register_forward_pre_hook(before))
-            handles.append(module.register_forward_hook(after))
-    return handles
-
-
-def _best_from_file(path: Path, epoch: int) -> dict | None:
-    """The best weights written by the run being resumed (if the file is that epoch's)."""
-    from ..models import load_model
-
-    try:
-        model = load_model(path)
-    except ValueError:
-        return None
-    metrics = ((model.card or {}).get("provenance") or {}).get("training", {}).get("metrics", {})
-    if metrics.get("best_epoch") != epoch:
-        return None
-    return model.state_dict()
+    def _remove_hooks(self) -> None:
+        for hook in self.hooks:
+            hook.remove()
+        self.hooks = []
 
 
 def _num(value) -> float | None:

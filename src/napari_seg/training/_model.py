@@ -1,0 +1,85 @@
+"""The model a run trains: resumed, fine-tuned (with more classes) or new."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from ..models.spec import Normalization
+from .config import TrainingConfig
+
+
+def base_model(config: TrainingConfig, model, resume, device) -> tuple[object, dict]:
+    """The model to start from (None for a new one) and where it came from."""
+    from ..models import load_model
+
+    if resume is not None:
+        return load_model(resume, device=device), {"resumed_from": str(resume)}
+    if model is not None:  # a copy: the caller's model is never changed
+        return copy.deepcopy(model).to(device), {"fine_tuned_from": "the model handed to the run"}
+    if config.from_model:
+        source = {"fine_tuned_from": config.from_model}
+        return load_model(config.from_model, device=device), source
+    return None, {}
+
+
+def fit_classes(
+    base,
+    config: TrainingConfig,
+    needed: int,
+    in_channels: int,
+    normalization: Normalization,
+    device,
+) -> tuple[object, dict | None]:
+    """``base`` fitted to labels with ids below ``needed``, or a new model; and its source.
+
+    Raises
+    ------
+    ValueError
+        If the labels use ids the model does not have (and ``grow_classes`` is off).
+    """
+    from ..models.heads import with_classes
+
+    if base is None:
+        return _new_model(config, needed, in_channels, normalization, device)
+    have = base.spec.num_classes
+    wanted = max(needed, config.num_classes or 0)
+    if wanted > have and not config.grow_classes:
+        raise ValueError(
+            f"the labels use ids up to {needed - 1} but the model has {have} classes "
+            f"(0 to {have - 1}: {', '.join(base.spec.class_names)}); relabel, or allow "
+            "new classes (grow_classes) to train a wider output head"
+        )
+    if wanted > have:
+        base = with_classes(base, wanted, class_names=config.class_names)
+    if config.label0 == "background" and 0 in base.spec.untrained_classes:
+        # dense labels train class 0 now
+        kept = tuple(c for c in base.spec.untrained_classes if c != 0)
+        base.spec = base.spec.with_(untrained_classes=kept)
+    return base, None
+
+
+def _new_model(config: TrainingConfig, needed: int, in_channels: int, normalization, device):
+    from ..models import ModelSpec, create_model
+
+    num_classes = config.num_classes or max(2, needed)
+    if needed > num_classes:
+        raise ValueError(f"the labels use ids up to {needed - 1} but num_classes is {num_classes}")
+    names = config.class_names
+    unlabelled = config.label0 == "unlabelled"
+    if not names and unlabelled:
+        # Class ids are the painted ids; id 0 is never trained.
+        names = ("unlabelled", *(f"class {i}" for i in range(1, num_classes)))
+    spec = ModelSpec(
+        config.architecture,
+        in_channels=in_channels,
+        num_classes=num_classes,
+        encoder=config.encoder,
+        class_names=names,
+        normalization=normalization,
+        options=config.options,
+        untrained_classes=(0,) if unlabelled else (),
+    ).validate()
+    torch.manual_seed(config.seed)
+    return create_model(spec).to(device), {"initialisation": "random", "seed": config.seed}

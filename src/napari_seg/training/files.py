@@ -1,0 +1,57 @@
+"""Files of a training run: output checks, companion paths, resuming."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from .config import TrainingConfig
+
+
+def resumed_config(path: str | os.PathLike) -> TrainingConfig:
+    """The config of the run that wrote the checkpoint at ``path``."""
+    from ..models import read_model_card
+
+    training = (read_model_card(path).get("provenance") or {}).get("training") or {}
+    if "config" not in training:
+        raise ValueError(f"{path} holds no training run to resume (no training config in it)")
+    return TrainingConfig.from_dict(training["config"])
+
+
+def check_output(out) -> Path | None:
+    if out is None:
+        return None
+    out = Path(out)
+    folder = out.parent if str(out.parent) else Path(".")
+    if out.is_dir():
+        raise IsADirectoryError(f"output {out} is a folder; give a model file name")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"output folder does not exist: {folder}")
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise PermissionError(f"cannot write to the output folder {folder}: {exc}") from None
+    return out
+
+
+def companion_paths(out: Path) -> tuple[Path, Path]:
+    """The ``-last`` checkpoint and ``.training.json`` summary written beside ``out``."""
+    stem = out.name[: -len(out.suffix)] if out.suffix else out.name
+    return out.with_name(f"{stem}-last{out.suffix or '.safetensors'}"), out.with_name(
+        f"{stem}.training.json"
+    )
+
+
+def best_from_file(path: Path, epoch: int) -> dict | None:
+    """The best weights written by the run being resumed (if the file is that epoch's)."""
+    from ..models import load_model
+
+    try:
+        model = load_model(path)
+    except ValueError:
+        return None
+    metrics = ((model.card or {}).get("provenance") or {}).get("training", {}).get("metrics", {})
+    if metrics.get("best_epoch") != epoch:
+        return None
+    return model.state_dict()
