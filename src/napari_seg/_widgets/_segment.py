@@ -34,7 +34,7 @@ from ..inference.events import (
 from ..inference.scope import ScopePlan, plan_scope
 from ..models.current import CurrentModel
 from ._model import _load_job
-from ._shared import current_model_for, fill_device_choices
+from ._shared import current_model_for, fill_device_choices, forward_events
 
 if TYPE_CHECKING:
     import napari
@@ -64,18 +64,7 @@ def _predict_job(model, image, config: PredictConfig, cancel: threading.Event):
     """Worker body: forward the predictor's events; stop at the next batch on ``cancel``."""
     from ..inference import iter_predict
 
-    events = iter_predict(model, image, config)
-    try:
-        while True:
-            try:
-                event = next(events)
-            except StopIteration as stop:
-                return stop.value
-            yield event
-            if cancel.is_set():
-                return None
-    finally:
-        events.close()  # releases device memory in this thread, also on cancel
+    return (yield from forward_events(iter_predict(model, image, config), cancel))
 
 
 class SegmentWidget(Container):

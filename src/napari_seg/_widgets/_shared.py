@@ -22,6 +22,26 @@ def current_model_for(viewer) -> CurrentModel:
     return _per_viewer[key]
 
 
+def forward_events(events, cancel):
+    """Worker body around a core generator: yield its events, return its value.
+
+    Stops at the next event once ``cancel`` (a ``threading.Event``) is set and
+    returns None; the core generator is closed in this thread either way, so it
+    frees its device memory where it ran.
+    """
+    try:
+        while True:
+            try:
+                event = next(events)
+            except StopIteration as done:
+                return done.value
+            yield event
+            if cancel.is_set():
+                return None
+    finally:
+        events.close()
+
+
 def _list_devices():
     from .._device import list_devices
 

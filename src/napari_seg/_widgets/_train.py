@@ -40,7 +40,7 @@ from ..training.events import (
     TrainWarning,
 )
 from ._curves import TrainingCurves
-from ._shared import current_model_for, fill_device_choices
+from ._shared import current_model_for, fill_device_choices, forward_events
 
 if TYPE_CHECKING:
     import napari
@@ -79,17 +79,7 @@ def _train_job(job: _Job, stop: threading.Event, cancel: threading.Event):
         preview=job.preview,
         names=job.names,
     )
-    try:
-        while True:
-            try:
-                event = next(events)
-            except StopIteration as done:
-                return done.value
-            yield event
-            if cancel.is_set():
-                return None
-    finally:
-        events.close()  # frees the optimizer and device memory in this thread
+    return (yield from forward_events(events, cancel))
 
 
 class TrainWidget(Container):
