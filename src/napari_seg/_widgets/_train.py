@@ -126,7 +126,7 @@ class TrainWidget(Container):
         self._label0 = ComboBox(label="label 0 is", choices=label0, value="unlabelled")
         self._loss = ComboBox(label="loss", choices=list(LOSSES), value="ce+dice")
         self._budget_unit = ComboBox(label="budget in", choices=["minutes", "epochs"])
-        self._budget = FloatSpinBox(label="budget", min=0.1, max=10000, step=0.5, value=2.0)
+        self._budget = FloatSpinBox(label="budget", min=0.01, max=10000, step=0.5, value=2.0)
         self._lr = FloatSpinBox(label="learning rate", min=1e-5, max=1.0, step=1e-4, value=1e-3)
         self._batch = SpinBox(label="batch", min=1, max=256, value=4)
         self._patch = SpinBox(label="patch", min=32, max=2048, step=16, value=128)

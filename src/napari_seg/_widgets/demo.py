@@ -77,7 +77,14 @@ class DemoLoop:
             self.evaluate._worker.finished.connect(self._on_evaluated)
 
     def _on_evaluated(self) -> None:
+        self.stage = "showing errors"
         self.evaluate.show_errors()
+        if self.evaluate._worker is None:
+            self.stage = "stopped"
+            return
+        self.evaluate._worker.finished.connect(self._on_errors_shown)
+
+    def _on_errors_shown(self) -> None:
         self.stage = "done"
 
 
