@@ -197,3 +197,31 @@ def test_resume_refuses_a_file_without_training_state(make_blobs, tiny, tmp_path
     )
     with pytest.raises(ValueError, match="no training"):
         train(make_blobs(), tiny, resume=path)
+
+
+def test_early_stopping_after_patience_epochs_without_improvement(make_blobs, tiny, monkeypatch):
+    from napari_seg.training import loop
+    from napari_seg.training.validation import Validation
+
+    scores = iter([0.5, 0.7, 0.69, 0.7, 0.65, 0.9])
+    monkeypatch.setattr(loop, "validate", lambda *a: Validation(0.3, next(scores), {1: 0.1}))
+    result = train(make_blobs(), tiny.with_(epochs=6, patience=3))
+    assert result.stopped == "early stopping"
+    assert result.epochs == 5  # best at epoch 2, then three epochs without a better IoU
+    assert result.metrics["best_epoch"] == 2
+    assert result.metrics["best_val_iou"] == 0.7
+
+
+def test_closing_the_generator_cancels_and_keeps_finished_files(make_blobs, tiny, tmp_path):
+    out = tmp_path / "model.safetensors"
+    events = iter_train(make_blobs(), tiny.with_(epochs=5), out=out)
+    for event in events:
+        if isinstance(event, ModelSaved) and event.kind == "last":
+            break
+    events.close()
+    assert load_model(out).spec.num_classes == 2  # the checkpoint written so far is whole
+    assert not (tmp_path / "model.training.json").exists()  # no summary: the run did not end
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "model-last.safetensors",
+        "model.safetensors",
+    ]
