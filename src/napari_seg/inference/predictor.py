@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .._device import describe_device, release_memory, resolve_device
+from .._generators import drain
 from ..models.wrapper import mask_untrained
 from ._bands import BandAccumulator
 from ._runtime import autocast, default_batch, default_tile, is_out_of_memory, resolve_precision
@@ -99,12 +100,7 @@ def predict(model, image, config: PredictConfig | None = None, **kwargs) -> Pred
     >>> result.labels.shape == image.shape  # doctest: +SKIP
     True
     """
-    events = iter_predict(model, image, config, **kwargs)
-    while True:
-        try:
-            next(events)
-        except StopIteration as stop:
-            return stop.value
+    return drain(iter_predict(model, image, config, **kwargs))
 
 
 class _Job:

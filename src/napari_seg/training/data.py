@@ -136,10 +136,12 @@ class TrainingData:
         ]
         positions, counts = self._scan()
         self.max_label = len(counts) - 1
-        self.regions = self._hold_out(np.random.default_rng(seed), validation_fraction)
+        self.regions = self._hold_out(np.random.default_rng(seed), validation_fraction, counts)
         self._positions = self._training_positions(positions)
         self.class_counts = self._training_counts(len(counts))
         self.annotated_pixels = int(self.class_counts.sum())
+        sizes = [src.layout.n_planes * np.prod(src.layout.plane_shape) for src in self.sources]
+        self._source_weights = np.asarray(sizes, float) / np.sum(sizes)
         self._check_annotations()
 
     # -- checks and scanning ---------------------------------------------------------
@@ -205,7 +207,9 @@ class TrainingData:
                     positions.append((int(c), s, number, ys.astype(np.int32), xs.astype(np.int32)))
         return positions, total
 
-    def _hold_out(self, rng: np.random.Generator, fraction: float) -> list[Region]:
+    def _hold_out(
+        self, rng: np.random.Generator, fraction: float, totals: np.ndarray
+    ) -> list[Region]:
         """Choose annotated blocks to hold out, keeping every class in training."""
         blocks = [
             (s, p, b)
@@ -223,7 +227,7 @@ class TrainingData:
             )
             return []
         wanted = min(wanted, len(blocks) - 1)
-        remaining = self._class_totals()
+        remaining = totals.copy()
         regions = []
         for i in rng.permutation(len(blocks)):
             if len(regions) == wanted:
@@ -244,14 +248,6 @@ class TrainingData:
                 "out for validation; validation IoU is not reported"
             )
         return regions
-
-    def _class_totals(self) -> np.ndarray:
-        k = max(c.shape[1] for src in self.sources for c in src.block_counts)
-        total = np.zeros(k, dtype=np.int64)
-        for src in self.sources:
-            for counts in src.block_counts:
-                total[: counts.shape[1]] += counts.sum(axis=0)
-        return total
 
     def _training_positions(self, positions) -> dict[int, list]:
         """Annotated positions outside held-out blocks, grouped by class."""
@@ -349,10 +345,7 @@ class TrainingData:
         return s, number, int(ys[i] + jitter[0]), int(xs[i] + jitter[1])
 
     def _random_centre(self, rng):
-        weights = np.array(
-            [src.layout.n_planes * np.prod(src.layout.plane_shape) for src in self.sources], float
-        )
-        s = int(rng.choice(len(self.sources), p=weights / weights.sum()))
+        s = int(rng.choice(len(self.sources), p=self._source_weights))
         src = self.sources[s]
         number = int(rng.integers(src.layout.n_planes))
         h, w = src.layout.plane_shape

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .._device import describe_device, release_memory, resolve_device
+from .._generators import drain
 from ..inference._runtime import autocast, resolve_precision
 from ..models.spec import Normalization
 from ._model import base_model, fit_classes
@@ -127,12 +128,7 @@ def iter_train(
 
 def train(pairs, config: TrainingConfig | None = None, **kwargs) -> TrainResult:
     """Run :func:`iter_train` to the end and return its :class:`TrainResult`."""
-    events = iter_train(pairs, config, **kwargs)
-    while True:
-        try:
-            next(events)
-        except StopIteration as done:
-            return done.value
+    return drain(iter_train(pairs, config, **kwargs))
 
 
 def _precision(precision: str, device: torch.device) -> str:
