@@ -229,30 +229,15 @@ class TrainingConfig:
         ValueError
             If the file cannot be parsed or holds invalid settings.
         """
-        path = Path(path)
-        text = path.read_text()
-        try:
-            if path.suffix.lower() in (".yaml", ".yml"):
-                return cls.from_yaml(text)
-            return cls.from_json(text)
-        except (json.JSONDecodeError, _yaml_error()) as exc:
-            raise ValueError(f"{path} is not valid {path.suffix[1:].upper()}: {exc}") from None
+        from .._config_file import read_mapping
+
+        return cls.from_dict(read_mapping(path))
 
     def save(self, path: str | Path) -> Path:
         """Write the config atomically as JSON or YAML (by suffix)."""
-        from .._atomic import atomic_write
+        from .._config_file import write_mapping
 
-        path = Path(path)
-        text = self.to_yaml() if path.suffix.lower() in (".yaml", ".yml") else self.to_json()
-        with atomic_write(path) as handle:
-            handle.write(text.encode())
-        return path
-
-
-def _yaml_error() -> type[Exception]:
-    import yaml
-
-    return yaml.YAMLError
+        return write_mapping(path, self.to_dict())
 
 
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:

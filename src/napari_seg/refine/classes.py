@@ -1,0 +1,77 @@
+"""Editing classes of semantic labels: relabel, merge, set inside a region."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from ._checks import check_fits, check_labels, check_same_shape, class_ids
+
+
+def relabel(labels, mapping: Mapping[int, int]) -> np.ndarray:
+    """Replace label values: ``mapping[old] = new``; values not in it are kept.
+
+    Uses :func:`skimage.util.map_array`. Swaps work (``{1: 2, 2: 1}``): every
+    value is looked up in the input, never in partial results.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> relabel(np.array([[0, 1, 2]]), {1: 2, 2: 1})
+    array([[0, 2, 1]])
+    """
+    from skimage.util import map_array
+
+    labels = check_labels(labels)
+    if not isinstance(mapping, Mapping):
+        raise TypeError(f"mapping must be a dict of old -> new labels, got {type(mapping)}")
+    old = np.array(list(mapping), dtype=np.int64)
+    new = np.array(list(mapping.values()), dtype=np.int64)
+    for value in new:
+        check_fits(int(value), labels, "mapping value")
+    if len(old) == 0:
+        return labels.copy()
+    present = np.unique(labels)
+    keep = np.setdiff1d(present, old)
+    inputs = np.concatenate([old, keep]).astype(labels.dtype)
+    outputs = np.concatenate([new, keep]).astype(labels.dtype)
+    return map_array(labels, inputs, outputs)
+
+
+def merge_classes(labels, sources: Iterable[int], target: int) -> np.ndarray:
+    """Give every pixel of the ``sources`` classes the label ``target``."""
+    labels = check_labels(labels)
+    ids = class_ids(labels, sources, background=-1)
+    return relabel(labels, dict.fromkeys(ids, int(target)))
+
+
+def set_class_in_region(
+    labels,
+    region,
+    value: int,
+    *,
+    only: Iterable[int] | None = None,
+) -> np.ndarray:
+    """Set the label ``value`` on the pixels of ``region``.
+
+    Parameters
+    ----------
+    labels : (M, N[, P]) array of int
+    region : array of bool, same shape
+        Where to write (e.g. a shape drawn in napari, as a mask).
+    value : int
+        The class to write.
+    only : iterable of int, optional
+        Only overwrite pixels currently of these classes (e.g. ``(0,)`` to
+        fill background only); default all.
+    """
+    labels = check_labels(labels)
+    region = check_same_shape(region, labels, "region").astype(bool)
+    check_fits(int(value), labels, "value")
+    where = region
+    if only is not None:
+        where = region & np.isin(labels, class_ids(labels, only, background=-1))
+    out = labels.copy()
+    out[where] = value
+    return out

@@ -1,0 +1,299 @@
+"""Per-class morphology on semantic label arrays (2D or 3D).
+
+Every function returns a new array of the input's dtype and shape and leaves
+the input untouched. Classes are processed one binary mask at a time; pixels a
+class loses become ``background`` and, unless ``overwrite=True``, a class only
+grows into pixels that were ``background`` in the input, so growing one class
+never erases another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ._checks import (
+    check_connectivity,
+    check_count,
+    check_fits,
+    check_labels,
+    class_ids,
+)
+
+REPLACE_CHOICES = ("background", "nearest")
+
+
+def footprint(radius: int, ndim: int) -> np.ndarray:
+    """A disk (2D) or ball (3D) of ``radius`` pixels, as scikit-image builds it."""
+    from skimage.morphology import ball, disk
+
+    radius = check_count(radius, "radius", minimum=0)
+    return (disk if ndim == 2 else ball)(radius).astype(bool)
+
+
+def _apply_per_class(
+    labels: np.ndarray,
+    classes: Iterable[int] | None,
+    background: int,
+    transform: Callable[[np.ndarray], np.ndarray],
+    *,
+    overwrite: bool = False,
+) -> np.ndarray:
+    labels = check_labels(labels)
+    check_fits(background, labels, "background")
+    out = labels.copy()
+    for c in class_ids(labels, classes, background):
+        mask = labels == c
+        new = transform(mask)
+        out[mask & ~new & (out == c)] = background
+        grown = new & ~mask
+        if not overwrite:
+            grown &= labels == background
+        out[grown] = c
+    return out
+
+
+def _replace(out: np.ndarray, removed: np.ndarray, background: int, replace_with: str):
+    """Give ``removed`` pixels the background value, or the nearest kept pixel's label."""
+    if replace_with not in REPLACE_CHOICES:
+        raise ValueError(f"replace_with must be one of {REPLACE_CHOICES}, got {replace_with!r}")
+    if not removed.any():
+        return out
+    if replace_with == "background" or removed.all():
+        out[removed] = background
+        return out
+    nearest = ndi.distance_transform_edt(removed, return_distances=False, return_indices=True)
+    out[removed] = out[tuple(index[removed] for index in nearest)]
+    return out
+
+
+def _components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.ndarray]:
+    """Connected components of ``mask`` and their sizes (index 0: outside the mask)."""
+    structure = ndi.generate_binary_structure(mask.ndim, connectivity)
+    components, _count = ndi.label(mask, structure=structure)
+    return components, np.bincount(components.ravel())
+
+
+def remove_small_objects(
+    labels,
+    min_size: int,
+    *,
+    classes: Iterable[int] | None = None,
+    connectivity: int = 1,
+    background: int = 0,
+    replace_with: str = "background",
+) -> np.ndarray:
+    """Remove the connected components of each class smaller than ``min_size`` pixels.
+
+    Parameters
+    ----------
+    labels : (M, N[, P]) array of int
+        Semantic labels.
+    min_size : int
+        Components with fewer pixels (voxels) than this are removed.
+    classes : iterable of int, optional
+        Classes to clean; default every class present except ``background``.
+    connectivity : int, optional
+        Neighbours reached in one step (1: faces, ``ndim``: faces, edges, corners).
+    background : int, optional
+        The label of unlabelled pixels.
+    replace_with : {"background", "nearest"}, optional
+        What a removed pixel becomes: ``background``, or the label of the nearest
+        pixel that was not removed (a speck inside another class joins that class).
+
+    Returns
+    -------
+    ndarray
+        New labels, same shape and dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.zeros((5, 5), dtype=np.uint8)
+    >>> labels[0, 0] = 1
+    >>> labels[2:5, 2:5] = 1
+    >>> int(remove_small_objects(labels, 2).sum())
+    9
+    """
+    labels = check_labels(labels)
+    min_size = check_count(min_size, "min_size")
+    connectivity = check_connectivity(connectivity, labels.ndim)
+    check_fits(background, labels, "background")
+    out = labels.copy()
+    removed = np.zeros(labels.shape, dtype=bool)
+    for c in class_ids(labels, classes, background):
+        components, sizes = _components(labels == c, connectivity)
+        small = sizes < min_size
+        small[0] = False
+        removed |= small[components]
+    return _replace(out, removed, background, replace_with)
+
+
+def keep_largest(
+    labels,
+    *,
+    classes: Iterable[int] | None = None,
+    connectivity: int = 1,
+    background: int = 0,
+    replace_with: str = "background",
+) -> np.ndarray:
+    """Keep only the largest connected component of each class.
+
+    Ties keep the component found first in scan order. Parameters as in
+    :func:`remove_small_objects`.
+    """
+    labels = check_labels(labels)
+    connectivity = check_connectivity(connectivity, labels.ndim)
+    check_fits(background, labels, "background")
+    out = labels.copy()
+    removed = np.zeros(labels.shape, dtype=bool)
+    for c in class_ids(labels, classes, background):
+        components, sizes = _components(labels == c, connectivity)
+        if len(sizes) <= 2:
+            continue
+        sizes[0] = 0
+        removed |= (components != int(np.argmax(sizes))) & (components > 0)
+    return _replace(out, removed, background, replace_with)
+
+
+def fill_holes(
+    labels,
+    max_size: int,
+    *,
+    classes: Iterable[int] | None = None,
+    connectivity: int = 1,
+    background: int = 0,
+    overwrite: bool = False,
+) -> np.ndarray:
+    """Fill the holes of each class that are smaller than ``max_size`` pixels.
+
+    A hole of class ``c`` is a connected component of pixels that are not ``c``,
+    does not touch the array's border and is enclosed by ``c``. Its
+    ``background`` pixels become ``c``; pixels of other classes inside it (say
+    a nucleus inside a cell) are kept unless ``overwrite`` is True.
+
+    Parameters
+    ----------
+    labels : (M, N[, P]) array of int
+    max_size : int
+        Holes with fewer pixels than this are filled.
+    classes, connectivity, background
+        As in :func:`remove_small_objects`; ``connectivity`` applies to the holes.
+    overwrite : bool, optional
+        Fill the whole hole, other classes included.
+    """
+    labels = check_labels(labels)
+    max_size = check_count(max_size, "max_size")
+    connectivity = check_connectivity(connectivity, labels.ndim)
+
+    def fill(mask: np.ndarray) -> np.ndarray:
+        holes, sizes = _components(~mask, connectivity)
+        small = sizes < max_size
+        small[0] = False
+        border = np.unique(_faces(holes))
+        small[border] = False
+        return mask | small[holes]
+
+    return _apply_per_class(labels, classes, background, fill, overwrite=overwrite)
+
+
+def _faces(array: np.ndarray) -> np.ndarray:
+    """The values on the array's border, flattened."""
+    parts = []
+    for axis in range(array.ndim):
+        parts.append(np.take(array, 0, axis=axis).ravel())
+        parts.append(np.take(array, -1, axis=axis).ravel())
+    return np.concatenate(parts)
+
+
+def _morph(labels, radius, name, classes, background, overwrite) -> np.ndarray:
+    import skimage.morphology as skm
+
+    labels = check_labels(labels)
+    fn, selem = getattr(skm, name), footprint(radius, labels.ndim)
+    return _apply_per_class(
+        labels, classes, background, lambda m: fn(m, selem).astype(bool), overwrite=overwrite
+    )
+
+
+_MORPH_NOTES = """
+    Parameters
+    ----------
+    labels : (M, N[, P]) array of int
+    radius : int
+        Radius of the disk (2D) or ball (3D) footprint in pixels; 0 changes nothing.
+    classes : iterable of int, optional
+        Classes to process; default every class present except ``background``.
+    background : int, optional
+        The label of unlabelled pixels; pixels a class loses get it.
+    {overwrite}
+    Returns
+    -------
+    ndarray
+        New labels, same shape and dtype. Pixels outside the array count as
+        their nearest in-array pixel (scikit-image's ``mode="reflect"``), so
+        objects touching the border are not eroded from it.
+"""
+_OVERWRITE = """overwrite : bool, optional
+        Let the class grow over other classes too (default: into background only).
+"""
+
+
+def dilation(labels, radius: int, *, classes=None, background: int = 0, overwrite=False):
+    return _morph(labels, radius, "dilation", classes, background, overwrite)
+
+
+def closing(labels, radius: int, *, classes=None, background: int = 0, overwrite=False):
+    return _morph(labels, radius, "closing", classes, background, overwrite)
+
+
+def erosion(labels, radius: int, *, classes=None, background: int = 0):
+    return _morph(labels, radius, "erosion", classes, background, False)
+
+
+def opening(labels, radius: int, *, classes=None, background: int = 0):
+    return _morph(labels, radius, "opening", classes, background, False)
+
+
+dilation.__doc__ = "Per-class binary dilation.\n" + _MORPH_NOTES.format(overwrite=_OVERWRITE)
+closing.__doc__ = (
+    "Per-class binary closing (dilation then erosion): fills gaps and notches.\n"
+    + _MORPH_NOTES.format(overwrite=_OVERWRITE)
+)
+erosion.__doc__ = "Per-class binary erosion.\n" + _MORPH_NOTES.format(overwrite="")
+opening.__doc__ = (
+    "Per-class binary opening (erosion then dilation): removes spurs and specks.\n"
+    + _MORPH_NOTES.format(overwrite="")
+)
+
+
+def majority(labels, radius: int) -> np.ndarray:
+    """Mode filter: each pixel takes the most common label within ``radius``.
+
+    Smooths jagged boundaries between all classes at once (background
+    included) with scikit-image's rank majority filter over a disk (2D) or
+    ball (3D); pixels outside the array are not counted; ties go to the
+    smaller label.
+
+    Parameters
+    ----------
+    labels : (M, N[, P]) array of int
+        Labels in 0..65535.
+    radius : int
+        Radius of the neighbourhood in pixels.
+    """
+    from skimage.filters.rank import majority as rank_majority
+
+    labels = check_labels(labels)
+    selem = footprint(radius, labels.ndim)
+    if labels.size == 0 or radius == 0:
+        return labels.copy()
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high > np.iinfo(np.uint16).max:
+        raise ValueError(
+            f"majority needs labels between 0 and 65535, got values from {low} to {high}"
+        )
+    small = labels.astype(np.uint8 if high <= 255 else np.uint16)
+    return rank_majority(small, selem).astype(labels.dtype)

@@ -1,0 +1,294 @@
+"""Refine jobs: a validated list of steps applied to a label array, as a generator."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._checks import check_labels
+from .operations import INPUTS, get_operation
+
+
+@dataclass(frozen=True)
+class RefineStep:
+    """One operation and its parameters (defaults filled in, checked by :meth:`validate`)."""
+
+    op: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> RefineStep:
+        operation = get_operation(self.op)
+        if not isinstance(self.params, Mapping):
+            raise TypeError(f"params of {self.op} must be a mapping, got {self.params!r}")
+        params = operation.check_params(self.params)
+        return RefineStep(operation.name, params)
+
+    def to_dict(self) -> dict[str, Any]:
+        params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.params.items()}
+        return {"op": self.op, "params": params}
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """Settings of a refine job, shared by the Refine widget and ``napari-seg refine``.
+
+    Parameters
+    ----------
+    steps : tuple of RefineStep
+        Operations applied in order.
+    per_slice : bool
+        For 3D labels, apply each step to every 2D plane along ``axis``
+        separately (a time series or a stack of sections) instead of in 3D.
+    axis : int
+        The plane axis when ``per_slice`` is set.
+    """
+
+    steps: tuple[RefineStep, ...] = ()
+    per_slice: bool = False
+    axis: int = 0
+
+    def validate(self) -> RefineConfig:
+        """A copy with every step checked and its defaults filled in."""
+        if not self.steps:
+            raise ValueError("a refine job needs at least one step")
+        if isinstance(self.axis, bool) or not isinstance(self.axis, int):
+            raise TypeError(f"axis must be an integer, got {self.axis!r}")
+        if not isinstance(self.per_slice, bool):
+            raise TypeError(f"per_slice must be true or false, got {self.per_slice!r}")
+        steps = tuple(_as_step(s).validate() for s in self.steps)
+        return RefineConfig(steps=steps, per_slice=self.per_slice, axis=self.axis)
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """Inputs some step requires (image, probabilities, region, reference)."""
+        names = {n for s in self.steps for n in get_operation(s.op).needs}
+        return tuple(n for n in INPUTS if n in names)
+
+    @property
+    def makes_instances(self) -> bool:
+        """Whether the result holds instance ids rather than classes."""
+        result = False
+        for step in self.steps:
+            op = get_operation(step.op)
+            result = op.makes_instances or (result and op.name not in _TO_SEMANTIC)
+        return result
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "steps": [s.to_dict() for s in self.steps],
+            "per_slice": self.per_slice,
+            "axis": self.axis,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> RefineConfig:
+        """From ``{"steps": [...], ...}``, or a bare list of steps."""
+        if isinstance(data, list):
+            data = {"steps": data}
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a refine pipeline must be a mapping or a list, got {data!r}")
+        unknown = set(data) - {"steps", "per_slice", "axis"}
+        if unknown:
+            raise ValueError(f"unknown refine setting(s) {sorted(unknown)}")
+        steps = data.get("steps") or ()
+        if not isinstance(steps, (list, tuple)):
+            raise ValueError(f"steps must be a list, got {steps!r}")
+        return cls(
+            steps=tuple(_as_step(s) for s in steps),
+            per_slice=data.get("per_slice", False),
+            axis=data.get("axis", 0),
+        ).validate()
+
+    @classmethod
+    def load(cls, path: str | Path) -> RefineConfig:
+        """Read a pipeline from a ``.json`` or ``.yaml`` file."""
+        from .._config_file import read_mapping
+
+        return cls.from_dict(read_mapping(path))
+
+    def save(self, path: str | Path) -> Path:
+        from .._config_file import write_mapping
+
+        return write_mapping(path, self.to_dict())
+
+
+_TO_SEMANTIC = ("instances_to_semantic",)
+
+
+def _as_step(item: Any) -> RefineStep:
+    if isinstance(item, RefineStep):
+        return item
+    if not isinstance(item, Mapping) or "op" not in item:
+        raise ValueError(
+            f'each step must look like {{"op": NAME, "params": {{...}}}}, got {item!r}'
+        )
+    extra = set(item) - {"op", "params"}
+    if extra:
+        raise ValueError(f"unknown key(s) {sorted(extra)} in step {item['op']!r}")
+    return RefineStep(item["op"], item.get("params") or {})
+
+
+@dataclass(frozen=True)
+class RefineProgress:
+    """``done`` of ``total`` units (one step on one plane) finished."""
+
+    done: int
+    total: int
+    op: str
+
+
+@dataclass(frozen=True)
+class RefineResult:
+    labels: np.ndarray
+    changed: int
+    seconds: float
+
+
+def iter_refine(
+    labels,
+    config: RefineConfig,
+    *,
+    image=None,
+    probabilities=None,
+    region=None,
+    reference=None,
+    channel_axis: int | None = None,
+) -> Generator[RefineProgress, None, RefineResult]:
+    """Apply ``config``'s steps to ``labels``; yields progress, returns a :class:`RefineResult`.
+
+    The input is never modified. Closing the generator cancels at the next
+    step. ``image`` may have a channel axis (``channel_axis``, counted in the
+    image); ``probabilities`` are class first; ``region`` and ``reference``
+    have the labels' shape.
+
+    Raises
+    ------
+    ValueError
+        If a step lacks an input it needs or an input's shape does not match.
+    """
+    config = config.validate()
+    labels = check_labels(labels)
+    inputs = _check_inputs(
+        labels,
+        config,
+        image=image,
+        probabilities=probabilities,
+        region=region,
+        reference=reference,
+        channel_axis=channel_axis,
+    )
+    start = time.perf_counter()
+    planes = _planes(labels, config)
+    total, done = len(planes) * len(config.steps), 0
+    parts = []
+    for index in planes:
+        current = labels[index]
+        plane_inputs = _plane_inputs(inputs, index, labels.ndim, channel_axis)
+        for step in config.steps:
+            current = get_operation(step.op).call(current, dict(step.params), plane_inputs)
+            done += 1
+            yield RefineProgress(done, total, step.op)
+        parts.append(current)
+    out = _assemble(parts, planes, config, labels)
+    changed = int(np.count_nonzero(out != labels)) if out.shape == labels.shape else out.size
+    return RefineResult(labels=out, changed=changed, seconds=time.perf_counter() - start)
+
+
+def refine(labels, config: RefineConfig, **inputs) -> np.ndarray:
+    """Apply a refine job and return the new labels (see :func:`iter_refine`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.zeros((6, 6), dtype=np.uint8)
+    >>> labels[0, 0] = 1
+    >>> labels[2:6, 2:6] = 1
+    >>> job = RefineConfig(steps=(RefineStep("remove_small_objects", {"min_size": 4}),))
+    >>> int(refine(labels, job).sum())
+    16
+    """
+    from .._generators import drain
+
+    return drain(iter_refine(labels, config, **inputs)).labels
+
+
+def _check_inputs(labels, config, *, channel_axis, **given) -> dict[str, Any]:
+    inputs: dict[str, Any] = {"channel_axis": channel_axis}
+    for name in config.needs:
+        if given.get(name) is None:
+            ops = [s.op for s in config.steps if name in get_operation(s.op).needs]
+            raise ValueError(f"{', '.join(ops)} needs {_ARTICLE[name]}{name}")
+    for name, value in given.items():
+        if value is None:
+            continue
+        value = np.asarray(value)
+        spatial = _spatial_shape(name, value, channel_axis)
+        if spatial != labels.shape:
+            raise ValueError(
+                f"{name} must cover the labels' pixels {labels.shape}, got shape {value.shape}"
+            )
+        inputs[name] = value
+    return inputs
+
+
+_ARTICLE = {"image": "an ", "probabilities": "", "region": "a ", "reference": "a "}
+
+
+def _spatial_shape(name: str, value: np.ndarray, channel_axis: int | None) -> tuple[int, ...]:
+    if name == "probabilities":
+        return value.shape[1:]
+    if name == "image" and channel_axis is not None:
+        return tuple(np.delete(np.array(value.shape), channel_axis))
+    return value.shape
+
+
+def _planes(labels: np.ndarray, config: RefineConfig) -> list[tuple]:
+    if not config.per_slice or labels.ndim == 2:
+        return [(slice(None),) * labels.ndim]
+    axis = config.axis % labels.ndim
+    return [
+        tuple(i if a == axis else slice(None) for a in range(labels.ndim))
+        for i in range(labels.shape[axis])
+    ]
+
+
+def _plane_inputs(inputs: dict[str, Any], index: tuple, ndim: int, channel_axis):
+    if all(i == slice(None) for i in index):
+        return inputs
+    out = dict(inputs)
+    for name, value in inputs.items():
+        if name == "channel_axis" or value is None:
+            continue
+        if name == "probabilities":
+            out[name] = value[(slice(None), *index)]
+        elif name == "image" and channel_axis is not None:
+            c = channel_axis % value.ndim
+            full = list(index)
+            full.insert(c, slice(None))
+            out[name] = value[tuple(full)]
+        else:
+            out[name] = value[index]
+    if channel_axis is not None:
+        axis = next(a for a, i in enumerate(index) if not isinstance(i, slice))
+        c = channel_axis % (ndim + 1)
+        out["channel_axis"] = c - 1 if c > axis else c
+    return out
+
+
+def _assemble(parts, planes, config: RefineConfig, labels: np.ndarray) -> np.ndarray:
+    if len(planes) == 1:
+        return parts[0]
+    axis = config.axis % labels.ndim
+    if config.makes_instances:
+        # Instance ids restart on each plane; offset them so they are unique in the stack.
+        offset = 0
+        for k, part in enumerate(parts):
+            nonzero = part > 0
+            parts[k] = np.where(nonzero, part + offset, 0).astype(np.int32)
+            offset += int(part.max(initial=0))
+    return np.stack(parts, axis=axis)

@@ -1,0 +1,46 @@
+"""Relabel, merge and set a class in a region."""
+
+import numpy as np
+import pytest
+
+from napari_seg import refine
+
+
+def test_relabel_swaps_and_keeps_unmapped_values(unchanged):
+    labels = np.array([[0, 1, 2, 3]], np.uint8)
+    out = unchanged(refine.relabel, labels, {1: 2, 2: 1})
+    np.testing.assert_array_equal(out, [[0, 2, 1, 3]])
+    assert out.dtype == np.uint8
+
+
+def test_relabel_3d_and_bad_values():
+    labels = np.arange(8, dtype=np.uint8).reshape(2, 2, 2)
+    np.testing.assert_array_equal(refine.relabel(labels, {7: 0}), np.where(labels == 7, 0, labels))
+    with pytest.raises(ValueError, match="does not fit"):
+        refine.relabel(labels, {1: 300})
+    with pytest.raises(TypeError, match="mapping"):
+        refine.relabel(labels, [1, 2])
+
+
+def test_merge_classes(unchanged):
+    labels = np.array([[0, 1, 2, 3]], np.uint8)
+    np.testing.assert_array_equal(
+        unchanged(refine.merge_classes, labels, [2, 3], 1), [[0, 1, 1, 1]]
+    )
+
+
+def test_set_class_in_region(unchanged):
+    labels = np.array([[0, 1], [2, 0]], np.uint8)
+    region = np.array([[True, True], [True, False]])
+    np.testing.assert_array_equal(
+        unchanged(refine.set_class_in_region, labels, region, 3), [[3, 3], [3, 0]]
+    )
+    np.testing.assert_array_equal(
+        refine.set_class_in_region(labels, region, 3, only=[0]), [[3, 1], [2, 0]]
+    )
+    volume = np.zeros((2, 2, 2), np.uint8)
+    region3 = np.zeros((2, 2, 2), bool)
+    region3[1] = True
+    assert refine.set_class_in_region(volume, region3, 5).sum() == 20
+    with pytest.raises(ValueError, match="region must have the labels' shape"):
+        refine.set_class_in_region(labels, np.ones((3, 3), bool), 1)

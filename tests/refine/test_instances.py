@@ -1,0 +1,102 @@
+"""Semantic to instances and back; watershed splitting of touching objects."""
+
+import numpy as np
+import pytest
+
+from napari_seg import refine
+
+
+def discs(shape, centres, radius):
+    grid = np.indices(shape)
+    out = np.zeros(shape, bool)
+    for c in centres:
+        out |= sum((g - x) ** 2 for g, x in zip(grid, c, strict=True)) <= radius**2
+    return out
+
+
+def test_connected_components_numbers_objects_class_after_class(unchanged):
+    labels = np.array(
+        [
+            [1, 1, 0, 2],
+            [0, 0, 0, 2],
+            [1, 0, 2, 0],
+        ],
+        np.uint8,
+    )
+    expected = np.array(
+        [
+            [1, 1, 0, 3],
+            [0, 0, 0, 3],
+            [2, 0, 4, 0],
+        ]
+    )
+    out = unchanged(refine.connected_components, labels)
+    np.testing.assert_array_equal(out, expected)
+    assert out.dtype == np.int32
+    assert refine.connected_components(labels, connectivity=2).max() == 3  # 2s join diagonally
+
+
+def test_connected_components_3d():
+    labels = np.zeros((3, 3, 3), np.uint8)
+    labels[0, 0, 0] = labels[1, 1, 1] = 1  # corner neighbours
+    assert refine.connected_components(labels).max() == 2
+    assert refine.connected_components(labels, connectivity=3).max() == 1
+
+
+def test_watershed_splits_two_touching_discs(unchanged):
+    mask = discs((40, 60), [(20, 20), (20, 37)], 10)
+    labels = mask.astype(np.uint8)
+    assert refine.connected_components(labels).max() == 1  # touching: one component
+    out = unchanged(refine.watershed_split, labels)
+    assert out.max() == 2
+    assert out[20, 20] != out[20, 37]
+    assert set(np.unique(out[mask])) == {1, 2} and not out[~mask].any()
+    # Each disc keeps (almost) all of its own pixels.
+    left = discs((40, 60), [(20, 20)], 10)
+    assert (out[left] == out[20, 20]).mean() > 0.9
+
+
+def test_watershed_splits_touching_balls_in_3d():
+    mask = discs((24, 24, 40), [(12, 12, 11), (12, 12, 27)], 8)
+    out = refine.watershed_split(mask.astype(np.uint8), min_distance=4)
+    assert out.max() == 2 and out[12, 12, 11] != out[12, 12, 27]
+
+
+def test_watershed_seeds_from_probabilities():
+    mask = discs((40, 60), [(20, 20), (20, 37)], 10)
+    prob = np.zeros((2, 40, 60), np.float32)
+    # Confident cores, a dip where the discs touch.
+    prob[1] = 0.5 * mask + 0.5 * discs((40, 60), [(20, 20), (20, 37)], 6)
+    prob[0] = 1 - prob[1]
+    out = refine.watershed_split(mask.astype(np.uint8), probabilities=prob, seed_threshold=0.9)
+    assert out.max() == 2 and out[20, 20] != out[20, 37]
+    # A threshold no pixel reaches still gives every object one seed: nothing is lost.
+    whole = refine.watershed_split(mask.astype(np.uint8), probabilities=prob * 0.5)
+    assert whole.max() == 1 and (whole > 0).sum() == mask.sum()
+
+
+def test_watershed_keeps_small_objects_without_a_peak():
+    labels = np.zeros((20, 20), np.uint8)
+    labels[2, 2] = 1
+    labels[10:15, 10:15] = 1
+    out = refine.watershed_split(labels, min_distance=5)
+    assert out.max() == 2 and out[2, 2] > 0
+
+
+def test_instances_to_semantic(unchanged):
+    instances = np.array([[1, 1, 0], [2, 2, 3]], np.int32)
+    np.testing.assert_array_equal(
+        unchanged(refine.instances_to_semantic, instances, foreground=4),
+        [[4, 4, 0], [4, 4, 4]],
+    )
+    reference = np.array([[2, 0, 0], [1, 2, 0]], np.uint8)
+    # Instance 1 covers class 2 (background votes ignored); instance 2 ties 1-2 -> the smaller
+    # class; instance 3 covers only background.
+    np.testing.assert_array_equal(
+        refine.instances_to_semantic(instances, reference=reference), [[2, 2, 0], [1, 1, 0]]
+    )
+
+
+def test_bad_probabilities_shape_is_named():
+    with pytest.raises(ValueError, match="probabilities must have shape"):
+        refine.watershed_split(np.ones((4, 4), np.uint8), probabilities=np.ones((2, 3, 3)))

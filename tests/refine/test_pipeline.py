@@ -1,0 +1,166 @@
+"""Refine jobs: configs, per-slice application, inputs, cancelling."""
+
+import numpy as np
+import pytest
+
+from napari_seg import refine
+from napari_seg.refine import OPERATIONS, RefineConfig, RefineStep, get_operation, iter_refine
+
+
+def specks(shape=(3, 10, 10), seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.zeros(shape, np.uint8)
+    labels[..., 2:8, 2:8] = 1
+    labels[rng.random(shape) < 0.05] = 2
+    return labels
+
+
+def test_steps_get_defaults_and_bad_params_are_named():
+    step = RefineStep("remove-small-objects", {"min_size": 5}).validate()
+    assert step.op == "remove_small_objects"
+    assert step.params["min_size"] == 5 and step.params["connectivity"] == 1
+    with pytest.raises(ValueError, match="unknown refine operation 'blur'; valid: remove_small"):
+        RefineStep("blur").validate()
+    with pytest.raises(ValueError, match=r"has no parameter\(s\) \['size'\]"):
+        RefineStep("opening", {"size": 2}).validate()
+    with pytest.raises(ValueError, match="target is required"):
+        RefineStep("merge_classes", {"sources": [1]}).validate()
+    with pytest.raises(TypeError, match="radius must be an integer"):
+        RefineStep("opening", {"radius": 1.5}).validate()
+    with pytest.raises(ValueError, match="replace_with must be one of"):
+        RefineStep("keep_largest", {"replace_with": "x"}).validate()
+    with pytest.raises(ValueError, match="at least one step"):
+        RefineConfig().validate()
+
+
+def test_command_line_values_parse_by_kind():
+    op = get_operation("relabel")
+    assert op.param_map["mapping"].parse("1:2, 2:1") == {1: 2, 2: 1}
+    assert get_operation("opening").param_map["classes"].parse("1,3") == (1, 3)
+    assert get_operation("dilation").param_map["overwrite"].parse("yes") is True
+    with pytest.raises(ValueError, match="min_size must be an integer, got 'ten'"):
+        get_operation("remove_small_objects").param_map["min_size"].parse("ten")
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_config_files_round_trip(tmp_path, suffix):
+    config = RefineConfig(
+        steps=(
+            RefineStep("remove_small_objects", {"min_size": 3, "classes": [2]}),
+            RefineStep("relabel", {"mapping": {1: 3}}),
+        ),
+        per_slice=True,
+    ).validate()
+    path = config.save(tmp_path / f"pipe{suffix}")
+    assert RefineConfig.load(path) == config
+    # A bare list of steps is a pipeline too.
+    (tmp_path / "list.yaml").write_text("- op: opening\n  params: {radius: 2}\n")
+    assert RefineConfig.load(tmp_path / "list.yaml").steps[0].params["radius"] == 2
+    (tmp_path / "bad.yaml").write_text("steps: [op: {")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        RefineConfig.load(tmp_path / "bad.yaml")
+
+
+def test_pipeline_equals_the_functions_in_order():
+    labels = specks()
+    config = RefineConfig(
+        steps=(
+            RefineStep("remove_small_objects", {"min_size": 2}),
+            RefineStep("closing", {"radius": 1}),
+        )
+    )
+    expected = refine.closing(refine.remove_small_objects(labels, 2), 1)
+    before = labels.copy()
+    np.testing.assert_array_equal(refine.refine(labels, config), expected)
+    np.testing.assert_array_equal(labels, before)
+
+
+def test_per_slice_applies_each_plane_in_2d():
+    labels = specks()
+    config = RefineConfig(steps=(RefineStep("majority", {"radius": 1}),), per_slice=True, axis=0)
+    expected = np.stack([refine.majority(plane, 1) for plane in labels])
+    np.testing.assert_array_equal(refine.refine(labels, config), expected)
+    volumetric = refine.refine(labels, RefineConfig(steps=config.steps))
+    np.testing.assert_array_equal(volumetric, refine.majority(labels, 1))
+    assert not np.array_equal(volumetric, expected)
+    # Along another axis.
+    by_rows = RefineConfig(steps=config.steps, per_slice=True, axis=1)
+    np.testing.assert_array_equal(
+        refine.refine(labels, by_rows),
+        np.stack([refine.majority(labels[:, i], 1) for i in range(10)], axis=1),
+    )
+
+
+def test_per_slice_instances_are_unique_in_the_stack():
+    labels = np.zeros((2, 6, 6), np.uint8)
+    labels[:, 1:3, 1:3] = 1
+    labels[:, 4:6, 4:6] = 1
+    config = RefineConfig(steps=(RefineStep("connected_components"),), per_slice=True)
+    out = refine.refine(labels, config)
+    assert config.makes_instances
+    assert sorted(np.unique(out)) == [0, 1, 2, 3, 4]
+
+
+def test_inputs_are_checked_and_sliced():
+    labels = specks(shape=(2, 16, 16))
+    crf = RefineConfig(
+        steps=(RefineStep("crf", {"iterations": 2, "device": "cpu"}),), per_slice=True
+    )
+    with pytest.raises(ValueError, match="crf needs an image"):
+        refine.refine(labels, crf, probabilities=np.ones((2, 2, 16, 16)))
+    image = np.random.default_rng(0).random((2, 16, 16, 3)).astype(np.float32)
+    probs = np.stack([labels == 0, labels != 0]).astype(np.float32) * 0.8 + 0.1
+    with pytest.raises(ValueError, match="image must cover the labels' pixels"):
+        refine.refine(labels, crf, image=image[:, :8], probabilities=probs, channel_axis=-1)
+    out = refine.refine(labels, crf, image=image, probabilities=probs, channel_axis=-1)
+    expected = [
+        refine.crf_refine(probs[:, i], image[i], iterations=2, channel_axis=-1, device="cpu")
+        for i in range(2)
+    ]
+    np.testing.assert_array_equal(out, np.stack(expected))
+    region = np.zeros(labels.shape, bool)
+    region[1, :4, :4] = True
+    set_class = RefineConfig(steps=(RefineStep("set_class", {"value": 3}),), per_slice=True)
+    out = refine.refine(labels, set_class, region=region)
+    assert (out[1, :4, :4] == 3).all() and (out[0] == labels[0]).all()
+
+
+def test_progress_and_cancel():
+    labels = specks()
+    config = RefineConfig(
+        steps=(RefineStep("opening", {"radius": 1}), RefineStep("closing", {"radius": 1})),
+        per_slice=True,
+    )
+    events = iter_refine(labels, config)
+    first = next(events)
+    assert (first.done, first.total, first.op) == (1, 6, "opening")
+    events.close()  # cancelled: no result, input untouched
+    np.testing.assert_array_equal(labels, specks())
+    *_, last = list(iter_refine(labels, config))
+    assert last.done == last.total == 6
+
+
+def test_every_operation_runs_on_2d_and_3d():
+    rng = np.random.default_rng(1)
+    for shape in [(12, 12), (3, 12, 12)]:
+        labels = (rng.random(shape) < 0.3).astype(np.uint8)
+        labels[rng.random(shape) < 0.1] = 2
+        inputs = {
+            "image": rng.random(shape).astype(np.float32),
+            "probabilities": rng.dirichlet([1, 1, 1], size=shape)
+            .astype(np.float32)
+            .transpose(-1, *range(len(shape))),
+            "region": rng.random(shape) < 0.5,
+            "reference": labels,
+        }
+        required = {
+            "merge_classes": {"sources": [2], "target": 1},
+            "relabel": {"mapping": {2: 1}},
+            "set_class": {"value": 1},
+            "crf": {"iterations": 1, "radius": 1, "device": "cpu"},
+        }
+        for name, op in OPERATIONS.items():
+            config = RefineConfig(steps=(RefineStep(name, required.get(name, {})),))
+            given = {k: inputs[k] for k in op.needs + op.optional}
+            out = refine.refine(labels, config, **given)
+            assert out.shape == labels.shape, name
