@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, _cli_evaluate, _cli_predict, _cli_train
+from . import __version__, _cli_evaluate, _cli_predict, _cli_refine, _cli_train
 
 EXIT_ERROR = 1
 
@@ -193,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cli_predict.add_parser(sub)
     _cli_evaluate.add_parser(sub)
     _cli_train.add_parser(sub)
+    _cli_refine.add_parser(sub)
     return parser
 
 

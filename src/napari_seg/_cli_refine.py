@@ -1,0 +1,211 @@
+"""``napari-seg refine``: post-process label files with one operation or a pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+EXIT_ERROR = 1
+INPUT_NAMES = ("image", "probabilities", "region", "reference")
+LABEL_SUFFIXES = (".tif", ".tiff", ".npy", ".png", ".zarr")
+
+
+def _all_params():
+    """Every operation parameter, once (the same name means the same thing everywhere)."""
+    from .refine import OPERATIONS
+
+    seen = {}
+    for op in OPERATIONS.values():
+        for param in op.params:
+            seen.setdefault(param.name, []).append(op.name)
+    return seen
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "refine",
+        help="post-process label files (morphology, instances, classes, CRF)",
+        description=(
+            "Apply one refine operation (--op NAME with its --PARAM VALUE options) or a "
+            "pipeline file (--pipeline, JSON or YAML) to a label file, or to every label "
+            "file of a folder. 'napari-seg refine --list' lists the operations."
+        ),
+    )
+    p.add_argument("input", nargs="?", type=Path, metavar="INPUT", help="label file or folder")
+    p.add_argument("output", nargs="?", type=Path, metavar="OUTPUT", help="file or folder")
+    p.add_argument("--op", help="operation name (see --list)")
+    p.add_argument("--pipeline", type=Path, help="JSON/YAML file of steps (instead of --op)")
+    p.add_argument("--list", action="store_true", help="list operations and their parameters")
+    p.add_argument(
+        "--per-slice", action="store_true", default=None, help="3D input: each plane in 2D"
+    )
+    p.add_argument("--axis", type=int, help="plane axis for --per-slice (default 0)")
+    p.add_argument("--image", type=Path, help="image file (or folder) for crf")
+    p.add_argument("--probabilities", type=Path, help="class-first probabilities (crf, watershed)")
+    p.add_argument(
+        "--region", type=Path, help="mask file: nonzero pixels are the region (set_class)"
+    )
+    p.add_argument("--reference", type=Path, help="semantic labels (instances_to_semantic)")
+    p.add_argument("--channel-axis", type=int, help="channel axis of --image, if any")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    params = p.add_argument_group("operation parameters (each applies to the operations named)")
+    for name, ops in _all_params().items():
+        params.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=f"param_{name}",
+            metavar="VALUE",
+            help=", ".join(ops),
+        )
+    p.set_defaults(func=run)
+
+
+def build_config(args: argparse.Namespace):
+    """The job's RefineConfig: the --pipeline file or --op with its parameters, then flags."""
+    from .refine import RefineConfig, RefineStep, get_operation
+
+    given = {
+        key[len("param_") :]: value
+        for key, value in vars(args).items()
+        if key.startswith("param_") and value is not None
+    }
+    if (args.op is None) == (args.pipeline is None):
+        raise ValueError("give either --op NAME or --pipeline FILE")
+    if args.pipeline is not None:
+        if given:
+            raise ValueError(
+                f"--{next(iter(given)).replace('_', '-')} needs --op; a pipeline file holds "
+                "its own parameters"
+            )
+        config = RefineConfig.load(args.pipeline)
+    else:
+        op = get_operation(args.op)
+        unknown = sorted(set(given) - set(op.param_map))
+        if unknown:
+            flags = ", ".join(f"--{u.replace('_', '-')}" for u in unknown)
+            raise ValueError(f"{op.name} does not take {flags}; it takes {_flags(op)}")
+        params = {k: op.param_map[k].parse(v) for k, v in given.items()}
+        config = RefineConfig(steps=(RefineStep(op.name, params),))
+    changes = {}
+    if args.per_slice is not None:
+        changes["per_slice"] = True
+    if args.axis is not None:
+        changes["axis"] = args.axis
+    return RefineConfig(**{**config.__dict__, **changes}).validate()
+
+
+def _flags(op) -> str:
+    return ", ".join(f"--{p.name.replace('_', '-')}" for p in op.params) or "no parameters"
+
+
+def list_operations() -> str:
+    from .refine import OPERATIONS
+
+    lines = []
+    for op in OPERATIONS.values():
+        inputs = [f"needs --{n}" for n in op.needs] + [f"optional --{n}" for n in op.optional]
+        lines.append(f"{op.name}: {op.description}" + (f" ({', '.join(inputs)})" if inputs else ""))
+        for p in op.params:
+            default = "required" if p.required else f"default {p.default}"
+            lines.append(f"    --{p.name.replace('_', '-'):<16} {p.help} [{default}]")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list:
+        print(list_operations())
+        return 0
+    if args.input is None or args.output is None:
+        raise ValueError("give INPUT and OUTPUT (label file or folder)")
+    config = build_config(args)
+    pairs = _pairs(args.input, args.output)
+    failed = 0
+    for source, target in pairs:
+        try:
+            changed = _refine_one(source, target, config, args)
+        except (ValueError, TypeError, OSError, MemoryError) as exc:
+            failed += 1
+            print(f"napari-seg refine: error: {source}: {exc}", file=sys.stderr)
+            continue
+        print(f"{source} -> {target} ({changed} pixels changed)")
+    if failed:
+        print(f"napari-seg refine: {failed} of {len(pairs)} input(s) failed", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
+    if not source.exists():
+        raise FileNotFoundError(f"input not found: {source}")
+    if not source.is_dir() or source.suffix.lower() == ".zarr":
+        if target.is_dir():
+            raise ValueError(f"OUTPUT {target} is a folder; give a file name for one input")
+        return [(source, target)]
+    files = sorted(
+        p
+        for p in source.iterdir()
+        if p.suffix.lower() in LABEL_SUFFIXES and not p.name.startswith(".")
+    )
+    if not files:
+        raise ValueError(f"no label files ({', '.join(LABEL_SUFFIXES)}) in {source}")
+    if target.exists() and not target.is_dir():
+        raise ValueError(f"OUTPUT {target} must be a folder when INPUT is a folder")
+    target.mkdir(parents=True, exist_ok=True)
+    return [(p, target / (p.name.split(".", 1)[0] + ".tif")) for p in files]
+
+
+def _refine_one(source: Path, target: Path, config, args) -> int:
+    from tqdm import tqdm
+
+    from ._io import read_image
+    from .refine import iter_refine
+
+    labels = np.asarray(read_image(source))
+    inputs = {
+        name: _read_input(getattr(args, name), source, name)
+        for name in INPUT_NAMES
+        if getattr(args, name) is not None
+    }
+    if "region" in inputs:
+        inputs["region"] = inputs["region"] != 0
+    events = iter_refine(labels, config, channel_axis=args.channel_axis, **inputs)
+    with tqdm(desc=source.name, unit="step", disable=args.quiet, file=sys.stderr) as bar:
+        while True:
+            try:
+                event = next(events)
+            except StopIteration as done:
+                result = done.value
+                break
+            bar.total = event.total
+            bar.update(event.done - bar.n)
+    _write(target, result.labels)
+    return result.changed
+
+
+def _read_input(path: Path, source: Path, name: str) -> np.ndarray:
+    """The input file, or in a folder the file that goes with ``source`` (by name)."""
+    from ._io import output_stem, read_image
+
+    if path.is_dir() and path.suffix.lower() != ".zarr":
+        base = output_stem(source).removesuffix("_labels")
+        wanted = (f"{base}_probabilities", base) if name == "probabilities" else (base,)
+        matches = [p for w in wanted for p in sorted(path.iterdir()) if output_stem(p) == w]
+        if not matches:
+            raise FileNotFoundError(f"no {name} file named {' or '.join(wanted)}.* in {path}")
+        path = matches[0]
+    return np.asarray(read_image(path))
+
+
+def _write(target: Path, labels: np.ndarray) -> None:
+    from ._atomic import atomic_write
+    from ._io import write_tiff
+
+    if target.suffix.lower() == ".npy":
+        with atomic_write(target) as handle:
+            np.save(handle, labels, allow_pickle=False)
+    elif target.suffix.lower() in (".tif", ".tiff"):
+        write_tiff(target, labels)
+    else:
+        raise ValueError(f"OUTPUT must end in .tif, .tiff or .npy, got {target.name}")

@@ -1,0 +1,145 @@
+"""``napari-seg refine``: one operation or a pipeline over files and folders, clear errors."""
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_seg import refine
+from napari_seg.cli import main
+from napari_seg.sample_data import cells_3d
+
+
+@pytest.fixture
+def labels_file(tmp_path):
+    _, labels = cells_3d((3, 40, 48), seed=2)
+    labels = labels.astype(np.uint8)
+    labels[:, 0, 0] = 2  # a speck in every plane
+    path = tmp_path / "cells_labels.tif"
+    tifffile.imwrite(path, labels)
+    return path, labels
+
+
+def test_one_operation_with_its_parameters(labels_file, tmp_path, capsys):
+    path, labels = labels_file
+    out = tmp_path / "out.tif"
+    argv = [
+        "refine",
+        "--op",
+        "remove_small_objects",
+        "--min-size",
+        "5",
+        "--replace-with",
+        "nearest",
+    ]
+    assert main([*argv, "--quiet", str(path), str(out)]) == 0
+    expected = refine.remove_small_objects(labels, 5, replace_with="nearest")
+    np.testing.assert_array_equal(tifffile.imread(out), expected)
+    np.testing.assert_array_equal(tifffile.imread(path), labels)  # input file untouched
+    assert "pixels changed" in capsys.readouterr().out
+
+
+def test_per_slice_and_list_parameters(labels_file, tmp_path):
+    path, labels = labels_file
+    out = tmp_path / "out.npy"
+    assert (
+        main(
+            [
+                "refine",
+                "--op",
+                "opening",
+                "--radius",
+                "1",
+                "--classes",
+                "1,2",
+                "--per-slice",
+                "--quiet",
+                str(path),
+                str(out),
+            ]
+        )
+        == 0
+    )
+    expected = np.stack([refine.opening(p, 1, classes=[1, 2]) for p in labels])
+    np.testing.assert_array_equal(np.load(out), expected)
+
+
+def test_pipeline_over_a_folder(labels_file, tmp_path):
+    path, labels = labels_file
+    tifffile.imwrite(path.parent / "other_labels.tif", labels[:, ::-1])
+    pipe = tmp_path / "pipe.yaml"
+    pipe.write_text(
+        "per_slice: true\n"
+        "steps:\n"
+        "  - op: remove_small_objects\n    params: {min_size: 4}\n"
+        "  - op: relabel\n    params: {mapping: {1: 3}}\n"
+    )
+    out = tmp_path / "refined"
+    assert main(["refine", "--pipeline", str(pipe), "--quiet", str(path.parent), str(out)]) == 0
+    for name, source in (("cells_labels.tif", labels), ("other_labels.tif", labels[:, ::-1])):
+        expected = refine.relabel(
+            np.stack([refine.remove_small_objects(p, 4) for p in source]), {1: 3}
+        )
+        np.testing.assert_array_equal(tifffile.imread(out / name), expected)
+
+
+def test_crf_reads_the_image_and_probabilities(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = np.zeros((24, 24), np.uint8)
+    labels[6:18, 6:18] = 1
+    image = labels + rng.normal(0, 0.1, labels.shape).astype(np.float32)
+    probs = np.stack([1.0 - 0.6 * labels, 0.6 * labels + 0.2]).astype(np.float32)
+    tifffile.imwrite(tmp_path / "a_labels.tif", labels)
+    tifffile.imwrite(tmp_path / "a.tif", image)
+    tifffile.imwrite(tmp_path / "a_probabilities.tif", probs)
+    out = tmp_path / "crf.tif"
+    argv = ["refine", "--op", "crf", "--iterations", "3", "--device", "cpu", "--quiet"]
+    argv += [
+        "--image",
+        str(tmp_path / "a.tif"),
+        "--probabilities",
+        str(tmp_path / "a_probabilities.tif"),
+    ]
+    assert main([*argv, str(tmp_path / "a_labels.tif"), str(out)]) == 0
+    expected = refine.crf_refine(probs, image, iterations=3, device="cpu")
+    np.testing.assert_array_equal(tifffile.imread(out), expected)
+
+
+def test_list_names_every_operation(capsys):
+    assert main(["refine", "--list"]) == 0
+    text = capsys.readouterr().out
+    for name in refine.OPERATIONS:
+        assert f"{name}:" in text
+    assert "--min-size" in text
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--op", "blur"], "unknown refine operation 'blur'"),
+        (
+            ["--op", "opening", "--min-size", "3"],
+            "opening does not take --min-size; it takes --radius",
+        ),
+        (["--op", "opening", "--radius", "big"], "radius must be an integer, got 'big'"),
+        (["--op", "crf"], "crf needs an image"),
+        ([], "give either --op NAME or --pipeline FILE"),
+        (["--op", "merge_classes", "--sources", "1"], "target is required"),
+    ],
+)
+def test_errors_are_one_line_and_nothing_is_written(labels_file, tmp_path, capsys, extra, words):
+    path, _ = labels_file
+    out = tmp_path / "out.tif"
+    assert main(["refine", *extra, "--quiet", str(path), str(out)]) == 1
+    err = capsys.readouterr().err
+    assert words in err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_float_labels_are_refused(tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "f.tif", np.zeros((8, 8), np.float32))
+    assert (
+        main(["refine", "--op", "majority", str(tmp_path / "f.tif"), str(tmp_path / "o.tif")]) == 1
+    )
+    assert "must hold integer labels" in capsys.readouterr().err
+    assert not (tmp_path / "o.tif").exists()
