@@ -81,6 +81,9 @@ def test_segment_creates_then_updates_a_labels_layer(setup, qtbot, notes):
     _run(qtbot, w)
     assert len(viewer.layers) == 2
     np.testing.assert_array_equal(viewer.layers["cells labels [unet-classic]"].data, expected)
+    # ...as one undoable step: undo brings back what was there before the run.
+    out.undo()
+    assert not out.data.any()
 
 
 def test_probabilities_layer(setup, qtbot, notes):

@@ -15,6 +15,7 @@ if "triton" not in sys.modules and os.environ.get("NAPARI_SEG_ALLOW_TRITON") != 
 
 from ._evaluate import EvaluateWidget, evaluate_widget
 from ._model import ModelWidget, model_widget
+from ._refine import RefineWidget, refine_widget
 from ._segment import SegmentWidget, segment_widget
 from ._shared import current_model_for
 from ._train import TrainWidget, train_widget
@@ -22,11 +23,13 @@ from ._train import TrainWidget, train_widget
 __all__ = [
     "EvaluateWidget",
     "ModelWidget",
+    "RefineWidget",
     "SegmentWidget",
     "TrainWidget",
     "current_model_for",
     "evaluate_widget",
     "model_widget",
+    "refine_widget",
     "segment_widget",
     "train_widget",
 ]

@@ -33,6 +33,7 @@ from ..inference.events import (
 )
 from ..inference.scope import ScopePlan, plan_scope
 from ..models.current import CurrentModel
+from ._history import write_undoable
 from ._model import _load_job
 from ._shared import current_model_for, fill_device_choices, forward_events
 
@@ -303,8 +304,8 @@ class SegmentWidget(Container):
             and existing.data.shape == run.plan.labels_shape
             and existing.data.dtype == result.labels.dtype
         ):
-            existing.data[run.plan.labels_index] = result.labels
-            existing.refresh()
+            # One undoable step: Ctrl+Z brings back the previous output (and any painting).
+            write_undoable(existing, run.plan.labels_index, result.labels)
             return existing
         whole = all(i == slice(None) for i in run.plan.labels_index)
         if whole:

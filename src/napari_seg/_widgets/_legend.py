@@ -1,0 +1,117 @@
+"""The class legend: names and colours of the classes, one click sets the brush label."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from magicgui.widgets import Container, Label, PushButton
+
+from .._layers import labels_layer_kwargs
+from ..models.current import CurrentModel
+
+if TYPE_CHECKING:
+    import napari
+
+
+def classes_of_layer(layer) -> tuple[tuple[str, ...], tuple[tuple[float, ...], ...]]:
+    """Class names (from the layer's ``index``/``class`` features) and their colours."""
+    features = getattr(layer, "features", None)
+    if features is None or "class" not in features or "index" not in features:
+        return (), ()
+    ids = [int(i) for i in features["index"]]
+    if ids != list(range(len(ids))):
+        return (), ()
+    names = tuple(str(n) for n in features["class"])
+    colors = tuple(tuple(float(c) for c in layer.colormap.map(i)) for i in ids)
+    return names, colors
+
+
+class ClassLegend(Container):
+    """Class names and colours of the current model (or of the target layer).
+
+    Clicking a class sets ``selected_label`` of the active Labels layer (or of
+    ``target()`` when the active layer is not a Labels layer), the label napari's
+    brush and fill paint. "Colour the layer" gives the target layer the
+    legend's colormap and class features, so predictions, ground truth and
+    training labels share one colour per class.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+    current : CurrentModel
+    target : callable
+        Returns the Labels layer chosen in the hosting widget (or None).
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer, current: CurrentModel, target) -> None:
+        super().__init__(labels=False, layout="vertical")
+        self._viewer = viewer
+        self.current = current
+        self._target = target
+        self.names: tuple[str, ...] = ()
+        self.colors: tuple[tuple[float, ...], ...] = ()
+        self._title = Label(value="classes")
+        self._rows = Container(labels=False, layout="vertical")
+        self._rows.margins = (0, 0, 0, 0)
+        self._colour = PushButton(text="Colour the layer with these classes")
+        self.extend([self._title, self._rows, self._colour])
+        self._colour.clicked.connect(self.colour_layer)
+        self.current.connect(self.refresh)
+        self.native.destroyed.connect(self._on_destroyed)
+        self.refresh()
+
+    def refresh(self, *_args) -> None:
+        """Rebuild the rows from the current model, else from the target layer."""
+        model = self.current.model
+        if model is not None:
+            names, colors = model.spec.class_names, model.spec.class_colors
+            source = "model"
+        else:
+            names, colors = classes_of_layer(self._target())
+            source = "layer"
+        self.names, self.colors = tuple(names), tuple(colors)
+        self._rows.clear()
+        for i, (name, color) in enumerate(zip(self.names, self.colors, strict=True)):
+            button = PushButton(text=f"{i}: {name}")
+            button.native.setStyleSheet(_swatch_style(color))
+            button.clicked.connect(lambda *_, i=i: self.pick(i))
+            self._rows.append(button)
+        self._title.value = (
+            f"classes ({source}) - click one to paint it" if self.names else "classes: none known"
+        )
+        self._colour.enabled = bool(self.names)
+
+    def paint_layer(self):
+        """The Labels layer a pick applies to."""
+        active = self._viewer.layers.selection.active
+        if active is not None and active.__class__.__name__ == "Labels":
+            return active
+        return self._target()
+
+    def pick(self, class_id: int) -> None:
+        """Make ``class_id`` the label napari's brush paints."""
+        layer = self.paint_layer()
+        if layer is not None:
+            layer.selected_label = int(class_id)
+
+    def colour_layer(self) -> None:
+        """Give the target layer this legend's colours and class names."""
+        layer = self._target()
+        if layer is None or not self.names:
+            return
+        kwargs = labels_layer_kwargs(layer.name, self.names, self.colors)
+        layer.colormap = kwargs["colormap"]
+        layer.features = kwargs["features"]
+
+    def _on_destroyed(self, *_args) -> None:
+        self.current.disconnect(self.refresh)
+
+
+def _swatch_style(color) -> str:
+    r, g, b = (round(255 * float(c)) for c in color[:3])
+    alpha = float(color[3]) if len(color) > 3 else 1.0
+    text = "black" if (0.299 * r + 0.587 * g + 0.114 * b) > 140 or alpha < 0.3 else "white"
+    return (
+        f"background-color: rgba({r}, {g}, {b}, {alpha:.2f}); color: {text}; "
+        "text-align: left; padding: 2px 6px;"
+    )

@@ -1,0 +1,360 @@
+"""The "Refine" dock widget: clean up a Labels layer, one undoable step per apply."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    Label,
+    ProgressBar,
+    PushButton,
+    create_widget,
+)
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info, show_warning
+
+from ..models.current import CurrentModel
+from ..refine.operations import OPERATIONS, get_operation
+from ..refine.pipeline import RefineConfig, RefineProgress, RefineStep
+from ..refine.scope import RefineScope, plan_refine_scope
+from ._history import write_undoable
+from ._legend import ClassLegend
+from ._params import param_widget, read_params
+from ._shared import current_model_for, forward_events
+
+if TYPE_CHECKING:
+    import napari
+
+SCOPE_CHOICES = (
+    ("current slice", "slice"),
+    ("each slice (2D)", "each"),
+    ("whole stack (3D)", "volume"),
+)
+OUTPUT_CHOICES = (("replace (Ctrl+Z undoes)", "replace"), ("new layer", "new"))
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What the main thread needs to place a finished run's result."""
+
+    layer_name: str
+    scope: RefineScope
+    preview: bool
+    output: str
+    makes_instances: bool
+    shape: tuple[int, ...]
+
+
+def _refine_job(sources: dict[str, Any], index: tuple, config, channel_axis, cancel):
+    """Worker body: read the indexed blocks, then forward the refine job's events."""
+    from ..refine import iter_refine
+
+    blocks = {}
+    for name, array in sources.items():
+        lead = (slice(None),) if name == "probabilities" else ()
+        blocks[name] = np.array(array[(*lead, *index)])
+    labels = blocks.pop("labels")
+    events = iter_refine(labels, config, channel_axis=channel_axis, **blocks)
+    return (yield from forward_events(events, cancel))
+
+
+class RefineWidget(Container):
+    """Refine a Labels layer: morphology, instances, class edits and CRF, in a worker.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+    current : CurrentModel, optional
+        The viewer's shared model (its card gives the class legend).
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer, current: CurrentModel | None = None):
+        super().__init__(labels=True)
+        self._viewer = viewer
+        self.current = current if current is not None else current_model_for(viewer)
+        self._worker = None
+        self._cancel_event = threading.Event()
+        self._run_info: _Run | None = None
+        self.last_changed: int | None = None
+        self._labels = create_widget(annotation="napari.layers.Labels", label="labels")
+        self.legend = ClassLegend(viewer, self.current, lambda: self._labels.value)
+        self._op = ComboBox(
+            label="operation", choices=[(op.title, op.name) for op in OPERATIONS.values()]
+        )
+        self._params = Container(labels=True)
+        self._image = create_widget(
+            annotation="napari.layers.Image", label="image", options={"nullable": True}
+        )
+        self._probabilities = create_widget(
+            annotation="napari.layers.Image", label="probabilities", options={"nullable": True}
+        )
+        self._region = create_widget(
+            annotation="napari.layers.Layer",
+            label="region (shapes/labels)",
+            options={"nullable": True},
+        )
+        self._reference = create_widget(
+            annotation="napari.layers.Labels", label="reference", options={"nullable": True}
+        )
+        self._scope = ComboBox(label="apply to", choices=SCOPE_CHOICES, value="slice")
+        self._output = ComboBox(label="result", choices=OUTPUT_CHOICES, value="replace")
+        self._preview = PushButton(text="Preview on this slice")
+        self._apply = PushButton(text="Apply")
+        self._cancel = PushButton(text="Cancel", enabled=False)
+        self._progress = ProgressBar(label="progress", min=0, max=1, value=0)
+        self._status = Label(label="status", value="idle")
+        self.extend(
+            [
+                self.legend,
+                self._labels,
+                self._op,
+                self._params,
+                self._image,
+                self._probabilities,
+                self._region,
+                self._reference,
+                self._scope,
+                self._output,
+                self._preview,
+                self._apply,
+                self._cancel,
+                self._progress,
+                self._status,
+            ]
+        )
+        self._connect()
+        self._on_op_changed()
+
+    def _connect(self) -> None:
+        self._op.changed.connect(self._on_op_changed)
+        self._labels.changed.connect(self.legend.refresh)
+        self._preview.clicked.connect(self.preview)
+        self._apply.clicked.connect(self.apply)
+        self._cancel.clicked.connect(self.cancel)
+        self.native.destroyed.connect(self._on_destroyed)
+
+    # -- mapping fields to a config --------------------------------------------------
+    def step(self) -> RefineStep:
+        """The operation and parameters the fields describe (validated)."""
+        op = get_operation(self._op.value)
+        return RefineStep(op.name, read_params(op, self._params)).validate()
+
+    def config(self, scope: RefineScope) -> RefineConfig:
+        return RefineConfig(
+            steps=(self.step(),), per_slice=scope.per_slice, axis=scope.axis
+        ).validate()
+
+    def _scope_of(self, layer, scope: str) -> RefineScope:
+        dims = self._viewer.dims
+        offset = dims.ndim - layer.ndim
+        displayed = [d - offset for d in dims.displayed if d >= offset]
+        step = [int(np.round(v)) for v in layer.world_to_data(dims.point)]
+        step = [min(max(s, 0), n - 1) for s, n in zip(step, layer.data.shape, strict=True)]
+        return plan_refine_scope(layer.data.shape, displayed=displayed, step=step, scope=scope)
+
+    # -- actions -----------------------------------------------------------------------
+    def preview(self) -> None:
+        """Run the operation on the slice on screen and show it as a preview layer."""
+        self._start(preview=True)
+
+    def apply(self) -> None:
+        """Run the operation on the chosen scope; the result replaces the labels as one
+        undoable step (or goes to a new layer)."""
+        self._start(preview=False)
+
+    def cancel(self) -> None:
+        """Stop the running job at its next step; no layer is changed."""
+        if self._worker is not None:
+            self._cancel_event.set()
+            self._status.value = "cancelling..."
+
+    def _start(self, *, preview: bool) -> None:
+        if self._worker is not None:
+            show_warning("Refine is already running; cancel it first")
+            return
+        layer = self._labels.value
+        if layer is None:
+            show_error("Cannot refine: choose a Labels layer")
+            return
+        try:
+            scope = self._scope_of(layer, "slice" if preview else self._scope.value)
+            config = self.config(scope)
+            sources, channel_axis = self._sources(layer, config)
+        except (ValueError, TypeError) as exc:
+            show_error(f"Cannot refine {layer.name}: {exc}")
+            return
+        output = "new" if config.makes_instances else self._output.value
+        self._run_info = _Run(
+            layer.name, scope, preview, output, config.makes_instances, layer.data.shape
+        )
+        self._cancel_event = threading.Event()
+        self._set_busy(True)
+        self._status.value = f"{config.steps[0].op}..."
+        self._worker = create_worker(
+            _refine_job,
+            sources,
+            scope.index,
+            config,
+            channel_axis,
+            self._cancel_event,
+            _connect={
+                "yielded": self._on_event,
+                "returned": self._on_returned,
+                "errored": self._on_error,
+                "finished": self._on_finished,
+            },
+        )
+
+    def _sources(self, layer, config: RefineConfig) -> tuple[dict[str, Any], int | None]:
+        """Array handles the job reads (main thread); shapes checked against the labels."""
+        op = get_operation(config.steps[0].op)
+        wanted = set(op.needs) | set(op.optional)
+        shape = layer.data.shape
+        sources: dict[str, Any] = {"labels": layer.data}
+        channel_axis = None
+        fields = {
+            "image": self._image,
+            "probabilities": self._probabilities,
+            "region": self._region,
+            "reference": self._reference,
+        }
+        for name in ("image", "probabilities", "region", "reference"):
+            chosen = fields[name].value if name in wanted else None
+            if chosen is None:
+                if name in op.needs:
+                    raise ValueError(f"{op.name} needs {name.replace('_', ' ')}: choose a layer")
+                continue
+            if name == "region":
+                array = _region_mask(chosen, shape)
+            else:
+                array = chosen.data[0] if getattr(chosen, "multiscale", False) else chosen.data
+            if name == "image" and getattr(chosen, "rgb", False):
+                channel_axis = -1
+            spatial = array.shape[1:] if name == "probabilities" else array.shape
+            if name == "image" and channel_axis is not None:
+                spatial = array.shape[:-1]
+            if tuple(spatial) != tuple(shape):
+                raise ValueError(
+                    f"the {name} layer {chosen.name!r} covers {tuple(spatial)}, the labels "
+                    f"{tuple(shape)}; they must match pixel for pixel"
+                )
+            sources[name] = array
+        return sources, channel_axis
+
+    # -- callbacks (main thread) --------------------------------------------------------
+    def _on_op_changed(self, *_args) -> None:
+        op = get_operation(self._op.value)
+        self._params.clear()
+        for param in op.params:
+            self._params.append(param_widget(param))
+        wanted = set(op.needs) | set(op.optional)
+        self._image.visible = "image" in wanted
+        self._probabilities.visible = "probabilities" in wanted
+        self._region.visible = "region" in wanted
+        self._reference.visible = "reference" in wanted
+        self._output.enabled = not op.makes_instances
+        self._op.tooltip = op.description
+
+    def _on_event(self, event) -> None:
+        if isinstance(event, RefineProgress):
+            self._progress.max = event.total
+            self._progress.value = event.done
+            self._status.value = f"{event.op}: {event.done}/{event.total}"
+
+    def _on_returned(self, result) -> None:
+        run, self._run_info = self._run_info, None
+        if result is None or run is None:
+            self._status.value = "cancelled; no layer was changed"
+            return
+        layers = self._viewer.layers
+        if run.layer_name not in layers or layers[run.layer_name].data.shape != run.shape:
+            show_error(f"Refine: the layer {run.layer_name!r} changed or is gone; nothing written")
+            self._status.value = "layer gone; nothing written"
+            return
+        layer = layers[run.layer_name]
+        if run.preview or run.output == "new":
+            name = self._place_layer(layer, run, result.labels)
+            self._status.value = f"{result.changed} pixels differ; shown in {name!r}"
+            return
+        try:
+            self.last_changed = write_undoable(layer, run.scope.index, result.labels)
+        except ValueError as exc:
+            show_error(f"Refine: {exc}")
+            self._status.value = f"failed: {exc}"
+            return
+        self._remove_preview(layer.name)
+        self._status.value = f"{self.last_changed} pixels changed in {result.seconds:.1f} s"
+        show_info(f"Refined {layer.name}: {self.last_changed} pixels changed (Ctrl+Z undoes)")
+
+    def _place_layer(self, layer, run: _Run, labels: np.ndarray) -> str:
+        """Show a result beside ``layer``: a preview, instances, or a refined copy."""
+        if run.preview:
+            name = f"{layer.name} [preview]"
+        elif run.makes_instances:
+            name = f"{layer.name} instances"
+        else:
+            name = f"{layer.name} refined"
+        fixed = [a for a, i in enumerate(run.scope.index) if isinstance(i, int)]
+        data = np.expand_dims(labels, axis=fixed) if fixed else labels
+        translate = np.asarray(layer.translate, dtype=float).copy()
+        for a in fixed:
+            translate[a] += run.scope.index[a] * layer.scale[a]
+        if name in self._viewer.layers:
+            self._viewer.layers.remove(name)
+        kwargs = (
+            {} if run.makes_instances else {"colormap": layer.colormap, "features": layer.features}
+        )
+        self._viewer.add_labels(
+            data, name=name, scale=layer.scale, translate=translate, opacity=0.8, **kwargs
+        )
+        self._viewer.layers.selection.active = layer
+        return name
+
+    def _remove_preview(self, name: str) -> None:
+        preview = f"{name} [preview]"
+        if preview in self._viewer.layers:
+            self._viewer.layers.remove(preview)
+
+    def _on_error(self, exc: BaseException) -> None:
+        self._run_info = None
+        show_error(f"napari-seg Refine: {exc}")
+        self._status.value = f"failed: {exc}"
+
+    def _on_finished(self) -> None:
+        self._worker = None
+        self._set_busy(False)
+
+    def _set_busy(self, busy: bool) -> None:
+        self._apply.enabled = self._preview.enabled = not busy
+        self._cancel.enabled = busy
+        if busy:
+            self._progress.value = 0
+
+    def _on_destroyed(self, *_args) -> None:
+        self._cancel_event.set()
+
+
+def _region_mask(layer, shape: tuple[int, ...]) -> np.ndarray:
+    """A boolean mask of ``shape`` from a Shapes layer (its shapes filled) or a Labels layer."""
+    kind = layer.__class__.__name__
+    if kind == "Shapes":
+        if len(layer.data) == 0:
+            raise ValueError(f"the Shapes layer {layer.name!r} has no shapes")
+        if layer.ndim != len(shape):
+            raise ValueError(
+                f"the Shapes layer {layer.name!r} has {layer.ndim} axes, labels {len(shape)}"
+            )
+        return np.asarray(layer.to_masks(mask_shape=shape)).any(axis=0)
+    if kind == "Labels":
+        return np.asarray(layer.data) != 0
+    raise ValueError(f"the region must be a Shapes or Labels layer, got {kind} {layer.name!r}")
+
+
+def refine_widget(viewer: napari.viewer.Viewer) -> RefineWidget:
+    """npe2 widget factory: the Refine widget, sharing the viewer's current model."""
+    return RefineWidget(viewer, current_model_for(viewer))

@@ -1,0 +1,228 @@
+"""Refine widget in a real napari viewer (run under xvfb-run)."""
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gui
+
+napari = pytest.importorskip("napari", reason="napari is needed for widget tests")
+
+from qtpy.QtCore import Qt  # noqa: E402
+
+from napari_seg import refine  # noqa: E402
+from napari_seg._layers import labels_layer_kwargs  # noqa: E402
+from napari_seg._widgets import _refine as refine_module  # noqa: E402
+from napari_seg._widgets import evaluate_widget, refine_widget  # noqa: E402
+from napari_seg.models import ModelSpec, create_model  # noqa: E402
+from napari_seg.sample_data import CLASS_COLORS, CLASS_NAMES, cells_3d  # noqa: E402
+
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture
+def notes(capture_notes):
+    return capture_notes(refine_module)
+
+
+def noisy(labels, seed=0):
+    """``labels`` with specks of every class sprinkled in."""
+    rng = np.random.default_rng(seed)
+    out = labels.copy()
+    specks = rng.random(labels.shape) < 0.02
+    out[specks] = rng.integers(0, 3, specks.sum())
+    return out
+
+
+@pytest.fixture
+def setup(make_napari_viewer_proxy):
+    viewer = make_napari_viewer_proxy()
+    w = refine_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Refine")
+    _, gt = cells_3d((4, 48, 64), seed=1)
+    gt = gt.astype(np.uint8)
+    layer = viewer.add_labels(noisy(gt), **labels_layer_kwargs("pred", CLASS_NAMES, CLASS_COLORS))
+    w.reset_choices()
+    w._labels.value = layer
+    return viewer, w, layer, gt
+
+
+def _run(qtbot, w, action):
+    action()
+    assert w._worker is not None, "the job did not start"
+    qtbot.waitUntil(lambda: w._worker is None, timeout=TIMEOUT_MS)
+
+
+def _canvas():
+    """The viewer's vispy canvas widget (found by type, without private napari attributes)."""
+    from qtpy.QtWidgets import QApplication
+    from vispy.app.backends._qt import CanvasBackendDesktop
+
+    found = [
+        c for top in QApplication.topLevelWidgets() for c in top.findChildren(CanvasBackendDesktop)
+    ]
+    assert len(found) == 1
+    return found[0]
+
+
+def _choose(w, op, **params):
+    w._op.value = op
+    for name, value in params.items():
+        w._params[name].value = value
+
+
+def test_apply_is_one_undoable_step(setup, qtbot, notes):
+    viewer, w, layer, _ = setup
+    before = layer.data.copy()
+    _choose(w, "remove_small_objects", min_size=4)
+    w._scope.value = "each"
+    _run(qtbot, w, w.apply)
+    assert notes["error"] == []
+    expected = np.stack([refine.remove_small_objects(p, 4) for p in before])
+    np.testing.assert_array_equal(layer.data, expected)
+    assert w.last_changed == int((expected != before).sum()) > 0
+    # Ctrl+Z on the canvas, with the layer selected: napari's own undo restores it exactly.
+    viewer.layers.selection.active = layer
+    canvas = _canvas()
+    qtbot.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    np.testing.assert_array_equal(layer.data, before)
+    layer.redo()
+    np.testing.assert_array_equal(layer.data, expected)
+    layer.undo()
+    np.testing.assert_array_equal(layer.data, before)
+    layer.undo()  # nothing older from us: the labels stay as they were
+    np.testing.assert_array_equal(layer.data, before)
+
+
+def test_current_slice_and_whole_volume(setup, qtbot):
+    viewer, w, layer, _ = setup
+    before = layer.data.copy()
+    viewer.dims.set_current_step(0, 2)
+    _choose(w, "majority", radius=1)
+    w._scope.value = "slice"
+    _run(qtbot, w, w.apply)
+    expected = before.copy()
+    expected[2] = refine.majority(before[2], 1)
+    np.testing.assert_array_equal(layer.data, expected)
+    layer.undo()
+    w._scope.value = "volume"
+    _run(qtbot, w, w.apply)
+    np.testing.assert_array_equal(layer.data, refine.majority(before, 1))
+    layer.undo()
+    np.testing.assert_array_equal(layer.data, before)
+
+
+def test_preview_shows_the_slice_and_leaves_the_layer(setup, qtbot):
+    viewer, w, layer, _ = setup
+    before = layer.data.copy()
+    viewer.dims.set_current_step(0, 1)
+    _choose(w, "opening", radius=1)
+    _run(qtbot, w, w.preview)
+    preview = viewer.layers["pred [preview]"]
+    np.testing.assert_array_equal(preview.data[0], refine.opening(before[1], 1))
+    assert preview.translate[0] == 1  # sits on the slice it previews
+    np.testing.assert_array_equal(layer.data, before)
+    _run(qtbot, w, w.apply)
+    assert "pred [preview]" not in viewer.layers
+
+
+def test_watershed_makes_an_instances_layer(make_napari_viewer_proxy, qtbot):
+    viewer = make_napari_viewer_proxy()
+    w = refine_widget(viewer)
+    grid = np.indices((40, 60))
+    discs = ((grid[0] - 20) ** 2 + (grid[1] - 20) ** 2 <= 100) | (
+        (grid[0] - 20) ** 2 + (grid[1] - 37) ** 2 <= 100
+    )
+    layer = viewer.add_labels(discs.astype(np.uint8), name="cells")
+    w.reset_choices()
+    w._labels.value = layer
+    _choose(w, "watershed_split")
+    _run(qtbot, w, w.apply)
+    instances = viewer.layers["cells instances"].data
+    assert instances.max() == 2 and instances[20, 20] != instances[20, 37]
+    np.testing.assert_array_equal(layer.data, discs)
+
+
+def test_crf_and_region_inputs(make_napari_viewer_proxy, qtbot, notes):
+    viewer = make_napari_viewer_proxy()
+    w = refine_widget(viewer)
+    labels = np.zeros((32, 32), np.uint8)
+    labels[8:24, 8:24] = 1
+    image = labels + np.random.default_rng(0).normal(0, 0.1, labels.shape).astype(np.float32)
+    probs = np.stack([1.0 - 0.6 * labels, 0.6 * labels + 0.2]).astype(np.float32)
+    layer = viewer.add_labels(labels.copy(), name="pred")
+    img = viewer.add_image(image, name="img")
+    prob_layer = viewer.add_image(probs, name="probs")
+    w.reset_choices()
+    w._labels.value = layer
+    _choose(w, "crf", iterations=2, device="cpu")
+    w.apply()  # no image chosen: a notification, no job, nothing changed
+    assert notes["error"] and "crf needs image" in notes["error"][-1]
+    assert w._worker is None
+    np.testing.assert_array_equal(layer.data, labels)
+    w._image.value, w._probabilities.value = img, prob_layer
+    _run(qtbot, w, w.apply)
+    expected = refine.crf_refine(probs, image, iterations=2, device="cpu")
+    np.testing.assert_array_equal(layer.data, expected)
+    # set a class inside a drawn rectangle
+    shapes = viewer.add_shapes([np.array([[0, 0], [0, 5], [5, 5], [5, 0]])], name="box")
+    w.reset_choices()
+    _choose(w, "set_class", value=2)
+    w._region.value = shapes
+    _run(qtbot, w, w.apply)
+    assert (layer.data[:5, :5] == 2).all() and (layer.data[7:, 7:] != 2).all()
+
+
+def test_cancel_changes_nothing(setup, qtbot):
+    _viewer, w, layer, _ = setup
+    before = layer.data.copy()
+    _choose(w, "remove_small_objects", min_size=4)
+    w._scope.value = "each"
+    w.apply()
+    w.cancel()
+    qtbot.waitUntil(lambda: w._worker is None, timeout=TIMEOUT_MS)
+    assert w._status.value.startswith("cancelled")
+    np.testing.assert_array_equal(layer.data, before)
+
+
+def test_legend_shows_the_model_classes_and_sets_the_brush(setup):
+    viewer, w, layer, _ = setup
+    legend = w.legend
+    assert legend.names == tuple(CLASS_NAMES)  # no model yet: from the layer's features
+    spec = ModelSpec(
+        "unet",
+        encoder="classic",
+        in_channels=1,
+        num_classes=3,
+        class_names=("bg", "membrane", "nucleus"),
+        options={"depth": 2, "base_width": 4},
+    )
+    w.current.set(create_model(spec))
+    assert legend.names == ("bg", "membrane", "nucleus")
+    assert [b.text for b in legend._rows] == ["0: bg", "1: membrane", "2: nucleus"]
+    gt = viewer.add_labels(np.zeros((4, 48, 64), np.uint8), name="gt")
+    viewer.layers.selection.active = gt
+    legend._rows[2].native.click()
+    assert gt.selected_label == 2
+    w._labels.value = gt
+    legend.colour_layer()
+    assert list(gt.features["class"]) == ["bg", "membrane", "nucleus"]
+    np.testing.assert_allclose(gt.colormap.map(1), spec.validate().class_colors[1], atol=1e-6)
+
+
+def test_evaluate_shows_the_change_after_refining(setup, qtbot):
+    viewer, w, layer, gt = setup
+    gt_layer = viewer.add_labels(gt, name="gt")
+    _choose(w, "remove_small_objects", min_size=4, replace_with="nearest")
+    w._scope.value = "each"
+    w._output.value = "new"
+    _run(qtbot, w, w.apply)
+    refined = viewer.layers["pred refined"]
+    ev = evaluate_widget(viewer)
+    ev.reset_choices()
+    ev._pred.value, ev._gt.value, ev._compare.value = layer, gt_layer, refined
+    ev.run()
+    qtbot.waitUntil(lambda: ev._worker is None, timeout=TIMEOUT_MS)
+    before, after = ev.result.scores.mean_iou, ev.compared.scores.mean_iou
+    assert after > before + 0.02
+    rows = ev.table_rows()
+    assert rows[1]["delta IoU"] > 0  # class 1 (cytoplasm) improved
