@@ -5,7 +5,7 @@ Run under an X server:
 It opens the GUI demo, which creates a U-Net, trains it for a minute on the
 top rows of the sample (Train widget), segments the whole image (Segment) and
 evaluates it with the error overlay (Evaluate), and shoots each widget as the
-loop reaches it.
+loop reaches it; then it docks Refine and previews a clean-up of the prediction.
 """
 
 from pathlib import Path
@@ -13,6 +13,7 @@ from pathlib import Path
 import napari
 from qtpy.QtCore import QTimer
 
+from napari_seg._widgets import refine_widget
 from napari_seg._widgets.demo import open_demo_viewer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,12 +47,36 @@ def main() -> None:
             for layer in viewer.layers:
                 layer.visible = layer.name == "cells2d" or layer.name.endswith("errors")
             shoot("evaluate_widget")
-            viewer.close()
+            start_refine()
             return
         elif loop.stage == "stopped":
             viewer.close()
             raise SystemExit("the demo loop stopped early; see the notifications")
         QTimer.singleShot(500, poll)
+
+    def start_refine() -> None:
+        for dock in list(docks.values()):
+            viewer.window.remove_dock_widget(dock)
+        w = refine_widget(viewer)
+        viewer.window.add_dock_widget(w, name="Refine")
+        prediction = next(x for x in viewer.layers if " labels [" in x.name)
+        for layer in viewer.layers:
+            layer.visible = layer.name in ("cells2d", prediction.name)
+        w.reset_choices()
+        w._labels.value = prediction
+        w._op.value = "remove_small_objects"
+        w._params["min_size"].value = 100
+        w._params["replace_with"].value = "nearest"
+        viewer.window._qt_window.resize(1500, 1000)
+        w.preview()
+        wait_refine(w)
+
+    def wait_refine(w) -> None:
+        if w._worker is not None:
+            QTimer.singleShot(300, lambda: wait_refine(w))
+            return
+        shoot("refine_widget")
+        viewer.close()
 
     QTimer.singleShot(1000, poll)
     napari.run()

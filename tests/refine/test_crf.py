@@ -67,7 +67,7 @@ def test_crf_progress_and_result():
 
 
 def test_crf_3d_and_rgb():
-    truth, image, probs = synthetic(0, shape=(32, 32))
+    _truth, image, probs = synthetic(0, shape=(32, 32))
     volume_probs = np.stack([probs] * 4, axis=1)  # (C, Z, Y, X)
     volume = np.stack([image] * 4)
     labels = refine.crf_refine(volume_probs, volume, radius=2, device="cpu")
@@ -106,7 +106,7 @@ def test_bad_input_is_named(probs, image, words):
 
 @pytest.mark.gpu
 def test_crf_on_cuda_matches_cpu():
-    truth, image, probs = synthetic(0)
+    _truth, image, probs = synthetic(0)
     cpu = refine.crf_refine(probs, image, device="cpu")
     gpu = refine.crf_refine(probs, image, device="cuda")
     assert (cpu == gpu).mean() > 0.999

@@ -50,7 +50,8 @@ def test_watershed_splits_two_touching_discs(unchanged):
     out = unchanged(refine.watershed_split, labels)
     assert out.max() == 2
     assert out[20, 20] != out[20, 37]
-    assert set(np.unique(out[mask])) == {1, 2} and not out[~mask].any()
+    assert set(np.unique(out[mask])) == {1, 2}
+    assert not out[~mask].any()
     # Each disc keeps (almost) all of its own pixels.
     left = discs((40, 60), [(20, 20)], 10)
     assert (out[left] == out[20, 20]).mean() > 0.9
@@ -59,7 +60,8 @@ def test_watershed_splits_two_touching_discs(unchanged):
 def test_watershed_splits_touching_balls_in_3d():
     mask = discs((24, 24, 40), [(12, 12, 11), (12, 12, 27)], 8)
     out = refine.watershed_split(mask.astype(np.uint8), min_distance=4)
-    assert out.max() == 2 and out[12, 12, 11] != out[12, 12, 27]
+    assert out.max() == 2
+    assert out[12, 12, 11] != out[12, 12, 27]
 
 
 def test_watershed_seeds_from_probabilities():
@@ -69,10 +71,12 @@ def test_watershed_seeds_from_probabilities():
     prob[1] = 0.5 * mask + 0.5 * discs((40, 60), [(20, 20), (20, 37)], 6)
     prob[0] = 1 - prob[1]
     out = refine.watershed_split(mask.astype(np.uint8), probabilities=prob, seed_threshold=0.9)
-    assert out.max() == 2 and out[20, 20] != out[20, 37]
+    assert out.max() == 2
+    assert out[20, 20] != out[20, 37]
     # A threshold no pixel reaches still gives every object one seed: nothing is lost.
     whole = refine.watershed_split(mask.astype(np.uint8), probabilities=prob * 0.5)
-    assert whole.max() == 1 and (whole > 0).sum() == mask.sum()
+    assert whole.max() == 1
+    assert (whole > 0).sum() == mask.sum()
 
 
 def test_watershed_keeps_small_objects_without_a_peak():
@@ -80,7 +84,8 @@ def test_watershed_keeps_small_objects_without_a_peak():
     labels[2, 2] = 1
     labels[10:15, 10:15] = 1
     out = refine.watershed_split(labels, min_distance=5)
-    assert out.max() == 2 and out[2, 2] > 0
+    assert out.max() == 2
+    assert out[2, 2] > 0
 
 
 def test_instances_to_semantic(unchanged):

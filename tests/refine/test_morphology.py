@@ -20,7 +20,8 @@ def test_remove_small_objects_removes_components_below_min_size(unchanged):
     assert out.dtype == labels.dtype
     # Only class 2 cleaned: the 1-pixel object of class 1 stays.
     only2 = refine.remove_small_objects(labels, 3, classes=[2])
-    assert only2[0, 0] == 1 and not only2[6, 0:2].any()
+    assert only2[0, 0] == 1
+    assert not only2[6, 0:2].any()
 
 
 def test_connectivity_decides_what_an_object_is():
@@ -37,7 +38,8 @@ def test_removed_speck_can_join_the_class_around_it():
         refine.remove_small_objects(labels, 2, replace_with="nearest"), np.ones((5, 5))
     )
     background = refine.remove_small_objects(labels, 2)
-    assert background[2, 2] == 0 and background.sum() == 24
+    assert background[2, 2] == 0
+    assert background.sum() == 24
 
 
 def test_remove_small_objects_3d(unchanged):
@@ -70,7 +72,8 @@ def test_fill_holes_keeps_other_classes_unless_overwrite():
     labels[2, 2] = 2
     labels[2, 3] = 0
     kept = refine.fill_holes(labels, 5, classes=[1])
-    assert kept[2, 2] == 2 and kept[2, 3] == 1
+    assert kept[2, 2] == 2
+    assert kept[2, 3] == 1
     assert (refine.fill_holes(labels, 5, classes=[1], overwrite=True) == 1).all()
 
 
@@ -146,7 +149,8 @@ def test_keep_largest_3d():
     labels[0, 0, 0] = 1
     labels[2:4, 2:4, 2:4] = 1
     out = refine.keep_largest(labels)
-    assert out.sum() == 8 and out[0, 0, 0] == 0
+    assert out.sum() == 8
+    assert out[0, 0, 0] == 0
 
 
 def test_majority_takes_the_most_common_label_in_the_disk(unchanged):

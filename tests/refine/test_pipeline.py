@@ -18,7 +18,8 @@ def specks(shape=(3, 10, 10), seed=0):
 def test_steps_get_defaults_and_bad_params_are_named():
     step = RefineStep("remove-small-objects", {"min_size": 5}).validate()
     assert step.op == "remove_small_objects"
-    assert step.params["min_size"] == 5 and step.params["connectivity"] == 1
+    assert step.params["min_size"] == 5
+    assert step.params["connectivity"] == 1
     with pytest.raises(ValueError, match="unknown refine operation 'blur'; valid: remove_small"):
         RefineStep("blur").validate()
     with pytest.raises(ValueError, match=r"has no parameter\(s\) \['size'\]"):
@@ -122,7 +123,8 @@ def test_inputs_are_checked_and_sliced():
     region[1, :4, :4] = True
     set_class = RefineConfig(steps=(RefineStep("set_class", {"value": 3}),), per_slice=True)
     out = refine.refine(labels, set_class, region=region)
-    assert (out[1, :4, :4] == 3).all() and (out[0] == labels[0]).all()
+    assert (out[1, :4, :4] == 3).all()
+    assert (out[0] == labels[0]).all()
 
 
 def test_progress_and_cancel():

@@ -5,7 +5,8 @@ from napari_seg.refine.scope import plan_refine_scope
 
 def test_2d_is_always_the_whole_array():
     plan = plan_refine_scope((8, 9), displayed=(0, 1), step=(0, 0), scope="volume")
-    assert plan.index == (slice(None), slice(None)) and not plan.per_slice
+    assert plan.index == (slice(None), slice(None))
+    assert not plan.per_slice
 
 
 def test_3d_slice_each_and_volume():
@@ -13,18 +14,23 @@ def test_3d_slice_each_and_volume():
     slice_plan = plan_refine_scope((4, 8, 9), displayed=(1, 2), step=(2, 0, 0), scope="slice")
     assert slice_plan.index == (2, s, s)
     each = plan_refine_scope((4, 8, 9), displayed=(1, 2), step=(2, 0, 0), scope="each")
-    assert each.index == (s, s, s) and each.per_slice and each.axis == 0
+    assert each.index == (s, s, s)
+    assert each.per_slice
+    assert each.axis == 0
     # Looking along rows: planes are (z, x) and the stack axis is 1.
     rows = plan_refine_scope((4, 8, 9), displayed=(0, 2), step=(0, 5, 0), scope="each")
-    assert rows.axis == 1 and rows.per_slice
+    assert rows.axis == 1
+    assert rows.per_slice
     volume = plan_refine_scope((4, 8, 9), displayed=(1, 2), step=(2, 0, 0), scope="volume")
-    assert volume.index == (s, s, s) and not volume.per_slice
+    assert volume.index == (s, s, s)
+    assert not volume.per_slice
 
 
 def test_4d_keeps_time_at_the_current_point():
     s = slice(None)
     plan = plan_refine_scope((3, 4, 8, 9), displayed=(2, 3), step=(1, 2, 0, 0), scope="volume")
-    assert plan.index == (1, s, s, s) and plan.axis == 0
+    assert plan.index == (1, s, s, s)
+    assert plan.axis == 0
 
 
 def test_bad_scope():

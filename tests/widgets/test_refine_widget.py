@@ -138,7 +138,8 @@ def test_watershed_makes_an_instances_layer(make_napari_viewer_proxy, qtbot):
     _choose(w, "watershed_split")
     _run(qtbot, w, w.apply)
     instances = viewer.layers["cells instances"].data
-    assert instances.max() == 2 and instances[20, 20] != instances[20, 37]
+    assert instances.max() == 2
+    assert instances[20, 20] != instances[20, 37]
     np.testing.assert_array_equal(layer.data, discs)
 
 
@@ -156,7 +157,8 @@ def test_crf_and_region_inputs(make_napari_viewer_proxy, qtbot, notes):
     w._labels.value = layer
     _choose(w, "crf", iterations=2, device="cpu")
     w.apply()  # no image chosen: a notification, no job, nothing changed
-    assert notes["error"] and "crf needs image" in notes["error"][-1]
+    assert notes["error"]
+    assert "crf needs image" in notes["error"][-1]
     assert w._worker is None
     np.testing.assert_array_equal(layer.data, labels)
     w._image.value, w._probabilities.value = img, prob_layer
@@ -169,7 +171,8 @@ def test_crf_and_region_inputs(make_napari_viewer_proxy, qtbot, notes):
     _choose(w, "set_class", value=2)
     w._region.value = shapes
     _run(qtbot, w, w.apply)
-    assert (layer.data[:5, :5] == 2).all() and (layer.data[7:, 7:] != 2).all()
+    assert (layer.data[:5, :5] == 2).all()
+    assert (layer.data[7:, 7:] != 2).all()
 
 
 def test_cancel_changes_nothing(setup, qtbot):
@@ -185,7 +188,7 @@ def test_cancel_changes_nothing(setup, qtbot):
 
 
 def test_legend_shows_the_model_classes_and_sets_the_brush(setup):
-    viewer, w, layer, _ = setup
+    viewer, w, _layer, _ = setup
     legend = w.legend
     assert legend.names == tuple(CLASS_NAMES)  # no model yet: from the layer's features
     spec = ModelSpec(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from magicgui.widgets import Container, Label, PushButton
+from napari.layers import Labels
 
 from .._layers import labels_layer_kwargs
 from ..models.current import CurrentModel
@@ -84,7 +85,7 @@ class ClassLegend(Container):
     def paint_layer(self):
         """The Labels layer a pick applies to."""
         active = self._viewer.layers.selection.active
-        if active is not None and active.__class__.__name__ == "Labels":
+        if isinstance(active, Labels):
             return active
         return self._target()
 
@@ -108,9 +109,12 @@ class ClassLegend(Container):
 
 
 def _swatch_style(color) -> str:
+    """A button style showing ``color``; transparent classes get an outline instead."""
     r, g, b = (round(255 * float(c)) for c in color[:3])
     alpha = float(color[3]) if len(color) > 3 else 1.0
-    text = "black" if (0.299 * r + 0.587 * g + 0.114 * b) > 140 or alpha < 0.3 else "white"
+    if alpha < 0.3:  # e.g. background: keep the theme's colours, show the swatch as a frame
+        return "text-align: left; padding: 2px 6px; border: 1px dashed gray;"
+    text = "black" if (0.299 * r + 0.587 * g + 0.114 * b) > 140 else "white"
     return (
         f"background-color: rgba({r}, {g}, {b}, {alpha:.2f}); color: {text}; "
         "text-align: left; padding: 2px 6px;"

@@ -15,6 +15,7 @@ from magicgui.widgets import (
     PushButton,
     create_widget,
 )
+from napari.layers import Labels, Shapes
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 
@@ -341,8 +342,7 @@ class RefineWidget(Container):
 
 def _region_mask(layer, shape: tuple[int, ...]) -> np.ndarray:
     """A boolean mask of ``shape`` from a Shapes layer (its shapes filled) or a Labels layer."""
-    kind = layer.__class__.__name__
-    if kind == "Shapes":
+    if isinstance(layer, Shapes):
         if len(layer.data) == 0:
             raise ValueError(f"the Shapes layer {layer.name!r} has no shapes")
         if layer.ndim != len(shape):
@@ -350,8 +350,9 @@ def _region_mask(layer, shape: tuple[int, ...]) -> np.ndarray:
                 f"the Shapes layer {layer.name!r} has {layer.ndim} axes, labels {len(shape)}"
             )
         return np.asarray(layer.to_masks(mask_shape=shape)).any(axis=0)
-    if kind == "Labels":
+    if isinstance(layer, Labels):
         return np.asarray(layer.data) != 0
+    kind = type(layer).__name__
     raise ValueError(f"the region must be a Shapes or Labels layer, got {kind} {layer.name!r}")
 
 
