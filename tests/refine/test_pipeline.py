@@ -142,6 +142,15 @@ def test_progress_and_cancel():
     assert last.done == last.total == 6
 
 
+def test_the_crf_reports_progress_within_its_step():
+    labels = specks(shape=(12, 12))
+    image = np.random.default_rng(0).random((12, 12)).astype(np.float32)
+    probs = np.stack([labels == 0, labels == 1, labels == 2]).astype(np.float32) * 0.8 + 0.1
+    crf = RefineConfig(steps=(RefineStep("crf", {"iterations": 4, "device": "cpu"}),))
+    done = [e.done for e in iter_refine(labels, crf, image=image, probabilities=probs)]
+    assert done == [0.25, 0.5, 0.75, 1]
+
+
 def test_every_operation_runs_on_2d_and_3d():
     rng = np.random.default_rng(1)
     for shape in [(12, 12), (3, 12, 12)]:

@@ -263,9 +263,9 @@ class RefineWidget(Container):
 
     def _on_event(self, event) -> None:
         if isinstance(event, RefineProgress):
-            self._progress.max = event.total
-            self._progress.value = event.done
-            self._status.value = f"{event.op}: {event.done}/{event.total}"
+            self._progress.max = 100 * event.total
+            self._progress.value = round(100 * event.done)
+            self._status.value = f"{event.op}: {event.done:.1f}/{event.total}"
 
     def _on_returned(self, result) -> None:
         run, self._run_info = self._run_info, None

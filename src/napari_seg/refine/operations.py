@@ -7,7 +7,7 @@ operations with the same names, defaults and checks.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +120,7 @@ class Operation:
     optional: tuple[str, ...] = ()
     makes_instances: bool = False
     description: str = ""
+    stream: Callable[..., Generator[float, None, np.ndarray]] | None = None
     param_map: dict[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -169,16 +170,25 @@ def _morph_op(name: str, title: str, grows: bool) -> Operation:
     )
 
 
-def _crf(labels, p, inputs):
-    from .crf import crf_refine
+def _crf_stream(labels, p, inputs):
+    """The CRF, yielding the fraction of its iterations done."""
+    from .crf import iter_crf
 
-    out = crf_refine(
-        inputs["probabilities"],
-        inputs["image"],
-        channel_axis=inputs.get("channel_axis"),
-        **p,
+    events = iter_crf(
+        inputs["probabilities"], inputs["image"], channel_axis=inputs.get("channel_axis"), **p
     )
-    return out.astype(labels.dtype, copy=False)
+    while True:
+        try:
+            event = next(events)
+        except StopIteration as done:
+            return done.value.labels.astype(labels.dtype, copy=False)
+        yield event.iteration / event.iterations
+
+
+def _crf(labels, p, inputs):
+    from .._generators import drain
+
+    return drain(_crf_stream(labels, p, inputs))
 
 
 def _watershed(labels, p, inputs):
@@ -317,6 +327,7 @@ _OPERATIONS = (
         ),
         needs=("image", "probabilities"),
         description="Mean-field CRF from class probabilities and the image (torch).",
+        stream=_crf_stream,
     ),
 )
 

@@ -135,9 +135,10 @@ def _as_step(item: Any) -> RefineStep:
 
 @dataclass(frozen=True)
 class RefineProgress:
-    """``done`` of ``total`` units (one step on one plane) finished."""
+    """``done`` of ``total`` units (one step on one plane) finished; fractional
+    while an iterative step (the CRF) is under way."""
 
-    done: int
+    done: float
     total: int
     op: str
 
@@ -190,13 +191,29 @@ def iter_refine(
         current = labels[index]
         plane_inputs = _plane_inputs(inputs, index, labels.ndim, channel_axis)
         for step in config.steps:
-            current = get_operation(step.op).call(current, dict(step.params), plane_inputs)
+            op = get_operation(step.op)
+            if op.stream is None:
+                current = op.call(current, dict(step.params), plane_inputs)
+            else:
+                current = yield from _streamed(op, current, step, plane_inputs, done, total)
             done += 1
             yield RefineProgress(done, total, step.op)
         parts.append(current)
     out = _assemble(parts, planes, config, labels)
     changed = int(np.count_nonzero(out != labels)) if out.shape == labels.shape else out.size
     return RefineResult(labels=out, changed=changed, seconds=time.perf_counter() - start)
+
+
+def _streamed(op, labels, step, inputs, done: int, total: int):
+    """Run an iterative operation, reporting its progress within the unit."""
+    events = op.stream(labels, dict(step.params), inputs)
+    while True:
+        try:
+            fraction = next(events)
+        except StopIteration as finished:
+            return finished.value
+        if fraction < 1:
+            yield RefineProgress(done + fraction, total, step.op)
 
 
 def refine(labels, config: RefineConfig, **inputs) -> np.ndarray:
