@@ -6,9 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._cli_common import read_config
-
-EXIT_ERROR = 1
+from ._cli_common import for_each_input, read_config
 
 
 def add_parser(sub) -> None:
@@ -85,19 +83,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"several inputs would write the same outputs: {', '.join(clashes)}")
     model = load_model(args.model)
     args.output.mkdir(parents=True, exist_ok=True)
-    failed = 0
-    for path, stem in zip(args.inputs, stems, strict=True):
-        try:
-            written = _predict_one(model, path, args.output, stem, config, args.quiet)
-        except (ValueError, TypeError, OSError, MemoryError) as exc:
-            failed += 1
-            print(f"napari-seg predict: error: {path}: {exc}", file=sys.stderr)
-            continue
-        print(f"{path} -> {', '.join(str(w) for w in written)}")
-    if failed:
-        print(f"napari-seg predict: {failed} of {len(stems)} input(s) failed", file=sys.stderr)
-        return EXIT_ERROR
-    return 0
+
+    def work(item: tuple[Path, str]) -> str:
+        written = _predict_one(model, item[0], args.output, item[1], config, args.quiet)
+        return f"{item[0]} -> {', '.join(str(w) for w in written)}"
+
+    items = list(zip(args.inputs, stems, strict=True))
+    return for_each_input("predict", items, work, lambda item: item[0])
 
 
 def _predict_one(model, path: Path, folder: Path, stem: str, config, quiet: bool) -> list[Path]:

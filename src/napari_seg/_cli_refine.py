@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-EXIT_ERROR = 1
 INPUT_NAMES = ("image", "probabilities", "region", "reference")
 LABEL_SUFFIXES = (".tif", ".tiff", ".npy", ".png", ".zarr")
 
@@ -120,20 +119,13 @@ def run(args: argparse.Namespace) -> int:
     if args.input is None or args.output is None:
         raise ValueError("give INPUT and OUTPUT (label file or folder)")
     config = build_config(args)
-    pairs = _pairs(args.input, args.output)
-    failed = 0
-    for source, target in pairs:
-        try:
-            changed = _refine_one(source, target, config, args)
-        except (ValueError, TypeError, OSError, MemoryError) as exc:
-            failed += 1
-            print(f"napari-seg refine: error: {source}: {exc}", file=sys.stderr)
-            continue
-        print(f"{source} -> {target} ({changed} pixels changed)")
-    if failed:
-        print(f"napari-seg refine: {failed} of {len(pairs)} input(s) failed", file=sys.stderr)
-        return EXIT_ERROR
-    return 0
+    from ._cli_common import for_each_input
+
+    def work(pair: tuple[Path, Path]) -> str:
+        changed = _refine_one(*pair, config, args)
+        return f"{pair[0]} -> {pair[1]} ({changed} pixels changed)"
+
+    return for_each_input("refine", _pairs(args.input, args.output), work, lambda p: p[0])
 
 
 def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
