@@ -95,19 +95,16 @@ def run(args: argparse.Namespace) -> int:
 def _predict_one(model, path: Path, folder: Path, stem: str, config, quiet: bool) -> list[Path]:
     from tqdm import tqdm
 
+    from ._generators import Returning
     from ._io import read_image, write_tiff
     from .inference import PredictProgress, PredictStarted, SettingsAdjusted, iter_predict
 
     image = read_image(path)
     events = iter_predict(model, image, config)
+    run = Returning(events)
     bar = None
     try:
-        while True:
-            try:
-                event = next(events)
-            except StopIteration as stop:
-                result = stop.value
-                break
+        for event in run:
             if isinstance(event, PredictStarted):
                 bar = tqdm(
                     total=event.tiles_total,
@@ -128,6 +125,7 @@ def _predict_one(model, path: Path, folder: Path, stem: str, config, quiet: bool
         events.close()
         if bar is not None:
             bar.close()
+    result = run.value
     spec = model.spec
     metadata = {"classes": list(spec.class_names), "model": spec.architecture}
     written = [folder / f"{stem}_labels.tif"]

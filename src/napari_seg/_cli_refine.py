@@ -151,6 +151,7 @@ def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
 def _refine_one(source: Path, target: Path, config, args) -> int:
     from tqdm import tqdm
 
+    from ._generators import Returning
     from ._io import read_image
     from .refine import iter_refine
 
@@ -162,18 +163,13 @@ def _refine_one(source: Path, target: Path, config, args) -> int:
     }
     if "region" in inputs:
         inputs["region"] = inputs["region"] != 0
-    events = iter_refine(labels, config, channel_axis=args.channel_axis, **inputs)
+    run = Returning(iter_refine(labels, config, channel_axis=args.channel_axis, **inputs))
     with tqdm(desc=source.name, unit="step", disable=args.quiet, file=sys.stderr) as bar:
-        while True:
-            try:
-                event = next(events)
-            except StopIteration as done:
-                result = done.value
-                break
+        for event in run:
             bar.total = event.total
             bar.update(event.done - bar.n)
-    _write(target, result.labels)
-    return result.changed
+    _write(target, run.value.labels)
+    return run.value.changed
 
 
 def _read_input(path: Path, source: Path, name: str) -> np.ndarray:

@@ -146,17 +146,15 @@ def run(args: argparse.Namespace) -> int:
 def _run(pairs, config, args, names, stop):
     from tqdm import tqdm
 
+    from ._generators import Returning
     from .training import EpochEnd, StepProgress, TrainStarted, TrainWarning, iter_train
 
     events = iter_train(pairs, config, out=args.out, resume=args.resume, stop=stop, names=names)
+    run = Returning(events)
     bar = None
     last_iou = "-"
     try:
-        while True:
-            try:
-                event = next(events)
-            except StopIteration as done:
-                return done.value
+        for event in run:
             if isinstance(event, TrainStarted):
                 bar = tqdm(
                     total=1000,
@@ -174,6 +172,7 @@ def _run(pairs, config, args, names, stop):
                 last_iou = "-" if event.val_iou != event.val_iou else f"{event.val_iou:.3f}"
             elif isinstance(event, TrainWarning):
                 print(f"napari-seg train: warning: {event.message}", file=sys.stderr)
+        return run.value
     finally:
         events.close()
         if bar is not None:

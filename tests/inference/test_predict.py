@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from napari_seg._generators import Returning
 from napari_seg.inference import (
     PredictConfig,
     PredictProgress,
@@ -48,12 +49,9 @@ def image():
 
 def _drain(gen):
     """All events of a prediction generator, and its result."""
-    events = []
-    while True:
-        try:
-            events.append(next(gen))
-        except StopIteration as stop:
-            return events, stop.value
+    run = Returning(gen)
+    events = list(run)
+    return events, run.value
 
 
 def _whole(model, image):

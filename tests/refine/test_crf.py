@@ -5,6 +5,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from napari_seg import refine
+from napari_seg._generators import Returning
 
 
 def synthetic(seed=0, shape=(96, 128)):
@@ -53,14 +54,9 @@ def test_without_the_bilateral_kernel_the_crf_only_smooths():
 
 def test_crf_progress_and_result():
     _truth, image, probs = synthetic(0, shape=(32, 32))
-    events = refine.iter_crf(probs, image, iterations=3, device="cpu")
-    seen = []
-    while True:
-        try:
-            seen.append(next(events))
-        except StopIteration as done:
-            result = done.value
-            break
+    run = Returning(refine.iter_crf(probs, image, iterations=3, device="cpu"))
+    seen = list(run)
+    result = run.value
     assert [e.iteration for e in seen] == [1, 2, 3]
     assert result.labels.shape == (32, 32)
     np.testing.assert_allclose(result.probabilities.sum(axis=0), 1.0, rtol=1e-5)

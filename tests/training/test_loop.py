@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from napari_seg._generators import Returning
 from napari_seg.inference import predict
 from napari_seg.metrics import confusion_matrix, semantic_scores
 from napari_seg.models import ModelSpec, create_model, load_model, save_model
@@ -54,17 +55,13 @@ def test_sparse_scribbles_train_the_painted_ids(make_blobs, tiny):
 
 def test_stop_lands_within_one_step(make_blobs, tiny):
     stop = threading.Event()
-    events = iter_train(make_blobs(), tiny.with_(epochs=50), stop=stop)
+    run = Returning(iter_train(make_blobs(), tiny.with_(epochs=50), stop=stop))
     steps = 0
-    while True:
-        try:
-            event = next(events)
-        except StopIteration as done:
-            result = done.value
-            break
+    for event in run:
         if isinstance(event, StepProgress):
             steps += 1
             stop.set()
+    result = run.value
     assert steps == 1
     assert result.steps == 1
     assert result.stopped == "stopped"

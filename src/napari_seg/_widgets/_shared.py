@@ -7,6 +7,7 @@ from functools import partial
 
 from napari.qt.threading import create_worker
 
+from .._generators import Returning
 from ..models.current import CurrentModel
 
 # One CurrentModel per open viewer, dropped when the viewer is garbage collected.
@@ -29,15 +30,13 @@ def forward_events(events, cancel):
     returns None; the core generator is closed in this thread either way, so it
     frees its device memory where it ran.
     """
+    run = Returning(events)
     try:
-        while True:
-            try:
-                event = next(events)
-            except StopIteration as done:
-                return done.value
+        for event in run:
             yield event
             if cancel.is_set():
                 return None
+        return run.value
     finally:
         events.close()
 

@@ -172,17 +172,17 @@ def _morph_op(name: str, title: str, grows: bool) -> Operation:
 
 def _crf_stream(labels, p, inputs):
     """The CRF, yielding the fraction of its iterations done."""
+    from .._generators import Returning
     from .crf import iter_crf
 
-    events = iter_crf(
-        inputs["probabilities"], inputs["image"], channel_axis=inputs.get("channel_axis"), **p
+    run = Returning(
+        iter_crf(
+            inputs["probabilities"], inputs["image"], channel_axis=inputs.get("channel_axis"), **p
+        )
     )
-    while True:
-        try:
-            event = next(events)
-        except StopIteration as done:
-            return done.value.labels.astype(labels.dtype, copy=False)
+    for event in run:
         yield event.iteration / event.iterations
+    return run.value.labels.astype(labels.dtype, copy=False)
 
 
 def _crf(labels, p, inputs):
