@@ -9,6 +9,13 @@ from typing import Any
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
+def reject_unknown(data, known, what: str) -> None:
+    """Raise a ValueError naming the keys of ``data`` not in ``known`` (and the known ones)."""
+    unknown = set(data) - set(known)
+    if unknown:
+        raise ValueError(f"unknown {what} setting(s) {sorted(unknown)}; known: {sorted(known)}")
+
+
 def read_mapping(path: str | Path) -> Any:
     """The parsed content of a ``.json`` or ``.yaml``/``.yml`` file.
 

@@ -21,7 +21,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 
 from ..models.current import CurrentModel
 from ..refine.operations import OPERATIONS, get_operation
-from ..refine.pipeline import RefineConfig, RefineProgress, RefineStep
+from ..refine.pipeline import RefineConfig, RefineProgress, RefineStep, input_pixels
 from ..refine.scope import RefineScope, plan_refine_scope
 from ._history import write_undoable
 from ._legend import ClassLegend
@@ -228,7 +228,7 @@ class RefineWidget(Container):
             chosen = fields[name].value if name in wanted else None
             if chosen is None:
                 if name in op.needs:
-                    raise ValueError(f"{op.name} needs {name.replace('_', ' ')}: choose a layer")
+                    raise ValueError(f"{op.name} needs {name}: choose a layer")
                 continue
             if name == "region":
                 array = _region_mask(chosen, shape)
@@ -236,12 +236,10 @@ class RefineWidget(Container):
                 array = chosen.data[0] if getattr(chosen, "multiscale", False) else chosen.data
             if name == "image" and getattr(chosen, "rgb", False):
                 channel_axis = -1
-            spatial = array.shape[1:] if name == "probabilities" else array.shape
-            if name == "image" and channel_axis is not None:
-                spatial = array.shape[:-1]
-            if tuple(spatial) != tuple(shape):
+            spatial = input_pixels(name, array.shape, channel_axis)
+            if spatial != tuple(shape):
                 raise ValueError(
-                    f"the {name} layer {chosen.name!r} covers {tuple(spatial)}, the labels "
+                    f"the {name} layer {chosen.name!r} covers {spatial}, the labels "
                     f"{tuple(shape)}; they must match pixel for pixel"
                 )
             sources[name] = array

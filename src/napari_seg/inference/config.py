@@ -84,12 +84,9 @@ class PredictConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> PredictConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(
-                f"unknown prediction setting(s) {sorted(unknown)}; known: {sorted(known)}"
-            )
+        from .._config_file import reject_unknown
+
+        reject_unknown(data, [f.name for f in fields(cls)], "prediction")
         data = dict(data)
         if isinstance(data.get("axis"), list):
             data["axis"] = tuple(data["axis"])

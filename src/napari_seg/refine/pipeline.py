@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._generators import Returning
 from ._checks import check_labels
 from .operations import INPUTS, get_operation
 
@@ -92,9 +93,9 @@ class RefineConfig:
             data = {"steps": data}
         if not isinstance(data, Mapping):
             raise ValueError(f"a refine pipeline must be a mapping or a list, got {data!r}")
-        unknown = set(data) - {"steps", "per_slice", "axis"}
-        if unknown:
-            raise ValueError(f"unknown refine setting(s) {sorted(unknown)}")
+        from .._config_file import reject_unknown
+
+        reject_unknown(data, [f.name for f in fields(cls)], "refine")
         steps = data.get("steps") or ()
         if not isinstance(steps, (list, tuple)):
             raise ValueError(f"steps must be a list, got {steps!r}")
@@ -200,20 +201,17 @@ def iter_refine(
             yield RefineProgress(done, total, step.op)
         parts.append(current)
     out = _assemble(parts, planes, config, labels)
-    changed = int(np.count_nonzero(out != labels)) if out.shape == labels.shape else out.size
+    changed = int(np.count_nonzero(out != labels))
     return RefineResult(labels=out, changed=changed, seconds=time.perf_counter() - start)
 
 
 def _streamed(op, labels, step, inputs, done: int, total: int):
     """Run an iterative operation, reporting its progress within the unit."""
-    events = op.stream(labels, dict(step.params), inputs)
-    while True:
-        try:
-            fraction = next(events)
-        except StopIteration as finished:
-            return finished.value
+    run = Returning(op.stream(labels, dict(step.params), inputs))
+    for fraction in run:
         if fraction < 1:
             yield RefineProgress(done + fraction, total, step.op)
+    return run.value
 
 
 def refine(labels, config: RefineConfig, **inputs) -> np.ndarray:
@@ -244,8 +242,7 @@ def _check_inputs(labels, config, *, channel_axis, **given) -> dict[str, Any]:
         if value is None:
             continue
         value = np.asarray(value)
-        spatial = _spatial_shape(name, value, channel_axis)
-        if spatial != labels.shape:
+        if input_pixels(name, value.shape, channel_axis) != labels.shape:
             raise ValueError(
                 f"{name} must cover the labels' pixels {labels.shape}, got shape {value.shape}"
             )
@@ -256,12 +253,14 @@ def _check_inputs(labels, config, *, channel_axis, **given) -> dict[str, Any]:
 _ARTICLE = {"image": "an ", "probabilities": "", "region": "a ", "reference": "a "}
 
 
-def _spatial_shape(name: str, value: np.ndarray, channel_axis: int | None) -> tuple[int, ...]:
+def input_pixels(name: str, shape: tuple[int, ...], channel_axis: int | None) -> tuple[int, ...]:
+    """The pixel grid an input of ``shape`` covers: probabilities are class first, an
+    image may have a channel axis; it must equal the labels' shape."""
     if name == "probabilities":
-        return value.shape[1:]
+        return tuple(shape[1:])
     if name == "image" and channel_axis is not None:
-        return tuple(np.delete(np.array(value.shape), channel_axis))
-    return value.shape
+        return tuple(np.delete(np.array(shape), channel_axis))
+    return tuple(shape)
 
 
 def _planes(labels: np.ndarray, config: RefineConfig) -> list[tuple]:

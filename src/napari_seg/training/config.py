@@ -191,12 +191,9 @@ class TrainingConfig:
             raise ValueError(f"a training config must be a mapping, got {type(data).__name__}")
         if "config" in data and isinstance(data["config"], dict):
             data = data["config"]
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(
-                f"unknown training setting(s) {sorted(unknown)}; known: {sorted(known)}"
-            )
+        from .._config_file import reject_unknown
+
+        reject_unknown(data, [f.name for f in fields(cls)], "training")
         data = dict(data)
         if "class_names" in data:
             data["class_names"] = tuple(data["class_names"] or ())
