@@ -27,3 +27,19 @@ def labels_layer_kwargs(
         "colormap": colors,
         "features": {"index": list(range(len(class_names))), "class": list(class_names)},
     }
+
+
+def class_names_of(*layers) -> dict[int, str]:
+    """Class names from the layers' features ("class" column, ids in "index" or row order).
+
+    The first layer naming an id wins.
+    """
+    names: dict[int, str] = {}
+    for layer in layers:
+        features = getattr(layer, "features", None)
+        if features is None or "class" not in features:
+            continue
+        ids = features["index"] if "index" in features else range(len(features))
+        for i, name in zip(ids, features["class"], strict=True):
+            names.setdefault(int(i), str(name))
+    return names

@@ -26,7 +26,7 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from .._atomic import atomic_write
-from .._layers import labels_layer_kwargs
+from .._layers import class_names_of, labels_layer_kwargs
 from ..metrics import ERROR_COLORS, ERROR_NAMES, MODES, EvaluateConfig, Evaluation, merge_rows
 from ._plots import ScorePlots
 
@@ -67,19 +67,6 @@ def parse_ids(text: str) -> tuple[int, ...]:
             raise ValueError(f"ignore ids must be whole numbers >= 0, got {part!r}")
         ids.append(int(part))
     return tuple(ids)
-
-
-def class_names_of(*layers) -> dict[int, str]:
-    """Class names from the layers' features ("class" column, ids in "index" or row order)."""
-    names: dict[int, str] = {}
-    for layer in layers:
-        features = getattr(layer, "features", None)
-        if features is None or "class" not in features:
-            continue
-        ids = features["index"] if "index" in features else range(len(features))
-        for i, name in zip(ids, features["class"], strict=True):
-            names.setdefault(int(i), str(name))
-    return names
 
 
 class EvaluateWidget(Container):

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from magicgui.widgets import Container, Label, PushButton
 from napari.layers import Labels
 
-from .._layers import labels_layer_kwargs
+from .._layers import class_names_of, labels_layer_kwargs
 from ..models.current import CurrentModel
 
 if TYPE_CHECKING:
@@ -15,15 +15,15 @@ if TYPE_CHECKING:
 
 
 def classes_of_layer(layer) -> tuple[tuple[str, ...], tuple[tuple[float, ...], ...]]:
-    """Class names (from the layer's ``index``/``class`` features) and their colours."""
-    features = getattr(layer, "features", None)
-    if features is None or "class" not in features or "index" not in features:
+    """Class names (read as Evaluate reads them) and their colours, when the ids are
+    0..n-1; else nothing."""
+    if layer is None:
         return (), ()
-    ids = [int(i) for i in features["index"]]
-    if ids != list(range(len(ids))):
+    named = class_names_of(layer)
+    if sorted(named) != list(range(len(named))):
         return (), ()
-    names = tuple(str(n) for n in features["class"])
-    colors = tuple(tuple(float(c) for c in layer.colormap.map(i)) for i in ids)
+    names = tuple(named[i] for i in range(len(named)))
+    colors = tuple(tuple(float(c) for c in layer.colormap.map(i)) for i in range(len(named)))
     return names, colors
 
 
