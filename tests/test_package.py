@@ -24,6 +24,17 @@ def test_import_is_cheap():
     assert out.stdout.strip() == ""
 
 
+def test_building_the_command_line_imports_no_scientific_stack():
+    """Every `napari-seg` call builds the parser (refine's flags included): keep it light."""
+    code = (
+        "import sys, napari_seg.cli as cli; cli.build_parser();"
+        "bad = [m for m in ('torch', 'scipy', 'skimage') if m in sys.modules];"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
 def test_only_widgets_import_gui_modules():
     offenders = []
     for path in PACKAGE.rglob("*.py"):

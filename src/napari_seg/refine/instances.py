@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from ._checks import check_connectivity, check_count, check_labels, check_same_shape, class_ids
 
@@ -100,6 +99,7 @@ def watershed_split(
     ndarray of int32
         Instance ids 1..n, class after class.
     """
+    from scipy.ndimage import distance_transform_edt
     from skimage.measure import label
 
     labels = check_labels(labels)
@@ -126,7 +126,7 @@ def watershed_split(
             seeds = label(mask & (prob >= seed_threshold), connectivity=connectivity)
             elevation = -prob
         else:
-            distance = ndi.distance_transform_edt(mask)
+            distance = distance_transform_edt(mask)
             seeds = _distance_seeds(distance, components, min_distance)
             elevation = -distance
         seeds = _seed_every_component(seeds, components, -elevation)
@@ -155,6 +155,8 @@ def _seed_every_component(seeds, components, height) -> np.ndarray:
         return seeds
     seeds = seeds.copy()
     next_id = int(seeds.max()) + 1
+    from scipy import ndimage as ndi
+
     positions = ndi.maximum_position(height, components, missing)
     for position in positions:
         seeds[position] = next_id

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from ._checks import (
     check_connectivity,
@@ -64,6 +63,8 @@ def _replace(out: np.ndarray, removed: np.ndarray, background: int, replace_with
     if replace_with == "background" or removed.all():
         out[removed] = background
         return out
+    from scipy import ndimage as ndi
+
     nearest = ndi.distance_transform_edt(removed, return_distances=False, return_indices=True)
     out[removed] = out[tuple(index[removed] for index in nearest)]
     return out
@@ -71,6 +72,8 @@ def _replace(out: np.ndarray, removed: np.ndarray, background: int, replace_with
 
 def _components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.ndarray]:
     """Connected components of ``mask`` and their sizes (index 0: outside the mask)."""
+    from scipy import ndimage as ndi
+
     structure = ndi.generate_binary_structure(mask.ndim, connectivity)
     components, _count = ndi.label(mask, structure=structure)
     return components, np.bincount(components.ravel())
