@@ -145,7 +145,8 @@ def q_bytes(probabilities: np.ndarray) -> int:
 
 class _Kernel:
     """Iterating gives the kernel weight between each pixel and its neighbour at each
-    offset (0 where the neighbour is outside the array), computed afresh each time."""
+    offset (0 where the neighbour is outside the array; zero-padded by ``radius``),
+    computed afresh each time."""
 
     def __init__(
         self,
@@ -179,7 +180,8 @@ class _Kernel:
             bilateral = torch.exp(-dist2 / (2 * theta_alpha**2) - diff / (2 * theta_beta**2))
             gaussian = float(np.exp(-dist2 / (2 * theta_gamma**2)))
             valid = _shifted(inside, d, radius, spatial)[0]
-            yield (w_bilateral * bilateral + w_gaussian * gaussian) * valid
+            # Padded, so that _message reads it from both ends of the pair without copying.
+            yield F.pad(((w_bilateral * bilateral + w_gaussian * gaussian) * valid)[None], pad)
 
 
 def _message(q, offsets, weights, radius, spatial):
@@ -190,12 +192,12 @@ def _message(q, offsets, weights, radius, spatial):
     pad = (radius, radius) * len(spatial)
     padded = F.pad(q, pad)
     message = torch.zeros_like(q)
+    here = (0,) * len(spatial)
     for d, w in zip(offsets, weights, strict=True):
-        message += w * _shifted(padded, d, radius, spatial)
+        message += _shifted(w, here, radius, spatial) * _shifted(padded, d, radius, spatial)
         # The pixel at -d sees this pixel with the same weight, read from its side.
         back = tuple(-x for x in d)
-        w_back = F.pad(w[None], pad)
-        message += _shifted(w_back, back, radius, spatial) * _shifted(padded, back, radius, spatial)
+        message += _shifted(w, back, radius, spatial) * _shifted(padded, back, radius, spatial)
     return message
 
 
