@@ -43,13 +43,14 @@ def _apply_per_class(
     labels = check_labels(labels)
     check_fits(background, labels, "background")
     out = labels.copy()
+    free = None if overwrite else labels == background  # where a class may grow
     for c in class_ids(labels, classes, background):
         mask = labels == c
         new = transform(mask)
         out[mask & ~new & (out == c)] = background
         grown = new & ~mask
-        if not overwrite:
-            grown &= labels == background
+        if free is not None:
+            grown &= free
         out[grown] = c
     return out
 
