@@ -187,6 +187,47 @@ def test_cancel_changes_nothing(setup, qtbot):
     np.testing.assert_array_equal(layer.data, before)
 
 
+def test_painting_during_a_job_is_kept(setup, qtbot, monkeypatch):
+    """Pixels painted while a job runs stay painted unless the job changed them."""
+    import threading
+
+    _viewer, w, layer, _ = setup
+    before = layer.data.copy()
+    read, go_on = threading.Event(), threading.Event()
+    real = refine.iter_refine
+
+    def held(labels, config, **kwargs):  # the job has read the labels: hold it there
+        read.set()
+        assert go_on.wait(TIMEOUT_MS / 1000)
+        return (yield from real(labels, config, **kwargs))
+
+    monkeypatch.setattr(refine, "iter_refine", held)
+    _choose(w, "remove_small_objects", min_size=4)
+    w._scope.value = "each"
+    w.apply()
+    assert read.wait(TIMEOUT_MS / 1000)
+    result = np.stack([refine.remove_small_objects(p, 4) for p in before])
+    job_changed = result != before
+    # Paint a 6x6 square of class 2 where the job changes nothing, as the brush would.
+    square = (0, slice(40, 46), slice(50, 56))
+    assert not job_changed[square].any()
+    assert (before[square] != 2).any()
+    brush = np.zeros(layer.data.shape, bool)
+    brush[square] = True
+    layer.data_setitem(np.nonzero(brush), 2)
+    painted = layer.data.copy()
+    go_on.set()
+    qtbot.waitUntil(lambda: w._worker is None, timeout=TIMEOUT_MS)
+    expected = painted.copy()
+    expected[job_changed] = result[job_changed]
+    np.testing.assert_array_equal(layer.data, expected)
+    assert (layer.data[square] == 2).all()
+    layer.undo()  # the refine step
+    np.testing.assert_array_equal(layer.data, painted)
+    layer.undo()  # the painting
+    np.testing.assert_array_equal(layer.data, before)
+
+
 def test_legend_shows_the_model_classes_and_sets_the_brush(setup):
     viewer, w, _layer, _ = setup
     legend = w.legend

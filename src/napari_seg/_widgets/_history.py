@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 
-def write_undoable(layer, index: tuple, values: np.ndarray) -> int:
+def write_undoable(layer, index: tuple, values: np.ndarray, *, base=None) -> int:
     """Set ``layer.data[index] = values`` as one undo step; returns the pixels changed.
 
     Only changed pixels are recorded, through :meth:`Labels.data_setitem` inside
     :meth:`Labels.block_history`, so Ctrl+Z restores exactly the labels that were
-    there just before. Main thread only.
+    there just before. With ``base`` (the labels a job started from), only the
+    pixels where ``values`` differs from ``base`` are written, so edits made to
+    the layer while the job ran are kept elsewhere. Main thread only.
     """
     current = np.asarray(layer.data[index])
     values = np.asarray(values)
@@ -22,6 +24,8 @@ def write_undoable(layer, index: tuple, values: np.ndarray) -> int:
             f"labels up to {int(values.max())} do not fit the layer's dtype {layer.data.dtype}"
         )
     changed = current != values
+    if base is not None:
+        changed &= np.asarray(base) != values
     count = int(np.count_nonzero(changed))
     if count == 0:
         return 0

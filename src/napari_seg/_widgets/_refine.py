@@ -21,7 +21,13 @@ from napari.utils.notifications import show_error, show_info, show_warning
 
 from ..models.current import CurrentModel
 from ..refine.operations import OPERATIONS, get_operation
-from ..refine.pipeline import RefineConfig, RefineProgress, RefineStep, input_pixels
+from ..refine.pipeline import (
+    RefineConfig,
+    RefineProgress,
+    RefineResult,
+    RefineStep,
+    input_pixels,
+)
 from ..refine.scope import RefineScope, plan_refine_scope
 from ._history import write_undoable
 from ._legend import ClassLegend
@@ -61,7 +67,16 @@ def _refine_job(sources: dict[str, Any], index: tuple, config, channel_axis, can
         blocks[name] = np.array(array[(*lead, *index)])
     labels = blocks.pop("labels")
     events = iter_refine(labels, config, channel_axis=channel_axis, **blocks)
-    return (yield from forward_events(events, cancel))
+    result = yield from forward_events(events, cancel)
+    return None if result is None else _Done(labels, result)
+
+
+@dataclass(frozen=True)
+class _Done:
+    """A finished job: the labels it read (to keep edits made meanwhile) and its result."""
+
+    before: np.ndarray
+    result: RefineResult
 
 
 class RefineWidget(Container):
@@ -265,9 +280,9 @@ class RefineWidget(Container):
             self._progress.value = round(100 * event.done)
             self._status.value = f"{event.op}: {event.done:.1f}/{event.total}"
 
-    def _on_returned(self, result) -> None:
+    def _on_returned(self, done: _Done | None) -> None:
         run, self._run_info = self._run_info, None
-        if result is None or run is None:
+        if done is None or run is None:
             self._status.value = "cancelled; no layer was changed"
             return
         layers = self._viewer.layers
@@ -276,12 +291,15 @@ class RefineWidget(Container):
             self._status.value = "layer gone; nothing written"
             return
         layer = layers[run.layer_name]
+        result = done.result
         if run.preview or run.output == "new":
             name = self._place_layer(layer, run, result.labels)
             self._status.value = f"{result.changed} pixels differ; shown in {name!r}"
             return
         try:
-            self.last_changed = write_undoable(layer, run.scope.index, result.labels)
+            self.last_changed = write_undoable(
+                layer, run.scope.index, result.labels, base=done.before
+            )
         except ValueError as exc:
             show_error(f"Refine: {exc}")
             self._status.value = f"failed: {exc}"
