@@ -5,8 +5,10 @@ Prints one JSON line per case:
 - ``op``: each refine operation (default parameters, radius 2 for the
   morphology) on the 1024x1024 three-class sample cells (2D) and on a
   32x256x256 sample stack (3D); median of ``--repeats`` runs after a warm-up.
-- ``crf``: the CRF (5 iterations, window radius 5) on 512x512 and 1024x1024
-  images, per device, with the kernel weights cached (default) and recomputed.
+- ``crf``: the CRF (5 iterations, window radius 5) on 512x512, 1024x1024 and
+  3072x3072 images, per device: by default (kernel weights cached; the 3072
+  image cut into tiles whose weights fit), and in one piece with the weights
+  recomputed at every iteration.
 - ``undo``: writing a refine result into a napari Labels layer as one undo
   step (``write_undoable``: changed pixels through ``data_setitem`` in
   ``block_history``), and undoing it, for a 20x1024x1024 uint8 stack with 5% of
@@ -98,26 +100,44 @@ def iou(pred, truth, classes=(1, 2)) -> float:
 def bench_crf(repeats: int, device: str) -> None:
     from napari_seg.refine import crf
 
-    for size in (512, 1024):
+    one_piece = 1 << 40  # tile_pixels larger than any image: never cut into tiles
+    cases = [
+        (512, "default", None, crf.CACHE_BYTES),
+        (512, "one tile, weights recomputed", one_piece, 0),
+        (1024, "default", None, crf.CACHE_BYTES),
+        (1024, "one tile, weights recomputed", one_piece, 0),
+        # 9.4 Mpixels: the weights (40 offsets) exceed 1 GiB, so by default tiles.
+        (3072, "default", None, crf.CACHE_BYTES),
+        (3072, "one tile, weights recomputed", one_piece, crf.CACHE_BYTES),
+    ]
+    saved = crf.CACHE_BYTES
+    for size, how, tile_pixels, cache_bytes in cases:
         image, _truth, probs = degraded(0, (size, size))
-        for cached in (True, False):
-            saved = crf.CACHE_BYTES
-            crf.CACHE_BYTES = saved if cached else 0
-            ms = time_ms(lambda p=probs, i=image: refine.crf_refine(p, i, device=device), repeats)
-            crf.CACHE_BYTES = saved
-            print(
-                json.dumps(
-                    {
-                        "case": "crf",
-                        "size": size,
-                        "device": device,
-                        "cached": cached,
-                        "iterations": 5,
-                        "radius": 5,
-                        "ms": round(ms, 1),
-                    }
-                )
+        crf.CACHE_BYTES = cache_bytes
+        try:
+            events = list(crf.iter_crf(probs, image, device=device, tile_pixels=tile_pixels))
+            ms = time_ms(
+                lambda p=probs, i=image, t=tile_pixels: refine.crf_refine(
+                    p, i, device=device, tile_pixels=t
+                ),
+                repeats,
             )
+        finally:
+            crf.CACHE_BYTES = saved
+        print(
+            json.dumps(
+                {
+                    "case": "crf",
+                    "size": size,
+                    "device": device,
+                    "how": how,
+                    "tiles": events[-1].tiles,
+                    "iterations": 5,
+                    "radius": 5,
+                    "ms": round(ms, 1),
+                }
+            )
+        )
 
 
 def bench_quality(device: str) -> None:

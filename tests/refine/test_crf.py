@@ -5,7 +5,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from napari_seg import refine
-from napari_seg._generators import Returning
+from napari_seg._generators import Returning, drain
 
 
 def synthetic(seed=0, shape=(96, 128)):
@@ -82,8 +82,40 @@ def test_crf_kernel_cache_gives_the_same_result(monkeypatch):
 
     _truth, image, probs = synthetic(1, shape=(40, 40))
     cached = refine.crf_refine(probs, image, device="cpu")
-    monkeypatch.setattr(crf, "CACHE_BYTES", 0)
-    np.testing.assert_array_equal(refine.crf_refine(probs, image, device="cpu"), cached)
+    monkeypatch.setattr(crf, "CACHE_BYTES", 0)  # one tile, weights recomputed each iteration
+    np.testing.assert_array_equal(
+        refine.crf_refine(probs, image, device="cpu", tile_pixels=40 * 40), cached
+    )
+
+
+def test_tiles_give_the_result_of_the_whole_image():
+    _truth, image, probs = synthetic(0)
+    whole = drain(refine.iter_crf(probs, image, device="cpu"))
+    run = Returning(refine.iter_crf(probs, image, device="cpu", tile_pixels=60 * 60))
+    events = list(run)
+    tiled = run.value
+    # 96x128 in tiles of 16x16 (60 - 2 * margin of 25 is less than the 16 minimum)
+    assert events[-1].tiles == 6 * 8
+    assert len(events) == 6 * 8 * 5
+    fractions = [e.fraction for e in events]
+    assert fractions == sorted(fractions)
+    assert fractions[-1] == 1.0
+    np.testing.assert_allclose(tiled.probabilities, whole.probabilities, atol=1e-5)
+    np.testing.assert_array_equal(tiled.labels, whole.labels)
+
+
+def test_tiles_in_3d_take_short_axes_whole():
+    _truth, image, probs = synthetic(2, shape=(40, 40))
+    volume_probs = np.stack([probs] * 6, axis=1)  # (C, 6, 40, 40)
+    volume = np.stack([image + 0.1 * z for z in range(6)])
+    kwargs = {"radius": 2, "iterations": 3, "device": "cpu"}  # margin 6
+    whole = drain(refine.iter_crf(volume_probs, volume, **kwargs))
+    run = Returning(refine.iter_crf(volume_probs, volume, tile_pixels=6 * 20 * 20, **kwargs))
+    events = list(run)
+    # The 6 planes are taken whole; 20 - 2 * 6 is less than 16, so 16x16 tiles in-plane.
+    assert events[-1].tiles == 3 * 3
+    np.testing.assert_allclose(run.value.probabilities, whole.probabilities, atol=1e-5)
+    np.testing.assert_array_equal(run.value.labels, whole.labels)
 
 
 @pytest.mark.parametrize(
@@ -106,3 +138,9 @@ def test_crf_on_cuda_matches_cpu():
     cpu = refine.crf_refine(probs, image, device="cpu")
     gpu = refine.crf_refine(probs, image, device="cuda")
     assert (cpu == gpu).mean() > 0.999
+
+
+def test_bad_tile_size_is_named():
+    _truth, image, probs = synthetic(0, shape=(16, 16))
+    with pytest.raises(ValueError, match="tile_pixels"):
+        refine.crf_refine(probs, image, device="cpu", tile_pixels=0)

@@ -20,10 +20,17 @@ import numpy as np
 
 @dataclass(frozen=True)
 class CRFProgress:
-    """One mean-field iteration done."""
+    """One mean-field iteration of one tile done."""
 
     iteration: int
     iterations: int
+    tile: int = 1
+    tiles: int = 1
+
+    @property
+    def fraction(self) -> float:
+        """Fraction of the whole job done."""
+        return ((self.tile - 1) * self.iterations + self.iteration) / (self.tiles * self.iterations)
 
 
 @dataclass(frozen=True)
@@ -63,7 +70,8 @@ def _normalise(image: np.ndarray) -> np.ndarray:
     return (image - low.reshape(shape)) / scale.reshape(shape)
 
 
-# Kernel weights are kept between iterations when they take at most this much memory.
+# Kernel weights are kept between iterations when they take at most this much
+# memory; larger images are cut into tiles whose weights fit.
 CACHE_BYTES = 1 << 30
 
 
@@ -80,8 +88,10 @@ def iter_crf(
     w_gaussian: float = 2.0,
     channel_axis: int | None = None,
     device: str = "auto",
+    tile_pixels: int | None = None,
 ) -> Generator[CRFProgress, None, CRFResult]:
-    """Generator form of :func:`crf_refine`: yields one :class:`CRFProgress` per iteration."""
+    """Generator form of :func:`crf_refine`: yields a :class:`CRFProgress` per iteration
+    (per tile, for images cut into tiles)."""
     import torch
 
     from .._device import resolve_device
@@ -97,27 +107,91 @@ def iter_crf(
     ):
         if not value > 0:
             raise ValueError(f"{name} must be positive, got {value}")
+    if tile_pixels is not None and not tile_pixels >= 1:
+        raise ValueError(f"tile_pixels must be a positive number, got {tile_pixels!r}")
     start = time.perf_counter()
     dev = resolve_device(device)
+    spatial = probabilities.shape[1:]
+    offsets = _offsets(len(spatial), radius)
+    # Scaled over the whole image, so that every tile sees the same intensities.
+    features = _normalise(image).astype(np.float32)
+    # A pixel's result depends on the pixels within iterations * radius of it: with
+    # that margin around each tile, tiles give exactly the whole image's result.
+    if tile_pixels is None:
+        tile_pixels = CACHE_BYTES // (4 * len(offsets))
+    tiles = list(_tiles(spatial, iterations * radius, tile_pixels))
+    out = np.empty(probabilities.shape, np.float32)
+    kernel_params = (theta_alpha, theta_beta, theta_gamma, w_bilateral, w_gaussian)
     with torch.no_grad():
-        eps = 1e-6
-        logp = torch.from_numpy(np.log(np.clip(probabilities, eps, 1.0)).astype(np.float32))
-        logp = logp.to(dev)
-        features = torch.from_numpy(_normalise(image).astype(np.float32)).to(dev)
-        spatial = probabilities.shape[1:]
-        offsets = _offsets(len(spatial), radius)
-        kernel = _Kernel(
-            features, offsets, radius, theta_alpha, theta_beta, theta_gamma, w_bilateral, w_gaussian
-        )
-        weights = list(kernel) if len(offsets) * q_bytes(probabilities) <= CACHE_BYTES else kernel
-        q = torch.softmax(logp, dim=0)
-        for it in range(iterations):
-            message = _message(q, offsets, weights, radius, spatial)
-            q = torch.softmax(logp + message, dim=0)
-            yield CRFProgress(it + 1, iterations)
-        out = q.cpu().numpy()
+        for number, (outer, inner, local) in enumerate(tiles, start=1):
+            run = _mean_field(
+                probabilities[(slice(None), *outer)],
+                features[(slice(None), *outer)],
+                offsets,
+                radius,
+                kernel_params,
+                iterations,
+                dev,
+            )
+            for it in range(1, iterations + 1):
+                q = next(run)
+                yield CRFProgress(it, iterations, number, len(tiles))
+            out[(slice(None), *inner)] = q[(slice(None), *local)].cpu().numpy()
     labels = out.argmax(axis=0).astype(np.int32)
     return CRFResult(labels=labels, probabilities=out, seconds=time.perf_counter() - start)
+
+
+def _mean_field(probabilities, features, offsets, radius, kernel_params, iterations, dev):
+    """Yields the probabilities (a tensor on ``dev``) after each iteration on one block."""
+    import torch
+
+    spatial = probabilities.shape[1:]
+    eps = 1e-6
+    logp = torch.from_numpy(np.log(np.clip(probabilities, eps, 1.0)).astype(np.float32)).to(dev)
+    kernel = _Kernel(torch.from_numpy(features).to(dev), offsets, radius, *kernel_params)
+    fits = len(offsets) * 4 * int(np.prod(spatial)) <= CACHE_BYTES
+    weights = list(kernel) if fits else kernel
+    q = torch.softmax(logp, dim=0)
+    for _ in range(iterations):
+        q = torch.softmax(logp + _message(q, offsets, weights, radius, spatial), dim=0)
+        yield q
+
+
+def _tiles(spatial, margin: int, max_pixels: int):
+    """Cut ``spatial`` into tiles of at most about ``max_pixels`` with their ``margin``.
+
+    Yields ``(outer, inner, local)`` slice tuples: the block read (the tile and its
+    margin, clipped to the array), the tile in the array, and the tile within the
+    block. One tile when the whole array fits.
+    """
+    ndim = len(spatial)
+    if int(np.prod(spatial)) <= max_pixels:
+        whole = tuple(slice(0, n) for n in spatial)
+        yield whole, whole, whole
+        return
+    core = list(spatial)
+    free = list(range(ndim))
+    budget = float(max_pixels)
+    while free:  # axes shorter than a tile's side are taken whole
+        side = budget ** (1 / len(free))
+        short = [a for a in free if spatial[a] <= side]
+        if not short:
+            break
+        for a in short:
+            budget /= spatial[a]
+            free.remove(a)
+    for a in free:
+        core[a] = min(spatial[a], max(int(side) - 2 * margin, 16))
+    starts = [range(0, n, c) for n, c in zip(spatial, core, strict=True)]
+    for corner in itertools.product(*starts):
+        outer, inner, local = [], [], []
+        for s0, c, n in zip(corner, core, spatial, strict=True):
+            s1 = min(s0 + c, n)
+            o0, o1 = max(0, s0 - margin), min(n, s1 + margin)
+            outer.append(slice(o0, o1))
+            inner.append(slice(s0, s1))
+            local.append(slice(s0 - o0, s1 - o0))
+        yield tuple(outer), tuple(inner), tuple(local)
 
 
 def _offsets(ndim: int, radius: int) -> list[tuple[int, ...]]:
@@ -136,11 +210,6 @@ def _shifted(tensor, offset, radius: int, spatial):
         *tuple(slice(radius + d, radius + d + n) for d, n in zip(offset, spatial, strict=True)),
     )
     return tensor[index]
-
-
-def q_bytes(probabilities: np.ndarray) -> int:
-    """Bytes of one float32 map of the probabilities' pixels."""
-    return 4 * int(np.prod(probabilities.shape[1:]))
 
 
 class _Kernel:
@@ -225,6 +294,12 @@ def crf_refine(probabilities, image, **kwargs) -> np.ndarray:
         Axis of ``image`` holding channels, if any.
     device : str, optional
         "auto", "cpu", "cuda", "cuda:N" or "mps".
+    tile_pixels : int, optional
+        Largest block, in pixels, refined at once. Larger images are cut into
+        tiles, each read with a margin of ``iterations * radius`` pixels so the
+        result is the same as in one piece. Default: the largest block whose
+        kernel weights take at most ``CACHE_BYTES`` (1 GiB), so that they are
+        computed once rather than at every iteration.
 
     Returns
     -------

@@ -171,7 +171,7 @@ def _morph_op(name: str, title: str, grows: bool) -> Operation:
 
 
 def _crf_stream(labels, p, inputs):
-    """The CRF, yielding the fraction of its iterations done."""
+    """The CRF, yielding the fraction of its iterations (over all tiles) done."""
     from .._generators import Returning
     from .crf import iter_crf
 
@@ -181,7 +181,7 @@ def _crf_stream(labels, p, inputs):
         )
     )
     for event in run:
-        yield event.iteration / event.iterations
+        yield event.fraction
     return run.value.labels.astype(labels.dtype, copy=False)
 
 
