@@ -5,10 +5,9 @@ Prints one JSON line per case:
 - ``op``: each refine operation (default parameters, radius 2 for the
   morphology) on the 1024x1024 three-class sample cells (2D) and on a
   32x256x256 sample stack (3D); median of ``--repeats`` runs after a warm-up.
-- ``crf``: the CRF (5 iterations, window radius 5) on 512x512, 1024x1024 and
-  3072x3072 images, per device: by default (kernel weights cached; the 3072
-  image cut into tiles whose weights fit), and in one piece with the weights
-  recomputed at every iteration.
+- ``crf``: the CRF (5 iterations, window radius 5) on 512x512 to 3072x3072
+  images, per device: by default (tiles where the image is large), and the two
+  largest in one piece.
 - ``undo``: writing a refine result into a napari Labels layer as one undo
   step (``write_undoable``: changed pixels through ``data_setitem`` in
   ``block_history``), and undoing it, for a 20x1024x1024 uint8 stack with 5% of
@@ -101,43 +100,22 @@ def bench_crf(repeats: int, device: str) -> None:
     from napari_seg.refine import crf
 
     one_piece = 1 << 40  # tile_pixels larger than any image: never cut into tiles
-    cases = [
-        (512, "default", None, crf.CACHE_BYTES),
-        (512, "one tile, weights recomputed", one_piece, 0),
-        (1024, "default", None, crf.CACHE_BYTES),
-        (1024, "one tile, weights recomputed", one_piece, 0),
-        # 9.4 Mpixels: the weights (40 offsets) exceed 1 GiB, so by default tiles.
-        (3072, "default", None, crf.CACHE_BYTES),
-        (3072, "one tile, weights recomputed", one_piece, crf.CACHE_BYTES),
-    ]
-    saved = crf.CACHE_BYTES
-    for size, how, tile_pixels, cache_bytes in cases:
+    cases = [(size, "default", None) for size in (512, 1024, 2048, 3072)]
+    # In one piece: the weights are cached up to 1 GiB (40 offsets: 6.7 Mpixels),
+    # so the 3072x3072 image recomputes them at every iteration.
+    cases += [(size, "one piece", one_piece) for size in (2048, 3072)]
+    for size, how, tile_pixels in cases:
         image, _truth, probs = degraded(0, (size, size))
-        crf.CACHE_BYTES = cache_bytes
-        try:
-            events = list(crf.iter_crf(probs, image, device=device, tile_pixels=tile_pixels))
-            ms = time_ms(
-                lambda p=probs, i=image, t=tile_pixels: refine.crf_refine(
-                    p, i, device=device, tile_pixels=t
-                ),
-                repeats,
-            )
-        finally:
-            crf.CACHE_BYTES = saved
-        print(
-            json.dumps(
-                {
-                    "case": "crf",
-                    "size": size,
-                    "device": device,
-                    "how": how,
-                    "tiles": events[-1].tiles,
-                    "iterations": 5,
-                    "radius": 5,
-                    "ms": round(ms, 1),
-                }
-            )
+        events = list(crf.iter_crf(probs, image, device=device, tile_pixels=tile_pixels))
+        ms = time_ms(
+            lambda p=probs, i=image, t=tile_pixels: refine.crf_refine(
+                p, i, device=device, tile_pixels=t
+            ),
+            repeats,
         )
+        row = {"case": "crf", "size": size, "device": device, "how": how}
+        row |= {"tiles": events[-1].tiles, "iterations": 5, "radius": 5, "ms": round(ms, 1)}
+        print(json.dumps(row))
 
 
 def bench_quality(device: str) -> None:
