@@ -180,3 +180,39 @@ def test_bad_inputs_become_notifications(setup, qtbot, notes, tmp_path):
     w._on_export_clicked()
     assert ".csv or .json" in notes["error"][-1]
     assert not (tmp_path / "scores.txt").exists()
+
+
+def test_pickers_start_on_a_likely_pair_and_then_follow_the_user(make_napari_viewer_proxy):
+    viewer = make_napari_viewer_proxy()
+    labels = np.zeros((8, 8), np.uint8)
+    gt = viewer.add_labels(labels, name="cells2d ground truth")
+    pred = viewer.add_labels(labels, name="cells2d labels [unet]")
+    w = evaluate_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Evaluate")
+    w.reset_choices()
+    assert (w._pred.value, w._gt.value) == (pred, gt)
+    # A chosen pair is kept when layers come and go.
+    other = viewer.add_labels(labels, name="other")
+    w._pred.value = other
+    viewer.add_labels(labels, name="newer")
+    w.reset_choices()
+    assert (w._pred.value, w._gt.value) == (other, gt)
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        (["pred", "gt"], ("pred", "gt")),
+        (["GT", "labels [unet]", "refined"], ("refined", "GT")),
+        (["nuclei annotations", "nuclei labels"], ("nuclei labels", "nuclei annotations")),
+        (["a", "b", "c"], ("c", "a")),  # nothing reads as truth: the first layer
+        (["only"], (None, None)),
+        (["target", "ground_truth"], ("target", "ground_truth")),
+    ],
+)
+def test_suggest_pair_reads_layer_names(names, expected):
+    from types import SimpleNamespace
+
+    layers = [SimpleNamespace(name=n) for n in names]
+    pred, gt = evaluate_module.suggest_pair(layers)
+    assert (getattr(pred, "name", None), getattr(gt, "name", None)) == expected

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ from magicgui.widgets import (
     Table,
     create_widget,
 )
+from napari.layers import Labels
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 
@@ -67,6 +69,29 @@ def parse_ids(text: str) -> tuple[int, ...]:
             raise ValueError(f"ignore ids must be whole numbers >= 0, got {part!r}")
         ids.append(int(part))
     return tuple(ids)
+
+
+_TRUTH = re.compile(r"ground.?truth|\btruth\b|\bgt\b|annotat|manual", re.IGNORECASE)
+
+
+def _looks_like_truth(name: str) -> bool:
+    """Whether a layer name reads as ground truth ("cells ground truth", "gt", ...)."""
+    return _TRUTH.search(name) is not None
+
+
+def suggest_pair(layers) -> tuple:
+    """A (prediction, ground truth) guess among Labels ``layers`` (in layer order).
+
+    Ground truth: the last layer whose name reads as such, else the first layer.
+    Prediction: the newest other layer. ``(None, None)`` for fewer than two layers.
+    """
+    layers = list(layers)
+    if len(layers) < 2:
+        return None, None
+    truth = [layer for layer in layers if _looks_like_truth(layer.name)]
+    gt = truth[-1] if truth else layers[0]
+    others = [layer for layer in layers if layer is not gt]
+    return others[-1], gt
 
 
 class EvaluateWidget(Container):
@@ -122,6 +147,17 @@ class EvaluateWidget(Container):
         )
         self.native.layout().addWidget(self.plots.canvas)
         self._connect()
+
+    def reset_choices(self, *args) -> None:
+        """Refresh the layer pickers; while prediction and ground truth are the same
+        layer (as at first), guess a pair from the layer names (see :func:`suggest_pair`)."""
+        super().reset_choices(*args)
+        if self._pred.value is None or self._pred.value is not self._gt.value:
+            return
+        labels = [layer for layer in self._viewer.layers if isinstance(layer, Labels)]
+        pred, gt = suggest_pair(labels)
+        if pred is not None:
+            self._pred.value, self._gt.value = pred, gt
 
     def _connect(self) -> None:
         self._run.clicked.connect(self.run)
