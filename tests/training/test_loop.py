@@ -222,3 +222,18 @@ def test_closing_the_generator_cancels_and_keeps_finished_files(make_blobs, tiny
         "model-last.safetensors",
         "model.safetensors",
     ]
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        (("bg", "blob"), ("bg", "blob")),
+        (("bg",), ("bg", "class 1")),  # the labels use id 1: named "class 1"
+        (("bg", "blob", "debris", "halo"), ("bg", "blob", "debris", "halo")),  # 4 classes
+    ],
+)
+def test_new_model_class_names_set_and_extend_the_classes(make_blobs, tiny, names, expected):
+    config = tiny.with_(class_names=names, epochs=1, steps_per_epoch=1)
+    result = train(make_blobs((64, 64), seed=0), config)
+    assert result.model.spec.class_names == expected
+    assert result.model.spec.num_classes == len(expected)

@@ -221,3 +221,28 @@ def test_pairs_list_and_preview(make_napari_viewer_proxy, qtbot, notes):
     assert list(preview.features["class"]) == list(CLASS_NAMES)
     training = w.current.model.card["provenance"]["training"]
     assert len(training["data"]["pairs"]) == 2
+
+
+def test_a_new_model_takes_the_class_names_of_the_labels_layer(setup):
+    viewer, w, _ = setup
+    truth = viewer.layers["truth"]
+    truth.features = {"index": [0, 1, 2], "class": ["background", "cytoplasm", "nucleus"]}
+    w._source.value = "new"
+    assert w._make_job().config.class_names == ("background", "cytoplasm", "nucleus")
+    w._label0.value = "unlabelled"  # id 0 is never trained: not "background"
+    assert w._make_job().config.class_names == ("unlabelled", "cytoplasm", "nucleus")
+    truth.features = {}
+    assert w._make_job().config.class_names == ()  # the model's defaults
+    w._source.value = "current"  # fine-tuning keeps the model's names
+    truth.features = {"index": [0, 1, 2], "class": ["a", "b", "c"]}
+    assert w._make_job().config.class_names == ()
+
+
+def test_new_model_class_names_fill_gaps_in_the_ids():
+    from types import SimpleNamespace
+
+    layer = SimpleNamespace(features={"index": [0, 3], "class": ["bg", "spot"]})
+    names = train_module.new_model_class_names([layer], "background")
+    assert names == ("bg", "class 1", "class 2", "spot")
+    only_zero = SimpleNamespace(features={"index": [0], "class": ["bg"]})
+    assert train_module.new_model_class_names([only_zero], "background") == ()

@@ -26,7 +26,7 @@ from magicgui.widgets import (
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 
-from .._layers import labels_layer_kwargs
+from .._layers import class_names_of, labels_layer_kwargs
 from ..models import get_architecture, list_architectures
 from ..models.current import CurrentModel
 from ..training.config import LABEL0_CHOICES, LOSSES, TrainingConfig
@@ -292,6 +292,9 @@ class TrainWidget(Container):
         model, from_model = self._model_for_job()
         if from_model is not None:
             config = config.with_(from_model=from_model)
+        if self._source.value == "new":
+            names = new_model_class_names([labels for _, labels in pairs], config.label0)
+            config = config.with_(class_names=names)
         for image, labels in pairs:
             if tuple(image.scale[-2:]) != tuple(labels.scale[-2:]):
                 show_warning(f"{image.name} and {labels.name} have different scales")
@@ -453,6 +456,21 @@ class TrainWidget(Container):
 
     def _on_destroyed(self, *_args) -> None:
         self.cancel()
+
+
+def new_model_class_names(label_layers, label0: str) -> tuple[str, ...]:
+    """A new model's class names from the labels layers' features (ids from 0).
+
+    Ids the features skip are called "class N"; with ``label0="unlabelled"`` id 0
+    is "unlabelled" (never trained). Empty when no layer names two classes or more.
+    """
+    names = class_names_of(*label_layers)
+    if not names or max(names) < 1:
+        return ()
+    listed = [names.get(i, f"class {i}") for i in range(max(names) + 1)]
+    if label0 == "unlabelled":
+        listed[0] = "unlabelled"
+    return tuple(listed)
 
 
 def _data(layer):

@@ -63,14 +63,16 @@ def fit_classes(
 def _new_model(config: TrainingConfig, needed: int, in_channels: int, normalization, device):
     from ..models import ModelSpec, create_model
 
-    num_classes = config.num_classes or max(2, needed)
+    names = config.class_names
+    num_classes = config.num_classes or max(2, needed, len(names))
     if needed > num_classes:
         raise ValueError(f"the labels use ids up to {needed - 1} but num_classes is {num_classes}")
-    names = config.class_names
     unlabelled = config.label0 == "unlabelled"
     if not names and unlabelled:
         # Class ids are the painted ids; id 0 is never trained.
-        names = ("unlabelled", *(f"class {i}" for i in range(1, num_classes)))
+        names = ("unlabelled",)
+    if names and len(names) < num_classes:  # ids the names do not reach: "class N"
+        names = (*names, *(f"class {i}" for i in range(len(names), num_classes)))
     spec = ModelSpec(
         config.architecture,
         in_channels=in_channels,

@@ -33,9 +33,11 @@ class TrainingConfig:
         Image channels of a new model; detected from the first image when None.
     num_classes : int, optional
         Classes of a new model, background included; by default the largest
-        label id + 1.
+        label id + 1, or the number of ``class_names`` if that is more.
     class_names : tuple of str
-        Names of a new model's classes (defaults: "background", "class 1"...).
+        Names of a new model's classes, from id 0; the model has at least as
+        many classes, and ids beyond the names are called "class N" (defaults:
+        "background" or, with ``label0="unlabelled"``, "unlabelled", then "class 1"...).
     grow_classes : bool
         When fine-tuning, let labels use ids the model does not have: the
         output head is widened and the new classes start untrained.
