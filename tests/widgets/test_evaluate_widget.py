@@ -115,7 +115,7 @@ def test_show_errors_adds_an_overlay_equal_to_the_core(setup, stack, qtbot, note
 
 
 def test_compare_two_predictions_and_export(setup, stack, qtbot, tmp_path):
-    _viewer, w, layers = setup
+    viewer, w, layers = setup
     w._compare.value = layers["better"]
     w.run()
     _wait(qtbot, w)
@@ -135,6 +135,13 @@ def test_compare_two_predictions_and_export(setup, stack, qtbot, tmp_path):
     assert data["prediction"] == "pred"
     assert data["compare"]["prediction"] == "better"
     assert len(data["per_slice"]["values"]) == 5
+    # Show errors: one overlay per prediction compared.
+    w.show_errors()
+    _wait(qtbot, w)
+    for name, array in (("pred", pred), ("better", better)):
+        np.testing.assert_array_equal(viewer.layers[f"{name} errors"].data, error_map(array, gt))
+    assert "pred:" in w._status.value
+    assert "better:" in w._status.value
 
 
 def test_instance_mode(setup, stack, qtbot):

@@ -53,12 +53,20 @@ def _evaluate_job(pred, gt, compare, config: EvaluateConfig):
     return first, (None if compare is None else evaluate(compare, gt, config))
 
 
-def _errors_job(pred, gt, config: EvaluateConfig):
+def _errors_job(predictions: list[tuple[str, object]], gt, config: EvaluateConfig):
+    """Error maps of each ``(name, prediction)`` against ``gt``: ``[(name, map), ...]``."""
     from ..metrics import error_map, instance_error_map
 
-    if config.mode == "instance":
-        return instance_error_map(pred, gt, threshold=config.thresholds[0])
-    return error_map(pred, gt, ignore_labels=config.ignore_labels, background=config.background)
+    maps = []
+    for name, pred in predictions:
+        if config.mode == "instance":
+            errors = instance_error_map(pred, gt, threshold=config.thresholds[0])
+        else:
+            errors = error_map(
+                pred, gt, ignore_labels=config.ignore_labels, background=config.background
+            )
+        maps.append((name, errors))
+    return maps
 
 
 def parse_ids(text: str) -> tuple[int, ...]:
@@ -244,7 +252,8 @@ class EvaluateWidget(Container):
         self._status.value = "evaluating..."
 
     def show_errors(self) -> None:
-        """Add (or update) a Labels layer marking true/false positives and false negatives."""
+        """Add (or update) Labels layers marking true/false positives and false negatives:
+        one for the prediction and, when comparing, one for the second prediction."""
         if self.result is None or self._run_info is None:
             show_error("Evaluate first, then show the errors")
             return
@@ -253,10 +262,12 @@ class EvaluateWidget(Container):
         if info.pred_name not in layers or info.gt_name not in layers:
             show_error("The evaluated layers are gone; evaluate again")
             return
-        pred, gt = layers[info.pred_name], layers[info.gt_name]
-        self._start(
-            _errors_job, _data(pred), _data(gt), self.result.config, returned=self._on_error_map
-        )
+        names = [info.pred_name]
+        if info.compare_name is not None and info.compare_name in layers:
+            names.append(info.compare_name)
+        predictions = [(name, _data(layers[name])) for name in names]
+        gt = _data(layers[info.gt_name])
+        self._start(_errors_job, predictions, gt, self.result.config, returned=self._on_error_maps)
         self._status.value = "computing the error map..."
 
     def export(self, path: str | Path) -> Path:
@@ -357,21 +368,23 @@ class EvaluateWidget(Container):
                 f"accuracy over thresholds {_cell(s.mean_accuracy)}"
             )
 
-    def _on_error_map(self, errors: np.ndarray) -> None:
-        info = self._run_info
-        name = f"{info.pred_name} errors"
+    def _on_error_maps(self, maps: list[tuple[str, np.ndarray]]) -> None:
         layers = self._viewer.layers
-        source = layers[info.pred_name] if info.pred_name in layers else None  # noqa: SIM401
-        if name in layers:
-            layers[name].data = errors
-        else:
+        for pred_name, errors in maps:
+            name = f"{pred_name} errors"
+            source = layers[pred_name] if pred_name in layers else None  # noqa: SIM401
+            if name in layers:
+                layers[name].data = errors
+                continue
             kwargs = labels_layer_kwargs(name, ["", *ERROR_NAMES[1:]], ERROR_COLORS)
             placement = (
                 {} if source is None else {"scale": source.scale, "translate": source.translate}
             )
             self._viewer.add_labels(errors, opacity=0.6, **placement, **kwargs)
-        self._status.value = "error overlay: " + ", ".join(
-            f"{n} {int(np.sum(errors == i))}" for i, n in enumerate(ERROR_NAMES) if i
+        self._status.value = "error overlay: " + "; ".join(
+            f"{pred_name}: "
+            + ", ".join(f"{n} {int(np.sum(errors == i))}" for i, n in enumerate(ERROR_NAMES) if i)
+            for pred_name, errors in maps
         )
 
     def _on_export_clicked(self) -> None:
