@@ -462,7 +462,7 @@ def new_model_class_names(label_layers, label0: str) -> tuple[str, ...]:
     """A new model's class names from the labels layers' features (ids from 0).
 
     Ids the features skip are called "class N"; with ``label0="unlabelled"`` id 0
-    is "unlabelled" (never trained). Empty when no layer names two classes or more.
+    is "unlabelled" (never trained). Empty when the layers name no id above 0.
     """
     names = class_names_of(*label_layers)
     if not names or max(names) < 1:
