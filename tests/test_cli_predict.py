@@ -167,6 +167,52 @@ def test_a_failed_write_leaves_the_previous_output_intact(model_file, image, tmp
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(tifffile, "imwrite", crash)
-    assert main(_args(model_file, out, tmp_path / "img.tif")) == 1
+    called = []
+    monkeypatch.setattr(tifffile, "imwrite", lambda *a, **k: (called.append(1), crash(*a, **k)))
+    assert main(_args(model_file, out, tmp_path / "img.tif", extra=("--overwrite",))) == 1
+    assert called, "the write was never attempted"
     assert previous.read_bytes() == b"an earlier result"
     assert os.listdir(out) == ["img_labels.tif"]  # no temporary file left behind
+
+
+def test_existing_outputs_such_as_ground_truth_are_never_replaced(model_file, image, tmp_path):
+    """The issue's case: `predict --output d d/cells.tif` beside hand-made d/cells_labels.tif."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    tifffile.imwrite(folder / "cells.tif", image)
+    truth = np.zeros(image.shape, np.uint8)
+    truth[10:20, 10:20] = 2
+    tifffile.imwrite(folder / "cells_labels.tif", truth)
+    before = (folder / "cells_labels.tif").read_bytes()
+    assert main(_args(model_file, folder, folder / "cells.tif")) == 1
+    assert (folder / "cells_labels.tif").read_bytes() == before
+    assert sorted(os.listdir(folder)) == ["cells.tif", "cells_labels.tif"]
+    assert main(_args(model_file, folder, folder / "cells.tif", extra=("--overwrite",))) == 0
+    expected = _expected(model_file, image).labels
+    np.testing.assert_array_equal(tifffile.imread(folder / "cells_labels.tif"), expected)
+
+
+def test_an_output_never_replaces_an_input_of_the_batch(model_file, image, tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "x.tif", image)
+    labels = np.ones(image.shape, np.uint8)
+    tifffile.imwrite(tmp_path / "x_labels.tif", labels)
+    before = (tmp_path / "x_labels.tif").read_bytes()
+    inputs = (tmp_path / "x.tif", tmp_path / "x_labels.tif")
+    for extra in ((), ("--overwrite",)):
+        assert main(_args(model_file, tmp_path, *inputs, extra=extra)) == 1
+        assert "would replace input(s) of this batch" in capsys.readouterr().err
+        assert (tmp_path / "x_labels.tif").read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["x.tif", "x_labels.tif"]
+
+
+def test_refusal_lists_existing_outputs_before_any_work(model_file, image, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("a", "b"):
+        tifffile.imwrite(tmp_path / f"{name}.tif", image)
+    (out / "b_labels.tif").write_bytes(b"earlier result")
+    inputs = (tmp_path / "a.tif", tmp_path / "b.tif")
+    assert main(_args(model_file, out, *inputs)) == 1
+    err = capsys.readouterr().err
+    assert "b_labels.tif already exist; pass --overwrite" in err
+    assert sorted(os.listdir(out)) == ["b_labels.tif"]  # a.tif was not segmented either

@@ -143,3 +143,39 @@ def test_float_labels_are_refused(tmp_path, capsys):
     )
     assert "must hold integer labels" in capsys.readouterr().err
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_writing_over_its_own_input_needs_overwrite(labels_file, tmp_path, capsys):
+    path, labels = labels_file
+    argv = ["refine", "--op", "remove_small_objects", "--min-size", "5", "--quiet"]
+    before = path.read_bytes()
+    assert main([*argv, str(path), str(path)]) == 1
+    assert "already exist; pass --overwrite" in capsys.readouterr().err
+    assert path.read_bytes() == before
+    assert main([*argv, "--overwrite", str(path), str(path)]) == 0
+    np.testing.assert_array_equal(tifffile.imread(path), refine.remove_small_objects(labels, 5))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def test_an_output_never_replaces_another_input(labels_file, tmp_path, capsys):
+    path, labels = labels_file
+    reference = tmp_path / "reference.tif"
+    tifffile.imwrite(reference, labels)
+    before = reference.read_bytes()
+    argv = ["refine", "--op", "instances_to_semantic", "--reference", str(reference), "--quiet"]
+    assert main([*argv, "--overwrite", str(path), str(reference)]) == 1
+    assert "would replace input(s)" in capsys.readouterr().err
+    assert reference.read_bytes() == before
+
+
+def test_a_folder_into_itself_and_clashing_names(labels_file, tmp_path, capsys):
+    path, labels = labels_file
+    np.save(tmp_path / "cells_labels.npy", labels)  # same stem: both would give cells_labels.tif
+    argv = ["refine", "--op", "opening", "--quiet", "--overwrite", str(tmp_path), str(tmp_path)]
+    assert main(argv) == 1
+    assert "several inputs would write the same output" in capsys.readouterr().err
+    (tmp_path / "cells_labels.npy").unlink()
+    assert main([*argv[:-3], str(tmp_path), str(tmp_path)]) == 1  # without --overwrite
+    assert "already exist" in capsys.readouterr().err
+    assert main(argv) == 0
+    np.testing.assert_array_equal(tifffile.imread(path), refine.opening(labels, 1))

@@ -176,3 +176,80 @@ def test_float_labels_file_is_refused(files, tmp_path, capsys):
     assert main(argv) == 1
     assert "integer class ids" in capsys.readouterr().err
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_an_existing_model_file_is_replaced_only_with_overwrite(files, tmp_path, capsys):
+    out = tmp_path / "model.safetensors"
+    out.write_bytes(b"a model trained last week")
+    common = ["train", "--image", str(files["image0"]), "--labels", str(files["labels0"])]
+    argv = [*common, "--label0", "background", "--out", str(out), *FAST]
+    assert main(argv) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert out.read_bytes() == b"a model trained last week"
+    assert sorted(p.name for p in tmp_path.iterdir() if "model" in p.name) == [out.name]
+    assert main([*argv, "--overwrite"]) == 0
+    assert load_model(out).spec.num_classes == 3
+    bad = [*common, "--label0", "background", "--out", str(files["labels0"]), *FAST]
+    assert main([*bad, "--overwrite"]) == 1  # never over an input, whatever --overwrite says
+    assert "is an input of this job" in capsys.readouterr().err
+
+
+def _interrupt(argv, signals: int, tmp_path):
+    """Run `napari-seg train` in a child, send SIGINT `signals` times once it trains."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from napari_seg.cli import main; sys.exit(main())",
+            *argv,
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    err = bytearray()
+
+    def pump():
+        while chunk := child.stderr.read1(4096):
+            err.extend(chunk)
+
+    reader = threading.Thread(target=pump)
+    reader.start()
+    deadline = time.monotonic() + 120
+    while b"loss" not in err and time.monotonic() < deadline:  # the bar shows a step's loss
+        time.sleep(0.05)
+    for _ in range(signals):
+        child.send_signal(signal.SIGINT)
+        time.sleep(0.01)
+    code = child.wait(timeout=120)
+    reader.join()
+    return code, err.decode(errors="replace")
+
+
+def test_ctrl_c_before_the_first_validation_says_no_model_was_written(files, tmp_path):
+    out = tmp_path / "m.safetensors"
+    argv = ["train", "--image", str(files["image0"]), "--labels", str(files["labels0"])]
+    argv += ["--label0", "background", "--out", str(out), "--epochs", "1"]
+    argv += ["--steps-per-epoch", "100000", "--batch", "1", "--patch", "32", "--device", "cpu"]
+    argv += ["--option", "depth=2", "--option", "base_width=4"]
+    code, err = _interrupt(argv, 1, tmp_path)
+    assert code == 130, err
+    assert "no model was written to" in err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_two_ctrl_c_abort_with_status_130_and_no_traceback(files, tmp_path):
+    out = tmp_path / "m.safetensors"
+    argv = ["train", "--image", str(files["image0"]), "--labels", str(files["labels0"])]
+    argv += ["--label0", "background", "--out", str(out), "--minutes", "5", "--batch", "4"]
+    argv += ["--patience", "100000", "--patch", "96", "--device", "cpu"]  # steps of ~0.2 s
+    code, err = _interrupt(argv, 2, tmp_path)
+    assert code == 130, err
+    assert "interrupted" in err
+    assert "Traceback" not in err

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,21 +14,57 @@ INPUT_ERRORS = (ValueError, TypeError, OSError, MemoryError)
 
 
 def read_config(cls, path: Path | None):
-    """``cls.from_json`` of the file at ``path`` (a default ``cls()`` when None).
+    """``cls.from_dict`` of the JSON or YAML file at ``path`` (a default ``cls()`` when None).
 
     Raises
     ------
     ValueError
-        If the file is not valid JSON or its settings are invalid.
+        If the file is not valid JSON/YAML or its settings are invalid.
     OSError
         If the file cannot be read.
     """
+    from ._config_file import read_mapping
+
     if path is None:
         return cls()
     try:
-        return cls.from_json(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--config {path} is not valid JSON: {exc}") from None
+        return cls.from_dict(read_mapping(path))
+    except ValueError as exc:
+        raise ValueError(f"--config {path}: {exc}") from None
+
+
+def check_outputs(outputs: Sequence[Path], inputs: Sequence[Path], overwrite: bool) -> None:
+    """Refuse, before any work, outputs that would replace an input of the batch (always)
+    or an existing file (unless ``overwrite``); the message lists them all.
+
+    Raises
+    ------
+    ValueError
+        Naming the outputs that may not be written.
+    """
+    from ._atomic import OutputExistsError, check_target
+
+    inputs_hit, existing = [], []
+    for path in outputs:
+        if not path.parent.is_dir():
+            continue  # a folder still to be created replaces nothing
+        try:
+            check_target(path, overwrite=overwrite, inputs=inputs)
+        except OutputExistsError:
+            existing.append(str(path))
+        except ValueError:
+            inputs_hit.append(str(path))
+    if inputs_hit:
+        raise ValueError(
+            f"output(s) {', '.join(inputs_hit[:5])} would replace input(s) of this batch; "
+            "choose another output folder"
+        )
+    if existing:
+        more = f" and {len(existing) - 5} more" if len(existing) > 5 else ""
+        raise ValueError(
+            f"output(s) {', '.join(existing[:5])}{more} already exist; pass --overwrite to "
+            "replace them, or choose another output folder"
+        )
 
 
 def for_each_input(

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._cli_common import for_each_input, read_config
+from ._cli_common import check_outputs, for_each_input, read_config
 
 
 def add_parser(sub) -> None:
@@ -35,6 +35,9 @@ def add_parser(sub) -> None:
         help="axis of a stack to segment slice by slice along, e.g. 0 (several: 0,1)",
     )
     p.add_argument("--probabilities", action="store_true", default=None, help="also write them")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace output files that already exist"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -81,18 +84,27 @@ def run(args: argparse.Namespace) -> int:
     clashes = sorted({s for s in stems if stems.count(s) > 1})
     if clashes:
         raise ValueError(f"several inputs would write the same outputs: {', '.join(clashes)}")
+    if args.output.exists() and not args.output.is_dir():
+        raise ValueError(f"--output {args.output} is a file; give a folder")
+    outputs = [_outputs(args.output, stem, config.probabilities) for stem in stems]
+    check_outputs([p for pair in outputs for p in pair], args.inputs, args.overwrite)
     model = load_model(args.model)
     args.output.mkdir(parents=True, exist_ok=True)
 
-    def work(item: tuple[Path, str]) -> str:
-        written = _predict_one(model, item[0], args.output, item[1], config, args.quiet)
+    def work(item: tuple[Path, tuple[Path, ...]]) -> str:
+        written = _predict_one(model, item[0], item[1], config, args)
         return f"{item[0]} -> {', '.join(str(w) for w in written)}"
 
-    items = list(zip(args.inputs, stems, strict=True))
+    items = list(zip(args.inputs, outputs, strict=True))
     return for_each_input("predict", items, work, lambda item: item[0])
 
 
-def _predict_one(model, path: Path, folder: Path, stem: str, config, quiet: bool) -> list[Path]:
+def _outputs(folder: Path, stem: str, probabilities: bool) -> tuple[Path, ...]:
+    labels = folder / f"{stem}_labels.tif"
+    return (labels, folder / f"{stem}_probabilities.tif") if probabilities else (labels,)
+
+
+def _predict_one(model, path: Path, outputs: tuple[Path, ...], config, args) -> list[Path]:
     from tqdm import tqdm
 
     from ._generators import Returning
@@ -103,6 +115,7 @@ def _predict_one(model, path: Path, folder: Path, stem: str, config, quiet: bool
     events = iter_predict(model, image, config)
     run = Returning(events)
     bar = None
+    quiet = args.quiet
     try:
         for event in run:
             if isinstance(event, PredictStarted):
@@ -128,9 +141,7 @@ def _predict_one(model, path: Path, folder: Path, stem: str, config, quiet: bool
     result = run.value
     spec = model.spec
     metadata = {"classes": list(spec.class_names), "model": spec.architecture}
-    written = [folder / f"{stem}_labels.tif"]
-    write_tiff(written[0], result.labels, metadata=metadata)
+    write_tiff(outputs[0], result.labels, overwrite=args.overwrite, metadata=metadata)
     if result.probabilities is not None:
-        written.append(folder / f"{stem}_probabilities.tif")
-        write_tiff(written[1], result.probabilities, metadata=metadata)
-    return written
+        write_tiff(outputs[1], result.probabilities, overwrite=args.overwrite, metadata=metadata)
+    return list(outputs)

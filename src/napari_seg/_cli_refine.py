@@ -50,6 +50,11 @@ def add_parser(sub) -> None:
     p.add_argument("--reference", type=Path, help="semantic labels (instances_to_semantic)")
     p.add_argument("--channel-axis", type=int, help="channel axis of --image, if any")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace output files that exist (OUTPUT may then be INPUT itself)",
+    )
     params = p.add_argument_group("operation parameters (each applies to the operations named)")
     for name, ops in _all_params().items():
         params.add_argument(
@@ -119,13 +124,27 @@ def run(args: argparse.Namespace) -> int:
     if args.input is None or args.output is None:
         raise ValueError("give INPUT and OUTPUT (label file or folder)")
     config = build_config(args)
-    from ._cli_common import for_each_input
+    from ._cli_common import check_outputs, for_each_input
+
+    pairs = _pairs(args.input, args.output)
+    targets = [target for _, target in pairs]
+    clashes = sorted({str(t) for t in targets if targets.count(t) > 1})
+    if clashes:
+        raise ValueError(f"several inputs would write the same output: {', '.join(clashes)}")
+    extra = [getattr(args, name) for name in INPUT_NAMES if getattr(args, name) is not None]
+    for source, target in pairs:
+        # An output may replace its own input (with --overwrite: it is read whole first),
+        # never another input of the batch.
+        others = [s for s, _ in pairs if s != source] + extra
+        check_outputs([target], others, args.overwrite)
+    if not args.output.exists() and args.input.is_dir() and args.input.suffix != ".zarr":
+        args.output.mkdir(parents=True)
 
     def work(pair: tuple[Path, Path]) -> str:
         changed = _refine_one(*pair, config, args)
         return f"{pair[0]} -> {pair[1]} ({changed} pixels changed)"
 
-    return for_each_input("refine", _pairs(args.input, args.output), work, lambda p: p[0])
+    return for_each_input("refine", pairs, work, lambda p: p[0])
 
 
 def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
@@ -144,7 +163,6 @@ def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
         raise ValueError(f"no label files ({', '.join(LABEL_SUFFIXES)}) in {source}")
     if target.exists() and not target.is_dir():
         raise ValueError(f"OUTPUT {target} must be a folder when INPUT is a folder")
-    target.mkdir(parents=True, exist_ok=True)
     return [(p, target / (p.name.split(".", 1)[0] + ".tif")) for p in files]
 
 
@@ -155,7 +173,7 @@ def _refine_one(source: Path, target: Path, config, args) -> int:
     from ._io import read_image
     from .refine import iter_refine
 
-    labels = np.asarray(read_image(source))
+    labels = np.array(read_image(source))  # a copy: OUTPUT may replace INPUT
     inputs = {
         name: _read_input(getattr(args, name), source, name)
         for name in INPUT_NAMES
@@ -168,7 +186,7 @@ def _refine_one(source: Path, target: Path, config, args) -> int:
         for event in run:
             bar.total = event.total
             bar.update(event.done - bar.n)
-    _write(target, run.value.labels)
+    _write(target, run.value.labels, args.overwrite)
     return run.value.changed
 
 
@@ -186,14 +204,14 @@ def _read_input(path: Path, source: Path, name: str) -> np.ndarray:
     return np.asarray(read_image(path))
 
 
-def _write(target: Path, labels: np.ndarray) -> None:
+def _write(target: Path, labels: np.ndarray, overwrite: bool) -> None:
     from ._atomic import atomic_write
     from ._io import write_tiff
 
     if target.suffix.lower() == ".npy":
-        with atomic_write(target) as handle:
+        with atomic_write(target, overwrite=overwrite) as handle:
             np.save(handle, labels, allow_pickle=False)
     elif target.suffix.lower() in (".tif", ".tiff"):
-        write_tiff(target, labels)
+        write_tiff(target, labels, overwrite=overwrite)
     else:
         raise ValueError(f"OUTPUT must end in .tif, .tiff or .npy, got {target.name}")

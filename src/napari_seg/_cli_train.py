@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
 
 #: Flags copied onto the config when given (argparse dest -> config field).
 _FIELDS = {
@@ -82,6 +83,11 @@ def add_parser(sub) -> None:
     p.add_argument("--channel-axis", type=int, help="channel axis of the images (detected)")
     p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
     p.add_argument("--elastic", action="store_true", default=None, help="elastic deformation")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out and its -last/.training.json files if they exist",
+    )
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -119,6 +125,7 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ._atomic import check_target
     from ._io import read_image
 
     if len(args.image) != len(args.labels):
@@ -127,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
             f"{len(args.labels)} label file(s)"
         )
     config = build_config(args)
+    # The model file must not replace an image or labels file, whatever --overwrite says.
+    check_target(args.out, overwrite=True, inputs=[*args.image, *args.labels])
     pairs = [
         (read_image(i), read_image(lab)) for i, lab in zip(args.image, args.labels, strict=True)
     ]
@@ -136,11 +145,10 @@ def run(args: argparse.Namespace) -> int:
     previous = _install_interrupt(stop) if main_thread else None
     try:
         result = _run(pairs, config, args, names, stop)
-    finally:
+        return _report(result, args)
+    finally:  # a second Ctrl+C while reporting is still a clean interruption
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-    _report(result, args.json)
-    return 0
 
 
 def _run(pairs, config, args, names, stop):
@@ -149,7 +157,15 @@ def _run(pairs, config, args, names, stop):
     from ._generators import Returning
     from .training import EpochEnd, StepProgress, TrainStarted, TrainWarning, iter_train
 
-    events = iter_train(pairs, config, out=args.out, resume=args.resume, stop=stop, names=names)
+    events = iter_train(
+        pairs,
+        config,
+        out=args.out,
+        resume=args.resume,
+        stop=stop,
+        names=names,
+        overwrite=args.overwrite,
+    )
     run = Returning(events)
     bar = None
     last_iou = "-"
@@ -189,7 +205,8 @@ def _install_interrupt(stop: threading.Event):
     return signal.signal(signal.SIGINT, handler)
 
 
-def _report(result, as_json: bool) -> None:
+def _report(result, args) -> int:
+    """Print the result (JSON or text); the exit status: non-zero when no model was written."""
     payload = {
         "stopped": result.stopped,
         "epochs": result.epochs,
@@ -203,9 +220,22 @@ def _report(result, as_json: bool) -> None:
         },
         "classes": list(result.model.spec.class_names),
     }
-    if as_json:
+    if args.json:
         print(json.dumps(payload, indent=2, allow_nan=False))
-        return
+    else:
+        _print_text(result, payload)
+    if result.best_path is None:
+        last = f"; the last state is in {result.last_path}" if result.last_path else ""
+        print(
+            f"napari-seg train: no model was written to {args.out}: training ended "
+            f"({result.stopped}) before its first epoch was validated{last}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED if result.stopped == "stopped" else EXIT_ERROR
+    return 0
+
+
+def _print_text(result, payload: dict) -> None:
     m = result.metrics
     best = "n/a" if m["best_val_iou"] is None else f"{m['best_val_iou']:.4f}"
     print(

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ._atomic import atomic_write
+from .limits import MAX_TIFF_CHUNK_BYTES, one_line
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -35,23 +36,55 @@ def read_image(path: str | os.PathLike):
     suffix = path.suffix.lower()
     try:
         if suffix in TIFF_SUFFIXES:
-            return _read_tiff(path)
-        if suffix == ".npy":
-            return np.load(path, mmap_mode="r", allow_pickle=False)
-        if suffix == ".zarr" or (path.is_dir() and _is_zarr(path)):
-            return _read_zarr(path)
-        if suffix in IMAGE_SUFFIXES:
+            array = _read_tiff(path)
+        elif suffix == ".npy":
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        elif suffix == ".zarr" or (path.is_dir() and _is_zarr(path)):
+            array = _read_zarr(path)
+        elif suffix in IMAGE_SUFFIXES:
             import imageio.v3 as iio
 
-            return iio.imread(path)
-    except (ValueError, OSError, KeyError) as exc:
-        raise ValueError(f"cannot read {path} as an image: {exc}") from exc
-    raise ValueError(f"unsupported input {path}: expected {INPUT_KINDS}")
+            array = iio.imread(path)
+        else:
+            raise ValueError(f"unsupported input {path}: expected {INPUT_KINDS}")
+    except ValueError as exc:
+        if str(exc).startswith("unsupported input"):
+            raise
+        raise ValueError(f"cannot read {path} as an image: {one_line(exc, 300)}") from None
+    except (OSError, KeyError, ArithmeticError, MemoryError, RecursionError) as exc:
+        # Parsers of hostile files fail in many ways; each is one line naming the file.
+        what = type(exc).__name__
+        raise ValueError(f"cannot read {path} as an image ({what}: {one_line(exc, 300)})") from None
+    if 0 in tuple(array.shape):
+        raise ValueError(f"{path} holds an empty image (shape {tuple(array.shape)})")
+    return array
 
 
 def _read_tiff(path: Path):
+    """A TIFF as a memory map (uncompressed) or a zarr array read chunk by chunk.
+
+    A compressed TIFF is decompressed strip by strip (or tile by tile) for the
+    region asked for, so its chunks must be of a reasonable size: a file that
+    stores a large image in one strip is refused before anything is read.
+    """
     import tifffile
 
+    with tifffile.TiffFile(path) as tif:
+        if not tif.pages:
+            raise ValueError("the TIFF has no image")
+        page = tif.pages.first
+        shape = tuple(page.shape)
+        if 0 in shape:
+            raise ValueError(f"the TIFF's image is empty (shape {shape})")
+        if not page.is_contiguous:  # compressed or tiled
+            chunk = int(np.prod(page.chunks, dtype=np.int64)) * page.dtype.itemsize
+            if chunk > MAX_TIFF_CHUNK_BYTES:
+                raise ValueError(
+                    f"it stores its {'x'.join(map(str, shape))} image in compressed chunks of "
+                    f"{'x'.join(map(str, page.chunks))} pixels ({chunk / 2**30:.1f} GiB each once "
+                    f"decompressed, more than the {MAX_TIFF_CHUNK_BYTES // 2**30} GiB napari-seg "
+                    "reads at once); save it tiled (e.g. tifffile tile=(512, 512)) or uncompressed"
+                )
     try:
         return tifffile.memmap(path, mode="r")
     except ValueError:  # compressed or tiled: read by region through zarr
@@ -83,9 +116,12 @@ def output_stem(path: str | os.PathLike) -> str:
     return name.split(".", 1)[0] or name
 
 
-def write_tiff(path: str | os.PathLike, array, **kwargs) -> None:
-    """Write ``array`` as a TIFF atomically (BigTIFF when large), zlib-compressed."""
+def write_tiff(path: str | os.PathLike, array, *, overwrite: bool = False, **kwargs) -> None:
+    """Write ``array`` as a TIFF atomically (BigTIFF when large), zlib-compressed.
+
+    An existing file is replaced only with ``overwrite=True``.
+    """
     import tifffile
 
-    with atomic_write(path) as handle:
+    with atomic_write(path, overwrite=overwrite) as handle:
         tifffile.imwrite(handle, np.asarray(array), compression="zlib", **kwargs)

@@ -12,6 +12,8 @@ from pathlib import Path
 from . import __version__, _cli_evaluate, _cli_predict, _cli_refine, _cli_train
 
 EXIT_ERROR = 1
+#: The shell's status for a process ended by Ctrl+C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -77,25 +79,25 @@ def _cmd_create(args: argparse.Namespace) -> int:
     weights = None if args.encoder_weights in (None, "none") else args.encoder_weights
     model = create_model(spec, encoder_weights=weights)
     provenance = {"created_by": "napari-seg create", "encoder_weights": weights or "random"}
-    save_model(model, args.out, provenance=provenance)
+    save_model(model, args.out, overwrite=args.overwrite, provenance=provenance)
     stats = model_stats(model)
     print(f"wrote {args.out}: {model.spec.architecture} ({model.spec.encoder}), {stats.summary()}")
     return 0
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .models import read_model_card
+    from .models import ModelSpec, read_model_card
 
-    card = read_model_card(args.model)
+    card = read_model_card(args.model)  # validated: header, card, spec, weights, checksum
     if args.json:
         print(json.dumps(card, indent=2, sort_keys=True))
         return 0
-    spec = card["spec"]
+    spec = ModelSpec.from_dict(card["spec"])
     print(f"{args.model}")
-    print(f"  architecture: {spec['architecture']} (encoder {spec['encoder']})")
-    print(f"  input channels: {spec['in_channels']}")
-    print(f"  classes: {', '.join(spec['class_names'])}")
-    print(f"  normalization: {spec['normalization']['method']}")
+    print(f"  architecture: {spec.architecture} (encoder {spec.resolved_encoder})")
+    print(f"  input channels: {spec.in_channels}")
+    print(f"  classes: {', '.join(spec.class_names)}")
+    print(f"  normalization: {spec.normalization.method}")
     print(f"  provenance: {json.dumps(card.get('provenance', {}))}")
     print(f"  created: {card.get('created')} with {json.dumps(card.get('versions', {}))}")
     return 0
@@ -166,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--option", action="append", metavar="NAME=VALUE", help="architecture option")
     p.add_argument("--out", required=True, type=Path, help="model file to write")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_cmd_create)
 
     p = sub.add_parser("info", help="show a model file's card")
@@ -206,14 +209,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     from ._device import DeviceError
+    from .limits import one_line
 
     # User errors are reported in one line; RuntimeError covers WeightsUnavailableError.
-    known = (ValueError, TypeError, OSError, RuntimeError, DeviceError)
+    known = (ValueError, TypeError, OSError, RuntimeError, MemoryError, DeviceError)
     try:
         return args.func(args)
     except known as exc:
-        print(f"napari-seg {args.command}: error: {exc}", file=sys.stderr)
+        print(f"napari-seg {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"napari-seg {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

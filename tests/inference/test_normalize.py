@@ -72,3 +72,13 @@ def test_lazy_inputs_are_sampled_by_blocks(counting_array):
     lo, hi = np.percentile(data, [1.0, 99.8])
     assert stats.offset[0] == pytest.approx(lo, rel=0.05)
     assert 1 / stats.scale[0] + stats.offset[0] == pytest.approx(hi, rel=0.05)
+
+
+@pytest.mark.parametrize("method", ["percentile", "minmax", "meanstd"])
+def test_a_constant_image_at_the_top_of_uint64_does_not_divide_by_zero(method):
+    """float(2**64 - 1) + 1 == float(2**64 - 1): the span of such an image vanishes."""
+    image = np.full((40, 40), 2**64 - 1, np.uint64)
+    layout, stats = _stats(image, method)
+    out = stats.apply(layout.read(image, (), slice(None), slice(None)))
+    assert np.isfinite(out).all()
+    assert stats.scale[0] == 1.0

@@ -331,3 +331,19 @@ def test_the_input_image_is_never_modified(model, dtype):
     before = image.copy()
     predict(model, image, axis=0)
     np.testing.assert_array_equal(image, before)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"tile": 10**6}, "tile must be at most 16384"),
+        ({"batch_size": 10**6}, "batch_size must be at most 1024"),
+        ({"tile": 8192, "batch_size": 8}, r"batch_size x tile\^2 must be at most"),
+        ({"axis": (0,) * 100}, "axis lists at most 63 axes"),
+    ],
+)
+def test_every_prediction_setting_has_a_bound(kwargs, message):
+    from napari_seg.inference import PredictConfig
+
+    with pytest.raises(ValueError, match=message):
+        PredictConfig(**kwargs).validate()

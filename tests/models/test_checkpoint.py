@@ -128,7 +128,7 @@ CRASH_SCRIPT = textwrap.dedent(
     atomic._open_temp = lambda path: Dying(real_open(path))
     torch.manual_seed(1)
     spec = ModelSpec("unet", 1, 3, options={"depth": 2, "base_width": 8})
-    save_model(create_model(spec), sys.argv[1])
+    save_model(create_model(spec), sys.argv[1], overwrite=True)
     """
 )
 
@@ -154,7 +154,7 @@ def test_failed_save_leaves_no_temporary_file(saved, model, monkeypatch):
 
     monkeypatch.setattr(atomic.os, "replace", boom)
     with pytest.raises(OSError, match="disk full"):
-        save_model(model, saved)
+        save_model(model, saved, overwrite=True)
     assert saved.read_bytes() == before
     assert [p.name for p in saved.parent.iterdir()] == [saved.name]
 

@@ -67,14 +67,14 @@ def test_fill_holes_fills_enclosed_small_holes_only(unchanged):
     assert (refine.fill_holes(labels, 1000)[0] == 0).all()
 
 
-def test_fill_holes_keeps_other_classes_unless_overwrite():
+def test_fill_holes_keeps_other_classes_unless_over_classes():
     labels = np.ones((5, 5), np.uint8)
     labels[2, 2] = 2
     labels[2, 3] = 0
     kept = refine.fill_holes(labels, 5, classes=[1])
     assert kept[2, 2] == 2
     assert kept[2, 3] == 1
-    assert (refine.fill_holes(labels, 5, classes=[1], overwrite=True) == 1).all()
+    assert (refine.fill_holes(labels, 5, classes=[1], over_classes=True) == 1).all()
 
 
 def test_fill_holes_3d():
@@ -86,7 +86,7 @@ def test_fill_holes_3d():
     assert refine.fill_holes(labels, 5)[1, 1, 1] == 0
 
 
-def test_dilation_grows_into_background_only_unless_overwrite(unchanged):
+def test_dilation_grows_into_background_only_unless_over_classes(unchanged):
     labels = np.zeros((5, 5), np.uint8)
     labels[2, 2] = 1
     labels[2, 3] = 2
@@ -94,7 +94,7 @@ def test_dilation_grows_into_background_only_unless_overwrite(unchanged):
     expected = labels.copy()
     expected[1, 2] = expected[3, 2] = expected[2, 1] = 1  # disk(1) is a cross; (2, 3) is class 2
     np.testing.assert_array_equal(out, expected)
-    over = refine.dilation(labels, 1, classes=[1], overwrite=True)
+    over = refine.dilation(labels, 1, classes=[1], over_classes=True)
     assert over[2, 3] == 1
 
 

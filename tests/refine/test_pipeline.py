@@ -38,7 +38,7 @@ def test_command_line_values_parse_by_kind():
     op = get_operation("relabel")
     assert op.param_map["mapping"].parse("1:2, 2:1") == {1: 2, 2: 1}
     assert get_operation("opening").param_map["classes"].parse("1,3") == (1, 3)
-    assert get_operation("dilation").param_map["overwrite"].parse("yes") is True
+    assert get_operation("dilation").param_map["over_classes"].parse("yes") is True
     with pytest.raises(ValueError, match="min_size must be an integer, got 'ten'"):
         get_operation("remove_small_objects").param_map["min_size"].parse("ten")
 
@@ -177,3 +177,28 @@ def test_every_operation_runs_on_2d_and_3d():
             given = {k: inputs[k] for k in op.needs + op.optional}
             out = refine.refine(labels, config, **given)
             assert out.shape == labels.shape, name
+
+
+@pytest.mark.parametrize(
+    ("op", "params", "message"),
+    [
+        ("dilation", {"radius": 5000}, "radius must be at most 128"),
+        ("majority", {"radius": 5000}, "radius must be at most 128"),
+        ("watershed_split", {"min_distance": 5000}, "min_distance must be at most 128"),
+        ("crf", {"radius": 5000}, "radius must be at most 32"),
+        ("crf", {"iterations": 10**9}, "iterations must be at most 1000"),
+    ],
+)
+def test_parameters_that_size_allocations_are_bounded(op, params, message):
+    with pytest.raises(ValueError, match=message):
+        RefineStep(op, params).validate()
+
+
+def test_the_functions_check_the_same_bounds():
+    labels = np.zeros((8, 8), np.uint8)
+    with pytest.raises(ValueError, match="radius must be at most 128"):
+        refine.dilation(labels, 5000)
+    with pytest.raises(ValueError, match="min_distance must be at most 128"):
+        refine.watershed_split(labels, min_distance=5000)
+    with pytest.raises(ValueError, match="radius must be at most 32"):
+        refine.crf_refine(np.full((2, 8, 8), 0.5, np.float32), labels, radius=5000)

@@ -57,3 +57,31 @@ def test_unknown_keys_and_bad_files(tmp_path):
     bad.write_text("loss: [unclosed")
     with pytest.raises(ValueError, match="not valid YAML"):
         TrainingConfig.load(bad)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"batch_size": 10**6}, "batch_size must be at most 1024"),
+        ({"patch_size": 10**6}, "patch_size must be at most 4096"),
+        ({"batch_size": 512, "patch_size": 1024}, r"batch_size x patch_size\^2 must be at most"),
+        ({"threads": 10**6}, "threads must be at most 256"),
+        ({"epochs": 10**12}, "epochs must be at most"),
+        ({"num_classes": 10**9}, "num_classes must be at most 1024"),
+        ({"seed": 2**70}, "seed must be at most"),
+        ({"axis": 10**9}, "axis must be at most 63"),
+        ({"minutes": 1e300}, "minutes must be > 0.0 and <= 1000000.0"),
+    ],
+)
+def test_every_number_has_a_bound_named_in_the_error(changes, message):
+    with pytest.raises(ValueError, match=message):
+        TrainingConfig().with_(**changes)
+
+
+def test_a_string_is_not_a_list_of_class_names(tmp_path):
+    with pytest.raises(TypeError, match="class_names must be a list of names, got 'abc'"):
+        TrainingConfig(class_names="abc").validate()
+    path = tmp_path / "run.yaml"
+    path.write_text("class_names: abc\n")
+    with pytest.raises(TypeError, match="class_names must be a list of names"):
+        TrainingConfig.load(path)

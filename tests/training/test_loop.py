@@ -181,9 +181,14 @@ def test_a_failing_run_leaves_an_existing_model_file_as_it_was(make_blobs, tiny,
     out.write_bytes(b"previous model")
     image, _ = make_blobs()
     with pytest.raises(ValueError, match="no annotated pixel"):
-        train((image, np.zeros(image.shape, np.uint8)), tiny.with_(label0="unlabelled"), out=out)
+        train(
+            (image, np.zeros(image.shape, np.uint8)),
+            tiny.with_(label0="unlabelled"),
+            out=out,
+            overwrite=True,
+        )
     with pytest.raises(ValueError, match="does not match the image shape"):
-        train((image, np.zeros((10, 10), np.uint8)), tiny, out=out)
+        train((image, np.zeros((10, 10), np.uint8)), tiny, out=out, overwrite=True)
     assert out.read_bytes() == b"previous model"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
 

@@ -19,7 +19,8 @@ def param_widget(param: Param):
     elif param.kind == "int":
         low = int(param.minimum) if param.minimum is not None else -(2**31)
         default = param.default if param.default is not None else max(low, 1)
-        widget = SpinBox(label=label, min=low, max=2**31 - 1, value=default)
+        high = int(param.maximum) if param.maximum is not None else 2**31 - 1
+        widget = SpinBox(label=label, min=low, max=high, value=default)
     elif param.kind == "float":
         low = float(param.minimum) if param.minimum is not None else -1e9
         widget = FloatSpinBox(label=label, min=low, max=1e9, step=0.05, value=param.default)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields, replace
 
+from .._validate import check_axis, check_bool, check_choice, check_int, check_str
+from ..limits import MAX_AXIS, MAX_BATCH_PIXELS, MAX_TILE, MAX_TILE_BATCH
 from .tiling import BLENDING_MODES
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -52,24 +54,33 @@ class PredictConfig:
 
     def validate(self) -> PredictConfig:
         """Return ``self`` if every field is valid, else raise ``ValueError``/``TypeError``."""
-        if not isinstance(self.device, str):
-            raise TypeError(f"device must be a string, got {self.device!r}")
-        _check_int("tile", self.tile, MIN_TILE)
-        _check_int("overlap", self.overlap, 0)
-        _check_int("batch_size", self.batch_size, 1)
+        check_str("device", self.device)
+        check_int("tile", self.tile, MIN_TILE, MAX_TILE, optional=True)
+        check_int("overlap", self.overlap, 0, MAX_TILE, optional=True)
+        check_int("batch_size", self.batch_size, 1, MAX_TILE_BATCH, optional=True)
         if self.tile is not None and self.overlap is not None and self.overlap >= self.tile:
             raise ValueError(
                 f"overlap must be smaller than the tile, got overlap={self.overlap}, "
                 f"tile={self.tile}"
             )
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.blending not in BLENDING_MODES:
-            raise ValueError(f"blending must be one of {BLENDING_MODES}, got {self.blending!r}")
-        _check_int("channel_axis", self.channel_axis, None)
-        axes = (self.axis,) if isinstance(self.axis, int) else (self.axis or ())
-        for a in axes:
-            _check_int("axis", a, None)
+        if self.tile is not None and self.batch_size is not None:
+            pixels = self.batch_size * self.tile**2
+            if pixels > MAX_BATCH_PIXELS:
+                raise ValueError(
+                    f"batch_size x tile^2 must be at most {MAX_BATCH_PIXELS} pixels per forward "
+                    f"pass, got {self.batch_size} x {self.tile}^2 = {pixels}"
+                )
+        check_choice("precision", self.precision, PRECISIONS)
+        check_choice("blending", self.blending, BLENDING_MODES)
+        check_bool("probabilities", self.probabilities)
+        check_axis("channel_axis", self.channel_axis)
+        if isinstance(self.axis, (tuple, list)):
+            if len(self.axis) > MAX_AXIS:
+                raise ValueError(f"axis lists at most {MAX_AXIS} axes, got {len(self.axis)}")
+            for a in self.axis:
+                check_int("axis", a, -MAX_AXIS - 1, MAX_AXIS)
+        else:
+            check_axis("axis", self.axis)
         return self
 
     def with_(self, **changes) -> PredictConfig:
@@ -84,7 +95,11 @@ class PredictConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> PredictConfig:
+        """Build and validate a config from :meth:`to_dict` output (or a JSON/YAML file's)."""
         from .._config_file import reject_unknown
+
+        if not isinstance(data, dict):
+            raise ValueError(f"a prediction config must be a mapping, got {type(data).__name__}")
 
         reject_unknown(data, [f.name for f in fields(cls)], "prediction")
         data = dict(data)
@@ -97,13 +112,6 @@ class PredictConfig:
 
     @classmethod
     def from_json(cls, text: str) -> PredictConfig:
-        return cls.from_dict(json.loads(text))
+        from .._config_file import parse_text
 
-
-def _check_int(name: str, value, minimum: int | None) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer or None, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        return cls.from_dict(parse_text(text, yaml_format=False, source="prediction config"))

@@ -99,9 +99,9 @@ def compute_stats(image, layout: ImageLayout, normalization: Normalization) -> I
                 f"{where} has no finite value in channel {ch} (all NaN or infinite); "
                 "nothing to normalise"
             )
-        lo, hi = _range(values, normalization)
-        offsets.append(lo)
-        scales.append(1.0 / hi if normalization.method == "meanstd" else 1.0 / (hi - lo))
+        offset, scale = _offset_scale(values, normalization)
+        offsets.append(offset)
+        scales.append(scale)
     if nonfinite:
         logger.warning("%.2g%% of the examined pixels are NaN or infinite", 100 * nonfinite)
     return IntensityStats(
@@ -109,19 +109,24 @@ def compute_stats(image, layout: ImageLayout, normalization: Normalization) -> I
     )
 
 
-def _range(values: np.ndarray, normalization: Normalization) -> tuple[float, float]:
-    """(offset, upper) for min-max and percentile, (mean, std) for meanstd."""
+def _offset_scale(values: np.ndarray, normalization: Normalization) -> tuple[float, float]:
+    """``(offset, scale)`` with ``x_norm = (x - offset) * scale``, finite for any input.
+
+    A constant image (or one whose range vanishes next to its magnitude, such as
+    a uint64 image of 2**64 - 1) maps to 0 with scale 1 rather than dividing by zero.
+    """
     if normalization.method == "meanstd":
-        std = float(values.std())
-        return float(values.mean()), std if std > 0 else 1.0
-    if normalization.method == "minmax":
-        lo, hi = float(values.min()), float(values.max())
+        offset, span = float(values.mean()), float(values.std())
     else:
-        lo, hi = (float(v) for v in np.percentile(values, [normalization.low, normalization.high]))
-    if hi <= lo:
-        # A constant image: map its value to 0 rather than dividing by zero.
-        hi = lo + 1.0
-    return lo, hi
+        if normalization.method == "minmax":
+            lo, hi = float(values.min()), float(values.max())
+        else:
+            lo, hi = (
+                float(v) for v in np.percentile(values, [normalization.low, normalization.high])
+            )
+        offset, span = lo, hi - lo
+    scale = 1.0 / span if span > 0 and np.isfinite(1.0 / span) else 1.0
+    return offset, scale
 
 
 def _sample(image, layout: ImageLayout) -> tuple[np.ndarray, bool]:

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from ..limits import brief
 from ._confusion import ConfusionMatrix, confusion_matrix, slice_confusion_matrices
 from ._instance import DEFAULT_THRESHOLDS, InstanceScores, _check_thresholds, match_instances
 from ._report import _num, instance_rows, semantic_rows, to_dict
@@ -49,7 +50,12 @@ class EvaluateConfig:
     def validate(self) -> EvaluateConfig:
         """Return ``self`` if every field is valid, else raise ``ValueError``/``TypeError``."""
         if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+            raise ValueError(f"mode must be one of {MODES}, got {brief(self.mode)}")
+        for name in ("ignore_labels", "thresholds"):
+            if not isinstance(getattr(self, name), tuple):
+                raise TypeError(f"{name} must be a list, got {brief(getattr(self, name))}")
+        if not isinstance(self.class_names, Mapping):
+            raise TypeError(f"class_names must map ids to names, got {brief(self.class_names)}")
         for i in self.ignore_labels:
             if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or i < 0:
                 raise ValueError(f"ignore_labels must be ids >= 0, got {i!r}")
@@ -73,28 +79,40 @@ class EvaluateConfig:
         """A copy with ``changes`` applied and validated."""
         return replace(self, **changes).validate()
 
-    def to_json(self) -> str:
+    def to_dict(self) -> dict:
         d = asdict(self)
         d["class_names"] = {str(k): v for k, v in self.class_names.items()}
-        return json.dumps(d, indent=2)
+        for key in ("ignore_labels", "thresholds"):
+            d[key] = list(d[key])
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_json(cls, text: str) -> EvaluateConfig:
-        d = json.loads(text)
-        if not isinstance(d, dict):
+    def from_dict(cls, data) -> EvaluateConfig:
+        """Build and validate a config from :meth:`to_dict` output (or a JSON/YAML file's)."""
+        if not isinstance(data, dict):
             raise ValueError("an evaluation config must be a JSON object")
+        d = dict(data)
         unknown = set(d) - {f for f in cls.__dataclass_fields__}
         if unknown:
-            raise ValueError(f"unknown evaluation settings: {sorted(unknown)}")
+            raise ValueError(f"unknown evaluation settings: {brief(sorted(map(str, unknown)))}")
         for key in ("ignore_labels", "thresholds"):
-            if key in d:
+            if isinstance(d.get(key), list):
                 d[key] = tuple(d[key])
         if "class_names" in d:
             try:
                 d["class_names"] = {int(k): v for k, v in d["class_names"].items()}
-            except (AttributeError, ValueError) as exc:
+            except (AttributeError, ValueError, TypeError) as exc:
                 raise ValueError(f"class_names must map ids to names: {exc}") from None
         return cls(**d).validate()
+
+    @classmethod
+    def from_json(cls, text: str) -> EvaluateConfig:
+        from .._config_file import parse_text
+
+        return cls.from_dict(parse_text(text, yaml_format=False, source="evaluation config"))
 
 
 @dataclass(frozen=True)

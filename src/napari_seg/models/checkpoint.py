@@ -21,14 +21,17 @@ import contextlib
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .._atomic import atomic_write
+from ..limits import MAX_HEADER_BYTES, MAX_TENSOR_NDIM, MAX_TENSORS, MIB, brief, one_line
 from ._files import sniff_format
 from .spec import ModelSpec
 from .wrapper import SegmentationModel
@@ -75,6 +78,7 @@ def save_model(
     model: SegmentationModel,
     path: str | os.PathLike,
     *,
+    overwrite: bool = False,
     provenance: Mapping[str, Any] | None = None,
     extra_tensors: Mapping[str, torch.Tensor] | None = None,
 ) -> Path:
@@ -85,6 +89,8 @@ def save_model(
     model : SegmentationModel
     path : path-like
         Destination; ``.safetensors`` is the conventional suffix.
+    overwrite : bool
+        Replace ``path`` if it exists; without it an existing file is an error.
     provenance : mapping, optional
         JSON-serialisable facts about how the weights were made.
     extra_tensors : mapping of str to Tensor, optional
@@ -94,10 +100,17 @@ def save_model(
     -------
     pathlib.Path
         The written path.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``path`` exists and ``overwrite`` is False.
     """
     from safetensors.torch import save
 
-    path = Path(path)
+    from .._atomic import check_target
+
+    path = check_target(path, overwrite=overwrite)
     tensors = {
         MODEL_PREFIX + k: v.detach().cpu().contiguous().clone()
         for k, v in model.state_dict().items()
@@ -116,15 +129,24 @@ def save_model(
         "tensors_sha256": tensors_digest(tensors),
     }
     data = save(tensors, metadata={METADATA_KEY: json.dumps(card, sort_keys=True)})
-    with atomic_write(path) as handle:
+    with atomic_write(path, overwrite=overwrite) as handle:
         handle.write(data)
     return path
 
 
-def _open_checked(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Read card and tensors, raising ModelFileError for anything wrong."""
-    from safetensors.torch import load
+@dataclass(frozen=True)
+class _Header:
+    """A model file's tensor table and model card, read without touching the tensors."""
 
+    path: Path
+    card: dict[str, Any]
+    table: dict[str, tuple[str, tuple[int, ...]]]  # name -> (dtype, shape)
+
+
+def _read_header(path: Path) -> _Header:
+    """Check the file's kind and header against its size; parse the card (bounded)."""
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a folder, not a model file")
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
     kind = sniff_format(path)
@@ -136,40 +158,193 @@ def _open_checked(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         )
     if kind != "safetensors":
         raise ModelFileError(f"{path} is not a napari-seg model file (not safetensors)")
-    raw = path.read_bytes()
-    try:
-        tensors = load(raw)
-    except Exception as exc:  # safetensors raises its own error types for bad headers
-        raise ModelFileError(f"{path} is corrupt or truncated ({len(raw)} bytes): {exc}") from exc
-    header_len = int.from_bytes(raw[:8], "little")
-    try:
-        metadata = json.loads(raw[8 : 8 + header_len]).get("__metadata__") or {}
-        card = json.loads(metadata[METADATA_KEY])
-    except (KeyError, ValueError) as exc:
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        length = int.from_bytes(handle.read(8), "little")
+        if length > MAX_HEADER_BYTES or 8 + length > size:
+            raise ModelFileError(
+                f"{path} is corrupt or truncated ({size} bytes): its header declares "
+                f"{length} bytes (at most {MAX_HEADER_BYTES} and the file's size are allowed)"
+            )
+        raw = handle.read(length)
+    header = _json(raw, path, "header")
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{path} is corrupt: its header is not a JSON object")
+    metadata = header.pop("__metadata__", None) or {}
+    table = _tensor_table(header, size - 8 - length, path)
+    if not isinstance(metadata, dict) or METADATA_KEY not in metadata:
         raise ModelFileError(
             f"{path} is a safetensors file without a napari-seg model card "
             "(was it written by another program?)"
-        ) from exc
+        )
+    card = _json(metadata[METADATA_KEY], path, "model card")
+    _check_card(card, path)
+    return _Header(path, card, table)
+
+
+def _json(raw, path: Path, what: str):
+    if not isinstance(raw, (str, bytes)):
+        raise ModelFileError(f"{path}: its {what} is not JSON text")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{path} is corrupt: its {what} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ModelFileError(f"{path}: its {what} nests too deeply to be a model card") from None
+
+
+def _tensor_table(header: dict, data_size: int, path: Path) -> dict[str, tuple[str, tuple]]:
+    """``name -> (dtype, shape)``, every entry checked against the data's size."""
+    if len(header) > MAX_TENSORS:
+        raise ModelFileError(f"{path} lists {len(header)} tensors (at most {MAX_TENSORS})")
+    table = {}
+    for name, entry in header.items():
+        try:
+            dtype, shape, (begin, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
+            itemsize = _ITEMSIZE[dtype]
+            ok = (
+                isinstance(shape, list)
+                and len(shape) <= MAX_TENSOR_NDIM
+                and all(_is_count(n) for n in shape)
+                and _is_count(begin)
+                and _is_count(end)
+                and begin <= end <= data_size
+                and end - begin == math.prod(shape) * itemsize
+            )
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ModelFileError(
+                f"{path} is corrupt or truncated: tensor {brief(name)} is described as "
+                f"{brief(entry)}, which does not fit the file's {data_size} data bytes"
+            )
+        table[name] = (dtype, tuple(shape))
+    return table
+
+
+def _check_card(card: Any, path: Path) -> None:
+    if not isinstance(card, dict):
+        raise ModelFileError(
+            f"{path}: the model card is a JSON {type(card).__name__}, not an object"
+        )
     if card.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: model card format is {card.get('format')!r}, not {FORMAT!r}")
-    if card.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: model card format is {brief(card.get('format'))}, not {FORMAT!r}"
+        )
+    version = card.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ModelFileError(
+            f"{path}: model card format_version must be an integer, got {brief(version)}"
+        )
+    if version > FORMAT_VERSION:
         raise ModelFileError(
             f"{path} was written by a newer napari-seg (format version "
-            f"{card['format_version']}); upgrade napari-seg to read it"
+            f"{version}); upgrade napari-seg to read it"
         )
-    if tensors_digest(tensors) != card.get("tensors_sha256"):
-        raise ModelFileError(f"{path} is corrupt: the tensors do not match their checksum")
-    return card, tensors
+    if not isinstance(card.get("spec"), dict):
+        raise ModelFileError(f"{path}: the model card has no spec object")
+    for key in ("provenance", "versions"):
+        if not isinstance(card.get(key, {}), dict):
+            raise ModelFileError(f"{path}: the model card's {key} is not an object")
+
+
+def _spec(header: _Header) -> ModelSpec:
+    try:
+        return ModelSpec.from_dict(header.card["spec"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(
+            f"{header.path}: invalid model spec in the model card: {one_line(exc, 500)}"
+        ) from None
+
+
+def _check_weights_fit(header: _Header, expected: Mapping[str, torch.Tensor], spec) -> None:
+    """The file's model tensors are exactly the network's, by name, shape and dtype;
+    other tensors (optimizer state) are at most a few times the network's size."""
+    state = {
+        k[len(MODEL_PREFIX) :]: v for k, v in header.table.items() if k.startswith(MODEL_PREFIX)
+    }
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(
+        k
+        for k in set(expected) & set(state)
+        if tuple(expected[k].shape) != state[k][1] or _DTYPE_NAME[expected[k].dtype] != state[k][0]
+    )
+    if missing or unexpected or wrong:
+        raise ModelFileError(
+            f"{header.path}: weights do not match the {spec.architecture!r} model in its card: "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shape {wrong[:5]}"
+        )
+    model_bytes = sum(_nbytes(*v) for k, v in header.table.items() if k.startswith(MODEL_PREFIX))
+    extra_bytes = sum(
+        _nbytes(*v) for k, v in header.table.items() if not k.startswith(MODEL_PREFIX)
+    )
+    if extra_bytes > EXTRA_TENSORS_FACTOR * model_bytes + MIB:
+        raise ModelFileError(
+            f"{header.path} holds {extra_bytes} bytes of tensors beside the model's "
+            f"{model_bytes}; a training checkpoint holds at most {EXTRA_TENSORS_FACTOR}x"
+        )
+
+
+def _read_tensors(header: _Header) -> dict[str, torch.Tensor]:
+    """Every tensor, read one at a time from the memory-mapped file; checksum and finiteness
+    of the model's weights checked."""
+    from safetensors import SafetensorError, safe_open
+
+    tensors = {}
+    try:
+        with safe_open(str(header.path), framework="pt", device="cpu") as handle:
+            for name in sorted(header.table):
+                tensors[name] = handle.get_tensor(name)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(
+            f"{header.path} is corrupt or truncated ({header.path.stat().st_size} bytes): {exc}"
+        ) from None
+    if tensors_digest(tensors) != header.card.get("tensors_sha256"):
+        raise ModelFileError(f"{header.path} is corrupt: the tensors do not match their checksum")
+    for name, tensor in tensors.items():
+        if not name.startswith(MODEL_PREFIX) or not tensor.is_floating_point():
+            continue
+        if not bool(torch.isfinite(tensor).all()):
+            raise ModelFileError(
+                f"{header.path}: weight {name[len(MODEL_PREFIX) :]} holds NaN or infinite "
+                "values; the model would predict nonsense (was training unstable?)"
+            )
+    return tensors
 
 
 def read_model_card(path: str | os.PathLike) -> dict[str, Any]:
-    """Return the model card of a model file (validated like :func:`load_model`)."""
-    card, _ = _open_checked(Path(path))
-    return card
+    """Return the model card of a model file, validated like :func:`load_model`.
+
+    The header, the card and its spec are checked, the weights' names and shapes
+    are compared with the architecture the card names (built on torch's meta
+    device, which allocates nothing), and the tensors' checksum and finiteness
+    are verified reading one tensor at a time.
+
+    Raises
+    ------
+    ModelFileError
+        As :func:`load_model`.
+    """
+    from .registry import create_model
+
+    header = _read_header(Path(path))
+    spec = _spec(header)
+    with torch.device("meta"):
+        expected = create_model(spec).state_dict()
+    _check_weights_fit(header, expected, spec)
+    _read_tensors(header)
+    return header.card
 
 
 def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> SegmentationModel:
     """Load a model file written by :func:`save_model`.
+
+    Nothing is allocated from the file before it has been checked: the header's
+    declared length against the file's size, the card and its spec against
+    :mod:`napari_seg.limits`, the tensors' names, shapes and dtypes against the
+    network the spec describes. Tensors are then read one at a time from the
+    memory-mapped file, and their checksum and finiteness verified.
 
     Parameters
     ----------
@@ -185,29 +360,58 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -
     Raises
     ------
     ModelFileError
-        If the file is missing, pickle-based, truncated, corrupt, or its weights
-        do not match its spec.
+        If the file is missing, a folder, pickle-based, truncated, corrupt, holds
+        non-finite weights, or its weights do not match its spec.
     """
     from .registry import create_model
 
-    path = Path(path)
-    card, tensors = _open_checked(path)
-    try:
-        spec = ModelSpec.from_dict(card["spec"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path}: invalid model spec in the model card: {exc}") from exc
+    header = _read_header(Path(path))
+    spec = _spec(header)
     model = create_model(spec)
+    _check_weights_fit(header, model.state_dict(), spec)
+    tensors = _read_tensors(header)
     state = {k[len(MODEL_PREFIX) :]: v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)}
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        raise ModelFileError(
-            f"{path}: weights do not match the {spec.architecture!r} model in its card: "
-            f"missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shape {wrong[:5]}"
-        )
     model.load_state_dict(state, strict=True)
-    model.card = card
+    model.card = header.card
     model.extra_tensors = {k: v for k, v in tensors.items() if not k.startswith(MODEL_PREFIX)}
     return model.eval().to(device)
+
+
+#: Bytes per element of the safetensors dtypes napari-seg writes or may meet.
+_ITEMSIZE = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+    "U16": 2,
+    "U32": 4,
+    "U64": 8,
+}
+_DTYPE_NAME = {
+    torch.float64: "F64",
+    torch.float32: "F32",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.int16: "I16",
+    torch.int8: "I8",
+    torch.uint8: "U8",
+    torch.bool: "BOOL",
+}
+#: Non-model tensors (optimizer moments, RNG state) may take this many times the weights.
+EXTRA_TENSORS_FACTOR = 4
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _nbytes(dtype: str, shape: tuple[int, ...]) -> int:
+    return math.prod(shape) * _ITEMSIZE[dtype]

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
+
+from .._validate import as_names, check_int, check_number, check_str
+from ..limits import MAX_CLASSES, MAX_IN_CHANNELS, brief
 
 NORMALIZATION_METHODS = ("percentile", "minmax", "meanstd", "none")
 
@@ -62,23 +66,40 @@ class Normalization:
     std: tuple[float, ...] | None = None
 
     def validate(self) -> Normalization:
+        """Return ``self`` if every field is valid, else raise ``ValueError``/``TypeError``.
+
+        Statistics must be finite: a NaN or infinite mean/std would silently turn
+        every image into a constant.
+        """
         if self.method not in NORMALIZATION_METHODS:
             raise ValueError(
-                f"normalization method must be one of {NORMALIZATION_METHODS}, got {self.method!r}"
+                f"normalization method must be one of {NORMALIZATION_METHODS}, "
+                f"got {brief(self.method)}"
             )
-        if not (0.0 <= self.low < self.high <= 100.0):
+        for name in ("low", "high"):
+            check_number(f"normalization {name}", getattr(self, name), low=0.0, high=100.0)
+        if not self.low < self.high:
             raise ValueError(
                 "normalization percentiles must satisfy 0 <= low < high <= 100, "
                 f"got low={self.low}, high={self.high}"
             )
         if (self.mean is None) != (self.std is None):
             raise ValueError("normalization mean and std must be given together")
-        if self.std is not None and (
-            len(self.std) != len(self.mean) or any(s <= 0 for s in self.std)
-        ):
+        if self.mean is None:
+            return self
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            if not isinstance(values, tuple) or not 1 <= len(values) <= MAX_IN_CHANNELS:
+                raise ValueError(
+                    f"normalization {name} must be a list of 1 to {MAX_IN_CHANNELS} numbers, "
+                    f"got {brief(values)}"
+                )
+            for v in values:
+                check_number(f"normalization {name}", v, low=-math.inf)
+        if len(self.std) != len(self.mean) or any(s <= 0 for s in self.std):
             raise ValueError(
                 "normalization std must be positive and as long as mean, "
-                f"got mean={self.mean}, std={self.std}"
+                f"got mean={brief(self.mean)}, std={brief(self.std)}"
             )
         return self
 
@@ -129,28 +150,38 @@ class ModelSpec:
     untrained_classes: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        # Fill derived defaults so that every spec is complete once built.
+        # Fill derived defaults so that every spec is complete once built, but only
+        # from sizes within the limits: validate() rejects the others before
+        # anything is allocated from them.
         if isinstance(self.normalization, dict):
             norm = dict(self.normalization)
             for key in ("mean", "std"):
-                if norm.get(key) is not None:
+                if isinstance(norm.get(key), list):
                     norm[key] = tuple(norm[key])
             object.__setattr__(self, "normalization", Normalization(**norm))
-        if _is_int(self.num_classes) and self.num_classes >= 1:
-            if not self.class_names:
-                names = ("background", *tuple(f"class {i}" for i in range(1, self.num_classes)))
-                object.__setattr__(self, "class_names", names)
-            if not self.class_colors:
-                object.__setattr__(self, "class_colors", default_class_colors(self.num_classes))
-        object.__setattr__(self, "class_names", tuple(self.class_names))
-        object.__setattr__(
-            self, "class_colors", tuple(tuple(float(v) for v in c) for c in self.class_colors)
-        )
-        object.__setattr__(self, "options", dict(self.options))
-        object.__setattr__(self, "untrained_classes", tuple(self.untrained_classes))
+        sized = _is_int(self.num_classes) and 1 <= self.num_classes <= MAX_CLASSES
+        if sized and not self.class_names:
+            names = ("background", *tuple(f"class {i}" for i in range(1, self.num_classes)))
+            object.__setattr__(self, "class_names", names)
+        if sized and not self.class_colors:
+            object.__setattr__(self, "class_colors", default_class_colors(self.num_classes))
+        for name in ("class_names", "class_colors", "untrained_classes"):
+            value = getattr(self, name)
+            if isinstance(value, list):  # a string or other value stays as is, for validate()
+                object.__setattr__(self, name, tuple(value))
+        if isinstance(self.class_colors, tuple) and all(
+            isinstance(c, (list, tuple)) and all(_is_real(v) for v in c) for c in self.class_colors
+        ):
+            colors = tuple(tuple(float(v) for v in c) for c in self.class_colors)
+            object.__setattr__(self, "class_colors", colors)
+        if isinstance(self.options, dict):
+            object.__setattr__(self, "options", dict(self.options))
 
     def validate(self) -> ModelSpec:
         """Check every field; return self or raise ``ValueError``/``TypeError``.
+
+        Sizes are checked against :mod:`napari_seg.limits` first, so a spec read
+        from a hostile file fails before anything is built from it.
 
         Returns
         -------
@@ -159,37 +190,37 @@ class ModelSpec:
         """
         from .registry import get_architecture
 
-        arch = get_architecture(self.architecture)
         if not _is_int(self.in_channels) or self.in_channels < 1:
-            raise ValueError(f"in_channels must be an integer >= 1, got {self.in_channels!r}")
+            raise ValueError(f"in_channels must be an integer >= 1, got {brief(self.in_channels)}")
+        check_int("in_channels", self.in_channels, 1, MAX_IN_CHANNELS)
         if not _is_int(self.num_classes) or self.num_classes < 2:
             raise ValueError(
                 "num_classes must be an integer >= 2 (class 0 is background, so a "
-                f"binary task has 2 classes), got {self.num_classes!r}"
+                f"binary task has 2 classes), got {brief(self.num_classes)}"
             )
-        if len(self.class_names) != self.num_classes:
+        check_int("num_classes", self.num_classes, 2, MAX_CLASSES)
+        arch = get_architecture(self.architecture)
+        names = as_names("class_names", self.class_names, max_count=MAX_CLASSES)
+        if len(names) != self.num_classes:
             raise ValueError(
                 f"class_names must have one name per class ({self.num_classes}), "
-                f"got {len(self.class_names)}: {list(self.class_names)}"
+                f"got {len(names)}: {brief(list(names))}"
             )
-        if any(not isinstance(n, str) or not n.strip() for n in self.class_names):
-            raise ValueError(f"class_names must be non-empty strings, got {list(self.class_names)}")
-        if len(set(self.class_names)) != len(self.class_names):
-            raise ValueError(f"class_names must be unique, got {list(self.class_names)}")
-        if len(self.class_colors) != self.num_classes or any(
-            len(c) != 4 or not all(0.0 <= v <= 1.0 for v in c) for c in self.class_colors
-        ):
-            raise ValueError(
-                f"class_colors must hold {self.num_classes} RGBA tuples with values in [0, 1]"
-            )
+        if len(set(names)) != len(names):
+            raise ValueError(f"class_names must be unique, got {brief(list(names))}")
+        _check_colors(self.class_colors, self.num_classes)
+        untrained = self.untrained_classes
         if (
-            any(not _is_int(c) or not 0 <= c < self.num_classes for c in self.untrained_classes)
-            or len(set(self.untrained_classes)) > self.num_classes - 2
+            not isinstance(untrained, tuple)
+            or any(not _is_int(c) or not 0 <= c < self.num_classes for c in untrained)
+            or len(set(untrained)) > self.num_classes - 2
         ):
             raise ValueError(
                 "untrained_classes must be distinct class ids, leaving at least two classes, "
-                f"got {list(self.untrained_classes)}"
+                f"got {brief(untrained)}"
             )
+        if not isinstance(self.normalization, Normalization):
+            raise TypeError(f"normalization must be a mapping, got {brief(self.normalization)}")
         self.normalization.validate()
         norm = self.normalization
         if norm.mean is not None and len(norm.mean) not in (1, self.in_channels):
@@ -197,6 +228,9 @@ class ModelSpec:
                 f"normalization mean/std must have 1 or in_channels={self.in_channels} "
                 f"values, got {len(norm.mean)}"
             )
+        check_str("encoder", self.encoder, optional=True)
+        if not isinstance(self.options, dict):
+            raise TypeError(f"options must be a mapping, got {brief(self.options)}")
         arch.check_encoder(self.encoder)
         arch.check_options(self.options, self.encoder)
         return self
@@ -242,10 +276,13 @@ class ModelSpec:
         if missing:
             raise ValueError(f"model spec is missing required keys: {sorted(missing)}")
         kwargs = dict(data)
-        kwargs["class_names"] = tuple(kwargs.get("class_names") or ())
-        kwargs["class_colors"] = tuple(tuple(c) for c in kwargs.get("class_colors") or ())
-        kwargs["normalization"] = dict(kwargs.get("normalization") or {})
-        kwargs["untrained_classes"] = tuple(kwargs.get("untrained_classes") or ())
+        for key in ("class_names", "class_colors", "untrained_classes"):
+            if kwargs.get(key) is None:
+                kwargs.pop(key, None)
+        if not isinstance(kwargs.get("normalization", {}), dict):
+            raise TypeError(
+                f"normalization must be a mapping, got {brief(kwargs['normalization'])}"
+            )
         return cls(**kwargs).validate()
 
     @classmethod
@@ -255,3 +292,22 @@ class ModelSpec:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_colors(colors: Any, num_classes: int) -> None:
+    ok = (
+        isinstance(colors, tuple)
+        and len(colors) == num_classes
+        and all(
+            isinstance(c, tuple)
+            and len(c) == 4
+            and all(_is_real(v) and math.isfinite(v) and 0.0 <= v <= 1.0 for v in c)
+            for c in colors
+        )
+    )
+    if not ok:
+        raise ValueError(f"class_colors must hold {num_classes} RGBA tuples with values in [0, 1]")

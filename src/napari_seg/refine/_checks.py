@@ -6,6 +6,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from ..limits import brief
+
 
 def check_labels(labels, name: str = "labels") -> np.ndarray:
     """``labels`` as an integer numpy array with 2 or 3 dimensions (not copied)."""
@@ -28,11 +30,14 @@ def check_same_shape(array, labels: np.ndarray, name: str) -> np.ndarray:
     return array
 
 
-def check_count(value, name: str, *, minimum: int = 0) -> int:
+def check_count(value, name: str, *, minimum: int = 0, maximum: int | None = None) -> int:
+    """``value`` as an int in ``[minimum, maximum]`` (bounds from :mod:`napari_seg.limits`)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
+        raise TypeError(f"{name} must be an integer, got {brief(value)}")
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, got {value}")
     return int(value)
 
 

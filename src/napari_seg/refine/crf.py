@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..limits import MAX_CRF_ITERATIONS, MAX_CRF_RADIUS, brief
+
 
 @dataclass(frozen=True)
 class CRFProgress:
@@ -102,9 +104,14 @@ def iter_crf(
     from .._device import resolve_device
 
     probabilities, image = _check(probabilities, image, channel_axis)
-    for name, value in (("iterations", iterations), ("radius", radius)):
+    for name, value, most in (
+        ("iterations", iterations, MAX_CRF_ITERATIONS),
+        ("radius", radius, MAX_CRF_RADIUS),
+    ):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            raise ValueError(f"{name} must be a positive integer, got {brief(value)}")
+        if value > most:
+            raise ValueError(f"{name} must be at most {most}, got {value}")
     for name, value in (
         ("theta_alpha", theta_alpha),
         ("theta_beta", theta_beta),

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from ..limits import MAX_MIN_DISTANCE
 from ._checks import check_connectivity, check_count, check_labels, check_same_shape, class_ids
 
 
@@ -103,7 +104,7 @@ def watershed_split(
     from skimage.measure import label
 
     labels = check_labels(labels)
-    min_distance = check_count(min_distance, "min_distance", minimum=1)
+    min_distance = check_count(min_distance, "min_distance", minimum=1, maximum=MAX_MIN_DISTANCE)
     connectivity = check_connectivity(connectivity, labels.ndim)
     if not 0.0 < float(seed_threshold) <= 1.0:
         raise ValueError(f"seed_threshold must be in (0, 1], got {seed_threshold}")

@@ -2,7 +2,7 @@
 
 Every function returns a new array of the input's dtype and shape and leaves
 the input untouched. Classes are processed one binary mask at a time; pixels a
-class loses become ``background`` and, unless ``overwrite=True``, a class only
+class loses become ``background`` and, unless ``over_classes=True``, a class only
 grows into pixels that were ``background`` in the input, so growing one class
 never erases another.
 """
@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from ..limits import MAX_RADIUS
 from ._checks import (
     check_connectivity,
     check_count,
@@ -28,7 +29,7 @@ def footprint(radius: int, ndim: int) -> np.ndarray:
     """A disk (2D) or ball (3D) of ``radius`` pixels, as scikit-image builds it."""
     from skimage.morphology import ball, disk
 
-    radius = check_count(radius, "radius", minimum=0)
+    radius = check_count(radius, "radius", minimum=0, maximum=MAX_RADIUS)
     return (disk if ndim == 2 else ball)(radius).astype(bool)
 
 
@@ -38,12 +39,12 @@ def _apply_per_class(
     background: int,
     transform: Callable[[np.ndarray], np.ndarray],
     *,
-    overwrite: bool = False,
+    over_classes: bool = False,
 ) -> np.ndarray:
     labels = check_labels(labels)
     check_fits(background, labels, "background")
     out = labels.copy()
-    free = None if overwrite else labels == background  # where a class may grow
+    free = None if over_classes else labels == background  # where a class may grow
     for c in class_ids(labels, classes, background):
         mask = labels == c
         new = transform(mask)
@@ -169,14 +170,14 @@ def fill_holes(
     classes: Iterable[int] | None = None,
     connectivity: int = 1,
     background: int = 0,
-    overwrite: bool = False,
+    over_classes: bool = False,
 ) -> np.ndarray:
     """Fill the holes of each class that are smaller than ``max_size`` pixels.
 
     A hole of class ``c`` is a connected component of pixels that are not ``c``,
     does not touch the array's border and is enclosed by ``c``. Its
     ``background`` pixels become ``c``; pixels of other classes inside it (say
-    a nucleus inside a cell) are kept unless ``overwrite`` is True.
+    a nucleus inside a cell) are kept unless ``over_classes`` is True.
 
     Parameters
     ----------
@@ -185,7 +186,7 @@ def fill_holes(
         Holes with fewer pixels than this are filled.
     classes, connectivity, background
         As in :func:`remove_small_objects`; ``connectivity`` applies to the holes.
-    overwrite : bool, optional
+    over_classes : bool, optional
         Fill the whole hole, other classes included.
     """
     labels = check_labels(labels)
@@ -200,7 +201,7 @@ def fill_holes(
         small[border] = False
         return mask | small[holes]
 
-    return _apply_per_class(labels, classes, background, fill, overwrite=overwrite)
+    return _apply_per_class(labels, classes, background, fill, over_classes=over_classes)
 
 
 def _faces(array: np.ndarray) -> np.ndarray:
@@ -212,13 +213,13 @@ def _faces(array: np.ndarray) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def _morph(labels, radius, name, classes, background, overwrite) -> np.ndarray:
+def _morph(labels, radius, name, classes, background, over_classes) -> np.ndarray:
     import skimage.morphology as skm
 
     labels = check_labels(labels)
     fn, selem = getattr(skm, name), footprint(radius, labels.ndim)
     return _apply_per_class(
-        labels, classes, background, lambda m: fn(m, selem).astype(bool), overwrite=overwrite
+        labels, classes, background, lambda m: fn(m, selem).astype(bool), over_classes=over_classes
     )
 
 
@@ -232,7 +233,7 @@ _MORPH_NOTES = """
         Classes to process; default every class present except ``background``.
     background : int, optional
         The label of unlabelled pixels; pixels a class loses get it.
-    {overwrite}
+    {over_classes}
     Returns
     -------
     ndarray
@@ -240,17 +241,17 @@ _MORPH_NOTES = """
         their nearest in-array pixel (scikit-image's ``mode="reflect"``), so
         objects touching the border are not eroded from it.
 """
-_OVERWRITE = """overwrite : bool, optional
+_OVER_CLASSES = """over_classes : bool, optional
         Let the class grow over other classes too (default: into background only).
 """
 
 
-def dilation(labels, radius: int, *, classes=None, background: int = 0, overwrite=False):
-    return _morph(labels, radius, "dilation", classes, background, overwrite)
+def dilation(labels, radius: int, *, classes=None, background: int = 0, over_classes=False):
+    return _morph(labels, radius, "dilation", classes, background, over_classes)
 
 
-def closing(labels, radius: int, *, classes=None, background: int = 0, overwrite=False):
-    return _morph(labels, radius, "closing", classes, background, overwrite)
+def closing(labels, radius: int, *, classes=None, background: int = 0, over_classes=False):
+    return _morph(labels, radius, "closing", classes, background, over_classes)
 
 
 def erosion(labels, radius: int, *, classes=None, background: int = 0):
@@ -261,15 +262,15 @@ def opening(labels, radius: int, *, classes=None, background: int = 0):
     return _morph(labels, radius, "opening", classes, background, False)
 
 
-dilation.__doc__ = "Per-class binary dilation.\n" + _MORPH_NOTES.format(overwrite=_OVERWRITE)
+dilation.__doc__ = "Per-class binary dilation.\n" + _MORPH_NOTES.format(over_classes=_OVER_CLASSES)
 closing.__doc__ = (
     "Per-class binary closing (dilation then erosion): fills gaps and notches.\n"
-    + _MORPH_NOTES.format(overwrite=_OVERWRITE)
+    + _MORPH_NOTES.format(over_classes=_OVER_CLASSES)
 )
-erosion.__doc__ = "Per-class binary erosion.\n" + _MORPH_NOTES.format(overwrite="")
+erosion.__doc__ = "Per-class binary erosion.\n" + _MORPH_NOTES.format(over_classes="")
 opening.__doc__ = (
     "Per-class binary opening (erosion then dilation): removes spurs and specks.\n"
-    + _MORPH_NOTES.format(overwrite="")
+    + _MORPH_NOTES.format(over_classes="")
 )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..limits import MAX_CRF_ITERATIONS, MAX_CRF_RADIUS, MAX_MIN_DISTANCE, MAX_RADIUS
 from . import classes as _classes
 from . import instances as _instances
 from . import morphology as _morphology
@@ -38,6 +39,7 @@ class Param:
     minimum: float | None = None
     choices: tuple[str, ...] = ()
     required: bool = False
+    maximum: float | None = None
 
     def parse(self, text: str) -> Any:
         """The value of a command-line string, checked."""
@@ -93,6 +95,10 @@ class Param:
             value = float(value)
         if self.minimum is not None and value < self.minimum:
             raise ValueError(f"{self.name} must be at least {self.minimum}, got {value}")
+        if self.maximum is not None and value > self.maximum:
+            raise ValueError(
+                f"{self.name} must be at most {self.maximum} (see napari_seg.limits), got {value}"
+            )
         if self.choices and value not in self.choices:
             raise ValueError(f"{self.name} must be one of {self.choices}, got {value!r}")
         return value
@@ -143,7 +149,9 @@ def _classes_param(help_text: str = "classes to process (default: all but backgr
 
 _BACKGROUND = Param("background", "int", 0, "label of unlabelled pixels", minimum=0)
 _CONNECTIVITY = Param("connectivity", "int", 1, "1: faces only; ndim: also edges and corners", 1)
-_RADIUS = Param("radius", "int", 1, "footprint radius in pixels (disk / ball)", minimum=0)
+_RADIUS = Param(
+    "radius", "int", 1, "footprint radius in pixels (disk / ball)", minimum=0, maximum=MAX_RADIUS
+)
 _REPLACE = Param(
     "replace_with",
     "str",
@@ -151,7 +159,7 @@ _REPLACE = Param(
     "removed pixels become background, or the label of the nearest kept pixel",
     choices=_morphology.REPLACE_CHOICES,
 )
-_OVERWRITE = Param("overwrite", "bool", False, "grow over other classes too")
+_OVER_CLASSES = Param("over_classes", "bool", False, "grow over other classes too")
 
 
 def _kw(params: dict[str, Any], *names: str) -> dict[str, Any]:
@@ -160,12 +168,12 @@ def _kw(params: dict[str, Any], *names: str) -> dict[str, Any]:
 
 def _morph_op(name: str, title: str, grows: bool) -> Operation:
     fn = getattr(_morphology, name)
-    extra = ("overwrite",) if grows else ()
+    extra = ("over_classes",) if grows else ()
     return Operation(
         name,
         title,
         lambda labels, p, _i: fn(labels, p["radius"], **_kw(p, "classes", "background", *extra)),
-        (_RADIUS, _classes_param(), _BACKGROUND, *((_OVERWRITE,) if grows else ())),
+        (_RADIUS, _classes_param(), _BACKGROUND, *((_OVER_CLASSES,) if grows else ())),
         description=(fn.__doc__ or "").splitlines()[0],
     )
 
@@ -226,7 +234,7 @@ _OPERATIONS = (
             _classes_param(),
             _CONNECTIVITY,
             _BACKGROUND,
-            Param("overwrite", "bool", False, "also fill over other classes inside the hole"),
+            Param("over_classes", "bool", False, "also fill over other classes inside the hole"),
         ),
         description="Fill enclosed holes of each class smaller than max_size.",
     ),
@@ -262,7 +270,14 @@ _OPERATIONS = (
         _watershed,
         (
             _classes_param(),
-            Param("min_distance", "int", 5, "minimum distance between seeds (pixels)", 1),
+            Param(
+                "min_distance",
+                "int",
+                5,
+                "minimum distance between seeds (pixels)",
+                1,
+                maximum=MAX_MIN_DISTANCE,
+            ),
             Param("seed_threshold", "float", 0.9, "seed probability (with probabilities)", 0.0),
             _CONNECTIVITY,
             _BACKGROUND,
@@ -316,8 +331,15 @@ _OPERATIONS = (
         "CRF (mean field)",
         _crf,
         (
-            Param("iterations", "int", 5, "mean-field iterations", minimum=1),
-            Param("radius", "int", 5, "window radius in pixels", minimum=1),
+            Param(
+                "iterations",
+                "int",
+                5,
+                "mean-field iterations",
+                minimum=1,
+                maximum=MAX_CRF_ITERATIONS,
+            ),
+            Param("radius", "int", 5, "window radius in pixels", minimum=1, maximum=MAX_CRF_RADIUS),
             Param("theta_alpha", "float", 3.0, "bilateral kernel width (pixels)", 1e-3),
             Param("theta_beta", "float", 0.1, "bilateral kernel width (intensity 0..1)", 1e-3),
             Param("theta_gamma", "float", 1.0, "smoothness kernel width (pixels)", 1e-3),

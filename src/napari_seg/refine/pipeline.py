@@ -112,10 +112,12 @@ class RefineConfig:
 
         return cls.from_dict(read_mapping(path))
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the pipeline atomically as JSON or YAML (replacing a file only with
+        ``overwrite=True``)."""
         from .._config_file import write_mapping
 
-        return write_mapping(path, self.to_dict())
+        return write_mapping(path, self.to_dict(), overwrite=overwrite)
 
 
 _TO_SEMANTIC = ("instances_to_semantic",)

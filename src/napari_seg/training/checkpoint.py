@@ -54,7 +54,8 @@ def save_checkpoint(
     state: RunState,
     training: dict[str, Any],
 ) -> Path:
-    """Write ``model`` with optimizer, scaler and RNG state to ``path`` (atomically)."""
+    """Write ``model`` with optimizer, scaler and RNG state to ``path`` (atomically,
+    replacing the run's previous checkpoint)."""
     from ..models import save_model
 
     opt = optimizer.state_dict()
@@ -76,7 +77,8 @@ def save_checkpoint(
     provenance.update(
         {"created_by": "napari-seg train", "training": {**training, "resume": resume}}
     )
-    return save_model(model, path, provenance=provenance, extra_tensors=tensors)
+    # The run checked its output files before it started: they are its own to replace.
+    return save_model(model, path, overwrite=True, provenance=provenance, extra_tensors=tensors)
 
 
 def resume_info(model) -> dict[str, Any]:

@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .._validate import (
+    as_names,
+    check_axis,
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+    check_str,
+)
 from ..inference.config import PRECISIONS
+from ..limits import (
+    MAX_BATCH,
+    MAX_CLASSES,
+    MAX_EPOCHS,
+    MAX_IN_CHANNELS,
+    MAX_MINUTES,
+    MAX_PATCH,
+    MAX_SEED,
+    MAX_STEP_PIXELS,
+    MAX_STEPS_PER_EPOCH,
+    MAX_THREADS,
+    brief,
+)
 from ..models.spec import NORMALIZATION_METHODS
 
 LOSSES = ("ce", "weighted-ce", "dice", "focal", "weighted-focal", "ce+dice")
@@ -126,54 +147,59 @@ class TrainingConfig:
     channel_axis: int | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "options", dict(self.options))
-        object.__setattr__(self, "class_names", tuple(self.class_names))
+        if isinstance(self.options, dict):
+            object.__setattr__(self, "options", dict(self.options))
+        if isinstance(self.class_names, list):  # a string stays a string, for validate()
+            object.__setattr__(self, "class_names", tuple(self.class_names))
 
     def validate(self) -> TrainingConfig:
-        """Return ``self`` if every field is valid, else raise ``ValueError``/``TypeError``."""
-        _choice("loss", self.loss, LOSSES)
-        _choice("label0", self.label0, LABEL0_CHOICES)
-        _choice("schedule", self.schedule, SCHEDULES)
-        _choice("precision", self.precision, PRECISIONS)
-        _choice("normalization", self.normalization, NORMALIZATION_METHODS)
-        for name in ("architecture", "device"):
-            if not isinstance(getattr(self, name), str):
-                raise TypeError(f"{name} must be a string, got {getattr(self, name)!r}")
-        for name in ("encoder", "from_model"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, str):
-                raise TypeError(f"{name} must be a string or None, got {value!r}")
-        _int("in_channels", self.in_channels, 1, optional=True)
-        _int("num_classes", self.num_classes, 2, optional=True)
-        _int("epochs", self.epochs, 1, optional=True)
-        _int("steps_per_epoch", self.steps_per_epoch, 1)
-        _int("batch_size", self.batch_size, 1)
-        _int("patch_size", self.patch_size, MIN_PATCH)
-        _int("patience", self.patience, 1, optional=True)
-        _int("seed", self.seed, 0)
-        _int("threads", self.threads, 1, optional=True)
-        _int("axis", self.axis, None, optional=True)
-        _int("channel_axis", self.channel_axis, None, optional=True)
+        """Return ``self`` if every field is valid, else raise ``ValueError``/``TypeError``.
+
+        Every number has an upper bound (see :mod:`napari_seg.limits`) tied to
+        the memory or time it implies.
+        """
+        check_choice("loss", self.loss, LOSSES)
+        check_choice("label0", self.label0, LABEL0_CHOICES)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_choice("normalization", self.normalization, NORMALIZATION_METHODS)
+        check_str("architecture", self.architecture)
+        check_str("device", self.device)
+        check_str("encoder", self.encoder, optional=True)
+        check_str("from_model", self.from_model, optional=True)
+        check_int("in_channels", self.in_channels, 1, MAX_IN_CHANNELS, optional=True)
+        check_int("num_classes", self.num_classes, 2, MAX_CLASSES, optional=True)
+        check_int("epochs", self.epochs, 1, MAX_EPOCHS, optional=True)
+        check_int("steps_per_epoch", self.steps_per_epoch, 1, MAX_STEPS_PER_EPOCH)
+        check_int("batch_size", self.batch_size, 1, MAX_BATCH)
+        check_int("patch_size", self.patch_size, MIN_PATCH, MAX_PATCH)
+        pixels = self.batch_size * self.patch_size**2
+        if pixels > MAX_STEP_PIXELS:
+            raise ValueError(
+                f"batch_size x patch_size^2 must be at most {MAX_STEP_PIXELS} pixels per step "
+                f"(the network's activations grow with it), got {self.batch_size} x "
+                f"{self.patch_size}^2 = {pixels}"
+            )
+        check_int("patience", self.patience, 1, MAX_EPOCHS, optional=True)
+        check_int("seed", self.seed, 0, MAX_SEED)
+        check_int("threads", self.threads, 1, MAX_THREADS, optional=True)
+        check_axis("axis", self.axis)
+        check_axis("channel_axis", self.channel_axis)
         if self.minutes is not None:
-            _number("minutes", self.minutes, low=0.0, low_open=True)
+            check_number("minutes", self.minutes, low=0.0, high=MAX_MINUTES, low_open=True)
         if self.epochs is None and self.minutes is None:
             raise ValueError("give a budget: epochs, minutes or both")
-        _number("learning_rate", self.learning_rate, low=0.0, low_open=True)
-        _number("weight_decay", self.weight_decay, low=0.0)
-        _number("warmup", self.warmup, low=0.0, high=0.5)
-        _number("validation_fraction", self.validation_fraction, low=0.0, high=0.5)
-        _number("sample_annotated", self.sample_annotated, low=0.0, high=1.0)
+        check_number("learning_rate", self.learning_rate, low=0.0, high=10.0, low_open=True)
+        check_number("weight_decay", self.weight_decay, low=0.0, high=10.0)
+        check_number("warmup", self.warmup, low=0.0, high=0.5)
+        check_number("validation_fraction", self.validation_fraction, low=0.0, high=0.5)
+        check_number("sample_annotated", self.sample_annotated, low=0.0, high=1.0)
         for name in ("grow_classes", "flips", "rotations", "intensity", "noise", "elastic"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        if self.channels_last is not None and not isinstance(self.channels_last, bool):
-            raise TypeError(
-                f"channels_last must be true, false or None, got {self.channels_last!r}"
-            )
-        if not all(isinstance(n, str) and n.strip() for n in self.class_names):
-            raise ValueError(f"class_names must be non-empty strings, got {self.class_names!r}")
+            check_bool(name, getattr(self, name))
+        check_bool("channels_last", self.channels_last, optional=True)
+        as_names("class_names", self.class_names, max_count=MAX_CLASSES)
         if not isinstance(self.options, dict):
-            raise TypeError(f"options must be a mapping, got {self.options!r}")
+            raise TypeError(f"options must be a mapping, got {brief(self.options)}")
         return self
 
     def with_(self, **changes: Any) -> TrainingConfig:
@@ -197,8 +223,10 @@ class TrainingConfig:
 
         reject_unknown(data, [f.name for f in fields(cls)], "training")
         data = dict(data)
-        if "class_names" in data:
-            data["class_names"] = tuple(data["class_names"] or ())
+        if isinstance(data.get("class_names"), list):
+            data["class_names"] = tuple(data["class_names"])
+        elif data.get("class_names") is None:
+            data.pop("class_names", None)
         return cls(**data).validate()
 
     def to_json(self) -> str:
@@ -206,7 +234,9 @@ class TrainingConfig:
 
     @classmethod
     def from_json(cls, text: str) -> TrainingConfig:
-        return cls.from_dict(json.loads(text))
+        from .._config_file import parse_text
+
+        return cls.from_dict(parse_text(text, yaml_format=False, source="training config"))
 
     def to_yaml(self) -> str:
         import yaml
@@ -215,9 +245,9 @@ class TrainingConfig:
 
     @classmethod
     def from_yaml(cls, text: str) -> TrainingConfig:
-        import yaml
+        from .._config_file import parse_text
 
-        return cls.from_dict(yaml.safe_load(text))
+        return cls.from_dict(parse_text(text, yaml_format=True, source="training config"))
 
     @classmethod
     def load(cls, path: str | Path) -> TrainingConfig:
@@ -232,33 +262,11 @@ class TrainingConfig:
 
         return cls.from_dict(read_mapping(path))
 
-    def save(self, path: str | Path) -> Path:
-        """Write the config atomically as JSON or YAML (by suffix)."""
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the config atomically as JSON or YAML (by suffix).
+
+        An existing file is replaced only with ``overwrite=True``.
+        """
         from .._config_file import write_mapping
 
-        return write_mapping(path, self.to_dict())
-
-
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-
-
-def _int(name: str, value: Any, minimum: int | None, *, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer{' or None' if optional else ''}, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-
-
-def _number(
-    name: str, value: Any, *, low: float, high: float = math.inf, low_open: bool = False
-) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise TypeError(f"{name} must be a finite number, got {value!r}")
-    if value < low or (low_open and value == low) or value > high:
-        bound = f"> {low}" if low_open else f">= {low}"
-        upper = f" and <= {high}" if math.isfinite(high) else ""
-        raise ValueError(f"{name} must be {bound}{upper}, got {value}")
+        return write_mapping(path, self.to_dict(), overwrite=overwrite)

@@ -19,15 +19,27 @@ def resumed_config(path: str | os.PathLike) -> TrainingConfig:
     return TrainingConfig.from_dict(training["config"])
 
 
-def check_output(out) -> Path | None:
+def check_outputs(out, *, overwrite: bool = False, resume=None) -> Path | None:
+    """Check that a run may write ``out`` and its companions, before it starts.
+
+    The best model, the ``-last`` checkpoint and the ``.training.json`` summary
+    replace existing files only with ``overwrite``, or when the run resumes from
+    one of them (they are its own files).
+
+    Raises
+    ------
+    OutputExistsError, IsADirectoryError, FileNotFoundError, PermissionError
+    """
+    from .._atomic import check_target, same_file
+
     if out is None:
         return None
     out = Path(out)
+    files = (out, *companion_paths(out))
+    own = resume is not None and any(same_file(resume, f) for f in files)
+    for path in files:
+        check_target(path, overwrite=overwrite or own)
     folder = out.parent if str(out.parent) else Path(".")
-    if out.is_dir():
-        raise IsADirectoryError(f"output {out} is a folder; give a model file name")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"output folder does not exist: {folder}")
     try:
         tempfile.TemporaryFile(dir=folder).close()
     except OSError as exc:

@@ -33,7 +33,7 @@ from .events import (
     TrainStarted,
     TrainWarning,
 )
-from .files import best_from_file, check_output, companion_paths, resumed_config
+from .files import best_from_file, check_outputs, companion_paths, resumed_config
 from .losses import SegmentationLoss
 from .schedule import lr_factor
 from .validation import validate
@@ -56,6 +56,7 @@ def iter_train(
     stop: threading.Event | None = None,
     preview=None,
     names: Sequence[str] | None = None,
+    overwrite: bool = False,
     **options,
 ) -> Generator[TrainEvent, None, TrainResult]:
     """Train (or fine-tune) a segmentation model, yielding progress events.
@@ -87,6 +88,10 @@ def iter_train(
         each epoch (``PreviewReady``).
     names : sequence of str, optional
         Names of the pairs, used in messages.
+    overwrite : bool
+        Let the run replace existing files at ``out`` (and its ``-last`` and
+        ``.training.json`` companions). Without it existing files are an error
+        before training starts, unless the run resumes from one of them.
 
     Yields
     ------
@@ -114,7 +119,7 @@ def iter_train(
     if config is None and resume is not None:
         config = resumed_config(resume)
     config = (config or TrainingConfig()).with_(**options)
-    out = check_output(out)
+    out = check_outputs(out, overwrite=overwrite, resume=resume)
     device = resolve_device(config.device)
     precision = _precision(config.precision, device)
     run = _Run(config, device, precision, out)
@@ -449,7 +454,7 @@ class _Run:
         _, path = companion_paths(self.out)
         summary = {**self._summary(stopped), "history": self.state.history}
         summary["files"] = {"best": self.out.name, "last": companion_paths(self.out)[0].name}
-        with atomic_write(path) as handle:
+        with atomic_write(path, overwrite=True) as handle:  # the run's own file (checked)
             handle.write(json.dumps(summary, indent=2, allow_nan=False).encode())
         return path
 

@@ -1,0 +1,99 @@
+"""Checks of config and spec fields shared by every job (errors name the field).
+
+Each check takes the field's name and value and raises ``TypeError`` for a
+value of the wrong kind or ``ValueError`` for one out of range; messages quote
+the value through :func:`napari_seg.limits.brief`, so they stay short whatever
+was passed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from .limits import MAX_AXIS, MAX_NAME_LENGTH, brief
+
+
+def check_int(
+    name: str,
+    value: Any,
+    low: int | None = None,
+    high: int | None = None,
+    *,
+    optional: bool = False,
+) -> None:
+    """``value`` is an integer in ``[low, high]`` (or None when ``optional``)."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        kind = "an integer or None" if optional else "an integer"
+        raise TypeError(f"{name} must be {kind}, got {brief(value)}")
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be at most {high}, got {brief(value)}")
+
+
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    low: float,
+    high: float = math.inf,
+    low_open: bool = False,
+) -> None:
+    """``value`` is a finite number in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise TypeError(f"{name} must be a finite number, got {brief(value)}")
+    if value < low or (low_open and value == low) or value > high:
+        bound = f"> {low}" if low_open else f">= {low}"
+        upper = f" and <= {high}" if math.isfinite(high) else ""
+        raise ValueError(f"{name} must be {bound}{upper}, got {value}")
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {brief(value)}")
+
+
+def check_bool(name: str, value: Any, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, bool):
+        kind = "true, false or None" if optional else "true or false"
+        raise TypeError(f"{name} must be {kind}, got {brief(value)}")
+
+
+def check_str(name: str, value: Any, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str):
+        kind = "a string or None" if optional else "a string"
+        raise TypeError(f"{name} must be {kind}, got {brief(value)}")
+
+
+def check_axis(name: str, value: Any) -> None:
+    """An optional array axis, ``-MAX_AXIS - 1 <= value <= MAX_AXIS``."""
+    check_int(name, value, -MAX_AXIS - 1, MAX_AXIS, optional=True)
+
+
+def as_names(name: str, value: Any, *, max_count: int) -> tuple[str, ...]:
+    """``value`` as a tuple of non-empty, distinct-or-not names, checked.
+
+    A bare string is refused (``"abc"`` is not the three names a, b, c).
+    """
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise TypeError(f"{name} must be a list of names, got {brief(value)}")
+    if len(value) > max_count:
+        raise ValueError(f"{name} may hold at most {max_count} names, got {len(value)}")
+    for item in value:
+        if not isinstance(item, str) or not item.strip():
+            raise ValueError(f"{name} must be non-empty strings, got {brief(value)}")
+        if len(item) > MAX_NAME_LENGTH:
+            raise ValueError(
+                f"{name} must be at most {MAX_NAME_LENGTH} characters each, got one of {len(item)}"
+            )
+    return tuple(value)

@@ -1,0 +1,101 @@
+"""Upper bounds on everything a file, a config or a user can ask for.
+
+Every number a job reads from outside (a model card, a config file, a flag,
+a widget field) is checked against a bound here before anything derived from it
+is allocated, so a hostile or mistaken value fails at once with a message that
+names it, instead of exhausting memory or time. The bounds sit far above what
+real models and runs use; docs/limits.md lists them with their reasons.
+"""
+
+from __future__ import annotations
+
+import reprlib
+
+MIB = 2**20
+GIB = 2**30
+
+# -- model files -----------------------------------------------------------------------
+#: Classes of one model, background included (TotalSegmentator, the largest public
+#: semantic model we know of, has 118). Inference keeps ``classes x tile x width``
+#: floats per band, so this also bounds its memory.
+MAX_CLASSES = 1024
+#: Input channels of one model (hyperspectral stacks stay well below).
+MAX_IN_CHANNELS = 256
+#: Characters in one class name.
+MAX_NAME_LENGTH = 200
+#: Bytes of a model file's header (tensor table + model card with its training history).
+MAX_HEADER_BYTES = 64 * MIB
+#: Tensors in one model file (a ResNet-101 U-Net with optimizer state has about 2,500).
+MAX_TENSORS = 100_000
+#: Dimensions of one tensor.
+MAX_TENSOR_NDIM = 8
+
+# -- job files ----------------------------------------------------------------------------
+#: Bytes of a JSON or YAML config / pipeline file.
+MAX_CONFIG_BYTES = 16 * MIB
+#: Characters of an error message shown to the user.
+MAX_MESSAGE_CHARS = 2000
+
+# -- images ------------------------------------------------------------------------------
+#: Bytes of one decompressed TIFF strip or tile: images are read region by region,
+#: so a chunk bigger than this (e.g. a whole slide in one strip) would have to be
+#: decompressed whole for any region.
+MAX_TIFF_CHUNK_BYTES = 1 * GIB
+
+# -- inference ------------------------------------------------------------------------
+#: Tile side in pixels.
+MAX_TILE = 16384
+#: Tiles per forward pass.
+MAX_TILE_BATCH = 1024
+#: Pixels per forward pass (batch x tile x tile): 256 Mpixel, about 1 GiB per
+#: float32 channel of the input alone.
+MAX_BATCH_PIXELS = 2**28
+
+# -- training ----------------------------------------------------------------------------
+#: Patches per training step.
+MAX_BATCH = 1024
+#: Patch side in pixels.
+MAX_PATCH = 4096
+#: Pixels per training step (batch x patch x patch): 64 Mpixel; the network's
+#: activations and their gradients take tens of bytes per pixel and channel.
+MAX_STEP_PIXELS = 2**26
+#: torch CPU threads.
+MAX_THREADS = 256
+#: Budget and schedule counters.
+MAX_EPOCHS = 1_000_000
+MAX_STEPS_PER_EPOCH = 1_000_000
+MAX_MINUTES = 1_000_000.0
+#: Random seed (numpy and torch both take 32-bit seeds everywhere).
+MAX_SEED = 2**32 - 1
+#: Array axes an axis option may name (numpy allows 64 dimensions).
+MAX_AXIS = 63
+
+# -- refine -------------------------------------------------------------------------------
+#: Radius of a morphology footprint; a 3D ball of this radius has 17 million voxels.
+MAX_RADIUS = 128
+#: Minimum distance between watershed seeds (the peak search uses a footprint of that size).
+MAX_MIN_DISTANCE = 128
+#: CRF window radius: (2r + 1)^d kernel weights per pixel.
+MAX_CRF_RADIUS = 32
+#: Mean-field iterations.
+MAX_CRF_ITERATIONS = 1000
+
+
+_brief = reprlib.Repr()
+_brief.maxstring = 60
+_brief.maxother = 60
+_brief.maxlist = _brief.maxtuple = _brief.maxdict = _brief.maxset = 8
+_brief.maxlevel = 3
+
+
+def brief(value: object) -> str:
+    """A short ``repr`` of ``value`` for error messages (long or deep values are cut)."""
+    return _brief.repr(value)
+
+
+def one_line(message: object, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``message`` as text of at most ``limit`` characters, for a notification or stderr."""
+    text = str(message)
+    if len(text) > limit:
+        text = text[: limit - 25] + f"... ({len(text)} characters)"
+    return text

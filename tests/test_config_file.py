@@ -1,0 +1,76 @@
+"""Job files (JSON/YAML): bounded size, no YAML aliases or object tags, one-line errors."""
+
+import resource
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from napari_seg._config_file import read_mapping
+from napari_seg.limits import MAX_CONFIG_BYTES
+
+
+def _laughs() -> str:
+    """A "billion laughs" YAML value: nine levels of nine aliases of the level below."""
+    levels = ['&a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for level in "bcdefghi":
+        previous = chr(ord(level) - 1)
+        levels.append(f"&{level} [" + ",".join([f"*{previous}"] * 9) + "]")
+    return "[" + ", ".join(levels) + "]"
+
+
+LAUGHS_CHILD = textwrap.dedent(
+    """
+    import sys
+    from napari_seg.refine import RefineConfig
+    from napari_seg.training import TrainingConfig
+    kind, path = sys.argv[1:]
+    try:
+        (TrainingConfig if kind == "train" else RefineConfig).load(path)
+    except (ValueError, TypeError) as exc:
+        print(str(exc)[:300])
+    """
+)
+
+
+@pytest.mark.parametrize("kind", ["train", "refine"])
+def test_yaml_alias_bombs_are_refused_at_once(tmp_path, kind):
+    path = tmp_path / "bomb.yaml"
+    if kind == "train":  # inside a known key: there is no unknown key to stop at
+        path.write_text(f"class_names: {_laughs()}\n")
+    else:
+        path.write_text(f"steps:\n  - op: opening\n    params: {{radius: {_laughs()}}}\n")
+    limit = 2000 * 2**20
+    result = subprocess.run(
+        [sys.executable, "-c", LAUGHS_CHILD, kind, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_DATA, (limit, limit)),
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-1000:]
+    assert "anchors and aliases" in result.stdout
+    assert str(path) in result.stdout
+
+
+def test_python_tags_and_huge_or_deep_files_are_refused(tmp_path):
+    tagged = tmp_path / "tag.yaml"
+    tagged.write_text("loss: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        read_mapping(tagged)
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * (MAX_CONFIG_BYTES + 1))
+    with pytest.raises(ValueError, match="larger than 16 MiB"):
+        read_mapping(big)
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match=r"deep\.json nests too deeply"):
+        read_mapping(deep)
+    binary = tmp_path / "model.yaml"
+    binary.write_bytes(b"\x80\x04\x95 pickle")
+    with pytest.raises(ValueError, match="not a text file"):
+        read_mapping(binary)
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        read_mapping(tmp_path)

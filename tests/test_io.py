@@ -1,0 +1,87 @@
+"""Reading images from files: by region, in bounded memory, one-line errors for bad files."""
+
+import resource
+import struct
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_seg._io import read_image
+from napari_seg.cli import main
+
+
+def _patch_tags(path, values: dict[str, int]) -> None:
+    """Rewrite inline integer TIFF tags (a corrupt or hostile header)."""
+    with tifffile.TiffFile(path) as tif:
+        tags = {t.name: t for t in tif.pages[0].tags}
+    data = bytearray(path.read_bytes())
+    for name, value in values.items():
+        tag = tags[name]
+        struct.pack_into("<H" if tag.dtype == 3 else "<I", data, tag.valueoffset, value)
+    path.write_bytes(bytes(data))
+
+
+def test_a_tiff_that_needs_a_931_gib_strip_is_refused_before_reading(tmp_path):
+    path = tmp_path / "bomb.tif"
+    tifffile.imwrite(path, np.zeros((64, 64), np.uint32), compression="zlib", rowsperstrip=64)
+    _patch_tags(path, {"ImageWidth": 500_000, "ImageLength": 500_000, "RowsPerStrip": 500_000})
+    with pytest.raises(ValueError, match=r"931\.3 GiB each once decompressed"):
+        read_image(path)
+
+
+@pytest.mark.parametrize("compression", [None, "zlib"])
+def test_a_tiff_of_width_and_height_zero_is_one_line(tmp_path, capsys, compression):
+    path = tmp_path / "empty.tif"
+    tifffile.imwrite(path, np.zeros((64, 64), np.uint8), compression=compression)
+    _patch_tags(path, {"ImageWidth": 0, "ImageLength": 0})
+    with pytest.raises(ValueError, match="empty"):
+        read_image(path)
+    argv = ["evaluate", "--pred", str(path), "--gt", str(path)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "empty.tif" in err[0]
+
+
+REGION_CHILD = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from napari_seg._io import read_image
+    from napari_seg.inference.layout import resolve_layout
+    from napari_seg.inference.normalize import compute_stats
+    from napari_seg.models.spec import Normalization
+
+    image = read_image(sys.argv[1])
+    region = np.asarray(image[8000:8512, 8000:8512])
+    layout = resolve_layout(image.shape, in_channels=1)
+    stats = compute_stats(image, layout, Normalization())
+    print(type(image).__name__, region.shape, int(region.max()), stats.sampled)
+    """
+)
+
+
+def test_a_large_compressed_tiled_tiff_is_read_by_region(tmp_path):
+    """16384^2 uint16 (512 MiB decompressed) read and normalised under a 300 MiB heap limit."""
+    path = tmp_path / "slide.tif"
+    tile = np.zeros((512, 512), np.uint16)
+    tile[::16, ::16] = 1000
+    tiles = (tile for _ in range(32 * 32))
+    tifffile.imwrite(
+        path, tiles, shape=(16384, 16384), dtype=np.uint16, tile=(512, 512), compression="zlib"
+    )
+    limit = 300 * 2**20
+    result = subprocess.run(
+        [sys.executable, "-c", REGION_CHILD, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_DATA, (limit, limit)),
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["Array", "(512,", "512)", "1000", "True"]
