@@ -6,12 +6,15 @@ It opens the GUI demo, which creates a U-Net, trains it for a minute on the
 top rows of the sample (Train widget), segments the whole image (Segment) and
 evaluates it with the error overlay (Evaluate), and shoots each widget as the
 loop reaches it; then it docks Refine and previews a clean-up of the prediction.
+The window is 1600x1000; for each shot the other docks are hidden, so the dock
+shown has the whole column (its fields scroll when they do not fit).
 """
 
 from pathlib import Path
 
 import napari
 from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QApplication, QScrollArea
 
 from napari_seg._widgets import refine_widget
 from napari_seg._widgets.demo import open_demo_viewer
@@ -22,31 +25,34 @@ OUT = ROOT / "docs" / "images"
 
 def main() -> None:
     viewer, loop = open_demo_viewer(minutes=1.0)
-    viewer.window._qt_window.resize(1500, 1000)
+    viewer.window._qt_window.resize(1600, 1000)
     docks = viewer.window._dock_widgets
     shots: list[str] = []
 
-    def shoot(name: str) -> None:
+    def shoot(name: str, dock: str, scroll: float = 0.0) -> None:
+        """Show only ``dock`` (scrolled to ``scroll`` of its height), then shoot the window."""
+        for key, widget in docks.items():
+            widget.setVisible(key == dock)
+        inner = docks[dock].widget()
+        bar = next(iter(inner.findChildren(QScrollArea))).verticalScrollBar()
+        bar.setValue(round(scroll * bar.maximum()))
+        QApplication.processEvents()
         OUT.mkdir(parents=True, exist_ok=True)
         viewer.screenshot(str(OUT / f"{name}.png"), canvas_only=False)
         shots.append(name)
 
     def poll() -> None:
         if "model_widget" not in shots and loop.stage == "training":
-            shoot("model_widget")
-            docks["Train"].raise_()
+            shoot("model_widget", "Model")
         elif "train_widget" not in shots and loop.stage in ("segmenting", "evaluating", "done"):
-            docks["Model"].hide()
-            shoot("train_widget")
-            docks["Segment"].raise_()
+            shoot("train_widget", "Train", scroll=1.0)  # down to the curves
         elif "segment_widget" not in shots and loop.stage in ("evaluating", "done"):
             viewer.layers["cells2d ground truth"].visible = False
-            shoot("segment_widget")
-            docks["Evaluate"].raise_()
+            shoot("segment_widget", "Segment")
         elif loop.stage == "done":
             for layer in viewer.layers:
                 layer.visible = layer.name == "cells2d" or layer.name.endswith("errors")
-            shoot("evaluate_widget")
+            shoot("evaluate_widget", "Evaluate", scroll=1.0)  # down to the table and plots
             start_refine()
             return
         elif loop.stage == "stopped":
@@ -67,7 +73,7 @@ def main() -> None:
         w._op.value = "remove_small_objects"
         w._params["min_size"].value = 100
         w._params["replace_with"].value = "nearest"
-        viewer.window._qt_window.resize(1500, 1000)
+        viewer.window._qt_window.resize(1600, 1000)
         w.preview()
         wait_refine(w)
 
@@ -75,7 +81,7 @@ def main() -> None:
         if w._worker is not None:
             QTimer.singleShot(300, lambda: wait_refine(w))
             return
-        shoot("refine_widget")
+        shoot("refine_widget", "Refine")
         viewer.close()
 
     QTimer.singleShot(1000, poll)

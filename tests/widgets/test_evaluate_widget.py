@@ -223,3 +223,18 @@ def test_suggest_pair_reads_layer_names(names, expected):
     layers = [SimpleNamespace(name=n) for n in names]
     pred, gt = evaluate_module.suggest_pair(layers)
     assert (getattr(pred, "name", None), getattr(gt, "name", None)) == expected
+
+
+def test_export_replaces_an_existing_file_only_when_asked(setup, qtbot, notes, tmp_path):
+    _viewer, w, _layers = setup
+    w.run()
+    _wait(qtbot, w)
+    target = tmp_path / "scores.csv"
+    target.write_text("kept")
+    w._export_path.value = target
+    w._on_export_clicked()
+    assert "already exists" in notes["error"][-1]
+    assert target.read_text() == "kept"
+    w._export_path.overwrite = True
+    w._on_export_clicked()
+    assert target.read_text().startswith("class")

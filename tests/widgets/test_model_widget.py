@@ -183,3 +183,20 @@ def test_optimizer_inside_a_real_viewer_does_not_crash():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "optimizer-ok" in result.stdout
+
+
+def test_saving_over_an_existing_file_needs_replace(widget, qtbot, tmp_path, errors):
+    widget.create_model()
+    qtbot.waitUntil(lambda: widget.current.model is not None, timeout=TIMEOUT_MS)
+    _wait_idle(qtbot, widget)
+    target = tmp_path / "nuclei.safetensors"
+    target.write_bytes(b"a colleague's model")
+    widget._save_path.value = target
+    widget.save_model()
+    assert widget._worker is None
+    assert "already exists" in errors[-1]
+    assert target.read_bytes() == b"a colleague's model"
+    widget._save_path.overwrite = True
+    widget.save_model()
+    qtbot.waitUntil(lambda: widget.current.path == target, timeout=TIMEOUT_MS)
+    assert load_model(target).spec == widget.current.model.spec

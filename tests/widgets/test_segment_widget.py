@@ -225,3 +225,26 @@ def test_load_a_model_file_here(make_napari_viewer_proxy, qtbot, notes, tmp_path
     qtbot.waitUntil(lambda: w.current.model is not None, timeout=TIMEOUT_MS)
     assert "nuclei.safetensors" in w._model_info.value
     assert w.config() == PredictConfig(precision="auto")
+
+
+def test_removing_the_image_while_segmenting_writes_nothing_and_says_so(setup, qtbot, notes):
+    viewer, w = setup
+    layer = viewer.add_image(cells_2d((512, 512))[0], name="cells")
+    _select(w, layer)
+    w._tile.value = 64
+    w._batch.value = 1
+    removed = []
+
+    def on_event(event):
+        if not removed:
+            removed.append(event)
+            viewer.layers.remove("cells")
+
+    w.run()
+    w._worker.yielded.connect(on_event)
+    qtbot.waitUntil(lambda: w._worker is None, timeout=TIMEOUT_MS)
+    assert removed
+    assert len(viewer.layers) == 0  # no labels layer for the deleted image
+    assert any("'cells' was removed; nothing written" in m for m in notes["info"]), notes
+    assert "removed" in w._status.value
+    assert notes["error"] == []

@@ -15,30 +15,30 @@ import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
-    Container,
-    FileEdit,
-    Label,
     LineEdit,
     PushButton,
     Table,
     create_widget,
 )
 from napari.layers import Labels
-from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from .._atomic import atomic_write
 from .._layers import class_names_of, labels_layer_kwargs
 from ..metrics import ERROR_COLORS, ERROR_NAMES, MODES, EvaluateConfig, Evaluation, merge_rows
+from ._dock import Dock
+from ._fields import SaveTarget
+from ._layers import full_resolution as _data
 from ._plots import ScorePlots
+from ._runner import JobRunner
 
 if TYPE_CHECKING:
     import napari.viewer
 
 
 @dataclass(frozen=True)
-class _Run:
-    """What the main thread needs about a finished evaluation."""
+class _Scored:
+    """Which layers a finished evaluation scored (names) and its slice axis in the viewer."""
 
     pred_name: str
     compare_name: str | None
@@ -102,7 +102,7 @@ def suggest_pair(layers) -> tuple:
     return others[-1], gt
 
 
-class EvaluateWidget(Container):
+class EvaluateWidget(Dock):
     """Score a prediction Labels layer (and optionally a second one) against ground truth.
 
     Parameters
@@ -111,10 +111,8 @@ class EvaluateWidget(Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__(labels=True)
-        self._viewer = viewer
-        self._worker = None
-        self._run_info: _Run | None = None
+        super().__init__(viewer)
+        self._run_info: _Scored | None = None
         self.result: Evaluation | None = None
         self.compared: Evaluation | None = None
         self._pred = create_widget(annotation="napari.layers.Labels", label="prediction")
@@ -130,14 +128,20 @@ class EvaluateWidget(Container):
         self._run = PushButton(text="Evaluate")
         self._errors = PushButton(text="Show errors", enabled=False)
         self._errors.tooltip = "add a Labels layer: true positive, false positive, false negative"
-        self._export_path = FileEdit(label="export to", mode="w", filter="*.csv *.json")
+        self._export_path = SaveTarget("export to", filter="*.csv *.json")
         self._export = PushButton(text="Export CSV / JSON", enabled=False)
-        self._status = Label(label="status", value="idle")
+        self.runner = JobRunner(
+            "Evaluate",
+            busy=[self._run, self._errors, self._export],
+            cancel=False,
+            notify_error=lambda message: show_error(message),
+            notify_warning=lambda message: show_warning(message),
+        )
         self._table = Table(value={"data": [], "index": [], "columns": []})
         self._table.read_only = True
         self._table.min_height = 190
         self.plots = ScorePlots()
-        self.extend(
+        self.body.extend(
             [
                 self._pred,
                 self._compare,
@@ -149,12 +153,20 @@ class EvaluateWidget(Container):
                 self._errors,
                 self._export_path,
                 self._export,
-                self._status,
+                self.runner.status,
                 self._table,
             ]
         )
-        self.native.layout().addWidget(self.plots.canvas)
+        self.add_native(self.plots.canvas)
         self._connect()
+
+    @property
+    def _worker(self):
+        return self.runner.worker
+
+    @property
+    def _status(self):
+        return self.runner.status
 
     def reset_choices(self, *args) -> None:
         """Refresh the layer pickers; while prediction and ground truth are the same
@@ -219,7 +231,7 @@ class EvaluateWidget(Container):
     # -- actions ---------------------------------------------------------------------
     def run(self) -> None:
         """Score the chosen layers in a worker; results fill the table and the plots."""
-        if self._worker is not None:
+        if self.runner.running:
             show_warning("Evaluate is already running")
             return
         try:
@@ -229,7 +241,7 @@ class EvaluateWidget(Container):
             show_error(f"Cannot evaluate: {exc}")
             return
         axis = self._slice_axis(gt) if config.slice_axis is not None else None
-        self._run_info = _Run(
+        self._run_info = _Scored(
             pred.name,
             None if compare is None else compare.name,
             gt.name,
@@ -241,15 +253,16 @@ class EvaluateWidget(Container):
                     f"{layer.name} and {gt.name} are placed at different positions "
                     "(translate); pixels are compared index by index"
                 )
-        self._start(
+        self.runner.start(
             _evaluate_job,
             _data(pred),
             _data(gt),
             None if compare is None else _data(compare),
             config,
-            returned=self._on_returned,
+            on_result=self._on_returned,
+            on_finished=self._on_finished,
+            status="evaluating...",
         )
-        self._status.value = "evaluating..."
 
     def show_errors(self) -> None:
         """Add (or update) Labels layers marking true/false positives and false negatives:
@@ -267,11 +280,21 @@ class EvaluateWidget(Container):
             names.append(info.compare_name)
         predictions = [(name, _data(layers[name])) for name in names]
         gt = _data(layers[info.gt_name])
-        self._start(_errors_job, predictions, gt, self.result.config, returned=self._on_error_maps)
-        self._status.value = "computing the error map..."
+        self.runner.start(
+            _errors_job,
+            predictions,
+            gt,
+            self.result.config,
+            on_result=self._on_error_maps,
+            on_finished=self._on_finished,
+            status="computing the error map...",
+        )
 
-    def export(self, path: str | Path) -> Path:
-        """Write the last scores to ``path``: CSV (the table) or JSON (everything), atomically."""
+    def export(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the last scores to ``path``: CSV (the table) or JSON (everything), atomically.
+
+        An existing file is replaced only with ``overwrite=True``.
+        """
         if self.result is None:
             raise ValueError("nothing to export yet: evaluate first")
         path = Path(path)
@@ -291,7 +314,7 @@ class EvaluateWidget(Container):
             text = _csv(self.table_rows())
         else:
             raise ValueError(f"export to a .csv or .json file, got {path.name!r}")
-        with atomic_write(path) as handle:
+        with atomic_write(path, overwrite=overwrite) as handle:
             handle.write(text.encode())
         return path
 
@@ -311,22 +334,9 @@ class EvaluateWidget(Container):
             self._viewer.dims.set_current_step(axis, index)
 
     # -- helpers -----------------------------------------------------------------------
-    def _start(self, job, *args, returned) -> None:
-        self._set_busy(True)
-        self._worker = create_worker(
-            job,
-            *args,
-            _connect={
-                "returned": returned,
-                "errored": self._on_error,
-                "finished": self._on_finished,
-            },
-        )
-
-    def _set_busy(self, busy: bool) -> None:
-        self._run.enabled = not busy
-        self._errors.enabled = not busy and self.result is not None
-        self._export.enabled = not busy and self.result is not None
+    def _on_finished(self) -> None:
+        has_result = self.result is not None
+        self._errors.enabled = self._export.enabled = has_result
 
     def _show_table(self) -> None:
         rows = self.table_rows()
@@ -389,7 +399,7 @@ class EvaluateWidget(Container):
 
     def _on_export_clicked(self) -> None:
         try:
-            path = self.export(self._export_path.value)
+            path = self.export(self._export_path.value, overwrite=self._export_path.overwrite)
         except (ValueError, OSError) as exc:
             show_error(f"Cannot export: {exc}")
             return
@@ -400,20 +410,9 @@ class EvaluateWidget(Container):
         if index is not None:
             self.jump_to_slice(index)
 
-    def _on_error(self, exc: BaseException) -> None:
-        show_error(f"napari-seg Evaluate: {exc}")
-        self._status.value = f"failed: {exc}"
-
-    def _on_finished(self) -> None:
-        self._worker = None
-        self._set_busy(False)
-
     def _on_destroyed(self, *_args) -> None:
+        self.runner.close()
         self.plots.figure.clear()
-
-
-def _data(layer):
-    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
 
 
 def _per_class(result: Evaluation, labels) -> list[float]:
@@ -440,5 +439,5 @@ def _csv(rows: list[dict]) -> str:
 
 
 def evaluate_widget(viewer: napari.viewer.Viewer) -> EvaluateWidget:
-    """npe2 widget factory: the Evaluate widget."""
+    """The Evaluate widget."""
     return EvaluateWidget(viewer)

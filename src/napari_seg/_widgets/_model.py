@@ -5,13 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, LineEdit, PushButton, SpinBox
-from napari.qt.threading import create_worker
+from magicgui.widgets import ComboBox, FileEdit, LineEdit, PushButton, SpinBox
 from napari.utils.notifications import show_error, show_info
 
+from ..limits import MAX_CLASSES, MAX_IN_CHANNELS
 from ..models import ModelSpec, get_architecture, list_architectures
 from ..models.current import CurrentModel
-from ._shared import current_model_for, fill_device_choices
+from ._dock import Dock, wrapping_label
+from ._fields import SaveTarget
+from ._runner import JobRunner
+from ._shared import current_model_for, device_choices, fill_device_choices
 
 if TYPE_CHECKING:
     import napari
@@ -20,7 +23,7 @@ NO_ENCODER = "(none)"
 WEIGHT_CHOICES = (("random initialisation", "none"), ("ImageNet", "imagenet"), ("file", "file"))
 
 
-def _create_job(spec: ModelSpec, weights: str | None, device: str):
+def create_job(spec: ModelSpec, weights: str | None, device: str):
     """Build, place and measure a model (runs in a worker thread)."""
     from .._device import resolve_device
     from ..models import create_model, model_stats
@@ -29,7 +32,8 @@ def _create_job(spec: ModelSpec, weights: str | None, device: str):
     return model, model_stats(model), None
 
 
-def _load_job(path: Path, device: str):
+def load_job(path: Path, device: str):
+    """Load and measure a model file (runs in a worker thread)."""
     from .._device import resolve_device
     from ..models import load_model, model_stats
 
@@ -37,13 +41,15 @@ def _load_job(path: Path, device: str):
     return model, model_stats(model), path
 
 
-def _save_job(model, path: Path) -> Path:
+def save_job(model, path: Path, overwrite: bool) -> Path:
+    """Write the model file (runs in a worker thread)."""
     from ..models import save_model
 
-    return save_model(model, path, provenance=(model.card or {}).get("provenance"))
+    provenance = (model.card or {}).get("provenance")
+    return save_model(model, path, overwrite=overwrite, provenance=provenance)
 
 
-class ModelWidget(Container):
+class ModelWidget(Dock):
     """Pick an architecture and encoder, create / load / save the shared model.
 
     Parameters
@@ -54,29 +60,33 @@ class ModelWidget(Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer, current: CurrentModel | None = None):
-        super().__init__(labels=True)
-        self._viewer = viewer
+        super().__init__(viewer)
         self.current = current if current is not None else current_model_for(viewer)
-        self._worker = None
         archs = [(a.title, a.name) for a in list_architectures()]
         self._arch = ComboBox(label="architecture", choices=archs, value="unet")
-        self._description = Label(label="")
-        self._description.native.setWordWrap(True)
+        self._description = wrapping_label("")
         self._encoder = ComboBox(label="encoder", choices=["classic"])
-        self._in_channels = SpinBox(label="input channels", min=1, max=64, value=1)
-        self._classes = SpinBox(label="classes", min=2, max=65535, value=2)
+        self._in_channels = SpinBox(label="input channels", min=1, max=MAX_IN_CHANNELS, value=1)
+        self._classes = SpinBox(label="classes", min=2, max=MAX_CLASSES, value=2)
         self._class_names = LineEdit(label="class names")
         self._class_names.tooltip = "comma-separated, background first; empty for defaults"
         self._weights = ComboBox(label="encoder weights", choices=WEIGHT_CHOICES, value="none")
         self._weights_file = FileEdit(label="weights file", mode="r", visible=False)
-        self._device = ComboBox(label="device", choices=[("auto", "auto")], value="auto")
+        self._device = ComboBox(label="device", choices=device_choices, value="auto")
         self._create = PushButton(text="Create model")
         self._load_path = FileEdit(label="model file", mode="r", filter="*.safetensors")
         self._load = PushButton(text="Load")
-        self._save_path = FileEdit(label="save as", mode="w", filter="*.safetensors")
+        self._save_path = SaveTarget("save as", filter="*.safetensors")
         self._save = PushButton(text="Save")
-        self._info = Label(label="current")
-        self.extend(
+        self._info = wrapping_label("current")
+        self.runner = JobRunner(
+            "Model",
+            busy=[self._create, self._load, self._save],
+            cancel=False,
+            status_lines=2,
+            notify_error=lambda message: show_error(message),
+        )
+        self.body.extend(
             [
                 self._arch,
                 self._description,
@@ -93,12 +103,17 @@ class ModelWidget(Container):
                 self._save_path,
                 self._save,
                 self._info,
+                self.runner.status,
             ]
         )
         self._connect()
         self._on_arch_changed()
         self._on_model_changed(self.current)
         fill_device_choices(self._device)
+
+    @property
+    def _worker(self):
+        return self.runner.worker
 
     def _connect(self) -> None:
         self._arch.changed.connect(self._on_arch_changed)
@@ -167,8 +182,7 @@ class ModelWidget(Container):
 
     def _on_destroyed(self, *_args) -> None:
         self.current.disconnect(self._on_model_changed)
-        if self._worker is not None:
-            self._worker.quit()
+        self.runner.close()
 
     # -- actions -----------------------------------------------------------------
     def create_model(self) -> None:
@@ -178,7 +192,15 @@ class ModelWidget(Container):
         except (ValueError, TypeError) as exc:
             show_error(f"Cannot create model: {exc}")
             return
-        self._start(self._on_model_ready, _create_job, spec, weights, self._device.value)
+        self.runner.start(
+            create_job,
+            spec,
+            weights,
+            self._device.value,
+            on_result=self._on_model_ready,
+            on_finished=self._on_finished,
+            status="creating the model...",
+        )
 
     def load_model(self) -> None:
         """Load the model file named in the "model file" field, in a worker."""
@@ -186,57 +208,59 @@ class ModelWidget(Container):
         if not path.is_file():
             show_error(f"Cannot load model: no file at {str(path)!r}")
             return
-        self._start(self._on_model_ready, _load_job, path, self._device.value)
+        self.runner.start(
+            load_job,
+            path,
+            self._device.value,
+            on_result=self._on_model_ready,
+            on_finished=self._on_finished,
+            status=f"loading {path.name}...",
+        )
 
     def save_model(self) -> None:
-        """Save the current model to the "save as" path, in a worker."""
+        """Save the current model to the "save as" path, in a worker.
+
+        An existing file is replaced only when "replace an existing file" is ticked.
+        """
+        from .._atomic import check_target
+
         model = self.current.model
-        path = Path(self._save_path.value)
         if model is None:
             show_error("Cannot save: no model yet")
             return
+        path = self._save_path.value
         if path.suffix != ".safetensors":
             path = path.with_name(path.name + ".safetensors")
-        if path.is_dir() or not path.parent.is_dir():
-            show_error(f"Cannot save model: {str(path)!r} is not a file in an existing folder")
+        try:
+            check_target(path, overwrite=self._save_path.overwrite)
+        except (OSError, ValueError) as exc:
+            show_error(f"Cannot save model: {exc}")
             return
-        self._start(self._on_saved, _save_job, model, path)
-
-    def _start(self, on_returned, job, *args) -> None:
-        """Run ``job(*args)`` in a worker thread; errors become notifications."""
-        self._set_busy(True)
-        self._worker = create_worker(
-            job,
-            *args,
-            _connect={
-                "returned": on_returned,
-                "errored": self._on_error,
-                "finished": self._on_finished,
-            },
+        self.runner.start(
+            save_job,
+            model,
+            path,
+            self._save_path.overwrite,
+            on_result=self._on_saved,
+            on_finished=self._on_finished,
+            status=f"saving {path.name}...",
         )
 
-    def _set_busy(self, busy: bool) -> None:
-        for button in (self._create, self._load, self._save):
-            button.enabled = not busy
-        if not busy:
-            self._save.enabled = self.current.model is not None
-
     def _on_finished(self) -> None:
-        self._set_busy(False)
-
-    def _on_error(self, exc: BaseException) -> None:
-        show_error(f"napari-seg Model: {exc}")
+        self._save.enabled = self.current.model is not None
 
     def _on_model_ready(self, result) -> None:
         model, stats, path = result
         self.current.set(model, path=path, dirty=path is None, stats=stats)
+        self.runner.set_status("")
         show_info(f"Model ready: {model.spec.architecture} ({stats.summary()})")
 
     def _on_saved(self, path: Path) -> None:
         self.current.mark_saved(path)
+        self.runner.set_status(f"saved to {path}")
         show_info(f"Model saved to {path}")
 
 
 def model_widget(viewer: napari.viewer.Viewer) -> ModelWidget:
-    """npe2 widget factory: the Model widget, sharing the viewer's current model."""
+    """The Model widget, sharing the viewer's current model."""
     return ModelWidget(viewer, current_model_for(viewer))

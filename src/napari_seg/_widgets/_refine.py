@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import threading
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from magicgui.widgets import (
-    ComboBox,
-    Container,
-    Label,
-    ProgressBar,
-    PushButton,
-    create_widget,
-)
+from magicgui.widgets import ComboBox, Container, PushButton, create_widget
 from napari.layers import Labels, Shapes
-from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from ..models.current import CurrentModel
@@ -29,13 +21,18 @@ from ..refine.pipeline import (
     input_pixels,
 )
 from ..refine.scope import RefineScope, plan_refine_scope
+from ._dock import Dock
 from ._history import write_undoable
+from ._layers import full_resolution, viewer_position
 from ._legend import ClassLegend
 from ._params import param_widget, read_params
-from ._shared import current_model_for, forward_events
+from ._runner import JobRunner
+from ._shared import current_model_for, forward_events, same_layer
 
 if TYPE_CHECKING:
     import napari
+
+logger = logging.getLogger(__name__)
 
 SCOPE_CHOICES = (
     ("current slice", "slice"),
@@ -46,7 +43,7 @@ OUTPUT_CHOICES = (("replace (Ctrl+Z undoes)", "replace"), ("new layer", "new"))
 
 
 @dataclass(frozen=True)
-class _Run:
+class _Placement:
     """What the main thread needs to place a finished run's result."""
 
     layer_name: str
@@ -57,7 +54,7 @@ class _Run:
     shape: tuple[int, ...]
 
 
-def _refine_job(sources: dict[str, Any], index: tuple, config, channel_axis, cancel):
+def _refine_job(sources: dict[str, Any], index: tuple, config, channel_axis, *, cancel):
     """Worker body: read the indexed blocks, then forward the refine job's events."""
     from ..refine import iter_refine
 
@@ -68,18 +65,22 @@ def _refine_job(sources: dict[str, Any], index: tuple, config, channel_axis, can
     labels = blocks.pop("labels")
     events = iter_refine(labels, config, channel_axis=channel_axis, **blocks)
     result = yield from forward_events(events, cancel)
-    return None if result is None else _Done(labels, result)
+    if result is None:
+        return None
+    # Where the job changed the labels, found here rather than on the main thread.
+    return _Done(result, np.nonzero(result.labels != labels))
 
 
 @dataclass(frozen=True)
 class _Done:
-    """A finished job: the labels it read (to keep edits made meanwhile) and its result."""
+    """A finished job: its result and where it changed the labels it read (only those
+    pixels are written, so edits made to the layer meanwhile are kept elsewhere)."""
 
-    before: np.ndarray
     result: RefineResult
+    changed: tuple[np.ndarray, ...]
 
 
-class RefineWidget(Container):
+class RefineWidget(Dock):
     """Refine a Labels layer: morphology, instances, class edits and CRF, in a worker.
 
     Parameters
@@ -90,12 +91,10 @@ class RefineWidget(Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer, current: CurrentModel | None = None):
-        super().__init__(labels=True)
-        self._viewer = viewer
+        super().__init__(viewer)
         self.current = current if current is not None else current_model_for(viewer)
-        self._worker = None
-        self._cancel_event = threading.Event()
-        self._run_info: _Run | None = None
+        self._run_info: _Placement | None = None
+        self._inputs: list = []
         self.last_changed: int | None = None
         self._labels = create_widget(annotation="napari.layers.Labels", label="labels")
         self.legend = ClassLegend(viewer, self.current, lambda: self._labels.value)
@@ -119,12 +118,15 @@ class RefineWidget(Container):
         )
         self._scope = ComboBox(label="apply to", choices=SCOPE_CHOICES, value="slice")
         self._output = ComboBox(label="result", choices=OUTPUT_CHOICES, value="replace")
-        self._preview = PushButton(text="Preview on this slice")
+        self._preview = PushButton(text="Preview slice")
         self._apply = PushButton(text="Apply")
-        self._cancel = PushButton(text="Cancel", enabled=False)
-        self._progress = ProgressBar(label="progress", min=0, max=1, value=0)
-        self._status = Label(label="status", value="idle")
-        self.extend(
+        self.runner = JobRunner(
+            "Refine",
+            busy=[self._preview, self._apply],
+            notify_error=lambda message: show_error(message),
+            notify_warning=lambda message: show_warning(message),
+        )
+        self.body.extend(
             [
                 self.legend,
                 self._labels,
@@ -136,22 +138,29 @@ class RefineWidget(Container):
                 self._reference,
                 self._scope,
                 self._output,
-                self._preview,
-                self._apply,
-                self._cancel,
-                self._progress,
-                self._status,
+                *self.runner.widgets,
             ]
         )
         self._connect()
         self._on_op_changed()
+
+    @property
+    def _worker(self):
+        return self.runner.worker
+
+    @property
+    def _status(self):
+        return self.runner.status
+
+    @property
+    def _cancel(self):
+        return self.runner.cancel_button
 
     def _connect(self) -> None:
         self._op.changed.connect(self._on_op_changed)
         self._labels.changed.connect(self.legend.refresh)
         self._preview.clicked.connect(self.preview)
         self._apply.clicked.connect(self.apply)
-        self._cancel.clicked.connect(self.cancel)
         self.native.destroyed.connect(self._on_destroyed)
 
     # -- mapping fields to a config --------------------------------------------------
@@ -166,11 +175,7 @@ class RefineWidget(Container):
         ).validate()
 
     def _scope_of(self, layer, scope: str) -> RefineScope:
-        dims = self._viewer.dims
-        offset = dims.ndim - layer.ndim
-        displayed = [d - offset for d in dims.displayed if d >= offset]
-        step = [int(np.round(v)) for v in layer.world_to_data(dims.point)]
-        step = [min(max(s, 0), n - 1) for s, n in zip(step, layer.data.shape, strict=True)]
+        displayed, step = viewer_position(self._viewer, layer)
         return plan_refine_scope(layer.data.shape, displayed=displayed, step=step, scope=scope)
 
     # -- actions -----------------------------------------------------------------------
@@ -185,12 +190,10 @@ class RefineWidget(Container):
 
     def cancel(self) -> None:
         """Stop the running job at its next step; no layer is changed."""
-        if self._worker is not None:
-            self._cancel_event.set()
-            self._status.value = "cancelling..."
+        self.runner.cancel()
 
     def _start(self, *, preview: bool) -> None:
-        if self._worker is not None:
+        if self.runner.running:
             show_warning("Refine is already running; cancel it first")
             return
         layer = self._labels.value
@@ -200,39 +203,38 @@ class RefineWidget(Container):
         try:
             scope = self._scope_of(layer, "slice" if preview else self._scope.value)
             config = self.config(scope)
-            sources, channel_axis = self._sources(layer, config)
+            sources, channel_axis, chosen = self._sources(layer, config)
         except (ValueError, TypeError) as exc:
             show_error(f"Cannot refine {layer.name}: {exc}")
             return
         output = "new" if config.makes_instances else self._output.value
-        self._run_info = _Run(
+        self._run_info = _Placement(
             layer.name, scope, preview, output, config.makes_instances, layer.data.shape
         )
-        self._cancel_event = threading.Event()
-        self._set_busy(True)
-        self._status.value = f"{config.steps[0].op}..."
-        self._worker = create_worker(
+        self._inputs = [layer, *chosen]
+        self._viewer.layers.events.removed.connect(self._on_layer_removed)
+        self.runner.start(
             _refine_job,
             sources,
             scope.index,
             config,
             channel_axis,
-            self._cancel_event,
-            _connect={
-                "yielded": self._on_event,
-                "returned": self._on_returned,
-                "errored": self._on_error,
-                "finished": self._on_finished,
-            },
+            on_event=self._on_event,
+            on_result=self._on_returned,
+            on_error=self._on_error,
+            on_finished=self._on_finished,
+            status=f"{config.steps[0].op}...",
         )
 
-    def _sources(self, layer, config: RefineConfig) -> tuple[dict[str, Any], int | None]:
-        """Array handles the job reads (main thread); shapes checked against the labels."""
+    def _sources(self, layer, config: RefineConfig) -> tuple[dict[str, Any], int | None, list]:
+        """Array handles the job reads (main thread), shapes checked against the labels;
+        the channel axis of the image; the input layers chosen."""
         op = get_operation(config.steps[0].op)
         wanted = set(op.needs) | set(op.optional)
         shape = layer.data.shape
         sources: dict[str, Any] = {"labels": layer.data}
         channel_axis = None
+        chosen_layers = []
         fields = {
             "image": self._image,
             "probabilities": self._probabilities,
@@ -245,10 +247,8 @@ class RefineWidget(Container):
                 if name in op.needs:
                     raise ValueError(f"{op.name} needs {name}: choose a layer")
                 continue
-            if name == "region":
-                array = _region_mask(chosen, shape)
-            else:
-                array = chosen.data[0] if getattr(chosen, "multiscale", False) else chosen.data
+            chosen_layers.append(chosen)
+            array = _region_mask(chosen, shape) if name == "region" else full_resolution(chosen)
             if name == "image" and getattr(chosen, "rgb", False):
                 channel_axis = -1
             spatial = input_pixels(name, array.shape, channel_axis)
@@ -258,7 +258,7 @@ class RefineWidget(Container):
                     f"{tuple(shape)}; they must match pixel for pixel"
                 )
             sources[name] = array
-        return sources, channel_axis
+        return sources, channel_axis, chosen_layers
 
     # -- callbacks (main thread) --------------------------------------------------------
     def _on_op_changed(self, *_args) -> None:
@@ -276,39 +276,48 @@ class RefineWidget(Container):
 
     def _on_event(self, event) -> None:
         if isinstance(event, RefineProgress):
-            self._progress.max = 100 * event.total
-            self._progress.value = round(100 * event.done)
-            self._status.value = f"{event.op}: {event.done:.1f}/{event.total}"
+            fraction = event.done / event.total if event.total else 1.0
+            self.runner.report(fraction, f"{event.op}: {event.done:.1f}/{event.total}")
+
+    def _on_layer_removed(self, event) -> None:
+        if self.runner.running and any(same_layer(event.value, x) for x in self._inputs):
+            message = f"the layer {event.value.name!r} was removed; nothing written"
+            self.runner.cancel(message)
+            self._run_info = None
+            show_info(f"napari-seg Refine: {message}")
 
     def _on_returned(self, done: _Done | None) -> None:
         run, self._run_info = self._run_info, None
         if done is None or run is None:
-            self._status.value = "cancelled; no layer was changed"
+            self.runner.set_status(self.runner.cancel_reason or "cancelled; no layer was changed")
             return
         layers = self._viewer.layers
         if run.layer_name not in layers or layers[run.layer_name].data.shape != run.shape:
             show_error(f"Refine: the layer {run.layer_name!r} changed or is gone; nothing written")
-            self._status.value = "layer gone; nothing written"
+            self.runner.set_status("layer gone; nothing written")
             return
         layer = layers[run.layer_name]
         result = done.result
         if run.preview or run.output == "new":
             name = self._place_layer(layer, run, result.labels)
-            self._status.value = f"{result.changed} pixels differ; shown in {name!r}"
+            self.runner.set_status(f"{result.changed} pixels differ; shown in {name!r}")
             return
         try:
             self.last_changed = write_undoable(
-                layer, run.scope.index, result.labels, base=done.before
+                layer, run.scope.index, result.labels, changed=done.changed
             )
         except ValueError as exc:
             show_error(f"Refine: {exc}")
-            self._status.value = f"failed: {exc}"
+            self.runner.set_status(f"failed: {exc}")
             return
         self._remove_preview(layer.name)
-        self._status.value = f"{self.last_changed} pixels changed in {result.seconds:.1f} s"
-        show_info(f"Refined {layer.name}: {self.last_changed} pixels changed (Ctrl+Z undoes)")
+        self.runner.set_progress(1.0)
+        self.runner.set_status(
+            f"{self.last_changed} pixels changed in {result.seconds:.1f} s (Ctrl+Z undoes)"
+        )
+        logger.info("refined %s: %d pixels changed", layer.name, self.last_changed)
 
-    def _place_layer(self, layer, run: _Run, labels: np.ndarray) -> str:
+    def _place_layer(self, layer, run: _Placement, labels: np.ndarray) -> str:
         """Show a result beside ``layer``: a preview, instances, or a refined copy."""
         if run.preview:
             name = f"{layer.name} [preview]"
@@ -337,23 +346,15 @@ class RefineWidget(Container):
         if preview in self._viewer.layers:
             self._viewer.layers.remove(preview)
 
-    def _on_error(self, exc: BaseException) -> None:
+    def _on_error(self, _exc: BaseException) -> None:
         self._run_info = None
-        show_error(f"napari-seg Refine: {exc}")
-        self._status.value = f"failed: {exc}"
 
     def _on_finished(self) -> None:
-        self._worker = None
-        self._set_busy(False)
-
-    def _set_busy(self, busy: bool) -> None:
-        self._apply.enabled = self._preview.enabled = not busy
-        self._cancel.enabled = busy
-        if busy:
-            self._progress.value = 0
+        self._viewer.layers.events.removed.disconnect(self._on_layer_removed)
+        self._inputs = []
 
     def _on_destroyed(self, *_args) -> None:
-        self._cancel_event.set()
+        self.runner.close()
 
 
 def _region_mask(layer, shape: tuple[int, ...]) -> np.ndarray:
@@ -373,5 +374,5 @@ def _region_mask(layer, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def refine_widget(viewer: napari.viewer.Viewer) -> RefineWidget:
-    """npe2 widget factory: the Refine widget, sharing the viewer's current model."""
+    """The Refine widget, sharing the viewer's current model."""
     return RefineWidget(viewer, current_model_for(viewer))

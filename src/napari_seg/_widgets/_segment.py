@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import threading
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import (
-    CheckBox,
-    ComboBox,
-    Container,
-    FileEdit,
-    Label,
-    ProgressBar,
-    PushButton,
-    SpinBox,
-    create_widget,
-)
-from napari.qt.threading import create_worker
+from magicgui.widgets import CheckBox, ComboBox, FileEdit, PushButton, create_widget
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from .._layers import labels_layer_kwargs
@@ -33,12 +22,24 @@ from ..inference.events import (
 )
 from ..inference.scope import ScopePlan, plan_scope
 from ..models.current import CurrentModel
+from ._dock import Dock, wrapping_label
+from ._fields import AutoInt
 from ._history import write_undoable
-from ._model import _load_job
-from ._shared import current_model_for, fill_device_choices, forward_events
+from ._layers import full_resolution, viewer_position
+from ._model import load_job
+from ._runner import JobRunner
+from ._shared import (
+    current_model_for,
+    device_choices,
+    fill_device_choices,
+    forward_events,
+    same_layer,
+)
 
 if TYPE_CHECKING:
     import napari
+
+logger = logging.getLogger(__name__)
 
 SCOPE_CHOICES = (
     ("current slice", "slice"),
@@ -48,7 +49,7 @@ SCOPE_CHOICES = (
 
 
 @dataclass(frozen=True)
-class _Run:
+class _Placement:
     """What the main thread needs to place a finished run's result."""
 
     image_name: str
@@ -61,14 +62,14 @@ class _Run:
     class_colors: tuple[tuple[float, ...], ...]
 
 
-def _predict_job(model, image, config: PredictConfig, cancel: threading.Event):
+def _predict_job(model, image, config: PredictConfig, *, cancel):
     """Worker body: forward the predictor's events; stop at the next batch on ``cancel``."""
     from ..inference import iter_predict
 
     return (yield from forward_events(iter_predict(model, image, config), cancel))
 
 
-class SegmentWidget(Container):
+class SegmentWidget(Dock):
     """Segment an Image layer with the current model, tile by tile, in a worker.
 
     Parameters
@@ -79,33 +80,53 @@ class SegmentWidget(Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer, current: CurrentModel | None = None):
-        super().__init__(labels=True)
-        self._viewer = viewer
+        super().__init__(viewer)
         self.current = current if current is not None else current_model_for(viewer)
-        self._worker = None
-        self._loader = None
-        self._cancel_event = threading.Event()
-        self._run_info: _Run | None = None
+        self._placement: _Placement | None = None
+        self._image_layer = None
+        self._head = ""
         self._image = create_widget(annotation="napari.layers.Image", label="image")
-        self._model_info = Label(label="model")
+        self._model_info = wrapping_label("model")
         self._model_path = FileEdit(label="model file", mode="r", filter="*.safetensors")
         self._load = PushButton(text="Load model file")
-        self._device = ComboBox(label="device", choices=[("auto", "auto")], value="auto")
-        self._tile = SpinBox(label="tile (0: auto)", min=0, max=8192, step=32, value=0)
-        self._overlap = SpinBox(label="overlap (-1: auto)", min=-1, max=4096, step=16, value=-1)
-        self._batch = SpinBox(label="batch (0: auto)", min=0, max=256, value=0)
-        self._tile.tooltip = "tile side in pixels; auto: 512 on CPU, up to 1024 on a large GPU"
-        self._overlap.tooltip = "overlap between tiles in pixels; auto: a quarter of the tile"
-        self._batch.tooltip = "tiles per forward pass; auto: 1 on CPU, more on a GPU"
+        self._device = ComboBox(label="device", choices=device_choices, value="auto")
+        self._tile = AutoInt(
+            "tile",
+            min=32,
+            max=8192,
+            step=32,
+            start=512,
+            tooltip="tile side in pixels; auto: 512 on CPU, up to 1024 on a large GPU",
+        )
+        self._overlap = AutoInt(
+            "overlap",
+            min=0,
+            max=4096,
+            step=16,
+            start=128,
+            tooltip="overlap between tiles in pixels; auto: a quarter of the tile",
+        )
+        self._batch = AutoInt(
+            "batch", min=1, max=256, start=1, tooltip="tiles per forward pass; auto: 1 on CPU"
+        )
         self._precision = ComboBox(label="precision", choices=list(PRECISIONS), value="auto")
         self._scope = ComboBox(label="scope", choices=SCOPE_CHOICES, value="stack")
         self._probabilities = CheckBox(text="also output probabilities", value=False)
         self._update = CheckBox(text="update the previous output layer", value=True)
         self._run = PushButton(text="Segment")
-        self._cancel = PushButton(text="Cancel", enabled=False)
-        self._progress = ProgressBar(label="progress", min=0, max=1, value=0)
-        self._status = Label(label="status", value="idle")
-        self.extend(
+        self.runner = JobRunner(
+            "Segment",
+            busy=[self._run],
+            notify_error=lambda message: show_error(message),
+            notify_warning=lambda message: show_warning(message),
+        )
+        self._loader = JobRunner(
+            "Segment",
+            busy=[self._load],
+            cancel=False,
+            notify_error=lambda message: show_error(message),
+        )
+        self.body.extend(
             [
                 self._image,
                 self._model_info,
@@ -119,19 +140,28 @@ class SegmentWidget(Container):
                 self._scope,
                 self._probabilities,
                 self._update,
-                self._run,
-                self._cancel,
-                self._progress,
-                self._status,
+                *self.runner.widgets,
             ]
         )
         self._connect()
         self._on_model_changed(self.current)
         fill_device_choices(self._device)
 
+    # The runner's fields, under the names the tests and the demo use.
+    @property
+    def _worker(self):
+        return self.runner.worker
+
+    @property
+    def _status(self):
+        return self.runner.status
+
+    @property
+    def _cancel(self):
+        return self.runner.cancel_button
+
     def _connect(self) -> None:
         self._run.clicked.connect(self.run)
-        self._cancel.clicked.connect(self.cancel)
         self._load.clicked.connect(self.load_model)
         self.current.connect(self._on_model_changed)
         self.native.destroyed.connect(self._on_destroyed)
@@ -141,9 +171,9 @@ class SegmentWidget(Container):
         """The :class:`PredictConfig` the fields describe (validated)."""
         return PredictConfig(
             device=self._device.value,
-            tile=self._tile.value or None,
-            overlap=None if self._overlap.value < 0 else self._overlap.value,
-            batch_size=self._batch.value or None,
+            tile=self._tile.value,
+            overlap=self._overlap.value,
+            batch_size=self._batch.value,
             precision=self._precision.value,
             probabilities=self._probabilities.value,
             channel_axis=None if plan is None else plan.channel_axis,
@@ -152,17 +182,13 @@ class SegmentWidget(Container):
 
     def _plan(self, layer, model) -> ScopePlan:
         """Describe the viewer's state for :func:`plan_scope` (main thread)."""
-        data = layer.data[0] if layer.multiscale else layer.data
-        dims = self._viewer.dims
-        offset = dims.ndim - layer.ndim
-        displayed = [d - offset for d in dims.displayed if d >= offset]
-        step = [int(np.round(v)) for v in layer.world_to_data(dims.point)]
+        displayed, step = viewer_position(self._viewer, layer)
         visible = None
         if self._scope.value == "visible":
             corners = np.asarray(layer.corner_pixels)
             visible = [(int(lo), int(hi) + 1) for lo, hi in corners.T]
         return plan_scope(
-            data.shape,
+            full_resolution(layer).shape,
             in_channels=model.spec.in_channels,
             rgb=bool(layer.rgb),
             displayed=displayed,
@@ -175,7 +201,7 @@ class SegmentWidget(Container):
     def run(self) -> None:
         """Segment the chosen image with the current model in a worker."""
         model, layer = self.current.model, self._image.value
-        if self._worker is not None:
+        if self.runner.running:
             show_warning("Segment is already running; cancel it first")
             return
         if model is None:
@@ -190,30 +216,23 @@ class SegmentWidget(Container):
         except (ValueError, TypeError) as exc:
             show_error(f"Cannot segment {layer.name}: {exc}")
             return
-        data = layer.data[0] if layer.multiscale else layer.data
-        self._run_info = self._describe_run(layer, plan, model)
-        self._cancel_event = threading.Event()
-        self._set_busy(True)
-        self._status.value = "starting..."
-        self._worker = create_worker(
+        self._placement = self._describe_run(layer, plan, model)
+        self._image_layer = layer
+        self._viewer.layers.events.removed.connect(self._on_layer_removed)
+        self.runner.start(
             _predict_job,
             model,
-            data[plan.data_index],
+            full_resolution(layer)[plan.data_index],
             config,
-            self._cancel_event,
-            _connect={
-                "yielded": self._on_event,
-                "returned": self._on_returned,
-                "errored": self._on_error,
-                "finished": self._on_finished,
-            },
+            on_event=self._on_event,
+            on_result=self._on_returned,
+            on_error=self._on_error,
+            on_finished=self._on_finished,
         )
 
     def cancel(self) -> None:
         """Stop the running job at its next batch; no layer is changed."""
-        if self._worker is not None:
-            self._cancel_event.set()
-            self._status.value = "cancelling..."
+        self.runner.cancel()
 
     def load_model(self) -> None:
         """Load the "model file" into the current model (shared with Model), in a worker."""
@@ -221,20 +240,11 @@ class SegmentWidget(Container):
         if not path.is_file():
             show_error(f"Cannot load model: no file at {str(path)!r}")
             return
-        self._load.enabled = False
-        self._loader = create_worker(
-            _load_job,
-            path,
-            "cpu" if self._device.value == "auto" else self._device.value,
-            _connect={
-                "returned": self._on_model_loaded,
-                "errored": self._on_error,
-                "finished": self._on_load_finished,
-            },
-        )
+        device = "cpu" if self._device.value == "auto" else self._device.value
+        self._loader.start(load_job, path, device, on_result=self._on_model_loaded)
 
     # -- helpers -----------------------------------------------------------------
-    def _describe_run(self, layer, plan: ScopePlan, model) -> _Run:
+    def _describe_run(self, layer, plan: ScopePlan, model) -> _Placement:
         spec = model.spec
         keep = list(range(layer.ndim))
         if not layer.rgb and plan.channel_axis is not None:
@@ -245,7 +255,7 @@ class SegmentWidget(Container):
             tag = self.current.path.stem
         else:
             tag = "-".join(p for p in (spec.architecture, spec.encoder) if p)
-        return _Run(
+        return _Placement(
             image_name=layer.name,
             plan=plan,
             scale=tuple(float(layer.scale[a]) for a in keep),
@@ -256,46 +266,47 @@ class SegmentWidget(Container):
             class_colors=spec.class_colors,
         )
 
-    def _set_busy(self, busy: bool) -> None:
-        self._run.enabled = not busy
-        self._cancel.enabled = busy
-        if busy:
-            self._progress.value = 0
-
     # -- callbacks (main thread) ----------------------------------------------------
     def _on_event(self, event) -> None:
         if isinstance(event, PredictStarted):
-            self._progress.max = event.tiles_total
-            self._status.value = (
-                f"running on {event.device_description}\n"
-                f"{event.precision}, tile {event.tile}, overlap {event.overlap}, "
-                f"batch {event.batch_size}"
+            self._head = (
+                f"running on {event.device_description}; {event.precision}, tile "
+                f"{event.tile}, overlap {event.overlap}, batch {event.batch_size}"
             )
+            self.runner.report(0.0, self._head)
         elif isinstance(event, PredictProgress):
-            self._progress.max = event.tiles_total
-            self._progress.value = event.tiles_done
             eta = "" if event.eta_s is None else f", about {event.eta_s:.0f} s left"
-            head = self._status.value.split("\n")[0]
-            self._status.value = f"{head}\n{event.tiles_done}/{event.tiles_total} tiles{eta}"
+            text = f"{self._head}\n{event.tiles_done}/{event.tiles_total} tiles{eta}"
+            self.runner.report(event.fraction, text)
         elif isinstance(event, SettingsAdjusted):
             show_warning(f"napari-seg Segment: {event.reason}")
         elif isinstance(event, PredictWarning):
             show_warning(f"napari-seg Segment: {event.message}")
 
+    def _on_layer_removed(self, event) -> None:
+        if self.runner.running and same_layer(event.value, self._image_layer):
+            message = f"the image layer {event.value.name!r} was removed; nothing written"
+            self.runner.cancel(message)
+            self._placement = None
+            show_info(f"napari-seg Segment: {message}")
+
     def _on_returned(self, result: PredictResult | None) -> None:
-        run, self._run_info = self._run_info, None
-        if result is None or run is None:
-            self._status.value = "cancelled; no layer was changed"
+        placement, self._placement = self._placement, None
+        if result is None or placement is None:
+            self.runner.set_status(self.runner.cancel_reason or "cancelled; no layer was changed")
             return
-        layer = self._write_labels(run, result)
+        layer = self._write_labels(placement, result)
         if result.probabilities is not None:
-            self._write_probabilities(run, result)
-        self._status.value = (
+            self._write_probabilities(placement, result)
+        self.runner.set_progress(1.0)
+        self.runner.set_status(
             f"done in {result.seconds:.1f} s on {result.device} ({result.precision})"
         )
-        show_info(f"Segmented {run.image_name} into {layer.name}")
+        # The status line says it: a notification's animation repaints the window for a
+        # second (see _runner.REFRESH_S).
+        logger.info("segmented %s into %s", placement.image_name, layer.name)
 
-    def _write_labels(self, run: _Run, result: PredictResult):
+    def _write_labels(self, run: _Placement, result: PredictResult):
         layers = self._viewer.layers
         existing = layers[run.labels_name] if run.labels_name in layers else None  # noqa: SIM401
         if (
@@ -316,7 +327,7 @@ class SegmentWidget(Container):
         kwargs = labels_layer_kwargs(run.labels_name, run.class_names, run.class_colors)
         return self._viewer.add_labels(data, scale=run.scale, translate=run.translate, **kwargs)
 
-    def _write_probabilities(self, run: _Run, result: PredictResult) -> None:
+    def _write_probabilities(self, run: _Placement, result: PredictResult) -> None:
         origin = np.asarray(run.plan.origin, dtype=float)
         translate = (0.0, *(np.asarray(run.translate) + origin * np.asarray(run.scale)))
         scale = (1.0, *run.scale)
@@ -335,23 +346,17 @@ class SegmentWidget(Container):
             colormap="magma",
         )
 
-    def _on_error(self, exc: BaseException) -> None:
-        self._run_info = None
-        show_error(f"napari-seg Segment: {exc}")
-        self._status.value = f"failed: {exc}"
+    def _on_error(self, _exc: BaseException) -> None:
+        self._placement = None
 
     def _on_finished(self) -> None:
-        self._worker = None
-        self._set_busy(False)
+        self._viewer.layers.events.removed.disconnect(self._on_layer_removed)
+        self._image_layer = None
 
     def _on_model_loaded(self, result) -> None:
         model, stats, path = result
         self.current.set(model, path=path, dirty=False, stats=stats)
         show_info(f"Model loaded from {path}")
-
-    def _on_load_finished(self) -> None:
-        self._loader = None
-        self._load.enabled = True
 
     def _on_model_changed(self, current: CurrentModel) -> None:
         model = current.model
@@ -367,9 +372,10 @@ class SegmentWidget(Container):
 
     def _on_destroyed(self, *_args) -> None:
         self.current.disconnect(self._on_model_changed)
-        self._cancel_event.set()
+        self.runner.close()
+        self._loader.close()
 
 
 def segment_widget(viewer: napari.viewer.Viewer) -> SegmentWidget:
-    """npe2 widget factory: the Segment widget, sharing the viewer's current model."""
+    """The Segment widget, sharing the viewer's current model."""
     return SegmentWidget(viewer, current_model_for(viewer))

@@ -1,11 +1,12 @@
-"""Per-viewer shared state, handed explicitly to each widget."""
+"""Per-viewer shared state, handed explicitly to each widget; helpers the docks share."""
 
 from __future__ import annotations
 
+import contextlib
 import weakref
-from functools import partial
+from concurrent.futures import Future, ThreadPoolExecutor
 
-from napari.qt.threading import create_worker
+from qtpy.QtCore import QTimer
 
 from .._generators import Returning
 from ..models.current import CurrentModel
@@ -14,13 +15,28 @@ from ..models.current import CurrentModel
 _per_viewer: dict[int, CurrentModel] = {}
 
 
+def unwrap(obj):
+    """The object behind napari's ``PublicOnlyProxy`` (or ``obj`` itself)."""
+    return getattr(obj, "__wrapped__", obj)
+
+
 def current_model_for(viewer) -> CurrentModel:
-    """The :class:`CurrentModel` shared by the widgets docked in ``viewer``."""
-    key = id(viewer)
+    """The :class:`CurrentModel` shared by the widgets docked in ``viewer``.
+
+    napari hands widgets opened from its menus a proxy of the viewer (a new one
+    each time), so the key is the real viewer behind it.
+    """
+    real = unwrap(viewer)
+    key = id(real)
     if key not in _per_viewer:
         _per_viewer[key] = CurrentModel()
-        weakref.finalize(viewer, _per_viewer.pop, key, None)
+        weakref.finalize(real, _per_viewer.pop, key, None)
     return _per_viewer[key]
+
+
+def same_layer(a, b) -> bool:
+    """Whether ``a`` and ``b`` are the same layer (through napari's proxies)."""
+    return a is not None and b is not None and unwrap(a) is unwrap(b)
 
 
 def forward_events(events, cancel):
@@ -41,21 +57,71 @@ def forward_events(events, cancel):
         events.close()
 
 
+# One background thread for slow first-time work (imports), so the docks open at once.
+_background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-seg-background")
+_devices: Future | None = None
+_training_warm: Future | None = None
+
+
 def _list_devices():
     from .._device import list_devices
 
     return list_devices()
 
 
-def fill_device_choices(combo) -> None:
-    """Fill a device ComboBox with "auto" and every device here (name and memory).
+def device_list() -> Future:
+    """The devices of this machine, listed once per process in a background thread
+    (listing imports torch, which takes seconds)."""
+    global _devices
+    if _devices is None:
+        _devices = _background.submit(_list_devices)
+    return _devices
 
-    Listing devices imports torch, which takes seconds, so it runs in a worker
-    and the choices arrive on the main thread.
+
+def _warm_training() -> None:
+    import torch
+
+    from ..training import loop  # noqa: F401
+
+    # The first optimizer imports torch._dynamo (about a second of imports, some of
+    # which hold the GIL for 200 ms): done here, the first Start does not stall napari.
+    torch.optim.AdamW(torch.nn.Linear(1, 1).parameters())
+
+
+def warm_training() -> Future:
+    """Import what training needs, once per process, in the background thread."""
+    global _training_warm
+    if _training_warm is None:
+        _training_warm = _background.submit(_warm_training)
+    return _training_warm
+
+
+def device_choices(_widget=None) -> list[tuple[str, str]]:
+    """Choices of a device ComboBox: "auto", then every device here once listed.
+
+    Pass this function as the ComboBox's ``choices``, so that napari's
+    ``reset_choices`` (on every layer change) keeps the devices.
     """
-    fill = partial(_set_device_choices, combo)
-    create_worker(_list_devices, _connect={"returned": fill}, _ignore_errors=True)
+    future = device_list()
+    listed = future.result() if future.done() and future.exception() is None else []
+    return [("auto", "auto")] + [(d.description, d.id) for d in listed]
 
 
-def _set_device_choices(combo, devices) -> None:
-    combo.choices = [("auto", "auto")] + [(d.description, d.id) for d in devices]
+def fill_device_choices(combo) -> None:
+    """Refresh a device ComboBox (built with ``choices=device_choices``) once the
+    devices are listed.
+
+    The list arrives on the main thread; a combo box closed meanwhile is left
+    alone. No Qt object is touched from the listing thread, so closing napari
+    while it runs is safe.
+    """
+    future = device_list()
+
+    def fill() -> None:
+        if not future.done():
+            QTimer.singleShot(100, fill)
+            return
+        with contextlib.suppress(RuntimeError):  # the combo box's Qt object is gone
+            combo.reset_choices()
+
+    fill()

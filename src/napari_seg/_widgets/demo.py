@@ -129,7 +129,7 @@ def _demo_train_widget(viewer: napari.Viewer, minutes: float) -> TrainWidget:
     train._label0.value = "background"
     train._budget_unit.value = "minutes"
     train._budget.value = minutes
-    train._lr.value = 2e-3
+    train.settings.lr.value = 2e-3
     return train
 
 

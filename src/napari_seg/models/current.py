@@ -80,9 +80,17 @@ class CurrentModel:
 
 
 def _release(model) -> None:
+    """Move a dropped model off its accelerator and return the cached memory.
+
+    Nothing to do for a model on the CPU: its memory goes when the last
+    reference does (no ``gc.collect()`` on the GUI thread, which takes a
+    noticeable pause with napari's many objects).
+    """
     from .._device import release_memory
 
     device = model.device
+    if device.type == "cpu":
+        return
     model.to("cpu")
     release_memory(device)
     logger.debug("released model from %s", device)

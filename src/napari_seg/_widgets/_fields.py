@@ -1,0 +1,85 @@
+"""Compound fields: a number that may be "auto", and a file to write (never over an
+existing file unless the user ticks "replace")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from magicgui.widgets import CheckBox, Container, FileEdit, SpinBox
+
+
+class AutoInt(Container):
+    """An integer field with an explicit "auto" choice; ``value`` is None when auto.
+
+    Setting ``value`` to a number unticks "auto" (so ``field.value = 256`` reads
+    as in a plain SpinBox); setting it to None ticks it.
+    """
+
+    def __init__(
+        self,
+        label: str,
+        *,
+        min: int,
+        max: int,
+        step: int = 1,
+        start: int,
+        tooltip: str = "",
+    ) -> None:
+        self._auto = CheckBox(text="auto", value=True)
+        self._number = SpinBox(min=min, max=max, step=step, value=start, enabled=False)
+        super().__init__(layout="horizontal", labels=False, label=label)
+        self.margins = (0, 0, 0, 0)
+        self.extend([self._auto, self._number])
+        self.tooltip = tooltip
+        self._auto.changed.connect(self._on_auto)
+
+    def _on_auto(self, auto: bool) -> None:
+        self._number.enabled = not auto
+
+    @property
+    def value(self) -> int | None:
+        return None if self._auto.value else int(self._number.value)
+
+    @value.setter
+    def value(self, value: int | None) -> None:
+        if value is None:
+            self._auto.value = True
+            return
+        self._number.value = int(value)
+        self._auto.value = False
+
+
+class SaveTarget(Container):
+    """A file to write and whether an existing file there may be replaced.
+
+    ``path`` is None while the field is empty.
+    """
+
+    def __init__(self, label: str, *, filter: str, tooltip: str = "") -> None:
+        self._file = FileEdit(mode="w", filter=filter)
+        self._replace = CheckBox(text="replace an existing file", value=False)
+        super().__init__(layout="vertical", labels=False, label=label)
+        self.margins = (0, 0, 0, 0)
+        self.extend([self._file, self._replace])
+        self._file.tooltip = tooltip
+
+    @property
+    def path(self) -> Path | None:
+        text = str(self._file.value)
+        return None if text in ("", ".") else Path(text)
+
+    @property
+    def value(self) -> Path:
+        return Path(self._file.value)
+
+    @value.setter
+    def value(self, value) -> None:
+        self._file.value = value
+
+    @property
+    def overwrite(self) -> bool:
+        return bool(self._replace.value)
+
+    @overwrite.setter
+    def overwrite(self, value: bool) -> None:
+        self._replace.value = bool(value)

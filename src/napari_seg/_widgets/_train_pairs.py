@@ -1,0 +1,73 @@
+"""Train dock, part 1: the (Image, Labels) layer pairs to train on."""
+
+from __future__ import annotations
+
+from magicgui.widgets import Container, PushButton, Select, create_widget
+from napari.utils.notifications import show_error
+
+
+def pair_text(pair: tuple[str, str]) -> str:
+    return f"{pair[0]}  +  {pair[1]}"
+
+
+class PairsPanel:
+    """Pick an image and its labels, or add several pairs to a list.
+
+    Pairs are kept by layer name and looked up when a run starts, so a layer
+    renamed or removed meanwhile is reported then. ``widgets`` are placed in the
+    dock's body (one column of labels for the whole dock).
+    """
+
+    def __init__(self, viewer) -> None:
+        self._viewer = viewer
+        self.image = create_widget(annotation="napari.layers.Image", label="image")
+        self.labels = create_widget(annotation="napari.layers.Labels", label="labels")
+        self._add = PushButton(text="Add pair")
+        self._remove = PushButton(text="Remove selected")
+        buttons = Container(layout="horizontal", labels=False, label="")
+        buttons.margins = (0, 0, 0, 0)
+        buttons.extend([self._add, self._remove])
+        self.pairs = Select(label="pairs", choices=[])
+        self.pairs.tooltip = "pairs to train on; none: the image and labels chosen above"
+        self.pairs.native.setMaximumHeight(72)
+        self.names: list[tuple[str, str]] = []
+        self.widgets = [self.image, self.labels, buttons, self.pairs]
+        self._add.clicked.connect(self.add_pair)
+        self._remove.clicked.connect(self.remove_selected_pairs)
+
+    def add_pair(self) -> None:
+        """Add the chosen (image, labels) layers to the pairs list."""
+        image, labels = self.image.value, self.labels.value
+        if image is None or labels is None:
+            show_error("Choose an Image layer and a Labels layer to pair")
+            return
+        pair = (image.name, labels.name)
+        if pair not in self.names:
+            self.names.append(pair)
+        self.pairs.choices = [pair_text(p) for p in self.names]
+
+    def remove_selected_pairs(self) -> None:
+        selected = set(self.pairs.value)
+        self.names = [p for p in self.names if pair_text(p) not in selected]
+        self.pairs.choices = [pair_text(p) for p in self.names]
+
+    def layer_pairs(self) -> list[tuple]:
+        """The (image layer, labels layer) pairs of the next run.
+
+        Raises
+        ------
+        ValueError
+            If nothing is chosen or a listed layer is gone.
+        """
+        layers = self._viewer.layers
+        names = self.names or [
+            (layer.name, other.name)
+            for layer, other in [(self.image.value, self.labels.value)]
+            if layer is not None and other is not None
+        ]
+        if not names:
+            raise ValueError("choose an Image layer and a Labels layer (or add pairs)")
+        missing = [n for pair in names for n in pair if n not in layers]
+        if missing:
+            raise ValueError(f"layer(s) no longer in the viewer: {', '.join(missing)}")
+        return [(layers[i], layers[lab]) for i, lab in names]

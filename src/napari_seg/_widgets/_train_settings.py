@@ -1,0 +1,66 @@
+"""Train dock, parts 3 and 4: what is learnt and for how long; the augmentations."""
+
+from __future__ import annotations
+
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
+
+from ..limits import MAX_BATCH, MAX_PATCH
+from ..training.config import LABEL0_CHOICES, LOSSES, MIN_PATCH
+
+LABEL0_TEXT = {"unlabelled": "unlabelled (scribbles)", "background": "background (dense masks)"}
+AUGMENTATIONS = ("flips", "rotations", "intensity", "noise", "elastic")
+
+
+class SettingsPanel:
+    """What label 0 means, the loss, the budget (minutes or epochs), the optimiser's
+    learning rate, batch and patch size; ``widgets`` go into the dock's body."""
+
+    def __init__(self) -> None:
+        label0 = [(LABEL0_TEXT[c], c) for c in LABEL0_CHOICES]
+        self.label0 = ComboBox(label="label 0 is", choices=label0, value="unlabelled")
+        self.loss = ComboBox(label="loss", choices=list(LOSSES), value="ce+dice")
+        self.budget_unit = ComboBox(label="budget in", choices=["minutes", "epochs"])
+        self.budget = FloatSpinBox(label="budget", min=0.01, max=10000, step=0.5, value=2.0)
+        self.lr = FloatSpinBox(label="learning rate", min=1e-5, max=1.0, step=1e-4, value=1e-3)
+        self.batch = SpinBox(label="batch", min=1, max=MAX_BATCH, value=4)
+        self.patch = SpinBox(label="patch", min=MIN_PATCH, max=MAX_PATCH, step=16, value=128)
+        self.widgets = [
+            self.label0,
+            self.loss,
+            self.budget_unit,
+            self.budget,
+            self.lr,
+            self.batch,
+            self.patch,
+        ]
+        self.budget_unit.changed.connect(self._on_budget_unit_changed)
+
+    def budget_fields(self) -> dict:
+        """``epochs`` and ``minutes`` of a TrainingConfig (one of them None)."""
+        budget = self.budget.value
+        if self.budget_unit.value == "epochs":
+            return {"epochs": max(1, round(budget)), "minutes": None}
+        return {"epochs": None, "minutes": float(budget)}
+
+    def _on_budget_unit_changed(self, *_args) -> None:
+        epochs = self.budget_unit.value == "epochs"
+        self.budget.step = 1.0 if epochs else 0.5
+        self.budget.value = 20.0 if epochs else 2.0
+
+
+class AugmentPanel(Container):
+    """One checkbox per augmentation, in two rows (elastic off by default: it is slow
+    on the CPU)."""
+
+    def __init__(self) -> None:
+        super().__init__(labels=False, label="augment")
+        self.margins = (0, 0, 0, 0)
+        self.boxes = {name: CheckBox(text=name, value=name != "elastic") for name in AUGMENTATIONS}
+        for names in (AUGMENTATIONS[:3], AUGMENTATIONS[3:]):
+            row = Container(layout="horizontal", labels=False)
+            row.margins = (0, 0, 0, 0)
+            row.extend([self.boxes[n] for n in names])
+            self.append(row)
+
+    def values(self) -> dict[str, bool]:
+        return {name: box.value for name, box in self.boxes.items()}

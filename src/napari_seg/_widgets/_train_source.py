@@ -1,0 +1,70 @@
+"""Train dock, part 2: which model a run starts from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from magicgui.widgets import CheckBox, ComboBox, FileEdit
+
+from ..models import get_architecture, list_architectures
+
+MODEL_SOURCES = (("current model", "current"), ("model file", "file"), ("new model", "new"))
+
+
+class ModelSourcePanel:
+    """The current model, a model file, or a new architecture (with its encoder);
+    ``widgets`` go into the dock's body."""
+
+    def __init__(self, current) -> None:
+        self._current = current
+        self.source = ComboBox(label="model", choices=MODEL_SOURCES, value="current")
+        self.model_file = FileEdit(label="model file", mode="r", filter="*.safetensors")
+        archs = [(a.title, a.name) for a in list_architectures()]
+        self.arch = ComboBox(label="architecture", choices=archs, value="unet")
+        self.encoder = ComboBox(label="encoder", choices=["classic"])
+        self.grow = CheckBox(text="allow new classes (wider output head)", value=False)
+        self.widgets = [self.source, self.model_file, self.arch, self.encoder, self.grow]
+        self.source.changed.connect(self._on_source_changed)
+        self.arch.changed.connect(self._on_arch_changed)
+        self._on_source_changed()
+        self._on_arch_changed()
+
+    @property
+    def is_new(self) -> bool:
+        return self.source.value == "new"
+
+    @property
+    def encoder_value(self) -> str | None:
+        return self.encoder.value if self.encoder.enabled else None
+
+    def model_for_job(self) -> tuple[object, str | None]:
+        """The model object to fine-tune, or the file to fine-tune from (or neither: new).
+
+        Raises
+        ------
+        ValueError
+            If the chosen source has no model.
+        """
+        source = self.source.value
+        if source == "current":
+            if self._current.model is None:
+                raise ValueError("no current model: create or load one in Model, or pick 'new'")
+            return self._current.model, None
+        if source == "file":
+            path = Path(self.model_file.value)
+            if not path.is_file():
+                raise ValueError(f"choose a model file (no file at {str(path)!r})")
+            return None, str(path)
+        return None, None
+
+    def _on_source_changed(self, *_args) -> None:
+        source = self.source.value
+        self.model_file.visible = source == "file"
+        self.arch.visible = self.encoder.visible = source == "new"
+        self.grow.visible = source != "new"
+
+    def _on_arch_changed(self, *_args) -> None:
+        arch = get_architecture(self.arch.value)
+        self.encoder.choices = list(arch.encoders) or ["(none)"]
+        self.encoder.value = arch.default_encoder or "(none)"
+        self.encoder.enabled = bool(arch.encoders)

@@ -1,0 +1,88 @@
+"""The widgets open the way users open them: the Plugins menu, add_plugin_dock_widget,
+``napari -w``. Building a widget in code skips napari's injection of the viewer."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytestmark = pytest.mark.gui
+
+napari = pytest.importorskip("napari", reason="napari is needed for widget tests")
+
+from napari._app_model import get_app_model  # noqa: E402
+
+from napari_seg._widgets import (  # noqa: E402
+    EvaluateWidget,
+    ModelWidget,
+    RefineWidget,
+    SegmentWidget,
+    TrainWidget,
+)
+from napari_seg._widgets._shared import unwrap  # noqa: E402
+from napari_seg.models import ModelSpec, create_model  # noqa: E402
+
+WIDGETS = {
+    "Model": ("napari-seg.model_widget", ModelWidget),
+    "Segment": ("napari-seg.segment_widget", SegmentWidget),
+    "Evaluate": ("napari-seg.evaluate_widget", EvaluateWidget),
+    "Train": ("napari-seg.train_widget", TrainWidget),
+    "Refine": ("napari-seg.refine_widget", RefineWidget),
+}
+
+
+def _inner(viewer, name):
+    """The dock's widget itself (the test's viewer proxy would wrap it in a proxy)."""
+    return unwrap(viewer.window.dock_widgets[f"{name} (napari-seg)"])
+
+
+def test_every_widget_opens_from_the_plugins_menu_and_they_share_the_model(
+    make_napari_viewer_proxy, qtbot
+):
+    viewer = make_napari_viewer_proxy()
+    app = get_app_model()
+    for name, (command, cls) in WIDGETS.items():
+        app.commands.execute_command(command).result()
+        assert isinstance(_inner(viewer, name), cls), name
+    holders = {id(_inner(viewer, n).current) for n in WIDGETS if n != "Evaluate"}
+    assert len(holders) == 1, "the docks opened from the menu do not share one model"
+    model = create_model(ModelSpec("unet", 1, 3, options={"depth": 2, "base_width": 8}))
+    _inner(viewer, "Model").current.set(model)
+    assert "unet" in _inner(viewer, "Segment")._model_info.value
+    assert _inner(viewer, "Refine").legend.names == model.spec.class_names
+
+
+def test_every_widget_opens_with_add_plugin_dock_widget(make_napari_viewer_proxy):
+    viewer = make_napari_viewer_proxy()
+    opened = {}
+    for name, (_command, cls) in WIDGETS.items():
+        _dock, widget = viewer.window.add_plugin_dock_widget("napari-seg", name)
+        assert isinstance(widget, cls), name
+        opened[name] = unwrap(widget)
+    holders = {id(w.current) for n, w in opened.items() if n != "Evaluate"}
+    assert len(holders) == 1
+
+
+NAPARI_W = textwrap.dedent(
+    """
+    import sys
+    from napari.__main__ import _build_viewer
+
+    sys.argv = ["napari", "-w", "napari-seg", "Model", "Segment", "Evaluate", "Train", "Refine"]
+    viewer = _build_viewer()
+    print(sorted(viewer.window.dock_widgets))
+    viewer.close()
+    """
+)
+
+
+def test_napari_w_opens_every_widget():
+    """`napari -w napari-seg Model Segment ...`, through napari's own command line."""
+    result = subprocess.run(
+        [sys.executable, "-c", NAPARI_W], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = sorted(f"{name} (napari-seg)" for name in WIDGETS)
+    assert result.stdout.strip().splitlines()[-1] == str(expected)
+    assert "Traceback" not in result.stderr
