@@ -39,10 +39,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from napari_seg.arrays.layout import resolve_layout
+from napari_seg.arrays.normalize import compute_stats
+from napari_seg.arrays.runtime import Runtime
 from napari_seg.inference import predict
-from napari_seg.inference._runtime import autocast, resolve_precision
-from napari_seg.inference.layout import resolve_layout
-from napari_seg.inference.normalize import compute_stats
 from napari_seg.models import ModelSpec, create_model, model_stats
 from napari_seg.sample_data import cells_2d
 
@@ -103,15 +103,15 @@ def normalised(model, image) -> torch.Tensor:
 
 
 def case_raw(args) -> dict:
-    device = torch.device(args.device)
+    runtime = Runtime.resolve(args.device, "auto")  # what predict resolves
+    device, precision = runtime.device, runtime.precision
     model = model_for(args.model, args.device).to(memory_format=torch.channels_last)
-    precision = resolve_precision("auto", device)
     x = normalised(model, big_image(2048))
     tiles = [x[:, y : y + TILE, xx : xx + TILE] for y in (0, 512, 1024) for xx in (0, 512)]
     batch = torch.stack(tiles[: args.batch]).contiguous(memory_format=torch.channels_last)
 
     def run():
-        with torch.inference_mode(), autocast(device, precision):
+        with torch.inference_mode(), runtime.autocast():
             return torch.softmax(model(batch.to(device)).float(), 1)
 
     run()
@@ -147,14 +147,14 @@ def case_predict(args) -> dict:
 def case_monai(args) -> dict:
     from monai.inferers import sliding_window_inference
 
-    device = torch.device(args.device)
+    runtime = Runtime.resolve(args.device, "auto")
+    device, precision = runtime.device, runtime.precision
     model = model_for(args.model, args.device).to(memory_format=torch.channels_last)
-    precision = resolve_precision("auto", device)
     image = big_image(args.size)
 
     def predictor(x):
         x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(device, precision):
+        with runtime.autocast():
             return torch.softmax(model(x).float(), 1)
 
     def run(img):
@@ -269,7 +269,7 @@ def case_precision(args) -> dict:
     xcl = x.contiguous(memory_format=torch.channels_last)
 
     def default():
-        with torch.inference_mode(), autocast(torch.device("cpu"), fast.precision):
+        with torch.inference_mode(), Runtime.resolve("cpu", fast.precision).autocast():
             return cl_model(xcl)
 
     ms32, msfast = time_it(fp32_nchw), time_it(default)

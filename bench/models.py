@@ -22,7 +22,7 @@ import time
 import numpy as np
 import torch
 
-from napari_seg.inference._runtime import cpu_has_native_bf16
+from napari_seg.arrays.runtime import cpu_has_native_bf16
 from napari_seg.models import ModelSpec, create_model, list_architectures, model_stats
 from napari_seg.sample_data import cells_2d
 

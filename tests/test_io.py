@@ -52,8 +52,8 @@ REGION_CHILD = textwrap.dedent(
     import sys
     import numpy as np
     from napari_seg._io import read_image
-    from napari_seg.inference.layout import resolve_layout
-    from napari_seg.inference.normalize import compute_stats
+    from napari_seg.arrays.layout import resolve_layout
+    from napari_seg.arrays.normalize import compute_stats
     from napari_seg.models.spec import Normalization
 
     image = read_image(sys.argv[1])

@@ -95,7 +95,8 @@ def describe_device(device) -> str:
     """
     import torch
 
-    device = resolve_device(str(device))
+    if not isinstance(device, torch.device):
+        device = resolve_device(device)
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         free, total = torch.cuda.mem_get_info(device)

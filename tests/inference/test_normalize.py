@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from napari_seg.arrays.normalize import compute_stats
 from napari_seg.inference import resolve_layout
-from napari_seg.inference.normalize import compute_stats
 from napari_seg.models import Normalization
 
 

@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from napari_seg._generators import Returning
+from napari_seg.arrays.normalize import compute_stats
+from napari_seg.arrays.runtime import resolve_precision
 from napari_seg.inference import (
     PredictConfig,
     PredictProgress,
@@ -16,8 +18,6 @@ from napari_seg.inference import (
     predict,
     resolve_layout,
 )
-from napari_seg.inference._runtime import resolve_precision
-from napari_seg.inference.normalize import compute_stats
 from napari_seg.inference.predictor import PREFETCH
 from napari_seg.models import ModelSpec, create_model
 from napari_seg.sample_data import cells_2d
@@ -298,7 +298,7 @@ def test_model_must_be_a_segmentation_model(image):
 
 def test_auto_precision_follows_the_hardware():
     cpu = torch.device("cpu")
-    from napari_seg.inference._runtime import cpu_has_native_bf16
+    from napari_seg.arrays.runtime import cpu_has_native_bf16
 
     assert resolve_precision("auto", cpu) == ("bf16" if cpu_has_native_bf16() else "fp32")
     assert resolve_precision("fp32", cpu) == "fp32"

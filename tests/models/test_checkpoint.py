@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from napari_seg.models import ModelFileError, ModelSpec, create_model, load_model, save_model
-from napari_seg.models.checkpoint import read_model_card
+from napari_seg.models.model_file import read_model_card
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ def test_weights_not_matching_the_card(tmp_path, model):
     """A file whose card says depth 3 but whose weights are a depth-2 net."""
     from safetensors.torch import load_file, save_file
 
-    from napari_seg.models.checkpoint import METADATA_KEY, tensors_digest
+    from napari_seg.models.model_file import METADATA_KEY, tensors_digest
 
     path = save_model(model, tmp_path / "m.safetensors")
     card = read_model_card(path)

@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from napari_seg.cli import main
 from napari_seg.models import ModelFileError, ModelSpec, create_model, load_model, save_model
-from napari_seg.models.checkpoint import METADATA_KEY, read_model_card, tensors_digest
+from napari_seg.models.model_file import METADATA_KEY, read_model_card, tensors_digest
 
 #: Memory a hostile-file check may use in a child process (torch alone takes ~500 MiB).
 CHILD_DATA_MIB = 2000

@@ -8,7 +8,7 @@ from magicgui.widgets import Container, Label, PushButton
 from napari.layers import Labels
 
 from .._layers import class_names_of, labels_layer_kwargs
-from ..models.current import CurrentModel
+from ._current import CurrentModel
 
 if TYPE_CHECKING:
     import napari

@@ -10,7 +10,7 @@ from napari.utils.notifications import show_error, show_info
 
 from ..limits import MAX_CLASSES, MAX_IN_CHANNELS
 from ..models import ModelSpec, get_architecture, list_architectures
-from ..models.current import CurrentModel
+from ._current import CurrentModel
 from ._dock import Dock, wrapping_label
 from ._fields import SaveTarget
 from ._runner import JobRunner

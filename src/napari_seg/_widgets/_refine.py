@@ -11,7 +11,6 @@ from magicgui.widgets import ComboBox, Container, PushButton, create_widget
 from napari.layers import Labels, Shapes
 from napari.utils.notifications import show_error, show_info, show_warning
 
-from ..models.current import CurrentModel
 from ..refine.operations import OPERATIONS, get_operation
 from ..refine.pipeline import (
     RefineConfig,
@@ -21,6 +20,7 @@ from ..refine.pipeline import (
     input_pixels,
 )
 from ..refine.scope import RefineScope, plan_refine_scope
+from ._current import CurrentModel
 from ._dock import Dock
 from ._history import write_undoable
 from ._layers import full_resolution, viewer_position

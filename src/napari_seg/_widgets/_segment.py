@@ -21,7 +21,7 @@ from ..inference.events import (
     SettingsAdjusted,
 )
 from ..inference.scope import ScopePlan, plan_scope
-from ..models.current import CurrentModel
+from ._current import CurrentModel
 from ._dock import Dock, wrapping_label
 from ._fields import AutoInt
 from ._history import write_undoable

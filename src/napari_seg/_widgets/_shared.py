@@ -9,7 +9,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from qtpy.QtCore import QTimer
 
 from .._generators import Returning
-from ..models.current import CurrentModel
+from ._current import CurrentModel
 
 # One CurrentModel per open viewer, dropped when the viewer is garbage collected.
 _per_viewer: dict[int, CurrentModel] = {}

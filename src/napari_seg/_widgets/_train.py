@@ -19,7 +19,7 @@ from magicgui.widgets import CheckBox, ComboBox, PushButton
 from napari.utils.notifications import show_error, show_warning
 
 from .._layers import class_names_of, labels_layer_kwargs
-from ..models.current import CurrentModel
+from ..arrays.layout import channel_axis_of, stack_axis
 from ..training.config import TrainingConfig
 from ..training.events import (
     EpochEnd,
@@ -30,6 +30,7 @@ from ..training.events import (
     TrainStarted,
     TrainWarning,
 )
+from ._current import CurrentModel
 from ._curves import TrainingCurves
 from ._dock import Dock
 from ._fields import SaveTarget
@@ -212,9 +213,10 @@ class TrainWidget(Dock):
     def _make_job(self) -> _TrainInputs:
         pairs = self.pairs.layer_pairs()
         image_layer = pairs[0][0]
-        axis, channel_axis = self._axes(image_layer)
-        config = self.config(axis=axis, channel_axis=channel_axis)
         model, from_model = self.source.model_for_job()
+        in_channels = None if model is None else model.spec.in_channels
+        axis, channel_axis = self._axes(image_layer, in_channels)
+        config = self.config(axis=axis, channel_axis=channel_axis)
         if from_model is not None:
             config = config.with_(from_model=from_model)
         if self.source.is_new:
@@ -237,16 +239,20 @@ class TrainWidget(Dock):
             preview_place=(tuple(image_layer.scale[-2:]), tuple(image_layer.translate[-2:])),
         )
 
-    def _axes(self, layer) -> tuple[int | None, int | None]:
-        """Stack axis (the first one the viewer steps through) and channel axis (RGB)."""
-        data = full_resolution(layer)
-        channel_axis = data.ndim - 1 if layer.rgb else None
-        spatial = data.ndim - (1 if layer.rgb else 0)
-        if spatial <= 2:
-            return None, channel_axis
+    def _axes(self, layer, in_channels: int | None) -> tuple[int | None, int | None]:
+        """Stack axis (the first one the viewer steps through) and channel axis, by the
+        layout rule (:mod:`napari_seg.arrays.layout`); a new model reads 3 channels from
+        an RGB layer, else 1."""
+        shape = full_resolution(layer).shape
+        if in_channels is None:
+            in_channels = 3 if layer.rgb else 1
         displayed, _ = viewer_position(self._viewer, layer)
-        stepped = [a for a in range(spatial) if a not in displayed]
-        return (stepped[0] if stepped else 0), channel_axis
+        channel_axis = channel_axis_of(
+            shape, in_channels=in_channels, rgb=bool(layer.rgb), spatial=displayed
+        )
+        if len(shape) - (channel_axis is not None) <= 2:
+            return None, channel_axis
+        return stack_axis(len(shape), displayed=displayed, channel_axis=channel_axis), channel_axis
 
     def _preview_plane(self, layer) -> np.ndarray:
         data = full_resolution(layer)

@@ -4,6 +4,7 @@
 Importing this package does not import torch; the predictor does.
 """
 
+from ..arrays.layout import MIN_PLANE_SIZE, ImageLayout, resolve_layout
 from .config import PRECISIONS, PredictConfig
 from .events import (
     PredictProgress,
@@ -12,7 +13,6 @@ from .events import (
     PredictWarning,
     SettingsAdjusted,
 )
-from .layout import MIN_PLANE_SIZE, ImageLayout, resolve_layout
 from .tiling import BLENDING_MODES, TileGrid, blending_window, tile_starts
 
 __all__ = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .layout import ImageLayout
+from ..arrays.layout import ImageLayout
 from .tiling import TileGrid
 
 

@@ -6,10 +6,10 @@ import json
 from dataclasses import asdict, dataclass, fields, replace
 
 from .._validate import check_axis, check_bool, check_choice, check_int, check_str
+from ..arrays import PRECISIONS
 from ..limits import MAX_AXIS, MAX_BATCH_PIXELS, MAX_TILE, MAX_TILE_BATCH
 from .tiling import BLENDING_MODES
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: Smallest tile side accepted; smaller tiles waste most of their pixels on context.
 MIN_TILE = 32
 

@@ -12,11 +12,14 @@ from itertools import islice
 import numpy as np
 import torch
 
-from .._device import describe_device, release_memory, resolve_device
+from .._device import release_memory
 from .._generators import drain
+from ..arrays.layout import ImageLayout, resolve_layout
+from ..arrays.normalize import compute_stats
+from ..arrays.runtime import Runtime, is_out_of_memory
 from ..models.wrapper import mask_untrained
 from ._bands import BandAccumulator
-from ._runtime import autocast, default_batch, default_tile, is_out_of_memory, resolve_precision
+from ._sizes import default_batch, default_tile
 from .config import MIN_TILE, PredictConfig
 from .events import (
     PredictEvent,
@@ -26,8 +29,6 @@ from .events import (
     PredictWarning,
     SettingsAdjusted,
 )
-from .layout import ImageLayout, resolve_layout
-from .normalize import compute_stats
 from .tiling import TileGrid, blending_window
 
 logger = logging.getLogger(__name__)
@@ -86,9 +87,10 @@ def iter_predict(
     ...     print(event)
     """
     config = config or PredictConfig()
-    config = config.with_(**options) if options else config.validate()
-    # Validation happens here, before the first ``next``, so errors surface at the call.
-    return _Job(model, image, config, out, probabilities_out).run()
+    if options:
+        config = config.with_(**options)
+    # Everything is checked here, before the first ``next``, so errors surface at the call.
+    return _Predictor(model, image, config, out, probabilities_out).run()
 
 
 def predict(model, image, config: PredictConfig | None = None, **kwargs) -> PredictResult:
@@ -103,8 +105,8 @@ def predict(model, image, config: PredictConfig | None = None, **kwargs) -> Pred
     return drain(iter_predict(model, image, config, **kwargs))
 
 
-class _Job:
-    """One prediction: validated inputs, resolved settings and the tile loop."""
+class _Predictor:
+    """One prediction: checked inputs, the resolved runtime and the tile loop."""
 
     def __init__(self, model, image, config: PredictConfig, out, probabilities_out) -> None:
         _check_model(model)
@@ -117,8 +119,8 @@ class _Job:
             channel_axis=config.channel_axis,
             axis=config.axis,
         )
-        self.device = resolve_device(config.device)
-        self.precision = resolve_precision(config.precision, self.device)
+        self.runtime = Runtime.resolve(config.device, config.precision, purpose="inference")
+        self.device, self.precision = self.runtime.device, self.runtime.precision
         self.tile = default_tile(config, self.device, model.size_multiple, self.layout.plane_shape)
         overlap = config.overlap if config.overlap is not None else self.tile // 4
         self.overlap = min(overlap, self.tile - 1)
@@ -174,7 +176,8 @@ class _Job:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         model = self.model.to(self.device).eval()
-        model.to(memory_format=torch.channels_last)
+        if self.runtime.channels_last:
+            model.to(memory_format=torch.channels_last)
         return model, previous
 
     def _grid(self) -> TileGrid:
@@ -183,7 +186,7 @@ class _Job:
     def _started(self) -> PredictStarted:
         return PredictStarted(
             device=str(self.device),
-            device_description=describe_device(self.device),
+            device_description=self.runtime.description,
             precision=self.precision,
             tile=self.tile,
             overlap=self.overlap,
@@ -264,8 +267,8 @@ class _Job:
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            with autocast(self.device, self.precision):
+            x = self.runtime.memory_format(x.to(self.device, non_blocking=True))
+            with self.runtime.autocast():
                 logits = self.model(x)
             return torch.softmax(mask_untrained(logits.float(), self.model.spec), dim=1)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..arrays.layout import channel_axis_of
+
 SCOPES = ("slice", "stack", "visible")
 
 
@@ -58,8 +60,9 @@ def plan_scope(
     shape : sequence of int
         Shape of the layer's data (with the RGB axis last when ``rgb``).
     in_channels : int
-        Channels the model expects. For non-RGB layers with more than one,
-        the channel axis is the first non-displayed axis of that size.
+        Channels the model expects. For non-RGB layers with more than one, the
+        channel axis is a non-displayed axis of that size (the layout rule,
+        :func:`napari_seg.arrays.channel_axis_of`).
     rgb : bool
         Whether the layer is RGB(A) (channels on the last data axis).
     displayed : sequence of int
@@ -83,15 +86,8 @@ def plan_scope(
     if len(plane) != 2:
         raise ValueError(f"two displayed axes are needed to segment planes, got {displayed}")
     others = [a for a in range(layer_ndim) if a not in plane]
-    channel_axis = len(shape) - 1 if rgb else None
-    if not rgb and in_channels > 1:
-        fits = [a for a in others if shape[a] == in_channels]
-        if not fits:
-            raise ValueError(
-                f"the model expects {in_channels} channels but no slider axis of the image "
-                f"(shape {shape}) has that size; split or merge channels to match the model"
-            )
-        channel_axis = fits[0]
+    # The layout rule (arrays.layout): channels on the RGB axis, else on a slider axis.
+    channel_axis = channel_axis_of(shape, in_channels=in_channels, rgb=rgb, spatial=plane)
     slice_axes = [a for a in others if a != channel_axis]
     index: list = [slice(None)] * len(shape)
     if scope != "stack":

@@ -18,7 +18,6 @@ __all__ = [
     "CLASSIC",
     "SMP_ENCODERS",
     "Architecture",
-    "CurrentModel",
     "ModelFileError",
     "ModelSpec",
     "Normalization",
@@ -37,11 +36,10 @@ __all__ = [
 ]
 
 _LAZY = {
-    "CurrentModel": ".current",
-    "ModelFileError": ".checkpoint",
-    "load_model": ".checkpoint",
-    "read_model_card": ".checkpoint",
-    "save_model": ".checkpoint",
+    "ModelFileError": ".model_file",
+    "load_model": ".model_file",
+    "read_model_card": ".model_file",
+    "save_model": ".model_file",
     "SegmentationModel": ".wrapper",
     "pad_to_multiple": ".wrapper",
     "WeightsUnavailableError": ".weights",

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .spec import ModelSpec, register_architecture_rules
+
 if TYPE_CHECKING:
-    from .spec import ModelSpec
     from .wrapper import SegmentationModel
 
 # Encoders from segmentation-models-pytorch that are offered in the GUI and
@@ -321,3 +322,18 @@ def create_model(spec: ModelSpec, *, encoder_weights: str | None = None) -> Segm
     if encoder_weights is not None:
         load_encoder_weights(model, encoder_weights)
     return model
+
+
+class _RegistryRules:
+    """The registry's answers to :class:`~napari_seg.models.spec.ArchitectureRules`."""
+
+    def check(self, spec: ModelSpec) -> None:
+        arch = get_architecture(spec.architecture)
+        arch.check_encoder(spec.encoder)
+        arch.check_options(spec.options, spec.encoder)
+
+    def resolve_encoder(self, spec: ModelSpec) -> str | None:
+        return get_architecture(spec.architecture).resolve_encoder(spec.encoder)
+
+
+register_architecture_rules(_RegistryRules())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Protocol
 
 from .._validate import as_names, check_int, check_number, check_str
 from ..limits import MAX_CLASSES, MAX_IN_CHANNELS, brief
@@ -187,9 +187,13 @@ class ModelSpec:
         -------
         ModelSpec
             The same, validated spec (so ``spec = ModelSpec(...).validate()`` reads well).
-        """
-        from .registry import get_architecture
 
+        Raises
+        ------
+        ValueError, TypeError
+            Naming the field and the value; the architecture's own checks (known
+            name, encoder, options) come from its registry entry.
+        """
         if not _is_int(self.in_channels) or self.in_channels < 1:
             raise ValueError(f"in_channels must be an integer >= 1, got {brief(self.in_channels)}")
         check_int("in_channels", self.in_channels, 1, MAX_IN_CHANNELS)
@@ -199,7 +203,7 @@ class ModelSpec:
                 f"binary task has 2 classes), got {brief(self.num_classes)}"
             )
         check_int("num_classes", self.num_classes, 2, MAX_CLASSES)
-        arch = get_architecture(self.architecture)
+        check_str("architecture", self.architecture)
         names = as_names("class_names", self.class_names, max_count=MAX_CLASSES)
         if len(names) != self.num_classes:
             raise ValueError(
@@ -231,16 +235,13 @@ class ModelSpec:
         check_str("encoder", self.encoder, optional=True)
         if not isinstance(self.options, dict):
             raise TypeError(f"options must be a mapping, got {brief(self.options)}")
-        arch.check_encoder(self.encoder)
-        arch.check_options(self.options, self.encoder)
+        _architecture_rules().check(self)
         return self
 
     @property
     def resolved_encoder(self) -> str | None:
         """The encoder actually used (the architecture default when ``encoder`` is None)."""
-        from .registry import get_architecture
-
-        return get_architecture(self.architecture).resolve_encoder(self.encoder)
+        return _architecture_rules().resolve_encoder(self)
 
     def with_(self, **changes: Any) -> ModelSpec:
         """Return a copy with fields replaced (``dataclasses.replace``)."""
@@ -288,6 +289,37 @@ class ModelSpec:
     @classmethod
     def from_json(cls, text: str) -> ModelSpec:
         return cls.from_dict(json.loads(text))
+
+
+class ArchitectureRules(Protocol):
+    """What a spec needs to know about its architecture; the registry provides it.
+
+    The spec module imports nothing of the model zoo (it is the leaf every other
+    module builds on); :mod:`napari_seg.models.registry` registers its rules here
+    when it is imported, which importing :mod:`napari_seg.models` does.
+    """
+
+    def check(self, spec: ModelSpec) -> None:
+        """Raise ``ValueError``/``TypeError`` if the spec's architecture, encoder or
+        options are not valid for that architecture."""
+
+    def resolve_encoder(self, spec: ModelSpec) -> str | None:
+        """The encoder the architecture uses for ``spec.encoder`` (its default for None)."""
+
+
+_rules: ArchitectureRules | None = None
+
+
+def register_architecture_rules(rules: ArchitectureRules) -> None:
+    """Install the architecture rules the registry provides (called once, by it)."""
+    global _rules
+    _rules = rules
+
+
+def _architecture_rules() -> ArchitectureRules:
+    if _rules is None:  # pragma: no cover - importing napari_seg.models installs them
+        raise RuntimeError("the architecture registry is not loaded: import napari_seg.models")
+    return _rules
 
 
 def _is_int(value: Any) -> bool:

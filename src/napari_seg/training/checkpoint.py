@@ -1,7 +1,7 @@
 """Training checkpoints: a model file that also holds the state needed to resume.
 
 The file is an ordinary napari-seg model file (safetensors + JSON card, see
-:mod:`napari_seg.models.checkpoint`), so it loads anywhere a model does.
+:mod:`napari_seg.models.model_file`), so it loads anywhere a model does.
 Training adds tensors under ``optimizer.<param>.<name>`` and ``rng.torch``,
 and a ``training`` entry in the card's provenance with the config, the
 metrics reached and, under ``resume``, the counters, history, optimizer

@@ -16,7 +16,7 @@ from .._validate import (
     check_number,
     check_str,
 )
-from ..inference.config import PRECISIONS
+from ..arrays import PRECISIONS
 from ..limits import (
     MAX_BATCH,
     MAX_CLASSES,

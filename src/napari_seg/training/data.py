@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..inference.layout import ImageLayout, resolve_layout
-from ..inference.normalize import IntensityStats, compute_stats
+from ..arrays.layout import ImageLayout, resolve_layout
+from ..arrays.normalize import IntensityStats, compute_stats
 from ..models.spec import Normalization
 
 logger = logging.getLogger(__name__)
@@ -70,17 +70,6 @@ def as_pairs(pairs) -> list[tuple[object, object]]:
             raise ValueError(f"pair {i} must be an (image, labels) pair, got {type(pair).__name__}")
         out.append((pair[0], pair[1]))
     return out
-
-
-def detect_in_channels(shape: Sequence[int], *, channel_axis: int | None, axis: int | None) -> int:
-    """Channels of an image of ``shape``: RGB(A) on the last axis counts as 3."""
-    shape = tuple(int(n) for n in shape)
-    if channel_axis is not None:
-        return shape[channel_axis]
-    spatial = len(shape) - (0 if axis is None else 1)
-    if spatial == 3 and shape[-1] in (3, 4):
-        return 3
-    return 1
 
 
 class TrainingData:

@@ -13,16 +13,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._device import describe_device, release_memory, resolve_device
+from .._device import release_memory
 from .._generators import drain
-from ..inference._runtime import autocast, resolve_precision
+from ..arrays.layout import detect_in_channels
+from ..arrays.runtime import Runtime
 from ..models.spec import Normalization
 from ._model import base_model, fit_classes
 from ._runtime import Clock, guard_batchnorm
 from .augment import Augmentation, augment
 from .checkpoint import RunState, restore, save_checkpoint
 from .config import TrainingConfig
-from .data import TrainingData, as_pairs, detect_in_channels
+from .data import TrainingData, as_pairs
 from .events import (
     EpochEnd,
     ModelSaved,
@@ -118,17 +119,25 @@ def iter_train(
     """
     if config is None and resume is not None:
         config = resumed_config(resume)
-    config = (config or TrainingConfig()).with_(**options)
+    config = config or TrainingConfig()
+    if options:
+        config = config.with_(**options)
     out = check_outputs(out, overwrite=overwrite, resume=resume)
-    device = resolve_device(config.device)
-    precision = _precision(config.precision, device)
-    run = _Run(config, device, precision, out)
+    runtime = Runtime.resolve(
+        config.device,
+        config.precision,
+        purpose="training",
+        channels_last=config.channels_last,
+        threads=config.threads,
+    )
+    trainer = _Trainer(config, runtime, out)
     try:
-        yield from run.prepare(as_pairs(pairs), model, resume, names)
-        result = yield from run.loop(stop or threading.Event(), preview)
+        with runtime.cpu_threads():
+            yield from trainer.prepare(as_pairs(pairs), model, resume, names)
+            result = yield from trainer.loop(stop or threading.Event(), preview)
         return result
     finally:
-        run.close()
+        trainer.close()
 
 
 def train(pairs, config: TrainingConfig | None = None, **kwargs) -> TrainResult:
@@ -136,23 +145,17 @@ def train(pairs, config: TrainingConfig | None = None, **kwargs) -> TrainResult:
     return drain(iter_train(pairs, config, **kwargs))
 
 
-def _precision(precision: str, device: torch.device) -> str:
-    if precision == "auto":
-        # bf16 autocast on the CPU trains no faster here (docs/performance.md).
-        return resolve_precision("auto", device) if device.type == "cuda" else "fp32"
-    return resolve_precision(precision, device)
+class _Trainer:
+    """The engine of one run; methods are the loop's pieces (generators where they yield)."""
 
-
-class _Run:
-    """State of one run; methods are the loop's pieces (generators where they yield)."""
-
-    def __init__(self, config: TrainingConfig, device, precision: str, out: Path | None):
-        self.config, self.device, self.precision, self.out = config, device, precision, out
+    def __init__(self, config: TrainingConfig, runtime: Runtime, out: Path | None):
+        self.config, self.runtime, self.out = config, runtime, out
+        self.device, self.precision = runtime.device, runtime.precision
+        self.channels_last = runtime.channels_last
         self.model = None
         self.optimizer = None
         self.scaler = None
         self.hooks: list = []
-        self.threads = None
         self.best_state = None
         self.source: dict = {}
 
@@ -203,7 +206,7 @@ class _Run:
             yield TrainWarning(message)
         yield TrainStarted(
             device=str(self.device),
-            device_description=describe_device(self.device),
+            device_description=self.runtime.description,
             precision=self.precision,
             channels_last=self.channels_last,
             num_classes=self.model.spec.num_classes,
@@ -217,9 +220,6 @@ class _Run:
 
     def _setup_optimizer(self) -> None:
         cfg, model = self.config, self.model
-        self.channels_last = (
-            cfg.channels_last if cfg.channels_last is not None else self.device.type == "cuda"
-        )
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
         self.hooks = guard_batchnorm(model)
@@ -227,9 +227,6 @@ class _Run:
             model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
-        if cfg.threads is not None and self.device.type == "cpu":
-            self.threads = torch.get_num_threads()
-            torch.set_num_threads(cfg.threads)
 
     # -- the loop ------------------------------------------------------------------------
     def loop(self, stop: threading.Event, preview):
@@ -273,11 +270,9 @@ class _Run:
             group["lr"] = lr
         images, targets = self.data.sample(self.rng, cfg.batch_size, cfg.sample_annotated)
         images, targets = augment(images, targets, self.rng, self.aug)
-        x = torch.from_numpy(images).to(self.device)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = self.runtime.memory_format(torch.from_numpy(images).to(self.device))
         y = torch.from_numpy(targets).to(self.device)
-        with autocast(self.device, self.precision):
+        with self.runtime.autocast():
             logits, aux = self.model.forward_with_aux(x)
         loss = self.loss(logits, y)
         if aux:
@@ -310,7 +305,7 @@ class _Run:
 
     def _end_epoch(self, clock, preview):
         cfg, st = self.config, self.state
-        val = validate(self.model, self.data, self.loss, self.device, self.precision, cfg)
+        val = validate(self.model, self.data, self.loss, self.runtime, cfg.batch_size)
         st.epoch += 1
         train_loss = st.epoch_loss_sum / max(1, st.step_in_epoch)
         improved = self._track_best(val.iou)
@@ -461,9 +456,6 @@ class _Run:
     def close(self) -> None:
         """Undo process-wide changes and free device memory (also on cancel or error)."""
         self._remove_hooks()
-        if self.threads is not None:
-            torch.set_num_threads(self.threads)
-            self.threads = None
         self.optimizer = None
         self.best_state = None
         if self.device.type != "cpu":

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..inference._runtime import autocast
 from ..metrics import ConfusionMatrix, semantic_scores
 from ..models.wrapper import mask_untrained
 from .data import IGNORE_INDEX, TrainingData
@@ -24,7 +23,7 @@ class Validation:
 
 
 @torch.no_grad()
-def validate(model, data: TrainingData, loss_fn, device, precision: str, config) -> Validation:
+def validate(model, data: TrainingData, loss_fn, runtime, batch_size: int) -> Validation:
     """Predict every held-out region and score it against its annotations.
 
     The IoU is :func:`napari_seg.metrics.semantic_scores`' mean IoU over the
@@ -36,15 +35,15 @@ def validate(model, data: TrainingData, loss_fn, device, precision: str, config)
     was_training = model.training
     model.eval()
     k = model.spec.num_classes
+    device = runtime.device
     counts = torch.zeros(k * k, dtype=torch.int64, device=device)
     losses, weights = [], []
     try:
-        for batch in data.validation_batches(config.batch_size):
+        for batch in data.validation_batches(batch_size):
             x = torch.from_numpy(np.stack([image for image, _ in batch])).to(device)
+            x = runtime.memory_format(x)
             y = torch.from_numpy(np.stack([target for _, target in batch])).to(device)
-            if config.channels_last or device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
-            with autocast(device, precision):
+            with runtime.autocast():
                 logits = model(x)
             valid = y != IGNORE_INDEX
             losses.append(float(loss_fn(logits, y)))

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .stats import ModelStats
-    from .wrapper import SegmentationModel
+    from ..models.stats import ModelStats
+    from ..models.wrapper import SegmentationModel
 
 logger = logging.getLogger(__name__)
 

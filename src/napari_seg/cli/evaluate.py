@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ._cli_common import read_config
+from ._common import read_config
 
 
 def add_parser(sub) -> None:
@@ -41,7 +41,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--per-slice", type=int, metavar="AXIS", help="also score each slice")
     p.add_argument("--class-names", nargs="+", metavar="NAME", help="names of ids 0, 1, ...")
-    p.add_argument("--config", type=Path, help="JSON file of evaluation settings")
+    p.add_argument("--config", type=Path, help="JSON or YAML file of evaluation settings")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -57,7 +57,7 @@ def _background(text: str) -> int | None:
 
 def build_config(args: argparse.Namespace):
     """The job's EvaluateConfig: the --config file, then the flags given."""
-    from .metrics import EvaluateConfig
+    from ..metrics import EvaluateConfig
 
     config = read_config(EvaluateConfig, args.config)
     changes = {
@@ -74,8 +74,8 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ._io import read_image
-    from .metrics import evaluate, format_scores
+    from .._io import read_image
+    from ..metrics import evaluate, format_scores
 
     config = build_config(args)
     pred = _read(read_image, args.pred, "--pred")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from ._cli_common import check_outputs, for_each_input, read_config
+from ._common import check_outputs, drive, for_each_input, read_config
 
 
 def add_parser(sub) -> None:
@@ -21,7 +20,7 @@ def add_parser(sub) -> None:
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files")
     p.add_argument("--model", required=True, type=Path, help="model file (.safetensors)")
     p.add_argument("--output", required=True, type=Path, help="output folder (created)")
-    p.add_argument("--config", type=Path, help="JSON file of prediction settings")
+    p.add_argument("--config", type=Path, help="JSON or YAML file of prediction settings")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--tile", type=int, help="tile side in pixels (default: automatic)")
     p.add_argument("--overlap", type=int, help="overlap between tiles (default: tile/4)")
@@ -53,7 +52,7 @@ def _axes(text: str) -> tuple[int, ...]:
 
 def build_config(args: argparse.Namespace):
     """The job's PredictConfig: the --config file, then the flags given."""
-    from .inference import PredictConfig
+    from ..inference import PredictConfig
 
     config = read_config(PredictConfig, args.config)
     changes = {
@@ -76,8 +75,8 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ._io import output_stem
-    from .models import load_model
+    from .._io import output_stem
+    from ..models import load_model
 
     config = build_config(args)
     stems = [output_stem(p) for p in args.inputs]
@@ -105,40 +104,22 @@ def _outputs(folder: Path, stem: str, probabilities: bool) -> tuple[Path, ...]:
 
 
 def _predict_one(model, path: Path, outputs: tuple[Path, ...], config, args) -> list[Path]:
-    from tqdm import tqdm
+    from .._io import read_image, write_tiff
+    from ..inference import PredictProgress, PredictStarted, SettingsAdjusted, iter_predict
 
-    from ._generators import Returning
-    from ._io import read_image, write_tiff
-    from .inference import PredictProgress, PredictStarted, SettingsAdjusted, iter_predict
+    def show(event, bar) -> None:
+        if isinstance(event, PredictStarted):
+            bar.start(event.tiles_total, f"{path.name} ({event.device}, {event.precision})")
+            bar.update(0)
+        elif isinstance(event, PredictProgress):
+            bar.update(event.tiles_done, event.tiles_total)
+        elif isinstance(event, SettingsAdjusted):
+            bar.note(f"napari-seg predict: {event.reason}")
+        else:
+            bar.note(f"napari-seg predict: warning: {path}: {event.message}")
 
     image = read_image(path)
-    events = iter_predict(model, image, config)
-    run = Returning(events)
-    bar = None
-    quiet = args.quiet
-    try:
-        for event in run:
-            if isinstance(event, PredictStarted):
-                bar = tqdm(
-                    total=event.tiles_total,
-                    desc=f"{path.name} ({event.device}, {event.precision})",
-                    unit="tile",
-                    disable=quiet,
-                    file=sys.stderr,
-                )
-            elif isinstance(event, PredictProgress) and bar is not None:
-                bar.total = event.tiles_total
-                bar.n = event.tiles_done
-                bar.refresh()
-            elif isinstance(event, SettingsAdjusted) and bar is not None:
-                bar.write(f"napari-seg predict: {event.reason}", file=sys.stderr)
-            elif not isinstance(event, PredictProgress):
-                print(f"napari-seg predict: warning: {path}: {event.message}", file=sys.stderr)
-    finally:
-        events.close()
-        if bar is not None:
-            bar.close()
-    result = run.value
+    result = drive(iter_predict(model, image, config), show, quiet=args.quiet)
     spec = model.spec
     metadata = {"classes": list(spec.class_names), "model": spec.architecture}
     write_tiff(outputs[0], result.labels, overwrite=args.overwrite, metadata=metadata)

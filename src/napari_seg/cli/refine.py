@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
+
+from ._common import check_outputs, drive, for_each_input
 
 INPUT_NAMES = ("image", "probabilities", "region", "reference")
 LABEL_SUFFIXES = (".tif", ".tiff", ".npy", ".png", ".zarr")
@@ -14,7 +15,7 @@ LABEL_SUFFIXES = (".tif", ".tiff", ".npy", ".png", ".zarr")
 
 def _all_params():
     """Every operation parameter, once (the same name means the same thing everywhere)."""
-    from .refine import OPERATIONS
+    from ..refine import OPERATIONS
 
     seen = {}
     for op in OPERATIONS.values():
@@ -68,7 +69,7 @@ def add_parser(sub) -> None:
 
 def build_config(args: argparse.Namespace):
     """The job's RefineConfig: the --pipeline file or --op with its parameters, then flags."""
-    from .refine import RefineConfig, RefineStep, get_operation
+    from ..refine import RefineConfig, RefineStep, get_operation
 
     given = {
         key[len("param_") :]: value
@@ -105,7 +106,7 @@ def _flags(op) -> str:
 
 
 def list_operations() -> str:
-    from .refine import OPERATIONS
+    from ..refine import OPERATIONS
 
     lines = []
     for op in OPERATIONS.values():
@@ -124,7 +125,6 @@ def run(args: argparse.Namespace) -> int:
     if args.input is None or args.output is None:
         raise ValueError("give INPUT and OUTPUT (label file or folder)")
     config = build_config(args)
-    from ._cli_common import check_outputs, for_each_input
 
     pairs = _pairs(args.input, args.output)
     targets = [target for _, target in pairs]
@@ -167,11 +167,8 @@ def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
 
 
 def _refine_one(source: Path, target: Path, config, args) -> int:
-    from tqdm import tqdm
-
-    from ._generators import Returning
-    from ._io import read_image
-    from .refine import iter_refine
+    from .._io import read_image
+    from ..refine import iter_refine
 
     labels = np.array(read_image(source))  # a copy: OUTPUT may replace INPUT
     inputs = {
@@ -181,18 +178,21 @@ def _refine_one(source: Path, target: Path, config, args) -> int:
     }
     if "region" in inputs:
         inputs["region"] = inputs["region"] != 0
-    run = Returning(iter_refine(labels, config, channel_axis=args.channel_axis, **inputs))
-    with tqdm(desc=source.name, unit="step", disable=args.quiet, file=sys.stderr) as bar:
-        for event in run:
-            bar.total = event.total
-            bar.update(event.done - bar.n)
-    _write(target, run.value.labels, args.overwrite)
-    return run.value.changed
+
+    def show(event, bar) -> None:
+        if not bar.started:
+            bar.start(event.total, source.name, unit="step")
+        bar.update(event.done, event.total)
+
+    events = iter_refine(labels, config, channel_axis=args.channel_axis, **inputs)
+    result = drive(events, show, quiet=args.quiet)
+    _write(target, result.labels, args.overwrite)
+    return result.changed
 
 
 def _read_input(path: Path, source: Path, name: str) -> np.ndarray:
     """The input file, or in a folder the file that goes with ``source`` (by name)."""
-    from ._io import output_stem, read_image
+    from .._io import output_stem, read_image
 
     if path.is_dir() and path.suffix.lower() != ".zarr":
         base = output_stem(source).removesuffix("_labels")
@@ -205,8 +205,8 @@ def _read_input(path: Path, source: Path, name: str) -> np.ndarray:
 
 
 def _write(target: Path, labels: np.ndarray, overwrite: bool) -> None:
-    from ._atomic import atomic_write
-    from ._io import write_tiff
+    from .._atomic import atomic_write
+    from .._io import write_tiff
 
     if target.suffix.lower() == ".npy":
         with atomic_write(target, overwrite=overwrite) as handle:

@@ -9,8 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
-EXIT_ERROR = 1
-EXIT_INTERRUPTED = 130
+from ._common import EXIT_ERROR, EXIT_INTERRUPTED, drive, parse_options
 
 #: Flags copied onto the config when given (argparse dest -> config field).
 _FIELDS = {
@@ -38,7 +37,7 @@ _FIELDS = {
 
 
 def add_parser(sub) -> None:
-    from .training import LABEL0_CHOICES, LOSSES, SCHEDULES
+    from ..training import LABEL0_CHOICES, LOSSES, SCHEDULES
 
     p = sub.add_parser(
         "train",
@@ -95,8 +94,8 @@ def add_parser(sub) -> None:
 
 def build_config(args: argparse.Namespace):
     """The run's TrainingConfig: the --config file, then the flags given."""
-    from .training import TrainingConfig
-    from .training.files import resumed_config
+    from ..training import TrainingConfig
+    from ..training.files import resumed_config
 
     if args.config is not None:
         config = TrainingConfig.load(args.config)
@@ -108,9 +107,7 @@ def build_config(args: argparse.Namespace):
     if args.class_names:
         changes["class_names"] = tuple(args.class_names)
     if args.option:
-        from .cli import _parse_options
-
-        changes["options"] = _parse_options(args.option)
+        changes["options"] = parse_options(args.option)
     if args.minutes is not None:
         changes.update(minutes=args.minutes, epochs=None)
     if args.epochs is not None:
@@ -125,8 +122,8 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ._atomic import check_target
-    from ._io import read_image
+    from .._atomic import check_target
+    from .._io import read_image
 
     if len(args.image) != len(args.labels):
         raise ValueError(
@@ -152,10 +149,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(pairs, config, args, names, stop):
-    from tqdm import tqdm
+    from ..training import EpochEnd, StepProgress, TrainStarted, TrainWarning, iter_train
 
-    from ._generators import Returning
-    from .training import EpochEnd, StepProgress, TrainStarted, TrainWarning, iter_train
+    last_iou = "-"
+
+    def show(event, bar) -> None:
+        nonlocal last_iou
+        if isinstance(event, TrainStarted):
+            bar_format = "{l_bar}{bar}| {elapsed}<{remaining}{postfix}"
+            bar.start(1000, f"train ({event.device}, {event.precision})", bar_format=bar_format)
+        elif isinstance(event, StepProgress):
+            loss = f"epoch {event.epoch} loss {event.loss:.3f} val IoU {last_iou}"
+            bar.update(int(1000 * event.fraction), postfix=loss)
+        elif isinstance(event, EpochEnd):
+            last_iou = "-" if event.val_iou != event.val_iou else f"{event.val_iou:.3f}"
+        elif isinstance(event, TrainWarning):
+            bar.note(f"napari-seg train: warning: {event.message}")
 
     events = iter_train(
         pairs,
@@ -166,33 +175,7 @@ def _run(pairs, config, args, names, stop):
         names=names,
         overwrite=args.overwrite,
     )
-    run = Returning(events)
-    bar = None
-    last_iou = "-"
-    try:
-        for event in run:
-            if isinstance(event, TrainStarted):
-                bar = tqdm(
-                    total=1000,
-                    desc=f"train ({event.device}, {event.precision})",
-                    disable=args.quiet,
-                    file=sys.stderr,
-                    bar_format="{l_bar}{bar}| {elapsed}<{remaining}{postfix}",
-                )
-            elif isinstance(event, StepProgress) and bar is not None:
-                bar.n = int(1000 * event.fraction)
-                bar.set_postfix_str(
-                    f"epoch {event.epoch} loss {event.loss:.3f} val IoU {last_iou}", refresh=True
-                )
-            elif isinstance(event, EpochEnd):
-                last_iou = "-" if event.val_iou != event.val_iou else f"{event.val_iou:.3f}"
-            elif isinstance(event, TrainWarning):
-                print(f"napari-seg train: warning: {event.message}", file=sys.stderr)
-        return run.value
-    finally:
-        events.close()
-        if bar is not None:
-            bar.close()
+    return drive(events, show, quiet=args.quiet)
 
 
 def _install_interrupt(stop: threading.Event):

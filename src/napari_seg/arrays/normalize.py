@@ -23,8 +23,8 @@ logger = logging.getLogger(__name__)
 #: (a 2048 x 2048 image); larger ones are sampled, which saves a float copy of
 #: the whole image and its sort.
 EXACT_LIMIT = 1 << 22
-#: Side of the blocks sampled from larger or lazy inputs.
-SAMPLE_BLOCK = 256
+#: Pixels of each block sampled from larger or lazy inputs (256 x 256 in 2D, 40^3 in 3D).
+SAMPLE_BLOCK_PIXELS = 256 * 256
 #: Number of blocks sampled (64 blocks of 256 x 256 = 4.2 Mpixel).
 SAMPLE_BLOCKS = 64
 
@@ -131,18 +131,21 @@ def _offset_scale(values: np.ndarray, normalization: Normalization) -> tuple[flo
 
 def _sample(image, layout: ImageLayout) -> tuple[np.ndarray, bool]:
     """A float32 ``(C, N)`` array of pixels, and whether it is a sample."""
-    h, w = layout.plane_shape
-    total = layout.n_planes * h * w
+    spatial = layout.spatial_shape
+    total = layout.n_planes * int(np.prod(spatial, dtype=np.int64))
+    whole = (slice(None),) * len(spatial)
     if isinstance(image, np.ndarray) and total <= EXACT_LIMIT:
-        blocks = [layout.read(image, plane, slice(None), slice(None)) for plane in layout.planes()]
+        blocks = [layout.read(image, plane, *whole) for plane in layout.planes()]
         return np.concatenate([b.reshape(b.shape[0], -1) for b in blocks], axis=1), False
-    bh, bw = min(SAMPLE_BLOCK, h), min(SAMPLE_BLOCK, w)
+    side = round(SAMPLE_BLOCK_PIXELS ** (1 / len(spatial)))
+    sizes = [min(side, n) for n in spatial]
     rng = np.random.default_rng(0)
-    count = min(SAMPLE_BLOCKS, max(1, total // (bh * bw)))
+    count = min(SAMPLE_BLOCKS, max(1, total // int(np.prod(sizes))))
     blocks = []
     for _ in range(count):
         plane = layout.plane_at(int(rng.integers(layout.n_planes)))
-        y0, x0 = int(rng.integers(h - bh + 1)), int(rng.integers(w - bw + 1))
-        block = layout.read(image, plane, slice(y0, y0 + bh), slice(x0, x0 + bw))
+        starts = [int(rng.integers(n - b + 1)) for n, b in zip(spatial, sizes, strict=True)]
+        region = [slice(a, a + b) for a, b in zip(starts, sizes, strict=True)]
+        block = layout.read(image, plane, *region)
         blocks.append(block.reshape(block.shape[0], -1))
     return np.concatenate(blocks, axis=1), True

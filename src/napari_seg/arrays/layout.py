@@ -1,0 +1,320 @@
+"""Which axes of an input array are channels, spatial and stacked (numpy only).
+
+This module is the one home of the layout rule: inference, training, the
+widgets and the command line all ask it which axis holds the channels, which
+axes a network sees (2 for a 2D network, 3 for a 3D one) and which axes are
+iterated over (a stack segmented slice by slice, a time series). The spacing of
+the spatial axes travels with the layout.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from itertools import product
+
+import numpy as np
+
+#: Inputs smaller than this along a spatial axis cannot be segmented meaningfully.
+MIN_SPATIAL_SIZE = 8
+#: The former name of :data:`MIN_SPATIAL_SIZE` (2D planes).
+MIN_PLANE_SIZE = MIN_SPATIAL_SIZE
+
+
+@dataclass(frozen=True)
+class ImageLayout:
+    """How an array of ``shape`` maps onto the network's inputs.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        Shape of the input array.
+    channel_axis : int or None
+        Axis holding the channels, or None for a single-channel image.
+    channels : int
+        Channels passed to the model (an RGBA image gives 3 to an RGB model).
+    spatial_axes : tuple of int
+        The axes the network sees, in order (``(Y, X)`` or ``(Z, Y, X)``).
+    slice_axes : tuple of int
+        Axes iterated over (stack, time...), kept in the output.
+    spacing : tuple of float, optional
+        Physical size of a pixel along each spatial axis, when known.
+    """
+
+    shape: tuple[int, ...]
+    channel_axis: int | None
+    channels: int
+    spatial_axes: tuple[int, ...]
+    slice_axes: tuple[int, ...]
+    spacing: tuple[float, ...] | None = None
+
+    @property
+    def spatial_dims(self) -> int:
+        """2 or 3: the dimensionality of the network's inputs."""
+        return len(self.spatial_axes)
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        """Size of each input of the network (one plane, or one volume)."""
+        return tuple(self.shape[a] for a in self.spatial_axes)
+
+    @property
+    def plane_shape(self) -> tuple[int, ...]:
+        """The spatial shape (the name predates 3D layouts)."""
+        return self.spatial_shape
+
+    @property
+    def n_planes(self) -> int:
+        """Number of network inputs (planes or volumes) along the slice axes."""
+        return int(np.prod([self.shape[a] for a in self.slice_axes], dtype=np.int64))
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """Shape of the labels: the input's shape without the channel axis."""
+        return tuple(n for a, n in enumerate(self.shape) if a != self.channel_axis)
+
+    def planes(self) -> Iterator[tuple[int, ...]]:
+        """Index along ``slice_axes`` of every plane, in C order."""
+        return product(*(range(self.shape[a]) for a in self.slice_axes))
+
+    def plane_at(self, number: int) -> tuple[int, ...]:
+        """The ``number``-th entry of :meth:`planes`."""
+        sizes = [self.shape[a] for a in self.slice_axes]
+        return tuple(int(i) for i in np.unravel_index(number, sizes)) if sizes else ()
+
+    def input_index(self, plane: tuple[int, ...], *region: slice) -> tuple:
+        """Index into the input selecting channels x ``region`` (one slice per spatial
+        axis) of ``plane``."""
+        index: list = [slice(None)] * len(self.shape)
+        for axis, i in zip(self.slice_axes, plane, strict=True):
+            index[axis] = i
+        for axis, part in zip(self.spatial_axes, region, strict=True):
+            index[axis] = part
+        if self.channel_axis is not None:
+            index[self.channel_axis] = slice(0, self.channels)
+        return tuple(index)
+
+    def output_index(self, plane: tuple[int, ...], *region: slice) -> tuple:
+        """Index into the labels array for the same region."""
+        index = self.input_index(plane, *region)
+        if self.channel_axis is None:
+            return index
+        return index[: self.channel_axis] + index[self.channel_axis + 1 :]
+
+    def read(self, image, plane: tuple[int, ...], *region: slice) -> np.ndarray:
+        """Read one region as a float32 ``(C, *spatial)`` array.
+
+        Only the region is read: numpy, dask and zarr arrays all support this
+        lazily. The result is always a new array (callers normalise it in place;
+        a float32 input must not be changed through a view).
+        """
+        block = np.asarray(image[self.input_index(plane, *region)])
+        kept = sorted(a for a in (self.channel_axis, *self.spatial_axes) if a is not None)
+        order = [kept.index(a) for a in self.spatial_axes]
+        if self.channel_axis is None:
+            block = np.transpose(block, order)[np.newaxis]
+        else:
+            block = np.transpose(block, [kept.index(self.channel_axis), *order])
+        return np.array(block, dtype=np.float32)
+
+
+def channel_axis_of(
+    shape: Sequence[int],
+    *,
+    in_channels: int,
+    given: int | None = None,
+    rgb: bool = False,
+    spatial: Sequence[int] = (),
+) -> int | None:
+    """The channel axis of an image of ``shape`` for a model reading ``in_channels``.
+
+    The rule: a ``given`` axis must have ``in_channels`` entries (4 for an RGBA
+    image into a 3-channel model); an RGB(A) image has them on its last axis;
+    a single-channel model has none; otherwise the last axis if its size fits,
+    else the first axis that fits. Axes in ``spatial`` (those shown in napari's
+    canvas) are never channels.
+
+    Raises
+    ------
+    ValueError
+        If no axis fits, or the given one has another size.
+    """
+    shape = tuple(int(n) for n in shape)
+    ndim = len(shape)
+    if given is not None:
+        (axis,) = normalise_axes(given, ndim, "channel_axis")
+        n = shape[axis]
+        if n != in_channels and not (n == 4 and in_channels == 3):
+            raise ValueError(
+                f"the model expects {in_channels} channel(s) but channel axis {axis} of the "
+                f"image (shape {shape}) has {n}"
+            )
+        return axis
+    if rgb:
+        return channel_axis_of(shape, in_channels=in_channels, given=ndim - 1)
+    if in_channels == 1:
+        return None
+    fits = [
+        a
+        for a, n in enumerate(shape)
+        if a not in spatial and (n == in_channels or (a == ndim - 1 and n == 4 == in_channels + 1))
+    ]
+    if not fits:
+        where = "slider axis" if spatial else "axis"
+        advice = "split or merge channels" if spatial else "check the model or pass channel_axis"
+        raise ValueError(
+            f"the model expects {in_channels} channels but no {where} of the image "
+            f"(shape {shape}) has that size; {advice}"
+        )
+    return ndim - 1 if ndim - 1 in fits else fits[0]
+
+
+def resolve_layout(
+    shape: Sequence[int],
+    *,
+    in_channels: int,
+    channel_axis: int | None = None,
+    axis: int | Sequence[int] | None = None,
+    spatial_dims: int = 2,
+    spacing: Sequence[float] | None = None,
+) -> ImageLayout:
+    """Work out channel, spatial and slice axes for an input of ``shape``.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        The input's shape.
+    in_channels : int
+        Channels the model expects.
+    channel_axis : int, optional
+        Axis of the channels; found by :func:`channel_axis_of` when not given.
+    axis : int or sequence of int, optional
+        Axis (or axes) to iterate over, e.g. Z of a ZYX stack for a 2D model.
+        Required when the image has more non-channel axes than the network.
+    spatial_dims : {2, 3}
+        Dimensionality of the network's inputs.
+    spacing : sequence of float, optional
+        Physical pixel size along each spatial axis.
+
+    Returns
+    -------
+    ImageLayout
+
+    Raises
+    ------
+    ValueError
+        For empty or too small images, a channel count that does not match,
+        or a stack without a chosen ``axis``.
+
+    Examples
+    --------
+    >>> resolve_layout((512, 512, 3), in_channels=3).channel_axis
+    2
+    >>> resolve_layout((10, 64, 64), in_channels=1, axis=0).slice_axes
+    (0,)
+    >>> resolve_layout((10, 64, 64), in_channels=1, spatial_dims=3).spatial_axes
+    (0, 1, 2)
+    """
+    shape = tuple(int(n) for n in shape)
+    if spatial_dims not in (2, 3):
+        raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}")
+    if len(shape) < spatial_dims:
+        raise ValueError(f"image must have at least {spatial_dims} dimensions, got shape {shape}")
+    if 0 in shape:
+        raise ValueError(f"image is empty: shape {shape}")
+    caxis = channel_axis_of(shape, in_channels=in_channels, given=channel_axis)
+    others = [a for a in range(len(shape)) if a != caxis]
+    slice_axes = _slice_axes(shape, axis, caxis, others, in_channels, spatial_dims)
+    spatial = tuple(a for a in others if a not in slice_axes)
+    if len(spatial) != spatial_dims:
+        raise ValueError(
+            f"image of shape {shape} with channel_axis={caxis} and axis={axis} leaves "
+            f"{len(spatial)} spatial axes; exactly {spatial_dims} are needed"
+        )
+    layout = ImageLayout(
+        shape, caxis, in_channels, spatial, slice_axes, _spacing(spacing, spatial_dims)
+    )
+    if min(layout.spatial_shape) < MIN_SPATIAL_SIZE:
+        sizes = "x".join(map(str, layout.spatial_shape))
+        what = "planes" if spatial_dims == 2 else "volumes"
+        raise ValueError(
+            f"image {what} of {sizes} pixels are too small: at least "
+            f"{MIN_SPATIAL_SIZE} per axis are needed (shape {shape})"
+        )
+    return layout
+
+
+def _slice_axes(shape, axis, caxis, others, in_channels: int, spatial_dims: int):
+    if axis is not None:
+        slice_axes = tuple(sorted(normalise_axes(axis, len(shape), "axis")))
+        if caxis in slice_axes:
+            raise ValueError(f"axis {axis} is the channel axis ({caxis}); choose another axis")
+        return slice_axes
+    if spatial_dims == 2 and len(others) == 3 and in_channels == 1 and 1 < shape[-1] <= 4:
+        raise ValueError(
+            f"the model expects 1 input channel but the image (shape {shape}) looks like "
+            f"it has {shape[-1]} channels on its last axis; use a {shape[-1]}-channel model, "
+            "or pass axis=... to segment it slice by slice"
+        )
+    if len(others) > spatial_dims:
+        raise ValueError(
+            f"image of shape {shape} has {len(others)} non-channel axes but the model is "
+            f"{spatial_dims}D: choose the axis to segment slice by slice along (axis=...), "
+            f"e.g. axis={others[0]}"
+        )
+    return ()
+
+
+def _spacing(spacing, spatial_dims: int) -> tuple[float, ...] | None:
+    if spacing is None:
+        return None
+    values = tuple(float(s) for s in spacing)
+    if len(values) != spatial_dims or not all(math.isfinite(s) and s > 0 for s in values):
+        raise ValueError(
+            f"spacing must give {spatial_dims} positive finite sizes, one per spatial axis, "
+            f"got {tuple(spacing)}"
+        )
+    return values
+
+
+def detect_in_channels(
+    shape: Sequence[int], *, channel_axis: int | None, axis: int | None, spatial_dims: int = 2
+) -> int:
+    """Channels of an image of ``shape`` for a new model: RGB(A) on the last axis counts
+    as 3, a given ``channel_axis`` as its size, anything else as 1."""
+    shape = tuple(int(n) for n in shape)
+    if channel_axis is not None:
+        return shape[channel_axis]
+    non_stack = len(shape) - (0 if axis is None else 1)
+    if non_stack == spatial_dims + 1 and shape[-1] in (3, 4):
+        return 3
+    return 1
+
+
+def stack_axis(ndim: int, *, displayed: Sequence[int], channel_axis: int | None) -> int | None:
+    """The axis a 2D model steps through in a layer of ``ndim`` axes: the first one not
+    shown in the canvas and not the channels (None for a single plane)."""
+    stepped = [a for a in range(ndim) if a not in displayed and a != channel_axis]
+    return stepped[0] if stepped else None
+
+
+def normalise_axes(axis, ndim: int, name: str) -> list[int]:
+    """``axis`` (an int or a sequence of them) as non-negative axes of an ``ndim`` array.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For non-integers, out-of-range or repeated axes (the message names ``name``).
+    """
+    axes = [axis] if np.isscalar(axis) else list(axis)
+    out = []
+    for a in axes:
+        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
+            raise TypeError(f"{name} must be an integer or a sequence of integers, got {axis!r}")
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{name} {a} is out of range for an image with {ndim} dimensions")
+        out.append(int(a) % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name} lists an axis twice: {axis!r}")
+    return out

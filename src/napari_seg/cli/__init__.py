@@ -1,0 +1,63 @@
+"""The ``napari-seg`` command line: one module per command, shared helpers in ``_common``.
+
+Building the parser imports no scientific library (torch, scipy, scikit-image):
+each command imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from . import demo, evaluate, models, predict, refine, train
+from ._common import EXIT_ERROR, EXIT_INTERRUPTED
+
+__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every ``napari-seg`` subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="napari-seg",
+        description="Deep-learning semantic segmentation for napari, headless.",
+    )
+    parser.add_argument("--version", action="version", version=f"napari-seg {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    models.add_parsers(sub)
+    demo.add_parser(sub)
+    predict.add_parser(sub)
+    evaluate.add_parser(sub)
+    train.add_parser(sub)
+    refine.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``napari-seg`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    from .._device import DeviceError
+    from ..limits import one_line
+
+    # User errors are reported in one line; RuntimeError covers WeightsUnavailableError.
+    known = (ValueError, TypeError, OSError, RuntimeError, MemoryError, DeviceError)
+    try:
+        return args.func(args)
+    except known as exc:
+        print(f"napari-seg {args.command}: error: {one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"napari-seg {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

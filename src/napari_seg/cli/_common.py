@@ -1,0 +1,190 @@
+"""What the ``napari-seg`` subcommands share: exit codes, option parsing, config files,
+the output check, the batch loop and the progress-bar driver for job events."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Generator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Exit status of a command that failed (one line on stderr says why).
+EXIT_ERROR = 1
+#: The shell's status for a process ended by Ctrl+C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
+#: Errors of one input that should not stop a batch (the others are still processed).
+INPUT_ERRORS = (ValueError, TypeError, OSError, MemoryError)
+
+
+def parse_options(items: Sequence[str]) -> dict[str, int | bool]:
+    """``--option NAME=VALUE`` flags as a dict (integers or true/false).
+
+    Raises
+    ------
+    ValueError
+        For an item that is not ``NAME=VALUE`` or a value that is neither.
+    """
+    options: dict[str, int | bool] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--option must look like NAME=VALUE, got {item!r}")
+        low = value.strip().lower()
+        if low in ("true", "false"):
+            options[key] = low == "true"
+        else:
+            try:
+                options[key] = int(value)
+            except ValueError:
+                raise ValueError(f"--option {key} must be an integer or true/false") from None
+    return options
+
+
+def read_config(cls, path: Path | None):
+    """``cls.from_dict`` of the JSON or YAML file at ``path`` (a default ``cls()`` when None).
+
+    Raises
+    ------
+    ValueError
+        If the file is not valid JSON/YAML or its settings are invalid.
+    OSError
+        If the file cannot be read.
+    """
+    from .._config_file import read_mapping
+
+    if path is None:
+        return cls()
+    try:
+        return cls.from_dict(read_mapping(path))
+    except ValueError as exc:
+        raise ValueError(f"--config {path}: {exc}") from None
+
+
+def check_outputs(outputs: Sequence[Path], inputs: Sequence[Path], overwrite: bool) -> None:
+    """Refuse, before any work, outputs that would replace an input of the batch (always)
+    or an existing file (unless ``overwrite``); the message lists them all.
+
+    Raises
+    ------
+    ValueError
+        Naming the outputs that may not be written.
+    """
+    from .._atomic import OutputExistsError, check_target
+
+    inputs_hit, existing = [], []
+    for path in outputs:
+        if not path.parent.is_dir():
+            continue  # a folder still to be created replaces nothing
+        try:
+            check_target(path, overwrite=overwrite, inputs=inputs)
+        except OutputExistsError:
+            existing.append(str(path))
+        except ValueError:
+            inputs_hit.append(str(path))
+    if inputs_hit:
+        raise ValueError(
+            f"output(s) {', '.join(inputs_hit[:5])} would replace input(s) of this batch; "
+            "choose another output folder"
+        )
+    if existing:
+        more = f" and {len(existing) - 5} more" if len(existing) > 5 else ""
+        raise ValueError(
+            f"output(s) {', '.join(existing[:5])}{more} already exist; pass --overwrite to "
+            "replace them, or choose another output folder"
+        )
+
+
+def for_each_input(
+    command: str, items: Sequence[T], work: Callable[[T], str], name: Callable[[T], object]
+) -> int:
+    """Run ``work`` on every item, print its message, report failures by ``name``.
+
+    Returns the exit status: 0, or 1 when any item failed (the others still ran).
+    """
+    failed = 0
+    for item in items:
+        try:
+            message = work(item)
+        except INPUT_ERRORS as exc:
+            failed += 1
+            print(f"napari-seg {command}: error: {name(item)}: {exc}", file=sys.stderr)
+            continue
+        print(message)
+    if failed:
+        print(f"napari-seg {command}: {failed} of {len(items)} input(s) failed", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+class Bar:
+    """A tqdm bar on stderr, created when a job says how much work it has.
+
+    Parameters
+    ----------
+    quiet : bool
+        No bar at all (messages are still printed).
+    """
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self._bar: Any = None
+
+    @property
+    def started(self) -> bool:
+        return self._bar is not None
+
+    def start(self, total: int, desc: str, **kwargs: Any) -> None:
+        """Open the bar for ``total`` units of work."""
+        from tqdm import tqdm
+
+        self.close()
+        self._bar = tqdm(total=total, desc=desc, disable=self.quiet, file=sys.stderr, **kwargs)
+
+    def update(self, done: float, total: int | None = None, postfix: str | None = None) -> None:
+        """Show ``done`` units of work (of ``total``, when it changed)."""
+        if self._bar is None:
+            return
+        if total is not None:
+            self._bar.total = total
+        self._bar.n = done
+        if postfix is not None:
+            self._bar.set_postfix_str(postfix, refresh=False)
+        self._bar.refresh()
+
+    def note(self, message: str) -> None:
+        """Print a line above the bar (stderr)."""
+        if self._bar is not None:
+            self._bar.write(message, file=sys.stderr)
+        else:
+            print(message, file=sys.stderr)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def drive(events: Generator[Any, None, R], handle: Callable[[Any, Bar], None], *, quiet: bool) -> R:
+    """Run a job's event generator to its end, showing its progress on a bar.
+
+    ``handle(event, bar)`` turns each event into bar updates and messages. The
+    generator is closed and the bar too, whatever happens (Ctrl+C included).
+
+    Returns
+    -------
+    The generator's return value.
+    """
+    from .._generators import Returning
+
+    run: Returning[Any, R] = Returning(events)
+    bar = Bar(quiet)
+    try:
+        for event in run:
+            handle(event, bar)
+        return run.value  # type: ignore[return-value]
+    finally:
+        events.close()
+        bar.close()
