@@ -85,3 +85,14 @@ def test_a_large_compressed_tiled_tiff_is_read_by_region(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["Array", "(512,", "512)", "1000", "True"]
+
+
+def test_a_pyramidal_tiff_is_read_at_full_resolution(tmp_path):
+    path = tmp_path / "pyramid.tif"
+    data = np.random.default_rng(0).integers(0, 255, (512, 512), dtype=np.uint8)
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(data, subifds=1, tile=(256, 256), compression="zlib")
+        tif.write(data[::2, ::2], subfiletype=1, tile=(256, 256), compression="zlib")
+    image = read_image(path)
+    assert image.shape == (512, 512)
+    np.testing.assert_array_equal(np.asarray(image[100:300, 50:60]), data[100:300, 50:60])

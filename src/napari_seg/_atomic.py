@@ -196,7 +196,7 @@ def _move(tmp: Path, path: Path, overwrite: bool) -> None:
     os.unlink(tmp)
 
 
-def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
     """Remove our temporary files in ``folder`` left by processes that are gone.
 
     Only files named by this module are touched: those of this machine whose

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from .limits import MAX_CONFIG_BYTES, brief
 
@@ -110,3 +110,175 @@ def write_mapping(path: str | Path, data: Any, *, overwrite: bool = False) -> Pa
     with atomic_write(path, overwrite=overwrite) as handle:
         handle.write(text.encode())
     return path
+
+
+C = TypeVar("C", bound="JobConfig")
+
+
+class JobConfig:
+    """What every job's settings share: validation, copies, JSON/YAML files.
+
+    Subclasses are frozen dataclasses that define ``validate()`` (return self or
+    raise, naming the field), ``to_dict()`` (plain JSON types) and
+    ``_from_mapping(data)`` (build from such a dict); ``KIND`` names the job in
+    messages ("prediction", "training"...).
+    """
+
+    KIND: ClassVar[str] = "job"
+
+    def validate(self: C) -> C:  # pragma: no cover - every subclass defines it
+        """Return ``self`` if every field is valid.
+
+        Returns
+        -------
+        JobConfig
+
+        Raises
+        ------
+        NotImplementedError
+            Always, here; subclasses check their fields.
+        """
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:  # pragma: no cover - every subclass defines it
+        """The settings as plain JSON types.
+
+        Returns
+        -------
+        dict
+
+        Raises
+        ------
+        NotImplementedError
+            Always, here; subclasses list their fields.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def _from_mapping(cls: type[C], data: dict[str, Any]) -> C:  # pragma: no cover
+        raise NotImplementedError
+
+    def with_(self: C, **changes: Any) -> C:
+        """A copy with ``changes`` applied, validated.
+
+        Parameters
+        ----------
+        **changes
+            New values of fields.
+
+        Returns
+        -------
+        JobConfig
+            Of the same class.
+        """
+        from dataclasses import replace
+
+        return replace(self, **changes).validate()  # type: ignore[type-var]
+
+    @classmethod
+    def from_dict(cls: type[C], data: Any) -> C:
+        """Build and validate settings from :meth:`to_dict` output (or a file's).
+
+        Parameters
+        ----------
+        data : dict
+            Field names to values; unknown names are an error.
+
+        Returns
+        -------
+        JobConfig
+            Of the class this is called on.
+
+        Raises
+        ------
+        ValueError, TypeError
+            For a non-mapping, unknown settings or invalid values (named).
+        """
+        from dataclasses import fields
+
+        if not isinstance(data, dict):
+            raise ValueError(f"a {cls.KIND} config must be a mapping, got {type(data).__name__}")
+        reject_unknown(data, [f.name for f in fields(cls)], cls.KIND)  # type: ignore[arg-type]
+        return cls._from_mapping(dict(data)).validate()
+
+    def to_json(self) -> str:
+        """The settings as indented JSON text.
+
+        Returns
+        -------
+        str
+        """
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls: type[C], text: str) -> C:
+        """Settings from JSON text (bounded as files are; see :func:`parse_text`).
+
+        Parameters
+        ----------
+        text : str
+
+        Returns
+        -------
+        JobConfig
+        """
+        return cls.from_dict(parse_text(text, yaml_format=False, source=f"{cls.KIND} config"))
+
+    def to_yaml(self) -> str:
+        """The settings as YAML text.
+
+        Returns
+        -------
+        str
+        """
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls: type[C], text: str) -> C:
+        """Settings from YAML text (no anchors, aliases or Python tags).
+
+        Parameters
+        ----------
+        text : str
+
+        Returns
+        -------
+        JobConfig
+        """
+        return cls.from_dict(parse_text(text, yaml_format=True, source=f"{cls.KIND} config"))
+
+    @classmethod
+    def load(cls: type[C], path: str | Path) -> C:
+        """Read a ``.json`` or ``.yaml``/``.yml`` file.
+
+        Parameters
+        ----------
+        path : path-like
+
+        Returns
+        -------
+        JobConfig
+
+        Raises
+        ------
+        ValueError
+            If the file cannot be parsed or holds invalid settings.
+        """
+        return cls.from_dict(read_mapping(path))
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the settings atomically as JSON or YAML (by suffix).
+
+        Parameters
+        ----------
+        path : path-like
+        overwrite : bool
+            Replace ``path`` if it exists.
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        return write_mapping(path, self.to_dict(), overwrite=overwrite)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 _CUDA_RE = re.compile(r"^cuda(?::(\d+))?$")
 DEVICE_CHOICES = '"auto", "cpu", "cuda", "cuda:N" or "mps"'
@@ -22,12 +26,12 @@ class DeviceInfo:
     description: str
 
 
-def resolve_device(device: str = "auto"):
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """Turn a device name into a ``torch.device`` that exists here.
 
     Parameters
     ----------
-    device : str
+    device : str or torch.device
         ``"auto"`` (CUDA if present, then MPS, then CPU), ``"cpu"``, ``"cuda"``
         (the current CUDA device), ``"cuda:N"`` or ``"mps"``.
 
@@ -37,6 +41,8 @@ def resolve_device(device: str = "auto"):
 
     Raises
     ------
+    TypeError
+        If ``device`` is not a string (or a torch.device).
     DeviceError
         If the name is not understood or the device is not available; the
         message says what is available.
@@ -56,9 +62,7 @@ def resolve_device(device: str = "auto"):
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", torch.cuda.current_device())
-        if _mps_available():
-            return torch.device("mps")
-        return torch.device("cpu")
+        return torch.device("mps") if _mps_available() else torch.device("cpu")
     if name == "cpu":
         return torch.device("cpu")
     if name == "mps":
@@ -68,6 +72,12 @@ def resolve_device(device: str = "auto"):
     match = _CUDA_RE.match(name)
     if match is None:
         raise DeviceError(f"unknown device {device!r}; expected {DEVICE_CHOICES}")
+    return _cuda_device(None if match.group(1) is None else int(match.group(1)))
+
+
+def _cuda_device(index: int | None) -> torch.device:
+    import torch
+
     if not torch.cuda.is_available():
         why = (
             "this PyTorch build has no CUDA support"
@@ -75,7 +85,7 @@ def resolve_device(device: str = "auto"):
             else ("no CUDA GPU is visible (driver missing, or CUDA_VISIBLE_DEVICES hides it)")
         )
         raise DeviceError(f"CUDA was requested but {why}; available: {_available()}")
-    index = torch.cuda.current_device() if match.group(1) is None else int(match.group(1))
+    index = torch.cuda.current_device() if index is None else index
     count = torch.cuda.device_count()
     if index >= count:
         raise DeviceError(
@@ -85,8 +95,17 @@ def resolve_device(device: str = "auto"):
     return torch.device("cuda", index)
 
 
-def describe_device(device) -> str:
+def describe_device(device: str | torch.device) -> str:
     """A human-readable description: name and total/free memory.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        A resolved device, or a name for :func:`resolve_device`.
+
+    Returns
+    -------
+    str
 
     Examples
     --------
@@ -109,7 +128,12 @@ def describe_device(device) -> str:
 
 
 def list_devices() -> list[DeviceInfo]:
-    """Every device usable here, best first, with descriptions ("auto" not included)."""
+    """Every device usable here, best first, with descriptions ("auto" not included).
+
+    Returns
+    -------
+    list of DeviceInfo
+    """
     import torch
 
     ids = (
@@ -121,8 +145,14 @@ def list_devices() -> list[DeviceInfo]:
     return [DeviceInfo(i, describe_device(i)) for i in ids]
 
 
-def release_memory(device) -> None:
-    """Return cached accelerator memory to the driver after models are dropped."""
+def release_memory(device: str | torch.device) -> None:
+    """Return cached accelerator memory to the driver after models are dropped.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        The device the dropped models were on (nothing happens for the CPU).
+    """
     import gc
 
     import torch

@@ -24,10 +24,25 @@ class Returning(Generic[E, R]):
 
     def __init__(self, events: Generator[E, None, R]) -> None:
         self.events = events
-        self.value: R | None = None
+        self._finished = False
+        self._value: R
 
     def __iter__(self) -> Iterator[E]:
-        self.value = yield from self.events
+        self._value = yield from self.events
+        self._finished = True
+
+    @property
+    def value(self) -> R:
+        """The generator's return value.
+
+        Raises
+        ------
+        RuntimeError
+            If the generator has not been run to its end.
+        """
+        if not self._finished:
+            raise RuntimeError("the generator has not finished")
+        return self._value
 
 
 def drain(events: Generator[object, None, R]) -> R:

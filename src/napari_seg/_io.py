@@ -76,6 +76,8 @@ def _read_tiff(path: Path):
         shape = tuple(page.shape)
         if 0 in shape:
             raise ValueError(f"the TIFF's image is empty (shape {shape})")
+        if page.dtype is None:
+            raise ValueError("the TIFF's sample format is not one napari-seg can read")
         if not page.is_contiguous:  # compressed or tiled
             chunk = int(np.prod(page.chunks, dtype=np.int64)) * page.dtype.itemsize
             if chunk > MAX_TIFF_CHUNK_BYTES:
@@ -93,7 +95,7 @@ def _read_tiff(path: Path):
         store = tifffile.imread(path, aszarr=True)
         array = zarr.open(store, mode="r")
         if not hasattr(array, "shape"):  # a pyramid: use the full-resolution level
-            array = array[0]
+            array = array["0"]
         return array
 
 

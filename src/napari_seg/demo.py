@@ -7,23 +7,37 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._atomic import atomic_write
 from .sample_data import CLASS_COLORS, CLASS_NAMES, cells_2d
+
+if TYPE_CHECKING:
+    from .models import ModelSpec
+    from .training import TrainingConfig
 
 DEMO_ARCHITECTURE = "unet"
 
 
 def display_available() -> bool:
-    """Whether a window can be opened (Linux needs an X11 or Wayland display)."""
+    """Whether a window can be opened (Linux needs an X11 or Wayland display).
+
+    Returns
+    -------
+    bool
+    """
     if sys.platform.startswith("linux"):
         return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     return True
 
 
-def demo_spec():
-    """The model the demo builds: a classic U-Net for the sample classes."""
+def demo_spec() -> ModelSpec:
+    """The model the demo builds: a classic U-Net for the sample classes.
+
+    Returns
+    -------
+    ModelSpec
+    """
     from .models import ModelSpec
 
     return ModelSpec(
@@ -39,8 +53,18 @@ def demo_spec():
 TRAIN_ROWS = 256
 
 
-def demo_config(minutes: float):
-    """The demo's training settings: a small classic U-Net on dense labels."""
+def demo_config(minutes: float) -> TrainingConfig:
+    """The demo's training settings: a small classic U-Net on dense labels.
+
+    Parameters
+    ----------
+    minutes : float
+        Training budget.
+
+    Returns
+    -------
+    TrainingConfig
+    """
     from .training import TrainingConfig
 
     return TrainingConfig(
@@ -65,7 +89,15 @@ def run_headless(output: Path, *, minutes: float = 0.5) -> dict[str, Any]:
     not trained on), and writes ``cells2d.tif``, ``cells2d_labels.tif``
     (ground truth), ``model.safetensors`` (+ ``model-last.safetensors`` and
     ``model.training.json``), ``cells2d_prediction.tif``, ``cells2d_errors.tif``,
-    ``metrics.json``, ``curves.png`` and ``summary.json``.
+    ``metrics.json``, ``curves.png`` and ``summary.json``, replacing those of an
+    earlier run.
+
+    Parameters
+    ----------
+    output : path-like
+        The demo's folder (created).
+    minutes : float
+        Training budget.
 
     Returns
     -------
@@ -84,15 +116,17 @@ def run_headless(output: Path, *, minutes: float = 0.5) -> dict[str, Any]:
     output.mkdir(parents=True, exist_ok=True)
     image, truth = cells_2d()
     files = {"image": "cells2d.tif", "ground_truth": "cells2d_labels.tif"}
-    write_tiff(output / files["image"], image)
-    write_tiff(output / files["ground_truth"], truth)
+    # The demo's folder is its own: running it again replaces what it wrote before.
+    write_tiff(output / files["image"], image, overwrite=True)
+    write_tiff(output / files["ground_truth"], truth, overwrite=True)
     config = demo_config(minutes)
     part = (image[:TRAIN_ROWS], truth[:TRAIN_ROWS])
-    result = train(part, config, out=output / "model.safetensors", names=["cells2d top rows"])
+    out = output / "model.safetensors"
+    result = train(part, config, out=out, names=["cells2d top rows"], overwrite=True)
     files.update(model="model.safetensors", last="model-last.safetensors")
     files["training"] = "model.training.json"
     labels = predict(result.model, image).labels
-    write_tiff(output / "cells2d_prediction.tif", labels)
+    write_tiff(output / "cells2d_prediction.tif", labels, overwrite=True)
     names = dict(enumerate(CLASS_NAMES))
     scores = {
         "whole image": evaluate(labels, truth, EvaluateConfig(class_names=names)).to_dict(),
@@ -100,9 +134,10 @@ def run_headless(output: Path, *, minutes: float = 0.5) -> dict[str, Any]:
             labels[TRAIN_ROWS:], truth[TRAIN_ROWS:], EvaluateConfig(class_names=names)
         ).to_dict(),
     }
-    write_tiff(output / "cells2d_errors.tif", error_map(labels, truth))
+    write_tiff(output / "cells2d_errors.tif", error_map(labels, truth), overwrite=True)
     _write_json(output / "metrics.json", scores)
-    save_curves(output / "curves.png", result.losses, result.history, config.steps_per_epoch)
+    curves = output / "curves.png"
+    save_curves(curves, result.losses, result.history, config.steps_per_epoch, overwrite=True)
     files.update(
         prediction="cells2d_prediction.tif",
         errors="cells2d_errors.tif",
@@ -128,6 +163,6 @@ def run_headless(output: Path, *, minutes: float = 0.5) -> dict[str, Any]:
     return summary
 
 
-def _write_json(path: Path, data) -> None:
-    with atomic_write(path) as handle:
+def _write_json(path: Path, data: Any) -> None:
+    with atomic_write(path, overwrite=True) as handle:
         handle.write(json.dumps(data, indent=2, allow_nan=False).encode())

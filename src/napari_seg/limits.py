@@ -89,12 +89,32 @@ _brief.maxlevel = 3
 
 
 def brief(value: object) -> str:
-    """A short ``repr`` of ``value`` for error messages (long or deep values are cut)."""
+    """A short ``repr`` of ``value`` for error messages (long or deep values are cut).
+
+    Parameters
+    ----------
+    value : object
+
+    Returns
+    -------
+    str
+    """
     return _brief.repr(value)
 
 
 def one_line(message: object, limit: int = MAX_MESSAGE_CHARS) -> str:
-    """``message`` as text of at most ``limit`` characters, for a notification or stderr."""
+    """``message`` as text of at most ``limit`` characters, for a notification or stderr.
+
+    Parameters
+    ----------
+    message : object
+        A string or an exception.
+    limit : int
+
+    Returns
+    -------
+    str
+    """
     text = str(message)
     if len(text) > limit:
         text = text[: limit - 25] + f"... ({len(text)} characters)"

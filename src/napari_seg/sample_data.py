@@ -45,7 +45,23 @@ def cells_2d(
 def cells_3d(
     shape: tuple[int, int, int] = (24, 256, 256), *, n_cells: int | None = None, seed: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A 3D stack of cells (ellipsoids) and its semantic labels; see :func:`cells_2d`."""
+    """A 3D stack of cells (ellipsoids) and its semantic labels.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Stack shape (planes, rows, columns); rows and columns at least 32.
+    n_cells : int, optional
+        Number of cells; by default about one per 3,000 pixels of a plane.
+    seed : int
+        Random seed.
+
+    Returns
+    -------
+    image : ndarray of uint16, shape ``shape``
+    labels : ndarray of uint8, shape ``shape``
+        0 background, 1 cytoplasm, 2 nucleus.
+    """
     return _cells(tuple(shape), n_cells=n_cells, seed=seed)
 
 
@@ -106,12 +122,27 @@ def _ellipse_mask(shape, center, radii, angle, grid):
 
 
 def label_layer_kwargs(name: str) -> dict[str, Any]:
-    """Layer keyword arguments naming and colouring the sample classes."""
+    """``add_labels`` keyword arguments naming and colouring the sample's classes.
+
+    Parameters
+    ----------
+    name : str
+        The layer's name.
+
+    Returns
+    -------
+    dict
+    """
     return labels_layer_kwargs(name, CLASS_NAMES, CLASS_COLORS)
 
 
 def cells_2d_layers() -> list[tuple[Any, dict[str, Any], str]]:
-    """npe2 sample-data provider: the 2D image and its ground truth."""
+    """npe2 sample data: the 2D image and its ground truth as napari layer data.
+
+    Returns
+    -------
+    list of (data, keyword arguments, layer type)
+    """
     image, labels = cells_2d()
     return [
         (image, {"name": "cells2d", "colormap": "gray"}, "image"),
@@ -120,7 +151,12 @@ def cells_2d_layers() -> list[tuple[Any, dict[str, Any], str]]:
 
 
 def cells_3d_layers() -> list[tuple[Any, dict[str, Any], str]]:
-    """npe2 sample-data provider: the 3D stack and its ground truth."""
+    """npe2 sample data: the 3D stack and its ground truth as napari layer data.
+
+    Returns
+    -------
+    list of (data, keyword arguments, layer type)
+    """
     image, labels = cells_3d()
     return [
         (image, {"name": "cells3d", "colormap": "gray"}, "image"),

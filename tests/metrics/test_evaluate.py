@@ -24,7 +24,7 @@ def test_config_round_trip_and_validation():
         EvaluateConfig(ignore_labels=(-1,)).validate()
     with pytest.raises(ValueError, match="instance mode needs a background"):
         EvaluateConfig(mode="instance", background=None).validate()
-    with pytest.raises(ValueError, match="unknown evaluation settings"):
+    with pytest.raises(ValueError, match=r"unknown evaluation setting\(s\) \[.mod.\]"):
         EvaluateConfig.from_json('{"mod": "semantic"}')
 
 

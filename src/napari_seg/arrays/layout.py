@@ -13,8 +13,11 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import product
+from typing import Any, cast
 
 import numpy as np
+
+from .._types import RegionArray
 
 #: Inputs smaller than this along a spatial axis cannot be segmented meaningfully.
 MIN_SPATIAL_SIZE = 8
@@ -75,17 +78,44 @@ class ImageLayout:
         return tuple(n for a, n in enumerate(self.shape) if a != self.channel_axis)
 
     def planes(self) -> Iterator[tuple[int, ...]]:
-        """Index along ``slice_axes`` of every plane, in C order."""
+        """Index along ``slice_axes`` of every plane (or volume), in C order.
+
+        Returns
+        -------
+        iterator of tuple of int
+        """
         return product(*(range(self.shape[a]) for a in self.slice_axes))
 
     def plane_at(self, number: int) -> tuple[int, ...]:
-        """The ``number``-th entry of :meth:`planes`."""
+        """The ``number``-th entry of :meth:`planes`.
+
+        Parameters
+        ----------
+        number : int
+            Position in C order, ``0 <= number < n_planes``.
+
+        Returns
+        -------
+        tuple of int
+        """
         sizes = [self.shape[a] for a in self.slice_axes]
         return tuple(int(i) for i in np.unravel_index(number, sizes)) if sizes else ()
 
     def input_index(self, plane: tuple[int, ...], *region: slice) -> tuple:
-        """Index into the input selecting channels x ``region`` (one slice per spatial
-        axis) of ``plane``."""
+        """Index into the input selecting channels x ``region`` of ``plane``.
+
+        Parameters
+        ----------
+        plane : tuple of int
+            Position along ``slice_axes``.
+        *region : slice
+            One slice per spatial axis, in the order of ``spatial_axes``.
+
+        Returns
+        -------
+        tuple
+            Ints, slices; the channel axis keeps the model's channels only.
+        """
         index: list = [slice(None)] * len(self.shape)
         for axis, i in zip(self.slice_axes, plane, strict=True):
             index[axis] = i
@@ -96,18 +126,40 @@ class ImageLayout:
         return tuple(index)
 
     def output_index(self, plane: tuple[int, ...], *region: slice) -> tuple:
-        """Index into the labels array for the same region."""
+        """Index into the labels array for the same region as :meth:`input_index`.
+
+        Parameters
+        ----------
+        plane : tuple of int
+        *region : slice
+
+        Returns
+        -------
+        tuple
+        """
         index = self.input_index(plane, *region)
         if self.channel_axis is None:
             return index
         return index[: self.channel_axis] + index[self.channel_axis + 1 :]
 
-    def read(self, image, plane: tuple[int, ...], *region: slice) -> np.ndarray:
+    def read(self, image: RegionArray, plane: tuple[int, ...], *region: slice) -> np.ndarray:
         """Read one region as a float32 ``(C, *spatial)`` array.
 
         Only the region is read: numpy, dask and zarr arrays all support this
         lazily. The result is always a new array (callers normalise it in place;
         a float32 input must not be changed through a view).
+
+        Parameters
+        ----------
+        image : array-like
+            The input (numpy, dask, zarr) of ``shape``.
+        plane : tuple of int
+        *region : slice
+            One slice per spatial axis.
+
+        Returns
+        -------
+        numpy.ndarray
         """
         block = np.asarray(image[self.input_index(plane, *region)])
         kept = sorted(a for a in (self.channel_axis, *self.spatial_axes) if a is not None)
@@ -134,6 +186,23 @@ def channel_axis_of(
     a single-channel model has none; otherwise the last axis if its size fits,
     else the first axis that fits. Axes in ``spatial`` (those shown in napari's
     canvas) are never channels.
+
+    Parameters
+    ----------
+    shape : sequence of int
+    in_channels : int
+        Channels the model reads.
+    given : int, optional
+        The axis the user chose.
+    rgb : bool
+        Whether the image is RGB(A) (napari's ``rgb`` layers).
+    spatial : sequence of int
+        Axes that cannot hold channels.
+
+    Returns
+    -------
+    int or None
+        None for a single-channel model.
 
     Raises
     ------
@@ -216,13 +285,7 @@ def resolve_layout(
     >>> resolve_layout((10, 64, 64), in_channels=1, spatial_dims=3).spatial_axes
     (0, 1, 2)
     """
-    shape = tuple(int(n) for n in shape)
-    if spatial_dims not in (2, 3):
-        raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}")
-    if len(shape) < spatial_dims:
-        raise ValueError(f"image must have at least {spatial_dims} dimensions, got shape {shape}")
-    if 0 in shape:
-        raise ValueError(f"image is empty: shape {shape}")
+    shape = _checked_shape(shape, spatial_dims)
     caxis = channel_axis_of(shape, in_channels=in_channels, given=channel_axis)
     others = [a for a in range(len(shape)) if a != caxis]
     slice_axes = _slice_axes(shape, axis, caxis, others, in_channels, spatial_dims)
@@ -235,17 +298,39 @@ def resolve_layout(
     layout = ImageLayout(
         shape, caxis, in_channels, spatial, slice_axes, _spacing(spacing, spatial_dims)
     )
-    if min(layout.spatial_shape) < MIN_SPATIAL_SIZE:
-        sizes = "x".join(map(str, layout.spatial_shape))
-        what = "planes" if spatial_dims == 2 else "volumes"
-        raise ValueError(
-            f"image {what} of {sizes} pixels are too small: at least "
-            f"{MIN_SPATIAL_SIZE} per axis are needed (shape {shape})"
-        )
+    _check_size(layout)
     return layout
 
 
-def _slice_axes(shape, axis, caxis, others, in_channels: int, spatial_dims: int):
+def _check_size(layout: ImageLayout) -> None:
+    if min(layout.spatial_shape) < MIN_SPATIAL_SIZE:
+        sizes = "x".join(map(str, layout.spatial_shape))
+        what = "planes" if layout.spatial_dims == 2 else "volumes"
+        raise ValueError(
+            f"image {what} of {sizes} pixels are too small: at least "
+            f"{MIN_SPATIAL_SIZE} per axis are needed (shape {layout.shape})"
+        )
+
+
+def _checked_shape(shape: Sequence[int], spatial_dims: int) -> tuple[int, ...]:
+    shape = tuple(int(n) for n in shape)
+    if spatial_dims not in (2, 3):
+        raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}")
+    if len(shape) < spatial_dims:
+        raise ValueError(f"image must have at least {spatial_dims} dimensions, got shape {shape}")
+    if 0 in shape:
+        raise ValueError(f"image is empty: shape {shape}")
+    return shape
+
+
+def _slice_axes(
+    shape: tuple[int, ...],
+    axis: int | Sequence[int] | None,
+    caxis: int | None,
+    others: list[int],
+    in_channels: int,
+    spatial_dims: int,
+) -> tuple[int, ...]:
     if axis is not None:
         slice_axes = tuple(sorted(normalise_axes(axis, len(shape), "axis")))
         if caxis in slice_axes:
@@ -266,7 +351,7 @@ def _slice_axes(shape, axis, caxis, others, in_channels: int, spatial_dims: int)
     return ()
 
 
-def _spacing(spacing, spatial_dims: int) -> tuple[float, ...] | None:
+def _spacing(spacing: Sequence[float] | None, spatial_dims: int) -> tuple[float, ...] | None:
     if spacing is None:
         return None
     values = tuple(float(s) for s in spacing)
@@ -281,8 +366,23 @@ def _spacing(spacing, spatial_dims: int) -> tuple[float, ...] | None:
 def detect_in_channels(
     shape: Sequence[int], *, channel_axis: int | None, axis: int | None, spatial_dims: int = 2
 ) -> int:
-    """Channels of an image of ``shape`` for a new model: RGB(A) on the last axis counts
-    as 3, a given ``channel_axis`` as its size, anything else as 1."""
+    """Channels of an image of ``shape`` for a new model.
+
+    RGB(A) on the last axis counts as 3, a given ``channel_axis`` as its size,
+    anything else as 1.
+
+    Parameters
+    ----------
+    shape : sequence of int
+    channel_axis : int or None
+    axis : int or None
+        The stack axis, if the image is a stack of planes.
+    spatial_dims : {2, 3}
+
+    Returns
+    -------
+    int
+    """
     shape = tuple(int(n) for n in shape)
     if channel_axis is not None:
         return shape[channel_axis]
@@ -293,21 +393,45 @@ def detect_in_channels(
 
 
 def stack_axis(ndim: int, *, displayed: Sequence[int], channel_axis: int | None) -> int | None:
-    """The axis a 2D model steps through in a layer of ``ndim`` axes: the first one not
-    shown in the canvas and not the channels (None for a single plane)."""
+    """The axis a 2D model steps through in a layer of ``ndim`` axes.
+
+    Parameters
+    ----------
+    ndim : int
+        The layer's axes (the RGB axis included).
+    displayed : sequence of int
+        Axes shown in napari's canvas.
+    channel_axis : int or None
+
+    Returns
+    -------
+    int or None
+        The first axis neither shown nor the channels; None for a single plane.
+    """
     stepped = [a for a in range(ndim) if a not in displayed and a != channel_axis]
     return stepped[0] if stepped else None
 
 
-def normalise_axes(axis, ndim: int, name: str) -> list[int]:
+def normalise_axes(axis: int | Sequence[int], ndim: int, name: str) -> list[int]:
     """``axis`` (an int or a sequence of them) as non-negative axes of an ``ndim`` array.
+
+    Parameters
+    ----------
+    axis : int or sequence of int
+    ndim : int
+    name : str
+        The option's name, for messages.
+
+    Returns
+    -------
+    list of int
 
     Raises
     ------
     TypeError, ValueError
         For non-integers, out-of-range or repeated axes (the message names ``name``).
     """
-    axes = [axis] if np.isscalar(axis) else list(axis)
+    axes: list[Any] = [axis] if np.isscalar(axis) else list(cast(Sequence[int], axis))
     out = []
     for a in axes:
         if isinstance(a, bool) or not isinstance(a, (int, np.integer)):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._types import RegionArray
 from ..models.spec import Normalization
 from .layout import ImageLayout
 
@@ -49,7 +50,18 @@ class IntensityStats:
     sampled: bool = False
 
     def apply(self, block: np.ndarray) -> np.ndarray:
-        """Normalise a float32 ``(C, ...)`` block in place and return it."""
+        """Normalise a float32 ``(C, ...)`` block in place and return it.
+
+        Parameters
+        ----------
+        block : numpy.ndarray
+            float32, channels first (as :meth:`ImageLayout.read` gives it).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``block`` itself; NaN and -inf become 0, +inf 1.
+        """
         extra = (slice(None),) + (np.newaxis,) * (block.ndim - 1)
         block -= self.offset[extra]
         block *= self.scale[extra]
@@ -57,7 +69,9 @@ class IntensityStats:
         return block
 
 
-def compute_stats(image, layout: ImageLayout, normalization: Normalization) -> IntensityStats:
+def compute_stats(
+    image: RegionArray, layout: ImageLayout, normalization: Normalization
+) -> IntensityStats:
     """Statistics for ``normalization`` of ``image`` laid out as ``layout``.
 
     Parameters
@@ -129,7 +143,7 @@ def _offset_scale(values: np.ndarray, normalization: Normalization) -> tuple[flo
     return offset, scale
 
 
-def _sample(image, layout: ImageLayout) -> tuple[np.ndarray, bool]:
+def _sample(image: RegionArray, layout: ImageLayout) -> tuple[np.ndarray, bool]:
     """A float32 ``(C, N)`` array of pixels, and whether it is a sample."""
     spatial = layout.spatial_shape
     total = layout.n_planes * int(np.prod(spatial, dtype=np.int64))

@@ -22,7 +22,12 @@ _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX)."""
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX).
+
+    Returns
+    -------
+    bool
+    """
     check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
     amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
     try:
@@ -38,6 +43,17 @@ def resolve_precision(precision: str, device: torch.device, *, purpose: str = "i
     it is bf16 for inference (3.4x faster per tile, 99.99% of labels unchanged,
     docs/performance.md) but fp32 for training (bf16 autocast trains no faster
     there, measured); fp32 elsewhere.
+
+    Parameters
+    ----------
+    precision : {"auto", "fp32", "bf16", "fp16"}
+    device : torch.device
+    purpose : {"inference", "training"}
+
+    Returns
+    -------
+    str
+        "fp32", "bf16" or "fp16".
 
     Raises
     ------
@@ -63,7 +79,16 @@ def resolve_precision(precision: str, device: torch.device, *, purpose: str = "i
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` means the device ran out of memory (CUDA or MPS)."""
+    """Whether ``exc`` means the device ran out of memory (CUDA or MPS).
+
+    Parameters
+    ----------
+    exc : BaseException
+
+    Returns
+    -------
+    bool
+    """
     if isinstance(exc, torch.OutOfMemoryError):
         return True
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
@@ -105,9 +130,22 @@ class Runtime:
     ) -> Runtime:
         """Resolve every setting once.
 
-        ``channels_last=None`` means: always for inference (faster with bf16 on
-        the CPU and on CUDA), on CUDA only for training. ``threads`` applies to
-        CPU runs only.
+        Parameters
+        ----------
+        device : str or torch.device
+            ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+        precision : {"auto", "fp32", "bf16", "fp16"}
+            See :func:`resolve_precision`.
+        purpose : {"inference", "training"}
+        channels_last : bool, optional
+            None: always for inference (faster with bf16 on the CPU and on CUDA), on
+            CUDA only for training.
+        threads : int, optional
+            torch CPU threads during the job (CPU runs only).
+
+        Returns
+        -------
+        Runtime
 
         Raises
         ------
@@ -129,8 +167,13 @@ class Runtime:
             purpose=purpose,
         )
 
-    def autocast(self):
-        """An autocast context for the precision (disabled for fp32)."""
+    def autocast(self) -> torch.autocast:
+        """An autocast context for the precision (disabled for fp32).
+
+        Returns
+        -------
+        torch.autocast
+        """
         return torch.autocast(
             device_type=self.device.type,
             dtype=_DTYPES[self.precision],
@@ -138,14 +181,28 @@ class Runtime:
         )
 
     def memory_format(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` in the job's memory format (channels-last applies to 4D tensors)."""
+        """``x`` in the job's memory format (channels-last applies to 4D tensors).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+
+        Returns
+        -------
+        torch.Tensor
+        """
         if self.channels_last and x.ndim == 4:
             return x.contiguous(memory_format=torch.channels_last)
         return x
 
     @contextlib.contextmanager
     def cpu_threads(self) -> Iterator[None]:
-        """Use ``threads`` torch threads inside the block, then restore the previous count."""
+        """Use ``threads`` torch threads inside the block, then restore the previous count.
+
+        Returns
+        -------
+        context manager
+        """
         if self.threads is None:
             yield
             return

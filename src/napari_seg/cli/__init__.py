@@ -19,7 +19,12 @@ __all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of every ``napari-seg`` subcommand."""
+    """The parser of every ``napari-seg`` subcommand.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
     parser = argparse.ArgumentParser(
         prog="napari-seg",
         description="Deep-learning semantic segmentation for napari, headless.",
@@ -37,7 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``napari-seg`` command; returns the exit status."""
+    """Entry point of the ``napari-seg`` command.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0, 1 for an error (one line on stderr), 130 when interrupted.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -184,7 +184,7 @@ def drive(events: Generator[Any, None, R], handle: Callable[[Any, Bar], None], *
     try:
         for event in run:
             handle(event, bar)
-        return run.value  # type: ignore[return-value]
+        return run.value
     finally:
         events.close()
         bar.close()

@@ -28,7 +28,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Add the ``demo`` subcommand to the parser's subcommands.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        What ``ArgumentParser.add_subparsers`` returned.
+    """
     p = sub.add_parser(
         "demo",
         help="open napari with sample data and the widgets (headless without a display)",

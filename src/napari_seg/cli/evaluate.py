@@ -5,11 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._common import read_config
 
+if TYPE_CHECKING:
+    from ..metrics import EvaluateConfig
 
-def add_parser(sub) -> None:
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Add the ``evaluate`` subcommand to the parser's subcommands.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        What ``ArgumentParser.add_subparsers`` returned.
+    """
     p = sub.add_parser(
         "evaluate",
         help="score predicted labels against ground truth (IoU, Dice, instance matching)",
@@ -55,8 +66,22 @@ def _background(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected an id or 'none', got {text!r}") from None
 
 
-def build_config(args: argparse.Namespace):
-    """The job's EvaluateConfig: the --config file, then the flags given."""
+def build_config(args: argparse.Namespace) -> EvaluateConfig:
+    """The job's EvaluateConfig: the --config file (JSON or YAML), then the flags given.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+
+    Returns
+    -------
+    EvaluateConfig
+
+    Raises
+    ------
+    ValueError, TypeError
+        For invalid settings (the message names them).
+    """
     from ..metrics import EvaluateConfig
 
     config = read_config(EvaluateConfig, args.config)
@@ -74,6 +99,22 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``napari-seg evaluate`` with parsed ``args``; the exit status.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+
+    Returns
+    -------
+    int
+        0 on success, 1 when an input failed (each is reported on stderr).
+
+    Raises
+    ------
+    ValueError, OSError
+        For a usage error; ``main`` prints it in one line.
+    """
     from .._io import read_image
     from ..metrics import evaluate, format_scores
 

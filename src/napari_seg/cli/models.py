@@ -92,8 +92,14 @@ def _cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(sub) -> None:
-    """The ``models``, ``create``, ``info`` and ``devices`` subcommands."""
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Add the ``models``, ``create``, ``info`` and ``devices`` subcommands.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        What ``ArgumentParser.add_subparsers`` returned.
+    """
     p = sub.add_parser("models", help="list architectures, encoders and options")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_models)

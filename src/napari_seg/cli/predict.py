@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._common import check_outputs, drive, for_each_input, read_config
 
+if TYPE_CHECKING:
+    from ..inference import PredictConfig
 
-def add_parser(sub) -> None:
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Add the ``predict`` subcommand to the parser's subcommands.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        What ``ArgumentParser.add_subparsers`` returned.
+    """
     p = sub.add_parser(
         "predict",
         help="segment image files into labels TIFFs",
@@ -50,8 +61,22 @@ def _axes(text: str) -> tuple[int, ...]:
         ) from None
 
 
-def build_config(args: argparse.Namespace):
-    """The job's PredictConfig: the --config file, then the flags given."""
+def build_config(args: argparse.Namespace) -> PredictConfig:
+    """The job's PredictConfig: the --config file (JSON or YAML), then the flags given.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+
+    Returns
+    -------
+    PredictConfig
+
+    Raises
+    ------
+    ValueError, TypeError
+        For invalid settings (the message names them).
+    """
     from ..inference import PredictConfig
 
     config = read_config(PredictConfig, args.config)
@@ -75,6 +100,22 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``napari-seg predict`` with parsed ``args``; the exit status.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+
+    Returns
+    -------
+    int
+        0 on success, 1 when an input failed (each is reported on stderr).
+
+    Raises
+    ------
+    ValueError, OSError
+        For a usage error; ``main`` prints it in one line.
+    """
     from .._io import output_stem
     from ..models import load_model
 

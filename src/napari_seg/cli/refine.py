@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._common import check_outputs, drive, for_each_input
+
+if TYPE_CHECKING:
+    from ..refine import RefineConfig
 
 INPUT_NAMES = ("image", "probabilities", "region", "reference")
 LABEL_SUFFIXES = (".tif", ".tiff", ".npy", ".png", ".zarr")
@@ -17,14 +21,21 @@ def _all_params():
     """Every operation parameter, once (the same name means the same thing everywhere)."""
     from ..refine import OPERATIONS
 
-    seen = {}
+    seen: dict[str, list[str]] = {}
     for op in OPERATIONS.values():
         for param in op.params:
             seen.setdefault(param.name, []).append(op.name)
     return seen
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Add the ``refine`` subcommand to the parser's subcommands.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        What ``ArgumentParser.add_subparsers`` returned.
+    """
     p = sub.add_parser(
         "refine",
         help="post-process label files (morphology, instances, classes, CRF)",
@@ -67,8 +78,23 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def build_config(args: argparse.Namespace):
-    """The job's RefineConfig: the --pipeline file or --op with its parameters, then flags."""
+def build_config(args: argparse.Namespace) -> RefineConfig:
+    """The job's RefineConfig: the --pipeline file or --op with its parameters, then flags.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+
+    Returns
+    -------
+    RefineConfig
+
+    Raises
+    ------
+    ValueError, TypeError
+        For a missing or doubled operation, parameters the operation does not take,
+        or invalid values.
+    """
     from ..refine import RefineConfig, RefineStep, get_operation
 
     given = {
@@ -106,6 +132,12 @@ def _flags(op) -> str:
 
 
 def list_operations() -> str:
+    """Every operation with its parameters, as ``napari-seg refine --list`` prints it.
+
+    Returns
+    -------
+    str
+    """
     from ..refine import OPERATIONS
 
     lines = []
@@ -119,6 +151,22 @@ def list_operations() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``napari-seg refine`` with parsed ``args``; the exit status.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+
+    Returns
+    -------
+    int
+        0 on success, 1 when an input failed (each is reported on stderr).
+
+    Raises
+    ------
+    ValueError, OSError
+        For a usage error; ``main`` prints it in one line.
+    """
     if args.list:
         print(list_operations())
         return 0

@@ -8,8 +8,12 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._common import EXIT_ERROR, EXIT_INTERRUPTED, drive, parse_options
+
+if TYPE_CHECKING:
+    from ..training import TrainingConfig
 
 #: Flags copied onto the config when given (argparse dest -> config field).
 _FIELDS = {
@@ -36,7 +40,14 @@ _FIELDS = {
 }
 
 
-def add_parser(sub) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Add the ``train`` subcommand to the parser's subcommands.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        What ``ArgumentParser.add_subparsers`` returned.
+    """
     from ..training import LABEL0_CHOICES, LOSSES, SCHEDULES
 
     p = sub.add_parser(
@@ -92,8 +103,22 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def build_config(args: argparse.Namespace):
-    """The run's TrainingConfig: the --config file, then the flags given."""
+def build_config(args: argparse.Namespace) -> TrainingConfig:
+    """The job's TrainingConfig: the --config file (JSON or YAML), then the flags given.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+
+    Returns
+    -------
+    TrainingConfig
+
+    Raises
+    ------
+    ValueError, TypeError
+        For invalid settings (the message names them).
+    """
     from ..training import TrainingConfig
     from ..training.files import resumed_config
 
@@ -122,6 +147,23 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``napari-seg train`` with parsed ``args``; the exit status.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+
+    Returns
+    -------
+    int
+        0 when a model was written; 1 when training ended before its first
+        validation; 130 when Ctrl+C stopped it before a model was written.
+
+    Raises
+    ------
+    ValueError, OSError
+        For a usage error; ``main`` prints it in one line.
+    """
     from .._atomic import check_target
     from .._io import read_image
 

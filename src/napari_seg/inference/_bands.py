@@ -47,7 +47,7 @@ class BandAccumulator:
             self.finish()
             self.plane, self.row = plane, 0
         while self.row < row:
-            self._advance()
+            self._advance(plane)
         tw = probs.shape[-1]
         self.acc[:, :, x0 : x0 + tw].addcmul_(probs, window)
         if self.weights is not None:
@@ -58,17 +58,17 @@ class BandAccumulator:
         if self.plane is None:
             return
         y0 = self.grid.rows[self.row]
-        self._write(y0, self.grid.shape[0] - y0)
+        self._write(self.plane, y0, self.grid.shape[0] - y0)
         self.acc.zero_()
         if self.weights is not None:
             self.weights.zero_()
         self.plane = None
 
-    def _advance(self) -> None:
+    def _advance(self, plane: tuple[int, ...]) -> None:
         rows = self.grid.rows
         y0, y1 = rows[self.row], rows[self.row + 1]
         done = y1 - y0
-        self._write(y0, done)
+        self._write(plane, y0, done)
         keep = self.acc.shape[1] - done
         for buf in (self.acc, self.weights):
             if buf is None:
@@ -77,8 +77,8 @@ class BandAccumulator:
             buf[:, keep:] = 0
         self.row += 1
 
-    def _write(self, y0: int, n: int) -> None:
-        region = self.layout.output_index(self.plane, slice(y0, y0 + n), slice(None))
+    def _write(self, plane: tuple[int, ...], y0: int, n: int) -> None:
+        region = self.layout.output_index(plane, slice(y0, y0 + n), slice(None))
         band = self.acc[:, :n]
         # max(0).indices is ~10x faster than argmax(0) over the leading axis on the CPU.
         best = band.max(0).indices
@@ -87,6 +87,7 @@ class BandAccumulator:
         else:
             labels = best.cpu().numpy().astype(self.label_dtype)
         self.labels_out[region] = labels
-        if self.probabilities_out is not None:
+        if self.probabilities_out is not None and self.weights is not None:
             probs = (band / self.weights[:, :n]).to(torch.float16).cpu().numpy()
-            self.probabilities_out[(slice(None), *region)] = probs
+            every_class = (slice(None), *region)
+            self.probabilities_out[every_class] = probs

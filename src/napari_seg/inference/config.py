@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
 
+from .._config_file import JobConfig
 from .._validate import check_axis, check_bool, check_choice, check_int, check_str
 from ..arrays import PRECISIONS
 from ..limits import MAX_AXIS, MAX_BATCH_PIXELS, MAX_TILE, MAX_TILE_BATCH
@@ -15,7 +16,7 @@ MIN_TILE = 32
 
 
 @dataclass(frozen=True)
-class PredictConfig:
+class PredictConfig(JobConfig):
     """Settings of a prediction job.
 
     Parameters
@@ -52,8 +53,20 @@ class PredictConfig:
     channel_axis: int | None = None
     axis: int | tuple[int, ...] | None = None
 
+    KIND: ClassVar[str] = "prediction"
+
     def validate(self) -> PredictConfig:
-        """Return ``self`` if every field is valid, else raise ``ValueError``/``TypeError``."""
+        """Return ``self`` if every field is valid.
+
+        Returns
+        -------
+        PredictConfig
+
+        Raises
+        ------
+        ValueError, TypeError
+            Naming the field, its bound and the value.
+        """
         check_str("device", self.device)
         check_int("tile", self.tile, MIN_TILE, MAX_TILE, optional=True)
         check_int("overlap", self.overlap, 0, MAX_TILE, optional=True)
@@ -83,35 +96,20 @@ class PredictConfig:
             check_axis("axis", self.axis)
         return self
 
-    def with_(self, **changes) -> PredictConfig:
-        """A copy with ``changes`` applied and validated."""
-        return replace(self, **changes).validate()
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as plain JSON types (``axis`` tuples as lists).
 
-    def to_dict(self) -> dict:
+        Returns
+        -------
+        dict
+        """
         d = asdict(self)
         if isinstance(self.axis, tuple):
             d["axis"] = list(self.axis)
         return d
 
     @classmethod
-    def from_dict(cls, data: dict) -> PredictConfig:
-        """Build and validate a config from :meth:`to_dict` output (or a JSON/YAML file's)."""
-        from .._config_file import reject_unknown
-
-        if not isinstance(data, dict):
-            raise ValueError(f"a prediction config must be a mapping, got {type(data).__name__}")
-
-        reject_unknown(data, [f.name for f in fields(cls)], "prediction")
-        data = dict(data)
+    def _from_mapping(cls, data: dict[str, Any]) -> PredictConfig:
         if isinstance(data.get("axis"), list):
             data["axis"] = tuple(data["axis"])
-        return cls(**data).validate()
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
-
-    @classmethod
-    def from_json(cls, text: str) -> PredictConfig:
-        from .._config_file import parse_text
-
-        return cls.from_dict(parse_text(text, yaml_format=False, source="prediction config"))
+        return cls(**data)

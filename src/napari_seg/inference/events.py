@@ -31,6 +31,12 @@ class PredictProgress:
 
     @property
     def fraction(self) -> float:
+        """Share of the tiles done, 0 to 1.
+
+        Returns
+        -------
+        float
+        """
         return self.tiles_done / self.tiles_total if self.tiles_total else 1.0
 
     @property

@@ -8,12 +8,14 @@ from collections import deque
 from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from .._device import release_memory
 from .._generators import drain
+from .._types import RegionArray
 from ..arrays.layout import ImageLayout, resolve_layout
 from ..arrays.normalize import compute_stats
 from ..arrays.runtime import Runtime, is_out_of_memory
@@ -31,6 +33,9 @@ from .events import (
 )
 from .tiling import TileGrid, blending_window
 
+if TYPE_CHECKING:
+    from ..models.wrapper import SegmentationModel
+
 logger = logging.getLogger(__name__)
 
 #: Batches prepared ahead by the loader thread while the device computes.
@@ -38,13 +43,13 @@ PREFETCH = 2
 
 
 def iter_predict(
-    model,
-    image,
+    model: SegmentationModel,
+    image: RegionArray,
     config: PredictConfig | None = None,
     *,
-    out=None,
-    probabilities_out=None,
-    **options,
+    out: RegionArray | None = None,
+    probabilities_out: RegionArray | None = None,
+    **options: Any,
 ) -> Generator[PredictEvent, None, PredictResult]:
     """Segment ``image`` tile by tile, yielding progress events.
 
@@ -63,6 +68,8 @@ def iter_predict(
     probabilities_out : array-like, optional
         Float array of shape ``(num_classes, *labels.shape)`` for the
         probabilities (implies ``probabilities=True``).
+    **options
+        Fields of :class:`PredictConfig` that override ``config``'s.
 
     Yields
     ------
@@ -93,8 +100,26 @@ def iter_predict(
     return _Predictor(model, image, config, out, probabilities_out).run()
 
 
-def predict(model, image, config: PredictConfig | None = None, **kwargs) -> PredictResult:
+def predict(
+    model: SegmentationModel,
+    image: RegionArray,
+    config: PredictConfig | None = None,
+    **kwargs: Any,
+) -> PredictResult:
     """Run :func:`iter_predict` to the end and return its result.
+
+    Parameters
+    ----------
+    model : SegmentationModel
+    image : array-like
+    config : PredictConfig, optional
+    **kwargs
+        ``out``, ``probabilities_out`` and :class:`PredictConfig` fields, as for
+        :func:`iter_predict`.
+
+    Returns
+    -------
+    PredictResult
 
     Examples
     --------

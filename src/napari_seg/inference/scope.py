@@ -77,6 +77,12 @@ def plan_scope(
     Returns
     -------
     ScopePlan
+
+    Raises
+    ------
+    ValueError
+        For an unknown scope, fewer than two displayed axes, a channel count no
+        axis has, or a visible region that is not known yet.
     """
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")

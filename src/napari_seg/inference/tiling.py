@@ -39,6 +39,11 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     list of int
         Increasing starts; the last one is ``length - min(tile, length)``.
 
+    Raises
+    ------
+    ValueError
+        For a length or tile below 1, or an overlap outside ``[0, tile)``.
+
     Examples
     --------
     >>> tile_starts(1000, 512, 128)
@@ -83,10 +88,24 @@ class TileGrid:
     cols: tuple[int, ...]
 
     @classmethod
-    def build(cls, shape: tuple[int, int], tile: int | tuple[int, int], overlap: int) -> TileGrid:
-        """Grid for a plane of ``shape`` with square (or given) tiles and ``overlap``."""
+    def build(cls, shape: tuple[int, ...], tile: int | tuple[int, int], overlap: int) -> TileGrid:
+        """Grid for a plane of ``shape`` with square (or given) tiles and ``overlap``.
+
+        Parameters
+        ----------
+        shape : tuple of int
+            ``(H, W)``.
+        tile : int or tuple of int
+            Tile side, or ``(th, tw)``; clipped to the plane.
+        overlap : int
+            Requested overlap, clipped below the tile.
+
+        Returns
+        -------
+        TileGrid
+        """
         h, w = (int(s) for s in shape)
-        th, tw = (tile, tile) if np.isscalar(tile) else tile
+        th, tw = (tile, tile) if isinstance(tile, (int, np.integer)) else tile
         th, tw = min(int(th), h), min(int(tw), w)
         oy, ox = min(overlap, th - 1), min(overlap, tw - 1)
         return cls(
@@ -128,10 +147,15 @@ def blending_window(
     -------
     numpy.ndarray
         float32 array of ``tile_shape``, maximum 1, every value >= ``WEIGHT_FLOOR``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown mode.
     """
     if mode not in BLENDING_MODES:
         raise ValueError(f"blending must be one of {BLENDING_MODES}, got {mode!r}")
-    oy, ox = (overlap, overlap) if np.isscalar(overlap) else overlap
+    oy, ox = (overlap, overlap) if isinstance(overlap, (int, np.integer)) else overlap
     profiles = [_profile(n, mode, int(o)) for n, o in zip(tile_shape, (oy, ox), strict=True)]
     window = np.outer(profiles[0], profiles[1]).astype(np.float32)
     window /= window.max()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._types import RegionArray
 from ._arrays import check_pair
 from ._pairs import pair_counts
 
@@ -46,8 +47,8 @@ class ConfusionMatrix:
 
 
 def confusion_matrix(
-    pred,
-    gt,
+    pred: RegionArray,
+    gt: RegionArray,
     *,
     labels: Sequence[int] | None = None,
     ignore_labels: Iterable[int] = (),
@@ -99,20 +100,38 @@ def confusion_matrix(
 
 
 def slice_confusion_matrices(
-    pred,
-    gt,
+    pred: RegionArray,
+    gt: RegionArray,
     *,
     axis: int = 0,
     labels: Sequence[int] | None = None,
     ignore_labels: Iterable[int] = (),
     mapping: Mapping[int, int] | None = None,
 ) -> ConfusionMatrix:
-    """One confusion matrix per slice (or frame) along ``axis``, with shared labels.
+    """One confusion matrix per slice along ``axis``, sharing one class list.
 
-    Parameters are those of :func:`confusion_matrix`, plus ``axis``, the axis
-    of the stack or time series. ``counts`` has shape ``(n, k, k)`` with
-    ``n = gt.shape[axis]``; summing over the first axis gives the whole-stack
-    matrix.
+    Parameters
+    ----------
+    pred, gt : array_like of int
+        Label arrays of the same shape, at least 2D (numpy, dask or zarr).
+    axis : int
+        The axis of the stack or time series.
+    labels : sequence of int, optional
+        Classes to list, in order (default: every id present, ignored ones aside).
+    ignore_labels : iterable of int
+        Ground-truth ids left out.
+    mapping : mapping of int to int, optional
+        Ids renamed before counting (predicted and true alike).
+
+    Returns
+    -------
+    ConfusionMatrix
+        ``counts`` has shape ``(n, k, k)`` with ``n`` the length of ``axis``.
+
+    Raises
+    ------
+    ValueError
+        For arrays of different shapes, fewer than 2 dimensions or a bad axis.
     """
     pred, gt = check_pair(pred, gt)
     ndim = len(gt.shape)

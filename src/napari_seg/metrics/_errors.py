@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from .._types import RegionArray
 from ._arrays import block_slices, check_pair, read_block
 from ._instance import match_instances
 
@@ -23,7 +24,11 @@ TRUE_POSITIVE, FALSE_POSITIVE, FALSE_NEGATIVE, WRONG_CLASS = 1, 2, 3, 4
 
 
 def error_map(
-    pred, gt, *, ignore_labels: Iterable[int] = (), background: int | None = 0
+    pred: RegionArray,
+    gt: RegionArray,
+    *,
+    ignore_labels: Iterable[int] = (),
+    background: int | None = 0,
 ) -> np.ndarray:
     """Label each pixel by the kind of agreement between prediction and truth.
 
@@ -65,8 +70,19 @@ def error_map(
     return out
 
 
-def instance_error_map(pred, gt, *, threshold: float = 0.5, background: int = 0) -> np.ndarray:
-    """Mark matched, spurious and missed objects at one IoU threshold.
+def instance_error_map(
+    pred: RegionArray, gt: RegionArray, *, threshold: float = 0.5, background: int = 0
+) -> np.ndarray:
+    """Where the instance matching at ``threshold`` succeeded and failed.
+
+    Parameters
+    ----------
+    pred, gt : array_like of int
+        Instance label images of the same shape.
+    threshold : float
+        The IoU a match needs.
+    background : int
+        The id of background pixels.
 
     Returns
     -------

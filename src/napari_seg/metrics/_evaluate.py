@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
+from .._config_file import JobConfig
+from .._types import RegionArray
 from ..limits import brief
 from ._confusion import ConfusionMatrix, confusion_matrix, slice_confusion_matrices
 from ._instance import DEFAULT_THRESHOLDS, InstanceScores, _check_thresholds, match_instances
@@ -18,7 +21,7 @@ MODES = ("semantic", "instance")
 
 
 @dataclass(frozen=True)
-class EvaluateConfig:
+class EvaluateConfig(JobConfig):
     """Settings of an evaluation.
 
     Parameters
@@ -47,8 +50,20 @@ class EvaluateConfig:
     slice_axis: int | None = None
     class_names: Mapping[int, str] = field(default_factory=dict)
 
+    KIND: ClassVar[str] = "evaluation"
+
     def validate(self) -> EvaluateConfig:
-        """Return ``self`` if every field is valid, else raise ``ValueError``/``TypeError``."""
+        """Return ``self`` if every field is valid.
+
+        Returns
+        -------
+        EvaluateConfig
+
+        Raises
+        ------
+        ValueError, TypeError
+            Naming the field and the value.
+        """
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {brief(self.mode)}")
         for name in ("ignore_labels", "thresholds"):
@@ -75,44 +90,30 @@ class EvaluateConfig:
                 raise TypeError(f"class_names must map int ids to str, got {key!r}: {name!r}")
         return self
 
-    def with_(self, **changes) -> EvaluateConfig:
-        """A copy with ``changes`` applied and validated."""
-        return replace(self, **changes).validate()
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as plain JSON types (class ids as strings, tuples as lists).
 
-    def to_dict(self) -> dict:
+        Returns
+        -------
+        dict
+        """
         d = asdict(self)
         d["class_names"] = {str(k): v for k, v in self.class_names.items()}
         for key in ("ignore_labels", "thresholds"):
             d[key] = list(d[key])
         return d
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
-
     @classmethod
-    def from_dict(cls, data) -> EvaluateConfig:
-        """Build and validate a config from :meth:`to_dict` output (or a JSON/YAML file's)."""
-        if not isinstance(data, dict):
-            raise ValueError("an evaluation config must be a JSON object")
-        d = dict(data)
-        unknown = set(d) - {f for f in cls.__dataclass_fields__}
-        if unknown:
-            raise ValueError(f"unknown evaluation settings: {brief(sorted(map(str, unknown)))}")
+    def _from_mapping(cls, data: dict[str, Any]) -> EvaluateConfig:
         for key in ("ignore_labels", "thresholds"):
-            if isinstance(d.get(key), list):
-                d[key] = tuple(d[key])
-        if "class_names" in d:
+            if isinstance(data.get(key), list):
+                data[key] = tuple(data[key])
+        if "class_names" in data:
             try:
-                d["class_names"] = {int(k): v for k, v in d["class_names"].items()}
+                data["class_names"] = {int(k): v for k, v in data["class_names"].items()}
             except (AttributeError, ValueError, TypeError) as exc:
                 raise ValueError(f"class_names must map ids to names: {exc}") from None
-        return cls(**d).validate()
-
-    @classmethod
-    def from_json(cls, text: str) -> EvaluateConfig:
-        from .._config_file import parse_text
-
-        return cls.from_dict(parse_text(text, yaml_format=False, source="evaluation config"))
+        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -125,12 +126,23 @@ class Evaluation:
     matrix: ConfusionMatrix | None = None
 
     def names(self) -> list[str]:
-        """Class names indexed by id (ids without a name get their number)."""
+        """Class names indexed by id (ids without a name get their number).
+
+        Returns
+        -------
+        list of str
+        """
         top = max([*self.config.class_names, *getattr(self.scores, "labels", ()), -1]) + 1
         return [self.config.class_names.get(i, str(i)) for i in range(top)]
 
     def slice_summary(self) -> np.ndarray | None:
-        """One headline score per slice: foreground mIoU, or accuracy at the first threshold."""
+        """One number per slice: mean IoU without background (semantic) or the accuracy
+        at the first threshold (instance); None without per-slice scores.
+
+        Returns
+        -------
+        numpy.ndarray or None
+        """
         if self.slices is None:
             return None
         if isinstance(self.slices, SemanticScores):
@@ -138,7 +150,12 @@ class Evaluation:
         return np.array([s.accuracy[0] for s in self.slices], dtype=float)
 
     def rows(self) -> list[dict]:
-        """Table rows: one per class and the means, or one per IoU threshold."""
+        """The table rows of the scores (one per class, or per IoU threshold).
+
+        Returns
+        -------
+        list of dict
+        """
         if isinstance(self.scores, InstanceScores):
             return instance_rows(self.scores)
         return semantic_rows(self.scores, self.names())
@@ -149,19 +166,27 @@ class Evaluation:
         return "IoU threshold" if self.config.mode == "instance" else "class"
 
     def to_dict(self) -> dict:
-        """Every score as a JSON-ready dict (NaN as None), with the settings used."""
+        """Every score and the config, in plain JSON types (NaN as None).
+
+        Returns
+        -------
+        dict
+        """
         out = to_dict(self.scores, self.names())
         out["config"] = json.loads(self.config.to_json())
-        if self.slices is not None:
+        summary = self.slice_summary()
+        if summary is not None:
             out["per_slice"] = {
                 "axis": self.config.slice_axis,
                 "score": "mean_iou_foreground" if self.config.mode == "semantic" else "accuracy",
-                "values": [_num(v) for v in self.slice_summary()],
+                "values": [_num(v) for v in summary],
             }
         return out
 
 
-def evaluate(pred, gt, config: EvaluateConfig | None = None) -> Evaluation:
+def evaluate(
+    pred: RegionArray, gt: RegionArray, config: EvaluateConfig | None = None
+) -> Evaluation:
     """Score ``pred`` against ``gt`` as ``config`` says.
 
     Parameters
@@ -197,23 +222,31 @@ def evaluate(pred, gt, config: EvaluateConfig | None = None) -> Evaluation:
         slices = semantic_scores(stack, background=config.background)
         # The whole stack's matrix is the sum of the slices' (same labels); no second pass.
         matrix = ConfusionMatrix(
-            stack.counts.sum(axis=0), stack.labels, stack.ignore_labels, int(stack.ignored.sum())
+            stack.counts.sum(axis=0),
+            stack.labels,
+            stack.ignore_labels,
+            int(np.sum(stack.ignored)),
         )
     scores = semantic_scores(matrix, background=config.background)
     return Evaluation(config, scores, slices, matrix)
 
 
 def _evaluate_instances(pred, gt, config: EvaluateConfig) -> Evaluation:
-    kwargs = {"thresholds": config.thresholds, "background": config.background}
-    scores = match_instances(pred, gt, **kwargs)
+    background = cast(int, config.background)  # validate() requires one in instance mode
+
+    def scored(p, g) -> InstanceScores:
+        return match_instances(p, g, thresholds=config.thresholds, background=background)
+
+    scores = scored(pred, gt)
     slices = None
     if config.slice_axis is not None:
         axis = config.slice_axis % len(gt.shape)
         lead = (slice(None),) * axis
-        slices = tuple(
-            match_instances(pred[(*lead, i)], gt[(*lead, i)], **kwargs)
-            for i in range(gt.shape[axis])
-        )
+
+        def plane(i: int) -> tuple:
+            return (*lead, i)
+
+        slices = tuple(scored(pred[plane(i)], gt[plane(i)]) for i in range(gt.shape[axis]))
     return Evaluation(config, scores, slices)
 
 
@@ -225,5 +258,6 @@ def _with_named(cm: ConfusionMatrix, config: EvaluateConfig) -> ConfusionMatrix:
     labels = sorted([*cm.labels, *extra])
     where = [labels.index(lab) for lab in cm.labels]
     counts = np.zeros((*cm.counts.shape[:-2], len(labels), len(labels)), dtype=np.int64)
-    counts[(..., *np.ix_(where, where))] = cm.counts
+    rows, cols = np.ix_(where, where)
+    counts[..., rows, cols] = cm.counts
     return ConfusionMatrix(counts, tuple(labels), cm.ignore_labels, cm.ignored)

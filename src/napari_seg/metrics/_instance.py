@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._types import RegionArray
 from ._arrays import check_pair
 from ._pairs import pair_counts
 from ._semantic import _divide
@@ -90,7 +91,7 @@ class InstanceScores:
         return float(finite.mean()) if finite.size else float("nan")
 
 
-def instance_overlaps(pred, gt, *, background: int = 0) -> Overlaps:
+def instance_overlaps(pred: RegionArray, gt: RegionArray, *, background: int = 0) -> Overlaps:
     """Overlap counts of every pair of touching objects, without a dense matrix.
 
     Memory grows with the number of pixels in a block and with the number of
@@ -102,6 +103,11 @@ def instance_overlaps(pred, gt, *, background: int = 0) -> Overlaps:
         Instance label images of the same shape; ``background`` is no object.
     background : int, optional
         The id of background pixels (default 0).
+
+    Returns
+    -------
+    Overlaps
+        The objects of each image and the pixels each overlapping pair shares.
     """
     pred, gt = check_pair(pred, gt)
     g, p, c = pair_counts(pred, gt)
@@ -126,8 +132,8 @@ def instance_overlaps(pred, gt, *, background: int = 0) -> Overlaps:
 
 
 def match_instances(
-    pred,
-    gt,
+    pred: RegionArray,
+    gt: RegionArray,
     *,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     background: int = 0,

@@ -17,7 +17,7 @@ LANES = 4
 @functools.lru_cache(maxsize=8)
 def _lane_offsets(n: int, step: int, dtype: type) -> np.ndarray:
     """0, step, 2 step, 3 step, 0, step, ... (n values, read-only, shared)."""
-    offsets = (np.arange(n) % LANES * step).astype(dtype)
+    offsets: np.ndarray = (np.arange(n) % LANES * step).astype(dtype)
     offsets.flags.writeable = False
     return offsets
 
@@ -99,5 +99,5 @@ def pair_counts(pred, gt, index: tuple = ()) -> tuple[np.ndarray, np.ndarray, np
 
 def _compose(outer: tuple, inner: tuple) -> tuple:
     """The index into the full array of block ``inner`` of ``array[outer]``."""
-    inner = iter(inner)
-    return tuple(o if isinstance(o, int) else next(inner, slice(None)) for o in outer)
+    rest = iter(inner)
+    return tuple(o if isinstance(o, int) else next(rest, slice(None)) for o in outer)

@@ -43,7 +43,18 @@ def class_name(label: int, names: Sequence[str] | None) -> str:
 
 
 def semantic_rows(s: SemanticScores, names: Sequence[str] | None = None) -> list[dict]:
-    """One row per class (columns :data:`SEMANTIC_COLUMNS`), then the means."""
+    """One table row per class, then the means.
+
+    Parameters
+    ----------
+    s : SemanticScores
+    names : sequence of str, optional
+        Class names indexed by id.
+
+    Returns
+    -------
+    list of dict
+    """
     rows = [
         {
             "class": class_name(lab, names),
@@ -77,7 +88,16 @@ def semantic_rows(s: SemanticScores, names: Sequence[str] | None = None) -> list
 
 
 def instance_rows(s: InstanceScores) -> list[dict]:
-    """One row per IoU threshold (columns :data:`INSTANCE_COLUMNS`)."""
+    """One table row per IoU threshold.
+
+    Parameters
+    ----------
+    s : InstanceScores
+
+    Returns
+    -------
+    list of dict
+    """
     return [
         {
             "IoU threshold": t,
@@ -96,7 +116,18 @@ def instance_rows(s: InstanceScores) -> list[dict]:
 
 
 def to_dict(s: SemanticScores | InstanceScores, names: Sequence[str] | None = None) -> dict:
-    """Every score as a JSON-ready dict (NaN becomes None)."""
+    """Every score in plain JSON types (NaN as None).
+
+    Parameters
+    ----------
+    s : SemanticScores or InstanceScores
+    names : sequence of str, optional
+        Class names indexed by id (semantic scores).
+
+    Returns
+    -------
+    dict
+    """
     if isinstance(s, InstanceScores):
         return {
             "mode": "instance",
@@ -119,7 +150,17 @@ def format_table(rows: list[dict], columns: Sequence[str]) -> str:
 
 
 def format_scores(s: SemanticScores | InstanceScores, names: Sequence[str] | None = None) -> str:
-    """A readable report: the per-class (or per-threshold) table and the summary."""
+    """The scores as a text table (the command line prints it).
+
+    Parameters
+    ----------
+    s : SemanticScores or InstanceScores
+    names : sequence of str, optional
+
+    Returns
+    -------
+    str
+    """
     if isinstance(s, InstanceScores):
         head = f"{s.n_true} true objects, {s.n_pred} predicted objects"
         tail = f"accuracy averaged over thresholds: {_text(_num(s.mean_accuracy))}"
@@ -145,11 +186,20 @@ def _text(value) -> str:
 def merge_rows(
     rows_a: list[dict], rows_b: list[dict], key: str, *, suffix: str = " [B]"
 ) -> list[dict]:
-    """Rows of two evaluations side by side, matched on ``key``.
+    """Two tables side by side: the second's values as extra columns, with deltas.
 
-    Every score column of ``rows_b`` is added with ``suffix``, followed by the
-    difference B - A of the headline score ("IoU" or "accuracy"); a row missing
-    on one side gets None there.
+    Parameters
+    ----------
+    rows_a, rows_b : list of dict
+        Rows of the same shape (say, two predictions scored against one truth).
+    key : str
+        The column that identifies a row (class or threshold).
+    suffix : str
+        Appended to the names of the second table's columns.
+
+    Returns
+    -------
+    list of dict
     """
     head = "IoU" if rows_a and "IoU" in rows_a[0] else "accuracy"
     by_key = {r[key]: r for r in rows_b}

@@ -75,6 +75,11 @@ def semantic_scores(cm: ConfusionMatrix, *, background: int | None = 0) -> Seman
     -------
     SemanticScores
 
+    Raises
+    ------
+    TypeError
+        If ``cm`` is not a ConfusionMatrix.
+
     Notes
     -----
     With TP, FP and FN the per-class true positives, false positives and

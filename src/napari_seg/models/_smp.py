@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,7 +29,7 @@ def smp_kwargs(spec: ModelSpec, arch: Architecture) -> dict:
     }
 
 
-def _size_multiple(net: nn.Module) -> int:
+def _size_multiple(net: Any) -> int:  # an smp model (untyped)
     return int(net.encoder.output_stride)
 
 
@@ -119,7 +121,7 @@ class UnetPlusPlusDeepSupervision(nn.Module):
 
     aux_enabled = True
 
-    def __init__(self, net: nn.Module, num_classes: int) -> None:
+    def __init__(self, net: Any, num_classes: int) -> None:  # an smp UnetPlusPlus (untyped)
         super().__init__()
         self.net = net
         decoder = net.decoder

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -18,7 +20,7 @@ class TorchvisionSegmentation(nn.Module):
 
     @property
     def encoder(self) -> nn.Module:
-        return self.net.backbone
+        return cast(nn.Module, self.net.backbone)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)["out"]
@@ -27,7 +29,7 @@ class TorchvisionSegmentation(nn.Module):
 def build_fcn(spec: ModelSpec, arch: Architecture) -> tuple[nn.Module, int]:
     from torchvision.models.segmentation import fcn_resnet50, fcn_resnet101
 
-    builder = {"resnet50": fcn_resnet50, "resnet101": fcn_resnet101}[spec.encoder]
+    builder = {"resnet50": fcn_resnet50, "resnet101": fcn_resnet101}[str(spec.encoder)]
     net = builder(weights=None, weights_backbone=None, num_classes=spec.num_classes)
     if spec.in_channels != 3:
         old = net.backbone.conv1

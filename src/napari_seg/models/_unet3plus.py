@@ -16,6 +16,9 @@ upsampled bilinearly.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -55,7 +58,8 @@ class UNet3Plus(nn.Module):
     ) -> None:
         super().__init__()
         self.encoder = encoder
-        enc_channels = list(encoder.out_channels)  # index = level (stride 2**level)
+        # index: level (stride 2**level)
+        enc_channels = list(cast(Sequence[int], encoder.out_channels))
         levels = len(enc_channels) - 1
         self.levels = levels
         self.aux_enabled = deep_supervision
@@ -90,7 +94,8 @@ class UNet3Plus(nn.Module):
         for i, target in enumerate(range(self.levels - 1, 0, -1)):
             size = enc[target].shape[-2:]
             parts = []
-            for source, branch in zip(range(1, self.levels + 1), self.branches[i], strict=True):
+            branches = cast(nn.ModuleList, self.branches[i])
+            for source, branch in zip(range(1, self.levels + 1), branches, strict=True):
                 src = dec[source] if source > target else enc[source]
                 part = branch(src)
                 if part.shape[-2:] != size:  # ceil-mode pooling on odd sizes

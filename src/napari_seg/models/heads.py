@@ -20,6 +20,17 @@ def with_classes(
     and initialise the new ones as a fresh model would. Existing classes keep
     their names and colours.
 
+    Parameters
+    ----------
+    model : SegmentationModel
+    num_classes : int
+    class_names : sequence of str
+        Names of the classes, from id 0 (the new ones default to "class N").
+
+    Returns
+    -------
+    SegmentationModel
+
     Raises
     ------
     ValueError

@@ -47,7 +47,12 @@ class ModelFileError(ValueError):
 
 
 def package_versions() -> dict[str, str]:
-    """Versions of the packages that define what a model file means."""
+    """Versions of the packages that define what a model file means.
+
+    Returns
+    -------
+    dict of str to str
+    """
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
@@ -65,7 +70,17 @@ def package_versions() -> dict[str, str]:
 
 
 def tensors_digest(tensors: Mapping[str, torch.Tensor]) -> str:
-    """SHA-256 over names, dtypes, shapes and bytes of every tensor, in key order."""
+    """SHA-256 over names, dtypes, shapes and bytes of every tensor, in key order.
+
+    Parameters
+    ----------
+    tensors : mapping of str to torch.Tensor
+
+    Returns
+    -------
+    str
+        The hexadecimal digest.
+    """
     digest = hashlib.sha256()
     for key in sorted(tensors):
         t = tensors[key].detach().cpu().contiguous()
@@ -125,7 +140,7 @@ def save_model(
         "spec": model.spec.to_dict(),
         "provenance": dict(provenance or {}),
         "versions": package_versions(),
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "tensors_sha256": tensors_digest(tensors),
     }
     data = save(tensors, metadata={METADATA_KEY: json.dumps(card, sort_keys=True)})
@@ -320,6 +335,16 @@ def read_model_card(path: str | os.PathLike) -> dict[str, Any]:
     are compared with the architecture the card names (built on torch's meta
     device, which allocates nothing), and the tensors' checksum and finiteness
     are verified reading one tensor at a time.
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    dict
+        The card: ``format``, ``format_version``, ``spec``, ``provenance``,
+        ``versions``, ``created``, ``tensors_sha256``.
 
     Raises
     ------

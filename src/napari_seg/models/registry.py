@@ -44,6 +44,20 @@ class OptionRange:
     help: str = ""
 
     def check(self, name: str, value: Any) -> None:
+        """Raise if ``value`` is not a valid value of option ``name``.
+
+        Parameters
+        ----------
+        name : str
+        value : int or bool
+
+        Raises
+        ------
+        TypeError
+            For a value of the wrong kind.
+        ValueError
+            For a value out of range or not among the choices.
+        """
         if isinstance(self.default, bool):
             if not isinstance(value, bool):
                 raise TypeError(f"option {name!r} must be true or false, got {value!r}")
@@ -97,15 +111,46 @@ class Architecture:
     encoder_options: Mapping[str, OptionRange] | None = None
 
     def options_for(self, encoder: str | None) -> Mapping[str, OptionRange]:
-        """The options that apply with ``encoder``."""
+        """The options that apply with ``encoder``.
+
+        Parameters
+        ----------
+        encoder : str or None
+
+        Returns
+        -------
+        mapping of str to OptionRange
+        """
         if self.encoder_options is not None and self.resolve_encoder(encoder) != CLASSIC:
             return self.encoder_options
         return self.options
 
     def resolve_encoder(self, encoder: str | None) -> str | None:
+        """The encoder used for ``encoder`` (the default for None).
+
+        Parameters
+        ----------
+        encoder : str or None
+
+        Returns
+        -------
+        str or None
+        """
         return self.default_encoder if encoder is None else encoder
 
     def check_encoder(self, encoder: str | None) -> None:
+        """Raise if ``encoder`` is not one of this architecture's.
+
+        Parameters
+        ----------
+        encoder : str or None
+
+        Raises
+        ------
+        ValueError
+            For an encoder on an architecture without any, or an unknown one (the
+            message lists the valid ones).
+        """
         if not self.encoders:
             if encoder not in (None, ""):
                 raise ValueError(
@@ -119,6 +164,18 @@ class Architecture:
             )
 
     def check_options(self, options: Mapping[str, Any], encoder: str | None = None) -> None:
+        """Raise if an option is unknown for this architecture (and encoder) or out of range.
+
+        Parameters
+        ----------
+        options : mapping of str to value
+        encoder : str or None
+
+        Raises
+        ------
+        ValueError, TypeError
+            Naming the option and the valid ones or range.
+        """
         allowed = self.options_for(encoder)
         unknown = set(options) - set(allowed)
         if unknown:
@@ -134,10 +191,32 @@ class Architecture:
             allowed[key].check(key, value)
 
     def option(self, spec: ModelSpec, key: str) -> Any:
-        """The value of option ``key`` in ``spec``, or its default."""
+        """The value of option ``key`` in ``spec``, or its default.
+
+        Parameters
+        ----------
+        spec : ModelSpec
+        key : str
+
+        Returns
+        -------
+        int or bool
+        """
         return spec.options.get(key, self.options_for(spec.encoder)[key].default)
 
-    def build(self, spec: ModelSpec):
+    def build(self, spec: ModelSpec) -> tuple[Any, int]:
+        """Build the network for ``spec`` (imports its library on first use).
+
+        Parameters
+        ----------
+        spec : ModelSpec
+
+        Returns
+        -------
+        net : torch.nn.Module
+        size_multiple : int
+            The network's input sides must be multiples of it.
+        """
         module_name, func = self.builder.split(":")
         module = importlib.import_module(module_name, package=__package__)
         return getattr(module, func)(spec, self)
@@ -253,6 +332,10 @@ _ARCHITECTURES: dict[str, Architecture] = {
 def list_architectures() -> list[Architecture]:
     """Return every registered architecture, in display order.
 
+    Returns
+    -------
+    list of Architecture
+
     Examples
     --------
     >>> [a.name for a in list_architectures()][:3]
@@ -264,8 +347,18 @@ def list_architectures() -> list[Architecture]:
 def get_architecture(name: str) -> Architecture:
     """Look an architecture up by (case-insensitive) name.
 
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    Architecture
+
     Raises
     ------
+    TypeError
+        If ``name`` is not a string.
     ValueError
         If the name is unknown; the message lists the valid names.
     """

@@ -29,7 +29,16 @@ _PALETTE = (
 
 
 def default_class_colors(num_classes: int) -> tuple[tuple[float, float, float, float], ...]:
-    """Return one RGBA colour per class; class 0 (background) is transparent."""
+    """One RGBA colour per class; class 0 (background) is transparent.
+
+    Parameters
+    ----------
+    num_classes : int
+
+    Returns
+    -------
+    tuple of (r, g, b, a) tuples
+    """
     colors = []
     for i in range(num_classes):
         if i < len(_PALETTE):
@@ -70,6 +79,15 @@ class Normalization:
 
         Statistics must be finite: a NaN or infinite mean/std would silently turn
         every image into a constant.
+
+        Returns
+        -------
+        Normalization
+
+        Raises
+        ------
+        ValueError, TypeError
+            Naming the field and the value.
         """
         if self.method not in NORMALIZATION_METHODS:
             raise ValueError(
@@ -85,7 +103,7 @@ class Normalization:
             )
         if (self.mean is None) != (self.std is None):
             raise ValueError("normalization mean and std must be given together")
-        if self.mean is None:
+        if self.mean is None or self.std is None:
             return self
         for name in ("mean", "std"):
             values = getattr(self, name)
@@ -244,11 +262,26 @@ class ModelSpec:
         return _architecture_rules().resolve_encoder(self)
 
     def with_(self, **changes: Any) -> ModelSpec:
-        """Return a copy with fields replaced (``dataclasses.replace``)."""
+        """A copy with fields replaced (``dataclasses.replace``).
+
+        Parameters
+        ----------
+        **changes
+            New values of fields.
+
+        Returns
+        -------
+        ModelSpec
+        """
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable dict."""
+        """The spec as plain JSON types.
+
+        Returns
+        -------
+        dict
+        """
         data = asdict(self)
         data["class_colors"] = [list(c) for c in self.class_colors]
         data["class_names"] = list(self.class_names)
@@ -256,15 +289,29 @@ class ModelSpec:
         return data
 
     def to_json(self) -> str:
+        """The spec as JSON text (keys sorted).
+
+        Returns
+        -------
+        str
+        """
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
         """Build and validate a spec from :meth:`to_dict` output.
 
+        Parameters
+        ----------
+        data : dict
+
+        Returns
+        -------
+        ModelSpec
+
         Raises
         ------
-        ValueError
+        ValueError, TypeError
             If keys are missing or unknown, or a value is invalid.
         """
         if not isinstance(data, dict):
@@ -288,6 +335,16 @@ class ModelSpec:
 
     @classmethod
     def from_json(cls, text: str) -> ModelSpec:
+        """A spec from JSON text.
+
+        Parameters
+        ----------
+        text : str
+
+        Returns
+        -------
+        ModelSpec
+        """
         return cls.from_dict(json.loads(text))
 
 
@@ -300,18 +357,36 @@ class ArchitectureRules(Protocol):
     """
 
     def check(self, spec: ModelSpec) -> None:
-        """Raise ``ValueError``/``TypeError`` if the spec's architecture, encoder or
-        options are not valid for that architecture."""
+        """Raise if the spec's architecture, encoder or options are not valid for it.
+
+        Parameters
+        ----------
+        spec : ModelSpec
+        """
 
     def resolve_encoder(self, spec: ModelSpec) -> str | None:
-        """The encoder the architecture uses for ``spec.encoder`` (its default for None)."""
+        """The encoder the architecture uses for ``spec.encoder`` (its default for None).
+
+        Parameters
+        ----------
+        spec : ModelSpec
+
+        Returns
+        -------
+        str or None
+        """
 
 
 _rules: ArchitectureRules | None = None
 
 
 def register_architecture_rules(rules: ArchitectureRules) -> None:
-    """Install the architecture rules the registry provides (called once, by it)."""
+    """Install the architecture rules the registry provides (called once, by it).
+
+    Parameters
+    ----------
+    rules : ArchitectureRules
+    """
     global _rules
     _rules = rules
 

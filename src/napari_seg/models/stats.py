@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from .wrapper import SegmentationModel
 
 
 @dataclass(frozen=True)
@@ -16,6 +20,12 @@ class ModelStats:
     gflops_per_megapixel: float
 
     def summary(self) -> str:
+        """ "7.76 M parameters, 367.4 GFLOP per megapixel".
+
+        Returns
+        -------
+        str
+        """
         return (
             f"{self.parameters / 1e6:.2f} M parameters, "
             f"{self.gflops_per_megapixel:.1f} GFLOP per megapixel"
@@ -23,16 +33,34 @@ class ModelStats:
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
+    """Number of trainable parameters.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+
+    Returns
+    -------
+    int
+    """
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def gflops_per_megapixel(model, *, size: int = 256) -> float:
+def gflops_per_megapixel(model: SegmentationModel, *, size: int = 256) -> float:
     """Forward-pass GFLOPs per megapixel, counted on a ``size`` x ``size`` input.
 
     Counts multiply-adds as two FLOPs (``torch.utils.flop_counter``). Counted
     on CPU in eval mode; the count does not depend on the device. ``size`` is
     rounded up to the model's size multiple.
+
+    Parameters
+    ----------
+    model : SegmentationModel
+    size : int
+
+    Returns
+    -------
+    float
     """
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -49,6 +77,17 @@ def gflops_per_megapixel(model, *, size: int = 256) -> float:
     return counter.get_total_flops() / 1e9 / (size * size / 1e6)
 
 
-def model_stats(model, *, size: int = 256) -> ModelStats:
-    """Parameters and GFLOPs per megapixel of a :class:`SegmentationModel`."""
+def model_stats(model: SegmentationModel, *, size: int = 256) -> ModelStats:
+    """Parameters and GFLOPs per megapixel of a :class:`SegmentationModel`.
+
+    Parameters
+    ----------
+    model : SegmentationModel
+    size : int
+        Side of the input the FLOPs are counted on.
+
+    Returns
+    -------
+    ModelStats
+    """
     return ModelStats(count_parameters(model), gflops_per_megapixel(model, size=size))

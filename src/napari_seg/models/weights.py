@@ -15,12 +15,16 @@ import logging
 import os
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
 from ._files import read_state_dict
+
+if TYPE_CHECKING:
+    from .wrapper import SegmentationModel
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +35,7 @@ class WeightsUnavailableError(RuntimeError):
     """Requested pretrained weights could not be found locally or downloaded."""
 
 
-def load_encoder_weights(model: nn.Module, weights: str | os.PathLike) -> None:
+def load_encoder_weights(model: SegmentationModel, weights: str | os.PathLike[str]) -> None:
     """Load pretrained weights into ``model``'s encoder in place.
 
     Parameters
@@ -52,7 +56,7 @@ def load_encoder_weights(model: nn.Module, weights: str | os.PathLike) -> None:
     """
     spec = model.spec
     encoder = getattr(model.net, "encoder", None)
-    if encoder is None:
+    if encoder is None or spec.encoder is None:
         raise ValueError(
             f"architecture {spec.architecture!r} with encoder {spec.encoder!r} has no "
             "pretrained encoder; use encoder_weights=None"
@@ -76,6 +80,17 @@ def adapt_first_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
     One channel gets the sum over RGB (a gray image then gives the response an
     RGB image of equal channels would give); more channels cycle through R, G, B
     and are scaled by ``3 / in_channels`` to keep the activation scale.
+
+    Parameters
+    ----------
+    weight : torch.Tensor
+        ``(out, 3, kh, kw)``.
+    in_channels : int
+
+    Returns
+    -------
+    torch.Tensor
+        ``(out, in_channels, kh, kw)``.
     """
     if in_channels == 1:
         return weight.sum(dim=1, keepdim=True)

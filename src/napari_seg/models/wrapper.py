@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Protocol, cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .spec import ModelSpec
+
+
+class _DeepSupervised(Protocol):
+    """A network with deep-supervision outputs."""
+
+    def forward_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]: ...
 
 
 def pad_to_multiple(
@@ -33,6 +41,11 @@ def pad_to_multiple(
     original_size : tuple of int
         ``(H, W)`` to crop back to with ``out[..., :H, :W]``.
 
+    Raises
+    ------
+    ValueError
+        If ``multiple`` is below 1.
+
     Examples
     --------
     >>> y, (h, w) = pad_to_multiple(torch.zeros(1, 1, 67, 93), 32)
@@ -51,7 +64,19 @@ def pad_to_multiple(
 
 
 def mask_untrained(logits: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
-    """Logits with the spec's untrained classes set to -inf (never predicted)."""
+    """Logits with the spec's untrained classes set to -inf (never predicted).
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        ``(N, classes, ...)``.
+    spec : ModelSpec
+
+    Returns
+    -------
+    torch.Tensor
+        ``logits`` itself when nothing is masked, else a copy.
+    """
     if not spec.untrained_classes:
         return logits
     logits = logits.clone()
@@ -60,7 +85,16 @@ def mask_untrained(logits: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
 
 
 def padded_size(size: int, multiple: int) -> int:
-    """The smallest multiple of ``multiple`` that is >= ``size``."""
+    """The smallest multiple of ``multiple`` that is >= ``size``.
+
+    Parameters
+    ----------
+    size, multiple : int
+
+    Returns
+    -------
+    int
+    """
     return -(-size // multiple) * multiple
 
 
@@ -98,10 +132,29 @@ class SegmentationModel(nn.Module):
 
     @property
     def device(self) -> torch.device:
+        """The device of the model's parameters.
+
+        Returns
+        -------
+        torch.device
+        """
         return next(self.parameters()).device
 
     def check_input(self, x: torch.Tensor) -> None:
-        """Raise ``ValueError`` naming the problem if ``x`` is not a valid input batch."""
+        """Raise, naming the problem, if ``x`` is not a valid input batch.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(N, in_channels, H, W)``, floating point.
+
+        Raises
+        ------
+        TypeError
+            For a non-tensor or an integer tensor.
+        ValueError
+            For a wrong number of dimensions or channels, or an empty input.
+        """
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
         if x.ndim != 4:
@@ -119,6 +172,18 @@ class SegmentationModel(nn.Module):
             raise TypeError(f"input must be a floating-point tensor, got {x.dtype}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits for a batch, padded to the size multiple and cropped back.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(N, in_channels, H, W)``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, num_classes, H, W)``.
+        """
         self.check_input(x)
         padded, (h, w) = pad_to_multiple(x, self.size_multiple)
         return self.net(padded)[..., :h, :w]
@@ -127,15 +192,30 @@ class SegmentationModel(nn.Module):
         """Logits plus deep-supervision logits (same size as the input).
 
         Architectures without deep supervision return an empty list.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+
+        Returns
+        -------
+        logits : torch.Tensor
+        aux : list of torch.Tensor
         """
         self.check_input(x)
         padded, (h, w) = pad_to_multiple(x, self.size_multiple)
         if not self.has_aux_outputs:
             return self.net(padded)[..., :h, :w], []
-        out, aux = self.net.forward_aux(padded)
+        out, aux = cast(_DeepSupervised, self.net).forward_aux(padded)
         return out[..., :h, :w], [a[..., :h, :w] for a in aux]
 
     def extra_repr(self) -> str:
+        """The spec's main fields, for ``repr(model)``.
+
+        Returns
+        -------
+        str
+        """
         s = self.spec
         return (
             f"architecture={s.architecture!r}, encoder={s.encoder!r}, "

@@ -51,14 +51,15 @@ def check_connectivity(connectivity, ndim: int) -> int:
     return connectivity
 
 
-def class_ids(labels: np.ndarray, classes: Iterable[int] | None, background: int) -> list[int]:
+def class_ids(
+    labels: np.ndarray, classes: int | Iterable[int] | None, background: int
+) -> list[int]:
     """The classes to work on: ``classes`` as ints, or every id present but ``background``."""
     if classes is None:
         return [int(c) for c in np.unique(labels) if c != background]
-    if isinstance(classes, (int, np.integer)):
-        classes = (classes,)
+    wanted: Iterable[object] = (classes,) if isinstance(classes, (int, np.integer)) else classes
     ids = []
-    for c in classes:
+    for c in wanted:
         if isinstance(c, bool) or not isinstance(c, (int, np.integer)):
             raise TypeError(f"classes must be integers, got {c!r}")
         ids.append(int(c))

@@ -6,14 +6,32 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from .._types import ArrayLike
 from ._checks import check_fits, check_labels, check_same_shape, class_ids
 
 
-def relabel(labels, mapping: Mapping[int, int]) -> np.ndarray:
+def relabel(labels: ArrayLike, mapping: Mapping[int, int]) -> np.ndarray:
     """Replace label values: ``mapping[old] = new``; values not in it are kept.
 
     Uses :func:`skimage.util.map_array`. Swaps work (``{1: 2, 2: 1}``): every
     value is looked up in the input, never in partial results.
+
+    Parameters
+    ----------
+    labels : (M, N[, P]) array of int
+    mapping : mapping of int to int
+
+    Returns
+    -------
+    ndarray
+        New labels, same shape and dtype.
+
+    Raises
+    ------
+    TypeError
+        If ``mapping`` is not a mapping.
+    ValueError
+        If a new value does not fit the labels' dtype.
 
     Examples
     --------
@@ -39,16 +57,28 @@ def relabel(labels, mapping: Mapping[int, int]) -> np.ndarray:
     return map_array(labels, inputs, outputs)
 
 
-def merge_classes(labels, sources: Iterable[int], target: int) -> np.ndarray:
-    """Give every pixel of the ``sources`` classes the label ``target``."""
+def merge_classes(labels: ArrayLike, sources: Iterable[int], target: int) -> np.ndarray:
+    """Give every pixel of the ``sources`` classes the label ``target``.
+
+    Parameters
+    ----------
+    labels : (M, N[, P]) array of int
+    sources : iterable of int
+    target : int
+
+    Returns
+    -------
+    ndarray
+        New labels, same shape and dtype.
+    """
     labels = check_labels(labels)
     ids = class_ids(labels, sources, background=-1)
     return relabel(labels, dict.fromkeys(ids, int(target)))
 
 
 def set_class_in_region(
-    labels,
-    region,
+    labels: ArrayLike,
+    region: ArrayLike,
     value: int,
     *,
     only: Iterable[int] | None = None,
@@ -65,6 +95,11 @@ def set_class_in_region(
     only : iterable of int, optional
         Only overwrite pixels currently of these classes (e.g. ``(0,)`` to
         fill background only); default all.
+
+    Returns
+    -------
+    ndarray
+        New labels, same shape and dtype.
     """
     labels = check_labels(labels)
     region = check_same_shape(region, labels, "region").astype(bool)

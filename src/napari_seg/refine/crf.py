@@ -14,9 +14,11 @@ import itertools
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from .._types import ArrayLike
 from ..limits import MAX_CRF_ITERATIONS, MAX_CRF_RADIUS, brief
 
 
@@ -42,25 +44,27 @@ class CRFResult:
     seconds: float
 
 
-def _check(probabilities, image, channel_axis):
-    probabilities = np.asarray(probabilities)
-    if probabilities.ndim not in (3, 4):
+def _check(
+    probabilities: ArrayLike, image: ArrayLike, channel_axis: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    probs = np.asarray(probabilities)
+    if probs.ndim not in (3, 4):
         raise ValueError(
             "probabilities must be (classes, rows, cols) or (classes, planes, rows, cols), "
-            f"got shape {probabilities.shape}"
+            f"got shape {probs.shape}"
         )
-    if not np.issubdtype(probabilities.dtype, np.floating):
-        raise TypeError(f"probabilities must be floats, got dtype {probabilities.dtype}")
-    if probabilities.shape[0] < 2:
-        raise ValueError(f"probabilities needs at least 2 classes, got {probabilities.shape[0]}")
-    image = np.asarray(image, dtype=np.float32)
-    image = np.moveaxis(image, channel_axis, 0) if channel_axis is not None else image[np.newaxis]
-    if image.shape[1:] != probabilities.shape[1:]:
+    if not np.issubdtype(probs.dtype, np.floating):
+        raise TypeError(f"probabilities must be floats, got dtype {probs.dtype}")
+    if probs.shape[0] < 2:
+        raise ValueError(f"probabilities needs at least 2 classes, got {probs.shape[0]}")
+    img = np.asarray(image, dtype=np.float32)
+    img = np.moveaxis(img, channel_axis, 0) if channel_axis is not None else img[np.newaxis]
+    if img.shape[1:] != probs.shape[1:]:
         raise ValueError(
-            f"image must cover the probabilities' pixels {probabilities.shape[1:]}, got "
-            f"{image.shape[1:]} (channels moved first)"
+            f"image must cover the probabilities' pixels {probs.shape[1:]}, got "
+            f"{img.shape[1:]} (channels moved first)"
         )
-    return probabilities, image
+    return probs, img
 
 
 def _normalise(image: np.ndarray) -> np.ndarray:
@@ -83,8 +87,8 @@ CPU_TILE_PIXELS_2D = 1 << 20
 
 
 def iter_crf(
-    probabilities,
-    image,
+    probabilities: ArrayLike,
+    image: ArrayLike,
     *,
     iterations: int = 5,
     radius: int = 5,
@@ -98,35 +102,63 @@ def iter_crf(
     tile_pixels: int | None = None,
 ) -> Generator[CRFProgress, None, CRFResult]:
     """Generator form of :func:`crf_refine`: yields a :class:`CRFProgress` per iteration
-    (per tile, for images cut into tiles)."""
+    (per tile, for images cut into tiles).
+
+    Parameters
+    ----------
+    probabilities : (C, M, N[, P]) array of float
+        Per-class probabilities (class first), e.g. Segment's probability output.
+    image : (M, N[, P]) or multichannel array
+        The image the probabilities describe; intensities are scaled to about
+        [0, 1] per channel (1st to 99th percentile) before the bilateral kernel.
+    iterations : int, optional
+        Mean-field iterations (default 5).
+    radius : int, optional
+        Window radius in pixels: messages reach this far (default 5).
+    theta_alpha, theta_beta : float, optional
+        Bilateral kernel widths: in pixels, and in normalised intensity.
+    theta_gamma : float, optional
+        Gaussian (smoothness) kernel width in pixels.
+    w_bilateral, w_gaussian : float, optional
+        Kernel weights (Potts compatibility).
+    channel_axis : int, optional
+        Axis of ``image`` holding channels, if any.
+    device : str, optional
+        "auto", "cpu", "cuda", "cuda:N" or "mps".
+    tile_pixels : int, optional
+        Largest block, in pixels, refined at once. Larger images are cut into
+        tiles, each read with a margin of ``iterations * radius`` pixels so the
+        result is the same as in one piece. Default: the largest block whose
+        kernel weights take at most ``CACHE_BYTES`` (1 GiB), so that they are
+        computed once rather than at every iteration; on the CPU, in 2D, at most
+        ``CPU_TILE_PIXELS_2D`` (1 Mpixel), which is faster.
+
+    Yields
+    ------
+    CRFProgress
+
+    Returns
+    -------
+    CRFResult
+        As the generator's return value: labels (argmax), probabilities, seconds.
+
+    Raises
+    ------
+    ValueError
+        For inputs of mismatched shapes or parameters out of range (named).
+    """
     import torch
 
     from .._device import resolve_device
 
-    probabilities, image = _check(probabilities, image, channel_axis)
-    for name, value, most in (
-        ("iterations", iterations, MAX_CRF_ITERATIONS),
-        ("radius", radius, MAX_CRF_RADIUS),
-    ):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {brief(value)}")
-        if value > most:
-            raise ValueError(f"{name} must be at most {most}, got {value}")
-    for name, value in (
-        ("theta_alpha", theta_alpha),
-        ("theta_beta", theta_beta),
-        ("theta_gamma", theta_gamma),
-    ):
-        if not value > 0:
-            raise ValueError(f"{name} must be positive, got {value}")
-    if tile_pixels is not None and not tile_pixels >= 1:
-        raise ValueError(f"tile_pixels must be a positive number, got {tile_pixels!r}")
+    probs, img = _check(probabilities, image, channel_axis)
+    _check_params(iterations, radius, (theta_alpha, theta_beta, theta_gamma), tile_pixels)
     start = time.perf_counter()
     dev = resolve_device(device)
-    spatial = probabilities.shape[1:]
+    spatial = probs.shape[1:]
     offsets = _offsets(len(spatial), radius)
     # Scaled over the whole image, so that every tile sees the same intensities.
-    features = _normalise(image).astype(np.float32)
+    features = _normalise(img).astype(np.float32)
     # A pixel's result depends on the pixels within iterations * radius of it: with
     # that margin around each tile, tiles give exactly the whole image's result.
     if tile_pixels is None:
@@ -134,13 +166,15 @@ def iter_crf(
         if dev.type == "cpu" and len(spatial) == 2:
             tile_pixels = min(tile_pixels, CPU_TILE_PIXELS_2D)
     tiles = list(_tiles(spatial, iterations * radius, tile_pixels))
-    out = np.empty(probabilities.shape, np.float32)
+    out = np.empty(probs.shape, np.float32)
     kernel_params = (theta_alpha, theta_beta, theta_gamma, w_bilateral, w_gaussian)
     with torch.no_grad():
         for number, (outer, inner, local) in enumerate(tiles, start=1):
+            # Class or channel axis first, then the tile's pixels.
+            block, dst, src = ((slice(None), *where) for where in (outer, inner, local))
             run = _mean_field(
-                probabilities[(slice(None), *outer)],
-                features[(slice(None), *outer)],
+                probs[block],
+                features[block],
                 offsets,
                 radius,
                 kernel_params,
@@ -150,9 +184,27 @@ def iter_crf(
             for it in range(1, iterations + 1):
                 q = next(run)
                 yield CRFProgress(it, iterations, number, len(tiles))
-            out[(slice(None), *inner)] = q[(slice(None), *local)].cpu().numpy()
+            out[dst] = q[src].cpu().numpy()
     labels = out.argmax(axis=0).astype(np.int32)
     return CRFResult(labels=labels, probabilities=out, seconds=time.perf_counter() - start)
+
+
+def _check_params(
+    iterations: int, radius: int, thetas: tuple[float, float, float], tile_pixels: int | None
+) -> None:
+    for name, value, most in (
+        ("iterations", iterations, MAX_CRF_ITERATIONS),
+        ("radius", radius, MAX_CRF_RADIUS),
+    ):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {brief(value)}")
+        if value > most:
+            raise ValueError(f"{name} must be at most {most}, got {value}")
+    for name, theta in zip(("theta_alpha", "theta_beta", "theta_gamma"), thetas, strict=True):
+        if not theta > 0:
+            raise ValueError(f"{name} must be positive, got {theta}")
+    if tile_pixels is not None and not tile_pixels >= 1:
+        raise ValueError(f"tile_pixels must be a positive number, got {tile_pixels!r}")
 
 
 def _mean_field(probabilities, features, offsets, radius, kernel_params, iterations, dev):
@@ -288,7 +340,7 @@ def _message(q, offsets, weights, radius, spatial):
     return message
 
 
-def crf_refine(probabilities, image, **kwargs) -> np.ndarray:
+def crf_refine(probabilities: ArrayLike, image: ArrayLike, **kwargs: Any) -> np.ndarray:
     """Refine class probabilities with a mean-field CRF; returns labels (argmax).
 
     Parameters
@@ -296,29 +348,10 @@ def crf_refine(probabilities, image, **kwargs) -> np.ndarray:
     probabilities : (C, M, N[, P]) array of float
         Per-class probabilities (class first), e.g. Segment's probability output.
     image : (M, N[, P]) or multichannel array
-        The image the probabilities describe; intensities are scaled to about
-        [0, 1] per channel (1st to 99th percentile) before the bilateral kernel.
-    iterations : int, optional
-        Mean-field iterations (default 5).
-    radius : int, optional
-        Window radius in pixels: messages reach this far (default 5).
-    theta_alpha, theta_beta : float, optional
-        Bilateral kernel widths: in pixels, and in normalised intensity.
-    theta_gamma : float, optional
-        Gaussian (smoothness) kernel width in pixels.
-    w_bilateral, w_gaussian : float, optional
-        Kernel weights (Potts compatibility).
-    channel_axis : int, optional
-        Axis of ``image`` holding channels, if any.
-    device : str, optional
-        "auto", "cpu", "cuda", "cuda:N" or "mps".
-    tile_pixels : int, optional
-        Largest block, in pixels, refined at once. Larger images are cut into
-        tiles, each read with a margin of ``iterations * radius`` pixels so the
-        result is the same as in one piece. Default: the largest block whose
-        kernel weights take at most ``CACHE_BYTES`` (1 GiB), so that they are
-        computed once rather than at every iteration; on the CPU, in 2D, at most
-        ``CPU_TILE_PIXELS_2D`` (1 Mpixel), which is faster.
+        The image the probabilities describe.
+    **kwargs
+        The options of :func:`iter_crf` (iterations, radius, kernel widths and
+        weights, channel_axis, device, tile_pixels).
 
     Returns
     -------

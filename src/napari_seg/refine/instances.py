@@ -6,12 +6,13 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from .._types import ArrayLike
 from ..limits import MAX_MIN_DISTANCE
 from ._checks import check_connectivity, check_count, check_labels, check_same_shape, class_ids
 
 
 def connected_components(
-    labels,
+    labels: ArrayLike,
     *,
     classes: Iterable[int] | None = None,
     connectivity: int = 1,
@@ -60,9 +61,9 @@ def connected_components(
 
 
 def watershed_split(
-    labels,
+    labels: ArrayLike,
     *,
-    probabilities=None,
+    probabilities: ArrayLike | None = None,
     classes: Iterable[int] | None = None,
     min_distance: int = 5,
     seed_threshold: float = 0.9,
@@ -99,6 +100,12 @@ def watershed_split(
     -------
     ndarray of int32
         Instance ids 1..n, class after class.
+
+    Raises
+    ------
+    ValueError
+        For a seed threshold outside (0, 1], probabilities of the wrong shape, or
+        parameters out of range.
     """
     from scipy.ndimage import distance_transform_edt
     from skimage.measure import label
@@ -173,9 +180,9 @@ def _watershed(elevation, seeds, mask, connectivity: int) -> np.ndarray:
 
 
 def instances_to_semantic(
-    instances,
+    instances: ArrayLike,
     *,
-    reference=None,
+    reference: ArrayLike | None = None,
     foreground: int = 1,
     background: int = 0,
 ) -> np.ndarray:

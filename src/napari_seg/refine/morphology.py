@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from .._types import ArrayLike
 from ..limits import MAX_RADIUS
 from ._checks import (
     check_connectivity,
@@ -26,7 +27,18 @@ REPLACE_CHOICES = ("background", "nearest")
 
 
 def footprint(radius: int, ndim: int) -> np.ndarray:
-    """A disk (2D) or ball (3D) of ``radius`` pixels, as scikit-image builds it."""
+    """A disk (2D) or ball (3D) of ``radius`` pixels, as scikit-image builds it.
+
+    Parameters
+    ----------
+    radius : int
+        0 to :data:`napari_seg.limits.MAX_RADIUS`.
+    ndim : {2, 3}
+
+    Returns
+    -------
+    ndarray of bool
+    """
     from skimage.morphology import ball, disk
 
     radius = check_count(radius, "radius", minimum=0, maximum=MAX_RADIUS)
@@ -82,7 +94,7 @@ def _components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.nda
 
 
 def remove_small_objects(
-    labels,
+    labels: ArrayLike,
     min_size: int,
     *,
     classes: Iterable[int] | None = None,
@@ -137,7 +149,7 @@ def remove_small_objects(
 
 
 def keep_largest(
-    labels,
+    labels: ArrayLike,
     *,
     classes: Iterable[int] | None = None,
     connectivity: int = 1,
@@ -146,8 +158,18 @@ def keep_largest(
 ) -> np.ndarray:
     """Keep only the largest connected component of each class.
 
-    Ties keep the component found first in scan order. Parameters as in
-    :func:`remove_small_objects`.
+    Ties keep the component found first in scan order.
+
+    Parameters
+    ----------
+    labels : (M, N[, P]) array of int
+    classes, connectivity, background, replace_with
+        As in :func:`remove_small_objects`.
+
+    Returns
+    -------
+    ndarray
+        New labels, same shape and dtype.
     """
     labels = check_labels(labels)
     connectivity = check_connectivity(connectivity, labels.ndim)
@@ -164,7 +186,7 @@ def keep_largest(
 
 
 def fill_holes(
-    labels,
+    labels: ArrayLike,
     max_size: int,
     *,
     classes: Iterable[int] | None = None,
@@ -188,6 +210,11 @@ def fill_holes(
         As in :func:`remove_small_objects`; ``connectivity`` applies to the holes.
     over_classes : bool, optional
         Fill the whole hole, other classes included.
+
+    Returns
+    -------
+    ndarray
+        New labels, same shape and dtype.
     """
     labels = check_labels(labels)
     max_size = check_count(max_size, "max_size")
@@ -223,7 +250,16 @@ def _morph(labels, radius, name, classes, background, over_classes) -> np.ndarra
     )
 
 
-_MORPH_NOTES = """
+def dilation(
+    labels: ArrayLike,
+    radius: int,
+    *,
+    classes: Iterable[int] | None = None,
+    background: int = 0,
+    over_classes: bool = False,
+) -> np.ndarray:
+    """Per-class binary dilation.
+
     Parameters
     ----------
     labels : (M, N[, P]) array of int
@@ -233,48 +269,102 @@ _MORPH_NOTES = """
         Classes to process; default every class present except ``background``.
     background : int, optional
         The label of unlabelled pixels; pixels a class loses get it.
-    {over_classes}
+    over_classes : bool, optional
+        Let the class grow over other classes too (default: into background only).
+
     Returns
     -------
     ndarray
         New labels, same shape and dtype. Pixels outside the array count as
         their nearest in-array pixel (scikit-image's ``mode="reflect"``), so
         objects touching the border are not eroded from it.
-"""
-_OVER_CLASSES = """over_classes : bool, optional
-        Let the class grow over other classes too (default: into background only).
-"""
-
-
-def dilation(labels, radius: int, *, classes=None, background: int = 0, over_classes=False):
+    """
     return _morph(labels, radius, "dilation", classes, background, over_classes)
 
 
-def closing(labels, radius: int, *, classes=None, background: int = 0, over_classes=False):
+def closing(
+    labels: ArrayLike,
+    radius: int,
+    *,
+    classes: Iterable[int] | None = None,
+    background: int = 0,
+    over_classes: bool = False,
+) -> np.ndarray:
+    """Per-class binary closing (dilation then erosion): fills gaps and notches.
+
+    Parameters
+    ----------
+    labels : (M, N[, P]) array of int
+    radius : int
+        Radius of the disk (2D) or ball (3D) footprint in pixels; 0 changes nothing.
+    classes : iterable of int, optional
+        Classes to process; default every class present except ``background``.
+    background : int, optional
+        The label of unlabelled pixels; pixels a class loses get it.
+    over_classes : bool, optional
+        Let the class grow over other classes too (default: into background only).
+
+    Returns
+    -------
+    ndarray
+        New labels, same shape and dtype. Pixels outside the array count as
+        their nearest in-array pixel (scikit-image's ``mode="reflect"``), so
+        objects touching the border are not eroded from it.
+    """
     return _morph(labels, radius, "closing", classes, background, over_classes)
 
 
-def erosion(labels, radius: int, *, classes=None, background: int = 0):
+def erosion(
+    labels: ArrayLike, radius: int, *, classes: Iterable[int] | None = None, background: int = 0
+) -> np.ndarray:
+    """Per-class binary erosion.
+
+    Parameters
+    ----------
+    labels : (M, N[, P]) array of int
+    radius : int
+        Radius of the disk (2D) or ball (3D) footprint in pixels; 0 changes nothing.
+    classes : iterable of int, optional
+        Classes to process; default every class present except ``background``.
+    background : int, optional
+        The label of unlabelled pixels; pixels a class loses get it.
+
+    Returns
+    -------
+    ndarray
+        New labels, same shape and dtype. Pixels outside the array count as
+        their nearest in-array pixel (scikit-image's ``mode="reflect"``), so
+        objects touching the border are not eroded from it.
+    """
     return _morph(labels, radius, "erosion", classes, background, False)
 
 
-def opening(labels, radius: int, *, classes=None, background: int = 0):
+def opening(
+    labels: ArrayLike, radius: int, *, classes: Iterable[int] | None = None, background: int = 0
+) -> np.ndarray:
+    """Per-class binary opening (erosion then dilation): removes spurs and specks.
+
+    Parameters
+    ----------
+    labels : (M, N[, P]) array of int
+    radius : int
+        Radius of the disk (2D) or ball (3D) footprint in pixels; 0 changes nothing.
+    classes : iterable of int, optional
+        Classes to process; default every class present except ``background``.
+    background : int, optional
+        The label of unlabelled pixels; pixels a class loses get it.
+
+    Returns
+    -------
+    ndarray
+        New labels, same shape and dtype. Pixels outside the array count as
+        their nearest in-array pixel (scikit-image's ``mode="reflect"``), so
+        objects touching the border are not eroded from it.
+    """
     return _morph(labels, radius, "opening", classes, background, False)
 
 
-dilation.__doc__ = "Per-class binary dilation.\n" + _MORPH_NOTES.format(over_classes=_OVER_CLASSES)
-closing.__doc__ = (
-    "Per-class binary closing (dilation then erosion): fills gaps and notches.\n"
-    + _MORPH_NOTES.format(over_classes=_OVER_CLASSES)
-)
-erosion.__doc__ = "Per-class binary erosion.\n" + _MORPH_NOTES.format(over_classes="")
-opening.__doc__ = (
-    "Per-class binary opening (erosion then dilation): removes spurs and specks.\n"
-    + _MORPH_NOTES.format(over_classes="")
-)
-
-
-def majority(labels, radius: int) -> np.ndarray:
+def majority(labels: ArrayLike, radius: int) -> np.ndarray:
     """Mode filter: each pixel takes the most common label within ``radius``.
 
     Smooths jagged boundaries between all classes at once (background
@@ -288,6 +378,16 @@ def majority(labels, radius: int) -> np.ndarray:
         Labels in 0..65535.
     radius : int
         Radius of the neighbourhood in pixels.
+
+    Returns
+    -------
+    ndarray
+        New labels, same shape and dtype.
+
+    Raises
+    ------
+    ValueError
+        For labels outside 0..65535 (the rank filter's range).
     """
     from skimage.filters.rank import majority as rank_majority
 

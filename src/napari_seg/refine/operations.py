@@ -42,8 +42,25 @@ class Param:
     maximum: float | None = None
 
     def parse(self, text: str) -> Any:
-        """The value of a command-line string, checked."""
+        """The value of a command-line string, checked.
+
+        Parameters
+        ----------
+        text : str
+            As typed after ``--NAME`` (``1,2`` for ids, ``1:2,3:0`` for mappings).
+
+        Returns
+        -------
+        object
+            The checked value (see :meth:`check`).
+
+        Raises
+        ------
+        ValueError, TypeError
+            For text that is not of the parameter's kind, or a value out of range.
+        """
         text = text.strip()
+        value: object
         try:
             if self.kind == "int":
                 value = int(text)
@@ -66,7 +83,23 @@ class Param:
         return self.check(value)
 
     def check(self, value: Any) -> Any:
-        """``value`` (from a config file or a widget) converted and checked."""
+        """``value`` (from a config file or a widget) converted and checked.
+
+        Parameters
+        ----------
+        value : object
+            None means "not set" (an error for a required parameter).
+
+        Returns
+        -------
+        object
+            ints and floats as such, id lists as tuples, mappings as int-to-int dicts.
+
+        Raises
+        ------
+        ValueError, TypeError
+            Naming the parameter, what it must be and the value.
+        """
         if value is None:
             if self.required:
                 raise ValueError(f"{self.name} is required ({self.help})")
@@ -133,7 +166,22 @@ class Operation:
         object.__setattr__(self, "param_map", {p.name: p for p in self.params})
 
     def check_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """Every parameter, defaults filled in, checked; unknown names raise."""
+        """Every parameter, defaults filled in, checked; unknown names raise.
+
+        Parameters
+        ----------
+        params : mapping of str to value
+
+        Returns
+        -------
+        dict
+
+        Raises
+        ------
+        ValueError, TypeError
+            For an unknown parameter (the message lists the operation's) or an
+            invalid value.
+        """
         unknown = set(params) - set(self.param_map)
         if unknown:
             raise ValueError(
@@ -357,7 +405,21 @@ OPERATIONS: dict[str, Operation] = {op.name: op for op in _OPERATIONS}
 
 
 def get_operation(name: str) -> Operation:
-    """The operation called ``name``; unknown names raise a ValueError listing the valid ones."""
+    """The operation called ``name`` (case and dashes do not matter).
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    Operation
+
+    Raises
+    ------
+    ValueError
+        For an unknown name; the message lists the valid ones.
+    """
     key = str(name).lower().replace("-", "_")
     if key not in OPERATIONS:
         raise ValueError(f"unknown refine operation {name!r}; valid: {', '.join(OPERATIONS)}")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator, Mapping
-from dataclasses import dataclass, field, fields
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 
+from .._config_file import JobConfig
 from .._generators import Returning
+from .._types import ArrayLike
+from ..limits import brief
 from ._checks import check_labels
 from .operations import INPUTS, get_operation
 
@@ -23,19 +25,36 @@ class RefineStep:
     params: Mapping[str, Any] = field(default_factory=dict)
 
     def validate(self) -> RefineStep:
+        """A copy with the operation's canonical name and every parameter checked.
+
+        Returns
+        -------
+        RefineStep
+
+        Raises
+        ------
+        ValueError, TypeError
+            For an unknown operation or parameter, or a value out of range.
+        """
         operation = get_operation(self.op)
         if not isinstance(self.params, Mapping):
-            raise TypeError(f"params of {self.op} must be a mapping, got {self.params!r}")
+            raise TypeError(f"params of {self.op} must be a mapping, got {brief(self.params)}")
         params = operation.check_params(self.params)
         return RefineStep(operation.name, params)
 
     def to_dict(self) -> dict[str, Any]:
+        """``{"op": name, "params": {...}}`` in plain JSON types.
+
+        Returns
+        -------
+        dict
+        """
         params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.params.items()}
         return {"op": self.op, "params": params}
 
 
 @dataclass(frozen=True)
-class RefineConfig:
+class RefineConfig(JobConfig):
     """Settings of a refine job, shared by the Refine widget and ``napari-seg refine``.
 
     Parameters
@@ -53,8 +72,20 @@ class RefineConfig:
     per_slice: bool = False
     axis: int = 0
 
+    KIND: ClassVar[str] = "refine"
+
     def validate(self) -> RefineConfig:
-        """A copy with every step checked and its defaults filled in."""
+        """A copy with every step checked and its defaults filled in.
+
+        Returns
+        -------
+        RefineConfig
+
+        Raises
+        ------
+        ValueError, TypeError
+            For no step, a bad axis or flag, or an invalid step.
+        """
         if not self.steps:
             raise ValueError("a refine job needs at least one step")
         if isinstance(self.axis, bool) or not isinstance(self.axis, int):
@@ -80,6 +111,12 @@ class RefineConfig:
         return result
 
     def to_dict(self) -> dict[str, Any]:
+        """The pipeline as plain JSON types.
+
+        Returns
+        -------
+        dict
+        """
         return {
             "steps": [s.to_dict() for s in self.steps],
             "per_slice": self.per_slice,
@@ -88,36 +125,37 @@ class RefineConfig:
 
     @classmethod
     def from_dict(cls, data: Any) -> RefineConfig:
-        """From ``{"steps": [...], ...}``, or a bare list of steps."""
+        """From ``{"steps": [...], ...}``, or a bare list of steps.
+
+        Parameters
+        ----------
+        data : dict or list
+
+        Returns
+        -------
+        RefineConfig
+
+        Raises
+        ------
+        ValueError, TypeError
+            For anything else, unknown settings, or invalid steps.
+        """
         if isinstance(data, list):
             data = {"steps": data}
         if not isinstance(data, Mapping):
-            raise ValueError(f"a refine pipeline must be a mapping or a list, got {data!r}")
-        from .._config_file import reject_unknown
+            raise ValueError(f"a refine pipeline must be a mapping or a list, got {brief(data)}")
+        return super().from_dict(dict(data))
 
-        reject_unknown(data, [f.name for f in fields(cls)], "refine")
+    @classmethod
+    def _from_mapping(cls, data: dict[str, Any]) -> RefineConfig:
         steps = data.get("steps") or ()
         if not isinstance(steps, (list, tuple)):
-            raise ValueError(f"steps must be a list, got {steps!r}")
+            raise ValueError(f"steps must be a list, got {brief(steps)}")
         return cls(
             steps=tuple(_as_step(s) for s in steps),
             per_slice=data.get("per_slice", False),
             axis=data.get("axis", 0),
-        ).validate()
-
-    @classmethod
-    def load(cls, path: str | Path) -> RefineConfig:
-        """Read a pipeline from a ``.json`` or ``.yaml`` file."""
-        from .._config_file import read_mapping
-
-        return cls.from_dict(read_mapping(path))
-
-    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
-        """Write the pipeline atomically as JSON or YAML (replacing a file only with
-        ``overwrite=True``)."""
-        from .._config_file import write_mapping
-
-        return write_mapping(path, self.to_dict(), overwrite=overwrite)
+        )
 
 
 _TO_SEMANTIC = ("instances_to_semantic",)
@@ -154,21 +192,42 @@ class RefineResult:
 
 
 def iter_refine(
-    labels,
+    labels: ArrayLike,
     config: RefineConfig,
     *,
-    image=None,
-    probabilities=None,
-    region=None,
-    reference=None,
+    image: ArrayLike | None = None,
+    probabilities: ArrayLike | None = None,
+    region: ArrayLike | None = None,
+    reference: ArrayLike | None = None,
     channel_axis: int | None = None,
 ) -> Generator[RefineProgress, None, RefineResult]:
-    """Apply ``config``'s steps to ``labels``; yields progress, returns a :class:`RefineResult`.
+    """Apply ``config``'s steps to ``labels``, yielding progress.
 
-    The input is never modified. Closing the generator cancels at the next
-    step. ``image`` may have a channel axis (``channel_axis``, counted in the
-    image); ``probabilities`` are class first; ``region`` and ``reference``
-    have the labels' shape.
+    The input is never modified. Closing the generator cancels at the next step.
+
+    Parameters
+    ----------
+    labels : (M, N[, P]) array of int
+    config : RefineConfig
+    image : array, optional
+        For the CRF; it may have a channel axis (``channel_axis``, counted in the image).
+    probabilities : (C, M, N[, P]) array of float, optional
+        Class first (CRF, watershed seeds).
+    region : array of bool, optional
+        The labels' shape (set_class).
+    reference : array of int, optional
+        The labels' shape (instances_to_semantic).
+    channel_axis : int, optional
+
+    Yields
+    ------
+    RefineProgress
+        One per step and plane; fractional within an iterative step (the CRF).
+
+    Returns
+    -------
+    RefineResult
+        As the generator's return value.
 
     Raises
     ------
@@ -216,8 +275,20 @@ def _streamed(op, labels, step, inputs, done: int, total: int):
     return run.value
 
 
-def refine(labels, config: RefineConfig, **inputs) -> np.ndarray:
+def refine(labels: ArrayLike, config: RefineConfig, **inputs: Any) -> np.ndarray:
     """Apply a refine job and return the new labels (see :func:`iter_refine`).
+
+    Parameters
+    ----------
+    labels : (M, N[, P]) array of int
+    config : RefineConfig
+    **inputs
+        ``image``, ``probabilities``, ``region``, ``reference``, ``channel_axis``.
+
+    Returns
+    -------
+    ndarray
+        New labels, same shape and dtype.
 
     Examples
     --------
@@ -256,8 +327,20 @@ _ARTICLE = {"image": "an ", "probabilities": "", "region": "a ", "reference": "a
 
 
 def input_pixels(name: str, shape: tuple[int, ...], channel_axis: int | None) -> tuple[int, ...]:
-    """The pixel grid an input of ``shape`` covers: probabilities are class first, an
-    image may have a channel axis; it must equal the labels' shape."""
+    """The pixel grid an input of ``shape`` covers (it must equal the labels' shape).
+
+    Parameters
+    ----------
+    name : {"image", "probabilities", "region", "reference"}
+    shape : tuple of int
+    channel_axis : int or None
+        Of an image.
+
+    Returns
+    -------
+    tuple of int
+        Probabilities are class first; an image may have a channel axis.
+    """
     if name == "probabilities":
         return tuple(shape[1:])
     if name == "image" and channel_axis is not None:
@@ -279,11 +362,12 @@ def _plane_inputs(inputs: dict[str, Any], index: tuple, ndim: int, channel_axis)
     if all(i == slice(None) for i in index):
         return inputs
     out = dict(inputs)
+    every_class = (slice(None), *index)
     for name, value in inputs.items():
         if name == "channel_axis" or value is None:
             continue
         if name == "probabilities":
-            out[name] = value[(slice(None), *index)]
+            out[name] = value[every_class]
         elif name == "image" and channel_axis is not None:
             c = channel_axis % value.ndim
             full = list(index)

@@ -44,6 +44,15 @@ def plan_refine_scope(
         The plane on screen; every plane of the stack (2D each); or the stack as
         a volume (3D). For more than 3 axes, axes beyond the stack axis stay at
         the current position.
+
+    Returns
+    -------
+    RefineScope
+
+    Raises
+    ------
+    ValueError
+        For an unknown scope, fewer than 2 axes, or no 2D plane on screen.
     """
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")

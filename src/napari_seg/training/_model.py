@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import copy
+import os
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..models.spec import Normalization
 from .config import TrainingConfig
 
+if TYPE_CHECKING:
+    from ..models.wrapper import SegmentationModel
 
-def base_model(config: TrainingConfig, model, resume, device) -> tuple[object, dict]:
+
+def base_model(
+    config: TrainingConfig,
+    model: SegmentationModel | None,
+    resume: str | os.PathLike[str] | None,
+    device: torch.device,
+) -> tuple[SegmentationModel | None, dict[str, Any]]:
     """The model to start from (None for a new one) and where it came from."""
     from ..models import load_model
 
@@ -25,13 +35,13 @@ def base_model(config: TrainingConfig, model, resume, device) -> tuple[object, d
 
 
 def fit_classes(
-    base,
+    base: SegmentationModel | None,
     config: TrainingConfig,
     needed: int,
     in_channels: int,
     normalization: Normalization,
-    device,
-) -> tuple[object, dict | None]:
+    device: torch.device,
+) -> tuple[SegmentationModel, dict[str, Any] | None]:
     """``base`` fitted to labels with ids below ``needed``, or a new model; and its source.
 
     Raises
@@ -60,7 +70,13 @@ def fit_classes(
     return base, None
 
 
-def _new_model(config: TrainingConfig, needed: int, in_channels: int, normalization, device):
+def _new_model(
+    config: TrainingConfig,
+    needed: int,
+    in_channels: int,
+    normalization: Normalization,
+    device: torch.device,
+) -> tuple[SegmentationModel, dict[str, Any]]:
     from ..models import ModelSpec, create_model
 
     names = config.class_names

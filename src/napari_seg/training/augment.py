@@ -10,10 +10,14 @@ the same patches.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .data import IGNORE_INDEX
+
+if TYPE_CHECKING:
+    from .config import TrainingConfig
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,17 @@ class Augmentation:
     elastic_sigma: float = 0.08  # smoothness, as a fraction of the patch side
 
     @classmethod
-    def from_config(cls, config) -> Augmentation:
+    def from_config(cls, config: TrainingConfig) -> Augmentation:
+        """The augmentations a training config switches on.
+
+        Parameters
+        ----------
+        config : TrainingConfig
+
+        Returns
+        -------
+        Augmentation
+        """
         return cls(
             flips=config.flips,
             rotations=config.rotations,

@@ -10,11 +10,15 @@ settings and numpy generator state. Nothing is pickled.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from ..models.wrapper import SegmentationModel
 
 OPTIMIZER_PREFIX = "optimizer."
 RNG_KEY = "rng.torch"
@@ -34,28 +38,61 @@ class RunState:
     epochs_since_best: int = 0
     history: list[dict] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
-    numpy_rng: dict | None = None
+    numpy_rng: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The counters and history as plain JSON types.
+
+        Returns
+        -------
+        dict
+        """
         return dict(self.__dict__)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunState:
+        """Counters from :meth:`to_dict` output (unknown keys of newer versions ignored).
+
+        Parameters
+        ----------
+        data : dict
+
+        Returns
+        -------
+        RunState
+        """
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def save_checkpoint(
     path: Path,
-    model,
+    model: SegmentationModel,
     *,
     optimizer: torch.optim.Optimizer,
-    scaler,
+    scaler: torch.amp.GradScaler | None,
     state: RunState,
     training: dict[str, Any],
 ) -> Path:
-    """Write ``model`` with optimizer, scaler and RNG state to ``path`` (atomically,
-    replacing the run's previous checkpoint)."""
+    """Write ``model`` with optimizer, scaler and RNG state to ``path``.
+
+    Atomically, replacing the run's previous checkpoint (the run checked its
+    output files before it started).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+    model : SegmentationModel
+    optimizer : torch.optim.Optimizer
+    scaler : torch.amp.GradScaler or None
+    state : RunState
+    training : dict
+        The run's summary (config, metrics, data) for the card's provenance.
+
+    Returns
+    -------
+    pathlib.Path
+    """
     from ..models import save_model
 
     opt = optimizer.state_dict()
@@ -81,8 +118,17 @@ def save_checkpoint(
     return save_model(model, path, overwrite=True, provenance=provenance, extra_tensors=tensors)
 
 
-def resume_info(model) -> dict[str, Any]:
-    """The ``resume`` entry of a loaded checkpoint's card.
+def resume_info(model: SegmentationModel) -> dict[str, Any]:
+    """The ``training`` entry of a loaded checkpoint's card, with its ``resume`` part.
+
+    Parameters
+    ----------
+    model : SegmentationModel
+        Loaded with :func:`napari_seg.models.load_model`.
+
+    Returns
+    -------
+    dict
 
     Raises
     ------
@@ -98,8 +144,23 @@ def resume_info(model) -> dict[str, Any]:
     return training
 
 
-def restore(model, optimizer: torch.optim.Optimizer, scaler) -> RunState:
-    """Load optimizer, scaler and torch RNG state from a loaded checkpoint; return its counters."""
+def restore(
+    model: SegmentationModel, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None
+) -> RunState:
+    """Load optimizer, scaler and torch RNG state from a loaded checkpoint.
+
+    Parameters
+    ----------
+    model : SegmentationModel
+        Loaded from the checkpoint (its ``extra_tensors`` hold the state).
+    optimizer : torch.optim.Optimizer
+    scaler : torch.amp.GradScaler or None
+
+    Returns
+    -------
+    RunState
+        The run's counters and history.
+    """
     training = resume_info(model)
     resume = training["resume"]
     state: dict[int, dict[str, Any]] = {}

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
 
+from .._config_file import JobConfig
 from .._validate import (
     as_names,
     check_axis,
@@ -40,7 +39,7 @@ MIN_PATCH = 32
 
 
 @dataclass(frozen=True)
-class TrainingConfig:
+class TrainingConfig(JobConfig):
     """Everything that defines a training run (the data and output file aside).
 
     Parameters
@@ -146,6 +145,8 @@ class TrainingConfig:
     axis: int | None = None
     channel_axis: int | None = None
 
+    KIND: ClassVar[str] = "training"
+
     def __post_init__(self) -> None:
         if isinstance(self.options, dict):
             object.__setattr__(self, "options", dict(self.options))
@@ -153,10 +154,19 @@ class TrainingConfig:
             object.__setattr__(self, "class_names", tuple(self.class_names))
 
     def validate(self) -> TrainingConfig:
-        """Return ``self`` if every field is valid, else raise ``ValueError``/``TypeError``.
+        """Return ``self`` if every field is valid.
 
         Every number has an upper bound (see :mod:`napari_seg.limits`) tied to
         the memory or time it implies.
+
+        Returns
+        -------
+        TrainingConfig
+
+        Raises
+        ------
+        ValueError, TypeError
+            Naming the field, its bound and the value.
         """
         check_choice("loss", self.loss, LOSSES)
         check_choice("label0", self.label0, LABEL0_CHOICES)
@@ -202,71 +212,43 @@ class TrainingConfig:
             raise TypeError(f"options must be a mapping, got {brief(self.options)}")
         return self
 
-    def with_(self, **changes: Any) -> TrainingConfig:
-        """A copy with ``changes`` applied and validated."""
-        return replace(self, **changes).validate()
-
-    # -- serialisation -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """The settings as plain JSON types.
+
+        Returns
+        -------
+        dict
+        """
         d = asdict(self)
         d["class_names"] = list(self.class_names)
         return d
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainingConfig:
-        """Build and validate a config; a run summary's ``{"config": ...}`` is accepted too."""
-        if not isinstance(data, dict):
-            raise ValueError(f"a training config must be a mapping, got {type(data).__name__}")
-        if "config" in data and isinstance(data["config"], dict):
-            data = data["config"]
-        from .._config_file import reject_unknown
+    def from_dict(cls, data: Any) -> TrainingConfig:
+        """Build and validate a config; a run summary's ``{"config": ...}`` is accepted too.
 
-        reject_unknown(data, [f.name for f in fields(cls)], "training")
-        data = dict(data)
+        Parameters
+        ----------
+        data : dict
+            Field names to values, or a ``.training.json`` summary.
+
+        Returns
+        -------
+        TrainingConfig
+
+        Raises
+        ------
+        ValueError, TypeError
+            For a non-mapping, unknown settings or invalid values (named).
+        """
+        if isinstance(data, dict) and isinstance(data.get("config"), dict):
+            data = data["config"]
+        return super().from_dict(data)
+
+    @classmethod
+    def _from_mapping(cls, data: dict[str, Any]) -> TrainingConfig:
         if isinstance(data.get("class_names"), list):
             data["class_names"] = tuple(data["class_names"])
         elif data.get("class_names") is None:
             data.pop("class_names", None)
-        return cls(**data).validate()
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
-
-    @classmethod
-    def from_json(cls, text: str) -> TrainingConfig:
-        from .._config_file import parse_text
-
-        return cls.from_dict(parse_text(text, yaml_format=False, source="training config"))
-
-    def to_yaml(self) -> str:
-        import yaml
-
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
-
-    @classmethod
-    def from_yaml(cls, text: str) -> TrainingConfig:
-        from .._config_file import parse_text
-
-        return cls.from_dict(parse_text(text, yaml_format=True, source="training config"))
-
-    @classmethod
-    def load(cls, path: str | Path) -> TrainingConfig:
-        """Read a ``.json`` or ``.yaml``/``.yml`` file.
-
-        Raises
-        ------
-        ValueError
-            If the file cannot be parsed or holds invalid settings.
-        """
-        from .._config_file import read_mapping
-
-        return cls.from_dict(read_mapping(path))
-
-    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
-        """Write the config atomically as JSON or YAML (by suffix).
-
-        An existing file is replaced only with ``overwrite=True``.
-        """
-        from .._config_file import write_mapping
-
-        return write_mapping(path, self.to_dict(), overwrite=overwrite)
+        return cls(**data)

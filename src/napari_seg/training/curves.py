@@ -44,7 +44,16 @@ class CurvesArtist:
     def update(
         self, losses: Sequence[float], history: Sequence[dict], steps_per_epoch: int
     ) -> None:
-        """Set the curves' data (the caller draws the canvas)."""
+        """Set the curves' data (the caller draws the canvas).
+
+        Parameters
+        ----------
+        losses : sequence of float
+            Training loss per step.
+        history : sequence of dict
+            One entry per epoch (``epoch``, ``steps``, ``train_loss``, ``val_iou``).
+        steps_per_epoch : int
+        """
         steps = np.arange(1, len(losses) + 1)
         self.step_line.set_data(steps, losses)
         self.smooth_line.set_data(steps, _running_mean(losses, max(1, steps_per_epoch // 2)))
@@ -60,9 +69,30 @@ class CurvesArtist:
 
 
 def save_curves(
-    path: str | Path, losses: Sequence[float], history: Sequence[dict], steps_per_epoch: int
+    path: str | Path,
+    losses: Sequence[float],
+    history: Sequence[dict],
+    steps_per_epoch: int,
+    *,
+    overwrite: bool = False,
 ) -> Path:
-    """Write the curves to a PNG file (atomically)."""
+    """Write the curves to a PNG file (atomically).
+
+    Parameters
+    ----------
+    path : path-like
+    losses : sequence of float
+        Training loss per step.
+    history : sequence of dict
+        One entry per epoch (``epoch``, ``steps``, ``train_loss``, ``val_iou``).
+    steps_per_epoch : int
+    overwrite : bool
+        Replace ``path`` if it exists.
+
+    Returns
+    -------
+    pathlib.Path
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -72,18 +102,18 @@ def save_curves(
     FigureCanvasAgg(figure)
     CurvesArtist(figure).update(losses, history, steps_per_epoch)
     path = Path(path)
-    with atomic_write(path) as handle:
+    with atomic_write(path, overwrite=overwrite) as handle:
         figure.savefig(handle, format="png", dpi=100)
     return path
 
 
 def _running_mean(values: Sequence[float], window: int) -> np.ndarray:
-    values = np.asarray(values, dtype=float)
-    if values.size == 0:
-        return values
-    sums = np.cumsum(values)
+    array = np.asarray(values, dtype=float)
+    if array.size == 0:
+        return array
+    sums = np.cumsum(array)
     sums[window:] = sums[window:] - sums[:-window]
-    counts = np.minimum(np.arange(1, values.size + 1), window)
+    counts = np.minimum(np.arange(1, array.size + 1), window)
     return sums / counts
 
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 
+from .._types import RegionArray
 from ..arrays.layout import ImageLayout, resolve_layout
 from ..arrays.normalize import IntensityStats, compute_stats
 from ..models.spec import Normalization
@@ -39,8 +41,8 @@ class _Source:
     """One (image, labels) pair with its layout, statistics and held-out blocks."""
 
     name: str
-    image: object
-    labels: object
+    image: RegionArray
+    labels: RegionArray
     layout: ImageLayout
     stats: IntensityStats
     grid: tuple[int, int]
@@ -58,8 +60,22 @@ class Region:
     xs: slice
 
 
-def as_pairs(pairs) -> list[tuple[object, object]]:
-    """Accept one ``(image, labels)`` pair or a sequence of them."""
+def as_pairs(pairs: Any) -> list[tuple[Any, Any]]:
+    """Accept one ``(image, labels)`` pair or a sequence of them.
+
+    Parameters
+    ----------
+    pairs : (image, labels) or sequence of them
+
+    Returns
+    -------
+    list of (image, labels)
+
+    Raises
+    ------
+    ValueError
+        For an empty sequence or an item that is not a pair.
+    """
     if isinstance(pairs, tuple) and len(pairs) == 2 and hasattr(pairs[0], "shape"):
         return [pairs]
     if not isinstance(pairs, Sequence) or isinstance(pairs, str) or len(pairs) == 0:
@@ -173,7 +189,7 @@ class TrainingData:
         total = np.zeros(1, dtype=np.int64)
         for s, src in enumerate(self.sources):
             for number, plane in enumerate(src.layout.planes()):
-                lab = self.read_labels(src, plane, slice(None), slice(None))
+                lab = self._read_labels(src, plane, slice(None), slice(None))
                 if lab.size and lab.min() < 0:
                     raise ValueError(f"{src.name}: labels must be >= 0, found {lab.min()}")
                 if lab.size and lab.max() >= MAX_CLASSES:
@@ -217,7 +233,7 @@ class TrainingData:
             return []
         wanted = min(wanted, len(blocks) - 1)
         remaining = totals.copy()
-        regions = []
+        regions: list[Region] = []
         for i in rng.permutation(len(blocks)):
             if len(regions) == wanted:
                 break
@@ -284,16 +300,16 @@ class TrainingData:
                 )
 
     # -- reading ---------------------------------------------------------------------
-    def read_labels(self, src: _Source, plane, ys: slice, xs: slice) -> np.ndarray:
+    def _read_labels(self, src: _Source, plane, ys: slice, xs: slice) -> np.ndarray:
         block = np.asarray(src.labels[src.layout.output_index(plane, ys, xs)])
         return block.astype(np.int64, copy=False)
 
-    def read_image(self, src: _Source, plane, ys: slice, xs: slice) -> np.ndarray:
+    def _read_image(self, src: _Source, plane, ys: slice, xs: slice) -> np.ndarray:
         return src.stats.apply(src.layout.read(src.image, plane, ys, xs))
 
-    def target(self, src: _Source, number: int, plane, ys: slice, xs: slice) -> np.ndarray:
+    def _target(self, src: _Source, number: int, plane, ys: slice, xs: slice) -> np.ndarray:
         """Training targets of a region: ids, with unannotated and held-out pixels ignored."""
-        lab = self.read_labels(src, plane, ys, xs)
+        lab = self._read_labels(src, plane, ys, xs)
         if self.label0 == "unlabelled":
             lab[lab == 0] = IGNORE_INDEX
         rows = np.arange(ys.start, ys.stop) // self.patch
@@ -311,7 +327,21 @@ class TrainingData:
     def sample(
         self, rng: np.random.Generator, batch_size: int, sample_annotated: float
     ) -> tuple[np.ndarray, np.ndarray]:
-        """A batch: float32 images ``(B, C, P, P)`` and int64 targets ``(B, P, P)``."""
+        """A batch of patches.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+        batch_size : int
+        sample_annotated : float
+            Probability that a patch is centred on an annotated pixel of a class drawn
+            uniformly (the rest are placed anywhere).
+
+        Returns
+        -------
+        images : ndarray of float32, ``(B, C, P, P)``
+        targets : ndarray of int64, ``(B, P, P)``
+        """
         images, targets = [], []
         classes = sorted(self._positions)
         for _ in range(batch_size):
@@ -341,7 +371,22 @@ class TrainingData:
         return s, number, int(rng.integers(h)), int(rng.integers(w))
 
     def patch_at(self, s: int, number: int, cy: int, cx: int) -> tuple[np.ndarray, np.ndarray]:
-        """The patch centred near ``(cy, cx)`` (moved inside the plane; padded if it is small)."""
+        """The patch centred near ``(cy, cx)`` (moved inside the plane; padded if it is small).
+
+        Parameters
+        ----------
+        s : int
+            The pair.
+        number : int
+            The plane of that pair.
+        cy, cx : int
+            The centre.
+
+        Returns
+        -------
+        image : ndarray of float32, ``(C, P, P)``
+        target : ndarray of int64, ``(P, P)``
+        """
         src = self.sources[s]
         plane = src.layout.plane_at(number)
         h, w = src.layout.plane_shape
@@ -349,8 +394,8 @@ class TrainingData:
         y0 = int(np.clip(cy - p // 2, 0, max(0, h - p)))
         x0 = int(np.clip(cx - p // 2, 0, max(0, w - p)))
         ys, xs = slice(y0, min(h, y0 + p)), slice(x0, min(w, x0 + p))
-        image = self.read_image(src, plane, ys, xs)
-        target = self.target(src, number, plane, ys, xs)
+        image = self._read_image(src, plane, ys, xs)
+        target = self._target(src, number, plane, ys, xs)
         return pad_patch(image, target, p)
 
     def validation_batches(self, batch_size: int) -> Iterator[list[tuple[np.ndarray, np.ndarray]]]:
@@ -359,6 +404,14 @@ class TrainingData:
         Each image has ``VALIDATION_MARGIN`` pixels of context on every side
         where the plane has them; the target covers the image and is
         ``IGNORE_INDEX`` outside the region.
+
+        Parameters
+        ----------
+        batch_size : int
+
+        Yields
+        ------
+        list of (image, target)
         """
         batch: list = []
         for region in self.regions:
@@ -376,9 +429,9 @@ class TrainingData:
         m = VALIDATION_MARGIN
         ys = slice(max(0, region.ys.start - m), min(h, region.ys.stop + m))
         xs = slice(max(0, region.xs.start - m), min(w, region.xs.stop + m))
-        image = self.read_image(src, plane, ys, xs)
+        image = self._read_image(src, plane, ys, xs)
         target = np.full(image.shape[1:], IGNORE_INDEX, dtype=np.int64)
-        lab = self.read_labels(src, plane, region.ys, region.xs)
+        lab = self._read_labels(src, plane, region.ys, region.xs)
         if self.label0 == "unlabelled":
             lab[lab == 0] = IGNORE_INDEX
         inner = (
@@ -390,12 +443,23 @@ class TrainingData:
 
 
 def pad_patch(image: np.ndarray, target: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pad ``(C, h, w)`` and ``(h, w)`` to ``size``: image mirrored, target ignored."""
+    """Pad ``(C, h, w)`` and ``(h, w)`` to ``size``: image mirrored, target ignored.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+    target : numpy.ndarray
+    size : int
+
+    Returns
+    -------
+    image, target : numpy.ndarray
+    """
     h, w = target.shape
     pad_h, pad_w = max(0, size - h), max(0, size - w)
     if pad_h == 0 and pad_w == 0:
         return image, target
-    mode = "reflect" if pad_h < h and pad_w < w else "edge"
+    mode: Literal["reflect", "edge"] = "reflect" if pad_h < h and pad_w < w else "edge"
     image = np.pad(image, ((0, 0), (0, pad_h), (0, pad_w)), mode=mode)
     target = np.pad(target, ((0, pad_h), (0, pad_w)), constant_values=IGNORE_INDEX)
     return image, target

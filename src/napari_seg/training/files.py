@@ -10,7 +10,21 @@ from .config import TrainingConfig
 
 
 def resumed_config(path: str | os.PathLike) -> TrainingConfig:
-    """The config of the run that wrote the checkpoint at ``path``."""
+    """The config of the run that wrote the checkpoint at ``path``.
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    TrainingConfig
+
+    Raises
+    ------
+    ValueError
+        If the file holds no training run (or is not a valid model file).
+    """
     from ..models import read_model_card
 
     training = (read_model_card(path).get("provenance") or {}).get("training") or {}
@@ -19,12 +33,29 @@ def resumed_config(path: str | os.PathLike) -> TrainingConfig:
     return TrainingConfig.from_dict(training["config"])
 
 
-def check_outputs(out, *, overwrite: bool = False, resume=None) -> Path | None:
+def check_outputs(
+    out: str | os.PathLike | None,
+    *,
+    overwrite: bool = False,
+    resume: str | os.PathLike | None = None,
+) -> Path | None:
     """Check that a run may write ``out`` and its companions, before it starts.
 
     The best model, the ``-last`` checkpoint and the ``.training.json`` summary
     replace existing files only with ``overwrite``, or when the run resumes from
     one of them (they are its own files).
+
+    Parameters
+    ----------
+    out : path-like or None
+        None: the run writes nothing.
+    overwrite : bool
+    resume : path-like, optional
+        The checkpoint the run resumes from.
+
+    Returns
+    -------
+    pathlib.Path or None
 
     Raises
     ------
@@ -48,7 +79,16 @@ def check_outputs(out, *, overwrite: bool = False, resume=None) -> Path | None:
 
 
 def companion_paths(out: Path) -> tuple[Path, Path]:
-    """The ``-last`` checkpoint and ``.training.json`` summary written beside ``out``."""
+    """The ``-last`` checkpoint and ``.training.json`` summary written beside ``out``.
+
+    Parameters
+    ----------
+    out : pathlib.Path
+
+    Returns
+    -------
+    last, summary : pathlib.Path
+    """
     stem = out.name[: -len(out.suffix)] if out.suffix else out.name
     return out.with_name(f"{stem}-last{out.suffix or '.safetensors'}"), out.with_name(
         f"{stem}.training.json"
@@ -56,7 +96,19 @@ def companion_paths(out: Path) -> tuple[Path, Path]:
 
 
 def best_from_file(path: Path, epoch: int) -> dict | None:
-    """The best weights written by the run being resumed (if the file is that epoch's)."""
+    """The best weights written by the run being resumed (if the file is that epoch's).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+    epoch : int
+        The best epoch the checkpoint recorded.
+
+    Returns
+    -------
+    dict or None
+        A state dict, or None when the file is missing, unreadable or of another epoch.
+    """
     from ..models import load_model
 
     try:

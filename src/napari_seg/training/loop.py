@@ -9,12 +9,14 @@ import os
 import threading
 from collections.abc import Generator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from .._device import release_memory
 from .._generators import drain
+from .._types import ArrayLike
 from ..arrays.layout import detect_in_channels
 from ..arrays.runtime import Runtime
 from ..models.spec import Normalization
@@ -39,6 +41,9 @@ from .losses import SegmentationLoss
 from .schedule import lr_factor
 from .validation import validate
 
+if TYPE_CHECKING:
+    from ..models.wrapper import SegmentationModel
+
 logger = logging.getLogger(__name__)
 
 #: Weight of deep-supervision outputs in the loss (each; the main output has 1).
@@ -48,17 +53,17 @@ MIN_DELTA = 1e-4
 
 
 def iter_train(
-    pairs,
+    pairs: Any,
     config: TrainingConfig | None = None,
     *,
-    model=None,
+    model: SegmentationModel | None = None,
     out: str | os.PathLike | None = None,
     resume: str | os.PathLike | None = None,
     stop: threading.Event | None = None,
-    preview=None,
+    preview: ArrayLike | None = None,
     names: Sequence[str] | None = None,
     overwrite: bool = False,
-    **options,
+    **options: Any,
 ) -> Generator[TrainEvent, None, TrainResult]:
     """Train (or fine-tune) a segmentation model, yielding progress events.
 
@@ -93,6 +98,8 @@ def iter_train(
         Let the run replace existing files at ``out`` (and its ``-last`` and
         ``.training.json`` companions). Without it existing files are an error
         before training starts, unless the run resumes from one of them.
+    **options
+        Fields of :class:`TrainingConfig` that override ``config``'s.
 
     Yields
     ------
@@ -140,8 +147,20 @@ def iter_train(
         trainer.close()
 
 
-def train(pairs, config: TrainingConfig | None = None, **kwargs) -> TrainResult:
-    """Run :func:`iter_train` to the end and return its :class:`TrainResult`."""
+def train(pairs: Any, config: TrainingConfig | None = None, **kwargs: Any) -> TrainResult:
+    """Run :func:`iter_train` to the end and return its :class:`TrainResult`.
+
+    Parameters
+    ----------
+    pairs : (image, labels) or sequence of them
+    config : TrainingConfig, optional
+    **kwargs
+        The other arguments of :func:`iter_train`.
+
+    Returns
+    -------
+    TrainResult
+    """
     return drain(iter_train(pairs, config, **kwargs))
 
 
@@ -152,12 +171,16 @@ class _Trainer:
         self.config, self.runtime, self.out = config, runtime, out
         self.device, self.precision = runtime.device, runtime.precision
         self.channels_last = runtime.channels_last
-        self.model = None
-        self.optimizer = None
-        self.scaler = None
-        self.hooks: list = []
-        self.best_state = None
-        self.source: dict = {}
+        # Set by prepare(); the loop methods run only after it.
+        self.model: SegmentationModel
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scaler: torch.amp.GradScaler
+        self.state: RunState
+        self.data: TrainingData
+        self.rng: np.random.Generator
+        self.hooks: list[torch.utils.hooks.RemovableHandle] = []
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.source: dict[str, Any] = {}
 
     # -- setup -------------------------------------------------------------------------
     def prepare(self, pairs, model, resume, names):
@@ -191,8 +214,8 @@ class _Trainer:
         self.source = source or self.source
         self._setup_optimizer()
         self.state = RunState()
-        if resume is not None:
-            self.state = restore(base, self.optimizer, self.scaler)
+        if resume is not None and base is not None:  # base: the resumed model
+            self.state = restore(base, self._optimizer(), self.scaler)
         self.rng = np.random.default_rng(cfg.seed)
         if self.state.numpy_rng is not None:
             self.rng.bit_generator.state = self.state.numpy_rng
@@ -227,6 +250,11 @@ class _Trainer:
             model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        if self.optimizer is None:
+            raise RuntimeError("the trainer is closed")
+        return self.optimizer
 
     # -- the loop ------------------------------------------------------------------------
     def loop(self, stop: threading.Event, preview):
@@ -264,9 +292,9 @@ class _Trainer:
         return (yield from self._finish(stopped, clock))
 
     def _step(self, clock) -> tuple[float, float]:
-        cfg = self.config
+        cfg, optimizer = self.config, self._optimizer()
         lr = cfg.learning_rate * lr_factor(cfg.schedule, self._fraction(clock), warmup=cfg.warmup)
-        for group in self.optimizer.param_groups:
+        for group in optimizer.param_groups:
             group["lr"] = lr
         images, targets = self.data.sample(self.rng, cfg.batch_size, cfg.sample_annotated)
         images, targets = augment(images, targets, self.rng, self.aug)
@@ -277,9 +305,9 @@ class _Trainer:
         loss = self.loss(logits, y)
         if aux:
             loss = loss + AUX_WEIGHT * sum(self.loss(a, y) for a in aux) / len(aux)
-        self.optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
+        self.scaler.step(optimizer)
         self.scaler.update()
         value = float(loss.detach())
         if not math.isfinite(value):
@@ -309,7 +337,7 @@ class _Trainer:
         st.epoch += 1
         train_loss = st.epoch_loss_sum / max(1, st.step_in_epoch)
         improved = self._track_best(val.iou)
-        lr = self.optimizer.param_groups[0]["lr"]
+        lr = self._optimizer().param_groups[0]["lr"]
         st.history.append(
             {
                 "epoch": st.epoch,
@@ -364,7 +392,7 @@ class _Trainer:
         save_checkpoint(
             path,
             self.model,
-            optimizer=self.optimizer,
+            optimizer=self._optimizer(),
             scaler=self.scaler,
             state=self.state,
             training=self._summary("running"),
@@ -394,12 +422,12 @@ class _Trainer:
         best = best.to(memory_format=torch.contiguous_format).eval()
         best.card = {"provenance": {"training": self._summary(stopped)}}
         summary_path = self._write_summary(stopped)
-        last = companion_paths(self.out)[0] if self.out is not None else None
+        last_path = companion_paths(self.out)[0] if self.out is not None else None
         return TrainResult(
             model=best,
             config=self.config,
             best_path=self.out if self.out is not None and self.out.is_file() else None,
-            last_path=last if last is not None and last.is_file() else None,
+            last_path=last_path if last_path is not None and last_path.is_file() else None,
             summary_path=summary_path,
             stopped=stopped,
             epochs=st.epoch,

@@ -12,13 +12,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._types import ArrayLike
 from .config import LOSSES
 from .data import IGNORE_INDEX
 
 FOCAL_GAMMA = 2.0
 
 
-def class_weights(counts) -> np.ndarray:
+def class_weights(counts: ArrayLike) -> np.ndarray:
     """Class weights ``w_c = (N - N_c) / N`` from annotated pixel counts ``N_c``.
 
     Parameters
@@ -29,6 +30,11 @@ def class_weights(counts) -> np.ndarray:
     Returns
     -------
     ndarray of float32
+
+    Raises
+    ------
+    ValueError
+        When there is no annotated pixel.
 
     Examples
     --------
@@ -96,6 +102,20 @@ class SegmentationLoss(nn.Module):
             self.terms.append(self.focal)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The loss of ``logits`` against ``target`` (ignored pixels give no gradient).
+
+        Parameters
+        ----------
+        logits : torch.Tensor
+            ``(N, classes, H, W)``; computed in fp32 whatever the autocast.
+        target : torch.Tensor
+            ``(N, H, W)`` class ids, ``IGNORE_INDEX`` where nothing is known.
+
+        Returns
+        -------
+        torch.Tensor
+            A scalar; 0 (with a gradient of 0) when every pixel is ignored.
+        """
         logits = logits.float()  # losses in fp32 also under autocast
         if not bool((target != IGNORE_INDEX).any()):
             return logits.sum() * 0.0

@@ -32,6 +32,15 @@ def lr_factor(schedule: str, fraction: float, *, warmup: float = 0.05) -> float:
     warmup : float
         Fraction of the budget used to warm up.
 
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        For an unknown schedule.
+
     Examples
     --------
     >>> lr_factor("cosine", 1.0)

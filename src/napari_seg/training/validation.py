@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..arrays.runtime import Runtime
 from ..metrics import ConfusionMatrix, semantic_scores
-from ..models.wrapper import mask_untrained
+from ..models.wrapper import SegmentationModel, mask_untrained
 from .data import IGNORE_INDEX, TrainingData
 
 
@@ -23,12 +24,33 @@ class Validation:
 
 
 @torch.no_grad()
-def validate(model, data: TrainingData, loss_fn, runtime, batch_size: int) -> Validation:
+def validate(
+    model: SegmentationModel,
+    data: TrainingData,
+    loss_fn: torch.nn.Module,
+    runtime: Runtime,
+    batch_size: int,
+) -> Validation:
     """Predict every held-out region and score it against its annotations.
 
     The IoU is :func:`napari_seg.metrics.semantic_scores`' mean IoU over the
     classes present in the annotations or the prediction of those regions;
     unannotated pixels are left out.
+
+    Parameters
+    ----------
+    model : SegmentationModel
+    data : TrainingData
+    loss_fn : torch.nn.Module
+        The run's loss.
+    runtime : Runtime
+        Device, precision and memory format of the run.
+    batch_size : int
+
+    Returns
+    -------
+    Validation
+        NaN loss and IoU when nothing is held out.
     """
     if not data.regions:
         return Validation(float("nan"), float("nan"), {})
