@@ -30,7 +30,7 @@ from ._dock import Dock
 from ._fields import SaveTarget
 from ._layers import full_resolution as _data
 from ._plots import ScorePlots
-from ._runner import JobRunner
+from ._runner import JobRunner, RunnerFields
 
 if TYPE_CHECKING:
     import napari.viewer
@@ -102,7 +102,7 @@ def suggest_pair(layers) -> tuple:
     return others[-1], gt
 
 
-class EvaluateWidget(Dock):
+class EvaluateWidget(RunnerFields, Dock):
     """Score a prediction Labels layer (and optionally a second one) against ground truth.
 
     Parameters
@@ -159,14 +159,6 @@ class EvaluateWidget(Dock):
         )
         self.add_native(self.plots.canvas)
         self._connect()
-
-    @property
-    def _worker(self):
-        return self.runner.worker
-
-    @property
-    def _status(self):
-        return self.runner.status
 
     def reset_choices(self, *args) -> None:
         """Refresh the layer pickers; while prediction and ground truth are the same

@@ -13,7 +13,7 @@ from ..models import ModelSpec, get_architecture, list_architectures
 from ._current import CurrentModel
 from ._dock import Dock, wrapping_label
 from ._fields import SaveTarget
-from ._runner import JobRunner
+from ._runner import JobRunner, RunnerFields
 from ._shared import current_model_for, device_choices, fill_device_choices
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def save_job(model, path: Path, overwrite: bool) -> Path:
     return save_model(model, path, overwrite=overwrite, provenance=provenance)
 
 
-class ModelWidget(Dock):
+class ModelWidget(RunnerFields, Dock):
     """Pick an architecture and encoder, create / load / save the shared model.
 
     Parameters
@@ -110,10 +110,6 @@ class ModelWidget(Dock):
         self._on_arch_changed()
         self._on_model_changed(self.current)
         fill_device_choices(self._device)
-
-    @property
-    def _worker(self):
-        return self.runner.worker
 
     def _connect(self) -> None:
         self._arch.changed.connect(self._on_arch_changed)

@@ -26,7 +26,7 @@ from ._history import write_undoable
 from ._layers import full_resolution, viewer_position
 from ._legend import ClassLegend
 from ._params import param_widget, read_params
-from ._runner import JobRunner
+from ._runner import JobRunner, RunnerFields
 from ._shared import current_model_for, forward_events, same_layer
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class _Done:
     changed: tuple[np.ndarray, ...]
 
 
-class RefineWidget(Dock):
+class RefineWidget(RunnerFields, Dock):
     """Refine a Labels layer: morphology, instances, class edits and CRF, in a worker.
 
     Parameters
@@ -143,18 +143,6 @@ class RefineWidget(Dock):
         )
         self._connect()
         self._on_op_changed()
-
-    @property
-    def _worker(self):
-        return self.runner.worker
-
-    @property
-    def _status(self):
-        return self.runner.status
-
-    @property
-    def _cancel(self):
-        return self.runner.cancel_button
 
     def _connect(self) -> None:
         self._op.changed.connect(self._on_op_changed)

@@ -316,3 +316,21 @@ class JobRunner:
                 button.enabled = busy and state is not JobState.CANCELLING
         if self.pause_button is not None:
             self.pause_button.text = "Resume" if state is JobState.PAUSED else "Pause"
+
+
+class RunnerFields:
+    """A dock's runner fields under the short names the tests and the demo use."""
+
+    runner: JobRunner
+
+    @property
+    def _worker(self):
+        return self.runner.worker
+
+    @property
+    def _status(self):
+        return self.runner.status
+
+    @property
+    def _cancel(self):
+        return self.runner.cancel_button

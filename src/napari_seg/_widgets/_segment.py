@@ -27,7 +27,7 @@ from ._fields import AutoInt
 from ._history import write_undoable
 from ._layers import full_resolution, viewer_position
 from ._model import load_job
-from ._runner import JobRunner
+from ._runner import JobRunner, RunnerFields
 from ._shared import (
     current_model_for,
     device_choices,
@@ -69,7 +69,7 @@ def _predict_job(model, image, config: PredictConfig, *, cancel):
     return (yield from forward_events(iter_predict(model, image, config), cancel))
 
 
-class SegmentWidget(Dock):
+class SegmentWidget(RunnerFields, Dock):
     """Segment an Image layer with the current model, tile by tile, in a worker.
 
     Parameters
@@ -146,19 +146,6 @@ class SegmentWidget(Dock):
         self._connect()
         self._on_model_changed(self.current)
         fill_device_choices(self._device)
-
-    # The runner's fields, under the names the tests and the demo use.
-    @property
-    def _worker(self):
-        return self.runner.worker
-
-    @property
-    def _status(self):
-        return self.runner.status
-
-    @property
-    def _cancel(self):
-        return self.runner.cancel_button
 
     def _connect(self) -> None:
         self._run.clicked.connect(self.run)
