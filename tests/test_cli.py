@@ -95,3 +95,41 @@ def test_headless_demo_runs_the_whole_loop(tmp_path, capsys):
     errors = tifffile.imread(out / "cells2d_errors.tif")
     assert np.array_equal(errors, error_map(prediction, truth))
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("command", "flag"),
+    [
+        (["predict", "--model", "m.safetensors", "--output", "out", "in.tif"], "--config"),
+        (["evaluate", "--pred", "p.tif", "--gt", "g.tif"], "--config"),
+        (["train", "--image", "i.tif", "--labels", "l.tif", "--out", "m.safetensors"], "--config"),
+        (["refine", "in.tif", "out.tif"], "--pipeline"),
+    ],
+)
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_every_command_reads_its_config_file_as_json_or_yaml(
+    tmp_path, capsys, monkeypatch, command, flag, suffix
+):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / f"job{suffix}"
+    path.write_text('{"no_such_setting": 1}' if suffix == ".json" else "no_such_setting: 1\n")
+    assert main([*command, "--config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{flag} {path}" in err
+    assert "no_such_setting" in err
+    assert "Traceback" not in err
+
+
+def test_a_yaml_refine_config_given_as_config_is_applied(tmp_path):
+    labels = np.zeros((32, 32), np.uint8)
+    labels[4:20, 4:20] = 1
+    labels[25, 25] = 1  # a one-pixel speck
+    tifffile.imwrite(tmp_path / "in.tif", labels)
+    (tmp_path / "steps.yaml").write_text(
+        "steps:\n  - op: remove_small_objects\n    params: {min_size: 5}\n"
+    )
+    args = ["refine", str(tmp_path / "in.tif"), str(tmp_path / "out.tif"), "--quiet"]
+    assert main([*args, "--config", str(tmp_path / "steps.yaml")]) == 0
+    out = tifffile.imread(tmp_path / "out.tif")
+    assert out[25, 25] == 0
+    assert (out[4:20, 4:20] == 1).all()

@@ -8,8 +8,11 @@ from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .._config_file import JobConfig
+
 T = TypeVar("T")
 R = TypeVar("R")
+C = TypeVar("C", bound=JobConfig)
 
 #: Exit status of a command that failed (one line on stderr says why).
 EXIT_ERROR = 1
@@ -43,8 +46,22 @@ def parse_options(items: Sequence[str]) -> dict[str, int | bool]:
     return options
 
 
-def read_config(cls, path: Path | None):
-    """``cls.from_dict`` of the JSON or YAML file at ``path`` (a default ``cls()`` when None).
+def read_config(cls: type[C], path: Path | None, flag: str = "--config") -> C:
+    """The job config in the JSON or YAML file at ``path`` (``cls()`` when None).
+
+    Every command reads its config file here, so errors name the flag and the file.
+
+    Parameters
+    ----------
+    cls : type of JobConfig
+    path : pathlib.Path or None
+    flag : str
+        The option that named the file, for messages.
+
+    Returns
+    -------
+    JobConfig
+        An instance of ``cls``.
 
     Raises
     ------
@@ -53,14 +70,12 @@ def read_config(cls, path: Path | None):
     OSError
         If the file cannot be read.
     """
-    from .._config_file import read_mapping
-
     if path is None:
         return cls()
     try:
-        return cls.from_dict(read_mapping(path))
+        return cls.load(path)
     except ValueError as exc:
-        raise ValueError(f"--config {path}: {exc}") from None
+        raise ValueError(f"{flag} {path}: {exc}") from None
 
 
 def check_outputs(outputs: Sequence[Path], inputs: Sequence[Path], overwrite: bool) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._common import check_outputs, drive, for_each_input
+from ._common import check_outputs, drive, for_each_input, read_config
 
 if TYPE_CHECKING:
     from ..refine import RefineConfig
@@ -48,7 +48,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", nargs="?", type=Path, metavar="INPUT", help="label file or folder")
     p.add_argument("output", nargs="?", type=Path, metavar="OUTPUT", help="file or folder")
     p.add_argument("--op", help="operation name (see --list)")
-    p.add_argument("--pipeline", type=Path, help="JSON/YAML file of steps (instead of --op)")
+    p.add_argument(
+        "--pipeline",
+        "--config",
+        dest="pipeline",
+        type=Path,
+        help="JSON/YAML file of steps (instead of --op); --config is the same option",
+    )
     p.add_argument("--list", action="store_true", help="list operations and their parameters")
     p.add_argument(
         "--per-slice", action="store_true", default=None, help="3D input: each plane in 2D"
@@ -110,7 +116,7 @@ def build_config(args: argparse.Namespace) -> RefineConfig:
                 f"--{next(iter(given)).replace('_', '-')} needs --op; a pipeline file holds "
                 "its own parameters"
             )
-        config = RefineConfig.load(args.pipeline)
+        config = read_config(RefineConfig, args.pipeline, flag="--pipeline")
     else:
         op = get_operation(args.op)
         unknown = sorted(set(given) - set(op.param_map))

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._common import EXIT_ERROR, EXIT_INTERRUPTED, drive, parse_options
+from ._common import EXIT_ERROR, EXIT_INTERRUPTED, drive, parse_options, read_config
 
 if TYPE_CHECKING:
     from ..training import TrainingConfig
@@ -123,7 +123,7 @@ def build_config(args: argparse.Namespace) -> TrainingConfig:
     from ..training.files import resumed_config
 
     if args.config is not None:
-        config = TrainingConfig.load(args.config)
+        config = read_config(TrainingConfig, args.config)
     elif args.resume is not None:
         config = resumed_config(args.resume)
     else:
