@@ -154,9 +154,11 @@ def case_segment(viewer, app, why: bool) -> dict:
             w.run()
             _wait(app, w)
             seconds = time.perf_counter() - start
-        results.append({**beat.summary(), "seconds": round(seconds, 1)})
+        results.append(
+            {**beat.summary(), "seconds": round(seconds, 1), "why": beat.stalls.most_common(8)}
+        )
     second = {f"second_{k}": v for k, v in results[1].items()}
-    return {**results[0], **second, "why": beat.stalls.most_common(8)}
+    return {**results[0], **second}
 
 
 def case_refine(viewer, app, why: bool) -> dict:
@@ -200,11 +202,13 @@ def main() -> None:
             for _ in range(20):
                 app.processEvents()
             result = CASES[name](viewer, app, args.why)
-            why = result.pop("why")
+            whys = {key: result.pop(key) for key in [k for k in result if k.endswith("why")]}
             print(json.dumps({"case": name, "run": run + 1, **result}), flush=True)
             if args.why:
-                for stack, count in why:
-                    print(f"    {count:4d}  {stack}", flush=True)
+                for key, why in whys.items():
+                    print(f"  {key}:", flush=True)
+                    for stack, count in why:
+                        print(f"    {count:4d}  {stack}", flush=True)
             viewer.close()
 
 

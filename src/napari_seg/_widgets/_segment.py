@@ -34,6 +34,7 @@ from ._shared import (
     fill_device_choices,
     forward_events,
     same_layer,
+    warm_labels,
 )
 
 if TYPE_CHECKING:
@@ -146,6 +147,7 @@ class SegmentWidget(RunnerFields, Dock):
         self._connect()
         self._on_model_changed(self.current)
         fill_device_choices(self._device)
+        warm_labels()  # the result's Labels layer then appears without a stall
 
     def _connect(self) -> None:
         self._run.clicked.connect(self.run)

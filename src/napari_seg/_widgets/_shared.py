@@ -61,6 +61,7 @@ def forward_events(events, cancel):
 _background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-seg-background")
 _devices: Future | None = None
 _training_warm: Future | None = None
+_labels_warm: Future | None = None
 
 
 def _list_devices():
@@ -94,6 +95,25 @@ def warm_training() -> Future:
     if _training_warm is None:
         _training_warm = _background.submit(_warm_training)
     return _training_warm
+
+
+def _warm_labels() -> None:
+    import numpy as np
+    from napari.layers import Labels
+
+    # napari's first Labels layer imports pandas (its features table) and
+    # scikit-image's colour module (its colormap): about 300 ms of the main thread
+    # when a job's result arrives. A throwaway layer model (no Qt, no canvas) here
+    # imports them in the background instead.
+    Labels(np.zeros((2, 2), np.uint8))
+
+
+def warm_labels() -> Future:
+    """Import what napari's Labels layers need, once per process, in the background."""
+    global _labels_warm
+    if _labels_warm is None:
+        _labels_warm = _background.submit(_warm_labels)
+    return _labels_warm
 
 
 def device_choices(_widget=None) -> list[tuple[str, str]]:

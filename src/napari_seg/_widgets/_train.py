@@ -41,6 +41,7 @@ from ._shared import (
     device_choices,
     fill_device_choices,
     forward_events,
+    warm_labels,
     warm_training,
 )
 from ._train_pairs import PairsPanel
@@ -145,6 +146,7 @@ class TrainWidget(Dock):
         self.native.destroyed.connect(self._on_destroyed)
         fill_device_choices(self._device)
         warm_training()
+        warm_labels()  # for the preview's Labels layer
         # The parts' fields, under the names tests and the demo use.
         self._image, self._labels, self._pairs = (
             self.pairs.image,
