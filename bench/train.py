@@ -105,7 +105,7 @@ def time_to_quality(data, n_train: int, archs, budgets, device: str, precision: 
                 "train_images": n_train,
                 "held_out_images": len(held_out),
                 "held_out_foreground_iou": round(foreground_iou(result.model, held_out, device), 4),
-                "best_val_iou": result.metrics["best_val_iou"],
+                "best_val_iou": result.metrics.get("best_val_iou"),
             }
             print(json.dumps(row), flush=True)
 

@@ -7,13 +7,18 @@ from typing import Any
 
 
 def labels_layer_kwargs(
-    name: str, class_names: Sequence[str], class_colors: Sequence[Sequence[float]]
+    name: str,
+    class_names: Sequence[str],
+    class_colors: Sequence[Sequence[float]],
+    background: int | None = None,
 ) -> dict[str, Any]:
     """``add_labels`` keyword arguments naming and colouring classes.
 
-    The colormap maps each class index to its RGBA colour (unknown ids are
-    transparent) and the layer features hold ``index`` and ``class`` columns,
-    so napari shows the class name under the cursor.
+    The colormap maps each class index to its RGBA colour (unknown ids and the
+    background are transparent) and the layer features hold ``index`` and
+    ``class`` columns, so napari shows the class name under the cursor. The
+    background id, when given, is kept in the layer's metadata (``BACKGROUND_KEY``),
+    where Refine and Evaluate read their default background.
     """
     if len(class_names) != len(class_colors):
         raise ValueError(
@@ -22,11 +27,39 @@ def labels_layer_kwargs(
         )
     colors: dict[Any, tuple[float, ...]] = {i: tuple(c) for i, c in enumerate(class_colors)}
     colors[None] = (0.0, 0.0, 0.0, 0.0)
-    return {
+    kwargs: dict[str, Any] = {
         "name": name,
         "colormap": colors,
         "features": {"index": list(range(len(class_names))), "class": list(class_names)},
+        "metadata": {},
     }
+    if background is not None:  # only a known background is recorded
+        colors[background] = (0.0, 0.0, 0.0, 0.0)
+        kwargs["metadata"] = {BACKGROUND_KEY: int(background)}
+    return kwargs
+
+
+#: Layer metadata key of the background class id (None: no background class).
+BACKGROUND_KEY = "napari_seg_background"
+
+
+def background_of(*layers, default: int | None = 0) -> int | None:
+    """The background id the first layer that records one gives, else ``default``.
+
+    Parameters
+    ----------
+    *layers : napari layers or None
+    default : int, optional
+
+    Returns
+    -------
+    int or None
+    """
+    for layer in layers:
+        metadata = getattr(layer, "metadata", None) or {}
+        if metadata.get(BACKGROUND_KEY) is not None:
+            return int(metadata[BACKGROUND_KEY])
+    return default
 
 
 def class_names_of(*layers) -> dict[int, str]:

@@ -133,7 +133,7 @@ def label_layer_kwargs(name: str) -> dict[str, Any]:
     -------
     dict
     """
-    return labels_layer_kwargs(name, CLASS_NAMES, CLASS_COLORS)
+    return labels_layer_kwargs(name, CLASS_NAMES, CLASS_COLORS, background=0)
 
 
 def cells_2d_layers() -> list[tuple[Any, dict[str, Any], str]]:

@@ -6,6 +6,7 @@ import torch
 from napari_seg.models import (
     ModelSpec,
     create_model,
+    get_architecture,
     list_architectures,
     load_model,
     save_model,
@@ -42,6 +43,10 @@ def test_forward_any_size(built, shape):
 
 
 def test_backward_batch_of_one_gives_finite_gradients(built):
+    if get_architecture(built.spec.architecture).fitted != "gradient":
+        # Fitted in one pass (a forest): no parameters; tests/training/test_pixel.py.
+        assert not list(built.parameters())
+        return
     built.train()
     x = torch.randn(1, 3, 64, 64)
     out, aux = built.forward_with_aux(x)
@@ -86,7 +91,8 @@ def test_any_in_channels_and_class_count(arch, in_channels):
     # Classes > 255 matter for label dtypes downstream; keep one case cheap.
     classes = 300 if in_channels == 5 else 2
     options = {"depth": 2, "base_width": 4} if arch in ("unet", "attention-unet") else {}
-    encoder = {"fcn": None}.get(arch, None if arch in ("unet", "attention-unet") else "resnet18")
+    has_encoders = bool(get_architecture(arch).encoders) and arch not in ("fcn", "unet")
+    encoder = "resnet18" if has_encoders else None
     spec = ModelSpec(arch, in_channels, classes, encoder=encoder, options=options)
     model = create_model(spec).eval()
     with torch.inference_mode():

@@ -5,7 +5,17 @@ import pytest
 from napari_seg.models import ModelSpec, Normalization, create_model, get_architecture
 from napari_seg.models import list_architectures as archs
 
-EXPECTED = {"fcn", "unet", "unet++", "unet3+", "attention-unet", "deeplabv3", "deeplabv3+", "fpn"}
+EXPECTED = {
+    "fcn",
+    "unet",
+    "unet++",
+    "unet3+",
+    "attention-unet",
+    "deeplabv3",
+    "deeplabv3+",
+    "fpn",
+    "pixel-classifier",
+}
 
 
 def test_registry_has_the_literature_architectures_with_descriptions():

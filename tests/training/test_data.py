@@ -35,25 +35,65 @@ def test_a_few_strokes_on_a_large_image_are_sampled_often_and_rare_classes_too()
     assert hits[0] == 0  # label 0 means unlabelled here: never a target
 
 
-def test_unlabelled_zero_and_held_out_regions_are_ignored_in_training_patches():
+def _training_target(data, shape, patch):
+    """The training target of every pixel (patches tile the plane exactly)."""
+    full = np.empty(shape, np.int64)
+    for y in range(0, shape[0], patch):
+        for x in range(0, shape[1], patch):
+            _img, target = data.patch_at(0, 0, y + patch // 2, x + patch // 2)
+            full[y : y + patch, x : x + patch] = target
+    return full
+
+
+def test_sparse_labels_hold_out_whole_strokes_and_score_only_them():
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(128, 128)).astype(np.float32)
+    labels = np.zeros((128, 128), np.uint8)
+    for i in range(6):  # six strokes per class, some crossing block borders
+        labels[10 + 20 * i : 13 + 20 * i, 5:70] = 1
+        labels[8:120, 80 + 7 * i : 82 + 7 * i] = 2
+    data = _data((image, labels))
+    assert data.validation_metric == "agreement"
+    target = _training_target(data, labels.shape, 32)
+    ignored = (target == IGNORE_INDEX) & (labels > 0)
+    assert ignored.any(), "some strokes should be held out"
+    assert (target[labels == 0] == IGNORE_INDEX).all()  # 0 means unlabelled
+    np.testing.assert_array_equal(target[~ignored & (labels > 0)], labels[~ignored & (labels > 0)])
+    # whole strokes: each connected stroke is either all held out or all trained on
+    from scipy import ndimage as ndi
+
+    for cls in (1, 2):
+        components, n = ndi.label(labels == cls, structure=np.ones((3, 3)))
+        for k in range(1, n + 1):
+            held = ignored[components == k]
+            assert held.all() or not held.any()
+        assert (target == cls).any(), f"class {cls} must keep strokes for training"
+    # validation scores exactly the held-out stroke pixels
+    scored = np.zeros(labels.shape, bool)
+    for region in data.regions:
+        item = data._validation_item(region)[1]
+        m = 16  # VALIDATION_MARGIN
+        ys = slice(max(0, region.ys.start - m), min(128, region.ys.stop + m))
+        xs = slice(max(0, region.xs.start - m), min(128, region.xs.stop + m))
+        inner = item[: ys.stop - ys.start, : xs.stop - xs.start]
+        scored[ys, xs] |= inner != IGNORE_INDEX
+    np.testing.assert_array_equal(scored, ignored)
+
+
+def test_dense_labels_hold_out_blocks_as_before():
     rng = np.random.default_rng(0)
     image = rng.normal(size=(128, 128)).astype(np.float32)
     labels = rng.integers(0, 3, (128, 128)).astype(np.uint8)
-    data = _data((image, labels))
-    assert data.regions, "something should be held out"
+    data = _data((image, labels), label0="background")
+    assert data.validation_metric == "iou"
     held = np.zeros((128, 128), bool)
     for r in data.regions:
         held[r.ys, r.xs] = True
-    for y in range(0, 128, 16):
-        for x in range(0, 128, 16):
-            _img, target = data.patch_at(0, 0, y, x)
-            # recover where the patch came from: it is moved inside the plane
-            y0, x0 = int(np.clip(y - 16, 0, 96)), int(np.clip(x - 16, 0, 96))
-            region = (slice(y0, y0 + 32), slice(x0, x0 + 32))
-            expected = labels[region].astype(np.int64)
-            expected[expected == 0] = IGNORE_INDEX
-            expected[held[region]] = IGNORE_INDEX
-            np.testing.assert_array_equal(target, expected)
+    assert held.any()
+    target = _training_target(data, labels.shape, 32)
+    expected = labels.astype(np.int64)
+    expected[held] = IGNORE_INDEX
+    np.testing.assert_array_equal(target, expected)
 
 
 def test_stacks_train_as_planes_and_lazy_inputs_are_read_by_patch():

@@ -243,3 +243,22 @@ def test_new_model_class_names_set_and_extend_the_classes(make_blobs, tiny, name
     result = train(make_blobs((64, 64), seed=0), config)
     assert result.model.spec.class_names == expected
     assert result.model.spec.num_classes == len(expected)
+
+
+def test_previews_come_during_an_epoch_and_at_the_end(make_blobs, tiny, monkeypatch):
+    """Previews follow training time, not epochs: with the interval at 0 every step
+    brings one, and the run's end brings the last (issue 15, point 6)."""
+    from napari_seg.training import loop as loop_module
+    from napari_seg.training.events import PreviewReady
+
+    monkeypatch.setattr(loop_module, "PREVIEW_S", 0.0)
+    monkeypatch.setattr(loop_module, "PREVIEW_SHARE", 1e9)  # no slowdown rule either
+    image, labels = make_blobs((96, 96), seed=1)
+    config = tiny.with_(epochs=1, steps_per_epoch=3)
+    events = list(Returning(iter_train((image, labels), config, preview=image)))
+    order = [type(e).__name__ for e in events if isinstance(e, (StepProgress, PreviewReady))]
+    assert order[:2] == ["StepProgress", "PreviewReady"]  # within the first epoch
+    previews = [e for e in events if isinstance(e, PreviewReady)]
+    assert len(previews) == 3 + 1  # each of the 3 steps, and the end
+    assert all(p.epoch == 1 for p in previews)
+    assert previews[-1].labels.shape == image.shape

@@ -68,7 +68,9 @@ def test_every_architecture_maps_to_a_valid_spec(widget):
         spec = widget.spec()
         assert spec.architecture == arch
         assert spec.resolved_encoder == get_architecture(arch).default_encoder
-    assert widget._weights.enabled  # fpn, last in the list, has a pretrainable encoder
+        # only an architecture with a pretrainable encoder offers pretrained weights
+        assert widget._weights.enabled == (get_architecture(arch).default_encoder is not None
+                                           and spec.resolved_encoder != "classic")  # fmt: skip
     widget._arch.value = "attention-unet"
     assert widget.spec().encoder is None
     assert not widget._weights.enabled  # no pretrained encoder to load

@@ -24,13 +24,14 @@ from napari.layers import Labels
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from .._atomic import atomic_write
-from .._layers import class_names_of, labels_layer_kwargs
+from .._layers import background_of, class_names_of, labels_layer_kwargs
 from ..metrics import ERROR_COLORS, ERROR_NAMES, MODES, EvaluateConfig, Evaluation, merge_rows
 from ._dock import Dock
 from ._fields import SaveTarget
 from ._layers import full_resolution as _data
 from ._plots import ScorePlots
 from ._runner import JobRunner, RunnerFields
+from ._shared import current_model_for
 
 if TYPE_CHECKING:
     import napari.viewer
@@ -112,6 +113,7 @@ class EvaluateWidget(RunnerFields, Dock):
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(viewer)
+        self.current = current_model_for(viewer)  # its background is the default one
         self._run_info: _Scored | None = None
         self.result: Evaluation | None = None
         self.compared: Evaluation | None = None
@@ -124,6 +126,11 @@ class EvaluateWidget(RunnerFields, Dock):
         self._mode = ComboBox(label="mode", choices=list(MODES), value="semantic")
         self._ignore = LineEdit(label="ignore ids", value="")
         self._ignore.tooltip = "ground-truth ids left out, e.g. 0 where 0 means 'not annotated'"
+        self._background = LineEdit(label="background id", value="auto")
+        self._background.tooltip = (
+            "class left out of the 'without background' means: a number, 'none', or 'auto' "
+            "(the prediction's recorded background, else the current model's, else 0)"
+        )
         self._per_slice = CheckBox(text="score each slice of a stack", value=True)
         self._run = PushButton(text="Evaluate")
         self._errors = PushButton(text="Show errors", enabled=False)
@@ -148,6 +155,7 @@ class EvaluateWidget(RunnerFields, Dock):
                 self._gt,
                 self._mode,
                 self._ignore,
+                self._background,
                 self._per_slice,
                 self._run,
                 self._errors,
@@ -189,7 +197,22 @@ class EvaluateWidget(RunnerFields, Dock):
             ignore_labels=parse_ids(self._ignore.value),
             slice_axis=None if axis is None else axis[0],
             class_names=class_names_of(gt_layer, pred_layer),
+            background=self._background_id(pred_layer, gt_layer),
         ).validate()
+
+    def _background_id(self, pred_layer, gt_layer) -> int | None:
+        text = self._background.value.strip().lower()
+        if text in ("", "auto"):
+            model = self.current.model
+            fallback = model.spec.background if model is not None else 0
+            return background_of(pred_layer, gt_layer, default=fallback)
+        if text == "none":
+            return None
+        if not text.isdigit():
+            raise ValueError(
+                f"background id must be a whole number, 'none' or 'auto', got {text!r}"
+            )
+        return int(text)
 
     def _slice_axis(self, layer) -> tuple[int, int] | None:
         """(layer axis, world axis) the viewer steps through, for a 3D+ layer."""
@@ -355,6 +378,8 @@ class EvaluateWidget(RunnerFields, Dock):
     # -- callbacks (main thread) ----------------------------------------------------
     def _on_returned(self, results) -> None:
         self.result, self.compared = results
+        for message in self.result.warnings:
+            show_warning(f"napari-seg Evaluate: {message}")
         self._show_table()
         self._show_plots()
         s = self.result.scores

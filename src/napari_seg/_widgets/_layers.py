@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+#: A region read from the view is at most this many pixels on a side (around its centre).
+MAX_REGION = 2048
 
 
 def full_resolution(layer):
@@ -23,3 +28,43 @@ def viewer_position(viewer, layer) -> tuple[list[int], list[int]]:
     step = [int(np.round(v)) for v in layer.world_to_data(dims.point)]
     step = [min(max(s, 0), n - 1) for s, n in zip(step, shape, strict=False)]
     return displayed, step
+
+
+def visible_region(viewer, layer, spatial: list[int]) -> tuple[slice, slice]:
+    """Rows and columns of ``layer`` on screen (at most ``MAX_REGION`` on a side).
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+    layer : napari layer
+    spatial : list of int
+        The layer's two axes of the plane, in order.
+
+    Returns
+    -------
+    tuple of slice
+    """
+    shape = full_resolution(layer).shape
+    dims = viewer.dims
+    offset = dims.ndim - layer.ndim
+    world = [d + offset for d in spatial]
+    height, width = viewer.canvas.size if hasattr(viewer, "canvas") else (0, 0)
+    zoom = viewer.camera.zoom
+    center = viewer.camera.center[-2:]
+    if not height or not width or not zoom or list(dims.displayed) != world:
+        return tuple(slice(0, min(shape[d], MAX_REGION)) for d in spatial)  # type: ignore
+    corners = []
+    for sign in (-1, 1):
+        point = list(dims.point)
+        point[world[0]] = center[0] + sign * height / 2 / zoom
+        point[world[1]] = center[1] + sign * width / 2 / zoom
+        corners.append(layer.world_to_data(point))
+    out = []
+    for d in spatial:
+        low = min(c[d] for c in corners)
+        high = max(c[d] for c in corners)
+        mid, half = (low + high) / 2, min((high - low) / 2, MAX_REGION / 2)
+        start = max(0, math.floor(mid - half))
+        stop = min(shape[d], math.ceil(mid + half) + 1)
+        out.append(slice(start, max(start + 1, stop)) if start < shape[d] else slice(0, 1))
+    return out[0], out[1]

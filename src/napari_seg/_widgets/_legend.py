@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from magicgui.widgets import Container, Label, PushButton
 from napari.layers import Labels
 
-from .._layers import class_names_of, labels_layer_kwargs
+from .._layers import background_of, class_names_of, labels_layer_kwargs
 from ._current import CurrentModel
 
 if TYPE_CHECKING:
@@ -100,9 +100,12 @@ class ClassLegend(Container):
         layer = self._target()
         if layer is None or not self.names:
             return
-        kwargs = labels_layer_kwargs(layer.name, self.names, self.colors)
+        model = self.current.model
+        background = model.spec.background if model is not None else background_of(layer)
+        kwargs = labels_layer_kwargs(layer.name, self.names, self.colors, background)
         layer.colormap = kwargs["colormap"]
         layer.features = kwargs["features"]
+        layer.metadata = {**layer.metadata, **kwargs["metadata"]}
 
     def _on_destroyed(self, *_args) -> None:
         self.current.disconnect(self.refresh)

@@ -11,6 +11,7 @@ from magicgui.widgets import ComboBox, Container, PushButton, create_widget
 from napari.layers import Labels, Shapes
 from napari.utils.notifications import show_error, show_info, show_warning
 
+from .._layers import background_of
 from ..refine.operations import OPERATIONS, get_operation
 from ..refine.pipeline import (
     RefineConfig,
@@ -147,6 +148,8 @@ class RefineWidget(RunnerFields, Dock):
     def _connect(self) -> None:
         self._op.changed.connect(self._on_op_changed)
         self._labels.changed.connect(self.legend.refresh)
+        self._labels.changed.connect(self._default_background)
+        self.current.connect(self._default_background)
         self._preview.clicked.connect(self.preview)
         self._apply.clicked.connect(self.apply)
         self.native.destroyed.connect(self._on_destroyed)
@@ -249,11 +252,22 @@ class RefineWidget(RunnerFields, Dock):
         return sources, channel_axis, chosen_layers
 
     # -- callbacks (main thread) --------------------------------------------------------
+    def _default_background(self, *_args) -> None:
+        """The "background" parameter defaults to the labels layer's background id
+        (recorded by Segment and the live update), else the current model's, else 0."""
+        model = self.current.model
+        fallback = model.spec.background if model is not None else 0
+        background = background_of(self._labels.value, default=fallback)
+        for widget in self._params:
+            if widget.name == "background" and background is not None:
+                widget.value = background
+
     def _on_op_changed(self, *_args) -> None:
         op = get_operation(self._op.value)
         self._params.clear()
         for param in op.params:
             self._params.append(param_widget(param))
+        self._default_background()
         wanted = set(op.needs) | set(op.optional)
         self._image.visible = "image" in wanted
         self._probabilities.visible = "probabilities" in wanted
@@ -342,6 +356,7 @@ class RefineWidget(RunnerFields, Dock):
         self._inputs = []
 
     def _on_destroyed(self, *_args) -> None:
+        self.current.disconnect(self._default_background)
         self.runner.close()
 
 

@@ -61,6 +61,7 @@ class _Placement:
     probabilities_name: str
     class_names: tuple[str, ...]
     class_colors: tuple[tuple[float, ...], ...]
+    background: int | None = None
 
 
 def _predict_job(model, image, config: PredictConfig, *, cancel):
@@ -253,6 +254,7 @@ class SegmentWidget(RunnerFields, Dock):
             probabilities_name=f"{layer.name} probabilities [{tag}]",
             class_names=spec.class_names,
             class_colors=spec.class_colors,
+            background=spec.background,
         )
 
     # -- callbacks (main thread) ----------------------------------------------------
@@ -313,7 +315,9 @@ class SegmentWidget(RunnerFields, Dock):
         else:
             data = np.zeros(run.plan.labels_shape, dtype=result.labels.dtype)
             data[run.plan.labels_index] = result.labels
-        kwargs = labels_layer_kwargs(run.labels_name, run.class_names, run.class_colors)
+        kwargs = labels_layer_kwargs(
+            run.labels_name, run.class_names, run.class_colors, run.background
+        )
         return self._viewer.add_labels(data, scale=run.scale, translate=run.translate, **kwargs)
 
     def _write_probabilities(self, run: _Placement, result: PredictResult) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +20,8 @@ from napari.utils.notifications import show_error, show_warning
 
 from .._layers import class_names_of, labels_layer_kwargs
 from ..arrays.layout import channel_axis_of, stack_axis
+from ..inference.config import PredictConfig
+from ..models.registry import get_architecture
 from ..training.config import TrainingConfig
 from ..training.events import (
     EpochEnd,
@@ -30,11 +32,13 @@ from ..training.events import (
     TrainStarted,
     TrainWarning,
 )
+from ..training.validation import score_text
 from ._current import CurrentModel
 from ._curves import TrainingCurves
 from ._dock import Dock
 from ._fields import SaveTarget
-from ._layers import full_resolution, viewer_position
+from ._layers import full_resolution, viewer_position, visible_region
+from ._live import LivePanel
 from ._runner import JobRunner
 from ._shared import (
     current_model_for,
@@ -44,6 +48,7 @@ from ._shared import (
     warm_labels,
     warm_training,
 )
+from ._train_classes import StrokeClasses
 from ._train_pairs import PairsPanel
 from ._train_settings import AugmentPanel, SettingsPanel
 from ._train_source import ModelSourcePanel
@@ -89,6 +94,24 @@ def _train_job(inputs: _TrainInputs, *, stop, cancel):
     return (yield from forward_events(events, cancel))
 
 
+def _takeover_job(inputs: _TrainInputs, *, stop, cancel):
+    """Worker body of "Train deep model": the takeover's events, then its result and the
+    labels of the winning model for the strokes' image (None when cancelled)."""
+    from ..inference import predict
+    from ..training.takeover import iter_takeover
+
+    ((image, strokes),) = inputs.pairs
+    events = iter_takeover(
+        image, strokes, inputs.config, model=inputs.model, stop=stop, preview=inputs.preview
+    )
+    result = yield from forward_events(events, cancel)
+    if result is None:
+        return None
+    winner = result.deep if result.replaced else result.pixel
+    config = PredictConfig(device=inputs.config.device, channel_axis=inputs.config.channel_axis)
+    return result, predict(winner, image, config).labels
+
+
 class TrainWidget(Dock):
     """Train on (Image, Labels) layer pairs in a worker, with live curves.
 
@@ -112,16 +135,21 @@ class TrainWidget(Dock):
         self.settings = SettingsPanel()
         self.augment = AugmentPanel()
         self._device = ComboBox(label="device", choices=device_choices, value="auto")
-        self._preview = CheckBox(text="preview the current slice each epoch", value=False)
+        self._preview = CheckBox(text="preview the view every few seconds", value=False)
         self._out = SaveTarget(
             "save best to",
             filter="*.safetensors",
             tooltip="optional: best model file (+ -last checkpoint and .training.json)",
         )
         self._start = PushButton(text="Start")
+        self._deep = PushButton(text="Train deep model from the strokes")
+        self._deep.tooltip = (
+            "a CNN trained on the strokes and the pixel classifier's confident predictions; "
+            "it replaces the live prediction if it agrees better with held-out strokes"
+        )
         self.runner = JobRunner(
             "Train",
-            busy=[self._start],
+            busy=[self._start, self._deep],
             pause=True,
             stop=True,
             status_lines=4,
@@ -129,9 +157,20 @@ class TrainWidget(Dock):
             notify_warning=lambda message: show_warning(message),
         )
         self.curves = TrainingCurves(present=self.runner.present)
+        self.classes = StrokeClasses(lambda: self.pairs.labels.value)
+        self.live = LivePanel(
+            viewer,
+            lambda: self.pairs.image.value,
+            lambda: self.pairs.labels.value,
+            self.classes,
+            self.live_config,
+        )
         self.body.extend(
             [
                 *self.pairs.widgets,
+                *self.classes.widgets,
+                *self.live.widgets,
+                self._deep,
                 *self.source.widgets,
                 *self.settings.widgets,
                 self.augment,
@@ -143,7 +182,11 @@ class TrainWidget(Dock):
         )
         self.add_native(self.curves.widget)
         self._start.clicked.connect(self.start)
+        self._deep.clicked.connect(self.train_deep)
         self.native.destroyed.connect(self._on_destroyed)
+        self._watched = None
+        self.pairs.labels.changed.connect(self._watch_labels)
+        self._watch_labels()
         fill_device_choices(self._device)
         warm_training()
         warm_labels()  # for the preview's Labels layer
@@ -170,15 +213,42 @@ class TrainWidget(Dock):
     def remove_selected_pairs(self) -> None:
         self.pairs.remove_selected_pairs()
 
+    def _watch_labels(self, *_args) -> None:
+        """Keep the class legend and the live update on the chosen strokes layer."""
+        if self._watched is not None:
+            self._watched.events.paint.disconnect(self.classes.refresh)
+            self._watched.events.features.disconnect(self.classes.refresh)
+        layer = self._watched = self.pairs.labels.value
+        if layer is not None:
+            layer.events.paint.connect(self.classes.refresh)
+            layer.events.features.connect(self.classes.refresh)
+        self.classes.refresh()
+        self.live.watch()
+
+    def live_config(self, image_layer) -> TrainingConfig:
+        """The live pixel classifier's config: this dock's device and the image's axes."""
+        axis, channel_axis = self._axes(image_layer, None)
+        return TrainingConfig(
+            architecture="pixel-classifier",
+            label0="unlabelled",
+            device=self._device.value,
+            threads=_gui_threads(),
+            axis=axis,
+            channel_axis=channel_axis,
+        ).validate()
+
     # -- mapping fields to a config ------------------------------------------------
-    def config(self, *, axis: int | None = None, channel_axis: int | None = None):
-        """The :class:`TrainingConfig` the fields describe (validated)."""
+    def config(
+        self, *, axis: int | None = None, channel_axis: int | None = None, label0: str | None = None
+    ):
+        """The :class:`TrainingConfig` the fields describe (validated); ``label0``
+        overrides the field's choice."""
         s = self.settings
         return TrainingConfig(
             architecture=self.source.arch.value,
             encoder=self.source.encoder_value,
             grow_classes=self.source.grow.value,
-            label0=s.label0.value,
+            label0=label0 or s.label0.value,
             loss=s.loss.value,
             learning_rate=float(s.lr.value),
             batch_size=int(s.batch.value),
@@ -212,23 +282,78 @@ class TrainWidget(Dock):
             on_finished=self._on_finished,
         )
 
-    def _make_job(self) -> _TrainInputs:
+    def train_deep(self) -> None:
+        """Train a CNN from the strokes (``training.takeover``) in a worker."""
+        if self.runner.running:
+            show_warning("Training is already running; stop it first")
+            return
+        current = self.current.model
+        fitted = current is not None and get_architecture(current.spec.architecture).fitted
+        if self.source.source.value == "current" and fitted in (None, False, "forest"):
+            # nothing to fine-tune, or a pixel classifier: a new network of the chosen kind
+            self.source.source.value = "new"
+        try:
+            inputs = self._make_job(label0="unlabelled")  # strokes: 0 is unpainted
+            if len(inputs.pairs) != 1 or np.ndim(inputs.pairs[0][1]) != 2:
+                raise ValueError("Train deep model takes one 2D image and its strokes")
+            inputs = replace(inputs, out=None)
+        except (ValueError, TypeError, OSError) as exc:
+            show_error(f"Cannot train: {exc}")
+            return
+        self._inputs = inputs
+        self.curves.reset(inputs.config.steps_per_epoch)
+        self.runner.start(
+            _takeover_job,
+            inputs,
+            on_event=self._on_event,
+            on_result=self._on_takeover,
+            on_finished=self._on_finished,
+        )
+
+    def _on_takeover(self, returned) -> None:
+        if returned is None:
+            self.runner.set_status("cancelled; the current model is unchanged")
+            return
+        result, labels = returned
+        winner = result.deep if result.replaced else result.pixel
+        self.current.set(winner, path=None, dirty=True)
+        self.live.show_labels(labels, winner.spec.num_classes)
+        scores = (
+            f"held-out stroke agreement: deep {result.deep_score:.3f}, "
+            f"pixel classifier {result.pixel_score:.3f}"
+        )
+        verdict = (
+            "the deep model replaces the live prediction"
+            if result.replaced
+            else "the pixel classifier stays (the deep model did not agree better)"
+        )
+        self.runner.set_progress(1.0)
+        self.runner.set_status(f"{scores}\n{verdict}; it is now the current model")
+
+    def _make_job(self, label0: str | None = None) -> _TrainInputs:
         pairs = self.pairs.layer_pairs()
         image_layer = pairs[0][0]
         model, from_model = self.source.model_for_job()
         in_channels = None if model is None else model.spec.in_channels
         axis, channel_axis = self._axes(image_layer, in_channels)
-        config = self.config(axis=axis, channel_axis=channel_axis)
+        config = self.config(axis=axis, channel_axis=channel_axis, label0=label0)
         if from_model is not None:
             config = config.with_(from_model=from_model)
         if self.source.is_new:
             names = new_model_class_names([labels for _, labels in pairs], config.label0)
-            config = config.with_(class_names=names)
+            config = config.with_(class_names=names, background=self.classes.background_id())
+            if config.label0 == "unlabelled":  # the strokes' colours, background transparent
+                colors = self.classes.colors(
+                    max(2, len(names), max(self.classes.ids(), default=1) + 1)
+                )
+                config = config.with_(class_colors=colors)
         for image, labels in pairs:
             if tuple(image.scale[-2:]) != tuple(labels.scale[-2:]):
                 show_warning(f"{image.name} and {labels.name} have different scales")
         out = self._out.path  # checked by the run itself, so its error arrives as a notification
-        preview = self._preview_plane(image_layer) if self._preview.value else None
+        preview, origin = None, tuple(image_layer.translate[-2:])
+        if self._preview.value:
+            preview, origin = self._preview_view(image_layer)
         return _TrainInputs(
             pairs=[(full_resolution(i), full_resolution(lab)) for i, lab in pairs],
             names=[f"{i.name} / {lab.name}" for i, lab in pairs],
@@ -238,7 +363,7 @@ class TrainWidget(Dock):
             overwrite=self._out.overwrite,
             preview=preview,
             preview_name=f"{image_layer.name} preview",
-            preview_place=(tuple(image_layer.scale[-2:]), tuple(image_layer.translate[-2:])),
+            preview_place=(tuple(image_layer.scale[-2:]), origin),
         )
 
     def _axes(self, layer, in_channels: int | None) -> tuple[int | None, int | None]:
@@ -256,13 +381,18 @@ class TrainWidget(Dock):
             return None, channel_axis
         return stack_axis(len(shape), displayed=displayed, channel_axis=channel_axis), channel_axis
 
-    def _preview_plane(self, layer) -> np.ndarray:
+    def _preview_view(self, layer) -> tuple[np.ndarray, tuple[float, ...]]:
+        """The part of the current plane on screen, and its translate."""
         data = full_resolution(layer)
-        if data.ndim - (1 if layer.rgb else 0) <= 2:
-            return np.asarray(data)
+        spatial = [layer.ndim - 2, layer.ndim - 1]  # an RGB layer's channels come last
+        ys, xs = visible_region(self._viewer, layer, spatial)
         _, step = viewer_position(self._viewer, layer)
-        index = tuple(step[: data.ndim - 2 - (1 if layer.rgb else 0)])
-        return np.asarray(data[index])
+        index = (*step[: layer.ndim - 2], ys, xs)
+        scale, translate = layer.scale[-2:], layer.translate[-2:]
+        origin = tuple(
+            float(t + s * r.start) for t, s, r in zip(translate, scale, (ys, xs), strict=True)
+        )
+        return np.asarray(data[index]), origin
 
     def toggle_pause(self) -> None:
         """Pause the run after the current step, or resume it."""
@@ -292,7 +422,9 @@ class TrainWidget(Dock):
                     "epoch": event.epoch,
                     "steps": len(self.curves.losses),
                     "train_loss": event.train_loss,
-                    "val_iou": None if math.isnan(event.val_iou) else event.val_iou,
+                    f"val_{event.val_metric}": (
+                        None if math.isnan(event.val_score) else event.val_score
+                    ),
                 }
             )
         elif isinstance(event, TrainStarted):
@@ -300,7 +432,8 @@ class TrainWidget(Dock):
             self._head = (
                 f"training on {event.device_description} ({event.precision}); "
                 f"{event.num_classes} classes, {event.annotated_pixels} annotated pixels, "
-                f"{event.validation_regions} held-out regions"
+                f"{event.validation_regions} held-out "
+                + ("regions" if event.validation_metric == "iou" else "stroke blocks")
             )
             self.runner.set_status(self._head)
         elif isinstance(event, PreviewReady):
@@ -330,8 +463,8 @@ class TrainWidget(Dock):
             return
         path = result.best_path
         self.current.set(result.model, path=path, dirty=path is None)
-        best = result.metrics.get("best_val_iou")
-        best_text = "no validation" if best is None else f"best validation IoU {best:.3f}"
+        metrics = result.metrics
+        best_text = "best " + score_text(metrics["metric"], metrics["best_score"])
         self.runner.set_progress(1.0)
         self.runner.set_status(
             f"{result.stopped}: {result.epochs} epochs, {result.steps} steps in "
@@ -344,6 +477,7 @@ class TrainWidget(Dock):
         self._inputs = None
 
     def _on_destroyed(self, *_args) -> None:
+        self.live.close()
         self.runner.close()
         self.curves.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -122,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
     pred = _read(read_image, args.pred, "--pred")
     gt = _read(read_image, args.gt, "--gt")
     result = evaluate(pred, gt, config)
+    for message in result.warnings:
+        print(f"warning: {message}", file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_dict(), allow_nan=False))
         return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import sys
 import threading
@@ -193,18 +194,20 @@ def run(args: argparse.Namespace) -> int:
 def _run(pairs, config, args, names, stop):
     from ..training import EpochEnd, StepProgress, TrainStarted, TrainWarning, iter_train
 
-    last_iou = "-"
+    last = "val -"
 
     def show(event, bar) -> None:
-        nonlocal last_iou
+        nonlocal last
         if isinstance(event, TrainStarted):
             bar_format = "{l_bar}{bar}| {elapsed}<{remaining}{postfix}"
             bar.start(1000, f"train ({event.device}, {event.precision})", bar_format=bar_format)
         elif isinstance(event, StepProgress):
-            loss = f"epoch {event.epoch} loss {event.loss:.3f} val IoU {last_iou}"
+            loss = f"epoch {event.epoch} loss {event.loss:.3f} {last}"
             bar.update(int(1000 * event.fraction), postfix=loss)
         elif isinstance(event, EpochEnd):
-            last_iou = "-" if event.val_iou != event.val_iou else f"{event.val_iou:.3f}"
+            short = "val IoU" if event.val_metric == "iou" else "held-out strokes"
+            score = "-" if math.isnan(event.val_score) else f"{event.val_score:.3f}"
+            last = f"{short} {score}"
         elif isinstance(event, TrainWarning):
             bar.note(f"napari-seg train: warning: {event.message}")
 
@@ -261,11 +264,13 @@ def _report(result, args) -> int:
 
 
 def _print_text(result, payload: dict) -> None:
+    from ..training.validation import score_text
+
     m = result.metrics
-    best = "n/a" if m["best_val_iou"] is None else f"{m['best_val_iou']:.4f}"
+    best = score_text(m["metric"], m["best_score"])
     print(
         f"trained {result.epochs} epoch(s), {result.steps} steps in {result.seconds:.1f} s "
-        f"({result.stopped}); best validation mean IoU {best} at epoch {m['best_epoch']}"
+        f"({result.stopped}); best {best} at epoch {m['best_epoch']}"
     )
     for kind, path in payload["files"].items():
         if path:

@@ -7,14 +7,20 @@ import torch
 from .config import MIN_TILE, PredictConfig
 
 
-def default_tile(config: PredictConfig, device: torch.device, multiple: int, plane) -> int:
-    """The configured tile, or one suited to the device, rounded to ``multiple``."""
+def default_tile(
+    config: PredictConfig, device: torch.device, multiple: int, plane, base: int = 512
+) -> int:
+    """The configured tile, or one suited to the device, rounded to ``multiple``.
+
+    ``base`` is the network's own preference on a CPU (a pixel classifier's
+    features need a wide context, so it prefers larger tiles).
+    """
     if config.tile is not None:
         return config.tile
-    tile = 512
+    tile = base
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        tile = 1024 if free >= 8 * 2**30 else 512
+        tile = max(base, 1024 if free >= 8 * 2**30 else 512)
     tile = min(tile, max(plane))
     return max(MIN_TILE, -(-tile // multiple) * multiple)
 

@@ -146,8 +146,13 @@ class _Predictor:
         )
         self.runtime = Runtime.resolve(config.device, config.precision, purpose="inference")
         self.device, self.precision = self.runtime.device, self.runtime.precision
-        self.tile = default_tile(config, self.device, model.size_multiple, self.layout.plane_shape)
-        overlap = config.overlap if config.overlap is not None else self.tile // 4
+        base = int(getattr(model.net, "preferred_tile", 512))
+        self.tile = default_tile(
+            config, self.device, model.size_multiple, self.layout.plane_shape, base
+        )
+        overlap = config.overlap
+        if overlap is None:  # a network may say how much context its outputs need
+            overlap = int(getattr(model.net, "preferred_overlap", self.tile // 4))
         self.overlap = min(overlap, self.tile - 1)
         self.batch = default_batch(config, self.device, self.tile)
         self.num_classes = spec.num_classes

@@ -135,6 +135,20 @@ class Evaluation:
         top = max([*self.config.class_names, *getattr(self.scores, "labels", ()), -1]) + 1
         return [self.config.class_names.get(i, str(i)) for i in range(top)]
 
+    @property
+    def warnings(self) -> list[str]:
+        """What looks wrong with the inputs rather than the prediction (semantic mode):
+        ids of the prediction and the ground truth that barely overlap.
+
+        Returns
+        -------
+        list of str
+        """
+        if self.matrix is None:
+            return []
+        message = id_mismatch(self.matrix)
+        return [message] if message else []
+
     def slice_summary(self) -> np.ndarray | None:
         """One number per slice: mean IoU without background (semantic) or the accuracy
         at the first threshold (instance); None without per-slice scores.
@@ -261,3 +275,41 @@ def _with_named(cm: ConfusionMatrix, config: EvaluateConfig) -> ConfusionMatrix:
     rows, cols = np.ix_(where, where)
     counts[..., rows, cols] = cm.counts
     return ConfusionMatrix(counts, tuple(labels), cm.ignore_labels, cm.ignored)
+
+
+#: Warn when more than this share of the pixels of either array carries an id
+#: the other array never uses.
+ID_MISMATCH_SHARE = 0.25
+
+
+def id_mismatch(matrix: ConfusionMatrix) -> str | None:
+    """A warning when the two arrays use mostly different ids (e.g. a prediction in
+    ids 1/2 scored against a ground truth in 0/1), else None.
+
+    Parameters
+    ----------
+    matrix : ConfusionMatrix
+
+    Returns
+    -------
+    str or None
+    """
+    counts = matrix.counts.reshape(-1, *matrix.counts.shape[-2:]).sum(axis=0)
+    truth, pred = counts.sum(axis=1), counts.sum(axis=0)
+    total = counts.sum()
+    if total == 0:
+        return None
+    labels = np.asarray(matrix.labels)
+    only_pred = pred[truth == 0].sum() / total
+    only_truth = truth[pred == 0].sum() / total
+    if max(only_pred, only_truth) <= ID_MISMATCH_SHARE:
+        return None
+    ids_pred = labels[pred > 0].tolist()
+    ids_truth = labels[truth > 0].tolist()
+    return (
+        f"the prediction's ids {ids_pred} and the ground truth's {ids_truth} barely "
+        f"overlap ({100 * only_pred:.0f}% of the pixels carry a predicted id the ground "
+        f"truth never uses, {100 * only_truth:.0f}% a true id never predicted): are the "
+        "ids shifted (e.g. strokes painted 1/2 scored against masks in 0/1)? Relabel "
+        "one of them (Refine > relabel) before reading these scores"
+    )

@@ -397,6 +397,12 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -
     tensors = _read_tensors(header)
     state = {k[len(MODEL_PREFIX) :]: v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)}
     model.load_state_dict(state, strict=True)
+    check = getattr(model.net, "check_loaded", None)  # networks whose tensors index others
+    if check is not None:
+        try:
+            check()
+        except ValueError as exc:
+            raise ModelFileError(f"{path}: {exc}") from None
     model.card = header.card
     model.extra_tensors = {k: v for k, v in tensors.items() if not k.startswith(MODEL_PREFIX)}
     return model.eval().to(device)

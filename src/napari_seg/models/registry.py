@@ -98,6 +98,11 @@ class Architecture:
     encoder_options : mapping of str to OptionRange, optional
         Options that replace ``options`` when a pretrainable encoder (anything
         but ``"classic"``) is chosen; ``None`` means ``options`` always apply.
+    dims : tuple of int
+        The spatial dimensionalities it offers (``ModelSpec.spatial_dims``).
+    fitted : {"gradient", "forest"}
+        How it learns: by gradient descent (the training loop), or by fitting a
+        random forest on filter features in one pass (``training.pixel``).
     """
 
     name: str
@@ -109,6 +114,8 @@ class Architecture:
     default_encoder: str | None = None
     options: Mapping[str, OptionRange] = field(default_factory=dict)
     encoder_options: Mapping[str, OptionRange] | None = None
+    dims: tuple[int, ...] = (2,)
+    fitted: str = "gradient"
 
     def options_for(self, encoder: str | None) -> Mapping[str, OptionRange]:
         """The options that apply with ``encoder``.
@@ -325,6 +332,26 @@ _ARCHITECTURES: dict[str, Architecture] = {
             "resnet34",
             {"depth": _DEPTH_SMP},
         ),
+        Architecture(
+            "pixel-classifier",
+            "Pixel classifier",
+            "Random forest on multiscale filter features (Gaussian, gradient, Laplacian "
+            "and difference of Gaussians, structure tensor and Hessian eigenvalues), "
+            "fitted in seconds from sparse strokes, as in ilastik.",
+            "napari-seg (filters and classifier in torch)",
+            "._pixel:build_pixel_classifier",
+            (),
+            None,
+            {
+                "max_sigma": OptionRange(
+                    16, choices=(2, 4, 8, 16, 32), help="largest filter scale (pixels)"
+                ),
+                "trees": OptionRange(16, 1, 128, help="trees of the random forest"),
+                "depth": OptionRange(8, 2, 12, help="depth of each tree"),
+            },
+            dims=(2, 3),
+            fitted="forest",
+        ),
     )
 }
 
@@ -424,6 +451,12 @@ class _RegistryRules:
         arch = get_architecture(spec.architecture)
         arch.check_encoder(spec.encoder)
         arch.check_options(spec.options, spec.encoder)
+        if spec.spatial_dims not in arch.dims:
+            offered = " or ".join(f"{d}D" for d in arch.dims)
+            raise ValueError(
+                f"architecture {arch.name!r} is {offered} only, got spatial_dims="
+                f"{spec.spatial_dims}"
+            )
 
     def resolve_encoder(self, spec: ModelSpec) -> str | None:
         return get_architecture(spec.architecture).resolve_encoder(spec.encoder)

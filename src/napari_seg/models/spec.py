@@ -28,19 +28,26 @@ _PALETTE = (
 )
 
 
-def default_class_colors(num_classes: int) -> tuple[tuple[float, float, float, float], ...]:
-    """One RGBA colour per class; class 0 (background) is transparent.
+def default_class_colors(
+    num_classes: int, background: int | None = 0
+) -> tuple[tuple[float, float, float, float], ...]:
+    """One RGBA colour per class; class 0 and the background class are transparent.
 
     Parameters
     ----------
     num_classes : int
+    background : int, optional
+        The background class id (0 by default; None: none beyond id 0).
 
     Returns
     -------
     tuple of (r, g, b, a) tuples
     """
-    colors = []
+    colors: list[tuple[float, float, float, float]] = []
     for i in range(num_classes):
+        if i == background:
+            colors.append(_PALETTE[0])
+            continue
         if i < len(_PALETTE):
             colors.append(_PALETTE[i])
         else:  # golden-ratio hue walk for many classes
@@ -149,6 +156,14 @@ class ModelSpec:
         Class ids the model was never trained on (id 0 of a model trained on
         sparse scribbles, where 0 meant "not annotated"); inference never
         predicts them.
+    spatial_dims : {2, 3}
+        Whether the network reads 2D images or 3D volumes (its architecture's
+        registry entry says which it offers).
+    background : int or None
+        The class id that is background: shown transparent, left out of the
+        "without background" means, the default background of Refine. Default
+        0; None when the model has no background class, and None when class 0
+        is untrained and no other id was named.
 
     Examples
     --------
@@ -166,6 +181,8 @@ class ModelSpec:
     normalization: Normalization = field(default_factory=Normalization)
     options: dict[str, Any] = field(default_factory=dict)
     untrained_classes: tuple[int, ...] = ()
+    spatial_dims: int = 2
+    background: int | None = 0
 
     def __post_init__(self) -> None:
         # Fill derived defaults so that every spec is complete once built, but only
@@ -194,6 +211,9 @@ class ModelSpec:
             object.__setattr__(self, "class_colors", colors)
         if isinstance(self.options, dict):
             object.__setattr__(self, "options", dict(self.options))
+        untrained = self.untrained_classes
+        if self.background == 0 and isinstance(untrained, tuple) and 0 in untrained:
+            object.__setattr__(self, "background", None)  # class 0 was never learnt
 
     def validate(self) -> ModelSpec:
         """Check every field; return self or raise ``ValueError``/``TypeError``.
@@ -240,6 +260,17 @@ class ModelSpec:
             raise ValueError(
                 "untrained_classes must be distinct class ids, leaving at least two classes, "
                 f"got {brief(untrained)}"
+            )
+        if self.spatial_dims not in (2, 3) or isinstance(self.spatial_dims, bool):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {brief(self.spatial_dims)}")
+        if self.background is not None and (
+            not _is_int(self.background)
+            or not 0 <= self.background < self.num_classes
+            or self.background in untrained
+        ):
+            raise ValueError(
+                f"background must be None or a trained class id below {self.num_classes}, "
+                f"got {brief(self.background)}"
             )
         if not isinstance(self.normalization, Normalization):
             raise TypeError(f"normalization must be a mapping, got {brief(self.normalization)}")

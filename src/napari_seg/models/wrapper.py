@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol, cast
+import itertools
+from typing import Any, Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -18,28 +19,30 @@ class _DeepSupervised(Protocol):
 
 
 def pad_to_multiple(
-    x: torch.Tensor, multiple: int, *, mode: str = "reflect"
-) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Pad the last two axes of ``x`` up to a multiple of ``multiple``.
+    x: torch.Tensor, multiple: int, *, mode: str = "reflect", dims: int = 2
+) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """Pad the last ``dims`` axes of ``x`` up to a multiple of ``multiple``.
 
-    Padding is added at the bottom and right so that cropping back is a plain
+    Padding is added at the end of each axis so that cropping back is a plain
     slice. Reflection is used where the image is large enough, replication
     otherwise (reflection needs more pixels than the pad width).
 
     Parameters
     ----------
     x : torch.Tensor
-        Array of shape ``(N, C, H, W)``.
+        Array of shape ``(N, C, H, W)`` (``dims=2``) or ``(N, C, D, H, W)`` (3).
     multiple : int
         Required size multiple (>= 1).
     mode : {"reflect", "replicate", "constant"}
         Padding mode.
+    dims : {2, 3}
+        Number of trailing spatial axes.
 
     Returns
     -------
     padded : torch.Tensor
     original_size : tuple of int
-        ``(H, W)`` to crop back to with ``out[..., :H, :W]``.
+        The spatial size to crop back to (see :func:`crop_to`).
 
     Raises
     ------
@@ -54,13 +57,30 @@ def pad_to_multiple(
     """
     if multiple < 1:
         raise ValueError(f"multiple must be >= 1, got {multiple}")
-    h, w = x.shape[-2:]
-    pad_h, pad_w = (-h) % multiple, (-w) % multiple
-    if pad_h == 0 and pad_w == 0:
-        return x, (h, w)
-    if mode == "reflect" and (pad_h >= h or pad_w >= w):
+    size = tuple(int(n) for n in x.shape[-dims:])
+    pads = [(-n) % multiple for n in size]
+    if not any(pads):
+        return x, size
+    if mode == "reflect" and any(p >= n for p, n in zip(pads, size, strict=True)):
         mode = "replicate"
-    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode), (h, w)
+    flat = [v for p in reversed(pads) for v in (0, p)]  # F.pad counts from the last axis
+    return F.pad(x, flat, mode=mode), size
+
+
+def crop_to(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """``x`` cropped to ``size`` on its trailing axes (undoes :func:`pad_to_multiple`).
+
+    Parameters
+    ----------
+    x : torch.Tensor
+    size : tuple of int
+
+    Returns
+    -------
+    torch.Tensor
+    """
+    index: tuple[Any, ...] = (Ellipsis, *(slice(0, n) for n in size))
+    return x[index]
 
 
 def mask_untrained(logits: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
@@ -102,14 +122,15 @@ class SegmentationModel(nn.Module):
     """A segmentation network with its :class:`ModelSpec`.
 
     Calling the model returns class logits of shape ``(N, num_classes, H, W)``
-    for any input of shape ``(N, in_channels, H, W)``: inputs are padded to the
-    network's size multiple and the output is cropped back.
+    for any input of shape ``(N, in_channels, H, W)`` (``(N, C, D, H, W)`` for a
+    model whose ``spec.spatial_dims`` is 3): inputs are padded to the network's
+    size multiple and the output is cropped back.
 
     Parameters
     ----------
     net : torch.nn.Module
         The network; it maps ``(N, C, H', W')`` to logits when ``H'`` and ``W'``
-        are multiples of ``size_multiple``. It may define
+        are multiples of ``size_multiple`` (likewise in 3D). It may define
         ``forward_aux(x) -> (logits, [aux_logits, ...])`` for deep supervision.
     spec : ModelSpec
     size_multiple : int
@@ -138,7 +159,9 @@ class SegmentationModel(nn.Module):
         -------
         torch.device
         """
-        return next(self.parameters()).device
+        for tensor in itertools.chain(self.parameters(), self.buffers()):
+            return tensor.device
+        return torch.device("cpu")
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise, naming the problem, if ``x`` is not a valid input batch.
@@ -146,7 +169,8 @@ class SegmentationModel(nn.Module):
         Parameters
         ----------
         x : torch.Tensor
-            ``(N, in_channels, H, W)``, floating point.
+            ``(N, in_channels, H, W)`` (or ``(N, in_channels, D, H, W)`` for a 3D
+            model), floating point.
 
         Raises
         ------
@@ -157,16 +181,19 @@ class SegmentationModel(nn.Module):
         """
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
-        if x.ndim != 4:
+        dims = self.spec.spatial_dims
+        if x.ndim != 2 + dims:
+            axes = "(N, C, H, W)" if dims == 2 else "(N, C, D, H, W)"
             raise ValueError(
-                f"input must have shape (N, C, H, W), got {x.ndim} dimensions {tuple(x.shape)}"
+                f"this {dims}D model needs input of shape {axes}, got {x.ndim} dimensions "
+                f"{tuple(x.shape)}"
             )
         if x.shape[1] != self.spec.in_channels:
             raise ValueError(
                 f"this model expects {self.spec.in_channels} input channel(s), "
                 f"got {x.shape[1]} (input shape {tuple(x.shape)})"
             )
-        if x.shape[0] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
+        if 0 in x.shape:
             raise ValueError(f"input must not be empty, got shape {tuple(x.shape)}")
         if not x.is_floating_point():
             raise TypeError(f"input must be a floating-point tensor, got {x.dtype}")
@@ -185,8 +212,8 @@ class SegmentationModel(nn.Module):
             ``(N, num_classes, H, W)``.
         """
         self.check_input(x)
-        padded, (h, w) = pad_to_multiple(x, self.size_multiple)
-        return self.net(padded)[..., :h, :w]
+        padded, size = pad_to_multiple(x, self.size_multiple, dims=self.spec.spatial_dims)
+        return crop_to(self.net(padded), size)
 
     def forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits plus deep-supervision logits (same size as the input).
@@ -203,11 +230,11 @@ class SegmentationModel(nn.Module):
         aux : list of torch.Tensor
         """
         self.check_input(x)
-        padded, (h, w) = pad_to_multiple(x, self.size_multiple)
+        padded, size = pad_to_multiple(x, self.size_multiple, dims=self.spec.spatial_dims)
         if not self.has_aux_outputs:
-            return self.net(padded)[..., :h, :w], []
+            return crop_to(self.net(padded), size), []
         out, aux = cast(_DeepSupervised, self.net).forward_aux(padded)
-        return out[..., :h, :w], [a[..., :h, :w] for a in aux]
+        return crop_to(out, size), [crop_to(a, size) for a in aux]
 
     def extra_repr(self) -> str:
         """The spec's main fields, for ``repr(model)``.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -78,6 +78,7 @@ def _new_model(
     device: torch.device,
 ) -> tuple[SegmentationModel, dict[str, Any]]:
     from ..models import ModelSpec, create_model
+    from ..models.spec import default_class_colors
 
     names = config.class_names
     num_classes = config.num_classes or max(2, needed, len(names))
@@ -89,15 +90,23 @@ def _new_model(
         names = ("unlabelled",)
     if names and len(names) < num_classes:  # ids the names do not reach: "class N"
         names = (*names, *(f"class {i}" for i in range(len(names), num_classes)))
+    background = config.background
+    if background is None and not unlabelled:
+        background = 0
+    defaults = default_class_colors(num_classes, background)
+    given = [tuple(c) for c in config.class_colors][:num_classes]
+    colors = cast(Any, (*given, *defaults[len(given) :]))  # RGBA tuples, checked by validate
     spec = ModelSpec(
         config.architecture,
         in_channels=in_channels,
         num_classes=num_classes,
         encoder=config.encoder,
         class_names=names,
+        class_colors=colors,
         normalization=normalization,
         options=config.options,
         untrained_classes=(0,) if unlabelled else (),
+        background=background,
     ).validate()
     torch.manual_seed(config.seed)
     return create_model(spec).to(device), {"initialisation": "random", "seed": config.seed}

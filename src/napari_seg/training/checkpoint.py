@@ -33,7 +33,7 @@ class RunState:
     steps: int = 0  # optimizer steps done in total
     elapsed_s: float = 0.0  # training time (pauses excluded)
     epoch_loss_sum: float = 0.0
-    best_val_iou: float | None = None
+    best_score: float | None = None  # the run's validation metric (see RunState users)
     best_epoch: int | None = None
     epochs_since_best: int = 0
     history: list[dict] = field(default_factory=list)
@@ -62,6 +62,9 @@ class RunState:
         RunState
         """
         known = set(cls.__dataclass_fields__)
+        data = dict(data)
+        if "best_val_iou" in data and "best_score" not in data:  # written before 0.2
+            data["best_score"] = data.pop("best_val_iou")
         return cls(**{k: v for k, v in data.items() if k in known})
 
 

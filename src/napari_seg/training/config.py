@@ -58,6 +58,13 @@ class TrainingConfig(JobConfig):
         Names of a new model's classes, from id 0; the model has at least as
         many classes, and ids beyond the names are called "class N" (defaults:
         "background" or, with ``label0="unlabelled"``, "unlabelled", then "class 1"...).
+    class_colors : tuple of RGBA tuples
+        Colours of a new model's classes, from id 0 (defaults: the model's
+        palette with the background transparent).
+    background : int, optional
+        The class id of a new model that is background (shown transparent, left
+        out of "without background" means, Refine's default). None: 0 with
+        ``label0="background"``, no background class with strokes.
     grow_classes : bool
         When fine-tuning, let labels use ids the model does not have: the
         output head is widened and the new classes start untrained.
@@ -116,6 +123,8 @@ class TrainingConfig(JobConfig):
     in_channels: int | None = None
     num_classes: int | None = None
     class_names: tuple[str, ...] = ()
+    class_colors: tuple[tuple[float, ...], ...] = ()
+    background: int | None = None
     grow_classes: bool = False
     label0: str = "background"
     normalization: str = "percentile"
@@ -152,6 +161,9 @@ class TrainingConfig(JobConfig):
             object.__setattr__(self, "options", dict(self.options))
         if isinstance(self.class_names, list):  # a string stays a string, for validate()
             object.__setattr__(self, "class_names", tuple(self.class_names))
+        if isinstance(self.class_colors, list):
+            colors = tuple(tuple(c) if isinstance(c, list) else c for c in self.class_colors)
+            object.__setattr__(self, "class_colors", colors)
 
     def validate(self) -> TrainingConfig:
         """Return ``self`` if every field is valid.
@@ -208,6 +220,12 @@ class TrainingConfig(JobConfig):
             check_bool(name, getattr(self, name))
         check_bool("channels_last", self.channels_last, optional=True)
         as_names("class_names", self.class_names, max_count=MAX_CLASSES)
+        check_int("background", self.background, 0, MAX_CLASSES - 1, optional=True)
+        if not isinstance(self.class_colors, tuple) or len(self.class_colors) > MAX_CLASSES:
+            raise TypeError(
+                f"class_colors must be a sequence of at most {MAX_CLASSES} RGBA colours, got "
+                f"{brief(self.class_colors)}"
+            )
         if not isinstance(self.options, dict):
             raise TypeError(f"options must be a mapping, got {brief(self.options)}")
         return self
@@ -221,6 +239,7 @@ class TrainingConfig(JobConfig):
         """
         d = asdict(self)
         d["class_names"] = list(self.class_names)
+        d["class_colors"] = [list(c) for c in self.class_colors]
         return d
 
     @classmethod

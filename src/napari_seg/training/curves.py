@@ -1,4 +1,7 @@
-"""Training curves with matplotlib (no Qt): loss per step, validation IoU per epoch.
+"""Training curves with matplotlib (no Qt): loss per step, validation score per epoch.
+
+The score is the validation IoU with dense labels and the held-out stroke agreement
+with sparse ones; the axis says which (never "IoU" for the latter).
 
 The Train widget redraws them on a Qt canvas after every epoch, the headless
 demo saves them as PNG. The artists are made once and only their data change,
@@ -51,7 +54,8 @@ class CurvesArtist:
         losses : sequence of float
             Training loss per step.
         history : sequence of dict
-            One entry per epoch (``epoch``, ``steps``, ``train_loss``, ``val_iou``).
+            One entry per epoch (``epoch``, ``steps``, ``train_loss``, ``val_iou`` or
+            ``val_agreement``).
         steps_per_epoch : int
         """
         steps = np.arange(1, len(losses) + 1)
@@ -59,10 +63,15 @@ class CurvesArtist:
         self.smooth_line.set_data(steps, _running_mean(losses, max(1, steps_per_epoch // 2)))
         ends = [h.get("steps", h["epoch"] * steps_per_epoch) for h in history]
         self.epoch_dots.set_data(ends, [h["train_loss"] for h in history])
-        ious = [_nan(h.get("val_iou")) for h in history]
-        self.iou_line.set_data([h["epoch"] for h in history], ious)
-        none = bool(history) and all(math.isnan(v) for v in ious)
-        self.note.set_text("no held-out region: no validation IoU" if none else "")
+        strokes = any("val_agreement" in h for h in history)
+        key = "val_agreement" if strokes else "val_iou"
+        scores = [_nan(h.get(key)) for h in history]
+        self.iou_line.set_data([h["epoch"] for h in history], scores)
+        name = "held-out stroke agreement" if strokes else "validation mean IoU"
+        self.iou_ax.set_ylabel(name, fontsize=8)
+        none = bool(history) and all(math.isnan(v) for v in scores)
+        what = "held-out stroke: no agreement" if strokes else "held-out region: no validation IoU"
+        self.note.set_text(f"no {what}" if none else "")
         self.loss_ax.relim()
         self.loss_ax.autoscale_view()
         self.iou_ax.set_xlim(0.5, max(2, len(history)) + 0.5)

@@ -21,6 +21,7 @@ from .._types import RegionArray
 from ..arrays.layout import ImageLayout, resolve_layout
 from ..arrays.normalize import IntensityStats, compute_stats
 from ..models.spec import Normalization
+from .strokes import Stroke, choose_held_out, find_strokes, stroke_mask
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,30 @@ class _Source:
     grid: tuple[int, int]
     held_out: np.ndarray  # (n_planes, rows, cols) bool
     block_counts: list[np.ndarray] = field(default_factory=list)  # per plane: (blocks, k)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A region of a plane with image context around it, for whole-region features.
+
+    Attributes
+    ----------
+    key : tuple
+        ``(pair, plane, y0, y1, x0, x1)`` of the outer region: the same window of
+        the same data always has the same key (a feature cache may use it).
+    image : ndarray of float32, ``(C, h, w)``
+        The normalised image of the outer region.
+    target : ndarray of int64
+        Training targets of the inner region (``IGNORE_INDEX`` where nothing is
+        to be learnt).
+    inner : tuple of slice
+        Where the inner region lies in the outer one.
+    """
+
+    key: tuple
+    image: np.ndarray
+    target: np.ndarray
+    inner: tuple[slice, slice]
 
 
 @dataclass(frozen=True)
@@ -102,6 +127,8 @@ class TrainingData:
     label0 : {"unlabelled", "background"}
     patch_size : int
     validation_fraction : float
+        Share held out for validation: of the patch-sized blocks with dense labels,
+        of the strokes (whole ones, per class) with sparse labels.
     axis, channel_axis : int, optional
         Stack axis and channel axis of the images.
     seed : int
@@ -139,15 +166,32 @@ class TrainingData:
             self._source(name, image, labels, in_channels, normalization, axis, channel_axis)
             for name, (image, labels) in zip(names, pairs, strict=True)
         ]
+        self._strokes: list[Stroke] = []
+        self._held: dict[tuple[int, int], np.ndarray] = {}  # (pair, plane): held-out pixels
         positions, counts = self._scan()
         self.max_label = len(counts) - 1
-        self.regions = self._hold_out(np.random.default_rng(seed), validation_fraction, counts)
+        rng = np.random.default_rng(seed)
+        if self.sparse:
+            self.regions = self._hold_out_strokes(rng, validation_fraction)
+        else:
+            self.regions = self._hold_out(rng, validation_fraction, counts)
+        self._strokes = []  # their pixels live on in self._held
         self._positions = self._training_positions(positions)
         self.class_counts = self._training_counts(len(counts))
         self.annotated_pixels = int(self.class_counts.sum())
         sizes = [src.layout.n_planes * np.prod(src.layout.plane_shape) for src in self.sources]
         self._source_weights = np.asarray(sizes, float) / np.sum(sizes)
         self._check_annotations()
+
+    @property
+    def sparse(self) -> bool:
+        """Whether the labels are sparse strokes (0 means "not annotated")."""
+        return self.label0 == "unlabelled"
+
+    @property
+    def validation_metric(self) -> str:
+        """``"agreement"`` (held-out strokes) for sparse labels, ``"iou"`` for dense ones."""
+        return "agreement" if self.sparse else "iou"
 
     # -- checks and scanning ---------------------------------------------------------
     def _source(self, name, image, labels, in_channels, normalization, axis, channel_axis):
@@ -201,6 +245,8 @@ class TrainingData:
                 annotated = lab > 0 if self.label0 == "unlabelled" else np.ones(lab.shape, bool)
                 counts = _block_counts(lab, annotated, self.patch, src.grid)
                 src.block_counts.append(counts)
+                if self.sparse:
+                    self._strokes.extend(find_strokes(lab, s, number))
                 if counts.shape[1] > total.size:
                     total = np.pad(total, (0, counts.shape[1] - total.size))
                 total[: counts.shape[1]] += counts.sum(axis=0)
@@ -254,12 +300,57 @@ class TrainingData:
             )
         return regions
 
+    def _hold_out_strokes(self, rng: np.random.Generator, fraction: float) -> list[Region]:
+        """Hold whole strokes out; the validation regions are the blocks they touch."""
+        held, warnings = choose_held_out(self._strokes, fraction, rng)
+        self.warnings.extend(warnings)
+        by_plane: dict[tuple[int, int], list[Stroke]] = {}
+        for stroke in held:
+            by_plane.setdefault((stroke.source, stroke.plane), []).append(stroke)
+        blocks: set[tuple[int, int, int, int]] = set()
+        for (s, number), strokes in by_plane.items():
+            src = self.sources[s]
+            mask = stroke_mask(strokes, src.layout.plane_shape)
+            self._held[s, number] = mask
+            rows, cols = np.nonzero(mask)
+            cells = zip(rows // self.patch, cols // self.patch, strict=True)
+            blocks.update((s, number, int(r), int(c)) for r, c in cells)
+        chosen = sorted(blocks)
+        if len(chosen) > MAX_VALIDATION_REGIONS:
+            keep = rng.choice(len(chosen), MAX_VALIDATION_REGIONS, replace=False)
+            chosen = [chosen[int(i)] for i in sorted(keep)]
+        if not held and fraction > 0:
+            self.warnings.append(
+                "no stroke could be held out for validation (each class needs two strokes); "
+                "the held-out stroke agreement is not reported"
+            )
+        return [
+            Region(s, number, *self._block_slices(self.sources[s], int(r), int(c)))
+            for s, number, r, c in chosen
+        ]
+
+    def release_held_out(self) -> None:
+        """Let the held-out annotations train too (after validation); no regions remain."""
+        self._held = {}
+        for src in self.sources:
+            src.held_out[:] = False
+        self.regions = []
+
+    def _held_pixels(self, s: int, number: int, ys: slice, xs: slice) -> np.ndarray | None:
+        """Held-out stroke pixels of a region (None when the plane has none)."""
+        mask = self._held.get((s, number))
+        return None if mask is None else mask[ys, xs]
+
     def _training_positions(self, positions) -> dict[int, list]:
-        """Annotated positions outside held-out blocks, grouped by class."""
+        """Annotated positions outside held-out blocks or strokes, grouped by class."""
         out: dict[int, list] = {}
         for c, s, number, ys, xs in positions:
             src = self.sources[s]
-            keep = ~src.held_out[number, ys // self.patch, xs // self.patch]
+            if self.sparse:
+                mask = self._held.get((s, number))
+                keep = np.ones(ys.shape, bool) if mask is None else ~mask[ys, xs]
+            else:
+                keep = ~src.held_out[number, ys // self.patch, xs // self.patch]
             if keep.any():
                 out.setdefault(c, []).append((s, number, ys[keep], xs[keep]))
         return out
@@ -270,6 +361,10 @@ class TrainingData:
             for number, block in enumerate(src.block_counts):
                 train = ~src.held_out[number].reshape(-1)
                 counts[: block.shape[1]] += block[train].sum(axis=0)
+        for (s, number), mask in self._held.items():
+            src = self.sources[s]
+            lab = self._read_labels(src, src.layout.plane_at(number), slice(None), slice(None))
+            counts -= np.bincount(lab[mask], minlength=k)[:k]
         return counts
 
     def _check_annotations(self) -> None:
@@ -307,11 +402,16 @@ class TrainingData:
     def _read_image(self, src: _Source, plane, ys: slice, xs: slice) -> np.ndarray:
         return src.stats.apply(src.layout.read(src.image, plane, ys, xs))
 
-    def _target(self, src: _Source, number: int, plane, ys: slice, xs: slice) -> np.ndarray:
+    def _target(self, s: int, number: int, plane, ys: slice, xs: slice) -> np.ndarray:
         """Training targets of a region: ids, with unannotated and held-out pixels ignored."""
+        src = self.sources[s]
         lab = self._read_labels(src, plane, ys, xs)
-        if self.label0 == "unlabelled":
+        if self.sparse:
             lab[lab == 0] = IGNORE_INDEX
+            held = self._held_pixels(s, number, ys, xs)
+            if held is not None:
+                lab[held] = IGNORE_INDEX
+            return lab
         rows = np.arange(ys.start, ys.stop) // self.patch
         cols = np.arange(xs.start, xs.stop) // self.patch
         held = src.held_out[number][np.ix_(rows, cols)]
@@ -395,8 +495,87 @@ class TrainingData:
         x0 = int(np.clip(cx - p // 2, 0, max(0, w - p)))
         ys, xs = slice(y0, min(h, y0 + p)), slice(x0, min(w, x0 + p))
         image = self._read_image(src, plane, ys, xs)
-        target = self._target(src, number, plane, ys, xs)
+        target = self._target(s, number, plane, ys, xs)
         return pad_patch(image, target, p)
+
+    def windows(self, size: int, margin: int) -> Iterator[Window]:
+        """The regions holding training annotations, with ``margin`` pixels of context.
+
+        Planes up to ``size`` x ``size`` pixels come whole; larger ones in
+        ``size``-sided blocks (those with annotations that train).
+
+        Parameters
+        ----------
+        size : int
+        margin : int
+
+        Yields
+        ------
+        Window
+        """
+        for s, src in enumerate(self.sources):
+            h, w = src.layout.plane_shape
+            for number, counts in enumerate(src.block_counts):
+                if not self._trains_in_plane(s, number, counts):
+                    continue
+                plane = src.layout.plane_at(number)
+                for ys, xs in _blocks((h, w), size):
+                    target = self._target(s, number, plane, ys, xs)
+                    if (target != IGNORE_INDEX).any():
+                        yield self._window(s, number, ys, xs, margin, target)
+
+    def image_windows(
+        self, pair: int, number: int, size: int, margin: int, region: tuple[slice, slice]
+    ) -> Iterator[Window]:
+        """The windows of ``windows`` (same blocks, same keys) that meet ``region``
+        of a plane, whether annotated or not; their targets are empty.
+
+        Parameters
+        ----------
+        pair, number : int
+            The pair and the plane number in it.
+        size, margin : int
+            As for ``windows``.
+        region : tuple of slice
+            Rows and columns of the plane (clipped to it).
+
+        Yields
+        ------
+        Window
+        """
+        h, w = self.sources[pair].layout.plane_shape
+        ry, rx = (slice(*r.indices(n)[:2]) for r, n in zip(region, (h, w), strict=True))
+        for ys, xs in _blocks((h, w), size):
+            if (
+                ys.start < ry.stop
+                and ry.start < ys.stop
+                and xs.start < rx.stop
+                and rx.start < xs.stop
+            ):
+                yield self._window(pair, number, ys, xs, margin, np.empty((0, 0), np.int64))
+
+    def _window(
+        self, s: int, number: int, ys: slice, xs: slice, margin: int, target: np.ndarray
+    ) -> Window:
+        src = self.sources[s]
+        h, w = src.layout.plane_shape
+        outer_y = slice(max(0, ys.start - margin), min(h, ys.stop + margin))
+        outer_x = slice(max(0, xs.start - margin), min(w, xs.stop + margin))
+        inner = (
+            slice(ys.start - outer_y.start, ys.stop - outer_y.start),
+            slice(xs.start - outer_x.start, xs.stop - outer_x.start),
+        )
+        image = self._read_image(src, src.layout.plane_at(number), outer_y, outer_x)
+        key = (s, number, outer_y.start, outer_y.stop, outer_x.start, outer_x.stop)
+        return Window(key, image, target, inner)
+
+    def _trains_in_plane(self, s: int, number: int, counts: np.ndarray) -> bool:
+        if not counts.any():
+            return False
+        if self.sparse:
+            return True  # held-out strokes are masked in the targets
+        train = ~self.sources[s].held_out[number].reshape(-1)
+        return bool(counts[train].any())
 
     def validation_batches(self, batch_size: int) -> Iterator[list[tuple[np.ndarray, np.ndarray]]]:
         """Held-out regions with image context: lists of (image, target) of equal size.
@@ -432,8 +611,10 @@ class TrainingData:
         image = self._read_image(src, plane, ys, xs)
         target = np.full(image.shape[1:], IGNORE_INDEX, dtype=np.int64)
         lab = self._read_labels(src, plane, region.ys, region.xs)
-        if self.label0 == "unlabelled":
-            lab[lab == 0] = IGNORE_INDEX
+        if self.sparse:  # only the held-out strokes are scored
+            held = self._held_pixels(region.source, region.plane, region.ys, region.xs)
+            scored = (lab > 0) & held if held is not None else np.zeros(lab.shape, bool)
+            lab[~scored] = IGNORE_INDEX
         inner = (
             slice(region.ys.start - ys.start, region.ys.stop - ys.start),
             slice(region.xs.start - xs.start, region.xs.stop - xs.start),
@@ -474,3 +655,11 @@ def _block_counts(lab: np.ndarray, annotated: np.ndarray, block: int, grid) -> n
     flat = (ids * k + lab)[annotated]
     counts = np.bincount(flat, minlength=grid[0] * grid[1] * k)
     return counts.reshape(grid[0] * grid[1], k)
+
+
+def _blocks(shape: tuple[int, int], size: int) -> Iterator[tuple[slice, slice]]:
+    """``size``-sided blocks covering a plane of ``shape`` (the last ones smaller)."""
+    h, w = shape
+    for y in range(0, h, size):
+        for x in range(0, w, size):
+            yield slice(y, min(h, y + size)), slice(x, min(w, x + size))

@@ -24,6 +24,8 @@ class TrainStarted:
     validation_regions: int
     steps_per_epoch: int
     start_epoch: int
+    #: ``"iou"`` (dense labels) or ``"agreement"`` (held-out strokes of sparse labels).
+    validation_metric: str = "iou"
 
 
 @dataclass(frozen=True)
@@ -63,34 +65,44 @@ class StepProgress:
 class EpochEnd:
     """Yielded after each epoch's validation.
 
-    ``val_iou`` is the mean IoU over the scored classes of the held-out
-    regions (NaN when nothing could be held out); ``val_class_iou`` maps class
-    ids to their IoU.
+    ``val_score`` is what ``val_metric`` names: the mean IoU over the scored
+    classes of the held-out blocks (``"iou"``, dense labels) or the held-out
+    stroke agreement (``"agreement"``, sparse labels; see
+    :mod:`napari_seg.training.validation`); NaN when nothing could be held out.
+    ``val_class_scores`` maps class ids to their score.
     """
 
     epoch: int
     train_loss: float
     val_loss: float
-    val_iou: float
-    val_class_iou: dict[int, float]
+    val_score: float
+    val_class_scores: dict[int, float]
     learning_rate: float
     elapsed_s: float
     improved: bool
+    val_metric: str = "iou"
+
+    @property
+    def val_iou(self) -> float:
+        """The validation IoU; NaN when the score is not an IoU (sparse labels)."""
+        return self.val_score if self.val_metric == "iou" else float("nan")
 
 
 @dataclass(frozen=True)
 class ModelSaved:
-    """A model file was written (atomically)."""
+    """A model file was written (atomically), with its validation score (NaN if none)."""
 
     path: Path
     kind: str  # "best" or "last"
     epoch: int
-    val_iou: float
+    score: float
+    metric: str = "iou"
 
 
 @dataclass(frozen=True)
 class PreviewReady:
-    """Labels predicted for the preview image after an epoch."""
+    """Labels predicted for the preview image, every few seconds of training and at
+    the end (``epoch``: the epoch under way, from 1)."""
 
     epoch: int
     labels: np.ndarray
@@ -108,9 +120,11 @@ class TrainResult:
     stopped : str
         Why training ended: ``"budget"``, ``"early stopping"`` or ``"stopped"``.
     history : list of dict
-        One entry per epoch (epoch, train_loss, val_loss, val_iou, lr, elapsed_s).
+        One entry per epoch (epoch, train_loss, val_loss, ``val_iou`` or
+        ``val_agreement``, lr, elapsed_s).
     metrics : dict
-        Best epoch, its validation IoU (mean and per class) and the last values.
+        ``validation_metric``, the best epoch, its score (``best_val_iou`` or
+        ``best_val_agreement``, mean and per class) and the last values.
     """
 
     model: Any

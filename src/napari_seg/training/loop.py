@@ -19,6 +19,7 @@ from .._generators import drain
 from .._types import ArrayLike
 from ..arrays.layout import detect_in_channels
 from ..arrays.runtime import Runtime
+from ..models.registry import get_architecture
 from ..models.spec import Normalization
 from ._model import base_model, fit_classes
 from ._runtime import Clock, guard_batchnorm
@@ -39,7 +40,7 @@ from .events import (
 from .files import best_from_file, check_outputs, companion_paths, resumed_config
 from .losses import SegmentationLoss
 from .schedule import lr_factor
-from .validation import validate
+from .validation import METRIC_NAMES, Validation, validate
 
 if TYPE_CHECKING:
     from ..models.wrapper import SegmentationModel
@@ -48,6 +49,10 @@ logger = logging.getLogger(__name__)
 
 #: Weight of deep-supervision outputs in the loss (each; the main output has 1).
 AUX_WEIGHT = 0.4
+#: Seconds of training between two previews (at least).
+PREVIEW_S = 5.0
+#: Previews take at most about this share of the training time.
+PREVIEW_SHARE = 0.2
 #: An improvement of the validation IoU smaller than this does not reset patience.
 MIN_DELTA = 1e-4
 
@@ -141,7 +146,10 @@ def iter_train(
     try:
         with runtime.cpu_threads():
             yield from trainer.prepare(as_pairs(pairs), model, resume, names)
-            result = yield from trainer.loop(stop or threading.Event(), preview)
+            if trainer.pixel:
+                result = yield from trainer.fit_pixel(stop or threading.Event())
+            else:
+                result = yield from trainer.loop(stop or threading.Event(), preview)
         return result
     finally:
         trainer.close()
@@ -181,21 +189,14 @@ class _Trainer:
         self.hooks: list[torch.utils.hooks.RemovableHandle] = []
         self.best_state: dict[str, torch.Tensor] | None = None
         self.source: dict[str, Any] = {}
+        self.pixel = False  # a pixel classifier: fitted, not trained (see fit_pixel)
+        self.next_preview_s = PREVIEW_S  # training time of the next preview
 
     # -- setup -------------------------------------------------------------------------
     def prepare(self, pairs, model, resume, names):
         cfg = self.config
         base, self.source = base_model(self.config, model, resume, self.device)
-        first = pairs[0][0]
-        in_channels = (
-            base.spec.in_channels
-            if base is not None
-            else cfg.in_channels
-            or detect_in_channels(first.shape, channel_axis=cfg.channel_axis, axis=cfg.axis)
-        )
-        normalization = (
-            base.spec.normalization if base is not None else Normalization(cfg.normalization)
-        )
+        in_channels, normalization = self._input_spec(base, pairs[0][0])
         self.data = TrainingData(
             pairs,
             in_channels=in_channels,
@@ -212,7 +213,14 @@ class _Trainer:
             base, self.config, self.data.max_label + 1, in_channels, normalization, self.device
         )
         self.source = source or self.source
-        self._setup_optimizer()
+        self.pixel = get_architecture(self.model.spec.architecture).fitted == "forest"
+        if self.pixel and resume is not None:
+            raise ValueError(
+                "a pixel classifier is fitted in seconds and has no training state to resume: "
+                "train it again"
+            )
+        if not self.pixel:
+            self._setup_optimizer()
         self.state = RunState()
         if resume is not None and base is not None:  # base: the resumed model
             self.state = restore(base, self._optimizer(), self.scaler)
@@ -239,6 +247,66 @@ class _Trainer:
             validation_regions=len(self.data.regions),
             steps_per_epoch=cfg.steps_per_epoch,
             start_epoch=self.state.epoch,
+            validation_metric=self.data.validation_metric,
+        )
+
+    def _input_spec(self, base, first) -> tuple[int, Normalization]:
+        """Channels and normalisation: the base model's, or from the config and data."""
+        cfg = self.config
+        if base is not None:
+            return base.spec.in_channels, base.spec.normalization
+        in_channels = cfg.in_channels or detect_in_channels(
+            first.shape, channel_axis=cfg.channel_axis, axis=cfg.axis
+        )
+        return in_channels, Normalization(cfg.normalization)
+
+    def fit_pixel(self, stop: threading.Event):
+        """A pixel classifier's run: fit, validate on held-out strokes or blocks, fit
+        again on every annotation (the figure is then a slightly pessimistic one), save."""
+        from .pixel import FeatureCache, fit_pixel_classifier
+
+        st, clock, cache = self.state, Clock(), FeatureCache()
+        threads = self.config.threads
+        error = fit_pixel_classifier(self.model, self.data, seed=self.config.seed, cache=cache,
+                                     threads=threads)  # fmt: skip
+        st.steps = 1
+        yield from clock.outside(StepProgress(1, 1, 1, error, 0.0, clock.elapsed(), 1.0))
+        self.model.eval()
+        val = validate(self.model, self.data, self.loss, self.runtime, self.config.batch_size)
+        if self.data.regions and not stop.is_set():
+            self.data.release_held_out()
+            fit_pixel_classifier(self.model, self.data, seed=self.config.seed, cache=cache,
+                                 threads=threads)  # fmt: skip
+        st.epoch, st.elapsed_s = 1, clock.elapsed()
+        self._track_best(val.score)
+        st.history.append(history_entry(st, error, val, 0.0, clock.elapsed()))
+        event = EpochEnd(1, error, val.loss, val.score, val.class_scores, 0.0, clock.elapsed(),
+                         True, val.metric)  # fmt: skip
+        yield from clock.outside(event)
+        return (yield from self._finish_pixel(clock, val))
+
+    def _finish_pixel(self, clock: Clock, val: Validation):
+        from ..models import save_model
+
+        self.model.card = {"provenance": {"training": self._summary("fitted")}}
+        if self.out is not None:
+            provenance = {"created_by": "napari-seg train", "training": self._summary("fitted")}
+            save_model(self.model, self.out, overwrite=True, provenance=provenance)
+            yield from clock.outside(ModelSaved(self.out, "best", 1, val.score, val.metric))
+        st = self.state
+        return TrainResult(
+            model=self.model,
+            config=self.config,
+            best_path=self.out,
+            last_path=None,
+            summary_path=self._write_summary("fitted"),
+            stopped="fitted",
+            epochs=1,
+            steps=st.steps,
+            seconds=clock.elapsed(),
+            history=list(st.history),
+            metrics=self._metrics(),
+            losses=list(st.losses),
         )
 
     def _setup_optimizer(self) -> None:
@@ -279,6 +347,8 @@ class _Trainer:
                     self._fraction(clock),
                 )
                 yield from clock.outside(event)
+                if preview is not None and clock.elapsed() >= self.next_preview_s:
+                    yield from self._show_preview(clock, preview)
                 if stop.is_set() or self._budget_done(clock, within_epoch=True):
                     break
             if stop.is_set():
@@ -288,6 +358,8 @@ class _Trainer:
             if cfg.patience is not None and st.epochs_since_best >= cfg.patience:
                 stopped = "early stopping"
                 break
+        if preview is not None:  # the state the run ends in
+            yield from self._show_preview(clock, preview, final=True)
         st.elapsed_s = clock.elapsed()
         return (yield from self._finish(stopped, clock))
 
@@ -336,38 +408,32 @@ class _Trainer:
         val = validate(self.model, self.data, self.loss, self.runtime, cfg.batch_size)
         st.epoch += 1
         train_loss = st.epoch_loss_sum / max(1, st.step_in_epoch)
-        improved = self._track_best(val.iou)
+        improved = self._track_best(val.score)
         lr = self._optimizer().param_groups[0]["lr"]
-        st.history.append(
-            {
-                "epoch": st.epoch,
-                "steps": st.steps,
-                "train_loss": train_loss,
-                "val_loss": _num(val.loss),
-                "val_iou": _num(val.iou),
-                "val_class_iou": {str(k): _num(v) for k, v in val.class_iou.items()},
-                "lr": lr,
-                "elapsed_s": round(clock.elapsed(), 3),
-            }
-        )
+        st.history.append(history_entry(st, train_loss, val, lr, clock.elapsed()))
         st.step_in_epoch, st.epoch_loss_sum = 0, 0.0
         event = EpochEnd(
-            st.epoch, train_loss, val.loss, val.iou, val.class_iou, lr, clock.elapsed(), improved
+            st.epoch,
+            train_loss,
+            val.loss,
+            val.score,
+            val.class_scores,
+            lr,
+            clock.elapsed(),
+            improved,
+            val.metric,
         )
         yield from clock.outside(event)
         yield from self._save(clock, improved)
-        if preview is not None:
-            labels = self._preview(preview)
-            yield from clock.outside(PreviewReady(st.epoch, labels))
 
-    def _track_best(self, iou: float) -> bool:
+    def _track_best(self, score: float) -> bool:
         st = self.state
-        if math.isnan(iou):
+        if math.isnan(score):
             improved = True  # without validation, the last model is the best one
         else:
-            improved = st.best_val_iou is None or iou > st.best_val_iou + MIN_DELTA
+            improved = st.best_score is None or score > st.best_score + MIN_DELTA
         if improved:
-            st.best_val_iou = None if math.isnan(iou) else iou
+            st.best_score = None if math.isnan(score) else score
             st.best_epoch, st.epochs_since_best = st.epoch, 0
             self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         else:
@@ -381,12 +447,13 @@ class _Trainer:
         st.elapsed_s = clock.elapsed()
         st.numpy_rng = self.rng.bit_generator.state
         last, _ = companion_paths(self.out)
-        iou = st.history[-1]["val_iou"] if st.history else None
-        iou = float("nan") if iou is None else iou
+        metric = self.data.validation_metric
+        score = st.history[-1][metric_key(metric)] if st.history else None
+        score = float("nan") if score is None else score
         kinds = (("best", self.out),) if improved else ()
         for kind, path in (*kinds, ("last", last)):
             self._checkpoint(path)
-            yield from clock.outside(ModelSaved(path, kind, st.epoch, iou))
+            yield from clock.outside(ModelSaved(path, kind, st.epoch, score, metric))
 
     def _checkpoint(self, path: Path) -> None:
         save_checkpoint(
@@ -398,14 +465,21 @@ class _Trainer:
             training=self._summary("running"),
         )
 
-    def _preview(self, image) -> np.ndarray:
+    def _show_preview(self, clock: Clock, image, *, final: bool = False):
+        """Predict the preview image and yield it; the next one comes ``PREVIEW_S``
+        later, or later still when a preview takes more than ``PREVIEW_SHARE`` of the time."""
         from ..inference import PredictConfig, predict
 
+        start = clock.elapsed()
         config = PredictConfig(device=str(self.device), precision=self.precision)
         try:
-            return predict(self.model, image, config).labels
+            labels = predict(self.model, image, config).labels
         finally:
             self.model.train()
+        took = clock.elapsed() - start
+        self.next_preview_s = clock.elapsed() + max(PREVIEW_S, took / PREVIEW_SHARE)
+        epoch = self.state.epoch if final else self.state.epoch + 1  # finished / under way
+        yield from clock.outside(PreviewReady(max(1, epoch), labels))
 
     def _finish(self, stopped: str, clock):
         st = self.state
@@ -413,7 +487,8 @@ class _Trainer:
             st.numpy_rng = self.rng.bit_generator.state
             last, _ = companion_paths(self.out)
             self._checkpoint(last)
-            yield from clock.outside(ModelSaved(last, "last", st.epoch, float("nan")))
+            metric = self.data.validation_metric
+            yield from clock.outside(ModelSaved(last, "last", st.epoch, float("nan"), metric))
         self._remove_hooks()  # the returned model must not carry the BatchNorm guard
         best = self.model
         if self.best_state is not None:
@@ -439,19 +514,7 @@ class _Trainer:
         )
 
     def _metrics(self) -> dict:
-        st = self.state
-        best = next((h for h in st.history if h["epoch"] == st.best_epoch), None)
-        last = st.history[-1] if st.history else None
-        return {
-            "best_epoch": st.best_epoch,
-            "best_val_iou": st.best_val_iou,
-            "best_val_class_iou": best["val_class_iou"] if best else None,
-            "last_train_loss": last["train_loss"] if last else None,
-            "last_val_iou": last["val_iou"] if last else None,
-            "epochs": st.epoch,
-            "steps": st.steps,
-            "training_seconds": round(st.elapsed_s, 2),
-        }
+        return run_metrics(self.state, self.data.validation_metric)
 
     def _summary(self, status: str) -> dict:
         return {
@@ -476,7 +539,8 @@ class _Trainer:
 
         _, path = companion_paths(self.out)
         summary = {**self._summary(stopped), "history": self.state.history}
-        summary["files"] = {"best": self.out.name, "last": companion_paths(self.out)[0].name}
+        last = companion_paths(self.out)[0]
+        summary["files"] = {"best": self.out.name, "last": last.name if last.is_file() else None}
         with atomic_write(path, overwrite=True) as handle:  # the run's own file (checked)
             handle.write(json.dumps(summary, indent=2, allow_nan=False).encode())
         return path
@@ -498,3 +562,81 @@ class _Trainer:
 def _num(value) -> float | None:
     value = float(value)
     return None if math.isnan(value) else value
+
+
+def metric_key(metric: str) -> str:
+    """The history key of a validation metric: ``val_iou`` or ``val_agreement``.
+
+    Parameters
+    ----------
+    metric : {"iou", "agreement"}
+
+    Returns
+    -------
+    str
+    """
+    return f"val_{metric}"
+
+
+def history_entry(
+    state: RunState, train_loss: float, val: Validation, lr: float, elapsed: float
+) -> dict[str, Any]:
+    """One epoch's entry of the run's history (plain JSON types).
+
+    Parameters
+    ----------
+    state : RunState
+    train_loss : float
+    val : Validation
+    lr : float
+    elapsed : float
+
+    Returns
+    -------
+    dict
+    """
+    key = metric_key(val.metric)
+    return {
+        "epoch": state.epoch,
+        "steps": state.steps,
+        "train_loss": train_loss,
+        "val_loss": _num(val.loss),
+        key: _num(val.score),
+        f"val_class_{val.metric}": {str(k): _num(v) for k, v in val.class_scores.items()},
+        "lr": lr,
+        "elapsed_s": round(elapsed, 3),
+    }
+
+
+def run_metrics(state: RunState, metric: str) -> dict[str, Any]:
+    """The run's summary figures: best epoch and score, last values.
+
+    Parameters
+    ----------
+    state : RunState
+    metric : {"iou", "agreement"}
+
+    Returns
+    -------
+    dict
+        ``metric`` (``"iou"`` or ``"agreement"``), ``validation_metric`` (its name as
+        users read it), ``best_epoch``, ``best_score`` and the same as
+        ``best_val_<metric>``, ``best_val_class_<metric>``, ``last_train_loss``,
+        ``last_val_<metric>``, ``epochs``, ``steps``, ``training_seconds``.
+    """
+    key = metric_key(metric)
+    best = next((h for h in state.history if h["epoch"] == state.best_epoch), None)
+    last = state.history[-1] if state.history else None
+    return {
+        "metric": metric,
+        "validation_metric": METRIC_NAMES[metric],
+        "best_epoch": state.best_epoch,
+        "best_score": state.best_score,
+        f"best_{key}": state.best_score,
+        f"best_val_class_{metric}": best.get(f"val_class_{metric}") if best else None,
+        "last_train_loss": last["train_loss"] if last else None,
+        f"last_{key}": last.get(key) if last else None,
+        "epochs": state.epoch,
+        "steps": state.steps,
+        "training_seconds": round(state.elapsed_s, 2),
+    }

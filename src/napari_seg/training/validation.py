@@ -1,4 +1,12 @@
-"""Validation on the held-out regions: loss and IoU from a confusion matrix."""
+"""Validation on the held-out regions: loss and a score from a confusion matrix.
+
+Dense labels are scored with the mean IoU of the held-out blocks. Sparse labels
+(strokes) are scored with the held-out stroke agreement: for each class, the
+share of its held-out stroke pixels predicted as that class, averaged over the
+classes (balanced accuracy). It says how well the model generalises to strokes
+it was not shown; it is not the IoU of the image, which would need a full
+ground truth.
+"""
 
 from __future__ import annotations
 
@@ -13,14 +21,24 @@ from ..metrics import ConfusionMatrix, semantic_scores
 from ..models.wrapper import SegmentationModel, mask_untrained
 from .data import IGNORE_INDEX, TrainingData
 
+#: What each validation metric is called where users read it.
+METRIC_NAMES = {"iou": "validation IoU", "agreement": "held-out stroke agreement"}
+
 
 @dataclass(frozen=True)
 class Validation:
-    """Mean loss and IoU over the held-out regions (NaN when there are none)."""
+    """Mean loss and score over the held-out regions (NaN when there are none).
+
+    Attributes
+    ----------
+    metric : {"iou", "agreement"}
+        What ``score`` and ``class_scores`` are (see the module docstring).
+    """
 
     loss: float
-    iou: float
-    class_iou: dict[int, float]
+    score: float
+    class_scores: dict[int, float]
+    metric: str = "iou"
 
 
 @torch.no_grad()
@@ -33,9 +51,10 @@ def validate(
 ) -> Validation:
     """Predict every held-out region and score it against its annotations.
 
-    The IoU is :func:`napari_seg.metrics.semantic_scores`' mean IoU over the
-    classes present in the annotations or the prediction of those regions;
-    unannotated pixels are left out.
+    With dense labels the score is :func:`napari_seg.metrics.semantic_scores`'
+    mean IoU over the classes present in the annotations or the prediction of
+    those regions; with sparse labels it is the held-out stroke agreement (see
+    the module docstring). Unannotated pixels are left out.
 
     Parameters
     ----------
@@ -50,10 +69,11 @@ def validate(
     Returns
     -------
     Validation
-        NaN loss and IoU when nothing is held out.
+        NaN loss and score when nothing is held out.
     """
+    metric = data.validation_metric
     if not data.regions:
-        return Validation(float("nan"), float("nan"), {})
+        return Validation(float("nan"), float("nan"), {}, metric)
     was_training = model.training
     model.eval()
     k = model.spec.num_classes
@@ -75,10 +95,34 @@ def validate(
     finally:
         model.train(was_training)
     matrix = counts.cpu().numpy().reshape(k, k)
-    scores = semantic_scores(ConfusionMatrix(matrix, tuple(range(k))), background=None)
     total = sum(weights)
     loss = sum(v * w for v, w in zip(losses, weights, strict=True)) / total if total else math.nan
+    if metric == "agreement":
+        shown = matrix.sum(axis=1)
+        per_class = {c: float(matrix[c, c] / shown[c]) for c in range(k) if shown[c] > 0}
+        score = float(np.mean(list(per_class.values()))) if per_class else math.nan
+        return Validation(float(loss), score, per_class, metric)
+    scores = semantic_scores(ConfusionMatrix(matrix, tuple(range(k))), background=None)
     class_iou = {
         c: float(v) for c, v in zip(scores.labels, scores.iou, strict=True) if not np.isnan(v)
     }
-    return Validation(float(loss), float(scores.mean_iou), class_iou)
+    return Validation(float(loss), float(scores.mean_iou), class_iou, metric)
+
+
+def score_text(metric: str, value: float | None) -> str:
+    """A validation score as users read it: "held-out stroke agreement 0.912".
+
+    Parameters
+    ----------
+    metric : {"iou", "agreement"}
+    value : float or None
+        None or NaN when there was nothing to validate on.
+
+    Returns
+    -------
+    str
+    """
+    name = METRIC_NAMES[metric]
+    if value is None or math.isnan(value):
+        return f"no {name}"
+    return f"{name} {value:.3f}"

@@ -1,0 +1,229 @@
+"""Train dock, live update: every stroke refits the pixel classifier and refreshes
+the prediction of the region on screen (as ilastik's "live update" does).
+
+Strokes are read on the main thread when the brush stops (debounced); the fit
+and the prediction run in a worker (:class:`~napari_seg.training.live.LiveClassifier`,
+which keeps the image's features between refits); the prediction and
+uncertainty layers are written on the main thread. Strokes painted while a
+refit runs start one more refit when it ends, so the last stroke always counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import CheckBox
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error
+from qtpy.QtCore import QTimer
+
+from ..limits import one_line
+from ._dock import wrapping_label
+from ._layers import full_resolution, viewer_position, visible_region
+
+if TYPE_CHECKING:
+    import napari
+
+    from ..training.config import TrainingConfig
+    from ..training.live import LiveClassifier, LivePrediction
+    from ._train_classes import StrokeClasses
+
+#: Quiet time after the last paint event before a refit starts.
+DEBOUNCE_MS = 300
+
+
+def _live_job(session: LiveClassifier, strokes: np.ndarray, plane: int, region):
+    return session.update(strokes, plane, region)
+
+
+class LivePanel:
+    """The "live update" switch of the Train dock and what it runs.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+    image, labels : callable
+        Return the dock's Image layer and strokes (Labels) layer, or None.
+    classes : StrokeClasses
+        Names, colours and background of the strokes' classes.
+    config : callable
+        ``config(image_layer)``: the :class:`TrainingConfig` of the live
+        classifier (device, threads, axes and options of the dock).
+    """
+
+    def __init__(
+        self,
+        viewer: napari.viewer.Viewer,
+        image: Callable[[], Any],
+        labels: Callable[[], Any],
+        classes: StrokeClasses,
+        config: Callable[[Any], TrainingConfig],
+    ) -> None:
+        self._viewer = viewer
+        self._image, self._labels, self._classes, self._config = image, labels, classes, config
+        self.toggle = CheckBox(text="live update (pixel classifier, refits on every stroke)")
+        self.status = wrapping_label(lines=2)
+        self.widgets = [self.toggle, self.status]
+        self._timer = QTimer()
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(DEBOUNCE_MS)
+        self._timer.timeout.connect(self.refit)
+        self._session: LiveClassifier | None = None
+        self._session_key: tuple | None = None
+        self._worker: Any = None
+        self._pending = False
+        self._layer: Any = None  # the strokes layer whose events are connected
+        self.refits = 0  # refits shown so far
+        self.toggle.changed.connect(self._on_toggle)
+
+    # -- switching -------------------------------------------------------------------
+    def _on_toggle(self, on: bool) -> None:
+        self._disconnect()
+        if on:
+            self.watch()
+            self.schedule()
+        else:
+            self._timer.stop()
+
+    def watch(self, *_args) -> None:
+        """Follow the paint events of the dock's current strokes layer."""
+        self._disconnect()
+        layer = self._labels()
+        if layer is None or not self.toggle.value:
+            return
+        layer.events.paint.connect(self.schedule)
+        layer.events.data.connect(self.schedule)
+        self._layer = layer
+
+    def _disconnect(self) -> None:
+        if self._layer is not None:
+            self._layer.events.paint.disconnect(self.schedule)
+            self._layer.events.data.disconnect(self.schedule)
+            self._layer = None
+
+    def schedule(self, *_args) -> None:
+        """Refit once the brush has been still for ``DEBOUNCE_MS``."""
+        if self.toggle.value:
+            self._timer.start()
+
+    def close(self) -> None:
+        """Stop following strokes (the dock is closing)."""
+        self._timer.stop()
+        self._disconnect()
+        self._pending = False
+
+    # -- one refit -------------------------------------------------------------------
+    def refit(self) -> None:
+        """Read the strokes and the view, and fit + predict in a worker."""
+        if self._worker is not None:
+            self._pending = True
+            return
+        image, labels = self._image(), self._labels()
+        if image is None or labels is None:
+            self.status.value = "live: choose the image and the strokes (Labels) layer"
+            return
+        strokes = np.array(full_resolution(labels))  # a copy: painting goes on meanwhile
+        if len(np.unique(strokes[strokes > 0])) < 2:
+            self.status.value = "live: paint strokes of at least two classes"
+            return
+        try:
+            session = self._session_for(image, strokes.shape)
+        except (ValueError, TypeError) as exc:
+            show_error(f"napari-seg live update: {one_line(exc)}")
+            return
+        plane, region, index = self._where(labels, session)
+        worker = create_worker(_live_job, session, strokes, plane, region)
+        worker.returned.connect(lambda result: self._show(result, index))
+        worker.errored.connect(self._failed)
+        worker.finished.connect(self._done)
+        self._worker = worker
+        self.status.value = "live: fitting..."
+        worker.start()
+
+    def _session_for(self, image, shape) -> LiveClassifier:
+        from ..training.live import LiveClassifier
+
+        config = self._config(image)
+        key = (id(image), id(full_resolution(image)), shape, config)
+        if self._session is None or self._session_key != key:
+            self._session = LiveClassifier(full_resolution(image), config, names=[image.name])
+            self._session_key = key
+        return self._session
+
+    def _where(self, labels, session: LiveClassifier) -> tuple[int, tuple, tuple]:
+        """Plane number, region of the plane, and the layer index it is written to."""
+        _, step = viewer_position(self._viewer, labels)
+        axis, channel_axis = session.config.axis, session.config.channel_axis
+        if axis is not None and channel_axis is not None and channel_axis < axis:
+            axis -= 1  # the strokes have no channel axis
+        plane = step[axis] if axis is not None else 0
+        spatial = [d for d in range(labels.ndim) if d != axis][-2:]
+        region = visible_region(self._viewer, labels, spatial)
+        index: list[Any] = list(step)
+        for d, r in zip(spatial, region, strict=True):
+            index[d] = r
+        return plane, region, tuple(index)
+
+    def _done(self) -> None:
+        self._worker = None
+        if self._pending and self.toggle.value:
+            self._pending = False
+            self.refit()
+
+    def _failed(self, exc: BaseException) -> None:
+        self.status.value = "live: the last refit failed"
+        show_error(f"napari-seg live update: {one_line(exc)}")
+
+    # -- showing (main thread) ---------------------------------------------------------
+    def show_labels(self, values: np.ndarray, classes: int, index: tuple = (...,)) -> None:
+        """Write ``values`` at ``index`` of the live prediction layer (created as needed)."""
+        labels = self._labels()
+        if labels is None:
+            return
+        shape = full_resolution(labels).shape
+        kwargs = self._classes.prediction_kwargs(f"{labels.name} live", classes)
+        pred = _own_layer(self._viewer, kwargs["name"], shape, np.uint8, labels, "labels")
+        pred.data[index] = values
+        pred.colormap, pred.features = kwargs["colormap"], kwargs["features"]
+        pred.metadata = {**pred.metadata, **kwargs["metadata"]}
+        pred.refresh()
+
+    def _show(self, result: LivePrediction, index: tuple) -> None:
+        labels = self._labels()
+        if labels is None or not self.toggle.value:
+            return
+        classes = result.model.spec.num_classes
+        shape = full_resolution(labels).shape
+        self.show_labels(result.labels, classes, index)
+        name = f"{labels.name} uncertainty"
+        unsure = _own_layer(self._viewer, name, shape, np.uint8, labels, "image")
+        top = 1.0 - 1.0 / max(2, classes - 1)  # the most a trained class mix can reach
+        unsure.data[index] = np.clip(result.uncertainty / top * 255, 0, 255).astype(np.uint8)
+        unsure.refresh()
+        self.refits += 1
+        self.status.value = (
+            f"live: refit {self.refits} in {result.fit_seconds:.2f} s, "
+            f"predicted the view in {result.predict_seconds:.2f} s"
+        )
+
+
+def _own_layer(viewer, name: str, shape, dtype, like, kind: str):
+    """The plugin's layer ``name`` with ``shape``, created (placed as ``like``) when
+    missing or of another shape."""
+    layers = viewer.layers
+    if name in layers and layers[name].data.shape == tuple(shape):
+        return layers[name]
+    if name in layers:
+        layers.remove(name)
+    place = {"scale": like.scale, "translate": like.translate}
+    data = np.zeros(shape, dtype)
+    if kind == "labels":
+        return viewer.add_labels(data, name=name, opacity=0.6, **place)
+    layer = viewer.add_image(
+        data, name=name, colormap="magma", opacity=0.5, contrast_limits=(0, 255), **place
+    )
+    layer.blending = "additive"
+    layer.visible = False  # one click shows where to paint next
+    return layer

@@ -1,0 +1,166 @@
+""" "Train deep model": a CNN that takes over from the pixel classifier when it is
+better on strokes neither of them was fitted on.
+
+The scheme (docs/architecture.md, "Deep model from strokes"):
+
+1. Whole strokes are held out (about ``holdout`` of each class's strokes; every
+   class keeps one), as the sparse training data does.
+2. The pixel classifier is fitted on the other strokes and predicts the image.
+3. The CNN's targets are the kept strokes plus the classifier's predictions
+   where it is confident (probability at least ``confidence``) and nothing is
+   painted; the rest gives no gradient. Patches are centred on the pixels of a
+   class drawn at random, so small classes are seen as often as large ones.
+4. Both models are scored on the held-out strokes (agreement balanced over
+   classes); the CNN replaces the pixel classifier only when it scores higher.
+
+Qt-free: the Train dock runs :func:`iter_takeover` in its worker.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Generator
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .config import TrainingConfig
+from .events import TrainEvent, TrainResult, TrainWarning
+from .strokes import choose_held_out, find_strokes, stroke_mask
+
+if TYPE_CHECKING:
+    from ..models.wrapper import SegmentationModel
+
+#: Pixel-classifier probability from which an unpainted pixel becomes a target.
+CONFIDENCE = 0.9
+#: Share of each class's strokes held out to decide between the two models.
+HOLDOUT = 0.3
+
+
+@dataclass
+class TakeoverResult:
+    """What "Train deep model" found.
+
+    Attributes
+    ----------
+    deep : SegmentationModel
+        The trained CNN.
+    pixel : SegmentationModel
+        The pixel classifier fitted on every stroke.
+    deep_score, pixel_score : float
+        Agreement with the held-out strokes, balanced over classes (NaN when no
+        stroke could be held out).
+    replaced : bool
+        Whether the CNN scored higher (it then replaces the live prediction).
+    training : TrainResult
+        The CNN's run.
+    """
+
+    deep: SegmentationModel
+    pixel: SegmentationModel
+    deep_score: float
+    pixel_score: float
+    replaced: bool
+    training: TrainResult
+
+
+def iter_takeover(
+    image: Any,
+    strokes: Any,
+    config: TrainingConfig | None = None,
+    *,
+    confidence: float = CONFIDENCE,
+    holdout: float = HOLDOUT,
+    model: SegmentationModel | None = None,
+    stop: threading.Event | None = None,
+    preview: Any = None,
+) -> Generator[TrainEvent, None, TakeoverResult]:
+    """Train a CNN from strokes and the pixel classifier's confident predictions.
+
+    Parameters
+    ----------
+    image : array-like
+        A 2D image (channels as for training).
+    strokes : array-like of int
+        The image's shape without channels; 0 unpainted, ids 1 and up classes.
+    config : TrainingConfig, optional
+        The CNN's run (architecture, budget, device...); ``label0`` and
+        ``validation_fraction`` are set by the scheme.
+    confidence : float
+        See ``CONFIDENCE``.
+    holdout : float
+        See ``HOLDOUT``.
+    model : SegmentationModel, optional
+        A CNN to fine-tune (a copy); else ``config.from_model`` or a new one.
+    stop : threading.Event, optional
+        Ends the CNN's training early (the result is still scored).
+    preview : array-like, optional
+        Image predicted every few seconds of training (``PreviewReady`` events).
+
+    Yields
+    ------
+    TrainEvent
+
+    Returns
+    -------
+    TakeoverResult
+
+    Raises
+    ------
+    ValueError
+        For strokes of fewer than two classes, or a stack (2D images only).
+    """
+    from .live import LiveClassifier
+    from .loop import iter_train
+
+    cfg = replace(config or TrainingConfig(), label0="unlabelled", validation_fraction=0.0)
+    labels = np.asarray(strokes)
+    if labels.ndim != 2:
+        raise ValueError(f"Train deep model takes a 2D image's strokes, got shape {labels.shape}")
+    kept, held, messages = _hold_out(labels, holdout, cfg.seed)
+    for message in messages:
+        yield TrainWarning(message)
+    live = LiveClassifier(image, device=cfg.device, seed=cfg.seed, threads=cfg.threads,
+                          channel_axis=cfg.channel_axis)  # fmt: skip
+    guess = live.update(kept)
+    targets = np.where(
+        kept > 0, kept, np.where(guess.uncertainty <= 1 - confidence, guess.labels, 0)
+    )
+    pixel_score = _agreement(guess.labels, labels, held)
+    pair = (image, targets.astype(labels.dtype))
+    run = yield from iter_train(pair, cfg, model=model, stop=stop, preview=preview)
+    deep_score = _agreement(_predict(run.model, image, cfg), labels, held)
+    pixel = live.fit(labels)  # every stroke counts for the model that stays live
+    replaced = bool(deep_score > pixel_score)  # False when nothing could be held out
+    return TakeoverResult(run.model, pixel, deep_score, pixel_score, replaced, run)
+
+
+def _hold_out(labels: np.ndarray, fraction: float, seed: int):
+    """Strokes with some whole strokes removed, the removed pixels, and warnings."""
+    strokes = find_strokes(labels, 0, 0)
+    if len({s.cls for s in strokes}) < 2:
+        raise ValueError("paint strokes of at least two classes first")
+    held, messages = choose_held_out(strokes, fraction, np.random.default_rng(seed))
+    mask = stroke_mask(held, labels.shape)
+    kept = labels.copy()
+    kept[mask] = 0
+    return kept, mask, messages
+
+
+def _agreement(prediction: np.ndarray, labels: np.ndarray, held: np.ndarray) -> float:
+    """Share of held-out stroke pixels predicted as their stroke's class, averaged
+    over the classes held out (NaN when nothing is held out)."""
+    scores = [
+        float(np.mean(prediction[held & (labels == c)] == c))
+        for c in np.unique(labels[held])
+        if c > 0
+    ]
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def _predict(model: SegmentationModel, image: Any, cfg: TrainingConfig) -> np.ndarray:
+    from ..inference import PredictConfig, predict
+
+    config = PredictConfig(device=cfg.device, channel_axis=cfg.channel_axis)
+    return np.asarray(predict(model, image, config).labels)

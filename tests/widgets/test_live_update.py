@@ -1,0 +1,143 @@
+"""Live update in the Train dock: strokes painted through the layer's API refit the
+pixel classifier and refresh a prediction layer (run under xvfb-run)."""
+
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gui
+
+napari = pytest.importorskip("napari", reason="napari is needed for widget tests")
+
+from qtpy.QtCore import QTimer  # noqa: E402
+
+from napari_seg._widgets import _live as live_module  # noqa: E402
+from napari_seg._widgets import train_widget  # noqa: E402
+from napari_seg.sample_data import cells_2d  # noqa: E402
+
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture
+def notes(capture_notes):
+    return capture_notes(live_module)
+
+
+@pytest.fixture
+def painted(make_napari_viewer_proxy):
+    viewer = make_napari_viewer_proxy()
+    image, truth = cells_2d((256, 256), seed=3)
+    viewer.add_image(image, name="cells")
+    strokes = viewer.add_labels(np.zeros(image.shape, np.uint8), name="strokes")
+    w = train_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Train")
+    w.reset_choices()
+    w._image.value, w._labels.value = viewer.layers["cells"], strokes
+    return viewer, w, strokes, truth
+
+
+def _paint_class(layer, truth, cls, label, count, rng):
+    """Paint ``count`` brush dabs of ``label`` inside class ``cls`` of ``truth``."""
+    inside = np.argwhere(truth == cls)
+    layer.brush_size = 5
+    for y, x in inside[rng.choice(len(inside), count, replace=False)]:
+        layer.paint((float(y), float(x)), label)
+
+
+def test_strokes_refit_and_refresh_the_prediction_with_a_live_gui(painted, qtbot, notes):
+    viewer, w, strokes, truth = painted
+    w.live.toggle.value = True
+    stamps = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: stamps.append(time.perf_counter()))
+    timer.start()
+    rng = np.random.default_rng(0)
+    _paint_class(strokes, truth, 0, 1, 12, rng)  # background painted as id 1
+    _paint_class(strokes, truth, 1, 2, 12, rng)  # cells as id 2
+    name = "strokes live"
+    qtbot.waitUntil(lambda: name in viewer.layers and w.live.refits >= 1, timeout=TIMEOUT_MS)
+    first = w.live.refits
+    # More strokes: another refit follows (debounced), and the layer is updated in place.
+    _paint_class(strokes, truth, 2 if (truth == 2).any() else 1, 2, 6, rng)
+    qtbot.waitUntil(lambda: w.live.refits > first, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+    timer.stop()
+    assert notes["error"] == []
+    # A bounded number of refits: a burst of strokes is coalesced, not queued.
+    assert w.live.refits <= 4
+    prediction = viewer.layers[name].data
+    assert set(np.unique(prediction)) <= {0, 1, 2}
+    cells = np.isin(truth, (1, 2))
+    iou = (cells & (prediction == 2)).sum() / max(1, (cells | (prediction == 2)).sum())
+    assert iou > 0.6, iou
+    assert viewer.layers["strokes uncertainty"].data.max() > 0
+    # Predictions keep the strokes' placement and colours.
+    assert tuple(viewer.layers[name].scale) == tuple(strokes.scale)
+    np.testing.assert_allclose(
+        viewer.layers[name].colormap.map(2)[:3], strokes.colormap.map(2)[:3], atol=1e-6
+    )
+    gaps = np.diff(stamps) * 1000
+    p99 = np.percentile(gaps, 99)
+    print(f"heartbeat while live: {len(gaps)} gaps, p99 {p99:.1f} ms, max {gaps.max():.1f} ms")
+    assert p99 < 100
+
+
+def test_background_choice_makes_that_class_transparent(painted, qtbot, notes):
+    viewer, w, strokes, truth = painted
+    rng = np.random.default_rng(1)
+    _paint_class(strokes, truth, 0, 1, 8, rng)
+    _paint_class(strokes, truth, 1, 2, 8, rng)
+    qtbot.waitUntil(lambda: w.classes.ids() == (1, 2), timeout=5000)
+    assert w.classes.background.choices == ("none", "1", "2")
+    w.classes.background.value = "1"
+    w.classes.rename(2, "nucleus")
+    assert w.classes.names() == {1: "class 1", 2: "nucleus"}
+    w.live.toggle.value = True
+    qtbot.waitUntil(lambda: w.live.refits >= 1, timeout=TIMEOUT_MS)
+    layer = viewer.layers["strokes live"]
+    assert layer.colormap.map(1)[3] == 0  # background transparent
+    assert layer.colormap.map(2)[3] > 0
+    assert list(layer.features["class"])[2] == "nucleus"
+    # Picking a class in the legend sets the brush.
+    w.classes.pick(2)
+    assert strokes.selected_label == 2
+    assert notes["error"] == []
+
+
+def test_one_class_only_says_what_is_missing(painted, qtbot, notes):
+    _viewer, w, strokes, truth = painted
+    _paint_class(strokes, truth, 0, 1, 4, np.random.default_rng(2))
+    w.live.toggle.value = True
+    qtbot.waitUntil(lambda: "two classes" in w.live.status.value, timeout=5000)
+    assert w.live.refits == 0
+    assert notes["error"] == []
+
+
+def test_train_deep_model_scores_both_and_the_winner_becomes_current(
+    painted, qtbot, notes, capture_notes
+):
+    from napari_seg._widgets import _train as train_module
+
+    shown = capture_notes(train_module)
+    viewer, w, strokes, truth = painted
+    rng = np.random.default_rng(4)
+    _paint_class(strokes, truth, 0, 1, 10, rng)
+    _paint_class(strokes, truth, 1, 2, 10, rng)
+    w.source.arch.value = "unet"
+    w._budget_unit.value = "epochs"
+    w._budget.value = 1
+    w._batch.value = 2
+    w._patch.value = 64
+    w.train_deep()
+    assert w._worker is not None, shown["error"]
+    qtbot.waitUntil(lambda: w._worker is None, timeout=TIMEOUT_MS)
+    assert shown["error"] == []
+    assert "held-out stroke agreement: deep" in w._status.value
+    model = w.current.model
+    assert model is not None
+    assert model.spec.architecture in ("unet", "pixel-classifier")
+    layer = viewer.layers["strokes live"]
+    assert set(np.unique(layer.data)) <= {0, 1, 2}
+    assert (layer.data == 2).any()
