@@ -49,8 +49,9 @@ def visible_region(viewer, layer, spatial: list[int]) -> tuple[slice, slice]:
     offset = dims.ndim - layer.ndim
     world = [d + offset for d in spatial]
     height, width = viewer.canvas.size if hasattr(viewer, "canvas") else (0, 0)
-    zoom = viewer.camera.zoom
-    center = viewer.camera.center[-2:]
+    scene = getattr(viewer, "scene", None)  # napari >= 0.9 moved the camera there
+    camera = scene.camera if scene is not None else viewer.camera
+    zoom, center = camera.zoom, camera.center[-2:]
     if not height or not width or not zoom or list(dims.displayed) != world:
         return tuple(slice(0, min(shape[d], MAX_REGION)) for d in spatial)  # type: ignore
     corners = []

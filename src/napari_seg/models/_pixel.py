@@ -393,13 +393,18 @@ class PixelClassifierNet(nn.Module):
         -------
         torch.Tensor
         """
-        feats = self.features(x.float())
+        # fp32 whatever the caller's autocast: the thresholds were fitted on fp32 features
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self._log_probabilities(x.float()).to(x.dtype)
+
+    def _log_probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        feats = self.features(x)
         n, f = feats.shape[:2]
         spatial = feats.shape[2:]
         flat = feats.reshape(n, f, -1)
         out = torch.stack([self.classify_features(flat[b]) for b in range(n)])
         logits = out.clamp_min_(MIN_PROBABILITY).log_()
-        return logits.reshape(n, self.num_classes, *spatial).to(x.dtype)
+        return logits.reshape(n, self.num_classes, *spatial)
 
 
 def build_pixel_classifier(spec: ModelSpec, arch: Architecture) -> tuple[nn.Module, int]:

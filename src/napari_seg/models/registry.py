@@ -352,6 +352,27 @@ _ARCHITECTURES: dict[str, Architecture] = {
             dims=(2, 3),
             fitted="forest",
         ),
+        Architecture(
+            "scribble-unet",
+            "Scribble U-Net (auto-context)",
+            "A classic U-Net that sees the image and a pixel classifier's class "
+            "probabilities (auto-context, as ilastik stacks classifiers); the classifier "
+            "is fitted from the annotations first, then the U-Net is trained. What "
+            "'Train deep model' trains from strokes.",
+            "napari-seg (classic U-Net + pixel classifier)",
+            "._stacked:build_stacked",
+            (),
+            None,
+            {
+                "depth": OptionRange(4, 2, 6, help="U-Net downsamplings"),
+                "base_width": OptionRange(16, 4, 256, help="U-Net channels of the first level"),
+                "max_sigma": OptionRange(
+                    16, choices=(2, 4, 8, 16, 32), help="classifier's largest filter scale"
+                ),
+                "trees": OptionRange(16, 1, 128, help="classifier's trees"),
+                "tree_depth": OptionRange(8, 2, 12, help="depth of each tree"),
+            },
+        ),
     )
 }
 

@@ -220,6 +220,7 @@ class _Trainer:
                 "train it again"
             )
         if not self.pixel:
+            self._fit_inner_classifier()
             self._setup_optimizer()
         self.state = RunState()
         if resume is not None and base is not None:  # base: the resumed model
@@ -249,6 +250,18 @@ class _Trainer:
             start_epoch=self.state.epoch,
             validation_metric=self.data.validation_metric,
         )
+
+    def _fit_inner_classifier(self) -> None:
+        """An auto-context network's pixel classifier is fitted on the training
+        annotations before its U-Net trains (unless it comes fitted)."""
+        from ..models._stacked import StackedNet
+        from .pixel import fit_pixel_classifier
+
+        net = self.model.net
+        if isinstance(net, StackedNet) and not bool(net.pixel.fitted):
+            fit_pixel_classifier(
+                self.model, self.data, seed=self.config.seed, threads=self.config.threads
+            )
 
     def _input_spec(self, base, first) -> tuple[int, Normalization]:
         """Channels and normalisation: the base model's, or from the config and data."""

@@ -301,6 +301,7 @@ def pixel_net(model: SegmentationModel) -> PixelClassifierNet:
     Returns
     -------
     PixelClassifierNet
+        Its net, or the classifier inside a ``scribble-unet``.
 
     Raises
     ------
@@ -308,7 +309,10 @@ def pixel_net(model: SegmentationModel) -> PixelClassifierNet:
         If ``model`` is another architecture.
     """
     from ..models._pixel import PixelClassifierNet
+    from ..models._stacked import StackedNet
 
+    if isinstance(model.net, StackedNet):  # the classifier an auto-context U-Net sees
+        return model.net.pixel
     if not isinstance(model.net, PixelClassifierNet):
         raise ValueError(
             f"this is a {model.spec.architecture} model, not a pixel classifier "

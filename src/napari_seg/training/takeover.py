@@ -111,7 +111,6 @@ def iter_takeover(
     ValueError
         For strokes of fewer than two classes, or a stack (2D images only).
     """
-    from .live import LiveClassifier
     from .loop import iter_train
 
     cfg = replace(config or TrainingConfig(), label0="unlabelled", validation_fraction=0.0)
@@ -121,19 +120,70 @@ def iter_takeover(
     kept, held, messages = _hold_out(labels, holdout, cfg.seed)
     for message in messages:
         yield TrainWarning(message)
-    live = LiveClassifier(image, device=cfg.device, seed=cfg.seed, threads=cfg.threads,
-                          channel_axis=cfg.channel_axis)  # fmt: skip
+    live = _live_classifier(image, cfg)
     guess = live.update(kept)
     targets = np.where(
         kept > 0, kept, np.where(guess.uncertainty <= 1 - confidence, guess.labels, 0)
     )
     pixel_score = _agreement(guess.labels, labels, held)
+    if model is None and cfg.from_model is None and _stacked(cfg.architecture):
+        model = _with_classifier(create_stacked(live.model, cfg), live.model)
     pair = (image, targets.astype(labels.dtype))
     run = yield from iter_train(pair, cfg, model=model, stop=stop, preview=preview)
     deep_score = _agreement(_predict(run.model, image, cfg), labels, held)
-    pixel = live.fit(labels)  # every stroke counts for the model that stays live
+    pixel = live.fit(labels)  # every stroke counts for the models from here on
+    if _stacked(run.model.spec.architecture):
+        _with_classifier(run.model, pixel)
     replaced = bool(deep_score > pixel_score)  # False when nothing could be held out
     return TakeoverResult(run.model, pixel, deep_score, pixel_score, replaced, run)
+
+
+def _stacked(architecture: str) -> bool:
+    return architecture == "scribble-unet"
+
+
+def _live_classifier(image: Any, cfg: TrainingConfig) -> Any:
+    """The pixel classifier of the scheme, shaped as a ``scribble-unet``'s own."""
+    from .live import LiveClassifier
+
+    options = {}
+    if _stacked(cfg.architecture):
+        names = {"max_sigma": "max_sigma", "trees": "trees", "tree_depth": "depth"}
+        options = {names[k]: v for k, v in cfg.options.items() if k in names}
+    return LiveClassifier(image, device=cfg.device, seed=cfg.seed, threads=cfg.threads,
+                          channel_axis=cfg.channel_axis, options=options)  # fmt: skip
+
+
+def create_stacked(pixel: SegmentationModel, cfg: TrainingConfig) -> SegmentationModel:
+    """A new ``scribble-unet`` with the classes, colours and normalisation of ``pixel``.
+
+    Parameters
+    ----------
+    pixel : SegmentationModel
+        A fitted pixel classifier.
+    cfg : TrainingConfig
+        Its ``options`` are the new network's.
+
+    Returns
+    -------
+    SegmentationModel
+    """
+    import torch
+
+    from ..models import create_model
+
+    spec = pixel.spec.with_(architecture="scribble-unet", encoder=None, options=dict(cfg.options))
+    torch.manual_seed(cfg.seed)
+    return create_model(spec.validate()).to(pixel.device)
+
+
+def _with_classifier(model: SegmentationModel, pixel: SegmentationModel) -> SegmentationModel:
+    """``model`` (a ``scribble-unet``) with the forest of ``pixel`` copied in."""
+    from .pixel import pixel_net
+
+    inner, source = pixel_net(model), pixel_net(pixel)
+    inner.load_state_dict(source.state_dict())
+    return model
 
 
 def _hold_out(labels: np.ndarray, fraction: float, seed: int):
