@@ -228,6 +228,7 @@ def deep_takeover(image, reference, strokes, seed, minutes, arch):
         "deep_heldout": round(result.deep_score, 4),
         "pixel_heldout": round(result.pixel_score, 4),
         "replaced": result.replaced,
+        "steps": result.training.steps,
         "seconds": round(seconds, 1),
     }
 

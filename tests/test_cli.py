@@ -14,7 +14,7 @@ def test_models_json(capsys):
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     by_name = {r["name"]: r for r in rows}
-    assert len(by_name) == 9
+    assert len(by_name) == 10
     assert "resnet34" in by_name["deeplabv3+"]["encoders"]
     assert by_name["unet"]["options"] == {"depth": 4, "base_width": 32}
 

@@ -15,6 +15,7 @@ EXPECTED = {
     "deeplabv3+",
     "fpn",
     "pixel-classifier",
+    "scribble-unet",
 }
 
 

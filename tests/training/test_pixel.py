@@ -207,3 +207,24 @@ def test_mean_without_background_drops_the_background_class_not_id_0():
     pred[5:10, 5:15] = 1
     scores = evaluate(pred, truth, EvaluateConfig(background=1)).scores
     assert scores.mean_iou_foreground == pytest.approx(0.5)
+
+
+def test_scribble_unet_fits_its_classifier_then_trains_and_round_trips(cells, tmp_path):
+    """``train --arch scribble-unet`` fits the inner pixel classifier on the
+    annotations first (it would otherwise feed the U-Net constant probabilities),
+    trains the U-Net, and the file holds both."""
+    image, _truth, strokes = cells
+    config = TrainingConfig(architecture="scribble-unet", options={"depth": 2, "base_width": 8},
+                            label0="unlabelled", epochs=1, minutes=None, steps_per_epoch=3,
+                            batch_size=2, patch_size=64, device="cpu",
+                            validation_fraction=0.0)  # fmt: skip
+    model = train((image, strokes), config).model
+    inner = pixel_net(model)
+    assert bool(inner.fitted)
+    assert inner.split_threshold.abs().sum() > 0
+    path = save_model(model, tmp_path / "stacked.safetensors")
+    loaded = load_model(path)
+    np.testing.assert_array_equal(predict(loaded, image).labels, predict(model, image).labels)
+    bad = _tampered(path, tmp_path / "bad.safetensors", "split_feature", lambda t: t + 10_000)
+    with pytest.raises(ModelFileError, match="split_feature holds indices"):
+        load_model(bad)

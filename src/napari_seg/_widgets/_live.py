@@ -76,6 +76,7 @@ class LivePanel:
         self._pending = False
         self._layer: Any = None  # the strokes layer whose events are connected
         self.refits = 0  # refits shown so far
+        self._closed = False
         self.toggle.changed.connect(self._on_toggle)
 
     # -- switching -------------------------------------------------------------------
@@ -109,7 +110,8 @@ class LivePanel:
             self._timer.start()
 
     def close(self) -> None:
-        """Stop following strokes (the dock is closing)."""
+        """Stop following strokes (the dock is closing); a refit under way is dropped."""
+        self._closed = True
         self._timer.stop()
         self._disconnect()
         self._pending = False
@@ -168,11 +170,15 @@ class LivePanel:
 
     def _done(self) -> None:
         self._worker = None
+        if self._closed:
+            return
         if self._pending and self.toggle.value:
             self._pending = False
             self.refit()
 
     def _failed(self, exc: BaseException) -> None:
+        if self._closed:
+            return
         self.status.value = "live: the last refit failed"
         show_error(f"napari-seg live update: {one_line(exc)}")
 
@@ -184,13 +190,16 @@ class LivePanel:
             return
         shape = full_resolution(labels).shape
         kwargs = self._classes.prediction_kwargs(f"{labels.name} live", classes)
-        pred = _own_layer(self._viewer, kwargs["name"], shape, np.uint8, labels, "labels")
+        dtype = np.uint8 if classes <= 256 else np.uint16
+        pred = _own_layer(self._viewer, kwargs["name"], shape, dtype, labels, "labels")
         pred.data[index] = values
         pred.colormap, pred.features = kwargs["colormap"], kwargs["features"]
         pred.metadata = {**pred.metadata, **kwargs["metadata"]}
         pred.refresh()
 
     def _show(self, result: LivePrediction, index: tuple) -> None:
+        if self._closed:
+            return
         labels = self._labels()
         if labels is None or not self.toggle.value:
             return

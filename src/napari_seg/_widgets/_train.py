@@ -290,8 +290,9 @@ class TrainWidget(Dock):
         current = self.current.model
         fitted = current is not None and get_architecture(current.spec.architecture).fitted
         if self.source.source.value == "current" and fitted in (None, False, "forest"):
-            # nothing to fine-tune, or a pixel classifier: a new network of the chosen kind
+            # nothing to fine-tune, or a pixel classifier: a new auto-context U-Net
             self.source.source.value = "new"
+            self.source.arch.value = "scribble-unet"
         try:
             inputs = self._make_job(label0="unlabelled")  # strokes: 0 is unpainted
             if len(inputs.pairs) != 1 or np.ndim(inputs.pairs[0][1]) != 2:

@@ -24,8 +24,15 @@ if TYPE_CHECKING:
     from .spec import ModelSpec
 
 
+#: The classifier's probabilities are floored here before their logarithm becomes
+#: the prior: a class it rules out costs the U-Net about 4 logits to bring back.
+PRIOR_FLOOR = 0.02
+
+
 class StackedNet(nn.Module):
-    """``unet(cat(x, pixel(x).softmax))``.
+    """``log(max(p, PRIOR_FLOOR)) + unet(cat(x, p))`` with ``p`` the classifier's
+    class probabilities: the U-Net learns a correction to the classifier's answer,
+    and starts from that answer (its last layer starts near zero).
 
     Parameters
     ----------
@@ -61,7 +68,9 @@ class StackedNet(nn.Module):
         """
         with torch.no_grad():
             probabilities = self.pixel(x).float().exp()
-        return cast(torch.Tensor, self.unet(torch.cat([x, probabilities.to(x.dtype)], dim=1)))
+            prior = probabilities.clamp_min(PRIOR_FLOOR).log().to(x.dtype)
+        correction = self.unet(torch.cat([x, probabilities.to(x.dtype)], dim=1))
+        return cast(torch.Tensor, prior + correction)
 
 
 def build_stacked(spec: ModelSpec, arch: Architecture) -> tuple[nn.Module, int]:
@@ -95,4 +104,8 @@ def build_stacked(spec: ModelSpec, arch: Architecture) -> tuple[nn.Module, int]:
         depth=depth,
         base_width=arch.option(spec, "base_width"),
     )
+    # near zero, not zero: gradients still reach the earlier layers from the first step
+    nn.init.normal_(unet.head.weight, std=1e-3)
+    if unet.head.bias is not None:
+        nn.init.zeros_(unet.head.bias)
     return StackedNet(pixel, unet), 2**depth

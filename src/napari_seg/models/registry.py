@@ -103,6 +103,10 @@ class Architecture:
     fitted : {"gradient", "forest"}
         How it learns: by gradient descent (the training loop), or by fitting a
         random forest on filter features in one pass (``training.pixel``).
+    intensity_augmentation : bool
+        Whether intensity and noise augmentations suit it. Not for a network fed
+        a fitted classifier's output: the classifier's thresholds were fitted on
+        the real intensities, and augmented ones would make its output noise.
     """
 
     name: str
@@ -116,6 +120,7 @@ class Architecture:
     encoder_options: Mapping[str, OptionRange] | None = None
     dims: tuple[int, ...] = (2,)
     fitted: str = "gradient"
+    intensity_augmentation: bool = True
 
     def options_for(self, encoder: str | None) -> Mapping[str, OptionRange]:
         """The options that apply with ``encoder``.
@@ -372,6 +377,7 @@ _ARCHITECTURES: dict[str, Architecture] = {
                 "trees": OptionRange(16, 1, 128, help="classifier's trees"),
                 "tree_depth": OptionRange(8, 2, 12, help="depth of each tree"),
             },
+            intensity_augmentation=False,
         ),
     )
 }

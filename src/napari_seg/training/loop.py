@@ -8,6 +8,7 @@ import math
 import os
 import threading
 from collections.abc import Generator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -234,6 +235,8 @@ class _Trainer:
             cfg.loss, num_classes=self.model.spec.num_classes, class_counts=self.data.class_counts
         ).to(self.device)
         self.aug = Augmentation.from_config(cfg)
+        if not get_architecture(self.model.spec.architecture).intensity_augmentation:
+            self.aug = replace(self.aug, intensity=False, noise=False)
         for message in self.data.warnings:
             yield TrainWarning(message)
         yield TrainStarted(

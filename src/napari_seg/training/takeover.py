@@ -10,6 +10,9 @@ The scheme (docs/architecture.md, "Deep model from strokes"):
    where it is confident (probability at least ``confidence``) and nothing is
    painted; the rest gives no gradient. Patches are centred on the pixels of a
    class drawn at random, so small classes are seen as often as large ones.
+   With architecture ``scribble-unet`` (the default of the dock) the CNN also
+   sees that classifier's class probabilities as input channels (auto-context):
+   it starts from the classifier's answer instead of from nothing.
 4. Both models are scored on the held-out strokes (agreement balanced over
    classes); the CNN replaces the pixel classifier only when it scores higher.
 
@@ -120,7 +123,7 @@ def iter_takeover(
     kept, held, messages = _hold_out(labels, holdout, cfg.seed)
     for message in messages:
         yield TrainWarning(message)
-    live = _live_classifier(image, cfg)
+    live = _live_classifier(image, cfg, model)
     guess = live.update(kept)
     targets = np.where(
         kept > 0, kept, np.where(guess.uncertainty <= 1 - confidence, guess.labels, 0)
@@ -131,7 +134,7 @@ def iter_takeover(
     pair = (image, targets.astype(labels.dtype))
     run = yield from iter_train(pair, cfg, model=model, stop=stop, preview=preview)
     deep_score = _agreement(_predict(run.model, image, cfg), labels, held)
-    pixel = live.fit(labels)  # every stroke counts for the models from here on
+    pixel = live.fit(labels)  # chosen on held-out strokes, refitted on all of them
     if _stacked(run.model.spec.architecture):
         _with_classifier(run.model, pixel)
     replaced = bool(deep_score > pixel_score)  # False when nothing could be held out
@@ -142,16 +145,18 @@ def _stacked(architecture: str) -> bool:
     return architecture == "scribble-unet"
 
 
-def _live_classifier(image: Any, cfg: TrainingConfig) -> Any:
-    """The pixel classifier of the scheme, shaped as a ``scribble-unet``'s own."""
+def _live_classifier(image: Any, cfg: TrainingConfig, model: SegmentationModel | None) -> Any:
+    """The pixel classifier of the scheme (the run's classes, names, colours and
+    background), shaped as the ``scribble-unet``'s own classifier."""
     from .live import LiveClassifier
 
-    options = {}
-    if _stacked(cfg.architecture):
+    options: dict[str, Any] = {}
+    stacked = model.spec if model is not None else cfg
+    if _stacked(stacked.architecture):
         names = {"max_sigma": "max_sigma", "trees": "trees", "tree_depth": "depth"}
-        options = {names[k]: v for k, v in cfg.options.items() if k in names}
-    return LiveClassifier(image, device=cfg.device, seed=cfg.seed, threads=cfg.threads,
-                          channel_axis=cfg.channel_axis, options=options)  # fmt: skip
+        options = {names[k]: v for k, v in stacked.options.items() if k in names}
+    return LiveClassifier(image, replace(cfg, architecture="pixel-classifier", encoder=None,
+                                         options=options, from_model=None))  # fmt: skip
 
 
 def create_stacked(pixel: SegmentationModel, cfg: TrainingConfig) -> SegmentationModel:
