@@ -468,8 +468,7 @@ class TrainWidget(Dock):
         best_text = "best " + score_text(metrics["metric"], metrics["best_score"])
         self.runner.set_progress(1.0)
         self.runner.set_status(
-            f"{result.stopped}: {result.epochs} epochs, {result.steps} steps in "
-            f"{result.seconds:.0f} s; {best_text}\nthe best model is now the current model"
+            f"{result.describe()}; {best_text}\nthe best model is now the current model"
         )
         where = f" (saved to {path})" if path else " (save it from the Model widget)"
         logger.info("training ended (%s)%s", result.stopped, where)

@@ -268,10 +268,8 @@ def _print_text(result, payload: dict) -> None:
 
     m = result.metrics
     best = score_text(m["metric"], m["best_score"])
-    print(
-        f"trained {result.epochs} epoch(s), {result.steps} steps in {result.seconds:.1f} s "
-        f"({result.stopped}); best {best} at epoch {m['best_epoch']}"
-    )
+    at = "" if result.stopped == "fitted" else f" at epoch {m['best_epoch']}"
+    print(f"{result.describe()}; best {best}{at}")
     for kind, path in payload["files"].items():
         if path:
             print(f"  {kind}: {path}")

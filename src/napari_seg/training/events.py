@@ -140,5 +140,20 @@ class TrainResult:
     metrics: dict = field(default_factory=dict)
     losses: list[float] = field(default_factory=list)
 
+    def describe(self) -> str:
+        """What the run did, in words: "budget: 3 epoch(s), 75 steps in 41.0 s", or
+        "fitted in 2.1 s" for a pixel classifier.
+
+        Returns
+        -------
+        str
+        """
+        if self.stopped == "fitted":
+            return f"fitted in {self.seconds:.1f} s"
+        return (
+            f"{self.stopped}: {self.epochs} epoch(s), {self.steps} steps in "
+            f"{self.seconds:.1f} s"
+        )
+
 
 TrainEvent = TrainStarted | TrainWarning | StepProgress | EpochEnd | ModelSaved | PreviewReady
