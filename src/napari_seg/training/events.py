@@ -150,10 +150,7 @@ class TrainResult:
         """
         if self.stopped == "fitted":
             return f"fitted in {self.seconds:.1f} s"
-        return (
-            f"{self.stopped}: {self.epochs} epoch(s), {self.steps} steps in "
-            f"{self.seconds:.1f} s"
-        )
+        return f"{self.stopped}: {self.epochs} epoch(s), {self.steps} steps in {self.seconds:.1f} s"
 
 
 TrainEvent = TrainStarted | TrainWarning | StepProgress | EpochEnd | ModelSaved | PreviewReady
