@@ -284,7 +284,7 @@ class _Trainer:
         st, clock, cache = self.state, Clock(), FeatureCache()
         threads = self.config.threads
         error = fit_pixel_classifier(self.model, self.data, seed=self.config.seed, cache=cache,
-                                     threads=threads)  # fmt: skip
+                                     threads=threads).error  # fmt: skip
         st.steps = 1
         yield from clock.outside(StepProgress(1, 1, 1, error, 0.0, clock.elapsed(), 1.0))
         self.model.eval()

@@ -41,6 +41,15 @@ NEVER = float(np.finfo(np.float32).max)
 
 
 @dataclass
+class PixelFit:
+    """A fit's out-of-bag error rate and scikit-learn's forest (whose decisions the
+    network's tensors copy exactly; kept in memory only, never written)."""
+
+    error: float
+    forest: Any
+
+
+@dataclass
 class FeatureSamples:
     """Feature vectors of annotated pixels and their classes."""
 
@@ -174,7 +183,7 @@ def _balanced_subsample(classes: torch.Tensor, rng: np.random.Generator) -> torc
 
 def fit_forest(
     net: PixelClassifierNet, samples: FeatureSamples, *, seed: int = 0, threads: int | None = None
-) -> float:
+) -> PixelFit:
     """Fit the forest of ``net`` on ``samples`` (in place).
 
     Parameters
@@ -187,9 +196,9 @@ def fit_forest(
 
     Returns
     -------
-    float
+    PixelFit
         The forest's out-of-bag error rate on the samples (a rough, optimistic
-        fit figure; the held-out strokes say more).
+        fit figure; the held-out strokes say more) and the forest.
     """
     from sklearn.ensemble import RandomForestClassifier
 
@@ -210,7 +219,8 @@ def fit_forest(
     feature, threshold, leaf = _complete_trees(forest, net.depth, net.num_classes)
     levels = max(estimator.tree_.max_depth for estimator in forest.estimators_)
     net.load_forest(feature, threshold, leaf, levels)
-    return 1.0 - float(forest.oob_score_) if forest.oob_score else float("nan")
+    error = 1.0 - float(forest.oob_score_) if forest.oob_score else float("nan")
+    return PixelFit(error, forest)
 
 
 def _complete_trees(forest: Any, depth: int, num_classes: int):
@@ -259,7 +269,7 @@ def fit_pixel_classifier(
     seed: int = 0,
     cache: FeatureCache | None = None,
     threads: int | None = None,
-) -> float:
+) -> PixelFit:
     """Fit ``model`` (a ``pixel-classifier``) to the training annotations of ``data``.
 
     Parameters
@@ -276,8 +286,9 @@ def fit_pixel_classifier(
 
     Returns
     -------
-    float
-        The forest's out-of-bag error rate (NaN with very few samples).
+    PixelFit
+        The forest's out-of-bag error rate (NaN with very few samples) and the
+        scikit-learn forest.
 
     Raises
     ------
