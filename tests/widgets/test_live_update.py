@@ -145,3 +145,32 @@ def test_train_deep_model_scores_both_and_the_winner_becomes_current(
     layer = viewer.layers["strokes live"]
     assert set(np.unique(layer.data)) <= {0, 1, 2}
     assert (layer.data == 2).any()
+
+
+def test_live_update_on_a_stack_predicts_the_current_plane(make_napari_viewer_proxy, qtbot, notes):
+    viewer = make_napari_viewer_proxy()
+    planes = [cells_2d((96, 96), seed=s) for s in range(4)]
+    image = np.stack([p[0] for p in planes])
+    truth = np.stack([p[1] for p in planes])
+    viewer.add_image(image, name="stack", scale=(3, 0.5, 0.5))
+    strokes = viewer.add_labels(np.zeros(truth.shape, np.uint8), name="strokes",
+                                scale=(3, 0.5, 0.5))  # fmt: skip
+    viewer.dims.set_current_step(0, 2)
+    w = train_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Train")
+    w.reset_choices()
+    w._image.value, w._labels.value = viewer.layers["stack"], strokes
+    rng = np.random.default_rng(0)
+    for cls, label in ((0, 1), (1, 2)):
+        inside = np.argwhere(truth[2] == cls)
+        for y, x in inside[rng.choice(len(inside), 10, replace=False)]:
+            strokes.paint((2.0, float(y), float(x)), label)
+    w.live.toggle.value = True
+    qtbot.waitUntil(lambda: w.live.refits >= 1, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+    assert notes["error"] == []
+    live = viewer.layers["strokes live"]
+    assert live.data.shape == truth.shape
+    assert tuple(live.scale) == (3.0, 0.5, 0.5)
+    assert (live.data[2] > 0).any()
+    assert not (live.data[[0, 1, 3]] > 0).any()  # only the plane on screen
