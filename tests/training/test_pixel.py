@@ -2,10 +2,12 @@
 its model file (round trip and hostile tensors), the live loop's core, the deep
 takeover, and the id-mismatch warning of Evaluate."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from napari_seg._generators import drain
 from napari_seg.inference import predict
@@ -81,15 +83,13 @@ def test_file_round_trip_gives_the_same_labels(cells, tmp_path):
 
 
 def _tampered(source, path, name, change):
-    from safetensors.torch import save_file
-
+    """``source`` with tensor ``name`` changed and a valid checksum (as
+    tests/models/test_hostile_files.py's ``craft`` does for cards and specs)."""
     data = load_file(str(source))
     key = next(k for k in data if k.endswith(name))
     data[key] = change(data[key])
     card = read_model_card(source)
     card["tensors_sha256"] = tensors_digest(data)
-    import json
-
     save_file(data, str(path), metadata={METADATA_KEY: json.dumps(card)})
     return path
 

@@ -272,15 +272,7 @@ class TrainWidget(Dock):
         except (ValueError, TypeError, OSError) as exc:
             show_error(f"Cannot train: {exc}")
             return
-        self._inputs = inputs
-        self.curves.reset(inputs.config.steps_per_epoch)
-        self.runner.start(
-            _train_job,
-            inputs,
-            on_event=self._on_event,
-            on_result=self._on_returned,
-            on_finished=self._on_finished,
-        )
+        self._launch(_train_job, inputs, self._on_returned)
 
     def train_deep(self) -> None:
         """Train a CNN from the strokes (``training.takeover``) in a worker."""
@@ -288,8 +280,8 @@ class TrainWidget(Dock):
             show_warning("Training is already running; stop it first")
             return
         current = self.current.model
-        fitted = current is not None and get_architecture(current.spec.architecture).fitted
-        if self.source.source.value == "current" and fitted in (None, False, "forest"):
+        no_cnn = current is None or get_architecture(current.spec.architecture).fitted != "gradient"
+        if self.source.source.value == "current" and no_cnn:
             # nothing to fine-tune, or a pixel classifier: a new auto-context U-Net
             self.source.source.value = "new"
             self.source.arch.value = "scribble-unet"
@@ -301,13 +293,17 @@ class TrainWidget(Dock):
         except (ValueError, TypeError, OSError) as exc:
             show_error(f"Cannot train: {exc}")
             return
+        self._launch(_takeover_job, inputs, self._on_takeover)
+
+    def _launch(self, job, inputs: _TrainInputs, on_result) -> None:
+        """Run ``job`` on ``inputs`` in the dock's worker, with the curves reset."""
         self._inputs = inputs
         self.curves.reset(inputs.config.steps_per_epoch)
         self.runner.start(
-            _takeover_job,
+            job,
             inputs,
             on_event=self._on_event,
-            on_result=self._on_takeover,
+            on_result=on_result,
             on_finished=self._on_finished,
         )
 

@@ -236,6 +236,13 @@ class Architecture:
 
 _DEPTH_SMP = OptionRange(5, 3, 5, help="encoder depth (number of downsamplings)")
 _DEEP_SUP = OptionRange(False, help="extra heads on intermediate decoder outputs for training")
+# The pixel classifier's options, alone or inside a scribble-unet (one set of bounds:
+# "Train deep model" builds the classifier of one to fit into the other).
+_MAX_SIGMA = OptionRange(
+    16, choices=(2, 4, 8, 16, 32), help="pixel classifier's largest filter scale (pixels)"
+)
+_TREES = OptionRange(16, 1, 128, help="trees of the pixel classifier's random forest")
+_TREE_DEPTH = OptionRange(8, 2, 12, help="depth of each tree")
 
 _ARCHITECTURES: dict[str, Architecture] = {
     a.name: a
@@ -348,11 +355,9 @@ _ARCHITECTURES: dict[str, Architecture] = {
             (),
             None,
             {
-                "max_sigma": OptionRange(
-                    16, choices=(2, 4, 8, 16, 32), help="largest filter scale (pixels)"
-                ),
-                "trees": OptionRange(16, 1, 128, help="trees of the random forest"),
-                "depth": OptionRange(8, 2, 12, help="depth of each tree"),
+                "max_sigma": _MAX_SIGMA,
+                "trees": _TREES,
+                "depth": _TREE_DEPTH,
             },
             dims=(2, 3),
             fitted="forest",
@@ -371,11 +376,9 @@ _ARCHITECTURES: dict[str, Architecture] = {
             {
                 "depth": OptionRange(4, 2, 6, help="U-Net downsamplings"),
                 "base_width": OptionRange(16, 4, 256, help="U-Net channels of the first level"),
-                "max_sigma": OptionRange(
-                    16, choices=(2, 4, 8, 16, 32), help="classifier's largest filter scale"
-                ),
-                "trees": OptionRange(16, 1, 128, help="classifier's trees"),
-                "tree_depth": OptionRange(8, 2, 12, help="depth of each tree"),
+                "max_sigma": _MAX_SIGMA,
+                "trees": _TREES,
+                "tree_depth": _TREE_DEPTH,
             },
             intensity_augmentation=False,
         ),

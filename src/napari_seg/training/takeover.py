@@ -204,14 +204,12 @@ def _hold_out(labels: np.ndarray, fraction: float, seed: int):
 
 
 def _agreement(prediction: np.ndarray, labels: np.ndarray, held: np.ndarray) -> float:
-    """Share of held-out stroke pixels predicted as their stroke's class, averaged
-    over the classes held out (NaN when nothing is held out)."""
-    scores = [
-        float(np.mean(prediction[held & (labels == c)] == c))
-        for c in np.unique(labels[held])
-        if c > 0
-    ]
-    return float(np.mean(scores)) if scores else float("nan")
+    """Held-out stroke agreement (``validation.stroke_agreement``) of ``prediction``."""
+    from .validation import stroke_agreement
+
+    k = int(max(labels.max(), prediction.max())) + 1
+    pairs = labels[held].astype(np.int64) * k + prediction[held].astype(np.int64)
+    return stroke_agreement(np.bincount(pairs, minlength=k * k).reshape(k, k))[0]
 
 
 def _predict(model: SegmentationModel, image: Any, cfg: TrainingConfig) -> np.ndarray:

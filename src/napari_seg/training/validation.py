@@ -98,15 +98,34 @@ def validate(
     total = sum(weights)
     loss = sum(v * w for v, w in zip(losses, weights, strict=True)) / total if total else math.nan
     if metric == "agreement":
-        shown = matrix.sum(axis=1)
-        per_class = {c: float(matrix[c, c] / shown[c]) for c in range(k) if shown[c] > 0}
-        score = float(np.mean(list(per_class.values()))) if per_class else math.nan
+        score, per_class = stroke_agreement(matrix)
         return Validation(float(loss), score, per_class, metric)
     scores = semantic_scores(ConfusionMatrix(matrix, tuple(range(k))), background=None)
     class_iou = {
         c: float(v) for c, v in zip(scores.labels, scores.iou, strict=True) if not np.isnan(v)
     }
     return Validation(float(loss), float(scores.mean_iou), class_iou, metric)
+
+
+def stroke_agreement(matrix: np.ndarray) -> tuple[float, dict[int, float]]:
+    """Held-out stroke agreement from a confusion matrix of held-out stroke pixels
+    (rows: the strokes' classes, columns: predicted): the share of each class's
+    pixels predicted as it, and their mean over the classes held out.
+
+    Parameters
+    ----------
+    matrix : (k, k) ndarray of int
+
+    Returns
+    -------
+    score : float
+        NaN when no pixel is held out.
+    per_class : dict of int to float
+    """
+    shown = matrix.sum(axis=1)
+    per_class = {c: float(matrix[c, c] / shown[c]) for c in range(len(shown)) if shown[c] > 0}
+    score = float(np.mean(list(per_class.values()))) if per_class else math.nan
+    return score, per_class
 
 
 def score_text(metric: str, value: float | None) -> str:
