@@ -11,8 +11,14 @@ Prints one JSON line per case:
 - ``instance``: matching at the 10 thresholds 0.5..0.95 of a 2048x2048 pair
   with about 4,000 (and about 1,000) objects: time and tracemalloc peak, with
   what a dense objects x objects float64 overlap matrix alone would take.
+- ``surface``: HD95, average symmetric surface distance and surface Dice of a
+  256^3 pair with 13 ellipsoid structures and anisotropic spacing
+  (``napari_seg.metrics.surface_scores``, all three at once) against MONAI's
+  three functions on boolean one-hot tensors (the cheapest input they take),
+  with the largest difference between the two; ``peak_mib`` is the peak RSS
+  growth of each, measured in a forked process, for 13 and for 3 classes.
 
-Usage: python bench/metrics.py [--repeats 7] [--case semantic|instance]
+Usage: python bench/metrics.py [--repeats 7] [--case semantic|instance|surface]
 """
 
 from __future__ import annotations
@@ -139,17 +145,144 @@ def bench_instance(repeats: int, objects: int) -> dict:
     }
 
 
+def surface_pair(size: int, classes: int, seed: int = 0):
+    """Ellipsoids of radius 6-30 voxels (ids 1..classes-1) and a prediction shifted
+    by a voxel with a wrong blob in each structure."""
+    rng = np.random.default_rng(seed)
+    gt = np.zeros((size,) * 3, np.uint8)
+    zz, yy, xx = np.ogrid[:size, :size, :size]
+    for label in range(1, classes):
+        r = rng.uniform(6, 30, 3)
+        c = rng.uniform(r + 2, size - r - 2)
+        inside = sum(((g - ci) / ri) ** 2 for g, ci, ri in zip((zz, yy, xx), c, r, strict=True))
+        gt[inside <= 1] = label
+    pred = np.roll(gt, (1, 0, -1), axis=(0, 1, 2))
+    for label in range(1, classes):
+        z, y, x = np.argwhere(gt == label)[0]
+        pred[z : z + 4, y : y + 4, x : x + 4] = (label % (classes - 1)) + 1
+    return pred, gt
+
+
+def peak_rss_mib(what: str) -> float:
+    """Peak RSS growth of one surface computation (``what``: ours, ours-2, monai), run in
+    a fresh interpreter so that torch's allocations count and nothing else does."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, __file__, "--surface-peak", what],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def _surface_peak(what: str) -> None:
+    """Print the peak RSS above the RSS once the inputs exist (Linux: the high-water
+    mark is reset through /proc/self/clear_refs after building them)."""
+    import gc
+
+    run = _surface_runs()[what]
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+    before = _status_kib("VmRSS")
+    run()
+    print(round((_status_kib("VmHWM") - before) / 1024, 1))
+
+
+def _status_kib(key: str) -> int:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise KeyError(key)
+
+
+SURFACE = {"size": 256, "classes": 14, "spacing": (1.0, 0.8, 0.8), "tolerance": 1.0}
+
+
+def _surface_runs() -> dict:
+    """The computations compared: ours (all structures, or 2) and MONAI's three functions."""
+    from napari_seg.metrics import surface_scores
+
+    classes, spacing, tolerance = SURFACE["classes"], SURFACE["spacing"], SURFACE["tolerance"]
+    pred, gt = surface_pair(SURFACE["size"], classes)
+    few_pred, few_gt = np.where(pred < 3, pred, 0), np.where(gt < 3, gt, 0)
+
+    def monai():
+        import torch
+        from monai.metrics import (
+            compute_average_surface_distance,
+            compute_hausdorff_distance,
+            compute_surface_dice,
+        )
+
+        p, g = torch.from_numpy(pred), torch.from_numpy(gt)
+        one_p = torch.stack([p == c for c in range(classes)])[None]
+        one_g = torch.stack([g == c for c in range(classes)])[None]
+        hd = compute_hausdorff_distance(one_p, one_g, percentile=95, spacing=spacing)
+        assd = compute_average_surface_distance(one_p, one_g, symmetric=True, spacing=spacing)
+        nsd = compute_surface_dice(one_p, one_g, [tolerance] * (classes - 1), spacing=spacing)
+        return hd[0].numpy(), assd[0].numpy(), nsd[0].numpy()
+
+    return {
+        "ours": lambda: surface_scores(pred, gt, spacing=spacing, tolerance=tolerance),
+        "ours-2": lambda: surface_scores(few_pred, few_gt, spacing=spacing, tolerance=tolerance),
+        "monai": monai,
+    }
+
+
+def bench_surface(repeats: int) -> dict:
+    import time
+
+    runs = _surface_runs()
+    out = {
+        "case": "surface",
+        "shape": [SURFACE["size"]] * 3,
+        "structures": SURFACE["classes"] - 1,
+        "spacing": list(SURFACE["spacing"]),
+        "ms": round(median_ms(runs["ours"], repeats), 1),
+        "peak_mib": peak_rss_mib("ours"),
+        "peak_mib_2_structures": peak_rss_mib("ours-2"),
+    }
+    try:
+        import monai  # noqa: F401
+    except ImportError:
+        return {**out, "monai_ms": None}
+    start = time.perf_counter()
+    theirs = runs["monai"]()  # one run: it takes long
+    out["monai_ms"] = round(1000 * (time.perf_counter() - start), 1)
+    mine = runs["ours"]()
+    out["max_abs_difference"] = float(
+        max(
+            np.abs(mine.hausdorff - theirs[0]).max(),
+            np.abs(mine.assd - theirs[1]).max(),
+            np.abs(mine.surface_dice - theirs[2]).max(),
+        )
+    )
+    out["speedup"] = round(out["monai_ms"] / out["ms"], 1)
+    out["monai_peak_mib"] = peak_rss_mib("monai")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--case", choices=["semantic", "instance"], action="append")
+    parser.add_argument("--case", choices=["semantic", "instance", "surface"], action="append")
+    parser.add_argument("--surface-peak", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    cases = args.case or ["semantic", "instance"]
+    if args.surface_peak:
+        return _surface_peak(args.surface_peak)
+    cases = args.case or ["semantic", "instance", "surface"]
     if "semantic" in cases:
         print(json.dumps(bench_semantic(args.repeats)), flush=True)
     if "instance" in cases:
         for objects in (4500, 1100):
             print(json.dumps(bench_instance(max(1, args.repeats // 2), objects)), flush=True)
+    if "surface" in cases:
+        print(json.dumps(bench_surface(max(1, args.repeats // 3))), flush=True)
 
 
 if __name__ == "__main__":

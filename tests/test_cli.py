@@ -14,9 +14,18 @@ def test_models_json(capsys):
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     by_name = {r["name"]: r for r in rows}
-    assert len(by_name) == 10
+    assert len(by_name) == 13
     assert "resnet34" in by_name["deeplabv3+"]["encoders"]
     assert by_name["unet"]["options"] == {"depth": 4, "base_width": 32}
+    assert by_name["fpn"]["dims"] == [2]
+    assert {n for n, r in by_name.items() if 3 in r["dims"]} == {
+        "unet",
+        "attention-unet",
+        "dynunet",
+        "segresnet",
+        "swin-unetr",
+        "pixel-classifier",
+    }
 
 
 def test_models_text(capsys):
@@ -40,9 +49,25 @@ def test_create_writes_a_loadable_model(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["spec"]["in_channels"] == 2
 
 
+def test_create_3d_records_dims_and_spacing(tmp_path, capsys):
+    out = tmp_path / "ct.safetensors"
+    args = ["create", "--arch", "unet", "--dims", "3", "--spacing", "5", "0.5", "0.5"]
+    args += ["--in-channels", "1", "--classes", "3", "--option", "depth=3", "--out", str(out)]
+    assert main(args) == 0
+    assert "GFLOP per megavoxel" in capsys.readouterr().out
+    model = load_model(out)
+    assert model.spec.spatial_dims == 3
+    assert model.spec.spacing == (5.0, 0.5, 0.5)
+    assert model(torch.zeros(1, 1, 6, 20, 20)).shape == (1, 3, 6, 20, 20)
+    assert main(["info", str(out)]) == 0
+    assert "dimensionality: 3D (spacing 5.0 x 0.5 x 0.5)" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["--arch", "fpn", "--dims", "3"], "architecture 'fpn' is 2D only"),
+        (["--arch", "unet", "--dims", "3", "--spacing", "1", "1"], "one size per spatial axis"),
         (["--arch", "segnet"], "unknown architecture 'segnet'"),
         (["--arch", "fpn", "--encoder", "vgg99"], "unknown encoder 'vgg99'"),
         (["--arch", "unet", "--classes", "1"], "num_classes must be an integer >= 2"),

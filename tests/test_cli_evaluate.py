@@ -103,3 +103,20 @@ def test_errors_are_one_clear_line(files, tmp_path, capsys, extra, message):
     assert err.startswith("napari-seg evaluate: error:")
     assert "\n" not in err
     assert re.search(message, err)
+
+
+def test_surface_flags_match_the_core(files, capsys):
+    pred_path, gt_path, pred, gt = files
+    args = ["--pred", str(pred_path), "--gt", str(gt_path), "--surface"]
+    out = run_json(
+        capsys, *args, "--spacing", "4", "0.5", "0.5", "--tolerance", "1", "--unit", "mm"
+    )
+    config = EvaluateConfig(surface=True, spacing=(4.0, 0.5, 0.5), tolerance=1.0, unit="mm")
+    assert out["surface"] == json.loads(json.dumps(evaluate(pred, gt, config).to_dict()["surface"]))
+    assert out["surface"]["volume_unit"] == "mL"
+    assert main(["evaluate", *args]) == 0
+    text = capsys.readouterr().out
+    assert "HD95" in text
+    assert "surface Dice @1" in text
+    assert main(["evaluate", *args, "--spacing", "1", "1"]) == 1
+    assert "spacing has 2 values for a 3D array" in capsys.readouterr().err

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._atomic import atomic_write
 from .limits import MAX_TIFF_CHUNK_BYTES, one_line
 
+if TYPE_CHECKING:
+    from .medical import VolumeGeometry
+
 TIFF_SUFFIXES = (".tif", ".tiff")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-INPUT_KINDS = "TIFF, PNG, JPEG, NumPy .npy or zarr"
+INPUT_KINDS = "TIFF, PNG, JPEG, NumPy .npy, zarr, NIfTI (.nii, .nii.gz) or a DICOM series folder"
 
 
 def read_image(path: str | os.PathLike):
@@ -21,7 +25,9 @@ def read_image(path: str | os.PathLike):
     TIFF files are memory-mapped when uncompressed (else opened through
     tifffile's zarr interface, read by region), ``.npy`` files are
     memory-mapped without pickle, zarr arrays are opened read-only, PNG and
-    JPEG are read whole.
+    JPEG are read whole. NIfTI files and DICOM series folders are read as
+    :mod:`napari_seg.medical` says (``(z, y, x)`` in LPS); use
+    :func:`read_with_geometry` to keep where their voxels are.
 
     Raises
     ------
@@ -30,12 +36,30 @@ def read_image(path: str | os.PathLike):
     ValueError
         If the format is not supported or the file cannot be read as an image.
     """
+    return read_with_geometry(path)[0]
+
+
+def read_with_geometry(path: str | os.PathLike) -> tuple[Any, VolumeGeometry | None]:
+    """:func:`read_image`, with the geometry of a medical volume (None for other formats).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the format is not supported or the file cannot be read as an image.
+    """
+    from . import medical
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"input not found: {path}")
+    geometry = None
     suffix = path.suffix.lower()
     try:
-        if suffix in TIFF_SUFFIXES:
+        if medical.is_nifti(path) or medical.is_dicom_folder(path):
+            array, geometry = medical.read_volume(path)
+        elif suffix in TIFF_SUFFIXES:
             array = _read_tiff(path)
         elif suffix == ".npy":
             array = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -48,7 +72,7 @@ def read_image(path: str | os.PathLike):
         else:
             raise ValueError(f"unsupported input {path}: expected {INPUT_KINDS}")
     except ValueError as exc:
-        if str(exc).startswith("unsupported input"):
+        if str(exc).startswith("unsupported input") or str(path) in str(exc):
             raise
         raise ValueError(f"cannot read {path} as an image: {one_line(exc, 300)}") from None
     except (OSError, KeyError, ArithmeticError, MemoryError, RecursionError) as exc:
@@ -57,7 +81,7 @@ def read_image(path: str | os.PathLike):
         raise ValueError(f"cannot read {path} as an image ({what}: {one_line(exc, 300)})") from None
     if 0 in tuple(array.shape):
         raise ValueError(f"{path} holds an empty image (shape {tuple(array.shape)})")
-    return array
+    return array, geometry
 
 
 def _read_tiff(path: Path):
@@ -127,3 +151,29 @@ def write_tiff(path: str | os.PathLike, array, *, overwrite: bool = False, **kwa
 
     with atomic_write(path, overwrite=overwrite) as handle:
         tifffile.imwrite(handle, np.asarray(array), compression="zlib", **kwargs)
+
+
+def write_labels(
+    path: str | os.PathLike,
+    array,
+    geometry: VolumeGeometry | None = None,
+    *,
+    overwrite: bool = False,
+    metadata: dict | None = None,
+) -> None:
+    """Write labels (or probabilities) atomically: NIfTI with ``geometry``'s affine
+    when ``path`` ends in ``.nii``/``.nii.gz``, else TIFF (with ``metadata``).
+
+    Raises
+    ------
+    ValueError
+        For a NIfTI path without the geometry of a medical source.
+    """
+    from .medical import is_nifti, write_nifti
+
+    if is_nifti(path):
+        if geometry is None:
+            raise ValueError(f"{path}: NIfTI output needs a NIfTI or DICOM input (its affine)")
+        write_nifti(path, np.asarray(array), geometry, overwrite=overwrite)
+    else:
+        write_tiff(path, array, overwrite=overwrite, metadata=metadata)

@@ -41,6 +41,9 @@ def labels_layer_kwargs(
 
 #: Layer metadata key of the background class id (None: no background class).
 BACKGROUND_KEY = "napari_seg_background"
+#: Layer metadata key of a medical volume's geometry (``VolumeGeometry.to_metadata``),
+#: set by the reader and carried to the labels segmented from it, for the NIfTI writer.
+GEOMETRY_KEY = "napari_seg_geometry"
 
 
 def background_of(*layers, default: int | None = 0) -> int | None:

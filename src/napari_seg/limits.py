@@ -41,6 +41,13 @@ MAX_MESSAGE_CHARS = 2000
 #: so a chunk bigger than this (e.g. a whole slide in one strip) would have to be
 #: decompressed whole for any region.
 MAX_TIFF_CHUNK_BYTES = 1 * GIB
+#: A compressed medical volume (``.nii.gz``, DICOM) is decompressed whole: its header may
+#: not claim more than this (a 1024^3 float32 CT is 4 GiB).
+MAX_VOLUME_BYTES = 16 * GIB
+#: At most this many volumes along a 4D NIfTI's last axis are read as channels.
+MAX_NIFTI_CHANNELS = 64
+#: A DICOM folder with more files than this is refused (a series is a few thousand slices).
+MAX_DICOM_FILES = 20_000
 
 # -- inference ------------------------------------------------------------------------
 #: Tile side in pixels.

@@ -238,3 +238,31 @@ def test_export_replaces_an_existing_file_only_when_asked(setup, qtbot, notes, t
     w._export_path.overwrite = True
     w._on_export_clicked()
     assert target.read_text().startswith("class")
+
+
+def test_surface_distances_use_the_layer_scale(setup, stack, qtbot, notes, tmp_path):
+    _viewer, w, layers = setup
+    layers["gt"].metadata["napari_seg_geometry"] = {"affine": "recorded by the reader"}
+    w._surface.value = True
+    w._tolerance.value = 2.0
+    w.run()
+    _wait(qtbot, w)
+    assert notes["error"] == []
+    pred, _, gt = stack
+    config = w.result.config
+    assert config.spacing == (2.0, 1.0, 1.0)
+    assert config.unit == "mm"
+    from napari_seg.metrics import surface_scores
+
+    expected = surface_scores(pred, gt, spacing=(2, 1, 1), tolerance=2.0, labels=(1, 2))
+    columns = list(w._table.value["columns"])
+    assert "HD95 (mm)" in columns
+    assert "gt volume (mL)" in columns
+    row = w._table.value["data"][1]  # class 1
+    assert row[columns.index("HD95 (mm)")] == f"{expected.hausdorff[0]:.4f}"
+    w.export(tmp_path / "scores.json")
+    data = json.loads((tmp_path / "scores.json").read_text())
+    assert data["surface"]["classes"][0]["surface_dice"] == pytest.approx(expected.surface_dice[0])
+    w._mode.value = "instance"
+    w.run()
+    assert any("semantic mode" in m for m in notes["error"])

@@ -15,6 +15,7 @@ import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
+    FloatSpinBox,
     LineEdit,
     PushButton,
     Table,
@@ -24,7 +25,7 @@ from napari.layers import Labels
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from .._atomic import atomic_write
-from .._layers import background_of, class_names_of, labels_layer_kwargs
+from .._layers import GEOMETRY_KEY, background_of, class_names_of, labels_layer_kwargs
 from ..metrics import ERROR_COLORS, ERROR_NAMES, MODES, EvaluateConfig, Evaluation, merge_rows
 from ._dock import Dock
 from ._fields import SaveTarget
@@ -132,6 +133,16 @@ class EvaluateWidget(RunnerFields, Dock):
             "(the prediction's recorded background, else the current model's, else 0)"
         )
         self._per_slice = CheckBox(text="score each slice of a stack", value=True)
+        self._surface = CheckBox(text="surface distances and volumes", value=False)
+        self._surface.tooltip = (
+            "per class: 95th-percentile Hausdorff distance, average symmetric surface "
+            "distance, surface Dice within the tolerance, and volumes, in the ground "
+            "truth's scale units (mm and mL for medical volumes)"
+        )
+        self._tolerance = FloatSpinBox(
+            label="surface tolerance", value=1.0, min=0.0, max=1e6, step=0.5
+        )
+        self._tolerance.tooltip = "surface Dice tolerance, in the ground truth's scale units"
         self._run = PushButton(text="Evaluate")
         self._errors = PushButton(text="Show errors", enabled=False)
         self._errors.tooltip = "add a Labels layer: true positive, false positive, false negative"
@@ -157,6 +168,8 @@ class EvaluateWidget(RunnerFields, Dock):
                 self._ignore,
                 self._background,
                 self._per_slice,
+                self._surface,
+                self._tolerance,
                 self._run,
                 self._errors,
                 self._export_path,
@@ -192,12 +205,17 @@ class EvaluateWidget(RunnerFields, Dock):
         pred_layer = pred_layer or self._pred.value
         gt_layer = gt_layer or self._gt.value
         axis = self._slice_axis(gt_layer) if self._per_slice.value else None
+        surface = bool(self._surface.value)
         return EvaluateConfig(
             mode=self._mode.value,
             ignore_labels=parse_ids(self._ignore.value),
             slice_axis=None if axis is None else axis[0],
             class_names=class_names_of(gt_layer, pred_layer),
             background=self._background_id(pred_layer, gt_layer),
+            surface=surface,
+            spacing=tuple(float(s) for s in gt_layer.scale) if surface else None,
+            tolerance=float(self._tolerance.value),
+            unit=_length_unit(gt_layer) if surface else None,
         ).validate()
 
     def _background_id(self, pred_layer, gt_layer) -> int | None:
@@ -430,6 +448,14 @@ class EvaluateWidget(RunnerFields, Dock):
     def _on_destroyed(self, *_args) -> None:
         self.runner.close()
         self.plots.figure.clear()
+
+
+def _length_unit(layer) -> str | None:
+    """The layer's length unit: napari's ``units`` when set, "mm" for a medical volume."""
+    units = {str(u) for u in getattr(layer, "units", ())}
+    if len(units) == 1 and units != {"pixel"}:
+        return {"millimeter": "mm", "micrometer": "µm", "nanometer": "nm"}.get(units.pop())
+    return "mm" if GEOMETRY_KEY in layer.metadata else None
 
 
 def _per_class(result: Evaluation, labels) -> list[float]:

@@ -11,7 +11,7 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FileEdit, PushButton, create_widget
 from napari.utils.notifications import show_error, show_info, show_warning
 
-from .._layers import labels_layer_kwargs
+from .._layers import GEOMETRY_KEY, labels_layer_kwargs
 from ..inference.config import PRECISIONS, PredictConfig
 from ..inference.events import (
     PredictProgress,
@@ -62,6 +62,7 @@ class _Placement:
     class_names: tuple[str, ...]
     class_colors: tuple[tuple[float, ...], ...]
     background: int | None = None
+    geometry: dict | None = None  # a medical volume's (GEOMETRY_KEY), kept for saving
 
 
 def _predict_job(model, image, config: PredictConfig, *, cancel):
@@ -255,6 +256,7 @@ class SegmentWidget(RunnerFields, Dock):
             class_names=spec.class_names,
             class_colors=spec.class_colors,
             background=spec.background,
+            geometry=layer.metadata.get(GEOMETRY_KEY),
         )
 
     # -- callbacks (main thread) ----------------------------------------------------
@@ -318,6 +320,8 @@ class SegmentWidget(RunnerFields, Dock):
         kwargs = labels_layer_kwargs(
             run.labels_name, run.class_names, run.class_colors, run.background
         )
+        if run.geometry is not None:
+            kwargs["metadata"][GEOMETRY_KEY] = run.geometry
         return self._viewer.add_labels(data, scale=run.scale, translate=run.translate, **kwargs)
 
     def _write_probabilities(self, run: _Placement, result: PredictResult) -> None:

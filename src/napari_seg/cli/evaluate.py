@@ -53,6 +53,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--per-slice", type=int, metavar="AXIS", help="also score each slice")
     p.add_argument("--class-names", nargs="+", metavar="NAME", help="names of ids 0, 1, ...")
+    p.add_argument(
+        "--surface",
+        action="store_true",
+        default=None,
+        help="also per-class HD95, average surface distance, surface Dice and volumes",
+    )
+    p.add_argument(
+        "--spacing",
+        nargs="+",
+        type=float,
+        metavar="SIZE",
+        help="voxel size per axis for the surface distances and volumes "
+        "(default: the ground truth file's, e.g. a NIfTI header; else 1)",
+    )
+    p.add_argument(
+        "--tolerance", type=float, metavar="D", help="surface Dice tolerance (spacing units)"
+    )
+    p.add_argument("--unit", help="length unit of the spacing, e.g. mm (volumes in mL)")
     p.add_argument("--config", type=Path, help="JSON or YAML file of evaluation settings")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
@@ -92,6 +110,10 @@ def build_config(args: argparse.Namespace) -> EvaluateConfig:
         "thresholds": None if args.thresholds is None else tuple(args.thresholds),
         "slice_axis": args.per_slice,
         "class_names": None if not args.class_names else dict(enumerate(args.class_names)),
+        "surface": args.surface,
+        "spacing": None if args.spacing is None else tuple(args.spacing),
+        "tolerance": args.tolerance,
+        "unit": args.unit,
     }
     changes = {k: v for k, v in changes.items() if v is not None}
     if hasattr(args, "background"):  # given, possibly as 'none'
@@ -116,12 +138,14 @@ def run(args: argparse.Namespace) -> int:
     ValueError, OSError
         For a usage error; ``main`` prints it in one line.
     """
-    from .._io import read_image
-    from ..metrics import evaluate, format_scores
+    from ..metrics import evaluate, format_scores, surface_rows
+    from ..metrics._report import format_table
 
     config = build_config(args)
-    pred = _read(read_image, args.pred, "--pred")
-    gt = _read(read_image, args.gt, "--gt")
+    pred, _ = _read(args.pred, "--pred")
+    gt, geometry = _read(args.gt, "--gt")
+    if config.surface and config.spacing is None and geometry is not None:
+        config = config.with_(spacing=geometry.spacing, unit=config.unit or "mm")
     result = evaluate(pred, gt, config)
     for message in result.warnings:
         print(f"warning: {message}", file=sys.stderr)
@@ -130,6 +154,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"{args.pred} against {args.gt} ({config.mode})")
     print(format_scores(result.scores, result.names()))
+    if result.surface is not None:
+        rows = surface_rows(result.surface, result.names())
+        print(f"\nsurfaces, spacing {result.surface.spacing}:")
+        print(format_table(rows, list(rows[0]) if rows else ["class"]))
     summary = result.slice_summary()
     if summary is not None:
         what = "mean IoU (no background)" if config.mode == "semantic" else "accuracy"
@@ -138,8 +166,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read(read_image, path: Path, flag: str):
+def _read(path: Path, flag: str):
+    from .._io import read_with_geometry
+
     try:
-        return read_image(path)
+        return read_with_geometry(path)
     except (OSError, ValueError) as exc:
         raise ValueError(f"{flag}: {exc}") from None

@@ -23,13 +23,15 @@ def _cmd_models(args: argparse.Namespace) -> int:
                 "encoders": list(a.encoders),
                 "default_encoder": a.default_encoder,
                 "options": {k: o.default for k, o in a.options.items()},
+                "dims": list(a.dims),
             }
             for a in archs
         ]
         print(json.dumps(rows, indent=2))
         return 0
     for a in archs:
-        print(f"{a.name:<15} {a.title}  [{a.source}]")
+        dims = "/".join(f"{d}D" for d in a.dims)
+        print(f"{a.name:<15} {a.title}  [{a.source}] ({dims})")
         print(f"{'':<15} {a.description}")
         if a.encoders:
             print(f"{'':<15} encoders: {', '.join(a.encoders)} (default {a.default_encoder})")
@@ -51,6 +53,8 @@ def _cmd_create(args: argparse.Namespace) -> int:
         class_names=tuple(args.class_names or ()),
         normalization=Normalization(method=args.normalization),
         options=parse_options(args.option or []),
+        spatial_dims=args.dims,
+        spacing=None if args.spacing is None else tuple(args.spacing),
     ).validate()
     weights = None if args.encoder_weights in (None, "none") else args.encoder_weights
     model = create_model(spec, encoder_weights=weights)
@@ -71,6 +75,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     spec = ModelSpec.from_dict(card["spec"])
     print(f"{args.model}")
     print(f"  architecture: {spec.architecture} (encoder {spec.resolved_encoder})")
+    spacing = "not recorded" if spec.spacing is None else " x ".join(map(str, spec.spacing))
+    print(f"  dimensionality: {spec.spatial_dims}D (spacing {spacing})")
     print(f"  input channels: {spec.in_channels}")
     print(f"  classes: {', '.join(spec.class_names)}")
     print(f"  normalization: {spec.normalization.method}")
@@ -122,6 +128,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="input normalisation recorded in the model card",
     )
     p.add_argument("--option", action="append", metavar="NAME=VALUE", help="architecture option")
+    p.add_argument(
+        "--dims", type=int, choices=(2, 3), default=2, help="2D images or 3D volumes (default 2)"
+    )
+    p.add_argument(
+        "--spacing",
+        type=float,
+        nargs="+",
+        metavar="SIZE",
+        help="voxel size per axis the model is made for (z y x); 3D U-Nets plan pooling from it",
+    )
     p.add_argument("--out", required=True, type=Path, help="model file to write")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_cmd_create)

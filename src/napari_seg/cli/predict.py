@@ -25,7 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="segment image files into labels TIFFs",
         description=(
             "Segment TIFF, PNG/JPEG, NumPy (.npy) or zarr images tile by tile. Writes "
-            "NAME_labels.tif (and NAME_probabilities.tif with --probabilities) per input."
+            "NAME_labels.tif (and NAME_probabilities.tif with --probabilities) per input; "
+            "NIfTI files and DICOM series folders give NAME_labels.nii.gz with the "
+            "source's affine."
         ),
     )
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files")
@@ -126,7 +128,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"several inputs would write the same outputs: {', '.join(clashes)}")
     if args.output.exists() and not args.output.is_dir():
         raise ValueError(f"--output {args.output} is a file; give a folder")
-    outputs = [_outputs(args.output, stem, config.probabilities) for stem in stems]
+    outputs = [
+        _outputs(args.output, stem, path, config.probabilities)
+        for stem, path in zip(stems, args.inputs, strict=True)
+    ]
     check_outputs([p for pair in outputs for p in pair], args.inputs, args.overwrite)
     model = load_model(args.model)
     args.output.mkdir(parents=True, exist_ok=True)
@@ -139,14 +144,19 @@ def run(args: argparse.Namespace) -> int:
     return for_each_input("predict", items, work, lambda item: item[0])
 
 
-def _outputs(folder: Path, stem: str, probabilities: bool) -> tuple[Path, ...]:
-    labels = folder / f"{stem}_labels.tif"
-    return (labels, folder / f"{stem}_probabilities.tif") if probabilities else (labels,)
+def _outputs(folder: Path, stem: str, source: Path, probabilities: bool) -> tuple[Path, ...]:
+    from ..medical import label_path
+
+    labels = label_path(folder, stem, source)
+    if not probabilities:
+        return (labels,)
+    return labels, label_path(folder, stem, source, "probabilities")
 
 
 def _predict_one(model, path: Path, outputs: tuple[Path, ...], config, args) -> list[Path]:
-    from .._io import read_image, write_tiff
+    from .._io import read_with_geometry, write_labels
     from ..inference import PredictProgress, PredictStarted, SettingsAdjusted, iter_predict
+    from ..medical import layout_defaults
 
     def show(event, bar) -> None:
         if isinstance(event, PredictStarted):
@@ -159,11 +169,16 @@ def _predict_one(model, path: Path, outputs: tuple[Path, ...], config, args) -> 
         else:
             bar.note(f"napari-seg predict: warning: {path}: {event.message}")
 
-    image = read_image(path)
+    image, geometry = read_with_geometry(path)
+    if geometry is not None:
+        defaults = layout_defaults(image.ndim, model.spec.spatial_dims)
+        given = {k: v for k, v in config.to_dict().items() if k in defaults and v is not None}
+        config = config.with_(**{**defaults, **given})
     result = drive(iter_predict(model, image, config), show, quiet=args.quiet)
     spec = model.spec
     metadata = {"classes": list(spec.class_names), "model": spec.architecture}
-    write_tiff(outputs[0], result.labels, overwrite=args.overwrite, metadata=metadata)
+    keep = {"geometry": geometry, "overwrite": args.overwrite, "metadata": metadata}
+    write_labels(outputs[0], result.labels, **keep)
     if result.probabilities is not None:
-        write_tiff(outputs[1], result.probabilities, overwrite=args.overwrite, metadata=metadata)
+        write_labels(outputs[1], result.probabilities, **keep)
     return list(outputs)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from ..refine import RefineConfig
 
 INPUT_NAMES = ("image", "probabilities", "region", "reference")
-LABEL_SUFFIXES = (".tif", ".tiff", ".npy", ".png", ".zarr")
+LABEL_SUFFIXES = (".tif", ".tiff", ".npy", ".png", ".zarr", ".nii", ".nii.gz")
 
 
 def _all_params():
@@ -202,6 +202,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
+    from ..medical import label_path
+
     if not source.exists():
         raise FileNotFoundError(f"input not found: {source}")
     if not source.is_dir() or source.suffix.lower() == ".zarr":
@@ -211,20 +213,21 @@ def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
     files = sorted(
         p
         for p in source.iterdir()
-        if p.suffix.lower() in LABEL_SUFFIXES and not p.name.startswith(".")
+        if p.name.lower().endswith(LABEL_SUFFIXES) and not p.name.startswith(".")
     )
     if not files:
         raise ValueError(f"no label files ({', '.join(LABEL_SUFFIXES)}) in {source}")
     if target.exists() and not target.is_dir():
         raise ValueError(f"OUTPUT {target} must be a folder when INPUT is a folder")
-    return [(p, target / (p.name.split(".", 1)[0] + ".tif")) for p in files]
+    return [(p, label_path(target, p.name.split(".", 1)[0], p, what="")) for p in files]
 
 
 def _refine_one(source: Path, target: Path, config, args) -> int:
-    from .._io import read_image
+    from .._io import read_with_geometry
     from ..refine import iter_refine
 
-    labels = np.array(read_image(source))  # a copy: OUTPUT may replace INPUT
+    image, geometry = read_with_geometry(source)
+    labels = np.array(image)  # a copy: OUTPUT may replace INPUT
     inputs = {
         name: _read_input(getattr(args, name), source, name)
         for name in INPUT_NAMES
@@ -240,7 +243,7 @@ def _refine_one(source: Path, target: Path, config, args) -> int:
 
     events = iter_refine(labels, config, channel_axis=args.channel_axis, **inputs)
     result = drive(events, show, quiet=args.quiet)
-    _write(target, result.labels, args.overwrite)
+    _write(target, result.labels, args.overwrite, geometry)
     return result.changed
 
 
@@ -258,14 +261,16 @@ def _read_input(path: Path, source: Path, name: str) -> np.ndarray:
     return np.asarray(read_image(path))
 
 
-def _write(target: Path, labels: np.ndarray, overwrite: bool) -> None:
+def _write(target: Path, labels: np.ndarray, overwrite: bool, geometry=None) -> None:
     from .._atomic import atomic_write
-    from .._io import write_tiff
+    from .._io import write_labels
 
     if target.suffix.lower() == ".npy":
         with atomic_write(target, overwrite=overwrite) as handle:
             np.save(handle, labels, allow_pickle=False)
-    elif target.suffix.lower() in (".tif", ".tiff"):
-        write_tiff(target, labels, overwrite=overwrite)
+    elif target.name.lower().endswith((".tif", ".tiff", ".nii", ".nii.gz")):
+        write_labels(target, labels, geometry, overwrite=overwrite)
     else:
-        raise ValueError(f"OUTPUT must end in .tif, .tiff or .npy, got {target.name}")
+        raise ValueError(
+            f"OUTPUT must end in .tif, .tiff, .npy, .nii or .nii.gz, got {target.name}"
+        )

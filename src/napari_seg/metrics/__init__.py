@@ -4,6 +4,8 @@ Semantic scores come from a :class:`ConfusionMatrix` counted block by block
 (:func:`confusion_matrix`, :func:`slice_confusion_matrices`) and turned into
 per-class and mean scores by :func:`semantic_scores`. Instance scores match
 objects at IoU thresholds from sparse overlaps (:func:`match_instances`).
+Surface distances (HD95, ASSD, surface Dice) and volumes in physical units come
+from :func:`surface_scores`.
 :func:`error_map` and :func:`instance_error_map` say where the errors are.
 
 Zero division: a score whose denominator is zero (e.g. the IoU of a class
@@ -22,6 +24,7 @@ from ._instance import (
 )
 from ._report import format_scores, instance_rows, merge_rows, semantic_rows, to_dict
 from ._semantic import SemanticScores, semantic_scores
+from ._surface import SurfaceScores, surface_dict, surface_rows, surface_scores
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -35,6 +38,7 @@ __all__ = [
     "InstanceScores",
     "Overlaps",
     "SemanticScores",
+    "SurfaceScores",
     "confusion_matrix",
     "error_map",
     "evaluate",
@@ -47,5 +51,8 @@ __all__ = [
     "semantic_rows",
     "semantic_scores",
     "slice_confusion_matrices",
+    "surface_dict",
+    "surface_rows",
+    "surface_scores",
     "to_dict",
 ]

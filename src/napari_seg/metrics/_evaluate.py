@@ -11,11 +11,13 @@ import numpy as np
 
 from .._config_file import JobConfig
 from .._types import RegionArray
-from ..limits import brief
+from .._validate import check_bool, check_number, check_str
+from ..limits import MAX_AXIS, brief
 from ._confusion import ConfusionMatrix, confusion_matrix, slice_confusion_matrices
 from ._instance import DEFAULT_THRESHOLDS, InstanceScores, _check_thresholds, match_instances
 from ._report import _num, instance_rows, semantic_rows, to_dict
 from ._semantic import SemanticScores, semantic_scores
+from ._surface import SurfaceScores, surface_dict, surface_rows, surface_scores
 
 MODES = ("semantic", "instance")
 
@@ -41,6 +43,16 @@ class EvaluateConfig(JobConfig):
     class_names : dict of int to str
         Names of class ids; named classes absent from both arrays are still
         listed (with NaN scores).
+    surface : bool
+        Also compute surface distances and volumes per class (semantic mode,
+        dense ground truth): see :func:`surface_scores`.
+    spacing : tuple of float or None
+        Voxel size along each axis for the surface distances and volumes
+        (None: 1 on every axis).
+    tolerance : float
+        Tolerance of the normalised surface Dice, in the units of ``spacing``.
+    unit : str or None
+        Length unit of ``spacing`` (e.g. "mm": volumes are then shown in mL).
     """
 
     mode: str = "semantic"
@@ -49,6 +61,10 @@ class EvaluateConfig(JobConfig):
     thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
     slice_axis: int | None = None
     class_names: Mapping[int, str] = field(default_factory=dict)
+    surface: bool = False
+    spacing: tuple[float, ...] | None = None
+    tolerance: float = 1.0
+    unit: str | None = None
 
     KIND: ClassVar[str] = "evaluation"
 
@@ -88,7 +104,27 @@ class EvaluateConfig(JobConfig):
         for key, name in self.class_names.items():
             if not isinstance(key, int) or not isinstance(name, str):
                 raise TypeError(f"class_names must map int ids to str, got {key!r}: {name!r}")
+        self._validate_surface()
         return self
+
+    def _validate_surface(self) -> None:
+        check_bool("surface", self.surface)
+        if self.spacing is not None:
+            if not isinstance(self.spacing, tuple) or not 1 <= len(self.spacing) <= MAX_AXIS:
+                raise TypeError(f"spacing must be a list of sizes, got {brief(self.spacing)}")
+            for size in self.spacing:
+                check_number("spacing", size, low=0.0, low_open=True)
+        check_number("tolerance", self.tolerance, low=0.0)
+        check_str("unit", self.unit, optional=True)
+        if self.unit is not None and not 0 < len(self.unit) <= 16:
+            raise ValueError(f"unit must be a short name such as 'mm', got {brief(self.unit)}")
+        if self.surface and self.mode != "semantic":
+            raise ValueError("surface distances are per class: use the semantic mode")
+        if self.surface and self.ignore_labels:
+            raise ValueError(
+                "surface distances need a dense ground truth; with ignore_labels "
+                f"{list(self.ignore_labels)} the true surfaces are unknown"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain JSON types (class ids as strings, tuples as lists).
@@ -101,11 +137,13 @@ class EvaluateConfig(JobConfig):
         d["class_names"] = {str(k): v for k, v in self.class_names.items()}
         for key in ("ignore_labels", "thresholds"):
             d[key] = list(d[key])
+        if self.spacing is not None:
+            d["spacing"] = list(self.spacing)
         return d
 
     @classmethod
     def _from_mapping(cls, data: dict[str, Any]) -> EvaluateConfig:
-        for key in ("ignore_labels", "thresholds"):
+        for key in ("ignore_labels", "thresholds", "spacing"):
             if isinstance(data.get(key), list):
                 data[key] = tuple(data[key])
         if "class_names" in data:
@@ -124,6 +162,7 @@ class Evaluation:
     scores: SemanticScores | InstanceScores
     slices: SemanticScores | tuple[InstanceScores, ...] | None = None
     matrix: ConfusionMatrix | None = None
+    surface: SurfaceScores | None = None
 
     def names(self) -> list[str]:
         """Class names indexed by id (ids without a name get their number).
@@ -172,7 +211,13 @@ class Evaluation:
         """
         if isinstance(self.scores, InstanceScores):
             return instance_rows(self.scores)
-        return semantic_rows(self.scores, self.names())
+        rows = semantic_rows(self.scores, self.names())
+        if self.surface is not None:
+            extra = {r["id"]: r for r in surface_rows(self.surface, self.names())}
+            columns = [c for c in next(iter(extra.values()), {}) if c not in ("class", "id")]
+            for row in rows:
+                row.update({c: extra.get(row["id"], {}).get(c) for c in columns})
+        return rows
 
     @property
     def row_key(self) -> str:
@@ -187,6 +232,8 @@ class Evaluation:
         dict
         """
         out = to_dict(self.scores, self.names())
+        if self.surface is not None:
+            out["surface"] = surface_dict(self.surface, self.names())
         out["config"] = json.loads(self.config.to_json())
         summary = self.slice_summary()
         if summary is not None:
@@ -242,7 +289,17 @@ def evaluate(
             int(np.sum(stack.ignored)),
         )
     scores = semantic_scores(matrix, background=config.background)
-    return Evaluation(config, scores, slices, matrix)
+    surface = None
+    if config.surface:
+        surface = surface_scores(
+            pred,
+            gt,
+            spacing=config.spacing,
+            labels=[lab for lab in scores.labels if lab != config.background],
+            tolerance=config.tolerance,
+            unit=config.unit,
+        )
+    return Evaluation(config, scores, slices, matrix, surface)
 
 
 def _evaluate_instances(pred, gt, config: EvaluateConfig) -> Evaluation:

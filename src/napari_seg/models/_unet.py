@@ -8,26 +8,33 @@ with strided (optionally residual) convolutions instead of max pooling.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
+from ._planning import plan_strides, size_multiple
 from .registry import CLASSIC, Architecture
 from .spec import ModelSpec
 
 
-def _double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
+def _double_conv(in_channels: int, out_channels: int, dims: int = 2) -> nn.Sequential:
+    conv = nn.Conv2d if dims == 2 else nn.Conv3d
+    # 3D patches come in batches of two: instance normalisation, as nnU-Net uses.
+    norm = nn.BatchNorm2d if dims == 2 else nn.InstanceNorm3d
+    extra = {} if dims == 2 else {"affine": True}
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
+        conv(in_channels, out_channels, 3, padding=1, bias=False),
+        norm(out_channels, **extra),
         nn.ReLU(inplace=True),
-        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
+        conv(out_channels, out_channels, 3, padding=1, bias=False),
+        norm(out_channels, **extra),
         nn.ReLU(inplace=True),
     )
 
 
 class ClassicUNet(nn.Module):
-    """Double 3x3 conv blocks, 2x2 max pooling, transposed-conv upsampling, skips.
+    """Double 3x3 conv blocks, max pooling, transposed-conv upsampling, skips (2D or 3D).
 
     Parameters
     ----------
@@ -36,27 +43,42 @@ class ClassicUNet(nn.Module):
         Number of downsamplings; inputs must be multiples of ``2**depth``.
     base_width : int
         Channels of the first level; each level doubles them.
+    strides : list of tuple of int, optional
+        Per-level pooling strides (2 everywhere by default); a 3D network has
+        3-tuples, e.g. from :func:`~napari_seg.models._planning.plan_strides`.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, *, depth: int, base_width: int):
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        *,
+        depth: int,
+        base_width: int,
+        strides: list[tuple[int, ...]] | None = None,
+    ):
         super().__init__()
+        strides = strides or [(2, 2)] * depth
+        dims = len(strides[0]) if strides else 2
         widths = [base_width * 2**i for i in range(depth + 1)]
-        self.down = nn.ModuleList([_double_conv(in_channels, widths[0])])
-        self.down.extend(_double_conv(widths[i], widths[i + 1]) for i in range(depth))
-        self.pool = nn.MaxPool2d(2)
+        self.down = nn.ModuleList([_double_conv(in_channels, widths[0], dims)])
+        self.down.extend(_double_conv(widths[i], widths[i + 1], dims) for i in range(depth))
+        pool = nn.MaxPool2d if dims == 2 else nn.MaxPool3d
+        up = nn.ConvTranspose2d if dims == 2 else nn.ConvTranspose3d
+        sizes: list[Any] = list(strides)  # torch types kernel sizes per dimensionality
+        self.pools = nn.ModuleList(pool(s, stride=s) for s in sizes)
         self.upsample = nn.ModuleList(
-            nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2)
-            for i in reversed(range(depth))
+            up(widths[i + 1], widths[i], sizes[i], stride=sizes[i]) for i in reversed(range(depth))
         )
         self.up = nn.ModuleList(
-            _double_conv(2 * widths[i], widths[i]) for i in reversed(range(depth))
+            _double_conv(2 * widths[i], widths[i], dims) for i in reversed(range(depth))
         )
-        self.head = nn.Conv2d(widths[0], num_classes, 1)
+        self.head = (nn.Conv2d if dims == 2 else nn.Conv3d)(widths[0], num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
         for i, block in enumerate(self.down):
-            x = block(x if i == 0 else self.pool(x))
+            x = block(x if i == 0 else self.pools[i - 1](x))
             skips.append(x)
         x = skips.pop()
         for upsample, block in zip(self.upsample, self.up, strict=True):
@@ -70,10 +92,12 @@ def build_unet(spec: ModelSpec, arch: Architecture) -> tuple[nn.Module, int]:
 
         return build_smp_unet(spec, arch)
     depth = arch.option(spec, "depth")
+    strides = plan_strides(spec.spacing, depth, spec.spatial_dims)
     net = ClassicUNet(
         spec.in_channels,
         spec.num_classes,
         depth=depth,
         base_width=arch.option(spec, "base_width"),
+        strides=strides,
     )
-    return net, 2**depth
+    return net, size_multiple(strides)

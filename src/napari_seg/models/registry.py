@@ -100,6 +100,8 @@ class Architecture:
         but ``"classic"``) is chosen; ``None`` means ``options`` always apply.
     dims : tuple of int
         The spatial dimensionalities it offers (``ModelSpec.spatial_dims``).
+    encoders_3d : tuple of str or None
+        The encoders that work in 3D when only some do (None: every encoder).
     fitted : {"gradient", "forest"}
         How it learns: by gradient descent (the training loop), or by fitting a
         random forest on filter features in one pass (``training.pixel``).
@@ -119,6 +121,7 @@ class Architecture:
     options: Mapping[str, OptionRange] = field(default_factory=dict)
     encoder_options: Mapping[str, OptionRange] | None = None
     dims: tuple[int, ...] = (2,)
+    encoders_3d: tuple[str, ...] | None = None
     fitted: str = "gradient"
     intensity_augmentation: bool = True
 
@@ -271,6 +274,8 @@ _ARCHITECTURES: dict[str, Architecture] = {
                 "base_width": OptionRange(32, 4, 256, help="channels of the first level"),
             },
             encoder_options={"depth": _DEPTH_SMP},
+            dims=(2, 3),
+            encoders_3d=(CLASSIC,),
         ),
         Architecture(
             "unet++",
@@ -310,6 +315,53 @@ _ARCHITECTURES: dict[str, Architecture] = {
                 "depth": OptionRange(4, 2, 6, help="number of downsamplings"),
                 "base_width": OptionRange(32, 4, 256, help="channels of the first level"),
             },
+            dims=(2, 3),
+        ),
+        Architecture(
+            "dynunet",
+            "DynUNet (nnU-Net)",
+            "The nnU-Net network (Isensee et al. 2021): plain conv blocks with instance "
+            "normalisation, pooling planned from the voxel spacing, channels capped at "
+            "320, deep supervision.",
+            "MONAI",
+            "._monai:build_dynunet",
+            (),
+            None,
+            {
+                "depth": OptionRange(4, 2, 6, help="number of downsamplings"),
+                "base_width": OptionRange(32, 4, 256, help="channels of the first level"),
+                "deep_supervision": OptionRange(True, help=_DEEP_SUP.help),
+            },
+            dims=(2, 3),
+        ),
+        Architecture(
+            "segresnet",
+            "SegResNet",
+            "Residual encoder-decoder with group normalisation (Myronenko 2018), the "
+            "BraTS 2018 winner's network without its VAE branch.",
+            "MONAI",
+            "._monai:build_segresnet",
+            (),
+            None,
+            {"base_width": OptionRange(16, 8, 128, help="channels of the first level")},
+            dims=(2, 3),
+        ),
+        Architecture(
+            "swin-unetr",
+            "Swin UNETR",
+            "Swin-transformer encoder with a convolutional U-Net decoder (Hatamizadeh et "
+            "al. 2022; v2 residual blocks); random initialisation (no pretrained weights "
+            "offline).",
+            "MONAI",
+            "._monai:build_swin_unetr",
+            (),
+            None,
+            {
+                "feature_size": OptionRange(
+                    24, 12, 96, choices=(12, 24, 36, 48, 96), help="embedding channels"
+                )
+            },
+            dims=(2, 3),
         ),
         Architecture(
             "deeplabv3",
@@ -486,6 +538,16 @@ class _RegistryRules:
             raise ValueError(
                 f"architecture {arch.name!r} is {offered} only, got spatial_dims="
                 f"{spec.spatial_dims}"
+            )
+        encoder = arch.resolve_encoder(spec.encoder)
+        if (
+            spec.spatial_dims == 3
+            and arch.encoders_3d is not None
+            and encoder not in (arch.encoders_3d)
+        ):
+            raise ValueError(
+                f"{arch.name!r} in 3D needs encoder {' or '.join(arch.encoders_3d)}; "
+                f"{encoder!r} is a 2D (ImageNet) encoder"
             )
 
     def resolve_encoder(self, spec: ModelSpec) -> str | None:

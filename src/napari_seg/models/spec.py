@@ -164,6 +164,10 @@ class ModelSpec:
         "without background" means, the default background of Refine. Default
         0; None when the model has no background class, and None when class 0
         is untrained and no other id was named.
+    spacing : tuple of float or None
+        The voxel (pixel) size, one value per spatial axis, the model was made or
+        trained for (e.g. ``(5.0, 0.5, 0.5)`` mm for an anisotropic CT); None when
+        it has none. A 3D U-Net or DynUNet plans its pooling from it.
 
     Examples
     --------
@@ -183,6 +187,7 @@ class ModelSpec:
     untrained_classes: tuple[int, ...] = ()
     spatial_dims: int = 2
     background: int | None = 0
+    spacing: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         # Fill derived defaults so that every spec is complete once built, but only
@@ -200,7 +205,7 @@ class ModelSpec:
             object.__setattr__(self, "class_names", names)
         if sized and not self.class_colors:
             object.__setattr__(self, "class_colors", default_class_colors(self.num_classes))
-        for name in ("class_names", "class_colors", "untrained_classes"):
+        for name in ("class_names", "class_colors", "untrained_classes", "spacing"):
             value = getattr(self, name)
             if isinstance(value, list):  # a string or other value stays as is, for validate()
                 object.__setattr__(self, name, tuple(value))
@@ -263,6 +268,7 @@ class ModelSpec:
             )
         if self.spatial_dims not in (2, 3) or isinstance(self.spatial_dims, bool):
             raise ValueError(f"spatial_dims must be 2 or 3, got {brief(self.spatial_dims)}")
+        _check_spacing(self.spacing, self.spatial_dims)
         if self.background is not None and (
             not _is_int(self.background)
             or not 0 <= self.background < self.num_classes
@@ -317,6 +323,7 @@ class ModelSpec:
         data["class_colors"] = [list(c) for c in self.class_colors]
         data["class_names"] = list(self.class_names)
         data["untrained_classes"] = list(self.untrained_classes)
+        data["spacing"] = None if self.spacing is None else list(self.spacing)
         return data
 
     def to_json(self) -> str:
@@ -434,6 +441,18 @@ def _is_int(value: Any) -> bool:
 
 def _is_real(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_spacing(spacing: Any, dims: int) -> None:
+    """None, or one positive finite size per spatial axis."""
+    if spacing is None:
+        return
+    if not isinstance(spacing, tuple) or len(spacing) != dims:
+        raise ValueError(
+            f"spacing must hold one size per spatial axis ({dims}), got {brief(spacing)}"
+        )
+    for size in spacing:
+        check_number("spacing", size, low=0.0, low_open=True)
 
 
 def _check_colors(colors: Any, num_classes: int) -> None:

@@ -18,6 +18,8 @@ class ModelStats:
 
     parameters: int
     gflops_per_megapixel: float
+    #: "megapixel" for a 2D model, "megavoxel" for a 3D one.
+    per: str = "megapixel"
 
     def summary(self) -> str:
         """ "7.76 M parameters, 367.4 GFLOP per megapixel".
@@ -28,7 +30,7 @@ class ModelStats:
         """
         return (
             f"{self.parameters / 1e6:.2f} M parameters, "
-            f"{self.gflops_per_megapixel:.1f} GFLOP per megapixel"
+            f"{self.gflops_per_megapixel:.1f} GFLOP per {self.per}"
         )
 
 
@@ -47,7 +49,8 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def gflops_per_megapixel(model: SegmentationModel, *, size: int = 256) -> float:
-    """Forward-pass GFLOPs per megapixel, counted on a ``size`` x ``size`` input.
+    """Forward-pass GFLOPs per megapixel, counted on a ``size`` x ``size`` input
+    (per megavoxel for a 3D model, on a cube of side ``min(size, 64)``).
 
     Counts multiply-adds as two FLOPs (``torch.utils.flop_counter``). Counted
     on CPU in eval mode; the count does not depend on the device. ``size`` is
@@ -64,9 +67,11 @@ def gflops_per_megapixel(model: SegmentationModel, *, size: int = 256) -> float:
     """
     from torch.utils.flop_counter import FlopCounterMode
 
+    dims = model.spec.spatial_dims
     multiple = getattr(model, "size_multiple", 1)
+    size = min(size, 64) if dims == 3 else size
     size = -(-size // multiple) * multiple
-    x = torch.zeros(1, model.spec.in_channels, size, size, device=model.device)
+    x = torch.zeros(1, model.spec.in_channels, *(size,) * dims, device=model.device)
     was_training = model.training
     model.eval()
     try:
@@ -74,7 +79,7 @@ def gflops_per_megapixel(model: SegmentationModel, *, size: int = 256) -> float:
             model(x)
     finally:
         model.train(was_training)
-    return counter.get_total_flops() / 1e9 / (size * size / 1e6)
+    return counter.get_total_flops() / 1e9 / (size**dims / 1e6)
 
 
 def model_stats(model: SegmentationModel, *, size: int = 256) -> ModelStats:
@@ -90,4 +95,5 @@ def model_stats(model: SegmentationModel, *, size: int = 256) -> ModelStats:
     -------
     ModelStats
     """
-    return ModelStats(count_parameters(model), gflops_per_megapixel(model, size=size))
+    per = "megavoxel" if model.spec.spatial_dims == 3 else "megapixel"
+    return ModelStats(count_parameters(model), gflops_per_megapixel(model, size=size), per)

@@ -1,0 +1,118 @@
+"""npe2 reader and writer of medical volumes (no napari import: plain layer tuples).
+
+napari opens a NIfTI file or a DICOM series folder as an Image layer (a Labels
+layer for integer files named ``*_labels``, ``*_seg`` or ``*_mask``) indexed
+``(z, y, x)`` in LPS, as :mod:`napari_seg.medical` states, with the voxel size
+as ``scale``, the LPS position of the first voxel as ``translate`` and the
+geometry in the layer's metadata (``GEOMETRY_KEY``). File > Save Layers writes
+a Labels layer as NIfTI with that geometry's affine (or, for a layer that did
+not come from a medical file, an axis-aligned one from its scale and translate).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._layers import GEOMETRY_KEY
+
+LayerData = tuple[Any, dict[str, Any], str]
+LABEL_NAME_ENDINGS = ("_labels", "_label", "_seg", "_mask")
+
+
+def get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]] | None:
+    """The reader of ``path`` when it is a NIfTI file or a DICOM folder, else None.
+
+    Parameters
+    ----------
+    path : str or list of str
+
+    Returns
+    -------
+    callable or None
+    """
+    from .medical import is_dicom_folder, is_nifti
+
+    if isinstance(path, list):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    if is_nifti(path) or is_dicom_folder(path):
+        return read_layers
+    return None
+
+
+def read_layers(path: str | list[str]) -> list[LayerData]:
+    """The layer of a NIfTI file or DICOM folder (one per channel for a 4D NIfTI).
+
+    Parameters
+    ----------
+    path : str or list of str
+
+    Returns
+    -------
+    list of (data, kwargs, layer_type)
+    """
+    from .medical import read_volume
+
+    path = path[0] if isinstance(path, list) else path
+    array, geometry = read_volume(path)
+    name = Path(path).name.split(".", 1)[0] or Path(path).name
+    kwargs: dict[str, Any] = {
+        "name": name,
+        "scale": geometry.spacing,
+        "translate": geometry.origin,
+        "metadata": {GEOMETRY_KEY: geometry.to_metadata()},
+    }
+    integer = np.issubdtype(array.dtype, np.integer)
+    if integer and array.ndim == 3 and name.lower().endswith(LABEL_NAME_ENDINGS):
+        return [(array, kwargs, "labels")]
+    if array.ndim == 4:
+        kwargs["channel_axis"] = 0
+        kwargs["name"] = [f"{name} [{i}]" for i in range(array.shape[0])]
+    return [(array, kwargs, "image")]
+
+
+def write_nifti_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
+    """Write a Labels layer as NIfTI (npe2 single-layer writer).
+
+    Parameters
+    ----------
+    path : str
+        Ends in ``.nii`` or ``.nii.gz``.
+    data : array_like
+        The layer's data, ``(z, y, x)``.
+    meta : dict
+        The layer's attributes (``metadata``, ``scale``, ``translate``).
+
+    Returns
+    -------
+    list of str
+        The path written.
+
+    Raises
+    ------
+    ValueError
+        For a layer that is not 3D or does not fit its recorded geometry.
+    """
+    from .medical import VolumeGeometry, is_nifti, write_nifti
+
+    if not is_nifti(path):
+        path = f"{path}.nii.gz"
+    array = np.asarray(data)
+    if array.ndim != 3:
+        raise ValueError(f"NIfTI labels must be a 3D layer (z, y, x), got shape {array.shape}")
+    recorded = (meta.get("metadata") or {}).get(GEOMETRY_KEY)
+    if recorded is not None:
+        geometry = VolumeGeometry.from_metadata(recorded)
+    else:
+        scale = tuple(float(s) for s in meta.get("scale", (1.0,) * 3))
+        translate = tuple(float(t) for t in meta.get("translate", (0.0,) * 3))
+        geometry = VolumeGeometry.from_placement(scale, translate, array.shape)
+    # File > Save Layers replaces a file the user chose in napari's own dialog.
+    write_nifti(path, array, geometry, overwrite=True)
+    return [os.fspath(path)]

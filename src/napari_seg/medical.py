@@ -1,0 +1,615 @@
+"""Medical volumes: NIfTI files (nibabel) and DICOM series folders (pydicom).
+
+Axis order (the one rule for every reader and writer of napari-seg): a volume
+is returned as an array indexed ``(z, y, x)`` in the patient's LPS frame, the
+frame of DICOM and ITK. Axis 0 runs from inferior to superior (axial slices
+along the first axis), axis 1 from anterior to posterior and axis 2 from the
+patient's right to left, so napari shows an axial slice as radiologists read it
+(anterior up, the patient's right on the left of the screen). Getting there
+only flips and permutes the stored axes (nibabel's orientation tools), never
+resamples.
+
+The file's own voxel order and affine are kept in a :class:`VolumeGeometry`,
+so that labels written back (:func:`write_nifti`) have exactly the source's
+shape and affine. A volume's ``spacing`` and ``origin`` (in ``(z, y, x)``
+order, millimetres, LPS) place it in napari as ``scale`` and ``translate``.
+
+Stated choices:
+
+- an oblique volume (its axes not aligned with the patient's) is shown on its
+  voxel grid, unrotated; :attr:`VolumeGeometry.oblique` says so and the full
+  affine is kept and written back;
+- a 4D NIfTI holds channels (modalities) along its 4th axis, as in the Medical
+  Segmentation Decathlon: the array is ``(c, z, y, x)``; 5D and larger files
+  are refused;
+- a DICOM folder must hold one series; with several, the error lists them
+  (pass ``series=`` to choose one).
+
+Needs the ``medical`` extra (``pip install napari-seg[medical]``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._atomic import atomic_write
+from .limits import GIB, MAX_DICOM_FILES, MAX_NIFTI_CHANNELS, MAX_VOLUME_BYTES, one_line
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+#: Orientation codes of the array axes (x, y, z) before they are reversed to (z, y, x).
+LPS = ("L", "P", "S")
+
+
+@dataclass(frozen=True)
+class VolumeGeometry:
+    """Where a volume's voxels are, and how to write labels back as its source file.
+
+    Attributes
+    ----------
+    affine : ndarray, shape (4, 4)
+        The source file's voxel-to-world (RAS+, mm) affine, as stored.
+    source_shape : tuple of int
+        The spatial shape of the source file, in its own axis order.
+    transform : ndarray, shape (3, 2)
+        nibabel orientation transform from the file's axes to LPS axes.
+    spacing : tuple of float
+        Voxel size along ``(z, y, x)`` of the returned array (mm).
+    origin : tuple of float
+        LPS position of voxel ``(0, 0, 0)`` along ``(z, y, x)`` (mm).
+    oblique : bool
+        Whether the axes are rotated from the patient's (shown unrotated).
+    source : str
+        What was read ("nifti" or "dicom").
+    """
+
+    affine: np.ndarray
+    source_shape: tuple[int, ...]
+    transform: np.ndarray
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    oblique: bool = False
+    source: str = "nifti"
+
+    @classmethod
+    def from_affine(
+        cls, affine: np.ndarray, shape: tuple[int, ...], source: str = "nifti"
+    ) -> VolumeGeometry:
+        """The geometry of a volume of spatial ``shape`` stored with ``affine``.
+
+        Parameters
+        ----------
+        affine : array_like, shape (4, 4)
+            Voxel (file order) to RAS+ world, in mm.
+        shape : tuple of int
+            The three spatial sizes, in file order.
+        source : str
+
+        Returns
+        -------
+        VolumeGeometry
+
+        Raises
+        ------
+        ValueError
+            For an affine that is not finite or whose axes are degenerate.
+        """
+        from nibabel import orientations as no
+
+        affine = np.asarray(affine, dtype=float)
+        if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
+            raise ValueError("the affine is not a finite 4x4 matrix (NaN or infinite entries)")
+        zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+        if not np.all(zooms > 0) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+            raise ValueError(f"the affine's axes are degenerate (voxel sizes {zooms.tolist()})")
+        transform = no.ornt_transform(no.io_orientation(affine), no.axcodes2ornt(LPS))
+        lps = affine @ no.inv_ornt_aff(transform, shape[:3])
+        directions = lps[:3, :3] / np.sqrt((lps[:3, :3] ** 2).sum(axis=0))
+        ras_to_lps = np.array([-1.0, -1.0, 1.0])
+        origin = lps[:3, 3] * ras_to_lps
+        expected = np.diag(ras_to_lps)  # the direction of L, P, S in RAS
+        return cls(
+            affine=affine,
+            source_shape=tuple(int(n) for n in shape[:3]),
+            transform=transform,
+            spacing=_zyx(np.sqrt((lps[:3, :3] ** 2).sum(axis=0))),
+            origin=_zyx(origin),
+            oblique=not np.allclose(directions, expected, atol=1e-4),
+            source=source,
+        )
+
+    @classmethod
+    def from_placement(
+        cls, spacing: tuple[float, ...], origin: tuple[float, ...], shape: tuple[int, ...]
+    ) -> VolumeGeometry:
+        """The geometry of a ``(z, y, x)`` LPS array placed by napari's ``scale`` (spacing)
+        and ``translate`` (origin), for an array that was not read from a medical file.
+
+        Parameters
+        ----------
+        spacing, origin : tuple of float
+            ``(z, y, x)`` voxel size and LPS position of the first voxel (mm).
+        shape : tuple of int
+            The ``(z, y, x)`` shape.
+
+        Returns
+        -------
+        VolumeGeometry
+
+        Raises
+        ------
+        ValueError
+            If the three do not describe a 3D volume.
+        """
+        if not len(spacing) == len(origin) == len(shape) == 3:
+            raise ValueError(f"a volume has 3 axes, got shape {tuple(shape)}")
+        (sz, sy, sx), (oz, oy, ox) = spacing, origin
+        affine = np.array(
+            [[-sx, 0, 0, -ox], [0, -sy, 0, -oy], [0, 0, sz, oz], [0, 0, 0, 1]], dtype=float
+        )
+        return cls.from_affine(affine, tuple(shape[::-1]))
+
+    def to_array(self, data: np.ndarray) -> np.ndarray:
+        """File-ordered data ``(i, j, k[, c])`` as the ``([c,] z, y, x)`` array (views).
+
+        Parameters
+        ----------
+        data : ndarray
+
+        Returns
+        -------
+        ndarray
+        """
+        from nibabel.orientations import apply_orientation
+
+        lps = apply_orientation(data, self.transform)
+        if lps.ndim == 4:
+            return lps.transpose(3, 2, 1, 0)
+        return lps.transpose(2, 1, 0)
+
+    def to_file(self, array: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`to_array`: a ``([c,] z, y, x)`` array in file order.
+
+        Parameters
+        ----------
+        array : ndarray
+
+        Returns
+        -------
+        ndarray
+        """
+        from nibabel import orientations as no
+
+        lps = array.transpose(3, 2, 1, 0) if array.ndim == 4 else array.transpose(2, 1, 0)
+        back = no.ornt_transform(no.axcodes2ornt(LPS), no.io_orientation(self.affine))
+        return no.apply_orientation(lps, back)
+
+    def to_metadata(self) -> dict[str, Any]:
+        """The geometry as plain JSON types (for a napari layer's ``metadata``).
+
+        Returns
+        -------
+        dict
+        """
+        return {
+            "affine": self.affine.tolist(),
+            "source_shape": list(self.source_shape),
+            "spacing": list(self.spacing),
+            "origin": list(self.origin),
+            "oblique": self.oblique,
+            "source": self.source,
+            "axes": "zyx (LPS)",
+        }
+
+    @classmethod
+    def from_metadata(cls, data: Any) -> VolumeGeometry:
+        """The geometry stored by :meth:`to_metadata`.
+
+        Parameters
+        ----------
+        data : dict
+
+        Returns
+        -------
+        VolumeGeometry
+
+        Raises
+        ------
+        ValueError
+            If ``data`` does not describe a geometry.
+        """
+        try:
+            affine = np.asarray(data["affine"], dtype=float)
+            shape = tuple(int(n) for n in data["source_shape"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a volume geometry ({type(exc).__name__}: {exc})") from None
+        if len(shape) != 3:
+            raise ValueError(f"a volume geometry has 3 sizes, got {shape}")
+        return cls.from_affine(affine, shape, source=str(data.get("source", "nifti")))
+
+
+def _zyx(values) -> tuple[float, float, float]:
+    x, y, z = (float(v) for v in values)
+    return z, y, x
+
+
+def layout_defaults(ndim: int, spatial_dims: int) -> dict[str, Any]:
+    """How a model reads a medical volume when the user says nothing: a 4D volume's
+    first axis holds channels, and a 2D model segments axial slices (the first
+    spatial axis) one by one.
+
+    Parameters
+    ----------
+    ndim : int
+        3 (``z, y, x``) or 4 (``c, z, y, x``).
+    spatial_dims : int
+        The model's dimensionality.
+
+    Returns
+    -------
+    dict
+        ``channel_axis`` and ``axis`` settings of a :class:`PredictConfig`.
+    """
+    channel_axis = 0 if ndim == 4 else None
+    first = 1 if ndim == 4 else 0
+    return {"channel_axis": channel_axis, "axis": first if spatial_dims == 2 else None}
+
+
+def is_nifti(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a NIfTI file (``.nii`` or ``.nii.gz``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    bool
+    """
+    return str(path).lower().endswith(NIFTI_SUFFIXES)
+
+
+def _nibabel():
+    try:
+        import nibabel
+    except ImportError:
+        raise ValueError("reading NIfTI needs nibabel: pip install 'napari-seg[medical]'") from None
+    return nibabel
+
+
+def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
+    """A NIfTI volume as a ``(z, y, x)`` (or ``(c, z, y, x)``) LPS array and its geometry.
+
+    Uncompressed files are memory-mapped; ``.nii.gz`` files are read whole.
+    Scaled data (``scl_slope``) is returned as floats, as nibabel scales it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    array : ndarray
+    geometry : VolumeGeometry
+
+    Raises
+    ------
+    ValueError
+        For a file that is not a readable 3D/4D NIfTI (the message says why).
+    """
+    nib = _nibabel()
+    from nibabel.filebasedimages import ImageFileError
+    from nibabel.spatialimages import HeaderDataError
+
+    try:
+        image = nib.load(str(path))
+        header_shape = tuple(int(n) for n in image.shape)
+        affine = image.affine
+    except (OSError, ValueError, EOFError, ImageFileError, HeaderDataError) as exc:
+        raise ValueError(f"cannot read {path} as NIfTI: {one_line(exc, 300)}") from None
+    shape = header_shape + (1,) * (3 - len(header_shape))
+    if len(shape) > 4:
+        raise ValueError(f"{path} is a {len(shape)}D NIfTI {shape}; napari-seg reads 3D and 4D")
+    if len(shape) == 4 and shape[3] > MAX_NIFTI_CHANNELS:
+        raise ValueError(
+            f"{path} holds {shape[3]} volumes along its 4th axis; napari-seg reads a 4D NIfTI "
+            f"as channels (at most {MAX_NIFTI_CHANNELS}): split a time series into volumes"
+        )
+    if affine is None:
+        raise ValueError(f"{path} has no affine (a broken header)")
+    claimed = math.prod(shape) * image.get_data_dtype().itemsize
+    if claimed > MAX_VOLUME_BYTES:
+        raise ValueError(
+            f"{path}'s header claims {shape} voxels ({claimed / GIB:.0f} GiB), more than the "
+            f"{MAX_VOLUME_BYTES // GIB} GiB napari-seg reads at once"
+        )
+    geometry = VolumeGeometry.from_affine(affine, shape[:3])
+    try:
+        data = np.asanyarray(image.dataobj).reshape(shape)
+    except (OSError, ValueError, EOFError, MemoryError) as exc:
+        raise ValueError(f"cannot read the voxels of {path}: {one_line(exc, 300)}") from None
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    return geometry.to_array(data), geometry
+
+
+def write_nifti(
+    path: str | os.PathLike,
+    array: np.ndarray,
+    geometry: VolumeGeometry,
+    *,
+    overwrite: bool = False,
+) -> None:
+    """Write a ``([c,] z, y, x)`` array as NIfTI with the source's voxel order and affine.
+
+    Integer arrays are stored with the smallest unsigned type that holds them
+    (labels), others as float32. Written atomically; an existing file is
+    replaced only with ``overwrite=True``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``.nii`` or ``.nii.gz``.
+    array : ndarray
+    geometry : VolumeGeometry
+        Of the volume the array was computed from.
+    overwrite : bool
+
+    Raises
+    ------
+    ValueError
+        If the suffix is not a NIfTI one or the array does not fit the geometry.
+    """
+    nib = _nibabel()
+    if not is_nifti(path):
+        raise ValueError(f"{path}: a NIfTI file name ends in .nii or .nii.gz")
+    array = np.asarray(array)
+    spatial = array.shape[-3:]
+    expected = tuple(geometry.source_shape[i] for i in np.argsort(geometry.transform[:, 0]))
+    if array.ndim not in (3, 4) or spatial != expected[::-1]:
+        raise ValueError(
+            f"an array of shape {array.shape} does not fit the volume it should be written "
+            f"with (z, y, x = {expected[::-1]})"
+        )
+    data = geometry.to_file(array)
+    if np.issubdtype(data.dtype, np.integer) or data.dtype == np.bool_:
+        top = int(data.max()) if data.size else 0
+        dtype = np.uint8 if top < 256 else np.uint16 if top < 65536 else np.int32
+        data = data.astype(dtype)
+    else:
+        data = data.astype(np.float32)
+    image = nib.Nifti1Image(np.ascontiguousarray(data), geometry.affine)
+    image.header.set_xyzt_units("mm")
+    image.set_qform(geometry.affine, code=1)
+    image.set_sform(geometry.affine, code=1)
+    gz = str(path).lower().endswith(".gz")
+    with atomic_write(path, overwrite=overwrite) as handle:
+        payload = image.to_bytes()
+        if gz:
+            import gzip
+
+            payload = gzip.compress(payload, compresslevel=6)
+        handle.write(payload)
+
+
+def label_path(folder: Path, stem: str, source: str | os.PathLike, what: str = "labels") -> Path:
+    """The output file of an input: ``brain.nii.gz`` gives ``brain_labels.nii.gz``, a
+    DICOM folder gives NIfTI too, other inputs TIFF.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+    stem : str
+    source : str or os.PathLike
+        The input the output is computed from.
+    what : str
+        "labels" or "probabilities" (appended as ``_labels``...), or "" for the stem alone.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    medical = is_nifti(source) or is_dicom_folder(source)
+    tail = f"_{what}" if what else ""
+    return folder / f"{stem}{tail}{'.nii.gz' if medical else '.tif'}"
+
+
+def is_dicom_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder whose files include DICOM files (checked by preamble).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    bool
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    for i, child in enumerate(sorted(path.iterdir())):
+        if i >= 64:
+            break
+        if child.is_file() and _has_dicom_preamble(child):
+            return True
+    return False
+
+
+def _has_dicom_preamble(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:] == b"DICM"
+
+
+def read_dicom(
+    folder: str | os.PathLike, *, series: str | None = None
+) -> tuple[np.ndarray, VolumeGeometry]:
+    """A DICOM series folder as a ``(z, y, x)`` LPS array and its geometry.
+
+    Slices are ordered by their position along the slice normal (not by file
+    name or instance number); values are rescaled (``RescaleSlope``,
+    ``RescaleIntercept``) to float32 when the series asks for it.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        A folder of single-frame DICOM files (other files are skipped).
+    series : str, optional
+        The SeriesInstanceUID to read when the folder holds several series.
+
+    Returns
+    -------
+    array : ndarray
+    geometry : VolumeGeometry
+
+    Raises
+    ------
+    ValueError
+        For a folder without a readable series, with several series and no
+        ``series``, or slices that do not form one volume (different
+        orientations or sizes, repeated or unevenly spaced positions).
+    """
+    headers = _dicom_headers(Path(folder))
+    groups: dict[str, list] = {}
+    for path, ds in headers:
+        groups.setdefault(str(getattr(ds, "SeriesInstanceUID", "")), []).append((path, ds))
+    if series is None and len(groups) > 1:
+        listing = "; ".join(
+            f"{uid} ({len(items)} files, {getattr(items[0][1], 'SeriesDescription', '') or '-'})"
+            for uid, items in sorted(groups.items())
+        )
+        raise ValueError(f"{folder} holds {len(groups)} DICOM series: {listing}; choose one")
+    if series is not None and series not in groups:
+        raise ValueError(f"{folder} has no series {series!r}; it has {sorted(groups)}")
+    items = groups[series] if series is not None else next(iter(groups.values()))
+    affine, order = _dicom_affine(items, folder)
+    first = items[0][1]
+    claimed = int(first.Rows) * int(first.Columns) * len(items) * 4
+    if claimed > MAX_VOLUME_BYTES:
+        raise ValueError(
+            f"{folder}: {len(items)} slices of {first.Rows}x{first.Columns} would take "
+            f"{claimed / GIB:.0f} GiB, more than the {MAX_VOLUME_BYTES // GIB} GiB "
+            "napari-seg reads at once"
+        )
+    planes = []
+    for index in order:
+        path, _ = items[index]
+        planes.append(_dicom_plane(path))
+    volume = np.stack(planes)  # (slice, row, column)
+    geometry = VolumeGeometry.from_affine(affine, volume.shape[::-1], source="dicom")
+    return geometry.to_array(volume.transpose(2, 1, 0)), geometry
+
+
+def _dicom_headers(folder: Path) -> list:
+    try:
+        import pydicom
+    except ImportError:
+        raise ValueError("reading DICOM needs pydicom: pip install 'napari-seg[medical]'") from None
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a folder of DICOM files")
+    files = [p for p in sorted(folder.iterdir()) if p.is_file()]
+    if len(files) > MAX_DICOM_FILES:
+        raise ValueError(f"{folder} holds {len(files)} files, more than {MAX_DICOM_FILES}")
+    headers = []
+    for path in files:
+        if not _has_dicom_preamble(path):
+            continue
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except (OSError, ValueError, EOFError, AttributeError, KeyError) as exc:
+            raise ValueError(f"cannot read {path} as DICOM: {one_line(exc, 200)}") from None
+        if "ImagePositionPatient" in ds and "PixelSpacing" in ds:
+            headers.append((path, ds))
+    if not headers:
+        raise ValueError(f"{folder} holds no DICOM image slices (with a position and a spacing)")
+    return headers
+
+
+def _dicom_affine(items: list, folder) -> tuple[np.ndarray, list[int]]:
+    """The RAS affine of a series (file order: column, row, slice) and the slice order."""
+    try:
+        first = items[0][1]
+        cosines = np.array([float(v) for v in first.ImageOrientationPatient]).reshape(2, 3)
+        rows, cols = int(first.Rows), int(first.Columns)
+        dy, dx = (float(v) for v in first.PixelSpacing)
+        positions = np.array([[float(v) for v in ds.ImagePositionPatient] for _, ds in items])
+        same = all(
+            np.allclose([float(v) for v in ds.ImageOrientationPatient], cosines.ravel(), atol=1e-4)
+            and (int(ds.Rows), int(ds.Columns)) == (rows, cols)
+            for _, ds in items
+        )
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ValueError(f"{folder}: a slice's geometry tags are broken ({exc})") from None
+    if not same:
+        raise ValueError(f"{folder}: the slices differ in orientation or size; not one volume")
+    normal = np.cross(cosines[0], cosines[1])
+    where = positions @ normal
+    order = [int(i) for i in np.argsort(where, kind="stable")]
+    steps = np.diff(where[order])
+    if len(items) > 1 and (np.any(steps < 1e-3) or np.ptp(steps) > 0.01 * np.median(steps)):
+        raise ValueError(
+            f"{folder}: the slices are not evenly spaced along the normal (steps "
+            f"{np.round(np.unique(np.round(steps, 3)), 3).tolist()[:5]} mm): repeated or "
+            "missing slices, or several volumes in one series"
+        )
+    dz = float(np.median(steps)) if len(items) > 1 else float(getattr(first, "SliceThickness", 1))
+    lps = np.eye(4)
+    lps[:3, 0] = cosines[0] * dx  # along a row: the column index
+    lps[:3, 1] = cosines[1] * dy  # down a column: the row index
+    lps[:3, 2] = normal * dz
+    lps[:3, 3] = positions[order[0]]
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps, order
+
+
+def _dicom_plane(path: Path) -> np.ndarray:
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path)
+        plane = ds.pixel_array
+    except (OSError, ValueError, EOFError, AttributeError, KeyError, RuntimeError) as exc:
+        raise ValueError(f"cannot read the pixels of {path}: {one_line(exc, 200)}") from None
+    if plane.ndim != 2:
+        raise ValueError(f"{path} is not a single-frame greyscale slice (shape {plane.shape})")
+    slope = float(getattr(ds, "RescaleSlope", 1) or 1)
+    intercept = float(getattr(ds, "RescaleIntercept", 0) or 0)
+    if slope != 1 or intercept != 0:
+        return (plane.astype(np.float32) * slope + intercept).astype(np.float32)
+    return plane
+
+
+def read_volume(
+    path: str | os.PathLike, *, series: str | None = None
+) -> tuple[np.ndarray, VolumeGeometry]:
+    """A NIfTI file or a DICOM series folder, as :func:`read_nifti` / :func:`read_dicom`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    series : str, optional
+        The SeriesInstanceUID to read from a folder with several.
+
+    Returns
+    -------
+    array : ndarray
+    geometry : VolumeGeometry
+
+    Raises
+    ------
+    ValueError
+        If ``path`` is neither, or cannot be read.
+    """
+    if is_nifti(path):
+        return read_nifti(path)
+    if is_dicom_folder(path):
+        return read_dicom(path, series=series)
+    raise ValueError(f"{path} is neither a NIfTI file nor a folder of DICOM files")

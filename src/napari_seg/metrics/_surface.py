@@ -1,0 +1,332 @@
+"""Surface distances of label arrays in physical units (any dimensionality).
+
+Per class: the percentile Hausdorff distance, the average symmetric surface
+distance and the normalised surface Dice at a tolerance, with the definitions of
+MONAI's ``compute_hausdorff_distance``, ``compute_average_surface_distance``
+and ``compute_surface_dice`` (the oracle of the tests): a class's surface is the
+set of its voxels with a face-neighbour outside it (or on the array border), and
+a distance is the Euclidean distance, in units of ``spacing``, from a surface
+voxel of one array to the nearest surface voxel of the other.
+
+Written here rather than taken from MONAI because MONAI expands the labels to
+one-hot volumes and runs a distance transform of the class's bounding box per
+direction, metric and class (six for the three metrics): here each class is
+cropped to the bounding box of its voxels in either array (one ``find_objects``
+pass per array), and the nearest-surface distances of both directions come from
+k-d trees over the surface voxels' physical positions, which serve all three
+metrics in memory that grows with the surfaces' areas, not the boxes' volumes
+(bench/metrics.py measures both).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._types import RegionArray
+from ._arrays import block_slices, check_pair, read_block
+from ._confusion import MAX_CLASSES
+
+
+@dataclass(frozen=True)
+class SurfaceScores:
+    """Per-class surface distances and volumes (NaN where undefined).
+
+    Attributes
+    ----------
+    labels : tuple of int
+        The class of each entry.
+    spacing : tuple of float
+        The size of a voxel along each axis, in ``unit``.
+    unit : str or None
+        The length unit of ``spacing`` (e.g. "mm"), None when unknown.
+    tolerance : float
+        The tolerance of the surface Dice, in ``unit``.
+    percentile : float
+        The percentile of the Hausdorff distance (95: HD95).
+    hausdorff : ndarray of float
+        The larger of the two directed percentile distances; NaN when the class
+        is in neither array, inf when it is in one only.
+    assd : ndarray of float
+        The mean of the distances of both surfaces to the other (NaN / inf as above).
+    surface_dice : ndarray of float
+        The share of both surfaces within ``tolerance`` of the other (NaN when
+        the class is in neither array, 0 when in one only).
+    volume_gt, volume_pred : ndarray of float
+        The class's volume (area in 2D) in ``unit`` to the power of the
+        dimensionality.
+    """
+
+    labels: tuple[int, ...]
+    spacing: tuple[float, ...]
+    unit: str | None
+    tolerance: float
+    percentile: float
+    hausdorff: np.ndarray
+    assd: np.ndarray
+    surface_dice: np.ndarray
+    volume_gt: np.ndarray
+    volume_pred: np.ndarray
+
+    def volume_unit(self) -> tuple[float, str]:
+        """How to show volumes: a factor and its unit ("mL" for a 3D spacing in mm).
+
+        Returns
+        -------
+        factor : float
+            Multiply ``volume_gt`` / ``volume_pred`` by it.
+        unit : str
+        """
+        ndim = len(self.spacing)
+        if self.unit == "mm" and ndim == 3:
+            return 1e-3, "mL"
+        base = self.unit or "voxel"
+        return 1.0, f"{base}^{ndim}" if ndim > 1 else base
+
+
+def surface_scores(
+    pred: RegionArray,
+    gt: RegionArray,
+    *,
+    spacing: Sequence[float] | None = None,
+    labels: Sequence[int] | None = None,
+    tolerance: float = 1.0,
+    percentile: float = 95.0,
+    unit: str | None = None,
+) -> SurfaceScores:
+    """Surface distances and volumes of each class of ``pred`` against ``gt``.
+
+    Parameters
+    ----------
+    pred, gt : array_like of int
+        Label arrays of one shape, 2D or more (read whole).
+    spacing : sequence of float, optional
+        Voxel size along each axis (default: 1 on every axis).
+    labels : sequence of int, optional
+        The classes to score (default: every id > 0 in either array).
+    tolerance : float
+        Distance within which a surface counts as right (surface Dice), in the
+        units of ``spacing``.
+    percentile : float
+        Of the Hausdorff distance, in (0, 100].
+    unit : str, optional
+        The length unit of ``spacing``, carried to the result.
+
+    Returns
+    -------
+    SurfaceScores
+
+    Raises
+    ------
+    ValueError
+        For arrays of different shapes, 1D arrays, a spacing of the wrong
+        length or not positive, a negative tolerance or a percentile out of range.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> gt = np.zeros((20, 20), np.uint8); gt[5:15, 5:15] = 1
+    >>> pred = np.zeros_like(gt); pred[5:15, 6:16] = 1
+    >>> s = surface_scores(pred, gt, spacing=(1.0, 0.5))
+    >>> float(s.hausdorff[0]), float(s.volume_gt[0])
+    (0.5, 50.0)
+    """
+    pred, gt = check_pair(pred, gt)
+    pred, gt = np.asarray(pred), np.asarray(gt)
+    spacing_t = _check(pred.ndim, spacing, tolerance, percentile)
+    top = int(max(pred.max(), gt.max())) + 1
+    if top > MAX_CLASSES and labels is None:
+        raise ValueError(
+            f"ids up to {top - 1}: this looks like an instance image; surface distances "
+            f"are computed per class (at most {MAX_CLASSES}), pass labels= to choose some"
+        )
+    count_p, count_g = _counts(pred, top), _counts(gt, top)
+    if labels is None:
+        labels = [int(i) for i in np.flatnonzero((count_p + count_g)[1:]) + 1]
+    from scipy import ndimage
+
+    boxes = (ndimage.find_objects(pred, max_label=top), ndimage.find_objects(gt, max_label=top))
+    cell = math.prod(spacing_t)
+    out = np.full((3, len(labels)), np.nan)
+    volumes = np.zeros((2, len(labels)))
+    for i, label in enumerate(labels):
+        label = int(label)
+        if 0 < label < top:
+            volumes[:, i] = count_g[label] * cell, count_p[label] * cell
+            box = _union(boxes[0][label - 1], boxes[1][label - 1], pred.shape)
+        elif label == 0:
+            volumes[:, i] = count_g[0] * cell, count_p[0] * cell
+            box = tuple(slice(0, n) for n in pred.shape)
+        else:
+            box = None
+        if box is not None:
+            out[:, i] = _class_scores(
+                pred[box] == label, gt[box] == label, spacing_t, tolerance, percentile
+            )
+    return SurfaceScores(
+        labels=tuple(int(lab) for lab in labels),
+        spacing=spacing_t,
+        unit=unit,
+        tolerance=float(tolerance),
+        percentile=float(percentile),
+        hausdorff=out[0],
+        assd=out[1],
+        surface_dice=out[2],
+        volume_gt=volumes[0],
+        volume_pred=volumes[1],
+    )
+
+
+def _counts(labels: np.ndarray, top: int) -> np.ndarray:
+    """Voxels per id, block by block (a whole-array bincount makes an int64 copy)."""
+    counts = np.zeros(top, dtype=np.int64)
+    for index in block_slices(labels.shape):
+        block = read_block(labels, index)  # refuses negative ids
+        counts += np.bincount(block.ravel(), minlength=top)[:top]
+    return counts
+
+
+def _check(ndim: int, spacing, tolerance: float, percentile: float) -> tuple[float, ...]:
+    if ndim < 2:
+        raise ValueError(f"surface distances need a 2D or larger array, got {ndim}D")
+    spacing_t = tuple(float(s) for s in (spacing if spacing is not None else (1.0,) * ndim))
+    if len(spacing_t) != ndim:
+        raise ValueError(f"spacing has {len(spacing_t)} values for a {ndim}D array")
+    if not all(math.isfinite(s) and s > 0 for s in spacing_t):
+        raise ValueError(f"spacing must be finite and > 0, got {spacing_t}")
+    if not (math.isfinite(tolerance) and tolerance >= 0):
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    if not 0 < percentile <= 100:
+        raise ValueError(f"percentile must be in (0, 100], got {percentile}")
+    return spacing_t
+
+
+def _union(a, b, shape) -> tuple[slice, ...] | None:
+    """The bounding box of two boxes (either may be None), grown by one voxel
+    (so the erosion sees the outside) and clipped to the array."""
+    if a is None and b is None:
+        return None
+    boxes = [x for x in (a, b) if x is not None]
+    return tuple(
+        slice(max(min(s.start for s in axis) - 1, 0), min(max(s.stop for s in axis) + 1, n))
+        for axis, n in zip(zip(*boxes, strict=True), shape, strict=True)
+    )
+
+
+def _class_scores(
+    p: np.ndarray, g: np.ndarray, spacing: tuple[float, ...], tolerance: float, q: float
+) -> tuple[float, float, float]:
+    """Hausdorff (percentile), ASSD and surface Dice of two masks of one class."""
+    from scipy import ndimage
+
+    edge_p = p & ~ndimage.binary_erosion(p)
+    edge_g = g & ~ndimage.binary_erosion(g)
+    n_p, n_g = int(edge_p.sum()), int(edge_g.sum())
+    if n_p == 0 and n_g == 0:
+        return math.nan, math.nan, math.nan
+    if n_p == 0 or n_g == 0:
+        return math.inf, math.inf, 0.0
+    d_pg, d_gp = _nearest(edge_p, edge_g, spacing)
+    hausdorff = max(float(np.percentile(d_pg, q)), float(np.percentile(d_gp, q)))
+    assd = (float(d_pg.sum()) + float(d_gp.sum())) / (n_p + n_g)
+    # A distance equal to the tolerance counts as within it, whatever the rounding of
+    # the positions (0.3 * 5 - 0.3 * 2 is not exactly 0.3 * 3 in floating point).
+    limit = tolerance * (1 + 1e-9)
+    near = int(np.count_nonzero(d_pg <= limit)) + int(np.count_nonzero(d_gp <= limit))
+    return hausdorff, assd, near / (n_p + n_g)
+
+
+def _nearest(
+    edge_a: np.ndarray, edge_b: np.ndarray, spacing: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distances from each surface voxel of ``a`` to the nearest of ``b``, and back.
+
+    A k-d tree over the surface voxels' physical positions gives the same exact
+    Euclidean distances as a distance transform of the box, in memory that grows
+    with the surfaces' areas rather than with the box's volume.
+    """
+    from scipy.spatial import cKDTree
+
+    scale = np.asarray(spacing)
+    points_a = np.argwhere(edge_a) * scale
+    points_b = np.argwhere(edge_b) * scale
+    d_ab = cKDTree(points_b).query(points_a, workers=-1)[0]
+    d_ba = cKDTree(points_a).query(points_b, workers=-1)[0]
+    return d_ab, d_ba
+
+
+def surface_rows(s: SurfaceScores, names: Sequence[str] | None = None) -> list[dict]:
+    """One table row per class: its surface distances and volumes, units in the column names.
+
+    Infinite distances (a class in one array only) and NaN are given as None.
+
+    Parameters
+    ----------
+    s : SurfaceScores
+    names : sequence of str, optional
+        Class names indexed by id.
+
+    Returns
+    -------
+    list of dict
+    """
+    from ._report import class_name
+
+    length = f" ({s.unit})" if s.unit else ""
+    factor, vunit = s.volume_unit()
+    return [
+        {
+            "class": class_name(label, names),
+            "id": label,
+            f"HD{s.percentile:g}{length}": _finite(s.hausdorff[i]),
+            f"ASSD{length}": _finite(s.assd[i]),
+            f"surface Dice @{s.tolerance:g}{length.strip()}": _finite(s.surface_dice[i]),
+            f"gt volume ({vunit})": float(s.volume_gt[i] * factor),
+            f"pred volume ({vunit})": float(s.volume_pred[i] * factor),
+        }
+        for i, label in enumerate(s.labels)
+    ]
+
+
+def surface_dict(s: SurfaceScores, names: Sequence[str] | None = None) -> dict:
+    """The surface scores in plain JSON types (NaN and inf as None, volumes in ``unit``^n).
+
+    Parameters
+    ----------
+    s : SurfaceScores
+    names : sequence of str, optional
+
+    Returns
+    -------
+    dict
+    """
+    from ._report import class_name
+
+    factor, vunit = s.volume_unit()
+    return {
+        "spacing": list(s.spacing),
+        "unit": s.unit,
+        "percentile": s.percentile,
+        "tolerance": s.tolerance,
+        "volume_unit": vunit,
+        "classes": [
+            {
+                "class": class_name(label, names),
+                "id": label,
+                "hausdorff": _finite(s.hausdorff[i]),
+                "assd": _finite(s.assd[i]),
+                "surface_dice": _finite(s.surface_dice[i]),
+                "volume_gt": float(s.volume_gt[i] * factor),
+                "volume_pred": float(s.volume_pred[i] * factor),
+            }
+            for i, label in enumerate(s.labels)
+        ],
+    }
+
+
+def _finite(value) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None

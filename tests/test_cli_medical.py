@@ -1,0 +1,180 @@
+"""The command line on NIfTI files and DICOM folders: outputs keep the source's affine."""
+
+import importlib.util
+import json
+import pathlib
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from napari_seg.cli import main
+from napari_seg.inference import predict
+from napari_seg.medical import read_nifti
+from napari_seg.metrics import surface_scores
+from napari_seg.models import ModelSpec, create_model, load_model, save_model
+from napari_seg.sample_data import cells_3d
+
+AFFINE = np.array([[-0.9, 0, 0, 40], [0, 0.8, 0, -30], [0, 0, 3.0, -12], [0, 0, 0, 1.0]])
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    torch.manual_seed(0)
+    spec = ModelSpec(
+        "unet",
+        encoder="classic",
+        in_channels=1,
+        num_classes=3,
+        options={"depth": 2, "base_width": 4},
+    )
+    path = tmp_path_factory.mktemp("model") / "model.safetensors"
+    save_model(create_model(spec), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def stack():
+    image, labels = cells_3d((5, 40, 48), seed=2)
+    return image, labels
+
+
+def predict_args(model_file, out, *inputs):
+    return [
+        "predict",
+        "--model",
+        str(model_file),
+        "--output",
+        str(out),
+        "--tile",
+        "32",
+        "--precision",
+        "fp32",
+        "--quiet",
+        *map(str, inputs),
+    ]
+
+
+def test_predict_nifti_writes_nifti_with_the_source_affine(model_file, stack, tmp_path):
+    image, _ = stack
+    stored = image.transpose(2, 1, 0)  # file order (x, y, z), an LAS affine
+    nib.save(nib.Nifti1Image(stored, AFFINE), str(tmp_path / "brain.nii.gz"))
+    assert (
+        main(
+            [
+                *predict_args(model_file, tmp_path / "out", tmp_path / "brain.nii.gz"),
+                "--probabilities",
+            ]
+        )
+        == 0
+    )
+    labels = nib.load(tmp_path / "out" / "brain_labels.nii.gz")
+    assert labels.shape == stored.shape
+    np.testing.assert_allclose(labels.affine, AFFINE)
+    array, _ = read_nifti(tmp_path / "brain.nii.gz")
+    expected = predict(load_model(model_file), array, tile=32, precision="fp32", axis=0).labels
+    np.testing.assert_array_equal(read_nifti(tmp_path / "out" / "brain_labels.nii.gz")[0], expected)
+    probabilities = nib.load(tmp_path / "out" / "brain_probabilities.nii.gz")
+    assert probabilities.shape == (*stored.shape, 3)
+    np.testing.assert_allclose(probabilities.affine, AFFINE)
+
+
+def test_predict_dicom_folder_gives_nifti(model_file, stack, tmp_path, dicom_series):
+    image, _ = stack
+    dicom_series(tmp_path / "ct", (image // 64).astype(np.int16), spacing=(3.0, 0.8, 0.9))
+    assert main(predict_args(model_file, tmp_path / "out", tmp_path / "ct")) == 0
+    out = nib.load(tmp_path / "out" / "ct_labels.nii.gz")
+    assert out.shape == image.shape[::-1]
+    assert nib.aff2axcodes(out.affine) == ("L", "P", "S")
+    np.testing.assert_allclose(np.sqrt((out.affine[:3, :3] ** 2).sum(0)), (0.9, 0.8, 3.0))
+
+
+def test_evaluate_surface_uses_the_nifti_spacing(stack, tmp_path, capsys):
+    _, labels = stack
+    pred = np.roll(labels, 2, axis=2)
+    for name, data in (("gt", labels), ("pred", pred)):
+        nib.save(
+            nib.Nifti1Image(data.transpose(2, 1, 0).astype(np.uint8), AFFINE),
+            str(tmp_path / f"{name}.nii.gz"),
+        )
+    args = [
+        "evaluate",
+        "--pred",
+        str(tmp_path / "pred.nii.gz"),
+        "--gt",
+        str(tmp_path / "gt.nii.gz"),
+        "--surface",
+        "--json",
+    ]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["surface"]["spacing"] == pytest.approx([3.0, 0.8, 0.9])
+    assert out["surface"]["volume_unit"] == "mL"
+    expected = surface_scores(pred, labels, spacing=(3.0, 0.8, 0.9), labels=(1, 2))
+    got = [c["hausdorff"] for c in out["surface"]["classes"]]
+    np.testing.assert_allclose(got, expected.hausdorff)
+
+
+def test_refine_nifti_keeps_the_affine_and_refuses_tiff_geometry(stack, tmp_path):
+    _, labels = stack
+    nib.save(
+        nib.Nifti1Image(labels.transpose(2, 1, 0).astype(np.uint8), AFFINE),
+        str(tmp_path / "seg.nii.gz"),
+    )
+    target = tmp_path / "seg_clean.nii.gz"
+    assert (
+        main(
+            [
+                "refine",
+                str(tmp_path / "seg.nii.gz"),
+                str(target),
+                "--op",
+                "opening",
+                "--radius",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    np.testing.assert_allclose(nib.load(target).affine, AFFINE)
+    assert nib.load(target).shape == labels.shape[::-1]
+    np.save(tmp_path / "plain.npy", labels)
+    assert (
+        main(
+            [
+                "refine",
+                str(tmp_path / "plain.npy"),
+                str(tmp_path / "x.nii.gz"),
+                "--op",
+                "opening",
+                "--radius",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 1
+    )
+    assert not (tmp_path / "x.nii.gz").exists()
+
+
+def mni_file(kind):
+    spec = importlib.util.find_spec("nilearn")
+    if spec is None:
+        return None
+    folder = pathlib.Path(spec.submodule_search_locations[0]) / "datasets" / "data"
+    path = folder / f"mni_icbm152_{kind}_tal_nlin_sym_09a_converted.nii.gz"
+    return path if path.exists() else None
+
+
+@pytest.mark.skipif(mni_file("t1") is None, reason="nilearn==0.14.1 (the MNI template) missing")
+def test_mni_template_end_to_end(model_file, tmp_path):
+    """The real MNI ICBM152 T1 (197x233x189): read -> predict -> NIfTI -> reload."""
+    source = nib.load(mni_file("t1"))
+    assert main(predict_args(model_file, tmp_path, mni_file("t1"))) == 0
+    out = nib.load(tmp_path / "mni_icbm152_t1_tal_nlin_sym_09a_converted_labels.nii.gz")
+    assert out.shape == source.shape == (197, 233, 189)
+    np.testing.assert_allclose(out.affine, source.affine)
+    values = np.unique(np.asarray(out.dataobj))
+    assert set(values.tolist()) <= {0, 1, 2}

@@ -1,0 +1,180 @@
+"""NIfTI and DICOM volumes: the stated axis order, exact round trips, clear errors."""
+
+import importlib.util
+import pathlib
+
+import nibabel as nib
+import numpy as np
+import pytest
+from nibabel import orientations as no
+
+from napari_seg.medical import (
+    VolumeGeometry,
+    label_path,
+    read_dicom,
+    read_nifti,
+    read_volume,
+    write_nifti,
+)
+
+
+def volume(shape=(7, 9, 11), seed=0):
+    return np.random.default_rng(seed).integers(0, 200, shape).astype(np.int16)
+
+
+def save(path, data, affine):
+    nib.save(nib.Nifti1Image(data, affine), str(path))
+    return path
+
+
+def reoriented(data, affine, codes):
+    """The same volume stored in another voxel order (a permutation/flip, same world)."""
+    t = no.ornt_transform(no.io_orientation(affine), no.axcodes2ornt(codes))
+    return no.apply_orientation(data, t), affine @ no.inv_ornt_aff(t, data.shape)
+
+
+RAS = np.array([[0.8, 0, 0, -30], [0, 0.9, 0, -40], [0, 0, 2.5, 10], [0, 0, 0, 1.0]])
+
+
+@pytest.mark.parametrize(
+    "codes", [("R", "A", "S"), ("L", "P", "S"), ("P", "S", "R"), ("I", "L", "A")]
+)
+def test_any_voxel_order_gives_the_same_lps_array_and_writes_back_exactly(tmp_path, codes):
+    data = volume()
+    reference, _ = read_nifti(save(tmp_path / "ref.nii", data, RAS))
+    stored, affine = reoriented(data, RAS, codes)
+    array, geometry = read_nifti(save(tmp_path / "in.nii.gz", stored, affine))
+    np.testing.assert_array_equal(array, reference)
+    assert geometry.spacing == pytest.approx((2.5, 0.9, 0.8))  # (z, y, x)
+    labels = (array > 100).astype(np.uint8)
+    write_nifti(tmp_path / "out.nii.gz", labels, geometry)
+    back = nib.load(tmp_path / "out.nii.gz")
+    assert back.shape == stored.shape
+    np.testing.assert_allclose(back.affine, affine)
+    np.testing.assert_array_equal(np.asarray(back.dataobj), stored > 100)
+    assert back.get_data_dtype() == np.uint8
+
+
+def test_axis_order_is_z_y_x_in_lps(tmp_path):
+    """Axis 0 inferior to superior, axis 1 anterior to posterior, axis 2 right to left;
+    the origin is voxel (0, 0, 0)'s LPS position."""
+    data = np.zeros((5, 6, 7), np.uint8)  # RAS file: i -> right, j -> anterior, k -> superior
+    data[4, 0, 0] = 1  # the most right, most posterior, most inferior voxel
+    array, geometry = read_nifti(save(tmp_path / "a.nii", data, RAS))
+    assert array.shape == (7, 6, 5)
+    assert tuple(np.argwhere(array)[0]) == (0, 5, 0)  # inferior, posterior, right
+    # LPS world of voxel (0, 0, 0) of the array: right-most x, anterior-most y, lowest z
+    ras = RAS @ [4, 5, 0, 1]
+    assert geometry.origin == pytest.approx((ras[2], -ras[1], -ras[0]))
+    assert not geometry.oblique
+    meta = geometry.to_metadata()
+    again = VolumeGeometry.from_metadata(meta)
+    np.testing.assert_allclose(again.affine, geometry.affine)
+    assert again.spacing == geometry.spacing
+
+
+def test_oblique_affine_is_flagged_and_kept(tmp_path):
+    angle = np.deg2rad(20)
+    rot = np.array(
+        [[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]]
+    )
+    affine = np.eye(4)
+    affine[:3, :3] = rot @ np.diag([1.0, 1.0, 3.0])
+    array, geometry = read_nifti(save(tmp_path / "o.nii", volume(), affine))
+    assert geometry.oblique
+    assert geometry.spacing == pytest.approx((3.0, 1.0, 1.0))
+    write_nifti(tmp_path / "o_labels.nii", (array > 50).astype(np.uint8), geometry)
+    np.testing.assert_allclose(nib.load(tmp_path / "o_labels.nii").affine, affine)
+
+
+def test_4d_is_channels_and_5d_or_broken_files_are_refused(tmp_path):
+    data = np.stack([volume(seed=s) for s in range(3)], axis=-1)
+    array, _ = read_nifti(save(tmp_path / "four.nii", data, RAS))
+    assert array.shape == (3, 11, 9, 7)
+    np.testing.assert_array_equal(
+        array[1], read_nifti(save(tmp_path / "c1.nii", data[..., 1], RAS))[0]
+    )
+    with pytest.raises(ValueError, match="5D NIfTI"):
+        read_nifti(save(tmp_path / "five.nii", data[..., None, :], RAS))
+    with pytest.raises(ValueError, match="as channels"):
+        read_nifti(save(tmp_path / "fmri.nii", np.zeros((4, 4, 4, 100), np.uint8), RAS))
+    broken = tmp_path / "broken.nii"
+    broken.write_bytes(b"\x5c\x01" + b"\0" * 346 + b"n+1\0" + b"\0" * 10)
+    with pytest.raises(ValueError, match=r"broken\.nii"):
+        read_nifti(broken)
+    truncated = tmp_path / "short.nii.gz"
+    truncated.write_bytes((tmp_path / "four.nii").read_bytes()[:400])
+    with pytest.raises(ValueError, match=r"short\.nii\.gz"):
+        read_volume(truncated)
+
+
+def test_write_refuses_a_mismatched_array_and_keeps_existing_files(tmp_path):
+    array, geometry = read_nifti(save(tmp_path / "a.nii", volume(), RAS))
+    with pytest.raises(ValueError, match="does not fit"):
+        write_nifti(tmp_path / "x.nii.gz", np.zeros((3, 3, 3), np.uint8), geometry)
+    with pytest.raises(ValueError, match=r"\.nii or \.nii\.gz"):
+        write_nifti(tmp_path / "x.tif", array, geometry)
+    target = tmp_path / "a_labels.nii.gz"
+    target.write_bytes(b"hand-made")
+    with pytest.raises(FileExistsError):
+        write_nifti(target, array > 0, geometry)
+    assert target.read_bytes() == b"hand-made"
+
+
+def test_dicom_series_is_sorted_by_position_and_rescaled(tmp_path, dicom_series):
+    vol = volume((6, 10, 12))
+    dicom_series(tmp_path / "ct", vol, spacing=(2.5, 0.8, 0.7), origin=(-40.0, -60.0, 12.0))
+    array, geometry = read_volume(tmp_path / "ct")
+    assert geometry.source == "dicom"
+    assert not geometry.oblique
+    # DICOM rows/columns run along +y (posterior) and +x (left): already (z, y, x) in LPS
+    np.testing.assert_array_equal(array, vol.astype(np.float32) - 1024)
+    assert geometry.spacing == pytest.approx((2.5, 0.8, 0.7))
+    assert geometry.origin == pytest.approx((12.0, -60.0, -40.0))
+    assert label_path(tmp_path, "ct", tmp_path / "ct").name == "ct_labels.nii.gz"
+    write_nifti(tmp_path / "ct_labels.nii.gz", (array > -900).astype(np.uint8), geometry)
+    back = nib.load(tmp_path / "ct_labels.nii.gz")
+    # the NIfTI affine is RAS: the DICOM LPS origin with x and y negated
+    np.testing.assert_allclose(back.affine[:3, 3], [40.0, 60.0, 12.0])
+    assert nib.aff2axcodes(back.affine) == ("L", "P", "S")
+
+
+def test_dicom_folder_errors(tmp_path, dicom_series):
+    vol = volume((4, 8, 8))
+    first = dicom_series(tmp_path / "two", vol, description="T1")
+    dicom_series(tmp_path / "two", vol, description="T2", names=[f"B{k}.dcm" for k in range(4)])
+    with pytest.raises(ValueError, match=r"2 DICOM series: .*T1.*T2|2 DICOM series: .*T2.*T1"):
+        read_dicom(tmp_path / "two")
+    array, _ = read_dicom(tmp_path / "two", series=first)
+    assert array.shape == (4, 8, 8)
+    dicom_series(tmp_path / "gap", vol, names=["a.dcm", "b.dcm", "c.dcm", "d.dcm"])
+    (tmp_path / "gap" / "c.dcm").unlink()
+    with pytest.raises(ValueError, match="not evenly spaced"):
+        read_dicom(tmp_path / "gap")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images")
+    with pytest.raises(ValueError, match="neither a NIfTI file nor a folder of DICOM"):
+        read_volume(tmp_path / "empty")
+
+
+def mni_dir():
+    spec = importlib.util.find_spec("nilearn")
+    if spec is None:
+        return None
+    return pathlib.Path(spec.submodule_search_locations[0]) / "datasets" / "data"
+
+
+def test_a_header_claiming_a_huge_volume_fails_before_reading(tmp_path):
+    import gzip
+    import struct
+
+    raw = bytearray(nib.Nifti1Image(np.zeros((4, 4, 4), np.uint8), RAS).to_bytes())
+    raw[40:48] = struct.pack("<4h", 3, 32767, 32767, 32767)  # dim[0..3]
+    (tmp_path / "bomb.nii.gz").write_bytes(gzip.compress(bytes(raw)))
+    with pytest.raises(ValueError, match=r"claims \(32767, 32767, 32767\) voxels"):
+        read_nifti(tmp_path / "bomb.nii.gz")
+    nan = bytearray(nib.Nifti1Image(np.zeros((4, 4, 4), np.uint8), RAS).to_bytes())
+    nan[280:284] = struct.pack("<f", float("nan"))  # srow_x[0]
+    (tmp_path / "nan.nii").write_bytes(bytes(nan))
+    with pytest.raises(ValueError, match="not a finite 4x4 matrix"):
+        read_nifti(tmp_path / "nan.nii")

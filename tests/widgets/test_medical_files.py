@@ -1,0 +1,86 @@
+"""napari opens NIfTI files and DICOM folders through napari-seg and saves Labels as NIfTI."""
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+pytestmark = pytest.mark.gui
+
+napari = pytest.importorskip("napari", reason="napari is needed for widget tests")
+
+from napari_seg._layers import GEOMETRY_KEY  # noqa: E402
+from napari_seg._widgets import segment_widget  # noqa: E402
+from napari_seg.medical import read_nifti  # noqa: E402
+from napari_seg.models import ModelSpec, create_model  # noqa: E402
+from napari_seg.sample_data import cells_3d  # noqa: E402
+
+AFFINE = np.array([[0.9, 0, 0, -40], [0, 0.8, 0, -30], [0, 0, 3.0, -12], [0, 0, 0, 1.0]])
+
+
+def test_open_segment_and_save_nifti(make_napari_viewer_proxy, qtbot, tmp_path):
+    image, _ = cells_3d((5, 40, 48), seed=2)
+    stored = np.ascontiguousarray(image.transpose(2, 1, 0))  # an RAS file (x, y, z)
+    nib.save(nib.Nifti1Image(stored, AFFINE), str(tmp_path / "brain.nii.gz"))
+    viewer = make_napari_viewer_proxy()
+    [layer] = viewer.open(tmp_path / "brain.nii.gz", plugin="napari-seg")
+    assert isinstance(layer, napari.layers.Image)
+    assert layer.name == "brain"
+    expected, geometry = read_nifti(tmp_path / "brain.nii.gz")
+    np.testing.assert_array_equal(layer.data, expected)
+    np.testing.assert_allclose(layer.scale, (3.0, 0.8, 0.9))
+    np.testing.assert_allclose(layer.translate, geometry.origin)
+    np.testing.assert_allclose(layer.metadata[GEOMETRY_KEY]["affine"], AFFINE, rtol=1e-6)
+
+    w = segment_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Segment")
+    torch.manual_seed(0)
+    spec = ModelSpec(
+        "unet",
+        encoder="classic",
+        in_channels=1,
+        num_classes=3,
+        options={"depth": 2, "base_width": 4},
+    )
+    w.current.set(create_model(spec).eval(), path=None, dirty=True)
+    w._precision.value = "fp32"
+    w.reset_choices()
+    w._image.value = layer
+    w._scope.value = "stack"
+    w.run()
+    qtbot.waitUntil(lambda: w._worker is None, timeout=120_000)
+    labels = next(x for x in viewer.layers if isinstance(x, napari.layers.Labels))
+    np.testing.assert_allclose(labels.scale, layer.scale)
+    assert labels.metadata[GEOMETRY_KEY] == layer.metadata[GEOMETRY_KEY]
+
+    [written] = labels.save(str(tmp_path / "brain_labels.nii.gz"), plugin="napari-seg")
+    out = nib.load(written)
+    assert out.shape == stored.shape
+    np.testing.assert_allclose(out.affine, AFFINE)
+    np.testing.assert_array_equal(read_nifti(written)[0], labels.data)
+
+    [reopened] = viewer.open(written, plugin="napari-seg")
+    assert isinstance(reopened, napari.layers.Labels)  # *_labels with integer voxels
+    np.testing.assert_allclose(reopened.translate, layer.translate)
+
+
+def test_open_a_dicom_folder_and_save_a_plain_labels_layer(
+    make_napari_viewer_proxy, tmp_path, dicom_series
+):
+    volume = np.random.default_rng(0).integers(0, 500, (4, 16, 20)).astype(np.int16)
+    dicom_series(tmp_path / "ct", volume, spacing=(2.0, 0.5, 0.6), origin=(-10.0, -20.0, 5.0))
+    viewer = make_napari_viewer_proxy()
+    [layer] = viewer.open(tmp_path / "ct", plugin="napari-seg")
+    assert layer.data.shape == (4, 16, 20)
+    np.testing.assert_allclose(layer.scale, (2.0, 0.5, 0.6))
+    np.testing.assert_allclose(layer.translate, (5.0, -20.0, -10.0))
+    # A Labels layer drawn by hand (no recorded geometry) is saved from its scale/translate.
+    drawn = viewer.add_labels(
+        np.zeros((4, 16, 20), np.uint8), scale=layer.scale, translate=layer.translate
+    )
+    drawn.data[1, 2:5, 3:7] = 2
+    [written] = drawn.save(str(tmp_path / "drawn.nii.gz"), plugin="napari-seg")
+    array, geometry = read_nifti(written)
+    np.testing.assert_array_equal(array, drawn.data)
+    np.testing.assert_allclose(geometry.spacing, layer.scale)
+    np.testing.assert_allclose(geometry.origin, layer.translate)
