@@ -178,3 +178,39 @@ def test_mni_template_end_to_end(model_file, tmp_path):
     np.testing.assert_allclose(out.affine, source.affine)
     values = np.unique(np.asarray(out.dataobj))
     assert set(values.tolist()) <= {0, 1, 2}
+
+
+def test_a_3d_model_predicts_a_nifti_at_its_own_spacing(tmp_path):
+    """The NIfTI's voxel size (3 x 0.8 x 0.9 mm) differs from the model's (1.5 x 1.6 x
+    1.8): the volume is resampled for the model and the labels come back on its grid."""
+    image, _ = cells_3d((12, 40, 48), seed=4)
+    torch.manual_seed(0)
+    spec = ModelSpec(
+        "unet",
+        1,
+        3,
+        spatial_dims=3,
+        options={"depth": 2, "base_width": 4},
+        spacing=(1.5, 1.6, 1.8),
+    )
+    save_model(create_model(spec), tmp_path / "m3d.safetensors")
+    nib.save(nib.Nifti1Image(image.transpose(2, 1, 0), AFFINE), str(tmp_path / "vol.nii.gz"))
+    args = [
+        "predict",
+        "--model",
+        str(tmp_path / "m3d.safetensors"),
+        "--output",
+        str(tmp_path / "out"),
+        "--precision",
+        "fp32",
+        "--quiet",
+        str(tmp_path / "vol.nii.gz"),
+    ]
+    assert main(args) == 0
+    out = nib.load(tmp_path / "out" / "vol_labels.nii.gz")
+    assert out.shape == image.shape[::-1]
+    np.testing.assert_allclose(out.affine, AFFINE)
+    array, geometry = read_nifti(tmp_path / "vol.nii.gz")
+    model = load_model(tmp_path / "m3d.safetensors")
+    expected = predict(model, array, spacing=geometry.spacing, precision="fp32").labels
+    np.testing.assert_array_equal(read_nifti(tmp_path / "out" / "vol_labels.nii.gz")[0], expected)

@@ -238,10 +238,10 @@ def _zyx(values) -> tuple[float, float, float]:
     return z, y, x
 
 
-def layout_defaults(ndim: int, spatial_dims: int) -> dict[str, Any]:
+def layout_defaults(ndim: int, spatial_dims: int, spacing: tuple[float, ...]) -> dict[str, Any]:
     """How a model reads a medical volume when the user says nothing: a 4D volume's
-    first axis holds channels, and a 2D model segments axial slices (the first
-    spatial axis) one by one.
+    first axis holds channels, a 2D model segments axial slices (the first
+    spatial axis) one by one, and the voxel size is the image's spacing.
 
     Parameters
     ----------
@@ -249,15 +249,21 @@ def layout_defaults(ndim: int, spatial_dims: int) -> dict[str, Any]:
         3 (``z, y, x``) or 4 (``c, z, y, x``).
     spatial_dims : int
         The model's dimensionality.
+    spacing : tuple of float
+        The volume's ``(z, y, x)`` voxel size.
 
     Returns
     -------
     dict
-        ``channel_axis`` and ``axis`` settings of a :class:`PredictConfig`.
+        ``channel_axis``, ``axis`` and ``spacing`` settings of a ``PredictConfig``.
     """
     channel_axis = 0 if ndim == 4 else None
     first = 1 if ndim == 4 else 0
-    return {"channel_axis": channel_axis, "axis": first if spatial_dims == 2 else None}
+    return {
+        "channel_axis": channel_axis,
+        "axis": first if spatial_dims == 2 else None,
+        "spacing": tuple(spacing[-spatial_dims:]),
+    }
 
 
 def is_nifti(path: str | os.PathLike) -> bool:

@@ -202,3 +202,26 @@ def test_saving_over_an_existing_file_needs_replace(widget, qtbot, tmp_path, err
     widget.save_model()
     qtbot.waitUntil(lambda: widget.current.path == target, timeout=TIMEOUT_MS)
     assert load_model(target).spec == widget.current.model.spec
+
+
+def test_a_3d_model_with_its_spacing(widget, qtbot, errors):
+    widget._arch.value = "fpn"
+    assert [c for c in widget._dims.choices] == [2]  # 2D only: nothing to choose
+    assert not widget._dims.enabled
+    widget._arch.value = "dynunet"
+    assert list(widget._dims.choices) == [2, 3]
+    widget._dims.value = 3
+    widget._spacing.value = "5, 0.5, 0.5"
+    widget.create_model()
+    qtbot.waitUntil(lambda: widget.current.model is not None, timeout=TIMEOUT_MS)
+    _wait_idle(qtbot, widget)
+    spec = widget.current.model.spec
+    assert (spec.spatial_dims, spec.spacing) == (3, (5.0, 0.5, 0.5))
+    assert "3D, spacing 5.0 x 0.5 x 0.5" in widget._info.value
+    assert "GFLOP per megavoxel" in widget._info.value
+    widget._spacing.value = "5, 0.5"
+    widget.create_model()
+    assert "one size per spatial axis" in errors[-1]
+    widget._spacing.value = "five"
+    widget.create_model()
+    assert "voxel size must be numbers" in errors[-1]

@@ -248,3 +248,53 @@ def test_removing_the_image_while_segmenting_writes_nothing_and_says_so(setup, q
     assert any("'cells' was removed; nothing written" in m for m in notes["info"]), notes
     assert "removed" in w._status.value
     assert notes["error"] == []
+
+
+def _model_3d(spacing=None):
+    torch.manual_seed(0)
+    spec = ModelSpec(
+        "unet",
+        in_channels=1,
+        num_classes=3,
+        spatial_dims=3,
+        class_names=("background", "cytoplasm", "nucleus"),
+        options={"depth": 2, "base_width": 4},
+        spacing=spacing,
+    )
+    return create_model(spec).eval()
+
+
+@pytest.mark.parametrize("scope", ["slice", "stack"])
+def test_a_3d_model_segments_the_volume_in_3d(setup, qtbot, notes, scope):
+    """The current volume of a time series ("slice") or every volume ("stack"), in 3D
+    patches, at the model's spacing, placed with the layer's scale and translate."""
+    viewer, w = setup
+    w.current.set(_model_3d(spacing=(2.0, 1.0, 1.0)), path=None, dirty=True)
+    volume = cells_3d((12, 48, 40), seed=1)[0].astype(np.float32)
+    series = np.stack([volume, volume[:, ::-1]])  # (t, z, y, x)
+    layer = viewer.add_image(series, name="series", scale=(1, 4, 0.5, 0.5), translate=(0, 3, 0, 0))
+    viewer.dims.set_current_step(0, 1)
+    _select(w, layer)
+    w._scope.value = scope
+    _run(qtbot, w)
+    assert notes["error"] == []
+    out = viewer.layers["series labels [unet-classic]"]
+    np.testing.assert_allclose(out.scale, (1, 4, 0.5, 0.5))
+    np.testing.assert_allclose(out.translate, (0, 3, 0, 0))
+    model = w.current.model
+    at = {"spacing": (4.0, 0.5, 0.5), "precision": "fp32"}
+    if scope == "slice":
+        np.testing.assert_array_equal(out.data[1], predict(model, series[1], **at).labels)
+        assert not out.data[0].any()
+    else:  # normalised over the whole series, as a stack is
+        np.testing.assert_array_equal(out.data, predict(model, series, axis=0, **at).labels)
+
+
+def test_a_3d_model_needs_a_volume(setup, qtbot, notes):
+    viewer, w = setup
+    w.current.set(_model_3d(), path=None, dirty=True)
+    layer = viewer.add_image(cells_2d((64, 64))[0], name="flat")
+    _select(w, layer)
+    w.run()
+    assert any("a 3D model needs a volume" in m for m in notes["error"])
+    assert [x.name for x in viewer.layers] == ["flat"]

@@ -66,6 +66,14 @@ class ModelWidget(RunnerFields, Dock):
         self._arch = ComboBox(label="architecture", choices=archs, value="unet")
         self._description = wrapping_label("")
         self._encoder = ComboBox(label="encoder", choices=["classic"])
+        self._dims = ComboBox(label="dimensions", choices=[("2D", 2)], value=2)
+        self._dims.tooltip = "2D: images and slice by slice; 3D: volumes (3D patches)"
+        self._spacing = LineEdit(label="voxel size", value="")
+        self._spacing.tooltip = (
+            "the pixel/voxel size the model is made for, e.g. '5, 0.5, 0.5' (z, y, x) for an "
+            "anisotropic CT; a 3D U-Net plans its pooling from it and Segment resamples "
+            "images of another spacing. Empty: none"
+        )
         self._in_channels = SpinBox(label="input channels", min=1, max=MAX_IN_CHANNELS, value=1)
         self._classes = SpinBox(label="classes", min=2, max=MAX_CLASSES, value=2)
         self._class_names = LineEdit(label="class names")
@@ -91,6 +99,8 @@ class ModelWidget(RunnerFields, Dock):
                 self._arch,
                 self._description,
                 self._encoder,
+                self._dims,
+                self._spacing,
                 self._in_channels,
                 self._classes,
                 self._class_names,
@@ -131,6 +141,8 @@ class ModelWidget(RunnerFields, Dock):
             in_channels=int(self._in_channels.value),
             num_classes=int(self._classes.value),
             class_names=names,
+            spatial_dims=int(self._dims.value),
+            spacing=parse_spacing(self._spacing.value),
         ).validate()
 
     def _weights_value(self) -> str | None:
@@ -147,6 +159,8 @@ class ModelWidget(RunnerFields, Dock):
         arch = get_architecture(self._arch.value)
         self._description.value = arch.description
         has_encoder = bool(arch.encoders)
+        self._dims.choices = [(f"{d}D", d) for d in arch.dims]
+        self._dims.enabled = len(arch.dims) > 1
         self._encoder.choices = list(arch.encoders) or [NO_ENCODER]
         self._encoder.value = arch.default_encoder or NO_ENCODER
         self._encoder.enabled = has_encoder
@@ -169,8 +183,10 @@ class ModelWidget(RunnerFields, Dock):
         s = model.spec
         size = f"{current.stats.summary()}\n" if current.stats is not None else ""
         where = f"file: {current.path.name}" if current.path else "not saved"
+        spacing = "" if s.spacing is None else f", spacing {' x '.join(map(str, s.spacing))}"
         self._info.value = (
             f"{get_architecture(s.architecture).title} ({s.encoder or 'no encoder'}), "
+            f"{s.spatial_dims}D{spacing}, "
             f"{s.in_channels} channel(s) -> {s.num_classes} classes\n"
             f"{size}on {model.device}; {where}"
         )
@@ -255,6 +271,19 @@ class ModelWidget(RunnerFields, Dock):
         self.current.mark_saved(path)
         self.runner.set_status(f"saved to {path}")
         show_info(f"Model saved to {path}")
+
+
+def parse_spacing(text: str) -> tuple[float, ...] | None:
+    """ "5, 0.5, 0.5" -> (5.0, 0.5, 0.5); empty -> None; a ValueError names a bad entry."""
+    parts = text.replace(",", " ").split()
+    if not parts:
+        return None
+    try:
+        return tuple(float(p) for p in parts)
+    except ValueError:
+        raise ValueError(
+            f"voxel size must be numbers such as '5, 0.5, 0.5', got {text!r}"
+        ) from None
 
 
 def model_widget(viewer: napari.viewer.Viewer) -> ModelWidget:

@@ -158,8 +158,14 @@ class SegmentWidget(RunnerFields, Dock):
         self.native.destroyed.connect(self._on_destroyed)
 
     # -- mapping fields to a config ------------------------------------------------
-    def config(self, plan: ScopePlan | None = None) -> PredictConfig:
-        """The :class:`PredictConfig` the fields describe (validated)."""
+    def config(self, plan: ScopePlan | None = None, layer=None) -> PredictConfig:
+        """The :class:`PredictConfig` the fields describe (validated); with a plan and
+        its layer, the layer's scale along the model's axes is the image's spacing
+        (unless it is napari's default of 1 everywhere, which says nothing)."""
+        spacing = None
+        if plan is not None and layer is not None and plan.spatial:
+            scale = tuple(float(layer.scale[a]) for a in plan.spatial)
+            spacing = None if all(s == 1.0 for s in scale) else scale
         return PredictConfig(
             device=self._device.value,
             tile=self._tile.value,
@@ -169,6 +175,7 @@ class SegmentWidget(RunnerFields, Dock):
             probabilities=self._probabilities.value,
             channel_axis=None if plan is None else plan.channel_axis,
             axis=None if plan is None else plan.axis,
+            spacing=spacing,
         ).validate()
 
     def _plan(self, layer, model) -> ScopePlan:
@@ -186,6 +193,7 @@ class SegmentWidget(RunnerFields, Dock):
             step=step,
             scope=self._scope.value,
             visible=visible,
+            spatial_dims=model.spec.spatial_dims,
         )
 
     # -- actions ---------------------------------------------------------------------
@@ -203,7 +211,7 @@ class SegmentWidget(RunnerFields, Dock):
             return
         try:
             plan = self._plan(layer, model)
-            config = self.config(plan)
+            config = self.config(plan, layer)
         except (ValueError, TypeError) as exc:
             show_error(f"Cannot segment {layer.name}: {exc}")
             return

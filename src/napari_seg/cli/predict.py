@@ -46,6 +46,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=_axes,
         help="axis of a stack to segment slice by slice along, e.g. 0 (several: 0,1)",
     )
+    p.add_argument(
+        "--spacing",
+        type=float,
+        nargs="+",
+        metavar="SIZE",
+        help="pixel/voxel size of the inputs along the axes the model sees (default: a "
+        "NIfTI/DICOM input's own); resampled to the model's spacing when it differs",
+    )
     p.add_argument("--probabilities", action="store_true", default=None, help="also write them")
     p.add_argument(
         "--overwrite", action="store_true", help="replace output files that already exist"
@@ -98,6 +106,8 @@ def build_config(args: argparse.Namespace) -> PredictConfig:
     }
     if args.axis is not None:
         changes["axis"] = args.axis[0] if len(args.axis) == 1 else args.axis
+    if args.spacing is not None:
+        changes["spacing"] = tuple(args.spacing)
     return config.with_(**changes)
 
 
@@ -171,7 +181,7 @@ def _predict_one(model, path: Path, outputs: tuple[Path, ...], config, args) -> 
 
     image, geometry = read_with_geometry(path)
     if geometry is not None:
-        defaults = layout_defaults(image.ndim, model.spec.spatial_dims)
+        defaults = layout_defaults(image.ndim, model.spec.spatial_dims, geometry.spacing)
         given = {k: v for k, v in config.to_dict().items() if k in defaults and v is not None}
         config = config.with_(**{**defaults, **given})
     result = drive(iter_predict(model, image, config), show, quiet=args.quiet)

@@ -10,13 +10,14 @@ from .tiling import TileGrid
 
 
 class BandAccumulator:
-    """Sums weighted tile probabilities over one band of tile rows.
+    """Sums weighted tile probabilities over one band of tile rows (a slab in 3D).
 
     The band covers the rows of the current tile row, ``tile_h`` rows by the
-    full plane width. When the next tile row starts, the rows above it are
-    final: their argmax (and, when asked for, normalised probabilities) is
-    written to the outputs and the band shifts down. Memory is therefore
-    ``num_classes x tile_h x W`` whatever the image height or stack depth.
+    full plane width (in 3D: ``tile_d`` slices by the full ``H x W``). When the
+    next tile row starts, the rows above it are final: their argmax (and, when
+    asked for, normalised probabilities) is written to the outputs and the band
+    shifts down. Memory is therefore ``num_classes x tile_h x W`` (``x tile_d x
+    H x W``) whatever the image height (volume depth) or stack length.
     """
 
     def __init__(
@@ -28,12 +29,12 @@ class BandAccumulator:
         labels_out,
         probabilities_out=None,
     ) -> None:
-        th, w = grid.tile_shape[0], grid.shape[1]
+        band = (grid.tile_shape[0], *grid.shape[1:])
         self.grid, self.layout = grid, layout
         self.labels_out, self.probabilities_out = labels_out, probabilities_out
-        self.acc = torch.zeros((num_classes, th, w), dtype=torch.float32, device=device)
+        self.acc = torch.zeros((num_classes, *band), dtype=torch.float32, device=device)
         self.weights = (
-            torch.zeros((1, th, w), dtype=torch.float32, device=device)
+            torch.zeros((1, *band), dtype=torch.float32, device=device)
             if probabilities_out is not None
             else None
         )
@@ -41,17 +42,22 @@ class BandAccumulator:
         self.plane: tuple[int, ...] | None = None
         self.row = 0
 
-    def add(self, plane: tuple[int, ...], row: int, x0: int, probs, window) -> None:
-        """Add one tile's ``(C, th, tw)`` probabilities, weighted by ``window``."""
+    def add(self, plane: tuple[int, ...], row: int, origin: tuple[int, ...], probs, window) -> None:
+        """Add one tile's ``(C, th, tw)`` (``(C, td, th, tw)``) probabilities, weighted
+        by ``window``; ``origin`` is the tile's start on the axes after the first."""
         if plane != self.plane:
             self.finish()
             self.plane, self.row = plane, 0
         while self.row < row:
             self._advance(plane)
-        tw = probs.shape[-1]
-        self.acc[:, :, x0 : x0 + tw].addcmul_(probs, window)
+        index = (
+            slice(None),
+            slice(None),
+            *(slice(o, o + n) for o, n in zip(origin, probs.shape[2:], strict=True)),
+        )
+        self.acc[index].addcmul_(probs, window)
         if self.weights is not None:
-            self.weights[:, :, x0 : x0 + tw] += window
+            self.weights[index] += window
 
     def finish(self) -> None:
         """Write the rest of the current plane (its last band)."""
@@ -78,7 +84,8 @@ class BandAccumulator:
         self.row += 1
 
     def _write(self, plane: tuple[int, ...], y0: int, n: int) -> None:
-        region = self.layout.output_index(plane, slice(y0, y0 + n), slice(None))
+        rest = (slice(None),) * (self.acc.ndim - 2)
+        region = self.layout.output_index(plane, slice(y0, y0 + n), *rest)
         band = self.acc[:, :n]
         # max(0).indices is ~10x faster than argmax(0) over the leading axis on the CPU.
         best = band.max(0).indices

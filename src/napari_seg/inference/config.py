@@ -6,9 +6,9 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 from .._config_file import JobConfig
-from .._validate import check_axis, check_bool, check_choice, check_int, check_str
+from .._validate import check_axis, check_bool, check_choice, check_int, check_number, check_str
 from ..arrays import PRECISIONS
-from ..limits import MAX_AXIS, MAX_BATCH_PIXELS, MAX_TILE, MAX_TILE_BATCH
+from ..limits import MAX_AXIS, MAX_BATCH_PIXELS, MAX_TILE, MAX_TILE_BATCH, brief
 from .tiling import BLENDING_MODES
 
 #: Smallest tile side accepted; smaller tiles waste most of their pixels on context.
@@ -41,6 +41,11 @@ class PredictConfig(JobConfig):
         Channel axis of the input; detected when None.
     axis : int or tuple of int, optional
         Axis (axes) to segment slice by slice along for stacks and time series.
+    spacing : tuple of float, optional
+        The image's pixel (voxel) size along the axes the model sees (2 for a 2D
+        model, 3 for a 3D one), e.g. a layer's scale or a NIfTI header's voxel
+        size. When the model records a different spacing, the image is resampled
+        to the model's and the result brought back to the image's grid.
     """
 
     device: str = "auto"
@@ -52,6 +57,7 @@ class PredictConfig(JobConfig):
     probabilities: bool = False
     channel_axis: int | None = None
     axis: int | tuple[int, ...] | None = None
+    spacing: tuple[float, ...] | None = None
 
     KIND: ClassVar[str] = "prediction"
 
@@ -94,6 +100,11 @@ class PredictConfig(JobConfig):
                 check_int("axis", a, -MAX_AXIS - 1, MAX_AXIS)
         else:
             check_axis("axis", self.axis)
+        if self.spacing is not None:
+            if not isinstance(self.spacing, tuple) or not 2 <= len(self.spacing) <= 3:
+                raise ValueError(f"spacing must hold 2 or 3 sizes, got {brief(self.spacing)}")
+            for size in self.spacing:
+                check_number("spacing", size, low=0.0, low_open=True)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -104,12 +115,14 @@ class PredictConfig(JobConfig):
         dict
         """
         d = asdict(self)
-        if isinstance(self.axis, tuple):
-            d["axis"] = list(self.axis)
+        for key in ("axis", "spacing"):
+            if isinstance(d[key], tuple):
+                d[key] = list(d[key])
         return d
 
     @classmethod
     def _from_mapping(cls, data: dict[str, Any]) -> PredictConfig:
-        if isinstance(data.get("axis"), list):
-            data["axis"] = tuple(data["axis"])
+        for key in ("axis", "spacing"):
+            if isinstance(data.get(key), list):
+                data[key] = tuple(data[key])
         return cls(**data)

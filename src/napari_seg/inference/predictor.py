@@ -21,6 +21,7 @@ from ..arrays.normalize import compute_stats
 from ..arrays.runtime import Runtime, is_out_of_memory
 from ..models.wrapper import mask_untrained
 from ._bands import BandAccumulator
+from ._resample import resampled_sizes, run_resampled
 from ._sizes import default_batch, default_tile
 from .config import MIN_TILE, PredictConfig
 from .events import (
@@ -97,7 +98,20 @@ def iter_predict(
     if options:
         config = config.with_(**options)
     # Everything is checked here, before the first ``next``, so errors surface at the call.
-    return _Predictor(model, image, config, out, probabilities_out).run()
+    predictor = _Predictor(model, image, config, out, probabilities_out)
+    sizes = predictor.resampled_sizes()
+    if sizes is None:
+        return predictor.run()
+    return run_resampled(
+        _Predictor,
+        model,
+        image,
+        config,
+        predictor.layout,
+        sizes,
+        predictor.labels,
+        predictor.probabilities,
+    )
 
 
 def predict(
@@ -143,6 +157,7 @@ class _Predictor:
             in_channels=spec.in_channels,
             channel_axis=config.channel_axis,
             axis=config.axis,
+            spatial_dims=spec.spatial_dims,
         )
         self.runtime = Runtime.resolve(config.device, config.precision, purpose="inference")
         self.device, self.precision = self.runtime.device, self.runtime.precision
@@ -154,7 +169,7 @@ class _Predictor:
         if overlap is None:  # a network may say how much context its outputs need
             overlap = int(getattr(model.net, "preferred_overlap", self.tile // 4))
         self.overlap = min(overlap, self.tile - 1)
-        self.batch = default_batch(config, self.device, self.tile)
+        self.batch = default_batch(config, self.device, self.tile, self.layout.spatial_dims)
         self.num_classes = spec.num_classes
         self.labels = _labels_out(out, self.layout, self.num_classes)
         want = config.probabilities or probabilities_out is not None
@@ -164,6 +179,13 @@ class _Predictor:
         self.warnings: list[str] = []
         self.planes_done = 0
         self.stats = compute_stats(image, self.layout, spec.normalization)
+
+    def resampled_sizes(self) -> tuple[int, ...] | None:
+        """The spatial sizes at the model's spacing, or None when no resampling is needed."""
+        model_spacing = self.model.spec.spacing
+        if self.config.spacing is None or model_spacing is None:
+            return None
+        return resampled_sizes(self.layout.spatial_shape, self.config.spacing, model_spacing)
 
     def run(self) -> Generator[PredictEvent, None, PredictResult]:
         start = time.perf_counter()
@@ -206,8 +228,8 @@ class _Predictor:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         model = self.model.to(self.device).eval()
-        if self.runtime.channels_last:
-            model.to(memory_format=torch.channels_last)
+        if self.runtime.channels_last and self.layout.spatial_dims == 2:
+            model.to(memory_format=torch.channels_last)  # 4D weights; 3D keeps its own
         return model, previous
 
     def _grid(self) -> TileGrid:
@@ -257,9 +279,9 @@ class _Predictor:
         ).to(self.device)
         first = self.planes_done
         tiles = (
-            (self.layout.plane_at(p), p, r, y0, x0)
+            (self.layout.plane_at(p), p, r, origin)
             for p in range(first, self.layout.n_planes)
-            for r, y0, x0 in grid
+            for r, *origin in grid
         )
         bands = BandAccumulator(
             grid, self.layout, self.num_classes, self.device, self.labels, self.probabilities
@@ -273,8 +295,8 @@ class _Predictor:
                     items, x = batch
                     probs = self._forward(x)
                     with torch.inference_mode():
-                        for k, (plane, p, r, _y0, x0) in enumerate(items):
-                            bands.add(plane, r, x0, probs[k], window)
+                        for k, (plane, p, r, origin) in enumerate(items):
+                            bands.add(plane, r, tuple(origin[1:]), probs[k], window)
                             if p > self.planes_done and bands.plane == plane:
                                 self.planes_done = p
                     done += len(items)
@@ -287,12 +309,12 @@ class _Predictor:
                     future.cancel()
 
     def _load(self, items, grid: TileGrid, pin: bool) -> torch.Tensor:
-        th, tw = grid.tile_shape
-        x = torch.empty((len(items), self.layout.channels, th, tw), pin_memory=pin)
+        sizes = grid.tile_shape
+        x = torch.empty((len(items), self.layout.channels, *sizes), pin_memory=pin)
         buffer = x.numpy()
-        for k, (plane, _p, _r, y0, x0) in enumerate(items):
-            block = self.layout.read(self.image, plane, slice(y0, y0 + th), slice(x0, x0 + tw))
-            buffer[k] = self.stats.apply(block)
+        for k, (plane, _p, _r, origin) in enumerate(items):
+            region = (slice(o, o + n) for o, n in zip(origin, sizes, strict=True))
+            buffer[k] = self.stats.apply(self.layout.read(self.image, plane, *region))
         return x
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -33,6 +33,8 @@ class ScopePlan:
         Axes of the indexed image to segment slice by slice along.
     origin : tuple of int
         Start of the region along each labels axis.
+    spatial : tuple of int
+        The layer axes the model sees (2, or 3 for a 3D model), for their scale.
     """
 
     data_index: tuple
@@ -41,6 +43,7 @@ class ScopePlan:
     channel_axis: int | None
     axis: tuple[int, ...] | None
     origin: tuple[int, ...]
+    spatial: tuple[int, ...] = ()
 
 
 def plan_scope(
@@ -52,6 +55,7 @@ def plan_scope(
     step: Sequence[int],
     scope: str = "stack",
     visible: Sequence[tuple[int, int]] | None = None,
+    spatial_dims: int = 2,
 ) -> ScopePlan:
     """Plan a run over ``scope`` of an image layer's array of ``shape``.
 
@@ -71,8 +75,13 @@ def plan_scope(
         Current index along every layer axis.
     scope : {"slice", "stack", "visible"}
         The current slice, every slice, or the visible part of the current slice.
+        For a 3D model: the current volume (other slider axes, e.g. time, fixed),
+        every volume, or the current volume cropped to the visible rows and columns.
     visible : sequence of (int, int), optional
         ``[start, stop)`` per layer axis of the visible region (for ``"visible"``).
+    spatial_dims : {2, 3}
+        The model's dimensionality. A 3D model sees the displayed plane and the
+        slider axis just before it (the displayed three axes in napari's 3D view).
 
     Returns
     -------
@@ -94,7 +103,13 @@ def plan_scope(
     others = [a for a in range(layer_ndim) if a not in plane]
     # The layout rule (arrays.layout): channels on the RGB axis, else on a slider axis.
     channel_axis = channel_axis_of(shape, in_channels=in_channels, rgb=rgb, spatial=plane)
-    slice_axes = [a for a in others if a != channel_axis]
+    spatial = list(plane)
+    if spatial_dims == 3:
+        depth = [a for a in others if a != channel_axis and a < min(plane)]
+        if not depth:
+            raise ValueError(f"a 3D model needs a volume; this layer has shape {shape}")
+        spatial = [depth[-1], *plane]
+    slice_axes = [a for a in others if a != channel_axis and a not in spatial]
     index: list = [slice(None)] * len(shape)
     if scope != "stack":
         for a in slice_axes:
@@ -105,7 +120,7 @@ def plan_scope(
         for a in plane:
             lo, hi = (max(0, min(shape[a], int(v))) for v in visible[a])
             index[a] = slice(lo, hi)
-    return _plan(shape, index, channel_axis, plane)
+    return _plan(shape, index, channel_axis, spatial)
 
 
 def _plan(
@@ -123,4 +138,5 @@ def _plan(
         origin=tuple(
             index[a] if isinstance(index[a], int) else (index[a].start or 0) for a in labels_axes
         ),
+        spatial=tuple(plane),
     )

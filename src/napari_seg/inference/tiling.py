@@ -1,15 +1,17 @@
 """Tile grids and blending windows (numpy only).
 
-A plane of size ``H x W`` is cut into tiles of at most ``tile`` pixels per
-side that overlap by ``overlap`` pixels. Tiles on the last row and column are
+A plane of size ``H x W`` (a volume ``D x H x W``) is cut into tiles of at most
+``tile`` pixels per side that overlap by ``overlap`` pixels. Tiles on the last row and column are
 shifted back so that they end at the image border: every tile has the same
 shape, which lets tiles be batched, and no tile reaches outside the image.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import product
 
 import numpy as np
 
@@ -67,36 +69,45 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
 
 @dataclass(frozen=True)
 class TileGrid:
-    """The tiles of one ``H x W`` plane.
+    """The tiles of one plane (``H x W``) or volume (``D x H x W``).
 
     Attributes
     ----------
     shape : tuple of int
-        Plane shape ``(H, W)``.
+        Plane or volume shape.
     tile_shape : tuple of int
-        Shape of every tile, ``(min(tile, H), min(tile, W))``.
+        Shape of every tile: the tile side per axis, clipped to the shape.
     overlap : tuple of int
-        Overlap actually requested per axis (clipped to the tile shape).
-    rows, cols : tuple of int
+        Overlap actually requested per axis (clipped below the tile shape).
+    starts : tuple of tuple of int
         Tile start offsets along each axis.
     """
 
-    shape: tuple[int, int]
-    tile_shape: tuple[int, int]
-    overlap: tuple[int, int]
-    rows: tuple[int, ...]
-    cols: tuple[int, ...]
+    shape: tuple[int, ...]
+    tile_shape: tuple[int, ...]
+    overlap: tuple[int, ...]
+    starts: tuple[tuple[int, ...], ...]
+
+    @property
+    def rows(self) -> tuple[int, ...]:
+        """Starts along the first axis: the bands (slabs in 3D) written one after another."""
+        return self.starts[0]
+
+    @property
+    def cols(self) -> tuple[int, ...]:
+        """Starts along the last axis."""
+        return self.starts[-1]
 
     @classmethod
-    def build(cls, shape: tuple[int, ...], tile: int | tuple[int, int], overlap: int) -> TileGrid:
-        """Grid for a plane of ``shape`` with square (or given) tiles and ``overlap``.
+    def build(cls, shape: tuple[int, ...], tile: int | tuple[int, ...], overlap: int) -> TileGrid:
+        """Grid for a plane or volume of ``shape`` with cubic (or given) tiles and ``overlap``.
 
         Parameters
         ----------
         shape : tuple of int
-            ``(H, W)``.
+            ``(H, W)`` or ``(D, H, W)``.
         tile : int or tuple of int
-            Tile side, or ``(th, tw)``; clipped to the plane.
+            Tile side, or one per axis; clipped to the shape.
         overlap : int
             Requested overlap, clipped below the tile.
 
@@ -104,44 +115,47 @@ class TileGrid:
         -------
         TileGrid
         """
-        h, w = (int(s) for s in shape)
-        th, tw = (tile, tile) if isinstance(tile, (int, np.integer)) else tile
-        th, tw = min(int(th), h), min(int(tw), w)
-        oy, ox = min(overlap, th - 1), min(overlap, tw - 1)
+        sizes = tuple(int(s) for s in shape)
+        tiles = (tile,) * len(sizes) if isinstance(tile, (int, np.integer)) else tuple(tile)
+        tile_shape = tuple(min(int(t), n) for t, n in zip(tiles, sizes, strict=True))
+        overlaps = tuple(min(int(overlap), t - 1) for t in tile_shape)
         return cls(
-            shape=(h, w),
-            tile_shape=(th, tw),
-            overlap=(oy, ox),
-            rows=tuple(tile_starts(h, th, oy)),
-            cols=tuple(tile_starts(w, tw, ox)),
+            shape=sizes,
+            tile_shape=tile_shape,
+            overlap=overlaps,
+            starts=tuple(
+                tuple(tile_starts(n, t, o))
+                for n, t, o in zip(sizes, tile_shape, overlaps, strict=True)
+            ),
         )
 
     def __len__(self) -> int:
-        return len(self.rows) * len(self.cols)
+        return math.prod(len(s) for s in self.starts)
 
-    def __iter__(self) -> Iterator[tuple[int, int, int]]:
-        """``(row_index, y0, x0)`` for every tile, row-major."""
-        for r, y0 in enumerate(self.rows):
-            for x0 in self.cols:
-                yield r, y0, x0
+    def __iter__(self) -> Iterator[tuple[int, ...]]:
+        """``(band_index, *origin)`` for every tile, in C order: ``(r, y0, x0)`` in 2D,
+        ``(r, z0, y0, x0)`` in 3D."""
+        for r, first in enumerate(self.starts[0]):
+            for rest in product(*self.starts[1:]):
+                yield (r, first, *rest)
 
 
 def blending_window(
-    tile_shape: tuple[int, int], *, mode: str = "gaussian", overlap: int | tuple[int, int] = 0
+    tile_shape: tuple[int, ...], *, mode: str = "gaussian", overlap: int | tuple[int, ...] = 0
 ) -> np.ndarray:
-    """Per-pixel weights for blending overlapping tile predictions.
+    """Per-pixel (per-voxel) weights for blending overlapping tile predictions.
 
     Parameters
     ----------
     tile_shape : tuple of int
-        ``(th, tw)``.
+        ``(th, tw)`` or ``(td, th, tw)``.
     mode : {"gaussian", "cosine", "constant"}
         ``gaussian``: a Gaussian of sigma ``tile / 8`` per axis, as in nnU-Net.
         ``cosine``: 1 in the centre with a raised-cosine ramp over the
         ``overlap`` pixels at each edge, so that two neighbours' ramps sum
         to one across their overlap. ``constant``: plain averaging.
     overlap : int or tuple of int
-        Ramp width for ``cosine``.
+        Ramp width for ``cosine`` (one per axis, or the same for all).
 
     Returns
     -------
@@ -155,9 +169,12 @@ def blending_window(
     """
     if mode not in BLENDING_MODES:
         raise ValueError(f"blending must be one of {BLENDING_MODES}, got {mode!r}")
-    oy, ox = (overlap, overlap) if isinstance(overlap, (int, np.integer)) else overlap
-    profiles = [_profile(n, mode, int(o)) for n, o in zip(tile_shape, (oy, ox), strict=True)]
-    window = np.outer(profiles[0], profiles[1]).astype(np.float32)
+    dims = len(tile_shape)
+    overlaps = (overlap,) * dims if isinstance(overlap, (int, np.integer)) else tuple(overlap)
+    window = np.ones((), dtype=np.float64)
+    for n, o in zip(tile_shape, overlaps, strict=True):
+        window = np.multiply.outer(window, _profile(n, mode, int(o)))
+    window = window.astype(np.float32)
     window /= window.max()
     np.maximum(window, WEIGHT_FLOOR, out=window)
     return window

@@ -1,0 +1,219 @@
+"""Volumetric inference benchmark: a 3D U-Net on a 256^3 volume and a 128x1024x1024 zarr.
+
+Every case runs in its own child process so that its peak memory is its own.
+Prints one JSON line per case:
+
+- ``raw``: the model alone on the pre-cut, pre-normalised 96^3 patches of the
+  256^3 volume's grid (same precision and batch as predict): voxels of the volume
+  per second, i.e. the volume's voxel count over the time of those patches.
+- ``predict``: ``napari_seg.inference.predict`` on the 256^3 uint16 volume, from the
+  raw array to uint8 labels (normalisation, 3D Gaussian blending, argmax included);
+  voxels per second and peak extra RSS during the call.
+- ``monai``: MONAI ``sliding_window_inference`` on the same volume with the same
+  model, patch, overlap (0.25), Gaussian blending (sigma patch/8), precision and
+  softmax blending; normalisation and argmax included.
+- ``zarr``: predict on a 128x1024x1024 uint16 zarr into a zarr labels store; peak
+  RSS of the whole process (target < 2 GB).
+
+The volume is synthetic (blurred random blobs, uint16). The model is a classic 3D
+U-Net (depth 3, width 16, random weights: speed does not depend on them).
+
+Usage: python bench/inference3d.py [--cases raw,predict,monai,zarr] [--device cpu]
+       [--size 256] [--big 128,1024,1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from inference import PeakRSS  # the same RSS sampler as the 2D benchmark
+from napari_seg.arrays.layout import resolve_layout
+from napari_seg.arrays.normalize import compute_stats
+from napari_seg.arrays.runtime import Runtime
+from napari_seg.inference import TileGrid, predict
+from napari_seg.models import ModelSpec, create_model
+
+SPEC = ModelSpec(
+    "unet", in_channels=1, num_classes=3, spatial_dims=3, options={"depth": 3, "base_width": 16}
+)
+PATCH, OVERLAP = 96, 24
+
+
+def volume(shape, seed: int = 0) -> np.ndarray:
+    """Blurred random blobs as uint16, built from a 64^3 block tiled to ``shape``."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    block = ndimage.gaussian_filter(rng.random((64, 64, 64)), 3)
+    block = ((block - block.min()) / np.ptp(block) * 60000).astype(np.uint16)
+    reps = [-(-n // 64) for n in shape]
+    return np.tile(block, reps)[tuple(slice(0, n) for n in shape)]
+
+
+def model_for(device: str):
+    torch.manual_seed(0)
+    return create_model(SPEC).eval().to(device)
+
+
+def normalised(model, image) -> torch.Tensor:
+    layout = resolve_layout(image.shape, in_channels=1, spatial_dims=3)
+    stats = compute_stats(image, layout, model.spec.normalization)
+    return torch.from_numpy(stats.apply(layout.read(image, (), *(slice(None),) * 3)))
+
+
+def case_raw(args) -> dict:
+    runtime = Runtime.resolve(args.device, "auto")
+    model = model_for(args.device)
+    image = volume((args.size,) * 3)
+    x = normalised(model, image)
+    grid = TileGrid.build(image.shape, PATCH, OVERLAP)
+    patches = [x[:, z : z + PATCH, y : y + PATCH, w : w + PATCH] for _r, z, y, w in grid]
+
+    def run(patch):
+        with torch.inference_mode(), runtime.autocast():
+            return torch.softmax(model(patch[None].to(runtime.device)).float(), 1)
+
+    run(patches[0])
+    start = time.perf_counter()
+    for patch in patches:
+        run(patch)
+    seconds = time.perf_counter() - start
+    return {
+        "patches": len(patches),
+        "seconds": seconds,
+        "voxels_per_s": image.size / seconds,
+        "precision": runtime.precision,
+    }
+
+
+def case_predict(args) -> dict:
+    model = model_for(args.device)
+    image = volume((args.size,) * 3)
+    predict(model, image[:100, :100, :100], tile=PATCH, device=args.device)  # warm-up
+    with PeakRSS() as rss:
+        result = predict(model, image, tile=PATCH, overlap=OVERLAP, device=args.device)
+    return {
+        "shape": list(image.shape),
+        "seconds": result.seconds,
+        "voxels_per_s": image.size / result.seconds,
+        "extra_rss_mib": rss.extra_mib,
+        "precision": result.precision,
+        "batch": result.batch_size,
+    }
+
+
+def case_monai(args) -> dict:
+    from monai.inferers import sliding_window_inference
+
+    runtime = Runtime.resolve(args.device, "auto")
+    model = model_for(args.device)
+    image = volume((args.size,) * 3)
+
+    def predictor(x):
+        with runtime.autocast():
+            return torch.softmax(model(x).float(), 1)
+
+    def run(img):
+        with torch.inference_mode():
+            x = normalised(model, img)[None].to(runtime.device)
+            probs = sliding_window_inference(
+                x,
+                (PATCH,) * 3,
+                1,
+                predictor,
+                overlap=OVERLAP / PATCH,
+                mode="gaussian",
+                sigma_scale=0.125,
+            )
+            return probs[0].argmax(0).to(torch.uint8).cpu().numpy()
+
+    run(image[:100, :100, :100])
+    with PeakRSS() as rss:
+        start = time.perf_counter()
+        run(image)
+        seconds = time.perf_counter() - start
+    return {
+        "shape": list(image.shape),
+        "seconds": seconds,
+        "voxels_per_s": image.size / seconds,
+        "extra_rss_mib": rss.extra_mib,
+        "precision": runtime.precision,
+    }
+
+
+def case_zarr(args) -> dict:
+    import psutil
+    import zarr
+
+    folder = Path(args.workdir)
+    image = zarr.open(str(folder / "image.zarr"), mode="r")
+    out = zarr.open(
+        str(folder / "labels.zarr"),
+        mode="w",
+        shape=image.shape,
+        chunks=(64, 256, 256),
+        dtype="uint8",
+    )
+    model = model_for(args.device)
+    with PeakRSS() as rss:
+        result = predict(model, image, tile=PATCH, overlap=OVERLAP, device=args.device, out=out)
+    voxels = int(np.prod(image.shape))
+    return {
+        "shape": list(image.shape),
+        "seconds": result.seconds,
+        "voxels_per_s": voxels / result.seconds,
+        "peak_rss_mib": max(rss.peak, psutil.Process().memory_info().rss) / 2**20,
+        "extra_rss_mib": rss.extra_mib,
+        "precision": result.precision,
+    }
+
+
+def write_big(folder: Path, shape) -> None:
+    import zarr
+
+    z = zarr.open(str(folder / "image.zarr"), mode="w", shape=shape, chunks=(64, 256, 256),
+                  dtype="uint16")  # fmt: skip
+    block = volume((64, 256, 256))
+    for z0 in range(0, shape[0], 64):
+        for y0 in range(0, shape[1], 256):
+            for x0 in range(0, shape[2], 256):
+                part = block[: shape[0] - z0, : shape[1] - y0, : shape[2] - x0]
+                z[z0 : z0 + 64, y0 : y0 + 256, x0 : x0 + 256] = part
+
+
+CASES = {"raw": case_raw, "predict": case_predict, "monai": case_monai, "zarr": case_zarr}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default="raw,predict,monai,zarr")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--big", default="128,1024,1024")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps({"case": args.child, **CASES[args.child](args)}), flush=True)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        cases = args.cases.split(",")
+        if "zarr" in cases:
+            write_big(Path(tmp), tuple(int(n) for n in args.big.split(",")))
+        for case in cases:
+            command = [sys.executable, __file__, "--child", case, "--device", args.device]
+            command += ["--size", str(args.size), "--big", args.big, "--workdir", tmp]
+            subprocess.run(command, check=True)
+
+
+if __name__ == "__main__":
+    main()
