@@ -5,7 +5,8 @@ Prints one JSON line per case:
 
 - ``raw``: the model alone on the pre-cut, pre-normalised 96^3 patches of the
   256^3 volume's grid (same precision and batch as predict): voxels of the volume
-  per second, i.e. the volume's voxel count over the time of those patches.
+  per second, i.e. the volume's voxel count over the time of those patches, and
+  the peak extra RSS of a forward pass (the model's working memory).
 - ``predict``: ``napari_seg.inference.predict`` on the 256^3 uint16 volume, from the
   raw array to uint8 labels (normalisation, 3D Gaussian blending, argmax included);
   voxels per second and peak extra RSS during the call.
@@ -14,11 +15,13 @@ Prints one JSON line per case:
   softmax blending; normalisation and argmax included.
 - ``zarr``: predict on a 128x1024x1024 uint16 zarr into a zarr labels store; peak
   RSS of the whole process (target < 2 GB).
+- ``monai_zarr``: MONAI on the same volume, read into memory first (MONAI's
+  sliding window takes a tensor): time and peak RSS.
 
 The volume is synthetic (blurred random blobs, uint16). The model is a classic 3D
 U-Net (depth 3, width 16, random weights: speed does not depend on them).
 
-Usage: python bench/inference3d.py [--cases raw,predict,monai,zarr] [--device cpu]
+Usage: python bench/inference3d.py [--cases raw,predict,monai,zarr,monai_zarr] [--device cpu]
        [--size 256] [--big 128,1024,1024]
 """
 
@@ -82,15 +85,17 @@ def case_raw(args) -> dict:
         with torch.inference_mode(), runtime.autocast():
             return torch.softmax(model(patch[None].to(runtime.device)).float(), 1)
 
-    run(patches[0])
-    start = time.perf_counter()
-    for patch in patches:
-        run(patch)
-    seconds = time.perf_counter() - start
+    with PeakRSS() as rss:
+        run(patches[0])  # warm-up, inside: its allocations are the model's working memory
+        start = time.perf_counter()
+        for patch in patches:
+            run(patch)
+        seconds = time.perf_counter() - start
     return {
         "patches": len(patches),
         "seconds": seconds,
         "voxels_per_s": image.size / seconds,
+        "extra_rss_mib": rss.extra_mib,  # the model's own working memory for one patch
         "precision": runtime.precision,
     }
 
@@ -111,40 +116,63 @@ def case_predict(args) -> dict:
     }
 
 
-def case_monai(args) -> dict:
+def monai_labels(model, runtime, image) -> np.ndarray:
+    """MONAI's sliding window over a whole in-memory volume: normalised, softmax
+    blended with napari-seg's patch, overlap and Gaussian, argmax to uint8."""
     from monai.inferers import sliding_window_inference
-
-    runtime = Runtime.resolve(args.device, "auto")
-    model = model_for(args.device)
-    image = volume((args.size,) * 3)
 
     def predictor(x):
         with runtime.autocast():
             return torch.softmax(model(x).float(), 1)
 
-    def run(img):
-        with torch.inference_mode():
-            x = normalised(model, img)[None].to(runtime.device)
-            probs = sliding_window_inference(
-                x,
-                (PATCH,) * 3,
-                1,
-                predictor,
-                overlap=OVERLAP / PATCH,
-                mode="gaussian",
-                sigma_scale=0.125,
-            )
-            return probs[0].argmax(0).to(torch.uint8).cpu().numpy()
+    with torch.inference_mode():
+        x = normalised(model, image)[None].to(runtime.device)
+        probs = sliding_window_inference(
+            x,
+            (PATCH,) * 3,
+            1,
+            predictor,
+            overlap=OVERLAP / PATCH,
+            mode="gaussian",
+            sigma_scale=0.125,
+        )
+        return probs[0].argmax(0).to(torch.uint8).cpu().numpy()
 
-    run(image[:100, :100, :100])
+
+def case_monai(args) -> dict:
+    runtime = Runtime.resolve(args.device, "auto")
+    model = model_for(args.device)
+    image = volume((args.size,) * 3)
+    monai_labels(model, runtime, image[:100, :100, :100])
     with PeakRSS() as rss:
         start = time.perf_counter()
-        run(image)
+        monai_labels(model, runtime, image)
         seconds = time.perf_counter() - start
     return {
         "shape": list(image.shape),
         "seconds": seconds,
         "voxels_per_s": image.size / seconds,
+        "extra_rss_mib": rss.extra_mib,
+        "precision": runtime.precision,
+    }
+
+
+def case_monai_zarr(args) -> dict:
+    """MONAI on the 128x1024x1024 volume, read into memory as its users would."""
+    import zarr
+
+    runtime = Runtime.resolve(args.device, "auto")
+    model = model_for(args.device)
+    with PeakRSS() as rss:
+        start = time.perf_counter()
+        image = np.asarray(zarr.open(str(Path(args.workdir) / "image.zarr"), mode="r"))
+        labels = monai_labels(model, runtime, image)
+        seconds = time.perf_counter() - start
+    return {
+        "shape": list(labels.shape),
+        "seconds": seconds,
+        "voxels_per_s": labels.size / seconds,
+        "peak_rss_mib": rss.peak / 2**20,
         "extra_rss_mib": rss.extra_mib,
         "precision": runtime.precision,
     }
@@ -190,12 +218,18 @@ def write_big(folder: Path, shape) -> None:
                 z[z0 : z0 + 64, y0 : y0 + 256, x0 : x0 + 256] = part
 
 
-CASES = {"raw": case_raw, "predict": case_predict, "monai": case_monai, "zarr": case_zarr}
+CASES = {
+    "raw": case_raw,
+    "predict": case_predict,
+    "monai": case_monai,
+    "zarr": case_zarr,
+    "monai_zarr": case_monai_zarr,
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", default="raw,predict,monai,zarr")
+    parser.add_argument("--cases", default="raw,predict,monai,zarr,monai_zarr")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--big", default="128,1024,1024")
@@ -207,7 +241,7 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         cases = args.cases.split(",")
-        if "zarr" in cases:
+        if any(c.endswith("zarr") for c in cases):
             write_big(Path(tmp), tuple(int(n) for n in args.big.split(",")))
         for case in cases:
             command = [sys.executable, __file__, "--child", case, "--device", args.device]

@@ -74,8 +74,6 @@ def main() -> None:
         viewer.camera.angles = (-15, 30, 100)
         viewer.camera.zoom = 2.4
         labels.opacity = 1.0
-        for notification in list(napari.utils.notifications.notification_manager.records):
-            notification.hide = True  # noqa: B010 - a colour warning napari shows, not ours
         QApplication.processEvents()
         viewer.screenshot(str(OUT), canvas_only=False)
         print(w._status.value, labels.data.shape, tuple(labels.scale))

@@ -214,3 +214,21 @@ def test_a_3d_model_predicts_a_nifti_at_its_own_spacing(tmp_path):
     model = load_model(tmp_path / "m3d.safetensors")
     expected = predict(model, array, spacing=geometry.spacing, precision="fp32").labels
     np.testing.assert_array_equal(read_nifti(tmp_path / "out" / "vol_labels.nii.gz")[0], expected)
+    # --spacing overrides the header's (here: the model's own, so no resampling)
+    again = [*args[:4], str(tmp_path / "again"), *args[5:], "--spacing", "1.5", "1.6", "1.8"]
+    assert main(again) == 0
+    plain = predict(model, array, precision="fp32").labels
+    np.testing.assert_array_equal(read_nifti(tmp_path / "again" / "vol_labels.nii.gz")[0], plain)
+
+
+def test_train_reads_nifti_volumes(stack, tmp_path, capsys):
+    image, labels = stack
+    for name, data in (("img", image), ("seg", labels.astype(np.uint8))):
+        nib.save(nib.Nifti1Image(data.transpose(2, 1, 0), AFFINE), str(tmp_path / f"{name}.nii.gz"))
+    args = ["train", "--image", str(tmp_path / "img.nii.gz"), "--labels",
+            str(tmp_path / "seg.nii.gz"), "--arch", "unet", "--option", "depth=2",
+            "--option", "base_width=4", "--axis", "0", "--epochs", "1", "--steps-per-epoch", "2",
+            "--patch", "32", "--out", str(tmp_path / "m.safetensors"), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    model = load_model(tmp_path / "m.safetensors")
+    assert model.spec.num_classes == int(labels.max()) + 1

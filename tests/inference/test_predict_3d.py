@@ -78,8 +78,8 @@ def test_tiled_volume_agrees_with_monai_sliding_window(model, volume):
     assert agree > 0.99, agree
 
 
-def test_memory_is_a_slab_not_the_volume(model, volume, monkeypatch):
-    """The accumulator spans one patch depth by the full height and width."""
+def test_memory_is_a_band_along_the_longest_axis(model, volume, monkeypatch):
+    """The accumulator spans one patch along the longest axis (y, 70) by the other two."""
     shapes = []
     real = _bands.BandAccumulator
 
@@ -90,7 +90,7 @@ def test_memory_is_a_slab_not_the_volume(model, volume, monkeypatch):
 
     monkeypatch.setattr("napari_seg.inference.predictor.BandAccumulator", Recording)
     predict(model, volume, tile=32, overlap=8, **FP32)
-    assert shapes == [(3, 32, 70, 66)]
+    assert shapes == [(3, 32, 45, 66)]
 
 
 def test_grid_and_window_are_3d():
@@ -200,3 +200,15 @@ def test_spacing_settings_are_checked(volume):
         predict(model, volume, spacing=(1.0, 1.0), **FP32)
     with pytest.raises(ValueError, match="spacing must be > 0"):
         predict(model, volume, spacing=(1.0, -1.0, 1.0), **FP32)
+
+
+@pytest.mark.parametrize("shape", [(70, 40, 36), (40, 70, 36), (36, 40, 70)])
+def test_every_band_axis_writes_in_place(shape):
+    """With a voxel-wise "network" every patch predicts a voxel alike, so the tiled
+    result is the voxel-wise one exactly, wherever the band runs."""
+    model = threshold_model((1.0, 1.0, 1.0))
+    image = np.random.default_rng(4).random(shape).astype(np.float32)
+    result = predict(model, image, tile=32, overlap=8, probabilities=True, **FP32)
+    np.testing.assert_array_equal(result.labels, image > 0.5)
+    expected = torch.softmax(model.net(torch.from_numpy(image)[None, None]), 1)[0]
+    np.testing.assert_allclose(result.probabilities, expected.detach().numpy(), atol=1e-3)

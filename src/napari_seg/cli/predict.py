@@ -182,7 +182,7 @@ def _predict_one(model, path: Path, outputs: tuple[Path, ...], config, args) -> 
     image, geometry = read_with_geometry(path)
     if geometry is not None:
         defaults = layout_defaults(image.ndim, model.spec.spatial_dims, geometry.spacing)
-        given = {k: v for k, v in config.to_dict().items() if k in defaults and v is not None}
+        given = {k: getattr(config, k) for k in defaults if getattr(config, k) is not None}
         config = config.with_(**{**defaults, **given})
     result = drive(iter_predict(model, image, config), show, quiet=args.quiet)
     spec = model.spec

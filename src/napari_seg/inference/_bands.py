@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
 from ..arrays.layout import ImageLayout
 from .tiling import TileGrid
 
+#: Voxels whose labels are computed at once when a band is written (bounds the
+#: temporaries of the argmax: 12 bytes per voxel, 48 MB here).
+WRITE_VOXELS = 1 << 22
+
 
 class BandAccumulator:
-    """Sums weighted tile probabilities over one band of tile rows (a slab in 3D).
+    """Sums weighted tile probabilities over one band of tiles (a slab in 3D).
 
-    The band covers the rows of the current tile row, ``tile_h`` rows by the
-    full plane width (in 3D: ``tile_d`` slices by the full ``H x W``). When the
-    next tile row starts, the rows above it are final: their argmax (and, when
-    asked for, normalised probabilities) is written to the outputs and the band
-    shifts down. Memory is therefore ``num_classes x tile_h x W`` (``x tile_d x
-    H x W``) whatever the image height (volume depth) or stack length.
+    The band covers one tile's extent along the grid's band axis and the full
+    extent of the other axes: ``tile_h`` rows by the plane's width in 2D; in 3D
+    one patch along the longest axis by the other two axes. When the next band
+    starts, the part before it is final: its argmax (and, when asked for,
+    normalised probabilities) is written to the outputs and the band shifts on.
+    Memory is therefore ``num_classes x tile x`` the other axes, whatever the
+    extent along the band axis or the stack length. The buffers hold the band
+    axis first; tiles and outputs are permuted to and from that order.
     """
 
     def __init__(
@@ -29,7 +37,11 @@ class BandAccumulator:
         labels_out,
         probabilities_out=None,
     ) -> None:
-        band = (grid.tile_shape[0], *grid.shape[1:])
+        b = grid.band_axis
+        others = [a for a in range(len(grid.shape)) if a != b]
+        #: Axis order of the buffers: the band axis, then the others.
+        self.order = [b, *others]
+        band = (grid.tile_shape[b], *(grid.shape[a] for a in others))
         self.grid, self.layout = grid, layout
         self.labels_out, self.probabilities_out = labels_out, probabilities_out
         self.acc = torch.zeros((num_classes, *band), dtype=torch.float32, device=device)
@@ -44,16 +56,22 @@ class BandAccumulator:
 
     def add(self, plane: tuple[int, ...], row: int, origin: tuple[int, ...], probs, window) -> None:
         """Add one tile's ``(C, th, tw)`` (``(C, td, th, tw)``) probabilities, weighted
-        by ``window``; ``origin`` is the tile's start on the axes after the first."""
+        by ``window``; ``origin`` is the tile's start on every axis, ``row`` its band."""
         if plane != self.plane:
             self.finish()
             self.plane, self.row = plane, 0
         while self.row < row:
             self._advance(plane)
+        if self.order != sorted(self.order):
+            probs = probs.permute(0, *(1 + a for a in self.order))
+            window = window.permute(*self.order)
         index = (
             slice(None),
             slice(None),
-            *(slice(o, o + n) for o, n in zip(origin, probs.shape[2:], strict=True)),
+            *(
+                slice(origin[a], origin[a] + n)
+                for a, n in zip(self.order[1:], probs.shape[2:], strict=True)
+            ),
         )
         self.acc[index].addcmul_(probs, window)
         if self.weights is not None:
@@ -64,7 +82,7 @@ class BandAccumulator:
         if self.plane is None:
             return
         y0 = self.grid.rows[self.row]
-        self._write(self.plane, y0, self.grid.shape[0] - y0)
+        self._write(self.plane, y0, self.grid.shape[self.grid.band_axis] - y0)
         self.acc.zero_()
         if self.weights is not None:
             self.weights.zero_()
@@ -76,25 +94,42 @@ class BandAccumulator:
         done = y1 - y0
         self._write(plane, y0, done)
         keep = self.acc.shape[1] - done
+        # Shift the band by ``done`` rows in place, in pieces no longer than ``done``
+        # rows (a piece never overlaps its source) and about WRITE_VOXELS each: a
+        # clone of the kept rows would cost 0.8 GB for a 96 x 1024 x 1024 slab.
+        per_row = max(1, math.prod(self.acc.shape[2:]))
+        step = max(1, min(done, WRITE_VOXELS // per_row))
         for buf in (self.acc, self.weights):
             if buf is None:
                 continue
-            buf[:, :keep] = buf[:, done:].clone()
+            for start in range(0, keep, step):
+                stop = min(keep, start + step)
+                buf[:, start:stop] = buf[:, done + start : done + stop]
             buf[:, keep:] = 0
         self.row += 1
 
     def _write(self, plane: tuple[int, ...], y0: int, n: int) -> None:
-        rest = (slice(None),) * (self.acc.ndim - 2)
-        region = self.layout.output_index(plane, slice(y0, y0 + n), *rest)
-        band = self.acc[:, :n]
+        # In pieces of about WRITE_VOXELS: a slab of 96 x 1024 x 1024 would otherwise
+        # make 1.2 GB of max() temporaries (float32 values and int64 indices).
+        per_row = max(1, math.prod(self.acc.shape[2:]))
+        step = max(1, WRITE_VOXELS // per_row)
+        for start in range(0, n, step):
+            self._write_rows(plane, y0, start, min(n, start + step))
+
+    def _write_rows(self, plane: tuple[int, ...], y0: int, start: int, stop: int) -> None:
+        b = self.grid.band_axis
+        spatial = [slice(None)] * (self.acc.ndim - 1)
+        spatial[b] = slice(y0 + start, y0 + stop)
+        region = self.layout.output_index(plane, *spatial)
+        band = self.acc[:, start:stop]
         # max(0).indices is ~10x faster than argmax(0) over the leading axis on the CPU.
         best = band.max(0).indices
         if self.label_dtype == np.uint8:
             labels = best.to(torch.uint8).cpu().numpy()
         else:
             labels = best.cpu().numpy().astype(self.label_dtype)
-        self.labels_out[region] = labels
+        self.labels_out[region] = np.moveaxis(labels, 0, b)
         if self.probabilities_out is not None and self.weights is not None:
-            probs = (band / self.weights[:, :n]).to(torch.float16).cpu().numpy()
+            probs = (band / self.weights[:, start:stop]).to(torch.float16).cpu().numpy()
             every_class = (slice(None), *region)
-            self.probabilities_out[every_class] = probs
+            self.probabilities_out[every_class] = np.moveaxis(probs, 1, 1 + b)

@@ -110,9 +110,9 @@ def run_resampled(
     -------
     PredictResult
     """
-    small = resize(np.asarray(image), layout.spatial_axes, sizes)
+    resampled = resize(np.asarray(image), layout.spatial_axes, sizes)
     inner = config.with_(spacing=None, probabilities=True)
-    result = yield from predictor_class(model, small, inner, None, None).run()
+    result = yield from predictor_class(model, resampled, inner, None, None).run()
     drop = layout.channel_axis
     out_axes = [1 + a - (drop is not None and a > drop) for a in layout.spatial_axes]
     original = [layout.shape[a] for a in layout.spatial_axes]

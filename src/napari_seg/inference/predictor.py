@@ -233,7 +233,12 @@ class _Predictor:
         return model, previous
 
     def _grid(self) -> TileGrid:
-        return TileGrid.build(self.layout.plane_shape, self.tile, self.overlap)
+        shape = self.layout.plane_shape
+        # Volumes go band by band along their longest axis: the band then spans the
+        # two shorter ones (a 128 x 1024 x 1024 volume: 96 x 128 x 1024 voxels, not
+        # 96 x 1024 x 1024). Planes go row by row.
+        band = int(np.argmax(shape)) if len(shape) == 3 else 0
+        return TileGrid.build(shape, self.tile, self.overlap, band_axis=band)
 
     def _started(self) -> PredictStarted:
         return PredictStarted(
@@ -296,7 +301,7 @@ class _Predictor:
                     probs = self._forward(x)
                     with torch.inference_mode():
                         for k, (plane, p, r, origin) in enumerate(items):
-                            bands.add(plane, r, tuple(origin[1:]), probs[k], window)
+                            bands.add(plane, r, tuple(origin), probs[k], window)
                             if p > self.planes_done and bands.plane == plane:
                                 self.planes_done = p
                     done += len(items)

@@ -81,17 +81,21 @@ class TileGrid:
         Overlap actually requested per axis (clipped below the tile shape).
     starts : tuple of tuple of int
         Tile start offsets along each axis.
+    band_axis : int
+        The axis along which tiles are visited band by band (outermost loop):
+        the results are final, and written, one band after another.
     """
 
     shape: tuple[int, ...]
     tile_shape: tuple[int, ...]
     overlap: tuple[int, ...]
     starts: tuple[tuple[int, ...], ...]
+    band_axis: int = 0
 
     @property
     def rows(self) -> tuple[int, ...]:
-        """Starts along the first axis: the bands (slabs in 3D) written one after another."""
-        return self.starts[0]
+        """Starts along the band axis: the bands (slabs in 3D) written one after another."""
+        return self.starts[self.band_axis]
 
     @property
     def cols(self) -> tuple[int, ...]:
@@ -99,7 +103,13 @@ class TileGrid:
         return self.starts[-1]
 
     @classmethod
-    def build(cls, shape: tuple[int, ...], tile: int | tuple[int, ...], overlap: int) -> TileGrid:
+    def build(
+        cls,
+        shape: tuple[int, ...],
+        tile: int | tuple[int, ...],
+        overlap: int,
+        band_axis: int = 0,
+    ) -> TileGrid:
         """Grid for a plane or volume of ``shape`` with cubic (or given) tiles and ``overlap``.
 
         Parameters
@@ -110,6 +120,8 @@ class TileGrid:
             Tile side, or one per axis; clipped to the shape.
         overlap : int
             Requested overlap, clipped below the tile.
+        band_axis : int
+            The axis visited band by band (see :attr:`band_axis`).
 
         Returns
         -------
@@ -127,17 +139,20 @@ class TileGrid:
                 tuple(tile_starts(n, t, o))
                 for n, t, o in zip(sizes, tile_shape, overlaps, strict=True)
             ),
+            band_axis=int(band_axis),
         )
 
     def __len__(self) -> int:
         return math.prod(len(s) for s in self.starts)
 
     def __iter__(self) -> Iterator[tuple[int, ...]]:
-        """``(band_index, *origin)`` for every tile, in C order: ``(r, y0, x0)`` in 2D,
-        ``(r, z0, y0, x0)`` in 3D."""
-        for r, first in enumerate(self.starts[0]):
-            for rest in product(*self.starts[1:]):
-                yield (r, first, *rest)
+        """``(band_index, *origin)`` for every tile, band by band along :attr:`band_axis`
+        and in C order within a band: ``(r, y0, x0)`` in 2D, ``(r, z0, y0, x0)`` in 3D."""
+        b = self.band_axis
+        others = self.starts[:b] + self.starts[b + 1 :]
+        for r, first in enumerate(self.starts[b]):
+            for rest in product(*others):
+                yield (r, *rest[:b], first, *rest[b:])
 
 
 def blending_window(
