@@ -232,3 +232,7 @@ def test_train_reads_nifti_volumes(stack, tmp_path, capsys):
     assert main(args) == 0
     model = load_model(tmp_path / "m.safetensors")
     assert model.spec.num_classes == int(labels.max()) + 1
+    assert model.spec.spacing == pytest.approx((0.8, 0.9))  # the axial planes' voxel size
+    again = [*args[:-3], "--spacing", "0.5", "0.5", "--out", str(tmp_path / "n.safetensors")]
+    assert main(again) == 0
+    assert load_model(tmp_path / "n.safetensors").spec.spacing == (0.5, 0.5)

@@ -52,6 +52,23 @@ def check_number(
         raise ValueError(f"{name} must be {bound}{upper}, got {value}")
 
 
+def check_spacing(name: str, value: Any, lengths: Sequence[int] = (1, MAX_AXIS)) -> None:
+    """``value`` is None or a tuple of finite sizes > 0: as many as one of ``lengths``
+    (exactly, for a single length; between the two, for a pair ``(low, high)``)."""
+    if value is None:
+        return
+    if len(lengths) == 1:
+        ok = isinstance(value, tuple) and len(value) == lengths[0]
+        wanted = f"one size per spatial axis ({lengths[0]})"
+    else:
+        ok = isinstance(value, tuple) and lengths[0] <= len(value) <= lengths[1]
+        wanted = f"{lengths[0]} to {lengths[1]} sizes"
+    if not ok:
+        raise ValueError(f"{name} must hold {wanted}, got {brief(value)}")
+    for size in value:
+        check_number(name, size, low=0.0, low_open=True)
+
+
 def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {tuple(choices)}, got {brief(value)}")

@@ -318,3 +318,13 @@ def test_the_window_stays_responsive_once_the_dock_is_ready(setup, qtbot, notes)
     assert len(gaps) > 100, "training was too short to measure"
     assert p99 < 30
     assert gaps.max() < 100
+
+
+def test_a_new_model_records_the_image_layer_pixel_size(setup):
+    viewer, w, _ = setup
+    w._source.value = "new"
+    assert w._make_job().config.spacing is None  # napari's default scale: unknown
+    viewer.layers["cells"].scale = (0.25, 0.5)
+    assert w._make_job().config.spacing == (0.25, 0.5)
+    w._source.value = "current"  # fine-tuning keeps the model's own card
+    assert w._make_job().config.spacing is None

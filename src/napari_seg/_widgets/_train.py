@@ -339,6 +339,9 @@ class TrainWidget(Dock):
         if self.source.is_new:
             names = new_model_class_names([labels for _, labels in pairs], config.label0)
             config = config.with_(class_names=names, background=self.classes.background_id())
+            plane = tuple(float(s) for s in image_layer.scale[-2:])
+            if plane != (1.0, 1.0):  # napari's default scale says nothing about pixel size
+                config = config.with_(spacing=plane)
             if config.label0 == "unlabelled":  # the strokes' colours, background transparent
                 colors = self.classes.colors(
                     max(2, len(names), max(self.classes.ids(), default=1) + 1)

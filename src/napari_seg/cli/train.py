@@ -92,6 +92,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--axis", type=int, help="stack axis to train on slice by slice")
     p.add_argument("--channel-axis", type=int, help="channel axis of the images (detected)")
+    spacing = "pixel size of the planes for a new model's card (default: a NIfTI's own)"
+    p.add_argument("--spacing", type=float, nargs=2, metavar=("Y", "X"), help=spacing)
     p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
     p.add_argument("--elastic", action="store_true", default=None, help="elastic deformation")
     p.add_argument(
@@ -144,6 +146,8 @@ def build_config(args: argparse.Namespace) -> TrainingConfig:
         changes.update(flips=False, rotations=False, intensity=False, noise=False, elastic=False)
     if args.elastic:
         changes["elastic"] = True
+    if args.spacing is not None:
+        changes["spacing"] = tuple(args.spacing)
     return config.with_(**changes)
 
 
@@ -166,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         For a usage error; ``main`` prints it in one line.
     """
     from .._atomic import check_target
-    from .._io import read_image
+    from .._io import read_with_geometry
 
     if len(args.image) != len(args.labels):
         raise ValueError(
@@ -176,9 +180,10 @@ def run(args: argparse.Namespace) -> int:
     config = build_config(args)
     # The model file must not replace an image or labels file, whatever --overwrite says.
     check_target(args.out, overwrite=True, inputs=[*args.image, *args.labels])
-    pairs = [
-        (read_image(i), read_image(lab)) for i, lab in zip(args.image, args.labels, strict=True)
-    ]
+    images = [read_with_geometry(i) for i in args.image]
+    labels = [read_with_geometry(lab)[0] for lab in args.labels]
+    pairs = [(image, lab) for (image, _), lab in zip(images, labels, strict=True)]
+    config = _with_medical_spacing(config, [geometry for _, geometry in images])
     names = [p.name for p in args.image]
     stop = threading.Event()
     main_thread = threading.current_thread() is threading.main_thread()
@@ -189,6 +194,15 @@ def run(args: argparse.Namespace) -> int:
     finally:  # a second Ctrl+C while reporting is still a clean interruption
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+
+
+def _with_medical_spacing(config, geometries):
+    """The config with the in-plane voxel size of medical inputs (axial planes, as a 2D
+    model trains on them) when they all share one and none was given."""
+    spacings = {g.spacing[1:] for g in geometries if g is not None}
+    if config.spacing is not None or len(spacings) != 1 or None in geometries:
+        return config
+    return config.with_(spacing=spacings.pop())
 
 
 def _run(pairs, config, args, names, stop):

@@ -6,9 +6,9 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 from .._config_file import JobConfig
-from .._validate import check_axis, check_bool, check_choice, check_int, check_number, check_str
+from .._validate import check_axis, check_bool, check_choice, check_int, check_spacing, check_str
 from ..arrays import PRECISIONS
-from ..limits import MAX_AXIS, MAX_BATCH_PIXELS, MAX_TILE, MAX_TILE_BATCH, brief
+from ..limits import MAX_AXIS, MAX_BATCH_PIXELS, MAX_TILE, MAX_TILE_BATCH
 from .tiling import BLENDING_MODES
 
 #: Smallest tile side accepted; smaller tiles waste most of their pixels on context.
@@ -100,11 +100,7 @@ class PredictConfig(JobConfig):
                 check_int("axis", a, -MAX_AXIS - 1, MAX_AXIS)
         else:
             check_axis("axis", self.axis)
-        if self.spacing is not None:
-            if not isinstance(self.spacing, tuple) or not 2 <= len(self.spacing) <= 3:
-                raise ValueError(f"spacing must hold 2 or 3 sizes, got {brief(self.spacing)}")
-            for size in self.spacing:
-                check_number("spacing", size, low=0.0, low_open=True)
+        check_spacing("spacing", self.spacing, (2, 3))
         return self
 
     def to_dict(self) -> dict[str, Any]:

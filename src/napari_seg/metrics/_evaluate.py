@@ -11,8 +11,8 @@ import numpy as np
 
 from .._config_file import JobConfig
 from .._types import RegionArray
-from .._validate import check_bool, check_number, check_str
-from ..limits import MAX_AXIS, brief
+from .._validate import check_bool, check_number, check_spacing, check_str
+from ..limits import brief
 from ._confusion import ConfusionMatrix, confusion_matrix, slice_confusion_matrices
 from ._instance import DEFAULT_THRESHOLDS, InstanceScores, _check_thresholds, match_instances
 from ._report import _num, instance_rows, semantic_rows, to_dict
@@ -109,11 +109,7 @@ class EvaluateConfig(JobConfig):
 
     def _validate_surface(self) -> None:
         check_bool("surface", self.surface)
-        if self.spacing is not None:
-            if not isinstance(self.spacing, tuple) or not 1 <= len(self.spacing) <= MAX_AXIS:
-                raise TypeError(f"spacing must be a list of sizes, got {brief(self.spacing)}")
-            for size in self.spacing:
-                check_number("spacing", size, low=0.0, low_open=True)
+        check_spacing("spacing", self.spacing)
         check_number("tolerance", self.tolerance, low=0.0)
         check_str("unit", self.unit, optional=True)
         if self.unit is not None and not 0 < len(self.unit) <= 16:

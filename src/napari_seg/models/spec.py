@@ -7,7 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Protocol
 
-from .._validate import as_names, check_int, check_number, check_str
+from .._validate import as_names, check_int, check_number, check_spacing, check_str
 from ..limits import MAX_CLASSES, MAX_IN_CHANNELS, brief
 
 NORMALIZATION_METHODS = ("percentile", "minmax", "meanstd", "none")
@@ -268,7 +268,7 @@ class ModelSpec:
             )
         if self.spatial_dims not in (2, 3) or isinstance(self.spatial_dims, bool):
             raise ValueError(f"spatial_dims must be 2 or 3, got {brief(self.spatial_dims)}")
-        _check_spacing(self.spacing, self.spatial_dims)
+        check_spacing("spacing", self.spacing, (self.spatial_dims,))
         if self.background is not None and (
             not _is_int(self.background)
             or not 0 <= self.background < self.num_classes
@@ -441,18 +441,6 @@ def _is_int(value: Any) -> bool:
 
 def _is_real(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_spacing(spacing: Any, dims: int) -> None:
-    """None, or one positive finite size per spatial axis."""
-    if spacing is None:
-        return
-    if not isinstance(spacing, tuple) or len(spacing) != dims:
-        raise ValueError(
-            f"spacing must hold one size per spatial axis ({dims}), got {brief(spacing)}"
-        )
-    for size in spacing:
-        check_number("spacing", size, low=0.0, low_open=True)
 
 
 def _check_colors(colors: Any, num_classes: int) -> None:

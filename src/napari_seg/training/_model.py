@@ -107,6 +107,7 @@ def _new_model(
         options=config.options,
         untrained_classes=(0,) if unlabelled else (),
         background=background,
+        spacing=config.spacing,
     ).validate()
     torch.manual_seed(config.seed)
     return create_model(spec).to(device), {"initialisation": "random", "seed": config.seed}

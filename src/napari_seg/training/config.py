@@ -13,6 +13,7 @@ from .._validate import (
     check_choice,
     check_int,
     check_number,
+    check_spacing,
     check_str,
 )
 from ..arrays import PRECISIONS
@@ -114,6 +115,10 @@ class TrainingConfig(JobConfig):
         Axis of stacks to train on slice by slice (as 2D planes).
     channel_axis : int, optional
         Channel axis of the images; detected when None.
+    spacing : tuple of float, optional
+        The pixel size of the images along the planes' two axes, recorded in a new
+        model's card as the spacing it was trained for (prediction then resamples
+        images of another spacing to it). None: not recorded.
     """
 
     architecture: str = "unet"
@@ -153,6 +158,7 @@ class TrainingConfig(JobConfig):
     threads: int | None = None
     axis: int | None = None
     channel_axis: int | None = None
+    spacing: tuple[float, ...] | None = None
 
     KIND: ClassVar[str] = "training"
 
@@ -228,6 +234,7 @@ class TrainingConfig(JobConfig):
             )
         if not isinstance(self.options, dict):
             raise TypeError(f"options must be a mapping, got {brief(self.options)}")
+        check_spacing("spacing", self.spacing, (2,))
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -240,6 +247,7 @@ class TrainingConfig(JobConfig):
         d = asdict(self)
         d["class_names"] = list(self.class_names)
         d["class_colors"] = [list(c) for c in self.class_colors]
+        d["spacing"] = None if self.spacing is None else list(self.spacing)
         return d
 
     @classmethod
@@ -270,4 +278,6 @@ class TrainingConfig(JobConfig):
             data["class_names"] = tuple(data["class_names"])
         elif data.get("class_names") is None:
             data.pop("class_names", None)
+        if isinstance(data.get("spacing"), list):
+            data["spacing"] = tuple(data["spacing"])
         return cls(**data)
