@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -57,11 +56,12 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
     -------
     list of (data, kwargs, layer_type)
     """
+    from ._io import output_stem
     from .medical import read_volume
 
     path = path[0] if isinstance(path, list) else path
     array, geometry = read_volume(path)
-    name = Path(path).name.split(".", 1)[0] or Path(path).name
+    name = output_stem(path)
     kwargs: dict[str, Any] = {
         "name": name,
         "scale": geometry.spacing,

@@ -109,17 +109,16 @@ class VolumeGeometry:
             raise ValueError(f"the affine's axes are degenerate (voxel sizes {zooms.tolist()})")
         transform = no.ornt_transform(no.io_orientation(affine), no.axcodes2ornt(LPS))
         lps = affine @ no.inv_ornt_aff(transform, shape[:3])
-        directions = lps[:3, :3] / np.sqrt((lps[:3, :3] ** 2).sum(axis=0))
+        lps_zooms = np.sqrt((lps[:3, :3] ** 2).sum(axis=0))  # ``zooms``, reordered
         ras_to_lps = np.array([-1.0, -1.0, 1.0])
-        origin = lps[:3, 3] * ras_to_lps
         expected = np.diag(ras_to_lps)  # the direction of L, P, S in RAS
         return cls(
             affine=affine,
             source_shape=tuple(int(n) for n in shape[:3]),
             transform=transform,
-            spacing=_zyx(np.sqrt((lps[:3, :3] ** 2).sum(axis=0))),
-            origin=_zyx(origin),
-            oblique=not np.allclose(directions, expected, atol=1e-4),
+            spacing=_zyx(lps_zooms),
+            origin=_zyx(lps[:3, 3] * ras_to_lps),
+            oblique=not np.allclose(lps[:3, :3] / lps_zooms, expected, atol=1e-4),
             source=source,
         )
 
@@ -167,10 +166,7 @@ class VolumeGeometry:
         """
         from nibabel.orientations import apply_orientation
 
-        lps = apply_orientation(data, self.transform)
-        if lps.ndim == 4:
-            return lps.transpose(3, 2, 1, 0)
-        return lps.transpose(2, 1, 0)
+        return apply_orientation(data, self.transform).T  # (x, y, z[, c]) reversed
 
     def to_file(self, array: np.ndarray) -> np.ndarray:
         """The inverse of :meth:`to_array`: a ``([c,] z, y, x)`` array in file order.
@@ -185,9 +181,17 @@ class VolumeGeometry:
         """
         from nibabel import orientations as no
 
-        lps = array.transpose(3, 2, 1, 0) if array.ndim == 4 else array.transpose(2, 1, 0)
         back = no.ornt_transform(no.axcodes2ornt(LPS), no.io_orientation(self.affine))
-        return no.apply_orientation(lps, back)
+        return no.apply_orientation(array.T, back)
+
+    @property
+    def array_shape(self) -> tuple[int, int, int]:
+        """The ``(z, y, x)`` shape of the arrays :meth:`to_array` gives."""
+        lps = [0, 0, 0]
+        for size, (axis, _flip) in zip(self.source_shape, self.transform, strict=True):
+            lps[int(axis)] = size
+        x, y, z = lps
+        return z, y, x
 
     def to_metadata(self) -> dict[str, Any]:
         """The geometry as plain JSON types (for a napari layer's ``metadata``).
@@ -375,12 +379,10 @@ def write_nifti(
     if not is_nifti(path):
         raise ValueError(f"{path}: a NIfTI file name ends in .nii or .nii.gz")
     array = np.asarray(array)
-    spatial = array.shape[-3:]
-    expected = tuple(geometry.source_shape[i] for i in np.argsort(geometry.transform[:, 0]))
-    if array.ndim not in (3, 4) or spatial != expected[::-1]:
+    if array.ndim not in (3, 4) or array.shape[-3:] != geometry.array_shape:
         raise ValueError(
             f"an array of shape {array.shape} does not fit the volume it should be written "
-            f"with (z, y, x = {expected[::-1]})"
+            f"with (z, y, x = {geometry.array_shape})"
         )
     data = geometry.to_file(array)
     if np.issubdtype(data.dtype, np.integer) or data.dtype == np.bool_:

@@ -202,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
+    from .._io import output_stem
     from ..medical import label_path
 
     if not source.exists():
@@ -219,7 +220,7 @@ def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
         raise ValueError(f"no label files ({', '.join(LABEL_SUFFIXES)}) in {source}")
     if target.exists() and not target.is_dir():
         raise ValueError(f"OUTPUT {target} must be a folder when INPUT is a folder")
-    return [(p, label_path(target, p.name.split(".", 1)[0], p, what="")) for p in files]
+    return [(p, label_path(target, output_stem(p), p, what="")) for p in files]
 
 
 def _refine_one(source: Path, target: Path, config, args) -> int:

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._types import RegionArray
-from ._arrays import block_slices, check_pair, read_block
+from ._arrays import check_pair
 from ._confusion import MAX_CLASSES
+from ._pairs import pair_counts
 
 
 @dataclass(frozen=True)
@@ -137,13 +138,17 @@ def surface_scores(
     pred, gt = check_pair(pred, gt)
     pred, gt = np.asarray(pred), np.asarray(gt)
     spacing_t = _check(pred.ndim, spacing, tolerance, percentile)
-    top = int(max(pred.max(), gt.max())) + 1
+    # Voxels per id of each array, from the block-wise pair counts the confusion
+    # matrix uses (one pass over both arrays; negative ids refused there).
+    gt_ids, pred_ids, pairs = pair_counts(pred, gt)
+    top = int(max(gt_ids.max(), pred_ids.max())) + 1
     if top > MAX_CLASSES and labels is None:
         raise ValueError(
             f"ids up to {top - 1}: this looks like an instance image; surface distances "
             f"are computed per class (at most {MAX_CLASSES}), pass labels= to choose some"
         )
-    count_p, count_g = _counts(pred, top), _counts(gt, top)
+    count_g = np.bincount(gt_ids, weights=pairs, minlength=top)
+    count_p = np.bincount(pred_ids, weights=pairs, minlength=top)
     if labels is None:
         labels = [int(i) for i in np.flatnonzero((count_p + count_g)[1:]) + 1]
     from scipy import ndimage
@@ -178,15 +183,6 @@ def surface_scores(
         volume_gt=volumes[0],
         volume_pred=volumes[1],
     )
-
-
-def _counts(labels: np.ndarray, top: int) -> np.ndarray:
-    """Voxels per id, block by block (a whole-array bincount makes an int64 copy)."""
-    counts = np.zeros(top, dtype=np.int64)
-    for index in block_slices(labels.shape):
-        block = read_block(labels, index)  # refuses negative ids
-        counts += np.bincount(block.ravel(), minlength=top)[:top]
-    return counts
 
 
 def _check(ndim: int, spacing, tolerance: float, percentile: float) -> tuple[float, ...]:
