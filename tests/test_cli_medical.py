@@ -236,3 +236,24 @@ def test_train_reads_nifti_volumes(stack, tmp_path, capsys):
     again = [*args[:-3], "--spacing", "0.5", "0.5", "--out", str(tmp_path / "n.safetensors")]
     assert main(again) == 0
     assert load_model(tmp_path / "n.safetensors").spec.spacing == (0.5, 0.5)
+
+
+def test_refine_fills_between_slices_of_a_nifti_file(tmp_path):
+    """Outlines on every 4th axial slice of a NIfTI file: the slices between are filled,
+    the drawn ones kept, and the output keeps the affine."""
+    from napari_seg.refine import interpolate_slices
+
+    z, y, x = np.indices((17, 24, 24))
+    truth = ((z - 8) ** 2 + (y - 12) ** 2 + (x - 12) ** 2 < 9.5**2).astype(np.uint8)
+    sparse = np.zeros_like(truth)
+    sparse[::4] = truth[::4]
+    # napari-seg's (z, y, x) is NIfTI's (k, j, i): store the transpose.
+    nib.save(nib.Nifti1Image(sparse.transpose(2, 1, 0), AFFINE), str(tmp_path / "seg.nii.gz"))
+    argv = ["refine", "--op", "interpolate_slices", "--method", "nearest", "--quiet"]
+    assert main([*argv, str(tmp_path / "seg.nii.gz"), str(tmp_path / "filled.nii.gz")]) == 0
+    out = nib.load(tmp_path / "filled.nii.gz")
+    np.testing.assert_allclose(out.affine, AFFINE)
+    filled = np.asarray(out.dataobj).transpose(2, 1, 0)
+    np.testing.assert_array_equal(filled, interpolate_slices(sparse, axis=0, method="nearest"))
+    np.testing.assert_array_equal(filled[::4], sparse[::4])
+    assert filled[1:16].any(axis=(1, 2)).all()

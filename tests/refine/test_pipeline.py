@@ -175,6 +175,10 @@ def test_every_operation_runs_on_2d_and_3d():
         for name, op in OPERATIONS.items():
             config = RefineConfig(steps=(RefineStep(name, required.get(name, {})),))
             given = {k: inputs[k] for k in op.needs + op.optional}
+            if op.volume_only and labels.ndim == 2:
+                with pytest.raises(ValueError, match="3D volume"):
+                    refine.refine(labels, config, **given)
+                continue
             out = refine.refine(labels, config, **given)
             assert out.shape == labels.shape, name
 

@@ -175,13 +175,24 @@ def test_crf_and_region_inputs(make_napari_viewer_proxy, qtbot, notes):
     assert (layer.data[7:, 7:] != 2).all()
 
 
-def test_cancel_changes_nothing(setup, qtbot):
+def test_cancel_changes_nothing(setup, qtbot, monkeypatch):
+    import threading
+
     _viewer, w, layer, _ = setup
     before = layer.data.copy()
+    cancelled = threading.Event()
+    real = refine.iter_refine
+
+    def held(labels, config, **kwargs):  # the job waits until cancel was pressed
+        assert cancelled.wait(TIMEOUT_MS / 1000)
+        return (yield from real(labels, config, **kwargs))
+
+    monkeypatch.setattr(refine, "iter_refine", held)
     _choose(w, "remove_small_objects", min_size=4)
     w._scope.value = "each"
     w.apply()
     w.cancel()
+    cancelled.set()
     qtbot.waitUntil(lambda: w._worker is None, timeout=TIMEOUT_MS)
     assert w._status.value.startswith("cancelled")
     np.testing.assert_array_equal(layer.data, before)
@@ -303,3 +314,34 @@ def test_the_window_stays_responsive_while_refining(make_napari_viewer_proxy, qt
     assert len(gaps) > 50, "the job was too short to measure"
     assert p99 < 30
     assert gaps.max() < 100
+
+
+def test_fill_between_slices_runs_on_the_stack_and_undoes(make_napari_viewer_proxy, qtbot, notes):
+    """Outlines on every 3rd slice: choosing "fill between slices" switches the scope to
+    the stack; Preview shows the filled stack beside the layer, Apply fills it as one
+    undoable step and never changes a drawn slice."""
+    viewer = make_napari_viewer_proxy()
+    w = refine_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Refine")
+    _, gt = cells_3d((10, 48, 64), seed=3)
+    sparse = np.zeros_like(gt, dtype=np.uint8)
+    sparse[::3] = gt[::3]
+    layer = viewer.add_labels(sparse.copy(), name="outlines")
+    w.reset_choices()
+    w._labels.value = layer
+    w._scope.value = "slice"
+    _choose(w, "interpolate_slices", method="nearest")
+    assert w._scope.value == "volume"
+    assert not w._scope.enabled
+    expected = refine.interpolate_slices(sparse, method="nearest")
+    _run(qtbot, w, w.preview)
+    np.testing.assert_array_equal(viewer.layers["outlines [preview]"].data, expected)
+    np.testing.assert_array_equal(layer.data, sparse)
+    _run(qtbot, w, w.apply)
+    assert notes["error"] == []
+    np.testing.assert_array_equal(layer.data, expected)
+    np.testing.assert_array_equal(layer.data[::3], sparse[::3])
+    layer.undo()
+    np.testing.assert_array_equal(layer.data, sparse)
+    _choose(w, "majority")
+    assert w._scope.enabled

@@ -171,7 +171,8 @@ class RefineWidget(RunnerFields, Dock):
 
     # -- actions -----------------------------------------------------------------------
     def preview(self) -> None:
-        """Run the operation on the slice on screen and show it as a preview layer."""
+        """Run the operation on the slice on screen (on the stack for an operation on
+        volumes) and show it as a preview layer."""
         self._start(preview=True)
 
     def apply(self) -> None:
@@ -192,7 +193,8 @@ class RefineWidget(RunnerFields, Dock):
             show_error("Cannot refine: choose a Labels layer")
             return
         try:
-            scope = self._scope_of(layer, "slice" if preview else self._scope.value)
+            whole = get_operation(self._op.value).volume_only
+            scope = self._scope_of(layer, "slice" if preview and not whole else self._scope.value)
             config = self.config(scope)
             sources, channel_axis, chosen = self._sources(layer, config)
         except (ValueError, TypeError) as exc:
@@ -275,6 +277,10 @@ class RefineWidget(RunnerFields, Dock):
         self._reference.visible = "reference" in wanted
         self._output.enabled = not op.makes_instances
         self._op.tooltip = op.description
+        # An operation on whole volumes runs on the stack (its preview too).
+        if op.volume_only:
+            self._scope.value = "volume"
+        self._scope.enabled = not op.volume_only
 
     def _on_event(self, event) -> None:
         if isinstance(event, RefineProgress):

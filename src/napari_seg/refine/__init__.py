@@ -9,6 +9,7 @@ Semantic labels are 2D or 3D integer arrays.
 - Instances: :func:`connected_components`, :func:`watershed_split`,
   :func:`instances_to_semantic`.
 - Classes: :func:`merge_classes`, :func:`relabel`, :func:`set_class_in_region`.
+- Volumes: :func:`interpolate_slices` fills between annotated slices.
 - CRF: :func:`crf_refine` (mean field, torch, CPU or GPU).
 - Jobs: :class:`RefineConfig` of :class:`RefineStep` s, run by :func:`iter_refine`
   / :func:`refine`; :data:`OPERATIONS` names every operation and its parameters.
@@ -36,6 +37,7 @@ from .pipeline import (
     iter_refine,
     refine,
 )
+from .slices import interpolate_slices
 
 __all__ = [
     "OPERATIONS",
@@ -55,6 +57,7 @@ __all__ = [
     "fill_holes",
     "get_operation",
     "instances_to_semantic",
+    "interpolate_slices",
     "iter_crf",
     "iter_refine",
     "keep_largest",

@@ -17,6 +17,7 @@ from ..limits import MAX_CRF_ITERATIONS, MAX_CRF_RADIUS, MAX_MIN_DISTANCE, MAX_R
 from . import classes as _classes
 from . import instances as _instances
 from . import morphology as _morphology
+from . import slices as _slices
 
 INPUTS = ("image", "probabilities", "region", "reference")
 KINDS = ("int", "float", "bool", "str", "ints", "mapping")
@@ -149,7 +150,10 @@ _DESCRIBE = {
 
 @dataclass(frozen=True)
 class Operation:
-    """A named refine operation: ``call(labels, params, inputs) -> array``."""
+    """A named refine operation: ``call(labels, params, inputs) -> array``.
+
+    ``volume_only`` operations work on a whole 3D volume (never per slice).
+    """
 
     name: str
     title: str
@@ -159,6 +163,7 @@ class Operation:
     optional: tuple[str, ...] = ()
     makes_instances: bool = False
     description: str = ""
+    volume_only: bool = False
     stream: Callable[..., Generator[float, None, np.ndarray]] | None = None
     param_map: dict[str, Param] = field(init=False, repr=False, compare=False)
 
@@ -253,6 +258,13 @@ def _watershed(labels, p, inputs):
 
 def _to_semantic(labels, p, inputs):
     return _instances.instances_to_semantic(labels, reference=inputs.get("reference"), **p)
+
+
+def _interpolate(labels, p, _inputs):
+    axis = None if p["slice_axis"] == "auto" else int(p["slice_axis"])
+    return _slices.interpolate_slices(
+        labels, axis=axis, **_kw(p, "method", "classes", "background")
+    )
 
 
 def _set_class(labels, p, inputs):
@@ -362,6 +374,32 @@ _OPERATIONS = (
         lambda labels, p, _i: _classes.relabel(labels, p["mapping"]),
         (Param("mapping", "mapping", None, "old:new id pairs, e.g. 1:2,2:1", required=True),),
         description="Replace label values (swaps allowed).",
+    ),
+    Operation(
+        "interpolate_slices",
+        "fill between slices",
+        _interpolate,
+        (
+            Param(
+                "method",
+                "str",
+                "shape",
+                "shape (signed distances), nearest (copy) or contour (ITK, optional extra)",
+                choices=_slices.METHODS,
+            ),
+            Param(
+                "slice_axis",
+                "str",
+                "auto",
+                "axis of the drawn slices (auto: the axis with gaps between drawn slices)",
+                choices=("auto", "0", "1", "2"),
+            ),
+            _classes_param("classes to fill (default: all)"),
+            _BACKGROUND,
+        ),
+        description="Fill the empty slices between annotated slices of a volume, per class; "
+        "annotated slices are never changed.",
+        volume_only=True,
     ),
     Operation(
         "set_class",

@@ -93,6 +93,9 @@ class RefineConfig(JobConfig):
         if not isinstance(self.per_slice, bool):
             raise TypeError(f"per_slice must be true or false, got {self.per_slice!r}")
         steps = tuple(_as_step(s).validate() for s in self.steps)
+        whole = [s.op for s in steps if get_operation(s.op).volume_only]
+        if self.per_slice and whole:
+            raise ValueError(f"{', '.join(whole)} works on the whole volume, not per slice")
         return RefineConfig(steps=steps, per_slice=self.per_slice, axis=self.axis)
 
     @property

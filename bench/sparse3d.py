@@ -1,0 +1,127 @@
+"""3D from a few annotated slices: fill between slices on a real brain MRI.
+
+Data: the MNI ICBM152 2009a template (nilearn 0.14.1's bundled copy, BSD-3; MNI
+copyright notice in docs/performance.md): T1 image and grey/white-matter
+probability maps, 3 classes = argmax of [255 - GM - WM, GM, WM] (background/CSF,
+grey matter, white matter), axial slices along the first axis (189x197x233).
+
+Every k-th axial slice (k = 4, 8, 16) is given; Dice (mean over grey and white
+matter) is measured on the slices in between (within the first and last given
+slice). Prints one JSON line per (k, method):
+
+- ``nearest``: ``interpolate_slices(method="nearest")``, copy of the nearer slice;
+- ``shape``: ``interpolate_slices(method="shape")``, shape-based interpolation;
+- ``contour``: ``interpolate_slices(method="contour")``, ITK's morphological
+  contour interpolation (only with the ``interpolation`` extra installed).
+
+A ``speed`` line times each method on a synthetic 256^3 volume of 13 classes
+(smoothed random blobs) given every 8th slice.
+
+Usage: python bench/sparse3d.py [--k 4,8,16] [--methods nearest,shape,contour]
+Needs: pip install nibabel; pip install --no-deps nilearn==0.14.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from napari_seg.refine import interpolate_slices
+
+CLASSES = (1, 2)
+
+
+def mni_folder() -> Path:
+    spec = importlib.util.find_spec("nilearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("needs nilearn's bundled MNI template: pip install --no-deps nilearn==0.14.1")
+    return Path(spec.submodule_search_locations[0]) / "datasets" / "data"
+
+
+def mni() -> tuple[np.ndarray, np.ndarray]:
+    """T1 image and 3-class labels, (z, y, x) with axial slices first."""
+    import nibabel as nib
+
+    def read(kind: str) -> np.ndarray:
+        path = mni_folder() / f"mni_icbm152_{kind}_tal_nlin_sym_09a_converted.nii.gz"
+        return np.asarray(nib.load(path).dataobj, dtype=np.float32).transpose(2, 1, 0)
+
+    gm, wm = read("gm"), read("wm")
+    labels = np.argmax(np.stack([255 - gm - wm, gm, wm]), axis=0).astype(np.uint8)
+    return read("t1"), labels
+
+
+def given_slices(labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The labels on every k-th slice (0 elsewhere), and the slices to score."""
+    sparse = np.zeros_like(labels)
+    sparse[::k] = labels[::k]
+    scored = np.zeros(labels.shape[0], bool)
+    last = (labels.shape[0] - 1) // k * k
+    scored[:last] = True
+    scored[::k] = False
+    return sparse, scored
+
+
+def dice(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    scores = {}
+    for c in CLASSES:
+        a, b = pred == c, truth == c
+        scores[str(c)] = round(float(2 * (a & b).sum() / max(a.sum() + b.sum(), 1)), 4)
+    scores["mean"] = round(float(np.mean([scores[str(c)] for c in CLASSES])), 4)
+    return scores
+
+
+def fill(labels: np.ndarray, k: int, method: str) -> dict:
+    sparse, scored = given_slices(labels, k)
+    start = time.perf_counter()
+    filled = interpolate_slices(sparse, axis=0, method=method)
+    seconds = time.perf_counter() - start
+    return {
+        "case": "fill",
+        "k": k,
+        "method": method,
+        "dice": dice(filled[scored], labels[scored]),
+        "seconds": round(seconds, 3),
+        "shape": list(labels.shape),
+    }
+
+
+def speed(method: str) -> dict:
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(0)
+    noise = ndi.gaussian_filter(rng.random((13, 64, 64, 64), dtype=np.float32), (0, 4, 4, 4))
+    small = np.where(noise.max(0) > np.quantile(noise.max(0), 0.5), noise.argmax(0) + 1, 0)
+    labels = np.kron(small, np.ones((4, 4, 4), np.uint8)).astype(np.uint8)
+    sparse, _ = given_slices(labels, 8)
+    start = time.perf_counter()
+    interpolate_slices(sparse, axis=0, method=method)
+    seconds = time.perf_counter() - start
+    return {"case": "speed", "method": method, "shape": [256] * 3, "classes": 13,
+            "k": 8, "seconds": round(seconds, 3)}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--k", default="4,8,16")
+    parser.add_argument("--methods", default="nearest,shape,contour")
+    args = parser.parse_args()
+    _, labels = mni()
+    methods = args.methods.split(",")
+    if "contour" in methods and importlib.util.find_spec("itk") is None:
+        methods.remove("contour")
+        print(json.dumps({"case": "fill", "method": "contour", "skipped": "itk not installed"}))
+    for k in (int(v) for v in args.k.split(",")):
+        for method in methods:
+            print(json.dumps(fill(labels, k, method)), flush=True)
+    for method in methods:
+        print(json.dumps(speed(method)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
