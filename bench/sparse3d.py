@@ -17,7 +17,21 @@ slice). Prints one JSON line per (k, method):
 A ``speed`` line times each method on a synthetic 256^3 volume of 13 classes
 (smoothed random blobs) given every 8th slice.
 
+``--learn`` adds learnt methods, each run in its own child process (peak RSS is
+the child's), trained on the given slices only (label 0 = not painted; classes
+1 = background/CSF, 2 = grey, 3 = white matter) with a CPU budget in minutes:
+
+- ``2d``: a 2D classic U-Net (depth 3, width 16) trained slice by slice on the stack;
+- ``3d``: a 3D classic U-Net (depth 3, width 16), patch and batch planned;
+- ``3d+fill``: the same with the shape-based filling as extra targets of weight 0.5.
+
+``--memory`` trains the 3D U-Net (default options) on a synthetic 256^3 volume given
+every 8th slice for 3 epochs of 5 steps, with the filling, and reports the peak
+RSS (target < 6 GB on the CPU).
+
 Usage: python bench/sparse3d.py [--k 4,8,16] [--methods nearest,shape,contour]
+       python bench/sparse3d.py --learn 2d,3d,3d+fill --k 8 --minutes 2,5
+       python bench/sparse3d.py --memory
 Needs: pip install nibabel; pip install --no-deps nilearn==0.14.1
 """
 
@@ -39,7 +53,9 @@ CLASSES = (1, 2)
 def mni_folder() -> Path:
     spec = importlib.util.find_spec("nilearn")
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("needs nilearn's bundled MNI template: pip install --no-deps nilearn==0.14.1")
+        raise SystemExit(
+            "needs nilearn's bundled MNI template: pip install --no-deps nilearn==0.14.1"
+        )
     return Path(spec.submodule_search_locations[0]) / "datasets" / "data"
 
 
@@ -106,11 +122,98 @@ def speed(method: str) -> dict:
             "k": 8, "seconds": round(seconds, 3)}  # fmt: skip
 
 
+def learn(method: str, k: int, minutes: float) -> dict:
+    import resource
+
+    from napari_seg.inference import predict
+    from napari_seg.training import train
+
+    image, labels = mni()
+    sparse, scored = given_slices(labels + 1, k)
+    options = {"depth": 3, "base_width": 16}
+    settings = dict(label0="unlabelled", minutes=minutes, epochs=None, options=options,
+                    device="cpu", patience=None, steps_per_epoch=20, seed=0)  # fmt: skip
+    if method == "2d":
+        settings.update(axis=0, patch_size=128, batch_size=4)
+    else:
+        settings.update(dims=3, filled_weight=0.5 if method == "3d+fill" else 0.0)
+    start = time.perf_counter()
+    result = train((image, sparse), **settings)
+    trained = time.perf_counter() - start
+    pred = predict(result.model, image).labels.astype(np.int16) - 1
+    return {
+        "case": "learn",
+        "k": k,
+        "method": method,
+        "minutes": minutes,
+        "dice": dice(pred[scored], labels[scored]),
+        "train_s": round(trained, 1),
+        "steps": result.steps,
+        "patch": list(result.config.patch_3d or (result.config.patch_size,) * 2),
+        "batch": result.config.batch_size,
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+
+
+def memory() -> dict:
+    import resource
+
+    from napari_seg.training import train
+
+    rng = np.random.default_rng(0)
+    from scipy import ndimage as ndi
+
+    image = ndi.gaussian_filter(rng.random((256, 256, 256), dtype=np.float32), 3)
+    labels = np.digitize(image, np.quantile(image, [0.3, 0.6, 0.9])).astype(np.uint8) + 1
+    sparse, _ = given_slices(labels, 8)
+    start = time.perf_counter()
+    result = train((image, sparse), dims=3, label0="unlabelled", epochs=3, steps_per_epoch=5,
+                   minutes=None, device="cpu", filled_weight=0.5)  # fmt: skip
+    return {
+        "case": "memory",
+        "shape": [256] * 3,
+        "patch": list(result.config.patch_3d),
+        "batch": result.config.batch_size,
+        "seconds": round(time.perf_counter() - start, 1),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+
+
+def child(*args: str) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode or not lines:
+        print(json.dumps({"case": args[0], "args": list(args), "error": out.stderr[-800:]}))
+    else:
+        print(lines[-1], flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k", default="4,8,16")
     parser.add_argument("--methods", default="nearest,shape,contour")
+    parser.add_argument("--learn", help="comma-separated: 2d, 3d, 3d+fill")
+    parser.add_argument("--minutes", default="2,5")
+    parser.add_argument("--memory", action="store_true")
+    parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)  # a child's case
     args = parser.parse_args()
+    if args.one:
+        case = args.one
+        result = memory() if case[0] == "memory" else learn(case[1], int(case[2]), float(case[3]))
+        print(json.dumps(result), flush=True)
+        return
+    if args.memory:
+        child("--one", "memory")
+        return
+    if args.learn:
+        for k in (int(v) for v in args.k.split(",")):
+            for minutes in args.minutes.split(","):
+                for method in args.learn.split(","):
+                    child("--one", "learn", method, str(k), minutes)
+        return
     _, labels = mni()
     methods = args.methods.split(",")
     if "contour" in methods and importlib.util.find_spec("itk") is None:

@@ -257,3 +257,31 @@ def test_refine_fills_between_slices_of_a_nifti_file(tmp_path):
     np.testing.assert_array_equal(filled, interpolate_slices(sparse, axis=0, method="nearest"))
     np.testing.assert_array_equal(filled[::4], sparse[::4])
     assert filled[1:16].any(axis=(1, 2)).all()
+
+
+def test_train_3d_on_nifti_volumes_from_a_few_slices(tmp_path):
+    """``--dims 3`` on NIfTI files painted on every 3rd slice: a 3D model with the files'
+    voxel size, the planned patch in its summary, and fine-tuning it stays 3D."""
+    image, labels = cells_3d((12, 40, 48), seed=2)
+    sparse = np.zeros(labels.shape, np.uint8)
+    sparse[::3] = labels[::3] + 1
+    for name, data in (("img", image), ("seg", sparse)):
+        nib.save(nib.Nifti1Image(data.transpose(2, 1, 0), AFFINE), str(tmp_path / f"{name}.nii.gz"))
+    args = ["train", "--image", str(tmp_path / "img.nii.gz"), "--labels",
+            str(tmp_path / "seg.nii.gz"), "--dims", "3", "--option", "depth=2",
+            "--option", "base_width=4", "--label0", "unlabelled", "--epochs", "1",
+            "--steps-per-epoch", "2", "--device", "cpu", "--quiet"]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "m.safetensors")]) == 0
+    model = load_model(tmp_path / "m.safetensors")
+    assert model.spec.spatial_dims == 3
+    assert model.spec.spacing == pytest.approx((3.0, 0.8, 0.9))  # (z, y, x) voxel size
+    summary = json.loads((tmp_path / "m.training.json").read_text())
+    assert len(summary["config"]["patch_3d"]) == 3
+    tuned = [*args[:5], "--from-model", str(tmp_path / "m.safetensors"), *args[11:]]
+    assert "--dims" not in tuned
+    assert (
+        main([*tuned, "--patch-3d", "8", "16", "16", "--out", str(tmp_path / "t.safetensors")]) == 0
+    )
+    assert load_model(tmp_path / "t.safetensors").spec.spatial_dims == 3
+    summary = json.loads((tmp_path / "t.training.json").read_text())
+    assert summary["config"]["patch_3d"] == [8, 16, 16]

@@ -38,6 +38,8 @@ _FIELDS = {
     "class_names": "class_names",
     "validation_fraction": "validation_fraction",
     "threads": "threads",
+    "dims": "dims",
+    "memory_gb": "memory_gb",
 }
 
 
@@ -92,8 +94,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--axis", type=int, help="stack axis to train on slice by slice")
     p.add_argument("--channel-axis", type=int, help="channel axis of the images (detected)")
-    spacing = "pixel size of the planes for a new model's card (default: a NIfTI's own)"
-    p.add_argument("--spacing", type=float, nargs=2, metavar=("Y", "X"), help=spacing)
+    spacing = (
+        "pixel size of the planes (Y X), or voxel size of volumes (Z Y X) with --dims 3, "
+        "for a new model's card and a 3D run's planning (default: a NIfTI's own)"
+    )
+    p.add_argument("--spacing", type=float, nargs="+", metavar="SIZE", help=spacing)
+    _add_3d_arguments(p)
     p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
     p.add_argument("--elastic", action="store_true", default=None, help="elastic deformation")
     p.add_argument(
@@ -104,6 +110,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def _add_3d_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dims",
+        type=int,
+        choices=(2, 3),
+        help="2: planes (stacks slice by slice); 3: volumes with a 3D network "
+        "(default: the --from-model's, else 2)",
+    )
+    p.add_argument(
+        "--patch-3d",
+        type=int,
+        nargs=3,
+        metavar=("D", "H", "W"),
+        help="3D patch size (default: planned from the spacing and --memory-gb)",
+    )
+    p.add_argument(
+        "--memory-gb",
+        type=float,
+        help="memory budget of a 3D run's planning (default: 80%% of a GPU's free memory, "
+        "40%% of the available RAM)",
+    )
 
 
 def build_config(args: argparse.Namespace) -> TrainingConfig:
@@ -148,6 +177,8 @@ def build_config(args: argparse.Namespace) -> TrainingConfig:
         changes["elastic"] = True
     if args.spacing is not None:
         changes["spacing"] = tuple(args.spacing)
+    if args.patch_3d is not None:
+        changes["patch_3d"] = tuple(args.patch_3d)
     return config.with_(**changes)
 
 
@@ -197,12 +228,24 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _with_medical_spacing(config, geometries):
-    """The config with the in-plane voxel size of medical inputs (axial planes, as a 2D
-    model trains on them) when they all share one and none was given."""
-    spacings = {g.spacing[1:] for g in geometries if g is not None}
+    """The config with the voxel size of medical inputs when they all share one and
+    none was given: in-plane (axial planes, as a 2D model trains on them), or all
+    three sizes for a 3D run."""
+    whole = _run_dims(config) == 3
+    spacings = {g.spacing if whole else g.spacing[1:] for g in geometries if g is not None}
     if config.spacing is not None or len(spacings) != 1 or None in geometries:
         return config
     return config.with_(spacing=spacings.pop())
+
+
+def _run_dims(config) -> int:
+    """The run's dimensionality as the trainer will see it (the model file's when
+    fine-tuning without ``dims``), read from the model card only."""
+    if config.dims is not None or config.from_model is None:
+        return config.dims or 2
+    from ..models import ModelSpec, read_model_card
+
+    return ModelSpec.from_dict(read_model_card(config.from_model)["spec"]).spatial_dims
 
 
 def _run(pairs, config, args, names, stop):

@@ -140,18 +140,24 @@ class Architecture:
             return self.encoder_options
         return self.options
 
-    def resolve_encoder(self, encoder: str | None) -> str | None:
-        """The encoder used for ``encoder`` (the default for None).
+    def resolve_encoder(self, encoder: str | None, dims: int = 2) -> str | None:
+        """The encoder used for ``encoder`` (for None: the default, or in 3D the
+        first encoder the architecture offers in 3D).
 
         Parameters
         ----------
         encoder : str or None
+        dims : {2, 3}
 
         Returns
         -------
         str or None
         """
-        return self.default_encoder if encoder is None else encoder
+        if encoder is not None:
+            return encoder
+        if dims == 3 and self.encoders_3d:
+            return self.encoders_3d[0]
+        return self.default_encoder
 
     def check_encoder(self, encoder: str | None) -> None:
         """Raise if ``encoder`` is not one of this architecture's.
@@ -217,7 +223,8 @@ class Architecture:
         -------
         int or bool
         """
-        return spec.options.get(key, self.options_for(spec.encoder)[key].default)
+        encoder = self.resolve_encoder(spec.encoder, spec.spatial_dims)
+        return spec.options.get(key, self.options_for(encoder)[key].default)
 
     def build(self, spec: ModelSpec) -> tuple[Any, int]:
         """Build the network for ``spec`` (imports its library on first use).
@@ -518,7 +525,8 @@ def create_model(spec: ModelSpec, *, encoder_weights: str | None = None) -> Segm
 
     spec.validate()
     arch = get_architecture(spec.architecture)
-    spec = spec.with_(architecture=arch.name, encoder=arch.resolve_encoder(spec.encoder))
+    encoder = arch.resolve_encoder(spec.encoder, spec.spatial_dims)
+    spec = spec.with_(architecture=arch.name, encoder=encoder)
     net, size_multiple = arch.build(spec)
     model = SegmentationModel(net, spec, size_multiple=size_multiple)
     if encoder_weights is not None:
@@ -532,14 +540,14 @@ class _RegistryRules:
     def check(self, spec: ModelSpec) -> None:
         arch = get_architecture(spec.architecture)
         arch.check_encoder(spec.encoder)
-        arch.check_options(spec.options, spec.encoder)
+        arch.check_options(spec.options, arch.resolve_encoder(spec.encoder, spec.spatial_dims))
         if spec.spatial_dims not in arch.dims:
             offered = " or ".join(f"{d}D" for d in arch.dims)
             raise ValueError(
                 f"architecture {arch.name!r} is {offered} only, got spatial_dims="
                 f"{spec.spatial_dims}"
             )
-        encoder = arch.resolve_encoder(spec.encoder)
+        encoder = arch.resolve_encoder(spec.encoder, spec.spatial_dims)
         if (
             spec.spatial_dims == 3
             and arch.encoders_3d is not None
@@ -551,7 +559,7 @@ class _RegistryRules:
             )
 
     def resolve_encoder(self, spec: ModelSpec) -> str | None:
-        return get_architecture(spec.architecture).resolve_encoder(spec.encoder)
+        return get_architecture(spec.architecture).resolve_encoder(spec.encoder, spec.spatial_dims)
 
 
 register_architecture_rules(_RegistryRules())

@@ -71,9 +71,27 @@ def find_slice_axis(labels: ArrayLike, background: int = 0) -> int:
     int
     """
     labels = np.asarray(labels)
+    return choose_slice_axis(
+        [annotated_slices(labels, axis, background) for axis in range(labels.ndim)]
+    )
+
+
+def choose_slice_axis(annotated: Sequence[np.ndarray]) -> int:
+    """:func:`find_slice_axis` from which slices hold annotation along each axis
+    (for callers that scan a volume in pieces).
+
+    Parameters
+    ----------
+    annotated : sequence of 1D bool arrays
+        One per axis: whether each slice along it holds annotation.
+
+    Returns
+    -------
+    int
+    """
     best, best_key = 0, None
-    for axis in range(labels.ndim):
-        index = np.flatnonzero(annotated_slices(labels, axis, background))
+    for axis, flags in enumerate(annotated):
+        index = np.flatnonzero(flags)
         runs = 1 + int(np.count_nonzero(np.diff(index) > 1)) if len(index) else 0
         if runs < 2:
             continue

@@ -108,6 +108,7 @@ def _new_model(
         untrained_classes=(0,) if unlabelled else (),
         background=background,
         spacing=config.spacing,
+        spatial_dims=config.dims or 2,
     ).validate()
     torch.manual_seed(config.seed)
     return create_model(spec).to(device), {"initialisation": "random", "seed": config.seed}

@@ -1,6 +1,7 @@
 """Random augmentations of training patches (numpy and scipy), driven by one generator.
 
-Geometric transforms (flips, 90-degree rotations, elastic deformation) move
+Geometric transforms (flips, 90-degree rotations, elastic deformation; for 3D
+patches also rotations only in planes of equal spacing and a small zoom) move
 image and targets together; intensity transforms (scale, shift, gamma,
 Gaussian noise) change the normalised image only. Every draw comes from the
 run's ``numpy.random.Generator``, so a seeded run (and its resumption) sees
@@ -35,6 +36,10 @@ class Augmentation:
     noise_max: float = 0.05
     elastic_alpha: float = 0.06  # displacement, as a fraction of the patch side
     elastic_sigma: float = 0.08  # smoothness, as a fraction of the patch side
+    scaling: bool = True  # 3D patches only: a random zoom of some patches
+    zoom_range: tuple[float, float] = (0.85, 1.15)
+    zoom_probability: float = 0.2
+    spacing: tuple[float, ...] | None = None  # 3D: rotations only in planes of equal spacing
 
     @classmethod
     def from_config(cls, config: TrainingConfig) -> Augmentation:
@@ -54,6 +59,8 @@ class Augmentation:
             intensity=config.intensity,
             noise=config.noise,
             elastic=config.elastic,
+            scaling=config.scaling,
+            spacing=config.spacing if config.spacing and len(config.spacing) == 3 else None,
         )
 
 
@@ -64,9 +71,9 @@ def augment(
 
     Parameters
     ----------
-    images : ndarray, shape (B, C, H, W), float32
+    images : ndarray, shape (B, C, H, W) or (B, C, D, H, W), float32
         Normalised patches.
-    targets : ndarray, shape (B, H, W), int64
+    targets : ndarray, shape (B, H, W) or (B, D, H, W), int64
     rng : numpy.random.Generator
     aug : Augmentation
 
@@ -76,8 +83,9 @@ def augment(
         Contiguous arrays of the same shapes.
     """
     out_images, out_targets = [], []
+    geometry = _geometry if targets.ndim == 3 else _geometry_3d
     for image, target in zip(images, targets, strict=True):
-        image, target = _geometry(image, target, rng, aug)
+        image, target = geometry(image, target, rng, aug)
         image = _intensity(image, rng, aug)
         out_images.append(image)
         out_targets.append(target)
@@ -98,22 +106,67 @@ def _geometry(image, target, rng, aug: Augmentation):
     return image, target
 
 
+def _geometry_3d(image, target, rng, aug: Augmentation):
+    """Flips along every axis; 90-degree rotations in a plane of two axes with the
+    same spacing and patch side; a small zoom; elastic deformation when asked."""
+    if aug.flips:
+        for axis in range(3):
+            if rng.random() < 0.5:
+                image, target = np.flip(image, axis + 1), np.flip(target, axis)
+    planes = _isotropic_planes(target.shape, aug.spacing)
+    if aug.rotations and planes:
+        a, b = planes[int(rng.integers(len(planes)))]
+        k = int(rng.integers(4))
+        image, target = np.rot90(image, k, axes=(a + 1, b + 1)), np.rot90(target, k, axes=(a, b))
+    if aug.scaling and rng.random() < aug.zoom_probability:
+        image, target = _zoom(image, target, float(rng.uniform(*aug.zoom_range)))
+    if aug.elastic:
+        image, target = _elastic(image, target, rng, aug)
+    return image, target
+
+
+def _isotropic_planes(shape, spacing) -> list[tuple[int, int]]:
+    """Pairs of axes with equal patch sides and spacings within 10% of each other."""
+    spacing = spacing or (1.0,) * len(shape)
+    return [
+        (a, b)
+        for a in range(len(shape))
+        for b in range(a + 1, len(shape))
+        if shape[a] == shape[b]
+        and abs(spacing[a] - spacing[b]) <= 0.1 * max(spacing[a], spacing[b])
+    ]
+
+
+def _zoom(image, target, factor: float):
+    """Zoom about the patch centre by ``factor`` (> 1 magnifies); the shape is kept,
+    voxels brought in from outside are mirrored (image) or ignored (targets)."""
+    from scipy import ndimage as ndi
+
+    centre = (np.asarray(target.shape, float) - 1) / 2
+    matrix = np.full(target.ndim, 1.0 / factor)
+    offset = centre - matrix * centre
+    warped = np.stack(
+        [ndi.affine_transform(ch, matrix, offset, order=1, mode="mirror") for ch in image]
+    ).astype(np.float32)
+    labels = ndi.affine_transform(
+        target, matrix, offset, order=0, mode="constant", cval=IGNORE_INDEX
+    )
+    return warped, labels.astype(np.int64)
+
+
 def _elastic(image, target, rng, aug: Augmentation):
     """Smooth random displacement (Simard et al. 2003); targets use nearest neighbours."""
     from scipy import ndimage as ndi
 
-    h, w = target.shape
-    side = max(h, w)
+    side = max(target.shape)
     sigma, alpha = aug.elastic_sigma * side, aug.elastic_alpha * side
     fields = []
-    for _ in range(2):
-        d = ndi.gaussian_filter(rng.standard_normal((h, w)).astype(np.float32), sigma)
+    for _ in range(target.ndim):
+        d = ndi.gaussian_filter(rng.standard_normal(target.shape).astype(np.float32), sigma)
         d *= alpha / (np.abs(d).max() + 1e-8)
         fields.append(d)
-    yy, xx = np.meshgrid(
-        np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij"
-    )
-    coords = np.stack([yy + fields[0], xx + fields[1]])
+    grid = np.meshgrid(*(np.arange(n, dtype=np.float32) for n in target.shape), indexing="ij")
+    coords = np.stack([g + f for g, f in zip(grid, fields, strict=True)])
     warped = np.stack(
         [ndi.map_coordinates(ch, coords, order=1, mode="mirror") for ch in image]
     ).astype(np.float32)

@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 #: Target value of pixels that give no gradient (torch's default ignore index).
 IGNORE_INDEX = -100
+#: Targets at or above this are filled-in (lower-weight) targets of class ``t - FILLED``.
+FILLED = 1000
 #: Annotated positions kept per class and plane for drawing patch centres.
 POSITIONS_PER_CLASS = 16384
 #: At most this many regions are held out for validation.
@@ -368,31 +370,9 @@ class TrainingData:
         return counts
 
     def _check_annotations(self) -> None:
-        present = np.flatnonzero(self.class_counts)
-        names = ", ".join(s.name for s in self.sources)
-        if present.size == 0:
-            raise ValueError(
-                f"the labels of {names} have no annotated pixel (every pixel is 0, which "
-                "means 'unlabelled'); paint at least two classes"
-            )
-        if present.size < 2:
-            hint = (
-                "paint the background too, with its own label id"
-                if self.label0 == "unlabelled"
-                else "label 0 is background here; paint at least one object"
-            )
-            raise ValueError(
-                f"the labels of {names} annotate only class {int(present[0])}; a model needs "
-                f"at least two classes to learn from ({hint})"
-            )
-        if self.label0 == "background":
-            unpainted = self.class_counts[0] / self.class_counts.sum()
-            if unpainted > 0.98:
-                self.warnings.append(
-                    f"label 0 covers {100 * unpainted:.1f}% of the pixels and is trained as "
-                    "background; if those pixels are simply not annotated, use "
-                    "label0='unlabelled'"
-                )
+        check_annotations(
+            self.class_counts, self.label0, [s.name for s in self.sources], self.warnings
+        )
 
     # -- reading ---------------------------------------------------------------------
     def _read_labels(self, src: _Source, plane, ys: slice, xs: slice) -> np.ndarray:
@@ -623,27 +603,79 @@ class TrainingData:
         return pad_patch(image, target, self.patch + 2 * m)
 
 
-def pad_patch(image: np.ndarray, target: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pad ``(C, h, w)`` and ``(h, w)`` to ``size``: image mirrored, target ignored.
+def pad_patch(
+    image: np.ndarray, target: np.ndarray, size: int | Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pad ``(C, *spatial)`` and ``spatial`` to ``size``: image mirrored, target ignored.
 
     Parameters
     ----------
     image : numpy.ndarray
     target : numpy.ndarray
-    size : int
+    size : int or sequence of int
+        One size for every spatial axis, or one per axis (2D or 3D).
 
     Returns
     -------
     image, target : numpy.ndarray
     """
-    h, w = target.shape
-    pad_h, pad_w = max(0, size - h), max(0, size - w)
-    if pad_h == 0 and pad_w == 0:
+    sizes = (size,) * target.ndim if isinstance(size, (int, np.integer)) else tuple(size)
+    pads = [max(0, int(s) - n) for s, n in zip(sizes, target.shape, strict=True)]
+    if not any(pads):
         return image, target
-    mode: Literal["reflect", "edge"] = "reflect" if pad_h < h and pad_w < w else "edge"
-    image = np.pad(image, ((0, 0), (0, pad_h), (0, pad_w)), mode=mode)
-    target = np.pad(target, ((0, pad_h), (0, pad_w)), constant_values=IGNORE_INDEX)
+    fits = all(p < n for p, n in zip(pads, target.shape, strict=True))
+    mode: Literal["reflect", "edge"] = "reflect" if fits else "edge"
+    widths = [(0, p) for p in pads]
+    image = np.pad(image, [(0, 0), *widths], mode=mode)
+    target = np.pad(target, widths, constant_values=IGNORE_INDEX)
     return image, target
+
+
+def check_annotations(
+    class_counts: np.ndarray, label0: str, names: Sequence[str], warnings: list[str]
+) -> None:
+    """Refuse labels a model cannot learn from; warn about a suspicious label 0.
+
+    Parameters
+    ----------
+    class_counts : ndarray of int
+        Annotated pixels per class id.
+    label0 : {"unlabelled", "background"}
+    names : sequence of str
+        The pairs' names, for the message.
+    warnings : list of str
+        Messages for the user are appended here.
+
+    Raises
+    ------
+    ValueError
+        When no pixel, or only one class, is annotated.
+    """
+    present = np.flatnonzero(class_counts)
+    joined = ", ".join(names)
+    if present.size == 0:
+        raise ValueError(
+            f"the labels of {joined} have no annotated pixel (every pixel is 0, which "
+            "means 'unlabelled'); paint at least two classes"
+        )
+    if present.size < 2:
+        hint = (
+            "paint the background too, with its own label id"
+            if label0 == "unlabelled"
+            else "label 0 is background here; paint at least one object"
+        )
+        raise ValueError(
+            f"the labels of {joined} annotate only class {int(present[0])}; a model needs "
+            f"at least two classes to learn from ({hint})"
+        )
+    if label0 == "background":
+        unpainted = class_counts[0] / class_counts.sum()
+        if unpainted > 0.98:
+            warnings.append(
+                f"label 0 covers {100 * unpainted:.1f}% of the pixels and is trained as "
+                "background; if those pixels are simply not annotated, use "
+                "label0='unlabelled'"
+            )
 
 
 def _block_counts(lab: np.ndarray, annotated: np.ndarray, block: int, grid) -> np.ndarray:

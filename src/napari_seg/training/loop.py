@@ -42,6 +42,7 @@ from .files import best_from_file, check_outputs, companion_paths, resumed_confi
 from .losses import SegmentationLoss
 from .schedule import lr_factor
 from .validation import METRIC_NAMES, Validation, validate
+from .volume import VolumeData
 
 if TYPE_CHECKING:
     from ..models.wrapper import SegmentationModel
@@ -54,6 +55,11 @@ AUX_WEIGHT = 0.4
 PREVIEW_S = 5.0
 #: Previews take at most about this share of the training time.
 PREVIEW_SHARE = 0.2
+#: Why a 3D run cannot train a pixel classifier.
+PIXEL_ON_PLANES = (
+    "a pixel classifier (alone or inside an auto-context network) is fitted on 2D planes; "
+    "train a 3D network (unet, dynunet, segresnet...) on volumes"
+)
 #: An improvement of the validation IoU smaller than this does not reset patience.
 MIN_DELTA = 1e-4
 
@@ -185,7 +191,9 @@ class _Trainer:
         self.optimizer: torch.optim.Optimizer | None = None
         self.scaler: torch.amp.GradScaler
         self.state: RunState
-        self.data: TrainingData
+        self.data: TrainingData | VolumeData
+        self.dims = 2
+        self.plan: Any = None  # a 3D run's TrainingPlan
         self.rng: np.random.Generator
         self.hooks: list[torch.utils.hooks.RemovableHandle] = []
         self.best_state: dict[str, torch.Tensor] | None = None
@@ -198,18 +206,12 @@ class _Trainer:
         cfg = self.config
         base, self.source = base_model(self.config, model, resume, self.device)
         in_channels, normalization = self._input_spec(base, pairs[0][0])
-        self.data = TrainingData(
-            pairs,
-            in_channels=in_channels,
-            normalization=normalization,
-            label0=cfg.label0,
-            patch_size=cfg.patch_size,
-            validation_fraction=cfg.validation_fraction,
-            axis=cfg.axis,
-            channel_axis=cfg.channel_axis,
-            seed=cfg.seed,
-            names=names,
-        )
+        self.dims = _run_dims(cfg, base)
+        if self.dims == 3:
+            self.data = self._volume_data(pairs, base, in_channels, normalization, names)
+        else:
+            self.data = self._planes(pairs, in_channels, normalization, names)
+        cfg = self.config
         self.model, source = fit_classes(
             base, self.config, self.data.max_label + 1, in_channels, normalization, self.device
         )
@@ -235,6 +237,8 @@ class _Trainer:
             cfg.loss, num_classes=self.model.spec.num_classes, class_counts=self.data.class_counts
         ).to(self.device)
         self.aug = Augmentation.from_config(cfg)
+        if self.dims == 3 and self.model.spec.spacing is not None:
+            self.aug = replace(self.aug, spacing=self.model.spec.spacing)
         if not get_architecture(self.model.spec.architecture).intensity_augmentation:
             self.aug = replace(self.aug, intensity=False, noise=False)
         for message in self.data.warnings:
@@ -254,6 +258,62 @@ class _Trainer:
             validation_metric=self.data.validation_metric,
         )
 
+    def _planes(self, pairs, in_channels, normalization, names) -> TrainingData:
+        cfg = self.config
+        return TrainingData(
+            pairs,
+            in_channels=in_channels,
+            normalization=normalization,
+            label0=cfg.label0,
+            patch_size=cfg.patch_size,
+            validation_fraction=cfg.validation_fraction,
+            axis=cfg.axis,
+            channel_axis=cfg.channel_axis,
+            seed=cfg.seed,
+            names=names,
+        )
+
+    def _volume_data(self, pairs, base, in_channels, normalization, names) -> VolumeData:
+        """A 3D run's data, with its patch and batch planned (unless the config fixes
+        the patch); the planned values are recorded in the run's config."""
+        from .planning import memory_budget, plan_patch_3d, training_bytes_per_voxel
+
+        cfg = self.config
+        if self.pixel_architecture(base):
+            raise ValueError(PIXEL_ON_PLANES)
+        data_args = dict(
+            in_channels=in_channels,
+            normalization=normalization,
+            label0=cfg.label0,
+            validation_fraction=cfg.validation_fraction,
+            channel_axis=cfg.channel_axis,
+            seed=cfg.seed,
+            names=names,
+            fill=cfg.filled_weight > 0,
+        )
+        if cfg.patch_3d is not None:
+            return VolumeData(pairs, patch=cfg.patch_3d, **data_args)
+        probe = base if base is not None else _probe_model(cfg, in_channels, normalization)
+        probe = probe.to(self.device)
+        shapes = [_volume_shape(image, in_channels, cfg.channel_axis) for image, _ in pairs]
+        plan = plan_patch_3d(
+            shapes,
+            spacing=probe.spec.spacing,
+            bytes_per_voxel=training_bytes_per_voxel(probe.net, in_channels, probe.size_multiple),
+            parameter_bytes=sum(p.numel() * p.element_size() for p in probe.parameters()),
+            budget_bytes=memory_budget(self.device, cfg.memory_gb),
+            multiple=probe.size_multiple,
+            max_batch=cfg.batch_size,
+            cpu=self.device.type == "cpu",
+        )
+        self.plan = plan
+        self.config = cfg.with_(patch_3d=plan.patch, batch_size=plan.batch_size)
+        return VolumeData(pairs, patch=plan.patch, **data_args)
+
+    def pixel_architecture(self, base) -> bool:
+        name = base.spec.architecture if base is not None else self.config.architecture
+        return get_architecture(name).fitted == "forest"
+
     def _fit_inner_classifier(self) -> None:
         """An auto-context network's pixel classifier is fitted on the training
         annotations before its U-Net trains (unless it comes fitted)."""
@@ -263,8 +323,13 @@ class _Trainer:
         net = self.model.net
         if isinstance(net, StackedNet) and not bool(net.pixel.fitted):
             fit_pixel_classifier(
-                self.model, self.data, seed=self.config.seed, threads=self.config.threads
+                self.model, self._plane_data(), seed=self.config.seed, threads=self.config.threads
             )
+
+    def _plane_data(self) -> TrainingData:
+        if not isinstance(self.data, TrainingData):
+            raise ValueError(PIXEL_ON_PLANES)
+        return self.data
 
     def _input_spec(self, base, first) -> tuple[int, Normalization]:
         """Channels and normalisation: the base model's, or from the config and data."""
@@ -282,16 +347,16 @@ class _Trainer:
         from .pixel import FeatureCache, fit_pixel_classifier
 
         st, clock, cache = self.state, Clock(), FeatureCache()
-        threads = self.config.threads
-        error = fit_pixel_classifier(self.model, self.data, seed=self.config.seed, cache=cache,
+        threads, data = self.config.threads, self._plane_data()
+        error = fit_pixel_classifier(self.model, data, seed=self.config.seed, cache=cache,
                                      threads=threads).error  # fmt: skip
         st.steps = 1
         yield from clock.outside(StepProgress(1, 1, 1, error, 0.0, clock.elapsed(), 1.0))
         self.model.eval()
         val = validate(self.model, self.data, self.loss, self.runtime, self.config.batch_size)
-        if self.data.regions and not stop.is_set():
-            self.data.release_held_out()
-            fit_pixel_classifier(self.model, self.data, seed=self.config.seed, cache=cache,
+        if data.regions and not stop.is_set():
+            data.release_held_out()
+            fit_pixel_classifier(self.model, data, seed=self.config.seed, cache=cache,
                                  threads=threads)  # fmt: skip
         st.epoch, st.elapsed_s = 1, clock.elapsed()
         self._track_best(val.score)
@@ -327,7 +392,7 @@ class _Trainer:
 
     def _setup_optimizer(self) -> None:
         cfg, model = self.config, self.model
-        if self.channels_last:
+        if self.channels_last and self.dims == 2:  # channels-last is a 4D format
             model.to(memory_format=torch.channels_last)
         self.hooks = guard_batchnorm(model)
         self.optimizer = torch.optim.AdamW(
@@ -390,9 +455,10 @@ class _Trainer:
         y = torch.from_numpy(targets).to(self.device)
         with self.runtime.autocast():
             logits, aux = self.model.forward_with_aux(x)
-        loss = self.loss(logits, y)
+        w = cfg.filled_weight
+        loss = self.loss(logits, y, w)
         if aux:
-            loss = loss + AUX_WEIGHT * sum(self.loss(a, y) for a in aux) / len(aux)
+            loss = loss + AUX_WEIGHT * sum(self.loss(a, y, w) for a in aux) / len(aux)
         optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(optimizer)
@@ -573,6 +639,45 @@ class _Trainer:
         for hook in self.hooks:
             hook.remove()
         self.hooks = []
+
+
+def _run_dims(config: TrainingConfig, base: SegmentationModel | None) -> int:
+    """2 or 3: the model's when fine-tuning (``config.dims`` must agree), else the config's."""
+    if base is None:
+        return config.dims or 2
+    dims = base.spec.spatial_dims
+    if config.dims is not None and config.dims != dims:
+        raise ValueError(
+            f"dims={config.dims} but the model to fine-tune is {dims}D; leave dims unset "
+            "to train it as it is"
+        )
+    return dims
+
+
+def _probe_model(config: TrainingConfig, in_channels: int, normalization) -> SegmentationModel:
+    """A new 3D model of the run's architecture (two classes), to measure memory with."""
+    from ..models import ModelSpec, create_model
+
+    spec = ModelSpec(
+        config.architecture,
+        in_channels=in_channels,
+        num_classes=2,
+        encoder=config.encoder,
+        normalization=normalization,
+        options=config.options,
+        spatial_dims=3,
+        spacing=config.spacing,
+    ).validate()
+    return create_model(spec)
+
+
+def _volume_shape(image, in_channels: int, channel_axis: int | None) -> tuple[int, ...]:
+    from ..arrays.layout import resolve_layout
+
+    layout = resolve_layout(
+        image.shape, in_channels=in_channels, channel_axis=channel_axis, spatial_dims=3
+    )
+    return layout.spatial_shape
 
 
 def _num(value) -> float | None:

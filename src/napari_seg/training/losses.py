@@ -4,6 +4,11 @@ Cross-entropy comes from torch, Dice from segmentation-models-pytorch and the
 softmax Focal loss from MONAI; all three take an ignore index, so pixels whose
 target is :data:`~napari_seg.training.data.IGNORE_INDEX` give exactly zero
 gradient.
+
+Targets coded ``FILLED + class`` (classes filled in between annotated slices,
+:class:`~napari_seg.training.volume.VolumeData`) enter the cross-entropy with a
+lower weight (``filled_weight``) and are left out of Dice and Focal, which
+keep to what the user painted.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from torch import nn
 
 from .._types import ArrayLike
 from .config import LOSSES
-from .data import IGNORE_INDEX
+from .data import FILLED, IGNORE_INDEX
 
 FOCAL_GAMMA = 2.0
 
@@ -101,15 +106,20 @@ class SegmentationLoss(nn.Module):
             )
             self.terms.append(self.focal)
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, logits: torch.Tensor, target: torch.Tensor, filled_weight: float = 0.0
+    ) -> torch.Tensor:
         """The loss of ``logits`` against ``target`` (ignored pixels give no gradient).
 
         Parameters
         ----------
         logits : torch.Tensor
-            ``(N, classes, H, W)``; computed in fp32 whatever the autocast.
+            ``(N, classes, *spatial)``; computed in fp32 whatever the autocast.
         target : torch.Tensor
-            ``(N, H, W)`` class ids, ``IGNORE_INDEX`` where nothing is known.
+            ``(N, *spatial)`` class ids, ``IGNORE_INDEX`` where nothing is known,
+            ``FILLED + id`` where a class was filled in.
+        filled_weight : float
+            Weight of filled-in targets in the cross-entropy (0: ignored).
 
         Returns
         -------
@@ -117,12 +127,29 @@ class SegmentationLoss(nn.Module):
             A scalar; 0 (with a gradient of 0) when every pixel is ignored.
         """
         logits = logits.float()  # losses in fp32 also under autocast
-        if not bool((target != IGNORE_INDEX).any()):
+        filled = target >= FILLED
+        painted = target.masked_fill(filled, IGNORE_INDEX)
+        weighted = filled_weight > 0 and bool(filled.any())
+        if not bool((painted != IGNORE_INDEX).any()) and not weighted:
             return logits.sum() * 0.0
         total = logits.new_zeros(())
         for term in self.terms:
             if term is getattr(self, "focal", None):
-                total = total + term(logits, target.unsqueeze(1))
-            else:
-                total = total + term(logits, target)
+                total = total + term(logits, painted.unsqueeze(1))
+            elif term is getattr(self, "ce", None) and weighted:
+                total = total + self._weighted_ce(logits, target, filled, filled_weight)
+            elif bool((painted != IGNORE_INDEX).any()):
+                total = total + term(logits, painted)
         return total
+
+    def _weighted_ce(self, logits, target, filled, filled_weight: float) -> torch.Tensor:
+        """Cross-entropy with painted targets at weight 1 and filled ones at ``filled_weight``."""
+        import torch.nn.functional as F
+
+        ids = torch.where(filled, target - FILLED, target)
+        weight = self.weight if isinstance(self.weight, torch.Tensor) else None
+        per_pixel = F.cross_entropy(
+            logits, ids, weight=weight, ignore_index=IGNORE_INDEX, reduction="none"
+        )
+        weights = torch.where(filled, filled_weight, 1.0) * (ids != IGNORE_INDEX)
+        return (per_pixel * weights).sum() / weights.sum().clamp(min=1e-6)

@@ -20,6 +20,7 @@ from ..arrays.runtime import Runtime
 from ..metrics import ConfusionMatrix, semantic_scores
 from ..models.wrapper import SegmentationModel, mask_untrained
 from .data import IGNORE_INDEX, TrainingData
+from .volume import VolumeData
 
 #: What each validation metric is called where users read it.
 METRIC_NAMES = {"iou": "validation IoU", "agreement": "held-out stroke agreement"}
@@ -44,7 +45,7 @@ class Validation:
 @torch.no_grad()
 def validate(
     model: SegmentationModel,
-    data: TrainingData,
+    data: TrainingData | VolumeData,
     loss_fn: torch.nn.Module,
     runtime: Runtime,
     batch_size: int,
@@ -59,7 +60,7 @@ def validate(
     Parameters
     ----------
     model : SegmentationModel
-    data : TrainingData
+    data : TrainingData or VolumeData
     loss_fn : torch.nn.Module
         The run's loss.
     runtime : Runtime

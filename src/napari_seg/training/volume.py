@@ -1,0 +1,485 @@
+"""Training data from (volume, labels) pairs for 3D networks: patches and held-out slabs.
+
+The 3D counterpart of :class:`~napari_seg.training.data.TrainingData`, with the
+same interface for the training loop. Labels are scanned once, slab by slab
+along the first axis (never a whole int64 copy of the volume), to count classes,
+find which slices hold annotation and keep a sample of annotated positions per
+class; images are read patch by patch.
+
+Validation holds out whole slabs: with sparse labels (``label0="unlabelled"``:
+a few annotated slices, or scribbles) a share of the annotated slices along the
+axis the user drew (:func:`napari_seg.refine.slices.choose_slice_axis`), each
+scored against its own annotation; with dense labels, slabs one patch thick along
+the first axis. Held-out voxels give no gradient until
+:meth:`VolumeData.release_held_out`.
+
+With ``fill=True`` (sparse labels), the voxels nobody painted get the classes
+:func:`napari_seg.refine.interpolate_slices` (shape-based) fills in from the
+training slices (held-out slices left out, so validation stays honest), coded
+as ``FILLED + class`` so that the loss can weigh them lower than painted voxels.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._types import RegionArray
+from ..arrays.layout import ImageLayout, resolve_layout
+from ..arrays.normalize import IntensityStats, compute_stats
+from ..models.spec import Normalization
+from .data import (
+    FILLED,
+    IGNORE_INDEX,
+    MAX_CLASSES,
+    POSITIONS_PER_CLASS,
+    as_pairs,
+    check_annotations,
+    pad_patch,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Slices of labels read at once while scanning.
+SCAN_SLICES = 16
+#: At most this many patch-sized blocks are predicted per validation.
+MAX_VALIDATION_BLOCKS = 48
+
+
+@dataclass
+class _Volume:
+    """One (image, labels) pair with its layout and statistics."""
+
+    name: str
+    image: RegionArray
+    labels: RegionArray
+    layout: ImageLayout
+    stats: IntensityStats
+
+
+@dataclass(frozen=True)
+class Slab:
+    """A held-out slab: pair ``source``, ``start:stop`` along ``axis``."""
+
+    source: int
+    axis: int
+    start: int
+    stop: int
+
+
+class VolumeData:
+    """Patches and held-out slabs drawn from labelled volumes (3D networks).
+
+    Parameters
+    ----------
+    pairs : sequence of (image, labels)
+        Images ``(Z, Y, X)`` or with a channel axis; labels ``(Z, Y, X)`` of
+        integer ids >= 0.
+    in_channels : int
+    normalization : Normalization
+    label0 : {"unlabelled", "background"}
+    patch : sequence of 3 int
+        Patch size along each axis.
+    validation_fraction : float
+        Share of the annotated slices (sparse) or of the slabs (dense) held out.
+    channel_axis : int, optional
+    seed : int
+        Seed of the choice of held-out slabs.
+    names : sequence of str, optional
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming the pair and the problem (not a volume, shapes that differ,
+        float labels, nothing annotated...).
+    """
+
+    def __init__(
+        self,
+        pairs,
+        *,
+        in_channels: int,
+        normalization: Normalization,
+        label0: str,
+        patch: Sequence[int],
+        validation_fraction: float = 0.2,
+        channel_axis: int | None = None,
+        seed: int = 0,
+        names: Sequence[str] | None = None,
+        fill: bool = False,
+    ) -> None:
+        pairs = as_pairs(pairs)
+        self.label0 = label0
+        self.patch = tuple(int(p) for p in patch)
+        self.warnings: list[str] = []
+        names = list(names) if names else [f"pair {i}" for i in range(len(pairs))]
+        self.sources = [
+            _volume(name, image, labels, in_channels, normalization, channel_axis)
+            for name, (image, labels) in zip(names, pairs, strict=True)
+        ]
+        scans = [self._scan(v) for v in self.sources]
+        k = max(scan.counts[0].shape[1] for scan in scans)
+        self.max_label = k - 1
+        rng = np.random.default_rng(seed)
+        self.regions: list[Slab] = []
+        for s, scan in enumerate(scans):
+            self.regions += self._hold_out(s, scan, rng, validation_fraction)
+        self._positions = self._training_positions(scans)
+        self.class_counts = self._training_counts(scans, k)
+        self.annotated_pixels = int(self.class_counts.sum())
+        sizes = [np.prod(v.layout.spatial_shape) for v in self.sources]
+        self._source_weights = np.asarray(sizes, float) / np.sum(sizes)
+        check_annotations(self.class_counts, label0, names, self.warnings)
+        self._filled = [self._fill(s) for s in range(len(self.sources))] if fill else []
+
+    @property
+    def sparse(self) -> bool:
+        """Whether 0 means "not annotated"."""
+        return self.label0 == "unlabelled"
+
+    @property
+    def validation_metric(self) -> str:
+        """``"agreement"`` for sparse labels, ``"iou"`` for dense ones."""
+        return "agreement" if self.sparse else "iou"
+
+    # -- scanning and holding out -------------------------------------------------------
+    def _scan(self, volume: _Volume) -> _Scan:
+        """Annotated voxels per slice and class along each axis, and a sample of
+        annotated positions per class."""
+        rng = np.random.default_rng(12345)
+        shape = volume.layout.spatial_shape
+        counts = [np.zeros((n, 1), np.int64) for n in shape]
+        found: dict[int, list[np.ndarray]] = {}
+        for z0 in range(0, shape[0], SCAN_SLICES):
+            lab = self._read_labels(volume, slice(z0, min(shape[0], z0 + SCAN_SLICES)))
+            _check_ids(volume.name, lab)
+            annotated = lab > 0 if self.sparse else np.ones(lab.shape, bool)
+            k = int(lab.max()) + 1 if lab.size else 1
+            if k > counts[0].shape[1]:
+                counts = [np.pad(c, ((0, 0), (0, k - c.shape[1]))) for c in counts]
+            where = np.argwhere(annotated)
+            ids = lab[annotated]
+            where[:, 0] += z0
+            for axis in range(3):
+                flat = np.bincount(where[:, axis] * k + ids, minlength=shape[axis] * k)
+                counts[axis][:, :k] += flat.reshape(shape[axis], k)
+            for c in np.unique(ids):
+                mine = where[ids == c]
+                if len(mine) > POSITIONS_PER_CLASS:
+                    mine = mine[rng.choice(len(mine), POSITIONS_PER_CLASS, replace=False)]
+                found.setdefault(int(c), []).append(mine.astype(np.int32))
+        positions = {c: _subsample(np.concatenate(p), rng) for c, p in found.items()}
+        return _Scan(counts, positions)
+
+    def _hold_out(self, s: int, scan: _Scan, rng, fraction: float) -> list[Slab]:
+        """Held-out slabs of pair ``s``; a slab is held out only if every class keeps
+        some training voxels without it (a structure painted on one slice only is
+        never taken away from training)."""
+        if fraction <= 0:
+            return []
+        if self.sparse:
+            from ..refine.slices import choose_slice_axis
+
+            along = [c.sum(axis=1) > 0 for c in scan.counts]
+            axis = choose_slice_axis(along)
+            units = [(int(i), int(i) + 1) for i in np.flatnonzero(along[axis])]
+        else:
+            axis, thick = 0, self.patch[0]
+            units = [(z, z + thick) for z in range(0, len(scan.counts[0]) - thick + 1, thick)]
+        if len(units) < 3:
+            if self.sparse:
+                self.warnings.append(
+                    f"{self.sources[s].name}: {len(units)} annotated slice(s) along axis "
+                    f"{axis}; at least 3 are needed to hold one out, so nothing is validated"
+                )
+            return []
+        per_unit = np.stack([scan.counts[axis][a:b].sum(axis=0) for a, b in units])
+        left = per_unit.sum(axis=0)
+        wanted = max(1, round(fraction * len(units)))
+        chosen: list[tuple[int, int]] = []
+        for u in rng.permutation(len(units)):
+            if len(chosen) == wanted:
+                break
+            if np.all((left - per_unit[u] > 0) | (left == 0)):
+                left = left - per_unit[u]
+                chosen.append(units[u])
+        held = per_unit.sum(axis=0) - left
+        if np.count_nonzero(held) < 2:
+            # Scores on one class would pick the model that predicts only it.
+            self.warnings.append(
+                f"{self.sources[s].name}: the slices that can be held out for validation "
+                "show fewer than two classes, so nothing is validated and the last model "
+                "is kept"
+            )
+            return []
+        return [Slab(s, axis, a, b) for a, b in sorted(chosen)]
+
+    def _held(self, s: int, axis: int) -> list[Slab]:
+        return [r for r in self.regions if r.source == s and r.axis == axis]
+
+    def _training_positions(self, scans: list[_Scan]) -> dict[int, list]:
+        out: dict[int, list] = {}
+        for s, scan in enumerate(scans):
+            for c, where in scan.positions.items():
+                keep = np.ones(len(where), bool)
+                for slab in (r for r in self.regions if r.source == s):
+                    inside = (where[:, slab.axis] >= slab.start) & (where[:, slab.axis] < slab.stop)
+                    keep &= ~inside
+                if keep.any():
+                    out.setdefault(c, []).append((s, where[keep]))
+        self._all_positions = {
+            c: [(s, scan.positions[c]) for s, scan in enumerate(scans) if c in scan.positions]
+            for c in {c for scan in scans for c in scan.positions}
+        }
+        return out
+
+    def _training_counts(self, scans: list[_Scan], k: int) -> np.ndarray:
+        counts = np.zeros(k, np.int64)
+        for s, scan in enumerate(scans):
+            counts[: scan.counts[0].shape[1]] += scan.counts[0].sum(axis=0)
+            for slab in (r for r in self.regions if r.source == s):
+                held = scan.counts[slab.axis][slab.start : slab.stop].sum(axis=0)
+                counts[: len(held)] -= held
+        return counts
+
+    def _fill(self, s: int) -> np.ndarray | None:
+        """The training slices filled in between (held-out slabs cleared first), or
+        None when there is nothing between slices to fill."""
+        from ..refine.slices import interpolate_slices
+
+        if not self.sparse:
+            return None
+        labels = self._read_labels(self.sources[s]).astype(
+            np.uint8 if self.max_label < 256 else np.int32
+        )
+        for slab in (r for r in self.regions if r.source == s):
+            index = [slice(None)] * 3
+            index[slab.axis] = slice(slab.start, slab.stop)
+            labels[tuple(index)] = 0
+        try:
+            return interpolate_slices(labels, method="shape")
+        except ValueError as exc:  # fewer than two annotated slices: nothing to fill
+            self.warnings.append(f"{self.sources[s].name}: no targets filled in ({exc})")
+            return None
+
+    def release_held_out(self) -> None:
+        """Let the held-out slabs train too (after validation); no regions remain."""
+        self.regions = []
+        self._positions = self._all_positions
+
+    # -- reading --------------------------------------------------------------------------
+    def _read_labels(self, volume: _Volume, *region: slice) -> np.ndarray:
+        full = [*region, *(slice(None),) * (3 - len(region))]
+        index = volume.layout.output_index(volume.layout.plane_at(0), *full)
+        return np.asarray(volume.labels[index]).astype(np.int64, copy=False)
+
+    def _read_image(self, volume: _Volume, region: Sequence[slice]) -> np.ndarray:
+        return volume.stats.apply(
+            volume.layout.read(volume.image, volume.layout.plane_at(0), *region)
+        )
+
+    def _target(self, s: int, region: Sequence[slice]) -> np.ndarray:
+        """Targets of a region: ids, with unannotated and held-out voxels ignored."""
+        lab = self._read_labels(self.sources[s], *region)
+        if self.sparse:
+            filled = self._filled[s] if self._filled else None
+            if filled is not None:
+                guess = filled[tuple(region)].astype(np.int64)
+                lab = np.where((lab == 0) & (guess > 0), guess + FILLED, lab)
+            lab[lab == 0] = IGNORE_INDEX
+        for slab in (r for r in self.regions if r.source == s):
+            lo = max(slab.start, region[slab.axis].start) - region[slab.axis].start
+            hi = min(slab.stop, region[slab.axis].stop) - region[slab.axis].start
+            if hi > lo:
+                index = [slice(None)] * 3
+                index[slab.axis] = slice(lo, hi)
+                lab[tuple(index)] = IGNORE_INDEX
+        return lab
+
+    def patch_at(self, s: int, centre: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The patch centred on ``centre``; parts outside the volume are padded
+        (image mirrored, targets ignored).
+
+        Patches are not moved inside the volume: a network that pools is not
+        shift-invariant, and with a few annotated slices, moving patches inside
+        would show it those slices at a few positions within the patch only
+        (it then fails between them).
+
+        Parameters
+        ----------
+        s : int
+            The pair.
+        centre : sequence of 3 int
+
+        Returns
+        -------
+        image : ndarray of float32, ``(C, *patch)``
+        target : ndarray of int64, ``patch``
+        """
+        shape = self.sources[s].layout.spatial_shape
+        region, before = [], []
+        for c, p, n in zip(centre, self.patch, shape, strict=True):
+            start = int(np.clip(c, 0, n - 1)) - p // 2
+            region.append(slice(max(0, start), min(n, start + p)))
+            before.append(max(0, -start))
+        image = self._read_image(self.sources[s], region)
+        target = self._target(s, region)
+        if any(before):
+            widths = [(b, 0) for b in before]
+            fits = all(b < n for b, n in zip(before, target.shape, strict=True))
+            image = np.pad(image, [(0, 0), *widths], mode="reflect" if fits else "edge")
+            target = np.pad(target, widths, constant_values=IGNORE_INDEX)
+        return pad_patch(image, target, self.patch)
+
+    # -- sampling --------------------------------------------------------------------
+    def sample(
+        self, rng: np.random.Generator, batch_size: int, sample_annotated: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A batch of patches: centred on an annotated voxel of a class drawn uniformly
+        with probability ``sample_annotated``, anywhere otherwise.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+        batch_size : int
+        sample_annotated : float
+
+        Returns
+        -------
+        images : ndarray of float32, ``(B, C, D, H, W)``
+        targets : ndarray of int64, ``(B, D, H, W)``
+        """
+        images, targets = [], []
+        classes = sorted(self._positions)
+        for _ in range(batch_size):
+            if classes and rng.random() < sample_annotated:
+                groups = self._positions[classes[int(rng.integers(len(classes)))]]
+                sizes = np.array([len(w) for _, w in groups], float)
+                s, where = groups[int(rng.choice(len(groups), p=sizes / sizes.sum()))]
+                jitter = [int(rng.integers(-(p // 4), p // 4 + 1)) for p in self.patch]
+                centre = [
+                    int(v) + j for v, j in zip(where[rng.integers(len(where))], jitter, strict=True)
+                ]
+            else:
+                s = int(rng.choice(len(self.sources), p=self._source_weights))
+                centre = [int(rng.integers(n)) for n in self.sources[s].layout.spatial_shape]
+            image, target = self.patch_at(s, centre)
+            images.append(image)
+            targets.append(target)
+        return np.stack(images), np.stack(targets)
+
+    # -- validation --------------------------------------------------------------------
+    def validation_batches(self, batch_size: int) -> Iterator[list[tuple[np.ndarray, np.ndarray]]]:
+        """Patch-sized blocks covering the held-out slabs, with the image around them;
+        targets are ignored outside the slab.
+
+        Parameters
+        ----------
+        batch_size : int
+
+        Yields
+        ------
+        list of (image, target)
+        """
+        batch: list = []
+        for item in self._validation_items():
+            batch.append(item)
+            if len(batch) == batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _validation_items(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        made = 0
+        for slab in self.regions:
+            volume = self.sources[slab.source]
+            shape = volume.layout.spatial_shape
+            for region in _blocks_over(slab, shape, self.patch):
+                if made >= MAX_VALIDATION_BLOCKS:
+                    return
+                lab = self._read_labels(volume, *region)
+                target = np.full(lab.shape, IGNORE_INDEX, np.int64)
+                index = [slice(None)] * 3
+                lo = slab.start - region[slab.axis].start
+                index[slab.axis] = slice(lo, lo + slab.stop - slab.start)
+                target[tuple(index)] = lab[tuple(index)]
+                if self.sparse:
+                    target[target == 0] = IGNORE_INDEX
+                if not (target != IGNORE_INDEX).any():
+                    continue
+                made += 1
+                yield pad_patch(self._read_image(volume, region), target, self.patch)
+
+
+@dataclass
+class _Scan:
+    counts: list[np.ndarray]  # per axis, (slices, k): annotated voxels per slice and class
+    positions: dict[int, np.ndarray]  # class -> (n, 3) annotated positions
+
+
+def _volume(name, image, labels, in_channels, normalization, channel_axis) -> _Volume:
+    for what, array in (("image", image), ("labels", labels)):
+        if not hasattr(array, "shape") or not hasattr(array, "dtype"):
+            raise TypeError(f"{name}: {what} must be an array, got {type(array).__name__}")
+    try:
+        layout = resolve_layout(
+            image.shape, in_channels=in_channels, channel_axis=channel_axis, spatial_dims=3
+        )
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc} (a 3D model trains on volumes)") from None
+    if layout.n_planes != 1:
+        raise ValueError(
+            f"{name}: image of shape {tuple(image.shape)} holds {layout.n_planes} volumes; "
+            "train a 3D model on one volume per pair (split a time series into pairs)"
+        )
+    if tuple(labels.shape) != layout.output_shape:
+        raise ValueError(
+            f"{name}: labels shape {tuple(labels.shape)} does not match the volume "
+            f"{layout.output_shape}"
+        )
+    if np.dtype(labels.dtype).kind not in "iub":
+        raise TypeError(f"{name}: labels must hold integer class ids, got {labels.dtype}")
+    return _Volume(name, image, labels, layout, compute_stats(image, layout, normalization))
+
+
+def _check_ids(name: str, lab: np.ndarray) -> None:
+    if lab.size and lab.min() < 0:
+        raise ValueError(f"{name}: labels must be >= 0, found {lab.min()}")
+    if lab.size and lab.max() >= MAX_CLASSES:
+        raise ValueError(
+            f"{name}: labels use id {lab.max()}, but class ids must be below {MAX_CLASSES}"
+        )
+
+
+def _subsample(where: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if len(where) <= POSITIONS_PER_CLASS:
+        return where
+    return where[rng.choice(len(where), POSITIONS_PER_CLASS, replace=False)]
+
+
+def _blocks_over(slab: Slab, shape: Sequence[int], patch: Sequence[int]) -> Iterator[list[slice]]:
+    """Patch-sized regions centred on the slab along its axis, tiling the other two."""
+    axis = slab.axis
+    middle = (slab.start + slab.stop) // 2
+    start = int(np.clip(middle - patch[axis] // 2, 0, max(0, shape[axis] - patch[axis])))
+    along = slice(start, min(shape[axis], start + patch[axis]))
+    others = [a for a in range(3) if a != axis]
+    starts = [_tile_starts(shape[a], patch[a]) for a in others]
+    for first in starts[0]:
+        for second in starts[1]:
+            region: list[slice] = [along, along, along]
+            region[others[0]] = slice(first, min(shape[others[0]], first + patch[others[0]]))
+            region[others[1]] = slice(second, min(shape[others[1]], second + patch[others[1]]))
+            yield region
+
+
+def _tile_starts(n: int, p: int) -> list[int]:
+    """Starts of patches of ``p`` covering ``n`` (the last one moved back to fit)."""
+    if n <= p:
+        return [0]
+    starts = list(range(0, n - p, p))
+    return [*starts, n - p]
