@@ -125,7 +125,7 @@ def speed(method: str) -> dict:
 def learn(method: str, k: int, minutes: float) -> dict:
     import resource
 
-    from napari_seg.inference import predict
+    from napari_seg.inference import PredictConfig, predict
     from napari_seg.training import train
 
     image, labels = mni()
@@ -140,7 +140,8 @@ def learn(method: str, k: int, minutes: float) -> dict:
     start = time.perf_counter()
     result = train((image, sparse), **settings)
     trained = time.perf_counter() - start
-    pred = predict(result.model, image).labels.astype(np.int16) - 1
+    axis = 0 if method == "2d" else None  # a 2D model segments the stack slice by slice
+    pred = predict(result.model, image, PredictConfig(axis=axis)).labels.astype(np.int16) - 1
     return {
         "case": "learn",
         "k": k,

@@ -328,3 +328,62 @@ def test_a_new_model_records_the_image_layer_pixel_size(setup):
     assert w._make_job().config.spacing == (0.25, 0.5)
     w._source.value = "current"  # fine-tuning keeps the model's own card
     assert w._make_job().config.spacing is None
+
+
+def test_a_3d_model_trains_on_a_few_painted_slices_with_a_slice_preview(
+    make_napari_viewer_proxy, qtbot, notes
+):
+    """A volume with every 4th slice painted and a 3D current model: the run trains the
+    3D model on the volume (patch planned), and the preview shows the slice on screen
+    as the 3D model predicts it from the slab around it."""
+    from napari_seg.sample_data import cells_3d
+
+    viewer = make_napari_viewer_proxy()
+    image, labels = cells_3d((24, 48, 48), seed=1)
+    sparse = np.zeros(labels.shape, np.uint8)
+    sparse[::4] = labels[::4] + 1
+    viewer.add_image(image, name="vol", scale=(2.0, 1.0, 1.0))
+    viewer.add_labels(sparse, name="slices", scale=(2.0, 1.0, 1.0))
+    w = train_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Train")
+    torch.manual_seed(0)
+    spec = ModelSpec("unet", in_channels=1, num_classes=4, spatial_dims=3,
+                     options={"depth": 2, "base_width": 4})  # fmt: skip
+    w.current.set(create_model(spec), path=None, dirty=True)
+    w.reset_choices()
+    w._image.value, w._labels.value = viewer.layers["vol"], viewer.layers["slices"]
+    w._label0.value = "unlabelled"
+    w._budget_unit.value = "epochs"
+    w._budget.value = 1
+    w._preview.value = True
+    viewer.dims.set_current_step(0, 10)
+    inputs = w._make_job()
+    assert inputs.config.axis is None  # the stack is one volume, not planes
+    assert inputs.preview.shape == (24, 48, 48)
+    assert inputs.preview_slice == 10
+    w.start()
+    _wait(qtbot, w)
+    assert notes["error"] == []
+    model = w.current.model
+    assert model.spec.spatial_dims == 3
+    assert len(model.card["provenance"]["training"]["config"]["patch_3d"]) == 3
+    preview = viewer.layers["vol preview"]
+    assert preview.data.shape == (48, 48)
+    assert set(np.unique(preview.data)) <= {1, 2, 3}  # never the unpainted id 0
+
+
+def test_a_new_3d_model_takes_the_voxel_size_and_a_3d_encoder(setup):
+    viewer, w, _ = setup
+    volume = viewer.add_image(np.zeros((16, 32, 32), np.float32), name="v", scale=(3, 1, 1))
+    truth = viewer.add_labels(np.zeros((16, 32, 32), np.uint8), name="t", scale=(3, 1, 1))
+    w.reset_choices()
+    w._image.value, w._labels.value = volume, truth
+    w._source.value = "new"
+    w.source.arch.value = "unet"
+    w.settings.dims.value = 3
+    assert not w.settings.patch.enabled
+    config = w._make_job().config
+    assert config.dims == 3
+    assert config.spacing == (3.0, 1.0, 1.0)
+    assert config.axis is None
+    assert config.encoder == "classic"

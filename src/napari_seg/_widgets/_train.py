@@ -58,6 +58,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: Slices around the current one that a 3D run's preview predicts.
+PREVIEW_DEPTH = 32
 #: Cores kept free for the GUI while training on the CPU (when there are enough).
 GUI_CORES = 1
 
@@ -75,6 +77,7 @@ class _TrainInputs:
     preview: np.ndarray | None
     preview_name: str
     preview_place: tuple[tuple[float, ...], tuple[float, ...]]
+    preview_slice: int | None = None  # a 3D preview: the slice of the slab to show
 
 
 def _train_job(inputs: _TrainInputs, *, stop, cancel):
@@ -244,9 +247,13 @@ class TrainWidget(Dock):
         """The :class:`TrainingConfig` the fields describe (validated); ``label0``
         overrides the field's choice."""
         s = self.settings
+        encoder = self.source.encoder_value
+        offered = get_architecture(self.source.arch.value).encoders_3d
+        if self._dims() == 3 and offered and encoder not in offered:
+            encoder = None  # the field lists 2D encoders; the registry picks a 3D one
         return TrainingConfig(
             architecture=self.source.arch.value,
-            encoder=self.source.encoder_value,
+            encoder=encoder,
             grow_classes=self.source.grow.value,
             label0=label0 or s.label0.value,
             loss=s.loss.value,
@@ -257,9 +264,15 @@ class TrainWidget(Dock):
             threads=_gui_threads(),
             axis=axis,
             channel_axis=channel_axis,
+            dims=self._dims(),
+            filled_weight=float(s.filled.value) if s.dims.value == 3 else 0.0,
             **s.budget_fields(),
             **self.augment.values(),
         ).validate()
+
+    def _dims(self) -> int | None:
+        """The dims field, or None when fine-tuning (the model's own then)."""
+        return None if not self.source.is_new else int(self.settings.dims.value)
 
     # -- actions ---------------------------------------------------------------------
     def start(self) -> None:
@@ -332,16 +345,18 @@ class TrainWidget(Dock):
         image_layer = pairs[0][0]
         model, from_model = self.source.model_for_job()
         in_channels = None if model is None else model.spec.in_channels
+        volumes = (model.spec.spatial_dims if model is not None else self._dims()) == 3
         axis, channel_axis = self._axes(image_layer, in_channels)
+        axis = None if volumes else axis
         config = self.config(axis=axis, channel_axis=channel_axis, label0=label0)
         if from_model is not None:
             config = config.with_(from_model=from_model)
         if self.source.is_new:
             names = new_model_class_names([labels for _, labels in pairs], config.label0)
             config = config.with_(class_names=names, background=self.classes.background_id())
-            plane = tuple(float(s) for s in image_layer.scale[-2:])
-            if plane != (1.0, 1.0):  # napari's default scale says nothing about pixel size
-                config = config.with_(spacing=plane)
+            size = tuple(float(s) for s in image_layer.scale[-(3 if volumes else 2) :])
+            if any(v != 1.0 for v in size):  # napari's default scale says nothing
+                config = config.with_(spacing=size)
             if config.label0 == "unlabelled":  # the strokes' colours, background transparent
                 colors = self.classes.colors(
                     max(2, len(names), max(self.classes.ids(), default=1) + 1)
@@ -351,9 +366,9 @@ class TrainWidget(Dock):
             if tuple(image.scale[-2:]) != tuple(labels.scale[-2:]):
                 show_warning(f"{image.name} and {labels.name} have different scales")
         out = self._out.path  # checked by the run itself, so its error arrives as a notification
-        preview, origin = None, tuple(image_layer.translate[-2:])
+        preview, origin, middle = None, tuple(image_layer.translate[-2:]), None
         if self._preview.value:
-            preview, origin = self._preview_view(image_layer)
+            preview, origin, middle = self._preview_view(image_layer, volumes)
         return _TrainInputs(
             pairs=[(full_resolution(i), full_resolution(lab)) for i, lab in pairs],
             names=[f"{i.name} / {lab.name}" for i, lab in pairs],
@@ -364,6 +379,7 @@ class TrainWidget(Dock):
             preview=preview,
             preview_name=f"{image_layer.name} preview",
             preview_place=(tuple(image_layer.scale[-2:]), origin),
+            preview_slice=middle,
         )
 
     def _axes(self, layer, in_channels: int | None) -> tuple[int | None, int | None]:
@@ -381,18 +397,26 @@ class TrainWidget(Dock):
             return None, channel_axis
         return stack_axis(len(shape), displayed=displayed, channel_axis=channel_axis), channel_axis
 
-    def _preview_view(self, layer) -> tuple[np.ndarray, tuple[float, ...]]:
-        """The part of the current plane on screen, and its translate."""
+    def _preview_view(self, layer, volumes: bool = False):
+        """The part of the current plane on screen, its translate, and for a 3D run the
+        slab of ``PREVIEW_DEPTH`` slices around it that the 3D model reads (with the
+        index of the current slice in it; None for planes)."""
         data = full_resolution(layer)
         spatial = [layer.ndim - 2, layer.ndim - 1]  # an RGB layer's channels come last
         ys, xs = visible_region(self._viewer, layer, spatial)
         _, step = viewer_position(self._viewer, layer)
-        index = (*step[: layer.ndim - 2], ys, xs)
+        index: tuple = (*step[: layer.ndim - 2], ys, xs)
+        middle = None
+        if volumes and layer.ndim >= 3:
+            z, depth = int(step[layer.ndim - 3]), data.shape[layer.ndim - 3]
+            z0 = max(0, min(z - PREVIEW_DEPTH // 2, depth - PREVIEW_DEPTH))
+            index = (*step[: layer.ndim - 3], slice(z0, min(depth, z0 + PREVIEW_DEPTH)), ys, xs)
+            middle = z - z0
         scale, translate = layer.scale[-2:], layer.translate[-2:]
         origin = tuple(
             float(t + s * r.start) for t, s, r in zip(translate, scale, (ys, xs), strict=True)
         )
-        return np.asarray(data[index]), origin
+        return np.asarray(data[index]), origin, middle
 
     def toggle_pause(self) -> None:
         """Pause the run after the current step, or resume it."""
@@ -449,13 +473,16 @@ class TrainWidget(Dock):
         if inputs is None:
             return
         layers = self._viewer.layers
+        labels = event.labels
+        if inputs.preview_slice is not None:  # a 3D model's slab: show the current slice
+            labels = labels[inputs.preview_slice]
         if inputs.preview_name in layers:
-            layers[inputs.preview_name].data = event.labels
+            layers[inputs.preview_name].data = labels
             return
         names, colors = self._classes
         kwargs = labels_layer_kwargs(inputs.preview_name, names, colors)
         scale, translate = inputs.preview_place
-        self._viewer.add_labels(event.labels, scale=scale, translate=translate, **kwargs)
+        self._viewer.add_labels(labels, scale=scale, translate=translate, **kwargs)
 
     def _on_returned(self, result: TrainResult | None) -> None:
         if result is None:

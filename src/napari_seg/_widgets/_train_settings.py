@@ -9,6 +9,7 @@ from ..training.config import LABEL0_CHOICES, LOSSES, MIN_PATCH
 
 LABEL0_TEXT = {"unlabelled": "unlabelled (scribbles)", "background": "background (dense masks)"}
 AUGMENTATIONS = ("flips", "rotations", "intensity", "noise", "elastic")
+DIMS_CHOICES = [("2D (planes)", 2), ("3D (volumes)", 3)]
 
 
 class SettingsPanel:
@@ -24,7 +25,19 @@ class SettingsPanel:
         self.lr = FloatSpinBox(label="learning rate", min=1e-5, max=1.0, step=1e-4, value=1e-3)
         self.batch = SpinBox(label="batch", min=1, max=MAX_BATCH, value=4)
         self.patch = SpinBox(label="patch", min=MIN_PATCH, max=MAX_PATCH, step=16, value=128)
+        self.dims = ComboBox(label="network", choices=DIMS_CHOICES, value=2)
+        self.dims.tooltip = (
+            "2D: planes (a stack slice by slice); 3D: the stack as one volume, with a 3D "
+            "network whose patch and batch are planned from the voxel size and memory"
+        )
+        self.filled = FloatSpinBox(label="filled weight", min=0.0, max=1.0, step=0.1, value=0.0)
+        self.filled.tooltip = (
+            "3D, scribbles: voxels between painted slices take the classes 'fill between "
+            "slices' (shape-based) gives them, with this weight (0: they give no gradient)"
+        )
         self.widgets = [
+            self.dims,
+            self.filled,
             self.label0,
             self.loss,
             self.budget_unit,
@@ -34,6 +47,13 @@ class SettingsPanel:
             self.patch,
         ]
         self.budget_unit.changed.connect(self._on_budget_unit_changed)
+        self.dims.changed.connect(self._on_dims_changed)
+        self._on_dims_changed()
+
+    def _on_dims_changed(self, *_args) -> None:
+        volumes = self.dims.value == 3
+        self.filled.enabled = volumes
+        self.patch.enabled = not volumes  # a 3D run plans its patch
 
     def budget_fields(self) -> dict:
         """``epochs`` and ``minutes`` of a TrainingConfig (one of them None)."""

@@ -115,7 +115,23 @@ def as_pairs(pairs: Any) -> list[tuple[Any, Any]]:
     return out
 
 
-class TrainingData:
+class LabelMode:
+    """What label 0 means for a data set, and the validation metric that follows."""
+
+    label0: str
+
+    @property
+    def sparse(self) -> bool:
+        """Whether the labels are sparse strokes or slices (0 means "not annotated")."""
+        return self.label0 == "unlabelled"
+
+    @property
+    def validation_metric(self) -> str:
+        """``"agreement"`` (held-out strokes) for sparse labels, ``"iou"`` for dense ones."""
+        return "agreement" if self.sparse else "iou"
+
+
+class TrainingData(LabelMode):
     """Patches and validation regions drawn from labelled images.
 
     Parameters
@@ -184,16 +200,6 @@ class TrainingData:
         sizes = [src.layout.n_planes * np.prod(src.layout.plane_shape) for src in self.sources]
         self._source_weights = np.asarray(sizes, float) / np.sum(sizes)
         self._check_annotations()
-
-    @property
-    def sparse(self) -> bool:
-        """Whether the labels are sparse strokes (0 means "not annotated")."""
-        return self.label0 == "unlabelled"
-
-    @property
-    def validation_metric(self) -> str:
-        """``"agreement"`` (held-out strokes) for sparse labels, ``"iou"`` for dense ones."""
-        return "agreement" if self.sparse else "iou"
 
     # -- checks and scanning ---------------------------------------------------------
     def _source(self, name, image, labels, in_channels, normalization, axis, channel_axis):

@@ -258,20 +258,22 @@ class _Trainer:
             validation_metric=self.data.validation_metric,
         )
 
-    def _planes(self, pairs, in_channels, normalization, names) -> TrainingData:
+    def _data_args(self, in_channels, normalization, names) -> dict[str, Any]:
+        """What TrainingData and VolumeData both take from the run."""
         cfg = self.config
-        return TrainingData(
-            pairs,
-            in_channels=in_channels,
-            normalization=normalization,
-            label0=cfg.label0,
-            patch_size=cfg.patch_size,
-            validation_fraction=cfg.validation_fraction,
-            axis=cfg.axis,
-            channel_axis=cfg.channel_axis,
-            seed=cfg.seed,
-            names=names,
-        )
+        return {
+            "in_channels": in_channels,
+            "normalization": normalization,
+            "label0": cfg.label0,
+            "validation_fraction": cfg.validation_fraction,
+            "channel_axis": cfg.channel_axis,
+            "seed": cfg.seed,
+            "names": names,
+        }
+
+    def _planes(self, pairs, in_channels, normalization, names) -> TrainingData:
+        cfg, args = self.config, self._data_args(in_channels, normalization, names)
+        return TrainingData(pairs, patch_size=cfg.patch_size, axis=cfg.axis, **args)
 
     def _volume_data(self, pairs, base, in_channels, normalization, names) -> VolumeData:
         """A 3D run's data, with its patch and batch planned (unless the config fixes
@@ -281,16 +283,8 @@ class _Trainer:
         cfg = self.config
         if self.pixel_architecture(base):
             raise ValueError(PIXEL_ON_PLANES)
-        data_args = dict(
-            in_channels=in_channels,
-            normalization=normalization,
-            label0=cfg.label0,
-            validation_fraction=cfg.validation_fraction,
-            channel_axis=cfg.channel_axis,
-            seed=cfg.seed,
-            names=names,
-            fill=cfg.filled_weight > 0,
-        )
+        data_args = self._data_args(in_channels, normalization, names)
+        data_args["fill"] = cfg.filled_weight > 0
         if cfg.patch_3d is not None:
             return VolumeData(pairs, patch=cfg.patch_3d, **data_args)
         probe = base if base is not None else _probe_model(cfg, in_channels, normalization)

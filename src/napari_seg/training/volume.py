@@ -36,6 +36,7 @@ from .data import (
     IGNORE_INDEX,
     MAX_CLASSES,
     POSITIONS_PER_CLASS,
+    LabelMode,
     as_pairs,
     check_annotations,
     pad_patch,
@@ -70,7 +71,7 @@ class Slab:
     stop: int
 
 
-class VolumeData:
+class VolumeData(LabelMode):
     """Patches and held-out slabs drawn from labelled volumes (3D networks).
 
     Parameters
@@ -134,16 +135,6 @@ class VolumeData:
         self._source_weights = np.asarray(sizes, float) / np.sum(sizes)
         check_annotations(self.class_counts, label0, names, self.warnings)
         self._filled = [self._fill(s) for s in range(len(self.sources))] if fill else []
-
-    @property
-    def sparse(self) -> bool:
-        """Whether 0 means "not annotated"."""
-        return self.label0 == "unlabelled"
-
-    @property
-    def validation_metric(self) -> str:
-        """``"agreement"`` for sparse labels, ``"iou"`` for dense ones."""
-        return "agreement" if self.sparse else "iou"
 
     # -- scanning and holding out -------------------------------------------------------
     def _scan(self, volume: _Volume) -> _Scan:
