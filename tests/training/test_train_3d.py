@@ -288,3 +288,54 @@ def test_filled_targets_between_slices_and_their_weight():
     logits.grad = None
     loss(logits, both, 0.0).backward()
     assert float(logits.grad.abs().sum(dim=1).flatten()[1]) == 0.0
+
+
+def test_dynunet_trains_in_3d_with_deep_supervision(monkeypatch):
+    """The nnU-Net network in a 3D run: every step's forward returns auxiliary
+    (deep-supervision) outputs, which enter the loss; the returned model predicts."""
+    from napari_seg.models.wrapper import SegmentationModel
+
+    image, _, sparse = sparse_volume((16, 32, 32), every=4)
+    aux_counts = []
+    real = SegmentationModel.forward_with_aux
+
+    def spy(self, x):
+        logits, aux = real(self, x)
+        aux_counts.append(len(aux))
+        return logits, aux
+
+    monkeypatch.setattr(SegmentationModel, "forward_with_aux", spy)
+    result = train(
+        (image, sparse), dims=3, architecture="dynunet", label0="unlabelled", epochs=1,
+        steps_per_epoch=2, minutes=None, device="cpu", patch_3d=(16, 32, 32), batch_size=1,
+        options={"depth": 2, "base_width": 8, "deep_supervision": True},
+    )  # fmt: skip
+    assert len(aux_counts) == 2
+    assert min(aux_counts) >= 1
+    assert result.model.spec.spatial_dims == 3
+    assert predict(result.model, image).labels.shape == image.shape
+
+
+def test_a_3d_run_stops_after_the_current_step_and_keeps_its_model(tmp_path):
+    import threading
+
+    from napari_seg.training import StepProgress, iter_train
+
+    image, _, sparse = sparse_volume((16, 32, 32), every=4)
+    stop = threading.Event()
+    out = tmp_path / "s.safetensors"
+    events = iter_train((image, sparse), dims=3, label0="unlabelled", epochs=5, minutes=None,
+                        options=SMALL, device="cpu", out=out, stop=stop)  # fmt: skip
+    steps = 0
+    try:
+        while True:
+            event = next(events)
+            if isinstance(event, StepProgress):
+                steps += 1
+                stop.set()
+    except StopIteration as done:
+        result = done.value
+    assert steps == 1
+    assert result.stopped == "stopped"
+    assert result.last_path.is_file()  # resumable from there
+    assert result.model.spec.spatial_dims == 3
