@@ -333,6 +333,7 @@ def test_fill_between_slices_runs_on_the_stack_and_undoes(make_napari_viewer_pro
     _choose(w, "interpolate_slices", method="nearest")
     assert w._scope.value == "volume"
     assert not w._scope.enabled
+    assert w._preview.text == "Preview stack"
     expected = refine.interpolate_slices(sparse, method="nearest")
     _run(qtbot, w, w.preview)
     np.testing.assert_array_equal(viewer.layers["outlines [preview]"].data, expected)

@@ -281,6 +281,7 @@ class RefineWidget(RunnerFields, Dock):
         if op.volume_only:
             self._scope.value = "volume"
         self._scope.enabled = not op.volume_only
+        self._preview.text = "Preview stack" if op.volume_only else "Preview slice"
 
     def _on_event(self, event) -> None:
         if isinstance(event, RefineProgress):
