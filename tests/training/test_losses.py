@@ -54,6 +54,17 @@ def test_weighted_ce_and_focal_against_their_definitions():
     assert got.item() == pytest.approx(focal.item(), rel=1e-5)
 
 
+def test_weighted_ce_plus_dice_is_the_sum_of_its_terms():
+    logits, target = _batch(2)
+    counts = [500, 60, 9]
+    both = SegmentationLoss("weighted-ce+dice", num_classes=3, class_counts=counts)
+    ce = SegmentationLoss("weighted-ce", num_classes=3, class_counts=counts)(logits, target)
+    dice = SegmentationLoss("dice", num_classes=3)(logits, target)
+    assert both(logits, target).item() == pytest.approx(ce.item() + dice.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="needs class_counts"):
+        SegmentationLoss("weighted-ce+dice", num_classes=3)
+
+
 def test_a_batch_without_annotation_gives_zero_not_nan():
     logits = torch.randn(1, 2, 8, 8, requires_grad=True)
     target = torch.full((1, 8, 8), IGNORE_INDEX)

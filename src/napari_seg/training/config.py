@@ -32,7 +32,15 @@ from ..limits import (
 )
 from ..models.spec import NORMALIZATION_METHODS
 
-LOSSES = ("ce", "weighted-ce", "dice", "focal", "weighted-focal", "ce+dice")
+LOSSES = (
+    "ce",
+    "weighted-ce",
+    "dice",
+    "focal",
+    "weighted-focal",
+    "ce+dice",
+    "weighted-ce+dice",
+)
 LABEL0_CHOICES = ("unlabelled", "background")
 SCHEDULES = ("cosine", "onecycle", "constant")
 #: Smallest patch side accepted for training.
@@ -76,7 +84,8 @@ class TrainingConfig(JobConfig):
     normalization : str
         Intensity normalisation of a new model (stored in its card and used
         again by inference).
-    loss : {"ce", "weighted-ce", "dice", "focal", "weighted-focal", "ce+dice"}
+    loss : {"ce", "weighted-ce", "dice", "focal", "weighted-focal", "ce+dice", \
+            "weighted-ce+dice"}
         Weighted variants use ``w_c = (N - N_c) / N`` over the annotated pixels.
     epochs : int, optional
         Budget in epochs.

@@ -60,7 +60,8 @@ class SegmentationLoss(nn.Module):
     ----------
     name : str
         ``"ce"``, ``"weighted-ce"``, ``"dice"``, ``"focal"`` (gamma 2),
-        ``"weighted-focal"`` or ``"ce+dice"``.
+        ``"weighted-focal"``, ``"ce+dice"`` or ``"weighted-ce+dice"`` (the class-weighted
+        cross-entropy plus Dice).
     num_classes : int
     class_counts : array-like of int, optional
         Annotated pixels per class, needed by the weighted losses.
@@ -77,7 +78,7 @@ class SegmentationLoss(nn.Module):
             raise ValueError(f"loss must be one of {LOSSES}, got {name!r}")
         self.name = name
         weight = None
-        if name.startswith("weighted-"):
+        if name.startswith("weighted-"):  # the cross-entropy or focal term is weighted
             if class_counts is None:
                 raise ValueError(f"the {name} loss needs class_counts")
             counts = np.zeros(num_classes, dtype=np.int64)
@@ -86,10 +87,10 @@ class SegmentationLoss(nn.Module):
             weight = torch.from_numpy(class_weights(counts))
         self.register_buffer("weight", weight)
         self.terms: list[nn.Module] = []
-        if name in ("ce", "weighted-ce", "ce+dice"):
+        if name in ("ce", "weighted-ce", "ce+dice", "weighted-ce+dice"):
             self.ce = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE_INDEX)
             self.terms.append(self.ce)
-        if name in ("dice", "ce+dice"):
+        if name in ("dice", "ce+dice", "weighted-ce+dice"):
             from segmentation_models_pytorch.losses import DiceLoss
 
             self.dice = DiceLoss("multiclass", ignore_index=IGNORE_INDEX, from_logits=True)
