@@ -387,3 +387,23 @@ def test_a_new_3d_model_takes_the_voxel_size_and_a_3d_encoder(setup):
     assert config.spacing == (3.0, 1.0, 1.0)
     assert config.axis is None
     assert config.encoder == "classic"
+
+
+def test_fine_tuning_a_3d_model_file_reads_the_stack_as_a_volume(setup, tmp_path):
+    from napari_seg.models import save_model
+
+    viewer, w, _ = setup
+    spec = ModelSpec("unet", in_channels=1, num_classes=3, spatial_dims=3,
+                     options={"depth": 2, "base_width": 4})  # fmt: skip
+    save_model(create_model(spec), tmp_path / "m3d.safetensors")
+    volume = viewer.add_image(np.zeros((16, 32, 32), np.float32), name="v")
+    truth = viewer.add_labels(np.zeros((16, 32, 32), np.uint8), name="t")
+    w.reset_choices()
+    w._image.value, w._labels.value = volume, truth
+    w._source.value = "file"
+    w.source.model_file.value = tmp_path / "m3d.safetensors"
+    w._preview.value = True
+    inputs = w._make_job()
+    assert inputs.config.axis is None
+    assert inputs.preview.ndim == 3
+    assert inputs.preview_slice is not None

@@ -22,6 +22,7 @@ from .._layers import class_names_of, labels_layer_kwargs
 from ..arrays.layout import channel_axis_of, stack_axis
 from ..inference.config import PredictConfig
 from ..models.registry import get_architecture
+from ..training._model import run_dims
 from ..training.config import TrainingConfig
 from ..training.events import (
     EpochEnd,
@@ -345,12 +346,13 @@ class TrainWidget(Dock):
         image_layer = pairs[0][0]
         model, from_model = self.source.model_for_job()
         in_channels = None if model is None else model.spec.in_channels
-        volumes = (model.spec.spatial_dims if model is not None else self._dims()) == 3
         axis, channel_axis = self._axes(image_layer, in_channels)
-        axis = None if volumes else axis
         config = self.config(axis=axis, channel_axis=channel_axis, label0=label0)
         if from_model is not None:
             config = config.with_(from_model=from_model)
+        volumes = (model.spec.spatial_dims if model is not None else run_dims(config)) == 3
+        if volumes:  # the stack is one volume, not planes
+            config = config.with_(axis=None)
         if self.source.is_new:
             names = new_model_class_names([labels for _, labels in pairs], config.label0)
             config = config.with_(class_names=names, background=self.classes.background_id())

@@ -231,21 +231,13 @@ def _with_medical_spacing(config, geometries):
     """The config with the voxel size of medical inputs when they all share one and
     none was given: in-plane (axial planes, as a 2D model trains on them), or all
     three sizes for a 3D run."""
-    whole = _run_dims(config) == 3
+    from ..training._model import run_dims
+
+    whole = run_dims(config) == 3
     spacings = {g.spacing if whole else g.spacing[1:] for g in geometries if g is not None}
     if config.spacing is not None or len(spacings) != 1 or None in geometries:
         return config
     return config.with_(spacing=spacings.pop())
-
-
-def _run_dims(config) -> int:
-    """The run's dimensionality as the trainer will see it (the model file's when
-    fine-tuning without ``dims``), read from the model card only."""
-    if config.dims is not None or config.from_model is None:
-        return config.dims or 2
-    from ..models import ModelSpec, read_model_card
-
-    return ModelSpec.from_dict(read_model_card(config.from_model)["spec"]).spatial_dims
 
 
 def _run(pairs, config, args, names, stop):

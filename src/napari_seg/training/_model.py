@@ -34,6 +34,25 @@ def base_model(
     return None, {}
 
 
+def run_dims(config: TrainingConfig) -> int:
+    """A run's dimensionality as the trainer will see it, before it starts: ``dims``,
+    else the ``from_model`` file's (read from its card only), else 2.
+
+    Parameters
+    ----------
+    config : TrainingConfig
+
+    Returns
+    -------
+    int
+    """
+    if config.dims is not None or config.from_model is None:
+        return config.dims or 2
+    from ..models import ModelSpec, read_model_card
+
+    return ModelSpec.from_dict(read_model_card(config.from_model)["spec"]).spatial_dims
+
+
 def fit_classes(
     base: SegmentationModel | None,
     config: TrainingConfig,
