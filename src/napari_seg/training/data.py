@@ -11,7 +11,7 @@ strokes on a large image, and rare classes, are seen often.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -578,14 +578,7 @@ class TrainingData(LabelMode):
         ------
         list of (image, target)
         """
-        batch: list = []
-        for region in self.regions:
-            batch.append(self._validation_item(region))
-            if len(batch) == batch_size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+        yield from batches((self._validation_item(r) for r in self.regions), batch_size)
 
     def _validation_item(self, region: Region) -> tuple[np.ndarray, np.ndarray]:
         src = self.sources[region.source]
@@ -607,6 +600,28 @@ class TrainingData(LabelMode):
         )
         target[inner] = lab
         return pad_patch(image, target, self.patch + 2 * m)
+
+
+def batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """``items`` in lists of ``size`` (the last one shorter), read lazily.
+
+    Parameters
+    ----------
+    items : iterable
+    size : int
+
+    Yields
+    ------
+    list
+    """
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def pad_patch(

@@ -38,6 +38,7 @@ from .data import (
     POSITIONS_PER_CLASS,
     LabelMode,
     as_pairs,
+    batches,
     check_annotations,
     pad_patch,
 )
@@ -375,14 +376,7 @@ class VolumeData(LabelMode):
         ------
         list of (image, target)
         """
-        batch: list = []
-        for item in self._validation_items():
-            batch.append(item)
-            if len(batch) == batch_size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+        yield from batches(self._validation_items(), batch_size)
 
     def _validation_items(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         made = 0
