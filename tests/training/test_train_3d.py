@@ -288,6 +288,14 @@ def test_filled_targets_between_slices_and_their_weight():
     logits.grad = None
     loss(logits, both, 0.0).backward()
     assert float(logits.grad.abs().sum(dim=1).flatten()[1]) == 0.0
+    # a batch of filled-in targets only: a loss without cross-entropy gives 0, not NaN
+    only = torch.tensor([[[[FILLED + 1]], [[FILLED + 2]]]])
+    for name in ("dice", "focal"):
+        logits.grad = None
+        value = SegmentationLoss(name, num_classes=4)(logits, only, 0.5)
+        value.backward()
+        assert float(value) == 0.0
+        assert float(logits.grad.abs().sum()) == 0.0
 
 
 def test_dynunet_trains_in_3d_with_deep_supervision(monkeypatch):

@@ -350,7 +350,7 @@ class TrainWidget(Dock):
         config = self.config(axis=axis, channel_axis=channel_axis, label0=label0)
         if from_model is not None:
             config = config.with_(from_model=from_model)
-        volumes = (model.spec.spatial_dims if model is not None else run_dims(config)) == 3
+        volumes = run_dims(config, model) == 3
         if volumes:  # the stack is one volume, not planes
             config = config.with_(axis=None)
         if self.source.is_new:

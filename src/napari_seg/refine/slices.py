@@ -177,9 +177,9 @@ def interpolate_slices(
         _fill_contour(moved, out, index, ids, background)
     else:
         sampling = _in_plane(spacing, axis)
+        fill = _fill_nearest if method == "nearest" else _fill_shape
         for a, b in pairwise(index):
             if b - a > 1:
-                fill = _fill_nearest if method == "nearest" else _fill_shape
                 out[a + 1 : b] = fill(moved[a], moved[b], b - a, ids, background, sampling)
     return np.ascontiguousarray(np.moveaxis(out, 0, axis))
 

@@ -34,18 +34,34 @@ def base_model(
     return None, {}
 
 
-def run_dims(config: TrainingConfig) -> int:
-    """A run's dimensionality as the trainer will see it, before it starts: ``dims``,
-    else the ``from_model`` file's (read from its card only), else 2.
+def run_dims(config: TrainingConfig, base: SegmentationModel | None = None) -> int:
+    """A run's dimensionality: the model's when fine-tuning ``base`` (``config.dims``
+    must agree), else ``dims``, else the ``from_model`` file's (read from its card
+    only, before anything is loaded), else 2.
 
     Parameters
     ----------
     config : TrainingConfig
+    base : SegmentationModel, optional
+        The model the run starts from, once loaded.
 
     Returns
     -------
     int
+
+    Raises
+    ------
+    ValueError
+        When ``config.dims`` contradicts ``base``.
     """
+    if base is not None:
+        dims = base.spec.spatial_dims
+        if config.dims is not None and config.dims != dims:
+            raise ValueError(
+                f"dims={config.dims} but the model to fine-tune is {dims}D; leave dims unset "
+                "to train it as it is"
+            )
+        return dims
     if config.dims is not None or config.from_model is None:
         return config.dims or 2
     from ..models import ModelSpec, read_model_card

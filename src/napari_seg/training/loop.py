@@ -22,7 +22,7 @@ from ..arrays.layout import detect_in_channels
 from ..arrays.runtime import Runtime
 from ..models.registry import get_architecture
 from ..models.spec import Normalization
-from ._model import base_model, fit_classes
+from ._model import _new_model, base_model, fit_classes, run_dims
 from ._runtime import Clock, guard_batchnorm
 from .augment import Augmentation, augment
 from .checkpoint import RunState, restore, save_checkpoint
@@ -193,7 +193,6 @@ class _Trainer:
         self.state: RunState
         self.data: TrainingData | VolumeData
         self.dims = 2
-        self.plan: Any = None  # a 3D run's TrainingPlan
         self.rng: np.random.Generator
         self.hooks: list[torch.utils.hooks.RemovableHandle] = []
         self.best_state: dict[str, torch.Tensor] | None = None
@@ -206,7 +205,7 @@ class _Trainer:
         cfg = self.config
         base, self.source = base_model(self.config, model, resume, self.device)
         in_channels, normalization = self._input_spec(base, pairs[0][0])
-        self.dims = _run_dims(cfg, base)
+        self.dims = run_dims(cfg, base)
         if self.dims == 3:
             self.data = self._volume_data(pairs, base, in_channels, normalization, names)
         else:
@@ -287,8 +286,13 @@ class _Trainer:
         data_args["fill"] = cfg.filled_weight > 0
         if cfg.patch_3d is not None:
             return VolumeData(pairs, patch=cfg.patch_3d, **data_args)
-        probe = base if base is not None else _probe_model(cfg, in_channels, normalization)
-        probe = probe.to(self.device)
+        # Memory is measured on the model to fine-tune, or on a new one of the run's
+        # architecture; the class count barely matters (3: two classes trained even
+        # when id 0 means "unlabelled").
+        if base is None:
+            probe, _ = _new_model(cfg, 3, in_channels, normalization, self.device)
+        else:
+            probe = base.to(self.device)
         shapes = [_volume_shape(image, in_channels, cfg.channel_axis) for image, _ in pairs]
         plan = plan_patch_3d(
             shapes,
@@ -300,7 +304,6 @@ class _Trainer:
             max_batch=cfg.batch_size,
             cpu=self.device.type == "cpu",
         )
-        self.plan = plan
         self.config = cfg.with_(patch_3d=plan.patch, batch_size=plan.batch_size)
         return VolumeData(pairs, patch=plan.patch, **data_args)
 
@@ -633,36 +636,6 @@ class _Trainer:
         for hook in self.hooks:
             hook.remove()
         self.hooks = []
-
-
-def _run_dims(config: TrainingConfig, base: SegmentationModel | None) -> int:
-    """2 or 3: the model's when fine-tuning (``config.dims`` must agree), else the config's."""
-    if base is None:
-        return config.dims or 2
-    dims = base.spec.spatial_dims
-    if config.dims is not None and config.dims != dims:
-        raise ValueError(
-            f"dims={config.dims} but the model to fine-tune is {dims}D; leave dims unset "
-            "to train it as it is"
-        )
-    return dims
-
-
-def _probe_model(config: TrainingConfig, in_channels: int, normalization) -> SegmentationModel:
-    """A new 3D model of the run's architecture (two classes), to measure memory with."""
-    from ..models import ModelSpec, create_model
-
-    spec = ModelSpec(
-        config.architecture,
-        in_channels=in_channels,
-        num_classes=2,
-        encoder=config.encoder,
-        normalization=normalization,
-        options=config.options,
-        spatial_dims=3,
-        spacing=config.spacing,
-    ).validate()
-    return create_model(spec)
 
 
 def _volume_shape(image, in_channels: int, channel_axis: int | None) -> tuple[int, ...]:

@@ -130,16 +130,20 @@ class SegmentationLoss(nn.Module):
         logits = logits.float()  # losses in fp32 also under autocast
         filled = target >= FILLED
         painted = target.masked_fill(filled, IGNORE_INDEX)
-        weighted = filled_weight > 0 and bool(filled.any())
-        if not bool((painted != IGNORE_INDEX).any()) and not weighted:
+        # Filled-in targets count only in a cross-entropy term.
+        weighted = filled_weight > 0 and hasattr(self, "ce") and bool(filled.any())
+        any_painted = bool((painted != IGNORE_INDEX).any())
+        if not any_painted and not weighted:
             return logits.sum() * 0.0
         total = logits.new_zeros(())
         for term in self.terms:
-            if term is getattr(self, "focal", None):
-                total = total + term(logits, painted.unsqueeze(1))
-            elif term is getattr(self, "ce", None) and weighted:
+            if term is getattr(self, "ce", None) and weighted:
                 total = total + self._weighted_ce(logits, target, filled, filled_weight)
-            elif bool((painted != IGNORE_INDEX).any()):
+            elif not any_painted:  # only filled-in targets here: the other terms skip them
+                continue
+            elif term is getattr(self, "focal", None):
+                total = total + term(logits, painted.unsqueeze(1))
+            else:
                 total = total + term(logits, painted)
         return total
 

@@ -71,6 +71,24 @@ class Slab:
     start: int
     stop: int
 
+    def index(self, start: int | None = None, stop: int | None = None) -> tuple[slice, ...]:
+        """The index of ``start:stop`` along the slab's axis and everything along the
+        other two.
+
+        Parameters
+        ----------
+        start, stop : int, optional
+            Default: the slab's own.
+
+        Returns
+        -------
+        tuple of slice
+        """
+        index = [slice(None)] * 3
+        start = self.start if start is None else start
+        index[self.axis] = slice(start, self.stop if stop is None else stop)
+        return tuple(index)
+
 
 class VolumeData(LabelMode):
     """Patches and held-out slabs drawn from labelled volumes (3D networks).
@@ -129,7 +147,8 @@ class VolumeData(LabelMode):
         self.regions: list[Slab] = []
         for s, scan in enumerate(scans):
             self.regions += self._hold_out(s, scan, rng, validation_fraction)
-        self._positions = self._training_positions(scans)
+        self._all_positions = _by_class(scans)
+        self._positions = self._training_positions(self._all_positions)
         self.class_counts = self._training_counts(scans, k)
         self.annotated_pixels = int(self.class_counts.sum())
         sizes = [np.prod(v.layout.spatial_shape) for v in self.sources]
@@ -159,10 +178,7 @@ class VolumeData(LabelMode):
                 flat = np.bincount(where[:, axis] * k + ids, minlength=shape[axis] * k)
                 counts[axis][:, :k] += flat.reshape(shape[axis], k)
             for c in np.unique(ids):
-                mine = where[ids == c]
-                if len(mine) > POSITIONS_PER_CLASS:
-                    mine = mine[rng.choice(len(mine), POSITIONS_PER_CLASS, replace=False)]
-                found.setdefault(int(c), []).append(mine.astype(np.int32))
+                found.setdefault(int(c), []).append(_subsample(where[ids == c], rng))
         positions = {c: _subsample(np.concatenate(p), rng) for c, p in found.items()}
         return _Scan(counts, positions)
 
@@ -209,30 +225,28 @@ class VolumeData(LabelMode):
             return []
         return [Slab(s, axis, a, b) for a, b in sorted(chosen)]
 
-    def _held(self, s: int, axis: int) -> list[Slab]:
-        return [r for r in self.regions if r.source == s and r.axis == axis]
+    def _slabs(self, s: int) -> list[Slab]:
+        """The held-out slabs of pair ``s``."""
+        return [r for r in self.regions if r.source == s]
 
-    def _training_positions(self, scans: list[_Scan]) -> dict[int, list]:
+    def _training_positions(self, every: dict[int, list]) -> dict[int, list]:
+        """``every`` (class -> [(pair, positions)]) without the positions in held-out slabs."""
         out: dict[int, list] = {}
-        for s, scan in enumerate(scans):
-            for c, where in scan.positions.items():
+        for c, groups in every.items():
+            for s, where in groups:
                 keep = np.ones(len(where), bool)
-                for slab in (r for r in self.regions if r.source == s):
-                    inside = (where[:, slab.axis] >= slab.start) & (where[:, slab.axis] < slab.stop)
-                    keep &= ~inside
+                for slab in self._slabs(s):
+                    along = where[:, slab.axis]
+                    keep &= (along < slab.start) | (along >= slab.stop)
                 if keep.any():
                     out.setdefault(c, []).append((s, where[keep]))
-        self._all_positions = {
-            c: [(s, scan.positions[c]) for s, scan in enumerate(scans) if c in scan.positions]
-            for c in {c for scan in scans for c in scan.positions}
-        }
         return out
 
     def _training_counts(self, scans: list[_Scan], k: int) -> np.ndarray:
         counts = np.zeros(k, np.int64)
         for s, scan in enumerate(scans):
             counts[: scan.counts[0].shape[1]] += scan.counts[0].sum(axis=0)
-            for slab in (r for r in self.regions if r.source == s):
+            for slab in self._slabs(s):
                 held = scan.counts[slab.axis][slab.start : slab.stop].sum(axis=0)
                 counts[: len(held)] -= held
         return counts
@@ -247,10 +261,8 @@ class VolumeData(LabelMode):
         labels = self._read_labels(self.sources[s]).astype(
             np.uint8 if self.max_label < 256 else np.int32
         )
-        for slab in (r for r in self.regions if r.source == s):
-            index = [slice(None)] * 3
-            index[slab.axis] = slice(slab.start, slab.stop)
-            labels[tuple(index)] = 0
+        for slab in self._slabs(s):
+            labels[slab.index()] = 0
         try:
             return interpolate_slices(labels, method="shape")
         except ValueError as exc:  # fewer than two annotated slices: nothing to fill
@@ -282,13 +294,12 @@ class VolumeData(LabelMode):
                 guess = filled[tuple(region)].astype(np.int64)
                 lab = np.where((lab == 0) & (guess > 0), guess + FILLED, lab)
             lab[lab == 0] = IGNORE_INDEX
-        for slab in (r for r in self.regions if r.source == s):
-            lo = max(slab.start, region[slab.axis].start) - region[slab.axis].start
-            hi = min(slab.stop, region[slab.axis].stop) - region[slab.axis].start
+        for slab in self._slabs(s):
+            first = region[slab.axis].start  # the slab, in the region's coordinates
+            lo = max(slab.start, first) - first
+            hi = min(slab.stop, region[slab.axis].stop) - first
             if hi > lo:
-                index = [slice(None)] * 3
-                index[slab.axis] = slice(lo, hi)
-                lab[tuple(index)] = IGNORE_INDEX
+                lab[slab.index(lo, hi)] = IGNORE_INDEX
         return lab
 
     def patch_at(self, s: int, centre: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -388,10 +399,9 @@ class VolumeData(LabelMode):
                     return
                 lab = self._read_labels(volume, *region)
                 target = np.full(lab.shape, IGNORE_INDEX, np.int64)
-                index = [slice(None)] * 3
-                lo = slab.start - region[slab.axis].start
-                index[slab.axis] = slice(lo, lo + slab.stop - slab.start)
-                target[tuple(index)] = lab[tuple(index)]
+                lo = slab.start - region[slab.axis].start  # in the region's coordinates
+                inside = slab.index(lo, lo + slab.stop - slab.start)
+                target[inside] = lab[inside]
                 if self.sparse:
                     target[target == 0] = IGNORE_INDEX
                 if not (target != IGNORE_INDEX).any():
@@ -440,10 +450,20 @@ def _check_ids(name: str, lab: np.ndarray) -> None:
         )
 
 
+def _by_class(scans: list[_Scan]) -> dict[int, list]:
+    """Every pair's sampled positions, grouped by class: class -> [(pair, positions)]."""
+    out: dict[int, list] = {}
+    for s, scan in enumerate(scans):
+        for c, where in scan.positions.items():
+            out.setdefault(c, []).append((s, where))
+    return out
+
+
 def _subsample(where: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    if len(where) <= POSITIONS_PER_CLASS:
-        return where
-    return where[rng.choice(len(where), POSITIONS_PER_CLASS, replace=False)]
+    """At most ``POSITIONS_PER_CLASS`` of the positions ``where``, drawn at random."""
+    if len(where) > POSITIONS_PER_CLASS:
+        where = where[rng.choice(len(where), POSITIONS_PER_CLASS, replace=False)]
+    return where.astype(np.int32, copy=False)
 
 
 def _blocks_over(slab: Slab, shape: Sequence[int], patch: Sequence[int]) -> Iterator[list[slice]]:
