@@ -293,9 +293,8 @@ def test_an_existing_model_file_is_kept_unless_replace_is_ticked(setup, qtbot, n
     assert _steps(load_model(target)) == 25
 
 
-def test_the_window_stays_responsive_once_the_dock_is_ready(setup, qtbot, notes):
-    """Issue 13's targets are p99 < 20 ms and max < 100 ms (bench/responsiveness.py);
-    this test keeps a margin for a loaded CI machine. The dock's one-time background
+def test_the_window_stays_responsive_once_the_dock_is_ready(setup, qtbot, notes, heartbeat):
+    """The dock's one-time background
     imports (torch._dynamo, which holds the GIL for about 200 ms) finish first, as they
     do while a user picks layers and settings."""
     from napari_seg._widgets._shared import warm_training
@@ -303,21 +302,11 @@ def test_the_window_stays_responsive_once_the_dock_is_ready(setup, qtbot, notes)
     _viewer, w, _original = setup
     warm_training().result()
     w._budget.value = 4
-    stamps = []
-    timer = QTimer()
-    timer.setInterval(10)
-    timer.timeout.connect(lambda: stamps.append(time.perf_counter()))
-    timer.start()
-    w.start()
-    _wait(qtbot, w)
-    timer.stop()
-    gaps = np.diff(stamps) * 1000
-    p99 = np.percentile(gaps, 99)
-    print(f"heartbeat once ready: {len(gaps)} gaps, p99 {p99:.1f} ms, max {gaps.max():.1f} ms")
+    with heartbeat:
+        w.start()
+        _wait(qtbot, w)
     assert notes["error"] == []
-    assert len(gaps) > 100, "training was too short to measure"
-    assert p99 < 30
-    assert gaps.max() < 100
+    heartbeat.check("while training", min_ticks=100)
 
 
 def test_a_new_model_records_the_image_layer_pixel_size(setup):
