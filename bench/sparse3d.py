@@ -30,7 +30,7 @@ every 8th slice for 3 epochs of 5 steps, with the filling, and reports the peak
 RSS (target < 6 GB on the CPU).
 
 Usage: python bench/sparse3d.py [--k 4,8,16] [--methods nearest,shape,contour]
-       python bench/sparse3d.py --learn 2d,3d,3d+fill --k 8 --minutes 2,5
+       python bench/sparse3d.py --learn 2d,3d,3d+fill --k 8 --minutes 2,5 [--loss ce+dice]
        python bench/sparse3d.py --memory
 Needs: pip install nibabel; pip install --no-deps nilearn==0.14.1
 """
@@ -122,17 +122,18 @@ def speed(method: str) -> dict:
             "k": 8, "seconds": round(seconds, 3)}  # fmt: skip
 
 
-def learn(method: str, k: int, minutes: float) -> dict:
+def learn(method: str, k: int, minutes: float, loss: str = "auto") -> dict:
     import resource
 
     from napari_seg.inference import PredictConfig, predict
     from napari_seg.training import train
+    from napari_seg.training.losses import resolve_loss
 
     image, labels = mni()
     sparse, scored = given_slices(labels + 1, k)
     options = {"depth": 3, "base_width": 16}
     settings = dict(label0="unlabelled", minutes=minutes, epochs=None, options=options,
-                    device="cpu", patience=None, steps_per_epoch=20, seed=0)  # fmt: skip
+                    device="cpu", patience=None, steps_per_epoch=20, seed=0, loss=loss)  # fmt: skip
     if method == "2d":
         settings.update(axis=0, patch_size=128, batch_size=4)
     else:
@@ -147,6 +148,7 @@ def learn(method: str, k: int, minutes: float) -> dict:
         "k": k,
         "method": method,
         "minutes": minutes,
+        "loss": resolve_loss(loss, sparse=True, num_classes=result.model.spec.num_classes),
         "dice": dice(pred[scored], labels[scored]),
         "train_s": round(trained, 1),
         "steps": result.steps,
@@ -199,11 +201,16 @@ def main() -> None:
     parser.add_argument("--learn", help="comma-separated: 2d, 3d, 3d+fill")
     parser.add_argument("--minutes", default="2,5")
     parser.add_argument("--memory", action="store_true")
+    parser.add_argument("--loss", default="auto", help="training loss of --learn (default auto)")
     parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)  # a child's case
     args = parser.parse_args()
     if args.one:
         case = args.one
-        result = memory() if case[0] == "memory" else learn(case[1], int(case[2]), float(case[3]))
+        result = (
+            memory()
+            if case[0] == "memory"
+            else learn(case[1], int(case[2]), float(case[3]), case[4])
+        )
         print(json.dumps(result), flush=True)
         return
     if args.memory:
@@ -213,7 +220,7 @@ def main() -> None:
         for k in (int(v) for v in args.k.split(",")):
             for minutes in args.minutes.split(","):
                 for method in args.learn.split(","):
-                    child("--one", "learn", method, str(k), minutes)
+                    child("--one", "learn", method, str(k), minutes, args.loss)
         return
     _, labels = mni()
     methods = args.methods.split(",")

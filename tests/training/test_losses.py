@@ -5,7 +5,9 @@ import torch.nn.functional as F
 
 from napari_seg.training import LOSSES, class_weights
 from napari_seg.training.data import IGNORE_INDEX
-from napari_seg.training.losses import SegmentationLoss
+from napari_seg.training.losses import SegmentationLoss, resolve_loss
+
+CONCRETE = [name for name in LOSSES if name != "auto"]
 
 
 def _batch(seed=0):
@@ -17,7 +19,7 @@ def _batch(seed=0):
     return logits, target
 
 
-@pytest.mark.parametrize("name", LOSSES)
+@pytest.mark.parametrize("name", CONCRETE)
 def test_ignored_pixels_give_exactly_zero_gradient(name):
     logits, target = _batch()
     loss = SegmentationLoss(name, num_classes=3, class_counts=[500, 60, 9])(logits, target)
@@ -72,3 +74,14 @@ def test_a_batch_without_annotation_gives_zero_not_nan():
     loss.backward()
     assert loss.item() == 0
     assert torch.all(logits.grad == 0)
+
+
+def test_auto_loss_is_class_weighted_for_sparse_multiclass_labels():
+    assert resolve_loss("auto", sparse=True, num_classes=3) == "weighted-ce+dice"
+    assert resolve_loss("auto", sparse=True, num_classes=2) == "ce+dice"
+    assert resolve_loss("auto", sparse=False, num_classes=8) == "ce+dice"
+    assert all(resolve_loss(n, sparse=True, num_classes=8) == n for n in CONCRETE)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        resolve_loss("dicey", sparse=True, num_classes=3)
+    with pytest.raises(ValueError, match="got 'auto'"):  # resolved before it gets here
+        SegmentationLoss("auto", num_classes=3)

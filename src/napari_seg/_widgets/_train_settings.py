@@ -5,7 +5,7 @@ from __future__ import annotations
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
 
 from ..limits import MAX_BATCH, MAX_PATCH
-from ..training.config import LABEL0_CHOICES, LOSSES, MIN_PATCH
+from ..training.config import LABEL0_CHOICES, LOSSES, MIN_PATCH, TrainingConfig
 
 LABEL0_TEXT = {"unlabelled": "unlabelled (scribbles)", "background": "background (dense masks)"}
 AUGMENTATIONS = ("flips", "rotations", "intensity", "noise", "elastic")
@@ -19,7 +19,7 @@ class SettingsPanel:
     def __init__(self) -> None:
         label0 = [(LABEL0_TEXT[c], c) for c in LABEL0_CHOICES]
         self.label0 = ComboBox(label="label 0 is", choices=label0, value="unlabelled")
-        self.loss = ComboBox(label="loss", choices=list(LOSSES), value="ce+dice")
+        self.loss = ComboBox(label="loss", choices=list(LOSSES), value=TrainingConfig.loss)
         self.budget_unit = ComboBox(label="budget in", choices=["minutes", "epochs"])
         self.budget = FloatSpinBox(label="budget", min=0.01, max=10000, step=0.5, value=2.0)
         self.lr = FloatSpinBox(label="learning rate", min=1e-5, max=1.0, step=1e-4, value=1e-3)

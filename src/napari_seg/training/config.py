@@ -33,6 +33,7 @@ from ..limits import (
 from ..models.spec import NORMALIZATION_METHODS
 
 LOSSES = (
+    "auto",
     "ce",
     "weighted-ce",
     "dice",
@@ -84,9 +85,12 @@ class TrainingConfig(JobConfig):
     normalization : str
         Intensity normalisation of a new model (stored in its card and used
         again by inference).
-    loss : {"ce", "weighted-ce", "dice", "focal", "weighted-focal", "ce+dice", \
+    loss : {"auto", "ce", "weighted-ce", "dice", "focal", "weighted-focal", "ce+dice", \
             "weighted-ce+dice"}
         Weighted variants use ``w_c = (N - N_c) / N`` over the annotated pixels.
+        ``auto`` (default): ``weighted-ce+dice`` for sparse labels with three or more
+        classes, where the plain loss lets the majority class win, else ``ce+dice``
+        (:func:`~napari_seg.training.losses.resolve_loss`).
     epochs : int, optional
         Budget in epochs.
     minutes : float, optional
@@ -160,7 +164,7 @@ class TrainingConfig(JobConfig):
     grow_classes: bool = False
     label0: str = "background"
     normalization: str = "percentile"
-    loss: str = "ce+dice"
+    loss: str = "auto"
     epochs: int | None = None
     minutes: float | None = 2.0
     steps_per_epoch: int = 25

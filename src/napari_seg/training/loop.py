@@ -39,7 +39,7 @@ from .events import (
     TrainWarning,
 )
 from .files import best_from_file, check_outputs, companion_paths, resumed_config
-from .losses import SegmentationLoss
+from .losses import SegmentationLoss, resolve_loss
 from .schedule import lr_factor
 from .validation import METRIC_NAMES, Validation, validate
 from .volume import VolumeData
@@ -232,8 +232,10 @@ class _Trainer:
             self.rng.bit_generator.state = self.state.numpy_rng
         if self.state.best_epoch is not None and self.out is not None and self.out.is_file():
             self.best_state = best_from_file(self.out, self.state.best_epoch)
+        classes = self.model.spec.num_classes
+        loss = resolve_loss(cfg.loss, sparse=self.data.sparse, num_classes=classes)
         self.loss = SegmentationLoss(
-            cfg.loss, num_classes=self.model.spec.num_classes, class_counts=self.data.class_counts
+            loss, num_classes=classes, class_counts=self.data.class_counts
         ).to(self.device)
         self.aug = Augmentation.from_config(cfg)
         if self.dims == 3 and self.model.spec.spacing is not None:

@@ -53,6 +53,46 @@ def class_weights(counts: ArrayLike) -> np.ndarray:
     return ((total - counts) / total).astype(np.float32)
 
 
+def resolve_loss(name: str, *, sparse: bool, num_classes: int) -> str:
+    """The loss that ``name`` stands for (``"auto"`` chosen from the labels).
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`~napari_seg.training.config.LOSSES`.
+    sparse : bool
+        Whether label 0 means "not annotated" (strokes, a few painted slices).
+    num_classes : int
+        Classes the model predicts.
+
+    Returns
+    -------
+    str
+        ``name`` itself unless it is ``"auto"``: then ``"weighted-ce+dice"`` for
+        sparse labels with three or more classes, ``"ce+dice"`` otherwise. With a
+        few painted slices or strokes of many small classes the painted majority
+        (usually the background) dominates the plain loss, and a CPU-length run
+        predicts only a few classes; the class weights keep every class in play.
+
+    Raises
+    ------
+    ValueError
+        For a name not in ``LOSSES``.
+
+    Examples
+    --------
+    >>> resolve_loss("auto", sparse=True, num_classes=6)
+    'weighted-ce+dice'
+    >>> resolve_loss("auto", sparse=True, num_classes=2)
+    'ce+dice'
+    """
+    if name not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {name!r}")
+    if name != "auto":
+        return name
+    return "weighted-ce+dice" if sparse and num_classes >= 3 else "ce+dice"
+
+
 class SegmentationLoss(nn.Module):
     """One of :data:`~napari_seg.training.config.LOSSES`, called as ``loss(logits, target)``.
 
@@ -74,8 +114,8 @@ class SegmentationLoss(nn.Module):
 
     def __init__(self, name: str, *, num_classes: int, class_counts=None) -> None:
         super().__init__()
-        if name not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {name!r}")
+        if name not in LOSSES or name == "auto":
+            raise ValueError(f"loss must be one of {LOSSES[1:]}, got {name!r}")
         self.name = name
         weight = None
         if name.startswith("weighted-"):  # the cross-entropy or focal term is weighted
