@@ -133,3 +133,37 @@ class BandAccumulator:
             probs = (band / self.weights[:, start:stop]).to(torch.float16).cpu().numpy()
             every_class = (slice(None), *region)
             self.probabilities_out[every_class] = np.moveaxis(probs, 1, 1 + b)
+
+
+class CroppedOutput:
+    """The whole image's output, seen by one block's band accumulator.
+
+    The accumulator writes in the block grid's coordinates (``origin`` is where the
+    grid starts in the image, ``grid_shape`` its extent); only the part inside
+    ``box`` reaches ``out``, at the image's coordinates. ``leading`` axes (the class
+    axis of probabilities) come before the output's own.
+    """
+
+    def __init__(self, out, layout: ImageLayout, origin, grid_shape, box, leading: int = 0):
+        self.out, self.dtype = out, out.dtype
+        channel = layout.channel_axis
+        self.positions = [
+            leading + a - (1 if channel is not None and channel < a else 0)
+            for a in layout.spatial_axes
+        ]
+        self.origin, self.grid_shape, self.box = tuple(origin), tuple(grid_shape), tuple(box)
+
+    def __setitem__(self, index: tuple, value: np.ndarray) -> None:
+        index = list(index)
+        dims = [i for i, part in enumerate(index) if isinstance(part, slice)]
+        pick = [slice(None)] * np.ndim(value)
+        for pos, o, n, (lo, hi) in zip(
+            self.positions, self.origin, self.grid_shape, self.box, strict=True
+        ):
+            start, stop, _ = index[pos].indices(n)
+            first, last = max(start + o, lo), min(stop + o, hi)
+            if first >= last:
+                return
+            index[pos] = slice(first, last)
+            pick[dims.index(pos)] = slice(first - start - o, last - start - o)
+        self.out[tuple(index)] = value[tuple(pick)]

@@ -17,10 +17,10 @@ from .._device import release_memory
 from .._generators import drain
 from .._types import RegionArray
 from ..arrays.layout import ImageLayout, resolve_layout
-from ..arrays.normalize import compute_stats
+from ..arrays.normalize import IntensityStats, compute_stats
 from ..arrays.runtime import Runtime, is_out_of_memory
 from ..models.wrapper import mask_untrained
-from ._bands import BandAccumulator
+from ._bands import BandAccumulator, CroppedOutput
 from ._resample import resampled_sizes, run_resampled
 from ._sizes import default_batch, default_tile
 from .config import MIN_TILE, PredictConfig
@@ -145,9 +145,49 @@ def predict(
 
 
 class _Predictor:
-    """One prediction: checked inputs, the resolved runtime and the tile loop."""
+    """One prediction: checked inputs, the resolved runtime and the tile loop.
 
-    def __init__(self, model, image, config: PredictConfig, out, probabilities_out) -> None:
+    ``box`` (one ``(start, stop)`` per spatial axis) and ``planes`` (a range of
+    plane numbers) restrict it to one block of the image: only the tiles of the
+    whole image's grid that overlap the box run, and only the box is written to
+    ``out`` (the whole image's labels), bit-identical to a run on the whole image
+    given the same ``stats`` (:mod:`napari_seg.inference.blocks`).
+    """
+
+    def __init__(
+        self,
+        model,
+        image,
+        config: PredictConfig,
+        out,
+        probabilities_out,
+        *,
+        box: tuple[tuple[int, int], ...] | None = None,
+        planes: range | None = None,
+        stats: IntensityStats | None = None,
+    ) -> None:
+        self._resolve(model, image, config)
+        spec = model.spec
+        self.num_classes = spec.num_classes
+        self.labels = _labels_out(out, self.layout, self.num_classes)
+        want = config.probabilities or probabilities_out is not None
+        self.probabilities = (
+            _probabilities_out(probabilities_out, self.layout, self.num_classes) if want else None
+        )
+        self.warnings: list[str] = []
+        self.box = box
+        self.plane_range = planes if planes is not None else range(self.layout.n_planes)
+        self.planes_done = self.plane_range.start
+        self.stats = stats or compute_stats(image, self.layout, spec.normalization)
+
+    @classmethod
+    def settings(cls, model, image, config: PredictConfig) -> _Predictor:
+        """The layout, device, tile, overlap and batch a run would use; nothing allocated."""
+        predictor = cls.__new__(cls)
+        predictor._resolve(model, image, config)
+        return predictor
+
+    def _resolve(self, model, image, config: PredictConfig) -> None:
         _check_model(model)
         _check_image(image)
         spec = model.spec
@@ -170,15 +210,6 @@ class _Predictor:
             overlap = int(getattr(model.net, "preferred_overlap", self.tile // 4))
         self.overlap = min(overlap, self.tile - 1)
         self.batch = default_batch(config, self.device, self.tile, self.layout.spatial_dims)
-        self.num_classes = spec.num_classes
-        self.labels = _labels_out(out, self.layout, self.num_classes)
-        want = config.probabilities or probabilities_out is not None
-        self.probabilities = (
-            _probabilities_out(probabilities_out, self.layout, self.num_classes) if want else None
-        )
-        self.warnings: list[str] = []
-        self.planes_done = 0
-        self.stats = compute_stats(image, self.layout, spec.normalization)
 
     def resampled_sizes(self) -> tuple[int, ...] | None:
         """The spatial sizes at the model's spacing, or None when no resampling is needed."""
@@ -199,7 +230,7 @@ class _Predictor:
         model, previous = self._prepare_model()
         try:
             yield self._started()
-            while self.planes_done < self.layout.n_planes:
+            while self.planes_done < self.plane_range.stop:
                 try:
                     yield from self._run_planes(start)
                 except Exception as exc:
@@ -232,13 +263,27 @@ class _Predictor:
             model.to(memory_format=torch.channels_last)  # 4D weights; 3D keeps its own
         return model, previous
 
-    def _grid(self) -> TileGrid:
+    def _grid(self) -> tuple[TileGrid, tuple[int, ...]]:
+        """The tiles to run and where the grid's first pixel lies in the image."""
         shape = self.layout.plane_shape
         # Volumes go band by band along their longest axis: the band then spans the
         # two shorter ones (a 128 x 1024 x 1024 volume: 96 x 128 x 1024 voxels, not
         # 96 x 1024 x 1024). Planes go row by row.
         band = int(np.argmax(shape)) if len(shape) == 3 else 0
-        return TileGrid.build(shape, self.tile, self.overlap, band_axis=band)
+        grid = TileGrid.build(shape, self.tile, self.overlap, band_axis=band)
+        if self.box is None:
+            return grid, (0,) * len(shape)
+        return grid.restrict(self.box)
+
+    def _outputs(self, offset: tuple[int, ...], grid: TileGrid) -> tuple[Any, Any]:
+        """Where the band accumulator writes: the outputs, cropped to the box for a block."""
+        if self.box is None:
+            return self.labels, self.probabilities
+        labels = CroppedOutput(self.labels, self.layout, offset, grid.shape, self.box)
+        if self.probabilities is None:
+            return labels, None
+        probs = CroppedOutput(self.probabilities, self.layout, offset, grid.shape, self.box, 1)
+        return labels, probs
 
     def _started(self) -> PredictStarted:
         return PredictStarted(
@@ -248,7 +293,7 @@ class _Predictor:
             tile=self.tile,
             overlap=self.overlap,
             batch_size=self.batch,
-            tiles_total=len(self._grid()) * self.layout.n_planes,
+            tiles_total=len(self._grid()[0]) * len(self.plane_range),
             planes=self.layout.n_planes,
         )
 
@@ -276,27 +321,28 @@ class _Predictor:
 
     def _run_planes(self, start: float) -> Iterator[PredictEvent]:
         """Predict every plane from ``planes_done`` on, yielding after each batch."""
-        grid = self._grid()
+        grid, offset = self._grid()
         per_plane = len(grid)
-        total = per_plane * self.layout.n_planes
+        total = per_plane * len(self.plane_range)
         window = torch.from_numpy(
             blending_window(grid.tile_shape, mode=self.config.blending, overlap=grid.overlap)
         ).to(self.device)
         first = self.planes_done
         tiles = (
             (self.layout.plane_at(p), p, r, origin)
-            for p in range(first, self.layout.n_planes)
+            for p in range(first, self.plane_range.stop)
             for r, *origin in grid
         )
         bands = BandAccumulator(
-            grid, self.layout, self.num_classes, self.device, self.labels, self.probabilities
+            grid, self.layout, self.num_classes, self.device, *self._outputs(offset, grid)
         )
-        done = first * per_plane
+        done = (first - self.plane_range.start) * per_plane
         pin = self.device.type == "cuda"
+        load = (grid, offset, pin, self.batch)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-seg-tiles") as pool:
             pending: deque = deque()
             try:
-                for batch in _batches(tiles, self.batch, pool, pending, self._load, grid, pin):
+                for batch in _batches(tiles, self.batch, pool, pending, self._load, *load):
                     items, x = batch
                     probs = self._forward(x)
                     with torch.inference_mode():
@@ -308,17 +354,22 @@ class _Predictor:
                     yield PredictProgress(done, total, time.perf_counter() - start)
                 with torch.inference_mode():
                     bands.finish()
-                self.planes_done = self.layout.n_planes
+                self.planes_done = self.plane_range.stop
             finally:
                 for _items, future in pending:
                     future.cancel()
 
-    def _load(self, items, grid: TileGrid, pin: bool) -> torch.Tensor:
+    def _load(self, items, grid: TileGrid, offset, pin: bool, batch: int) -> torch.Tensor:
+        """The tiles of ``items``, normalised; a short last batch is padded with zeros
+        to ``batch`` tiles, as the network's per-tile result depends (in the last
+        bits) on the batch size, never on the other tiles' contents: a block of an
+        image then gets exactly the values the whole image gets."""
         sizes = grid.tile_shape
-        x = torch.empty((len(items), self.layout.channels, *sizes), pin_memory=pin)
+        x = torch.zeros((max(batch, len(items)), self.layout.channels, *sizes), pin_memory=pin)
         buffer = x.numpy()
         for k, (plane, _p, _r, origin) in enumerate(items):
-            region = (slice(o, o + n) for o, n in zip(origin, sizes, strict=True))
+            starts = (o + d for o, d in zip(origin, offset, strict=True))
+            region = (slice(s, s + n) for s, n in zip(starts, sizes, strict=True))
             buffer[k] = self.stats.apply(self.layout.read(self.image, plane, *region))
         return x
 

@@ -145,6 +145,44 @@ class TileGrid:
     def __len__(self) -> int:
         return math.prod(len(s) for s in self.starts)
 
+    def restrict(self, box: tuple[tuple[int, int], ...]) -> tuple[TileGrid, tuple[int, ...]]:
+        """The tiles of this grid that overlap ``box``, on the box their union covers.
+
+        A pixel inside ``box`` is covered by the same tiles, met in the same order,
+        as in the whole grid, so blending them gives bit-identical values: this is
+        how a block of a large image is segmented exactly as the whole image is.
+
+        Parameters
+        ----------
+        box : tuple of (start, stop)
+            One half-open range per axis, inside :attr:`shape`.
+
+        Returns
+        -------
+        grid : TileGrid
+            The kept tiles, their starts relative to ``origin``; same tile shape,
+            overlap and band axis.
+        origin : tuple of int
+            Where the new grid's first pixel lies in this grid.
+
+        Raises
+        ------
+        ValueError
+            For a box that is empty or leaves the grid.
+        """
+        starts, origin, shape = [], [], []
+        for first, size, tile, (lo, hi) in zip(
+            self.starts, self.shape, self.tile_shape, box, strict=True
+        ):
+            if not 0 <= lo < hi <= size:
+                raise ValueError(f"box {box} is empty or leaves the grid of shape {self.shape}")
+            kept = [s for s in first if s < hi and s + tile > lo]
+            origin.append(kept[0])
+            starts.append(tuple(s - kept[0] for s in kept))
+            shape.append(kept[-1] + tile - kept[0])
+        grid = TileGrid(tuple(shape), self.tile_shape, self.overlap, tuple(starts), self.band_axis)
+        return grid, tuple(origin)
+
     def __iter__(self) -> Iterator[tuple[int, ...]]:
         """``(band_index, *origin)`` for every tile, band by band along :attr:`band_axis`
         and in C order within a band: ``(r, y0, x0)`` in 2D, ``(r, z0, y0, x0)`` in 3D."""

@@ -1,0 +1,242 @@
+"""Segmenting a large image block by block, exactly as in one piece.
+
+A block is a box of the spatial axes (and a range of planes of a stack). It runs
+the tiles of the *whole image's* grid that overlap it, reading past its edges
+as far as those tiles reach (the halo is the tiles' own extent), and writes only
+its box. Every pixel of the box is then the blend of the same tiles, added in the
+same order, from the same normalisation statistics and batch size, as in a
+single-process run: the labels are bit-identical, wherever the block boundaries
+fall (tested for planes, stacks and volumes). Blocks are made of whole output
+chunks, so workers never write the same chunk.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from dataclasses import dataclass
+from itertools import product
+from typing import TYPE_CHECKING
+
+from .._types import RegionArray
+from ..arrays.layout import ImageLayout
+from ..arrays.normalize import IntensityStats, compute_stats
+from .config import PredictConfig
+from .events import PredictEvent, PredictResult
+
+if TYPE_CHECKING:
+    from ..models.wrapper import SegmentationModel
+
+#: Output chunk side along each spatial axis: planes, volumes.
+CHUNK_2D, CHUNK_3D = 512, 128
+#: Default block side, in chunks.
+BLOCK_CHUNKS_2D, BLOCK_CHUNKS_3D = 4, 2
+
+
+@dataclass(frozen=True)
+class Block:
+    """One unit of work: a box of the spatial axes of some planes.
+
+    Attributes
+    ----------
+    number : int
+        Position in :func:`plan_blocks`' list (names its record).
+    planes : tuple of int
+        Plane numbers ``[start, stop)`` (see ``ImageLayout.plane_at``).
+    box : tuple of (int, int)
+        ``[start, stop)`` along each spatial axis, in ``spatial_axes`` order.
+    """
+
+    number: int
+    planes: tuple[int, int]
+    box: tuple[tuple[int, int], ...]
+
+    @property
+    def pixels(self) -> int:
+        """Output pixels (voxels) of the block."""
+        return (self.planes[1] - self.planes[0]) * math.prod(b - a for a, b in self.box)
+
+
+def output_chunks(layout: ImageLayout, block: int | None = None) -> tuple[int, ...]:
+    """Chunk shape of the labels array for blocks of side ``block``.
+
+    Parameters
+    ----------
+    layout : ImageLayout
+    block : int, optional
+        Requested block side (pixels along each spatial axis).
+
+    Returns
+    -------
+    tuple of int
+        One per output axis: 1 along the stack axes; along spatial axes
+        ``CHUNK_2D`` (planes) or ``CHUNK_3D`` (volumes), or the block side when it
+        is smaller, clipped to the image.
+    """
+    base = CHUNK_2D if layout.spatial_dims == 2 else CHUNK_3D
+    side = min(base, block) if block else base
+    sizes = dict(zip(layout.spatial_axes, layout.spatial_shape, strict=True))
+    chunks = [
+        min(side, sizes[a]) if a in sizes else 1
+        for a in range(len(layout.shape))
+        if a != layout.channel_axis
+    ]
+    return tuple(chunks)
+
+
+def plan_blocks(layout: ImageLayout, block: int | None = None) -> list[Block]:
+    """Cut the image into blocks of whole chunks.
+
+    Parameters
+    ----------
+    layout : ImageLayout
+    block : int, optional
+        Block side in pixels along each spatial axis, rounded up to whole
+        chunks (default: 4 chunks of 512 for planes, 2 of 128 for volumes). A
+        stack gives one block per plane and box.
+
+    Returns
+    -------
+    list of Block
+
+    Raises
+    ------
+    ValueError
+        For a block side below 16.
+    """
+    if block is not None and block < 16:
+        raise ValueError(f"block must be at least 16 pixels, got {block}")
+    chunks = output_chunks(layout, block)
+    chunk = max(chunks[i] for i in _spatial_positions(layout))
+    per = BLOCK_CHUNKS_2D if layout.spatial_dims == 2 else BLOCK_CHUNKS_3D
+    side = -(-block // chunk) * chunk if block else per * chunk
+    ranges = [
+        [(start, min(start + side, n)) for start in range(0, n, side)] for n in layout.spatial_shape
+    ]
+    boxes = list(product(*ranges))
+    return [
+        Block(number, (p, p + 1), tuple(box))
+        for number, (p, box) in enumerate(product(range(layout.n_planes), boxes))
+    ]
+
+
+def _spatial_positions(layout: ImageLayout) -> list[int]:
+    channel = layout.channel_axis
+    return [a - (1 if channel is not None and channel < a else 0) for a in layout.spatial_axes]
+
+
+def iter_predict_block(
+    model: SegmentationModel,
+    image: RegionArray,
+    block: Block,
+    config: PredictConfig,
+    *,
+    out: RegionArray,
+    stats: IntensityStats,
+    probabilities_out: RegionArray | None = None,
+) -> Generator[PredictEvent, None, PredictResult]:
+    """Segment one block of ``image`` into ``out`` (the whole image's labels).
+
+    Parameters
+    ----------
+    model : SegmentationModel
+    image : array-like
+        The whole image (read by region).
+    block : Block
+    config : PredictConfig
+        The whole job's settings; ``tile``, ``overlap`` and ``batch_size`` must be
+        explicit (:func:`fixed_settings`) so every block uses the same grid.
+    out : array-like
+        The whole image's labels (a zarr array: only the block's chunks are written).
+    stats : IntensityStats
+        The whole image's normalisation statistics (``compute_stats``).
+    probabilities_out : array-like, optional
+        ``(num_classes, *labels.shape)`` float array.
+
+    Yields
+    ------
+    PredictStarted, PredictProgress, SettingsAdjusted, PredictWarning
+
+    Returns
+    -------
+    PredictResult
+        Its ``labels`` is ``out``.
+
+    Raises
+    ------
+    ValueError
+        When the settings are not fixed, or the model's spacing differs from the
+        image's (resample the image first).
+    """
+    from .predictor import _Predictor
+
+    missing = [f for f in ("tile", "overlap", "batch_size") if getattr(config, f) is None]
+    if missing:
+        raise ValueError(f"a block needs fixed {', '.join(missing)} (see fixed_settings)")
+    predictor = _Predictor(
+        model, image, config, out, probabilities_out,
+        box=block.box, planes=range(*block.planes), stats=stats,
+    )  # fmt: skip
+    if predictor.resampled_sizes() is not None:
+        raise ValueError(
+            "block-wise prediction does not resample: the image's spacing differs from "
+            "the model's; resample the image to the model's spacing first"
+        )
+    return (yield from predictor.run())
+
+
+def fixed_settings(
+    model: SegmentationModel, image: RegionArray, config: PredictConfig
+) -> tuple[PredictConfig, IntensityStats]:
+    """The settings and statistics a single-process run would choose, made explicit.
+
+    Parameters
+    ----------
+    model : SegmentationModel
+    image : array-like
+    config : PredictConfig
+
+    Returns
+    -------
+    config : PredictConfig
+        With ``tile``, ``overlap`` and ``batch_size`` filled in for its device.
+    stats : IntensityStats
+        The whole image's normalisation statistics.
+    """
+    from .predictor import _Predictor
+
+    p = _Predictor.settings(model, image, config)
+    fixed = config.with_(tile=p.tile, overlap=p.overlap, batch_size=p.batch)
+    return fixed, compute_stats(image, p.layout, model.spec.normalization)
+
+
+def layout_of(model: SegmentationModel, shape: tuple[int, ...], config: PredictConfig):
+    """The :class:`ImageLayout` of an image of ``shape`` for ``model`` and ``config``.
+
+    Parameters
+    ----------
+    model : SegmentationModel
+    shape : tuple of int
+    config : PredictConfig
+
+    Returns
+    -------
+    ImageLayout
+    """
+    from ..arrays.layout import resolve_layout
+
+    spec = model.spec
+    return resolve_layout(
+        shape, in_channels=spec.in_channels, channel_axis=config.channel_axis,
+        axis=config.axis, spatial_dims=spec.spatial_dims,
+    )  # fmt: skip
+
+
+__all__ = [
+    "Block",
+    "fixed_settings",
+    "iter_predict_block",
+    "layout_of",
+    "output_chunks",
+    "plan_blocks",
+]

@@ -1,0 +1,104 @@
+"""Block-wise prediction gives the single-process result bit for bit."""
+
+import numpy as np
+import pytest
+import torch
+
+from napari_seg._generators import drain
+from napari_seg.inference import PredictConfig, predict
+from napari_seg.inference.blocks import (
+    fixed_settings,
+    iter_predict_block,
+    layout_of,
+    output_chunks,
+    plan_blocks,
+)
+from napari_seg.inference.tiling import TileGrid
+from napari_seg.models import ModelSpec, create_model
+from napari_seg.sample_data import cells_2d, cells_3d
+
+
+def _model(dims=2, classes=4):
+    torch.manual_seed(0)
+    options = {"depth": 2, "base_width": 4}
+    model = create_model(ModelSpec("unet", 1, classes, spatial_dims=dims, options=options))
+    with torch.no_grad():  # an untrained net answers one class everywhere: make it vary
+        for p in model.parameters():
+            p.normal_(0, 0.5)
+    return model.eval()
+
+
+def _blockwise(model, image, config, block):
+    fixed, stats = fixed_settings(model, image, config)
+    layout = layout_of(model, image.shape, fixed)
+    out = np.full(layout.output_shape, 255, np.uint8)
+    probs = np.full((model.spec.num_classes, *layout.output_shape), np.nan, np.float16)
+    blocks = plan_blocks(layout, block)
+    for b in blocks[::-1]:  # any order
+        drain(iter_predict_block(model, image, b, fixed, out=out, stats=stats,
+                                 probabilities_out=probs))  # fmt: skip
+    return out, probs, blocks
+
+
+@pytest.mark.parametrize(
+    ("dims", "shape", "axis", "block", "tile"),
+    [
+        (2, (300, 410), None, 96, 64),  # a plane: 4 x 5 blocks, tiles cross every boundary
+        (2, (3, 150, 130), 0, 64, 48),  # a stack: per plane and box
+        (3, (60, 70, 76), None, 48, 32),  # a volume: 2 x 2 x 2 blocks
+    ],
+)
+def test_blocks_reproduce_the_whole_image_bit_for_bit(dims, shape, axis, block, tile):
+    if dims == 2:
+        image = np.stack([cells_2d(shape[-2:], seed=s)[0] for s in range(3)])
+        image = image[0] if len(shape) == 2 else image[: shape[0]]
+    else:
+        image = cells_3d(shape, seed=2)[0]
+    model = _model(dims)
+    config = PredictConfig(device="cpu", tile=tile, overlap=tile // 3, batch_size=3,
+                           axis=axis, probabilities=True)  # fmt: skip
+    whole = predict(model, image, config)
+    labels, probs, blocks = _blockwise(model, image, config, block)
+    assert len(blocks) > 3  # blocks really are smaller than the image
+    assert len(np.unique(whole.labels)) > 1  # a non-trivial result
+    np.testing.assert_array_equal(labels, whole.labels)
+    np.testing.assert_array_equal(probs, whole.probabilities)
+
+
+def test_blocks_tile_the_image_in_whole_chunks():
+    layout = layout_of(_model(), (3, 1100, 700), PredictConfig(axis=0))
+    chunks = output_chunks(layout, 600)
+    assert chunks == (1, 512, 512)
+    blocks = plan_blocks(layout, 600)  # rounded up to 2 chunks: 1024
+    assert len(blocks) == 3 * 2 * 1
+    covered = np.zeros(layout.output_shape, np.int32)
+    for b in blocks:
+        (y0, y1), (x0, x1) = b.box
+        assert y0 % 512 == 0 and x0 % 512 == 0
+        covered[b.planes[0] : b.planes[1], y0:y1, x0:x1] += 1
+    assert (covered == 1).all()
+    with pytest.raises(ValueError, match="at least 16"):
+        plan_blocks(layout, 8)
+
+
+def test_a_restricted_grid_keeps_the_tiles_over_its_box():
+    grid = TileGrid.build((1000, 700), 256, 64)
+    sub, origin = grid.restrict(((300, 500), (0, 700)))
+    assert origin[0] == 192 and origin[1] == 0
+    kept = [s + origin[0] for s in sub.starts[0]]
+    assert kept == [s for s in grid.starts[0] if s < 500 and s + 256 > 300]
+    assert sub.shape[0] == kept[-1] + 256 - origin[0]
+    with pytest.raises(ValueError, match="leaves the grid"):
+        grid.restrict(((900, 1100), (0, 10)))
+
+
+def test_a_block_needs_fixed_settings_and_the_model_spacing():
+    model = _model()
+    image = cells_2d((64, 64))[0]
+    layout = layout_of(model, image.shape, PredictConfig())
+    block = plan_blocks(layout)[0]
+    fixed, stats = fixed_settings(model, image, PredictConfig(device="cpu"))
+    with pytest.raises(ValueError, match="fixed tile, overlap, batch_size"):
+        drain(iter_predict_block(model, image, block, PredictConfig(), out=np.zeros((64, 64),
+              np.uint8), stats=stats))  # fmt: skip
+    assert fixed.tile is not None and fixed.batch_size is not None
