@@ -55,6 +55,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "NIfTI/DICOM input's own); resampled to the model's spacing when it differs",
     )
     p.add_argument("--probabilities", action="store_true", default=None, help="also write them")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    p.add_argument(
+        "--output-format",
+        choices=("auto", "ome-zarr"),
+        default="auto",
+        help="auto: TIFF (NIfTI for medical inputs); ome-zarr: NAME_labels.ome.zarr, an "
+        "NGFF 0.4 label image with a pyramid, class colours and names, written block by block",
+    )
+    p.add_argument(
+        "--cluster",
+        help="run the blocks on a Dask cluster: 'local' (one worker per core), 'local:N' or "
+        "a scheduler address (tcp://host:8786); implies --output-format ome-zarr",
+    )
+    p.add_argument(
+        "--cluster-config",
+        type=Path,
+        metavar="FILE",
+        help="a dask-jobqueue YAML file (SLURM, PBS, LSF...); implies --output-format ome-zarr",
+    )
+    p.add_argument("--block", type=int, help="block side in pixels (default: 2048 2D, 256 3D)")
     p.add_argument(
         "--overwrite", action="store_true", help="replace output files that already exist"
     )
@@ -101,6 +121,7 @@ def build_config(args: argparse.Namespace) -> PredictConfig:
             "blending",
             "channel_axis",
             "probabilities",
+            "threads",
         )
         if getattr(args, name) is not None
     }
@@ -132,12 +153,18 @@ def run(args: argparse.Namespace) -> int:
     from ..models import load_model
 
     config = build_config(args)
+    if args.cluster or args.cluster_config or args.block:
+        args.output_format = "ome-zarr"
     stems = [output_stem(p) for p in args.inputs]
     clashes = sorted({s for s in stems if stems.count(s) > 1})
     if clashes:
         raise ValueError(f"several inputs would write the same outputs: {', '.join(clashes)}")
     if args.output.exists() and not args.output.is_dir():
         raise ValueError(f"--output {args.output} is a file; give a folder")
+    if args.output_format == "ome-zarr":
+        from .predict_blocks import run_blocks
+
+        return run_blocks(args, config, stems)
     outputs = [
         _outputs(args.output, stem, path, config.probabilities)
         for stem, path in zip(stems, args.inputs, strict=True)

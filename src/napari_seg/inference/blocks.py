@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from itertools import product
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from .._types import RegionArray
 from ..arrays.layout import ImageLayout
 from ..arrays.normalize import IntensityStats, compute_stats
@@ -173,8 +175,13 @@ def iter_predict_block(
     missing = [f for f in ("tile", "overlap", "batch_size") if getattr(config, f) is None]
     if missing:
         raise ValueError(f"a block needs fixed {', '.join(missing)} (see fixed_settings)")
+    labels = _BlockBuffer(out, layout_of(model, tuple(image.shape), config), block)
+    probs = (
+        None if probabilities_out is None else _BlockBuffer(probabilities_out, labels.layout,
+                                                             block, leading=1)
+    )  # fmt: skip
     predictor = _Predictor(
-        model, image, config, out, probabilities_out,
+        model, image, config, labels, probs,
         box=block.box, planes=range(*block.planes), stats=stats,
     )  # fmt: skip
     if predictor.resampled_sizes() is not None:
@@ -182,7 +189,11 @@ def iter_predict_block(
             "block-wise prediction does not resample: the image's spacing differs from "
             "the model's; resample the image to the model's spacing first"
         )
-    return (yield from predictor.run())
+    result = yield from predictor.run()
+    labels.flush()
+    if probs is not None:
+        probs.flush()
+    return result
 
 
 def fixed_settings(
@@ -230,6 +241,43 @@ def layout_of(model: SegmentationModel, shape: tuple[int, ...], config: PredictC
         shape, in_channels=spec.in_channels, channel_axis=config.channel_axis,
         axis=config.axis, spatial_dims=spec.spatial_dims,
     )  # fmt: skip
+
+
+class _BlockBuffer:
+    """The block's part of an output, gathered in memory and written in one piece.
+
+    One write per block covers its chunks whole, so a chunk is never read back
+    (a chunk cut short by a killed run is replaced, not decoded) and every chunk
+    is encoded once. It looks like the whole output to the predictor.
+    """
+
+    def __init__(self, out, layout: ImageLayout, block: Block, leading: int = 0) -> None:
+        if block.planes[1] - block.planes[0] != 1:
+            raise ValueError("a block spans one plane (or volume)")
+        self.out, self.layout, self.dtype = out, layout, out.dtype
+        self.shape = tuple(out.shape)
+        plane = layout.plane_at(block.planes[0])
+        index = layout.output_index(plane, *(slice(a, b) for a, b in block.box))
+        self.region = (slice(None),) * leading + tuple(
+            slice(i, i + 1) if isinstance(i, int) else i for i in index
+        )
+        self.origin = [0 if r.start is None else r.start for r in self.region]
+        sizes = [n if r.start is None else r.stop - r.start for r, n in zip(
+            self.region, self.shape, strict=True)]  # fmt: skip
+        self.buffer = np.zeros(sizes, dtype=out.dtype)
+
+    def __setitem__(self, index: tuple, value: np.ndarray) -> None:
+        local = []
+        for i, o in zip(index, self.origin, strict=True):
+            if isinstance(i, slice):
+                local.append(slice((i.start or 0) - o, None if i.stop is None else i.stop - o))
+            else:
+                local.append(i - o)
+        self.buffer[tuple(local)] = value
+
+    def flush(self) -> None:
+        """Write the block to the output."""
+        self.out[self.region] = self.buffer
 
 
 __all__ = [

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from .._config_file import JobConfig
 from .._validate import check_axis, check_bool, check_choice, check_int, check_spacing, check_str
 from ..arrays import PRECISIONS
-from ..limits import MAX_AXIS, MAX_BATCH_PIXELS, MAX_TILE, MAX_TILE_BATCH
+from ..limits import MAX_AXIS, MAX_BATCH_PIXELS, MAX_THREADS, MAX_TILE, MAX_TILE_BATCH
 from .tiling import BLENDING_MODES
 
 #: Smallest tile side accepted; smaller tiles waste most of their pixels on context.
@@ -46,6 +46,10 @@ class PredictConfig(JobConfig):
         model, 3 for a 3D one), e.g. a layer's scale or a NIfTI header's voxel
         size. When the model records a different spacing, the image is resampled
         to the model's and the result brought back to the image's grid.
+    threads : int, optional
+        torch CPU threads during a run on the CPU (None: leave torch's setting).
+        The last bits of a network's output depend on it: block-wise runs
+        reproduce a single-process run bit for bit with the same count.
     """
 
     device: str = "auto"
@@ -58,6 +62,7 @@ class PredictConfig(JobConfig):
     channel_axis: int | None = None
     axis: int | tuple[int, ...] | None = None
     spacing: tuple[float, ...] | None = None
+    threads: int | None = None
 
     KIND: ClassVar[str] = "prediction"
 
@@ -101,6 +106,7 @@ class PredictConfig(JobConfig):
         else:
             check_axis("axis", self.axis)
         check_spacing("spacing", self.spacing, (2, 3))
+        check_int("threads", self.threads, 1, MAX_THREADS, optional=True)
         return self
 
     def to_dict(self) -> dict[str, Any]:

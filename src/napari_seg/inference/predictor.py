@@ -199,7 +199,9 @@ class _Predictor:
             axis=config.axis,
             spatial_dims=spec.spatial_dims,
         )
-        self.runtime = Runtime.resolve(config.device, config.precision, purpose="inference")
+        self.runtime = Runtime.resolve(
+            config.device, config.precision, purpose="inference", threads=config.threads
+        )
         self.device, self.precision = self.runtime.device, self.runtime.precision
         base = int(getattr(model.net, "preferred_tile", 512))
         self.tile = default_tile(
@@ -230,13 +232,7 @@ class _Predictor:
         model, previous = self._prepare_model()
         try:
             yield self._started()
-            while self.planes_done < self.plane_range.stop:
-                try:
-                    yield from self._run_planes(start)
-                except Exception as exc:
-                    if not is_out_of_memory(exc):
-                        raise
-                    yield self._shrink(exc)
+            yield from self._loop(start)
         finally:
             model.to(memory_format=torch.contiguous_format)
             torch.backends.cudnn.benchmark = previous
@@ -253,6 +249,16 @@ class _Predictor:
             seconds=time.perf_counter() - start,
             warnings=tuple(self.warnings),
         )
+
+    def _loop(self, start: float) -> Iterator[PredictEvent]:
+        with self.runtime.cpu_threads():
+            while self.planes_done < self.plane_range.stop:
+                try:
+                    yield from self._run_planes(start)
+                except Exception as exc:
+                    if not is_out_of_memory(exc):
+                        raise
+                    yield self._shrink(exc)
 
     def _prepare_model(self):
         previous = torch.backends.cudnn.benchmark

@@ -1,0 +1,80 @@
+"""``napari-seg predict --output-format ome-zarr [--cluster ...]``: block-wise runs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ._common import drive, for_each_input
+
+if TYPE_CHECKING:
+    from ..inference import PredictConfig
+
+
+def run_blocks(args: argparse.Namespace, config: PredictConfig, stems: list[str]) -> int:
+    """Segment every input block by block into ``NAME_labels.ome.zarr``; the exit status.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+    config : PredictConfig
+    stems : list of str
+        Output name stems of the inputs.
+
+    Returns
+    -------
+    int
+        0 on success, 1 when an input failed.
+
+    Raises
+    ------
+    ValueError
+        For settings a block-wise run cannot take.
+    """
+    if config.probabilities:
+        raise ValueError("--probabilities is not written as OME-Zarr yet; use TIFF output")
+    outputs = [args.output / f"{stem}_labels.ome.zarr" for stem in stems]
+    sources = {p.resolve() for p in args.inputs}
+    for out in outputs:
+        if out.resolve() in sources:
+            raise ValueError(f"the output {out} would replace an input; choose another --output")
+        if out.exists() and not args.overwrite:
+            raise ValueError(f"{out} exists; pass --overwrite to replace it")
+    client = None
+    if args.cluster or args.cluster_config:
+        from ..scaleout.cluster import connect
+
+        client = connect(args.cluster, config_file=args.cluster_config)
+        print(f"napari-seg predict: cluster dashboard at {client.dashboard_link}", flush=True)
+    args.output.mkdir(parents=True, exist_ok=True)
+
+    def work(item: tuple[Path, Path]) -> str:
+        return _one(item[0], item[1], config, args, client)
+
+    try:
+        return for_each_input("predict", list(zip(args.inputs, outputs, strict=True)), work,
+                              lambda item: item[0])  # fmt: skip
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _one(source: Path, output: Path, config, args, client) -> str:
+    from ..scaleout.run import BlockDone, BlocksStarted, iter_predict_blocks
+
+    def show(event, bar) -> None:
+        if isinstance(event, BlocksStarted):
+            where = f"{event.workers} worker(s)" if client is not None else "this process"
+            bar.start(event.total, f"{source.name} ({where})")
+            if event.skipped:
+                bar.note(f"napari-seg predict: {event.skipped} block(s) finished before, skipped")
+            bar.update(event.skipped)
+        elif isinstance(event, BlockDone):
+            eta = f", ETA {event.eta_seconds:.0f} s" if event.eta_seconds is not None else ""
+            bar.update(event.done, event.total, f"{event.pixels_per_second / 1e6:.2f} MPx/s{eta}")
+
+    jobs = iter_predict_blocks(args.model, source, output, config, block=args.block,
+                               client=client, overwrite=args.overwrite)  # fmt: skip
+    result = drive(jobs, show, quiet=args.quiet)
+    return f"{source} -> {result.output} ({result.levels} levels)"

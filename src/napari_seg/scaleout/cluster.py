@@ -1,0 +1,94 @@
+"""Connecting to the Dask cluster a job runs on: a LocalCluster, a scheduler's
+address, or an HPC queue described by a dask-jobqueue YAML file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+#: dask-jobqueue's cluster class for each ``jobqueue:`` key of a config file.
+JOBQUEUE_CLASSES = {
+    "slurm": "SLURMCluster",
+    "pbs": "PBSCluster",
+    "lsf": "LSFCluster",
+    "sge": "SGECluster",
+    "htcondor": "HTCondorCluster",
+    "moab": "MoabCluster",
+    "oar": "OARCluster",
+}
+
+
+def connect(cluster: str | None = None, *, config_file: str | os.PathLike | None = None) -> Any:
+    """A ``distributed.Client`` for ``cluster`` or ``config_file``.
+
+    Parameters
+    ----------
+    cluster : str, optional
+        ``"local"`` (a LocalCluster of one process per core, one thread each),
+        ``"local:N"`` (N processes), or a scheduler address such as
+        ``tcp://host:8786``.
+    config_file : path, optional
+        A dask-jobqueue YAML file (``jobqueue: {slurm: {cores: ..., memory: ...}}``);
+        ``napari-seg: {jobs: N}`` in it sets how many jobs to submit (default 1).
+
+    Returns
+    -------
+    distributed.Client
+
+    Raises
+    ------
+    ValueError
+        For a malformed ``cluster`` or a config file without a known scheduler.
+    ImportError
+        When distributed (or dask-jobqueue for a config file) is not installed,
+        naming the extra to install.
+    """
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise ImportError(
+            "running on a cluster needs distributed: pip install 'napari-seg[cluster]'"
+        ) from exc
+    if config_file is not None:
+        return Client(_jobqueue_cluster(Path(config_file)))
+    if cluster is None:
+        raise ValueError("give a cluster ('local', 'local:N' or an address) or a config file")
+    if cluster == "local" or cluster.startswith("local:"):
+        count = cluster.partition(":")[2]
+        if count and not (count.isdigit() and int(count) >= 1):
+            raise ValueError(f"--cluster local:N needs a whole number of workers, got {cluster!r}")
+        workers = int(count) if count else os.cpu_count() or 1
+        local = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)
+        return Client(local)
+    if "://" not in cluster and ":" not in cluster:
+        raise ValueError(
+            f"--cluster must be 'local', 'local:N' or a scheduler address "
+            f"(tcp://host:port), got {cluster!r}"
+        )
+    return Client(cluster)
+
+
+def _jobqueue_cluster(path: Path) -> Any:
+    import dask.config
+    import yaml
+
+    settings = yaml.safe_load(path.read_text()) or {}
+    queues = settings.get("jobqueue") if isinstance(settings, dict) else None
+    kinds = [k for k in (queues or {}) if k in JOBQUEUE_CLASSES]
+    if len(kinds) != 1:
+        raise ValueError(
+            f"{path}: expected one scheduler under 'jobqueue:' ({', '.join(JOBQUEUE_CLASSES)}), "
+            f"got {sorted(queues or {})}"
+        )
+    try:
+        import dask_jobqueue
+    except ImportError as exc:
+        raise ImportError(
+            "a cluster config file needs dask-jobqueue: pip install 'napari-seg[cluster]'"
+        ) from exc
+    jobs = int((settings.get("napari-seg") or {}).get("jobs", 1))
+    dask.config.update(dask.config.config, {"jobqueue": queues}, priority="new")
+    cluster = getattr(dask_jobqueue, JOBQUEUE_CLASSES[kinds[0]])()
+    cluster.scale(jobs=jobs)
+    return cluster

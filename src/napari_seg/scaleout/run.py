@@ -1,0 +1,263 @@
+"""Block-wise prediction of one image file into an OME-Zarr label image, on a Dask
+cluster or in this process.
+
+The client plans the blocks and fixes the settings a single-process run would
+choose (tile, overlap, batch, normalisation statistics); each task runs one
+block (:func:`napari_seg.inference.blocks.iter_predict_block`) on its worker,
+which loads the model once and opens the input and output itself, writes the
+block's chunks and then its record. The labels are bit-identical to
+single-process ``predict`` with the same settings and CPU thread count.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..inference import PredictConfig
+from . import omezarr, records
+
+#: Retries of a block whose task raised (a worker that dies is handled by Dask).
+RETRIES = 2
+
+
+@dataclass(frozen=True)
+class BlocksStarted:
+    """The run is planned: ``total`` blocks, ``skipped`` of them finished before."""
+
+    total: int
+    skipped: int
+    workers: int
+    dashboard: str | None
+
+
+@dataclass(frozen=True)
+class BlockDone:
+    """One more block is written and recorded."""
+
+    done: int
+    total: int
+    pixels_per_second: float
+    eta_seconds: float | None
+
+
+@dataclass(frozen=True)
+class BlocksFinished:
+    """The output is complete, validated and in place."""
+
+    output: Path
+    levels: int
+    seconds: float
+
+
+def iter_predict_blocks(
+    model_path: str | os.PathLike,
+    source: str | os.PathLike,
+    output: str | os.PathLike,
+    config: PredictConfig | None = None,
+    *,
+    block: int | None = None,
+    client: Any = None,
+    overwrite: bool = False,
+) -> Generator[BlocksStarted | BlockDone, None, BlocksFinished]:
+    """Segment the image file ``source`` block by block into the OME-Zarr ``output``.
+
+    Parameters
+    ----------
+    model_path : path
+        Model file (loaded safely on every worker).
+    source : path
+        Image file or zarr array (read by region).
+    output : path
+        The ``.ome.zarr`` folder to create.
+    config : PredictConfig, optional
+    block : int, optional
+        Block side in pixels (see :func:`~napari_seg.inference.blocks.plan_blocks`).
+    client : distributed.Client, optional
+        Runs the blocks on its cluster; None runs them here, one after another.
+    overwrite : bool
+        Replace an existing ``output``, or an unfinished run with other settings.
+
+    Yields
+    ------
+    BlocksStarted, BlockDone
+
+    Returns
+    -------
+    BlocksFinished
+
+    Raises
+    ------
+    ValueError
+        For an input or settings a block-wise run cannot take (named).
+    """
+    job = _Job.plan(Path(model_path), Path(source), Path(output), config, block, overwrite)
+    start = time.perf_counter()
+    pending = [b for b in job.blocks if b.number not in job.finished]
+    workers = len(client.scheduler_info()["workers"]) if client is not None else 1
+    dashboard = getattr(client, "dashboard_link", None) if client is not None else None
+    yield BlocksStarted(len(job.blocks), len(job.blocks) - len(pending), workers, dashboard)
+    done, pixels = len(job.blocks) - len(pending), 0
+    for number in _run(job, pending, client):
+        done += 1
+        pixels += job.blocks[number].pixels
+        rate = pixels / max(time.perf_counter() - start, 1e-9)
+        left = sum(b.pixels for b in job.blocks if b.number not in job.finished) - pixels
+        yield BlockDone(done, len(job.blocks), rate, left / rate if rate else None)
+    levels = job.finish()
+    return BlocksFinished(job.output, levels, time.perf_counter() - start)
+
+
+def _run(job: _Job, pending: list, client: Any):
+    """Numbers of the blocks as they finish (here, or as the cluster's futures complete)."""
+    if client is None:
+        for b in pending:
+            yield run_block(job.task, b)
+        return
+    from distributed import as_completed
+
+    futures = client.map(
+        run_block, [job.task] * len(pending), pending,
+        key=[f"napari-seg-block-{job.token}-{b.number}" for b in pending], retries=RETRIES,
+    )  # fmt: skip
+    try:
+        for future in as_completed(futures):
+            yield future.result()
+    finally:  # Ctrl+C or an error: stop what has not run; records stay as written
+        client.cancel([f for f in futures if not f.done()])
+
+
+@dataclass(frozen=True)
+class BlockTask:
+    """What a worker needs to run any block of the job (small, pickled to workers)."""
+
+    model: str
+    digest: str
+    source: str
+    staging: str
+    config: dict
+    stats: Any
+
+
+def run_block(task: BlockTask, block) -> int:
+    """Run one block on this worker, write its chunks, then record it; its number.
+
+    Parameters
+    ----------
+    task : BlockTask
+    block : Block
+
+    Returns
+    -------
+    int
+    """
+    import zarr
+
+    from .._generators import drain
+    from .._io import read_image
+    from ..inference.blocks import iter_predict_block
+
+    model = _worker_model(task.model, task.digest)
+    image = read_image(task.source)
+    out = zarr.open_array(str(Path(task.staging) / "0"), mode="r+", zarr_format=2)
+    config = PredictConfig.from_dict(task.config)
+    drain(iter_predict_block(model, image, block, config, out=out, stats=task.stats))
+    records.record_block(Path(task.staging), block.number)
+    return block.number
+
+
+_MODELS: dict[tuple[str, str], Any] = {}
+
+
+def _worker_model(path: str, digest: str):
+    """The model, loaded once per worker process (checked against the run's digest)."""
+    key = (path, digest)
+    if key not in _MODELS:
+        from ..models import load_model
+
+        if records.file_digest(Path(path)) != digest:
+            raise ValueError(f"{path} changed since the run started")
+        _MODELS.clear()
+        _MODELS[key] = load_model(path)
+    return _MODELS[key]
+
+
+@dataclass
+class _Job:
+    output: Path
+    staging: Path
+    blocks: list
+    finished: set
+    task: BlockTask
+    token: str
+    spec: Any
+    geometry: dict
+    overwrite: bool
+
+    @classmethod
+    def plan(cls, model_path, source, output, config, block, overwrite) -> _Job:
+        from .._io import read_image
+        from ..inference.blocks import fixed_settings, layout_of, output_chunks, plan_blocks
+        from ..models import load_model
+
+        if output.exists() and not overwrite:
+            raise ValueError(f"{output} exists; pass --overwrite to replace it")
+        model, image = load_model(model_path), read_image(source)
+        fixed, stats = fixed_settings(model, image, config or PredictConfig())
+        layout = layout_of(model, tuple(image.shape), fixed)
+        omezarr.axes_for(len(layout.output_shape))
+        blocks = plan_blocks(layout, block)
+        digest = records.file_digest(model_path)
+        identity = {
+            "model": digest, "source": str(source.resolve()), "shape": list(image.shape),
+            "config": fixed.to_dict(), "blocks": len(blocks), "block": block,
+        }  # fmt: skip
+        staging = records.staging_path(output)
+        finished = records.open_run(staging, identity, overwrite=overwrite)
+        if not staging.exists():
+            dtype = "uint8" if model.spec.num_classes <= 255 else "uint16"
+            chunks = output_chunks(layout, block)
+            omezarr.create_level0(staging, layout.output_shape, chunks=chunks, dtype=dtype)
+            records.start_run(staging, identity)
+        task = BlockTask(str(model_path), digest, str(source), str(staging), fixed.to_dict(), stats)
+        geometry = {"scale": _scale(layout, fixed)}
+        return cls(output, staging, blocks, finished, task, digest[:12], model.spec, geometry,
+                   overwrite)  # fmt: skip
+
+    def finish(self) -> int:
+        levels = omezarr.finish_labels(
+            self.staging, scale=self.geometry["scale"],
+            class_names=self.spec.class_names, colors=self.spec.class_colors,
+        )  # fmt: skip
+        records.remove_records(self.staging)
+        records.publish(self.staging, self.output, overwrite=self.overwrite)
+        return levels
+
+
+def _scale(layout, config: PredictConfig) -> list[float] | None:
+    """Physical pixel size along every output axis, when the spacing is known."""
+    if config.spacing is None:
+        return None
+    scale = [1.0] * len(layout.output_shape)
+    channel = layout.channel_axis
+    for a, s in zip(layout.spatial_axes, config.spacing, strict=True):
+        scale[a - (1 if channel is not None and channel < a else 0)] = float(s)
+    return scale
+
+
+def remove_unfinished(output: str | os.PathLike) -> None:
+    """Delete an unfinished run's staging folder for ``output`` (if any).
+
+    Parameters
+    ----------
+    output : path
+    """
+    shutil.rmtree(records.staging_path(Path(output)), ignore_errors=True)
+
+
+__all__ = ["BlockDone", "BlocksFinished", "BlocksStarted", "iter_predict_blocks", "run_block"]

@@ -1,0 +1,202 @@
+"""Block-wise prediction into OME-Zarr, here and on a LocalCluster of processes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from napari_seg._generators import Returning
+from napari_seg.inference import PredictConfig, predict
+from napari_seg.models import ModelSpec, create_model, save_model
+from napari_seg.sample_data import cells_2d, cells_3d
+from napari_seg.scaleout import records
+from napari_seg.scaleout.run import BlockDone, BlocksStarted, iter_predict_blocks
+
+zarr = pytest.importorskip("zarr")
+pytest.importorskip("ome_zarr_models", reason="OME-Zarr validation needs the cluster extra")
+
+CONFIG = PredictConfig(device="cpu", tile=64, overlap=16, batch_size=3, threads=1)
+
+
+def _model(path, dims=2, classes=3):
+    torch.manual_seed(0)
+    options = {"depth": 2, "base_width": 4}
+    names = ("background", "cell", "edge")[:classes]
+    spec = ModelSpec("unet", 1, classes, spatial_dims=dims, options=options, class_names=names)
+    model = create_model(spec)
+    with torch.no_grad():  # an untrained net answers one class everywhere: make it vary
+        for p in model.parameters():
+            p.normal_(0, 0.5)
+    save_model(model, path)
+    return model
+
+
+def _level0(path):
+    return zarr.open_group(str(path), mode="r")["0"][:]
+
+
+def _run(*args, **kwargs):
+    events = Returning(iter_predict_blocks(*args, **kwargs))
+    seen = list(events)
+    return seen, events.value
+
+
+@pytest.fixture
+def plane(tmp_path):
+    model = _model(tmp_path / "m.safetensors")
+    image = cells_2d((300, 410))[0]
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    return tmp_path, model, image
+
+
+def test_ome_zarr_output_is_the_single_process_result_validated_with_colours(plane):
+    tmp, model, image = plane
+    expected = predict(model, image, CONFIG).labels
+    seen, done = _run(tmp / "m.safetensors", tmp / "img.tif", tmp / "out.ome.zarr", CONFIG,
+                      block=96)  # fmt: skip
+    assert isinstance(seen[0], BlocksStarted)
+    assert seen[0].total == 20
+    assert [e.done for e in seen if isinstance(e, BlockDone)] == list(range(1, 21))
+    np.testing.assert_array_equal(_level0(done.output), expected)
+    group = zarr.open_group(str(done.output), mode="r")
+    assert done.levels == 4  # down to one chunk: 410, 205, 103, 52 pixels wide
+    assert group["1"].shape == (150, 205)  # nearest: every 2nd pixel
+    np.testing.assert_array_equal(group["1"][:], expected[::2, ::2])
+    meta = group.attrs["image-label"]
+    assert [p["class"] for p in meta["properties"]] == ["background", "cell", "edge"]
+    assert not (tmp / ".out.ome.zarr.partial").exists()  # staged, then renamed
+    assert not (done.output / records.RECORD_DIR).exists()
+    # napari-ome-zarr opens it as a multiscale Labels layer with the model's colours
+    napari_ome_zarr = pytest.importorskip("napari_ome_zarr")
+    from napari.layers import Labels
+
+    (data, kwargs, kind), *_ = napari_ome_zarr.napari_get_reader(str(done.output))(str(done.output))
+    assert kind == "labels"
+    assert len(data) == 4
+    layer = Labels(data, **kwargs)
+    for value, rgba in enumerate(model.spec.class_colors[1:], start=1):
+        np.testing.assert_allclose(layer.colormap.map(value)[:3], rgba[:3], atol=1 / 255)
+
+
+def test_an_interrupted_run_resumes_and_never_trusts_an_unrecorded_block(plane, monkeypatch):
+    tmp, model, image = plane
+    expected = predict(model, image, CONFIG).labels
+    args = (tmp / "m.safetensors", tmp / "img.tif", tmp / "out.ome.zarr", CONFIG)
+    real = records.record_block
+
+    def record(staging, number):
+        if number == 5:  # killed after block 5's chunks, before its record
+            raise KeyboardInterrupt
+        real(staging, number)
+
+    monkeypatch.setattr(records, "record_block", record)
+    with pytest.raises(KeyboardInterrupt):
+        _run(*args, block=96)
+    staging = tmp / ".out.ome.zarr.partial"
+    assert records.finished_blocks(staging) == set(range(5))
+    assert not (tmp / "out.ome.zarr").exists()
+    # Blocks 0-4 are the first row of chunks (0/0/*); block 5 was written, not recorded.
+    # Cut every chunk outside the recorded blocks, as a kill during a write would.
+    level0 = staging / "0"
+    chunks = [p for p in level0.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    cut = [p for p in chunks if p.relative_to(level0).parts[0] != "0"]
+    assert cut  # block 5's chunk at least
+    for chunk in cut:
+        chunk.write_bytes(chunk.read_bytes()[:3])
+    monkeypatch.setattr(records, "record_block", real)
+    with pytest.raises(ValueError, match="unfinished run with other settings"):
+        _run(*args[:3], CONFIG.with_(overlap=20), block=96)
+    seen, done = _run(*args, block=96)
+    assert seen[0].skipped == 5
+    np.testing.assert_array_equal(_level0(done.output), expected)
+    with pytest.raises(ValueError, match="exists; pass --overwrite"):
+        _run(*args, block=96)
+
+
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=":0")  # fmt: skip
+    with distributed.Client(cluster) as c:
+        yield c
+    cluster.close()
+
+
+@pytest.mark.parametrize("case", ["stack", "volume"])
+def test_a_local_cluster_gives_the_single_process_labels_bit_for_bit(tmp_path, client, case):
+    if case == "stack":
+        model = _model(tmp_path / "m.safetensors")
+        image = np.stack([cells_2d((150, 170), seed=s)[0] for s in range(3)])
+        config = CONFIG.with_(axis=0)
+        block = 64
+    else:
+        model = _model(tmp_path / "m.safetensors", dims=3)
+        image = cells_3d((60, 70, 76), seed=2)[0]
+        config = CONFIG.with_(tile=32, overlap=10)
+        block = 48
+    np.save(tmp_path / "img.npy", image)
+    torch.set_num_threads(1)  # the workers' count
+    expected = predict(model, image, config).labels
+    seen, done = _run(tmp_path / "m.safetensors", tmp_path / "img.npy", tmp_path / "o.ome.zarr",
+                      config, block=block, client=client)  # fmt: skip
+    assert seen[0].workers == 2
+    assert seen[0].total > 3
+    np.testing.assert_array_equal(_level0(done.output), expected)
+
+
+def test_a_killed_worker_has_its_blocks_rerun_and_the_output_is_complete(tmp_path, client):
+    model = _model(tmp_path / "m.safetensors")
+    image = cells_2d((420, 500), seed=4)[0]
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    torch.set_num_threads(1)
+    expected = predict(model, image, CONFIG).labels
+    pids = client.run(os.getpid)
+    events = Returning(iter_predict_blocks(tmp_path / "m.safetensors", tmp_path / "img.tif",
+                                           tmp_path / "o.ome.zarr", CONFIG, block=64,
+                                           client=client))  # fmt: skip
+    killed = False
+    for event in events:
+        if isinstance(event, BlockDone) and not killed:
+            os.kill(next(iter(pids.values())), signal.SIGKILL)  # a worker dies mid-run
+            killed = True
+    assert killed
+    np.testing.assert_array_equal(_level0(events.value.output), expected)
+
+
+def test_the_command_line_runs_on_a_local_cluster(plane):
+    tmp, model, image = plane
+    torch.set_num_threads(1)
+    expected = predict(model, image, CONFIG).labels
+    (tmp / "cfg.json").write_text(json.dumps(CONFIG.to_dict()))
+    entry = "import sys; from napari_seg.cli import main; sys.exit(main(sys.argv[1:]))"
+    command = [sys.executable, "-c", entry, "predict",
+               "--model", str(tmp / "m.safetensors"), "--output", str(tmp / "out"),
+               "--config", str(tmp / "cfg.json"),
+               "--cluster", "local:2", "--block", "128", str(tmp / "img.tif")]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "dashboard at http" in done.stdout + done.stderr
+    np.testing.assert_array_equal(_level0(tmp / "out" / "img_labels.ome.zarr"), expected)
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode != 0
+    assert "--overwrite" in again.stderr
+
+
+def test_cluster_arguments_are_checked(tmp_path):
+    from napari_seg.scaleout.cluster import connect
+
+    pytest.importorskip("distributed")
+    with pytest.raises(ValueError, match="whole number of workers"):
+        connect("local:two")
+    with pytest.raises(ValueError, match="scheduler address"):
+        connect("mycluster")
+    (tmp_path / "q.yaml").write_text("jobqueue:\n  kubernetes: {cores: 4}\n")
+    with pytest.raises(ValueError, match="one scheduler under 'jobqueue:'"):
+        connect(config_file=tmp_path / "q.yaml")
