@@ -90,12 +90,30 @@ def test_probabilities_and_stacks(model_file, tmp_path):
     args = _args(model_file, out, tmp_path / "stack.tif", extra=("--axis", "0", "--probabilities"))
     assert main(args) == 0
     labels = tifffile.imread(out / "stack_labels.tif")
-    probs = tifffile.imread(out / "stack_probabilities.tif")
     assert labels.shape == stack.shape
     assert labels.dtype == np.uint8
-    assert probs.shape == (3, *stack.shape)
-    assert probs.dtype == np.float16
-    np.testing.assert_array_equal(labels, _expected(model_file, stack, axis=0).labels)
+    expected = _expected(model_file, stack, axis=0, probabilities=True)
+    np.testing.assert_array_equal(labels, expected.labels)
+    # Class planes as ImageJ channels (Z, C, Y, X), named: never an RGB image
+    with tifffile.TiffFile(out / "stack_probabilities.tif") as tif:
+        assert tif.is_imagej
+        assert tif.series[0].axes == "ZCYX"
+        assert tif.pages[0].photometric == tifffile.PHOTOMETRIC.MINISBLACK
+        assert tif.imagej_metadata["channels"] == 3
+        assert tif.imagej_metadata["Labels"][:3] == ["background", "class 1", "class 2"]
+        probs = tif.asarray()
+    assert probs.dtype == np.float32
+    np.testing.assert_allclose(np.moveaxis(probs, 1, 0), expected.probabilities, atol=1e-3)
+
+
+def test_a_plane_of_three_class_probabilities_is_not_written_as_rgb(model_file, image, tmp_path):
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    out = tmp_path / "out"
+    assert main(_args(model_file, out, tmp_path / "img.tif", extra=("--probabilities",))) == 0
+    with tifffile.TiffFile(out / "img_probabilities.tif") as tif:
+        assert tif.series[0].axes == "CYX"
+        assert tif.series[0].shape == (3, *image.shape)
+        assert tif.pages[0].photometric == tifffile.PHOTOMETRIC.MINISBLACK
 
 
 def test_config_file_is_read_and_flags_override_it(model_file, image, tmp_path):

@@ -177,3 +177,56 @@ def write_labels(
         write_nifti(path, np.asarray(array), geometry, overwrite=overwrite)
     else:
         write_tiff(path, array, overwrite=overwrite, metadata=metadata)
+
+
+#: ImageJ's hyperstack axis order; class planes are its channels.
+_IMAGEJ_AXES = {3: "CYX", 4: "ZCYX", 5: "TZCYX"}
+
+
+def write_probabilities(
+    path: str | os.PathLike,
+    probabilities,
+    geometry: VolumeGeometry | None = None,
+    *,
+    class_names: tuple[str, ...] = (),
+    overwrite: bool = False,
+) -> None:
+    """Write ``(num_classes, *shape)`` probabilities atomically, one plane per class.
+
+    TIFF: an ImageJ hyperstack of float32 (ImageJ has no float16) with the classes
+    as its channels, named after the classes, so Fiji opens a channel per class and
+    napari a class axis (never an RGB image, which tifffile would guess for three
+    classes). NIfTI (medical sources): as :func:`write_labels`.
+
+    Parameters
+    ----------
+    path : path-like
+    probabilities : array-like
+        Classes first.
+    geometry : VolumeGeometry, optional
+    class_names : tuple of str
+    overwrite : bool
+
+    Raises
+    ------
+    ValueError
+        For a NIfTI path without a medical source's geometry.
+    """
+    from .medical import is_nifti
+
+    probs = np.asarray(probabilities)
+    if is_nifti(path) or probs.ndim not in _IMAGEJ_AXES:
+        write_labels(path, probs, geometry, overwrite=overwrite,
+                     metadata={"axes": "C" + "Q" * (probs.ndim - 1)})  # fmt: skip
+        return
+    import tifffile
+
+    axes = _IMAGEJ_AXES[probs.ndim]
+    if probs.ndim > 3:  # classes go after the stack axes, where ImageJ expects channels
+        probs = np.moveaxis(probs, 0, axes.index("C"))
+    metadata: dict = {"axes": axes}
+    if class_names:
+        pages = int(np.prod(probs.shape[:-2]))  # slice labels: one per page, classes inner
+        metadata["Labels"] = [str(name) for name in class_names] * (pages // len(class_names))
+    with atomic_write(path, overwrite=overwrite) as handle:
+        tifffile.imwrite(handle, probs.astype(np.float32), imagej=True, metadata=metadata)

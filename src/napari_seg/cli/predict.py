@@ -191,7 +191,7 @@ def _outputs(folder: Path, stem: str, source: Path, probabilities: bool) -> tupl
 
 
 def _predict_one(model, path: Path, outputs: tuple[Path, ...], config, args) -> list[Path]:
-    from .._io import read_with_geometry, write_labels
+    from .._io import read_with_geometry, write_labels, write_probabilities
     from ..inference import PredictProgress, PredictStarted, SettingsAdjusted, iter_predict
     from ..medical import layout_defaults
 
@@ -217,5 +217,6 @@ def _predict_one(model, path: Path, outputs: tuple[Path, ...], config, args) -> 
     keep = {"geometry": geometry, "overwrite": args.overwrite, "metadata": metadata}
     write_labels(outputs[0], result.labels, **keep)
     if result.probabilities is not None:
-        write_labels(outputs[1], result.probabilities, **keep)
+        write_probabilities(outputs[1], result.probabilities, geometry,
+                            class_names=spec.class_names, overwrite=args.overwrite)  # fmt: skip
     return list(outputs)
