@@ -128,8 +128,33 @@ def _read_zarr(path: Path):
 
     array = zarr.open(str(path), mode="r")
     if not hasattr(array, "shape"):
-        raise ValueError(f"{path} is a zarr group, not an array; give the array's path")
+        datasets = ome_zarr_datasets(array)
+        if not datasets:
+            raise ValueError(
+                f"{path} is a zarr group, not an array or an OME-Zarr image; give the "
+                "array's path"
+            )
+        array = array[datasets[0]]  # the full-resolution level
     return array
+
+
+def ome_zarr_datasets(group) -> list[str]:
+    """Paths of an OME-Zarr image's resolution levels, finest first ([] if not one).
+
+    Parameters
+    ----------
+    group : zarr.Group
+        NGFF 0.4 (``multiscales`` in its attributes) or 0.5 (under ``ome``).
+
+    Returns
+    -------
+    list of str
+    """
+    attrs = dict(group.attrs)
+    multiscales = attrs.get("multiscales") or (attrs.get("ome") or {}).get("multiscales")
+    if not multiscales:
+        return []
+    return [str(d["path"]) for d in multiscales[0].get("datasets", [])]
 
 
 def _is_zarr(path: Path) -> bool:

@@ -200,3 +200,33 @@ def test_cluster_arguments_are_checked(tmp_path):
     (tmp_path / "q.yaml").write_text("jobqueue:\n  kubernetes: {cores: 4}\n")
     with pytest.raises(ValueError, match="one scheduler under 'jobqueue:'"):
         connect(config_file=tmp_path / "q.yaml")
+
+
+def test_labels_go_into_an_ome_zarr_source_and_napari_finds_them(plane, capsys):
+    tmp, model, image = plane
+    from ome_zarr.format import FormatV04
+    from ome_zarr.writer import write_image
+
+    source = tmp / "img.ome.zarr"
+    write_image(image, zarr.open_group(str(source), mode="w", zarr_format=2), axes="yx",
+                fmt=FormatV04())  # fmt: skip
+    # the same input: statistics sample a chunked array by its chunks
+    from napari_seg._io import read_image
+
+    expected = predict(model, read_image(source), CONFIG).labels  # its finest level
+    (tmp / "cfg.json").write_text(json.dumps(CONFIG.to_dict()))
+    from napari_seg.cli import main
+
+    args = ["predict", "--model", str(tmp / "m.safetensors"), "--config", str(tmp / "cfg.json"),
+            "--into-source", "cells", "--quiet", str(source)]  # fmt: skip
+    assert main(args) == 0
+    np.testing.assert_array_equal(_level0(source / "labels" / "cells"), expected)
+    assert zarr.open_group(str(source / "labels"), mode="r").attrs["labels"] == ["cells"]
+    assert main(args) == 1  # exists: refused without --overwrite, the labels kept
+    np.testing.assert_array_equal(_level0(source / "labels" / "cells"), expected)
+    napari_ome_zarr = pytest.importorskip("napari_ome_zarr")
+    layers = napari_ome_zarr.napari_get_reader(str(source))(str(source))
+    assert [kind for *_, kind in layers] == ["image", "labels"]
+    capsys.readouterr()
+    assert main([*args[:-1], str(tmp / "img.tif")]) != 0
+    assert "needs an OME-Zarr image" in capsys.readouterr().err

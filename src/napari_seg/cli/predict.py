@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files")
     p.add_argument("--model", required=True, type=Path, help="model file (.safetensors)")
-    p.add_argument("--output", required=True, type=Path, help="output folder (created)")
+    p.add_argument("--output", type=Path, help="output folder (created)")
     p.add_argument("--config", type=Path, help="JSON or YAML file of prediction settings")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--tile", type=int, help="tile side in pixels (default: automatic)")
@@ -75,6 +75,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="a dask-jobqueue YAML file (SLURM, PBS, LSF...); implies --output-format ome-zarr",
     )
     p.add_argument("--block", type=int, help="block side in pixels (default: 2048 2D, 256 3D)")
+    p.add_argument(
+        "--into-source",
+        nargs="?",
+        const="napari-seg",
+        metavar="NAME",
+        help="write the labels into each OME-Zarr input's labels/NAME (default NAME: "
+        "napari-seg) instead of --output; implies --output-format ome-zarr",
+    )
     p.add_argument(
         "--overwrite", action="store_true", help="replace output files that already exist"
     )
@@ -153,13 +161,15 @@ def run(args: argparse.Namespace) -> int:
     from ..models import load_model
 
     config = build_config(args)
-    if args.cluster or args.cluster_config or args.block:
+    if args.cluster or args.cluster_config or args.block or args.into_source:
         args.output_format = "ome-zarr"
+    if args.output is None and not args.into_source:
+        raise ValueError("give --output (a folder), or --into-source for OME-Zarr inputs")
     stems = [output_stem(p) for p in args.inputs]
     clashes = sorted({s for s in stems if stems.count(s) > 1})
     if clashes:
         raise ValueError(f"several inputs would write the same outputs: {', '.join(clashes)}")
-    if args.output.exists() and not args.output.is_dir():
+    if args.output is not None and args.output.exists() and not args.output.is_dir():
         raise ValueError(f"--output {args.output} is a file; give a folder")
     if args.output_format == "ome-zarr":
         from .predict_blocks import run_blocks

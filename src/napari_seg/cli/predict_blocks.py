@@ -34,7 +34,12 @@ def run_blocks(args: argparse.Namespace, config: PredictConfig, stems: list[str]
     """
     if config.probabilities:
         raise ValueError("--probabilities is not written as OME-Zarr yet; use TIFF output")
-    outputs = [args.output / f"{stem}_labels.ome.zarr" for stem in stems]
+    if args.into_source:
+        from ..scaleout.run import source_labels_path
+
+        outputs = [source_labels_path(p, args.into_source) for p in args.inputs]
+    else:
+        outputs = [args.output / f"{stem}_labels.ome.zarr" for stem in stems]
     sources = {p.resolve() for p in args.inputs}
     for out in outputs:
         if out.resolve() in sources:
@@ -47,7 +52,8 @@ def run_blocks(args: argparse.Namespace, config: PredictConfig, stems: list[str]
 
         client = connect(args.cluster, config_file=args.cluster_config)
         print(f"napari-seg predict: cluster dashboard at {client.dashboard_link}", flush=True)
-    args.output.mkdir(parents=True, exist_ok=True)
+    if args.output is not None and not args.into_source:
+        args.output.mkdir(parents=True, exist_ok=True)
 
     def work(item: tuple[Path, Path]) -> str:
         return _one(item[0], item[1], config, args, client)

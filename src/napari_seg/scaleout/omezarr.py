@@ -187,3 +187,20 @@ def _write_pyramid(group: Any, level0: Any) -> int:
         da.store(source.rechunk(level0.chunks), target, lock=False)
         previous, level = target, level + 1
     return level
+
+
+def list_label(labels: str | Path, name: str) -> None:
+    """Add ``name`` to the ``labels`` list of an image's ``labels`` group (NGFF 0.4).
+
+    Parameters
+    ----------
+    labels : path
+        The image's ``labels`` group (created when missing).
+    name : str
+    """
+    import zarr
+
+    group = zarr.open_group(str(labels), mode="a", zarr_format=2)
+    names = list(group.attrs.get("labels", []))
+    if name not in names:
+        group.attrs["labels"] = [*names, name]

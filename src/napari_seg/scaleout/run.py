@@ -74,7 +74,8 @@ def iter_predict_blocks(
     source : path
         Image file or zarr array (read by region).
     output : path
-        The ``.ome.zarr`` folder to create.
+        The ``.ome.zarr`` folder to create; :func:`source_labels_path` gives the
+        place of a label image inside an OME-Zarr source (``labels/NAME``).
     config : PredictConfig, optional
     block : int, optional
         Block side in pixels (see :func:`~napari_seg.inference.blocks.plan_blocks`).
@@ -110,6 +111,11 @@ def iter_predict_blocks(
         left = sum(b.pixels for b in job.blocks if b.number not in job.finished) - pixels
         yield BlockDone(done, len(job.blocks), rate, left / rate if rate else None)
     levels = job.finish()
+    if (
+        job.output.parent.name == "labels"
+        and job.output.parent.parent.resolve() == Path(source).resolve()
+    ):
+        omezarr.list_label(job.output.parent, job.output.name)
     return BlocksFinished(job.output, levels, time.perf_counter() - start)
 
 
@@ -248,6 +254,46 @@ def _scale(layout, config: PredictConfig) -> list[float] | None:
     for a, s in zip(layout.spatial_axes, config.spacing, strict=True):
         scale[a - (1 if channel is not None and channel < a else 0)] = float(s)
     return scale
+
+
+def source_labels_path(source: str | os.PathLike, name: str) -> Path:
+    """Where a label image ``name`` goes inside the OME-Zarr image ``source``.
+
+    Parameters
+    ----------
+    source : path
+        An NGFF 0.4 image (zarr format 2).
+    name : str
+
+    Returns
+    -------
+    Path
+        ``source/labels/name``.
+
+    Raises
+    ------
+    ValueError
+        When ``source`` is not an OME-Zarr 0.4 image or ``name`` is not a plain name.
+    """
+    import zarr
+
+    from .._io import ome_zarr_datasets
+
+    source = Path(source)
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"a label image name must be a plain name, got {name!r}")
+    try:
+        group = zarr.open_group(str(source), mode="r")
+    except Exception as exc:
+        raise ValueError(f"--into-source needs an OME-Zarr image; {source} is not one") from exc
+    if not ome_zarr_datasets(group):
+        raise ValueError(f"--into-source needs an OME-Zarr image; {source} has no multiscales")
+    if group.metadata.zarr_format != 2:
+        raise ValueError(
+            f"{source} is OME-Zarr 0.5 (zarr format 3); --into-source writes NGFF 0.4 labels "
+            "and would mix the formats: write a separate output instead"
+        )
+    return source / "labels" / name
 
 
 def remove_unfinished(output: str | os.PathLike) -> None:
