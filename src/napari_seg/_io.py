@@ -131,8 +131,7 @@ def _read_zarr(path: Path):
         datasets = ome_zarr_datasets(array)
         if not datasets:
             raise ValueError(
-                f"{path} is a zarr group, not an array or an OME-Zarr image; give the "
-                "array's path"
+                f"{path} is a zarr group, not an array or an OME-Zarr image; give the array's path"
             )
         array = array[datasets[0]]  # the full-resolution level
     return array

@@ -286,3 +286,59 @@ def test_a_3d_model_needs_a_volume(setup, qtbot, notes):
     w.run()
     assert any("a 3D model needs a volume" in m for m in notes["error"])
     assert [x.name for x in viewer.layers] == ["flat"]
+
+
+def test_a_multiscale_image_is_segmented_at_the_chosen_level(setup, qtbot, notes):
+    viewer, w = setup
+    image, _ = cells_2d((256, 320), seed=5)
+    layer = viewer.add_image([image, image[::2, ::2]], multiscale=True, name="pyramid",
+                             scale=(0.5, 0.5))  # fmt: skip
+    _select(w, layer)
+    assert w._level.enabled
+    assert tuple(w._level.choices) == (0, 1)
+    w._level.value = 1
+    w._tile.value = 96
+    _run(qtbot, w)
+    assert notes["error"] == []
+    out = viewer.layers["pyramid labels [unet-classic]"]
+    expected = predict(w.current.model, image[::2, ::2], tile=96, precision="fp32").labels
+    np.testing.assert_array_equal(out.data, expected)
+    assert tuple(out.scale) == (1.0, 1.0)  # lies over the image: each pixel spans 2 of it
+    plain = viewer.add_image(image, name="plain")
+    _select(w, plain)
+    assert not w._level.enabled
+
+
+def test_a_cluster_job_writes_ome_zarr_and_opens_it_lazily(setup, qtbot, notes, tmp_path):
+    pytest.importorskip("distributed")
+    pytest.importorskip("ome_zarr_models")
+    import tifffile
+
+    viewer, w = setup
+    image, _ = cells_2d((300, 340), seed=6)
+    tifffile.imwrite(tmp_path / "cells.tif", image)
+    (layer,) = viewer.open(str(tmp_path / "cells.tif"))
+    _select(w, layer)
+    w.cluster.where.value = "local"
+    w.cluster.workers.value = 1
+    w.cluster.output.value = tmp_path / "cells_labels"
+    w.cluster.block.value = 256
+    w._tile.value = 96
+    w.run()  # the model is not saved yet: refused, nothing started
+    assert "save the current model first" in notes["error"][-1]
+    save_model(w.current.model, tmp_path / "m.safetensors")
+    w.current.set(w.current.model, path=tmp_path / "m.safetensors", dirty=False)
+    _run(qtbot, w)
+    assert notes["error"] == [notes["error"][0]]
+    out = viewer.layers["cells labels [m]"]
+    assert out.multiscale
+    assert type(out.data[0]).__name__ == "Array"  # dask: read when shown, never whole
+    torch.set_num_threads(1)  # the worker's count
+    expected = predict(w.current.model, image, w.config().with_(threads=1)).labels
+    np.testing.assert_array_equal(np.asarray(out.data[0]), expected)
+    assert (tmp_path / "cells_labels.ome.zarr").is_dir()
+    memory = viewer.add_image(image, name="in memory")
+    _select(w, memory)
+    w.cluster.output.value = tmp_path / "again"
+    w.run()
+    assert "was not opened from a file" in notes["error"][-1]

@@ -15,6 +15,17 @@ def full_resolution(layer):
     return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
 
 
+def level_data(layer, level: int = 0):
+    """The layer's array at resolution ``level`` (0: full resolution)."""
+    return layer.data[level] if getattr(layer, "multiscale", False) else layer.data
+
+
+def level_factors(layer, level: int = 0) -> tuple[float, ...]:
+    """How many full-resolution pixels one pixel of ``level`` spans, per axis."""
+    full, coarse = full_resolution(layer).shape, level_data(layer, level).shape
+    return tuple(float(a) / float(b) for a, b in zip(full, coarse, strict=True))
+
+
 def viewer_position(viewer, layer) -> tuple[list[int], list[int]]:
     """The layer axes shown in the canvas and the current index along every layer axis.
 

@@ -21,13 +21,15 @@ from ..inference.events import (
     SettingsAdjusted,
 )
 from ..inference.scope import ScopePlan, plan_scope
+from ..scaleout.run import BlockDone, BlocksStarted
 from ._current import CurrentModel
 from ._dock import Dock, wrapping_label
 from ._fields import AutoInt
 from ._history import write_undoable
-from ._layers import full_resolution, viewer_position
+from ._layers import level_data, level_factors, viewer_position
 from ._model import load_job
 from ._runner import JobRunner, RunnerFields
+from ._segment_cluster import ClusterPanel, check_cluster_job, cluster_job, open_lazily
 from ._shared import (
     current_model_for,
     device_choices,
@@ -114,6 +116,13 @@ class SegmentWidget(RunnerFields, Dock):
         )
         self._precision = ComboBox(label="precision", choices=list(PRECISIONS), value="auto")
         self._scope = ComboBox(label="scope", choices=SCOPE_CHOICES, value="stack")
+        self._level = ComboBox(
+            label="level",
+            choices=self._level_choices,
+            value=0,
+            tooltip="resolution level of a multiscale image to segment",
+        )
+        self.cluster = ClusterPanel()
         self._probabilities = CheckBox(text="also output probabilities", value=False)
         self._update = CheckBox(text="update the previous output layer", value=True)
         self._run = PushButton(text="Segment")
@@ -141,19 +150,23 @@ class SegmentWidget(RunnerFields, Dock):
                 self._batch,
                 self._precision,
                 self._scope,
+                self._level,
                 self._probabilities,
                 self._update,
+                self.cluster.container,
                 *self.runner.widgets,
             ]
         )
         self._connect()
         self._on_model_changed(self.current)
         fill_device_choices(self._device)
+        self._on_image_changed(self._image.value)
         warm_labels()  # the result's Labels layer then appears without a stall
 
     def _connect(self) -> None:
         self._run.clicked.connect(self.run)
         self._load.clicked.connect(self.load_model)
+        self._image.changed.connect(self._on_image_changed)
         self.current.connect(self._on_model_changed)
         self.native.destroyed.connect(self._on_destroyed)
 
@@ -181,12 +194,17 @@ class SegmentWidget(RunnerFields, Dock):
     def _plan(self, layer, model) -> ScopePlan:
         """Describe the viewer's state for :func:`plan_scope` (main thread)."""
         displayed, step = viewer_position(self._viewer, layer)
+        level = self._chosen_level(layer)
+        factors = level_factors(layer, level)
+        step = [int(s // f) for s, f in zip(step, factors[: len(step)], strict=True)]  # RGB: 1 less
         visible = None
         if self._scope.value == "visible":
+            if level:
+                raise ValueError("the visible-region scope runs at level 0; choose another scope")
             corners = np.asarray(layer.corner_pixels)
             visible = [(int(lo), int(hi) + 1) for lo, hi in corners.T]
         return plan_scope(
-            full_resolution(layer).shape,
+            level_data(layer, level).shape,
             in_channels=model.spec.in_channels,
             rgb=bool(layer.rgb),
             displayed=displayed,
@@ -212,16 +230,22 @@ class SegmentWidget(RunnerFields, Dock):
         try:
             plan = self._plan(layer, model)
             config = self.config(plan, layer)
+            remote = self._cluster_args(layer, plan, config) if self.cluster.remote else None
         except (ValueError, TypeError) as exc:
             show_error(f"Cannot segment {layer.name}: {exc}")
             return
         self._placement = self._describe_run(layer, plan, model)
         self._image_layer = layer
         self._viewer.layers.events.removed.connect(self._on_layer_removed)
+        if remote is not None:
+            self.runner.start(cluster_job, *remote, on_event=self._on_event,
+                              on_result=self._on_cluster_returned, on_error=self._on_error,
+                              on_finished=self._on_finished)  # fmt: skip
+            return
         self.runner.start(
             _predict_job,
             model,
-            full_resolution(layer)[plan.data_index],
+            level_data(layer, self._chosen_level(layer))[plan.data_index],
             config,
             on_event=self._on_event,
             on_result=self._on_returned,
@@ -254,10 +278,11 @@ class SegmentWidget(RunnerFields, Dock):
             tag = self.current.path.stem
         else:
             tag = "-".join(p for p in (spec.architecture, spec.encoder) if p)
+        factors = level_factors(layer, self._chosen_level(layer))
         return _Placement(
             image_name=layer.name,
             plan=plan,
-            scale=tuple(float(layer.scale[a]) for a in keep),
+            scale=tuple(float(layer.scale[a] * factors[a]) for a in keep),
             translate=tuple(float(layer.translate[a]) for a in keep),
             labels_name=f"{layer.name} labels [{tag}]",
             probabilities_name=f"{layer.name} probabilities [{tag}]",
@@ -279,6 +304,14 @@ class SegmentWidget(RunnerFields, Dock):
             eta = "" if event.eta_s is None else f", about {event.eta_s:.0f} s left"
             text = f"{self._head}\n{event.tiles_done}/{event.tiles_total} tiles{eta}"
             self.runner.report(event.fraction, text)
+        elif isinstance(event, BlocksStarted):
+            where = event.dashboard or f"{event.workers} worker(s)"
+            self._head = f"on the cluster ({where}): {event.total} blocks"
+            self.runner.report(event.skipped / max(event.total, 1), self._head)
+        elif isinstance(event, BlockDone):
+            eta = "" if event.eta_seconds is None else f", about {event.eta_seconds:.0f} s left"
+            text = f"{self._head}\n{event.done}/{event.total} blocks{eta}"
+            self.runner.report(event.done / event.total, text)
         elif isinstance(event, SettingsAdjusted):
             show_warning(f"napari-seg Segment: {event.reason}")
         elif isinstance(event, PredictWarning):
@@ -306,6 +339,45 @@ class SegmentWidget(RunnerFields, Dock):
         # The status line says it: a notification's animation repaints the window for a
         # second (see _runner.REFRESH_S).
         logger.info("segmented %s into %s", placement.image_name, layer.name)
+
+    def _cluster_args(self, layer, plan: ScopePlan, config: PredictConfig) -> tuple:
+        """The cluster job's arguments (main thread); ValueError naming what is missing."""
+        if self._chosen_level(layer) or any(isinstance(i, int) for i in plan.data_index):
+            raise ValueError("a cluster job segments the whole image at full resolution")
+        output = self.cluster.output_path()
+        path, dirty = self.current.path, self.current.dirty
+        source = check_cluster_job(layer, path, dirty, output)
+        block = self.cluster.block.value or None
+        return path, source, output, config, self.cluster.cluster_spec(), block
+
+    def _on_cluster_returned(self, result) -> None:
+        placement, self._placement = self._placement, None
+        if result is None or placement is None:
+            self.runner.set_status(self.runner.cancel_reason or "cancelled; no layer was changed")
+            return
+        kwargs = labels_layer_kwargs(
+            placement.labels_name, placement.class_names, placement.class_colors,
+            placement.background,
+        )  # fmt: skip
+        levels = open_lazily(result.output)
+        self._viewer.add_labels(levels, multiscale=len(levels) > 1, scale=placement.scale,
+                                translate=placement.translate, **kwargs)  # fmt: skip
+        self.runner.set_progress(1.0)
+        self.runner.set_status(f"done in {result.seconds:.1f} s; written to {result.output}")
+
+    def _chosen_level(self, layer) -> int:
+        return int(self._level.value) if getattr(layer, "multiscale", False) else 0
+
+    def _level_choices(self, _widget=None) -> list[tuple[str, int]]:
+        """The chosen image's resolution levels (napari's reset_choices calls this)."""
+        layer = getattr(self, "_image", None) and self._image.value
+        levels = len(layer.data) if getattr(layer, "multiscale", False) else 1
+        return [("0 (full resolution)", 0), *((str(i), i) for i in range(1, levels))]
+
+    def _on_image_changed(self, _layer=None) -> None:
+        self._level.reset_choices()
+        self._level.value = 0
+        self._level.enabled = len(self._level.choices) > 1
 
     def _write_labels(self, run: _Placement, result: PredictResult):
         layers = self._viewer.layers

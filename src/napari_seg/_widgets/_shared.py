@@ -112,6 +112,14 @@ def warm_labels() -> Future:
     """Import what napari's Labels layers need, once per process, in the background."""
     global _labels_warm
     if _labels_warm is None:
+        # pint's application registry (napari's layer units) builds itself on first
+        # use, and not thread-safely: a layer made here in the background while the
+        # main thread adds one left the main thread with a half-built registry
+        # ("'pixel' is not defined in the unit registry"). Build it here, on the main
+        # thread (about 170 ms, nothing when a layer already exists).
+        import pint
+
+        _ = pint.get_application_registry().pixel
         _labels_warm = _background.submit(_warm_labels)
     return _labels_warm
 

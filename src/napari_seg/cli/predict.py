@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._common import check_outputs, drive, for_each_input, read_config
+from .predict_blocks import add_scale_out_arguments
 
 if TYPE_CHECKING:
     from ..inference import PredictConfig
@@ -56,33 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--probabilities", action="store_true", default=None, help="also write them")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-    p.add_argument(
-        "--output-format",
-        choices=("auto", "ome-zarr"),
-        default="auto",
-        help="auto: TIFF (NIfTI for medical inputs); ome-zarr: NAME_labels.ome.zarr, an "
-        "NGFF 0.4 label image with a pyramid, class colours and names, written block by block",
-    )
-    p.add_argument(
-        "--cluster",
-        help="run the blocks on a Dask cluster: 'local' (one worker per core), 'local:N' or "
-        "a scheduler address (tcp://host:8786); implies --output-format ome-zarr",
-    )
-    p.add_argument(
-        "--cluster-config",
-        type=Path,
-        metavar="FILE",
-        help="a dask-jobqueue YAML file (SLURM, PBS, LSF...); implies --output-format ome-zarr",
-    )
-    p.add_argument("--block", type=int, help="block side in pixels (default: 2048 2D, 256 3D)")
-    p.add_argument(
-        "--into-source",
-        nargs="?",
-        const="napari-seg",
-        metavar="NAME",
-        help="write the labels into each OME-Zarr input's labels/NAME (default NAME: "
-        "napari-seg) instead of --output; implies --output-format ome-zarr",
-    )
+    add_scale_out_arguments(p)
     p.add_argument(
         "--overwrite", action="store_true", help="replace output files that already exist"
     )

@@ -12,6 +12,42 @@ if TYPE_CHECKING:
     from ..inference import PredictConfig
 
 
+def add_scale_out_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the block-wise, cluster and OME-Zarr options to ``predict``'s parser.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+    """
+    p.add_argument(
+        "--output-format",
+        choices=("auto", "ome-zarr"),
+        default="auto",
+        help="auto: TIFF (NIfTI for medical inputs); ome-zarr: NAME_labels.ome.zarr, an "
+        "NGFF 0.4 label image with a pyramid, class colours and names, written block by block",
+    )
+    p.add_argument(
+        "--cluster",
+        help="run the blocks on a Dask cluster: 'local' (one worker per core), 'local:N' or "
+        "a scheduler address (tcp://host:8786); implies --output-format ome-zarr",
+    )
+    p.add_argument(
+        "--cluster-config",
+        type=Path,
+        metavar="FILE",
+        help="a dask-jobqueue YAML file (SLURM, PBS, LSF...); implies --output-format ome-zarr",
+    )
+    p.add_argument("--block", type=int, help="block side in pixels (default: 2048 2D, 256 3D)")
+    p.add_argument(
+        "--into-source",
+        nargs="?",
+        const="napari-seg",
+        metavar="NAME",
+        help="write the labels into each OME-Zarr input's labels/NAME (default NAME: "
+        "napari-seg) instead of --output; implies --output-format ome-zarr",
+    )
+
+
 def run_blocks(args: argparse.Namespace, config: PredictConfig, stems: list[str]) -> int:
     """Segment every input block by block into ``NAME_labels.ome.zarr``; the exit status.
 

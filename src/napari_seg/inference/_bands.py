@@ -153,8 +153,8 @@ class CroppedOutput:
         ]
         self.origin, self.grid_shape, self.box = tuple(origin), tuple(grid_shape), tuple(box)
 
-    def __setitem__(self, index: tuple, value: np.ndarray) -> None:
-        index = list(index)
+    def __setitem__(self, where: tuple, value: np.ndarray) -> None:
+        index = list(where)
         dims = [i for i, part in enumerate(index) if isinstance(part, slice)]
         pick = [slice(None)] * np.ndim(value)
         for pos, o, n, (lo, hi) in zip(

@@ -221,7 +221,9 @@ def fixed_settings(
     return fixed, compute_stats(image, p.layout, model.spec.normalization)
 
 
-def layout_of(model: SegmentationModel, shape: tuple[int, ...], config: PredictConfig):
+def layout_of(
+    model: SegmentationModel, shape: tuple[int, ...], config: PredictConfig
+) -> ImageLayout:
     """The :class:`ImageLayout` of an image of ``shape`` for ``model`` and ``config``.
 
     Parameters

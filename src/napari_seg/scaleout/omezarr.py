@@ -21,6 +21,27 @@ MAX_LEVELS = 5
 AXES_BY_NDIM = {2: "yx", 3: "zyx", 4: "tzyx"}
 
 
+def check_available() -> None:
+    """Fail fast, before any block runs, when the libraries that write and check
+    OME-Zarr are missing.
+
+    Raises
+    ------
+    ImportError
+        Naming the extra to install.
+    """
+    import importlib.util
+
+    import zarr
+
+    missing = [m for m in ("ome_zarr", "ome_zarr_models") if importlib.util.find_spec(m) is None]
+    if missing or int(zarr.__version__.split(".")[0]) < 3:
+        raise ImportError(
+            "OME-Zarr output needs zarr>=3, ome-zarr and ome-zarr-models: "
+            "pip install 'napari-seg[cluster]'"
+        )
+
+
 def axes_for(ndim: int) -> str:
     """NGFF axis names of a labels array with ``ndim`` axes (``yx``, ``zyx``, ``tzyx``).
 
@@ -105,7 +126,7 @@ def finish_labels(
     from ome_zarr.writer import add_metadata, write_multiscales_metadata
 
     group = zarr.open_group(str(path), mode="r+", zarr_format=2)
-    level0 = group["0"]
+    level0: Any = group["0"]
     ndim = level0.ndim
     levels = _write_pyramid(group, level0)
     base = list(scale) if scale is not None else [1.0] * ndim
@@ -201,6 +222,6 @@ def list_label(labels: str | Path, name: str) -> None:
     import zarr
 
     group = zarr.open_group(str(labels), mode="a", zarr_format=2)
-    names = list(group.attrs.get("labels", []))
+    names: list[Any] = list(group.attrs.get("labels") or [])  # type: ignore[arg-type]
     if name not in names:
         group.attrs["labels"] = [*names, name]

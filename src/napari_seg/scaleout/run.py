@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..inference import PredictConfig
+from ..inference.blocks import Block
 from . import omezarr, records
 
 #: Retries of a block whose task raised (a worker that dies is handled by Dask).
@@ -150,7 +151,7 @@ class BlockTask:
     stats: Any
 
 
-def run_block(task: BlockTask, block) -> int:
+def run_block(task: BlockTask, block: Block) -> int:
     """Run one block on this worker, write its chunks, then record it; its number.
 
     Parameters
@@ -211,6 +212,7 @@ class _Job:
         from ..inference.blocks import fixed_settings, layout_of, output_chunks, plan_blocks
         from ..models import load_model
 
+        omezarr.check_available()
         if output.exists() and not overwrite:
             raise ValueError(f"{output} exists; pass --overwrite to replace it")
         model, image = load_model(model_path), read_image(source)
