@@ -74,7 +74,8 @@ def test_blocks_tile_the_image_in_whole_chunks():
     covered = np.zeros(layout.output_shape, np.int32)
     for b in blocks:
         (y0, y1), (x0, x1) = b.box
-        assert y0 % 512 == 0 and x0 % 512 == 0
+        assert y0 % 512 == 0
+        assert x0 % 512 == 0
         covered[b.planes[0] : b.planes[1], y0:y1, x0:x1] += 1
     assert (covered == 1).all()
     with pytest.raises(ValueError, match="at least 16"):
@@ -84,7 +85,8 @@ def test_blocks_tile_the_image_in_whole_chunks():
 def test_a_restricted_grid_keeps_the_tiles_over_its_box():
     grid = TileGrid.build((1000, 700), 256, 64)
     sub, origin = grid.restrict(((300, 500), (0, 700)))
-    assert origin[0] == 192 and origin[1] == 0
+    assert origin[0] == 192
+    assert origin[1] == 0
     kept = [s + origin[0] for s in sub.starts[0]]
     assert kept == [s for s in grid.starts[0] if s < 500 and s + 256 > 300]
     assert sub.shape[0] == kept[-1] + 256 - origin[0]
@@ -101,4 +103,5 @@ def test_a_block_needs_fixed_settings_and_the_model_spacing():
     with pytest.raises(ValueError, match="fixed tile, overlap, batch_size"):
         drain(iter_predict_block(model, image, block, PredictConfig(), out=np.zeros((64, 64),
               np.uint8), stats=stats))  # fmt: skip
-    assert fixed.tile is not None and fixed.batch_size is not None
+    assert fixed.tile is not None
+    assert fixed.batch_size is not None

@@ -122,8 +122,9 @@ def test_an_interrupted_run_resumes_and_never_trusts_an_unrecorded_block(plane, 
 @pytest.fixture(scope="module")
 def client():
     distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=":0")  # fmt: skip
+    from napari_seg.scaleout.cluster import local_cluster
+
+    cluster = local_cluster(2, threads=1, dashboard_address=":0")
     with distributed.Client(cluster) as c:
         yield c
     cluster.close()
@@ -168,6 +169,29 @@ def test_a_killed_worker_has_its_blocks_rerun_and_the_output_is_complete(tmp_pat
             killed = True
     assert killed
     np.testing.assert_array_equal(_level0(events.value.output), expected)
+
+
+def test_stopping_a_cluster_run_cancels_its_tasks_and_keeps_the_records(tmp_path, client):
+    """Ctrl+C in the command (or Cancel in the dock) closes the generator: the tasks
+    not yet run are cancelled, and the records name finished blocks only."""
+    import time
+
+    _model(tmp_path / "m.safetensors")
+    tifffile.imwrite(tmp_path / "img.tif", cells_2d((640, 640), seed=7)[0])
+    paths = (tmp_path / "m.safetensors", tmp_path / "img.tif", tmp_path / "o.ome.zarr")
+    events = iter_predict_blocks(*paths, CONFIG, block=32, client=client)
+    started = next(events)
+    assert started.total == 400
+    next(events)  # one block done
+    events.close()
+    staging = records.staging_path(tmp_path / "o.ome.zarr")
+    time.sleep(3)  # a task that was running may still finish and record itself
+    recorded = records.finished_blocks(staging)
+    time.sleep(3)
+    assert records.finished_blocks(staging) == recorded  # nothing runs any more
+    assert 1 <= len(recorded) < 400
+    assert not client.processing() or not any(client.processing().values())
+    assert not (tmp_path / "o.ome.zarr").exists()
 
 
 def test_the_command_line_runs_on_a_local_cluster(plane):
@@ -230,3 +254,18 @@ def test_labels_go_into_an_ome_zarr_source_and_napari_finds_them(plane, capsys):
     capsys.readouterr()
     assert main([*args[:-1], str(tmp / "img.tif")]) != 0
     assert "needs an OME-Zarr image" in capsys.readouterr().err
+
+
+def test_probabilities_are_a_float16_ome_zarr_image_beside_the_labels(plane):
+    tmp, model, image = plane
+    config = CONFIG.with_(probabilities=True)
+    expected = predict(model, image, config)
+    _, done = _run(tmp / "m.safetensors", tmp / "img.tif", tmp / "cells_labels.ome.zarr", config,
+                   block=128)  # fmt: skip
+    np.testing.assert_array_equal(_level0(done.output), expected.labels)
+    probs = zarr.open_group(str(tmp / "cells_probabilities.ome.zarr"), mode="r")
+    assert probs["0"].dtype == np.float16
+    np.testing.assert_array_equal(probs["0"][:], expected.probabilities)
+    axes = [a["name"] for a in probs.attrs["multiscales"][0]["axes"]]
+    assert axes == ["c", "y", "x"]
+    assert not (done.output / ".probabilities").exists()

@@ -37,7 +37,7 @@ def add_scale_out_arguments(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="a dask-jobqueue YAML file (SLURM, PBS, LSF...); implies --output-format ome-zarr",
     )
-    p.add_argument("--block", type=int, help="block side in pixels (default: 2048 2D, 256 3D)")
+    p.add_argument("--block", type=int, help="block side in pixels (default: 4096 2D, 512 3D)")
     p.add_argument(
         "--into-source",
         nargs="?",
@@ -68,8 +68,9 @@ def run_blocks(args: argparse.Namespace, config: PredictConfig, stems: list[str]
     ValueError
         For settings a block-wise run cannot take.
     """
-    if config.probabilities:
-        raise ValueError("--probabilities is not written as OME-Zarr yet; use TIFF output")
+    if config.probabilities and args.into_source:
+        raise ValueError("--probabilities goes to NAME_probabilities.ome.zarr: give --output, "
+                         "not --into-source")  # fmt: skip
     if args.into_source:
         from ..scaleout.run import source_labels_path
 

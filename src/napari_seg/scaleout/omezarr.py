@@ -42,12 +42,15 @@ def check_available() -> None:
         )
 
 
-def axes_for(ndim: int) -> str:
-    """NGFF axis names of a labels array with ``ndim`` axes (``yx``, ``zyx``, ``tzyx``).
+def axes_for(ndim: int, *, channels: bool = False) -> str:
+    """NGFF axis names of an array with ``ndim`` axes (``yx``, ``zyx``, ``tzyx``; with
+    ``channels``, a leading class axis: ``cyx``, ``czyx``).
 
     Parameters
     ----------
     ndim : int
+    channels : bool
+        The first axis holds channels (probabilities: one per class).
 
     Returns
     -------
@@ -56,15 +59,27 @@ def axes_for(ndim: int) -> str:
     Raises
     ------
     ValueError
-        For fewer than 2 or more than 4 axes.
+        For fewer than 2 or more than 4 axes (3 besides channels: NGFF puts time
+        before channels).
     """
+    if channels:
+        if ndim - 1 not in (2, 3):
+            raise ValueError(
+                f"OME-Zarr probabilities need 2 or 3 axes besides the classes, got {ndim - 1}"
+            )
+        return "c" + AXES_BY_NDIM[ndim - 1]
     if ndim not in AXES_BY_NDIM:
         raise ValueError(f"OME-Zarr labels need 2 to 4 axes (t, z, y, x), got {ndim}")
     return AXES_BY_NDIM[ndim]
 
 
 def create_level0(
-    path: str | Path, shape: Sequence[int], *, chunks: Sequence[int], dtype: Any
+    path: str | Path,
+    shape: Sequence[int],
+    *,
+    chunks: Sequence[int],
+    dtype: Any,
+    channels: bool = False,
 ) -> Any:
     """Create the group at ``path`` with an empty full-resolution array ``0``.
 
@@ -74,6 +89,8 @@ def create_level0(
         A new folder (the caller writes into a temporary one and renames it).
     shape, chunks : sequence of int
     dtype : dtype
+    channels : bool
+        The first axis holds channels (see :func:`axes_for`).
 
     Returns
     -------
@@ -82,7 +99,7 @@ def create_level0(
     """
     import zarr
 
-    axes_for(len(shape))
+    axes_for(len(shape), channels=channels)
     group = zarr.open_group(str(path), mode="w", zarr_format=2)
     return group.create_array(
         "0", shape=tuple(shape), chunks=tuple(chunks), dtype=np.dtype(dtype),
@@ -121,9 +138,52 @@ def finish_labels(
     ValueError
         When the written group does not validate as an NGFF 0.4 label image.
     """
+    from ome_zarr.format import FormatV04
+    from ome_zarr.writer import add_metadata
+
+    group, levels = _write_multiscales(path, scale, translation, channels=False)
+    meta = image_label_metadata(class_names, colors)
+    add_metadata(group, {"image-label": meta}, fmt=FormatV04())
+    _validate(path, "ImageLabel", "label image")
+    return levels
+
+
+def finish_image(
+    path: str | Path,
+    *,
+    scale: Sequence[float] | None = None,
+    translation: Sequence[float] | None = None,
+) -> int:
+    """Add the pyramid and the NGFF metadata to a filled level 0 of an image whose first
+    axis holds channels (probabilities), then validate.
+
+    Parameters
+    ----------
+    path : path
+    scale, translation : sequence of float, optional
+        Along every axis but the channels.
+
+    Returns
+    -------
+    int
+        Number of levels.
+
+    Raises
+    ------
+    ValueError
+        When the written group does not validate as an NGFF 0.4 image.
+    """
+    scale = None if scale is None else [1.0, *scale]
+    translation = None if translation is None else [0.0, *translation]
+    _, levels = _write_multiscales(path, scale, translation, channels=True)
+    _validate(path, "Image", "image")
+    return levels
+
+
+def _write_multiscales(path, scale, translation, *, channels: bool) -> tuple[Any, int]:
     import zarr
     from ome_zarr.format import FormatV04
-    from ome_zarr.writer import add_metadata, write_multiscales_metadata
+    from ome_zarr.writer import write_multiscales_metadata
 
     group = zarr.open_group(str(path), mode="r+", zarr_format=2)
     level0: Any = group["0"]
@@ -139,11 +199,9 @@ def finish_labels(
         if translation is not None and any(translation):
             transforms.append({"type": "translation", "translation": list(translation)})
         datasets.append({"path": str(i), "coordinateTransformations": transforms})
-    fmt = FormatV04()
-    write_multiscales_metadata(group, datasets, fmt=fmt, axes=axes_for(ndim))
-    add_metadata(group, {"image-label": image_label_metadata(class_names, colors)}, fmt=fmt)
-    validate_labels(path)
-    return levels
+    axes = axes_for(ndim, channels=channels)
+    write_multiscales_metadata(group, datasets, fmt=FormatV04(), axes=axes)
+    return group, levels
 
 
 def image_label_metadata(
@@ -185,13 +243,17 @@ def validate_labels(path: str | Path) -> None:
     ValueError
         Naming what does not validate.
     """
+    _validate(path, "ImageLabel", "label image")
+
+
+def _validate(path, model: str, what: str) -> None:
     import zarr
-    from ome_zarr_models.v04 import ImageLabel
+    from ome_zarr_models import v04
 
     try:
-        ImageLabel.from_zarr(zarr.open_group(str(path), mode="r", zarr_format=2))
+        getattr(v04, model).from_zarr(zarr.open_group(str(path), mode="r", zarr_format=2))
     except Exception as exc:  # pydantic's ValidationError, zarr's errors
-        raise ValueError(f"{path} is not a valid OME-Zarr 0.4 label image: {exc}") from exc
+        raise ValueError(f"{path} is not a valid OME-Zarr 0.4 {what}: {exc}") from exc
 
 
 def _write_pyramid(group: Any, level0: Any) -> int:

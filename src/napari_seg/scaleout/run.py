@@ -25,6 +25,26 @@ from . import omezarr, records
 
 #: Retries of a block whose task raised (a worker that dies is handled by Dask).
 RETRIES = 2
+#: Where the probabilities are built inside the labels' staging folder.
+PROBABILITIES = ".probabilities"
+
+
+def probabilities_path(output: str | os.PathLike) -> Path:
+    """The probability image that goes with the label image ``output``.
+
+    Parameters
+    ----------
+    output : path
+        ``NAME_labels.ome.zarr`` (or any ``.ome.zarr`` folder).
+
+    Returns
+    -------
+    Path
+        ``NAME_probabilities.ome.zarr`` beside it.
+    """
+    output = Path(output)
+    stem = output.name.removesuffix(".ome.zarr").removesuffix("_labels")
+    return output.with_name(f"{stem}_probabilities.ome.zarr")
 
 
 @dataclass(frozen=True)
@@ -98,20 +118,26 @@ def iter_predict_blocks(
     ValueError
         For an input or settings a block-wise run cannot take (named).
     """
-    job = _Job.plan(Path(model_path), Path(source), Path(output), config, block, overwrite)
+    warming = []  # workers import torch while the client plans (held until the end)
+    if client is not None:
+        for address in client.scheduler_info()["workers"]:
+            warming.append(client.submit(prepare_worker, workers=[address], pure=False))
+    # absolute paths: workers elsewhere need them (and may run in another folder)
+    paths = (Path(p).resolve() for p in (model_path, source, output))
+    job = _Job.plan(*paths, config, block, overwrite)
     start = time.perf_counter()
     pending = [b for b in job.blocks if b.number not in job.finished]
     workers = len(client.scheduler_info()["workers"]) if client is not None else 1
     dashboard = getattr(client, "dashboard_link", None) if client is not None else None
     yield BlocksStarted(len(job.blocks), len(job.blocks) - len(pending), workers, dashboard)
-    done, pixels = len(job.blocks) - len(pending), 0
+    done, pixels, to_do = len(job.blocks) - len(pending), 0, sum(b.pixels for b in pending)
     for number in _run(job, pending, client):
         done += 1
         pixels += job.blocks[number].pixels
         rate = pixels / max(time.perf_counter() - start, 1e-9)
-        left = sum(b.pixels for b in job.blocks if b.number not in job.finished) - pixels
-        yield BlockDone(done, len(job.blocks), rate, left / rate if rate else None)
+        yield BlockDone(done, len(job.blocks), rate, (to_do - pixels) / rate if rate else None)
     levels = job.finish()
+    del warming
     if (
         job.output.parent.name == "labels"
         and job.output.parent.parent.resolve() == Path(source).resolve()
@@ -149,6 +175,7 @@ class BlockTask:
     staging: str
     config: dict
     stats: Any
+    probabilities: bool = False
 
 
 def run_block(task: BlockTask, block: Block) -> int:
@@ -171,11 +198,25 @@ def run_block(task: BlockTask, block: Block) -> int:
 
     model = _worker_model(task.model, task.digest)
     image = read_image(task.source)
-    out = zarr.open_array(str(Path(task.staging) / "0"), mode="r+", zarr_format=2)
+    staging = Path(task.staging)
+    out = zarr.open_array(str(staging / "0"), mode="r+", zarr_format=2)
+    probs = None
+    if task.probabilities:
+        probs = zarr.open_array(str(staging / PROBABILITIES / "0"), mode="r+", zarr_format=2)
     config = PredictConfig.from_dict(task.config)
-    drain(iter_predict_block(model, image, block, config, out=out, stats=task.stats))
+    drain(iter_predict_block(model, image, block, config, out=out, stats=task.stats,
+                             probabilities_out=probs))  # fmt: skip
     records.record_block(Path(task.staging), block.number)
     return block.number
+
+
+def prepare_worker() -> None:
+    """Import what a block needs (torch, the networks, zarr): about 10 s in a new
+    worker process, run on every worker while the client plans the blocks."""
+    import zarr  # noqa: F401
+
+    from ..inference import blocks  # noqa: F401
+    from ..models import registry  # noqa: F401
 
 
 _MODELS: dict[tuple[str, str], Any] = {}
@@ -213,12 +254,14 @@ class _Job:
         from ..models import load_model
 
         omezarr.check_available()
-        if output.exists() and not overwrite:
-            raise ValueError(f"{output} exists; pass --overwrite to replace it")
+        want = bool(config and config.probabilities)
+        for path in (output, probabilities_path(output)) if want else (output,):
+            if path.exists() and not overwrite:
+                raise ValueError(f"{path} exists; pass --overwrite to replace it")
         model, image = load_model(model_path), read_image(source)
         fixed, stats = fixed_settings(model, image, config or PredictConfig())
         layout = layout_of(model, tuple(image.shape), fixed)
-        omezarr.axes_for(len(layout.output_shape))
+        omezarr.axes_for(len(layout.output_shape) + want, channels=want)
         blocks = plan_blocks(layout, block)
         digest = records.file_digest(model_path)
         identity = {
@@ -228,11 +271,11 @@ class _Job:
         staging = records.staging_path(output)
         finished = records.open_run(staging, identity, overwrite=overwrite)
         if not staging.exists():
-            dtype = "uint8" if model.spec.num_classes <= 255 else "uint16"
             chunks = output_chunks(layout, block)
-            omezarr.create_level0(staging, layout.output_shape, chunks=chunks, dtype=dtype)
+            _create(staging, layout.output_shape, chunks, model.spec.num_classes, want)
             records.start_run(staging, identity)
-        task = BlockTask(str(model_path), digest, str(source), str(staging), fixed.to_dict(), stats)
+        task = BlockTask(str(model_path), digest, str(source), str(staging), fixed.to_dict(),
+                         stats, want)  # fmt: skip
         geometry = {"scale": _scale(layout, fixed)}
         return cls(output, staging, blocks, finished, task, digest[:12], model.spec, geometry,
                    overwrite)  # fmt: skip
@@ -242,9 +285,22 @@ class _Job:
             self.staging, scale=self.geometry["scale"],
             class_names=self.spec.class_names, colors=self.spec.class_colors,
         )  # fmt: skip
+        if self.task.probabilities:
+            probs = self.staging / PROBABILITIES
+            omezarr.finish_image(probs, scale=self.geometry["scale"])
+            records.publish(probs, probabilities_path(self.output), overwrite=self.overwrite)
         records.remove_records(self.staging)
         records.publish(self.staging, self.output, overwrite=self.overwrite)
         return levels
+
+
+def _create(staging: Path, shape, chunks, classes: int, probabilities: bool) -> None:
+    """The empty outputs: labels, and float16 probabilities (classes first) if asked."""
+    dtype = "uint8" if classes <= 255 else "uint16"
+    omezarr.create_level0(staging, shape, chunks=chunks, dtype=dtype)
+    if probabilities:
+        where, shape, chunks = staging / PROBABILITIES, (classes, *shape), (classes, *chunks)
+        omezarr.create_level0(where, shape, chunks=chunks, dtype="float16", channels=True)
 
 
 def _scale(layout, config: PredictConfig) -> list[float] | None:
