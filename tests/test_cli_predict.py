@@ -234,3 +234,25 @@ def test_refusal_lists_existing_outputs_before_any_work(model_file, image, tmp_p
     err = capsys.readouterr().err
     assert "b_labels.tif already exist; pass --overwrite" in err
     assert sorted(os.listdir(out)) == ["b_labels.tif"]  # a.tif was not segmented either
+
+
+def test_a_folder_of_images_is_segmented_file_by_file(model_file, image, tmp_path, capsys):
+    zarr = pytest.importorskip("zarr")
+    src = tmp_path / "plate"
+    src.mkdir()
+    tifffile.imwrite(src / "a.tif", image)
+    np.save(src / "b.npy", image[::-1])
+    zarr.open_array(str(src / "c.zarr"), mode="w", shape=image.shape, dtype=image.dtype)[:] = image
+    (src / "notes.txt").write_text("not an image")
+    (src / ".hidden.tif").write_bytes(b"")
+    out = tmp_path / "out"
+    assert main(_args(model_file, out, src)) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "a_labels.tif", "b_labels.tif", "c_labels.tif",
+    ]  # fmt: skip
+    np.testing.assert_array_equal(
+        tifffile.imread(out / "b_labels.tif"), _expected(model_file, image[::-1]).labels
+    )
+    (tmp_path / "empty").mkdir()
+    assert main(_args(model_file, out, tmp_path / "empty")) == 1
+    assert "a folder without image files" in capsys.readouterr().err

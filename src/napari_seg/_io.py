@@ -160,6 +160,44 @@ def _is_zarr(path: Path) -> bool:
     return any((path / name).exists() for name in (".zarray", "zarr.json", ".zgroup"))
 
 
+def expand_inputs(paths: list[Path]) -> list[Path]:
+    """The inputs, a plain folder replaced by the image files in it (sorted).
+
+    Zarr stores and DICOM series folders stay as they are (each is one image);
+    hidden files and subfolders of a plain folder are left out.
+
+    Parameters
+    ----------
+    paths : list of Path
+
+    Returns
+    -------
+    list of Path
+
+    Raises
+    ------
+    ValueError
+        For a folder that holds no image file.
+    """
+    from . import medical
+
+    readable = (*TIFF_SUFFIXES, *IMAGE_SUFFIXES, ".npy", ".nii", ".gz")
+    expanded: list[Path] = []
+    for path in paths:
+        if not path.is_dir() or _is_zarr(path) or medical.is_dicom_folder(path):
+            expanded.append(path)
+            continue
+        files = sorted(
+            p for p in path.iterdir()
+            if not p.name.startswith(".") and (p.suffix.lower() in readable or _is_zarr(p))
+            and (p.suffix.lower() != ".gz" or medical.is_nifti(p))
+        )  # fmt: skip
+        if not files:
+            raise ValueError(f"{path} is a folder without image files ({INPUT_KINDS})")
+        expanded.extend(files)
+    return expanded
+
+
 def output_stem(path: str | os.PathLike) -> str:
     """The input's name without its suffixes (``a.ome.tif`` gives ``a``)."""
     name = Path(path).name

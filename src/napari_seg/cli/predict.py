@@ -31,7 +31,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "source's affine."
         ),
     )
-    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files")
+    p.add_argument(
+        "inputs", nargs="+", type=Path, metavar="INPUT",
+        help="image files, zarr stores, or folders of image files",
+    )  # fmt: skip
     p.add_argument("--model", required=True, type=Path, help="model file (.safetensors)")
     p.add_argument("--output", type=Path, help="output folder (created)")
     p.add_argument("--config", type=Path, help="JSON or YAML file of prediction settings")
@@ -132,10 +135,11 @@ def run(args: argparse.Namespace) -> int:
     ValueError, OSError
         For a usage error; ``main`` prints it in one line.
     """
-    from .._io import output_stem
+    from .._io import expand_inputs, output_stem
     from ..models import load_model
 
     config = build_config(args)
+    args.inputs = expand_inputs(args.inputs)
     if args.cluster or args.cluster_config or args.block or args.into_source:
         args.output_format = "ome-zarr"
     if args.output is None and not args.into_source:
