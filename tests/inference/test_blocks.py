@@ -105,3 +105,25 @@ def test_a_block_needs_fixed_settings_and_the_model_spacing():
               np.uint8), stats=stats))  # fmt: skip
     assert fixed.tile is not None
     assert fixed.batch_size is not None
+
+
+def test_a_block_out_of_memory_fails_instead_of_changing_its_tiles(monkeypatch):
+    """A single run halves its batch or tile on out-of-memory; a block must not (its
+    values would differ from its neighbours'): it raises, and its task is retried."""
+    model = _model()
+    image = cells_2d((128, 128))[0]
+    forward = model.forward
+
+    def limited(x):
+        if x.shape[0] > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return forward(x)
+
+    monkeypatch.setattr(model, "forward", limited)
+    config = PredictConfig(device="cpu", tile=64, overlap=16, batch_size=2)
+    fixed, stats = fixed_settings(model, image, config)
+    block = plan_blocks(layout_of(model, image.shape, fixed), 64)[0]
+    out = np.zeros(image.shape, np.uint8)
+    with pytest.raises(MemoryError, match="block 0 ran out of memory"):
+        drain(iter_predict_block(model, image, block, fixed, out=out, stats=stats))
+    assert not out.any()  # nothing written

@@ -145,11 +145,33 @@ def test_a_local_cluster_gives_the_single_process_labels_bit_for_bit(tmp_path, c
     np.save(tmp_path / "img.npy", image)
     torch.set_num_threads(1)  # the workers' count
     expected = predict(model, image, config).labels
+
+    def count_loads():  # runs on each worker: count calls of load_model from now on
+        import napari_seg.models as models
+
+        original = getattr(models, "_original_load", models.load_model)
+        models._original_load, models.loads = original, 0
+
+        def counted(*args, **kwargs):
+            models.loads += 1
+            return original(*args, **kwargs)
+
+        models.load_model = counted
+
+    def loads():
+        import napari_seg.models as models
+
+        return models.loads
+
+    client.run(count_loads)
     seen, done = _run(tmp_path / "m.safetensors", tmp_path / "img.npy", tmp_path / "o.ome.zarr",
                       config, block=block, client=client)  # fmt: skip
     assert seen[0].workers == 2
     assert seen[0].total > 3
     np.testing.assert_array_equal(_level0(done.output), expected)
+    per_worker = client.run(loads)
+    assert all(n <= 1 for n in per_worker.values())  # each worker loads the model once
+    assert sum(per_worker.values()) >= 1
 
 
 def test_a_killed_worker_has_its_blocks_rerun_and_the_output_is_complete(tmp_path, client):

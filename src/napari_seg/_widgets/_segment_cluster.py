@@ -25,7 +25,7 @@ class ClusterPanel:
         self.address = LineEdit(label="scheduler", value="tcp://localhost:8786")
         self.output = FileEdit(label="OME-Zarr output", mode="w", filter="*.ome.zarr")
         self.block = SpinBox(label="block (pixels)", min=0, max=65536, step=256, value=0,
-                             tooltip="0: 4096 for planes, 512 for volumes")  # fmt: skip
+                             tooltip="0: 8192 for planes, 512 for volumes")  # fmt: skip
         self.container = Container(
             widgets=[self.where, self.workers, self.address, self.output, self.block],
             labels=True,

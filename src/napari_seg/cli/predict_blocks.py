@@ -37,7 +37,7 @@ def add_scale_out_arguments(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="a dask-jobqueue YAML file (SLURM, PBS, LSF...); implies --output-format ome-zarr",
     )
-    p.add_argument("--block", type=int, help="block side in pixels (default: 4096 2D, 512 3D)")
+    p.add_argument("--block", type=int, help="block side in pixels (default: 8192 2D, 512 3D)")
     p.add_argument(
         "--into-source",
         nargs="?",

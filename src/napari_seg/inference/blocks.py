@@ -24,20 +24,21 @@ from .._types import RegionArray
 from ..arrays.layout import ImageLayout
 from ..arrays.normalize import IntensityStats, compute_stats
 from .config import PredictConfig
-from .events import PredictEvent, PredictResult
+from .events import PredictEvent, PredictResult, SettingsAdjusted
 
 if TYPE_CHECKING:
     from ..models.wrapper import SegmentationModel
 
 #: Output chunk side along each spatial axis: planes, volumes.
 CHUNK_2D, CHUNK_3D = 512, 128
-#: Default block side, in chunks: 4096 pixels for planes, 512 voxels for volumes. The
-#: tiles that straddle a block boundary run in both blocks: with tiles of side t at
-#: stride s, an interior block of side B runs about (B + t) / B times its share of
-#: tiles per axis (1.125 for B = 4096, t = 512: 1.27x in 2D; for B = 512, t = 128:
-#: 1.25 per axis, 1.95x in 3D), so blocks are large; memory per block is the
-#: labels of the block plus one band of tiles across it.
-BLOCK_CHUNKS_2D, BLOCK_CHUNKS_3D = 8, 4
+#: Default block side, in chunks: 8192 pixels for planes, 512 voxels for volumes. The
+#: tiles that straddle a block boundary run in both blocks: with tiles of side t, an
+#: interior block of side B runs about (B + t) / B times its share of tiles per axis
+#: (1.06 for B = 8192, t = 512: 1.13x in 2D; 1.125 and 1.27x for B = 4096; for
+#: B = 512, t = 128: 1.25 per axis, 1.95x in 3D), so blocks are large; memory per
+#: block is its labels (64 MB for 8192^2) plus one band of tiles across it (about
+#: 50 MB for 3 classes). Images smaller than two blocks per worker want --block.
+BLOCK_CHUNKS_2D, BLOCK_CHUNKS_3D = 16, 4
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def plan_blocks(layout: ImageLayout, block: int | None = None) -> list[Block]:
     layout : ImageLayout
     block : int, optional
         Block side in pixels along each spatial axis, rounded up to whole
-        chunks (default: 8 chunks of 512 for planes, 4 of 128 for volumes). A
+        chunks (default: 16 chunks of 512 for planes, 4 of 128 for volumes). A
         stack gives one block per plane and box.
 
     Returns
@@ -174,6 +175,9 @@ def iter_predict_block(
     ValueError
         When the settings are not fixed, or the model's spacing differs from the
         image's (resample the image first).
+    MemoryError
+        When the device runs out of memory: a block never changes its tile or
+        batch, which would change its values (the task fails and is retried).
     """
     from .predictor import _Predictor
 
@@ -194,7 +198,20 @@ def iter_predict_block(
             "block-wise prediction does not resample: the image's spacing differs from "
             "the model's; resample the image to the model's spacing first"
         )
-    result = yield from predictor.run()
+    run = predictor.run()
+    try:
+        while True:
+            event = next(run)
+            if isinstance(event, SettingsAdjusted):  # another tile or batch: other values
+                raise MemoryError(
+                    f"block {block.number} ran out of memory on {predictor.device} with the "
+                    f"job's tile and batch; give a smaller --batch or --tile for the whole job"
+                )
+            yield event
+    except StopIteration as stop:
+        result = stop.value
+    finally:
+        run.close()
     labels.flush()
     if probs is not None:
         probs.flush()
