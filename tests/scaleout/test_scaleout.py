@@ -235,6 +235,30 @@ def test_the_command_line_runs_on_a_local_cluster(plane):
     assert "--overwrite" in again.stderr
 
 
+def test_a_folder_of_files_runs_several_at_once_on_the_cluster(tmp_path):
+    """Thousands of small plates: files run concurrently (each one block), so every
+    worker is busy; each output is the single-process result."""
+    model = _model(tmp_path / "m.safetensors")
+    folder = tmp_path / "plates"
+    folder.mkdir()
+    images = {f"well{i}": cells_2d((96, 120), seed=10 + i)[0] for i in range(5)}
+    for name, image in images.items():
+        tifffile.imwrite(folder / f"{name}.tif", image)
+    (tmp_path / "cfg.json").write_text(json.dumps(CONFIG.to_dict()))
+    entry = "import sys; from napari_seg.cli import main; sys.exit(main(sys.argv[1:]))"
+    command = [sys.executable, "-c", entry, "predict", "--model", str(tmp_path / "m.safetensors"),
+               "--output", str(tmp_path / "out"), "--config", str(tmp_path / "cfg.json"),
+               "--cluster", "local:2", str(folder)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("_labels.ome.zarr (") == 5
+    torch.set_num_threads(1)
+    for name, image in images.items():
+        expected = predict(model, image, CONFIG).labels
+        np.testing.assert_array_equal(_level0(tmp_path / "out" / f"{name}_labels.ome.zarr"),
+                                      expected)  # fmt: skip
+
+
 def test_cluster_arguments_are_checked(tmp_path):
     from napari_seg.scaleout.cluster import connect
 

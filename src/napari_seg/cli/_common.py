@@ -113,25 +113,53 @@ def check_outputs(outputs: Sequence[Path], inputs: Sequence[Path], overwrite: bo
 
 
 def for_each_input(
-    command: str, items: Sequence[T], work: Callable[[T], str], name: Callable[[T], object]
+    command: str,
+    items: Sequence[T],
+    work: Callable[[T], str],
+    name: Callable[[T], object],
+    *,
+    parallel: int = 1,
 ) -> int:
     """Run ``work`` on every item, print its message, report failures by ``name``.
+
+    With ``parallel`` > 1, up to that many items run at once in threads (their
+    messages in the order they finish; Ctrl+C then stops waiting, and the caller
+    stops what the threads drive, e.g. by closing the cluster). Otherwise they run
+    one after another in this thread.
 
     Returns the exit status: 0, or 1 when any item failed (the others still ran).
     """
     failed = 0
-    for item in items:
-        try:
-            message = work(item)
-        except INPUT_ERRORS as exc:
+    for item, outcome in _outcomes(items, work, parallel):
+        if isinstance(outcome, BaseException):
             failed += 1
-            print(f"napari-seg {command}: error: {name(item)}: {exc}", file=sys.stderr)
-            continue
-        print(message)
+            print(f"napari-seg {command}: error: {name(item)}: {outcome}", file=sys.stderr)
+        else:
+            print(outcome, flush=True)
     if failed:
         print(f"napari-seg {command}: {failed} of {len(items)} input(s) failed", file=sys.stderr)
         return EXIT_ERROR
     return 0
+
+
+def _outcomes(items: Sequence[T], work: Callable[[T], str], parallel: int):
+    """``(item, message or input error)`` for every item, as each finishes."""
+    if parallel <= 1:
+        for item in items:
+            try:
+                yield item, work(item)
+            except INPUT_ERRORS as exc:
+                yield item, exc
+        return
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        futures = {pool.submit(work, item): item for item in items}
+        for future in as_completed(futures):
+            error = future.exception()
+            if error is not None and not isinstance(error, INPUT_ERRORS):
+                raise error
+            yield futures[future], error if error is not None else future.result()
 
 
 class Bar:

@@ -92,18 +92,28 @@ def run_blocks(args: argparse.Namespace, config: PredictConfig, stems: list[str]
     if args.output is not None and not args.into_source:
         args.output.mkdir(parents=True, exist_ok=True)
 
+    items = list(zip(args.inputs, outputs, strict=True))
+    # Many files on a cluster: several at once, so small files keep every worker busy.
+    parallel = 1 if client is None or len(items) == 1 else 2 * _workers(client)
+
     def work(item: tuple[Path, Path]) -> str:
-        return _one(item[0], item[1], config, args, client)
+        return _one(item[0], item[1], config, args, client, quiet=args.quiet or parallel > 1)
 
     try:
-        return for_each_input("predict", list(zip(args.inputs, outputs, strict=True)), work,
-                              lambda item: item[0])  # fmt: skip
+        return for_each_input("predict", items, work, lambda item: item[0], parallel=parallel)
     finally:
         if client is not None:
+            made = client.cluster if not args.cluster or args.cluster.startswith("local") else None
             client.close()
+            if made is not None:  # a LocalCluster or queue jobs started here
+                made.close()
 
 
-def _one(source: Path, output: Path, config, args, client) -> str:
+def _workers(client) -> int:
+    return max(1, len(client.scheduler_info()["workers"]))
+
+
+def _one(source: Path, output: Path, config, args, client, *, quiet: bool) -> str:
     from ..scaleout.run import BlockDone, BlocksStarted, iter_predict_blocks
 
     def show(event, bar) -> None:
@@ -119,5 +129,5 @@ def _one(source: Path, output: Path, config, args, client) -> str:
 
     jobs = iter_predict_blocks(args.model, source, output, config, block=args.block,
                                client=client, overwrite=args.overwrite)  # fmt: skip
-    result = drive(jobs, show, quiet=args.quiet)
+    result = drive(jobs, show, quiet=quiet)
     return f"{source} -> {result.output} ({result.levels} levels)"

@@ -123,8 +123,8 @@ def iter_predict_blocks(
         for address in client.scheduler_info()["workers"]:
             warming.append(client.submit(prepare_worker, workers=[address], pure=False))
     # absolute paths: workers elsewhere need them (and may run in another folder)
-    paths = (Path(p).resolve() for p in (model_path, source, output))
-    job = _Job.plan(*paths, config, block, overwrite)
+    model_file, image_file, out = (Path(p).resolve() for p in (model_path, source, output))
+    job = _Job.plan(model_file, image_file, out, config, block, overwrite)
     start = time.perf_counter()
     pending = [b for b in job.blocks if b.number not in job.finished]
     workers = len(client.scheduler_info()["workers"]) if client is not None else 1
@@ -156,7 +156,7 @@ def _run(job: _Job, pending: list, client: Any):
 
     futures = client.map(
         run_block, [job.task] * len(pending), pending,
-        key=[f"napari-seg-block-{job.token}-{b.number}" for b in pending], retries=RETRIES,
+        key=[f"{job.token}-{b.number}" for b in pending], retries=RETRIES,
     )  # fmt: skip
     try:
         for future in as_completed(futures):
@@ -277,7 +277,8 @@ class _Job:
         task = BlockTask(str(model_path), digest, str(source), str(staging), fixed.to_dict(),
                          stats, want)  # fmt: skip
         geometry = {"scale": _scale(layout, fixed)}
-        return cls(output, staging, blocks, finished, task, digest[:12], model.spec, geometry,
+        token = _task_token(output)
+        return cls(output, staging, blocks, finished, task, token, model.spec, geometry,
                    overwrite)  # fmt: skip
 
     def finish(self) -> int:
@@ -292,6 +293,15 @@ class _Job:
         records.remove_records(self.staging)
         records.publish(self.staging, self.output, overwrite=self.overwrite)
         return levels
+
+
+def _task_token(output: Path) -> str:
+    """A prefix for this run's task keys, unique to it: Dask treats tasks with equal
+    keys as one, so two runs (two files at once, or a run and its resumption) that
+    shared keys would share results."""
+    import uuid
+
+    return f"napari-seg-{output.name}-{uuid.uuid4().hex[:8]}"
 
 
 def _create(staging: Path, shape, chunks, classes: int, probabilities: bool) -> None:
