@@ -115,8 +115,12 @@ def test_an_interrupted_run_resumes_and_never_trusts_an_unrecorded_block(plane, 
     seen, done = _run(*args, block=96)
     assert seen[0].skipped == 5
     np.testing.assert_array_equal(_level0(done.output), expected)
+    # finished: the same request again is skipped (nothing runs), another is refused
+    seen, again = _run(*args, block=96)
+    assert seen == []
+    assert again.skipped
     with pytest.raises(ValueError, match="exists; pass --overwrite"):
-        _run(*args, block=96)
+        _run(*args, block=128)
 
 
 @pytest.fixture(scope="module")
@@ -231,8 +235,12 @@ def test_the_command_line_runs_on_a_local_cluster(plane):
     assert "dashboard at http" in done.stdout + done.stderr
     np.testing.assert_array_equal(_level0(tmp / "out" / "img_labels.ome.zarr"), expected)
     again = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert again.returncode != 0
-    assert "--overwrite" in again.stderr
+    assert again.returncode == 0, again.stderr  # the same command: finished, skipped
+    assert "finished by an earlier run" in again.stdout
+    other = [*command[:-3], "96", command[-1]]  # another block side: refused
+    refused = subprocess.run(other, capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0
+    assert "--overwrite" in refused.stderr
 
 
 def test_a_folder_of_files_runs_several_at_once_on_the_cluster(tmp_path):
@@ -257,6 +265,51 @@ def test_a_folder_of_files_runs_several_at_once_on_the_cluster(tmp_path):
         expected = predict(model, image, CONFIG).labels
         np.testing.assert_array_equal(_level0(tmp_path / "out" / f"{name}_labels.ome.zarr"),
                                       expected)  # fmt: skip
+
+
+def test_ctrl_c_stops_a_folder_run_on_a_cluster_at_once(tmp_path):
+    """Ctrl+C while several files run on a LocalCluster: exit 130 within seconds, no
+    traceback, no output under its final name unless complete; the next run with
+    the same command resumes and finishes."""
+    import threading
+    import time
+
+    _model(tmp_path / "m.safetensors")
+    folder = tmp_path / "plates"
+    folder.mkdir()
+    for i in range(6):
+        tifffile.imwrite(folder / f"well{i}.tif", cells_2d((512, 512), seed=20 + i)[0])
+    (tmp_path / "cfg.json").write_text(json.dumps(CONFIG.to_dict()))
+    entry = "import sys; from napari_seg.cli import main; sys.exit(main(sys.argv[1:]))"
+    command = [sys.executable, "-c", entry, "predict", "--model", str(tmp_path / "m.safetensors"),
+               "--output", str(tmp_path / "out"), "--config", str(tmp_path / "cfg.json"),
+               "--cluster", "local:2", "--block", "64", str(folder)]  # fmt: skip
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = bytearray()
+
+    def pump():
+        while chunk := child.stdout.read1(4096):
+            out.extend(chunk)
+
+    reader = threading.Thread(target=pump)
+    reader.start()
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("out/.*.partial/.napari-seg-blocks/*.done")):
+        assert time.monotonic() < deadline, "no block finished"
+        time.sleep(0.1)
+    child.send_signal(signal.SIGINT)
+    start = time.monotonic()
+    code = child.wait(timeout=60)
+    reader.join()
+    err = child.stderr.read().decode(errors="replace")
+    assert code == 130, err
+    assert time.monotonic() - start < 30
+    assert "Traceback" not in err
+    for result in (tmp_path / "out").glob("*_labels.ome.zarr"):  # only complete ones
+        assert _level0(result).shape == (512, 512)
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert len(list((tmp_path / "out").glob("*_labels.ome.zarr"))) == 6
 
 
 def test_cluster_arguments_are_checked(tmp_path):
@@ -292,7 +345,8 @@ def test_labels_go_into_an_ome_zarr_source_and_napari_finds_them(plane, capsys):
     assert main(args) == 0
     np.testing.assert_array_equal(_level0(source / "labels" / "cells"), expected)
     assert zarr.open_group(str(source / "labels"), mode="r").attrs["labels"] == ["cells"]
-    assert main(args) == 1  # exists: refused without --overwrite, the labels kept
+    assert main(args) == 0  # the same command again: finished, skipped
+    assert main([*args[:-1], "--block", "64", args[-1]]) == 1  # another: refused
     np.testing.assert_array_equal(_level0(source / "labels" / "cells"), expected)
     napari_ome_zarr = pytest.importorskip("napari_ome_zarr")
     layers = napari_ome_zarr.napari_get_reader(str(source))(str(source))

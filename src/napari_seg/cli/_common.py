@@ -153,13 +153,16 @@ def _outcomes(items: Sequence[T], work: Callable[[T], str], parallel: int):
         return
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
-    with ThreadPoolExecutor(max_workers=parallel) as pool:
-        futures = {pool.submit(work, item): item for item in items}
+    pool = ThreadPoolExecutor(max_workers=parallel)
+    futures = {pool.submit(work, item): item for item in items}
+    try:
         for future in as_completed(futures):
             error = future.exception()
             if error is not None and not isinstance(error, INPUT_ERRORS):
                 raise error
             yield futures[future], error if error is not None else future.result()
+    finally:  # Ctrl+C: do not wait for the running items (the caller stops their work)
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 class Bar:

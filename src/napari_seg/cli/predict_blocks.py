@@ -77,11 +77,16 @@ def run_blocks(args: argparse.Namespace, config: PredictConfig, stems: list[str]
         outputs = [source_labels_path(p, args.into_source) for p in args.inputs]
     else:
         outputs = [args.output / f"{stem}_labels.ome.zarr" for stem in stems]
+    from ..scaleout.run import is_done
+
     sources = {p.resolve() for p in args.inputs}
-    for out in outputs:
+    for source, out in zip(args.inputs, outputs, strict=True):
         if out.resolve() in sources:
             raise ValueError(f"the output {out} would replace an input; choose another --output")
-        if out.exists() and not args.overwrite:
+        # An output this same command finished before (a folder run stopped and
+        # started again) is skipped; any other existing output is never replaced.
+        done = out.exists() and is_done(args.model, source, out, config, args.block)
+        if out.exists() and not args.overwrite and not done:
             raise ValueError(f"{out} exists; pass --overwrite to replace it")
     client = None
     if args.cluster or args.cluster_config:
@@ -130,4 +135,6 @@ def _one(source: Path, output: Path, config, args, client, *, quiet: bool) -> st
     jobs = iter_predict_blocks(args.model, source, output, config, block=args.block,
                                client=client, overwrite=args.overwrite)  # fmt: skip
     result = drive(jobs, show, quiet=quiet)
+    if result.skipped:
+        return f"{source} -> {result.output} (finished by an earlier run of this command)"
     return f"{source} -> {result.output} ({result.levels} levels)"

@@ -287,3 +287,43 @@ def list_label(labels: str | Path, name: str) -> None:
     names: list[Any] = list(group.attrs.get("labels") or [])  # type: ignore[arg-type]
     if name not in names:
         group.attrs["labels"] = [*names, name]
+
+
+#: The attribute a finished output keeps its request key in.
+DONE_KEY = "napari-seg"
+
+
+def mark_done(path: str | Path, request: str) -> None:
+    """Record in the group's attributes which request produced it.
+
+    Parameters
+    ----------
+    path : path
+    request : str
+        ``records.request_key`` of the run.
+    """
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r+", zarr_format=2)
+    group.attrs[DONE_KEY] = {"request": request}
+
+
+def done_request(path: str | Path) -> str | None:
+    """The request key a finished output recorded (None for anything else).
+
+    Parameters
+    ----------
+    path : path
+
+    Returns
+    -------
+    str or None
+    """
+    import zarr
+
+    try:
+        attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+    except Exception:  # not a zarr group: not ours
+        return None
+    mark = attrs.get(DONE_KEY)
+    return mark.get("request") if isinstance(mark, dict) else None

@@ -11,6 +11,7 @@ the two (``--overwrite`` starts over).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -38,7 +39,8 @@ def staging_path(output: Path) -> Path:
 
 
 def file_digest(path: Path) -> str:
-    """SHA-256 of a file, read in 1 MiB pieces.
+    """SHA-256 of a file, read in 1 MiB pieces (remembered while its size and
+    modification time stay the same).
 
     Parameters
     ----------
@@ -48,6 +50,33 @@ def file_digest(path: Path) -> str:
     -------
     str
     """
+    stat = Path(path).stat()
+    return _digest(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+def request_key(model: Path, source: Path, config: dict[str, Any], block: int | None) -> str:
+    """What a run was asked for (model file, input, settings, block side), as a hash.
+
+    A finished output carries it (``omezarr.mark_done``), so the same command run
+    again, e.g. over a folder after Ctrl+C, skips the files it already finished.
+
+    Parameters
+    ----------
+    model, source : Path
+    config : dict
+        The prediction settings as given.
+    block : int or None
+
+    Returns
+    -------
+    str
+    """
+    request = [file_digest(model), str(Path(source).resolve()), config, block]
+    return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _digest(path: str, _size: int, _mtime: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for piece in iter(lambda: f.read(1 << 20), b""):

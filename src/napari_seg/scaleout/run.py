@@ -74,6 +74,7 @@ class BlocksFinished:
     output: Path
     levels: int
     seconds: float
+    skipped: bool = False
 
 
 def iter_predict_blocks(
@@ -124,6 +125,8 @@ def iter_predict_blocks(
             warming.append(client.submit(prepare_worker, workers=[address], pure=False))
     # absolute paths: workers elsewhere need them (and may run in another folder)
     model_file, image_file, out = (Path(p).resolve() for p in (model_path, source, output))
+    if not overwrite and is_done(model_file, image_file, out, config, block):
+        return BlocksFinished(out, len(open_levels(out)), 0.0, skipped=True)
     job = _Job.plan(model_file, image_file, out, config, block, overwrite)
     start = time.perf_counter()
     pending = [b for b in job.blocks if b.number not in job.finished]
@@ -144,6 +147,52 @@ def iter_predict_blocks(
     ):
         omezarr.list_label(job.output.parent, job.output.name)
     return BlocksFinished(job.output, levels, time.perf_counter() - start)
+
+
+def is_done(
+    model_path: str | os.PathLike,
+    source: str | os.PathLike,
+    output: str | os.PathLike,
+    config: PredictConfig | None = None,
+    block: int | None = None,
+) -> bool:
+    """Whether ``output`` (and its probabilities, when asked for) is the finished
+    result of this very request, so that running it again can skip it.
+
+    Parameters
+    ----------
+    model_path, source, output : path
+    config : PredictConfig, optional
+    block : int, optional
+
+    Returns
+    -------
+    bool
+    """
+    config = config or PredictConfig()
+    key = records.request_key(Path(model_path), Path(source), config.to_dict(), block)
+    outputs = [Path(output)]
+    if config.probabilities:
+        outputs.append(probabilities_path(output))
+    return all(omezarr.done_request(p) == key for p in outputs)
+
+
+def open_levels(path: Path) -> list[str]:
+    """The resolution levels of an OME-Zarr image (their paths, finest first).
+
+    Parameters
+    ----------
+    path : Path
+
+    Returns
+    -------
+    list of str
+    """
+    import zarr
+
+    from .._io import ome_zarr_datasets
+
+    return ome_zarr_datasets(zarr.open_group(str(path), mode="r"))
 
 
 def _run(job: _Job, pending: list, client: Any):
@@ -276,7 +325,10 @@ class _Job:
             records.start_run(staging, identity)
         task = BlockTask(str(model_path), digest, str(source), str(staging), fixed.to_dict(),
                          stats, want)  # fmt: skip
-        geometry = {"scale": _scale(layout, fixed)}
+        geometry: dict[str, Any] = {"scale": _scale(layout, fixed)}
+        geometry["request"] = records.request_key(
+            model_path, source, (config or PredictConfig()).to_dict(), block
+        )
         token = _task_token(output)
         return cls(output, staging, blocks, finished, task, token, model.spec, geometry,
                    overwrite)  # fmt: skip
@@ -286,9 +338,11 @@ class _Job:
             self.staging, scale=self.geometry["scale"],
             class_names=self.spec.class_names, colors=self.spec.class_colors,
         )  # fmt: skip
+        omezarr.mark_done(self.staging, self.geometry["request"])
         if self.task.probabilities:
             probs = self.staging / PROBABILITIES
             omezarr.finish_image(probs, scale=self.geometry["scale"])
+            omezarr.mark_done(probs, self.geometry["request"])
             records.publish(probs, probabilities_path(self.output), overwrite=self.overwrite)
         records.remove_records(self.staging)
         records.publish(self.staging, self.output, overwrite=self.overwrite)
