@@ -124,9 +124,7 @@ def open_lazily(path: Path) -> list:
         Finest first.
     """
     import dask.array as da
-    import zarr
 
-    from .._io import ome_zarr_datasets
+    from ..scaleout.run import open_levels
 
-    group = zarr.open_group(str(path), mode="r")
-    return [da.from_zarr(group[name]) for name in ome_zarr_datasets(group)]
+    return [da.from_zarr(str(path), component=name) for name in open_levels(path)]

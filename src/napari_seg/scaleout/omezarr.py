@@ -101,8 +101,13 @@ def create_level0(
 
     axes_for(len(shape), channels=channels)
     group = zarr.open_group(str(path), mode="w", zarr_format=2)
+    return _new_level(group, 0, shape, chunks, dtype)
+
+
+def _new_level(group: Any, level: int, shape, chunks, dtype) -> Any:
+    """An empty resolution level of ``group`` (0 where unwritten, NGFF 0.4 "/" keys)."""
     return group.create_array(
-        "0", shape=tuple(shape), chunks=tuple(chunks), dtype=np.dtype(dtype),
+        str(level), shape=tuple(shape), chunks=tuple(chunks), dtype=np.dtype(dtype),
         fill_value=0, chunk_key_encoding={"name": "v2", "separator": "/"},
     )  # fmt: skip
 
@@ -263,10 +268,7 @@ def _write_pyramid(group: Any, level0: Any) -> int:
     previous, level = level0, 1
     while level < MAX_LEVELS and max(previous.shape[-2:]) > max(level0.chunks[-2:]):
         source = da.from_zarr(previous)[..., ::2, ::2]
-        target = group.create_array(
-            str(level), shape=source.shape, chunks=level0.chunks, dtype=level0.dtype,
-            fill_value=0, chunk_key_encoding={"name": "v2", "separator": "/"},
-        )  # fmt: skip
+        target = _new_level(group, level, source.shape, level0.chunks, level0.dtype)
         da.store(source.rechunk(level0.chunks), target, lock=False)
         previous, level = target, level + 1
     return level

@@ -119,14 +119,14 @@ def iter_predict_blocks(
     ValueError
         For an input or settings a block-wise run cannot take (named).
     """
-    warming = []  # workers import torch while the client plans (held until the end)
-    if client is not None:
-        for address in client.scheduler_info()["workers"]:
-            warming.append(client.submit(prepare_worker, workers=[address], pure=False))
     # absolute paths: workers elsewhere need them (and may run in another folder)
     model_file, image_file, out = (Path(p).resolve() for p in (model_path, source, output))
     if not overwrite and is_done(model_file, image_file, out, config, block):
         return BlocksFinished(out, len(open_levels(out)), 0.0, skipped=True)
+    warming = []  # workers import torch while the client plans (held until the end)
+    if client is not None:
+        for address in client.scheduler_info()["workers"]:
+            warming.append(client.submit(prepare_worker, workers=[address], pure=False))
     job = _Job.plan(model_file, image_file, out, config, block, overwrite)
     start = time.perf_counter()
     pending = [b for b in job.blocks if b.number not in job.finished]
