@@ -29,6 +29,7 @@ from .._layers import GEOMETRY_KEY, background_of, class_names_of, labels_layer_
 from ..metrics import ERROR_COLORS, ERROR_NAMES, MODES, EvaluateConfig, Evaluation, merge_rows
 from ._dock import Dock
 from ._fields import SaveTarget
+from ._layers import add_labels
 from ._layers import full_resolution as _data
 from ._plots import ScorePlots
 from ._runner import JobRunner, RunnerFields
@@ -425,7 +426,7 @@ class EvaluateWidget(RunnerFields, Dock):
             placement = (
                 {} if source is None else {"scale": source.scale, "translate": source.translate}
             )
-            self._viewer.add_labels(errors, opacity=0.6, **placement, **kwargs)
+            add_labels(self._viewer, errors, opacity=0.6, **placement, **kwargs)
         self._status.value = "error overlay: " + "; ".join(
             f"{pred_name}: "
             + ", ".join(f"{n} {int(np.sum(errors == i))}" for i, n in enumerate(ERROR_NAMES) if i)

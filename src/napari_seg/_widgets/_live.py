@@ -21,7 +21,7 @@ from qtpy.QtCore import QTimer
 
 from ..limits import one_line
 from ._dock import wrapping_label
-from ._layers import full_resolution, viewer_position, visible_region
+from ._layers import add_labels, full_resolution, viewer_position, visible_region
 
 if TYPE_CHECKING:
     import napari
@@ -229,7 +229,7 @@ def _own_layer(viewer, name: str, shape, dtype, like, kind: str):
     place = {"scale": like.scale, "translate": like.translate}
     data = np.zeros(shape, dtype)
     if kind == "labels":
-        return viewer.add_labels(data, name=name, opacity=0.6, **place)
+        return add_labels(viewer, data, name=name, opacity=0.6, **place)
     layer = viewer.add_image(
         data, name=name, colormap="magma", opacity=0.5, contrast_limits=(0, 255), **place
     )

@@ -24,7 +24,7 @@ from ..refine.scope import RefineScope, plan_refine_scope
 from ._current import CurrentModel
 from ._dock import Dock
 from ._history import write_undoable
-from ._layers import full_resolution, viewer_position
+from ._layers import add_labels, full_resolution, viewer_position
 from ._legend import ClassLegend
 from ._params import param_widget, read_params
 from ._runner import JobRunner, RunnerFields
@@ -344,8 +344,14 @@ class RefineWidget(RunnerFields, Dock):
         kwargs = (
             {} if run.makes_instances else {"colormap": layer.colormap, "features": layer.features}
         )
-        self._viewer.add_labels(
-            data, name=name, scale=layer.scale, translate=translate, opacity=0.8, **kwargs
+        add_labels(
+            self._viewer,
+            data,
+            name=name,
+            scale=layer.scale,
+            translate=translate,
+            opacity=0.8,
+            **kwargs,
         )
         self._viewer.layers.selection.active = layer
         return name

@@ -26,7 +26,7 @@ from ._current import CurrentModel
 from ._dock import Dock, wrapping_label
 from ._fields import AutoInt
 from ._history import write_undoable
-from ._layers import level_data, level_factors, viewer_position
+from ._layers import add_labels, level_data, level_factors, viewer_position
 from ._model import load_job
 from ._runner import JobRunner, RunnerFields
 from ._segment_cluster import ClusterPanel, check_cluster_job, cluster_job, open_lazily
@@ -360,8 +360,8 @@ class SegmentWidget(RunnerFields, Dock):
             placement.background,
         )  # fmt: skip
         levels = open_lazily(result.output)
-        self._viewer.add_labels(levels, multiscale=len(levels) > 1, scale=placement.scale,
-                                translate=placement.translate, **kwargs)  # fmt: skip
+        add_labels(self._viewer, levels, multiscale=len(levels) > 1, scale=placement.scale,
+                   translate=placement.translate, **kwargs)  # fmt: skip
         self.runner.set_progress(1.0)
         self.runner.set_status(f"done in {result.seconds:.1f} s; written to {result.output}")
 
@@ -402,7 +402,7 @@ class SegmentWidget(RunnerFields, Dock):
         )
         if run.geometry is not None:
             kwargs["metadata"][GEOMETRY_KEY] = run.geometry
-        return self._viewer.add_labels(data, scale=run.scale, translate=run.translate, **kwargs)
+        return add_labels(self._viewer, data, scale=run.scale, translate=run.translate, **kwargs)
 
     def _write_probabilities(self, run: _Placement, result: PredictResult) -> None:
         origin = np.asarray(run.plan.origin, dtype=float)

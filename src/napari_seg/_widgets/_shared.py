@@ -106,6 +106,15 @@ def _warm_labels() -> None:
     # when a job's result arrives. A throwaway layer model (no Qt, no canvas) here
     # imports them in the background instead.
     Labels(np.zeros((2, 2), np.uint8))
+    # Adding the first Labels layer to a canvas builds its line overlays, whose dash
+    # patterns vispy computes once per process (an lru_cache, 60-80 ms of numpy
+    # loops on the main thread here). Pure numpy, no OpenGL: compute them here.
+    # Best effort: a vispy without this module only loses the warm-up.
+    try:
+        from vispy.visuals.line.dash_atlas import DashAtlas
+    except ImportError:  # pragma: no cover - depends on vispy's layout
+        return
+    DashAtlas()
 
 
 def warm_labels() -> Future:

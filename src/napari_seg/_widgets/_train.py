@@ -38,7 +38,7 @@ from ._current import CurrentModel
 from ._curves import TrainingCurves
 from ._dock import Dock
 from ._fields import SaveTarget
-from ._layers import full_resolution, viewer_position, visible_region
+from ._layers import add_labels, full_resolution, viewer_position, visible_region
 from ._live import LivePanel
 from ._runner import JobRunner
 from ._shared import (
@@ -484,7 +484,7 @@ class TrainWidget(Dock):
         names, colors = self._classes
         kwargs = labels_layer_kwargs(inputs.preview_name, names, colors)
         scale, translate = inputs.preview_place
-        self._viewer.add_labels(labels, scale=scale, translate=translate, **kwargs)
+        add_labels(self._viewer, labels, scale=scale, translate=translate, **kwargs)
 
     def _on_returned(self, result: TrainResult | None) -> None:
         if result is None:

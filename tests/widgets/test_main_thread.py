@@ -1,0 +1,54 @@
+"""What keeps the main thread short when a job's result arrives as a new layer.
+
+The figures behind each rule are measured by bench/responsiveness.py; these tests
+check the mechanisms, not times.
+"""
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gui
+
+napari = pytest.importorskip("napari", reason="napari is needed for widget tests")
+
+from napari_seg._widgets import _shared  # noqa: E402
+from napari_seg._widgets._layers import add_labels  # noqa: E402
+
+
+def test_a_labels_layer_is_added_hidden_and_shown_on_the_next_turn(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    data = np.zeros((32, 32), np.uint8)
+    data[4:9, 4:9] = 1
+    layer = add_labels(viewer, data, name="result", scale=(2.0, 0.5), opacity=0.7)
+    # In the viewer at once, with every keyword applied, but not drawn yet.
+    assert viewer.layers["result"] is layer
+    assert tuple(layer.scale) == (2.0, 0.5)
+    assert layer.opacity == 0.7
+    assert not layer.visible
+    qtbot.waitUntil(lambda: layer.visible, timeout=2000)
+
+
+def test_a_layer_asked_hidden_stays_hidden(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    layer = add_labels(viewer, np.zeros((8, 8), np.uint8), name="hidden", visible=False)
+    qtbot.wait(50)
+    assert not layer.visible
+
+
+def test_a_layer_removed_before_it_is_shown_is_left_alone(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    layer = add_labels(viewer, np.zeros((8, 8), np.uint8), name="gone")
+    viewer.layers.remove(layer)
+    qtbot.wait(50)  # the pending show runs, and must neither fail nor bring it back
+    assert "gone" not in viewer.layers
+    assert not layer.visible
+
+
+def test_the_labels_warm_up_computes_vispy_line_dash_patterns():
+    """The first Labels layer on a canvas builds line overlays whose dash patterns
+    vispy computes once per process (60-80 ms on the main thread); the warm-up
+    computes them in the background thread instead."""
+    dash_atlas = pytest.importorskip("vispy.visuals.line.dash_atlas")
+    dash_atlas._make_pattern.cache_clear()
+    _shared._warm_labels()
+    assert dash_atlas._make_pattern.cache_info().currsize >= 10
