@@ -52,7 +52,11 @@ class OutputExistsError(FileExistsError):
 
 
 def check_target(
-    path: str | os.PathLike, *, overwrite: bool = False, inputs: Iterable = ()
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    inputs: Iterable = (),
+    folder: bool = False,
 ) -> Path:
     """Check that ``path`` may be written, before any work is done.
 
@@ -66,6 +70,8 @@ def check_target(
         Files the job reads; ``path`` must be none of them unless ``overwrite``
         is set and the job has read them whole before writing (the caller decides:
         pass only the inputs that must never be replaced).
+    folder : bool
+        Whether the output is a folder (an OME-Zarr store) rather than a file.
 
     Returns
     -------
@@ -74,7 +80,7 @@ def check_target(
     Raises
     ------
     IsADirectoryError
-        If ``path`` is a folder.
+        If ``path`` is a folder and ``folder`` is False.
     FileNotFoundError
         If its folder does not exist.
     ValueError
@@ -83,11 +89,11 @@ def check_target(
         If ``path`` exists and ``overwrite`` is False.
     """
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() and not folder:
         raise IsADirectoryError(f"{path} is a folder; give a file name")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"output folder does not exist: {folder}")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise FileNotFoundError(f"output folder does not exist: {parent}")
     for source in inputs:
         if same_file(path, source):
             raise ValueError(f"{path} is an input of this job; it is never written over")

@@ -369,3 +369,33 @@ def test_probabilities_are_a_float16_ome_zarr_image_beside_the_labels(plane):
     axes = [a["name"] for a in probs.attrs["multiscales"][0]["axes"]]
     assert axes == ["c", "y", "x"]
     assert not (done.output / ".probabilities").exists()
+
+
+def test_ome_zarr_outputs_follow_the_output_rule_of_every_command(plane, capsys):
+    """One rule for files and OME-Zarr folders (cli._common.check_outputs): an existing
+    output of another request is refused unless --overwrite, an output that would
+    replace an input of the batch is refused always, both before any work."""
+    from napari_seg.cli import main
+
+    tmp, _, image = plane
+    model = str(tmp / "m.safetensors")
+    out = tmp / "out"
+    base = ["predict", "--model", model, "--output-format", "ome-zarr", "--device", "cpu"]
+    assert main([*base, "--output", str(out), str(tmp / "img.tif")]) == 0
+    capsys.readouterr()
+    # Another request (another block side) into the same output: refused, untouched.
+    before = sorted(p.name for p in (out / "img_labels.ome.zarr").rglob("*"))
+    assert main([*base, "--block", "128", "--output", str(out), str(tmp / "img.tif")]) == 1
+    assert "img_labels.ome.zarr already exist; pass --overwrite" in capsys.readouterr().err
+    assert sorted(p.name for p in (out / "img_labels.ome.zarr").rglob("*")) == before
+    # The same request again: finished, skipped (not refused).
+    assert main([*base, "--output", str(out), str(tmp / "img.tif")]) == 0
+    assert "finished by an earlier run" in capsys.readouterr().out
+    # x.tif's output would be the input x_labels.ome.zarr: refused even with --overwrite.
+    tifffile.imwrite(out / "x.tif", image)
+    (out / "img_labels.ome.zarr").rename(out / "x_labels.ome.zarr")
+    inputs = [str(out / "x.tif"), str(out / "x_labels.ome.zarr")]
+    for extra in ([], ["--overwrite"]):
+        assert main([*base, *extra, "--output", str(out), *inputs]) == 1
+        assert "would replace input(s) of this batch" in capsys.readouterr().err
+    assert sorted(p.name for p in (out / "x_labels.ome.zarr").rglob("*")) == before

@@ -4,7 +4,7 @@ the output check, the batch loop and the progress-bar driver for job events."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Collection, Generator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -78,9 +78,26 @@ def read_config(cls: type[C], path: Path | None, flag: str = "--config") -> C:
         raise ValueError(f"{flag} {path}: {exc}") from None
 
 
-def check_outputs(outputs: Sequence[Path], inputs: Sequence[Path], overwrite: bool) -> None:
+def check_outputs(
+    outputs: Sequence[Path],
+    inputs: Sequence[Path],
+    overwrite: bool,
+    *,
+    keep: Collection[Path] = (),
+    folders: bool = False,
+) -> None:
     """Refuse, before any work, outputs that would replace an input of the batch (always)
     or an existing file (unless ``overwrite``); the message lists them all.
+
+    Parameters
+    ----------
+    outputs, inputs : sequences of Path
+    overwrite : bool
+    keep : collection of Path
+        Existing outputs that this same request finished before: they are skipped,
+        not replaced, so they are not refused.
+    folders : bool
+        Whether the outputs are folders (OME-Zarr stores).
 
     Raises
     ------
@@ -94,7 +111,7 @@ def check_outputs(outputs: Sequence[Path], inputs: Sequence[Path], overwrite: bo
         if not path.parent.is_dir():
             continue  # a folder still to be created replaces nothing
         try:
-            check_target(path, overwrite=overwrite, inputs=inputs)
+            check_target(path, overwrite=overwrite or path in keep, inputs=inputs, folder=folders)
         except OutputExistsError:
             existing.append(str(path))
         except ValueError:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._common import drive, for_each_input
+from ._common import check_outputs, drive, for_each_input
 
 if TYPE_CHECKING:
     from ..inference import PredictConfig
@@ -79,15 +79,14 @@ def run_blocks(args: argparse.Namespace, config: PredictConfig, stems: list[str]
         outputs = [args.output / f"{stem}_labels.ome.zarr" for stem in stems]
     from ..scaleout.run import is_done
 
-    sources = {p.resolve() for p in args.inputs}
-    for source, out in zip(args.inputs, outputs, strict=True):
-        if out.resolve() in sources:
-            raise ValueError(f"the output {out} would replace an input; choose another --output")
-        # An output this same command finished before (a folder run stopped and
-        # started again) is skipped; any other existing output is never replaced.
-        done = out.exists() and is_done(args.model, source, out, config, args.block)
-        if out.exists() and not args.overwrite and not done:
-            raise ValueError(f"{out} exists; pass --overwrite to replace it")
+    # An output this same command finished before (a folder run stopped and started
+    # again) is skipped; any other existing output is never replaced.
+    finished = [
+        out
+        for source, out in zip(args.inputs, outputs, strict=True)
+        if out.exists() and is_done(args.model, source, out, config, args.block)
+    ]
+    check_outputs(outputs, args.inputs, args.overwrite, keep=finished, folders=True)
     client = None
     if args.cluster or args.cluster_config:
         from ..scaleout.cluster import connect
