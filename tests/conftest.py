@@ -1,4 +1,9 @@
 import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 
 import pytest
 
@@ -80,3 +85,67 @@ def write_dicom_series(
 def dicom_series():
     """:func:`write_dicom_series`, for tests that build DICOM folders."""
     return write_dicom_series
+
+
+class CliChild:
+    """``napari-seg ARGV`` in a child process, its output read as it comes (so a test can
+    wait for a line, then press Ctrl+C)."""
+
+    ENTRY = "import sys; from napari_seg.cli import main; sys.exit(main(sys.argv[1:]))"
+
+    def __init__(self, argv) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", self.ENTRY, *map(str, argv)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.stdout, self.stderr = bytearray(), bytearray()
+        pairs = ((self.process.stdout, self.stdout), (self.process.stderr, self.stderr))
+        self._readers = [
+            threading.Thread(target=self._pump, args=pair, daemon=True) for pair in pairs
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _pump(stream, into: bytearray) -> None:
+        while chunk := stream.read1(4096):
+            into.extend(chunk)
+
+    def wait_until(self, condition, what: str, timeout: float = 120.0, poll: float = 0.02) -> None:
+        """Wait until ``condition()`` holds; fail naming ``what`` after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert self.process.poll() is None, f"the command ended before {what}"
+            assert time.monotonic() < deadline, f"no {what} within {timeout} s"
+            time.sleep(poll)
+
+    def interrupt(self) -> None:
+        """Ctrl+C."""
+        self.process.send_signal(signal.SIGINT)
+
+    def finish(self, timeout: float = 120.0) -> int:
+        """Wait for the command to end; its exit status (the output is then complete)."""
+        code = self.process.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join()
+        return code
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def cli_child():
+    """``cli_child(argv)``: a :class:`CliChild`, killed at the end of the test."""
+    children = []
+
+    def start(argv) -> CliChild:
+        children.append(CliChild(argv))
+        return children[-1]
+
+    yield start
+    for child in children:
+        child.kill()

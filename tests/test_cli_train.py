@@ -194,67 +194,41 @@ def test_an_existing_model_file_is_replaced_only_with_overwrite(files, tmp_path,
     assert "is an input of this job" in capsys.readouterr().err
 
 
-def _interrupt(argv, signals: int, tmp_path):
+def _interrupt(cli_child, argv, signals: int):
     """Run `napari-seg train` in a child, send SIGINT `signals` times once it trains."""
-    import signal
-    import subprocess
-    import sys
-    import threading
-    import time
-
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from napari_seg.cli import main; sys.exit(main())",
-            *argv,
-        ],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
-    err = bytearray()
-
-    def pump():
-        while chunk := child.stderr.read1(4096):
-            err.extend(chunk)
-
-    reader = threading.Thread(target=pump)
-    reader.start()
-    deadline = time.monotonic() + 120
-    while b"loss" not in err and time.monotonic() < deadline:  # the bar shows a step's loss
-        time.sleep(0.05)
-    child.send_signal(signal.SIGINT)
+    child = cli_child(argv)
+    child.wait_until(lambda: b"loss" in child.stderr, "training step")  # the bar shows a loss
+    child.interrupt()
     if signals > 1:
         # Python runs one handler for signals that arrive while the main thread is in a
         # long C call, so the second Ctrl+C waits until the first one was handled.
-        deadline = time.monotonic() + 60
-        while b"Ctrl+C again aborts" not in err and time.monotonic() < deadline:
-            time.sleep(0.005)
-        child.send_signal(signal.SIGINT)
-    code = child.wait(timeout=120)
-    reader.join()
-    return code, err.decode(errors="replace")
+        child.wait_until(
+            lambda: b"Ctrl+C again aborts" in child.stderr, "first Ctrl+C handled", poll=0.005
+        )
+        child.interrupt()
+    code = child.finish()
+    return code, child.stderr.decode(errors="replace")
 
 
-def test_ctrl_c_before_the_first_validation_says_no_model_was_written(files, tmp_path):
+def test_ctrl_c_before_the_first_validation_says_no_model_was_written(files, tmp_path, cli_child):
     out = tmp_path / "m.safetensors"
     argv = ["train", "--image", str(files["image0"]), "--labels", str(files["labels0"])]
     argv += ["--label0", "background", "--out", str(out), "--epochs", "1"]
     argv += ["--steps-per-epoch", "100000", "--batch", "1", "--patch", "32", "--device", "cpu"]
     argv += ["--option", "depth=2", "--option", "base_width=4"]
-    code, err = _interrupt(argv, 1, tmp_path)
+    code, err = _interrupt(cli_child, argv, 1)
     assert code == 130, err
     assert "no model was written to" in err
     assert "Traceback" not in err
     assert not out.exists()
 
 
-def test_two_ctrl_c_abort_with_status_130_and_no_traceback(files, tmp_path):
+def test_two_ctrl_c_abort_with_status_130_and_no_traceback(files, tmp_path, cli_child):
     out = tmp_path / "m.safetensors"
     argv = ["train", "--image", str(files["image0"]), "--labels", str(files["labels0"])]
     argv += ["--label0", "background", "--out", str(out), "--minutes", "5", "--batch", "4"]
     argv += ["--patience", "100000", "--patch", "128", "--device", "cpu"]  # steps of ~0.4 s
-    code, err = _interrupt(argv, 2, tmp_path)
+    code, err = _interrupt(cli_child, argv, 2)
     assert code == 130, err
     assert "interrupted" in err
     assert "Traceback" not in err

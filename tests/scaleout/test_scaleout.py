@@ -267,11 +267,10 @@ def test_a_folder_of_files_runs_several_at_once_on_the_cluster(tmp_path):
                                       expected)  # fmt: skip
 
 
-def test_ctrl_c_stops_a_folder_run_on_a_cluster_at_once(tmp_path):
+def test_ctrl_c_stops_a_folder_run_on_a_cluster_at_once(tmp_path, cli_child):
     """Ctrl+C while several files run on a LocalCluster: exit 130 within seconds, no
     traceback, no output under its final name unless complete; the next run with
     the same command resumes and finishes."""
-    import threading
     import time
 
     _model(tmp_path / "m.safetensors")
@@ -280,35 +279,26 @@ def test_ctrl_c_stops_a_folder_run_on_a_cluster_at_once(tmp_path):
     for i in range(6):
         tifffile.imwrite(folder / f"well{i}.tif", cells_2d((512, 512), seed=20 + i)[0])
     (tmp_path / "cfg.json").write_text(json.dumps(CONFIG.to_dict()))
-    entry = "import sys; from napari_seg.cli import main; sys.exit(main(sys.argv[1:]))"
-    command = [sys.executable, "-c", entry, "predict", "--model", str(tmp_path / "m.safetensors"),
-               "--output", str(tmp_path / "out"), "--config", str(tmp_path / "cfg.json"),
-               "--cluster", "local:2", "--block", "64", str(folder)]  # fmt: skip
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = bytearray()
-
-    def pump():
-        while chunk := child.stdout.read1(4096):
-            out.extend(chunk)
-
-    reader = threading.Thread(target=pump)
-    reader.start()
-    deadline = time.monotonic() + 120
-    while not list(tmp_path.glob("out/.*.partial/.napari-seg-blocks/*.done")):
-        assert time.monotonic() < deadline, "no block finished"
-        time.sleep(0.1)
-    child.send_signal(signal.SIGINT)
+    argv = ["predict", "--model", tmp_path / "m.safetensors", "--output", tmp_path / "out",
+            "--config", tmp_path / "cfg.json", "--cluster", "local:2", "--block", "64",
+            folder]  # fmt: skip
+    child = cli_child(argv)
+    child.wait_until(
+        lambda: list(tmp_path.glob("out/.*.partial/.napari-seg-blocks/*.done")),
+        "finished block",
+        poll=0.1,
+    )
+    child.interrupt()
     start = time.monotonic()
-    code = child.wait(timeout=60)
-    reader.join()
-    err = child.stderr.read().decode(errors="replace")
+    code = child.finish(timeout=60)
+    err = child.stderr.decode(errors="replace")
     assert code == 130, err
     assert time.monotonic() - start < 30
     assert "Traceback" not in err
     for result in (tmp_path / "out").glob("*_labels.ome.zarr"):  # only complete ones
         assert _level0(result).shape == (512, 512)
-    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr
+    again = cli_child(argv)
+    assert again.finish(timeout=300) == 0, again.stderr.decode(errors="replace")
     assert len(list((tmp_path / "out").glob("*_labels.ome.zarr"))) == 6
 
 
