@@ -96,3 +96,45 @@ def test_a_pyramidal_tiff_is_read_at_full_resolution(tmp_path):
     image = read_image(path)
     assert image.shape == (512, 512)
     np.testing.assert_array_equal(np.asarray(image[100:300, 50:60]), data[100:300, 50:60])
+
+
+_MALFORMED_MULTISCALES = {
+    "a list of strings": (["abc"], "'multiscales' is not a list of objects"),
+    "a number": (5, "'multiscales' is not a list of objects"),
+    "no datasets": ([{"axes": []}], "datasets' is not a non-empty list"),
+    "a dataset as a string": ([{"datasets": ["0"]}], "datasets[0].path' is missing"),
+    "a dataset without path": ([{"datasets": [{"p": "0"}]}], "datasets[0].path' is missing"),
+    "a path up and out": ([{"datasets": [{"path": "../secret"}]}], "leaves the group"),
+    "an absolute path": ([{"datasets": [{"path": "/etc"}]}], "leaves the group"),
+    "a path to nothing": ([{"datasets": [{"path": "nope"}]}], "'nope' is not an array"),
+    "a path to a group": ([{"datasets": [{"path": "sub"}]}], "'sub' is not an array"),
+    "too many levels": ([{"datasets": [{"path": str(i)} for i in range(100)]}], "more than 64"),
+}
+
+
+@pytest.mark.parametrize("case", list(_MALFORMED_MULTISCALES))
+def test_malformed_ome_zarr_metadata_is_an_error_naming_the_field(tmp_path, case):
+    """Hostile or broken multiscales metadata: one line naming the field, never an
+    AttributeError/KeyError, never a read outside the group."""
+    zarr = pytest.importorskip("zarr")
+    multiscales, message = _MALFORMED_MULTISCALES[case]
+    (tmp_path / "secret").mkdir()
+    group = zarr.open_group(str(tmp_path / "img.ome.zarr"), mode="w", zarr_format=2)
+    group.create_array("0", shape=(16, 16), dtype="uint8")[:] = 1
+    group.create_group("sub")
+    group.attrs["multiscales"] = multiscales
+    with pytest.raises(ValueError, match="OME-Zarr metadata is malformed") as caught:
+        read_image(tmp_path / "img.ome.zarr")
+    assert message in str(caught.value)
+
+
+def test_ome_zarr_levels_are_read_finest_first(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    from napari_seg._io import ome_zarr_datasets
+
+    group = zarr.open_group(str(tmp_path / "img.ome.zarr"), mode="w", zarr_format=2)
+    group.create_array("s0", shape=(16, 16), dtype="uint8")[:] = 7
+    group.create_array("s1", shape=(8, 8), dtype="uint8")
+    group.attrs["multiscales"] = [{"datasets": [{"path": "s0"}, {"path": "s1"}]}]
+    assert ome_zarr_datasets(group) == ["s0", "s1"]
+    assert np.asarray(read_image(tmp_path / "img.ome.zarr")).shape == (16, 16)

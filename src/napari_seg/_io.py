@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._atomic import atomic_write
-from .limits import MAX_TIFF_CHUNK_BYTES, one_line
+from .limits import MAX_LEVELS, MAX_TIFF_CHUNK_BYTES, brief, one_line
 
 if TYPE_CHECKING:
     from .medical import VolumeGeometry
@@ -148,12 +148,41 @@ def ome_zarr_datasets(group) -> list[str]:
     Returns
     -------
     list of str
+
+    Raises
+    ------
+    ValueError
+        When the metadata is malformed: ``multiscales`` not a list of objects, no
+        ``datasets``, a dataset without a ``path``, or a path that leaves the group
+        (absolute, ``..``) or names no array in it.
     """
     attrs = dict(group.attrs)
-    multiscales = attrs.get("multiscales") or (attrs.get("ome") or {}).get("multiscales")
+    ome = attrs.get("ome")
+    nested = ome.get("multiscales") if isinstance(ome, dict) else None
+    multiscales = attrs.get("multiscales") or nested
     if not multiscales:
         return []
-    return [str(d["path"]) for d in multiscales[0].get("datasets", [])]
+    bad = "the OME-Zarr metadata is malformed:"
+    if not isinstance(multiscales, list) or not isinstance(multiscales[0], dict):
+        raise ValueError(f"{bad} 'multiscales' is not a list of objects")
+    datasets = multiscales[0].get("datasets")
+    if not isinstance(datasets, list) or not datasets:
+        raise ValueError(f"{bad} 'multiscales[0].datasets' is not a non-empty list")
+    paths = []
+    for i, dataset in enumerate(datasets[: MAX_LEVELS + 1]):
+        path = dataset.get("path") if isinstance(dataset, dict) else None
+        where = f"'multiscales[0].datasets[{i}].path'"
+        if not isinstance(path, str) or not path:
+            raise ValueError(f"{bad} {where} is missing or not a string")
+        if path.startswith("/") or ".." in path.split("/"):
+            raise ValueError(f"{bad} {where} ({brief(path)}) leaves the group")
+        paths.append(path)
+    if len(paths) > MAX_LEVELS:
+        raise ValueError(f"{bad} more than {MAX_LEVELS} resolution levels")
+    level0 = group.get(paths[0])
+    if level0 is None or not hasattr(level0, "shape"):
+        raise ValueError(f"{bad} its full-resolution level {brief(paths[0])} is not an array")
+    return paths
 
 
 def _is_zarr(path: Path) -> bool:

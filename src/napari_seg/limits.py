@@ -48,6 +48,9 @@ MAX_VOLUME_BYTES = 16 * GIB
 MAX_NIFTI_CHANNELS = 64
 #: A DICOM folder with more files than this is refused (a series is a few thousand slices).
 MAX_DICOM_FILES = 20_000
+#: Resolution levels of an OME-Zarr image (each level halves a side: 64 levels would
+#: start from 2^64 pixels).
+MAX_LEVELS = 64
 
 # -- inference ------------------------------------------------------------------------
 #: Tile side in pixels.

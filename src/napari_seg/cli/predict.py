@@ -200,7 +200,11 @@ def _predict_one(model, path: Path, outputs: tuple[Path, ...], config, args) -> 
         defaults = layout_defaults(image.ndim, model.spec.spatial_dims, geometry.spacing)
         given = {k: getattr(config, k) for k in defaults if getattr(config, k) is not None}
         config = config.with_(**{**defaults, **given})
-    result = drive(iter_predict(model, image, config), show, quiet=args.quiet)
+    try:
+        result = drive(iter_predict(model, image, config), show, quiet=args.quiet)
+    except MemoryError as exc:
+        # The whole output is built in memory here; the block-wise path is not.
+        raise MemoryError(f"{exc}; --output-format ome-zarr writes block by block") from exc
     spec = model.spec
     metadata = {"classes": list(spec.class_names), "model": spec.architecture}
     keep = {"geometry": geometry, "overwrite": args.overwrite, "metadata": metadata}
