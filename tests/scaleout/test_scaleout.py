@@ -344,6 +344,14 @@ def test_labels_go_into_an_ome_zarr_source_and_napari_finds_them(plane, capsys):
     capsys.readouterr()
     assert main([*args[:-1], str(tmp / "img.tif")]) != 0
     assert "needs an OME-Zarr image" in capsys.readouterr().err
+    # A labels group whose list of label images is not a list of names: refused before
+    # any work (it was read as letters, or failed after the run), the group untouched.
+    zarr.open_group(str(source / "labels"), mode="r+").attrs["labels"] = "cells"
+    other = [("other" if a == "cells" else a) for a in args]
+    assert main(other) == 1
+    assert "not a list of names" in capsys.readouterr().err
+    assert not (source / "labels" / "other").exists()
+    assert zarr.open_group(str(source / "labels"), mode="r").attrs["labels"] == "cells"
 
 
 def test_probabilities_are_a_float16_ome_zarr_image_beside_the_labels(plane):

@@ -395,7 +395,8 @@ def source_labels_path(source: str | os.PathLike, name: str) -> Path:
     Raises
     ------
     ValueError
-        When ``source`` is not an OME-Zarr 0.4 image or ``name`` is not a plain name.
+        When ``source`` is not an OME-Zarr 0.4 image, ``name`` is not a plain name, or
+        the source's ``labels`` group cannot take another label image.
     """
     import zarr
 
@@ -415,7 +416,28 @@ def source_labels_path(source: str | os.PathLike, name: str) -> Path:
             f"{source} is OME-Zarr 0.5 (zarr format 3); --into-source writes NGFF 0.4 labels "
             "and would mix the formats: write a separate output instead"
         )
+    _check_labels_group(source / "labels")
     return source / "labels" / name
+
+
+def _check_labels_group(labels: Path) -> None:
+    """Refuse, before any work, a source's ``labels`` group whose list of label images
+    could not be extended (not a group, or its ``labels`` attribute not a list of names)."""
+    import zarr
+
+    from ..limits import brief
+
+    if not labels.exists():
+        return
+    try:
+        names = zarr.open_group(str(labels), mode="r").attrs.get("labels", [])
+    except Exception as exc:
+        raise ValueError(f"{labels} is not a zarr group; cannot add label images to it") from exc
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError(
+            f"{labels} lists its label images as {brief(names)}, not a list of names; "
+            "fix or remove its 'labels' attribute"
+        )
 
 
 def remove_unfinished(output: str | os.PathLike) -> None:
