@@ -52,3 +52,11 @@ def test_the_labels_warm_up_computes_vispy_line_dash_patterns():
     dash_atlas._make_pattern.cache_clear()
     _shared._warm_labels()
     assert dash_atlas._make_pattern.cache_info().currsize >= 10
+
+
+def test_closing_the_viewer_before_the_layer_is_shown_is_quiet(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    layer = add_labels(viewer, np.zeros((8, 8), np.uint8), name="late")
+    viewer.close()
+    qtbot.wait(50)  # the pending show runs against a closed window: no error
+    assert not layer.visible
