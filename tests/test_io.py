@@ -138,3 +138,19 @@ def test_ome_zarr_levels_are_read_finest_first(tmp_path):
     group.attrs["multiscales"] = [{"datasets": [{"path": "s0"}, {"path": "s1"}]}]
     assert ome_zarr_datasets(group) == ["s0", "s1"]
     assert np.asarray(read_image(tmp_path / "img.ome.zarr")).shape == (16, 16)
+
+
+def test_a_zarr_array_stored_in_one_huge_chunk_is_refused_before_reading(tmp_path):
+    """The TIFF rule for zarr inputs: one 4.6 GiB chunk would be decompressed whole for
+    every region read (the array's metadata alone is a few hundred bytes here)."""
+    zarr = pytest.importorskip("zarr")
+    path = tmp_path / "one_chunk.zarr"
+    zarr.open_array(str(path), mode="w", shape=(70_000, 70_000), chunks=(70_000, 70_000),
+                    dtype="uint8", zarr_format=2)  # fmt: skip
+    with pytest.raises(ValueError, match=r"4\.6 GiB each once decompressed.*rechunk it"):
+        read_image(path)
+    # Chunks of a sane size: read lazily, by region.
+    fine = tmp_path / "chunked.zarr"
+    zarr.open_array(str(fine), mode="w", shape=(70_000, 70_000), chunks=(512, 512),
+                    dtype="uint8", zarr_format=2)  # fmt: skip
+    assert read_image(fine).shape == (70_000, 70_000)

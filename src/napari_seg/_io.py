@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._atomic import atomic_write
-from .limits import MAX_LEVELS, MAX_TIFF_CHUNK_BYTES, brief, one_line
+from .limits import MAX_CHUNK_BYTES, MAX_LEVELS, brief, one_line
 
 if TYPE_CHECKING:
     from .medical import VolumeGeometry
@@ -103,14 +103,8 @@ def _read_tiff(path: Path):
         if page.dtype is None:
             raise ValueError("the TIFF's sample format is not one napari-seg can read")
         if not page.is_contiguous:  # compressed or tiled
-            chunk = int(np.prod(page.chunks, dtype=np.int64)) * page.dtype.itemsize
-            if chunk > MAX_TIFF_CHUNK_BYTES:
-                raise ValueError(
-                    f"it stores its {'x'.join(map(str, shape))} image in compressed chunks of "
-                    f"{'x'.join(map(str, page.chunks))} pixels ({chunk / 2**30:.1f} GiB each once "
-                    f"decompressed, more than the {MAX_TIFF_CHUNK_BYTES // 2**30} GiB napari-seg "
-                    "reads at once); save it tiled (e.g. tifffile tile=(512, 512)) or uncompressed"
-                )
+            fix = "save it tiled (e.g. tifffile tile=(512, 512)) or uncompressed"
+            check_chunks(shape, page.chunks, page.dtype, fix)
     try:
         return tifffile.memmap(path, mode="r")
     except ValueError:  # compressed or tiled: read by region through zarr
@@ -123,17 +117,46 @@ def _read_tiff(path: Path):
         return array
 
 
+def check_chunks(shape, chunks, dtype, fix: str) -> None:
+    """Refuse an image stored in chunks too big to decompress for every region read.
+
+    Parameters
+    ----------
+    shape, chunks : tuple of int
+        The image's and one chunk's shape.
+    dtype : numpy dtype
+    fix : str
+        What the user can do about it, for the message.
+
+    Raises
+    ------
+    ValueError
+        When one chunk holds more than ``limits.MAX_CHUNK_BYTES`` once decompressed.
+    """
+    chunk = int(np.prod(chunks, dtype=np.int64)) * np.dtype(dtype).itemsize
+    if chunk > MAX_CHUNK_BYTES:
+        raise ValueError(
+            f"it stores its {'x'.join(map(str, shape))} image in compressed chunks of "
+            f"{'x'.join(map(str, chunks))} pixels ({chunk / 2**30:.1f} GiB each once "
+            f"decompressed, more than the {MAX_CHUNK_BYTES // 2**30} GiB napari-seg "
+            f"reads at once); {fix}"
+        )
+
+
 def _read_zarr(path: Path):
     import zarr
 
-    array = zarr.open(str(path), mode="r")
-    if not hasattr(array, "shape"):
-        datasets = ome_zarr_datasets(array)
+    node = zarr.open(str(path), mode="r")
+    if isinstance(node, zarr.Group):
+        datasets = ome_zarr_datasets(node)
         if not datasets:
             raise ValueError(
                 f"{path} is a zarr group, not an array or an OME-Zarr image; give the array's path"
             )
-        array = array[datasets[0]]  # the full-resolution level
+        node = node[datasets[0]]  # the full-resolution level (an array: checked)
+    array: Any = node
+    fix = "rechunk it (e.g. chunks of 512x512 pixels or 128^3 voxels)"
+    check_chunks(tuple(array.shape), tuple(array.chunks), array.dtype, fix)
     return array
 
 

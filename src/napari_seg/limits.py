@@ -37,10 +37,10 @@ MAX_CONFIG_BYTES = 16 * MIB
 MAX_MESSAGE_CHARS = 2000
 
 # -- images ------------------------------------------------------------------------------
-#: Bytes of one decompressed TIFF strip or tile: images are read region by region,
-#: so a chunk bigger than this (e.g. a whole slide in one strip) would have to be
-#: decompressed whole for any region.
-MAX_TIFF_CHUNK_BYTES = 1 * GIB
+#: Bytes of one decompressed chunk (a TIFF strip or tile, a zarr chunk): images are
+#: read region by region, so a chunk bigger than this (e.g. a whole slide in one
+#: strip) would have to be decompressed whole for any region.
+MAX_CHUNK_BYTES = 1 * GIB
 #: A compressed medical volume (``.nii.gz``, DICOM) is decompressed whole: its header may
 #: not claim more than this (a 1024^3 float32 CT is 4 GiB).
 MAX_VOLUME_BYTES = 16 * GIB
