@@ -116,9 +116,16 @@ class CliChild:
         """Wait until ``condition()`` holds; fail naming ``what`` after ``timeout`` s."""
         deadline = time.monotonic() + timeout
         while not condition():
-            assert self.process.poll() is None, f"the command ended before {what}"
-            assert time.monotonic() < deadline, f"no {what} within {timeout} s"
+            assert self.process.poll() is None, f"the command ended before {what}: {self.tail()}"
+            assert time.monotonic() < deadline, f"no {what} within {timeout} s: {self.tail()}"
             time.sleep(poll)
+
+    def tail(self, chars: int = 2000) -> str:
+        """The end of what the command printed so far (for failure messages)."""
+        return (
+            f"stdout: ...{self.stdout[-chars:].decode(errors='replace')!r} "
+            f"stderr: ...{self.stderr[-chars:].decode(errors='replace')!r}"
+        )
 
     def interrupt(self) -> None:
         """Ctrl+C."""
@@ -126,7 +133,10 @@ class CliChild:
 
     def finish(self, timeout: float = 120.0) -> int:
         """Wait for the command to end; its exit status (the output is then complete)."""
-        code = self.process.wait(timeout=timeout)
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"still running after {timeout} s: {self.tail()}") from None
         for reader in self._readers:
             reader.join()
         return code

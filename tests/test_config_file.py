@@ -74,3 +74,21 @@ def test_python_tags_and_huge_or_deep_files_are_refused(tmp_path):
         read_mapping(binary)
     with pytest.raises(IsADirectoryError, match="is a folder"):
         read_mapping(tmp_path)
+
+
+def test_yaml_errors_are_one_line_with_their_position(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("steps: [1, 2\n")
+    with pytest.raises(ValueError, match="not valid YAML") as caught:
+        read_mapping(broken)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "(line 2, column 1)" in message
+
+
+def test_one_line_makes_a_message_of_several_lines_one_line():
+    from napari_seg.limits import one_line
+
+    several = "a problem\n  in 'x', line 1:\n    text\n    ^"
+    assert one_line(several) == "a problem in 'x', line 1: text ^"
+    assert one_line("already one line,  spaces kept") == "already one line,  spaces kept"

@@ -62,13 +62,24 @@ def parse_text(text: str, *, yaml_format: bool, source: str = "config") -> Any:
             return yaml.load(text, Loader=_safe_loader())
         return json.loads(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ValueError(f"{source} is not valid {kind}: {exc}") from None
+        raise ValueError(f"{source} is not valid {kind}: {_where(exc)}") from None
     except RecursionError:
         raise ValueError(f"{source} nests too deeply to be a napari-seg {kind} file") from None
 
 
-def read_mapping(path: str | Path) -> Any:
+def _where(exc: Exception) -> str:
+    """A parser's error as one line: the problem and its line and column."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if problem and mark is not None:  # PyYAML's MarkedYAMLError
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(exc).split())
+
+
+def read_mapping(path: str | Path, *, yaml_format: bool | None = None) -> Any:
     """The parsed content of a ``.json`` or ``.yaml``/``.yml`` file.
+
+    ``yaml_format`` overrides the choice by suffix (YAML is also JSON's superset).
 
     Raises
     ------
@@ -90,7 +101,9 @@ def read_mapping(path: str | Path) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError(f"{path} is not a text file (not UTF-8)") from None
-    return parse_text(text, yaml_format=path.suffix.lower() in YAML_SUFFIXES, source=str(path))
+    if yaml_format is None:
+        yaml_format = path.suffix.lower() in YAML_SUFFIXES
+    return parse_text(text, yaml_format=yaml_format, source=str(path))
 
 
 def write_mapping(path: str | Path, data: Any, *, overwrite: bool = False) -> Path:

@@ -71,6 +71,8 @@ MAX_PATCH = 4096
 MAX_STEP_PIXELS = 2**26
 #: torch CPU threads.
 MAX_THREADS = 256
+#: Jobs a cluster config file may ask its queue for (``napari-seg: {jobs: N}``).
+MAX_JOBS = 10_000
 #: Budget and schedule counters.
 MAX_EPOCHS = 1_000_000
 MAX_STEPS_PER_EPOCH = 1_000_000
@@ -113,7 +115,8 @@ def brief(value: object) -> str:
 
 
 def one_line(message: object, limit: int = MAX_MESSAGE_CHARS) -> str:
-    """``message`` as text of at most ``limit`` characters, for a notification or stderr.
+    """``message`` as one line of at most ``limit`` characters, for a notification or
+    stderr (a message over several lines has its line breaks and indents made spaces).
 
     Parameters
     ----------
@@ -126,6 +129,8 @@ def one_line(message: object, limit: int = MAX_MESSAGE_CHARS) -> str:
     str
     """
     text = str(message)
+    if "\n" in text:
+        text = " ".join(text.split())
     if len(text) > limit:
         text = text[: limit - 25] + f"... ({len(text)} characters)"
     return text

@@ -292,8 +292,8 @@ def test_ctrl_c_stops_a_folder_run_on_a_cluster_at_once(tmp_path, cli_child):
     start = time.monotonic()
     code = child.finish(timeout=60)
     err = child.stderr.decode(errors="replace")
-    assert code == 130, err
-    assert time.monotonic() - start < 30
+    assert code == 130, child.tail()
+    assert time.monotonic() - start < 30, child.tail()
     assert "Traceback" not in err
     for result in (tmp_path / "out").glob("*_labels.ome.zarr"):  # only complete ones
         assert _level0(result).shape == (512, 512)
@@ -397,3 +397,38 @@ def test_ome_zarr_outputs_follow_the_output_rule_of_every_command(plane, capsys)
         assert main([*base, *extra, "--output", str(out), *inputs]) == 1
         assert "would replace input(s) of this batch" in capsys.readouterr().err
     assert sorted(p.name for p in (out / "x_labels.ome.zarr").rglob("*")) == before
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a: &a [1, 2]\nb: *a\njobqueue: {slurm: {cores: 4}}\n", "anchors and aliases"),
+        ("jobqueue:\n  slurm: !!python/object/apply:os.system ['echo pwned']\n", "not valid YAML"),
+        ("jobqueue: [1, 2\n", "not valid YAML"),
+        ("jobqueue: slurm\n", "one scheduler under 'jobqueue:'"),
+        ("jobqueue: {slurm: {cores: 4}}\nnapari-seg: {jobs: 1000000}\n", "from 1 to 10000"),
+        ("jobqueue: {slurm: {cores: 4}}\nnapari-seg: {jobs: two}\n", "from 1 to 10000"),
+    ],
+)
+def test_a_bad_cluster_config_file_is_one_line_before_anything_starts(tmp_path, text, message):
+    pytest.importorskip("dask_jobqueue")
+    from napari_seg.scaleout.cluster import connect
+
+    path = tmp_path / "cluster.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message) as caught:
+        connect(config_file=path)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_queue_whose_submit_command_is_missing_fails_at_once(tmp_path, monkeypatch):
+    """Without `sbatch` on the PATH (not a login node), SLURM jobs would never start and
+    the run would wait for workers for ever: refused before any job is submitted."""
+    pytest.importorskip("dask_jobqueue")
+    from napari_seg.scaleout.cluster import connect
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    path = tmp_path / "slurm.yaml"
+    path.write_text("jobqueue: {slurm: {cores: 4, memory: 8GB}}\n")
+    with pytest.raises(ValueError, match="'sbatch', which is not on this machine's PATH"):
+        connect(config_file=path)

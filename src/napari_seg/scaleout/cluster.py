@@ -4,8 +4,11 @@ address, or an HPC queue described by a dask-jobqueue YAML file."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
+
+from ..limits import MAX_JOBS, brief
 
 #: dask-jobqueue's cluster class for each ``jobqueue:`` key of a config file.
 JOBQUEUE_CLASSES = {
@@ -108,15 +111,19 @@ def local_cluster(workers: int, *, threads: int | None = None, **kwargs: Any) ->
 
 def _jobqueue_cluster(path: Path) -> Any:
     import dask.config
-    import yaml
 
-    settings = yaml.safe_load(path.read_text()) or {}
-    queues = settings.get("jobqueue") if isinstance(settings, dict) else None
-    kinds = [k for k in (queues or {}) if k in JOBQUEUE_CLASSES]
-    if len(kinds) != 1:
+    from .._config_file import read_mapping
+
+    # The project's YAML rules: size bound, no anchors/aliases, no Python tags,
+    # one-line errors.
+    settings = read_mapping(path, yaml_format=True) or {}
+    queues: Any = settings.get("jobqueue") if isinstance(settings, dict) else None
+    kinds = [k for k in queues if k in JOBQUEUE_CLASSES] if isinstance(queues, dict) else []
+    if len(kinds) != 1 or not isinstance(queues[kinds[0]], dict):
+        found = sorted(map(str, queues)) if isinstance(queues, dict) else brief(queues)
         raise ValueError(
-            f"{path}: expected one scheduler under 'jobqueue:' ({', '.join(JOBQUEUE_CLASSES)}), "
-            f"got {sorted(queues or {})}"
+            f"{path}: expected one scheduler under 'jobqueue:' ({', '.join(JOBQUEUE_CLASSES)}) "
+            f"with its settings, got {found}"
         )
     try:
         import dask_jobqueue
@@ -124,8 +131,28 @@ def _jobqueue_cluster(path: Path) -> Any:
         raise ImportError(
             "a cluster config file needs dask-jobqueue: pip install 'napari-seg[cluster]'"
         ) from exc
-    jobs = int((settings.get("napari-seg") or {}).get("jobs", 1))
+    jobs = _jobs(settings.get("napari-seg"), path)
+    cls = getattr(dask_jobqueue, JOBQUEUE_CLASSES[kinds[0]])
+    # Jobs are submitted in the background; without the queue's command they never
+    # start and the run would wait for workers for ever.
+    command = getattr(getattr(cls, "job_cls", None), "submit_command", None)
+    if command and shutil.which(command.split()[0]) is None:
+        raise ValueError(
+            f"{path}: {kinds[0]} submits jobs with {command!r}, which is not on this "
+            "machine's PATH; run napari-seg on the cluster's login node"
+        )
     dask.config.update(dask.config.config, {"jobqueue": queues}, priority="new")
-    cluster = getattr(dask_jobqueue, JOBQUEUE_CLASSES[kinds[0]])()
+    cluster = cls()
     cluster.scale(jobs=jobs)
     return cluster
+
+
+def _jobs(section: Any, path: Path) -> int:
+    """The ``napari-seg: {jobs: N}`` of a cluster config file (default 1)."""
+    jobs = (section or {}).get("jobs", 1) if isinstance(section, dict | None) else None
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS:
+        raise ValueError(
+            f"{path}: 'napari-seg: jobs' must be a whole number from 1 to {MAX_JOBS}, "
+            f"got {brief(jobs if jobs is not None else section)}"
+        )
+    return jobs
