@@ -71,6 +71,9 @@ MAX_PATCH = 4096
 MAX_STEP_PIXELS = 2**26
 #: torch CPU threads.
 MAX_THREADS = 256
+#: Side of a block of a block-wise run (``--block``): a block's labels are gathered in
+#: memory before they are written (65536^2 uint8 labels are 4 GiB).
+MAX_BLOCK = 65536
 #: Jobs a cluster config file may ask its queue for (``napari-seg: {jobs: N}``).
 MAX_JOBS = 10_000
 #: Budget and schedule counters.

@@ -78,8 +78,9 @@ def test_blocks_tile_the_image_in_whole_chunks():
         assert x0 % 512 == 0
         covered[b.planes[0] : b.planes[1], y0:y1, x0:x1] += 1
     assert (covered == 1).all()
-    with pytest.raises(ValueError, match="at least 16"):
-        plan_blocks(layout, 8)
+    for side in (8, 0, 65537):
+        with pytest.raises(ValueError, match="from 16 to 65536"):
+            plan_blocks(layout, side)
 
 
 def test_a_restricted_grid_keeps_the_tiles_over_its_box():

@@ -432,3 +432,25 @@ def test_a_queue_whose_submit_command_is_missing_fails_at_once(tmp_path, monkeyp
     path.write_text("jobqueue: {slurm: {cores: 4, memory: 8GB}}\n")
     with pytest.raises(ValueError, match="'sbatch', which is not on this machine's PATH"):
         connect(config_file=path)
+
+
+@pytest.mark.parametrize("block", ["0", "5", "70000"])
+def test_a_bad_block_side_is_one_error_before_any_file_is_read(tmp_path, capsys, block):
+    """`--block 0` ran a single-process TIFF run instead; a bad side failed once per file
+    of a folder. Now: one usage error, nothing written."""
+    from napari_seg.cli import main
+
+    _model(tmp_path / "m.safetensors")
+    folder = tmp_path / "plates"
+    folder.mkdir()
+    for i in range(3):
+        tifffile.imwrite(folder / f"w{i}.tif", cells_2d((64, 64), seed=i)[0])
+    args = ["predict", "--model", str(tmp_path / "m.safetensors"), "--device", "cpu",
+            "--output", str(tmp_path / "out"), "--block", block, str(folder)]  # fmt: skip
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"napari-seg predict: error: block must be a whole number of pixels from 16 to 65536, "
+        f"got {block}"
+    ]
+    assert not (tmp_path / "out").exists()

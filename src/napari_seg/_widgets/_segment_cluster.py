@@ -9,6 +9,8 @@ from typing import Any
 
 from magicgui.widgets import ComboBox, Container, FileEdit, LineEdit, SpinBox
 
+from ..limits import MAX_BLOCK
+
 WHERE_CHOICES = (
     ("this process", "here"),
     ("a local Dask cluster", "local"),
@@ -24,7 +26,7 @@ class ClusterPanel:
         self.workers = SpinBox(label="workers", min=1, max=256, value=os.cpu_count() or 1)
         self.address = LineEdit(label="scheduler", value="tcp://localhost:8786")
         self.output = FileEdit(label="OME-Zarr output", mode="w", filter="*.ome.zarr")
-        self.block = SpinBox(label="block (pixels)", min=0, max=65536, step=256, value=0,
+        self.block = SpinBox(label="block (pixels)", min=0, max=MAX_BLOCK, step=256, value=0,
                              tooltip="0: 8192 for planes, 512 for volumes")  # fmt: skip
         self.container = Container(
             widgets=[self.where, self.workers, self.address, self.output, self.block],

@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = build_config(args)
     args.inputs = expand_inputs(args.inputs)
-    if args.cluster or args.cluster_config or args.block or args.into_source:
+    if args.cluster or args.cluster_config or args.block is not None or args.into_source:
         args.output_format = "ome-zarr"
     if args.output is None and not args.into_source:
         raise ValueError("give --output (a folder), or --into-source for OME-Zarr inputs")

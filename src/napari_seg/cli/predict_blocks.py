@@ -68,6 +68,9 @@ def run_blocks(args: argparse.Namespace, config: PredictConfig, stems: list[str]
     ValueError
         For settings a block-wise run cannot take.
     """
+    from ..inference.blocks import check_block
+
+    check_block(args.block)  # before any file is read
     if config.probabilities and args.into_source:
         raise ValueError("--probabilities goes to NAME_probabilities.ome.zarr: give --output, "
                          "not --into-source")  # fmt: skip

@@ -23,6 +23,7 @@ import numpy as np
 from .._types import RegionArray
 from ..arrays.layout import ImageLayout
 from ..arrays.normalize import IntensityStats, compute_stats
+from ..limits import MAX_BLOCK
 from .config import PredictConfig
 from .events import PredictEvent, PredictResult, SettingsAdjusted
 
@@ -92,6 +93,30 @@ def output_chunks(layout: ImageLayout, block: int | None = None) -> tuple[int, .
     return tuple(chunks)
 
 
+#: The smallest block side, in pixels.
+MIN_BLOCK = 16
+
+
+def check_block(block: int | None) -> None:
+    """Check a block side (None: the default).
+
+    Parameters
+    ----------
+    block : int or None
+
+    Raises
+    ------
+    ValueError
+        For a side below ``MIN_BLOCK`` or above ``limits.MAX_BLOCK``.
+    """
+    if block is None:
+        return
+    if isinstance(block, bool) or not isinstance(block, int) or not MIN_BLOCK <= block <= MAX_BLOCK:
+        raise ValueError(
+            f"block must be a whole number of pixels from {MIN_BLOCK} to {MAX_BLOCK}, got {block!r}"
+        )
+
+
 def plan_blocks(layout: ImageLayout, block: int | None = None) -> list[Block]:
     """Cut the image into blocks of whole chunks.
 
@@ -110,10 +135,9 @@ def plan_blocks(layout: ImageLayout, block: int | None = None) -> list[Block]:
     Raises
     ------
     ValueError
-        For a block side below 16.
+        For a block side out of bounds (:func:`check_block`).
     """
-    if block is not None and block < 16:
-        raise ValueError(f"block must be at least 16 pixels, got {block}")
+    check_block(block)
     chunks = output_chunks(layout, block)
     chunk = max(chunks[i] for i in _spatial_positions(layout))
     per = BLOCK_CHUNKS_2D if layout.spatial_dims == 2 else BLOCK_CHUNKS_3D
