@@ -74,6 +74,9 @@ MAX_THREADS = 256
 #: Side of a block of a block-wise run (``--block``): a block's labels are gathered in
 #: memory before they are written (65536^2 uint8 labels are 4 GiB).
 MAX_BLOCK = 65536
+#: Worker processes of a local Dask cluster (``--cluster local:N``, Segment's "workers"):
+#: each loads torch and the model (about 1 GiB here).
+MAX_WORKERS = 256
 #: Jobs a cluster config file may ask its queue for (``napari-seg: {jobs: N}``).
 MAX_JOBS = 10_000
 #: Budget and schedule counters.

@@ -306,8 +306,9 @@ def test_cluster_arguments_are_checked(tmp_path):
     from napari_seg.scaleout.cluster import connect
 
     pytest.importorskip("distributed")
-    with pytest.raises(ValueError, match="whole number of workers"):
-        connect("local:two")
+    for spec in ("local:two", "local:0", "local:100000"):
+        with pytest.raises(ValueError, match="whole number of workers from 1 to 256"):
+            connect(spec)
     with pytest.raises(ValueError, match="scheduler address"):
         connect("mycluster")
     (tmp_path / "q.yaml").write_text("jobqueue:\n  kubernetes: {cores: 4}\n")

@@ -9,7 +9,7 @@ from typing import Any
 
 from magicgui.widgets import ComboBox, Container, FileEdit, LineEdit, SpinBox
 
-from ..limits import MAX_BLOCK
+from ..limits import MAX_BLOCK, MAX_WORKERS
 
 WHERE_CHOICES = (
     ("this process", "here"),
@@ -23,7 +23,7 @@ class ClusterPanel:
 
     def __init__(self) -> None:
         self.where = ComboBox(label="run on", choices=WHERE_CHOICES, value="here")
-        self.workers = SpinBox(label="workers", min=1, max=256, value=os.cpu_count() or 1)
+        self.workers = SpinBox(label="workers", min=1, max=MAX_WORKERS, value=os.cpu_count() or 1)
         self.address = LineEdit(label="scheduler", value="tcp://localhost:8786")
         self.output = FileEdit(label="OME-Zarr output", mode="w", filter="*.ome.zarr")
         self.block = SpinBox(label="block (pixels)", min=0, max=MAX_BLOCK, step=256, value=0,

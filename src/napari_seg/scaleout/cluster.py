@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ..limits import MAX_JOBS, brief
+from ..limits import MAX_JOBS, MAX_WORKERS, brief
 
 #: dask-jobqueue's cluster class for each ``jobqueue:`` key of a config file.
 JOBQUEUE_CLASSES = {
@@ -59,8 +59,11 @@ def connect(cluster: str | None = None, *, config_file: str | os.PathLike | None
         raise ValueError("give a cluster ('local', 'local:N' or an address) or a config file")
     if cluster == "local" or cluster.startswith("local:"):
         count = cluster.partition(":")[2]
-        if count and not (count.isdigit() and int(count) >= 1):
-            raise ValueError(f"--cluster local:N needs a whole number of workers, got {cluster!r}")
+        if count and not (count.isdigit() and 1 <= int(count) <= MAX_WORKERS):
+            raise ValueError(
+                f"--cluster local:N needs a whole number of workers from 1 to {MAX_WORKERS}, "
+                f"got {cluster!r}"
+            )
         workers = int(count) if count else os.cpu_count() or 1
         return Client(local_cluster(workers))
     if "://" not in cluster and ":" not in cluster:
