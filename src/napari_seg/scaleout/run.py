@@ -170,11 +170,17 @@ def is_done(
     bool
     """
     config = config or PredictConfig()
-    key = records.request_key(Path(model_path), Path(source), config.to_dict(), block)
+    key = _request_key(model_path, source, config, block)
     outputs = [Path(output)]
     if config.probabilities:
         outputs.append(probabilities_path(output))
     return all(omezarr.done_request(p) == key for p in outputs)
+
+
+def _request_key(model_path, source, config: PredictConfig | None, block: int | None) -> str:
+    """The key a finished output records and a new run compares (one rule for both)."""
+    settings = (config or PredictConfig()).to_dict()
+    return records.request_key(Path(model_path), Path(source), settings, block)
 
 
 def open_levels(path: Path) -> list[str]:
@@ -326,9 +332,7 @@ class _Job:
         task = BlockTask(str(model_path), digest, str(source), str(staging), fixed.to_dict(),
                          stats, want)  # fmt: skip
         geometry: dict[str, Any] = {"scale": _scale(layout, fixed)}
-        geometry["request"] = records.request_key(
-            model_path, source, (config or PredictConfig()).to_dict(), block
-        )
+        geometry["request"] = _request_key(model_path, source, config, block)
         token = _task_token(output)
         return cls(output, staging, blocks, finished, task, token, model.spec, geometry,
                    overwrite)  # fmt: skip
