@@ -122,10 +122,17 @@ class CliChild:
 
     def tail(self, chars: int = 2000) -> str:
         """The end of what the command printed so far (for failure messages)."""
-        return (
-            f"stdout: ...{self.stdout[-chars:].decode(errors='replace')!r} "
-            f"stderr: ...{self.stderr[-chars:].decode(errors='replace')!r}"
-        )
+        return f"stdout: ...{self.out[-chars:]!r} stderr: ...{self.err[-chars:]!r}"
+
+    @property
+    def out(self) -> str:
+        """What the command printed on stdout so far."""
+        return self.stdout.decode(errors="replace")
+
+    @property
+    def err(self) -> str:
+        """What the command printed on stderr so far."""
+        return self.stderr.decode(errors="replace")
 
     def interrupt(self) -> None:
         """Ctrl+C."""

@@ -207,7 +207,7 @@ def _interrupt(cli_child, argv, signals: int):
         )
         child.interrupt()
     code = child.finish()
-    return code, child.stderr.decode(errors="replace")
+    return code, child.err
 
 
 def test_ctrl_c_before_the_first_validation_says_no_model_was_written(files, tmp_path, cli_child):

@@ -3,8 +3,6 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -220,30 +218,28 @@ def test_stopping_a_cluster_run_cancels_its_tasks_and_keeps_the_records(tmp_path
     assert not (tmp_path / "o.ome.zarr").exists()
 
 
-def test_the_command_line_runs_on_a_local_cluster(plane):
+def test_the_command_line_runs_on_a_local_cluster(plane, cli_child):
     tmp, model, image = plane
     torch.set_num_threads(1)
     expected = predict(model, image, CONFIG).labels
     (tmp / "cfg.json").write_text(json.dumps(CONFIG.to_dict()))
-    entry = "import sys; from napari_seg.cli import main; sys.exit(main(sys.argv[1:]))"
-    command = [sys.executable, "-c", entry, "predict",
-               "--model", str(tmp / "m.safetensors"), "--output", str(tmp / "out"),
-               "--config", str(tmp / "cfg.json"),
-               "--cluster", "local:2", "--block", "128", str(tmp / "img.tif")]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert "dashboard at http" in done.stdout + done.stderr
+    argv = ["predict", "--model", tmp / "m.safetensors", "--output", tmp / "out",
+            "--config", tmp / "cfg.json", "--cluster", "local:2", "--block", "128",
+            tmp / "img.tif"]  # fmt: skip
+    done = cli_child(argv)
+    assert done.finish(timeout=300) == 0, done.err
+    assert "dashboard at http" in done.out + done.err
     np.testing.assert_array_equal(_level0(tmp / "out" / "img_labels.ome.zarr"), expected)
-    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr  # the same command: finished, skipped
-    assert "finished by an earlier run" in again.stdout
-    other = [*command[:-3], "96", command[-1]]  # another block side: refused
-    refused = subprocess.run(other, capture_output=True, text=True, timeout=300)
-    assert refused.returncode != 0
-    assert "--overwrite" in refused.stderr
+    again = cli_child(argv)
+    assert again.finish(timeout=300) == 0, again.err  # the same command: finished, skipped
+    assert "finished by an earlier run" in again.out
+    other = [*argv[:-2], "96", argv[-1]]  # another block side: refused
+    refused = cli_child(other)
+    assert refused.finish(timeout=300) != 0
+    assert "--overwrite" in refused.err
 
 
-def test_a_folder_of_files_runs_several_at_once_on_the_cluster(tmp_path):
+def test_a_folder_of_files_runs_several_at_once_on_the_cluster(tmp_path, cli_child):
     """Thousands of small plates: files run concurrently (each one block), so every
     worker is busy; each output is the single-process result."""
     model = _model(tmp_path / "m.safetensors")
@@ -253,13 +249,11 @@ def test_a_folder_of_files_runs_several_at_once_on_the_cluster(tmp_path):
     for name, image in images.items():
         tifffile.imwrite(folder / f"{name}.tif", image)
     (tmp_path / "cfg.json").write_text(json.dumps(CONFIG.to_dict()))
-    entry = "import sys; from napari_seg.cli import main; sys.exit(main(sys.argv[1:]))"
-    command = [sys.executable, "-c", entry, "predict", "--model", str(tmp_path / "m.safetensors"),
-               "--output", str(tmp_path / "out"), "--config", str(tmp_path / "cfg.json"),
-               "--cluster", "local:2", str(folder)]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.count("_labels.ome.zarr (") == 5
+    argv = ["predict", "--model", tmp_path / "m.safetensors", "--output", tmp_path / "out",
+            "--config", tmp_path / "cfg.json", "--cluster", "local:2", folder]  # fmt: skip
+    done = cli_child(argv)
+    assert done.finish(timeout=300) == 0, done.err
+    assert done.out.count("_labels.ome.zarr (") == 5
     torch.set_num_threads(1)
     for name, image in images.items():
         expected = predict(model, image, CONFIG).labels
@@ -291,14 +285,13 @@ def test_ctrl_c_stops_a_folder_run_on_a_cluster_at_once(tmp_path, cli_child):
     child.interrupt()
     start = time.monotonic()
     code = child.finish(timeout=60)
-    err = child.stderr.decode(errors="replace")
     assert code == 130, child.tail()
     assert time.monotonic() - start < 30, child.tail()
-    assert "Traceback" not in err
+    assert "Traceback" not in child.err
     for result in (tmp_path / "out").glob("*_labels.ome.zarr"):  # only complete ones
         assert _level0(result).shape == (512, 512)
     again = cli_child(argv)
-    assert again.finish(timeout=300) == 0, again.stderr.decode(errors="replace")
+    assert again.finish(timeout=300) == 0, again.err
     assert len(list((tmp_path / "out").glob("*_labels.ome.zarr"))) == 6
 
 
