@@ -53,6 +53,10 @@ MAX_DICOM_FILES = 20_000
 MAX_LEVELS = 64
 
 # -- inference ------------------------------------------------------------------------
+#: An image is resampled to a model's spacing at most this many times finer along an
+#: axis: more is nearly always a unit mix-up (a spacing of 1000 in micrometres for a
+#: model in millimetres would make 10^9 times the voxels).
+MAX_UPSAMPLE = 16
 #: Tile side in pixels.
 MAX_TILE = 16384
 #: Tiles per forward pass.

@@ -170,22 +170,37 @@ def threshold_model(spacing):
     return model
 
 
-def test_the_image_is_resampled_to_the_model_spacing_and_back(volume, monkeypatch):
-    from scipy import ndimage
+def resampled_oracle(model, plane, sizes):
+    """The resampling path done whole, with torch: a ``(C, *spatial)`` plane to ``sizes``,
+    predicted, its probabilities back to the plane's grid (argmax them for labels)."""
 
-    from napari_seg.inference import _resample
+    def resize(array, shape):
+        mode = "bilinear" if len(shape) == 2 else "trilinear"
+        x = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None]
+        return torch.nn.functional.interpolate(x, size=shape, mode=mode, align_corners=False)[0]
+
+    small = resize(plane, sizes).numpy()
+    if len(small) == 1:
+        result = predict(model, small[0], tile=32, probabilities=True, **FP32)
+    else:
+        result = predict(model, small, channel_axis=0, tile=32, probabilities=True, **FP32)
+    return resize(result.probabilities, plane.shape[1:]).numpy()
+
+
+def test_the_image_is_resampled_to_the_model_spacing_and_back(volume):
+    from scipy import ndimage
 
     model = threshold_model((2.0, 1.0, 1.0))
     smooth = ndimage.gaussian_filter(np.random.default_rng(3).random(volume.shape), 4)
     image = ((smooth - smooth.min()) / np.ptp(smooth)).astype(np.float32)
-    calls = []
-    real = _resample.resize
-    monkeypatch.setattr(_resample, "resize", lambda a, axes, s: calls.append(s) or real(a, axes, s))
     result = predict(model, image, tile=32, spacing=(4.0, 0.5, 0.5), probabilities=True, **FP32)
-    assert calls[0] == (90, 35, 33)  # z doubled (4 -> 2 mm), y and x halved (0.5 -> 1 mm)
-    assert tuple(calls[1]) == (45, 70, 66)  # and back
     assert result.labels.shape == image.shape
     assert result.probabilities.shape == (3, *image.shape)
+    # z doubled (4 -> 2 mm), y and x halved (0.5 -> 1 mm), then back, done whole by torch
+    expected = resampled_oracle(model, image[None], (90, 35, 33))
+    np.testing.assert_allclose(result.probabilities, expected, atol=2e-3)  # float16
+    same = (result.labels == expected.argmax(0)).mean()
+    assert same > 0.9999, same  # the rest: ties within float16 rounding
     agree = (result.labels == (image > 0.5)).mean()
     # The same thresholding through two resamplings (a resampling round trip of the
     # thresholded image alone agrees 97.3% here; a flipped or shifted grid ~50-80%).
@@ -194,12 +209,114 @@ def test_the_image_is_resampled_to_the_model_spacing_and_back(volume, monkeypatc
     np.testing.assert_array_equal(same.labels, image > 0.5)  # equal spacings: no resampling
 
 
+def test_a_stack_of_channel_planes_is_resampled_plane_by_plane():
+    """A 2D model on a (t, y, x, c) series at another pixel size: each plane alone."""
+    torch.manual_seed(0)
+    spec = ModelSpec(
+        "unet",
+        2,
+        3,
+        options={"depth": 2, "base_width": 4},
+        spacing=(1.0, 1.0),
+        normalization=Normalization(method="none"),
+    )
+    model = create_model(spec).eval()
+    series = np.random.default_rng(5).random((3, 40, 52, 2)).astype(np.float32)
+    result = predict(
+        model,
+        series,
+        axis=0,
+        channel_axis=3,
+        spacing=(0.6, 1.7),
+        tile=32,
+        probabilities=True,
+        **FP32,
+    )
+    assert result.labels.shape == (3, 40, 52)
+    for t in range(3):
+        alone = resampled_oracle(model, np.moveaxis(series[t], -1, 0), (24, 88))
+        np.testing.assert_allclose(result.probabilities[:, t], alone, atol=2e-3)
+        assert (result.labels[t] == alone.argmax(0)).mean() > 0.999
+
+
+class Recording:
+    """An array that records the size of every region read from it or written to it."""
+
+    def __init__(self, array):
+        self.array, self.shape, self.dtype, self.sizes = array, array.shape, array.dtype, []
+
+    def __getitem__(self, index):
+        part = self.array[index]
+        self.sizes.append(part.size)
+        return part
+
+    def __setitem__(self, index, value):
+        self.array[index] = value
+        self.sizes.append(np.size(self.array[index]))
+
+
+@pytest.mark.parametrize("factor", [2.0, 0.5, 0.25])
+def test_resampling_memory_does_not_grow_with_depth(factor):
+    """A volume at another spacing: reads of about one tile, writes of bands, and a
+    peak (numpy's allocations) that stays the same for a volume 4x as deep; the
+    result as if done whole."""
+    import tracemalloc
+
+    model = threshold_model((1.0, 1.0, 1.0))
+    spacing = (1.0, factor, factor)
+    peaks = []
+    for depth in (300, 1200):
+        image = np.random.default_rng(6).random((depth, 40, 32)).astype(np.float32)
+        source, labels = Recording(image), Recording(np.zeros(image.shape, np.uint8))
+        tracemalloc.start()
+        try:
+            predict(model, source, out=labels, tile=32, overlap=8, spacing=spacing, **FP32)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        assert max(source.sizes) <= 33 * 40 * 32, max(source.sizes)  # one tile's rows at most
+        assert max(labels.sizes) <= 40 * 40 * 32, max(labels.sizes)  # bands of rows
+    # Done whole, the peak would grow 4x with the depth.
+    assert peaks[1] < 1.2 * peaks[0], peaks
+    expected = resampled_oracle(model, image[None], (1200, round(40 * factor), round(32 * factor)))
+    assert (labels.array == expected.argmax(0)).mean() > 0.9999
+
+
+def test_out_of_memory_restarts_the_resampled_bands(monkeypatch):
+    """A voxel-wise model gives the same result at any tile: after the back-off the
+    image rows are written again from the first band, correctly."""
+    model = threshold_model((1.0, 1.0, 1.0))
+    image = np.random.default_rng(7).random((200, 30, 28)).astype(np.float32)
+    expected = predict(model, image, tile=64, spacing=(1.0, 0.7, 0.7), **FP32).labels
+    forward, calls = model.forward, []
+
+    def failing(x):
+        calls.append(1)
+        if len(calls) == 3:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB")
+        return forward(x)
+
+    monkeypatch.setattr(model, "forward", failing)
+    run = Returning(
+        iter_predict(model, image, tile=64, batch_size=1, spacing=(1.0, 0.7, 0.7), **FP32)
+    )
+    events = list(run)
+    assert [e.tile for e in events if isinstance(e, SettingsAdjusted)] == [32]
+    np.testing.assert_array_equal(run.value.labels, expected)
+
+
 def test_spacing_settings_are_checked(volume):
     model = threshold_model((2.0, 1.0, 1.0))
     with pytest.raises(ValueError, match="one value per axis the model sees"):
         predict(model, volume, spacing=(1.0, 1.0), **FP32)
     with pytest.raises(ValueError, match="spacing must be > 0"):
         predict(model, volume, spacing=(1.0, -1.0, 1.0), **FP32)
+    # a unit mix-up (micrometres for a model in millimetres) would make 10^9 x the voxels
+    with pytest.raises(ValueError, match=r"differ 500x along axis 0; .* more than 16x finer"):
+        iter_predict(model, volume, spacing=(1000.0, 1000.0, 1000.0), **FP32)
+    with pytest.raises(ValueError, match="would be 1x1x1 voxels, fewer than 8 along an axis"):
+        iter_predict(model, volume, spacing=(0.002, 0.001, 0.001), **FP32)
+    assert iter_predict(model, volume, spacing=(32.0, 16.0, 16.0), **FP32)  # 16x: runs
 
 
 @pytest.mark.parametrize("shape", [(70, 40, 36), (40, 70, 36), (36, 40, 70)])

@@ -1,5 +1,6 @@
 """Block-wise prediction into OME-Zarr, here and on a LocalCluster of processes."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -80,6 +81,26 @@ def test_ome_zarr_output_is_the_single_process_result_validated_with_colours(pla
     layer = Labels(data, **kwargs)
     for value, rgba in enumerate(model.spec.class_colors[1:], start=1):
         np.testing.assert_allclose(layer.colormap.map(value)[:3], rgba[:3], atol=1 / 255)
+
+
+def test_a_block_run_resamples_to_the_model_spacing_as_a_single_run(tmp_path):
+    """A 3D model made for 1.5 x 1 x 1 on a 3 x 0.6 x 0.6 volume: every block resamples
+    its source region, and the store (on the image's grid, with its voxel size) holds
+    the single-process labels."""
+    model = _model(tmp_path / "plain.safetensors", dims=3)
+    model.spec = dataclasses.replace(model.spec, spacing=(1.5, 1.0, 1.0))
+    save_model(model, tmp_path / "m.safetensors")
+    image = cells_3d((30, 70, 76), seed=2)[0]
+    np.save(tmp_path / "img.npy", image)
+    config = CONFIG.with_(tile=32, overlap=10, spacing=(3.0, 0.6, 0.6))
+    expected = predict(model, image, config).labels
+    seen, done = _run(tmp_path / "m.safetensors", tmp_path / "img.npy", tmp_path / "o.ome.zarr",
+                      config, block=32)  # fmt: skip
+    assert seen[0].total == 9
+    assert len(np.unique(expected)) > 1
+    np.testing.assert_array_equal(_level0(done.output), expected)
+    meta = zarr.open_group(str(done.output), mode="r").attrs["multiscales"][0]
+    assert meta["datasets"][0]["coordinateTransformations"][0]["scale"] == [3.0, 0.6, 0.6]
 
 
 def test_an_interrupted_run_resumes_and_never_trusts_an_unrecorded_block(plane, monkeypatch):

@@ -24,6 +24,7 @@ from .._types import RegionArray
 from ..arrays.layout import ImageLayout
 from ..arrays.normalize import IntensityStats, compute_stats
 from ..limits import MAX_BLOCK
+from ._resample import ResampledImage, run_resampled
 from .config import PredictConfig
 from .events import PredictEvent, PredictResult, SettingsAdjusted
 
@@ -197,8 +198,7 @@ def iter_predict_block(
     Raises
     ------
     ValueError
-        When the settings are not fixed, or the model's spacing differs from the
-        image's (resample the image first).
+        When the settings are not fixed.
     MemoryError
         When the device runs out of memory: a block never changes its tile or
         batch, which would change its values (the task fails and is retried).
@@ -217,12 +217,14 @@ def iter_predict_block(
         model, image, config, labels, probs,
         box=block.box, planes=range(*block.planes), stats=stats,
     )  # fmt: skip
-    if predictor.resampled_sizes() is not None:
-        raise ValueError(
-            "block-wise prediction does not resample: the image's spacing differs from "
-            "the model's; resample the image to the model's spacing first"
-        )
-    run = predictor.run()
+    sizes = predictor.resampled_sizes()
+    if sizes is None:
+        run = predictor.run()
+    else:  # at the model's spacing: the tiles over the box's source, resampled back
+        run = run_resampled(
+            _Predictor, model, image, config, predictor.layout, sizes, labels, probs, stats,
+            box=block.box, planes=range(*block.planes),
+        )  # fmt: skip
     try:
         while True:
             event = next(run)
@@ -263,8 +265,12 @@ def fixed_settings(
     from .predictor import _Predictor
 
     p = _Predictor.settings(model, image, config)
+    layout, sizes = p.layout, p.resampled_sizes()
+    if sizes is not None:  # the tiles run on the image at the model's spacing
+        resampled = ResampledImage(image, layout, sizes)
+        p = _Predictor.settings(model, resampled, config.with_(spacing=None))
     fixed = config.with_(tile=p.tile, overlap=p.overlap, batch_size=p.batch)
-    return fixed, compute_stats(image, p.layout, model.spec.normalization)
+    return fixed, compute_stats(image, layout, model.spec.normalization)
 
 
 def layout_of(

@@ -32,7 +32,7 @@ from .events import (
     PredictWarning,
     SettingsAdjusted,
 )
-from .tiling import TileGrid, blending_window
+from .tiling import TileGrid, band_axis_for, blending_window
 
 if TYPE_CHECKING:
     from ..models.wrapper import SegmentationModel
@@ -111,6 +111,7 @@ def iter_predict(
         sizes,
         predictor.labels,
         predictor.probabilities,
+        predictor.stats,
     )
 
 
@@ -272,11 +273,7 @@ class _Predictor:
     def _grid(self) -> tuple[TileGrid, tuple[int, ...]]:
         """The tiles to run and where the grid's first pixel lies in the image."""
         shape = self.layout.plane_shape
-        # Volumes go band by band along their longest axis: the band then spans the
-        # two shorter ones (a 128 x 1024 x 1024 volume: 96 x 128 x 1024 voxels, not
-        # 96 x 1024 x 1024). Planes go row by row.
-        band = int(np.argmax(shape)) if len(shape) == 3 else 0
-        grid = TileGrid.build(shape, self.tile, self.overlap, band_axis=band)
+        grid = TileGrid.build(shape, self.tile, self.overlap, band_axis=band_axis_for(shape))
         if self.box is None:
             return grid, (0,) * len(shape)
         return grid.restrict(self.box)

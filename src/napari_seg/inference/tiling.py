@@ -67,6 +67,25 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     return starts
 
 
+def band_axis_for(shape: tuple[int, ...]) -> int:
+    """The axis a plane or volume is predicted and written along, band by band.
+
+    Planes go row by row. Volumes go along their longest axis, so that a band spans
+    the two shorter ones (a 128 x 1024 x 1024 volume: slabs of 96 x 128 x 1024
+    voxels for 96-voxel patches, not 96 x 1024 x 1024).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(H, W)`` or ``(D, H, W)``.
+
+    Returns
+    -------
+    int
+    """
+    return int(np.argmax(shape)) if len(shape) == 3 else 0
+
+
 @dataclass(frozen=True)
 class TileGrid:
     """The tiles of one plane (``H x W``) or volume (``D x H x W``).
