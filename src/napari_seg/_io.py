@@ -136,10 +136,9 @@ def check_chunks(shape, chunks, dtype, fix: str) -> None:
     chunk = int(np.prod(chunks, dtype=np.int64)) * np.dtype(dtype).itemsize
     if chunk > MAX_CHUNK_BYTES:
         raise ValueError(
-            f"it stores its {'x'.join(map(str, shape))} image in compressed chunks of "
-            f"{'x'.join(map(str, chunks))} pixels ({chunk / 2**30:.1f} GiB each once "
-            f"decompressed, more than the {MAX_CHUNK_BYTES // 2**30} GiB napari-seg "
-            f"reads at once); {fix}"
+            f"it stores its {'x'.join(map(str, shape))} image in chunks of "
+            f"{'x'.join(map(str, chunks))} pixels ({chunk / 2**30:.1f} GiB each in memory, "
+            f"more than the {MAX_CHUNK_BYTES // 2**30} GiB napari-seg reads at once); {fix}"
         )
 
 
