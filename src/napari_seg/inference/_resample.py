@@ -72,15 +72,15 @@ def resampled_sizes(
     ratios = [s / t for s, t in zip(spacing, target, strict=True)]
     if all(abs(r - 1) <= SPACING_TOLERANCE for r in ratios):
         return None
-    resampled = tuple(max(1, round(n * r)) for n, r in zip(sizes, ratios, strict=True))
     pair = f"the image's spacing {_brief(spacing)} and the model's {_brief(target)}"
     unit = "are both in the same unit (--spacing, or the layer's scale)?"
     for k, r in enumerate(ratios):
-        if r > MAX_UPSAMPLE:
+        if r > MAX_UPSAMPLE:  # also an overflow to inf
             raise ValueError(
                 f"{pair} differ {r:.4g}x along axis {k}; resampling the image more than "
                 f"{MAX_UPSAMPLE}x finer is refused: {unit}"
             )
+    resampled = tuple(max(1, round(n * r)) for n, r in zip(sizes, ratios, strict=True))
     if min(resampled) < MIN_SPATIAL_SIZE:
         raise ValueError(
             f"at the model's spacing the image would be {'x'.join(map(str, resampled))} "
