@@ -73,7 +73,10 @@ def resampled_sizes(
     if all(abs(r - 1) <= SPACING_TOLERANCE for r in ratios):
         return None
     pair = f"the image's spacing {_brief(spacing)} and the model's {_brief(target)}"
-    unit = "are both in the same unit (--spacing, or the layer's scale)?"
+    unit = (
+        "are both in the same unit? (the image's is --spacing, its file's header or its "
+        "layer's scale)"
+    )
     for k, r in enumerate(ratios):
         if r > MAX_UPSAMPLE:  # also an overflow to inf
             raise ValueError(
