@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .limits import MAX_AXIS, MAX_NAME_LENGTH, brief
+from .limits import MAX_AXIS, MAX_NAME_LENGTH, MAX_SPACING, MIN_SPACING, brief
 
 
 def check_int(
@@ -53,8 +53,9 @@ def check_number(
 
 
 def check_spacing(name: str, value: Any, lengths: Sequence[int] = (1, MAX_AXIS)) -> None:
-    """``value`` is None or a tuple of finite sizes > 0: as many as one of ``lengths``
-    (exactly, for a single length; between the two, for a pair ``(low, high)``)."""
+    """``value`` is None or a tuple of sizes from ``MIN_SPACING`` to ``MAX_SPACING``: as
+    many as one of ``lengths`` (exactly, for a single length; between the two, for a
+    pair ``(low, high)``)."""
     if value is None:
         return
     if len(lengths) == 1:
@@ -67,6 +68,11 @@ def check_spacing(name: str, value: Any, lengths: Sequence[int] = (1, MAX_AXIS))
         raise ValueError(f"{name} must hold {wanted}, got {brief(value)}")
     for size in value:
         check_number(name, size, low=0.0, low_open=True)
+        if not MIN_SPACING <= size <= MAX_SPACING:
+            raise ValueError(
+                f"{name} must be from {MIN_SPACING:g} to {MAX_SPACING:g} along each axis "
+                f"(so that distances and volumes stay finite numbers), got {size:g}"
+            )
 
 
 def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:

@@ -52,6 +52,10 @@ MAX_DICOM_FILES = 20_000
 #: start from 2^64 pixels).
 MAX_LEVELS = 64
 
+#: A voxel's size along an axis, in any unit: nanometres to kilometres fit, and squared
+#: distances and volumes stay finite (a spacing of 1e200 overflowed a voxel's volume).
+MIN_SPACING, MAX_SPACING = 1e-12, 1e12
+
 # -- inference ------------------------------------------------------------------------
 #: An image is resampled to a model's spacing at most this many times finer along an
 #: axis: more is nearly always a unit mix-up (a spacing of 1000 in micrometres for a

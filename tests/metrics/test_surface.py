@@ -96,8 +96,13 @@ def test_bad_inputs_are_named():
     a = np.zeros((5, 5, 5), np.uint8)
     with pytest.raises(ValueError, match="spacing has 2 values"):
         surface_scores(a, a, spacing=(1, 1))
-    with pytest.raises(ValueError, match="spacing must be finite and > 0"):
+    with pytest.raises(ValueError, match="spacing must be > 0"):
         surface_scores(a, a, spacing=(1, 0, 1))
+    with pytest.raises(ValueError, match="spacing must be a finite number, got nan"):
+        surface_scores(a, a, spacing=(1, float("nan"), 1))
+    # 1e200^3 overflowed a voxel's volume: inf volumes and a NaN HD95 before
+    with pytest.raises(ValueError, match=r"spacing must be from 1e-12 to 1e\+12 along each axis"):
+        surface_scores(a, a, spacing=(1e200,) * 3)
     with pytest.raises(ValueError, match="tolerance"):
         surface_scores(a, a, tolerance=-1)
     with pytest.raises(ValueError, match="2D or larger"):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._types import RegionArray
+from .._validate import check_spacing
 from ._arrays import check_pair
 from ._confusion import MAX_CLASSES
 from ._pairs import pair_counts
@@ -191,8 +192,10 @@ def _check(ndim: int, spacing, tolerance: float, percentile: float) -> tuple[flo
     spacing_t = tuple(float(s) for s in (spacing if spacing is not None else (1.0,) * ndim))
     if len(spacing_t) != ndim:
         raise ValueError(f"spacing has {len(spacing_t)} values for a {ndim}D array")
-    if not all(math.isfinite(s) and s > 0 for s in spacing_t):
-        raise ValueError(f"spacing must be finite and > 0, got {spacing_t}")
+    try:
+        check_spacing("spacing", spacing_t, (ndim,))
+    except TypeError as exc:  # NaN or infinite: a bad value, as for the other settings here
+        raise ValueError(str(exc)) from None
     if not (math.isfinite(tolerance) and tolerance >= 0):
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
     if not 0 < percentile <= 100:
