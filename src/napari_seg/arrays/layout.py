@@ -9,7 +9,6 @@ the spatial axes travels with the layout.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import product
@@ -18,6 +17,7 @@ from typing import Any, cast
 import numpy as np
 
 from .._types import RegionArray
+from .._validate import check_spacing
 
 #: Inputs smaller than this along a spatial axis cannot be segmented meaningfully.
 MIN_SPATIAL_SIZE = 8
@@ -355,11 +355,7 @@ def _spacing(spacing: Sequence[float] | None, spatial_dims: int) -> tuple[float,
     if spacing is None:
         return None
     values = tuple(float(s) for s in spacing)
-    if len(values) != spatial_dims or not all(math.isfinite(s) and s > 0 for s in values):
-        raise ValueError(
-            f"spacing must give {spatial_dims} positive finite sizes, one per spatial axis, "
-            f"got {tuple(spacing)}"
-        )
+    check_spacing("spacing", values, (spatial_dims,))
     return values
 
 
