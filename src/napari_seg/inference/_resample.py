@@ -347,7 +347,8 @@ class ResampleBack:
         labels_dtype = np.dtype(self.labels_out.dtype)
         self.labels_out[index] = probs.argmax(axis=0).astype(labels_dtype)
         if self.probabilities_out is not None:
-            self.probabilities_out[(slice(None), *index)] = probs
+            every_class = (slice(None), *index)
+            self.probabilities_out[every_class] = probs
 
 
 class _Discard:
