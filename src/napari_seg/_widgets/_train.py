@@ -2,7 +2,8 @@
 
 Composed of small parts: the layer pairs (``_train_pairs``), the model to start
 from (``_train_source``), the settings and augmentations (``_train_settings``),
-the live curves (``_curves``) and the job runner (``_runner``).
+the live curves (``_curves``), the worker bodies (``_train_jobs``) and the job
+runner (``_runner``).
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,7 +20,6 @@ from napari.utils.notifications import show_error, show_warning
 
 from .._layers import class_names_of, labels_layer_kwargs
 from ..arrays.layout import channel_axis_of, stack_axis
-from ..inference.config import PredictConfig
 from ..models.registry import get_architecture
 from ..training._model import run_dims
 from ..training.config import TrainingConfig
@@ -45,11 +44,11 @@ from ._shared import (
     current_model_for,
     device_choices,
     fill_device_choices,
-    forward_events,
     warm_labels,
     warm_training,
 )
 from ._train_classes import StrokeClasses
+from ._train_jobs import TrainInputs, takeover_job, train_job
 from ._train_pairs import PairsPanel
 from ._train_settings import AugmentPanel, SettingsPanel
 from ._train_source import ModelSourcePanel
@@ -63,57 +62,6 @@ logger = logging.getLogger(__name__)
 PREVIEW_DEPTH = 32
 #: Cores kept free for the GUI while training on the CPU (when there are enough).
 GUI_CORES = 1
-
-
-@dataclass(frozen=True)
-class _TrainInputs:
-    """What the worker needs, copied out of the layers on the main thread."""
-
-    pairs: list
-    names: list[str]
-    config: TrainingConfig
-    model: object
-    out: Path | None
-    overwrite: bool
-    preview: np.ndarray | None
-    preview_name: str
-    preview_place: tuple[tuple[float, ...], tuple[float, ...]]
-    preview_slice: int | None = None  # a 3D preview: the slice of the slab to show
-
-
-def _train_job(inputs: _TrainInputs, *, stop, cancel):
-    """Worker body: forward the training events; return the result, None when cancelled."""
-    from ..training import iter_train
-
-    events = iter_train(
-        inputs.pairs,
-        inputs.config,
-        model=inputs.model,
-        out=inputs.out,
-        overwrite=inputs.overwrite,
-        stop=stop,
-        preview=inputs.preview,
-        names=inputs.names,
-    )
-    return (yield from forward_events(events, cancel))
-
-
-def _takeover_job(inputs: _TrainInputs, *, stop, cancel):
-    """Worker body of "Train deep model": the takeover's events, then its result and the
-    labels of the winning model for the strokes' image (None when cancelled)."""
-    from ..inference import predict
-    from ..training.takeover import iter_takeover
-
-    ((image, strokes),) = inputs.pairs
-    events = iter_takeover(
-        image, strokes, inputs.config, model=inputs.model, stop=stop, preview=inputs.preview
-    )
-    result = yield from forward_events(events, cancel)
-    if result is None:
-        return None
-    winner = result.deep if result.replaced else result.pixel
-    config = PredictConfig(device=inputs.config.device, channel_axis=inputs.config.channel_axis)
-    return result, predict(winner, image, config).labels
 
 
 class TrainWidget(Dock):
@@ -130,7 +78,7 @@ class TrainWidget(Dock):
     def __init__(self, viewer: napari.viewer.Viewer, current: CurrentModel | None = None):
         super().__init__(viewer)
         self.current = current if current is not None else current_model_for(viewer)
-        self._inputs: _TrainInputs | None = None
+        self._inputs: TrainInputs | None = None
         self._classes: tuple[tuple, tuple] = ((), ())
         self._head = ""
         self._saved = ""
@@ -286,7 +234,7 @@ class TrainWidget(Dock):
         except (ValueError, TypeError, OSError) as exc:
             show_error(f"Cannot train: {exc}")
             return
-        self._launch(_train_job, inputs, self._on_returned)
+        self._launch(train_job, inputs, self._on_returned)
 
     def train_deep(self) -> None:
         """Train a CNN from the strokes (``training.takeover``) in a worker."""
@@ -307,9 +255,9 @@ class TrainWidget(Dock):
         except (ValueError, TypeError, OSError) as exc:
             show_error(f"Cannot train: {exc}")
             return
-        self._launch(_takeover_job, inputs, self._on_takeover)
+        self._launch(takeover_job, inputs, self._on_takeover)
 
-    def _launch(self, job, inputs: _TrainInputs, on_result) -> None:
+    def _launch(self, job, inputs: TrainInputs, on_result) -> None:
         """Run ``job`` on ``inputs`` in the dock's worker, with the curves reset."""
         self._inputs = inputs
         self.curves.reset(inputs.config.steps_per_epoch)
@@ -341,7 +289,7 @@ class TrainWidget(Dock):
         self.runner.set_progress(1.0)
         self.runner.set_status(f"{scores}\n{verdict}; it is now the current model")
 
-    def _make_job(self, label0: str | None = None) -> _TrainInputs:
+    def _make_job(self, label0: str | None = None) -> TrainInputs:
         pairs = self.pairs.layer_pairs()
         image_layer = pairs[0][0]
         model, from_model = self.source.model_for_job()
@@ -371,7 +319,7 @@ class TrainWidget(Dock):
         preview, origin, middle = None, tuple(image_layer.translate[-2:]), None
         if self._preview.value:
             preview, origin, middle = self._preview_view(image_layer, volumes)
-        return _TrainInputs(
+        return TrainInputs(
             pairs=[(full_resolution(i), full_resolution(lab)) for i, lab in pairs],
             names=[f"{i.name} / {lab.name}" for i, lab in pairs],
             config=config,
