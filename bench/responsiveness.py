@@ -97,6 +97,7 @@ class Heartbeat:
             "p50_ms": round(float(np.percentile(gaps, 50)), 1),
             "p99_ms": round(float(np.percentile(gaps, 99)), 1),
             "max_ms": round(float(gaps.max()), 1),
+            "worst_ms": [round(float(g), 1) for g in np.sort(gaps)[::-1][:5]],
             "gc_full_passes": sum(1 for g, _ in self.collections if g == 2),
             "gc_longest_ms": round(max((ms for _, ms in self.collections), default=0.0), 1),
         }
