@@ -278,6 +278,20 @@ def test_a_3d_model_segments_the_volume_in_3d(setup, qtbot, notes, scope):
         np.testing.assert_array_equal(out.data, predict(model, series, axis=0, **at).labels)
 
 
+def test_a_scale_in_another_unit_than_the_model_is_one_notification(setup, qtbot, notes):
+    """A layer scaled in micrometres (1000) for a model recorded in millimetres (1):
+    resampling 1000x finer would make 10^9 times the voxels; refused, nothing added."""
+    viewer, w = setup
+    w.current.set(_model_3d(spacing=(1.0, 1.0, 1.0)), path=None, dirty=True)
+    volume = cells_3d((12, 48, 40), seed=1)[0].astype(np.float32)
+    layer = viewer.add_image(volume, name="vol", scale=(1000, 1000, 1000))
+    _select(w, layer)
+    w.run()
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=30_000)
+    assert any("same unit" in m and "1000x along axis 0" in m for m in notes["error"]), notes
+    assert [x.name for x in viewer.layers] == ["vol"]
+
+
 def test_a_3d_model_needs_a_volume(setup, qtbot, notes):
     viewer, w = setup
     w.current.set(_model_3d(), path=None, dirty=True)
