@@ -199,8 +199,8 @@ def test_the_image_is_resampled_to_the_model_spacing_and_back(volume):
     # z doubled (4 -> 2 mm), y and x halved (0.5 -> 1 mm), then back, done whole by torch
     expected = resampled_oracle(model, image[None], (90, 35, 33))
     np.testing.assert_allclose(result.probabilities, expected, atol=2e-3)  # float16
-    same = (result.labels == expected.argmax(0)).mean()
-    assert same > 0.9999, same  # the rest: ties within float16 rounding
+    matching = (result.labels == expected.argmax(0)).mean()
+    assert matching > 0.9999, matching  # the rest: ties within float16 rounding
     agree = (result.labels == (image > 0.5)).mean()
     # The same thresholding through two resamplings (a resampling round trip of the
     # thresholded image alone agrees 97.3% here; a flipped or shifted grid ~50-80%).
