@@ -109,6 +109,43 @@ _MALFORMED_MULTISCALES = {
     "a path to nothing": ([{"datasets": [{"path": "nope"}]}], "'nope' is not an array"),
     "a path to a group": ([{"datasets": [{"path": "sub"}]}], "'sub' is not an array"),
     "too many levels": ([{"datasets": [{"path": str(i)} for i in range(100)]}], "more than 64"),
+    "a scale of the wrong length": (
+        [
+            {
+                "datasets": [
+                    {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0]}]}
+                ]
+            }
+        ],
+        "datasets[0].coordinateTransformations': its scale is not 2 finite numbers",
+    ),
+    "a zero scale": (
+        [
+            {
+                "datasets": [
+                    {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [0, 1]}]}
+                ]
+            }
+        ],
+        "its scale is not positive",
+    ),
+    "a translation of strings": (
+        [
+            {
+                "datasets": [{"path": "0"}],
+                "coordinateTransformations": [{"type": "translation", "translation": ["1", "2"]}],
+            }
+        ],
+        "'multiscales[0].coordinateTransformations': its translation is not 2 finite",
+    ),
+    "an unknown transformation": (
+        [{"datasets": [{"path": "0", "coordinateTransformations": [{"type": "affine"}]}]}],
+        "holds a transformation of type 'affine'",
+    ),
+    "transformations as an object": (
+        [{"datasets": [{"path": "0", "coordinateTransformations": {"type": "scale"}}]}],
+        "coordinateTransformations' is not a short list",
+    ),
 }
 
 
@@ -138,6 +175,31 @@ def test_ome_zarr_levels_are_read_finest_first(tmp_path):
     group.attrs["multiscales"] = [{"datasets": [{"path": "s0"}, {"path": "s1"}]}]
     assert ome_zarr_datasets(group) == ["s0", "s1"]
     assert np.asarray(read_image(tmp_path / "img.ome.zarr")).shape == (16, 16)
+
+
+def test_the_ome_zarr_transform_combines_the_level_s_and_the_image_s(tmp_path):
+    """NGFF: the level's transformations, then the image's; identity is allowed."""
+    zarr = pytest.importorskip("zarr")
+    from napari_seg._io import ome_zarr_spacing, read_ome_zarr_transform
+
+    group = zarr.open_group(str(tmp_path / "img.ome.zarr"), mode="w", zarr_format=2)
+    group.create_array("s0", shape=(4, 16, 16), dtype="uint8")
+    group.attrs["multiscales"] = [{
+        "datasets": [{"path": "s0", "coordinateTransformations": [
+            {"type": "scale", "scale": [2.0, 0.5, 0.25]},
+            {"type": "translation", "translation": [1.0, 2.0, 3.0]}]}],
+        "coordinateTransformations": [{"type": "scale", "scale": [1.0, 2.0, 2.0]},
+                                      {"type": "identity"}],
+    }]  # fmt: skip
+    scale, translation = read_ome_zarr_transform(tmp_path / "img.ome.zarr")
+    assert scale == (2.0, 1.0, 0.5)
+    assert translation == (1.0, 4.0, 6.0)  # the image's scale applies to the translation
+    assert ome_zarr_spacing(tmp_path / "img.ome.zarr", [1, 2]) == (1.0, 0.5)
+    # a scale of 1 says nothing (ome-zarr-py's default), a plain zarr array has none
+    group.attrs["multiscales"] = [{"datasets": [{"path": "s0"}]}]
+    assert ome_zarr_spacing(tmp_path / "img.ome.zarr", [0, 1, 2]) is None
+    zarr.open_array(str(tmp_path / "plain.zarr"), mode="w", shape=(8, 8), dtype="uint8")
+    assert read_ome_zarr_transform(tmp_path / "plain.zarr") is None
 
 
 def test_a_zarr_array_stored_in_one_huge_chunk_is_refused_before_reading(tmp_path):

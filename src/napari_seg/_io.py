@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -152,11 +153,19 @@ def _read_zarr(path: Path):
             raise ValueError(
                 f"{path} is a zarr group, not an array or an OME-Zarr image; give the array's path"
             )
+        ome_zarr_transform(node)  # its coordinate transformations are checked here
         node = node[datasets[0]]  # the full-resolution level (an array: checked)
     array: Any = node
     fix = "rechunk it (e.g. chunks of 512x512 pixels or 128^3 voxels)"
     check_chunks(tuple(array.shape), tuple(array.chunks), array.dtype, fix)
     return array
+
+
+def _multiscales(group) -> Any:
+    """The ``multiscales`` metadata of NGFF 0.4 (at the top) or 0.5 (under ``ome``)."""
+    attrs = dict(group.attrs)
+    ome = attrs.get("ome")
+    return attrs.get("multiscales") or (ome.get("multiscales") if isinstance(ome, dict) else None)
 
 
 def ome_zarr_datasets(group) -> list[str]:
@@ -178,10 +187,7 @@ def ome_zarr_datasets(group) -> list[str]:
         ``datasets``, a dataset without a ``path``, or a path that leaves the group
         (absolute, ``..``) or names no array in it.
     """
-    attrs = dict(group.attrs)
-    ome = attrs.get("ome")
-    nested = ome.get("multiscales") if isinstance(ome, dict) else None
-    multiscales = attrs.get("multiscales") or nested
+    multiscales = _multiscales(group)
     if not multiscales:
         return []
     bad = "the OME-Zarr metadata is malformed:"
@@ -205,6 +211,116 @@ def ome_zarr_datasets(group) -> list[str]:
     if level0 is None or not hasattr(level0, "shape"):
         raise ValueError(f"{bad} its full-resolution level {brief(paths[0])} is not an array")
     return paths
+
+
+def ome_zarr_transform(group) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Scale and translation of an OME-Zarr image's full-resolution level, per axis.
+
+    The level's own ``coordinateTransformations`` come first, then the image's
+    (``multiscales[0]``), as NGFF 0.4 and 0.5 define them: a voxel at index ``i``
+    lies at ``scale * i + translation``.
+
+    Parameters
+    ----------
+    group : zarr.Group
+        An OME-Zarr image (:func:`ome_zarr_datasets` finds its levels).
+
+    Returns
+    -------
+    scale, translation : tuple of float
+        One value per axis of the full-resolution array.
+
+    Raises
+    ------
+    ValueError
+        When a transformation is malformed: not a list of objects, an unknown type,
+        values that are not one finite number per axis, or a scale that is not
+        positive.
+    """
+    paths = ome_zarr_datasets(group)
+    ndim = len(group[paths[0]].shape)
+    image = _multiscales(group)[0]  # a list of objects: checked above
+    scale, translation = [1.0] * ndim, [0.0] * ndim
+    for where, owner in (("datasets[0]", image["datasets"][0]), ("", image)):
+        field = f"'multiscales[0].{where + '.' if where else ''}coordinateTransformations'"
+        for kind, values in _transformations(owner.get("coordinateTransformations", []), field,
+                                             ndim):  # fmt: skip
+            if kind == "scale":
+                scale = [s * v for s, v in zip(scale, values, strict=True)]
+                translation = [t * v for t, v in zip(translation, values, strict=True)]
+            else:
+                translation = [t + v for t, v in zip(translation, values, strict=True)]
+    return tuple(scale), tuple(translation)
+
+
+def read_ome_zarr_transform(
+    path: str | os.PathLike,
+) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """:func:`ome_zarr_transform` of the image at ``path``; None when it is not an
+    OME-Zarr image (a plain zarr array, a TIFF...).
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    tuple or None
+    """
+    path = Path(path)
+    if not path.is_dir() or not _is_zarr(path):
+        return None
+    import zarr
+
+    node = zarr.open(str(path), mode="r")
+    if not isinstance(node, zarr.Group) or not ome_zarr_datasets(node):
+        return None
+    return ome_zarr_transform(node)
+
+
+def ome_zarr_spacing(path: str | os.PathLike, axes) -> tuple[float, ...] | None:
+    """The voxel size along ``axes`` that an OME-Zarr image at ``path`` declares (its
+    full-resolution level's scale), or None (not an OME-Zarr image, or a scale of 1
+    along every one of them: see ``arrays.layout.spacing_from_scale``).
+
+    Parameters
+    ----------
+    path : str or path-like
+    axes : sequence of int
+
+    Returns
+    -------
+    tuple of float or None
+    """
+    from .arrays.layout import spacing_from_scale
+
+    transform = read_ome_zarr_transform(path)
+    return None if transform is None else spacing_from_scale(transform[0], axes)
+
+
+def _transformations(items, field: str, ndim: int) -> list[tuple[str, list[float]]]:
+    bad = f"the OME-Zarr metadata is malformed: {field}"
+    if not isinstance(items, list) or len(items) > 8:
+        raise ValueError(f"{bad} is not a short list")
+    out = []
+    for item in items:
+        kind = item.get("type") if isinstance(item, dict) else None
+        if kind == "identity":
+            continue
+        if kind not in ("scale", "translation"):
+            raise ValueError(f"{bad} holds a transformation of type {brief(kind)}")
+        values = item.get(kind)
+        ok = isinstance(values, list) and len(values) == ndim
+        ok = ok and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for v in values
+        )
+        if not ok:
+            raise ValueError(f"{bad}: its {kind} is not {ndim} finite numbers")
+        if kind == "scale" and not all(v > 0 for v in values):
+            raise ValueError(f"{bad}: its scale is not positive")
+        out.append((kind, [float(v) for v in values]))
+    return out
 
 
 def _is_zarr(path: Path) -> bool:

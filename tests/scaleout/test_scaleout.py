@@ -369,6 +369,52 @@ def test_labels_go_into_an_ome_zarr_source_and_napari_finds_them(plane, capsys):
     assert zarr.open_group(str(source / "labels"), mode="r").attrs["labels"] == "cells"
 
 
+def test_an_ome_zarr_source_s_voxel_size_is_used_and_kept(tmp_path, capsys):
+    """An OME-Zarr volume declaring 2 x 0.5 x 0.5 (and an offset) for a model made for
+    1 x 1 x 1: prediction resamples, as for a NIfTI header, and the labels written
+    into the source carry the image's own scale and translation, so viewers overlay
+    them on it (they were written at scale 1)."""
+    from ome_zarr.format import FormatV04
+    from ome_zarr.writer import write_image
+
+    model = _model(tmp_path / "plain.safetensors", dims=3)
+    model.spec = dataclasses.replace(model.spec, spacing=(1.0, 1.0, 1.0))
+    save_model(model, tmp_path / "m.safetensors")
+    volume = cells_3d((12, 48, 40), seed=3)[0]
+    source = tmp_path / "vol.ome.zarr"
+    group = zarr.open_group(str(source), mode="w", zarr_format=2)
+    write_image(volume, group, axes="zyx", fmt=FormatV04(), scale_factors=[])
+    multiscales = group.attrs["multiscales"]
+    multiscales[0]["datasets"][0]["coordinateTransformations"] = [
+        {"type": "scale", "scale": [2.0, 0.5, 0.5]},
+        {"type": "translation", "translation": [4.0, 1.0, 0.0]},
+    ]
+    group.attrs["multiscales"] = multiscales
+    from napari_seg._io import read_image
+    from napari_seg.cli import main
+
+    config = CONFIG.with_(tile=32, overlap=8)
+    expected = predict(model, read_image(source), config.with_(spacing=(2.0, 0.5, 0.5))).labels
+    assert len(np.unique(expected)) > 1
+    (tmp_path / "cfg.json").write_text(json.dumps(config.to_dict()))
+    base = ["predict", "--model", str(tmp_path / "m.safetensors"), "--config",
+            str(tmp_path / "cfg.json"), "--quiet"]  # fmt: skip
+    assert main([*base, "--into-source", "cells", str(source)]) == 0
+    np.testing.assert_array_equal(_level0(source / "labels" / "cells"), expected)
+    labels = zarr.open_group(str(source / "labels" / "cells"), mode="r")
+    level0 = labels.attrs["multiscales"][0]["datasets"][0]["coordinateTransformations"]
+    assert level0 == [{"type": "scale", "scale": [2.0, 0.5, 0.5]},
+                      {"type": "translation", "translation": [4.0, 1.0, 0.0]}]  # fmt: skip
+    # the single-process run (a TIFF) resamples the same way
+    assert main([*base, "--output", str(tmp_path / "out"), str(source)]) == 0
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out" / "vol_labels.tif"), expected)
+    # --spacing overrides the file's: here the model's own, so no resampling
+    plain = predict(model, read_image(source), config).labels
+    again = [*base, "--output", str(tmp_path / "again"), str(source), "--spacing", "1", "1", "1"]
+    assert main(again) == 0
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "again" / "vol_labels.tif"), plain)
+
+
 def test_probabilities_are_a_float16_ome_zarr_image_beside_the_labels(plane):
     tmp, model, image = plane
     config = CONFIG.with_(probabilities=True)

@@ -12,6 +12,7 @@ from magicgui.widgets import CheckBox, ComboBox, FileEdit, PushButton, create_wi
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from .._layers import GEOMETRY_KEY, labels_layer_kwargs
+from ..arrays.layout import spacing_from_scale
 from ..inference.config import PRECISIONS, PredictConfig
 from ..inference.events import (
     PredictProgress,
@@ -177,8 +178,7 @@ class SegmentWidget(RunnerFields, Dock):
         (unless it is napari's default of 1 everywhere, which says nothing)."""
         spacing = None
         if plan is not None and layer is not None and plan.spatial:
-            scale = tuple(float(layer.scale[a]) for a in plan.spatial)
-            spacing = None if all(s == 1.0 for s in scale) else scale
+            spacing = spacing_from_scale(layer.scale, plan.spatial)
         return PredictConfig(
             device=self._device.value,
             tile=self._tile.value,

@@ -19,7 +19,7 @@ from magicgui.widgets import CheckBox, ComboBox, PushButton
 from napari.utils.notifications import show_error, show_warning
 
 from .._layers import class_names_of, labels_layer_kwargs
-from ..arrays.layout import channel_axis_of, stack_axis
+from ..arrays.layout import channel_axis_of, spacing_from_scale, stack_axis
 from ..models.registry import get_architecture
 from ..training._model import run_dims
 from ..training.config import TrainingConfig
@@ -304,8 +304,10 @@ class TrainWidget(Dock):
         if self.source.is_new:
             names = new_model_class_names([labels for _, labels in pairs], config.label0)
             config = config.with_(class_names=names, background=self.classes.background_id())
-            size = tuple(float(s) for s in image_layer.scale[-(3 if volumes else 2) :])
-            if any(v != 1.0 for v in size):  # napari's default scale says nothing
+            dims = 3 if volumes else 2
+            ndim = len(image_layer.scale)
+            size = spacing_from_scale(image_layer.scale, range(ndim - dims, ndim))
+            if size is not None:
                 config = config.with_(spacing=size)
             if config.label0 == "unlabelled":  # the strokes' colours, background transparent
                 colors = self.classes.colors(

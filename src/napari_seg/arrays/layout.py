@@ -359,6 +359,28 @@ def _spacing(spacing: Sequence[float] | None, spatial_dims: int) -> tuple[float,
     return values
 
 
+def spacing_from_scale(scale: Sequence[float], axes: Sequence[int]) -> tuple[float, ...] | None:
+    """The image's spacing along ``axes`` from its per-axis ``scale`` (a napari layer's,
+    an OME-Zarr image's), or None when every one of them is 1.
+
+    A scale of 1 along every axis is the default of napari and of OME-Zarr writers:
+    it says nothing about the voxel size, so it never causes resampling.
+
+    Parameters
+    ----------
+    scale : sequence of float
+        One value per array axis.
+    axes : sequence of int
+        The axes the model sees.
+
+    Returns
+    -------
+    tuple of float or None
+    """
+    spacing = tuple(float(scale[a]) for a in axes)
+    return None if all(s == 1.0 for s in spacing) else spacing
+
+
 def detect_in_channels(
     shape: Sequence[int], *, channel_axis: int | None, axis: int | None, spatial_dims: int = 2
 ) -> int:

@@ -273,6 +273,32 @@ def fixed_settings(
     return fixed, compute_stats(image, layout, model.spec.normalization)
 
 
+def with_source_spacing(
+    model: SegmentationModel, image: RegionArray, config: PredictConfig, source
+) -> PredictConfig:
+    """``config`` with the spacing an OME-Zarr ``source`` declares, when it gives none.
+
+    Parameters
+    ----------
+    model : SegmentationModel
+    image : array-like
+        ``source`` as read.
+    config : PredictConfig
+    source : str or path-like
+        The image's file or folder.
+
+    Returns
+    -------
+    PredictConfig
+    """
+    from .._io import ome_zarr_spacing
+
+    if config.spacing is not None:
+        return config
+    spacing = ome_zarr_spacing(source, layout_of(model, tuple(image.shape), config).spatial_axes)
+    return config if spacing is None else config.with_(spacing=spacing)
+
+
 def layout_of(
     model: SegmentationModel, shape: tuple[int, ...], config: PredictConfig
 ) -> ImageLayout:

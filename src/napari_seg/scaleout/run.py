@@ -304,8 +304,14 @@ class _Job:
 
     @classmethod
     def plan(cls, model_path, source, output, config, block, overwrite) -> _Job:
-        from .._io import read_image
-        from ..inference.blocks import fixed_settings, layout_of, output_chunks, plan_blocks
+        from .._io import read_image, read_ome_zarr_transform
+        from ..inference.blocks import (
+            fixed_settings,
+            layout_of,
+            output_chunks,
+            plan_blocks,
+            with_source_spacing,
+        )
         from ..models import load_model
 
         omezarr.check_available()
@@ -314,7 +320,10 @@ class _Job:
             if path.exists() and not overwrite:
                 raise ValueError(f"{path} exists; pass --overwrite to replace it")
         model, image = load_model(model_path), read_image(source)
-        fixed, stats = fixed_settings(model, image, config or PredictConfig())
+        # The request (what resuming compares) is what was asked; the source's own
+        # spacing is part of the source.
+        settings = with_source_spacing(model, image, config or PredictConfig(), source)
+        fixed, stats = fixed_settings(model, image, settings)
         layout = layout_of(model, tuple(image.shape), fixed)
         omezarr.axes_for(len(layout.output_shape) + want, channels=want)
         blocks = plan_blocks(layout, block)
@@ -331,7 +340,7 @@ class _Job:
             records.start_run(staging, identity)
         task = BlockTask(str(model_path), digest, str(source), str(staging), fixed.to_dict(),
                          stats, want)  # fmt: skip
-        geometry: dict[str, Any] = {"scale": _scale(layout, fixed)}
+        geometry = _transform(layout, fixed, read_ome_zarr_transform(source))
         geometry["request"] = _request_key(model_path, source, config, block)
         token = _task_token(output)
         return cls(output, staging, blocks, finished, task, token, model.spec, geometry,
@@ -339,13 +348,14 @@ class _Job:
 
     def finish(self) -> int:
         levels = omezarr.finish_labels(
-            self.staging, scale=self.geometry["scale"],
+            self.staging, scale=self.geometry["scale"], translation=self.geometry["translation"],
             class_names=self.spec.class_names, colors=self.spec.class_colors,
         )  # fmt: skip
         omezarr.mark_done(self.staging, self.geometry["request"])
         if self.task.probabilities:
             probs = self.staging / PROBABILITIES
-            omezarr.finish_image(probs, scale=self.geometry["scale"])
+            omezarr.finish_image(probs, scale=self.geometry["scale"],
+                                 translation=self.geometry["translation"])  # fmt: skip
             omezarr.mark_done(probs, self.geometry["request"])
             records.publish(probs, probabilities_path(self.output), overwrite=self.overwrite)
         records.remove_records(self.staging)
@@ -371,15 +381,18 @@ def _create(staging: Path, shape, chunks, classes: int, probabilities: bool) -> 
         omezarr.create_level0(where, shape, chunks=chunks, dtype="float16", channels=True)
 
 
-def _scale(layout, config: PredictConfig) -> list[float] | None:
-    """Physical pixel size along every output axis, when the spacing is known."""
-    if config.spacing is None:
-        return None
-    scale = [1.0] * len(layout.output_shape)
-    channel = layout.channel_axis
-    for a, s in zip(layout.spatial_axes, config.spacing, strict=True):
-        scale[a - (1 if channel is not None and channel < a else 0)] = float(s)
-    return scale
+def _transform(layout, config: PredictConfig, source) -> dict[str, Any]:
+    """The output's ``scale`` and ``translation`` along each of its axes: the source's
+    (an OME-Zarr image's, without its channel axis), with ``config.spacing`` along the
+    spatial axes when given; None where nothing is known."""
+    keep = [a for a in range(len(layout.shape)) if a != layout.channel_axis]
+    scale = None if source is None else [source[0][a] for a in keep]
+    translation = None if source is None else [source[1][a] for a in keep]
+    if config.spacing is not None:
+        scale = scale or [1.0] * len(keep)
+        for a, s in zip(layout.spatial_axes, config.spacing, strict=True):
+            scale[keep.index(a)] = float(s)
+    return {"scale": scale, "translation": translation}
 
 
 def source_labels_path(source: str | os.PathLike, name: str) -> Path:
