@@ -13,6 +13,7 @@ chunks, so workers never write the same chunk.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Generator
 from dataclasses import dataclass
 from itertools import product
@@ -274,7 +275,7 @@ def fixed_settings(
 
 
 def with_source_spacing(
-    model: SegmentationModel, image: RegionArray, config: PredictConfig, source
+    model: SegmentationModel, image: RegionArray, config: PredictConfig, source: str | os.PathLike
 ) -> PredictConfig:
     """``config`` with the spacing an OME-Zarr ``source`` declares, when it gives none.
 
