@@ -56,7 +56,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         metavar="SIZE",
         help="pixel/voxel size of the inputs along the axes the model sees (default: a "
-        "NIfTI/DICOM input's own); resampled to the model's spacing when it differs",
+        "NIfTI/DICOM input's own, or an OME-Zarr image's scale unless it is 1 everywhere); "
+        "resampled to the model's spacing when it differs",
     )
     p.add_argument("--probabilities", action="store_true", default=None, help="also write them")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
