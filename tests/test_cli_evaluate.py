@@ -120,3 +120,18 @@ def test_surface_flags_match_the_core(files, capsys):
     assert "surface Dice @1" in text
     assert main(["evaluate", *args, "--spacing", "1", "1"]) == 1
     assert "spacing has 2 values for a 3D array" in capsys.readouterr().err
+
+
+def test_an_ome_zarr_ground_truth_gives_its_voxel_size(files, tmp_path, capsys):
+    """Surface distances use an OME-Zarr ground truth's scale, as a NIfTI's header."""
+    zarr = pytest.importorskip("zarr")
+    pred_path, _, pred, gt = files
+    group = zarr.open_group(str(tmp_path / "gt.ome.zarr"), mode="w", zarr_format=2)
+    group.create_array("0", shape=gt.shape, dtype=gt.dtype)[:] = gt
+    group.attrs["multiscales"] = [{"datasets": [{"path": "0", "coordinateTransformations": [
+        {"type": "scale", "scale": [4.0, 0.5, 0.5]}]}]}]  # fmt: skip
+    args = ["--pred", str(pred_path), "--gt", str(tmp_path / "gt.ome.zarr"), "--surface"]
+    out = run_json(capsys, *args)
+    config = EvaluateConfig(surface=True, spacing=(4.0, 0.5, 0.5))
+    assert out["surface"] == json.loads(json.dumps(evaluate(pred, gt, config).to_dict()["surface"]))
+    assert run_json(capsys, *args, "--spacing", "1", "1", "1")["surface"] != out["surface"]

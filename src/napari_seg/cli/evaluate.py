@@ -65,7 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         metavar="SIZE",
         help="voxel size per axis for the surface distances and volumes "
-        "(default: the ground truth file's, e.g. a NIfTI header; else 1)",
+        "(default: the ground truth file's, e.g. a NIfTI header or an OME-Zarr scale; else 1)",
     )
     p.add_argument(
         "--tolerance", type=float, metavar="D", help="surface Dice tolerance (spacing units)"
@@ -146,6 +146,11 @@ def run(args: argparse.Namespace) -> int:
     gt, geometry = _read(args.gt, "--gt")
     if config.surface and config.spacing is None and geometry is not None:
         config = config.with_(spacing=geometry.spacing, unit=config.unit or "mm")
+    elif config.surface and config.spacing is None:  # an OME-Zarr image's own scale
+        from .._io import ome_zarr_spacing
+
+        spacing = ome_zarr_spacing(args.gt, range(len(gt.shape)))
+        config = config if spacing is None else config.with_(spacing=spacing)
     result = evaluate(pred, gt, config)
     for message in result.warnings:
         print(f"warning: {message}", file=sys.stderr)
