@@ -232,3 +232,21 @@ def test_two_ctrl_c_abort_with_status_130_and_no_traceback(files, tmp_path, cli_
     assert code == 130, err
     assert "interrupted" in err
     assert "Traceback" not in err
+
+
+def test_an_ome_zarr_image_s_pixel_size_is_recorded_in_the_model(files, tmp_path):
+    """As a NIfTI header's: an OME-Zarr image's scale (not 1 everywhere) becomes the
+    new model's spacing; a plain TIFF beside it declares none, so nothing is recorded."""
+    zarr = pytest.importorskip("zarr")
+    image = tifffile.imread(files["image0"])
+    group = zarr.open_group(str(tmp_path / "img.ome.zarr"), mode="w", zarr_format=2)
+    group.create_array("0", shape=image.shape, dtype=image.dtype)[:] = image
+    group.attrs["multiscales"] = [{"datasets": [{"path": "0", "coordinateTransformations": [
+        {"type": "scale", "scale": [0.5, 0.25]}]}]}]  # fmt: skip
+    base = ["train", "--image", str(tmp_path / "img.ome.zarr"), "--labels",
+            str(files["labels0"]), "--arch", "unet", *FAST]  # fmt: skip
+    assert main([*base, "--out", str(tmp_path / "m.safetensors")]) == 0
+    assert load_model(tmp_path / "m.safetensors").spec.spacing == (0.5, 0.25)
+    mixed = [*base, "--image", str(files["image1"]), "--labels", str(files["labels1"])]
+    assert main([*mixed, "--out", str(tmp_path / "n.safetensors")]) == 0
+    assert load_model(tmp_path / "n.safetensors").spec.spacing is None

@@ -96,7 +96,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channel-axis", type=int, help="channel axis of the images (detected)")
     spacing = (
         "pixel size of the planes (Y X), or voxel size of volumes (Z Y X) with --dims 3, "
-        "for a new model's card and a 3D run's planning (default: a NIfTI's own)"
+        "for a new model's card and a 3D run's planning (default: a NIfTI's or an "
+        "OME-Zarr image's own)"
     )
     p.add_argument("--spacing", type=float, nargs="+", metavar="SIZE", help=spacing)
     _add_3d_arguments(p)
@@ -214,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
     images = [read_with_geometry(i) for i in args.image]
     labels = [read_with_geometry(lab)[0] for lab in args.labels]
     pairs = [(image, lab) for (image, _), lab in zip(images, labels, strict=True)]
-    config = _with_medical_spacing(config, [geometry for _, geometry in images])
+    config = _with_input_spacing(config, args.image, images)
     names = [p.name for p in args.image]
     stop = threading.Event()
     main_thread = threading.current_thread() is threading.main_thread()
@@ -227,17 +228,27 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(signal.SIGINT, previous)
 
 
-def _with_medical_spacing(config, geometries):
-    """The config with the voxel size of medical inputs when they all share one and
-    none was given: in-plane (axial planes, as a 2D model trains on them), or all
-    three sizes for a 3D run."""
+def _with_input_spacing(config, paths, images):
+    """The config with the inputs' voxel size when every one declares it, they all
+    share one and none was given: a medical volume's (its header), an OME-Zarr
+    image's (its scale, unless 1 everywhere). In-plane (the last two axes: axial
+    planes, as a 2D model trains on them), or the last three for a 3D run."""
+    from .._io import ome_zarr_spacing
     from ..training._model import run_dims
 
-    whole = run_dims(config) == 3
-    spacings = {g.spacing if whole else g.spacing[1:] for g in geometries if g is not None}
-    if config.spacing is not None or len(spacings) != 1 or None in geometries:
+    if config.spacing is not None:
         return config
-    return config.with_(spacing=spacings.pop())
+    dims = 3 if run_dims(config) == 3 else 2
+    spacings = []
+    for path, (image, geometry) in zip(paths, images, strict=True):
+        if geometry is not None:
+            spacings.append(tuple(geometry.spacing[-dims:]))
+        else:
+            ndim = len(image.shape)
+            spacings.append(ome_zarr_spacing(path, range(ndim - dims, ndim)))
+    if None in spacings or len(set(spacings)) != 1:
+        return config
+    return config.with_(spacing=spacings[0])
 
 
 def _run(pairs, config, args, names, stop):
