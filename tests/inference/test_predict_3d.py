@@ -209,6 +209,21 @@ def test_the_image_is_resampled_to_the_model_spacing_and_back(volume):
     np.testing.assert_array_equal(same.labels, image > 0.5)  # equal spacings: no resampling
 
 
+def test_a_resampled_run_says_so_and_cancels_at_once(volume):
+    """Its start names the grid the tiles run on; closing it closes the tile loop."""
+    model = threshold_model((2.0, 1.0, 1.0))
+    gen = iter_predict(model, volume, tile=32, batch_size=1, spacing=(4.0, 0.5, 0.5), **FP32)
+    started = next(gen)
+    assert started.resampled == (90, 35, 33)
+    progress = next(gen)
+    assert isinstance(progress, PredictProgress)
+    assert progress.tiles_done == 1
+    gen.close()
+    assert gen.gi_frame is None
+    plain = next(iter_predict(model, volume, tile=32, spacing=(2.0, 1.0, 1.0), **FP32))
+    assert plain.resampled is None
+
+
 def test_a_stack_of_channel_planes_is_resampled_plane_by_plane():
     """A 2D model on a (t, y, x, c) series at another pixel size: each plane alone."""
     torch.manual_seed(0)

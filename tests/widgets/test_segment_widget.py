@@ -266,6 +266,7 @@ def test_a_3d_model_segments_the_volume_in_3d(setup, qtbot, notes, scope):
     w._scope.value = scope
     _run(qtbot, w)
     assert notes["error"] == []
+    assert "at the model's voxel size (24x24x20)" in w._head  # 12x48x40 at 4 x 0.5 x 0.5
     out = viewer.layers["series labels [unet-classic]"]
     np.testing.assert_allclose(out.scale, (1, 4, 0.5, 0.5))
     np.testing.assert_allclose(out.translate, (0, 3, 0, 0))

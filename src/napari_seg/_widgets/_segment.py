@@ -299,6 +299,9 @@ class SegmentWidget(RunnerFields, Dock):
                 f"running on {event.device_description}; {event.precision}, tile "
                 f"{event.tile}, overlap {event.overlap}, batch {event.batch_size}"
             )
+            if event.resampled is not None:
+                sizes = "x".join(map(str, event.resampled))
+                self._head += f"; at the model's voxel size ({sizes})"
             self.runner.report(0.0, self._head)
         elif isinstance(event, PredictProgress):
             eta = "" if event.eta_s is None else f", about {event.eta_s:.0f} s left"

@@ -188,7 +188,10 @@ def _predict_one(model, path: Path, outputs: tuple[Path, ...], config, args) -> 
 
     def show(event, bar) -> None:
         if isinstance(event, PredictStarted):
-            bar.start(event.tiles_total, f"{path.name} ({event.device}, {event.precision})")
+            where = f"{event.device}, {event.precision}"
+            if event.resampled is not None:
+                where += f", at the model's voxel size: {'x'.join(map(str, event.resampled))}"
+            bar.start(event.tiles_total, f"{path.name} ({where})")
             bar.update(0)
         elif isinstance(event, PredictProgress):
             bar.update(event.tiles_done, event.tiles_total)

@@ -43,6 +43,13 @@ _FIELDS = {
 }
 
 
+SPACING_HELP = (
+    "pixel size of the planes (Y X), or voxel size of volumes (Z Y X) with --dims 3, "
+    "for a new model's card and a 3D run's planning (default: a NIfTI's or an "
+    "OME-Zarr image's own)"
+)
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Add the ``train`` subcommand to the parser's subcommands.
 
@@ -94,12 +101,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--axis", type=int, help="stack axis to train on slice by slice")
     p.add_argument("--channel-axis", type=int, help="channel axis of the images (detected)")
-    spacing = (
-        "pixel size of the planes (Y X), or voxel size of volumes (Z Y X) with --dims 3, "
-        "for a new model's card and a 3D run's planning (default: a NIfTI's or an "
-        "OME-Zarr image's own)"
-    )
-    p.add_argument("--spacing", type=float, nargs="+", metavar="SIZE", help=spacing)
+    p.add_argument("--spacing", type=float, nargs="+", metavar="SIZE", help=SPACING_HELP)
     _add_3d_arguments(p)
     p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
     p.add_argument("--elastic", action="store_true", default=None, help="elastic deformation")
@@ -239,7 +241,7 @@ def _with_input_spacing(config, paths, images):
     if config.spacing is not None:
         return config
     dims = 3 if run_dims(config) == 3 else 2
-    spacings = []
+    spacings: list[tuple[float, ...] | None] = []
     for path, (image, geometry) in zip(paths, images, strict=True):
         if geometry is not None:
             spacings.append(tuple(geometry.spacing[-dims:]))

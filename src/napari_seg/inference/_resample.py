@@ -35,7 +35,7 @@ from ..arrays.normalize import IntensityStats
 from ..limits import MAX_UPSAMPLE
 from ._bands import WRITE_VOXELS
 from .config import PredictConfig
-from .events import PredictEvent, PredictResult
+from .events import PredictEvent, PredictResult, PredictStarted
 from .tiling import band_axis_for
 
 #: Spacings closer than this (relative) are taken as equal: no resampling.
@@ -416,5 +416,19 @@ def run_resampled(
         model, resampled, settings, discard, sink,
         box=None if box is None else sink.inner_box, planes=planes, stats=stats,
     )  # fmt: skip
-    result = yield from predictor.run()
+    result = yield from _announcing(predictor.run(), tuple(sizes))
     return replace(result, labels=out, probabilities=probabilities_out)
+
+
+def _announcing(run, sizes: tuple[int, ...]) -> Generator[PredictEvent, None, PredictResult]:
+    """``run``'s events, its start saying the sizes it resamples to; closing this
+    closes ``run`` (a cancel reaches the tile loop at once)."""
+    try:
+        while True:
+            try:
+                event = next(run)
+            except StopIteration as stop:
+                return stop.value
+            yield replace(event, resampled=sizes) if isinstance(event, PredictStarted) else event
+    finally:
+        run.close()

@@ -19,6 +19,9 @@ class PredictStarted:
     batch_size: int
     tiles_total: int
     planes: int
+    #: The spatial sizes the tiles run at when the image is resampled to the
+    #: model's spacing (None: the image's own grid).
+    resampled: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
