@@ -181,7 +181,7 @@ def _outputs(folder: Path, stem: str, source: Path, probabilities: bool) -> tupl
 
 
 def _predict_one(model, path: Path, outputs: tuple[Path, ...], config, args) -> list[Path]:
-    from .._io import read_with_geometry, write_labels, write_probabilities
+    from .._io import read_ome_zarr_transform, read_with_geometry, write_labels, write_probabilities
     from ..inference import PredictProgress, PredictStarted, SettingsAdjusted, iter_predict
     from ..inference.blocks import with_source_spacing
     from ..medical import layout_defaults
@@ -205,7 +205,8 @@ def _predict_one(model, path: Path, outputs: tuple[Path, ...], config, args) -> 
         defaults = layout_defaults(image.ndim, model.spec.spatial_dims, geometry.spacing)
         given = {k: getattr(config, k) for k in defaults if getattr(config, k) is not None}
         config = config.with_(**{**defaults, **given})
-    config = with_source_spacing(model, image, config, path)
+    transform = read_ome_zarr_transform(path)
+    config = with_source_spacing(model, image, config, None if transform is None else transform[0])
     try:
         result = drive(iter_predict(model, image, config), show, quiet=args.quiet)
     except MemoryError as exc:

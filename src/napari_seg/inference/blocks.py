@@ -13,8 +13,7 @@ chunks, so workers never write the same chunk.
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from itertools import product
 from typing import TYPE_CHECKING
@@ -275,28 +274,31 @@ def fixed_settings(
 
 
 def with_source_spacing(
-    model: SegmentationModel, image: RegionArray, config: PredictConfig, source: str | os.PathLike
+    model: SegmentationModel,
+    image: RegionArray,
+    config: PredictConfig,
+    scale: Sequence[float] | None,
 ) -> PredictConfig:
-    """``config`` with the spacing an OME-Zarr ``source`` declares, when it gives none.
+    """``config`` with the spacing its image's file declares, when it gives none.
 
     Parameters
     ----------
     model : SegmentationModel
     image : array-like
-        ``source`` as read.
     config : PredictConfig
-    source : str or path-like
-        The image's file or folder.
+    scale : sequence of float or None
+        The file's scale along every axis of ``image`` (an OME-Zarr image's:
+        ``_io.read_ome_zarr_transform``), or None when it declares none.
 
     Returns
     -------
     PredictConfig
     """
-    from .._io import ome_zarr_spacing
+    from ..arrays.layout import spacing_from_scale
 
-    if config.spacing is not None:
+    if config.spacing is not None or scale is None:
         return config
-    spacing = ome_zarr_spacing(source, layout_of(model, tuple(image.shape), config).spatial_axes)
+    spacing = spacing_from_scale(scale, layout_of(model, tuple(image.shape), config).spatial_axes)
     return config if spacing is None else config.with_(spacing=spacing)
 
 

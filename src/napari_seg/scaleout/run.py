@@ -322,7 +322,9 @@ class _Job:
         model, image = load_model(model_path), read_image(source)
         # The request (what resuming compares) is what was asked; the source's own
         # spacing is part of the source.
-        settings = with_source_spacing(model, image, config or PredictConfig(), source)
+        transform = read_ome_zarr_transform(source)
+        scale = None if transform is None else transform[0]
+        settings = with_source_spacing(model, image, config or PredictConfig(), scale)
         fixed, stats = fixed_settings(model, image, settings)
         layout = layout_of(model, tuple(image.shape), fixed)
         omezarr.axes_for(len(layout.output_shape) + want, channels=want)
@@ -340,7 +342,7 @@ class _Job:
             records.start_run(staging, identity)
         task = BlockTask(str(model_path), digest, str(source), str(staging), fixed.to_dict(),
                          stats, want)  # fmt: skip
-        geometry = _transform(layout, fixed, read_ome_zarr_transform(source))
+        geometry = _transform(layout, fixed, transform)
         geometry["request"] = _request_key(model_path, source, config, block)
         token = _task_token(output)
         return cls(output, staging, blocks, finished, task, token, model.spec, geometry,
