@@ -60,3 +60,56 @@ def test_closing_the_viewer_before_the_layer_is_shown_is_quiet(make_napari_viewe
     viewer.close()
     qtbot.wait(50)  # the pending show runs against a closed window: no error
     assert not layer.visible
+
+
+def _dock(viewer):
+    from qtpy.QtWidgets import QLabel
+
+    label = QLabel("dock")
+    viewer.window.add_dock_widget(label, name="dock")
+    return label
+
+
+def test_the_window_holds_its_repaints_until_the_layer_is_shown(make_napari_viewer, qtbot):
+    """One repaint draws the new layer's controls, the layer list and the canvas: the
+    window's updates are off from the add until the layer is shown."""
+    viewer = make_napari_viewer()
+    dock = _dock(viewer)
+    window = dock.window()
+    layer = add_labels(viewer, np.zeros((8, 8), np.uint8), name="held", window=dock)
+    assert not layer.visible
+    assert not window.updatesEnabled()
+    qtbot.waitUntil(lambda: layer.visible, timeout=2000)
+    assert window.updatesEnabled()
+
+
+@pytest.mark.parametrize("case", ["hidden", "removed"])
+def test_the_window_repaints_again_whatever_becomes_of_the_layer(make_napari_viewer, qtbot, case):
+    viewer = make_napari_viewer()
+    dock = _dock(viewer)
+    layer = add_labels(
+        viewer, np.zeros((8, 8), np.uint8), name="x", window=dock, visible=case != "hidden"
+    )
+    if case == "removed":
+        viewer.layers.remove(layer)
+    assert not dock.window().updatesEnabled()
+    qtbot.waitUntil(lambda: dock.window().updatesEnabled(), timeout=2000)
+    assert not layer.visible
+
+
+def test_a_window_held_by_someone_else_is_left_to_them(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    dock = _dock(viewer)
+    dock.window().setUpdatesEnabled(False)
+    layer = add_labels(viewer, np.zeros((8, 8), np.uint8), name="x", window=dock)
+    qtbot.waitUntil(lambda: layer.visible, timeout=2000)
+    assert not dock.window().updatesEnabled()  # not ours to release
+    dock.window().setUpdatesEnabled(True)
+
+
+def test_closing_a_held_window_before_the_layer_is_shown_is_quiet(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    layer = add_labels(viewer, np.zeros((8, 8), np.uint8), name="late", window=_dock(viewer))
+    viewer.close()
+    qtbot.wait(50)
+    assert not layer.visible

@@ -57,14 +57,25 @@ def _run(qtbot, w):
     qtbot.waitUntil(lambda: w._worker is None, timeout=TIMEOUT_MS)
 
 
-def test_segment_creates_then_updates_a_labels_layer(setup, qtbot, notes):
+def test_segment_creates_then_updates_a_labels_layer(setup, qtbot, notes, monkeypatch):
     viewer, w = setup
     image, _ = cells_2d((200, 260), seed=4)
     layer = viewer.add_image(image, name="cells", scale=(0.5, 0.25), translate=(10, 20))
     _select(w, layer)
     w._tile.value = 96
+    held = []  # whether the window's repaints were held while the new layer was added
+    real_add = segment_module.add_labels
+
+    def add_labels(*args, **kwargs):
+        added = real_add(*args, **kwargs)
+        held.append(not w.native.window().updatesEnabled())
+        return added
+
+    monkeypatch.setattr(segment_module, "add_labels", add_labels)
     _run(qtbot, w)
     assert notes["error"] == []
+    assert held == [True]
+    qtbot.waitUntil(lambda: w.native.window().updatesEnabled(), timeout=2000)
     out = viewer.layers["cells labels [unet-classic]"]
     assert isinstance(out, napari.layers.Labels)
     assert tuple(out.scale) == (0.5, 0.25)

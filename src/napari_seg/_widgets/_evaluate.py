@@ -426,7 +426,7 @@ class EvaluateWidget(RunnerFields, Dock):
             placement = (
                 {} if source is None else {"scale": source.scale, "translate": source.translate}
             )
-            add_labels(self._viewer, errors, opacity=0.6, **placement, **kwargs)
+            add_labels(self._viewer, errors, window=self.native, opacity=0.6, **placement, **kwargs)
         self._status.value = "error overlay: " + "; ".join(
             f"{pred_name}: "
             + ", ".join(f"{n} {int(np.sum(errors == i))}" for i, n in enumerate(ERROR_NAMES) if i)

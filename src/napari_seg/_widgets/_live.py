@@ -191,7 +191,7 @@ class LivePanel:
         shape = full_resolution(labels).shape
         kwargs = self._classes.prediction_kwargs(f"{labels.name} live", classes)
         dtype = np.uint8 if classes <= 256 else np.uint16
-        pred = _own_layer(self._viewer, kwargs["name"], shape, dtype, labels, "labels")
+        pred = _own_layer(self, kwargs["name"], shape, dtype, labels, "labels")
         pred.data[index] = values
         pred.colormap, pred.features = kwargs["colormap"], kwargs["features"]
         pred.metadata = {**pred.metadata, **kwargs["metadata"]}
@@ -207,7 +207,7 @@ class LivePanel:
         shape = full_resolution(labels).shape
         self.show_labels(result.labels, classes, index)
         name = f"{labels.name} uncertainty"
-        unsure = _own_layer(self._viewer, name, shape, np.uint8, labels, "image")
+        unsure = _own_layer(self, name, shape, np.uint8, labels, "image")
         top = 1.0 - 1.0 / max(2, classes - 1)  # the most a trained class mix can reach
         unsure.data[index] = np.clip(result.uncertainty / top * 255, 0, 255).astype(np.uint8)
         unsure.refresh()
@@ -218,9 +218,10 @@ class LivePanel:
         )
 
 
-def _own_layer(viewer, name: str, shape, dtype, like, kind: str):
-    """The plugin's layer ``name`` with ``shape``, created (placed as ``like``) when
-    missing or of another shape."""
+def _own_layer(panel: LivePanel, name: str, shape, dtype, like, kind: str):
+    """The plugin's layer ``name`` with ``shape`` in the panel's viewer, created (placed
+    as ``like``) when missing or of another shape."""
+    viewer = panel._viewer
     layers = viewer.layers
     if name in layers and layers[name].data.shape == tuple(shape):
         return layers[name]
@@ -229,7 +230,7 @@ def _own_layer(viewer, name: str, shape, dtype, like, kind: str):
     place = {"scale": like.scale, "translate": like.translate}
     data = np.zeros(shape, dtype)
     if kind == "labels":
-        return add_labels(viewer, data, name=name, opacity=0.6, **place)
+        return add_labels(viewer, data, window=panel.toggle.native, name=name, opacity=0.6, **place)
     layer = viewer.add_image(
         data, name=name, colormap="magma", opacity=0.5, contrast_limits=(0, 255), **place
     )

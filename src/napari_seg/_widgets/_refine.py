@@ -347,6 +347,7 @@ class RefineWidget(RunnerFields, Dock):
         add_labels(
             self._viewer,
             data,
+            window=self.native,
             name=name,
             scale=layer.scale,
             translate=translate,

@@ -86,6 +86,8 @@ class JobRunner:
         self._cancel_event = threading.Event()
         self._stop_event = threading.Event()
         self._supports = {"cancel": cancel, "stop": stop}
+        self._on_result: Callable[[Any], None] = lambda _value: None
+        self._result: tuple[Any] | None = None  # the job's return value, until it finishes
         self.progress = ProgressBar(label="progress", min=0, max=1000, value=0)
         self.status = wrapping_label("status", "idle", lines=status_lines)
         self.pause_button = PushButton(text="Pause", enabled=False) if pause else None
@@ -146,8 +148,9 @@ class JobRunner:
             kwargs["stop"] = self._stop_event
         self._user_finished = on_finished
         self._user_error = on_error
+        self._on_result, self._result = on_result, None
         connect = {
-            "returned": self._guard(on_result),
+            "returned": self._keep_result,
             "errored": self._guard(self._on_error),
             "finished": self._guard(self._on_finished),
         }
@@ -157,6 +160,9 @@ class JobRunner:
         self.cancel_reason = None
         self.set_progress(0.0)
         self.set_status(status)
+        # This start repaints the window ("starting..."); the job's first progress waits
+        # for the next refresh rather than repainting it again a moment later.
+        self._last_refresh = time.perf_counter()
         self.worker = create_worker(job, *args, _connect=connect, **kwargs)
         return True
 
@@ -291,7 +297,20 @@ class JobRunner:
         if self._user_error is not None:
             self._user_error(exc)
 
+    def _keep_result(self, value: Any) -> None:
+        self._result = (value,)
+
     def _on_finished(self) -> None:
+        """The job's result, then the idle state: one turn of the event loop, so the
+        result's changes and the re-enabled buttons reach the screen in one repaint."""
+        kept, self._result = self._result, None
+        try:
+            if kept is not None:
+                self._guard(self._on_result)(*kept)
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
         self.worker = None
         self._pending = None
         visuals, self._visuals = self._visuals, {}

@@ -363,8 +363,8 @@ class SegmentWidget(RunnerFields, Dock):
             placement.background,
         )  # fmt: skip
         levels = open_lazily(result.output)
-        add_labels(self._viewer, levels, multiscale=len(levels) > 1, scale=placement.scale,
-                   translate=placement.translate, **kwargs)  # fmt: skip
+        add_labels(self._viewer, levels, window=self.native, multiscale=len(levels) > 1,
+                   scale=placement.scale, translate=placement.translate, **kwargs)  # fmt: skip
         self.runner.set_progress(1.0)
         self.runner.set_status(f"done in {result.seconds:.1f} s; written to {result.output}")
 
@@ -405,7 +405,14 @@ class SegmentWidget(RunnerFields, Dock):
         )
         if run.geometry is not None:
             kwargs["metadata"][GEOMETRY_KEY] = run.geometry
-        return add_labels(self._viewer, data, scale=run.scale, translate=run.translate, **kwargs)
+        return add_labels(
+            self._viewer,
+            data,
+            window=self.native,
+            scale=run.scale,
+            translate=run.translate,
+            **kwargs,
+        )
 
     def _write_probabilities(self, run: _Placement, result: PredictResult) -> None:
         origin = np.asarray(run.plan.origin, dtype=float)

@@ -1,0 +1,84 @@
+"""The job runner's repaints: a running job reaches the screen at most every REFRESH_S."""
+
+import threading
+
+import pytest
+
+pytestmark = pytest.mark.gui
+
+pytest.importorskip("napari", reason="napari is needed for widget tests")
+
+from napari_seg._widgets import _runner  # noqa: E402
+from napari_seg._widgets._runner import JobRunner  # noqa: E402
+
+
+def test_the_first_progress_waits_for_the_next_refresh_after_the_start(qtbot, monkeypatch):
+    """Starting repaints the window ("starting..."); a progress report a moment later
+    joins the next refresh instead of repainting the window a second time."""
+    monkeypatch.setattr(_runner, "REFRESH_S", 0.5)
+    runner = JobRunner("Test", status_lines=1)
+    release = threading.Event()
+    seen = []
+
+    def job(cancel):
+        yield "half"
+        release.wait(10)
+        return "done"
+
+    def on_event(text):
+        runner.report(0.5, text)
+        seen.append(runner.status.value)  # what the screen shows right after the report
+
+    runner.start(job, on_result=lambda _r: None, on_event=on_event)
+    try:
+        qtbot.waitUntil(lambda: bool(seen), timeout=5000)
+        assert seen == ["starting..."]
+        qtbot.waitUntil(lambda: runner.status.value == "half", timeout=5000)
+        assert runner.progress.value == 500
+    finally:
+        release.set()
+        qtbot.waitUntil(lambda: runner.worker is None, timeout=5000)
+
+
+def test_the_result_is_handled_with_the_end_of_the_job_in_one_turn(qtbot):
+    """napari's worker sends ``returned`` and then ``finished``: the runner handles the
+    result when the job finishes, so the result's changes and the idle state (buttons
+    enabled again, status) reach the screen in one repaint."""
+    runner = JobRunner("Test", status_lines=1)
+    handled = []
+
+    def on_result(value):
+        handled.append(value)
+        runner.set_status(f"done: {value}")
+
+    def job(cancel):
+        yield "event"
+        return 7
+
+    runner.start(job, on_result=on_result)
+    worker = runner.worker
+    results = []
+    worker.returned.connect(lambda value: results.append((value, list(handled))))
+    qtbot.waitUntil(lambda: runner.worker is None, timeout=5000)
+    assert results == [(7, [])]  # not handled when it was returned...
+    assert handled == [7]  # ...but when the job finished
+    assert runner.status.value == "done: 7"
+    assert runner.state is _runner.JobState.IDLE
+
+
+def test_a_failing_result_handler_still_ends_the_job(qtbot):
+    runner = JobRunner("Test", status_lines=1)
+
+    def on_result(value):
+        raise ValueError("handler failed")
+
+    def job(cancel):
+        yield "event"
+        return 1
+
+    runner.start(job, on_result=on_result)
+    # The exception reaches Qt's slot machinery; what matters is the runner's state.
+    with qtbot.capture_exceptions() as errors:
+        qtbot.waitUntil(lambda: runner.worker is None, timeout=5000)
+    assert runner.state is _runner.JobState.IDLE
+    assert any("handler failed" in str(e[1]) for e in errors)
