@@ -191,7 +191,8 @@ def test_the_ome_zarr_transform_combines_the_level_s_and_the_image_s(tmp_path):
         "coordinateTransformations": [{"type": "scale", "scale": [1.0, 2.0, 2.0]},
                                       {"type": "identity"}],
     }]  # fmt: skip
-    scale, translation = read_ome_zarr_transform(tmp_path / "img.ome.zarr")
+    scale, translation, units = read_ome_zarr_transform(tmp_path / "img.ome.zarr")
+    assert units == (None, None, None)  # no axes: no units
     assert scale == (2.0, 1.0, 0.5)
     assert translation == (1.0, 4.0, 6.0)  # the image's scale applies to the translation
     assert ome_zarr_spacing(tmp_path / "img.ome.zarr", [1, 2]) == (1.0, 0.5)
@@ -200,6 +201,78 @@ def test_the_ome_zarr_transform_combines_the_level_s_and_the_image_s(tmp_path):
     assert ome_zarr_spacing(tmp_path / "img.ome.zarr", [0, 1, 2]) is None
     zarr.open_array(str(tmp_path / "plain.zarr"), mode="w", shape=(8, 8), dtype="uint8")
     assert read_ome_zarr_transform(tmp_path / "plain.zarr") is None
+
+
+def _ome_axes(tmp_path, axes):
+    zarr = pytest.importorskip("zarr")
+    group = zarr.open_group(str(tmp_path / "u.ome.zarr"), mode="w", zarr_format=2)
+    group.create_array("0", shape=(2, 4, 16, 16), dtype="uint8")
+    transforms = [
+        {"type": "scale", "scale": [3.0, 2.0, 500.0, 250.0]},
+        {"type": "translation", "translation": [1.0, 1.0, 100.0, 0.0]},
+    ]
+    datasets = [{"path": "0", "coordinateTransformations": transforms}]
+    group.attrs["multiscales"] = [{"axes": axes, "datasets": datasets}]
+    return tmp_path / "u.ome.zarr"
+
+
+def test_ome_zarr_spatial_axes_in_different_units_give_one_voxel_size(tmp_path):
+    """z in micrometres, y and x in nanometres: the voxel size and origin are expressed
+    in the last spatial axis's unit (x), the time axis keeps its own."""
+    from napari_seg._io import ome_zarr_spacing, read_ome_zarr_transform
+
+    path = _ome_axes(tmp_path, [
+        {"name": "t", "type": "time", "unit": "second"},
+        {"name": "z", "type": "space", "unit": "micrometer"},
+        {"name": "y", "type": "space", "unit": "nanometer"},
+        {"name": "x", "type": "space", "unit": "nanometer"}])  # fmt: skip
+    scale, translation, units = read_ome_zarr_transform(path)
+    assert scale == pytest.approx((3.0, 2000.0, 500.0, 250.0))
+    assert translation == pytest.approx((1.0, 1000.0, 100.0, 0.0))
+    assert units == ("second", "nanometer", "nanometer", "nanometer")
+    assert ome_zarr_spacing(path, [1, 2, 3]) == pytest.approx((2000.0, 500.0, 250.0))
+
+
+@pytest.mark.parametrize(
+    ("axes", "units"),
+    [
+        # one unit along every spatial axis: the values as declared
+        ([{"name": n, "type": "space", "unit": "millimeter"} for n in "tzyx"], ("millimeter",) * 4),
+        # a spatial axis without a unit: nothing can be converted
+        ([{"name": "t", "type": "time"}, {"name": "z", "unit": "micrometer"}, {"name": "y"},
+          {"name": "x", "unit": "nanometer"}], (None, "micrometer", None, "nanometer")),
+        # units NGFF does not list, or a length unit on a time axis: unknown
+        ([{"name": "t", "type": "time", "unit": "meter"}, {"name": "z", "unit": "parsecs"},
+          {"name": "y", "unit": 5}, {"name": "x", "unit": "micrometer"}],
+         (None, None, None, "micrometer")),
+        # NGFF 0.3's names only, or an axes list of another length: no units
+        (["t", "z", "y", "x"], (None,) * 4),
+        ([{"name": "y", "unit": "micrometer"}], (None,) * 4),
+    ],
+)  # fmt: skip
+def test_ome_zarr_units_that_cannot_be_converted_leave_the_values_as_declared(
+    tmp_path, axes, units
+):
+    from napari_seg._io import read_ome_zarr_transform
+
+    scale, translation, got = read_ome_zarr_transform(_ome_axes(tmp_path, axes))
+    assert got == units
+    assert scale == (3.0, 2.0, 500.0, 250.0)
+    assert translation == (1.0, 1.0, 100.0, 0.0)
+
+
+def test_a_layer_s_scale_with_units_gives_one_voxel_size():
+    """napari layer units follow the OME-Zarr rule; napari's default "pixel" (no length
+    unit) converts nothing, and a scale of 1 everywhere still says nothing."""
+    from napari_seg.arrays.layout import spacing_from_scale
+
+    mixed = ["second", "micrometer", "nanometer", "nanometer"]
+    assert spacing_from_scale([5, 2, 500, 250], [1, 2, 3], mixed) == pytest.approx(
+        (2000.0, 500.0, 250.0)
+    )
+    assert spacing_from_scale([5, 2, 500, 250], [1, 2, 3], ["pixel"] * 4) == (2.0, 500.0, 250.0)
+    assert spacing_from_scale([5, 2, 0.5, 0.5], [1, 2, 3], None) == (2.0, 0.5, 0.5)
+    assert spacing_from_scale([1, 1, 1], [0, 1, 2], ["pixel"] * 3) is None
 
 
 def test_a_zarr_array_stored_in_one_huge_chunk_is_refused_before_reading(tmp_path):

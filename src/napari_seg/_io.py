@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._atomic import atomic_write
+from ._units import axis_units, common_length_unit
 from .limits import MAX_CHUNK_BYTES, MAX_LEVELS, brief, one_line
 
 if TYPE_CHECKING:
@@ -213,12 +214,17 @@ def ome_zarr_datasets(group) -> list[str]:
     return paths
 
 
-def ome_zarr_transform(group) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Scale and translation of an OME-Zarr image's full-resolution level, per axis.
+def ome_zarr_transform(
+    group,
+) -> tuple[tuple[float, ...], tuple[float, ...], tuple[str | None, ...]]:
+    """Scale, translation and unit of an OME-Zarr image's full-resolution level, per axis.
 
     The level's own ``coordinateTransformations`` come first, then the image's
     (``multiscales[0]``), as NGFF 0.4 and 0.5 define them: a voxel at index ``i``
-    lies at ``scale * i + translation``.
+    lies at ``scale * i + translation``. When the spatial axes declare different
+    length units (z in micrometres, x in nanometres), their scale and translation
+    are expressed in one: the last spatial axis's (``_units.common_length_unit``),
+    so that a voxel size taken from them is one size.
 
     Parameters
     ----------
@@ -229,6 +235,9 @@ def ome_zarr_transform(group) -> tuple[tuple[float, ...], tuple[float, ...]]:
     -------
     scale, translation : tuple of float
         One value per axis of the full-resolution array.
+    units : tuple of str or None
+        The unit of each axis's values (None where none is declared, or one NGFF
+        does not list).
 
     Raises
     ------
@@ -250,12 +259,16 @@ def ome_zarr_transform(group) -> tuple[tuple[float, ...], tuple[float, ...]]:
                 translation = [t * v for t, v in zip(translation, values, strict=True)]
             else:
                 translation = [t + v for t, v in zip(translation, values, strict=True)]
-    return tuple(scale), tuple(translation)
+    declared = axis_units(image.get("axes"), ndim) or (("", None),) * ndim
+    factors, units = common_length_unit(declared)
+    scale = [s * f for s, f in zip(scale, factors, strict=True)]
+    translation = [t * f for t, f in zip(translation, factors, strict=True)]
+    return tuple(scale), tuple(translation), units
 
 
 def read_ome_zarr_transform(
     path: str | os.PathLike,
-) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+) -> tuple[tuple[float, ...], tuple[float, ...], tuple[str | None, ...]] | None:
     """:func:`ome_zarr_transform` of the image at ``path``; None when it is not an
     OME-Zarr image (a plain zarr array, a TIFF...).
 

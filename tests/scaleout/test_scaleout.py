@@ -385,6 +385,7 @@ def test_an_ome_zarr_source_s_voxel_size_is_used_and_kept(tmp_path, capsys):
     group = zarr.open_group(str(source), mode="w", zarr_format=2)
     write_image(volume, group, axes="zyx", fmt=FormatV04(), scale_factors=[])
     multiscales = group.attrs["multiscales"]
+    multiscales[0]["axes"] = [{"name": n, "type": "space", "unit": "micrometer"} for n in "zyx"]
     multiscales[0]["datasets"][0]["coordinateTransformations"] = [
         {"type": "scale", "scale": [2.0, 0.5, 0.5]},
         {"type": "translation", "translation": [4.0, 1.0, 0.0]},
@@ -405,6 +406,10 @@ def test_an_ome_zarr_source_s_voxel_size_is_used_and_kept(tmp_path, capsys):
     level0 = labels.attrs["multiscales"][0]["datasets"][0]["coordinateTransformations"]
     assert level0 == [{"type": "scale", "scale": [2.0, 0.5, 0.5]},
                       {"type": "translation", "translation": [4.0, 1.0, 0.0]}]  # fmt: skip
+    # ...in the source's unit
+    assert [axis.get("unit") for axis in labels.attrs["multiscales"][0]["axes"]] == [
+        "micrometer"
+    ] * 3
     # the single-process run (a TIFF) resamples the same way
     assert main([*base, "--output", str(tmp_path / "out"), str(source)]) == 0
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "out" / "vol_labels.tif"), expected)
@@ -413,6 +418,11 @@ def test_an_ome_zarr_source_s_voxel_size_is_used_and_kept(tmp_path, capsys):
     again = [*base, "--output", str(tmp_path / "again"), str(source), "--spacing", "1", "1", "1"]
     assert main(again) == 0
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "again" / "vol_labels.tif"), plain)
+    # a --spacing unlike the file's is in a unit nobody stated: its axes get none
+    assert main([*base, "--into-source", "other", str(source), "--spacing", "1", "1", "1"]) == 0
+    other = zarr.open_group(str(source / "labels" / "other"), mode="r").attrs["multiscales"][0]
+    assert other["datasets"][0]["coordinateTransformations"][0]["scale"] == [1.0, 1.0, 1.0]
+    assert [axis.get("unit") for axis in other["axes"]] == [None] * 3
 
 
 def test_probabilities_are_a_float16_ome_zarr_image_beside_the_labels(plane):
@@ -515,3 +525,14 @@ def test_a_bad_block_side_is_one_error_before_any_file_is_read(tmp_path, capsys,
         f"got {block}"
     ]
     assert not (tmp_path / "out").exists()
+
+
+def test_our_ngff_units_are_those_ome_zarr_knows():
+    """The unit tables that convert OME-Zarr voxel sizes list NGFF's units, as the
+    ome-zarr library (which writes our outputs) does."""
+    from ome_zarr.axes import KNOWN_SPATIAL_UNITS, KNOWN_TEMPORAL_UNITS
+
+    from napari_seg._units import LENGTH_UNITS, TIME_UNITS
+
+    assert set(LENGTH_UNITS) == set(KNOWN_SPATIAL_UNITS)
+    assert set(KNOWN_TEMPORAL_UNITS) == TIME_UNITS

@@ -51,14 +51,17 @@ def test_the_result_is_handled_with_the_end_of_the_job_in_one_turn(qtbot):
         handled.append(value)
         runner.set_status(f"done: {value}")
 
+    go = threading.Event()
+
     def job(cancel):
         yield "event"
+        go.wait(10)  # returns once the test listens to the worker
         return 7
 
     runner.start(job, on_result=on_result)
-    worker = runner.worker
     results = []
-    worker.returned.connect(lambda value: results.append((value, list(handled))))
+    runner.worker.returned.connect(lambda value: results.append((value, list(handled))))
+    go.set()
     qtbot.waitUntil(lambda: runner.worker is None, timeout=5000)
     assert results == [(7, [])]  # not handled when it was returned...
     assert handled == [7]  # ...but when the job finished

@@ -290,6 +290,26 @@ def test_a_3d_model_segments_the_volume_in_3d(setup, qtbot, notes, scope):
         np.testing.assert_array_equal(out.data, predict(model, series, axis=0, **at).labels)
 
 
+def test_a_layer_s_axes_in_different_units_give_one_voxel_size(setup, qtbot, notes):
+    """z in millimetres, y and x in nanometres (napari layer units): the voxel size is
+    taken in nanometres (4000 x 500 x 500) for a model recorded at 2000 x 1000 x 1000,
+    and the labels keep the layer's scale and units."""
+    viewer, w = setup
+    w.current.set(_model_3d(spacing=(2000.0, 1000.0, 1000.0)), path=None, dirty=True)
+    volume = cells_3d((12, 48, 40), seed=1)[0].astype(np.float32)
+    units = ("millimeter", "nanometer", "nanometer")
+    layer = viewer.add_image(volume, name="vol", scale=(0.004, 500, 500), units=units)
+    _select(w, layer)
+    _run(qtbot, w)
+    assert notes["error"] == []
+    assert "at the model's voxel size (24x24x20)" in w._head
+    out = viewer.layers["vol labels [unet-classic]"]
+    np.testing.assert_allclose(out.scale, (0.004, 500, 500))
+    assert tuple(str(u) for u in out.units) == units
+    at = {"spacing": (4000.0, 500.0, 500.0), "precision": "fp32"}
+    np.testing.assert_array_equal(out.data, predict(w.current.model, volume, **at).labels)
+
+
 def test_a_scale_in_another_unit_than_the_model_is_one_notification(setup, qtbot, notes):
     """A layer scaled in micrometres (1000) for a model recorded in millimetres (1):
     resampling 1000x finer would make 10^9 times the voxels; refused, nothing added."""

@@ -27,6 +27,13 @@ def level_factors(layer, level: int = 0) -> tuple[float, ...]:
     return tuple(float(a) / float(b) for a, b in zip(full, coarse, strict=True))
 
 
+def unit_names(layer) -> list[str] | None:
+    """The layer's unit along each axis by name (``"micrometer"``, napari's default
+    ``"pixel"``), or None for a napari without layer units."""
+    units = getattr(layer, "units", None)
+    return None if units is None else [str(unit) for unit in units]
+
+
 def viewer_position(viewer, layer) -> tuple[list[int], list[int]]:
     """The layer axes shown in the canvas and the current index along every layer axis.
 

@@ -27,7 +27,7 @@ from ._current import CurrentModel
 from ._dock import Dock, wrapping_label
 from ._fields import AutoInt
 from ._history import write_undoable
-from ._layers import add_labels, level_data, level_factors, viewer_position
+from ._layers import add_labels, level_data, level_factors, unit_names, viewer_position
 from ._model import load_job
 from ._runner import JobRunner, RunnerFields
 from ._segment_cluster import ClusterPanel, check_cluster_job, cluster_job, open_lazily
@@ -66,6 +66,7 @@ class _Placement:
     class_colors: tuple[tuple[float, ...], ...]
     background: int | None = None
     geometry: dict | None = None  # a medical volume's (GEOMETRY_KEY), kept for saving
+    units: tuple[str, ...] | None = None  # the layer's, along the kept axes
 
 
 def _predict_job(model, image, config: PredictConfig, *, cancel):
@@ -178,7 +179,7 @@ class SegmentWidget(RunnerFields, Dock):
         (unless it is napari's default of 1 everywhere, which says nothing)."""
         spacing = None
         if plan is not None and layer is not None and plan.spatial:
-            spacing = spacing_from_scale(layer.scale, plan.spatial)
+            spacing = spacing_from_scale(layer.scale, plan.spatial, unit_names(layer))
         return PredictConfig(
             device=self._device.value,
             tile=self._tile.value,
@@ -279,6 +280,7 @@ class SegmentWidget(RunnerFields, Dock):
         else:
             tag = "-".join(p for p in (spec.architecture, spec.encoder) if p)
         factors = level_factors(layer, self._chosen_level(layer))
+        units = unit_names(layer)
         return _Placement(
             image_name=layer.name,
             plan=plan,
@@ -290,6 +292,7 @@ class SegmentWidget(RunnerFields, Dock):
             class_colors=spec.class_colors,
             background=spec.background,
             geometry=layer.metadata.get(GEOMETRY_KEY),
+            units=None if units is None else tuple(units[a] for a in keep),
         )
 
     # -- callbacks (main thread) ----------------------------------------------------
@@ -364,7 +367,8 @@ class SegmentWidget(RunnerFields, Dock):
         )  # fmt: skip
         levels = open_lazily(result.output)
         add_labels(self._viewer, levels, window=self.native, multiscale=len(levels) > 1,
-                   scale=placement.scale, translate=placement.translate, **kwargs)  # fmt: skip
+                   scale=placement.scale, translate=placement.translate, units=placement.units,
+                   **kwargs)  # fmt: skip
         self.runner.set_progress(1.0)
         self.runner.set_status(f"done in {result.seconds:.1f} s; written to {result.output}")
 
@@ -411,6 +415,7 @@ class SegmentWidget(RunnerFields, Dock):
             window=self.native,
             scale=run.scale,
             translate=run.translate,
+            units=run.units,
             **kwargs,
         )
 
@@ -429,6 +434,7 @@ class SegmentWidget(RunnerFields, Dock):
             name=run.probabilities_name,
             scale=scale,
             translate=translate,
+            units=None if run.units is None else ("pixel", *run.units),
             contrast_limits=(0.0, 1.0),
             colormap="magma",
         )

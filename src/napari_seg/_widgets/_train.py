@@ -37,7 +37,13 @@ from ._current import CurrentModel
 from ._curves import TrainingCurves
 from ._dock import Dock
 from ._fields import SaveTarget
-from ._layers import add_labels, full_resolution, viewer_position, visible_region
+from ._layers import (
+    add_labels,
+    full_resolution,
+    unit_names,
+    viewer_position,
+    visible_region,
+)
 from ._live import LivePanel
 from ._runner import JobRunner
 from ._shared import (
@@ -306,7 +312,9 @@ class TrainWidget(Dock):
             config = config.with_(class_names=names, background=self.classes.background_id())
             dims = 3 if volumes else 2
             ndim = len(image_layer.scale)
-            size = spacing_from_scale(image_layer.scale, range(ndim - dims, ndim))
+            size = spacing_from_scale(
+                image_layer.scale, range(ndim - dims, ndim), unit_names(image_layer)
+            )
             if size is not None:
                 config = config.with_(spacing=size)
             if config.label0 == "unlabelled":  # the strokes' colours, background transparent

@@ -359,12 +359,17 @@ def _spacing(spacing: Sequence[float] | None, spatial_dims: int) -> tuple[float,
     return values
 
 
-def spacing_from_scale(scale: Sequence[float], axes: Sequence[int]) -> tuple[float, ...] | None:
+def spacing_from_scale(
+    scale: Sequence[float], axes: Sequence[int], units: Sequence[str] | None = None
+) -> tuple[float, ...] | None:
     """The image's spacing along ``axes`` from its per-axis ``scale`` (a napari layer's,
     an OME-Zarr image's), or None when every one of them is 1.
 
     A scale of 1 along every axis is the default of napari and of OME-Zarr writers:
-    it says nothing about the voxel size, so it never causes resampling.
+    it says nothing about the voxel size, so it never causes resampling. When
+    ``units`` gives those axes different length units (a napari layer's ``units``:
+    z in micrometres, y and x in nanometres), the spacing is expressed in the last
+    one's (``_units.common_length_unit``), as for an OME-Zarr image's axes.
 
     Parameters
     ----------
@@ -372,13 +377,22 @@ def spacing_from_scale(scale: Sequence[float], axes: Sequence[int]) -> tuple[flo
         One value per array axis.
     axes : sequence of int
         The axes the model sees.
+    units : sequence of str, optional
+        The unit of each array axis by name (``"micrometer"``; napari's default
+        ``"pixel"`` is no length unit and converts nothing).
 
     Returns
     -------
     tuple of float or None
     """
-    spacing = tuple(float(scale[a]) for a in axes)
-    return None if all(s == 1.0 for s in spacing) else spacing
+    from .._units import LENGTH_UNITS, common_length_unit
+
+    spacing = [float(scale[a]) for a in axes]
+    if units is not None:
+        named = [("space", units[a] if units[a] in LENGTH_UNITS else None) for a in axes]
+        factors, _ = common_length_unit(named)
+        spacing = [s * f for s, f in zip(spacing, factors, strict=True)]
+    return None if all(s == 1.0 for s in spacing) else tuple(spacing)
 
 
 def detect_in_channels(

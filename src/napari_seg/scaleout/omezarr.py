@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from .._units import LENGTH_UNITS, TIME_UNITS
+
 #: Pyramid levels at most, each half the previous along y and x (nearest).
 MAX_LEVELS = 5
 AXES_BY_NDIM = {2: "yx", 3: "zyx", 4: "tzyx"}
@@ -117,6 +119,7 @@ def finish_labels(
     *,
     scale: Sequence[float] | None = None,
     translation: Sequence[float] | None = None,
+    units: Sequence[str | None] | None = None,
     class_names: Sequence[str] = (),
     colors: Sequence[Sequence[float]] = (),
 ) -> int:
@@ -128,6 +131,8 @@ def finish_labels(
         The group :func:`create_level0` made.
     scale, translation : sequence of float, optional
         Physical pixel size and origin of level 0 along every axis.
+    units : sequence of str or None, optional
+        The unit of each axis (None where unknown): the source image's.
     class_names : sequence of str
         Name of each label value (0 first), stored as ``properties``.
     colors : sequence of RGBA
@@ -146,7 +151,7 @@ def finish_labels(
     from ome_zarr.format import FormatV04
     from ome_zarr.writer import add_metadata
 
-    group, levels = _write_multiscales(path, scale, translation, channels=False)
+    group, levels = _write_multiscales(path, scale, translation, units, channels=False)
     meta = image_label_metadata(class_names, colors)
     add_metadata(group, {"image-label": meta}, fmt=FormatV04())
     _validate(path, "ImageLabel", "label image")
@@ -158,6 +163,7 @@ def finish_image(
     *,
     scale: Sequence[float] | None = None,
     translation: Sequence[float] | None = None,
+    units: Sequence[str | None] | None = None,
 ) -> int:
     """Add the pyramid and the NGFF metadata to a filled level 0 of an image whose first
     axis holds channels (probabilities), then validate.
@@ -166,6 +172,8 @@ def finish_image(
     ----------
     path : path
     scale, translation : sequence of float, optional
+        Along every axis but the channels.
+    units : sequence of str or None, optional
         Along every axis but the channels.
 
     Returns
@@ -180,12 +188,13 @@ def finish_image(
     """
     scale = None if scale is None else [1.0, *scale]
     translation = None if translation is None else [0.0, *translation]
-    _, levels = _write_multiscales(path, scale, translation, channels=True)
+    units = None if units is None else [None, *units]
+    _, levels = _write_multiscales(path, scale, translation, units, channels=True)
     _validate(path, "Image", "image")
     return levels
 
 
-def _write_multiscales(path, scale, translation, *, channels: bool) -> tuple[Any, int]:
+def _write_multiscales(path, scale, translation, units, *, channels: bool) -> tuple[Any, int]:
     import zarr
     from ome_zarr.format import FormatV04
     from ome_zarr.writer import write_multiscales_metadata
@@ -204,9 +213,21 @@ def _write_multiscales(path, scale, translation, *, channels: bool) -> tuple[Any
         if translation is not None and any(translation):
             transforms.append({"type": "translation", "translation": list(translation)})
         datasets.append({"path": str(i), "coordinateTransformations": transforms})
-    axes = axes_for(ndim, channels=channels)
+    names = axes_for(ndim, channels=channels)
+    axes = [_axis(name, unit) for name, unit in zip(names, units or [None] * ndim, strict=True)]
     write_multiscales_metadata(group, datasets, fmt=FormatV04(), axes=axes)
     return group, levels
+
+
+def _axis(name: str, unit: str | None) -> dict[str, str]:
+    """An NGFF axis object; ``unit`` kept when NGFF lists it for the axis's kind (a
+    source's time axis may become ``z`` here: its seconds are then left out)."""
+    kind = {"c": "channel", "t": "time"}.get(name, "space")
+    known = LENGTH_UNITS if kind == "space" else TIME_UNITS if kind == "time" else ()
+    axis = {"name": name, "type": kind}
+    if unit is not None and unit in known:
+        axis["unit"] = unit
+    return axis
 
 
 def image_label_metadata(

@@ -351,13 +351,15 @@ class _Job:
     def finish(self) -> int:
         levels = omezarr.finish_labels(
             self.staging, scale=self.geometry["scale"], translation=self.geometry["translation"],
-            class_names=self.spec.class_names, colors=self.spec.class_colors,
+            units=self.geometry["units"], class_names=self.spec.class_names,
+            colors=self.spec.class_colors,
         )  # fmt: skip
         omezarr.mark_done(self.staging, self.geometry["request"])
         if self.task.probabilities:
             probs = self.staging / PROBABILITIES
             omezarr.finish_image(probs, scale=self.geometry["scale"],
-                                 translation=self.geometry["translation"])  # fmt: skip
+                                 translation=self.geometry["translation"],
+                                 units=self.geometry["units"])  # fmt: skip
             omezarr.mark_done(probs, self.geometry["request"])
             records.publish(probs, probabilities_path(self.output), overwrite=self.overwrite)
         records.remove_records(self.staging)
@@ -384,17 +386,22 @@ def _create(staging: Path, shape, chunks, classes: int, probabilities: bool) -> 
 
 
 def _transform(layout, config: PredictConfig, source) -> dict[str, Any]:
-    """The output's ``scale`` and ``translation`` along each of its axes: the source's
-    (an OME-Zarr image's, without its channel axis), with ``config.spacing`` along the
-    spatial axes when given; None where nothing is known."""
+    """The output's ``scale``, ``translation`` and ``units`` along each of its axes: the
+    source's (an OME-Zarr image's, without its channel axis), with ``config.spacing``
+    along the spatial axes when given (where it differs from the source's, its unit
+    is not stated: the axis's unit is left out); None where nothing is known."""
     keep = [a for a in range(len(layout.shape)) if a != layout.channel_axis]
     scale = None if source is None else [source[0][a] for a in keep]
     translation = None if source is None else [source[1][a] for a in keep]
+    units = None if source is None else [source[2][a] for a in keep]
     if config.spacing is not None:
         scale = scale or [1.0] * len(keep)
         for a, s in zip(layout.spatial_axes, config.spacing, strict=True):
-            scale[keep.index(a)] = float(s)
-    return {"scale": scale, "translation": translation}
+            i = keep.index(a)
+            if units is not None and scale[i] != float(s):
+                units[i] = None
+            scale[i] = float(s)
+    return {"scale": scale, "translation": translation, "units": units}
 
 
 def source_labels_path(source: str | os.PathLike, name: str) -> Path:

@@ -1,0 +1,97 @@
+"""The units of OME-Zarr axes (NGFF 0.4 and 0.5), and one length unit for a voxel size.
+
+An OME-Zarr image may give each spatial axis its own unit (z in micrometres, y and
+x in nanometres). A voxel size compared with a model's, resampled to it or
+measured on, must use one unit along every axis: :func:`common_length_unit` says
+by how much to multiply each axis's scale to express it in one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+#: NGFF's units of a ``space`` axis, in metres.
+LENGTH_UNITS: dict[str, float] = {
+    "yoctometer": 1e-24, "zeptometer": 1e-21, "attometer": 1e-18, "femtometer": 1e-15,
+    "picometer": 1e-12, "angstrom": 1e-10, "nanometer": 1e-9, "micrometer": 1e-6,
+    "millimeter": 1e-3, "centimeter": 1e-2, "decimeter": 1e-1, "meter": 1.0,
+    "hectometer": 1e2, "kilometer": 1e3, "megameter": 1e6, "gigameter": 1e9,
+    "terameter": 1e12, "petameter": 1e15, "exameter": 1e18, "zettameter": 1e21,
+    "yottameter": 1e24, "inch": 0.0254, "foot": 0.3048, "yard": 0.9144,
+    "mile": 1609.344, "parsec": 3.0857e16,
+}  # fmt: skip
+
+#: NGFF's units of a ``time`` axis (kept as they are; a voxel size is spatial).
+TIME_UNITS = frozenset({
+    "attosecond", "centisecond", "day", "decisecond", "exasecond", "femtosecond",
+    "gigasecond", "hectosecond", "hour", "kilosecond", "megasecond", "microsecond",
+    "millisecond", "minute", "nanosecond", "petasecond", "picosecond", "second",
+    "terasecond", "yoctosecond", "yottasecond", "zeptosecond", "zettasecond",
+})  # fmt: skip
+
+
+def axis_units(axes, ndim: int) -> tuple[tuple[str, str | None], ...] | None:
+    """Each axis's kind (``"space"``, ``"time"``, ``"channel"`` or ``""``) and unit,
+    from an NGFF ``axes`` list; None when it gives none that can be read.
+
+    Units are optional in NGFF: an axes list that is missing, of another length than
+    the array's axes or not made of objects (NGFF 0.3 names only) gives None, and a
+    unit NGFF does not list reads as None.
+
+    Parameters
+    ----------
+    axes : object
+        ``multiscales[0].axes`` as stored.
+    ndim : int
+        The full-resolution array's number of axes.
+
+    Returns
+    -------
+    tuple of (str, str or None), or None
+    """
+    if not isinstance(axes, list) or len(axes) != ndim:
+        return None
+    if not all(isinstance(axis, dict) for axis in axes):
+        return None
+    out = []
+    for axis in axes:
+        kind, name, unit = axis.get("type"), axis.get("name"), axis.get("unit")
+        if not isinstance(kind, str):
+            kind = "space" if name in ("z", "y", "x") else ""
+        known = LENGTH_UNITS if kind == "space" else TIME_UNITS if kind == "time" else ()
+        out.append((kind, unit if isinstance(unit, str) and unit in known else None))
+    return tuple(out)
+
+
+def common_length_unit(
+    units: Sequence[tuple[str, str | None]],
+) -> tuple[tuple[float, ...], tuple[str | None, ...]]:
+    """Factors that express every spatial axis in one unit, and each axis's unit then.
+
+    The unit is that of the last spatial axis (x: the in-plane unit). When the
+    spatial axes already share it, or when one of them declares no unit (its size
+    cannot be converted), every factor is 1 and the units stay as declared.
+
+    Parameters
+    ----------
+    units : sequence of (kind, unit)
+        From :func:`axis_units`.
+
+    Returns
+    -------
+    factors : tuple of float
+        Multiply an axis's scale and translation by its factor.
+    units : tuple of str or None
+    """
+    declared = tuple(unit for _kind, unit in units)
+    spatial = [unit for kind, unit in units if kind == "space"]
+    known = [unit for unit in spatial if unit is not None]
+    if not spatial or len(known) < len(spatial) or len(set(known)) == 1:
+        return (1.0,) * len(units), declared
+    metres = LENGTH_UNITS[known[-1]]
+    factors = tuple(
+        LENGTH_UNITS[unit] / metres if kind == "space" and unit is not None else 1.0
+        for kind, unit in units
+    )
+    target = known[-1]
+    return factors, tuple(target if kind == "space" else unit for kind, unit in units)
