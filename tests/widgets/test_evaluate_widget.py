@@ -97,6 +97,8 @@ def test_clicking_the_slice_plot_moves_the_viewer(setup, qtbot):
 
 def test_show_errors_adds_an_overlay_equal_to_the_core(setup, stack, qtbot, notes):
     viewer, w, _layers = setup
+    units = ("millimeter", "micrometer", "micrometer")
+    viewer.layers["pred"].units = units
     w._ignore.value = "0"
     w.run()
     _wait(qtbot, w)
@@ -106,6 +108,7 @@ def test_show_errors_adds_an_overlay_equal_to_the_core(setup, stack, qtbot, note
     overlay = viewer.layers["pred errors"]
     np.testing.assert_array_equal(overlay.data, error_map(pred, gt, ignore_labels=[0]))
     assert tuple(overlay.scale) == (2, 1, 1)
+    assert tuple(str(u) for u in overlay.units) == units  # the prediction's placement
     assert list(overlay.features["class"])[1:4] == [
         "true positive",
         "false positive",

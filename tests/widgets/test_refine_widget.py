@@ -125,6 +125,27 @@ def test_preview_shows_the_slice_and_leaves_the_layer(setup, qtbot):
     assert "pred [preview]" not in viewer.layers
 
 
+def test_a_result_beside_the_layer_keeps_its_units(make_napari_viewer_proxy, qtbot):
+    viewer = make_napari_viewer_proxy()
+    w = refine_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Refine")
+    gt = cells_3d((4, 48, 64), seed=1)[1].astype(np.uint8)
+    units = ("millimeter", "micrometer", "micrometer")
+    kwargs = labels_layer_kwargs("pred", CLASS_NAMES, CLASS_COLORS)
+    layer = viewer.add_labels(noisy(gt), scale=(2, 0.5, 0.5), units=units, **kwargs)
+    w.reset_choices()
+    w._labels.value = layer
+    viewer.dims.set_current_step(0, 1)
+    _choose(w, "opening", radius=1)
+    _run(qtbot, w, w.preview)
+    preview = viewer.layers["pred [preview]"]
+    np.testing.assert_array_equal(preview.data[0], refine.opening(layer.data[1], 1))
+    assert tuple(str(u) for u in preview.units) == units
+    np.testing.assert_allclose(preview.scale, (2, 0.5, 0.5))
+    _run(qtbot, w, w.apply)  # writes into the layer itself
+    np.testing.assert_array_equal(layer.data[1], refine.opening(noisy(gt)[1], 1))
+
+
 def test_watershed_makes_an_instances_layer(make_napari_viewer_proxy, qtbot):
     viewer = make_napari_viewer_proxy()
     w = refine_widget(viewer)

@@ -29,7 +29,7 @@ from .._layers import GEOMETRY_KEY, background_of, class_names_of, labels_layer_
 from ..metrics import ERROR_COLORS, ERROR_NAMES, MODES, EvaluateConfig, Evaluation, merge_rows
 from ._dock import Dock
 from ._fields import SaveTarget
-from ._layers import add_labels
+from ._layers import add_labels, unit_names, units_kwargs
 from ._layers import full_resolution as _data
 from ._plots import ScorePlots
 from ._runner import JobRunner, RunnerFields
@@ -424,7 +424,13 @@ class EvaluateWidget(RunnerFields, Dock):
                 continue
             kwargs = labels_layer_kwargs(name, ["", *ERROR_NAMES[1:]], ERROR_COLORS)
             placement = (
-                {} if source is None else {"scale": source.scale, "translate": source.translate}
+                {}
+                if source is None
+                else {
+                    "scale": source.scale,
+                    "translate": source.translate,
+                    **units_kwargs(unit_names(source)),
+                }
             )
             add_labels(self._viewer, errors, window=self.native, opacity=0.6, **placement, **kwargs)
         self._status.value = "error overlay: " + "; ".join(

@@ -34,6 +34,37 @@ def unit_names(layer) -> list[str] | None:
     return None if units is None else [str(unit) for unit in units]
 
 
+def units_kwargs(units, axes=None) -> dict:
+    """``{"units": ...}`` for a napari layer constructor: ``units`` (from
+    :func:`unit_names`) along ``axes`` (default all), or nothing when they are unknown."""
+    if units is None:
+        return {}
+    return {"units": tuple(units if axes is None else (units[a] for a in axes))}
+
+
+def world_to_data(viewer, layer, point) -> np.ndarray:
+    """``layer.world_to_data(point)`` for a ``point`` of the viewer (``dims.point``).
+
+    When layers or axes have different units, napari expresses the viewer's world
+    in one unit per axis (a z of 2 mm is 2000 in a world of micrometres), and its
+    own slicing converts; ``Layer.world_to_data`` does not (napari 0.9). The point
+    is brought to the layer's units first.
+    """
+    world = getattr(viewer.dims, "units", None)
+    own = getattr(layer, "units", None)
+    point = [float(v) for v in point]
+    if world is not None and own is not None:
+        offset = len(point) - len(own)
+        for i, unit in enumerate(own):
+            j = i + offset
+            if 0 <= j < len(world) and str(world[j]) != str(unit):
+                try:
+                    point[j] *= float((1 * world[j]).to(unit).magnitude)
+                except (TypeError, AttributeError, ValueError):  # pint: not convertible
+                    continue  # (pixels and micrometres, say): the value as given
+    return np.asarray(layer.world_to_data(point))
+
+
 def viewer_position(viewer, layer) -> tuple[list[int], list[int]]:
     """The layer axes shown in the canvas and the current index along every layer axis.
 
@@ -44,7 +75,7 @@ def viewer_position(viewer, layer) -> tuple[list[int], list[int]]:
     offset = dims.ndim - layer.ndim
     displayed = [d - offset for d in dims.displayed if d >= offset]
     shape = full_resolution(layer).shape
-    step = [int(np.round(v)) for v in layer.world_to_data(dims.point)]
+    step = [int(np.round(v)) for v in world_to_data(viewer, layer, dims.point)]
     step = [min(max(s, 0), n - 1) for s, n in zip(step, shape, strict=False)]
     return displayed, step
 
@@ -78,7 +109,7 @@ def visible_region(viewer, layer, spatial: list[int]) -> tuple[slice, slice]:
         point = list(dims.point)
         point[world[0]] = center[0] + sign * height / 2 / zoom
         point[world[1]] = center[1] + sign * width / 2 / zoom
-        corners.append(layer.world_to_data(point))
+        corners.append(world_to_data(viewer, layer, point))
     out = []
     for d in spatial:
         low = min(c[d] for c in corners)

@@ -24,7 +24,7 @@ from ..refine.scope import RefineScope, plan_refine_scope
 from ._current import CurrentModel
 from ._dock import Dock
 from ._history import write_undoable
-from ._layers import add_labels, full_resolution, viewer_position
+from ._layers import add_labels, full_resolution, unit_names, units_kwargs, viewer_position
 from ._legend import ClassLegend
 from ._params import param_widget, read_params
 from ._runner import JobRunner, RunnerFields
@@ -352,6 +352,7 @@ class RefineWidget(RunnerFields, Dock):
             scale=layer.scale,
             translate=translate,
             opacity=0.8,
+            **units_kwargs(unit_names(layer)),
             **kwargs,
         )
         self._viewer.layers.selection.active = layer

@@ -27,7 +27,14 @@ from ._current import CurrentModel
 from ._dock import Dock, wrapping_label
 from ._fields import AutoInt
 from ._history import write_undoable
-from ._layers import add_labels, level_data, level_factors, unit_names, viewer_position
+from ._layers import (
+    add_labels,
+    level_data,
+    level_factors,
+    unit_names,
+    units_kwargs,
+    viewer_position,
+)
 from ._model import load_job
 from ._runner import JobRunner, RunnerFields
 from ._segment_cluster import ClusterPanel, check_cluster_job, cluster_job, open_lazily
@@ -292,7 +299,7 @@ class SegmentWidget(RunnerFields, Dock):
             class_colors=spec.class_colors,
             background=spec.background,
             geometry=layer.metadata.get(GEOMETRY_KEY),
-            units=None if units is None else tuple(units[a] for a in keep),
+            units=units_kwargs(units, keep).get("units"),
         )
 
     # -- callbacks (main thread) ----------------------------------------------------
@@ -366,9 +373,10 @@ class SegmentWidget(RunnerFields, Dock):
             placement.background,
         )  # fmt: skip
         levels = open_lazily(result.output)
+        place = {"scale": placement.scale, "translate": placement.translate,
+                 **units_kwargs(placement.units)}  # fmt: skip
         add_labels(self._viewer, levels, window=self.native, multiscale=len(levels) > 1,
-                   scale=placement.scale, translate=placement.translate, units=placement.units,
-                   **kwargs)  # fmt: skip
+                   **place, **kwargs)  # fmt: skip
         self.runner.set_progress(1.0)
         self.runner.set_status(f"done in {result.seconds:.1f} s; written to {result.output}")
 
@@ -415,7 +423,7 @@ class SegmentWidget(RunnerFields, Dock):
             window=self.native,
             scale=run.scale,
             translate=run.translate,
-            units=run.units,
+            **units_kwargs(run.units),
             **kwargs,
         )
 
@@ -434,7 +442,7 @@ class SegmentWidget(RunnerFields, Dock):
             name=run.probabilities_name,
             scale=scale,
             translate=translate,
-            units=None if run.units is None else ("pixel", *run.units),
+            **units_kwargs(None if run.units is None else ("pixel", *run.units)),
             contrast_limits=(0.0, 1.0),
             colormap="magma",
         )

@@ -41,6 +41,7 @@ from ._layers import (
     add_labels,
     full_resolution,
     unit_names,
+    units_kwargs,
     viewer_position,
     visible_region,
 )
@@ -339,6 +340,7 @@ class TrainWidget(Dock):
             preview=preview,
             preview_name=f"{image_layer.name} preview",
             preview_place=(tuple(image_layer.scale[-2:]), origin),
+            preview_units=units_kwargs(unit_names(image_layer), [-2, -1]).get("units"),
             preview_slice=middle,
         )
 
@@ -442,7 +444,15 @@ class TrainWidget(Dock):
         names, colors = self._classes
         kwargs = labels_layer_kwargs(inputs.preview_name, names, colors)
         scale, translate = inputs.preview_place
-        add_labels(self._viewer, labels, scale=scale, translate=translate, **kwargs)
+        add_labels(
+            self._viewer,
+            labels,
+            window=self.native,
+            scale=scale,
+            translate=translate,
+            **units_kwargs(inputs.preview_units),
+            **kwargs,
+        )
 
     def _on_returned(self, result: TrainResult | None) -> None:
         if result is None:

@@ -26,6 +26,7 @@ class TrainInputs:
     preview_name: str
     preview_place: tuple[tuple[float, ...], tuple[float, ...]]
     preview_slice: int | None = None  # a 3D preview: the slice of the slab to show
+    preview_units: tuple[str, ...] | None = None  # the image layer's, along y and x
 
 
 def train_job(inputs: TrainInputs, *, stop, cancel):
