@@ -261,6 +261,29 @@ def test_ome_zarr_units_that_cannot_be_converted_leave_the_values_as_declared(
     assert translation == (1.0, 1.0, 100.0, 0.0)
 
 
+@pytest.mark.parametrize(
+    ("scale", "translation"),
+    [([1.0, 1e300, 1.0, 1.0], [0.0] * 4), ([1.0] * 4, [0.0, 1e300, 0.0, 0.0])],
+)
+def test_ome_zarr_units_that_overflow_are_an_error(tmp_path, scale, translation):
+    """Yottametres against yoctometres: 1e48 times a large value is not a number."""
+    zarr = pytest.importorskip("zarr")
+    from napari_seg._io import read_ome_zarr_transform
+
+    path = _ome_axes(tmp_path, [{"name": "t", "type": "time"}, {"name": "z", "unit": "yottameter"},
+                                {"name": "y", "unit": "yoctometer"},
+                                {"name": "x", "unit": "yoctometer"}])  # fmt: skip
+    group = zarr.open_group(str(path), mode="r+")
+    multiscales = group.attrs["multiscales"]
+    multiscales[0]["datasets"][0]["coordinateTransformations"] = [
+        {"type": "scale", "scale": scale},
+        {"type": "translation", "translation": translation},
+    ]
+    group.attrs["multiscales"] = multiscales
+    with pytest.raises(ValueError, match=r"not finite.*in one unit \('yoctometer'\)"):
+        read_ome_zarr_transform(path)
+
+
 def test_a_layer_s_scale_with_units_gives_one_voxel_size():
     """napari layer units follow the OME-Zarr rule; napari's default "pixel" (no length
     unit) converts nothing, and a scale of 1 everywhere still says nothing."""

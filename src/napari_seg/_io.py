@@ -263,6 +263,13 @@ def ome_zarr_transform(
     factors, units = common_length_unit(declared)
     scale = [s * f for s, f in zip(scale, factors, strict=True)]
     translation = [t * f for t, f in zip(translation, factors, strict=True)]
+    if not all(math.isfinite(v) and v > 0 for v in scale) or not all(
+        math.isfinite(v) for v in translation
+    ):
+        raise ValueError(
+            "the OME-Zarr metadata's scale and translation are not finite (or the scale "
+            f"not positive) once its spatial axes are in one unit ({brief(units[-1])})"
+        )
     return tuple(scale), tuple(translation), units
 
 
