@@ -303,6 +303,8 @@ def test_a_layer_s_axes_in_different_units_give_one_voxel_size(setup, qtbot, not
     _run(qtbot, w)
     assert notes["error"] == []
     assert "at the model's voxel size (24x24x20)" in w._head
+    assert w._status.value.startswith("done in")  # ...and the result says so too
+    assert w._status.value.endswith("at the model's voxel size (24x24x20)")
     out = viewer.layers["vol labels [unet-classic]"]
     np.testing.assert_allclose(out.scale, (0.004, 500, 500))
     assert tuple(str(u) for u in out.units) == units

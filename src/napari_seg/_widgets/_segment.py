@@ -99,6 +99,7 @@ class SegmentWidget(RunnerFields, Dock):
         self._placement: _Placement | None = None
         self._image_layer = None
         self._head = ""
+        self._resampled = ""  # "; at the model's voxel size (...)" of a resampled run
         self._image = create_widget(annotation="napari.layers.Image", label="image")
         self._model_info = wrapping_label("model")
         self._model_path = FileEdit(label="model file", mode="r", filter="*.safetensors")
@@ -309,9 +310,11 @@ class SegmentWidget(RunnerFields, Dock):
                 f"running on {event.device_description}; {event.precision}, tile "
                 f"{event.tile}, overlap {event.overlap}, batch {event.batch_size}"
             )
+            self._resampled = ""
             if event.resampled is not None:
                 sizes = "x".join(map(str, event.resampled))
-                self._head += f"; at the model's voxel size ({sizes})"
+                self._resampled = f"; at the model's voxel size ({sizes})"
+            self._head += self._resampled
             self.runner.report(0.0, self._head)
         elif isinstance(event, PredictProgress):
             eta = "" if event.eta_s is None else f", about {event.eta_s:.0f} s left"
@@ -348,6 +351,7 @@ class SegmentWidget(RunnerFields, Dock):
         self.runner.set_progress(1.0)
         self.runner.set_status(
             f"done in {result.seconds:.1f} s on {result.device} ({result.precision})"
+            + self._resampled
         )
         # The status line says it: a notification's animation repaints the window for a
         # second (see _runner.REFRESH_S).
