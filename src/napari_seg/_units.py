@@ -89,9 +89,34 @@ def common_length_unit(
     if not spatial or len(known) < len(spatial) or len(set(known)) == 1:
         return (1.0,) * len(units), declared
     metres = LENGTH_UNITS[known[-1]]
+    # 15 significant digits: 1e-3 / 1e-6 is 1000, not 1000.0000000000001
     factors = tuple(
-        LENGTH_UNITS[unit] / metres if kind == "space" and unit is not None else 1.0
+        float(f"{LENGTH_UNITS[unit] / metres:.15g}") if kind == "space" and unit else 1.0
         for kind, unit in units
     )
     target = known[-1]
     return factors, tuple(target if kind == "space" else unit for kind, unit in units)
+
+
+def in_one_unit(
+    scale: Sequence[float], names: Sequence[str]
+) -> tuple[tuple[float, ...], tuple[str | None, ...]]:
+    """``scale`` along spatial axes whose units are ``names`` (napari layer units), in
+    one length unit when they differ (:func:`common_length_unit`).
+
+    Parameters
+    ----------
+    scale : sequence of float
+    names : sequence of str
+        One unit name per value; a name NGFF does not list (napari's default
+        ``"pixel"``) counts as unknown.
+
+    Returns
+    -------
+    scale : tuple of float
+    units : tuple of str or None
+    """
+    factors, units = common_length_unit(
+        [("space", name if name in LENGTH_UNITS else None) for name in names]
+    )
+    return tuple(float(s) * f for s, f in zip(scale, factors, strict=True)), units

@@ -269,3 +269,20 @@ def test_surface_distances_use_the_layer_scale(setup, stack, qtbot, notes, tmp_p
     w._mode.value = "instance"
     w.run()
     assert any("semantic mode" in m for m in notes["error"])
+
+
+def test_surface_distances_in_one_unit_when_the_axes_have_different_ones(
+    setup, stack, qtbot, notes
+):
+    """z in millimetres, y and x in micrometres: distances are measured in micrometres
+    (2 mm = 2000 um along z) and the table says so."""
+    _viewer, w, layers = setup
+    layers["gt"].units = ("millimeter", "micrometer", "micrometer")
+    w._surface.value = True
+    w.run()
+    _wait(qtbot, w)
+    assert notes["error"] == []
+    config = w.result.config
+    assert config.spacing == (2000.0, 1.0, 1.0)
+    assert config.unit == "µm"
+    assert "HD95 (µm)" in list(w._table.value["columns"])

@@ -26,6 +26,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 
 from .._atomic import atomic_write
 from .._layers import GEOMETRY_KEY, background_of, class_names_of, labels_layer_kwargs
+from .._units import in_one_unit
 from ..metrics import ERROR_COLORS, ERROR_NAMES, MODES, EvaluateConfig, Evaluation, merge_rows
 from ._dock import Dock
 from ._fields import SaveTarget
@@ -214,9 +215,9 @@ class EvaluateWidget(RunnerFields, Dock):
             class_names=class_names_of(gt_layer, pred_layer),
             background=self._background_id(pred_layer, gt_layer),
             surface=surface,
-            spacing=tuple(float(s) for s in gt_layer.scale) if surface else None,
+            spacing=_physical_spacing(gt_layer)[0] if surface else None,
             tolerance=float(self._tolerance.value),
-            unit=_length_unit(gt_layer) if surface else None,
+            unit=_physical_spacing(gt_layer)[1] if surface else None,
         ).validate()
 
     def _background_id(self, pred_layer, gt_layer) -> int | None:
@@ -457,12 +458,17 @@ class EvaluateWidget(RunnerFields, Dock):
         self.plots.figure.clear()
 
 
-def _length_unit(layer) -> str | None:
-    """The layer's length unit: napari's ``units`` when set, "mm" for a medical volume."""
-    units = {str(u) for u in getattr(layer, "units", ())}
-    if len(units) == 1 and units != {"pixel"}:
-        return {"millimeter": "mm", "micrometer": "µm", "nanometer": "nm"}.get(units.pop())
-    return "mm" if GEOMETRY_KEY in layer.metadata else None
+def _physical_spacing(layer) -> tuple[tuple[float, ...], str | None]:
+    """The layer's voxel size and its length unit: napari's ``units`` when set (axes in
+    different length units expressed in the last one's, ``_units.in_one_unit``),
+    "mm" for a medical volume, else None."""
+    spacing, units = in_one_unit(layer.scale, unit_names(layer) or ["pixel"] * layer.ndim)
+    if len(set(units)) == 1 and units[0] is not None:
+        return spacing, _SHORT_UNITS.get(units[0], units[0])
+    return spacing, "mm" if GEOMETRY_KEY in layer.metadata else None
+
+
+_SHORT_UNITS = {"millimeter": "mm", "micrometer": "µm", "nanometer": "nm"}
 
 
 def _per_class(result: Evaluation, labels) -> list[float]:

@@ -385,14 +385,12 @@ def spacing_from_scale(
     -------
     tuple of float or None
     """
-    from .._units import LENGTH_UNITS, common_length_unit
+    from .._units import in_one_unit
 
-    spacing = [float(scale[a]) for a in axes]
+    spacing = tuple(float(scale[a]) for a in axes)
     if units is not None:
-        named = [("space", units[a] if units[a] in LENGTH_UNITS else None) for a in axes]
-        factors, _ = common_length_unit(named)
-        spacing = [s * f for s, f in zip(spacing, factors, strict=True)]
-    return None if all(s == 1.0 for s in spacing) else tuple(spacing)
+        spacing, _ = in_one_unit(spacing, [units[a] for a in axes])
+    return None if all(s == 1.0 for s in spacing) else spacing
 
 
 def detect_in_channels(
