@@ -30,6 +30,23 @@ TIME_UNITS = frozenset({
 })  # fmt: skip
 
 
+def known_unit(kind: str, unit: object) -> str | None:
+    """``unit`` when NGFF lists it for an axis of ``kind`` (``"space"``: a length,
+    ``"time"``: a duration), else None.
+
+    Parameters
+    ----------
+    kind : str
+    unit : object
+
+    Returns
+    -------
+    str or None
+    """
+    known = LENGTH_UNITS if kind == "space" else TIME_UNITS if kind == "time" else ()
+    return unit if isinstance(unit, str) and unit in known else None
+
+
 def axis_units(axes, ndim: int) -> tuple[tuple[str, str | None], ...] | None:
     """Each axis's kind (``"space"``, ``"time"``, ``"channel"`` or ``""``) and unit,
     from an NGFF ``axes`` list; None when it gives none that can be read.
@@ -58,8 +75,7 @@ def axis_units(axes, ndim: int) -> tuple[tuple[str, str | None], ...] | None:
         kind, name, unit = axis.get("type"), axis.get("name"), axis.get("unit")
         if not isinstance(kind, str):
             kind = "space" if name in ("z", "y", "x") else ""
-        known = LENGTH_UNITS if kind == "space" else TIME_UNITS if kind == "time" else ()
-        out.append((kind, unit if isinstance(unit, str) and unit in known else None))
+        out.append((kind, known_unit(kind, unit)))
     return tuple(out)
 
 
@@ -116,7 +132,5 @@ def in_one_unit(
     scale : tuple of float
     units : tuple of str or None
     """
-    factors, units = common_length_unit(
-        [("space", name if name in LENGTH_UNITS else None) for name in names]
-    )
+    factors, units = common_length_unit([("space", known_unit("space", n)) for n in names])
     return tuple(float(s) * f for s, f in zip(scale, factors, strict=True)), units

@@ -208,6 +208,7 @@ class EvaluateWidget(RunnerFields, Dock):
         gt_layer = gt_layer or self._gt.value
         axis = self._slice_axis(gt_layer) if self._per_slice.value else None
         surface = bool(self._surface.value)
+        spacing, unit = _physical_spacing(gt_layer) if surface else (None, None)
         return EvaluateConfig(
             mode=self._mode.value,
             ignore_labels=parse_ids(self._ignore.value),
@@ -215,9 +216,9 @@ class EvaluateWidget(RunnerFields, Dock):
             class_names=class_names_of(gt_layer, pred_layer),
             background=self._background_id(pred_layer, gt_layer),
             surface=surface,
-            spacing=_physical_spacing(gt_layer)[0] if surface else None,
+            spacing=spacing,
             tolerance=float(self._tolerance.value),
-            unit=_physical_spacing(gt_layer)[1] if surface else None,
+            unit=unit,
         ).validate()
 
     def _background_id(self, pred_layer, gt_layer) -> int | None:

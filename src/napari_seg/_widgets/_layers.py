@@ -27,19 +27,19 @@ def level_factors(layer, level: int = 0) -> tuple[float, ...]:
     return tuple(float(a) / float(b) for a, b in zip(full, coarse, strict=True))
 
 
-def unit_names(layer) -> list[str] | None:
-    """The layer's unit along each axis by name (``"micrometer"``, napari's default
-    ``"pixel"``), or None for a napari without layer units."""
+def unit_names(layer, axes=None) -> tuple[str, ...] | None:
+    """The layer's unit along each of ``axes`` (default all) by name (``"micrometer"``,
+    napari's default ``"pixel"``), or None for a napari without layer units."""
     units = getattr(layer, "units", None)
-    return None if units is None else [str(unit) for unit in units]
-
-
-def units_kwargs(units, axes=None) -> dict:
-    """``{"units": ...}`` for a napari layer constructor: ``units`` (from
-    :func:`unit_names`) along ``axes`` (default all), or nothing when they are unknown."""
     if units is None:
-        return {}
-    return {"units": tuple(units if axes is None else (units[a] for a in axes))}
+        return None
+    return tuple(str(units[a]) for a in (range(len(units)) if axes is None else axes))
+
+
+def units_kwargs(units) -> dict:
+    """``{"units": units}`` for a napari layer constructor, or nothing when they are
+    unknown (None)."""
+    return {} if units is None else {"units": tuple(units)}
 
 
 def world_to_data(viewer, layer, point) -> np.ndarray:

@@ -288,7 +288,6 @@ class SegmentWidget(RunnerFields, Dock):
         else:
             tag = "-".join(p for p in (spec.architecture, spec.encoder) if p)
         factors = level_factors(layer, self._chosen_level(layer))
-        units = unit_names(layer)
         return _Placement(
             image_name=layer.name,
             plan=plan,
@@ -300,7 +299,7 @@ class SegmentWidget(RunnerFields, Dock):
             class_colors=spec.class_colors,
             background=spec.background,
             geometry=layer.metadata.get(GEOMETRY_KEY),
-            units=units_kwargs(units, keep).get("units"),
+            units=unit_names(layer, keep),
         )
 
     # -- callbacks (main thread) ----------------------------------------------------

@@ -340,7 +340,7 @@ class TrainWidget(Dock):
             preview=preview,
             preview_name=f"{image_layer.name} preview",
             preview_place=(tuple(image_layer.scale[-2:]), origin),
-            preview_units=units_kwargs(unit_names(image_layer), [-2, -1]).get("units"),
+            preview_units=unit_names(image_layer, [-2, -1]),
             preview_slice=middle,
         )
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .._units import LENGTH_UNITS, TIME_UNITS
+from .._units import known_unit
 
 #: Pyramid levels at most, each half the previous along y and x (nearest).
 MAX_LEVELS = 5
@@ -223,10 +223,10 @@ def _axis(name: str, unit: str | None) -> dict[str, str]:
     """An NGFF axis object; ``unit`` kept when NGFF lists it for the axis's kind (a
     source's time axis may become ``z`` here: its seconds are then left out)."""
     kind = {"c": "channel", "t": "time"}.get(name, "space")
-    known = LENGTH_UNITS if kind == "space" else TIME_UNITS if kind == "time" else ()
     axis = {"name": name, "type": kind}
-    if unit is not None and unit in known:
-        axis["unit"] = unit
+    kept = known_unit(kind, unit)
+    if kept is not None:
+        axis["unit"] = kept
     return axis
 
 
