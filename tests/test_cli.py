@@ -158,3 +158,30 @@ def test_a_yaml_refine_config_given_as_config_is_applied(tmp_path):
     out = tifffile.imread(tmp_path / "out.tif")
     assert out[25, 25] == 0
     assert (out[4:20, 4:20] == 1).all()
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_library_info_messages_show_only_with_verbose(verbose):
+    """distributed sets its loggers to INFO and logs the connections an interrupted
+    cluster closes with their tracebacks: without --verbose the command shows
+    warnings and errors only, whichever library logs."""
+    import subprocess
+    import sys
+
+    script = (
+        "import logging\n"
+        "from napari_seg.cli import log_to_stderr\n"
+        f"log_to_stderr(verbose={verbose})\n"
+        "library = logging.getLogger('distributed.batched')\n"
+        "library.setLevel(logging.INFO)\n"
+        "try:\n"
+        "    raise ConnectionError('Stream is closed')\n"
+        "except ConnectionError:\n"
+        "    library.info('Batched Comm Closed', exc_info=True)\n"
+        "logging.getLogger('napari_seg.x').warning('a warning')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "WARNING napari_seg.x: a warning" in done.stderr
+    assert ("Batched Comm Closed" in done.stderr) is verbose
+    assert ("Traceback" in done.stderr) is verbose

@@ -316,6 +316,31 @@ def test_ctrl_c_stops_a_folder_run_on_a_cluster_at_once(tmp_path, cli_child):
     assert len(list((tmp_path / "out").glob("*_labels.ome.zarr"))) == 6
 
 
+def _worker_log_level():
+    """The lowest level the worker's distributed log handlers print."""
+    import logging
+
+    handlers = logging.getLogger("distributed").handlers
+    return min(h.level for h in handlers if isinstance(h, logging.StreamHandler))
+
+
+@pytest.mark.parametrize(("quiet", "level"), [(True, 50), (False, 30)])
+def test_a_quiet_local_cluster_logs_only_critical_messages_in_its_workers(quiet, level):
+    """The command line without --verbose: the workers of the LocalCluster it starts
+    do not print the heartbeat tracebacks they log while it closes after Ctrl+C
+    (logging.ERROR); the Python API keeps dask's default (warnings)."""
+    from napari_seg.scaleout.cluster import connect
+
+    pytest.importorskip("distributed")
+    client = connect("local:1", quiet=quiet)
+    cluster = client.cluster
+    try:
+        assert set(client.run(_worker_log_level).values()) == {level}
+    finally:
+        client.close()
+        cluster.close()
+
+
 def test_cluster_arguments_are_checked(tmp_path):
     from napari_seg.scaleout.cluster import connect
 

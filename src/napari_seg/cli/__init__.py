@@ -15,7 +15,7 @@ from .. import __version__
 from . import demo, evaluate, models, predict, refine, train
 from ._common import EXIT_ERROR, EXIT_INTERRUPTED
 
-__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "build_parser", "main"]
+__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "build_parser", "log_to_stderr", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +41,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def log_to_stderr(*, verbose: bool) -> None:
+    """Log to stderr at INFO with ``--verbose``, else at WARNING, whatever the library.
+
+    The level is the handler's, not only the root logger's: libraries that set
+    their own loggers' levels (distributed logs at INFO, with tracebacks of the
+    connections a cluster closes when a run is interrupted) are held to it too.
+    Nothing is changed when the root logger already has handlers (an embedding
+    application or a test runner configured logging).
+
+    Parameters
+    ----------
+    verbose : bool
+        Show INFO messages.
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    level = logging.INFO if verbose else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``napari-seg`` command.
 
@@ -56,10 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    log_to_stderr(verbose=args.verbose)
     from .._device import DeviceError
     from ..limits import one_line
 

@@ -94,7 +94,8 @@ def run_blocks(args: argparse.Namespace, config: PredictConfig, stems: list[str]
     if args.cluster or args.cluster_config:
         from ..scaleout.cluster import connect
 
-        client = connect(args.cluster, config_file=args.cluster_config)
+        quiet = not getattr(args, "verbose", False)  # the cluster's own logs with --verbose
+        client = connect(args.cluster, config_file=args.cluster_config, quiet=quiet)
         print(f"napari-seg predict: cluster dashboard at {client.dashboard_link}", flush=True)
     if args.output is not None and not args.into_source:
         args.output.mkdir(parents=True, exist_ok=True)

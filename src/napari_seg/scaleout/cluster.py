@@ -3,6 +3,7 @@ address, or an HPC queue described by a dask-jobqueue YAML file."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -22,7 +23,12 @@ JOBQUEUE_CLASSES = {
 }
 
 
-def connect(cluster: str | None = None, *, config_file: str | os.PathLike | None = None) -> Any:
+def connect(
+    cluster: str | None = None,
+    *,
+    config_file: str | os.PathLike | None = None,
+    quiet: bool = False,
+) -> Any:
     """A ``distributed.Client`` for ``cluster`` or ``config_file``.
 
     Parameters
@@ -34,6 +40,11 @@ def connect(cluster: str | None = None, *, config_file: str | os.PathLike | None
     config_file : path, optional
         A dask-jobqueue YAML file (``jobqueue: {slurm: {cores: ..., memory: ...}}``);
         ``napari-seg: {jobs: N}`` in it sets how many jobs to submit (default 1).
+    quiet : bool
+        A LocalCluster started here logs critical messages only (the command line
+        without ``--verbose``): its workers log a traceback when their heartbeat
+        meets a scheduler that is closing, as it is after Ctrl+C. Errors of the
+        job itself still reach the caller as exceptions. Default: dask's warnings.
 
     Returns
     -------
@@ -65,7 +76,8 @@ def connect(cluster: str | None = None, *, config_file: str | os.PathLike | None
                 f"got {cluster!r}"
             )
         workers = int(count) if count else os.cpu_count() or 1
-        return Client(local_cluster(workers))
+        level = logging.CRITICAL if quiet else logging.WARNING
+        return Client(local_cluster(workers, silence_logs=level))
     if "://" not in cluster and ":" not in cluster:
         raise ValueError(
             f"--cluster must be 'local', 'local:N' or a scheduler address "
