@@ -1,7 +1,5 @@
 """Train widget in a real napari viewer (run under xvfb-run)."""
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -10,7 +8,6 @@ pytestmark = pytest.mark.gui
 
 napari = pytest.importorskip("napari", reason="napari is needed for widget tests")
 
-from qtpy.QtCore import QTimer  # noqa: E402
 
 from napari_seg._widgets import _train as train_module  # noqa: E402
 from napari_seg._widgets import train_widget  # noqa: E402
@@ -69,17 +66,15 @@ def _steps(model) -> int:
 
 
 def test_training_draws_curves_ends_with_a_current_model_and_keeps_the_gui_alive(
-    setup, qtbot, notes
+    setup, qtbot, notes, heartbeat
 ):
+    """Started as soon as the dock opens: the training process may still be importing
+    torch._dynamo, whose garbage-collection passes froze napari for 250-320 ms when
+    training ran in a thread of napari's process."""
     _viewer, w, original = setup
-    stamps = []
-    timer = QTimer()
-    timer.setInterval(10)
-    timer.timeout.connect(lambda: stamps.append(time.perf_counter()))
-    timer.start()
-    w.start()  # AdamW is created inside a running viewer: this is the triton trap's test too
-    _wait(qtbot, w)
-    timer.stop()
+    with heartbeat:
+        w.start()  # trains in the training process (training.process)
+        _wait(qtbot, w)
     assert notes["error"] == []
     assert len(w.curves.history) == 3
     assert len(w.curves.losses) == 3 * 25
@@ -100,11 +95,7 @@ def test_training_draws_curves_ends_with_a_current_model_and_keeps_the_gui_alive
         torch.equal(a, b)
         for a, b in zip(original.state_dict().values(), fresh.state_dict().values(), strict=True)
     )
-    gaps = np.diff(stamps) * 1000
-    assert len(gaps) > 50, "training was too short to measure"
-    p99 = np.percentile(gaps, 99)
-    print(f"heartbeat while training: {len(gaps)} gaps, p99 {p99:.1f} ms, max {gaps.max():.1f} ms")
-    assert p99 < 100
+    heartbeat.check("while training from the dock's opening")
 
 
 def test_stop_lands_within_one_step_and_keeps_the_model(setup, qtbot, notes):
@@ -300,7 +291,7 @@ def test_the_window_stays_responsive_once_the_dock_is_ready(setup, qtbot, notes,
     from napari_seg._widgets._shared import warm_training
 
     _viewer, w, _original = setup
-    warm_training().result()
+    assert warm_training().result().wait(timeout=120), "the training process did not start"
     w._budget.value = 4
     with heartbeat:
         w.start()

@@ -60,7 +60,6 @@ def forward_events(events, cancel):
 # One background thread for slow first-time work (imports), so the docks open at once.
 _background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="napari-seg-background")
 _devices: Future | None = None
-_training_warm: Future | None = None
 _labels_warm: Future | None = None
 
 
@@ -79,22 +78,20 @@ def device_list() -> Future:
     return _devices
 
 
-def _warm_training() -> None:
-    import torch
+def _warm_training():
+    from ..training import loop  # noqa: F401  (torch and the loop's modules, for the results)
+    from ..training.process import prepare
 
-    from ..training import loop  # noqa: F401
-
-    # The first optimizer imports torch._dynamo (about a second of imports, some of
-    # which hold the GIL for 200 ms): done here, the first Start does not stall napari.
-    torch.optim.AdamW(torch.nn.Linear(1, 1).parameters())
+    # Training runs in a separate process (``training.process``), whose imports
+    # (torch._dynamo's among them, 220-270 ms of garbage collection in napari's
+    # heap had they run here) take seconds: it is started now, as the dock opens.
+    return prepare()
 
 
 def warm_training() -> Future:
-    """Import what training needs, once per process, in the background thread."""
-    global _training_warm
-    if _training_warm is None:
-        _training_warm = _background.submit(_warm_training)
-    return _training_warm
+    """Import what training needs and make sure a training process is started, in the
+    background thread; the future's result is an event set once that process is ready."""
+    return _background.submit(_warm_training)
 
 
 def _warm_labels() -> None:

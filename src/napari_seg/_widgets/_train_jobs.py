@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..inference.config import PredictConfig
 from ..training.config import TrainingConfig
 from ._shared import forward_events
 
@@ -30,10 +29,13 @@ class TrainInputs:
 
 
 def train_job(inputs: TrainInputs, *, stop, cancel):
-    """Worker body: forward the training events; return the result, None when cancelled."""
-    from ..training import iter_train
+    """Worker body: run training in the training process (``training.process``), forward
+    its events; return the result, None when cancelled."""
+    from ..training.loop import iter_train
+    from ..training.process import run_in_process
 
-    events = iter_train(
+    events = run_in_process(
+        iter_train,
         inputs.pairs,
         inputs.config,
         model=inputs.model,
@@ -47,18 +49,20 @@ def train_job(inputs: TrainInputs, *, stop, cancel):
 
 
 def takeover_job(inputs: TrainInputs, *, stop, cancel):
-    """Worker body of "Train deep model": the takeover's events, then its result and the
-    labels of the winning model for the strokes' image (None when cancelled)."""
-    from ..inference import predict
-    from ..training.takeover import iter_takeover
+    """Worker body of "Train deep model" (in the training process): the takeover's
+    events, then its result and the labels of the winning model for the strokes'
+    image (None when cancelled)."""
+    from ..training.process import run_in_process
+    from ..training.takeover import iter_takeover_labels
 
     ((image, strokes),) = inputs.pairs
-    events = iter_takeover(
-        image, strokes, inputs.config, model=inputs.model, stop=stop, preview=inputs.preview
+    events = run_in_process(
+        iter_takeover_labels,
+        image,
+        strokes,
+        inputs.config,
+        model=inputs.model,
+        stop=stop,
+        preview=inputs.preview,
     )
-    result = yield from forward_events(events, cancel)
-    if result is None:
-        return None
-    winner = result.deep if result.replaced else result.pixel
-    config = PredictConfig(device=inputs.config.device, channel_axis=inputs.config.channel_axis)
-    return result, predict(winner, image, config).labels
+    return (yield from forward_events(events, cancel))

@@ -141,6 +141,42 @@ def iter_takeover(
     return TakeoverResult(run.model, pixel, deep_score, pixel_score, replaced, run)
 
 
+def iter_takeover_labels(
+    image: Any,
+    strokes: Any,
+    config: TrainingConfig | None = None,
+    *,
+    model: SegmentationModel | None = None,
+    stop: threading.Event | None = None,
+    preview: Any = None,
+) -> Generator[TrainEvent, None, tuple[TakeoverResult, np.ndarray]]:
+    """:func:`iter_takeover`, then the winning model's labels of ``image``.
+
+    What the Train dock's "Train deep model" runs (in a training process).
+
+    Parameters
+    ----------
+    image, strokes, config, model, stop, preview
+        As for :func:`iter_takeover`.
+
+    Yields
+    ------
+    TrainEvent
+
+    Returns
+    -------
+    (TakeoverResult, ndarray)
+        The result and the labels the winner predicts for ``image``.
+    """
+    from ..inference import PredictConfig, predict
+
+    cfg = config or TrainingConfig()
+    result = yield from iter_takeover(image, strokes, cfg, model=model, stop=stop, preview=preview)
+    winner = result.deep if result.replaced else result.pixel
+    labels = predict(winner, image, PredictConfig(device=cfg.device, channel_axis=cfg.channel_axis))
+    return result, labels.labels
+
+
 def _stacked(architecture: str) -> bool:
     return architecture == "scribble-unet"
 

@@ -1,0 +1,165 @@
+"""The training process (``training.process``): events, results, errors, stop, close,
+pause and crashes cross between napari's process and the one that trains.
+
+The jobs below run in the child: they are found there by this module's name (the
+child starts with the parent's ``sys.path``).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+from napari_seg._generators import Returning
+from napari_seg.models import ModelSpec, create_model
+from napari_seg.training.process import TrainingProcessError, run_in_process
+
+
+class NeedsTwoArguments(Exception):
+    def __init__(self, a, b):  # pickle calls it with one: it does not survive the pipe
+        super().__init__(f"{a} and {b}")
+
+
+def counting(n, *, stop):
+    """Yields 0..n-1, returns a small model and the process id."""
+    yield from range(n)
+    torch.manual_seed(0)
+    spec = ModelSpec("unet", in_channels=1, num_classes=2, options={"depth": 2, "base_width": 4})
+    return create_model(spec), os.getpid()
+
+
+def failing(kind, *, stop):
+    yield "started"
+    if kind == "missing":
+        raise FileNotFoundError("output folder does not exist: /nowhere")
+    raise NeedsTwoArguments("this", "that")
+
+
+def until_stopped(*, stop):
+    count = 0
+    while not stop.is_set():
+        count += 1
+        yield count
+        time.sleep(0.01)
+    return count
+
+
+def marking(path, *, stop):
+    try:
+        yield os.getpid()
+        yield "never taken"
+    finally:
+        with open(path, "w") as f:
+            f.write("closed")
+
+
+def timing(*, stop):
+    for _ in range(3):
+        yield time.monotonic()
+
+
+def crashing(*, stop):
+    yield os.getpid()
+    os.kill(os.getpid(), signal.SIGKILL)
+    yield "never"
+
+
+def test_events_and_the_model_come_back_from_another_process():
+    run = Returning(run_in_process(counting, 3))
+    assert list(run) == [0, 1, 2]
+    model, pid = run.value
+    assert pid != os.getpid()
+    torch.manual_seed(0)
+    spec = ModelSpec("unet", in_channels=1, num_classes=2, options={"depth": 2, "base_width": 4})
+    expected = create_model(spec)
+    assert type(model) is type(expected)
+    pairs = zip(model.state_dict().items(), expected.state_dict().items(), strict=True)
+    for (k, a), (_, b) in pairs:
+        assert torch.equal(a, b), k
+
+
+def test_errors_keep_their_type_and_message_and_the_process_serves_again():
+    with pytest.raises(FileNotFoundError, match="output folder does not exist: /nowhere"):
+        list(run_in_process(failing, "missing"))
+    with pytest.raises(RuntimeError, match="NeedsTwoArguments: this and that"):
+        list(run_in_process(failing, "unpicklable"))
+    run = Returning(run_in_process(counting, 1))
+    assert list(run) == [0]
+
+
+def test_stop_set_here_reaches_the_generator_there():
+    import threading
+
+    stop = threading.Event()
+    run = Returning(run_in_process(until_stopped, stop=stop))
+    for count in run:
+        if count == 5:
+            stop.set()
+    assert 5 <= run.value < 500
+
+
+def test_closing_the_run_closes_the_generator_there_and_keeps_the_process(tmp_path):
+    marker = tmp_path / "closed.txt"
+    events = run_in_process(marking, marker)
+    pid = next(events)
+    events.close()
+    assert marker.read_text() == "closed"  # closed before close() returned
+    again = run_in_process(marking, tmp_path / "again.txt")
+    assert next(again) == pid  # the same process runs the next job
+    again.close()
+
+
+def test_the_process_does_not_run_ahead_of_the_reader():
+    """A napari worker paused at an event pauses the run there, as in a thread."""
+    events = run_in_process(timing)
+    first = next(events)
+    time.sleep(0.5)
+    second = next(events)
+    events.close()
+    assert second - first >= 0.5
+
+
+def test_a_killed_process_is_an_error_not_a_hang():
+    events = run_in_process(crashing)
+    pid = next(events)
+    start = time.monotonic()
+    with pytest.raises(TrainingProcessError, match=r"stopped unexpectedly.*SIGKILL"):
+        next(events)
+    assert time.monotonic() - start < 10
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+SCRIPT = textwrap.dedent(
+    """
+    # a napari script without an `if __name__ == "__main__":` guard
+    import sys
+    with open(sys.argv[1], "a") as f:
+        f.write("ran\\n")
+    sys.path.insert(0, sys.argv[2])
+    from test_process import counting
+    from napari_seg._generators import Returning
+    from napari_seg.training.process import run_in_process
+    run = Returning(run_in_process(counting, 2))
+    print(list(run), run.value[1] > 0)
+    """
+)
+
+
+def test_a_script_without_a_main_guard_is_not_run_again(tmp_path):
+    """multiprocessing's spawn would run the parent's main script in the child."""
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT)
+    runs = tmp_path / "runs.txt"
+    here = os.path.dirname(__file__)
+    done = subprocess.run(
+        [sys.executable, str(script), str(runs), here], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[0, 1] True"
+    assert runs.read_text() == "ran\n"
