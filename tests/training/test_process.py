@@ -163,3 +163,13 @@ def test_a_script_without_a_main_guard_is_not_run_again(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[0, 1] True"
     assert runs.read_text() == "ran\n"
+
+
+def test_a_job_sent_to_a_dead_process_names_how_it_ended():
+    from napari_seg.training import process
+
+    child = process._Child()
+    child.process.kill()
+    child.process.wait()
+    with pytest.raises(TrainingProcessError, match=r"stopped unexpectedly \(SIGKILL"):
+        child.send("job", counting, (1,), {})

@@ -99,8 +99,11 @@ def test_training_draws_curves_ends_with_a_current_model_and_keeps_the_gui_alive
 
 
 def test_stop_lands_within_one_step_and_keeps_the_model(setup, qtbot, notes):
+    """The training process runs on while napari's main thread handles an event, so
+    the steps here are made longer (about 0.2 s) than the main thread's reaction."""
     _viewer, w, original = setup
     w._budget.value = 50
+    w._patch.value, w._batch.value = 128, 4
     seen = []
 
     def on_event(event):

@@ -193,14 +193,17 @@ class _Child:
         return kind == "closed"
 
     def exit_error(self, cause: BaseException | None) -> TrainingProcessError:
+        """Why the child can no longer be used: its exit, or ``cause``."""
         try:
             code = self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             code = None
-        if cause is not None:  # a broken pipe or an unreadable message, not an exit
+        if code is not None and (cause is None or isinstance(cause, OSError)):
+            reason = _exit_reason(code)  # a pipe breaks because the child is gone
+            return TrainingProcessError(f"the training process stopped unexpectedly ({reason})")
+        if cause is not None:  # e.g. a message that does not unpickle
             return TrainingProcessError(f"lost contact with the training process ({cause})")
-        reason = _exit_reason(code)
-        return TrainingProcessError(f"the training process stopped unexpectedly ({reason})")
+        return TrainingProcessError("the training process stopped answering")
 
     def kill(self) -> None:
         if self.alive:
