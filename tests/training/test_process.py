@@ -173,3 +173,47 @@ def test_a_job_sent_to_a_dead_process_names_how_it_ended():
     child.process.wait()
     with pytest.raises(TrainingProcessError, match=r"stopped unexpectedly \(SIGKILL"):
         child.send("job", counting, (1,), {})
+
+
+def test_the_process_ends_when_napari_is_killed(tmp_path):
+    """No training process is left running (and using the CPU) after napari crashes."""
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import sys, time\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from test_process import marking\n"
+        "from napari_seg.training.process import run_in_process\n"
+        "events = run_in_process(marking, sys.argv[2])\n"
+        "print(next(events), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    here = os.path.dirname(__file__)
+    parent = subprocess.Popen(
+        [sys.executable, str(script), here, str(tmp_path / "closed.txt")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    child = int(parent.stdout.readline())
+    os.kill(child, 0)  # running
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if not _running(child):
+            return
+        time.sleep(0.1)
+    os.kill(child, signal.SIGKILL)
+    raise AssertionError("the training process outlived napari")
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs (an exited process not yet reaped by init does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True

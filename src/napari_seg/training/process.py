@@ -220,18 +220,21 @@ class _Child:
                 self.process.stdin.close()
 
 
+_SIGNAL_MEANING = {"SIGKILL": "killed, perhaps out of memory", "SIGSEGV": "crashed"}
+
+
 def _exit_reason(code: int | None) -> str:
+    """How a child ended, in words ("SIGKILL: killed, perhaps out of memory")."""
     if code is None:
         return "it did not exit"
-    if code < 0:
-        name = {signal.SIGKILL: "killed, perhaps out of memory", signal.SIGSEGV: "crashed"}
-        try:
-            known = name.get(signal.Signals(-code))
-            signame = signal.Signals(-code).name
-        except ValueError:
-            known, signame = None, f"signal {-code}"
-        return f"{signame}: {known}" if known else signame
-    return f"exit code {code}"
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+    meaning = _SIGNAL_MEANING.get(name)
+    return f"{name}: {meaning}" if meaning else name
 
 
 _idle: list[_Child] = []
