@@ -217,3 +217,33 @@ def _running(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return True
+
+
+def _explode():
+    raise ValueError("cannot be rebuilt")
+
+
+class Unreadable:
+    """Pickles here, raises when the training process unpickles it."""
+
+    def __reduce__(self):
+        return _explode, ()
+
+
+def test_a_job_the_process_cannot_read_is_an_error_not_a_hang():
+    import threading
+
+    raised = []
+
+    def consume():
+        try:
+            list(run_in_process(counting, Unreadable()))
+        except Exception as exc:
+            raised.append(exc)
+
+    reader = threading.Thread(target=consume, daemon=True)
+    reader.start()
+    reader.join(timeout=60)
+    assert not reader.is_alive(), "the job hangs"
+    assert isinstance(raised[0], TrainingProcessError), raised
+    assert "stopped unexpectedly (exit code 1)" in str(raised[0])

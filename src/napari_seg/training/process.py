@@ -358,6 +358,11 @@ class _Inbox:
                 message = _read(self._stream)
             except EOFError:
                 os._exit(0)  # the parent is gone (or done with us): nothing to report to
+            except BaseException:  # a frame that does not unpickle: end, the parent says so
+                import traceback
+
+                traceback.print_exc()
+                os._exit(1)
             if message[0] == "stop":
                 self.stop.set()
             else:
@@ -405,8 +410,10 @@ def child_main() -> None:
     def send(message: tuple) -> None:
         _write(channel, message, lock)
 
-    inbox = _Inbox(sys.stdin.buffer)
+    # The parent's frames wait in the pipe until the imports are done: unpickling a
+    # job imports modules too, and two threads importing at once can deadlock.
     _warm()
+    inbox = _Inbox(sys.stdin.buffer)
     send(("ready",))
     while True:
         message = inbox.messages.get()
