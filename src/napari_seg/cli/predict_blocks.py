@@ -94,8 +94,8 @@ def run_blocks(args: argparse.Namespace, config: PredictConfig, stems: list[str]
     if args.cluster or args.cluster_config:
         from ..scaleout.cluster import connect
 
-        quiet = not getattr(args, "verbose", False)  # the cluster's own logs with --verbose
-        client = connect(args.cluster, config_file=args.cluster_config, quiet=quiet)
+        # the cluster's own logs with --verbose
+        client = connect(args.cluster, config_file=args.cluster_config, quiet=not args.verbose)
         print(f"napari-seg predict: cluster dashboard at {client.dashboard_link}", flush=True)
     if args.output is not None and not args.into_source:
         args.output.mkdir(parents=True, exist_ok=True)

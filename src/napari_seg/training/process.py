@@ -138,6 +138,7 @@ class _Child:
         self.messages: queue.Queue[tuple] = queue.Queue()
         self.ready = threading.Event()
         self._lock = threading.Lock()
+        self._stop_forwarded = False
         threading.Thread(target=self._pump, name="napari-seg-training-reader", daemon=True).start()
 
     def _pump(self) -> None:
@@ -169,12 +170,16 @@ class _Child:
         except (OSError, ValueError) as exc:  # a broken pipe, or one already closed
             raise self.exit_error(exc) from exc
 
-    def next_message(self, stop: threading.Event | None, stop_sent: list[bool]) -> tuple:
-        """The next frame; forwards ``stop`` while it waits."""
+    def start_job(self, func: Callable, args: tuple, kwargs: dict) -> None:
+        self._stop_forwarded = False
+        self.send("job", func, args, kwargs)
+
+    def next_message(self, stop: threading.Event | None) -> tuple:
+        """The next frame of the job; forwards ``stop`` (once) while it waits."""
         while True:
-            if stop is not None and stop.is_set() and not stop_sent[0]:
+            if stop is not None and stop.is_set() and not self._stop_forwarded:
                 self.send("stop")
-                stop_sent[0] = True
+                self._stop_forwarded = True
             try:
                 return self.messages.get(timeout=POLL_S)
             except queue.Empty:
@@ -318,10 +323,9 @@ def run_in_process(
     child = _take()
     reusable = False
     try:
-        child.send("job", func, args, kwargs)
-        stop_sent = [False]
+        child.start_job(func, args, kwargs)
         while True:
-            kind, payload = child.next_message(stop, stop_sent)
+            kind, payload = child.next_message(stop)
             if kind == "event":
                 yield payload
                 child.send("next")
