@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 
@@ -11,7 +13,7 @@ def test_cpu_and_auto():
         expected = "mps"
     assert resolve_device("auto").type == expected
     assert "cpu:" in describe_device("cpu")
-    assert "threads" in describe_device("cpu")
+    assert re.search(r", \d+ threads?", describe_device("cpu"))
     assert list_devices()[-1].id == "cpu"
 
 
@@ -54,3 +56,10 @@ def test_real_cuda_device():
     device = resolve_device("cuda")
     assert device.type == "cuda"
     assert "GiB" in describe_device(device)
+
+
+@pytest.mark.parametrize(("threads", "said"), [(1, ", 1 thread,"), (3, ", 3 threads,")])
+def test_a_cpu_job_is_described_with_its_own_thread_count(threads, said):
+    from napari_seg.arrays.runtime import Runtime
+
+    assert said in Runtime.resolve("cpu", "fp32", threads=threads).description

@@ -95,13 +95,15 @@ def _cuda_device(index: int | None) -> torch.device:
     return torch.device("cuda", index)
 
 
-def describe_device(device: str | torch.device) -> str:
+def describe_device(device: str | torch.device, threads: int | None = None) -> str:
     """A human-readable description: name and total/free memory.
 
     Parameters
     ----------
     device : str or torch.device
         A resolved device, or a name for :func:`resolve_device`.
+    threads : int, optional
+        The torch CPU threads a job will use there (default: torch's current count).
 
     Returns
     -------
@@ -124,7 +126,8 @@ def describe_device(device: str | torch.device) -> str:
         return "mps: Apple GPU (unified memory)"
     total, free = _host_memory()
     memory = f", {_gib(total)} GiB RAM ({_gib(free)} GiB free)" if total else ""
-    return f"cpu: {_cpu_name()}, {torch.get_num_threads()} threads{memory}"
+    threads = threads or torch.get_num_threads()
+    return f"cpu: {_cpu_name()}, {threads} thread{'s' * (threads != 1)}{memory}"
 
 
 def list_devices() -> list[DeviceInfo]:

@@ -184,6 +184,28 @@ def test_the_window_stays_responsive_while_segmenting(setup, qtbot, notes, heart
     heartbeat.check("while segmenting")
 
 
+def test_a_run_here_leaves_a_core_to_the_window(setup, qtbot, notes, monkeypatch):
+    # On a 2-core machine 2 torch threads beside the window stalled it (heartbeat
+    # p99 15-24 ms against 10-11 with one; docs/performance.md).
+    from napari_seg._widgets import _shared
+
+    viewer, w = setup
+    monkeypatch.setattr(_shared.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    threads = []
+    real = segment_module._predict_job
+
+    def job(model, image, config, *, cancel):
+        threads.append(config.threads)
+        return (yield from real(model, image, config, cancel=cancel))
+
+    monkeypatch.setattr(segment_module, "_predict_job", job)
+    _select(w, viewer.add_image(cells_2d((96, 96))[0], name="cells"))
+    _run(qtbot, w)
+    assert threads == [1]
+    assert "1 thread," in w._head  # the status line says what runs
+    assert w.config().threads is None  # what the fields say (a cluster's workers: their own)
+
+
 @pytest.mark.parametrize(
     ("data", "kwargs", "message"),
     [

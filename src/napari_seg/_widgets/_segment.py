@@ -43,6 +43,7 @@ from ._shared import (
     device_choices,
     fill_device_choices,
     forward_events,
+    job_threads,
     same_layer,
     warm_labels,
 )
@@ -255,7 +256,7 @@ class SegmentWidget(RunnerFields, Dock):
             _predict_job,
             model,
             level_data(layer, self._chosen_level(layer))[plan.data_index],
-            config,
+            config.with_(threads=job_threads("segment")),  # here, beside the window
             on_event=self._on_event,
             on_result=self._on_returned,
             on_error=self._on_error,

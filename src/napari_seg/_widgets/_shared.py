@@ -3,13 +3,39 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from qtpy.QtCore import QTimer
 
 from .._generators import Returning
+from ..limits import MAX_THREADS
 from ._current import CurrentModel
+
+#: CPU cores a dock's job leaves to napari's window.
+GUI_CORES = 1
+#: From how many cores each kind of dock job leaves ``GUI_CORES`` to the window.
+#: Segment runs in napari's own process, where its torch threads compete with the
+#: window's thread for the cores and the GIL: on 2 cores, 2 threads stalled the
+#: window (heartbeat p99 15-24 ms) and 1 thread did not (10-11 ms), and the job
+#: even ran faster with small tiles (1.2-1.7 s against 1.7-2.8 s for 1536x1536,
+#: tile 128; 40% slower with tile 512). The live classifier's refits are short and
+#: their latency is the point; training runs in its own process, where 2 threads on
+#: 2 cores kept p99 at 11-14 ms (docs/performance.md, Responsiveness).
+_SPARE_FROM_CORES = {"segment": 2, "live": 4, "train": 4}
+
+
+def job_threads(job: str) -> int:
+    """torch CPU threads for a dock's ``job`` (``"segment"``, ``"live"`` or ``"train"``):
+    the cores this process may use, less ``GUI_CORES`` from the job's threshold up."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    cores = min(cores, MAX_THREADS)
+    return max(1, cores - GUI_CORES) if cores >= _SPARE_FROM_CORES[job] else cores
+
 
 # One CurrentModel per open viewer, dropped when the viewer is garbage collected.
 _per_viewer: dict[int, CurrentModel] = {}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -51,6 +50,7 @@ from ._shared import (
     current_model_for,
     device_choices,
     fill_device_choices,
+    job_threads,
     warm_labels,
     warm_training,
 )
@@ -67,8 +67,6 @@ logger = logging.getLogger(__name__)
 
 #: Slices around the current one that a 3D run's preview predicts.
 PREVIEW_DEPTH = 32
-#: Cores kept free for the GUI while training on the CPU (when there are enough).
-GUI_CORES = 1
 
 
 class TrainWidget(Dock):
@@ -191,7 +189,7 @@ class TrainWidget(Dock):
             architecture="pixel-classifier",
             label0="unlabelled",
             device=self._device.value,
-            threads=_gui_threads(),
+            threads=job_threads("live"),
             axis=axis,
             channel_axis=channel_axis,
         ).validate()
@@ -217,7 +215,7 @@ class TrainWidget(Dock):
             batch_size=int(s.batch.value),
             patch_size=int(s.patch.value),
             device=self._device.value,
-            threads=_gui_threads(),
+            threads=job_threads("train"),
             axis=axis,
             channel_axis=channel_axis,
             dims=self._dims(),
@@ -491,12 +489,6 @@ def new_model_class_names(label_layers, label0: str) -> tuple[str, ...]:
     if label0 == "unlabelled":
         listed[0] = "unlabelled"
     return tuple(listed)
-
-
-def _gui_threads() -> int:
-    """torch threads while the GUI runs: leave a core free where there are cores to spare."""
-    cores = os.cpu_count() or 1
-    return cores - GUI_CORES if cores >= 4 else cores
 
 
 def train_widget(viewer: napari.viewer.Viewer) -> TrainWidget:

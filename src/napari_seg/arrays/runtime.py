@@ -158,12 +158,13 @@ class Runtime:
         resolved = resolve_precision(precision, dev, purpose=purpose)
         if channels_last is None:
             channels_last = purpose == "inference" or dev.type == "cuda"
+        threads = threads if dev.type == "cpu" else None
         return cls(
             device=dev,
-            description=describe_device(dev),
+            description=describe_device(dev, threads),
             precision=resolved,
             channels_last=bool(channels_last),
-            threads=threads if dev.type == "cpu" else None,
+            threads=threads,
             purpose=purpose,
         )
 
