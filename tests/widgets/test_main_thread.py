@@ -117,11 +117,11 @@ def test_closing_a_held_window_before_the_layer_is_shown_is_quiet(make_napari_vi
 
 @pytest.mark.parametrize(
     ("cores", "segment", "live", "train"),
-    [(1, 1, 1, 1), (2, 1, 2, 2), (3, 2, 3, 3), (4, 3, 3, 3), (16, 15, 15, 15)],
+    [(1, 1, 1, 1), (2, 1, 1, 2), (3, 2, 2, 3), (4, 3, 3, 3), (16, 15, 15, 15)],
 )
 def test_dock_jobs_leave_a_core_to_the_window(monkeypatch, cores, segment, live, train):
-    # Segment's threads share napari's process with the window; the training process
-    # and the live refits keep every core of a small machine (the reasons: _shared).
+    # Segment's and the live refits' threads share napari's process with the window;
+    # the training process keeps every core of a small machine (the reasons: _shared).
     monkeypatch.setattr(_shared.os, "sched_getaffinity", lambda _pid: set(range(cores)))
     assert [_shared.job_threads(job) for job in ("segment", "live", "train")] == [
         segment,

@@ -16,14 +16,15 @@ from ._current import CurrentModel
 #: CPU cores a dock's job leaves to napari's window.
 GUI_CORES = 1
 #: From how many cores each kind of dock job leaves ``GUI_CORES`` to the window.
-#: Segment runs in napari's own process, where its torch threads compete with the
-#: window's thread for the cores and the GIL: on 2 cores, 2 threads stalled the
-#: window (heartbeat p99 15-24 ms) and 1 thread did not (10-11 ms), and the job
-#: even ran faster with small tiles (1.2-1.7 s against 1.7-2.8 s for 1536x1536,
-#: tile 128; 40% slower with tile 512). The live classifier's refits are short and
-#: their latency is the point; training runs in its own process, where 2 threads on
-#: 2 cores kept p99 at 11-14 ms (docs/performance.md, Responsiveness).
-_SPARE_FROM_CORES = {"segment": 2, "live": 4, "train": 4}
+#: Segment and the live refits run in napari's own process, where their torch
+#: threads compete with the window's thread for the cores and the GIL: on 2 cores,
+#: Segment with 2 threads stalled the window (heartbeat p99 15-24 ms) and with 1 did
+#: not (10-11 ms), and both jobs even ran faster with one thread beside the window
+#: (Segment 1536x1536, tile 128: 1.2-1.7 s against 1.7-2.8 s; three live refits
+#: 1.1-1.4 s against 1.4-1.5 s), though a lone 3072x3072 Segment with tile 512 is
+#: 40% slower. Training runs in its own process, where 2 threads on 2 cores kept
+#: p99 at 11-14 ms (docs/performance.md, Responsiveness).
+_SPARE_FROM_CORES = {"segment": 2, "live": 2, "train": 4}
 
 
 def job_threads(job: str) -> int:
