@@ -247,3 +247,30 @@ def test_a_job_the_process_cannot_read_is_an_error_not_a_hang():
     assert not reader.is_alive(), "the job hangs"
     assert isinstance(raised[0], TrainingProcessError), raised
     assert "stopped unexpectedly (exit code 1)" in str(raised[0])
+
+
+def test_a_process_whose_napari_is_gone_before_it_is_ready_ends_quietly():
+    # `napari -w napari-seg Train` closed at once: the process finishes its imports
+    # after napari has gone, and its "ready" meets a closed pipe.
+    import json
+
+    from napari_seg.training import process
+
+    env = {**os.environ, process._PATH_VARIABLE: json.dumps(sys.path)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", process._BOOT],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    child.stdout.close()  # napari's end of the frames, gone
+    try:
+        child.wait(timeout=120)  # stdin stays open: only the frames' pipe is gone
+        err = child.stderr.read()
+    finally:
+        child.kill()
+        child.stdin.close()
+        child.stderr.close()
+    assert child.returncode == 0, err.decode()[-2000:]
+    assert b"Traceback" not in err, err.decode()[-2000:]

@@ -200,10 +200,15 @@ def test_a_run_here_leaves_a_core_to_the_window(setup, qtbot, notes, monkeypatch
 
     monkeypatch.setattr(segment_module, "_predict_job", job)
     _select(w, viewer.add_image(cells_2d((96, 96))[0], name="cells"))
+    assert w._threads.value is None  # "auto"
     _run(qtbot, w)
     assert threads == [1]
     assert "1 thread," in w._head  # the status line says what runs
     assert w.config().threads is None  # what the fields say (a cluster's workers: their own)
+    w._threads.value = 2  # the user's choice wins
+    _run(qtbot, w)
+    assert threads == [1, 2]
+    assert "2 threads," in w._head
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from ..inference.events import (
     SettingsAdjusted,
 )
 from ..inference.scope import ScopePlan, plan_scope
+from ..limits import MAX_THREADS
 from ..scaleout.run import BlockDone, BlocksStarted
 from ._current import CurrentModel
 from ._dock import Dock, wrapping_label
@@ -125,6 +126,14 @@ class SegmentWidget(RunnerFields, Dock):
         self._batch = AutoInt(
             "batch", min=1, max=256, start=1, tooltip="tiles per forward pass; auto: 1 on CPU"
         )
+        self._threads = AutoInt(
+            "CPU threads",
+            min=1,
+            max=MAX_THREADS,
+            start=job_threads("segment"),
+            tooltip="torch threads of a run on the CPU here; auto: one core fewer than "
+            "this machine's, which napari's window keeps so that it never stutters",
+        )
         self._precision = ComboBox(label="precision", choices=list(PRECISIONS), value="auto")
         self._scope = ComboBox(label="scope", choices=SCOPE_CHOICES, value="stack")
         self._level = ComboBox(
@@ -159,6 +168,7 @@ class SegmentWidget(RunnerFields, Dock):
                 self._tile,
                 self._overlap,
                 self._batch,
+                self._threads,
                 self._precision,
                 self._scope,
                 self._level,
@@ -194,6 +204,7 @@ class SegmentWidget(RunnerFields, Dock):
             tile=self._tile.value,
             overlap=self._overlap.value,
             batch_size=self._batch.value,
+            threads=self._threads.value,
             precision=self._precision.value,
             probabilities=self._probabilities.value,
             channel_axis=None if plan is None else plan.channel_axis,
@@ -256,7 +267,7 @@ class SegmentWidget(RunnerFields, Dock):
             _predict_job,
             model,
             level_data(layer, self._chosen_level(layer))[plan.data_index],
-            config.with_(threads=job_threads("segment")),  # here, beside the window
+            config.with_(threads=config.threads or job_threads("segment")),  # beside the window
             on_event=self._on_event,
             on_result=self._on_returned,
             on_error=self._on_error,

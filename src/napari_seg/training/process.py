@@ -412,7 +412,10 @@ def child_main() -> None:
     lock = threading.Lock()
 
     def send(message: tuple) -> None:
-        _write(channel, message, lock)
+        try:
+            _write(channel, message, lock)
+        except BrokenPipeError:
+            os._exit(0)  # napari is gone (closed right after opening the dock, say): quiet
 
     # The parent's frames wait in the pipe until the imports are done: unpickling a
     # job imports modules too, and two threads importing at once can deadlock.
