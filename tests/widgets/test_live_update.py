@@ -162,3 +162,16 @@ def test_live_update_on_a_stack_predicts_the_current_plane(make_napari_viewer_pr
     assert tuple(live.scale) == (3.0, 0.5, 0.5)
     assert (live.data[2] > 0).any()
     assert not (live.data[[0, 1, 3]] > 0).any()  # only the plane on screen
+
+
+def test_closing_after_qt_deleted_the_timer_is_quiet(painted):
+    # At a script's exit Qt may delete the panel's timer before the dock's destroyed
+    # signal reaches close(): that was a RuntimeError traceback in napari's log.
+    from qtpy.QtCore import QCoreApplication, QEvent
+
+    _viewer, w, _strokes, _truth = painted
+    w.live._timer.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    with pytest.raises(RuntimeError, match="has been deleted"):
+        w.live._timer.isActive()  # gone, as at exit
+    w.live.close()

@@ -10,6 +10,8 @@ refit runs start one more refit when it ends, so the last stroke always counts.
 
 from __future__ import annotations
 
+import contextlib
+
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -119,7 +121,8 @@ class LivePanel:
     def close(self) -> None:
         """Stop following strokes (the dock is closing); a refit under way is dropped."""
         self._closed = True
-        self._timer.stop()
+        with contextlib.suppress(RuntimeError):  # Qt may have deleted the timer already
+            self._timer.stop()
         self._disconnect()
         self._pending = False
 

@@ -38,6 +38,7 @@ class DemoLoop:
         self.viewer, self.model, self.train = viewer, model, train
         self.segment, self.evaluate = segment, evaluate
         self.stage = "creating model"
+        self._trained = None  # the training job's result, once it has returned
         model.current.connect(self._on_model)
 
     def _on_model(self, current) -> None:
@@ -48,10 +49,17 @@ class DemoLoop:
         if self.train._worker is None:  # it could not start; the notification says why
             self.stage = "stopped"
             return
-        self.train._worker.returned.connect(self._on_trained)
+        # The Train dock applies its result (the trained model becomes the current
+        # one) when the worker finishes; this loop's handler, connected after the
+        # dock's, runs after it, so Segment gets the trained model.
+        self.train._worker.returned.connect(self._keep_trained)
+        self.train._worker.finished.connect(self._on_trained)
 
-    def _on_trained(self, result) -> None:
-        if result is None:
+    def _keep_trained(self, result) -> None:
+        self._trained = result
+
+    def _on_trained(self) -> None:
+        if self._trained is None:
             self.stage = "stopped"
             return
         self.stage = "segmenting"
