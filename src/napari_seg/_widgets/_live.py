@@ -11,7 +11,6 @@ refit runs start one more refit when it ends, so the last stroke always counts.
 from __future__ import annotations
 
 import contextlib
-
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
