@@ -209,6 +209,17 @@ def test_a_run_here_leaves_a_core_to_the_window(setup, qtbot, notes, monkeypatch
     _run(qtbot, w)
     assert threads == [1, 2]
     assert "2 threads," in w._head
+    sent = []  # a cluster's workers keep their own counts: the field is this process's
+
+    def cluster_args(_self, layer, plan, config):
+        sent.append(config.threads)
+        raise ValueError("not sent in this test")
+
+    monkeypatch.setattr(segment_module.SegmentWidget, "_cluster_args", cluster_args)
+    w.cluster.where.value = "local"
+    w.run()
+    assert sent == [None]
+    assert "not sent in this test" in notes["error"][-1]
 
 
 @pytest.mark.parametrize(

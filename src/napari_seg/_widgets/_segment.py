@@ -251,7 +251,10 @@ class SegmentWidget(RunnerFields, Dock):
         try:
             plan = self._plan(layer, model)
             config = self.config(plan, layer)
-            remote = self._cluster_args(layer, plan, config) if self.cluster.remote else None
+            # A cluster's workers keep their own thread counts ("CPU threads" is this process's).
+            remote = None
+            if self.cluster.remote:
+                remote = self._cluster_args(layer, plan, config.with_(threads=None))
         except (ValueError, TypeError) as exc:
             show_error(f"Cannot segment {layer.name}: {exc}")
             return
