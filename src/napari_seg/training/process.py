@@ -21,7 +21,7 @@ output carries the frames; what it prints goes to its standard error):
   reading (the child closes the generator, freeing its memory), ``("stop",)``
   to set the ``stop`` event the generator was given;
 - child to parent: ``("ready",)`` once its imports are done, ``("event", e)``,
-  ``("returned", value)``, ``("error", exception)``, ``("closed",)``.
+  ``("returned", value)``, ``("error", exception)``, ``("closed", None)``.
 
 The child waits for ``next`` after each event, so it runs no further than the
 parent reads: a worker paused at an event pauses the run (and its budget clock)
