@@ -250,3 +250,15 @@ def test_an_ome_zarr_image_s_pixel_size_is_recorded_in_the_model(files, tmp_path
     mixed = [*base, "--image", str(files["image1"]), "--labels", str(files["labels1"])]
     assert main([*mixed, "--out", str(tmp_path / "n.safetensors")]) == 0
     assert load_model(tmp_path / "n.safetensors").spec.spacing is None
+
+
+def test_a_calibrated_tiff_s_pixel_size_is_recorded_in_the_model(files, tmp_path):
+    """As an OME-Zarr image's: an ImageJ TIFF's pixel size becomes the new model's
+    spacing (the uncalibrated TIFFs of the other tests record none)."""
+    image = tifffile.imread(files["image0"])
+    tifffile.imwrite(tmp_path / "img.tif", image, imagej=True, resolution=(4.0, 2.0),
+                     metadata={"axes": "YX", "unit": "micron"})  # fmt: skip
+    argv = ["train", "--image", str(tmp_path / "img.tif"), "--labels", str(files["labels0"]),
+            "--arch", "unet", *FAST, "--out", str(tmp_path / "m.safetensors")]  # fmt: skip
+    assert main(argv) == 0
+    assert load_model(tmp_path / "m.safetensors").spec.spacing == (0.5, 0.25)

@@ -180,7 +180,7 @@ def test_ome_zarr_levels_are_read_finest_first(tmp_path):
 def test_the_ome_zarr_transform_combines_the_level_s_and_the_image_s(tmp_path):
     """NGFF: the level's transformations, then the image's; identity is allowed."""
     zarr = pytest.importorskip("zarr")
-    from napari_seg._io import ome_zarr_spacing, read_ome_zarr_transform
+    from napari_seg._io import read_ome_zarr_transform, source_spacing
 
     group = zarr.open_group(str(tmp_path / "img.ome.zarr"), mode="w", zarr_format=2)
     group.create_array("s0", shape=(4, 16, 16), dtype="uint8")
@@ -195,10 +195,10 @@ def test_the_ome_zarr_transform_combines_the_level_s_and_the_image_s(tmp_path):
     assert units == (None, None, None)  # no axes: no units
     assert scale == (2.0, 1.0, 0.5)
     assert translation == (1.0, 4.0, 6.0)  # the image's scale applies to the translation
-    assert ome_zarr_spacing(tmp_path / "img.ome.zarr", [1, 2]) == (1.0, 0.5)
+    assert source_spacing(tmp_path / "img.ome.zarr", [1, 2]) == (1.0, 0.5)
     # a scale of 1 says nothing (ome-zarr-py's default), a plain zarr array has none
     group.attrs["multiscales"] = [{"datasets": [{"path": "s0"}]}]
-    assert ome_zarr_spacing(tmp_path / "img.ome.zarr", [0, 1, 2]) is None
+    assert source_spacing(tmp_path / "img.ome.zarr", [0, 1, 2]) is None
     zarr.open_array(str(tmp_path / "plain.zarr"), mode="w", shape=(8, 8), dtype="uint8")
     assert read_ome_zarr_transform(tmp_path / "plain.zarr") is None
 
@@ -219,7 +219,7 @@ def _ome_axes(tmp_path, axes):
 def test_ome_zarr_spatial_axes_in_different_units_give_one_voxel_size(tmp_path):
     """z in micrometres, y and x in nanometres: the voxel size and origin are expressed
     in the last spatial axis's unit (x), the time axis keeps its own."""
-    from napari_seg._io import ome_zarr_spacing, read_ome_zarr_transform
+    from napari_seg._io import read_ome_zarr_transform, source_spacing
 
     path = _ome_axes(tmp_path, [
         {"name": "t", "type": "time", "unit": "second"},
@@ -230,7 +230,7 @@ def test_ome_zarr_spatial_axes_in_different_units_give_one_voxel_size(tmp_path):
     assert scale == pytest.approx((3.0, 2000.0, 500.0, 250.0))
     assert translation == pytest.approx((1.0, 1000.0, 100.0, 0.0))
     assert units == ("second", "nanometer", "nanometer", "nanometer")
-    assert ome_zarr_spacing(path, [1, 2, 3]) == pytest.approx((2000.0, 500.0, 250.0))
+    assert source_spacing(path, [1, 2, 3]) == pytest.approx((2000.0, 500.0, 250.0))
 
 
 @pytest.mark.parametrize(

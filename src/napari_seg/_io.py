@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -14,6 +15,7 @@ from ._units import axis_units, common_length_unit
 from .limits import MAX_CHUNK_BYTES, MAX_LEVELS, brief, one_line
 
 if TYPE_CHECKING:
+    from ._calibration import Calibration
     from .medical import VolumeGeometry
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -298,10 +300,34 @@ def read_ome_zarr_transform(
     return ome_zarr_transform(node)
 
 
-def ome_zarr_spacing(path: str | os.PathLike, axes) -> tuple[float, ...] | None:
-    """The voxel size along ``axes`` that an OME-Zarr image at ``path`` declares (its
-    full-resolution level's scale), or None (not an OME-Zarr image, or a scale of 1
-    along every one of them: see ``arrays.layout.spacing_from_scale``).
+def read_source_transform(
+    path: str | os.PathLike,
+) -> tuple[tuple[float, ...], tuple[float, ...], tuple[str | None, ...]] | None:
+    """The scale, translation and units along each array axis that the image file at
+    ``path`` declares: an OME-Zarr image's (:func:`read_ome_zarr_transform`) or a
+    calibrated TIFF's (ImageJ or OME-TIFF: ``_calibration.read_calibration``, no
+    translation); None for other files.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    tuple or None
+    """
+    if Path(path).suffix.lower() not in TIFF_SUFFIXES:
+        return read_ome_zarr_transform(path)
+    calibration = tiff_calibration(path)
+    if calibration is None:
+        return None
+    return calibration.scale, (0.0,) * len(calibration.scale), calibration.units
+
+
+def source_spacing(path: str | os.PathLike, axes) -> tuple[float, ...] | None:
+    """The voxel size along ``axes`` that the image file at ``path`` declares
+    (:func:`read_source_transform`), or None (none declared, or a scale of 1 along
+    every one of them: see ``arrays.layout.spacing_from_scale``).
 
     Parameters
     ----------
@@ -314,7 +340,7 @@ def ome_zarr_spacing(path: str | os.PathLike, axes) -> tuple[float, ...] | None:
     """
     from .arrays.layout import spacing_from_scale
 
-    transform = read_ome_zarr_transform(path)
+    transform = read_source_transform(path)
     return None if transform is None else spacing_from_scale(transform[0], axes)
 
 
@@ -409,23 +435,59 @@ def write_labels(
     *,
     overwrite: bool = False,
     metadata: dict | None = None,
+    calibration: Calibration | None = None,
 ) -> None:
     """Write labels (or probabilities) atomically: NIfTI with ``geometry``'s affine
     when ``path`` ends in ``.nii``/``.nii.gz``, else TIFF (with ``metadata``).
+
+    A TIFF with a ``calibration`` (its source's: :func:`tiff_calibration`) is an
+    ImageJ hyperstack with that pixel size, ``metadata`` then being its ImageJ
+    properties; without one, or where ImageJ cannot hold the array (instance labels
+    of over 65535 ids, axes ImageJ does not have), ``metadata`` is tifffile's JSON
+    description and the TIFF is uncalibrated.
 
     Raises
     ------
     ValueError
         For a NIfTI path without the geometry of a medical source.
     """
+    from ._calibration import imagej_options
     from .medical import is_nifti, write_nifti
 
+    array = np.asarray(array)
     if is_nifti(path):
         if geometry is None:
             raise ValueError(f"{path}: NIfTI output needs a NIfTI or DICOM input (its affine)")
-        write_nifti(path, np.asarray(array), geometry, overwrite=overwrite)
-    else:
+        write_nifti(path, array, geometry, overwrite=overwrite)
+        return
+    options = imagej_options(calibration, array.shape, array.dtype)
+    if options is None:
         write_tiff(path, array, overwrite=overwrite, metadata=metadata)
+        return
+    if metadata:  # ImageJ's properties are strings
+        options["metadata"]["Properties"] = {
+            str(k): v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()
+        }
+    write_tiff(path, array, overwrite=overwrite, **options)
+
+
+def tiff_calibration(path: str | os.PathLike) -> Calibration | None:
+    """The pixel size of the TIFF at ``path`` (``_calibration.read_calibration``); None
+    for other files or an uncalibrated TIFF.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    Calibration or None
+    """
+    from ._calibration import read_calibration
+
+    if Path(path).suffix.lower() not in TIFF_SUFFIXES:
+        return None
+    return read_calibration(path)
 
 
 #: ImageJ's hyperstack axis order; class planes are its channels.
@@ -439,6 +501,7 @@ def write_probabilities(
     *,
     class_names: tuple[str, ...] = (),
     overwrite: bool = False,
+    calibration: Calibration | None = None,
 ) -> None:
     """Write ``(num_classes, *shape)`` probabilities atomically, one plane per class.
 
@@ -455,12 +518,16 @@ def write_probabilities(
     geometry : VolumeGeometry, optional
     class_names : tuple of str
     overwrite : bool
+    calibration : Calibration, optional
+        The labels' pixel size (:func:`write_labels`), stored when the planes of the
+        hyperstack are the labels' (ImageJ's axis order).
 
     Raises
     ------
     ValueError
         For a NIfTI path without a medical source's geometry.
     """
+    from ._calibration import imagej_options
     from .medical import is_nifti
 
     probs = np.asarray(probabilities)
@@ -477,5 +544,13 @@ def write_probabilities(
     if class_names:
         pages = int(np.prod(probs.shape[:-2]))  # slice labels: one per page, classes inner
         metadata["Labels"] = [str(name) for name in class_names] * (pages // len(class_names))
+    options = imagej_options(calibration, probs.shape[:-3] + probs.shape[-2:], np.float32)
+    if options is not None and options["metadata"]["axes"] == axes.replace("C", ""):
+        del options["metadata"]["axes"]
+        metadata.update(options["metadata"])
+        options = {"resolution": options["resolution"]}
+    else:
+        options = {}
     with atomic_write(path, overwrite=overwrite) as handle:
-        tifffile.imwrite(handle, probs.astype(np.float32), imagej=True, metadata=metadata)
+        tifffile.imwrite(handle, probs.astype(np.float32), imagej=True, metadata=metadata,
+                         **options)  # fmt: skip

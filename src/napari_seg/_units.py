@@ -30,6 +30,28 @@ TIME_UNITS = frozenset({
 })  # fmt: skip
 
 
+#: Short names of the common length units, for tables (others are shown by name).
+SYMBOLS = {
+    "nanometer": "nm", "micrometer": "µm", "millimeter": "mm", "centimeter": "cm",
+    "meter": "m",
+}  # fmt: skip
+
+
+def unit_symbol(name: str) -> str:
+    """The short name of the NGFF length unit ``name`` (``"mm"`` for ``"millimeter"``,
+    which Evaluate shows volumes of in mL), else ``name`` itself.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    str
+    """
+    return SYMBOLS.get(name, name)
+
+
 def known_unit(kind: str, unit: object) -> str | None:
     """``unit`` when NGFF lists it for an axis of ``kind`` (``"space"``: a length,
     ``"time"``: a duration), else None.

@@ -103,6 +103,26 @@ def test_a_block_run_resamples_to_the_model_spacing_as_a_single_run(tmp_path):
     assert meta["datasets"][0]["coordinateTransformations"][0]["scale"] == [3.0, 0.6, 0.6]
 
 
+def test_a_calibrated_tiff_s_pixel_size_and_unit_go_into_the_ome_zarr(tmp_path):
+    """An ImageJ stack of 3 x 0.6 x 0.6 um for a model made for 1.5 x 1 x 1: the blocks
+    resample as with ``--spacing``, and the store carries the stack's size and unit."""
+    model = _model(tmp_path / "plain.safetensors", dims=3)
+    model.spec = dataclasses.replace(model.spec, spacing=(1.5, 1.0, 1.0))
+    save_model(model, tmp_path / "m.safetensors")
+    image = cells_3d((30, 70, 76), seed=2)[0]
+    tifffile.imwrite(tmp_path / "img.tif", image, imagej=True, resolution=(1 / 0.6, 1 / 0.6),
+                     metadata={"axes": "ZYX", "spacing": 3.0, "unit": "micron"})  # fmt: skip
+    config = CONFIG.with_(tile=32, overlap=10)
+    expected = predict(model, image, config.with_(spacing=(3.0, 0.6, 0.6))).labels
+    assert not np.array_equal(expected, predict(model, image, config).labels)
+    _, done = _run(tmp_path / "m.safetensors", tmp_path / "img.tif", tmp_path / "o.ome.zarr",
+                   config, block=32)  # fmt: skip
+    np.testing.assert_array_equal(_level0(done.output), expected)
+    meta = zarr.open_group(str(done.output), mode="r").attrs["multiscales"][0]
+    assert meta["datasets"][0]["coordinateTransformations"][0]["scale"] == [3.0, 0.6, 0.6]
+    assert [axis.get("unit") for axis in meta["axes"]] == ["micrometer"] * 3
+
+
 def test_an_interrupted_run_resumes_and_never_trusts_an_unrecorded_block(plane, monkeypatch):
     tmp, model, image = plane
     expected = predict(model, image, CONFIG).labels

@@ -121,6 +121,22 @@ def build_config(args: argparse.Namespace) -> EvaluateConfig:
     return config.with_(**changes)
 
 
+def _with_file_spacing(config, path, ndim: int):
+    """``config`` with the voxel size (and its unit, when one) that the ground truth's
+    file declares: an OME-Zarr image's scale or a calibrated TIFF's pixel size."""
+    from .._io import read_source_transform
+    from .._units import unit_symbol
+    from ..arrays.layout import spacing_from_scale
+
+    transform = read_source_transform(path)
+    spacing = None if transform is None else spacing_from_scale(transform[0], range(ndim))
+    if transform is None or spacing is None:
+        return config
+    units = {unit for unit in transform[2] if unit is not None}
+    unit = unit_symbol(units.pop()) if len(units) == 1 else None
+    return config.with_(spacing=spacing, unit=config.unit or unit)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``napari-seg evaluate`` with parsed ``args``; the exit status.
 
@@ -146,11 +162,8 @@ def run(args: argparse.Namespace) -> int:
     gt, geometry = _read(args.gt, "--gt")
     if config.surface and config.spacing is None and geometry is not None:
         config = config.with_(spacing=geometry.spacing, unit=config.unit or "mm")
-    elif config.surface and config.spacing is None:  # an OME-Zarr image's own scale
-        from .._io import ome_zarr_spacing
-
-        spacing = ome_zarr_spacing(args.gt, range(len(gt.shape)))
-        config = config if spacing is None else config.with_(spacing=spacing)
+    elif config.surface and config.spacing is None:  # an OME-Zarr or calibrated TIFF's
+        config = _with_file_spacing(config, args.gt, len(gt.shape))
     result = evaluate(pred, gt, config)
     for message in result.warnings:
         print(f"warning: {message}", file=sys.stderr)

@@ -181,9 +181,15 @@ def _outputs(folder: Path, stem: str, source: Path, probabilities: bool) -> tupl
 
 
 def _predict_one(model, path: Path, outputs: tuple[Path, ...], config, args) -> list[Path]:
-    from .._io import read_ome_zarr_transform, read_with_geometry, write_labels, write_probabilities
+    from .._io import (
+        read_source_transform,
+        read_with_geometry,
+        tiff_calibration,
+        write_labels,
+        write_probabilities,
+    )
     from ..inference import PredictProgress, PredictStarted, SettingsAdjusted, iter_predict
-    from ..inference.blocks import with_source_spacing
+    from ..inference.blocks import layout_of, with_source_spacing
     from ..medical import layout_defaults
 
     def show(event, bar) -> None:
@@ -205,8 +211,12 @@ def _predict_one(model, path: Path, outputs: tuple[Path, ...], config, args) -> 
         defaults = layout_defaults(image.ndim, model.spec.spatial_dims, geometry.spacing)
         given = {k: getattr(config, k) for k in defaults if getattr(config, k) is not None}
         config = config.with_(**{**defaults, **given})
-    transform = read_ome_zarr_transform(path)
+    transform = read_source_transform(path)
     config = with_source_spacing(model, image, config, None if transform is None else transform[0])
+    # The labels are on the image's grid: a calibrated TIFF's pixel size goes with them.
+    calibration = tiff_calibration(path)
+    if calibration is not None:
+        calibration = calibration.without(layout_of(model, tuple(image.shape), config).channel_axis)
     try:
         result = drive(iter_predict(model, image, config), show, quiet=args.quiet)
     except MemoryError as exc:
@@ -214,9 +224,9 @@ def _predict_one(model, path: Path, outputs: tuple[Path, ...], config, args) -> 
         raise MemoryError(f"{exc}; --output-format ome-zarr writes block by block") from exc
     spec = model.spec
     metadata = {"classes": list(spec.class_names), "model": spec.architecture}
-    keep = {"geometry": geometry, "overwrite": args.overwrite, "metadata": metadata}
-    write_labels(outputs[0], result.labels, **keep)
+    keep = {"geometry": geometry, "overwrite": args.overwrite, "calibration": calibration}
+    write_labels(outputs[0], result.labels, metadata=metadata, **keep)
     if result.probabilities is not None:
-        write_probabilities(outputs[1], result.probabilities, geometry,
-                            class_names=spec.class_names, overwrite=args.overwrite)  # fmt: skip
+        write_probabilities(outputs[1], result.probabilities, class_names=spec.class_names,
+                            **keep)  # fmt: skip
     return list(outputs)

@@ -224,10 +224,11 @@ def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
 
 
 def _refine_one(source: Path, target: Path, config, args) -> int:
-    from .._io import read_with_geometry
+    from .._io import read_with_geometry, tiff_calibration
     from ..refine import iter_refine
 
     image, geometry = read_with_geometry(source)
+    calibration = tiff_calibration(source)  # the refined labels keep the pixel size
     labels = np.array(image)  # a copy: OUTPUT may replace INPUT
     inputs = {
         name: _read_input(getattr(args, name), source, name)
@@ -244,7 +245,7 @@ def _refine_one(source: Path, target: Path, config, args) -> int:
 
     events = iter_refine(labels, config, channel_axis=args.channel_axis, **inputs)
     result = drive(events, show, quiet=args.quiet)
-    _write(target, result.labels, args.overwrite, geometry)
+    _write(target, result.labels, args.overwrite, geometry, calibration)
     return result.changed
 
 
@@ -262,7 +263,9 @@ def _read_input(path: Path, source: Path, name: str) -> np.ndarray:
     return np.asarray(read_image(path))
 
 
-def _write(target: Path, labels: np.ndarray, overwrite: bool, geometry=None) -> None:
+def _write(
+    target: Path, labels: np.ndarray, overwrite: bool, geometry=None, calibration=None
+) -> None:
     from .._atomic import atomic_write
     from .._io import write_labels
 
@@ -270,7 +273,7 @@ def _write(target: Path, labels: np.ndarray, overwrite: bool, geometry=None) -> 
         with atomic_write(target, overwrite=overwrite) as handle:
             np.save(handle, labels, allow_pickle=False)
     elif target.name.lower().endswith((".tif", ".tiff", ".nii", ".nii.gz")):
-        write_labels(target, labels, geometry, overwrite=overwrite)
+        write_labels(target, labels, geometry, overwrite=overwrite, calibration=calibration)
     else:
         raise ValueError(
             f"OUTPUT must end in .tif, .tiff, .npy, .nii or .nii.gz, got {target.name}"

@@ -233,9 +233,10 @@ def run(args: argparse.Namespace) -> int:
 def _with_input_spacing(config, paths, images):
     """The config with the inputs' voxel size when every one declares it, they all
     share one and none was given: a medical volume's (its header), an OME-Zarr
-    image's (its scale, unless 1 everywhere). In-plane (the last two axes: axial
-    planes, as a 2D model trains on them), or the last three for a 3D run."""
-    from .._io import ome_zarr_spacing
+    image's (its scale, unless 1 everywhere), a calibrated TIFF's (ImageJ, OME-TIFF).
+    In-plane (the last two axes: axial planes, as a 2D model trains on them), or the
+    last three for a 3D run."""
+    from .._io import source_spacing
     from ..training._model import run_dims
 
     if config.spacing is not None:
@@ -247,7 +248,7 @@ def _with_input_spacing(config, paths, images):
             spacings.append(tuple(geometry.spacing[-dims:]))
         else:
             ndim = len(image.shape)
-            spacings.append(ome_zarr_spacing(path, range(ndim - dims, ndim)))
+            spacings.append(source_spacing(path, range(ndim - dims, ndim)))
     if None in spacings or len(set(spacings)) != 1:
         return config
     return config.with_(spacing=spacings[0])

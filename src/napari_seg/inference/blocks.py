@@ -287,8 +287,9 @@ def with_source_spacing(
     image : array-like
     config : PredictConfig
     scale : sequence of float or None
-        The file's scale along every axis of ``image`` (an OME-Zarr image's:
-        ``_io.read_ome_zarr_transform``), or None when it declares none.
+        The file's scale along every axis of ``image`` (an OME-Zarr image's or a
+        calibrated TIFF's: ``_io.read_source_transform``), or None when it declares
+        none.
 
     Returns
     -------

@@ -304,7 +304,7 @@ class _Job:
 
     @classmethod
     def plan(cls, model_path, source, output, config, block, overwrite) -> _Job:
-        from .._io import read_image, read_ome_zarr_transform
+        from .._io import read_image, read_source_transform
         from ..inference.blocks import (
             fixed_settings,
             layout_of,
@@ -322,7 +322,7 @@ class _Job:
         model, image = load_model(model_path), read_image(source)
         # The request (what resuming compares) is what was asked; the source's own
         # spacing is part of the source.
-        transform = read_ome_zarr_transform(source)
+        transform = read_source_transform(source)
         scale = None if transform is None else transform[0]
         settings = with_source_spacing(model, image, config or PredictConfig(), scale)
         fixed, stats = fixed_settings(model, image, settings)
@@ -387,9 +387,10 @@ def _create(staging: Path, shape, chunks, classes: int, probabilities: bool) -> 
 
 def _transform(layout, config: PredictConfig, source) -> dict[str, Any]:
     """The output's ``scale``, ``translation`` and ``units`` along each of its axes: the
-    source's (an OME-Zarr image's, without its channel axis), with ``config.spacing``
-    along the spatial axes when given (where it differs from the source's, its unit
-    is not stated: the axis's unit is left out); None where nothing is known."""
+    source's (an OME-Zarr image's or a calibrated TIFF's, without its channel axis),
+    with ``config.spacing`` along the spatial axes when given (where it differs from
+    the source's, its unit is not stated: the axis's unit is left out); None where
+    nothing is known."""
     keep = [a for a in range(len(layout.shape)) if a != layout.channel_axis]
     scale = None if source is None else [source[0][a] for a in keep]
     translation = None if source is None else [source[1][a] for a in keep]

@@ -1,0 +1,224 @@
+"""A TIFF's physical pixel size (ImageJ or OME-TIFF), read and written.
+
+Microscopes and Fiji store the voxel size of a stack in one of two ways:
+
+- an ImageJ hyperstack: X/YResolution tags (pixels per unit), the unit and the
+  ``spacing`` between slices in the ImageJ description;
+- an OME-TIFF: ``PhysicalSizeX/Y/Z`` (and their units, micrometres by default) in
+  the OME-XML of the first image.
+
+Only these two are read as a calibration. The resolution tags of any other TIFF
+are a print resolution (72 dpi from an image editor), not a voxel size, and are
+ignored: such a file reads as uncalibrated, as it does in napari.
+
+Labels are written back as an ImageJ hyperstack with the source's calibration, so
+Fiji, tifffile and napari-seg read the same voxel size from both files.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._units import LENGTH_UNITS
+
+#: The unit names ImageJ and OME-XML use, by NGFF name (ImageJ writes the micro sign
+#: escaped as ``\\u00B5``).
+_SYMBOLS: dict[str, str] = {
+    "nm": "nanometer", "um": "micrometer", "µm": "micrometer", "μm": "micrometer",
+    "\\u00b5m": "micrometer", "micron": "micrometer", "microns": "micrometer",
+    "mm": "millimeter", "cm": "centimeter", "m": "meter", "pm": "picometer",
+    "å": "angstrom", "a": "angstrom", "in": "inch", "inch": "inch", "km": "kilometer",
+}  # fmt: skip
+
+#: ImageJ's names for the units napari-seg writes (others are written in micrometres).
+_IMAGEJ_UNITS = {
+    "nanometer": "nm", "micrometer": "micron", "millimeter": "mm", "centimeter": "cm",
+    "meter": "m", "inch": "inch",
+}  # fmt: skip
+
+#: ImageJ hyperstacks hold these axes in this order, and these sample types.
+_IMAGEJ_ORDER = "TZCYXS"
+_IMAGEJ_DTYPES = ("uint8", "uint16", "float32")
+
+#: Significant digits kept of a size read from a rational tag (1 / (10/3) is 0.3).
+_DIGITS = 9
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The physical size of a TIFF's pixels along each of its array's axes.
+
+    Attributes
+    ----------
+    axes : str
+        One tifffile axis letter per array axis (``"ZYX"``, ``"TZCYX"``, ``"YXS"``...).
+    scale : tuple of float
+        The size along each array axis, in ``unit`` along X, Y and Z; 1 along others.
+    unit : str
+        The NGFF name of the length unit (``"micrometer"``).
+    """
+
+    axes: str
+    scale: tuple[float, ...]
+    unit: str
+
+    @property
+    def units(self) -> tuple[str | None, ...]:
+        """Each array axis's unit: ``unit`` along X, Y and Z, None along others."""
+        return tuple(self.unit if a in "ZYX" else None for a in self.axes)
+
+    def without(self, axis: int | None) -> Calibration:
+        """The calibration of an array made by removing ``axis`` (e.g. the channels a
+        model consumes): itself when ``axis`` is None."""
+        if axis is None:
+            return self
+        axis %= len(self.axes)
+        keep = [k for k in range(len(self.axes)) if k != axis]
+        return Calibration(
+            "".join(self.axes[k] for k in keep), tuple(self.scale[k] for k in keep), self.unit
+        )
+
+
+def length_unit(name: object) -> str | None:
+    """The NGFF name of the length unit that ImageJ or OME-XML calls ``name``, or None
+    (no unit, ``"pixel"``, or a unit that is not a length).
+
+    Parameters
+    ----------
+    name : object
+
+    Returns
+    -------
+    str or None
+    """
+    if not isinstance(name, str):
+        return None
+    text = name.strip()
+    if text in LENGTH_UNITS:
+        return text
+    return _SYMBOLS.get(text.lower())
+
+
+def read_calibration(path: str | os.PathLike) -> Calibration | None:
+    """The calibration an ImageJ or OME-TIFF file declares for its first image, or
+    None (another TIFF, no unit, sizes that are not finite and positive, or axes that
+    do not match the image napari-seg reads).
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    Calibration or None
+    """
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            if not tif.series:
+                return None
+            series = tif.series[0]
+            axes = str(series.axes)
+            if len(axes) != len(series.shape):
+                return None
+            if tif.is_ome:
+                sizes = _ome_sizes(tif.ome_metadata)
+            elif tif.is_imagej:
+                sizes = _imagej_sizes(tif.imagej_metadata or {}, tif.pages.first)
+            else:
+                return None
+    except Exception:  # the pixels are read elsewhere; broken metadata is no calibration
+        return None
+    if sizes is None:
+        return None
+    found, unit = sizes
+    scale = tuple(found.get(a, 1.0) if a in "ZYX" else 1.0 for a in axes)
+    if not all(math.isfinite(s) and s > 0 for s in scale):
+        return None
+    return Calibration(axes, scale, unit)
+
+
+def _rounded(value: float) -> float:
+    return float(f"{value:.{_DIGITS}g}")
+
+
+def _imagej_sizes(meta: dict, page) -> tuple[dict[str, float], str] | None:
+    unit = length_unit(meta.get("unit"))
+    if unit is None:  # ImageJ's uncalibrated images have no unit (or "pixel")
+        return None
+    try:
+        x_res, y_res = page.get_resolution()
+        sizes = {"X": _rounded(1 / x_res), "Y": _rounded(1 / y_res)}
+        sizes["Z"] = float(meta.get("spacing", 1.0))  # ImageJ's pixel depth, 1 by default
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return None
+    return sizes, unit
+
+
+def _ome_sizes(xml: str | None) -> tuple[dict[str, float], str] | None:
+    import tifffile
+
+    try:
+        ome = tifffile.xml2dict(xml or "").get("OME", {})
+    except Exception:  # tifffile raises what its XML parser raises: the file is uncalibrated
+        return None
+    image = ome.get("Image") if isinstance(ome, dict) else None
+    image = image[0] if isinstance(image, list) and image else image
+    pixels = image.get("Pixels") if isinstance(image, dict) else None
+    if not isinstance(pixels, dict):
+        return None
+    metres: dict[str, float] = {}
+    for axis in "XYZ":
+        size = pixels.get(f"PhysicalSize{axis}")
+        unit = length_unit(pixels.get(f"PhysicalSize{axis}Unit", "µm"))
+        if isinstance(size, (int, float)) and not isinstance(size, bool) and unit is not None:
+            metres[axis] = float(size) * LENGTH_UNITS[unit]
+    if "X" not in metres:
+        return None
+    unit = length_unit(pixels.get("PhysicalSizeXUnit", "µm")) or "micrometer"
+    return {a: _rounded(m / LENGTH_UNITS[unit]) for a, m in metres.items()}, unit
+
+
+def imagej_options(calibration: Calibration | None, shape, dtype) -> dict | None:
+    """``tifffile.imwrite`` keywords that store ``calibration`` with an array of
+    ``shape`` and ``dtype`` as an ImageJ hyperstack, or None when ImageJ cannot hold
+    them (no calibration, another number of axes than the array's, axes out of
+    ImageJ's order, a sample type ImageJ does not have).
+
+    Parameters
+    ----------
+    calibration : Calibration or None
+    shape : tuple of int
+    dtype : numpy dtype
+
+    Returns
+    -------
+    dict or None
+        ``imagej``, ``resolution`` and ``metadata`` (with ``axes``, ``unit`` and
+        ``spacing``).
+    """
+    if calibration is None or len(calibration.axes) != len(shape):
+        return None
+    axes = calibration.axes.upper()
+    if not axes.endswith("YX") or str(np.dtype(dtype)) not in _IMAGEJ_DTYPES:
+        return None
+    order = [_IMAGEJ_ORDER.find(a) for a in axes]
+    if -1 in order or order != sorted(set(order)):
+        return None
+    size = dict(zip(axes, calibration.scale, strict=True))
+    unit = calibration.unit
+    if unit not in _IMAGEJ_UNITS:  # ImageJ has no name for it: write micrometres
+        factor = LENGTH_UNITS[unit] / LENGTH_UNITS["micrometer"]
+        size = {a: s * factor for a, s in size.items()}
+        unit = "micrometer"
+    metadata = {"axes": axes, "unit": _IMAGEJ_UNITS[unit], "spacing": size.get("Z", 1.0)}
+    return {
+        "imagej": True,
+        "resolution": (1 / size["X"], 1 / size["Y"]),
+        "metadata": metadata,
+    }
