@@ -162,3 +162,19 @@ def test_evaluate_measures_surfaces_in_the_tiff_unit(tmp_path, capsys):
     surface = json.loads(capsys.readouterr().out)["surface"]
     assert surface["spacing"] == [3.0, 0.3, 0.3]
     assert surface["unit"] == "µm"
+
+
+def test_evaluate_takes_the_prediction_s_calibration_when_the_truth_has_none(tmp_path, capsys):
+    _, labels = cells_3d((8, 40, 48), seed=4)
+    labels = labels.astype(np.uint8)
+    tifffile.imwrite(tmp_path / "gt.tif", labels)  # hand-made, uncalibrated
+    imagej(tmp_path / "pred.tif", np.roll(labels, 2, axis=2), "ZYX", 0.3, 3.0)
+    args = ["evaluate", "--pred", str(tmp_path / "pred.tif"), "--gt", str(tmp_path / "gt.tif"),
+            "--surface", "--json"]  # fmt: skip
+    assert main(args) == 0
+    surface = json.loads(capsys.readouterr().out)["surface"]
+    assert surface["spacing"] == [3.0, 0.3, 0.3]
+    # the truth's calibration wins where both have one
+    imagej(tmp_path / "gt.tif", labels, "ZYX", 0.5, 2.0)
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["surface"]["spacing"] == [2.0, 0.5, 0.5]

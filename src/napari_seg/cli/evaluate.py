@@ -163,7 +163,10 @@ def run(args: argparse.Namespace) -> int:
     if config.surface and config.spacing is None and geometry is not None:
         config = config.with_(spacing=geometry.spacing, unit=config.unit or "mm")
     elif config.surface and config.spacing is None:  # an OME-Zarr or calibrated TIFF's
-        config = _with_file_spacing(config, args.gt, len(gt.shape))
+        # the ground truth's, else the prediction's (napari-seg's labels keep their image's)
+        for path in (args.gt, args.pred):
+            if config.spacing is None:
+                config = _with_file_spacing(config, path, len(gt.shape))
     result = evaluate(pred, gt, config)
     for message in result.warnings:
         print(f"warning: {message}", file=sys.stderr)
