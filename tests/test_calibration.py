@@ -178,3 +178,28 @@ def test_evaluate_takes_the_prediction_s_calibration_when_the_truth_has_none(tmp
     imagej(tmp_path / "gt.tif", labels, "ZYX", 0.5, 2.0)
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out)["surface"]["spacing"] == [2.0, 0.5, 0.5]
+
+
+def test_predict_takes_the_channels_from_the_tiff_s_c_axis(tmp_path):
+    """Two timepoints of two channels (TCYX): the first axis of size 2 is the time,
+    which the size rule alone would take for the channels."""
+    torch.manual_seed(0)
+    spec = ModelSpec("unet", 2, 3, options={"depth": 2, "base_width": 4})
+    model = create_model(spec)
+    with torch.no_grad():  # an untrained net answers one class everywhere: make it vary
+        for p in model.parameters():
+            p.normal_(0, 0.5)
+    save_model(model, tmp_path / "m.safetensors")
+    image = np.random.default_rng(0).random((2, 2, 48, 64)).astype(np.float32)
+    image[:, 1] = image[:, 1, ::-1]  # the channels differ from the timepoints
+    tifffile.imwrite(tmp_path / "tcyx.tif", image, imagej=True, metadata={"axes": "TCYX"})
+    args = ["predict", "--model", str(tmp_path / "m.safetensors"), "--output",
+            str(tmp_path / "out"), "--precision", "fp32", "--quiet", "--axis", "0",
+            str(tmp_path / "tcyx.tif")]  # fmt: skip
+    assert main(args) == 0
+    got = tifffile.imread(tmp_path / "out" / "tcyx_labels.tif")
+    model = load_model(tmp_path / "m.safetensors")
+    right = predict(model, image, channel_axis=1, axis=0, precision="fp32").labels
+    wrong = predict(model, image, channel_axis=0, axis=1, precision="fp32").labels
+    assert not np.array_equal(right, wrong)
+    np.testing.assert_array_equal(got, right)

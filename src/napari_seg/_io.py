@@ -471,6 +471,32 @@ def write_labels(
     write_tiff(path, array, overwrite=overwrite, **options)
 
 
+def tiff_axes(path: str | os.PathLike) -> str | None:
+    """tifffile's axis letters for the array napari-seg reads from the TIFF at ``path``
+    (``"ZCYX"`` for a Fiji hyperstack, ``"YXS"`` for RGB), or None for other files,
+    a TIFF whose axes tifffile cannot name, or one it cannot open.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    str or None
+    """
+    import tifffile
+
+    if Path(path).suffix.lower() not in TIFF_SUFFIXES:
+        return None
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            axes, ndim = str(series.axes), len(series.shape)
+    except Exception:  # the pixels are read elsewhere; no names is no information
+        return None
+    return axes if len(axes) == ndim and "Q" not in axes else None
+
+
 def tiff_calibration(path: str | os.PathLike) -> Calibration | None:
     """The pixel size of the TIFF at ``path`` (``_calibration.read_calibration``); None
     for other files or an uncalibrated TIFF.

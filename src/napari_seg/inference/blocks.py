@@ -303,6 +303,31 @@ def with_source_spacing(
     return config if spacing is None else config.with_(spacing=spacing)
 
 
+def with_file_channels(
+    model: SegmentationModel, config: PredictConfig, axes: str | None
+) -> PredictConfig:
+    """``config`` with the channel axis its image's file names, when it gives none and
+    the model reads several channels: a TIFF's one ``C`` (or ``S``, samples) axis, as
+    Fiji and OME-TIFF name them (``_io.tiff_axes``). Without it the first axis of the
+    right size would be taken: the time axis of a two-timepoint, two-channel stack.
+
+    Parameters
+    ----------
+    model : SegmentationModel
+    config : PredictConfig
+    axes : str or None
+        One letter per axis of the image, or None when its file names none.
+
+    Returns
+    -------
+    PredictConfig
+    """
+    if config.channel_axis is not None or axes is None or model.spec.in_channels == 1:
+        return config
+    found = [k for k, letter in enumerate(axes) if letter in "CS"]
+    return config.with_(channel_axis=found[0]) if len(found) == 1 else config
+
+
 def layout_of(
     model: SegmentationModel, shape: tuple[int, ...], config: PredictConfig
 ) -> ImageLayout:

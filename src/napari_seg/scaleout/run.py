@@ -304,12 +304,13 @@ class _Job:
 
     @classmethod
     def plan(cls, model_path, source, output, config, block, overwrite) -> _Job:
-        from .._io import read_image, read_source_transform
+        from .._io import read_image, read_source_transform, tiff_axes
         from ..inference.blocks import (
             fixed_settings,
             layout_of,
             output_chunks,
             plan_blocks,
+            with_file_channels,
             with_source_spacing,
         )
         from ..models import load_model
@@ -324,7 +325,8 @@ class _Job:
         # spacing is part of the source.
         transform = read_source_transform(source)
         scale = None if transform is None else transform[0]
-        settings = with_source_spacing(model, image, config or PredictConfig(), scale)
+        settings = with_file_channels(model, config or PredictConfig(), tiff_axes(source))
+        settings = with_source_spacing(model, image, settings, scale)
         fixed, stats = fixed_settings(model, image, settings)
         layout = layout_of(model, tuple(image.shape), fixed)
         omezarr.axes_for(len(layout.output_shape) + want, channels=want)
