@@ -43,6 +43,15 @@ def test_an_imagej_stack_without_spacing_has_imagej_default_depth(tmp_path):
     assert read_calibration(path) == Calibration("ZYX", (1.0, 0.5, 0.5), "nanometer")
 
 
+def test_a_plain_imagej_stack_is_slices_with_the_spacing(tmp_path):
+    """Without hyperstack counts tifffile names the stack axis I; ImageJ calls it slices."""
+    desc = "ImageJ=1.54f\nimages=5\nunit=micron\nspacing=2.5\nloop=false\n"
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, np.zeros((5, 6, 7), np.uint8), description=desc,
+                     resolution=(2.5, 2.5), metadata=None)  # fmt: skip
+    assert read_calibration(path) == Calibration("ZYX", (2.5, 0.4, 0.4), "micrometer")
+
+
 def test_an_ome_tiff_gives_its_physical_sizes_in_one_unit(tmp_path):
     path = tmp_path / "a.ome.tif"
     metadata = {"axes": "CZYX", "PhysicalSizeX": 300, "PhysicalSizeXUnit": "nm",

@@ -130,6 +130,8 @@ def read_calibration(path: str | os.PathLike) -> Calibration | None:
                 sizes = _ome_sizes(tif.ome_metadata)
             elif tif.is_imagej:
                 sizes = _imagej_sizes(tif.imagej_metadata or {}, tif.pages.first)
+                if axes.count("I") == 1 and "Z" not in axes:  # a plain stack: ImageJ's slices
+                    axes = axes.replace("I", "Z")
             else:
                 return None
     except Exception:  # the pixels are read elsewhere; broken metadata is no calibration
