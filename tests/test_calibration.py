@@ -72,12 +72,14 @@ def uncalibrated_files(tmp_path):
     imagej(tmp_path / "nan_spacing.tif", image, "ZYX", 0.5, z=float("nan"))
     imagej(tmp_path / "zero_spacing.tif", image, "ZYX", 0.5, z=0.0)
     tifffile.imwrite(tmp_path / "bad.ome.tif", image, ome=True, metadata={"axes": "ZYX"})
+    no_z = {"axes": "ZYX", "PhysicalSizeX": 0.3, "PhysicalSizeY": 0.3}
+    tifffile.imwrite(tmp_path / "no_z.ome.tif", image, ome=True, metadata=no_z)
     return sorted(tmp_path.glob("*.tif"))
 
 
 def test_other_tiffs_and_broken_calibrations_read_as_uncalibrated(tmp_path):
     files = uncalibrated_files(tmp_path)
-    assert len(files) == 8
+    assert len(files) == 9
     for path in files:
         assert read_calibration(path) is None, path.name
         assert read_source_transform(path) is None, path.name

@@ -105,8 +105,11 @@ def length_unit(name: object) -> str | None:
 
 def read_calibration(path: str | os.PathLike) -> Calibration | None:
     """The calibration an ImageJ or OME-TIFF file declares for its first image, or
-    None (another TIFF, no unit, sizes that are not finite and positive, or axes that
-    do not match the image napari-seg reads).
+    None (another TIFF, no unit, a spatial axis without a size, sizes that are not
+    finite and positive, or axes that do not match the image napari-seg reads).
+
+    ImageJ's slice spacing is 1 when the file gives none (ImageJ's own default); an
+    OME-TIFF stack without ``PhysicalSizeZ`` has no calibration.
 
     Parameters
     ----------
@@ -139,7 +142,9 @@ def read_calibration(path: str | os.PathLike) -> Calibration | None:
     if sizes is None:
         return None
     found, unit = sizes
-    scale = tuple(found.get(a, 1.0) if a in "ZYX" else 1.0 for a in axes)
+    if any(a in "ZYX" and a not in found for a in axes):  # e.g. an OME stack without Z size
+        return None
+    scale = tuple(found[a] if a in "ZYX" else 1.0 for a in axes)
     if not all(math.isfinite(s) and s > 0 for s in scale):
         return None
     return Calibration(axes, scale, unit)
@@ -180,7 +185,7 @@ def _ome_sizes(xml: str | None) -> tuple[dict[str, float], str] | None:
         unit = length_unit(pixels.get(f"PhysicalSize{axis}Unit", "µm"))
         if isinstance(size, (int, float)) and not isinstance(size, bool) and unit is not None:
             metres[axis] = float(size) * LENGTH_UNITS[unit]
-    if "X" not in metres:
+    if "X" not in metres or "Y" not in metres:
         return None
     unit = length_unit(pixels.get("PhysicalSizeXUnit", "µm")) or "micrometer"
     return {a: _rounded(m / LENGTH_UNITS[unit]) for a, m in metres.items()}, unit
