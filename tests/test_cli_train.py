@@ -262,3 +262,15 @@ def test_a_calibrated_tiff_s_pixel_size_is_recorded_in_the_model(files, tmp_path
             "--arch", "unet", *FAST, "--out", str(tmp_path / "m.safetensors")]  # fmt: skip
     assert main(argv) == 0
     assert load_model(tmp_path / "m.safetensors").spec.spacing == (0.5, 0.25)
+
+
+def test_a_new_model_reads_the_channels_of_a_fiji_hyperstack(files, tmp_path):
+    """A two-channel TIFF with a C axis (as Fiji saves it) trains a two-channel model,
+    which ``predict`` then feeds from the same axis."""
+    image = tifffile.imread(files["image0"])
+    two = np.stack([image, image[::-1]])
+    tifffile.imwrite(tmp_path / "cyx.tif", two, imagej=True, metadata={"axes": "CYX"})
+    argv = ["train", "--image", str(tmp_path / "cyx.tif"), "--labels", str(files["labels0"]),
+            "--arch", "unet", *FAST, "--out", str(tmp_path / "m.safetensors")]  # fmt: skip
+    assert main(argv) == 0
+    assert load_model(tmp_path / "m.safetensors").spec.in_channels == 2

@@ -471,6 +471,23 @@ def write_labels(
     write_tiff(path, array, overwrite=overwrite, **options)
 
 
+def tiff_channel_axis(path: str | os.PathLike) -> int | None:
+    """The channel axis the TIFF at ``path`` names: its one ``C`` axis (a Fiji
+    hyperstack's, an OME-TIFF's), or None (no such axis, or not a TIFF). RGB samples
+    (``S``) are left to the rule for a last axis of 3 or 4.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    int or None
+    """
+    axes = tiff_axes(path) or ""
+    return axes.index("C") if axes.count("C") == 1 else None
+
+
 def tiff_axes(path: str | os.PathLike) -> str | None:
     """tifffile's axis letters for the array napari-seg reads from the TIFF at ``path``
     (``"ZCYX"`` for a Fiji hyperstack, ``"YXS"`` for RGB), or None for other files,

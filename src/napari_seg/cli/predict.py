@@ -184,8 +184,8 @@ def _predict_one(model, path: Path, outputs: tuple[Path, ...], config, args) -> 
     from .._io import (
         read_source_transform,
         read_with_geometry,
-        tiff_axes,
         tiff_calibration,
+        tiff_channel_axis,
         write_labels,
         write_probabilities,
     )
@@ -212,7 +212,7 @@ def _predict_one(model, path: Path, outputs: tuple[Path, ...], config, args) -> 
         defaults = layout_defaults(image.ndim, model.spec.spatial_dims, geometry.spacing)
         given = {k: getattr(config, k) for k in defaults if getattr(config, k) is not None}
         config = config.with_(**{**defaults, **given})
-    config = with_file_channels(model, config, tiff_axes(path))
+    config = with_file_channels(model, config, tiff_channel_axis(path))
     transform = read_source_transform(path)
     config = with_source_spacing(model, image, config, None if transform is None else transform[0])
     # The labels are on the image's grid: a calibrated TIFF's pixel size goes with them.

@@ -218,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
     labels = [read_with_geometry(lab)[0] for lab in args.labels]
     pairs = [(image, lab) for (image, _), lab in zip(images, labels, strict=True)]
     config = _with_input_spacing(config, args.image, images)
+    config = _with_input_channels(config, args.image)
     names = [p.name for p in args.image]
     stop = threading.Event()
     main_thread = threading.current_thread() is threading.main_thread()
@@ -252,6 +253,22 @@ def _with_input_spacing(config, paths, images):
     if None in spacings or len(set(spacings)) != 1:
         return config
     return config.with_(spacing=spacings[0])
+
+
+def _with_input_channels(config, paths):
+    """The config with the inputs' channel axis for a new model when none was given
+    and every input is a TIFF naming the same ``C`` axis (``_io.tiff_channel_axis``:
+    a Fiji hyperstack's), so the model reads its channels, as ``predict`` will. A
+    fine-tuned model keeps the size rule (``--channel-axis`` to say otherwise)."""
+    from .._io import tiff_channel_axis
+
+    if config.channel_axis is not None or config.from_model is not None:
+        return config
+    if config.in_channels == 1:
+        return config
+    found = {tiff_channel_axis(path) for path in paths}
+    (axis,) = found if len(found) == 1 else (None,)
+    return config if axis is None else config.with_(channel_axis=axis)
 
 
 def _run(pairs, config, args, names, stop):

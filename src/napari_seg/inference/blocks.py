@@ -304,28 +304,27 @@ def with_source_spacing(
 
 
 def with_file_channels(
-    model: SegmentationModel, config: PredictConfig, axes: str | None
+    model: SegmentationModel, config: PredictConfig, axis: int | None
 ) -> PredictConfig:
     """``config`` with the channel axis its image's file names, when it gives none and
-    the model reads several channels: a TIFF's one ``C`` (or ``S``, samples) axis, as
-    Fiji and OME-TIFF name them (``_io.tiff_axes``). Without it the first axis of the
-    right size would be taken: the time axis of a two-timepoint, two-channel stack.
+    the model reads several channels: a TIFF's ``C`` axis, as Fiji and OME-TIFF name
+    it (``_io.tiff_channel_axis``). Without it the first axis of the right size would
+    be taken: the time axis of a two-timepoint, two-channel stack.
 
     Parameters
     ----------
     model : SegmentationModel
     config : PredictConfig
-    axes : str or None
-        One letter per axis of the image, or None when its file names none.
+    axis : int or None
+        The file's channel axis, or None when it names none.
 
     Returns
     -------
     PredictConfig
     """
-    if config.channel_axis is not None or axes is None or model.spec.in_channels == 1:
+    if config.channel_axis is not None or axis is None or model.spec.in_channels == 1:
         return config
-    found = [k for k, letter in enumerate(axes) if letter in "CS"]
-    return config.with_(channel_axis=found[0]) if len(found) == 1 else config
+    return config.with_(channel_axis=axis)
 
 
 def layout_of(

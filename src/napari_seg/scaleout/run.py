@@ -304,7 +304,7 @@ class _Job:
 
     @classmethod
     def plan(cls, model_path, source, output, config, block, overwrite) -> _Job:
-        from .._io import read_image, read_source_transform, tiff_axes
+        from .._io import read_image, read_source_transform, tiff_channel_axis
         from ..inference.blocks import (
             fixed_settings,
             layout_of,
@@ -325,7 +325,7 @@ class _Job:
         # spacing is part of the source.
         transform = read_source_transform(source)
         scale = None if transform is None else transform[0]
-        settings = with_file_channels(model, config or PredictConfig(), tiff_axes(source))
+        settings = with_file_channels(model, config or PredictConfig(), tiff_channel_axis(source))
         settings = with_source_spacing(model, image, settings, scale)
         fixed, stats = fixed_settings(model, image, settings)
         layout = layout_of(model, tuple(image.shape), fixed)
