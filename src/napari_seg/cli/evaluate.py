@@ -122,8 +122,8 @@ def build_config(args: argparse.Namespace) -> EvaluateConfig:
 
 
 def _with_file_spacing(config, path, ndim: int):
-    """``config`` with the voxel size (and its unit, when one) that the ground truth's
-    file declares: an OME-Zarr image's scale or a calibrated TIFF's pixel size."""
+    """``config`` with the voxel size (and its unit, when one) that the file at
+    ``path`` declares: an OME-Zarr image's scale or a calibrated TIFF's pixel size."""
     from .._io import read_source_transform
     from .._units import unit_symbol
     from ..arrays.layout import spacing_from_scale
