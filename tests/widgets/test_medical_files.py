@@ -84,3 +84,25 @@ def test_open_a_dicom_folder_and_save_a_plain_labels_layer(
     np.testing.assert_array_equal(array, drawn.data)
     np.testing.assert_allclose(geometry.spacing, layer.scale)
     np.testing.assert_allclose(geometry.origin, layer.translate)
+
+
+def test_other_files_open_without_asking_which_reader(make_napari_viewer, tmp_path, monkeypatch):
+    """napari-seg reads NIfTI files and DICOM folders only: a TIFF opened from the
+    File menu goes to napari's reader at once, with no Choose-reader dialog (the
+    manifest once claimed every file name, so napari asked for each TIFF and PNG)."""
+    import napari._qt.qt_viewer as qt_viewer
+    import tifffile
+    from napari.plugins import _npe2
+
+    viewer = make_napari_viewer()
+    tifffile.imwrite(tmp_path / "cells.tif", np.zeros((8, 8), np.uint8))
+    for name in ("cells.tif", "cells.png", "cells.npy", "stack.ome.tif"):
+        assert "napari-seg" not in _npe2.get_readers(str(tmp_path / name)), name
+    for name in ("brain.nii", "brain.nii.gz", "BRAIN.NII.GZ"):
+        assert "napari-seg" in _npe2.get_readers(str(tmp_path / name)), name
+    assert "napari-seg" in _npe2.get_readers(str(tmp_path))  # a DICOM folder
+    asked = []
+    monkeypatch.setattr(qt_viewer, "handle_gui_reading", lambda paths, *a, **k: asked.append(paths))
+    viewer.window._qt_viewer._qt_open([str(tmp_path / "cells.tif")], stack=False)
+    assert asked == []
+    assert [layer.name for layer in viewer.layers] == ["cells"]
