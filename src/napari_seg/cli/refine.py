@@ -66,7 +66,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--region", type=Path, help="mask file: nonzero pixels are the region (set_class)"
     )
     p.add_argument("--reference", type=Path, help="semantic labels (instances_to_semantic)")
-    p.add_argument("--channel-axis", type=int, help="channel axis of --image, if any")
+    p.add_argument(
+        "--channel-axis", type=int, help="channel axis of --image (default: a TIFF's C axis)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--overwrite",
@@ -224,17 +226,21 @@ def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
 
 
 def _refine_one(source: Path, target: Path, config, args) -> int:
-    from .._io import read_with_geometry, tiff_calibration
+    from .._io import read_image, read_with_geometry, tiff_calibration, tiff_channel_axis
     from ..refine import iter_refine
 
     image, geometry = read_with_geometry(source)
     calibration = tiff_calibration(source)  # the refined labels keep the pixel size
     labels = np.array(image)  # a copy: OUTPUT may replace INPUT
-    inputs = {
-        name: _read_input(getattr(args, name), source, name)
+    paths = {
+        name: _input_path(getattr(args, name), source, name)
         for name in INPUT_NAMES
         if getattr(args, name) is not None
     }
+    inputs = {name: np.asarray(read_image(path)) for name, path in paths.items()}
+    channel_axis = args.channel_axis
+    if channel_axis is None and "image" in paths:  # a Fiji hyperstack's C axis
+        channel_axis = tiff_channel_axis(paths["image"])
     if "region" in inputs:
         inputs["region"] = inputs["region"] != 0
 
@@ -243,15 +249,15 @@ def _refine_one(source: Path, target: Path, config, args) -> int:
             bar.start(event.total, source.name, unit="step")
         bar.update(event.done, event.total)
 
-    events = iter_refine(labels, config, channel_axis=args.channel_axis, **inputs)
+    events = iter_refine(labels, config, channel_axis=channel_axis, **inputs)
     result = drive(events, show, quiet=args.quiet)
     _write(target, result.labels, args.overwrite, geometry, calibration)
     return result.changed
 
 
-def _read_input(path: Path, source: Path, name: str) -> np.ndarray:
+def _input_path(path: Path, source: Path, name: str) -> Path:
     """The input file, or in a folder the file that goes with ``source`` (by name)."""
-    from .._io import output_stem, read_image
+    from .._io import output_stem
 
     if path.is_dir() and path.suffix.lower() != ".zarr":
         base = output_stem(source).removesuffix("_labels")
@@ -260,7 +266,7 @@ def _read_input(path: Path, source: Path, name: str) -> np.ndarray:
         if not matches:
             raise FileNotFoundError(f"no {name} file named {' or '.join(wanted)}.* in {path}")
         path = matches[0]
-    return np.asarray(read_image(path))
+    return path
 
 
 def _write(
