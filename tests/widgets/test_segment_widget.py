@@ -134,8 +134,10 @@ def test_visible_region_scope(make_napari_viewer_proxy, qtbot, notes):
     viewer.window.add_dock_widget(w, name="Segment")
     w.current.set(_model(), path=None, dirty=True)
     layer = viewer.add_image(cells_2d((400, 400))[0], name="big")
-    viewer.camera.center = (100, 100)
-    viewer.camera.zoom = 4 * viewer.camera.zoom
+    scene = getattr(viewer, "scene", None)  # napari 0.9 moved the camera there
+    camera = scene.camera if scene is not None else viewer.camera
+    camera.center = (100, 100)
+    camera.zoom = 4 * camera.zoom
     qtbot.wait(200)  # let the canvas redraw and update the visible corners
     corners = np.asarray(layer.corner_pixels).copy()
     assert (corners[1] - corners[0]).max() < 300, "the canvas did not report a zoomed view"
