@@ -92,13 +92,14 @@ def test_all_five_docks_fit_a_1000_pixel_window_and_long_text_does_not_widen_the
     make_napari_viewer_proxy, qtbot
 ):
     viewer = make_napari_viewer_proxy(show=True)
-    window = viewer.window._qt_window
+    qt = unwrap(viewer.window)  # the Qt window itself, which the proxy keeps private
+    window = qt._qt_window
     window.resize(1600, 1000)
     for name in WIDGETS:
         viewer.window.add_plugin_dock_widget("napari-seg", name)
     qtbot.wait(300)
     assert window.height() <= 1000, f"the docks make the window {window.height()} px tall"
-    canvas = viewer.window._qt_viewer.canvas.native
+    canvas = qt._qt_viewer.canvas.native
     before = canvas.width()
     for name in WIDGETS:
         _inner(viewer, name).runner.set_status("a very long status line " * 40)
