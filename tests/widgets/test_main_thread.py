@@ -28,6 +28,26 @@ def test_a_labels_layer_is_added_hidden_and_shown_on_the_next_turn(make_napari_v
     qtbot.waitUntil(lambda: layer.visible, timeout=2000)
 
 
+def test_the_painting_overlays_and_the_selection_come_a_turn_later(make_napari_viewer_proxy, qtbot):
+    """napari builds a Labels layer's polygon and brush overlays, and brings its
+    controls to the front, as it inserts it: both wait for the next turn, which
+    shortens the insert's (bench/responsiveness.py); then the layer is as napari
+    would have added it, also for a dock's proxy of the viewer."""
+    viewer = make_napari_viewer_proxy()
+    other = viewer.add_labels(np.zeros((8, 8), np.uint8), name="other")
+    layer = add_labels(viewer, np.zeros((8, 8), np.uint8), name="late")
+    painting = [layer._overlays[name] for name in ("polygon", "brush_stroke")]
+    assert not any(overlay.visible for overlay in painting)
+    assert viewer.layers.selection.active.name == other.name  # not selected yet
+    qtbot.waitUntil(lambda: layer.visible, timeout=2000)
+    assert all(overlay.visible for overlay in painting)
+    assert viewer.layers.selection.active.name == "late"
+    more = viewer.add_labels(np.zeros((8, 8), np.uint8), name="more")
+    assert viewer.layers.selection.active.name == more.name  # napari's flag restored
+    layer.mode = "paint"
+    assert layer._overlays["brush_stroke"].enabled
+
+
 def test_a_layer_asked_hidden_stays_hidden(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     layer = add_labels(viewer, np.zeros((8, 8), np.uint8), name="hidden", visible=False)

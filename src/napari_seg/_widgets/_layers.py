@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -122,15 +126,18 @@ def visible_region(viewer, layer, spatial: list[int]) -> tuple[slice, slice]:
 
 
 def add_labels(viewer, data, *, window=None, **kwargs):
-    """``viewer.add_labels(data, **kwargs)`` in two turns of Qt's event loop.
+    """``viewer.add_labels(data, **kwargs)`` in three turns of Qt's event loop.
 
-    Adding a Labels layer builds its controls and vispy overlays (about 50 ms of
-    the main thread), and the window's next repaint draws them, the layer list and
-    the canvas with the layer's texture (about 45 ms for a 3072x3072 result under
-    software OpenGL, where every repaint composites the whole window). In one
-    turn that is one stall of 85-105 ms. The layer is added hidden, with the
-    window's repaints held, and shown on the next turn, where one repaint draws
-    everything: two stalls of about 50 ms, and the window answers in between.
+    Adding a Labels layer builds its controls, its vispy visual and the vispy
+    visuals of its painting overlays (polygon and brush outline), and the window's
+    next repaint draws them, the layer list and the canvas with the layer's texture
+    (about 45 ms for a 3072x3072 result under software OpenGL, where every repaint
+    composites the whole window). In one turn that is one stall of 85-105 ms (up to
+    135 ms on a busy machine). The layer is added hidden, with the window's repaints
+    held and its painting overlays not yet visible (napari builds an overlay's
+    visual only once it is visible); the overlays are shown on the next turn and the
+    layer on the one after, where one repaint draws everything. The window answers
+    in between.
 
     Parameters
     ----------
@@ -139,7 +146,7 @@ def add_labels(viewer, data, *, window=None, **kwargs):
     window : QWidget, optional
         A widget in the viewer's window (the calling dock's): its top-level
         window's repaints are held until the layer is shown. Without it the
-        window repaints on both turns.
+        window repaints on every turn.
     **kwargs
         As for ``viewer.add_labels``.
 
@@ -152,23 +159,68 @@ def add_labels(viewer, data, *, window=None, **kwargs):
 
     visible = kwargs.pop("visible", True)
     layer = Labels(data, visible=False, **kwargs)
+    # napari's overlays of this layer (a private dict; none on a napari without it)
+    overlays = [o for o in getattr(layer, "_overlays", {}).values() if o.visible]
+    for overlay in overlays:
+        overlay.visible = False
     top = window.window() if window is not None else None
     if top is not None and not top.updatesEnabled():
         top = None  # held by someone else: theirs to release
     if top is not None:
         top.setUpdatesEnabled(False)
+
+    # napari selects a layer as it is inserted (its controls come to the front):
+    # done on the next turn instead. The flag is private: it is set on the layer list
+    # behind napari's proxy, and a napari without it selects the layer at once.
+    layers = getattr(viewer, "__wrapped__", viewer).layers
+    select_later = getattr(layers, "_activate_on_insert", None) is True
+    # The turns hold weak references: a viewer closed meanwhile is not kept alive.
+    pending = _Pending(weakref.ref(layers), weakref.ref(layer), overlays, visible,
+                       None if top is None else weakref.ref(top), select_later)  # fmt: skip
+    if select_later:
+        layers._activate_on_insert = False
     try:
-        viewer.layers.append(layer)
+        layers.append(layer)
     finally:
-        QTimer.singleShot(1, lambda: _show(viewer, layer, visible, top))
+        if select_later:
+            layers._activate_on_insert = True
+        # a lambda: PyQt holds a bound method's object only weakly
+        QTimer.singleShot(1, lambda: pending.overlays_and_selection())
     return layer
 
 
-def _show(viewer, layer, visible: bool, top) -> None:
-    try:
-        if visible and layer in viewer.layers:
-            layer.visible = True
-    finally:
-        if top is not None:
-            with contextlib.suppress(RuntimeError):  # the window was closed meanwhile
-                top.setUpdatesEnabled(True)
+@dataclass
+class _Pending:
+    """The turns of :func:`add_labels` after the insert's."""
+
+    layers: Callable[[], Any]
+    layer: Callable[[], Any]
+    overlays: list
+    visible: bool
+    top: Callable[[], Any] | None
+    select: bool
+
+    def overlays_and_selection(self) -> None:
+        """Second turn: the painting overlays' visuals, the layer's controls in front."""
+        from qtpy.QtCore import QTimer
+
+        layers, layer = self.layers(), self.layer()
+        try:
+            for overlay in self.overlays if layer is not None else ():
+                overlay.visible = True  # also on a layer removed meanwhile, for its return
+            if self.select and layers is not None and layer is not None and layer in layers:
+                layers.selection.active = layer
+        finally:
+            QTimer.singleShot(1, lambda: self.show())
+
+    def show(self) -> None:
+        """Third turn: the layer shown and the window repainted, in one repaint."""
+        layers, layer = self.layers(), self.layer()
+        top = None if self.top is None else self.top()
+        try:
+            if self.visible and layers is not None and layer is not None and layer in layers:
+                layer.visible = True
+        finally:
+            if top is not None:
+                with contextlib.suppress(RuntimeError):  # the window was closed meanwhile
+                    top.setUpdatesEnabled(True)
