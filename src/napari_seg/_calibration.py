@@ -71,6 +71,12 @@ class Calibration:
         """Each array axis's unit: ``unit`` along X, Y and Z, None along others."""
         return tuple(self.unit if a in "ZYX" else None for a in self.axes)
 
+    @property
+    def transform(self) -> tuple[tuple[float, ...], tuple[float, ...], tuple[str | None, ...]]:
+        """Scale, translation (none: zeros) and units along each array axis, as
+        ``_io.read_ome_zarr_transform`` gives an OME-Zarr image's."""
+        return self.scale, (0.0,) * len(self.scale), self.units
+
     def without(self, axis: int | None) -> Calibration:
         """The calibration of an array made by removing ``axis`` (e.g. the channels a
         model consumes): itself when ``axis`` is None."""
@@ -103,6 +109,59 @@ def length_unit(name: object) -> str | None:
     return _SYMBOLS.get(text.lower())
 
 
+@dataclass(frozen=True)
+class TiffHeader:
+    """What napari-seg reads from a TIFF's header besides its pixels, in one pass.
+
+    Attributes
+    ----------
+    axes : str or None
+        tifffile's axis letters for the array napari-seg reads (``"ZCYX"`` for a Fiji
+        hyperstack, ``"YXS"`` for RGB), or None when tifffile cannot name them all.
+    calibration : Calibration or None
+        As :func:`read_calibration`.
+    """
+
+    axes: str | None
+    calibration: Calibration | None
+
+    @property
+    def channel_axis(self) -> int | None:
+        """The one ``C`` axis (a Fiji hyperstack's, an OME-TIFF's), or None. RGB
+        samples (``S``) are left to the rule for a last axis of 3 or 4."""
+        axes = self.axes or ""
+        return axes.index("C") if axes.count("C") == 1 else None
+
+
+def read_header(path: str | os.PathLike) -> TiffHeader:
+    """The axes and the calibration of the TIFF at ``path``, from one read of its
+    header; neither (None, None) when it cannot be opened or its axes do not match
+    the image napari-seg reads (the pixels are read, and refused, elsewhere).
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    TiffHeader
+    """
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            if not tif.series:
+                return TiffHeader(None, None)
+            series = tif.series[0]
+            axes = str(series.axes)
+            if len(axes) != len(series.shape):
+                return TiffHeader(None, None)
+            calibration = _calibration_of(tif, axes)
+    except Exception:  # the pixels are read elsewhere; broken metadata is no information
+        return TiffHeader(None, None)
+    return TiffHeader(None if "Q" in axes else axes, calibration)
+
+
 def read_calibration(path: str | os.PathLike) -> Calibration | None:
     """The calibration an ImageJ or OME-TIFF file declares for its first image, or
     None (another TIFF, no unit, a spatial axis without a size, sizes that are not
@@ -119,25 +178,17 @@ def read_calibration(path: str | os.PathLike) -> Calibration | None:
     -------
     Calibration or None
     """
-    import tifffile
+    return read_header(path).calibration
 
-    try:
-        with tifffile.TiffFile(path) as tif:
-            if not tif.series:
-                return None
-            series = tif.series[0]
-            axes = str(series.axes)
-            if len(axes) != len(series.shape):
-                return None
-            if tif.is_ome:
-                sizes = _ome_sizes(tif.ome_metadata)
-            elif tif.is_imagej:
-                sizes = _imagej_sizes(tif.imagej_metadata or {}, tif.pages.first)
-                if axes.count("I") == 1 and "Z" not in axes:  # a plain stack: ImageJ's slices
-                    axes = axes.replace("I", "Z")
-            else:
-                return None
-    except Exception:  # the pixels are read elsewhere; broken metadata is no calibration
+
+def _calibration_of(tif, axes: str) -> Calibration | None:
+    if tif.is_ome:
+        sizes = _ome_sizes(tif.ome_metadata)
+    elif tif.is_imagej:
+        sizes = _imagej_sizes(tif.imagej_metadata or {}, tif.pages.first)
+        if axes.count("I") == 1 and "Z" not in axes:  # a plain stack: ImageJ's slices
+            axes = axes.replace("I", "Z")
+    else:
         return None
     if sizes is None:
         return None

@@ -15,7 +15,7 @@ from ._units import axis_units, common_length_unit
 from .limits import MAX_CHUNK_BYTES, MAX_LEVELS, brief, one_line
 
 if TYPE_CHECKING:
-    from ._calibration import Calibration
+    from ._calibration import Calibration, TiffHeader
     from .medical import VolumeGeometry
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -316,12 +316,25 @@ def read_source_transform(
     -------
     tuple or None
     """
-    if Path(path).suffix.lower() not in TIFF_SUFFIXES:
+    return source_transform(path, tiff_header(path))
+
+
+def source_transform(path: str | os.PathLike, header: TiffHeader | None):
+    """:func:`read_source_transform`, for a caller that has read the file's
+    :func:`tiff_header` already (None: not a TIFF).
+
+    Parameters
+    ----------
+    path : str or path-like
+    header : TiffHeader or None
+
+    Returns
+    -------
+    tuple or None
+    """
+    if header is None:
         return read_ome_zarr_transform(path)
-    calibration = tiff_calibration(path)
-    if calibration is None:
-        return None
-    return calibration.scale, (0.0,) * len(calibration.scale), calibration.units
+    return None if header.calibration is None else header.calibration.transform
 
 
 def source_spacing(path: str | os.PathLike, axes) -> tuple[float, ...] | None:
@@ -471,10 +484,10 @@ def write_labels(
     write_tiff(path, array, overwrite=overwrite, **options)
 
 
-def tiff_channel_axis(path: str | os.PathLike) -> int | None:
-    """The channel axis the TIFF at ``path`` names: its one ``C`` axis (a Fiji
-    hyperstack's, an OME-TIFF's), or None (no such axis, or not a TIFF). RGB samples
-    (``S``) are left to the rule for a last axis of 3 or 4.
+def tiff_header(path: str | os.PathLike) -> TiffHeader | None:
+    """The axes and pixel size of the TIFF at ``path`` (``_calibration.read_header``,
+    one read of its header: ``.axes``, ``.channel_axis``, ``.calibration``), or None
+    for a file that is not a TIFF.
 
     Parameters
     ----------
@@ -482,55 +495,27 @@ def tiff_channel_axis(path: str | os.PathLike) -> int | None:
 
     Returns
     -------
-    int or None
+    TiffHeader or None
     """
-    axes = tiff_axes(path) or ""
-    return axes.index("C") if axes.count("C") == 1 else None
-
-
-def tiff_axes(path: str | os.PathLike) -> str | None:
-    """tifffile's axis letters for the array napari-seg reads from the TIFF at ``path``
-    (``"ZCYX"`` for a Fiji hyperstack, ``"YXS"`` for RGB), or None for other files,
-    a TIFF whose axes tifffile cannot name, or one it cannot open.
-
-    Parameters
-    ----------
-    path : str or path-like
-
-    Returns
-    -------
-    str or None
-    """
-    import tifffile
+    from ._calibration import read_header
 
     if Path(path).suffix.lower() not in TIFF_SUFFIXES:
         return None
-    try:
-        with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            axes, ndim = str(series.axes), len(series.shape)
-    except Exception:  # the pixels are read elsewhere; no names is no information
-        return None
-    return axes if len(axes) == ndim and "Q" not in axes else None
+    return read_header(path)
 
 
 def tiff_calibration(path: str | os.PathLike) -> Calibration | None:
-    """The pixel size of the TIFF at ``path`` (``_calibration.read_calibration``); None
-    for other files or an uncalibrated TIFF.
+    """The pixel size of the TIFF at ``path`` (:func:`tiff_header`); None for other
+    files or an uncalibrated TIFF."""
+    header = tiff_header(path)
+    return None if header is None else header.calibration
 
-    Parameters
-    ----------
-    path : str or path-like
 
-    Returns
-    -------
-    Calibration or None
-    """
-    from ._calibration import read_calibration
-
-    if Path(path).suffix.lower() not in TIFF_SUFFIXES:
-        return None
-    return read_calibration(path)
+def tiff_channel_axis(path: str | os.PathLike) -> int | None:
+    """The channel axis the TIFF at ``path`` names (:func:`tiff_header`): its one ``C``
+    axis, or None (no such axis, or not a TIFF)."""
+    header = tiff_header(path)
+    return None if header is None else header.channel_axis
 
 
 #: ImageJ's hyperstack axis order; class planes are its channels.

@@ -182,10 +182,9 @@ def _outputs(folder: Path, stem: str, source: Path, probabilities: bool) -> tupl
 
 def _predict_one(model, path: Path, outputs: tuple[Path, ...], config, args) -> list[Path]:
     from .._io import (
-        read_source_transform,
         read_with_geometry,
-        tiff_calibration,
-        tiff_channel_axis,
+        source_transform,
+        tiff_header,
         write_labels,
         write_probabilities,
     )
@@ -212,11 +211,12 @@ def _predict_one(model, path: Path, outputs: tuple[Path, ...], config, args) -> 
         defaults = layout_defaults(image.ndim, model.spec.spatial_dims, geometry.spacing)
         given = {k: getattr(config, k) for k in defaults if getattr(config, k) is not None}
         config = config.with_(**{**defaults, **given})
-    config = with_file_channels(model, config, tiff_channel_axis(path))
-    transform = read_source_transform(path)
+    header = tiff_header(path)  # a TIFF's axes and pixel size, read once (None otherwise)
+    config = with_file_channels(model, config, None if header is None else header.channel_axis)
+    transform = source_transform(path, header)
     config = with_source_spacing(model, image, config, None if transform is None else transform[0])
     # The labels are on the image's grid: a calibrated TIFF's pixel size goes with them.
-    calibration = tiff_calibration(path)
+    calibration = None if header is None else header.calibration
     if calibration is not None:
         calibration = calibration.without(layout_of(model, tuple(image.shape), config).channel_axis)
     try:

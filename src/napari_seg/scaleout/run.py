@@ -304,7 +304,7 @@ class _Job:
 
     @classmethod
     def plan(cls, model_path, source, output, config, block, overwrite) -> _Job:
-        from .._io import read_image, read_source_transform, tiff_channel_axis
+        from .._io import read_image, source_transform, tiff_header
         from ..inference.blocks import (
             fixed_settings,
             layout_of,
@@ -323,9 +323,11 @@ class _Job:
         model, image = load_model(model_path), read_image(source)
         # The request (what resuming compares) is what was asked; the source's own
         # spacing is part of the source.
-        transform = read_source_transform(source)
+        header = tiff_header(source)  # a TIFF's axes and pixel size, read once
+        transform = source_transform(source, header)
         scale = None if transform is None else transform[0]
-        settings = with_file_channels(model, config or PredictConfig(), tiff_channel_axis(source))
+        channels = None if header is None else header.channel_axis
+        settings = with_file_channels(model, config or PredictConfig(), channels)
         settings = with_source_spacing(model, image, settings, scale)
         fixed, stats = fixed_settings(model, image, settings)
         layout = layout_of(model, tuple(image.shape), fixed)
