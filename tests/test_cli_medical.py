@@ -116,6 +116,30 @@ def test_evaluate_surface_uses_the_nifti_spacing(stack, tmp_path, capsys):
     np.testing.assert_allclose(got, expected.hausdorff)
 
 
+def test_a_micrometre_nifti_keeps_its_unit_through_predict_and_evaluate(
+    model_file, stack, tmp_path, capsys
+):
+    """A light-sheet stack saved as NIfTI in micrometres: the labels say micrometres
+    too (not mm, which puts the same numbers 1000x larger in the world), and
+    surface volumes are in cubic micrometres, not mL."""
+    image, labels = stack
+    for name, data in (("stack", image), ("stack_gt", labels.astype(np.uint8))):
+        nifti = nib.Nifti1Image(data.transpose(2, 1, 0), AFFINE)
+        nifti.header.set_xyzt_units("micron")
+        nib.save(nifti, str(tmp_path / f"{name}.nii.gz"))
+    assert main(predict_args(model_file, tmp_path / "out", tmp_path / "stack.nii.gz")) == 0
+    written = nib.load(tmp_path / "out" / "stack_labels.nii.gz")
+    assert written.header.get_xyzt_units()[0] == "micron"
+    np.testing.assert_allclose(written.affine, AFFINE)
+    capsys.readouterr()
+    args = ["evaluate", "--pred", str(tmp_path / "out" / "stack_labels.nii.gz"),
+            "--gt", str(tmp_path / "stack_gt.nii.gz"), "--surface", "--json"]  # fmt: skip
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["surface"]["unit"] == "µm"
+    assert out["surface"]["volume_unit"] == "µm^3"
+
+
 def test_refine_nifti_keeps_the_affine_and_refuses_tiff_geometry(stack, tmp_path):
     _, labels = stack
     nib.save(
@@ -176,6 +200,9 @@ def test_mni_template_end_to_end(model_file, tmp_path):
     out = nib.load(tmp_path / "mni_icbm152_t1_tal_nlin_sym_09a_converted_labels.nii.gz")
     assert out.shape == source.shape == (197, 233, 189)
     np.testing.assert_allclose(out.affine, source.affine)
+    # the template's world is "aligned" (sform code 2, no qform): the labels' is too
+    codes = ("qform_code", "sform_code")
+    assert [int(out.header[c]) for c in codes] == [int(source.header[c]) for c in codes]
     values = np.unique(np.asarray(out.dataobj))
     assert set(values.tolist()) <= {0, 1, 2}
 

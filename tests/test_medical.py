@@ -121,6 +121,84 @@ def test_write_refuses_a_mismatched_array_and_keeps_existing_files(tmp_path):
     assert target.read_bytes() == b"hand-made"
 
 
+@pytest.mark.parametrize(
+    ("stated", "unit"),
+    [("mm", "millimeter"), ("micron", "micrometer"), ("meter", "meter"), ("unknown", "millimeter")],
+)
+def test_the_header_unit_is_read_and_written_back(tmp_path, stated, unit):
+    """A NIfTI of a light-sheet stack in micrometres keeps its unit: labels written
+    with "mm" would put the same numbers 1000x larger in the world."""
+    image = nib.Nifti1Image(volume(), RAS)
+    image.header.set_xyzt_units(stated, "sec")
+    nib.save(image, str(tmp_path / "in.nii"))
+    array, geometry = read_nifti(tmp_path / "in.nii")
+    assert geometry.unit == unit
+    assert VolumeGeometry.from_metadata(geometry.to_metadata()).unit == unit
+    write_nifti(tmp_path / "out.nii.gz", (array > 100).astype(np.uint8), geometry)
+    back = nib.load(tmp_path / "out.nii.gz")
+    assert back.header.get_xyzt_units()[0] == ("mm" if stated == "unknown" else stated)
+    np.testing.assert_allclose(back.affine, RAS)
+
+
+@pytest.mark.parametrize("codes", [(1, 1), (0, 4), (2, 0), (0, 0)])
+def test_the_form_codes_are_written_back(tmp_path, codes):
+    """Labels live in their image's world: an MNI-space (sform code 4) image's labels
+    are MNI-space too, not "scanner" (code 1)."""
+    image = nib.Nifti1Image(volume(), RAS)
+    image.set_qform(RAS, code=codes[0])
+    image.set_sform(RAS, code=codes[1])
+    nib.save(image, str(tmp_path / "in.nii"))
+    source = nib.load(tmp_path / "in.nii")
+    array, geometry = read_nifti(tmp_path / "in.nii")
+    assert geometry.form_codes == codes
+    assert VolumeGeometry.from_metadata(geometry.to_metadata()).form_codes == codes
+    write_nifti(tmp_path / "out.nii", (array > 100).astype(np.uint8), geometry)
+    back = nib.load(tmp_path / "out.nii")
+    assert (int(back.header["qform_code"]), int(back.header["sform_code"])) == codes
+    np.testing.assert_allclose(back.affine, source.affine)
+
+
+def test_metadata_from_before_units_were_kept_reads_as_millimetres_and_scanner(tmp_path):
+    _, geometry = read_nifti(save(tmp_path / "a.nii", volume(), RAS))
+    meta = geometry.to_metadata()
+    del meta["unit"], meta["form_codes"]
+    assert VolumeGeometry.from_metadata(meta).unit == "millimeter"
+    assert VolumeGeometry.from_metadata(meta).form_codes == (1, 1)
+    for bad in ("furlong", ["mm"], None):
+        meta["unit"] = bad
+        with pytest.raises(ValueError, match="a volume's unit is one of"):
+            VolumeGeometry.from_metadata(meta)
+    meta["unit"] = "millimeter"
+    for bad in ([1], [1, 7], "ab", [1.5, 1], None):
+        meta["form_codes"] = bad
+        with pytest.raises(ValueError, match="form codes"):
+            VolumeGeometry.from_metadata(meta)
+
+
+@pytest.mark.parametrize(
+    ("units", "unit", "spacing"),
+    [
+        (None, "millimeter", (2.0, 0.5, 0.5)),
+        (("pixel",) * 3, "millimeter", (2.0, 0.5, 0.5)),
+        (("micrometer",) * 3, "micrometer", (2.0, 0.5, 0.5)),
+        (("nanometer",) * 3, "micrometer", (0.002, 0.0005, 0.0005)),
+        (("micrometer", "nanometer", "nanometer"), "micrometer", (2.0, 0.0005, 0.0005)),
+        (("centimeter",) * 3, "millimeter", (20.0, 5.0, 5.0)),
+    ],
+)
+def test_a_placed_layer_is_written_in_a_unit_nifti_can_state(tmp_path, units, unit, spacing):
+    geometry = VolumeGeometry.from_placement((2.0, 0.5, 0.5), (1.0, 2.0, 3.0), (3, 4, 5), units)
+    assert geometry.unit == unit
+    assert geometry.spacing == pytest.approx(spacing)
+    factors = [new / old for new, old in zip(spacing, (2.0, 0.5, 0.5), strict=True)]
+    origin = [o * f for o, f in zip((1.0, 2.0, 3.0), factors, strict=True)]
+    assert geometry.origin == pytest.approx(origin)
+    write_nifti(tmp_path / "p.nii", np.zeros((3, 4, 5), np.uint8), geometry)
+    _, again = read_nifti(tmp_path / "p.nii")
+    assert again.unit == unit
+    assert again.spacing == pytest.approx(spacing)
+
+
 def test_dicom_series_is_sorted_by_position_and_rescaled(tmp_path, dicom_series):
     vol = volume((6, 10, 12))
     dicom_series(tmp_path / "ct", vol, spacing=(2.5, 0.8, 0.7), origin=(-40.0, -60.0, 12.0))

@@ -5,8 +5,9 @@ layer for integer files named ``*_labels``, ``*_seg`` or ``*_mask``) indexed
 ``(z, y, x)`` in LPS, as :mod:`napari_seg.medical` states, with the voxel size
 as ``scale``, the LPS position of the first voxel as ``translate`` and the
 geometry in the layer's metadata (``GEOMETRY_KEY``). File > Save Layers writes
-a Labels layer as NIfTI with that geometry's affine (or, for a layer that did
-not come from a medical file, an axis-aligned one from its scale and translate).
+a Labels layer as NIfTI with that geometry's affine and length unit (or, for a
+layer that did not come from a medical file, an axis-aligned one from its scale,
+translate and units: millimetres unless napari's ``units`` say otherwise).
 """
 
 from __future__ import annotations
@@ -112,7 +113,9 @@ def write_nifti_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     else:
         scale = tuple(float(s) for s in meta.get("scale", (1.0,) * 3))
         translate = tuple(float(t) for t in meta.get("translate", (0.0,) * 3))
-        geometry = VolumeGeometry.from_placement(scale, translate, array.shape)
+        units = meta.get("units")  # napari >= 0.6: pint units ("micrometer", "pixel")
+        units = None if units is None else tuple(str(u) for u in units)
+        geometry = VolumeGeometry.from_placement(scale, translate, array.shape, units)
     # File > Save Layers replaces a file the user chose in napari's own dialog.
     write_nifti(path, array, geometry, overwrite=True)
     return [os.fspath(path)]

@@ -12,7 +12,11 @@ resamples.
 The file's own voxel order and affine are kept in a :class:`VolumeGeometry`,
 so that labels written back (:func:`write_nifti`) have exactly the source's
 shape and affine. A volume's ``spacing`` and ``origin`` (in ``(z, y, x)``
-order, millimetres, LPS) place it in napari as ``scale`` and ``translate``.
+order, LPS) place it in napari as ``scale`` and ``translate``. They are in the
+file's length unit, :attr:`VolumeGeometry.unit`: millimetres for DICOM, the
+header's ``xyzt_units`` for NIfTI (millimetres, micrometres or metres; a header
+that says "unknown" is read as millimetres, as ITK and most medical tools read
+it), and labels are written back with that unit.
 
 Stated choices:
 
@@ -44,6 +48,8 @@ from .limits import GIB, MAX_DICOM_FILES, MAX_NIFTI_CHANNELS, MAX_VOLUME_BYTES, 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 #: Orientation codes of the array axes (x, y, z) before they are reversed to (z, y, x).
 LPS = ("L", "P", "S")
+#: NIfTI's spatial units (nibabel's names for ``xyzt_units``) by NGFF length unit.
+NIFTI_UNITS = {"millimeter": "mm", "micrometer": "micron", "meter": "meter"}
 
 
 @dataclass(frozen=True)
@@ -53,19 +59,26 @@ class VolumeGeometry:
     Attributes
     ----------
     affine : ndarray, shape (4, 4)
-        The source file's voxel-to-world (RAS+, mm) affine, as stored.
+        The source file's voxel-to-world (RAS+) affine, as stored, in ``unit``.
     source_shape : tuple of int
         The spatial shape of the source file, in its own axis order.
     transform : ndarray, shape (3, 2)
         nibabel orientation transform from the file's axes to LPS axes.
     spacing : tuple of float
-        Voxel size along ``(z, y, x)`` of the returned array (mm).
+        Voxel size along ``(z, y, x)`` of the returned array, in ``unit``.
     origin : tuple of float
-        LPS position of voxel ``(0, 0, 0)`` along ``(z, y, x)`` (mm).
+        LPS position of voxel ``(0, 0, 0)`` along ``(z, y, x)``, in ``unit``.
     oblique : bool
         Whether the axes are rotated from the patient's (shown unrotated).
     source : str
         What was read ("nifti" or "dicom").
+    unit : str
+        The world's length unit by its NGFF name: ``"millimeter"``,
+        ``"micrometer"`` or ``"meter"``, the ones a NIfTI header can state.
+    form_codes : tuple of int
+        The NIfTI ``qform_code`` and ``sform_code`` of the source (what world the
+        affine maps to: 1 scanner, 2 aligned to another image, 3 Talairach, 4 MNI;
+        0 unset), written back with the labels; ``(1, 1)`` for DICOM.
     """
 
     affine: np.ndarray
@@ -75,20 +88,31 @@ class VolumeGeometry:
     origin: tuple[float, float, float]
     oblique: bool = False
     source: str = "nifti"
+    unit: str = "millimeter"
+    form_codes: tuple[int, int] = (1, 1)
 
     @classmethod
     def from_affine(
-        cls, affine: np.ndarray, shape: tuple[int, ...], source: str = "nifti"
+        cls,
+        affine: np.ndarray,
+        shape: tuple[int, ...],
+        source: str = "nifti",
+        unit: str = "millimeter",
+        form_codes: tuple[int, int] = (1, 1),
     ) -> VolumeGeometry:
         """The geometry of a volume of spatial ``shape`` stored with ``affine``.
 
         Parameters
         ----------
         affine : array_like, shape (4, 4)
-            Voxel (file order) to RAS+ world, in mm.
+            Voxel (file order) to RAS+ world, in ``unit``.
         shape : tuple of int
             The three spatial sizes, in file order.
         source : str
+        unit : str
+            One of :data:`NIFTI_UNITS` (its NGFF name).
+        form_codes : tuple of int
+            ``qform_code`` and ``sform_code``, each 0 to 4.
 
         Returns
         -------
@@ -97,10 +121,16 @@ class VolumeGeometry:
         Raises
         ------
         ValueError
-            For an affine that is not finite or whose axes are degenerate.
+            For an affine that is not finite or whose axes are degenerate, a unit
+            NIfTI cannot state or form codes it does not define.
         """
         from nibabel import orientations as no
 
+        if not isinstance(unit, str) or unit not in NIFTI_UNITS:
+            raise ValueError(f"a volume's unit is one of {sorted(NIFTI_UNITS)}, got {unit!r}")
+        codes = tuple(form_codes) if isinstance(form_codes, (list, tuple)) else ()
+        if len(codes) != 2 or not all(type(c) is int and 0 <= c <= 4 for c in codes):
+            raise ValueError(f"NIfTI form codes are two integers 0 to 4, got {form_codes!r}")
         affine = np.asarray(affine, dtype=float)
         if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
             raise ValueError("the affine is not a finite 4x4 matrix (NaN or infinite entries)")
@@ -120,11 +150,17 @@ class VolumeGeometry:
             origin=_zyx(lps[:3, 3] * ras_to_lps),
             oblique=not np.allclose(lps[:3, :3] / lps_zooms, expected, atol=1e-4),
             source=source,
+            unit=unit,
+            form_codes=(codes[0], codes[1]),
         )
 
     @classmethod
     def from_placement(
-        cls, spacing: tuple[float, ...], origin: tuple[float, ...], shape: tuple[int, ...]
+        cls,
+        spacing: tuple[float, ...],
+        origin: tuple[float, ...],
+        shape: tuple[int, ...],
+        units: tuple[str, ...] | None = None,
     ) -> VolumeGeometry:
         """The geometry of a ``(z, y, x)`` LPS array placed by napari's ``scale`` (spacing)
         and ``translate`` (origin), for an array that was not read from a medical file.
@@ -132,9 +168,14 @@ class VolumeGeometry:
         Parameters
         ----------
         spacing, origin : tuple of float
-            ``(z, y, x)`` voxel size and LPS position of the first voxel (mm).
+            ``(z, y, x)`` voxel size and LPS position of the first voxel.
         shape : tuple of int
             The ``(z, y, x)`` shape.
+        units : tuple of str, optional
+            The unit of each axis by name (a napari layer's ``units``). Lengths
+            NIfTI cannot state (nanometres, centimetres...) are converted to one it
+            can (:func:`nifti_placement_unit`); without units, or with one that is
+            not a length (napari's default ``"pixel"``), millimetres are assumed.
 
         Returns
         -------
@@ -147,11 +188,13 @@ class VolumeGeometry:
         """
         if not len(spacing) == len(origin) == len(shape) == 3:
             raise ValueError(f"a volume has 3 axes, got shape {tuple(shape)}")
-        (sz, sy, sx), (oz, oy, ox) = spacing, origin
+        factors, unit = nifti_placement_unit(units)
+        (sz, sy, sx) = (float(v) * f for v, f in zip(spacing, factors, strict=True))
+        (oz, oy, ox) = (float(v) * f for v, f in zip(origin, factors, strict=True))
         affine = np.array(
             [[-sx, 0, 0, -ox], [0, -sy, 0, -oy], [0, 0, sz, oz], [0, 0, 0, 1]], dtype=float
         )
-        return cls.from_affine(affine, tuple(shape[::-1]))
+        return cls.from_affine(affine, tuple(shape[::-1]), unit=unit)
 
     def to_array(self, data: np.ndarray) -> np.ndarray:
         """File-ordered data ``(i, j, k[, c])`` as the ``([c,] z, y, x)`` array (views).
@@ -207,6 +250,8 @@ class VolumeGeometry:
             "origin": list(self.origin),
             "oblique": self.oblique,
             "source": self.source,
+            "unit": self.unit,
+            "form_codes": list(self.form_codes),
             "axes": "zyx (LPS)",
         }
 
@@ -234,7 +279,69 @@ class VolumeGeometry:
             raise ValueError(f"not a volume geometry ({type(exc).__name__}: {exc})") from None
         if len(shape) != 3:
             raise ValueError(f"a volume geometry has 3 sizes, got {shape}")
-        return cls.from_affine(affine, shape, source=str(data.get("source", "nifti")))
+        return cls.from_affine(
+            affine,
+            shape,
+            source=str(data.get("source", "nifti")),
+            unit=recorded_unit(data),
+            form_codes=data.get("form_codes", (1, 1)),
+        )
+
+
+def recorded_unit(data: dict) -> Any:
+    """The length unit a geometry's :meth:`VolumeGeometry.to_metadata` records, as
+    stored (checked by :meth:`VolumeGeometry.from_affine`); millimetres for metadata
+    recorded before units were kept.
+
+    Parameters
+    ----------
+    data : dict
+
+    Returns
+    -------
+    object
+    """
+    return data.get("unit", "millimeter")
+
+
+def nifti_placement_unit(
+    units: tuple[str, ...] | None,
+) -> tuple[tuple[float, float, float], str]:
+    """A length unit NIfTI can state for axes in ``units``, and the factor that brings
+    each axis's values into it.
+
+    Axes in one of :data:`NIFTI_UNITS` keep it. Other lengths, or axes in different
+    units, are expressed in micrometres when the finest axis is finer than a
+    millimetre, else in millimetres (metres from a metre up). Without a length
+    unit on every axis (napari's default ``"pixel"``) the values are taken as
+    millimetres, as NIfTI readers take a file whose unit is "unknown".
+
+    Parameters
+    ----------
+    units : tuple of str or None
+        Three unit names (napari's or NGFF's: ``"micrometer"``), or None.
+
+    Returns
+    -------
+    factors : tuple of float
+    unit : str
+    """
+    from ._units import LENGTH_UNITS, known_unit
+
+    ones = (1.0, 1.0, 1.0)
+    if units is None or len(units) != 3:
+        return ones, "millimeter"
+    known = [known_unit("space", str(u)) for u in units]
+    if any(u is None for u in known):
+        return ones, "millimeter"
+    lengths = [LENGTH_UNITS[str(u)] for u in known]
+    if len(set(known)) == 1 and known[0] in NIFTI_UNITS:
+        return ones, known[0]
+    finest = min(lengths)
+    target = "micrometer" if finest < 1e-3 else "millimeter" if finest < 1 else "meter"
+    # 15 significant digits: 1e-9 / 1e-6 is 0.001, not 0.0010000000000000002
+    factors = tuple(float(f"{m / LENGTH_UNITS[target]:.15g}") for m in lengths)
+    return (factors[0], factors[1], factors[2]), target
 
 
 def _zyx(values) -> tuple[float, float, float]:
@@ -292,6 +399,34 @@ def _nibabel():
     return nibabel
 
 
+def nifti_unit(image: Any) -> str:
+    """The length unit of a nibabel NIfTI ``image``'s affine by its NGFF name: its
+    header's ``xyzt_units``; millimetres when that says "unknown" or holds a code
+    NIfTI does not define (as ITK and most medical tools read such a file).
+
+    Parameters
+    ----------
+    image : nibabel.Nifti1Image or Nifti2Image
+
+    Returns
+    -------
+    str
+    """
+    try:
+        space = image.header.get_xyzt_units()[0]
+    except (KeyError, ValueError):  # a code nibabel does not know
+        return "millimeter"
+    by_nifti = {v: k for k, v in NIFTI_UNITS.items()}
+    return by_nifti.get(space, "millimeter")
+
+
+def _known_codes(codes: tuple[int, int]) -> tuple[int, int]:
+    """NIfTI form codes as stored, with one NIfTI does not define (over 4) read as 1
+    (scanner), as nibabel reads the affine of such a file."""
+    q, s = (c if 0 <= c <= 4 else 1 for c in codes)
+    return q, s
+
+
 def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
     """A NIfTI volume as a ``(z, y, x)`` (or ``(c, z, y, x)``) LPS array and its geometry.
 
@@ -338,7 +473,10 @@ def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
             f"{path}'s header claims {shape} voxels ({claimed / GIB:.0f} GiB), more than the "
             f"{MAX_VOLUME_BYTES // GIB} GiB napari-seg reads at once"
         )
-    geometry = VolumeGeometry.from_affine(affine, shape[:3])
+    codes = (int(image.header["qform_code"]), int(image.header["sform_code"]))
+    geometry = VolumeGeometry.from_affine(
+        affine, shape[:3], unit=nifti_unit(image), form_codes=_known_codes(codes)
+    )
     try:
         data = np.asanyarray(image.dataobj).reshape(shape)
     except (OSError, ValueError, EOFError, MemoryError) as exc:
@@ -392,9 +530,10 @@ def write_nifti(
     else:
         data = data.astype(np.float32)
     image = nib.Nifti1Image(np.ascontiguousarray(data), geometry.affine)
-    image.header.set_xyzt_units("mm")
-    image.set_qform(geometry.affine, code=1)
-    image.set_sform(geometry.affine, code=1)
+    image.header.set_xyzt_units(NIFTI_UNITS[geometry.unit])
+    qform, sform = geometry.form_codes
+    image.set_qform(geometry.affine, code=qform)
+    image.set_sform(geometry.affine, code=sform)
     gz = str(path).lower().endswith(".gz")
     with atomic_write(path, overwrite=overwrite) as handle:
         payload = image.to_bytes()

@@ -271,6 +271,21 @@ def test_surface_distances_use_the_layer_scale(setup, stack, qtbot, notes, tmp_p
     assert any("semantic mode" in m for m in notes["error"])
 
 
+def test_surface_distances_of_a_micrometre_nifti_are_in_micrometres(setup, qtbot, notes):
+    """The unit a medical file's header states travels with its geometry: a NIfTI
+    in micrometres is measured in micrometres, its volumes not in mL."""
+    _viewer, w, layers = setup
+    layers["gt"].metadata["napari_seg_geometry"] = {"affine": "...", "unit": "micrometer"}
+    w._surface.value = True
+    w.run()
+    _wait(qtbot, w)
+    assert notes["error"] == []
+    assert w.result.config.unit == "µm"
+    columns = list(w._table.value["columns"])
+    assert "HD95 (µm)" in columns
+    assert not any("mL" in c for c in columns)
+
+
 def test_surface_distances_in_one_unit_when_the_axes_have_different_ones(
     setup, stack, qtbot, notes
 ):

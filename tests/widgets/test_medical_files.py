@@ -84,6 +84,15 @@ def test_open_a_dicom_folder_and_save_a_plain_labels_layer(
     np.testing.assert_array_equal(array, drawn.data)
     np.testing.assert_allclose(geometry.spacing, layer.scale)
     np.testing.assert_allclose(geometry.origin, layer.translate)
+    assert geometry.unit == "millimeter"  # napari's "pixel" units: taken as mm
+    # A layer whose napari units are lengths keeps them (nm in micrometres: NIfTI has no nm).
+    if not hasattr(drawn, "units"):
+        return  # napari < 0.6 has no layer units
+    drawn.units = ("nanometer",) * 3
+    [written] = drawn.save(str(tmp_path / "drawn_nm.nii.gz"), plugin="napari-seg")
+    assert nib.load(written).header.get_xyzt_units()[0] == "micron"
+    _, geometry = read_nifti(written)
+    np.testing.assert_allclose(geometry.spacing, np.multiply(layer.scale, 1e-3))
 
 
 def test_other_files_open_without_asking_which_reader(make_napari_viewer, tmp_path, monkeypatch):

@@ -26,7 +26,8 @@ from napari.utils.notifications import show_error, show_info, show_warning
 
 from .._atomic import atomic_write
 from .._layers import GEOMETRY_KEY, background_of, class_names_of, labels_layer_kwargs
-from .._units import in_one_unit
+from .._units import in_one_unit, unit_symbol
+from ..medical import recorded_unit
 from ..metrics import ERROR_COLORS, ERROR_NAMES, MODES, EvaluateConfig, Evaluation, merge_rows
 from ._dock import Dock
 from ._fields import SaveTarget
@@ -461,15 +462,16 @@ class EvaluateWidget(RunnerFields, Dock):
 
 def _physical_spacing(layer) -> tuple[tuple[float, ...], str | None]:
     """The layer's voxel size and its length unit: napari's ``units`` when set (axes in
-    different length units expressed in the last one's, ``_units.in_one_unit``),
-    "mm" for a medical volume, else None."""
+    different length units expressed in the last one's, ``_units.in_one_unit``), a
+    medical volume's (its file's, recorded under ``GEOMETRY_KEY``), else None."""
     spacing, units = in_one_unit(layer.scale, unit_names(layer) or ["pixel"] * layer.ndim)
     if len(set(units)) == 1 and units[0] is not None:
-        return spacing, _SHORT_UNITS.get(units[0], units[0])
-    return spacing, "mm" if GEOMETRY_KEY in layer.metadata else None
-
-
-_SHORT_UNITS = {"millimeter": "mm", "micrometer": "µm", "nanometer": "nm"}
+        return spacing, unit_symbol(units[0])
+    geometry = layer.metadata.get(GEOMETRY_KEY)
+    if not isinstance(geometry, dict):
+        return spacing, None
+    unit = recorded_unit(geometry)
+    return spacing, unit_symbol(unit) if isinstance(unit, str) else None
 
 
 def _per_class(result: Evaluation, labels) -> list[float]:

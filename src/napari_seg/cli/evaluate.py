@@ -154,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
     ValueError, OSError
         For a usage error; ``main`` prints it in one line.
     """
+    from .._units import unit_symbol
     from ..metrics import evaluate, format_scores, surface_rows
     from ..metrics._report import format_table
 
@@ -161,7 +162,8 @@ def run(args: argparse.Namespace) -> int:
     pred, _ = _read(args.pred, "--pred")
     gt, geometry = _read(args.gt, "--gt")
     if config.surface and config.spacing is None and geometry is not None:
-        config = config.with_(spacing=geometry.spacing, unit=config.unit or "mm")
+        unit = config.unit or unit_symbol(geometry.unit)
+        config = config.with_(spacing=geometry.spacing, unit=unit)
     elif config.surface and config.spacing is None:  # an OME-Zarr or calibrated TIFF's
         # the ground truth's, else the prediction's (napari-seg's labels keep their image's)
         for path in (args.gt, args.pred):

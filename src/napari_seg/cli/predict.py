@@ -56,7 +56,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         metavar="SIZE",
         help="pixel/voxel size of the inputs along the axes the model sees (default: a "
-        "NIfTI/DICOM input's own, or an OME-Zarr image's scale unless it is 1 everywhere); "
+        "NIfTI/DICOM input's own, an OME-Zarr image's scale unless it is 1 everywhere, or a "
+        "calibrated TIFF's pixel size: ImageJ hyperstack or OME-TIFF); "
         "resampled to the model's spacing when it differs",
     )
     p.add_argument("--probabilities", action="store_true", default=None, help="also write them")

@@ -45,8 +45,8 @@ _FIELDS = {
 
 SPACING_HELP = (
     "pixel size of the planes (Y X), or voxel size of volumes (Z Y X) with --dims 3, "
-    "for a new model's card and a 3D run's planning (default: a NIfTI's or an "
-    "OME-Zarr image's own)"
+    "for a new model's card and a 3D run's planning (default: a NIfTI's, an "
+    "OME-Zarr image's or a calibrated TIFF's own)"
 )
 
 
