@@ -135,9 +135,11 @@ def add_labels(viewer, data, *, window=None, **kwargs):
     composites the whole window). In one turn that is one stall of 85-105 ms (up to
     135 ms on a busy machine). The layer is added hidden, with the window's repaints
     held and its painting overlays not yet visible (napari builds an overlay's
-    visual only once it is visible); the overlays are shown on the next turn and the
-    layer on the one after, where one repaint draws everything. The window answers
-    in between.
+    visual only once it is visible); it is selected on the next turn and shown on
+    the one after, where one repaint draws everything. The window answers in
+    between. Each painting overlay is made visible when the user first picks its
+    tool (napari enables it; :func:`show_when_enabled`), so a result nobody paints
+    on never builds them (25-45 ms at the end of a job, measured).
 
     Parameters
     ----------
@@ -189,6 +191,27 @@ def add_labels(viewer, data, *, window=None, **kwargs):
     return layer
 
 
+def show_when_enabled(overlay) -> None:
+    """Make a hidden napari overlay visible once it is enabled (a Labels layer's polygon
+    overlay when the polygon tool is picked, its brush overlay with the brush), and at
+    once when it already is, or when it has no ``enabled`` event to wait for.
+
+    Parameters
+    ----------
+    overlay : napari overlay
+    """
+    event = getattr(getattr(overlay, "events", None), "enabled", None)
+    if event is None or getattr(overlay, "enabled", True):
+        overlay.visible = True
+        return
+
+    def _on_enabled(change) -> None:  # napari passes an event whose value is the new one
+        if getattr(change, "value", change):
+            overlay.visible = True  # napari builds its visual now, in the user's click
+
+    event.connect(_on_enabled)
+
+
 @dataclass
 class _Pending:
     """The turns of :func:`add_labels` after the insert's."""
@@ -201,13 +224,14 @@ class _Pending:
     select: bool
 
     def overlays_and_selection(self) -> None:
-        """Second turn: the painting overlays' visuals, the layer's controls in front."""
+        """Second turn: the layer's controls in front; its painting overlays are shown
+        when their tool is picked (at once on a napari whose overlays cannot say)."""
         from qtpy.QtCore import QTimer
 
         layers, layer = self.layers(), self.layer()
         try:
             for overlay in self.overlays if layer is not None else ():
-                overlay.visible = True  # also on a layer removed meanwhile, for its return
+                show_when_enabled(overlay)  # also on a layer removed meanwhile, for its return
             if self.select and layers is not None and layer is not None and layer in layers:
                 layers.selection.active = layer
         finally:
