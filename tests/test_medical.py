@@ -235,6 +235,21 @@ def test_dicom_folder_errors(tmp_path, dicom_series):
         read_volume(tmp_path / "empty")
 
 
+def test_an_enhanced_multi_frame_dicom_is_named_with_what_to_do(tmp_path, dicom_series):
+    """A whole volume in one file (enhanced CT/MR: positions per frame, not at the top
+    level) is not read as a series; the message says so instead of "no slices"."""
+    import pydicom
+
+    dicom_series(tmp_path / "mf", volume((1, 8, 8)), names=["volume.dcm"])
+    ds = pydicom.dcmread(tmp_path / "mf" / "volume.dcm")
+    del ds.ImagePositionPatient, ds.PixelSpacing
+    ds.NumberOfFrames = 3
+    ds.PixelData = np.zeros((3, 8, 8), np.int16).tobytes()
+    ds.save_as(tmp_path / "mf" / "volume.dcm", enforce_file_format=True)
+    with pytest.raises(ValueError, match=r"multi-frame DICOM files \(volume\.dcm\).*dcm2niix"):
+        read_dicom(tmp_path / "mf")
+
+
 def mni_dir():
     spec = importlib.util.find_spec("nilearn")
     if spec is None:

@@ -666,16 +666,24 @@ def _dicom_headers(folder: Path) -> list:
     files = [p for p in sorted(folder.iterdir()) if p.is_file()]
     if len(files) > MAX_DICOM_FILES:
         raise ValueError(f"{folder} holds {len(files)} files, more than {MAX_DICOM_FILES}")
-    headers = []
+    headers, multiframe = [], []
     for path in files:
         if not _has_dicom_preamble(path):
             continue
         try:
             ds = pydicom.dcmread(path, stop_before_pixels=True)
-        except (OSError, ValueError, EOFError, AttributeError, KeyError) as exc:
+            frames = int(ds.get("NumberOfFrames", 1) or 1)
+        except (OSError, ValueError, EOFError, AttributeError, KeyError, TypeError) as exc:
             raise ValueError(f"cannot read {path} as DICOM: {one_line(exc, 200)}") from None
-        if "ImagePositionPatient" in ds and "PixelSpacing" in ds:
+        if frames > 1:
+            multiframe.append(path.name)
+        elif "ImagePositionPatient" in ds and "PixelSpacing" in ds:
             headers.append((path, ds))
+    if not headers and multiframe:
+        raise ValueError(
+            f"{folder} holds multi-frame DICOM files ({', '.join(multiframe[:3])}); napari-seg "
+            "reads series of single-frame slices: convert them to NIfTI first (dcm2niix)"
+        )
     if not headers:
         raise ValueError(f"{folder} holds no DICOM image slices (with a position and a spacing)")
     return headers
