@@ -86,7 +86,7 @@ def test_config_file_then_flags(files, tmp_path, capsys):
 )
 def test_errors_are_one_clear_line(files, tmp_path, capsys, extra, message):
     pred_path, gt_path, *_ = files
-    np.save(tmp_path / "float.npy", np.zeros((4, 48, 64), np.float32))
+    np.save(tmp_path / "float.npy", np.full((4, 48, 64), 0.5, np.float32))  # not ids
     np.save(tmp_path / "small.npy", np.zeros((4, 48, 60), np.uint8))
     (tmp_path / "bad.json").write_text("{")
     paths = {

@@ -157,8 +157,8 @@ def test_errors_are_one_line_and_nothing_is_written(labels_file, tmp_path, capsy
     assert not out.exists()
 
 
-def test_float_labels_are_refused(tmp_path, capsys):
-    tifffile.imwrite(tmp_path / "f.tif", np.zeros((8, 8), np.float32))
+def test_float_labels_that_are_not_ids_are_refused(tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "f.tif", np.full((8, 8), 0.5, np.float32))  # not ids
     assert (
         main(["refine", "--op", "majority", str(tmp_path / "f.tif"), str(tmp_path / "o.tif")]) == 1
     )

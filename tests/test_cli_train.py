@@ -162,7 +162,7 @@ def test_errors_are_one_line(files, tmp_path, capsys, extra, message):
 
 def test_float_labels_file_is_refused(files, tmp_path, capsys):
     bad = tmp_path / "float_labels.tif"
-    tifffile.imwrite(bad, np.zeros((96, 128), np.float32))
+    tifffile.imwrite(bad, np.full((96, 128), 0.25, np.float32))  # not class ids
     argv = [
         "train",
         "--image",

@@ -312,3 +312,44 @@ def test_a_zarr_array_stored_in_one_huge_chunk_is_refused_before_reading(tmp_pat
     zarr.open_array(str(fine), mode="w", shape=(70_000, 70_000), chunks=(512, 512),
                     dtype="uint8", zarr_format=2)  # fmt: skip
     assert read_image(fine).shape == (70_000, 70_000)
+
+
+@pytest.mark.parametrize(
+    ("values", "dtype"),
+    [
+        ([0.0, 1.0, 2.0], np.uint8),  # FSL-style float segmentation
+        ([0.0, 300.0], np.uint16),  # a Fiji 32-bit label map
+        ([-1.0, 4.0], np.int32),
+        ([False, True], np.uint8),  # a mask
+        ([0.0, 0.5], np.float32),  # not label ids: left for the caller to name
+        ([0.0, np.nan], np.float32),
+        ([0.0, 2.0**40], np.float32),
+    ],
+)
+def test_label_files_stored_as_floats_or_booleans_read_as_integer_ids(tmp_path, values, dtype):
+    from napari_seg._io import read_labels
+
+    source = np.resize(np.asarray(values), (6, 7))
+    if source.dtype != np.bool_:
+        source = source.astype(np.float32)
+    tifffile.imwrite(tmp_path / "labels.tif", source)
+    labels, _ = read_labels(tmp_path / "labels.tif")
+    assert labels.dtype == dtype
+    np.testing.assert_array_equal(labels, source)
+
+
+def test_evaluate_reads_a_float_nifti_segmentation(tmp_path, capsys):
+    """`napari-seg evaluate --gt brain_seg.nii.gz` where the file holds 0.0/1.0/2.0
+    floats (as FSL writes them): scored, not refused for its dtype."""
+    nib = pytest.importorskip("nibabel", reason="the medical extra (nibabel) is missing")
+    gt = np.zeros((10, 12, 8), np.float32)
+    gt[2:6, 3:8, 1:4], gt[6:9, 8:11, 4:7] = 1.0, 2.0
+    nib.save(nib.Nifti1Image(gt, np.eye(4)), str(tmp_path / "brain_seg.nii.gz"))
+    nib.save(nib.Nifti1Image(gt.astype(np.uint8), np.eye(4)), str(tmp_path / "pred.nii.gz"))
+    args = ["evaluate", "--pred", str(tmp_path / "pred.nii.gz"),
+            "--gt", str(tmp_path / "brain_seg.nii.gz"), "--json"]  # fmt: skip
+    assert main(args) == 0
+    import json
+
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["mean_iou"] == pytest.approx(1.0)

@@ -271,3 +271,19 @@ def test_a_header_claiming_a_huge_volume_fails_before_reading(tmp_path):
     (tmp_path / "nan.nii").write_bytes(bytes(nan))
     with pytest.raises(ValueError, match="not a finite 4x4 matrix"):
         read_nifti(tmp_path / "nan.nii")
+
+
+def test_a_float_segmentation_file_opens_as_labels(tmp_path):
+    """FSL and many scripts store segmentations as floats: a ``*_seg`` NIfTI of whole
+    numbers opens in napari as a Labels layer of integer ids; fractions stay an image."""
+    from napari_seg._napari_io import read_layers
+
+    seg = (volume() % 3).astype(np.float32)
+    [(data, _, kind)] = read_layers(str(save(tmp_path / "brain_seg.nii.gz", seg, RAS)))
+    assert kind == "labels"
+    assert data.dtype == np.uint8
+    np.testing.assert_array_equal(data, read_nifti(tmp_path / "brain_seg.nii.gz")[0])
+    [(_, _, kind)] = read_layers(str(save(tmp_path / "prob_seg.nii.gz", seg / 2, RAS)))
+    assert kind == "image"
+    [(_, _, kind)] = read_layers(str(save(tmp_path / "brain.nii.gz", seg, RAS)))
+    assert kind == "image"  # not named as labels

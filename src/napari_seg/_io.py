@@ -88,6 +88,71 @@ def read_with_geometry(path: str | os.PathLike) -> tuple[Any, VolumeGeometry | N
     return array, geometry
 
 
+def read_labels(path: str | os.PathLike) -> tuple[Any, VolumeGeometry | None]:
+    """:func:`read_with_geometry` of a label image, with its ids as integers.
+
+    Many tools store label images as floats (FSL's NIfTI segmentations, Fiji's
+    32-bit label maps, arrays saved from Python without a dtype) or masks as
+    booleans. A float array whose values are all whole numbers (and fit in
+    int32), or a boolean one, is read as the smallest integer type that holds
+    its ids; other floats keep their dtype, so the caller's check names them.
+    A lazy array (zarr, a tiled TIFF) that needs this is read whole, up to
+    ``limits.MAX_LABELS_CONVERT_BYTES``; a larger one keeps its dtype.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    array : array-like
+    geometry : VolumeGeometry or None
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :func:`read_with_geometry`.
+    """
+    from .limits import MAX_LABELS_CONVERT_BYTES
+
+    array, geometry = read_with_geometry(path)
+    dtype = np.dtype(array.dtype)
+    if dtype != np.bool_ and not np.issubdtype(dtype, np.floating):
+        return array, geometry
+    if not isinstance(array, np.ndarray):
+        if math.prod(array.shape) * dtype.itemsize > MAX_LABELS_CONVERT_BYTES:
+            return array, geometry
+        array = np.asarray(array)
+    ids = whole_numbers_as_ids(array)
+    return (array if ids is None else ids), geometry
+
+
+def whole_numbers_as_ids(array: np.ndarray) -> np.ndarray | None:
+    """A boolean array, or a float one of whole numbers within int32, as the smallest
+    integer type holding its values; None for other floats (NaN, 0.5, 1e40).
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+
+    Returns
+    -------
+    numpy.ndarray or None
+    """
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8)
+    if array.ndim == 0:
+        return None
+    low, high = float(np.min(array)), float(np.max(array))  # NaN propagates: not whole
+    if not (math.isfinite(low) and math.isfinite(high)) or low < -(2**31) or high >= 2**31:
+        return None
+    step = max(1, (1 << 22) // max(1, array[0].size))  # blocks of ~4 M values: no full copy
+    blocks = (array[i : i + step] for i in range(0, len(array), step))
+    if any(not np.array_equal(block, np.floor(block)) for block in blocks):
+        return None
+    return array.astype(np.min_scalar_type(int(high)) if low >= 0 else np.int32)
+
+
 def _read_tiff(path: Path):
     """A TIFF as a memory map (uncompressed) or a zarr array read chunk by chunk.
 

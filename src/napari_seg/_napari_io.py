@@ -1,7 +1,8 @@
 """npe2 reader and writer of medical volumes (no napari import: plain layer tuples).
 
 napari opens a NIfTI file or a DICOM series folder as an Image layer (a Labels
-layer for integer files named ``*_labels``, ``*_seg`` or ``*_mask``) indexed
+layer for files named ``*_labels``, ``*_seg`` or ``*_mask`` holding integers, or
+floats that are all whole numbers) indexed
 ``(z, y, x)`` in LPS, as :mod:`napari_seg.medical` states, with the voxel size
 as ``scale``, the LPS position of the first voxel as ``translate`` and the
 geometry in the layer's metadata (``GEOMETRY_KEY``). File > Save Layers writes
@@ -57,7 +58,7 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
     -------
     list of (data, kwargs, layer_type)
     """
-    from ._io import output_stem
+    from ._io import output_stem, whole_numbers_as_ids
     from .medical import read_volume
 
     path = path[0] if isinstance(path, list) else path
@@ -69,9 +70,10 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
         "translate": geometry.origin,
         "metadata": {GEOMETRY_KEY: geometry.to_metadata()},
     }
-    integer = np.issubdtype(array.dtype, np.integer)
-    if integer and array.ndim == 3 and name.lower().endswith(LABEL_NAME_ENDINGS):
-        return [(array, kwargs, "labels")]
+    if array.ndim == 3 and name.lower().endswith(LABEL_NAME_ENDINGS):
+        ids = array if np.issubdtype(array.dtype, np.integer) else whole_numbers_as_ids(array)
+        if ids is not None:  # floats of whole numbers too, as FSL writes segmentations
+            return [(ids, kwargs, "labels")]
     if array.ndim == 4:
         kwargs["channel_axis"] = 0
         kwargs["name"] = [f"{name} [{i}]" for i in range(array.shape[0])]

@@ -41,6 +41,10 @@ MAX_MESSAGE_CHARS = 2000
 #: read region by region, so a chunk bigger than this (e.g. a whole slide in one
 #: strip) would have to be decompressed whole for any region.
 MAX_CHUNK_BYTES = 1 * GIB
+#: A label file stored as floats or booleans is read whole to turn its ids into
+#: integers (``_io.read_labels``) only up to this many bytes; a larger lazy one
+#: (zarr, a tiled TIFF) keeps its dtype and is refused by name.
+MAX_LABELS_CONVERT_BYTES = 1 * GIB
 #: A compressed medical volume (``.nii.gz``, DICOM) is decompressed whole: its header may
 #: not claim more than this (a 1024^3 float32 CT is 4 GiB).
 MAX_VOLUME_BYTES = 16 * GIB

@@ -190,9 +190,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _read(path: Path, flag: str):
-    from .._io import read_with_geometry
+    from .._io import read_labels
 
     try:
-        return read_with_geometry(path)
+        return read_labels(path)
     except (OSError, ValueError) as exc:
         raise ValueError(f"{flag}: {exc}") from None

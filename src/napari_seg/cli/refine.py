@@ -226,10 +226,10 @@ def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
 
 
 def _refine_one(source: Path, target: Path, config, args) -> int:
-    from .._io import read_image, read_with_geometry, tiff_calibration, tiff_channel_axis
+    from .._io import read_image, read_labels, tiff_calibration, tiff_channel_axis
     from ..refine import iter_refine
 
-    image, geometry = read_with_geometry(source)
+    image, geometry = read_labels(source)
     calibration = tiff_calibration(source)  # the refined labels keep the pixel size
     labels = np.array(image)  # a copy: OUTPUT may replace INPUT
     paths = {

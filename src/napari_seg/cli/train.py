@@ -204,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
         For a usage error; ``main`` prints it in one line.
     """
     from .._atomic import check_target
-    from .._io import read_with_geometry
+    from .._io import read_labels, read_with_geometry
 
     if len(args.image) != len(args.labels):
         raise ValueError(
@@ -215,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
     # The model file must not replace an image or labels file, whatever --overwrite says.
     check_target(args.out, overwrite=True, inputs=[*args.image, *args.labels])
     images = [read_with_geometry(i) for i in args.image]
-    labels = [read_with_geometry(lab)[0] for lab in args.labels]
+    labels = [read_labels(lab)[0] for lab in args.labels]
     pairs = [(image, lab) for (image, _), lab in zip(images, labels, strict=True)]
     config = _with_input_spacing(config, args.image, images)
     config = _with_input_channels(config, args.image)
