@@ -287,3 +287,6 @@ def test_a_float_segmentation_file_opens_as_labels(tmp_path):
     assert kind == "image"
     [(_, _, kind)] = read_layers(str(save(tmp_path / "brain.nii.gz", seg, RAS)))
     assert kind == "image"  # not named as labels
+    complex_seg = seg.astype(np.complex64)  # not ids: an image, not a crash
+    [(_, _, kind)] = read_layers(str(save(tmp_path / "phase_seg.nii.gz", complex_seg, RAS)))
+    assert kind == "image"

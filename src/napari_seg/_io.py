@@ -129,7 +129,8 @@ def read_labels(path: str | os.PathLike) -> tuple[Any, VolumeGeometry | None]:
 
 def whole_numbers_as_ids(array: np.ndarray) -> np.ndarray | None:
     """A boolean array, or a float one of whole numbers within int32, as the smallest
-    integer type holding its values; None for other floats (NaN, 0.5, 1e40).
+    integer type holding its values; None for other floats (NaN, 0.5, 1e40) and
+    other dtypes (integers are ids already; complex numbers are not ids).
 
     Parameters
     ----------
@@ -141,7 +142,7 @@ def whole_numbers_as_ids(array: np.ndarray) -> np.ndarray | None:
     """
     if array.dtype == np.bool_:
         return array.astype(np.uint8)
-    if array.ndim == 0:
+    if not np.issubdtype(array.dtype, np.floating) or array.ndim == 0:
         return None
     low, high = float(np.min(array)), float(np.max(array))  # NaN propagates: not whole
     if not (math.isfinite(low) and math.isfinite(high)) or low < -(2**31) or high >= 2**31:
