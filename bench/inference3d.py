@@ -27,7 +27,7 @@ U-Net (depth 3, width 16, random weights: speed does not depend on them).
 
 Usage: python bench/inference3d.py [--cases raw,predict,monai,zarr,monai_zarr,zarr_resampled]
        [--device cpu]
-       [--size 256] [--big 128,1024,1024]
+       [--size 256] [--big 128,1024,1024] [--batch N]
 """
 
 from __future__ import annotations
@@ -73,6 +73,16 @@ def model_for(device: str):
     return create_model(SPEC).eval().to(device)
 
 
+def batch_for(args) -> int:
+    """``--batch``, else the batch predict picks for a PATCH^3 patch on the device (1 on
+    a CPU); every case runs it, so that all of them run the same batches."""
+    from napari_seg.inference import PredictConfig
+    from napari_seg.inference._sizes import default_batch
+
+    config = PredictConfig(tile=PATCH, batch_size=args.batch)
+    return default_batch(config, torch.device(args.device), PATCH, 3)
+
+
 def normalised(model, image) -> torch.Tensor:
     layout = resolve_layout(image.shape, in_channels=1, spatial_dims=3)
     stats = compute_stats(image, layout, model.spec.normalization)
@@ -86,22 +96,28 @@ def case_raw(args) -> dict:
     x = normalised(model, image)
     grid = TileGrid.build(image.shape, PATCH, OVERLAP)
     patches = [x[:, z : z + PATCH, y : y + PATCH, w : w + PATCH] for _r, z, y, w in grid]
+    batch = batch_for(args)
+    batches = [torch.stack(patches[i : i + batch]) for i in range(0, len(patches), batch)]
 
-    def run(patch):
+    def run(patches):
         with torch.inference_mode(), runtime.autocast():
-            return torch.softmax(model(patch[None].to(runtime.device)).float(), 1)
+            return torch.softmax(model(patches.to(runtime.device)).float(), 1)
 
     with PeakRSS() as rss:
-        run(patches[0])  # warm-up, inside: its allocations are the model's working memory
+        run(batches[0])  # warm-up, inside: its allocations are the model's working memory
         start = time.perf_counter()
-        for patch in patches:
-            run(patch)
+        for patches_in in batches:
+            run(patches_in)
+        if runtime.device.type == "cuda":
+            torch.cuda.synchronize(runtime.device)
         seconds = time.perf_counter() - start
     return {
         "patches": len(patches),
+        "batch": batch,
         "seconds": seconds,
         "voxels_per_s": image.size / seconds,
         "extra_rss_mib": rss.extra_mib,  # the model's own working memory for one patch
+        "cuda_extra_mib": rss.cuda_extra_mib,
         "precision": runtime.precision,
     }
 
@@ -109,20 +125,22 @@ def case_raw(args) -> dict:
 def case_predict(args) -> dict:
     model = model_for(args.device)
     image = volume((args.size,) * 3)
-    predict(model, image[:100, :100, :100], tile=PATCH, device=args.device)  # warm-up
+    options = {"tile": PATCH, "batch_size": batch_for(args), "device": args.device}
+    predict(model, image[:100, :100, :100], **options)  # warm-up
     with PeakRSS() as rss:
-        result = predict(model, image, tile=PATCH, overlap=OVERLAP, device=args.device)
+        result = predict(model, image, overlap=OVERLAP, **options)
     return {
         "shape": list(image.shape),
         "seconds": result.seconds,
         "voxels_per_s": image.size / result.seconds,
         "extra_rss_mib": rss.extra_mib,
+        "cuda_extra_mib": rss.cuda_extra_mib,
         "precision": result.precision,
         "batch": result.batch_size,
     }
 
 
-def monai_labels(model, runtime, image) -> np.ndarray:
+def monai_labels(model, runtime, image, batch: int) -> np.ndarray:
     """MONAI's sliding window over a whole in-memory volume: normalised, softmax
     blended with napari-seg's patch, overlap and Gaussian, argmax to uint8."""
     from monai.inferers import sliding_window_inference
@@ -136,7 +154,7 @@ def monai_labels(model, runtime, image) -> np.ndarray:
         probs = sliding_window_inference(
             x,
             (PATCH,) * 3,
-            1,
+            batch,
             predictor,
             overlap=OVERLAP / PATCH,
             mode="gaussian",
@@ -149,17 +167,19 @@ def case_monai(args) -> dict:
     runtime = Runtime.resolve(args.device, "auto")
     model = model_for(args.device)
     image = volume((args.size,) * 3)
-    monai_labels(model, runtime, image[:100, :100, :100])
+    monai_labels(model, runtime, image[:100, :100, :100], batch_for(args))
     with PeakRSS() as rss:
         start = time.perf_counter()
-        monai_labels(model, runtime, image)
+        monai_labels(model, runtime, image, batch_for(args))
         seconds = time.perf_counter() - start
     return {
         "shape": list(image.shape),
         "seconds": seconds,
         "voxels_per_s": image.size / seconds,
         "extra_rss_mib": rss.extra_mib,
+        "cuda_extra_mib": rss.cuda_extra_mib,
         "precision": runtime.precision,
+        "batch": batch_for(args),
     }
 
 
@@ -172,7 +192,7 @@ def case_monai_zarr(args) -> dict:
     with PeakRSS() as rss:
         start = time.perf_counter()
         image = np.asarray(zarr.open(str(Path(args.workdir) / "image.zarr"), mode="r"))
-        labels = monai_labels(model, runtime, image)
+        labels = monai_labels(model, runtime, image, batch_for(args))
         seconds = time.perf_counter() - start
     return {
         "shape": list(labels.shape),
@@ -180,7 +200,9 @@ def case_monai_zarr(args) -> dict:
         "voxels_per_s": labels.size / seconds,
         "peak_rss_mib": rss.peak / 2**20,
         "extra_rss_mib": rss.extra_mib,
+        "cuda_extra_mib": rss.cuda_extra_mib,
         "precision": runtime.precision,
+        "batch": batch_for(args),
     }
 
 
@@ -199,6 +221,7 @@ def case_zarr(args, spacing=None) -> dict:
     )
     model = model_for(args.device)
     options = {"tile": PATCH, "overlap": OVERLAP, "device": args.device, "out": out}
+    options["batch_size"] = batch_for(args)
     if spacing is not None:
         model.spec = replace(model.spec, spacing=(1.0, 1.0, 1.0))
         options["spacing"] = spacing
@@ -211,6 +234,7 @@ def case_zarr(args, spacing=None) -> dict:
         "voxels_per_s": voxels / result.seconds,
         "peak_rss_mib": max(rss.peak, psutil.Process().memory_info().rss) / 2**20,
         "extra_rss_mib": rss.extra_mib,
+        "cuda_extra_mib": rss.cuda_extra_mib,
         "precision": result.precision,
         "spacing": spacing,
     }
@@ -248,6 +272,7 @@ def main() -> None:
     parser.add_argument("--cases", default="raw,predict,monai,zarr,monai_zarr")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--batch", type=int, help="patches per batch (default: predict's choice)")
     parser.add_argument("--big", default="128,1024,1024")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -262,6 +287,7 @@ def main() -> None:
         for case in cases:
             command = [sys.executable, __file__, "--child", case, "--device", args.device]
             command += ["--size", str(args.size), "--big", args.big, "--workdir", tmp]
+            command += ["--batch", str(args.batch)] if args.batch else []
             subprocess.run(command, check=True)
 
 

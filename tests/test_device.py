@@ -63,3 +63,23 @@ def test_a_cpu_job_is_described_with_its_own_thread_count(threads, said):
     from napari_seg.arrays.runtime import Runtime
 
     assert said in Runtime.resolve("cpu", "fp32", threads=threads).description
+
+
+def test_release_memory_collects_garbage_only_when_asked(monkeypatch):
+    """A full gc.collect() holds the interpreter (0.1 s in a benchmark process on the
+    H200 machine, longer in napari): predict and training end without one; only the
+    out-of-memory back-off, whose traceback frames hold tensors, asks for it."""
+    import gc
+
+    from napari_seg._device import release_memory
+
+    calls = []
+    monkeypatch.setattr(gc, "collect", lambda *a: calls.append("gc") or 0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append("empty"))
+    release_memory("cpu", collect=True)
+    assert calls == []
+    release_memory(torch.device("cuda", 0))
+    assert calls == ["empty"]
+    release_memory("cuda:0", collect=True)
+    assert calls == ["empty", "gc", "empty"]

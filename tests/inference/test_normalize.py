@@ -82,3 +82,28 @@ def test_a_constant_image_at_the_top_of_uint64_does_not_divide_by_zero(method):
     out = stats.apply(layout.read(image, (), slice(None), slice(None)))
     assert np.isfinite(out).all()
     assert stats.scale[0] == 1.0
+
+
+@pytest.mark.parametrize(
+    "dtype", [np.bool_, np.uint8, np.uint16, np.int16, np.int32, np.uint32, np.float32, np.float64]
+)
+def test_normalising_into_a_buffer_equals_converting_first(dtype):
+    """Predict's loader normalises the image's own dtype straight into its batch buffer
+    (read_raw + apply(out=)): the values must be those of read + apply, bit for bit,
+    and the image itself must not change."""
+    rng = np.random.default_rng(2)
+    image = (rng.random((3, 40, 50)) * 70000 - 50).astype(dtype)
+    if np.dtype(dtype).kind == "f":
+        image[0, 0, 0], image[1, 1, 1], image[2, 2, 2] = np.nan, np.inf, -np.inf
+    before = image.copy()
+    layout = resolve_layout(image.shape, in_channels=3, channel_axis=0)
+    stats = compute_stats(image, layout, Normalization(method="minmax"))
+    region = (slice(3, 37), slice(5, 45))
+    expected = stats.apply(layout.read(image, (), *region))
+    raw = layout.read_raw(image, (), *region)
+    assert raw.dtype == image.dtype
+    out = np.full(expected.shape, -7.0, np.float32)
+    assert stats.apply(raw, out=out) is out
+    np.testing.assert_array_equal(out, expected)
+    assert np.isfinite(out).all()
+    np.testing.assert_array_equal(image, before)

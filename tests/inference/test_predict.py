@@ -16,6 +16,7 @@ from napari_seg.inference import (
     SettingsAdjusted,
     iter_predict,
     predict,
+    predictor,
     resolve_layout,
 )
 from napari_seg.inference.predictor import PREFETCH
@@ -232,10 +233,13 @@ def test_out_of_memory_halves_batch_then_tile(image, monkeypatch):
         return forward(x)
 
     monkeypatch.setattr(model, "forward", limited)
+    released = []  # each back-off frees memory, collecting the failed batch's cycles
+    monkeypatch.setattr(predictor, "release_memory", lambda d, **kw: released.append(kw))
     gen = iter_predict(model, image, tile=128, overlap=32, batch_size=4, **FP32)
     events, result = _drain(gen)
     adjusted = [e for e in events if isinstance(e, SettingsAdjusted)]
     assert [(e.batch_size, e.tile) for e in adjusted] == [(2, 128), (1, 128), (1, 64)]
+    assert released == [{"collect": True}] * 3 + [{}]  # the end of the run: no collection
     assert all("out of memory" in e.reason for e in adjusted)
     assert (result.tile, result.batch_size) == (64, 1)
     monkeypatch.undo()

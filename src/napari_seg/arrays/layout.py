@@ -161,14 +161,31 @@ class ImageLayout:
         -------
         numpy.ndarray
         """
+        return np.array(self.read_raw(image, plane, *region), dtype=np.float32)
+
+    def read_raw(self, image: RegionArray, plane: tuple[int, ...], *region: slice) -> np.ndarray:
+        """Read one region as ``(C, *spatial)`` in the image's own dtype.
+
+        Like :meth:`read` without the conversion to float32; the result may be
+        a view of a numpy ``image``, so it is for reading only (for example by
+        :meth:`IntensityStats.apply` with ``out``).
+
+        Parameters
+        ----------
+        image : array-like
+        plane : tuple of int
+        *region : slice
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         block = np.asarray(image[self.input_index(plane, *region)])
         kept = sorted(a for a in (self.channel_axis, *self.spatial_axes) if a is not None)
         order = [kept.index(a) for a in self.spatial_axes]
         if self.channel_axis is None:
-            block = np.transpose(block, order)[np.newaxis]
-        else:
-            block = np.transpose(block, [kept.index(self.channel_axis), *order])
-        return np.array(block, dtype=np.float32)
+            return np.transpose(block, order)[np.newaxis]
+        return np.transpose(block, [kept.index(self.channel_axis), *order])
 
 
 def channel_axis_of(

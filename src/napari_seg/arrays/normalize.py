@@ -49,24 +49,37 @@ class IntensityStats:
     nonfinite_fraction: float = 0.0
     sampled: bool = False
 
-    def apply(self, block: np.ndarray) -> np.ndarray:
-        """Normalise a float32 ``(C, ...)`` block in place and return it.
+    def apply(self, block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Normalise a ``(C, ...)`` block, in place or into ``out``, and return it.
 
         Parameters
         ----------
         block : numpy.ndarray
-            float32, channels first (as :meth:`ImageLayout.read` gives it).
+            Channels first. Without ``out`` it must be float32 and is changed
+            in place (as :meth:`ImageLayout.read` gives it); with ``out`` it is
+            only read and may have any real dtype (as
+            :meth:`ImageLayout.read_raw` gives it).
+        out : numpy.ndarray, optional
+            float32 of ``block``'s shape: the result is written there, with the
+            same values as converting ``block`` to float32 first (one pass less).
 
         Returns
         -------
         numpy.ndarray
-            ``block`` itself; NaN and -inf become 0, +inf 1.
+            ``out``, else ``block``; NaN and -inf become 0, +inf 1.
         """
+        if out is None:
+            out = block
         extra = (slice(None),) + (np.newaxis,) * (block.ndim - 1)
-        block -= self.offset[extra]
-        block *= self.scale[extra]
-        np.nan_to_num(block, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
-        return block
+        np.subtract(block, self.offset[extra], out=out, dtype=np.float32, casting="unsafe")
+        out *= self.scale[extra]
+        if block.dtype.kind == "f" or not self._finite:
+            np.nan_to_num(out, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
+        return out
+
+    @property
+    def _finite(self) -> bool:
+        return bool(np.isfinite(self.offset).all() and np.isfinite(self.scale).all())
 
 
 def compute_stats(

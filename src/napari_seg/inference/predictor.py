@@ -237,8 +237,7 @@ class _Predictor:
         finally:
             model.to(memory_format=torch.contiguous_format)
             torch.backends.cudnn.benchmark = previous
-            if self.device.type != "cpu":
-                release_memory(self.device)
+            release_memory(self.device)
         return PredictResult(
             labels=self.labels,
             probabilities=self.probabilities,
@@ -302,8 +301,7 @@ class _Predictor:
 
     def _shrink(self, exc: BaseException) -> SettingsAdjusted:
         """Halve the batch, else the tile, after running out of memory."""
-        if self.device.type != "cpu":
-            release_memory(self.device)
+        release_memory(self.device, collect=True)
         if self.batch > 1:
             self.batch //= 2
             what = f"batch halved to {self.batch}"
@@ -373,7 +371,7 @@ class _Predictor:
         for k, (plane, _p, _r, origin) in enumerate(items):
             starts = (o + d for o, d in zip(origin, offset, strict=True))
             region = (slice(s, s + n) for s, n in zip(starts, sizes, strict=True))
-            buffer[k] = self.stats.apply(self.layout.read(self.image, plane, *region))
+            self.stats.apply(self.layout.read_raw(self.image, plane, *region), out=buffer[k])
         return x
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -631,8 +631,7 @@ class _Trainer:
         self._remove_hooks()
         self.optimizer = None
         self.best_state = None
-        if self.device.type != "cpu":
-            release_memory(self.device)
+        release_memory(self.device)
 
     def _remove_hooks(self) -> None:
         for hook in self.hooks:
