@@ -4,7 +4,8 @@ napari opens a NIfTI file or a DICOM series folder as an Image layer (a Labels
 layer for files named ``*_labels``, ``*_seg`` or ``*_mask`` holding integers, or
 floats that are all whole numbers) indexed
 ``(z, y, x)`` in LPS, as :mod:`napari_seg.medical` states, with the voxel size
-as ``scale``, the LPS position of the first voxel as ``translate`` and the
+as ``scale``, the LPS position of the first voxel as ``translate``, the file's
+length unit as the layer's ``units`` (napari 0.6 and later) and the
 geometry in the layer's metadata (``GEOMETRY_KEY``). File > Save Layers writes
 a Labels layer as NIfTI with that geometry's affine and length unit (or, for a
 layer that did not come from a medical file, an axis-aligned one from its scale,
@@ -70,6 +71,8 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
         "translate": geometry.origin,
         "metadata": {GEOMETRY_KEY: geometry.to_metadata()},
     }
+    if _napari_has_layer_units():  # the scale bar and cursor read mm (or the file's unit)
+        kwargs["units"] = (geometry.unit,) * 3
     if array.ndim == 3 and name.lower().endswith(LABEL_NAME_ENDINGS):
         ids = array if np.issubdtype(array.dtype, np.integer) else whole_numbers_as_ids(array)
         if ids is not None:  # floats of whole numbers too, as FSL writes segmentations
@@ -78,6 +81,18 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
         kwargs["channel_axis"] = 0
         kwargs["name"] = [f"{name} [{i}]" for i in range(array.shape[0])]
     return [(array, kwargs, "image")]
+
+
+def _napari_has_layer_units() -> bool:
+    """Whether the installed napari takes a layer's ``units`` (0.6 and later), read
+    from its version: this module must not import napari."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        major, minor = (int(part) for part in version("napari").split(".")[:2])
+    except (PackageNotFoundError, ValueError):
+        return False
+    return (major, minor) >= (0, 6)
 
 
 def write_nifti_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:

@@ -31,6 +31,9 @@ def test_open_segment_and_save_nifti(make_napari_viewer_proxy, qtbot, tmp_path):
     np.testing.assert_allclose(layer.scale, (3.0, 0.8, 0.9))
     np.testing.assert_allclose(layer.translate, geometry.origin)
     np.testing.assert_allclose(layer.metadata[GEOMETRY_KEY]["affine"], AFFINE, rtol=1e-6)
+    units = hasattr(layer, "units")  # napari >= 0.6
+    if units:  # the scale bar and the cursor's position read millimetres
+        assert [str(u) for u in layer.units] == ["millimeter"] * 3
 
     w = segment_widget(viewer)
     viewer.window.add_dock_widget(w, name="Segment")
@@ -52,6 +55,8 @@ def test_open_segment_and_save_nifti(make_napari_viewer_proxy, qtbot, tmp_path):
     labels = next(x for x in viewer.layers if isinstance(x, napari.layers.Labels))
     np.testing.assert_allclose(labels.scale, layer.scale)
     assert labels.metadata[GEOMETRY_KEY] == layer.metadata[GEOMETRY_KEY]
+    if units:
+        assert [str(u) for u in labels.units] == ["millimeter"] * 3
 
     [written] = labels.save(str(tmp_path / "brain_labels.nii.gz"), plugin="napari-seg")
     out = nib.load(written)
@@ -62,6 +67,15 @@ def test_open_segment_and_save_nifti(make_napari_viewer_proxy, qtbot, tmp_path):
     [reopened] = viewer.open(written, plugin="napari-seg")
     assert isinstance(reopened, napari.layers.Labels)  # *_labels with integer voxels
     np.testing.assert_allclose(reopened.translate, layer.translate)
+
+    # A file in micrometres (a microscope's stack) opens in micrometres.
+    micro = nib.Nifti1Image(stored, AFFINE)
+    micro.header.set_xyzt_units("micron")
+    nib.save(micro, str(tmp_path / "stack.nii.gz"))
+    [stack] = viewer.open(tmp_path / "stack.nii.gz", plugin="napari-seg")
+    np.testing.assert_allclose(stack.scale, (3.0, 0.8, 0.9))
+    if units:
+        assert [str(u) for u in stack.units] == ["micrometer"] * 3
 
 
 def test_open_a_dicom_folder_and_save_a_plain_labels_layer(
@@ -74,6 +88,8 @@ def test_open_a_dicom_folder_and_save_a_plain_labels_layer(
     assert layer.data.shape == (4, 16, 20)
     np.testing.assert_allclose(layer.scale, (2.0, 0.5, 0.6))
     np.testing.assert_allclose(layer.translate, (5.0, -20.0, -10.0))
+    if hasattr(layer, "units"):  # napari >= 0.6; DICOM positions are in millimetres
+        assert [str(u) for u in layer.units] == ["millimeter"] * 3
     # A Labels layer drawn by hand (no recorded geometry) is saved from its scale/translate.
     drawn = viewer.add_labels(
         np.zeros((4, 16, 20), np.uint8), scale=layer.scale, translate=layer.translate
