@@ -309,6 +309,47 @@ def test_auto_precision_follows_the_hardware():
     assert resolve_precision("bf16", cpu) == "bf16"
 
 
+def test_auto_precision_on_cuda_is_bf16_only_where_the_card_computes_it(monkeypatch):
+    """A T4 or V100 (compute capability 7.x) emulates bf16, slower than its fp16
+    tensor cores: "auto" picks fp16 there, and asks the job's own card, not the
+    current one. An explicit bf16 is allowed while it works at all."""
+    from napari_seg.arrays import runtime
+
+    class Props:
+        def __init__(self, major):
+            self.major = major
+
+    majors = {0: 8, 1: 7}
+    asked = []
+
+    def properties(device):
+        asked.append(device.index)
+        return Props(majors[device.index])
+
+    class Current:
+        def __init__(self, device):
+            self.index = device.index
+
+        def __enter__(self):
+            asked.append(("current", self.index))
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", properties)
+    monkeypatch.setattr(torch.cuda, "device", Current)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: asked[-1][1] == 0)
+    assert resolve_precision("auto", torch.device("cuda", 0)) == "bf16"
+    assert resolve_precision("auto", torch.device("cuda", 1)) == "fp16"
+    assert resolve_precision("auto", torch.device("cuda", 1), purpose="training") == "fp16"
+    assert asked == [0, 1, 1]
+    assert resolve_precision("bf16", torch.device("cuda", 0)) == "bf16"
+    with pytest.raises(ValueError, match="cuda:1 does not support bf16"):
+        resolve_precision("bf16", torch.device("cuda", 1))
+    assert runtime.cuda_has_native_bf16(torch.device("cuda", 0))
+
+
 def test_config_round_trips_through_json():
     config = PredictConfig(tile=256, overlap=32, axis=(0, 1), probabilities=True)
     assert PredictConfig.from_json(config.to_json()) == config

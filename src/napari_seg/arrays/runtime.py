@@ -36,10 +36,36 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
+def cuda_has_native_bf16(device: torch.device) -> bool:
+    """Whether the CUDA ``device`` computes bf16 natively: compute capability 8.0
+    (Ampere) or later, or a ROCm GPU. Older cards (T4, V100) emulate bf16, slower
+    than their fp16 tensor cores.
+
+    Parameters
+    ----------
+    device : torch.device
+        A CUDA device (with or without an index; without, the current one).
+
+    Returns
+    -------
+    bool
+    """
+    if torch.version.hip:
+        return True
+    return torch.cuda.get_device_properties(device).major >= 8
+
+
+def _cuda_bf16_works(device: torch.device) -> bool:
+    """Whether bf16 runs at all on ``device``, natively or emulated."""
+    with torch.cuda.device(device):
+        return bool(torch.cuda.is_bf16_supported())
+
+
 def resolve_precision(precision: str, device: torch.device, *, purpose: str = "inference") -> str:
     """Turn ``"auto"`` into a concrete precision and check explicit ones.
 
-    "auto" is bf16 on CUDA (fp16 without bf16 support). On a CPU with native bf16
+    "auto" is bf16 on a CUDA device that computes it natively, fp16 on older
+    ones (:func:`cuda_has_native_bf16`). On a CPU with native bf16
     it is bf16 for inference (3.4x faster per tile, 99.99% of labels unchanged,
     docs/performance.md) but fp32 for training (bf16 autocast trains no faster
     there, measured); fp32 elsewhere.
@@ -67,13 +93,13 @@ def resolve_precision(precision: str, device: torch.device, *, purpose: str = "i
         raise ValueError(f"purpose must be one of {PURPOSES}, got {purpose!r}")
     if precision == "auto":
         if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            return "bf16" if cuda_has_native_bf16(device) else "fp16"
         if device.type == "cpu" and purpose == "inference" and cpu_has_native_bf16():
             return "bf16"
         return "fp32"
     if precision == "fp16" and device.type == "cpu":
         raise ValueError("fp16 is not supported on the CPU; use bf16 or fp32")
-    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+    if precision == "bf16" and device.type == "cuda" and not _cuda_bf16_works(device):
         raise ValueError(f"{device} does not support bf16; use fp16 or fp32")
     return precision
 

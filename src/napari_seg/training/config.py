@@ -105,7 +105,8 @@ class TrainingConfig(JobConfig):
         Learning-rate schedule over the budget; ``warmup`` is the fraction of
         the budget spent ramping up (cosine and constant).
     precision : {"auto", "fp32", "bf16", "fp16"}
-        ``auto``: bf16 (fp16 without bf16 support) on CUDA, fp32 on CPU and MPS.
+        ``auto``: bf16 on CUDA (fp16 on cards before Ampere, which only emulate
+        bf16), fp32 on CPU and MPS.
     channels_last : bool, optional
         Memory format; None uses it on CUDA only.
     flips, rotations, intensity, noise, elastic : bool
