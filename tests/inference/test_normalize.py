@@ -107,3 +107,6 @@ def test_normalising_into_a_buffer_equals_converting_first(dtype):
     np.testing.assert_array_equal(out, expected)
     assert np.isfinite(out).all()
     np.testing.assert_array_equal(image, before)
+    if dtype is not np.float32:  # in place only into float32, never into the image's dtype
+        with pytest.raises(TypeError, match="float32"):
+            stats.apply(raw.copy())

@@ -67,8 +67,15 @@ class IntensityStats:
         -------
         numpy.ndarray
             ``out``, else ``block``; NaN and -inf become 0, +inf 1.
+
+        Raises
+        ------
+        TypeError
+            Without ``out``, for a block that is not float32.
         """
         if out is None:
+            if block.dtype != np.float32:
+                raise TypeError(f"normalising in place needs a float32 block, got {block.dtype}")
             out = block
         extra = (slice(None),) + (np.newaxis,) * (block.ndim - 1)
         np.subtract(block, self.offset[extra], out=out, dtype=np.float32, casting="unsafe")
