@@ -59,8 +59,18 @@ def test_create_3d_records_dims_and_spacing(tmp_path, capsys):
     assert model.spec.spatial_dims == 3
     assert model.spec.spacing == (5.0, 0.5, 0.5)
     assert model(torch.zeros(1, 1, 6, 20, 20)).shape == (1, 3, 6, 20, 20)
+    assert model.spec.spacing_unit is None  # no unit given: none recorded
     assert main(["info", str(out)]) == 0
-    assert "dimensionality: 3D (spacing 5.0 x 0.5 x 0.5)" in capsys.readouterr().out
+    assert "dimensionality: 3D (spacing 5 x 0.5 x 0.5)" in capsys.readouterr().out
+    # With its unit (a symbol or an NGFF name), recorded and shown.
+    assert main([*args, "--spacing-unit", "mm", "--overwrite"]) == 0
+    assert load_model(out).spec.spacing_unit == "millimeter"
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    assert "dimensionality: 3D (spacing 5 x 0.5 x 0.5 mm)" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # argparse names the bad unit
+        main([*args, "--spacing-unit", "furlong", "--overwrite"])
+    assert "unknown length unit 'furlong'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

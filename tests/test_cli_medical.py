@@ -260,6 +260,7 @@ def test_train_reads_nifti_volumes(stack, tmp_path, capsys):
     model = load_model(tmp_path / "m.safetensors")
     assert model.spec.num_classes == int(labels.max()) + 1
     assert model.spec.spacing == pytest.approx((0.8, 0.9))  # the axial planes' voxel size
+    assert model.spec.spacing_unit == "millimeter"  # the header's unit
     again = [*args[:-3], "--spacing", "0.5", "0.5", "--out", str(tmp_path / "n.safetensors")]
     assert main(again) == 0
     assert load_model(tmp_path / "n.safetensors").spec.spacing == (0.5, 0.5)

@@ -247,6 +247,7 @@ def test_an_ome_zarr_image_s_pixel_size_is_recorded_in_the_model(files, tmp_path
             str(files["labels0"]), "--arch", "unet", *FAST]  # fmt: skip
     assert main([*base, "--out", str(tmp_path / "m.safetensors")]) == 0
     assert load_model(tmp_path / "m.safetensors").spec.spacing == (0.5, 0.25)
+    assert load_model(tmp_path / "m.safetensors").spec.spacing_unit is None  # no axes units
     mixed = [*base, "--image", str(files["image1"]), "--labels", str(files["labels1"])]
     assert main([*mixed, "--out", str(tmp_path / "n.safetensors")]) == 0
     assert load_model(tmp_path / "n.safetensors").spec.spacing is None
@@ -261,7 +262,16 @@ def test_a_calibrated_tiff_s_pixel_size_is_recorded_in_the_model(files, tmp_path
     argv = ["train", "--image", str(tmp_path / "img.tif"), "--labels", str(files["labels0"]),
             "--arch", "unet", *FAST, "--out", str(tmp_path / "m.safetensors")]  # fmt: skip
     assert main(argv) == 0
-    assert load_model(tmp_path / "m.safetensors").spec.spacing == (0.5, 0.25)
+    spec = load_model(tmp_path / "m.safetensors").spec
+    assert (spec.spacing, spec.spacing_unit) == ((0.5, 0.25), "micrometer")
+    # A spacing given on the command line has the unit given with it, or none.
+    argv[-1] = str(tmp_path / "n.safetensors")
+    assert main([*argv, "--spacing", "0.4", "0.4"]) == 0
+    spec = load_model(tmp_path / "n.safetensors").spec
+    assert (spec.spacing, spec.spacing_unit) == ((0.4, 0.4), None)
+    assert main([*argv, "--spacing", "400", "400", "--spacing-unit", "nm", "--overwrite"]) == 0
+    spec = load_model(tmp_path / "n.safetensors").spec
+    assert (spec.spacing, spec.spacing_unit) == ((400.0, 400.0), "nanometer")
 
 
 def test_a_new_model_reads_the_channels_of_a_fiji_hyperstack(files, tmp_path):

@@ -195,7 +195,7 @@ def test_the_ome_zarr_transform_combines_the_level_s_and_the_image_s(tmp_path):
     assert units == (None, None, None)  # no axes: no units
     assert scale == (2.0, 1.0, 0.5)
     assert translation == (1.0, 4.0, 6.0)  # the image's scale applies to the translation
-    assert source_spacing(tmp_path / "img.ome.zarr", [1, 2]) == (1.0, 0.5)
+    assert source_spacing(tmp_path / "img.ome.zarr", [1, 2]) == ((1.0, 0.5), None)
     # a scale of 1 says nothing (ome-zarr-py's default), a plain zarr array has none
     group.attrs["multiscales"] = [{"datasets": [{"path": "s0"}]}]
     assert source_spacing(tmp_path / "img.ome.zarr", [0, 1, 2]) is None
@@ -230,7 +230,9 @@ def test_ome_zarr_spatial_axes_in_different_units_give_one_voxel_size(tmp_path):
     assert scale == pytest.approx((3.0, 2000.0, 500.0, 250.0))
     assert translation == pytest.approx((1.0, 1000.0, 100.0, 0.0))
     assert units == ("second", "nanometer", "nanometer", "nanometer")
-    assert source_spacing(path, [1, 2, 3]) == pytest.approx((2000.0, 500.0, 250.0))
+    spacing, unit = source_spacing(path, [1, 2, 3])
+    assert spacing == pytest.approx((2000.0, 500.0, 250.0))
+    assert unit == "nanometer"
 
 
 @pytest.mark.parametrize(

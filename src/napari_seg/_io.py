@@ -403,10 +403,11 @@ def source_transform(path: str | os.PathLike, header: TiffHeader | None):
     return None if header.calibration is None else header.calibration.transform
 
 
-def source_spacing(path: str | os.PathLike, axes) -> tuple[float, ...] | None:
+def source_spacing(path: str | os.PathLike, axes) -> tuple[tuple[float, ...], str | None] | None:
     """The voxel size along ``axes`` that the image file at ``path`` declares
-    (:func:`read_source_transform`), or None (none declared, or a scale of 1 along
-    every one of them: see ``arrays.layout.spacing_from_scale``).
+    (:func:`read_source_transform`) and its length unit (None when the file names
+    none), or None (no size declared, or a scale of 1 along every one of them: see
+    ``arrays.layout.spacing_from_scale``).
 
     Parameters
     ----------
@@ -415,12 +416,18 @@ def source_spacing(path: str | os.PathLike, axes) -> tuple[float, ...] | None:
 
     Returns
     -------
-    tuple of float or None
+    tuple or None
+        ``(spacing, unit)``.
     """
+    from ._units import length_unit
     from .arrays.layout import spacing_from_scale
 
     transform = read_source_transform(path)
-    return None if transform is None else spacing_from_scale(transform[0], axes)
+    if transform is None:
+        return None
+    scale, _translation, units = transform
+    spacing = spacing_from_scale(scale, axes)
+    return None if spacing is None else (spacing, length_unit([units[a] for a in axes]))
 
 
 def _transformations(items, field: str, ndim: int) -> list[tuple[str, list[float]]]:

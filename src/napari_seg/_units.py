@@ -156,3 +156,83 @@ def in_one_unit(
     """
     factors, units = common_length_unit([("space", known_unit("space", n)) for n in names])
     return tuple(float(s) * f for s, f in zip(scale, factors, strict=True)), units
+
+
+def length_unit(names: Sequence[str | None]) -> str | None:
+    """The one length unit that :func:`in_one_unit` expresses axes of unit ``names``
+    in, or None when one of them is no length (napari's ``"pixel"``) or unknown.
+
+    Parameters
+    ----------
+    names : sequence of str or None
+
+    Returns
+    -------
+    str or None
+    """
+    _, units = in_one_unit([1.0] * len(names), [n or "" for n in names])
+    return units[0] if units and units[0] is not None and len(set(units)) == 1 else None
+
+
+def convert_lengths(values: Sequence[float], unit: str, to: str) -> tuple[float, ...]:
+    """``values`` in length unit ``unit`` expressed in unit ``to`` (NGFF names).
+
+    Parameters
+    ----------
+    values : sequence of float
+    unit, to : str
+
+    Returns
+    -------
+    tuple of float
+        Rounded to 15 significant digits (0.5 mm is 500 µm, not 500.00000000000006).
+    """
+    factor = LENGTH_UNITS[unit] / LENGTH_UNITS[to]
+    return tuple(float(f"{float(v) * factor:.15g}") for v in values)
+
+
+def parse_length_unit(text: str) -> str:
+    """The NGFF name of the length unit ``text`` names: an NGFF name
+    (``"micrometer"``) or a common symbol (``"um"``, ``"µm"``, ``"mm"``, ``"nm"``,
+    ``"cm"``, ``"m"``).
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        For anything else, naming what is accepted.
+    """
+    word = text.strip()
+    by_symbol = {symbol: name for name, symbol in SYMBOLS.items()}
+    by_symbol.update({"um": "micrometer", "μm": "micrometer", "micron": "micrometer"})
+    name = by_symbol.get(word, word.lower())
+    if name not in LENGTH_UNITS:
+        raise ValueError(
+            f"unknown length unit {text!r}: use nm, um, mm, cm, m or an NGFF name "
+            "such as 'micrometer'"
+        )
+    return name
+
+
+def format_spacing(spacing: Sequence[float], unit: str | None = None) -> str:
+    """A voxel size as people write it: ``"5 x 0.5 x 0.5 mm"`` (no unit when None).
+
+    Parameters
+    ----------
+    spacing : sequence of float
+    unit : str, optional
+        NGFF name, shown by its symbol (:func:`unit_symbol`).
+
+    Returns
+    -------
+    str
+    """
+    text = " x ".join(f"{float(v):g}" for v in spacing)
+    return text if unit is None else f"{text} {unit_symbol(unit)}"

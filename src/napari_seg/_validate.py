@@ -75,6 +75,22 @@ def check_spacing(name: str, value: Any, lengths: Sequence[int] = (1, MAX_AXIS))
             )
 
 
+def check_length_unit(name: str, value: Any, spacing: Any) -> None:
+    """``value`` is None, or the NGFF name of a length unit (``"micrometer"``) for a
+    ``spacing`` that is given."""
+    if value is None:
+        return
+    from ._units import known_unit
+
+    if known_unit("space", value) is None:
+        raise ValueError(
+            f"{name} must be a length unit by its NGFF name ('micrometer', 'millimeter', "
+            f"'nanometer', ...), got {brief(value)}"
+        )
+    if spacing is None:
+        raise ValueError(f"{name} is the unit of a spacing, and no spacing is given")
+
+
 def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {tuple(choices)}, got {brief(value)}")

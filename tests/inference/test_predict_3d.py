@@ -336,6 +336,28 @@ def test_spacing_settings_are_checked(volume):
     assert iter_predict(model, volume, spacing=(32.0, 16.0, 16.0), **FP32)  # 16x: runs
 
 
+def test_spacings_in_stated_units_are_converted_before_they_are_compared(volume):
+    """A model recorded at 2 x 1 x 1 mm: an image at 4000 x 500 x 500 µm is resampled
+    as one at 4 x 0.5 x 0.5 mm is, and 2000 x 1000 x 1000 µm needs no resampling. Where
+    either side states no unit the numbers are compared as they are (the error then
+    asks about units; with both stated it names the one they are compared in)."""
+    model = threshold_model((2.0, 1.0, 1.0))
+    model.spec = model.spec.with_(spacing_unit="millimeter")
+    image = np.random.default_rng(5).random(volume.shape).astype(np.float32)
+    in_mm = predict(model, image, tile=32, spacing=(4.0, 0.5, 0.5), **FP32)
+    um = {"spacing_unit": "micrometer", **FP32}
+    in_um = predict(model, image, tile=32, spacing=(4000.0, 500.0, 500.0), **um)
+    np.testing.assert_array_equal(in_um.labels, in_mm.labels)
+    same = predict(model, image, tile=32, spacing=(2000.0, 1000.0, 1000.0), **um)
+    np.testing.assert_array_equal(same.labels, image > 0.5)  # no resampling
+    with pytest.raises(ValueError, match=r"\(both in mm\) differ 20x.*spacing right"):
+        iter_predict(model, image, spacing=(40.0, 1.0, 1.0), spacing_unit="millimeter", **FP32)
+    with pytest.raises(ValueError, match="same unit"):  # the image's unit is not known
+        iter_predict(model, image, spacing=(2000.0, 1000.0, 1000.0), **FP32)
+    with pytest.raises(ValueError, match="spacing_unit must be a length unit"):
+        iter_predict(model, image, spacing=(2.0, 1.0, 1.0), spacing_unit="pixel", **FP32)
+
+
 @pytest.mark.parametrize("shape", [(70, 40, 36), (40, 70, 36), (36, 40, 70)])
 def test_every_band_axis_writes_in_place(shape):
     """With a voxel-wise "network" every patch predicts a voxel alike, so the tiled

@@ -211,13 +211,14 @@ def test_a_3d_model_with_its_spacing(widget, qtbot, errors):
     widget._arch.value = "dynunet"
     assert list(widget._dims.choices) == [2, 3]
     widget._dims.value = 3
-    widget._spacing.value = "5, 0.5, 0.5"
+    widget._spacing.value = "5, 0.5, 0.5 mm"
     widget.create_model()
     qtbot.waitUntil(lambda: widget.current.model is not None, timeout=TIMEOUT_MS)
     _wait_idle(qtbot, widget)
     spec = widget.current.model.spec
     assert (spec.spatial_dims, spec.spacing) == (3, (5.0, 0.5, 0.5))
-    assert "3D, spacing 5.0 x 0.5 x 0.5" in widget._info.value
+    assert spec.spacing_unit == "millimeter"
+    assert "3D, spacing 5 x 0.5 x 0.5 mm" in widget._info.value
     assert "GFLOP per megavoxel" in widget._info.value
     widget._spacing.value = "5, 0.5"
     widget.create_model()
@@ -225,3 +226,6 @@ def test_a_3d_model_with_its_spacing(widget, qtbot, errors):
     widget._spacing.value = "five"
     widget.create_model()
     assert "voxel size must be numbers" in errors[-1]
+    widget._spacing.value = "5 0.5 0.5 furlong"
+    widget.create_model()
+    assert "unknown length unit 'furlong'" in errors[-1]

@@ -366,6 +366,26 @@ def test_a_scale_in_another_unit_than_the_model_is_one_notification(setup, qtbot
     assert [x.name for x in viewer.layers] == ["vol"]
 
 
+def test_a_model_and_a_layer_that_state_their_units_are_compared_in_one(setup, qtbot, notes):
+    """The same volume as above, but the model records millimetres and the layer says
+    micrometres: 1000 µm is its 1 mm, so nothing is resampled (nor refused)."""
+    viewer, w = setup
+    model = _model_3d(spacing=(1.0, 1.0, 1.0))
+    model.spec = model.spec.with_(spacing_unit="millimeter")
+    w.current.set(model, path=None, dirty=True)
+    volume = cells_3d((12, 48, 40), seed=1)[0].astype(np.float32)
+    units = ("micrometer",) * 3
+    layer = viewer.add_image(volume, name="vol", scale=(1000, 1000, 1000), units=units)
+    _select(w, layer)
+    _run(qtbot, w)
+    assert notes["error"] == []
+    assert "model's voxel size" not in w._head
+    out = viewer.layers["vol labels [unet-classic]"]
+    np.testing.assert_allclose(out.scale, (1000, 1000, 1000))
+    expected = predict(w.current.model, volume, precision="fp32").labels
+    np.testing.assert_array_equal(out.data, expected)
+
+
 def test_a_3d_model_needs_a_volume(setup, qtbot, notes):
     viewer, w = setup
     w.current.set(_model_3d(), path=None, dirty=True)

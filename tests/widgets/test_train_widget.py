@@ -309,6 +309,11 @@ def test_a_new_model_records_the_image_layer_pixel_size(setup):
     assert w._make_job().config.spacing is None  # napari's default scale: unknown
     viewer.layers["cells"].scale = (0.25, 0.5)
     assert w._make_job().config.spacing == (0.25, 0.5)
+    assert w._make_job().config.spacing_unit is None  # napari's "pixel": no length unit
+    if hasattr(viewer.layers["cells"], "units"):  # napari >= 0.6: the unit goes with it
+        viewer.layers["cells"].units = ("micrometer", "nanometer")
+        config = w._make_job().config
+        assert (config.spacing, config.spacing_unit) == ((250.0, 0.5), "nanometer")
     w._source.value = "current"  # fine-tuning keeps the model's own card
     assert w._make_job().config.spacing is None
 

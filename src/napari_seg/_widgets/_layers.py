@@ -40,6 +40,20 @@ def unit_names(layer, axes=None) -> tuple[str, ...] | None:
     return tuple(str(units[a]) for a in (range(len(units)) if axes is None else axes))
 
 
+def layer_spacing(layer, axes) -> tuple[tuple[float, ...] | None, str | None]:
+    """The layer's voxel size along ``axes`` (``arrays.layout.spacing_from_scale``:
+    None for napari's default scale of 1) and the length unit it is in, None when
+    the layer's units are no length (napari's ``"pixel"``)."""
+    from .._units import length_unit
+    from ..arrays.layout import spacing_from_scale
+
+    units = unit_names(layer)
+    spacing = spacing_from_scale(layer.scale, axes, units)
+    if spacing is None or units is None:
+        return spacing, None
+    return spacing, length_unit([units[a] for a in axes])
+
+
 def units_kwargs(units) -> dict:
     """``{"units": units}`` for a napari layer constructor, or nothing when they are
     unknown (None)."""

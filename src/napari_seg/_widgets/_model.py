@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from magicgui.widgets import ComboBox, FileEdit, LineEdit, PushButton, SpinBox
 from napari.utils.notifications import show_error, show_info
 
+from .._units import format_spacing, parse_length_unit
 from ..limits import MAX_CLASSES, MAX_IN_CHANNELS
 from ..models import ModelSpec, get_architecture, list_architectures
 from ._current import CurrentModel
@@ -70,9 +71,10 @@ class ModelWidget(RunnerFields, Dock):
         self._dims.tooltip = "2D: images and slice by slice; 3D: volumes (3D patches)"
         self._spacing = LineEdit(label="voxel size", value="")
         self._spacing.tooltip = (
-            "the pixel/voxel size the model is made for, e.g. '5, 0.5, 0.5' (z, y, x) for an "
-            "anisotropic CT; a 3D U-Net plans its pooling from it and Segment resamples "
-            "images of another spacing. Empty: none"
+            "the pixel/voxel size the model is made for, e.g. '5, 0.5, 0.5 mm' (z, y, x) for "
+            "an anisotropic CT, with its unit (nm, um, mm, m) or without; a 3D U-Net plans its "
+            "pooling from it and Segment resamples images of another spacing (converting "
+            "units when the model and the layer both state theirs). Empty: none"
         )
         self._in_channels = SpinBox(label="input channels", min=1, max=MAX_IN_CHANNELS, value=1)
         self._classes = SpinBox(label="classes", min=2, max=MAX_CLASSES, value=2)
@@ -135,6 +137,7 @@ class ModelWidget(RunnerFields, Dock):
     def spec(self) -> ModelSpec:
         """The :class:`ModelSpec` the fields describe (validated)."""
         names = tuple(n.strip() for n in self._class_names.value.split(",") if n.strip())
+        spacing, unit = parse_spacing(self._spacing.value)
         return ModelSpec(
             architecture=self._arch.value,
             encoder=None if self._encoder.value == NO_ENCODER else self._encoder.value,
@@ -142,7 +145,8 @@ class ModelWidget(RunnerFields, Dock):
             num_classes=int(self._classes.value),
             class_names=names,
             spatial_dims=int(self._dims.value),
-            spacing=parse_spacing(self._spacing.value),
+            spacing=spacing,
+            spacing_unit=unit,
         ).validate()
 
     def _weights_value(self) -> str | None:
@@ -183,7 +187,9 @@ class ModelWidget(RunnerFields, Dock):
         s = model.spec
         size = f"{current.stats.summary()}\n" if current.stats is not None else ""
         where = f"file: {current.path.name}" if current.path else "not saved"
-        spacing = "" if s.spacing is None else f", spacing {' x '.join(map(str, s.spacing))}"
+        spacing = (
+            "" if s.spacing is None else f", spacing {format_spacing(s.spacing, s.spacing_unit)}"
+        )
         self._info.value = (
             f"{get_architecture(s.architecture).title} ({s.encoder or 'no encoder'}), "
             f"{s.spatial_dims}D{spacing}, "
@@ -273,17 +279,28 @@ class ModelWidget(RunnerFields, Dock):
         show_info(f"Model saved to {path}")
 
 
-def parse_spacing(text: str) -> tuple[float, ...] | None:
-    """ "5, 0.5, 0.5" -> (5.0, 0.5, 0.5); empty -> None; a ValueError names a bad entry."""
+def parse_spacing(text: str) -> tuple[tuple[float, ...] | None, str | None]:
+    """ "5, 0.5, 0.5 mm" -> ((5.0, 0.5, 0.5), "millimeter"); without a unit, None for it;
+    empty -> (None, None); a ValueError names a bad entry."""
     parts = text.replace(",", " ").split()
     if not parts:
-        return None
-    try:
-        return tuple(float(p) for p in parts)
-    except ValueError:
+        return None, None
+    numbers = parts[:-1] if len(parts) > 1 and not _is_number(parts[-1]) else parts
+    if not all(_is_number(p) for p in numbers):
         raise ValueError(
-            f"voxel size must be numbers such as '5, 0.5, 0.5', got {text!r}"
-        ) from None
+            f"voxel size must be numbers such as '5, 0.5, 0.5', optionally with a unit "
+            f"(nm, um, mm, m), got {text!r}"
+        )
+    unit = parse_length_unit(parts[-1]) if len(numbers) < len(parts) else None
+    return tuple(float(p) for p in numbers), unit
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def model_widget(viewer: napari.viewer.Viewer) -> ModelWidget:

@@ -12,7 +12,6 @@ from magicgui.widgets import CheckBox, ComboBox, FileEdit, PushButton, create_wi
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from .._layers import GEOMETRY_KEY, labels_layer_kwargs
-from ..arrays.layout import spacing_from_scale
 from ..inference.config import PRECISIONS, PredictConfig
 from ..inference.events import (
     PredictProgress,
@@ -30,6 +29,7 @@ from ._fields import AutoInt
 from ._history import write_undoable
 from ._layers import (
     add_labels,
+    layer_spacing,
     level_data,
     level_factors,
     unit_names,
@@ -196,9 +196,9 @@ class SegmentWidget(RunnerFields, Dock):
         """The :class:`PredictConfig` the fields describe (validated); with a plan and
         its layer, the layer's scale along the model's axes is the image's spacing
         (unless it is napari's default of 1 everywhere, which says nothing)."""
-        spacing = None
+        spacing = unit = None
         if plan is not None and layer is not None and plan.spatial:
-            spacing = spacing_from_scale(layer.scale, plan.spatial, unit_names(layer))
+            spacing, unit = layer_spacing(layer, plan.spatial)
         return PredictConfig(
             device=self._device.value,
             tile=self._tile.value,
@@ -210,6 +210,7 @@ class SegmentWidget(RunnerFields, Dock):
             channel_axis=None if plan is None else plan.channel_axis,
             axis=None if plan is None else plan.axis,
             spacing=spacing,
+            spacing_unit=unit,
         ).validate()
 
     def _plan(self, layer, model) -> ScopePlan:

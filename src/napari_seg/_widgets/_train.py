@@ -18,7 +18,7 @@ from magicgui.widgets import CheckBox, ComboBox, PushButton
 from napari.utils.notifications import show_error, show_warning
 
 from .._layers import class_names_of, labels_layer_kwargs
-from ..arrays.layout import channel_axis_of, spacing_from_scale, stack_axis
+from ..arrays.layout import channel_axis_of, stack_axis
 from ..models.registry import get_architecture
 from ..training._model import run_dims
 from ..training.config import TrainingConfig
@@ -39,6 +39,7 @@ from ._fields import SaveTarget
 from ._layers import (
     add_labels,
     full_resolution,
+    layer_spacing,
     unit_names,
     units_kwargs,
     viewer_position,
@@ -311,11 +312,9 @@ class TrainWidget(Dock):
             config = config.with_(class_names=names, background=self.classes.background_id())
             dims = 3 if volumes else 2
             ndim = len(image_layer.scale)
-            size = spacing_from_scale(
-                image_layer.scale, range(ndim - dims, ndim), unit_names(image_layer)
-            )
+            size, unit = layer_spacing(image_layer, range(ndim - dims, ndim))
             if size is not None:
-                config = config.with_(spacing=size)
+                config = config.with_(spacing=size, spacing_unit=unit)
             if config.label0 == "unlabelled":  # the strokes' colours, background transparent
                 colors = self.classes.colors(
                     max(2, len(names), max(self.classes.ids(), default=1) + 1)

@@ -3,6 +3,7 @@ the output check, the batch loop and the progress-bar driver for job events."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable, Collection, Generator, Sequence
 from pathlib import Path
@@ -20,6 +21,31 @@ EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 #: Errors of one input that should not stop a batch (the others are still processed).
 INPUT_ERRORS = (ValueError, TypeError, OSError, MemoryError)
+
+
+def add_spacing_unit_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--spacing-unit``, the length unit of ``--spacing``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    """
+    from .._units import parse_length_unit
+
+    def unit(text: str) -> str:
+        try:
+            return parse_length_unit(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parser.add_argument(
+        "--spacing-unit",
+        type=unit,
+        metavar="UNIT",
+        help="length unit of --spacing: nm, um, mm, m or an NGFF name; with it, a model's and "
+        "an image's spacings in different units are compared after conversion (default: "
+        "none given; a file's own voxel size comes with its file's unit)",
+    )
 
 
 def parse_options(items: Sequence[str]) -> dict[str, int | bool]:

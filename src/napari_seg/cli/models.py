@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ._common import parse_options
+from .._units import format_spacing
+from ._common import add_spacing_unit_argument, parse_options
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -55,6 +56,7 @@ def _cmd_create(args: argparse.Namespace) -> int:
         options=parse_options(args.option or []),
         spatial_dims=args.dims,
         spacing=None if args.spacing is None else tuple(args.spacing),
+        spacing_unit=args.spacing_unit,
     ).validate()
     weights = None if args.encoder_weights in (None, "none") else args.encoder_weights
     model = create_model(spec, encoder_weights=weights)
@@ -75,7 +77,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
     spec = ModelSpec.from_dict(card["spec"])
     print(f"{args.model}")
     print(f"  architecture: {spec.architecture} (encoder {spec.resolved_encoder})")
-    spacing = "not recorded" if spec.spacing is None else " x ".join(map(str, spec.spacing))
+    spacing = (
+        "not recorded" if spec.spacing is None else format_spacing(spec.spacing, spec.spacing_unit)
+    )
     print(f"  dimensionality: {spec.spatial_dims}D (spacing {spacing})")
     print(f"  input channels: {spec.in_channels}")
     print(f"  classes: {', '.join(spec.class_names)}")
@@ -138,6 +142,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         metavar="SIZE",
         help="voxel size per axis the model is made for (z y x); 3D U-Nets plan pooling from it",
     )
+    add_spacing_unit_argument(p)
     p.add_argument("--out", required=True, type=Path, help="model file to write")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_cmd_create)

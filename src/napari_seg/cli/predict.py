@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._common import check_outputs, drive, for_each_input, read_config
+from ._common import add_spacing_unit_argument, check_outputs, drive, for_each_input, read_config
 from .predict_blocks import add_scale_out_arguments
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "calibrated TIFF's pixel size: ImageJ hyperstack or OME-TIFF); "
         "resampled to the model's spacing when it differs",
     )
+    add_spacing_unit_argument(p)
     p.add_argument("--probabilities", action="store_true", default=None, help="also write them")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     add_scale_out_arguments(p)
@@ -117,6 +118,8 @@ def build_config(args: argparse.Namespace) -> PredictConfig:
         changes["axis"] = args.axis[0] if len(args.axis) == 1 else args.axis
     if args.spacing is not None:
         changes["spacing"] = tuple(args.spacing)
+    if args.spacing_unit is not None:
+        changes["spacing_unit"] = args.spacing_unit
     return config.with_(**changes)
 
 
@@ -210,12 +213,13 @@ def _predict_one(model, path: Path, outputs: tuple[Path, ...], config, args) -> 
     image, geometry = read_with_geometry(path)
     if geometry is not None:
         defaults = layout_defaults(image.ndim, model.spec.spatial_dims, geometry.spacing)
+        if config.spacing is None:  # the header's voxel size, in the header's unit
+            defaults["spacing_unit"] = geometry.unit
         given = {k: getattr(config, k) for k in defaults if getattr(config, k) is not None}
         config = config.with_(**{**defaults, **given})
     header = tiff_header(path)  # a TIFF's axes and pixel size, read once (None otherwise)
     config = with_file_channels(model, config, None if header is None else header.channel_axis)
-    transform = source_transform(path, header)
-    config = with_source_spacing(model, image, config, None if transform is None else transform[0])
+    config = with_source_spacing(model, image, config, source_transform(path, header))
     # The labels are on the image's grid: a calibrated TIFF's pixel size goes with them.
     calibration = None if header is None else header.calibration
     if calibration is not None:

@@ -11,7 +11,14 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._common import EXIT_ERROR, EXIT_INTERRUPTED, drive, parse_options, read_config
+from ._common import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    add_spacing_unit_argument,
+    drive,
+    parse_options,
+    read_config,
+)
 
 if TYPE_CHECKING:
     from ..training import TrainingConfig
@@ -102,6 +109,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--axis", type=int, help="stack axis to train on slice by slice")
     p.add_argument("--channel-axis", type=int, help="channel axis of the images (detected)")
     p.add_argument("--spacing", type=float, nargs="+", metavar="SIZE", help=SPACING_HELP)
+    add_spacing_unit_argument(p)
     _add_3d_arguments(p)
     p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
     p.add_argument("--elastic", action="store_true", default=None, help="elastic deformation")
@@ -180,6 +188,8 @@ def build_config(args: argparse.Namespace) -> TrainingConfig:
         changes["elastic"] = True
     if args.spacing is not None:
         changes["spacing"] = tuple(args.spacing)
+    if args.spacing_unit is not None:
+        changes["spacing_unit"] = args.spacing_unit
     if args.patch_3d is not None:
         changes["patch_3d"] = tuple(args.patch_3d)
     return config.with_(**changes)
@@ -232,27 +242,30 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _with_input_spacing(config, paths, images):
-    """The config with the inputs' voxel size when every one declares it, they all
-    share one and none was given: a medical volume's (its header), an OME-Zarr
-    image's (its scale, unless 1 everywhere), a calibrated TIFF's (ImageJ, OME-TIFF).
-    In-plane (the last two axes: axial planes, as a 2D model trains on them), or the
-    last three for a 3D run."""
+    """The config with the inputs' voxel size and its unit when every one declares
+    it, they all share one and none was given: a medical volume's (its header), an
+    OME-Zarr image's (its scale, unless 1 everywhere), a calibrated TIFF's (ImageJ,
+    OME-TIFF). In-plane (the last two axes: axial planes, as a 2D model trains on
+    them), or the last three for a 3D run. A unit only some inputs name is left out."""
     from .._io import source_spacing
     from ..training._model import run_dims
 
     if config.spacing is not None:
         return config
     dims = 3 if run_dims(config) == 3 else 2
-    spacings: list[tuple[float, ...] | None] = []
+    found: list[tuple[tuple[float, ...], str | None] | None] = []
     for path, (image, geometry) in zip(paths, images, strict=True):
         if geometry is not None:
-            spacings.append(tuple(geometry.spacing[-dims:]))
+            found.append((tuple(geometry.spacing[-dims:]), geometry.unit))
         else:
             ndim = len(image.shape)
-            spacings.append(source_spacing(path, range(ndim - dims, ndim)))
-    if None in spacings or len(set(spacings)) != 1:
+            found.append(source_spacing(path, range(ndim - dims, ndim)))
+    declared = [item for item in found if item is not None]
+    if len(declared) != len(found) or len({spacing for spacing, _unit in declared}) != 1:
         return config
-    return config.with_(spacing=spacings[0])
+    units = {unit for _spacing, unit in declared}
+    unit = units.pop() if len(units) == 1 else None
+    return config.with_(spacing=declared[0][0], spacing_unit=unit)
 
 
 def _with_input_channels(config, paths):

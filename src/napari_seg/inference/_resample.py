@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from .._units import unit_symbol
 from ..arrays.layout import MIN_SPATIAL_SIZE, ImageLayout
 from ..arrays.normalize import IntensityStats
 from ..limits import MAX_UPSAMPLE
@@ -43,7 +44,10 @@ SPACING_TOLERANCE = 1e-3
 
 
 def resampled_sizes(
-    sizes: Sequence[int], spacing: Sequence[float], target: Sequence[float]
+    sizes: Sequence[int],
+    spacing: Sequence[float],
+    target: Sequence[float],
+    unit: str | None = None,
 ) -> tuple[int, ...] | None:
     """The sizes of the spatial axes at the ``target`` spacing, or None when the two
     spacings agree (within :data:`SPACING_TOLERANCE`).
@@ -52,6 +56,10 @@ def resampled_sizes(
     ----------
     sizes : sequence of int
     spacing, target : sequence of float
+    unit : str, optional
+        The length unit both spacings are in, when it is known (the image's
+        converted to the model's): named in errors instead of asking whether the
+        two share one.
 
     Returns
     -------
@@ -73,21 +81,25 @@ def resampled_sizes(
     if all(abs(r - 1) <= SPACING_TOLERANCE for r in ratios):
         return None
     pair = f"the image's spacing {_brief(spacing)} and the model's {_brief(target)}"
-    unit = (
-        "are both in the same unit? (the image's is --spacing, its file's header or its "
-        "layer's scale)"
-    )
+    if unit is not None:
+        pair += f" (both in {unit_symbol(unit)})"
+        hint = "is the image's spacing right? (--spacing, its file's header or its layer's scale)"
+    else:
+        hint = (
+            "are both in the same unit? (the image's is --spacing, its file's header or its "
+            "layer's scale)"
+        )
     for k, r in enumerate(ratios):
         if r > MAX_UPSAMPLE:  # also an overflow to inf
             raise ValueError(
                 f"{pair} differ {r:.4g}x along axis {k}; resampling the image more than "
-                f"{MAX_UPSAMPLE}x finer is refused: {unit}"
+                f"{MAX_UPSAMPLE}x finer is refused: {hint}"
             )
     resampled = tuple(max(1, round(n * r)) for n, r in zip(sizes, ratios, strict=True))
     if min(resampled) < MIN_SPATIAL_SIZE:
         raise ValueError(
             f"at the model's spacing the image would be {'x'.join(map(str, resampled))} "
-            f"voxels, fewer than {MIN_SPATIAL_SIZE} along an axis ({pair}): {unit}"
+            f"voxels, fewer than {MIN_SPATIAL_SIZE} along an axis ({pair}): {hint}"
         )
     return resampled
 
@@ -411,7 +423,7 @@ def run_resampled(
     num_classes = model.spec.num_classes
     sink = ResampleBack(inner, layout, num_classes, out, probabilities_out, box=box)
     discard = _Discard(inner.output_shape, out.dtype)
-    settings = config.with_(spacing=None, probabilities=True)
+    settings = config.with_(spacing=None, spacing_unit=None, probabilities=True)
     predictor = predictor_class(
         model, resampled, settings, discard, sink,
         box=None if box is None else sink.inner_box, planes=planes, stats=stats,

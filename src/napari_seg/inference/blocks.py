@@ -13,7 +13,7 @@ chunks, so workers never write the same chunk.
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Sequence
+from collections.abc import Generator
 from dataclasses import dataclass
 from itertools import product
 from typing import TYPE_CHECKING
@@ -268,7 +268,7 @@ def fixed_settings(
     layout, sizes = p.layout, p.resampled_sizes()
     if sizes is not None:  # the tiles run on the image at the model's spacing
         resampled = ResampledImage(image, layout, sizes)
-        p = _Predictor.settings(model, resampled, config.with_(spacing=None))
+        p = _Predictor.settings(model, resampled, config.with_(spacing=None, spacing_unit=None))
     fixed = config.with_(tile=p.tile, overlap=p.overlap, batch_size=p.batch)
     return fixed, compute_stats(image, layout, model.spec.normalization)
 
@@ -277,30 +277,36 @@ def with_source_spacing(
     model: SegmentationModel,
     image: RegionArray,
     config: PredictConfig,
-    scale: Sequence[float] | None,
+    transform: tuple | None,
 ) -> PredictConfig:
-    """``config`` with the spacing its image's file declares, when it gives none.
+    """``config`` with the spacing its image's file declares, and its length unit,
+    when it gives none.
 
     Parameters
     ----------
     model : SegmentationModel
     image : array-like
     config : PredictConfig
-    scale : sequence of float or None
-        The file's scale along every axis of ``image`` (an OME-Zarr image's or a
-        calibrated TIFF's: ``_io.read_source_transform``), or None when it declares
-        none.
+    transform : tuple or None
+        The file's ``(scale, translation, units)`` along every axis of ``image`` (an
+        OME-Zarr image's or a calibrated TIFF's: ``_io.read_source_transform``, in
+        one length unit), or None when it declares none.
 
     Returns
     -------
     PredictConfig
     """
+    from .._units import length_unit
     from ..arrays.layout import spacing_from_scale
 
-    if config.spacing is not None or scale is None:
+    if config.spacing is not None or transform is None:
         return config
-    spacing = spacing_from_scale(scale, layout_of(model, tuple(image.shape), config).spatial_axes)
-    return config if spacing is None else config.with_(spacing=spacing)
+    scale, _translation, units = transform
+    axes = layout_of(model, tuple(image.shape), config).spatial_axes
+    spacing = spacing_from_scale(scale, axes)
+    if spacing is None:
+        return config
+    return config.with_(spacing=spacing, spacing_unit=length_unit([units[a] for a in axes]))
 
 
 def with_file_channels(

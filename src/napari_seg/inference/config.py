@@ -6,7 +6,15 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 from .._config_file import JobConfig
-from .._validate import check_axis, check_bool, check_choice, check_int, check_spacing, check_str
+from .._validate import (
+    check_axis,
+    check_bool,
+    check_choice,
+    check_int,
+    check_length_unit,
+    check_spacing,
+    check_str,
+)
 from ..arrays import PRECISIONS
 from ..limits import MAX_AXIS, MAX_BATCH_PIXELS, MAX_THREADS, MAX_TILE, MAX_TILE_BATCH
 from .tiling import BLENDING_MODES
@@ -31,8 +39,8 @@ class PredictConfig(JobConfig):
     batch_size : int, optional
         Tiles per forward pass; None picks one for the device.
     precision : {"auto", "fp32", "bf16", "fp16"}
-        ``auto``: bf16 (or fp16 where bf16 is unsupported) on CUDA, bf16 on
-        CPUs with native bf16, fp32 otherwise.
+        ``auto``: bf16 on CUDA (fp16 on cards before Ampere, which only emulate
+        bf16), bf16 on CPUs with native bf16, fp32 otherwise.
     blending : {"gaussian", "cosine", "constant"}
         Window used to blend overlapping tiles.
     probabilities : bool
@@ -46,6 +54,10 @@ class PredictConfig(JobConfig):
         model, 3 for a 3D one), e.g. a layer's scale or a NIfTI header's voxel
         size. When the model records a different spacing, the image is resampled
         to the model's and the result brought back to the image's grid.
+    spacing_unit : str, optional
+        The length unit of ``spacing`` by its NGFF name (``"millimeter"``); when
+        the model records its own, the spacing is converted to it before the two
+        are compared. None: compared as plain numbers.
     threads : int, optional
         torch CPU threads during a run on the CPU (None: leave torch's setting).
         The last bits of a network's output depend on it: block-wise runs
@@ -62,6 +74,7 @@ class PredictConfig(JobConfig):
     channel_axis: int | None = None
     axis: int | tuple[int, ...] | None = None
     spacing: tuple[float, ...] | None = None
+    spacing_unit: str | None = None
     threads: int | None = None
 
     KIND: ClassVar[str] = "prediction"
@@ -106,6 +119,7 @@ class PredictConfig(JobConfig):
         else:
             check_axis("axis", self.axis)
         check_spacing("spacing", self.spacing, (2, 3))
+        check_length_unit("spacing_unit", self.spacing_unit, self.spacing)
         check_int("threads", self.threads, 1, MAX_THREADS, optional=True)
         return self
 
@@ -120,6 +134,8 @@ class PredictConfig(JobConfig):
         for key in ("axis", "spacing"):
             if isinstance(d[key], tuple):
                 d[key] = list(d[key])
+        if d["spacing_unit"] is None:  # as before the field existed: resumed runs compare it
+            del d["spacing_unit"]
         return d
 
     @classmethod

@@ -16,6 +16,7 @@ import torch
 from .._device import release_memory
 from .._generators import drain
 from .._types import RegionArray
+from .._units import convert_lengths
 from ..arrays.layout import ImageLayout, resolve_layout
 from ..arrays.normalize import IntensityStats, compute_stats
 from ..arrays.runtime import Runtime, is_out_of_memory
@@ -215,11 +216,20 @@ class _Predictor:
         self.batch = default_batch(config, self.device, self.tile, self.layout.spatial_dims)
 
     def resampled_sizes(self) -> tuple[int, ...] | None:
-        """The spatial sizes at the model's spacing, or None when no resampling is needed."""
-        model_spacing = self.model.spec.spacing
-        if self.config.spacing is None or model_spacing is None:
+        """The spatial sizes at the model's spacing, or None when no resampling is needed.
+
+        When the image's spacing and the model's both state their length unit, the
+        image's is converted to the model's first (a model made for 0.5 mm voxels
+        on a stack of 500 µm ones needs no resampling); else they are compared as
+        numbers.
+        """
+        spec, spacing, unit = self.model.spec, self.config.spacing, self.config.spacing_unit
+        if spacing is None or spec.spacing is None:
             return None
-        return resampled_sizes(self.layout.spatial_shape, self.config.spacing, model_spacing)
+        if unit is not None and spec.spacing_unit is not None and unit != spec.spacing_unit:
+            spacing, unit = convert_lengths(spacing, unit, spec.spacing_unit), spec.spacing_unit
+        known = unit if unit is not None and unit == spec.spacing_unit else None
+        return resampled_sizes(self.layout.spatial_shape, spacing, spec.spacing, known)
 
     def run(self) -> Generator[PredictEvent, None, PredictResult]:
         start = time.perf_counter()

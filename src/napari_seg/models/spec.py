@@ -7,7 +7,14 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Protocol
 
-from .._validate import as_names, check_int, check_number, check_spacing, check_str
+from .._validate import (
+    as_names,
+    check_int,
+    check_length_unit,
+    check_number,
+    check_spacing,
+    check_str,
+)
 from ..limits import MAX_CLASSES, MAX_IN_CHANNELS, brief
 
 NORMALIZATION_METHODS = ("percentile", "minmax", "meanstd", "none")
@@ -168,6 +175,10 @@ class ModelSpec:
         The voxel (pixel) size, one value per spatial axis, the model was made or
         trained for (e.g. ``(5.0, 0.5, 0.5)`` mm for an anisotropic CT); None when
         it has none. A 3D U-Net or DynUNet plans its pooling from it.
+    spacing_unit : str or None
+        The length unit of ``spacing`` by its NGFF name (``"millimeter"``,
+        ``"micrometer"``); None when it was not known (prediction then compares
+        the image's spacing with the model's as plain numbers).
 
     Examples
     --------
@@ -188,6 +199,7 @@ class ModelSpec:
     spatial_dims: int = 2
     background: int | None = 0
     spacing: tuple[float, ...] | None = None
+    spacing_unit: str | None = None
 
     def __post_init__(self) -> None:
         # Fill derived defaults so that every spec is complete once built, but only
@@ -269,6 +281,7 @@ class ModelSpec:
         if self.spatial_dims not in (2, 3) or isinstance(self.spatial_dims, bool):
             raise ValueError(f"spatial_dims must be 2 or 3, got {brief(self.spatial_dims)}")
         check_spacing("spacing", self.spacing, (self.spatial_dims,))
+        check_length_unit("spacing_unit", self.spacing_unit, self.spacing)
         if self.background is not None and (
             not _is_int(self.background)
             or not 0 <= self.background < self.num_classes
@@ -324,6 +337,8 @@ class ModelSpec:
         data["class_names"] = list(self.class_names)
         data["untrained_classes"] = list(self.untrained_classes)
         data["spacing"] = None if self.spacing is None else list(self.spacing)
+        if self.spacing_unit is None:  # cards without one stay readable by older versions
+            del data["spacing_unit"]
         return data
 
     def to_json(self) -> str:

@@ -325,10 +325,9 @@ class _Job:
         # spacing is part of the source.
         header = tiff_header(source)  # a TIFF's axes and pixel size, read once
         transform = source_transform(source, header)
-        scale = None if transform is None else transform[0]
         channels = None if header is None else header.channel_axis
         settings = with_file_channels(model, config or PredictConfig(), channels)
-        settings = with_source_spacing(model, image, settings, scale)
+        settings = with_source_spacing(model, image, settings, transform)
         fixed, stats = fixed_settings(model, image, settings)
         layout = layout_of(model, tuple(image.shape), fixed)
         omezarr.axes_for(len(layout.output_shape) + want, channels=want)
@@ -392,18 +391,22 @@ def _create(staging: Path, shape, chunks, classes: int, probabilities: bool) -> 
 def _transform(layout, config: PredictConfig, source) -> dict[str, Any]:
     """The output's ``scale``, ``translation`` and ``units`` along each of its axes: the
     source's (an OME-Zarr image's or a calibrated TIFF's, without its channel axis),
-    with ``config.spacing`` along the spatial axes when given (where it differs from
-    the source's, its unit is not stated: the axis's unit is left out); None where
-    nothing is known."""
+    with ``config.spacing`` along the spatial axes when given, in
+    ``config.spacing_unit`` (without one, where it differs from the source's, the
+    axis's unit is left out); None where nothing is known."""
     keep = [a for a in range(len(layout.shape)) if a != layout.channel_axis]
     scale = None if source is None else [source[0][a] for a in keep]
     translation = None if source is None else [source[1][a] for a in keep]
     units = None if source is None else [source[2][a] for a in keep]
     if config.spacing is not None:
         scale = scale or [1.0] * len(keep)
+        if units is None and config.spacing_unit is not None:
+            units = [None] * len(keep)
         for a, s in zip(layout.spatial_axes, config.spacing, strict=True):
             i = keep.index(a)
-            if units is not None and scale[i] != float(s):
+            if units is not None and config.spacing_unit is not None:
+                units[i] = config.spacing_unit
+            elif units is not None and scale[i] != float(s):
                 units[i] = None
             scale[i] = float(s)
     return {"scale": scale, "translation": translation, "units": units}

@@ -143,6 +143,7 @@ def _new_model(
         untrained_classes=(0,) if unlabelled else (),
         background=background,
         spacing=config.spacing,
+        spacing_unit=config.spacing_unit,
         spatial_dims=config.dims or 2,
     ).validate()
     torch.manual_seed(config.seed)

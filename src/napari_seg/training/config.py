@@ -12,6 +12,7 @@ from .._validate import (
     check_bool,
     check_choice,
     check_int,
+    check_length_unit,
     check_number,
     check_spacing,
     check_str,
@@ -134,6 +135,9 @@ class TrainingConfig(JobConfig):
         model's card as the spacing it was trained for (prediction then resamples
         images of another spacing to it); a 3D run has three sizes and also
         plans its patch and pooling from them. None: not recorded.
+    spacing_unit : str, optional
+        The length unit of ``spacing`` by its NGFF name (``"micrometer"``),
+        recorded with it in a new model's card; None: not known.
     dims : {2, 3}, optional
         2: planes (stacks slice by slice); 3: volumes, with a 3D network. None:
         the model's when fine-tuning, else 2.
@@ -191,6 +195,7 @@ class TrainingConfig(JobConfig):
     axis: int | None = None
     channel_axis: int | None = None
     spacing: tuple[float, ...] | None = None
+    spacing_unit: str | None = None
     dims: int | None = None
     patch_3d: tuple[int, ...] | None = None
     memory_gb: float | None = None
@@ -285,6 +290,7 @@ class TrainingConfig(JobConfig):
     def _check_3d(self) -> None:
         check_int("dims", self.dims, 2, 3, optional=True)
         check_spacing("spacing", self.spacing, (3,) if self.dims == 3 else (2, 3))
+        check_length_unit("spacing_unit", self.spacing_unit, self.spacing)
         check_number("filled_weight", self.filled_weight, low=0.0, high=1.0)
         if self.memory_gb is not None:
             check_number("memory_gb", self.memory_gb, low=0.0, high=4096.0, low_open=True)
@@ -313,6 +319,8 @@ class TrainingConfig(JobConfig):
         d["class_colors"] = [list(c) for c in self.class_colors]
         d["spacing"] = None if self.spacing is None else list(self.spacing)
         d["patch_3d"] = None if self.patch_3d is None else list(self.patch_3d)
+        if d["spacing_unit"] is None:  # as before the field existed: resumed runs compare it
+            del d["spacing_unit"]
         return d
 
     @classmethod
