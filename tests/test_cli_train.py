@@ -284,3 +284,19 @@ def test_a_new_model_reads_the_channels_of_a_fiji_hyperstack(files, tmp_path):
             "--arch", "unet", *FAST, "--out", str(tmp_path / "m.safetensors")]  # fmt: skip
     assert main(argv) == 0
     assert load_model(tmp_path / "m.safetensors").spec.in_channels == 2
+    # Fine-tuning it on a two-timepoint, two-channel hyperstack (TCYX) reads the C
+    # axis as predict does, not the first axis of two (the time axis).
+    labels = tifffile.imread(files["labels0"])
+    tifffile.imwrite(tmp_path / "tcyx.tif", np.stack([two, two[::-1]]), imagej=True,
+                     metadata={"axes": "TCYX"})  # fmt: skip
+    tifffile.imwrite(tmp_path / "t_labels.tif", np.stack([labels, labels]))
+    tuned = ["train", "--image", str(tmp_path / "tcyx.tif"), "--labels",
+             str(tmp_path / "t_labels.tif"), "--from-model", str(tmp_path / "m.safetensors"),
+             "--axis", "0", *FAST, "--out", str(tmp_path / "t.safetensors")]  # fmt: skip
+    tuned.remove("--option")
+    tuned.remove("depth=3")
+    tuned.remove("--option")
+    tuned.remove("base_width=8")
+    assert main(tuned) == 0
+    summary = json.loads((tmp_path / "t.training.json").read_text())
+    assert summary["config"]["channel_axis"] == 1

@@ -188,6 +188,35 @@ class ImageLayout:
         return np.transpose(block, [kept.index(self.channel_axis), *order])
 
 
+def named_channel_axis(
+    given: int | None, in_channels: int | None, named: Sequence[int | None]
+) -> int | None:
+    """The channel axis of images whose files name the axes ``named`` (a TIFF's ``C``
+    axis, as Fiji and OME-TIFF name it; None for a file that names none), read by a
+    model of ``in_channels`` (None: any number, or not decided yet).
+
+    ``given`` when set; else, unless the model reads one channel, the axis every file
+    names alike; else None, and :func:`channel_axis_of`'s size rule decides (which
+    would take the time axis of a two-timepoint, two-channel stack).
+
+    Parameters
+    ----------
+    given : int or None
+        The user's ``channel_axis``.
+    in_channels : int or None
+    named : sequence of int or None
+        One entry per file.
+
+    Returns
+    -------
+    int or None
+    """
+    if given is not None or in_channels == 1:
+        return given
+    found = set(named)
+    return found.pop() if len(found) == 1 else None
+
+
 def channel_axis_of(
     shape: Sequence[int],
     *,

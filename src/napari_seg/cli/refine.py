@@ -227,6 +227,7 @@ def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
 
 def _refine_one(source: Path, target: Path, config, args) -> int:
     from .._io import read_image, read_labels, tiff_calibration, tiff_channel_axis
+    from ..arrays.layout import named_channel_axis
     from ..refine import iter_refine
 
     image, geometry = read_labels(source)
@@ -239,8 +240,8 @@ def _refine_one(source: Path, target: Path, config, args) -> int:
     }
     inputs = {name: np.asarray(read_image(path)) for name, path in paths.items()}
     channel_axis = args.channel_axis
-    if channel_axis is None and "image" in paths:  # a Fiji hyperstack's C axis
-        channel_axis = tiff_channel_axis(paths["image"])
+    if "image" in paths:  # a Fiji hyperstack's C axis: the CRF takes any channel count
+        channel_axis = named_channel_axis(channel_axis, None, [tiff_channel_axis(paths["image"])])
     if "region" in inputs:
         inputs["region"] = inputs["region"] != 0
 

@@ -269,19 +269,22 @@ def _with_input_spacing(config, paths, images):
 
 
 def _with_input_channels(config, paths):
-    """The config with the inputs' channel axis for a new model when none was given
-    and every input is a TIFF naming the same ``C`` axis (``_io.tiff_channel_axis``:
-    a Fiji hyperstack's), so the model reads its channels, as ``predict`` will. A
-    fine-tuned model keeps the size rule (``--channel-axis`` to say otherwise)."""
+    """The config with the inputs' channel axis when none was given and every input
+    is a TIFF naming the same ``C`` axis (``_io.tiff_channel_axis``: a Fiji
+    hyperstack's), for a model of several channels, new or fine-tuned (its card's
+    count), so that it reads the channels ``predict`` will feed it
+    (``arrays.layout.named_channel_axis``)."""
     from .._io import tiff_channel_axis
+    from ..arrays.layout import named_channel_axis
 
-    if config.channel_axis is not None or config.from_model is not None:
-        return config
-    if config.in_channels == 1:
-        return config
-    found = {tiff_channel_axis(path) for path in paths}
-    (axis,) = found if len(found) == 1 else (None,)
-    return config if axis is None else config.with_(channel_axis=axis)
+    in_channels = config.in_channels
+    if config.from_model is not None and config.channel_axis is None:
+        from ..models import ModelSpec, read_model_card
+
+        in_channels = ModelSpec.from_dict(read_model_card(config.from_model)["spec"]).in_channels
+    named = [tiff_channel_axis(path) for path in paths]
+    found = named_channel_axis(config.channel_axis, in_channels, named)
+    return config if found == config.channel_axis else config.with_(channel_axis=found)
 
 
 def _run(pairs, config, args, names, stop):

@@ -313,9 +313,8 @@ def with_file_channels(
     model: SegmentationModel, config: PredictConfig, axis: int | None
 ) -> PredictConfig:
     """``config`` with the channel axis its image's file names, when it gives none and
-    the model reads several channels: a TIFF's ``C`` axis, as Fiji and OME-TIFF name
-    it (``_io.tiff_channel_axis``). Without it the first axis of the right size would
-    be taken: the time axis of a two-timepoint, two-channel stack.
+    the model reads several channels: a TIFF's ``C`` axis (``_io.tiff_channel_axis``;
+    the rule: ``arrays.layout.named_channel_axis``).
 
     Parameters
     ----------
@@ -328,9 +327,10 @@ def with_file_channels(
     -------
     PredictConfig
     """
-    if config.channel_axis is not None or axis is None or model.spec.in_channels == 1:
-        return config
-    return config.with_(channel_axis=axis)
+    from ..arrays.layout import named_channel_axis
+
+    found = named_channel_axis(config.channel_axis, model.spec.in_channels, [axis])
+    return config if found == config.channel_axis else config.with_(channel_axis=found)
 
 
 def layout_of(
