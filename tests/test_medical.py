@@ -108,6 +108,23 @@ def test_4d_is_channels_and_5d_or_broken_files_are_refused(tmp_path):
         read_volume(truncated)
 
 
+def test_a_volume_longer_than_nifti1_can_state_is_written_as_nifti2(tmp_path):
+    """NIfTI-1 sizes are int16: a NIfTI-2 input 40000 voxels long (a light-sheet
+    scan's width) gives labels that NIfTI-2 holds, with its affine; others stay
+    NIfTI-1, which more tools read."""
+    long = (np.arange(2 * 40000) % 7).astype(np.uint8).reshape(1, 2, 40000)
+    nib.save(nib.Nifti2Image(long.transpose(2, 1, 0), RAS), str(tmp_path / "wide.nii.gz"))
+    array, geometry = read_nifti(tmp_path / "wide.nii.gz")
+    write_nifti(tmp_path / "wide_labels.nii.gz", array, geometry)
+    written = nib.load(tmp_path / "wide_labels.nii.gz")
+    assert isinstance(written, nib.Nifti2Image)
+    np.testing.assert_allclose(written.affine, RAS)
+    np.testing.assert_array_equal(read_nifti(tmp_path / "wide_labels.nii.gz")[0], array)
+    small, geometry = read_nifti(save(tmp_path / "a.nii", volume(), RAS))
+    write_nifti(tmp_path / "a_labels.nii.gz", small > 100, geometry)
+    assert type(nib.load(tmp_path / "a_labels.nii.gz")) is nib.Nifti1Image
+
+
 def test_write_refuses_a_mismatched_array_and_keeps_existing_files(tmp_path):
     array, geometry = read_nifti(save(tmp_path / "a.nii", volume(), RAS))
     with pytest.raises(ValueError, match="does not fit"):

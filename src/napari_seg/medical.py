@@ -48,6 +48,9 @@ from .limits import GIB, MAX_DICOM_FILES, MAX_NIFTI_CHANNELS, MAX_VOLUME_BYTES, 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 #: Orientation codes of the array axes (x, y, z) before they are reversed to (z, y, x).
 LPS = ("L", "P", "S")
+#: The longest axis NIfTI-1 can state (its sizes are int16); NIfTI-2 takes int64.
+NIFTI1_MAX_SIZE = 32767
+
 #: NIfTI's spatial units (nibabel's names for ``xyzt_units``) by NGFF length unit.
 NIFTI_UNITS = {"millimeter": "mm", "micrometer": "micron", "meter": "meter"}
 
@@ -496,8 +499,9 @@ def write_nifti(
     """Write a ``([c,] z, y, x)`` array as NIfTI with the source's voxel order and affine.
 
     Integer arrays are stored with the smallest unsigned type that holds them
-    (labels), others as float32. Written atomically; an existing file is
-    replaced only with ``overwrite=True``.
+    (labels), others as float32. NIfTI-1, unless an axis is longer than NIfTI-1
+    can state (``NIFTI1_MAX_SIZE``): then NIfTI-2. Written atomically; an existing
+    file is replaced only with ``overwrite=True``.
 
     Parameters
     ----------
@@ -529,7 +533,9 @@ def write_nifti(
         data = data.astype(dtype)
     else:
         data = data.astype(np.float32)
-    image = nib.Nifti1Image(np.ascontiguousarray(data), geometry.affine)
+    # NIfTI-1 stores sizes as int16: a longer axis needs NIfTI-2 (fewer tools read it).
+    kind = nib.Nifti2Image if max(data.shape) > NIFTI1_MAX_SIZE else nib.Nifti1Image
+    image = kind(np.ascontiguousarray(data), geometry.affine)
     image.header.set_xyzt_units(NIFTI_UNITS[geometry.unit])
     qform, sform = geometry.form_codes
     image.set_qform(geometry.affine, code=qform)
