@@ -35,6 +35,7 @@ def threshold_model():
         class_names=("background", "grey matter", "white matter"),
         normalization=Normalization(method="none"),
         spacing=(1.0, 1.0, 1.0),
+        spacing_unit="millimeter",
         options={"depth": 2, "base_width": 4},
     )
     model = create_model(spec).eval()
@@ -74,6 +75,7 @@ def main() -> None:
         viewer.camera.angles = (-15, 30, 100)
         viewer.camera.zoom = 2.4
         labels.opacity = 1.0
+        viewer.scale_bar.visible = True  # in the file's unit (mm), from the layers' units
         QApplication.processEvents()
         viewer.screenshot(str(OUT), canvas_only=False)
         print(w._status.value, labels.data.shape, tuple(labels.scale))
