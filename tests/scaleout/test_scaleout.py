@@ -101,6 +101,13 @@ def test_a_block_run_resamples_to_the_model_spacing_as_a_single_run(tmp_path):
     np.testing.assert_array_equal(_level0(done.output), expected)
     meta = zarr.open_group(str(done.output), mode="r").attrs["multiscales"][0]
     assert meta["datasets"][0]["coordinateTransformations"][0]["scale"] == [3.0, 0.6, 0.6]
+    assert [axis.get("unit") for axis in meta["axes"]] == [None] * 3  # none was given
+    # With --spacing-unit the store states it (the model states none: no conversion).
+    _, done = _run(tmp_path / "m.safetensors", tmp_path / "img.npy", tmp_path / "u.ome.zarr",
+                   config.with_(spacing_unit="micrometer"), block=32)  # fmt: skip
+    np.testing.assert_array_equal(_level0(done.output), expected)
+    meta = zarr.open_group(str(done.output), mode="r").attrs["multiscales"][0]
+    assert [axis.get("unit") for axis in meta["axes"]] == ["micrometer"] * 3
 
 
 def test_a_calibrated_tiff_s_pixel_size_and_unit_go_into_the_ome_zarr(tmp_path):
