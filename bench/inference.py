@@ -147,8 +147,7 @@ def case_predict(args) -> dict:
     image = big_image(args.size)
     options = {"tile": TILE, "batch_size": args.batch, "device": args.device}
     # Warm-up with the same tile and batch: on CUDA the first batch of a new shape
-    # may also pick cuDNN's algorithms (0.6 s on an H200, in a job long enough to
-    # search: predictor.CUDNN_SEARCH_MIN_BATCHES), which belongs to no image.
+    # also picks cuDNN's algorithms (0.6 s on an H200), which belongs to no image.
     predict(model, image[:600, :600], **options)
     with PeakRSS() as rss:
         result = predict(model, image, overlap=OVERLAP, **options)

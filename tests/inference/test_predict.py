@@ -350,29 +350,6 @@ def test_auto_precision_on_cuda_is_bf16_only_where_the_card_computes_it(monkeypa
     assert runtime.cuda_has_native_bf16(torch.device("cuda", 0))
 
 
-def test_cudnn_searches_for_algorithms_only_in_a_long_cuda_job(monkeypatch):
-    """The search costs 0.6 s per tile shape on an H200, more than a short job's run:
-    a CUDA job of few batches leaves cuDNN's heuristics on, a long one searches, and
-    the setting is the caller's again after the run (``previous``)."""
-    model = _model()
-    config = PredictConfig(tile=32, overlap=0, batch_size=1, precision="fp32").validate()
-    job = predictor._Predictor.settings(model, np.zeros((64, 64), np.float32), config)
-    job.box, job.plane_range = None, range(1)
-    job.device = torch.device("cuda")  # no card needed: the model does not move
-    monkeypatch.setattr(model, "to", lambda *args, **kwargs: model)
-    before = torch.backends.cudnn.benchmark
-    try:
-        torch.backends.cudnn.benchmark = True  # the caller's own setting
-        _, previous = job._prepare_model()  # 4 tiles, 4 batches
-        assert previous is True
-        assert torch.backends.cudnn.benchmark is False
-        monkeypatch.setattr(predictor, "CUDNN_SEARCH_MIN_BATCHES", 4)
-        job._prepare_model()
-        assert torch.backends.cudnn.benchmark is True
-    finally:
-        torch.backends.cudnn.benchmark = before
-
-
 def test_config_round_trips_through_json():
     config = PredictConfig(tile=256, overlap=32, axis=(0, 1), probabilities=True)
     assert PredictConfig.from_json(config.to_json()) == config

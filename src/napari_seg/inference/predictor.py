@@ -40,9 +40,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Batches from which a CUDA job lets cuDNN search for its fastest algorithms
-#: (:func:`cudnn_search_pays`).
-CUDNN_SEARCH_MIN_BATCHES = 1000
 #: Batches prepared ahead by the loader thread while the device computes.
 PREFETCH = 2
 
@@ -276,8 +273,7 @@ class _Predictor:
     def _prepare_model(self):
         previous = torch.backends.cudnn.benchmark
         if self.device.type == "cuda":
-            tiles = len(self._grid()[0]) * len(self.plane_range)
-            torch.backends.cudnn.benchmark = cudnn_search_pays(-(-tiles // self.batch))
+            torch.backends.cudnn.benchmark = True
         model = self.model.to(self.device).eval()
         if self.runtime.channels_last and self.layout.spatial_dims == 2:
             model.to(memory_format=torch.channels_last)  # 4D weights; 3D keeps its own
@@ -394,27 +390,6 @@ class _Predictor:
             with self.runtime.autocast():
                 logits = self.model(x)
             return torch.softmax(mask_untrained(logits.float(), self.model.spec), dim=1)
-
-
-def cudnn_search_pays(batches: int) -> bool:
-    """Whether a CUDA job of ``batches`` batches lets cuDNN time its convolution
-    algorithms first (``torch.backends.cudnn.benchmark``): only a long one.
-
-    The search took 0.6 s for a U-Net at 6 x 512^2 on an H200, more than the whole
-    of a 4096^2 image's run after it (0.19 s; docs/performance.md, "GPU"), and it is
-    repeated for every new tile shape, which Segment's visible region changes with
-    each pan. What it gains per batch was not measured; below
-    :data:`CUDNN_SEARCH_MIN_BATCHES` cuDNN's own heuristics choose.
-
-    Parameters
-    ----------
-    batches : int
-
-    Returns
-    -------
-    bool
-    """
-    return batches >= CUDNN_SEARCH_MIN_BATCHES
 
 
 def _batches(tiles, size, pool, pending, load, *args):
