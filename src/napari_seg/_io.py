@@ -419,15 +419,14 @@ def source_spacing(path: str | os.PathLike, axes) -> tuple[tuple[float, ...], st
     tuple or None
         ``(spacing, unit)``.
     """
-    from ._units import length_unit
-    from .arrays.layout import spacing_from_scale
+    from .arrays.layout import spacing_and_unit
 
     transform = read_source_transform(path)
     if transform is None:
         return None
     scale, _translation, units = transform
-    spacing = spacing_from_scale(scale, axes)
-    return None if spacing is None else (spacing, length_unit([units[a] for a in axes]))
+    spacing, unit = spacing_and_unit(scale, axes, units)
+    return None if spacing is None else (spacing, unit)
 
 
 def _transformations(items, field: str, ndim: int) -> list[tuple[str, list[float]]]:

@@ -137,7 +137,7 @@ def common_length_unit(
 
 
 def in_one_unit(
-    scale: Sequence[float], names: Sequence[str]
+    scale: Sequence[float], names: Sequence[str | None]
 ) -> tuple[tuple[float, ...], tuple[str | None, ...]]:
     """``scale`` along spatial axes whose units are ``names`` (napari layer units), in
     one length unit when they differ (:func:`common_length_unit`).
@@ -170,7 +170,7 @@ def length_unit(names: Sequence[str | None]) -> str | None:
     -------
     str or None
     """
-    _, units = in_one_unit([1.0] * len(names), [n or "" for n in names])
+    _, units = common_length_unit([("space", known_unit("space", n)) for n in names])
     return units[0] if units and units[0] is not None and len(set(units)) == 1 else None
 
 

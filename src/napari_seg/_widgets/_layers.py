@@ -41,17 +41,11 @@ def unit_names(layer, axes=None) -> tuple[str, ...] | None:
 
 
 def layer_spacing(layer, axes) -> tuple[tuple[float, ...] | None, str | None]:
-    """The layer's voxel size along ``axes`` (``arrays.layout.spacing_from_scale``:
-    None for napari's default scale of 1) and the length unit it is in, None when
-    the layer's units are no length (napari's ``"pixel"``)."""
-    from .._units import length_unit
-    from ..arrays.layout import spacing_from_scale
+    """The layer's voxel size along ``axes`` and the length unit it is in
+    (``arrays.layout.spacing_and_unit`` with the layer's ``units``)."""
+    from ..arrays.layout import spacing_and_unit
 
-    units = unit_names(layer)
-    spacing = spacing_from_scale(layer.scale, axes, units)
-    if spacing is None or units is None:
-        return spacing, None
-    return spacing, length_unit([units[a] for a in axes])
+    return spacing_and_unit(layer.scale, axes, unit_names(layer))
 
 
 def units_kwargs(units) -> dict:

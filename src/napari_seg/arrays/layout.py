@@ -406,7 +406,7 @@ def _spacing(spacing: Sequence[float] | None, spatial_dims: int) -> tuple[float,
 
 
 def spacing_from_scale(
-    scale: Sequence[float], axes: Sequence[int], units: Sequence[str] | None = None
+    scale: Sequence[float], axes: Sequence[int], units: Sequence[str | None] | None = None
 ) -> tuple[float, ...] | None:
     """The image's spacing along ``axes`` from its per-axis ``scale`` (a napari layer's,
     an OME-Zarr image's), or None when every one of them is 1.
@@ -437,6 +437,34 @@ def spacing_from_scale(
     if units is not None:
         spacing, _ = in_one_unit(spacing, [units[a] for a in axes])
     return None if all(s == 1.0 for s in spacing) else spacing
+
+
+def spacing_and_unit(
+    scale: Sequence[float], axes: Sequence[int], units: Sequence[str | None] | None
+) -> tuple[tuple[float, ...] | None, str | None]:
+    """:func:`spacing_from_scale` and the one length unit that spacing is in
+    (``_units.length_unit``): None when ``units`` is None or names no length unit
+    for one of ``axes`` (napari's ``"pixel"``, a file axis without a unit).
+
+    Parameters
+    ----------
+    scale : sequence of float
+    axes : sequence of int
+    units : sequence of str or None, or None
+        The unit of each array axis by name (a napari layer's ``units``, a file's
+        transform units).
+
+    Returns
+    -------
+    spacing : tuple of float or None
+    unit : str or None
+    """
+    from .._units import length_unit
+
+    spacing = spacing_from_scale(scale, axes, units)
+    if spacing is None or units is None:
+        return spacing, None
+    return spacing, length_unit([units[a] for a in axes])
 
 
 def detect_in_channels(

@@ -296,17 +296,14 @@ def with_source_spacing(
     -------
     PredictConfig
     """
-    from .._units import length_unit
-    from ..arrays.layout import spacing_from_scale
+    from ..arrays.layout import spacing_and_unit
 
     if config.spacing is not None or transform is None:
         return config
     scale, _translation, units = transform
     axes = layout_of(model, tuple(image.shape), config).spatial_axes
-    spacing = spacing_from_scale(scale, axes)
-    if spacing is None:
-        return config
-    return config.with_(spacing=spacing, spacing_unit=length_unit([units[a] for a in axes]))
+    spacing, unit = spacing_and_unit(scale, axes, units)
+    return config if spacing is None else config.with_(spacing=spacing, spacing_unit=unit)
 
 
 def with_file_channels(
