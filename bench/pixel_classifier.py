@@ -11,7 +11,7 @@ Prints one JSON line per repetition:
 - ``live``: ``LiveClassifier.update`` after one more stroke, predicting the 512x512
   view in the middle (the features are kept from the first fit, as in the dock).
 
-Usage: ``python bench/pixel_classifier.py [--repeats 3] [--threads 2]``
+Usage: ``python bench/pixel_classifier.py [--repeats 3] [--threads 2] [--device cuda]``
 """
 
 import argparse
@@ -27,6 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     import torch
 
@@ -44,30 +45,40 @@ def main() -> None:
     annotator.first_round()
     strokes = annotator.strokes
     options = {"architecture": "pixel-classifier", "label0": "unlabelled",
-               "validation_fraction": 0.0, "device": "cpu"}  # fmt: skip
+               "validation_fraction": 0.0, "device": args.device}  # fmt: skip
     train((image, strokes), **options)  # imports and first calls, not timed
     for _ in range(args.repeats):
         start = time.perf_counter()
         model = train((image, strokes), **options).model
         fitted = time.perf_counter()
-        predict(model, image)
+        predict(model, image, device=args.device)
+        sync(args.device)
         done = time.perf_counter()
-        row = {"bench": "pixel-classifier", "case": "train+predict", "pixels": image.size,
+        row = {"bench": "pixel-classifier", "case": "train+predict", "device": args.device,
+               "pixels": image.size,
                "fit_s": round(fitted - start, 3), "predict_s": round(done - fitted, 3),
                "total_s": round(done - start, 3), "target_s": 2.0}  # fmt: skip
         print(json.dumps(row), flush=True)
-    live = LiveClassifier(image, device="cpu")
+    live = LiveClassifier(image, device=args.device)
     view = (slice(256, 768), slice(256, 768))
     live.update(strokes, 0, view)
     for k in range(args.repeats):
         strokes[300 + 10 * k, 300:340] = 1  # one more stroke
         result = live.update(strokes, 0, view)
-        row = {"bench": "pixel-classifier", "case": "live", "view": [512, 512],
+        row = {"bench": "pixel-classifier", "case": "live", "device": args.device,
+               "view": [512, 512],
                "fit_s": round(result.fit_seconds, 3),
                "predict_s": round(result.predict_seconds, 3),
                "total_s": round(result.fit_seconds + result.predict_seconds, 3),
                "target_s": 0.5}  # fmt: skip
         print(json.dumps(row), flush=True)
+
+
+def sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
 
 
 if __name__ == "__main__":

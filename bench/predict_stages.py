@@ -10,7 +10,14 @@ release at the end (what it did before 2026-12-04; on the CPU nothing is release
 either way). On a GPU most stages only queue
 work, so a stage's time is where the host waits, not where the card works.
 
+``--cudnn-benchmark on`` turns cuDNN's algorithm search on for the process
+(``predict`` leaves the setting as it finds it; it turned the search on for CUDA
+until 2026-12-04). Run each setting in its own process: the search's results are
+kept per process. The first timed call of the 2D case is the first at its tile
+shape, so with the search on it includes the search.
+
 Usage: python bench/predict_stages.py [--device cuda] [--cases 2d,3d] [--repeats 3]
+       [--cudnn-benchmark on|off]
 """
 
 from __future__ import annotations
@@ -70,6 +77,7 @@ def run(label: str, model, image, device: str, repeats: int, **options) -> None:
             result = predict(model, image, device=device, **options)
             sync(device)
             row = {"case": label, "device": device, "gc_collect_at_end": collect}
+            row["cudnn_benchmark"] = torch.backends.cudnn.benchmark
             row |= {"wall_s": time.perf_counter() - start, "seconds": result.seconds}
             row |= {f"{k}_s": round(v, 4) for k, v in times.items()}
             print(json.dumps(row), flush=True)
@@ -80,7 +88,9 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--cases", default="2d,3d")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cudnn-benchmark", choices=("on", "off"), default="off")
     args = parser.parse_args()
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark == "on"
     cases = args.cases.split(",")
     if "2d" in cases:
         model = inference.model_for("unet", args.device)

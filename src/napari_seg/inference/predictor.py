@@ -240,13 +240,12 @@ class _Predictor:
             )
             self.warnings.append(message)
             yield PredictWarning(message)
-        model, previous = self._prepare_model()
+        model = self._prepare_model()
         try:
             yield self._started()
             yield from self._loop(start)
         finally:
             model.to(memory_format=torch.contiguous_format)
-            torch.backends.cudnn.benchmark = previous
             release_memory(self.device)
         return PredictResult(
             labels=self.labels,
@@ -271,13 +270,14 @@ class _Predictor:
                     yield self._shrink(exc)
 
     def _prepare_model(self):
-        previous = torch.backends.cudnn.benchmark
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
+        # cuDNN's algorithm search (torch.backends.cudnn.benchmark) is left as the
+        # user set it: on an H200 it took 0.7 s per new tile shape (Segment's visible
+        # region changes shape with a pan) and gained nothing measurable in 2D and
+        # about 3% of a 256^3 volume's time (docs/performance.md, "GPU").
         model = self.model.to(self.device).eval()
         if self.runtime.channels_last and self.layout.spatial_dims == 2:
             model.to(memory_format=torch.channels_last)  # 4D weights; 3D keeps its own
-        return model, previous
+        return model
 
     def _grid(self) -> tuple[TileGrid, tuple[int, ...]]:
         """The tiles to run and where the grid's first pixel lies in the image."""
