@@ -9,12 +9,12 @@ each began (``worst_at_s``, seconds from the start), and the job's wall time. Ta
 (issue 13): p99 < 20 ms and max < 100 ms.
 
 With ``--why``, a watchdog thread samples the main thread's Python stack
-whenever it has not ticked for 30 ms and prints the most frequent stacks:
-where the stalls come from.
+whenever it has not ticked for 30 ms (``--why-ms``) and prints the most frequent
+stacks: where the stalls come from.
 
 Usage (needs a display; on a headless machine run it under Xvfb):
     xvfb-run -a -s "-screen 0 1600x1000x24" python bench/responsiveness.py
-        [--cases train,segment,refine] [--runs 3] [--why]
+        [--cases train,segment,refine] [--runs 3] [--why [--why-ms 30]]
     xvfb-run -a -s "-screen 0 1600x1000x24" python bench/responsiveness.py --cases train-at-once
     xvfb-run -a -s "-screen 0 1600x1000x24" python bench/responsiveness.py --cases open --runs 1
 
@@ -34,6 +34,9 @@ import time
 import traceback
 
 import numpy as np
+
+#: How long the main thread must not tick before ``--why`` samples the stacks (``--why-ms``).
+WHY_S = 0.03
 
 
 class Heartbeat:
@@ -68,7 +71,7 @@ class Heartbeat:
     def _watch(self) -> None:
         me = threading.get_ident()
         while not self._done.wait(0.005):
-            if self.stamps and time.perf_counter() - self.stamps[-1] > 0.03:
+            if self.stamps and time.perf_counter() - self.stamps[-1] > WHY_S:
                 # The main thread's stack, and the others' (one of them may hold the GIL).
                 for ident, frame in sys._current_frames().items():
                     if ident == me:
@@ -257,7 +260,10 @@ def main() -> None:
     parser.add_argument("--cases", default="train,segment,refine")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--why", action="store_true", help="sample the main thread's stalls")
+    parser.add_argument("--why-ms", type=float, default=30.0, help="a stall, for --why")
     args = parser.parse_args()
+    global WHY_S
+    WHY_S = args.why_ms / 1000
     import napari
     from qtpy.QtWidgets import QApplication
 

@@ -94,6 +94,52 @@ def test_segment_creates_then_updates_a_labels_layer(setup, qtbot, notes, monkey
     assert not out.data.any()
 
 
+@pytest.mark.parametrize("replaced", [False, True])
+def test_an_update_is_compared_in_the_worker(setup, qtbot, notes, monkeypatch, replaced):
+    """The second run finds the pixels it changes in the worker; the main thread writes
+    only those. If the layer's data is replaced meanwhile, the write compares again."""
+    import threading
+
+    viewer, w = setup
+    image, _ = cells_2d((160, 200), seed=2)
+    _select(w, viewer.add_image(image, name="cells"))
+    w._tile.value = 96
+    _run(qtbot, w)
+    out = viewer.layers["cells labels [unet-classic]"]
+    expected = out.data.copy()
+    out.data[40:80, 50:120] = 0  # what the second run puts back
+    compared, written, go_on = [], [], threading.Event()
+    real_compare, real_write = segment_module.changed_positions, segment_module.write_undoable
+
+    def compare(new, old):
+        compared.append(threading.current_thread() is threading.main_thread())
+        go_on.wait(timeout=TIMEOUT_MS / 1000)
+        return real_compare(new, old)
+
+    def write(layer, index, values, *, changed=None, **kwargs):
+        written.append(changed)
+        return real_write(layer, index, values, changed=changed, **kwargs)
+
+    monkeypatch.setattr(segment_module, "changed_positions", compare)
+    monkeypatch.setattr(segment_module, "write_undoable", write)
+    w.run()
+    qtbot.waitUntil(lambda: bool(compared), timeout=TIMEOUT_MS)
+    if replaced:  # the user loads other labels into the layer while the job runs
+        out.data = np.full_like(expected, 2)
+    go_on.set()
+    qtbot.waitUntil(lambda: w._worker is None, timeout=TIMEOUT_MS)
+    assert notes["error"] == []
+    assert compared == [False]  # once, in the worker
+    np.testing.assert_array_equal(out.data, expected)
+    if replaced:
+        assert written == [None]
+    else:
+        (changed,) = written
+        assert len(changed[0]) == np.count_nonzero(expected[40:80, 50:120])
+    out.undo()
+    assert out.data[40:80, 50:120].any() == replaced
+
+
 def test_probabilities_layer(setup, qtbot, notes):
     viewer, w = setup
     layer = viewer.add_image(cells_2d((96, 128))[0], name="img", scale=(2, 2))
@@ -196,9 +242,9 @@ def test_a_run_here_leaves_a_core_to_the_window(setup, qtbot, notes, monkeypatch
     threads = []
     real = segment_module._predict_job
 
-    def job(model, image, config, *, cancel):
+    def job(model, image, config, *rest, cancel):
         threads.append(config.threads)
-        return (yield from real(model, image, config, cancel=cancel))
+        return (yield from real(model, image, config, *rest, cancel=cancel))
 
     monkeypatch.setattr(segment_module, "_predict_job", job)
     _select(w, viewer.add_image(cells_2d((96, 96))[0], name="cells"))

@@ -2,7 +2,46 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+#: Elements compared per numpy call in :func:`changed_positions`. A numpy call holds
+#: the GIL for as long as it runs, so a worker comparing a whole 10,000^2 region in
+#: one call would stall the window for tens of milliseconds; 4 M elements take a
+#: few.
+COMPARE_ELEMENTS = 1 << 22
+
+
+def changed_positions(new: np.ndarray, old) -> tuple[np.ndarray, ...]:
+    """``np.nonzero(new != old)``, in pieces along the first axis; for workers.
+
+    The result is what :func:`write_undoable` takes as ``changed``, so that the
+    main thread compares only the pixels a job changed instead of its whole region.
+
+    Parameters
+    ----------
+    new : numpy.ndarray
+        A job's labels.
+    old : array-like
+        The labels they replace (a NumPy, Dask or Zarr array of the same shape), read
+        piece by piece.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        One index array per axis, in C order, as :func:`numpy.nonzero` gives.
+    """
+    new = np.asarray(new)
+    if new.ndim == 0 or tuple(np.shape(old)) != new.shape:
+        raise ValueError(f"cannot compare {new.shape} labels with {np.shape(old)} labels")
+    step = max(1, COMPARE_ELEMENTS // max(1, math.prod(new.shape[1:])))
+    parts = [tuple(np.empty(0, dtype=np.intp) for _ in new.shape)]
+    for start in range(0, new.shape[0], step):
+        stop = min(new.shape[0], start + step)
+        where = np.nonzero(new[start:stop] != np.asarray(old[start:stop]))
+        parts.append((where[0] + start, *where[1:]))
+    return tuple(np.concatenate(axis) for axis in zip(*parts, strict=True))
 
 
 def write_undoable(layer, index: tuple, values: np.ndarray, *, base=None, changed=None) -> int:
@@ -24,7 +63,8 @@ def write_undoable(layer, index: tuple, values: np.ndarray, *, base=None, change
         ``base`` are written, so edits made to the layer while the job ran are
         kept elsewhere.
     changed : tuple of numpy.ndarray, optional
-        The same, precomputed off the main thread: ``np.nonzero(values != base)``.
+        The same, precomputed off the main thread: ``np.nonzero(values != base)``
+        (:func:`changed_positions`).
         Only those positions are then read and compared here, so the main thread's
         work grows with the pixels changed, not with the region.
     """

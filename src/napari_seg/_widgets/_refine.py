@@ -23,7 +23,7 @@ from ..refine.pipeline import (
 from ..refine.scope import RefineScope, plan_refine_scope
 from ._current import CurrentModel
 from ._dock import Dock
-from ._history import write_undoable
+from ._history import changed_positions, write_undoable
 from ._layers import add_labels, full_resolution, unit_names, units_kwargs, viewer_position
 from ._legend import ClassLegend
 from ._params import param_widget, read_params
@@ -69,7 +69,7 @@ def _refine_job(sources: dict[str, Any], index: tuple, config, channel_axis, *, 
     if result is None:
         return None
     # Where the job changed the labels, found here rather than on the main thread.
-    return _Done(result, np.nonzero(result.labels != labels))
+    return _Done(result, changed_positions(result.labels, labels))
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from ..scaleout.run import BlockDone, BlocksStarted
 from ._current import CurrentModel
 from ._dock import Dock, wrapping_label
 from ._fields import AutoInt
-from ._history import write_undoable
+from ._history import changed_positions, write_undoable
 from ._layers import (
     add_labels,
     layer_spacing,
@@ -78,11 +78,32 @@ class _Placement:
     units: tuple[str, ...] | None = None  # the layer's, along the kept axes
 
 
-def _predict_job(model, image, config: PredictConfig, *, cancel):
-    """Worker body: forward the predictor's events; stop at the next batch on ``cancel``."""
+def _predict_job(model, image, config: PredictConfig, previous=None, *, cancel):
+    """Worker body: forward the predictor's events; stop at the next batch on ``cancel``.
+
+    ``previous`` is ``(data, index)`` of the Labels layer the result will update, or
+    None: where the result differs from ``data[index]`` is found here, so that the
+    main thread writes those pixels without comparing the whole region.
+    """
     from ..inference import iter_predict
 
-    return (yield from forward_events(iter_predict(model, image, config), cancel))
+    result = yield from forward_events(iter_predict(model, image, config), cancel)
+    if result is None:
+        return None
+    if previous is None or previous[0].dtype != result.labels.dtype:
+        return _Segmented(result)
+    data, index = previous
+    return _Segmented(result, changed_positions(result.labels, data[index]), data)
+
+
+@dataclass(frozen=True)
+class _Segmented:
+    """A finished run: its result and, when it updates a layer, where it differs from
+    ``compared`` (the layer's data it read; None: compare when writing)."""
+
+    result: PredictResult
+    changed: tuple[np.ndarray, ...] | None = None
+    compared: object = None
 
 
 class SegmentWidget(RunnerFields, Dock):
@@ -267,11 +288,13 @@ class SegmentWidget(RunnerFields, Dock):
                               on_result=self._on_cluster_returned, on_error=self._on_error,
                               on_finished=self._on_finished)  # fmt: skip
             return
+        updated = self._layer_to_update(self._placement.labels_name, plan)
         self.runner.start(
             _predict_job,
             model,
             level_data(layer, self._chosen_level(layer))[plan.data_index],
             config.with_(threads=config.threads or job_threads("segment")),  # beside the window
+            None if updated is None else (updated.data, plan.labels_index),
             on_event=self._on_event,
             on_result=self._on_returned,
             on_error=self._on_error,
@@ -355,12 +378,13 @@ class SegmentWidget(RunnerFields, Dock):
             self._placement = None
             show_info(f"napari-seg Segment: {message}")
 
-    def _on_returned(self, result: PredictResult | None) -> None:
+    def _on_returned(self, done: _Segmented | None) -> None:
         placement, self._placement = self._placement, None
-        if result is None or placement is None:
+        if done is None or placement is None:
             self.runner.set_status(self.runner.cancel_reason or "cancelled; no layer was changed")
             return
-        layer = self._write_labels(placement, result)
+        result = done.result
+        layer = self._write_labels(placement, done)
         if result.probabilities is not None:
             self._write_probabilities(placement, result)
         self.runner.set_progress(1.0)
@@ -413,17 +437,23 @@ class SegmentWidget(RunnerFields, Dock):
         self._level.value = 0
         self._level.enabled = len(self._level.choices) > 1
 
-    def _write_labels(self, run: _Placement, result: PredictResult):
+    def _layer_to_update(self, name: str, plan: ScopePlan):
+        """The Labels layer a run's result replaces the pixels of, or None (add one)."""
         layers = self._viewer.layers
-        existing = layers[run.labels_name] if run.labels_name in layers else None  # noqa: SIM401
-        if (
-            self._update.value
-            and existing is not None
-            and existing.data.shape == run.plan.labels_shape
-            and existing.data.dtype == result.labels.dtype
-        ):
+        existing = layers[name] if name in layers else None  # noqa: SIM401
+        if self._update.value and existing is not None and existing.data.shape == plan.labels_shape:
+            return existing
+        return None
+
+    def _write_labels(self, run: _Placement, done: _Segmented):
+        result = done.result
+        existing = self._layer_to_update(run.labels_name, run.plan)
+        if existing is not None and existing.data.dtype == result.labels.dtype:
             # One undoable step: Ctrl+Z brings back the previous output (and any painting).
-            write_undoable(existing, run.plan.labels_index, result.labels)
+            # The pixels to write were found in the worker, unless the layer's data was
+            # replaced meanwhile.
+            changed = done.changed if existing.data is done.compared else None
+            write_undoable(existing, run.plan.labels_index, result.labels, changed=changed)
             return existing
         whole = all(i == slice(None) for i in run.plan.labels_index)
         if whole:
