@@ -31,6 +31,7 @@ timeout 150 "$py" inference.py --device cuda --cases raw,predict,monai,gpu --mod
     --batch 6 --raw-tiles 240 >"$out/inference.jsonl" 2>&1
 timeout 90 "$py" predict_stages.py --device cuda >"$out/predict_stages.jsonl" 2>&1
 timeout 90 "$py" predict_stages.py --device cuda --cudnn-benchmark on >>"$out/predict_stages.jsonl" 2>&1
+timeout 60 "$py" predict_stages.py --device cuda --cases 2d --loaders 4 >>"$out/predict_stages.jsonl" 2>&1
 timeout 60 "$py" pixel_classifier.py --device cuda --threads 16 >"$out/pixel_classifier.jsonl" 2>&1
 timeout 60 "$py" refine.py --device cuda --case crf >"$out/refine.jsonl" 2>&1
 timeout 60 "$py" train.py --device cuda --case step_time >"$out/train.jsonl" 2>&1

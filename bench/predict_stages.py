@@ -16,8 +16,12 @@ until 2026-12-04). Run each setting in its own process: the search's results are
 kept per process. The first timed call of the 2D case is the first at its tile
 shape, so with the search on it includes the search.
 
+``--loaders N`` runs N tile-loading threads instead of ``predict``'s one (and
+prefetches N + 1 batches): on the H200 the one loader thread spent 0.14 s of a 0.25 s
+2D call, the likely limit of 2D ``predict`` there.
+
 Usage: python bench/predict_stages.py [--device cuda] [--cases 2d,3d] [--repeats 3]
-       [--cudnn-benchmark on|off]
+       [--cudnn-benchmark on|off] [--loaders 1]
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -41,6 +46,17 @@ STAGES = [
     (_bands.BandAccumulator, "add"),
     (_bands.BandAccumulator, "_write"),
 ]
+
+
+#: Tile-loading threads (``--loaders``).
+LOADERS = [1]
+
+
+class Loaders(ThreadPoolExecutor):
+    """``predict``'s loader pool with ``--loaders`` threads."""
+
+    def __init__(self, max_workers=None, **kwargs):
+        super().__init__(max_workers=LOADERS[0], **kwargs)
 
 
 def timed(times: dict, name: str, function):
@@ -78,6 +94,7 @@ def run(label: str, model, image, device: str, repeats: int, **options) -> None:
             sync(device)
             row = {"case": label, "device": device, "gc_collect_at_end": collect}
             row["cudnn_benchmark"] = torch.backends.cudnn.benchmark
+            row["loaders"] = LOADERS[0]
             row |= {"wall_s": time.perf_counter() - start, "seconds": result.seconds}
             row |= {f"{k}_s": round(v, 4) for k, v in times.items()}
             print(json.dumps(row), flush=True)
@@ -89,8 +106,13 @@ def main() -> None:
     parser.add_argument("--cases", default="2d,3d")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cudnn-benchmark", choices=("on", "off"), default="off")
+    parser.add_argument("--loaders", type=int, default=1, help="tile-loading threads")
     args = parser.parse_args()
     torch.backends.cudnn.benchmark = args.cudnn_benchmark == "on"
+    if args.loaders != 1:
+        LOADERS[0] = args.loaders
+        predictor_module.ThreadPoolExecutor = Loaders
+        predictor_module.PREFETCH = max(predictor_module.PREFETCH, args.loaders + 1)
     cases = args.cases.split(",")
     if "2d" in cases:
         model = inference.model_for("unet", args.device)
