@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -11,7 +12,8 @@ from ..arrays.layout import ImageLayout
 from .tiling import TileGrid
 
 #: Voxels whose labels are computed at once when a band is written (bounds the
-#: temporaries of the argmax: 12 bytes per voxel, 48 MB here).
+#: temporaries: the total weight, the max's values and indices and a mask, 17 bytes
+#: per voxel, 68 MB here).
 WRITE_VOXELS = 1 << 22
 
 
@@ -23,9 +25,16 @@ class BandAccumulator:
     one patch along the longest axis by the other two axes. When the next band
     starts, the part before it is final: its argmax (and, when asked for,
     normalised probabilities) is written to the outputs and the band shifts on.
-    Memory is therefore ``num_classes x tile x`` the other axes, whatever the
-    extent along the band axis or the stack length. The buffers hold the band
-    axis first; tiles and outputs are permuted to and from that order.
+    The buffers hold the band axis first; tiles and outputs are permuted to and
+    from that order.
+
+    The last class is not stored. Tile probabilities are a softmax, which sums to
+    one, so the last class's weighted sum is the total blending weight minus the
+    other classes' sums; the total weight depends only on the grid and the window,
+    and is summed for the rows being written, when they are written. Memory is
+    therefore ``num_classes - 1`` (one for a one-class model) ``x tile x`` the
+    other axes, whatever the extent along the band axis or the stack length: half
+    of a plain accumulator for a two-class model.
     """
 
     def __init__(
@@ -36,6 +45,8 @@ class BandAccumulator:
         device: torch.device,
         labels_out,
         probabilities_out=None,
+        *,
+        window: torch.Tensor,
     ) -> None:
         b = grid.band_axis
         others = [a for a in range(len(grid.shape)) if a != b]
@@ -44,27 +55,28 @@ class BandAccumulator:
         band = (grid.tile_shape[b], *(grid.shape[a] for a in others))
         self.grid, self.layout = grid, layout
         self.labels_out, self.probabilities_out = labels_out, probabilities_out
-        self.acc = torch.zeros((num_classes, *band), dtype=torch.float32, device=device)
-        self.weights = (
-            torch.zeros((1, *band), dtype=torch.float32, device=device)
-            if probabilities_out is not None
-            else None
-        )
+        self.num_classes = num_classes
+        #: Whether the last class is left out of ``acc`` (see the class notes).
+        self.implicit = num_classes > 1
+        stored = num_classes - 1 if self.implicit else num_classes
+        self.acc = torch.zeros((stored, *band), dtype=torch.float32, device=device)
+        #: The blending window, in the buffers' axis order.
+        self.window = window.permute(*self.order) if self.order != sorted(self.order) else window
         self.label_dtype = np.dtype(labels_out.dtype)
         self.plane: tuple[int, ...] | None = None
         self.row = 0
 
-    def add(self, plane: tuple[int, ...], row: int, origin: tuple[int, ...], probs, window) -> None:
+    def add(self, plane: tuple[int, ...], row: int, origin: tuple[int, ...], probs) -> None:
         """Add one tile's ``(C, th, tw)`` (``(C, td, th, tw)``) probabilities, weighted
-        by ``window``; ``origin`` is the tile's start on every axis, ``row`` its band."""
+        by the window; ``origin`` is the tile's start on every axis, ``row`` its band."""
         if plane != self.plane:
             self.finish()
             self.plane, self.row = plane, 0
         while self.row < row:
             self._advance(plane)
+        probs = probs[: self.acc.shape[0]]
         if self.order != sorted(self.order):
             probs = probs.permute(0, *(1 + a for a in self.order))
-            window = window.permute(*self.order)
         index = (
             slice(None),
             slice(None),
@@ -73,9 +85,7 @@ class BandAccumulator:
                 for a, n in zip(self.order[1:], probs.shape[2:], strict=True)
             ),
         )
-        self.acc[index].addcmul_(probs, window)
-        if self.weights is not None:
-            self.weights[index] += window
+        self.acc[index].addcmul_(probs, self.window)
 
     def finish(self) -> None:
         """Write the rest of the current plane (its last band)."""
@@ -84,9 +94,28 @@ class BandAccumulator:
         y0 = self.grid.rows[self.row]
         self._write(self.plane, y0, self.grid.shape[self.grid.band_axis] - y0)
         self.acc.zero_()
-        if self.weights is not None:
-            self.weights.zero_()
         self.plane = None
+
+    def total_weight(self, first: int, stop: int) -> torch.Tensor:
+        """The summed blending weight of rows ``[first, stop)`` along the band axis,
+        over the whole extent of the other axes (buffer order): the sum of the
+        window over every tile of the grid that covers them, in the grid's order."""
+        b = self.grid.band_axis
+        tile = self.window.shape
+        total = torch.zeros(
+            (stop - first, *self.acc.shape[2:]), dtype=torch.float32, device=self.acc.device
+        )
+        corners = list(itertools.product(*(self.grid.starts[a] for a in self.order[1:])))
+        for start in self.grid.starts[b]:
+            lo, hi = max(first, start), min(stop, start + tile[0])
+            if lo >= hi:
+                continue
+            piece = self.window[lo - start : hi - start]
+            for corner in corners:
+                spans = (slice(c, c + n) for c, n in zip(corner, tile[1:], strict=True))
+                where = (slice(lo - first, hi - first), *spans)
+                total[where] += piece
+        return total
 
     def _advance(self, plane: tuple[int, ...]) -> None:
         rows = self.grid.rows
@@ -99,18 +128,16 @@ class BandAccumulator:
         # clone of the kept rows would cost 0.8 GB for a 96 x 1024 x 1024 slab.
         per_row = max(1, math.prod(self.acc.shape[2:]))
         step = max(1, min(done, WRITE_VOXELS // per_row))
-        for buf in (self.acc, self.weights):
-            if buf is None:
-                continue
-            for start in range(0, keep, step):
-                stop = min(keep, start + step)
-                buf[:, start:stop] = buf[:, done + start : done + stop]
-            buf[:, keep:] = 0
+        for start in range(0, keep, step):
+            stop = min(keep, start + step)
+            self.acc[:, start:stop] = self.acc[:, done + start : done + stop]
+        self.acc[:, keep:] = 0
         self.row += 1
 
     def _write(self, plane: tuple[int, ...], y0: int, n: int) -> None:
         # In pieces of about WRITE_VOXELS: a slab of 96 x 1024 x 1024 would otherwise
-        # make 1.2 GB of max() temporaries (float32 values and int64 indices).
+        # make 1.8 GB of temporaries (the total weight, the max's float32 values and
+        # int64 indices).
         per_row = max(1, math.prod(self.acc.shape[2:]))
         step = max(1, WRITE_VOXELS // per_row)
         for start in range(0, n, step):
@@ -122,15 +149,28 @@ class BandAccumulator:
         spatial[b] = slice(y0 + start, y0 + stop)
         region = self.layout.output_index(plane, *spatial)
         band = self.acc[:, start:stop]
-        # max(0).indices is ~10x faster than argmax(0) over the leading axis on the CPU.
-        best = band.max(0).indices
+        wanted = self.probabilities_out is not None
+        # max(0) is ~10x faster than argmax(0) over the leading axis on the CPU; both
+        # give the first of tied classes, and the last class wins only when above.
+        values, best = band.max(0)
+        probs = None
+        if self.implicit or wanted:
+            total = self.total_weight(y0 + start, y0 + stop)
+            parts = band
+            if self.implicit:
+                last = total.clone() if wanted else total
+                for stored in band:
+                    last.sub_(stored)
+                best[last > values] = self.num_classes - 1
+                parts = torch.cat((band, last[None])) if wanted else band
+            if wanted:
+                probs = (parts / total).to(torch.float16).cpu().numpy()
         if self.label_dtype == np.uint8:
             labels = best.to(torch.uint8).cpu().numpy()
         else:
             labels = best.cpu().numpy().astype(self.label_dtype)
         self.labels_out[region] = np.moveaxis(labels, 0, b)
-        if self.probabilities_out is not None and self.weights is not None:
-            probs = (band / self.weights[:, start:stop]).to(torch.float16).cpu().numpy()
+        if probs is not None:
             every_class = (slice(None), *region)
             self.probabilities_out[every_class] = np.moveaxis(probs, 1, 1 + b)
 

@@ -345,8 +345,9 @@ class _Predictor:
             for r, *origin in grid
         )
         bands = BandAccumulator(
-            grid, self.layout, self.num_classes, self.device, *self._outputs(offset, grid)
-        )
+            grid, self.layout, self.num_classes, self.device, *self._outputs(offset, grid),
+            window=window,
+        )  # fmt: skip
         done = (first - self.plane_range.start) * per_plane
         pin = self.device.type == "cuda"
         load = (grid, offset, pin, self.batch)
@@ -358,7 +359,7 @@ class _Predictor:
                     probs = self._forward(x)
                     with torch.inference_mode():
                         for k, (plane, p, r, origin) in enumerate(items):
-                            bands.add(plane, r, tuple(origin), probs[k], window)
+                            bands.add(plane, r, tuple(origin), probs[k])
                             if p > self.planes_done and bands.plane == plane:
                                 self.planes_done = p
                     done += len(items)
