@@ -161,7 +161,7 @@ class BandAccumulator:
                 last = total.clone() if wanted else total
                 for stored in band:
                     last.sub_(stored)
-                best[last > values] = self.num_classes - 1
+                best.masked_fill_(last > values, self.num_classes - 1)
                 parts = torch.cat((band, last[None])) if wanted else band
             if wanted:
                 probs = (parts / total).to(torch.float16).cpu().numpy()
