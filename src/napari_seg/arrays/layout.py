@@ -389,10 +389,12 @@ def _slice_axes(
             "or pass axis=... to segment it slice by slice"
         )
     if len(others) > spatial_dims:
+        leading = tuple(others[: len(others) - spatial_dims])  # a TZYX stack: T and Z
+        example = leading[0] if len(leading) == 1 else leading
         raise ValueError(
             f"image of shape {shape} has {len(others)} non-channel axes but the model is "
             f"{spatial_dims}D: choose the axis to segment slice by slice along (axis=...), "
-            f"e.g. axis={others[0]}"
+            f"e.g. axis={example}"
         )
     return ()
 
