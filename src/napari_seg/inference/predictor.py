@@ -273,7 +273,7 @@ class _Predictor:
         # cuDNN's algorithm search (torch.backends.cudnn.benchmark) is left as the
         # user set it: on an H200 it took 0.7 s per new tile shape (Segment's visible
         # region changes shape with a pan) and gained nothing measurable in 2D and
-        # about 3% of a 256^3 volume's time (docs/performance.md, "GPU").
+        # about 2.5% of a 256^3 volume's time (docs/performance.md, "GPU").
         model = self.model.to(self.device).eval()
         if self.runtime.channels_last and self.layout.spatial_dims == 2:
             model.to(memory_format=torch.channels_last)  # 4D weights; 3D keeps its own
