@@ -85,3 +85,14 @@ def test_a_failing_result_handler_still_ends_the_job(qtbot):
         qtbot.waitUntil(lambda: runner.worker is None, timeout=5000)
     assert runner.state is _runner.JobState.IDLE
     assert any("handler failed" in str(e[1]) for e in errors)
+
+
+def test_a_status_of_several_lines_reads_as_one_paragraph():
+    from napari_seg._widgets._runner import status_line
+
+    text = "budget: 8 epochs; best IoU 0.83\nthe best model is now the current model"
+    assert status_line(text) == (
+        "budget: 8 epochs; best IoU 0.83; the best model is now the current model"
+    )
+    assert status_line("cpu: 1 thread:\n  3/16 tiles\n\n") == "cpu: 1 thread: 3/16 tiles"
+    assert len(status_line("x\n" * 1000)) <= 600

@@ -244,7 +244,7 @@ class JobRunner:
         """Show ``text`` now, replacing any status waiting to be shown."""
         if self._pending is not None:
             self._pending = (self._pending[0], None)
-        self.status.value = one_line(text, 600)
+        self.status.value = status_line(text)
 
     def _refresh(self) -> None:
         """Apply everything pending in one event-loop pass: one repaint of the window."""
@@ -261,7 +261,7 @@ class JobRunner:
         if fraction is not None:
             self.set_progress(fraction)
         if text is not None:
-            self.status.value = one_line(text, 600)
+            self.status.value = status_line(text)
 
     def set_progress(self, fraction: float) -> None:
         """Show ``fraction`` (0..1) in the progress bar, with the other changes' repaint.
@@ -353,3 +353,25 @@ class RunnerFields:
     @property
     def _cancel(self):
         return self.runner.cancel_button
+
+
+def status_line(text: str, limit: int = 600) -> str:
+    """``text`` as the status line's one paragraph (it wraps within a fixed height):
+    its lines joined with "; " where a line does not end in punctuation already.
+
+    Parameters
+    ----------
+    text : str
+    limit : int
+        Characters at most.
+
+    Returns
+    -------
+    str
+    """
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    joined = "".join(
+        line + ("" if i == len(lines) - 1 else " " if line[-1] in ".;:," else "; ")
+        for i, line in enumerate(lines)
+    )
+    return one_line(joined, limit)
