@@ -5,6 +5,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 
 # Never reach for the network from tests (pretrained weights come from files the tests write).
@@ -31,6 +32,29 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
+
+
+def touching_discs(shape=(96, 128), n=24, radius=(5.0, 9.0), seed=0):
+    """Instance labels of ``n`` discs (balls for a 3D ``shape``), many touching, one id
+    each (a disc cut in two by another: two objects), and a noisy image of them."""
+    from skimage.measure import label
+
+    rng = np.random.default_rng(seed)
+    labels = np.zeros(shape, np.uint16)
+    grid = np.indices(shape)
+    for i in range(1, n + 1):
+        centre = rng.uniform(0, shape)
+        distance = sum((g - c) ** 2 for g, c in zip(grid, centre, strict=True))
+        labels[distance < rng.uniform(*radius) ** 2] = i
+    labels = label(labels, connectivity=len(shape)).astype(np.uint16)
+    image = (labels > 0) + rng.normal(0, 0.2, shape).astype(np.float32)
+    return image.astype(np.float32), labels
+
+
+@pytest.fixture
+def make_instances():
+    """:func:`touching_discs`: instance labels and their image."""
+    return touching_discs
 
 
 def write_dicom_series(

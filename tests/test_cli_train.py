@@ -300,3 +300,21 @@ def test_a_new_model_reads_the_channels_of_a_fiji_hyperstack(files, tmp_path):
     assert main(tuned) == 0
     summary = json.loads((tmp_path / "t.training.json").read_text())
     assert summary["config"]["channel_axis"] == 1
+
+
+def test_instance_labels_need_instances_and_train_objects_and_boundaries(
+    tmp_path, capsys, make_instances
+):
+    image, objects = make_instances(n=30, radius=(6.0, 6.0))
+    tifffile.imwrite(tmp_path / "nuclei.tif", image)
+    tifffile.imwrite(tmp_path / "nuclei_labels.tif", objects)
+    out = tmp_path / "m.safetensors"
+    argv = ["train", "--image", str(tmp_path / "nuclei.tif")]
+    argv += ["--labels", str(tmp_path / "nuclei_labels.tif"), "--out", str(out), *FAST]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "nuclei.tif: the labels hold" in err[-1]
+    assert "instance labels" in err[-1]
+    assert not out.exists()
+    assert main([*argv, "--instances", "boundaries"]) == 0
+    assert load_model(out).spec.class_names == ("background", "object", "boundary")

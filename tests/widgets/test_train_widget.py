@@ -395,3 +395,28 @@ def test_fine_tuning_a_3d_model_file_reads_the_stack_as_a_volume(setup, tmp_path
     assert inputs.config.axis is None
     assert inputs.preview.ndim == 3
     assert inputs.preview_slice is not None
+
+
+def test_instance_labels_train_as_objects_and_boundaries(setup, qtbot, notes, make_instances):
+    viewer, w, _ = setup
+    _, objects = make_instances((192, 192), n=40, radius=(8.0, 8.0))
+    viewer.add_labels(objects, name="nuclei")
+    w.reset_choices()
+    w._labels.value = viewer.layers["nuclei"]
+    w._source.value = "new"
+    w._label0.value = "unlabelled"
+    w.start()  # as class ids: refused, with the way out
+    _wait(qtbot, w)
+    assert any("look like instance labels" in m for m in notes["error"]), notes
+    w.settings.labels_are.value = "boundaries"
+    assert (w._label0.value, w._label0.enabled) == ("background", False)
+    assert w.classes.background.native.isHidden()  # the legend of stroke classes
+    config = w._make_job().config
+    assert (config.instances, config.class_names, config.background) == ("boundaries", (), 0)
+    assert w._make_job(label0="unlabelled").config.instances is None  # strokes: never objects
+    w.start()
+    _wait(qtbot, w)
+    assert w.current.model.spec.class_names == ("background", "object", "boundary")
+    w.settings.labels_are.value = "classes"
+    assert w._label0.enabled
+    assert not w.classes.background.native.isHidden()

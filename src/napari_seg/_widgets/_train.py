@@ -141,6 +141,7 @@ class TrainWidget(Dock):
         self.add_native(self.curves.widget)
         self._start.clicked.connect(self.start)
         self._deep.clicked.connect(self.train_deep)
+        self.settings.labels_are.changed.connect(self._on_labels_are_changed)
         self.native.destroyed.connect(self._on_destroyed)
         self._watched = None
         self.pairs.labels.changed.connect(self._watch_labels)
@@ -200,8 +201,10 @@ class TrainWidget(Dock):
         self, *, axis: int | None = None, channel_axis: int | None = None, label0: str | None = None
     ):
         """The :class:`TrainingConfig` the fields describe (validated); ``label0``
-        overrides the field's choice."""
+        overrides the field's choice (``"unlabelled"``: strokes, never instances)."""
         s = self.settings
+        label0 = label0 or s.label0.value
+        instances = None if label0 == "unlabelled" else s.instances
         encoder = self.source.encoder_value
         offered = get_architecture(self.source.arch.value).encoders_3d
         if self._dims() == 3 and offered and encoder not in offered:
@@ -210,7 +213,8 @@ class TrainWidget(Dock):
             architecture=self.source.arch.value,
             encoder=encoder,
             grow_classes=self.source.grow.value,
-            label0=label0 or s.label0.value,
+            label0=label0,
+            instances=instances,
             loss=s.loss.value,
             learning_rate=float(s.lr.value),
             batch_size=int(s.batch.value),
@@ -224,6 +228,10 @@ class TrainWidget(Dock):
             **s.budget_fields(),
             **self.augment.values(),
         ).validate()
+
+    def _on_labels_are_changed(self, *_args) -> None:
+        # the legend names stroke classes; an instance label's ids are objects
+        self.classes.set_shown(self.settings.instances is None)
 
     def _dims(self) -> int | None:
         """The dims field, or None when fine-tuning (the model's own then)."""
@@ -308,8 +316,12 @@ class TrainWidget(Dock):
         if volumes:  # the stack is one volume, not planes
             config = config.with_(axis=None)
         if self.source.is_new:
-            names = new_model_class_names([labels for _, labels in pairs], config.label0)
-            config = config.with_(class_names=names, background=self.classes.background_id())
+            names: tuple[str, ...] = ()  # instance labels: the conversion's classes
+            background: int | None = 0
+            if config.instances is None:
+                names = new_model_class_names([labels for _, labels in pairs], config.label0)
+                background = self.classes.background_id()
+            config = config.with_(class_names=names, background=background)
             dims = 3 if volumes else 2
             ndim = len(image_layer.scale)
             size, unit = layer_spacing(image_layer, range(ndim - dims, ndim))

@@ -97,6 +97,12 @@ class StrokeClasses:
         return labels_layer_kwargs(name, listed, colors, self.background_id())
 
     # -- actions -----------------------------------------------------------------
+    def set_shown(self, shown: bool) -> None:
+        """Show the legend, or hide it for instance labels (their ids are objects,
+        not classes)."""
+        for widget in self.widgets:
+            widget.visible = shown
+
     def refresh(self, *_args) -> None:
         """Rebuild the rows when the layer's class ids or names changed."""
         ids, names = self.ids(), self.names()

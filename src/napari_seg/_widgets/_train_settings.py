@@ -6,10 +6,14 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBo
 
 from ..limits import MAX_BATCH, MAX_PATCH
 from ..training.config import LABEL0_CHOICES, LOSSES, MIN_PATCH, TrainingConfig
+from ..training.instances import INSTANCE_MODES
 
 LABEL0_TEXT = {"unlabelled": "unlabelled (scribbles)", "background": "background (dense masks)"}
 AUGMENTATIONS = ("flips", "rotations", "intensity", "noise", "elastic")
 DIMS_CHOICES = [("2D (planes)", 2), ("3D (volumes)", 3)]
+#: The "labels are" choices: class ids, or instance labels and their conversion.
+INSTANCES_TEXT = {"foreground": "objects (foreground)", "boundaries": "objects + boundaries"}
+LABELS_ARE = [("class ids", "classes"), *((INSTANCES_TEXT[m], m) for m in INSTANCE_MODES)]
 
 
 class SettingsPanel:
@@ -19,6 +23,12 @@ class SettingsPanel:
     def __init__(self) -> None:
         label0 = [(LABEL0_TEXT[c], c) for c in LABEL0_CHOICES]
         self.label0 = ComboBox(label="label 0 is", choices=label0, value="unlabelled")
+        self.labels_are = ComboBox(label="labels are", choices=LABELS_ARE, value="classes")
+        self.labels_are.tooltip = (
+            "class ids: each id is a class. objects: instance labels (one id per object, "
+            "0 the background), trained as background and object, or with each object's "
+            "boundary as a third class so that touching objects stay apart"
+        )
         self.loss = ComboBox(label="loss", choices=list(LOSSES), value=TrainingConfig.loss)
         self.budget_unit = ComboBox(label="budget in", choices=["minutes", "epochs"])
         self.budget = FloatSpinBox(label="budget", min=0.01, max=10000, step=0.5, value=2.0)
@@ -38,6 +48,7 @@ class SettingsPanel:
         self.widgets = [
             self.dims,
             self.filled,
+            self.labels_are,
             self.label0,
             self.loss,
             self.budget_unit,
@@ -48,7 +59,20 @@ class SettingsPanel:
         ]
         self.budget_unit.changed.connect(self._on_budget_unit_changed)
         self.dims.changed.connect(self._on_dims_changed)
+        self.labels_are.changed.connect(self._on_labels_are_changed)
         self._on_dims_changed()
+
+    @property
+    def instances(self) -> str | None:
+        """The config's ``instances``: None for class ids."""
+        value = self.labels_are.value
+        return None if value == "classes" else value
+
+    def _on_labels_are_changed(self, *_args) -> None:
+        # instance labels are dense masks: their 0 is the background
+        if self.instances is not None:
+            self.label0.value = "background"
+        self.label0.enabled = self.instances is None
 
     def _on_dims_changed(self, *_args) -> None:
         volumes = self.dims.value == 3

@@ -30,6 +30,7 @@ _FIELDS = {
     "from_model": "from_model",
     "loss": "loss",
     "label0": "label0",
+    "instances": "instances",
     "device": "device",
     "batch_size": "batch_size",
     "patch_size": "patch_size",
@@ -65,7 +66,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sub : argparse._SubParsersAction
         What ``ArgumentParser.add_subparsers`` returned.
     """
-    from ..training import LABEL0_CHOICES, LOSSES, SCHEDULES
+    from ..training import LOSSES, SCHEDULES
 
     p = sub.add_parser(
         "train",
@@ -78,7 +79,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "a second Ctrl+C aborts."
         ),
     )
-    p.add_argument("--image", action="append", required=True, type=Path, help="image file")
+    p.add_argument(
+        "--image",
+        action="append",
+        required=True,
+        type=Path,
+        help="image file (repeat --image and --labels for several pairs)",
+    )
     p.add_argument("--labels", action="append", required=True, type=Path, help="its labels")
     p.add_argument("--out", required=True, type=Path, help="model file to write (.safetensors)")
     p.add_argument("--config", type=Path, help="JSON or YAML training settings")
@@ -87,14 +94,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--option", action="append", metavar="NAME=VALUE", help="architecture option")
     p.add_argument("--from-model", help="model file to fine-tune")
     p.add_argument("--resume", type=Path, help="continue the run that wrote this checkpoint")
-    p.add_argument("--grow-classes", action="store_true", default=None, help="allow new classes")
-    p.add_argument("--num-classes", type=int, help="classes of a new model (default: from labels)")
-    p.add_argument("--class-names", nargs="+", metavar="NAME", help="one name per class")
+    _add_class_arguments(p)
     p.add_argument("--loss", choices=LOSSES)
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, help="budget in minutes of training")
     budget.add_argument("--epochs", type=int, help="budget in epochs")
-    p.add_argument("--label0", choices=LABEL0_CHOICES, help="what label 0 means")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--batch", type=int, dest="batch_size", help="patches per step")
     p.add_argument("--patch", type=int, dest="patch_size", help="patch side in pixels")
@@ -121,6 +125,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def _add_class_arguments(p: argparse.ArgumentParser) -> None:
+    from ..training import LABEL0_CHOICES
+    from ..training.instances import INSTANCE_MODES
+
+    p.add_argument("--grow-classes", action="store_true", default=None, help="allow new classes")
+    p.add_argument("--num-classes", type=int, help="classes of a new model (default: from labels)")
+    p.add_argument("--class-names", nargs="+", metavar="NAME", help="one name per class")
+    p.add_argument("--label0", choices=LABEL0_CHOICES, help="what label 0 means")
+    p.add_argument(
+        "--instances",
+        choices=INSTANCE_MODES,
+        help="the labels are instance labels (one id per object): train the classes "
+        "background and object (foreground), or background, object and boundary "
+        "(boundaries: keeps touching objects apart)",
+    )
 
 
 def _add_3d_arguments(p: argparse.ArgumentParser) -> None:

@@ -10,6 +10,7 @@ import torch
 
 from ..models.spec import Normalization
 from .config import TrainingConfig
+from .instances import INSTANCE_CLASS_NAMES
 
 if TYPE_CHECKING:
     from ..models.wrapper import SegmentationModel
@@ -116,6 +117,8 @@ def _new_model(
     from ..models.spec import default_class_colors
 
     names = config.class_names
+    if not names and config.instances is not None:
+        names = INSTANCE_CLASS_NAMES[config.instances]
     num_classes = config.num_classes or max(2, needed, len(names))
     if needed > num_classes:
         raise ValueError(f"the labels use ids up to {needed - 1} but num_classes is {num_classes}")

@@ -32,6 +32,7 @@ from ..limits import (
     brief,
 )
 from ..models.spec import NORMALIZATION_METHODS
+from .instances import INSTANCE_MODES
 
 LOSSES = (
     "auto",
@@ -83,6 +84,14 @@ class TrainingConfig(JobConfig):
         ``unlabelled``: pixels with label 0 were not annotated and give no
         gradient (sparse scribbles; each painted id is a class).
         ``background``: label 0 is the background class (dense masks).
+    instances : {"foreground", "boundaries"}, optional
+        The labels are instance labels (0: background, one id per object) and train
+        a new model's classes ``("background", "object")``, or ``("background",
+        "object", "boundary")`` with each object's inner boundary as a class of its
+        own (touching objects stay apart); see :mod:`napari_seg.training.instances`.
+        Needs ``label0="background"``. None: the ids are class ids; labels that look
+        like instance labels are then refused unless ``num_classes`` or
+        ``class_names`` confirm that many classes.
     normalization : str
         Intensity normalisation of a new model (stored in its card and used
         again by inference).
@@ -168,6 +177,7 @@ class TrainingConfig(JobConfig):
     background: int | None = None
     grow_classes: bool = False
     label0: str = "background"
+    instances: str | None = None
     normalization: str = "percentile"
     loss: str = "auto"
     epochs: int | None = None
@@ -229,7 +239,7 @@ class TrainingConfig(JobConfig):
             Naming the field, its bound and the value.
         """
         check_choice("loss", self.loss, LOSSES)
-        check_choice("label0", self.label0, LABEL0_CHOICES)
+        self._check_labels()
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("precision", self.precision, PRECISIONS)
         check_choice("normalization", self.normalization, NORMALIZATION_METHODS)
@@ -287,6 +297,17 @@ class TrainingConfig(JobConfig):
         self._check_3d()
         return self
 
+    def _check_labels(self) -> None:
+        check_choice("label0", self.label0, LABEL0_CHOICES)
+        if self.instances is None:
+            return
+        check_choice("instances", self.instances, INSTANCE_MODES)
+        if self.label0 != "background":
+            raise ValueError(
+                "instances needs label0='background': instance labels are dense masks "
+                "whose 0 is the background"
+            )
+
     def _check_3d(self) -> None:
         check_int("dims", self.dims, 2, 3, optional=True)
         check_spacing("spacing", self.spacing, (3,) if self.dims == 3 else (2, 3))
@@ -319,8 +340,9 @@ class TrainingConfig(JobConfig):
         d["class_colors"] = [list(c) for c in self.class_colors]
         d["spacing"] = None if self.spacing is None else list(self.spacing)
         d["patch_3d"] = None if self.patch_3d is None else list(self.patch_3d)
-        if d["spacing_unit"] is None:  # as before the field existed: resumed runs compare it
-            del d["spacing_unit"]
+        for name in ("spacing_unit", "instances"):  # as before these fields existed
+            if d[name] is None:
+                del d[name]
         return d
 
     @classmethod

@@ -115,6 +115,32 @@ def as_pairs(pairs: Any) -> list[tuple[Any, Any]]:
     return out
 
 
+def check_class_ids(name: str, lab: np.ndarray) -> None:
+    """Refuse negative ids and ids of :data:`MAX_CLASSES` or more in a block of
+    labels read for training.
+
+    Parameters
+    ----------
+    name : str
+        The pair's name, for the message.
+    lab : numpy.ndarray
+        The block of labels.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name`` and the id.
+    """
+    if lab.size and lab.min() < 0:
+        raise ValueError(f"{name}: labels must be >= 0, found {lab.min()}")
+    if lab.size and lab.max() >= MAX_CLASSES:
+        raise ValueError(
+            f"{name}: labels use id {lab.max()}, but class ids must be below {MAX_CLASSES}; "
+            "is this an image, or instance labels (one id per object)? Instance labels "
+            "train with instances = 'foreground' or 'boundaries'"
+        )
+
+
 class LabelMode:
     """What label 0 means for a data set, and the validation metric that follows."""
 
@@ -242,14 +268,7 @@ class TrainingData(LabelMode):
         for s, src in enumerate(self.sources):
             for number, plane in enumerate(src.layout.planes()):
                 lab = self._read_labels(src, plane, slice(None), slice(None))
-                if lab.size and lab.min() < 0:
-                    raise ValueError(f"{src.name}: labels must be >= 0, found {lab.min()}")
-                if lab.size and lab.max() >= MAX_CLASSES:
-                    raise ValueError(
-                        f"{src.name}: labels use id {lab.max()}, but class ids must be below "
-                        f"{MAX_CLASSES}; is this an image or an instance segmentation rather "
-                        "than class labels?"
-                    )
+                check_class_ids(src.name, lab)
                 annotated = lab > 0 if self.label0 == "unlabelled" else np.ones(lab.shape, bool)
                 counts = _block_counts(lab, annotated, self.patch, src.grid)
                 src.block_counts.append(counts)

@@ -39,6 +39,7 @@ from .events import (
     TrainWarning,
 )
 from .files import best_from_file, check_outputs, companion_paths, resumed_config
+from .instances import as_classes, refuse_instances
 from .losses import SegmentationLoss, resolve_loss
 from .schedule import lr_factor
 from .validation import METRIC_NAMES, Validation, validate
@@ -206,11 +207,13 @@ class _Trainer:
         base, self.source = base_model(self.config, model, resume, self.device)
         in_channels, normalization = self._input_spec(base, pairs[0][0])
         self.dims = run_dims(cfg, base)
+        pairs = as_classes(pairs, cfg.instances)
         if self.dims == 3:
             self.data = self._volume_data(pairs, base, in_channels, normalization, names)
         else:
             self.data = self._planes(pairs, in_channels, normalization, names)
         cfg = self.config
+        self._refuse_instances(pairs, base, names)
         self.model, source = fit_classes(
             base, self.config, self.data.max_label + 1, in_channels, normalization, self.device
         )
@@ -257,6 +260,23 @@ class _Trainer:
             steps_per_epoch=cfg.steps_per_epoch,
             start_epoch=self.state.epoch,
             validation_metric=self.data.validation_metric,
+        )
+
+    def _refuse_instances(self, pairs, base, names) -> None:
+        """Refuse to train one class per object of instance labels given as class ids,
+        unless the config or the model to fine-tune says that many classes."""
+        cfg = self.config
+        if cfg.instances is not None:
+            return
+        refuse_instances(
+            pairs,
+            list(names) if names else [f"pair {i}" for i in range(len(pairs))],
+            needed=self.data.max_label + 1,
+            confirmed=max(
+                cfg.num_classes or 0,
+                len(cfg.class_names),
+                0 if base is None else base.spec.num_classes,
+            ),
         )
 
     def _data_args(self, in_channels, normalization, names) -> dict[str, Any]:

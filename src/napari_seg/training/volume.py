@@ -34,12 +34,12 @@ from ..models.spec import Normalization
 from .data import (
     FILLED,
     IGNORE_INDEX,
-    MAX_CLASSES,
     POSITIONS_PER_CLASS,
     LabelMode,
     as_pairs,
     batches,
     check_annotations,
+    check_class_ids,
     pad_patch,
 )
 
@@ -166,7 +166,7 @@ class VolumeData(LabelMode):
         found: dict[int, list[np.ndarray]] = {}
         for z0 in range(0, shape[0], SCAN_SLICES):
             lab = self._read_labels(volume, slice(z0, min(shape[0], z0 + SCAN_SLICES)))
-            _check_ids(volume.name, lab)
+            check_class_ids(volume.name, lab)
             annotated = lab > 0 if self.sparse else np.ones(lab.shape, bool)
             k = int(lab.max()) + 1 if lab.size else 1
             if k > counts[0].shape[1]:
@@ -439,15 +439,6 @@ def _volume(name, image, labels, in_channels, normalization, channel_axis) -> _V
     if np.dtype(labels.dtype).kind not in "iub":
         raise TypeError(f"{name}: labels must hold integer class ids, got {labels.dtype}")
     return _Volume(name, image, labels, layout, compute_stats(image, layout, normalization))
-
-
-def _check_ids(name: str, lab: np.ndarray) -> None:
-    if lab.size and lab.min() < 0:
-        raise ValueError(f"{name}: labels must be >= 0, found {lab.min()}")
-    if lab.size and lab.max() >= MAX_CLASSES:
-        raise ValueError(
-            f"{name}: labels use id {lab.max()}, but class ids must be below {MAX_CLASSES}"
-        )
 
 
 def _by_class(scans: list[_Scan]) -> dict[int, list]:

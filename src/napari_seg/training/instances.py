@@ -1,0 +1,221 @@
+"""Instance labels (one id per object) as the classes a semantic model learns.
+
+Ground truth in microscopy often comes as instance labels: every nucleus its own id
+(CellProfiler, StarDist, Cellpose and the BBBC sets all write them). A semantic model
+trained on those ids directly would learn one class per object. Two conversions are
+offered, read region by region so that a large label image stays out of memory:
+
+- ``"foreground"``: every object is class 1, the rest class 0;
+- ``"boundaries"``: class 1 for the objects' interiors and class 2 for their inner
+  boundaries (scikit-image's ``find_boundaries(mode="inner")``), so that touching
+  objects stay apart in the prediction (the "three-class U-Net" of nucleus
+  segmentation); connected components of class 1 then give the objects back.
+
+:func:`instance_count` recognises instance labels (many ids, each one connected
+region), so that training on them without a conversion can be refused with an
+explanation instead of quietly building a model with one class per object.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+#: The conversions, and the class names a new model gets with each.
+INSTANCE_CLASS_NAMES: dict[str, tuple[str, ...]] = {
+    "foreground": ("background", "object"),
+    "boundaries": ("background", "object", "boundary"),
+}
+INSTANCE_MODES = tuple(INSTANCE_CLASS_NAMES)
+#: Labels with fewer distinct ids than this are never taken for instance labels.
+MIN_INSTANCE_IDS = 16
+#: Instance labels have about one connected region per id; semantic classes have
+#: many regions each. Up to this many regions per id counts as "one each".
+REGIONS_PER_ID = 1.2
+#: Elements :func:`instance_count` examines at most (a larger array: its middle plane).
+MAX_EXAMINED = 1 << 24
+
+
+class InstanceClasses:
+    """Instance labels seen as class ids, converted region by region on reading.
+
+    Parameters
+    ----------
+    labels : array-like
+        Instance labels (0: background, every other id an object): a NumPy, Dask or
+        Zarr array, read only in the regions asked for.
+    mode : {"foreground", "boundaries"}
+        See the module's description.
+
+    Notes
+    -----
+    An integer index (a plane of a stack) keeps the boundaries in the plane; a slice
+    is read with one more element on each side, so a region's boundaries are those
+    of the whole image.
+    """
+
+    def __init__(self, labels: Any, mode: str) -> None:
+        if mode not in INSTANCE_CLASS_NAMES:
+            raise ValueError(f"instances must be one of {', '.join(INSTANCE_MODES)}, got {mode!r}")
+        self.labels = labels
+        self.mode = mode
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The labels' shape."""
+        return tuple(self.labels.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """uint8: the class ids 0, 1 and 2."""
+        return np.dtype(np.uint8)
+
+    @property
+    def ndim(self) -> int:
+        """The labels' number of axes."""
+        return len(self.shape)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[(slice(None),) * self.ndim]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        index = index if isinstance(index, tuple) else (index,)
+        if self.mode == "foreground":
+            return _classes(np.asarray(self.labels[index]), self.mode)
+        regions = _regions(index, self.shape)
+        if regions is None:  # fancy indexing: convert everything, then index
+            return np.asarray(self)[index]
+        read, keep = regions
+        return _classes(np.asarray(self.labels[read]), self.mode)[keep]
+
+
+def _regions(index: tuple, shape: tuple[int, ...]) -> tuple[tuple, tuple] | None:
+    """What to read for ``index`` (one more element on each side of every slice; an
+    integer as a slice of one) and what to keep of it; None for any other index."""
+    if len(index) > len(shape):
+        return None
+    read: list[slice] = []
+    keep: list[int | slice] = []
+    for i, n in zip((*index, *(slice(None),) * (len(shape) - len(index))), shape, strict=True):
+        if isinstance(i, (int, np.integer)) and not isinstance(i, bool):
+            at = int(i) + n if i < 0 else int(i)
+            if not 0 <= at < n:
+                raise IndexError(f"index {int(i)} is out of bounds for an axis of size {n}")
+            read.append(slice(at, at + 1))
+            keep.append(0)
+        elif isinstance(i, slice) and i.step in (None, 1):
+            start, stop, _ = i.indices(n)
+            stop = max(start, stop)
+            lo, hi = max(0, start - 1), min(n, stop + 1)
+            read.append(slice(lo, hi))
+            keep.append(slice(start - lo, stop - lo))
+        else:
+            return None
+    return tuple(read), tuple(keep)
+
+
+def _classes(block: np.ndarray, mode: str) -> np.ndarray:
+    """The class ids (uint8) of a block of instance labels."""
+    objects = block != 0
+    classes = objects.astype(np.uint8)
+    if mode == "boundaries" and classes.ndim:
+        from skimage.segmentation import find_boundaries
+
+        classes[find_boundaries(block, mode="inner") & objects] = 2
+    return classes
+
+
+def instance_count(labels: Any) -> int:
+    """The number of objects, if ``labels`` look like instance labels; else 0.
+
+    Instance labels have many ids (at least :data:`MIN_INSTANCE_IDS`), each about
+    one connected region; class labels have few ids, or several regions per id.
+    Arrays of more than :data:`MAX_EXAMINED` elements are judged by their middle
+    plane.
+
+    Parameters
+    ----------
+    labels : array-like
+        2D or larger label ids.
+
+    Returns
+    -------
+    int
+        The distinct non-zero ids examined when they look like instances, else 0.
+    """
+    shape = tuple(labels.shape)
+    if math.prod(shape) > MAX_EXAMINED and len(shape) > 2:
+        block = np.asarray(labels[tuple(n // 2 for n in shape[:-2])])
+    else:
+        block = np.asarray(labels)
+    if block.ndim < 2 or block.dtype.kind not in "iu":
+        return 0
+    ids = np.unique(block)
+    ids = ids[ids != 0]
+    if ids.size < MIN_INSTANCE_IDS:
+        return 0
+    from skimage.measure import label
+
+    # connected regions of one id each (objects touching diagonally count as one)
+    regions = int(label(block, background=0, connectivity=block.ndim).max())
+    return int(ids.size) if regions <= REGIONS_PER_ID * ids.size else 0
+
+
+def as_classes(pairs: list[tuple[Any, Any]], mode: str | None) -> list[tuple[Any, Any]]:
+    """``pairs`` with their labels seen as classes by ``mode``.
+
+    Parameters
+    ----------
+    pairs : list of (image, labels)
+    mode : {"foreground", "boundaries"} or None
+        None: the labels are class ids, and ``pairs`` come back unchanged.
+
+    Returns
+    -------
+    list of (image, labels)
+        The labels as :class:`InstanceClasses` (read region by region).
+    """
+    if mode is None:
+        return pairs
+    return [(image, InstanceClasses(labels, mode)) for image, labels in pairs]
+
+
+def refuse_instances(
+    pairs: list[tuple[Any, Any]], names: list[str], *, needed: int, confirmed: int
+) -> None:
+    """Refuse to train ``needed`` classes on labels that look like instance labels.
+
+    Parameters
+    ----------
+    pairs : list of (image, labels)
+    names : list of str
+        The pairs' names, for the message.
+    needed : int
+        The classes the labels' ids ask for (largest id + 1).
+    confirmed : int
+        The classes the run was told to expect (``num_classes``, ``class_names`` or
+        the model to fine-tune): up to that many ids are class ids whatever they
+        look like.
+
+    Raises
+    ------
+    ValueError
+        Naming the pair, its number of objects, and the settings that help.
+    """
+    if needed <= max(confirmed, MIN_INSTANCE_IDS):
+        return
+    for name, (_, labels) in zip(names, pairs, strict=True):
+        objects = instance_count(labels)
+        if objects:
+            raise ValueError(
+                f"{name}: the labels hold {objects} ids, about one connected object each: "
+                f"they look like instance labels (one id per object), from which a model "
+                f"would learn {needed} classes. To train on their objects, set instances "
+                "('labels are' in the Train dock, --instances on the command "
+                "line) to 'foreground' (object and background) or 'boundaries' (object, "
+                "boundary and background: keeps touching objects apart); if these are "
+                f"{needed} classes, set num_classes or name them (class_names)"
+            )

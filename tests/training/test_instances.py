@@ -1,0 +1,117 @@
+"""Instance labels (one id per object) trained as objects, or objects and boundaries."""
+
+import numpy as np
+import pytest
+from skimage.measure import label
+from skimage.segmentation import find_boundaries
+
+from napari_seg.training import TrainingConfig, train
+from napari_seg.training.instances import (
+    MIN_INSTANCE_IDS,
+    InstanceClasses,
+    instance_count,
+)
+
+
+def expected(labels, mode):
+    classes = (labels > 0).astype(np.uint8)
+    if mode == "boundaries":
+        classes[find_boundaries(labels, mode="inner") & (labels > 0)] = 2
+    return classes
+
+
+@pytest.mark.parametrize("mode", ["foreground", "boundaries"])
+def test_regions_read_as_the_whole_image_converted(mode, make_instances):
+    _, labels = make_instances()
+    whole = expected(labels, mode)
+    view = InstanceClasses(labels, mode)
+    assert view.shape == labels.shape
+    assert view.dtype == np.uint8
+    np.testing.assert_array_equal(np.asarray(view), whole)
+    rng = np.random.default_rng(1)
+    for _ in range(20):  # a region's boundaries are the whole image's, at its edges too
+        y0, x0 = rng.integers(0, 80), rng.integers(0, 110)
+        ys, xs = slice(y0, y0 + rng.integers(1, 40)), slice(x0, x0 + rng.integers(1, 40))
+        np.testing.assert_array_equal(view[ys, xs], whole[ys, xs])
+    np.testing.assert_array_equal(view[5], whole[5])
+    np.testing.assert_array_equal(view[-1, 3:9], whole[-1, 3:9])
+    assert view[10, 20] == whole[10, 20]
+    np.testing.assert_array_equal(view[[1, 4]], whole[[1, 4]])  # any other index too
+    with pytest.raises(IndexError):
+        view[200, 0]
+
+
+def test_a_plane_of_a_stack_has_the_boundaries_of_the_plane(make_instances):
+    _, a = make_instances(seed=0)
+    _, b = make_instances(seed=1)
+    stack = np.stack([a, b, a])
+    view = InstanceClasses(stack, "boundaries")
+    np.testing.assert_array_equal(view[1], expected(b, "boundaries"))
+    np.testing.assert_array_equal(view[1, 10:50, 20:60], expected(b, "boundaries")[10:50, 20:60])
+    # a slab is read as a volume: the objects' faces between planes are boundaries too
+    volume = np.asarray(view[0:3])
+    np.testing.assert_array_equal(volume, expected(stack, "boundaries"))
+
+
+def test_instance_labels_are_told_from_class_labels(make_instances):
+    _, instances = make_instances()
+    assert instance_count(instances) == len(np.unique(instances)) - 1
+    assert instance_count(instances > 0) == 0  # one class in many regions
+    few = label(instances > 0)
+    few[few >= MIN_INSTANCE_IDS] = 1
+    assert instance_count(few) == 0  # too few ids to tell
+    # many classes, each in several places (a semantic map of 20 classes)
+    tiles = np.kron(np.arange(40).reshape(5, 8) % 20 + 1, np.ones((8, 8), int))
+    assert instance_count(tiles) == 0
+    assert instance_count(instances.astype(np.float32)) == 0  # not ids at all
+
+
+def test_training_on_instance_labels_is_refused_without_a_conversion(tiny, make_instances):
+    pairs = [make_instances(seed=0), make_instances(seed=1)]
+    with pytest.raises(ValueError, match="look like instance labels") as info:
+        train(pairs, tiny)
+    assert "pair 0" in str(info.value)
+    assert "instances" in str(info.value)
+    # told that these are classes: trained as classes
+    classes = int(max(lab.max() for _, lab in pairs)) + 1
+    result = train(pairs, tiny.with_(num_classes=classes, epochs=1, steps_per_epoch=1))
+    assert result.model.spec.num_classes == classes
+
+
+@pytest.mark.parametrize(
+    ("mode", "names"),
+    [
+        ("foreground", ("background", "object")),
+        ("boundaries", ("background", "object", "boundary")),
+    ],
+)
+def test_instance_labels_train_objects_and_boundaries(tiny, mode, names, make_instances):
+    pairs = [make_instances(seed=0), make_instances(seed=1)]
+    result = train(pairs, tiny.with_(instances=mode, validation_fraction=0.0))
+    assert result.model.spec.class_names == names
+    assert result.model.spec.background == 0
+    counts = result.model.card["provenance"]["training"]["data"]["class_pixels"]
+    want = np.bincount(np.concatenate([expected(lab, mode).ravel() for _, lab in pairs]))
+    assert counts == want.tolist()
+
+
+def test_the_instances_setting_is_validated():
+    assert TrainingConfig(instances="boundaries").validate().instances == "boundaries"
+    with pytest.raises(ValueError, match="instances must be one of"):
+        TrainingConfig(instances="objects").validate()
+    with pytest.raises(ValueError, match="label0='background'"):
+        TrainingConfig(instances="foreground", label0="unlabelled").validate()
+    assert "instances" not in TrainingConfig().to_dict()  # as before the setting existed
+    config = TrainingConfig(instances="foreground")
+    assert TrainingConfig.from_dict(config.to_dict()).instances == "foreground"
+
+
+def test_a_3d_run_learns_the_boundaries_of_objects_in_3d(make_instances):
+    image, objects = make_instances((20, 32, 32), n=20, radius=(4.0, 4.0))
+    result = train(
+        (image, objects), dims=3, instances="boundaries", validation_fraction=0.0, epochs=1,
+        steps_per_epoch=2, minutes=None, options={"depth": 2, "base_width": 4}, device="cpu",
+    )  # fmt: skip
+    assert result.model.spec.class_names == ("background", "object", "boundary")
+    counts = result.model.card["provenance"]["training"]["data"]["class_pixels"]
+    assert counts == np.bincount(expected(objects, "boundaries").ravel()).tolist()
