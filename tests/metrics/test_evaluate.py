@@ -53,3 +53,40 @@ def test_per_slice_semantic_and_instance():
     inst = evaluate(pred, gt, EvaluateConfig(mode="instance", slice_axis=-3))
     np.testing.assert_allclose(inst.slice_summary(), [1, 1, 0])
     assert inst.to_dict()["per_slice"]["score"] == "accuracy"
+
+
+def test_instance_scores_of_class_labels_come_with_a_warning(make_instances):
+    from skimage.measure import label
+
+    from napari_seg.metrics import id_regions
+
+    _, objects = make_instances((96, 128), n=30)
+    classes = (objects > 0).astype(np.uint8)  # a semantic prediction: one class
+    assert id_regions(objects) == (len(np.unique(objects)) - 1, len(np.unique(objects)) - 1)
+    assert id_regions(classes)[0] == 1
+    assert id_regions(classes)[1] == label(classes, connectivity=2).max()
+    result = evaluate(classes, objects, EvaluateConfig(mode="instance"))
+    assert len(result.warnings) == 1
+    assert "the prediction has 1 id(s) in" in result.warnings[0]
+    assert "connected components" in result.warnings[0]
+    assert evaluate(objects, objects, EvaluateConfig(mode="instance")).warnings == []
+    flipped = evaluate(objects, classes, EvaluateConfig(mode="instance")).warnings
+    assert len(flipped) == 1
+    assert flipped[0].startswith("the ground truth has 1 id(s)")
+    assert evaluate(classes, classes).warnings == []  # semantic mode: classes are right
+
+
+def test_id_regions_of_a_large_array_reads_its_middle_plane_s_centre():
+    from napari_seg.metrics import _arrays
+
+    class Recorder:
+        shape, dtype = (3, 5000, 5000), np.dtype(np.uint16)
+
+        def __getitem__(self, index):
+            self.index = index
+            return np.ones((4096, 4096), np.uint16)
+
+    array = Recorder()
+    assert _arrays.id_regions(array) == (1, 1)
+    assert array.index == (1, slice(452, 4548), slice(452, 4548))
+    assert _arrays.id_regions(np.zeros((4, 4), np.float32)) == (0, 0)

@@ -12,6 +12,7 @@ Zero division: a score whose denominator is zero (e.g. the IoU of a class
 absent from both arrays) is NaN, and means leave NaN out.
 """
 
+from ._arrays import id_regions
 from ._confusion import MAX_CLASSES, ConfusionMatrix, confusion_matrix, slice_confusion_matrices
 from ._errors import ERROR_COLORS, ERROR_NAMES, error_map, instance_error_map
 from ._evaluate import MODES, EvaluateConfig, Evaluation, evaluate
@@ -43,6 +44,7 @@ __all__ = [
     "error_map",
     "evaluate",
     "format_scores",
+    "id_regions",
     "instance_error_map",
     "instance_overlaps",
     "instance_rows",

@@ -13,6 +13,7 @@ from .._config_file import JobConfig
 from .._types import RegionArray
 from .._validate import check_bool, check_number, check_spacing, check_str
 from ..limits import brief
+from ._arrays import id_regions
 from ._confusion import ConfusionMatrix, confusion_matrix, slice_confusion_matrices
 from ._instance import DEFAULT_THRESHOLDS, InstanceScores, _check_thresholds, match_instances
 from ._report import _num, instance_rows, semantic_rows, to_dict
@@ -159,6 +160,8 @@ class Evaluation:
     slices: SemanticScores | tuple[InstanceScores, ...] | None = None
     matrix: ConfusionMatrix | None = None
     surface: SurfaceScores | None = None
+    #: Instance mode: an input whose ids look like classes rather than objects.
+    not_objects: tuple[str, ...] = ()
 
     def names(self) -> list[str]:
         """Class names indexed by id (ids without a name get their number).
@@ -172,15 +175,16 @@ class Evaluation:
 
     @property
     def warnings(self) -> list[str]:
-        """What looks wrong with the inputs rather than the prediction (semantic mode):
-        ids of the prediction and the ground truth that barely overlap.
+        """What looks wrong with the inputs rather than the prediction: ids of the
+        prediction and the ground truth that barely overlap (semantic mode), or
+        class labels where objects were expected (instance mode).
 
         Returns
         -------
         list of str
         """
         if self.matrix is None:
-            return []
+            return list(self.not_objects)
         message = id_mismatch(self.matrix)
         return [message] if message else []
 
@@ -314,7 +318,44 @@ def _evaluate_instances(pred, gt, config: EvaluateConfig) -> Evaluation:
             return (*lead, i)
 
         slices = tuple(scored(pred[plane(i)], gt[plane(i)]) for i in range(gt.shape[axis]))
-    return Evaluation(config, scores, slices)
+    not_objects = tuple(
+        message
+        for what, array in (("prediction", pred), ("ground truth", gt))
+        if (message := classes_not_objects(array, what, background))
+    )
+    return Evaluation(config, scores, slices, not_objects=not_objects)
+
+
+#: Instance mode: an array with at least this many connected regions per id (and at
+#: least :data:`MIN_CLASS_REGIONS` regions) is class labels, not objects.
+REGIONS_PER_CLASS = 3
+MIN_CLASS_REGIONS = 10
+
+
+def classes_not_objects(array, what: str, background: int = 0) -> str | None:
+    """A warning when ``array``, given for instance scores, holds class labels: few ids,
+    each in many separate regions (a semantic prediction scored as objects); else None.
+
+    Parameters
+    ----------
+    array : array_like of int
+    what : str
+        What the array is, for the message ("prediction", "ground truth").
+    background : int, optional
+
+    Returns
+    -------
+    str or None
+    """
+    ids, regions = id_regions(array, background=background)
+    if regions < max(MIN_CLASS_REGIONS, REGIONS_PER_CLASS * ids):
+        return None
+    return (
+        f"the {what} has {ids} id(s) in {regions} separate regions: it looks like class "
+        "labels, where instance scores need one id per object. Number its objects "
+        "first: connected components of its object classes (Refine > connected "
+        "components, or napari-seg refine --op connected_components --classes 1)"
+    )
 
 
 def _with_named(cm: ConfusionMatrix, config: EvaluateConfig) -> ConfusionMatrix:

@@ -18,7 +18,6 @@ explanation instead of quietly building a model with one class per object.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -34,8 +33,6 @@ MIN_INSTANCE_IDS = 16
 #: Instance labels have about one connected region per id; semantic classes have
 #: many regions each. Up to this many regions per id counts as "one each".
 REGIONS_PER_ID = 1.2
-#: Elements :func:`instance_count` examines at most (a larger array: its middle plane).
-MAX_EXAMINED = 1 << 24
 
 
 class InstanceClasses:
@@ -132,9 +129,9 @@ def instance_count(labels: Any) -> int:
     """The number of objects, if ``labels`` look like instance labels; else 0.
 
     Instance labels have many ids (at least :data:`MIN_INSTANCE_IDS`), each about
-    one connected region; class labels have few ids, or several regions per id.
-    Arrays of more than :data:`MAX_EXAMINED` elements are judged by their middle
-    plane.
+    one connected region (:func:`napari_seg.metrics.id_regions`, which judges
+    large arrays by their middle plane); class labels have few ids, or several
+    regions per id.
 
     Parameters
     ----------
@@ -146,22 +143,12 @@ def instance_count(labels: Any) -> int:
     int
         The distinct non-zero ids examined when they look like instances, else 0.
     """
-    shape = tuple(labels.shape)
-    if math.prod(shape) > MAX_EXAMINED and len(shape) > 2:
-        block = np.asarray(labels[tuple(n // 2 for n in shape[:-2])])
-    else:
-        block = np.asarray(labels)
-    if block.ndim < 2 or block.dtype.kind not in "iu":
-        return 0
-    ids = np.unique(block)
-    ids = ids[ids != 0]
-    if ids.size < MIN_INSTANCE_IDS:
-        return 0
-    from skimage.measure import label
+    from ..metrics import id_regions
 
-    # connected regions of one id each (objects touching diagonally count as one)
-    regions = int(label(block, background=0, connectivity=block.ndim).max())
-    return int(ids.size) if regions <= REGIONS_PER_ID * ids.size else 0
+    ids, regions = id_regions(labels)
+    if ids < MIN_INSTANCE_IDS or regions > REGIONS_PER_ID * ids:
+        return 0
+    return ids
 
 
 def as_classes(pairs: list[tuple[Any, Any]], mode: str | None) -> list[tuple[Any, Any]]:
