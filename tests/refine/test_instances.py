@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from napari_seg import refine
+from napari_seg.metrics import match_instances
 
 
 def discs(shape, centres, radius):
@@ -105,3 +106,23 @@ def test_instances_to_semantic(unchanged):
 def test_bad_probabilities_shape_is_named():
     with pytest.raises(ValueError, match="probabilities must have shape"):
         refine.watershed_split(np.ones((4, 4), np.uint8), probabilities=np.ones((2, 3, 3)))
+
+
+def test_objects_from_boundaries_gives_back_touching_objects(unchanged):
+    """Touching squares, one id each, turned into object/boundary classes as training
+    sees them, come back as the same objects: the interiors' components grown over
+    the one-pixel rim (all but each square's four corners)."""
+    from napari_seg.training.instances import InstanceClasses
+
+    truth = np.kron(np.arange(1, 13).reshape(3, 4), np.ones((8, 8), int))  # 12 squares
+    truth[:, -8:] = 0  # and some background
+    classes = np.asarray(InstanceClasses(truth, "boundaries"))
+    found = unchanged(refine.objects_from_boundaries, classes)
+    scores = match_instances(found, truth, thresholds=(0.9,))
+    assert (scores.n_pred, scores.tp[0]) == (9, 9)  # none split, none merged
+    assert np.all(np.bincount(found.ravel())[1:] >= 64 - 4)  # the image edge has no rim
+    interiors = unchanged(refine.objects_from_boundaries, classes, distance=0)
+    assert np.array_equal(interiors > 0, classes == 1)  # interiors only
+    assert np.all(unchanged(refine.objects_from_boundaries, classes, distance=3)[truth == 0] == 0)
+    with pytest.raises(ValueError, match="distance must be at most"):
+        refine.objects_from_boundaries(classes, distance=10**6)

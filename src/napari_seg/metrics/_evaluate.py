@@ -353,8 +353,9 @@ def classes_not_objects(array, what: str, background: int = 0) -> str | None:
     return (
         f"the {what} has {ids} id(s) in {regions} separate regions: it looks like class "
         "labels, where instance scores need one id per object. Number its objects "
-        "first: connected components of its object classes (Refine > connected "
-        "components, or napari-seg refine --op connected_components --classes 1)"
+        "first with Refine: connected components of its object classes "
+        "(--op connected_components --classes 1), or objects from boundaries for a "
+        "model trained on instances with boundaries"
     )
 
 

@@ -7,7 +7,7 @@ Semantic labels are 2D or 3D integer arrays.
   :func:`closing`, :func:`dilation`, :func:`erosion`, :func:`keep_largest`;
   :func:`majority` smooths all boundaries.
 - Instances: :func:`connected_components`, :func:`watershed_split`,
-  :func:`instances_to_semantic`.
+  :func:`objects_from_boundaries`, :func:`instances_to_semantic`.
 - Classes: :func:`merge_classes`, :func:`relabel`, :func:`set_class_in_region`.
 - Volumes: :func:`interpolate_slices` fills between annotated slices.
 - CRF: :func:`crf_refine` (mean field, torch, CPU or GPU).
@@ -17,7 +17,12 @@ Semantic labels are 2D or 3D integer arrays.
 
 from .classes import merge_classes, relabel, set_class_in_region
 from .crf import CRFProgress, CRFResult, crf_refine, iter_crf
-from .instances import connected_components, instances_to_semantic, watershed_split
+from .instances import (
+    connected_components,
+    instances_to_semantic,
+    objects_from_boundaries,
+    watershed_split,
+)
 from .morphology import (
     closing,
     dilation,
@@ -63,6 +68,7 @@ __all__ = [
     "keep_largest",
     "majority",
     "merge_classes",
+    "objects_from_boundaries",
     "opening",
     "refine",
     "relabel",

@@ -348,6 +348,27 @@ _OPERATIONS = (
         "transform (or from the probabilities when given).",
     ),
     Operation(
+        "objects_from_boundaries",
+        "objects from boundaries (instances)",
+        lambda labels, p, _i: _instances.objects_from_boundaries(labels, **p),
+        (
+            Param("objects", "int", 1, "class of the objects' interiors", 0),
+            Param("boundaries", "int", 2, "class of their boundaries", 0),
+            Param(
+                "distance",
+                "int",
+                1,
+                "pixels an object grows into the boundary class",
+                minimum=0,
+                maximum=MAX_RADIUS,
+            ),
+            _CONNECTIVITY,
+        ),
+        makes_instances=True,
+        description="Objects from a model trained on instances with boundaries: the "
+        "interiors' components, grown back over the boundary class.",
+    ),
+    Operation(
         "instances_to_semantic",
         "instances to semantic",
         _to_semantic,
