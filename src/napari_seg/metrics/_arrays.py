@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from .._types import RegionArray
+
 #: Elements per block: large enough for numpy to run at full speed, small enough
 #: that the int64 temporaries of ``bincount`` stay at a few MB.
 BLOCK_SIZE = 1 << 20
@@ -86,7 +88,7 @@ def read_block(array, index: tuple) -> np.ndarray:
 MAX_EXAMINED = 1 << 24
 
 
-def id_regions(labels, *, background: int = 0) -> tuple[int, int]:
+def id_regions(labels: RegionArray, *, background: int = 0) -> tuple[int, int]:
     """The ids a label array uses and the connected regions of one id they form.
 
     Instance labels have about one region per id; class labels have few ids, each
