@@ -3,13 +3,15 @@
 Ground truth in microscopy often comes as instance labels: every nucleus its own id
 (CellProfiler, StarDist, Cellpose and the BBBC sets all write them). A semantic model
 trained on those ids directly would learn one class per object. Two conversions are
-offered, read region by region so that a large label image stays out of memory:
+offered, applied region by region as training reads the labels (a Dask or Zarr label
+image is never converted whole):
 
 - ``"foreground"``: every object is class 1, the rest class 0;
 - ``"boundaries"``: class 1 for the objects' interiors and class 2 for their inner
   boundaries (scikit-image's ``find_boundaries(mode="inner")``), so that touching
   objects stay apart in the prediction (the "three-class U-Net" of nucleus
-  segmentation); connected components of class 1 then give the objects back.
+  segmentation); :func:`napari_seg.refine.objects_from_boundaries` then gives the
+  objects back.
 
 :func:`instance_count` recognises instance labels (many ids, each one connected
 region), so that training on them without a conversion can be refused with an
