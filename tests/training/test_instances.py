@@ -5,6 +5,7 @@ import pytest
 from skimage.measure import label
 from skimage.segmentation import find_boundaries
 
+from napari_seg.models import ModelSpec, create_model
 from napari_seg.training import TrainingConfig, train
 from napari_seg.training.instances import (
     MIN_INSTANCE_IDS,
@@ -74,8 +75,14 @@ def test_training_on_instance_labels_is_refused_without_a_conversion(tiny, make_
     assert "instances" in str(info.value)
     # told that these are classes: trained as classes
     classes = int(max(lab.max() for _, lab in pairs)) + 1
-    result = train(pairs, tiny.with_(num_classes=classes, epochs=1, steps_per_epoch=1))
+    quick = tiny.with_(epochs=1, steps_per_epoch=1)
+    result = train(pairs, quick.with_(num_classes=classes))
     assert result.model.spec.num_classes == classes
+    # so is a model of that many classes to fine-tune (the Model dock's way)
+    model = create_model(
+        ModelSpec("unet", in_channels=1, num_classes=classes, options=tiny.options)
+    )
+    assert train(pairs, quick, model=model).model.spec.num_classes == classes
 
 
 @pytest.mark.parametrize(

@@ -205,6 +205,8 @@ def refuse_instances(
                 f"would learn {needed} classes. To train on their objects, set instances "
                 "('labels are' in the Train dock, --instances on the command "
                 "line) to 'foreground' (object and background) or 'boundaries' (object, "
-                "boundary and background: keeps touching objects apart); if these are "
-                f"{needed} classes, set num_classes or name them (class_names)"
+                "boundary and background: keeps touching objects apart). If these are "
+                f"{needed} classes, say so with num_classes (--num-classes; in napari, "
+                f"create a model of {needed} classes in the Model dock and train it) or "
+                "class_names"
             )
