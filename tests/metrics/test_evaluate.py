@@ -90,3 +90,14 @@ def test_id_regions_of_a_large_array_reads_its_middle_plane_s_centre():
     assert _arrays.id_regions(array) == (1, 1)
     assert array.index == (1, slice(452, 4548), slice(452, 4548))
     assert _arrays.id_regions(np.zeros((4, 4), np.float32)) == (0, 0)
+
+
+def test_semantic_scores_against_instance_labels_come_with_a_warning(make_instances):
+    _, objects = make_instances((96, 128), n=30)
+    classes = (objects > 0).astype(np.uint8)
+    warnings = evaluate(classes, objects).warnings
+    assert len(warnings) == 1  # this one, not the "ids barely overlap" advice
+    assert "looks like instance labels" in warnings[0]
+    assert "instance mode" in warnings[0]
+    assert evaluate(classes, classes).warnings == []
+    assert evaluate(objects, objects, EvaluateConfig(mode="instance")).warnings == []

@@ -5,13 +5,11 @@ import pytest
 from skimage.measure import label
 from skimage.segmentation import find_boundaries
 
+from napari_seg.metrics import object_count
+from napari_seg.metrics._arrays import MIN_INSTANCE_IDS
 from napari_seg.models import ModelSpec, create_model
 from napari_seg.training import TrainingConfig, train
-from napari_seg.training.instances import (
-    MIN_INSTANCE_IDS,
-    InstanceClasses,
-    instance_count,
-)
+from napari_seg.training.instances import InstanceClasses
 
 
 def expected(labels, mode):
@@ -56,15 +54,15 @@ def test_a_plane_of_a_stack_has_the_boundaries_of_the_plane(make_instances):
 
 def test_instance_labels_are_told_from_class_labels(make_instances):
     _, instances = make_instances()
-    assert instance_count(instances) == len(np.unique(instances)) - 1
-    assert instance_count(instances > 0) == 0  # one class in many regions
+    assert object_count(instances) == len(np.unique(instances)) - 1
+    assert object_count(instances > 0) == 0  # one class in many regions
     few = label(instances > 0)
     few[few >= MIN_INSTANCE_IDS] = 1
-    assert instance_count(few) == 0  # too few ids to tell
+    assert object_count(few) == 0  # too few ids to tell
     # many classes, each in several places (a semantic map of 20 classes)
     tiles = np.kron(np.arange(40).reshape(5, 8) % 20 + 1, np.ones((8, 8), int))
-    assert instance_count(tiles) == 0
-    assert instance_count(instances.astype(np.float32)) == 0  # not ids at all
+    assert object_count(tiles) == 0
+    assert object_count(instances.astype(np.float32)) == 0  # not ids at all
 
 
 def test_training_on_instance_labels_is_refused_without_a_conversion(tiny, make_instances):

@@ -12,7 +12,7 @@ Zero division: a score whose denominator is zero (e.g. the IoU of a class
 absent from both arrays) is NaN, and means leave NaN out.
 """
 
-from ._arrays import id_regions
+from ._arrays import id_regions, object_count
 from ._confusion import MAX_CLASSES, ConfusionMatrix, confusion_matrix, slice_confusion_matrices
 from ._errors import ERROR_COLORS, ERROR_NAMES, error_map, instance_error_map
 from ._evaluate import MODES, EvaluateConfig, Evaluation, evaluate
@@ -50,6 +50,7 @@ __all__ = [
     "instance_rows",
     "match_instances",
     "merge_rows",
+    "object_count",
     "semantic_rows",
     "semantic_scores",
     "slice_confusion_matrices",

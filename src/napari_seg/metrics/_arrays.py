@@ -86,9 +86,39 @@ def read_block(array, index: tuple) -> np.ndarray:
 
 #: Elements :func:`id_regions` examines at most (a larger array: its middle plane).
 MAX_EXAMINED = 1 << 24
+#: Labels with fewer distinct ids than this are never taken for instance labels.
+MIN_INSTANCE_IDS = 16
+#: Instance labels have about one connected region per id; class labels have many
+#: regions each. Up to this many regions per id counts as "one each".
+REGIONS_PER_ID = 1.2
 
 
-def id_regions(labels: RegionArray, *, background: int = 0) -> tuple[int, int]:
+def object_count(labels: RegionArray, *, background: int = 0) -> int:
+    """The number of objects, if ``labels`` look like instance labels; else 0.
+
+    Instance labels (one id per object) have many ids (at least
+    :data:`MIN_INSTANCE_IDS`), each about one connected region
+    (:func:`id_regions`); class labels have few ids, or several regions per id.
+
+    Parameters
+    ----------
+    labels : array_like of int
+        2D or larger label ids (large arrays: see :func:`id_regions`).
+    background : int, optional
+
+    Returns
+    -------
+    int
+        The distinct ids other than ``background`` examined, when they look like
+        instance labels; else 0.
+    """
+    ids, regions = id_regions(labels, background=background, min_ids=MIN_INSTANCE_IDS)
+    if ids < MIN_INSTANCE_IDS or regions > REGIONS_PER_ID * ids:
+        return 0
+    return ids
+
+
+def id_regions(labels: RegionArray, *, background: int = 0, min_ids: int = 0) -> tuple[int, int]:
     """The ids a label array uses and the connected regions of one id they form.
 
     Instance labels have about one region per id; class labels have few ids, each
@@ -102,6 +132,8 @@ def id_regions(labels: RegionArray, *, background: int = 0) -> tuple[int, int]:
         larger plane by a window of that many elements at its centre.
     background : int, optional
         The id that is no region.
+    min_ids : int, optional
+        With fewer ids than this, the regions are not counted (0).
 
     Returns
     -------
@@ -120,6 +152,7 @@ def id_regions(labels: RegionArray, *, background: int = 0) -> tuple[int, int]:
         starts = [max(0, (n - side) // 2) for n in shape[-2:]]
         index[-2:] = [slice(start, start + side) for start in starts]
     block = np.asarray(labels[tuple(index)])
-    ids = np.unique(block)
-    regions = label(block, background=background, connectivity=block.ndim).max()
-    return int(np.count_nonzero(ids != background)), int(regions)
+    ids = int(np.count_nonzero(np.unique(block) != background))
+    if ids < min_ids:
+        return ids, 0
+    return ids, int(label(block, background=background, connectivity=block.ndim).max())

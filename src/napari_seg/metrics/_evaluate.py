@@ -13,7 +13,7 @@ from .._config_file import JobConfig
 from .._types import RegionArray
 from .._validate import check_bool, check_number, check_spacing, check_str
 from ..limits import brief
-from ._arrays import id_regions
+from ._arrays import MIN_INSTANCE_IDS, id_regions, object_count
 from ._confusion import ConfusionMatrix, confusion_matrix, slice_confusion_matrices
 from ._instance import DEFAULT_THRESHOLDS, InstanceScores, _check_thresholds, match_instances
 from ._report import _num, instance_rows, semantic_rows, to_dict
@@ -160,8 +160,9 @@ class Evaluation:
     slices: SemanticScores | tuple[InstanceScores, ...] | None = None
     matrix: ConfusionMatrix | None = None
     surface: SurfaceScores | None = None
-    #: Instance mode: an input whose ids look like classes rather than objects.
-    not_objects: tuple[str, ...] = ()
+    #: Inputs of the wrong kind: class labels given for instance scores, or instance
+    #: labels as the ground truth of semantic scores.
+    wrong_kind: tuple[str, ...] = ()
 
     def names(self) -> list[str]:
         """Class names indexed by id (ids without a name get their number).
@@ -175,16 +176,17 @@ class Evaluation:
 
     @property
     def warnings(self) -> list[str]:
-        """What looks wrong with the inputs rather than the prediction: ids of the
-        prediction and the ground truth that barely overlap (semantic mode), or
-        class labels where objects were expected (instance mode).
+        """What looks wrong with the inputs rather than the prediction: an input of the
+        wrong kind (class labels for instance scores, instance labels as a semantic
+        ground truth), else ids of the prediction and the ground truth that barely
+        overlap (semantic mode).
 
         Returns
         -------
         list of str
         """
-        if self.matrix is None:
-            return list(self.not_objects)
+        if self.wrong_kind or self.matrix is None:
+            return list(self.wrong_kind)
         message = id_mismatch(self.matrix)
         return [message] if message else []
 
@@ -299,7 +301,17 @@ def evaluate(
             tolerance=config.tolerance,
             unit=config.unit,
         )
-    return Evaluation(config, scores, slices, matrix, surface)
+    # the matrix knows the ground truth's ids: only many ids are worth a look
+    counts = matrix.counts.reshape(-1, *matrix.counts.shape[-2:]).sum(axis=0)
+    many = np.count_nonzero(counts.sum(axis=1)) >= MIN_INSTANCE_IDS
+    objects = object_count(gt) if many else 0
+    wrong_kind = () if not objects else (
+        f"the ground truth has {objects} ids, about one connected object each: it looks "
+        "like instance labels, and semantic scores treat each object as a class. Score "
+        "objects in instance mode (--instance), or score the foreground against the "
+        "ground truth's objects as one class (Refine > merge classes, or ground truth > 0)",
+    )  # fmt: skip
+    return Evaluation(config, scores, slices, matrix, surface, wrong_kind=wrong_kind)
 
 
 def _evaluate_instances(pred, gt, config: EvaluateConfig) -> Evaluation:
@@ -318,12 +330,12 @@ def _evaluate_instances(pred, gt, config: EvaluateConfig) -> Evaluation:
             return (*lead, i)
 
         slices = tuple(scored(pred[plane(i)], gt[plane(i)]) for i in range(gt.shape[axis]))
-    not_objects = tuple(
+    wrong_kind = tuple(
         message
         for what, array in (("prediction", pred), ("ground truth", gt))
         if (message := classes_not_objects(array, what, background))
     )
-    return Evaluation(config, scores, slices, not_objects=not_objects)
+    return Evaluation(config, scores, slices, wrong_kind=wrong_kind)
 
 
 #: Instance mode: an array with at least this many connected regions per id (and at

@@ -13,9 +13,10 @@ image is never converted whole):
   segmentation); :func:`napari_seg.refine.objects_from_boundaries` then gives the
   objects back.
 
-:func:`instance_count` recognises instance labels (many ids, each one connected
-region), so that training on them without a conversion can be refused with an
-explanation instead of quietly building a model with one class per object.
+:func:`refuse_instances` uses :func:`napari_seg.metrics.object_count`, which
+recognises instance labels (many ids, each one connected region), so that training
+on them without a conversion is refused with an explanation instead of quietly
+building a model with one class per object.
 """
 
 from __future__ import annotations
@@ -30,11 +31,6 @@ INSTANCE_CLASS_NAMES: dict[str, tuple[str, ...]] = {
     "boundaries": ("background", "object", "boundary"),
 }
 INSTANCE_MODES = tuple(INSTANCE_CLASS_NAMES)
-#: Labels with fewer distinct ids than this are never taken for instance labels.
-MIN_INSTANCE_IDS = 16
-#: Instance labels have about one connected region per id; semantic classes have
-#: many regions each. Up to this many regions per id counts as "one each".
-REGIONS_PER_ID = 1.2
 
 
 class InstanceClasses:
@@ -127,32 +123,6 @@ def _classes(block: np.ndarray, mode: str) -> np.ndarray:
     return classes
 
 
-def instance_count(labels: Any) -> int:
-    """The number of objects, if ``labels`` look like instance labels; else 0.
-
-    Instance labels have many ids (at least :data:`MIN_INSTANCE_IDS`), each about
-    one connected region (:func:`napari_seg.metrics.id_regions`, which judges
-    large arrays by their middle plane); class labels have few ids, or several
-    regions per id.
-
-    Parameters
-    ----------
-    labels : array-like
-        2D or larger label ids.
-
-    Returns
-    -------
-    int
-        The distinct non-zero ids examined when they look like instances, else 0.
-    """
-    from ..metrics import id_regions
-
-    ids, regions = id_regions(labels)
-    if ids < MIN_INSTANCE_IDS or regions > REGIONS_PER_ID * ids:
-        return 0
-    return ids
-
-
 def as_classes(pairs: list[tuple[Any, Any]], mode: str | None) -> list[tuple[Any, Any]]:
     """``pairs`` with their labels seen as classes by ``mode``.
 
@@ -194,10 +164,13 @@ def refuse_instances(
     ValueError
         Naming the pair, its number of objects, and the settings that help.
     """
+    from ..metrics import object_count
+    from ..metrics._arrays import MIN_INSTANCE_IDS
+
     if needed <= max(confirmed, MIN_INSTANCE_IDS):
         return
     for name, (_, labels) in zip(names, pairs, strict=True):
-        objects = instance_count(labels)
+        objects = object_count(labels)
         if objects:
             raise ValueError(
                 f"{name}: the labels hold {objects} ids, about one connected object each: "
