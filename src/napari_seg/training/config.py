@@ -99,7 +99,9 @@ class TrainingConfig(JobConfig):
             "weighted-ce+dice"}
         Weighted variants use ``w_c = (N - N_c) / N`` over the annotated pixels.
         ``auto`` (default): ``weighted-ce+dice`` for sparse labels with three or more
-        classes, where the plain loss lets the majority class win, else ``ce+dice``
+        classes, where the plain loss lets the majority class win, ``weighted-ce``
+        with ``instances="boundaries"`` (Dice does poorly on a one-pixel class), else
+        ``ce+dice``
         (:func:`~napari_seg.training.losses.resolve_loss`).
     epochs : int, optional
         Budget in epochs.

@@ -235,11 +235,7 @@ class _Trainer:
             self.rng.bit_generator.state = self.state.numpy_rng
         if self.state.best_epoch is not None and self.out is not None and self.out.is_file():
             self.best_state = best_from_file(self.out, self.state.best_epoch)
-        classes = self.model.spec.num_classes
-        loss = resolve_loss(cfg.loss, sparse=self.data.sparse, num_classes=classes)
-        self.loss = SegmentationLoss(
-            loss, num_classes=classes, class_counts=self.data.class_counts
-        ).to(self.device)
+        self.loss = self._loss()
         self.aug = Augmentation.from_config(cfg)
         if self.dims == 3 and self.model.spec.spacing is not None:
             self.aug = replace(self.aug, spacing=self.model.spec.spacing)
@@ -260,6 +256,19 @@ class _Trainer:
             steps_per_epoch=cfg.steps_per_epoch,
             start_epoch=self.state.epoch,
             validation_metric=self.data.validation_metric,
+        )
+
+    def _loss(self) -> SegmentationLoss:
+        """The run's loss, ``auto`` resolved from the data and the classes."""
+        classes = self.model.spec.num_classes
+        name = resolve_loss(
+            self.config.loss,
+            sparse=self.data.sparse,
+            num_classes=classes,
+            boundaries=self.config.instances == "boundaries",
+        )
+        return SegmentationLoss(name, num_classes=classes, class_counts=self.data.class_counts).to(
+            self.device
         )
 
     def _refuse_instances(self, pairs, base, names) -> None:
@@ -621,6 +630,7 @@ class _Trainer:
         return {
             "status": status,
             "config": self.config.to_dict(),
+            "loss": self.loss.name,  # what "auto" chose
             "metrics": self._metrics(),
             "source": self.source,
             "data": {

@@ -53,7 +53,7 @@ def class_weights(counts: ArrayLike) -> np.ndarray:
     return ((total - counts) / total).astype(np.float32)
 
 
-def resolve_loss(name: str, *, sparse: bool, num_classes: int) -> str:
+def resolve_loss(name: str, *, sparse: bool, num_classes: int, boundaries: bool = False) -> str:
     """The loss that ``name`` stands for (``"auto"`` chosen from the labels).
 
     Parameters
@@ -64,15 +64,22 @@ def resolve_loss(name: str, *, sparse: bool, num_classes: int) -> str:
         Whether label 0 means "not annotated" (strokes, a few painted slices).
     num_classes : int
         Classes the model predicts.
+    boundaries : bool, optional
+        Whether the classes are objects and their one-pixel boundaries, from instance
+        labels (``instances="boundaries"``).
 
     Returns
     -------
     str
-        ``name`` itself unless it is ``"auto"``: then ``"weighted-ce+dice"`` for
-        sparse labels with three or more classes, ``"ce+dice"`` otherwise. With a
-        few painted slices or strokes of many small classes the painted majority
-        (usually the background) dominates the plain loss, and a CPU-length run
-        predicts only a few classes; the class weights keep every class in play.
+        ``name`` itself unless it is ``"auto"``: then ``"weighted-ce"`` for objects
+        and boundaries, ``"weighted-ce+dice"`` for sparse labels with three or more
+        classes, ``"ce+dice"`` otherwise. With a few painted slices or strokes of
+        many small classes the painted majority (usually the background) dominates
+        the plain loss, and a CPU-length run predicts only a few classes; the class
+        weights keep every class in play. A one-pixel boundary class is what Dice
+        handles worst (a pixel's shift halves its overlap): class-weighted
+        cross-entropy, as the three-class nucleus U-Net is trained, did better on
+        both nucleus sets of docs/performance.md ("Instance labels").
 
     Raises
     ------
@@ -90,6 +97,8 @@ def resolve_loss(name: str, *, sparse: bool, num_classes: int) -> str:
         raise ValueError(f"loss must be one of {LOSSES}, got {name!r}")
     if name != "auto":
         return name
+    if boundaries:
+        return "weighted-ce"
     return "weighted-ce+dice" if sparse and num_classes >= 3 else "ce+dice"
 
 
