@@ -302,8 +302,8 @@ def evaluate(
             unit=config.unit,
         )
     # the matrix knows the ground truth's ids: only many ids are worth a look
-    counts = matrix.counts.reshape(-1, *matrix.counts.shape[-2:]).sum(axis=0)
-    many = np.count_nonzero(counts.sum(axis=1)) >= MIN_INSTANCE_IDS
+    truth, _ = _id_pixels(matrix)
+    many = np.count_nonzero(truth) >= MIN_INSTANCE_IDS
     objects = object_count(gt) if many else 0
     wrong_kind = () if not objects else (
         f"the ground truth has {objects} ids, about one connected object each: it looks "
@@ -389,6 +389,13 @@ def _with_named(cm: ConfusionMatrix, config: EvaluateConfig) -> ConfusionMatrix:
 ID_MISMATCH_SHARE = 0.25
 
 
+def _id_pixels(matrix: ConfusionMatrix) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels of each of ``matrix.labels`` in the ground truth and in the prediction
+    (a stack of per-slice matrices summed)."""
+    counts = matrix.counts.reshape(-1, *matrix.counts.shape[-2:]).sum(axis=0)
+    return counts.sum(axis=1), counts.sum(axis=0)
+
+
 def id_mismatch(matrix: ConfusionMatrix) -> str | None:
     """A warning when the two arrays use mostly different ids (e.g. a prediction in
     ids 1/2 scored against a ground truth in 0/1), else None.
@@ -401,9 +408,8 @@ def id_mismatch(matrix: ConfusionMatrix) -> str | None:
     -------
     str or None
     """
-    counts = matrix.counts.reshape(-1, *matrix.counts.shape[-2:]).sum(axis=0)
-    truth, pred = counts.sum(axis=1), counts.sum(axis=0)
-    total = counts.sum()
+    truth, pred = _id_pixels(matrix)
+    total = truth.sum()
     if total == 0:
         return None
     labels = np.asarray(matrix.labels)

@@ -213,7 +213,7 @@ class _Trainer:
         else:
             self.data = self._planes(pairs, in_channels, normalization, names)
         cfg = self.config
-        self._refuse_instances(pairs, base, names)
+        self._refuse_instances(pairs, base)
         self.model, source = fit_classes(
             base, self.config, self.data.max_label + 1, in_channels, normalization, self.device
         )
@@ -271,7 +271,7 @@ class _Trainer:
             self.device
         )
 
-    def _refuse_instances(self, pairs, base, names) -> None:
+    def _refuse_instances(self, pairs, base) -> None:
         """Refuse to train one class per object of instance labels given as class ids,
         unless the config or the model to fine-tune says that many classes."""
         cfg = self.config
@@ -279,7 +279,7 @@ class _Trainer:
             return
         refuse_instances(
             pairs,
-            list(names) if names else [f"pair {i}" for i in range(len(pairs))],
+            [source.name for source in self.data.sources],  # the data's names for them
             needed=self.data.max_label + 1,
             confirmed=max(
                 cfg.num_classes or 0,
