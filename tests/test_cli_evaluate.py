@@ -135,3 +135,38 @@ def test_an_ome_zarr_ground_truth_gives_its_voxel_size(files, tmp_path, capsys):
     config = EvaluateConfig(surface=True, spacing=(4.0, 0.5, 0.5))
     assert out["surface"] == json.loads(json.dumps(evaluate(pred, gt, config).to_dict()["surface"]))
     assert run_json(capsys, *args, "--spacing", "1", "1", "1")["surface"] != out["surface"]
+
+
+def test_folders_pair_by_name_score_each_pair_and_pool_them(tmp_path, capsys):
+    from napari_seg.metrics import pool_evaluations
+
+    gt_dir, pred_dir = tmp_path / "data", tmp_path / "pred"
+    gt_dir.mkdir()
+    pred_dir.mkdir()
+    arrays = {}
+    for seed, name in enumerate("abc"):
+        image, gt = cells_3d((2, 40, 48 + 8 * seed), seed=seed)
+        pred = gt.copy()
+        pred[:, : 10 + 5 * seed] = 0
+        arrays[name] = pred, gt
+        tifffile.imwrite(gt_dir / f"{name}.tif", image)  # a dataset's images sit beside
+        tifffile.imwrite(gt_dir / f"{name}_labels.tif", gt)
+        tifffile.imwrite(pred_dir / f"{name}_labels.tif", pred if name != "c" else pred[:, 1:])
+        tifffile.imwrite(pred_dir / f"{name}_probabilities.tif", np.zeros((2, 3), np.float32))
+    tifffile.imwrite(pred_dir / "d_labels.tif", gt)
+    argv = ["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir)]
+    assert main([*argv, "--json"]) == 1  # pair c has another shape
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert [image["name"] for image in out["images"]] == ["a", "b"]
+    core = [evaluate(*arrays[name]) for name in "ab"]
+    expect = pool_evaluations(["a", "b"], core)
+    assert out == json.loads(json.dumps(expect.to_dict()))
+    assert "1 prediction without a ground-truth file left out: d_labels.tif" in captured.err
+    assert re.search(r"error: .*c_labels\.tif against .*c_labels\.tif: .*shape", captured.err)
+    assert "1 of 3 pair(s) failed and are not in the pooled scores" in captured.err
+    (pred_dir / "c_labels.tif").unlink()
+    assert main([*argv, "--instance"]) == 0
+    text = capsys.readouterr().out
+    for part in ("2 pairs", "mean over images", "all 2 pairs pooled:", "true objects"):
+        assert part in text

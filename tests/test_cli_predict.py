@@ -256,3 +256,22 @@ def test_a_folder_of_images_is_segmented_file_by_file(model_file, image, tmp_pat
     (tmp_path / "empty").mkdir()
     assert main(_args(model_file, out, tmp_path / "empty")) == 1
     assert "a folder without image files" in capsys.readouterr().err
+
+
+def test_label_files_beside_their_images_are_not_inputs(model_file, image, tmp_path, capsys):
+    src = tmp_path / "data"
+    src.mkdir()
+    tifffile.imwrite(src / "a.tif", image)
+    tifffile.imwrite(src / "a_labels.tif", (image > image.mean()).astype(np.uint8))
+    tifffile.imwrite(src / "b_labels.tif", image)  # no b.tif: an image like any other
+    assert main(_args(model_file, src, src, extra=["--overwrite"])) == 0
+    assert "1 label file(s) beside their images are not inputs: a_labels.tif" in (
+        capsys.readouterr().err
+    )
+    assert main(_args(model_file, src, src, extra=["--overwrite"])) == 0  # once more
+    assert "2 label file(s) beside their images are not inputs: a_labels.tif, b_labels_" in (
+        capsys.readouterr().err
+    )
+    assert sorted(p.name for p in src.iterdir()) == [
+        "a.tif", "a_labels.tif", "b_labels.tif", "b_labels_labels.tif",
+    ]  # fmt: skip

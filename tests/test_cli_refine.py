@@ -66,6 +66,8 @@ def test_per_slice_and_list_parameters(labels_file, tmp_path):
 def test_pipeline_over_a_folder(labels_file, tmp_path):
     path, labels = labels_file
     tifffile.imwrite(path.parent / "other_labels.tif", labels[:, ::-1])
+    # what predict --probabilities writes beside the labels is no label file
+    tifffile.imwrite(path.parent / "cells_probabilities.tif", np.full((2, 4), 0.5, np.float32))
     pipe = tmp_path / "pipe.yaml"
     pipe.write_text(
         "per_slice: true\n"
@@ -80,6 +82,7 @@ def test_pipeline_over_a_folder(labels_file, tmp_path):
             np.stack([refine.remove_small_objects(p, 4) for p in source]), {1: 3}
         )
         np.testing.assert_array_equal(tifffile.imread(out / name), expected)
+    assert sorted(p.name for p in out.iterdir()) == ["cells_labels.tif", "other_labels.tif"]
 
 
 def test_crf_reads_the_image_and_probabilities(tmp_path):

@@ -318,3 +318,22 @@ def test_instance_labels_need_instances_and_train_objects_and_boundaries(
     assert not out.exists()
     assert main([*argv, "--instances", "boundaries"]) == 0
     assert load_model(out).spec.class_names == ("background", "object", "boundary")
+
+
+def test_a_folder_of_images_and_labels_trains_on_its_pairs(files, tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "unlabelled.tif", cells_2d((96, 128), seed=5)[0])
+    out = tmp_path / "model.safetensors"
+    folder = str(tmp_path)
+    argv = ["train", "--image", folder, "--labels", folder, "--arch", "unet",
+            "--label0", "background", "--out", str(out), *FAST]  # fmt: skip
+    assert main(argv) == 0
+    assert "1 image without a label file left out: unlabelled.tif" in capsys.readouterr().err
+    summary = json.loads((tmp_path / "model.training.json").read_text())
+    assert summary["data"]["pairs"] == ["cells0.tif", "cells1.tif"]
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    tifffile.imwrite(masks / "other.tif", np.zeros((96, 128), np.uint8))
+    argv = ["train", "--image", folder, "--labels", str(masks), "--arch", "unet",
+            "--out", str(tmp_path / "n.safetensors"), *FAST]  # fmt: skip
+    assert main(argv) == 1
+    assert "no file of" in capsys.readouterr().err

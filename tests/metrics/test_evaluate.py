@@ -76,6 +76,42 @@ def test_instance_scores_of_class_labels_come_with_a_warning(make_instances):
     assert evaluate(classes, classes).warnings == []  # semantic mode: classes are right
 
 
+def test_a_time_series_of_objects_is_matched_plane_by_plane(make_instances):
+    """Track ids (one id per object over time, as the Cell Tracking Challenge's ground
+    truth) against per-frame objects: whole-array matching is meaningless and says so;
+    per-slice scores give each frame's matching and all frames pooled."""
+    from napari_seg.metrics import match_instances, pool_instance_scores
+
+    frames = [make_instances((64, 80), n=12, seed=s)[1] for s in range(5)]
+    tracks = np.stack(frames)  # ids 1..n reused in every frame, at other places
+    offsets = np.cumsum([0, *(int(f.max()) for f in frames[:-1])])
+    per_frame = np.stack([np.where(f > 0, f + o, 0) for f, o in zip(frames, offsets, strict=True)])
+    pred = per_frame.copy()
+    pred[2, :20] = 0  # part of frame 2 missed
+    whole = evaluate(pred, tracks, EvaluateConfig(mode="instance"))
+    assert len(whole.warnings) == 1
+    assert "recur in" in whole.warnings[0]
+    assert "along axis 0" in whole.warnings[0]
+    assert "--per-slice 0" in whole.warnings[0]
+    assert whole.pooled_slices is None
+    config = EvaluateConfig(mode="instance", slice_axis=0)
+    sliced = evaluate(pred, tracks, config)
+    assert sliced.warnings == []  # each plane holds objects: nothing to warn about
+    expect = pool_instance_scores(
+        [match_instances(p, t) for p, t in zip(pred, tracks, strict=True)]
+    )
+    pooled = sliced.pooled_slices
+    assert pooled.n_true == sum(len(np.unique(f)) - 1 for f in frames)
+    np.testing.assert_array_equal(pooled.tp, expect.tp)
+    assert 0.5 < pooled.f1[0] < 1
+    assert whole.scores.f1[0] < 0.5 < pooled.f1[0]
+    assert sliced.to_dict()["per_slice"]["pooled"]["thresholds"][0]["TP"] == int(pooled.tp[0])
+    # class labels (two ids, many regions in every plane) keep the class warning
+    classes = (per_frame > 0).astype(np.uint8) + (per_frame % 2).astype(np.uint8)
+    [message] = evaluate(classes, per_frame, config.with_(slice_axis=None)).warnings
+    assert message.startswith("the prediction has 2 id(s)")
+
+
 def test_id_regions_of_a_large_array_reads_its_middle_plane_s_centre():
     from napari_seg.metrics import _arrays
 

@@ -160,6 +160,18 @@ def test_instance_mode(setup, stack, qtbot):
     assert w.plots.slices is None
 
 
+def test_instance_mode_per_slice_reports_objects_matched_slice_by_slice(setup, stack, qtbot):
+    """A time series' objects are matched in each plane: the status gives those too."""
+    _viewer, w, _layers = setup
+    w._mode.value = "instance"
+    w.run()
+    _wait(qtbot, w)
+    pred, _, gt = stack
+    planes = evaluate(pred, gt, EvaluateConfig(mode="instance", slice_axis=0)).pooled_slices
+    assert planes.n_true > w.result.scores.n_true  # objects cut into one per plane
+    assert f"slice by slice: {planes.n_true} true, {planes.n_pred} predicted" in (w._status.value)
+
+
 def test_bad_inputs_become_notifications(setup, qtbot, notes, tmp_path):
     viewer, w, layers = setup
     w._export_path.value = tmp_path / "scores.txt"

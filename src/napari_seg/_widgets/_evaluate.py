@@ -412,10 +412,18 @@ class EvaluateWidget(RunnerFields, Dock):
                 f"FW-IoU {_cell(s.frequency_weighted_iou)}"
             )
         else:
-            self._status.value = (
+            text = (
                 f"{s.n_true} true, {s.n_pred} predicted objects; "
                 f"accuracy over thresholds {_cell(s.mean_accuracy)}"
             )
+            planes = self.result.pooled_slices
+            if planes is not None:  # a time series: objects matched in each plane
+                text = (
+                    f"{s.n_true} true, {s.n_pred} predicted objects; mean accuracy "
+                    f"{_cell(s.mean_accuracy)}\nslice by slice: {planes.n_true} true, "
+                    f"{planes.n_pred} predicted; mean accuracy {_cell(planes.mean_accuracy)}"
+                )
+            self._status.value = text
 
     def _on_error_maps(self, maps: list[tuple[str, np.ndarray]]) -> None:
         layers = self._viewer.layers

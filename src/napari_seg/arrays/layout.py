@@ -369,6 +369,12 @@ def _checked_shape(shape: Sequence[int], spatial_dims: int) -> tuple[int, ...]:
     return shape
 
 
+def _axis_text(axes: int | tuple[int, ...]) -> str:
+    """An axis choice as both front ends spell it: ``--axis 0,1 / axis=(0, 1)``."""
+    flag = axes if isinstance(axes, int) else ",".join(map(str, axes))
+    return f"--axis {flag} / axis={axes}"
+
+
 def _slice_axes(
     shape: tuple[int, ...],
     axis: int | Sequence[int] | None,
@@ -386,15 +392,16 @@ def _slice_axes(
         raise ValueError(
             f"the model expects 1 input channel but the image (shape {shape}) looks like "
             f"it has {shape[-1]} channels on its last axis; use a {shape[-1]}-channel model, "
-            "or pass axis=... to segment it slice by slice"
+            "or segment it slice by slice along an axis (--axis N on the command line, "
+            "axis=N in Python)"
         )
     if len(others) > spatial_dims:
         leading = tuple(others[: len(others) - spatial_dims])  # a TZYX stack: T and Z
         example = leading[0] if len(leading) == 1 else leading
         raise ValueError(
             f"image of shape {shape} has {len(others)} non-channel axes but the model is "
-            f"{spatial_dims}D: choose the axis to segment slice by slice along (axis=...), "
-            f"e.g. axis={example}"
+            f"{spatial_dims}D: choose the axis to segment slice by slice along (--axis on "
+            f"the command line, axis= in Python), e.g. {_axis_text(example)}"
         )
     return ()
 

@@ -48,6 +48,27 @@ def add_spacing_unit_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_labels_suffix_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """Add ``--labels-suffix``, the name tail of the label files in a folder.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    what : str
+        What the label files are called in the help ("label", "ground-truth").
+    """
+    from .._datasets import LABELS_SUFFIX
+
+    parser.add_argument(
+        "--labels-suffix",
+        default=LABELS_SUFFIX,
+        metavar="TEXT",
+        help=f"with folders: the name tail of the {what} files, so that NAME.tif pairs with "
+        f"NAMETEXT.tif (or NAME.tif in a folder of its own; default {LABELS_SUFFIX!r}, '' "
+        "for equal names)",
+    )
+
+
 def parse_options(items: Sequence[str]) -> dict[str, int | bool]:
     """``--option NAME=VALUE`` flags as a dict (integers or true/false).
 

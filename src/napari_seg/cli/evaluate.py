@@ -1,4 +1,4 @@
-"""``napari-seg evaluate``: score a label file against a ground-truth label file."""
+"""``napari-seg evaluate``: score label files against ground-truth label files."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from ._common import read_config
+from ._common import EXIT_ERROR, INPUT_ERRORS, add_labels_suffix_argument, read_config
 
 if TYPE_CHECKING:
-    from ..metrics import EvaluateConfig
+    from ..metrics import EvaluateConfig, Evaluation
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,12 +27,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="score predicted labels against ground truth (IoU, Dice, instance matching)",
         description=(
             "Compare a predicted label file with a ground-truth label file (TIFF, PNG, "
-            "NumPy .npy or zarr, same shape) and print per-class and mean scores, or "
-            "with --instance the object matching at IoU thresholds 0.5..0.95."
+            "NumPy .npy, zarr or NIfTI, same shape) and print per-class and mean scores, "
+            "or with --instance the object matching at IoU thresholds 0.5..0.95. Two "
+            "folders are paired by name (NAME_labels.tif, as predict writes it, with "
+            "NAME_labels.tif or NAME.tif): each pair's headline scores, their mean, and "
+            "the scores of all pairs pooled."
         ),
     )
-    p.add_argument("--pred", required=True, type=Path, help="predicted labels file")
-    p.add_argument("--gt", required=True, type=Path, help="ground-truth labels file")
+    _add_input_arguments(p)
     p.add_argument(
         "--ignore",
         nargs="+",
@@ -74,6 +76,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, help="JSON or YAML file of evaluation settings")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
+
+
+def _add_input_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--pred", required=True, type=Path, help="predicted labels file, or a folder of them"
+    )
+    p.add_argument(
+        "--gt", required=True, type=Path, help="ground-truth labels file, or a folder of them"
+    )
+    add_labels_suffix_argument(p, "ground-truth")
 
 
 def _background(text: str) -> int | None:
@@ -147,35 +159,84 @@ def run(args: argparse.Namespace) -> int:
     Returns
     -------
     int
-        0 on success, 1 when an input failed (each is reported on stderr).
+        0 on success, 1 when a pair of a folder failed (each is reported on
+        stderr; the others are still scored and pooled).
 
     Raises
     ------
     ValueError, OSError
         For a usage error; ``main`` prints it in one line.
     """
-    from .._units import unit_symbol
-    from ..metrics import evaluate, format_scores, surface_rows
-    from ..metrics._report import format_table
+    from .._datasets import LABELS_SUFFIX, PROBABILITIES_SUFFIX, name_key, pair_files
 
     config = build_config(args)
-    pred, _ = _read(args.pred, "--pred")
-    gt, geometry = _read(args.gt, "--gt")
+    found = pair_files(
+        args.pred,
+        args.gt,
+        suffix=args.labels_suffix,
+        image_suffix=LABELS_SUFFIX,
+        skip=(PROBABILITIES_SUFFIX,),
+    )
+    if found.pairs == [(args.pred, args.gt)]:  # two files
+        result = _evaluate_files(args.pred, args.gt, config)
+        _warn(result, "")
+        if args.json:
+            print(json.dumps(result.to_dict(), allow_nan=False))
+        else:
+            _print_one(result, f"{args.pred} against {args.gt} ({config.mode})")
+        return 0
+    for message in found.left_out("prediction", "ground-truth file"):
+        print(f"warning: {message}", file=sys.stderr)
+    names, results, failed = [], [], 0
+    for pred, gt in found.pairs:
+        try:
+            result = _evaluate_files(pred, gt, config)
+        except INPUT_ERRORS as exc:
+            failed += 1
+            print(f"napari-seg evaluate: error: {pred} against {gt}: {exc}", file=sys.stderr)
+            continue
+        names.append(name_key(gt, args.labels_suffix))
+        results.append(result)
+        _warn(result, f"{names[-1]}: ")
+    if failed:
+        print(
+            f"napari-seg evaluate: {failed} of {len(found.pairs)} pair(s) failed and are "
+            "not in the pooled scores",
+            file=sys.stderr,
+        )
+    if results:
+        _print_dataset(names, results, args, config)
+    return EXIT_ERROR if failed else 0
+
+
+def _evaluate_files(pred_path: Path, gt_path: Path, config: EvaluateConfig) -> Evaluation:
+    """Read a pair of label files and score them, with the files' spacing for surfaces."""
+    from .._units import unit_symbol
+    from ..metrics import evaluate
+
+    pred, _ = _read(pred_path, "--pred")
+    gt, geometry = _read(gt_path, "--gt")
     if config.surface and config.spacing is None and geometry is not None:
         unit = config.unit or unit_symbol(geometry.unit)
         config = config.with_(spacing=geometry.spacing, unit=unit)
     elif config.surface and config.spacing is None:  # an OME-Zarr or calibrated TIFF's
         # the ground truth's, else the prediction's (napari-seg's labels keep their image's)
-        for path in (args.gt, args.pred):
+        for path in (gt_path, pred_path):
             if config.spacing is None:
                 config = _with_file_spacing(config, path, len(gt.shape))
-    result = evaluate(pred, gt, config)
+    return evaluate(pred, gt, config)
+
+
+def _warn(result: Evaluation, where: str) -> None:
     for message in result.warnings:
-        print(f"warning: {message}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(result.to_dict(), allow_nan=False))
-        return 0
-    print(f"{args.pred} against {args.gt} ({config.mode})")
+        print(f"warning: {where}{message}", file=sys.stderr)
+
+
+def _print_one(result: Evaluation, title: str) -> None:
+    from ..metrics import format_scores, surface_rows
+    from ..metrics._report import format_table
+
+    print(title)
     print(format_scores(result.scores, result.names()))
     if result.surface is not None:
         rows = surface_rows(result.surface, result.names())
@@ -183,10 +244,36 @@ def run(args: argparse.Namespace) -> int:
         print(format_table(rows, list(rows[0]) if rows else ["class"]))
     summary = result.slice_summary()
     if summary is not None:
-        what = "mean IoU (no background)" if config.mode == "semantic" else "accuracy"
+        what = "mean IoU (no background)" if result.config.mode == "semantic" else "accuracy"
         values = " ".join("-" if v != v else f"{v:.3f}" for v in summary)
-        print(f"\nper slice along axis {config.slice_axis}, {what}: {values}")
-    return 0
+        print(f"\nper slice along axis {result.config.slice_axis}, {what}: {values}")
+    pooled = result.pooled_slices
+    if pooled is not None:
+        planes = len(cast(tuple, result.slices))
+        print(f"\nobjects matched plane by plane, all {planes} planes pooled:")
+        print(format_scores(pooled))
+
+
+def _print_dataset(names: list[str], results: list, args, config: EvaluateConfig) -> None:
+    from ..metrics import format_scores, pool_evaluations, surface_rows
+    from ..metrics._report import format_table
+
+    dataset = pool_evaluations(names, results)
+    if args.json:
+        print(json.dumps(dataset.to_dict(), allow_nan=False))
+        return
+    rows = dataset.rows()
+    print(f"{len(names)} pairs, {args.pred} against {args.gt} ({config.mode})")
+    print(format_table(rows, list(rows[0])))
+    pooled = dataset.pooled
+    print(f"\nall {len(names)} pairs pooled:")
+    print(format_scores(pooled.scores, pooled.names()))
+    if pooled.surface is not None:
+        rows = surface_rows(pooled.surface, pooled.names())
+        print("\nsurfaces, per-class means over the pairs that hold the class:")
+        print(format_table(rows, list(rows[0]) if rows else ["class"]))
+    for message in pooled.warnings:
+        print(f"warning: pooled: {message}", file=sys.stderr)
 
 
 def _read(path: Path, flag: str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -140,11 +141,11 @@ def run(args: argparse.Namespace) -> int:
     ValueError, OSError
         For a usage error; ``main`` prints it in one line.
     """
-    from .._io import expand_inputs, output_stem
+    from .._io import output_stem
     from ..models import load_model
 
     config = build_config(args)
-    args.inputs = expand_inputs(args.inputs)
+    args.inputs = _inputs(args.inputs)
     if args.cluster or args.cluster_config or args.block is not None or args.into_source:
         args.output_format = "ome-zarr"
     if args.output is None and not args.into_source:
@@ -173,6 +174,30 @@ def run(args: argparse.Namespace) -> int:
 
     items = list(zip(args.inputs, outputs, strict=True))
     return for_each_input("predict", items, work, lambda item: item[0])
+
+
+def _inputs(paths: list[Path]) -> list[Path]:
+    """The image files of ``paths``: a folder's files without the label files that lie
+    beside their images there (``a_labels.tif`` beside ``a.tif``: a dataset's folder,
+    or one ``predict`` already wrote into). Files named on the command line stay."""
+    from .._datasets import few_names, outputs_beside_images
+    from .._io import expand_inputs
+
+    inputs: list[Path] = []
+    beside: list[Path] = []
+    for path in paths:
+        files = expand_inputs([path])
+        if files != [path]:
+            beside += outputs_beside_images(files)
+            files = [p for p in files if p not in beside]
+        inputs += files
+    if beside:
+        print(
+            f"napari-seg predict: {len(beside)} label file(s) beside their images are not "
+            f"inputs: {few_names(beside)}",
+            file=sys.stderr,
+        )
+    return inputs
 
 
 def _outputs(folder: Path, stem: str, source: Path, probabilities: bool) -> tuple[Path, ...]:

@@ -204,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
+    from .._datasets import PROBABILITIES_SUFFIX, outputs_beside_images
     from .._io import output_stem
     from ..medical import label_path
 
@@ -218,6 +219,9 @@ def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
         for p in source.iterdir()
         if p.name.lower().endswith(LABEL_SUFFIXES) and not p.name.startswith(".")
     )
+    # predict --probabilities writes NAME_probabilities beside NAME_labels: not labels
+    files = [p for p in files if p not in outputs_beside_images(files)
+             or not output_stem(p).endswith(PROBABILITIES_SUFFIX)]  # fmt: skip
     if not files:
         raise ValueError(f"no label files ({', '.join(LABEL_SUFFIXES)}) in {source}")
     if target.exists() and not target.is_dir():
@@ -258,11 +262,12 @@ def _refine_one(source: Path, target: Path, config, args) -> int:
 
 def _input_path(path: Path, source: Path, name: str) -> Path:
     """The input file, or in a folder the file that goes with ``source`` (by name)."""
+    from .._datasets import LABELS_SUFFIX, PROBABILITIES_SUFFIX, name_key
     from .._io import output_stem
 
     if path.is_dir() and path.suffix.lower() != ".zarr":
-        base = output_stem(source).removesuffix("_labels")
-        wanted = (f"{base}_probabilities", base) if name == "probabilities" else (base,)
+        base = name_key(source, LABELS_SUFFIX)
+        wanted = (base + PROBABILITIES_SUFFIX, base) if name == "probabilities" else (base,)
         matches = [p for w in wanted for p in sorted(path.iterdir()) if output_stem(p) == w]
         if not matches:
             raise FileNotFoundError(f"no {name} file named {' or '.join(wanted)}.* in {path}")

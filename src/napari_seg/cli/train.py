@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ._common import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
+    add_labels_suffix_argument,
     add_spacing_unit_argument,
     drive,
     parse_options,
@@ -73,20 +74,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="train or fine-tune a model on image/label files",
         description=(
             "Train a new model (--arch) or fine-tune one (--from-model) on pairs of image and "
-            "label files (TIFF, PNG, NumPy .npy or zarr). Writes the best model to --out, the "
+            "label files (TIFF, PNG, NumPy .npy, zarr or NIfTI), or on folders of them paired "
+            "by name (NAME.tif with NAME_labels.tif). Writes the best model to --out, the "
             "last state to OUT-last.safetensors and the settings with the reached metrics to "
             "OUT.training.json. Ctrl+C stops after the current step and keeps the results; "
             "a second Ctrl+C aborts."
         ),
     )
-    p.add_argument(
-        "--image",
-        action="append",
-        required=True,
-        type=Path,
-        help="image file (repeat --image and --labels for several pairs)",
-    )
-    p.add_argument("--labels", action="append", required=True, type=Path, help="its labels")
+    _add_data_arguments(p)
     p.add_argument("--out", required=True, type=Path, help="model file to write (.safetensors)")
     p.add_argument("--config", type=Path, help="JSON or YAML training settings")
     p.add_argument("--arch", help="architecture of a new model (see 'napari-seg models')")
@@ -125,6 +120,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def _add_data_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--image",
+        action="append",
+        required=True,
+        type=Path,
+        help="image file, or a folder of images (repeat --image and --labels for several)",
+    )
+    p.add_argument(
+        "--labels",
+        action="append",
+        required=True,
+        type=Path,
+        help="its labels, or a folder of label files paired with the images by name (it may "
+        "be the images' folder)",
+    )
+    add_labels_suffix_argument(p, "label")
 
 
 def _add_class_arguments(p: argparse.ArgumentParser) -> None:
@@ -242,6 +256,7 @@ def run(args: argparse.Namespace) -> int:
             f"give one --labels per --image: got {len(args.image)} image(s) and "
             f"{len(args.labels)} label file(s)"
         )
+    args.image, args.labels = _pairs(args.image, args.labels, args.labels_suffix)
     config = build_config(args)
     # The model file must not replace an image or labels file, whatever --overwrite says.
     check_target(args.out, overwrite=True, inputs=[*args.image, *args.labels])
@@ -260,6 +275,17 @@ def run(args: argparse.Namespace) -> int:
     finally:  # a second Ctrl+C while reporting is still a clean interruption
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+
+
+def _pairs(images: list[Path], labels: list[Path], suffix: str) -> tuple[list, list]:
+    """The (image, labels) files of each --image/--labels pair, folders paired by name."""
+    from .._datasets import pair_files
+
+    found = [pair_files(i, lab, suffix=suffix) for i, lab in zip(images, labels, strict=True)]
+    for message in (m for f in found for m in f.left_out()):
+        print(f"napari-seg train: warning: {message}", file=sys.stderr)
+    pairs = [pair for f in found for pair in f.pairs]
+    return [i for i, _ in pairs], [lab for _, lab in pairs]
 
 
 def _with_input_spacing(config, paths, images):

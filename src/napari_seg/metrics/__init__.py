@@ -6,6 +6,7 @@ per-class and mean scores by :func:`semantic_scores`. Instance scores match
 objects at IoU thresholds from sparse overlaps (:func:`match_instances`).
 Surface distances (HD95, ASSD, surface Dice) and volumes in physical units come
 from :func:`surface_scores`.
+:func:`pool_evaluations` takes the evaluations of several images together.
 :func:`error_map` and :func:`instance_error_map` say where the errors are.
 
 Zero division: a score whose denominator is zero (e.g. the IoU of a class
@@ -13,7 +14,14 @@ absent from both arrays) is NaN, and means leave NaN out.
 """
 
 from ._arrays import id_regions, object_count
-from ._confusion import MAX_CLASSES, ConfusionMatrix, confusion_matrix, slice_confusion_matrices
+from ._confusion import (
+    MAX_CLASSES,
+    ConfusionMatrix,
+    confusion_matrix,
+    pool_matrices,
+    slice_confusion_matrices,
+)
+from ._dataset import DatasetEvaluation, headline, pool_evaluations
 from ._errors import ERROR_COLORS, ERROR_NAMES, error_map, instance_error_map
 from ._evaluate import MODES, EvaluateConfig, Evaluation, evaluate
 from ._instance import (
@@ -22,6 +30,7 @@ from ._instance import (
     Overlaps,
     instance_overlaps,
     match_instances,
+    pool_instance_scores,
 )
 from ._report import format_scores, instance_rows, merge_rows, semantic_rows, to_dict
 from ._semantic import SemanticScores, semantic_scores
@@ -34,6 +43,7 @@ __all__ = [
     "MAX_CLASSES",
     "MODES",
     "ConfusionMatrix",
+    "DatasetEvaluation",
     "EvaluateConfig",
     "Evaluation",
     "InstanceScores",
@@ -44,6 +54,7 @@ __all__ = [
     "error_map",
     "evaluate",
     "format_scores",
+    "headline",
     "id_regions",
     "instance_error_map",
     "instance_overlaps",
@@ -51,6 +62,9 @@ __all__ = [
     "match_instances",
     "merge_rows",
     "object_count",
+    "pool_evaluations",
+    "pool_instance_scores",
+    "pool_matrices",
     "semantic_rows",
     "semantic_scores",
     "slice_confusion_matrices",

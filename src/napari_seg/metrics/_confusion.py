@@ -208,3 +208,58 @@ def _as_id(value, name: str) -> int:
     if value < 0:
         raise ValueError(f"{name} must hold ids >= 0, got {value}")
     return int(value)
+
+
+def widen(cm: ConfusionMatrix, labels: Sequence[int]) -> ConfusionMatrix:
+    """``cm`` over ``labels`` (a superset of ``cm.labels``, sorted): the added classes
+    get empty rows and columns.
+
+    Parameters
+    ----------
+    cm : ConfusionMatrix
+    labels : sequence of int
+
+    Returns
+    -------
+    ConfusionMatrix
+    """
+    labels = tuple(int(i) for i in labels)
+    if labels == cm.labels:
+        return cm
+    where = [labels.index(lab) for lab in cm.labels]
+    counts = np.zeros((*cm.counts.shape[:-2], len(labels), len(labels)), dtype=np.int64)
+    rows, cols = np.ix_(where, where)
+    counts[..., rows, cols] = cm.counts
+    return ConfusionMatrix(counts, labels, cm.ignore_labels, cm.ignored)
+
+
+def pool_matrices(matrices: Sequence[ConfusionMatrix]) -> ConfusionMatrix:
+    """The confusion matrix of several images taken together (the sum over the union
+    of their classes; stacks of per-slice matrices are summed over slices first).
+
+    Parameters
+    ----------
+    matrices : sequence of ConfusionMatrix
+        With the same ``ignore_labels``.
+
+    Returns
+    -------
+    ConfusionMatrix
+
+    Raises
+    ------
+    ValueError
+        For no matrices, or matrices that left out different ids.
+    """
+    if not matrices:
+        raise ValueError("nothing to pool: no confusion matrices given")
+    ignore = matrices[0].ignore_labels
+    if any(m.ignore_labels != ignore for m in matrices):
+        raise ValueError("confusion matrices that ignore different ids cannot be pooled")
+    labels = sorted({lab for m in matrices for lab in m.labels})
+    counts = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    for m in matrices:  # a stack of per-slice matrices counts as its sum
+        wide = widen(m, labels).counts
+        counts += wide.sum(axis=tuple(range(wide.ndim - 2)))
+    ignored = int(sum(np.sum(m.ignored) for m in matrices))
+    return ConfusionMatrix(counts, tuple(labels), ignore, ignored)

@@ -14,8 +14,14 @@ from .._types import RegionArray
 from .._validate import check_bool, check_number, check_spacing, check_str
 from ..limits import brief
 from ._arrays import MIN_INSTANCE_IDS, id_regions, object_count
-from ._confusion import ConfusionMatrix, confusion_matrix, slice_confusion_matrices
-from ._instance import DEFAULT_THRESHOLDS, InstanceScores, _check_thresholds, match_instances
+from ._confusion import ConfusionMatrix, confusion_matrix, slice_confusion_matrices, widen
+from ._instance import (
+    DEFAULT_THRESHOLDS,
+    InstanceScores,
+    _check_thresholds,
+    match_instances,
+    pool_instance_scores,
+)
 from ._report import _num, instance_rows, semantic_rows, to_dict
 from ._semantic import SemanticScores, semantic_scores
 from ._surface import SurfaceScores, surface_dict, surface_rows, surface_scores
@@ -204,6 +210,21 @@ class Evaluation:
             return np.asarray(self.slices.mean_iou_foreground, dtype=float)
         return np.array([s.accuracy[0] for s in self.slices], dtype=float)
 
+    @property
+    def pooled_slices(self) -> InstanceScores | None:
+        """Instance mode with per-slice scores: the objects matched plane by plane and
+        the matches of all planes summed (the score of a time series, or of a stack of
+        2D images); None otherwise (a stack's semantic scores are already the sum of
+        its planes').
+
+        Returns
+        -------
+        InstanceScores or None
+        """
+        if self.slices is None or isinstance(self.slices, SemanticScores):
+            return None
+        return pool_instance_scores(self.slices)
+
     def rows(self) -> list[dict]:
         """The table rows of the scores (one per class, or per IoU threshold).
 
@@ -244,6 +265,9 @@ class Evaluation:
                 "score": "mean_iou_foreground" if self.config.mode == "semantic" else "accuracy",
                 "values": [_num(v) for v in summary],
             }
+            pooled = self.pooled_slices
+            if pooled is not None:
+                out["per_slice"]["pooled"] = to_dict(pooled)
         return out
 
 
@@ -322,8 +346,8 @@ def _evaluate_instances(pred, gt, config: EvaluateConfig) -> Evaluation:
 
     scores = scored(pred, gt)
     slices = None
-    if config.slice_axis is not None:
-        axis = config.slice_axis % len(gt.shape)
+    axis = None if config.slice_axis is None else config.slice_axis % len(gt.shape)
+    if axis is not None:
         lead = (slice(None),) * axis
 
         def plane(i: int) -> tuple:
@@ -333,7 +357,7 @@ def _evaluate_instances(pred, gt, config: EvaluateConfig) -> Evaluation:
     wrong_kind = tuple(
         message
         for what, array in (("prediction", pred), ("ground truth", gt))
-        if (message := classes_not_objects(array, what, background))
+        if (message := classes_not_objects(array, what, background, axis=axis))
     )
     return Evaluation(config, scores, slices, wrong_kind=wrong_kind)
 
@@ -342,11 +366,20 @@ def _evaluate_instances(pred, gt, config: EvaluateConfig) -> Evaluation:
 #: least :data:`MIN_CLASS_REGIONS` regions) is class labels, not objects.
 REGIONS_PER_CLASS = 3
 MIN_CLASS_REGIONS = 10
+#: A stack whose planes each hold at least this many ids, about one region each, while
+#: the ids recur along the stack, is a series of 2D instance labels (e.g. track ids).
+MIN_PLANE_IDS = 3
 
 
-def classes_not_objects(array, what: str, background: int = 0) -> str | None:
+def classes_not_objects(
+    array, what: str, background: int = 0, *, axis: int | None = None
+) -> str | None:
     """A warning when ``array``, given for instance scores, holds class labels: few ids,
     each in many separate regions (a semantic prediction scored as objects); else None.
+
+    An array whose ids recur in separate regions only across its planes (each plane
+    alone holds about one region per id, as a time series' track ids do) gets a
+    warning that says so and points at plane-by-plane scores instead.
 
     Parameters
     ----------
@@ -354,14 +387,34 @@ def classes_not_objects(array, what: str, background: int = 0) -> str | None:
     what : str
         What the array is, for the message ("prediction", "ground truth").
     background : int, optional
+    axis : int, optional
+        The axis the objects are scored plane by plane along (``slice_axis``): the
+        middle plane along it is judged.
 
     Returns
     -------
     str or None
     """
-    ids, regions = id_regions(array, background=background)
-    if regions < max(MIN_CLASS_REGIONS, REGIONS_PER_CLASS * ids):
+
+    def judged(block) -> tuple[int, int, bool]:
+        ids, regions = id_regions(block, background=background)
+        return ids, regions, regions >= max(MIN_CLASS_REGIONS, REGIONS_PER_CLASS * ids)
+
+    ndim = len(array.shape)
+    whole = array[_middle(array.shape, axis)] if axis is not None and ndim > 2 else array
+    ids, regions, classes = judged(whole)
+    if not classes:
         return None
+    if axis is None and ndim > 2:
+        plane_ids, _, plane_classes = judged(array[_middle(array.shape, 0)])
+        if plane_ids >= MIN_PLANE_IDS and not plane_classes:
+            return (
+                f"the {what}'s {ids} id(s) recur in {regions} separate regions along axis "
+                "0, while each plane alone holds about one region per id, as a time "
+                "series' track ids do: to match the objects plane by plane, score each "
+                "plane (--per-slice 0, or 'score each slice of a stack' in the dock; "
+                "the planes pooled sum their matches)"
+            )
     return (
         f"the {what} has {ids} id(s) in {regions} separate regions: it looks like class "
         "labels, where instance scores need one id per object. Number its objects "
@@ -371,17 +424,15 @@ def classes_not_objects(array, what: str, background: int = 0) -> str | None:
     )
 
 
+def _middle(shape: tuple[int, ...], axis: int) -> tuple:
+    """The index of the middle plane along ``axis``."""
+    return (*(slice(None),) * axis, shape[axis] // 2)
+
+
 def _with_named(cm: ConfusionMatrix, config: EvaluateConfig) -> ConfusionMatrix:
     """Add rows for named classes absent from both arrays (their scores are NaN)."""
-    extra = sorted(set(config.class_names) - set(cm.labels) - set(config.ignore_labels))
-    if not extra:
-        return cm
-    labels = sorted([*cm.labels, *extra])
-    where = [labels.index(lab) for lab in cm.labels]
-    counts = np.zeros((*cm.counts.shape[:-2], len(labels), len(labels)), dtype=np.int64)
-    rows, cols = np.ix_(where, where)
-    counts[..., rows, cols] = cm.counts
-    return ConfusionMatrix(counts, tuple(labels), cm.ignore_labels, cm.ignored)
+    extra = set(config.class_names) - set(cm.labels) - set(config.ignore_labels)
+    return widen(cm, sorted([*cm.labels, *extra])) if extra else cm
 
 
 #: Warn when more than this share of the pixels of either array carries an id
@@ -392,7 +443,7 @@ ID_MISMATCH_SHARE = 0.25
 def _id_pixels(matrix: ConfusionMatrix) -> tuple[np.ndarray, np.ndarray]:
     """Pixels of each of ``matrix.labels`` in the ground truth and in the prediction
     (a stack of per-slice matrices summed)."""
-    counts = matrix.counts.reshape(-1, *matrix.counts.shape[-2:]).sum(axis=0)
+    counts = matrix.counts.sum(axis=tuple(range(matrix.counts.ndim - 2)))
     return counts.sum(axis=1), counts.sum(axis=0)
 
 

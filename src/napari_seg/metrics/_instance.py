@@ -172,6 +172,45 @@ def match_instances(
     ov = instance_overlaps(pred, gt, background=background)
     n_true, n_pred = len(ov.true_ids), len(ov.pred_ids)
     matches = tuple(_match(ov.pairs_true, ov.pairs_pred, ov.iou, t) for t in thresholds)
+    return _scores(thresholds, n_true, n_pred, matches)
+
+
+def pool_instance_scores(scores: Sequence[InstanceScores]) -> InstanceScores:
+    """The matching scores of several images taken together: their true and
+    predicted objects and their matches summed, then scored (as StarDist's
+    ``matching_dataset`` does), so an image with many objects weighs more.
+
+    Parameters
+    ----------
+    scores : sequence of InstanceScores
+        One per image, all at the same thresholds.
+
+    Returns
+    -------
+    InstanceScores
+        ``matches`` concatenates the images' matches (ids are each image's own).
+
+    Raises
+    ------
+    ValueError
+        For no scores, or scores at different thresholds.
+    """
+    if not scores:
+        raise ValueError("nothing to pool: no instance scores given")
+    thresholds = scores[0].thresholds
+    if any(s.thresholds != thresholds for s in scores):
+        raise ValueError("instance scores at different IoU thresholds cannot be pooled")
+    matches = tuple(
+        tuple(np.concatenate([s.matches[i][j] for s in scores]) for j in range(3))
+        for i in range(len(thresholds))
+    )
+    n_true = sum(s.n_true for s in scores)
+    n_pred = sum(s.n_pred for s in scores)
+    return _scores(thresholds, n_true, n_pred, matches)
+
+
+def _scores(thresholds, n_true: int, n_pred: int, matches) -> InstanceScores:
+    """The scores of ``matches``, one (true ids, predicted ids, IoU) per threshold."""
     tp = np.array([len(m[0]) for m in matches], dtype=np.int64)
     iou_sum = np.array([m[2].sum() for m in matches], dtype=np.float64)
     fp, fn = n_pred - tp, n_true - tp

@@ -1,0 +1,229 @@
+"""Image and label files paired by name: the one rule ``train`` and ``evaluate`` share.
+
+A folder of images and a folder of labels (or one folder holding both) pair a file
+``NAME.ext`` with the label file ``NAME<suffix>.ext2`` (``_labels`` by default: what
+``napari-seg predict`` writes and what many datasets use, e.g. BBBC007), or with
+``NAME.ext2`` when the labels sit in a folder of their own under the same names
+(``images/a.tif`` and ``masks/a.png``). Extensions never take part: ``a.tif`` pairs
+with ``a_labels.png`` and ``brain.nii.gz`` with ``brain_labels.nii.gz``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._io import expand_inputs, output_stem
+
+#: The tail a label file's name carries by default (``napari-seg predict`` writes
+#: ``NAME_labels.tif``).
+LABELS_SUFFIX = "_labels"
+#: The tail of the probability files ``predict --probabilities`` writes beside labels.
+PROBABILITIES_SUFFIX = "_probabilities"
+
+
+@dataclass(frozen=True)
+class FilePairs:
+    """What :func:`pair_files` found.
+
+    Attributes
+    ----------
+    pairs : list of (Path, Path)
+        (image, labels) pairs, sorted by the image's path.
+    unpaired_images : list of Path
+        Images without a label file (left out).
+    unpaired_labels : list of Path
+        Label files without an image (left out).
+    """
+
+    pairs: list[tuple[Path, Path]]
+    unpaired_images: list[Path]
+    unpaired_labels: list[Path]
+
+    def left_out(self, image: str = "image", label: str = "label file") -> list[str]:
+        """One sentence per kind of file left out, naming up to three of them.
+
+        Parameters
+        ----------
+        image, label : str
+            What one file of each side is called (e.g. "prediction", "ground-truth file").
+
+        Returns
+        -------
+        list of str
+        """
+        out = []
+        for what, paths, other in (
+            (image, self.unpaired_images, label),
+            (label, self.unpaired_labels, image),
+        ):
+            if paths:
+                names = few_names(paths)
+                plural = "s" if len(paths) > 1 else ""
+                article = "an" if other[0] in "aeiou" else "a"
+                out.append(
+                    f"{len(paths)} {what}{plural} without {article} {other} left out: {names}"
+                )
+        return out
+
+
+def few_names(paths: list[Path], count: int = 3) -> str:
+    """The names of the first ``count`` of ``paths``, then "..." if there are more.
+
+    Parameters
+    ----------
+    paths : list of Path
+    count : int, optional
+
+    Returns
+    -------
+    str
+    """
+    return ", ".join(p.name for p in paths[:count]) + (", ..." if len(paths) > count else "")
+
+
+def outputs_beside_images(paths: list[Path]) -> list[Path]:
+    """The label and probability files among ``paths`` that lie beside the file they
+    belong to (``a_labels.tif`` beside ``a.tif``; ``a_probabilities.tif`` beside
+    ``a.tif`` or ``a_labels.tif``): what a folder of images holds once ``predict``
+    wrote into it, or a dataset's ground truth.
+
+    Parameters
+    ----------
+    paths : list of Path
+
+    Returns
+    -------
+    list of Path
+    """
+    stems = {(p.parent, output_stem(p)) for p in paths}
+
+    def beside(p: Path) -> bool:
+        stem = output_stem(p)
+        if stem.endswith(PROBABILITIES_SUFFIX):
+            key = name_key(p, PROBABILITIES_SUFFIX)
+            return bool({(p.parent, key), (p.parent, key + LABELS_SUFFIX)} & stems)
+        return stem.endswith(LABELS_SUFFIX) and (p.parent, name_key(p, LABELS_SUFFIX)) in stems
+
+    return [p for p in paths if beside(p)]
+
+
+def name_key(path: str | os.PathLike, suffix: str = "") -> str:
+    """The name a file is paired by: its name without extensions and without ``suffix``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    suffix : str, optional
+        A tail to drop from the name when present (``"_labels"``: ``a_labels.tif``
+        gives ``a``).
+
+    Returns
+    -------
+    str
+    """
+    stem = output_stem(path)
+    if suffix and stem.endswith(suffix) and len(stem) > len(suffix):
+        return stem[: -len(suffix)]
+    return stem
+
+
+def pair_files(
+    images: str | os.PathLike,
+    labels: str | os.PathLike,
+    *,
+    suffix: str = LABELS_SUFFIX,
+    image_suffix: str = "",
+    skip: tuple[str, ...] = (),
+) -> FilePairs:
+    """Pair the image files of ``images`` with the label files of ``labels`` by name.
+
+    Parameters
+    ----------
+    images, labels : str or os.PathLike
+        Two files (one pair, names not compared), or two folders, or the same
+        folder twice (then its files named ``NAME<suffix>`` are the labels and the
+        others the images). Zarr stores and DICOM series folders count as files.
+    suffix : str, optional
+        The tail of a label file's name (default ``"_labels"``). In a folder that
+        holds files with it, only those are labels (the others are taken for the
+        images they label); in one without, every file is, and pairs by its whole
+        name (``""`` pairs equal names).
+    image_suffix : str, optional
+        A tail dropped from the images' names too, by the same rule (``"_labels"``
+        pairs the predictions ``predict`` wrote with ground-truth files).
+    skip : tuple of str, optional
+        Name tails of image files to pass over without a word (``("_probabilities",)``:
+        what ``predict --probabilities`` writes beside the labels).
+
+    Returns
+    -------
+    FilePairs
+
+    Raises
+    ------
+    ValueError
+        For a folder paired with a file, a folder of labels and images without a
+        ``suffix``, two files of one side with the same name, or folders in which
+        no file pairs (the message says what names were looked for).
+    """
+    images, labels = Path(images), Path(labels)
+    single = [expand_inputs([p]) == [p] for p in (images, labels)]
+    if all(single):
+        return FilePairs([(images, labels)], [], [])
+    if any(single):
+        file, folder = (images, labels) if single[0] else (labels, images)
+        raise ValueError(
+            f"{file} is a file and {folder} a folder: give two files (one pair) or two "
+            "folders (paired by name)"
+        )
+    image_files = expand_inputs([images])
+    if images.resolve() == labels.resolve():
+        if not suffix:
+            raise ValueError(
+                f"images and labels share the folder {images}: the labels need a name "
+                "suffix to tell them apart (e.g. '_labels')"
+            )
+        label_files = [p for p in image_files if output_stem(p).endswith(suffix)]
+        image_files = [p for p in image_files if p not in label_files]
+    else:
+        label_files = _with_tail(expand_inputs([labels]), suffix)
+        image_files = _with_tail(image_files, image_suffix)
+    image_files = [p for p in image_files if not output_stem(p).endswith(skip)]
+    by_image = _by_key(image_files, image_suffix)
+    by_label = _by_key(label_files, suffix)
+    pairs = [(by_image[k], by_label[k]) for k in by_image if k in by_label]
+    if not pairs:
+        raise ValueError(
+            f"no file of {labels} pairs with a file of {images}: an image NAME.ext pairs "
+            f"with a label file NAME{suffix}.ext or NAME.ext (found e.g. "
+            f"{image_files[0].name if image_files else 'no image'} and "
+            f"{label_files[0].name if label_files else 'no label file'})"
+        )
+    return FilePairs(
+        sorted(pairs),
+        sorted(p for k, p in by_image.items() if k not in by_label),
+        sorted(p for k, p in by_label.items() if k not in by_image),
+    )
+
+
+def _with_tail(files: list[Path], suffix: str) -> list[Path]:
+    """The files named ``NAME<suffix>`` when there are any (a folder of images and
+    their labels, given as the labels' folder), else all of them."""
+    tailed = [p for p in files if suffix and output_stem(p).endswith(suffix)]
+    return tailed or files
+
+
+def _by_key(files: list[Path], suffix: str) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for path in files:
+        key = name_key(path, suffix)
+        if key in found:
+            raise ValueError(
+                f"{found[key].name} and {path.name} in {path.parent} have the same name "
+                f"{key!r} once extensions{' and ' + repr(suffix) if suffix else ''} are "
+                "dropped: move one of them away"
+            )
+        found[key] = path
+    return found

@@ -1,0 +1,195 @@
+"""Scores of a dataset: the evaluations of many images, each one's headline and all pooled.
+
+Pooled semantic scores come from the sum of the images' confusion matrices (so a
+class is scored on all its pixels, as in dataset-level IoU); pooled instance scores
+from the summed matches (as StarDist's ``matching_dataset``). Surface distances and
+volumes are per-class means over the images in which the class occurs (as nnU-Net
+summarises cases), since a distance does not add up over images. The mean over
+images of each image's headline scores is given beside them.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import cast
+
+import numpy as np
+
+from ._confusion import ConfusionMatrix, pool_matrices
+from ._evaluate import Evaluation
+from ._instance import InstanceScores, pool_instance_scores
+from ._semantic import semantic_scores
+from ._surface import SurfaceScores
+
+
+@dataclass(frozen=True)
+class DatasetEvaluation:
+    """The evaluations of several images and what they give taken together.
+
+    Attributes
+    ----------
+    names : tuple of str
+        A name per image (e.g. its file name).
+    images : tuple of Evaluation
+        Each image's evaluation.
+    pooled : Evaluation
+        The images taken together (see the module's description).
+    """
+
+    names: tuple[str, ...]
+    images: tuple[Evaluation, ...]
+    pooled: Evaluation
+
+    def rows(self) -> list[dict]:
+        """One row per image with its :func:`headline` scores, then their means.
+
+        Returns
+        -------
+        list of dict
+            ``{"image": name, score: value, ...}``; the last row is "mean over images".
+        """
+        rows = [{"image": n, **headline(e)} for n, e in zip(self.names, self.images, strict=True)]
+        return [*rows, {"image": "mean over images", **self.mean_over_images()}]
+
+    def mean_over_images(self) -> dict[str, float | None]:
+        """Each :func:`headline` score averaged over the images (NaN left out; a
+        mean that is NaN or infinite, e.g. a distance to a class one image lacks, is None).
+
+        Returns
+        -------
+        dict
+        """
+        heads = [headline(e) for e in self.images]
+        with warnings.catch_warnings():  # a score NaN in every image stays NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            means = {k: float(np.nanmean([h[k] for h in heads])) for k in heads[0]}
+        return {k: v if math.isfinite(v) else None for k, v in means.items()}
+
+    def to_dict(self) -> dict:
+        """Every image's scores, the pooled scores and the means, in plain JSON types.
+
+        Returns
+        -------
+        dict
+        """
+        return {
+            "images": [
+                {"name": n, **e.to_dict()} for n, e in zip(self.names, self.images, strict=True)
+            ],
+            "pooled": self.pooled.to_dict(),
+            "mean_over_images": self.mean_over_images(),
+        }
+
+
+def headline(evaluation: Evaluation) -> dict[str, float | int]:
+    """The few numbers that sum up one evaluation (a row of a dataset's table).
+
+    Semantic: mean IoU and mean Dice (without the background when there is one) and
+    pixel accuracy, plus the mean HD95 and surface Dice over the foreground classes
+    when surfaces were scored. Instance: the object counts, F1 and accuracy at the
+    first threshold and the accuracy averaged over the thresholds.
+
+    Parameters
+    ----------
+    evaluation : Evaluation
+
+    Returns
+    -------
+    dict of str to float or int
+    """
+    s = evaluation.scores
+    if isinstance(s, InstanceScores):
+        t = f"{s.thresholds[0]:g}"
+        return {
+            "true objects": s.n_true,
+            "predicted objects": s.n_pred,
+            f"F1 @{t}": float(s.f1[0]),
+            f"accuracy @{t}": float(s.accuracy[0]),
+            "mean accuracy": s.mean_accuracy,
+        }
+    tail = "" if s.background is None else " (no background)"
+    out: dict[str, float | int] = {
+        f"mean IoU{tail}": float(s.mean_iou_foreground),
+        f"mean Dice{tail}": float(s.mean_dice_foreground),
+        "pixel accuracy": float(s.pixel_accuracy),
+    }
+    surface = evaluation.surface
+    if surface is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out[f"mean HD{surface.percentile:g}"] = float(np.nanmean(surface.hausdorff))
+            out["mean surface Dice"] = float(np.nanmean(surface.surface_dice))
+    return out
+
+
+def pool_evaluations(names: Sequence[str], evaluations: Sequence[Evaluation]) -> DatasetEvaluation:
+    """Take the evaluations of several images together.
+
+    Parameters
+    ----------
+    names : sequence of str
+        A name per image.
+    evaluations : sequence of Evaluation
+        One per image, made with the same settings (per-image spacings may differ).
+
+    Returns
+    -------
+    DatasetEvaluation
+
+    Raises
+    ------
+    ValueError
+        For no evaluations, a name count that differs, evaluations in different
+        modes, or surface scores in different length units.
+    """
+    if not evaluations or len(names) != len(evaluations):
+        raise ValueError(
+            f"give one name per evaluation (at least one): {len(names)} names, "
+            f"{len(evaluations)} evaluations"
+        )
+    modes = {e.config.mode for e in evaluations}
+    if len(modes) > 1:
+        raise ValueError(f"evaluations in different modes cannot be pooled: {sorted(modes)}")
+    first = evaluations[0]
+    if isinstance(first.scores, InstanceScores):
+        scores = [cast(InstanceScores, e.scores) for e in evaluations]
+        pooled = Evaluation(first.config, pool_instance_scores(scores))
+    else:
+        matrix = pool_matrices([cast(ConfusionMatrix, e.matrix) for e in evaluations])
+        surface = _pool_surface([e.surface for e in evaluations if e.surface is not None])
+        semantic = semantic_scores(matrix, background=first.config.background)
+        pooled = Evaluation(first.config, semantic, matrix=matrix, surface=surface)
+    return DatasetEvaluation(tuple(names), tuple(evaluations), pooled)
+
+
+def _pool_surface(parts: list[SurfaceScores]) -> SurfaceScores | None:
+    """Per-class means over the images in which the class occurs (NaN left out); the
+    spacing is the first image's (distances and volumes are in physical units)."""
+    if not parts:
+        return None
+    units = {p.unit for p in parts}
+    if len(units) > 1:
+        found = sorted(map(str, units))
+        raise ValueError(f"surface scores in different units cannot be pooled: {found}")
+    labels = sorted({lab for p in parts for lab in p.labels})
+
+    def mean(field: str) -> np.ndarray:
+        table = np.full((len(parts), len(labels)), np.nan)
+        for row, p in zip(table, parts, strict=True):
+            row[[labels.index(lab) for lab in p.labels]] = getattr(p, field)
+        with warnings.catch_warnings():  # a class in no image stays NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(table, axis=0)
+
+    return replace(
+        parts[0],
+        labels=tuple(labels),
+        hausdorff=mean("hausdorff"),
+        assd=mean("assd"),
+        surface_dice=mean("surface_dice"),
+        volume_gt=mean("volume_gt"),
+        volume_pred=mean("volume_pred"),
+    )

@@ -1,0 +1,105 @@
+"""Image and label files paired by name (``napari_seg._datasets``)."""
+
+import numpy as np
+import pytest
+
+from napari_seg._datasets import name_key, outputs_beside_images, pair_files
+
+
+def touch(folder, *names):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        np.save(folder / name, np.zeros((2, 2))) if name.endswith(".npy") else (
+            folder / name
+        ).write_bytes(b"x")
+    return folder
+
+
+def names(pairs):
+    return [(i.name, lab.name) for i, lab in pairs]
+
+
+def test_one_folder_of_images_and_their_labels(tmp_path):
+    """BBBC007's layout: NAME.tif beside NAME_labels.tif, other files ignored."""
+    touch(tmp_path, "b.tif", "b_labels.tif", "a.tif", "a_labels.png", "a_features.csv",
+          "lonely.tif", "orphan_labels.tif", ".hidden.tif")  # fmt: skip
+    found = pair_files(tmp_path, tmp_path)
+    assert names(found.pairs) == [("a.tif", "a_labels.png"), ("b.tif", "b_labels.tif")]
+    assert [p.name for p in found.unpaired_images] == ["lonely.tif"]
+    assert [p.name for p in found.unpaired_labels] == ["orphan_labels.tif"]
+    assert found.left_out() == [
+        "1 image without a label file left out: lonely.tif",
+        "1 label file without an image left out: orphan_labels.tif",
+    ]
+    masks = pair_files(touch(tmp_path / "cp", "x.png", "x_masks.png"), tmp_path / "cp",
+                       suffix="_masks")  # fmt: skip
+    assert names(masks.pairs) == [("x.png", "x_masks.png")]
+
+
+def test_two_folders_by_equal_or_suffixed_names(tmp_path):
+    images = touch(tmp_path / "images", "a.tif", "b.tif", "brain.nii.gz", "c.npy")
+    touch(tmp_path / "masks", "a.png", "b.tif", "brain.nii.gz", "c.npy")
+    touch(tmp_path / "labels", "a_labels.tif", "b_labels.tif", "brain_labels.nii.gz")
+    equal = pair_files(images, tmp_path / "masks")
+    assert names(equal.pairs) == [
+        ("a.tif", "a.png"), ("b.tif", "b.tif"), ("brain.nii.gz", "brain.nii.gz"),
+        ("c.npy", "c.npy"),
+    ]  # fmt: skip
+    suffixed = pair_files(images, tmp_path / "labels")
+    assert names(suffixed.pairs)[2] == ("brain.nii.gz", "brain_labels.nii.gz")
+    assert [p.name for p in suffixed.unpaired_images] == ["c.npy"]
+
+
+def test_a_labels_folder_that_holds_the_images_too(tmp_path):
+    """Given as the labels' folder, a dataset folder gives its NAME_labels files only;
+    predictions keyed without predict's tail; probability files passed over."""
+    data = touch(tmp_path / "data", "a.tif", "a_labels.tif", "b.tif", "b_labels.tif")
+    preds = touch(tmp_path / "pred", "a_labels.tif", "a_probabilities.tif", "b_labels.tif")
+    found = pair_files(preds, data, image_suffix="_labels", skip=("_probabilities",))
+    assert names(found.pairs) == [
+        ("a_labels.tif", "a_labels.tif"),
+        ("b_labels.tif", "b_labels.tif"),
+    ]
+    assert [p.parent.name for p in found.pairs[0]] == ["pred", "data"]
+    assert found.unpaired_images == found.unpaired_labels == []
+
+
+def test_two_files_are_one_pair_whatever_their_names(tmp_path):
+    touch(tmp_path, "x.tif", "y.png")
+    found = pair_files(tmp_path / "x.tif", tmp_path / "y.png")
+    assert found.pairs == [(tmp_path / "x.tif", tmp_path / "y.png")]
+
+
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [
+        ("file-folder", "is a file and .* a folder"),
+        ("same-no-suffix", "need a name suffix"),
+        ("twice", "have the same name 'a'"),
+        ("none", r"NAME_labels\.ext or NAME\.ext \(found e\.g\. a\.tif and z\.tif\)"),
+    ],
+)
+def test_clear_errors(tmp_path, layout, message):
+    images = touch(tmp_path / "i", "a.tif")
+    labels = {
+        "file-folder": lambda: images / "a.tif",
+        "same-no-suffix": lambda: images,
+        "twice": lambda: touch(tmp_path / "l", "a_labels.tif", "a_labels.png"),
+        "none": lambda: touch(tmp_path / "l", "z.tif"),
+    }[layout]()
+    first, second = (labels, images) if layout == "file-folder" else (images, labels)
+    suffix = "" if layout == "same-no-suffix" else "_labels"
+    with pytest.raises(ValueError, match=message):
+        pair_files(first, second, suffix=suffix)
+
+
+def test_name_key_and_outputs_beside_images(tmp_path):
+    assert name_key("a/b.ome.tif") == "b"
+    assert name_key("b_labels.nii.gz", "_labels") == "b"
+    assert name_key("_labels.tif", "_labels") == "_labels"  # never an empty name
+    paths = [tmp_path / n for n in ("a.tif", "a_labels.tif", "a_probabilities.tif",
+                                    "b_labels.tif", "b_probabilities.tif", "c.png",
+                                    "c_labels.png", "d_probabilities.tif")]  # fmt: skip
+    assert [p.name for p in outputs_beside_images(paths)] == [
+        "a_labels.tif", "a_probabilities.tif", "b_probabilities.tif", "c_labels.png",
+    ]  # fmt: skip
