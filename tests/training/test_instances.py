@@ -83,6 +83,20 @@ def test_training_on_instance_labels_is_refused_without_a_conversion(tiny, make_
     assert train(pairs, quick, model=model).model.spec.num_classes == classes
 
 
+def test_a_time_series_of_track_ids_is_told_and_refused(tiny, make_instances):
+    """The Cell Tracking Challenge's layout: an object keeps its id in every frame, at
+    another place, so each id forms separate regions through the stack."""
+    frames = [make_instances((64, 80), n=30, seed=s) for s in range(5)]
+    image = np.stack([f[0] for f in frames])
+    tracks = np.stack([f[1] for f in frames])  # ids 1..n again in every frame
+    assert object_count(tracks) == len(np.unique(tracks[2])) - 1  # the middle frame's
+    assert object_count((tracks > 0).astype(np.uint8)) == 0
+    with pytest.raises(ValueError, match="look like instance labels"):
+        train([(image, tracks)], tiny.with_(axis=0))
+    quick = tiny.with_(axis=0, epochs=1, steps_per_epoch=1, instances="foreground")
+    assert train([(image, tracks)], quick).model.spec.num_classes == 2
+
+
 @pytest.mark.parametrize(
     ("mode", "names"),
     [
