@@ -73,6 +73,14 @@ def test_train_two_pairs_json(files, tmp_path, capsys):
     assert summary["config"]["loss"] == "weighted-ce"
     assert summary["data"]["pairs"] == ["cells0.tif", "cells1.tif"]
     assert load_model(out).spec.num_classes == 3
+    # info reads as a summary; the run's resumable state is left to --json
+    assert main(["info", str(out)]) == 0
+    info = capsys.readouterr().out
+    assert "trained on 2 pair(s) (cells0.tif, cells1.tif), loss weighted-ce" in info
+    assert f"best validation IoU {report['metrics']['best_val_iou']:.3f} at epoch" in info
+    assert "param_groups" not in info
+    assert main(["info", str(out), "--json"]) == 0
+    assert "param_groups" in capsys.readouterr().out
 
 
 def test_config_file_then_flags_and_fine_tuning(files, tmp_path, capsys):

@@ -84,9 +84,50 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"  input channels: {spec.in_channels}")
     print(f"  classes: {', '.join(spec.class_names)}")
     print(f"  normalization: {spec.normalization.method}")
-    print(f"  provenance: {json.dumps(card.get('provenance', {}))}")
+    provenance = card.get("provenance")
+    for line in _provenance_lines(provenance if isinstance(provenance, dict) else {}):
+        print(f"  {line}")
     print(f"  created: {card.get('created')} with {json.dumps(card.get('versions', {}))}")
+    print("  (--json shows the whole card: every setting of the run, per-class scores)")
     return 0
+
+
+def _provenance_lines(provenance: dict) -> list[str]:
+    """The card's provenance as a few readable lines (a training run's resumable state,
+    kilobytes of optimizer settings and history, is left to ``--json``)."""
+    lines = []
+    if "created_by" in provenance:
+        lines.append(f"made by: {provenance['created_by']}")
+    if "encoder_weights" in provenance:
+        lines.append(f"encoder weights: {provenance['encoder_weights']}")
+    training = provenance.get("training")
+    if isinstance(training, dict):
+        lines += _training_lines(training)
+    for key in sorted(set(provenance) - {"created_by", "encoder_weights", "training"}):
+        text = json.dumps(provenance[key])
+        lines.append(f"{key}: {text if len(text) <= 200 else text[:200] + '...'}")
+    return lines
+
+
+def _training_lines(training: dict) -> list[str]:
+    def part(key: str) -> dict:
+        value = training.get(key)
+        return value if isinstance(value, dict) else {}
+
+    pairs = part("data").get("pairs")
+    names = [str(n) for n in pairs] if isinstance(pairs, list) else []
+    shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    start = "; ".join(f"{k.replace('_', ' ')} {v}" for k, v in part("source").items())
+    line = f"trained on {len(names)} pair(s) ({shown}), loss {training.get('loss', '?')}"
+    lines = [line + (f"; {start}" if start else "")]
+    m = part("metrics")
+    best, epoch = m.get("best_score"), m.get("best_epoch")
+    if isinstance(best, (int, float)) and epoch is not None:
+        what = m.get("validation_metric", "validation score")
+        seconds = m.get("training_seconds")
+        took = f", {seconds:.0f} s" if isinstance(seconds, (int, float)) else ""
+        lines.append(f"best {what} {best:.3f} at epoch {epoch} ({m.get('steps', '?')} steps{took})")
+    return lines
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
