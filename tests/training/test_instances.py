@@ -83,6 +83,22 @@ def test_training_on_instance_labels_is_refused_without_a_conversion(tiny, make_
     assert train(pairs, quick, model=model).model.spec.num_classes == classes
 
 
+def test_a_mask_saved_as_0_255_is_refused_with_the_way_out(tiny, make_instances):
+    image, objects = make_instances(seed=0)
+    mask = np.where(objects > 0, 255, 0).astype(np.uint8)
+    with pytest.raises(ValueError, match=r"use 2 ids \(0, 255\).* 256 classes, 254 of them"):
+        train([(image, mask)], tiny)
+    quick = tiny.with_(epochs=1, steps_per_epoch=1)
+    foreground = train([(image, mask)], quick.with_(instances="foreground"))
+    assert foreground.model.spec.class_names == ("background", "object")
+    # a few ids among few classes are classes as ever (ids 0, 1, 2, 5 of 6)
+    classes = np.where(objects > 0, objects % 3, 0).astype(np.uint8)
+    classes[classes == 2] = 5
+    assert train([(image, classes)], quick).model.spec.num_classes == 6
+    confirmed = train([(image, mask)], quick.with_(num_classes=256))  # said so: trained
+    assert confirmed.model.spec.num_classes == 256
+
+
 def test_a_time_series_of_track_ids_is_told_and_refused(tiny, make_instances):
     """The Cell Tracking Challenge's layout: an object keeps its id in every frame, at
     another place, so each id forms separate regions through the stack."""

@@ -401,8 +401,8 @@ def classes_not_objects(
         return ids, regions, regions >= max(MIN_CLASS_REGIONS, REGIONS_PER_CLASS * ids)
 
     ndim = len(array.shape)
-    whole = array[_middle(array.shape, axis)] if axis is not None and ndim > 2 else array
-    ids, regions, classes = judged(whole)
+    block = array[_middle(array.shape, axis)] if axis is not None and ndim > 2 else array
+    ids, regions, classes = judged(block)
     if not classes:
         return None
     if axis is None and ndim > 2:

@@ -21,6 +21,7 @@ building a model with one class per object.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -183,3 +184,49 @@ def refuse_instances(
                 f"create a model of {needed} classes in the Model dock and train it) or "
                 "class_names"
             )
+
+
+#: Labels whose ids leave more than this share of the classes they imply empty (a
+#: mask saved as 0/255 implies 256 classes, two of them used) are refused.
+UNUSED_CLASS_SHARE = 7 / 8
+
+
+def refuse_unused_ids(present: Sequence[int], *, needed: int, confirmed: int) -> None:
+    """Refuse to train ``needed`` classes when the labels use only a few of their ids.
+
+    Label ids are class numbers, so a binary mask saved as 0/255 would make a model
+    of 256 classes, 254 of them never seen. Up to :data:`MIN_INSTANCE_IDS` classes,
+    or as many as the run was told to expect, are never refused.
+
+    Parameters
+    ----------
+    present : sequence of int
+        The ids the labels use.
+    needed : int
+        The classes those ids ask for (largest id + 1).
+    confirmed : int
+        The classes the run was told to expect (as in :func:`refuse_instances`).
+
+    Raises
+    ------
+    ValueError
+        Naming the ids and the settings that help.
+    """
+    from ..metrics._arrays import MIN_INSTANCE_IDS
+
+    present = sorted(int(i) for i in present)
+    if (
+        needed <= max(confirmed, MIN_INSTANCE_IDS)
+        or len(present) > (1 - UNUSED_CLASS_SHARE) * needed
+    ):
+        return
+    ids = ", ".join(map(str, present[:8])) + (", ..." if len(present) > 8 else "")
+    raise ValueError(
+        f"the labels use {len(present)} ids ({ids}), but label ids are class numbers: a "
+        f"model would learn {needed} classes, {needed - len(present)} of them absent. A "
+        "mask saved as 0/255: train its foreground with instances='foreground' (every "
+        "non-zero id becomes the class 'object'; --instances foreground, or 'labels are: "
+        "objects (foreground)' in the Train dock), or renumber the ids 0, 1, 2... "
+        f"(Refine > relabel). If these are {needed} classes, say so with num_classes "
+        "(--num-classes) or class_names"
+    )

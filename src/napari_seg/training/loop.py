@@ -39,7 +39,7 @@ from .events import (
     TrainWarning,
 )
 from .files import best_from_file, check_outputs, companion_paths, resumed_config
-from .instances import as_classes, refuse_instances
+from .instances import as_classes, refuse_instances, refuse_unused_ids
 from .losses import SegmentationLoss, resolve_loss
 from .schedule import lr_factor
 from .validation import METRIC_NAMES, Validation, validate
@@ -273,20 +273,21 @@ class _Trainer:
 
     def _refuse_instances(self, pairs, base) -> None:
         """Refuse to train one class per object of instance labels given as class ids,
-        unless the config or the model to fine-tune says that many classes."""
+        or hundreds of classes for a few ids (a 0/255 mask), unless the config or the
+        model to fine-tune says that many classes."""
         cfg = self.config
         if cfg.instances is not None:
             return
-        refuse_instances(
-            pairs,
-            [source.name for source in self.data.sources],  # the data's names for them
-            needed=self.data.max_label + 1,
-            confirmed=max(
-                cfg.num_classes or 0,
-                len(cfg.class_names),
-                0 if base is None else base.spec.num_classes,
-            ),
+        needed = self.data.max_label + 1
+        confirmed = max(
+            cfg.num_classes or 0,
+            len(cfg.class_names),
+            0 if base is None else base.spec.num_classes,
         )
+        names = [source.name for source in self.data.sources]  # the data's names for them
+        refuse_instances(pairs, names, needed=needed, confirmed=confirmed)
+        present = np.flatnonzero(self.data.class_counts).tolist()
+        refuse_unused_ids(present, needed=needed, confirmed=confirmed)
 
     def _data_args(self, in_channels, normalization, names) -> dict[str, Any]:
         """What TrainingData and VolumeData both take from the run."""
