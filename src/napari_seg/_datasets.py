@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._io import expand_inputs, output_stem
+from .medical import OUTPUT_TAILS
 
 #: The tail a label file's name carries by default (``napari-seg predict`` writes
 #: ``NAME_labels.tif``).
-LABELS_SUFFIX = "_labels"
+LABELS_SUFFIX = OUTPUT_TAILS["labels"]
 #: The tail of the probability files ``predict --probabilities`` writes beside labels.
-PROBABILITIES_SUFFIX = "_probabilities"
+PROBABILITIES_SUFFIX = OUTPUT_TAILS["probabilities"]
 
 
 @dataclass(frozen=True)

@@ -550,6 +550,11 @@ def write_nifti(
         handle.write(payload)
 
 
+#: The name tails of ``predict``'s outputs: ``NAME_labels.tif``, ``NAME_probabilities.tif``
+#: (``.nii.gz`` for medical inputs, ``.ome.zarr`` block by block).
+OUTPUT_TAILS = {"labels": "_labels", "probabilities": "_probabilities"}
+
+
 def label_path(folder: Path, stem: str, source: str | os.PathLike, what: str = "labels") -> Path:
     """The output file of an input: ``brain.nii.gz`` gives ``brain_labels.nii.gz``, a
     DICOM folder gives NIfTI too, other inputs TIFF.
@@ -568,7 +573,7 @@ def label_path(folder: Path, stem: str, source: str | os.PathLike, what: str = "
     pathlib.Path
     """
     medical = is_nifti(source) or is_dicom_folder(source)
-    tail = f"_{what}" if what else ""
+    tail = OUTPUT_TAILS[what] if what else ""
     return folder / f"{stem}{tail}{'.nii.gz' if medical else '.tif'}"
 
 

@@ -69,6 +69,7 @@ def run_blocks(args: argparse.Namespace, config: PredictConfig, stems: list[str]
         For settings a block-wise run cannot take.
     """
     from ..inference.blocks import check_block
+    from ..medical import OUTPUT_TAILS
 
     check_block(args.block)  # before any file is read
     if config.probabilities and args.into_source:
@@ -79,7 +80,8 @@ def run_blocks(args: argparse.Namespace, config: PredictConfig, stems: list[str]
 
         outputs = [source_labels_path(p, args.into_source) for p in args.inputs]
     else:
-        outputs = [args.output / f"{stem}_labels.ome.zarr" for stem in stems]
+        tail = OUTPUT_TAILS["labels"]
+        outputs = [args.output / f"{stem}{tail}.ome.zarr" for stem in stems]
     from ..scaleout.run import is_done
 
     # An output this same command finished before (a folder run stopped and started

@@ -42,9 +42,11 @@ def probabilities_path(output: str | os.PathLike) -> Path:
     Path
         ``NAME_probabilities.ome.zarr`` beside it.
     """
+    from ..medical import OUTPUT_TAILS
+
     output = Path(output)
-    stem = output.name.removesuffix(".ome.zarr").removesuffix("_labels")
-    return output.with_name(f"{stem}_probabilities.ome.zarr")
+    stem = output.name.removesuffix(".ome.zarr").removesuffix(OUTPUT_TAILS["labels"])
+    return output.with_name(f"{stem}{OUTPUT_TAILS['probabilities']}.ome.zarr")
 
 
 @dataclass(frozen=True)
