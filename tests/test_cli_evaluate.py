@@ -170,3 +170,21 @@ def test_folders_pair_by_name_score_each_pair_and_pool_them(tmp_path, capsys):
     text = capsys.readouterr().out
     for part in ("2 pairs", "mean over images", "all 2 pairs pooled:", "true objects"):
         assert part in text
+
+
+def test_object_scores_of_a_folder_read_predict_s_objects_files(tmp_path, capsys, make_instances):
+    """predict --objects writes NAME_objects beside NAME_labels: --instance scores
+    those, semantic scores the labels."""
+    gt_dir, pred_dir = tmp_path / "gt", tmp_path / "pred"
+    gt_dir.mkdir()
+    pred_dir.mkdir()
+    objects = make_instances((48, 64), n=8)[1].astype(np.int32)
+    tifffile.imwrite(gt_dir / "a.tif", objects)
+    tifffile.imwrite(pred_dir / "a_labels.tif", (objects > 0).astype(np.uint8))
+    tifffile.imwrite(pred_dir / "a_objects.tif", objects)
+    argv = ["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir), "--json"]
+    out = run_json(capsys, *argv[1:-1], "--instance")
+    assert out["pooled"]["n_pred"] == int(objects.max())
+    assert out["pooled"]["thresholds"][0]["F1"] == 1.0
+    semantic = run_json(capsys, *argv[1:-1])
+    assert [c["id"] for c in semantic["pooled"]["classes"]][:2] == [0, 1]

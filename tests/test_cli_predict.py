@@ -275,3 +275,40 @@ def test_label_files_beside_their_images_are_not_inputs(model_file, image, tmp_p
     assert sorted(p.name for p in src.iterdir()) == [
         "a.tif", "a_labels.tif", "b_labels.tif", "b_labels_labels.tif",
     ]  # fmt: skip
+
+
+def test_objects_of_a_stack_are_numbered_slice_by_slice(model_file, image, tmp_path, capsys):
+    from napari_seg.refine import number_objects
+
+    stack = np.stack([image, image[:, ::-1], image[::-1]])
+    tifffile.imwrite(tmp_path / "stack.tif", stack)
+    out = tmp_path / "out"
+    assert (
+        main(_args(model_file, out, tmp_path / "stack.tif", extra=["--axis", "0", "--objects"]))
+        == 0
+    )
+    labels = tifffile.imread(out / "stack_labels.tif")
+    objects = tifffile.imread(out / "stack_objects.tif")
+    spec = load_model(model_file).spec
+    expected = number_objects(labels, spec.class_names, background=spec.background, slice_axes=(0,))
+    np.testing.assert_array_equal(objects, expected)
+    assert objects.max() > 0
+    # not block by block; not for a model without a background: refused before any work
+    extra = ["--objects", "--output-format", "ome-zarr"]
+    assert main(_args(model_file, tmp_path / "z", tmp_path / "stack.tif", extra=extra)) == 1
+    assert "--objects needs each whole prediction in memory" in capsys.readouterr().err
+    spec = ModelSpec("unet", encoder="classic", in_channels=1, num_classes=3,
+                     options={"depth": 3, "base_width": 8}, untrained_classes=(0,),
+                     class_names=("unlabelled", "a", "b"), background=None)  # fmt: skip
+    strokes = tmp_path / "strokes.safetensors"
+    save_model(create_model(spec), strokes)
+    assert (
+        main(
+            _args(
+                strokes, tmp_path / "s", tmp_path / "stack.tif", extra=["--axis", "0", "--objects"]
+            )
+        )
+        == 1
+    )
+    assert "no background class" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_seg._datasets import name_key, outputs_beside_images, pair_files
+from napari_seg._datasets import name_key, outputs_beside_images, pair_files, prediction_tail
 
 
 def touch(folder, *names):
@@ -98,8 +98,19 @@ def test_name_key_and_outputs_beside_images(tmp_path):
     assert name_key("b_labels.nii.gz", "_labels") == "b"
     assert name_key("_labels.tif", "_labels") == "_labels"  # never an empty name
     paths = [tmp_path / n for n in ("a.tif", "a_labels.tif", "a_probabilities.tif",
-                                    "b_labels.tif", "b_probabilities.tif", "c.png",
-                                    "c_labels.png", "d_probabilities.tif")]  # fmt: skip
+                                    "b_labels.tif", "b_probabilities.tif", "b_objects.tif",
+                                    "c.png", "c_labels.png", "d_probabilities.tif",
+                                    "e_objects.tif")]  # fmt: skip
     assert [p.name for p in outputs_beside_images(paths)] == [
-        "a_labels.tif", "a_probabilities.tif", "b_probabilities.tif", "c_labels.png",
+        "a_labels.tif", "a_probabilities.tif", "b_probabilities.tif", "b_objects.tif",
+        "c_labels.png",
     ]  # fmt: skip
+
+
+def test_object_scores_read_the_objects_files_when_there_are_any(tmp_path):
+    labels_only = touch(tmp_path / "l", "a_labels.tif")
+    both = touch(tmp_path / "b", "a_labels.tif", "a_objects.tif")
+    assert prediction_tail(both, objects=True) == "_objects"
+    assert prediction_tail(both, objects=False) == "_labels"
+    assert prediction_tail(labels_only, objects=True) == "_labels"
+    assert prediction_tail(both / "a_objects.tif", objects=True) == "_labels"  # a file

@@ -22,6 +22,8 @@ from .medical import OUTPUT_TAILS
 LABELS_SUFFIX = OUTPUT_TAILS["labels"]
 #: The tail of the probability files ``predict --probabilities`` writes beside labels.
 PROBABILITIES_SUFFIX = OUTPUT_TAILS["probabilities"]
+#: The tail of the object files ``predict --objects`` writes beside labels.
+OBJECTS_SUFFIX = OUTPUT_TAILS["objects"]
 
 
 @dataclass(frozen=True)
@@ -85,10 +87,11 @@ def few_names(paths: list[Path], count: int = 3) -> str:
 
 
 def outputs_beside_images(paths: list[Path]) -> list[Path]:
-    """The label and probability files among ``paths`` that lie beside the file they
-    belong to (``a_labels.tif`` beside ``a.tif``; ``a_probabilities.tif`` beside
-    ``a.tif`` or ``a_labels.tif``): what a folder of images holds once ``predict``
-    wrote into it, or a dataset's ground truth.
+    """The files ``predict`` writes (labels, probabilities, objects) among ``paths`` that
+    lie beside the file they belong to (``a_labels.tif`` beside ``a.tif``;
+    ``a_probabilities.tif`` or ``a_objects.tif`` beside ``a.tif`` or ``a_labels.tif``):
+    what a folder of images holds once ``predict`` wrote into it, or a dataset's
+    ground truth.
 
     Parameters
     ----------
@@ -102,12 +105,37 @@ def outputs_beside_images(paths: list[Path]) -> list[Path]:
 
     def beside(p: Path) -> bool:
         stem = output_stem(p)
-        if stem.endswith(PROBABILITIES_SUFFIX):
-            key = name_key(p, PROBABILITIES_SUFFIX)
-            return bool({(p.parent, key), (p.parent, key + LABELS_SUFFIX)} & stems)
-        return stem.endswith(LABELS_SUFFIX) and (p.parent, name_key(p, LABELS_SUFFIX)) in stems
+        for tail in OUTPUT_TAILS.values():
+            if stem.endswith(tail):
+                key = name_key(p, tail)
+                owners = {key} if tail == LABELS_SUFFIX else {key, key + LABELS_SUFFIX}
+                if any((p.parent, owner) in stems for owner in owners):
+                    return True
+        return False
 
     return [p for p in paths if beside(p)]
+
+
+def prediction_tail(folder: str | os.PathLike, *, objects: bool) -> str:
+    """The name tail of the predictions to score in ``folder``: ``_objects`` for
+    object scores when ``predict --objects`` wrote such files there, else ``_labels``.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        A folder of predictions (a file gives ``_labels``).
+    objects : bool
+        Whether objects are scored (instance mode).
+
+    Returns
+    -------
+    str
+    """
+    folder = Path(folder)
+    files = expand_inputs([folder]) if objects and folder.is_dir() else []
+    if files != [folder] and any(output_stem(p).endswith(OBJECTS_SUFFIX) for p in files):
+        return OBJECTS_SUFFIX
+    return LABELS_SUFFIX
 
 
 def name_key(path: str | os.PathLike, suffix: str = "") -> str:

@@ -5,6 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+#: The classes a model trained on instance labels gets, per conversion
+#: (``TrainingConfig.instances``); ``predict --objects`` reads them back.
+INSTANCE_CLASS_NAMES: dict[str, tuple[str, ...]] = {
+    "foreground": ("background", "object"),
+    "boundaries": ("background", "object", "boundary"),
+}
+
 
 def labels_layer_kwargs(
     name: str,

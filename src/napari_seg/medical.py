@@ -550,9 +550,9 @@ def write_nifti(
         handle.write(payload)
 
 
-#: The name tails of ``predict``'s outputs: ``NAME_labels.tif``, ``NAME_probabilities.tif``
-#: (``.nii.gz`` for medical inputs, ``.ome.zarr`` block by block).
-OUTPUT_TAILS = {"labels": "_labels", "probabilities": "_probabilities"}
+#: The name tails of ``predict``'s outputs: ``NAME_labels.tif``, ``NAME_probabilities.tif``,
+#: ``NAME_objects.tif`` (``.nii.gz`` for medical inputs, ``.ome.zarr`` block by block).
+OUTPUT_TAILS = {"labels": "_labels", "probabilities": "_probabilities", "objects": "_objects"}
 
 
 def label_path(folder: Path, stem: str, source: str | os.PathLike, what: str = "labels") -> Path:
@@ -566,7 +566,8 @@ def label_path(folder: Path, stem: str, source: str | os.PathLike, what: str = "
     source : str or os.PathLike
         The input the output is computed from.
     what : str
-        "labels" or "probabilities" (appended as ``_labels``...), or "" for the stem alone.
+        "labels", "probabilities" or "objects" (appended as ``_labels``...), or "" for
+        the stem alone.
 
     Returns
     -------

@@ -126,3 +126,44 @@ def test_objects_from_boundaries_gives_back_touching_objects(unchanged):
     assert np.all(unchanged(refine.objects_from_boundaries, classes, distance=3)[truth == 0] == 0)
     with pytest.raises(ValueError, match="distance must be at most"):
         refine.objects_from_boundaries(classes, distance=10**6)
+
+
+def test_number_objects_follows_the_model_s_classes_and_its_slices(make_instances):
+    _, objects = make_instances((64, 80), n=14, seed=3)
+    from skimage.segmentation import find_boundaries
+
+    rim = find_boundaries(objects, mode="inner")
+    boundaries_pred = np.where(rim, 2, objects > 0).astype(np.uint8)
+    names = ("background", "object", "boundary")
+    found = refine.number_objects(boundaries_pred, names, background=0)
+    expected = refine.objects_from_boundaries(boundaries_pred, objects=1, boundaries=2)
+    np.testing.assert_array_equal(found, expected)
+    # the classes found by name, wherever they are
+    moved = np.choose(boundaries_pred, [0, 2, 1]).astype(np.uint8)
+    found = refine.number_objects(moved, ("background", "boundary", "object"), background=0)
+    np.testing.assert_array_equal(found, expected)
+    # any other model: the connected components of its classes but the background
+    classes = np.where(objects > 0, objects % 2 + 1, 0).astype(np.uint8)
+    found = refine.number_objects(classes, ("bg", "a", "b"), background=0)
+    np.testing.assert_array_equal(found, refine.connected_components(classes, background=0))
+    with pytest.raises(ValueError, match="no background class"):
+        refine.number_objects(classes, ("x", "a", "b"), background=None)
+
+
+def test_number_objects_of_a_time_series_never_spans_two_frames(make_instances):
+    frame = (make_instances((48, 64), n=10, seed=1)[1] > 0).astype(np.uint8)
+    series = np.stack([frame] * 3)  # the same objects in every frame: connected in 3D
+    names = ("background", "object")
+    whole = refine.number_objects(series, names, background=0)
+    apart = refine.number_objects(series, names, background=0, slice_axes=(0,))
+    assert whole.max() == refine.connected_components(frame).max()
+    assert apart.max() == 3 * whole.max()
+    for ids in (set(np.unique(apart[t])) - {0} for t in range(3)):
+        assert len(ids) == whole.max()  # every frame its own ids, never shared
+    assert not set(np.unique(apart[0])) & set(np.unique(apart[1])) - {0}
+    # two slice axes (a time series of z-stacks for a 2D model): each plane apart
+    both = refine.number_objects(np.stack([series, series]), names, background=0,
+                                 slice_axes=(0, 1))  # fmt: skip
+    assert both.shape == (2, 3, 48, 64)
+    assert both.max() == 6 * whole.max()
+    assert both.dtype == np.int32

@@ -167,14 +167,14 @@ def run(args: argparse.Namespace) -> int:
     ValueError, OSError
         For a usage error; ``main`` prints it in one line.
     """
-    from .._datasets import LABELS_SUFFIX, PROBABILITIES_SUFFIX, name_key, pair_files
+    from .._datasets import PROBABILITIES_SUFFIX, name_key, pair_files, prediction_tail
 
     config = build_config(args)
     found = pair_files(
         args.pred,
         args.gt,
         suffix=args.labels_suffix,
-        image_suffix=LABELS_SUFFIX,
+        image_suffix=prediction_tail(args.pred, objects=config.mode == "instance"),
         skip=(PROBABILITIES_SUFFIX,),
     )
     if found.pairs == [(args.pred, args.gt)]:  # two files

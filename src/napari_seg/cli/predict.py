@@ -63,6 +63,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_spacing_unit_argument(p)
     p.add_argument("--probabilities", action="store_true", default=None, help="also write them")
+    p.add_argument(
+        "--objects",
+        action="store_true",
+        help="also write NAME_objects.tif, each object its own id: objects from boundaries "
+        "for a model trained on instance labels with boundaries, else the connected "
+        "components of every class but the background; a stack segmented slice by slice "
+        "gets the objects of each slice (a time series' objects never span two frames)",
+    )
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     add_scale_out_arguments(p)
     p.add_argument(
@@ -142,7 +150,9 @@ def run(args: argparse.Namespace) -> int:
         For a usage error; ``main`` prints it in one line.
     """
     from .._io import output_stem
+    from ..medical import label_path
     from ..models import load_model
+    from ..refine import objects_job
 
     config = build_config(args)
     args.inputs = _inputs(args.inputs)
@@ -157,20 +167,29 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None and args.output.exists() and not args.output.is_dir():
         raise ValueError(f"--output {args.output} is a file; give a folder")
     if args.output_format == "ome-zarr":
+        if args.objects:
+            raise ValueError(
+                "--objects needs each whole prediction in memory; it is not written block "
+                "by block (OME-Zarr): run napari-seg refine on TIFF or NIfTI labels instead"
+            )
         from .predict_blocks import run_blocks
 
         return run_blocks(args, config, stems)
+    wanted = ["labels", *(["probabilities"] if config.probabilities else []),
+              *(["objects"] if args.objects else [])]  # fmt: skip
     outputs = [
-        _outputs(args.output, stem, path, config.probabilities)
+        {what: label_path(args.output, stem, path, what) for what in wanted}
         for stem, path in zip(stems, args.inputs, strict=True)
     ]
-    check_outputs([p for pair in outputs for p in pair], args.inputs, args.overwrite)
+    check_outputs([p for out in outputs for p in out.values()], args.inputs, args.overwrite)
     model = load_model(args.model)
+    if args.objects:  # before any work: a model without a background is refused
+        objects_job(model.spec.class_names, background=model.spec.background)
     args.output.mkdir(parents=True, exist_ok=True)
 
-    def work(item: tuple[Path, tuple[Path, ...]]) -> str:
-        written = _predict_one(model, item[0], item[1], config, args)
-        return f"{item[0]} -> {', '.join(str(w) for w in written)}"
+    def work(item: tuple[Path, dict[str, Path]]) -> str:
+        _predict_one(model, item[0], item[1], config, args)
+        return f"{item[0]} -> {', '.join(str(w) for w in item[1].values())}"
 
     items = list(zip(args.inputs, outputs, strict=True))
     return for_each_input("predict", items, work, lambda item: item[0])
@@ -200,23 +219,8 @@ def _inputs(paths: list[Path]) -> list[Path]:
     return inputs
 
 
-def _outputs(folder: Path, stem: str, source: Path, probabilities: bool) -> tuple[Path, ...]:
-    from ..medical import label_path
-
-    labels = label_path(folder, stem, source)
-    if not probabilities:
-        return (labels,)
-    return labels, label_path(folder, stem, source, "probabilities")
-
-
-def _predict_one(model, path: Path, outputs: tuple[Path, ...], config, args) -> list[Path]:
-    from .._io import (
-        read_with_geometry,
-        source_transform,
-        tiff_header,
-        write_labels,
-        write_probabilities,
-    )
+def _predict_one(model, path: Path, outputs: dict[str, Path], config, args) -> None:
+    from .._io import read_with_geometry, source_transform, tiff_header
     from ..inference import PredictProgress, PredictStarted, SettingsAdjusted, iter_predict
     from ..inference.blocks import layout_of, with_file_channels, with_source_spacing
     from ..medical import layout_defaults
@@ -247,18 +251,33 @@ def _predict_one(model, path: Path, outputs: tuple[Path, ...], config, args) -> 
     config = with_source_spacing(model, image, config, source_transform(path, header))
     # The labels are on the image's grid: a calibrated TIFF's pixel size goes with them.
     calibration = None if header is None else header.calibration
+    layout = layout_of(model, tuple(image.shape), config)
     if calibration is not None:
-        calibration = calibration.without(layout_of(model, tuple(image.shape), config).channel_axis)
+        calibration = calibration.without(layout.channel_axis)
     try:
         result = drive(iter_predict(model, image, config), show, quiet=args.quiet)
     except MemoryError as exc:
         # The whole output is built in memory here; the block-wise path is not.
         raise MemoryError(f"{exc}; --output-format ome-zarr writes block by block") from exc
-    spec = model.spec
-    metadata = {"classes": list(spec.class_names), "model": spec.architecture}
     keep = {"geometry": geometry, "overwrite": args.overwrite, "calibration": calibration}
-    write_labels(outputs[0], result.labels, metadata=metadata, **keep)
+    _write_outputs(outputs, result, model.spec, layout, keep)
+
+
+def _write_outputs(outputs: dict[str, Path], result, spec, layout, keep: dict) -> None:
+    """Write the labels, and the probabilities and objects when asked, with ``keep``
+    (the source's geometry or calibration, and whether to overwrite)."""
+    from .._io import write_labels, write_probabilities
+    from ..refine import number_objects
+
+    metadata = {"classes": list(spec.class_names), "model": spec.architecture}
+    write_labels(outputs["labels"], result.labels, metadata=metadata, **keep)
     if result.probabilities is not None:
-        write_probabilities(outputs[1], result.probabilities, class_names=spec.class_names,
-                            **keep)  # fmt: skip
-    return list(outputs)
+        write_probabilities(outputs["probabilities"], result.probabilities,
+                            class_names=spec.class_names, **keep)  # fmt: skip
+    if "objects" in outputs:
+        channel = layout.channel_axis  # the labels have the image's axes but channels
+        axes = [a - (channel is not None and channel < a) for a in layout.slice_axes]
+        objects = number_objects(
+            result.labels, spec.class_names, background=spec.background, slice_axes=axes
+        )
+        write_labels(outputs["objects"], objects, metadata={"model": spec.architecture}, **keep)

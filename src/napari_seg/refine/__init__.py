@@ -40,6 +40,8 @@ from .pipeline import (
     RefineResult,
     RefineStep,
     iter_refine,
+    number_objects,
+    objects_job,
     refine,
 )
 from .slices import interpolate_slices
@@ -68,7 +70,9 @@ __all__ = [
     "keep_largest",
     "majority",
     "merge_classes",
+    "number_objects",
     "objects_from_boundaries",
+    "objects_job",
     "opening",
     "refine",
     "relabel",

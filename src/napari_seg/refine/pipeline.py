@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -11,6 +11,7 @@ import numpy as np
 
 from .._config_file import JobConfig
 from .._generators import Returning
+from .._layers import INSTANCE_CLASS_NAMES
 from .._types import ArrayLike
 from ..limits import brief
 from ._checks import check_labels
@@ -276,6 +277,95 @@ def _streamed(op, labels, step, inputs, done: int, total: int):
         if fraction < 1:
             yield RefineProgress(done + fraction, total, step.op)
     return run.value
+
+
+def objects_job(class_names: Sequence[str], *, background: int | None) -> RefineConfig:
+    """The refine job that numbers the objects of a model's prediction.
+
+    A model trained on instance labels with boundaries (classes named "object" and
+    "boundary", as ``TrainingConfig.instances="boundaries"`` names them) gets
+    :func:`objects_from_boundaries`; any other model the connected components of
+    every class but its background.
+
+    Parameters
+    ----------
+    class_names : sequence of str
+        The model's class names, indexed by id.
+    background : int or None
+        The model's background id.
+
+    Returns
+    -------
+    RefineConfig
+
+    Raises
+    ------
+    ValueError
+        For a model without a background class (trained on sparse strokes with
+        label 0 unlabelled): every pixel would belong to some object.
+    """
+    names = list(class_names)
+    object_name, boundary_name = INSTANCE_CLASS_NAMES["boundaries"][1:]
+    if object_name in names and boundary_name in names:
+        params = {"objects": names.index(object_name), "boundaries": names.index(boundary_name)}
+        step = RefineStep("objects_from_boundaries", params)
+    elif background is None:
+        raise ValueError(
+            "the model has no background class (label 0 was 'unlabelled' in training), so "
+            "every pixel would be part of an object; number the objects of its classes "
+            "with napari-seg refine --op connected_components --classes ID..."
+        )
+    else:
+        step = RefineStep("connected_components", {"background": background})
+    return RefineConfig(steps=(step,)).validate()
+
+
+def number_objects(
+    labels: ArrayLike,
+    class_names: Sequence[str],
+    *,
+    background: int | None,
+    slice_axes: Sequence[int] = (),
+) -> np.ndarray:
+    """The objects of a model's prediction, each its own id (as :func:`objects_job`).
+
+    Parameters
+    ----------
+    labels : array of int
+        The prediction (class ids).
+    class_names : sequence of str
+        The model's class names, indexed by id.
+    background : int or None
+        The model's background id.
+    slice_axes : sequence of int, optional
+        The axes the prediction was made slice by slice along (a time series or a
+        stack for a 2D model): the objects of each slice are numbered apart, and no
+        object spans two slices. Ids stay unique over the whole array.
+
+    Returns
+    -------
+    ndarray of int32
+        Same shape as ``labels``; 0 is no object.
+
+    Raises
+    ------
+    ValueError
+        As :func:`objects_job`.
+    """
+    job = objects_job(class_names, background=background)
+    labels = np.asarray(labels)
+    if not slice_axes:
+        return refine(labels, job).astype(np.int32, copy=False)
+    lead = list(slice_axes)
+    moved = np.moveaxis(labels, lead, list(range(len(lead))))
+    planes = moved.reshape(-1, *moved.shape[len(lead) :])
+    out = np.zeros(planes.shape, np.int32)
+    count = 0
+    for i, plane in enumerate(planes):
+        objects = refine(plane, job)
+        out[i] = np.where(objects > 0, objects + count, 0)
+        count = max(count, int(out[i].max()))
+    return np.moveaxis(out.reshape(moved.shape), list(range(len(lead))), lead)
 
 
 def refine(labels: ArrayLike, config: RefineConfig, **inputs: Any) -> np.ndarray:

@@ -26,11 +26,8 @@ from typing import Any
 
 import numpy as np
 
-#: The conversions, and the class names a new model gets with each.
-INSTANCE_CLASS_NAMES: dict[str, tuple[str, ...]] = {
-    "foreground": ("background", "object"),
-    "boundaries": ("background", "object", "boundary"),
-}
+from .._layers import INSTANCE_CLASS_NAMES
+
 INSTANCE_MODES = tuple(INSTANCE_CLASS_NAMES)
 
 
