@@ -152,6 +152,37 @@ def test_probabilities_layer(setup, qtbot, notes):
     np.testing.assert_allclose(np.asarray(probs.data, np.float32).sum(0), 1, atol=3e-3)
 
 
+def test_objects_of_a_stack_are_numbered_slice_by_slice(setup, qtbot, notes):
+    from napari_seg.refine import number_objects
+
+    viewer, w = setup
+    stack = cells_3d((3, 64, 80), seed=1)[0]
+    layer = viewer.add_image(stack, name="stack", scale=(3, 0.5, 0.5))
+    _select(w, layer)
+    w._scope.value = "stack"
+    w._objects.value = True
+    _run(qtbot, w)
+    assert notes["error"] == []
+    labels = viewer.layers["stack labels [unet-classic]"]
+    objects = viewer.layers["stack objects [unet-classic]"]
+    spec = w.current.model.spec
+    expected = number_objects(labels.data, spec.class_names, background=0, slice_axes=(0,))
+    np.testing.assert_array_equal(objects.data, expected)
+    assert objects.data.max() > 0
+    assert tuple(objects.scale) == tuple(labels.scale) == (3, 0.5, 0.5)
+    _run(qtbot, w)  # a second run replaces the objects layer
+    assert [ly.name for ly in viewer.layers].count("stack objects [unet-classic]") == 1
+    # a model trained on strokes (no background class): refused before any work
+    torch.manual_seed(0)
+    strokes = ModelSpec("unet", encoder="classic", in_channels=1, num_classes=3,
+                        class_names=("unlabelled", "a", "b"), untrained_classes=(0,),
+                        background=None, options={"depth": 3, "base_width": 8})  # fmt: skip
+    w.current.set(create_model(strokes).eval(), path=None, dirty=True)
+    w.run()
+    assert w._worker is None
+    assert "no background class" in notes["error"][-1]
+
+
 @pytest.mark.parametrize("scope", ["slice", "stack"])
 def test_stack_scopes(setup, qtbot, notes, scope):
     viewer, w = setup

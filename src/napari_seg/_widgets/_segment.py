@@ -71,6 +71,7 @@ class _Placement:
     translate: tuple[float, ...]
     labels_name: str
     probabilities_name: str
+    objects_name: str
     class_names: tuple[str, ...]
     class_colors: tuple[tuple[float, ...], ...]
     background: int | None = None
@@ -78,22 +79,31 @@ class _Placement:
     units: tuple[str, ...] | None = None  # the layer's, along the kept axes
 
 
-def _predict_job(model, image, config: PredictConfig, previous=None, *, cancel):
+def _predict_job(model, image, config: PredictConfig, previous=None, objects=None, *, cancel):
     """Worker body: forward the predictor's events; stop at the next batch on ``cancel``.
 
     ``previous`` is ``(data, index)`` of the Labels layer the result will update, or
     None: where the result differs from ``data[index]`` is found here, so that the
-    main thread writes those pixels without comparing the whole region.
+    main thread writes those pixels without comparing the whole region. With
+    ``objects`` (the labels' slice axes), the result's objects are numbered here too.
     """
     from ..inference import iter_predict
+    from ..refine import number_objects
 
     result = yield from forward_events(iter_predict(model, image, config), cancel)
     if result is None:
         return None
+    numbered = None
+    if objects is not None:
+        spec = model.spec
+        numbered = number_objects(
+            result.labels, spec.class_names, background=spec.background, slice_axes=objects
+        )
     if previous is None or previous[0].dtype != result.labels.dtype:
-        return _Segmented(result)
+        return _Segmented(result, objects=numbered)
     data, index = previous
-    return _Segmented(result, changed_positions(result.labels, data[index]), data)
+    changed = changed_positions(result.labels, data[index])
+    return _Segmented(result, changed, data, objects=numbered)
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,7 @@ class _Segmented:
     result: PredictResult
     changed: tuple[np.ndarray, ...] | None = None
     compared: object = None
+    objects: np.ndarray | None = None  # each object its own id, when asked
 
 
 class SegmentWidget(RunnerFields, Dock):
@@ -165,6 +176,14 @@ class SegmentWidget(RunnerFields, Dock):
         )
         self.cluster = ClusterPanel()
         self._probabilities = CheckBox(text="also output probabilities", value=False)
+        self._objects = CheckBox(
+            text="also output objects",
+            value=False,
+            tooltip="a Labels layer of the objects, each its own id: objects from boundaries "
+            "for a model trained on instance labels with boundaries, else the connected "
+            "components of every class but the background; slice by slice for a stack "
+            "segmented slice by slice",
+        )
         self._update = CheckBox(text="update the previous output layer", value=True)
         self._run = PushButton(text="Segment")
         self.runner = JobRunner(
@@ -194,6 +213,7 @@ class SegmentWidget(RunnerFields, Dock):
                 self._scope,
                 self._level,
                 self._probabilities,
+                self._objects,
                 self._update,
                 self.cluster.container,
                 *self.runner.widgets,
@@ -277,6 +297,7 @@ class SegmentWidget(RunnerFields, Dock):
             remote = None
             if self.cluster.remote:
                 remote = self._cluster_args(layer, plan, config.with_(threads=None))
+            objects = self._objects_axes(model, plan, remote is not None)
         except (ValueError, TypeError) as exc:
             show_error(f"Cannot segment {layer.name}: {exc}")
             return
@@ -295,11 +316,26 @@ class SegmentWidget(RunnerFields, Dock):
             level_data(layer, self._chosen_level(layer))[plan.data_index],
             config.with_(threads=config.threads or job_threads("segment")),  # beside the window
             None if updated is None else (updated.data, plan.labels_index),
+            objects,
             on_event=self._on_event,
             on_result=self._on_returned,
             on_error=self._on_error,
             on_finished=self._on_finished,
         )
+
+    def _objects_axes(self, model, plan: ScopePlan, remote: bool) -> tuple[int, ...] | None:
+        """The labels' slice axes when objects are asked for, else None; ValueError for
+        a model whose objects cannot be told, or a cluster run (main thread)."""
+        from ..arrays.layout import output_axes
+        from ..refine import objects_job
+
+        if not self._objects.value:
+            return None
+        if remote:
+            raise ValueError("objects need the whole result here; untick 'also output objects' "
+                             "for a cluster run and use Refine on its labels")  # fmt: skip
+        objects_job(model.spec.class_names, background=model.spec.background)
+        return output_axes(plan.axis or (), plan.channel_axis)
 
     def cancel(self) -> None:
         """Stop the running job at its next batch; no layer is changed."""
@@ -334,6 +370,7 @@ class SegmentWidget(RunnerFields, Dock):
             translate=tuple(float(layer.translate[a]) for a in keep),
             labels_name=f"{layer.name} labels [{tag}]",
             probabilities_name=f"{layer.name} probabilities [{tag}]",
+            objects_name=f"{layer.name} objects [{tag}]",
             class_names=spec.class_names,
             class_colors=spec.class_colors,
             background=spec.background,
@@ -387,6 +424,8 @@ class SegmentWidget(RunnerFields, Dock):
         layer = self._write_labels(placement, done)
         if result.probabilities is not None:
             self._write_probabilities(placement, result)
+        if done.objects is not None:
+            self._write_objects(placement, done.objects)
         self.runner.set_progress(1.0)
         self.runner.set_status(
             f"done in {result.seconds:.1f} s on {result.device} ({result.precision})"
@@ -474,6 +513,24 @@ class SegmentWidget(RunnerFields, Dock):
             translate=run.translate,
             **units_kwargs(run.units),
             **kwargs,
+        )
+
+    def _write_objects(self, run: _Placement, objects: np.ndarray) -> None:
+        """Replace the objects layer of this image and model with a new one."""
+        data = np.zeros(run.plan.labels_shape, dtype=objects.dtype)
+        data[run.plan.labels_index] = objects
+        if run.objects_name in self._viewer.layers:
+            self._viewer.layers.remove(run.objects_name)
+        metadata = {} if run.geometry is None else {GEOMETRY_KEY: run.geometry}
+        add_labels(
+            self._viewer,
+            data,
+            window=self.native,
+            name=run.objects_name,
+            scale=run.scale,
+            translate=run.translate,
+            metadata=metadata,
+            **units_kwargs(run.units),
         )
 
     def _write_probabilities(self, run: _Placement, result: PredictResult) -> None:

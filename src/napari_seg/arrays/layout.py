@@ -77,6 +77,11 @@ class ImageLayout:
         """Shape of the labels: the input's shape without the channel axis."""
         return tuple(n for a, n in enumerate(self.shape) if a != self.channel_axis)
 
+    @property
+    def output_slice_axes(self) -> tuple[int, ...]:
+        """``slice_axes`` as axes of the labels (which have no channel axis)."""
+        return output_axes(self.slice_axes, self.channel_axis)
+
     def planes(self) -> Iterator[tuple[int, ...]]:
         """Index along ``slice_axes`` of every plane (or volume), in C order.
 
@@ -186,6 +191,22 @@ class ImageLayout:
         if self.channel_axis is None:
             return np.transpose(block, order)[np.newaxis]
         return np.transpose(block, [kept.index(self.channel_axis), *order])
+
+
+def output_axes(axes: Sequence[int], channel_axis: int | None) -> tuple[int, ...]:
+    """Axes of an image as axes of its labels, which lack the image's channel axis.
+
+    Parameters
+    ----------
+    axes : sequence of int
+        Axes of the image other than ``channel_axis``.
+    channel_axis : int or None
+
+    Returns
+    -------
+    tuple of int
+    """
+    return tuple(a - (channel_axis is not None and channel_axis < a) for a in axes)
 
 
 def named_channel_axis(

@@ -275,9 +275,10 @@ def _write_outputs(outputs: dict[str, Path], result, spec, layout, keep: dict) -
         write_probabilities(outputs["probabilities"], result.probabilities,
                             class_names=spec.class_names, **keep)  # fmt: skip
     if "objects" in outputs:
-        channel = layout.channel_axis  # the labels have the image's axes but channels
-        axes = [a - (channel is not None and channel < a) for a in layout.slice_axes]
         objects = number_objects(
-            result.labels, spec.class_names, background=spec.background, slice_axes=axes
+            result.labels,
+            spec.class_names,
+            background=spec.background,
+            slice_axes=layout.output_slice_axes,
         )
         write_labels(outputs["objects"], objects, metadata={"model": spec.architecture}, **keep)
