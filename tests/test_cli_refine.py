@@ -66,8 +66,10 @@ def test_per_slice_and_list_parameters(labels_file, tmp_path):
 def test_pipeline_over_a_folder(labels_file, tmp_path):
     path, labels = labels_file
     tifffile.imwrite(path.parent / "other_labels.tif", labels[:, ::-1])
-    # what predict --probabilities writes beside the labels is no label file
+    # what predict --probabilities writes beside the labels is no label file, nor is
+    # the image a dataset keeps beside its labels (its intensities are no class ids)
     tifffile.imwrite(path.parent / "cells_probabilities.tif", np.full((2, 4), 0.5, np.float32))
+    tifffile.imwrite(path.parent / "cells.tif", (labels * 40 + 7).astype(np.uint8))
     pipe = tmp_path / "pipe.yaml"
     pipe.write_text(
         "per_slice: true\n"

@@ -3,7 +3,13 @@
 import numpy as np
 import pytest
 
-from napari_seg._datasets import name_key, outputs_beside_images, pair_files, prediction_tail
+from napari_seg._datasets import (
+    images_beside_labels,
+    name_key,
+    outputs_beside_images,
+    pair_files,
+    prediction_tail,
+)
 
 
 def touch(folder, *names):
@@ -105,6 +111,11 @@ def test_name_key_and_outputs_beside_images(tmp_path):
         "a_labels.tif", "a_probabilities.tif", "b_probabilities.tif", "b_objects.tif",
         "c_labels.png",
     ]  # fmt: skip
+
+
+def test_images_beside_labels(tmp_path):
+    paths = [tmp_path / n for n in ("a.tif", "a_labels.png", "b.tif", "c_labels.tif")]
+    assert [p.name for p in images_beside_labels(paths)] == ["a.tif"]
 
 
 def test_object_scores_read_the_objects_files_when_there_are_any(tmp_path):

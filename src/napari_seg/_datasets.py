@@ -116,6 +116,22 @@ def outputs_beside_images(paths: list[Path]) -> list[Path]:
     return [p for p in paths if beside(p)]
 
 
+def images_beside_labels(paths: list[Path]) -> list[Path]:
+    """The files among ``paths`` that have a label file beside them (``a.tif`` when
+    ``a_labels.tif`` is there too): the images of a dataset's folder, not labels.
+
+    Parameters
+    ----------
+    paths : list of Path
+
+    Returns
+    -------
+    list of Path
+    """
+    stems = {(p.parent, output_stem(p)) for p in paths}
+    return [p for p in paths if (p.parent, output_stem(p) + LABELS_SUFFIX) in stems]
+
+
 def prediction_tail(folder: str | os.PathLike, *, objects: bool) -> str:
     """The name tail of the predictions to score in ``folder``: ``_objects`` for
     object scores when ``predict --objects`` wrote such files there, else ``_labels``.

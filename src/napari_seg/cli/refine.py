@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -204,7 +205,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
-    from .._datasets import PROBABILITIES_SUFFIX, outputs_beside_images
+    from .._datasets import (
+        PROBABILITIES_SUFFIX,
+        few_names,
+        images_beside_labels,
+        outputs_beside_images,
+    )
     from .._io import output_stem
     from ..medical import label_path
 
@@ -219,9 +225,14 @@ def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
         for p in source.iterdir()
         if p.name.lower().endswith(LABEL_SUFFIXES) and not p.name.startswith(".")
     )
-    # predict --probabilities writes NAME_probabilities beside NAME_labels: not labels
-    files = [p for p in files if p not in outputs_beside_images(files)
-             or not output_stem(p).endswith(PROBABILITIES_SUFFIX)]  # fmt: skip
+    # Not labels: predict's NAME_probabilities beside NAME_labels, and a dataset's
+    # images beside their NAME_labels (the intensities would be refined as class ids).
+    images = images_beside_labels(files)
+    if images:
+        print(f"napari-seg refine: {len(images)} image(s) beside their label files are not "
+              f"inputs: {few_names(images)}", file=sys.stderr)  # fmt: skip
+    files = [p for p in files if p not in images and (p not in outputs_beside_images(files)
+             or not output_stem(p).endswith(PROBABILITIES_SUFFIX))]  # fmt: skip
     if not files:
         raise ValueError(f"no label files ({', '.join(LABEL_SUFFIXES)}) in {source}")
     if target.exists() and not target.is_dir():
