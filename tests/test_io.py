@@ -355,3 +355,22 @@ def test_evaluate_reads_a_float_nifti_segmentation(tmp_path, capsys):
 
     scores = json.loads(capsys.readouterr().out)
     assert scores["mean_iou"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "stem"),
+    [
+        ("a.tif", "a"),
+        ("a.OME.TIFF", "a"),
+        ("brain.nii.gz", "brain"),
+        ("x_labels.ome.zarr", "x_labels"),
+        ("2024.01.05_a.tif", "2024.01.05_a"),  # dots of a date belong to the name
+        ("sample 1.2.png", "sample 1.2"),
+        ("1.2.840.10008.1", "1.2.840.10008.1"),  # a DICOM folder named by its UID
+        (".tif", ".tif"),
+    ],
+)
+def test_output_stem_drops_the_extension_only(name, stem):
+    from napari_seg._io import output_stem
+
+    assert output_stem(name) == stem

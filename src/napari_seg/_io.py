@@ -496,10 +496,31 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
     return expanded
 
 
+#: Extensions of two parts, dropped whole from a name (``a.ome.tif`` is ``a``).
+COMPOUND_SUFFIXES = (".ome.tif", ".ome.tiff", ".ome.zarr", ".nii.gz")
+#: Extensions dropped from a name; any other dot belongs to the name
+#: (``2024.01.05_a.tif`` is ``2024.01.05_a``, a DICOM folder ``1.2.840.1`` keeps its name).
+NAME_SUFFIXES = (*TIFF_SUFFIXES, *IMAGE_SUFFIXES, ".npy", ".zarr", ".nii")
+
+
 def output_stem(path: str | os.PathLike) -> str:
-    """The input's name without its suffixes (``a.ome.tif`` gives ``a``)."""
+    """The input's name without its file extension (``a.ome.tif`` and ``a.tif`` give
+    ``a``; ``2024.01.05_a.tif`` gives ``2024.01.05_a``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    str
+    """
     name = Path(path).name
-    return name.split(".", 1)[0] or name
+    lower = name.lower()
+    for suffix in (*COMPOUND_SUFFIXES, *NAME_SUFFIXES):
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def write_tiff(path: str | os.PathLike, array, *, overwrite: bool = False, **kwargs) -> None:
