@@ -123,3 +123,34 @@ def test_what_cannot_be_pooled():
     ignoring = evaluate(gt.clip(0, 1), gt.clip(0, 1), EvaluateConfig(ignore_labels=(0,)))
     with pytest.raises(ValueError, match="ignore different ids"):
         pool_evaluations(["a", "b"], [semantic, ignoring])
+
+
+def test_a_folder_of_time_series_pools_the_objects_of_every_plane(make_instances):
+    from napari_seg.metrics import match_instances, pool_instance_scores
+
+    def series(seed):  # track ids: every frame reuses ids 1..n
+        return np.stack([make_instances((48, 64), n=8, seed=seed + t)[1] for t in range(3)])
+
+    gts = [series(0), series(10)]
+    preds = [g.copy() for g in gts]
+    preds[1][1, :20] = 0
+    config = EvaluateConfig(mode="instance", slice_axis=0)
+    dataset = pool_evaluations(
+        ["a", "b"], [evaluate(p, g, config) for p, g in zip(preds, gts, strict=True)]
+    )
+    planes = [
+        match_instances(p[t], g[t]) for p, g in zip(preds, gts, strict=True) for t in range(3)
+    ]
+    expect = pool_instance_scores(planes)
+    np.testing.assert_array_equal(dataset.pooled_slices.tp, expect.tp)
+    assert dataset.pooled_slices.n_true == expect.n_true
+    assert dataset.to_dict()["pooled_slices"]["n_true"] == expect.n_true
+    row = dataset.rows()[1]
+    by_slice = dataset.images[1].pooled_slices
+    assert row["F1 @0.5 by slice"] == pytest.approx(float(by_slice.f1[0]))
+    assert 0 < row["F1 @0.5 by slice"] < 1
+    semantic = pool_evaluations(
+        ["a"], [evaluate(preds[0].clip(0, 1).astype(np.uint8), gts[0].clip(0, 1).astype(np.uint8))]
+    )
+    assert semantic.pooled_slices is None
+    assert "pooled_slices" not in semantic.to_dict()

@@ -268,6 +268,9 @@ def _print_dataset(names: list[str], results: list, args, config: EvaluateConfig
     pooled = dataset.pooled
     print(f"\nall {len(names)} pairs pooled:")
     print(format_scores(pooled.scores, pooled.names()))
+    if dataset.pooled_slices is not None:
+        print("\nobjects matched plane by plane, all planes of all pairs pooled:")
+        print(format_scores(dataset.pooled_slices))
     if pooled.surface is not None:
         rows = surface_rows(pooled.surface, pooled.names())
         print("\nsurfaces, per-class means over the pairs that hold the class:")

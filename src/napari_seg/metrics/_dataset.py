@@ -21,6 +21,7 @@ import numpy as np
 from ._confusion import ConfusionMatrix, pool_matrices
 from ._evaluate import Evaluation
 from ._instance import InstanceScores, pool_instance_scores
+from ._report import to_dict
 from ._semantic import semantic_scores
 from ._surface import SurfaceScores
 
@@ -68,6 +69,20 @@ class DatasetEvaluation:
             means = {k: float(np.nanmean([h[k] for h in heads])) for k in heads[0]}
         return {k: v if math.isfinite(v) else None for k, v in means.items()}
 
+    @property
+    def pooled_slices(self) -> InstanceScores | None:
+        """Instance mode with per-slice scores: the objects matched plane by plane in
+        every image, all planes' matches summed (a folder of time series); else None.
+
+        Returns
+        -------
+        InstanceScores or None
+        """
+        planes = [e.slices for e in self.images]
+        if not all(isinstance(p, tuple) for p in planes):
+            return None
+        return pool_instance_scores([s for p in planes for s in cast(tuple, p)])
+
     def to_dict(self) -> dict:
         """Every image's scores, the pooled scores and the means, in plain JSON types.
 
@@ -75,13 +90,17 @@ class DatasetEvaluation:
         -------
         dict
         """
-        return {
+        out = {
             "images": [
                 {"name": n, **e.to_dict()} for n, e in zip(self.names, self.images, strict=True)
             ],
             "pooled": self.pooled.to_dict(),
             "mean_over_images": self.mean_over_images(),
         }
+        planes = self.pooled_slices
+        if planes is not None:
+            out["pooled_slices"] = to_dict(planes)
+        return out
 
 
 def headline(evaluation: Evaluation) -> dict[str, float | int]:
@@ -90,7 +109,8 @@ def headline(evaluation: Evaluation) -> dict[str, float | int]:
     Semantic: mean IoU and mean Dice (without the background when there is one) and
     pixel accuracy, plus the mean HD95 and surface Dice over the foreground classes
     when surfaces were scored. Instance: the object counts, F1 and accuracy at the
-    first threshold and the accuracy averaged over the thresholds.
+    first threshold and the accuracy averaged over the thresholds, and the same for
+    the objects matched plane by plane when per-slice scores were asked for.
 
     Parameters
     ----------
@@ -103,15 +123,20 @@ def headline(evaluation: Evaluation) -> dict[str, float | int]:
     s = evaluation.scores
     if isinstance(s, InstanceScores):
         t = f"{s.thresholds[0]:g}"
-        return {
+        out: dict[str, float | int] = {
             "true objects": s.n_true,
             "predicted objects": s.n_pred,
             f"F1 @{t}": float(s.f1[0]),
             f"accuracy @{t}": float(s.accuracy[0]),
             "mean accuracy": s.mean_accuracy,
         }
+        planes = evaluation.pooled_slices
+        if planes is not None:  # objects matched plane by plane (a time series)
+            out[f"F1 @{t} by slice"] = float(planes.f1[0])
+            out["mean accuracy by slice"] = planes.mean_accuracy
+        return out
     tail = "" if s.background is None else " (no background)"
-    out: dict[str, float | int] = {
+    out = {
         f"mean IoU{tail}": float(s.mean_iou_foreground),
         f"mean Dice{tail}": float(s.mean_dice_foreground),
         "pixel accuracy": float(s.pixel_accuracy),
