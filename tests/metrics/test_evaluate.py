@@ -137,3 +137,18 @@ def test_semantic_scores_against_instance_labels_come_with_a_warning(make_instan
     assert "instance mode" in warnings[0]
     assert evaluate(classes, classes).warnings == []
     assert evaluate(objects, objects, EvaluateConfig(mode="instance")).warnings == []
+
+
+def test_one_class_under_two_ids_is_flagged():
+    """A prediction in 0/1 against a mask saved as 0/255: the foreground is small, so
+    the share rule stays quiet; the two ids covering the same pixels do not."""
+    gt = np.zeros((64, 64), np.uint8)
+    gt[10:30, 10:30] = 255  # 10% of the image
+    pred = (gt > 0).astype(np.uint8)
+    pred[10:14, 10:30] = 0
+    [message] = evaluate(pred, gt).warnings
+    assert "predicted id 1 covers the ground truth's id 255 (IoU 0.80)" in message
+    assert evaluate(gt, gt).warnings == []
+    other = gt.copy()
+    other[40:50, 40:50] = 2  # a predicted class elsewhere: no claim of a renamed class
+    assert evaluate(np.where(other == 255, 0, other).astype(np.uint8), gt).warnings == []

@@ -447,9 +447,38 @@ def _id_pixels(matrix: ConfusionMatrix) -> tuple[np.ndarray, np.ndarray]:
     return counts.sum(axis=1), counts.sum(axis=0)
 
 
+#: A predicted id the ground truth never uses that covers a true id never predicted at
+#: this IoU or more is the same class under another id (a mask saved as 0/255).
+RENAMED_IOU = 0.5
+
+
+def _renamed_class(matrix: ConfusionMatrix) -> str | None:
+    """A warning when a class has one id in the prediction and another in the ground
+    truth (each id absent from the other array, the two regions nearly the same)."""
+    counts = matrix.counts.sum(axis=tuple(range(matrix.counts.ndim - 2)))
+    truth, pred = counts.sum(axis=1), counts.sum(axis=0)
+    gt_only = np.flatnonzero((truth > 0) & (pred == 0))
+    pred_only = np.flatnonzero((pred > 0) & (truth == 0))
+    if not gt_only.size or not pred_only.size:
+        return None
+    shared = counts[np.ix_(gt_only, pred_only)]
+    iou = shared / (truth[gt_only][:, None] + pred[pred_only][None, :] - shared)
+    i, j = np.unravel_index(int(np.argmax(iou)), iou.shape)
+    if iou[i, j] < RENAMED_IOU:
+        return None
+    a, b = matrix.labels[pred_only[j]], matrix.labels[gt_only[i]]
+    return (
+        f"predicted id {a} covers the ground truth's id {b} (IoU {iou[i, j]:.2f}), and "
+        "neither array uses the other's id: the same class under two ids (e.g. a mask "
+        f"saved as 0/255)? Relabel one of them (Refine > relabel {a} -> {b}) before "
+        "reading these scores"
+    )
+
+
 def id_mismatch(matrix: ConfusionMatrix) -> str | None:
     """A warning when the two arrays use mostly different ids (e.g. a prediction in
-    ids 1/2 scored against a ground truth in 0/1), else None.
+    ids 1/2 scored against a ground truth in 0/1), or one class under two ids (a
+    prediction in 0/1 against a mask saved as 0/255), else None.
 
     Parameters
     ----------
@@ -467,7 +496,7 @@ def id_mismatch(matrix: ConfusionMatrix) -> str | None:
     only_pred = pred[truth == 0].sum() / total
     only_truth = truth[pred == 0].sum() / total
     if max(only_pred, only_truth) <= ID_MISMATCH_SHARE:
-        return None
+        return _renamed_class(matrix)
     ids_pred = labels[pred > 0].tolist()
     ids_truth = labels[truth > 0].tolist()
     return (
