@@ -54,6 +54,11 @@ def test_two_folders_by_equal_or_suffixed_names(tmp_path):
     suffixed = pair_files(images, tmp_path / "labels")
     assert names(suffixed.pairs)[2] == ("brain.nii.gz", "brain_labels.nii.gz")
     assert [p.name for p in suffixed.unpaired_images] == ["c.npy"]
+    # what predict wrote beside the images is no image of theirs
+    touch(images, "a_labels.tif", "b_probabilities.tif")
+    again = pair_files(images, tmp_path / "masks")
+    assert [p.name for p in again.unpaired_images] == []
+    assert len(again.pairs) == 4
 
 
 def test_a_labels_folder_that_holds_the_images_too(tmp_path):

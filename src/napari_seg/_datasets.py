@@ -235,6 +235,8 @@ def pair_files(
     else:
         label_files = _with_tail(expand_inputs([labels]), suffix)
         image_files = _with_tail(image_files, image_suffix)
+        if not image_suffix:  # predict's outputs beside the images are none of them
+            image_files = [p for p in image_files if p not in outputs_beside_images(image_files)]
     image_files = [p for p in image_files if not output_stem(p).endswith(skip)]
     by_image = _by_key(image_files, image_suffix)
     by_label = _by_key(label_files, suffix)
