@@ -420,3 +420,27 @@ def test_instance_labels_train_as_objects_and_boundaries(setup, qtbot, notes, ma
     w.settings.labels_are.value = "classes"
     assert w._label0.enabled
     assert not w.classes.background.native.isHidden()
+
+
+def test_a_new_model_s_classes_confirm_many_classes(setup, qtbot, notes, make_instances):
+    """Labels that look like instance labels are classes when the user says how many."""
+    viewer, w, _ = setup
+    _, objects = make_instances((192, 192), n=20, radius=(8.0, 8.0))
+    viewer.add_labels(objects, name="atlas")
+    w.reset_choices()
+    w._labels.value = viewer.layers["atlas"]
+    w._source.value = "current"
+    assert w.source.classes.native.isHidden()
+    assert w._make_job().config.num_classes is None
+    w._source.value = "new"
+    assert not w.source.classes.native.isHidden()
+    w.start()
+    _wait(qtbot, w)
+    assert any("a new model's 'class count'" in m for m in notes["error"]), notes
+    needed = int(objects.max()) + 1
+    w.source.classes.value = needed
+    assert w._make_job().config.num_classes == needed
+    w._budget.value = 1
+    w.start()
+    _wait(qtbot, w)
+    assert w.current.model.spec.num_classes == needed

@@ -213,6 +213,7 @@ class TrainWidget(Dock):
             architecture=self.source.arch.value,
             encoder=encoder,
             grow_classes=self.source.grow.value,
+            num_classes=self.source.num_classes,
             label0=label0,
             instances=instances,
             loss=s.loss.value,

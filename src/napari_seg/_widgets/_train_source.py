@@ -7,6 +7,8 @@ from pathlib import Path
 from magicgui.widgets import CheckBox, ComboBox, FileEdit
 
 from ..models import get_architecture, list_architectures
+from ..training.config import MAX_CLASSES
+from ._fields import AutoInt
 
 MODEL_SOURCES = (("current model", "current"), ("model file", "file"), ("new model", "new"))
 
@@ -23,7 +25,18 @@ class ModelSourcePanel:
         self.arch = ComboBox(label="architecture", choices=archs, value="unet")
         self.encoder = ComboBox(label="encoder", choices=["classic"])
         self.grow = CheckBox(text="allow new classes (wider output head)", value=False)
-        self.widgets = [self.source, self.model_file, self.arch, self.encoder, self.grow]
+        self.classes = AutoInt(
+            "class count",
+            min=2,
+            max=MAX_CLASSES,
+            start=2,
+            tooltip="classes of the new model, background included; auto: from the "
+            "labels (their largest id + 1). A number confirms labels that look like "
+            "something else, e.g. many classes of one region each",
+        )
+        self.widgets = [
+            self.source, self.model_file, self.arch, self.encoder, self.classes, self.grow,
+        ]  # fmt: skip
         self.source.changed.connect(self._on_source_changed)
         self.arch.changed.connect(self._on_arch_changed)
         self._on_source_changed()
@@ -32,6 +45,11 @@ class ModelSourcePanel:
     @property
     def is_new(self) -> bool:
         return self.source.value == "new"
+
+    @property
+    def num_classes(self) -> int | None:
+        """The classes of a new model, or None: from the labels (or the model's own)."""
+        return self.classes.value if self.is_new else None
 
     @property
     def encoder_value(self) -> str | None:
@@ -60,7 +78,7 @@ class ModelSourcePanel:
     def _on_source_changed(self, *_args) -> None:
         source = self.source.value
         self.model_file.visible = source == "file"
-        self.arch.visible = self.encoder.visible = source == "new"
+        self.arch.visible = self.encoder.visible = self.classes.visible = source == "new"
         self.grow.visible = source != "new"
 
     def _on_arch_changed(self, *_args) -> None:

@@ -177,9 +177,8 @@ def refuse_instances(
                 "('labels are' in the Train dock, --instances on the command "
                 "line) to 'foreground' (object and background) or 'boundaries' (object, "
                 "boundary and background: keeps touching objects apart). If these are "
-                f"{needed} classes, say so with num_classes (--num-classes; in napari, "
-                f"create a model of {needed} classes in the Model dock and train it) or "
-                "class_names"
+                f"{needed} classes, say so with num_classes (--num-classes; in the Train "
+                "dock, a new model's 'class count') or class_names"
             )
 
 
@@ -225,5 +224,5 @@ def refuse_unused_ids(present: Sequence[int], *, needed: int, confirmed: int) ->
         "non-zero id becomes the class 'object'; --instances foreground, or 'labels are: "
         "objects (foreground)' in the Train dock), or renumber the ids 0, 1, 2... "
         f"(Refine > relabel). If these are {needed} classes, say so with num_classes "
-        "(--num-classes) or class_names"
+        "(--num-classes; in the Train dock, a new model's 'class count') or class_names"
     )
