@@ -312,3 +312,12 @@ def test_objects_of_a_stack_are_numbered_slice_by_slice(model_file, image, tmp_p
     )
     assert "no background class" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_a_fiji_time_lapse_is_segmented_frame_by_frame_without_axis(model_file, image, tmp_path):
+    stack = np.stack([image, image[::-1], image[:, ::-1]])
+    tifffile.imwrite(tmp_path / "movie.tif", stack, imagej=True, metadata={"axes": "TYX"})
+    out = tmp_path / "out"
+    assert main(_args(model_file, out, tmp_path / "movie.tif")) == 0
+    expected = _expected(model_file, stack, axis=0).labels
+    np.testing.assert_array_equal(tifffile.imread(out / "movie_labels.tif"), expected)

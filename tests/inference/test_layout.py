@@ -82,3 +82,25 @@ def test_transposed_plane_axes_are_read_in_order():
 def test_bad_layouts_say_what_is_wrong(shape, kwargs, message):
     with pytest.raises((ValueError, TypeError), match=message):
         resolve_layout(shape, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("axes", "dims", "expected"),
+    [
+        ("TYX", 2, (0,)),  # a time-lapse saved by Fiji
+        ("ZYX", 2, (0,)),
+        ("TZCYX", 2, (0, 1)),
+        ("TZCYX", 3, (0,)),  # a 3D model sees ZYX: only time is sliced
+        ("ZYX", 3, None),  # nothing to slice
+        ("YXS", 2, None),  # RGB
+        ("CYX", 2, None),
+        ("IYX", 2, None),  # tifffile's page sequence: says nothing
+        ("QYX", 2, None),
+        ("YXZ", 2, None),
+        (None, 2, None),
+    ],
+)
+def test_stack_axes_a_file_names(axes, dims, expected):
+    from napari_seg.arrays.layout import named_slice_axes
+
+    assert named_slice_axes(axes, dims) == expected

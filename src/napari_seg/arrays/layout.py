@@ -209,6 +209,41 @@ def output_axes(axes: Sequence[int], channel_axis: int | None) -> tuple[int, ...
     return tuple(a - (channel_axis is not None and channel_axis < a) for a in axes)
 
 
+def named_slice_axes(axes: str | None, spatial_dims: int) -> tuple[int, ...] | None:
+    """The axes to segment slice by slice along, from the axis letters a file gives
+    (tifffile's: ``"TYX"``, ``"TZCYX"``...): every axis before the model's spatial
+    ones (``YX``, or ``ZYX`` for a 3D model) other than channels (``C``, ``S``).
+
+    A file that names all its axes leaves no doubt about a channel axis, so a time
+    series or a z-stack needs no ``axis`` for a 2D model (as the GUI's slider axes).
+
+    Parameters
+    ----------
+    axes : str or None
+        One letter per axis of the image, or None when the file names none.
+    spatial_dims : int
+        2 or 3: what the model sees.
+
+    Returns
+    -------
+    tuple of int or None
+        None when the file names no axes, its last non-channel axes are not
+        ``YX``/``ZYX``, an axis before them is neither ``T`` nor ``Z`` (tifffile's
+        ``I`` or ``Q``: a page sequence of unknown meaning), or there is nothing to
+        slice.
+    """
+    if not axes:
+        return None
+    others = [i for i, letter in enumerate(axes) if letter not in "CS"]
+    spatial = "".join(axes[i] for i in others[-spatial_dims:])
+    leading = others[:-spatial_dims]
+    if not leading or spatial != "ZYX"[-spatial_dims:]:
+        return None
+    if any(axes[i] not in "TZ" for i in leading):  # a generic axis ("I", "Q") says nothing
+        return None
+    return tuple(leading)
+
+
 def named_channel_axis(
     given: int | None, in_channels: int | None, named: Sequence[int | None]
 ) -> int | None:

@@ -222,7 +222,12 @@ def _inputs(paths: list[Path]) -> list[Path]:
 def _predict_one(model, path: Path, outputs: dict[str, Path], config, args) -> None:
     from .._io import read_with_geometry, source_transform, tiff_header
     from ..inference import PredictProgress, PredictStarted, SettingsAdjusted, iter_predict
-    from ..inference.blocks import layout_of, with_file_channels, with_source_spacing
+    from ..inference.blocks import (
+        layout_of,
+        with_file_channels,
+        with_file_stack_axes,
+        with_source_spacing,
+    )
     from ..medical import layout_defaults
 
     def show(event, bar) -> None:
@@ -248,6 +253,7 @@ def _predict_one(model, path: Path, outputs: dict[str, Path], config, args) -> N
         config = config.with_(**{**defaults, **given})
     header = tiff_header(path)  # a TIFF's axes and pixel size, read once (None otherwise)
     config = with_file_channels(model, config, None if header is None else header.channel_axis)
+    config = with_file_stack_axes(model, config, None if header is None else header.axes)
     config = with_source_spacing(model, image, config, source_transform(path, header))
     # The labels are on the image's grid: a calibrated TIFF's pixel size goes with them.
     calibration = None if header is None else header.calibration

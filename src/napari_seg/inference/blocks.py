@@ -330,6 +330,32 @@ def with_file_channels(
     return config if found == config.channel_axis else config.with_(channel_axis=found)
 
 
+def with_file_stack_axes(
+    model: SegmentationModel, config: PredictConfig, axes: str | None
+) -> PredictConfig:
+    """``config`` with the axes to segment slice by slice along that its image's file
+    names, when it gives none: a TIFF's ``T`` and ``Z`` axes for a 2D model, its
+    ``T`` axis for a 3D one (the rule: ``arrays.layout.named_slice_axes``).
+
+    Parameters
+    ----------
+    model : SegmentationModel
+    config : PredictConfig
+    axes : str or None
+        The file's axis letters (``_io.tiff_header``), or None.
+
+    Returns
+    -------
+    PredictConfig
+    """
+    from ..arrays.layout import named_slice_axes
+
+    if config.axis is not None:
+        return config
+    found = named_slice_axes(axes, model.spec.spatial_dims)
+    return config if found is None else config.with_(axis=found)
+
+
 def layout_of(
     model: SegmentationModel, shape: tuple[int, ...], config: PredictConfig
 ) -> ImageLayout:

@@ -313,6 +313,7 @@ class _Job:
             output_chunks,
             plan_blocks,
             with_file_channels,
+            with_file_stack_axes,
             with_source_spacing,
         )
         from ..models import load_model
@@ -329,6 +330,7 @@ class _Job:
         transform = source_transform(source, header)
         channels = None if header is None else header.channel_axis
         settings = with_file_channels(model, config or PredictConfig(), channels)
+        settings = with_file_stack_axes(model, settings, None if header is None else header.axes)
         settings = with_source_spacing(model, image, settings, transform)
         fixed, stats = fixed_settings(model, image, settings)
         layout = layout_of(model, tuple(image.shape), fixed)
