@@ -345,3 +345,17 @@ def test_a_folder_of_images_and_labels_trains_on_its_pairs(files, tmp_path, caps
             "--out", str(tmp_path / "n.safetensors"), *FAST]  # fmt: skip
     assert main(argv) == 1
     assert "no file of" in capsys.readouterr().err
+
+
+def test_a_fiji_time_lapse_trains_frame_by_frame_without_axis(tmp_path):
+    from napari_seg.sample_data import cells_3d
+
+    image, labels = cells_3d((3, 64, 80), seed=1)
+    tifffile.imwrite(tmp_path / "movie.tif", image, imagej=True, metadata={"axes": "TYX"})
+    tifffile.imwrite(tmp_path / "movie_labels.tif", labels.astype(np.uint8))
+    out = tmp_path / "m.safetensors"
+    argv = ["train", "--image", str(tmp_path / "movie.tif"), "--labels",
+            str(tmp_path / "movie_labels.tif"), "--arch", "unet", "--label0", "background",
+            "--out", str(out), *FAST]  # fmt: skip
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "m.training.json").read_text())["config"]["axis"] == 0

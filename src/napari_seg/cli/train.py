@@ -265,6 +265,7 @@ def run(args: argparse.Namespace) -> int:
     pairs = [(image, lab) for (image, _), lab in zip(images, labels, strict=True)]
     config = _with_input_spacing(config, args.image, images)
     config = _with_input_channels(config, args.image)
+    config = _with_input_stack_axes(config, args.image)
     names = [p.name for p in args.image]
     stop = threading.Event()
     main_thread = threading.current_thread() is threading.main_thread()
@@ -332,6 +333,29 @@ def _with_input_channels(config, paths):
     named = [tiff_channel_axis(path) for path in paths]
     found = named_channel_axis(config.channel_axis, in_channels, named)
     return config if found == config.channel_axis else config.with_(channel_axis=found)
+
+
+def _with_input_stack_axes(config, paths):
+    """The config with the axis to train slice by slice along when none was given and
+    every input is a TIFF naming the same one ``T`` or ``Z`` axis before the model's
+    spatial ones (``arrays.layout.named_slice_axes``; a Fiji time-lapse), as
+    ``predict`` reads them."""
+    from .._io import tiff_header
+    from ..arrays.layout import named_slice_axes
+
+    if config.axis is not None:
+        return config
+    dims = config.dims
+    if dims is None and config.from_model is not None:
+        from ..models import ModelSpec, read_model_card
+
+        dims = ModelSpec.from_dict(read_model_card(config.from_model)["spec"]).spatial_dims
+    headers = [tiff_header(path) for path in paths]
+    found = {named_slice_axes(None if h is None else h.axes, dims or 2) for h in headers}
+    axes = found.pop() if len(found) == 1 else None
+    if axes is None or len(axes) != 1:  # training slices along one axis
+        return config
+    return config.with_(axis=axes[0])
 
 
 def _run(pairs, config, args, names, stop):
