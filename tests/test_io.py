@@ -374,3 +374,17 @@ def test_output_stem_drops_the_extension_only(name, stem):
     from napari_seg._io import output_stem
 
     assert output_stem(name) == stem
+
+
+@pytest.mark.parametrize("shape", [(3, 16, 20), (4, 16, 20), (16, 20, 3)])
+def test_labels_of_3_or_4_slices_are_written_as_greyscale_not_rgb(tmp_path, shape):
+    """tifffile, left to guess, stores such arrays as an RGB image (Fiji: colours)."""
+    import tifffile
+
+    from napari_seg._io import write_labels
+
+    labels = np.arange(np.prod(shape), dtype=np.uint8).reshape(shape) % 3
+    write_labels(tmp_path / "x_labels.tif", labels)
+    with tifffile.TiffFile(tmp_path / "x_labels.tif") as tif:
+        assert tif.pages[0].photometric == tifffile.PHOTOMETRIC.MINISBLACK
+        np.testing.assert_array_equal(tif.asarray(), labels)

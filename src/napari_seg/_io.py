@@ -526,10 +526,14 @@ def output_stem(path: str | os.PathLike) -> str:
 def write_tiff(path: str | os.PathLike, array, *, overwrite: bool = False, **kwargs) -> None:
     """Write ``array`` as a TIFF atomically (BigTIFF when large), zlib-compressed.
 
+    Greyscale planes (``photometric="minisblack"``) unless told otherwise: left to
+    guess, tifffile stores an array whose first or last axis has 3 or 4 entries (a
+    stack of 3 label slices) as an RGB image, which Fiji then opens as colours.
     An existing file is replaced only with ``overwrite=True``.
     """
     import tifffile
 
+    kwargs.setdefault("photometric", "minisblack")
     with atomic_write(path, overwrite=overwrite) as handle:
         tifffile.imwrite(handle, np.asarray(array), compression="zlib", **kwargs)
 
