@@ -214,7 +214,8 @@ def pair_files(
         no file pairs (the message says what names were looked for).
     """
     images, labels = Path(images), Path(labels)
-    single = [expand_inputs([p]) == [p] for p in (images, labels)]
+    image_files, label_files = expand_inputs([images]), expand_inputs([labels])
+    single = [image_files == [images], label_files == [labels]]
     if all(single):
         return FilePairs([(images, labels)], [], [])
     if any(single):
@@ -223,7 +224,6 @@ def pair_files(
             f"{file} is a file and {folder} a folder: give two files (one pair) or two "
             "folders (paired by name)"
         )
-    image_files = expand_inputs([images])
     if images.resolve() == labels.resolve():
         if not suffix:
             raise ValueError(
@@ -233,10 +233,11 @@ def pair_files(
         label_files = [p for p in image_files if output_stem(p).endswith(suffix)]
         image_files = [p for p in image_files if p not in label_files]
     else:
-        label_files = _with_tail(expand_inputs([labels]), suffix)
+        label_files = _with_tail(label_files, suffix)
         image_files = _with_tail(image_files, image_suffix)
         if not image_suffix:  # predict's outputs beside the images are none of them
-            image_files = [p for p in image_files if p not in outputs_beside_images(image_files)]
+            outputs = set(outputs_beside_images(image_files))
+            image_files = [p for p in image_files if p not in outputs]
     image_files = [p for p in image_files if not output_stem(p).endswith(skip)]
     by_image = _by_key(image_files, image_suffix)
     by_label = _by_key(label_files, suffix)

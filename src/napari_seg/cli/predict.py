@@ -207,8 +207,10 @@ def _inputs(paths: list[Path]) -> list[Path]:
     for path in paths:
         files = expand_inputs([path])
         if files != [path]:
-            beside += outputs_beside_images(files)
-            files = [p for p in files if p not in beside]
+            outputs = outputs_beside_images(files)
+            beside += outputs
+            skipped = set(outputs)
+            files = [p for p in files if p not in skipped]
         inputs += files
     if beside:
         print(

@@ -231,8 +231,10 @@ def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
     if images:
         print(f"napari-seg refine: {len(images)} image(s) beside their label files are not "
               f"inputs: {few_names(images)}", file=sys.stderr)  # fmt: skip
-    files = [p for p in files if p not in images and (p not in outputs_beside_images(files)
-             or not output_stem(p).endswith(PROBABILITIES_SUFFIX))]  # fmt: skip
+    probabilities = {
+        p for p in outputs_beside_images(files) if output_stem(p).endswith(PROBABILITIES_SUFFIX)
+    }
+    files = [p for p in files if p not in probabilities and p not in images]
     if not files:
         raise ValueError(f"no label files ({', '.join(LABEL_SUFFIXES)}) in {source}")
     if target.exists() and not target.is_dir():

@@ -122,8 +122,13 @@ def object_count(labels: RegionArray, *, background: int = 0) -> int:
 
     found = objects(labels)
     if not found and len(labels.shape) > 2:
-        found = objects(labels[labels.shape[0] // 2])
+        found = objects(labels[middle_plane(labels.shape, 0)])
     return found
+
+
+def middle_plane(shape: tuple[int, ...], axis: int) -> tuple:
+    """The index of the middle plane along ``axis`` of an array of ``shape``."""
+    return (*(slice(None),) * axis, shape[axis] // 2)
 
 
 def id_regions(labels: RegionArray, *, background: int = 0, min_ids: int = 0) -> tuple[int, int]:

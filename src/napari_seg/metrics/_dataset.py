@@ -14,6 +14,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import cast
 
 import numpy as np
@@ -52,8 +53,18 @@ class DatasetEvaluation:
         list of dict
             ``{"image": name, score: value, ...}``; the last row is "mean over images".
         """
-        rows = [{"image": n, **headline(e)} for n, e in zip(self.names, self.images, strict=True)]
+        rows = [{"image": n, **h} for n, h in zip(self.names, self.headlines, strict=True)]
         return [*rows, {"image": "mean over images", **self.mean_over_images()}]
+
+    @cached_property
+    def headlines(self) -> list[dict[str, float | int]]:
+        """Each image's :func:`headline` scores, computed once.
+
+        Returns
+        -------
+        list of dict
+        """
+        return [headline(e) for e in self.images]
 
     def mean_over_images(self) -> dict[str, float | None]:
         """Each :func:`headline` score averaged over the images (NaN left out; a
@@ -63,13 +74,13 @@ class DatasetEvaluation:
         -------
         dict
         """
-        heads = [headline(e) for e in self.images]
+        heads = self.headlines
         with warnings.catch_warnings():  # a score NaN in every image stays NaN
             warnings.simplefilter("ignore", RuntimeWarning)
             means = {k: float(np.nanmean([h[k] for h in heads])) for k in heads[0]}
         return {k: v if math.isfinite(v) else None for k, v in means.items()}
 
-    @property
+    @cached_property
     def pooled_slices(self) -> InstanceScores | None:
         """Instance mode with per-slice scores: the objects matched plane by plane in
         every image, all planes' matches summed (a folder of time series); else None.

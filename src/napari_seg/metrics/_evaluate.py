@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar, cast
 
 import numpy as np
@@ -13,7 +14,7 @@ from .._config_file import JobConfig
 from .._types import RegionArray
 from .._validate import check_bool, check_number, check_spacing, check_str
 from ..limits import brief
-from ._arrays import MIN_INSTANCE_IDS, id_regions, object_count
+from ._arrays import MIN_INSTANCE_IDS, id_regions, middle_plane, object_count
 from ._confusion import ConfusionMatrix, confusion_matrix, slice_confusion_matrices, widen
 from ._instance import (
     DEFAULT_THRESHOLDS,
@@ -210,7 +211,7 @@ class Evaluation:
             return np.asarray(self.slices.mean_iou_foreground, dtype=float)
         return np.array([s.accuracy[0] for s in self.slices], dtype=float)
 
-    @property
+    @cached_property
     def pooled_slices(self) -> InstanceScores | None:
         """Instance mode with per-slice scores: the objects matched plane by plane and
         the matches of all planes summed (the score of a time series, or of a stack of
@@ -401,12 +402,12 @@ def classes_not_objects(
         return ids, regions, regions >= max(MIN_CLASS_REGIONS, REGIONS_PER_CLASS * ids)
 
     ndim = len(array.shape)
-    block = array[_middle(array.shape, axis)] if axis is not None and ndim > 2 else array
+    block = array[middle_plane(array.shape, axis)] if axis is not None and ndim > 2 else array
     ids, regions, classes = judged(block)
     if not classes:
         return None
     if axis is None and ndim > 2:
-        plane_ids, _, plane_classes = judged(array[_middle(array.shape, 0)])
+        plane_ids, _, plane_classes = judged(array[middle_plane(array.shape, 0)])
         if plane_ids >= MIN_PLANE_IDS and not plane_classes:
             return (
                 f"the {what}'s {ids} id(s) recur in {regions} separate regions along axis "
@@ -422,11 +423,6 @@ def classes_not_objects(
         "(--op connected_components --classes 1), or objects from boundaries for a "
         "model trained on instances with boundaries"
     )
-
-
-def _middle(shape: tuple[int, ...], axis: int) -> tuple:
-    """The index of the middle plane along ``axis``."""
-    return (*(slice(None),) * axis, shape[axis] // 2)
 
 
 def _with_named(cm: ConfusionMatrix, config: EvaluateConfig) -> ConfusionMatrix:
