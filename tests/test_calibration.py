@@ -116,6 +116,20 @@ def test_labels_imagej_cannot_hold_are_written_uncalibrated_with_their_metadata(
     with tifffile.TiffFile(tmp_path / "l.tif") as tif:
         assert tif.shaped_metadata[0]["classes"] == ["a", "b"]
         assert tif.asarray().dtype == dtype
+        assert tif.series[0].axes == axes  # the axis names are kept all the same
+
+
+def test_probabilities_of_a_time_lapse_have_the_classes_as_channels(tmp_path):
+    probs = np.random.default_rng(0).random((3, 4, 6, 7)).astype(np.float32)
+    calibration = Calibration("TYX", (1.0, 0.3, 0.3), "micrometer")
+    write_probabilities(tmp_path / "p.tif", probs, calibration=calibration)
+    assert read_calibration(tmp_path / "p.tif") == Calibration(
+        "TCYX", (1.0, 1.0, 0.3, 0.3), "micrometer"
+    )
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "p.tif"), probs.swapaxes(0, 1))
+    write_probabilities(tmp_path / "q.tif", probs, axes="TYX")  # uncalibrated
+    with tifffile.TiffFile(tmp_path / "q.tif") as tif:
+        assert tif.series[0].axes == "TCYX"
 
 
 def test_probabilities_keep_the_calibration(tmp_path):

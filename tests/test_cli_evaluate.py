@@ -188,3 +188,14 @@ def test_object_scores_of_a_folder_read_predict_s_objects_files(tmp_path, capsys
     assert out["pooled"]["thresholds"][0]["F1"] == 1.0
     semantic = run_json(capsys, *argv[1:-1])
     assert [c["id"] for c in semantic["pooled"]["classes"]][:2] == [0, 1]
+
+
+@pytest.mark.parametrize(("axes", "sliced"), [("TYX", True), ("ZYX", False), (None, False)])
+def test_a_tiff_time_lapse_is_also_scored_frame_by_frame(files, tmp_path, capsys, axes, sliced):
+    _, _, pred, gt = files
+    meta = {} if axes is None else {"imagej": True, "metadata": {"axes": axes}}
+    tifffile.imwrite(tmp_path / "gt.tif", gt.astype(np.uint8), **meta)
+    tifffile.imwrite(tmp_path / "pred.tif", pred.astype(np.uint8))  # names no axes
+    out = run_json(capsys, "--pred", str(tmp_path / "pred.tif"), "--gt", str(tmp_path / "gt.tif"))
+    assert out["config"]["slice_axis"] == (0 if sliced else None)
+    assert ("per_slice" in out) == sliced

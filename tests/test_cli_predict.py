@@ -318,6 +318,11 @@ def test_a_fiji_time_lapse_is_segmented_frame_by_frame_without_axis(model_file, 
     stack = np.stack([image, image[::-1], image[:, ::-1]])
     tifffile.imwrite(tmp_path / "movie.tif", stack, imagej=True, metadata={"axes": "TYX"})
     out = tmp_path / "out"
-    assert main(_args(model_file, out, tmp_path / "movie.tif")) == 0
+    extra = ["--probabilities", "--objects"]
+    assert main(_args(model_file, out, tmp_path / "movie.tif", extra=extra)) == 0
     expected = _expected(model_file, stack, axis=0).labels
     np.testing.assert_array_equal(tifffile.imread(out / "movie_labels.tif"), expected)
+    # Uncalibrated, the outputs still name the frames (Fiji, tifffile, refine see them).
+    for name, axes in [("labels", "TYX"), ("objects", "TYX"), ("probabilities", "TCYX")]:
+        with tifffile.TiffFile(out / f"movie_{name}.tif") as tif:
+            assert tif.series[0].axes == axes

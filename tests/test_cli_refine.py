@@ -205,3 +205,33 @@ def test_a_folder_into_itself_and_clashing_names(labels_file, tmp_path, capsys):
     assert "already exist" in capsys.readouterr().err
     assert main(argv) == 0
     np.testing.assert_array_equal(tifffile.imread(path), refine.opening(labels, 1))
+
+
+def _movie(tmp_path, axes):
+    """A blob that stays put over 3 frames, in a TIFF naming ``axes``."""
+    movie = np.zeros((3, 20, 20), np.uint8)
+    movie[:, 5:12, 5:12] = 1
+    path = tmp_path / "movie_labels.tif"
+    tifffile.imwrite(path, movie, imagej=True, metadata={"axes": axes})
+    return path
+
+
+@pytest.mark.parametrize(
+    ("axes", "flags", "ids"),
+    [
+        ("TYX", [], [1, 2, 3]),  # a time-lapse: each frame apart (an object per frame)
+        ("TYX", ["--no-per-slice"], [1, 1, 1]),  # one volume: one object through time
+        ("ZYX", [], [1, 1, 1]),  # a z-stack: one object in 3D
+    ],
+)
+def test_a_time_lapse_is_refined_frame_by_frame(tmp_path, capsys, axes, flags, ids):
+    path = _movie(tmp_path, axes)
+    out = tmp_path / "objects.tif"
+    argv = ["refine", "--op", "connected_components", "--quiet", *flags, str(path), str(out)]
+    assert main([*argv]) == 0
+    objects = tifffile.imread(out)
+    assert [int(objects[t].max()) for t in range(3)] == ids
+    per_frame = axes == "TYX" and not flags
+    assert ("each frame apart" in capsys.readouterr().err) == per_frame
+    with tifffile.TiffFile(out) as tif:  # the frames stay frames
+        assert tif.series[0].axes == axes

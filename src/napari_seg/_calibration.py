@@ -132,6 +132,27 @@ class TiffHeader:
         axes = self.axes or ""
         return axes.index("C") if axes.count("C") == 1 else None
 
+    def without(self, axis: int | None) -> TiffHeader:
+        """The header of an array made by removing ``axis`` (the channels a model
+        consumes: its labels): itself when ``axis`` is None.
+
+        Parameters
+        ----------
+        axis : int or None
+
+        Returns
+        -------
+        TiffHeader
+        """
+        if axis is None:
+            return self
+        axes = self.axes
+        if axes is not None:
+            axis %= len(axes)
+            axes = axes[:axis] + axes[axis + 1 :]
+        calibration = None if self.calibration is None else self.calibration.without(axis)
+        return TiffHeader(axes, calibration)
+
 
 def read_header(path: str | os.PathLike) -> TiffHeader:
     """The axes and the calibration of the TIFF at ``path``, from one read of its
@@ -242,41 +263,75 @@ def _ome_sizes(xml: str | None) -> tuple[dict[str, float], str] | None:
     return {a: _rounded(m / LENGTH_UNITS[unit]) for a, m in metres.items()}, unit
 
 
-def imagej_options(calibration: Calibration | None, shape, dtype) -> dict | None:
+def imagej_options(
+    calibration: Calibration | None, shape, dtype, *, axes: str | None = None
+) -> dict | None:
     """``tifffile.imwrite`` keywords that store ``calibration`` with an array of
     ``shape`` and ``dtype`` as an ImageJ hyperstack, or None when ImageJ cannot hold
     them (no calibration, another number of axes than the array's, axes out of
     ImageJ's order, a sample type ImageJ does not have).
+
+    Without a calibration, ``axes`` (the source's axis letters, e.g. ``"TYX"`` of an
+    uncalibrated Fiji time-lapse) are stored alone, so that the labels' frames stay
+    frames; a plain ``"YX"`` image needs no hyperstack.
 
     Parameters
     ----------
     calibration : Calibration or None
     shape : tuple of int
     dtype : numpy dtype
+    axes : str, optional
+        Used only without a calibration.
 
     Returns
     -------
     dict or None
-        ``imagej``, ``resolution`` and ``metadata`` (with ``axes``, ``unit`` and
-        ``spacing``).
+        ``imagej`` and ``metadata`` (``axes``; with a calibration also ``unit`` and
+        ``spacing``, and ``resolution``).
     """
-    if calibration is None or len(calibration.axes) != len(shape):
+    if calibration is None:
+        named = imagej_axes(axes, shape, dtype)
+        if named is None or named == "YX":
+            return None
+        return {"imagej": True, "metadata": {"axes": named}}
+    named = imagej_axes(calibration.axes, shape, dtype)
+    if named is None:
         return None
-    axes = calibration.axes.upper()
-    if not axes.endswith("YX") or str(np.dtype(dtype)) not in _IMAGEJ_DTYPES:
-        return None
-    order = [_IMAGEJ_ORDER.find(a) for a in axes]
-    if -1 in order or order != sorted(set(order)):
-        return None
-    size = dict(zip(axes, calibration.scale, strict=True))
+    size = dict(zip(named, calibration.scale, strict=True))
     unit = calibration.unit
     if unit not in _IMAGEJ_UNITS:  # ImageJ has no name for it: write micrometres
         factor = LENGTH_UNITS[unit] / LENGTH_UNITS["micrometer"]
         size = {a: s * factor for a, s in size.items()}
         unit = "micrometer"
-    metadata = {"axes": axes, "unit": _IMAGEJ_UNITS[unit], "spacing": size.get("Z", 1.0)}
+    metadata = {"axes": named, "unit": _IMAGEJ_UNITS[unit], "spacing": size.get("Z", 1.0)}
     return {
         "imagej": True,
         "resolution": (1 / size["X"], 1 / size["Y"]),
         "metadata": metadata,
     }
+
+
+def imagej_axes(axes: str | None, shape, dtype) -> str | None:
+    """``axes`` in capitals when an ImageJ hyperstack can hold an array of ``shape``
+    and ``dtype`` under them (one letter per axis, ending in ``YX``, in ImageJ's
+    ``TZCYXS`` order, a sample type ImageJ has), else None.
+
+    Parameters
+    ----------
+    axes : str or None
+    shape : tuple of int
+    dtype : numpy dtype
+
+    Returns
+    -------
+    str or None
+    """
+    if not axes or len(axes) != len(shape):
+        return None
+    axes = axes.upper()
+    if not axes.endswith("YX") or str(np.dtype(dtype)) not in _IMAGEJ_DTYPES:
+        return None
+    order = [_IMAGEJ_ORDER.find(a) for a in axes]
+    if -1 in order or order != sorted(set(order)):
+        return None
+    return axes

@@ -546,15 +546,19 @@ def write_labels(
     overwrite: bool = False,
     metadata: dict | None = None,
     calibration: Calibration | None = None,
+    axes: str | None = None,
 ) -> None:
     """Write labels (or probabilities) atomically: NIfTI with ``geometry``'s affine
     when ``path`` ends in ``.nii``/``.nii.gz``, else TIFF (with ``metadata``).
 
     A TIFF with a ``calibration`` (its source's: :func:`tiff_calibration`) is an
     ImageJ hyperstack with that pixel size, ``metadata`` then being its ImageJ
-    properties; without one, or where ImageJ cannot hold the array (instance labels
+    properties; without one, the source's ``axes`` (an uncalibrated Fiji
+    time-lapse's ``"TYX"``: :func:`tiff_header`) make it a hyperstack with those
+    axes alone. Otherwise, or where ImageJ cannot hold the array (instance labels
     of over 65535 ids, axes ImageJ does not have), ``metadata`` is tifffile's JSON
-    description and the TIFF is uncalibrated.
+    description, with the ``axes`` (which tifffile reads back), and the TIFF is
+    uncalibrated.
 
     Raises
     ------
@@ -570,8 +574,11 @@ def write_labels(
             raise ValueError(f"{path}: NIfTI output needs a NIfTI or DICOM input (its affine)")
         write_nifti(path, array, geometry, overwrite=overwrite)
         return
-    options = imagej_options(calibration, array.shape, array.dtype)
+    options = imagej_options(calibration, array.shape, array.dtype, axes=axes)
     if options is None:
+        axes = axes or (calibration.axes if calibration is not None else None)
+        if axes and len(axes) == array.ndim:  # tifffile keeps them in its description
+            metadata = {**(metadata or {}), "axes": axes}
         write_tiff(path, array, overwrite=overwrite, metadata=metadata)
         return
     if metadata:  # ImageJ's properties are strings
@@ -627,6 +634,7 @@ def write_probabilities(
     class_names: tuple[str, ...] = (),
     overwrite: bool = False,
     calibration: Calibration | None = None,
+    axes: str | None = None,
 ) -> None:
     """Write ``(num_classes, *shape)`` probabilities atomically, one plane per class.
 
@@ -646,13 +654,17 @@ def write_probabilities(
     calibration : Calibration, optional
         The labels' pixel size (:func:`write_labels`), stored when the planes of the
         hyperstack are the labels' (ImageJ's axis order).
+    axes : str, optional
+        The labels' axis letters (:func:`write_labels`): the classes go in as
+        ImageJ's channels (``"TYX"`` gives ``"TCYX"``); by default the axes before
+        the planes are slices (``"ZCYX"``) and frames (``"TZCYX"``).
 
     Raises
     ------
     ValueError
         For a NIfTI path without a medical source's geometry.
     """
-    from ._calibration import imagej_options
+    from ._calibration import imagej_axes, imagej_options
     from .medical import is_nifti
 
     probs = np.asarray(probabilities)
@@ -662,7 +674,11 @@ def write_probabilities(
         return
     import tifffile
 
+    labels_axes = calibration.axes if calibration is not None else axes
     axes = _IMAGEJ_AXES[probs.ndim]
+    named = imagej_axes(labels_axes, probs.shape[1:], np.float32)
+    if named is not None and "C" not in named:
+        axes = named[:-2] + "CYX"
     if probs.ndim > 3:  # classes go after the stack axes, where ImageJ expects channels
         probs = np.moveaxis(probs, 0, axes.index("C"))
     metadata: dict = {"axes": axes}

@@ -53,7 +53,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--thresholds", nargs="+", type=float, metavar="T", help="IoU thresholds (instance mode)"
     )
-    p.add_argument("--per-slice", type=int, metavar="AXIS", help="also score each slice")
+    p.add_argument(
+        "--per-slice",
+        type=int,
+        metavar="AXIS",
+        help="also score each slice (default for a TIFF time-lapse: each frame, along its T axis)",
+    )
     p.add_argument("--class-names", nargs="+", metavar="NAME", help="names of ids 0, 1, ...")
     p.add_argument(
         "--surface",
@@ -216,6 +221,8 @@ def _evaluate_files(pred_path: Path, gt_path: Path, config: EvaluateConfig) -> E
 
     pred, _ = _read(pred_path, "--pred")
     gt, geometry = _read(gt_path, "--gt")
+    if config.slice_axis is None:  # a time-lapse is also scored frame by frame
+        config = config.with_(slice_axis=_time_axis((gt_path, pred_path), len(gt.shape)))
     if config.surface and config.spacing is None and geometry is not None:
         unit = config.unit or unit_symbol(geometry.unit)
         config = config.with_(spacing=geometry.spacing, unit=unit)
@@ -225,6 +232,19 @@ def _evaluate_files(pred_path: Path, gt_path: Path, config: EvaluateConfig) -> E
             if config.spacing is None:
                 config = _with_file_spacing(config, path, len(gt.shape))
     return evaluate(pred, gt, config)
+
+
+def _time_axis(paths, ndim: int) -> int | None:
+    """The one ``T`` axis the first of ``paths`` naming its axes names (a TIFF
+    time-lapse: Fiji's, or napari-seg's labels of one), or None."""
+    from .._io import tiff_header
+
+    for path in paths:
+        header = tiff_header(path)
+        axes = None if header is None else header.axes
+        if axes and len(axes) == ndim:
+            return axes.index("T") if axes.count("T") == 1 and ndim > 2 else None
+    return None
 
 
 def _warn(result: Evaluation, where: str) -> None:

@@ -257,18 +257,23 @@ def _predict_one(model, path: Path, outputs: dict[str, Path], config, args) -> N
     config = with_file_channels(model, config, None if header is None else header.channel_axis)
     config = with_file_stack_axes(model, config, None if header is None else header.axes)
     config = with_source_spacing(model, image, config, source_transform(path, header))
-    # The labels are on the image's grid: a calibrated TIFF's pixel size goes with them.
-    calibration = None if header is None else header.calibration
     layout = layout_of(model, tuple(image.shape), config)
-    if calibration is not None:
-        calibration = calibration.without(layout.channel_axis)
     try:
         result = drive(iter_predict(model, image, config), show, quiet=args.quiet)
     except MemoryError as exc:
         # The whole output is built in memory here; the block-wise path is not.
         raise MemoryError(f"{exc}; --output-format ome-zarr writes block by block") from exc
-    keep = {"geometry": geometry, "overwrite": args.overwrite, "calibration": calibration}
+    keep = {"geometry": geometry, "overwrite": args.overwrite, **_labels_header(header, layout)}
     _write_outputs(outputs, result, model.spec, layout, keep)
+
+
+def _labels_header(header, layout) -> dict:
+    """The labels are on the image's grid: a TIFF's pixel size (its calibration) and
+    axis letters go with them, less the channel axis the model consumed."""
+    if header is None:
+        return {}
+    header = header.without(layout.channel_axis)
+    return {"calibration": header.calibration, "axes": header.axes}
 
 
 def _write_outputs(outputs: dict[str, Path], result, spec, layout, keep: dict) -> None:

@@ -58,7 +58,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--list", action="store_true", help="list operations and their parameters")
     p.add_argument(
-        "--per-slice", action="store_true", default=None, help="3D input: each plane in 2D"
+        "--per-slice",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="3D input: each plane in 2D (default for a TIFF time-lapse: each frame, along "
+        "its T axis; --no-per-slice refines it as one volume)",
     )
     p.add_argument("--axis", type=int, help="plane axis for --per-slice (default 0)")
     p.add_argument("--image", type=Path, help="image file (or folder) for crf")
@@ -130,7 +134,7 @@ def build_config(args: argparse.Namespace) -> RefineConfig:
         config = RefineConfig(steps=(RefineStep(op.name, params),))
     changes = {}
     if args.per_slice is not None:
-        changes["per_slice"] = True
+        changes["per_slice"] = args.per_slice
     if args.axis is not None:
         changes["axis"] = args.axis
     return RefineConfig(**{**config.__dict__, **changes}).validate()
@@ -243,13 +247,15 @@ def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
 
 
 def _refine_one(source: Path, target: Path, config, args) -> int:
-    from .._io import read_image, read_labels, tiff_calibration, tiff_channel_axis
+    from .._io import read_image, read_labels, tiff_channel_axis, tiff_header
     from ..arrays.layout import named_channel_axis
     from ..refine import iter_refine
 
     image, geometry = read_labels(source)
-    calibration = tiff_calibration(source)  # the refined labels keep the pixel size
+    header = tiff_header(source)  # the refined labels keep the pixel size and axes
     labels = np.array(image)  # a copy: OUTPUT may replace INPUT
+    if args.per_slice is None and args.axis is None:
+        config = _frame_by_frame(config, None if header is None else header.axes, source)
     paths = {
         name: _input_path(getattr(args, name), source, name)
         for name in INPUT_NAMES
@@ -269,8 +275,24 @@ def _refine_one(source: Path, target: Path, config, args) -> int:
 
     events = iter_refine(labels, config, channel_axis=channel_axis, **inputs)
     result = drive(events, show, quiet=args.quiet)
-    _write(target, result.labels, args.overwrite, geometry, calibration)
+    _write(target, result.labels, args.overwrite, geometry, header)
     return result.changed
+
+
+def _frame_by_frame(config: RefineConfig, axes: str | None, source: Path) -> RefineConfig:
+    """``config`` refining each frame of a time-lapse apart, along the one ``T`` axis
+    the file names (objects do not join across time); unchanged for other files, a
+    config already per slice, or a step that needs the whole volume."""
+    from ..refine import RefineConfig, get_operation
+
+    if config.per_slice or not axes or axes.count("T") != 1 or len(axes) < 3:
+        return config
+    if any(get_operation(step.op).volume_only for step in config.steps):
+        return config
+    axis = axes.index("T")
+    print(f"napari-seg refine: {source.name}: a time-lapse ({axes}): each frame apart "
+          "(--no-per-slice refines it as one volume)", file=sys.stderr)  # fmt: skip
+    return RefineConfig(**{**config.__dict__, "per_slice": True, "axis": axis}).validate()
 
 
 def _input_path(path: Path, source: Path, name: str) -> Path:
@@ -288,17 +310,16 @@ def _input_path(path: Path, source: Path, name: str) -> Path:
     return path
 
 
-def _write(
-    target: Path, labels: np.ndarray, overwrite: bool, geometry=None, calibration=None
-) -> None:
+def _write(target: Path, labels: np.ndarray, overwrite: bool, geometry=None, header=None) -> None:
     from .._atomic import atomic_write
     from .._io import write_labels
 
+    tiff = {} if header is None else {"calibration": header.calibration, "axes": header.axes}
     if target.suffix.lower() == ".npy":
         with atomic_write(target, overwrite=overwrite) as handle:
             np.save(handle, labels, allow_pickle=False)
     elif target.name.lower().endswith((".tif", ".tiff", ".nii", ".nii.gz")):
-        write_labels(target, labels, geometry, overwrite=overwrite, calibration=calibration)
+        write_labels(target, labels, geometry, overwrite=overwrite, **tiff)
     else:
         raise ValueError(
             f"OUTPUT must end in .tif, .tiff, .npy, .nii or .nii.gz, got {target.name}"
