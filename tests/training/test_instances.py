@@ -152,3 +152,12 @@ def test_a_3d_run_learns_the_boundaries_of_objects_in_3d(make_instances):
     assert result.model.spec.class_names == ("background", "object", "boundary")
     counts = result.model.card["provenance"]["training"]["data"]["class_pixels"]
     assert counts == np.bincount(expected(objects, "boundaries").ravel()).tolist()
+
+
+@pytest.mark.parametrize("mode", ["foreground", "boundaries"])
+def test_negative_ids_are_refused_not_taken_for_objects(tiny, mode, make_instances):
+    image, objects = make_instances(seed=0)
+    objects = objects.astype(np.int32)
+    objects[:4] = -1  # e.g. "not annotated", as some tools write it
+    with pytest.raises(ValueError, match=r"cells: instance labels must be 0 .* found -1"):
+        train([(image, objects)], tiny.with_(instances=mode), names=["cells"])

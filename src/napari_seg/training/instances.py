@@ -49,11 +49,12 @@ class InstanceClasses:
     of the whole image.
     """
 
-    def __init__(self, labels: Any, mode: str) -> None:
+    def __init__(self, labels: Any, mode: str, name: str | None = None) -> None:
         if mode not in INSTANCE_CLASS_NAMES:
             raise ValueError(f"instances must be one of {', '.join(INSTANCE_MODES)}, got {mode!r}")
         self.labels = labels
         self.mode = mode
+        self.name = name
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -77,12 +78,21 @@ class InstanceClasses:
     def __getitem__(self, index: Any) -> np.ndarray:
         index = index if isinstance(index, tuple) else (index,)
         if self.mode == "foreground":
-            return _classes(np.asarray(self.labels[index]), self.mode)
+            return self._classes(np.asarray(self.labels[index]))
         regions = _regions(index, self.shape)
         if regions is None:  # fancy indexing: convert everything, then index
             return np.asarray(self)[index]
         read, keep = regions
-        return _classes(np.asarray(self.labels[read]), self.mode)[keep]
+        return self._classes(np.asarray(self.labels[read]))[keep]
+
+    def _classes(self, block: np.ndarray) -> np.ndarray:
+        if block.size and block.min() < 0:  # not an object, not background: say so
+            where = f"{self.name}: " if self.name else ""
+            raise ValueError(
+                f"{where}instance labels must be 0 (background) or a positive object id, "
+                f"found {block.min()}; give the pixels to leave out id 0 or another class"
+            )
+        return _classes(block, self.mode)
 
 
 def _regions(index: tuple, shape: tuple[int, ...]) -> tuple[tuple, tuple] | None:
@@ -121,7 +131,9 @@ def _classes(block: np.ndarray, mode: str) -> np.ndarray:
     return classes
 
 
-def as_classes(pairs: list[tuple[Any, Any]], mode: str | None) -> list[tuple[Any, Any]]:
+def as_classes(
+    pairs: list[tuple[Any, Any]], mode: str | None, names: Sequence[str] | None = None
+) -> list[tuple[Any, Any]]:
     """``pairs`` with their labels seen as classes by ``mode``.
 
     Parameters
@@ -129,6 +141,8 @@ def as_classes(pairs: list[tuple[Any, Any]], mode: str | None) -> list[tuple[Any
     pairs : list of (image, labels)
     mode : {"foreground", "boundaries"} or None
         None: the labels are class ids, and ``pairs`` come back unchanged.
+    names : sequence of str, optional
+        The pairs' names, for the error a negative id raises on reading.
 
     Returns
     -------
@@ -137,7 +151,11 @@ def as_classes(pairs: list[tuple[Any, Any]], mode: str | None) -> list[tuple[Any
     """
     if mode is None:
         return pairs
-    return [(image, InstanceClasses(labels, mode)) for image, labels in pairs]
+    names = list(names or ())
+    return [
+        (image, InstanceClasses(labels, mode, names[i] if i < len(names) else None))
+        for i, (image, labels) in enumerate(pairs)
+    ]
 
 
 def refuse_instances(

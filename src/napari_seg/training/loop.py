@@ -207,7 +207,7 @@ class _Trainer:
         base, self.source = base_model(self.config, model, resume, self.device)
         in_channels, normalization = self._input_spec(base, pairs[0][0])
         self.dims = run_dims(cfg, base)
-        pairs = as_classes(pairs, cfg.instances)
+        pairs = as_classes(pairs, cfg.instances, names)
         if self.dims == 3:
             self.data = self._volume_data(pairs, base, in_channels, normalization, names)
         else:
