@@ -125,6 +125,16 @@ def test_a_volume_longer_than_nifti1_can_state_is_written_as_nifti2(tmp_path):
     assert type(nib.load(tmp_path / "a_labels.nii.gz")) is nib.Nifti1Image
 
 
+def test_labels_of_a_nifti2_volume_are_nifti2(tmp_path):
+    """A source's NIfTI version is kept (its tools read NIfTI-2), through the layer too."""
+    nib.save(nib.Nifti2Image(volume().transpose(2, 1, 0), RAS), str(tmp_path / "b.nii"))
+    array, geometry = read_nifti(tmp_path / "b.nii")
+    assert geometry.source == "nifti2"
+    again = VolumeGeometry.from_metadata(geometry.to_metadata())  # a napari layer's
+    write_nifti(tmp_path / "b_labels.nii.gz", array > 100, again)
+    assert type(nib.load(tmp_path / "b_labels.nii.gz")) is nib.Nifti2Image
+
+
 def test_write_refuses_a_mismatched_array_and_keeps_existing_files(tmp_path):
     array, geometry = read_nifti(save(tmp_path / "a.nii", volume(), RAS))
     with pytest.raises(ValueError, match="does not fit"):

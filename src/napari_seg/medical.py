@@ -74,7 +74,8 @@ class VolumeGeometry:
     oblique : bool
         Whether the axes are rotated from the patient's (shown unrotated).
     source : str
-        What was read ("nifti" or "dicom").
+        What was read: ``"nifti"`` (NIfTI-1), ``"nifti2"`` or ``"dicom"``; labels
+        are written back in the source's NIfTI version.
     unit : str
         The world's length unit by its NGFF name: ``"millimeter"``,
         ``"micrometer"`` or ``"meter"``, the ones a NIfTI header can state.
@@ -478,7 +479,11 @@ def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
         )
     codes = (int(image.header["qform_code"]), int(image.header["sform_code"]))
     geometry = VolumeGeometry.from_affine(
-        affine, shape[:3], unit=nifti_unit(image), form_codes=_known_codes(codes)
+        affine,
+        shape[:3],
+        unit=nifti_unit(image),
+        form_codes=_known_codes(codes),
+        source="nifti2" if isinstance(image, nib.Nifti2Image) else "nifti",
     )
     try:
         data = np.asanyarray(image.dataobj).reshape(shape)
@@ -499,9 +504,9 @@ def write_nifti(
     """Write a ``([c,] z, y, x)`` array as NIfTI with the source's voxel order and affine.
 
     Integer arrays are stored with the smallest unsigned type that holds them
-    (labels), others as float32. NIfTI-1, unless an axis is longer than NIfTI-1
-    can state (``NIFTI1_MAX_SIZE``): then NIfTI-2. Written atomically; an existing
-    file is replaced only with ``overwrite=True``.
+    (labels), others as float32. NIfTI-1, unless the source was NIfTI-2 or an axis
+    is longer than NIfTI-1 can state (``NIFTI1_MAX_SIZE``): then NIfTI-2. Written
+    atomically; an existing file is replaced only with ``overwrite=True``.
 
     Parameters
     ----------
@@ -534,7 +539,8 @@ def write_nifti(
     else:
         data = data.astype(np.float32)
     # NIfTI-1 stores sizes as int16: a longer axis needs NIfTI-2 (fewer tools read it).
-    kind = nib.Nifti2Image if max(data.shape) > NIFTI1_MAX_SIZE else nib.Nifti1Image
+    two = geometry.source == "nifti2" or max(data.shape) > NIFTI1_MAX_SIZE
+    kind = nib.Nifti2Image if two else nib.Nifti1Image
     image = kind(np.ascontiguousarray(data), geometry.affine)
     image.header.set_xyzt_units(NIFTI_UNITS[geometry.unit])
     qform, sform = geometry.form_codes
