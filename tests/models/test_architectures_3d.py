@@ -115,3 +115,32 @@ def test_pooling_is_planned_from_the_spacing():
 def test_3d_spec_errors(changes, message):
     with pytest.raises(ValueError, match=message):
         ModelSpec(in_channels=1, num_classes=2, spatial_dims=3, **changes).validate()
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_classic_unet_inference_skips_the_concatenation(dims):
+    """Without autograd, the classic U-Net's decoder convolves the skip and the
+    upsampled map apart (no concatenation as wide as both): same outputs."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    spec = ModelSpec("unet", in_channels=2, num_classes=3, spatial_dims=dims,
+                     options={"depth": 2, "base_width": 4})  # fmt: skip
+    model = create_model(spec).eval()
+    x = torch.randn(2, 2, *(16,) * dims)
+    with Ops() as training_ops:
+        expected = model(x)
+    with torch.inference_mode(), Ops() as inference_ops:
+        got = model(x)
+    assert training_ops.names.count("cat") == 2
+    assert "cat" not in inference_ops.names
+    torch.testing.assert_close(got, expected.detach(), rtol=1e-5, atol=1e-5)

@@ -82,8 +82,36 @@ class ClassicUNet(nn.Module):
             skips.append(x)
         x = skips.pop()
         for upsample, block in zip(self.upsample, self.up, strict=True):
-            x = block(torch.cat([skips.pop(), upsample(x)], dim=1))
+            if torch.is_grad_enabled():
+                x = block(torch.cat([skips.pop(), upsample(x)], dim=1))
+            else:  # inference: the same numbers without the concatenation
+                x = _decode_lean(block, [skips.pop(), upsample(x)])
         return self.head(x)
+
+
+def _decode_lean(block: nn.Module, parts: list[torch.Tensor]) -> torch.Tensor:
+    """``block(torch.cat(parts, 1))`` for a skip and an upsampled map, in less memory.
+
+    The first convolution of the concatenation is the sum of one convolution of each
+    part with its share of the kernel, so the concatenation (as wide as both parts)
+    is never made, and each part is dropped (popped from ``parts``) once convolved.
+    At the finest level this lowers the decoder's peak from four full-resolution maps
+    of the level's width (skip, upsampled, concatenation of two) to three (skip,
+    upsampled, output). Inference only: it frees tensors that autograd would keep.
+    """
+    conv, *rest = block.children()
+    if not isinstance(conv, (nn.Conv2d, nn.Conv3d)):
+        raise TypeError(f"a decoder block starts with a convolution, not {type(conv).__name__}")
+    convolve = nn.functional.conv2d if isinstance(conv, nn.Conv2d) else nn.functional.conv3d
+    width = parts[0].shape[1]
+    options: dict[str, Any] = {
+        "stride": conv.stride, "padding": conv.padding, "dilation": conv.dilation
+    }  # fmt: skip
+    x = convolve(parts.pop(), conv.weight[:, width:], conv.bias, **options)
+    x = x.add_(convolve(parts.pop(), conv.weight[:, :width], None, **options))
+    for layer in rest:
+        x = layer(x)
+    return x
 
 
 def build_unet(spec: ModelSpec, arch: Architecture) -> tuple[nn.Module, int]:
