@@ -256,6 +256,10 @@ def test_a_folder_of_images_is_segmented_file_by_file(model_file, image, tmp_pat
     (tmp_path / "empty").mkdir()
     assert main(_args(model_file, out, tmp_path / "empty")) == 1
     assert "a folder without image files" in capsys.readouterr().err
+    for name in ("plate 1", "plate 2"):  # a dataset's root: folders only
+        (tmp_path / "root" / name).mkdir(parents=True)
+    assert main(_args(model_file, out, tmp_path / "root")) == 1
+    assert "it holds folders (plate 1, plate 2): give those" in capsys.readouterr().err
 
 
 def test_label_files_beside_their_images_are_not_inputs(model_file, image, tmp_path, capsys):

@@ -491,9 +491,19 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
             and (p.suffix.lower() != ".gz" or medical.is_nifti(p))
         )  # fmt: skip
         if not files:
-            raise ValueError(f"{path} is a folder without image files ({INPUT_KINDS})")
+            raise ValueError(f"{path} is a folder without image files ({INPUT_KINDS})"
+                             + _subfolders_hint(path))  # fmt: skip
         expanded.extend(files)
     return expanded
+
+
+def _subfolders_hint(path: Path) -> str:
+    """For a folder of folders (a dataset's root): name them, as inputs to give."""
+    folders = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        return ""
+    shown = ", ".join(folders[:5]) + (f" and {len(folders) - 5} more" if len(folders) > 5 else "")
+    return f"; it holds folders ({shown}): give those as inputs (each may be a folder)"
 
 
 #: Extensions of two parts, dropped whole from a name (``a.ome.tif`` is ``a``).
