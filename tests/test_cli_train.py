@@ -359,3 +359,24 @@ def test_a_fiji_time_lapse_trains_frame_by_frame_without_axis(tmp_path):
             "--out", str(out), *FAST]  # fmt: skip
     assert main(argv) == 0
     assert json.loads((tmp_path / "m.training.json").read_text())["config"]["axis"] == 0
+
+
+@pytest.mark.parametrize("given", [[], ["--axis", "0,1"]])
+def test_a_tzyx_hyperstack_trains_on_every_plane_of_every_frame(tmp_path, given):
+    """A 2D model on a TZYX stack: both stack axes, named by the file or by --axis."""
+    from napari_seg.sample_data import cells_3d
+
+    image, labels = cells_3d((6, 48, 64), seed=1)
+    image, labels = image.reshape(2, 3, 48, 64), labels.reshape(2, 3, 48, 64)
+    meta = {"imagej": True, "metadata": {"axes": "TZYX"}}
+    tifffile.imwrite(tmp_path / "movie.tif", image, **(meta if not given else {}))
+    tifffile.imwrite(tmp_path / "movie_labels.tif", labels.astype(np.uint8))
+    out = tmp_path / "m.safetensors"
+    argv = ["train", "--image", str(tmp_path / "movie.tif"), "--labels",
+            str(tmp_path / "movie_labels.tif"), "--arch", "unet", "--label0", "background",
+            "--out", str(out), *given, *FAST]  # fmt: skip
+    assert main(argv) == 0
+    summary = json.loads((tmp_path / "m.training.json").read_text())
+    assert summary["config"]["axis"] == [0, 1]
+    # planes of both frames (some held out for validation): more than one frame's
+    assert summary["data"]["annotated_pixels"] > labels[0].size

@@ -117,6 +117,17 @@ def check_axis(name: str, value: Any) -> None:
     check_int(name, value, -MAX_AXIS - 1, MAX_AXIS, optional=True)
 
 
+def check_axes(name: str, value: Any) -> None:
+    """An optional array axis, or a tuple or list of them (several stack axes)."""
+    if isinstance(value, (tuple, list)):
+        if len(value) > MAX_AXIS:
+            raise ValueError(f"{name} lists at most {MAX_AXIS} axes, got {len(value)}")
+        for a in value:
+            check_int(name, a, -MAX_AXIS - 1, MAX_AXIS)
+    else:
+        check_axis(name, value)
+
+
 def as_names(name: str, value: Any, *, max_count: int) -> tuple[str, ...]:
     """``value`` as a tuple of non-empty, distinct-or-not names, checked.
 

@@ -533,7 +533,11 @@ def spacing_and_unit(
 
 
 def detect_in_channels(
-    shape: Sequence[int], *, channel_axis: int | None, axis: int | None, spatial_dims: int = 2
+    shape: Sequence[int],
+    *,
+    channel_axis: int | None,
+    axis: int | Sequence[int] | None,
+    spatial_dims: int = 2,
 ) -> int:
     """Channels of an image of ``shape`` for a new model.
 
@@ -544,8 +548,8 @@ def detect_in_channels(
     ----------
     shape : sequence of int
     channel_axis : int or None
-    axis : int or None
-        The stack axis, if the image is a stack of planes.
+    axis : int, sequence of int or None
+        The stack axis (or axes), if the image is a stack of planes.
     spatial_dims : {2, 3}
 
     Returns
@@ -555,7 +559,8 @@ def detect_in_channels(
     shape = tuple(int(n) for n in shape)
     if channel_axis is not None:
         return shape[channel_axis]
-    non_stack = len(shape) - (0 if axis is None else 1)
+    stacked = 0 if axis is None else 1 if isinstance(axis, (int, np.integer)) else len(axis)
+    non_stack = len(shape) - stacked
     if non_stack == spatial_dims + 1 and shape[-1] in (3, 4):
         return 3
     return 1

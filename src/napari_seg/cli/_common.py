@@ -23,6 +23,31 @@ EXIT_INTERRUPTED = 130
 INPUT_ERRORS = (ValueError, TypeError, OSError, MemoryError)
 
 
+def axes_argument(text: str) -> int | tuple[int, ...]:
+    """An ``--axis`` value: one axis (``0``) or several separated by commas (``0,1``).
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    int or tuple of int
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        For anything but integers separated by commas.
+    """
+    try:
+        axes = tuple(int(a) for a in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected integers separated by commas, got {text!r}"
+        ) from None
+    return axes[0] if len(axes) == 1 else axes
+
+
 def add_spacing_unit_argument(parser: argparse.ArgumentParser) -> None:
     """Add ``--spacing-unit``, the length unit of ``--spacing``.
 

@@ -7,7 +7,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._common import add_spacing_unit_argument, check_outputs, drive, for_each_input, read_config
+from ._common import (
+    add_spacing_unit_argument,
+    axes_argument,
+    check_outputs,
+    drive,
+    for_each_input,
+    read_config,
+)
 from .predict_blocks import add_scale_out_arguments
 
 if TYPE_CHECKING:
@@ -48,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channel-axis", type=int, help="channel axis of the inputs (detected)")
     p.add_argument(
         "--axis",
-        type=_axes,
+        type=axes_argument,
         help="axis of a stack to segment slice by slice along, e.g. 0 (several: 0,1)",
     )
     p.add_argument(
@@ -78,15 +85,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
-
-
-def _axes(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(a) for a in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected integers separated by commas, got {text!r}"
-        ) from None
 
 
 def build_config(args: argparse.Namespace) -> PredictConfig:
@@ -124,7 +122,7 @@ def build_config(args: argparse.Namespace) -> PredictConfig:
         if getattr(args, name) is not None
     }
     if args.axis is not None:
-        changes["axis"] = args.axis[0] if len(args.axis) == 1 else args.axis
+        changes["axis"] = args.axis
     if args.spacing is not None:
         changes["spacing"] = tuple(args.spacing)
     if args.spacing_unit is not None:

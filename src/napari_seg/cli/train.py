@@ -16,6 +16,7 @@ from ._common import (
     EXIT_INTERRUPTED,
     add_labels_suffix_argument,
     add_spacing_unit_argument,
+    axes_argument,
     drive,
     parse_options,
     read_config,
@@ -105,7 +106,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-fraction", type=float, dest="validation_fraction")
     p.add_argument("--seed", type=int)
     p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--axis", type=int, help="stack axis to train on slice by slice")
+    p.add_argument(
+        "--axis",
+        type=axes_argument,
+        help="stack axis to train on slice by slice, e.g. 0 (several: 0,1 for a TZYX stack)",
+    )
     p.add_argument("--channel-axis", type=int, help="channel axis of the images (detected)")
     p.add_argument("--spacing", type=float, nargs="+", metavar="SIZE", help=SPACING_HELP)
     add_spacing_unit_argument(p)
@@ -336,10 +341,10 @@ def _with_input_channels(config, paths):
 
 
 def _with_input_stack_axes(config, paths):
-    """The config with the axis to train slice by slice along when none was given and
-    every input is a TIFF naming the same one ``T`` or ``Z`` axis before the model's
-    spatial ones (``arrays.layout.named_slice_axes``; a Fiji time-lapse), as
-    ``predict`` reads them."""
+    """The config with the axes to train slice by slice along when none was given and
+    every input is a TIFF naming the same ``T`` and ``Z`` axes before the model's
+    spatial ones (``arrays.layout.named_slice_axes``; a Fiji time-lapse, a TZYX
+    hyperstack for a 2D model), as ``predict`` reads them."""
     from .._io import tiff_header
     from ..arrays.layout import named_slice_axes
 
@@ -353,9 +358,9 @@ def _with_input_stack_axes(config, paths):
     headers = [tiff_header(path) for path in paths]
     found = {named_slice_axes(None if h is None else h.axes, dims or 2) for h in headers}
     axes = found.pop() if len(found) == 1 else None
-    if axes is None or len(axes) != 1:  # training slices along one axis
+    if axes is None:
         return config
-    return config.with_(axis=axes[0])
+    return config.with_(axis=axes[0] if len(axes) == 1 else axes)
 
 
 def _run(pairs, config, args, names, stop):

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from .._config_file import JobConfig
 from .._validate import (
+    check_axes,
     check_axis,
     check_bool,
     check_choice,
@@ -16,7 +17,7 @@ from .._validate import (
     check_str,
 )
 from ..arrays import PRECISIONS
-from ..limits import MAX_AXIS, MAX_BATCH_PIXELS, MAX_THREADS, MAX_TILE, MAX_TILE_BATCH
+from ..limits import MAX_BATCH_PIXELS, MAX_THREADS, MAX_TILE, MAX_TILE_BATCH
 from .tiling import BLENDING_MODES
 
 #: Smallest tile side accepted; smaller tiles waste most of their pixels on context.
@@ -111,13 +112,7 @@ class PredictConfig(JobConfig):
         check_choice("blending", self.blending, BLENDING_MODES)
         check_bool("probabilities", self.probabilities)
         check_axis("channel_axis", self.channel_axis)
-        if isinstance(self.axis, (tuple, list)):
-            if len(self.axis) > MAX_AXIS:
-                raise ValueError(f"axis lists at most {MAX_AXIS} axes, got {len(self.axis)}")
-            for a in self.axis:
-                check_int("axis", a, -MAX_AXIS - 1, MAX_AXIS)
-        else:
-            check_axis("axis", self.axis)
+        check_axes("axis", self.axis)
         check_spacing("spacing", self.spacing, (2, 3))
         check_length_unit("spacing_unit", self.spacing_unit, self.spacing)
         check_int("threads", self.threads, 1, MAX_THREADS, optional=True)

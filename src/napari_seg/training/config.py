@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from .._config_file import JobConfig
 from .._validate import (
     as_names,
+    check_axes,
     check_axis,
     check_bool,
     check_choice,
@@ -137,8 +138,9 @@ class TrainingConfig(JobConfig):
         ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
     threads : int, optional
         torch CPU threads during a run on the CPU (None: leave as is).
-    axis : int, optional
-        Axis of stacks to train on slice by slice (as 2D planes).
+    axis : int or tuple of int, optional
+        Axis of stacks to train on slice by slice (as 2D planes), or several (a
+        TZYX stack's ``(0, 1)``: every plane of every frame).
     channel_axis : int, optional
         Channel axis of the images; detected when None.
     spacing : tuple of float, optional
@@ -204,7 +206,7 @@ class TrainingConfig(JobConfig):
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
-    axis: int | None = None
+    axis: int | tuple[int, ...] | None = None
     channel_axis: int | None = None
     spacing: tuple[float, ...] | None = None
     spacing_unit: str | None = None
@@ -265,7 +267,7 @@ class TrainingConfig(JobConfig):
         check_int("patience", self.patience, 1, MAX_EPOCHS, optional=True)
         check_int("seed", self.seed, 0, MAX_SEED)
         check_int("threads", self.threads, 1, MAX_THREADS, optional=True)
-        check_axis("axis", self.axis)
+        check_axes("axis", self.axis)
         check_axis("channel_axis", self.channel_axis)
         if self.minutes is not None:
             check_number("minutes", self.minutes, low=0.0, high=MAX_MINUTES, low_open=True)
@@ -342,6 +344,8 @@ class TrainingConfig(JobConfig):
         d["class_colors"] = [list(c) for c in self.class_colors]
         d["spacing"] = None if self.spacing is None else list(self.spacing)
         d["patch_3d"] = None if self.patch_3d is None else list(self.patch_3d)
+        if isinstance(self.axis, tuple):
+            d["axis"] = list(self.axis)
         for name in ("spacing_unit", "instances"):  # as before these fields existed
             if d[name] is None:
                 del d[name]
@@ -375,7 +379,7 @@ class TrainingConfig(JobConfig):
             data["class_names"] = tuple(data["class_names"])
         elif data.get("class_names") is None:
             data.pop("class_names", None)
-        for name in ("spacing", "patch_3d"):
+        for name in ("spacing", "patch_3d", "axis"):
             if isinstance(data.get(name), list):
                 data[name] = tuple(data[name])
         return cls(**data)

@@ -173,8 +173,10 @@ class TrainingData(LabelMode):
     validation_fraction : float
         Share held out for validation: of the patch-sized blocks with dense labels,
         of the strokes (whole ones, per class) with sparse labels.
-    axis, channel_axis : int, optional
-        Stack axis and channel axis of the images.
+    axis : int or tuple of int, optional
+        Stack axis (or axes) of the images.
+    channel_axis : int, optional
+        Channel axis of the images.
     seed : int
         Seed of the choice of held-out regions.
     names : sequence of str, optional
@@ -196,7 +198,7 @@ class TrainingData(LabelMode):
         label0: str,
         patch_size: int,
         validation_fraction: float = 0.2,
-        axis: int | None = None,
+        axis: int | tuple[int, ...] | None = None,
         channel_axis: int | None = None,
         seed: int = 0,
         names: Sequence[str] | None = None,
