@@ -444,3 +444,23 @@ def test_a_new_model_s_classes_confirm_many_classes(setup, qtbot, notes, make_in
     w.start()
     _wait(qtbot, w)
     assert w.current.model.spec.num_classes == needed
+
+
+def test_a_tzyx_layer_trains_on_the_planes_of_every_frame(setup, qtbot, notes):
+    """A 2D model on a 4D layer steps through both sliders (it took only the first
+    and refused the stack: "leaves 3 spatial axes")."""
+    viewer, w, _ = setup
+    planes = [cells_2d((64, 64), seed=s) for s in range(4)]
+    image = np.stack([p[0] for p in planes]).reshape(2, 2, 64, 64)
+    labels = np.stack([p[1] for p in planes]).reshape(2, 2, 64, 64)
+    viewer.add_image(image, name="movie")
+    viewer.add_labels(labels, name="movie truth")
+    w.reset_choices()
+    w._image.value, w._labels.value = viewer.layers["movie"], viewer.layers["movie truth"]
+    w._budget.value = 1
+    assert w._make_job().config.axis == (0, 1)
+    w.start()
+    _wait(qtbot, w)
+    assert notes["error"] == []
+    training = w.current.model.card["provenance"]["training"]
+    assert training["data"]["annotated_pixels"] > labels[0].size  # both frames' planes

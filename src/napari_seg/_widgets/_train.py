@@ -18,7 +18,7 @@ from magicgui.widgets import CheckBox, ComboBox, PushButton
 from napari.utils.notifications import show_error, show_warning
 
 from .._layers import class_names_of, labels_layer_kwargs
-from ..arrays.layout import channel_axis_of, stack_axis
+from ..arrays.layout import channel_axis_of, stack_axes
 from ..models.registry import get_architecture
 from ..training._model import run_dims
 from ..training.config import TrainingConfig
@@ -198,7 +198,11 @@ class TrainWidget(Dock):
 
     # -- mapping fields to a config ------------------------------------------------
     def config(
-        self, *, axis: int | None = None, channel_axis: int | None = None, label0: str | None = None
+        self,
+        *,
+        axis: int | tuple[int, ...] | None = None,
+        channel_axis: int | None = None,
+        label0: str | None = None,
     ):
         """The :class:`TrainingConfig` the fields describe (validated); ``label0``
         overrides the field's choice (``"unlabelled"``: strokes, never instances)."""
@@ -354,10 +358,13 @@ class TrainWidget(Dock):
             preview_slice=middle,
         )
 
-    def _axes(self, layer, in_channels: int | None) -> tuple[int | None, int | None]:
-        """Stack axis (the first one the viewer steps through) and channel axis, by the
-        layout rule (:mod:`napari_seg.arrays.layout`); a new model reads 3 channels from
-        an RGB layer, else 1."""
+    def _axes(
+        self, layer, in_channels: int | None
+    ) -> tuple[int | tuple[int, ...] | None, int | None]:
+        """Stack axes (every axis the viewer steps through: a TZYX layer trains on the
+        planes of all its frames) and channel axis, by the layout rule
+        (:mod:`napari_seg.arrays.layout`); a new model reads 3 channels from an RGB
+        layer, else 1."""
         shape = full_resolution(layer).shape
         if in_channels is None:
             in_channels = 3 if layer.rgb else 1
@@ -367,7 +374,7 @@ class TrainWidget(Dock):
         )
         if len(shape) - (channel_axis is not None) <= 2:
             return None, channel_axis
-        return stack_axis(len(shape), displayed=displayed, channel_axis=channel_axis), channel_axis
+        return stack_axes(len(shape), displayed=displayed, channel_axis=channel_axis), channel_axis
 
     def _preview_view(self, layer, volumes: bool = False):
         """The part of the current plane on screen, its translate, and for a 3D run the

@@ -14,7 +14,7 @@ from .layout import (
     detect_in_channels,
     normalise_axes,
     resolve_layout,
-    stack_axis,
+    stack_axes,
 )
 
 #: Precisions a job accepts ("auto" is resolved by :func:`.runtime.resolve_precision`).
@@ -29,5 +29,5 @@ __all__ = [
     "detect_in_channels",
     "normalise_axes",
     "resolve_layout",
-    "stack_axis",
+    "stack_axes",
 ]

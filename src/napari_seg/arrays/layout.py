@@ -566,8 +566,10 @@ def detect_in_channels(
     return 1
 
 
-def stack_axis(ndim: int, *, displayed: Sequence[int], channel_axis: int | None) -> int | None:
-    """The axis a 2D model steps through in a layer of ``ndim`` axes.
+def stack_axes(
+    ndim: int, *, displayed: Sequence[int], channel_axis: int | None
+) -> int | tuple[int, ...] | None:
+    """The axes a 2D model steps through in a layer of ``ndim`` axes: its sliders'.
 
     Parameters
     ----------
@@ -579,11 +581,14 @@ def stack_axis(ndim: int, *, displayed: Sequence[int], channel_axis: int | None)
 
     Returns
     -------
-    int or None
-        The first axis neither shown nor the channels; None for a single plane.
+    int, tuple of int or None
+        The axes neither shown nor the channels (one as an int, several as a tuple:
+        a TZYX layer's T and Z); None for a single plane.
     """
-    stepped = [a for a in range(ndim) if a not in displayed and a != channel_axis]
-    return stepped[0] if stepped else None
+    stepped = tuple(a for a in range(ndim) if a not in displayed and a != channel_axis)
+    if not stepped:
+        return None
+    return stepped[0] if len(stepped) == 1 else stepped
 
 
 def normalise_axes(axis: int | Sequence[int], ndim: int, name: str) -> list[int]:
