@@ -109,6 +109,7 @@ def test_labels_imagej_cannot_hold_are_written_uncalibrated_with_their_metadata(
     tmp_path, dtype, axes
 ):
     labels = np.ones((4, 6, 7), dtype)
+    labels[0, 0, 0] = 70000 if dtype == np.int32 else 2  # int32 ids over uint16's
     meta = {"classes": ["a", "b"]}
     write_labels(tmp_path / "l.tif", labels, metadata=meta,
                  calibration=Calibration(axes, (2.0, 0.3, 0.3), "micrometer"))  # fmt: skip
@@ -228,3 +229,20 @@ def test_predict_takes_the_channels_from_the_tiff_s_c_axis(tmp_path):
     wrong = predict(model, image, channel_axis=0, axis=1, precision="fp32").labels
     assert not np.array_equal(right, wrong)
     np.testing.assert_array_equal(got, right)
+
+
+@pytest.mark.parametrize(
+    ("values", "dtype"),
+    [((0, 7), np.uint8), ((0, 40000), np.uint16), ((0, 70000), np.int32), ((-1, 3), np.int32)],
+)
+def test_label_ids_are_stored_in_the_smallest_type_imagej_holds(tmp_path, values, dtype):
+    """int32 objects with ids up to 65535 become a uint8/uint16 hyperstack with their
+    axes (Fiji opens it as frames); larger or negative ids keep their type."""
+    labels = np.zeros((3, 6, 7), np.int32)
+    labels[0, 0, :2] = values
+    write_labels(tmp_path / "o.tif", labels, axes="TYX")
+    with tifffile.TiffFile(tmp_path / "o.tif") as tif:
+        assert tif.series[0].dtype == dtype
+        assert tif.series[0].axes == "TYX"
+        assert tif.is_imagej == (dtype != np.int32)
+        np.testing.assert_array_equal(tif.asarray(), labels)

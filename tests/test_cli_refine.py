@@ -235,3 +235,19 @@ def test_a_time_lapse_is_refined_frame_by_frame(tmp_path, capsys, axes, flags, i
     assert ("each frame apart" in capsys.readouterr().err) == per_frame
     with tifffile.TiffFile(out) as tif:  # the frames stay frames
         assert tif.series[0].axes == axes
+
+
+def test_a_time_lapse_of_volumes_is_refined_volume_by_volume(tmp_path, capsys):
+    movie = np.zeros((2, 4, 20, 20), np.uint8)
+    movie[:, 1:3, 5:12, 5:12] = 1  # one object per frame, over two planes
+    path = tmp_path / "movie_labels.tif"
+    tifffile.imwrite(path, movie, imagej=True, metadata={"axes": "TZYX"})
+    out = tmp_path / "objects.tif"
+    argv = ["refine", "--op", "connected_components", "--quiet"]
+    assert main([*argv, str(path), str(out)]) == 0
+    objects = tifffile.imread(out)
+    assert [np.unique(objects[t]).tolist() for t in range(2)] == [[0, 1], [0, 2]]  # 3D each
+    with tifffile.TiffFile(out) as tif:
+        assert (tif.series[0].axes, tif.series[0].dtype) == ("TZYX", np.uint8)
+    assert main([*argv, "--no-per-slice", str(path), str(tmp_path / "whole.tif")]) == 1
+    assert "volume by volume along one axis" in capsys.readouterr().err

@@ -317,3 +317,15 @@ def test_a_float_segmentation_file_opens_as_labels(tmp_path):
     complex_seg = seg.astype(np.complex64)  # not ids: an image, not a crash
     [(_, _, kind)] = read_layers(str(save(tmp_path / "phase_seg.nii.gz", complex_seg, RAS)))
     assert kind == "image"
+
+
+def test_label_ids_keep_their_values_in_nifti(tmp_path):
+    """The smallest type that holds them; a negative id made int32 (it wrapped to 255)."""
+    array, geometry = read_nifti(save(tmp_path / "a.nii", volume(), RAS))
+    for values, dtype in [((0, 9), np.uint8), ((0, 300), np.uint16), ((-1, 9), np.int32),
+                          ((0, 70000), np.int32)]:  # fmt: skip
+        labels = np.zeros(array.shape, np.int64)
+        labels[0, 0, :2] = values
+        write_nifti(tmp_path / "l.nii.gz", labels, geometry, overwrite=True)
+        assert nib.load(tmp_path / "l.nii.gz").get_data_dtype() == dtype
+        np.testing.assert_array_equal(read_nifti(tmp_path / "l.nii.gz")[0], labels)

@@ -563,7 +563,8 @@ def write_labels(
 
     A TIFF with a ``calibration`` (its source's: :func:`tiff_calibration`) is an
     ImageJ hyperstack with that pixel size, ``metadata`` then being its ImageJ
-    properties; without one, the source's ``axes`` (an uncalibrated Fiji
+    properties (integer ids are stored as uint8 or uint16 when they fit:
+    ``arrays.ids.compact_ids``); without one, the source's ``axes`` (an uncalibrated Fiji
     time-lapse's ``"TYX"``: :func:`tiff_header`) make it a hyperstack with those
     axes alone. Otherwise, or where ImageJ cannot hold the array (instance labels
     of over 65535 ids, axes ImageJ does not have), ``metadata`` is tifffile's JSON
@@ -576,6 +577,7 @@ def write_labels(
         For a NIfTI path without the geometry of a medical source.
     """
     from ._calibration import imagej_options
+    from .arrays.ids import compact_ids
     from .medical import is_nifti, write_nifti
 
     array = np.asarray(array)
@@ -584,6 +586,7 @@ def write_labels(
             raise ValueError(f"{path}: NIfTI output needs a NIfTI or DICOM input (its affine)")
         write_nifti(path, array, geometry, overwrite=overwrite)
         return
+    array = compact_ids(array)  # uint8/16 when the ids fit: ImageJ holds those
     options = imagej_options(calibration, array.shape, array.dtype, axes=axes)
     if options is None:
         axes = axes or (calibration.axes if calibration is not None else None)

@@ -504,7 +504,8 @@ def write_nifti(
     """Write a ``([c,] z, y, x)`` array as NIfTI with the source's voxel order and affine.
 
     Integer arrays are stored with the smallest unsigned type that holds them
-    (labels), others as float32. NIfTI-1, unless the source was NIfTI-2 or an axis
+    (labels: ``arrays.ids.compact_ids``; int32 beyond 65535 or below 0), others as
+    float32. NIfTI-1, unless the source was NIfTI-2 or an axis
     is longer than NIfTI-1 can state (``NIFTI1_MAX_SIZE``): then NIfTI-2. Written
     atomically; an existing file is replaced only with ``overwrite=True``.
 
@@ -533,9 +534,10 @@ def write_nifti(
         )
     data = geometry.to_file(array)
     if np.issubdtype(data.dtype, np.integer) or data.dtype == np.bool_:
-        top = int(data.max()) if data.size else 0
-        dtype = np.uint8 if top < 256 else np.uint16 if top < 65536 else np.int32
-        data = data.astype(dtype)
+        from .arrays.ids import compact_ids
+
+        data = compact_ids(data)  # larger (or negative) ids: int32, which NIfTI tools read
+        data = data if data.dtype in (np.uint8, np.uint16) else data.astype(np.int32)
     else:
         data = data.astype(np.float32)
     # NIfTI-1 stores sizes as int16: a longer axis needs NIfTI-2 (fewer tools read it).

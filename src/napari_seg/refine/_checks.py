@@ -9,14 +9,21 @@ import numpy as np
 from ..limits import brief
 
 
-def check_labels(labels, name: str = "labels") -> np.ndarray:
-    """``labels`` as an integer numpy array with 2 or 3 dimensions (not copied)."""
+def check_labels(labels, name: str = "labels", *, stacked: bool = False) -> np.ndarray:
+    """``labels`` as an integer numpy array with 2 or 3 dimensions (not copied); with
+    ``stacked`` (refined block by block along an axis) also 4."""
     array = np.asarray(labels)
     if array.dtype == bool:
         array = array.astype(np.uint8)
     if not np.issubdtype(array.dtype, np.integer):
         raise TypeError(f"{name} must hold integer labels, got dtype {array.dtype}")
-    if array.ndim not in (2, 3):
+    if array.ndim == 4 and not stacked:
+        raise ValueError(
+            f"{name} must be 2D or 3D (one image or one volume), got shape {array.shape}: "
+            "refine 4D labels volume by volume along one axis (a refine job's per_slice "
+            "and axis; --per-slice --axis 0)"
+        )
+    if array.ndim not in ((2, 3, 4) if stacked else (2, 3)):
         raise ValueError(
             f"{name} must be 2D or 3D (one image or one volume), got shape {array.shape}"
         )

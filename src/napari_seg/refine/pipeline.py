@@ -64,7 +64,8 @@ class RefineConfig(JobConfig):
         Operations applied in order.
     per_slice : bool
         For 3D labels, apply each step to every 2D plane along ``axis``
-        separately (a time series or a stack of sections) instead of in 3D.
+        separately (a time series or a stack of sections) instead of in 3D; 4D
+        labels (a time series of volumes) then go volume by volume.
     axis : int
         The plane axis when ``per_slice`` is set.
     """
@@ -239,7 +240,7 @@ def iter_refine(
         If a step lacks an input it needs or an input's shape does not match.
     """
     config = config.validate()
-    labels = check_labels(labels)
+    labels = check_labels(labels, stacked=config.per_slice)
     inputs = _check_inputs(
         labels,
         config,
