@@ -130,3 +130,21 @@ def test_object_scores_read_the_objects_files_when_there_are_any(tmp_path):
     assert prediction_tail(both, objects=False) == "_labels"
     assert prediction_tail(labels_only, objects=True) == "_labels"
     assert prediction_tail(both / "a_objects.tif", objects=True) == "_labels"  # a file
+
+
+def test_cell_tracking_challenge_folders_pair_by_the_number_in_the_names(tmp_path):
+    """01/t000.tif ... with 01_GT/SEG/man_seg001.tif (some frames annotated), and a
+    method's 01_RES/mask001.tif with the same ground truth."""
+    images = touch(tmp_path / "01", "t000.tif", "t001.tif", "t002.tif", "t010.tif")
+    truth = touch(tmp_path / "01_GT" / "SEG", "man_seg001.tif", "man_seg010.tif")
+    found = pair_files(images, truth)
+    assert names(found.pairs) == [("t001.tif", "man_seg001.tif"), ("t010.tif", "man_seg010.tif")]
+    assert [p.name for p in found.unpaired_images] == ["t000.tif", "t002.tif"]
+    assert "pair by the one number in their names" in found.left_out()[0]
+    results = touch(tmp_path / "01_RES", "mask001.tif", "mask010.tif")
+    assert len(pair_files(results, truth).pairs) == 2
+    # names that pair win; names with two numbers (or none) never pair by number
+    assert not pair_files(touch(tmp_path / "a", "x1.tif", "y.tif"),
+                          touch(tmp_path / "b", "x1.tif", "z2.tif")).by_number  # fmt: skip
+    with pytest.raises(ValueError, match="no file of"):
+        pair_files(touch(tmp_path / "c", "s1_t1.tif"), touch(tmp_path / "d", "m1.tif"))

@@ -6,11 +6,16 @@ A folder of images and a folder of labels (or one folder holding both) pair a fi
 ``NAME.ext2`` when the labels sit in a folder of their own under the same names
 (``images/a.tif`` and ``masks/a.png``). Extensions never take part: ``a.tif`` pairs
 with ``a_labels.png`` and ``brain.nii.gz`` with ``brain_labels.nii.gz``.
+
+Folders whose names pair nowhere but each hold one number (the Cell Tracking
+Challenge's ``01/t013.tif`` and ``01_GT/SEG/man_seg013.tif``, a method's
+``01_RES/mask013.tif``) pair by that number, with a warning naming the rule.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +48,7 @@ class FilePairs:
     pairs: list[tuple[Path, Path]]
     unpaired_images: list[Path]
     unpaired_labels: list[Path]
+    by_number: bool = False
 
     def left_out(self, image: str = "image", label: str = "label file") -> list[str]:
         """One sentence per kind of file left out, naming up to three of them.
@@ -57,6 +63,12 @@ class FilePairs:
         list of str
         """
         out = []
+        if self.by_number:
+            first = self.pairs[0]
+            out.append(
+                f"no names pair, so files pair by the one number in their names, as the "
+                f"Cell Tracking Challenge names them ({first[0].name} with {first[1].name})"
+            )
         for what, paths, other in (
             (image, self.unpaired_images, label),
             (label, self.unpaired_labels, image),
@@ -242,7 +254,10 @@ def pair_files(
     by_image = _by_key(image_files, image_suffix)
     by_label = _by_key(label_files, suffix)
     pairs = [(by_image[k], by_label[k]) for k in by_image if k in by_label]
-    if not pairs:
+    if not pairs and images.resolve() != labels.resolve():
+        numbered = _pair_by_number(image_files, label_files)
+        if numbered is not None:
+            return numbered
         raise ValueError(
             f"no file of {labels} pairs with a file of {images}: an image NAME.ext pairs "
             f"with a label file NAME{suffix}.ext or NAME.ext (found e.g. "
@@ -253,6 +268,31 @@ def pair_files(
         sorted(pairs),
         sorted(p for k, p in by_image.items() if k not in by_label),
         sorted(p for k, p in by_label.items() if k not in by_image),
+    )
+
+
+def _pair_by_number(images: list[Path], labels: list[Path]) -> FilePairs | None:
+    """The files paired by the one number each name holds (``t013`` with
+    ``man_seg013``), or None when a name holds none or several, or two files of a
+    side share a number."""
+    sides = []
+    for files in (images, labels):
+        numbers = [re.findall(r"\d+", output_stem(p)) for p in files]
+        if not files or any(len(n) != 1 for n in numbers):
+            return None
+        keyed = {int(n[0]): p for n, p in zip(numbers, files, strict=True)}
+        if len(keyed) != len(files):
+            return None
+        sides.append(keyed)
+    by_image, by_label = sides
+    pairs = sorted((p, by_label[k]) for k, p in by_image.items() if k in by_label)
+    if not pairs:
+        return None
+    return FilePairs(
+        pairs,
+        sorted(p for k, p in by_image.items() if k not in by_label),
+        sorted(p for k, p in by_label.items() if k not in by_image),
+        by_number=True,
     )
 
 
