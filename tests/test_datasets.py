@@ -143,6 +143,10 @@ def test_cell_tracking_challenge_folders_pair_by_the_number_in_the_names(tmp_pat
     assert "pair by the one number in their names" in found.left_out()[0]
     results = touch(tmp_path / "01_RES", "mask001.tif", "mask010.tif")
     assert len(pair_files(results, truth).pairs) == 2
+    cellpose = touch(tmp_path / "train", "000_img.png", "000_masks.png", "001_img.png",
+                     "001_masks.png")  # fmt: skip
+    found = pair_files(cellpose, cellpose, suffix="_masks")
+    assert names(found.pairs)[1] == ("001_img.png", "001_masks.png")
     # names that pair win; names with two numbers (or none) never pair by number
     assert not pair_files(touch(tmp_path / "a", "x1.tif", "y.tif"),
                           touch(tmp_path / "b", "x1.tif", "z2.tif")).by_number  # fmt: skip

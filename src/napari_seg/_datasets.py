@@ -9,7 +9,8 @@ with ``a_labels.png`` and ``brain.nii.gz`` with ``brain_labels.nii.gz``.
 
 Folders whose names pair nowhere but each hold one number (the Cell Tracking
 Challenge's ``01/t013.tif`` and ``01_GT/SEG/man_seg013.tif``, a method's
-``01_RES/mask013.tif``) pair by that number, with a warning naming the rule.
+``01_RES/mask013.tif``; Cellpose's ``000_img.png`` beside ``000_masks.png``) pair by
+that number, with a warning naming the rule.
 """
 
 from __future__ import annotations
@@ -254,7 +255,7 @@ def pair_files(
     by_image = _by_key(image_files, image_suffix)
     by_label = _by_key(label_files, suffix)
     pairs = [(by_image[k], by_label[k]) for k in by_image if k in by_label]
-    if not pairs and images.resolve() != labels.resolve():
+    if not pairs:
         numbered = _pair_by_number(image_files, label_files)
         if numbered is not None:
             return numbered
