@@ -144,3 +144,42 @@ def test_matches_dense_assignment(gt, pred, t):
     assert s.n_true == len(np.unique(gt[gt > 0]))
     assert s.fp[0] == s.n_pred - tp
     assert s.fn[0] == s.n_true - tp
+
+
+def _seg_by_definition(pred, gt):
+    """The Cell Tracking Challenge's SEG, object by object as its definition reads."""
+    values = []
+    for r in np.unique(gt[gt > 0]):
+        true = gt == r
+        j = 0.0
+        for s in np.unique(pred[true & (pred > 0)]):
+            found = pred == s
+            if (true & found).sum() > 0.5 * true.sum():
+                j = (true & found).sum() / (true | found).sum()
+        values.append(j)
+    return float(np.mean(values)) if values else float("nan")
+
+
+def test_seg_follows_the_cell_tracking_challenge(make_instances):
+    gt = np.zeros((4, 8), np.uint8)
+    gt[:, :4] = 1  # 16 px
+    gt[:2, 5:7] = 2  # 4 px
+    pred = np.zeros((4, 8), np.uint8)
+    pred[:, :3] = 3  # covers 12 of its 16 px: IoU 12/16
+    pred[:2, 5] = 4  # covers exactly half of object 2: no match (more than half needed)
+    s = match_instances(pred, gt, thresholds=(0.5,))
+    assert s.seg == pytest.approx((12 / 16 + 0) / 2)
+    assert "SEG (Cell Tracking Challenge): 0.3750" in format_scores(s)
+    assert to_dict(s)["seg"] == pytest.approx(0.375)
+    images = [make_instances((96, 96), n=25, seed=k) for k in range(3)]
+    preds = [np.roll(lab, (k + 1, 2), axis=(0, 1)) for k, (_, lab) in enumerate(images)]
+    scores = []
+    for pred, (_, lab) in zip(preds, images, strict=True):
+        scores.append(match_instances(pred, lab))
+        assert scores[-1].seg == pytest.approx(_seg_by_definition(pred, lab))
+    from napari_seg.metrics import pool_instance_scores
+
+    pooled = pool_instance_scores(scores)  # all frames' true objects, as the challenge
+    expected = sum(s.seg * s.n_true for s in scores) / sum(s.n_true for s in scores)
+    assert pooled.seg == pytest.approx(expected)
+    assert np.isnan(match_instances(pred, np.zeros_like(pred)).seg)

@@ -414,14 +414,15 @@ class EvaluateWidget(RunnerFields, Dock):
         else:
             text = (
                 f"{s.n_true} true, {s.n_pred} predicted objects; "
-                f"accuracy over thresholds {_cell(s.mean_accuracy)}"
+                f"accuracy over thresholds {_cell(s.mean_accuracy)}, SEG {_cell(s.seg)}"
             )
             planes = self.result.pooled_slices
             if planes is not None:  # a time series: objects matched in each plane
                 text = (
                     f"{s.n_true} true, {s.n_pred} predicted objects; mean accuracy "
                     f"{_cell(s.mean_accuracy)}\nslice by slice: {planes.n_true} true, "
-                    f"{planes.n_pred} predicted; mean accuracy {_cell(planes.mean_accuracy)}"
+                    f"{planes.n_pred} predicted; mean accuracy {_cell(planes.mean_accuracy)}, "
+                    f"SEG {_cell(planes.seg)}"
                 )
             self._status.value = text
 

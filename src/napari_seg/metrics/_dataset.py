@@ -140,11 +140,13 @@ def headline(evaluation: Evaluation) -> dict[str, float | int]:
             f"F1 @{t}": float(s.f1[0]),
             f"accuracy @{t}": float(s.accuracy[0]),
             "mean accuracy": s.mean_accuracy,
+            "SEG": s.seg,
         }
         planes = evaluation.pooled_slices
         if planes is not None:  # objects matched plane by plane (a time series)
             out[f"F1 @{t} by slice"] = float(planes.f1[0])
             out["mean accuracy by slice"] = planes.mean_accuracy
+            out["SEG by slice"] = planes.seg
         return out
     tail = "" if s.background is None else " (no background)"
     out = {

@@ -15,6 +15,11 @@ Definitions followed (with the same names as StarDist's ``matching``):
 - mean matched IoU = sum of the matched pairs' IoU / TP.
 - panoptic quality = sum of the matched IoU / (TP + FP/2 + FN/2) (Kirillov et
   al., "Panoptic segmentation", CVPR 2019), here reported at every threshold.
+- SEG, the Cell Tracking Challenge's segmentation measure (Maška et al., Nature
+  Methods 20, 2023; Ulman et al., Nature Methods 14, 2017): each true object's IoU
+  with the predicted object that covers more than half of it (0 when none does),
+  averaged over the true objects; one figure, no threshold. Pooled over images or
+  frames, as the challenge does, it is the average over all their true objects.
 
 As for the semantic scores, a ratio whose denominator is zero is NaN.
 """
@@ -83,6 +88,14 @@ class InstanceScores:
     mean_matched_iou: np.ndarray
     panoptic_quality: np.ndarray
     matches: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]
+    seg_sum: float
+
+    @property
+    def seg(self) -> float:
+        """The Cell Tracking Challenge's SEG: ``seg_sum`` (each true object's IoU with
+        the predicted object covering more than half of it) over the true objects;
+        NaN without true objects."""
+        return self.seg_sum / self.n_true if self.n_true else float("nan")
 
     @property
     def mean_accuracy(self) -> float:
@@ -172,7 +185,10 @@ def match_instances(
     ov = instance_overlaps(pred, gt, background=background)
     n_true, n_pred = len(ov.true_ids), len(ov.pred_ids)
     matches = tuple(_match(ov.pairs_true, ov.pairs_pred, ov.iou, t) for t in thresholds)
-    return _scores(thresholds, n_true, n_pred, matches)
+    # SEG: a predicted object covering more than half of a true one (at most one can)
+    true_area = ov.true_area[np.searchsorted(ov.true_ids, ov.pairs_true)]
+    seg_sum = float(ov.iou[2 * ov.intersection > true_area].sum())
+    return _scores(thresholds, n_true, n_pred, matches, seg_sum)
 
 
 def pool_instance_scores(scores: Sequence[InstanceScores]) -> InstanceScores:
@@ -206,10 +222,11 @@ def pool_instance_scores(scores: Sequence[InstanceScores]) -> InstanceScores:
     )
     n_true = sum(s.n_true for s in scores)
     n_pred = sum(s.n_pred for s in scores)
-    return _scores(thresholds, n_true, n_pred, matches)
+    seg_sum = float(sum(s.seg_sum for s in scores))
+    return _scores(thresholds, n_true, n_pred, matches, seg_sum)
 
 
-def _scores(thresholds, n_true: int, n_pred: int, matches) -> InstanceScores:
+def _scores(thresholds, n_true: int, n_pred: int, matches, seg_sum: float) -> InstanceScores:
     """The scores of ``matches``, one (true ids, predicted ids, IoU) per threshold."""
     tp = np.array([len(m[0]) for m in matches], dtype=np.int64)
     iou_sum = np.array([m[2].sum() for m in matches], dtype=np.float64)
@@ -228,6 +245,7 @@ def _scores(thresholds, n_true: int, n_pred: int, matches) -> InstanceScores:
         mean_matched_iou=_divide(iou_sum, tp),
         panoptic_quality=_divide(iou_sum, tp + fp / 2 + fn / 2),
         matches=matches,
+        seg_sum=seg_sum,
     )
 
 

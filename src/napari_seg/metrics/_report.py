@@ -134,6 +134,7 @@ def to_dict(s: SemanticScores | InstanceScores, names: Sequence[str] | None = No
             "n_true": s.n_true,
             "n_pred": s.n_pred,
             "mean_accuracy": _num(s.mean_accuracy),
+            "seg": _num(s.seg),
             "thresholds": instance_rows(s),
         }
     summary = {key: _num(getattr(s, key)) for key, _ in SUMMARY_KEYS}
@@ -164,7 +165,8 @@ def format_scores(s: SemanticScores | InstanceScores, names: Sequence[str] | Non
     if isinstance(s, InstanceScores):
         head = f"{s.n_true} true objects, {s.n_pred} predicted objects"
         tail = f"accuracy averaged over thresholds: {_text(_num(s.mean_accuracy))}"
-        return "\n".join((head, format_table(instance_rows(s), INSTANCE_COLUMNS), tail))
+        seg = f"SEG (Cell Tracking Challenge): {_text(_num(s.seg))}"
+        return "\n".join((head, format_table(instance_rows(s), INSTANCE_COLUMNS), tail, seg))
     table = format_table(semantic_rows(s, names), SEMANTIC_COLUMNS)
     summary = [f"{label}: {_text(_num(getattr(s, key)))}" for key, label in SUMMARY_KEYS]
     return "\n".join((table, "", *summary))
