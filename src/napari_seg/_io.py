@@ -561,15 +561,15 @@ def write_labels(
     """Write labels (or probabilities) atomically: NIfTI with ``geometry``'s affine
     when ``path`` ends in ``.nii``/``.nii.gz``, else TIFF (with ``metadata``).
 
-    A TIFF with a ``calibration`` (its source's: :func:`tiff_calibration`) is an
-    ImageJ hyperstack with that pixel size, ``metadata`` then being its ImageJ
-    properties (integer ids are stored as uint8 or uint16 when they fit:
-    ``arrays.ids.compact_ids``); without one, the source's ``axes`` (an uncalibrated Fiji
-    time-lapse's ``"TYX"``: :func:`tiff_header`) make it a hyperstack with those
-    axes alone. Otherwise, or where ImageJ cannot hold the array (instance labels
-    of over 65535 ids, axes ImageJ does not have), ``metadata`` is tifffile's JSON
-    description, with the ``axes`` (which tifffile reads back), and the TIFF is
-    uncalibrated.
+    Integer ids are stored as uint8 or uint16 when they fit
+    (``arrays.ids.compact_ids``). A TIFF with a ``calibration`` (its source's:
+    :func:`tiff_calibration`) is an ImageJ hyperstack with that pixel size,
+    ``metadata`` then being its ImageJ properties; without one, the source's
+    ``axes`` (an uncalibrated Fiji time-lapse's ``"TYX"``: :func:`tiff_header`)
+    make it a hyperstack with those axes alone. Otherwise, or where ImageJ cannot
+    hold the array (ids over 65535, axes ImageJ does not have), ``metadata`` is
+    tifffile's JSON description, with the ``axes`` (which tifffile reads back),
+    and the TIFF is uncalibrated.
 
     Raises
     ------
