@@ -251,3 +251,13 @@ def test_a_time_lapse_of_volumes_is_refined_volume_by_volume(tmp_path, capsys):
         assert (tif.series[0].axes, tif.series[0].dtype) == ("TZYX", np.uint8)
     assert main([*argv, "--no-per-slice", str(path), str(tmp_path / "whole.tif")]) == 1
     assert "volume by volume along one axis" in capsys.readouterr().err
+
+
+def test_an_axis_alone_refines_plane_by_plane_along_it(labels_file, tmp_path, capsys):
+    path, labels = labels_file
+    argv = ["refine", "--op", "opening", "--radius", "1", "--quiet"]
+    assert main([*argv, "--axis", "1", str(path), str(tmp_path / "a.npy")]) == 0
+    expected = np.stack([refine.opening(labels[:, i], 1) for i in range(labels.shape[1])], 1)
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), expected)  # it was ignored
+    assert main([*argv, "--axis", "1", "--no-per-slice", str(path), str(tmp_path / "b.npy")]) == 1
+    assert "drop --no-per-slice" in capsys.readouterr().err

@@ -64,7 +64,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="3D input: each plane in 2D (default for a TIFF time-lapse: each frame, along "
         "its T axis; --no-per-slice refines it as one volume)",
     )
-    p.add_argument("--axis", type=int, help="plane axis for --per-slice (default 0)")
+    p.add_argument(
+        "--axis", type=int, help="plane axis, refined plane by plane (implies --per-slice)"
+    )
     p.add_argument("--image", type=Path, help="image file (or folder) for crf")
     p.add_argument("--probabilities", type=Path, help="class-first probabilities (crf, watershed)")
     p.add_argument(
@@ -135,8 +137,10 @@ def build_config(args: argparse.Namespace) -> RefineConfig:
     changes = {}
     if args.per_slice is not None:
         changes["per_slice"] = args.per_slice
-    if args.axis is not None:
-        changes["axis"] = args.axis
+    if args.axis is not None:  # an axis to refine along: plane by plane
+        if args.per_slice is False:
+            raise ValueError("--axis names the axis to refine plane by plane: drop --no-per-slice")
+        changes["axis"], changes["per_slice"] = args.axis, True
     return RefineConfig(**{**config.__dict__, **changes}).validate()
 
 
