@@ -330,3 +330,19 @@ def test_a_fiji_time_lapse_is_segmented_frame_by_frame_without_axis(model_file, 
     for name, axes in [("labels", "TYX"), ("objects", "TYX"), ("probabilities", "TCYX")]:
         with tifffile.TiffFile(out / f"movie_{name}.tif") as tif:
             assert tif.series[0].axes == axes
+
+
+def test_a_one_channel_model_on_a_two_channel_hyperstack_says_what_to_do(
+    model_file, image, tmp_path, capsys
+):
+    stack = np.stack([np.stack([image, image[::-1]])] * 2)  # T, C, Y, X
+    tifffile.imwrite(tmp_path / "two.tif", stack, imagej=True, metadata={"axes": "TCYX"})
+    out = tmp_path / "out"
+    assert main(_args(model_file, out, tmp_path / "two.tif")) == 1
+    err = capsys.readouterr().err
+    assert "holds 2 channels (its C axis, axis 1) and the model reads 1" in err
+    assert "Split Channels" in err
+    assert not (out / "two_labels.tif").exists()
+    one = stack[:, :1]  # one channel named C: read as it always was
+    tifffile.imwrite(tmp_path / "one.tif", one, imagej=True, metadata={"axes": "TCYX"})
+    assert main(_args(model_file, out, tmp_path / "one.tif")) == 0

@@ -282,7 +282,7 @@ def test_a_calibrated_tiff_s_pixel_size_is_recorded_in_the_model(files, tmp_path
     assert (spec.spacing, spec.spacing_unit) == ((400.0, 400.0), "nanometer")
 
 
-def test_a_new_model_reads_the_channels_of_a_fiji_hyperstack(files, tmp_path):
+def test_a_new_model_reads_the_channels_of_a_fiji_hyperstack(files, tmp_path, capsys):
     """A two-channel TIFF with a C axis (as Fiji saves it) trains a two-channel model,
     which ``predict`` then feeds from the same axis."""
     image = tifffile.imread(files["image0"])
@@ -308,6 +308,15 @@ def test_a_new_model_reads_the_channels_of_a_fiji_hyperstack(files, tmp_path):
     assert main(tuned) == 0
     summary = json.loads((tmp_path / "t.training.json").read_text())
     assert summary["config"]["channel_axis"] == 1
+    # A one-channel model on it: refused with what to do (the C axis was taken for
+    # a stack axis, and the error spoke of "3 spatial axes").
+    from napari_seg.models import ModelSpec, create_model, save_model
+
+    spec = ModelSpec("unet", in_channels=1, num_classes=3, options={"depth": 2, "base_width": 4})
+    save_model(create_model(spec), tmp_path / "one.safetensors")
+    one = [str(tmp_path / "one.safetensors") if a.endswith("m.safetensors") else a for a in tuned]
+    assert main([*one[: one.index("--out")], "--out", str(tmp_path / "o.safetensors")]) == 1
+    assert "holds 2 channels (its C axis, axis 1) and the model reads 1" in capsys.readouterr().err
 
 
 def test_instance_labels_need_instances_and_train_objects_and_boundaries(

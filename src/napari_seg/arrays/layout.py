@@ -273,6 +273,37 @@ def named_channel_axis(
     return found.pop() if len(found) == 1 else None
 
 
+def refuse_named_channels(
+    shape: Sequence[int], named: int | None, in_channels: int | None, given: int | None
+) -> None:
+    """Refuse a one-channel model on an image whose file names a ``C`` axis of several
+    channels (``given``: the user's channel axis, which settles it): the channels
+    would otherwise be taken for a stack axis, and the error would speak of that.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        The image's shape.
+    named : int or None
+        The channel axis its file names (a TIFF's ``C``), or None.
+    in_channels : int or None
+        What the model reads (None: a new model, which takes the file's channels).
+    given : int or None
+
+    Raises
+    ------
+    ValueError
+        Saying what to do.
+    """
+    if named is None or given is not None or in_channels != 1 or shape[named] == 1:
+        return
+    raise ValueError(
+        f"the image holds {shape[named]} channels (its C axis, axis {named}) and the "
+        "model reads 1: save the channel to segment alone (Fiji: Image > Color > Split "
+        f"Channels), or use a model of {shape[named]} channels"
+    )
+
+
 def channel_axis_of(
     shape: Sequence[int],
     *,

@@ -252,7 +252,8 @@ def _predict_one(model, path: Path, outputs: dict[str, Path], config, args) -> N
         given = {k: getattr(config, k) for k in defaults if getattr(config, k) is not None}
         config = config.with_(**{**defaults, **given})
     header = tiff_header(path)  # a TIFF's axes and pixel size, read once (None otherwise)
-    config = with_file_channels(model, config, None if header is None else header.channel_axis)
+    channels = None if header is None else header.channel_axis
+    config = with_file_channels(model, config, channels, tuple(image.shape))
     config = with_file_stack_axes(model, config, None if header is None else header.axes)
     config = with_source_spacing(model, image, config, source_transform(path, header))
     layout = layout_of(model, tuple(image.shape), config)

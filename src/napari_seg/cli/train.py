@@ -269,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
     labels = [read_labels(lab)[0] for lab in args.labels]
     pairs = [(image, lab) for (image, _), lab in zip(images, labels, strict=True)]
     config = _with_input_spacing(config, args.image, images)
-    config = _with_input_channels(config, args.image)
+    config = _with_input_channels(config, args.image, [image.shape for image, _ in images])
     config = _with_input_stack_axes(config, args.image)
     names = [p.name for p in args.image]
     stop = threading.Event()
@@ -321,14 +321,15 @@ def _with_input_spacing(config, paths, images):
     return config.with_(spacing=declared[0][0], spacing_unit=unit)
 
 
-def _with_input_channels(config, paths):
+def _with_input_channels(config, paths, shapes):
     """The config with the inputs' channel axis when none was given and every input
     is a TIFF naming the same ``C`` axis (``_io.tiff_channel_axis``: a Fiji
     hyperstack's), for a model of several channels, new or fine-tuned (its card's
     count), so that it reads the channels ``predict`` will feed it
-    (``arrays.layout.named_channel_axis``)."""
+    (``arrays.layout.named_channel_axis``); a one-channel model on several named
+    channels is refused (``arrays.layout.refuse_named_channels``)."""
     from .._io import tiff_channel_axis
-    from ..arrays.layout import named_channel_axis
+    from ..arrays.layout import named_channel_axis, refuse_named_channels
 
     in_channels = config.in_channels
     if config.from_model is not None and config.channel_axis is None:
@@ -336,6 +337,11 @@ def _with_input_channels(config, paths):
 
         in_channels = ModelSpec.from_dict(read_model_card(config.from_model)["spec"]).in_channels
     named = [tiff_channel_axis(path) for path in paths]
+    for path, shape, axis in zip(paths, shapes, named, strict=True):
+        try:
+            refuse_named_channels(shape, axis, in_channels, config.channel_axis)
+        except ValueError as exc:
+            raise ValueError(f"{path.name}: {exc}") from None
     found = named_channel_axis(config.channel_axis, in_channels, named)
     return config if found == config.channel_axis else config.with_(channel_axis=found)
 

@@ -307,7 +307,10 @@ def with_source_spacing(
 
 
 def with_file_channels(
-    model: SegmentationModel, config: PredictConfig, axis: int | None
+    model: SegmentationModel,
+    config: PredictConfig,
+    axis: int | None,
+    shape: tuple[int, ...] | None = None,
 ) -> PredictConfig:
     """``config`` with the channel axis its image's file names, when it gives none and
     the model reads several channels: a TIFF's ``C`` axis (``_io.tiff_channel_axis``;
@@ -319,12 +322,23 @@ def with_file_channels(
     config : PredictConfig
     axis : int or None
         The file's channel axis, or None when it names none.
+    shape : tuple of int, optional
+        The image's shape: a model of one channel on a file of several is refused
+        with what to do (its ``C`` axis would otherwise be taken for a stack axis).
 
     Returns
     -------
     PredictConfig
+
+    Raises
+    ------
+    ValueError
+        For a one-channel model on a file naming several channels.
     """
-    from ..arrays.layout import named_channel_axis
+    from ..arrays.layout import named_channel_axis, refuse_named_channels
+
+    if shape is not None:
+        refuse_named_channels(shape, axis, model.spec.in_channels, config.channel_axis)
 
     found = named_channel_axis(config.channel_axis, model.spec.in_channels, [axis])
     return config if found == config.channel_axis else config.with_(channel_axis=found)

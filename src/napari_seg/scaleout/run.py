@@ -329,7 +329,9 @@ class _Job:
         header = tiff_header(source)  # a TIFF's axes and pixel size, read once
         transform = source_transform(source, header)
         channels = None if header is None else header.channel_axis
-        settings = with_file_channels(model, config or PredictConfig(), channels)
+        settings = with_file_channels(
+            model, config or PredictConfig(), channels, tuple(image.shape)
+        )
         settings = with_file_stack_axes(model, settings, None if header is None else header.axes)
         settings = with_source_spacing(model, image, settings, transform)
         fixed, stats = fixed_settings(model, image, settings)
