@@ -346,3 +346,38 @@ def test_a_one_channel_model_on_a_two_channel_hyperstack_says_what_to_do(
     one = stack[:, :1]  # one channel named C: read as it always was
     tifffile.imwrite(tmp_path / "one.tif", one, imagej=True, metadata={"axes": "TCYX"})
     assert main(_args(model_file, out, tmp_path / "one.tif")) == 0
+
+
+def test_channel_picks_one_channel_of_a_hyperstack_for_a_one_channel_model(
+    model_file, image, tmp_path, capsys
+):
+    """--channel N: the labels of that channel alone, with the file's other axes."""
+    other = image[::-1, ::-1]
+    stack = np.stack([np.stack([other, image])] * 2)  # T, C, Y, X
+    tifffile.imwrite(tmp_path / "two.tif", stack, imagej=True, metadata={"axes": "TCYX"})
+    out = tmp_path / "out"
+    assert main(_args(model_file, out, tmp_path / "two.tif", extra=["--channel", "1"])) == 0
+    expected = _expected(model_file, stack[:, 1], axis=0).labels
+    with tifffile.TiffFile(out / "two_labels.tif") as tif:
+        np.testing.assert_array_equal(tif.asarray(), expected)
+        assert tif.series[0].axes == "TYX"
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, image)
+    assert main(_args(model_file, out, plain, extra=["--channel", "0"])) == 1
+    assert "--channel needs a channel axis" in capsys.readouterr().err
+    assert main(_args(model_file, out, tmp_path / "two.tif",
+                      extra=["--channel", "2", "--overwrite"])) == 1  # fmt: skip
+    assert "channel 2 is out of range: the image has 2 channel(s)" in capsys.readouterr().err
+
+
+def test_a_channel_view_reads_regions_of_one_channel():
+    from napari_seg.arrays.views import ChannelView
+
+    array = np.arange(2 * 3 * 4 * 5).reshape(2, 3, 4, 5)
+    view = ChannelView(array, 1, -1)
+    assert view.shape == (2, 4, 5) and view.ndim == 3 and view.dtype == array.dtype
+    np.testing.assert_array_equal(np.asarray(view), array[:, 2])
+    np.testing.assert_array_equal(view[1, 1:3], array[1, 2, 1:3])
+    np.testing.assert_array_equal(view[..., 2], array[:, 2, :, 2])
+    with pytest.raises(ValueError, match="out of range"):
+        ChannelView(array, 4, 0)

@@ -299,8 +299,8 @@ def refuse_named_channels(
         return
     raise ValueError(
         f"the image holds {shape[named]} channels (its C axis, axis {named}) and the "
-        "model reads 1: save the channel to segment alone (Fiji: Image > Color > Split "
-        f"Channels), or use a model of {shape[named]} channels"
+        "model reads 1: pick one (napari-seg predict --channel N), save it alone (Fiji: "
+        f"Image > Color > Split Channels), or use a model of {shape[named]} channels"
     )
 
 

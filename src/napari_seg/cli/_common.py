@@ -48,6 +48,65 @@ def axes_argument(text: str) -> int | tuple[int, ...]:
     return axes[0] if len(axes) == 1 else axes
 
 
+def add_channel_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--channel N``: one channel of a multi-channel image for a model of one.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    """
+    parser.add_argument(
+        "--channel",
+        type=int,
+        metavar="N",
+        help="read channel N (from 0) of multi-channel images, along their C axis (a Fiji "
+        "or OME-TIFF hyperstack's) or --channel-axis, for a model of one channel",
+    )
+
+
+def pick_channel(image: Any, channel: int | None, axis: int | None, header: Any, transform: Any):
+    """``image`` reduced to ``channel`` along ``axis`` (else its TIFF's ``C`` axis),
+    with its header and ``(scale, translation, units)`` transform less that axis.
+
+    Parameters
+    ----------
+    image : RegionArray
+    channel : int or None
+        None: everything comes back unchanged.
+    axis : int or None
+        The channel axis given (``--channel-axis``, a medical volume's channels).
+    header : TiffHeader or None
+    transform : tuple or None
+
+    Returns
+    -------
+    tuple
+        ``(image, header, transform)``: a lazy :class:`~napari_seg.arrays.views.ChannelView`.
+
+    Raises
+    ------
+    ValueError
+        When there is no channel axis, or the channel is out of range.
+    """
+    if channel is None:
+        return image, header, transform
+    from ..arrays.views import ChannelView
+
+    if axis is None:
+        axis = None if header is None else header.channel_axis
+    if axis is None:
+        raise ValueError(
+            "--channel needs a channel axis: the file names none (a TIFF's C axis); give "
+            "--channel-axis"
+        )
+    view = ChannelView(image, axis, channel)
+    if transform is not None:
+        transform = tuple(
+            tuple(v for k, v in enumerate(values) if k != view.axis) for values in transform
+        )
+    return view, None if header is None else header.without(view.axis), transform
+
+
 def add_spacing_unit_argument(parser: argparse.ArgumentParser) -> None:
     """Add ``--spacing-unit``, the length unit of ``--spacing``.
 

@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._common import (
+    add_channel_argument,
     add_spacing_unit_argument,
     axes_argument,
     check_outputs,
     drive,
     for_each_input,
+    pick_channel,
     read_config,
 )
 from .predict_blocks import add_scale_out_arguments
@@ -53,6 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"))
     p.add_argument("--blending", choices=("gaussian", "cosine", "constant"))
     p.add_argument("--channel-axis", type=int, help="channel axis of the inputs (detected)")
+    add_channel_argument(p)
     p.add_argument(
         "--axis",
         type=axes_argument,
@@ -165,6 +168,11 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None and args.output.exists() and not args.output.is_dir():
         raise ValueError(f"--output {args.output} is a file; give a folder")
     if args.output_format == "ome-zarr":
+        if args.channel is not None:
+            raise ValueError(
+                "--channel picks a channel in memory, not block by block (OME-Zarr): save "
+                "the channel as an image of its own"
+            )
         if args.objects:
             raise ValueError(
                 "--objects needs each whole prediction in memory; it is not written block "
@@ -252,10 +260,16 @@ def _predict_one(model, path: Path, outputs: dict[str, Path], config, args) -> N
         given = {k: getattr(config, k) for k in defaults if getattr(config, k) is not None}
         config = config.with_(**{**defaults, **given})
     header = tiff_header(path)  # a TIFF's axes and pixel size, read once (None otherwise)
+    transform = source_transform(path, header)
+    if args.channel is not None:  # one channel, read lazily; the labels lose that axis
+        image, header, transform = pick_channel(
+            image, args.channel, config.channel_axis, header, transform
+        )
+        config = config.with_(channel_axis=None)
     channels = None if header is None else header.channel_axis
     config = with_file_channels(model, config, channels, tuple(image.shape))
     config = with_file_stack_axes(model, config, None if header is None else header.axes)
-    config = with_source_spacing(model, image, config, source_transform(path, header))
+    config = with_source_spacing(model, image, config, transform)
     layout = layout_of(model, tuple(image.shape), config)
     try:
         result = drive(iter_predict(model, image, config), show, quiet=args.quiet)

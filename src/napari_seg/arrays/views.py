@@ -1,0 +1,70 @@
+"""Lazy views of the arrays jobs read region by region."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._types import RegionArray
+
+
+class ChannelView:
+    """One channel of an image, read region by region (numpy, memmap, dask, zarr).
+
+    Parameters
+    ----------
+    array : RegionArray
+    axis : int
+        The channel axis of ``array``.
+    index : int
+        The channel (negative counts from the end).
+
+    Raises
+    ------
+    ValueError
+        For an axis or channel out of range.
+    """
+
+    def __init__(self, array: RegionArray, axis: int, index: int) -> None:
+        ndim = len(array.shape)
+        if not -ndim <= axis < ndim:
+            raise ValueError(f"channel axis {axis} is out of range for {ndim} axes")
+        axis %= ndim
+        count = int(array.shape[axis])
+        if not -count <= index < count:
+            raise ValueError(
+                f"channel {index} is out of range: the image has {count} channel(s) along "
+                f"axis {axis}"
+            )
+        self.array, self.axis, self.index = array, axis, index % count
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The image's shape without the channel axis."""
+        shape = tuple(int(n) for n in self.array.shape)
+        return shape[: self.axis] + shape[self.axis + 1 :]
+
+    @property
+    def dtype(self) -> Any:
+        """The image's dtype."""
+        return self.array.dtype
+
+    @property
+    def ndim(self) -> int:
+        """The number of axes (one fewer than the image's)."""
+        return len(self.shape)
+
+    def __getitem__(self, index: Any) -> Any:
+        index = index if isinstance(index, tuple) else (index,)
+        if any(i is Ellipsis for i in index):
+            at = next(k for k, i in enumerate(index) if i is Ellipsis)
+            fill = (slice(None),) * (self.ndim - len(index) + 1)
+            index = index[:at] + fill + index[at + 1 :]
+        index = index + (slice(None),) * (self.ndim - len(index))
+        full = (*index[: self.axis], self.index, *index[self.axis :])
+        return self.array[full]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = np.asarray(self[(slice(None),) * self.ndim])
+        return out if dtype is None else out.astype(dtype, copy=False)
