@@ -375,7 +375,7 @@ def test_a_channel_view_reads_regions_of_one_channel():
 
     array = np.arange(2 * 3 * 4 * 5).reshape(2, 3, 4, 5)
     view = ChannelView(array, 1, -1)
-    assert view.shape == (2, 4, 5) and view.ndim == 3 and view.dtype == array.dtype
+    assert (view.shape, view.ndim, view.dtype) == ((2, 4, 5), 3, array.dtype)
     np.testing.assert_array_equal(np.asarray(view), array[:, 2])
     np.testing.assert_array_equal(view[1, 1:3], array[1, 2, 1:3])
     np.testing.assert_array_equal(view[..., 2], array[:, 2, :, 2])
