@@ -317,6 +317,12 @@ def test_a_new_model_reads_the_channels_of_a_fiji_hyperstack(files, tmp_path, ca
     one = [str(tmp_path / "one.safetensors") if a.endswith("m.safetensors") else a for a in tuned]
     assert main([*one[: one.index("--out")], "--out", str(tmp_path / "o.safetensors")]) == 1
     assert "holds 2 channels (its C axis, axis 1) and the model reads 1" in capsys.readouterr().err
+    # --channel 1: that channel alone, frame by frame along the T axis the file names
+    at = one.index("--axis")
+    picked = one[:at] + one[at + 2 : one.index("--out")] + ["--channel", "1"]
+    assert main([*picked, "--out", str(tmp_path / "c.safetensors")]) == 0
+    config = json.loads((tmp_path / "c.training.json").read_text())["config"]
+    assert (config["channel_axis"], config["axis"]) == (None, 0)
 
 
 def test_instance_labels_need_instances_and_train_objects_and_boundaries(

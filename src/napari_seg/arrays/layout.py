@@ -299,8 +299,9 @@ def refuse_named_channels(
         return
     raise ValueError(
         f"the image holds {shape[named]} channels (its C axis, axis {named}) and the "
-        "model reads 1: pick one (napari-seg predict --channel N), save it alone (Fiji: "
-        f"Image > Color > Split Channels), or use a model of {shape[named]} channels"
+        "model reads 1: pick one (--channel N in napari-seg predict and train), save it "
+        "alone (Fiji: Image > Color > Split Channels), or use a model of "
+        f"{shape[named]} channels"
     )
 
 

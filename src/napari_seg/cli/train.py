@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING
 from ._common import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
+    add_channel_argument,
     add_labels_suffix_argument,
     add_spacing_unit_argument,
     axes_argument,
     drive,
     parse_options,
+    pick_channel,
     read_config,
 )
 
@@ -112,6 +114,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="stack axis to train on slice by slice, e.g. 0 (several: 0,1 for a TZYX stack)",
     )
     p.add_argument("--channel-axis", type=int, help="channel axis of the images (detected)")
+    add_channel_argument(p)
     p.add_argument("--spacing", type=float, nargs="+", metavar="SIZE", help=SPACING_HELP)
     add_spacing_unit_argument(p)
     _add_3d_arguments(p)
@@ -254,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
         For a usage error; ``main`` prints it in one line.
     """
     from .._atomic import check_target
-    from .._io import read_labels, read_with_geometry
+    from .._io import read_labels, read_with_geometry, source_transform, tiff_header
 
     if len(args.image) != len(args.labels):
         raise ValueError(
@@ -266,11 +269,24 @@ def run(args: argparse.Namespace) -> int:
     # The model file must not replace an image or labels file, whatever --overwrite says.
     check_target(args.out, overwrite=True, inputs=[*args.image, *args.labels])
     images = [read_with_geometry(i) for i in args.image]
+    headers = [tiff_header(path) for path in args.image]  # a TIFF's axes and pixel size
+    transforms = [source_transform(p, h) for p, h in zip(args.image, headers, strict=True)]
+    if args.channel is not None:  # one channel of each image, read lazily
+        for k, ((image, geometry), header) in enumerate(zip(images, headers, strict=True)):
+            try:
+                view, headers[k], transforms[k] = pick_channel(
+                    image, args.channel, config.channel_axis, header, transforms[k]
+                )
+            except ValueError as exc:
+                raise ValueError(f"{args.image[k].name}: {exc}") from None
+            images[k] = (view, geometry)
+        config = config.with_(channel_axis=None)
     labels = [read_labels(lab)[0] for lab in args.labels]
     pairs = [(image, lab) for (image, _), lab in zip(images, labels, strict=True)]
-    config = _with_input_spacing(config, args.image, images)
-    config = _with_input_channels(config, args.image, [image.shape for image, _ in images])
-    config = _with_input_stack_axes(config, args.image)
+    config = _with_input_spacing(config, images, transforms)
+    config = _with_input_channels(config, args.image, [image.shape for image, _ in images],
+                                  headers)  # fmt: skip
+    config = _with_input_stack_axes(config, headers)
     names = [p.name for p in args.image]
     stop = threading.Event()
     main_thread = threading.current_thread() is threading.main_thread()
@@ -294,25 +310,30 @@ def _pairs(images: list[Path], labels: list[Path], suffix: str) -> tuple[list, l
     return [i for i, _ in pairs], [lab for _, lab in pairs]
 
 
-def _with_input_spacing(config, paths, images):
+def _with_input_spacing(config, images, transforms):
     """The config with the inputs' voxel size and its unit when every one declares
     it, they all share one and none was given: a medical volume's (its header), an
     OME-Zarr image's (its scale, unless 1 everywhere), a calibrated TIFF's (ImageJ,
-    OME-TIFF). In-plane (the last two axes: axial planes, as a 2D model trains on
-    them), or the last three for a 3D run. A unit only some inputs name is left out."""
-    from .._io import source_spacing
+    OME-TIFF; ``transforms``: ``_io.source_transform`` of each file). In-plane (the
+    last two axes: axial planes, as a 2D model trains on them), or the last three for
+    a 3D run. A unit only some inputs name is left out."""
+    from ..arrays.layout import spacing_and_unit
     from ..training._model import run_dims
 
     if config.spacing is not None:
         return config
     dims = 3 if run_dims(config) == 3 else 2
     found: list[tuple[tuple[float, ...], str | None] | None] = []
-    for path, (image, geometry) in zip(paths, images, strict=True):
+    for (image, geometry), transform in zip(images, transforms, strict=True):
         if geometry is not None:
             found.append((tuple(geometry.spacing[-dims:]), geometry.unit))
+        elif transform is None:
+            found.append(None)
         else:
             ndim = len(image.shape)
-            found.append(source_spacing(path, range(ndim - dims, ndim)))
+            scale, _translation, units = transform
+            spacing, unit = spacing_and_unit(scale, range(ndim - dims, ndim), units)
+            found.append(None if spacing is None else (spacing, unit))
     declared = [item for item in found if item is not None]
     if len(declared) != len(found) or len({spacing for spacing, _unit in declared}) != 1:
         return config
@@ -321,14 +342,13 @@ def _with_input_spacing(config, paths, images):
     return config.with_(spacing=declared[0][0], spacing_unit=unit)
 
 
-def _with_input_channels(config, paths, shapes):
+def _with_input_channels(config, paths, shapes, headers):
     """The config with the inputs' channel axis when none was given and every input
     is a TIFF naming the same ``C`` axis (``_io.tiff_channel_axis``: a Fiji
     hyperstack's), for a model of several channels, new or fine-tuned (its card's
     count), so that it reads the channels ``predict`` will feed it
     (``arrays.layout.named_channel_axis``); a one-channel model on several named
     channels is refused (``arrays.layout.refuse_named_channels``)."""
-    from .._io import tiff_channel_axis
     from ..arrays.layout import named_channel_axis, refuse_named_channels
 
     in_channels = config.in_channels
@@ -336,7 +356,7 @@ def _with_input_channels(config, paths, shapes):
         from ..models import ModelSpec, read_model_card
 
         in_channels = ModelSpec.from_dict(read_model_card(config.from_model)["spec"]).in_channels
-    named = [tiff_channel_axis(path) for path in paths]
+    named = [None if h is None else h.channel_axis for h in headers]
     for path, shape, axis in zip(paths, shapes, named, strict=True):
         try:
             refuse_named_channels(shape, axis, in_channels, config.channel_axis)
@@ -346,12 +366,11 @@ def _with_input_channels(config, paths, shapes):
     return config if found == config.channel_axis else config.with_(channel_axis=found)
 
 
-def _with_input_stack_axes(config, paths):
+def _with_input_stack_axes(config, headers):
     """The config with the axes to train slice by slice along when none was given and
     every input is a TIFF naming the same ``T`` and ``Z`` axes before the model's
     spatial ones (``arrays.layout.named_slice_axes``; a Fiji time-lapse, a TZYX
     hyperstack for a 2D model), as ``predict`` reads them."""
-    from .._io import tiff_header
     from ..arrays.layout import named_slice_axes
 
     if config.axis is not None:
@@ -361,7 +380,6 @@ def _with_input_stack_axes(config, paths):
         from ..models import ModelSpec, read_model_card
 
         dims = ModelSpec.from_dict(read_model_card(config.from_model)["spec"]).spatial_dims
-    headers = [tiff_header(path) for path in paths]
     found = {named_slice_axes(None if h is None else h.axes, dims or 2) for h in headers}
     axes = found.pop() if len(found) == 1 else None
     if axes is None:
