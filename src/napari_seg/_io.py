@@ -419,9 +419,25 @@ def source_spacing(path: str | os.PathLike, axes) -> tuple[tuple[float, ...], st
     tuple or None
         ``(spacing, unit)``.
     """
+    return transform_spacing(read_source_transform(path), axes)
+
+
+def transform_spacing(transform, axes) -> tuple[tuple[float, ...], str | None] | None:
+    """:func:`source_spacing` from a ``(scale, translation, units)`` transform already
+    read (:func:`source_transform`; None: the file declares none).
+
+    Parameters
+    ----------
+    transform : tuple or None
+    axes : sequence of int
+
+    Returns
+    -------
+    tuple or None
+        ``(spacing, unit)``.
+    """
     from .arrays.layout import spacing_and_unit
 
-    transform = read_source_transform(path)
     if transform is None:
         return None
     scale, _translation, units = transform

@@ -317,7 +317,7 @@ def _with_input_spacing(config, images, transforms):
     OME-TIFF; ``transforms``: ``_io.source_transform`` of each file). In-plane (the
     last two axes: axial planes, as a 2D model trains on them), or the last three for
     a 3D run. A unit only some inputs name is left out."""
-    from ..arrays.layout import spacing_and_unit
+    from .._io import transform_spacing
     from ..training._model import run_dims
 
     if config.spacing is not None:
@@ -327,13 +327,9 @@ def _with_input_spacing(config, images, transforms):
     for (image, geometry), transform in zip(images, transforms, strict=True):
         if geometry is not None:
             found.append((tuple(geometry.spacing[-dims:]), geometry.unit))
-        elif transform is None:
-            found.append(None)
         else:
             ndim = len(image.shape)
-            scale, _translation, units = transform
-            spacing, unit = spacing_and_unit(scale, range(ndim - dims, ndim), units)
-            found.append(None if spacing is None else (spacing, unit))
+            found.append(transform_spacing(transform, range(ndim - dims, ndim)))
     declared = [item for item in found if item is not None]
     if len(declared) != len(found) or len({spacing for spacing, _unit in declared}) != 1:
         return config
