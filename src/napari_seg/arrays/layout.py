@@ -209,6 +209,25 @@ def output_axes(axes: Sequence[int], channel_axis: int | None) -> tuple[int, ...
     return tuple(a - (channel_axis is not None and channel_axis < a) for a in axes)
 
 
+def named_time_axis(axes: str | None) -> int | None:
+    """The time axis of a stack whose file names its axes: its one ``T`` (a Fiji
+    time-lapse's ``"TYX"``, ``"TZYX"``), along which refine and evaluate take the
+    frames apart; None for no axis names, no ``T``, several, or a single plane.
+
+    Parameters
+    ----------
+    axes : str or None
+        One letter per axis (tifffile's), or None when the file names none.
+
+    Returns
+    -------
+    int or None
+    """
+    if not axes or len(axes) < 3 or axes.count("T") != 1:
+        return None
+    return axes.index("T")
+
+
 def named_slice_axes(axes: str | None, spatial_dims: int) -> tuple[int, ...] | None:
     """The axes to segment slice by slice along, from the axis letters a file gives
     (tifffile's: ``"TYX"``, ``"TZCYX"``...): every axis before the model's spatial

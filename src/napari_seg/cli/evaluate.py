@@ -138,14 +138,15 @@ def build_config(args: argparse.Namespace) -> EvaluateConfig:
     return config.with_(**changes)
 
 
-def _with_file_spacing(config, path, ndim: int):
+def _with_file_spacing(config, path, header, ndim: int):
     """``config`` with the voxel size (and its unit, when one) that the file at
-    ``path`` declares: an OME-Zarr image's scale or a calibrated TIFF's pixel size."""
-    from .._io import read_source_transform
+    ``path`` declares: an OME-Zarr image's scale or a calibrated TIFF's pixel size
+    (``header``: its ``_io.tiff_header``, read once)."""
+    from .._io import source_transform
     from .._units import unit_symbol
     from ..arrays.layout import spacing_from_scale
 
-    transform = read_source_transform(path)
+    transform = source_transform(path, header)
     spacing = None if transform is None else spacing_from_scale(transform[0], range(ndim))
     if transform is None or spacing is None:
         return config
@@ -216,34 +217,37 @@ def run(args: argparse.Namespace) -> int:
 
 def _evaluate_files(pred_path: Path, gt_path: Path, config: EvaluateConfig) -> Evaluation:
     """Read a pair of label files and score them, with the files' spacing for surfaces."""
+    from .._io import tiff_header
     from .._units import unit_symbol
     from ..metrics import evaluate
 
     pred, _ = _read(pred_path, "--pred")
     gt, geometry = _read(gt_path, "--gt")
+    needed = config.slice_axis is None or (config.surface and config.spacing is None)
+    # each TIFF header read once, and only for what it is needed for
+    files = [(path, tiff_header(path)) for path in (gt_path, pred_path)] if needed else []
     if config.slice_axis is None:  # a time-lapse is also scored frame by frame
-        config = config.with_(slice_axis=_time_axis((gt_path, pred_path), len(gt.shape)))
+        config = config.with_(slice_axis=_time_axis(files, len(gt.shape)))
     if config.surface and config.spacing is None and geometry is not None:
         unit = config.unit or unit_symbol(geometry.unit)
         config = config.with_(spacing=geometry.spacing, unit=unit)
     elif config.surface and config.spacing is None:  # an OME-Zarr or calibrated TIFF's
         # the ground truth's, else the prediction's (napari-seg's labels keep their image's)
-        for path in (gt_path, pred_path):
+        for path, header in files:
             if config.spacing is None:
-                config = _with_file_spacing(config, path, len(gt.shape))
+                config = _with_file_spacing(config, path, header, len(gt.shape))
     return evaluate(pred, gt, config)
 
 
-def _time_axis(paths, ndim: int) -> int | None:
-    """The one ``T`` axis the first of ``paths`` naming its axes names (a TIFF
-    time-lapse: Fiji's, or napari-seg's labels of one), or None."""
-    from .._io import tiff_header
+def _time_axis(files, ndim: int) -> int | None:
+    """The one ``T`` axis the first of ``files`` (path, TIFF header) naming its axes
+    names (a TIFF time-lapse: Fiji's, or napari-seg's labels of one), or None."""
+    from ..arrays.layout import named_time_axis
 
-    for path in paths:
-        header = tiff_header(path)
+    for _path, header in files:
         axes = None if header is None else header.axes
         if axes and len(axes) == ndim:
-            return axes.index("T") if axes.count("T") == 1 and ndim > 2 else None
+            return named_time_axis(axes)
     return None
 
 

@@ -287,13 +287,14 @@ def _frame_by_frame(config: RefineConfig, axes: str | None, source: Path) -> Ref
     """``config`` refining each frame of a time-lapse apart, along the one ``T`` axis
     the file names (objects do not join across time); unchanged for other files, a
     config already per slice, or a step that needs the whole volume."""
+    from ..arrays.layout import named_time_axis
     from ..refine import RefineConfig, get_operation
 
-    if config.per_slice or not axes or axes.count("T") != 1 or len(axes) < 3:
+    axis = named_time_axis(axes)
+    if config.per_slice or axis is None:
         return config
     if any(get_operation(step.op).volume_only for step in config.steps):
         return config
-    axis = axes.index("T")
     print(f"napari-seg refine: {source.name}: a time-lapse ({axes}): each frame apart "
           "(--no-per-slice refines it as one volume)", file=sys.stderr)  # fmt: skip
     return RefineConfig(**{**config.__dict__, "per_slice": True, "axis": axis}).validate()
