@@ -250,7 +250,18 @@ def test_a_time_lapse_of_volumes_is_refined_volume_by_volume(tmp_path, capsys):
     with tifffile.TiffFile(out) as tif:
         assert (tif.series[0].axes, tif.series[0].dtype) == ("TZYX", np.uint8)
     assert main([*argv, "--no-per-slice", str(path), str(tmp_path / "whole.tif")]) == 1
-    assert "volume by volume along one axis" in capsys.readouterr().err
+    assert "plane by plane along two (--axis 0,1)" in capsys.readouterr().err
+    # --axis 0,1: each plane apart (a 2D model's prediction), ids unique in the stack
+    planes = tmp_path / "planes.tif"
+    assert main([*argv, "--axis", "0,1", str(path), str(planes)]) == 0
+    objects = tifffile.imread(planes)
+    maxima = [int(objects[t, z].max()) for t in range(2) for z in range(4)]
+    assert maxima == [0, 1, 2, 0, 0, 3, 4, 0]
+    with tifffile.TiffFile(planes) as tif:
+        assert tif.series[0].axes == "TZYX"
+    with pytest.raises(SystemExit):
+        main([*argv, "--axis", "0,x", str(path), str(planes)])
+    assert "expected integers separated by commas" in capsys.readouterr().err
 
 
 def test_an_axis_alone_refines_plane_by_plane_along_it(labels_file, tmp_path, capsys):

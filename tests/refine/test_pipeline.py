@@ -104,6 +104,61 @@ def test_per_slice_instances_are_unique_in_the_stack():
     assert sorted(np.unique(out)) == [0, 1, 2, 3, 4]
 
 
+def test_per_slice_along_two_axes_refines_each_plane_of_a_4d_stack():
+    labels = np.stack([specks(seed=1), specks(seed=2)])  # (T, Z, Y, X) = (2, 3, 10, 10)
+    steps = (RefineStep("majority", {"radius": 1}),)
+    config = RefineConfig(steps=steps, per_slice=True, axis=[1, 0]).validate()
+    assert config.axis == (1, 0)
+    assert RefineConfig.from_dict(config.to_dict()) == config
+    expected = np.stack([[refine.majority(plane, 1) for plane in stack] for stack in labels])
+    np.testing.assert_array_equal(refine.refine(labels, config), expected)
+    by_volume = RefineConfig(steps=steps, per_slice=True, axis=0)
+    volumes = np.stack([refine.majority(stack, 1) for stack in labels])
+    np.testing.assert_array_equal(refine.refine(labels, by_volume), volumes)
+    assert not np.array_equal(volumes, expected)
+    # Objects numbered plane by plane: ids unique over the stack, never across planes.
+    objects = RefineConfig(steps=(RefineStep("connected_components"),), per_slice=True)
+    planes = refine.refine(labels, RefineConfig(steps=objects.steps, per_slice=True, axis=(0, 1)))
+    counts = [int(refine.connected_components(p).max()) for s in labels for p in s]
+    assert planes.max() == sum(counts)
+    assert planes.dtype == np.int32
+    ids = [set(np.unique(p)) - {0} for s in planes for p in s]
+    assert sum(len(i) for i in ids) == len(set().union(*ids)) == sum(counts)
+    with pytest.raises(ValueError, match=r"along axes \(0, 1\) leaves 1D slices"):
+        refine.refine(labels[0], RefineConfig(steps=steps, per_slice=True, axis=(0, 1)))
+    with pytest.raises(ValueError, match="lists an axis twice"):
+        refine.refine(labels, RefineConfig(steps=steps, per_slice=True, axis=(0, -4)))
+    with pytest.raises(ValueError, match="at least one axis"):
+        RefineConfig(steps=steps, per_slice=True, axis=()).validate()
+
+
+def test_per_slice_keeps_a_stack_of_one_slice_a_stack():
+    labels = specks(shape=(1, 10, 10))
+    config = RefineConfig(steps=(RefineStep("majority", {"radius": 1}),), per_slice=True)
+    out = refine.refine(labels, config)
+    assert out.shape == labels.shape
+    np.testing.assert_array_equal(out[0], refine.majority(labels[0], 1))
+
+
+def test_a_channel_axis_after_two_slice_axes_is_counted_in_the_plane():
+    labels = np.stack([specks(shape=(2, 16, 16), seed=s) for s in (3, 4)])  # (2, 2, 16, 16)
+    image = np.random.default_rng(0).random((2, 2, 3, 16, 16)).astype(np.float32)  # C third
+    probs = np.stack([labels == 0, labels != 0]).astype(np.float32) * 0.8 + 0.1
+    crf = RefineConfig(
+        steps=(RefineStep("crf", {"iterations": 2, "device": "cpu"}),), per_slice=True, axis=(0, 1)
+    )
+    out = refine.refine(labels, crf, image=image, probabilities=probs, channel_axis=2)
+    dev = "cpu"
+    expected = [
+        [
+            refine.crf_refine(probs[:, t, z], image[t, z], iterations=2, channel_axis=0, device=dev)
+            for z in range(2)
+        ]
+        for t in range(2)
+    ]
+    np.testing.assert_array_equal(out, np.array(expected))
+
+
 def test_inputs_are_checked_and_sliced():
     labels = specks(shape=(2, 16, 16))
     crf = RefineConfig(

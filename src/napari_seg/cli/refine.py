@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._common import check_outputs, drive, for_each_input, read_config
+from ._common import axes_argument, check_outputs, drive, for_each_input, read_config
 
 if TYPE_CHECKING:
     from ..refine import RefineConfig
@@ -65,7 +65,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "its T axis; --no-per-slice refines it as one volume)",
     )
     p.add_argument(
-        "--axis", type=int, help="plane axis, refined plane by plane (implies --per-slice)"
+        "--axis",
+        type=axes_argument,
+        help="slice axis, refined slice by slice (implies --per-slice); several separated "
+        "by commas (0,1: each 2D plane of a TZYX stack)",
     )
     p.add_argument("--image", type=Path, help="image file (or folder) for crf")
     p.add_argument("--probabilities", type=Path, help="class-first probabilities (crf, watershed)")

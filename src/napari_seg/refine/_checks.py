@@ -20,8 +20,8 @@ def check_labels(labels, name: str = "labels", *, stacked: bool = False) -> np.n
     if array.ndim == 4 and not stacked:
         raise ValueError(
             f"{name} must be 2D or 3D (one image or one volume), got shape {array.shape}: "
-            "refine 4D labels volume by volume along one axis (a refine job's per_slice "
-            "and axis; --per-slice --axis 0)"
+            "refine 4D labels slice by slice (a refine job's per_slice and axis): volume "
+            "by volume along one axis (--axis 0) or plane by plane along two (--axis 0,1)"
         )
     if array.ndim not in ((2, 3, 4) if stacked else (2, 3)):
         raise ValueError(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -13,6 +14,8 @@ from .._config_file import JobConfig
 from .._generators import Returning
 from .._layers import INSTANCE_CLASS_NAMES
 from .._types import ArrayLike
+from .._validate import check_axes
+from ..arrays.layout import normalise_axes
 from ..limits import brief
 from ._checks import check_labels
 from .operations import INPUTS, get_operation
@@ -63,16 +66,19 @@ class RefineConfig(JobConfig):
     steps : tuple of RefineStep
         Operations applied in order.
     per_slice : bool
-        For 3D labels, apply each step to every 2D plane along ``axis``
-        separately (a time series or a stack of sections) instead of in 3D; 4D
-        labels (a time series of volumes) then go volume by volume.
-    axis : int
-        The plane axis when ``per_slice`` is set.
+        Apply each step to every slice along ``axis`` separately instead of to the
+        whole array: the 2D planes of a 3D stack (a time series or a stack of
+        sections), the volumes of 4D labels (a time series of volumes), or, with
+        two axes, the 2D planes of 4D labels (a 2D model's prediction of a
+        ``TZYX`` stack). Objects never span two slices; their ids stay unique.
+    axis : int or tuple of int
+        The axis (or axes) the slices are taken along when ``per_slice`` is set;
+        what remains of each slice must be 2D or 3D.
     """
 
     steps: tuple[RefineStep, ...] = ()
     per_slice: bool = False
-    axis: int = 0
+    axis: int | tuple[int, ...] = 0
 
     KIND: ClassVar[str] = "refine"
 
@@ -90,15 +96,19 @@ class RefineConfig(JobConfig):
         """
         if not self.steps:
             raise ValueError("a refine job needs at least one step")
-        if isinstance(self.axis, bool) or not isinstance(self.axis, int):
-            raise TypeError(f"axis must be an integer, got {self.axis!r}")
+        check_axes("axis", self.axis)
+        axis = self.axis
+        if isinstance(axis, (tuple, list)):
+            if not axis:
+                raise ValueError("axis must list at least one axis")
+            axis = int(axis[0]) if len(axis) == 1 else tuple(int(a) for a in axis)
         if not isinstance(self.per_slice, bool):
             raise TypeError(f"per_slice must be true or false, got {self.per_slice!r}")
         steps = tuple(_as_step(s).validate() for s in self.steps)
         whole = [s.op for s in steps if get_operation(s.op).volume_only]
         if self.per_slice and whole:
             raise ValueError(f"{', '.join(whole)} works on the whole volume, not per slice")
-        return RefineConfig(steps=steps, per_slice=self.per_slice, axis=self.axis)
+        return RefineConfig(steps=steps, per_slice=self.per_slice, axis=axis)
 
     @property
     def needs(self) -> tuple[str, ...]:
@@ -125,7 +135,7 @@ class RefineConfig(JobConfig):
         return {
             "steps": [s.to_dict() for s in self.steps],
             "per_slice": self.per_slice,
-            "axis": self.axis,
+            "axis": list(self.axis) if isinstance(self.axis, tuple) else self.axis,
         }
 
     @classmethod
@@ -354,19 +364,9 @@ def number_objects(
         As :func:`objects_job`.
     """
     job = objects_job(class_names, background=background)
-    labels = np.asarray(labels)
-    if not slice_axes:
-        return refine(labels, job).astype(np.int32, copy=False)
-    lead = list(slice_axes)
-    moved = np.moveaxis(labels, lead, list(range(len(lead))))
-    planes = moved.reshape(-1, *moved.shape[len(lead) :])
-    out = np.zeros(planes.shape, np.int32)
-    count = 0
-    for i, plane in enumerate(planes):
-        objects = refine(plane, job)
-        out[i] = np.where(objects > 0, objects + count, 0)
-        count = max(count, int(out[i].max()))
-    return np.moveaxis(out.reshape(moved.shape), list(range(len(lead))), lead)
+    if slice_axes:
+        job = replace(job, per_slice=True, axis=tuple(slice_axes)).validate()
+    return refine(labels, job).astype(np.int32, copy=False)
 
 
 def refine(labels: ArrayLike, config: RefineConfig, **inputs: Any) -> np.ndarray:
@@ -445,11 +445,40 @@ def input_pixels(name: str, shape: tuple[int, ...], channel_axis: int | None) ->
 def _planes(labels: np.ndarray, config: RefineConfig) -> list[tuple]:
     if not config.per_slice or labels.ndim == 2:
         return [(slice(None),) * labels.ndim]
-    axis = config.axis % labels.ndim
+    axes = _slice_axes(labels.ndim, config.axis)
     return [
-        tuple(i if a == axis else slice(None) for a in range(labels.ndim))
-        for i in range(labels.shape[axis])
+        tuple(at[axes.index(a)] if a in axes else slice(None) for a in range(labels.ndim))
+        for at in itertools.product(*(range(labels.shape[a]) for a in axes))
     ]
+
+
+def _slice_axes(ndim: int, axis: int | Sequence[int]) -> list[int]:
+    """A per-slice job's slice axes in labels of ``ndim`` axes, checked: each slice
+    (what the other axes span) must be 2D or 3D.
+
+    Parameters
+    ----------
+    ndim : int
+    axis : int or sequence of int
+        A :class:`RefineConfig`'s ``axis``.
+
+    Returns
+    -------
+    list of int
+        Non-negative, sorted.
+
+    Raises
+    ------
+    ValueError
+        For an axis out of range or twice, or slices of another dimensionality.
+    """
+    axes = sorted(normalise_axes(axis, ndim, "axis"))
+    if ndim - len(axes) not in (2, 3):
+        raise ValueError(
+            f"refining {ndim}D labels slice by slice along axes {tuple(axes)} leaves "
+            f"{ndim - len(axes)}D slices; each slice must be 2D or 3D"
+        )
+    return axes
 
 
 def _plane_inputs(inputs: dict[str, Any], index: tuple, ndim: int, channel_axis):
@@ -470,21 +499,22 @@ def _plane_inputs(inputs: dict[str, Any], index: tuple, ndim: int, channel_axis)
         else:
             out[name] = value[index]
     if channel_axis is not None:
-        axis = next(a for a, i in enumerate(index) if not isinstance(i, slice))
         c = channel_axis % (ndim + 1)
-        out["channel_axis"] = c - 1 if c > axis else c
+        fixed = [a for a, i in enumerate(index) if not isinstance(i, slice)]
+        out["channel_axis"] = c - sum(1 for a in fixed if a < c)
     return out
 
 
 def _assemble(parts, planes, config: RefineConfig, labels: np.ndarray) -> np.ndarray:
-    if len(planes) == 1:
+    if len(planes) == 1 and all(isinstance(i, slice) for i in planes[0]):
         return parts[0]
-    axis = config.axis % labels.ndim
     if config.makes_instances:
-        # Instance ids restart on each plane; offset them so they are unique in the stack.
+        # Instance ids restart on each slice; offset them so they are unique in the stack.
         offset = 0
         for k, part in enumerate(parts):
             nonzero = part > 0
             parts[k] = np.where(nonzero, part + offset, 0).astype(np.int32)
             offset += int(part.max(initial=0))
-    return np.stack(parts, axis=axis)
+    axes = _slice_axes(labels.ndim, config.axis)
+    stacked = np.stack(parts).reshape(*(labels.shape[a] for a in axes), *parts[0].shape)
+    return np.moveaxis(stacked, list(range(len(axes))), axes)
