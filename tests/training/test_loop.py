@@ -103,6 +103,10 @@ def test_files_events_and_summary(make_blobs, tiny, tmp_path):
     assert card["config"]["loss"] == tiny.loss
     assert model.spec.normalization.method == "percentile"
     assert (tmp_path / "model-last.safetensors").is_file()
+    # The files written while it ran say so; the summary says how the run ended.
+    assert card["status"] == "checkpoint"
+    assert card["metrics"]["epochs"] == card["metrics"]["best_epoch"]
+    assert summary["status"] == "budget"
 
 
 def test_fine_tuning_keeps_the_given_model_and_can_grow_classes(make_blobs, tiny, tmp_path):

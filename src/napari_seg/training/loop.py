@@ -573,7 +573,7 @@ class _Trainer:
             optimizer=self._optimizer(),
             scaler=self.scaler,
             state=self.state,
-            training=self._summary("running"),
+            training=self._summary("checkpoint"),
         )
 
     def _show_preview(self, clock: Clock, image, *, final: bool = False):
@@ -628,6 +628,9 @@ class _Trainer:
         return run_metrics(self.state, self.data.validation_metric)
 
     def _summary(self, status: str) -> dict:
+        """The run for a card or the summary file. ``status`` is how the run ended
+        ("budget", "early stopping", "stopped", "fitted") or, for a file written
+        while it ran, "checkpoint": its metrics are the run's up to that file's epoch."""
         return {
             "status": status,
             "config": self.config.to_dict(),
