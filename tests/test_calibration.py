@@ -8,7 +8,7 @@ import pytest
 import tifffile
 import torch
 
-from napari_seg._calibration import Calibration, read_calibration
+from napari_seg._calibration import Calibration, read_calibration, read_header
 from napari_seg._io import read_source_transform, write_labels, write_probabilities
 from napari_seg.cli import main
 from napari_seg.inference import predict
@@ -36,6 +36,9 @@ def test_an_imagej_hyperstack_gives_its_pixel_size_per_array_axis(tmp_path, unit
     assert translation == (0.0,) * 4
     assert units == ("micrometer", None, "micrometer", "micrometer")
     assert calibration.without(1) == Calibration("ZYX", (2.0, 0.3, 0.3), "micrometer")
+    header = read_header(path)  # the shape of the array read, for a layer to compare
+    assert (header.axes, header.shape) == ("ZCYX", (4, 2, 6, 7))
+    assert header.without(1).shape == (4, 6, 7)
 
 
 def test_an_imagej_stack_without_spacing_has_imagej_default_depth(tmp_path):

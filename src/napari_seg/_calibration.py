@@ -120,10 +120,13 @@ class TiffHeader:
         hyperstack, ``"YXS"`` for RGB), or None when tifffile cannot name them all.
     calibration : Calibration or None
         As :func:`read_calibration`.
+    shape : tuple of int or None
+        The shape of that array, or None when the header could not be read.
     """
 
     axes: str | None
     calibration: Calibration | None
+    shape: tuple[int, ...] | None = None
 
     @property
     def channel_axis(self) -> int | None:
@@ -146,12 +149,14 @@ class TiffHeader:
         """
         if axis is None:
             return self
-        axes = self.axes
+        axes, shape = self.axes, self.shape
         if axes is not None:
             axis %= len(axes)
             axes = axes[:axis] + axes[axis + 1 :]
+        if shape is not None:
+            shape = shape[: axis % len(shape)] + shape[axis % len(shape) + 1 :]
         calibration = None if self.calibration is None else self.calibration.without(axis)
-        return TiffHeader(axes, calibration)
+        return TiffHeader(axes, calibration, shape)
 
 
 def read_header(path: str | os.PathLike) -> TiffHeader:
@@ -180,7 +185,7 @@ def read_header(path: str | os.PathLike) -> TiffHeader:
             calibration = _calibration_of(tif, axes)
     except Exception:  # the pixels are read elsewhere; broken metadata is no information
         return TiffHeader(None, None)
-    return TiffHeader(None if "Q" in axes else axes, calibration)
+    return TiffHeader(None if "Q" in axes else axes, calibration, tuple(series.shape))
 
 
 def read_calibration(path: str | os.PathLike) -> Calibration | None:

@@ -298,6 +298,36 @@ def test_surface_distances_of_a_micrometre_nifti_are_in_micrometres(setup, qtbot
     assert not any("mL" in c for c in columns)
 
 
+def test_surface_distances_of_ground_truth_opened_from_a_calibrated_tiff(
+    setup, stack, qtbot, notes, tmp_path
+):
+    """Ground truth opened by napari's own TIFF reader shows a scale of 1; its file
+    declares 2 x 0.5 x 0.5 µm, which ``napari-seg evaluate`` on the file uses, and so
+    does the dock."""
+    import tifffile
+
+    viewer, w, _layers = setup
+    _, _, gt = stack
+    path = tmp_path / "truth.tif"
+    tifffile.imwrite(path, gt, imagej=True, resolution=(2.0, 2.0),
+                     metadata={"spacing": 2.0, "unit": "um", "axes": "ZYX"})  # fmt: skip
+    (truth,) = viewer.open(path, plugin="napari", layer_type="labels")
+    assert tuple(truth.scale) == (1, 1, 1)
+    w.reset_choices()
+    w._gt.value = truth
+    w._surface.value = True
+    w.run()
+    assert notes["error"] == ["Cannot evaluate: pred has scale 2 x 1 x 1 but truth has 1 x 1 x 1; "
+                              "the pixels would not correspond"]  # fmt: skip
+    notes["error"].clear()
+    w._pred.value.scale = (1, 1, 1)  # as Segment gives for the image beside it
+    w.run()
+    _wait(qtbot, w)
+    assert notes["error"] == []
+    config = w.result.config
+    assert (config.spacing, config.unit) == ((2.0, 0.5, 0.5), "µm")
+
+
 def test_surface_distances_in_one_unit_when_the_axes_have_different_ones(
     setup, stack, qtbot, notes
 ):

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tifffile
 import torch
 
 pytestmark = pytest.mark.gui
@@ -427,6 +428,39 @@ def test_a_layer_s_axes_in_different_units_give_one_voxel_size(setup, qtbot, not
     assert tuple(str(u) for u in out.units) == units
     at = {"spacing": (4000.0, 500.0, 500.0), "precision": "fp32"}
     np.testing.assert_array_equal(out.data, predict(w.current.model, volume, **at).labels)
+
+
+def test_a_calibrated_tiff_opened_by_napari_s_reader_is_segmented_at_its_size(
+    setup, qtbot, notes, tmp_path
+):
+    """napari's own TIFF reader drops a Fiji stack's calibration (scale 1 everywhere):
+    the dock takes the voxel size the file declares, as ``napari-seg predict`` does on
+    the same file, says so, and the labels keep the layer's scale of 1."""
+    viewer, w = setup
+    w.current.set(_model_3d(spacing=(2.0, 1.0, 1.0)), path=None, dirty=True)
+    volume = cells_3d((12, 48, 40), seed=1)[0].astype(np.uint16)
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, volume, imagej=True, resolution=(2.0, 2.0),
+                     metadata={"spacing": 4.0, "unit": "um", "axes": "ZYX"})  # fmt: skip
+    (layer,) = viewer.open(path, plugin="napari")
+    assert tuple(layer.scale) == (1, 1, 1)  # what napari's reader gives
+    _select(w, layer)
+    _run(qtbot, w)
+    assert notes["error"] == []
+    assert any("stack.tif declares a voxel size of 4 x 0.5 x 0.5 µm" in m for m in notes["info"])
+    assert "at the model's voxel size (24x24x20)" in w._head
+    out = viewer.layers["stack labels [unet-classic]"]
+    np.testing.assert_allclose(out.scale, (1, 1, 1))
+    at = {"spacing": (4.0, 0.5, 0.5), "precision": "fp32"}
+    np.testing.assert_array_equal(out.data, predict(w.current.model, volume, **at).labels)
+    # A layer that shows a scale of its own keeps it; so does one whose pixels changed.
+    notes["info"].clear()
+    layer.scale = (2, 1, 1)
+    assert w.config(w._plan(layer, w.current.model), layer).spacing == (2.0, 1.0, 1.0)
+    layer.scale = (1, 1, 1)
+    layer.data = volume[:6]
+    assert w.config(w._plan(layer, w.current.model), layer).spacing is None
+    assert not any("declares" in m for m in notes["info"])
 
 
 def test_a_scale_in_another_unit_than_the_model_is_one_notification(setup, qtbot, notes):

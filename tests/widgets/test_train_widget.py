@@ -303,6 +303,25 @@ def test_the_window_stays_responsive_once_the_dock_is_ready(setup, qtbot, notes,
     heartbeat.check("while training", min_ticks=100)
 
 
+def test_a_new_model_records_the_pixel_size_a_tiff_declares(setup, notes, tmp_path):
+    """An image opened by napari's own TIFF reader shows a scale of 1: the new model
+    records the pixel size its file declares (as ``napari-seg train`` on the file)."""
+    import tifffile
+
+    viewer, w, _ = setup
+    image = viewer.layers["cells"].data
+    path = tmp_path / "cells.tif"
+    tifffile.imwrite(path, image, imagej=True, resolution=(4.0, 2.0), metadata={"unit": "um"})
+    (layer,) = viewer.open(path, plugin="napari")
+    assert tuple(layer.scale) == (1, 1)
+    w.reset_choices()
+    w._image.value = layer
+    w._source.value = "new"
+    config = w._make_job().config
+    assert (config.spacing, config.spacing_unit) == ((0.5, 0.25), "micrometer")
+    assert any("cells.tif declares a voxel size of 0.5 x 0.25 µm" in m for m in notes["info"])
+
+
 def test_a_new_model_records_the_image_layer_pixel_size(setup):
     viewer, w, _ = setup
     w._source.value = "new"

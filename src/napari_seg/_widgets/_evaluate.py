@@ -26,12 +26,12 @@ from napari.utils.notifications import show_error, show_info, show_warning
 
 from .._atomic import atomic_write
 from .._layers import GEOMETRY_KEY, background_of, class_names_of, labels_layer_kwargs
-from .._units import in_one_unit, unit_symbol
+from .._units import format_spacing, in_one_unit, unit_symbol
 from ..medical import recorded_unit
 from ..metrics import ERROR_COLORS, ERROR_NAMES, MODES, EvaluateConfig, Evaluation, merge_rows
 from ._dock import Dock
 from ._fields import SaveTarget
-from ._layers import add_labels, unit_names, units_kwargs
+from ._layers import add_labels, file_scale, unit_names, units_kwargs
 from ._layers import full_resolution as _data
 from ._plots import ScorePlots
 from ._runner import JobRunner, RunnerFields
@@ -260,8 +260,8 @@ class EvaluateWidget(RunnerFields, Dock):
                 )
             if not np.allclose(layer.scale, gt.scale):
                 raise ValueError(
-                    f"{layer.name} has scale {tuple(layer.scale)} but {gt.name} has "
-                    f"{tuple(gt.scale)}; the pixels would not correspond"
+                    f"{layer.name} has scale {format_spacing(layer.scale)} but {gt.name} "
+                    f"has {format_spacing(gt.scale)}; the pixels would not correspond"
                 )
         return pred, gt, compare
 
@@ -472,8 +472,14 @@ class EvaluateWidget(RunnerFields, Dock):
 def _physical_spacing(layer) -> tuple[tuple[float, ...], str | None]:
     """The layer's voxel size and its length unit: napari's ``units`` when set (axes in
     different length units expressed in the last one's, ``_units.in_one_unit``), a
-    medical volume's (its file's, recorded under ``GEOMETRY_KEY``), else None."""
-    spacing, units = in_one_unit(layer.scale, unit_names(layer) or ["pixel"] * layer.ndim)
+    medical volume's (its file's, recorded under ``GEOMETRY_KEY``), else None. A layer
+    at napari's default scale takes its TIFF's calibration (``_layers.file_scale``),
+    as ``napari-seg evaluate`` on that file does."""
+    scale, names = layer.scale, unit_names(layer) or ["pixel"] * layer.ndim
+    declared = file_scale(layer)
+    if declared is not None:
+        scale, names = declared[0], [u or "pixel" for u in declared[1]]
+    spacing, units = in_one_unit(scale, names)
     if len(set(units)) == 1 and units[0] is not None:
         return spacing, unit_symbol(units[0])
     geometry = layer.metadata.get(GEOMETRY_KEY)

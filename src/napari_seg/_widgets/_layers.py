@@ -7,6 +7,7 @@ import math
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,12 +41,65 @@ def unit_names(layer, axes=None) -> tuple[str, ...] | None:
     return tuple(str(units[a]) for a in (range(len(units)) if axes is None else axes))
 
 
-def layer_spacing(layer, axes) -> tuple[tuple[float, ...] | None, str | None]:
-    """The layer's voxel size along ``axes`` and the length unit it is in
-    (``arrays.layout.spacing_and_unit`` with the layer's ``units``)."""
+def layer_spacing(layer, axes) -> tuple[tuple[float, ...] | None, str | None, str | None]:
+    """The layer's voxel size along ``axes``, the length unit it is in
+    (``arrays.layout.spacing_and_unit`` with the layer's ``units``) and where it
+    came from when not from the layer: see :func:`file_scale`.
+
+    Returns
+    -------
+    spacing : tuple of float or None
+    unit : str or None
+    source : str or None
+        The file's name when the size is the one its header declares, else None.
+    """
     from ..arrays.layout import spacing_and_unit
 
-    return spacing_and_unit(layer.scale, axes, unit_names(layer))
+    spacing, unit = spacing_and_unit(layer.scale, axes, unit_names(layer))
+    declared = None if spacing is not None else file_scale(layer)
+    if declared is None:
+        return spacing, unit, None
+    scale, units, name = declared
+    spacing, unit = spacing_and_unit(scale, axes, units)
+    return spacing, unit, None if spacing is None else name
+
+
+def file_scale(layer) -> tuple[tuple[float, ...], tuple[str | None, ...], str] | None:
+    """The pixel size the layer's TIFF declares when the layer shows none.
+
+    napari's own TIFF reader drops an ImageJ or OME-TIFF calibration: a confocal
+    stack opens at a scale of 1 along every axis, which says nothing
+    (``arrays.layout.spacing_from_scale``), while ``napari-seg predict`` on the same
+    file reads its voxel size. When the layer's scale is napari's default and the
+    layer still holds its file's pixels (same shape), the file's scale, units and
+    name; else None.
+    """
+    from .._io import tiff_header
+
+    if getattr(layer, "multiscale", False) or any(float(s) != 1.0 for s in layer.scale):
+        return None
+    path = getattr(getattr(layer, "source", None), "path", None)
+    if not path:
+        return None
+    header = tiff_header(path)  # None for another format; a header it cannot read: no size
+    if header is None or header.calibration is None:
+        return None
+    if header.shape != tuple(np.shape(layer.data)):
+        return None
+    scale, _translation, units = header.calibration.transform
+    return scale, units, Path(path).name
+
+
+def file_spacing_note(name: str, source: str, spacing, unit: str | None, use: str) -> str:
+    """The note that the voxel size of layer ``name`` comes from its file ``source``
+    (:func:`file_scale`), and what ``use`` is made of it."""
+    from .._units import format_spacing
+
+    return (
+        f"{name} is shown at napari's default scale of 1, but {source} declares a voxel "
+        f"size of {format_spacing(spacing, unit)}: {use} at that size (set the layer's "
+        "scale, or open the file with a reader that keeps it, to see it in napari too)"
+    )
 
 
 def units_kwargs(units) -> dict:

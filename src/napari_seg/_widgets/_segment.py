@@ -29,6 +29,7 @@ from ._fields import AutoInt
 from ._history import changed_positions, write_undoable
 from ._layers import (
     add_labels,
+    file_spacing_note,
     layer_spacing,
     level_data,
     level_factors,
@@ -236,10 +237,13 @@ class SegmentWidget(RunnerFields, Dock):
     def config(self, plan: ScopePlan | None = None, layer=None) -> PredictConfig:
         """The :class:`PredictConfig` the fields describe (validated); with a plan and
         its layer, the layer's scale along the model's axes is the image's spacing
-        (unless it is napari's default of 1 everywhere, which says nothing)."""
+        (unless it is napari's default of 1 everywhere, which says nothing; then the
+        pixel size the layer's TIFF declares, with a note)."""
         spacing = unit = None
         if plan is not None and layer is not None and plan.spatial:
-            spacing, unit = layer_spacing(layer, plan.spatial)
+            spacing, unit, source = layer_spacing(layer, plan.spatial)
+            if source is not None and spacing is not None:
+                show_info(file_spacing_note(layer.name, source, spacing, unit, "segmenting"))
         return PredictConfig(
             device=self._device.value,
             tile=self._tile.value,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, PushButton
-from napari.utils.notifications import show_error, show_warning
+from napari.utils.notifications import show_error, show_info, show_warning
 
 from .._layers import class_names_of, labels_layer_kwargs
 from ..arrays.layout import channel_axis_of, stack_axes
@@ -38,6 +38,7 @@ from ._dock import Dock
 from ._fields import SaveTarget
 from ._layers import (
     add_labels,
+    file_spacing_note,
     full_resolution,
     layer_spacing,
     unit_names,
@@ -329,7 +330,9 @@ class TrainWidget(Dock):
             config = config.with_(class_names=names, background=background)
             dims = 3 if volumes else 2
             ndim = len(image_layer.scale)
-            size, unit = layer_spacing(image_layer, range(ndim - dims, ndim))
+            size, unit, source = layer_spacing(image_layer, range(ndim - dims, ndim))
+            if source is not None and size is not None:
+                show_info(file_spacing_note(image_layer.name, source, size, unit, "training"))
             if size is not None:
                 config = config.with_(spacing=size, spacing_unit=unit)
             if config.label0 == "unlabelled":  # the strokes' colours, background transparent
