@@ -2,6 +2,7 @@
 its model file (round trip and hostile tensors), the live loop's core, the deep
 takeover, and the id-mismatch warning of Evaluate."""
 
+import contextlib
 import json
 
 import numpy as np
@@ -70,6 +71,34 @@ def test_torch_forest_decides_exactly_as_scikit_learn():
     ours = net.classify_vectors(torch.from_numpy(z)).numpy()
     np.testing.assert_allclose(ours[:, 1:], reference.predict_proba(z), atol=1e-6)
     assert np.all(ours[:, 0] == 0)
+
+
+def test_the_fit_figure_is_the_out_of_bag_error_of_the_samples_some_tree_left_out(recwarn):
+    """With 30 trees every sample is out of some bootstrap and the figure is
+    scikit-learn's ``1 - oob_score_``. With 3 trees some samples are in every
+    bootstrap: scikit-learn warns and scores them as its first class; the figure
+    leaves them out, and nothing warns."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((600, 8)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * rng.standard_normal(600) > 0).astype(int) + 1
+    samples = FeatureSamples(torch.from_numpy(x), torch.from_numpy(y))
+    for trees in (30, 3):
+        spec = ModelSpec("pixel-classifier", 1, 3, options={"trees": trees, "depth": 4})
+        recwarn.clear()
+        error = fit_forest(pixel_net(create_model(spec)), samples, seed=1, threads=1).error
+        assert [str(w.message) for w in recwarn] == []
+        with pytest.warns(UserWarning, match="OOB") if trees == 3 else contextlib.nullcontext():
+            reference = RandomForestClassifier(
+                trees, max_depth=4, class_weight="balanced", oob_score=True, random_state=1
+            ).fit(x, y)
+        votes = reference.oob_decision_function_
+        covered = votes.sum(axis=1) > 0
+        assert covered.all() == (trees == 30)
+        wrong = reference.classes_[votes[covered].argmax(axis=1)] != y[covered]
+        assert error == pytest.approx(wrong.mean())
+        assert (error == pytest.approx(1 - reference.oob_score_)) == (trees == 30)
 
 
 def test_file_round_trip_gives_the_same_labels(cells, tmp_path):

@@ -11,7 +11,6 @@ images of each image's headline scores is given beside them.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -23,7 +22,7 @@ from ._confusion import ConfusionMatrix, pool_matrices
 from ._evaluate import Evaluation
 from ._instance import InstanceScores, pool_instance_scores
 from ._report import to_dict
-from ._semantic import semantic_scores
+from ._semantic import nanmean_quiet, semantic_scores
 from ._surface import SurfaceScores
 
 
@@ -75,9 +74,8 @@ class DatasetEvaluation:
         dict
         """
         heads = self.headlines
-        with warnings.catch_warnings():  # a score NaN in every image stays NaN
-            warnings.simplefilter("ignore", RuntimeWarning)
-            means = {k: float(np.nanmean([h[k] for h in heads])) for k in heads[0]}
+        # a score NaN in every image stays NaN
+        means = {k: float(nanmean_quiet([h[k] for h in heads])) for k in heads[0]}
         return {k: v if math.isfinite(v) else None for k, v in means.items()}
 
     @cached_property
@@ -156,10 +154,8 @@ def headline(evaluation: Evaluation) -> dict[str, float | int]:
     }
     surface = evaluation.surface
     if surface is not None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            out[f"mean HD{surface.percentile:g}"] = float(np.nanmean(surface.hausdorff))
-            out["mean surface Dice"] = float(np.nanmean(surface.surface_dice))
+        out[f"mean HD{surface.percentile:g}"] = float(nanmean_quiet(surface.hausdorff))
+        out["mean surface Dice"] = float(nanmean_quiet(surface.surface_dice))
     return out
 
 
@@ -218,9 +214,7 @@ def _pool_surface(parts: list[SurfaceScores]) -> SurfaceScores | None:
         table = np.full((len(parts), len(labels)), np.nan)
         for row, p in zip(table, parts, strict=True):
             row[[labels.index(lab) for lab in p.labels]] = getattr(p, field)
-        with warnings.catch_warnings():  # a class in no image stays NaN
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmean(table, axis=0)
+        return np.asarray(nanmean_quiet(table.T))  # a class in no image stays NaN
 
     return replace(
         parts[0],

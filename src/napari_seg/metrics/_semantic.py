@@ -113,12 +113,12 @@ def semantic_scores(cm: ConfusionMatrix, *, background: int | None = 0) -> Seman
         recall=recall,
         support=support.astype(np.int64),
         predicted=predicted.astype(np.int64),
-        mean_iou=_nanmean(iou),
-        mean_iou_foreground=_nanmean(iou[..., foreground]),
-        mean_dice=_nanmean(dice),
-        mean_dice_foreground=_nanmean(dice[..., foreground]),
-        mean_precision=_nanmean(precision),
-        mean_recall=_nanmean(recall),
+        mean_iou=nanmean_quiet(iou),
+        mean_iou_foreground=nanmean_quiet(iou[..., foreground]),
+        mean_dice=nanmean_quiet(dice),
+        mean_dice_foreground=nanmean_quiet(dice[..., foreground]),
+        mean_precision=nanmean_quiet(precision),
+        mean_recall=nanmean_quiet(recall),
         frequency_weighted_iou=_divide(np.nansum(support * np.nan_to_num(iou), axis=-1), total),
         pixel_accuracy=_divide(tp.sum(axis=-1), total),
         background=background,
@@ -133,8 +133,9 @@ def _divide(num, den):
     return out if out.ndim else float(out)
 
 
-def _nanmean(values: np.ndarray):
-    """Mean over the last axis leaving NaN out; NaN when nothing is left (no warning)."""
+def nanmean_quiet(values):
+    """Mean over the last axis leaving NaN out; NaN when nothing is left, without
+    ``np.nanmean``'s warning (a class absent from every image is expected)."""
     values = np.asarray(values, dtype=np.float64)
     finite = ~np.isnan(values)
     return _divide(np.where(finite, values, 0.0).sum(axis=-1), finite.sum(axis=-1))
