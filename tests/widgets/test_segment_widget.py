@@ -320,6 +320,31 @@ def test_bad_inputs_become_notifications(setup, qtbot, notes, data, kwargs, mess
     assert [layer.name for layer in viewer.layers] == ["bad"]
 
 
+def test_channels_in_separate_layers_are_merged_with_napari_s_merge_to_stack(setup, qtbot, notes):
+    """napari shows channels as separate layers (``channel_axis`` on open); a model of
+    two channels reads them from one layer: the notification names napari's own
+    Merge to Stack, and the merged layer (channels on a slider axis) segments."""
+    viewer, w = setup
+    w.current.set(_model(in_channels=2), path=None, dirty=True)
+    image = cells_2d((64, 64), seed=3)[0].astype(np.float32)
+    nuclei, membrane = viewer.add_image(np.stack([image, image[::-1]]), channel_axis=0)
+    _select(w, nuclei)
+    w.run()
+    assert "right-click > Merge to Stack" in notes["error"][-1]
+    viewer.layers.selection = {nuclei, membrane}
+    from napari._app_model import get_app_model
+
+    get_app_model().commands.execute_command("napari.layer.merge_stack").result()
+    (merged,) = viewer.layers
+    assert merged.data.shape == (2, 64, 64)
+    _select(w, merged)
+    _run(qtbot, w)
+    assert len(notes["error"]) == 1
+    out = viewer.layers[f"{merged.name} labels [unet-classic]"]
+    expected = predict(w.current.model, merged.data, channel_axis=0, precision="fp32").labels
+    np.testing.assert_array_equal(out.data, expected)
+
+
 def test_missing_model_or_image(make_napari_viewer_proxy, notes):
     viewer = make_napari_viewer_proxy()
     w = segment_widget(viewer)

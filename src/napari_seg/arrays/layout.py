@@ -384,7 +384,12 @@ def channel_axis_of(
     ]
     if not fits:
         where = "slider axis" if spatial else "axis"
-        advice = "split or merge channels" if spatial else "check the model or pass channel_axis"
+        advice = (
+            "the model reads its channels from one layer: merge channel layers into one "
+            "(select them, then right-click > Merge to Stack) or pick a layer that has them"
+            if spatial
+            else "check the model or pass channel_axis"
+        )
         raise ValueError(
             f"the model expects {in_channels} channels but no {where} of the image "
             f"(shape {shape}) has that size; {advice}"
