@@ -7,7 +7,7 @@ import tifffile
 import torch
 
 from napari_seg.cli import main
-from napari_seg.inference import predict
+from napari_seg.inference import PredictConfig, predict
 from napari_seg.models import ModelSpec, create_model, load_model, save_model
 from napari_seg.sample_data import cells_2d, cells_3d
 
@@ -127,6 +127,26 @@ def test_config_file_is_read_and_flags_override_it(model_file, image, tmp_path):
     np.testing.assert_array_equal(tifffile.imread(out / "img_labels.tif"), expected)
     config.write_text("{not json")
     assert main(_args(model_file, out, tmp_path / "img.tif", extra=("--config", str(config)))) == 1
+
+
+def test_tta_mirrors_each_tile_and_a_config_file_can_ask_for_it(model_file, image, tmp_path):
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    out, probs = tmp_path / "out", tmp_path / "out" / "img_probabilities.tif"
+    extra = ("--probabilities", "--overwrite")
+    mirrored = _expected(model_file, image, tta=True, probabilities=True).probabilities
+    plain = _expected(model_file, image, probabilities=True).probabilities
+    assert np.abs(mirrored.astype(np.float32) - plain).max() > 1e-3
+    assert main(_args(model_file, out, tmp_path / "img.tif", extra=(*extra, "--tta"))) == 0
+    np.testing.assert_allclose(tifffile.imread(probs), mirrored, atol=1e-3)
+    config = tmp_path / "predict.yaml"
+    config.write_text("tta: true\n")
+    args = _args(model_file, out, tmp_path / "img.tif", extra=(*extra, "--config", str(config)))
+    assert main(args) == 0
+    np.testing.assert_allclose(tifffile.imread(probs), mirrored, atol=1e-3)
+    assert main([*args, "--no-tta"]) == 0  # the flag wins over the file
+    np.testing.assert_allclose(tifffile.imread(probs), plain, atol=1e-3)
+    assert "tta" not in PredictConfig().to_dict()  # a resumed block run's settings compare
+    assert PredictConfig.from_dict(PredictConfig(tta=True).to_dict()).tta is True
 
 
 def test_bad_inputs_fail_clearly_and_the_good_ones_are_still_written(

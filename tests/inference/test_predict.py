@@ -93,6 +93,45 @@ def test_single_tile_equals_whole_image(model, image):
     np.testing.assert_array_equal(result.labels, _whole(model, image).argmax(0))
 
 
+@pytest.mark.parametrize("dims", [2, 3])
+def test_test_time_mirroring_averages_the_flipped_predictions(dims):
+    """With ``tta`` each tile also runs flipped along every combination of its axes
+    (4 in 2D, 8 in 3D): on an image that is one tile, the probabilities are the mean
+    of plain predictions of the flipped images, flipped back."""
+    from napari_seg.inference.predictor import mirror_dims
+
+    torch.manual_seed(0)
+    options = {"depth": 2, "base_width": 4}
+    model = create_model(ModelSpec("unet", 1, 3, spatial_dims=dims, options=options)).eval()
+    head = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv3d))][-1]
+    with torch.no_grad():
+        head.weight.mul_(30)  # logits far apart: the flips' predictions differ clearly
+    side = 64 if dims == 2 else 32
+    image = (
+        cells_2d((side, side), seed=5)[0]
+        if dims == 2
+        else np.random.default_rng(0).random((side,) * 3)
+    )
+    image = image.astype(np.float32)
+    run = {"tile": side, "probabilities": True, **FP32}
+    events, result = _drain(iter_predict(model, image, tta=True, **run))
+    flips = [tuple(a - 2 for a in f) for f in mirror_dims(dims)]
+    assert len(flips) == events[0].mirrors == 2**dims
+    expected = np.mean(
+        [
+            np.flip(
+                predict(model, np.flip(image, f), **run).probabilities.astype(np.float32),
+                [1 + a for a in f],
+            )
+            for f in flips
+        ],
+        axis=0,
+    )
+    np.testing.assert_allclose(result.probabilities.astype(np.float32), expected, atol=1e-3)
+    plain = predict(model, image, **run).probabilities.astype(np.float32)
+    assert np.abs(plain - expected).max() > 0.05  # the network is not symmetric itself
+
+
 def test_events_describe_the_job(model, image):
     gen = iter_predict(model, image, tile=96, overlap=32, batch_size=2, **FP32)
     events, result = _drain(gen)

@@ -153,6 +153,22 @@ def test_probabilities_layer(setup, qtbot, notes):
     np.testing.assert_allclose(np.asarray(probs.data, np.float32).sum(0), 1, atol=3e-3)
 
 
+def test_test_time_mirroring_from_the_dock(setup, qtbot, notes):
+    viewer, w = setup
+    image = cells_2d((96, 128))[0]
+    _select(w, viewer.add_image(image, name="img"))
+    w._probabilities.value = w._tta.value = True
+    _run(qtbot, w)
+    assert notes["error"] == []
+    assert "mirrored x4" in w._head
+    probs = np.asarray(viewer.layers["img probabilities [unet-classic]"].data, np.float32)
+    run = {"probabilities": True, "precision": "fp32"}
+    mirrored = predict(w.current.model, image, tta=True, **run).probabilities
+    plain = predict(w.current.model, image, **run).probabilities
+    np.testing.assert_allclose(probs, mirrored, atol=1e-3)
+    assert np.abs(probs - plain).max() > 1e-3
+
+
 def test_objects_of_a_stack_are_numbered_slice_by_slice(setup, qtbot, notes):
     from napari_seg.refine import number_objects
 

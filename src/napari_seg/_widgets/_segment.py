@@ -185,6 +185,13 @@ class SegmentWidget(RunnerFields, Dock):
             "components of every class but the background; slice by slice for a stack "
             "segmented slice by slice",
         )
+        self._tta = CheckBox(
+            text="test-time mirroring",
+            value=False,
+            tooltip="as nnU-Net predicts: each tile also runs flipped along every "
+            "combination of its axes and the probabilities are averaged; 4x slower "
+            "in 2D, 8x in 3D, usually a little more accurate",
+        )
         self._update = CheckBox(text="update the previous output layer", value=True)
         self._run = PushButton(text="Segment")
         self.runner = JobRunner(
@@ -213,6 +220,7 @@ class SegmentWidget(RunnerFields, Dock):
                 self._precision,
                 self._scope,
                 self._level,
+                self._tta,
                 self._probabilities,
                 self._objects,
                 self._update,
@@ -252,6 +260,7 @@ class SegmentWidget(RunnerFields, Dock):
             threads=self._threads.value,
             precision=self._precision.value,
             probabilities=self._probabilities.value,
+            tta=self._tta.value,
             channel_axis=None if plan is None else plan.channel_axis,
             axis=None if plan is None else plan.axis,
             spacing=spacing,
@@ -388,6 +397,7 @@ class SegmentWidget(RunnerFields, Dock):
             self._head = (
                 f"running on {event.device_description}; {event.precision}, tile "
                 f"{event.tile}, overlap {event.overlap}, batch {event.batch_size}"
+                + (f", mirrored x{event.mirrors}" if event.mirrors > 1 else "")
             )
             self._resampled = ""
             if event.resampled is not None:

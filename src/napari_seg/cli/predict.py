@@ -72,6 +72,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "resampled to the model's spacing when it differs",
     )
     add_spacing_unit_argument(p)
+    _add_output_arguments(p)
+    add_scale_out_arguments(p)
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace output files that already exist"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """What a run writes besides the labels, and how hard it tries."""
     p.add_argument("--probabilities", action="store_true", default=None, help="also write them")
     p.add_argument(
         "--objects",
@@ -82,12 +93,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "gets the objects of each slice (a time series' objects never span two frames)",
     )
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-    add_scale_out_arguments(p)
     p.add_argument(
-        "--overwrite", action="store_true", help="replace output files that already exist"
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="test-time augmentation by mirroring, as nnU-Net: each tile also runs flipped "
+        "along every combination of its axes (4 passes in 2D, 8 in 3D) and the "
+        "probabilities are averaged (slower by that factor)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
 
 
 def build_config(args: argparse.Namespace) -> PredictConfig:
@@ -121,6 +134,7 @@ def build_config(args: argparse.Namespace) -> PredictConfig:
             "channel_axis",
             "probabilities",
             "threads",
+            "tta",
         )
         if getattr(args, name) is not None
     }
@@ -241,6 +255,8 @@ def _predict_one(model, path: Path, outputs: dict[str, Path], config, args) -> N
     def show(event, bar) -> None:
         if isinstance(event, PredictStarted):
             where = f"{event.device}, {event.precision}"
+            if event.mirrors > 1:
+                where += f", mirrored x{event.mirrors}"
             if event.resampled is not None:
                 where += f", at the model's voxel size: {'x'.join(map(str, event.resampled))}"
             bar.start(event.tiles_total, f"{path.name} ({where})")

@@ -22,6 +22,8 @@ class PredictStarted:
     #: The spatial sizes the tiles run at when the image is resampled to the
     #: model's spacing (None: the image's own grid).
     resampled: tuple[int, ...] | None = None
+    #: Forward passes per tile: 1, or the mirror images of test-time augmentation.
+    mirrors: int = 1
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections import deque
@@ -307,6 +308,7 @@ class _Predictor:
             batch_size=self.batch,
             tiles_total=len(self._grid()[0]) * len(self.plane_range),
             planes=self.layout.n_planes,
+            mirrors=len(mirror_dims(self.layout.spatial_dims)) if self.config.tta else 1,
         )
 
     def _shrink(self, exc: BaseException) -> SettingsAdjusted:
@@ -386,11 +388,38 @@ class _Predictor:
         return x
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities of a batch; with ``tta``, the mean over its mirror images."""
         with torch.inference_mode():
-            x = self.runtime.memory_format(x.to(self.device, non_blocking=True))
-            with self.runtime.autocast():
-                logits = self.model(x)
-            return torch.softmax(mask_untrained(logits.float(), self.model.spec), dim=1)
+            x = x.to(self.device, non_blocking=True)
+            mirrors = mirror_dims(x.ndim - 2) if self.config.tta else [()]
+            total = None
+            for dims in mirrors:
+                seen = self.runtime.memory_format(x.flip(dims) if dims else x)
+                with self.runtime.autocast():
+                    logits = self.model(seen)
+                probs = torch.softmax(mask_untrained(logits.float(), self.model.spec), dim=1)
+                probs = probs.flip(dims) if dims else probs
+                total = probs if total is None else total.add_(probs)
+                del logits, probs, seen
+            assert total is not None
+            return total if len(mirrors) == 1 else total.div_(len(mirrors))
+
+
+def mirror_dims(spatial_dims: int) -> list[tuple[int, ...]]:
+    """The flips of test-time mirroring for a ``(N, C, *spatial)`` batch: none, then
+    every combination of the spatial axes (nnU-Net's mirroring: 4 in 2D, 8 in 3D).
+
+    Parameters
+    ----------
+    spatial_dims : int
+
+    Returns
+    -------
+    list of tuple of int
+        Tensor dimensions to flip together, ``()`` first.
+    """
+    axes = range(2, 2 + spatial_dims)
+    return [dims for n in range(spatial_dims + 1) for dims in itertools.combinations(axes, n)]
 
 
 def _batches(tiles, size, pool, pending, load, *args):
