@@ -152,3 +152,23 @@ def test_cell_tracking_challenge_folders_pair_by_the_number_in_the_names(tmp_pat
                           touch(tmp_path / "b", "x1.tif", "z2.tif")).by_number  # fmt: skip
     with pytest.raises(ValueError, match="no file of"):
         pair_files(touch(tmp_path / "c", "s1_t1.tif"), touch(tmp_path / "d", "m1.tif"))
+
+
+def test_nnunet_folders_pair_a_case_s_channel_file_with_its_labels(tmp_path):
+    """imagesTr/case_001_0000.nii.gz (channel 0 of a case, nnU-Net's naming) with
+    labelsTr/case_001.nii.gz; and predict's case_001_0000_labels with the same truth.
+    A case stored as several channel files is refused with what to do."""
+    images = touch(tmp_path / "imagesTr", "la_003_0000.nii.gz", "la_007_0000.nii.gz",
+                   "la_009_0000.nii.gz")  # fmt: skip
+    truth = touch(tmp_path / "labelsTr", "la_003.nii.gz", "la_007.nii.gz", "la_010.nii.gz")
+    found = pair_files(images, truth)
+    assert names(found.pairs) == [("la_003_0000.nii.gz", "la_003.nii.gz"),
+                                  ("la_007_0000.nii.gz", "la_007.nii.gz")]  # fmt: skip
+    assert [p.name for p in found.unpaired_images] == ["la_009_0000.nii.gz"]
+    assert [p.name for p in found.unpaired_labels] == ["la_010.nii.gz"]
+    assert not found.by_number
+    predicted = touch(tmp_path / "out", "la_003_0000_labels.nii.gz", "la_007_0000_labels.nii.gz")
+    assert len(pair_files(predicted, truth, image_suffix="_labels").pairs) == 2
+    channels = touch(tmp_path / "brats", "b_001_0000.nii.gz", "b_001_0001.nii.gz")
+    with pytest.raises(ValueError, match="b_001_0000.nii.gz, b_001_0001.nii.gz are the channels"):
+        pair_files(channels, touch(tmp_path / "brats_gt", "b_001.nii.gz"))

@@ -319,6 +319,29 @@ def test_a_float_segmentation_file_opens_as_labels(tmp_path):
     assert kind == "image"
 
 
+def test_label_maps_of_a_decathlon_folder_or_a_label_intent_open_as_labels(tmp_path):
+    """labelsTr/la_003.nii.gz (the Medical Segmentation Decathlon's and nnU-Net's
+    layout) and a NIfTI whose intent is "label" (as napari-seg writes labels) open as
+    Labels layers whatever their names; the images beside them stay images."""
+    from napari_seg._napari_io import read_layers
+
+    seg = (volume() % 3).astype(np.uint8)
+    (tmp_path / "labelsTr").mkdir()
+    (tmp_path / "imagesTr").mkdir()
+    [(_, _, kind)] = read_layers(str(save(tmp_path / "labelsTr" / "la_003.nii.gz", seg, RAS)))
+    assert kind == "labels"
+    image = tmp_path / "imagesTr" / "la_003_0000.nii.gz"
+    [(_, _, kind)] = read_layers(str(save(image, volume(), RAS)))
+    assert kind == "image"
+    ids, geometry = read_nifti(tmp_path / "labelsTr" / "la_003.nii.gz")  # (z, y, x)
+    write_nifti(tmp_path / "brain.nii.gz", ids, geometry)  # a name that says nothing
+    assert nib.load(str(tmp_path / "brain.nii.gz")).header.get_intent()[0] == "label"
+    [(_, _, kind)] = read_layers(str(tmp_path / "brain.nii.gz"))
+    assert kind == "labels"
+    write_nifti(tmp_path / "float.nii.gz", ids.astype(np.float32), geometry)
+    assert nib.load(str(tmp_path / "float.nii.gz")).header.get_intent()[0] == "none"
+
+
 def test_label_ids_keep_their_values_in_nifti(tmp_path):
     """The smallest type that holds them; a negative id made int32 (it wrapped to 255)."""
     array, geometry = read_nifti(save(tmp_path / "a.nii", volume(), RAS))

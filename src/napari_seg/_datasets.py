@@ -256,9 +256,11 @@ def pair_files(
     by_label = _by_key(label_files, suffix)
     pairs = [(by_image[k], by_label[k]) for k in by_image if k in by_label]
     if not pairs:
-        numbered = _pair_by_number(image_files, label_files)
-        if numbered is not None:
-            return numbered
+        found = _pair_by_channel_file(by_image, by_label) or _pair_by_number(
+            image_files, label_files
+        )
+        if found is not None:
+            return found
         raise ValueError(
             f"no file of {labels} pairs with a file of {images}: an image NAME.ext pairs "
             f"with a label file NAME{suffix}.ext or NAME.ext (found e.g. "
@@ -269,6 +271,43 @@ def pair_files(
         sorted(pairs),
         sorted(p for k, p in by_image.items() if k not in by_label),
         sorted(p for k, p in by_label.items() if k not in by_image),
+    )
+
+
+#: nnU-Net's name for one channel of a case: ``case_001_0000.nii.gz`` (channel 0).
+_CHANNEL_FILE = re.compile(r"(.+)_(\d{4})$")
+
+
+def _pair_by_channel_file(by_image: dict[str, Path], by_label: dict[str, Path]) -> FilePairs | None:
+    """The images named as nnU-Net names one channel of a case (``case_001_0000``),
+    paired with the label file of the case (``case_001``); None when the images are
+    not all so named or none pairs.
+
+    Raises
+    ------
+    ValueError
+        For cases of several channel files (``_0000``, ``_0001``): one file per image.
+    """
+    cases: dict[str, list[Path]] = {}
+    for key, path in by_image.items():
+        match = _CHANNEL_FILE.fullmatch(key)
+        if match is None:
+            return None
+        cases.setdefault(match.group(1), []).append(path)
+    pairs = [(files[0], by_label[case]) for case, files in cases.items() if case in by_label]
+    if not pairs:
+        return None
+    several = next((sorted(f) for f in cases.values() if len(f) > 1), None)
+    if several is not None:
+        raise ValueError(
+            f"{', '.join(p.name for p in several)} are the channels of one case, each in "
+            "its own file as nnU-Net stores them; napari-seg reads one file per image: "
+            "stack the channels into one file (a multi-channel TIFF, or a 4D NIfTI)"
+        )
+    return FilePairs(
+        sorted(pairs),
+        sorted(f[0] for case, f in cases.items() if case not in by_label),
+        sorted(p for case, p in by_label.items() if case not in cases),
     )
 
 

@@ -1,8 +1,10 @@
 """npe2 reader and writer of medical volumes (no napari import: plain layer tuples).
 
 napari opens a NIfTI file or a DICOM series folder as an Image layer (a Labels
-layer for files named ``*_labels``, ``*_seg`` or ``*_mask`` holding integers, or
-floats that are all whole numbers) indexed
+layer for a label map: a file named ``*_labels``, ``*_seg`` or ``*_mask``, one in a
+``labelsTr`` or ``labelsTs`` folder as the Medical Segmentation Decathlon and nnU-Net
+lay out datasets, or a NIfTI whose header's intent is "label", as napari-seg writes
+them; holding integers, or floats that are all whole numbers) indexed
 ``(z, y, x)`` in LPS, as :mod:`napari_seg.medical` states, with the voxel size
 as ``scale``, the LPS position of the first voxel as ``translate``, the file's
 length unit as the layer's ``units`` (napari 0.6 and later) and the
@@ -24,6 +26,8 @@ from ._layers import GEOMETRY_KEY
 
 LayerData = tuple[Any, dict[str, Any], str]
 LABEL_NAME_ENDINGS = ("_labels", "_label", "_seg", "_mask")
+#: Folders of label maps in the Medical Segmentation Decathlon's and nnU-Net's layout.
+LABEL_FOLDERS = ("labelstr", "labelsts")
 
 
 def get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]] | None:
@@ -73,7 +77,7 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
     }
     if _napari_has_layer_units():  # the scale bar and cursor read mm (or the file's unit)
         kwargs["units"] = (geometry.unit,) * 3
-    if array.ndim == 3 and name.lower().endswith(LABEL_NAME_ENDINGS):
+    if array.ndim == 3 and _is_label_map(path, name):
         ids = array if np.issubdtype(array.dtype, np.integer) else whole_numbers_as_ids(array)
         if ids is not None:  # floats of whole numbers too, as FSL writes segmentations
             return [(ids, kwargs, "labels")]
@@ -81,6 +85,20 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
         kwargs["channel_axis"] = 0
         kwargs["name"] = [f"{name} [{i}]" for i in range(array.shape[0])]
     return [(array, kwargs, "image")]
+
+
+def _is_label_map(path: str, name: str) -> bool:
+    """Whether the volume at ``path`` is a label map by its name, its folder or (NIfTI)
+    its header's intent."""
+    from pathlib import Path
+
+    from .medical import is_nifti, nifti_is_label_map
+
+    if name.lower().endswith(LABEL_NAME_ENDINGS):
+        return True
+    if Path(path).parent.name.lower() in LABEL_FOLDERS:
+        return True
+    return is_nifti(path) and nifti_is_label_map(path)
 
 
 def _napari_has_layer_units() -> bool:

@@ -431,6 +431,25 @@ def _known_codes(codes: tuple[int, int]) -> tuple[int, int]:
     return q, s
 
 
+def nifti_is_label_map(path: str | os.PathLike) -> bool:
+    """Whether the NIfTI file's header says it holds labels (``NIFTI_INTENT_LABEL``,
+    as napari-seg writes them); False for a header that cannot be read.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    bool
+    """
+    nib = _nibabel()
+    try:
+        return nib.load(str(path)).header.get_intent()[0] == "label"
+    except Exception:  # the pixels are read, and refused, elsewhere
+        return False
+
+
 def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
     """A NIfTI volume as a ``(z, y, x)`` (or ``(c, z, y, x)``) LPS array and its geometry.
 
@@ -545,6 +564,8 @@ def write_nifti(
     kind = nib.Nifti2Image if two else nib.Nifti1Image
     image = kind(np.ascontiguousarray(data), geometry.affine)
     image.header.set_xyzt_units(NIFTI_UNITS[geometry.unit])
+    if np.issubdtype(data.dtype, np.integer):  # NIFTI_INTENT_LABEL: a label map
+        image.header.set_intent("label")
     qform, sform = geometry.form_codes
     image.set_qform(geometry.affine, code=qform)
     image.set_sform(geometry.affine, code=sform)
