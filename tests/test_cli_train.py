@@ -395,3 +395,40 @@ def test_a_tzyx_hyperstack_trains_on_every_plane_of_every_frame(tmp_path, given)
     assert summary["config"]["axis"] == [0, 1]
     # planes of both frames (some held out for validation): more than one frame's
     assert summary["data"]["annotated_pixels"] > labels[0].size
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        {"0": "background", "1": "cytoplasm", "2": "nucleus"},  # the Decathlon's
+        {"background": 0, "cytoplasm": 1, "nucleus": 2},  # nnU-Net's
+    ],
+)
+def test_a_decathlon_dataset_names_the_classes_from_its_dataset_json(tmp_path, capsys, labels):
+    """Task/imagesTr/cells_000_0000.tif with Task/labelsTr/cells_000.tif (nnU-Net's
+    names) and the class names of Task/dataset.json; nothing held out says so."""
+    task = tmp_path / "Task01_Cells"
+    (task / "imagesTr").mkdir(parents=True)
+    (task / "labelsTr").mkdir()
+    for seed in (0, 1):
+        image, truth = cells_2d((96, 128), seed=seed)
+        tifffile.imwrite(task / "imagesTr" / f"cells_{seed:03d}_0000.tif", image)
+        tifffile.imwrite(task / "labelsTr" / f"cells_{seed:03d}.tif", truth)
+    (task / "dataset.json").write_text(json.dumps({"labels": labels, "numTraining": 2}))
+    out = tmp_path / "m.safetensors"
+    argv = ["train", "--image", str(task / "imagesTr"), "--labels", str(task / "labelsTr"),
+            "--arch", "unet", "--val-fraction", "0", "--out", str(out), *FAST]  # fmt: skip
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "class names from dataset.json: background, cytoplasm, nucleus" in captured.err
+    assert "no validation IoU (nothing held out): the model is the last epoch's" in captured.out
+    assert load_model(out).spec.class_names == ("background", "cytoplasm", "nucleus")
+    # given names win; a dataset.json with regions (lists) says nothing
+    assert main([*argv, "--overwrite", "--class-names", "bg", "cyto", "nuc"]) == 0
+    assert load_model(out).spec.class_names == ("bg", "cyto", "nuc")
+    (task / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "all": [1, 2]}}))
+    assert main([*argv, "--overwrite"]) == 0
+    assert load_model(out).spec.class_names != ("background", "cytoplasm", "nucleus")
+    (task / "dataset.json").write_text("{not json")
+    assert main([*argv, "--overwrite"]) == 1
+    assert "dataset.json is not a dataset description" in capsys.readouterr().err

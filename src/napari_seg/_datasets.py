@@ -355,3 +355,52 @@ def _by_key(files: list[Path], suffix: str) -> dict[str, Path]:
             )
         found[key] = path
     return found
+
+
+def dataset_class_names(labels: str | os.PathLike) -> tuple[str, ...] | None:
+    """The class names of a Medical Segmentation Decathlon or nnU-Net dataset whose
+    label folder is ``labels`` (``Task01_BrainTumour/labelsTr``): its
+    ``dataset.json``'s ``"labels"``, by id (the Decathlon's ``{"0": "background"}``
+    or nnU-Net's ``{"background": 0}``). None without such a file, or when its ids
+    are not 0, 1, 2... (nnU-Net's regions, ids given as lists, say nothing here).
+
+    Parameters
+    ----------
+    labels : str or os.PathLike
+        A folder of label files.
+
+    Returns
+    -------
+    tuple of str or None
+
+    Raises
+    ------
+    ValueError
+        For a ``dataset.json`` that is too large or not JSON (the message names it).
+    """
+    import json
+
+    from .limits import MAX_CLASSES, MAX_CONFIG_BYTES, MAX_NAME_LENGTH
+
+    path = Path(labels).parent / "dataset.json"
+    if not Path(labels).is_dir() or not path.is_file():
+        return None
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ValueError(f"{path} is larger than {MAX_CONFIG_BYTES} bytes: not a dataset's file")
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8")).get("labels")
+    except (ValueError, AttributeError) as exc:
+        raise ValueError(f"{path} is not a dataset description (JSON object): {exc}") from None
+    if not isinstance(entries, dict) or not 0 < len(entries) <= MAX_CLASSES:
+        return None
+    by_id: dict[int, str] = {}
+    for key, value in entries.items():
+        ident, name = (key, value) if isinstance(value, str) else (value, key)
+        if isinstance(ident, str) and ident.isdigit():
+            ident = int(ident)
+        if isinstance(ident, bool) or not isinstance(ident, int) or not isinstance(name, str):
+            return None
+        by_id[ident] = name.strip()[:MAX_NAME_LENGTH]
+    if sorted(by_id) != list(range(len(by_id))) or not all(by_id.values()):
+        return None
+    return tuple(by_id[i] for i in range(len(by_id)))

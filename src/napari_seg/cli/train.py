@@ -264,8 +264,9 @@ def run(args: argparse.Namespace) -> int:
             f"give one --labels per --image: got {len(args.image)} image(s) and "
             f"{len(args.labels)} label file(s)"
         )
+    folders = list(args.labels)
     args.image, args.labels = _pairs(args.image, args.labels, args.labels_suffix)
-    config = build_config(args)
+    config = _with_dataset_names(build_config(args), folders, args)
     # The model file must not replace an image or labels file, whatever --overwrite says.
     check_target(args.out, overwrite=True, inputs=[*args.image, *args.labels])
     images = [read_with_geometry(i) for i in args.image]
@@ -308,6 +309,22 @@ def _pairs(images: list[Path], labels: list[Path], suffix: str) -> tuple[list, l
         print(f"napari-seg train: warning: {message}", file=sys.stderr)
     pairs = [pair for f in found for pair in f.pairs]
     return [i for i, _ in pairs], [lab for _, lab in pairs]
+
+
+def _with_dataset_names(config, folders: list[Path], args: argparse.Namespace):
+    """A new model's class names from the ``dataset.json`` beside its label folder (the
+    Decathlon's and nnU-Net's layout) when none were given, with a note."""
+    from .._datasets import dataset_class_names
+
+    if config.class_names or args.from_model is not None or args.resume is not None:
+        return config
+    found = {dataset_class_names(f) for f in folders}
+    if len(found) != 1 or None in found:
+        return config
+    (names,) = found
+    assert names is not None
+    print(f"napari-seg train: class names from dataset.json: {', '.join(names)}", file=sys.stderr)
+    return config.with_(class_names=names)
 
 
 def _with_input_spacing(config, images, transforms):
@@ -461,7 +478,10 @@ def _print_text(result, payload: dict) -> None:
     m = result.metrics
     best = score_text(m["metric"], m["best_score"])
     at = "" if result.stopped == "fitted" else f" at epoch {m['best_epoch']}"
-    print(f"{result.describe()}; best {best}{at}")
+    if m["best_score"] is None or math.isnan(m["best_score"]):  # nothing held out
+        print(f"{result.describe()}; {best} (nothing held out): the model is the last epoch's")
+    else:
+        print(f"{result.describe()}; best {best}{at}")
     for kind, path in payload["files"].items():
         if path:
             print(f"  {kind}: {path}")
