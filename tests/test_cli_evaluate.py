@@ -199,3 +199,19 @@ def test_a_tiff_time_lapse_is_also_scored_frame_by_frame(files, tmp_path, capsys
     out = run_json(capsys, "--pred", str(tmp_path / "pred.tif"), "--gt", str(tmp_path / "gt.tif"))
     assert out["config"]["slice_axis"] == (0 if sliced else None)
     assert ("per_slice" in out) == sliced
+
+
+def test_a_decathlon_dataset_s_class_names_name_the_rows(tmp_path, capsys):
+    """predict's out/la_003_0000_labels.tif against Task/labelsTs/la_003.tif: the
+    class names come from Task/dataset.json."""
+    _, truth = cells_3d((3, 32, 32), seed=1)
+    (tmp_path / "Task" / "labelsTs").mkdir(parents=True)
+    (tmp_path / "out").mkdir()
+    tifffile.imwrite(tmp_path / "Task" / "labelsTs" / "la_003.tif", truth)
+    tifffile.imwrite(tmp_path / "out" / "la_003_0000_labels.tif", truth)
+    labels = {"background": 0, "cytoplasm": 1, "nucleus": 2}
+    (tmp_path / "Task" / "dataset.json").write_text(json.dumps({"labels": labels}))
+    data = run_json(capsys, "--pred", str(tmp_path / "out"), "--gt",
+                    str(tmp_path / "Task" / "labelsTs"))  # fmt: skip
+    assert json.dumps(data).count('"nucleus"') >= 1
+    assert '"class 2"' not in json.dumps(data)

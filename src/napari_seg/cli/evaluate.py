@@ -173,9 +173,18 @@ def run(args: argparse.Namespace) -> int:
     ValueError, OSError
         For a usage error; ``main`` prints it in one line.
     """
-    from .._datasets import PROBABILITIES_SUFFIX, name_key, pair_files, prediction_tail
+    from .._datasets import (
+        PROBABILITIES_SUFFIX,
+        dataset_class_names,
+        name_key,
+        pair_files,
+        prediction_tail,
+    )
 
     config = build_config(args)
+    described = None if config.class_names else dataset_class_names(args.gt)
+    if described is not None:  # the dataset.json of a Decathlon or nnU-Net dataset
+        config = config.with_(class_names=dict(enumerate(described)))
     found = pair_files(
         args.pred,
         args.gt,
