@@ -170,5 +170,6 @@ def test_nnunet_folders_pair_a_case_s_channel_file_with_its_labels(tmp_path):
     predicted = touch(tmp_path / "out", "la_003_0000_labels.nii.gz", "la_007_0000_labels.nii.gz")
     assert len(pair_files(predicted, truth, image_suffix="_labels").pairs) == 2
     channels = touch(tmp_path / "brats", "b_001_0000.nii.gz", "b_001_0001.nii.gz")
-    with pytest.raises(ValueError, match="b_001_0000.nii.gz, b_001_0001.nii.gz are the channels"):
+    message = r"b_001_0000\.nii\.gz, b_001_0001\.nii\.gz are the channels"
+    with pytest.raises(ValueError, match=message):
         pair_files(channels, touch(tmp_path / "brats_gt", "b_001.nii.gz"))
