@@ -1,6 +1,7 @@
 """NIfTI and DICOM volumes: the stated axis order, exact round trips, clear errors."""
 
 import importlib.util
+import json
 import pathlib
 
 import nibabel as nib
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 from nibabel import orientations as no
 
+from napari_seg._layers import BACKGROUND_KEY, GEOMETRY_KEY
 from napari_seg.medical import (
     VolumeGeometry,
     label_path,
@@ -330,6 +332,13 @@ def test_label_maps_of_a_decathlon_folder_or_a_label_intent_open_as_labels(tmp_p
     (tmp_path / "imagesTr").mkdir()
     [(_, _, kind)] = read_layers(str(save(tmp_path / "labelsTr" / "la_003.nii.gz", seg, RAS)))
     assert kind == "labels"
+    labels = {"0": "background", "1": "left atrium", "2": "scar"}  # the Decathlon's
+    (tmp_path / "dataset.json").write_text(json.dumps({"labels": labels}))
+    [(_, kwargs, _)] = read_layers(str(tmp_path / "labelsTr" / "la_003.nii.gz"))
+    assert kwargs["features"]["class"] == ["background", "left atrium", "scar"]
+    assert kwargs["colormap"][0][3] == 0  # the background transparent, as napari-seg's
+    assert kwargs["metadata"][BACKGROUND_KEY] == 0
+    assert GEOMETRY_KEY in kwargs["metadata"]
     image = tmp_path / "imagesTr" / "la_003_0000.nii.gz"
     [(_, _, kind)] = read_layers(str(save(image, volume(), RAS)))
     assert kind == "image"

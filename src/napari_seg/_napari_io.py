@@ -80,11 +80,34 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
     if array.ndim == 3 and _is_label_map(path, name):
         ids = array if np.issubdtype(array.dtype, np.integer) else whole_numbers_as_ids(array)
         if ids is not None:  # floats of whole numbers too, as FSL writes segmentations
-            return [(ids, kwargs, "labels")]
+            classes = _dataset_classes(path, name)
+            metadata = {**kwargs["metadata"], **classes.pop("metadata", {})}
+            return [(ids, {**kwargs, **classes, "metadata": metadata}, "labels")]
     if array.ndim == 4:
         kwargs["channel_axis"] = 0
         kwargs["name"] = [f"{name} [{i}]" for i in range(array.shape[0])]
     return [(array, kwargs, "image")]
+
+
+def _dataset_classes(path: str, name: str) -> dict[str, Any]:
+    """The class names and colours of a Decathlon or nnU-Net dataset's label map (its
+    ``dataset.json``), as napari-seg's own layers carry them; nothing otherwise."""
+    from pathlib import Path
+
+    from ._datasets import dataset_class_names
+    from ._layers import labels_layer_kwargs
+    from .models.spec import default_class_colors
+
+    try:
+        names = dataset_class_names(Path(path).parent)
+    except ValueError:  # a broken dataset.json: the label map still opens
+        return {}
+    if names is None:
+        return {}
+    background = 0 if names[0].lower() == "background" else None
+    colors = default_class_colors(len(names), background)
+    found = labels_layer_kwargs(name, names, colors, background)
+    return {key: found[key] for key in ("colormap", "features", "metadata")}
 
 
 def _is_label_map(path: str, name: str) -> bool:
