@@ -149,6 +149,31 @@ def test_tta_mirrors_each_tile_and_a_config_file_can_ask_for_it(model_file, imag
     assert PredictConfig.from_dict(PredictConfig(tta=True).to_dict()).tta is True
 
 
+def test_several_models_predict_as_an_ensemble(model_file, image, tmp_path, capsys):
+    from napari_seg.models import ensemble
+
+    torch.manual_seed(5)
+    spec = ModelSpec("unet", encoder="classic", in_channels=1, num_classes=3,
+                     options={"depth": 2, "base_width": 4})  # fmt: skip
+    second = tmp_path / "second.safetensors"
+    save_model(create_model(spec), second)
+    tifffile.imwrite(tmp_path / "img.tif", image)
+    out = tmp_path / "out"
+    extra = ("--model", str(second), "--probabilities")
+    assert main(_args(model_file, out, tmp_path / "img.tif", extra=extra)) == 0
+    assert "an ensemble of 2 models" in capsys.readouterr().err
+    both = ensemble([load_model(model_file), load_model(second)])
+    expected = predict(both, image, tile=64, precision="fp32", probabilities=True)
+    np.testing.assert_array_equal(tifffile.imread(out / "img_labels.tif"), expected.labels)
+    alone = _expected(model_file, image, probabilities=True).probabilities.astype(np.float32)
+    probs = tifffile.imread(out / "img_probabilities.tif")
+    np.testing.assert_allclose(probs, expected.probabilities, atol=1e-3)
+    assert np.abs(probs - alone).max() > 1e-3  # not the first model alone
+    extra = ("--model", str(second), "--output-format", "ome-zarr")
+    assert main(_args(model_file, tmp_path / "z", tmp_path / "img.tif", extra=extra)) == 1
+    assert "an ensemble (several --model) runs in one process" in capsys.readouterr().err
+
+
 def test_bad_inputs_fail_clearly_and_the_good_ones_are_still_written(
     model_file, image, tmp_path, capsys
 ):

@@ -45,7 +45,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "inputs", nargs="+", type=Path, metavar="INPUT",
         help="image files, zarr stores, or folders of image files",
     )  # fmt: skip
-    p.add_argument("--model", required=True, type=Path, help="model file (.safetensors)")
+    p.add_argument(
+        "--model",
+        required=True,
+        type=Path,
+        action="append",
+        help="model file (.safetensors); several (--model A --model B) predict as an "
+        "ensemble: their softmax probabilities averaged, as nnU-Net's folds",
+    )
     p.add_argument("--output", type=Path, help="output folder (created)")
     p.add_argument("--config", type=Path, help="JSON or YAML file of prediction settings")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
@@ -166,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
     """
     from .._io import output_stem
     from ..medical import label_path
-    from ..models import load_model
+    from ..models import ensemble, load_model
     from ..refine import objects_job
 
     config = build_config(args)
@@ -182,6 +189,12 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None and args.output.exists() and not args.output.is_dir():
         raise ValueError(f"--output {args.output} is a file; give a folder")
     if args.output_format == "ome-zarr":
+        if len(args.model) > 1:
+            raise ValueError(
+                "an ensemble (several --model) runs in one process, not block by block "
+                "(OME-Zarr): write TIFF or NIfTI labels, or give one model"
+            )
+        args.model = args.model[0]
         if args.channel is not None:
             raise ValueError(
                 "--channel picks a channel in memory, not block by block (OME-Zarr): save "
@@ -202,7 +215,11 @@ def run(args: argparse.Namespace) -> int:
         for stem, path in zip(stems, args.inputs, strict=True)
     ]
     check_outputs([p for out in outputs for p in out.values()], args.inputs, args.overwrite)
-    model = load_model(args.model)
+    models = [load_model(path) for path in args.model]
+    model = models[0] if len(models) == 1 else ensemble(models)
+    if len(models) > 1:
+        print(f"napari-seg predict: an ensemble of {len(models)} models (their probabilities "
+              "averaged)", file=sys.stderr)  # fmt: skip
     if args.objects:  # before any work: a model without a background is refused
         objects_job(model.spec.class_names, background=model.spec.background)
     args.output.mkdir(parents=True, exist_ok=True)

@@ -120,11 +120,19 @@ def save_model(
     ------
     OutputExistsError
         If ``path`` exists and ``overwrite`` is False.
+    ValueError
+        For an ensemble (:func:`napari_seg.models.ensemble`): save its models.
     """
     from safetensors.torch import save
 
     from .._atomic import check_target
+    from ._ensemble import MeanOfModels
 
+    if isinstance(model.net, MeanOfModels):
+        raise ValueError(
+            "an ensemble is not saved as one model file: save each of its models, and "
+            "predict with all of them (napari-seg predict --model A --model B)"
+        )
     path = check_target(path, overwrite=overwrite)
     tensors = {
         MODEL_PREFIX + k: v.detach().cpu().contiguous().clone()

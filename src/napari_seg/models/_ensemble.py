@@ -1,0 +1,120 @@
+"""Several trained models predicting as one: their softmax probabilities averaged.
+
+nnU-Net predicts with the five models of its cross-validation and averages their
+softmax; MONAI's ``MeanEnsemble`` does the same with any models. Here the members
+become one :class:`SegmentationModel` whose output is the logarithm of the mean
+probabilities: the softmax that prediction applies to any model's output gives back
+that mean, so tiling, blending, resampling, test-time mirroring and blocks treat an
+ensemble as one model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .spec import ModelSpec
+from .wrapper import SegmentationModel, mask_untrained
+
+#: What the members must share, with how a difference is named.
+_SHARED = {
+    "spatial_dims": "dimensionality",
+    "in_channels": "input channels",
+    "num_classes": "number of classes",
+    "class_names": "class names",
+    "background": "background class",
+    "normalization": "normalisation",
+    "spacing": "voxel size",
+    "spacing_unit": "voxel size unit",
+}
+
+#: The smallest mean probability kept: log(0) would make the softmax of the output NaN.
+_TINY = 1e-30
+
+
+class MeanOfModels(nn.Module):
+    """The network of an ensemble: the log of the members' mean softmax.
+
+    Parameters
+    ----------
+    members : sequence of SegmentationModel
+    """
+
+    def __init__(self, members: Sequence[SegmentationModel]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        first = members[0].net
+        for name in ("preferred_tile", "preferred_overlap"):
+            if hasattr(first, name):
+                setattr(self, name, getattr(first, name))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``log(mean_k softmax(member_k(x)))`` in float32.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+
+        Returns
+        -------
+        torch.Tensor
+        """
+        total = None
+        for member in self.members:
+            assert isinstance(member, SegmentationModel)
+            logits = mask_untrained(member(x).float(), member.spec)
+            probs = torch.softmax(logits, dim=1)
+            total = probs if total is None else total.add_(probs)
+        assert total is not None
+        return total.div_(len(self.members)).clamp_min_(_TINY).log_()
+
+
+def ensemble(models: Sequence[SegmentationModel]) -> SegmentationModel:
+    """One model that predicts the mean probabilities of ``models``.
+
+    The members may be of different architectures, but must read and predict the
+    same things: dimensionality, input channels, classes (names and background),
+    normalisation and voxel size. A class one member never trained on is left out of
+    its vote (its probability there is 0).
+
+    Parameters
+    ----------
+    models : sequence of SegmentationModel
+        Two or more trained models, e.g. from ``load_model``.
+
+    Returns
+    -------
+    SegmentationModel
+        With the first member's spec (untrained classes: those none trained on) and a
+        card listing the members' cards; it predicts like any model but is not saved
+        as one file (save the members).
+
+    Raises
+    ------
+    ValueError
+        For fewer than two models, or members that differ in one of those respects
+        (the message names it).
+    """
+    models = list(models)
+    if len(models) < 2:
+        raise ValueError(f"an ensemble needs at least two models, got {len(models)}")
+    first = models[0].spec
+    for k, model in enumerate(models[1:], start=2):
+        for field, what in _SHARED.items():
+            if getattr(model.spec, field) != getattr(first, field):
+                raise ValueError(
+                    f"model {k} differs from model 1 in its {what}: "
+                    f"{getattr(model.spec, field)!r} against {getattr(first, field)!r}; "
+                    "an ensemble's models must read and predict the same things"
+                )
+    untrained = set(first.untrained_classes)
+    for model in models[1:]:
+        untrained &= set(model.spec.untrained_classes)
+    spec: ModelSpec = first.with_(untrained_classes=tuple(sorted(untrained)))
+    multiple = math.lcm(*(m.size_multiple for m in models))
+    out = SegmentationModel(MeanOfModels(models), spec, size_multiple=multiple)
+    out.card = {"provenance": {"ensemble": [m.card for m in models]}}
+    return out.eval()
