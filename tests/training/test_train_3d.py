@@ -327,6 +327,28 @@ def test_dynunet_trains_in_3d_with_deep_supervision(monkeypatch):
     assert predict(result.model, image).labels.shape == image.shape
 
 
+def test_dynunet_trains_without_validation_and_lets_go_of_its_heads():
+    """With nothing held out the best model is a copy of the trained one, made right
+    after a training step: DynUNet's supervision heads must not keep that step's
+    autograd graph (``copy.deepcopy`` refused the model, and the graph's memory was
+    kept until the next step)."""
+    import copy
+
+    image, _, sparse = sparse_volume((16, 32, 32), every=4)
+    result = train(
+        (image, sparse), dims=3, architecture="dynunet", label0="unlabelled", epochs=1,
+        steps_per_epoch=2, minutes=None, device="cpu", patch_3d=(16, 32, 32), batch_size=1,
+        validation_fraction=0.0, options={"depth": 2, "base_width": 8, "deep_supervision": True},
+    )  # fmt: skip
+    assert result.epochs == 1
+    model = result.model.train()
+    x = torch.zeros((1, 1, 16, 32, 32))
+    _, aux = model.forward_with_aux(x)
+    assert aux
+    assert not any(h.requires_grad for h in model.net.net.heads)
+    copy.deepcopy(model)
+
+
 def test_a_3d_run_stops_after_the_current_step_and_keeps_its_model(tmp_path):
     import threading
 

@@ -51,14 +51,33 @@ class DeepSupervisedDynUNet(nn.Module):
         self.aux_enabled = deep_supervision
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.net(x)
+        out = self._run(x)
         return out[:, 0] if out.ndim == x.ndim + 1 else out
 
     def forward_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        out = self.net(x)
+        out = self._run(x)
         if out.ndim != x.ndim + 1:
             return out, []
         return out[:, 0], [out[:, i] for i in range(1, out.shape[1])]
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        """DynUNet's output, its supervision heads let go of afterwards.
+
+        DynUNet keeps the heads' last outputs in a list it shares with its layers.
+        After a training step they hold the step's autograd graph: memory kept until
+        the next step, and a model that ``copy.deepcopy`` refuses (the best model of
+        a run without validation is such a copy). The output has used them already.
+        """
+        out = self.net(x)
+        heads = getattr(self.net, "heads", None)
+        if isinstance(heads, list):
+            for i in range(len(heads)):  # in place: the layers hold the same list
+                heads[i] = _NO_HEAD
+        return out
+
+
+#: What a released supervision head holds (a leaf tensor, as DynUNet's own start).
+_NO_HEAD = torch.zeros(1)
 
 
 def build_dynunet(spec: ModelSpec, arch: Architecture) -> tuple[nn.Module, int]:
