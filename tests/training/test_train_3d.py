@@ -183,6 +183,32 @@ def test_planning_follows_the_spacing_and_the_budget():
         plan_patch_3d([(64, 64, 64)], spacing=None, budget_bytes=1000, cpu=False, **args)
 
 
+def test_a_patch_keeps_more_than_one_voxel_at_the_coarsest_level():
+    """A volume no larger than the size multiple on any side (16 x 24 x 24 for
+    swin-unetr's 32) got a 32^3 patch: one voxel at the coarsest level, where MONAI's
+    instance normalisation cannot train ("Expected more than 1 spatial element").
+    The patch grows along the longest side (padded), and shrinking stops there too."""
+    args = dict(bytes_per_voxel=100.0, parameter_bytes=0, multiple=32, max_batch=2, cpu=True)
+    tiny = plan_patch_3d([(16, 24, 24)], spacing=(2.0, 1.0, 1.0), budget_bytes=2**40, **args)
+    assert tiny.patch == (64, 32, 32)  # z is the longest in physical units (32 mm)
+    tight = plan_patch_3d([(160, 160, 160)], spacing=None, budget_bytes=2**40,
+                          **{**args, "bytes_per_voxel": 2**40 / (2 * 32**3 * 2.5)})  # fmt: skip
+    assert np.prod(np.asarray(tight.patch) // 32) > 1
+    from scipy import ndimage
+
+    image = ndimage.gaussian_filter(np.random.default_rng(0).random((16, 24, 24)), 2)
+    sparse = np.zeros(image.shape, np.uint8)
+    sparse[::4] = (image[::4] > image.mean()) + 1
+    result = train(
+        (image.astype(np.float32), sparse), dims=3, architecture="swin-unetr",
+        label0="unlabelled", epochs=1, steps_per_epoch=1, minutes=None, device="cpu",
+        batch_size=1, options={"feature_size": 12},
+    )  # fmt: skip
+    assert result.config.patch_3d is not None
+    assert np.prod(np.asarray(result.config.patch_3d) // 32) > 1
+    assert predict(result.model, image).labels.shape == image.shape
+
+
 def test_gpu_planning_respects_the_cards_free_memory(monkeypatch):
     """A mocked 24 GiB card with 2 GiB free: the budget is 80% of the free memory and
     the planned run fits it."""

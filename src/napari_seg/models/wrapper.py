@@ -212,7 +212,7 @@ class SegmentationModel(nn.Module):
             ``(N, num_classes, H, W)``.
         """
         self.check_input(x)
-        padded, size = pad_to_multiple(x, self.size_multiple, dims=self.spec.spatial_dims)
+        padded, size = self._pad(x)
         return crop_to(self.net(padded), size)
 
     def forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -230,11 +230,23 @@ class SegmentationModel(nn.Module):
         aux : list of torch.Tensor
         """
         self.check_input(x)
-        padded, size = pad_to_multiple(x, self.size_multiple, dims=self.spec.spatial_dims)
+        padded, size = self._pad(x)
         if not self.has_aux_outputs:
             return crop_to(self.net(padded), size), []
         out, aux = cast(_DeepSupervised, self.net).forward_aux(padded)
         return crop_to(out, size), [crop_to(a, size) for a in aux]
+
+    def _pad(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
+        """``x`` padded to the size multiple, and to two of them along its last axis
+        when it would otherwise be one value per channel at the network's coarsest
+        level, where instance normalisation (MONAI's networks) cannot run: an input
+        of 16 x 24 x 24 for swin-unetr's 32."""
+        dims, multiple = self.spec.spatial_dims, self.size_multiple
+        padded, size = pad_to_multiple(x, multiple, dims=dims)
+        if multiple > 1 and all(n == multiple for n in padded.shape[-dims:]):
+            pads = (0, multiple) + (0, 0) * (dims - 1)  # the last axis; F.pad wants all
+            padded = F.pad(padded, pads, mode="replicate")
+        return padded, size
 
     def extra_repr(self) -> str:
         """The spec's main fields, for ``repr(model)``.

@@ -8,6 +8,10 @@ The rule (after nnU-Net's planner, Isensee et al. 2021, simplified and stated):
    size multiple the axis whose patch side is longest in physical units (side x
    spacing), so that patches stay close to isotropic in millimetres: a CT of
    5 x 0.8 x 0.8 mm voxels keeps few slices and wide planes.
+   A patch keeps more than one voxel at the network's coarsest level (some side at
+   least twice the size multiple; for a volume smaller than that, the patch is
+   larger than the volume and padded): instance normalisation there (MONAI's
+   networks) cannot train on a single value per channel.
 3. The batch is as many patches as fit the budget, at most the configured batch
    size; above ``MIN_BATCH``, at most what covers ``MAX_DATA_SHARE`` of the
    training voxels (nnU-Net's 5% rule, so a small dataset is not seen whole in
@@ -42,7 +46,7 @@ BACKWARD_FACTOR = 2.0
 CPU_STEP_VOXELS = 2 * 64**3
 #: Share of a GPU's free memory, and of the host's available memory, given to a run.
 GPU_SHARE, HOST_SHARE = 0.8, 0.4
-#: Side of the probe patch (a multiple of the network's size multiple at least this).
+#: Side of the probe patch (at least this, and two of the network's size multiples).
 PROBE_SIDE = 32
 
 
@@ -95,7 +99,9 @@ def training_bytes_per_voxel(net: torch.nn.Module, in_channels: int, multiple: i
     -------
     float
     """
-    side = max(PROBE_SIDE, multiple) // multiple * multiple
+    # Two size multiples at least: one voxel at the coarsest level fails the instance
+    # normalisation of a network in training mode (swin-unetr's multiple is 32).
+    side = max(PROBE_SIDE, 2 * multiple) // multiple * multiple
     kept = [0]
 
     def count(_module, _inputs, output) -> None:
@@ -158,6 +164,8 @@ def plan_patch_3d(
     spacing = tuple(spacing) if spacing is not None else (1.0, 1.0, 1.0)
     largest = np.max(np.asarray(shapes), axis=0)
     patch = [min(_round_up(int(n), multiple), _round_up(MAX_SIDE, multiple)) for n in largest]
+    if all(side == multiple for side in patch):  # one voxel at the coarsest level
+        patch[int(np.argmax(np.asarray(largest) * np.asarray(spacing)))] = 2 * multiple
     available = budget_bytes - 4 * parameter_bytes
     step_voxels = CPU_STEP_VOXELS if cpu else math.inf
 
@@ -166,14 +174,17 @@ def plan_patch_3d(
         return voxels * bytes_per_voxel <= available and voxels <= step_voxels
 
     while not fits(min(MIN_BATCH, max_batch)):
-        shrinkable = [a for a in range(3) if patch[a] > multiple]
+        shrinkable = [
+            a for a in range(3) if patch[a] > multiple and _coarse_after(patch, a, multiple) > 1
+        ]
         if not shrinkable:
             if fits(1):
                 break
+            need = math.prod(patch) * bytes_per_voxel + 4 * parameter_bytes
             raise ValueError(
-                f"even a {multiple}^3 patch needs about "
-                f"{_gib(multiple**3 * bytes_per_voxel + 4 * parameter_bytes)} GiB, more than "
-                f"the budget of {_gib(budget_bytes)} GiB; use a smaller network or a larger budget"
+                f"even a {'x'.join(map(str, patch))} patch needs about {_gib(need)} GiB, more "
+                f"than the budget of {_gib(budget_bytes)} GiB; use a smaller network or a "
+                "larger budget"
             )
         axis = max(shrinkable, key=lambda a: (patch[a] * spacing[a], patch[a]))
         patch[axis] -= multiple
@@ -188,6 +199,12 @@ def plan_patch_3d(
     return TrainingPlan(
         (patch[0], patch[1], patch[2]), batch, bytes_per_voxel, expected, budget_bytes
     )
+
+
+def _coarse_after(patch: list[int], axis: int, multiple: int) -> int:
+    """Voxels at the network's coarsest level once ``axis`` shrinks by ``multiple``."""
+    sides = [n - multiple if a == axis else n for a, n in enumerate(patch)]
+    return math.prod(n // multiple for n in sides)
 
 
 def _round_up(n: int, multiple: int) -> int:
