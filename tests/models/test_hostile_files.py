@@ -195,3 +195,24 @@ def test_a_string_where_class_names_belong_is_refused(good, tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "class_names must be a list of names" in captured.err
+
+
+def test_the_spec_alone_is_read_from_the_header_with_the_same_checks(good, tmp_path):
+    """``read_model_spec`` (settings decided before loading) reads no tensor: the spec
+    of a file whose weights are NaN comes back, while loading it is refused; a file
+    that is not a model, or a bad spec, fails as loading does."""
+    from napari_seg.models import read_model_spec
+
+    assert read_model_spec(good) == load_model(good).spec
+    bad = craft(good, tmp_path / "nan.safetensors",
+                tensors=lambda d: {k: v.fill_(math.nan) if v.is_floating_point() else v
+                                   for k, v in d.items()})  # fmt: skip
+    assert read_model_spec(bad) == load_model(good).spec
+    with pytest.raises(ModelFileError):
+        load_model(bad)
+    (tmp_path / "pickle.pt").write_bytes(b"\x80\x04K\x01.")
+    with pytest.raises(ModelFileError, match="refused unread"):
+        read_model_spec(tmp_path / "pickle.pt")
+    broken = craft(good, tmp_path / "spec.safetensors", spec={"num_classes": "three"})
+    with pytest.raises(ModelFileError, match="invalid model spec"):
+        read_model_spec(broken)

@@ -366,9 +366,9 @@ def _with_input_channels(config, paths, shapes, headers):
 
     in_channels = config.in_channels
     if config.from_model is not None and config.channel_axis is None:
-        from ..models import ModelSpec, read_model_card
+        from ..models import read_model_spec
 
-        in_channels = ModelSpec.from_dict(read_model_card(config.from_model)["spec"]).in_channels
+        in_channels = read_model_spec(config.from_model).in_channels
     named = [None if h is None else h.channel_axis for h in headers]
     for path, shape, axis in zip(paths, shapes, named, strict=True):
         try:
@@ -390,9 +390,9 @@ def _with_input_stack_axes(config, headers):
         return config
     dims = config.dims
     if dims is None and config.from_model is not None:
-        from ..models import ModelSpec, read_model_card
+        from ..models import read_model_spec
 
-        dims = ModelSpec.from_dict(read_model_card(config.from_model)["spec"]).spatial_dims
+        dims = read_model_spec(config.from_model).spatial_dims
     found = {named_slice_axes(None if h is None else h.axes, dims or 2) for h in headers}
     axes = found.pop() if len(found) == 1 else None
     if axes is None:

@@ -33,6 +33,7 @@ __all__ = [
     "model_stats",
     "pad_to_multiple",
     "read_model_card",
+    "read_model_spec",
     "save_model",
 ]
 
@@ -40,6 +41,7 @@ _LAZY = {
     "ModelFileError": ".model_file",
     "load_model": ".model_file",
     "read_model_card": ".model_file",
+    "read_model_spec": ".model_file",
     "save_model": ".model_file",
     "SegmentationModel": ".wrapper",
     "ensemble": "._ensemble",

@@ -370,6 +370,29 @@ def read_model_card(path: str | os.PathLike) -> dict[str, Any]:
     return header.card
 
 
+def read_model_spec(path: str | os.PathLike) -> ModelSpec:
+    """The spec of a model file, from its header alone (no tensor is read).
+
+    For settings decided before a model is loaded (a fine-tuning run's channels,
+    dimensionality, stack axes): the header and the card are checked as by
+    :func:`load_model`, which verifies the weights when the model is loaded.
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    ModelSpec
+
+    Raises
+    ------
+    ModelFileError
+        For a file that is not a napari-seg model file, or a corrupt header or spec.
+    """
+    return _spec(_read_header(Path(path)))
+
+
 def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> SegmentationModel:
     """Load a model file written by :func:`save_model`.
 

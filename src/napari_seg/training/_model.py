@@ -65,9 +65,9 @@ def run_dims(config: TrainingConfig, base: SegmentationModel | None = None) -> i
         return dims
     if config.dims is not None or config.from_model is None:
         return config.dims or 2
-    from ..models import ModelSpec, read_model_card
+    from ..models import read_model_spec
 
-    return ModelSpec.from_dict(read_model_card(config.from_model)["spec"]).spatial_dims
+    return read_model_spec(config.from_model).spatial_dims
 
 
 def fit_classes(
