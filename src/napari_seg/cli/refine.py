@@ -144,7 +144,7 @@ def build_config(args: argparse.Namespace) -> RefineConfig:
         if args.per_slice is False:
             raise ValueError("--axis names the axis to refine plane by plane: drop --no-per-slice")
         changes["axis"], changes["per_slice"] = args.axis, True
-    return RefineConfig(**{**config.__dict__, **changes}).validate()
+    return config.with_(**changes)
 
 
 def _flags(op) -> str:
@@ -291,16 +291,13 @@ def _frame_by_frame(config: RefineConfig, axes: str | None, source: Path) -> Ref
     the file names (objects do not join across time); unchanged for other files, a
     config already per slice, or a step that needs the whole volume."""
     from ..arrays.layout import named_time_axis
-    from ..refine import RefineConfig, get_operation
 
     axis = named_time_axis(axes)
-    if config.per_slice or axis is None:
-        return config
-    if any(get_operation(step.op).volume_only for step in config.steps):
+    if config.per_slice or axis is None or config.volume_steps:
         return config
     print(f"napari-seg refine: {source.name}: a time-lapse ({axes}): each frame apart "
           "(--no-per-slice refines it as one volume)", file=sys.stderr)  # fmt: skip
-    return RefineConfig(**{**config.__dict__, "per_slice": True, "axis": axis}).validate()
+    return config.with_(per_slice=True, axis=axis)
 
 
 def _input_path(path: Path, source: Path, name: str) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -104,11 +104,17 @@ class RefineConfig(JobConfig):
             axis = int(axis[0]) if len(axis) == 1 else tuple(int(a) for a in axis)
         if not isinstance(self.per_slice, bool):
             raise TypeError(f"per_slice must be true or false, got {self.per_slice!r}")
-        steps = tuple(_as_step(s).validate() for s in self.steps)
-        whole = [s.op for s in steps if get_operation(s.op).volume_only]
+        checked = RefineConfig(steps=tuple(_as_step(s).validate() for s in self.steps),
+                               per_slice=self.per_slice, axis=axis)  # fmt: skip
+        whole = checked.volume_steps
         if self.per_slice and whole:
             raise ValueError(f"{', '.join(whole)} works on the whole volume, not per slice")
-        return RefineConfig(steps=steps, per_slice=self.per_slice, axis=axis)
+        return checked
+
+    @property
+    def volume_steps(self) -> tuple[str, ...]:
+        """The steps that work on the whole volume only (never per slice)."""
+        return tuple(s.op for s in self.steps if get_operation(s.op).volume_only)
 
     @property
     def needs(self) -> tuple[str, ...]:
@@ -365,7 +371,7 @@ def number_objects(
     """
     job = objects_job(class_names, background=background)
     if slice_axes:
-        job = replace(job, per_slice=True, axis=tuple(slice_axes)).validate()
+        job = job.with_(per_slice=True, axis=tuple(slice_axes))
     return refine(labels, job).astype(np.int32, copy=False)
 
 
