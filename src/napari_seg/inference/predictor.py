@@ -21,7 +21,7 @@ from .._units import convert_lengths
 from ..arrays.layout import ImageLayout, resolve_layout
 from ..arrays.normalize import IntensityStats, compute_stats
 from ..arrays.runtime import Runtime, is_out_of_memory
-from ..models.wrapper import mask_untrained
+from ..models.wrapper import class_probabilities
 from ._bands import BandAccumulator, CroppedOutput
 from ._resample import resampled_sizes, run_resampled
 from ._sizes import default_batch, default_tile
@@ -397,7 +397,7 @@ class _Predictor:
                 seen = self.runtime.memory_format(x.flip(dims) if dims else x)
                 with self.runtime.autocast():
                     logits = self.model(seen)
-                probs = torch.softmax(mask_untrained(logits.float(), self.model.spec), dim=1)
+                probs = class_probabilities(logits, self.model.spec)
                 probs = probs.flip(dims) if dims else probs
                 total = probs if total is None else total.add_(probs)
                 del logits, probs, seen

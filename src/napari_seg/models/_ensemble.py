@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .spec import ModelSpec
-from .wrapper import SegmentationModel, mask_untrained
+from .wrapper import SegmentationModel, class_probabilities
 
 #: What the members must share, with how a difference is named.
 _SHARED = {
@@ -65,8 +65,7 @@ class MeanOfModels(nn.Module):
         total = None
         for member in self.members:
             assert isinstance(member, SegmentationModel)
-            logits = mask_untrained(member(x).float(), member.spec)
-            probs = torch.softmax(logits, dim=1)
+            probs = class_probabilities(member(x), member.spec)
             total = probs if total is None else total.add_(probs)
         assert total is not None
         return total.div_(len(self.members)).clamp_min_(_TINY).log_()

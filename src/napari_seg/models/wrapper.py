@@ -104,6 +104,22 @@ def mask_untrained(logits: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
     return logits
 
 
+def class_probabilities(logits: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
+    """The softmax over classes of a model's ``(N, classes, ...)`` logits, in float32,
+    with the spec's untrained classes at 0 (:func:`mask_untrained`).
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+    spec : ModelSpec
+
+    Returns
+    -------
+    torch.Tensor
+    """
+    return torch.softmax(mask_untrained(logits.float(), spec), dim=1)
+
+
 def padded_size(size: int, multiple: int) -> int:
     """The smallest multiple of ``multiple`` that is >= ``size``.
 
