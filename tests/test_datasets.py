@@ -173,3 +173,26 @@ def test_nnunet_folders_pair_a_case_s_channel_file_with_its_labels(tmp_path):
     message = r"b_001_0000\.nii\.gz, b_001_0001\.nii\.gz are the channels"
     with pytest.raises(ValueError, match=message):
         pair_files(channels, touch(tmp_path / "brats_gt", "b_001.nii.gz"))
+
+
+def test_a_hostile_dataset_json_is_a_one_line_error(tmp_path):
+    """dataset.json beside a label folder is read as any config file: bounded in size
+    and nesting (a deep nest raised RecursionError), and it must be an object."""
+    from napari_seg._datasets import dataset_class_names
+    from napari_seg.limits import MAX_CONFIG_BYTES
+
+    labels = touch(tmp_path / "labelsTr", "a.nii.gz")
+    description = tmp_path / "dataset.json"
+    for text, message in [
+        ("[1, 2]", "not a dataset description"),
+        ('{"labels": ' + "[" * 100_000 + "]" * 100_000 + "}", "nests too deeply"),
+        ("{not json", "not valid JSON"),
+    ]:
+        description.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            dataset_class_names(labels)
+    description.write_bytes(b" " * (MAX_CONFIG_BYTES + 1))
+    with pytest.raises(ValueError, match="is larger than"):
+        dataset_class_names(labels)
+    description.write_text('{"labels": {"0": "background", "1": "scar"}}')
+    assert dataset_class_names(labels) == ("background", "scar")

@@ -378,19 +378,19 @@ def dataset_class_names(labels: str | os.PathLike) -> tuple[str, ...] | None:
     ValueError
         For a ``dataset.json`` that is too large or not JSON (the message names it).
     """
-    import json
-
-    from .limits import MAX_CLASSES, MAX_CONFIG_BYTES, MAX_NAME_LENGTH
+    from ._config_file import read_mapping
+    from .limits import MAX_CLASSES, MAX_NAME_LENGTH
 
     path = Path(labels).parent / "dataset.json"
     if not Path(labels).is_dir() or not path.is_file():
         return None
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise ValueError(f"{path} is larger than {MAX_CONFIG_BYTES} bytes: not a dataset's file")
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8")).get("labels")
-    except (ValueError, AttributeError) as exc:
+    try:  # bounded in size and nesting, as any config file
+        description = read_mapping(path, yaml_format=False)
+    except ValueError as exc:
         raise ValueError(f"{path} is not a dataset description (JSON object): {exc}") from None
+    if not isinstance(description, dict):
+        raise ValueError(f"{path} is not a dataset description (JSON object)")
+    entries = description.get("labels")
     if not isinstance(entries, dict) or not 0 < len(entries) <= MAX_CLASSES:
         return None
     by_id: dict[int, str] = {}
