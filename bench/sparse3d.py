@@ -23,7 +23,10 @@ the child's), trained on the given slices only (label 0 = not painted; classes
 
 - ``2d``: a 2D classic U-Net (depth 3, width 16) trained slice by slice on the stack;
 - ``3d``: a 3D classic U-Net (depth 3, width 16), patch and batch planned;
-- ``3d+fill``: the same with the shape-based filling as extra targets of weight 0.5.
+- ``3d+fill``: the same with the shape-based filling as extra targets of weight 0.5;
+- ``pixel2d``, ``pixel``: the pixel classifier (random forest on filter features,
+  default options), fitted on the given slices in 2D (slice by slice) or with 3D
+  features (no time budget: it is fitted once).
 
 ``--memory`` trains the 3D U-Net (default options) on a synthetic 256^3 volume given
 every 8th slice for 3 epochs of 5 steps, with the filling, and reports the peak
@@ -134,16 +137,21 @@ def learn(method: str, k: int, minutes: float, loss: str = "auto") -> dict:
     options = {"depth": 3, "base_width": 16}
     settings = dict(label0="unlabelled", minutes=minutes, epochs=None, options=options,
                     device="cpu", patience=None, steps_per_epoch=20, seed=0, loss=loss)  # fmt: skip
-    if method == "2d":
+    if method.startswith("pixel"):  # fitted once, with the classifier's own options
+        settings.update(architecture="pixel-classifier", options={}, minutes=None, epochs=1)
+    if method in ("2d", "pixel2d"):
         settings.update(axis=0, patch_size=128, batch_size=4)
     else:
         settings.update(dims=3, filled_weight=0.5 if method == "3d+fill" else 0.0)
     start = time.perf_counter()
     result = train((image, sparse), **settings)
     trained = time.perf_counter() - start
-    axis = 0 if method == "2d" else None  # a 2D model segments the stack slice by slice
-    pred = predict(result.model, image, PredictConfig(axis=axis)).labels.astype(np.int16) - 1
-    return {
+    planes = method in ("2d", "pixel2d")  # a 2D model segments the stack slice by slice
+    start = time.perf_counter()
+    pred = predict(result.model, image, PredictConfig(axis=0 if planes else None)).labels
+    predicted = time.perf_counter() - start
+    pred = pred.astype(np.int16) - 1
+    row = {
         "case": "learn",
         "k": k,
         "method": method,
@@ -151,11 +159,16 @@ def learn(method: str, k: int, minutes: float, loss: str = "auto") -> dict:
         "loss": resolve_loss(loss, sparse=True, num_classes=result.model.spec.num_classes),
         "dice": dice(pred[scored], labels[scored]),
         "train_s": round(trained, 1),
+        "predict_s": round(predicted, 1),
         "steps": result.steps,
         "patch": list(result.config.patch_3d or (result.config.patch_size,) * 2),
         "batch": result.config.batch_size,
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
+    if method.startswith("pixel"):  # no budget, loss, patch or batch: fitted once
+        for key in ("minutes", "loss", "steps", "patch", "batch"):
+            del row[key]
+    return row
 
 
 def memory() -> dict:
@@ -198,7 +211,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k", default="4,8,16")
     parser.add_argument("--methods", default="nearest,shape,contour")
-    parser.add_argument("--learn", help="comma-separated: 2d, 3d, 3d+fill")
+    parser.add_argument("--learn", help="comma-separated: 2d, 3d, 3d+fill, pixel2d, pixel")
     parser.add_argument("--minutes", default="2,5")
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--loss", default="auto", help="training loss of --learn (default auto)")

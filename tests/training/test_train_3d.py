@@ -246,9 +246,6 @@ def test_a_3d_run_from_a_few_slices(tmp_path):
     assert tuned.model.spec.spatial_dims == 3
     with pytest.raises(ValueError, match="dims=2 but the model to fine-tune is 3D"):
         train((image, sparse), from_model=str(out), dims=2, epochs=1, minutes=None)
-    with pytest.raises(ValueError, match="fitted on 2D planes"):
-        train((image, sparse), dims=3, architecture="pixel-classifier", epochs=1, minutes=None,
-              label0="unlabelled", device="cpu")  # fmt: skip
 
 
 def test_six_small_classes_on_a_few_slices_are_all_predicted():

@@ -11,6 +11,7 @@ napari = pytest.importorskip("napari", reason="napari is needed for widget tests
 
 from napari_seg._widgets import _train as train_module  # noqa: E402
 from napari_seg._widgets import train_widget  # noqa: E402
+from napari_seg.inference import predict  # noqa: E402
 from napari_seg.models import ModelSpec, create_model, load_model  # noqa: E402
 from napari_seg.sample_data import CLASS_NAMES, cells_2d  # noqa: E402
 from napari_seg.training.events import StepProgress  # noqa: E402
@@ -377,6 +378,37 @@ def test_a_3d_model_trains_on_a_few_painted_slices_with_a_slice_preview(
     preview = viewer.layers["vol preview"]
     assert preview.data.shape == (48, 48)
     assert set(np.unique(preview.data)) <= {1, 2, 3}  # never the unpainted id 0
+
+
+def test_a_3d_pixel_classifier_is_fitted_from_a_few_painted_slices(setup, qtbot, notes):
+    """A new pixel classifier with a 3D network: fitted on the painted slices of the
+    volume (3D filter features) in the worker, and it predicts every slice."""
+    from napari_seg.sample_data import cells_3d
+
+    viewer, w, _ = setup
+    image, labels = cells_3d((24, 48, 48), seed=1)
+    sparse = np.zeros(labels.shape, np.uint8)
+    sparse[::4] = labels[::4] + 1
+    viewer.add_image(image, name="vol", scale=(2.0, 1.0, 1.0))
+    viewer.add_labels(sparse, name="slices", scale=(2.0, 1.0, 1.0))
+    w.reset_choices()
+    w._image.value, w._labels.value = viewer.layers["vol"], viewer.layers["slices"]
+    w._label0.value = "unlabelled"
+    w._source.value = "new"
+    w.source.arch.value = "pixel-classifier"
+    w.settings.dims.value = 3
+    w.start()
+    _wait(qtbot, w)
+    assert notes["error"] == []
+    model = w.current.model
+    assert (model.spec.architecture, model.spec.spatial_dims) == ("pixel-classifier", 3)
+    assert model.spec.spacing == (2.0, 1.0, 1.0)
+    assert model.card["provenance"]["training"]["status"] == "fitted"
+    predicted = predict(model, image).labels
+    unpainted = np.ones(24, bool)
+    unpainted[::4] = False
+    hit = predicted[unpainted] == labels[unpainted] + 1
+    assert hit.mean() > 0.9
 
 
 def test_a_new_3d_model_takes_the_voxel_size_and_a_3d_encoder(setup):

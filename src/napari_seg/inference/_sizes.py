@@ -12,25 +12,32 @@ TILE_3D_CPU, TILE_3D_GPU, TILE_3D_LARGE_GPU = 96, 128, 160
 
 
 def default_tile(
-    config: PredictConfig, device: torch.device, multiple: int, plane, base: int = 512
+    config: PredictConfig,
+    device: torch.device,
+    multiple: int,
+    plane,
+    base: int | None = None,
 ) -> int:
     """The configured tile, or one suited to the device, rounded to ``multiple``.
 
-    ``base`` is the network's own preference on a CPU (a pixel classifier's
-    features need a wide context, so it prefers larger tiles). ``plane`` is the
-    spatial shape: a 3D one gets a cubic patch of :data:`TILE_3D_CPU` (GPU) sides.
+    ``base`` is the network's own preference (a pixel classifier's features
+    need a wide context, so it prefers larger tiles), used on a CPU and as the
+    least on a GPU; without one, 512 in 2D. ``plane`` is the spatial shape: a
+    3D one without a preference gets a cubic patch of :data:`TILE_3D_CPU`
+    (GPU) sides.
     """
     if config.tile is not None:
         return config.tile
     free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else 0
     if len(plane) == 3:
-        tile = min(base, TILE_3D_CPU)
+        tile = TILE_3D_CPU
         if device.type == "cuda":
             tile = TILE_3D_LARGE_GPU if free >= 8 * 2**30 else TILE_3D_GPU
+        tile = tile if base is None else max(tile, base)
     else:
-        tile = base
+        tile = 512 if base is None else base
         if device.type == "cuda":
-            tile = max(base, 1024 if free >= 8 * 2**30 else 512)
+            tile = max(tile, 1024 if free >= 8 * 2**30 else 512)
     tile = min(tile, max(plane))
     return max(MIN_TILE, -(-tile // multiple) * multiple)
 

@@ -206,7 +206,7 @@ class _Predictor:
             config.device, config.precision, purpose="inference", threads=config.threads
         )
         self.device, self.precision = self.runtime.device, self.runtime.precision
-        base = int(getattr(model.net, "preferred_tile", 512))
+        base = getattr(model.net, "preferred_tile", None)
         self.tile = default_tile(
             config, self.device, model.size_multiple, self.layout.plane_shape, base
         )

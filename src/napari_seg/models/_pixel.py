@@ -44,6 +44,11 @@ CHUNK = 16384
 #: about a hundred pixels of context, which larger tiles waste less of (a
 #: 2048x2048 tile holds about 0.7 GB of features at the default scales).
 PREFERRED_TILE = 2048
+#: The same in 3D: tiles are classified slab by slab (``FEATURE_BYTES``), so a
+#: 256^3 tile holds a few hundred MB; it leaves room for the filters' context.
+PREFERRED_TILE_3D = 256
+#: Features held at once while a tile is classified (it is classified slab by slab).
+FEATURE_BYTES = 256 * 2**20
 #: Probabilities are floored here before the logarithm that makes them logits.
 MIN_PROBABILITY = 1e-6
 
@@ -158,6 +163,10 @@ def _symmetric_eigenvalues(entries: dict[tuple[int, int], torch.Tensor], dims: i
 class FilterBank(nn.Module):
     """Multiscale filter features of every channel (see the module docstring).
 
+    Features can be computed for a region of the input only (:meth:`region`),
+    with the input around it as context: the values are those of the whole
+    input's features there, at the memory of the region's features.
+
     Parameters
     ----------
     in_channels : int
@@ -176,36 +185,136 @@ class FilterBank(nn.Module):
         """Pixels of context a feature depends on (the widest kernel's radius)."""
         return math.ceil(TRUNCATE * DOG_RATIO * max(self.sigmas)) + 2
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Features of ``x``.
+    def forward(self, x: torch.Tensor, inner: Region | None = None) -> torch.Tensor:
+        """Features of ``x``, or of its region ``inner`` only.
 
         Parameters
         ----------
         x : torch.Tensor
             ``(N, C, *spatial)``, normalised intensities.
+        inner : tuple of slice, optional
+            A region of the spatial axes (default: all of them).
 
         Returns
         -------
         torch.Tensor
-            ``(N, out_channels, *spatial)``.
+            ``(N, out_channels, *region)``.
         """
-        out = [x]
+        return self.region(x, inner, self.coarse(x))
+
+    def coarse(self, x: torch.Tensor) -> list[torch.Tensor | None]:
+        """The features of the scales computed on a downsampled ``x`` (None for the
+        scales computed at full resolution), for :meth:`region`.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+
+        Returns
+        -------
+        list of torch.Tensor or None
+            One entry per scale.
+        """
+        out: list[torch.Tensor | None] = []
         for sigma in self.sigmas:
-            out.append(self._scale(x, sigma))
+            factor = _factor(sigma, tuple(x.shape[2:]))
+            small = None if factor == 1 else _pool(x, factor, self.dims)
+            out.append(None if small is None else _scale_features(small, sigma / factor, self.dims))
+        return out
+
+    def region(
+        self, x: torch.Tensor, inner: Region | None, coarse: list[torch.Tensor | None]
+    ) -> torch.Tensor:
+        """Features of the region ``inner`` of ``x``, given ``x``'s :meth:`coarse` ones.
+
+        Full-resolution scales are computed on the region and the context their
+        kernels reach (so several regions of one input cost little more than the
+        whole); downsampled ones are interpolated for the region alone.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+        inner : tuple of slice or None
+        coarse : list
+            ``self.coarse(x)``.
+
+        Returns
+        -------
+        torch.Tensor
+        """
+        size = tuple(x.shape[2:])
+        box = _bounds(inner, size)
+        whole = all(a == 0 and b == n for (a, b), n in zip(box, size, strict=True))
+        out = [x if whole else x[_index(box)]]
+        for sigma, small in zip(self.sigmas, coarse, strict=True):
+            if small is not None:
+                out.append(_upsample(small, size, None if whole else box))
+                continue
+            reach = _reach(sigma)
+            around = [
+                (max(0, a - reach), min(n, b + reach)) for (a, b), n in zip(box, size, strict=True)
+            ]
+            feats = _scale_features(x[_index(around)], sigma, self.dims)
+            crop = [(a - c, b - c) for (a, b), (c, _) in zip(box, around, strict=True)]
+            out.append(feats[_index(crop)])
         return torch.cat(out, dim=1)
 
-    def _scale(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
-        dims, size = self.dims, x.shape[2:]
-        factor = 2 ** max(0, int(math.log2(sigma)) - 1)
-        while factor > 1 and min(size) < 2 * factor:
-            factor //= 2
-        small = x if factor == 1 else _pool(x, factor, dims)
-        s = sigma / factor
-        feats = _scale_features(small, s, dims)
-        if factor > 1:
-            mode = "bilinear" if dims == 2 else "trilinear"
-            feats = F.interpolate(feats, size=tuple(size), mode=mode, align_corners=False)
-        return feats
+
+#: A region of the spatial axes: one slice per axis.
+Region = tuple[slice, ...]
+
+
+def _index(box: list[tuple[int, int]]) -> tuple:
+    """The index of the spatial ``box`` ((start, stop) per axis) of an ``(N, C, ...)`` tensor."""
+    return (slice(None), slice(None), *(slice(a, b) for a, b in box))
+
+
+def _bounds(inner: Region | None, size: tuple[int, ...]) -> list[tuple[int, int]]:
+    """``inner``'s (start, stop) per axis (the whole axis where None)."""
+    if inner is None:
+        return [(0, n) for n in size]
+    return [tuple(s.indices(n)[:2]) for s, n in zip(inner, size, strict=True)]  # type: ignore[misc]
+
+
+def _factor(sigma: float, size: tuple[int, ...]) -> int:
+    """Downsampling of the input for scale ``sigma``: a power of two keeping the
+    effective sigma between 2 and 4 (1 for sigmas up to 3), and 2 pixels per axis."""
+    factor = 2 ** max(0, int(math.log2(sigma)) - 1)
+    while factor > 1 and min(size) < 2 * factor:
+        factor //= 2
+    return factor
+
+
+def _reach(sigma: float) -> int:
+    """Pixels of input that one full-resolution feature of scale ``sigma`` depends
+    on along each axis: the structure tensor smooths products of derivatives of the
+    smoothed image (two kernels and a difference); the DoG's wider kernel."""
+    radius = max(1, int(TRUNCATE * sigma + 0.5))
+    wide = max(1, int(TRUNCATE * DOG_RATIO * sigma + 0.5))
+    return max(2 * radius + 1, radius + 2, wide)
+
+
+def _upsample(small: torch.Tensor, size: tuple[int, ...], box: list | None) -> torch.Tensor:
+    """``small`` linearly interpolated to ``size`` (as ``F.interpolate`` with
+    ``align_corners=False``), for the region ``box`` only when given."""
+    dims = len(size)
+    if box is None:
+        mode = "bilinear" if dims == 2 else "trilinear"
+        return F.interpolate(small, size=size, mode=mode, align_corners=False)
+    out = small
+    for axis, ((a, b), n) in enumerate(zip(box, size, strict=True)):
+        m = small.shape[2 + axis]
+        position = (torch.arange(a, b, dtype=torch.float64) + 0.5) * (m / n) - 0.5
+        position = position.clamp_(min=0)
+        low = position.floor().long().clamp_(max=m - 1)
+        high = (low + 1).clamp_(max=m - 1)
+        shape = [1] * (2 + dims)
+        shape[2 + axis] = b - a
+        weight = (position - low).to(small.dtype).view(shape).to(small.device)
+        low, high = low.to(small.device), high.to(small.device)
+        dim = 2 + axis
+        out = out.index_select(dim, low) * (1 - weight) + out.index_select(dim, high) * weight
+    return out
 
 
 def _pool(x: torch.Tensor, factor: int, dims: int) -> torch.Tensor:
@@ -270,12 +379,17 @@ class PixelClassifierNet(nn.Module):
         # Split levels the fitted trees use (at most depth): the walk stops there.
         self.register_buffer("levels", torch.tensor(self.depth, dtype=torch.int64))
 
-    preferred_tile = PREFERRED_TILE
+    @property
+    def preferred_tile(self) -> int:
+        """Tile side the predictor uses by default (see :data:`PREFERRED_TILE`)."""
+        return PREFERRED_TILE if self.features.dims == 2 else PREFERRED_TILE_3D
 
     @property
     def preferred_overlap(self) -> int:
-        """Tile overlap the predictor uses by default: twice the filters' context."""
-        return 2 * self.features.margin
+        """Tile overlap the predictor uses by default: twice the filters' context in
+        2D, once in 3D (where twice would leave a 256^3 tile a stride of 46 voxels;
+        the Gaussian blending weighs each tile's edge little)."""
+        return (2 if self.features.dims == 2 else 1) * self.features.margin
 
     def load_forest(self, feature: Any, threshold: Any, leaf: Any, levels: int) -> None:
         """Set the forest from arrays of the buffers' shapes (see the class notes).
@@ -398,13 +512,24 @@ class PixelClassifierNet(nn.Module):
             return self._log_probabilities(x.float()).to(x.dtype)
 
     def _log_probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        feats = self.features(x)
-        n, f = feats.shape[:2]
-        spatial = feats.shape[2:]
-        flat = feats.reshape(n, f, -1)
-        out = torch.stack([self.classify_features(flat[b]) for b in range(n)])
-        logits = out.clamp_min_(MIN_PROBABILITY).log_()
-        return logits.reshape(n, self.num_classes, *spatial)
+        """Slab by slab along the first spatial axis, so that the features held at
+        once stay within :data:`FEATURE_BYTES` whatever the input's size."""
+        spatial = tuple(x.shape[2:])
+        out = x.new_empty((x.shape[0], self.num_classes, *spatial))
+        coarse = self.features.coarse(x)
+        per_slice = self.features.out_channels * 4 * math.prod(spatial[1:])
+        step = max(1, FEATURE_BYTES // per_slice)
+        for start in range(0, spatial[0], step):
+            rows = slice(start, min(spatial[0], start + step))
+            feats = self.features.region(x, (rows,) + (slice(None),) * (len(spatial) - 1), coarse)
+            flat = feats.reshape(*feats.shape[:2], -1)
+            probs = torch.stack([self.classify_features(flat[b]) for b in range(len(flat))])
+            out[:, :, rows] = (
+                probs.clamp_min_(MIN_PROBABILITY)
+                .log_()
+                .reshape(feats.shape[0], -1, *feats.shape[2:])
+            )
+        return out
 
 
 def build_pixel_classifier(spec: ModelSpec, arch: Architecture) -> tuple[nn.Module, int]:

@@ -55,14 +55,16 @@ class _Source:
 
 @dataclass(frozen=True)
 class Window:
-    """A region of a plane with image context around it, for whole-region features.
+    """A region of a plane (or volume) with image context around it, for
+    whole-region features.
 
     Attributes
     ----------
     key : tuple
-        ``(pair, plane, y0, y1, x0, x1)`` of the outer region: the same window of
-        the same data always has the same key (a feature cache may use it).
-    image : ndarray of float32, ``(C, h, w)``
+        ``(pair, plane, y0, y1, x0, x1)`` of the outer region (for a volume,
+        ``(pair, (z0, z1), (y0, y1), (x0, x1))``): the same window of the same
+        data always has the same key (a feature cache may use it).
+    image : ndarray of float32, ``(C, h, w)`` or ``(C, d, h, w)``
         The normalised image of the outer region.
     target : ndarray of int64
         Training targets of the inner region (``IGNORE_INDEX`` where nothing is
@@ -74,7 +76,7 @@ class Window:
     key: tuple
     image: np.ndarray
     target: np.ndarray
-    inner: tuple[slice, slice]
+    inner: tuple[slice, ...]
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from .files import best_from_file, check_outputs, companion_paths, resumed_confi
 from .instances import as_classes, refuse_instances, refuse_unused_ids
 from .losses import SegmentationLoss, resolve_loss
 from .schedule import lr_factor
-from .validation import METRIC_NAMES, Validation, validate
+from .validation import METRIC_NAMES, Validation, validate, validate_windows
 from .volume import VolumeData
 
 if TYPE_CHECKING:
@@ -56,11 +56,9 @@ AUX_WEIGHT = 0.4
 PREVIEW_S = 5.0
 #: Previews take at most about this share of the training time.
 PREVIEW_SHARE = 0.2
-#: Why a 3D run cannot train a pixel classifier.
-PIXEL_ON_PLANES = (
-    "a pixel classifier (alone or inside an auto-context network) is fitted on 2D planes; "
-    "train a 3D network (unet, dynunet, segresnet...) on volumes"
-)
+#: The patch of a 3D pixel classifier's data: dense labels hold out slabs this
+#: thick along the first axis (sparse ones hold out annotated slices).
+PIXEL_HOLD_OUT_3D = (16, 128, 128)
 #: An improvement of the validation IoU smaller than this does not reset patience.
 MIN_DELTA = 1e-4
 
@@ -312,9 +310,11 @@ class _Trainer:
         from .planning import memory_budget, plan_patch_3d, training_bytes_per_voxel
 
         cfg = self.config
-        if self.pixel_architecture(base):
-            raise ValueError(PIXEL_ON_PLANES)
         data_args = self._data_args(in_channels, normalization, names)
+        if self.pixel_architecture(base):
+            # Fitted on the painted voxels of windows (no patches, nothing filled in).
+            patch = cfg.patch_3d or PIXEL_HOLD_OUT_3D
+            return VolumeData(pairs, patch=patch, fill=False, **data_args)
         data_args["fill"] = cfg.filled_weight > 0
         if cfg.patch_3d is not None:
             return VolumeData(pairs, patch=cfg.patch_3d, **data_args)
@@ -352,13 +352,8 @@ class _Trainer:
         net = self.model.net
         if isinstance(net, StackedNet) and not bool(net.pixel.fitted):
             fit_pixel_classifier(
-                self.model, self._plane_data(), seed=self.config.seed, threads=self.config.threads
+                self.model, self.data, seed=self.config.seed, threads=self.config.threads
             )
-
-    def _plane_data(self) -> TrainingData:
-        if not isinstance(self.data, TrainingData):
-            raise ValueError(PIXEL_ON_PLANES)
-        return self.data
 
     def _input_spec(self, base, first) -> tuple[int, Normalization]:
         """Channels and normalisation: the base model's, or from the config and data."""
@@ -376,13 +371,22 @@ class _Trainer:
         from .pixel import FeatureCache, fit_pixel_classifier
 
         st, clock, cache = self.state, Clock(), FeatureCache()
-        threads, data = self.config.threads, self._plane_data()
+        threads, data = self.config.threads, self.data
         error = fit_pixel_classifier(self.model, data, seed=self.config.seed, cache=cache,
-                                     threads=threads).error  # fmt: skip
+                                     threads=threads, stop=stop).error  # fmt: skip
         st.steps = 1
         yield from clock.outside(StepProgress(1, 1, 1, error, 0.0, clock.elapsed(), 1.0))
         self.model.eval()
-        val = validate(self.model, self.data, self.loss, self.runtime, self.config.batch_size)
+        if stop.is_set():
+            yield TrainWarning(
+                "stopped: the pixel classifier is fitted on the annotations read before the "
+                "stop, without validation"
+            )
+            val = Validation(float("nan"), float("nan"), {}, data.validation_metric)
+        elif isinstance(data, VolumeData):
+            val = validate_windows(self.model, data, self.loss)
+        else:
+            val = validate(self.model, data, self.loss, self.runtime, self.config.batch_size)
         if data.regions and not stop.is_set():
             data.release_held_out()
             fit_pixel_classifier(self.model, data, seed=self.config.seed, cache=cache,

@@ -17,6 +17,7 @@ forest improves with every round of strokes, as ilastik users expect.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,11 +30,12 @@ from .data import IGNORE_INDEX, TrainingData, Window
 if TYPE_CHECKING:
     from ..models._pixel import PixelClassifierNet
     from ..models.wrapper import SegmentationModel
+    from .volume import VolumeData
 
 #: At most this many annotated pixels per class are fitted on (drawn at random).
 MAX_SAMPLES_PER_CLASS = 10_000
-#: Side of the windows whose features are computed at once.
-WINDOW = 1024
+#: Side of the windows whose features are computed at once (2D, 3D).
+WINDOW, WINDOW_3D = 1024, 128
 #: A split that a tree did not make sends every pixel left (a finite "infinity",
 #: as model files hold finite numbers only).
 NEVER = float(np.finfo(np.float32).max)
@@ -99,6 +101,7 @@ def sample_features(
     rng: np.random.Generator,
     device: torch.device,
     cache: FeatureCache | None = None,
+    stop: threading.Event | None = None,
 ) -> FeatureSamples:
     """Feature vectors of the annotated pixels of ``windows``, at most
     ``MAX_SAMPLES_PER_CLASS`` per class.
@@ -110,6 +113,9 @@ def sample_features(
     rng : numpy.random.Generator
     device : torch.device
     cache : FeatureCache, optional
+    stop : threading.Event, optional
+        Once set, no window is read after the current one (the samples are
+        those of the windows read so far).
 
     Returns
     -------
@@ -132,6 +138,8 @@ def sample_features(
                 where = where[:MAX_SAMPLES_PER_CLASS]
             vectors.append(flat[:, where.to(flat.device)].T.float().cpu())
             classes.append(torch.full((where.numel(),), c, dtype=torch.int64))
+        if stop is not None and stop.is_set() and vectors:
+            break
     if not vectors:
         raise ValueError("no annotated pixel to fit the pixel classifier on")
     x, y = torch.cat(vectors), torch.cat(classes)
@@ -159,9 +167,7 @@ def window_features(
     def compute() -> torch.Tensor:
         with torch.no_grad():
             image = torch.from_numpy(np.ascontiguousarray(window.image))[None].to(device)
-            feats = net.features(image)[0]
-        inner = (slice(None), *window.inner)
-        return feats[inner].contiguous()
+            return net.features(image, window.inner)[0].contiguous()
 
     if cache is None:
         return compute()
@@ -281,11 +287,12 @@ def _float32_at_most(value: float) -> np.float32:
 
 def fit_pixel_classifier(
     model: SegmentationModel,
-    data: TrainingData,
+    data: TrainingData | VolumeData,
     *,
     seed: int = 0,
     cache: FeatureCache | None = None,
     threads: int | None = None,
+    stop: threading.Event | None = None,
 ) -> PixelFit:
     """Fit ``model`` (a ``pixel-classifier``) to the training annotations of ``data``.
 
@@ -294,12 +301,16 @@ def fit_pixel_classifier(
     model : SegmentationModel
         Its ``net`` is a :class:`~napari_seg.models._pixel.PixelClassifierNet`;
         fitted in place.
-    data : TrainingData
+    data : TrainingData or VolumeData
+        Planes for a 2D classifier, volumes for a 3D one.
     seed : int
     cache : FeatureCache, optional
         Features of windows computed by earlier fits of the same data.
     threads : int, optional
         CPU threads for the forest.
+    stop : threading.Event, optional
+        Once set, the forest is fitted on the windows read so far (a large
+        volume is read in many).
 
     Returns
     -------
@@ -313,10 +324,31 @@ def fit_pixel_classifier(
         If the model is not a pixel classifier, or there is nothing to fit on.
     """
     net = pixel_net(model)
+    if (net.features.dims == 2) != isinstance(data, TrainingData):
+        raise ValueError(
+            f"a {net.features.dims}D pixel classifier is fitted on "
+            f"{'planes' if net.features.dims == 2 else 'volumes'}, not on "
+            f"{'volumes' if net.features.dims == 2 else 'planes'}"
+        )
     rng = np.random.default_rng(seed)
-    windows = data.windows(WINDOW, net.features.margin)
-    samples = sample_features(net, windows, rng, model.device, cache)
+    windows = data.windows(window_size(net), net.features.margin)
+    samples = sample_features(net, windows, rng, model.device, cache, stop)
     return fit_forest(net, samples, seed=seed, threads=threads)
+
+
+def window_size(net: PixelClassifierNet) -> int:
+    """Side of the windows whose features ``net`` computes at once.
+
+    Parameters
+    ----------
+    net : PixelClassifierNet
+
+    Returns
+    -------
+    int
+        :data:`WINDOW` in 2D, :data:`WINDOW_3D` in 3D.
+    """
+    return WINDOW if net.features.dims == 2 else WINDOW_3D
 
 
 def pixel_net(model: SegmentationModel) -> PixelClassifierNet:

@@ -36,6 +36,7 @@ from .data import (
     IGNORE_INDEX,
     POSITIONS_PER_CLASS,
     LabelMode,
+    Window,
     as_pairs,
     batches,
     check_annotations,
@@ -295,12 +296,63 @@ class VolumeData(LabelMode):
                 lab = np.where((lab == 0) & (guess > 0), guess + FILLED, lab)
             lab[lab == 0] = IGNORE_INDEX
         for slab in self._slabs(s):
-            first = region[slab.axis].start  # the slab, in the region's coordinates
-            lo = max(slab.start, first) - first
-            hi = min(slab.stop, region[slab.axis].stop) - first
-            if hi > lo:
-                lab[slab.index(lo, hi)] = IGNORE_INDEX
+            inside = _within(slab, region)
+            if inside is not None:
+                lab[inside] = IGNORE_INDEX
         return lab
+
+    def _held_target(self, s: int, region: Sequence[slice]) -> np.ndarray:
+        """Targets of a region scored by validation: the held-out slabs' annotated
+        voxels; everything else ignored."""
+        lab = self._read_labels(self.sources[s], *region)
+        target = np.full(lab.shape, IGNORE_INDEX, np.int64)
+        for slab in self._slabs(s):
+            inside = _within(slab, region)
+            if inside is not None:
+                target[inside] = lab[inside]
+        if self.sparse:
+            target[target == 0] = IGNORE_INDEX
+        return target
+
+    def windows(self, size: int, margin: int, *, held_out: bool = False) -> Iterator[Window]:
+        """The annotated regions, with ``margin`` voxels of image context: blocks of
+        up to ``size`` voxels a side, each cut to the box of its annotated voxels
+        (a few annotated slices give thin windows).
+
+        Parameters
+        ----------
+        size, margin : int
+        held_out : bool
+            Windows of the training annotations (default), or of the held-out
+            slabs' annotations that validation scores.
+
+        Yields
+        ------
+        Window
+            Keyed by the pair and the window's outer box.
+        """
+        for s, volume in enumerate(self.sources):
+            shape = volume.layout.spatial_shape
+            for block in _cubes(shape, size):
+                target = self._held_target(s, block) if held_out else self._target(s, block)
+                target[target >= FILLED] = IGNORE_INDEX  # painted voxels only
+                box = _annotated_box(target != IGNORE_INDEX)
+                if box is None:
+                    continue
+                inner = [
+                    slice(b.start + i.start, b.start + i.stop)
+                    for b, i in zip(block, box, strict=True)
+                ]
+                outer = [
+                    slice(max(0, i.start - margin), min(n, i.stop + margin))
+                    for i, n in zip(inner, shape, strict=True)
+                ]
+                within = tuple(
+                    slice(i.start - o.start, i.stop - o.start)
+                    for i, o in zip(inner, outer, strict=True)
+                )
+                key = (s, *((o.start, o.stop) for o in outer))
+                yield Window(key, self._read_image(volume, outer), target[box], within)
 
     def patch_at(self, s: int, centre: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """The patch centred on ``centre``; parts outside the volume are padded
@@ -399,9 +451,9 @@ class VolumeData(LabelMode):
                     return
                 lab = self._read_labels(volume, *region)
                 target = np.full(lab.shape, IGNORE_INDEX, np.int64)
-                lo = slab.start - region[slab.axis].start  # in the region's coordinates
-                inside = slab.index(lo, lo + slab.stop - slab.start)
-                target[inside] = lab[inside]
+                inside = _within(slab, region)
+                if inside is not None:
+                    target[inside] = lab[inside]
                 if self.sparse:
                     target[target == 0] = IGNORE_INDEX
                 if not (target != IGNORE_INDEX).any():
@@ -455,6 +507,35 @@ def _subsample(where: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if len(where) > POSITIONS_PER_CLASS:
         where = where[rng.choice(len(where), POSITIONS_PER_CLASS, replace=False)]
     return where.astype(np.int32, copy=False)
+
+
+def _within(slab: Slab, region: Sequence[slice]) -> tuple[slice, ...] | None:
+    """The index of the part of ``slab`` inside ``region``, in the region's
+    coordinates (None when they do not meet)."""
+    first = region[slab.axis].start
+    lo = max(slab.start, first) - first
+    hi = min(slab.stop, region[slab.axis].stop) - first
+    return slab.index(lo, hi) if hi > lo else None
+
+
+def _cubes(shape: Sequence[int], size: int) -> Iterator[list[slice]]:
+    """``size``-sided blocks covering a volume of ``shape`` (the last ones smaller)."""
+    for z in range(0, shape[0], size):
+        for y in range(0, shape[1], size):
+            for x in range(0, shape[2], size):
+                yield [slice(a, min(n, a + size)) for a, n in zip((z, y, x), shape, strict=True)]
+
+
+def _annotated_box(mask: np.ndarray) -> tuple[slice, ...] | None:
+    """The bounding box of ``mask``'s true voxels (None when there are none)."""
+    box = []
+    for axis in range(mask.ndim):
+        others = tuple(a for a in range(mask.ndim) if a != axis)
+        where = np.flatnonzero(mask.any(axis=others))
+        if not where.size:
+            return None
+        box.append(slice(int(where[0]), int(where[-1]) + 1))
+    return tuple(box)
 
 
 def _blocks_over(slab: Slab, shape: Sequence[int], patch: Sequence[int]) -> Iterator[list[slice]]:

@@ -1,0 +1,201 @@
+"""The pixel classifier in 3D: the features of a region equal the whole input's
+there, a tile is classified slab by slab, the classifier is fitted from a few
+annotated slices of a volume (windows cut to the painted voxels, held-out slices
+scored with their context), and it predicts with tiles that leave room for the
+filters' context."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from napari_seg.inference import iter_predict, predict
+from napari_seg.models import ModelSpec, Normalization, _pixel, create_model, load_model, save_model
+from napari_seg.models._pixel import FilterBank, sigmas_for
+from napari_seg.sample_data import cells_2d, cells_3d
+from napari_seg.training import train
+from napari_seg.training.data import IGNORE_INDEX, TrainingData
+from napari_seg.training.losses import SegmentationLoss
+from napari_seg.training.pixel import fit_pixel_classifier
+from napari_seg.training.validation import validate_windows
+from napari_seg.training.volume import VolumeData
+
+EVERY = 6
+OPTIONS = {"max_sigma": 4, "trees": 8}
+
+
+def _few_slices(shape=(32, 64, 64), seed=2):
+    image, truth = cells_3d(shape, seed=seed)
+    sparse = np.zeros(truth.shape, np.uint8)
+    sparse[::EVERY] = truth[::EVERY] + 1  # 1 = background, 2 and 3 the cell classes
+    return image, truth, sparse
+
+
+def _data(image, sparse, **kwargs):
+    args = dict(in_channels=1, normalization=Normalization(), label0="unlabelled",
+                patch=(16, 128, 128), validation_fraction=0.34, seed=0)  # fmt: skip
+    return VolumeData([(image, sparse)], **{**args, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    image, truth, sparse = _few_slices()
+    result = train((image, sparse), dims=3, architecture="pixel-classifier", label0="unlabelled",
+                   device="cpu", options=OPTIONS, validation_fraction=0.34)  # fmt: skip
+    return image, truth, sparse, result
+
+
+@pytest.mark.parametrize(
+    ("dims", "shape", "inner"),
+    [
+        (2, (1, 2, 150, 133), (slice(60, 61), slice(3, 120))),
+        (3, (1, 1, 40, 70, 65), (slice(5, 30), slice(20, 50), slice(0, 10))),
+        (3, (1, 1, 40, 70, 65), (slice(12, 13), slice(None), slice(30, 65))),
+    ],
+)
+def test_the_features_of_a_region_are_the_whole_inputs_features_there(dims, shape, inner):
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    bank = FilterBank(shape[1], dims, sigmas_for(16))  # downsampled scales and full ones
+    whole = bank(x)[(..., *inner)]
+    part = bank(x, inner)
+    assert part.shape == whole.shape
+    torch.testing.assert_close(part, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_a_tile_is_classified_slab_by_slab_as_it_is_whole(fitted, monkeypatch):
+    image, _, _, result = fitted
+    net = result.model.net
+    x = torch.from_numpy(image[None, None].astype(np.float32) / image.max())
+    with torch.no_grad():
+        whole = net(x)
+        monkeypatch.setattr(_pixel, "FEATURE_BYTES", 1)  # one slice per slab
+        sliced = net(x)
+    assert sliced.shape == whole.shape
+    same = sliced.argmax(1) == whole.argmax(1)
+    assert same.float().mean() > 0.999  # features equal to ~1e-7: a rare split may flip
+    torch.testing.assert_close(sliced.argmax(1)[same], whole.argmax(1)[same])
+
+
+def test_fitted_from_a_few_slices_it_segments_the_volume(fitted, tmp_path):
+    image, truth, _, result = fitted
+    assert result.stopped == "fitted"
+    assert result.model.spec.spatial_dims == 3
+    assert 0.8 < result.history[-1]["val_agreement"] <= 1.0
+    labels = predict(result.model, image).labels
+    assert labels.shape == image.shape
+    for c in np.unique(truth):  # every class, between the painted slices too
+        between = np.ones(truth.shape[0], bool)
+        between[::EVERY] = False
+        p, t = labels[between] == c + 1, truth[between] == c
+        assert (p & t).sum() / (p | t).sum() > 0.6, c
+    path = tmp_path / "pixel3d.safetensors"
+    save_model(result.model, path)
+    np.testing.assert_array_equal(predict(load_model(path), image).labels, labels)
+
+
+def test_windows_are_the_boxes_of_the_painted_voxels():
+    image, _, sparse = _few_slices()
+    data = _data(image, sparse)
+    held = sorted(slab.start for slab in data.regions)
+    assert held
+    assert all(slab.axis == 0 and slab.stop == slab.start + 1 for slab in data.regions)
+    painted = [z for z in range(0, image.shape[0], EVERY) if z not in held]
+    for kind, slices in (("training", painted), ("held_out", held)):
+        windows = list(data.windows(128, 5, held_out=kind == "held_out"))
+        assert len(windows) == 1  # one block covers the volume
+        (window,) = windows
+        inner_z = window.inner[0]
+        z0 = window.key[1][0] + inner_z.start
+        assert (z0, z0 + inner_z.stop - inner_z.start) == (min(slices), max(slices) + 1)
+        assert window.image.shape[1:] == tuple(stop - start for start, stop in window.key[1:])
+        scored = np.zeros(sparse.shape, bool)
+        scored[slices] = sparse[slices] > 0
+        box = tuple(slice(w.start, w.start + t) for w, t in zip(
+            (slice(z0, None), slice(0, None), slice(0, None)), window.target.shape, strict=True
+        ))  # fmt: skip
+        target = np.full(sparse.shape, IGNORE_INDEX, np.int64)
+        target[box] = window.target
+        np.testing.assert_array_equal(target != IGNORE_INDEX, scored)
+        np.testing.assert_array_equal(target[scored], sparse[scored])
+    small = list(data.windows(16, 5))  # blocks of 16: several windows, the same voxels
+    assert len(small) > 1
+    assert len({w.key for w in small}) == len(small)
+    counted = sum(int((w.target != IGNORE_INDEX).sum()) for w in small)
+    assert counted == data.annotated_pixels
+
+
+def test_held_out_slices_are_scored_with_their_context(fitted):
+    """validate_windows against the whole volume's prediction at the held-out
+    painted voxels (a one-tile prediction: the features see the whole volume)."""
+    image, _, sparse, result = fitted
+    data = _data(image, sparse)
+    held = sorted(slab.start for slab in data.regions)
+    labels = predict(result.model, image).labels
+    agreement = []
+    for c in np.unique(sparse[held]):
+        if c == 0:
+            continue
+        where = sparse[held] == c
+        agreement.append(np.mean(labels[held][where] == c))
+    loss = SegmentationLoss("ce", num_classes=result.model.spec.num_classes)
+    val = validate_windows(result.model, data, loss)
+    assert val.metric == "agreement"
+    assert val.score == pytest.approx(np.mean(agreement), abs=2e-3)
+    assert np.isfinite(val.loss)
+    data.release_held_out()
+    assert np.isnan(validate_windows(result.model, data, loss).score)
+
+
+def test_a_3d_classifier_predicts_with_tiles_that_leave_room_for_its_context(fitted):
+    """A 256^3 tile overlapped by the filters' context, not a 96^3 one overlapped
+    by nearly all of it (which left the default classifier a stride of one voxel)."""
+    model = fitted[3].model
+    volume = np.random.default_rng(0).random((40, 300, 300), dtype=np.float32)
+    started = next(iter_predict(model, volume, device="cpu"))
+    margin = model.net.features.margin
+    assert (started.tile, started.overlap) == (256, margin)
+    assert started.tiles_total == 4
+    default = create_model(ModelSpec("pixel-classifier", in_channels=1, num_classes=2,
+                                     spatial_dims=3))  # fmt: skip
+    started = next(iter_predict(default, volume, device="cpu"))
+    assert started.overlap == default.net.features.margin < started.tile // 2
+    assert started.tiles_total == 4
+
+
+def test_a_classifier_is_fitted_on_data_of_its_own_dimensionality():
+    image, truth = cells_2d((64, 64), seed=0)
+    planes = TrainingData([(image, truth + 1)], in_channels=1, normalization=Normalization(),
+                          label0="unlabelled", patch_size=64)  # fmt: skip
+    model3d = create_model(ModelSpec("pixel-classifier", in_channels=1, num_classes=3,
+                                     spatial_dims=3, options=OPTIONS))  # fmt: skip
+    with pytest.raises(ValueError, match="3D pixel classifier is fitted on volumes, not on planes"):
+        fit_pixel_classifier(model3d, planes)
+
+
+def test_a_stopped_fit_reads_no_window_after_the_stop(monkeypatch):
+    """A large volume is read in many windows: once stopped, the forest is fitted on
+    those read so far, without validation, and the run says so."""
+    from napari_seg._generators import Returning
+    from napari_seg.training import iter_train, pixel
+    from napari_seg.training.events import TrainWarning
+
+    image, _, sparse = _few_slices()
+    monkeypatch.setattr(pixel, "WINDOW_3D", 16)  # 2 x 4 x 4 windows
+    read = []
+    original = pixel.window_features
+    monkeypatch.setattr(pixel, "window_features", lambda *a: read.append(1) or original(*a))
+    settings = dict(dims=3, architecture="pixel-classifier", label0="unlabelled", device="cpu",
+                    options=OPTIONS)  # fmt: skip
+    drained = list(iter_train((image, sparse), **settings))
+    assert len(read) > 8  # training windows, held-out ones, then all of them again
+    read.clear()
+    stop = threading.Event()
+    stop.set()
+    run = Returning(iter_train((image, sparse), stop=stop, **settings))
+    events = list(run)
+    assert len(read) == 1
+    assert any(isinstance(e, TrainWarning) and e.message.startswith("stopped") for e in events)
+    assert not any(isinstance(e, TrainWarning) for e in drained)
+    assert bool(run.value.model.net.fitted)
+    assert run.value.history[-1]["val_agreement"] is None  # not validated
