@@ -146,7 +146,11 @@ class SegmentWidget(RunnerFields, Dock):
             max=8192,
             step=32,
             start=512,
-            tooltip="tile side in pixels; auto: 512 on CPU, up to 1024 on a large GPU",
+            tooltip=(
+                "tile side in pixels (voxels for a 3D model); auto: 512 on a CPU, up to 1024 "
+                "on a large GPU, 96 to 160 in 3D, a pixel classifier's 2048 (256 in 3D); "
+                "the status line shows the tile used"
+            ),
         )
         self._overlap = AutoInt(
             "overlap",
@@ -154,7 +158,10 @@ class SegmentWidget(RunnerFields, Dock):
             max=4096,
             step=16,
             start=128,
-            tooltip="overlap between tiles in pixels; auto: a quarter of the tile",
+            tooltip=(
+                "overlap between tiles in pixels; auto: a quarter of the tile, or the "
+                "context a pixel classifier's filters need"
+            ),
         )
         self._batch = AutoInt(
             "batch", min=1, max=256, start=1, tooltip="tiles per forward pass; auto: 1 on CPU"
