@@ -42,7 +42,8 @@ TRUNCATE = 4.0
 CHUNK = 16384
 #: Tile side the predictor uses for this network by default: its filters need
 #: about a hundred pixels of context, which larger tiles waste less of (a
-#: 2048x2048 tile holds about 0.7 GB of features at the default scales).
+#: 2048x2048 tile has about 0.7 GB of features at the default scales, classified
+#: ``FEATURE_BYTES`` at a time).
 PREFERRED_TILE = 2048
 #: The same in 3D: tiles are classified slab by slab (``FEATURE_BYTES``), so a
 #: 256^3 tile holds a few hundred MB; it leaves room for the filters' context.

@@ -370,8 +370,11 @@ class _Trainer:
         again on every annotation (the figure is then a slightly pessimistic one), save."""
         from .pixel import FeatureCache, fit_pixel_classifier
 
-        st, clock, cache = self.state, Clock(), FeatureCache()
         threads, data = self.config.threads, self.data
+        # Planes: the refit reuses the windows' features. Volumes: a window's features
+        # take hundreds of MB, so few would stay cached until the refit reads them again.
+        cache = FeatureCache() if isinstance(data, TrainingData) else None
+        st, clock = self.state, Clock()
         error = fit_pixel_classifier(self.model, data, seed=self.config.seed, cache=cache,
                                      threads=threads, stop=stop).error  # fmt: skip
         st.steps = 1

@@ -17,6 +17,9 @@ With ``fill=True`` (sparse labels), the voxels nobody painted get the classes
 :func:`napari_seg.refine.interpolate_slices` (shape-based) fills in from the
 training slices (held-out slices left out, so validation stays honest), coded
 as ``FILLED + class`` so that the loss can weigh them lower than painted voxels.
+
+A 3D pixel classifier is fitted on :meth:`VolumeData.windows` instead of patches:
+the boxes of the painted voxels, with the image context its filters need.
 """
 
 from __future__ import annotations
