@@ -313,3 +313,91 @@ def test_train_3d_on_nifti_volumes_from_a_few_slices(tmp_path):
     assert load_model(tmp_path / "t.safetensors").spec.spatial_dims == 3
     summary = json.loads((tmp_path / "t.training.json").read_text())
     assert summary["config"]["patch_3d"] == [8, 16, 16]
+
+
+def _nnunet_case(folder, case, image_channels, labels=None, affine=AFFINE):
+    """nnU-Net's files of one case: imagesX/CASE_0000.nii.gz, CASE_0001.nii.gz... and
+    labelsX/CASE.nii.gz, ``(z, y, x)`` arrays stored in the files' (x, y, z) order."""
+    for k, channel in enumerate(image_channels):
+        path = folder / "images" / f"{case}_{k:04d}.nii.gz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nib.save(nib.Nifti1Image(channel.transpose(2, 1, 0).astype(np.float32), affine), path)
+    if labels is not None:
+        path = folder / "labels" / f"{case}.nii.gz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nib.save(nib.Nifti1Image(labels.transpose(2, 1, 0).astype(np.uint8), affine), path)
+
+
+def test_an_nnunet_case_of_several_channel_files_trains_predicts_and_evaluates(tmp_path, capsys):
+    """A two-modality dataset as nnU-Net v2 stores it: one file per channel and case,
+    the channels named in dataset.json. Each class shows in one channel only, so only
+    a model that reads both channels of a case finds both."""
+    rng = np.random.default_rng(0)
+    task = tmp_path / "Dataset001_Two"
+    for split, cases in (("Tr", ("c_001", "c_002")), ("Ts", ("c_003",))):
+        for case in cases:
+            _, labels = cells_3d((12, 40, 40), seed=int(case[-1]))
+            first = (labels == 1) + 0.2 * rng.standard_normal(labels.shape)
+            second = (labels == 2) + 0.2 * rng.standard_normal(labels.shape)
+            _nnunet_case(task / split, case, [first, second], labels)
+    for split in ("Tr", "Ts"):
+        for kind in ("images", "labels"):
+            (task / split / kind).rename(task / f"{kind}{split}")
+            (task / split).rmdir() if not any((task / split).iterdir()) else None
+    description = {
+        "channel_names": {"0": "first", "1": "second"},
+        "labels": {"background": 0, "one": 1, "two": 2},
+        "file_ending": ".nii.gz",
+    }
+    (task / "dataset.json").write_text(json.dumps(description))
+    model = tmp_path / "two.safetensors"
+    fit = ["--arch", "pixel-classifier", "--dims", "3", "--option", "max_sigma=2",
+           "--option", "trees=4", "--label0", "background", "--out", str(model)]  # fmt: skip
+    folders = ["--image", str(task / "imagesTr"), "--labels", str(task / "labelsTr")]
+    assert main(["train", *folders, *fit]) == 0
+    assert load_model(model).spec.in_channels == 2
+    out = tmp_path / "out"
+    assert main(predict_args(model, out, task / "imagesTs")) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["c_003_0000_labels.nii.gz"]
+    written, geometry = read_nifti(out / "c_003_0000_labels.nii.gz")
+    assert written.shape == (12, 40, 40)  # one volume of labels for the two channels
+    np.testing.assert_allclose(geometry.affine, AFFINE)
+    capsys.readouterr()
+    assert main(["evaluate", "--pred", str(out), "--gt", str(task / "labelsTs"), "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["pooled"]["mean_iou"] > 0.7, scores["pooled"]["mean_iou"]
+
+
+def test_channel_files_of_a_case_are_read_as_one_multichannel_volume(tmp_path):
+    from napari_seg._dataset_json import dataset_channels
+    from napari_seg._io import read_with_geometry
+
+    rng = np.random.default_rng(1)
+    channels = [rng.random((4, 6, 8)).astype(np.float32) for _ in range(3)]
+    _nnunet_case(tmp_path, "k_01", channels)
+    first = tmp_path / "images" / "k_01_0000.nii.gz"
+    alone, _ = read_with_geometry(first)  # no dataset.json: one file, one channel
+    assert alone.shape == (4, 6, 8)
+    description = tmp_path / "dataset.json"
+    description.write_text(json.dumps({"modality": {"0": "FLAIR", "1": "T1w", "2": "T2w"}}))
+    assert dataset_channels(tmp_path / "images") == ("FLAIR", "T1w", "T2w")
+    array, geometry = read_with_geometry(first)
+    assert array.shape == (3, 4, 6, 8)
+    for k in range(3):
+        alone = read_nifti(first.with_name(f"k_01_{k:04d}.nii.gz"))[0]
+        np.testing.assert_array_equal(array[k], alone)
+    np.testing.assert_allclose(geometry.affine, AFFINE)
+    # a later channel file read alone is that channel only
+    assert read_with_geometry(tmp_path / "images" / "k_01_0001.nii.gz")[0].shape == (4, 6, 8)
+    # keys that are not 0, 1, 2...: no channels named
+    description.write_text(json.dumps({"channel_names": {"0": "a", "2": "b"}}))
+    assert dataset_channels(tmp_path / "images") is None
+    description.write_text(json.dumps({"channel_names": {"0": "a", "1": "b", "2": "c", "3": "d"}}))
+    with pytest.raises(ValueError, match=r"k_01_0003\.nii\.gz is missing"):
+        read_with_geometry(first)
+    description.write_text(json.dumps({"channel_names": {"0": "a", "1": "b", "2": "c"}}))
+    shifted = AFFINE.copy()
+    shifted[0, 3] += 5
+    _nnunet_case(tmp_path, "k_01", channels[:2], affine=shifted)  # channels 0 and 1 moved
+    with pytest.raises(ValueError, match="lie on different grids"):
+        read_with_geometry(first)

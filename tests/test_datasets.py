@@ -170,15 +170,20 @@ def test_nnunet_folders_pair_a_case_s_channel_file_with_its_labels(tmp_path):
     predicted = touch(tmp_path / "out", "la_003_0000_labels.nii.gz", "la_007_0000_labels.nii.gz")
     assert len(pair_files(predicted, truth, image_suffix="_labels").pairs) == 2
     channels = touch(tmp_path / "brats", "b_001_0000.nii.gz", "b_001_0001.nii.gz")
-    message = r"b_001_0000\.nii\.gz, b_001_0001\.nii\.gz are the channels"
+    message = r"b_001_0000\.nii\.gz, b_001_0001\.nii\.gz are the channels.*no dataset\.json"
     with pytest.raises(ValueError, match=message):
         pair_files(channels, touch(tmp_path / "brats_gt", "b_001.nii.gz"))
+    # named in the dataset.json beside the folder: the case pairs by its first file
+    (tmp_path / "dataset.json").write_text('{"channel_names": {"0": "T1", "1": "T2"}}')
+    found = pair_files(channels, tmp_path / "brats_gt")
+    assert names(found.pairs) == [("b_001_0000.nii.gz", "b_001.nii.gz")]
+    assert not found.unpaired_images
 
 
 def test_a_hostile_dataset_json_is_a_one_line_error(tmp_path):
     """dataset.json beside a label folder is read as any config file: bounded in size
     and nesting (a deep nest raised RecursionError), and it must be an object."""
-    from napari_seg._datasets import dataset_class_names
+    from napari_seg._dataset_json import dataset_class_names
     from napari_seg.limits import MAX_CONFIG_BYTES
 
     labels = touch(tmp_path / "labelsTr", "a.nii.gz")

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._dataset_json import CHANNEL_FILE, channel_files
 from ._io import expand_inputs, output_stem
 from .medical import OUTPUT_TAILS
 
@@ -274,38 +275,39 @@ def pair_files(
     )
 
 
-#: nnU-Net's name for one channel of a case: ``case_001_0000.nii.gz`` (channel 0).
-_CHANNEL_FILE = re.compile(r"(.+)_(\d{4})$")
-
-
 def _pair_by_channel_file(by_image: dict[str, Path], by_label: dict[str, Path]) -> FilePairs | None:
     """The images named as nnU-Net names one channel of a case (``case_001_0000``),
     paired with the label file of the case (``case_001``); None when the images are
     not all so named or none pairs.
 
+    A case of several channel files (``_0000``, ``_0001``) pairs by its first,
+    which reads the others when the dataset's ``dataset.json`` names the channels.
+
     Raises
     ------
     ValueError
-        For cases of several channel files (``_0000``, ``_0001``): one file per image.
+        For cases of several channel files that no ``dataset.json`` names.
     """
     cases: dict[str, list[Path]] = {}
     for key, path in by_image.items():
-        match = _CHANNEL_FILE.fullmatch(key)
+        match = CHANNEL_FILE.fullmatch(key)
         if match is None:
             return None
         cases.setdefault(match.group(1), []).append(path)
+    cases = {case: sorted(files) for case, files in cases.items()}
     pairs = [(files[0], by_label[case]) for case, files in cases.items() if case in by_label]
     if not pairs:
         return None
-    several = next((sorted(f) for f in cases.values() if len(f) > 1), None)
-    if several is not None:
+    several = next((f for f in cases.values() if len(f) > 1), None)
+    if several is not None and channel_files(several[0]) is None:
         raise ValueError(
             f"{', '.join(p.name for p in several)} are the channels of one case, each in "
-            "its own file as nnU-Net stores them; napari-seg reads one file per image: "
-            "stack the channels into one file (a multi-channel TIFF, or a 4D NIfTI)"
+            "its own file as nnU-Net stores them, but no dataset.json beside their folder "
+            'names them ("channel_names" or "modality"): add one, or stack the channels '
+            "into one file (a multi-channel TIFF, or a 4D NIfTI)"
         )
     return FilePairs(
-        sorted(pairs),
+        sorted(pairs),  # a case's first channel file reads the others (channel_files)
         sorted(f[0] for case, f in cases.items() if case not in by_label),
         sorted(p for case, p in by_label.items() if case not in cases),
     )
@@ -355,52 +357,3 @@ def _by_key(files: list[Path], suffix: str) -> dict[str, Path]:
             )
         found[key] = path
     return found
-
-
-def dataset_class_names(labels: str | os.PathLike) -> tuple[str, ...] | None:
-    """The class names of a Medical Segmentation Decathlon or nnU-Net dataset whose
-    label folder is ``labels`` (``Task01_BrainTumour/labelsTr``): its
-    ``dataset.json``'s ``"labels"``, by id (the Decathlon's ``{"0": "background"}``
-    or nnU-Net's ``{"background": 0}``). None without such a file, or when its ids
-    are not 0, 1, 2... (nnU-Net's regions, ids given as lists, say nothing here).
-
-    Parameters
-    ----------
-    labels : str or os.PathLike
-        A folder of label files.
-
-    Returns
-    -------
-    tuple of str or None
-
-    Raises
-    ------
-    ValueError
-        For a ``dataset.json`` that is too large or not JSON (the message names it).
-    """
-    from ._config_file import read_mapping
-    from .limits import MAX_CLASSES, MAX_NAME_LENGTH
-
-    path = Path(labels).parent / "dataset.json"
-    if not Path(labels).is_dir() or not path.is_file():
-        return None
-    try:  # bounded in size and nesting, as any config file
-        description = read_mapping(path, yaml_format=False)
-    except ValueError as exc:
-        raise ValueError(f"{path} is not a dataset description (JSON object): {exc}") from None
-    if not isinstance(description, dict):
-        raise ValueError(f"{path} is not a dataset description (JSON object)")
-    entries = description.get("labels")
-    if not isinstance(entries, dict) or not 0 < len(entries) <= MAX_CLASSES:
-        return None
-    by_id: dict[int, str] = {}
-    for key, value in entries.items():
-        ident, name = (key, value) if isinstance(value, str) else (value, key)
-        if isinstance(ident, str) and ident.isdigit():
-            ident = int(ident)
-        if isinstance(ident, bool) or not isinstance(ident, int) or not isinstance(name, str):
-            return None
-        by_id[ident] = name.strip()[:MAX_NAME_LENGTH]
-    if sorted(by_id) != list(range(len(by_id))) or not all(by_id.values()):
-        return None
-    return tuple(by_id[i] for i in range(len(by_id)))

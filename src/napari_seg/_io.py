@@ -61,7 +61,9 @@ def read_with_geometry(path: str | os.PathLike) -> tuple[Any, VolumeGeometry | N
     geometry = None
     suffix = path.suffix.lower()
     try:
-        if medical.is_nifti(path) or medical.is_dicom_folder(path):
+        if medical.is_nifti(path) and (channels := _channel_files(path)) is not None:
+            array, geometry = medical.read_channel_files(channels)
+        elif medical.is_nifti(path) or medical.is_dicom_folder(path):
             array, geometry = medical.read_volume(path)
         elif suffix in TIFF_SUFFIXES:
             array = _read_tiff(path)
@@ -86,6 +88,14 @@ def read_with_geometry(path: str | os.PathLike) -> tuple[Any, VolumeGeometry | N
     if 0 in tuple(array.shape):
         raise ValueError(f"{path} holds an empty image (shape {tuple(array.shape)})")
     return array, geometry
+
+
+def _channel_files(path: Path) -> list[Path] | None:
+    """The channel files of an nnU-Net case whose first is ``path`` (see
+    :func:`napari_seg._dataset_json.channel_files`)."""
+    from ._dataset_json import channel_files
+
+    return channel_files(path)
 
 
 def read_labels(path: str | os.PathLike) -> tuple[Any, VolumeGeometry | None]:

@@ -94,7 +94,7 @@ def _dataset_classes(path: str, name: str) -> dict[str, Any]:
     ``dataset.json``), as napari-seg's own layers carry them; nothing otherwise."""
     from pathlib import Path
 
-    from ._datasets import dataset_class_names
+    from ._dataset_json import dataset_class_names
     from ._layers import labels_layer_kwargs
     from .models.spec import default_class_colors
 

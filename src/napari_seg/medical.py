@@ -353,6 +353,22 @@ def _zyx(values) -> tuple[float, float, float]:
     return z, y, x
 
 
+def volume_channel_axis(ndim: int) -> int | None:
+    """The channel axis of a medical volume of ``ndim`` axes as napari-seg reads it:
+    the first of a 4D one (``c, z, y, x``: a 4D NIfTI, or a case's channel files),
+    none of a 3D one.
+
+    Parameters
+    ----------
+    ndim : int
+
+    Returns
+    -------
+    int or None
+    """
+    return 0 if ndim == 4 else None
+
+
 def layout_defaults(ndim: int, spatial_dims: int, spacing: tuple[float, ...]) -> dict[str, Any]:
     """How a model reads a medical volume when the user says nothing: a 4D volume's
     first axis holds channels, a 2D model segments axial slices (the first
@@ -372,7 +388,7 @@ def layout_defaults(ndim: int, spatial_dims: int, spacing: tuple[float, ...]) ->
     dict
         ``channel_axis``, ``axis`` and ``spacing`` settings of a ``PredictConfig``.
     """
-    channel_axis = 0 if ndim == 4 else None
+    channel_axis = volume_channel_axis(ndim)
     first = 1 if ndim == 4 else 0
     return {
         "channel_axis": channel_axis,
@@ -781,6 +797,47 @@ def _dicom_plane(path: Path) -> np.ndarray:
     if slope != 1 or intercept != 0:
         return (plane.astype(np.float32) * slope + intercept).astype(np.float32)
     return plane
+
+
+def read_channel_files(paths: list[Path]) -> tuple[np.ndarray, VolumeGeometry]:
+    """3D NIfTI files of one grid (a case's channels, each in its own file, as nnU-Net
+    stores them) as one ``(c, z, y, x)`` array, as a 4D NIfTI is read, with the first
+    file's geometry.
+
+    Parameters
+    ----------
+    paths : list of Path
+
+    Returns
+    -------
+    array : ndarray
+    geometry : VolumeGeometry
+
+    Raises
+    ------
+    ValueError
+        If a file is not a 3D volume, or its grid (shape, voxel size, position or
+        orientation) differs from the first's: both named.
+    """
+    arrays: list[np.ndarray] = []
+    geometries: list[VolumeGeometry] = []
+    for path in paths:
+        array, geometry = read_nifti(path)
+        if array.ndim != 3:
+            raise ValueError(f"{path.name} is one channel of a case, so a 3D volume, not "
+                             f"{array.ndim}D {tuple(array.shape)}")  # fmt: skip
+        if arrays and (
+            array.shape != arrays[0].shape
+            or not np.allclose(geometry.affine, geometries[0].affine, atol=1e-3)
+        ):
+            raise ValueError(
+                f"{path.name} and {paths[0].name} are channels of one case but lie on "
+                f"different grids (shapes {tuple(array.shape)} and {tuple(arrays[0].shape)}, "
+                "or their affines differ): resample them to one grid"
+            )
+        arrays.append(array)
+        geometries.append(geometry)
+    return np.stack(arrays), geometries[0]
 
 
 def read_volume(

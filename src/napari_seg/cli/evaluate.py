@@ -173,13 +173,8 @@ def run(args: argparse.Namespace) -> int:
     ValueError, OSError
         For a usage error; ``main`` prints it in one line.
     """
-    from .._datasets import (
-        PROBABILITIES_SUFFIX,
-        dataset_class_names,
-        name_key,
-        pair_files,
-        prediction_tail,
-    )
+    from .._dataset_json import dataset_class_names
+    from .._datasets import PROBABILITIES_SUFFIX, name_key, pair_files, prediction_tail
 
     config = build_config(args)
     described = None if config.class_names else dataset_class_names(args.gt)

@@ -235,7 +235,10 @@ def run(args: argparse.Namespace) -> int:
 def _inputs(paths: list[Path]) -> list[Path]:
     """The image files of ``paths``: a folder's files without the label files that lie
     beside their images there (``a_labels.tif`` beside ``a.tif``: a dataset's folder,
-    or one ``predict`` already wrote into). Files named on the command line stay."""
+    or one ``predict`` already wrote into), and without an nnU-Net case's second,
+    third... channel files, which its first reads. Files named on the command line
+    stay."""
+    from .._dataset_json import later_channel_files
     from .._datasets import few_names, outputs_beside_images
     from .._io import expand_inputs
 
@@ -246,7 +249,7 @@ def _inputs(paths: list[Path]) -> list[Path]:
         if files != [path]:
             outputs = outputs_beside_images(files)
             beside += outputs
-            skipped = set(outputs)
+            skipped = {*outputs, *later_channel_files(files)}
             files = [p for p in files if p not in skipped]
         inputs += files
     if beside:

@@ -285,8 +285,7 @@ def run(args: argparse.Namespace) -> int:
     labels = [read_labels(lab)[0] for lab in args.labels]
     pairs = [(image, lab) for (image, _), lab in zip(images, labels, strict=True)]
     config = _with_input_spacing(config, images, transforms)
-    config = _with_input_channels(config, args.image, [image.shape for image, _ in images],
-                                  headers)  # fmt: skip
+    config = _with_input_channels(config, args.image, images, headers)
     config = _with_input_stack_axes(config, headers)
     names = [p.name for p in args.image]
     stop = threading.Event()
@@ -314,7 +313,7 @@ def _pairs(images: list[Path], labels: list[Path], suffix: str) -> tuple[list, l
 def _with_dataset_names(config, folders: list[Path], args: argparse.Namespace):
     """A new model's class names from the ``dataset.json`` beside its label folder (the
     Decathlon's and nnU-Net's layout) when none were given, with a note."""
-    from .._datasets import dataset_class_names
+    from .._dataset_json import dataset_class_names
 
     if config.class_names or args.from_model is not None or args.resume is not None:
         return config
@@ -355,21 +354,27 @@ def _with_input_spacing(config, images, transforms):
     return config.with_(spacing=declared[0][0], spacing_unit=unit)
 
 
-def _with_input_channels(config, paths, shapes, headers):
+def _with_input_channels(config, paths, images, headers):
     """The config with the inputs' channel axis when none was given and every input
     is a TIFF naming the same ``C`` axis (``_io.tiff_channel_axis``: a Fiji
-    hyperstack's), for a model of several channels, new or fine-tuned (its card's
-    count), so that it reads the channels ``predict`` will feed it
-    (``arrays.layout.named_channel_axis``); a one-channel model on several named
-    channels is refused (``arrays.layout.refuse_named_channels``)."""
+    hyperstack's) or a 4D medical volume (``medical.volume_channel_axis``: a 4D
+    NIfTI, an nnU-Net case's channel files), for a model of several channels, new
+    or fine-tuned (its card's count), so that it reads the channels ``predict``
+    will feed it (``arrays.layout.named_channel_axis``); a one-channel model on
+    several named channels is refused (``arrays.layout.refuse_named_channels``)."""
     from ..arrays.layout import named_channel_axis, refuse_named_channels
+    from ..medical import volume_channel_axis
 
     in_channels = config.in_channels
     if config.from_model is not None and config.channel_axis is None:
         from ..models import read_model_spec
 
         in_channels = read_model_spec(config.from_model).in_channels
-    named = [None if h is None else h.channel_axis for h in headers]
+    shapes = [tuple(image.shape) for image, _ in images]
+    named = [
+        h.channel_axis if h is not None else None if g is None else volume_channel_axis(len(s))
+        for h, (_, g), s in zip(headers, images, shapes, strict=True)
+    ]
     for path, shape, axis in zip(paths, shapes, named, strict=True):
         try:
             refuse_named_channels(shape, axis, in_channels, config.channel_axis)
