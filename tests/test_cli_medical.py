@@ -401,3 +401,23 @@ def test_channel_files_of_a_case_are_read_as_one_multichannel_volume(tmp_path):
     _nnunet_case(tmp_path, "k_01", channels[:2], affine=shifted)  # channels 0 and 1 moved
     with pytest.raises(ValueError, match="lie on different grids"):
         read_with_geometry(first)
+
+
+def test_a_3d_model_trains_on_a_4d_nifti_s_channels(tmp_path):
+    """The Decathlon's multi-modal format, channels along a 4D NIfTI's 4th axis: a
+    new 3D model reads them as channels, as predict does (the train command took
+    the channel axis for a spatial one and refused the volume)."""
+    rng = np.random.default_rng(3)
+    _, labels = cells_3d((10, 32, 32), seed=4)
+    channels = np.stack([(labels == 1) + 0.1 * rng.random(labels.shape),
+                         (labels == 2) + 0.1 * rng.random(labels.shape)], axis=-1)  # fmt: skip
+    stored = channels.transpose(2, 1, 0, 3).astype(np.float32)
+    nib.save(nib.Nifti1Image(stored, AFFINE), tmp_path / "case.nii.gz")
+    lab = labels.transpose(2, 1, 0).astype(np.uint8)
+    nib.save(nib.Nifti1Image(lab, AFFINE), tmp_path / "case_labels.nii.gz")
+    model = tmp_path / "m.safetensors"
+    argv = ["train", "--image", str(tmp_path / "case.nii.gz"), "--labels",
+            str(tmp_path / "case_labels.nii.gz"), "--dims", "3", "--arch", "pixel-classifier",
+            "--option", "max_sigma=2", "--label0", "background", "--out", str(model)]  # fmt: skip
+    assert main(argv) == 0
+    assert load_model(model).spec.in_channels == 2
