@@ -199,3 +199,14 @@ def test_a_stopped_fit_reads_no_window_after_the_stop(monkeypatch):
     assert not any(isinstance(e, TrainWarning) for e in drained)
     assert bool(run.value.model.net.fitted)
     assert run.value.history[-1]["val_agreement"] is None  # not validated
+
+
+def test_dense_labels_hold_out_slabs_scored_by_iou():
+    """Dense labels (every voxel a class): slabs 16 slices thick are held out along
+    the first axis and scored by their IoU, with the features' context."""
+    image, labels = cells_3d((96, 48, 48), seed=3, n_cells=30)
+    result = train((image, labels), dims=3, architecture="pixel-classifier",
+                   label0="background", device="cpu", options=OPTIONS)  # fmt: skip
+    last = result.history[-1]
+    assert 0.7 < last["val_iou"] <= 1.0
+    assert set(last["val_class_iou"]) == {"0", "1", "2"}
