@@ -449,6 +449,28 @@ def test_a_3d_model_segments_the_volume_in_3d(setup, qtbot, notes, scope):
         np.testing.assert_array_equal(out.data, predict(model, series, axis=0, **at).labels)
 
 
+def test_auto_fields_show_what_auto_chose(setup, qtbot, notes):
+    """Tile, overlap and batch left to "auto" show the values the run used (they
+    depend on the model and the image), still ticked "auto"; unticking starts there."""
+    import re
+
+    viewer, w = setup
+    w.current.set(_model_3d(), path=None, dirty=True)
+    volume = cells_3d((12, 48, 40), seed=1)[0].astype(np.float32)
+    _select(w, viewer.add_image(volume, name="vol"))
+    before = (w._tile._number.value, w._overlap._number.value)
+    _run(qtbot, w)
+    assert notes["error"] == []
+    tile, overlap, batch = map(int, re.search(r"tile (\d+), overlap (\d+), batch (\d+)",
+                                              w._head).groups())  # fmt: skip
+    assert (tile, overlap) != before  # 512 and 128 were shown before any run
+    assert (w._tile.value, w._overlap.value, w._batch.value) == (None, None, None)
+    shown = (w._tile._number.value, w._overlap._number.value, w._batch._number.value)
+    assert shown == (tile, overlap, batch)
+    w._tile._auto.value = False
+    assert w._tile.value == tile
+
+
 def test_a_layer_s_axes_in_different_units_give_one_voxel_size(setup, qtbot, notes):
     """z in millimetres, y and x in nanometres (napari layer units): the voxel size is
     taken in nanometres (4000 x 500 x 500) for a model recorded at 2000 x 1000 x 1000,

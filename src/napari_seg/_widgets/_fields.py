@@ -48,6 +48,17 @@ class AutoInt(Container):
         self._number.value = int(value)
         self._auto.value = False
 
+    def show_chosen(self, value: int) -> None:
+        """Show ``value`` as what "auto" chose (clipped to the field's range), without
+        unticking it; unticking then starts from it.
+
+        Parameters
+        ----------
+        value : int
+        """
+        if self._auto.value:
+            self._number.value = max(self._number.min, min(self._number.max, int(value)))
+
 
 class SaveTarget(Container):
     """A file to write and whether an existing file there may be replaced.

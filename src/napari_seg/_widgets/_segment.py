@@ -148,8 +148,8 @@ class SegmentWidget(RunnerFields, Dock):
             start=512,
             tooltip=(
                 "tile side in pixels (voxels for a 3D model); auto: 512 on a CPU, up to 1024 "
-                "on a large GPU, 96 to 160 in 3D, a pixel classifier's 2048 (256 in 3D); "
-                "the status line shows the tile used"
+                "on a large GPU, 96 to 160 in 3D, a pixel classifier's 2048 (256 in 3D), "
+                "never more than the image; a run shows the tile auto chose here"
             ),
         )
         self._overlap = AutoInt(
@@ -412,6 +412,10 @@ class SegmentWidget(RunnerFields, Dock):
                 self._resampled = f"; at the model's voxel size ({sizes})"
             self._head += self._resampled
             self.runner.report(0.0, self._head)
+            # What "auto" chose for this model and image, in the fields themselves.
+            self._tile.show_chosen(event.tile)
+            self._overlap.show_chosen(event.overlap)
+            self._batch.show_chosen(event.batch_size)
         elif isinstance(event, PredictProgress):
             eta = "" if event.eta_s is None else f", about {event.eta_s:.0f} s left"
             text = f"{self._head}\n{event.tiles_done}/{event.tiles_total} tiles{eta}"
