@@ -18,7 +18,6 @@ from napari_seg.training import train
 from napari_seg.training.data import IGNORE_INDEX, TrainingData
 from napari_seg.training.losses import SegmentationLoss
 from napari_seg.training.pixel import fit_pixel_classifier
-from napari_seg.training.validation import validate_windows
 from napari_seg.training.volume import VolumeData
 
 EVERY = 6
@@ -95,56 +94,76 @@ def test_fitted_from_a_few_slices_it_segments_the_volume(fitted, tmp_path):
 
 
 def test_windows_are_the_boxes_of_the_painted_voxels():
+    """One window per block, cut to the box of every painted voxel (training and
+    held-out), with the training annotation as its target and the held-out one
+    beside it; blocks without painted voxels are visited too (for progress)."""
     image, _, sparse = _few_slices()
     data = _data(image, sparse)
     held = sorted(slab.start for slab in data.regions)
     assert held
     assert all(slab.axis == 0 and slab.stop == slab.start + 1 for slab in data.regions)
-    painted = [z for z in range(0, image.shape[0], EVERY) if z not in held]
-    for kind, slices in (("training", painted), ("held_out", held)):
-        windows = list(data.windows(128, 5, held_out=kind == "held_out"))
-        assert len(windows) == 1  # one block covers the volume
-        (window,) = windows
-        inner_z = window.inner[0]
-        z0 = window.key[1][0] + inner_z.start
-        assert (z0, z0 + inner_z.stop - inner_z.start) == (min(slices), max(slices) + 1)
-        assert window.image.shape[1:] == tuple(stop - start for start, stop in window.key[1:])
+    painted = list(range(0, image.shape[0], EVERY))
+    training = [z for z in painted if z not in held]
+    pairs = list(data.window_pairs(128, 5))
+    assert len(pairs) == 1  # one block covers the volume
+    ((done, total, window, held_target),) = pairs
+    assert (done, total) == (1, 1)
+    z0 = window.key[1][0] + window.inner[0].start
+    assert (z0, z0 + window.target.shape[0]) == (min(painted), max(painted) + 1)
+    assert window.image.shape[1:] == tuple(stop - start for start, stop in window.key[1:])
+    for slices, target in ((training, window.target), (held, held_target)):
+        whole = np.full(sparse.shape, IGNORE_INDEX, np.int64)
+        whole[z0 : z0 + target.shape[0], : target.shape[1], : target.shape[2]] = target
         scored = np.zeros(sparse.shape, bool)
         scored[slices] = sparse[slices] > 0
-        box = tuple(slice(w.start, w.start + t) for w, t in zip(
-            (slice(z0, None), slice(0, None), slice(0, None)), window.target.shape, strict=True
-        ))  # fmt: skip
-        target = np.full(sparse.shape, IGNORE_INDEX, np.int64)
-        target[box] = window.target
-        np.testing.assert_array_equal(target != IGNORE_INDEX, scored)
-        np.testing.assert_array_equal(target[scored], sparse[scored])
-    small = list(data.windows(16, 5))  # blocks of 16: several windows, the same voxels
-    assert len(small) > 1
-    assert len({w.key for w in small}) == len(small)
-    counted = sum(int((w.target != IGNORE_INDEX).sum()) for w in small)
+        np.testing.assert_array_equal(whole != IGNORE_INDEX, scored)
+        np.testing.assert_array_equal(whole[scored], sparse[scored])
+    small = list(data.window_pairs(16, 5))  # blocks of 16: several windows, the same voxels
+    assert [(d, t) for d, t, _, _ in small] == [(d, 32) for d in range(1, 33)]
+    windows = [w for _, _, w, _ in small if w is not None]
+    assert len({w.key for w in windows}) == len(windows) > 1
+    counted = sum(int((w.target != IGNORE_INDEX).sum()) for w in windows)
     assert counted == data.annotated_pixels
+    assert [w.key for w in data.windows(16, 5)] == [
+        w.key for w in windows if (w.target != IGNORE_INDEX).any()
+    ]
 
 
-def test_held_out_slices_are_scored_with_their_context(fitted):
-    """validate_windows against the whole volume's prediction at the held-out
-    painted voxels (a one-tile prediction: the features see the whole volume)."""
-    image, _, sparse, result = fitted
+@pytest.mark.parametrize("per_class", [None, 50])
+def test_held_out_slices_are_scored_with_their_context(monkeypatch, per_class):
+    """The single pass's validation against the first forest's prediction of the whole
+    volume at the held-out painted voxels (one tile: the features see the whole
+    volume); with few held-out samples per block, their weights keep it close."""
+    import copy
+
+    from napari_seg._generators import drain
+    from napari_seg.training import pixel
+
+    image, _, sparse = _few_slices()
     data = _data(image, sparse)
     held = sorted(slab.start for slab in data.regions)
-    labels = predict(result.model, image).labels
-    agreement = []
-    for c in np.unique(sparse[held]):
-        if c == 0:
-            continue
-        where = sparse[held] == c
-        agreement.append(np.mean(labels[held][where] == c))
-    loss = SegmentationLoss("ce", num_classes=result.model.spec.num_classes)
-    val = validate_windows(result.model, data, loss)
+    model = create_model(ModelSpec("pixel-classifier", in_channels=1, num_classes=4,
+                                   spatial_dims=3, options=OPTIONS))  # fmt: skip
+    first = []
+    fit_forest = pixel.fit_forest
+
+    def recording(net, samples, **kwargs):
+        fit = fit_forest(net, samples, **kwargs)
+        first.append(copy.deepcopy(model)) if not first else None
+        return fit
+
+    monkeypatch.setattr(pixel, "fit_forest", recording)
+    if per_class is not None:
+        monkeypatch.setattr(pixel, "HELD_OUT_PER_CLASS", per_class)
+    loss = SegmentationLoss("ce", num_classes=4)
+    _, val = drain(pixel.iter_fit_volume(model, data, loss))
+    labels = predict(first[0], image).labels
+    agreement = [np.mean(labels[held][sparse[held] == c] == c) for c in (1, 2, 3)]
     assert val.metric == "agreement"
-    assert val.score == pytest.approx(np.mean(agreement), abs=2e-3)
+    assert val.score == pytest.approx(np.mean(agreement), abs=2e-3 if per_class is None else 0.03)
     assert np.isfinite(val.loss)
-    data.release_held_out()
-    assert np.isnan(validate_windows(result.model, data, loss).score)
+    assert len(first) == 1  # ...and the refit made a second forest
+    assert not torch.equal(first[0].net.split_threshold, model.net.split_threshold)
 
 
 def test_a_3d_classifier_predicts_with_tiles_that_leave_room_for_its_context(fitted):
@@ -178,7 +197,7 @@ def test_a_stopped_fit_reads_no_window_after_the_stop(monkeypatch):
     those read so far, without validation, and the run says so."""
     from napari_seg._generators import Returning
     from napari_seg.training import iter_train, pixel
-    from napari_seg.training.events import TrainWarning
+    from napari_seg.training.events import FitProgress, TrainWarning
 
     image, _, sparse = _few_slices()
     monkeypatch.setattr(pixel, "WINDOW_3D", 16)  # 2 x 4 x 4 windows
@@ -188,7 +207,9 @@ def test_a_stopped_fit_reads_no_window_after_the_stop(monkeypatch):
     settings = dict(dims=3, architecture="pixel-classifier", label0="unlabelled", device="cpu",
                     options=OPTIONS)  # fmt: skip
     drained = list(iter_train((image, sparse), **settings))
-    assert len(read) > 8  # training windows, held-out ones, then all of them again
+    assert len(read) == 32  # each block's features once (every block holds painted voxels)
+    progress = [e for e in drained if isinstance(e, FitProgress)]
+    assert [(e.blocks_done, e.blocks_total) for e in progress] == [(d, 32) for d in range(1, 33)]
     read.clear()
     stop = threading.Event()
     stop.set()

@@ -24,6 +24,7 @@ from ..training._model import run_dims
 from ..training.config import TrainingConfig
 from ..training.events import (
     EpochEnd,
+    FitProgress,
     ModelSaved,
     PreviewReady,
     StepProgress,
@@ -414,7 +415,10 @@ class TrainWidget(Dock):
 
     # -- callbacks (main thread) ----------------------------------------------------
     def _on_event(self, event) -> None:
-        if isinstance(event, StepProgress):
+        if isinstance(event, FitProgress):  # a 3D pixel classifier reading its blocks
+            text = f"{self._head}\nreading block {event.blocks_done}/{event.blocks_total}"
+            self.runner.report(event.fraction, text)
+        elif isinstance(event, StepProgress):
             self.curves.add_loss(event.loss)
             eta = "" if event.eta_s is None else f", about {event.eta_s:.0f} s left"
             text = (

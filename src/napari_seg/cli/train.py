@@ -406,7 +406,14 @@ def _with_input_stack_axes(config, headers):
 
 
 def _run(pairs, config, args, names, stop):
-    from ..training import EpochEnd, StepProgress, TrainStarted, TrainWarning, iter_train
+    from ..training import (
+        EpochEnd,
+        FitProgress,
+        StepProgress,
+        TrainStarted,
+        TrainWarning,
+        iter_train,
+    )
 
     last = "val -"
 
@@ -415,6 +422,9 @@ def _run(pairs, config, args, names, stop):
         if isinstance(event, TrainStarted):
             bar_format = "{l_bar}{bar}| {elapsed}<{remaining}{postfix}"
             bar.start(1000, f"train ({event.device}, {event.precision})", bar_format=bar_format)
+        elif isinstance(event, FitProgress):  # a 3D pixel classifier reading its blocks
+            reading = f"reading block {event.blocks_done}/{event.blocks_total}"
+            bar.update(int(1000 * event.fraction), postfix=reading)
         elif isinstance(event, StepProgress):
             loss = f"epoch {event.epoch} loss {event.loss:.3f} {last}"
             bar.update(int(1000 * event.fraction), postfix=loss)

@@ -36,6 +36,28 @@ class TrainWarning:
 
 
 @dataclass(frozen=True)
+class FitProgress:
+    """Yielded while a 3D pixel classifier reads its volumes, after each block.
+
+    Attributes
+    ----------
+    blocks_done, blocks_total : int
+        Blocks of the volumes read so far, and in all (blocks without painted
+        voxels are skipped quickly).
+    elapsed_s : float
+    """
+
+    blocks_done: int
+    blocks_total: int
+    elapsed_s: float
+
+    @property
+    def fraction(self) -> float:
+        """Share of the blocks read."""
+        return self.blocks_done / max(1, self.blocks_total)
+
+
+@dataclass(frozen=True)
 class StepProgress:
     """Yielded after every optimizer step.
 
@@ -153,4 +175,6 @@ class TrainResult:
         return f"{self.stopped}: {self.epochs} epoch(s), {self.steps} steps in {self.seconds:.1f} s"
 
 
-TrainEvent = TrainStarted | TrainWarning | StepProgress | EpochEnd | ModelSaved | PreviewReady
+TrainEvent = (
+    TrainStarted | TrainWarning | FitProgress | StepProgress | EpochEnd | ModelSaved | PreviewReady
+)

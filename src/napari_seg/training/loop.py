@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .._device import release_memory
-from .._generators import drain
+from .._generators import Returning, drain
 from .._types import ArrayLike
 from ..arrays.layout import detect_in_channels
 from ..arrays.runtime import Runtime
@@ -30,6 +30,7 @@ from .config import TrainingConfig
 from .data import TrainingData, as_pairs
 from .events import (
     EpochEnd,
+    FitProgress,
     ModelSaved,
     PreviewReady,
     StepProgress,
@@ -42,7 +43,7 @@ from .files import best_from_file, check_outputs, companion_paths, resumed_confi
 from .instances import as_classes, refuse_instances, refuse_unused_ids
 from .losses import SegmentationLoss, resolve_loss
 from .schedule import lr_factor
-from .validation import METRIC_NAMES, Validation, validate, validate_windows
+from .validation import METRIC_NAMES, Validation, validate
 from .volume import VolumeData
 
 if TYPE_CHECKING:
@@ -368,32 +369,16 @@ class _Trainer:
     def fit_pixel(self, stop: threading.Event):
         """A pixel classifier's run: fit, validate on held-out strokes or blocks, fit
         again on every annotation (the figure is then a slightly pessimistic one), save."""
-        from .pixel import FeatureCache, fit_pixel_classifier
-
-        threads, data = self.config.threads, self.data
-        # Planes: the refit reuses the windows' features. Volumes: a window's features
-        # take hundreds of MB, so few would stay cached until the refit reads them again.
-        cache = FeatureCache() if isinstance(data, TrainingData) else None
         st, clock = self.state, Clock()
-        error = fit_pixel_classifier(self.model, data, seed=self.config.seed, cache=cache,
-                                     threads=threads, stop=stop).error  # fmt: skip
-        st.steps = 1
-        yield from clock.outside(StepProgress(1, 1, 1, error, 0.0, clock.elapsed(), 1.0))
-        self.model.eval()
+        if isinstance(self.data, VolumeData):
+            error, val = yield from self._fit_volume(stop, clock)
+        else:
+            error, val = yield from self._fit_planes(stop, clock)
         if stop.is_set():
             yield TrainWarning(
                 "stopped: the pixel classifier is fitted on the annotations read before the "
                 "stop, without validation"
             )
-            val = Validation(float("nan"), float("nan"), {}, data.validation_metric)
-        elif isinstance(data, VolumeData):
-            val = validate_windows(self.model, data, self.loss)
-        else:
-            val = validate(self.model, data, self.loss, self.runtime, self.config.batch_size)
-        if data.regions and not stop.is_set():
-            data.release_held_out()
-            fit_pixel_classifier(self.model, data, seed=self.config.seed, cache=cache,
-                                 threads=threads)  # fmt: skip
         st.epoch, st.elapsed_s = 1, clock.elapsed()
         self._track_best(val.score)
         st.history.append(history_entry(st, error, val, 0.0, clock.elapsed()))
@@ -401,6 +386,45 @@ class _Trainer:
                          True, val.metric)  # fmt: skip
         yield from clock.outside(event)
         return (yield from self._finish_pixel(clock, val))
+
+    def _fit_planes(self, stop: threading.Event, clock: Clock):
+        """Fit on the planes' training annotations, validate, fit again on all."""
+        from .pixel import FeatureCache, fit_pixel_classifier
+
+        data, seed, threads = self.data, self.config.seed, self.config.threads
+        assert isinstance(data, TrainingData)
+        cache = FeatureCache()  # the refit reuses the windows' features
+        error = fit_pixel_classifier(self.model, data, seed=seed, cache=cache, threads=threads,
+                                     stop=stop).error  # fmt: skip
+        self.state.steps = 1
+        yield from clock.outside(StepProgress(1, 1, 1, error, 0.0, clock.elapsed(), 1.0))
+        self.model.eval()
+        if stop.is_set():
+            return error, Validation(float("nan"), float("nan"), {}, data.validation_metric)
+        val = validate(self.model, data, self.loss, self.runtime, self.config.batch_size)
+        if data.regions:
+            data.release_held_out()
+            fit_pixel_classifier(self.model, data, seed=seed, cache=cache, threads=threads)
+        return error, val
+
+    def _fit_volume(self, stop: threading.Event, clock: Clock):
+        """Read the volumes' blocks once (progress after each), fit, validate, fit
+        again on all (:func:`~napari_seg.training.pixel.iter_fit_volume`)."""
+        from .pixel import iter_fit_volume
+
+        assert isinstance(self.data, VolumeData)
+        fitting = Returning(iter_fit_volume(self.model, self.data, self.loss,
+                                            seed=self.config.seed, threads=self.config.threads,
+                                            stop=stop))  # fmt: skip
+        for done, total in fitting:
+            yield from clock.outside(FitProgress(done, total, clock.elapsed()))
+        fit, val = fitting.value
+        self.state.steps = 1
+        yield from clock.outside(StepProgress(1, 1, 1, fit.error, 0.0, clock.elapsed(), 1.0))
+        if self.data.regions and not stop.is_set():
+            self.data.release_held_out()
+        self.model.eval()
+        return fit.error, val
 
     def _finish_pixel(self, clock: Clock, val: Validation):
         from ..models import save_model

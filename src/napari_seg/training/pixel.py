@@ -18,7 +18,7 @@ forest improves with every round of strokes, as ilastik users expect.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,12 +30,16 @@ from .data import IGNORE_INDEX, TrainingData, Window
 if TYPE_CHECKING:
     from ..models._pixel import PixelClassifierNet
     from ..models.wrapper import SegmentationModel
+    from .validation import Validation
     from .volume import VolumeData
 
 #: At most this many annotated pixels per class are fitted on (drawn at random).
 MAX_SAMPLES_PER_CLASS = 10_000
 #: Side of the windows whose features are computed at once (2D, 3D).
 WINDOW, WINDOW_3D = 1024, 128
+#: At most this many held-out voxels of each class and block score a 3D fit (each
+#: weighted by the voxels it stands for).
+HELD_OUT_PER_CLASS = 20_000
 #: A split that a tree did not make sends every pixel left (a finite "infinity",
 #: as model files hold finite numbers only).
 NEVER = float(np.finfo(np.float32).max)
@@ -52,10 +56,12 @@ class PixelFit:
 
 @dataclass
 class FeatureSamples:
-    """Feature vectors of annotated pixels and their classes."""
+    """Feature vectors of annotated pixels and their classes (and, when drawn from
+    more pixels, how many pixels each stands for)."""
 
     vectors: torch.Tensor  # (n, features), float32 on the CPU
     classes: torch.Tensor  # (n,) int64
+    weights: torch.Tensor | None = None  # (n,) float64
 
 
 class FeatureCache:
@@ -126,25 +132,85 @@ def sample_features(
     ValueError
         If no window holds an annotated pixel.
     """
-    vectors, classes = [], []
+    parts: list[FeatureSamples] = []
     for window in windows:
         feats = window_features(net, window, device, cache)
-        flat = feats.reshape(feats.shape[0], -1)
-        target = torch.from_numpy(window.target.reshape(-1))
-        for c in torch.unique(target[target != IGNORE_INDEX]).tolist():
-            where = torch.nonzero(target == c).reshape(-1)
-            if where.numel() > MAX_SAMPLES_PER_CLASS:
-                where = where[torch.from_numpy(rng.permutation(where.numel()))]
-                where = where[:MAX_SAMPLES_PER_CLASS]
-            vectors.append(flat[:, where.to(flat.device)].T.float().cpu())
-            classes.append(torch.full((where.numel(),), c, dtype=torch.int64))
-        if stop is not None and stop.is_set() and vectors:
+        parts.append(draw_samples(feats, window.target, rng, MAX_SAMPLES_PER_CLASS))
+        if stop is not None and stop.is_set() and len(_joined(parts).classes):
             break
+    return balanced(_joined(parts), rng)
+
+
+def draw_samples(
+    feats: torch.Tensor, target: np.ndarray, rng: np.random.Generator, per_class: int
+) -> FeatureSamples:
+    """The feature vectors of the annotated pixels of one window, at most
+    ``per_class`` of each class (drawn at random), each weighted by the pixels of
+    its class in the window it stands for.
+
+    Parameters
+    ----------
+    feats : torch.Tensor
+        ``(F, *region)``.
+    target : ndarray
+        The region's classes, ``IGNORE_INDEX`` where nothing is annotated.
+    rng : numpy.random.Generator
+    per_class : int
+
+    Returns
+    -------
+    FeatureSamples
+    """
+    flat = feats.reshape(feats.shape[0], -1)
+    target_t = torch.from_numpy(np.ascontiguousarray(target).reshape(-1))
+    vectors, classes, weights = [], [], []
+    for c in torch.unique(target_t[target_t != IGNORE_INDEX]).tolist():
+        where = torch.nonzero(target_t == c).reshape(-1)
+        count = where.numel()
+        if count > per_class:
+            where = where[torch.from_numpy(rng.permutation(count))][:per_class]
+        vectors.append(flat[:, where.to(flat.device)].T.float().cpu())
+        classes.append(torch.full((where.numel(),), c, dtype=torch.int64))
+        weights.append(torch.full((where.numel(),), count / where.numel(), dtype=torch.float64))
     if not vectors:
+        return FeatureSamples(torch.zeros(0, feats.shape[0]), torch.zeros(0, dtype=torch.int64))
+    return FeatureSamples(torch.cat(vectors), torch.cat(classes), torch.cat(weights))
+
+
+def _joined(parts: list[FeatureSamples]) -> FeatureSamples:
+    """The samples of ``parts`` together (none: empty)."""
+    if not parts:
+        return FeatureSamples(torch.zeros(0, 0), torch.zeros(0, dtype=torch.int64))
+    weights = [p.weights if p.weights is not None else torch.ones(len(p.classes)) for p in parts]
+    return FeatureSamples(
+        torch.cat([p.vectors for p in parts]),
+        torch.cat([p.classes for p in parts]),
+        torch.cat([w.double() for w in weights]),
+    )
+
+
+def balanced(samples: FeatureSamples, rng: np.random.Generator) -> FeatureSamples:
+    """At most ``MAX_SAMPLES_PER_CLASS`` of ``samples`` per class, drawn at random:
+    what a forest is fitted on.
+
+    Parameters
+    ----------
+    samples : FeatureSamples
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    FeatureSamples
+
+    Raises
+    ------
+    ValueError
+        If there is no sample.
+    """
+    if not len(samples.classes):
         raise ValueError("no annotated pixel to fit the pixel classifier on")
-    x, y = torch.cat(vectors), torch.cat(classes)
-    keep = _balanced_subsample(y, rng)
-    return FeatureSamples(x[keep], y[keep])
+    keep = _balanced_subsample(samples.classes, rng)
+    return FeatureSamples(samples.vectors[keep], samples.classes[keep])
 
 
 def window_features(
@@ -334,6 +400,104 @@ def fit_pixel_classifier(
     windows = data.windows(window_size(net), net.features.margin)
     samples = sample_features(net, windows, rng, model.device, cache, stop)
     return fit_forest(net, samples, seed=seed, threads=threads)
+
+
+def iter_fit_volume(
+    model: SegmentationModel,
+    data: VolumeData,
+    loss_fn: torch.nn.Module,
+    *,
+    seed: int = 0,
+    threads: int | None = None,
+    stop: threading.Event | None = None,
+) -> Generator[tuple[int, int], None, tuple[PixelFit, Validation]]:
+    """Fit a 3D pixel classifier on ``data``, validate it on the held-out slabs, and
+    fit it again on every annotation, reading each window's features once.
+
+    Each block's features (:meth:`VolumeData.window_pairs`) give the training
+    samples and the held-out ones (at most :data:`HELD_OUT_PER_CLASS` per class
+    and block, each weighted by the voxels it stands for). The forest fitted on
+    the training samples scores the held-out ones (the confusion matrix weighted,
+    so that subsampling leaves the scores unbiased), then is fitted again on both.
+
+    Parameters
+    ----------
+    model : SegmentationModel
+        A 3D ``pixel-classifier``; fitted in place.
+    data : VolumeData
+    loss_fn : torch.nn.Module
+        The run's loss, for the held-out loss.
+    seed : int
+    threads : int, optional
+    stop : threading.Event, optional
+        Once set, no block is read after the current one, and the forest is
+        fitted on what was read, without validation.
+
+    Yields
+    ------
+    (done, total) : tuple of int
+        Blocks read so far, and in all.
+
+    Returns
+    -------
+    fit : PixelFit
+        The first fit's out-of-bag error and the last fit's forest.
+    validation : Validation
+        NaN when nothing is held out or the run was stopped.
+
+    Raises
+    ------
+    ValueError
+        If the model is not a 3D pixel classifier, or nothing is annotated.
+    """
+    from .validation import Validation
+
+    net = pixel_net(model)
+    if net.features.dims != 3:
+        raise ValueError("iter_fit_volume fits a 3D pixel classifier")
+    rng = np.random.default_rng(seed)
+    training: list[FeatureSamples] = []
+    held: list[FeatureSamples] = []
+    for done, total, window, held_target in data.window_pairs(WINDOW_3D, net.features.margin):
+        if window is not None and held_target is not None:
+            feats = window_features(net, window, model.device, None)
+            training.append(draw_samples(feats, window.target, rng, MAX_SAMPLES_PER_CLASS))
+            held.append(draw_samples(feats, held_target, rng, HELD_OUT_PER_CLASS))
+        yield done, total
+        if stop is not None and stop.is_set() and len(_joined(training).classes):
+            break
+    samples = _joined(training)
+    fit = fit_forest(net, balanced(samples, rng), seed=seed, threads=threads)
+    scored = _joined(held)
+    if (stop is not None and stop.is_set()) or not data.regions or not len(scored.classes):
+        return fit, Validation(float("nan"), float("nan"), {}, data.validation_metric)
+    validation = _score_samples(model, scored, loss_fn, data.validation_metric)
+    both = _joined([samples, scored])
+    refit = fit_forest(net, balanced(both, rng), seed=seed, threads=threads)
+    return PixelFit(fit.error, refit.forest), validation
+
+
+def _score_samples(
+    model: SegmentationModel, samples: FeatureSamples, loss_fn: torch.nn.Module, metric: str
+) -> Validation:
+    """The validation of ``model``'s forest on held-out ``samples``: their loss, and
+    the scores of their confusion matrix, each sample counting for the pixels it
+    stands for."""
+    from ..models._pixel import MIN_PROBABILITY
+    from ..models.wrapper import mask_untrained
+    from .validation import validation_from_matrix
+
+    net, k = pixel_net(model), model.spec.num_classes
+    with torch.no_grad():
+        columns = samples.vectors.to(model.device).T
+        logits = net.classify_features(columns).clamp_min_(MIN_PROBABILITY).log_()[None]
+        y = samples.classes.to(logits.device)[None]
+        loss = float(loss_fn(logits, y))
+        pred = mask_untrained(logits, model.spec).argmax(dim=1)[0].cpu().numpy()
+    weights = samples.weights.numpy() if samples.weights is not None else None
+    counts = np.bincount(samples.classes.numpy() * k + pred, weights=weights, minlength=k * k)
+    matrix = np.rint(counts).astype(np.int64).reshape(k, k)
+    return validation_from_matrix(matrix, [loss], [len(samples.classes)], metric)
 
 
 def window_size(net: PixelClassifierNet) -> int:

@@ -95,55 +95,25 @@ def validate(
             counts += torch.bincount(y[valid] * k + pred[valid], minlength=k * k)
     finally:
         model.train(was_training)
-    return _validation(counts.cpu().numpy().reshape(k, k), losses, weights, metric)
+    return validation_from_matrix(counts.cpu().numpy().reshape(k, k), losses, weights, metric)
 
 
-@torch.no_grad()
-def validate_windows(
-    model: SegmentationModel, data: VolumeData, loss_fn: torch.nn.Module
+def validation_from_matrix(
+    matrix: np.ndarray, losses: list, weights: list, metric: str
 ) -> Validation:
-    """:func:`validate` for a 3D pixel classifier: the held-out slabs' annotated
-    voxels are classified from features computed with the image around them
-    (patch-sized blocks would lack the filters' context at their edges, and a
-    whole block would be classified to score one annotated slice).
+    """The loss (the mean of ``losses`` weighted by their scored pixels) and the
+    score of a confusion ``matrix`` (rows: the annotations' classes).
 
     Parameters
     ----------
-    model : SegmentationModel
-        A ``pixel-classifier``.
-    data : VolumeData
-    loss_fn : torch.nn.Module
+    matrix : (k, k) ndarray of int
+    losses, weights : list of float
+    metric : {"iou", "agreement"}
 
     Returns
     -------
     Validation
-        NaN loss and score when nothing is held out.
     """
-    from ..models._pixel import MIN_PROBABILITY
-    from .pixel import pixel_net, window_features, window_size
-
-    metric, k = data.validation_metric, model.spec.num_classes
-    if not data.regions:
-        return Validation(float("nan"), float("nan"), {}, metric)
-    net = pixel_net(model)
-    counts = np.zeros(k * k, np.int64)
-    losses, weights = [], []
-    for window in data.windows(window_size(net), net.features.margin, held_out=True):
-        feats = window_features(net, window, model.device, None)
-        target = torch.from_numpy(window.target.reshape(-1))
-        valid = target != IGNORE_INDEX
-        columns = feats.reshape(feats.shape[0], -1)[:, valid.to(feats.device)]
-        logits = net.classify_features(columns).clamp_min_(MIN_PROBABILITY).log_()[None]
-        y = target[valid][None].to(logits.device)
-        losses.append(float(loss_fn(logits, y)))
-        weights.append(int(valid.sum()))
-        pred = mask_untrained(logits, model.spec).argmax(dim=1)
-        counts += np.bincount((y * k + pred).reshape(-1).cpu().numpy(), minlength=k * k)
-    return _validation(counts.reshape(k, k), losses, weights, metric)
-
-
-def _validation(matrix: np.ndarray, losses: list, weights: list, metric: str) -> Validation:
-    """The loss (weighted by scored pixels) and score of a confusion ``matrix``."""
     k, total = len(matrix), sum(weights)
     loss = sum(v * w for v, w in zip(losses, weights, strict=True)) / total if total else math.nan
     if metric == "agreement":

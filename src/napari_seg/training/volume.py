@@ -317,45 +317,74 @@ class VolumeData(LabelMode):
             target[target == 0] = IGNORE_INDEX
         return target
 
-    def windows(self, size: int, margin: int, *, held_out: bool = False) -> Iterator[Window]:
-        """The annotated regions, with ``margin`` voxels of image context: blocks of
-        up to ``size`` voxels a side, each cut to the box of its annotated voxels
-        (a few annotated slices give thin windows).
+    def window_pairs(
+        self, size: int, margin: int
+    ) -> Iterator[tuple[int, int, Window | None, np.ndarray | None]]:
+        """Every block of up to ``size`` voxels a side, cut to the box of its painted
+        voxels (training and held-out: a few annotated slices give thin boxes) and
+        read with ``margin`` voxels of image context.
 
         Parameters
         ----------
         size, margin : int
-        held_out : bool
-            Windows of the training annotations (default), or of the held-out
-            slabs' annotations that validation scores.
+
+        Yields
+        ------
+        done, total : int
+            Blocks visited so far (this one included), and in all.
+        window : Window or None
+            Its target is the training annotation of the box; None for a block
+            without painted voxels. Keyed by the pair and the outer box.
+        held : ndarray or None
+            The held-out annotation of the same box, which validation scores.
+        """
+        blocks = [
+            (s, block)
+            for s, volume in enumerate(self.sources)
+            for block in _cubes(volume.layout.spatial_shape, size)
+        ]
+        for done, (s, block) in enumerate(blocks, start=1):
+            target = self._target(s, block)
+            target[target >= FILLED] = IGNORE_INDEX  # painted voxels only
+            held = self._held_target(s, block)
+            box = _annotated_box((target != IGNORE_INDEX) | (held != IGNORE_INDEX))
+            if box is None:
+                yield done, len(blocks), None, None
+                continue
+            yield done, len(blocks), self._window(s, block, box, margin, target[box]), held[box]
+
+    def windows(self, size: int, margin: int) -> Iterator[Window]:
+        """The windows of :meth:`window_pairs` holding training annotations.
+
+        Parameters
+        ----------
+        size, margin : int
 
         Yields
         ------
         Window
-            Keyed by the pair and the window's outer box.
         """
-        for s, volume in enumerate(self.sources):
-            shape = volume.layout.spatial_shape
-            for block in _cubes(shape, size):
-                target = self._held_target(s, block) if held_out else self._target(s, block)
-                target[target >= FILLED] = IGNORE_INDEX  # painted voxels only
-                box = _annotated_box(target != IGNORE_INDEX)
-                if box is None:
-                    continue
-                inner = [
-                    slice(b.start + i.start, b.start + i.stop)
-                    for b, i in zip(block, box, strict=True)
-                ]
-                outer = [
-                    slice(max(0, i.start - margin), min(n, i.stop + margin))
-                    for i, n in zip(inner, shape, strict=True)
-                ]
-                within = tuple(
-                    slice(i.start - o.start, i.stop - o.start)
-                    for i, o in zip(inner, outer, strict=True)
-                )
-                key = (s, *((o.start, o.stop) for o in outer))
-                yield Window(key, self._read_image(volume, outer), target[box], within)
+        for _done, _total, window, _held in self.window_pairs(size, margin):
+            if window is not None and (window.target != IGNORE_INDEX).any():
+                yield window
+
+    def _window(
+        self, s: int, block: list[slice], box: tuple[slice, ...], margin: int, target: np.ndarray
+    ) -> Window:
+        """The window of ``box`` (in ``block``'s coordinates) with its image context."""
+        shape = self.sources[s].layout.spatial_shape
+        inner = [
+            slice(b.start + i.start, b.start + i.stop) for b, i in zip(block, box, strict=True)
+        ]
+        outer = [
+            slice(max(0, i.start - margin), min(n, i.stop + margin))
+            for i, n in zip(inner, shape, strict=True)
+        ]
+        within = tuple(
+            slice(i.start - o.start, i.stop - o.start) for i, o in zip(inner, outer, strict=True)
+        )
+        key = (s, *((o.start, o.stop) for o in outer))
+        return Window(key, self._read_image(self.sources[s], outer), target, within)
 
     def patch_at(self, s: int, centre: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """The patch centred on ``centre``; parts outside the volume are padded
