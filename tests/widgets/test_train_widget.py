@@ -397,9 +397,17 @@ def test_a_3d_pixel_classifier_is_fitted_from_a_few_painted_slices(setup, qtbot,
     w._source.value = "new"
     w.source.arch.value = "pixel-classifier"
     w.settings.dims.value = 3
+    reports, report = [], w.runner.report
+
+    def recording(fraction=None, text=None):
+        reports.append(text)
+        report(fraction, text)
+
+    w.runner.report = recording
     w.start()
     _wait(qtbot, w)
     assert notes["error"] == []
+    assert any("reading block 1/1" in str(text) for text in reports)  # progress while fitting
     model = w.current.model
     assert (model.spec.architecture, model.spec.spatial_dims) == ("pixel-classifier", 3)
     assert model.spec.spacing == (2.0, 1.0, 1.0)
