@@ -497,6 +497,20 @@ class PixelClassifierNet(nn.Module):
             out[:, i : i + CHUNK] = self.classify_vectors(feats[:, i : i + CHUNK].T.contiguous()).T
         return out
 
+    def logits_of_features(self, feats: torch.Tensor) -> torch.Tensor:
+        """Class logits ``(C, n)`` of feature columns ``(F, n)``: the log of their
+        probabilities, floored at :data:`MIN_PROBABILITY`.
+
+        Parameters
+        ----------
+        feats : torch.Tensor
+
+        Returns
+        -------
+        torch.Tensor
+        """
+        return self.classify_features(feats).clamp_min_(MIN_PROBABILITY).log_()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits (log-probabilities) of every pixel of ``x`` ``(N, C, *spatial)``.
 
@@ -524,12 +538,8 @@ class PixelClassifierNet(nn.Module):
             rows = slice(start, min(spatial[0], start + step))
             feats = self.features.region(x, (rows,) + (slice(None),) * (len(spatial) - 1), coarse)
             flat = feats.reshape(*feats.shape[:2], -1)
-            probs = torch.stack([self.classify_features(flat[b]) for b in range(len(flat))])
-            out[:, :, rows] = (
-                probs.clamp_min_(MIN_PROBABILITY)
-                .log_()
-                .reshape(feats.shape[0], -1, *feats.shape[2:])
-            )
+            logits = torch.stack([self.logits_of_features(flat[b]) for b in range(len(flat))])
+            out[:, :, rows] = logits.reshape(feats.shape[0], -1, *feats.shape[2:])
         return out
 
 

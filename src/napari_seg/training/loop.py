@@ -352,6 +352,7 @@ class _Trainer:
 
         net = self.model.net
         if isinstance(net, StackedNet) and not bool(net.pixel.fitted):
+            assert isinstance(self.data, TrainingData)  # the auto-context network is 2D only
             fit_pixel_classifier(
                 self.model, self.data, seed=self.config.seed, threads=self.config.threads
             )

@@ -136,7 +136,7 @@ def sample_features(
     for window in windows:
         feats = window_features(net, window, device, cache)
         parts.append(draw_samples(feats, window.target, rng, MAX_SAMPLES_PER_CLASS))
-        if stop is not None and stop.is_set() and len(_joined(parts).classes):
+        if stop is not None and stop.is_set() and any(len(p.classes) for p in parts):
             break
     return balanced(_joined(parts), rng)
 
@@ -353,7 +353,7 @@ def _float32_at_most(value: float) -> np.float32:
 
 def fit_pixel_classifier(
     model: SegmentationModel,
-    data: TrainingData | VolumeData,
+    data: TrainingData,
     *,
     seed: int = 0,
     cache: FeatureCache | None = None,
@@ -367,16 +367,15 @@ def fit_pixel_classifier(
     model : SegmentationModel
         Its ``net`` is a :class:`~napari_seg.models._pixel.PixelClassifierNet`;
         fitted in place.
-    data : TrainingData or VolumeData
-        Planes for a 2D classifier, volumes for a 3D one.
+    data : TrainingData
+        Planes (a 3D classifier is fitted on volumes by :func:`iter_fit_volume`).
     seed : int
     cache : FeatureCache, optional
         Features of windows computed by earlier fits of the same data.
     threads : int, optional
         CPU threads for the forest.
     stop : threading.Event, optional
-        Once set, the forest is fitted on the windows read so far (a large
-        volume is read in many).
+        Once set, the forest is fitted on the windows read so far.
 
     Returns
     -------
@@ -387,17 +386,18 @@ def fit_pixel_classifier(
     Raises
     ------
     ValueError
-        If the model is not a pixel classifier, or there is nothing to fit on.
+        If the model is not a 2D pixel classifier, ``data`` not planes, or there is
+        nothing to fit on.
     """
     net = pixel_net(model)
-    if (net.features.dims == 2) != isinstance(data, TrainingData):
+    if net.features.dims != 2:
         raise ValueError(
-            f"a {net.features.dims}D pixel classifier is fitted on "
-            f"{'planes' if net.features.dims == 2 else 'volumes'}, not on "
-            f"{'volumes' if net.features.dims == 2 else 'planes'}"
+            "a 3D pixel classifier is fitted on volumes, not on planes (iter_fit_volume)"
         )
+    if not isinstance(data, TrainingData):
+        raise ValueError("a 2D pixel classifier is fitted on planes, not on volumes")
     rng = np.random.default_rng(seed)
-    windows = data.windows(window_size(net), net.features.margin)
+    windows = data.windows(WINDOW, net.features.margin)
     samples = sample_features(net, windows, rng, model.device, cache, stop)
     return fit_forest(net, samples, seed=seed, threads=threads)
 
@@ -464,7 +464,7 @@ def iter_fit_volume(
             training.append(draw_samples(feats, window.target, rng, MAX_SAMPLES_PER_CLASS))
             held.append(draw_samples(feats, held_target, rng, HELD_OUT_PER_CLASS))
         yield done, total
-        if stop is not None and stop.is_set() and len(_joined(training).classes):
+        if stop is not None and stop.is_set() and any(len(p.classes) for p in training):
             break
     samples = _joined(training)
     fit = fit_forest(net, balanced(samples, rng), seed=seed, threads=threads)
@@ -483,14 +483,12 @@ def _score_samples(
     """The validation of ``model``'s forest on held-out ``samples``: their loss, and
     the scores of their confusion matrix, each sample counting for the pixels it
     stands for."""
-    from ..models._pixel import MIN_PROBABILITY
     from ..models.wrapper import mask_untrained
     from .validation import validation_from_matrix
 
     net, k = pixel_net(model), model.spec.num_classes
     with torch.no_grad():
-        columns = samples.vectors.to(model.device).T
-        logits = net.classify_features(columns).clamp_min_(MIN_PROBABILITY).log_()[None]
+        logits = net.logits_of_features(samples.vectors.to(model.device).T)[None]
         y = samples.classes.to(logits.device)[None]
         loss = float(loss_fn(logits, y))
         pred = mask_untrained(logits, model.spec).argmax(dim=1)[0].cpu().numpy()
@@ -498,21 +496,6 @@ def _score_samples(
     counts = np.bincount(samples.classes.numpy() * k + pred, weights=weights, minlength=k * k)
     matrix = np.rint(counts).astype(np.int64).reshape(k, k)
     return validation_from_matrix(matrix, [loss], [len(samples.classes)], metric)
-
-
-def window_size(net: PixelClassifierNet) -> int:
-    """Side of the windows whose features ``net`` computes at once.
-
-    Parameters
-    ----------
-    net : PixelClassifierNet
-
-    Returns
-    -------
-    int
-        :data:`WINDOW` in 2D, :data:`WINDOW_3D` in 3D.
-    """
-    return WINDOW if net.features.dims == 2 else WINDOW_3D
 
 
 def pixel_net(model: SegmentationModel) -> PixelClassifierNet:

@@ -18,8 +18,8 @@ With ``fill=True`` (sparse labels), the voxels nobody painted get the classes
 training slices (held-out slices left out, so validation stays honest), coded
 as ``FILLED + class`` so that the loss can weigh them lower than painted voxels.
 
-A 3D pixel classifier is fitted on :meth:`VolumeData.windows` instead of patches:
-the boxes of the painted voxels, with the image context its filters need.
+A 3D pixel classifier is fitted on :meth:`VolumeData.window_pairs` instead of
+patches: the boxes of the painted voxels, with the image context its filters need.
 """
 
 from __future__ import annotations
@@ -352,21 +352,6 @@ class VolumeData(LabelMode):
                 yield done, len(blocks), None, None
                 continue
             yield done, len(blocks), self._window(s, block, box, margin, target[box]), held[box]
-
-    def windows(self, size: int, margin: int) -> Iterator[Window]:
-        """The windows of :meth:`window_pairs` holding training annotations.
-
-        Parameters
-        ----------
-        size, margin : int
-
-        Yields
-        ------
-        Window
-        """
-        for _done, _total, window, _held in self.window_pairs(size, margin):
-            if window is not None and (window.target != IGNORE_INDEX).any():
-                yield window
 
     def _window(
         self, s: int, block: list[slice], box: tuple[slice, ...], margin: int, target: np.ndarray
