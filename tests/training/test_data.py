@@ -151,3 +151,25 @@ def test_bad_labels_are_named(labels, kwargs, error, message):
     image = np.zeros((64, 64), np.float32)
     with pytest.raises(error, match=message):
         _data((image, labels), names=["cells / paint"], **kwargs)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+@pytest.mark.parametrize("architecture", ["unet", "pixel-classifier"])
+@pytest.mark.parametrize("label0", ["unlabelled", "background"])
+def test_training_leaves_the_callers_int64_labels_as_they_were(dims, architecture, label0):
+    """Labels held as int64 (NumPy's default integers, and napari's Labels layers made
+    from them) were read as views: the targets' ignored pixels (-100) were written into
+    the caller's array, and a second pass over them found nothing annotated."""
+    from napari_seg.sample_data import cells_2d, cells_3d
+    from napari_seg.training import train
+
+    image, truth = cells_3d((16, 32, 32), seed=1) if dims == 3 else cells_2d((64, 64), seed=1)
+    labels = (truth + 1).astype(np.int64)
+    if label0 == "unlabelled":
+        labels[1::3] = 0  # every third slice or row left unpainted
+    before = labels.copy()
+    options = {"depth": 2, "base_width": 4} if architecture == "unet" else {"max_sigma": 2}
+    budget = {"epochs": 1, "steps_per_epoch": 1, "minutes": None}
+    train((image, labels), dims=dims, architecture=architecture, label0=label0, options=options,
+          device="cpu", validation_fraction=0.3, **budget)  # fmt: skip
+    np.testing.assert_array_equal(labels, before)

@@ -387,10 +387,10 @@ def test_a_3d_pixel_classifier_is_fitted_from_a_few_painted_slices(setup, qtbot,
 
     viewer, w, _ = setup
     image, labels = cells_3d((24, 48, 48), seed=1)
-    sparse = np.zeros(labels.shape, np.uint8)
+    sparse = np.zeros(labels.shape, np.int64)  # NumPy's default integers
     sparse[::4] = labels[::4] + 1
     viewer.add_image(image, name="vol", scale=(2.0, 1.0, 1.0))
-    viewer.add_labels(sparse, name="slices", scale=(2.0, 1.0, 1.0))
+    painted = viewer.add_labels(sparse.copy(), name="slices", scale=(2.0, 1.0, 1.0))
     w.reset_choices()
     w._image.value, w._labels.value = viewer.layers["vol"], viewer.layers["slices"]
     w._label0.value = "unlabelled"
@@ -407,6 +407,7 @@ def test_a_3d_pixel_classifier_is_fitted_from_a_few_painted_slices(setup, qtbot,
     w.start()
     _wait(qtbot, w)
     assert notes["error"] == []
+    np.testing.assert_array_equal(painted.data, sparse)  # the strokes are left as they were
     assert any("reading block 1/1" in str(text) for text in reports)  # progress while fitting
     model = w.current.model
     assert (model.spec.architecture, model.spec.spatial_dims) == ("pixel-classifier", 3)

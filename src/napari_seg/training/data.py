@@ -405,8 +405,9 @@ class TrainingData(LabelMode):
 
     # -- reading ---------------------------------------------------------------------
     def _read_labels(self, src: _Source, plane, ys: slice, xs: slice) -> np.ndarray:
-        block = np.asarray(src.labels[src.layout.output_index(plane, ys, xs)])
-        return block.astype(np.int64, copy=False)
+        """A copy of a region's labels as int64, which the caller may change (an int64
+        array in memory would otherwise be a view of the user's labels)."""
+        return np.array(src.labels[src.layout.output_index(plane, ys, xs)], dtype=np.int64)
 
     def _read_image(self, src: _Source, plane, ys: slice, xs: slice) -> np.ndarray:
         return src.stats.apply(src.layout.read(src.image, plane, ys, xs))

@@ -280,9 +280,11 @@ class VolumeData(LabelMode):
 
     # -- reading --------------------------------------------------------------------------
     def _read_labels(self, volume: _Volume, *region: slice) -> np.ndarray:
+        """A copy of a region's labels as int64, which the caller may change (an int64
+        array in memory would otherwise be a view of the user's labels)."""
         full = [*region, *(slice(None),) * (3 - len(region))]
         index = volume.layout.output_index(volume.layout.plane_at(0), *full)
-        return np.asarray(volume.labels[index]).astype(np.int64, copy=False)
+        return np.array(volume.labels[index], dtype=np.int64)
 
     def _read_image(self, volume: _Volume, region: Sequence[slice]) -> np.ndarray:
         return volume.stats.apply(
