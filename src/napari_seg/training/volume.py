@@ -291,9 +291,10 @@ class VolumeData(LabelMode):
             volume.layout.read(volume.image, volume.layout.plane_at(0), *region)
         )
 
-    def _target(self, s: int, region: Sequence[slice]) -> np.ndarray:
-        """Targets of a region: ids, with unannotated and held-out voxels ignored."""
-        lab = self._read_labels(self.sources[s], *region)
+    def _target(self, s: int, region: Sequence[slice], lab: np.ndarray | None = None) -> np.ndarray:
+        """Targets of a region: ids, with unannotated and held-out voxels ignored
+        (from its labels ``lab`` when already read, which stay as they are)."""
+        lab = self._read_labels(self.sources[s], *region) if lab is None else lab.copy()
         if self.sparse:
             filled = self._filled[s] if self._filled else None
             if filled is not None:
@@ -306,10 +307,9 @@ class VolumeData(LabelMode):
                 lab[inside] = IGNORE_INDEX
         return lab
 
-    def _held_target(self, s: int, region: Sequence[slice]) -> np.ndarray:
+    def _held_target(self, s: int, region: Sequence[slice], lab: np.ndarray) -> np.ndarray:
         """Targets of a region scored by validation: the held-out slabs' annotated
-        voxels; everything else ignored."""
-        lab = self._read_labels(self.sources[s], *region)
+        voxels of its labels ``lab``; everything else ignored."""
         target = np.full(lab.shape, IGNORE_INDEX, np.int64)
         for slab in self._slabs(s):
             inside = _within(slab, region)
@@ -346,9 +346,10 @@ class VolumeData(LabelMode):
             for block in _cubes(volume.layout.spatial_shape, size)
         ]
         for done, (s, block) in enumerate(blocks, start=1):
-            target = self._target(s, block)
+            lab = self._read_labels(self.sources[s], *block)  # read once for both
+            held = self._held_target(s, block, lab)
+            target = self._target(s, block, lab)
             target[target >= FILLED] = IGNORE_INDEX  # painted voxels only
-            held = self._held_target(s, block)
             box = _annotated_box((target != IGNORE_INDEX) | (held != IGNORE_INDEX))
             if box is None:
                 yield done, len(blocks), None, None
