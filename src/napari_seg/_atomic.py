@@ -47,7 +47,8 @@ class OutputExistsError(FileExistsError):
         self.path = Path(path)
         super().__init__(
             f"{self.path} already exists; napari-seg replaces a file only when told to "
-            "(--overwrite on the command line, 'replace an existing file' in the widgets)"
+            "(--overwrite on the command line, 'replace an existing file' in the widgets, "
+            "overwrite=True in Python)"
         )
 
 

@@ -9,6 +9,7 @@ import textwrap
 import pytest
 import torch
 
+from napari_seg import DeviceError
 from napari_seg.models import ModelFileError, ModelSpec, create_model, load_model, save_model
 from napari_seg.models.model_file import read_model_card
 
@@ -56,6 +57,17 @@ def test_card_records_spec_provenance_and_versions(saved, model):
     assert ModelSpec.from_dict(card["spec"]) == model.spec
     assert card["provenance"] == {"note": "test"}
     assert {"torch", "safetensors"} <= set(card["versions"])
+
+
+def test_device_names_are_resolved(saved, model):
+    # "auto" (the README's example) is a name of napari-seg's, not of torch's.
+    loaded = load_model(saved, device="auto")
+    assert next(loaded.parameters()).device.type in ("cpu", "cuda", "mps")
+    assert loaded.spec == model.spec
+    cpu = load_model(saved, device=torch.device("cpu"))
+    assert next(cpu.parameters()).device == torch.device("cpu")
+    with pytest.raises(DeviceError, match="tpu"):
+        load_model(saved, device="tpu")
 
 
 def test_truncated_file_is_a_clear_error(saved):

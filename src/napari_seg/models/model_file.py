@@ -418,9 +418,14 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -
     ModelFileError
         If the file is missing, a folder, pickle-based, truncated, corrupt, holds
         non-finite weights, or its weights do not match its spec.
+    DeviceError
+        If ``device`` is not understood or not available here (``"auto"`` is always
+        available).
     """
+    from .._device import resolve_device
     from .registry import create_model
 
+    target = resolve_device(device)  # an unknown or absent device fails before the file is read
     header = _read_header(Path(path))
     spec = _spec(header)
     model = create_model(spec)
@@ -436,7 +441,7 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -
             raise ModelFileError(f"{path}: {exc}") from None
     model.card = header.card
     model.extra_tensors = {k: v for k, v in tensors.items() if not k.startswith(MODEL_PREFIX)}
-    return model.eval().to(device)
+    return model.eval().to(target)
 
 
 #: Bytes per element of the safetensors dtypes napari-seg writes or may meet.

@@ -1,0 +1,68 @@
+"""The README's Python example runs as written (with small inputs and a short budget)."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _block(text: str, opening: str) -> str:
+    found = re.findall(re.escape(opening) + r"\n(.*?)```", text, re.S)
+    assert len(found) == 1, f"expected one {opening!r} block in README.md, found {len(found)}"
+    return found[0]
+
+
+def _inputs() -> dict:
+    """The names the example leaves to the reader, as small arrays."""
+    from napari_seg import refine
+    from napari_seg.sample_data import CLASS_NAMES, cells_2d, cells_3d
+
+    image, gt = (a[:192, :192] for a in cells_2d())
+    scribbles = np.zeros_like(gt)
+    scribbles[::7, ::7] = gt[::7, ::7] + 1  # label0="unlabelled": 0 is unpainted
+    pred = gt.copy()
+    pred[:24] = 0
+    objects = refine.number_objects(gt, CLASS_NAMES, background=0)
+    outlines = np.zeros((17, 48, 48), np.uint8)
+    outlines[::8, 12:30, 12:30] = 1
+    rng = np.random.default_rng(0)
+    probabilities = rng.dirichlet((1.0,) * 3, size=gt.shape).transpose(2, 0, 1)
+    return {
+        "image": image,
+        "stack": cells_3d()[0][:2, :96, :96],
+        "gt": gt,
+        "pred": pred,
+        "labels": gt,
+        "scribbles": scribbles,
+        "pred_objects": objects,
+        "gt_objects": objects,
+        "names": ["a"],
+        "pairs": [(pred, gt)],
+        "probabilities": probabilities.astype(np.float32),
+        "outlines": outlines,
+    }
+
+
+def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
+    from napari_seg.models import ModelSpec, create_model, save_model
+
+    text = README.read_text(encoding="utf-8")
+    code = _block(text, "```python")
+    assert "minutes=2" in code  # shortened below; a changed example must change this test
+    code = code.replace("minutes=2", "minutes=0.03")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clean.yaml").write_text(_block(text, "```yaml\n# clean.yaml"))
+    for seed in (0, 1):  # the ensemble's members
+        spec = ModelSpec("unet", 1, 3, options={"depth": 2, "base_width": 8})
+        save_model(create_model(spec), f"seed{seed}.safetensors")
+    scope = _inputs()
+    exec(compile(code, str(README), "exec"), scope)  # the project's own README
+    assert scope["result"].labels.shape == scope["image"].shape
+    assert scope["trained"].best_path == Path("model.safetensors")
+    assert (tmp_path / "model.safetensors").is_file()
+    assert scope["objects"].shape == scope["image"].shape  # of random networks: maybe empty
+    assert scope["clean"].shape == scope["labels"].shape
+    assert scope["filled"][4].any()  # a slice between the drawn ones was filled
+    assert "EpochEnd(" in capsys.readouterr().out  # the fine-tuning loop's events
