@@ -28,12 +28,18 @@ the child's), trained on the given slices only (label 0 = not painted; classes
   default options), fitted on the given slices in 2D (slice by slice) or with 3D
   features (no time budget: it is fitted once).
 
+``--thick F`` makes the volume of slices F times thicker than its pixels (the
+mean of every F axial slices; the labels of their middle slice), as a CT or MRI
+acquired in thick slices, and tells the learnt methods its voxel size (F, 1, 1)
+(the 2D ones the in-plane (1, 1)); k then counts thick slices.
+
 ``--memory`` trains the 3D U-Net (default options) on a synthetic 256^3 volume given
 every 8th slice for 3 epochs of 5 steps, with the filling, and reports the peak
 RSS (target < 6 GB on the CPU).
 
 Usage: python bench/sparse3d.py [--k 4,8,16] [--methods nearest,shape,contour]
        python bench/sparse3d.py --learn 2d,3d,3d+fill --k 8 --minutes 2,5 [--loss ce+dice]
+       python bench/sparse3d.py --learn pixel,pixel2d --k 2,4 --minutes 0 --thick 4
        python bench/sparse3d.py --memory
 Needs: pip install nibabel; pip install --no-deps nilearn==0.14.1
 """
@@ -73,6 +79,13 @@ def mni() -> tuple[np.ndarray, np.ndarray]:
     gm, wm = read("gm"), read("wm")
     labels = np.argmax(np.stack([255 - gm - wm, gm, wm]), axis=0).astype(np.uint8)
     return read("t1"), labels
+
+
+def thicken(image: np.ndarray, labels: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray]:
+    """Slices ``f`` times thicker: the mean of every ``f`` slices, the middle one's labels."""
+    n = image.shape[0] // f * f
+    thick = image[:n].reshape(n // f, f, *image.shape[1:]).mean(axis=1)
+    return thick, labels[f // 2 : n : f]
 
 
 def given_slices(labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -125,14 +138,14 @@ def speed(method: str) -> dict:
             "k": 8, "seconds": round(seconds, 3)}  # fmt: skip
 
 
-def learn(method: str, k: int, minutes: float, loss: str = "auto") -> dict:
+def learn(method: str, k: int, minutes: float, loss: str = "auto", thick: int = 1) -> dict:
     import resource
 
     from napari_seg.inference import PredictConfig, predict
     from napari_seg.training import train
     from napari_seg.training.losses import resolve_loss
 
-    image, labels = mni()
+    image, labels = thicken(*mni(), thick)
     sparse, scored = given_slices(labels + 1, k)
     options = {"depth": 3, "base_width": 16}
     settings = dict(label0="unlabelled", minutes=minutes, epochs=None, options=options,
@@ -140,9 +153,10 @@ def learn(method: str, k: int, minutes: float, loss: str = "auto") -> dict:
     if method.startswith("pixel"):  # fitted once, with the classifier's own options
         settings.update(architecture="pixel-classifier", options={}, minutes=None, epochs=1)
     if method in ("2d", "pixel2d"):
-        settings.update(axis=0, patch_size=128, batch_size=4)
+        settings.update(axis=0, patch_size=128, batch_size=4, spacing=(1.0, 1.0))
     else:
-        settings.update(dims=3, filled_weight=0.5 if method == "3d+fill" else 0.0)
+        settings.update(dims=3, filled_weight=0.5 if method == "3d+fill" else 0.0,
+                        spacing=(float(thick), 1.0, 1.0))  # fmt: skip
     start = time.perf_counter()
     result = train((image, sparse), **settings)
     trained = time.perf_counter() - start
@@ -154,6 +168,7 @@ def learn(method: str, k: int, minutes: float, loss: str = "auto") -> dict:
     row = {
         "case": "learn",
         "k": k,
+        "thick": thick,
         "method": method,
         "minutes": minutes,
         "loss": resolve_loss(loss, sparse=True, num_classes=result.model.spec.num_classes),
@@ -215,6 +230,7 @@ def main() -> None:
     parser.add_argument("--minutes", default="2,5")
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--loss", default="auto", help="training loss of --learn (default auto)")
+    parser.add_argument("--thick", type=int, default=1, help="slices F times thicker (--learn)")
     parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)  # a child's case
     args = parser.parse_args()
     if args.one:
@@ -222,7 +238,7 @@ def main() -> None:
         result = (
             memory()
             if case[0] == "memory"
-            else learn(case[1], int(case[2]), float(case[3]), case[4])
+            else learn(case[1], int(case[2]), float(case[3]), case[4], int(case[5]))
         )
         print(json.dumps(result), flush=True)
         return
@@ -233,7 +249,7 @@ def main() -> None:
         for k in (int(v) for v in args.k.split(",")):
             for minutes in args.minutes.split(","):
                 for method in args.learn.split(","):
-                    child("--one", "learn", method, str(k), minutes, args.loss)
+                    child("--one", "learn", method, str(k), minutes, args.loss, str(args.thick))
         return
     _, labels = mni()
     methods = args.methods.split(",")

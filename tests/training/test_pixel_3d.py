@@ -46,20 +46,67 @@ def fitted():
 
 
 @pytest.mark.parametrize(
-    ("dims", "shape", "inner"),
+    ("dims", "shape", "inner", "spacing"),
     [
-        (2, (1, 2, 150, 133), (slice(60, 61), slice(3, 120))),
-        (3, (1, 1, 40, 70, 65), (slice(5, 30), slice(20, 50), slice(0, 10))),
-        (3, (1, 1, 40, 70, 65), (slice(12, 13), slice(None), slice(30, 65))),
+        (2, (1, 2, 150, 133), (slice(60, 61), slice(3, 120)), None),
+        (3, (1, 1, 40, 70, 65), (slice(5, 30), slice(20, 50), slice(0, 10)), None),
+        (3, (1, 1, 40, 70, 65), (slice(12, 13), slice(None), slice(30, 65)), None),
+        # Thick slices: a shorter reach and less pooling along z than in-plane.
+        (3, (1, 1, 20, 70, 65), (slice(7, 8), slice(None), slice(30, 65)), (3.0, 0.5, 0.5)),
+        (3, (1, 1, 40, 70, 65), (slice(5, 30), slice(20, 50), slice(0, 10)), (1.0, 1.0, 2.5)),
     ],
 )
-def test_the_features_of_a_region_are_the_whole_inputs_features_there(dims, shape, inner):
+def test_the_features_of_a_region_are_the_whole_inputs_features_there(dims, shape, inner, spacing):
     x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
-    bank = FilterBank(shape[1], dims, sigmas_for(16))  # downsampled scales and full ones
+    bank = FilterBank(shape[1], dims, sigmas_for(16), spacing)  # downsampled scales and full
     whole = bank(x)[(..., *inner)]
     part = bank(x, inner)
     assert part.shape == whole.shape
     torch.testing.assert_close(part, whole, atol=1e-5, rtol=1e-5)
+
+
+def _smooth_volume(shape, seed=0):
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(seed)
+    noise = ndi.gaussian_filter(rng.standard_normal(shape), 3.0, mode="wrap")
+    return torch.from_numpy((noise / noise.std()).astype(np.float32))[None, None]
+
+
+def test_3d_scales_are_physical_so_thick_slices_see_what_thin_ones_see():
+    # A smooth isotropic volume, and every other slice of it (z spacing 2): at the
+    # kept slices the thick stack's features (spacing given) equal the thin stack's,
+    # up to sampling; filters in voxels would smooth and pool twice as far along z
+    # and take z derivatives per slice instead of per voxel side.
+    thin = _smooth_volume((64, 48, 48))
+    thick = thin[:, :, ::2]
+    sigmas = (1.0, 2.0, 4.0)  # full resolution, and pooled in-plane at 4 but not along z
+    reference = FilterBank(1, 3, sigmas)(thin)[:, :, ::2]
+    physical = FilterBank(1, 3, sigmas, spacing=(2.0, 1.0, 1.0))(thick)
+    voxels = FilterBank(1, 3, sigmas)(thick)
+    inside = (slice(None), slice(None), slice(6, 26), slice(8, 40), slice(8, 40))  # no edges
+
+    def error(feats):  # per feature, relative to the reference's spread
+        diff = (feats - reference)[inside].flatten(2).abs().mean(2)
+        return diff / reference[inside].flatten(2).std(2)
+
+    assert float(error(physical).max()) < 0.2  # sampling: z sigma of 1 is half a slice
+    assert float(error(physical).mean()) < 0.06
+    assert float(error(voxels).mean()) > 5 * float(error(physical).mean())  # 0.51 against 0.047
+
+
+def test_the_spacing_of_the_spec_sets_the_filters_of_a_3d_classifier():
+    def steps(dims, spacing):
+        spec = ModelSpec("pixel-classifier", 1, 2, spatial_dims=dims, spacing=spacing)
+        return create_model(spec).net.features.steps
+
+    assert steps(3, (5.0, 0.5, 0.5)) == (10.0, 1.0, 1.0)
+    assert steps(3, (2.0, 2.0, 2.0)) == (1.0, 1.0, 1.0)  # isotropic: as in voxels
+    assert steps(3, None) == (1.0, 1.0, 1.0)
+    assert steps(2, (1.0, 2.0)) == (1.0, 1.0)  # 2D filters stay in pixels
+    x = torch.rand((1, 1, 20, 30, 30), generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(FilterBank(1, 3, (1.0, 4.0), (2.0, 2.0, 2.0))(x),
+                               FilterBank(1, 3, (1.0, 4.0))(x))  # fmt: skip
 
 
 def test_a_tile_is_classified_slab_by_slab_as_it_is_whole(fitted, monkeypatch):

@@ -11,6 +11,13 @@ on an image downsampled by a power of two (so that the effective sigma stays
 between 2 and 4) and interpolated back: the result differs from the
 full-resolution filters by a fraction of their noise, at a fraction of the cost.
 
+In 3D the scales are physical: sigma is in units of the finest voxel side of the
+model's spacing, so a stack of 4 mm slices of 1 mm pixels is smoothed a quarter
+as many voxels along z, its z derivatives are per millimetre, and it is pooled
+along z only once a scale spans several slices (ilastik's features, computed in
+voxels, treat such a stack as if its slices were 1 mm apart). Unknown spacing:
+isotropic voxels. 2D filters stay in pixels.
+
 The classifier is a random forest (fitted with scikit-learn, see
 :mod:`napari_seg.training.pixel`) stored as tensors: every tree is laid out as
 a complete binary tree of the forest's depth (a split's feature and threshold per
@@ -23,6 +30,7 @@ the same safetensors model file as every other network, and nothing is pickled.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import torch
@@ -93,7 +101,7 @@ def _gaussian_1d(sigma: float, device: torch.device) -> torch.Tensor:
     return kernel / kernel.sum()
 
 
-def gaussian_blur(x: torch.Tensor, sigma: float, dims: int) -> torch.Tensor:
+def gaussian_blur(x: torch.Tensor, sigma: float | Sequence[float], dims: int) -> torch.Tensor:
     """Separable Gaussian smoothing of the last ``dims`` axes (mirror boundaries).
 
     Each axis is a weighted sum of shifted views: for the short kernels used
@@ -104,7 +112,8 @@ def gaussian_blur(x: torch.Tensor, sigma: float, dims: int) -> torch.Tensor:
     ----------
     x : torch.Tensor
         ``(N, C, *spatial)``.
-    sigma : float
+    sigma : float or sequence of float
+        In pixels; one per spatial axis, or one for all.
     dims : {2, 3}
 
     Returns
@@ -112,9 +121,10 @@ def gaussian_blur(x: torch.Tensor, sigma: float, dims: int) -> torch.Tensor:
     torch.Tensor
         Same shape as ``x``.
     """
-    weights = _gaussian_1d(sigma, torch.device("cpu")).tolist()
-    radius = (len(weights) - 1) // 2
+    sigmas = [float(sigma)] * dims if isinstance(sigma, (int, float)) else list(sigma)
     for axis in range(dims):
+        weights = _gaussian_1d(sigmas[axis], torch.device("cpu")).tolist()
+        radius = (len(weights) - 1) // 2
         dim = 2 + axis
         size = x.shape[dim]
         pad = [0] * (2 * dims)
@@ -173,17 +183,30 @@ class FilterBank(nn.Module):
     in_channels : int
     dims : {2, 3}
     sigmas : tuple of float
+        The scales, in units of the finest voxel side.
+    spacing : tuple of float, optional
+        The voxel size along each axis (3D only; see the module docstring). None:
+        isotropic voxels.
     """
 
-    def __init__(self, in_channels: int, dims: int, sigmas: tuple[float, ...]) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        dims: int,
+        sigmas: tuple[float, ...],
+        spacing: tuple[float, ...] | None = None,
+    ) -> None:
         super().__init__()
         self.dims = int(dims)
         self.sigmas = tuple(float(s) for s in sigmas)
         self.out_channels = in_channels * features_per_channel(len(self.sigmas), self.dims)
+        #: Each axis's voxel side in units of the finest one (all 1: isotropic).
+        self.steps = _steps(spacing if self.dims == 3 else None, self.dims)
 
     @property
     def margin(self) -> int:
-        """Pixels of context a feature depends on (the widest kernel's radius)."""
+        """Pixels of context a feature depends on (the widest kernel's radius, along
+        the finest axes; the coarser ones need fewer)."""
         return math.ceil(TRUNCATE * DOG_RATIO * max(self.sigmas)) + 2
 
     def forward(self, x: torch.Tensor, inner: Region | None = None) -> torch.Tensor:
@@ -218,9 +241,15 @@ class FilterBank(nn.Module):
         """
         out: list[torch.Tensor | None] = []
         for sigma in self.sigmas:
-            factor = _factor(sigma, tuple(x.shape[2:]))
-            small = None if factor == 1 else _pool(x, factor, self.dims)
-            out.append(None if small is None else _scale_features(small, sigma / factor, self.dims))
+            factors = _factors(sigma, self.steps, tuple(x.shape[2:]))
+            if all(f == 1 for f in factors):
+                out.append(None)
+                continue
+            # The pooled grid's voxel sides, in units of the finest of them.
+            sides = [step * f for step, f in zip(self.steps, factors, strict=True)]
+            unit = min(sides)
+            small = _pool(x, factors, self.dims)
+            out.append(_scale_features(small, sigma / unit, [d / unit for d in sides]))
         return out
 
     def region(
@@ -251,11 +280,12 @@ class FilterBank(nn.Module):
             if small is not None:
                 out.append(_upsample(small, size, None if whole else box))
                 continue
-            reach = _reach(sigma)
+            reach = [_reach(sigma / step) for step in self.steps]
             around = [
-                (max(0, a - reach), min(n, b + reach)) for (a, b), n in zip(box, size, strict=True)
+                (max(0, a - r), min(n, b + r))
+                for (a, b), n, r in zip(box, size, reach, strict=True)
             ]
-            feats = _scale_features(x[_index(around)], sigma, self.dims)
+            feats = _scale_features(x[_index(around)], sigma, self.steps)
             crop = [(a - c, b - c) for (a, b), (c, _) in zip(box, around, strict=True)]
             out.append(feats[_index(crop)])
         return torch.cat(out, dim=1)
@@ -277,13 +307,30 @@ def _bounds(inner: Region | None, size: tuple[int, ...]) -> list[tuple[int, int]
     return [tuple(s.indices(n)[:2]) for s, n in zip(inner, size, strict=True)]  # type: ignore[misc]
 
 
-def _factor(sigma: float, size: tuple[int, ...]) -> int:
-    """Downsampling of the input for scale ``sigma``: a power of two keeping the
-    effective sigma between 2 and 4 (1 for sigmas up to 3), and 2 pixels per axis."""
-    factor = 2 ** max(0, int(math.log2(sigma)) - 1)
-    while factor > 1 and min(size) < 2 * factor:
-        factor //= 2
-    return factor
+def _steps(spacing: tuple[float, ...] | None, dims: int) -> tuple[float, ...]:
+    """Each axis's voxel side in units of the finest (all 1 when unknown)."""
+    if spacing is None:
+        return (1.0,) * dims
+    finest = min(float(v) for v in spacing)
+    return tuple(float(v) / finest for v in spacing)
+
+
+def _factors(sigma: float, steps: tuple[float, ...], size: tuple[int, ...]) -> list[int]:
+    """Downsampling of the input for scale ``sigma``, per axis: a power of two keeping
+    the axis's sigma in voxels (``sigma / step``) between 2 and 4 (1 for up to 3),
+    the same along isotropic axes (the smallest of theirs), and 2 voxels per axis."""
+    wanted = [2 ** max(0, int(math.log2(max(sigma / step, 1.0))) - 1) for step in steps]
+    fits = [f if n >= 2 * f else 0 for f, n in zip(wanted, size, strict=True)]
+    if all(f != 0 for f in fits):
+        return wanted
+    # An axis too short for its factor lowers it for the axes of the same step: one
+    # grid for isotropic axes, as a single factor had it.
+    out = list(wanted)
+    for axis, step in enumerate(steps):
+        same = [a for a, s in enumerate(steps) if s == step]
+        while out[axis] > 1 and min(size[a] for a in same) < 2 * out[axis]:
+            out[axis] //= 2
+    return out
 
 
 def _reach(sigma: float) -> int:
@@ -318,22 +365,29 @@ def _upsample(small: torch.Tensor, size: tuple[int, ...], box: list | None) -> t
     return out
 
 
-def _pool(x: torch.Tensor, factor: int, dims: int) -> torch.Tensor:
+def _pool(x: torch.Tensor, factors: list[int], dims: int) -> torch.Tensor:
     pool = F.avg_pool2d if dims == 2 else F.avg_pool3d
-    return pool(x, factor, ceil_mode=True, count_include_pad=False)
+    return pool(x, tuple(factors), ceil_mode=True, count_include_pad=False)
 
 
-def _scale_features(x: torch.Tensor, s: float, dims: int) -> torch.Tensor:
-    """The features of one scale, ``s`` in pixels of ``x``; channels grouped by feature."""
-    g = gaussian_blur(x, s, dims)
-    grads = [_diff(g, a, dims) for a in range(dims)]
-    hessian = {(i, j): _diff(grads[i], j, dims) for i in range(dims) for j in range(i, dims)}
+def _scale_features(x: torch.Tensor, s: float, steps: Sequence[float]) -> torch.Tensor:
+    """The features of one scale, ``s`` in units of the finest voxel side of ``x``
+    (``steps``: each axis's side in those units); channels grouped by feature."""
+    dims = len(steps)
+    g = gaussian_blur(x, [s / step for step in steps], dims)
+
+    def diff(t: torch.Tensor, axis: int) -> torch.Tensor:
+        d = _diff(t, axis, dims)
+        return d if steps[axis] == 1 else d / steps[axis]
+
+    grads = [diff(g, a) for a in range(dims)]
+    hessian = {(i, j): diff(grads[i], j) for i in range(dims) for j in range(i, dims)}
     squares = torch.stack([d * d for d in grads]).sum(dim=0)
     magnitude = s * torch.sqrt(squares + 1e-12)
     laplacian = s * s * torch.stack([hessian[i, i] for i in range(dims)]).sum(dim=0)
-    dog = g - gaussian_blur(x, DOG_RATIO * s, dims)
+    dog = g - gaussian_blur(x, [DOG_RATIO * s / step for step in steps], dims)
     products = torch.cat([grads[i] * grads[j] for i, j in hessian], dim=1)
-    smoothed = gaussian_blur(products, s, dims) * (s * s)
+    smoothed = gaussian_blur(products, [s / step for step in steps], dims) * (s * s)
     channels = x.shape[1]
     tensor = {key: smoothed[:, k * channels : (k + 1) * channels] for k, key in enumerate(hessian)}
     structure = _symmetric_eigenvalues(tensor, dims)
@@ -351,6 +405,9 @@ class PixelClassifierNet(nn.Module):
     sigmas : tuple of float
     trees, depth : int
         Size of the forest; each tree has ``2**depth`` leaves.
+    spacing : tuple of float, optional
+        The voxel size the filters' scales are measured in (3D; see
+        :class:`FilterBank`).
 
     Notes
     -----
@@ -367,9 +424,10 @@ class PixelClassifierNet(nn.Module):
         sigmas: tuple[float, ...],
         trees: int,
         depth: int,
+        spacing: tuple[float, ...] | None = None,
     ) -> None:
         super().__init__()
-        self.features = FilterBank(in_channels, dims, sigmas)
+        self.features = FilterBank(in_channels, dims, sigmas, spacing)
         self.depth = int(depth)
         splits = 2**depth - 1
         self.register_buffer("split_feature", torch.zeros(trees, splits, dtype=torch.int64))
@@ -564,5 +622,6 @@ def build_pixel_classifier(spec: ModelSpec, arch: Architecture) -> tuple[nn.Modu
         sigmas_for(arch.option(spec, "max_sigma")),
         arch.option(spec, "trees"),
         arch.option(spec, "depth"),
+        spec.spacing,
     )
     return net, 1
