@@ -249,6 +249,17 @@ def test_new_model_class_names_set_and_extend_the_classes(make_blobs, tiny, name
     assert result.model.spec.num_classes == len(expected)
 
 
+def test_a_new_2d_model_records_the_planes_spacing(make_blobs, tiny):
+    config = tiny.with_(epochs=1, steps_per_epoch=1)
+    image, labels = make_blobs((64, 64), seed=0)
+    result = train((image, labels), config.with_(spacing=(0.5, 0.5)))
+    assert result.model.spec.spacing == (0.5, 0.5)
+    # A volume's three sizes: which two are the planes' is the user's to say.
+    stack = (np.stack([image] * 3), np.stack([labels] * 3))
+    with pytest.raises(ValueError, match="spacing has 3 sizes but a new 2D model records 2"):
+        train(stack, config.with_(spacing=(4.0, 0.5, 0.5), axis=0))
+
+
 def test_previews_come_during_an_epoch_and_at_the_end(make_blobs, tiny, monkeypatch):
     """Previews follow training time, not epochs: with the interval at 0 every step
     brings one, and the run's end brings the last (issue 15, point 6)."""

@@ -116,6 +116,15 @@ def _new_model(
     from ..models import ModelSpec, create_model
     from ..models.spec import default_class_colors
 
+    dims = config.dims or 2
+    if config.spacing is not None and len(config.spacing) != dims:
+        # A volume's three sizes for a 2D model (the config takes three when a 3D
+        # model may be fine-tuned): which two are the planes' is not known here.
+        raise ValueError(
+            f"spacing has {len(config.spacing)} sizes but a new {dims}D model records "
+            f"{dims}: give the planes' two pixel sizes (rows, columns), or dims=3 for a "
+            "3D model"
+        )
     names = config.class_names
     if not names and config.instances is not None:
         names = INSTANCE_CLASS_NAMES[config.instances]
@@ -147,7 +156,7 @@ def _new_model(
         background=background,
         spacing=config.spacing,
         spacing_unit=config.spacing_unit,
-        spatial_dims=config.dims or 2,
+        spatial_dims=dims,
     ).validate()
     torch.manual_seed(config.seed)
     return create_model(spec).to(device), {"initialisation": "random", "seed": config.seed}
