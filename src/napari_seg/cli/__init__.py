@@ -83,10 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     log_to_stderr(verbose=args.verbose)
     from .._device import DeviceError
+    from .._extras import MissingExtraError
     from ..limits import one_line
 
     # User errors are reported in one line; RuntimeError covers WeightsUnavailableError.
-    known = (ValueError, TypeError, OSError, RuntimeError, MemoryError, DeviceError)
+    known = (ValueError, TypeError, OSError, RuntimeError, MemoryError, DeviceError,
+             MissingExtraError)  # fmt: skip
     try:
         return args.func(args)
     except known as exc:

@@ -67,11 +67,15 @@ def run_blocks(args: argparse.Namespace, config: PredictConfig, stems: list[str]
     ------
     ValueError
         For settings a block-wise run cannot take.
+    MissingExtraError
+        Without the ``cluster`` extra, which writes and checks OME-Zarr.
     """
     from ..inference.blocks import check_block
     from ..medical import OUTPUT_TAILS
+    from ..scaleout.omezarr import check_available
 
     check_block(args.block)  # before any file is read
+    check_available()  # before a cluster starts or the output folder is made
     if config.probabilities and args.into_source:
         raise ValueError("--probabilities goes to NAME_probabilities.ome.zarr: give --output, "
                          "not --into-source")  # fmt: skip

@@ -26,10 +26,6 @@ from .._types import ArrayLike
 from ._checks import check_labels, class_ids
 
 METHODS = ("nearest", "shape", "contour")
-_ITK_HINT = (
-    "the 'contour' method needs ITK's morphological contour interpolation: "
-    "pip install 'napari-seg[interpolation]' (or use method 'shape' or 'nearest')"
-)
 
 
 def annotated_slices(labels: ArrayLike, axis: int, background: int = 0) -> np.ndarray:
@@ -302,15 +298,23 @@ def itk_contour_interpolation(labels: np.ndarray) -> np.ndarray:
 
     Raises
     ------
-    ImportError
+    MissingExtraError
         When ITK's package is not installed (the message says what to install).
     """
+    from .._extras import MissingExtraError
+
+    missing = MissingExtraError(
+        "the 'contour' method",
+        "ITK's morphological contour interpolation",
+        "interpolation",
+        instead="or use method 'shape' or 'nearest'",
+    )
     try:
         import itk
     except ImportError as exc:
-        raise ImportError(_ITK_HINT) from exc
+        raise missing from exc
     if not hasattr(itk, "MorphologicalContourInterpolator"):
-        raise ImportError(_ITK_HINT)
+        raise missing
     interpolator = itk.MorphologicalContourInterpolator.New(itk.image_from_array(labels))
     interpolator.SetAxis(labels.ndim - 1)  # ITK orders axes x, y, z: numpy axis 0 is its last
     interpolator.Update()

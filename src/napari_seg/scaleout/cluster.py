@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from .._extras import MissingExtraError
 from ..limits import MAX_JOBS, MAX_WORKERS, brief
 
 #: dask-jobqueue's cluster class for each ``jobqueue:`` key of a config file.
@@ -54,16 +55,14 @@ def connect(
     ------
     ValueError
         For a malformed ``cluster`` or a config file without a known scheduler.
-    ImportError
+    MissingExtraError
         When distributed (or dask-jobqueue for a config file) is not installed,
         naming the extra to install.
     """
     try:
         from distributed import Client
     except ImportError as exc:
-        raise ImportError(
-            "running on a cluster needs distributed: pip install 'napari-seg[cluster]'"
-        ) from exc
+        raise MissingExtraError("running on a cluster", "distributed", "cluster") from exc
     if config_file is not None:
         return Client(_jobqueue_cluster(Path(config_file)))
     if cluster is None:
@@ -143,9 +142,7 @@ def _jobqueue_cluster(path: Path) -> Any:
     try:
         import dask_jobqueue
     except ImportError as exc:
-        raise ImportError(
-            "a cluster config file needs dask-jobqueue: pip install 'napari-seg[cluster]'"
-        ) from exc
+        raise MissingExtraError("a cluster config file", "dask-jobqueue", "cluster") from exc
     jobs = _jobs(settings.get("napari-seg"), path)
     cls = getattr(dask_jobqueue, JOBQUEUE_CLASSES[kinds[0]])
     # Jobs are submitted in the background; without the queue's command they never

@@ -29,18 +29,19 @@ def check_available() -> None:
 
     Raises
     ------
-    ImportError
+    MissingExtraError
         Naming the extra to install.
     """
     import importlib.util
 
     import zarr
 
+    from .._extras import MissingExtraError
+
     missing = [m for m in ("ome_zarr", "ome_zarr_models") if importlib.util.find_spec(m) is None]
     if missing or int(zarr.__version__.split(".")[0]) < 3:
-        raise ImportError(
-            "OME-Zarr output needs zarr>=3, ome-zarr and ome-zarr-models: "
-            "pip install 'napari-seg[cluster]'"
+        raise MissingExtraError(
+            "OME-Zarr output", "zarr>=3, ome-zarr and ome-zarr-models", "cluster"
         )
 
 
