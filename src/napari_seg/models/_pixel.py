@@ -320,8 +320,7 @@ def _factors(sigma: float, steps: tuple[float, ...], size: tuple[int, ...]) -> l
     the axis's sigma in voxels (``sigma / step``) between 2 and 4 (1 for up to 3),
     the same along isotropic axes (the smallest of theirs), and 2 voxels per axis."""
     wanted = [2 ** max(0, int(math.log2(max(sigma / step, 1.0))) - 1) for step in steps]
-    fits = [f if n >= 2 * f else 0 for f, n in zip(wanted, size, strict=True)]
-    if all(f != 0 for f in fits):
+    if all(n >= 2 * f for f, n in zip(wanted, size, strict=True)):
         return wanted
     # An axis too short for its factor lowers it for the axes of the same step: one
     # grid for isotropic axes, as a single factor had it.
