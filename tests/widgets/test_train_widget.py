@@ -412,6 +412,7 @@ def test_a_3d_pixel_classifier_is_fitted_from_a_few_painted_slices(setup, qtbot,
     model = w.current.model
     assert (model.spec.architecture, model.spec.spatial_dims) == ("pixel-classifier", 3)
     assert model.spec.spacing == (2.0, 1.0, 1.0)
+    assert model.net.features.steps == (2.0, 1.0, 1.0)  # the layer's scale sets the filters
     assert model.card["provenance"]["training"]["status"] == "fitted"
     predicted = predict(model, image).labels
     unpainted = np.ones(24, bool)
