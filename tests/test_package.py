@@ -59,6 +59,19 @@ def test_manifest_is_valid():
     assert len(manifest.contributions.sample_data) >= 2
 
 
+def test_the_nifti_writer_is_found_by_a_names_last_suffix():
+    # npe2 before 0.10 (the newest on Python 3.10, with napari 0.7) compares the
+    # writers' extensions with Path(name).suffix alone: ".gz" for a .nii.gz name.
+    from pathlib import Path
+
+    from npe2 import PluginManifest
+
+    manifest = PluginManifest.from_distribution("napari-seg")
+    [writer] = [w for w in manifest.contributions.writers if w.display_name == "NIfTI labels"]
+    for name in ("brain_labels.nii.gz", "brain_labels.nii"):
+        assert Path(name).suffix in writer.filename_extensions
+
+
 def test_sample_data_is_reproducible_and_labelled():
     image, labels = cells_2d()
     again, _ = cells_2d()
