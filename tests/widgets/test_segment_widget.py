@@ -169,6 +169,46 @@ def test_test_time_mirroring_from_the_dock(setup, qtbot, notes):
     assert np.abs(probs - plain).max() > 1e-3
 
 
+def test_an_ensemble_averages_the_current_model_with_model_files(setup, qtbot, notes, tmp_path):
+    from napari_seg.models import ensemble, load_model
+
+    viewer, w = setup
+    image = cells_2d((96, 128))[0]
+    _select(w, viewer.add_image(image, name="img"))
+    torch.manual_seed(1)
+    other = create_model(w.current.model.spec).eval()  # another seed, same reading
+    path = save_model(other, tmp_path / "seed1.safetensors")
+    w._members.value = [path]
+    w._probabilities.value = True
+    _run(qtbot, w)
+    assert notes["error"] == []
+    assert w._head.startswith("an ensemble of 2 models running on")
+    probs = np.asarray(viewer.layers["img probabilities [unet-classic + 1]"].data, np.float32)
+    both = ensemble([w.current.model, load_model(path)])
+    expected = predict(both, image, probabilities=True, precision="fp32").probabilities
+    np.testing.assert_allclose(probs, expected, atol=1e-3)
+    alone = predict(w.current.model, image, probabilities=True, precision="fp32").probabilities
+    assert np.abs(probs - alone).max() > 1e-2
+    assert w.current.model.spec == other.spec  # the current model is still the one model
+
+    # A member that reads other things is named, and no layer is added.
+    save_model(_model(in_channels=2), tmp_path / "two.safetensors")
+    w._members.value = [tmp_path / "two.safetensors"]
+    before = [layer.name for layer in viewer.layers]
+    _run(qtbot, w)
+    assert any("differs from model 1 in its input channels" in m for m in notes["error"])
+    assert [layer.name for layer in viewer.layers] == before
+    w._members.value = [tmp_path / "gone.safetensors"]
+    w.run()
+    assert "average with: no model file at" in notes["error"][-1]
+    assert w._worker is None
+    w._members.value = [path]
+    w.cluster.where.value = "local"
+    w.run()
+    assert "an ensemble ('average with') runs in this process" in notes["error"][-1]
+    assert w._worker is None
+
+
 def test_objects_of_a_stack_are_numbered_slice_by_slice(setup, qtbot, notes):
     from napari_seg.refine import number_objects
 

@@ -80,17 +80,24 @@ class _Placement:
     units: tuple[str, ...] | None = None  # the layer's, along the kept axes
 
 
-def _predict_job(model, image, config: PredictConfig, previous=None, objects=None, *, cancel):
+def _predict_job(
+    model, image, config: PredictConfig, previous=None, objects=None, members=(), *, cancel
+):
     """Worker body: forward the predictor's events; stop at the next batch on ``cancel``.
 
     ``previous`` is ``(data, index)`` of the Labels layer the result will update, or
     None: where the result differs from ``data[index]`` is found here, so that the
     main thread writes those pixels without comparing the whole region. With
     ``objects`` (the labels' slice axes), the result's objects are numbered here too.
+    ``members`` are model files read here whose probabilities are averaged with
+    ``model``'s (:func:`napari_seg.models.ensemble`, which names a mismatch).
     """
     from ..inference import iter_predict
+    from ..models import ensemble, load_model
     from ..refine import number_objects
 
+    if members:
+        model = ensemble([model, *(load_model(path) for path in members)])
     result = yield from forward_events(iter_predict(model, image, config), cancel)
     if result is None:
         return None
@@ -135,9 +142,18 @@ class SegmentWidget(RunnerFields, Dock):
         self._image_layer = None
         self._head = ""
         self._resampled = ""  # "; at the model's voxel size (...)" of a resampled run
+        self._ensemble = 0  # the run's "average with" files
         self._image = create_widget(annotation="napari.layers.Image", label="image")
         self._model_info = wrapping_label("model")
         self._model_path = FileEdit(label="model file", mode="r", filter="*.safetensors")
+        self._members = FileEdit(
+            label="average with",
+            mode="rm",
+            filter="*.safetensors",
+            tooltip="other model files whose probabilities are averaged with the current "
+            "model's, as nnU-Net averages its folds (an ensemble); they must share its "
+            "classes, input channels, normalisation and voxel size",
+        )
         self._load = PushButton(text="Load model file")
         self._device = ComboBox(label="device", choices=device_choices, value="auto")
         self._tile = AutoInt(
@@ -219,6 +235,7 @@ class SegmentWidget(RunnerFields, Dock):
                 self._model_info,
                 self._model_path,
                 self._load,
+                self._members,
                 self._device,
                 self._tile,
                 self._overlap,
@@ -314,6 +331,7 @@ class SegmentWidget(RunnerFields, Dock):
             plan = self._plan(layer, model)
             config = self.config(plan, layer)
             # A cluster's workers keep their own thread counts ("CPU threads" is this process's).
+            members = self._member_files(self.cluster.remote)
             remote = None
             if self.cluster.remote:
                 remote = self._cluster_args(layer, plan, config.with_(threads=None))
@@ -321,6 +339,7 @@ class SegmentWidget(RunnerFields, Dock):
         except (ValueError, TypeError) as exc:
             show_error(f"Cannot segment {layer.name}: {exc}")
             return
+        self._ensemble = len(members)  # models averaged with the current one
         self._placement = self._describe_run(layer, plan, model)
         self._image_layer = layer
         self._viewer.layers.events.removed.connect(self._on_layer_removed)
@@ -337,6 +356,7 @@ class SegmentWidget(RunnerFields, Dock):
             config.with_(threads=config.threads or job_threads("segment")),  # beside the window
             None if updated is None else (updated.data, plan.labels_index),
             objects,
+            members,
             on_event=self._on_event,
             on_result=self._on_returned,
             on_error=self._on_error,
@@ -356,6 +376,17 @@ class SegmentWidget(RunnerFields, Dock):
                              "for a cluster run and use Refine on its labels")  # fmt: skip
         objects_job(model.spec.class_names, background=model.spec.background)
         return output_axes(plan.axis or (), plan.channel_axis)
+
+    def _member_files(self, remote: bool) -> tuple[Path, ...]:
+        """The "average with" files (checked to exist), or ValueError (main thread)."""
+        paths = tuple(Path(p) for p in self._members.value or ())
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise ValueError(f"average with: no model file at {', '.join(missing)}")
+        if paths and remote:
+            raise ValueError("an ensemble ('average with') runs in this process, not on a "
+                             "cluster: clear 'average with', or run here")  # fmt: skip
+        return paths
 
     def cancel(self) -> None:
         """Stop the running job at its next batch; no layer is changed."""
@@ -382,6 +413,8 @@ class SegmentWidget(RunnerFields, Dock):
             tag = self.current.path.stem
         else:
             tag = "-".join(p for p in (spec.architecture, spec.encoder) if p)
+        if self._ensemble:  # an ensemble's outputs are not the model's alone
+            tag += f" + {self._ensemble}"
         factors = level_factors(layer, self._chosen_level(layer))
         return _Placement(
             image_name=layer.name,
@@ -402,7 +435,8 @@ class SegmentWidget(RunnerFields, Dock):
     def _on_event(self, event) -> None:
         if isinstance(event, PredictStarted):
             self._head = (
-                f"running on {event.device_description}; {event.precision}, tile "
+                (f"an ensemble of {self._ensemble + 1} models " if self._ensemble else "")
+                + f"running on {event.device_description}; {event.precision}, tile "
                 f"{event.tile}, overlap {event.overlap}, batch {event.batch_size}"
                 + (f", mirrored x{event.mirrors}" if event.mirrors > 1 else "")
             )
