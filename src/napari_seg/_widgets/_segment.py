@@ -330,8 +330,8 @@ class SegmentWidget(RunnerFields, Dock):
         try:
             plan = self._plan(layer, model)
             config = self.config(plan, layer)
-            # A cluster's workers keep their own thread counts ("CPU threads" is this process's).
             members = self._member_files(self.cluster.remote)
+            # A cluster's workers keep their own thread counts ("CPU threads" is this process's).
             remote = None
             if self.cluster.remote:
                 remote = self._cluster_args(layer, plan, config.with_(threads=None))
