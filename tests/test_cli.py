@@ -49,6 +49,34 @@ def test_create_writes_a_loadable_model(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["spec"]["in_channels"] == 2
 
 
+def test_info_of_a_fitted_pixel_classifier_names_no_loss_or_epoch(tmp_path, capsys):
+    from napari_seg.sample_data import cells_2d
+
+    image, labels = cells_2d((64, 64))
+    scribbles = np.zeros_like(labels)
+    scribbles[::5, ::5] = labels[::5, ::5] + 1
+    tifffile.imwrite(tmp_path / "a.tif", image)
+    tifffile.imwrite(tmp_path / "a_scribbles.tif", scribbles)
+    out = tmp_path / "pc.safetensors"
+    argv = [
+        "train",
+        "--image",
+        str(tmp_path / "a.tif"),
+        "--labels",
+        str(tmp_path / "a_scribbles.tif"),
+    ]
+    argv += ["--arch", "pixel-classifier", "--label0", "unlabelled", "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    info = capsys.readouterr().out
+    assert "fitted on 1 pair(s) (a.tif)" in info
+    assert "held-out stroke agreement" in info
+    assert "(fitted in" in info
+    assert "loss" not in info  # a forest is fitted, not trained on a loss
+    assert "epoch" not in info
+
+
 def test_create_3d_records_dims_and_spacing(tmp_path, capsys):
     out = tmp_path / "ct.safetensors"
     args = ["create", "--arch", "unet", "--dims", "3", "--spacing", "5", "0.5", "0.5"]

@@ -118,15 +118,23 @@ def _training_lines(training: dict) -> list[str]:
     names = [str(n) for n in pairs] if isinstance(pairs, list) else []
     shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
     start = "; ".join(f"{k.replace('_', ' ')} {v}" for k, v in part("source").items())
-    line = f"trained on {len(names)} pair(s) ({shown}), loss {training.get('loss', '?')}"
-    lines = [line + (f"; {start}" if start else "")]
+    fitted = training.get("status") == "fitted"  # a pixel classifier: no loss, no epochs
+    if fitted:
+        line = f"fitted on {len(names)} pair(s) ({shown})"
+    else:
+        line = f"trained on {len(names)} pair(s) ({shown}), loss {training.get('loss', '?')}"
+    lines = [line + (f"; {start}" if start and not fitted else "")]
     m = part("metrics")
     best, epoch = m.get("best_score"), m.get("best_epoch")
     if isinstance(best, (int, float)) and epoch is not None:
         what = m.get("validation_metric", "validation score")
         seconds = m.get("training_seconds")
-        took = f", {seconds:.0f} s" if isinstance(seconds, (int, float)) else ""
-        lines.append(f"best {what} {best:.3f} at epoch {epoch} ({m.get('steps', '?')} steps{took})")
+        took = f"{seconds:.0f} s" if isinstance(seconds, (int, float)) else ""
+        if fitted:
+            lines.append(f"{what} {best:.3f}" + (f" (fitted in {took})" if took else ""))
+        else:
+            steps = f"{m.get('steps', '?')} steps" + (f", {took}" if took else "")
+            lines.append(f"best {what} {best:.3f} at epoch {epoch} ({steps})")
     return lines
 
 
