@@ -206,8 +206,15 @@ class FilterBank(nn.Module):
     @property
     def margin(self) -> int:
         """Pixels of context a feature depends on (the widest kernel's radius, along
-        the finest axes; the coarser ones need fewer)."""
-        return math.ceil(TRUNCATE * DOG_RATIO * max(self.sigmas)) + 2
+        the finest axes; the coarser ones need fewer: :attr:`margins`)."""
+        return max(self.margins)
+
+    @property
+    def margins(self) -> tuple[int, ...]:
+        """:attr:`margin` along each axis: fewer voxels along an axis of thicker ones."""
+        return tuple(
+            math.ceil(TRUNCATE * DOG_RATIO * max(self.sigmas) / step) + 2 for step in self.steps
+        )
 
     def forward(self, x: torch.Tensor, inner: Region | None = None) -> torch.Tensor:
         """Features of ``x``, or of its region ``inner`` only.

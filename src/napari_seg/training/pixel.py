@@ -458,7 +458,7 @@ def iter_fit_volume(
     rng = np.random.default_rng(seed)
     training: list[FeatureSamples] = []
     held: list[FeatureSamples] = []
-    for done, total, window, held_target in data.window_pairs(WINDOW_3D, net.features.margin):
+    for done, total, window, held_target in data.window_pairs(WINDOW_3D, net.features.margins):
         if window is not None and held_target is not None:
             feats = window_features(net, window, model.device, None)
             training.append(draw_samples(feats, window.target, rng, MAX_SAMPLES_PER_CLASS))

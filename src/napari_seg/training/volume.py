@@ -320,7 +320,7 @@ class VolumeData(LabelMode):
         return target
 
     def window_pairs(
-        self, size: int, margin: int
+        self, size: int, margin: int | Sequence[int]
     ) -> Iterator[tuple[int, int, Window | None, np.ndarray | None]]:
         """Every block of up to ``size`` voxels a side, cut to the box of its painted
         voxels (training and held-out: a few annotated slices give thin boxes) and
@@ -328,7 +328,9 @@ class VolumeData(LabelMode):
 
         Parameters
         ----------
-        size, margin : int
+        size : int
+        margin : int or sequence of int
+            One for every axis, or one per axis.
 
         Yields
         ------
@@ -357,16 +359,22 @@ class VolumeData(LabelMode):
             yield done, len(blocks), self._window(s, block, box, margin, target[box]), held[box]
 
     def _window(
-        self, s: int, block: list[slice], box: tuple[slice, ...], margin: int, target: np.ndarray
+        self,
+        s: int,
+        block: list[slice],
+        box: tuple[slice, ...],
+        margin: int | Sequence[int],
+        target: np.ndarray,
     ) -> Window:
         """The window of ``box`` (in ``block``'s coordinates) with its image context."""
         shape = self.sources[s].layout.spatial_shape
         inner = [
             slice(b.start + i.start, b.start + i.stop) for b, i in zip(block, box, strict=True)
         ]
+        margins = [margin] * len(shape) if isinstance(margin, int) else list(margin)
         outer = [
-            slice(max(0, i.start - margin), min(n, i.stop + margin))
-            for i, n in zip(inner, shape, strict=True)
+            slice(max(0, i.start - m), min(n, i.stop + m))
+            for i, n, m in zip(inner, shape, margins, strict=True)
         ]
         within = tuple(
             slice(i.start - o.start, i.stop - o.start) for i, o in zip(inner, outer, strict=True)
