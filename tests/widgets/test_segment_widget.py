@@ -183,6 +183,7 @@ def test_an_ensemble_averages_the_current_model_with_model_files(setup, qtbot, n
     _run(qtbot, w)
     assert notes["error"] == []
     assert w._head.startswith("an ensemble of 2 models running on")
+    assert "; an ensemble of 2 models" in w._status.value  # the line that stays
     probs = np.asarray(viewer.layers["img probabilities [unet-classic + 1]"].data, np.float32)
     both = ensemble([w.current.model, load_model(path)])
     expected = predict(both, image, probabilities=True, precision="fp32").probabilities

@@ -486,8 +486,10 @@ class SegmentWidget(RunnerFields, Dock):
         if done.objects is not None:
             self._write_objects(placement, done.objects)
         self.runner.set_progress(1.0)
+        ensemble = f"; an ensemble of {self._ensemble + 1} models" if self._ensemble else ""
         self.runner.set_status(
             f"done in {result.seconds:.1f} s on {result.device} ({result.precision})"
+            + ensemble
             + self._resampled
         )
         # The status line says it: a notification's animation repaints the window for a
