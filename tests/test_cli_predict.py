@@ -169,9 +169,11 @@ def test_several_models_predict_as_an_ensemble(model_file, image, tmp_path, caps
     probs = tifffile.imread(out / "img_probabilities.tif")
     np.testing.assert_allclose(probs, expected.probabilities, atol=1e-3)
     assert np.abs(probs - alone).max() > 1e-3  # not the first model alone
+    # block by block too (tests/scaleout: the same labels as in one process)
     extra = ("--model", str(second), "--output-format", "ome-zarr")
-    assert main(_args(model_file, tmp_path / "z", tmp_path / "img.tif", extra=extra)) == 1
-    assert "an ensemble (several --model) runs in one process" in capsys.readouterr().err
+    assert main(_args(model_file, tmp_path / "z", tmp_path / "img.tif", extra=extra)) == 0
+    assert "an ensemble of 2 models" in capsys.readouterr().err
+    assert (tmp_path / "z" / "img_labels.ome.zarr").is_dir()
 
 
 def test_bad_inputs_fail_clearly_and_the_good_ones_are_still_written(

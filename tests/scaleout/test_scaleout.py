@@ -83,6 +83,48 @@ def test_ome_zarr_output_is_the_single_process_result_validated_with_colours(pla
         np.testing.assert_allclose(layer.colormap.map(value)[:3], rgba[:3], atol=1 / 255)
 
 
+def test_an_ensemble_runs_block_by_block_as_in_one_process(plane, capsys):
+    from napari_seg.cli import main
+    from napari_seg.models import ensemble, load_model
+
+    tmp, model, image = plane
+    torch.manual_seed(5)
+    other = create_model(model.spec)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.normal_(0, 0.5)
+    save_model(other, tmp / "other.safetensors")
+    files = [tmp / "m.safetensors", tmp / "other.safetensors"]
+    both = ensemble([load_model(f) for f in files])
+    expected = predict(both, image, CONFIG).labels
+    assert (expected != predict(model, image, CONFIG).labels).any()  # the average differs
+    _, done = _run(files, tmp / "img.tif", tmp / "e.ome.zarr", CONFIG, block=128)
+    np.testing.assert_array_equal(_level0(done.output), expected)
+    # The same request again is finished; the key is the members' digests, in order.
+    _, again = _run(files, tmp / "img.tif", tmp / "e.ome.zarr", CONFIG, block=128)
+    assert again.skipped
+    key = records.request_key(tuple(files), tmp / "img.tif", CONFIG.to_dict(), 128)
+    assert key != records.request_key(tuple(files[::-1]), tmp / "img.tif", CONFIG.to_dict(), 128)
+    assert key != records.request_key(files[0], tmp / "img.tif", CONFIG.to_dict(), 128)
+    # One file as a list keys as the file alone: outputs finished before stay finished.
+    alone = records.request_key(files[0], tmp / "img.tif", CONFIG.to_dict(), 128)
+    assert alone == records.request_key([files[0]], tmp / "img.tif", CONFIG.to_dict(), 128)
+    # From the command line, with the members checked before any block runs.
+    (tmp / "cfg.json").write_text(json.dumps(CONFIG.to_dict()))
+    argv = ["predict", "--model", str(files[0]), "--model", str(files[1]), "--config",
+            str(tmp / "cfg.json"), "--output-format", "ome-zarr", "--block", "128", "--quiet",
+            "--output", str(tmp / "cli"), str(tmp / "img.tif")]  # fmt: skip
+    assert main(argv) == 0
+    assert "an ensemble of 2 models" in capsys.readouterr().err
+    np.testing.assert_array_equal(_level0(tmp / "cli" / "img_labels.ome.zarr"), expected)
+    _model(tmp / "four.safetensors", classes=2)
+    argv[4] = str(tmp / "four.safetensors")
+    argv[-2] = str(tmp / "cli2")
+    assert main(argv) == 1
+    assert "differs from model 1 in its number of classes" in capsys.readouterr().err
+    assert not (tmp / "cli2").exists()
+
+
 def test_a_block_run_resamples_to_the_model_spacing_as_a_single_run(tmp_path):
     """A 3D model made for 1.5 x 1 x 1 on a 3 x 0.6 x 0.6 volume: every block resamples
     its source region, and the store (on the image's grid, with its voxel size) holds

@@ -203,11 +203,6 @@ def test_an_ensemble_averages_the_current_model_with_model_files(setup, qtbot, n
     w.run()
     assert "average with: no model file at" in notes["error"][-1]
     assert w._worker is None
-    w._members.value = [path]
-    w.cluster.where.value = "local"
-    w.run()
-    assert "an ensemble ('average with') runs in this process" in notes["error"][-1]
-    assert w._worker is None
 
 
 def test_objects_of_a_stack_are_numbered_slice_by_slice(setup, qtbot, notes):
@@ -348,7 +343,7 @@ def test_a_run_here_leaves_a_core_to_the_window(setup, qtbot, notes, monkeypatch
     assert "2 threads," in w._head
     sent = []  # a cluster's workers keep their own counts: the field is this process's
 
-    def cluster_args(_self, layer, plan, config):
+    def cluster_args(_self, layer, plan, config, members):
         sent.append(config.threads)
         raise ValueError("not sent in this test")
 
@@ -660,6 +655,21 @@ def test_a_cluster_job_writes_ome_zarr_and_opens_it_lazily(setup, qtbot, notes, 
     expected = predict(w.current.model, image, w.config().with_(threads=1)).labels
     np.testing.assert_array_equal(np.asarray(out.data[0]), expected)
     assert (tmp_path / "cells_labels.ome.zarr").is_dir()
+    # With "average with": the workers read both files and average them.
+    from napari_seg.models import ensemble, load_model
+
+    torch.manual_seed(3)
+    save_model(create_model(w.current.model.spec), tmp_path / "other.safetensors")
+    w._members.value = [tmp_path / "other.safetensors"]
+    w.cluster.output.value = tmp_path / "both"
+    _run(qtbot, w)
+    assert notes["error"] == [notes["error"][0]]
+    both = ensemble([w.current.model, load_model(tmp_path / "other.safetensors")])
+    expected = predict(both, image, w.config().with_(threads=1)).labels
+    np.testing.assert_array_equal(
+        np.asarray(viewer.layers["cells labels [m + 1]"].data[0]), expected
+    )
+    w._members.value = ()
     memory = viewer.add_image(image, name="in memory")
     _select(w, memory)
     w.cluster.output.value = tmp_path / "again"

@@ -330,11 +330,11 @@ class SegmentWidget(RunnerFields, Dock):
         try:
             plan = self._plan(layer, model)
             config = self.config(plan, layer)
-            members = self._member_files(self.cluster.remote)
+            members = self._member_files()
             # A cluster's workers keep their own thread counts ("CPU threads" is this process's).
             remote = None
             if self.cluster.remote:
-                remote = self._cluster_args(layer, plan, config.with_(threads=None))
+                remote = self._cluster_args(layer, plan, config.with_(threads=None), members)
             objects = self._objects_axes(model, plan, remote is not None)
         except (ValueError, TypeError) as exc:
             show_error(f"Cannot segment {layer.name}: {exc}")
@@ -377,15 +377,12 @@ class SegmentWidget(RunnerFields, Dock):
         objects_job(model.spec.class_names, background=model.spec.background)
         return output_axes(plan.axis or (), plan.channel_axis)
 
-    def _member_files(self, remote: bool) -> tuple[Path, ...]:
+    def _member_files(self) -> tuple[Path, ...]:
         """The "average with" files (checked to exist), or ValueError (main thread)."""
         paths = tuple(Path(p) for p in self._members.value or ())
         missing = [str(p) for p in paths if not p.is_file()]
         if missing:
             raise ValueError(f"average with: no model file at {', '.join(missing)}")
-        if paths and remote:
-            raise ValueError("an ensemble ('average with') runs in this process, not on a "
-                             "cluster: clear 'average with', or run here")  # fmt: skip
         return paths
 
     def cancel(self) -> None:
@@ -496,15 +493,19 @@ class SegmentWidget(RunnerFields, Dock):
         # second (see _runner.REFRESH_S).
         logger.info("segmented %s into %s", placement.image_name, layer.name)
 
-    def _cluster_args(self, layer, plan: ScopePlan, config: PredictConfig) -> tuple:
-        """The cluster job's arguments (main thread); ValueError naming what is missing."""
+    def _cluster_args(
+        self, layer, plan: ScopePlan, config: PredictConfig, members: tuple[Path, ...]
+    ) -> tuple:
+        """The cluster job's arguments (main thread); ValueError naming what is missing.
+        The workers read the current model's file and the "average with" ones."""
         if self._chosen_level(layer) or any(isinstance(i, int) for i in plan.data_index):
             raise ValueError("a cluster job segments the whole image at full resolution")
         output = self.cluster.output_path()
         path, dirty = self.current.path, self.current.dirty
         source = check_cluster_job(layer, path, dirty, output)
         block = self.cluster.block.value or None
-        return path, source, output, config, self.cluster.cluster_spec(), block
+        models = (path, *members)
+        return models, source, output, config, self.cluster.cluster_spec(), block
 
     def _on_cluster_returned(self, result) -> None:
         placement, self._placement = self._placement, None

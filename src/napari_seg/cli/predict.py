@@ -189,12 +189,9 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None and args.output.exists() and not args.output.is_dir():
         raise ValueError(f"--output {args.output} is a file; give a folder")
     if args.output_format == "ome-zarr":
-        if len(args.model) > 1:
-            raise ValueError(
-                "an ensemble (several --model) runs in one process, not block by block "
-                "(OME-Zarr): write TIFF or NIfTI labels, or give one model"
-            )
-        args.model = args.model[0]
+        if len(args.model) > 1:  # the members are checked before any block runs
+            ensemble([load_model(path) for path in args.model])
+            _say_ensemble(len(args.model))
         if args.channel is not None:
             raise ValueError(
                 "--channel picks a channel in memory, not block by block (OME-Zarr): save "
@@ -218,8 +215,7 @@ def run(args: argparse.Namespace) -> int:
     models = [load_model(path) for path in args.model]
     model = models[0] if len(models) == 1 else ensemble(models)
     if len(models) > 1:
-        print(f"napari-seg predict: an ensemble of {len(models)} models (their probabilities "
-              "averaged)", file=sys.stderr)  # fmt: skip
+        _say_ensemble(len(models))
     if args.objects:  # before any work: a model without a background is refused
         objects_job(model.spec.class_names, background=model.spec.background)
     args.output.mkdir(parents=True, exist_ok=True)
@@ -230,6 +226,11 @@ def run(args: argparse.Namespace) -> int:
 
     items = list(zip(args.inputs, outputs, strict=True))
     return for_each_input("predict", items, work, lambda item: item[0])
+
+
+def _say_ensemble(n: int) -> None:
+    print(f"napari-seg predict: an ensemble of {n} models (their probabilities averaged)",
+          file=sys.stderr)  # fmt: skip
 
 
 def _inputs(paths: list[Path]) -> list[Path]:

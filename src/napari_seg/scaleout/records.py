@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,24 @@ def staging_path(output: Path) -> Path:
     return output.parent / f".{output.name}.partial"
 
 
+def model_digest(model: Path | Sequence[Path]) -> str | list[str]:
+    """The digest of a model file, or the list of an ensemble's (one file: its digest
+    alone, as runs recorded before ensembles ran block by block).
+
+    Parameters
+    ----------
+    model : Path or sequence of Path
+
+    Returns
+    -------
+    str or list of str
+    """
+    if isinstance(model, (str, os.PathLike)):
+        return file_digest(Path(model))
+    digests = [file_digest(Path(p)) for p in model]
+    return digests[0] if len(digests) == 1 else digests
+
+
 def file_digest(path: Path) -> str:
     """SHA-256 of a file, read in 1 MiB pieces (remembered while its size and
     modification time stay the same).
@@ -54,7 +73,9 @@ def file_digest(path: Path) -> str:
     return _digest(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
 
 
-def request_key(model: Path, source: Path, config: dict[str, Any], block: int | None) -> str:
+def request_key(
+    model: Path | Sequence[Path], source: Path, config: dict[str, Any], block: int | None
+) -> str:
     """What a run was asked for (model file, input, settings, block side), as a hash.
 
     A finished output carries it (``omezarr.mark_done``), so the same command run
@@ -62,7 +83,9 @@ def request_key(model: Path, source: Path, config: dict[str, Any], block: int | 
 
     Parameters
     ----------
-    model, source : Path
+    model : Path or sequence of Path
+        The model file, or the files of an ensemble (in order).
+    source : Path
     config : dict
         The prediction settings as given.
     block : int or None
@@ -71,7 +94,7 @@ def request_key(model: Path, source: Path, config: dict[str, Any], block: int | 
     -------
     str
     """
-    request = [file_digest(model), str(Path(source).resolve()), config, block]
+    request = [model_digest(model), str(Path(source).resolve()), config, block]
     return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,7 +80,7 @@ class BlocksFinished:
 
 
 def iter_predict_blocks(
-    model_path: str | os.PathLike,
+    model_path: str | os.PathLike | Sequence[str | os.PathLike],
     source: str | os.PathLike,
     output: str | os.PathLike,
     config: PredictConfig | None = None,
@@ -93,8 +93,9 @@ def iter_predict_blocks(
 
     Parameters
     ----------
-    model_path : path
-        Model file (loaded safely on every worker).
+    model_path : path or sequence of paths
+        Model file (loaded safely on every worker), or the files of an ensemble
+        (:func:`napari_seg.models.ensemble`: their probabilities averaged).
     source : path
         Image file or zarr array (read by region).
     output : path
@@ -122,14 +123,15 @@ def iter_predict_blocks(
         For an input or settings a block-wise run cannot take (named).
     """
     # absolute paths: workers elsewhere need them (and may run in another folder)
-    model_file, image_file, out = (Path(p).resolve() for p in (model_path, source, output))
-    if not overwrite and is_done(model_file, image_file, out, config, block):
+    models = model_files(model_path)
+    image_file, out = (Path(p).resolve() for p in (source, output))
+    if not overwrite and is_done(models, image_file, out, config, block):
         return BlocksFinished(out, len(open_levels(out)), 0.0, skipped=True)
     warming = []  # workers import torch while the client plans (held until the end)
     if client is not None:
         for address in client.scheduler_info()["workers"]:
             warming.append(client.submit(prepare_worker, workers=[address], pure=False))
-    job = _Job.plan(model_file, image_file, out, config, block, overwrite)
+    job = _Job.plan(models, image_file, out, config, block, overwrite)
     start = time.perf_counter()
     pending = [b for b in job.blocks if b.number not in job.finished]
     workers = len(client.scheduler_info()["workers"]) if client is not None else 1
@@ -152,7 +154,7 @@ def iter_predict_blocks(
 
 
 def is_done(
-    model_path: str | os.PathLike,
+    model_path: str | os.PathLike | Sequence[str | os.PathLike],
     source: str | os.PathLike,
     output: str | os.PathLike,
     config: PredictConfig | None = None,
@@ -163,7 +165,9 @@ def is_done(
 
     Parameters
     ----------
-    model_path, source, output : path
+    model_path : path or sequence of paths
+        As :func:`iter_predict_blocks` takes it.
+    source, output : path
     config : PredictConfig, optional
     block : int, optional
 
@@ -182,7 +186,42 @@ def is_done(
 def _request_key(model_path, source, config: PredictConfig | None, block: int | None) -> str:
     """The key a finished output records and a new run compares (one rule for both)."""
     settings = (config or PredictConfig()).to_dict()
-    return records.request_key(Path(model_path), Path(source), settings, block)
+    return records.request_key(model_files(model_path), Path(source), settings, block)
+
+
+def model_files(
+    model_path: str | os.PathLike | Sequence[str | os.PathLike],
+) -> tuple[Path, ...]:
+    """A model file, or an ensemble's files, as absolute paths.
+
+    Parameters
+    ----------
+    model_path : path or sequence of paths
+
+    Returns
+    -------
+    tuple of Path
+
+    Raises
+    ------
+    ValueError
+        For an empty sequence.
+    """
+    if isinstance(model_path, (str, os.PathLike)):
+        paths: tuple[str | os.PathLike, ...] = (model_path,)
+    else:
+        paths = tuple(model_path)
+    if not paths:
+        raise ValueError("give a model file")
+    return tuple(Path(p).resolve() for p in paths)
+
+
+def _load(paths) -> Any:
+    """The model of ``paths`` (several: their ensemble), loaded safely."""
+    from ..models import ensemble, load_model
+
+    models = [load_model(path) for path in paths]
+    return models[0] if len(models) == 1 else ensemble(models)
 
 
 def open_levels(path: Path) -> list[str]:
@@ -226,8 +265,8 @@ def _run(job: _Job, pending: list, client: Any):
 class BlockTask:
     """What a worker needs to run any block of the job (small, pickled to workers)."""
 
-    model: str
-    digest: str
+    model: tuple[str, ...]  # one file, or an ensemble's
+    digest: tuple[str, ...]
     source: str
     staging: str
     config: dict
@@ -276,19 +315,19 @@ def prepare_worker() -> None:
     from ..models import registry  # noqa: F401
 
 
-_MODELS: dict[tuple[str, str], Any] = {}
+_MODELS: dict[tuple, Any] = {}
 
 
-def _worker_model(path: str, digest: str):
-    """The model, loaded once per worker process (checked against the run's digest)."""
-    key = (path, digest)
+def _worker_model(paths: tuple[str, ...], digests: tuple[str, ...]):
+    """The model (an ensemble for several files), loaded once per worker process
+    (each file checked against the run's digest)."""
+    key = (paths, digests)
     if key not in _MODELS:
-        from ..models import load_model
-
-        if records.file_digest(Path(path)) != digest:
-            raise ValueError(f"{path} changed since the run started")
+        for path, digest in zip(paths, digests, strict=True):
+            if records.file_digest(Path(path)) != digest:
+                raise ValueError(f"{path} changed since the run started")
         _MODELS.clear()
-        _MODELS[key] = load_model(path)
+        _MODELS[key] = _load(paths)
     return _MODELS[key]
 
 
@@ -305,7 +344,7 @@ class _Job:
     overwrite: bool
 
     @classmethod
-    def plan(cls, model_path, source, output, config, block, overwrite) -> _Job:
+    def plan(cls, model_path: tuple[Path, ...], source, output, config, block, overwrite) -> _Job:
         from .._io import read_image, source_transform, tiff_header
         from ..inference.blocks import (
             fixed_settings,
@@ -316,14 +355,13 @@ class _Job:
             with_file_stack_axes,
             with_source_spacing,
         )
-        from ..models import load_model
 
         omezarr.check_available()
         want = bool(config and config.probabilities)
         for path in (output, probabilities_path(output)) if want else (output,):
             if path.exists() and not overwrite:
                 raise ValueError(f"{path} exists; pass --overwrite to replace it")
-        model, image = load_model(model_path), read_image(source)
+        model, image = _load(model_path), read_image(source)
         # The request (what resuming compares) is what was asked; the source's own
         # spacing is part of the source.
         header = tiff_header(source)  # a TIFF's axes and pixel size, read once
@@ -338,9 +376,10 @@ class _Job:
         layout = layout_of(model, tuple(image.shape), fixed)
         omezarr.axes_for(len(layout.output_shape) + want, channels=want)
         blocks = plan_blocks(layout, block)
-        digest = records.file_digest(model_path)
+        digests = tuple(records.file_digest(path) for path in model_path)
         identity = {
-            "model": digest, "source": str(source.resolve()), "shape": list(image.shape),
+            "model": records.model_digest(model_path), "source": str(source.resolve()),
+            "shape": list(image.shape),
             "config": fixed.to_dict(), "blocks": len(blocks), "block": block,
         }  # fmt: skip
         staging = records.staging_path(output)
@@ -349,8 +388,8 @@ class _Job:
             chunks = output_chunks(layout, block)
             _create(staging, layout.output_shape, chunks, model.spec.num_classes, want)
             records.start_run(staging, identity)
-        task = BlockTask(str(model_path), digest, str(source), str(staging), fixed.to_dict(),
-                         stats, want)  # fmt: skip
+        task = BlockTask(tuple(str(p) for p in model_path), digests, str(source), str(staging),
+                         fixed.to_dict(), stats, want)  # fmt: skip
         geometry = _transform(layout, fixed, transform)
         geometry["request"] = _request_key(model_path, source, config, block)
         token = _task_token(output)
