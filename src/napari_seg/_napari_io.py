@@ -12,17 +12,25 @@ geometry in the layer's metadata (``GEOMETRY_KEY``). File > Save Layers writes
 a Labels layer as NIfTI with that geometry's affine and length unit (or, for a
 layer that did not come from a medical file, an axis-aligned one from its scale,
 translate and units: millimetres unless napari's ``units`` say otherwise).
+
+Labels are also written as a TIFF that keeps the layer's pixel size (napari's own
+TIFF writer stores the array alone, its ids as uint32): an ImageJ hyperstack
+calibrated in the layer's length unit, which Fiji and ``napari-seg`` commands read,
+ids in uint8 or uint16 when they fit.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._layers import GEOMETRY_KEY
+
+if TYPE_CHECKING:
+    from ._calibration import Calibration
 
 LayerData = tuple[Any, dict[str, Any], str]
 LABEL_NAME_ENDINGS = ("_labels", "_label", "_seg", "_mask")
@@ -134,6 +142,73 @@ def _napari_has_layer_units() -> bool:
     except (PackageNotFoundError, ValueError):
         return False
     return (major, minor) >= (0, 6)
+
+
+def write_tiff_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
+    """Write a Labels layer as a TIFF with its pixel size (npe2 single-layer writer).
+
+    Parameters
+    ----------
+    path : str
+        Ends in ``.tif`` or ``.tiff`` (``.tif`` is added otherwise).
+    data : array_like
+        The layer's data (2 to 4 axes are calibrated: ``YX``, ``ZYX`` or ``TYX``,
+        ``TZYX``).
+    meta : dict
+        The layer's attributes (``scale``, and ``units`` from napari 0.6).
+
+    Returns
+    -------
+    list of str
+        The path written.
+    """
+    from ._io import write_labels
+
+    if not path.lower().endswith((".tif", ".tiff")):
+        path = f"{path}.tif"
+    array = np.asarray(data)
+    # File > Save Layers replaces a file the user chose in napari's own dialog.
+    write_labels(path, array, calibration=layer_calibration(array.ndim, meta), overwrite=True)
+    return [os.fspath(path)]
+
+
+def layer_calibration(ndim: int, meta: dict[str, Any]) -> Calibration | None:
+    """A layer's pixel size as a TIFF calibration, or None when it states none.
+
+    The last two axes are Y and X; the one before is Z when its unit is a length,
+    else T; a fourth is T. napari's default (a scale of 1 in ``"pixel"``), a layer
+    without ``units`` (napari before 0.6: the scale's unit is unknown) and layers of
+    more axes give None.
+
+    Parameters
+    ----------
+    ndim : int
+    meta : dict
+        The layer's ``scale`` and ``units``.
+
+    Returns
+    -------
+    Calibration or None
+    """
+    from ._calibration import Calibration
+    from ._units import length_unit
+    from .arrays.layout import spacing_and_unit
+
+    units = meta.get("units")
+    if not 2 <= ndim <= 4 or units is None:
+        return None
+    scale = [float(s) for s in meta.get("scale", (1.0,) * ndim)]
+    names = [str(u) for u in units]
+    deep = ndim >= 3 and length_unit([names[ndim - 3]]) is not None
+    spatial = list(range(ndim - (3 if deep else 2), ndim))
+    if ndim - len(spatial) > 1:  # two axes that are not space
+        return None
+    spacing, unit = spacing_and_unit(scale, spatial, names)
+    if spacing is None or unit is None:
+        return None
+    letters = "T" * (ndim - len(spatial)) + "ZYX"[3 - len(spatial) :]
+    full = [1.0] * (ndim - len(spatial)) + list(spacing)
+    return Calibration(letters, tuple(full), unit)
 
 
 def write_nifti_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
