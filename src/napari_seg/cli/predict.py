@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
     """
     from .._io import output_stem
     from ..medical import label_path
-    from ..models import ensemble, load_model
+    from ..models import check_members, load_models, read_model_spec
     from ..refine import objects_job
 
     config = build_config(args)
@@ -189,8 +189,8 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None and args.output.exists() and not args.output.is_dir():
         raise ValueError(f"--output {args.output} is a file; give a folder")
     if args.output_format == "ome-zarr":
-        if len(args.model) > 1:  # the members are checked before any block runs
-            ensemble([load_model(path) for path in args.model])
+        if len(args.model) > 1:  # the members' headers are checked before any block runs
+            check_members([read_model_spec(path) for path in args.model])
             _say_ensemble(len(args.model))
         if args.channel is not None:
             raise ValueError(
@@ -212,10 +212,9 @@ def run(args: argparse.Namespace) -> int:
         for stem, path in zip(stems, args.inputs, strict=True)
     ]
     check_outputs([p for out in outputs for p in out.values()], args.inputs, args.overwrite)
-    models = [load_model(path) for path in args.model]
-    model = models[0] if len(models) == 1 else ensemble(models)
-    if len(models) > 1:
-        _say_ensemble(len(models))
+    model = load_models(args.model)
+    if len(args.model) > 1:
+        _say_ensemble(len(args.model))
     if args.objects:  # before any work: a model without a background is refused
         objects_job(model.spec.class_names, background=model.spec.background)
     args.output.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ ensemble as one model.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 
 import torch
@@ -71,6 +72,68 @@ class MeanOfModels(nn.Module):
         return total.div_(len(self.members)).clamp_min_(_TINY).log_()
 
 
+def check_members(specs: Sequence[ModelSpec]) -> None:
+    """Check that models of these specs can form an ensemble (the one home of the
+    rule :func:`ensemble` applies; with :func:`read_model_spec`, before any weight
+    is read).
+
+    Parameters
+    ----------
+    specs : sequence of ModelSpec
+
+    Raises
+    ------
+    ValueError
+        Naming the first member that differs from the first one in its
+        dimensionality, input channels, classes, background, normalisation or
+        voxel size.
+    """
+    first = specs[0]
+    for k, spec in enumerate(specs[1:], start=2):
+        for field, what in _SHARED.items():
+            if getattr(spec, field) != getattr(first, field):
+                raise ValueError(
+                    f"model {k} differs from model 1 in its {what}: "
+                    f"{getattr(spec, field)!r} against {getattr(first, field)!r}; "
+                    "an ensemble's models must read and predict the same things"
+                )
+
+
+def load_models(
+    paths: Sequence[str | os.PathLike], *, device: str | torch.device = "cpu"
+) -> SegmentationModel:
+    """The model of one file, or the :func:`ensemble` of several, each loaded safely.
+
+    The members are checked from their files' headers (:func:`check_members`)
+    before any weight is read.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+    device : str or torch.device
+
+    Returns
+    -------
+    SegmentationModel
+
+    Raises
+    ------
+    ValueError
+        For no path, or members that cannot form an ensemble.
+    ModelFileError
+        As :func:`napari_seg.models.load_model`.
+    """
+    from . import load_model, read_model_spec  # the package's names, as callers use them
+
+    paths = list(paths)
+    if not paths:
+        raise ValueError("give a model file")
+    if len(paths) > 1:
+        check_members([read_model_spec(path) for path in paths])
+    models = [load_model(path, device=device) for path in paths]
+    return models[0] if len(models) == 1 else ensemble(models)
+
+
 def ensemble(models: Sequence[SegmentationModel]) -> SegmentationModel:
     """One model that predicts the mean probabilities of ``models``.
 
@@ -100,15 +163,8 @@ def ensemble(models: Sequence[SegmentationModel]) -> SegmentationModel:
     models = list(models)
     if len(models) < 2:
         raise ValueError(f"an ensemble needs at least two models, got {len(models)}")
+    check_members([model.spec for model in models])
     first = models[0].spec
-    for k, model in enumerate(models[1:], start=2):
-        for field, what in _SHARED.items():
-            if getattr(model.spec, field) != getattr(first, field):
-                raise ValueError(
-                    f"model {k} differs from model 1 in its {what}: "
-                    f"{getattr(model.spec, field)!r} against {getattr(first, field)!r}; "
-                    "an ensemble's models must read and predict the same things"
-                )
     untrained = set(first.untrained_classes)
     for model in models[1:]:
         untrained &= set(model.spec.untrained_classes)

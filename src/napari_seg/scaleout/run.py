@@ -216,14 +216,6 @@ def model_files(
     return tuple(Path(p).resolve() for p in paths)
 
 
-def _load(paths) -> Any:
-    """The model of ``paths`` (several: their ensemble), loaded safely."""
-    from ..models import ensemble, load_model
-
-    models = [load_model(path) for path in paths]
-    return models[0] if len(models) == 1 else ensemble(models)
-
-
 def open_levels(path: Path) -> list[str]:
     """The resolution levels of an OME-Zarr image (their paths, finest first).
 
@@ -327,7 +319,9 @@ def _worker_model(paths: tuple[str, ...], digests: tuple[str, ...]):
             if records.file_digest(Path(path)) != digest:
                 raise ValueError(f"{path} changed since the run started")
         _MODELS.clear()
-        _MODELS[key] = _load(paths)
+        from ..models import load_models
+
+        _MODELS[key] = load_models(paths)
     return _MODELS[key]
 
 
@@ -355,13 +349,14 @@ class _Job:
             with_file_stack_axes,
             with_source_spacing,
         )
+        from ..models import load_models
 
         omezarr.check_available()
         want = bool(config and config.probabilities)
         for path in (output, probabilities_path(output)) if want else (output,):
             if path.exists() and not overwrite:
                 raise ValueError(f"{path} exists; pass --overwrite to replace it")
-        model, image = _load(model_path), read_image(source)
+        model, image = load_models(model_path), read_image(source)
         # The request (what resuming compares) is what was asked; the source's own
         # spacing is part of the source.
         header = tiff_header(source)  # a TIFF's axes and pixel size, read once
