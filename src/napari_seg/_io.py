@@ -54,6 +54,7 @@ def read_with_geometry(path: str | os.PathLike) -> tuple[Any, VolumeGeometry | N
         If the format is not supported or the file cannot be read as an image.
     """
     from . import medical
+    from ._dataset_json import channel_files
 
     path = Path(path)
     if not path.exists():
@@ -61,7 +62,7 @@ def read_with_geometry(path: str | os.PathLike) -> tuple[Any, VolumeGeometry | N
     geometry = None
     suffix = path.suffix.lower()
     try:
-        if medical.is_nifti(path) and (channels := _channel_files(path)) is not None:
+        if medical.is_nifti(path) and (channels := channel_files(path)) is not None:
             array, geometry = medical.read_channel_files(channels)
         elif medical.is_nifti(path) or medical.is_dicom_folder(path):
             array, geometry = medical.read_volume(path)
@@ -88,14 +89,6 @@ def read_with_geometry(path: str | os.PathLike) -> tuple[Any, VolumeGeometry | N
     if 0 in tuple(array.shape):
         raise ValueError(f"{path} holds an empty image (shape {tuple(array.shape)})")
     return array, geometry
-
-
-def _channel_files(path: Path) -> list[Path] | None:
-    """The channel files of an nnU-Net case whose first is ``path`` (see
-    :func:`napari_seg._dataset_json.channel_files`)."""
-    from ._dataset_json import channel_files
-
-    return channel_files(path)
 
 
 def read_labels(path: str | os.PathLike) -> tuple[Any, VolumeGeometry | None]:
