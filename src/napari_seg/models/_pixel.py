@@ -326,12 +326,9 @@ def _factors(sigma: float, steps: tuple[float, ...], size: tuple[int, ...]) -> l
     """Downsampling of the input for scale ``sigma``, per axis: a power of two keeping
     the axis's sigma in voxels (``sigma / step``) between 2 and 4 (1 for up to 3),
     the same along isotropic axes (the smallest of theirs), and 2 voxels per axis."""
-    wanted = [2 ** max(0, int(math.log2(max(sigma / step, 1.0))) - 1) for step in steps]
-    if all(n >= 2 * f for f, n in zip(wanted, size, strict=True)):
-        return wanted
+    out = [2 ** max(0, int(math.log2(max(sigma / step, 1.0))) - 1) for step in steps]
     # An axis too short for its factor lowers it for the axes of the same step: one
     # grid for isotropic axes, as a single factor had it.
-    out = list(wanted)
     for axis, step in enumerate(steps):
         same = [a for a, s in enumerate(steps) if s == step]
         while out[axis] > 1 and min(size[a] for a in same) < 2 * out[axis]:
