@@ -4,10 +4,28 @@ Optional parts (a cluster, OME-Zarr output, ITK's contour interpolation) live in
 extras of the package. Using one without its extra raises
 :class:`MissingExtraError`, an ``ImportError`` whose message names what to
 install; the command line reports it in one line and the widgets as a
-notification, as any other user error.
+notification, as any other user error. Readers whose callers go on with the next
+file (NIfTI and DICOM without the ``medical`` extra) raise a ``ValueError`` with
+the same sentence (:func:`extra_message`).
 """
 
 from __future__ import annotations
+
+
+def extra_message(what: str, needs: str, extra: str, instead: str = "") -> str:
+    """The sentence that says which extra installs what ``what`` needs.
+
+    Parameters
+    ----------
+    what, needs, extra, instead : str
+        As :class:`MissingExtraError` takes them.
+
+    Returns
+    -------
+    str
+    """
+    tail = f" ({instead})" if instead else ""
+    return f"{what} needs {needs}: pip install 'napari-seg[{extra}]'{tail}"
 
 
 class MissingExtraError(ImportError):
@@ -28,8 +46,7 @@ class MissingExtraError(ImportError):
     def __init__(self, what: str, needs: str, extra: str, instead: str = "") -> None:
         self.parts = (what, needs, extra, instead)
         self.extra = extra
-        tail = f" ({instead})" if instead else ""
-        super().__init__(f"{what} needs {needs}: pip install 'napari-seg[{extra}]'{tail}")
+        super().__init__(extra_message(what, needs, extra, instead))
 
     def __reduce__(self) -> tuple:
         # Raised in a child process (the contour method runs in one), it is pickled

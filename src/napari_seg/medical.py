@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from ._atomic import atomic_write
+from ._extras import extra_message
 from .limits import GIB, MAX_DICOM_FILES, MAX_NIFTI_CHANNELS, MAX_VOLUME_BYTES, one_line
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -415,7 +416,7 @@ def _nibabel():
     try:
         import nibabel
     except ImportError:
-        raise ValueError("reading NIfTI needs nibabel: pip install 'napari-seg[medical]'") from None
+        raise ValueError(extra_message("reading NIfTI", "nibabel", "medical")) from None
     return nibabel
 
 
@@ -717,7 +718,7 @@ def _dicom_headers(folder: Path) -> list:
     try:
         import pydicom
     except ImportError:
-        raise ValueError("reading DICOM needs pydicom: pip install 'napari-seg[medical]'") from None
+        raise ValueError(extra_message("reading DICOM", "pydicom", "medical")) from None
     if not folder.is_dir():
         raise ValueError(f"{folder} is not a folder of DICOM files")
     files = [p for p in sorted(folder.iterdir()) if p.is_file()]
