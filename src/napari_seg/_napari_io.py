@@ -10,8 +10,9 @@ as ``scale``, the LPS position of the first voxel as ``translate``, the file's
 length unit as the layer's ``units`` (napari 0.6 and later) and the
 geometry in the layer's metadata (``GEOMETRY_KEY``). File > Save Layers writes
 a Labels layer as NIfTI with that geometry's affine and length unit (or, for a
-layer that did not come from a medical file, an axis-aligned one from its scale,
-translate and units: millimetres unless napari's ``units`` say otherwise).
+layer that did not come from a medical file, one from its scale, translate,
+rotation, shear, affine and units: millimetres unless napari's ``units`` say
+otherwise).
 
 Labels are also written as a TIFF that keeps the layer's pixel size (napari's own
 TIFF writer stores the array alone, its ids as uint32): an ImageJ hyperstack
@@ -132,6 +133,52 @@ def _is_label_map(path: str, name: str) -> bool:
     return is_nifti(path) and nifti_is_label_map(path)
 
 
+def shear_matrix(shear: Any, ndim: int) -> np.ndarray:
+    """napari's ``shear`` as a matrix: a matrix as it is, or its upper-triangular
+    coefficients row by row (as a layer's ``shear`` gives them).
+
+    Parameters
+    ----------
+    shear : array_like
+    ndim : int
+
+    Returns
+    -------
+    ndarray, shape (ndim, ndim)
+    """
+    values = np.asarray(shear, dtype=float)
+    if values.ndim == 2:
+        return values
+    matrix = np.eye(ndim)
+    matrix[np.triu_indices(ndim, 1)] = values
+    return matrix
+
+
+def layer_turn(meta: dict[str, Any], ndim: int) -> tuple[np.ndarray, tuple[float, ...]]:
+    """What napari applies to a layer after its ``scale``: ``affine @ rotate @ shear``,
+    and where its first pixel lies (``affine`` applied to ``translate``).
+
+    Parameters
+    ----------
+    meta : dict
+        The layer's attributes (``translate``, ``rotate``, ``shear``, ``affine``; any
+        missing is the identity).
+    ndim : int
+
+    Returns
+    -------
+    turn : ndarray, shape (ndim, ndim)
+    origin : tuple of float
+    """
+    rotate = np.asarray(meta.get("rotate", np.eye(ndim)), dtype=float)
+    shear = shear_matrix(meta.get("shear", np.zeros(ndim * (ndim - 1) // 2)), ndim)
+    affine = meta.get("affine", np.eye(ndim + 1))
+    affine = np.asarray(getattr(affine, "affine_matrix", affine), dtype=float)
+    translate = np.asarray(meta.get("translate", (0.0,) * ndim), dtype=float)
+    origin = affine[:ndim, :ndim] @ translate + affine[:ndim, ndim]
+    return affine[:ndim, :ndim] @ rotate @ shear, tuple(float(v) for v in origin)
+
+
 def _napari_has_layer_units() -> bool:
     """Whether the installed napari takes a layer's ``units`` (0.6 and later), read
     from its version: this module must not import napari."""
@@ -245,10 +292,11 @@ def write_nifti_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
         geometry = VolumeGeometry.from_metadata(recorded)
     else:
         scale = tuple(float(s) for s in meta.get("scale", (1.0,) * 3))
-        translate = tuple(float(t) for t in meta.get("translate", (0.0,) * 3))
+        turn, origin = layer_turn(meta, 3)
         units = meta.get("units")  # napari >= 0.6: pint units ("micrometer", "pixel")
         units = None if units is None else tuple(str(u) for u in units)
-        geometry = VolumeGeometry.from_placement(scale, translate, array.shape, units)
+        geometry = VolumeGeometry.from_placement(scale, origin, array.shape, units, turn)
+        array = geometry.to_array(array.T)  # the file holds the layer's array as it is
     # File > Save Layers replaces a file the user chose in napari's own dialog.
     write_nifti(path, array, geometry, overwrite=True)
     return [os.fspath(path)]

@@ -166,9 +166,15 @@ class VolumeGeometry:
         origin: tuple[float, ...],
         shape: tuple[int, ...],
         units: tuple[str, ...] | None = None,
+        turn: np.ndarray | None = None,
     ) -> VolumeGeometry:
         """The geometry of a ``(z, y, x)`` LPS array placed by napari's ``scale`` (spacing)
         and ``translate`` (origin), for an array that was not read from a medical file.
+
+        The file holds the array as it is (its axes reversed, as NIfTI orders them);
+        ``to_array(array.T)`` is the array as this geometry shows it, which is
+        ``array`` itself unless ``turn`` brings an axis nearer another LPS axis than
+        its own.
 
         Parameters
         ----------
@@ -181,6 +187,9 @@ class VolumeGeometry:
             NIfTI cannot state (nanometres, centimetres...) are converted to one it
             can (:func:`nifti_placement_unit`); without units, or with one that is
             not a length (napari's default ``"pixel"``), millimetres are assumed.
+        turn : ndarray, shape (3, 3), optional
+            A rotation (or shear) applied after the spacing, in ``(z, y, x)``: a layer
+            turned in napari. None: axis-aligned.
 
         Returns
         -------
@@ -194,11 +203,14 @@ class VolumeGeometry:
         if not len(spacing) == len(origin) == len(shape) == 3:
             raise ValueError(f"a volume has 3 axes, got shape {tuple(shape)}")
         factors, unit = nifti_placement_unit(units)
-        (sz, sy, sx) = (float(v) * f for v, f in zip(spacing, factors, strict=True))
-        (oz, oy, ox) = (float(v) * f for v, f in zip(origin, factors, strict=True))
-        affine = np.array(
-            [[-sx, 0, 0, -ox], [0, -sy, 0, -oy], [0, 0, sz, oz], [0, 0, 0, 1]], dtype=float
-        )
+        rows = np.asarray(factors, dtype=float)[:, None]  # each world axis in the file's unit
+        linear = rows * (np.eye(3) if turn is None else np.asarray(turn, dtype=float))
+        linear = linear * np.asarray(spacing, dtype=float)[None, :]
+        affine = np.eye(4)
+        # (z, y, x) LPS to (x, y, z) RAS, and file index (i, j, k) = (x, y, z): reversed.
+        ras = np.diag([-1.0, -1.0, 1.0])
+        affine[:3, :3] = ras @ linear[::-1, ::-1]
+        affine[:3, 3] = ras @ (rows[:, 0] * np.asarray(origin, dtype=float))[::-1]
         return cls.from_affine(affine, tuple(shape[::-1]), unit=unit)
 
     def to_array(self, data: np.ndarray) -> np.ndarray:

@@ -191,8 +191,15 @@ def test_bad_inputs_become_notifications(setup, qtbot, notes, tmp_path):
     layers["pred"].translate = (0, 5, 0)
     w.run()
     _wait(qtbot, w)
-    assert "different positions" in notes["warning"][-1]
+    assert "placed differently" in notes["warning"][-1]
     layers["pred"].translate = (0, 0, 0)
+    layers["pred"].affine = [[1, 0, 0, 0], [0, 0, -1, 63], [0, 1, 0, 0], [0, 0, 0, 1]]
+    warned = len(notes["warning"])
+    w.run()
+    _wait(qtbot, w)
+    assert len(notes["warning"]) == warned + 1
+    assert "placed differently" in notes["warning"][-1]  # turned by the transform tool
+    layers["pred"].affine = np.eye(4)
     w._ignore.value = "0, x"
     w.run()
     assert "ignore ids" in notes["error"][-1]

@@ -131,3 +131,28 @@ def test_other_files_open_without_asking_which_reader(make_napari_viewer, tmp_pa
     viewer.window._qt_viewer._qt_open([str(tmp_path / "cells.tif")], stack=False)
     assert asked == []
     assert [layer.name for layer in viewer.layers] == ["cells"]
+
+
+@pytest.mark.parametrize("degrees", [20.0, 70.0])
+def test_a_turned_labels_layer_is_saved_where_napari_shows_it(make_napari_viewer_proxy, tmp_path,
+                                                              degrees):  # fmt: skip
+    """A layer turned in napari (rotate, shear, the transform tool's affine) is saved with
+    that turn: every voxel lies in the file where napari shows it (70 degrees brings y
+    nearer x than its own axis, so the file's axes are not the layer's nearest LPS)."""
+    viewer = make_napari_viewer_proxy()
+    a = np.radians(degrees)
+    turn = np.eye(4)
+    turn[1:3, 1:3] = [[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]
+    turn[:3, 3] = (4.0, -7.0, 2.0)
+    data = np.arange(3 * 4 * 5, dtype=np.uint16).reshape(3, 4, 5)
+    layer = viewer.add_labels(data, scale=(2.0, 0.5, 0.8), translate=(1.0, 2.0, -3.0),
+                              shear=[0.1, 0.0, 0.2], affine=turn)  # fmt: skip
+    [written] = layer.save(str(tmp_path / "turned.nii.gz"), plugin="napari-seg")
+    image = nib.load(written)
+    stored = np.asarray(image.dataobj)
+    for value in (0, 17, 42, 59):
+        (index,) = np.argwhere(data == value)
+        (voxel,) = np.argwhere(stored == value)
+        ras = image.affine @ (*voxel, 1.0)
+        lps_zyx = (ras[2], -ras[1], -ras[0])
+        np.testing.assert_allclose(lps_zyx, layer.data_to_world(index), atol=1e-9)

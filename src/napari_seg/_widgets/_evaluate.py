@@ -31,8 +31,9 @@ from ..medical import recorded_unit
 from ..metrics import ERROR_COLORS, ERROR_NAMES, MODES, EvaluateConfig, Evaluation, merge_rows
 from ._dock import Dock
 from ._fields import SaveTarget
-from ._layers import add_labels, file_scale, unit_names, units_kwargs
+from ._layers import add_labels, file_scale, unit_names
 from ._layers import full_resolution as _data
+from ._place import Place
 from ._plots import ScorePlots
 from ._runner import JobRunner, RunnerFields
 from ._shared import current_model_for
@@ -285,10 +286,10 @@ class EvaluateWidget(RunnerFields, Dock):
             None if axis is None else axis[1],
         )
         for layer in (pred, compare):
-            if layer is not None and not np.allclose(layer.translate, gt.translate):
+            if layer is not None and not Place.of(layer).matches(Place.of(gt)):
                 show_warning(
-                    f"{layer.name} and {gt.name} are placed at different positions "
-                    "(translate); pixels are compared index by index"
+                    f"{layer.name} and {gt.name} are placed differently (scale, translate, "
+                    "rotation or affine); pixels are compared index by index"
                 )
         self.runner.start(
             _evaluate_job,
@@ -435,15 +436,7 @@ class EvaluateWidget(RunnerFields, Dock):
                 layers[name].data = errors
                 continue
             kwargs = labels_layer_kwargs(name, ["", *ERROR_NAMES[1:]], ERROR_COLORS)
-            placement = (
-                {}
-                if source is None
-                else {
-                    "scale": source.scale,
-                    "translate": source.translate,
-                    **units_kwargs(unit_names(source)),
-                }
-            )
+            placement = {} if source is None else Place.of(source).kwargs()
             add_labels(self._viewer, errors, window=self.native, opacity=0.6, **placement, **kwargs)
         self._status.value = "error overlay: " + "; ".join(
             f"{pred_name}: "

@@ -25,11 +25,10 @@ from ._dock import wrapping_label
 from ._layers import (
     add_labels,
     full_resolution,
-    unit_names,
-    units_kwargs,
     viewer_position,
     visible_region,
 )
+from ._place import Place
 
 if TYPE_CHECKING:
     import napari
@@ -236,7 +235,7 @@ def _own_layer(panel: LivePanel, name: str, shape, dtype, like, kind: str):
         return layers[name]
     if name in layers:
         layers.remove(name)
-    place = {"scale": like.scale, "translate": like.translate, **units_kwargs(unit_names(like))}
+    place = Place.of(like).kwargs()
     data = np.zeros(shape, dtype)
     if kind == "labels":
         return add_labels(viewer, data, window=panel.toggle.native, name=name, opacity=0.6, **place)

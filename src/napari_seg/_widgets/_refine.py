@@ -24,9 +24,10 @@ from ..refine.scope import RefineScope, plan_refine_scope
 from ._current import CurrentModel
 from ._dock import Dock
 from ._history import changed_positions, write_undoable
-from ._layers import add_labels, full_resolution, unit_names, units_kwargs, viewer_position
+from ._layers import add_labels, full_resolution, viewer_position
 from ._legend import ClassLegend
 from ._params import param_widget, read_params
+from ._place import Place
 from ._runner import JobRunner, RunnerFields
 from ._shared import current_model_for, forward_events, same_layer
 
@@ -336,9 +337,7 @@ class RefineWidget(RunnerFields, Dock):
             name = f"{layer.name} refined"
         fixed = [a for a, i in enumerate(run.scope.index) if isinstance(i, int)]
         data = np.expand_dims(labels, axis=fixed) if fixed else labels
-        translate = np.asarray(layer.translate, dtype=float).copy()
-        for a in fixed:
-            translate[a] += run.scope.index[a] * layer.scale[a]
+        origin = [run.scope.index[a] if a in fixed else 0 for a in range(layer.ndim)]
         if name in self._viewer.layers:
             self._viewer.layers.remove(name)
         kwargs = (
@@ -349,10 +348,8 @@ class RefineWidget(RunnerFields, Dock):
             data,
             window=self.native,
             name=name,
-            scale=layer.scale,
-            translate=translate,
             opacity=0.8,
-            **units_kwargs(unit_names(layer)),
+            **Place.of(layer).shifted(origin).kwargs(),
             **kwargs,
         )
         self._viewer.layers.selection.active = layer

@@ -33,11 +33,10 @@ from ._layers import (
     layer_spacing,
     level_data,
     level_factors,
-    unit_names,
-    units_kwargs,
     viewer_position,
 )
 from ._model import load_job
+from ._place import Place
 from ._runner import JobRunner, RunnerFields
 from ._segment_cluster import ClusterPanel, check_cluster_job, cluster_job, open_lazily
 from ._shared import (
@@ -68,8 +67,7 @@ class _Placement:
 
     image_name: str
     plan: ScopePlan
-    scale: tuple[float, ...]
-    translate: tuple[float, ...]
+    place: Place  # the layer's, along the kept axes
     labels_name: str
     probabilities_name: str
     objects_name: str
@@ -77,7 +75,6 @@ class _Placement:
     class_colors: tuple[tuple[float, ...], ...]
     background: int | None = None
     geometry: dict | None = None  # a medical volume's (GEOMETRY_KEY), kept for saving
-    units: tuple[str, ...] | None = None  # the layer's, along the kept axes
 
 
 def _predict_job(
@@ -341,6 +338,8 @@ class SegmentWidget(RunnerFields, Dock):
             return
         self._ensemble = len(members)  # models averaged with the current one
         self._placement = self._describe_run(layer, plan, model)
+        if self._placement.place.note:
+            show_warning(self._placement.place.note)
         self._image_layer = layer
         self._viewer.layers.events.removed.connect(self._on_layer_removed)
         if remote is not None:
@@ -416,8 +415,7 @@ class SegmentWidget(RunnerFields, Dock):
         return _Placement(
             image_name=layer.name,
             plan=plan,
-            scale=tuple(float(layer.scale[a] * factors[a]) for a in keep),
-            translate=tuple(float(layer.translate[a]) for a in keep),
+            place=Place.of(layer, keep, [factors[a] for a in keep]),
             labels_name=f"{layer.name} labels [{tag}]",
             probabilities_name=f"{layer.name} probabilities [{tag}]",
             objects_name=f"{layer.name} objects [{tag}]",
@@ -425,7 +423,6 @@ class SegmentWidget(RunnerFields, Dock):
             class_colors=spec.class_colors,
             background=spec.background,
             geometry=layer.metadata.get(GEOMETRY_KEY),
-            units=unit_names(layer, keep),
         )
 
     # -- callbacks (main thread) ----------------------------------------------------
@@ -517,10 +514,8 @@ class SegmentWidget(RunnerFields, Dock):
             placement.background,
         )  # fmt: skip
         levels = open_lazily(result.output)
-        place = {"scale": placement.scale, "translate": placement.translate,
-                 **units_kwargs(placement.units)}  # fmt: skip
         add_labels(self._viewer, levels, window=self.native, multiscale=len(levels) > 1,
-                   **place, **kwargs)  # fmt: skip
+                   **placement.place.kwargs(), **kwargs)  # fmt: skip
         self.runner.set_progress(1.0)
         self.runner.set_status(f"done in {result.seconds:.1f} s; written to {result.output}")
 
@@ -571,9 +566,7 @@ class SegmentWidget(RunnerFields, Dock):
             self._viewer,
             data,
             window=self.native,
-            scale=run.scale,
-            translate=run.translate,
-            **units_kwargs(run.units),
+            **run.place.kwargs(),
             **kwargs,
         )
 
@@ -589,16 +582,12 @@ class SegmentWidget(RunnerFields, Dock):
             data,
             window=self.native,
             name=run.objects_name,
-            scale=run.scale,
-            translate=run.translate,
             metadata=metadata,
-            **units_kwargs(run.units),
+            **run.place.kwargs(),
         )
 
     def _write_probabilities(self, run: _Placement, result: PredictResult) -> None:
-        origin = np.asarray(run.plan.origin, dtype=float)
-        translate = (0.0, *(np.asarray(run.translate) + origin * np.asarray(run.scale)))
-        scale = (1.0, *run.scale)
+        place = run.place.shifted(run.plan.origin).with_leading_axis()
         # Axes fixed by the scope (e.g. the current slice) become length-1 axes again,
         # so the region lines up with the image at its place in the stack.
         fixed = [1 + i for i, idx in enumerate(run.plan.labels_index) if isinstance(idx, int)]
@@ -608,9 +597,7 @@ class SegmentWidget(RunnerFields, Dock):
         self._viewer.add_image(
             probs,
             name=run.probabilities_name,
-            scale=scale,
-            translate=translate,
-            **units_kwargs(None if run.units is None else ("pixel", *run.units)),
+            **place.kwargs(),
             contrast_limits=(0.0, 1.0),
             colormap="magma",
         )

@@ -42,12 +42,11 @@ from ._layers import (
     file_spacing_note,
     full_resolution,
     layer_spacing,
-    unit_names,
-    units_kwargs,
     viewer_position,
     visible_region,
 )
 from ._live import LivePanel
+from ._place import Place
 from ._runner import JobRunner
 from ._shared import (
     current_model_for,
@@ -345,9 +344,12 @@ class TrainWidget(Dock):
             if tuple(image.scale[-2:]) != tuple(labels.scale[-2:]):
                 show_warning(f"{image.name} and {labels.name} have different scales")
         out = self._out.path  # checked by the run itself, so its error arrives as a notification
-        preview, origin, middle = None, tuple(image_layer.translate[-2:]), None
+        preview, origin, middle = None, (0, 0), None
         if self._preview.value:
             preview, origin, middle = self._preview_view(image_layer, volumes)
+        place = Place.of(image_layer, [-2, -1]).shifted(origin)
+        if preview is not None and place.note:
+            show_warning(place.note)
         return TrainInputs(
             pairs=[(full_resolution(i), full_resolution(lab)) for i, lab in pairs],
             names=[f"{i.name} / {lab.name}" for i, lab in pairs],
@@ -357,8 +359,7 @@ class TrainWidget(Dock):
             overwrite=self._out.overwrite,
             preview=preview,
             preview_name=f"{image_layer.name} preview",
-            preview_place=(tuple(image_layer.scale[-2:]), origin),
-            preview_units=unit_names(image_layer, [-2, -1]),
+            preview_place=place,
             preview_slice=middle,
         )
 
@@ -381,9 +382,9 @@ class TrainWidget(Dock):
         return stack_axes(len(shape), displayed=displayed, channel_axis=channel_axis), channel_axis
 
     def _preview_view(self, layer, volumes: bool = False):
-        """The part of the current plane on screen, its translate, and for a 3D run the
-        slab of ``PREVIEW_DEPTH`` slices around it that the 3D model reads (with the
-        index of the current slice in it; None for planes)."""
+        """The part of the current plane on screen, its first row and column, and for a
+        3D run the slab of ``PREVIEW_DEPTH`` slices around it that the 3D model reads
+        (with the index of the current slice in it; None for planes)."""
         data = full_resolution(layer)
         spatial = [layer.ndim - 2, layer.ndim - 1]  # an RGB layer's channels come last
         ys, xs = visible_region(self._viewer, layer, spatial)
@@ -395,11 +396,7 @@ class TrainWidget(Dock):
             z0 = max(0, min(z - PREVIEW_DEPTH // 2, depth - PREVIEW_DEPTH))
             index = (*step[: layer.ndim - 3], slice(z0, min(depth, z0 + PREVIEW_DEPTH)), ys, xs)
             middle = z - z0
-        scale, translate = layer.scale[-2:], layer.translate[-2:]
-        origin = tuple(
-            float(t + s * r.start) for t, s, r in zip(translate, scale, (ys, xs), strict=True)
-        )
-        return np.asarray(data[index]), origin, middle
+        return np.asarray(data[index]), (ys.start, xs.start), middle
 
     def toggle_pause(self) -> None:
         """Pause the run after the current step, or resume it."""
@@ -467,15 +464,8 @@ class TrainWidget(Dock):
             return
         names, colors = self._classes
         kwargs = labels_layer_kwargs(inputs.preview_name, names, colors)
-        scale, translate = inputs.preview_place
         add_labels(
-            self._viewer,
-            labels,
-            window=self.native,
-            scale=scale,
-            translate=translate,
-            **units_kwargs(inputs.preview_units),
-            **kwargs,
+            self._viewer, labels, window=self.native, **inputs.preview_place.kwargs(), **kwargs
         )
 
     def _on_returned(self, result: TrainResult | None) -> None:

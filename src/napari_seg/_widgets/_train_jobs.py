@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..training.config import TrainingConfig
+from ._place import Place
 from ._shared import forward_events
 
 
@@ -23,9 +24,8 @@ class TrainInputs:
     overwrite: bool
     preview: np.ndarray | None
     preview_name: str
-    preview_place: tuple[tuple[float, ...], tuple[float, ...]]
+    preview_place: Place  # the region's, along y and x
     preview_slice: int | None = None  # a 3D preview: the slice of the slab to show
-    preview_units: tuple[str, ...] | None = None  # the image layer's, along y and x
 
 
 def train_job(inputs: TrainInputs, *, stop, cancel):

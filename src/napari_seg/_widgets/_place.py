@@ -1,0 +1,187 @@
+"""Where a layer's pixels lie in napari's world, for the layers made from it.
+
+A napari layer maps its pixel indices to the world by ``affine @ (rotate @ shear @
+diag(scale) @ index + translate)``; the transform tool of the layer controls edits
+``affine``, readers set any of them. A layer made from another (labels from an
+image, an error overlay, a refined copy, a preview) is given the same five,
+restricted to the axes it keeps, so that it lies on its source wherever the user
+moved it. Units go with them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .._napari_io import shear_matrix
+from ._layers import unit_names
+
+
+@dataclass(frozen=True, eq=False)
+class Place:
+    """Napari's placement of a layer along some of its axes.
+
+    Parameters
+    ----------
+    scale, translate : tuple of float
+    rotate, shear : ndarray or None
+        Square matrices (``shear`` upper triangular with ones on its diagonal);
+        None for the identity.
+    affine : ndarray or None
+        The homogeneous world transform applied after the others; None for the
+        identity.
+    units : tuple of str or None
+        Napari's units per axis, or None where napari has none.
+    note : str or None
+        Why the rotation, shear or affine were left out (they mix a kept axis with
+        one left out), or None.
+    """
+
+    scale: tuple[float, ...]
+    translate: tuple[float, ...]
+    rotate: np.ndarray | None = None
+    shear: np.ndarray | None = None
+    affine: np.ndarray | None = None
+    units: tuple[str, ...] | None = None
+    note: str | None = None
+
+    @classmethod
+    def of(
+        cls, layer, axes: Sequence[int] | None = None, factors: Sequence[float] | None = None
+    ) -> Place:
+        """The placement of ``layer`` along ``axes`` (default all; negative counts
+        from the last), with the scale multiplied by ``factors`` (per kept axis: a
+        coarser resolution level's pixel size).
+
+        Parameters
+        ----------
+        layer : napari layer
+        axes : sequence of int, optional
+        factors : sequence of float, optional
+
+        Returns
+        -------
+        Place
+        """
+        ndim = len(layer.scale)
+        keep = list(range(ndim)) if axes is None else [int(a) % ndim for a in axes]
+        scale = np.asarray(layer.scale, dtype=float)[keep]
+        if factors is not None:
+            scale = scale * np.asarray(factors, dtype=float)
+        matrices = {name: _matrix(layer, name, ndim) for name in ("rotate", "shear", "affine")}
+        note = None
+        if any(_mixes(m, keep, ndim) for m in matrices.values()):
+            note = (
+                f"{layer.name}'s rotation, shear or affine transform mixes the axes kept "
+                "with the others: the result is placed by scale and translate alone"
+            )
+            matrices = dict.fromkeys(matrices)
+        else:
+            matrices = {k: _restrict(m, keep, ndim) for k, m in matrices.items()}
+        return cls(
+            scale=tuple(float(s) for s in scale),
+            translate=tuple(float(layer.translate[a]) for a in keep),
+            units=unit_names(layer, keep),
+            note=note,
+            **matrices,
+        )
+
+    def kwargs(self) -> dict:
+        """Keyword arguments for a napari layer's constructor."""
+        out: dict = {"scale": self.scale, "translate": self.translate}
+        for name in ("rotate", "shear", "affine"):
+            matrix = getattr(self, name)
+            if matrix is not None:
+                out[name] = matrix
+        if self.units is not None:
+            out["units"] = self.units
+        return out
+
+    def shifted(self, origin: Sequence[float]) -> Place:
+        """The placement of the region whose first pixel is at index ``origin``.
+
+        Parameters
+        ----------
+        origin : sequence of float
+            Per axis.
+
+        Returns
+        -------
+        Place
+        """
+        step = np.asarray(self.scale) * np.asarray(origin, dtype=float)
+        for matrix in (self.shear, self.rotate):  # applied after the scale, shear first
+            if matrix is not None:
+                step = matrix @ step
+        return replace(self, translate=tuple(float(t) for t in np.add(self.translate, step)))
+
+    def with_leading_axis(self, unit: str = "pixel") -> Place:
+        """The placement with a new first axis of scale 1 at 0 (the classes of a
+        probabilities layer), its unit ``unit``."""
+        grow = {name: _leading(getattr(self, name)) for name in ("rotate", "shear", "affine")}
+        return replace(
+            self,
+            scale=(1.0, *self.scale),
+            translate=(0.0, *self.translate),
+            units=None if self.units is None else (unit, *self.units),
+            **grow,
+        )
+
+    def matches(self, other: Place) -> bool:
+        """Whether ``other`` places pixels where this one does (within rounding)."""
+        return all(
+            np.allclose(a, b)
+            for a, b in zip(self._matrix_parts(), other._matrix_parts(), strict=True)
+        )
+
+    def _matrix_parts(self) -> tuple[np.ndarray, ...]:
+        n = len(self.scale)
+        eye = np.eye(n)
+        return (
+            np.asarray(self.scale),
+            np.asarray(self.translate),
+            eye if self.rotate is None else self.rotate,
+            eye if self.shear is None else self.shear,
+            np.eye(n + 1) if self.affine is None else self.affine,
+        )
+
+
+def _matrix(layer, name: str, ndim: int) -> np.ndarray | None:
+    """The layer's ``rotate``, ``shear`` or ``affine`` as a full matrix, or None where
+    it is the identity."""
+    value = getattr(layer, name, None)
+    if value is None:
+        return None
+    if name == "affine":
+        value = getattr(value, "affine_matrix", value)
+    value = shear_matrix(value, ndim) if name == "shear" else np.asarray(value, dtype=float)
+    return None if np.allclose(value, np.eye(len(value))) else value
+
+
+def _mixes(matrix: np.ndarray | None, keep: list[int], ndim: int) -> bool:
+    """Whether the linear part of ``matrix`` couples an axis of ``keep`` with one left
+    out."""
+    if matrix is None or len(keep) == ndim:
+        return False
+    linear = matrix[:ndim, :ndim]  # an affine's translation column does not couple
+    out = [a for a in range(ndim) if a not in keep]
+    return bool(np.any(linear[np.ix_(keep, out)]) or np.any(linear[np.ix_(out, keep)]))
+
+
+def _restrict(matrix: np.ndarray | None, keep: list[int], ndim: int) -> np.ndarray | None:
+    """``matrix`` along the axes of ``keep`` (an affine keeps its translation)."""
+    if matrix is None:
+        return None
+    rows = [*keep, ndim] if len(matrix) == ndim + 1 else keep
+    return matrix[np.ix_(rows, rows)]
+
+
+def _leading(matrix: np.ndarray | None) -> np.ndarray | None:
+    """``matrix`` with a new first axis that it leaves as it is."""
+    if matrix is None:
+        return None
+    out = np.eye(len(matrix) + 1)
+    out[1:, 1:] = matrix
+    return out
