@@ -169,7 +169,10 @@ def test_test_time_mirroring_from_the_dock(setup, qtbot, notes):
     assert np.abs(probs - plain).max() > 1e-3
 
 
-def test_an_ensemble_averages_the_current_model_with_model_files(setup, qtbot, notes, tmp_path):
+def test_an_ensemble_averages_the_current_model_with_model_files(
+    setup, qtbot, notes, tmp_path, monkeypatch
+):
+    from napari_seg import models
     from napari_seg.models import ensemble, load_model
 
     viewer, w = setup
@@ -192,12 +195,18 @@ def test_an_ensemble_averages_the_current_model_with_model_files(setup, qtbot, n
     assert np.abs(probs - alone).max() > 1e-2
     assert w.current.model.spec == other.spec  # the current model is still the one model
 
-    # A member that reads other things is named, and no layer is added.
+    # A member that reads other things is named, from its file's header before any
+    # weight is read, and no layer is added.
     save_model(_model(in_channels=2), tmp_path / "two.safetensors")
     w._members.value = [tmp_path / "two.safetensors"]
     before = [layer.name for layer in viewer.layers]
+    loaded = []
+    monkeypatch.setattr(
+        models, "load_model", lambda *a, **k: loaded.append(a) or load_model(*a, **k)
+    )
     _run(qtbot, w)
     assert any("differs from model 1 in its input channels" in m for m in notes["error"])
+    assert loaded == []
     assert [layer.name for layer in viewer.layers] == before
     w._members.value = [tmp_path / "gone.safetensors"]
     w.run()

@@ -90,10 +90,11 @@ def _predict_job(
     ``model``'s (:func:`napari_seg.models.ensemble`, which names a mismatch).
     """
     from ..inference import iter_predict
-    from ..models import ensemble, load_model
+    from ..models import check_members, ensemble, load_model, read_model_spec
     from ..refine import number_objects
 
-    if members:
+    if members:  # checked from the files' headers before any weight is read
+        check_members([model.spec, *(read_model_spec(path) for path in members)])
         model = ensemble([model, *(load_model(path) for path in members)])
     result = yield from forward_events(iter_predict(model, image, config), cancel)
     if result is None:
