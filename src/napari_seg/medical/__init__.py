@@ -1,0 +1,179 @@
+"""Medical volumes: NIfTI files (nibabel) and DICOM series folders (pydicom).
+
+Axis order (the one rule for every reader and writer of napari-seg): a volume
+is returned as an array indexed ``(z, y, x)`` in the patient's LPS frame, the
+frame of DICOM and ITK. Axis 0 runs from inferior to superior (axial slices
+along the first axis), axis 1 from anterior to posterior and axis 2 from the
+patient's right to left, so napari shows an axial slice as radiologists read it
+(anterior up, the patient's right on the left of the screen). Getting there
+only flips and permutes the stored axes (nibabel's orientation tools), never
+resamples.
+
+The file's own voxel order and affine are kept in a :class:`VolumeGeometry`,
+so that labels written back (:func:`write_nifti`) have exactly the source's
+shape and affine. A volume's ``spacing`` and ``origin`` (in ``(z, y, x)``
+order, LPS) place it in napari as ``scale`` and ``translate``. They are in the
+file's length unit, :attr:`VolumeGeometry.unit`: millimetres for DICOM, the
+header's ``xyzt_units`` for NIfTI (millimetres, micrometres or metres; a header
+that says "unknown" is read as millimetres, as ITK and most medical tools read
+it), and labels are written back with that unit.
+
+Stated choices:
+
+- an oblique volume (its axes not aligned with the patient's) is shown on its
+  voxel grid, unrotated; :attr:`VolumeGeometry.oblique` says so and the full
+  affine is kept and written back;
+- a 4D NIfTI holds channels (modalities) along its 4th axis, as in the Medical
+  Segmentation Decathlon: the array is ``(c, z, y, x)``; 5D and larger files
+  are refused;
+- a DICOM folder must hold one series; with several, the error lists them
+  (pass ``series=`` to choose one).
+
+Needs the ``medical`` extra (``pip install napari-seg[medical]``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ._dicom import is_dicom_folder, read_dicom
+from ._geometry import (
+    LPS,
+    NIFTI_UNITS,
+    VolumeGeometry,
+    layout_defaults,
+    nifti_placement_unit,
+    recorded_unit,
+    volume_channel_axis,
+)
+from ._nifti import (
+    NIFTI1_MAX_SIZE,
+    NIFTI_SUFFIXES,
+    is_nifti,
+    nifti_is_label_map,
+    nifti_unit,
+    read_nifti,
+    write_nifti,
+)
+
+__all__ = [
+    "LPS",
+    "NIFTI1_MAX_SIZE",
+    "NIFTI_SUFFIXES",
+    "NIFTI_UNITS",
+    "OUTPUT_TAILS",
+    "VolumeGeometry",
+    "is_dicom_folder",
+    "is_nifti",
+    "label_path",
+    "layout_defaults",
+    "nifti_is_label_map",
+    "nifti_placement_unit",
+    "nifti_unit",
+    "read_channel_files",
+    "read_dicom",
+    "read_nifti",
+    "read_volume",
+    "recorded_unit",
+    "volume_channel_axis",
+    "write_nifti",
+]
+
+#: The name tails of ``predict``'s outputs: ``NAME_labels.tif``, ``NAME_probabilities.tif``,
+#: ``NAME_objects.tif`` (``.nii.gz`` for medical inputs, ``.ome.zarr`` block by block).
+OUTPUT_TAILS = {"labels": "_labels", "probabilities": "_probabilities", "objects": "_objects"}
+
+
+def label_path(folder: Path, stem: str, source: str | os.PathLike, what: str = "labels") -> Path:
+    """The output file of an input: ``brain.nii.gz`` gives ``brain_labels.nii.gz``, a
+    DICOM folder gives NIfTI too, other inputs TIFF.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+    stem : str
+    source : str or os.PathLike
+        The input the output is computed from.
+    what : str
+        "labels", "probabilities" or "objects" (appended as ``_labels``...), or "" for
+        the stem alone.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    medical = is_nifti(source) or is_dicom_folder(source)
+    tail = OUTPUT_TAILS[what] if what else ""
+    return folder / f"{stem}{tail}{'.nii.gz' if medical else '.tif'}"
+
+
+def read_channel_files(paths: list[Path]) -> tuple[np.ndarray, VolumeGeometry]:
+    """3D NIfTI files of one grid (a case's channels, each in its own file, as nnU-Net
+    stores them) as one ``(c, z, y, x)`` array, as a 4D NIfTI is read, with the first
+    file's geometry.
+
+    Parameters
+    ----------
+    paths : list of Path
+
+    Returns
+    -------
+    array : ndarray
+    geometry : VolumeGeometry
+
+    Raises
+    ------
+    ValueError
+        If a file is not a 3D volume, or its grid (shape, voxel size, position or
+        orientation) differs from the first's: both named.
+    """
+    arrays: list[np.ndarray] = []
+    geometries: list[VolumeGeometry] = []
+    for path in paths:
+        array, geometry = read_nifti(path)
+        if array.ndim != 3:
+            raise ValueError(f"{path.name} is one channel of a case, so a 3D volume, not "
+                             f"{array.ndim}D {tuple(array.shape)}")  # fmt: skip
+        if arrays and (
+            array.shape != arrays[0].shape
+            or not np.allclose(geometry.affine, geometries[0].affine, atol=1e-3)
+        ):
+            raise ValueError(
+                f"{path.name} and {paths[0].name} are channels of one case but lie on "
+                f"different grids (shapes {tuple(array.shape)} and {tuple(arrays[0].shape)}, "
+                "or their affines differ): resample them to one grid"
+            )
+        arrays.append(array)
+        geometries.append(geometry)
+    return np.stack(arrays), geometries[0]
+
+
+def read_volume(
+    path: str | os.PathLike, *, series: str | None = None
+) -> tuple[np.ndarray, VolumeGeometry]:
+    """A NIfTI file or a DICOM series folder, as :func:`read_nifti` / :func:`read_dicom`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    series : str, optional
+        The SeriesInstanceUID to read from a folder with several.
+
+    Returns
+    -------
+    array : ndarray
+    geometry : VolumeGeometry
+
+    Raises
+    ------
+    ValueError
+        If ``path`` is neither, or cannot be read.
+    """
+    if is_nifti(path):
+        return read_nifti(path)
+    if is_dicom_folder(path):
+        return read_dicom(path, series=series)
+    raise ValueError(f"{path} is neither a NIfTI file nor a folder of DICOM files")

@@ -1,0 +1,188 @@
+"""DICOM series folders (pydicom): read as ``(z, y, x)`` LPS arrays."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .._extras import extra_message
+from ..limits import GIB, MAX_DICOM_FILES, MAX_VOLUME_BYTES, one_line
+from ._geometry import VolumeGeometry
+
+
+def is_dicom_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder whose files include DICOM files (checked by preamble).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    bool
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    for i, child in enumerate(sorted(path.iterdir())):
+        if i >= 64:
+            break
+        if child.is_file() and _has_dicom_preamble(child):
+            return True
+    return False
+
+
+def _has_dicom_preamble(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:] == b"DICM"
+
+
+def read_dicom(
+    folder: str | os.PathLike, *, series: str | None = None
+) -> tuple[np.ndarray, VolumeGeometry]:
+    """A DICOM series folder as a ``(z, y, x)`` LPS array and its geometry.
+
+    Slices are ordered by their position along the slice normal (not by file
+    name or instance number); values are rescaled (``RescaleSlope``,
+    ``RescaleIntercept``) to float32 when the series asks for it.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        A folder of single-frame DICOM files (other files are skipped).
+    series : str, optional
+        The SeriesInstanceUID to read when the folder holds several series.
+
+    Returns
+    -------
+    array : ndarray
+    geometry : VolumeGeometry
+
+    Raises
+    ------
+    ValueError
+        For a folder without a readable series, with several series and no
+        ``series``, or slices that do not form one volume (different
+        orientations or sizes, repeated or unevenly spaced positions).
+    """
+    headers = _dicom_headers(Path(folder))
+    groups: dict[str, list] = {}
+    for path, ds in headers:
+        groups.setdefault(str(getattr(ds, "SeriesInstanceUID", "")), []).append((path, ds))
+    if series is None and len(groups) > 1:
+        listing = "; ".join(
+            f"{uid} ({len(items)} files, {getattr(items[0][1], 'SeriesDescription', '') or '-'})"
+            for uid, items in sorted(groups.items())
+        )
+        raise ValueError(f"{folder} holds {len(groups)} DICOM series: {listing}; choose one")
+    if series is not None and series not in groups:
+        raise ValueError(f"{folder} has no series {series!r}; it has {sorted(groups)}")
+    items = groups[series] if series is not None else next(iter(groups.values()))
+    affine, order = _dicom_affine(items, folder)
+    first = items[0][1]
+    claimed = int(first.Rows) * int(first.Columns) * len(items) * 4
+    if claimed > MAX_VOLUME_BYTES:
+        raise ValueError(
+            f"{folder}: {len(items)} slices of {first.Rows}x{first.Columns} would take "
+            f"{claimed / GIB:.0f} GiB, more than the {MAX_VOLUME_BYTES // GIB} GiB "
+            "napari-seg reads at once"
+        )
+    planes = []
+    for index in order:
+        path, _ = items[index]
+        planes.append(_dicom_plane(path))
+    volume = np.stack(planes)  # (slice, row, column)
+    geometry = VolumeGeometry.from_affine(affine, volume.shape[::-1], source="dicom")
+    return geometry.to_array(volume.transpose(2, 1, 0)), geometry
+
+
+def _dicom_headers(folder: Path) -> list:
+    try:
+        import pydicom
+    except ImportError:
+        raise ValueError(extra_message("reading DICOM", "pydicom", "medical")) from None
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a folder of DICOM files")
+    files = [p for p in sorted(folder.iterdir()) if p.is_file()]
+    if len(files) > MAX_DICOM_FILES:
+        raise ValueError(f"{folder} holds {len(files)} files, more than {MAX_DICOM_FILES}")
+    headers, multiframe = [], []
+    for path in files:
+        if not _has_dicom_preamble(path):
+            continue
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            frames = int(ds.get("NumberOfFrames", 1) or 1)
+        except (OSError, ValueError, EOFError, AttributeError, KeyError, TypeError) as exc:
+            raise ValueError(f"cannot read {path} as DICOM: {one_line(exc, 200)}") from None
+        if frames > 1:
+            multiframe.append(path.name)
+        elif "ImagePositionPatient" in ds and "PixelSpacing" in ds:
+            headers.append((path, ds))
+    if not headers and multiframe:
+        raise ValueError(
+            f"{folder} holds multi-frame DICOM files ({', '.join(multiframe[:3])}); napari-seg "
+            "reads series of single-frame slices: convert them to NIfTI first (dcm2niix)"
+        )
+    if not headers:
+        raise ValueError(f"{folder} holds no DICOM image slices (with a position and a spacing)")
+    return headers
+
+
+def _dicom_affine(items: list, folder) -> tuple[np.ndarray, list[int]]:
+    """The RAS affine of a series (file order: column, row, slice) and the slice order."""
+    try:
+        first = items[0][1]
+        cosines = np.array([float(v) for v in first.ImageOrientationPatient]).reshape(2, 3)
+        rows, cols = int(first.Rows), int(first.Columns)
+        dy, dx = (float(v) for v in first.PixelSpacing)
+        positions = np.array([[float(v) for v in ds.ImagePositionPatient] for _, ds in items])
+        same = all(
+            np.allclose([float(v) for v in ds.ImageOrientationPatient], cosines.ravel(), atol=1e-4)
+            and (int(ds.Rows), int(ds.Columns)) == (rows, cols)
+            for _, ds in items
+        )
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ValueError(f"{folder}: a slice's geometry tags are broken ({exc})") from None
+    if not same:
+        raise ValueError(f"{folder}: the slices differ in orientation or size; not one volume")
+    normal = np.cross(cosines[0], cosines[1])
+    where = positions @ normal
+    order = [int(i) for i in np.argsort(where, kind="stable")]
+    steps = np.diff(where[order])
+    if len(items) > 1 and (np.any(steps < 1e-3) or np.ptp(steps) > 0.01 * np.median(steps)):
+        raise ValueError(
+            f"{folder}: the slices are not evenly spaced along the normal (steps "
+            f"{np.round(np.unique(np.round(steps, 3)), 3).tolist()[:5]} mm): repeated or "
+            "missing slices, or several volumes in one series"
+        )
+    dz = float(np.median(steps)) if len(items) > 1 else float(getattr(first, "SliceThickness", 1))
+    lps = np.eye(4)
+    lps[:3, 0] = cosines[0] * dx  # along a row: the column index
+    lps[:3, 1] = cosines[1] * dy  # down a column: the row index
+    lps[:3, 2] = normal * dz
+    lps[:3, 3] = positions[order[0]]
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps, order
+
+
+def _dicom_plane(path: Path) -> np.ndarray:
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path)
+        plane = ds.pixel_array
+    except (OSError, ValueError, EOFError, AttributeError, KeyError, RuntimeError) as exc:
+        raise ValueError(f"cannot read the pixels of {path}: {one_line(exc, 200)}") from None
+    if plane.ndim != 2:
+        raise ValueError(f"{path} is not a single-frame greyscale slice (shape {plane.shape})")
+    slope = float(getattr(ds, "RescaleSlope", 1) or 1)
+    intercept = float(getattr(ds, "RescaleIntercept", 0) or 0)
+    if slope != 1 or intercept != 0:
+        return (plane.astype(np.float32) * slope + intercept).astype(np.float32)
+    return plane

@@ -1,0 +1,369 @@
+"""A medical volume's geometry: its file's affine and voxel order, and its place
+in napari (``(z, y, x)`` in LPS; see :mod:`napari_seg.medical`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: Orientation codes of the array axes (x, y, z) before they are reversed to (z, y, x).
+LPS = ("L", "P", "S")
+
+#: NIfTI's spatial units (nibabel's names for ``xyzt_units``) by NGFF length unit.
+NIFTI_UNITS = {"millimeter": "mm", "micrometer": "micron", "meter": "meter"}
+
+
+@dataclass(frozen=True)
+class VolumeGeometry:
+    """Where a volume's voxels are, and how to write labels back as its source file.
+
+    Attributes
+    ----------
+    affine : ndarray, shape (4, 4)
+        The source file's voxel-to-world (RAS+) affine, as stored, in ``unit``.
+    source_shape : tuple of int
+        The spatial shape of the source file, in its own axis order.
+    transform : ndarray, shape (3, 2)
+        nibabel orientation transform from the file's axes to LPS axes.
+    spacing : tuple of float
+        Voxel size along ``(z, y, x)`` of the returned array, in ``unit``.
+    origin : tuple of float
+        LPS position of voxel ``(0, 0, 0)`` along ``(z, y, x)``, in ``unit``.
+    oblique : bool
+        Whether the axes are rotated from the patient's (shown unrotated).
+    source : str
+        What was read: ``"nifti"`` (NIfTI-1), ``"nifti2"`` or ``"dicom"``; labels
+        are written back in the source's NIfTI version.
+    unit : str
+        The world's length unit by its NGFF name: ``"millimeter"``,
+        ``"micrometer"`` or ``"meter"``, the ones a NIfTI header can state.
+    form_codes : tuple of int
+        The NIfTI ``qform_code`` and ``sform_code`` of the source (what world the
+        affine maps to: 1 scanner, 2 aligned to another image, 3 Talairach, 4 MNI;
+        0 unset), written back with the labels; ``(1, 1)`` for DICOM.
+    """
+
+    affine: np.ndarray
+    source_shape: tuple[int, ...]
+    transform: np.ndarray
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    oblique: bool = False
+    source: str = "nifti"
+    unit: str = "millimeter"
+    form_codes: tuple[int, int] = (1, 1)
+
+    @classmethod
+    def from_affine(
+        cls,
+        affine: np.ndarray,
+        shape: tuple[int, ...],
+        source: str = "nifti",
+        unit: str = "millimeter",
+        form_codes: tuple[int, int] = (1, 1),
+    ) -> VolumeGeometry:
+        """The geometry of a volume of spatial ``shape`` stored with ``affine``.
+
+        Parameters
+        ----------
+        affine : array_like, shape (4, 4)
+            Voxel (file order) to RAS+ world, in ``unit``.
+        shape : tuple of int
+            The three spatial sizes, in file order.
+        source : str
+        unit : str
+            One of :data:`NIFTI_UNITS` (its NGFF name).
+        form_codes : tuple of int
+            ``qform_code`` and ``sform_code``, each 0 to 4.
+
+        Returns
+        -------
+        VolumeGeometry
+
+        Raises
+        ------
+        ValueError
+            For an affine that is not finite or whose axes are degenerate, a unit
+            NIfTI cannot state or form codes it does not define.
+        """
+        from nibabel import orientations as no
+
+        if not isinstance(unit, str) or unit not in NIFTI_UNITS:
+            raise ValueError(f"a volume's unit is one of {sorted(NIFTI_UNITS)}, got {unit!r}")
+        codes = tuple(form_codes) if isinstance(form_codes, (list, tuple)) else ()
+        if len(codes) != 2 or not all(type(c) is int and 0 <= c <= 4 for c in codes):
+            raise ValueError(f"NIfTI form codes are two integers 0 to 4, got {form_codes!r}")
+        affine = np.asarray(affine, dtype=float)
+        if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
+            raise ValueError("the affine is not a finite 4x4 matrix (NaN or infinite entries)")
+        zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+        if not np.all(zooms > 0) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+            raise ValueError(f"the affine's axes are degenerate (voxel sizes {zooms.tolist()})")
+        transform = no.ornt_transform(no.io_orientation(affine), no.axcodes2ornt(LPS))
+        lps = affine @ no.inv_ornt_aff(transform, shape[:3])
+        lps_zooms = np.sqrt((lps[:3, :3] ** 2).sum(axis=0))  # ``zooms``, reordered
+        ras_to_lps = np.array([-1.0, -1.0, 1.0])
+        expected = np.diag(ras_to_lps)  # the direction of L, P, S in RAS
+        return cls(
+            affine=affine,
+            source_shape=tuple(int(n) for n in shape[:3]),
+            transform=transform,
+            spacing=_zyx(lps_zooms),
+            origin=_zyx(lps[:3, 3] * ras_to_lps),
+            oblique=not np.allclose(lps[:3, :3] / lps_zooms, expected, atol=1e-4),
+            source=source,
+            unit=unit,
+            form_codes=(codes[0], codes[1]),
+        )
+
+    @classmethod
+    def from_placement(
+        cls,
+        spacing: tuple[float, ...],
+        origin: tuple[float, ...],
+        shape: tuple[int, ...],
+        units: tuple[str, ...] | None = None,
+        turn: np.ndarray | None = None,
+    ) -> VolumeGeometry:
+        """The geometry of a ``(z, y, x)`` LPS array placed by napari's ``scale`` (spacing)
+        and ``translate`` (origin), for an array that was not read from a medical file.
+
+        The file holds the array as it is (its axes reversed, as NIfTI orders them);
+        ``to_array(array.T)`` is the array as this geometry shows it, which is
+        ``array`` itself unless ``turn`` brings an axis nearer another LPS axis than
+        its own.
+
+        Parameters
+        ----------
+        spacing, origin : tuple of float
+            ``(z, y, x)`` voxel size and LPS position of the first voxel.
+        shape : tuple of int
+            The ``(z, y, x)`` shape.
+        units : tuple of str, optional
+            The unit of each axis by name (a napari layer's ``units``). Lengths
+            NIfTI cannot state (nanometres, centimetres...) are converted to one it
+            can (:func:`nifti_placement_unit`); without units, or with one that is
+            not a length (napari's default ``"pixel"``), millimetres are assumed.
+        turn : ndarray, shape (3, 3), optional
+            A rotation (or shear) applied after the spacing, in ``(z, y, x)``: a layer
+            turned in napari. None: axis-aligned.
+
+        Returns
+        -------
+        VolumeGeometry
+
+        Raises
+        ------
+        ValueError
+            If the three do not describe a 3D volume.
+        """
+        if not len(spacing) == len(origin) == len(shape) == 3:
+            raise ValueError(f"a volume has 3 axes, got shape {tuple(shape)}")
+        factors, unit = nifti_placement_unit(units)
+        rows = np.asarray(factors, dtype=float)[:, None]  # each world axis in the file's unit
+        linear = rows * (np.eye(3) if turn is None else np.asarray(turn, dtype=float))
+        linear = linear * np.asarray(spacing, dtype=float)[None, :]
+        affine = np.eye(4)
+        # (z, y, x) LPS to (x, y, z) RAS, and file index (i, j, k) = (x, y, z): reversed.
+        ras = np.diag([-1.0, -1.0, 1.0])
+        affine[:3, :3] = ras @ linear[::-1, ::-1]
+        affine[:3, 3] = ras @ (rows[:, 0] * np.asarray(origin, dtype=float))[::-1]
+        return cls.from_affine(affine, tuple(shape[::-1]), unit=unit)
+
+    def to_array(self, data: np.ndarray) -> np.ndarray:
+        """File-ordered data ``(i, j, k[, c])`` as the ``([c,] z, y, x)`` array (views).
+
+        Parameters
+        ----------
+        data : ndarray
+
+        Returns
+        -------
+        ndarray
+        """
+        from nibabel.orientations import apply_orientation
+
+        return apply_orientation(data, self.transform).T  # (x, y, z[, c]) reversed
+
+    def to_file(self, array: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`to_array`: a ``([c,] z, y, x)`` array in file order.
+
+        Parameters
+        ----------
+        array : ndarray
+
+        Returns
+        -------
+        ndarray
+        """
+        from nibabel import orientations as no
+
+        back = no.ornt_transform(no.axcodes2ornt(LPS), no.io_orientation(self.affine))
+        return no.apply_orientation(array.T, back)
+
+    @property
+    def array_shape(self) -> tuple[int, int, int]:
+        """The ``(z, y, x)`` shape of the arrays :meth:`to_array` gives."""
+        lps = [0, 0, 0]
+        for size, (axis, _flip) in zip(self.source_shape, self.transform, strict=True):
+            lps[int(axis)] = size
+        x, y, z = lps
+        return z, y, x
+
+    def to_metadata(self) -> dict[str, Any]:
+        """The geometry as plain JSON types (for a napari layer's ``metadata``).
+
+        Returns
+        -------
+        dict
+        """
+        return {
+            "affine": self.affine.tolist(),
+            "source_shape": list(self.source_shape),
+            "spacing": list(self.spacing),
+            "origin": list(self.origin),
+            "oblique": self.oblique,
+            "source": self.source,
+            "unit": self.unit,
+            "form_codes": list(self.form_codes),
+            "axes": "zyx (LPS)",
+        }
+
+    @classmethod
+    def from_metadata(cls, data: Any) -> VolumeGeometry:
+        """The geometry stored by :meth:`to_metadata`.
+
+        Parameters
+        ----------
+        data : dict
+
+        Returns
+        -------
+        VolumeGeometry
+
+        Raises
+        ------
+        ValueError
+            If ``data`` does not describe a geometry.
+        """
+        try:
+            affine = np.asarray(data["affine"], dtype=float)
+            shape = tuple(int(n) for n in data["source_shape"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a volume geometry ({type(exc).__name__}: {exc})") from None
+        if len(shape) != 3:
+            raise ValueError(f"a volume geometry has 3 sizes, got {shape}")
+        return cls.from_affine(
+            affine,
+            shape,
+            source=str(data.get("source", "nifti")),
+            unit=recorded_unit(data),
+            form_codes=data.get("form_codes", (1, 1)),
+        )
+
+
+def recorded_unit(data: dict) -> Any:
+    """The length unit a geometry's :meth:`VolumeGeometry.to_metadata` records, as
+    stored (checked by :meth:`VolumeGeometry.from_affine`); millimetres for metadata
+    recorded before units were kept.
+
+    Parameters
+    ----------
+    data : dict
+
+    Returns
+    -------
+    object
+    """
+    return data.get("unit", "millimeter")
+
+
+def nifti_placement_unit(
+    units: tuple[str, ...] | None,
+) -> tuple[tuple[float, float, float], str]:
+    """A length unit NIfTI can state for axes in ``units``, and the factor that brings
+    each axis's values into it.
+
+    Axes in one of :data:`NIFTI_UNITS` keep it. Other lengths, or axes in different
+    units, are expressed in micrometres when the finest axis is finer than a
+    millimetre, else in millimetres (metres from a metre up). Without a length
+    unit on every axis (napari's default ``"pixel"``) the values are taken as
+    millimetres, as NIfTI readers take a file whose unit is "unknown".
+
+    Parameters
+    ----------
+    units : tuple of str or None
+        Three unit names (napari's or NGFF's: ``"micrometer"``), or None.
+
+    Returns
+    -------
+    factors : tuple of float
+    unit : str
+    """
+    from .._units import LENGTH_UNITS, known_unit
+
+    ones = (1.0, 1.0, 1.0)
+    if units is None or len(units) != 3:
+        return ones, "millimeter"
+    known = [known_unit("space", str(u)) for u in units]
+    if any(u is None for u in known):
+        return ones, "millimeter"
+    lengths = [LENGTH_UNITS[str(u)] for u in known]
+    if len(set(known)) == 1 and known[0] in NIFTI_UNITS:
+        return ones, known[0]
+    finest = min(lengths)
+    target = "micrometer" if finest < 1e-3 else "millimeter" if finest < 1 else "meter"
+    # 15 significant digits: 1e-9 / 1e-6 is 0.001, not 0.0010000000000000002
+    factors = tuple(float(f"{m / LENGTH_UNITS[target]:.15g}") for m in lengths)
+    return (factors[0], factors[1], factors[2]), target
+
+
+def _zyx(values) -> tuple[float, float, float]:
+    x, y, z = (float(v) for v in values)
+    return z, y, x
+
+
+def volume_channel_axis(ndim: int) -> int | None:
+    """The channel axis of a medical volume of ``ndim`` axes as napari-seg reads it:
+    the first of a 4D one (``c, z, y, x``: a 4D NIfTI, or a case's channel files),
+    none of a 3D one.
+
+    Parameters
+    ----------
+    ndim : int
+
+    Returns
+    -------
+    int or None
+    """
+    return 0 if ndim == 4 else None
+
+
+def layout_defaults(ndim: int, spatial_dims: int, spacing: tuple[float, ...]) -> dict[str, Any]:
+    """How a model reads a medical volume when the user says nothing: a 4D volume's
+    first axis holds channels, a 2D model segments axial slices (the first
+    spatial axis) one by one, and the voxel size is the image's spacing.
+
+    Parameters
+    ----------
+    ndim : int
+        3 (``z, y, x``) or 4 (``c, z, y, x``).
+    spatial_dims : int
+        The model's dimensionality.
+    spacing : tuple of float
+        The volume's ``(z, y, x)`` voxel size.
+
+    Returns
+    -------
+    dict
+        ``channel_axis``, ``axis`` and ``spacing`` settings of a ``PredictConfig``.
+    """
+    channel_axis = volume_channel_axis(ndim)
+    first = 1 if ndim == 4 else 0
+    return {
+        "channel_axis": channel_axis,
+        "axis": first if spatial_dims == 2 else None,
+        "spacing": tuple(spacing[-spatial_dims:]),
+    }

@@ -1,0 +1,217 @@
+"""NIfTI files (nibabel): read as ``(z, y, x)`` LPS arrays, labels written back with
+the source's affine, voxel order and unit."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+from .._atomic import atomic_write
+from .._extras import extra_message
+from ..limits import GIB, MAX_NIFTI_CHANNELS, MAX_VOLUME_BYTES, one_line
+from ._geometry import NIFTI_UNITS, VolumeGeometry
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+#: The longest axis NIfTI-1 can state (its sizes are int16); NIfTI-2 takes int64.
+NIFTI1_MAX_SIZE = 32767
+
+
+def is_nifti(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a NIfTI file (``.nii`` or ``.nii.gz``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    bool
+    """
+    return str(path).lower().endswith(NIFTI_SUFFIXES)
+
+
+def _nibabel():
+    try:
+        import nibabel
+    except ImportError:
+        raise ValueError(extra_message("reading NIfTI", "nibabel", "medical")) from None
+    return nibabel
+
+
+def nifti_unit(image: Any) -> str:
+    """The length unit of a nibabel NIfTI ``image``'s affine by its NGFF name: its
+    header's ``xyzt_units``; millimetres when that says "unknown" or holds a code
+    NIfTI does not define (as ITK and most medical tools read such a file).
+
+    Parameters
+    ----------
+    image : nibabel.Nifti1Image or Nifti2Image
+
+    Returns
+    -------
+    str
+    """
+    try:
+        space = image.header.get_xyzt_units()[0]
+    except (KeyError, ValueError):  # a code nibabel does not know
+        return "millimeter"
+    by_nifti = {v: k for k, v in NIFTI_UNITS.items()}
+    return by_nifti.get(space, "millimeter")
+
+
+def _known_codes(codes: tuple[int, int]) -> tuple[int, int]:
+    """NIfTI form codes as stored, with one NIfTI does not define (over 4) read as 1
+    (scanner), as nibabel reads the affine of such a file."""
+    q, s = (c if 0 <= c <= 4 else 1 for c in codes)
+    return q, s
+
+
+def nifti_is_label_map(path: str | os.PathLike) -> bool:
+    """Whether the NIfTI file's header says it holds labels (``NIFTI_INTENT_LABEL``,
+    as napari-seg writes them); False for a header that cannot be read.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    bool
+    """
+    nib = _nibabel()
+    try:
+        return nib.load(str(path)).header.get_intent()[0] == "label"
+    except Exception:  # the pixels are read, and refused, elsewhere
+        return False
+
+
+def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
+    """A NIfTI volume as a ``(z, y, x)`` (or ``(c, z, y, x)``) LPS array and its geometry.
+
+    Uncompressed files are memory-mapped; ``.nii.gz`` files are read whole.
+    Scaled data (``scl_slope``) is returned as floats, as nibabel scales it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    array : ndarray
+    geometry : VolumeGeometry
+
+    Raises
+    ------
+    ValueError
+        For a file that is not a readable 3D/4D NIfTI (the message says why).
+    """
+    nib = _nibabel()
+    from nibabel.filebasedimages import ImageFileError
+    from nibabel.spatialimages import HeaderDataError
+
+    try:
+        image = nib.load(str(path))
+        header_shape = tuple(int(n) for n in image.shape)
+        affine = image.affine
+    except (OSError, ValueError, EOFError, ImageFileError, HeaderDataError) as exc:
+        raise ValueError(f"cannot read {path} as NIfTI: {one_line(exc, 300)}") from None
+    shape = header_shape + (1,) * (3 - len(header_shape))
+    if len(shape) > 4:
+        raise ValueError(f"{path} is a {len(shape)}D NIfTI {shape}; napari-seg reads 3D and 4D")
+    if len(shape) == 4 and shape[3] > MAX_NIFTI_CHANNELS:
+        raise ValueError(
+            f"{path} holds {shape[3]} volumes along its 4th axis; napari-seg reads a 4D NIfTI "
+            f"as channels (at most {MAX_NIFTI_CHANNELS}): split a time series into volumes"
+        )
+    if affine is None:
+        raise ValueError(f"{path} has no affine (a broken header)")
+    claimed = math.prod(shape) * image.get_data_dtype().itemsize
+    if claimed > MAX_VOLUME_BYTES:
+        raise ValueError(
+            f"{path}'s header claims {shape} voxels ({claimed / GIB:.0f} GiB), more than the "
+            f"{MAX_VOLUME_BYTES // GIB} GiB napari-seg reads at once"
+        )
+    codes = (int(image.header["qform_code"]), int(image.header["sform_code"]))
+    geometry = VolumeGeometry.from_affine(
+        affine,
+        shape[:3],
+        unit=nifti_unit(image),
+        form_codes=_known_codes(codes),
+        source="nifti2" if isinstance(image, nib.Nifti2Image) else "nifti",
+    )
+    try:
+        data = np.asanyarray(image.dataobj).reshape(shape)
+    except (OSError, ValueError, EOFError, MemoryError) as exc:
+        raise ValueError(f"cannot read the voxels of {path}: {one_line(exc, 300)}") from None
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    return geometry.to_array(data), geometry
+
+
+def write_nifti(
+    path: str | os.PathLike,
+    array: np.ndarray,
+    geometry: VolumeGeometry,
+    *,
+    overwrite: bool = False,
+) -> None:
+    """Write a ``([c,] z, y, x)`` array as NIfTI with the source's voxel order and affine.
+
+    Integer arrays are stored with the smallest unsigned type that holds them
+    (labels: ``arrays.ids.compact_ids``; int32 beyond 65535 or below 0), others as
+    float32. NIfTI-1, unless the source was NIfTI-2 or an axis
+    is longer than NIfTI-1 can state (``NIFTI1_MAX_SIZE``): then NIfTI-2. Written
+    atomically; an existing file is replaced only with ``overwrite=True``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``.nii`` or ``.nii.gz``.
+    array : ndarray
+    geometry : VolumeGeometry
+        Of the volume the array was computed from.
+    overwrite : bool
+
+    Raises
+    ------
+    ValueError
+        If the suffix is not a NIfTI one or the array does not fit the geometry.
+    """
+    nib = _nibabel()
+    if not is_nifti(path):
+        raise ValueError(f"{path}: a NIfTI file name ends in .nii or .nii.gz")
+    array = np.asarray(array)
+    if array.ndim not in (3, 4) or array.shape[-3:] != geometry.array_shape:
+        raise ValueError(
+            f"an array of shape {array.shape} does not fit the volume it should be written "
+            f"with (z, y, x = {geometry.array_shape})"
+        )
+    data = geometry.to_file(array)
+    if np.issubdtype(data.dtype, np.integer) or data.dtype == np.bool_:
+        from ..arrays.ids import compact_ids
+
+        data = compact_ids(data)  # larger (or negative) ids: int32, which NIfTI tools read
+        data = data if data.dtype in (np.uint8, np.uint16) else data.astype(np.int32)
+    else:
+        data = data.astype(np.float32)
+    # NIfTI-1 stores sizes as int16: a longer axis needs NIfTI-2 (fewer tools read it).
+    two = geometry.source == "nifti2" or max(data.shape) > NIFTI1_MAX_SIZE
+    kind = nib.Nifti2Image if two else nib.Nifti1Image
+    image = kind(np.ascontiguousarray(data), geometry.affine)
+    image.header.set_xyzt_units(NIFTI_UNITS[geometry.unit])
+    if np.issubdtype(data.dtype, np.integer):  # NIFTI_INTENT_LABEL: a label map
+        image.header.set_intent("label")
+    qform, sform = geometry.form_codes
+    image.set_qform(geometry.affine, code=qform)
+    image.set_sform(geometry.affine, code=sform)
+    gz = str(path).lower().endswith(".gz")
+    with atomic_write(path, overwrite=overwrite) as handle:
+        payload = image.to_bytes()
+        if gz:
+            import gzip
+
+            payload = gzip.compress(payload, compresslevel=6)
+        handle.write(payload)
