@@ -11,6 +11,7 @@ napari = pytest.importorskip("napari", reason="napari is needed for widget tests
 
 
 from napari_seg._widgets import _segment as segment_module  # noqa: E402
+from napari_seg._widgets import _segment_output as segment_output  # noqa: E402
 from napari_seg._widgets import segment_widget  # noqa: E402
 from napari_seg.inference import PredictConfig, predict  # noqa: E402
 from napari_seg.models import ModelSpec, create_model, save_model  # noqa: E402
@@ -65,14 +66,14 @@ def test_segment_creates_then_updates_a_labels_layer(setup, qtbot, notes, monkey
     _select(w, layer)
     w._tile.value = 96
     held = []  # whether the window's repaints were held while the new layer was added
-    real_add = segment_module.add_labels
+    real_add = segment_output.add_labels
 
     def add_labels(*args, **kwargs):
         added = real_add(*args, **kwargs)
         held.append(not w.native.window().updatesEnabled())
         return added
 
-    monkeypatch.setattr(segment_module, "add_labels", add_labels)
+    monkeypatch.setattr(segment_output, "add_labels", add_labels)
     _run(qtbot, w)
     assert notes["error"] == []
     assert held == [True]
@@ -110,7 +111,7 @@ def test_an_update_is_compared_in_the_worker(setup, qtbot, notes, monkeypatch, r
     expected = out.data.copy()
     out.data[40:80, 50:120] = 0  # what the second run puts back
     compared, written, go_on = [], [], threading.Event()
-    real_compare, real_write = segment_module.changed_positions, segment_module.write_undoable
+    real_compare, real_write = segment_output.changed_positions, segment_output.write_undoable
 
     def compare(new, old):
         compared.append(threading.current_thread() is threading.main_thread())
@@ -121,8 +122,8 @@ def test_an_update_is_compared_in_the_worker(setup, qtbot, notes, monkeypatch, r
         written.append(changed)
         return real_write(layer, index, values, changed=changed, **kwargs)
 
-    monkeypatch.setattr(segment_module, "changed_positions", compare)
-    monkeypatch.setattr(segment_module, "write_undoable", write)
+    monkeypatch.setattr(segment_output, "changed_positions", compare)
+    monkeypatch.setattr(segment_output, "write_undoable", write)
     w.run()
     qtbot.waitUntil(lambda: bool(compared), timeout=TIMEOUT_MS)
     if replaced:  # the user loads other labels into the layer while the job runs
@@ -333,13 +334,13 @@ def test_a_run_here_leaves_a_core_to_the_window(setup, qtbot, notes, monkeypatch
     viewer, w = setup
     monkeypatch.setattr(_shared.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
     threads = []
-    real = segment_module._predict_job
+    real = segment_module.predict_job
 
     def job(model, image, config, *rest, cancel):
         threads.append(config.threads)
         return (yield from real(model, image, config, *rest, cancel=cancel))
 
-    monkeypatch.setattr(segment_module, "_predict_job", job)
+    monkeypatch.setattr(segment_module, "predict_job", job)
     _select(w, viewer.add_image(cells_2d((96, 96))[0], name="cells"))
     assert w._threads.value is None  # "auto"
     _run(qtbot, w)

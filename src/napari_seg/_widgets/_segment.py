@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +14,6 @@ from .._layers import GEOMETRY_KEY, labels_layer_kwargs
 from ..inference.config import PRECISIONS, PredictConfig
 from ..inference.events import (
     PredictProgress,
-    PredictResult,
     PredictStarted,
     PredictWarning,
     SettingsAdjusted,
@@ -26,7 +24,6 @@ from ..scaleout.run import BlockDone, BlocksStarted
 from ._current import CurrentModel
 from ._dock import Dock, wrapping_label
 from ._fields import AutoInt
-from ._history import changed_positions, write_undoable
 from ._layers import (
     add_labels,
     file_spacing_note,
@@ -39,11 +36,19 @@ from ._model import load_job
 from ._place import Place
 from ._runner import JobRunner, RunnerFields
 from ._segment_cluster import ClusterPanel, check_cluster_job, cluster_job, open_lazily
+from ._segment_output import (
+    Placement,
+    Segmented,
+    layer_to_update,
+    predict_job,
+    write_labels,
+    write_objects,
+    write_probabilities,
+)
 from ._shared import (
     current_model_for,
     device_choices,
     fill_device_choices,
-    forward_events,
     job_threads,
     same_layer,
     warm_labels,
@@ -61,68 +66,6 @@ SCOPE_CHOICES = (
 )
 
 
-@dataclass(frozen=True)
-class _Placement:
-    """What the main thread needs to place a finished run's result."""
-
-    image_name: str
-    plan: ScopePlan
-    place: Place  # the layer's, along the kept axes
-    labels_name: str
-    probabilities_name: str
-    objects_name: str
-    class_names: tuple[str, ...]
-    class_colors: tuple[tuple[float, ...], ...]
-    background: int | None = None
-    geometry: dict | None = None  # a medical volume's (GEOMETRY_KEY), kept for saving
-
-
-def _predict_job(
-    model, image, config: PredictConfig, previous=None, objects=None, members=(), *, cancel
-):
-    """Worker body: forward the predictor's events; stop at the next batch on ``cancel``.
-
-    ``previous`` is ``(data, index)`` of the Labels layer the result will update, or
-    None: where the result differs from ``data[index]`` is found here, so that the
-    main thread writes those pixels without comparing the whole region. With
-    ``objects`` (the labels' slice axes), the result's objects are numbered here too.
-    ``members`` are model files read here whose probabilities are averaged with
-    ``model``'s (:func:`napari_seg.models.ensemble`, which names a mismatch).
-    """
-    from ..inference import iter_predict
-    from ..models import check_members, ensemble, load_model, read_model_spec
-    from ..refine import number_objects
-
-    if members:  # checked from the files' headers before any weight is read
-        check_members([model.spec, *(read_model_spec(path) for path in members)])
-        model = ensemble([model, *(load_model(path) for path in members)])
-    result = yield from forward_events(iter_predict(model, image, config), cancel)
-    if result is None:
-        return None
-    numbered = None
-    if objects is not None:
-        spec = model.spec
-        numbered = number_objects(
-            result.labels, spec.class_names, background=spec.background, slice_axes=objects
-        )
-    if previous is None or previous[0].dtype != result.labels.dtype:
-        return _Segmented(result, objects=numbered)
-    data, index = previous
-    changed = changed_positions(result.labels, data[index])
-    return _Segmented(result, changed, data, objects=numbered)
-
-
-@dataclass(frozen=True)
-class _Segmented:
-    """A finished run: its result and, when it updates a layer, where it differs from
-    ``compared`` (the layer's data it read; None: compare when writing)."""
-
-    result: PredictResult
-    changed: tuple[np.ndarray, ...] | None = None
-    compared: object = None
-    objects: np.ndarray | None = None  # each object its own id, when asked
-
-
 class SegmentWidget(RunnerFields, Dock):
     """Segment an Image layer with the current model, tile by tile, in a worker.
 
@@ -136,7 +79,7 @@ class SegmentWidget(RunnerFields, Dock):
     def __init__(self, viewer: napari.viewer.Viewer, current: CurrentModel | None = None):
         super().__init__(viewer)
         self.current = current if current is not None else current_model_for(viewer)
-        self._placement: _Placement | None = None
+        self._placement: Placement | None = None
         self._image_layer = None
         self._head = ""
         self._resampled = ""  # "; at the model's voxel size (...)" of a resampled run
@@ -348,9 +291,11 @@ class SegmentWidget(RunnerFields, Dock):
                               on_result=self._on_cluster_returned, on_error=self._on_error,
                               on_finished=self._on_finished)  # fmt: skip
             return
-        updated = self._layer_to_update(self._placement.labels_name, plan)
+        updated = layer_to_update(
+            self._viewer, self._placement.labels_name, plan, self._update.value
+        )
         self.runner.start(
-            _predict_job,
+            predict_job,
             model,
             level_data(layer, self._chosen_level(layer))[plan.data_index],
             config.with_(threads=config.threads or job_threads("segment")),  # beside the window
@@ -399,7 +344,7 @@ class SegmentWidget(RunnerFields, Dock):
         self._loader.start(load_job, path, device, on_result=self._on_model_loaded)
 
     # -- helpers -----------------------------------------------------------------
-    def _describe_run(self, layer, plan: ScopePlan, model) -> _Placement:
+    def _describe_run(self, layer, plan: ScopePlan, model) -> Placement:
         spec = model.spec
         keep = list(range(layer.ndim))
         if not layer.rgb and plan.channel_axis is not None:
@@ -413,7 +358,7 @@ class SegmentWidget(RunnerFields, Dock):
         if self._ensemble:  # an ensemble's outputs are not the model's alone
             tag += f" + {self._ensemble}"
         factors = level_factors(layer, self._chosen_level(layer))
-        return _Placement(
+        return Placement(
             image_name=layer.name,
             plan=plan,
             place=Place.of(layer, keep, [factors[a] for a in keep]),
@@ -469,17 +414,17 @@ class SegmentWidget(RunnerFields, Dock):
             self._placement = None
             show_info(f"napari-seg Segment: {message}")
 
-    def _on_returned(self, done: _Segmented | None) -> None:
+    def _on_returned(self, done: Segmented | None) -> None:
         placement, self._placement = self._placement, None
         if done is None or placement is None:
             self.runner.set_status(self.runner.cancel_reason or "cancelled; no layer was changed")
             return
         result = done.result
-        layer = self._write_labels(placement, done)
+        layer = write_labels(self._viewer, self.native, placement, done, self._update.value)
         if result.probabilities is not None:
-            self._write_probabilities(placement, result)
+            write_probabilities(self._viewer, placement, result)
         if done.objects is not None:
-            self._write_objects(placement, done.objects)
+            write_objects(self._viewer, self.native, placement, done.objects)
         self.runner.set_progress(1.0)
         ensemble = f"; an ensemble of {self._ensemble + 1} models" if self._ensemble else ""
         self.runner.set_status(
@@ -533,75 +478,6 @@ class SegmentWidget(RunnerFields, Dock):
         self._level.reset_choices()
         self._level.value = 0
         self._level.enabled = len(self._level.choices) > 1
-
-    def _layer_to_update(self, name: str, plan: ScopePlan):
-        """The Labels layer a run's result replaces the pixels of, or None (add one)."""
-        layers = self._viewer.layers
-        existing = layers[name] if name in layers else None  # noqa: SIM401
-        if self._update.value and existing is not None and existing.data.shape == plan.labels_shape:
-            return existing
-        return None
-
-    def _write_labels(self, run: _Placement, done: _Segmented):
-        result = done.result
-        existing = self._layer_to_update(run.labels_name, run.plan)
-        if existing is not None and existing.data.dtype == result.labels.dtype:
-            # One undoable step: Ctrl+Z brings back the previous output (and any painting).
-            # The pixels to write were found in the worker, unless the layer's data was
-            # replaced meanwhile.
-            changed = done.changed if existing.data is done.compared else None
-            write_undoable(existing, run.plan.labels_index, result.labels, changed=changed)
-            return existing
-        whole = all(i == slice(None) for i in run.plan.labels_index)
-        if whole:
-            data = result.labels
-        else:
-            data = np.zeros(run.plan.labels_shape, dtype=result.labels.dtype)
-            data[run.plan.labels_index] = result.labels
-        kwargs = labels_layer_kwargs(
-            run.labels_name, run.class_names, run.class_colors, run.background
-        )
-        if run.geometry is not None:
-            kwargs["metadata"][GEOMETRY_KEY] = run.geometry
-        return add_labels(
-            self._viewer,
-            data,
-            window=self.native,
-            **run.place.kwargs(),
-            **kwargs,
-        )
-
-    def _write_objects(self, run: _Placement, objects: np.ndarray) -> None:
-        """Replace the objects layer of this image and model with a new one."""
-        data = np.zeros(run.plan.labels_shape, dtype=objects.dtype)
-        data[run.plan.labels_index] = objects
-        if run.objects_name in self._viewer.layers:
-            self._viewer.layers.remove(run.objects_name)
-        metadata = {} if run.geometry is None else {GEOMETRY_KEY: run.geometry}
-        add_labels(
-            self._viewer,
-            data,
-            window=self.native,
-            name=run.objects_name,
-            metadata=metadata,
-            **run.place.kwargs(),
-        )
-
-    def _write_probabilities(self, run: _Placement, result: PredictResult) -> None:
-        place = run.place.shifted(run.plan.origin).with_leading_axis()
-        # Axes fixed by the scope (e.g. the current slice) become length-1 axes again,
-        # so the region lines up with the image at its place in the stack.
-        fixed = [1 + i for i, idx in enumerate(run.plan.labels_index) if isinstance(idx, int)]
-        probs = np.expand_dims(result.probabilities, axis=fixed) if fixed else result.probabilities
-        if run.probabilities_name in self._viewer.layers:
-            self._viewer.layers.remove(run.probabilities_name)
-        self._viewer.add_image(
-            probs,
-            name=run.probabilities_name,
-            **place.kwargs(),
-            contrast_limits=(0.0, 1.0),
-            colormap="magma",
-        )
 
     def _on_error(self, _exc: BaseException) -> None:
         self._placement = None
