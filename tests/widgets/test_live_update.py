@@ -175,3 +175,19 @@ def test_closing_after_qt_deleted_the_timer_is_quiet(painted):
     with pytest.raises(RuntimeError, match="has been deleted"):
         w.live._timer.isActive()  # gone, as at exit
     w.live.close()
+
+
+def test_strokes_placed_elsewhere_than_the_image_are_named_once(painted, qtbot, notes):
+    viewer, w, strokes, truth = painted
+    strokes.rotate = 15  # turned with the transform tool: strokes land elsewhere on screen
+    w.live.toggle.value = True
+    rng = np.random.default_rng(4)
+    _paint_class(strokes, truth, 0, 1, 6, rng)
+    _paint_class(strokes, truth, 1, 2, 6, rng)
+    qtbot.waitUntil(lambda: w.live.refits >= 1, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+    _paint_class(strokes, truth, 1, 2, 2, rng)
+    qtbot.waitUntil(lambda: w.live.refits >= 2, timeout=TIMEOUT_MS)
+    assert len(notes["warning"]) == 1
+    assert "cells and strokes are placed differently" in notes["warning"][0]
+    assert notes["error"] == []

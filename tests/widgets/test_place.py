@@ -163,8 +163,11 @@ def test_evaluate_overlay_and_refine_results_lie_on_their_layer(make_napari_view
     _same_world(pred, preview, [(0, 0, 0), (0, 7, 2), (0, 15, 9)], offset=(index, 0, 0))
 
 
-def test_the_training_preview_lies_on_the_image(make_napari_viewer_proxy):
+def test_the_training_preview_lies_on_the_image(make_napari_viewer_proxy, capture_notes):
+    from napari_seg._widgets import _train as train_module
     from napari_seg._widgets import train_widget
+
+    notes = capture_notes(train_module)
 
     viewer = make_napari_viewer_proxy()
     image, labels = cells_2d((96, 80), seed=2)
@@ -184,6 +187,12 @@ def test_the_training_preview_lies_on_the_image(make_napari_viewer_proxy):
     np.testing.assert_array_equal(inputs.preview, image[y : y + h, x : x + wide])
     preview = Labels(np.zeros(inputs.preview.shape, np.uint8), **inputs.preview_place.kwargs())
     _same_world(layer, preview, [(0, 0), (7, 2), (30, 9)], offset=origin)
+    assert notes["warning"] == []
+    # Labels placed elsewhere than the image: paired index by index, and the dock says so.
+    truth.translate = (truth.translate[0], truth.translate[1] + 8)
+    w._make_job()
+    assert len(notes["warning"]) == 1
+    assert "cells and truth are placed differently" in notes["warning"][0]
 
 
 def test_segment_says_when_a_turn_cannot_be_kept(make_napari_viewer_proxy, qtbot, capture_notes):

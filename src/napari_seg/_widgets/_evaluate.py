@@ -33,7 +33,7 @@ from ._dock import Dock
 from ._fields import SaveTarget
 from ._layers import add_labels, file_scale, unit_names
 from ._layers import full_resolution as _data
-from ._place import Place
+from ._place import Place, placed_apart
 from ._plots import ScorePlots
 from ._runner import JobRunner, RunnerFields
 from ._shared import current_model_for
@@ -286,11 +286,9 @@ class EvaluateWidget(RunnerFields, Dock):
             None if axis is None else axis[1],
         )
         for layer in (pred, compare):
-            if layer is not None and not Place.of(layer).matches(Place.of(gt)):
-                show_warning(
-                    f"{layer.name} and {gt.name} are placed differently (scale, translate, "
-                    "rotation or affine); pixels are compared index by index"
-                )
+            note = None if layer is None else placed_apart(layer, gt, "compared")
+            if note:
+                show_warning(note)
         self.runner.start(
             _evaluate_job,
             _data(pred),

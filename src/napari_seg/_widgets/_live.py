@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import CheckBox
 from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import QTimer
 
 from ..limits import one_line
@@ -28,7 +28,7 @@ from ._layers import (
     viewer_position,
     visible_region,
 )
-from ._place import Place
+from ._place import Place, placed_apart
 
 if TYPE_CHECKING:
     import napari
@@ -82,6 +82,7 @@ class LivePanel:
         self._worker: Any = None
         self._pending = False
         self._layer: Any = None  # the strokes layer whose events are connected
+        self._told: tuple | None = None  # the layers whose placement note was shown
         self.refits = 0  # refits shown so far
         self._closed = False
         self.toggle.changed.connect(self._on_toggle)
@@ -143,6 +144,7 @@ class LivePanel:
         except (ValueError, TypeError) as exc:
             show_error(f"napari-seg live update: {one_line(exc)}")
             return
+        self._tell_placement(image, labels, session)
         plane, region, index = self._where(labels, session)
         worker = create_worker(_live_job, session, strokes, plane, region)
         worker.returned.connect(lambda result: self._show(result, index))
@@ -161,6 +163,18 @@ class LivePanel:
             self._session = LiveClassifier(full_resolution(image), config, names=[image.name])
             self._session_key = key
         return self._session
+
+    def _tell_placement(self, image, labels, session: LiveClassifier) -> None:
+        """Warn, once for these two layers, when the strokes lie elsewhere than the image."""
+        key = (id(image), id(labels))
+        if self._told == key:
+            return
+        self._told = key
+        channel_axis = session.config.channel_axis
+        spatial = [a for a in range(image.ndim) if a != channel_axis]
+        note = placed_apart(image, labels, "paired", spatial)
+        if note:
+            show_warning(f"napari-seg live update: {note}")
 
     def _where(self, labels, session: LiveClassifier) -> tuple[int, tuple, tuple]:
         """Plane number, region of the plane, and the layer index it is written to."""

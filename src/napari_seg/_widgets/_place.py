@@ -185,3 +185,33 @@ def _leading(matrix: np.ndarray | None) -> np.ndarray | None:
     out = np.eye(len(matrix) + 1)
     out[1:, 1:] = matrix
     return out
+
+
+def placed_apart(layer, other, use: str, axes: Sequence[int] | None = None) -> str | None:
+    """The note that ``layer`` and ``other`` are placed differently in the viewer, or
+    None when they lie on each other.
+
+    Their last axes are compared (as many as the one with fewer has); ``axes``
+    names ``layer``'s spatial axes when it has others (a channel axis).
+
+    Parameters
+    ----------
+    layer, other : napari layer
+    use : str
+        What the job does with their pixels ("compared", "paired").
+    axes : sequence of int, optional
+
+    Returns
+    -------
+    str or None
+    """
+    mine = list(range(len(layer.scale))) if axes is None else [int(a) for a in axes]
+    theirs = list(range(len(other.scale)))
+    k = min(len(mine), len(theirs))
+    if Place.of(layer, mine[len(mine) - k :]).matches(Place.of(other, theirs[len(theirs) - k :])):
+        return None
+    return (
+        f"{layer.name} and {other.name} are placed differently in the viewer (scale, "
+        f"translate, rotation or affine): their pixels are {use} index by index, not "
+        "where they are shown"
+    )

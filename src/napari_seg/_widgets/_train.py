@@ -46,7 +46,7 @@ from ._layers import (
     visible_region,
 )
 from ._live import LivePanel
-from ._place import Place
+from ._place import Place, placed_apart
 from ._runner import JobRunner
 from ._shared import (
     current_model_for,
@@ -341,8 +341,10 @@ class TrainWidget(Dock):
                 )
                 config = config.with_(class_colors=colors)
         for image, labels in pairs:
-            if tuple(image.scale[-2:]) != tuple(labels.scale[-2:]):
-                show_warning(f"{image.name} and {labels.name} have different scales")
+            spatial = [a for a in range(image.ndim) if a != channel_axis]
+            note = placed_apart(image, labels, "paired", spatial)
+            if note:
+                show_warning(note)
         out = self._out.path  # checked by the run itself, so its error arrives as a notification
         preview, origin, middle = None, (0, 0), None
         if self._preview.value:
