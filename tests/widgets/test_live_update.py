@@ -178,7 +178,7 @@ def test_closing_after_qt_deleted_the_timer_is_quiet(painted):
 
 
 def test_strokes_placed_elsewhere_than_the_image_are_named_once(painted, qtbot, notes):
-    viewer, w, strokes, truth = painted
+    _viewer, w, strokes, truth = painted
     strokes.rotate = 15  # turned with the transform tool: strokes land elsewhere on screen
     w.live.toggle.value = True
     rng = np.random.default_rng(4)
