@@ -167,7 +167,7 @@ def test_malformed_ome_zarr_metadata_is_an_error_naming_the_field(tmp_path, case
 
 def test_ome_zarr_levels_are_read_finest_first(tmp_path):
     zarr = pytest.importorskip("zarr")
-    from napari_seg._io import ome_zarr_datasets
+    from napari_seg._ome_zarr import ome_zarr_datasets
 
     group = zarr.open_group(str(tmp_path / "img.ome.zarr"), mode="w", zarr_format=2)
     group.create_array("s0", shape=(16, 16), dtype="uint8")[:] = 7
@@ -180,7 +180,8 @@ def test_ome_zarr_levels_are_read_finest_first(tmp_path):
 def test_the_ome_zarr_transform_combines_the_level_s_and_the_image_s(tmp_path):
     """NGFF: the level's transformations, then the image's; identity is allowed."""
     zarr = pytest.importorskip("zarr")
-    from napari_seg._io import read_ome_zarr_transform, source_spacing
+    from napari_seg._io import source_spacing
+    from napari_seg._ome_zarr import read_ome_zarr_transform
 
     group = zarr.open_group(str(tmp_path / "img.ome.zarr"), mode="w", zarr_format=2)
     group.create_array("s0", shape=(4, 16, 16), dtype="uint8")
@@ -219,7 +220,8 @@ def _ome_axes(tmp_path, axes):
 def test_ome_zarr_spatial_axes_in_different_units_give_one_voxel_size(tmp_path):
     """z in micrometres, y and x in nanometres: the voxel size and origin are expressed
     in the last spatial axis's unit (x), the time axis keeps its own."""
-    from napari_seg._io import read_ome_zarr_transform, source_spacing
+    from napari_seg._io import source_spacing
+    from napari_seg._ome_zarr import read_ome_zarr_transform
 
     path = _ome_axes(tmp_path, [
         {"name": "t", "type": "time", "unit": "second"},
@@ -255,7 +257,7 @@ def test_ome_zarr_spatial_axes_in_different_units_give_one_voxel_size(tmp_path):
 def test_ome_zarr_units_that_cannot_be_converted_leave_the_values_as_declared(
     tmp_path, axes, units
 ):
-    from napari_seg._io import read_ome_zarr_transform
+    from napari_seg._ome_zarr import read_ome_zarr_transform
 
     scale, translation, got = read_ome_zarr_transform(_ome_axes(tmp_path, axes))
     assert got == units
@@ -270,7 +272,7 @@ def test_ome_zarr_units_that_cannot_be_converted_leave_the_values_as_declared(
 def test_ome_zarr_units_that_overflow_are_an_error(tmp_path, scale, translation):
     """Yottametres against yoctometres: 1e48 times a large value is not a number."""
     zarr = pytest.importorskip("zarr")
-    from napari_seg._io import read_ome_zarr_transform
+    from napari_seg._ome_zarr import read_ome_zarr_transform
 
     path = _ome_axes(tmp_path, [{"name": "t", "type": "time"}, {"name": "z", "unit": "yottameter"},
                                 {"name": "y", "unit": "yoctometer"},

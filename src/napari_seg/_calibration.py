@@ -74,7 +74,7 @@ class Calibration:
     @property
     def transform(self) -> tuple[tuple[float, ...], tuple[float, ...], tuple[str | None, ...]]:
         """Scale, translation (none: zeros) and units along each array axis, as
-        ``_io.read_ome_zarr_transform`` gives an OME-Zarr image's."""
+        ``_ome_zarr.read_ome_zarr_transform`` gives an OME-Zarr image's."""
         return self.scale, (0.0,) * len(self.scale), self.units
 
     def without(self, axis: int | None) -> Calibration:

@@ -229,7 +229,7 @@ def open_levels(path: Path) -> list[str]:
     """
     import zarr
 
-    from .._io import ome_zarr_datasets
+    from .._ome_zarr import ome_zarr_datasets
 
     return ome_zarr_datasets(zarr.open_group(str(path), mode="r"))
 
@@ -474,7 +474,7 @@ def source_labels_path(source: str | os.PathLike, name: str) -> Path:
     """
     import zarr
 
-    from .._io import ome_zarr_datasets
+    from .._ome_zarr import ome_zarr_datasets
 
     source = Path(source)
     if not name or "/" in name or name.startswith("."):
