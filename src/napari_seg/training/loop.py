@@ -40,10 +40,11 @@ from .events import (
     TrainWarning,
 )
 from .files import best_from_file, check_outputs, companion_paths, resumed_config
+from .history import history_entry, metric_key, run_metrics, run_summary, write_summary
 from .instances import as_classes, refuse_instances, refuse_unused_ids
 from .losses import SegmentationLoss, resolve_loss
 from .schedule import lr_factor
-from .validation import METRIC_NAMES, Validation, validate
+from .validation import Validation, validate
 from .volume import VolumeData
 
 if TYPE_CHECKING:
@@ -660,37 +661,14 @@ class _Trainer:
         return run_metrics(self.state, self.data.validation_metric)
 
     def _summary(self, status: str) -> dict:
-        """The run for a card or the summary file. ``status`` is how the run ended
-        ("budget", "early stopping", "stopped", "fitted") or, for a file written
-        while it ran, "checkpoint": its metrics are the run's up to that file's epoch."""
-        return {
-            "status": status,
-            "config": self.config.to_dict(),
-            "loss": self.loss.name,  # what "auto" chose
-            "metrics": self._metrics(),
-            "source": self.source,
-            "data": {
-                "pairs": [s.name for s in self.data.sources],
-                "annotated_pixels": self.data.annotated_pixels,
-                "class_pixels": self.data.class_counts.tolist(),
-                "validation_regions": len(self.data.regions),
-            },
-        }
+        """The run for a card or the summary file (:func:`history.run_summary`)."""
+        return run_summary(status, self.config, self.loss.name, self._metrics(), self.source,
+                           self.data)  # fmt: skip
 
     def _write_summary(self, stopped: str) -> Path | None:
         if self.out is None:
             return None
-        import json
-
-        from .._atomic import atomic_write
-
-        _, path = companion_paths(self.out)
-        summary = {**self._summary(stopped), "history": self.state.history}
-        last = companion_paths(self.out)[0]
-        summary["files"] = {"best": self.out.name, "last": last.name if last.is_file() else None}
-        with atomic_write(path, overwrite=True) as handle:  # the run's own file (checked)
-            handle.write(json.dumps(summary, indent=2, allow_nan=False).encode())
-        return path
+        return write_summary(self.out, self._summary(stopped), self.state.history)
 
     def close(self) -> None:
         """Undo process-wide changes and free device memory (also on cancel or error)."""
@@ -712,86 +690,3 @@ def _volume_shape(image, in_channels: int, channel_axis: int | None) -> tuple[in
         image.shape, in_channels=in_channels, channel_axis=channel_axis, spatial_dims=3
     )
     return layout.spatial_shape
-
-
-def _num(value) -> float | None:
-    value = float(value)
-    return None if math.isnan(value) else value
-
-
-def metric_key(metric: str) -> str:
-    """The history key of a validation metric: ``val_iou`` or ``val_agreement``.
-
-    Parameters
-    ----------
-    metric : {"iou", "agreement"}
-
-    Returns
-    -------
-    str
-    """
-    return f"val_{metric}"
-
-
-def history_entry(
-    state: RunState, train_loss: float, val: Validation, lr: float, elapsed: float
-) -> dict[str, Any]:
-    """One epoch's entry of the run's history (plain JSON types).
-
-    Parameters
-    ----------
-    state : RunState
-    train_loss : float
-    val : Validation
-    lr : float
-    elapsed : float
-
-    Returns
-    -------
-    dict
-    """
-    key = metric_key(val.metric)
-    return {
-        "epoch": state.epoch,
-        "steps": state.steps,
-        "train_loss": train_loss,
-        "val_loss": _num(val.loss),
-        key: _num(val.score),
-        f"val_class_{val.metric}": {str(k): _num(v) for k, v in val.class_scores.items()},
-        "lr": lr,
-        "elapsed_s": round(elapsed, 3),
-    }
-
-
-def run_metrics(state: RunState, metric: str) -> dict[str, Any]:
-    """The run's summary figures: best epoch and score, last values.
-
-    Parameters
-    ----------
-    state : RunState
-    metric : {"iou", "agreement"}
-
-    Returns
-    -------
-    dict
-        ``metric`` (``"iou"`` or ``"agreement"``), ``validation_metric`` (its name as
-        users read it), ``best_epoch``, ``best_score`` and the same as
-        ``best_val_<metric>``, ``best_val_class_<metric>``, ``last_train_loss``,
-        ``last_val_<metric>``, ``epochs``, ``steps``, ``training_seconds``.
-    """
-    key = metric_key(metric)
-    best = next((h for h in state.history if h["epoch"] == state.best_epoch), None)
-    last = state.history[-1] if state.history else None
-    return {
-        "metric": metric,
-        "validation_metric": METRIC_NAMES[metric],
-        "best_epoch": state.best_epoch,
-        "best_score": state.best_score,
-        f"best_{key}": state.best_score,
-        f"best_val_class_{metric}": best.get(f"val_class_{metric}") if best else None,
-        "last_train_loss": last["train_loss"] if last else None,
-        f"last_{key}": last.get(key) if last else None,
-        "epochs": state.epoch,
-        "steps": state.steps,
-        "training_seconds": round(state.elapsed_s, 2),
-    }
