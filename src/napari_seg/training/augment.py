@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .data import IGNORE_INDEX
+from ._shared import IGNORE_INDEX
 
 if TYPE_CHECKING:
     from .config import TrainingConfig

@@ -24,10 +24,11 @@ from ..models.registry import get_architecture
 from ..models.spec import Normalization
 from ._model import _new_model, base_model, fit_classes, run_dims
 from ._runtime import Clock, guard_batchnorm
+from ._shared import as_pairs
 from .augment import Augmentation, augment
 from .checkpoint import RunState, restore, save_checkpoint
 from .config import TrainingConfig
-from .data import TrainingData, as_pairs
+from .data import TrainingData
 from .events import (
     EpochEnd,
     FitProgress,

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from .._types import ArrayLike
+from ._shared import FILLED, IGNORE_INDEX
 from .config import LOSSES
-from .data import FILLED, IGNORE_INDEX
 
 FOCAL_GAMMA = 2.0
 

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .data import IGNORE_INDEX, TrainingData, Window
+from ._shared import IGNORE_INDEX, Window
+from .data import TrainingData
 
 if TYPE_CHECKING:
     from ..models._pixel import PixelClassifierNet

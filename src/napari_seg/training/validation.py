@@ -19,7 +19,8 @@ import torch
 from ..arrays.runtime import Runtime
 from ..metrics import ConfusionMatrix, semantic_scores
 from ..models.wrapper import SegmentationModel, mask_untrained
-from .data import IGNORE_INDEX, TrainingData
+from ._shared import IGNORE_INDEX
+from .data import TrainingData
 from .volume import VolumeData
 
 #: What each validation metric is called where users read it.

@@ -34,7 +34,7 @@ from .._types import RegionArray
 from ..arrays.layout import ImageLayout, resolve_layout
 from ..arrays.normalize import IntensityStats, compute_stats
 from ..models.spec import Normalization
-from .data import (
+from ._shared import (
     FILLED,
     IGNORE_INDEX,
     POSITIONS_PER_CLASS,

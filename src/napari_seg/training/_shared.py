@@ -1,0 +1,213 @@
+"""What the training data of planes (:mod:`.data`) and of volumes (:mod:`.volume`)
+share: the targets' conventions, the pairs and their class ids, windows for the
+pixel classifier, batches, padding and the check of what is annotated."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+#: Target value of pixels that give no gradient (torch's default ignore index).
+IGNORE_INDEX = -100
+#: Targets at or above this are filled-in (lower-weight) targets of class ``t - FILLED``.
+FILLED = 1000
+#: Annotated positions kept per class and plane for drawing patch centres.
+POSITIONS_PER_CLASS = 16384
+#: Largest number of classes (label ids 0 to MAX_CLASSES - 1) a run accepts.
+MAX_CLASSES = 256
+
+
+@dataclass(frozen=True)
+class Window:
+    """A region of a plane (or volume) with image context around it, for
+    whole-region features.
+
+    Attributes
+    ----------
+    key : tuple
+        ``(pair, plane, y0, y1, x0, x1)`` of the outer region (for a volume,
+        ``(pair, (z0, z1), (y0, y1), (x0, x1))``): the same window of the same
+        data always has the same key (a feature cache may use it).
+    image : ndarray of float32, ``(C, h, w)`` or ``(C, d, h, w)``
+        The normalised image of the outer region.
+    target : ndarray of int64
+        Training targets of the inner region (``IGNORE_INDEX`` where nothing is
+        to be learnt).
+    inner : tuple of slice
+        Where the inner region lies in the outer one.
+    """
+
+    key: tuple
+    image: np.ndarray
+    target: np.ndarray
+    inner: tuple[slice, ...]
+
+
+def as_pairs(pairs: Any) -> list[tuple[Any, Any]]:
+    """Accept one ``(image, labels)`` pair or a sequence of them.
+
+    Parameters
+    ----------
+    pairs : (image, labels) or sequence of them
+
+    Returns
+    -------
+    list of (image, labels)
+
+    Raises
+    ------
+    ValueError
+        For an empty sequence or an item that is not a pair.
+    """
+    if isinstance(pairs, tuple) and len(pairs) == 2 and hasattr(pairs[0], "shape"):
+        return [pairs]
+    if not isinstance(pairs, Sequence) or isinstance(pairs, str) or len(pairs) == 0:
+        raise ValueError("pairs must be one (image, labels) pair or a non-empty list of them")
+    out = []
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, Sequence) or len(pair) != 2:
+            raise ValueError(f"pair {i} must be an (image, labels) pair, got {type(pair).__name__}")
+        out.append((pair[0], pair[1]))
+    return out
+
+
+def check_class_ids(name: str, lab: np.ndarray) -> None:
+    """Refuse negative ids and ids of :data:`MAX_CLASSES` or more in a block of
+    labels read for training.
+
+    Parameters
+    ----------
+    name : str
+        The pair's name, for the message.
+    lab : numpy.ndarray
+        The block of labels.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name`` and the id.
+    """
+    if lab.size and lab.min() < 0:
+        raise ValueError(f"{name}: labels must be >= 0, found {lab.min()}")
+    if lab.size and lab.max() >= MAX_CLASSES:
+        raise ValueError(
+            f"{name}: labels use id {lab.max()}, but class ids must be below {MAX_CLASSES}; "
+            "is this an image, or instance labels (one id per object)? Instance labels "
+            "train with instances = 'foreground' or 'boundaries'"
+        )
+
+
+class LabelMode:
+    """What label 0 means for a data set, and the validation metric that follows."""
+
+    label0: str
+
+    @property
+    def sparse(self) -> bool:
+        """Whether the labels are sparse strokes or slices (0 means "not annotated")."""
+        return self.label0 == "unlabelled"
+
+    @property
+    def validation_metric(self) -> str:
+        """``"agreement"`` (held-out strokes) for sparse labels, ``"iou"`` for dense ones."""
+        return "agreement" if self.sparse else "iou"
+
+
+def batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """``items`` in lists of ``size`` (the last one shorter), read lazily.
+
+    Parameters
+    ----------
+    items : iterable
+    size : int
+
+    Yields
+    ------
+    list
+    """
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def pad_patch(
+    image: np.ndarray, target: np.ndarray, size: int | Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pad ``(C, *spatial)`` and ``spatial`` to ``size``: image mirrored, target ignored.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+    target : numpy.ndarray
+    size : int or sequence of int
+        One size for every spatial axis, or one per axis (2D or 3D).
+
+    Returns
+    -------
+    image, target : numpy.ndarray
+    """
+    sizes = (size,) * target.ndim if isinstance(size, (int, np.integer)) else tuple(size)
+    pads = [max(0, int(s) - n) for s, n in zip(sizes, target.shape, strict=True)]
+    if not any(pads):
+        return image, target
+    fits = all(p < n for p, n in zip(pads, target.shape, strict=True))
+    mode: Literal["reflect", "edge"] = "reflect" if fits else "edge"
+    widths = [(0, p) for p in pads]
+    image = np.pad(image, [(0, 0), *widths], mode=mode)
+    target = np.pad(target, widths, constant_values=IGNORE_INDEX)
+    return image, target
+
+
+def check_annotations(
+    class_counts: np.ndarray, label0: str, names: Sequence[str], warnings: list[str]
+) -> None:
+    """Refuse labels a model cannot learn from; warn about a suspicious label 0.
+
+    Parameters
+    ----------
+    class_counts : ndarray of int
+        Annotated pixels per class id.
+    label0 : {"unlabelled", "background"}
+    names : sequence of str
+        The pairs' names, for the message.
+    warnings : list of str
+        Messages for the user are appended here.
+
+    Raises
+    ------
+    ValueError
+        When no pixel, or only one class, is annotated.
+    """
+    present = np.flatnonzero(class_counts)
+    joined = ", ".join(names)
+    if present.size == 0:
+        raise ValueError(
+            f"the labels of {joined} have no annotated pixel (every pixel is 0, which "
+            "means 'unlabelled'); paint at least two classes"
+        )
+    if present.size < 2:
+        hint = (
+            "paint the background too, with its own label id"
+            if label0 == "unlabelled"
+            else "label 0 is background here; paint at least one object"
+        )
+        raise ValueError(
+            f"the labels of {joined} annotate only class {int(present[0])}; a model needs "
+            f"at least two classes to learn from ({hint})"
+        )
+    if label0 == "background":
+        unpainted = class_counts[0] / class_counts.sum()
+        if unpainted > 0.98:
+            warnings.append(
+                f"label 0 covers {100 * unpainted:.1f}% of the pixels and is trained as "
+                "background; if those pixels are simply not annotated, use "
+                "label0='unlabelled'"
+            )
