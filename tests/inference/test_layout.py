@@ -101,6 +101,6 @@ def test_bad_layouts_say_what_is_wrong(shape, kwargs, message):
     ],
 )
 def test_stack_axes_a_file_names(axes, dims, expected):
-    from napari_seg.arrays.layout import named_slice_axes
+    from napari_seg.arrays.named import named_slice_axes
 
     assert named_slice_axes(axes, dims) == expected

@@ -246,7 +246,7 @@ def _evaluate_files(pred_path: Path, gt_path: Path, config: EvaluateConfig) -> E
 def _time_axis(files, ndim: int) -> int | None:
     """The one ``T`` axis the first of ``files`` (path, TIFF header) naming its axes
     names (a TIFF time-lapse: Fiji's, or napari-seg's labels of one), or None."""
-    from ..arrays.layout import named_time_axis
+    from ..arrays.named import named_time_axis
 
     for _path, header in files:
         axes = None if header is None else header.axes

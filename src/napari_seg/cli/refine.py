@@ -255,7 +255,7 @@ def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
 
 def _refine_one(source: Path, target: Path, config, args) -> int:
     from .._io import read_image, read_labels, tiff_channel_axis, tiff_header
-    from ..arrays.layout import named_channel_axis
+    from ..arrays.named import named_channel_axis
     from ..refine import iter_refine
 
     image, geometry = read_labels(source)
@@ -290,7 +290,7 @@ def _frame_by_frame(config: RefineConfig, axes: str | None, source: Path) -> Ref
     """``config`` refining each frame of a time-lapse apart, along the one ``T`` axis
     the file names (objects do not join across time); unchanged for other files, a
     config already per slice, or a step that needs the whole volume."""
-    from ..arrays.layout import named_time_axis
+    from ..arrays.named import named_time_axis
 
     axis = named_time_axis(axes)
     if config.per_slice or axis is None or config.volume_steps:

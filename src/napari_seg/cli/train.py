@@ -360,9 +360,9 @@ def _with_input_channels(config, paths, images, headers):
     hyperstack's) or a 4D medical volume (``medical.volume_channel_axis``: a 4D
     NIfTI, an nnU-Net case's channel files), for a model of several channels, new
     or fine-tuned (its card's count), so that it reads the channels ``predict``
-    will feed it (``arrays.layout.named_channel_axis``); a one-channel model on
-    several named channels is refused (``arrays.layout.refuse_named_channels``)."""
-    from ..arrays.layout import named_channel_axis, refuse_named_channels
+    will feed it (``arrays.named.named_channel_axis``); a one-channel model on
+    several named channels is refused (``arrays.named.refuse_named_channels``)."""
+    from ..arrays.named import named_channel_axis, refuse_named_channels
     from ..medical import volume_channel_axis
 
     in_channels = config.in_channels
@@ -387,9 +387,9 @@ def _with_input_channels(config, paths, images, headers):
 def _with_input_stack_axes(config, headers):
     """The config with the axes to train slice by slice along when none was given and
     every input is a TIFF naming the same ``T`` and ``Z`` axes before the model's
-    spatial ones (``arrays.layout.named_slice_axes``; a Fiji time-lapse, a TZYX
+    spatial ones (``arrays.named.named_slice_axes``; a Fiji time-lapse, a TZYX
     hyperstack for a 2D model), as ``predict`` reads them."""
-    from ..arrays.layout import named_slice_axes
+    from ..arrays.named import named_slice_axes
 
     if config.axis is not None:
         return config

@@ -314,7 +314,7 @@ def with_file_channels(
 ) -> PredictConfig:
     """``config`` with the channel axis its image's file names, when it gives none and
     the model reads several channels: a TIFF's ``C`` axis (``_io.tiff_channel_axis``;
-    the rule: ``arrays.layout.named_channel_axis``).
+    the rule: ``arrays.named.named_channel_axis``).
 
     Parameters
     ----------
@@ -335,7 +335,7 @@ def with_file_channels(
     ValueError
         For a one-channel model on a file naming several channels.
     """
-    from ..arrays.layout import named_channel_axis, refuse_named_channels
+    from ..arrays.named import named_channel_axis, refuse_named_channels
 
     if shape is not None:
         refuse_named_channels(shape, axis, model.spec.in_channels, config.channel_axis)
@@ -349,7 +349,7 @@ def with_file_stack_axes(
 ) -> PredictConfig:
     """``config`` with the axes to segment slice by slice along that its image's file
     names, when it gives none: a TIFF's ``T`` and ``Z`` axes for a 2D model, its
-    ``T`` axis for a 3D one (the rule: ``arrays.layout.named_slice_axes``).
+    ``T`` axis for a 3D one (the rule: ``arrays.named.named_slice_axes``).
 
     Parameters
     ----------
@@ -362,7 +362,7 @@ def with_file_stack_axes(
     -------
     PredictConfig
     """
-    from ..arrays.layout import named_slice_axes
+    from ..arrays.named import named_slice_axes
 
     if config.axis is not None:
         return config
