@@ -12,7 +12,7 @@ import torch
 
 from napari_seg.inference import iter_predict, predict
 from napari_seg.models import ModelSpec, Normalization, _pixel, create_model, load_model, save_model
-from napari_seg.models._pixel import FilterBank, sigmas_for
+from napari_seg.models._filters import FilterBank, sigmas_for
 from napari_seg.sample_data import cells_2d, cells_3d
 from napari_seg.training import train
 from napari_seg.training.data import IGNORE_INDEX, TrainingData

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, cast
 import torch
 from torch import nn
 
-from ._pixel import PixelClassifierNet, sigmas_for
+from ._filters import sigmas_for
+from ._pixel import PixelClassifierNet
 
 if TYPE_CHECKING:
     from .registry import Architecture
