@@ -173,3 +173,26 @@ def test_training_leaves_the_callers_int64_labels_as_they_were(dims, architectur
     train((image, labels), dims=dims, architecture=architecture, label0=label0, options=options,
           device="cpu", validation_fraction=0.3, **budget)  # fmt: skip
     np.testing.assert_array_equal(labels, before)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_a_run_that_says_it_has_more_classes_takes_their_ids(dims):
+    """Ids of 256 and more are refused as likely instance labels, unless the run says
+    it has that many classes (a config's num_classes, a model to fine-tune): a
+    301-class config used to be refused on its own labels."""
+    from napari_seg.training import train
+
+    shape = (8, 32, 32) if dims == 3 else (32, 32)
+    image = np.random.default_rng(0).random(shape).astype(np.float32)
+    labels = np.ones(shape, np.uint16)
+    labels[..., 16:] = 300
+    options = {"depth": 2, "base_width": 4}
+    settings = dict(architecture="unet", dims=dims, label0="background", options=options,
+                    epochs=1, steps_per_epoch=1, minutes=None, patch_size=32, batch_size=1,
+                    validation_fraction=0.0, device="cpu")  # fmt: skip
+    if dims == 3:
+        settings.update(patch_3d=(8, 32, 32))
+    with pytest.raises(ValueError, match=r"class ids must be below 256.*num_classes"):
+        train((image, labels), **settings)
+    result = train((image, labels), num_classes=301, **settings)
+    assert result.model.spec.num_classes == 301

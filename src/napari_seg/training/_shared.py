@@ -16,7 +16,8 @@ IGNORE_INDEX = -100
 FILLED = 1000
 #: Annotated positions kept per class and plane for drawing patch centres.
 POSITIONS_PER_CLASS = 16384
-#: Largest number of classes (label ids 0 to MAX_CLASSES - 1) a run accepts.
+#: Largest number of classes (label ids 0 to MAX_CLASSES - 1) a run accepts unless it
+#: says it has more (``limits.MAX_CLASSES`` at most).
 MAX_CLASSES = 256
 
 
@@ -74,9 +75,9 @@ def as_pairs(pairs: Any) -> list[tuple[Any, Any]]:
     return out
 
 
-def check_class_ids(name: str, lab: np.ndarray) -> None:
-    """Refuse negative ids and ids of :data:`MAX_CLASSES` or more in a block of
-    labels read for training.
+def check_class_ids(name: str, lab: np.ndarray, limit: int = MAX_CLASSES) -> None:
+    """Refuse negative ids and ids of ``limit`` or more in a block of labels read for
+    training.
 
     Parameters
     ----------
@@ -84,6 +85,9 @@ def check_class_ids(name: str, lab: np.ndarray) -> None:
         The pair's name, for the message.
     lab : numpy.ndarray
         The block of labels.
+    limit : int
+        Class ids must be below it: :data:`MAX_CLASSES` unless the run says it has
+        more classes (a config's ``num_classes`` or class names, a model to fine-tune).
 
     Raises
     ------
@@ -92,11 +96,12 @@ def check_class_ids(name: str, lab: np.ndarray) -> None:
     """
     if lab.size and lab.min() < 0:
         raise ValueError(f"{name}: labels must be >= 0, found {lab.min()}")
-    if lab.size and lab.max() >= MAX_CLASSES:
+    if lab.size and lab.max() >= limit:
         raise ValueError(
-            f"{name}: labels use id {lab.max()}, but class ids must be below {MAX_CLASSES}; "
+            f"{name}: labels use id {lab.max()}, but class ids must be below {limit}; "
             "is this an image, or instance labels (one id per object)? Instance labels "
-            "train with instances = 'foreground' or 'boundaries'"
+            "train with instances = 'foreground' or 'boundaries'; a model of more classes "
+            "says so with num_classes (napari-seg train --classes)"
         )
 
 

@@ -23,6 +23,7 @@ from ..models.spec import Normalization
 from ._shared import (
     FILLED,
     IGNORE_INDEX,
+    MAX_CLASSES,
     POSITIONS_PER_CLASS,
     LabelMode,
     Window,
@@ -92,6 +93,8 @@ class TrainingData(LabelMode):
         Seed of the choice of held-out regions.
     names : sequence of str, optional
         Names of the pairs for messages (e.g. layer names).
+    max_classes : int
+        Label ids must be below it (``_shared.check_class_ids``).
 
     Raises
     ------
@@ -113,9 +116,11 @@ class TrainingData(LabelMode):
         channel_axis: int | None = None,
         seed: int = 0,
         names: Sequence[str] | None = None,
+        max_classes: int = MAX_CLASSES,
     ) -> None:
         pairs = as_pairs(pairs)
         self.label0 = label0
+        self.max_classes = int(max_classes)
         self.patch = int(patch_size)
         self.warnings: list[str] = []
         names = list(names) if names else [f"pair {i}" for i in range(len(pairs))]
@@ -181,7 +186,7 @@ class TrainingData(LabelMode):
         for s, src in enumerate(self.sources):
             for number, plane in enumerate(src.layout.planes()):
                 lab = self._read_labels(src, plane, slice(None), slice(None))
-                check_class_ids(src.name, lab)
+                check_class_ids(src.name, lab, self.max_classes)
                 annotated = lab > 0 if self.label0 == "unlabelled" else np.ones(lab.shape, bool)
                 counts = _block_counts(lab, annotated, self.patch, src.grid)
                 src.block_counts.append(counts)

@@ -24,7 +24,7 @@ from ..models.registry import get_architecture
 from ..models.spec import Normalization
 from ._model import _new_model, base_model, fit_classes, run_dims
 from ._runtime import Clock, guard_batchnorm
-from ._shared import as_pairs
+from ._shared import MAX_CLASSES, as_pairs
 from .augment import Augmentation, augment
 from .checkpoint import RunState, restore, save_checkpoint
 from .config import TrainingConfig
@@ -209,6 +209,7 @@ class _Trainer:
         in_channels, normalization = self._input_spec(base, pairs[0][0])
         self.dims = run_dims(cfg, base)
         pairs = as_classes(pairs, cfg.instances, names)
+        self.confirmed = self._confirmed_classes(base)
         if self.dims == 3:
             self.data = self._volume_data(pairs, base, in_channels, normalization, names)
         else:
@@ -276,19 +277,23 @@ class _Trainer:
         """Refuse to train one class per object of instance labels given as class ids,
         or hundreds of classes for a few ids (a 0/255 mask), unless the config or the
         model to fine-tune says that many classes."""
-        cfg = self.config
-        if cfg.instances is not None:
+        if self.config.instances is not None:
             return
         needed = self.data.max_label + 1
-        confirmed = max(
+        names = [source.name for source in self.data.sources]  # the data's names for them
+        refuse_instances(pairs, names, needed=needed, confirmed=self.confirmed)
+        present = np.flatnonzero(self.data.class_counts).tolist()
+        refuse_unused_ids(present, needed=needed, confirmed=self.confirmed)
+
+    def _confirmed_classes(self, base) -> int:
+        """How many classes the config or the model to fine-tune says the run has (0:
+        neither says)."""
+        cfg = self.config
+        return max(
             cfg.num_classes or 0,
             len(cfg.class_names),
             0 if base is None else base.spec.num_classes,
         )
-        names = [source.name for source in self.data.sources]  # the data's names for them
-        refuse_instances(pairs, names, needed=needed, confirmed=confirmed)
-        present = np.flatnonzero(self.data.class_counts).tolist()
-        refuse_unused_ids(present, needed=needed, confirmed=confirmed)
 
     def _data_args(self, in_channels, normalization, names) -> dict[str, Any]:
         """What TrainingData and VolumeData both take from the run."""
@@ -301,6 +306,7 @@ class _Trainer:
             "channel_axis": cfg.channel_axis,
             "seed": cfg.seed,
             "names": names,
+            "max_classes": max(MAX_CLASSES, self.confirmed),  # ids a config or model states
         }
 
     def _planes(self, pairs, in_channels, normalization, names) -> TrainingData:

@@ -37,6 +37,7 @@ from ..models.spec import Normalization
 from ._shared import (
     FILLED,
     IGNORE_INDEX,
+    MAX_CLASSES,
     POSITIONS_PER_CLASS,
     LabelMode,
     Window,
@@ -113,6 +114,8 @@ class VolumeData(LabelMode):
     seed : int
         Seed of the choice of held-out slabs.
     names : sequence of str, optional
+    max_classes : int
+        Label ids must be below it (``_shared.check_class_ids``).
 
     Raises
     ------
@@ -133,10 +136,12 @@ class VolumeData(LabelMode):
         channel_axis: int | None = None,
         seed: int = 0,
         names: Sequence[str] | None = None,
+        max_classes: int = MAX_CLASSES,
         fill: bool = False,
     ) -> None:
         pairs = as_pairs(pairs)
         self.label0 = label0
+        self.max_classes = int(max_classes)
         self.patch = tuple(int(p) for p in patch)
         self.warnings: list[str] = []
         names = list(names) if names else [f"pair {i}" for i in range(len(pairs))]
@@ -170,7 +175,7 @@ class VolumeData(LabelMode):
         found: dict[int, list[np.ndarray]] = {}
         for z0 in range(0, shape[0], SCAN_SLICES):
             lab = self._read_labels(volume, slice(z0, min(shape[0], z0 + SCAN_SLICES)))
-            check_class_ids(volume.name, lab)
+            check_class_ids(volume.name, lab, self.max_classes)
             annotated = lab > 0 if self.sparse else np.ones(lab.shape, bool)
             k = int(lab.max()) + 1 if lab.size else 1
             if k > counts[0].shape[1]:
