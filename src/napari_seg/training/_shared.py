@@ -101,7 +101,7 @@ def check_class_ids(name: str, lab: np.ndarray, limit: int = MAX_CLASSES) -> Non
             f"{name}: labels use id {lab.max()}, but class ids must be below {limit}; "
             "is this an image, or instance labels (one id per object)? Instance labels "
             "train with instances = 'foreground' or 'boundaries'; a model of more classes "
-            "says so with num_classes (napari-seg train --classes)"
+            "says so with num_classes (napari-seg train --num-classes)"
         )
 
 
