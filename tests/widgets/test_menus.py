@@ -107,3 +107,19 @@ def test_all_five_docks_fit_a_1000_pixel_window_and_long_text_does_not_widen_the
     assert window.height() <= 1000
     assert canvas.width() >= before - 2, "a long status line widened the docks"
     assert canvas.width() > 600
+
+
+def test_the_widgets_are_listed_by_task_in_the_layers_menu(make_napari_viewer_proxy):
+    """napari's Layers menu groups tools by task (Segment, Measure...): the docks are
+    there as well as under Plugins, and open from there."""
+    viewer = make_napari_viewer_proxy()
+    app = get_app_model()
+    listed = {
+        menu: {item.command.id for item in app.menus.get_menu(menu) if hasattr(item, "command")}
+        for menu in ("napari/layers/segment", "napari/layers/measure")
+    }
+    segment = {WIDGETS[n][0] for n in ("Model", "Segment", "Train", "Refine")}
+    assert segment <= listed["napari/layers/segment"]
+    assert WIDGETS["Evaluate"][0] in listed["napari/layers/measure"]
+    app.commands.execute_command(WIDGETS["Refine"][0]).result()
+    assert isinstance(_inner(viewer, "Refine"), RefineWidget)
