@@ -35,12 +35,14 @@ acquired in thick slices, and tells the learnt methods its voxel size (F, 1, 1)
 
 ``--memory`` trains the 3D U-Net (default options) on a synthetic 256^3 volume given
 every 8th slice for 3 epochs of 5 steps, with the filling, and reports the peak
-RSS (target < 6 GB on the CPU).
+RSS (target < 6 GB on the CPU); ``--memory-arch pixel-classifier`` fits the 3D pixel
+classifier on the same slices instead and predicts the volume, with the peak RSS
+after each.
 
 Usage: python bench/sparse3d.py [--k 4,8,16] [--methods nearest,shape,contour]
        python bench/sparse3d.py --learn 2d,3d,3d+fill --k 8 --minutes 2,5 [--loss ce+dice]
        python bench/sparse3d.py --learn pixel,pixel2d --k 2,4 --minutes 0 --thick 4
-       python bench/sparse3d.py --memory
+       python bench/sparse3d.py --memory [--memory-arch pixel-classifier]
 Needs: pip install nibabel; pip install --no-deps nilearn==0.14.1
 """
 
@@ -186,10 +188,16 @@ def learn(method: str, k: int, minutes: float, loss: str = "auto", thick: int = 
     return row
 
 
-def memory() -> dict:
+def memory(arch: str = "unet") -> dict:
+    """Peak RSS of training ``arch`` on a synthetic 256^3 volume given every 8th slice,
+    then (for the fitted pixel classifier) of predicting the volume."""
     import resource
 
+    from napari_seg.inference import predict
     from napari_seg.training import train
+
+    def peak() -> int:
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
     rng = np.random.default_rng(0)
     from scipy import ndimage as ndi
@@ -197,17 +205,28 @@ def memory() -> dict:
     image = ndi.gaussian_filter(rng.random((256, 256, 256), dtype=np.float32), 3)
     labels = np.digitize(image, np.quantile(image, [0.3, 0.6, 0.9])).astype(np.uint8) + 1
     sparse, _ = given_slices(labels, 8)
+    settings = dict(dims=3, label0="unlabelled", epochs=3, steps_per_epoch=5, minutes=None,
+                    device="cpu", filled_weight=0.5)  # fmt: skip
+    if arch == "pixel-classifier":  # fitted once, with its own options
+        settings.update(architecture=arch, options={}, epochs=1, filled_weight=0.0)
+    before = peak()
     start = time.perf_counter()
-    result = train((image, sparse), dims=3, label0="unlabelled", epochs=3, steps_per_epoch=5,
-                   minutes=None, device="cpu", filled_weight=0.5)  # fmt: skip
-    return {
+    result = train((image, sparse), **settings)
+    row = {
         "case": "memory",
+        "arch": arch,
         "shape": [256] * 3,
-        "patch": list(result.config.patch_3d),
-        "batch": result.config.batch_size,
         "seconds": round(time.perf_counter() - start, 1),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_before_mib": before,
+        "peak_rss_mib": peak(),
     }
+    if arch == "pixel-classifier":
+        start = time.perf_counter()
+        predict(result.model, image)
+        row.update(predict_s=round(time.perf_counter() - start, 1), peak_rss_predict_mib=peak())
+    else:
+        row.update(patch=list(result.config.patch_3d), batch=result.config.batch_size)
+    return row
 
 
 def child(*args: str) -> None:
@@ -229,6 +248,7 @@ def main() -> None:
     parser.add_argument("--learn", help="comma-separated: 2d, 3d, 3d+fill, pixel2d, pixel")
     parser.add_argument("--minutes", default="2,5")
     parser.add_argument("--memory", action="store_true")
+    parser.add_argument("--memory-arch", default="unet", help="unet or pixel-classifier")
     parser.add_argument("--loss", default="auto", help="training loss of --learn (default auto)")
     parser.add_argument("--thick", type=int, default=1, help="slices F times thicker (--learn)")
     parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)  # a child's case
@@ -236,14 +256,14 @@ def main() -> None:
     if args.one:
         case = args.one
         result = (
-            memory()
+            memory(case[1])
             if case[0] == "memory"
             else learn(case[1], int(case[2]), float(case[3]), case[4], int(case[5]))
         )
         print(json.dumps(result), flush=True)
         return
     if args.memory:
-        child("--one", "memory")
+        child("--one", "memory", args.memory_arch)
         return
     if args.learn:
         for k in (int(v) for v in args.k.split(",")):

@@ -254,20 +254,28 @@ class FilterBank(nn.Module):
         size = tuple(x.shape[2:])
         box = _bounds(inner, size)
         whole = all(a == 0 and b == n for (a, b), n in zip(box, size, strict=True))
-        out = [x if whole else x[_index(box)]]
+        # Each scale is written into the result as soon as it is computed, so that one
+        # scale's features with their context are held at a time (a concatenation
+        # held them all, and then the result besides: about twice the memory).
+        out = x.new_empty((x.shape[0], self.out_channels, *(b - a for a, b in box)))
+        channels = x.shape[1]
+        out[:, :channels] = x if whole else x[_index(box)]
         for sigma, small in zip(self.sigmas, coarse, strict=True):
             if small is not None:
-                out.append(_upsample(small, size, None if whole else box))
-                continue
-            reach = [_reach(sigma / step) for step in self.steps]
-            around = [
-                (max(0, a - r), min(n, b + r))
-                for (a, b), n, r in zip(box, size, reach, strict=True)
-            ]
-            feats = _scale_features(x[_index(around)], sigma, self.steps)
-            crop = [(a - c, b - c) for (a, b), (c, _) in zip(box, around, strict=True)]
-            out.append(feats[_index(crop)])
-        return torch.cat(out, dim=1)
+                feats = _upsample(small, size, None if whole else box)
+            else:
+                reach = [_reach(sigma / step) for step in self.steps]
+                around = [
+                    (max(0, a - r), min(n, b + r))
+                    for (a, b), n, r in zip(box, size, reach, strict=True)
+                ]
+                feats = _scale_features(x[_index(around)], sigma, self.steps)
+                crop = [(a - c, b - c) for (a, b), (c, _) in zip(box, around, strict=True)]
+                feats = feats[_index(crop)]
+            out[:, channels : channels + feats.shape[1]] = feats
+            channels += feats.shape[1]
+            del feats
+        return out
 
 
 #: A region of the spatial axes: one slice per axis.
@@ -349,22 +357,34 @@ def _scale_features(x: torch.Tensor, s: float, steps: Sequence[float]) -> torch.
     """The features of one scale, ``s`` in units of the finest voxel side of ``x``
     (``steps``: each axis's side in those units); channels grouped by feature."""
     dims = len(steps)
-    g = gaussian_blur(x, [s / step for step in steps], dims)
+    channels = x.shape[1]
+    # Features are written into the result as they come and intermediates dropped
+    # once used (channels: g, magnitude, laplacian, dog, structure, curvature).
+    out = x.new_empty((x.shape[0], (4 + 2 * dims) * channels, *x.shape[2:]))
+
+    def put(k: int, value: torch.Tensor) -> None:
+        out[:, k * channels : (k + 1) * channels] = value
 
     def diff(t: torch.Tensor, axis: int) -> torch.Tensor:
         d = _diff(t, axis, dims)
         return d if steps[axis] == 1 else d / steps[axis]
 
+    g = gaussian_blur(x, [s / step for step in steps], dims)
+    put(0, g)
     grads = [diff(g, a) for a in range(dims)]
+    put(1, s * torch.sqrt(torch.stack([d * d for d in grads]).sum(dim=0) + 1e-12))
     hessian = {(i, j): diff(grads[i], j) for i in range(dims) for j in range(i, dims)}
-    squares = torch.stack([d * d for d in grads]).sum(dim=0)
-    magnitude = s * torch.sqrt(squares + 1e-12)
-    laplacian = s * s * torch.stack([hessian[i, i] for i in range(dims)]).sum(dim=0)
-    dog = g - gaussian_blur(x, [DOG_RATIO * s / step for step in steps], dims)
+    put(2, s * s * torch.stack([hessian[i, i] for i in range(dims)]).sum(dim=0))
+    put(3, g - gaussian_blur(x, [DOG_RATIO * s / step for step in steps], dims))
+    del g
     products = torch.cat([grads[i] * grads[j] for i, j in hessian], dim=1)
+    del grads
     smoothed = gaussian_blur(products, [s / step for step in steps], dims) * (s * s)
-    channels = x.shape[1]
+    del products
     tensor = {key: smoothed[:, k * channels : (k + 1) * channels] for k, key in enumerate(hessian)}
-    structure = _symmetric_eigenvalues(tensor, dims)
-    curvature = [s * s * v for v in _symmetric_eigenvalues(hessian, dims)]
-    return torch.cat([g, magnitude, laplacian, dog, *structure, *curvature], dim=1)
+    for k, value in enumerate(_symmetric_eigenvalues(tensor, dims), start=4):
+        put(k, value)
+    del smoothed, tensor
+    for k, value in enumerate(_symmetric_eigenvalues(hessian, dims), start=4 + dims):
+        put(k, s * s * value)
+    return out

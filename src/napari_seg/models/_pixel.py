@@ -37,7 +37,10 @@ PREFERRED_TILE = 2048
 #: The same in 3D: tiles are classified slab by slab (``FEATURE_BYTES``), so a
 #: 256^3 tile holds a few hundred MB; it leaves room for the filters' context.
 PREFERRED_TILE_3D = 256
-#: Features held at once while a tile is classified (it is classified slab by slab).
+#: Features held at once while a tile is classified (it is classified slab by slab;
+#: one scale's filters with their context hold about twice this besides). Thinner
+#: slabs recompute more context: 128 MiB took 15% longer on a 256^3 tile for 20%
+#: less memory (docs/performance.md).
 FEATURE_BYTES = 256 * 2**20
 #: Probabilities are floored here before the logarithm that makes them logits.
 MIN_PROBABILITY = 1e-6
