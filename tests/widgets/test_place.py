@@ -216,3 +216,26 @@ def test_segment_says_when_a_turn_cannot_be_kept(make_napari_viewer_proxy, qtbot
     labels = viewer.layers["two labels [unet-classic]"]
     assert labels.data.shape == (48, 40)
     assert tuple(labels.scale) == (0.5, 0.5)
+
+
+def test_the_visible_region_of_a_turned_layer_holds_the_whole_view(make_napari_viewer_proxy, qtbot):
+    """The live loop and the Train preview read the part of a layer on screen: under a
+    rotation two opposite corners of the view do not bound it, all four do."""
+    from napari_seg._widgets._layers import visible_region
+
+    viewer = make_napari_viewer_proxy(show=True)
+    layer = viewer.add_image(np.zeros((600, 600), np.float32), rotate=45)
+    scene = getattr(viewer, "scene", None)  # napari 0.9 moved the camera there
+    camera = scene.camera if scene is not None else viewer.camera
+    camera.center = tuple(layer.data_to_world((300, 300)))
+    camera.zoom = 3 * camera.zoom
+    qtbot.wait(100)
+    ys, xs = visible_region(viewer, layer, [0, 1])
+    height, width = viewer.canvas.size
+    for row in (-1, 1):
+        for col in (-1, 1):
+            corner = np.add(camera.center[-2:], (row * height / 2 / camera.zoom,
+                                                 col * width / 2 / camera.zoom))  # fmt: skip
+            y, x = layer.world_to_data(corner)
+            assert ys.start <= y <= ys.stop, (row, col)
+            assert xs.start <= x <= xs.stop, (row, col)

@@ -170,12 +170,13 @@ def visible_region(viewer, layer, spatial: list[int]) -> tuple[slice, slice]:
     zoom, center = camera.zoom, camera.center[-2:]
     if not height or not width or not zoom or list(dims.displayed) != world:
         return tuple(slice(0, min(shape[d], MAX_REGION)) for d in spatial)  # type: ignore
-    corners = []
-    for sign in (-1, 1):
-        point = list(dims.point)
-        point[world[0]] = center[0] + sign * height / 2 / zoom
-        point[world[1]] = center[1] + sign * width / 2 / zoom
-        corners.append(world_to_data(viewer, layer, point))
+    corners = []  # all four: under a rotation two opposite ones do not bound the view
+    for row in (-1, 1):
+        for col in (-1, 1):
+            point = list(dims.point)
+            point[world[0]] = center[0] + row * height / 2 / zoom
+            point[world[1]] = center[1] + col * width / 2 / zoom
+            corners.append(world_to_data(viewer, layer, point))
     out = []
     for d in spatial:
         low = min(c[d] for c in corners)
