@@ -239,3 +239,25 @@ def test_the_visible_region_of_a_turned_layer_holds_the_whole_view(make_napari_v
             y, x = layer.world_to_data(corner)
             assert ys.start <= y <= ys.stop, (row, col)
             assert xs.start <= x <= xs.stop, (row, col)
+
+
+def test_segment_again_after_moving_the_image_moves_its_labels_with_it(
+    make_napari_viewer_proxy, qtbot
+):
+    viewer = make_napari_viewer_proxy()
+    w = segment_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Segment")
+    w.current.set(_model(), path=None, dirty=True)
+    w._precision.value = "fp32"
+    layer = viewer.add_image(cells_2d((64, 80), seed=2)[0], name="img", scale=(0.5, 0.5))
+    w.reset_choices()
+    w._image.value = layer
+    for turn in (None, TURN[1:, 1:]):  # segment, move the image (transform tool), again
+        if turn is not None:
+            layer.affine = turn
+            layer.translate = (3.0, -2.0)
+        w.run()
+        qtbot.waitUntil(lambda: w._worker is None, timeout=TIMEOUT_MS)
+        labels = viewer.layers["img labels [unet-classic]"]
+        _same_world(layer, labels, [(0, 0), (7, 2), (60, 79)])
+    assert len(viewer.layers) == 2  # the same labels layer, updated

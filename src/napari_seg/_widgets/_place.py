@@ -99,6 +99,23 @@ class Place:
             out["units"] = self.units
         return out
 
+    def apply(self, layer) -> None:
+        """Place ``layer`` (of as many axes) here: its scale, translate, rotation, shear,
+        affine and units become these.
+
+        Parameters
+        ----------
+        layer : napari layer
+        """
+        n = len(self.scale)
+        layer.scale = self.scale
+        layer.translate = self.translate
+        layer.rotate = np.eye(n) if self.rotate is None else self.rotate
+        layer.shear = np.eye(n) if self.shear is None else self.shear
+        layer.affine = np.eye(n + 1) if self.affine is None else self.affine
+        if self.units is not None and hasattr(layer, "units"):
+            layer.units = self.units
+
     def shifted(self, origin: Sequence[float]) -> Place:
         """The placement of the region whose first pixel is at index ``origin``.
 

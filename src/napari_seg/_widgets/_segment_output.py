@@ -99,6 +99,8 @@ def write_labels(viewer, window, run: Placement, done: Segmented, update: bool):
         # replaced meanwhile.
         changed = done.changed if existing.data is done.compared else None
         write_undoable(existing, run.plan.labels_index, result.labels, changed=changed)
+        if not Place.of(existing).matches(run.place):  # the image was moved since
+            run.place.apply(existing)
         return existing
     whole = all(i == slice(None) for i in run.plan.labels_index)
     if whole:
