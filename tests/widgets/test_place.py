@@ -231,7 +231,8 @@ def test_the_visible_region_of_a_turned_layer_holds_the_whole_view(make_napari_v
     camera.zoom = 3 * camera.zoom
     qtbot.wait(100)
     ys, xs = visible_region(viewer, layer, [0, 1])
-    height, width = viewer.canvas.size
+    canvas = getattr(viewer, "canvas", None) or viewer.window._qt_viewer.canvas  # napari < 0.9
+    height, width = canvas.size
     for row in (-1, 1):
         for col in (-1, 1):
             corner = np.add(camera.center[-2:], (row * height / 2 / camera.zoom,
