@@ -262,3 +262,17 @@ def test_segment_again_after_moving_the_image_moves_its_labels_with_it(
         labels = viewer.layers["img labels [unet-classic]"]
         _same_world(layer, labels, [(0, 0), (7, 2), (60, 79)])
     assert len(viewer.layers) == 2  # the same labels layer, updated
+
+
+def test_the_canvas_size_is_found_before_napari_0_9_too():
+    """napari before 0.9 has no ``viewer.canvas``: the region on screen then came out
+    as the whole plane (up to 2048 pixels a side), and the live loop predicted it all."""
+    from types import SimpleNamespace
+
+    from napari_seg._widgets._layers import _canvas_size
+
+    new = SimpleNamespace(canvas=SimpleNamespace(size=(651, 912)))
+    old = SimpleNamespace(window=SimpleNamespace(_qt_viewer=new))
+    assert _canvas_size(new) == (651, 912)
+    assert _canvas_size(old) == (651, 912)
+    assert _canvas_size(SimpleNamespace()) == (0, 0)

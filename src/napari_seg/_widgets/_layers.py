@@ -164,7 +164,7 @@ def visible_region(viewer, layer, spatial: list[int]) -> tuple[slice, slice]:
     dims = viewer.dims
     offset = dims.ndim - layer.ndim
     world = [d + offset for d in spatial]
-    height, width = viewer.canvas.size if hasattr(viewer, "canvas") else (0, 0)
+    height, width = _canvas_size(viewer)
     scene = getattr(viewer, "scene", None)  # napari >= 0.9 moved the camera there
     camera = scene.camera if scene is not None else viewer.camera
     zoom, center = camera.zoom, camera.center[-2:]
@@ -186,6 +186,18 @@ def visible_region(viewer, layer, spatial: list[int]) -> tuple[slice, slice]:
         stop = min(shape[d], math.ceil(mid + half) + 1)
         out.append(slice(start, max(start + 1, stop)) if start < shape[d] else slice(0, 1))
     return out[0], out[1]
+
+
+def _canvas_size(viewer) -> tuple[int, int]:
+    """The canvas's height and width in screen pixels: ``viewer.canvas`` from napari
+    0.9, the Qt viewer's canvas before (a private attribute); (0, 0) when unknown."""
+    canvas = getattr(viewer, "canvas", None)
+    if canvas is None:
+        canvas = getattr(
+            getattr(getattr(viewer, "window", None), "_qt_viewer", None), "canvas", None
+        )
+    size = getattr(canvas, "size", None)
+    return (int(size[0]), int(size[1])) if size is not None and len(size) == 2 else (0, 0)
 
 
 def add_labels(viewer, data, *, window=None, **kwargs):
