@@ -276,3 +276,41 @@ def test_the_canvas_size_is_found_before_napari_0_9_too():
     assert _canvas_size(new) == (651, 912)
     assert _canvas_size(old) == (651, 912)
     assert _canvas_size(SimpleNamespace()) == (0, 0)
+
+
+def test_the_training_preview_of_a_sheared_stack_lies_on_its_slice(
+    make_napari_viewer_proxy, capture_notes
+):
+    """A light-sheet stack deskewed by a shear between z and y cannot place a 2D
+    preview by y and x alone: it is placed along every axis, at the current slice."""
+    from napari_seg._widgets import _train as train_module
+    from napari_seg._widgets import train_widget
+
+    notes = capture_notes(train_module)
+    viewer = make_napari_viewer_proxy()
+    image, labels = cells_3d((6, 64, 48), seed=1)
+    place = {"scale": (2.0, 0.5, 0.5), "shear": [0.7, 0.0, 0.0]}  # y shifts with z
+    layer = viewer.add_image(image.astype(np.float32), name="stack", **place)
+    truth = viewer.add_labels(labels, name="truth", **place)
+    # The whole point: along a shear, which slice is current depends on y as well.
+    viewer.dims.set_point([0, 1, 2], tuple(layer.data_to_world((3, 0, 0))))
+    w = train_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Train")
+    w.current.set(_model(), path=None, dirty=True)
+    w.reset_choices()
+    w._image.value, w._labels.value = layer, truth
+    w._label0.value = "background"
+    w._preview.value = True
+    inputs = w._make_job()
+    _, origin, _ = w._preview_view(layer)
+    assert origin[0] == 3
+    assert inputs.preview_lead == 1
+    assert notes["warning"] == []
+    # What the dock shows when training sends a preview.
+    from napari_seg.training.events import PreviewReady
+
+    w._inputs, w._classes = inputs, (CLASS_NAMES, CLASS_COLORS)
+    w._show_preview(PreviewReady(1, np.ones(inputs.preview.shape, np.uint8)))
+    shown = viewer.layers["stack preview"]
+    assert shown.data.shape == (1, *inputs.preview.shape)
+    _same_world(layer, shown, [(0, 0, 0), (0, 7, 2), (0, 30, 9)], offset=origin)

@@ -346,12 +346,10 @@ class TrainWidget(Dock):
             if note:
                 show_warning(note)
         out = self._out.path  # checked by the run itself, so its error arrives as a notification
-        preview, origin, middle = None, (0, 0), None
+        preview, origin, middle = None, None, None
         if self._preview.value:
             preview, origin, middle = self._preview_view(image_layer, volumes)
-        place = Place.of(image_layer, [-2, -1]).shifted(origin)
-        if preview is not None and place.note:
-            show_warning(place.note)
+        place, lead = _preview_place(image_layer, origin)
         return TrainInputs(
             pairs=[(full_resolution(i), full_resolution(lab)) for i, lab in pairs],
             names=[f"{i.name} / {lab.name}" for i, lab in pairs],
@@ -362,6 +360,7 @@ class TrainWidget(Dock):
             preview=preview,
             preview_name=f"{image_layer.name} preview",
             preview_place=place,
+            preview_lead=lead,
             preview_slice=middle,
         )
 
@@ -384,9 +383,9 @@ class TrainWidget(Dock):
         return stack_axes(len(shape), displayed=displayed, channel_axis=channel_axis), channel_axis
 
     def _preview_view(self, layer, volumes: bool = False):
-        """The part of the current plane on screen, its first row and column, and for a
-        3D run the slab of ``PREVIEW_DEPTH`` slices around it that the 3D model reads
-        (with the index of the current slice in it; None for planes)."""
+        """The part of the current plane on screen, the layer index of its first pixel,
+        and for a 3D run the slab of ``PREVIEW_DEPTH`` slices around it that the 3D
+        model reads (with the index of the current slice in it; None for planes)."""
         data = full_resolution(layer)
         spatial = [layer.ndim - 2, layer.ndim - 1]  # an RGB layer's channels come last
         ys, xs = visible_region(self._viewer, layer, spatial)
@@ -398,7 +397,7 @@ class TrainWidget(Dock):
             z0 = max(0, min(z - PREVIEW_DEPTH // 2, depth - PREVIEW_DEPTH))
             index = (*step[: layer.ndim - 3], slice(z0, min(depth, z0 + PREVIEW_DEPTH)), ys, xs)
             middle = z - z0
-        return np.asarray(data[index]), (ys.start, xs.start), middle
+        return np.asarray(data[index]), (*step[: layer.ndim - 2], ys.start, xs.start), middle
 
     def toggle_pause(self) -> None:
         """Pause the run after the current step, or resume it."""
@@ -461,6 +460,8 @@ class TrainWidget(Dock):
         labels = event.labels
         if inputs.preview_slice is not None:  # a 3D model's slab: show the current slice
             labels = labels[inputs.preview_slice]
+        if inputs.preview_lead:  # placed at its slice, along every axis of the image
+            labels = labels.reshape((1,) * inputs.preview_lead + labels.shape)
         if inputs.preview_name in layers:
             layers[inputs.preview_name].data = labels
             return
@@ -512,3 +513,20 @@ def new_model_class_names(label_layers, label0: str) -> tuple[str, ...]:
 def train_widget(viewer: napari.viewer.Viewer) -> TrainWidget:
     """The Train widget, sharing the viewer's current model."""
     return TrainWidget(viewer, current_model_for(viewer))
+
+
+def _preview_place(layer, origin) -> tuple[Place, int]:
+    """Where the preview lies, and how many length-1 axes it takes in front.
+
+    The preview is the current plane's region whose first pixel is at layer index
+    ``origin`` (None: no preview). It is placed along y and x, shown on every slice;
+    where the layer's turn mixes y or x with another axis (a light-sheet stack
+    deskewed by a shear between z and y), along every axis of the layer at the
+    current slice, so that it lies where napari shows that slice of the image.
+    """
+    flat = Place.of(layer, [-2, -1])
+    if origin is None:
+        return flat, 0
+    if flat.note is None:
+        return flat.shifted(origin[-2:]), 0
+    return Place.of(layer).shifted(origin), len(origin) - 2

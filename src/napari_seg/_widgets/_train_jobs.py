@@ -24,8 +24,9 @@ class TrainInputs:
     overwrite: bool
     preview: np.ndarray | None
     preview_name: str
-    preview_place: Place  # the region's, along y and x
+    preview_place: Place  # the region's, along y and x (or every axis: preview_lead)
     preview_slice: int | None = None  # a 3D preview: the slice of the slab to show
+    preview_lead: int = 0  # length-1 axes the preview takes in front (placed at its slice)
 
 
 def train_job(inputs: TrainInputs, *, stop, cancel):
