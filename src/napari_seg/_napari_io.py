@@ -154,6 +154,26 @@ def shear_matrix(shear: Any, ndim: int) -> np.ndarray:
     return matrix
 
 
+def turn_matrix(rotate: Any, shear: Any, ndim: int) -> np.ndarray:
+    """What napari applies to a layer's scaled pixel positions before its translate
+    and affine: ``rotate @ shear`` (the one home of that order).
+
+    Parameters
+    ----------
+    rotate : array_like or None
+        A rotation matrix; None for the identity.
+    shear : array_like or None
+        As :func:`shear_matrix` takes it; None for the identity.
+    ndim : int
+
+    Returns
+    -------
+    ndarray, shape (ndim, ndim)
+    """
+    out = np.eye(ndim) if shear is None else shear_matrix(shear, ndim)
+    return out if rotate is None else np.asarray(rotate, dtype=float) @ out
+
+
 def layer_turn(meta: dict[str, Any], ndim: int) -> tuple[np.ndarray, tuple[float, ...]]:
     """What napari applies to a layer after its ``scale``: ``affine @ rotate @ shear``,
     and where its first pixel lies (``affine`` applied to ``translate``).
@@ -170,13 +190,12 @@ def layer_turn(meta: dict[str, Any], ndim: int) -> tuple[np.ndarray, tuple[float
     turn : ndarray, shape (ndim, ndim)
     origin : tuple of float
     """
-    rotate = np.asarray(meta.get("rotate", np.eye(ndim)), dtype=float)
-    shear = shear_matrix(meta.get("shear", np.zeros(ndim * (ndim - 1) // 2)), ndim)
+    turn = turn_matrix(meta.get("rotate"), meta.get("shear"), ndim)
     affine = meta.get("affine", np.eye(ndim + 1))
     affine = np.asarray(getattr(affine, "affine_matrix", affine), dtype=float)
     translate = np.asarray(meta.get("translate", (0.0,) * ndim), dtype=float)
     origin = affine[:ndim, :ndim] @ translate + affine[:ndim, ndim]
-    return affine[:ndim, :ndim] @ rotate @ shear, tuple(float(v) for v in origin)
+    return affine[:ndim, :ndim] @ turn, tuple(float(v) for v in origin)
 
 
 def _napari_has_layer_units() -> bool:

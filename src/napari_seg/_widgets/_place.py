@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .._napari_io import shear_matrix
+from .._napari_io import shear_matrix, turn_matrix
 from ._layers import unit_names
 
 
@@ -129,9 +129,7 @@ class Place:
         Place
         """
         step = np.asarray(self.scale) * np.asarray(origin, dtype=float)
-        for matrix in (self.shear, self.rotate):  # applied after the scale, shear first
-            if matrix is not None:
-                step = matrix @ step
+        step = turn_matrix(self.rotate, self.shear, len(self.scale)) @ step
         return replace(self, translate=tuple(float(t) for t in np.add(self.translate, step)))
 
     def with_leading_axis(self, unit: str = "pixel") -> Place:
