@@ -163,9 +163,22 @@ def test_evaluate_overlay_and_refine_results_lie_on_their_layer(make_napari_view
     _same_world(pred, preview, [(0, 0, 0), (0, 7, 2), (0, 15, 9)], offset=(index, 0, 0))
 
 
+def _train_with_preview(viewer, layer, truth):
+    """A Train dock on ``layer`` and ``truth`` with the preview on, and its job's inputs."""
+    from napari_seg._widgets import train_widget
+
+    w = train_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Train")
+    w.current.set(_model(), path=None, dirty=True)
+    w.reset_choices()
+    w._image.value, w._labels.value = layer, truth
+    w._label0.value = "background"
+    w._preview.value = True
+    return w, w._make_job()
+
+
 def test_the_training_preview_lies_on_the_image(make_napari_viewer_proxy, capture_notes):
     from napari_seg._widgets import _train as train_module
-    from napari_seg._widgets import train_widget
 
     notes = capture_notes(train_module)
 
@@ -174,14 +187,7 @@ def test_the_training_preview_lies_on_the_image(make_napari_viewer_proxy, captur
     kept = Place.of(_moved((1, 96, 80), units=None), [1, 2]).kwargs()
     layer = viewer.add_image(image, name="cells", **kept)
     truth = viewer.add_labels(labels, name="truth", **kept)
-    w = train_widget(viewer)
-    viewer.window.add_dock_widget(w, name="Train")
-    w.current.set(_model(), path=None, dirty=True)
-    w.reset_choices()
-    w._image.value, w._labels.value = layer, truth
-    w._label0.value = "background"
-    w._preview.value = True
-    inputs = w._make_job()
+    w, inputs = _train_with_preview(viewer, layer, truth)
     _, origin, _ = w._preview_view(layer)  # the part of the image on screen
     (y, x), (h, wide) = origin, inputs.preview.shape
     np.testing.assert_array_equal(inputs.preview, image[y : y + h, x : x + wide])
@@ -284,7 +290,6 @@ def test_the_training_preview_of_a_sheared_stack_lies_on_its_slice(
     """A light-sheet stack deskewed by a shear between z and y cannot place a 2D
     preview by y and x alone: it is placed along every axis, at the current slice."""
     from napari_seg._widgets import _train as train_module
-    from napari_seg._widgets import train_widget
 
     notes = capture_notes(train_module)
     viewer = make_napari_viewer_proxy()
@@ -294,14 +299,7 @@ def test_the_training_preview_of_a_sheared_stack_lies_on_its_slice(
     truth = viewer.add_labels(labels, name="truth", **place)
     # The whole point: along a shear, which slice is current depends on y as well.
     viewer.dims.set_point([0, 1, 2], tuple(layer.data_to_world((3, 0, 0))))
-    w = train_widget(viewer)
-    viewer.window.add_dock_widget(w, name="Train")
-    w.current.set(_model(), path=None, dirty=True)
-    w.reset_choices()
-    w._image.value, w._labels.value = layer, truth
-    w._label0.value = "background"
-    w._preview.value = True
-    inputs = w._make_job()
+    w, inputs = _train_with_preview(viewer, layer, truth)
     _, origin, _ = w._preview_view(layer)
     assert origin[0] == 3
     assert inputs.preview_lead == 1
