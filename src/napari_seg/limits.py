@@ -19,6 +19,10 @@ GIB = 2**30
 #: semantic model we know of, has 118). Inference keeps ``classes x tile x width``
 #: floats per band, so this also bounds its memory.
 MAX_CLASSES = 1024
+#: Label ids a training run accepts (0 to this - 1) unless its config or the model it
+#: fine-tunes states more classes (``MAX_CLASSES`` at most): more ids usually mean an
+#: image or an instance segmentation was passed as class labels.
+MAX_UNSTATED_CLASSES = 256
 #: Input channels of one model (hyperspectral stacks stay well below).
 MAX_IN_CHANNELS = 256
 #: Characters in one class name.
@@ -99,6 +103,11 @@ MAX_MINUTES = 1_000_000.0
 MAX_SEED = 2**32 - 1
 #: Array axes an axis option may name (numpy allows 64 dimensions).
 MAX_AXIS = 63
+
+# -- evaluation ---------------------------------------------------------------------------
+#: Classes of one confusion matrix: beyond this a dense matrix stops making sense (the
+#: labels are an instance image; the instance scores serve those).
+MAX_CONFUSION_CLASSES = 4096
 
 # -- refine -------------------------------------------------------------------------------
 #: Radius of a morphology footprint; a 3D ball of this radius has 17 million voxels.

@@ -324,6 +324,23 @@ def test_filled_targets_between_slices_and_their_weight():
         assert float(logits.grad.abs().sum()) == 0.0
 
 
+def test_painted_ids_never_read_as_filled_in_targets():
+    """A run may state up to 1024 classes; a painted id of 1000 or more was read by the
+    loss as a filled-in target (code 1000 + class) and ignored at filled weight 0."""
+    from napari_seg.limits import MAX_CLASSES
+    from napari_seg.training._shared import class_limit
+    from napari_seg.training.data import FILLED
+
+    classes = 1010
+    logits = torch.zeros(1, classes, 2, 2, requires_grad=True)
+    target = torch.full((1, 2, 2), 1005)
+    value = SegmentationLoss("ce", num_classes=classes)(logits, target, 0.0)
+    assert float(value) == pytest.approx(np.log(classes), rel=1e-5)
+    assert FILLED >= MAX_CLASSES
+    with pytest.raises(ValueError, match="max_classes must be at most 1024"):
+        class_limit(MAX_CLASSES + 1)
+
+
 def test_dynunet_trains_in_3d_with_deep_supervision(monkeypatch):
     """The nnU-Net network in a 3D run: every step's forward returns auxiliary
     (deep-supervision) outputs, which enter the loss; the returned model predicts."""

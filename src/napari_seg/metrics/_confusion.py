@@ -8,11 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._types import RegionArray
+from ..limits import MAX_CONFUSION_CLASSES
 from ._arrays import check_pair
 from ._pairs import pair_counts
 
-#: Beyond this many classes a dense matrix stops making sense (it is an instance image).
-MAX_CLASSES = 4096
+#: Classes of one confusion matrix (the bound's home is :mod:`napari_seg.limits`).
+MAX_CLASSES = MAX_CONFUSION_CLASSES
 
 
 @dataclass(frozen=True)

@@ -10,15 +10,16 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._validate import check_int
+from ..limits import MAX_CLASSES, MAX_UNSTATED_CLASSES
+
 #: Target value of pixels that give no gradient (torch's default ignore index).
 IGNORE_INDEX = -100
-#: Targets at or above this are filled-in (lower-weight) targets of class ``t - FILLED``.
-FILLED = 1000
+#: Targets at or above this are filled-in (lower-weight) targets of class ``t - FILLED``:
+#: above every class id a run may have, so a painted id is never read as a filled one.
+FILLED = MAX_CLASSES
 #: Annotated positions kept per class and plane for drawing patch centres.
 POSITIONS_PER_CLASS = 16384
-#: Largest number of classes (label ids 0 to MAX_CLASSES - 1) a run accepts unless it
-#: says it has more (``limits.MAX_CLASSES`` at most).
-MAX_CLASSES = 256
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,28 @@ def as_pairs(pairs: Any) -> list[tuple[Any, Any]]:
     return out
 
 
-def check_class_ids(name: str, lab: np.ndarray, limit: int = MAX_CLASSES) -> None:
+def class_limit(max_classes: int) -> int:
+    """``max_classes`` checked as the bound of a run's class ids: 2 to
+    ``limits.MAX_CLASSES``, so that no id reaches the filled-in codes (:data:`FILLED`).
+
+    Parameters
+    ----------
+    max_classes : int
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError, TypeError
+        Naming ``max_classes``.
+    """
+    check_int("max_classes", max_classes, 2, MAX_CLASSES)
+    return int(max_classes)
+
+
+def check_class_ids(name: str, lab: np.ndarray, limit: int = MAX_UNSTATED_CLASSES) -> None:
     """Refuse negative ids and ids of ``limit`` or more in a block of labels read for
     training.
 
@@ -86,7 +108,7 @@ def check_class_ids(name: str, lab: np.ndarray, limit: int = MAX_CLASSES) -> Non
     lab : numpy.ndarray
         The block of labels.
     limit : int
-        Class ids must be below it: :data:`MAX_CLASSES` unless the run says it has
+        Class ids must be below it: ``limits.MAX_UNSTATED_CLASSES`` unless the run says it has
         more classes (a config's ``num_classes`` or class names, a model to fine-tune).
 
     Raises

@@ -20,11 +20,12 @@ from .._generators import Returning, drain
 from .._types import ArrayLike
 from ..arrays.layout import detect_in_channels
 from ..arrays.runtime import Runtime
+from ..limits import MAX_UNSTATED_CLASSES
 from ..models.registry import get_architecture
 from ..models.spec import Normalization
 from ._model import _new_model, base_model, fit_classes, run_dims
 from ._runtime import Clock, guard_batchnorm
-from ._shared import MAX_CLASSES, as_pairs
+from ._shared import as_pairs
 from .augment import Augmentation, augment
 from .checkpoint import RunState, restore, save_checkpoint
 from .config import TrainingConfig
@@ -306,7 +307,8 @@ class _Trainer:
             "channel_axis": cfg.channel_axis,
             "seed": cfg.seed,
             "names": names,
-            "max_classes": max(MAX_CLASSES, self.confirmed),  # ids a config or model states
+            # ids a config or model states
+            "max_classes": max(MAX_UNSTATED_CLASSES, self.confirmed),
         }
 
     def _planes(self, pairs, in_channels, normalization, names) -> TrainingData:

@@ -33,11 +33,11 @@ import numpy as np
 from .._types import RegionArray
 from ..arrays.layout import ImageLayout, resolve_layout
 from ..arrays.normalize import IntensityStats, compute_stats
+from ..limits import MAX_UNSTATED_CLASSES
 from ..models.spec import Normalization
 from ._shared import (
     FILLED,
     IGNORE_INDEX,
-    MAX_CLASSES,
     POSITIONS_PER_CLASS,
     LabelMode,
     Window,
@@ -45,6 +45,7 @@ from ._shared import (
     batches,
     check_annotations,
     check_class_ids,
+    class_limit,
     pad_patch,
 )
 
@@ -136,12 +137,12 @@ class VolumeData(LabelMode):
         channel_axis: int | None = None,
         seed: int = 0,
         names: Sequence[str] | None = None,
-        max_classes: int = MAX_CLASSES,
+        max_classes: int = MAX_UNSTATED_CLASSES,
         fill: bool = False,
     ) -> None:
         pairs = as_pairs(pairs)
         self.label0 = label0
-        self.max_classes = int(max_classes)
+        self.max_classes = class_limit(max_classes)
         self.patch = tuple(int(p) for p in patch)
         self.warnings: list[str] = []
         names = list(names) if names else [f"pair {i}" for i in range(len(pairs))]
