@@ -73,6 +73,7 @@ def test_transposed_plane_axes_are_read_in_order():
         ((0, 64), {"in_channels": 1}, "empty"),
         ((1, 1), {"in_channels": 1}, "too small"),
         ((64, 1), {"in_channels": 1}, "too small"),
+        ((64, 4, 4), {"in_channels": 1, "spatial_dims": 3}, "at least 8 along two of the"),
         ((64,), {"in_channels": 1}, "at least 2 dimensions"),
         ((5, 64, 64), {"in_channels": 1, "axis": 3}, "out of range"),
         ((3, 64, 64), {"in_channels": 3, "axis": 0}, "is the channel axis"),

@@ -52,6 +52,21 @@ def test_one_patch_covering_the_volume_equals_the_whole_forward(model, volume):
     np.testing.assert_allclose(result.probabilities, expected, atol=2e-3)  # float16
 
 
+@pytest.mark.parametrize("shape", [(3, 40, 36), (40, 2, 36), (1, 16, 16)])
+def test_a_stack_of_a_few_slices_is_segmented(model, shape):
+    """A confocal stack of 3 slices (thin along any one axis) gets the labels of one
+    forward pass of the network on the whole volume (which pads it to its size
+    multiple). It was refused as "too small" below 8 voxels along any axis, where
+    MONAI's sliding_window_inference and nnU-Net pad it."""
+    volume = np.random.default_rng(1).random(shape).astype(np.float32)
+    result = predict(model, volume, probabilities=True, **FP32)
+    assert result.labels.shape == shape
+    expected = whole(model, volume)
+    np.testing.assert_array_equal(result.labels, expected.argmax(0))
+    with pytest.raises(ValueError, match="too small: at least 8 along two of the three axes"):
+        predict(model, volume[:, :5, :5] if shape[0] < 8 else volume[:5, :, :5], **FP32)
+
+
 def test_tiled_volume_agrees_with_monai_sliding_window(model, volume):
     """MONAI's sliding_window_inference with the same patch, overlap and Gaussian
     (sigma = patch / 8): the same labels but where the two grids place patches
@@ -332,7 +347,7 @@ def test_spacing_settings_are_checked(volume):
         iter_predict(model, volume, spacing=(1000.0, 1000.0, 1000.0), **FP32)
     with pytest.raises(ValueError, match=r"spacing must be from 1e-12 to 1e\+12"):  # overflowed
         iter_predict(model, volume, spacing=(1e308, 1.0, 1.0), **FP32)
-    with pytest.raises(ValueError, match="would be 1x1x1 voxels, fewer than 8 along an axis"):
+    with pytest.raises(ValueError, match=r"would be 1x1x1 voxels, too few \(at least 8 along two"):
         iter_predict(model, volume, spacing=(0.002, 0.001, 0.001), **FP32)
     assert iter_predict(model, volume, spacing=(32.0, 16.0, 16.0), **FP32)  # 16x: runs
 

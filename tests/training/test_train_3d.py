@@ -324,6 +324,30 @@ def test_filled_targets_between_slices_and_their_weight():
         assert float(logits.grad.abs().sum()) == 0.0
 
 
+@pytest.mark.parametrize("architecture", ["unet", "pixel-classifier"])
+def test_a_stack_of_a_few_slices_trains(architecture):
+    """A 4-slice stack trains in 3D (its planned patch is 4 slices deep) and the model
+    learns it; such a stack and a patch_3d under 8 slices were refused."""
+    rng = np.random.default_rng(0)
+    image = rng.normal(0, 0.3, (4, 48, 48)).astype(np.float32)
+    labels = np.ones(image.shape, np.uint8)
+    labels[:, :, 24:] = 2
+    image[labels == 2] += 2.0
+    options = {"depth": 2, "base_width": 4} if architecture == "unet" else {}
+    result = train(
+        (image, labels), architecture=architecture, dims=3, options=options, epochs=4,
+        steps_per_epoch=8, minutes=None, learning_rate=1e-2, validation_fraction=0.0,
+        device="cpu",
+    )  # fmt: skip
+    if architecture == "unet":
+        assert result.config.patch_3d == (4, 48, 48)
+    accuracy = (predict(result.model, image).labels == labels).mean()
+    assert accuracy > 0.9
+    with pytest.raises(ValueError, match=r"patch_3d .* too small: at least 8 along two"):
+        TrainingConfig(dims=3, patch_3d=(4, 4, 64)).validate()
+    assert TrainingConfig(dims=3, patch_3d=(4, 64, 64)).validate().patch_3d == (4, 64, 64)
+
+
 def test_painted_ids_never_read_as_filled_in_targets():
     """A run may state up to 1024 classes; a painted id of 1000 or more was read by the
     loss as a filled-in target (code 1000 + class) and ignored at filled weight 0."""

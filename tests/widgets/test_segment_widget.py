@@ -606,7 +606,7 @@ def test_a_model_and_a_layer_that_state_their_units_are_compared_in_one(setup, q
     np.testing.assert_array_equal(out.data, expected)
 
 
-def test_a_3d_model_needs_a_volume(setup, qtbot, notes):
+def test_a_3d_model_needs_a_volume_of_any_depth(setup, qtbot, notes):
     viewer, w = setup
     w.current.set(_model_3d(), path=None, dirty=True)
     layer = viewer.add_image(cells_2d((64, 64))[0], name="flat")
@@ -614,6 +614,12 @@ def test_a_3d_model_needs_a_volume(setup, qtbot, notes):
     w.run()
     assert any("a 3D model needs a volume" in m for m in notes["error"])
     assert [x.name for x in viewer.layers] == ["flat"]
+    # a stack of 3 slices is a volume (it was refused as too small)
+    thin = viewer.add_image(cells_3d((3, 48, 40), seed=2)[0].astype(np.float32), name="thin")
+    _select(w, thin)
+    _run(qtbot, w)
+    expected = predict(w.current.model, thin.data, precision="fp32").labels
+    np.testing.assert_array_equal(viewer.layers["thin labels [unet-classic]"].data, expected)
 
 
 def test_a_multiscale_image_is_segmented_at_the_chosen_level(setup, qtbot, notes):

@@ -19,7 +19,8 @@ import numpy as np
 from .._types import RegionArray
 from .._validate import check_spacing
 
-#: Inputs smaller than this along a spatial axis cannot be segmented meaningfully.
+#: Inputs smaller than this along a spatial axis cannot be segmented meaningfully (a
+#: volume may be thinner along one axis: :func:`too_small`).
 MIN_SPATIAL_SIZE = 8
 #: The former name of :data:`MIN_SPATIAL_SIZE` (2D planes).
 MIN_PLANE_SIZE = MIN_SPATIAL_SIZE
@@ -346,13 +347,45 @@ def resolve_layout(
 
 
 def _check_size(layout: ImageLayout) -> None:
-    if min(layout.spatial_shape) < MIN_SPATIAL_SIZE:
+    if too_small(layout.spatial_shape):
         sizes = "x".join(map(str, layout.spatial_shape))
         what = "planes" if layout.spatial_dims == 2 else "volumes"
         raise ValueError(
-            f"image {what} of {sizes} pixels are too small: at least "
-            f"{MIN_SPATIAL_SIZE} per axis are needed (shape {layout.shape})"
+            f"image {what} of {sizes} pixels are too small: {size_rule(layout.spatial_dims)} "
+            f"(shape {layout.shape})"
         )
+
+
+def too_small(sizes: Sequence[int]) -> bool:
+    """Whether a plane or volume of ``sizes`` (pixels per spatial axis) is too small to
+    segment: a plane needs :data:`MIN_SPATIAL_SIZE` pixels along both axes; a volume
+    along two of its three, and any depth along the third (a stack of a few slices,
+    which the tiler pads as MONAI and nnU-Net do).
+
+    Parameters
+    ----------
+    sizes : sequence of int
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> too_small((5, 64, 64)), too_small((64, 5, 64)), too_small((5, 5, 64))
+    (False, False, True)
+    >>> too_small((4, 64))
+    True
+    """
+    largest = sorted(int(n) for n in sizes)[-2:]
+    return min(sizes) < 1 or min(largest) < MIN_SPATIAL_SIZE
+
+
+def size_rule(spatial_dims: int) -> str:
+    """:func:`too_small`'s rule in words, for messages."""
+    if spatial_dims == 2:
+        return f"at least {MIN_SPATIAL_SIZE} per axis are needed"
+    return f"at least {MIN_SPATIAL_SIZE} along two of the three axes are needed"
 
 
 def _checked_shape(shape: Sequence[int], spatial_dims: int) -> tuple[int, ...]:

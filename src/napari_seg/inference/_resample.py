@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .._units import unit_symbol
-from ..arrays.layout import MIN_SPATIAL_SIZE, ImageLayout
+from ..arrays.layout import ImageLayout, size_rule, too_small
 from ..arrays.normalize import IntensityStats
 from ..limits import MAX_UPSAMPLE
 from ._bands import WRITE_VOXELS
@@ -70,7 +70,7 @@ def resampled_sizes(
     ValueError
         When the spacings do not fit the axes, when an axis would be resampled more
         than ``limits.MAX_UPSAMPLE`` times finer, or would become shorter than
-        ``MIN_SPATIAL_SIZE`` voxels (both usually a unit mix-up).
+        the size ``arrays.layout.too_small`` refuses (both usually a unit mix-up).
     """
     if len(spacing) != len(target) or len(sizes) != len(target):
         raise ValueError(
@@ -96,10 +96,10 @@ def resampled_sizes(
                 f"{MAX_UPSAMPLE}x finer is refused: {hint}"
             )
     resampled = tuple(max(1, round(n * r)) for n, r in zip(sizes, ratios, strict=True))
-    if min(resampled) < MIN_SPATIAL_SIZE:
+    if too_small(resampled):
         raise ValueError(
             f"at the model's spacing the image would be {'x'.join(map(str, resampled))} "
-            f"voxels, fewer than {MIN_SPATIAL_SIZE} along an axis ({pair}): {hint}"
+            f"voxels, too few ({size_rule(len(resampled))}; {pair}): {hint}"
         )
     return resampled
 

@@ -19,6 +19,7 @@ from .._validate import (
     check_str,
 )
 from ..arrays import PRECISIONS
+from ..arrays.layout import size_rule, too_small
 from ..limits import (
     MAX_BATCH,
     MAX_CLASSES,
@@ -324,7 +325,9 @@ class TrainingConfig(JobConfig):
         if not isinstance(self.patch_3d, tuple) or len(self.patch_3d) != 3:
             raise ValueError(f"patch_3d must hold 3 sizes, got {brief(self.patch_3d)}")
         for side in self.patch_3d:
-            check_int("patch_3d", side, 8, MAX_PATCH)
+            check_int("patch_3d", side, 1, MAX_PATCH)
+        if too_small(self.patch_3d):  # thin along one axis, as a stack of a few slices
+            raise ValueError(f"patch_3d {self.patch_3d} is too small: {size_rule(3)}")
         voxels = self.batch_size * self.patch_3d[0] * self.patch_3d[1] * self.patch_3d[2]
         if voxels > MAX_STEP_PIXELS:
             raise ValueError(
