@@ -145,3 +145,27 @@ def test_evaluate_adds_surface_columns_and_json():
 def test_config_checks(changes, message):
     with pytest.raises((ValueError, TypeError), match=message):
         EvaluateConfig(**changes).validate()
+
+
+@pytest.mark.parametrize(
+    ("shape", "spacing", "unit", "expected"),
+    [
+        ((6, 20, 20), None, None, "voxels"),
+        ((20, 20), None, None, "pixels"),
+        ((6, 20, 20), (2.0, 1.0, 1.0), None, "units^3"),
+        ((6, 20, 20), (2.0, 1.0, 1.0), "um", "um^3"),
+        ((6, 20, 20), (2.0, 1.0, 1.0), "mm", "mL"),
+    ],
+)
+def test_volumes_are_named_by_what_they_count(shape, spacing, unit, expected):
+    """Without a unit a volume at a spacing of 1 is a voxel count ("voxel^3" was
+    printed), and one at another spacing is in the spacing's (unnamed) units."""
+    labels = np.zeros(shape, np.uint8)
+    labels[..., 5:15, 5:15] = 1
+    scores = surface_scores(labels, labels, spacing=spacing, unit=unit)
+    factor, name = scores.volume_unit()
+    assert name == expected
+    voxel = np.prod(spacing) if spacing is not None else 1.0
+    assert scores.volume_gt[0] * factor == pytest.approx(
+        (labels == 1).sum() * voxel * (1e-3 if unit == "mm" else 1.0)
+    )

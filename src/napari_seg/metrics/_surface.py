@@ -74,7 +74,8 @@ class SurfaceScores:
     volume_pred: np.ndarray
 
     def volume_unit(self) -> tuple[float, str]:
-        """How to show volumes: a factor and its unit ("mL" for a 3D spacing in mm).
+        """How to show volumes: a factor and its unit ("mL" for a 3D spacing in mm,
+        "voxels" or "pixels" for a count at a spacing of 1 without a unit).
 
         Returns
         -------
@@ -85,7 +86,9 @@ class SurfaceScores:
         ndim = len(self.spacing)
         if self.unit == "mm" and ndim == 3:
             return 1e-3, "mL"
-        base = self.unit or "voxel"
+        if self.unit is None and all(float(s) == 1.0 for s in self.spacing):
+            return 1.0, "voxels" if ndim == 3 else "pixels"  # a count
+        base = self.unit or "units"  # a spacing without a stated unit
         return 1.0, f"{base}^{ndim}" if ndim > 1 else base
 
 
