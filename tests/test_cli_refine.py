@@ -147,7 +147,12 @@ def test_list_names_every_operation(capsys):
             "opening does not take --min-size; it takes --radius",
         ),
         (["--op", "opening", "--radius", "big"], "radius must be an integer, got 'big'"),
-        (["--op", "crf"], "crf needs an image"),
+        (
+            ["--op", "crf"],
+            "crf needs --image FILE (the image the labels were segmented from) "
+            "and --probabilities FILE (napari-seg predict --probabilities writes",
+        ),
+        (["--op", "set_class", "--value", "2"], "set_class needs --region FILE"),
         ([], "give either --op NAME or --pipeline FILE"),
         (["--op", "merge_classes", "--sources", "1"], "target is required"),
     ],

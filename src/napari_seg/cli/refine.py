@@ -193,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
     if args.input is None or args.output is None:
         raise ValueError("give INPUT and OUTPUT (label file or folder)")
     config = build_config(args)
+    _check_needs(config, args)
 
     pairs = _pairs(args.input, args.output)
     targets = [target for _, target in pairs]
@@ -213,6 +214,27 @@ def run(args: argparse.Namespace) -> int:
         return f"{pair[0]} -> {pair[1]} ({changed} pixels changed)"
 
     return for_each_input("refine", pairs, work, lambda p: p[0])
+
+
+#: What to give for each input an operation needs, named as the options are.
+_NEEDS_HINT = {
+    "image": "--image FILE (the image the labels were segmented from)",
+    "probabilities": "--probabilities FILE (napari-seg predict --probabilities writes "
+    "NAME_probabilities.tif beside NAME_labels.tif)",
+    "region": "--region FILE (a mask: nonzero pixels are the region)",
+    "reference": "--reference FILE (semantic labels)",
+}
+
+
+def _check_needs(config, args: argparse.Namespace) -> None:
+    """ValueError naming the options a step needs and the command line lacks, before
+    any input is read."""
+    from ..refine import get_operation
+
+    missing = [name for name in INPUT_NAMES if name in config.needs and getattr(args, name) is None]
+    if missing:
+        ops = sorted({s.op for s in config.steps if set(get_operation(s.op).needs) & set(missing)})
+        raise ValueError(f"{', '.join(ops)} needs {' and '.join(_NEEDS_HINT[n] for n in missing)}")
 
 
 def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
