@@ -197,10 +197,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_create)
 
     p = sub.add_parser("info", help="show a model file's card")
-    p.add_argument("model", type=Path)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("model", type=Path, help="model file (.safetensors)")
+    p.add_argument("--json", action="store_true", help="print the card as JSON")
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("devices", help="list compute devices")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the devices as JSON")
     p.set_defaults(func=_cmd_devices)

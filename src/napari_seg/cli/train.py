@@ -70,7 +70,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sub : argparse._SubParsersAction
         What ``ArgumentParser.add_subparsers`` returned.
     """
-    from ..training import LOSSES, SCHEDULES
+    from ..training import LOSSES, SCHEDULES, TrainingConfig
 
     p = sub.add_parser(
         "train",
@@ -93,7 +93,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--from-model", help="model file to fine-tune")
     p.add_argument("--resume", type=Path, help="continue the run that wrote this checkpoint")
     _add_class_arguments(p)
-    p.add_argument("--loss", choices=LOSSES)
+    p.add_argument(
+        "--loss",
+        choices=LOSSES,
+        help="auto: weighted-ce+dice for strokes of 3 or more classes, weighted-ce with "
+        f"--instances boundaries, else ce+dice (default: {TrainingConfig.loss})",
+    )
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, help="budget in minutes of training")
     budget.add_argument("--epochs", type=int, help="budget in epochs")
@@ -101,12 +106,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, dest="batch_size", help="patches per step")
     p.add_argument("--patch", type=int, dest="patch_size", help="patch side in pixels")
     p.add_argument("--lr", type=float, dest="learning_rate", help="peak learning rate")
-    p.add_argument("--schedule", choices=SCHEDULES)
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"))
-    p.add_argument("--steps-per-epoch", type=int)
+    p.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        help=f"learning-rate schedule (default: {TrainingConfig.schedule})",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        help="auto: bf16 on CUDA (fp16 before Ampere), fp32 on CPU and MPS (default: "
+        f"{TrainingConfig.precision})",
+    )
+    p.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        help=f"optimizer steps between validations (default: {TrainingConfig.steps_per_epoch})",
+    )
     p.add_argument("--patience", type=int, help="early stopping patience in epochs")
-    p.add_argument("--val-fraction", type=float, dest="validation_fraction")
-    p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        dest="validation_fraction",
+        help="fraction of the annotated regions held out for validation (default: "
+        f"{TrainingConfig.validation_fraction})",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        help=f"seed of the weights, patches and augmentations (default: {TrainingConfig.seed})",
+    )
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument(
         "--axis",
@@ -150,13 +178,19 @@ def _add_data_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _add_class_arguments(p: argparse.ArgumentParser) -> None:
-    from ..training import LABEL0_CHOICES
+    from ..training import LABEL0_CHOICES, TrainingConfig
     from ..training.instances import INSTANCE_MODES
 
     p.add_argument("--grow-classes", action="store_true", default=None, help="allow new classes")
     p.add_argument("--num-classes", type=int, help="classes of a new model (default: from labels)")
     p.add_argument("--class-names", nargs="+", metavar="NAME", help="one name per class")
-    p.add_argument("--label0", choices=LABEL0_CHOICES, help="what label 0 means")
+    p.add_argument(
+        "--label0",
+        choices=LABEL0_CHOICES,
+        help="background: label 0 is a class (dense masks); unlabelled: 0 was not "
+        "annotated and gives no gradient (strokes; each painted id is a class) "
+        f"(default: {TrainingConfig.label0})",
+    )
     p.add_argument(
         "--instances",
         choices=INSTANCE_MODES,
