@@ -91,3 +91,28 @@ def test_bad_plans(kwargs, message):
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         plan_scope((4, 32, 32), **args)
+
+
+def test_a_2d_model_in_the_3d_view_segments_the_volume_on_screen():
+    """In napari's 3D view the volume is on screen: "slice" and "visible" with a 2D
+    model took the plane at the hidden slider's position (one plane nobody sees);
+    now every plane of the displayed volume, other sliders (time) still fixed."""
+    shape = (3, 10, 64, 80)  # (t, z, y, x)
+    for scope, visible in (("slice", None), ("visible", [(0, 3), (0, 10), (5, 40), (0, 80)])):
+        plan = plan_scope(shape, in_channels=1, rgb=False, displayed=(1, 2, 3),
+                          step=(2, 4, 0, 0), scope=scope, visible=visible)  # fmt: skip
+        rows, columns = (slice(5, 40), slice(0, 80)) if visible else (slice(None),) * 2
+        assert plan.data_index == (2, slice(None), rows, columns)
+        assert plan.axis == (0,)  # slice by slice along z of the chosen frame
+        assert plan.origin == (2, 0, 5 if visible else 0, 0)
+    stack = plan_scope(shape, in_channels=1, rgb=False, displayed=(1, 2, 3), step=(2, 4, 0, 0))
+    assert stack.axis == (0, 1)
+    # a 3D model in the 3D view: the displayed volume, its depth the shown one
+    plan = plan_scope(shape, in_channels=1, rgb=False, displayed=(1, 2, 3), step=(2, 4, 0, 0),
+                      scope="slice", spatial_dims=3)  # fmt: skip
+    assert plan.spatial == (1, 2, 3)
+    assert plan.data_index == (2, slice(None), slice(None), slice(None))
+    # channels are never taken from a displayed axis (z of 2 here)
+    with pytest.raises(ValueError, match="no slider axis"):
+        plan_scope((5, 2, 64, 80), in_channels=2, rgb=False, displayed=(1, 2, 3),
+                   step=(0, 0, 0, 0), scope="slice")  # fmt: skip

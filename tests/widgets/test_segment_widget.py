@@ -495,6 +495,24 @@ def test_a_3d_model_segments_the_volume_in_3d(setup, qtbot, notes, scope):
         np.testing.assert_array_equal(out.data, predict(model, series, axis=0, **at).labels)
 
 
+@pytest.mark.parametrize("scope", ["slice", "visible"])
+def test_a_2d_model_in_the_3d_view_segments_the_volume_on_screen(setup, qtbot, notes, scope):
+    """In napari's 3D view a 2D model's "slice" and "visible" segment every plane of
+    the volume on screen; they segmented the plane at the hidden z slider only."""
+    viewer, w = setup
+    volume = cells_3d((6, 64, 72), seed=3)[0].astype(np.float32)
+    layer = viewer.add_image(volume, name="vol")
+    viewer.dims.ndisplay = 3
+    _select(w, layer)
+    w._scope.value = scope
+    w._tile.value = 96
+    _run(qtbot, w)
+    assert notes["error"] == []
+    out = viewer.layers["vol labels [unet-classic]"].data
+    expected = predict(w.current.model, volume, axis=0, tile=96, precision="fp32").labels
+    np.testing.assert_array_equal(out, expected)
+
+
 def test_auto_fields_show_what_auto_chose(setup, qtbot, notes):
     """Tile, overlap and batch left to "auto" show the values the run used (they
     depend on the model and the image), still ticked "auto"; unticking starts there."""

@@ -132,7 +132,14 @@ class SegmentWidget(RunnerFields, Dock):
             "this machine's, which napari's window keeps so that it never stutters",
         )
         self._precision = ComboBox(label="precision", choices=list(PRECISIONS), value="auto")
-        self._scope = ComboBox(label="scope", choices=SCOPE_CHOICES, value="stack")
+        self._scope = ComboBox(
+            label="scope",
+            choices=SCOPE_CHOICES,
+            value="stack",
+            tooltip="current slice: the plane on screen (a 3D model: the volume); whole "
+            "stack: every slice or volume; visible region: the current one cropped to the "
+            "canvas. In napari's 3D view the volume on screen is the current slice",
+        )
         self._level = ComboBox(
             label="level",
             choices=self._level_choices,

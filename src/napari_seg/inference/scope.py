@@ -70,13 +70,17 @@ def plan_scope(
     rgb : bool
         Whether the layer is RGB(A) (channels on the last data axis).
     displayed : sequence of int
-        Layer axes shown in the canvas; the last two are the plane axes.
+        Layer axes shown in the canvas; the last two are the plane axes, and with
+        three (napari's 3D view) the first is the depth shown.
     step : sequence of int
         Current index along every layer axis.
     scope : {"slice", "stack", "visible"}
         The current slice, every slice, or the visible part of the current slice.
         For a 3D model: the current volume (other slider axes, e.g. time, fixed),
         every volume, or the current volume cropped to the visible rows and columns.
+        In napari's 3D view (three displayed axes) what is on screen is a volume:
+        a 2D model's "slice" and "visible" then take every plane along the depth
+        axis shown (other slider axes fixed), slice by slice.
     visible : sequence of (int, int), optional
         ``[start, stop)`` per layer axis of the visible region (for ``"visible"``).
     spatial_dims : {2, 3}
@@ -97,15 +101,20 @@ def plan_scope(
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
     shape = tuple(int(n) for n in shape)
     layer_ndim = len(shape) - 1 if rgb else len(shape)
-    plane = [int(a) for a in displayed][-2:]
+    shown = [int(a) for a in displayed][-3:]
+    plane = shown[-2:]
     if len(plane) != 2:
         raise ValueError(f"two displayed axes are needed to segment planes, got {displayed}")
+    # napari's 3D view shows a volume: its depth axis is part of what is on screen.
+    shown_depth = shown[0] if len(shown) == 3 else None
     others = [a for a in range(layer_ndim) if a not in plane]
     # The layout rule (arrays.layout): channels on the RGB axis, else on a slider axis.
-    channel_axis = channel_axis_of(shape, in_channels=in_channels, rgb=rgb, spatial=plane)
+    channel_axis = channel_axis_of(shape, in_channels=in_channels, rgb=rgb, spatial=shown)
     spatial = list(plane)
     if spatial_dims == 3:
         depth = [a for a in others if a != channel_axis and a < min(plane)]
+        if shown_depth is not None and shown_depth < min(plane):
+            depth = [shown_depth]
         if not depth:
             raise ValueError(f"a 3D model needs a volume; this layer has shape {shape}")
         spatial = [depth[-1], *plane]
@@ -113,7 +122,8 @@ def plan_scope(
     index: list = [slice(None)] * len(shape)
     if scope != "stack":
         for a in slice_axes:
-            index[a] = int(step[a])
+            if a != shown_depth:  # a 2D model in the 3D view: every plane on screen
+                index[a] = int(step[a])
     if scope == "visible":
         if visible is None:
             raise ValueError("the visible region is unknown; draw the canvas first")
