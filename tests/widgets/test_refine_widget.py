@@ -111,6 +111,25 @@ def test_current_slice_and_whole_volume(setup, qtbot):
     np.testing.assert_array_equal(layer.data, before)
 
 
+def test_the_current_slice_in_the_3d_view_is_the_volume_on_screen(setup, qtbot, notes):
+    """In napari's 3D view "current slice" refines every plane of the volume shown (it
+    refined the plane at the hidden z slider); Preview shows all of them."""
+    viewer, w, layer, _ = setup
+    before = layer.data.copy()
+    viewer.dims.set_current_step(0, 2)
+    viewer.dims.ndisplay = 3
+    _choose(w, "majority", radius=1)
+    w._scope.value = "slice"
+    expected = np.stack([refine.majority(plane, 1) for plane in before])
+    _run(qtbot, w, w.preview)
+    assert notes["error"] == []
+    np.testing.assert_array_equal(viewer.layers["pred [preview]"].data, expected)
+    _run(qtbot, w, w.apply)
+    np.testing.assert_array_equal(layer.data, expected)
+    layer.undo()
+    np.testing.assert_array_equal(layer.data, before)
+
+
 def test_preview_shows_the_slice_and_leaves_the_layer(setup, qtbot):
     viewer, w, layer, _ = setup
     before = layer.data.copy()

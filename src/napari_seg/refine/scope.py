@@ -37,13 +37,15 @@ def plan_refine_scope(
     shape : sequence of int
         Shape of the layer's data.
     displayed : sequence of int
-        Layer axes shown on screen (the last two are the plane).
+        Layer axes shown on screen (the last two are the plane; with three, the
+        first is the depth of napari's 3D view).
     step : sequence of int
         The current position along every layer axis (data coordinates).
     scope : {"slice", "each", "volume"}
         The plane on screen; every plane of the stack (2D each); or the stack as
         a volume (3D). For more than 3 axes, axes beyond the stack axis stay at
-        the current position.
+        the current position. In napari's 3D view (three displayed axes) the stack
+        axis is the depth shown, and "slice" is the volume on screen, plane by plane.
 
     Returns
     -------
@@ -59,18 +61,21 @@ def plan_refine_scope(
     ndim = len(shape)
     if ndim < 2:
         raise ValueError(f"labels must have at least 2 axes, got shape {tuple(shape)}")
-    plane = [a for a in displayed if 0 <= a < ndim][-2:]
+    shown = [a for a in displayed if 0 <= a < ndim][-3:]
+    plane = shown[-2:]
     if ndim == 2:
         return RefineScope((slice(None), slice(None)), False, 0)
     if len(plane) < 2:
         raise ValueError("show a 2D plane of the labels (not a 1D view) to refine it")
     hidden = [a for a in range(ndim) if a not in plane]
-    if scope == "slice":
+    if scope == "slice" and len(shown) < 3:
         index = tuple(int(step[a]) if a in hidden else slice(None) for a in range(ndim))
         return RefineScope(index, False, 0)
-    stack_axis = hidden[-1]
+    # napari's 3D view shows a volume: its depth axis is the stack, and the "slice"
+    # on screen is every plane of it (2D each).
+    stack_axis = shown[0] if len(shown) == 3 else hidden[-1]
     index = tuple(
         int(step[a]) if a in hidden and a != stack_axis else slice(None) for a in range(ndim)
     )
     axis = sum(1 for a in range(stack_axis) if isinstance(index[a], slice))
-    return RefineScope(index, scope == "each", axis)
+    return RefineScope(index, scope != "volume", axis)
