@@ -525,3 +525,22 @@ def test_a_tzyx_layer_trains_on_the_planes_of_every_frame(setup, qtbot, notes):
     assert notes["error"] == []
     training = w.current.model.card["provenance"]["training"]
     assert training["data"]["annotated_pixels"] > labels[0].size  # both frames' planes
+
+
+def test_a_2d_model_in_the_3d_view_trains_on_the_planes_of_the_stack(setup, qtbot, notes):
+    """In napari's 3D view every axis of a ZYX stack is displayed: a 2D model found
+    no stack axis and the run failed ("3 non-channel axes"); it steps through the
+    depth shown."""
+    viewer, w, _ = setup
+    planes = [cells_2d((64, 64), seed=s) for s in range(3)]
+    viewer.add_image(np.stack([p[0] for p in planes]), name="stack")
+    viewer.add_labels(np.stack([p[1] for p in planes]), name="stack truth")
+    viewer.dims.ndisplay = 3
+    w.reset_choices()
+    w._image.value, w._labels.value = viewer.layers["stack"], viewer.layers["stack truth"]
+    w._budget.value = 1
+    assert w._make_job().config.axis == 0
+    w.start()
+    _wait(qtbot, w)
+    assert notes["error"] == []
+    assert w.current.model.spec.spatial_dims == 2

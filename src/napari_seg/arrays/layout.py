@@ -550,16 +550,18 @@ def stack_axes(
     ndim : int
         The layer's axes (the RGB axis included).
     displayed : sequence of int
-        Axes shown in napari's canvas.
+        Axes shown in napari's canvas; the last two are the plane (in napari's 3D
+        view the first of three is a depth the model steps through).
     channel_axis : int or None
 
     Returns
     -------
     int, tuple of int or None
-        The axes neither shown nor the channels (one as an int, several as a tuple:
-        a TZYX layer's T and Z); None for a single plane.
+        The axes neither in the plane nor the channels (one as an int, several as a
+        tuple: a TZYX layer's T and Z); None for a single plane.
     """
-    stepped = tuple(a for a in range(ndim) if a not in displayed and a != channel_axis)
+    plane = list(displayed)[-2:]
+    stepped = tuple(a for a in range(ndim) if a not in plane and a != channel_axis)
     if not stepped:
         return None
     return stepped[0] if len(stepped) == 1 else stepped
