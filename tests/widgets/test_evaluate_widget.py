@@ -95,6 +95,19 @@ def test_clicking_the_slice_plot_moves_the_viewer(setup, qtbot):
     assert viewer.dims.current_step[0] == 3
 
 
+def test_per_slice_scores_in_the_3d_view_run_along_the_depth_shown(setup, stack, qtbot, notes):
+    """napari's 3D view displays every axis of a volume: "score each slice" found no
+    slider axis and scored no slice; it scores along the depth shown."""
+    viewer, w, _ = setup
+    viewer.dims.ndisplay = 3
+    w.run()
+    _wait(qtbot, w)
+    assert notes["error"] == []
+    pred, _, gt = stack
+    core = evaluate(pred, gt, EvaluateConfig(slice_axis=0))
+    np.testing.assert_allclose(w.plots.slices.get_lines()[0].get_ydata(), core.slice_summary())
+
+
 def test_show_errors_adds_an_overlay_equal_to_the_core(setup, stack, qtbot, notes):
     viewer, w, _layers = setup
     units = ("millimeter", "micrometer", "micrometer")

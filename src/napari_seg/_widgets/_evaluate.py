@@ -238,11 +238,14 @@ class EvaluateWidget(RunnerFields, Dock):
         return int(text)
 
     def _slice_axis(self, layer) -> tuple[int, int] | None:
-        """(layer axis, world axis) the viewer steps through, for a 3D+ layer."""
+        """(layer axis, world axis) the viewer steps through, for a 3D+ layer (in
+        napari's 3D view, which shows a volume's every axis, the depth shown)."""
         if layer is None or layer.ndim < 3:
             return None
         offset = self._viewer.dims.ndim - layer.ndim
         hidden = [d for d in self._viewer.dims.not_displayed if d >= offset]
+        if not hidden:
+            hidden = [d for d in self._viewer.dims.displayed if d >= offset][-3:-2]
         return (hidden[0] - offset, hidden[0]) if hidden else None
 
     def _check_layers(self):
