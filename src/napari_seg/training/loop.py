@@ -16,15 +16,14 @@ import numpy as np
 import torch
 
 from .._device import release_memory
-from .._generators import Returning, drain
+from .._generators import drain
 from .._types import ArrayLike
-from ..arrays.layout import detect_in_channels
 from ..arrays.runtime import Runtime
-from ..limits import MAX_UNSTATED_CLASSES
 from ..models.registry import get_architecture
-from ..models.spec import Normalization
-from ._model import _new_model, base_model, fit_classes, run_dims
+from ._model import base_model, fit_classes, run_dims
+from ._pixel_run import PixelRun
 from ._runtime import Clock, guard_batchnorm
+from ._setup import confirmed_classes, input_spec, run_data
 from ._shared import as_pairs
 from .augment import Augmentation, augment
 from .checkpoint import RunState, restore, save_checkpoint
@@ -32,7 +31,6 @@ from .config import TrainingConfig
 from .data import TrainingData
 from .events import (
     EpochEnd,
-    FitProgress,
     ModelSaved,
     PreviewReady,
     StepProgress,
@@ -46,7 +44,7 @@ from .history import history_entry, metric_key, run_metrics, run_summary, write_
 from .instances import as_classes, refuse_instances, refuse_unused_ids
 from .losses import SegmentationLoss, resolve_loss
 from .schedule import lr_factor
-from .validation import Validation, validate
+from .validation import validate
 from .volume import VolumeData
 
 if TYPE_CHECKING:
@@ -60,9 +58,6 @@ AUX_WEIGHT = 0.4
 PREVIEW_S = 5.0
 #: Previews take at most about this share of the training time.
 PREVIEW_SHARE = 0.2
-#: The patch of a 3D pixel classifier's data: dense labels hold out slabs this
-#: thick along the first axis (sparse ones hold out annotated slices).
-PIXEL_HOLD_OUT_3D = (16, 128, 128)
 #: An improvement of the validation IoU smaller than this does not reset patience.
 MIN_DELTA = 1e-4
 
@@ -182,7 +177,7 @@ def train(pairs: Any, config: TrainingConfig | None = None, **kwargs: Any) -> Tr
     return drain(iter_train(pairs, config, **kwargs))
 
 
-class _Trainer:
+class _Trainer(PixelRun):
     """The engine of one run; methods are the loop's pieces (generators where they yield)."""
 
     def __init__(self, config: TrainingConfig, runtime: Runtime, out: Path | None):
@@ -207,14 +202,15 @@ class _Trainer:
     def prepare(self, pairs, model, resume, names):
         cfg = self.config
         base, self.source = base_model(self.config, model, resume, self.device)
-        in_channels, normalization = self._input_spec(base, pairs[0][0])
+        in_channels, normalization = input_spec(cfg, base, pairs[0][0])
         self.dims = run_dims(cfg, base)
         pairs = as_classes(pairs, cfg.instances, names)
-        self.confirmed = self._confirmed_classes(base)
-        if self.dims == 3:
-            self.data = self._volume_data(pairs, base, in_channels, normalization, names)
-        else:
-            self.data = self._planes(pairs, in_channels, normalization, names)
+        self.confirmed = confirmed_classes(cfg, base)
+        self.data, self.config = run_data(
+            cfg, pairs, base, dims=self.dims, in_channels=in_channels,
+            normalization=normalization, names=names, confirmed=self.confirmed,
+            device=self.device,
+        )  # fmt: skip
         cfg = self.config
         self._refuse_instances(pairs, base)
         self.model, source = fit_classes(
@@ -285,181 +281,6 @@ class _Trainer:
         refuse_instances(pairs, names, needed=needed, confirmed=self.confirmed)
         present = np.flatnonzero(self.data.class_counts).tolist()
         refuse_unused_ids(present, needed=needed, confirmed=self.confirmed)
-
-    def _confirmed_classes(self, base) -> int:
-        """How many classes the config or the model to fine-tune says the run has (0:
-        neither says)."""
-        cfg = self.config
-        return max(
-            cfg.num_classes or 0,
-            len(cfg.class_names),
-            0 if base is None else base.spec.num_classes,
-        )
-
-    def _data_args(self, in_channels, normalization, names) -> dict[str, Any]:
-        """What TrainingData and VolumeData both take from the run."""
-        cfg = self.config
-        return {
-            "in_channels": in_channels,
-            "normalization": normalization,
-            "label0": cfg.label0,
-            "validation_fraction": cfg.validation_fraction,
-            "channel_axis": cfg.channel_axis,
-            "seed": cfg.seed,
-            "names": names,
-            # ids a config or model states
-            "max_classes": max(MAX_UNSTATED_CLASSES, self.confirmed),
-        }
-
-    def _planes(self, pairs, in_channels, normalization, names) -> TrainingData:
-        cfg, args = self.config, self._data_args(in_channels, normalization, names)
-        return TrainingData(pairs, patch_size=cfg.patch_size, axis=cfg.axis, **args)
-
-    def _volume_data(self, pairs, base, in_channels, normalization, names) -> VolumeData:
-        """A 3D run's data, with its patch and batch planned (unless the config fixes
-        the patch); the planned values are recorded in the run's config."""
-        from .planning import memory_budget, plan_patch_3d, training_bytes_per_voxel
-
-        cfg = self.config
-        data_args = self._data_args(in_channels, normalization, names)
-        if self.pixel_architecture(base):
-            # Fitted on the painted voxels of windows (no patches, nothing filled in).
-            patch = cfg.patch_3d or PIXEL_HOLD_OUT_3D
-            return VolumeData(pairs, patch=patch, fill=False, **data_args)
-        data_args["fill"] = cfg.filled_weight > 0
-        if cfg.patch_3d is not None:
-            return VolumeData(pairs, patch=cfg.patch_3d, **data_args)
-        # Memory is measured on the model to fine-tune, or on a new one of the run's
-        # architecture; the class count barely matters (3: two classes trained even
-        # when id 0 means "unlabelled").
-        if base is None:
-            probe, _ = _new_model(cfg, 3, in_channels, normalization, self.device)
-        else:
-            probe = base.to(self.device)
-        shapes = [_volume_shape(image, in_channels, cfg.channel_axis) for image, _ in pairs]
-        plan = plan_patch_3d(
-            shapes,
-            spacing=probe.spec.spacing,
-            bytes_per_voxel=training_bytes_per_voxel(probe.net, in_channels, probe.size_multiple),
-            parameter_bytes=sum(p.numel() * p.element_size() for p in probe.parameters()),
-            budget_bytes=memory_budget(self.device, cfg.memory_gb),
-            multiple=probe.size_multiple,
-            max_batch=cfg.batch_size,
-            cpu=self.device.type == "cpu",
-        )
-        self.config = cfg.with_(patch_3d=plan.patch, batch_size=plan.batch_size)
-        return VolumeData(pairs, patch=plan.patch, **data_args)
-
-    def pixel_architecture(self, base) -> bool:
-        name = base.spec.architecture if base is not None else self.config.architecture
-        return get_architecture(name).fitted == "forest"
-
-    def _fit_inner_classifier(self) -> None:
-        """An auto-context network's pixel classifier is fitted on the training
-        annotations before its U-Net trains (unless it comes fitted)."""
-        from ..models._stacked import StackedNet
-        from .pixel import fit_pixel_classifier
-
-        net = self.model.net
-        if isinstance(net, StackedNet) and not bool(net.pixel.fitted):
-            assert isinstance(self.data, TrainingData)  # the auto-context network is 2D only
-            fit_pixel_classifier(
-                self.model, self.data, seed=self.config.seed, threads=self.config.threads
-            )
-
-    def _input_spec(self, base, first) -> tuple[int, Normalization]:
-        """Channels and normalisation: the base model's, or from the config and data."""
-        cfg = self.config
-        if base is not None:
-            return base.spec.in_channels, base.spec.normalization
-        in_channels = cfg.in_channels or detect_in_channels(
-            first.shape, channel_axis=cfg.channel_axis, axis=cfg.axis
-        )
-        return in_channels, Normalization(cfg.normalization)
-
-    def fit_pixel(self, stop: threading.Event):
-        """A pixel classifier's run: fit, validate on held-out strokes or blocks, fit
-        again on every annotation (the figure is then a slightly pessimistic one), save."""
-        st, clock = self.state, Clock()
-        if isinstance(self.data, VolumeData):
-            error, val = yield from self._fit_volume(stop, clock)
-        else:
-            error, val = yield from self._fit_planes(stop, clock)
-        if stop.is_set():
-            yield TrainWarning(
-                "stopped: the pixel classifier is fitted on the annotations read before the "
-                "stop, without validation"
-            )
-        st.epoch, st.elapsed_s = 1, clock.elapsed()
-        self._track_best(val.score)
-        st.history.append(history_entry(st, error, val, 0.0, clock.elapsed()))
-        event = EpochEnd(1, error, val.loss, val.score, val.class_scores, 0.0, clock.elapsed(),
-                         True, val.metric)  # fmt: skip
-        yield from clock.outside(event)
-        return (yield from self._finish_pixel(clock, val))
-
-    def _fit_planes(self, stop: threading.Event, clock: Clock):
-        """Fit on the planes' training annotations, validate, fit again on all."""
-        from .pixel import FeatureCache, fit_pixel_classifier
-
-        data, seed, threads = self.data, self.config.seed, self.config.threads
-        assert isinstance(data, TrainingData)
-        cache = FeatureCache()  # the refit reuses the windows' features
-        error = fit_pixel_classifier(self.model, data, seed=seed, cache=cache, threads=threads,
-                                     stop=stop).error  # fmt: skip
-        self.state.steps = 1
-        yield from clock.outside(StepProgress(1, 1, 1, error, 0.0, clock.elapsed(), 1.0))
-        self.model.eval()
-        if stop.is_set():
-            return error, Validation(float("nan"), float("nan"), {}, data.validation_metric)
-        val = validate(self.model, data, self.loss, self.runtime, self.config.batch_size)
-        if data.regions:
-            data.release_held_out()
-            fit_pixel_classifier(self.model, data, seed=seed, cache=cache, threads=threads)
-        return error, val
-
-    def _fit_volume(self, stop: threading.Event, clock: Clock):
-        """Read the volumes' blocks once (progress after each), fit, validate, fit
-        again on all (:func:`~napari_seg.training.pixel.iter_fit_volume`)."""
-        from .pixel import iter_fit_volume
-
-        assert isinstance(self.data, VolumeData)
-        fitting = Returning(iter_fit_volume(self.model, self.data, self.loss,
-                                            seed=self.config.seed, threads=self.config.threads,
-                                            stop=stop))  # fmt: skip
-        for done, total in fitting:
-            yield from clock.outside(FitProgress(done, total, clock.elapsed()))
-        fit, val = fitting.value
-        self.state.steps = 1
-        yield from clock.outside(StepProgress(1, 1, 1, fit.error, 0.0, clock.elapsed(), 1.0))
-        if self.data.regions and not stop.is_set():
-            self.data.release_held_out()
-        self.model.eval()
-        return fit.error, val
-
-    def _finish_pixel(self, clock: Clock, val: Validation):
-        from ..models import save_model
-
-        self.model.card = {"provenance": {"training": self._summary("fitted")}}
-        if self.out is not None:
-            provenance = {"created_by": "napari-seg train", "training": self._summary("fitted")}
-            save_model(self.model, self.out, overwrite=True, provenance=provenance)
-            yield from clock.outside(ModelSaved(self.out, "best", 1, val.score, val.metric))
-        st = self.state
-        return TrainResult(
-            model=self.model,
-            config=self.config,
-            best_path=self.out,
-            last_path=None,
-            summary_path=self._write_summary("fitted"),
-            stopped="fitted",
-            epochs=1,
-            steps=st.steps,
-            seconds=clock.elapsed(),
-            history=list(st.history),
-            metrics=self._metrics(),
-            losses=list(st.losses),
-        )
 
     def _setup_optimizer(self) -> None:
         cfg, model = self.config, self.model
@@ -690,12 +511,3 @@ class _Trainer:
         for hook in self.hooks:
             hook.remove()
         self.hooks = []
-
-
-def _volume_shape(image, in_channels: int, channel_axis: int | None) -> tuple[int, ...]:
-    from ..arrays.layout import resolve_layout
-
-    layout = resolve_layout(
-        image.shape, in_channels=in_channels, channel_axis=channel_axis, spatial_dims=3
-    )
-    return layout.spatial_shape

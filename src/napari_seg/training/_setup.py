@@ -1,0 +1,149 @@
+"""What a run trains on: the input channels and normalisation, the class count its
+config or model confirms, and the data of planes or of volumes (a 3D run's patch
+and batch planned from the memory budget)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..arrays.layout import detect_in_channels, resolve_layout
+from ..limits import MAX_UNSTATED_CLASSES
+from ..models.registry import get_architecture
+from ..models.spec import Normalization
+from ._model import _new_model
+from .config import TrainingConfig
+from .data import TrainingData
+from .volume import VolumeData
+
+if TYPE_CHECKING:
+    from ..models.wrapper import SegmentationModel
+
+#: The patch of a 3D pixel classifier's data: dense labels hold out slabs this
+#: thick along the first axis (sparse ones hold out annotated slices).
+PIXEL_HOLD_OUT_3D = (16, 128, 128)
+
+
+def input_spec(
+    config: TrainingConfig, base: SegmentationModel | None, first
+) -> tuple[int, Normalization]:
+    """Channels and normalisation: the base model's, or from the config and the first
+    image ``first``."""
+    if base is not None:
+        return base.spec.in_channels, base.spec.normalization
+    in_channels = config.in_channels or detect_in_channels(
+        first.shape, channel_axis=config.channel_axis, axis=config.axis
+    )
+    return in_channels, Normalization(config.normalization)
+
+
+def confirmed_classes(config: TrainingConfig, base: SegmentationModel | None) -> int:
+    """How many classes the config or the model to fine-tune says the run has (0:
+    neither says)."""
+    return max(
+        config.num_classes or 0,
+        len(config.class_names),
+        0 if base is None else base.spec.num_classes,
+    )
+
+
+def is_pixel_classifier(config: TrainingConfig, base: SegmentationModel | None) -> bool:
+    """Whether the run fits a pixel classifier (the base model's architecture, else
+    the config's)."""
+    name = base.spec.architecture if base is not None else config.architecture
+    return get_architecture(name).fitted == "forest"
+
+
+def run_data(
+    config: TrainingConfig,
+    pairs,
+    base: SegmentationModel | None,
+    *,
+    dims: int,
+    in_channels: int,
+    normalization: Normalization,
+    names,
+    confirmed: int,
+    device: torch.device,
+) -> tuple[TrainingData | VolumeData, TrainingConfig]:
+    """The run's data, and its config with a 3D run's planned patch and batch
+    recorded (unchanged otherwise).
+
+    Parameters
+    ----------
+    config : TrainingConfig
+    pairs : list of (image, labels)
+    base : SegmentationModel, optional
+        The model to fine-tune.
+    dims : {2, 3}
+        Planes or volumes.
+    in_channels : int
+    normalization : Normalization
+    names : sequence of str, optional
+        The pairs' names for messages.
+    confirmed : int
+        Classes the config or model states (:func:`confirmed_classes`): ids up to
+        that many are accepted.
+    device : torch.device
+        Where a 3D run's memory is measured.
+
+    Returns
+    -------
+    data : TrainingData or VolumeData
+    config : TrainingConfig
+    """
+    args: dict[str, Any] = {
+        "in_channels": in_channels,
+        "normalization": normalization,
+        "label0": config.label0,
+        "validation_fraction": config.validation_fraction,
+        "channel_axis": config.channel_axis,
+        "seed": config.seed,
+        "names": names,
+        "max_classes": max(MAX_UNSTATED_CLASSES, confirmed),  # ids a config or model states
+    }
+    if dims == 2:
+        data = TrainingData(pairs, patch_size=config.patch_size, axis=config.axis, **args)
+        return data, config
+    if is_pixel_classifier(config, base):
+        # Fitted on the painted voxels of windows (no patches, nothing filled in).
+        patch = config.patch_3d or PIXEL_HOLD_OUT_3D
+        return VolumeData(pairs, patch=patch, fill=False, **args), config
+    args["fill"] = config.filled_weight > 0
+    if config.patch_3d is None:
+        config = _planned(config, pairs, base, in_channels, normalization, device)
+    assert config.patch_3d is not None
+    return VolumeData(pairs, patch=config.patch_3d, **args), config
+
+
+def _planned(config, pairs, base, in_channels, normalization, device) -> TrainingConfig:
+    """The config with a 3D run's patch and batch planned from the memory budget."""
+    from .planning import memory_budget, plan_patch_3d, training_bytes_per_voxel
+
+    # Memory is measured on the model to fine-tune, or on a new one of the run's
+    # architecture; the class count barely matters (3: two classes trained even
+    # when id 0 means "unlabelled").
+    if base is None:
+        probe, _ = _new_model(config, 3, in_channels, normalization, device)
+    else:
+        probe = base.to(device)
+    shapes = [_volume_shape(image, in_channels, config.channel_axis) for image, _ in pairs]
+    plan = plan_patch_3d(
+        shapes,
+        spacing=probe.spec.spacing,
+        bytes_per_voxel=training_bytes_per_voxel(probe.net, in_channels, probe.size_multiple),
+        parameter_bytes=sum(p.numel() * p.element_size() for p in probe.parameters()),
+        budget_bytes=memory_budget(device, config.memory_gb),
+        multiple=probe.size_multiple,
+        max_batch=config.batch_size,
+        cpu=device.type == "cpu",
+    )
+    return config.with_(patch_3d=plan.patch, batch_size=plan.batch_size)
+
+
+def _volume_shape(image, in_channels: int, channel_axis: int | None) -> tuple[int, ...]:
+    layout = resolve_layout(
+        image.shape, in_channels=in_channels, channel_axis=channel_axis, spatial_dims=3
+    )
+    return layout.spatial_shape
