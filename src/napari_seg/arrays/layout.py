@@ -382,7 +382,16 @@ def too_small(sizes: Sequence[int]) -> bool:
 
 
 def size_rule(spatial_dims: int) -> str:
-    """:func:`too_small`'s rule in words, for messages."""
+    """:func:`too_small`'s rule in words, for messages.
+
+    Parameters
+    ----------
+    spatial_dims : {2, 3}
+
+    Returns
+    -------
+    str
+    """
     if spatial_dims == 2:
         return f"at least {MIN_SPATIAL_SIZE} per axis are needed"
     return f"at least {MIN_SPATIAL_SIZE} along two of the three axes are needed"

@@ -31,8 +31,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sub : argparse._SubParsersAction
         What ``ArgumentParser.add_subparsers`` returned.
     """
-    from ..inference import PredictConfig
-
     p = sub.add_parser(
         "predict",
         help="segment image files into labels TIFFs",
@@ -58,20 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", type=Path, help="output folder (created)")
     p.add_argument("--config", type=Path, help="JSON or YAML file of prediction settings")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument("--tile", type=int, help="tile side in pixels (default: automatic)")
-    p.add_argument("--overlap", type=int, help="overlap between tiles (default: tile/4)")
-    p.add_argument("--batch", type=int, dest="batch_size", help="tiles per forward pass")
-    p.add_argument(
-        "--precision",
-        choices=("auto", "fp32", "bf16", "fp16"),
-        help="auto: bf16 on CUDA (fp16 before Ampere) and on CPUs with native bf16, else "
-        f"fp32 (default: {PredictConfig.precision})",
-    )
-    p.add_argument(
-        "--blending",
-        choices=("gaussian", "cosine", "constant"),
-        help=f"window that blends overlapping tiles (default: {PredictConfig.blending})",
-    )
+    _add_tiling_arguments(p)
     p.add_argument("--channel-axis", type=int, help="channel axis of the inputs (detected)")
     add_channel_argument(p)
     p.add_argument(
@@ -97,6 +82,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def _add_tiling_arguments(p: argparse.ArgumentParser) -> None:
+    """Tiles, batches, precision and blending, with the config's defaults."""
+    from ..inference import PredictConfig
+
+    p.add_argument("--tile", type=int, help="tile side in pixels (default: automatic)")
+    p.add_argument("--overlap", type=int, help="overlap between tiles (default: tile/4)")
+    p.add_argument("--batch", type=int, dest="batch_size", help="tiles per forward pass")
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        help="auto: bf16 on CUDA (fp16 before Ampere) and on CPUs with native bf16, else "
+        f"fp32 (default: {PredictConfig.precision})",
+    )
+    p.add_argument(
+        "--blending",
+        choices=("gaussian", "cosine", "constant"),
+        help=f"window that blends overlapping tiles (default: {PredictConfig.blending})",
+    )
 
 
 def _add_output_arguments(p: argparse.ArgumentParser) -> None:

@@ -70,8 +70,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sub : argparse._SubParsersAction
         What ``ArgumentParser.add_subparsers`` returned.
     """
-    from ..training import LOSSES, SCHEDULES, TrainingConfig
-
     p = sub.add_parser(
         "train",
         help="train or fine-tune a model on image/label files",
@@ -93,6 +91,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--from-model", help="model file to fine-tune")
     p.add_argument("--resume", type=Path, help="continue the run that wrote this checkpoint")
     _add_class_arguments(p)
+    _add_schedule_arguments(p)
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument(
+        "--axis",
+        type=axes_argument,
+        help="stack axis to train on slice by slice, e.g. 0 (several: 0,1 for a TZYX stack)",
+    )
+    p.add_argument("--channel-axis", type=int, help="channel axis of the images (detected)")
+    add_channel_argument(p)
+    p.add_argument("--spacing", type=float, nargs="+", metavar="SIZE", help=SPACING_HELP)
+    add_spacing_unit_argument(p)
+    _add_3d_arguments(p)
+    p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
+    p.add_argument("--elastic", action="store_true", default=None, help="elastic deformation")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out and its -last/.training.json files if they exist",
+    )
+    p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _add_schedule_arguments(p: argparse.ArgumentParser) -> None:
+    """The loss, the budget and the optimisation settings, with the config's defaults."""
+    from ..training import LOSSES, SCHEDULES, TrainingConfig
+
     p.add_argument(
         "--loss",
         choices=LOSSES,
@@ -135,27 +161,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=int,
         help=f"seed of the weights, patches and augmentations (default: {TrainingConfig.seed})",
     )
-    p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument(
-        "--axis",
-        type=axes_argument,
-        help="stack axis to train on slice by slice, e.g. 0 (several: 0,1 for a TZYX stack)",
-    )
-    p.add_argument("--channel-axis", type=int, help="channel axis of the images (detected)")
-    add_channel_argument(p)
-    p.add_argument("--spacing", type=float, nargs="+", metavar="SIZE", help=SPACING_HELP)
-    add_spacing_unit_argument(p)
-    _add_3d_arguments(p)
-    p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
-    p.add_argument("--elastic", action="store_true", default=None, help="elastic deformation")
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace --out and its -last/.training.json files if they exist",
-    )
-    p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
 
 
 def _add_data_arguments(p: argparse.ArgumentParser) -> None:
