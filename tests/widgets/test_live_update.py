@@ -164,6 +164,42 @@ def test_live_update_on_a_stack_predicts_the_current_plane(make_napari_viewer_pr
     assert not (live.data[[0, 1, 3]] > 0).any()  # only the plane on screen
 
 
+def test_live_update_on_a_time_lapse_of_stacks_predicts_the_plane_on_screen(
+    make_napari_viewer_proxy, qtbot, notes
+):
+    """A TZYX layer steps through two sliders (stack axes (0, 1)): indexing the
+    current position by that pair raised a TypeError in the viewer; the plane on
+    screen is frame t, slice z."""
+    viewer = make_napari_viewer_proxy()
+    planes = [cells_2d((64, 64), seed=s) for s in range(6)]
+    image = np.stack([p[0] for p in planes]).reshape(2, 3, 64, 64)
+    truth = np.stack([p[1] for p in planes]).reshape(2, 3, 64, 64)
+    viewer.add_image(image, name="movie")
+    strokes = viewer.add_labels(np.zeros(truth.shape, np.uint8), name="strokes")
+    viewer.dims.set_current_step(0, 1)
+    viewer.dims.set_current_step(1, 2)
+    w = train_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Train")
+    w.reset_choices()
+    w._image.value, w._labels.value = viewer.layers["movie"], strokes
+    rng = np.random.default_rng(0)
+    for cls, label in ((0, 1), (1, 2)):
+        inside = np.argwhere(truth[1, 2] == cls)
+        for y, x in inside[rng.choice(len(inside), 10, replace=False)]:
+            strokes.paint((1.0, 2.0, float(y), float(x)), label)
+    w.live.toggle.value = True
+    qtbot.waitUntil(lambda: w.live.refits >= 1, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+    assert notes["error"] == []
+    live = np.array(viewer.layers["strokes live"].data)
+    predicted = live[1, 2].copy()
+    assert (predicted > 0).mean() > 0.9
+    live[1, 2] = 0
+    assert not live.any()  # only the plane on screen
+    # the classes follow that plane's image (not another frame's)
+    assert ((predicted == 2) == (truth[1, 2] == 1)).mean() > 0.8
+
+
 def test_closing_after_qt_deleted_the_timer_is_quiet(painted):
     # At a script's exit Qt may delete the panel's timer before the dock's destroyed
     # signal reaches close(): that was a RuntimeError traceback in napari's log.

@@ -178,12 +178,16 @@ class LivePanel:
 
     def _where(self, labels, session: LiveClassifier) -> tuple[int, tuple, tuple]:
         """Plane number, region of the plane, and the layer index it is written to."""
+        from ..arrays.layout import output_axes
+
         _, step = viewer_position(self._viewer, labels)
-        axis, channel_axis = session.config.axis, session.config.channel_axis
-        if axis is not None and channel_axis is not None and channel_axis < axis:
-            axis -= 1  # the strokes have no channel axis
-        plane = step[axis] if axis is not None else 0
-        spatial = [d for d in range(labels.ndim) if d != axis][-2:]
+        axis = session.config.axis
+        stacked = () if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
+        axes = output_axes(stacked, session.config.channel_axis)  # the strokes have none
+        shape = full_resolution(labels).shape
+        # planes are numbered in C order over the stack axes (a TZYX stack: t * Z + z)
+        plane = int(np.ravel_multi_index([step[a] for a in axes], [shape[a] for a in axes]))
+        spatial = [d for d in range(labels.ndim) if d not in axes][-2:]
         region = visible_region(self._viewer, labels, spatial)
         index: list[Any] = list(step)
         for d, r in zip(spatial, region, strict=True):
