@@ -86,20 +86,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _add_tiling_arguments(p: argparse.ArgumentParser) -> None:
     """Tiles, batches, precision and blending, with the config's defaults."""
+    from ..arrays import PRECISIONS
     from ..inference import PredictConfig
+    from ..inference.tiling import BLENDING_MODES
 
     p.add_argument("--tile", type=int, help="tile side in pixels (default: automatic)")
     p.add_argument("--overlap", type=int, help="overlap between tiles (default: tile/4)")
     p.add_argument("--batch", type=int, dest="batch_size", help="tiles per forward pass")
     p.add_argument(
         "--precision",
-        choices=("auto", "fp32", "bf16", "fp16"),
+        choices=PRECISIONS,
         help="auto: bf16 on CUDA (fp16 before Ampere) and on CPUs with native bf16, else "
         f"fp32 (default: {PredictConfig.precision})",
     )
     p.add_argument(
         "--blending",
-        choices=("gaussian", "cosine", "constant"),
+        choices=BLENDING_MODES,
         help=f"window that blends overlapping tiles (default: {PredictConfig.blending})",
     )
 

@@ -117,6 +117,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _add_schedule_arguments(p: argparse.ArgumentParser) -> None:
     """The loss, the budget and the optimisation settings, with the config's defaults."""
+    from ..arrays import PRECISIONS
     from ..training import LOSSES, SCHEDULES, TrainingConfig
 
     p.add_argument(
@@ -139,7 +140,7 @@ def _add_schedule_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--precision",
-        choices=("auto", "fp32", "bf16", "fp16"),
+        choices=PRECISIONS,
         help="auto: bf16 on CUDA (fp16 before Ampere), fp32 on CPU and MPS (default: "
         f"{TrainingConfig.precision})",
     )
