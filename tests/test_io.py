@@ -291,7 +291,7 @@ def test_ome_zarr_units_that_overflow_are_an_error(tmp_path, scale, translation)
 def test_a_layer_s_scale_with_units_gives_one_voxel_size():
     """napari layer units follow the OME-Zarr rule; napari's default "pixel" (no length
     unit) converts nothing, and a scale of 1 everywhere still says nothing."""
-    from napari_seg.arrays.layout import spacing_from_scale
+    from napari_seg.arrays.spacing import spacing_from_scale
 
     mixed = ["second", "micrometer", "nanometer", "nanometer"]
     assert spacing_from_scale([5, 2, 500, 250], [1, 2, 3], mixed) == pytest.approx(

@@ -274,7 +274,7 @@ def source_spacing(path: str | os.PathLike, axes) -> tuple[tuple[float, ...], st
     """The voxel size along ``axes`` that the image file at ``path`` declares
     (:func:`read_source_transform`) and its length unit (None when the file names
     none), or None (no size declared, or a scale of 1 along every one of them: see
-    ``arrays.layout.spacing_from_scale``).
+    ``arrays.spacing.spacing_from_scale``).
 
     Parameters
     ----------
@@ -303,7 +303,7 @@ def transform_spacing(transform, axes) -> tuple[tuple[float, ...], str | None] |
     tuple or None
         ``(spacing, unit)``.
     """
-    from .arrays.layout import spacing_and_unit
+    from .arrays.spacing import spacing_and_unit
 
     if transform is None:
         return None

@@ -258,7 +258,7 @@ def layer_calibration(ndim: int, meta: dict[str, Any]) -> Calibration | None:
     """
     from ._calibration import Calibration
     from ._units import length_unit
-    from .arrays.layout import spacing_and_unit
+    from .arrays.spacing import spacing_and_unit
 
     units = meta.get("units")
     if not 2 <= ndim <= 4 or units is None:

@@ -43,7 +43,7 @@ def unit_names(layer, axes=None) -> tuple[str, ...] | None:
 
 def layer_spacing(layer, axes) -> tuple[tuple[float, ...] | None, str | None, str | None]:
     """The layer's voxel size along ``axes``, the length unit it is in
-    (``arrays.layout.spacing_and_unit`` with the layer's ``units``) and where it
+    (``arrays.spacing.spacing_and_unit`` with the layer's ``units``) and where it
     came from when not from the layer: see :func:`file_scale`.
 
     Returns
@@ -53,7 +53,7 @@ def layer_spacing(layer, axes) -> tuple[tuple[float, ...] | None, str | None, st
     source : str or None
         The file's name when the size is the one its header declares, else None.
     """
-    from ..arrays.layout import spacing_and_unit
+    from ..arrays.spacing import spacing_and_unit
 
     spacing, unit = spacing_and_unit(layer.scale, axes, unit_names(layer))
     declared = None if spacing is not None else file_scale(layer)
@@ -69,7 +69,7 @@ def file_scale(layer) -> tuple[tuple[float, ...], tuple[str | None, ...], str] |
 
     napari's own TIFF reader drops an ImageJ or OME-TIFF calibration: a confocal
     stack opens at a scale of 1 along every axis, which says nothing
-    (``arrays.layout.spacing_from_scale``), while ``napari-seg predict`` on the same
+    (``arrays.spacing.spacing_from_scale``), while ``napari-seg predict`` on the same
     file reads its voxel size. When the layer's scale is napari's default and the
     layer still holds its file's pixels (same shape), the file's scale, units and
     name; else None.

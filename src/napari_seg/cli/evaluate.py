@@ -144,7 +144,7 @@ def _with_file_spacing(config, path, header, ndim: int):
     (``header``: its ``_io.tiff_header``, read once)."""
     from .._io import source_transform
     from .._units import unit_symbol
-    from ..arrays.layout import spacing_from_scale
+    from ..arrays.spacing import spacing_from_scale
 
     transform = source_transform(path, header)
     spacing = None if transform is None else spacing_from_scale(transform[0], range(ndim))

@@ -296,7 +296,7 @@ def with_source_spacing(
     -------
     PredictConfig
     """
-    from ..arrays.layout import spacing_and_unit
+    from ..arrays.spacing import spacing_and_unit
 
     if config.spacing is not None or transform is None:
         return config
