@@ -165,6 +165,40 @@ def test_a_result_beside_the_layer_keeps_its_units(make_napari_viewer_proxy, qtb
     np.testing.assert_array_equal(layer.data[1], refine.opening(noisy(gt)[1], 1))
 
 
+@pytest.mark.parametrize("kind", ["dask", "read-only"])
+def test_a_layer_that_cannot_change_in_place_gets_a_new_layer(
+    make_napari_viewer_proxy, qtbot, notes, kind
+):
+    """Apply "replace" on labels read lazily (a dask array, as readers of large files
+    give) or a read-only array: writing raised in the event loop (a traceback dialog);
+    the result goes to a new layer, with a note, and the layer stays as it was."""
+    import dask.array as da
+
+    viewer = make_napari_viewer_proxy()
+    w = refine_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Refine")
+    labels = noisy(cells_3d((4, 48, 64), seed=1)[1].astype(np.uint8))
+    if kind == "dask":
+        data = da.from_array(labels, chunks=(1, 48, 64))
+    else:
+        data = labels.copy()
+        data.flags.writeable = False
+    layer = viewer.add_labels(data, name="lazy", scale=(2, 1, 1))
+    w.reset_choices()
+    w._labels.value = layer
+    _choose(w, "majority", radius=1)
+    w._scope.value = "each"
+    with qtbot.capture_exceptions() as errors:
+        _run(qtbot, w, w.apply)
+    assert errors == []
+    assert notes["error"] == []
+    assert any("cannot change in place" in m for m in notes["info"])
+    np.testing.assert_array_equal(np.asarray(layer.data), labels)
+    result = viewer.layers["lazy refined"]
+    np.testing.assert_array_equal(result.data, np.stack([refine.majority(p, 1) for p in labels]))
+    np.testing.assert_allclose(result.scale, (2, 1, 1))
+
+
 def test_watershed_makes_an_instances_layer(make_napari_viewer_proxy, qtbot):
     viewer = make_napari_viewer_proxy()
     w = refine_widget(viewer)

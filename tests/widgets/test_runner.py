@@ -69,8 +69,12 @@ def test_the_result_is_handled_with_the_end_of_the_job_in_one_turn(qtbot):
     assert runner.state is _runner.JobState.IDLE
 
 
-def test_a_failing_result_handler_still_ends_the_job(qtbot):
-    runner = JobRunner("Test", status_lines=1)
+def test_a_failing_result_handler_still_ends_the_job_and_says_so(qtbot):
+    """A result the dock cannot take (a bug, an array that refuses writes) ends the job
+    and is said in a notification; it reached Qt's event loop, which napari shows as
+    a traceback dialog."""
+    said = []
+    runner = JobRunner("Test", status_lines=1, notify_error=said.append)
 
     def on_result(value):
         raise ValueError("handler failed")
@@ -80,11 +84,12 @@ def test_a_failing_result_handler_still_ends_the_job(qtbot):
         return 1
 
     runner.start(job, on_result=on_result)
-    # The exception reaches Qt's slot machinery; what matters is the runner's state.
     with qtbot.capture_exceptions() as errors:
         qtbot.waitUntil(lambda: runner.worker is None, timeout=5000)
     assert runner.state is _runner.JobState.IDLE
-    assert any("handler failed" in str(e[1]) for e in errors)
+    assert errors == []
+    assert said == ["napari-seg Test: the result could not be taken: handler failed"]
+    assert runner.status.value == "failed: handler failed"
 
 
 def test_a_status_of_several_lines_reads_as_one_paragraph():

@@ -513,6 +513,29 @@ def test_a_2d_model_in_the_3d_view_segments_the_volume_on_screen(setup, qtbot, n
     np.testing.assert_array_equal(out, expected)
 
 
+def test_a_previous_output_read_lazily_is_kept_and_a_new_layer_added(setup, qtbot, notes):
+    """A labels layer of the output's name that holds a dask array (reopened from a
+    file) cannot take the new labels in place: the run adds a layer and leaves it."""
+    import dask.array as da
+
+    viewer, w = setup
+    image, _ = cells_2d((96, 96), seed=4)
+    layer = viewer.add_image(image, name="cells")
+    old = np.ones((96, 96), np.uint8)
+    previous = viewer.add_labels(da.from_array(old), name="cells labels [unet-classic]")
+    _select(w, layer)
+    with qtbot.capture_exceptions() as errors:
+        _run(qtbot, w)
+    assert errors == []
+    assert notes["error"] == []
+    np.testing.assert_array_equal(np.asarray(previous.data), old)
+    assert [x.name for x in viewer.layers] == [
+        "cells", "cells labels [unet-classic]", "cells labels [unet-classic] [1]"
+    ]  # fmt: skip
+    expected = predict(w.current.model, image, precision="fp32").labels
+    np.testing.assert_array_equal(viewer.layers[2].data, expected)
+
+
 def test_auto_fields_show_what_auto_chose(setup, qtbot, notes):
     """Tile, overlap and batch left to "auto" show the values the run used (they
     depend on the model and the image), still ticked "auto"; unticking starts there."""

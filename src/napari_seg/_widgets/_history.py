@@ -44,6 +44,28 @@ def changed_positions(new: np.ndarray, old) -> tuple[np.ndarray, ...]:
     return tuple(np.concatenate(axis) for axis in zip(*parts, strict=True))
 
 
+def writable(data) -> bool:
+    """Whether a layer's array takes writes in place (:func:`write_undoable`, napari's
+    painting): a writeable numpy array, or a zarr array opened for writing; not a dask
+    array, a read-only memory map or another lazy view.
+
+    Parameters
+    ----------
+    data : array-like
+
+    Returns
+    -------
+    bool
+    """
+    if isinstance(data, np.ndarray):
+        return bool(data.flags.writeable)
+    try:
+        import zarr
+    except ImportError:  # pragma: no cover - zarr is a dependency
+        return False
+    return isinstance(data, zarr.Array) and not bool(getattr(data, "read_only", False))
+
+
 def write_undoable(layer, index: tuple, values: np.ndarray, *, base=None, changed=None) -> int:
     """Set ``layer.data[index] = values`` as one undo step; returns the pixels changed.
 

@@ -23,7 +23,7 @@ from ..refine.pipeline import (
 from ..refine.scope import RefineScope, plan_refine_scope
 from ._current import CurrentModel
 from ._dock import Dock
-from ._history import changed_positions, write_undoable
+from ._history import changed_positions, writable, write_undoable
 from ._layers import add_labels, full_resolution, viewer_position
 from ._legend import ClassLegend
 from ._params import param_widget, read_params
@@ -202,6 +202,12 @@ class RefineWidget(RunnerFields, Dock):
             show_error(f"Cannot refine {layer.name}: {exc}")
             return
         output = "new" if config.makes_instances else self._output.value
+        if output == "replace" and not preview and not writable(layer.data):
+            output = "new"  # a lazy (dask) or read-only array cannot change in place
+            show_info(
+                f"napari-seg Refine: {layer.name} holds a read-only or lazy array (e.g. read "
+                "from a file with dask) that cannot change in place: the result is a new layer"
+            )
         self._run_info = _Placement(
             layer.name, scope, preview, output, config.makes_instances, layer.data.shape
         )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -34,6 +35,8 @@ from ._dock import wrapping_label
 
 #: Shortest interval between two repaints of a running job's progress.
 REFRESH_S = 2.0
+
+logger = logging.getLogger(__name__)
 
 
 class JobState(enum.Enum):
@@ -307,6 +310,13 @@ class JobRunner:
         try:
             if kept is not None:
                 self._guard(self._on_result)(*kept)
+        except Exception as exc:  # said in a notification, never a traceback dialog
+            logger.exception("napari-seg %s: taking the result failed", self.name)
+            message = one_line(exc, 600)
+            self._notify_error(f"napari-seg {self.name}: the result could not be taken: {message}")
+            self.set_status(f"failed: {message}")
+            if self._user_error is not None:
+                self._user_error(exc)
         finally:
             self._finish()
 

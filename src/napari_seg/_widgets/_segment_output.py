@@ -10,7 +10,7 @@ from .._layers import GEOMETRY_KEY, labels_layer_kwargs
 from ..inference.config import PredictConfig
 from ..inference.events import PredictResult
 from ..inference.scope import ScopePlan
-from ._history import changed_positions, write_undoable
+from ._history import changed_positions, writable, write_undoable
 from ._layers import add_labels
 from ._place import Place
 from ._shared import forward_events
@@ -80,10 +80,16 @@ class Segmented:
 
 def layer_to_update(viewer, name: str, plan: ScopePlan, update: bool):
     """The Labels layer named ``name`` whose pixels a run's result replaces (with
-    ``update``, when its shape fits), or None (add one)."""
+    ``update``, when its shape fits and its array takes writes: not one read lazily
+    from a file), or None (add one)."""
     layers = viewer.layers
     existing = layers[name] if name in layers else None  # noqa: SIM401
-    if update and existing is not None and existing.data.shape == plan.labels_shape:
+    if (
+        update
+        and existing is not None
+        and existing.data.shape == plan.labels_shape
+        and writable(existing.data)
+    ):
         return existing
     return None
 
