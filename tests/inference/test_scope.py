@@ -116,3 +116,12 @@ def test_a_2d_model_in_the_3d_view_segments_the_volume_on_screen():
     with pytest.raises(ValueError, match="no slider axis"):
         plan_scope((5, 2, 64, 80), in_channels=2, rgb=False, displayed=(1, 2, 3),
                    step=(0, 0, 0, 0), scope="slice")  # fmt: skip
+
+
+@pytest.mark.parametrize(("colours", "name"), [(3, "RGB"), (4, "RGBA")])
+def test_an_rgb_layer_for_a_model_of_one_channel_says_how_to_split_it(colours, name):
+    """It said "channel axis 2 of the image has 3", which names no way out."""
+    with pytest.raises(ValueError, match=rf"the image is {name} \({colours} colour channels\) "
+                       r"and the model reads 1: .*right-click the layer > Split RGB"):  # fmt: skip
+        plan_scope((50, 60, colours), in_channels=1, rgb=True, displayed=(0, 1), step=(0, 0))
+    assert plan_scope((50, 60, 4), in_channels=3, rgb=True, displayed=(0, 1), step=(0, 0))

@@ -260,6 +260,13 @@ def channel_axis_of(
             )
         return axis
     if rgb:
+        colours = shape[-1]
+        if colours != in_channels and not (colours == 4 and in_channels == 3):
+            raise ValueError(
+                f"the image is RGB{'A' if colours == 4 else ''} ({colours} colour channels) "
+                f"and the model reads {in_channels}: use a model of 3 channels, or split the "
+                "colours into layers (napari: right-click the layer > Split RGB) and segment one"
+            )
         return channel_axis_of(shape, in_channels=in_channels, given=ndim - 1)
     if in_channels == 1:
         return None
