@@ -417,6 +417,25 @@ def test_channel_picks_one_channel_of_a_hyperstack_for_a_one_channel_model(
     assert "channel 2 is out of range: the image has 2 channel(s)" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_channel_reads_one_colour_of_an_rgb_image(model_file, image, tmp_path, capsys, suffix):
+    """--channel 1 on an RGB PNG or TIFF reads its green channel; it asked for a
+    --channel-axis the file cannot name (and the error for an RGB image did not
+    mention --channel)."""
+    import imageio.v3 as iio
+
+    rgb = np.stack([image[::-1], image, image[:, ::-1]], axis=-1)
+    rgb = (255 * (rgb - rgb.min()) / (rgb.max() - rgb.min())).astype(np.uint8)
+    path = tmp_path / f"colour{suffix}"
+    iio.imwrite(path, rgb)
+    out = tmp_path / "out"
+    assert main(_args(model_file, out, path)) == 1
+    assert "read one channel (--channel N on the command line" in capsys.readouterr().err
+    assert main(_args(model_file, out, path, extra=["--channel", "1"])) == 0
+    expected = _expected(model_file, rgb[..., 1]).labels
+    np.testing.assert_array_equal(tifffile.imread(out / "colour_labels.tif"), expected)
+
+
 def test_a_channel_view_reads_regions_of_one_channel():
     from napari_seg.arrays.views import ChannelView
 

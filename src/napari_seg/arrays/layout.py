@@ -438,8 +438,8 @@ def _slice_axes(
         raise ValueError(
             f"the model expects 1 input channel but the image (shape {shape}) looks like "
             f"it has {shape[-1]} channels on its last axis; use a {shape[-1]}-channel model, "
-            "or segment it slice by slice along an axis (--axis N on the command line, "
-            "axis=N in Python)"
+            "read one channel (--channel N on the command line, image[..., N] in Python), "
+            "or segment it slice by slice along an axis (--axis N, axis=N)"
         )
     if len(others) > spatial_dims:
         leading = tuple(others[: len(others) - spatial_dims])  # a TZYX stack: T and Z

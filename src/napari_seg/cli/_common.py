@@ -60,13 +60,15 @@ def add_channel_argument(parser: argparse.ArgumentParser) -> None:
         type=int,
         metavar="N",
         help="read channel N (from 0) of multi-channel images, along their C axis (a Fiji "
-        "or OME-TIFF hyperstack's) or --channel-axis, for a model of one channel",
+        "or OME-TIFF hyperstack's), --channel-axis, or an RGB(A) image's colours, for a "
+        "model of one channel",
     )
 
 
 def pick_channel(image: Any, channel: int | None, axis: int | None, header: Any, transform: Any):
-    """``image`` reduced to ``channel`` along ``axis`` (else its TIFF's ``C`` axis),
-    with its header and ``(scale, translation, units)`` transform less that axis.
+    """``image`` reduced to ``channel`` along ``axis`` (else its TIFF's ``C`` axis, else
+    the colours of an RGB(A) image: a last axis of 3 or 4 after two others), with its
+    header and ``(scale, translation, units)`` transform less that axis.
 
     Parameters
     ----------
@@ -94,6 +96,9 @@ def pick_channel(image: Any, channel: int | None, axis: int | None, header: Any,
 
     if axis is None:
         axis = None if header is None else header.channel_axis
+    shape = tuple(image.shape)
+    if axis is None and len(shape) == 3 and shape[-1] in (3, 4):
+        axis = 2  # an RGB(A) image's colours (a PNG, a TIFF's samples)
     if axis is None:
         raise ValueError(
             "--channel needs a channel axis: the file names none (a TIFF's C axis); give "
