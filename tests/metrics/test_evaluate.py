@@ -134,7 +134,7 @@ def test_semantic_scores_against_instance_labels_come_with_a_warning(make_instan
     warnings = evaluate(classes, objects).warnings
     assert len(warnings) == 1  # this one, not the "ids barely overlap" advice
     assert "looks like instance labels" in warnings[0]
-    assert "instance mode" in warnings[0]
+    assert "instance mode (mode: instance; --instance on the command line)" in warnings[0]
     assert evaluate(classes, classes).warnings == []
     assert evaluate(objects, objects, EvaluateConfig(mode="instance")).warnings == []
 

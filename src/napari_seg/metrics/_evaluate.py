@@ -333,8 +333,9 @@ def evaluate(
     wrong_kind = () if not objects else (
         f"the ground truth has {objects} ids, about one connected object each: it looks "
         "like instance labels, and semantic scores treat each object as a class. Score "
-        "objects in instance mode (--instance), or score the foreground against the "
-        "ground truth's objects as one class (Refine > merge classes, or ground truth > 0)",
+        "objects in instance mode (mode: instance; --instance on the command line), or "
+        "score the foreground against the ground truth's objects as one class (Refine > "
+        "merge classes, or ground truth > 0)",
     )  # fmt: skip
     return Evaluation(config, scores, slices, matrix, surface, wrong_kind=wrong_kind)
 
