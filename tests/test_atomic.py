@@ -127,3 +127,20 @@ def test_old_style_temporaries_are_removed_once_stale(tmp_path):
     assert not old.exists()
     assert fresh.exists()  # could still be written by a running process
     assert unrelated.exists()  # not our naming
+
+
+def test_a_folder_that_refuses_writes_is_named_by_the_file_asked_for(tmp_path, monkeypatch):
+    """A read-only folder said "Permission denied: '.../.m.safetensors.nsg123-...tmp'",
+    naming our temporary file instead of the one the user chose."""
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(_atomic.os, "open", refuse)
+    target = tmp_path / "m.safetensors"
+    with pytest.raises(PermissionError) as caught, atomic_write(target) as handle:
+        handle.write(b"never")
+    assert str(caught.value) == f"cannot write {target}: Permission denied"
+    assert ".tmp" not in str(caught.value)
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == []

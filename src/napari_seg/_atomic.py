@@ -167,6 +167,8 @@ def _create_temp(folder: Path, name: str) -> Path:
             fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
         except FileExistsError:
             continue
+        except OSError as exc:  # named by the file asked for, not our temporary one
+            raise type(exc)(f"cannot write {folder / name}: {exc.strerror}") from None
         os.close(fd)
         return tmp
     raise FileExistsError(f"cannot create a temporary file in {folder}")  # pragma: no cover
