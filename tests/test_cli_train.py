@@ -397,6 +397,30 @@ def test_a_tzyx_hyperstack_trains_on_every_plane_of_every_frame(tmp_path, given)
     assert summary["data"]["annotated_pixels"] > labels[0].size
 
 
+@pytest.mark.parametrize("given", [[], ["--axis", "0"]])
+def test_a_tzyx_hyperstack_trains_a_3d_model_volume_by_volume(tmp_path, given):
+    """--dims 3 on a Fiji TZYX hyperstack: each frame is a volume (the T axis the file
+    names, or --axis); it was refused with "4 non-channel axes", --axis or not."""
+    from napari_seg.sample_data import cells_3d
+
+    frames = [cells_3d((12, 40, 48), seed=s) for s in (1, 2)]
+    image = np.stack([f[0] for f in frames])
+    labels = np.stack([f[1] for f in frames]).astype(np.uint8)
+    meta = {"imagej": True, "metadata": {"axes": "TZYX"}}
+    tifffile.imwrite(tmp_path / "movie.tif", image, **(meta if not given else {}))
+    tifffile.imwrite(tmp_path / "movie_labels.tif", labels)
+    out = tmp_path / "m.safetensors"
+    argv = ["train", "--image", str(tmp_path / "movie.tif"), "--labels",
+            str(tmp_path / "movie_labels.tif"), "--arch", "pixel-classifier", "--dims", "3",
+            "--label0", "background", "--out", str(out), "--device", "cpu", "--quiet",
+            *given]  # fmt: skip
+    assert main(argv) == 0
+    summary = json.loads((tmp_path / "m.training.json").read_text())
+    assert summary["config"]["axis"] == 0
+    assert summary["data"]["annotated_pixels"] > labels[0].size  # both frames' voxels
+    assert load_model(out).spec.spatial_dims == 3
+
+
 @pytest.mark.parametrize(
     "labels",
     [

@@ -33,7 +33,7 @@ def test_channel_axis_is_detected(shape, channels, expected):
 
 
 def test_stack_needs_an_axis_and_keeps_the_others():
-    with pytest.raises(ValueError, match=r"choose the axis to segment slice by slice"):
+    with pytest.raises(ValueError, match=r"choose the axis to go through slice by slice"):
         resolve_layout((5, 64, 64), in_channels=1)
     # A time series of z-stacks for a 2D model: both leading axes.
     with pytest.raises(ValueError, match=r"e\.g\. --axis 0,1 / axis=\(0, 1\)$"):

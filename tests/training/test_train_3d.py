@@ -122,6 +122,37 @@ def test_errors_name_the_problem():
         volume_data(np.zeros((4, 8, 16, 16), np.float32), np.zeros((4, 8, 16, 16), np.uint8))
 
 
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_time_series_of_volumes_trains_a_3d_model_volume_by_volume(lazy, tmp_path):
+    """A TZYX series with axis=0 trains on each time point's volume (a Fiji TZYX
+    hyperstack with --dims 3 names its T axis): it was refused with "4 non-channel
+    axes ... choose the axis", even with the axis chosen. Channels stay channels."""
+    import zarr
+
+    rng = np.random.default_rng(0)
+    labels = np.ones((2, 8, 32, 32), np.uint8)
+    labels[0, :, :, 16:] = 2
+    labels[1, :, 16:] = 2  # the other frame's boundary lies the other way
+    image = rng.normal(0, 0.3, (2, 2, 8, 32, 32)).astype(np.float32)  # (t, c, z, y, x)
+    image[:, 1] += 2.0 * (labels == 2)
+    if lazy:  # read region by region from a store, never whole
+        store = zarr.open_array(tmp_path / "image.zarr", mode="w", shape=image.shape,
+                                dtype=image.dtype, chunks=(1, 1, 8, 32, 32))  # fmt: skip
+        store[:] = image
+        image = store
+    result = train(
+        (image, labels), architecture="pixel-classifier", dims=3, axis=0, channel_axis=1,
+        epochs=1, device="cpu",
+    )  # fmt: skip
+    assert result.model.spec.in_channels == 2
+    assert result.config.axis == 0  # the run's record keeps the series' axes
+    predicted = predict(result.model, np.asarray(image), axis=0, channel_axis=1).labels
+    assert (predicted == labels).mean() > 0.95  # both frames, each with its own boundary
+    with pytest.raises(ValueError, match=r"go through volume by volume \(a time series\)"):
+        train((np.asarray(image)[:, 0], labels), architecture="pixel-classifier", dims=3,
+              epochs=1, device="cpu")  # fmt: skip
+
+
 def test_augmentation_moves_image_and_targets_together_in_3d():
     rng = np.random.default_rng(3)
     blocks = rng.integers(0, 4, (2, 4, 4, 4))

@@ -544,3 +544,30 @@ def test_a_2d_model_in_the_3d_view_trains_on_the_planes_of_the_stack(setup, qtbo
     _wait(qtbot, w)
     assert notes["error"] == []
     assert w.current.model.spec.spatial_dims == 2
+
+
+def test_a_3d_model_trains_on_a_time_series_of_volumes_volume_by_volume(setup, qtbot, notes):
+    """A TZYX layer and a new 3D model: the time slider's frames are separate volumes
+    (the run dropped every stack axis and was refused: "4 non-channel axes")."""
+    from napari_seg.sample_data import cells_3d
+
+    viewer, w, _ = setup
+    frames = [cells_3d((12, 40, 40), seed=s) for s in (1, 2)]
+    image = np.stack([f[0] for f in frames])
+    labels = np.stack([f[1] for f in frames])
+    viewer.add_image(image, name="movie")
+    viewer.add_labels(labels, name="movie truth")
+    w.reset_choices()
+    w._image.value, w._labels.value = viewer.layers["movie"], viewer.layers["movie truth"]
+    w._label0.value = "background"
+    w._source.value = "new"
+    w.source.arch.value = "pixel-classifier"
+    w.settings.dims.value = 3
+    assert w._make_job().config.axis == 0
+    w.start()
+    _wait(qtbot, w)
+    assert notes["error"] == []
+    model = w.current.model
+    assert model.spec.spatial_dims == 3
+    predicted = predict(model, image, axis=0).labels
+    assert (predicted == labels).mean() > 0.9

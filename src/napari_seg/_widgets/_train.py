@@ -319,8 +319,10 @@ class TrainWidget(Dock):
         if from_model is not None:
             config = config.with_(from_model=from_model)
         volumes = run_dims(config, model) == 3
-        if volumes:  # the stack is one volume, not planes
-            config = config.with_(axis=None)
+        if volumes:  # the depth is a volume's axis; other sliders (time) go volume by volume
+            stacked = () if axis is None else (axis,) if isinstance(axis, int) else axis
+            series = tuple(stacked[:-1])
+            config = config.with_(axis=series[0] if len(series) == 1 else series or None)
         if self.source.is_new:
             names: tuple[str, ...] = ()  # instance labels: the conversion's classes
             background: int | None = 0

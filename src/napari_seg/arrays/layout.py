@@ -444,10 +444,11 @@ def _slice_axes(
     if len(others) > spatial_dims:
         leading = tuple(others[: len(others) - spatial_dims])  # a TZYX stack: T and Z
         example = leading[0] if len(leading) == 1 else leading
+        what = "slice by slice" if spatial_dims == 2 else "volume by volume (a time series)"
         raise ValueError(
             f"image of shape {shape} has {len(others)} non-channel axes but the model is "
-            f"{spatial_dims}D: choose the axis to segment slice by slice along (--axis on "
-            f"the command line, axis= in Python), e.g. {_axis_text(example)}"
+            f"{spatial_dims}D: choose the axis to go through {what} (--axis on the command "
+            f"line, axis= in Python), e.g. {_axis_text(example)}"
         )
     return ()
 

@@ -4,11 +4,14 @@ and batch planned from the memory budget)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
-from ..arrays.layout import detect_in_channels, resolve_layout
+from ..arrays.layout import detect_in_channels, normalise_axes, output_axes, resolve_layout
+from ..arrays.views import ChannelView
 from ..limits import MAX_UNSTATED_CLASSES
 from ..models.registry import get_architecture
 from ..models.spec import Normalization
@@ -53,6 +56,67 @@ def is_pixel_classifier(config: TrainingConfig, base: SegmentationModel | None) 
     the config's)."""
     name = base.spec.architecture if base is not None else config.architecture
     return get_architecture(name).fitted == "forest"
+
+
+def volumes_of(
+    pairs, names, axis: int | tuple[int, ...], channel_axis: int | None
+) -> tuple[list, list[str], int | None]:
+    """Each pair's volumes along its stack axes ``axis`` (a time series of volumes:
+    one pair per time point), read lazily; a 3D run trains on them as on separate
+    volumes.
+
+    Parameters
+    ----------
+    pairs : list of (image, labels)
+    names : sequence of str, optional
+        The pairs' names; each volume's adds its position.
+    axis : int or tuple of int
+        The images' stack axes.
+    channel_axis : int, optional
+        The images' channel axis.
+
+    Returns
+    -------
+    pairs : list of (image, labels)
+    names : list of str
+    channel_axis : int or None
+        The channel axis of a volume's image.
+
+    Raises
+    ------
+    ValueError
+        For a stack axis that is the channel axis or out of range.
+    """
+    names = list(names) if names else [f"pair {i}" for i in range(len(pairs))]
+    out, out_names, volume_channel = [], [], channel_axis
+    for (image, labels), name in zip(pairs, names, strict=True):
+        ndim = len(image.shape)
+        stack = sorted(normalise_axes(axis, ndim, "axis"))
+        caxis = (
+            None if channel_axis is None else normalise_axes(channel_axis, ndim, "channel_axis")[0]
+        )
+        if caxis in stack:
+            raise ValueError(f"axis {axis} is the channel axis ({caxis}); choose another axis")
+        label_stack = output_axes(stack, caxis)
+        for position in np.ndindex(*(int(image.shape[a]) for a in stack)):
+            where = ", ".join(f"axis {a} = {p}" for a, p in zip(stack, position, strict=True))
+            out.append((_at(image, stack, position), _at(labels, label_stack, position)))
+            out_names.append(f"{name} [{where}]")
+        volume_channel = None if caxis is None else caxis - sum(a < caxis for a in stack)
+    return out, out_names, volume_channel
+
+
+def _at(array, axes: Sequence[int], position: Sequence[int]):
+    """``array`` at ``position`` along ``axes``: a numpy view, else a lazy view read
+    region by region (one index along an axis, as a channel is read)."""
+    if isinstance(array, np.ndarray):
+        index: list = [slice(None)] * array.ndim
+        for a, p in zip(axes, position, strict=True):
+            index[a] = int(p)
+        return array[tuple(index)]
+    for a, p in sorted(zip(axes, position, strict=True), reverse=True):  # last axes first
+        array = ChannelView(array, a, int(p))
+    return array
 
 
 def run_data(

@@ -23,7 +23,7 @@ from ..models.registry import get_architecture
 from ._model import base_model, fit_classes, run_dims
 from ._pixel_run import PixelRun
 from ._runtime import Clock, guard_batchnorm
-from ._setup import confirmed_classes, input_spec, run_data
+from ._setup import confirmed_classes, input_spec, run_data, volumes_of
 from ._shared import as_pairs
 from .augment import Augmentation, augment
 from .checkpoint import RunState, restore, save_checkpoint
@@ -204,14 +204,18 @@ class _Trainer(PixelRun):
         base, self.source = base_model(self.config, model, resume, self.device)
         in_channels, normalization = input_spec(cfg, base, pairs[0][0])
         self.dims = run_dims(cfg, base)
+        data_cfg = cfg
+        if self.dims == 3 and cfg.axis is not None:  # a series of volumes: each a volume
+            pairs, names, caxis = volumes_of(pairs, names, cfg.axis, cfg.channel_axis)
+            data_cfg = cfg.with_(axis=None, channel_axis=caxis)
         pairs = as_classes(pairs, cfg.instances, names)
         self.confirmed = confirmed_classes(cfg, base)
-        self.data, self.config = run_data(
-            cfg, pairs, base, dims=self.dims, in_channels=in_channels,
+        self.data, planned = run_data(
+            data_cfg, pairs, base, dims=self.dims, in_channels=in_channels,
             normalization=normalization, names=names, confirmed=self.confirmed,
             device=self.device,
         )  # fmt: skip
-        cfg = self.config
+        self.config = cfg = cfg.with_(patch_3d=planned.patch_3d, batch_size=planned.batch_size)
         self._refuse_instances(pairs, base)
         self.model, source = fit_classes(
             base, self.config, self.data.max_label + 1, in_channels, normalization, self.device
