@@ -204,10 +204,7 @@ class _Trainer(PixelRun):
         base, self.source = base_model(self.config, model, resume, self.device)
         in_channels, normalization = input_spec(cfg, base, pairs[0][0])
         self.dims = run_dims(cfg, base)
-        data_cfg = cfg
-        if self.dims == 3 and cfg.axis is not None:  # a series of volumes: each a volume
-            pairs, names, caxis = volumes_of(pairs, names, cfg.axis, cfg.channel_axis)
-            data_cfg = cfg.with_(axis=None, channel_axis=caxis)
+        pairs, names, data_cfg = self._data_pairs(pairs, names)
         pairs = as_classes(pairs, cfg.instances, names)
         self.confirmed = confirmed_classes(cfg, base)
         self.data, planned = run_data(
@@ -260,6 +257,15 @@ class _Trainer(PixelRun):
             start_epoch=self.state.epoch,
             validation_metric=self.data.validation_metric,
         )
+
+    def _data_pairs(self, pairs, names) -> tuple[list, Any, TrainingConfig]:
+        """The pairs the run's data reads, their names, and the config the data is built
+        with: a 3D run on a series of volumes (stack axes) reads each volume as a pair."""
+        cfg = self.config
+        if self.dims == 3 and cfg.axis is not None:
+            pairs, names, caxis = volumes_of(pairs, names, cfg.axis, cfg.channel_axis)
+            return pairs, names, cfg.with_(axis=None, channel_axis=caxis)
+        return pairs, names, cfg
 
     def _loss(self) -> SegmentationLoss:
         """The run's loss, ``auto`` resolved from the data and the classes."""
