@@ -169,3 +169,23 @@ def test_volumes_are_named_by_what_they_count(shape, spacing, unit, expected):
     assert scores.volume_gt[0] * factor == pytest.approx(
         (labels == 1).sum() * voxel * (1e-3 if unit == "mm" else 1.0)
     )
+
+
+def test_a_series_of_volumes_is_scored_volume_by_volume():
+    """A (t, z, y, x) series: surface distances were measured in 4D (across time, as if
+    it were a fourth spatial axis) or refused ("spacing has 3 values for a 4D array");
+    each volume is scored alone and the figures averaged, and without a series axis
+    the error says how to give one."""
+    rng = np.random.default_rng(7)
+    gt = np.stack([random_labels(rng, (8, 24, 24), 3) for _ in range(3)])
+    pred = np.stack([random_labels(rng, (8, 24, 24), 3) for _ in range(3)])
+    spacing = (2.0, 0.5, 0.5)
+    config = EvaluateConfig(surface=True, slice_axis=0, spacing=spacing, unit="mm")
+    surface = evaluate(pred, gt, config).surface
+    frames = [surface_scores(p, g, spacing=spacing, labels=(1, 2)) for p, g in zip(pred, gt)]
+    for name in ("hausdorff", "assd", "surface_dice", "volume_gt", "volume_pred"):
+        expected = np.mean([getattr(f, name) for f in frames], axis=0)
+        np.testing.assert_allclose(getattr(surface, name), expected)
+    assert surface.series == 3
+    with pytest.raises(ValueError, match="these labels have 4 axes: score them volume by volume"):
+        evaluate(pred, gt, EvaluateConfig(surface=True, spacing=spacing))

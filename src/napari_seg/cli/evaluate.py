@@ -268,7 +268,9 @@ def _print_one(result: Evaluation, title: str) -> None:
     print(format_scores(result.scores, result.names()))
     if result.surface is not None:
         rows = surface_rows(result.surface, result.names())
-        print(f"\nsurfaces, spacing {result.surface.spacing}:")
+        series = result.surface.series
+        each = f", the mean of {series} volumes" if series > 1 else ""
+        print(f"\nsurfaces, spacing {result.surface.spacing}{each}:")
         print(format_table(rows, list(rows[0]) if rows else ["class"]))
     summary = result.slice_summary()
     if summary is not None:

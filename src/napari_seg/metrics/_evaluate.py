@@ -25,7 +25,13 @@ from ._instance import (
 )
 from ._report import _num, instance_rows, semantic_rows, to_dict
 from ._semantic import SemanticScores, semantic_scores
-from ._surface import SurfaceScores, surface_dict, surface_rows, surface_scores
+from ._surface import (
+    SurfaceScores,
+    series_surface_scores,
+    surface_dict,
+    surface_rows,
+    surface_scores,
+)
 
 MODES = ("semantic", "instance")
 
@@ -318,13 +324,8 @@ def evaluate(
     scores = semantic_scores(matrix, background=config.background)
     surface = None
     if config.surface:
-        surface = surface_scores(
-            pred,
-            gt,
-            spacing=config.spacing,
-            labels=[lab for lab in scores.labels if lab != config.background],
-            tolerance=config.tolerance,
-            unit=config.unit,
+        surface = _surface(
+            pred, gt, config, [lab for lab in scores.labels if lab != config.background]
         )
     # the matrix knows the ground truth's ids: only many ids are worth a look
     truth, _ = _id_pixels(matrix)
@@ -338,6 +339,26 @@ def evaluate(
         "merge classes, or ground truth > 0)",
     )  # fmt: skip
     return Evaluation(config, scores, slices, matrix, surface, wrong_kind=wrong_kind)
+
+
+def _surface(pred, gt, config: EvaluateConfig, labels: list[int]) -> SurfaceScores:
+    """Surface scores in 2D or 3D: an array of more axes is a series (its per-slice
+    axis, e.g. time), scored volume by volume, since distances must not cross it."""
+    options: dict[str, Any] = {
+        "spacing": config.spacing,
+        "tolerance": config.tolerance,
+        "unit": config.unit,
+    }
+    ndim = len(np.shape(gt))
+    if ndim <= 3:
+        return surface_scores(pred, gt, labels=labels, **options)
+    if config.slice_axis is None:
+        raise ValueError(
+            f"surface distances are measured in 2D or 3D; these labels have {ndim} axes: "
+            "score them volume by volume along their series axis (e.g. time: 'score each "
+            "slice' in the dock, --per-slice 0 on the command line, slice_axis=0 in Python)"
+        )
+    return series_surface_scores(pred, gt, axis=config.slice_axis, labels=labels, **options)
 
 
 def _evaluate_instances(pred, gt, config: EvaluateConfig) -> Evaluation:

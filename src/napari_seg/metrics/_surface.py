@@ -21,8 +21,9 @@ metrics in memory that grows with the surfaces' areas, not the boxes' volumes
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -60,6 +61,9 @@ class SurfaceScores:
     volume_gt, volume_pred : ndarray of float
         The class's volume (area in 2D) in ``unit`` to the power of the
         dimensionality.
+    series : int
+        The number of volumes of a series whose figures are averaged
+        (:func:`series_surface_scores`); 1 for one array.
     """
 
     labels: tuple[int, ...]
@@ -72,6 +76,7 @@ class SurfaceScores:
     surface_dice: np.ndarray
     volume_gt: np.ndarray
     volume_pred: np.ndarray
+    series: int = 1
 
     def volume_unit(self) -> tuple[float, str]:
         """How to show volumes: a factor and its unit ("mL" for a 3D spacing in mm,
@@ -186,6 +191,64 @@ def surface_scores(
         surface_dice=out[2],
         volume_gt=volumes[0],
         volume_pred=volumes[1],
+    )
+
+
+def series_surface_scores(
+    pred: RegionArray, gt: RegionArray, *, axis: int, labels: Sequence[int], **options
+) -> SurfaceScores:
+    """:func:`surface_scores` of each volume (or plane) along a series ``axis`` (a time
+    series: distances never cross it), averaged over the series.
+
+    Parameters
+    ----------
+    pred, gt : array_like of int
+        Label arrays of one shape.
+    axis : int
+        The series axis.
+    labels : sequence of int
+        The classes to score (the same in every volume).
+    **options
+        ``spacing`` (of a volume's axes), ``tolerance``, ``percentile``, ``unit``.
+
+    Returns
+    -------
+    SurfaceScores
+        Each figure the mean over the volumes where it is defined (NaN where the class
+        is in neither array of any volume; inf when a volume has it in one only);
+        volumes are a volume's mean.
+
+    Raises
+    ------
+    ValueError
+        As :func:`surface_scores`, and for an axis out of range.
+    """
+    pred, gt = check_pair(pred, gt)
+    ndim = len(pred.shape)
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"axis {axis} is out of range for {ndim} axes")
+    axis %= ndim
+    frames = []
+    for k in range(int(pred.shape[axis])):
+        index = (slice(None),) * axis + (k,)
+        frames.append(surface_scores(np.asarray(pred[index]), np.asarray(gt[index]),
+                                     labels=labels, **options))  # fmt: skip
+    first = frames[0]
+
+    def mean(name: str) -> np.ndarray:
+        values = np.stack([getattr(f, name) for f in frames])
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a class absent everywhere
+            return np.nanmean(values, axis=0)
+
+    return replace(
+        first,
+        hausdorff=mean("hausdorff"),
+        assd=mean("assd"),
+        surface_dice=mean("surface_dice"),
+        volume_gt=mean("volume_gt"),
+        volume_pred=mean("volume_pred"),
+        series=len(frames),
     )
 
 
@@ -314,6 +377,7 @@ def surface_dict(s: SurfaceScores, names: Sequence[str] | None = None) -> dict:
         "percentile": s.percentile,
         "tolerance": s.tolerance,
         "volume_unit": vunit,
+        "series": s.series,
         "classes": [
             {
                 "class": class_name(label, names),
