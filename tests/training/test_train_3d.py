@@ -148,6 +148,9 @@ def test_a_time_series_of_volumes_trains_a_3d_model_volume_by_volume(lazy, tmp_p
     assert result.config.axis == 0  # the run's record keeps the series' axes
     predicted = predict(result.model, np.asarray(image), axis=0, channel_axis=1).labels
     assert (predicted == labels).mean() > 0.95  # both frames, each with its own boundary
+    with pytest.raises(ValueError, match=r"pair 0: labels shape \(8, 32, 32\) does not match"):
+        train((image, labels[0]), architecture="pixel-classifier", dims=3, axis=0,
+              channel_axis=1, epochs=1, device="cpu")  # fmt: skip
     with pytest.raises(ValueError, match=r"go through volume by volume \(a time series\)"):
         train((np.asarray(image)[:, 0], labels), architecture="pixel-classifier", dims=3,
               epochs=1, device="cpu")  # fmt: skip

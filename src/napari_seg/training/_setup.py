@@ -16,6 +16,7 @@ from ..limits import MAX_UNSTATED_CLASSES
 from ..models.registry import get_architecture
 from ..models.spec import Normalization
 from ._model import _new_model
+from ._shared import check_labels_shape
 from .config import TrainingConfig
 from .data import TrainingData
 from .volume import VolumeData
@@ -97,6 +98,9 @@ def volumes_of(
         )
         if caxis in stack:
             raise ValueError(f"axis {axis} is the channel axis ({caxis}); choose another axis")
+        check_labels_shape(
+            name, labels, image, [n for a, n in enumerate(image.shape) if a != caxis]
+        )
         label_stack = output_axes(stack, caxis)
         for position in np.ndindex(*(int(image.shape[a]) for a in stack)):
             where = ", ".join(f"axis {a} = {p}" for a, p in zip(stack, position, strict=True))

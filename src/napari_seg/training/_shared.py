@@ -76,6 +76,29 @@ def as_pairs(pairs: Any) -> list[tuple[Any, Any]]:
     return out
 
 
+def check_labels_shape(name: str, labels, image, expected: Sequence[int]) -> None:
+    """Refuse labels whose shape is not the image's without its channel axis.
+
+    Parameters
+    ----------
+    name : str
+        The pair's name, for the message.
+    labels, image : array-like
+    expected : sequence of int
+        The image's shape without its channel axis.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name`` and both shapes.
+    """
+    if tuple(labels.shape) != tuple(expected):
+        raise ValueError(
+            f"{name}: labels shape {tuple(labels.shape)} does not match the image shape "
+            f"{tuple(image.shape)} (without its channel axis: {tuple(expected)})"
+        )
+
+
 def class_limit(max_classes: int) -> int:
     """``max_classes`` checked as the bound of a run's class ids: 2 to
     ``limits.MAX_CLASSES``, so that no id reaches the filled-in codes (:data:`FILLED`).

@@ -31,6 +31,7 @@ from ._shared import (
     batches,
     check_annotations,
     check_class_ids,
+    check_labels_shape,
     class_limit,
     pad_patch,
 )
@@ -162,11 +163,7 @@ class TrainingData(LabelMode):
             )
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from None
-        if tuple(labels.shape) != layout.output_shape:
-            raise ValueError(
-                f"{name}: labels shape {tuple(labels.shape)} does not match the image shape "
-                f"{tuple(image.shape)} (without its channel axis: {layout.output_shape})"
-            )
+        check_labels_shape(name, labels, image, layout.output_shape)
         kind = np.dtype(labels.dtype).kind
         if kind not in "iub":
             raise TypeError(

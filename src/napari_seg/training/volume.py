@@ -45,6 +45,7 @@ from ._shared import (
     batches,
     check_annotations,
     check_class_ids,
+    check_labels_shape,
     class_limit,
     pad_patch,
 )
@@ -517,11 +518,7 @@ def _volume(name, image, labels, in_channels, normalization, channel_axis) -> _V
             f"{name}: image of shape {tuple(image.shape)} holds {layout.n_planes} volumes; "
             "train a 3D model on one volume per pair (split a time series into pairs)"
         )
-    if tuple(labels.shape) != layout.output_shape:
-        raise ValueError(
-            f"{name}: labels shape {tuple(labels.shape)} does not match the volume "
-            f"{layout.output_shape}"
-        )
+    check_labels_shape(name, labels, image, layout.output_shape)
     if np.dtype(labels.dtype).kind not in "iub":
         raise TypeError(f"{name}: labels must hold integer class ids, got {labels.dtype}")
     return _Volume(name, image, labels, layout, compute_stats(image, layout, normalization))
