@@ -199,6 +199,11 @@ def test_a_tiff_time_lapse_is_also_scored_frame_by_frame(files, tmp_path, capsys
     out = run_json(capsys, "--pred", str(tmp_path / "pred.tif"), "--gt", str(tmp_path / "gt.tif"))
     assert out["config"]["slice_axis"] == (0 if sliced else None)
     assert ("per_slice" in out) == sliced
+    # surfaces of a time-lapse: frame by frame in 2D (they were measured across time)
+    surface = run_json(capsys, "--pred", str(tmp_path / "pred.tif"), "--gt",
+                       str(tmp_path / "gt.tif"), "--surface")["surface"]  # fmt: skip
+    assert surface["series"] == (4 if sliced else 1)
+    assert len(surface["spacing"]) == (2 if sliced else 3)
 
 
 def test_a_decathlon_dataset_s_class_names_name_the_rows(tmp_path, capsys):

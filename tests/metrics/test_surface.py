@@ -182,10 +182,34 @@ def test_a_series_of_volumes_is_scored_volume_by_volume():
     spacing = (2.0, 0.5, 0.5)
     config = EvaluateConfig(surface=True, slice_axis=0, spacing=spacing, unit="mm")
     surface = evaluate(pred, gt, config).surface
-    frames = [surface_scores(p, g, spacing=spacing, labels=(1, 2)) for p, g in zip(pred, gt)]
+    frames = [
+        surface_scores(p, g, spacing=spacing, labels=(1, 2)) for p, g in zip(pred, gt, strict=True)
+    ]
     for name in ("hausdorff", "assd", "surface_dice", "volume_gt", "volume_pred"):
         expected = np.mean([getattr(f, name) for f in frames], axis=0)
         np.testing.assert_allclose(getattr(surface, name), expected)
     assert surface.series == 3
     with pytest.raises(ValueError, match="these labels have 4 axes: score them volume by volume"):
         evaluate(pred, gt, EvaluateConfig(surface=True, spacing=spacing))
+
+
+def test_a_time_lapse_of_planes_is_scored_frame_by_frame():
+    """series=True (the per-slice axis is time): 2D distances within each frame and
+    areas, not 3D ones across frames; a spacing given for every axis loses time's."""
+    rng = np.random.default_rng(8)
+    gt = np.stack([random_labels(rng, (24, 24), 3) for _ in range(4)])
+    pred = np.stack([random_labels(rng, (24, 24), 3) for _ in range(4)])
+    config = EvaluateConfig(surface=True, slice_axis=0, series=True, spacing=(5.0, 0.5, 0.5))
+    surface = evaluate(pred, gt, config).surface
+    frames = [
+        surface_scores(p, g, spacing=(0.5, 0.5), labels=(1, 2))
+        for p, g in zip(pred, gt, strict=True)
+    ]
+    expected = np.mean([f.hausdorff for f in frames], axis=0)
+    np.testing.assert_allclose(surface.hausdorff, expected)
+    assert surface.spacing == (0.5, 0.5)
+    assert surface.series == 4
+    whole = evaluate(pred, gt, config.with_(series=False)).surface  # a z-stack: 3D
+    assert whole.spacing == (5.0, 0.5, 0.5)
+    with pytest.raises(ValueError, match="series needs slice_axis"):
+        EvaluateConfig(surface=True, series=True).validate()

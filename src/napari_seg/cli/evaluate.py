@@ -227,11 +227,15 @@ def _evaluate_files(pred_path: Path, gt_path: Path, config: EvaluateConfig) -> E
 
     pred, _ = _read(pred_path, "--pred")
     gt, geometry = _read(gt_path, "--gt")
-    needed = config.slice_axis is None or (config.surface and config.spacing is None)
+    needed = config.slice_axis is None or config.surface
     # each TIFF header read once, and only for what it is needed for
     files = [(path, tiff_header(path)) for path in (gt_path, pred_path)] if needed else []
+    time = _time_axis(files, len(gt.shape))
     if config.slice_axis is None:  # a time-lapse is also scored frame by frame
-        config = config.with_(slice_axis=_time_axis(files, len(gt.shape)))
+        config = config.with_(slice_axis=time)
+    if time is not None and config.slice_axis is not None:
+        # surfaces frame by frame: no distance across time
+        config = config.with_(series=config.slice_axis % len(gt.shape) == time)
     if config.surface and config.spacing is None and geometry is not None:
         unit = config.unit or unit_symbol(geometry.unit)
         config = config.with_(spacing=geometry.spacing, unit=unit)
@@ -269,7 +273,8 @@ def _print_one(result: Evaluation, title: str) -> None:
     if result.surface is not None:
         rows = surface_rows(result.surface, result.names())
         series = result.surface.series
-        each = f", the mean of {series} volumes" if series > 1 else ""
+        kind = "volumes" if len(result.surface.spacing) == 3 else "planes"
+        each = f", the mean of {series} {kind}" if series > 1 else ""
         print(f"\nsurfaces, spacing {result.surface.spacing}{each}:")
         print(format_table(rows, list(rows[0]) if rows else ["class"]))
     summary = result.slice_summary()

@@ -54,6 +54,10 @@ class EvaluateConfig(JobConfig):
         IoU thresholds of the instance matching.
     slice_axis : int or None
         Also score every slice (or frame) along this axis.
+    series : bool
+        ``slice_axis`` is a series (time), not a spatial axis: surface distances are
+        measured within each slice, never across it (implied for labels of more than
+        three axes). ``napari-seg evaluate`` sets it for a TIFF's ``T`` axis.
     class_names : dict of int to str
         Names of class ids; named classes absent from both arrays are still
         listed (with NaN scores).
@@ -74,6 +78,7 @@ class EvaluateConfig(JobConfig):
     background: int | None = 0
     thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
     slice_axis: int | None = None
+    series: bool = False
     class_names: Mapping[int, str] = field(default_factory=dict)
     surface: bool = False
     spacing: tuple[float, ...] | None = None
@@ -123,6 +128,9 @@ class EvaluateConfig(JobConfig):
 
     def _validate_surface(self) -> None:
         check_bool("surface", self.surface)
+        check_bool("series", self.series)
+        if self.series and self.slice_axis is None:
+            raise ValueError("series needs slice_axis: the axis of the series (e.g. time)")
         check_spacing("spacing", self.spacing)
         check_number("tolerance", self.tolerance, low=0.0)
         check_str("unit", self.unit, optional=True)
@@ -342,15 +350,16 @@ def evaluate(
 
 
 def _surface(pred, gt, config: EvaluateConfig, labels: list[int]) -> SurfaceScores:
-    """Surface scores in 2D or 3D: an array of more axes is a series (its per-slice
-    axis, e.g. time), scored volume by volume, since distances must not cross it."""
+    """Surface scores in 2D or 3D: labels of more axes, or whose per-slice axis is a
+    series (``config.series``: time), are scored volume by volume (or plane by plane)
+    along it, since distances must not cross it."""
     options: dict[str, Any] = {
         "spacing": config.spacing,
         "tolerance": config.tolerance,
         "unit": config.unit,
     }
     ndim = len(np.shape(gt))
-    if ndim <= 3:
+    if ndim <= 3 and not config.series:
         return surface_scores(pred, gt, labels=labels, **options)
     if config.slice_axis is None:
         raise ValueError(
@@ -358,7 +367,10 @@ def _surface(pred, gt, config: EvaluateConfig, labels: list[int]) -> SurfaceScor
             "score them volume by volume along their series axis (e.g. time: 'score each "
             "slice' in the dock, --per-slice 0 on the command line, slice_axis=0 in Python)"
         )
-    return series_surface_scores(pred, gt, axis=config.slice_axis, labels=labels, **options)
+    axis = config.slice_axis % ndim
+    if config.spacing is not None and len(config.spacing) == ndim:  # one per axis: not time's
+        options["spacing"] = tuple(v for a, v in enumerate(config.spacing) if a != axis)
+    return series_surface_scores(pred, gt, axis=axis, labels=labels, **options)
 
 
 def _evaluate_instances(pred, gt, config: EvaluateConfig) -> Evaluation:
