@@ -122,6 +122,19 @@ def test_failed_load_notifies_and_keeps_the_current_model(widget, qtbot, tmp_pat
     assert widget.current.model is kept
 
 
+def test_a_folder_or_an_empty_field_is_named_as_such(widget, tmp_path, errors):
+    """Loading a folder (an empty field is the working folder) said "no file at"."""
+    (tmp_path / "models").mkdir()
+    for value, words in (
+        (tmp_path / "models", "is a folder; choose a model file (.safetensors) in it"),
+        (tmp_path / "gone.safetensors", "no file at"),
+    ):
+        widget._load_path.value = value
+        widget.load_model()
+        assert words in errors[-1]
+    assert len(errors) == 2
+
+
 def test_offline_imagenet_request_is_a_notification(widget, qtbot, errors, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     widget._arch.value = "fpn"

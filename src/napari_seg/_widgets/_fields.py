@@ -94,3 +94,23 @@ class SaveTarget(Container):
     @overwrite.setter
     def overwrite(self, value: bool) -> None:
         self._replace.value = bool(value)
+
+
+def model_file_problem(value) -> str | None:
+    """What keeps the field's ``value`` from being a model file to load, or None.
+
+    Parameters
+    ----------
+    value : path-like
+        A file field's value (magicgui gives an empty field as the working folder).
+
+    Returns
+    -------
+    str or None
+    """
+    path = Path(value)
+    if path.is_dir():
+        return f"{str(path)!r} is a folder; choose a model file (.safetensors) in it"
+    if not path.is_file():
+        return f"no file at {str(path)!r}"
+    return None

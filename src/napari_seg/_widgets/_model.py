@@ -13,7 +13,7 @@ from ..limits import MAX_CLASSES, MAX_IN_CHANNELS
 from ..models import ModelSpec, get_architecture, list_architectures
 from ._current import CurrentModel
 from ._dock import Dock, wrapping_label
-from ._fields import SaveTarget
+from ._fields import SaveTarget, model_file_problem
 from ._runner import JobRunner, RunnerFields
 from ._shared import current_model_for, device_choices, fill_device_choices
 
@@ -222,10 +222,11 @@ class ModelWidget(RunnerFields, Dock):
 
     def load_model(self) -> None:
         """Load the model file named in the "model file" field, in a worker."""
-        path = Path(self._load_path.value)
-        if not path.is_file():
-            show_error(f"Cannot load model: no file at {str(path)!r}")
+        problem = model_file_problem(self._load_path.value)
+        if problem:
+            show_error(f"Cannot load model: {problem}")
             return
+        path = Path(self._load_path.value)
         self.runner.start(
             load_job,
             path,

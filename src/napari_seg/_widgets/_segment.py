@@ -23,7 +23,7 @@ from ..limits import MAX_THREADS
 from ..scaleout.run import BlockDone, BlocksStarted
 from ._current import CurrentModel
 from ._dock import Dock, wrapping_label
-from ._fields import AutoInt
+from ._fields import AutoInt, model_file_problem
 from ._layers import (
     add_labels,
     file_spacing_note,
@@ -343,10 +343,11 @@ class SegmentWidget(RunnerFields, Dock):
 
     def load_model(self) -> None:
         """Load the "model file" into the current model (shared with Model), in a worker."""
-        path = Path(self._model_path.value)
-        if not path.is_file():
-            show_error(f"Cannot load model: no file at {str(path)!r}")
+        problem = model_file_problem(self._model_path.value)
+        if problem:
+            show_error(f"Cannot load model: {problem}")
             return
+        path = Path(self._model_path.value)
         device = "cpu" if self._device.value == "auto" else self._device.value
         self._loader.start(load_job, path, device, on_result=self._on_model_loaded)
 

@@ -8,7 +8,7 @@ from magicgui.widgets import CheckBox, ComboBox, FileEdit
 
 from ..models import get_architecture, list_architectures
 from ..training.config import MAX_CLASSES
-from ._fields import AutoInt
+from ._fields import AutoInt, model_file_problem
 
 MODEL_SOURCES = (("current model", "current"), ("model file", "file"), ("new model", "new"))
 
@@ -69,10 +69,10 @@ class ModelSourcePanel:
                 raise ValueError("no current model: create or load one in Model, or pick 'new'")
             return self._current.model, None
         if source == "file":
-            path = Path(self.model_file.value)
-            if not path.is_file():
-                raise ValueError(f"choose a model file (no file at {str(path)!r})")
-            return None, str(path)
+            problem = model_file_problem(self.model_file.value)
+            if problem:
+                raise ValueError(f"model file: {problem}")
+            return None, str(Path(self.model_file.value))
         return None, None
 
     def _on_source_changed(self, *_args) -> None:
