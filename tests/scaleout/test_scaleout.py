@@ -422,6 +422,17 @@ def test_cluster_arguments_are_checked(tmp_path):
     (tmp_path / "q.yaml").write_text("jobqueue:\n  kubernetes: {cores: 4}\n")
     with pytest.raises(ValueError, match="one scheduler under 'jobqueue:'"):
         connect(config_file=tmp_path / "q.yaml")
+    # no scheduler at the address: named, with what to do (distributed's own message
+    # only said it timed out)
+    import dask
+
+    with (
+        dask.config.set({"distributed.comm.timeouts.connect": "1s"}),
+        pytest.raises(
+            OSError, match=r"no Dask scheduler answered at tcp://127.0.0.1:9 .*dask scheduler"
+        ),
+    ):
+        connect("tcp://127.0.0.1:9")
 
 
 def test_labels_go_into_an_ome_zarr_source_and_napari_finds_them(plane, capsys):

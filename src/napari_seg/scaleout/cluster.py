@@ -58,6 +58,8 @@ def connect(
     MissingExtraError
         When distributed (or dask-jobqueue for a config file) is not installed,
         naming the extra to install.
+    OSError
+        When no scheduler answers at the address, naming it.
     """
     try:
         from distributed import Client
@@ -82,7 +84,14 @@ def connect(
             f"--cluster must be 'local', 'local:N' or a scheduler address "
             f"(tcp://host:port), got {cluster!r}"
         )
-    return Client(cluster)
+    try:
+        return Client(cluster)
+    except OSError as exc:  # distributed: "Timed out trying to connect to ... after 30 s"
+        raise OSError(
+            f"no Dask scheduler answered at {cluster} ({exc}): start one there (`dask "
+            "scheduler`, or your cluster's), check the address and port, or use "
+            "--cluster local"
+        ) from None
 
 
 def local_cluster(workers: int, *, threads: int | None = None, **kwargs: Any) -> Any:
