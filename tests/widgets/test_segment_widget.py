@@ -367,7 +367,11 @@ def test_a_run_here_leaves_a_core_to_the_window(setup, qtbot, notes, monkeypatch
 @pytest.mark.parametrize(
     ("data", "kwargs", "message"),
     [
-        (np.zeros((64, 64, 3), np.uint8), {"rgb": True}, "expects 1 channel"),
+        (
+            np.zeros((64, 64, 3), np.uint8),
+            {"rgb": True},
+            "the image is RGB (3 colour channels) and the model reads 1",
+        ),
         (np.full((64, 64), np.nan, np.float32), {}, "no finite value"),
         (np.zeros((4, 4), np.float32), {}, "too small"),
     ],
