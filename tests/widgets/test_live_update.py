@@ -135,6 +135,24 @@ def test_train_deep_model_scores_both_and_the_winner_becomes_current(
     assert (layer.data == 2).any()
 
 
+def _live_on_a_plane(viewer, qtbot, image_name, strokes, truth, at):
+    """Ten strokes of each class on plane ``at`` of the strokes layer (from ``truth``),
+    live update on in a Train dock, and its first refit done."""
+    w = train_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Train")
+    w.reset_choices()
+    w._image.value, w._labels.value = viewer.layers[image_name], strokes
+    rng = np.random.default_rng(0)
+    for cls, label in ((0, 1), (1, 2)):
+        inside = np.argwhere(truth[at] == cls)
+        for y, x in inside[rng.choice(len(inside), 10, replace=False)]:
+            strokes.paint((*map(float, at), float(y), float(x)), label)
+    w.live.toggle.value = True
+    qtbot.waitUntil(lambda: w.live.refits >= 1, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+    return w
+
+
 def test_live_update_on_a_stack_predicts_the_current_plane(make_napari_viewer_proxy, qtbot, notes):
     viewer = make_napari_viewer_proxy()
     planes = [cells_2d((96, 96), seed=s) for s in range(4)]
@@ -144,18 +162,7 @@ def test_live_update_on_a_stack_predicts_the_current_plane(make_napari_viewer_pr
     strokes = viewer.add_labels(np.zeros(truth.shape, np.uint8), name="strokes",
                                 scale=(3, 0.5, 0.5))  # fmt: skip
     viewer.dims.set_current_step(0, 2)
-    w = train_widget(viewer)
-    viewer.window.add_dock_widget(w, name="Train")
-    w.reset_choices()
-    w._image.value, w._labels.value = viewer.layers["stack"], strokes
-    rng = np.random.default_rng(0)
-    for cls, label in ((0, 1), (1, 2)):
-        inside = np.argwhere(truth[2] == cls)
-        for y, x in inside[rng.choice(len(inside), 10, replace=False)]:
-            strokes.paint((2.0, float(y), float(x)), label)
-    w.live.toggle.value = True
-    qtbot.waitUntil(lambda: w.live.refits >= 1, timeout=TIMEOUT_MS)
-    qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+    _live_on_a_plane(viewer, qtbot, "stack", strokes, truth, (2,))
     assert notes["error"] == []
     live = viewer.layers["strokes live"]
     assert live.data.shape == truth.shape
@@ -178,18 +185,7 @@ def test_live_update_on_a_time_lapse_of_stacks_predicts_the_plane_on_screen(
     strokes = viewer.add_labels(np.zeros(truth.shape, np.uint8), name="strokes")
     viewer.dims.set_current_step(0, 1)
     viewer.dims.set_current_step(1, 2)
-    w = train_widget(viewer)
-    viewer.window.add_dock_widget(w, name="Train")
-    w.reset_choices()
-    w._image.value, w._labels.value = viewer.layers["movie"], strokes
-    rng = np.random.default_rng(0)
-    for cls, label in ((0, 1), (1, 2)):
-        inside = np.argwhere(truth[1, 2] == cls)
-        for y, x in inside[rng.choice(len(inside), 10, replace=False)]:
-            strokes.paint((1.0, 2.0, float(y), float(x)), label)
-    w.live.toggle.value = True
-    qtbot.waitUntil(lambda: w.live.refits >= 1, timeout=TIMEOUT_MS)
-    qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+    _live_on_a_plane(viewer, qtbot, "movie", strokes, truth, (1, 2))
     assert notes["error"] == []
     live = np.array(viewer.layers["strokes live"].data)
     predicted = live[1, 2].copy()
