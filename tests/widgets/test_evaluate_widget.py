@@ -363,3 +363,27 @@ def test_surface_distances_in_one_unit_when_the_axes_have_different_ones(
     assert config.spacing == (2000.0, 1.0, 1.0)
     assert config.unit == "µm"
     assert "HD95 (µm)" in list(w._table.value["columns"])
+
+
+def test_a_layer_whose_slider_is_time_gets_surfaces_frame_by_frame(make_napari_viewer_proxy, qtbot):
+    """napari-ome-zarr names a time-lapse's axes ("t", "y", "x"): its surfaces are
+    measured in each frame (2D) and averaged, not across time in 3D."""
+    from napari_seg.metrics import surface_scores
+
+    viewer = make_napari_viewer_proxy()
+    w = evaluate_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Evaluate")
+    _, gt = cells_3d((4, 48, 64), seed=2)
+    pred = np.roll(gt, 2, axis=2)
+    g = viewer.add_labels(gt, name="gt", axis_labels=("t", "y", "x"))
+    p = viewer.add_labels(pred, name="pred", axis_labels=("t", "y", "x"))
+    w.reset_choices()
+    w._pred.value, w._gt.value = p, g
+    w._surface.value = True
+    w.run()
+    _wait(qtbot, w)
+    surface = w.result.surface
+    assert surface.series == 4
+    assert surface.spacing == (1.0, 1.0)
+    frames = [surface_scores(a, b, labels=surface.labels) for a, b in zip(pred, gt, strict=True)]
+    np.testing.assert_allclose(surface.assd, np.nanmean([f.assd for f in frames], axis=0))

@@ -25,6 +25,21 @@ def named_time_axis(axes: str | None) -> int | None:
     return axes.index("T")
 
 
+def is_time_label(label: object) -> bool:
+    """Whether an axis name says time: a napari layer's ``axis_labels`` entry, as
+    napari-ome-zarr sets from an OME-Zarr image's axes (``"t"``), or a letter ``T``.
+
+    Parameters
+    ----------
+    label : object
+
+    Returns
+    -------
+    bool
+    """
+    return str(label).strip().lower() in ("t", "time")
+
+
 def named_slice_axes(axes: str | None, spatial_dims: int) -> tuple[int, ...] | None:
     """The axes to segment slice by slice along, from the axis letters a file gives
     (tifffile's: ``"TYX"``, ``"TZCYX"``...): every axis before the model's spatial
