@@ -146,4 +146,5 @@ def _one(source: Path, output: Path, config, args, client, *, quiet: bool) -> st
     result = drive(jobs, show, quiet=quiet)
     if result.skipped:
         return f"{source} -> {result.output} (finished by an earlier run of this command)"
-    return f"{source} -> {result.output} ({result.levels} levels)"
+    levels = "1 level" if result.levels == 1 else f"{result.levels} levels"
+    return f"{source} -> {result.output} ({levels})"
