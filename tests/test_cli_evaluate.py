@@ -220,3 +220,21 @@ def test_a_decathlon_dataset_s_class_names_name_the_rows(tmp_path, capsys):
                     str(tmp_path / "Task" / "labelsTs"))  # fmt: skip
     assert json.dumps(data).count('"nucleus"') >= 1
     assert '"class 2"' not in json.dumps(data)
+
+
+def test_an_ome_zarr_time_lapse_is_scored_frame_by_frame(files, tmp_path, capsys):
+    """An OME-Zarr ground truth whose axes say (t, y, x): per-frame scores and surfaces
+    in each frame, as for a TIFF naming T (it was scored as a volume)."""
+    zarr = pytest.importorskip("zarr")
+    pytest.importorskip("ome_zarr")
+    from ome_zarr.format import FormatV04
+    from ome_zarr.writer import write_image
+
+    _, _, pred, gt = files
+    write_image(gt.astype(np.uint8), zarr.open_group(str(tmp_path / "gt.ome.zarr"), mode="w",
+                zarr_format=2), axes="tyx", fmt=FormatV04())  # fmt: skip
+    np.save(tmp_path / "pred.npy", pred.astype(np.uint8))
+    out = run_json(capsys, "--pred", str(tmp_path / "pred.npy"), "--gt",
+                   str(tmp_path / "gt.ome.zarr"), "--surface")  # fmt: skip
+    assert out["config"]["slice_axis"] == 0
+    assert out["surface"]["series"] == 4

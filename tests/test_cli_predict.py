@@ -436,6 +436,32 @@ def test_channel_reads_one_colour_of_an_rgb_image(model_file, image, tmp_path, c
     np.testing.assert_array_equal(tifffile.imread(out / "colour_labels.tif"), expected)
 
 
+def test_an_ome_zarr_time_lapse_of_stacks_goes_slice_by_slice_as_a_tiff_does(
+    model_file, image, tmp_path
+):
+    """An OME-Zarr image whose axes say (t, z, y, x) is segmented plane by plane with
+    no --axis, as a TIFF naming TZYX is (it was refused: "4 non-channel axes")."""
+    zarr = pytest.importorskip("zarr")
+    pytest.importorskip("ome_zarr")
+    from ome_zarr.format import FormatV04
+    from ome_zarr.writer import write_image
+
+    from napari_seg._io import file_axes
+
+    stack = np.stack([image, image[::-1], image[:, ::-1], image[::-1, ::-1]]).reshape(
+        2, 2, *image.shape
+    )
+    source = tmp_path / "movie.ome.zarr"
+    write_image(stack, zarr.open_group(str(source), mode="w", zarr_format=2), axes="tzyx",
+                fmt=FormatV04())  # fmt: skip
+    assert file_axes(source, None, 4) == "TZYX"
+    assert file_axes(source, None, 3) is None  # letters for another array
+    out = tmp_path / "out"
+    assert main(_args(model_file, out, source)) == 0
+    expected = _expected(model_file, stack, axis=(0, 1)).labels
+    np.testing.assert_array_equal(tifffile.imread(out / "movie_labels.tif"), expected)
+
+
 def test_a_channel_view_reads_regions_of_one_channel():
     from napari_seg.arrays.views import ChannelView
 

@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._atomic import atomic_write
-from ._ome_zarr import is_zarr_path, ome_zarr_datasets, ome_zarr_transform, read_ome_zarr_transform
+from ._ome_zarr import (
+    is_zarr_path,
+    ome_zarr_datasets,
+    ome_zarr_transform,
+    read_ome_zarr_axis_letters,
+    read_ome_zarr_transform,
+)
 from .limits import MAX_CHUNK_BYTES, one_line
 
 if TYPE_CHECKING:
@@ -268,6 +274,26 @@ def source_transform(path: str | os.PathLike, header: TiffHeader | None):
     if header is None:
         return read_ome_zarr_transform(path)
     return None if header.calibration is None else header.calibration.transform
+
+
+def file_axes(path: str | os.PathLike, header: TiffHeader | None, ndim: int) -> str | None:
+    """The letters a file names its ``ndim`` axes by: a TIFF's (``header``, from
+    :func:`tiff_header`), else an OME-Zarr image's axes as letters; None when it names
+    none, or not ``ndim`` of them (an array read one channel of, say).
+
+    Parameters
+    ----------
+    path : str or path-like
+    header : TiffHeader or None
+    ndim : int
+        The axes of the array the letters are for.
+
+    Returns
+    -------
+    str or None
+    """
+    letters = header.axes if header is not None else read_ome_zarr_axis_letters(path)
+    return letters if letters and len(letters) == ndim else None
 
 
 def source_spacing(path: str | os.PathLike, axes) -> tuple[tuple[float, ...], str | None] | None:

@@ -148,6 +148,48 @@ def read_ome_zarr_transform(
     return ome_zarr_transform(node)
 
 
+def read_ome_zarr_axis_letters(path: str | os.PathLike) -> str | None:
+    """The axes of the OME-Zarr image at ``path`` as a TIFF names them (``"TCZYX"``):
+    ``T`` for a time axis, ``C`` for a channel axis, a space axis by its name (``Z``,
+    ``Y``, ``X``), ``Q`` for any other; None when it is not an OME-Zarr image or its
+    axes cannot be read.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    str or None
+    """
+    path = Path(path)
+    if not path.is_dir() or not is_zarr_path(path):
+        return None
+    import zarr
+
+    node = zarr.open(str(path), mode="r")
+    if not isinstance(node, zarr.Group) or not ome_zarr_datasets(node):
+        return None
+    axes = _multiscales(node)[0].get("axes")
+    level0 = node.get(ome_zarr_datasets(node)[0])
+    if not isinstance(axes, list) or len(axes) != len(getattr(level0, "shape", ())):
+        return None
+    letters = []
+    for axis in axes:  # NGFF 0.4+: objects; 0.3: names only
+        name = axis.get("name") if isinstance(axis, dict) else axis
+        kind = axis.get("type") if isinstance(axis, dict) else None
+        name = str(name).lower() if isinstance(name, str) else ""
+        if kind == "time" or name in ("t", "time"):
+            letters.append("T")
+        elif kind == "channel" or name in ("c", "channel"):
+            letters.append("C")
+        elif name in ("z", "y", "x"):
+            letters.append(name.upper())
+        else:
+            letters.append("Q")
+    return "".join(letters)
+
+
 def _transformations(items, field: str, ndim: int) -> list[tuple[str, list[float]]]:
     bad = f"the OME-Zarr metadata is malformed: {field}"
     if not isinstance(items, list) or len(items) > 8:

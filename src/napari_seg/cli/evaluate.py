@@ -249,12 +249,14 @@ def _evaluate_files(pred_path: Path, gt_path: Path, config: EvaluateConfig) -> E
 
 def _time_axis(files, ndim: int) -> int | None:
     """The one ``T`` axis the first of ``files`` (path, TIFF header) naming its axes
-    names (a TIFF time-lapse: Fiji's, or napari-seg's labels of one), or None."""
+    names (a TIFF time-lapse: Fiji's, or napari-seg's labels of one; an OME-Zarr
+    image's time axis), or None."""
+    from .._io import file_axes
     from ..arrays.named import named_time_axis
 
-    for _path, header in files:
-        axes = None if header is None else header.axes
-        if axes and len(axes) == ndim:
+    for path, header in files:
+        axes = file_axes(path, header, ndim)
+        if axes:
             return named_time_axis(axes)
     return None
 

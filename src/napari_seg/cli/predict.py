@@ -280,7 +280,7 @@ def _inputs(paths: list[Path]) -> list[Path]:
 
 
 def _predict_one(model, path: Path, outputs: dict[str, Path], config, args) -> None:
-    from .._io import read_with_geometry, source_transform, tiff_header
+    from .._io import file_axes, read_with_geometry, source_transform, tiff_header
     from ..inference import PredictProgress, PredictStarted, SettingsAdjusted, iter_predict
     from ..inference.blocks import (
         layout_of,
@@ -322,7 +322,7 @@ def _predict_one(model, path: Path, outputs: dict[str, Path], config, args) -> N
         config = config.with_(channel_axis=None)
     channels = None if header is None else header.channel_axis
     config = with_file_channels(model, config, channels, tuple(image.shape))
-    config = with_file_stack_axes(model, config, None if header is None else header.axes)
+    config = with_file_stack_axes(model, config, file_axes(path, header, len(image.shape)))
     config = with_source_spacing(model, image, config, transform)
     layout = layout_of(model, tuple(image.shape), config)
     try:

@@ -276,7 +276,7 @@ def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
 
 
 def _refine_one(source: Path, target: Path, config, args) -> int:
-    from .._io import read_image, read_labels, tiff_channel_axis, tiff_header
+    from .._io import file_axes, read_image, read_labels, tiff_channel_axis, tiff_header
     from ..arrays.named import named_channel_axis
     from ..refine import iter_refine
 
@@ -284,7 +284,7 @@ def _refine_one(source: Path, target: Path, config, args) -> int:
     header = tiff_header(source)  # the refined labels keep the pixel size and axes
     labels = np.array(image)  # a copy: OUTPUT may replace INPUT
     if args.per_slice is None and args.axis is None:
-        config = _frame_by_frame(config, None if header is None else header.axes, source)
+        config = _frame_by_frame(config, file_axes(source, header, labels.ndim), source)
     paths = {
         name: _input_path(getattr(args, name), source, name)
         for name in INPUT_NAMES

@@ -297,7 +297,7 @@ def run(args: argparse.Namespace) -> int:
         For a usage error; ``main`` prints it in one line.
     """
     from .._atomic import check_target
-    from .._io import read_labels, read_with_geometry, source_transform, tiff_header
+    from .._io import file_axes, read_labels, read_with_geometry, source_transform, tiff_header
 
     if len(args.image) != len(args.labels):
         raise ValueError(
@@ -326,7 +326,11 @@ def run(args: argparse.Namespace) -> int:
     pairs = [(image, lab) for (image, _), lab in zip(images, labels, strict=True)]
     config = _with_input_spacing(config, images, transforms)
     config = _with_input_channels(config, args.image, images, headers)
-    config = _with_input_stack_axes(config, headers)
+    axes = [
+        file_axes(p, h, len(i.shape))
+        for p, h, (i, _) in zip(args.image, headers, images, strict=True)
+    ]
+    config = _with_input_stack_axes(config, axes)
     names = [p.name for p in args.image]
     stop = threading.Event()
     main_thread = threading.current_thread() is threading.main_thread()
@@ -424,11 +428,12 @@ def _with_input_channels(config, paths, images, headers):
     return config if found == config.channel_axis else config.with_(channel_axis=found)
 
 
-def _with_input_stack_axes(config, headers):
+def _with_input_stack_axes(config, axes):
     """The config with the axes to train slice by slice along when none was given and
-    every input is a TIFF naming the same ``T`` and ``Z`` axes before the model's
-    spatial ones (``arrays.named.named_slice_axes``; a Fiji time-lapse, a TZYX
-    hyperstack for a 2D model), as ``predict`` reads them."""
+    every input names (``axes``: a TIFF's or an OME-Zarr image's letters, or None)
+    the same ``T`` and ``Z`` axes before the model's spatial ones
+    (``arrays.named.named_slice_axes``; a Fiji time-lapse, a TZYX hyperstack for a
+    2D model), as ``predict`` reads them."""
     from ..arrays.named import named_slice_axes
 
     if config.axis is not None:
@@ -438,7 +443,7 @@ def _with_input_stack_axes(config, headers):
         from ..models import read_model_spec
 
         dims = read_model_spec(config.from_model).spatial_dims
-    found = {named_slice_axes(None if h is None else h.axes, dims or 2) for h in headers}
+    found = {named_slice_axes(letters, dims or 2) for letters in axes}
     axes = found.pop() if len(found) == 1 else None
     if axes is None:
         return config

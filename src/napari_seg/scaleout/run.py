@@ -339,7 +339,7 @@ class _Job:
 
     @classmethod
     def plan(cls, model_path: tuple[Path, ...], source, output, config, block, overwrite) -> _Job:
-        from .._io import read_image, source_transform, tiff_header
+        from .._io import file_axes, read_image, source_transform, tiff_header
         from ..inference.blocks import (
             fixed_settings,
             layout_of,
@@ -365,7 +365,8 @@ class _Job:
         settings = with_file_channels(
             model, config or PredictConfig(), channels, tuple(image.shape)
         )
-        settings = with_file_stack_axes(model, settings, None if header is None else header.axes)
+        axes = file_axes(source, header, len(image.shape))
+        settings = with_file_stack_axes(model, settings, axes)
         settings = with_source_spacing(model, image, settings, transform)
         fixed, stats = fixed_settings(model, image, settings)
         layout = layout_of(model, tuple(image.shape), fixed)
