@@ -277,3 +277,33 @@ def test_an_axis_alone_refines_plane_by_plane_along_it(labels_file, tmp_path, ca
     np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), expected)  # it was ignored
     assert main([*argv, "--axis", "1", "--no-per-slice", str(path), str(tmp_path / "b.npy")]) == 1
     assert "drop --no-per-slice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("source", ["npy", "ome-zarr"])
+def test_a_time_lapse_of_stacks_keeps_its_four_axes(tmp_path, source):
+    """4D labels from a NumPy file (--axis 0,1) or an OME-Zarr image naming (t, z, y, x)
+    (its axes, no --axis) are refined plane by plane and written as a 4D TIFF: the
+    TIFF read back as 6 pages of a 3D stack, and the OME-Zarr was refused as 4D."""
+    labels = np.zeros((2, 3, 48, 48), np.uint8)
+    labels[..., 10:30, 10:30] = 1
+    labels[0, 1, 40, 40] = 2  # a speck
+    if source == "npy":
+        path, extra = tmp_path / "lab.npy", ["--axis", "0,1"]
+        np.save(path, labels)
+    else:
+        zarr = pytest.importorskip("zarr")
+        pytest.importorskip("ome_zarr")
+        from ome_zarr.format import FormatV04
+        from ome_zarr.writer import write_image
+
+        path, extra = tmp_path / "lab.ome.zarr", []
+        write_image(labels, zarr.open_group(str(path), mode="w", zarr_format=2), axes="tzyx",
+                    fmt=FormatV04())  # fmt: skip
+    out = tmp_path / "out.tif"
+    argv = ["refine", "--op", "remove_small_objects", "--min-size", "4", "--quiet", *extra]
+    assert main([*argv, str(path), str(out)]) == 0
+    refined = tifffile.imread(out)
+    assert refined.shape == labels.shape
+    expected = labels.copy()
+    expected[0, 1, 40, 40] = 0
+    np.testing.assert_array_equal(refined, expected)

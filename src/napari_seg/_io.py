@@ -472,7 +472,9 @@ def write_labels(
         axes = axes or (calibration.axes if calibration is not None else None)
         if axes and len(axes) == array.ndim:  # tifffile keeps them in its description
             metadata = {**(metadata or {}), "axes": axes}
-        write_tiff(path, array, overwrite=overwrite, metadata=metadata)
+        # metadata={} still writes tifffile's description of the shape (None would not:
+        # 4D labels then read back as a stack of pages)
+        write_tiff(path, array, overwrite=overwrite, metadata=metadata or {})
         return
     if metadata:  # ImageJ's properties are strings
         options["metadata"]["Properties"] = {
