@@ -137,6 +137,13 @@ def read_ome_zarr_transform(
     -------
     tuple or None
     """
+    node = _open_image(path)
+    return None if node is None else ome_zarr_transform(node)
+
+
+def _open_image(path: str | os.PathLike) -> Any:
+    """The OME-Zarr image (a zarr group with levels) at ``path``, opened to read, or
+    None for anything else (a plain zarr array, a TIFF...)."""
     path = Path(path)
     if not path.is_dir() or not is_zarr_path(path):
         return None
@@ -145,7 +152,7 @@ def read_ome_zarr_transform(
     node = zarr.open(str(path), mode="r")
     if not isinstance(node, zarr.Group) or not ome_zarr_datasets(node):
         return None
-    return ome_zarr_transform(node)
+    return node
 
 
 def read_ome_zarr_axis_letters(path: str | os.PathLike) -> str | None:
@@ -162,13 +169,8 @@ def read_ome_zarr_axis_letters(path: str | os.PathLike) -> str | None:
     -------
     str or None
     """
-    path = Path(path)
-    if not path.is_dir() or not is_zarr_path(path):
-        return None
-    import zarr
-
-    node = zarr.open(str(path), mode="r")
-    if not isinstance(node, zarr.Group) or not ome_zarr_datasets(node):
+    node = _open_image(path)
+    if node is None:
         return None
     axes = _multiscales(node)[0].get("axes")
     level0 = node.get(ome_zarr_datasets(node)[0])
