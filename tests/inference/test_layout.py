@@ -105,3 +105,13 @@ def test_stack_axes_a_file_names(axes, dims, expected):
     from napari_seg.arrays.named import named_slice_axes
 
     assert named_slice_axes(axes, dims) == expected
+
+
+def test_a_3d_model_steps_through_every_slider_but_the_depth():
+    from napari_seg.arrays.layout import stack_axes
+
+    assert stack_axes(3, displayed=(1, 2), channel_axis=None, spatial_dims=3) is None
+    assert stack_axes(4, displayed=(2, 3), channel_axis=None, spatial_dims=3) == 0  # TZYX
+    assert stack_axes(4, displayed=(1, 2, 3), channel_axis=None, spatial_dims=3) == 0
+    assert stack_axes(5, displayed=(3, 4), channel_axis=1, spatial_dims=3) == 0  # TCZYX
+    assert stack_axes(4, displayed=(2, 3), channel_axis=None) == (0, 1)  # a 2D model

@@ -178,11 +178,11 @@ class LivePanel:
 
     def _where(self, labels, session: LiveClassifier) -> tuple[int, tuple, tuple]:
         """Plane number, region of the plane, and the layer index it is written to."""
-        from ..arrays.layout import output_axes
+        from ..arrays.layout import normalise_axes, output_axes
 
         _, step = viewer_position(self._viewer, labels)
         axis = session.config.axis
-        stacked = () if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
+        stacked = () if axis is None else normalise_axes(axis, len(session.image.shape), "axis")
         axes = output_axes(stacked, session.config.channel_axis)  # the strokes have none
         shape = full_resolution(labels).shape
         # planes are numbered in C order over the stack axes (a TZYX stack: t * Z + z)

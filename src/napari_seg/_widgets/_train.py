@@ -314,15 +314,13 @@ class TrainWidget(Dock):
         image_layer = pairs[0][0]
         model, from_model = self.source.model_for_job()
         in_channels = None if model is None else model.spec.in_channels
-        axis, channel_axis = self._axes(image_layer, in_channels)
-        config = self.config(axis=axis, channel_axis=channel_axis, label0=label0)
+        config = self.config(label0=label0)
         if from_model is not None:
             config = config.with_(from_model=from_model)
         volumes = run_dims(config, model) == 3
-        if volumes:  # the depth is a volume's axis; other sliders (time) go volume by volume
-            stacked = () if axis is None else (axis,) if isinstance(axis, int) else axis
-            series = tuple(stacked[:-1])
-            config = config.with_(axis=series[0] if len(series) == 1 else series or None)
+        # a 3D model's volumes: other sliders (time) go volume by volume
+        axis, channel_axis = self._axes(image_layer, in_channels, 3 if volumes else 2)
+        config = config.with_(axis=axis, channel_axis=channel_axis)
         if self.source.is_new:
             names: tuple[str, ...] = ()  # instance labels: the conversion's classes
             background: int | None = 0
@@ -367,10 +365,11 @@ class TrainWidget(Dock):
         )
 
     def _axes(
-        self, layer, in_channels: int | None
+        self, layer, in_channels: int | None, spatial_dims: int = 2
     ) -> tuple[int | tuple[int, ...] | None, int | None]:
         """Stack axes (every axis the viewer steps through: a TZYX layer trains on the
-        planes of all its frames) and channel axis, by the layout rule
+        planes of all its frames; with ``spatial_dims=3`` on the volumes of all its
+        frames) and channel axis, by the layout rule
         (:mod:`napari_seg.arrays.layout`); a new model reads 3 channels from an RGB
         layer, else 1."""
         shape = full_resolution(layer).shape
@@ -382,7 +381,10 @@ class TrainWidget(Dock):
         )
         if len(shape) - (channel_axis is not None) <= 2:
             return None, channel_axis
-        return stack_axes(len(shape), displayed=displayed, channel_axis=channel_axis), channel_axis
+        axis = stack_axes(
+            len(shape), displayed=displayed, channel_axis=channel_axis, spatial_dims=spatial_dims
+        )
+        return axis, channel_axis
 
     def _preview_view(self, layer, volumes: bool = False):
         """The part of the current plane on screen, the layer index of its first pixel,

@@ -496,9 +496,11 @@ def detect_in_channels(
 
 
 def stack_axes(
-    ndim: int, *, displayed: Sequence[int], channel_axis: int | None
+    ndim: int, *, displayed: Sequence[int], channel_axis: int | None, spatial_dims: int = 2
 ) -> int | tuple[int, ...] | None:
-    """The axes a 2D model steps through in a layer of ``ndim`` axes: its sliders'.
+    """The axes a model steps through in a layer of ``ndim`` axes: its sliders' (a 3D
+    model's volumes take the depth: the slider just before the plane, or the depth
+    napari's 3D view shows, as :func:`~napari_seg.inference.scope.plan_scope` takes it).
 
     Parameters
     ----------
@@ -508,18 +510,28 @@ def stack_axes(
         Axes shown in napari's canvas; the last two are the plane (in napari's 3D
         view the first of three is a depth the model steps through).
     channel_axis : int or None
+    spatial_dims : {2, 3}
+        The model's dimensionality.
 
     Returns
     -------
     int, tuple of int or None
-        The axes neither in the plane nor the channels (one as an int, several as a
-        tuple: a TZYX layer's T and Z); None for a single plane.
+        The axes neither in the plane (nor a 3D model's depth) nor the channels (one as
+        an int, several as a tuple: a TZYX layer's T and Z for a 2D model); None for a
+        single plane or volume.
     """
-    plane = list(displayed)[-2:]
-    stepped = tuple(a for a in range(ndim) if a not in plane and a != channel_axis)
+    shown = list(displayed)[-3:]
+    plane = shown[-2:]
+    stepped = [a for a in range(ndim) if a not in plane and a != channel_axis]
+    if spatial_dims == 3:
+        before = [a for a in stepped if a < min(plane)]
+        if len(shown) == 3 and shown[0] in before:
+            before = [shown[0]]
+        if before:
+            stepped.remove(before[-1])
     if not stepped:
         return None
-    return stepped[0] if len(stepped) == 1 else stepped
+    return stepped[0] if len(stepped) == 1 else tuple(stepped)
 
 
 def normalise_axes(axis: int | Sequence[int], ndim: int, name: str) -> list[int]:
