@@ -92,13 +92,13 @@ def pick_channel(image: Any, channel: int | None, axis: int | None, header: Any,
     """
     if channel is None:
         return image, header, transform
+    from ..arrays.layout import detect_in_channels
     from ..arrays.views import ChannelView
 
     if axis is None:
         axis = None if header is None else header.channel_axis
-    shape = tuple(image.shape)
-    if axis is None and len(shape) == 3 and shape[-1] in (3, 4):
-        axis = 2  # an RGB(A) image's colours (a PNG, a TIFF's samples)
+    if axis is None and detect_in_channels(image.shape, channel_axis=None, axis=None) == 3:
+        axis = len(image.shape) - 1  # an RGB(A) image's colours (a PNG, a TIFF's samples)
     if axis is None:
         raise ValueError(
             "--channel needs a channel axis: the file names none (a TIFF's C axis); give "
