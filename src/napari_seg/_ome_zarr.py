@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ._units import axis_units, common_length_unit
+from .arrays.named import is_time_label
 from .limits import MAX_LEVELS, brief
 
 
@@ -181,7 +182,7 @@ def read_ome_zarr_axis_letters(path: str | os.PathLike) -> str | None:
         name = axis.get("name") if isinstance(axis, dict) else axis
         kind = axis.get("type") if isinstance(axis, dict) else None
         name = str(name).lower() if isinstance(name, str) else ""
-        if kind == "time" or name in ("t", "time"):
+        if kind == "time" or is_time_label(name):
             letters.append("T")
         elif kind == "channel" or name in ("c", "channel"):
             letters.append("C")

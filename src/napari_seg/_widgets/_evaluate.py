@@ -27,6 +27,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from .._atomic import atomic_write
 from .._layers import GEOMETRY_KEY, background_of, class_names_of, labels_layer_kwargs
 from .._units import format_spacing, in_one_unit, unit_symbol
+from ..arrays.layout import view_axes
 from ..arrays.named import is_time_label
 from ..medical import recorded_unit
 from ..metrics import ERROR_COLORS, ERROR_NAMES, MODES, EvaluateConfig, Evaluation, merge_rows
@@ -248,8 +249,9 @@ class EvaluateWidget(RunnerFields, Dock):
             return None
         offset = self._viewer.dims.ndim - layer.ndim
         hidden = [d for d in self._viewer.dims.not_displayed if d >= offset]
-        if not hidden:
-            hidden = [d for d in self._viewer.dims.displayed if d >= offset][-3:-2]
+        if not hidden:  # the 3D view: the depth on screen, if any
+            _, depth = view_axes([d for d in self._viewer.dims.displayed if d >= offset])
+            hidden = [] if depth is None else [depth]
         return (hidden[0] - offset, hidden[0]) if hidden else None
 
     def _check_layers(self):

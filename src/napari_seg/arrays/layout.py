@@ -495,6 +495,28 @@ def detect_in_channels(
     return 1
 
 
+def view_axes(displayed: Sequence[int]) -> tuple[list[int], int | None]:
+    """The plane napari shows (the last two displayed axes) and, in its 3D view (three
+    displayed axes), the depth on screen (the first of them; else None).
+
+    Parameters
+    ----------
+    displayed : sequence of int
+
+    Returns
+    -------
+    plane : list of int
+    depth : int or None
+
+    Examples
+    --------
+    >>> view_axes((1, 2)), view_axes((0, 1, 2))
+    (([1, 2], None), ([1, 2], 0))
+    """
+    shown = [int(a) for a in displayed][-3:]
+    return shown[-2:], shown[0] if len(shown) == 3 else None
+
+
 def stack_axes(
     ndim: int, *, displayed: Sequence[int], channel_axis: int | None, spatial_dims: int = 2
 ) -> int | tuple[int, ...] | None:
@@ -520,13 +542,12 @@ def stack_axes(
         an int, several as a tuple: a TZYX layer's T and Z for a 2D model); None for a
         single plane or volume.
     """
-    shown = list(displayed)[-3:]
-    plane = shown[-2:]
+    plane, depth = view_axes(displayed)
     stepped = [a for a in range(ndim) if a not in plane and a != channel_axis]
     if spatial_dims == 3:
         before = [a for a in stepped if a < min(plane)]
-        if len(shown) == 3 and shown[0] in before:
-            before = [shown[0]]
+        if depth in before:
+            before = [depth]
         if before:
             stepped.remove(before[-1])
     if not stepped:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..arrays.layout import channel_axis_of
+from ..arrays.layout import channel_axis_of, view_axes
 
 SCOPES = ("slice", "stack", "visible")
 
@@ -101,14 +101,13 @@ def plan_scope(
         raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
     shape = tuple(int(n) for n in shape)
     layer_ndim = len(shape) - 1 if rgb else len(shape)
-    shown = [int(a) for a in displayed][-3:]
-    plane = shown[-2:]
+    # napari's 3D view shows a volume: its depth axis is part of what is on screen.
+    plane, shown_depth = view_axes(displayed)
     if len(plane) != 2:
         raise ValueError(f"two displayed axes are needed to segment planes, got {displayed}")
-    # napari's 3D view shows a volume: its depth axis is part of what is on screen.
-    shown_depth = shown[0] if len(shown) == 3 else None
     others = [a for a in range(layer_ndim) if a not in plane]
     # The layout rule (arrays.layout): channels on the RGB axis, else on a slider axis.
+    shown = [*plane] if shown_depth is None else [shown_depth, *plane]
     channel_axis = channel_axis_of(shape, in_channels=in_channels, rgb=rgb, spatial=shown)
     spatial = list(plane)
     if spatial_dims == 3:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..arrays.layout import view_axes
+
 SCOPES = ("slice", "each", "volume")
 
 
@@ -61,19 +63,18 @@ def plan_refine_scope(
     ndim = len(shape)
     if ndim < 2:
         raise ValueError(f"labels must have at least 2 axes, got shape {tuple(shape)}")
-    shown = [a for a in displayed if 0 <= a < ndim][-3:]
-    plane = shown[-2:]
+    plane, depth = view_axes([a for a in displayed if 0 <= a < ndim])
     if ndim == 2:
         return RefineScope((slice(None), slice(None)), False, 0)
     if len(plane) < 2:
         raise ValueError("show a 2D plane of the labels (not a 1D view) to refine it")
     hidden = [a for a in range(ndim) if a not in plane]
-    if scope == "slice" and len(shown) < 3:
+    if scope == "slice" and depth is None:
         index = tuple(int(step[a]) if a in hidden else slice(None) for a in range(ndim))
         return RefineScope(index, False, 0)
     # napari's 3D view shows a volume: its depth axis is the stack, and the "slice"
     # on screen is every plane of it (2D each).
-    stack_axis = shown[0] if len(shown) == 3 else hidden[-1]
+    stack_axis = hidden[-1] if depth is None else depth
     index = tuple(
         int(step[a]) if a in hidden and a != stack_axis else slice(None) for a in range(ndim)
     )
