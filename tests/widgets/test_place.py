@@ -188,10 +188,10 @@ def test_the_training_preview_lies_on_the_image(make_napari_viewer_proxy, captur
     layer = viewer.add_image(image, name="cells", **kept)
     truth = viewer.add_labels(labels, name="truth", **kept)
     w, inputs = _train_with_preview(viewer, layer, truth)
-    _, origin, _ = w._preview_view(layer)  # the part of the image on screen
-    (y, x), (h, wide) = origin, inputs.preview.shape
-    np.testing.assert_array_equal(inputs.preview, image[y : y + h, x : x + wide])
-    preview = Labels(np.zeros(inputs.preview.shape, np.uint8), **inputs.preview_place.kwargs())
+    origin = inputs.preview.origin  # the part of the image on screen
+    (y, x), (h, wide) = origin, inputs.preview.image.shape
+    np.testing.assert_array_equal(inputs.preview.image, image[y : y + h, x : x + wide])
+    preview = Labels(np.zeros((h, wide), np.uint8), **inputs.preview.place.kwargs())
     _same_world(layer, preview, [(0, 0), (7, 2), (30, 9)], offset=origin)
     assert notes["warning"] == []
     # Labels placed elsewhere than the image: paired index by index, and the dock says so.
@@ -300,15 +300,15 @@ def test_the_training_preview_of_a_sheared_stack_lies_on_its_slice(
     # The whole point: along a shear, which slice is current depends on y as well.
     viewer.dims.set_point([0, 1, 2], tuple(layer.data_to_world((3, 0, 0))))
     w, inputs = _train_with_preview(viewer, layer, truth)
-    _, origin, _ = w._preview_view(layer)
+    origin = inputs.preview.origin
     assert origin[0] == 3
-    assert inputs.preview_lead == 1
+    assert inputs.preview.expand == (0,)
     assert notes["warning"] == []
     # What the dock shows when training sends a preview.
     from napari_seg.training.events import PreviewReady
 
     w._inputs, w._classes = inputs, (CLASS_NAMES, CLASS_COLORS)
-    w._show_preview(PreviewReady(1, np.ones(inputs.preview.shape, np.uint8)))
+    w._show_preview(PreviewReady(1, np.ones(inputs.preview.image.shape, np.uint8)))
     shown = viewer.layers["stack preview"]
-    assert shown.data.shape == (1, *inputs.preview.shape)
+    assert shown.data.shape == (1, *inputs.preview.image.shape)
     _same_world(layer, shown, [(0, 0, 0), (0, 7, 2), (0, 30, 9)], offset=origin)

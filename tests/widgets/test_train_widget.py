@@ -367,8 +367,8 @@ def test_a_3d_model_trains_on_a_few_painted_slices_with_a_slice_preview(
     viewer.dims.set_current_step(0, 10)
     inputs = w._make_job()
     assert inputs.config.axis is None  # the stack is one volume, not planes
-    assert inputs.preview.shape == (24, 48, 48)
-    assert inputs.preview_slice == 10
+    assert inputs.preview.image.shape == (24, 48, 48)
+    assert inputs.preview.take == (0, 10)
     w.start()
     _wait(qtbot, w)
     assert notes["error"] == []
@@ -454,8 +454,8 @@ def test_fine_tuning_a_3d_model_file_reads_the_stack_as_a_volume(setup, tmp_path
     w._preview.value = True
     inputs = w._make_job()
     assert inputs.config.axis is None
-    assert inputs.preview.ndim == 3
-    assert inputs.preview_slice is not None
+    assert inputs.preview.image.ndim == 3
+    assert inputs.preview.take is not None
 
 
 def test_instance_labels_train_as_objects_and_boundaries(setup, qtbot, notes, make_instances):
@@ -571,3 +571,104 @@ def test_a_3d_model_trains_on_a_time_series_of_volumes_volume_by_volume(setup, q
     assert model.spec.spatial_dims == 3
     predicted = predict(model, image, axis=0).labels
     assert (predicted == labels).mean() > 0.9
+
+
+def test_the_preview_of_a_two_channel_layer_reads_both_channels(
+    make_napari_viewer_proxy, qtbot, notes
+):
+    """A channels-first layer (CYX, not split into layers): the preview is the plane
+    with both channels, and the run's previews predict it (the run failed at its
+    first preview: 'the model expects 2 channels but ... shape (96, 96)')."""
+    viewer = make_napari_viewer_proxy()
+    image, labels = cells_2d((96, 96), seed=1)
+    two = np.stack([image, image[::-1]]).astype(np.float32)
+    viewer.add_image(two, name="two", scale=(1.0, 0.5, 0.5))
+    viewer.add_labels(labels, name="truth", scale=(0.5, 0.5))
+    w = train_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Train")
+    torch.manual_seed(0)
+    spec = ModelSpec("unet", in_channels=2, num_classes=3, options={"depth": 2, "base_width": 4})
+    w.current.set(create_model(spec), path=None, dirty=True)
+    w.reset_choices()
+    w._image.value, w._labels.value = viewer.layers["two"], viewer.layers["truth"]
+    w._label0.value = "background"
+    w._budget_unit.value = "epochs"
+    w._budget.value = 1
+    w._patch.value = 64
+    w._preview.value = True
+    inputs = w._make_job()
+    assert inputs.config.channel_axis == 0
+    (y, x), (h, wide, c) = inputs.preview.origin, inputs.preview.image.shape
+    assert c == 2
+    np.testing.assert_array_equal(
+        inputs.preview.image, np.moveaxis(two[:, y : y + h, x : x + wide], 0, -1)
+    )
+    w.start()
+    _wait(qtbot, w)
+    assert notes["error"] == []
+    preview = viewer.layers["two preview"]
+    assert preview.data.shape == (h, wide)
+    np.testing.assert_allclose(preview.scale, (0.5, 0.5))
+
+
+def test_a_transposed_view_previews_and_measures_the_plane_on_screen(
+    make_napari_viewer_proxy, qtbot, notes
+):
+    """The view shows z and x (an orthogonal view of a stack): the run trains on those
+    planes, a new model takes their pixel size, and the preview is the plane on screen
+    at the y slider, shown where that plane of the image lies (it was the yx plane at
+    the hidden z, drawn along y and x)."""
+    from napari_seg.sample_data import cells_3d
+
+    viewer = make_napari_viewer_proxy()
+    volume, truth = cells_3d((40, 64, 48), seed=1)
+    scale = (2.0, 0.5, 0.25)
+    layer = viewer.add_image(volume, name="vol", scale=scale, translate=(4.0, 0.0, 1.0))
+    viewer.add_labels(truth, name="vt", scale=scale, translate=(4.0, 0.0, 1.0))
+    viewer.dims.order = (1, 0, 2)
+    viewer.dims.set_current_step(1, 30)
+    w = train_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Train")
+    w.reset_choices()
+    w._image.value, w._labels.value = layer, viewer.layers["vt"]
+    w._source.value = "new"
+    w._label0.value = "background"
+    w._budget_unit.value = "epochs"
+    w._budget.value = 1
+    w._patch.value = 32
+    w._preview.value = True
+    inputs = w._make_job()
+    assert inputs.config.axis == 1
+    assert inputs.config.spacing == (2.0, 0.25)
+    origin, image = inputs.preview.origin, inputs.preview.image
+    assert origin[1] == 30
+    assert image.shape == (40, 48)
+    np.testing.assert_array_equal(image, volume[:, 30, :])
+    w.start()
+    _wait(qtbot, w)
+    assert notes["error"] == []
+    shown = viewer.layers["vol preview"]
+    assert shown.data.shape == (40, 1, 48)
+    for p in [(0, 0, 0), (5, 0, 7), (39, 0, 47)]:
+        np.testing.assert_allclose(
+            shown.data_to_world(p), layer.data_to_world(np.add(p, origin)), atol=1e-9
+        )
+
+
+def test_the_preview_in_the_3d_view_lies_at_its_slice(setup):
+    """napari's 3D view shows a stack whole: a 2D run's preview is the plane at the
+    hidden slider, drawn at that slice (a flat layer would lie at the first one)."""
+    viewer, w, _ = setup
+    volume = np.random.default_rng(0).random((6, 40, 32)).astype(np.float32)
+    layer = viewer.add_image(volume, name="stack", translate=(10.0, 0.0, 0.0))
+    viewer.add_labels(np.ones(volume.shape, np.uint8), name="painted")
+    viewer.dims.set_current_step(0, 13)  # world z: slice 3 of the stack
+    viewer.dims.ndisplay = 3
+    w.reset_choices()
+    w._image.value, w._labels.value = layer, viewer.layers["painted"]
+    w._preview.value = True
+    preview = w._make_job().preview
+    assert preview.origin == (3, 0, 0)
+    assert preview.expand == (0,)
+    np.testing.assert_array_equal(preview.image, volume[3])
+    np.testing.assert_allclose(preview.place.translate, (13.0, 0.0, 0.0))

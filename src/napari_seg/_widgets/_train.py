@@ -43,10 +43,9 @@ from ._layers import (
     full_resolution,
     layer_spacing,
     viewer_position,
-    visible_region,
 )
 from ._live import LivePanel
-from ._place import Place, placed_apart
+from ._place import placed_apart
 from ._runner import JobRunner
 from ._shared import (
     current_model_for,
@@ -59,6 +58,7 @@ from ._shared import (
 from ._train_classes import StrokeClasses
 from ._train_jobs import TrainInputs, takeover_job, train_job
 from ._train_pairs import PairsPanel
+from ._train_preview import preview_view, sample_axes
 from ._train_settings import AugmentPanel, SettingsPanel
 from ._train_source import ModelSourcePanel
 
@@ -66,9 +66,6 @@ if TYPE_CHECKING:
     import napari
 
 logger = logging.getLogger(__name__)
-
-#: Slices around the current one that a 3D run's preview predicts.
-PREVIEW_DEPTH = 32
 
 
 class TrainWidget(Dock):
@@ -328,9 +325,8 @@ class TrainWidget(Dock):
                 names = new_model_class_names([labels for _, labels in pairs], config.label0)
                 background = self.classes.background_id()
             config = config.with_(class_names=names, background=background)
-            dims = 3 if volumes else 2
-            ndim = len(image_layer.scale)
-            size, unit, source = layer_spacing(image_layer, range(ndim - dims, ndim))
+            axes = sample_axes(full_resolution(image_layer).ndim, config)  # the plane on screen
+            size, unit, source = layer_spacing(image_layer, axes)
             if source is not None and size is not None:
                 show_info(file_spacing_note(image_layer.name, source, size, unit, "training"))
             if size is not None:
@@ -346,10 +342,7 @@ class TrainWidget(Dock):
             if note:
                 show_warning(note)
         out = self._out.path  # checked by the run itself, so its error arrives as a notification
-        preview, origin, middle = None, None, None
-        if self._preview.value:
-            preview, origin, middle = self._preview_view(image_layer, volumes)
-        place, lead = _preview_place(image_layer, origin)
+        preview = preview_view(self._viewer, image_layer, config) if self._preview.value else None
         return TrainInputs(
             pairs=[(full_resolution(i), full_resolution(lab)) for i, lab in pairs],
             names=[f"{i.name} / {lab.name}" for i, lab in pairs],
@@ -359,9 +352,6 @@ class TrainWidget(Dock):
             overwrite=self._out.overwrite,
             preview=preview,
             preview_name=f"{image_layer.name} preview",
-            preview_place=place,
-            preview_lead=lead,
-            preview_slice=middle,
         )
 
     def _axes(
@@ -385,23 +375,6 @@ class TrainWidget(Dock):
             len(shape), displayed=displayed, channel_axis=channel_axis, spatial_dims=spatial_dims
         )
         return axis, channel_axis
-
-    def _preview_view(self, layer, volumes: bool = False):
-        """The part of the current plane on screen, the layer index of its first pixel,
-        and for a 3D run the slab of ``PREVIEW_DEPTH`` slices around it that the 3D
-        model reads (with the index of the current slice in it; None for planes)."""
-        data = full_resolution(layer)
-        spatial = [layer.ndim - 2, layer.ndim - 1]  # an RGB layer's channels come last
-        ys, xs = visible_region(self._viewer, layer, spatial)
-        _, step = viewer_position(self._viewer, layer)
-        index: tuple = (*step[: layer.ndim - 2], ys, xs)
-        middle = None
-        if volumes and layer.ndim >= 3:
-            z, depth = int(step[layer.ndim - 3]), data.shape[layer.ndim - 3]
-            z0 = max(0, min(z - PREVIEW_DEPTH // 2, depth - PREVIEW_DEPTH))
-            index = (*step[: layer.ndim - 3], slice(z0, min(depth, z0 + PREVIEW_DEPTH)), ys, xs)
-            middle = z - z0
-        return np.asarray(data[index]), (*step[: layer.ndim - 2], ys.start, xs.start), middle
 
     def toggle_pause(self) -> None:
         """Pause the run after the current step, or resume it."""
@@ -458,21 +431,17 @@ class TrainWidget(Dock):
 
     def _show_preview(self, event: PreviewReady) -> None:
         inputs = self._inputs
-        if inputs is None:
+        if inputs is None or inputs.preview is None:
             return
         layers = self._viewer.layers
-        labels = event.labels
-        if inputs.preview_slice is not None:  # a 3D model's slab: show the current slice
-            labels = labels[inputs.preview_slice]
-        if inputs.preview_lead:  # placed at its slice, along every axis of the image
-            labels = labels.reshape((1,) * inputs.preview_lead + labels.shape)
+        labels = inputs.preview.shown(event.labels)
         if inputs.preview_name in layers:
             layers[inputs.preview_name].data = labels
             return
         names, colors = self._classes
         kwargs = labels_layer_kwargs(inputs.preview_name, names, colors)
         add_labels(
-            self._viewer, labels, window=self.native, **inputs.preview_place.kwargs(), **kwargs
+            self._viewer, labels, window=self.native, **inputs.preview.place.kwargs(), **kwargs
         )
 
     def _on_returned(self, result: TrainResult | None) -> None:
@@ -517,20 +486,3 @@ def new_model_class_names(label_layers, label0: str) -> tuple[str, ...]:
 def train_widget(viewer: napari.viewer.Viewer) -> TrainWidget:
     """The Train widget, sharing the viewer's current model."""
     return TrainWidget(viewer, current_model_for(viewer))
-
-
-def _preview_place(layer, origin) -> tuple[Place, int]:
-    """Where the preview lies, and how many length-1 axes it takes in front.
-
-    The preview is the current plane's region whose first pixel is at layer index
-    ``origin`` (None: no preview). It is placed along y and x, shown on every slice;
-    where the layer's turn mixes y or x with another axis (a light-sheet stack
-    deskewed by a shear between z and y), along every axis of the layer at the
-    current slice, so that it lies where napari shows that slice of the image.
-    """
-    flat = Place.of(layer, [-2, -1])
-    if origin is None:
-        return flat, 0
-    if flat.note is None:
-        return flat.shifted(origin[-2:]), 0
-    return Place.of(layer).shifted(origin), len(origin) - 2

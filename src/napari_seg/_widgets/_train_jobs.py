@@ -5,11 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ..training.config import TrainingConfig
-from ._place import Place
 from ._shared import forward_events
+from ._train_preview import PreviewView
 
 
 @dataclass(frozen=True)
@@ -22,11 +20,8 @@ class TrainInputs:
     model: object
     out: Path | None
     overwrite: bool
-    preview: np.ndarray | None
+    preview: PreviewView | None  # the part of the view predicted every few seconds
     preview_name: str
-    preview_place: Place  # the region's, along y and x (or every axis: preview_lead)
-    preview_slice: int | None = None  # a 3D preview: the slice of the slab to show
-    preview_lead: int = 0  # length-1 axes the preview takes in front (placed at its slice)
 
 
 def train_job(inputs: TrainInputs, *, stop, cancel):
@@ -43,7 +38,7 @@ def train_job(inputs: TrainInputs, *, stop, cancel):
         out=inputs.out,
         overwrite=inputs.overwrite,
         stop=stop,
-        preview=inputs.preview,
+        preview=None if inputs.preview is None else inputs.preview.image,
         names=inputs.names,
     )
     return (yield from forward_events(events, cancel))
@@ -64,6 +59,6 @@ def takeover_job(inputs: TrainInputs, *, stop, cancel):
         inputs.config,
         model=inputs.model,
         stop=stop,
-        preview=inputs.preview,
+        preview=None if inputs.preview is None else inputs.preview.image,
     )
     return (yield from forward_events(events, cancel))

@@ -100,8 +100,9 @@ def iter_train(
         returned as for a finished run. Closing the generator instead cancels
         the run without a result (files written so far stay valid).
     preview : array-like, optional
-        A 2D image (with channels if the model has them) predicted after
-        each epoch (``PreviewReady``).
+        An image of the model's dimensionality (a plane, or a volume for a 3D model),
+        channels last where it has a channel axis, predicted every few seconds of
+        training and at the end (``PreviewReady``).
     names : sequence of str, optional
         Names of the pairs, used in messages.
     overwrite : bool
@@ -455,7 +456,12 @@ class _Trainer(PixelRun):
         from ..inference import PredictConfig, predict
 
         start = clock.elapsed()
-        config = PredictConfig(device=str(self.device), precision=self.precision)
+        image = np.asarray(image)
+        # channels come last, where the model has them (one axis more than its dims)
+        channel = image.ndim - 1 if image.ndim > self.model.spec.spatial_dims else None
+        config = PredictConfig(
+            device=str(self.device), precision=self.precision, channel_axis=channel
+        )
         try:
             labels = predict(self.model, image, config).labels
         finally:
