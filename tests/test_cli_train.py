@@ -325,6 +325,26 @@ def test_a_new_model_reads_the_channels_of_a_fiji_hyperstack(files, tmp_path, ca
     assert (config["channel_axis"], config["axis"]) == (None, 0)
 
 
+def test_a_tiff_without_axis_names_reads_the_axis_its_labels_lack_as_channels(
+    files, tmp_path, capsys
+):
+    """A plain two-channel TIFF (no axis names) with YX labels trains a two-channel
+    model: the error used to say the image had 3 non-channel axes and advise --axis 0,
+    which then failed on the labels' shape. A stack with 2D labels is still refused."""
+    image = tifffile.imread(files["image0"])
+    tifffile.imwrite(tmp_path / "cyx.tif", np.stack([image, image[::-1]]))
+    argv = ["train", "--image", str(tmp_path / "cyx.tif"), "--labels", str(files["labels0"]),
+            "--arch", "unet", *FAST, "--out", str(tmp_path / "m.safetensors")]  # fmt: skip
+    assert main(argv) == 0
+    assert load_model(tmp_path / "m.safetensors").spec.in_channels == 2
+    summary = json.loads((tmp_path / "m.training.json").read_text())
+    assert summary["config"]["channel_axis"] == 0
+    tifffile.imwrite(tmp_path / "zyx.tif", np.stack([image] * 20))
+    stack = [tmp_path / "zyx.tif" if a.endswith("cyx.tif") else a for a in argv]
+    assert main([*map(str, stack[:-1]), str(tmp_path / "s.safetensors")]) == 1
+    assert "choose the axis to go through slice by slice" in capsys.readouterr().err
+
+
 def test_instance_labels_need_instances_and_train_objects_and_boundaries(
     tmp_path, capsys, make_instances
 ):

@@ -25,6 +25,10 @@ MAX_CLASSES = 1024
 MAX_UNSTATED_CLASSES = 256
 #: Input channels of one model (hyperspectral stacks stay well below).
 MAX_IN_CHANNELS = 256
+#: Channels a new model reads from an image axis its labels lack, no one having
+#: stated them (a CYX layer painted with YX labels); a longer axis is more likely a
+#: stack's depth or time, and the run asks for the channel axis instead.
+MAX_UNSTATED_CHANNELS = 16
 #: Characters in one class name.
 MAX_NAME_LENGTH = 200
 #: Bytes of a model file's header (tensor table + model card with its training history).

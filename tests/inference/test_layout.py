@@ -115,3 +115,22 @@ def test_a_3d_model_steps_through_every_slider_but_the_depth():
     assert stack_axes(4, displayed=(1, 2, 3), channel_axis=None, spatial_dims=3) == 0
     assert stack_axes(5, displayed=(3, 4), channel_axis=1, spatial_dims=3) == 0  # TCZYX
     assert stack_axes(4, displayed=(2, 3), channel_axis=None) == (0, 1)  # a 2D model
+
+
+@pytest.mark.parametrize(
+    ("shape", "labels", "exclude", "expected"),
+    [
+        ((2, 64, 48), (64, 48), (), 0),  # CYX painted with YX labels
+        ((64, 48, 3), (64, 48), (), 2),
+        ((5, 2, 64, 48), (5, 64, 48), (0,), 1),  # ZCYX, Z a stack axis
+        ((5, 2, 64, 48), (5, 64, 48), (1,), None),  # the one axis is excluded
+        ((64, 48), (64, 48), (), None),  # no axis lacking
+        ((2, 2, 48), (2, 48), (), None),  # axis 0 or 1: cannot tell
+        ((24, 64, 48), (64, 48), (), None),  # a stack's depth, not channels
+        ((1, 64, 48), (64, 48), (), None),  # one entry: no channels to read
+    ],
+)
+def test_a_new_model_s_channels_are_the_axis_its_labels_lack(shape, labels, exclude, expected):
+    from napari_seg.arrays.layout import labels_channel_axis
+
+    assert labels_channel_axis(shape, labels, exclude=exclude) == expected

@@ -223,3 +223,45 @@ def test_strokes_placed_elsewhere_than_the_image_are_named_once(painted, qtbot, 
     assert len(notes["warning"]) == 1
     assert "cells and strokes are placed differently" in notes["warning"][0]
     assert notes["error"] == []
+
+
+def test_live_update_on_a_two_channel_layer_reads_both_channels(
+    make_napari_viewer_proxy, qtbot, notes
+):
+    """A CYX layer (a two-channel TIFF opened whole) painted with YX strokes: the
+    classifier reads both channels (its channel slider is the axis the strokes lack);
+    it refused 'labels shape (96, 96) does not match the image shape (2, 96, 96)'."""
+    viewer = make_napari_viewer_proxy()
+    image, truth = cells_2d((96, 96), seed=3)
+    rng = np.random.default_rng(1)
+    noise = rng.random(image.shape).astype(np.float32)
+    viewer.add_image(np.stack([noise, image]), name="two")  # channel 1 has the cells
+    strokes = viewer.add_labels(np.zeros(truth.shape, np.uint8), name="strokes")
+    viewer.dims.set_current_step(0, 0)  # the noise channel on screen
+    w = _live_on_a_plane(viewer, qtbot, "two", strokes, truth, ())
+    assert notes["error"] == []
+    assert w.live._session.config.channel_axis == 0
+    predicted = viewer.layers["strokes live"].data
+    assert predicted.shape == truth.shape
+    assert ((predicted == 2) == (truth == 1)).mean() > 0.8
+
+
+def test_a_failed_refit_is_a_notification_only(painted, qtbot, notes, monkeypatch):
+    """A refit that raises ends in one error notification: the worker's error used to be
+    re-raised in Qt's event loop too (napari's traceback dialog; an abort without
+    napari's exception hook)."""
+    from napari_seg.training import live as core_live
+
+    def broken(self, *args):
+        raise ValueError("the strokes cannot be read")
+
+    monkeypatch.setattr(core_live.LiveClassifier, "update", broken)
+    _viewer, w, strokes, truth = painted
+    w.live.toggle.value = True
+    rng = np.random.default_rng(0)
+    _paint_class(strokes, truth, 0, 1, 4, rng)
+    _paint_class(strokes, truth, 1, 2, 4, rng)
+    qtbot.waitUntil(lambda: bool(notes["error"]), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+    assert notes["error"] == ["napari-seg live update: the strokes cannot be read"]
+    assert w.live.status.value == "live: the last refit failed"

@@ -596,6 +596,9 @@ def test_the_preview_of_a_two_channel_layer_reads_both_channels(
     w._budget.value = 1
     w._patch.value = 64
     w._preview.value = True
+    w._source.value = "new"  # a new model reads the axis the labels lack as channels
+    assert w._make_job().config.channel_axis == 0
+    w._source.value = "current"
     inputs = w._make_job()
     assert inputs.config.channel_axis == 0
     (y, x), (h, wide, c) = inputs.preview.origin, inputs.preview.image.shape

@@ -146,10 +146,17 @@ class LivePanel:
             return
         self._tell_placement(image, labels, session)
         plane, region, index = self._where(labels, session)
-        worker = create_worker(_live_job, session, strokes, plane, region)
-        worker.returned.connect(lambda result: self._show(result, index))
-        worker.errored.connect(self._failed)
-        worker.finished.connect(self._done)
+        # connected at creation: a worker made without an "errored" slot re-raises its
+        # error in Qt's event loop (napari's traceback dialog; PyQt6 aborts without
+        # napari's exception hook)
+        connect = {
+            "returned": lambda result: self._show(result, index),
+            "errored": self._failed,
+            "finished": self._done,
+        }
+        worker = create_worker(
+            _live_job, session, strokes, plane, region, _connect=connect, _start_thread=False
+        )
         self._worker = worker
         self.status.value = "live: fitting..."
         worker.start()

@@ -18,7 +18,7 @@ from magicgui.widgets import CheckBox, ComboBox, PushButton
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from .._layers import class_names_of, labels_layer_kwargs
-from ..arrays.layout import channel_axis_of, stack_axes
+from ..arrays.layout import channel_axis_of, labels_channel_axis, stack_axes
 from ..models.registry import get_architecture
 from ..training._model import run_dims
 from ..training.config import TrainingConfig
@@ -184,7 +184,7 @@ class TrainWidget(Dock):
 
     def live_config(self, image_layer) -> TrainingConfig:
         """The live pixel classifier's config: this dock's device and the image's axes."""
-        axis, channel_axis = self._axes(image_layer, None)
+        axis, channel_axis = self._axes(image_layer, None, labels=self.pairs.labels.value)
         return TrainingConfig(
             architecture="pixel-classifier",
             label0="unlabelled",
@@ -316,7 +316,9 @@ class TrainWidget(Dock):
             config = config.with_(from_model=from_model)
         volumes = run_dims(config, model) == 3
         # a 3D model's volumes: other sliders (time) go volume by volume
-        axis, channel_axis = self._axes(image_layer, in_channels, 3 if volumes else 2)
+        axis, channel_axis = self._axes(
+            image_layer, in_channels, 3 if volumes else 2, labels=pairs[0][1]
+        )
         config = config.with_(axis=axis, channel_axis=channel_axis)
         if self.source.is_new:
             names: tuple[str, ...] = ()  # instance labels: the conversion's classes
@@ -355,19 +357,24 @@ class TrainWidget(Dock):
         )
 
     def _axes(
-        self, layer, in_channels: int | None, spatial_dims: int = 2
+        self, layer, in_channels: int | None, spatial_dims: int = 2, labels=None
     ) -> tuple[int | tuple[int, ...] | None, int | None]:
         """Stack axes (every axis the viewer steps through: a TZYX layer trains on the
         planes of all its frames; with ``spatial_dims=3`` on the volumes of all its
         frames) and channel axis, by the layout rule
         (:mod:`napari_seg.arrays.layout`); a new model reads 3 channels from an RGB
-        layer, else 1."""
+        layer, the slider axis its ``labels`` layer lacks (a CYX layer painted with YX
+        labels), else 1."""
         shape = full_resolution(layer).shape
-        if in_channels is None:
-            in_channels = 3 if layer.rgb else 1
         displayed, _ = viewer_position(self._viewer, layer)
+        given = None
+        if in_channels is None and not layer.rgb and labels is not None:
+            lacking = full_resolution(labels).shape
+            given = labels_channel_axis(shape, lacking, exclude=displayed)
+        if in_channels is None:
+            in_channels = 3 if layer.rgb else 1 if given is None else shape[given]
         channel_axis = channel_axis_of(
-            shape, in_channels=in_channels, rgb=bool(layer.rgb), spatial=displayed
+            shape, in_channels=in_channels, given=given, rgb=bool(layer.rgb), spatial=displayed
         )
         if len(shape) - (channel_axis is not None) <= 2:
             return None, channel_axis

@@ -18,6 +18,7 @@ import numpy as np
 
 from .._types import RegionArray
 from .._validate import check_spacing
+from ..limits import MAX_UNSTATED_CHANNELS
 
 #: Inputs smaller than this along a spatial axis cannot be segmented meaningfully (a
 #: volume may be thinner along one axis: :func:`too_small`).
@@ -459,6 +460,45 @@ def _spacing(spacing: Sequence[float] | None, spatial_dims: int) -> tuple[float,
     values = tuple(float(s) for s in spacing)
     check_spacing("spacing", values, (spatial_dims,))
     return values
+
+
+def labels_channel_axis(
+    shape: Sequence[int], labels_shape: Sequence[int], *, exclude: Sequence[int] = ()
+) -> int | None:
+    """The axis of an image of ``shape`` that its labels lack: a new model's channels.
+
+    Labels have no channel axis, so an image with one axis more than its labels,
+    which leaves exactly the labels' shape when removed (a CYX image painted with YX
+    labels), has its channels there. None when the shapes do not say so: the same
+    number of axes, several axes that could be the one, only axes in ``exclude``
+    (those shown in napari's canvas, a stack axis chosen), or an axis longer than
+    ``limits.MAX_UNSTATED_CHANNELS`` (a stack's depth more likely than channels).
+
+    Parameters
+    ----------
+    shape, labels_shape : sequence of int
+    exclude : sequence of int
+        Axes that cannot hold channels.
+
+    Returns
+    -------
+    int or None
+
+    Examples
+    --------
+    >>> labels_channel_axis((2, 64, 48), (64, 48)), labels_channel_axis((64, 48), (64, 48))
+    (0, None)
+    """
+    shape, labels_shape = tuple(int(n) for n in shape), tuple(int(n) for n in labels_shape)
+    if len(shape) != len(labels_shape) + 1:
+        return None
+    fits = [
+        a
+        for a in range(len(shape))
+        if a not in exclude and 1 < shape[a] <= MAX_UNSTATED_CHANNELS
+        and shape[:a] + shape[a + 1 :] == labels_shape
+    ]  # fmt: skip
+    return fits[0] if len(fits) == 1 else None
 
 
 def detect_in_channels(

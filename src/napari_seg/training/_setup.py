@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ..arrays.layout import detect_in_channels, normalise_axes, output_axes, resolve_layout
+from ..arrays.layout import (
+    detect_in_channels,
+    labels_channel_axis,
+    normalise_axes,
+    output_axes,
+    resolve_layout,
+)
 from ..arrays.views import ChannelView
 from ..limits import MAX_UNSTATED_CLASSES
 from ..models.registry import get_architecture
@@ -40,6 +46,33 @@ def input_spec(
         first.shape, channel_axis=config.channel_axis, axis=config.axis
     )
     return in_channels, Normalization(config.normalization)
+
+
+def channels_from_labels(
+    config: TrainingConfig, base: SegmentationModel | None, pairs
+) -> TrainingConfig:
+    """The config with a new model's channel axis read from the first pair's shapes
+    when nothing states it: the image's axis its labels lack
+    (:func:`~napari_seg.arrays.layout.labels_channel_axis`; a stack axis never is).
+
+    Parameters
+    ----------
+    config : TrainingConfig
+    base : SegmentationModel, optional
+        The model to fine-tune (its channels are found by their count instead).
+    pairs : list of (image, labels)
+
+    Returns
+    -------
+    TrainingConfig
+    """
+    if base is not None or config.channel_axis is not None or config.in_channels:
+        return config
+    image, labels = pairs[0]
+    ndim = len(image.shape)
+    stacked = [] if config.axis is None else normalise_axes(config.axis, ndim, "axis")
+    axis = labels_channel_axis(image.shape, labels.shape, exclude=stacked)
+    return config if axis is None else config.with_(channel_axis=axis)
 
 
 def confirmed_classes(config: TrainingConfig, base: SegmentationModel | None) -> int:

@@ -93,9 +93,14 @@ def check_labels_shape(name: str, labels, image, expected: Sequence[int]) -> Non
         Naming ``name`` and both shapes.
     """
     if tuple(labels.shape) != tuple(expected):
+        kept = tuple(expected) != tuple(image.shape)  # a channel axis left out
         raise ValueError(
             f"{name}: labels shape {tuple(labels.shape)} does not match the image shape "
-            f"{tuple(image.shape)} (without its channel axis: {tuple(expected)})"
+            + (
+                f"{tuple(image.shape)} (without its channel axis: {tuple(expected)})"
+                if kept
+                else f"{tuple(image.shape)}, which has no channel axis"
+            )
         )
 
 

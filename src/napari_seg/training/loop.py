@@ -23,7 +23,7 @@ from ..models.registry import get_architecture
 from ._model import base_model, fit_classes, run_dims
 from ._pixel_run import PixelRun
 from ._runtime import Clock, guard_batchnorm
-from ._setup import confirmed_classes, input_spec, run_data, volumes_of
+from ._setup import channels_from_labels, confirmed_classes, input_spec, run_data, volumes_of
 from ._shared import as_pairs
 from .augment import Augmentation, augment
 from .checkpoint import RunState, restore, save_checkpoint
@@ -203,6 +203,7 @@ class _Trainer(PixelRun):
     def prepare(self, pairs, model, resume, names):
         cfg = self.config
         base, self.source = base_model(self.config, model, resume, self.device)
+        cfg = self.config = channels_from_labels(cfg, base, pairs)
         in_channels, normalization = input_spec(cfg, base, pairs[0][0])
         self.dims = run_dims(cfg, base)
         pairs, names, data_cfg = self._data_pairs(pairs, names)
