@@ -159,6 +159,20 @@ def test_a_channel_axis_after_two_slice_axes_is_counted_in_the_plane():
     np.testing.assert_array_equal(out, np.array(expected))
 
 
+def test_the_crf_reads_the_image_axis_the_labels_lack_as_channels():
+    """A CYX image for YX labels, no channel axis given: the CRF reads its channels
+    (it was refused: 'image must cover the labels' pixels (16, 16), got (2, 16, 16)')."""
+    labels = specks(shape=(16, 16), seed=2)
+    image = np.random.default_rng(0).random((2, 16, 16)).astype(np.float32)
+    probs = np.stack([labels == 0, labels != 0]).astype(np.float32) * 0.8 + 0.1
+    crf = RefineConfig(steps=(RefineStep("crf", {"iterations": 2, "device": "cpu"}),))
+    out = refine.refine(labels, crf, image=image, probabilities=probs)
+    expected = refine.crf_refine(probs, image, iterations=2, channel_axis=0, device="cpu")
+    np.testing.assert_array_equal(out, expected)
+    with pytest.raises(ValueError, match="image must cover the labels' pixels"):
+        refine.refine(labels, crf, image=image[:, :8], probabilities=probs)
+
+
 def test_inputs_are_checked_and_sliced():
     labels = specks(shape=(2, 16, 16))
     crf = RefineConfig(

@@ -249,6 +249,29 @@ def test_crf_and_region_inputs(make_napari_viewer_proxy, qtbot, notes):
     assert (layer.data[7:, 7:] != 2).all()
 
 
+def test_the_crf_reads_a_two_channel_layer(make_napari_viewer_proxy, qtbot, notes):
+    """A CYX layer (two channels opened whole) for YX labels: the CRF reads both
+    channels; the dock refused 'the image layer covers (2, 32, 32), the labels (32, 32)'."""
+    viewer = make_napari_viewer_proxy()
+    w = refine_widget(viewer)
+    labels = np.zeros((32, 32), np.uint8)
+    labels[8:24, 8:24] = 1
+    noise = np.random.default_rng(0).normal(0, 0.1, labels.shape)
+    image = np.stack([labels + noise, 1.0 - labels]).astype(np.float32)
+    probs = np.stack([1.0 - 0.6 * labels, 0.6 * labels + 0.2]).astype(np.float32)
+    layer = viewer.add_labels(labels.copy(), name="pred")
+    img = viewer.add_image(image, name="img")
+    prob_layer = viewer.add_image(probs, name="probs")
+    w.reset_choices()
+    w._labels.value = layer
+    _choose(w, "crf", iterations=2, device="cpu")
+    w._image.value, w._probabilities.value = img, prob_layer
+    _run(qtbot, w, w.apply)
+    assert notes["error"] == []
+    expected = refine.crf_refine(probs, image, iterations=2, channel_axis=0, device="cpu")
+    np.testing.assert_array_equal(layer.data, expected)
+
+
 def test_cancel_changes_nothing(setup, qtbot, monkeypatch):
     import threading
 

@@ -18,6 +18,7 @@ from ..refine.pipeline import (
     RefineProgress,
     RefineResult,
     RefineStep,
+    image_channel_axis,
     input_pixels,
 )
 from ..refine.scope import RefineScope, plan_refine_scope
@@ -249,8 +250,9 @@ class RefineWidget(RunnerFields, Dock):
                 continue
             chosen_layers.append(chosen)
             array = _region_mask(chosen, shape) if name == "region" else full_resolution(chosen)
-            if name == "image" and getattr(chosen, "rgb", False):
-                channel_axis = -1
+            if name == "image":  # RGB colours, else the axis the labels lack (CYX)
+                rgb = getattr(chosen, "rgb", False)
+                channel_axis = -1 if rgb else image_channel_axis(array.shape, shape)
             spatial = input_pixels(name, array.shape, channel_axis)
             if spatial != tuple(shape):
                 raise ValueError(

@@ -15,7 +15,7 @@ from .._generators import Returning
 from .._layers import INSTANCE_CLASS_NAMES
 from .._types import ArrayLike
 from .._validate import check_axes
-from ..arrays.layout import normalise_axes
+from ..arrays.layout import labels_channel_axis, normalise_axes
 from ..limits import brief
 from ._checks import check_labels
 from .operations import INPUTS, get_operation
@@ -257,6 +257,8 @@ def iter_refine(
     """
     config = config.validate()
     labels = check_labels(labels, stacked=config.per_slice)
+    if image is not None:
+        channel_axis = image_channel_axis(np.shape(image), labels.shape, channel_axis)
     inputs = _check_inputs(
         labels,
         config,
@@ -424,6 +426,25 @@ def _check_inputs(labels, config, *, channel_axis, **given) -> dict[str, Any]:
 
 
 _ARTICLE = {"image": "an ", "probabilities": "", "region": "a ", "reference": "a "}
+
+
+def image_channel_axis(
+    shape: Sequence[int], labels_shape: Sequence[int], channel_axis: int | None = None
+) -> int | None:
+    """The channel axis of an image of ``shape`` refining labels of ``labels_shape``:
+    the one given, else the axis the labels lack (a CYX image for YX labels,
+    :func:`~napari_seg.arrays.layout.labels_channel_axis`), else None.
+
+    Parameters
+    ----------
+    shape, labels_shape : sequence of int
+    channel_axis : int, optional
+
+    Returns
+    -------
+    int or None
+    """
+    return channel_axis if channel_axis is not None else labels_channel_axis(shape, labels_shape)
 
 
 def input_pixels(name: str, shape: tuple[int, ...], channel_axis: int | None) -> tuple[int, ...]:
