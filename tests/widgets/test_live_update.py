@@ -265,3 +265,49 @@ def test_a_failed_refit_is_a_notification_only(painted, qtbot, notes, monkeypatc
     qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
     assert notes["error"] == ["napari-seg live update: the strokes cannot be read"]
     assert w.live.status.value == "live: the last refit failed"
+
+
+def test_choosing_other_layers_during_a_refit_refits_for_them(
+    make_napari_viewer_proxy, qtbot, notes, monkeypatch
+):
+    """The pair changes while a refit runs: its result (for the old layers) is dropped
+    and the new pair is fitted. Writing it raised 'could not broadcast input array
+    from shape (128, 62) into shape (64, 47)' in Qt's event loop."""
+    import threading
+
+    from napari_seg.training import live as core_live
+
+    gate, real = threading.Event(), core_live.LiveClassifier.update
+
+    def held(self, *args):
+        gate.wait(TIMEOUT_MS / 1000)
+        return real(self, *args)
+
+    monkeypatch.setattr(core_live.LiveClassifier, "update", held)
+    viewer = make_napari_viewer_proxy()
+    rng = np.random.default_rng(0)
+    pairs = []
+    for name, shape, seed in (("a", (128, 128), 3), ("b", (64, 80), 4)):
+        image, truth = cells_2d(shape, seed=seed)
+        viewer.add_image(image, name=name)
+        strokes = viewer.add_labels(np.zeros(shape, np.uint8), name=f"{name} strokes")
+        for cls, label in ((0, 1), (1, 2)):
+            inside = np.argwhere(truth == cls)
+            for y, x in inside[rng.choice(len(inside), 10, replace=False)]:
+                strokes.data[y, x] = label
+        pairs.append((viewer.layers[name], strokes))
+    w = train_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Train")
+    w.reset_choices()
+    w._image.value, w._labels.value = pairs[0]
+    w.live.toggle.value = True
+    qtbot.waitUntil(lambda: w.live._worker is not None, timeout=TIMEOUT_MS)
+    w._image.value, w._labels.value = pairs[1]  # while the first refit runs
+    gate.set()
+    qtbot.waitUntil(lambda: w.live.refits >= 1, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+    assert notes["error"] == []
+    assert "a strokes live" not in viewer.layers
+    live = viewer.layers["b strokes live"].data
+    assert live.shape == (64, 80)
+    assert (live > 0).any()

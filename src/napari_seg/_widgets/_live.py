@@ -92,12 +92,12 @@ class LivePanel:
         self._disconnect()
         if on:
             self.watch()
-            self.schedule()
         else:
             self._timer.stop()
 
     def watch(self, *_args) -> None:
-        """Follow the paint events of the dock's current strokes layer."""
+        """Follow the paint events of the dock's current strokes layer, and refit for
+        its strokes."""
         self._disconnect()
         layer = self._labels()
         if layer is None or not self.toggle.value:
@@ -105,6 +105,7 @@ class LivePanel:
         layer.events.paint.connect(self.schedule)
         layer.events.data.connect(self.schedule)
         self._layer = layer
+        self.schedule()
 
     def _disconnect(self) -> None:
         if self._layer is not None:
@@ -150,7 +151,7 @@ class LivePanel:
         # error in Qt's event loop (napari's traceback dialog; PyQt6 aborts without
         # napari's exception hook)
         connect = {
-            "returned": lambda result: self._show(result, index),
+            "returned": lambda result: self._show(result, index, (image, labels)),
             "errored": self._failed,
             "finished": self._done,
         }
@@ -230,11 +231,16 @@ class LivePanel:
         pred.metadata = {**pred.metadata, **kwargs["metadata"]}
         pred.refresh()
 
-    def _show(self, result: LivePrediction, index: tuple) -> None:
+    def _show(self, result: LivePrediction, index: tuple, layers: tuple) -> None:
+        """Write ``result`` at ``index``, unless the dock's ``layers`` (image, strokes)
+        changed while it was fitted: then fit again for the new ones."""
         if self._closed:
             return
         labels = self._labels()
         if labels is None or not self.toggle.value:
+            return
+        if layers[0] is not self._image() or layers[1] is not labels:
+            self._pending = True  # _done refits for the layers chosen now
             return
         classes = result.model.spec.num_classes
         shape = full_resolution(labels).shape

@@ -143,6 +143,7 @@ class TrainWidget(Dock):
         self.native.destroyed.connect(self._on_destroyed)
         self._watched = None
         self.pairs.labels.changed.connect(self._watch_labels)
+        self.pairs.image.changed.connect(self.live.schedule)  # refit for the new image
         self._watch_labels()
         fill_device_choices(self._device)
         warm_training()
