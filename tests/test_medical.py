@@ -110,6 +110,26 @@ def test_4d_is_channels_and_5d_or_broken_files_are_refused(tmp_path):
         read_volume(truncated)
 
 
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_an_rgb_nifti_s_colours_are_channels(tmp_path, suffix):
+    """An RGB24 NIfTI (a colour histology volume, a diffusion colour-FA map): its
+    colours are channels, as a 4D file's volumes. It was read as an array of records,
+    which napari cannot show."""
+    colours = [(volume(seed=s) * 25).astype(np.uint8) for s in range(3)]
+    rgb = np.zeros(colours[0].shape, np.dtype([("R", "u1"), ("G", "u1"), ("B", "u1")]))
+    for name, channel in zip("RGB", colours, strict=True):
+        rgb[name] = channel
+    array, geometry = read_nifti(save(tmp_path / f"rgb{suffix}", rgb, RAS))
+    assert array.dtype == np.uint8
+    assert array.shape == (3, 11, 9, 7)
+    for c in range(3):
+        expected = read_nifti(save(tmp_path / f"c{c}.nii", colours[c], RAS))[0]
+        np.testing.assert_array_equal(array[c], expected)
+    assert geometry.array_shape == (11, 9, 7)
+    with pytest.raises(ValueError, match="RGB NIfTI of 4 axes"):
+        read_nifti(save(tmp_path / f"rgb4{suffix}", rgb[..., None], RAS))
+
+
 def test_a_volume_longer_than_nifti1_can_state_is_written_as_nifti2(tmp_path):
     """NIfTI-1 sizes are int16: a NIfTI-2 input 40000 voxels long (a light-sheet
     scan's width) gives labels that NIfTI-2 holds, with its affine; others stay

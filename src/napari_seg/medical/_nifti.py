@@ -91,7 +91,8 @@ def nifti_is_label_map(path: str | os.PathLike) -> bool:
 def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
     """A NIfTI volume as a ``(z, y, x)`` (or ``(c, z, y, x)``) LPS array and its geometry.
 
-    Uncompressed files are memory-mapped; ``.nii.gz`` files are read whole.
+    Uncompressed files are memory-mapped; ``.nii.gz`` files are read whole. A 4D
+    file's volumes are channels, and so are an RGB(A) file's colours.
     Scaled data (``scl_slope``) is returned as floats, as nibabel scales it.
 
     Parameters
@@ -119,6 +120,9 @@ def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
     except (OSError, ValueError, EOFError, ImageFileError, HeaderDataError) as exc:
         raise ValueError(f"cannot read {path} as NIfTI: {one_line(exc, 300)}") from None
     shape = header_shape + (1,) * (3 - len(header_shape))
+    colours = image.get_data_dtype().names  # RGB24 / RGBA32: one field per colour
+    if colours and len(shape) > 3:
+        raise ValueError(f"{path} is an RGB NIfTI of {len(shape)} axes {shape}; napari-seg reads 3")
     if len(shape) > 4:
         raise ValueError(f"{path} is a {len(shape)}D NIfTI {shape}; napari-seg reads 3D and 4D")
     if len(shape) == 4 and shape[3] > MAX_NIFTI_CHANNELS:
@@ -146,6 +150,8 @@ def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
         data = np.asanyarray(image.dataobj).reshape(shape)
     except (OSError, ValueError, EOFError, MemoryError) as exc:
         raise ValueError(f"cannot read the voxels of {path}: {one_line(exc, 300)}") from None
+    if colours:  # the colours as channels, as a 4D NIfTI's volumes
+        data = np.stack([data[name] for name in colours], axis=-1)
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     return geometry.to_array(data), geometry
