@@ -284,6 +284,26 @@ def test_dicom_folder_errors(tmp_path, dicom_series):
         read_volume(tmp_path / "empty")
 
 
+def test_a_localizer_in_the_series_folder_is_skipped(tmp_path, dicom_series):
+    """A CT export with its scout (ImageType LOCALIZER, a coronal plane) among the
+    axial slices of the same series: the volume is read without it; it was refused
+    as 'the slices differ in orientation or size'."""
+    import pydicom
+
+    vol = volume((5, 10, 12))
+    dicom_series(tmp_path / "ct", vol, names=[f"s{k}.dcm" for k in range(5)])
+    scout = pydicom.dcmread(tmp_path / "ct" / "s0.dcm")
+    scout.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+    scout.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
+    scout.save_as(tmp_path / "ct" / "scout.dcm", enforce_file_format=True)
+    array, _ = read_dicom(tmp_path / "ct")
+    np.testing.assert_array_equal(array, vol.astype(np.float32) - 1024)
+    for k in range(5):
+        (tmp_path / "ct" / f"s{k}.dcm").unlink()
+    with pytest.raises(ValueError, match=r"only localizers: scout\.dcm"):
+        read_dicom(tmp_path / "ct")
+
+
 def test_an_enhanced_multi_frame_dicom_is_named_with_what_to_do(tmp_path, dicom_series):
     """A whole volume in one file (enhanced CT/MR: positions per frame, not at the top
     level) is not read as a series; the message says so instead of "no slices"."""

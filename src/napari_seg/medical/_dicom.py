@@ -55,7 +55,8 @@ def read_dicom(
     Parameters
     ----------
     folder : str or os.PathLike
-        A folder of single-frame DICOM files (other files are skipped).
+        A folder of single-frame DICOM files (other files, and localizer images,
+        are skipped).
     series : str, optional
         The SeriesInstanceUID to read when the folder holds several series.
 
@@ -112,7 +113,7 @@ def _dicom_headers(folder: Path) -> list:
     files = [p for p in sorted(folder.iterdir()) if p.is_file()]
     if len(files) > MAX_DICOM_FILES:
         raise ValueError(f"{folder} holds {len(files)} files, more than {MAX_DICOM_FILES}")
-    headers, multiframe = [], []
+    headers, multiframe, localizers = [], [], []
     for path in files:
         if not _has_dicom_preamble(path):
             continue
@@ -123,6 +124,8 @@ def _dicom_headers(folder: Path) -> list:
             raise ValueError(f"cannot read {path} as DICOM: {one_line(exc, 200)}") from None
         if frames > 1:
             multiframe.append(path.name)
+        elif "LOCALIZER" in [str(v).upper() for v in ds.get("ImageType", [])]:
+            localizers.append(path.name)  # a scout: another plane, exported beside the slices
         elif "ImagePositionPatient" in ds and "PixelSpacing" in ds:
             headers.append((path, ds))
     if not headers and multiframe:
@@ -131,7 +134,10 @@ def _dicom_headers(folder: Path) -> list:
             "reads series of single-frame slices: convert them to NIfTI first (dcm2niix)"
         )
     if not headers:
-        raise ValueError(f"{folder} holds no DICOM image slices (with a position and a spacing)")
+        scouts = f" (only localizers: {', '.join(localizers[:3])})" if localizers else ""
+        raise ValueError(
+            f"{folder} holds no DICOM image slices (with a position and a spacing){scouts}"
+        )
     return headers
 
 
