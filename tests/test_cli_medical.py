@@ -248,6 +248,55 @@ def test_a_3d_model_predicts_a_nifti_at_its_own_spacing(tmp_path):
     np.testing.assert_array_equal(read_nifti(tmp_path / "again" / "vol_labels.nii.gz")[0], plain)
 
 
+def _turned(affine, angle):
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, -s, 0, 0], [s, c, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]]) @ affine
+
+
+@pytest.mark.parametrize(
+    ("affine", "differs"),
+    [
+        (np.diag([0.9, 0.8, 3.0, 1.0]), "origin"),  # the x axis flipped: read turned round
+        (AFFINE @ np.diag([0.5, 0.5, 1.0, 1.0]), "voxel size"),  # resampled, same shape
+        (_turned(AFFINE, 0.2), "directions of their axes"),
+        (None, None),  # the same affine up to float32 rounding: scored
+    ],
+)
+def test_files_on_different_voxel_grids_are_not_scored_or_trained(
+    stack, tmp_path, capsys, affine, differs
+):
+    """A prediction or labels file whose header puts its voxels elsewhere than its
+    ground truth's or image's: the pair is refused, naming how the grids differ.
+    Each file is reoriented by its own header, so the flipped pair scored IoU 0.5,
+    which held neither voxel by voxel nor in the world."""
+    image, labels = stack
+    data = labels.transpose(2, 1, 0).astype(np.uint8)
+    nib.save(nib.Nifti1Image(data, AFFINE), str(tmp_path / "gt.nii.gz"))
+    if affine is None:
+        affine = AFFINE + np.float32(1e-5)
+    nib.save(nib.Nifti1Image(data, affine), str(tmp_path / "pred.nii.gz"))
+    args = [
+        "evaluate",
+        "--pred",
+        str(tmp_path / "pred.nii.gz"),
+        "--gt",
+        str(tmp_path / "gt.nii.gz"),
+    ]
+    assert main(args) == (1 if differs else 0)
+    err = capsys.readouterr().err
+    if differs is None:
+        return
+    assert "pred.nii.gz and gt.nii.gz lie on different voxel grids" in err
+    assert differs in err
+    nib.save(nib.Nifti1Image(image.transpose(2, 1, 0), AFFINE), str(tmp_path / "img.nii.gz"))
+    train = ["train", "--image", str(tmp_path / "img.nii.gz"), "--labels",
+             str(tmp_path / "pred.nii.gz"), "--arch", "unet", "--axis", "0", "--epochs", "1",
+             "--out", str(tmp_path / "m.safetensors"), "--quiet"]  # fmt: skip
+    assert main(train) == 1
+    assert "img.nii.gz and pred.nii.gz lie on different voxel grids" in capsys.readouterr().err
+    assert not (tmp_path / "m.safetensors").exists()
+
+
 def test_train_reads_nifti_volumes(stack, tmp_path, capsys):
     image, labels = stack
     for name, data in (("img", image), ("seg", labels.astype(np.uint8))):

@@ -223,10 +223,13 @@ def _evaluate_files(pred_path: Path, gt_path: Path, config: EvaluateConfig) -> E
     """Read a pair of label files and score them, with the files' spacing for surfaces."""
     from .._io import tiff_header
     from .._units import unit_symbol
+    from ..medical import check_same_grid
     from ..metrics import evaluate
 
-    pred, _ = _read(pred_path, "--pred")
+    pred, pred_geometry = _read(pred_path, "--pred")
     gt, geometry = _read(gt_path, "--gt")
+    if pred_geometry is not None and geometry is not None:
+        check_same_grid(pred_geometry, geometry, (pred_path.name, gt_path.name))
     needed = config.slice_axis is None or config.surface
     # each TIFF header read once, and only for what it is needed for
     files = [(path, tiff_header(path)) for path in (gt_path, pred_path)] if needed else []

@@ -297,7 +297,7 @@ def run(args: argparse.Namespace) -> int:
         For a usage error; ``main`` prints it in one line.
     """
     from .._atomic import check_target
-    from .._io import file_axes, read_labels, read_with_geometry, source_transform, tiff_header
+    from .._io import file_axes, read_with_geometry, source_transform, tiff_header
 
     if len(args.image) != len(args.labels):
         raise ValueError(
@@ -322,7 +322,12 @@ def run(args: argparse.Namespace) -> int:
                 raise ValueError(f"{args.image[k].name}: {exc}") from None
             images[k] = (view, geometry)
         config = config.with_(channel_axis=None)
-    labels = [read_labels(lab)[0] for lab in args.labels]
+    labels = [
+        _labels_on_grid(image_path, geometry, labels_path)
+        for image_path, (_, geometry), labels_path in zip(
+            args.image, images, args.labels, strict=True
+        )
+    ]
     pairs = [(image, lab) for (image, _), lab in zip(images, labels, strict=True)]
     config = _with_input_spacing(config, images, transforms)
     config = _with_input_channels(config, args.image, images, headers)
@@ -341,6 +346,18 @@ def run(args: argparse.Namespace) -> int:
     finally:  # a second Ctrl+C while reporting is still a clean interruption
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+
+
+def _labels_on_grid(image_path: Path, geometry, labels_path: Path):
+    """The labels of ``labels_path``, refused when a medical image and its labels lie on
+    different voxel grids (:func:`napari_seg.medical.check_same_grid`)."""
+    from .._io import read_labels
+    from ..medical import check_same_grid
+
+    labels, grid = read_labels(labels_path)
+    if geometry is not None and grid is not None:
+        check_same_grid(geometry, grid, (image_path.name, labels_path.name))
+    return labels
 
 
 def _pairs(images: list[Path], labels: list[Path], suffix: str) -> tuple[list, list]:

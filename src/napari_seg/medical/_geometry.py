@@ -264,6 +264,60 @@ class VolumeGeometry:
         )
 
 
+def check_same_grid(a: VolumeGeometry, b: VolumeGeometry, names: tuple[str, str]) -> None:
+    """Refuse two volumes whose voxels lie on different grids in the world.
+
+    Files paired voxel by voxel (a prediction and its ground truth, an image and its
+    labels) must share a grid: same shape, voxel size, origin and axis directions,
+    within 1% of a voxel (headers round to float32) and 0.001 in direction cosines.
+    Each file is read in its own orientation, so a pair on different grids gave
+    numbers that held neither voxel by voxel nor in the world.
+
+    Parameters
+    ----------
+    a, b : VolumeGeometry
+    names : tuple of str
+        The two files' names, for the message.
+
+    Raises
+    ------
+    ValueError
+        Naming the files and how their grids differ.
+    """
+    differences = []
+    if a.array_shape != b.array_shape:
+        differences.append(f"shape {a.array_shape} against {b.array_shape}")
+    elif a.unit != b.unit:
+        differences.append(f"unit {a.unit} against {b.unit}")
+    else:
+        tolerance = 0.01 * min(*a.spacing, *b.spacing)
+        if not np.allclose(a.spacing, b.spacing, rtol=0, atol=tolerance):
+            differences.append(f"voxel size {_rounded(a.spacing)} against {_rounded(b.spacing)}")
+        if not np.allclose(a.origin, b.origin, rtol=0, atol=tolerance):
+            differences.append(f"origin {_rounded(a.origin)} against {_rounded(b.origin)}")
+        if not np.allclose(_directions(a), _directions(b), rtol=0, atol=1e-3):
+            differences.append("the directions of their axes")
+    if differences:
+        raise ValueError(
+            f"{names[0]} and {names[1]} lie on different voxel grids "
+            f"({'; '.join(differences)}): resample one onto the other's grid first"
+        )
+
+
+def _directions(geometry: VolumeGeometry) -> np.ndarray:
+    """The world (RAS) directions of the ``(x, y, z)`` axes of :meth:`VolumeGeometry.to_array`'s
+    arrays, as unit vectors (columns)."""
+    from nibabel import orientations as no
+
+    turned = geometry.affine @ no.inv_ornt_aff(geometry.transform, geometry.source_shape)
+    axes = turned[:3, :3]
+    return axes / np.sqrt((axes**2).sum(axis=0))
+
+
+def _rounded(values) -> tuple[float, ...]:
+    return tuple(round(float(v), 4) + 0.0 for v in values)  # + 0.0: no -0.0
+
+
 def recorded_unit(data: dict) -> Any:
     """The length unit a geometry's :meth:`VolumeGeometry.to_metadata` records, as
     stored (checked by :meth:`VolumeGeometry.from_affine`); millimetres for metadata
