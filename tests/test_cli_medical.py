@@ -295,6 +295,16 @@ def test_files_on_different_voxel_grids_are_not_scored_or_trained(
     assert main(train) == 1
     assert "img.nii.gz and pred.nii.gz lie on different voxel grids" in capsys.readouterr().err
     assert not (tmp_path / "m.safetensors").exists()
+    # refine: an image for the CRF on the grid of the labels' file, or not
+    probs = np.stack([labels == c for c in range(3)]).astype(np.float32) * 0.8 + 0.1
+    np.save(tmp_path / "probs.npy", probs)
+    crf = ["refine", "--op", "crf", "--iterations", "1", "--device", "cpu", "--quiet",
+           "--probabilities", str(tmp_path / "probs.npy")]  # fmt: skip
+    out = tmp_path / "crf.nii.gz"
+    image_file = ["--image", str(tmp_path / "img.nii.gz")]
+    assert main([*crf, *image_file, str(tmp_path / "gt.nii.gz"), str(out)]) == 0
+    assert main([*crf, *image_file, str(tmp_path / "pred.nii.gz"), str(out), "--overwrite"]) == 1
+    assert "img.nii.gz and pred.nii.gz lie on different voxel grids" in capsys.readouterr().err
 
 
 def test_train_reads_nifti_volumes(stack, tmp_path, capsys):

@@ -276,7 +276,7 @@ def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
 
 
 def _refine_one(source: Path, target: Path, config, args) -> int:
-    from .._io import file_axes, read_image, read_labels, tiff_channel_axis, tiff_header
+    from .._io import file_axes, read_labels, tiff_channel_axis, tiff_header
     from ..arrays.named import named_channel_axis
     from ..refine import iter_refine
 
@@ -290,7 +290,7 @@ def _refine_one(source: Path, target: Path, config, args) -> int:
         for name in INPUT_NAMES
         if getattr(args, name) is not None
     }
-    inputs = {name: np.asarray(read_image(path)) for name, path in paths.items()}
+    inputs = {name: _input_on_grid(path, source, geometry) for name, path in paths.items()}
     channel_axis = args.channel_axis
     if "image" in paths:  # a Fiji hyperstack's C axis: the CRF takes any channel count
         channel_axis = named_channel_axis(channel_axis, None, [tiff_channel_axis(paths["image"])])
@@ -306,6 +306,18 @@ def _refine_one(source: Path, target: Path, config, args) -> int:
     result = drive(events, show, quiet=args.quiet)
     _write(target, result.labels, args.overwrite, geometry, header)
     return result.changed
+
+
+def _input_on_grid(path: Path, source: Path, geometry) -> np.ndarray:
+    """An input image of the labels ``source``, refused when both are medical volumes on
+    different voxel grids (:func:`napari_seg.medical.check_same_grid`)."""
+    from .._io import read_with_geometry
+    from ..medical import check_same_grid
+
+    array, grid = read_with_geometry(path)
+    if geometry is not None and grid is not None:
+        check_same_grid(grid, geometry, (path.name, source.name))
+    return np.asarray(array)
 
 
 def _frame_by_frame(config: RefineConfig, axes: str | None, source: Path) -> RefineConfig:
