@@ -134,3 +134,8 @@ def test_a_new_model_s_channels_are_the_axis_its_labels_lack(shape, labels, excl
     from napari_seg.arrays.layout import labels_channel_axis
 
     assert labels_channel_axis(shape, labels, exclude=exclude) == expected
+
+
+def test_a_plane_for_a_3d_model_says_what_to_give_instead():
+    with pytest.raises(ValueError, match="the model is 3D: give it a volume, or segment the plane"):
+        resolve_layout((2, 32, 40), in_channels=2, spatial_dims=3)

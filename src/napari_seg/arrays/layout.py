@@ -343,9 +343,14 @@ def resolve_layout(
     slice_axes = _slice_axes(shape, axis, caxis, others, in_channels, spatial_dims)
     spatial = tuple(a for a in others if a not in slice_axes)
     if len(spatial) != spatial_dims:
+        advice = (
+            "; the model is 3D: give it a volume, or segment the plane with a 2D model"
+            if spatial_dims == 3 and len(spatial) < 3 and axis is None
+            else ""
+        )
         raise ValueError(
             f"image of shape {shape} with channel_axis={caxis} and axis={axis} leaves "
-            f"{len(spatial)} spatial axes; exactly {spatial_dims} are needed"
+            f"{len(spatial)} spatial axes; exactly {spatial_dims} are needed{advice}"
         )
     layout = ImageLayout(
         shape, caxis, in_channels, spatial, slice_axes, _spacing(spacing, spatial_dims)
