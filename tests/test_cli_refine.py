@@ -109,9 +109,11 @@ def test_crf_reads_the_image_and_probabilities(tmp_path):
     np.testing.assert_array_equal(tifffile.imread(out), expected)
 
 
-def test_crf_reads_a_fiji_hyperstack_s_channels(tmp_path):
-    """A two-channel image saved by Fiji (CYX): its C axis is the CRF's channel axis
-    without --channel-axis, as for --channel-axis 0."""
+@pytest.mark.parametrize("named", [True, False])
+def test_crf_reads_the_channels_of_a_two_channel_tiff(tmp_path, named):
+    """A two-channel image (CYX) for YX labels: its channels are the CRF's, as for
+    --channel-axis 0, whether Fiji named its C axis or the file names no axes (then
+    the axis the labels lack)."""
     rng = np.random.default_rng(0)
     labels = np.zeros((24, 24), np.uint8)
     labels[6:18, 6:18] = 1
@@ -119,27 +121,8 @@ def test_crf_reads_a_fiji_hyperstack_s_channels(tmp_path):
     image = image.astype(np.float32)
     probs = np.stack([1.0 - 0.6 * labels, 0.6 * labels + 0.2]).astype(np.float32)
     tifffile.imwrite(tmp_path / "a_labels.tif", labels)
-    tifffile.imwrite(tmp_path / "a.tif", image, imagej=True, metadata={"axes": "CYX"})
-    tifffile.imwrite(tmp_path / "a_probabilities.tif", probs)
-    out = tmp_path / "crf.tif"
-    argv = ["refine", "--op", "crf", "--iterations", "3", "--device", "cpu", "--quiet",
-            "--image", str(tmp_path / "a.tif"), "--probabilities",
-            str(tmp_path / "a_probabilities.tif")]  # fmt: skip
-    assert main([*argv, str(tmp_path / "a_labels.tif"), str(out)]) == 0
-    expected = refine.crf_refine(probs, image, channel_axis=0, iterations=3, device="cpu")
-    np.testing.assert_array_equal(tifffile.imread(out), expected)
-
-
-def test_crf_reads_the_axis_the_labels_lack_of_a_tiff_without_axis_names(tmp_path):
-    """A plain two-channel TIFF (CYX, no axis names) for YX labels: read as channels."""
-    rng = np.random.default_rng(0)
-    labels = np.zeros((24, 24), np.uint8)
-    labels[6:18, 6:18] = 1
-    image = np.stack([labels + rng.normal(0, 0.1, labels.shape), 1.0 - labels])
-    image = image.astype(np.float32)
-    probs = np.stack([1.0 - 0.6 * labels, 0.6 * labels + 0.2]).astype(np.float32)
-    tifffile.imwrite(tmp_path / "a_labels.tif", labels)
-    tifffile.imwrite(tmp_path / "a.tif", image)
+    axes = {"imagej": True, "metadata": {"axes": "CYX"}} if named else {}
+    tifffile.imwrite(tmp_path / "a.tif", image, **axes)
     tifffile.imwrite(tmp_path / "a_probabilities.tif", probs)
     out = tmp_path / "crf.tif"
     argv = ["refine", "--op", "crf", "--iterations", "3", "--device", "cpu", "--quiet",

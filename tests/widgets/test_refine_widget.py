@@ -217,16 +217,27 @@ def test_watershed_makes_an_instances_layer(make_napari_viewer_proxy, qtbot):
     np.testing.assert_array_equal(layer.data, discs)
 
 
-def test_crf_and_region_inputs(make_napari_viewer_proxy, qtbot, notes):
-    viewer = make_napari_viewer_proxy()
-    w = refine_widget(viewer)
+def _crf_layers(viewer, channels: bool):
+    """A square's labels, a noisy image of it (one channel, or two first: CYX) and
+    probabilities, as layers; the arrays."""
     labels = np.zeros((32, 32), np.uint8)
     labels[8:24, 8:24] = 1
     image = labels + np.random.default_rng(0).normal(0, 0.1, labels.shape).astype(np.float32)
+    if channels:
+        image = np.stack([image, 1.0 - labels]).astype(np.float32)
     probs = np.stack([1.0 - 0.6 * labels, 0.6 * labels + 0.2]).astype(np.float32)
-    layer = viewer.add_labels(labels.copy(), name="pred")
-    img = viewer.add_image(image, name="img")
-    prob_layer = viewer.add_image(probs, name="probs")
+    layers = (
+        viewer.add_labels(labels.copy(), name="pred"),
+        viewer.add_image(image, name="img"),
+        viewer.add_image(probs, name="probs"),
+    )
+    return layers, (labels, image, probs)
+
+
+def test_crf_and_region_inputs(make_napari_viewer_proxy, qtbot, notes):
+    viewer = make_napari_viewer_proxy()
+    w = refine_widget(viewer)
+    (layer, img, prob_layer), (labels, image, probs) = _crf_layers(viewer, channels=False)
     w.reset_choices()
     w._labels.value = layer
     _choose(w, "crf", iterations=2, device="cpu")
@@ -254,14 +265,7 @@ def test_the_crf_reads_a_two_channel_layer(make_napari_viewer_proxy, qtbot, note
     channels; the dock refused 'the image layer covers (2, 32, 32), the labels (32, 32)'."""
     viewer = make_napari_viewer_proxy()
     w = refine_widget(viewer)
-    labels = np.zeros((32, 32), np.uint8)
-    labels[8:24, 8:24] = 1
-    noise = np.random.default_rng(0).normal(0, 0.1, labels.shape)
-    image = np.stack([labels + noise, 1.0 - labels]).astype(np.float32)
-    probs = np.stack([1.0 - 0.6 * labels, 0.6 * labels + 0.2]).astype(np.float32)
-    layer = viewer.add_labels(labels.copy(), name="pred")
-    img = viewer.add_image(image, name="img")
-    prob_layer = viewer.add_image(probs, name="probs")
+    (layer, img, prob_layer), (_, image, probs) = _crf_layers(viewer, channels=True)
     w.reset_choices()
     w._labels.value = layer
     _choose(w, "crf", iterations=2, device="cpu")
