@@ -172,6 +172,37 @@ def test_a_calibrated_tiff_s_pixel_size_and_unit_go_into_the_ome_zarr(tmp_path):
     assert [axis.get("unit") for axis in meta["axes"]] == ["micrometer"] * 3
 
 
+@pytest.mark.parametrize("dims", [2, 3])
+def test_a_nifti_runs_block_by_block_as_predict_reads_it(tmp_path, dims):
+    """A NIfTI of 3 x 0.8 x 0.9 mm: a 2D model takes its axial slices and a 3D model
+    made for 1.5 x 1 x 1 its resampled volume, as the single-process ``predict``
+    reads the file; the store keeps its voxel size, origin and unit. Block by block,
+    the 2D model failed ('choose the axis to go through slice by slice'), the 3D model
+    ran on the voxel grid as if it were the model's, and the store's scale was 1."""
+    nib = pytest.importorskip("nibabel")
+    from napari_seg.medical import read_nifti
+
+    model = _model(tmp_path / "plain.safetensors", dims=dims)
+    if dims == 3:
+        model.spec = dataclasses.replace(model.spec, spacing=(1.5, 1.0, 1.0))
+    save_model(model, tmp_path / "m.safetensors")
+    image = cells_3d((20, 70, 76), seed=2)[0].astype(np.float32)
+    affine = np.array([[-0.9, 0, 0, 40], [0, 0.8, 0, -30], [0, 0, 3.0, -12], [0, 0, 0, 1.0]])
+    nib.save(nib.Nifti1Image(image.transpose(2, 1, 0), affine), str(tmp_path / "ct.nii.gz"))
+    volume, geometry = read_nifti(tmp_path / "ct.nii.gz")
+    config = CONFIG.with_(tile=32, overlap=10)
+    reads = {"axis": 0} if dims == 2 else {"spacing": geometry.spacing}
+    expected = predict(model, volume, config.with_(**reads)).labels
+    _, done = _run(tmp_path / "m.safetensors", tmp_path / "ct.nii.gz", tmp_path / "o.ome.zarr",
+                   config, block=32)  # fmt: skip
+    np.testing.assert_array_equal(_level0(done.output), expected)
+    meta = zarr.open_group(str(done.output), mode="r").attrs["multiscales"][0]
+    scale, shift = meta["datasets"][0]["coordinateTransformations"]
+    np.testing.assert_allclose(scale["scale"], geometry.spacing)
+    np.testing.assert_allclose(shift["translation"], geometry.origin)
+    assert [axis.get("unit") for axis in meta["axes"]] == ["millimeter"] * 3
+
+
 def test_an_interrupted_run_resumes_and_never_trusts_an_unrecorded_block(plane, monkeypatch):
     tmp, model, image = plane
     expected = predict(model, image, CONFIG).labels

@@ -287,8 +287,8 @@ def _predict_one(model, path: Path, outputs: dict[str, Path], config, args) -> N
         with_file_channels,
         with_file_stack_axes,
         with_source_spacing,
+        with_volume_geometry,
     )
-    from ..medical import layout_defaults
 
     def show(event, bar) -> None:
         if isinstance(event, PredictStarted):
@@ -307,12 +307,7 @@ def _predict_one(model, path: Path, outputs: dict[str, Path], config, args) -> N
             bar.note(f"napari-seg predict: warning: {path}: {event.message}")
 
     image, geometry = read_with_geometry(path)
-    if geometry is not None:
-        defaults = layout_defaults(image.ndim, model.spec.spatial_dims, geometry.spacing)
-        if config.spacing is None:  # the header's voxel size, in the header's unit
-            defaults["spacing_unit"] = geometry.unit
-        given = {k: getattr(config, k) for k in defaults if getattr(config, k) is not None}
-        config = config.with_(**{**defaults, **given})
+    config = with_volume_geometry(model, image, config, geometry)
     header = tiff_header(path)  # a TIFF's axes and pixel size, read once (None otherwise)
     transform = source_transform(path, header)
     if args.channel is not None:  # one channel, read lazily; the labels lose that axis

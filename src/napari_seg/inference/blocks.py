@@ -29,6 +29,7 @@ from .config import PredictConfig
 from .events import PredictEvent, PredictResult, SettingsAdjusted
 
 if TYPE_CHECKING:
+    from ..medical import VolumeGeometry
     from ..models.wrapper import SegmentationModel
 
 #: Output chunk side along each spatial axis: planes, volumes.
@@ -271,6 +272,39 @@ def fixed_settings(
         p = _Predictor.settings(model, resampled, config.with_(spacing=None, spacing_unit=None))
     fixed = config.with_(tile=p.tile, overlap=p.overlap, batch_size=p.batch)
     return fixed, compute_stats(image, layout, model.spec.normalization)
+
+
+def with_volume_geometry(
+    model: SegmentationModel,
+    image: RegionArray,
+    config: PredictConfig,
+    geometry: VolumeGeometry | None,
+) -> PredictConfig:
+    """``config`` with a medical volume's defaults where it gives none: a 4D volume's
+    channels first, a 2D model's axial slices, the header's voxel size in its unit
+    (:func:`napari_seg.medical.layout_defaults`); unchanged for other images (None).
+
+    Parameters
+    ----------
+    model : SegmentationModel
+    image : array-like
+    config : PredictConfig
+    geometry : VolumeGeometry or None
+        The volume's (``_io.read_with_geometry``).
+
+    Returns
+    -------
+    PredictConfig
+    """
+    from ..medical import layout_defaults
+
+    if geometry is None:
+        return config
+    defaults = layout_defaults(len(image.shape), model.spec.spatial_dims, geometry.spacing)
+    if config.spacing is None:  # the header's voxel size, in the header's unit
+        defaults["spacing_unit"] = geometry.unit
+    given = {k: getattr(config, k) for k in defaults if getattr(config, k) is not None}
+    return config.with_(**{**defaults, **given})
 
 
 def with_source_spacing(

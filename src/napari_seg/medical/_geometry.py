@@ -212,6 +212,27 @@ class VolumeGeometry:
         x, y, z = lps
         return z, y, x
 
+    def placement(self, ndim: int) -> tuple[tuple[float, ...], tuple[float, ...], tuple]:
+        """The scale, translation and units along each axis of an ``ndim`` array of the
+        volume (:meth:`to_array`'s; a 4D one has channels first, with scale 1, no
+        translation and no unit), as ``_io.read_source_transform`` gives a file's.
+
+        Parameters
+        ----------
+        ndim : int
+            3 or 4.
+
+        Returns
+        -------
+        tuple
+        """
+        lead = ndim - 3
+        return (
+            (1.0,) * lead + tuple(self.spacing),
+            (0.0,) * lead + tuple(self.origin),
+            (None,) * lead + (self.unit,) * 3,
+        )
+
     def to_metadata(self) -> dict[str, Any]:
         """The geometry as plain JSON types (for a napari layer's ``metadata``).
 

@@ -339,7 +339,7 @@ class _Job:
 
     @classmethod
     def plan(cls, model_path: tuple[Path, ...], source, output, config, block, overwrite) -> _Job:
-        from .._io import file_axes, read_image, source_transform, tiff_header
+        from .._io import file_axes, read_with_geometry, source_transform, tiff_header
         from ..inference.blocks import (
             fixed_settings,
             layout_of,
@@ -348,6 +348,7 @@ class _Job:
             with_file_channels,
             with_file_stack_axes,
             with_source_spacing,
+            with_volume_geometry,
         )
         from ..models import load_models
 
@@ -356,15 +357,17 @@ class _Job:
         for path in (output, probabilities_path(output)) if want else (output,):
             if path.exists() and not overwrite:
                 raise ValueError(f"{path} exists; pass --overwrite to replace it")
-        model, image = load_models(model_path), read_image(source)
+        model = load_models(model_path)
+        image, volume = read_with_geometry(source)  # a NIfTI's or DICOM series' geometry
         # The request (what resuming compares) is what was asked; the source's own
         # spacing is part of the source.
         header = tiff_header(source)  # a TIFF's axes and pixel size, read once
         transform = source_transform(source, header)
+        if volume is not None:  # its voxel size, origin and unit, as predict's NIfTI keeps
+            transform = volume.placement(len(image.shape))
+        settings = with_volume_geometry(model, image, config or PredictConfig(), volume)
         channels = None if header is None else header.channel_axis
-        settings = with_file_channels(
-            model, config or PredictConfig(), channels, tuple(image.shape)
-        )
+        settings = with_file_channels(model, settings, channels, tuple(image.shape))
         axes = file_axes(source, header, len(image.shape))
         settings = with_file_stack_axes(model, settings, axes)
         settings = with_source_spacing(model, image, settings, transform)
