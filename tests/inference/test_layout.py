@@ -115,6 +115,10 @@ def test_a_3d_model_steps_through_every_slider_but_the_depth():
     assert stack_axes(4, displayed=(1, 2, 3), channel_axis=None, spatial_dims=3) == 0
     assert stack_axes(5, displayed=(3, 4), channel_axis=1, spatial_dims=3) == 0  # TCZYX
     assert stack_axes(4, displayed=(2, 3), channel_axis=None) == (0, 1)  # a 2D model
+    # a transposed view (z and x shown): the hidden y is the volume's, not a slider's
+    assert stack_axes(3, displayed=(0, 2), channel_axis=None, spatial_dims=3) is None
+    assert stack_axes(4, displayed=(1, 3), channel_axis=None, spatial_dims=3) == 0  # TZYX
+    assert stack_axes(5, displayed=(2, 4), channel_axis=1, spatial_dims=3) == 0  # TCZYX
 
 
 @pytest.mark.parametrize(

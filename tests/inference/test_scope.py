@@ -75,6 +75,18 @@ def test_transposed_display_slices_along_the_hidden_axis():
     assert plan.axis == (1,)
     layout = resolve_layout((16, 40, 64), in_channels=1, axis=plan.axis)
     assert layout.plane_shape == (16, 64)
+    # a 3D model there: the volume, its depth the hidden axis (it was refused: 'a 3D
+    # model needs a volume', no slider lying before the plane)
+    plan = plan_scope((16, 40, 64), in_channels=1, rgb=False, displayed=(0, 2), step=(0, 7, 0),
+                      scope="slice", spatial_dims=3)  # fmt: skip
+    assert plan.spatial == (0, 1, 2)
+    assert plan.axis is None
+    assert plan.data_index == (slice(None),) * 3
+    # a time-lapse of stacks shown as z and x: each frame's volume, the frame fixed
+    plan = plan_scope((3, 16, 40, 64), in_channels=1, rgb=False, displayed=(1, 3),
+                      step=(2, 0, 7, 0), scope="slice", spatial_dims=3)  # fmt: skip
+    assert plan.spatial == (1, 2, 3)
+    assert plan.data_index == (2, slice(None), slice(None), slice(None))
 
 
 @pytest.mark.parametrize(

@@ -675,3 +675,38 @@ def test_the_preview_in_the_3d_view_lies_at_its_slice(setup):
     assert preview.expand == (0,)
     np.testing.assert_array_equal(preview.image, volume[3])
     np.testing.assert_allclose(preview.place.translate, (13.0, 0.0, 0.0))
+
+
+def test_a_3d_model_in_a_transposed_view_reads_the_volume_and_previews_the_plane(setup):
+    """z and x shown, a 3D model: the stack is one volume (the hidden y was taken for a
+    slider, so a 3D model got planes), and the preview is the slab of y slices around
+    the one on screen, shown at that slice."""
+    from napari_seg.sample_data import cells_3d
+    from napari_seg.training.events import PreviewReady
+
+    viewer, w, _ = setup
+    volume, truth = cells_3d((40, 64, 48), seed=1)
+    layer = viewer.add_image(volume, name="vol", scale=(2.0, 1.0, 1.0))
+    viewer.add_labels(truth, name="vt", scale=(2.0, 1.0, 1.0))
+    viewer.dims.order = (1, 0, 2)
+    viewer.dims.set_current_step(1, 50)
+    spec = ModelSpec("unet", in_channels=1, num_classes=3, spatial_dims=3,
+                     options={"depth": 2, "base_width": 4})  # fmt: skip
+    w.current.set(create_model(spec), path=None, dirty=True)
+    w.reset_choices()
+    w._image.value, w._labels.value = layer, viewer.layers["vt"]
+    w._preview.value = True
+    inputs = w._make_job()
+    assert inputs.config.axis is None
+    preview = inputs.preview
+    assert preview.image.shape == (40, 32, 48)  # y 32 to 63: the slab around y = 50
+    assert preview.take == (1, 18)
+    np.testing.assert_array_equal(preview.image[:, 18], volume[:, 50])
+    w._inputs, w._classes = inputs, (CLASS_NAMES, ((0, 0, 0, 0), (1, 0, 0, 1), (0, 1, 0, 1)))
+    labels = np.zeros(preview.image.shape, np.uint8)
+    labels[:, 18] = 2
+    w._show_preview(PreviewReady(1, labels))
+    shown = viewer.layers["vol preview"]
+    assert shown.data.shape == (40, 1, 48)
+    assert (shown.data == 2).all()
+    np.testing.assert_allclose(shown.data_to_world((3, 0, 5)), layer.data_to_world((3, 50, 5)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..arrays.layout import channel_axis_of, view_axes
+from ..arrays.layout import channel_axis_of, view_axes, volume_depth
 
 SCOPES = ("slice", "stack", "visible")
 
@@ -84,8 +84,9 @@ def plan_scope(
     visible : sequence of (int, int), optional
         ``[start, stop)`` per layer axis of the visible region (for ``"visible"``).
     spatial_dims : {2, 3}
-        The model's dimensionality. A 3D model sees the displayed plane and the
-        slider axis just before it (the displayed three axes in napari's 3D view).
+        The model's dimensionality. A 3D model sees the displayed plane and a depth
+        (:func:`napari_seg.arrays.layout.volume_depth`: the displayed three axes in
+        napari's 3D view, the third of a ZYX layer in a transposed view).
 
     Returns
     -------
@@ -111,12 +112,11 @@ def plan_scope(
     channel_axis = channel_axis_of(shape, in_channels=in_channels, rgb=rgb, spatial=shown)
     spatial = list(plane)
     if spatial_dims == 3:
-        depth = [a for a in others if a != channel_axis and a < min(plane)]
-        if shown_depth is not None and shown_depth < min(plane):
-            depth = [shown_depth]
-        if not depth:
+        axes = [a for a in range(layer_ndim) if a != channel_axis]
+        depth = volume_depth(axes, plane, shown_depth)
+        if depth is None:
             raise ValueError(f"a 3D model needs a volume; this layer has shape {shape}")
-        spatial = [depth[-1], *plane]
+        spatial = sorted([depth, *plane])
     slice_axes = [a for a in others if a != channel_axis and a not in spatial]
     index: list = [slice(None)] * len(shape)
     if scope != "stack":
