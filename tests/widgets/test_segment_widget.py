@@ -499,6 +499,23 @@ def test_a_3d_model_segments_the_volume_in_3d(setup, qtbot, notes, scope):
         np.testing.assert_array_equal(out.data, predict(model, series, axis=0, **at).labels)
 
 
+def test_a_3d_model_segments_a_stack_shown_transposed(setup, qtbot, notes):
+    """z and x on screen (y on the slider): a 3D model still segments the volume; it
+    was refused ('a 3D model needs a volume'), no slider lying before the plane."""
+    viewer, w = setup
+    w.current.set(_model_3d(), path=None, dirty=True)
+    volume = cells_3d((12, 48, 40), seed=1)[0].astype(np.float32)
+    layer = viewer.add_image(volume, name="vol")
+    viewer.dims.order = (1, 0, 2)
+    viewer.dims.set_current_step(1, 20)
+    _select(w, layer)
+    w._scope.value = "slice"
+    _run(qtbot, w)
+    assert notes["error"] == []
+    out = viewer.layers["vol labels [unet-classic]"].data
+    np.testing.assert_array_equal(out, predict(w.current.model, volume, precision="fp32").labels)
+
+
 @pytest.mark.parametrize("scope", ["slice", "visible"])
 def test_a_2d_model_in_the_3d_view_segments_the_volume_on_screen(setup, qtbot, notes, scope):
     """In napari's 3D view a 2D model's "slice" and "visible" segment every plane of
