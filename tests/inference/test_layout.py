@@ -108,7 +108,7 @@ def test_stack_axes_a_file_names(axes, dims, expected):
 
 
 def test_a_3d_model_steps_through_every_slider_but_the_depth():
-    from napari_seg.arrays.layout import stack_axes
+    from napari_seg.arrays.screen import stack_axes
 
     assert stack_axes(3, displayed=(1, 2), channel_axis=None, spatial_dims=3) is None
     assert stack_axes(4, displayed=(2, 3), channel_axis=None, spatial_dims=3) == 0  # TZYX

@@ -27,8 +27,8 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from .._atomic import atomic_write
 from .._layers import GEOMETRY_KEY, background_of, class_names_of, labels_layer_kwargs
 from .._units import format_spacing, in_one_unit, unit_symbol
-from ..arrays.layout import view_axes
 from ..arrays.named import is_time_label
+from ..arrays.screen import view_axes
 from ..medical import recorded_unit
 from ..metrics import ERROR_COLORS, ERROR_NAMES, MODES, EvaluateConfig, Evaluation, merge_rows
 from ._dock import Dock

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..arrays.layout import normalise_axes, view_axes
+from ..arrays.layout import normalise_axes
+from ..arrays.screen import view_axes
 from ..training.config import TrainingConfig
 from ._layers import full_resolution, viewer_position, visible_region
 from ._place import Place

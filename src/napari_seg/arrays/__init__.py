@@ -1,6 +1,7 @@
 """How arrays meet the network, shared by inference, training, refine and evaluation.
 
 - :mod:`.layout`: which axes are channels, spatial (2 or 3) and stacked; region reads.
+- :mod:`.screen`: the axes napari's view shows, and what a model steps through there.
 - :mod:`.normalize`: intensity statistics from the model card's normalisation.
 - :mod:`.runtime`: device, precision, memory format and threads of one job
   (imports torch; the rest of this package does not).
@@ -14,8 +15,8 @@ from .layout import (
     detect_in_channels,
     normalise_axes,
     resolve_layout,
-    stack_axes,
 )
+from .screen import stack_axes
 
 #: Precisions a job accepts ("auto" is resolved by :func:`.runtime.resolve_precision`).
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..arrays.layout import channel_axis_of, view_axes, volume_depth
+from ..arrays.layout import channel_axis_of
+from ..arrays.screen import view_axes, volume_depth
 
 SCOPES = ("slice", "stack", "visible")
 
@@ -85,7 +86,7 @@ def plan_scope(
         ``[start, stop)`` per layer axis of the visible region (for ``"visible"``).
     spatial_dims : {2, 3}
         The model's dimensionality. A 3D model sees the displayed plane and a depth
-        (:func:`napari_seg.arrays.layout.volume_depth`: the displayed three axes in
+        (:func:`napari_seg.arrays.screen.volume_depth`: the displayed three axes in
         napari's 3D view, the third of a ZYX layer in a transposed view).
 
     Returns

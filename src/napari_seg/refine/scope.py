@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..arrays.layout import view_axes
+from ..arrays.screen import view_axes
 
 SCOPES = ("slice", "each", "volume")
 
