@@ -228,8 +228,7 @@ def _evaluate_files(pred_path: Path, gt_path: Path, config: EvaluateConfig) -> E
 
     pred, pred_geometry = _read(pred_path, "--pred")
     gt, geometry = _read(gt_path, "--gt")
-    if pred_geometry is not None and geometry is not None:
-        check_same_grid(pred_geometry, geometry, (pred_path.name, gt_path.name))
+    check_same_grid(pred_geometry, geometry, (pred_path.name, gt_path.name))
     needed = config.slice_axis is None or config.surface
     # each TIFF header read once, and only for what it is needed for
     files = [(path, tiff_header(path)) for path in (gt_path, pred_path)] if needed else []

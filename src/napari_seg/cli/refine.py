@@ -315,8 +315,7 @@ def _input_on_grid(path: Path, source: Path, geometry) -> np.ndarray:
     from ..medical import check_same_grid
 
     array, grid = read_with_geometry(path)
-    if geometry is not None and grid is not None:
-        check_same_grid(grid, geometry, (path.name, source.name))
+    check_same_grid(grid, geometry, (path.name, source.name))
     return np.asarray(array)
 
 

@@ -355,8 +355,7 @@ def _labels_on_grid(image_path: Path, geometry, labels_path: Path):
     from ..medical import check_same_grid
 
     labels, grid = read_labels(labels_path)
-    if geometry is not None and grid is not None:
-        check_same_grid(geometry, grid, (image_path.name, labels_path.name))
+    check_same_grid(geometry, grid, (image_path.name, labels_path.name))
     return labels
 
 

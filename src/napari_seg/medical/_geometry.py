@@ -285,18 +285,21 @@ class VolumeGeometry:
         )
 
 
-def check_same_grid(a: VolumeGeometry, b: VolumeGeometry, names: tuple[str, str]) -> None:
+def check_same_grid(
+    a: VolumeGeometry | None, b: VolumeGeometry | None, names: tuple[str, str]
+) -> None:
     """Refuse two volumes whose voxels lie on different grids in the world.
 
     Files paired voxel by voxel (a prediction and its ground truth, an image and its
     labels) must share a grid: same shape, voxel size, origin and axis directions,
     within 1% of a voxel (headers round to float32) and 0.001 in direction cosines.
     Each file is read in its own orientation, so a pair on different grids gave
-    numbers that held neither voxel by voxel nor in the world.
+    numbers that held neither voxel by voxel nor in the world. A file without a
+    medical geometry (None: a TIFF, say) is not compared.
 
     Parameters
     ----------
-    a, b : VolumeGeometry
+    a, b : VolumeGeometry or None
     names : tuple of str
         The two files' names, for the message.
 
@@ -305,6 +308,8 @@ def check_same_grid(a: VolumeGeometry, b: VolumeGeometry, names: tuple[str, str]
     ValueError
         Naming the files and how their grids differ.
     """
+    if a is None or b is None:
+        return
     differences = []
     if a.array_shape != b.array_shape:
         differences.append(f"shape {a.array_shape} against {b.array_shape}")

@@ -362,9 +362,13 @@ class _Job:
         # The request (what resuming compares) is what was asked; the source's own
         # spacing is part of the source.
         header = tiff_header(source)  # a TIFF's axes and pixel size, read once
-        transform = source_transform(source, header)
-        if volume is not None:  # its voxel size, origin and unit, as predict's NIfTI keeps
-            transform = volume.placement(len(image.shape))
+        # a medical volume's voxel size, origin and unit (as predict's NIfTI keeps them),
+        # else what an OME-Zarr image or a calibrated TIFF declares
+        transform = (
+            source_transform(source, header)
+            if volume is None
+            else volume.placement(len(image.shape))
+        )
         settings = with_volume_geometry(model, image, config or PredictConfig(), volume)
         channels = None if header is None else header.channel_axis
         settings = with_file_channels(model, settings, channels, tuple(image.shape))
