@@ -24,9 +24,13 @@ def capture_notes(monkeypatch):
 # thread shows up as one gap as long as the job (seconds); a job in a worker leaves the
 # loop ticking, with short gaps where the worker holds the GIL or napari draws a layer.
 # The limits keep a margin for a loaded CI machine; the targets (p99 < 20 ms, max <
-# 100 ms) are measured by bench/responsiveness.py, never by a timed test.
+# 100 ms) are measured by bench/responsiveness.py, never by a timed test. The longest
+# gap is napari adding the result layer (its visual and controls): 115-145 ms for the
+# 1536 x 1536 Segment test on an idle 2-core machine, 269 ms in one clean-clone CI run
+# on a loaded day, where 250 ms failed the run. A job on the main thread stalls for
+# all its seconds (5 s for that test), so 500 ms still tells the two apart.
 HEARTBEAT_P99_MS = 50.0
-HEARTBEAT_MAX_MS = 250.0
+HEARTBEAT_MAX_MS = 500.0
 
 
 class Heartbeat:
