@@ -401,3 +401,72 @@ def test_label_ids_keep_their_values_in_nifti(tmp_path):
         write_nifti(tmp_path / "l.nii.gz", labels, geometry, overwrite=True)
         assert nib.load(tmp_path / "l.nii.gz").get_data_dtype() == dtype
         np.testing.assert_array_equal(read_nifti(tmp_path / "l.nii.gz")[0], labels)
+
+
+def _compress_jpeg_lossless(folder):
+    """Re-encode every file of ``folder`` as JPEG Lossless (process 14, SV1) with GDCM,
+    as clinical exports often are."""
+    import gdcm
+
+    for path in folder.iterdir():
+        reader = gdcm.ImageReader()
+        reader.SetFileName(str(path))
+        assert reader.Read()
+        change = gdcm.ImageChangeTransferSyntax()
+        change.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.JPEGLosslessProcess14_1))
+        change.SetInput(reader.GetImage())
+        assert change.Change()
+        writer = gdcm.ImageWriter()
+        writer.SetFileName(str(path))
+        writer.SetFile(reader.GetFile())
+        writer.SetImage(change.GetOutput())
+        assert writer.Write()
+
+
+def test_a_jpeg_lossless_series_reads_as_the_uncompressed_one(tmp_path, dicom_series, monkeypatch):
+    """JPEG Lossless needs a decoder pydicom does not carry (python-gdcm, in the medical
+    extra); without one the message named the plugins in a line cut at 200 characters
+    ('... all plugins are missing dependencies: gdcm -...'), and said nothing of the
+    compression or what to install. It now fails at the first slice, naming both."""
+    import pydicom
+    from pydicom.uid import JPEGLosslessSV1
+
+    vol = volume((4, 10, 12))
+    dicom_series(tmp_path / "ct", vol)
+    _compress_jpeg_lossless(tmp_path / "ct")
+    first = next((tmp_path / "ct").iterdir())
+    assert pydicom.dcmread(first).file_meta.TransferSyntaxUID == JPEGLosslessSV1
+    array, geometry = read_dicom(tmp_path / "ct")
+    dicom_series(tmp_path / "raw", vol)
+    expected, expected_geometry = read_dicom(tmp_path / "raw")
+    np.testing.assert_array_equal(array, expected)
+    np.testing.assert_allclose(geometry.affine, expected_geometry.affine)
+
+    from pydicom.pixels.decoders.base import Decoder
+
+    reads = []
+    real = pydicom.dataset.Dataset.pixel_array
+    monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array",
+                        property(lambda ds: reads.append(1) or real.fget(ds)))  # fmt: skip
+    monkeypatch.setattr(Decoder, "is_available", property(lambda _self: False))
+    with pytest.raises(ValueError, match=r"compressed as JPEG Lossless.*napari-seg\[medical\]"):
+        read_dicom(tmp_path / "ct")
+    assert reads == []  # refused before decoding anything
+
+
+def test_a_compression_pydicom_does_not_know_is_named(tmp_path, dicom_series):
+    """A vendor's private compression: no decoder exists; the message says to convert."""
+    import pydicom
+    from pydicom.encaps import encapsulate
+
+    dicom_series(tmp_path / "ct", volume((2, 8, 8)))
+    for path in (tmp_path / "ct").iterdir():
+        ds = pydicom.dcmread(path)
+        ds.file_meta.TransferSyntaxUID = "1.3.46.670589.33.1.4.1"  # a vendor's own compression
+        ds.PixelData = encapsulate([b"\xff\x0a" + b"\0" * 64])
+        ds["PixelData"].VR = "OB"
+        ds.save_as(path, enforce_file_format=True, implicit_vr=False, little_endian=True)
+    with pytest.raises(
+        ValueError, match=r"compressed as transfer syntax 1\.3\.46\.670589\.33\.1\.4\.1.*dcm2niix"
+    ):
+        read_dicom(tmp_path / "ct")

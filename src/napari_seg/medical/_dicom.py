@@ -182,9 +182,12 @@ def _dicom_plane(path: Path) -> np.ndarray:
 
     try:
         ds = pydicom.dcmread(path)
-        plane = ds.pixel_array
+        undecodable = _undecodable(path, ds)
+        plane = None if undecodable else ds.pixel_array
     except (OSError, ValueError, EOFError, AttributeError, KeyError, RuntimeError) as exc:
         raise ValueError(f"cannot read the pixels of {path}: {one_line(exc, 200)}") from None
+    if plane is None:
+        raise ValueError(undecodable)
     if plane.ndim != 2:
         raise ValueError(f"{path} is not a single-frame greyscale slice (shape {plane.shape})")
     slope = float(getattr(ds, "RescaleSlope", 1) or 1)
@@ -192,3 +195,33 @@ def _dicom_plane(path: Path) -> np.ndarray:
     if slope != 1 or intercept != 0:
         return (plane.astype(np.float32) * slope + intercept).astype(np.float32)
     return plane
+
+
+def _undecodable(path: Path, ds) -> str | None:
+    """Why no installed decoder reads the compression of ``ds``'s pixels (None when
+    one does, or they are not compressed). Clinical exports are often JPEG Lossless,
+    which pydicom reads through python-gdcm, part of the ``medical`` extra."""
+    from pydicom.pixels import get_decoder
+
+    meta = getattr(ds, "file_meta", None)
+    syntax = None if meta is None else meta.get("TransferSyntaxUID")
+    if syntax is None:
+        return None
+    name = syntax.name if syntax.name != str(syntax) else f"transfer syntax {syntax}"
+    try:
+        if not syntax.is_compressed:
+            return None
+        decoder = get_decoder(syntax)
+    except (NotImplementedError, ValueError):
+        return (
+            f"{path}: the pixels are compressed as {name}, which no DICOM decoder that "
+            "napari-seg uses reads; convert the series first (dcm2niix to NIfTI, or "
+            "gdcmconv --raw)"
+        )
+    if decoder.is_available:
+        return None
+    needs = "; ".join(decoder.missing_dependencies)
+    return (
+        f"{path}: the pixels are compressed as {name}; decoding them needs one of: "
+        f"{needs} (pip install 'napari-seg[medical]' installs python-gdcm)"
+    )
