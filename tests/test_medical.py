@@ -89,6 +89,23 @@ def test_oblique_affine_is_flagged_and_kept(tmp_path):
     np.testing.assert_allclose(nib.load(tmp_path / "o_labels.nii").affine, affine)
 
 
+@pytest.mark.parametrize(("slope", "inter"), [(1.0, -1024.0), (0.5, 0.0), (2.5, 7.0)])
+def test_scaled_voxels_are_float32_as_a_rescaled_dicom_series(tmp_path, slope, inter):
+    """A CT stored as int16 with scl_inter -1024 (or a PET with a fractional slope) was
+    read as float64, as nibabel scales it: twice the memory of float32 (a 512^2 x 300 CT
+    630 MB instead of 315), where the same series read as DICOM is float32. The header's
+    size check counted the stored int16's 2 bytes."""
+    data = volume()
+    image = nib.Nifti1Image(data, RAS)
+    image.header.set_slope_inter(slope, inter)
+    nib.save(image, str(tmp_path / "ct.nii.gz"))
+    array, _ = read_nifti(tmp_path / "ct.nii.gz")
+    unscaled, _ = read_nifti(save(tmp_path / "raw.nii", data, RAS))
+    assert array.dtype == np.float32
+    np.testing.assert_allclose(array, unscaled * slope + inter, rtol=1e-6)
+    assert unscaled.dtype == np.int16  # unscaled files keep their type
+
+
 def test_4d_is_channels_and_5d_or_broken_files_are_refused(tmp_path):
     data = np.stack([volume(seed=s) for s in range(3)], axis=-1)
     array, _ = read_nifti(save(tmp_path / "four.nii", data, RAS))

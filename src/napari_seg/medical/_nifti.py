@@ -93,7 +93,8 @@ def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
 
     Uncompressed files are memory-mapped; ``.nii.gz`` files are read whole. A 4D
     file's volumes are channels, and so are an RGB(A) file's colours.
-    Scaled data (``scl_slope``) is returned as floats, as nibabel scales it.
+    Scaled data (``scl_slope``, ``scl_inter``) is returned as float32 (float64 for
+    a float64 file), as a rescaled DICOM series is.
 
     Parameters
     ----------
@@ -132,7 +133,13 @@ def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
         )
     if affine is None:
         raise ValueError(f"{path} has no affine (a broken header)")
-    claimed = math.prod(shape) * image.get_data_dtype().itemsize
+    # Scaled voxels (scl_slope, scl_inter) are float32, as a rescaled DICOM series's:
+    # nibabel's own choice is float64, twice the memory for nothing an image holds.
+    slope, inter = (float(getattr(image.dataobj, name, default)) for name, default in
+                    (("slope", 1.0), ("inter", 0.0)))  # fmt: skip
+    scaled = (slope, inter) != (1.0, 0.0) and not colours
+    itemsize = image.get_data_dtype().itemsize
+    claimed = math.prod(shape) * (max(itemsize, 4) if scaled else itemsize)
     if claimed > MAX_VOLUME_BYTES:
         raise ValueError(
             f"{path}'s header claims {shape} voxels ({claimed / GIB:.0f} GiB), more than the "
@@ -147,7 +154,10 @@ def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
         source="nifti2" if isinstance(image, nib.Nifti2Image) else "nifti",
     )
     try:
-        data = np.asanyarray(image.dataobj).reshape(shape)
+        if scaled and image.get_data_dtype() != np.float64:
+            data = image.get_fdata(dtype=np.float32, caching="unchanged").reshape(shape)
+        else:
+            data = np.asanyarray(image.dataobj).reshape(shape)
     except (OSError, ValueError, EOFError, MemoryError) as exc:
         raise ValueError(f"cannot read the voxels of {path}: {one_line(exc, 300)}") from None
     if colours:  # the colours as channels, as a 4D NIfTI's volumes
