@@ -173,14 +173,18 @@ def test_a_calibrated_tiff_s_pixel_size_and_unit_go_into_the_ome_zarr(tmp_path):
 
 
 @pytest.mark.parametrize("dims", [2, 3])
-def test_a_nifti_runs_block_by_block_as_predict_reads_it(tmp_path, dims):
+def test_a_nifti_runs_block_by_block_as_predict_reads_it(tmp_path, dims, monkeypatch):
     """A NIfTI of 3 x 0.8 x 0.9 mm: a 2D model takes its axial slices and a 3D model
     made for 1.5 x 1 x 1 its resampled volume, as the single-process ``predict``
     reads the file; the store keeps its voxel size, origin and unit. Block by block,
     the 2D model failed ('choose the axis to go through slice by slice'), the 3D model
-    ran on the voxel grid as if it were the model's, and the store's scale was 1."""
+    ran on the voxel grid as if it were the model's, and the store's scale was 1.
+    The blocks read the file once (a .nii.gz is decompressed whole: it was read for
+    every block), and the run keeps no volume after it ends."""
     nib = pytest.importorskip("nibabel")
+    from napari_seg import _io
     from napari_seg.medical import read_nifti
+    from napari_seg.scaleout import run as run_module
 
     model = _model(tmp_path / "plain.safetensors", dims=dims)
     if dims == 3:
@@ -193,9 +197,14 @@ def test_a_nifti_runs_block_by_block_as_predict_reads_it(tmp_path, dims):
     config = CONFIG.with_(tile=32, overlap=10)
     reads = {"axis": 0} if dims == 2 else {"spacing": geometry.spacing}
     expected = predict(model, volume, config.with_(**reads)).labels
-    _, done = _run(tmp_path / "m.safetensors", tmp_path / "ct.nii.gz", tmp_path / "o.ome.zarr",
-                   config, block=32)  # fmt: skip
+    opened = []
+    monkeypatch.setattr(_io, "read_image", lambda path: opened.append(path) or read_nifti(path)[0])
+    seen, done = _run(tmp_path / "m.safetensors", tmp_path / "ct.nii.gz",
+                      tmp_path / "o.ome.zarr", config, block=32)  # fmt: skip
     np.testing.assert_array_equal(_level0(done.output), expected)
+    assert seen[0].total > 1
+    assert len(opened) == 1
+    assert run_module._SOURCES == {}
     meta = zarr.open_group(str(done.output), mode="r").attrs["multiscales"][0]
     scale, shift = meta["datasets"][0]["coordinateTransformations"]
     np.testing.assert_allclose(scale["scale"], geometry.spacing)
@@ -672,3 +681,29 @@ def test_our_ngff_units_are_those_ome_zarr_knows():
 
     assert set(LENGTH_UNITS) == set(KNOWN_SPATIAL_UNITS)
     assert set(KNOWN_TEMPORAL_UNITS) == TIME_UNITS
+
+
+def test_a_worker_reads_a_source_again_once_it_changed(tmp_path, dicom_series, monkeypatch):
+    """The worker's copy of a source is the file as it is now: a DICOM series exported
+    again into its folder under the same names is read anew (the folder's own time
+    does not change when its files are rewritten)."""
+    from napari_seg import _io
+    from napari_seg.scaleout import run as run_module
+
+    monkeypatch.setattr(run_module, "_SOURCES", {})
+    opened = []
+    real = _io.read_image
+    monkeypatch.setattr(_io, "read_image", lambda path: opened.append(path) or real(path))
+    folder = tmp_path / "ct"
+    dicom_series(folder, np.zeros((3, 8, 8), np.int16), names=["a.dcm", "b.dcm", "c.dcm"])
+    first = run_module._worker_source(str(folder))
+    assert run_module._worker_source(str(folder)) is first
+    assert len(opened) == 1
+    folder_time = folder.stat().st_mtime_ns
+    dicom_series(folder, np.full((3, 8, 8), 7, np.int16), names=["a.dcm", "b.dcm", "c.dcm"])
+    assert folder.stat().st_mtime_ns == folder_time  # rewritten in place
+    for path in folder.iterdir():  # a second later, whatever the file system's clock tick
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    again = run_module._worker_source(str(folder))
+    assert len(opened) == 2
+    assert float(np.asarray(again).max()) == 7 - 1024
