@@ -487,3 +487,30 @@ def test_a_compression_pydicom_does_not_know_is_named(tmp_path, dicom_series):
         ValueError, match=r"compressed as transfer syntax 1\.3\.46\.670589\.33\.1\.4\.1.*dcm2niix"
     ):
         read_dicom(tmp_path / "ct")
+
+
+def test_a_series_without_the_dicom_preamble_reads_as_with_it(tmp_path, dicom_series):
+    """Datasets written without the Part 10 preamble and file meta (ACR-NEMA style, as
+    some older scanners and PACS export; dcm2niix and ITK read them): the folder was
+    not recognised as DICOM at all. A stray file whose first bytes only look like one
+    is skipped."""
+    import pydicom
+
+    from napari_seg.medical import is_dicom_folder
+
+    vol = volume((4, 10, 12))
+    dicom_series(tmp_path / "part10", vol)
+    (tmp_path / "bare").mkdir()
+    for path in (tmp_path / "part10").iterdir():
+        ds = pydicom.dcmread(path)
+        del ds.file_meta
+        ds.preamble = None
+        pydicom.dcmwrite(tmp_path / "bare" / path.name, ds, implicit_vr=True,
+                         little_endian=True, enforce_file_format=False)  # fmt: skip
+    assert (tmp_path / "bare" / path.name).read_bytes()[128:132] != b"DICM"
+    (tmp_path / "bare" / "notes.bin").write_bytes(b"\x08\x00" + b"\xff" * 40)
+    assert is_dicom_folder(tmp_path / "bare")
+    array, geometry = read_volume(tmp_path / "bare")
+    expected, expected_geometry = read_volume(tmp_path / "part10")
+    np.testing.assert_array_equal(array, expected)
+    np.testing.assert_allclose(geometry.affine, expected_geometry.affine)

@@ -13,7 +13,8 @@ from ._geometry import VolumeGeometry
 
 
 def is_dicom_folder(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a folder whose files include DICOM files (checked by preamble).
+    """Whether ``path`` is a folder whose files include DICOM files (checked by their
+    first bytes: the Part 10 preamble, or a dataset written without it).
 
     Parameters
     ----------
@@ -29,18 +30,40 @@ def is_dicom_folder(path: str | os.PathLike) -> bool:
     for i, child in enumerate(sorted(path.iterdir())):
         if i >= 64:
             break
-        if child.is_file() and _has_dicom_preamble(child):
+        if child.is_file() and _dicom_header_kind(child):
             return True
     return False
 
 
-def _has_dicom_preamble(path: Path) -> bool:
+def _dicom_header_kind(path: Path) -> str | None:
+    """ "part10" for a file with the DICOM preamble, "bare" for a dataset written without
+    it (ACR-NEMA style, as some older scanners and PACS export: it begins with a group
+    0008 element in little endian), None otherwise."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(132)
     except OSError:
-        return False
-    return len(head) == 132 and head[128:] == b"DICM"
+        return None
+    if len(head) == 132 and head[128:] == b"DICM":
+        return "part10"
+    return "bare" if len(head) >= 8 and head[:2] == b"\x08\x00" else None
+
+
+def _read_dataset(path: Path, kind: str, **kwargs):
+    """``pydicom.dcmread``, also for a dataset without the preamble and file meta (its
+    transfer syntax, which pydicom needs to decode the pixels, from the encoding)."""
+    import pydicom
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    ds = pydicom.dcmread(path, force=kind == "bare", **kwargs)
+    meta = getattr(ds, "file_meta", None)
+    if kind == "bare" and (meta is None or "TransferSyntaxUID" not in meta):
+        implicit, little = ds.original_encoding
+        syntax = (ImplicitVRLittleEndian if implicit
+                  else ExplicitVRLittleEndian if little else ExplicitVRBigEndian)  # fmt: skip
+        ds.ensure_file_meta()
+        ds.file_meta.TransferSyntaxUID = syntax
+    return ds
 
 
 def read_dicom(
@@ -105,7 +128,7 @@ def read_dicom(
 
 def _dicom_headers(folder: Path) -> list:
     try:
-        import pydicom
+        import pydicom  # noqa: F401
     except ImportError:
         raise ValueError(extra_message("reading DICOM", "pydicom", "medical")) from None
     if not folder.is_dir():
@@ -115,12 +138,14 @@ def _dicom_headers(folder: Path) -> list:
         raise ValueError(f"{folder} holds {len(files)} files, more than {MAX_DICOM_FILES}")
     headers, multiframe, localizers = [], [], []
     for path in files:
-        if not _has_dicom_preamble(path):
+        if (kind := _dicom_header_kind(path)) is None:
             continue
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            ds = _read_dataset(path, kind, stop_before_pixels=True)
             frames = int(ds.get("NumberOfFrames", 1) or 1)
         except (OSError, ValueError, EOFError, AttributeError, KeyError, TypeError) as exc:
+            if kind == "bare":
+                continue  # only its first bytes looked like DICOM
             raise ValueError(f"cannot read {path} as DICOM: {one_line(exc, 200)}") from None
         if frames > 1:
             multiframe.append(path.name)
@@ -178,10 +203,8 @@ def _dicom_affine(items: list, folder) -> tuple[np.ndarray, list[int]]:
 
 
 def _dicom_plane(path: Path) -> np.ndarray:
-    import pydicom
-
     try:
-        ds = pydicom.dcmread(path)
+        ds = _read_dataset(path, _dicom_header_kind(path) or "part10")
         undecodable = _undecodable(path, ds)
         plane = None if undecodable else ds.pixel_array
     except (OSError, ValueError, EOFError, AttributeError, KeyError, RuntimeError) as exc:

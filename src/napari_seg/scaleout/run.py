@@ -334,9 +334,10 @@ def _worker_source(path: str):
     """The image file, read once per worker process while it is unchanged on disk.
 
     A ``.nii.gz`` or a DICOM series is read whole (decompressed and reoriented), so
-    reading it for every block cost a whole read per block (0.6 s for a 16 MB
-    160 x 256 x 256 ``.nii.gz`` here); other formats are read by region and keep
-    only their handle.
+    reading it for every block cost a whole read per block (0.3-0.6 s for a
+    160 x 256 x 256 ``.nii.gz`` or series here, small beside a block's prediction,
+    but every worker's memory held the volume for each block anyway); other
+    formats are read by region and keep only their handle.
     """
     from .._io import read_image
 
