@@ -62,7 +62,10 @@ def get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]] | None
 
 
 def read_layers(path: str | list[str]) -> list[LayerData]:
-    """The layer of a NIfTI file or DICOM folder (one per channel for a 4D NIfTI).
+    """The layer of a NIfTI file or DICOM folder (one per channel for a 4D NIfTI, one
+    per series for a folder of several: named by their SeriesDescription, each on
+    its own grid in the same patient frame; a series that does not form a volume
+    is left out with a warning naming why).
 
     Parameters
     ----------
@@ -72,12 +75,29 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
     -------
     list of (data, kwargs, layer_type)
     """
-    from ._io import output_stem, whole_numbers_as_ids
-    from .medical import read_volume
+    import warnings
+
+    from ._io import output_stem
+    from .medical import is_dicom_folder, read_dicom_series, read_volume
 
     path = path[0] if isinstance(path, list) else path
-    array, geometry = read_volume(path)
     name = output_stem(path)
+    if not is_dicom_folder(path):
+        return _volume_layers(path, name, *read_volume(path))
+    series, skipped = read_dicom_series(path)
+    for reason in skipped:
+        warnings.warn(f"napari-seg left out {reason}", UserWarning, stacklevel=2)
+    layers = []
+    for _uid, description, array, geometry in series:
+        title = name if len(series) == 1 else f"{name} {description}"
+        layers += _volume_layers(path, title, array, geometry)
+    return layers
+
+
+def _volume_layers(path: str, name: str, array, geometry) -> list[LayerData]:
+    """One volume's layers (a Labels layer for a label map; a channel each for 4D)."""
+    from ._io import whole_numbers_as_ids
+
     kwargs: dict[str, Any] = {
         "name": name,
         "scale": geometry.spacing,

@@ -78,6 +78,32 @@ def test_open_segment_and_save_nifti(make_napari_viewer_proxy, qtbot, tmp_path):
         assert [str(u) for u in stack.units] == ["micrometer"] * 3
 
 
+def test_a_folder_of_several_series_opens_a_layer_per_series(
+    make_napari_viewer_proxy, tmp_path, dicom_series
+):
+    """A study exported into one folder (a T1 and a T2 on other grids, and a series
+    with a missing slice): File > Open Folder refused it all ('holds 3 DICOM series
+    ...; choose one') with no way to choose in napari. Each series that forms a
+    volume is now a layer on its own grid; the other is named in a warning."""
+    rng = np.random.default_rng(0)
+    t1 = rng.integers(0, 500, (4, 16, 20)).astype(np.int16)
+    t2 = rng.integers(0, 500, (3, 8, 10)).astype(np.int16)
+    dicom_series(tmp_path / "study", t1, spacing=(2.0, 0.5, 0.6), description="T1")
+    dicom_series(tmp_path / "study", t2, spacing=(3.0, 1.0, 1.2), description="T2",
+                 names=[f"T2_{k}.dcm" for k in range(3)])  # fmt: skip
+    dicom_series(tmp_path / "study", t1, description="broken",
+                 names=[f"B_{k}.dcm" for k in range(4)])  # fmt: skip
+    (tmp_path / "study" / "B_1.dcm").unlink()  # a missing slice: uneven steps
+    viewer = make_napari_viewer_proxy()
+    with pytest.warns(UserWarning, match=r"left out series broken .*not evenly spaced"):
+        layers = viewer.open(tmp_path / "study", plugin="napari-seg")
+    assert [layer.name for layer in layers] == ["study T1", "study T2"]
+    np.testing.assert_array_equal(layers[0].data, t1 - 1024.0)  # the CT's rescale
+    np.testing.assert_array_equal(layers[1].data, t2 - 1024.0)
+    np.testing.assert_allclose(layers[0].scale, (2.0, 0.5, 0.6))
+    np.testing.assert_allclose(layers[1].scale, (3.0, 1.0, 1.2))
+
+
 def test_open_a_dicom_folder_and_save_a_plain_labels_layer(
     make_napari_viewer_proxy, tmp_path, dicom_series
 ):

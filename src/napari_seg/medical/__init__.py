@@ -27,7 +27,8 @@ Stated choices:
   Segmentation Decathlon: the array is ``(c, z, y, x)``; 5D and larger files
   are refused;
 - a DICOM folder must hold one series; with several, the error lists them
-  (pass ``series=`` to choose one).
+  (pass ``series=`` to choose one); :func:`read_dicom_series` reads each, as
+  napari's File > Open Folder does (a layer per series).
 
 Needs the ``medical`` extra (``pip install napari-seg[medical]``).
 """
@@ -39,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._dicom import is_dicom_folder, read_dicom
+from ._dicom import is_dicom_folder, read_dicom, read_dicom_series
 from ._geometry import (
     LPS,
     NIFTI_UNITS,
@@ -77,6 +78,7 @@ __all__ = [
     "nifti_unit",
     "read_channel_files",
     "read_dicom",
+    "read_dicom_series",
     "read_nifti",
     "read_volume",
     "recorded_unit",

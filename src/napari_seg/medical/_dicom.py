@@ -95,19 +95,72 @@ def read_dicom(
         ``series``, or slices that do not form one volume (different
         orientations or sizes, repeated or unevenly spaced positions).
     """
-    headers = _dicom_headers(Path(folder))
-    groups: dict[str, list] = {}
-    for path, ds in headers:
-        groups.setdefault(str(getattr(ds, "SeriesInstanceUID", "")), []).append((path, ds))
+    groups = _series_groups(Path(folder))
     if series is None and len(groups) > 1:
         listing = "; ".join(
-            f"{uid} ({len(items)} files, {getattr(items[0][1], 'SeriesDescription', '') or '-'})"
+            f"{uid} ({len(items)} files, {_description(items)})"
             for uid, items in sorted(groups.items())
         )
-        raise ValueError(f"{folder} holds {len(groups)} DICOM series: {listing}; choose one")
+        raise ValueError(
+            f"{folder} holds {len(groups)} DICOM series: {listing}; choose one (napari "
+            "opens each as a layer; elsewhere put each series in a folder of its own, or "
+            "pass series= to napari_seg.medical.read_volume)"
+        )
     if series is not None and series not in groups:
         raise ValueError(f"{folder} has no series {series!r}; it has {sorted(groups)}")
     items = groups[series] if series is not None else next(iter(groups.values()))
+    return _read_series(items, folder)
+
+
+def read_dicom_series(folder: str | os.PathLike) -> tuple[list[tuple], list[str]]:
+    """Every series of a DICOM folder, each read as :func:`read_dicom` reads one.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+
+    Returns
+    -------
+    series : list of (uid, description, array, geometry)
+        The series that form a volume, by SeriesNumber.
+    skipped : list of str
+        Why each other series was not read (one line each).
+
+    Raises
+    ------
+    ValueError
+        For a folder without a readable series, or whose series all fail (the
+        first one's reason).
+    """
+    groups = _series_groups(Path(folder))
+    read, skipped, first_error = [], [], None
+
+    def number(item):
+        return int(getattr(item[1][0][1], "SeriesNumber", 0) or 0), item[0]
+
+    for uid, items in sorted(groups.items(), key=number):
+        try:
+            read.append((uid, _description(items), *_read_series(items, folder)))
+        except ValueError as exc:
+            first_error = first_error or exc
+            skipped.append(f"series {_description(items)} ({uid}): {exc}")
+    if not read and first_error is not None:
+        raise first_error
+    return read, skipped
+
+
+def _series_groups(folder: Path) -> dict[str, list]:
+    groups: dict[str, list] = {}
+    for path, ds in _dicom_headers(folder):
+        groups.setdefault(str(getattr(ds, "SeriesInstanceUID", "")), []).append((path, ds))
+    return groups
+
+
+def _description(items: list) -> str:
+    return str(getattr(items[0][1], "SeriesDescription", "") or "-")
+
+
+def _read_series(items: list, folder) -> tuple[np.ndarray, VolumeGeometry]:
     affine, order = _dicom_affine(items, folder)
     first = items[0][1]
     claimed = int(first.Rows) * int(first.Columns) * len(items) * 4
