@@ -122,7 +122,7 @@ def read_dicom_series(folder: str | os.PathLike) -> tuple[list[tuple], list[str]
     Returns
     -------
     series : list of (uid, description, array, geometry)
-        The series that form a volume, by SeriesNumber.
+        The series that form a volume, by SeriesNumber (then description).
     skipped : list of str
         Why each other series was not read (one line each).
 
@@ -135,8 +135,9 @@ def read_dicom_series(folder: str | os.PathLike) -> tuple[list[tuple], list[str]
     groups = _series_groups(Path(folder))
     read, skipped, first_error = [], [], None
 
-    def number(item):
-        return int(getattr(item[1][0][1], "SeriesNumber", 0) or 0), item[0]
+    def number(item):  # SeriesNumber, as viewers list a study; then the description
+        uid, items = item
+        return int(getattr(items[0][1], "SeriesNumber", 0) or 0), _description(items), uid
 
     for uid, items in sorted(groups.items(), key=number):
         try:
