@@ -36,9 +36,9 @@ def is_dicom_folder(path: str | os.PathLike) -> bool:
 
 
 def _dicom_header_kind(path: Path) -> str | None:
-    """ "part10" for a file with the DICOM preamble, "bare" for a dataset written without
-    it (ACR-NEMA style, as some older scanners and PACS export: it begins with a group
-    0008 element in little endian), None otherwise."""
+    """The kind of DICOM file ``path`` is: "part10" (with the preamble), "bare" (a
+    dataset written without it, ACR-NEMA style, as some older scanners and PACS
+    export: it begins with a group 0008 element in little endian), or None."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(132)
