@@ -128,10 +128,13 @@ def _workers(client) -> int:
 
 
 def _one(source: Path, output: Path, config, args, client, *, quiet: bool) -> str:
+    from ..inference.events import PredictWarning
     from ..scaleout.run import BlockDone, BlocksStarted, iter_predict_blocks
 
     def show(event, bar) -> None:
-        if isinstance(event, BlocksStarted):
+        if isinstance(event, PredictWarning):
+            bar.note(f"napari-seg predict: warning: {source}: {event.message}")
+        elif isinstance(event, BlocksStarted):
             where = f"{event.workers} worker(s)" if client is not None else "this process"
             bar.start(event.total, f"{source.name} ({where})")
             if event.skipped:

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ..inference import PredictConfig
-from ..inference.blocks import Block
+from ..inference.blocks import Block, small_block_warning
+from ..inference.events import PredictWarning
 from . import omezarr, records
 
 #: Retries of a block whose task raised (a worker that dies is handled by Dask).
@@ -88,7 +89,7 @@ def iter_predict_blocks(
     block: int | None = None,
     client: Any = None,
     overwrite: bool = False,
-) -> Generator[BlocksStarted | BlockDone, None, BlocksFinished]:
+) -> Generator[PredictWarning | BlocksStarted | BlockDone, None, BlocksFinished]:
     """Segment the image file ``source`` block by block into the OME-Zarr ``output``.
 
     Parameters
@@ -111,7 +112,8 @@ def iter_predict_blocks(
 
     Yields
     ------
-    BlocksStarted, BlockDone
+    PredictWarning, BlocksStarted, BlockDone
+        A warning first when the blocks are smaller than the tile.
 
     Returns
     -------
@@ -132,6 +134,8 @@ def iter_predict_blocks(
         for address in client.scheduler_info()["workers"]:
             warming.append(client.submit(prepare_worker, workers=[address], pure=False))
     job = _Job.plan(models, image_file, out, config, block, overwrite)
+    if (waste := small_block_warning(job.blocks, job.task.config["tile"])) is not None:
+        yield PredictWarning(waste)
     start = time.perf_counter()
     pending = [b for b in job.blocks if b.number not in job.finished]
     workers = len(client.scheduler_info()["workers"]) if client is not None else 1
