@@ -173,8 +173,9 @@ def _read_series(items: list, folder) -> tuple[np.ndarray, VolumeGeometry]:
         )
     planes = []
     for index in order:
-        path, _ = items[index]
-        planes.append(_dicom_plane(path))
+        path, header = items[index]
+        # a file read without its preamble has none (its kind, found by _dicom_headers)
+        planes.append(_dicom_plane(path, "bare" if header.preamble is None else "part10"))
     volume = np.stack(planes)  # (slice, row, column)
     geometry = VolumeGeometry.from_affine(affine, volume.shape[::-1], source="dicom")
     return geometry.to_array(volume.transpose(2, 1, 0)), geometry
@@ -256,9 +257,9 @@ def _dicom_affine(items: list, folder) -> tuple[np.ndarray, list[int]]:
     return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps, order
 
 
-def _dicom_plane(path: Path) -> np.ndarray:
+def _dicom_plane(path: Path, kind: str) -> np.ndarray:
     try:
-        ds = _read_dataset(path, _dicom_header_kind(path) or "part10")
+        ds = _read_dataset(path, kind)
         undecodable = _undecodable(path, ds)
         plane = None if undecodable else ds.pixel_array
     except (OSError, ValueError, EOFError, AttributeError, KeyError, RuntimeError) as exc:

@@ -135,8 +135,8 @@ def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
         raise ValueError(f"{path} has no affine (a broken header)")
     # Scaled voxels (scl_slope, scl_inter) are float32, as a rescaled DICOM series's:
     # nibabel's own choice is float64, twice the memory for nothing an image holds.
-    slope, inter = (float(getattr(image.dataobj, name, default)) for name, default in
-                    (("slope", 1.0), ("inter", 0.0)))  # fmt: skip
+    slope = float(getattr(image.dataobj, "slope", 1.0))
+    inter = float(getattr(image.dataobj, "inter", 0.0))
     scaled = (slope, inter) != (1.0, 0.0) and not colours
     itemsize = image.get_data_dtype().itemsize
     claimed = math.prod(shape) * (max(itemsize, 4) if scaled else itemsize)
