@@ -514,3 +514,75 @@ def test_a_series_without_the_dicom_preamble_reads_as_with_it(tmp_path, dicom_se
     expected, expected_geometry = read_volume(tmp_path / "part10")
     np.testing.assert_array_equal(array, expected)
     np.testing.assert_allclose(geometry.affine, expected_geometry.affine)
+
+
+def _write_dicomdir(path):
+    """A stand-in for a CD export's DICOMDIR: a Part 10 file that is no image."""
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, MediaStorageDirectoryStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = MediaStorageDirectoryStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.FileSetID = "EXPORT"
+    ds.save_as(path, enforce_file_format=True)
+
+
+def test_a_study_with_a_series_per_subfolder_reads_every_series(tmp_path, dicom_series):
+    """A CD export (DICOMDIR beside DICOM/PA0/ST0/SE*) or a study folder of series
+    folders: napari's File > Open Folder on it found no image slices ('holds no
+    DICOM image slices', from the DICOMDIR) or no reader. Every series below is now
+    read, a series split over two folders as one; hidden folders, zarr stores and
+    folders deeper than DICOM_SEARCH_DEPTH are not searched."""
+    from napari_seg.limits import DICOM_SEARCH_DEPTH
+    from napari_seg.medical import holds_dicom, read_dicom_series
+
+    t1, t2 = volume((6, 10, 12), seed=1), volume((3, 8, 9), seed=2)
+    study = tmp_path / "cd" / "DICOM" / "PA0" / "ST0"
+    dicom_series(study / "SE1", t1, spacing=(2.0, 0.5, 0.6), description="T1")
+    # One series over two folders (some exports cap a folder's files).
+    uid = dicom_series(study / "SE2", t2[:2], spacing=(3.0, 1.0, 1.2), description="T2",
+                       names=["A0.dcm", "A1.dcm"])  # fmt: skip
+    third = (-40.0, -60.0, 12.0 + 2 * 3.0)  # the fixture's origin, two slices on
+    dicom_series(study / "SE3", t2[2:], spacing=(3.0, 1.0, 1.2), description="T2",
+                 origin=third, series_uid=uid, names=["B.dcm"])  # fmt: skip
+    for skipped in (".hidden", "seg.zarr"):
+        dicom_series(tmp_path / "cd" / skipped, t1, description=skipped)
+    (tmp_path / "cd" / "seg.zarr" / ".zgroup").write_text("{}")
+    _write_dicomdir(tmp_path / "cd" / "DICOMDIR")
+    assert holds_dicom(tmp_path / "cd")
+    series, skipped = read_dicom_series(tmp_path / "cd")
+    assert skipped == []
+    assert [description for _uid, description, _a, _g in series] == ["T1", "T2"]
+    (_, _, a1, g1), (_, _, a2, g2) = series
+    np.testing.assert_array_equal(a1, t1 - 1024.0)
+    np.testing.assert_array_equal(a2, t2 - 1024.0)
+    np.testing.assert_allclose(g1.spacing, (2.0, 0.5, 0.6))
+    np.testing.assert_allclose(g2.spacing, (3.0, 1.0, 1.2))
+    # Too deep to be searched; a folder of other files and folders holds none.
+    deep = tmp_path / "deep"
+    dicom_series(deep.joinpath(*"abcde"[: DICOM_SEARCH_DEPTH + 1]), t2)
+    assert holds_dicom(deep.joinpath(*"abcde"[:1]))
+    assert not holds_dicom(deep)
+    (tmp_path / "plain" / "images").mkdir(parents=True)
+    (tmp_path / "plain" / "images" / "a.tif").write_bytes(b"II*\0" + b"\0" * 200)
+    assert not holds_dicom(tmp_path / "plain")
+
+
+def test_several_series_that_would_not_fit_together_are_refused(
+    tmp_path, dicom_series, monkeypatch
+):
+    """Each series is within the size napari-seg reads at once but all of them are
+    not: the folder is refused before any pixels are read, saying to open one."""
+    from napari_seg.medical import _dicom, read_dicom_series
+
+    for k in range(3):
+        dicom_series(
+            tmp_path / "study" / f"SE{k}", volume((4, 16, 16), seed=k), description=f"s{k}"
+        )
+    monkeypatch.setattr(_dicom, "MAX_VOLUME_BYTES", 2 * 4 * 16 * 16 * 4)
+    monkeypatch.setattr(_dicom, "_dicom_plane", lambda *a: pytest.fail("read pixels"))
+    with pytest.raises(ValueError, match=r"holds 3 DICOM series .* open the folder of one"):
+        read_dicom_series(tmp_path / "study")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,7 +41,8 @@ LABEL_FOLDERS = ("labelstr", "labelsts")
 
 
 def get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]] | None:
-    """The reader of ``path`` when it is a NIfTI file or a DICOM folder, else None.
+    """The reader of ``path`` when it is a NIfTI file, or a folder with DICOM series
+    in it or in its subfolders (:func:`~napari_seg.medical.holds_dicom`), else None.
 
     Parameters
     ----------
@@ -50,22 +52,23 @@ def get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]] | None
     -------
     callable or None
     """
-    from .medical import is_dicom_folder, is_nifti
+    from .medical import holds_dicom, is_nifti
 
     if isinstance(path, list):
         if len(path) != 1:
             return None
         path = path[0]
-    if is_nifti(path) or is_dicom_folder(path):
+    if is_nifti(path) or holds_dicom(path):
         return read_layers
     return None
 
 
 def read_layers(path: str | list[str]) -> list[LayerData]:
-    """The layer of a NIfTI file or DICOM folder (one per channel for a 4D NIfTI, one
-    per series for a folder of several: named by their SeriesDescription, each on
-    its own grid in the same patient frame; a series that does not form a volume
-    is left out with a warning naming why).
+    """The layer of a NIfTI file or DICOM folder (one per channel for a 4D NIfTI; one
+    per series for a folder of several, or a study whose series are in subfolders:
+    named by their SeriesDescription, each on its own grid in the same patient
+    frame; a series that does not form a volume is left out with a warning naming
+    why).
 
     Parameters
     ----------
@@ -78,11 +81,11 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
     import warnings
 
     from ._io import output_stem
-    from .medical import is_dicom_folder, read_dicom_series, read_volume
+    from .medical import read_dicom_series, read_volume
 
     path = path[0] if isinstance(path, list) else path
     name = output_stem(path)
-    if not is_dicom_folder(path):
+    if not Path(path).is_dir():
         return _volume_layers(path, name, *read_volume(path))
     series, skipped = read_dicom_series(path)
     for reason in skipped:
@@ -121,8 +124,6 @@ def _volume_layers(path: str, name: str, array, geometry) -> list[LayerData]:
 def _dataset_classes(path: str, name: str) -> dict[str, Any]:
     """The class names and colours of a Decathlon or nnU-Net dataset's label map (its
     ``dataset.json``), as napari-seg's own layers carry them; nothing otherwise."""
-    from pathlib import Path
-
     from ._dataset_json import dataset_class_names
     from ._layers import labels_layer_kwargs
     from .models.spec import default_class_colors
@@ -142,8 +143,6 @@ def _dataset_classes(path: str, name: str) -> dict[str, Any]:
 def _is_label_map(path: str, name: str) -> bool:
     """Whether the volume at ``path`` is a label map by its name, its folder or (NIfTI)
     its header's intent."""
-    from pathlib import Path
-
     from .medical import is_nifti, nifti_is_label_map
 
     if name.lower().endswith(LABEL_NAME_ENDINGS):

@@ -60,6 +60,9 @@ MAX_VOLUME_BYTES = 16 * GIB
 MAX_NIFTI_CHANNELS = 64
 #: A DICOM folder with more files than this is refused (a series is a few thousand slices).
 MAX_DICOM_FILES = 20_000
+#: napari's reader looks for DICOM series this many folder levels below the folder it
+#: opens (a CD export's DICOM/PA*/ST*/SE* is four), in at most this many folders.
+DICOM_SEARCH_DEPTH, DICOM_SEARCH_FOLDERS = 4, 256
 #: Resolution levels of an OME-Zarr image (each level halves a side: 64 levels would
 #: start from 2^64 pixels).
 MAX_LEVELS = 64

@@ -104,6 +104,23 @@ def test_a_folder_of_several_series_opens_a_layer_per_series(
     np.testing.assert_allclose(layers[1].scale, (3.0, 1.0, 1.2))
 
 
+def test_a_study_folder_opens_the_series_in_its_subfolders(
+    make_napari_viewer_proxy, tmp_path, dicom_series
+):
+    """File > Open Folder on a study whose series are in folders of their own (as PACS
+    and CD exports write them): napari found no reader for it. Each series is a layer."""
+    rng = np.random.default_rng(1)
+    t1 = rng.integers(0, 500, (4, 16, 20)).astype(np.int16)
+    t2 = rng.integers(0, 500, (3, 8, 10)).astype(np.int16)
+    dicom_series(tmp_path / "study" / "SE1", t1, spacing=(2.0, 0.5, 0.6), description="T1")
+    dicom_series(tmp_path / "study" / "SE2", t2, spacing=(3.0, 1.0, 1.2), description="T2")
+    viewer = make_napari_viewer_proxy()
+    layers = viewer.open(tmp_path / "study", plugin="napari-seg")
+    assert [layer.name for layer in layers] == ["study T1", "study T2"]
+    np.testing.assert_array_equal(layers[1].data, t2 - 1024.0)
+    np.testing.assert_allclose(layers[1].scale, (3.0, 1.0, 1.2))
+
+
 def test_open_a_dicom_folder_and_save_a_plain_labels_layer(
     make_napari_viewer_proxy, tmp_path, dicom_series
 ):

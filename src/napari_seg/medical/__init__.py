@@ -28,7 +28,8 @@ Stated choices:
   are refused;
 - a DICOM folder must hold one series; with several, the error lists them
   (pass ``series=`` to choose one); :func:`read_dicom_series` reads each, as
-  napari's File > Open Folder does (a layer per series).
+  napari's File > Open Folder does (a layer per series), also from subfolders
+  (a study folder, or a CD export with a DICOMDIR: :func:`holds_dicom`).
 
 Needs the ``medical`` extra (``pip install napari-seg[medical]``).
 """
@@ -40,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._dicom import is_dicom_folder, read_dicom, read_dicom_series
+from ._dicom import holds_dicom, is_dicom_folder, read_dicom, read_dicom_series
 from ._geometry import (
     LPS,
     NIFTI_UNITS,
@@ -69,6 +70,7 @@ __all__ = [
     "OUTPUT_TAILS",
     "VolumeGeometry",
     "check_same_grid",
+    "holds_dicom",
     "is_dicom_folder",
     "is_nifti",
     "label_path",

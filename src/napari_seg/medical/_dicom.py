@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from .._extras import extra_message
-from ..limits import GIB, MAX_DICOM_FILES, MAX_VOLUME_BYTES, one_line
+from ..limits import (
+    DICOM_SEARCH_DEPTH,
+    DICOM_SEARCH_FOLDERS,
+    GIB,
+    MAX_DICOM_FILES,
+    MAX_VOLUME_BYTES,
+    one_line,
+)
 from ._geometry import VolumeGeometry
 
 
@@ -33,6 +41,57 @@ def is_dicom_folder(path: str | os.PathLike) -> bool:
         if child.is_file() and _dicom_header_kind(child):
             return True
     return False
+
+
+def holds_dicom(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a DICOM folder or has one among its subfolders (a study,
+    or a CD export with a DICOMDIR), down to ``limits.DICOM_SEARCH_DEPTH`` levels.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    bool
+    """
+    path = Path(path)
+    return path.is_dir() and any(is_dicom_folder(f) for f in _folders_below(path))
+
+
+def _folders_below(root: Path) -> Iterator[Path]:
+    """``root``, then its subfolders breadth first, in name order, down to
+    ``DICOM_SEARCH_DEPTH`` levels and ``DICOM_SEARCH_FOLDERS`` folders; hidden
+    folders, zarr stores and links are not entered."""
+    level, seen = [root], 0
+    for depth in range(DICOM_SEARCH_DEPTH + 1):
+        below: list[Path] = []
+        for folder in level:
+            if seen >= DICOM_SEARCH_FOLDERS:
+                return
+            seen += 1
+            yield folder
+            if depth < DICOM_SEARCH_DEPTH:
+                below += _subfolders(folder)
+        level = below
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    """``folder``'s subfolders to search, in name order (``scandir``: a folder of many
+    files costs no call per file)."""
+    try:
+        with os.scandir(folder) as entries:
+            names = sorted(
+                e.name for e in entries
+                if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")
+            )  # fmt: skip
+    except OSError:
+        return []
+    zarr = (".zarray", ".zgroup", "zarr.json")
+    return [
+        folder / name for name in names
+        if not name.endswith(".zarr") and not any((folder / name / m).exists() for m in zarr)
+    ]  # fmt: skip
 
 
 def _dicom_header_kind(path: Path) -> str | None:
@@ -113,7 +172,9 @@ def read_dicom(
 
 
 def read_dicom_series(folder: str | os.PathLike) -> tuple[list[tuple], list[str]]:
-    """Every series of a DICOM folder, each read as :func:`read_dicom` reads one.
+    """Every series of a DICOM folder and of its subfolders (a study, or a CD export
+    with a DICOMDIR, down to ``limits.DICOM_SEARCH_DEPTH`` levels), each read as
+    :func:`read_dicom` reads one. A series split over several folders is one series.
 
     Parameters
     ----------
@@ -129,10 +190,18 @@ def read_dicom_series(folder: str | os.PathLike) -> tuple[list[tuple], list[str]
     Raises
     ------
     ValueError
-        For a folder without a readable series, or whose series all fail (the
-        first one's reason).
+        For a folder without a readable series, whose series all fail (the first
+        one's reason), or whose series together would take more than
+        ``limits.MAX_VOLUME_BYTES``.
     """
-    groups = _series_groups(Path(folder))
+    groups = _series_groups(Path(folder), below=True)
+    total = sum(_claimed_bytes(items) for items in groups.values())
+    if len(groups) > 1 and total > MAX_VOLUME_BYTES:
+        raise ValueError(
+            f"{folder} holds {len(groups)} DICOM series that would take {total / GIB:.0f} "
+            f"GiB together, more than the {MAX_VOLUME_BYTES // GIB} GiB napari-seg reads at "
+            "once; open the folder of one series"
+        )
     read, skipped, first_error = [], [], None
 
     def number(item):  # SeriesNumber, as viewers list a study; then the description
@@ -150,9 +219,9 @@ def read_dicom_series(folder: str | os.PathLike) -> tuple[list[tuple], list[str]
     return read, skipped
 
 
-def _series_groups(folder: Path) -> dict[str, list]:
+def _series_groups(folder: Path, *, below: bool = False) -> dict[str, list]:
     groups: dict[str, list] = {}
-    for path, ds in _dicom_headers(folder):
+    for path, ds in _dicom_headers(folder, below=below):
         groups.setdefault(str(getattr(ds, "SeriesInstanceUID", "")), []).append((path, ds))
     return groups
 
@@ -164,8 +233,7 @@ def _description(items: list) -> str:
 def _read_series(items: list, folder) -> tuple[np.ndarray, VolumeGeometry]:
     affine, order = _dicom_affine(items, folder)
     first = items[0][1]
-    claimed = int(first.Rows) * int(first.Columns) * len(items) * 4
-    if claimed > MAX_VOLUME_BYTES:
+    if (claimed := _claimed_bytes(items)) > MAX_VOLUME_BYTES:
         raise ValueError(
             f"{folder}: {len(items)} slices of {first.Rows}x{first.Columns} would take "
             f"{claimed / GIB:.0f} GiB, more than the {MAX_VOLUME_BYTES // GIB} GiB "
@@ -181,16 +249,30 @@ def _read_series(items: list, folder) -> tuple[np.ndarray, VolumeGeometry]:
     return geometry.to_array(volume.transpose(2, 1, 0)), geometry
 
 
-def _dicom_headers(folder: Path) -> list:
+def _claimed_bytes(items: list) -> int:
+    """The float32 bytes a series' header claims (rescaled values are float32)."""
+    first = items[0][1]
+    return int(first.Rows) * int(first.Columns) * len(items) * 4
+
+
+def _dicom_headers(folder: Path, *, below: bool = False) -> list:
+    """The image slices' headers (path, dataset) of ``folder``'s files, and with
+    ``below`` of its subfolders' files too (:func:`_folders_below`)."""
     try:
         import pydicom  # noqa: F401
     except ImportError:
         raise ValueError(extra_message("reading DICOM", "pydicom", "medical")) from None
     if not folder.is_dir():
         raise ValueError(f"{folder} is not a folder of DICOM files")
-    files = [p for p in sorted(folder.iterdir()) if p.is_file()]
-    if len(files) > MAX_DICOM_FILES:
-        raise ValueError(f"{folder} holds {len(files)} files, more than {MAX_DICOM_FILES}")
+    files: list[Path] = []
+    for where in _folders_below(folder) if below else [folder]:
+        files += [p for p in sorted(where.iterdir()) if p.is_file()]
+        if len(files) > MAX_DICOM_FILES:
+            within = " with its subfolders" if below else ""
+            raise ValueError(
+                f"{folder}{within} holds more than {MAX_DICOM_FILES} files; open the "
+                "folder of one series"
+            )
     headers, multiframe, localizers = [], [], []
     for path in files:
         if (kind := _dicom_header_kind(path)) is None:
