@@ -586,3 +586,14 @@ def test_several_series_that_would_not_fit_together_are_refused(
     monkeypatch.setattr(_dicom, "_dicom_plane", lambda *a: pytest.fail("read pixels"))
     with pytest.raises(ValueError, match=r"holds 3 DICOM series .* open the folder of one"):
         read_dicom_series(tmp_path / "study")
+
+
+def test_a_command_given_a_cd_export_names_its_series_folders(tmp_path, dicom_series):
+    """``napari-seg predict cd/`` (a DICOMDIR beside DICOM/...) said only 'holds no
+    DICOM image slices'; it now names the folders below that hold them."""
+    for name in ("SE1", "SE2"):
+        dicom_series(tmp_path / "cd" / "DICOM" / name, volume((2, 4, 4)), description=name)
+    _write_dicomdir(tmp_path / "cd" / "DICOMDIR")
+    with pytest.raises(ValueError, match=r"no DICOM image slices .*its subfolders do "
+                       r"\(DICOM/SE1, DICOM/SE2\): give one of them"):  # fmt: skip
+        read_volume(tmp_path / "cd")

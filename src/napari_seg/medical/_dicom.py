@@ -299,8 +299,20 @@ def _dicom_headers(folder: Path, *, below: bool = False) -> list:
         scouts = f" (only localizers: {', '.join(localizers[:3])})" if localizers else ""
         raise ValueError(
             f"{folder} holds no DICOM image slices (with a position and a spacing){scouts}"
+            + ("" if below else _subfolders_hint(folder))
         )
     return headers
+
+
+def _subfolders_hint(folder: Path) -> str:
+    """For a study or CD export (a DICOMDIR beside the series' folders): the folders
+    below ``folder`` that hold DICOM files, to give instead."""
+    found = [f for f in list(_folders_below(folder))[1:] if is_dicom_folder(f)]
+    if not found:
+        return ""
+    shown = ", ".join(f.relative_to(folder).as_posix() for f in found[:5])
+    more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+    return f"; its subfolders do ({shown}{more}): give one of them"
 
 
 def _dicom_affine(items: list, folder) -> tuple[np.ndarray, list[int]]:
