@@ -597,3 +597,36 @@ def test_a_command_given_a_cd_export_names_its_series_folders(tmp_path, dicom_se
     with pytest.raises(ValueError, match=r"no DICOM image slices .*its subfolders do "
                        r"\(DICOM/SE1, DICOM/SE2\): give one of them"):  # fmt: skip
         read_volume(tmp_path / "cd")
+
+
+@pytest.mark.parametrize("preamble", [True, False])
+def test_a_slice_cut_short_in_its_header_is_named_not_dropped(tmp_path, dicom_series, preamble):
+    """A copy interrupted in a slice's header: pydicom returns the elements it read
+    without a word, the slice had no position and was skipped as 'no image', and the
+    series came back a slice short (its last slice here) without any message. A
+    complete image without a position (a secondary capture, as CT dose reports are)
+    is still skipped."""
+    import pydicom
+    from pydicom.uid import SecondaryCaptureImageStorage
+
+    vol = volume((5, 8, 8))
+    dicom_series(tmp_path / "ct", vol)
+    if not preamble:  # written without the Part 10 preamble and file meta
+        for path in (tmp_path / "ct").iterdir():
+            ds = pydicom.dcmread(path)
+            del ds.file_meta
+            ds.preamble = None
+            pydicom.dcmwrite(path, ds, implicit_vr=True, little_endian=True,
+                             enforce_file_format=False)  # fmt: skip
+    files = sorted((tmp_path / "ct").iterdir())
+    top = max(files, key=lambda f: float(pydicom.dcmread(f, force=True).ImagePositionPatient[2]))
+    capture = pydicom.dcmread(files[0], force=True)
+    capture.SOPClassUID = SecondaryCaptureImageStorage
+    del capture.ImagePositionPatient
+    capture.save_as(tmp_path / "ct" / "dose_report.dcm")
+    assert read_volume(tmp_path / "ct")[0].shape == (5, 8, 8)
+    whole = top.read_bytes()
+    for cut in (200, 400):
+        top.write_bytes(whole[:cut])
+        with pytest.raises(ValueError, match=rf"{top.name} ends before its pixel data"):
+            read_volume(tmp_path / "ct")

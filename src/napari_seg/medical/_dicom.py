@@ -108,9 +108,28 @@ def _dicom_header_kind(path: Path) -> str | None:
     return "bare" if len(head) >= 8 and head[:2] == b"\x08\x00" else None
 
 
-def _read_dataset(path: Path, kind: str, **kwargs):
-    """``pydicom.dcmread``, also for a dataset without the preamble and file meta (its
-    transfer syntax, which pydicom needs to decode the pixels, from the encoding)."""
+def _read_header(path: Path, kind: str) -> tuple:
+    """The dataset of ``path`` up to its pixel data, and whether the file ended first
+    (no pixel data: a truncated copy, or a file that is no image)."""
+    with open(path, "rb") as handle:
+        ds = _read_dataset(handle, kind, stop_before_pixels=True)
+        return ds, handle.tell() >= os.fstat(handle.fileno()).st_size
+
+
+def _is_image(ds) -> bool:
+    """Whether ``ds``'s SOP class (or its file meta's) is an image storage class (CT,
+    MR, PET, secondary capture...), not a DICOMDIR, report or structure set."""
+    from pydicom.uid import UID
+
+    meta = getattr(ds, "file_meta", None)
+    sop = ds.get("SOPClassUID") or (meta.get("MediaStorageSOPClassUID") if meta else None)
+    return sop is not None and "Image Storage" in UID(str(sop)).name
+
+
+def _read_dataset(path, kind: str, **kwargs):
+    """``pydicom.dcmread`` of a path or open file, also for a dataset without the
+    preamble and file meta (its transfer syntax, which pydicom needs to decode the
+    pixels, from the encoding)."""
     import pydicom
     from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
@@ -278,12 +297,19 @@ def _dicom_headers(folder: Path, *, below: bool = False) -> list:
         if (kind := _dicom_header_kind(path)) is None:
             continue
         try:
-            ds = _read_dataset(path, kind, stop_before_pixels=True)
+            ds, ended = _read_header(path, kind)
             frames = int(ds.get("NumberOfFrames", 1) or 1)
         except (OSError, ValueError, EOFError, AttributeError, KeyError, TypeError) as exc:
             if kind == "bare":
                 continue  # only its first bytes looked like DICOM
             raise ValueError(f"cannot read {path} as DICOM: {one_line(exc, 200)}") from None
+        if ended and _is_image(ds):
+            # pydicom returns what it read of a truncated file without a word: skipped
+            # as "no image slice", the series would be a slice short.
+            raise ValueError(
+                f"{path} ends before its pixel data: a truncated or damaged copy (copy it "
+                "again, or remove it if the series is whole without it)"
+            )
         if frames > 1:
             multiframe.append(path.name)
         elif "LOCALIZER" in [str(v).upper() for v in ds.get("ImageType", [])]:
