@@ -429,7 +429,7 @@ def test_ctrl_c_stops_a_folder_run_on_a_cluster_at_once(tmp_path, cli_child):
     folder = tmp_path / "plates"
     folder.mkdir()
     for i in range(6):
-        tifffile.imwrite(folder / f"well{i}.tif", cells_2d((512, 512), seed=20 + i)[0])
+        tifffile.imwrite(folder / f"well{i}.tif", cells_2d((256, 256), seed=20 + i)[0])
     (tmp_path / "cfg.json").write_text(json.dumps(CONFIG.to_dict()))
     argv = ["predict", "--model", tmp_path / "m.safetensors", "--output", tmp_path / "out",
             "--config", tmp_path / "cfg.json", "--cluster", "local:2", "--block", "64",
@@ -447,7 +447,7 @@ def test_ctrl_c_stops_a_folder_run_on_a_cluster_at_once(tmp_path, cli_child):
     assert time.monotonic() - start < 30, child.tail()
     assert "Traceback" not in child.err
     for result in (tmp_path / "out").glob("*_labels.ome.zarr"):  # only complete ones
-        assert _level0(result).shape == (512, 512)
+        assert _level0(result).shape == (256, 256)
     again = cli_child(argv)
     assert again.finish(timeout=300) == 0, again.err
     assert len(list((tmp_path / "out").glob("*_labels.ome.zarr"))) == 6
