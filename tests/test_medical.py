@@ -630,3 +630,22 @@ def test_a_slice_cut_short_in_its_header_is_named_not_dropped(tmp_path, dicom_se
         top.write_bytes(whole[:cut])
         with pytest.raises(ValueError, match=rf"{top.name} ends before its pixel data"):
             read_volume(tmp_path / "ct")
+
+
+def test_series_without_a_description_are_named_by_number_or_folder(tmp_path, dicom_series):
+    """Two series without a SeriesDescription were both named '-' (napari's layers
+    'study -' and 'study - [1]'); they are named by their SeriesNumber, else folder."""
+    import pydicom
+
+    from napari_seg.medical import read_dicom_series
+
+    for name, number in (("SE7", 7), ("SE9", None)):
+        dicom_series(tmp_path / "study" / name, volume((2, 4, 4)), description="")
+        for path in (tmp_path / "study" / name).iterdir():
+            ds = pydicom.dcmread(path)
+            del ds.SeriesDescription
+            if number is not None:
+                ds.SeriesNumber = number
+            ds.save_as(path)
+    series, _ = read_dicom_series(tmp_path / "study")
+    assert sorted(description for _u, description, _a, _g in series) == ["SE9", "series 7"]

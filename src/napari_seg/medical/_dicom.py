@@ -246,7 +246,13 @@ def _series_groups(folder: Path, *, below: bool = False) -> dict[str, list]:
 
 
 def _description(items: list) -> str:
-    return str(getattr(items[0][1], "SeriesDescription", "") or "-")
+    """A series' SeriesDescription, else "series N" from its SeriesNumber, else the
+    name of its first file's folder (a layer name: two unnamed series stay apart)."""
+    path, first = items[0]
+    if description := str(getattr(first, "SeriesDescription", "") or "").strip():
+        return description
+    number = str(getattr(first, "SeriesNumber", "") or "").strip()
+    return f"series {number}" if number else path.parent.name
 
 
 def _read_series(items: list, folder) -> tuple[np.ndarray, VolumeGeometry]:
