@@ -569,6 +569,7 @@ def test_a_study_with_a_series_per_subfolder_reads_every_series(tmp_path, dicom_
     (tmp_path / "plain" / "images").mkdir(parents=True)
     (tmp_path / "plain" / "images" / "a.tif").write_bytes(b"II*\0" + b"\0" * 200)
     assert not holds_dicom(tmp_path / "plain")
+    assert not holds_dicom(tmp_path / "cd" / "seg.zarr")  # napari asks about zarr stores too
 
 
 def test_several_series_that_would_not_fit_together_are_refused(

@@ -56,7 +56,9 @@ def holds_dicom(path: str | os.PathLike) -> bool:
     bool
     """
     path = Path(path)
-    return path.is_dir() and any(is_dicom_folder(f) for f in _folders_below(path))
+    if not path.is_dir() or _is_zarr(path):  # napari asks about every folder it opens
+        return False
+    return any(is_dicom_folder(f) for f in _folders_below(path))
 
 
 def _folders_below(root: Path) -> Iterator[Path]:
@@ -87,11 +89,12 @@ def _subfolders(folder: Path) -> list[Path]:
             )  # fmt: skip
     except OSError:
         return []
+    return [folder / name for name in names if not _is_zarr(folder / name)]
+
+
+def _is_zarr(path: Path) -> bool:
     zarr = (".zarray", ".zgroup", "zarr.json")
-    return [
-        folder / name for name in names
-        if not name.endswith(".zarr") and not any((folder / name / m).exists() for m in zarr)
-    ]  # fmt: skip
+    return path.suffix == ".zarr" or any((path / name).exists() for name in zarr)
 
 
 def _dicom_header_kind(path: Path) -> str | None:
