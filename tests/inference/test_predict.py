@@ -297,13 +297,40 @@ def test_other_errors_are_not_taken_for_out_of_memory(image, monkeypatch):
         predict(model, image, **FP32)
 
 
-def test_partial_nan_gives_a_warning_event(model):
+def test_partial_nan_gives_a_warning_event(model, caplog):
+    """Once, as an event: the statistics also logged it, and the command line (which
+    logs warnings to stderr) printed it twice."""
     image = np.random.default_rng(0).random((64, 64)).astype(np.float32)
     image[:8] = np.nan
-    events = list(iter_predict(model, image, **FP32))
+    with caplog.at_level("WARNING"):
+        events = list(iter_predict(model, image, **FP32))
     warnings = [e for e in events if isinstance(e, PredictWarning)]
     assert len(warnings) == 1
-    assert "NaN" in warnings[0].message
+    assert "12% of the examined pixels are NaN" in warnings[0].message
+    assert not [r for r in caplog.records if "NaN" in r.getMessage()]
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_training_on_nan_pixels_says_so(dims, caplog):
+    """Training said it only in a log line (napari's window never showed it); it is now
+    a warning of the run, naming the pair, as prediction gives it."""
+    from napari_seg.training import iter_train
+    from napari_seg.training.events import TrainWarning
+
+    shape = (64, 64) if dims == 2 else (8, 32, 32)
+    rng = np.random.default_rng(0)
+    image = rng.random(shape).astype(np.float32)
+    image[:2] = np.nan  # 2 of 64 rows, 2 of 8 slices
+    labels = np.zeros(shape, np.uint8)
+    labels[..., 4:12, 4:12], labels[..., 20:28, 20:28] = 1, 2
+    with caplog.at_level("WARNING"):
+        events = list(iter_train((image, labels), dims=dims, architecture="pixel-classifier",
+                                 device="cpu", names=["cells.tif"]))  # fmt: skip
+    notes = [e.message for e in events if isinstance(e, TrainWarning) and "NaN" in e.message]
+    fraction = "3.1%" if dims == 2 else "25%"
+    assert notes == [f"cells.tif: {fraction} of the examined pixels are NaN or infinite; "
+                     "they are treated as background intensity"]  # fmt: skip
+    assert not [r for r in caplog.records if "NaN" in r.getMessage()]
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ or 1 (+inf) after normalisation.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,8 +16,6 @@ import numpy as np
 from .._types import RegionArray
 from ..models.spec import Normalization
 from .layout import ImageLayout
-
-logger = logging.getLogger(__name__)
 
 #: In-memory inputs up to this many pixels are used whole for the statistics
 #: (a 2048 x 2048 image); larger ones are sampled, which saves a float copy of
@@ -48,6 +45,22 @@ class IntensityStats:
     scale: np.ndarray
     nonfinite_fraction: float = 0.0
     sampled: bool = False
+
+    @property
+    def nonfinite_note(self) -> str | None:
+        """What a job says of the image's NaN or infinite pixels (None without any):
+        prediction and training give it as a warning event.
+
+        Returns
+        -------
+        str or None
+        """
+        if not self.nonfinite_fraction:
+            return None
+        return (
+            f"{100 * self.nonfinite_fraction:.2g}% of the examined pixels are NaN or "
+            "infinite; they are treated as background intensity"
+        )
 
     def apply(self, block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Normalise a ``(C, ...)`` block, in place or into ``out``, and return it.
@@ -136,8 +149,6 @@ def compute_stats(
         offset, scale = _offset_scale(values, normalization)
         offsets.append(offset)
         scales.append(scale)
-    if nonfinite:
-        logger.warning("%.2g%% of the examined pixels are NaN or infinite", 100 * nonfinite)
     return IntensityStats(
         np.asarray(offsets, np.float32), np.asarray(scales, np.float32), nonfinite, sampled
     )

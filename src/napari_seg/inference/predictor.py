@@ -234,11 +234,7 @@ class _Predictor:
 
     def run(self) -> Generator[PredictEvent, None, PredictResult]:
         start = time.perf_counter()
-        if self.stats.nonfinite_fraction:
-            message = (
-                f"{100 * self.stats.nonfinite_fraction:.2g}% of the examined pixels are NaN or "
-                "infinite; they are treated as background intensity"
-            )
+        if message := self.stats.nonfinite_note:
             self.warnings.append(message)
             yield PredictWarning(message)
         model = self._prepare_model()

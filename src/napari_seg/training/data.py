@@ -130,6 +130,11 @@ class TrainingData(LabelMode):
             self._source(name, image, labels, in_channels, normalization, axis, channel_axis)
             for name, (image, labels) in zip(names, pairs, strict=True)
         ]
+        self.warnings += [
+            f"{source.name}: {source.stats.nonfinite_note}"
+            for source in self.sources
+            if source.stats.nonfinite_note
+        ]
         self._strokes: list[Stroke] = []
         self._held: dict[tuple[int, int], np.ndarray] = {}  # (pair, plane): held-out pixels
         positions, counts = self._scan()
