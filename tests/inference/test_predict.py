@@ -262,7 +262,9 @@ def test_closing_the_generator_cancels_within_a_batch(image, counting_array):
     assert all(p.is_contiguous() for p in model.parameters())
 
 
-def test_out_of_memory_halves_batch_then_tile(image, monkeypatch):
+def test_out_of_memory_halves_batch_then_tile(image, monkeypatch, caplog):
+    """Each back-off is an event (the command line and the Segment dock show it), not
+    also a log line: the command line, which logs warnings, printed each twice."""
     model = _model()
     forward = model.forward
 
@@ -275,7 +277,9 @@ def test_out_of_memory_halves_batch_then_tile(image, monkeypatch):
     released = []  # each back-off frees memory, collecting the failed batch's cycles
     monkeypatch.setattr(predictor, "release_memory", lambda d, **kw: released.append(kw))
     gen = iter_predict(model, image, tile=128, overlap=32, batch_size=4, **FP32)
-    events, result = _drain(gen)
+    with caplog.at_level("WARNING"):
+        events, result = _drain(gen)
+    assert not [r for r in caplog.records if "out of memory" in r.getMessage()]
     adjusted = [e for e in events if isinstance(e, SettingsAdjusted)]
     assert [(e.batch_size, e.tile) for e in adjusted] == [(2, 128), (1, 128), (1, 64)]
     assert released == [{"collect": True}] * 3 + [{}]  # the end of the run: no collection

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import logging
 import time
 from collections import deque
 from collections.abc import Generator, Iterator
@@ -39,7 +38,6 @@ from .tiling import TileGrid, band_axis_for, blending_window
 if TYPE_CHECKING:
     from ..models.wrapper import SegmentationModel
 
-logger = logging.getLogger(__name__)
 
 #: Batches prepared ahead by the loader thread while the device computes.
 PREFETCH = 2
@@ -324,7 +322,6 @@ class _Predictor:
                 "tile; free device memory or use the CPU"
             ) from exc
         reason = f"{self.device} ran out of memory; {what}, continuing"
-        logger.warning(reason)
         self.warnings.append(reason)
         return SettingsAdjusted(batch_size=self.batch, tile=self.tile, reason=reason)
 
