@@ -518,15 +518,24 @@ def test_a_series_without_the_dicom_preamble_reads_as_with_it(tmp_path, dicom_se
 
 def _write_dicomdir(path):
     """A stand-in for a CD export's DICOMDIR: a Part 10 file that is no image."""
+    from pydicom.uid import MediaStorageDirectoryStorage
+
+    _write_other_dicom(path, MediaStorageDirectoryStorage, FileSetID="EXPORT")
+
+
+def _write_other_dicom(path, sop_class, **elements):
+    """A Part 10 file of ``sop_class`` with ``elements`` (no image slice)."""
     from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, MediaStorageDirectoryStorage, generate_uid
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MediaStorageDirectoryStorage
+    meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.FileSetID = "EXPORT"
+    ds.SOPClassUID = sop_class
+    for keyword, value in elements.items():
+        setattr(ds, keyword, value)
     ds.save_as(path, enforce_file_format=True)
 
 
@@ -650,3 +659,42 @@ def test_series_without_a_description_are_named_by_number_or_folder(tmp_path, di
             ds.save_as(path)
     series, _ = read_dicom_series(tmp_path / "study")
     assert sorted(description for _u, description, _a, _g in series) == ["SE9", "series 7"]
+
+
+#: A multi-frame object with its pixel data (12 frames of 2 x 2, 16 bits).
+FRAMES = dict(NumberOfFrames=12, Rows=2, Columns=2, BitsAllocated=16, BitsStored=16,
+              HighBit=15, PixelRepresentation=0, SamplesPerPixel=1,
+              PhotometricInterpretation="MONOCHROME2", PixelData=b"\0" * 96)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("sop_class", "elements", "expected"),
+    [
+        (
+            "1.2.840.10008.5.1.4.1.1.66.4",
+            FRAMES,
+            r"a DICOM SEG segmentation; .*NIfTI.*segimage2itkimage.*\(seg\.dcm\)",
+        ),
+        (
+            "1.2.840.10008.5.1.4.1.1.481.3",
+            {"StructureSetLabel": "GTV"},
+            r"an RT structure set \(contours, not voxels\).*dcmrtstruct2nii.*\(seg\.dcm\)",
+        ),
+        (
+            "1.2.840.10008.5.1.4.1.1.2",
+            FRAMES,
+            r"multi-frame DICOM files \(seg\.dcm\).*dcm2niix",
+        ),
+    ],
+    ids=["seg", "rtstruct", "multiframe"],
+)
+def test_a_segmentation_object_is_named_with_how_to_convert_it(
+    tmp_path, sop_class, elements, expected
+):
+    """Clinical ground truth often comes as DICOM SEG or RTSTRUCT: given as labels, a
+    SEG was called 'multi-frame: convert with dcm2niix' (which does not convert SEG)
+    and an RTSTRUCT 'no DICOM image slices'."""
+    (tmp_path / "gt").mkdir()
+    _write_other_dicom(tmp_path / "gt" / "seg.dcm", sop_class, **elements)
+    with pytest.raises(ValueError, match=expected):
+        read_volume(tmp_path / "gt")

@@ -122,11 +122,17 @@ def _read_header(path: Path, kind: str) -> tuple:
 def _is_image(ds) -> bool:
     """Whether ``ds``'s SOP class (or its file meta's) is an image storage class (CT,
     MR, PET, secondary capture...), not a DICOMDIR, report or structure set."""
+    return "Image Storage" in _sop_name(ds)
+
+
+def _sop_name(ds) -> str:
+    """The name of ``ds``'s SOP class (or its file meta's), as pydicom knows it ("CT
+    Image Storage", "Segmentation Storage"...); the UID itself for a private one."""
     from pydicom.uid import UID
 
     meta = getattr(ds, "file_meta", None)
     sop = ds.get("SOPClassUID") or (meta.get("MediaStorageSOPClassUID") if meta else None)
-    return sop is not None and "Image Storage" in UID(str(sop)).name
+    return "" if sop is None else UID(str(sop)).name
 
 
 def _read_dataset(path, kind: str, **kwargs):
@@ -301,7 +307,8 @@ def _dicom_headers(folder: Path, *, below: bool = False) -> list:
                 f"{folder}{within} holds more than {MAX_DICOM_FILES} files; open the "
                 "folder of one series"
             )
-    headers, multiframe, localizers = [], [], []
+    headers: list = []
+    others: dict[str, list[str]] = {}  # what the files that are no slice are, by kind
     for path in files:
         if (kind := _dicom_header_kind(path)) is None:
             continue
@@ -319,24 +326,48 @@ def _dicom_headers(folder: Path, *, below: bool = False) -> list:
                 f"{path} ends before its pixel data: a truncated or damaged copy (copy it "
                 "again, or remove it if the series is whole without it)"
             )
-        if frames > 1:
-            multiframe.append(path.name)
+        if _sop_name(ds) in _NOT_SLICES:
+            others.setdefault(_sop_name(ds), []).append(path.name)
+        elif frames > 1:
+            others.setdefault("multi-frame", []).append(path.name)
         elif "LOCALIZER" in [str(v).upper() for v in ds.get("ImageType", [])]:
-            localizers.append(path.name)  # a scout: another plane, exported beside the slices
+            others.setdefault("localizer", []).append(path.name)  # a scout, beside the slices
         elif "ImagePositionPatient" in ds and "PixelSpacing" in ds:
             headers.append((path, ds))
-    if not headers and multiframe:
-        raise ValueError(
-            f"{folder} holds multi-frame DICOM files ({', '.join(multiframe[:3])}); napari-seg "
-            "reads series of single-frame slices: convert them to NIfTI first (dcm2niix)"
-        )
     if not headers:
-        scouts = f" (only localizers: {', '.join(localizers[:3])})" if localizers else ""
         raise ValueError(
-            f"{folder} holds no DICOM image slices (with a position and a spacing){scouts}"
-            + ("" if below else _subfolders_hint(folder))
+            _why_no_slices(folder, others) + ("" if below else _subfolders_hint(folder))
         )
     return headers
+
+
+#: DICOM objects that are not image slices, and what to do with them.
+_NOT_SLICES = {
+    "Segmentation Storage": (
+        "a DICOM SEG segmentation; napari-seg reads label maps as NIfTI: convert it "
+        "first (dcmqi's segimage2itkimage, or highdicom)"
+    ),
+    "RT Structure Set Storage": (
+        "an RT structure set (contours, not voxels): convert it to a label map on its "
+        "image's grid first (dcmrtstruct2nii, or rt-utils)"
+    ),
+}
+
+
+def _why_no_slices(folder: Path, others: dict[str, list[str]]) -> str:
+    """Why ``folder`` gave no image slice, from what its DICOM files are instead."""
+    for name, advice in _NOT_SLICES.items():
+        if name in others:
+            return f"{folder} holds {advice} ({', '.join(others[name][:3])})"
+    if "multi-frame" in others:
+        return (
+            f"{folder} holds multi-frame DICOM files ({', '.join(others['multi-frame'][:3])}); "
+            "napari-seg reads series of single-frame slices: convert them to NIfTI first "
+            "(dcm2niix)"
+        )
+    scouts = others.get("localizer", [])
+    only = f" (only localizers: {', '.join(scouts[:3])})" if scouts else ""
+    return f"{folder} holds no DICOM image slices (with a position and a spacing){only}"
 
 
 def _subfolders_hint(folder: Path) -> str:
