@@ -604,7 +604,7 @@ def test_a_command_given_a_cd_export_names_its_series_folders(tmp_path, dicom_se
     for name in ("SE1", "SE2"):
         dicom_series(tmp_path / "cd" / "DICOM" / name, volume((2, 4, 4)), description=name)
     _write_dicomdir(tmp_path / "cd" / "DICOMDIR")
-    with pytest.raises(ValueError, match=r"no DICOM image slices .*its subfolders do "
+    with pytest.raises(ValueError, match=r"no DICOM image slices .*its subfolders hold DICOM files "
                        r"\(DICOM/SE1, DICOM/SE2\): give one of them"):  # fmt: skip
         read_volume(tmp_path / "cd")
 

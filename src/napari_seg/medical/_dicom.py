@@ -378,7 +378,7 @@ def _subfolders_hint(folder: Path) -> str:
         return ""
     shown = ", ".join(f.relative_to(folder).as_posix() for f in found[:5])
     more = f" and {len(found) - 5} more" if len(found) > 5 else ""
-    return f"; its subfolders do ({shown}{more}): give one of them"
+    return f"; its subfolders hold DICOM files ({shown}{more}): give one of them"
 
 
 def _dicom_affine(items: list, folder) -> tuple[np.ndarray, list[int]]:
