@@ -561,9 +561,11 @@ def test_a_study_with_a_series_per_subfolder_reads_every_series(tmp_path, dicom_
         dicom_series(tmp_path / "cd" / skipped, t1, description=skipped)
     (tmp_path / "cd" / "seg.zarr" / ".zgroup").write_text("{}")
     _write_dicomdir(tmp_path / "cd" / "DICOMDIR")
+    (study / "SE4").mkdir()  # the study's segmentation, exported with it
+    _write_other_dicom(study / "SE4" / "seg.dcm", "1.2.840.10008.5.1.4.1.1.66.4", **FRAMES)
     assert holds_dicom(tmp_path / "cd")
     series, skipped = read_dicom_series(tmp_path / "cd")
-    assert skipped == []
+    assert len(skipped) == 1 and skipped[0].startswith("seg.dcm: a DICOM SEG segmentation")
     assert [description for _uid, description, _a, _g in series] == ["T1", "T2"]
     (_, _, a1, g1), (_, _, a2, g2) = series
     np.testing.assert_array_equal(a1, t1 - 1024.0)

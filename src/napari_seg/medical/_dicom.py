@@ -222,7 +222,8 @@ def read_dicom_series(folder: str | os.PathLike) -> tuple[list[tuple], list[str]
         one's reason), or whose series together would take more than
         ``limits.MAX_VOLUME_BYTES``.
     """
-    groups = _series_groups(Path(folder), below=True)
+    others: dict[str, list[str]] = {}
+    groups = _series_groups(Path(folder), below=True, others=others)
     total = sum(_claimed_bytes(items) for items in groups.values())
     if len(groups) > 1 and total > MAX_VOLUME_BYTES:
         raise ValueError(
@@ -230,7 +231,12 @@ def read_dicom_series(folder: str | os.PathLike) -> tuple[list[tuple], list[str]
             f"GiB together, more than the {MAX_VOLUME_BYTES // GIB} GiB napari-seg reads at "
             "once; open the folder of one series"
         )
-    read, skipped, first_error = [], [], None
+    read, first_error = [], None
+    skipped = [  # a segmentation exported with the study: named, not shown
+        f"{', '.join(others[name][:3])}: {advice}"
+        for name, advice in _NOT_SLICES.items()
+        if name in others
+    ]
 
     def number(item):  # SeriesNumber, as viewers list a study; then the description
         uid, items = item
@@ -247,9 +253,9 @@ def read_dicom_series(folder: str | os.PathLike) -> tuple[list[tuple], list[str]
     return read, skipped
 
 
-def _series_groups(folder: Path, *, below: bool = False) -> dict[str, list]:
+def _series_groups(folder: Path, *, below: bool = False, others=None) -> dict[str, list]:
     groups: dict[str, list] = {}
-    for path, ds in _dicom_headers(folder, below=below):
+    for path, ds in _dicom_headers(folder, below=below, others=others):
         groups.setdefault(str(getattr(ds, "SeriesInstanceUID", "")), []).append((path, ds))
     return groups
 
@@ -289,9 +295,10 @@ def _claimed_bytes(items: list) -> int:
     return int(first.Rows) * int(first.Columns) * len(items) * 4
 
 
-def _dicom_headers(folder: Path, *, below: bool = False) -> list:
+def _dicom_headers(folder: Path, *, below: bool = False, others=None) -> list:
     """The image slices' headers (path, dataset) of ``folder``'s files, and with
-    ``below`` of its subfolders' files too (:func:`_folders_below`)."""
+    ``below`` of its subfolders' files too (:func:`_folders_below`); the names of
+    the other DICOM files go into ``others`` by what they are."""
     try:
         import pydicom  # noqa: F401
     except ImportError:
@@ -308,7 +315,7 @@ def _dicom_headers(folder: Path, *, below: bool = False) -> list:
                 "folder of one series"
             )
     headers: list = []
-    others: dict[str, list[str]] = {}  # what the files that are no slice are, by kind
+    others = {} if others is None else others  # the files that are no slice, by kind
     for path in files:
         if (kind := _dicom_header_kind(path)) is None:
             continue
