@@ -565,7 +565,8 @@ def test_a_study_with_a_series_per_subfolder_reads_every_series(tmp_path, dicom_
     _write_other_dicom(study / "SE4" / "seg.dcm", "1.2.840.10008.5.1.4.1.1.66.4", **FRAMES)
     assert holds_dicom(tmp_path / "cd")
     series, skipped = read_dicom_series(tmp_path / "cd")
-    assert len(skipped) == 1 and skipped[0].startswith("seg.dcm: a DICOM SEG segmentation")
+    assert len(skipped) == 1
+    assert skipped[0].startswith("seg.dcm: a DICOM SEG segmentation")
     assert [description for _uid, description, _a, _g in series] == ["T1", "T2"]
     (_, _, a1, g1), (_, _, a2, g2) = series
     np.testing.assert_array_equal(a1, t1 - 1024.0)
@@ -700,3 +701,26 @@ def test_a_segmentation_object_is_named_with_how_to_convert_it(
     _write_other_dicom(tmp_path / "gt" / "seg.dcm", sop_class, **elements)
     with pytest.raises(ValueError, match=expected):
         read_volume(tmp_path / "gt")
+
+
+def test_a_subfolder_that_cannot_be_listed_is_passed_over(tmp_path, dicom_series, monkeypatch):
+    """A drive's root holds folders its user may not list ("System Volume Information"
+    on a Windows-formatted stick): opening the root in napari raised PermissionError
+    from the reader's check instead of opening the series beside it."""
+    import pathlib
+
+    from napari_seg._napari_io import get_reader, read_layers
+
+    dicom_series(tmp_path / "stick" / "CT", volume((3, 6, 6)), description="CT")
+    (tmp_path / "stick" / "System Volume Information").mkdir()
+    listing = pathlib.Path.iterdir
+
+    def iterdir(self):
+        if self.name == "System Volume Information":
+            raise PermissionError(13, "Permission denied", str(self))
+        return listing(self)
+
+    monkeypatch.setattr(pathlib.Path, "iterdir", iterdir)
+    assert get_reader(str(tmp_path / "stick")) is read_layers
+    [(data, kwargs, kind)] = read_layers(str(tmp_path / "stick"))
+    assert (kind, data.shape, kwargs["name"]) == ("image", (3, 6, 6), "stick")

@@ -33,14 +33,11 @@ def is_dicom_folder(path: str | os.PathLike) -> bool:
     bool
     """
     path = Path(path)
-    if not path.is_dir():
+    try:
+        children = sorted(path.iterdir()) if path.is_dir() else []
+    except OSError:  # a folder this user may not list ("System Volume Information")
         return False
-    for i, child in enumerate(sorted(path.iterdir())):
-        if i >= 64:
-            break
-        if child.is_file() and _dicom_header_kind(child):
-            return True
-    return False
+    return any(child.is_file() and _dicom_header_kind(child) for child in children[:64])
 
 
 def holds_dicom(path: str | os.PathLike) -> bool:
@@ -307,7 +304,12 @@ def _dicom_headers(folder: Path, *, below: bool = False, others=None) -> list:
         raise ValueError(f"{folder} is not a folder of DICOM files")
     files: list[Path] = []
     for where in _folders_below(folder) if below else [folder]:
-        files += [p for p in sorted(where.iterdir()) if p.is_file()]
+        try:
+            files += [p for p in sorted(where.iterdir()) if p.is_file()]
+        except OSError:
+            if where == folder:
+                raise
+            continue  # a subfolder this user may not list: searched as far as it can be
         if len(files) > MAX_DICOM_FILES:
             within = " with its subfolders" if below else ""
             raise ValueError(
