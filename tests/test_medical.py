@@ -724,3 +724,37 @@ def test_a_subfolder_that_cannot_be_listed_is_passed_over(tmp_path, dicom_series
     assert get_reader(str(tmp_path / "stick")) is read_layers
     [(data, kwargs, kind)] = read_layers(str(tmp_path / "stick"))
     assert (kind, data.shape, kwargs["name"]) == ("image", (3, 6, 6), "stick")
+
+
+@pytest.mark.parametrize("tag", ["EchoNumbers", "TemporalPositionIdentifier"])
+def test_a_series_of_several_volumes_reads_as_channels(tmp_path, dicom_series, tag):
+    """A multi-echo or dynamic MR series repeats every slice position once per volume:
+    it was refused ('not evenly spaced ... several volumes in one series'), and napari
+    left it out of a study. Its volumes are now channels, ordered by the tag that
+    tells them apart (2 before 10), as a 4D NIfTI's are; without such a tag it is
+    refused as before."""
+    import pydicom
+
+    vols = [volume((4, 6, 7), seed=s) for s in range(3)]
+    uid = None
+    for k, (value, vol) in enumerate(zip((10, 2, 1), vols, strict=True)):
+        uid = dicom_series(
+            tmp_path / "mr", vol, series_uid=uid, names=[f"V{k}_{i}.dcm" for i in range(4)]
+        )
+        for i in range(4):
+            path = tmp_path / "mr" / f"V{k}_{i}.dcm"
+            ds = pydicom.dcmread(path)
+            setattr(ds, tag, value)
+            ds.save_as(path)
+    array, geometry = read_volume(tmp_path / "mr")
+    assert array.shape == (3, 4, 6, 7)
+    for channel, k in enumerate((2, 1, 0)):  # by the tag's value: 1, 2, 10
+        np.testing.assert_array_equal(array[channel], vols[k] - 1024.0)
+    dicom_series(tmp_path / "one", vols[0])  # the first volume alone: the same grid
+    np.testing.assert_allclose(geometry.affine, read_volume(tmp_path / "one")[1].affine)
+    for path in (tmp_path / "mr").iterdir():  # no tag tells the volumes apart
+        ds = pydicom.dcmread(path)
+        delattr(ds, tag)
+        ds.save_as(path)
+    with pytest.raises(ValueError, match="several volumes in one series"):
+        read_volume(tmp_path / "mr")

@@ -2,6 +2,7 @@
 
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
 import torch
 
@@ -114,11 +115,24 @@ def test_a_study_folder_opens_the_series_in_its_subfolders(
     t2 = rng.integers(0, 500, (3, 8, 10)).astype(np.int16)
     dicom_series(tmp_path / "study" / "SE1", t1, spacing=(2.0, 0.5, 0.6), description="T1")
     dicom_series(tmp_path / "study" / "SE2", t2, spacing=(3.0, 1.0, 1.2), description="T2")
+    uid = None  # a two-echo series: each position twice, told apart by EchoNumbers
+    for echo in (1, 2):
+        names = [f"E{echo}_{k}.dcm" for k in range(3)]
+        uid = dicom_series(tmp_path / "study" / "SE3", t2 + echo, description="ME",
+                           series_uid=uid, names=names)  # fmt: skip
+        for path in (tmp_path / "study" / "SE3").glob(f"E{echo}_*.dcm"):
+            ds = pydicom.dcmread(path)
+            ds.EchoNumbers = echo
+            ds.save_as(path)
     viewer = make_napari_viewer_proxy()
     layers = viewer.open(tmp_path / "study", plugin="napari-seg")
-    assert [layer.name for layer in layers] == ["study T1", "study T2"]
-    np.testing.assert_array_equal(layers[1].data, t2 - 1024.0)
-    np.testing.assert_allclose(layers[1].scale, (3.0, 1.0, 1.2))
+    # by SeriesNumber (none here), then description
+    assert [layer.name for layer in layers] == [
+        "study ME [0]", "study ME [1]", "study T1", "study T2"
+    ]  # fmt: skip
+    np.testing.assert_array_equal(layers[1].data, t2 + 2 - 1024.0)
+    np.testing.assert_array_equal(layers[3].data, t2 - 1024.0)
+    np.testing.assert_allclose(layers[3].scale, (3.0, 1.0, 1.2))
 
 
 def test_open_a_dicom_folder_and_save_a_plain_labels_layer(

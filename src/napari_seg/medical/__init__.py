@@ -25,7 +25,9 @@ Stated choices:
   affine is kept and written back;
 - a 4D NIfTI holds channels (modalities) along its 4th axis, as in the Medical
   Segmentation Decathlon: the array is ``(c, z, y, x)``; 5D and larger files
-  are refused;
+  are refused; so are the volumes of a DICOM series that repeats its slice
+  positions (multi-echo, dynamic), told apart by EchoNumbers,
+  TemporalPositionIdentifier and the like (``_dicom.VOLUME_TAGS``);
 - a DICOM folder must hold one series; with several, the error lists them
   (pass ``series=`` to choose one); :func:`read_dicom_series` reads each, as
   napari's File > Open Folder does (a layer per series), also from subfolders

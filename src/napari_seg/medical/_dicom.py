@@ -14,6 +14,7 @@ from ..limits import (
     DICOM_SEARCH_FOLDERS,
     GIB,
     MAX_DICOM_FILES,
+    MAX_NIFTI_CHANNELS,
     MAX_VOLUME_BYTES,
     one_line,
 )
@@ -268,7 +269,6 @@ def _description(items: list) -> str:
 
 
 def _read_series(items: list, folder) -> tuple[np.ndarray, VolumeGeometry]:
-    affine, order = _dicom_affine(items, folder)
     first = items[0][1]
     if (claimed := _claimed_bytes(items)) > MAX_VOLUME_BYTES:
         raise ValueError(
@@ -276,14 +276,77 @@ def _read_series(items: list, folder) -> tuple[np.ndarray, VolumeGeometry]:
             f"{claimed / GIB:.0f} GiB, more than the {MAX_VOLUME_BYTES // GIB} GiB "
             "napari-seg reads at once"
         )
-    planes = []
-    for index in order:
-        path, header = items[index]
-        # a file read without its preamble has none (its kind, found by _dicom_headers)
-        planes.append(_dicom_plane(path, "bare" if header.preamble is None else "part10"))
-    volume = np.stack(planes)  # (slice, row, column)
-    geometry = VolumeGeometry.from_affine(affine, volume.shape[::-1], source="dicom")
-    return geometry.to_array(volume.transpose(2, 1, 0)), geometry
+    volumes = _volumes_of(items)
+    if len(volumes) > MAX_NIFTI_CHANNELS:
+        raise ValueError(
+            f"{folder}: the series holds {len(volumes)} volumes at the same positions; "
+            f"napari-seg reads them as channels (at most {MAX_NIFTI_CHANNELS}): convert "
+            "it to NIfTI files first (dcm2niix)"
+        )
+    arrays, affine = [], None
+    for group in volumes:
+        group_affine, order = _dicom_affine(group, folder)
+        if affine is not None and not np.allclose(group_affine, affine, atol=1e-3):
+            raise ValueError(f"{folder}: the volumes of the series lie on different grids")
+        affine = group_affine
+        planes = []
+        for index in order:
+            path, header = group[index]
+            # a file read without its preamble has none (its kind, found by _dicom_headers)
+            planes.append(_dicom_plane(path, "bare" if header.preamble is None else "part10"))
+        arrays.append(np.stack(planes).transpose(2, 1, 0))  # (column, row, slice)
+    assert affine is not None  # a series has a slice
+    geometry = VolumeGeometry.from_affine(affine, arrays[0].shape, source="dicom")
+    data = arrays[0] if len(arrays) == 1 else np.stack(arrays, axis=-1)
+    return geometry.to_array(data), geometry
+
+
+#: Tags that tell apart the volumes of a series whose slices repeat their positions
+#: (echoes, time points, diffusion weightings), tried in this order.
+VOLUME_TAGS = (
+    "EchoNumbers",
+    "TemporalPositionIdentifier",
+    "TemporalPositionIndex",
+    "DiffusionBValue",
+    "TriggerTime",
+    "AcquisitionNumber",
+)
+
+
+def _volumes_of(items: list) -> list[list]:
+    """A series' slices split into volumes at the same positions (a multi-echo or
+    dynamic MR series) by the first of ``VOLUME_TAGS`` that gives each volume every
+    position once, in that tag's order; ``[items]`` when the positions do not
+    repeat, or no tag splits them (:func:`_dicom_affine` then names the repeats)."""
+    try:
+        positions = [tuple(np.round([float(v) for v in ds.ImagePositionPatient], 3))
+                     for _, ds in items]  # fmt: skip
+    except (AttributeError, TypeError, ValueError):
+        return [items]
+    count = len(set(positions))
+    if count == len(items) or len(items) % count:
+        return [items]
+    for tag in VOLUME_TAGS:
+        values = [str(getattr(ds, tag, "") or "").strip() for _, ds in items]
+        if not all(values):
+            continue
+        groups: dict[str, list[int]] = {}
+        for i, value in enumerate(values):
+            groups.setdefault(value, []).append(i)
+        if len(groups) > 1 and all(
+            len({positions[i] for i in members}) == len(members) == count
+            for members in groups.values()
+        ):
+            return [[items[i] for i in groups[v]] for v in sorted(groups, key=_tag_order)]
+    return [items]
+
+
+def _tag_order(value: str) -> tuple:
+    """Numbers in numeric order (echo 2 before echo 10), other values after, by text."""
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)
 
 
 def _claimed_bytes(items: list) -> int:
