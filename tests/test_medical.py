@@ -758,3 +758,23 @@ def test_a_series_of_several_volumes_reads_as_channels(tmp_path, dicom_series, t
         ds.save_as(path)
     with pytest.raises(ValueError, match="several volumes in one series"):
         read_volume(tmp_path / "mr")
+
+
+def test_volumes_of_a_series_rescaled_apart_keep_their_values(tmp_path, dicom_series):
+    """The first echo stored as it is (int16), the second rescaled (float32): the
+    channels are float32 and neither is cut to the first one's type."""
+    import pydicom
+
+    uid = None
+    for echo, intercept in ((1, 0.0), (2, -0.5)):
+        names = [f"E{echo}_{k}.dcm" for k in range(3)]
+        uid = dicom_series(tmp_path / "mr", volume((3, 4, 5), seed=echo), series_uid=uid,
+                           intercept=intercept, names=names)  # fmt: skip
+        for name in names:
+            ds = pydicom.dcmread(tmp_path / "mr" / name)
+            ds.EchoNumbers = echo
+            ds.save_as(tmp_path / "mr" / name)
+    array, _ = read_volume(tmp_path / "mr")
+    assert array.dtype == np.float32
+    np.testing.assert_array_equal(array[0], volume((3, 4, 5), seed=1))
+    np.testing.assert_array_equal(array[1], volume((3, 4, 5), seed=2) - 0.5)

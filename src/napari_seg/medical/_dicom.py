@@ -283,8 +283,8 @@ def _read_series(items: list, folder) -> tuple[np.ndarray, VolumeGeometry]:
             f"napari-seg reads them as channels (at most {MAX_NIFTI_CHANNELS}): convert "
             "it to NIfTI files first (dcm2niix)"
         )
-    arrays, affine = [], None
-    for group in volumes:
+    data, affine = None, None
+    for channel, group in enumerate(volumes):
         group_affine, order = _dicom_affine(group, folder)
         if affine is not None and not np.allclose(group_affine, affine, atol=1e-3):
             raise ValueError(f"{folder}: the volumes of the series lie on different grids")
@@ -294,10 +294,18 @@ def _read_series(items: list, folder) -> tuple[np.ndarray, VolumeGeometry]:
             path, header = group[index]
             # a file read without its preamble has none (its kind, found by _dicom_headers)
             planes.append(_dicom_plane(path, "bare" if header.preamble is None else "part10"))
-        arrays.append(np.stack(planes).transpose(2, 1, 0))  # (column, row, slice)
-    assert affine is not None  # a series has a slice
-    geometry = VolumeGeometry.from_affine(affine, arrays[0].shape, source="dicom")
-    data = arrays[0] if len(arrays) == 1 else np.stack(arrays, axis=-1)
+        volume = np.stack(planes).transpose(2, 1, 0)  # (column, row, slice)
+        if len(volumes) == 1:
+            data = volume
+        else:  # filled volume by volume: one volume's copy at a time, not all of them
+            if data is None:
+                data = np.empty((*volume.shape, len(volumes)), volume.dtype)
+            elif (wider := np.result_type(data.dtype, volume.dtype)) != data.dtype:
+                data = data.astype(wider)  # this volume's slices are rescaled, the first's not
+            data[..., channel] = volume
+    assert data is not None  # a series has a slice
+    assert affine is not None
+    geometry = VolumeGeometry.from_affine(affine, data.shape[:3], source="dicom")
     return geometry.to_array(data), geometry
 
 
