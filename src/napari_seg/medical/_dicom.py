@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .._extras import extra_message
+from .._ome_zarr import is_zarr_path
 from ..limits import (
     DICOM_SEARCH_DEPTH,
     DICOM_SEARCH_FOLDERS,
@@ -91,8 +92,8 @@ def _subfolders(folder: Path) -> list[Path]:
 
 
 def _is_zarr(path: Path) -> bool:
-    zarr = (".zarray", ".zgroup", "zarr.json")
-    return path.suffix == ".zarr" or any((path / name).exists() for name in zarr)
+    """A zarr store by its name or its metadata (``_ome_zarr.is_zarr_path``)."""
+    return path.suffix == ".zarr" or is_zarr_path(path)
 
 
 def _dicom_header_kind(path: Path) -> str | None:
@@ -406,8 +407,8 @@ def _dicom_headers(folder: Path, *, below: bool = False, others=None) -> list:
                 f"{path} ends before its pixel data: a truncated or damaged copy (copy it "
                 "again, or remove it if the series is whole without it)"
             )
-        if _sop_name(ds) in _NOT_SLICES:
-            others.setdefault(_sop_name(ds), []).append(path.name)
+        if (sop := _sop_name(ds)) in _NOT_SLICES:
+            others.setdefault(sop, []).append(path.name)
         elif frames > 1:
             others.setdefault("multi-frame", []).append(path.name)
         elif "LOCALIZER" in [str(v).upper() for v in ds.get("ImageType", [])]:
