@@ -171,6 +171,40 @@ def test_live_update_on_a_stack_predicts_the_current_plane(make_napari_viewer_pr
     assert not (live.data[[0, 1, 3]] > 0).any()  # only the plane on screen
 
 
+def test_live_update_in_a_3d_view_predicts_the_plane_painted(
+    make_napari_viewer_proxy, qtbot, notes
+):
+    """In a 3D view the slider's plane is not on screen: strokes painted on plane 2
+    (the slider left at 0) are predicted on plane 2, and the next strokes on plane 1
+    move the prediction there."""
+    viewer = make_napari_viewer_proxy()
+    planes = [cells_2d((64, 64), seed=s) for s in range(4)]
+    image = np.stack([p[0] for p in planes])
+    truth = np.stack([p[1] for p in planes])
+    viewer.add_image(image, name="stack")
+    strokes = viewer.add_labels(np.zeros(truth.shape, np.uint8), name="strokes")
+    viewer.dims.ndisplay = 3
+    viewer.dims.set_current_step(0, 0)
+    w = train_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Train")
+    w.reset_choices()
+    w._image.value, w._labels.value = viewer.layers["stack"], strokes
+    w.live.toggle.value = True
+    rng = np.random.default_rng(0)
+    for at in (2, 1):
+        seen = w.live.refits
+        for cls, label in ((0, 1), (1, 2)):
+            inside = np.argwhere(truth[at] == cls)
+            for y, x in inside[rng.choice(len(inside), 10, replace=False)]:
+                strokes.paint((float(at), float(y), float(x)), label)
+        qtbot.waitUntil(lambda s=seen: w.live.refits > s, timeout=TIMEOUT_MS)
+        qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+        live = viewer.layers["strokes live"].data
+        assert (live[at] > 0).mean() > 0.9, at
+    assert notes["error"] == []
+    assert not (live[[0, 3]] > 0).any()  # never the slider's plane
+
+
 def test_live_update_on_a_time_lapse_of_stacks_predicts_the_plane_on_screen(
     make_napari_viewer_proxy, qtbot, notes
 ):

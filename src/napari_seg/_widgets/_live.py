@@ -82,6 +82,7 @@ class LivePanel:
         self._worker: Any = None
         self._pending = False
         self._layer: Any = None  # the strokes layer whose events are connected
+        self._last_stroke: tuple[int, ...] | None = None  # where it was painted last
         self._told: tuple | None = None  # the layers whose placement note was shown
         self.refits = 0  # refits shown so far
         self._closed = False
@@ -102,16 +103,28 @@ class LivePanel:
         layer = self._labels()
         if layer is None or not self.toggle.value:
             return
-        layer.events.paint.connect(self.schedule)
-        layer.events.data.connect(self.schedule)
+        layer.events.paint.connect(self._painted)
+        layer.events.data.connect(self._replaced)
         self._layer = layer
+        self._last_stroke = None
         self.schedule()
 
     def _disconnect(self) -> None:
         if self._layer is not None:
-            self._layer.events.paint.disconnect(self.schedule)
-            self._layer.events.data.disconnect(self.schedule)
+            self._layer.events.paint.disconnect(self._painted)
+            self._layer.events.data.disconnect(self._replaced)
             self._layer = None
+
+    def _painted(self, event=None) -> None:
+        """A stroke ended: note where (the plane a 3D view predicts) and refit."""
+        where = _stroke_position(getattr(event, "value", None))
+        if where is not None and self._layer is not None and len(where) == self._layer.ndim:
+            self._last_stroke = where
+        self.schedule()
+
+    def _replaced(self, *_args) -> None:
+        self._last_stroke = None
+        self.schedule()
 
     def schedule(self, *_args) -> None:
         """Refit once the brush has been still for ``DEBOUNCE_MS``."""
@@ -185,13 +198,21 @@ class LivePanel:
             show_warning(f"napari-seg live update: {note}")
 
     def _where(self, labels, session: LiveClassifier) -> tuple[int, tuple, tuple]:
-        """Plane number, region of the plane, and the layer index it is written to."""
+        """Plane number, region of the plane, and the layer index it is written to.
+
+        The plane is the one on screen; in a 3D view, where the stack axis is shown
+        too, it is the plane painted last (the dims slider's position is not on
+        screen there).
+        """
         from ..arrays.layout import normalise_axes, output_axes
 
-        _, step = viewer_position(self._viewer, labels)
+        displayed, step = viewer_position(self._viewer, labels)
         axis = session.config.axis
         stacked = () if axis is None else normalise_axes(axis, len(session.image.shape), "axis")
         axes = output_axes(stacked, session.config.channel_axis)  # the strokes have none
+        last = self._last_stroke if labels is self._layer else None
+        if last is not None and any(a in displayed for a in axes):
+            step = [last[a] if a in displayed else s for a, s in enumerate(step)]
         shape = full_resolution(labels).shape
         # planes are numbered in C order over the stack axes (a TZYX stack: t * Z + z)
         plane = int(np.ravel_multi_index([step[a] for a in axes], [shape[a] for a in axes]))
@@ -255,6 +276,27 @@ class LivePanel:
             f"live: refit {self.refits} in {result.fit_seconds:.2f} s, "
             f"predicted the view in {result.predict_seconds:.2f} s"
         )
+
+
+def _stroke_position(atoms) -> tuple[int, ...] | None:
+    """The middle of the last change of a Labels ``paint`` event (its value: the
+    undo item, a list of napari's history atoms), per axis; None when unknown.
+
+    An atom is a bounding box (``slice_key``, napari >= 0.9's brush, fill and
+    polygon) or ``(indices, old values, new values)`` (``data_setitem``).
+    """
+    for atom in reversed(list(atoms or ())):
+        key = getattr(atom, "slice_key", None)
+        if key is not None:
+            if all(isinstance(k, slice) and k.stop is not None for k in key):
+                return tuple(((k.start or 0) + k.stop - 1) // 2 for k in key)
+            continue
+        try:
+            indices = atom[0]
+            return tuple(int(np.median(np.asarray(i))) for i in indices)
+        except (TypeError, IndexError, ValueError):
+            continue
+    return None
 
 
 def _own_layer(panel: LivePanel, name: str, shape, dtype, like, kind: str):
