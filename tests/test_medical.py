@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import pathlib
+import re
 
 import nibabel as nib
 import numpy as np
@@ -662,6 +663,30 @@ def test_series_without_a_description_are_named_by_number_or_folder(tmp_path, di
             ds.save_as(path)
     series, _ = read_dicom_series(tmp_path / "study")
     assert sorted(description for _u, description, _a, _g in series) == ["SE9", "series 7"]
+
+
+def test_a_study_whose_series_all_fail_names_each_reason(tmp_path, dicom_series):
+    """Only the first series' reason was given; the user fixing it met the next one."""
+    from napari_seg.medical import read_dicom_series
+
+    dicom_series(tmp_path / "study" / "SE1", volume((4, 6, 6)), description="T1",
+                 names=["a.dcm", "b.dcm", "c.dcm", "d.dcm"])  # fmt: skip
+    (tmp_path / "study" / "SE1" / "c.dcm").unlink()  # a gap
+    dicom_series(tmp_path / "study" / "SE2", volume((3, 6, 6)), description="T2",
+                 names=["a.dcm", "b.dcm", "c.dcm"])  # fmt: skip
+    dicom_series(tmp_path / "study" / "SE2", volume((1, 6, 8)), description="T2",
+                 series_uid=_series_uid(tmp_path / "study" / "SE2" / "a.dcm"),
+                 origin=(-40.0, -60.0, 30.0), names=["d.dcm"])  # fmt: skip
+    with pytest.raises(ValueError, match=r"^none of the 2 DICOM series in") as caught:
+        read_dicom_series(tmp_path / "study")
+    assert re.search(r"series T1 \(.*not evenly spaced", str(caught.value))
+    assert re.search(r"series T2 \(.*differ in orientation or size", str(caught.value))
+
+
+def _series_uid(path) -> str:
+    import pydicom
+
+    return str(pydicom.dcmread(path, stop_before_pixels=True).SeriesInstanceUID)
 
 
 #: A multi-frame object with its pixel data (12 frames of 2 x 2, 16 bits).

@@ -217,7 +217,7 @@ def read_dicom_series(folder: str | os.PathLike) -> tuple[list[tuple], list[str]
     Raises
     ------
     ValueError
-        For a folder without a readable series, whose series all fail (the first
+        For a folder without a readable series, whose series all fail (each
         one's reason), or whose series together would take more than
         ``limits.MAX_VOLUME_BYTES``.
     """
@@ -230,7 +230,7 @@ def read_dicom_series(folder: str | os.PathLike) -> tuple[list[tuple], list[str]
             f"GiB together, more than the {MAX_VOLUME_BYTES // GIB} GiB napari-seg reads at "
             "once; open the folder of one series"
         )
-    read, first_error = [], None
+    read, failed = [], []
     skipped = [  # a segmentation exported with the study: named, not shown
         f"{', '.join(others[name][:3])}: {advice}"
         for name, advice in _NOT_SLICES.items()
@@ -245,11 +245,13 @@ def read_dicom_series(folder: str | os.PathLike) -> tuple[list[tuple], list[str]
         try:
             read.append((uid, _description(items), *_read_series(items, folder)))
         except ValueError as exc:
-            first_error = first_error or exc
-            skipped.append(f"series {_description(items)} ({uid}): {exc}")
-    if not read and first_error is not None:
-        raise first_error
-    return read, skipped
+            failed.append((exc, f"series {_description(items)} ({uid}): {exc}"))
+    if not read and len(failed) == 1:
+        raise failed[0][0]
+    if not read and failed:
+        reasons = "; ".join(line for _exc, line in failed)
+        raise ValueError(f"none of the {len(failed)} DICOM series in {folder} reads: {reasons}")
+    return read, skipped + [line for _exc, line in failed]
 
 
 def _series_groups(folder: Path, *, below: bool = False, others=None) -> dict[str, list]:
