@@ -43,7 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._dicom import holds_dicom, is_dicom_folder, read_dicom, read_dicom_series
+from ._dicom import read_dicom, read_dicom_series
+from ._dicom_files import holds_dicom, is_dicom_folder
 from ._geometry import (
     LPS,
     NIFTI_UNITS,

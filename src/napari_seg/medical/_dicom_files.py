@@ -1,0 +1,241 @@
+"""Finding a DICOM series' files (pydicom): which folders hold DICOM files, down to
+a study's or CD export's subfolders, their image slices' headers, and what the
+other DICOM objects among them are."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from .._extras import extra_message
+from .._ome_zarr import is_zarr_path
+from ..limits import DICOM_SEARCH_DEPTH, DICOM_SEARCH_FOLDERS, MAX_DICOM_FILES, one_line
+
+
+def is_dicom_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder whose files include DICOM files (checked by their
+    first bytes: the Part 10 preamble, or a dataset written without it).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    bool
+    """
+    path = Path(path)
+    try:
+        children = sorted(path.iterdir()) if path.is_dir() else []
+    except OSError:  # a folder this user may not list ("System Volume Information")
+        return False
+    return any(child.is_file() and _dicom_header_kind(child) for child in children[:64])
+
+
+def holds_dicom(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a DICOM folder or has one among its subfolders (a study,
+    or a CD export with a DICOMDIR), down to ``limits.DICOM_SEARCH_DEPTH`` levels.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    bool
+    """
+    path = Path(path)
+    if not path.is_dir() or _is_zarr(path):  # napari asks about every folder it opens
+        return False
+    return any(is_dicom_folder(f) for f in _folders_below(path))
+
+
+def _folders_below(root: Path) -> Iterator[Path]:
+    """``root``, then its subfolders breadth first, in name order, down to
+    ``DICOM_SEARCH_DEPTH`` levels and ``DICOM_SEARCH_FOLDERS`` folders; hidden
+    folders, zarr stores and links are not entered."""
+    level, seen = [root], 0
+    for depth in range(DICOM_SEARCH_DEPTH + 1):
+        below: list[Path] = []
+        for folder in level:
+            if seen >= DICOM_SEARCH_FOLDERS:
+                return
+            seen += 1
+            yield folder
+            if depth < DICOM_SEARCH_DEPTH:
+                below += _subfolders(folder)
+        level = below
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    """``folder``'s subfolders to search, in name order (``scandir``: a folder of many
+    files costs no call per file)."""
+    try:
+        with os.scandir(folder) as entries:
+            names = sorted(
+                e.name for e in entries
+                if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")
+            )  # fmt: skip
+    except OSError:
+        return []
+    return [folder / name for name in names if not _is_zarr(folder / name)]
+
+
+def _is_zarr(path: Path) -> bool:
+    """A zarr store by its name or its metadata (``_ome_zarr.is_zarr_path``)."""
+    return path.suffix == ".zarr" or is_zarr_path(path)
+
+
+def _dicom_header_kind(path: Path) -> str | None:
+    """The kind of DICOM file ``path`` is: "part10" (with the preamble), "bare" (a
+    dataset written without it, ACR-NEMA style, as some older scanners and PACS
+    export: it begins with a group 0008 element in little endian), or None."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(132)
+    except OSError:
+        return None
+    if len(head) == 132 and head[128:] == b"DICM":
+        return "part10"
+    return "bare" if len(head) >= 8 and head[:2] == b"\x08\x00" else None
+
+
+def _read_header(path: Path, kind: str) -> tuple:
+    """The dataset of ``path`` up to its pixel data, and whether the file ended first
+    (no pixel data: a truncated copy, or a file that is no image)."""
+    with open(path, "rb") as handle:
+        ds = _read_dataset(handle, kind, stop_before_pixels=True)
+        return ds, handle.tell() >= os.fstat(handle.fileno()).st_size
+
+
+def _is_image(ds) -> bool:
+    """Whether ``ds``'s SOP class (or its file meta's) is an image storage class (CT,
+    MR, PET, secondary capture...), not a DICOMDIR, report or structure set."""
+    return "Image Storage" in _sop_name(ds)
+
+
+def _sop_name(ds) -> str:
+    """The name of ``ds``'s SOP class (or its file meta's), as pydicom knows it ("CT
+    Image Storage", "Segmentation Storage"...); the UID itself for a private one."""
+    from pydicom.uid import UID
+
+    meta = getattr(ds, "file_meta", None)
+    sop = ds.get("SOPClassUID") or (meta.get("MediaStorageSOPClassUID") if meta else None)
+    return "" if sop is None else UID(str(sop)).name
+
+
+def _read_dataset(path, kind: str, **kwargs):
+    """``pydicom.dcmread`` of a path or open file, also for a dataset without the
+    preamble and file meta (its transfer syntax, which pydicom needs to decode the
+    pixels, from the encoding)."""
+    import pydicom
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    ds = pydicom.dcmread(path, force=kind == "bare", **kwargs)
+    meta = getattr(ds, "file_meta", None)
+    if kind == "bare" and (meta is None or "TransferSyntaxUID" not in meta):
+        implicit, little = ds.original_encoding
+        syntax = (ImplicitVRLittleEndian if implicit
+                  else ExplicitVRLittleEndian if little else ExplicitVRBigEndian)  # fmt: skip
+        ds.ensure_file_meta()
+        ds.file_meta.TransferSyntaxUID = syntax
+    return ds
+
+
+def _dicom_headers(folder: Path, *, below: bool = False, others=None) -> list:
+    """The image slices' headers (path, dataset) of ``folder``'s files, and with
+    ``below`` of its subfolders' files too (:func:`_folders_below`); the names of
+    the other DICOM files go into ``others`` by what they are."""
+    try:
+        import pydicom  # noqa: F401
+    except ImportError:
+        raise ValueError(extra_message("reading DICOM", "pydicom", "medical")) from None
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a folder of DICOM files")
+    files: list[Path] = []
+    for where in _folders_below(folder) if below else [folder]:
+        try:
+            files += [p for p in sorted(where.iterdir()) if p.is_file()]
+        except OSError:
+            if where == folder:
+                raise
+            continue  # a subfolder this user may not list: searched as far as it can be
+        if len(files) > MAX_DICOM_FILES:
+            within = " with its subfolders" if below else ""
+            raise ValueError(
+                f"{folder}{within} holds more than {MAX_DICOM_FILES} files; open the "
+                "folder of one series"
+            )
+    headers: list = []
+    others = {} if others is None else others  # the files that are no slice, by kind
+    for path in files:
+        if (kind := _dicom_header_kind(path)) is None:
+            continue
+        try:
+            ds, ended = _read_header(path, kind)
+            frames = int(ds.get("NumberOfFrames", 1) or 1)
+        except (OSError, ValueError, EOFError, AttributeError, KeyError, TypeError) as exc:
+            if kind == "bare":
+                continue  # only its first bytes looked like DICOM
+            raise ValueError(f"cannot read {path} as DICOM: {one_line(exc, 200)}") from None
+        if ended and _is_image(ds):
+            # pydicom returns what it read of a truncated file without a word: skipped
+            # as "no image slice", the series would be a slice short.
+            raise ValueError(
+                f"{path} ends before its pixel data: a truncated or damaged copy (copy it "
+                "again, or remove it if the series is whole without it)"
+            )
+        if (sop := _sop_name(ds)) in _NOT_SLICES:
+            others.setdefault(sop, []).append(path.name)
+        elif frames > 1:
+            others.setdefault("multi-frame", []).append(path.name)
+        elif "LOCALIZER" in [str(v).upper() for v in ds.get("ImageType", [])]:
+            others.setdefault("localizer", []).append(path.name)  # a scout, beside the slices
+        elif "ImagePositionPatient" in ds and "PixelSpacing" in ds:
+            headers.append((path, ds))
+    if not headers:
+        raise ValueError(
+            _why_no_slices(folder, others) + ("" if below else _subfolders_hint(folder))
+        )
+    return headers
+
+
+#: DICOM objects that are not image slices, and what to do with them.
+_NOT_SLICES = {
+    "Segmentation Storage": (
+        "a DICOM SEG segmentation; napari-seg reads label maps as NIfTI: convert it "
+        "first (dcmqi's segimage2itkimage, or highdicom)"
+    ),
+    "RT Structure Set Storage": (
+        "an RT structure set (contours, not voxels): convert it to a label map on its "
+        "image's grid first (dcmrtstruct2nii, or rt-utils)"
+    ),
+}
+
+
+def _why_no_slices(folder: Path, others: dict[str, list[str]]) -> str:
+    """Why ``folder`` gave no image slice, from what its DICOM files are instead."""
+    for name, advice in _NOT_SLICES.items():
+        if name in others:
+            return f"{folder} holds {advice} ({', '.join(others[name][:3])})"
+    if "multi-frame" in others:
+        return (
+            f"{folder} holds multi-frame DICOM files ({', '.join(others['multi-frame'][:3])}); "
+            "napari-seg reads series of single-frame slices: convert them to NIfTI first "
+            "(dcm2niix)"
+        )
+    scouts = others.get("localizer", [])
+    only = f" (only localizers: {', '.join(scouts[:3])})" if scouts else ""
+    return f"{folder} holds no DICOM image slices (with a position and a spacing){only}"
+
+
+def _subfolders_hint(folder: Path) -> str:
+    """For a study or CD export (a DICOMDIR beside the series' folders): the folders
+    below ``folder`` that hold DICOM files, to give instead."""
+    found = [f for f in list(_folders_below(folder))[1:] if is_dicom_folder(f)]
+    if not found:
+        return ""
+    shown = ", ".join(f.relative_to(folder).as_posix() for f in found[:5])
+    more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+    return f"; its subfolders hold DICOM files ({shown}{more}): give one of them"
