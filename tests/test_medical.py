@@ -108,14 +108,20 @@ def test_scaled_voxels_are_float32_as_a_rescaled_dicom_series(tmp_path, slope, i
 
 
 def test_4d_is_channels_and_5d_or_broken_files_are_refused(tmp_path):
+    """4D files' volumes are channels, as are a 5D file's components when it has one
+    time point; other 5D files and broken ones are refused, naming the file."""
     data = np.stack([volume(seed=s) for s in range(3)], axis=-1)
     array, _ = read_nifti(save(tmp_path / "four.nii", data, RAS))
     assert array.shape == (3, 11, 9, 7)
     np.testing.assert_array_equal(
         array[1], read_nifti(save(tmp_path / "c1.nii", data[..., 1], RAS))[0]
     )
-    with pytest.raises(ValueError, match="5D NIfTI"):
-        read_nifti(save(tmp_path / "five.nii", data[..., None, :], RAS))
+    # ITK and SimpleITK write a multi-component volume as 5D: one time point, the
+    # components on the 5th axis; they were refused as 5D
+    five, _ = read_nifti(save(tmp_path / "five.nii", data[..., None, :], RAS))
+    np.testing.assert_array_equal(five, array)
+    with pytest.raises(ValueError, match=r"5D NIfTI \(7, 9, 11, 2, 3\) .*split it"):
+        read_nifti(save(tmp_path / "t2c3.nii", np.stack([data, data], axis=3), RAS))
     with pytest.raises(ValueError, match="as channels"):
         read_nifti(save(tmp_path / "fmri.nii", np.zeros((4, 4, 4, 100), np.uint8), RAS))
     broken = tmp_path / "broken.nii"

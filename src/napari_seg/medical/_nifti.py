@@ -92,7 +92,8 @@ def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
     """A NIfTI volume as a ``(z, y, x)`` (or ``(c, z, y, x)``) LPS array and its geometry.
 
     Uncompressed files are memory-mapped; ``.nii.gz`` files are read whole. A 4D
-    file's volumes are channels, and so are an RGB(A) file's colours.
+    file's volumes are channels, and so are an RGB(A) file's colours and a 5D file's
+    components when it has one time point (ITK's vector or multi-component volume).
     Scaled data (``scl_slope``, ``scl_inter``) is returned as float32 (float64 for
     a float64 file), as a rescaled DICOM series is.
 
@@ -120,17 +121,8 @@ def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
         affine = image.affine
     except (OSError, ValueError, EOFError, ImageFileError, HeaderDataError) as exc:
         raise ValueError(f"cannot read {path} as NIfTI: {one_line(exc, 300)}") from None
-    shape = header_shape + (1,) * (3 - len(header_shape))
     colours = image.get_data_dtype().names  # RGB24 / RGBA32: one field per colour
-    if colours and len(shape) > 3:
-        raise ValueError(f"{path} is an RGB NIfTI of {len(shape)} axes {shape}; napari-seg reads 3")
-    if len(shape) > 4:
-        raise ValueError(f"{path} is a {len(shape)}D NIfTI {shape}; napari-seg reads 3D and 4D")
-    if len(shape) == 4 and shape[3] > MAX_NIFTI_CHANNELS:
-        raise ValueError(
-            f"{path} holds {shape[3]} volumes along its 4th axis; napari-seg reads a 4D NIfTI "
-            f"as channels (at most {MAX_NIFTI_CHANNELS}): split a time series into volumes"
-        )
+    shape = _volume_shape(path, header_shape, bool(colours))
     if affine is None:
         raise ValueError(f"{path} has no affine (a broken header)")
     # Scaled voxels (scl_slope, scl_inter) are float32, as a rescaled DICOM series's:
@@ -165,6 +157,29 @@ def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     return geometry.to_array(data), geometry
+
+
+def _volume_shape(path, header_shape: tuple[int, ...], colours: bool) -> tuple[int, ...]:
+    """The ``(x, y, z[, channels])`` shape a file's voxels are read as, or the reason
+    napari-seg does not read them."""
+    shape = header_shape + (1,) * (3 - len(header_shape))
+    if len(shape) > 4 and sum(n > 1 for n in shape[3:]) <= 1:
+        # ITK and SimpleITK write a vector or multi-component volume as 5D, its
+        # components on the 5th axis and 1 time point: the components are channels
+        shape = shape[:3] + tuple(n for n in shape[3:] if n > 1)
+    if colours and len(shape) > 3:
+        raise ValueError(f"{path} is an RGB NIfTI of {len(shape)} axes {shape}; napari-seg reads 3")
+    if len(shape) > 4:
+        raise ValueError(
+            f"{path} is a {len(shape)}D NIfTI {shape} (more than one of its axes after the "
+            "3rd longer than 1); napari-seg reads 3D and 4D: split it into volumes"
+        )
+    if len(shape) == 4 and shape[3] > MAX_NIFTI_CHANNELS:
+        raise ValueError(
+            f"{path} holds {shape[3]} volumes along its 4th axis; napari-seg reads a 4D NIfTI "
+            f"as channels (at most {MAX_NIFTI_CHANNELS}): split a time series into volumes"
+        )
+    return shape
 
 
 def write_nifti(
