@@ -157,8 +157,15 @@ def test_live_classifier_predicts_a_region_as_the_whole_image(cells):
     assert len(live.cache._items) == 1
     more = strokes.copy()
     more[truth == 0] = np.where(np.random.default_rng(1).random((truth == 0).sum()) < 0.02, 1, 0)
-    live.update(more)
+    refit = live.update(more)
     assert len(live.cache._items) == 1
+    assert refit.fit_seconds > 0
+    assert refit.model is not whole.model
+    # The same strokes again (a refreshed view, an undo redone) keep the fit.
+    again = live.update(more.copy(), 0, (slice(40, 120), slice(10, 90)))
+    assert again.fit_seconds == 0
+    assert again.model is refit.model
+    np.testing.assert_array_equal(again.labels, refit.labels[40:120, 10:90])
 
 
 def test_live_classifier_refuses_a_gradient_trained_architecture(cells):

@@ -107,6 +107,32 @@ def test_one_class_only_says_what_is_missing(painted, qtbot, notes):
     assert notes["error"] == []
 
 
+def test_panning_predicts_the_region_come_into_view(painted, qtbot, notes):
+    """Zoomed in on one corner, the strokes' refit predicts that corner; panning to the
+    opposite one predicts it with the same fit (it stayed empty until a stroke)."""
+    from napari_seg._widgets._layers import viewer_camera
+
+    viewer, w, strokes, truth = painted
+    camera = viewer_camera(viewer)
+    camera.zoom *= 6
+    camera.center = (0, 32, 32)
+    w.live.toggle.value = True
+    rng = np.random.default_rng(0)
+    _paint_class(strokes, truth, 0, 1, 12, rng)
+    _paint_class(strokes, truth, 1, 2, 12, rng)
+    qtbot.waitUntil(lambda: w.live.refits >= 1, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+    live = viewer.layers["strokes live"]
+    assert live.data[16:48, 16:48].all()  # the view: about 60 x 45 pixels around (32, 32)
+    assert not live.data[192:, 192:].any()
+    refits = w.live.refits
+    camera.center = (0, 224, 224)
+    qtbot.waitUntil(lambda: live.data[208:240, 208:240].all(), timeout=10_000)
+    qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+    assert w.live.refits == refits
+    assert notes["error"] == []
+
+
 def test_train_deep_model_scores_both_and_the_winner_becomes_current(
     painted, qtbot, notes, capture_notes
 ):
@@ -203,6 +229,46 @@ def test_live_update_in_a_3d_view_predicts_the_plane_painted(
         assert (live[at] > 0).mean() > 0.9, at
     assert notes["error"] == []
     assert not (live[[0, 3]] > 0).any()  # never the slider's plane
+
+
+def test_undoing_a_stroke_refits_and_a_moved_view_is_predicted(
+    make_napari_viewer_proxy, qtbot, notes
+):
+    """napari's undo and redo emit no paint event: the live prediction kept the undone
+    stroke until the next one. And a plane scrolled to was left unpredicted until a
+    stroke was painted there; it is predicted with the last fit (no refit)."""
+    viewer = make_napari_viewer_proxy()
+    planes = [cells_2d((96, 96), seed=s) for s in range(3)]
+    image = np.stack([p[0] for p in planes])
+    truth = np.stack([p[1] for p in planes])
+    viewer.add_image(image, name="stack")
+    strokes = viewer.add_labels(np.zeros(truth.shape, np.uint8), name="strokes")
+    viewer.dims.set_current_step(0, 1)
+    w = _live_on_a_plane(viewer, qtbot, "stack", strokes, truth, (1,))
+    live = viewer.layers["strokes live"]
+    before, refits = live.data[1].copy(), w.live.refits
+    # A wrong stroke: a big dab of cell (2) on background, which the refit learns.
+    wrong = np.argwhere(truth[1] == 0)
+    strokes.brush_size = 15
+    for y, x in wrong[np.random.default_rng(1).choice(len(wrong), 6, replace=False)]:
+        strokes.paint((1.0, float(y), float(x)), 2)
+    qtbot.waitUntil(lambda: w.live.refits > refits, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+    assert (live.data[1] != before).any()
+    for _ in range(6):
+        strokes.undo()
+    qtbot.waitUntil(lambda: w.live.refits > refits + 1, timeout=10_000)
+    qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+    np.testing.assert_array_equal(live.data[1], before)  # the same strokes, the same fit
+    # Scrolling to plane 0: predicted with that fit, without a refit.
+    refits = w.live.refits
+    assert not live.data[0].any()
+    viewer.dims.set_current_step(0, 0)
+    qtbot.waitUntil(lambda: live.data[0].any(), timeout=10_000)
+    qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+    assert w.live.refits == refits
+    assert ((live.data[0] == 2) == (truth[0] == 1)).mean() > 0.8
+    assert notes["error"] == []
 
 
 def test_live_update_on_a_time_lapse_of_stacks_predicts_the_plane_on_screen(

@@ -165,8 +165,7 @@ def visible_region(viewer, layer, spatial: list[int]) -> tuple[slice, slice]:
     offset = dims.ndim - layer.ndim
     world = [d + offset for d in spatial]
     height, width = _canvas_size(viewer)
-    scene = getattr(viewer, "scene", None)  # napari >= 0.9 moved the camera there
-    camera = scene.camera if scene is not None else viewer.camera
+    camera = viewer_camera(viewer)
     zoom, center = camera.zoom, camera.center[-2:]
     if not height or not width or not zoom or list(dims.displayed) != world:
         return tuple(slice(0, min(shape[d], MAX_REGION)) for d in spatial)  # type: ignore
@@ -186,6 +185,13 @@ def visible_region(viewer, layer, spatial: list[int]) -> tuple[slice, slice]:
         stop = min(shape[d], math.ceil(mid + half) + 1)
         out.append(slice(start, max(start + 1, stop)) if start < shape[d] else slice(0, 1))
     return out[0], out[1]
+
+
+def viewer_camera(viewer):
+    """The viewer's camera: ``viewer.scene.camera`` from napari 0.9 (which deprecated
+    ``viewer.camera``), ``viewer.camera`` before."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None else viewer.camera
 
 
 def _canvas_size(viewer) -> tuple[int, int]:

@@ -25,6 +25,7 @@ from ._dock import wrapping_label
 from ._layers import (
     add_labels,
     full_resolution,
+    viewer_camera,
     viewer_position,
     visible_region,
 )
@@ -41,7 +42,9 @@ if TYPE_CHECKING:
 DEBOUNCE_MS = 300
 
 
-def _live_job(session: LiveClassifier, strokes: np.ndarray, plane: int, region):
+def _live_job(session: LiveClassifier, strokes: np.ndarray | None, plane: int, region):
+    if strokes is None:  # the view moved, the strokes did not: the last fit predicts it
+        return session.predict(plane, region)
     return session.update(strokes, plane, region)
 
 
@@ -81,6 +84,8 @@ class LivePanel:
         self._session_key: tuple | None = None
         self._worker: Any = None
         self._pending = False
+        self._refit = True  # the strokes or layers may have changed since the last fit
+        self._shown: tuple | None = None  # the session and view of the last prediction
         self._layer: Any = None  # the strokes layer whose events are connected
         self._last_stroke: tuple[int, ...] | None = None  # where it was painted last
         self._told: tuple | None = None  # the layers whose placement note was shown
@@ -105,14 +110,27 @@ class LivePanel:
             return
         layer.events.paint.connect(self._painted)
         layer.events.data.connect(self._replaced)
+        # napari's undo and redo emit neither: only the refresh that follows them
+        # (which scrolling emits too)
+        layer.events.set_data.connect(self.schedule)
+        for event in self._view_events():
+            event.connect(self._navigated)
         self._layer = layer
         self._last_stroke = None
         self.schedule()
+
+    def _view_events(self) -> list:
+        """The viewer's events that move the view: the sliders, panning, zooming."""
+        camera = viewer_camera(self._viewer)
+        return [self._viewer.dims.events.current_step, camera.events.center, camera.events.zoom]
 
     def _disconnect(self) -> None:
         if self._layer is not None:
             self._layer.events.paint.disconnect(self._painted)
             self._layer.events.data.disconnect(self._replaced)
+            self._layer.events.set_data.disconnect(self.schedule)
+            for event in self._view_events():
+                event.disconnect(self._navigated)
             self._layer = None
 
     def _painted(self, event=None) -> None:
@@ -128,6 +146,12 @@ class LivePanel:
 
     def schedule(self, *_args) -> None:
         """Refit once the brush has been still for ``DEBOUNCE_MS``."""
+        self._refit = True
+        if self.toggle.value:
+            self._timer.start()
+
+    def _navigated(self, *_args) -> None:
+        """The view moved: predict what is on screen once it rests (no refit)."""
         if self.toggle.value:
             self._timer.start()
 
@@ -149,22 +173,27 @@ class LivePanel:
         if image is None or labels is None:
             self.status.value = "live: choose the image and the strokes (Labels) layer"
             return
-        strokes = np.array(full_resolution(labels))  # a copy: painting goes on meanwhile
-        if len(np.unique(strokes[strokes > 0])) < 2:
-            self.status.value = "live: paint strokes of at least two classes"
-            return
         try:
-            session = self._session_for(image, strokes.shape)
+            session = self._session_for(image, full_resolution(labels).shape)
         except (ValueError, TypeError) as exc:
             show_error(f"napari-seg live update: {one_line(exc)}")
             return
+        strokes: np.ndarray | None = None  # None: the view moved, the strokes did not
+        if self._refit or session.model is None:
+            strokes = np.array(full_resolution(labels))  # a copy: painting goes on meanwhile
+            if len(np.unique(strokes[strokes > 0])) < 2:
+                self.status.value = "live: paint strokes of at least two classes"
+                return
         self._tell_placement(image, labels, session)
         plane, region, index = self._where(labels, session)
+        if strokes is None and self._shown == (session, index):
+            return  # the view is where it was (a 3D view turned)
+        self._refit = False
         # connected at creation: a worker made without an "errored" slot re-raises its
         # error in Qt's event loop (napari's traceback dialog; PyQt6 aborts without
         # napari's exception hook)
         connect = {
-            "returned": lambda result: self._show(result, index, (image, labels)),
+            "returned": lambda result: self._show(result, index, (image, labels), session),
             "errored": self._failed,
             "finished": self._done,
         }
@@ -235,6 +264,7 @@ class LivePanel:
         if self._closed:
             return
         self.status.value = "live: the last refit failed"
+        self._refit = True  # the next event tries again
         show_error(f"napari-seg live update: {one_line(exc)}")
 
     # -- showing (main thread) ---------------------------------------------------------
@@ -252,7 +282,9 @@ class LivePanel:
         pred.metadata = {**pred.metadata, **kwargs["metadata"]}
         pred.refresh()
 
-    def _show(self, result: LivePrediction, index: tuple, layers: tuple) -> None:
+    def _show(
+        self, result: LivePrediction, index: tuple, layers: tuple, session: LiveClassifier
+    ) -> None:
         """Write ``result`` at ``index``, unless the dock's ``layers`` (image, strokes)
         changed while it was fitted: then fit again for the new ones."""
         if self._closed:
@@ -261,7 +293,7 @@ class LivePanel:
         if labels is None or not self.toggle.value:
             return
         if layers[0] is not self._image() or layers[1] is not labels:
-            self._pending = True  # _done refits for the layers chosen now
+            self._pending = self._refit = True  # _done refits for the layers chosen now
             return
         classes = result.model.spec.num_classes
         shape = full_resolution(labels).shape
@@ -271,11 +303,13 @@ class LivePanel:
         top = 1.0 - 1.0 / max(2, classes - 1)  # the most a trained class mix can reach
         unsure.data[index] = np.clip(result.uncertainty / top * 255, 0, 255).astype(np.uint8)
         unsure.refresh()
-        self.refits += 1
-        self.status.value = (
-            f"live: refit {self.refits} in {result.fit_seconds:.2f} s, "
-            f"predicted the view in {result.predict_seconds:.2f} s"
+        self._shown = (session, index)
+        if result.fit_seconds:
+            self.refits += 1
+        fitted = (
+            f"refit {self.refits} in {result.fit_seconds:.2f} s, " if result.fit_seconds else ""
         )
+        self.status.value = f"live: {fitted}predicted the view in {result.predict_seconds:.2f} s"
 
 
 def _stroke_position(atoms) -> tuple[int, ...] | None:

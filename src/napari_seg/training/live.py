@@ -106,6 +106,7 @@ class LiveClassifier:
         self.data: TrainingData | None = None
         self.model: SegmentationModel | None = None
         self._forest: Any = None  # scikit-learn's forest of the last fit
+        self._strokes: np.ndarray | None = None  # what it was fitted to
 
     def fit(self, strokes: Any) -> SegmentationModel:
         """Fit the classifier to ``strokes`` (0: unpainted; ids 1 and up: classes).
@@ -147,6 +148,7 @@ class LiveClassifier:
         )
         model.eval()
         self.data, self.model, self._forest = data, model, fit.forest
+        self._strokes = np.asarray(strokes)
         return model
 
     def predict(self, plane: int = 0, region: tuple[slice, slice] | None = None) -> LivePrediction:
@@ -190,7 +192,8 @@ class LiveClassifier:
     def update(
         self, strokes: Any, plane: int = 0, region: tuple[slice, slice] | None = None
     ) -> LivePrediction:
-        """Fit to ``strokes``, then predict ``region`` of ``plane``.
+        """Fit to ``strokes`` (unless they are those of the last fit), then predict
+        ``region`` of ``plane``.
 
         Parameters
         ----------
@@ -201,7 +204,11 @@ class LiveClassifier:
         Returns
         -------
         LivePrediction
+            With ``fit_seconds`` 0 when the strokes are those of the last fit.
         """
+        strokes = np.asarray(strokes)
+        if self._strokes is not None and np.array_equal(strokes, self._strokes):
+            return self.predict(plane, region)  # the strokes of the last fit: kept
         start = time.perf_counter()
         self.fit(strokes)
         fitted = time.perf_counter() - start
