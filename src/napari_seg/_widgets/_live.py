@@ -20,6 +20,7 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import QTimer
 
+from ..arrays.ids import painted_ids
 from ..limits import one_line
 from ._dock import wrapping_label
 from ._layers import (
@@ -181,7 +182,7 @@ class LivePanel:
         strokes: np.ndarray | None = None  # None: the view moved, the strokes did not
         if self._refit or session.model is None:
             strokes = np.array(full_resolution(labels))  # a copy: painting goes on meanwhile
-            if len(np.unique(strokes[strokes > 0])) < 2:
+            if len(painted_ids(strokes)) < 2:
                 self.status.value = "live: paint strokes of at least two classes"
                 return
         self._tell_placement(image, labels, session)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from magicgui.widgets import ComboBox, Container, LineEdit, PushButton
 
 from .._layers import class_names_of, labels_layer_kwargs
+from ..arrays.ids import painted_ids
 from ._layers import full_resolution
 from ._legend import _swatch_style
 
@@ -60,7 +60,7 @@ class StrokeClasses:
         layer = self._labels()
         if layer is None:
             return ()
-        painted = np.unique(np.asarray(full_resolution(layer)))
+        painted = painted_ids(full_resolution(layer))
         named = class_names_of(layer)
         ids = {int(i) for i in painted if i > 0} | {i for i in named if i > 0}
         return tuple(sorted(ids))[:MAX_ROWS]
