@@ -328,9 +328,12 @@ def test_a_localizer_in_the_series_folder_is_skipped(tmp_path, dicom_series):
         read_dicom(tmp_path / "ct")
 
 
-def test_an_enhanced_multi_frame_dicom_is_named_with_what_to_do(tmp_path, dicom_series):
-    """A whole volume in one file (enhanced CT/MR: positions per frame, not at the top
-    level) is not read as a series; the message says so instead of "no slices"."""
+def test_a_multi_frame_file_without_frame_positions_is_named_with_what_to_do(
+    tmp_path, dicom_series
+):
+    """A multi-frame file that states no frame's position (no functional groups: a
+    cine loop, a secondary capture) is not read as a series; the message says so
+    instead of "no slices"."""
     import pydicom
 
     dicom_series(tmp_path / "mf", volume((1, 8, 8)), names=["volume.dcm"])
@@ -603,7 +606,7 @@ def test_several_series_that_would_not_fit_together_are_refused(
             tmp_path / "study" / f"SE{k}", volume((4, 16, 16), seed=k), description=f"s{k}"
         )
     monkeypatch.setattr(_dicom, "MAX_VOLUME_BYTES", 2 * 4 * 16 * 16 * 4)
-    monkeypatch.setattr(_dicom, "_dicom_plane", lambda *a: pytest.fail("read pixels"))
+    monkeypatch.setattr(_dicom, "_dicom_pixels", lambda *a: pytest.fail("read pixels"))
     with pytest.raises(ValueError, match=r"holds 3 DICOM series .* open the folder of one"):
         read_dicom_series(tmp_path / "study")
 
@@ -809,3 +812,80 @@ def test_volumes_of_a_series_rescaled_apart_keep_their_values(tmp_path, dicom_se
     assert array.dtype == np.float32
     np.testing.assert_array_equal(array[0], volume((3, 4, 5), seed=1))
     np.testing.assert_array_equal(array[1], volume((3, 4, 5), seed=2) - 0.5)
+
+
+#: Enhanced MR Image Storage: one file, a frame per slice (and per echo).
+ENHANCED_MR = "1.2.840.10008.5.1.4.1.1.4.1"
+
+
+def _write_enhanced(path, frames, positions, *, spacing, intercept=-1024.0, echo_times=None):
+    """One Enhanced MR file of ``frames`` (n, rows, columns), axial, frame k at LPS
+    ``positions[k]``; spacing, orientation and rescale shared by every frame (as
+    scanners write them), the echo time per frame when given."""
+    from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ENHANCED_MR
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = ENHANCED_MR, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.Modality, ds.SeriesDescription, ds.SeriesNumber = "MR", "enhanced", 3
+    ds.NumberOfFrames = len(frames)
+    ds.Rows, ds.Columns = frames.shape[1:]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    measures, plane, rescale, shared = Dataset(), Dataset(), Dataset(), Dataset()
+    measures.PixelSpacing, measures.SliceThickness = list(spacing[1:]), spacing[0]
+    plane.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    rescale.RescaleSlope, rescale.RescaleIntercept, rescale.RescaleType = 1, intercept, "US"
+    shared.PixelMeasuresSequence, shared.PlaneOrientationSequence = [measures], [plane]
+    shared.PixelValueTransformationSequence = [rescale]
+    ds.SharedFunctionalGroupsSequence = [shared]
+    per_frame = []
+    for k, where in enumerate(positions):
+        groups, position = Dataset(), Dataset()
+        position.ImagePositionPatient = list(where)
+        groups.PlanePositionSequence = [position]
+        if echo_times is not None:
+            echo = Dataset()
+            echo.EffectiveEchoTime = echo_times[k]
+            groups.MREchoSequence = [echo]
+        per_frame.append(groups)
+    ds.PerFrameFunctionalGroupsSequence = per_frame
+    ds.PixelData = np.ascontiguousarray(frames, dtype=np.int16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
+def test_an_enhanced_multi_frame_image_reads_as_its_single_frame_series(tmp_path, dicom_series):
+    """Scanners export a series as one Enhanced MR/CT file, its frames placed by
+    functional groups: it was refused ('multi-frame DICOM files ... convert them to
+    NIfTI first'). Its frames are slices, sorted by position (here stored out of
+    order), rescaled, on the grid the same slices as single-frame files have; a
+    multi-echo file's frames are channels, by echo time."""
+    vol = volume((5, 6, 7), seed=3)
+    spacing, origin = (2.5, 0.8, 0.7), (-40.0, -60.0, 12.0)  # the fixture's
+    order = [3, 0, 4, 1, 2]
+    positions = [(origin[0], origin[1], origin[2] + z * spacing[0]) for z in order]
+    (tmp_path / "enhanced").mkdir()
+    _write_enhanced(tmp_path / "enhanced" / "IM1", vol[order], positions, spacing=spacing)
+    dicom_series(tmp_path / "single", vol, spacing=spacing, origin=origin)
+    array, geometry = read_volume(tmp_path / "enhanced")
+    expected, single = read_volume(tmp_path / "single")
+    np.testing.assert_array_equal(array, expected)
+    np.testing.assert_allclose(geometry.affine, single.affine)
+    # Two echoes, their frames interleaved: channels in echo-time order.
+    echoes = np.concatenate([vol, vol[:, ::-1]])
+    times = [30.0] * 5 + [10.0] * 5
+    where = [(origin[0], origin[1], origin[2] + z * spacing[0]) for z in range(5)] * 2
+    interleave = [k for pair in zip(range(5), range(5, 10), strict=True) for k in pair]
+    (tmp_path / "echoes").mkdir()
+    _write_enhanced(tmp_path / "echoes" / "IM1", echoes[interleave],
+                    [where[k] for k in interleave], spacing=spacing,
+                    echo_times=[times[k] for k in interleave])  # fmt: skip
+    both, _ = read_volume(tmp_path / "echoes")
+    assert both.shape == (2, 5, 6, 7)
+    np.testing.assert_array_equal(both[0], read_volume(tmp_path / "single")[0][:, ::-1])
+    np.testing.assert_array_equal(both[1], expected)

@@ -24,10 +24,12 @@ Stated choices:
   voxel grid, unrotated; :attr:`VolumeGeometry.oblique` says so and the full
   affine is kept and written back;
 - a 4D NIfTI holds channels (modalities) along its 4th axis, as in the Medical
-  Segmentation Decathlon: the array is ``(c, z, y, x)``; 5D and larger files
-  are refused; so are the volumes of a DICOM series that repeats its slice
-  positions (multi-echo, dynamic), told apart by EchoNumbers,
+  Segmentation Decathlon: the array is ``(c, z, y, x)``; so does a 5D file
+  with one time point (its components), other 5D and larger files are refused;
+  so are the volumes of a DICOM series that repeats its slice positions
+  (multi-echo, dynamic), told apart by EchoNumbers, EchoTime,
   TemporalPositionIdentifier and the like (``_dicom.VOLUME_TAGS``);
+- an enhanced multi-frame DICOM file is a series whose frames are its slices;
 - a DICOM folder must hold one series; with several, the error lists them
   (pass ``series=`` to choose one); :func:`read_dicom_series` reads each, as
   napari's File > Open Folder does (a layer per series), also from subfolders

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -148,6 +149,7 @@ def _read_series(items: list, folder) -> tuple[np.ndarray, VolumeGeometry]:
             "it to NIfTI files first (dcm2niix)"
         )
     data, affine = None, None
+    frames: dict[str, Any] = {}  # an enhanced multi-frame file's decoded frames
     for channel, group in enumerate(volumes):
         group_affine, order = _dicom_affine(group, folder)
         if affine is not None and not np.allclose(group_affine, affine, atol=1e-3):
@@ -156,8 +158,7 @@ def _read_series(items: list, folder) -> tuple[np.ndarray, VolumeGeometry]:
         planes = []
         for index in order:
             path, header = group[index]
-            # a file read without its preamble has none (its kind, found by _dicom_headers)
-            planes.append(_dicom_plane(path, "bare" if header.preamble is None else "part10"))
+            planes.append(_slice_pixels(path, header, frames))
         volume = np.stack(planes).transpose(2, 1, 0)  # (column, row, slice)
         if len(volumes) == 1:
             data = volume
@@ -177,6 +178,7 @@ def _read_series(items: list, folder) -> tuple[np.ndarray, VolumeGeometry]:
 #: (echoes, time points, diffusion weightings), tried in this order.
 VOLUME_TAGS = (
     "EchoNumbers",
+    "EchoTime",
     "TemporalPositionIdentifier",
     "TemporalPositionIndex",
     "DiffusionBValue",
@@ -263,19 +265,42 @@ def _dicom_affine(items: list, folder) -> tuple[np.ndarray, list[int]]:
     return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps, order
 
 
-def _dicom_plane(path: Path, kind: str) -> np.ndarray:
+def _slice_pixels(path: Path, header, frames: dict) -> np.ndarray:
+    """The rescaled pixels of a slice: a single-frame file's, or one frame of an
+    enhanced multi-frame file (whose frames are decoded once, kept in ``frames``
+    while its slices are read)."""
+    # a file read without its preamble has none (its kind, found by _dicom_headers)
+    kind = "bare" if header.preamble is None else "part10"
+    index = getattr(header, "frame_index", None)
+    if index is None:
+        return _rescaled(_dicom_pixels(path, kind, 2), header)
+    if frames.get("path") != path:
+        frames.clear()
+        frames.update(path=path, pixels=_dicom_pixels(path, kind, 3))
+    return _rescaled(frames["pixels"][index], header)
+
+
+def _dicom_pixels(path: Path, kind: str, ndim: int) -> np.ndarray:
+    """The stored pixels of ``path``: a greyscale slice (``ndim`` 2) or frames (3)."""
     try:
         ds = _read_dataset(path, kind)
         undecodable = _undecodable(path, ds)
-        plane = None if undecodable else ds.pixel_array
+        pixels = None if undecodable else ds.pixel_array
     except (OSError, ValueError, EOFError, AttributeError, KeyError, RuntimeError) as exc:
         raise ValueError(f"cannot read the pixels of {path}: {one_line(exc, 200)}") from None
-    if plane is None:
+    if pixels is None:
         raise ValueError(undecodable)
-    if plane.ndim != 2:
-        raise ValueError(f"{path} is not a single-frame greyscale slice (shape {plane.shape})")
-    slope = float(getattr(ds, "RescaleSlope", 1) or 1)
-    intercept = float(getattr(ds, "RescaleIntercept", 0) or 0)
+    if pixels.ndim != ndim:
+        what = "single-frame greyscale slice" if ndim == 2 else "greyscale multi-frame image"
+        raise ValueError(f"{path} is not a {what} (shape {pixels.shape})")
+    return pixels
+
+
+def _rescaled(plane: np.ndarray, header) -> np.ndarray:
+    """``plane`` with its header's ``RescaleSlope`` and ``RescaleIntercept`` applied
+    (float32), or as stored when they change nothing."""
+    slope = float(getattr(header, "RescaleSlope", 1) or 1)
+    intercept = float(getattr(header, "RescaleIntercept", 0) or 0)
     if slope != 1 or intercept != 0:
         return (plane.astype(np.float32) * slope + intercept).astype(np.float32)
     return plane

@@ -11,6 +11,7 @@ from pathlib import Path
 from .._extras import extra_message
 from .._ome_zarr import is_zarr_path
 from ..limits import DICOM_SEARCH_DEPTH, DICOM_SEARCH_FOLDERS, MAX_DICOM_FILES, one_line
+from ._dicom_frames import frame_headers
 
 
 def is_dicom_folder(path: str | os.PathLike) -> bool:
@@ -188,10 +189,12 @@ def _dicom_headers(folder: Path, *, below: bool = False, others=None) -> list:
             )
         if (sop := _sop_name(ds)) in _NOT_SLICES:
             others.setdefault(sop, []).append(path.name)
-        elif frames > 1:
-            others.setdefault("multi-frame", []).append(path.name)
         elif "LOCALIZER" in [str(v).upper() for v in ds.get("ImageType", [])]:
             others.setdefault("localizer", []).append(path.name)  # a scout, beside the slices
+        elif "PerFrameFunctionalGroupsSequence" in ds and (found := frame_headers(path, ds)):
+            headers += found  # an enhanced multi-frame image: its frames are slices
+        elif frames > 1:
+            others.setdefault("multi-frame", []).append(path.name)
         elif "ImagePositionPatient" in ds and "PixelSpacing" in ds:
             headers.append((path, ds))
     if not headers:
@@ -221,9 +224,10 @@ def _why_no_slices(folder: Path, others: dict[str, list[str]]) -> str:
             return f"{folder} holds {advice} ({', '.join(others[name][:3])})"
     if "multi-frame" in others:
         return (
-            f"{folder} holds multi-frame DICOM files ({', '.join(others['multi-frame'][:3])}); "
-            "napari-seg reads series of single-frame slices: convert them to NIfTI first "
-            "(dcm2niix)"
+            f"{folder} holds multi-frame DICOM files ({', '.join(others['multi-frame'][:3])}) "
+            "that do not state each frame's position; napari-seg reads series of "
+            "single-frame slices and enhanced multi-frame images: convert them to NIfTI "
+            "first (dcm2niix)"
         )
     scouts = others.get("localizer", [])
     only = f" (only localizers: {', '.join(scouts[:3])})" if scouts else ""
