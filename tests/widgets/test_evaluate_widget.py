@@ -365,6 +365,31 @@ def test_surface_distances_in_one_unit_when_the_axes_have_different_ones(
     assert "HD95 (µm)" in list(w._table.value["columns"])
 
 
+@pytest.mark.parametrize(("axes", "series"), [("TYX", 4), ("ZYX", 1)])
+def test_a_fiji_time_lapse_opened_by_napari_gets_surfaces_frame_by_frame(
+    make_napari_viewer_proxy, qtbot, tmp_path, axes, series
+):
+    """napari's own TIFF reader names no axis ("axis -3"...), so a Fiji time-lapse's
+    surfaces were measured across time in 3D; its file says T, as the command line
+    reads it. A z-stack stays one volume."""
+    import tifffile
+
+    viewer = make_napari_viewer_proxy()
+    w = evaluate_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Evaluate")
+    _, gt = cells_3d((4, 48, 64), seed=2)
+    for name, data in (("gt", gt), ("pred", np.roll(gt, 2, axis=2))):
+        tifffile.imwrite(tmp_path / f"{name}.tif", data, imagej=True, metadata={"axes": axes})
+        viewer.open(tmp_path / f"{name}.tif", plugin="napari", layer_type="labels")
+    w.reset_choices()
+    w._pred.value, w._gt.value = viewer.layers["pred"], viewer.layers["gt"]
+    w._surface.value = True
+    w.run()
+    _wait(qtbot, w)
+    assert w.result.surface.series == series
+    assert len(w.result.surface.spacing) == (2 if series > 1 else 3)
+
+
 def test_a_layer_whose_slider_is_time_gets_surfaces_frame_by_frame(make_napari_viewer_proxy, qtbot):
     """napari-ome-zarr names a time-lapse's axes ("t", "y", "x"): its surfaces are
     measured in each frame (2D) and averaged, not across time in 3D."""

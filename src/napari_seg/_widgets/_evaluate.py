@@ -27,13 +27,12 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from .._atomic import atomic_write
 from .._layers import GEOMETRY_KEY, background_of, class_names_of, labels_layer_kwargs
 from .._units import format_spacing, in_one_unit, unit_symbol
-from ..arrays.named import is_time_label
 from ..arrays.screen import view_axes
 from ..medical import recorded_unit
 from ..metrics import ERROR_COLORS, ERROR_NAMES, MODES, EvaluateConfig, Evaluation, merge_rows
 from ._dock import Dock
 from ._fields import SaveTarget
-from ._layers import add_labels, file_scale, unit_names
+from ._layers import add_labels, file_scale, is_time_axis, unit_names
 from ._layers import full_resolution as _data
 from ._place import Place, placed_apart
 from ._plots import ScorePlots
@@ -213,8 +212,7 @@ class EvaluateWidget(RunnerFields, Dock):
         axis = self._slice_axis(gt_layer) if self._per_slice.value else None
         surface = bool(self._surface.value)
         spacing, unit = _physical_spacing(gt_layer) if surface else (None, None)
-        labels = getattr(gt_layer, "axis_labels", None)  # napari-ome-zarr's "t", say
-        series = axis is not None and labels is not None and is_time_label(labels[axis[0]])
+        series = axis is not None and is_time_axis(gt_layer, axis[0])
         return EvaluateConfig(
             mode=self._mode.value,
             ignore_labels=parse_ids(self._ignore.value),

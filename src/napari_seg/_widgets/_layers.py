@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from ..arrays.named import is_time_label
+
 #: A region read from the view is at most this many pixels on a side (around its centre).
 MAX_REGION = 2048
 
@@ -88,6 +90,25 @@ def file_scale(layer) -> tuple[tuple[float, ...], tuple[str | None, ...], str] |
         return None
     scale, _translation, units = header.calibration.transform
     return scale, units, Path(path).name
+
+
+def is_time_axis(layer, axis: int) -> bool:
+    """Whether axis ``axis`` of ``layer`` is time: napari's ``axis_labels`` say so
+    (napari-ome-zarr's "t"), or the layer's TIFF names it T (a Fiji or OME-TIFF
+    time-lapse, which napari's own reader opens with axes "axis -3", ...) while the
+    layer still holds that file's pixels (same shape).
+    """
+    from .._io import file_axes, tiff_header
+
+    labels = getattr(layer, "axis_labels", None)
+    if labels is not None and is_time_label(labels[axis]):
+        return True
+    path = getattr(getattr(layer, "source", None), "path", None)
+    header = tiff_header(path) if path else None
+    if header is None or header.shape != tuple(np.shape(layer.data)):
+        return False
+    letters = file_axes(path, header, layer.ndim)
+    return letters is not None and letters[axis] == "T"
 
 
 def file_spacing_note(name: str, source: str, spacing, unit: str | None, use: str) -> str:
