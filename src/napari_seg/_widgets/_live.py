@@ -174,17 +174,23 @@ class LivePanel:
         if image is None or labels is None:
             self.status.value = "live: choose the image and the strokes (Labels) layer"
             return
-        try:
-            session = self._session_for(image, full_resolution(labels).shape)
-        except (ValueError, TypeError) as exc:
-            show_error(f"napari-seg live update: {one_line(exc)}")
-            return
-        strokes: np.ndarray | None = None  # None: the view moved, the strokes did not
-        if self._refit or session.model is None:
+        moved = not self._refit  # only the view moved: the last fit predicts it
+        if moved and (self._session is None or self._session.model is None):
+            return  # nothing fitted yet
+        strokes: np.ndarray | None = None
+        if not moved:
             strokes = np.array(full_resolution(labels))  # a copy: painting goes on meanwhile
             if len(painted_ids(strokes)) < 2:
                 self.status.value = "live: paint strokes of at least two classes"
                 return
+        try:
+            session = self._session_for(image, full_resolution(labels).shape)
+        except (ValueError, TypeError) as exc:
+            if not moved:  # said once per refit, not again at every scroll or pan
+                show_error(f"napari-seg live update: {one_line(exc)}")
+            return
+        if moved and session.model is None:
+            return  # the dock's settings changed: the next stroke fits for them
         self._tell_placement(image, labels, session)
         plane, region, index = self._where(labels, session)
         if strokes is None and self._shown == (session, index):
@@ -202,7 +208,7 @@ class LivePanel:
             _live_job, session, strokes, plane, region, _connect=connect, _start_thread=False
         )
         self._worker = worker
-        self.status.value = "live: fitting..."
+        self.status.value = "live: predicting the view..." if moved else "live: fitting..."
         worker.start()
 
     def _session_for(self, image, shape) -> LiveClassifier:
