@@ -68,8 +68,9 @@ def test_transposed_plane_axes_are_read_in_order():
 @pytest.mark.parametrize(
     ("shape", "kwargs", "message"),
     [
-        ((64, 64), {"in_channels": 3}, "expects 3 channels but no axis"),
-        ((64, 64, 2), {"in_channels": 3, "channel_axis": -1}, "has 2"),
+        ((64, 64), {"in_channels": 3}, "expects 3 channels but no axis.*--channel-axis"),
+        ((64, 64, 2), {"in_channels": 3, "channel_axis": -1}, "has 2$"),
+        ((2, 64, 64), {"in_channels": 1, "channel_axis": 0}, "has 2; read one .*--channel N"),
         ((0, 64), {"in_channels": 1}, "empty"),
         ((1, 1), {"in_channels": 1}, "too small"),
         ((64, 1), {"in_channels": 1}, "too small"),

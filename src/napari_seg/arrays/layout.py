@@ -255,9 +255,14 @@ def channel_axis_of(
         (axis,) = normalise_axes(given, ndim, "channel_axis")
         n = shape[axis]
         if n != in_channels and not (n == 4 and in_channels == 3):
+            advice = (
+                "; read one of them (--channel N on the command line, or index it in Python)"
+                if in_channels == 1
+                else ""
+            )
             raise ValueError(
                 f"the model expects {in_channels} channel(s) but channel axis {axis} of the "
-                f"image (shape {shape}) has {n}"
+                f"image (shape {shape}) has {n}{advice}"
             )
         return axis
     if rgb:
@@ -282,7 +287,8 @@ def channel_axis_of(
             "the model reads its channels from one layer: merge channel layers into one "
             "(select them, then right-click > Merge to Stack) or pick a layer that has them"
             if spatial
-            else "check the model or pass channel_axis"
+            else "check the model, or give the channel axis (--channel-axis on the command "
+            "line, channel_axis in Python)"
         )
         raise ValueError(
             f"the model expects {in_channels} channels but no {where} of the image "
