@@ -818,7 +818,9 @@ def test_volumes_of_a_series_rescaled_apart_keep_their_values(tmp_path, dicom_se
 ENHANCED_MR = "1.2.840.10008.5.1.4.1.1.4.1"
 
 
-def _write_enhanced(path, frames, positions, *, spacing, intercept=-1024.0, echo_times=None):
+def _write_enhanced(
+    path, frames, positions, *, spacing, intercept=-1024.0, echo_times=None, series_uid=None
+):
     """One Enhanced MR file of ``frames`` (n, rows, columns), axial, frame k at LPS
     ``positions[k]``; spacing, orientation and rescale shared by every frame (as
     scanners write them), the echo time per frame when given."""
@@ -831,7 +833,7 @@ def _write_enhanced(path, frames, positions, *, spacing, intercept=-1024.0, echo
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
     ds.SOPClassUID, ds.SOPInstanceUID = ENHANCED_MR, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), series_uid or generate_uid()
     ds.Modality, ds.SeriesDescription, ds.SeriesNumber = "MR", "enhanced", 3
     ds.NumberOfFrames = len(frames)
     ds.Rows, ds.Columns = frames.shape[1:]
@@ -876,6 +878,12 @@ def test_an_enhanced_multi_frame_image_reads_as_its_single_frame_series(tmp_path
     expected, single = read_volume(tmp_path / "single")
     np.testing.assert_array_equal(array, expected)
     np.testing.assert_allclose(geometry.affine, single.affine)
+    # A series of one-frame enhanced files (as some exports write them).
+    (tmp_path / "frames").mkdir()
+    for z in range(5):
+        _write_enhanced(tmp_path / "frames" / f"IM{z}", vol[z : z + 1], [positions[order.index(z)]],
+                        spacing=spacing, series_uid="1.2.3.4")  # fmt: skip
+    np.testing.assert_array_equal(read_volume(tmp_path / "frames")[0], expected)
     # Two echoes, their frames interleaved: channels in echo-time order.
     echoes = np.concatenate([vol, vol[:, ::-1]])
     times = [30.0] * 5 + [10.0] * 5

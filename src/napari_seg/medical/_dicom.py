@@ -273,15 +273,16 @@ def _slice_pixels(path: Path, header, frames: dict) -> np.ndarray:
     kind = "bare" if header.preamble is None else "part10"
     index = getattr(header, "frame_index", None)
     if index is None:
-        return _rescaled(_dicom_pixels(path, kind, 2), header)
+        return _rescaled(_dicom_pixels(path, kind), header)
     if frames.get("path") != path:
         frames.clear()
-        frames.update(path=path, pixels=_dicom_pixels(path, kind, 3))
+        frames.update(path=path, pixels=_dicom_pixels(path, kind, frames=True))
     return _rescaled(frames["pixels"][index], header)
 
 
-def _dicom_pixels(path: Path, kind: str, ndim: int) -> np.ndarray:
-    """The stored pixels of ``path``: a greyscale slice (``ndim`` 2) or frames (3)."""
+def _dicom_pixels(path: Path, kind: str, *, frames: bool = False) -> np.ndarray:
+    """The stored pixels of ``path``: a greyscale slice, or with ``frames`` a
+    multi-frame image's frames ``(n, rows, columns)`` (one frame too)."""
     try:
         ds = _read_dataset(path, kind)
         undecodable = _undecodable(path, ds)
@@ -290,8 +291,10 @@ def _dicom_pixels(path: Path, kind: str, ndim: int) -> np.ndarray:
         raise ValueError(f"cannot read the pixels of {path}: {one_line(exc, 200)}") from None
     if pixels is None:
         raise ValueError(undecodable)
-    if pixels.ndim != ndim:
-        what = "single-frame greyscale slice" if ndim == 2 else "greyscale multi-frame image"
+    if frames and pixels.ndim == 2 and int(ds.get("NumberOfFrames", 1) or 1) == 1:
+        pixels = pixels[np.newaxis]
+    if pixels.ndim != (3 if frames else 2):
+        what = "greyscale multi-frame image" if frames else "single-frame greyscale slice"
         raise ValueError(f"{path} is not a {what} (shape {pixels.shape})")
     return pixels
 
