@@ -105,7 +105,7 @@ def is_time_axis(layer, axis: int) -> bool:
         return True
     path = getattr(getattr(layer, "source", None), "path", None)
     header = tiff_header(path) if path else None
-    if header is None or header.shape != tuple(np.shape(layer.data)):
+    if header is None or header.shape != tuple(full_resolution(layer).shape):
         return False
     letters = file_axes(path, header, layer.ndim)
     return letters is not None and letters[axis] == "T"
