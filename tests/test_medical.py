@@ -594,6 +594,26 @@ def test_a_study_with_a_series_per_subfolder_reads_every_series(tmp_path, dicom_
     assert not holds_dicom(tmp_path / "cd" / "seg.zarr")  # napari asks about zarr stores too
 
 
+def test_the_search_for_dicom_opens_no_image_file(tmp_path, dicom_series, monkeypatch):
+    """napari asks napari-seg about every folder it opens: a tree of TIFF folders was
+    searched by reading every file's first bytes. Image files are passed over by
+    name; a DICOM folder among them is still found."""
+    from napari_seg.medical import _dicom_files, holds_dicom
+
+    for k in range(3):
+        (tmp_path / "images" / f"well{k}").mkdir(parents=True)
+        for i in range(5):
+            (tmp_path / "images" / f"well{k}" / f"img{i}.TIF").write_bytes(b"II*\0" + bytes(60))
+    opened = []
+    kind = _dicom_files._dicom_header_kind
+    monkeypatch.setattr(_dicom_files, "_dicom_header_kind", lambda p: opened.append(p) or kind(p))
+    assert not holds_dicom(tmp_path / "images")
+    assert opened == []
+    dicom_series(tmp_path / "images" / "well1" / "ct", volume((2, 4, 4)))
+    assert holds_dicom(tmp_path / "images")
+    assert all(p.suffix == ".dcm" for p in opened)
+
+
 def test_several_series_that_would_not_fit_together_are_refused(
     tmp_path, dicom_series, monkeypatch
 ):
