@@ -155,6 +155,22 @@ def check_class_ids(name: str, lab: np.ndarray, limit: int = MAX_UNSTATED_CLASSE
         )
 
 
+def nonfinite_notes(sources: Iterable[Any]) -> list[str]:
+    """The warning of each training source (``name``, ``stats``) whose image holds NaN
+    or infinite pixels (:attr:`IntensityStats.nonfinite_note`), named by its pair.
+
+    Parameters
+    ----------
+    sources : sequence
+        A data set's sources, each with ``name`` and ``stats``.
+
+    Returns
+    -------
+    list of str
+    """
+    return [f"{s.name}: {s.stats.nonfinite_note}" for s in sources if s.stats.nonfinite_note]
+
+
 class LabelMode:
     """What label 0 means for a data set, and the validation metric that follows."""
 

@@ -33,6 +33,7 @@ from ._shared import (
     check_class_ids,
     check_labels_shape,
     class_limit,
+    nonfinite_notes,
     pad_patch,
 )
 from .strokes import Stroke, choose_held_out, find_strokes, stroke_mask
@@ -130,11 +131,7 @@ class TrainingData(LabelMode):
             self._source(name, image, labels, in_channels, normalization, axis, channel_axis)
             for name, (image, labels) in zip(names, pairs, strict=True)
         ]
-        self.warnings += [
-            f"{source.name}: {source.stats.nonfinite_note}"
-            for source in self.sources
-            if source.stats.nonfinite_note
-        ]
+        self.warnings += nonfinite_notes(self.sources)
         self._strokes: list[Stroke] = []
         self._held: dict[tuple[int, int], np.ndarray] = {}  # (pair, plane): held-out pixels
         positions, counts = self._scan()

@@ -47,6 +47,7 @@ from ._shared import (
     check_class_ids,
     check_labels_shape,
     class_limit,
+    nonfinite_notes,
     pad_patch,
 )
 
@@ -151,11 +152,7 @@ class VolumeData(LabelMode):
             _volume(name, image, labels, in_channels, normalization, channel_axis)
             for name, (image, labels) in zip(names, pairs, strict=True)
         ]
-        self.warnings += [
-            f"{source.name}: {source.stats.nonfinite_note}"
-            for source in self.sources
-            if source.stats.nonfinite_note
-        ]
+        self.warnings += nonfinite_notes(self.sources)
         scans = [self._scan(v) for v in self.sources]
         k = max(scan.counts[0].shape[1] for scan in scans)
         self.max_label = k - 1
