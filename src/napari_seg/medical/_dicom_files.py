@@ -29,15 +29,25 @@ def is_dicom_folder(path: str | os.PathLike) -> bool:
     path = Path(path)
     if not path.is_dir():
         return False
-    try:  # names sorted as strings, files by scandir's entry type: no call per file
-        with os.scandir(path) as entries:
-            names = sorted(
-                e.name for e in entries
-                if e.is_file() and os.path.splitext(e.name)[1].lower() not in NOT_DICOM_SUFFIXES
-            )  # fmt: skip
+    try:
+        names = _file_names(path)
     except OSError:  # a folder this user may not list ("System Volume Information")
         return False
+    names = [n for n in names if os.path.splitext(n)[1].lower() not in NOT_DICOM_SUFFIXES]
     return any(_dicom_header_kind(path / name) for name in names[:64])
+
+
+def _file_names(folder: Path) -> list[str]:
+    """The names of ``folder``'s files, sorted (``scandir``: the entry type comes with
+    the listing, no call per file, and names sort as strings, not as ``Path`` objects).
+
+    Raises
+    ------
+    OSError
+        For a folder that cannot be listed.
+    """
+    with os.scandir(folder) as entries:
+        return sorted(e.name for e in entries if e.is_file())
 
 
 #: Name endings of files that are no DICOM (images, arrays, text) and that the search
@@ -174,7 +184,7 @@ def _dicom_headers(folder: Path, *, below: bool = False, others=None) -> list:
     files: list[Path] = []
     for where in _folders_below(folder) if below else [folder]:
         try:
-            files += [p for p in sorted(where.iterdir()) if p.is_file()]
+            files += [where / name for name in _file_names(where)]
         except OSError:
             if where == folder:
                 raise
