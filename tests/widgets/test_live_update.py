@@ -34,6 +34,12 @@ def painted(make_napari_viewer_proxy):
     return viewer, w, strokes, truth
 
 
+def _until(qtbot, w, condition, timeout=TIMEOUT_MS):
+    """Wait for ``condition``, then for the live worker to be done."""
+    qtbot.waitUntil(condition, timeout=timeout)
+    qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+
+
 def _paint_class(layer, truth, cls, label, count, rng):
     """Paint ``count`` brush dabs of ``label`` inside class ``cls`` of ``truth``."""
     inside = np.argwhere(truth == cls)
@@ -49,16 +55,14 @@ def test_strokes_refit_and_refresh_the_prediction_with_a_live_gui(painted, qtbot
     _paint_class(strokes, truth, 0, 1, 12, rng)  # background painted as id 1
     _paint_class(strokes, truth, 1, 2, 12, rng)  # cells as id 2
     name = "strokes live"
-    qtbot.waitUntil(lambda: name in viewer.layers and w.live.refits >= 1, timeout=TIMEOUT_MS)
-    qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+    _until(qtbot, w, lambda: name in viewer.layers and w.live.refits >= 1)
     # The layers exist (napari's own cost of adding them is issue 13's); now the
     # loop itself: more strokes, debounced refits in the worker, layers updated.
     first = w.live.refits
     with heartbeat:
         for round_ in range(3):
             _paint_class(strokes, truth, 1, 2, 3, rng)
-            qtbot.waitUntil(lambda r=round_: w.live.refits > first + r, timeout=TIMEOUT_MS)
-            qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+            _until(qtbot, w, lambda r=round_: w.live.refits > first + r)
     assert notes["error"] == []
     # A burst of strokes is coalesced into one refit (plus one when a refit was running).
     assert w.live.refits <= first + 6
@@ -120,15 +124,13 @@ def test_panning_predicts_the_region_come_into_view(painted, qtbot, notes):
     rng = np.random.default_rng(0)
     _paint_class(strokes, truth, 0, 1, 12, rng)
     _paint_class(strokes, truth, 1, 2, 12, rng)
-    qtbot.waitUntil(lambda: w.live.refits >= 1, timeout=TIMEOUT_MS)
-    qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+    _until(qtbot, w, lambda: w.live.refits >= 1)
     live = viewer.layers["strokes live"]
     assert live.data[16:48, 16:48].all()  # the view: about 60 x 45 pixels around (32, 32)
     assert not live.data[192:, 192:].any()
     refits = w.live.refits
     camera.center = (0, 224, 224)
-    qtbot.waitUntil(lambda: live.data[208:240, 208:240].all(), timeout=10_000)
-    qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+    _until(qtbot, w, lambda: live.data[208:240, 208:240].all(), timeout=10_000)
     assert w.live.refits == refits
     assert notes["error"] == []
 
@@ -174,8 +176,7 @@ def _live_on_a_plane(viewer, qtbot, image_name, strokes, truth, at):
         for y, x in inside[rng.choice(len(inside), 10, replace=False)]:
             strokes.paint((*map(float, at), float(y), float(x)), label)
     w.live.toggle.value = True
-    qtbot.waitUntil(lambda: w.live.refits >= 1, timeout=TIMEOUT_MS)
-    qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+    _until(qtbot, w, lambda: w.live.refits >= 1)
     return w
 
 
@@ -223,8 +224,7 @@ def test_live_update_in_a_3d_view_predicts_the_plane_painted(
             inside = np.argwhere(truth[at] == cls)
             for y, x in inside[rng.choice(len(inside), 10, replace=False)]:
                 strokes.paint((float(at), float(y), float(x)), label)
-        qtbot.waitUntil(lambda s=seen: w.live.refits > s, timeout=TIMEOUT_MS)
-        qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+        _until(qtbot, w, lambda s=seen: w.live.refits > s)
         live = viewer.layers["strokes live"].data
         assert (live[at] > 0).mean() > 0.9, at
     assert notes["error"] == []
@@ -252,20 +252,17 @@ def test_undoing_a_stroke_refits_and_a_moved_view_is_predicted(
     strokes.brush_size = 15
     for y, x in wrong[np.random.default_rng(1).choice(len(wrong), 6, replace=False)]:
         strokes.paint((1.0, float(y), float(x)), 2)
-    qtbot.waitUntil(lambda: w.live.refits > refits, timeout=TIMEOUT_MS)
-    qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+    _until(qtbot, w, lambda: w.live.refits > refits)
     assert (live.data[1] != before).any()
     for _ in range(6):
         strokes.undo()
-    qtbot.waitUntil(lambda: w.live.refits > refits + 1, timeout=10_000)
-    qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+    _until(qtbot, w, lambda: w.live.refits > refits + 1, timeout=10_000)
     np.testing.assert_array_equal(live.data[1], before)  # the same strokes, the same fit
     # Scrolling to plane 0: predicted with that fit, without a refit.
     refits = w.live.refits
     assert not live.data[0].any()
     viewer.dims.set_current_step(0, 0)
-    qtbot.waitUntil(lambda: live.data[0].any(), timeout=10_000)
-    qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+    _until(qtbot, w, lambda: live.data[0].any(), timeout=10_000)
     assert w.live.refits == refits
     assert ((live.data[0] == 2) == (truth[0] == 1)).mean() > 0.8
     assert notes["error"] == []
@@ -316,8 +313,7 @@ def test_strokes_placed_elsewhere_than_the_image_are_named_once(painted, qtbot, 
     rng = np.random.default_rng(4)
     _paint_class(strokes, truth, 0, 1, 6, rng)
     _paint_class(strokes, truth, 1, 2, 6, rng)
-    qtbot.waitUntil(lambda: w.live.refits >= 1, timeout=TIMEOUT_MS)
-    qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+    _until(qtbot, w, lambda: w.live.refits >= 1)
     _paint_class(strokes, truth, 1, 2, 2, rng)
     qtbot.waitUntil(lambda: w.live.refits >= 2, timeout=TIMEOUT_MS)
     assert len(notes["warning"]) == 1
@@ -361,8 +357,7 @@ def test_a_failed_refit_is_a_notification_only(painted, qtbot, notes, monkeypatc
     rng = np.random.default_rng(0)
     _paint_class(strokes, truth, 0, 1, 4, rng)
     _paint_class(strokes, truth, 1, 2, 4, rng)
-    qtbot.waitUntil(lambda: bool(notes["error"]), timeout=TIMEOUT_MS)
-    qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+    _until(qtbot, w, lambda: bool(notes["error"]))
     assert notes["error"] == ["napari-seg live update: the strokes cannot be read"]
     assert w.live.status.value == "live: the last refit failed"
 
@@ -404,8 +399,7 @@ def test_choosing_other_layers_during_a_refit_refits_for_them(
     qtbot.waitUntil(lambda: w.live._worker is not None, timeout=TIMEOUT_MS)
     w._image.value, w._labels.value = pairs[1]  # while the first refit runs
     gate.set()
-    qtbot.waitUntil(lambda: w.live.refits >= 1, timeout=TIMEOUT_MS)
-    qtbot.waitUntil(lambda: w.live._worker is None, timeout=TIMEOUT_MS)
+    _until(qtbot, w, lambda: w.live.refits >= 1)
     assert notes["error"] == []
     assert "a strokes live" not in viewer.layers
     live = viewer.layers["b strokes live"].data
