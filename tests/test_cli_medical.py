@@ -90,6 +90,26 @@ def test_predict_dicom_folder_gives_nifti(model_file, stack, tmp_path, dicom_ser
     np.testing.assert_allclose(np.sqrt((out.affine[:3, :3] ** 2).sum(0)), (0.9, 0.8, 3.0))
 
 
+def test_predict_one_series_of_a_folder_by_one_of_its_files(
+    model_file, stack, tmp_path, dicom_series, capsys
+):
+    """A folder holding two series is refused, naming each with one of its files; a
+    file of one series predicts that series, its labels on that series' grid."""
+    image, _ = stack
+    ct = (image // 64).astype(np.int16)
+    dicom_series(tmp_path / "study", ct, description="CT", spacing=(3.0, 0.8, 0.9))
+    dicom_series(tmp_path / "study", ct[:5, :40, :48], description="T2", spacing=(
+        5.0, 1.6, 1.8), names=[f"B{k}.dcm" for k in range(5)])  # fmt: skip
+    assert main(predict_args(model_file, tmp_path / "out", tmp_path / "study")) == 1
+    err = capsys.readouterr().err
+    assert f"error: {tmp_path / 'study'} holds 2 DICOM series" in err  # named once
+    assert "give one file of the series" in err
+    assert main(predict_args(model_file, tmp_path / "out", tmp_path / "study" / "B2.dcm")) == 0
+    out = nib.load(tmp_path / "out" / "B2_labels.nii.gz")
+    assert out.shape == (48, 40, 5)
+    np.testing.assert_allclose(np.sqrt((out.affine[:3, :3] ** 2).sum(0)), (1.8, 1.6, 5.0))
+
+
 def test_evaluate_surface_uses_the_nifti_spacing(stack, tmp_path, capsys):
     _, labels = stack
     pred = np.roll(labels, 2, axis=2)

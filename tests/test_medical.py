@@ -308,6 +308,37 @@ def test_dicom_folder_errors(tmp_path, dicom_series):
         read_volume(tmp_path / "empty")
 
 
+def test_a_file_of_a_series_reads_its_series(tmp_path, dicom_series):
+    """A folder of two series (a study exported into one folder) is refused with each
+    series and one of its files; given one file, the series it belongs to is read,
+    as viewers open a series from a file (the way to choose one on the command line)."""
+    import pydicom
+
+    t1, t2 = volume((4, 8, 8)), volume((6, 8, 8), seed=1)
+    dicom_series(tmp_path / "two", t1, description="T1", spacing=(2.0, 0.8, 0.7))
+    dicom_series(tmp_path / "two", t2, description="T2", names=[f"B{k}.dcm" for k in range(6)])
+    with pytest.raises(
+        ValueError, match=r"T1 \(4 files, e\.g\. IM\d+\.dcm.*T2 \(6 files, e\.g\. B0"
+    ):
+        read_volume(tmp_path / "two")
+    array, geometry = read_volume(tmp_path / "two" / "B3.dcm")
+    np.testing.assert_array_equal(array, t2.astype(np.float32) - 1024)
+    array, geometry = read_volume(tmp_path / "two" / "IM0002.dcm")
+    np.testing.assert_array_equal(array, t1.astype(np.float32) - 1024)
+    assert geometry.spacing == pytest.approx((2.0, 0.8, 0.7))
+    assert label_path(tmp_path, "IM0002", tmp_path / "two" / "IM0002.dcm").name == (
+        "IM0002_labels.nii.gz"
+    )
+    scout = pydicom.dcmread(tmp_path / "two" / "B0.dcm")
+    scout.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+    scout.save_as(tmp_path / "two" / "scout.dcm", enforce_file_format=True)
+    with pytest.raises(ValueError, match=r"scout\.dcm is no image slice .*a localizer image"):
+        read_volume(tmp_path / "two" / "scout.dcm")
+    (tmp_path / "two" / "notes.txt").write_text("no image")
+    with pytest.raises(ValueError, match="neither a NIfTI file nor a folder"):
+        read_volume(tmp_path / "two" / "notes.txt")
+
+
 def test_a_localizer_in_the_series_folder_is_skipped(tmp_path, dicom_series):
     """A CT export with its scout (ImageType LOCALIZER, a coronal plane) among the
     axial slices of the same series: the volume is read without it; it was refused

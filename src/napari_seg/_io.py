@@ -26,7 +26,10 @@ if TYPE_CHECKING:
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-INPUT_KINDS = "TIFF, PNG, JPEG, NumPy .npy, zarr, NIfTI (.nii, .nii.gz) or a DICOM series folder"
+INPUT_KINDS = (
+    "TIFF, PNG, JPEG, NumPy .npy, zarr, NIfTI (.nii, .nii.gz) or a DICOM series (its folder "
+    "or one of its files)"
+)
 
 
 def read_image(path: str | os.PathLike):
@@ -35,7 +38,7 @@ def read_image(path: str | os.PathLike):
     TIFF files are memory-mapped when uncompressed (else opened through
     tifffile's zarr interface, read by region), ``.npy`` files are
     memory-mapped without pickle, zarr arrays are opened read-only, PNG and
-    JPEG are read whole. NIfTI files and DICOM series folders are read as
+    JPEG are read whole. NIfTI files and DICOM series (a folder, or one of its files) are read as
     :mod:`napari_seg.medical` says (``(z, y, x)`` in LPS); use
     :func:`read_with_geometry` to keep where their voxels are.
 
@@ -70,7 +73,7 @@ def read_with_geometry(path: str | os.PathLike) -> tuple[Any, VolumeGeometry | N
     try:
         if medical.is_nifti(path) and (channels := channel_files(path)) is not None:
             array, geometry = medical.read_channel_files(channels)
-        elif medical.is_nifti(path) or medical.is_dicom_folder(path):
+        elif medical.is_nifti(path) or medical.is_dicom(path):
             array, geometry = medical.read_volume(path)
         elif suffix in TIFF_SUFFIXES:
             array = _read_tiff(path)
@@ -390,7 +393,7 @@ def _subfolders_hint(path: Path) -> str:
 COMPOUND_SUFFIXES = (".ome.tif", ".ome.tiff", ".ome.zarr", ".nii.gz")
 #: Extensions dropped from a name; any other dot belongs to the name
 #: (``2024.01.05_a.tif`` is ``2024.01.05_a``, a DICOM folder ``1.2.840.1`` keeps its name).
-NAME_SUFFIXES = (*TIFF_SUFFIXES, *IMAGE_SUFFIXES, ".npy", ".zarr", ".nii")
+NAME_SUFFIXES = (*TIFF_SUFFIXES, *IMAGE_SUFFIXES, ".npy", ".zarr", ".nii", ".dcm")
 
 
 def output_stem(path: str | os.PathLike) -> str:

@@ -286,7 +286,9 @@ def for_each_input(
     for item, outcome in _outcomes(items, work, parallel):
         if isinstance(outcome, BaseException):
             failed += 1
-            print(f"napari-seg {command}: error: {name(item)}: {outcome}", file=sys.stderr)
+            text, what = str(outcome), str(name(item))
+            named = text if text.startswith(what) else f"{what}: {text}"  # named once
+            print(f"napari-seg {command}: error: {named}", file=sys.stderr)
         else:
             print(outcome, flush=True)
     if failed:

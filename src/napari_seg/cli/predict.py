@@ -37,7 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=(
             "Segment TIFF, PNG/JPEG, NumPy (.npy) or zarr images tile by tile. Writes "
             "NAME_labels.tif (and NAME_probabilities.tif with --probabilities) per input; "
-            "NIfTI files and DICOM series folders give NAME_labels.nii.gz with the "
+            "NIfTI files and DICOM series (a folder, or one file of a series, which picks "
+            "that series of a folder of several) give NAME_labels.nii.gz with the "
             "source's affine."
         ),
     )

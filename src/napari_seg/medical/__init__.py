@@ -31,7 +31,8 @@ Stated choices:
   TemporalPositionIdentifier and the like (``_dicom.VOLUME_TAGS``);
 - an enhanced multi-frame DICOM file is a series whose frames are its slices;
 - a DICOM folder must hold one series; with several, the error lists them
-  (pass ``series=`` to choose one); :func:`read_dicom_series` reads each, as
+  (give one of a series' files, which reads its series, or pass ``series=``);
+  :func:`read_dicom_series` reads each, as
   napari's File > Open Folder does (a layer per series), also from subfolders
   (a study folder, or a CD export with a DICOMDIR: :func:`holds_dicom`).
 
@@ -46,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from ._dicom import read_dicom, read_dicom_series
-from ._dicom_files import holds_dicom, is_dicom_folder
+from ._dicom_files import holds_dicom, is_dicom_file, is_dicom_folder
 from ._geometry import (
     LPS,
     NIFTI_UNITS,
@@ -76,6 +77,8 @@ __all__ = [
     "VolumeGeometry",
     "check_same_grid",
     "holds_dicom",
+    "is_dicom",
+    "is_dicom_file",
     "is_dicom_folder",
     "is_nifti",
     "label_path",
@@ -100,7 +103,7 @@ OUTPUT_TAILS = {"labels": "_labels", "probabilities": "_probabilities", "objects
 
 def label_path(folder: Path, stem: str, source: str | os.PathLike, what: str = "labels") -> Path:
     """The output file of an input: ``brain.nii.gz`` gives ``brain_labels.nii.gz``, a
-    DICOM folder gives NIfTI too, other inputs TIFF.
+    DICOM series (its folder or one of its files) gives NIfTI too, other inputs TIFF.
 
     Parameters
     ----------
@@ -116,7 +119,7 @@ def label_path(folder: Path, stem: str, source: str | os.PathLike, what: str = "
     -------
     pathlib.Path
     """
-    medical = is_nifti(source) or is_dicom_folder(source)
+    medical = is_nifti(source) or is_dicom(source)
     tail = OUTPUT_TAILS[what] if what else ""
     return folder / f"{stem}{tail}{'.nii.gz' if medical else '.tif'}"
 
@@ -165,7 +168,8 @@ def read_channel_files(paths: list[Path]) -> tuple[np.ndarray, VolumeGeometry]:
 def read_volume(
     path: str | os.PathLike, *, series: str | None = None
 ) -> tuple[np.ndarray, VolumeGeometry]:
-    """A NIfTI file or a DICOM series folder, as :func:`read_nifti` / :func:`read_dicom`.
+    """A NIfTI file or a DICOM series (its folder, or one of its files), as
+    :func:`read_nifti` / :func:`read_dicom`.
 
     Parameters
     ----------
@@ -185,6 +189,21 @@ def read_volume(
     """
     if is_nifti(path):
         return read_nifti(path)
-    if is_dicom_folder(path):
+    if is_dicom(path):
         return read_dicom(path, series=series)
     raise ValueError(f"{path} is neither a NIfTI file nor a folder of DICOM files")
+
+
+def is_dicom(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is read as a DICOM series: a folder of DICOM files, or one
+    DICOM file (the series it belongs to, :func:`read_dicom`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    bool
+    """
+    return is_dicom_folder(path) or is_dicom_file(path)

@@ -10,14 +10,16 @@ from typing import Any
 import numpy as np
 
 from ..limits import GIB, MAX_NIFTI_CHANNELS, MAX_VOLUME_BYTES, one_line
-from ._dicom_files import _NOT_SLICES, _dicom_headers, _read_dataset
+from ._dicom_files import _NOT_SLICES, _dicom_header_kind, _dicom_headers, _read_dataset
 from ._geometry import VolumeGeometry
 
 
 def read_dicom(
-    folder: str | os.PathLike, *, series: str | None = None
+    path: str | os.PathLike, *, series: str | None = None
 ) -> tuple[np.ndarray, VolumeGeometry]:
-    """A DICOM series folder as a ``(z, y, x)`` LPS array and its geometry.
+    """A DICOM series as a ``(z, y, x)`` LPS array and its geometry: the series of a
+    folder, or the series one file of a folder belongs to (as viewers open a series
+    from one of its files; how to choose one of a folder's several series).
 
     Slices are ordered by their position along the slice normal (not by file
     name or instance number); values are rescaled (``RescaleSlope``,
@@ -25,9 +27,9 @@ def read_dicom(
 
     Parameters
     ----------
-    folder : str or os.PathLike
+    path : str or os.PathLike
         A folder of single-frame DICOM files (other files, and localizer images,
-        are skipped).
+        are skipped), or one image file of a series in such a folder.
     series : str, optional
         The SeriesInstanceUID to read when the folder holds several series.
 
@@ -40,24 +42,67 @@ def read_dicom(
     ------
     ValueError
         For a folder without a readable series, with several series and no
-        ``series``, or slices that do not form one volume (different
-        orientations or sizes, repeated or unevenly spaced positions).
+        ``series``, a file that is no image slice of a series, or slices that
+        do not form one volume (different orientations or sizes, repeated or
+        unevenly spaced positions).
     """
-    groups = _series_groups(Path(folder))
+    path = Path(path)
+    folder = path.parent if path.is_file() else path
+    others: dict[str, list[str]] = {}
+    groups = _series_groups(folder, others=others)
+    if path.is_file():
+        series = _series_of_file(path, groups, others, series)
     if series is None and len(groups) > 1:
-        listing = "; ".join(
-            f"{uid} ({len(items)} files, {_description(items)})"
-            for uid, items in sorted(groups.items())
-        )
         raise ValueError(
-            f"{folder} holds {len(groups)} DICOM series: {listing}; choose one (napari "
-            "opens each as a layer; elsewhere put each series in a folder of its own, or "
-            "pass series= to napari_seg.medical.read_volume)"
+            f"{folder} holds {len(groups)} DICOM series: {_listing(groups)}; give one "
+            "file of the series to read instead of the folder (napari opens the folder as "
+            "a layer per series; in Python, series= chooses one by its UID)"
         )
     if series is not None and series not in groups:
-        raise ValueError(f"{folder} has no series {series!r}; it has {sorted(groups)}")
+        raise ValueError(f"{folder} has no series {series!r}; it has {_listing(groups)}")
     items = groups[series] if series is not None else next(iter(groups.values()))
     return _read_series(items, folder)
+
+
+def _series_of_file(path: Path, groups: dict, others: dict, series: str | None) -> str:
+    """The SeriesInstanceUID of the image slice ``path`` (one of ``groups``' files).
+
+    Raises
+    ------
+    ValueError
+        For a file that is no image slice (why, from ``others``), or the UID of
+        another series in ``series``.
+    """
+    found = [uid for uid, items in groups.items() if any(p == path for p, _ds in items)]
+    if not found:
+        what = next((kind for kind, names in others.items() if path.name in names), None)
+        why = (
+            _NOT_SLICES.get(what, f"a {what} image") if what
+            else "not a DICOM file" if _dicom_header_kind(path) is None
+            else "no slice position and pixel spacing"
+        )  # fmt: skip
+        raise ValueError(
+            f"{path} is no image slice of a DICOM series ({why}); give a file of the "
+            f"series to read, or its folder ({_listing(groups)})"
+        )
+    if series is not None and series != found[0]:
+        raise ValueError(f"{path} belongs to series {found[0]}, not {series}")
+    return found[0]
+
+
+def _listing(groups: dict[str, list]) -> str:
+    """A folder's series for a message: each one's description, file count, UID and
+    one of its files (by SeriesNumber, as viewers list a study)."""
+    return "; ".join(
+        f"{_description(items)} ({len(items)} files, e.g. {items[0][0].name}; {uid})"
+        for uid, items in sorted(groups.items(), key=_by_number)
+    )
+
+
+def _by_number(item: tuple[str, list]) -> tuple:
+    """A series' sort key, as viewers list a study: SeriesNumber, then description."""
+    uid, items = item
+    return int(getattr(items[0][1], "SeriesNumber", 0) or 0), _description(items), uid
 
 
 def read_dicom_series(folder: str | os.PathLike) -> tuple[list[tuple], list[str]]:
@@ -99,11 +144,7 @@ def read_dicom_series(folder: str | os.PathLike) -> tuple[list[tuple], list[str]
         if name in others
     ]
 
-    def number(item):  # SeriesNumber, as viewers list a study; then the description
-        uid, items = item
-        return int(getattr(items[0][1], "SeriesNumber", 0) or 0), _description(items), uid
-
-    for uid, items in sorted(groups.items(), key=number):
+    for uid, items in sorted(groups.items(), key=_by_number):
         try:
             read.append((uid, _description(items), *_read_series(items, folder)))
         except ValueError as exc:

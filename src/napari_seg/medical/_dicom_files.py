@@ -37,6 +37,24 @@ def is_dicom_folder(path: str | os.PathLike) -> bool:
     return any(_dicom_header_kind(path / name) for name in names[:64])
 
 
+def is_dicom_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a file that begins as a DICOM file does (the Part 10
+    preamble, or a dataset written without it), its name not one of another format's.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    bool
+    """
+    path = Path(path)
+    if not path.is_file() or path.suffix.lower() in NOT_DICOM_SUFFIXES:
+        return False
+    return _dicom_header_kind(path) is not None
+
+
 def _file_names(folder: Path) -> list[str]:
     """The names of ``folder``'s files, sorted (``scandir``: the entry type comes with
     the listing, no call per file, and names sort as strings, not as ``Path`` objects).
