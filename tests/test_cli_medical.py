@@ -134,6 +134,8 @@ def test_evaluate_surface_uses_the_nifti_spacing(stack, tmp_path, capsys):
     expected = surface_scores(pred, labels, spacing=(3.0, 0.8, 0.9), labels=(1, 2))
     got = [c["hausdorff"] for c in out["surface"]["classes"]]
     np.testing.assert_allclose(got, expected.hausdorff)
+    assert main(args[:-1]) == 0  # the table names the voxel size as written, not float32's
+    assert "surfaces, spacing 3 x 0.8 x 0.9 mm:" in capsys.readouterr().out
 
 
 def test_a_micrometre_nifti_keeps_its_unit_through_predict_and_evaluate(

@@ -269,6 +269,7 @@ def _warn(result: Evaluation, where: str) -> None:
 
 
 def _print_one(result: Evaluation, title: str) -> None:
+    from .._units import format_spacing
     from ..metrics import format_scores, surface_rows
     from ..metrics._report import format_table
 
@@ -279,7 +280,8 @@ def _print_one(result: Evaluation, title: str) -> None:
         series = result.surface.series
         kind = "volumes" if len(result.surface.spacing) == 3 else "planes"
         each = f", the mean of {series} {kind}" if series > 1 else ""
-        print(f"\nsurfaces, spacing {result.surface.spacing}{each}:")
+        spacing = format_spacing(result.surface.spacing, result.surface.unit)
+        print(f"\nsurfaces, spacing {spacing}{each}:")
         print(format_table(rows, list(rows[0]) if rows else ["class"]))
     summary = result.slice_summary()
     if summary is not None:
