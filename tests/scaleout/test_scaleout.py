@@ -11,7 +11,7 @@ import tifffile
 import torch
 
 from napari_seg._generators import Returning
-from napari_seg.inference import PredictConfig, predict
+from napari_seg.inference import PredictConfig, PredictWarning, predict
 from napari_seg.models import ModelSpec, create_model, save_model
 from napari_seg.sample_data import cells_2d, cells_3d
 from napari_seg.scaleout import records
@@ -238,6 +238,24 @@ def test_a_nifti_runs_block_by_block_as_predict_reads_it(tmp_path, dims, monkeyp
     np.testing.assert_allclose(scale["scale"], geometry.spacing)
     np.testing.assert_allclose(shift["translation"], geometry.origin)
     assert [axis.get("unit") for axis in meta["axes"]] == ["millimeter"] * 3
+    assert not [e for e in seen if isinstance(e, PredictWarning)]
+
+
+def test_an_oblique_nifti_block_by_block_is_said_to_lose_its_rotation(tmp_path):
+    """OME-Zarr keeps a scale and a translation: the labels of an oblique volume lie on
+    its voxel grid (as napari shows it), and the run says so; it said nothing."""
+    nib = pytest.importorskip("nibabel")
+    _model(tmp_path / "m.safetensors", dims=3)
+    turn = np.array([[np.cos(0.3), -np.sin(0.3), 0], [np.sin(0.3), np.cos(0.3), 0], [0, 0, 1]])
+    affine = np.eye(4)
+    affine[:3, :3] = turn @ np.diag([0.8, 0.9, 2.5])
+    image = cells_3d((12, 40, 36), seed=1)[0].astype(np.float32).transpose(2, 1, 0)
+    nib.save(nib.Nifti1Image(image, affine), str(tmp_path / "oblique.nii.gz"))
+    seen, done = _run(tmp_path / "m.safetensors", tmp_path / "oblique.nii.gz",
+                      tmp_path / "o.ome.zarr", CONFIG.with_(tile=32, overlap=8))  # fmt: skip
+    said = [e.message for e in seen if isinstance(e, PredictWarning)]
+    assert len(said) == 1 and "oblique" in said[0] and "NIfTI" in said[0]
+    assert _level0(done.output).shape == (12, 40, 36)
 
 
 def test_an_interrupted_run_resumes_and_never_trusts_an_unrecorded_block(plane, monkeypatch):

@@ -113,7 +113,8 @@ def iter_predict_blocks(
     Yields
     ------
     PredictWarning, BlocksStarted, BlockDone
-        A warning first when the blocks are smaller than the tile.
+        Warnings first: blocks smaller than the tile, or an oblique medical volume
+        (OME-Zarr keeps no rotation).
 
     Returns
     -------
@@ -136,6 +137,13 @@ def iter_predict_blocks(
     job = _Job.plan(models, image_file, out, config, block, overwrite)
     if (waste := small_block_warning(job.blocks, job.task.config["tile"])) is not None:
         yield PredictWarning(waste)
+    if job.geometry["oblique"]:
+        yield PredictWarning(
+            "the volume is oblique (its axes are rotated from the patient's); OME-Zarr "
+            "keeps a voxel size and a position, not a rotation, so the labels lie on its "
+            "voxel grid, unrotated, as napari shows it: write NIfTI (without "
+            "--output-format ome-zarr) to keep its affine"
+        )
     start = time.perf_counter()
     pending = [b for b in job.blocks if b.number not in job.finished]
     workers = len(client.scheduler_info()["workers"]) if client is not None else 1
@@ -436,6 +444,7 @@ class _Job:
                          fixed.to_dict(), stats, want)  # fmt: skip
         geometry = _transform(layout, fixed, transform)
         geometry["request"] = _request_key(model_path, source, config, block)
+        geometry["oblique"] = volume is not None and volume.oblique
         token = _task_token(output)
         return cls(output, staging, blocks, finished, task, token, model.spec, geometry,
                    overwrite)  # fmt: skip
