@@ -254,7 +254,9 @@ def test_an_oblique_nifti_block_by_block_is_said_to_lose_its_rotation(tmp_path):
     seen, done = _run(tmp_path / "m.safetensors", tmp_path / "oblique.nii.gz",
                       tmp_path / "o.ome.zarr", CONFIG.with_(tile=32, overlap=8))  # fmt: skip
     said = [e.message for e in seen if isinstance(e, PredictWarning)]
-    assert len(said) == 1 and "oblique" in said[0] and "NIfTI" in said[0]
+    assert len(said) == 1
+    assert "oblique" in said[0]
+    assert "NIfTI" in said[0]
     assert _level0(done.output).shape == (12, 40, 36)
 
 
