@@ -14,6 +14,7 @@ from napari_seg._layers import BACKGROUND_KEY, GEOMETRY_KEY
 from napari_seg.medical import (
     VolumeGeometry,
     label_path,
+    nifti_is_label_map,
     read_dicom,
     read_nifti,
     read_volume,
@@ -132,6 +133,32 @@ def test_4d_is_channels_and_5d_or_broken_files_are_refused(tmp_path):
     truncated.write_bytes((tmp_path / "four.nii").read_bytes()[:400])
     with pytest.raises(ValueError, match=r"short\.nii\.gz"):
         read_volume(truncated)
+
+
+@pytest.mark.parametrize("nifti", [nib.Nifti1Image, nib.Nifti2Image])
+def test_a_nifti_named_against_its_compression_reads_by_its_content(tmp_path, nifti):
+    """An uncompressed file named .nii.gz (as some datasets ship and browsers leave
+    downloads) and a gzipped one named .nii: read as ITK reads them, by their first
+    bytes, label intent included; nibabel refuses both by their names."""
+    import gzip
+
+    data = volume()
+    image = nifti(data, RAS)
+    image.header.set_intent("label")
+    nib.save(image, str(tmp_path / "right.nii"))
+    plain = (tmp_path / "right.nii").read_bytes()
+    (tmp_path / "plain.nii.gz").write_bytes(plain)
+    (tmp_path / "zipped.nii").write_bytes(gzip.compress(plain))
+    expected, geometry = read_nifti(tmp_path / "right.nii")
+    for name in ("plain.nii.gz", "zipped.nii"):
+        array, got = read_volume(tmp_path / name)
+        np.testing.assert_array_equal(array, expected)
+        np.testing.assert_allclose(got.affine, geometry.affine)
+        assert got.source == geometry.source
+        assert nifti_is_label_map(tmp_path / name)
+    (tmp_path / "text.nii.gz").write_text("not an image")
+    with pytest.raises(ValueError, match=r"text\.nii\.gz"):
+        read_volume(tmp_path / "text.nii.gz")
 
 
 @pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])

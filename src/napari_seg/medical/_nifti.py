@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import weakref
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,48 @@ def _nibabel():
     except ImportError:
         raise ValueError(extra_message("reading NIfTI", "nibabel", "medical")) from None
     return nibabel
+
+
+def _load(path: str | os.PathLike):
+    """``nibabel.load`` of a NIfTI file, also of one whose name says the opposite of
+    its compression (an uncompressed file named ``.nii.gz``, as some datasets ship
+    and browsers leave downloads; a gzipped one named ``.nii``), which nibabel
+    refuses by its name and ITK reads by its content."""
+    nib = _nibabel()
+    try:
+        return nib.load(str(path))
+    except Exception:
+        image = _load_by_content(nib, path)
+        if image is None:
+            raise
+        return image
+
+
+def _load_by_content(nib, path: str | os.PathLike):
+    """The NIfTI image of ``path`` read as its first bytes say (gzip or not), or None
+    when they agree with its name (nibabel's own error stands) or hold no NIfTI
+    header size (348: NIfTI-1, 540: NIfTI-2, in either byte order)."""
+    import gzip
+
+    with open(path, "rb") as handle:
+        gzipped = handle.read(2) == b"\x1f\x8b"
+    if gzipped == str(path).lower().endswith(".gz"):
+        return None
+    handle = gzip.open(path, "rb") if gzipped else open(path, "rb")  # noqa: SIM115
+    try:
+        head = handle.read(4)
+        handle.seek(0)
+    except (OSError, EOFError):
+        handle.close()
+        return None
+    sizes = {int.from_bytes(head, "little"), int.from_bytes(head, "big")}
+    klass = nib.Nifti2Image if 540 in sizes else nib.Nifti1Image if 348 in sizes else None
+    if klass is None:
+        handle.close()
+        return None
+    image = klass.from_file_map({"image": nib.FileHolder(str(path), handle)})
+    weakref.finalize(image, handle.close)  # it reads its voxels through the handle
+    return image
 
 
 def nifti_unit(image: Any) -> str:
@@ -81,9 +124,9 @@ def nifti_is_label_map(path: str | os.PathLike) -> bool:
     -------
     bool
     """
-    nib = _nibabel()
+    _nibabel()
     try:
-        return nib.load(str(path)).header.get_intent()[0] == "label"
+        return _load(path).header.get_intent()[0] == "label"
     except Exception:  # the pixels are read, and refused, elsewhere
         return False
 
@@ -116,7 +159,7 @@ def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
     from nibabel.spatialimages import HeaderDataError
 
     try:
-        image = nib.load(str(path))
+        image = _load(path)
         header_shape = tuple(int(n) for n in image.shape)
         affine = image.affine
     except (OSError, ValueError, EOFError, ImageFileError, HeaderDataError) as exc:
