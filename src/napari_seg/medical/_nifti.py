@@ -63,11 +63,11 @@ def _load_by_content(nib, path: str | os.PathLike):
     header size (348: NIfTI-1, 540: NIfTI-2, in either byte order)."""
     import gzip
 
-    with open(path, "rb") as handle:
-        gzipped = handle.read(2) == b"\x1f\x8b"
+    with open(path, "rb") as first:
+        gzipped = first.read(2) == b"\x1f\x8b"
     if gzipped == str(path).lower().endswith(".gz"):
         return None
-    handle = gzip.open(path, "rb") if gzipped else open(path, "rb")  # noqa: SIM115
+    handle: Any = gzip.open(path, "rb") if gzipped else open(path, "rb")  # noqa: SIM115
     try:
         head = handle.read(4)
         handle.seek(0)
