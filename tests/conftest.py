@@ -67,10 +67,12 @@ def write_dicom_series(
     description="axial",
     intercept=-1024.0,
     names=None,
+    orientation=((1, 0, 0), (0, 1, 0)),
 ):
-    """Write ``volume`` (slice, row, column) as single-frame CT DICOM files, axial
-    (row direction +x, column direction +y in LPS), slices along +z from ``origin``
-    (LPS, mm). Files are named in shuffled order so that readers must sort by position."""
+    """Write ``volume`` (slice, row, column) as single-frame CT DICOM files, axial by
+    default (``orientation``: the row and column directions in LPS, +x and +y), slices
+    along their normal from ``origin`` (LPS, mm). Files are named in shuffled order
+    so that readers must sort by position."""
     import numpy as np
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
@@ -92,8 +94,8 @@ def write_dicom_series(
         ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series_uid
         ds.SeriesDescription, ds.Modality = description, "CT"
         ds.InstanceNumber = int(order[k]) + 1
-        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-        ds.ImagePositionPatient = [origin[0], origin[1], origin[2] + k * dz]
+        ds.ImageOrientationPatient = [*orientation[0], *orientation[1]]
+        ds.ImagePositionPatient = list(np.add(origin, k * dz * np.cross(*orientation)))
         ds.PixelSpacing = [dy, dx]
         ds.SliceThickness = dz
         ds.Rows, ds.Columns = plane.shape

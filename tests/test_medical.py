@@ -335,6 +335,36 @@ def test_dicom_folder_errors(tmp_path, dicom_series):
         read_volume(tmp_path / "empty")
 
 
+@pytest.mark.parametrize(
+    "orientation",
+    [((0, 1, 0), (0, 0, -1)), ((1, 0, 0), (0, 0, -1)), ((-1, 0, 0), (0, -1, 0))],
+    ids=["sagittal", "coronal", "axial-flipped"],
+)
+def test_a_series_in_any_plane_reads_in_the_stated_axis_order(tmp_path, dicom_series, orientation):
+    """A sagittal or coronal MR series (or an axial one stored flipped) reads as
+    ``(z, y, x)`` in LPS like an axial one: each voxel's value, a function of its
+    patient position when written, matches the position its geometry gives it."""
+
+    def value(lps):  # distinct along each axis of the patient
+        return np.round(lps[..., 0] + 7 * lps[..., 1] + 31 * lps[..., 2])
+
+    rows, cols = np.array(orientation, float)
+    origin, spacing = np.array([3.0, -2.0, 4.0]), (2.0, 1.5, 1.0)  # slice, row, column
+    k, r, c = np.mgrid[0:5, 0:6, 0:8]
+    written = (origin + k[..., None] * spacing[0] * np.cross(rows, cols)
+               + r[..., None] * spacing[1] * cols + c[..., None] * spacing[2] * rows)  # fmt: skip
+    dicom_series(tmp_path / "mr", value(written).astype(np.int16), spacing=spacing,
+                 origin=tuple(origin), orientation=orientation, intercept=0.0)  # fmt: skip
+    array, geometry = read_volume(tmp_path / "mr")
+    z, y, x = np.mgrid[tuple(slice(0, n) for n in array.shape)]
+    read = np.stack([geometry.origin[2] + x * geometry.spacing[2],
+                     geometry.origin[1] + y * geometry.spacing[1],
+                     geometry.origin[0] + z * geometry.spacing[0]], axis=-1)  # fmt: skip
+    assert not geometry.oblique
+    assert sorted(array.shape) == [5, 6, 8]
+    np.testing.assert_array_equal(array, value(read))
+
+
 def test_a_file_of_a_series_reads_its_series(tmp_path, dicom_series):
     """A folder of two series (a study exported into one folder) is refused with each
     series and one of its files; given one file, the series it belongs to is read,
