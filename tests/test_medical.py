@@ -365,6 +365,32 @@ def test_a_series_in_any_plane_reads_in_the_stated_axis_order(tmp_path, dicom_se
     np.testing.assert_array_equal(array, value(read))
 
 
+def test_a_gantry_tilt_is_read_as_a_stack_and_said(tmp_path, dicom_series, caplog):
+    """A tilted CT (slice positions drifting across the slice plane): read as a stack
+    along the normal, as ITK reads it, and a warning says how far the last slice lies
+    from its recorded position; an untilted series says nothing."""
+    import logging
+
+    import pydicom
+
+    vol = volume((6, 10, 12))
+    dicom_series(tmp_path / "ct", vol, spacing=(2.5, 0.8, 0.7))
+    with caplog.at_level(logging.WARNING, logger="napari_seg.medical"):
+        flat, _ = read_dicom(tmp_path / "ct")
+    assert not caplog.records
+    for path in (tmp_path / "ct").iterdir():  # 20 degrees: 0.91 mm along y per slice
+        ds = pydicom.dcmread(path)
+        x, y, z = (float(v) for v in ds.ImagePositionPatient)
+        ds.ImagePositionPatient = [x, y + (z - 12.0) * np.tan(np.radians(20)), z]
+        ds.save_as(path, enforce_file_format=True)
+    with caplog.at_level(logging.WARNING, logger="napari_seg.medical"):
+        tilted, geometry = read_dicom(tmp_path / "ct")
+    np.testing.assert_array_equal(tilted, flat)
+    assert geometry.spacing == pytest.approx((2.5, 0.8, 0.7))
+    assert "gantry tilt of 20.0 degrees" in caplog.text
+    assert "4.5 mm" in caplog.text
+
+
 def test_a_file_of_a_series_reads_its_series(tmp_path, dicom_series):
     """A folder of two series (a study exported into one folder) is refused with each
     series and one of its files; given one file, the series it belongs to is read,

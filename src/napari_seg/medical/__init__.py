@@ -30,6 +30,8 @@ Stated choices:
   (multi-echo, dynamic), told apart by EchoNumbers, EchoTime,
   TemporalPositionIdentifier and the like (``_dicom.VOLUME_TAGS``);
 - an enhanced multi-frame DICOM file is a series whose frames are its slices;
+- a tilted CT series (its slice positions drift across the slice plane) is a
+  stack along the slice normal, as ITK reads it, with a logged warning of the drift;
 - a DICOM folder must hold one series; with several, the error lists them
   (give one of a series' files, which reads its series, or pass ``series=``);
   :func:`read_dicom_series` reads each, as

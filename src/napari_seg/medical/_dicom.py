@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ import numpy as np
 from ..limits import GIB, MAX_NIFTI_CHANNELS, MAX_VOLUME_BYTES, one_line
 from ._dicom_files import _NOT_SLICES, _dicom_header_kind, _dicom_headers, _read_dataset
 from ._geometry import VolumeGeometry
+
+logger = logging.getLogger(__name__)
 
 
 def read_dicom(
@@ -298,12 +301,32 @@ def _dicom_affine(items: list, folder) -> tuple[np.ndarray, list[int]]:
             "missing slices, or several volumes in one series"
         )
     dz = float(np.median(steps)) if len(items) > 1 else float(getattr(first, "SliceThickness", 1))
+    _say_shear(positions[order], normal, min(dx, dy), folder)
     lps = np.eye(4)
     lps[:3, 0] = cosines[0] * dx  # along a row: the column index
     lps[:3, 1] = cosines[1] * dy  # down a column: the row index
     lps[:3, 2] = normal * dz
     lps[:3, 3] = positions[order[0]]
     return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps, order
+
+
+def _say_shear(positions: np.ndarray, normal: np.ndarray, pixel: float, folder) -> None:
+    """Log a warning when the slices' positions drift across their plane (a CT gantry
+    tilt): the volume is a stack along the normal, as ITK reads it, so the last slice
+    lies off its recorded position by that drift."""
+    if len(positions) < 2:
+        return
+    run = positions[-1] - positions[0]
+    drift = float(np.linalg.norm(run - (run @ normal) * normal))
+    if drift > pixel / 2:
+        tilt = float(np.degrees(np.arctan2(drift, abs(run @ normal))))
+        logger.warning(
+            "%s: the slices are sheared (a gantry tilt of %.1f degrees): they are read "
+            "as a stack along the slice normal, as ITK reads them, so the last lies %.1f mm "
+            "from its recorded position; correct the tilt first (dcm2niix does) where "
+            "positions must match the scanner's",
+            folder, tilt, drift,
+        )  # fmt: skip
 
 
 def _slice_pixels(path: Path, header, frames: dict) -> np.ndarray:
