@@ -98,6 +98,27 @@ def test_a_pyramidal_tiff_is_read_at_full_resolution(tmp_path):
     np.testing.assert_array_equal(np.asarray(image[100:300, 50:60]), data[100:300, 50:60])
 
 
+def test_a_tiff_of_several_images_says_which_one_is_read(tmp_path, caplog):
+    """A multi-position OME-TIFF holds an image per position: the first is read and a
+    warning names them all (the others were dropped without a word); a pyramid is one
+    image and says nothing."""
+    import logging
+
+    first, second = (np.full(shape, v, np.uint16) for shape, v in (((64, 80), 1), ((50, 70), 2)))
+    with tifffile.TiffWriter(tmp_path / "positions.ome.tif", ome=True) as tif:
+        tif.write(first, metadata={"axes": "YX"})
+        tif.write(second, metadata={"axes": "YX"})
+    with caplog.at_level(logging.WARNING, logger="napari_seg"):
+        np.testing.assert_array_equal(read_image(tmp_path / "positions.ome.tif"), first)
+    assert "positions.ome.tif holds 2 images (64x80, 50x70): napari-seg reads the first" in (
+        caplog.text
+    )
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="napari_seg"):
+        test_a_pyramidal_tiff_is_read_at_full_resolution(tmp_path)
+    assert not caplog.records
+
+
 _MALFORMED_MULTISCALES = {
     "a list of strings": (["abc"], "'multiscales' is not a list of objects"),
     "a number": (5, "'multiscales' is not a list of objects"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -23,6 +24,8 @@ from .limits import MAX_CHUNK_BYTES, one_line
 if TYPE_CHECKING:
     from ._calibration import Calibration, TiffHeader
     from .medical import VolumeGeometry
+
+logger = logging.getLogger(__name__)
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -187,6 +190,14 @@ def _read_tiff(path: Path):
         if not page.is_contiguous:  # compressed or tiled
             fix = "save it tiled (e.g. tifffile tile=(512, 512)) or uncompressed"
             check_chunks(shape, page.chunks, page.dtype, fix)
+        if len(tif.series) > 1:  # positions of a multi-position OME-TIFF, a slide's label
+            sizes = ", ".join("x".join(map(str, s.shape)) for s in tif.series[:6])
+            more = ", ..." if len(tif.series) > 6 else ""
+            logger.warning(
+                "%s holds %d images (%s%s): napari-seg reads the first; save each other "
+                "one as a file of its own to segment it",
+                path.name, len(tif.series), sizes, more,
+            )  # fmt: skip
     try:
         return tifffile.memmap(path, mode="r")
     except ValueError:  # compressed or tiled: read by region through zarr
