@@ -462,6 +462,41 @@ def test_an_ome_zarr_time_lapse_of_stacks_goes_slice_by_slice_as_a_tiff_does(
     np.testing.assert_array_equal(tifffile.imread(out / "movie_labels.tif"), expected)
 
 
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_an_ome_zarr_s_channels_and_pixel_size_are_read_as_a_tiff_s(
+    model_file, image, tmp_path, capsys, version
+):
+    """An OME-Zarr image of axes (c, y, x) in micrometres: a one-channel model is told
+    to pick a channel of its C axis (it was told to go through axis 0 slice by slice),
+    --channel picks one, and the TIFF labels keep the pixel size (they were written
+    uncalibrated, so napari and Fiji showed them at 1 unit per pixel)."""
+    zarr = pytest.importorskip("zarr")
+    channels = np.stack([image[::-1], image])
+    store = tmp_path / "two.ome.zarr"
+    group = zarr.open_group(str(store), mode="w", zarr_format=2 if version == "0.4" else 3)
+    group.create_array("0", data=channels, chunks=(1, 64, 64))
+    axes = [{"name": "c", "type": "channel"}] + [
+        {"name": n, "type": "space", "unit": "micrometer"} for n in "yx"
+    ]
+    level = {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1, 0.5, 0.4]}]}
+    multiscales = [{"version": version, "axes": axes, "datasets": [level]}]
+    if version == "0.4":
+        group.attrs["multiscales"] = multiscales
+    else:
+        group.attrs["ome"] = {"version": version, "multiscales": multiscales}
+    out = tmp_path / "out"
+    assert main(_args(model_file, out, store)) == 1
+    assert "2 channels (its C axis, axis 0)" in capsys.readouterr().err
+    assert main(_args(model_file, out, store, extra=("--channel", "1"))) == 0
+    with tifffile.TiffFile(out / "two_labels.tif") as tif:
+        labels, meta = tif.asarray(), tif.imagej_metadata
+        x_res, y_res = (tif.pages[0].tags[t].value for t in ("XResolution", "YResolution"))
+    np.testing.assert_array_equal(labels, _expected(model_file, image).labels)
+    assert meta["unit"] == "micron"
+    assert x_res[1] / x_res[0] == pytest.approx(0.4)
+    assert y_res[1] / y_res[0] == pytest.approx(0.5)
+
+
 def test_a_channel_view_reads_regions_of_one_channel():
     from napari_seg.arrays.views import ChannelView
 

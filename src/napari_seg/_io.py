@@ -274,7 +274,7 @@ def read_source_transform(
 
 def source_transform(path: str | os.PathLike, header: TiffHeader | None):
     """:func:`read_source_transform`, for a caller that has read the file's
-    :func:`tiff_header` already (None: not a TIFF).
+    :func:`file_header` already (None: neither a TIFF nor an OME-Zarr image).
 
     Parameters
     ----------
@@ -285,8 +285,8 @@ def source_transform(path: str | os.PathLike, header: TiffHeader | None):
     -------
     tuple or None
     """
-    if header is None:
-        return read_ome_zarr_transform(path)
+    if header is None or Path(path).suffix.lower() not in TIFF_SUFFIXES:
+        return read_ome_zarr_transform(path)  # with its translation, which TIFF lacks
     return None if header.calibration is None else header.calibration.transform
 
 
@@ -517,6 +517,42 @@ def tiff_header(path: str | os.PathLike) -> TiffHeader | None:
     return read_header(path)
 
 
+def file_header(path: str | os.PathLike) -> TiffHeader | None:
+    """The axes and pixel size an image file names, in one form for every format: a
+    TIFF's header (:func:`tiff_header`), or an OME-Zarr image's axes as TIFF letters
+    (``"CZYX"``) and its scale as a calibration when its spatial axes have a length
+    unit; None for other files. What the labels of such a file keep, and where its
+    channel and slice axes are read from.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    TiffHeader or None
+    """
+    from ._calibration import Calibration, TiffHeader
+
+    if (header := tiff_header(path)) is not None:
+        return header
+    letters = read_ome_zarr_axis_letters(path)
+    if letters is None:
+        return None
+    transform = read_ome_zarr_transform(path)
+    calibration = None
+    if transform is not None:
+        scale, _translation, units = transform
+        spatial = {u for a, u in zip(letters, units, strict=True) if a in "ZYX"}
+        unit = spatial.pop() if len(spatial) == 1 else None
+        if unit is not None:
+            sizes = zip(letters, scale, strict=True)
+            calibration = Calibration(
+                letters, tuple(float(v) if a in "ZYX" else 1.0 for a, v in sizes), unit
+            )
+    return TiffHeader(None if "Q" in letters else letters, calibration)
+
+
 def tiff_calibration(path: str | os.PathLike) -> Calibration | None:
     """The pixel size of the TIFF at ``path`` (:func:`tiff_header`); None for other
     files or an uncalibrated TIFF."""
@@ -524,10 +560,10 @@ def tiff_calibration(path: str | os.PathLike) -> Calibration | None:
     return None if header is None else header.calibration
 
 
-def tiff_channel_axis(path: str | os.PathLike) -> int | None:
-    """The channel axis the TIFF at ``path`` names (:func:`tiff_header`): its one ``C``
-    axis, or None (no such axis, or not a TIFF)."""
-    header = tiff_header(path)
+def file_channel_axis(path: str | os.PathLike) -> int | None:
+    """The channel axis the image file at ``path`` names (:func:`file_header`): a
+    TIFF's or an OME-Zarr image's one ``C`` axis, or None."""
+    header = file_header(path)
     return None if header is None else header.channel_axis
 
 

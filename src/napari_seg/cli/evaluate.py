@@ -141,7 +141,7 @@ def build_config(args: argparse.Namespace) -> EvaluateConfig:
 def _with_file_spacing(config, path, header, ndim: int):
     """``config`` with the voxel size (and its unit, when one) that the file at
     ``path`` declares: an OME-Zarr image's scale or a calibrated TIFF's pixel size
-    (``header``: its ``_io.tiff_header``, read once)."""
+    (``header``: its ``_io.file_header``, read once)."""
     from .._io import source_transform
     from .._units import unit_symbol
     from ..arrays.spacing import spacing_from_scale
@@ -221,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _evaluate_files(pred_path: Path, gt_path: Path, config: EvaluateConfig) -> Evaluation:
     """Read a pair of label files and score them, with the files' spacing for surfaces."""
-    from .._io import tiff_header
+    from .._io import file_header
     from .._units import unit_symbol
     from ..medical import check_same_grid
     from ..metrics import evaluate
@@ -231,7 +231,7 @@ def _evaluate_files(pred_path: Path, gt_path: Path, config: EvaluateConfig) -> E
     check_same_grid(pred_geometry, geometry, (pred_path.name, gt_path.name))
     needed = config.slice_axis is None or config.surface
     # each TIFF header read once, and only for what it is needed for
-    files = [(path, tiff_header(path)) for path in (gt_path, pred_path)] if needed else []
+    files = [(path, file_header(path)) for path in (gt_path, pred_path)] if needed else []
     time = _time_axis(files, len(gt.shape))
     if config.slice_axis is None:  # a time-lapse is also scored frame by frame
         config = config.with_(slice_axis=time)

@@ -281,7 +281,7 @@ def _inputs(paths: list[Path]) -> list[Path]:
 
 
 def _predict_one(model, path: Path, outputs: dict[str, Path], config, args) -> None:
-    from .._io import file_axes, read_with_geometry, source_transform, tiff_header
+    from .._io import file_axes, file_header, read_with_geometry, source_transform
     from ..inference import PredictProgress, PredictStarted, SettingsAdjusted, iter_predict
     from ..inference.blocks import (
         layout_of,
@@ -309,7 +309,7 @@ def _predict_one(model, path: Path, outputs: dict[str, Path], config, args) -> N
 
     image, geometry = read_with_geometry(path)
     config = with_volume_geometry(model, image, config, geometry)
-    header = tiff_header(path)  # a TIFF's axes and pixel size, read once (None otherwise)
+    header = file_header(path)  # a TIFF's or OME-Zarr's axes and pixel size, read once
     transform = source_transform(path, header)
     if args.channel is not None:  # one channel, read lazily; the labels lose that axis
         image, header, transform = pick_channel(

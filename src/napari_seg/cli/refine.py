@@ -276,12 +276,12 @@ def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
 
 
 def _refine_one(source: Path, target: Path, config, args) -> int:
-    from .._io import file_axes, read_labels, tiff_channel_axis, tiff_header
+    from .._io import file_axes, file_channel_axis, file_header, read_labels
     from ..arrays.named import named_channel_axis
     from ..refine import iter_refine
 
     image, geometry = read_labels(source)
-    header = tiff_header(source)  # the refined labels keep the pixel size and axes
+    header = file_header(source)  # the refined labels keep the pixel size and axes
     labels = np.array(image)  # a copy: OUTPUT may replace INPUT
     if args.per_slice is None and args.axis is None:
         config = _frame_by_frame(config, file_axes(source, header, labels.ndim), source)
@@ -293,7 +293,7 @@ def _refine_one(source: Path, target: Path, config, args) -> int:
     inputs = {name: _input_on_grid(path, source, geometry) for name, path in paths.items()}
     channel_axis = args.channel_axis
     if "image" in paths:  # a Fiji hyperstack's C axis: the CRF takes any channel count
-        channel_axis = named_channel_axis(channel_axis, None, [tiff_channel_axis(paths["image"])])
+        channel_axis = named_channel_axis(channel_axis, None, [file_channel_axis(paths["image"])])
     if "region" in inputs:
         inputs["region"] = inputs["region"] != 0
 

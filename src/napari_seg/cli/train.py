@@ -297,7 +297,7 @@ def run(args: argparse.Namespace) -> int:
         For a usage error; ``main`` prints it in one line.
     """
     from .._atomic import check_target
-    from .._io import file_axes, read_with_geometry, source_transform, tiff_header
+    from .._io import file_axes, file_header, read_with_geometry, source_transform
 
     if len(args.image) != len(args.labels):
         raise ValueError(
@@ -310,7 +310,7 @@ def run(args: argparse.Namespace) -> int:
     # The model file must not replace an image or labels file, whatever --overwrite says.
     check_target(args.out, overwrite=True, inputs=[*args.image, *args.labels])
     images = [read_with_geometry(i) for i in args.image]
-    headers = [tiff_header(path) for path in args.image]  # a TIFF's axes and pixel size
+    headers = [file_header(path) for path in args.image]  # a TIFF's or OME-Zarr's axes
     transforms = [source_transform(p, h) for p, h in zip(args.image, headers, strict=True)]
     if args.channel is not None:  # one channel of each image, read lazily
         for k, ((image, geometry), header) in enumerate(zip(images, headers, strict=True)):
@@ -416,7 +416,7 @@ def _with_input_spacing(config, images, transforms):
 
 def _with_input_channels(config, paths, images, headers):
     """The config with the inputs' channel axis when none was given and every input
-    is a TIFF naming the same ``C`` axis (``_io.tiff_channel_axis``: a Fiji
+    is a file naming the same ``C`` axis (``_io.file_channel_axis``: a Fiji
     hyperstack's) or a 4D medical volume (``medical.volume_channel_axis``: a 4D
     NIfTI, an nnU-Net case's channel files), for a model of several channels, new
     or fine-tuned (its card's count), so that it reads the channels ``predict``

@@ -379,7 +379,7 @@ def with_file_channels(
     shape: tuple[int, ...] | None = None,
 ) -> PredictConfig:
     """``config`` with the channel axis its image's file names, when it gives none and
-    the model reads several channels: a TIFF's ``C`` axis (``_io.tiff_channel_axis``;
+    the model reads several channels: a TIFF's or OME-Zarr's ``C`` axis (``_io.file_channel_axis``;
     the rule: ``arrays.named.named_channel_axis``).
 
     Parameters
@@ -422,7 +422,7 @@ def with_file_stack_axes(
     model : SegmentationModel
     config : PredictConfig
     axes : str or None
-        The file's axis letters (``_io.tiff_header``), or None.
+        The file's axis letters (``_io.file_header``), or None.
 
     Returns
     -------

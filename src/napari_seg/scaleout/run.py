@@ -388,7 +388,7 @@ class _Job:
 
     @classmethod
     def plan(cls, model_path: tuple[Path, ...], source, output, config, block, overwrite) -> _Job:
-        from .._io import file_axes, read_with_geometry, source_transform, tiff_header
+        from .._io import file_axes, file_header, read_with_geometry, source_transform
         from ..inference.blocks import (
             fixed_settings,
             layout_of,
@@ -410,7 +410,7 @@ class _Job:
         image, volume = read_with_geometry(source)  # a NIfTI's or DICOM series' geometry
         # The request (what resuming compares) is what was asked; the source's own
         # spacing is part of the source.
-        header = tiff_header(source)  # a TIFF's axes and pixel size, read once
+        header = file_header(source)  # a TIFF's or OME-Zarr's axes and pixel size
         # a medical volume's voxel size, origin and unit (as predict's NIfTI keeps them),
         # else what an OME-Zarr image or a calibrated TIFF declares
         transform = (
