@@ -281,15 +281,9 @@ def _inputs(paths: list[Path]) -> list[Path]:
 
 
 def _predict_one(model, path: Path, outputs: dict[str, Path], config, args) -> None:
-    from .._io import file_axes, file_header, read_with_geometry, source_transform
+    from .._io import file_header, read_with_geometry, source_transform
     from ..inference import PredictProgress, PredictStarted, SettingsAdjusted, iter_predict
-    from ..inference.blocks import (
-        layout_of,
-        with_file_channels,
-        with_file_stack_axes,
-        with_source_spacing,
-        with_volume_geometry,
-    )
+    from ..inference.blocks import layout_of, with_file_layout, with_volume_geometry
 
     def show(event, bar) -> None:
         if isinstance(event, PredictStarted):
@@ -316,10 +310,7 @@ def _predict_one(model, path: Path, outputs: dict[str, Path], config, args) -> N
             image, args.channel, config.channel_axis, header, transform
         )
         config = config.with_(channel_axis=None)
-    channels = None if header is None else header.channel_axis
-    config = with_file_channels(model, config, channels, tuple(image.shape))
-    config = with_file_stack_axes(model, config, file_axes(path, header, len(image.shape)))
-    config = with_source_spacing(model, image, config, transform)
+    config = with_file_layout(model, image, config, path, header, transform)
     layout = layout_of(model, tuple(image.shape), config)
     try:
         result = drive(iter_predict(model, image, config), show, quiet=args.quiet)

@@ -13,6 +13,7 @@ chunks, so workers never write the same chunk.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Generator
 from dataclasses import dataclass
 from itertools import product
@@ -29,6 +30,7 @@ from .config import PredictConfig
 from .events import PredictEvent, PredictResult, SettingsAdjusted
 
 if TYPE_CHECKING:
+    from .._calibration import TiffHeader
     from ..medical import VolumeGeometry
     from ..models.wrapper import SegmentationModel
 
@@ -370,6 +372,43 @@ def with_source_spacing(
     axes = layout_of(model, tuple(image.shape), config).spatial_axes
     spacing, unit = spacing_and_unit(scale, axes, units)
     return config if spacing is None else config.with_(spacing=spacing, spacing_unit=unit)
+
+
+def with_file_layout(
+    model: SegmentationModel,
+    image: RegionArray,
+    config: PredictConfig,
+    path: str | os.PathLike,
+    header: TiffHeader | None,
+    transform: tuple | None,
+) -> PredictConfig:
+    """``config`` with what the image's file names, where it gives none: the channel
+    axis (:func:`with_file_channels`), the axes to go through slice by slice
+    (:func:`with_file_stack_axes`) and the voxel size (:func:`with_source_spacing`).
+
+    Parameters
+    ----------
+    model : SegmentationModel
+    image : array-like
+        As read from ``path`` (one of its channels, when one was picked).
+    config : PredictConfig
+    path : str or path-like
+    header : TiffHeader or None
+        The file's axes and pixel size (``_io.file_header``), less a picked channel.
+    transform : tuple or None
+        As :func:`with_source_spacing` takes it.
+
+    Returns
+    -------
+    PredictConfig
+    """
+    from .._io import file_axes
+
+    shape = tuple(image.shape)
+    channels = None if header is None else header.channel_axis
+    config = with_file_channels(model, config, channels, shape)
+    config = with_file_stack_axes(model, config, file_axes(path, header, len(shape)))
+    return with_source_spacing(model, image, config, transform)
 
 
 def with_file_channels(

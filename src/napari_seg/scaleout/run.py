@@ -388,15 +388,13 @@ class _Job:
 
     @classmethod
     def plan(cls, model_path: tuple[Path, ...], source, output, config, block, overwrite) -> _Job:
-        from .._io import file_axes, file_header, read_with_geometry, source_transform
+        from .._io import file_header, read_with_geometry, source_transform
         from ..inference.blocks import (
             fixed_settings,
             layout_of,
             output_chunks,
             plan_blocks,
-            with_file_channels,
-            with_file_stack_axes,
-            with_source_spacing,
+            with_file_layout,
             with_volume_geometry,
         )
         from ..models import load_models
@@ -419,11 +417,7 @@ class _Job:
             else volume.placement(len(image.shape))
         )
         settings = with_volume_geometry(model, image, config or PredictConfig(), volume)
-        channels = None if header is None else header.channel_axis
-        settings = with_file_channels(model, settings, channels, tuple(image.shape))
-        axes = file_axes(source, header, len(image.shape))
-        settings = with_file_stack_axes(model, settings, axes)
-        settings = with_source_spacing(model, image, settings, transform)
+        settings = with_file_layout(model, image, settings, source, header, transform)
         fixed, stats = fixed_settings(model, image, settings)
         layout = layout_of(model, tuple(image.shape), fixed)
         omezarr.axes_for(len(layout.output_shape) + want, channels=want)
