@@ -363,6 +363,29 @@ def test_label_files_stored_as_floats_or_booleans_read_as_integer_ids(tmp_path, 
     np.testing.assert_array_equal(labels, source)
 
 
+def test_a_palette_png_of_labels_reads_as_its_class_ids(tmp_path, capsys):
+    """Pascal VOC, CVAT and labelme store label masks as palette PNGs: as labels they
+    are their indices (they were read as colours, (H, W, 3), and refused against the
+    prediction); as an image, the colours stay."""
+    from PIL import Image
+
+    from napari_seg._io import read_labels
+
+    ids = np.zeros((24, 30), np.uint8)
+    ids[4:12, 5:20], ids[15:22, 8:25] = 1, 2
+    mask = Image.fromarray(ids, mode="P")
+    mask.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * 759)
+    mask.save(tmp_path / "gt.png")
+    labels, geometry = read_labels(tmp_path / "gt.png")
+    np.testing.assert_array_equal(labels, ids)
+    assert geometry is None
+    assert read_image(tmp_path / "gt.png").shape == (24, 30, 3)
+    tifffile.imwrite(tmp_path / "pred.tif", ids)
+    args = ["evaluate", "--pred", str(tmp_path / "pred.tif"), "--gt", str(tmp_path / "gt.png")]
+    assert main(args) == 0
+    assert "mean IoU: 1.0000" in capsys.readouterr().out
+
+
 def test_evaluate_reads_a_float_nifti_segmentation(tmp_path, capsys):
     """`napari-seg evaluate --gt brain_seg.nii.gz` where the file holds 0.0/1.0/2.0
     floats (as FSL writes them): scored, not refused for its dtype."""

@@ -107,8 +107,9 @@ def read_labels(path: str | os.PathLike) -> tuple[Any, VolumeGeometry | None]:
     """:func:`read_with_geometry` of a label image, with its ids as integers.
 
     Many tools store label images as floats (FSL's NIfTI segmentations, Fiji's
-    32-bit label maps, arrays saved from Python without a dtype) or masks as
-    booleans. A float array whose values are all whole numbers (and fit in
+    32-bit label maps, arrays saved from Python without a dtype), masks as
+    booleans, or ids as the indices of a palette PNG (read as the indices, not
+    their colours). A float array whose values are all whole numbers (and fit in
     int32), or a boolean one, is read as the smallest integer type that holds
     its ids; other floats keep their dtype, so the caller's check names them.
     A lazy array (zarr, a tiled TIFF) that needs this is read whole, up to
@@ -131,6 +132,8 @@ def read_labels(path: str | os.PathLike) -> tuple[Any, VolumeGeometry | None]:
     from .limits import MAX_LABELS_CONVERT_BYTES
 
     array, geometry = read_with_geometry(path)
+    if (indices := _palette_indices(path)) is not None:
+        return indices, geometry
     dtype = np.dtype(array.dtype)
     if dtype != np.bool_ and not np.issubdtype(dtype, np.floating):
         return array, geometry
@@ -140,6 +143,19 @@ def read_labels(path: str | os.PathLike) -> tuple[Any, VolumeGeometry | None]:
         array = np.asarray(array)
     ids = whole_numbers_as_ids(array)
     return (array if ids is None else ids), geometry
+
+
+def _palette_indices(path: str | os.PathLike) -> np.ndarray | None:
+    """The colour indices of a palette PNG (how Pascal VOC, CVAT and labelme store
+    label masks: each pixel's class id, shown through a palette), or None for any
+    other file; read as an image, such a file gives its colours."""
+    if Path(path).suffix.lower() != ".png":
+        return None
+    import imageio.v3 as iio
+
+    if iio.immeta(path).get("mode") != "P":
+        return None
+    return iio.imread(path, mode="P")
 
 
 def whole_numbers_as_ids(array: np.ndarray) -> np.ndarray | None:
