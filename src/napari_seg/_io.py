@@ -153,9 +153,9 @@ def _palette_indices(path: str | os.PathLike) -> np.ndarray | None:
         return None
     import imageio.v3 as iio
 
-    if iio.immeta(path).get("mode") != "P":
+    if iio.immeta(Path(path)).get("mode") != "P":
         return None
-    return iio.imread(path, mode="P")
+    return iio.imread(Path(path), mode="P")
 
 
 def whole_numbers_as_ids(array: np.ndarray) -> np.ndarray | None:

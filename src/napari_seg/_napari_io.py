@@ -40,9 +40,17 @@ LABEL_NAME_ENDINGS = ("_labels", "_label", "_seg", "_mask")
 LABEL_FOLDERS = ("labelstr", "labelsts")
 
 
+#: napari reads the files a user selects together one call each: the series of a
+#: DICOM file is read once for all of its files opened within this many seconds of
+#: its read (each other call returns napari's "nothing to add").
+SERIES_OPENED_S = 5.0
+_opened: dict[tuple[str, str], float] = {}
+
+
 def get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]] | None:
-    """The reader of ``path`` when it is a NIfTI file, or a folder with DICOM series
-    in it or in its subfolders (:func:`~napari_seg.medical.holds_dicom`), else None.
+    """The reader of ``path`` when it is a NIfTI file, a DICOM file (its series), or a
+    folder with DICOM series in it or in its subfolders
+    (:func:`~napari_seg.medical.holds_dicom`), else None.
 
     Parameters
     ----------
@@ -52,13 +60,13 @@ def get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]] | None
     -------
     callable or None
     """
-    from .medical import holds_dicom, is_nifti
+    from .medical import holds_dicom, is_dicom_file, is_nifti
 
-    if isinstance(path, list):
-        if len(path) != 1:
+    if isinstance(path, list):  # a stack of one series' files: that series
+        if len(path) != 1 and not all(is_dicom_file(p) for p in path):
             return None
         path = path[0]
-    if is_nifti(path) or holds_dicom(path):
+    if is_nifti(path) or is_dicom_file(path) or holds_dicom(path):
         return read_layers
     return None
 
@@ -81,10 +89,12 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
     import warnings
 
     from ._io import output_stem
-    from .medical import read_dicom_series, read_volume
+    from .medical import is_dicom_file, read_dicom_series, read_volume
 
     path = path[0] if isinstance(path, list) else path
     name = output_stem(path)
+    if is_dicom_file(path):
+        return _series_of_file(path)
     if not Path(path).is_dir():
         return _volume_layers(path, name, *read_volume(path))
     series, skipped = read_dicom_series(path)
@@ -94,6 +104,23 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
     for _uid, description, array, geometry in series:
         title = name if len(series) == 1 else f"{name} {description}"
         layers += _volume_layers(path, title, array, geometry)
+    return layers
+
+
+def _series_of_file(path: str) -> list[LayerData]:
+    """The layer of the series a DICOM file belongs to, named by its folder and
+    description; napari's "nothing to add" when that series was read for another of
+    its files a moment ago (the files of one selection)."""
+    import time
+
+    from .medical import dicom_file_series, read_volume
+
+    uid, description = dicom_file_series(path)
+    key = (str(Path(path).resolve().parent), uid)
+    if time.monotonic() - _opened.get(key, -SERIES_OPENED_S) < SERIES_OPENED_S:
+        return [(None,)]  # type: ignore[list-item]
+    layers = _volume_layers(path, f"{Path(path).parent.name} {description}", *read_volume(path))
+    _opened[key] = time.monotonic()
     return layers
 
 

@@ -105,6 +105,37 @@ def test_a_folder_of_several_series_opens_a_layer_per_series(
     np.testing.assert_allclose(layers[1].scale, (3.0, 1.0, 1.2))
 
 
+def test_dicom_files_open_their_series_once(
+    make_napari_viewer_proxy, tmp_path, dicom_series, monkeypatch
+):
+    """Files of a DICOM series (File > Open Files, or drag and drop) open their series
+    as one layer, once for all of them as napari asks for each file: a file of each
+    of two series gives two layers. Opened again later, a series reads again. napari
+    gave each file as a 2D image of its own slice."""
+    from napari_seg import _napari_io
+
+    rng = np.random.default_rng(0)
+    t1 = rng.integers(0, 500, (4, 16, 20)).astype(np.int16)
+    t2 = rng.integers(0, 500, (3, 8, 10)).astype(np.int16)
+    dicom_series(tmp_path / "study", t1, spacing=(2.0, 0.5, 0.6), description="T1",
+                 names=[f"A{k}.dcm" for k in range(4)])  # fmt: skip
+    dicom_series(tmp_path / "study", t2, spacing=(3.0, 1.0, 1.2), description="T2",
+                 names=[f"B{k}.dcm" for k in range(3)])  # fmt: skip
+    monkeypatch.setattr(_napari_io, "_opened", {})
+    viewer = make_napari_viewer_proxy()
+    files = sorted((tmp_path / "study").iterdir())
+    layers = viewer.open(files, plugin="napari-seg")
+    assert [layer.name for layer in layers] == ["study T1", "study T2"]
+    np.testing.assert_array_equal(layers[1].data, t2 - 1024.0)
+    np.testing.assert_allclose(layers[1].scale, (3.0, 1.0, 1.2))
+    assert viewer.open(files[1], plugin="napari-seg") == []  # within the same moment
+    monkeypatch.setattr(_napari_io, "SERIES_OPENED_S", 0.0)
+    [again] = viewer.open(files[1], plugin="napari-seg")
+    assert again.name == "study T1 [1]"  # napari's name for a second layer of a name
+    [stacked] = viewer.open(files[4:], plugin="napari-seg", stack=True)
+    assert stacked.name == "study T2 [1]"
+
+
 def test_a_study_folder_opens_the_series_in_its_subfolders(
     make_napari_viewer_proxy, tmp_path, dicom_series
 ):
@@ -180,7 +211,7 @@ def test_other_files_open_without_asking_which_reader(make_napari_viewer, tmp_pa
     tifffile.imwrite(tmp_path / "cells.tif", np.zeros((8, 8), np.uint8))
     for name in ("cells.tif", "cells.png", "cells.npy", "stack.ome.tif"):
         assert "napari-seg" not in _npe2.get_readers(str(tmp_path / name)), name
-    for name in ("brain.nii", "brain.nii.gz", "BRAIN.NII.GZ"):
+    for name in ("brain.nii", "brain.nii.gz", "BRAIN.NII.GZ", "IM0001.dcm"):
         assert "napari-seg" in _npe2.get_readers(str(tmp_path / name)), name
     assert "napari-seg" in _npe2.get_readers(str(tmp_path))  # a DICOM folder
     asked = []

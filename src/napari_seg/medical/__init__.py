@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._dicom import read_dicom, read_dicom_series
+from ._dicom import dicom_file_series, read_dicom, read_dicom_series
 from ._dicom_files import holds_dicom, is_dicom_file, is_dicom_folder
 from ._geometry import (
     LPS,
@@ -78,6 +78,7 @@ __all__ = [
     "OUTPUT_TAILS",
     "VolumeGeometry",
     "check_same_grid",
+    "dicom_file_series",
     "holds_dicom",
     "is_dicom",
     "is_dicom_file",

@@ -11,7 +11,13 @@ from typing import Any
 import numpy as np
 
 from ..limits import GIB, MAX_NIFTI_CHANNELS, MAX_VOLUME_BYTES, one_line
-from ._dicom_files import _NOT_SLICES, _dicom_header_kind, _dicom_headers, _read_dataset
+from ._dicom_files import (
+    _NOT_SLICES,
+    _dicom_header_kind,
+    _dicom_headers,
+    _read_dataset,
+    _read_header,
+)
 from ._geometry import VolumeGeometry
 
 logger = logging.getLogger(__name__)
@@ -65,6 +71,34 @@ def read_dicom(
         raise ValueError(f"{folder} has no series {series!r}; it has {_listing(groups)}")
     items = groups[series] if series is not None else next(iter(groups.values()))
     return _read_series(items, folder)
+
+
+def dicom_file_series(path: str | os.PathLike) -> tuple[str, str]:
+    """The SeriesInstanceUID and the name (its description, else "series N", else its
+    folder's name) of the series a DICOM file belongs to, from its header alone.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    uid : str
+    name : str
+
+    Raises
+    ------
+    ValueError
+        For a file that is not DICOM or cannot be read as such.
+    """
+    path = Path(path)
+    if (kind := _dicom_header_kind(path)) is None:
+        raise ValueError(f"{path} is not a DICOM file")
+    try:
+        ds, _ended = _read_header(path, kind)
+    except (OSError, ValueError, EOFError, AttributeError, KeyError, TypeError) as exc:
+        raise ValueError(f"cannot read {path} as DICOM: {one_line(exc, 200)}") from None
+    return str(getattr(ds, "SeriesInstanceUID", "")), _description([(path, ds)])
 
 
 def _series_of_file(path: Path, groups: dict, others: dict, series: str | None) -> str:
