@@ -87,6 +87,17 @@ def test_a_large_compressed_tiled_tiff_is_read_by_region(tmp_path):
     assert result.stdout.split() == ["Array", "(512,", "512)", "1000", "True"]
 
 
+@pytest.mark.parametrize("compression", ["tiff_lzw", "packbits", "tiff_adobe_deflate"])
+def test_a_tiff_compressed_as_microscopes_and_fiji_save_it_reads(tmp_path, compression):
+    """LZW is how many microscopes and Fiji export TIFFs; tifffile decodes it through
+    imagecodecs, a dependency (without it: "requires the 'imagecodecs' package")."""
+    from PIL import Image
+
+    data = np.random.default_rng(0).integers(0, 255, (40, 56), dtype=np.uint8)
+    Image.fromarray(data).save(tmp_path / "exported.tif", compression=compression)
+    np.testing.assert_array_equal(np.asarray(read_image(tmp_path / "exported.tif")), data)
+
+
 def test_a_pyramidal_tiff_is_read_at_full_resolution(tmp_path):
     path = tmp_path / "pyramid.tif"
     data = np.random.default_rng(0).integers(0, 255, (512, 512), dtype=np.uint8)
