@@ -41,8 +41,8 @@ def read_image(path: str | os.PathLike):
     TIFF files are memory-mapped when uncompressed (else opened through
     tifffile's zarr interface, read by region), ``.npy`` files are
     memory-mapped without pickle, zarr arrays are opened read-only, PNG and
-    JPEG are read whole. NIfTI files and DICOM series (a folder, or one of its files) are read as
-    :mod:`napari_seg.medical` says (``(z, y, x)`` in LPS); use
+    JPEG are read whole. NIfTI files and DICOM series (a folder, or one of its
+    files) are read as :mod:`napari_seg.medical` says (``(z, y, x)`` in LPS); use
     :func:`read_with_geometry` to keep where their voxels are.
 
     Raises

@@ -94,7 +94,7 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
     path = path[0] if isinstance(path, list) else path
     name = output_stem(path)
     if is_dicom_file(path):
-        return _series_of_file(path)
+        return _file_series_layers(path)
     if not Path(path).is_dir():
         return _volume_layers(path, name, *read_volume(path))
     series, skipped = read_dicom_series(path)
@@ -107,7 +107,7 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
     return layers
 
 
-def _series_of_file(path: str) -> list[LayerData]:
+def _file_series_layers(path: str) -> list[LayerData]:
     """The layer of the series a DICOM file belongs to, named by its folder and
     description; napari's "nothing to add" when that series was read for another of
     its files a moment ago (the files of one selection)."""

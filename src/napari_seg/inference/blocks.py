@@ -418,8 +418,8 @@ def with_file_channels(
     shape: tuple[int, ...] | None = None,
 ) -> PredictConfig:
     """``config`` with the channel axis its image's file names, when it gives none and
-    the model reads several channels: a TIFF's or OME-Zarr's ``C`` axis (``_io.file_channel_axis``;
-    the rule: ``arrays.named.named_channel_axis``).
+    the model reads several channels: a TIFF's or OME-Zarr's ``C`` axis
+    (``_io.file_channel_axis``; the rule: ``arrays.named.named_channel_axis``).
 
     Parameters
     ----------
