@@ -102,6 +102,24 @@ def test_background_choice_makes_that_class_transparent(painted, qtbot, notes):
     assert notes["error"] == []
 
 
+def test_undoing_a_class_s_last_stroke_drops_its_legend_row(painted, qtbot, notes):
+    """napari's undo emits no paint event: the legend kept the row of a class whose
+    only stroke was undone until the next stroke; scrolling alone rebuilds nothing."""
+    _viewer, w, strokes, truth = painted
+    rng = np.random.default_rng(3)
+    for cls, label, dabs in ((0, 1, 3), (1, 3, 1)):
+        with strokes.block_history():  # one stroke, its paint event after its pixels
+            _paint_class(strokes, truth, cls, label, dabs, rng)
+    qtbot.waitUntil(lambda: len(w.classes.rows) == 2, timeout=5000)
+    assert w.classes.background.choices == ("none", "1", "3")
+    strokes.undo()
+    qtbot.waitUntil(lambda: len(w.classes.rows) == 1, timeout=5000)
+    assert w.classes.background.choices == ("none", "1")
+    strokes.redo()
+    qtbot.waitUntil(lambda: len(w.classes.rows) == 2, timeout=5000)
+    assert notes["error"] == []
+
+
 def test_one_class_only_says_what_is_missing(painted, qtbot, notes):
     _viewer, w, strokes, truth = painted
     _paint_class(strokes, truth, 0, 1, 4, np.random.default_rng(2))

@@ -215,6 +215,26 @@ def viewer_camera(viewer):
     return scene.camera if scene is not None else viewer.camera
 
 
+def history_depth(layer) -> tuple[int, int]:
+    """The depths of a Labels layer's undo and redo histories, (0, 0) for None: napari's
+    undo and redo emit only ``set_data``, as every scroll does, and a change of these
+    depths tells them apart. napari keeps the histories in private attributes; without
+    them, (0, 0) always (undo is then seen at the next stroke).
+
+    Parameters
+    ----------
+    layer : napari.layers.Labels or None
+
+    Returns
+    -------
+    tuple of int
+    """
+    return (
+        len(getattr(layer, "_undo_history", ()) or ()),
+        len(getattr(layer, "_redo_history", ()) or ()),
+    )
+
+
 def _canvas_size(viewer) -> tuple[int, int]:
     """The canvas's height and width in screen pixels: ``viewer.canvas`` from napari
     0.9, the Qt viewer's canvas before (a private attribute); (0, 0) when unknown."""

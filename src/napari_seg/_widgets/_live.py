@@ -26,6 +26,7 @@ from ._dock import wrapping_label
 from ._layers import (
     add_labels,
     full_resolution,
+    history_depth,
     viewer_camera,
     viewer_position,
     visible_region,
@@ -89,6 +90,7 @@ class LivePanel:
         self._shown: tuple | None = None  # the session and view of the last prediction
         self._layer: Any = None  # the strokes layer whose events are connected
         self._last_stroke: tuple[int, ...] | None = None  # where it was painted last
+        self._history = (0, 0)  # the strokes layer's undo and redo depths at the last change
         self._told: tuple | None = None  # the layers whose placement note was shown
         self.refits = 0  # refits shown so far
         self._closed = False
@@ -112,8 +114,8 @@ class LivePanel:
         layer.events.paint.connect(self._painted)
         layer.events.data.connect(self._replaced)
         # napari's undo and redo emit neither: only the refresh that follows them
-        # (which scrolling emits too)
-        layer.events.set_data.connect(self.schedule)
+        # (which scrolling emits too: told apart by the undo history)
+        layer.events.set_data.connect(self._undone)
         for event in self._view_events():
             event.connect(self._navigated)
         self._layer = layer
@@ -129,7 +131,7 @@ class LivePanel:
         if self._layer is not None:
             self._layer.events.paint.disconnect(self._painted)
             self._layer.events.data.disconnect(self._replaced)
-            self._layer.events.set_data.disconnect(self.schedule)
+            self._layer.events.set_data.disconnect(self._undone)
             for event in self._view_events():
                 event.disconnect(self._navigated)
             self._layer = None
@@ -145,9 +147,16 @@ class LivePanel:
         self._last_stroke = None
         self.schedule()
 
+    def _undone(self, *_args) -> None:
+        """A refresh of the strokes layer: a refit after an undo or redo (its history
+        moved), nothing for a scroll (the view events predict what came on screen)."""
+        if history_depth(self._layer) != self._history:
+            self.schedule()
+
     def schedule(self, *_args) -> None:
         """Refit once the brush has been still for ``DEBOUNCE_MS``."""
         self._refit = True
+        self._history = history_depth(self._layer)
         if self.toggle.value:
             self._timer.start()
 

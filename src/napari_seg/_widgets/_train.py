@@ -42,6 +42,7 @@ from ._layers import (
     add_labels,
     file_spacing_note,
     full_resolution,
+    history_depth,
     layer_spacing,
     viewer_position,
 )
@@ -143,6 +144,7 @@ class TrainWidget(Dock):
         self.settings.labels_are.changed.connect(self._on_labels_are_changed)
         self.native.destroyed.connect(self._on_destroyed)
         self._watched = None
+        self._history = (0, 0)  # the strokes layer's undo and redo depths
         self.pairs.labels.changed.connect(self._watch_labels)
         self.pairs.image.changed.connect(self.live.schedule)  # refit for the new image
         self._watch_labels()
@@ -175,14 +177,27 @@ class TrainWidget(Dock):
     def _watch_labels(self, *_args) -> None:
         """Keep the class legend and the live update on the chosen strokes layer."""
         if self._watched is not None:
-            self._watched.events.paint.disconnect(self.classes.refresh)
+            self._watched.events.paint.disconnect(self._legend_painted)
             self._watched.events.features.disconnect(self.classes.refresh)
+            self._watched.events.set_data.disconnect(self._legend_undone)
         layer = self._watched = self.pairs.labels.value
         if layer is not None:
-            layer.events.paint.connect(self.classes.refresh)
+            layer.events.paint.connect(self._legend_painted)
             layer.events.features.connect(self.classes.refresh)
-        self.classes.refresh()
+            layer.events.set_data.connect(self._legend_undone)
+        self._legend_painted()
         self.live.watch()
+
+    def _legend_painted(self, *_args) -> None:
+        self._history = history_depth(self._watched)
+        self.classes.refresh()
+
+    def _legend_undone(self, *_args) -> None:
+        """napari's undo and redo emit only ``set_data`` (as scrolling does): the legend
+        is rebuilt when the layer's undo history moved (an undone stroke may have been
+        its class's last), not at every scroll."""
+        if history_depth(self._watched) != self._history:
+            self._legend_painted()
 
     def live_config(self, image_layer) -> TrainingConfig:
         """The live pixel classifier's config: this dock's device and the image's axes."""
