@@ -110,6 +110,30 @@ def test_predict_one_series_of_a_folder_by_one_of_its_files(
     np.testing.assert_allclose(np.sqrt((out.affine[:3, :3] ** 2).sum(0)), (1.8, 1.6, 5.0))
 
 
+def test_a_folder_of_dicom_series_folders_is_an_input_per_series(
+    model_file, stack, tmp_path, dicom_series
+):
+    """A dataset with a DICOM folder per case (or a study with a folder per series):
+    predict takes each series folder inside, and train pairs each with the NIfTI
+    labels of its name; both refused the folder ('give those as inputs')."""
+    from napari_seg._datasets import pair_files
+
+    image, _ = stack
+    for k, case in enumerate(("case1", "case2")):
+        dicom_series(tmp_path / "images" / case, (image[k:] // 64).astype(np.int16))
+        (tmp_path / "labels").mkdir(exist_ok=True)
+        (tmp_path / "labels" / f"{case}.nii.gz").write_bytes(b"")  # paired by name only
+    (tmp_path / "images" / "notes").mkdir()  # a folder of no images: passed over
+    assert main(predict_args(model_file, tmp_path / "out", tmp_path / "images")) == 0
+    for k, case in enumerate(("case1", "case2")):
+        out = nib.load(tmp_path / "out" / f"{case}_labels.nii.gz")
+        assert out.shape == image[k:].shape[::-1]
+    pairs = pair_files(tmp_path / "images", tmp_path / "labels").pairs
+    assert [(i.name, lab.name) for i, lab in pairs] == [
+        ("case1", "case1.nii.gz"), ("case2", "case2.nii.gz"),
+    ]  # fmt: skip
+
+
 def test_evaluate_surface_uses_the_nifti_spacing(stack, tmp_path, capsys):
     _, labels = stack
     pred = np.roll(labels, 2, axis=2)

@@ -369,10 +369,11 @@ def transform_spacing(transform, axes) -> tuple[tuple[float, ...], str | None] |
 
 
 def expand_inputs(paths: list[Path]) -> list[Path]:
-    """The inputs, a plain folder replaced by the image files in it (sorted).
+    """The inputs, a plain folder replaced by the images in it (sorted).
 
-    Zarr stores and DICOM series folders stay as they are (each is one image);
-    hidden files and subfolders of a plain folder are left out.
+    Zarr stores and DICOM series folders stay as they are (each is one image), and
+    count as images inside a plain folder (a dataset of a DICOM folder per case, a
+    study's series folders); hidden files and other subfolders are left out.
 
     Parameters
     ----------
@@ -397,7 +398,8 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
             continue
         files = sorted(
             p for p in path.iterdir()
-            if not p.name.startswith(".") and (p.suffix.lower() in readable or is_zarr_path(p))
+            if not p.name.startswith(".") and (p.suffix.lower() in readable or is_zarr_path(p)
+                                               or medical.is_dicom_folder(p))
             and (p.suffix.lower() != ".gz" or medical.is_nifti(p))
         )  # fmt: skip
         if not files:
