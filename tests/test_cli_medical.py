@@ -511,6 +511,29 @@ def test_channel_files_of_a_case_are_read_as_one_multichannel_volume(tmp_path):
         read_with_geometry(first)
 
 
+def test_axis_0_takes_a_4d_nifti_s_volumes_as_time_points(tmp_path, capsys):
+    """A cine or dynamic series stored as 4D NIfTI: its volumes are channels by the
+    stated rule, and ``--axis 0`` now says they are time points, each segmented by a
+    3D model (it was refused: 'the model expects 1 channel(s) ... has 3')."""
+    torch.manual_seed(0)
+    spec = ModelSpec("unet", 1, 3, spatial_dims=3, options={"depth": 2, "base_width": 4})
+    model = create_model(spec)
+    save_model(model, tmp_path / "m3d.safetensors")
+    frames = np.stack([cells_3d((6, 32, 36), seed=s)[0] for s in range(3)])
+    nib.save(nib.Nifti1Image(frames.transpose(3, 2, 1, 0), AFFINE), tmp_path / "cine.nii.gz")
+    args = predict_args(tmp_path / "m3d.safetensors", tmp_path / "out", tmp_path / "cine.nii.gz")
+    assert main(args) == 1
+    assert "if they are time points, go through them (--axis 0" in capsys.readouterr().err
+    assert main([*args, "--axis", "0"]) == 0
+    out = nib.load(tmp_path / "out" / "cine_labels.nii.gz")
+    assert out.shape == (36, 32, 6, 3)
+    np.testing.assert_allclose(out.affine, AFFINE)
+    volumes, _ = read_nifti(tmp_path / "cine.nii.gz")  # (t, z, y, x) in LPS
+    expected = predict(model, volumes, tile=32, precision="fp32", axis=0).labels
+    np.testing.assert_array_equal(read_nifti(tmp_path / "out" / "cine_labels.nii.gz")[0],
+                                  expected)  # fmt: skip
+
+
 def test_a_3d_model_trains_on_a_4d_nifti_s_channels(tmp_path):
     """The Decathlon's multi-modal format, channels along a 4D NIfTI's 4th axis: a
     new 3D model reads them as channels, as predict does (the train command took

@@ -256,7 +256,9 @@ def channel_axis_of(
         n = shape[axis]
         if n != in_channels and not (n == 4 and in_channels == 3):
             advice = (
-                "; read one of them (--channel N on the command line, or index it in Python)"
+                "; read one of them (--channel N on the command line, or index it in "
+                "Python), or, if they are time points, go through them (--axis "
+                f"{axis} / axis={axis})"
                 if in_channels == 1
                 else ""
             )

@@ -315,7 +315,8 @@ def with_volume_geometry(
     geometry: VolumeGeometry | None,
 ) -> PredictConfig:
     """``config`` with a medical volume's defaults where it gives none: a 4D volume's
-    channels first, a 2D model's axial slices, the header's voxel size in its unit
+    channels first (unless ``axis`` names that axis: time points to go through), a 2D
+    model's axial slices, the header's voxel size in its unit
     (:func:`napari_seg.medical.layout_defaults`); unchanged for other images (None).
 
     Parameters
@@ -335,6 +336,10 @@ def with_volume_geometry(
     if geometry is None:
         return config
     defaults = layout_defaults(len(image.shape), model.spec.spatial_dims, geometry.spacing)
+    ndim = len(image.shape)
+    stack = (config.axis,) if isinstance(config.axis, int) else tuple(config.axis or ())
+    if defaults["channel_axis"] in {a % ndim for a in stack}:  # a 4D file's time points
+        defaults["channel_axis"] = None
     if config.spacing is None:  # the header's voxel size, in the header's unit
         defaults["spacing_unit"] = geometry.unit
     given = {k: getattr(config, k) for k in defaults if getattr(config, k) is not None}

@@ -24,7 +24,8 @@ Stated choices:
   voxel grid, unrotated; :attr:`VolumeGeometry.oblique` says so and the full
   affine is kept and written back;
 - a 4D NIfTI holds channels (modalities) along its 4th axis, as in the Medical
-  Segmentation Decathlon: the array is ``(c, z, y, x)``; so does a 5D file
+  Segmentation Decathlon: the array is ``(c, z, y, x)`` (predicting with ``axis=0``
+  takes them as time points instead); so does a 5D file
   with one time point (its components), other 5D and larger files are refused;
   so are the volumes of a DICOM series that repeats its slice positions
   (multi-echo, dynamic), told apart by EchoNumbers, EchoTime,
