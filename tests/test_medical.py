@@ -663,6 +663,24 @@ def _write_other_dicom(path, sop_class, **elements):
     ds.save_as(path, enforce_file_format=True)
 
 
+def test_a_2d_dicom_image_is_named_as_such(tmp_path):
+    """A chest X-ray (DX: an imager pixel spacing, no slice position) was refused as
+    'holds no DICOM image slices'; the message now says it is a 2D image and what to
+    do, for its folder and for the file given alone."""
+    (tmp_path / "xray").mkdir()
+    pixels = np.zeros((16, 12), np.uint16)
+    _write_other_dicom(
+        tmp_path / "xray" / "chest.dcm", "1.2.840.10008.5.1.4.1.1.1.1", Rows=16, Columns=12,
+        SamplesPerPixel=1, PhotometricInterpretation="MONOCHROME2", BitsAllocated=16,
+        BitsStored=12, HighBit=11, PixelRepresentation=0, ImagerPixelSpacing=[0.14, 0.14],
+        PixelData=pixels.tobytes(),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"without a slice position .*\(chest\.dcm\): 2D"):
+        read_volume(tmp_path / "xray")
+    with pytest.raises(ValueError, match=r"2D images \(X-ray, ultrasound, camera\)"):
+        read_volume(tmp_path / "xray" / "chest.dcm")
+
+
 def test_a_study_with_a_series_per_subfolder_reads_every_series(tmp_path, dicom_series):
     """A CD export (DICOMDIR beside DICOM/PA0/ST0/SE*) or a study folder of series
     folders: napari's File > Open Folder on it found no image slices ('holds no

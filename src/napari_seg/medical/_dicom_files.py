@@ -242,6 +242,8 @@ def _dicom_headers(folder: Path, *, below: bool = False, others=None) -> list:
             others.setdefault("multi-frame", []).append(path.name)
         elif "ImagePositionPatient" in ds and "PixelSpacing" in ds:
             headers.append((path, ds))
+        elif _is_image(ds):  # an X-ray, ultrasound or camera image: no slice of a volume
+            others.setdefault("2D", []).append(path.name)
     if not headers:
         raise ValueError(
             _why_no_slices(folder, others) + ("" if below else _subfolders_hint(folder))
@@ -273,6 +275,13 @@ def _why_no_slices(folder: Path, others: dict[str, list[str]]) -> str:
             "that do not state each frame's position; napari-seg reads series of "
             "single-frame slices and enhanced multi-frame images: convert them to NIfTI "
             "first (dcm2niix)"
+        )
+    if "2D" in others:
+        return (
+            f"{folder} holds DICOM images without a slice position and spacing "
+            f"({', '.join(others['2D'][:3])}): 2D images (X-ray, ultrasound, camera), which "
+            "napari-seg does not read as DICOM; save them as PNG or TIFF (their "
+            "pixel_array in pydicom) and segment those"
         )
     scouts = others.get("localizer", [])
     only = f" (only localizers: {', '.join(scouts[:3])})" if scouts else ""
