@@ -108,6 +108,12 @@ def test_predict_one_series_of_a_folder_by_one_of_its_files(
     out = nib.load(tmp_path / "out" / "B2_labels.nii.gz")
     assert out.shape == (48, 40, 5)
     np.testing.assert_allclose(np.sqrt((out.affine[:3, :3] ** 2).sum(0)), (1.8, 1.6, 5.0))
+    # Every file given (a shell's study/*.dcm): each series once, by its first file.
+    files = sorted((tmp_path / "study").iterdir())
+    assert main(predict_args(model_file, tmp_path / "all", *files)) == 0
+    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == [
+        "B0_labels.nii.gz", f"{files[5].name[:-4]}_labels.nii.gz",
+    ]  # fmt: skip
 
 
 def test_a_folder_of_dicom_series_folders_is_an_input_per_series(

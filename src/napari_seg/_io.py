@@ -409,6 +409,36 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
     return expanded
 
 
+def one_file_per_series(paths: list[Path]) -> list[Path]:
+    """``paths`` less the DICOM files of a series that an earlier one stands for (a
+    DICOM file is read as its whole series: ``napari-seg predict ct/*.dcm`` is that
+    series once, not once per slice).
+
+    Parameters
+    ----------
+    paths : list of Path
+
+    Returns
+    -------
+    list of Path
+    """
+    from . import medical
+
+    seen: set[tuple[str, str]] = set()
+    kept = []
+    for path in paths:
+        if medical.is_dicom_file(path):
+            try:
+                key = (str(path.resolve().parent), medical.dicom_file_series(path)[0])
+            except ValueError:  # unreadable: left for the reader to name
+                key = (str(path), "")
+            if key in seen:
+                continue
+            seen.add(key)
+        kept.append(path)
+    return kept
+
+
 def _subfolders_hint(path: Path) -> str:
     """For a folder of folders (a dataset's root): name them, as inputs to give."""
     folders = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))

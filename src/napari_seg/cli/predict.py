@@ -256,10 +256,11 @@ def _inputs(paths: list[Path]) -> list[Path]:
     beside their images there (``a_labels.tif`` beside ``a.tif``: a dataset's folder,
     or one ``predict`` already wrote into), and without an nnU-Net case's second,
     third... channel files, which its first reads. Files named on the command line
-    stay."""
+    stay, but for the files of one DICOM series (``ct/*.dcm``): its first stands for
+    it."""
     from .._dataset_json import later_channel_files
     from .._datasets import few_names, outputs_beside_images
-    from .._io import expand_inputs
+    from .._io import expand_inputs, one_file_per_series
 
     inputs: list[Path] = []
     beside: list[Path] = []
@@ -277,7 +278,7 @@ def _inputs(paths: list[Path]) -> list[Path]:
             f"inputs: {few_names(beside)}",
             file=sys.stderr,
         )
-    return inputs
+    return one_file_per_series(inputs)
 
 
 def _predict_one(model, path: Path, outputs: dict[str, Path], config, args) -> None:
