@@ -446,7 +446,7 @@ def test_an_ome_zarr_time_lapse_of_stacks_goes_slice_by_slice_as_a_tiff_does(
     from ome_zarr.format import FormatV04
     from ome_zarr.writer import write_image
 
-    from napari_seg._io import file_axes
+    from napari_seg._headers import file_axes
 
     stack = np.stack([image, image[::-1], image[:, ::-1], image[::-1, ::-1]]).reshape(
         2, 2, *image.shape

@@ -212,7 +212,7 @@ def test_ome_zarr_levels_are_read_finest_first(tmp_path):
 def test_the_ome_zarr_transform_combines_the_level_s_and_the_image_s(tmp_path):
     """NGFF: the level's transformations, then the image's; identity is allowed."""
     zarr = pytest.importorskip("zarr")
-    from napari_seg._io import source_spacing
+    from napari_seg._headers import source_spacing
     from napari_seg._ome_zarr import read_ome_zarr_transform
 
     group = zarr.open_group(str(tmp_path / "img.ome.zarr"), mode="w", zarr_format=2)
@@ -252,7 +252,7 @@ def _ome_axes(tmp_path, axes):
 def test_ome_zarr_spatial_axes_in_different_units_give_one_voxel_size(tmp_path):
     """z in micrometres, y and x in nanometres: the voxel size and origin are expressed
     in the last spatial axis's unit (x), the time axis keeps its own."""
-    from napari_seg._io import source_spacing
+    from napari_seg._headers import source_spacing
     from napari_seg._ome_zarr import read_ome_zarr_transform
 
     path = _ome_axes(tmp_path, [

@@ -76,7 +76,7 @@ def file_scale(layer) -> tuple[tuple[float, ...], tuple[str | None, ...], str] |
     layer still holds its file's pixels (same shape), the file's scale, units and
     name; else None.
     """
-    from .._io import tiff_header
+    from .._headers import tiff_header
 
     if getattr(layer, "multiscale", False) or any(float(s) != 1.0 for s in layer.scale):
         return None
@@ -98,7 +98,7 @@ def is_time_axis(layer, axis: int) -> bool:
     time-lapse, which napari's own reader opens with axes "axis -3", ...) while the
     layer still holds that file's pixels (same shape).
     """
-    from .._io import file_axes, tiff_header
+    from .._headers import file_axes, tiff_header
 
     labels = getattr(layer, "axis_labels", None)
     if labels is not None and is_time_label(labels[axis]):

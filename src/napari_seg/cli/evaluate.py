@@ -141,8 +141,8 @@ def build_config(args: argparse.Namespace) -> EvaluateConfig:
 def _with_file_spacing(config, path, header, ndim: int):
     """``config`` with the voxel size (and its unit, when one) that the file at
     ``path`` declares: an OME-Zarr image's scale or a calibrated TIFF's pixel size
-    (``header``: its ``_io.file_header``, read once)."""
-    from .._io import source_transform
+    (``header``: its ``_headers.file_header``, read once)."""
+    from .._headers import source_transform
     from .._units import unit_symbol
     from ..arrays.spacing import spacing_from_scale
 
@@ -221,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _evaluate_files(pred_path: Path, gt_path: Path, config: EvaluateConfig) -> Evaluation:
     """Read a pair of label files and score them, with the files' spacing for surfaces."""
-    from .._io import file_header
+    from .._headers import file_header
     from .._units import unit_symbol
     from ..medical import check_same_grid
     from ..metrics import evaluate
@@ -253,7 +253,7 @@ def _time_axis(files, ndim: int) -> int | None:
     """The one ``T`` axis the first of ``files`` (path, TIFF header) naming its axes
     names (a TIFF time-lapse: Fiji's, or napari-seg's labels of one; an OME-Zarr
     image's time axis), or None."""
-    from .._io import file_axes
+    from .._headers import file_axes
     from ..arrays.named import named_time_axis
 
     for path, header in files:

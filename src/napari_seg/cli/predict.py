@@ -282,7 +282,8 @@ def _inputs(paths: list[Path]) -> list[Path]:
 
 
 def _predict_one(model, path: Path, outputs: dict[str, Path], config, args) -> None:
-    from .._io import file_header, read_with_geometry, source_transform
+    from .._headers import file_header, source_transform
+    from .._io import read_with_geometry
     from ..inference import PredictProgress, PredictStarted, SettingsAdjusted, iter_predict
     from ..inference.blocks import layout_of, with_file_layout, with_volume_geometry
 

@@ -276,7 +276,8 @@ def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
 
 
 def _refine_one(source: Path, target: Path, config, args) -> int:
-    from .._io import file_axes, file_channel_axis, file_header, read_labels
+    from .._headers import file_axes, file_channel_axis, file_header
+    from .._io import read_labels
     from ..arrays.named import named_channel_axis
     from ..refine import iter_refine
 

@@ -297,7 +297,8 @@ def run(args: argparse.Namespace) -> int:
         For a usage error; ``main`` prints it in one line.
     """
     from .._atomic import check_target
-    from .._io import file_axes, file_header, read_with_geometry, source_transform
+    from .._headers import file_axes, file_header, source_transform
+    from .._io import read_with_geometry
 
     if len(args.image) != len(args.labels):
         raise ValueError(
@@ -390,10 +391,10 @@ def _with_input_spacing(config, images, transforms):
     """The config with the inputs' voxel size and its unit when every one declares
     it, they all share one and none was given: a medical volume's (its header), an
     OME-Zarr image's (its scale, unless 1 everywhere), a calibrated TIFF's (ImageJ,
-    OME-TIFF; ``transforms``: ``_io.source_transform`` of each file). In-plane (the
+    OME-TIFF; ``transforms``: ``_headers.source_transform`` of each file). In-plane (the
     last two axes: axial planes, as a 2D model trains on them), or the last three for
     a 3D run. A unit only some inputs name is left out."""
-    from .._io import transform_spacing
+    from .._headers import transform_spacing
     from ..training._model import run_dims
 
     if config.spacing is not None:
@@ -416,7 +417,7 @@ def _with_input_spacing(config, images, transforms):
 
 def _with_input_channels(config, paths, images, headers):
     """The config with the inputs' channel axis when none was given and every input
-    is a file naming the same ``C`` axis (``_io.file_channel_axis``: a Fiji
+    is a file naming the same ``C`` axis (``_headers.file_channel_axis``: a Fiji
     hyperstack's) or a 4D medical volume (``medical.volume_channel_axis``: a 4D
     NIfTI, an nnU-Net case's channel files), for a model of several channels, new
     or fine-tuned (its card's count), so that it reads the channels ``predict``

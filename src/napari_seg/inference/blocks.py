@@ -362,7 +362,7 @@ def with_source_spacing(
     config : PredictConfig
     transform : tuple or None
         The file's ``(scale, translation, units)`` along every axis of ``image`` (an
-        OME-Zarr image's or a calibrated TIFF's: ``_io.read_source_transform``, in
+        OME-Zarr image's or a calibrated TIFF's: ``_headers.read_source_transform``, in
         one length unit), or None when it declares none.
 
     Returns
@@ -399,7 +399,7 @@ def with_file_layout(
     config : PredictConfig
     path : str or path-like
     header : TiffHeader or None
-        The file's axes and pixel size (``_io.file_header``), less a picked channel.
+        The file's axes and pixel size (``_headers.file_header``), less a picked channel.
     transform : tuple or None
         As :func:`with_source_spacing` takes it.
 
@@ -407,7 +407,7 @@ def with_file_layout(
     -------
     PredictConfig
     """
-    from .._io import file_axes
+    from .._headers import file_axes
 
     shape = tuple(image.shape)
     channels = None if header is None else header.channel_axis
@@ -424,7 +424,7 @@ def with_file_channels(
 ) -> PredictConfig:
     """``config`` with the channel axis its image's file names, when it gives none and
     the model reads several channels: a TIFF's or OME-Zarr's ``C`` axis
-    (``_io.file_channel_axis``; the rule: ``arrays.named.named_channel_axis``).
+    (``_headers.file_channel_axis``; the rule: ``arrays.named.named_channel_axis``).
 
     Parameters
     ----------
@@ -466,7 +466,7 @@ def with_file_stack_axes(
     model : SegmentationModel
     config : PredictConfig
     axes : str or None
-        The file's axis letters (``_io.file_header``), or None.
+        The file's axis letters (``_headers.file_header``), or None.
 
     Returns
     -------

@@ -215,7 +215,7 @@ class VolumeGeometry:
     def placement(self, ndim: int) -> tuple[tuple[float, ...], tuple[float, ...], tuple]:
         """The scale, translation and units along each axis of an ``ndim`` array of the
         volume (:meth:`to_array`'s; a 4D one has channels first, with scale 1, no
-        translation and no unit), as ``_io.read_source_transform`` gives a file's.
+        translation and no unit), as ``_headers.read_source_transform`` gives a file's.
 
         Parameters
         ----------

@@ -388,7 +388,8 @@ class _Job:
 
     @classmethod
     def plan(cls, model_path: tuple[Path, ...], source, output, config, block, overwrite) -> _Job:
-        from .._io import file_header, read_with_geometry, source_transform
+        from .._headers import file_header, source_transform
+        from .._io import read_with_geometry
         from ..inference.blocks import (
             fixed_settings,
             layout_of,
