@@ -125,9 +125,9 @@ def read_labels(path: str | os.PathLike) -> tuple[Any, VolumeGeometry | None]:
     """
     from .limits import MAX_LABELS_CONVERT_BYTES
 
-    array, geometry = read_with_geometry(path)
     if (indices := _palette_indices(path)) is not None:
-        return indices, geometry
+        return indices, None  # a PNG: no medical geometry
+    array, geometry = read_with_geometry(path)
     dtype = np.dtype(array.dtype)
     if dtype != np.bool_ and not np.issubdtype(dtype, np.floating):
         return array, geometry
@@ -142,14 +142,21 @@ def read_labels(path: str | os.PathLike) -> tuple[Any, VolumeGeometry | None]:
 def _palette_indices(path: str | os.PathLike) -> np.ndarray | None:
     """The colour indices of a palette PNG (how Pascal VOC, CVAT and labelme store
     label masks: each pixel's class id, shown through a palette), or None for any
-    other file; read as an image, such a file gives its colours."""
-    if Path(path).suffix.lower() != ".png":
+    other file; read as an image, such a file gives its colours. Decoded once, before
+    the image reader would decode its colours; a file that is missing or does not
+    decode is left to :func:`read_with_geometry` to name."""
+    path = Path(path)
+    if path.suffix.lower() != ".png" or not path.is_file():
         return None
     import imageio.v3 as iio
 
-    if iio.immeta(Path(path)).get("mode") != "P":
+    try:
+        if iio.immeta(path).get("mode") != "P":
+            return None
+        indices = iio.imread(path, mode="P")
+    except (OSError, ValueError, SyntaxError, MemoryError):  # PIL's errors of a bad PNG
         return None
-    return iio.imread(Path(path), mode="P")
+    return indices if indices.size else None
 
 
 def whole_numbers_as_ids(array: np.ndarray) -> np.ndarray | None:
