@@ -476,3 +476,30 @@ def test_a_decathlon_dataset_names_the_classes_from_its_dataset_json(tmp_path, c
     (task / "dataset.json").write_text("{not json")
     assert main([*argv, "--overwrite"]) == 1
     assert "dataset.json is not a dataset description" in capsys.readouterr().err
+
+
+def test_a_voc_style_void_id_is_left_out_with_ignore(tmp_path, capsys):
+    """Pascal VOC's masks: palette PNGs whose index 255 outlines every object (void)."""
+    from PIL import Image
+    from skimage.segmentation import find_boundaries
+
+    for folder in ("JPEGImages", "SegmentationClass"):
+        (tmp_path / folder).mkdir()
+    for seed in (0, 1):
+        image, labels = cells_2d((96, 128), seed=seed)
+        mask = labels.astype(np.uint8)
+        mask[find_boundaries(labels, mode="inner")] = 255
+        tifffile.imwrite(tmp_path / "JPEGImages" / f"{seed}.tif", image)
+        png = Image.fromarray(mask, mode="P")
+        png.putpalette([v for i in range(256) for v in (i, 255 - i, (7 * i) % 256)])
+        png.save(tmp_path / "SegmentationClass" / f"{seed}.png")
+    out = tmp_path / "voc.safetensors"
+    argv = ["train", "--image", str(tmp_path / "JPEGImages"), "--labels-suffix", ""]
+    argv += ["--labels", str(tmp_path / "SegmentationClass"), "--out", str(out), *FAST]
+    assert main(argv) == 1
+    assert "(--ignore 255;" in capsys.readouterr().err
+    assert main([*argv, "--ignore", "255"]) == 0
+    assert load_model(out).spec.num_classes == int(cells_2d((96, 128), seed=0)[1].max()) + 1
+    summary = json.loads((tmp_path / "voc.training.json").read_text())
+    assert summary["config"]["ignore_labels"] == [255]
+    assert len(summary["data"]["class_pixels"]) == load_model(out).spec.num_classes

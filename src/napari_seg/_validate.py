@@ -9,6 +9,7 @@ was passed.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -126,6 +127,15 @@ def check_axes(name: str, value: Any) -> None:
             check_int(name, a, -MAX_AXIS - 1, MAX_AXIS)
     else:
         check_axis(name, value)
+
+
+def check_ids(name: str, value: Any) -> None:
+    """A tuple of label ids, each a whole number ``>= 0`` (e.g. ids left out)."""
+    if not isinstance(value, tuple):
+        raise TypeError(f"{name} must be a list of label ids, got {brief(value)}")
+    for i in value:
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral) or i < 0:
+            raise ValueError(f"{name} must be ids >= 0, got {i!r}")
 
 
 def as_names(name: str, value: Any, *, max_count: int) -> tuple[str, ...]:

@@ -507,6 +507,42 @@ def test_a_new_model_s_classes_confirm_many_classes(setup, qtbot, notes, make_in
     assert w.current.model.spec.num_classes == needed
 
 
+def test_a_void_id_is_left_out_with_the_ignore_ids_field(setup, qtbot, notes):
+    """A mask whose 255 outlines the objects (Pascal VOC's void): refused as 256
+    classes, trained as 3 with 'ignore ids' (and named by the layer's features but
+    for the void)."""
+    from skimage.segmentation import find_boundaries
+
+    viewer, w, _ = setup
+    truth = viewer.layers["truth"].data
+    void = truth.astype(np.uint8)
+    void[find_boundaries(truth, mode="inner")] = 255
+    layer = viewer.add_labels(void, name="voc")
+    w.reset_choices()
+    w._labels.value = layer
+    w._source.value = "new"
+    w.start()
+    _wait(qtbot, w)
+    assert any("(--ignore 255; 'ignore ids' in the Train dock)" in m for m in notes["error"]), notes
+    w.settings.ignore.value = "255, x"
+    w.start()
+    assert w._worker is None
+    assert any("ignore ids must be whole numbers >= 0, got 'x'" in m for m in notes["error"])
+    assert 255 in w.classes.ids()  # a class of the legend until it is left out
+    w.settings.ignore.value = "255"
+    w.settings.ignore.native.editingFinished.emit()
+    assert w.classes.ids() == (1, 2)
+    assert "255" not in w.classes.background.choices
+    layer.features = {"index": [0, 1, 2, 255], "class": ["bg", "cell", "nucleus", "void"]}
+    config = w._make_job().config
+    assert (config.ignore_labels, config.class_names) == ((255,), ("bg", "cell", "nucleus"))
+    w._budget.value = 1
+    w.start()
+    _wait(qtbot, w)
+    assert w.current.model.spec.class_names == ("bg", "cell", "nucleus")
+    assert (layer.data == void).all()  # the user's labels as they were
+
+
 def test_a_tzyx_layer_trains_on_the_planes_of_every_frame(setup, qtbot, notes):
     """A 2D model on a 4D layer steps through both sliders (it took only the first
     and refused the stack: "leaves 3 spatial axes")."""

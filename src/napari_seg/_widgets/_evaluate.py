@@ -31,7 +31,7 @@ from ..arrays.screen import view_axes
 from ..medical import recorded_unit
 from ..metrics import ERROR_COLORS, ERROR_NAMES, MODES, EvaluateConfig, Evaluation, merge_rows
 from ._dock import Dock
-from ._fields import SaveTarget
+from ._fields import SaveTarget, parse_ids
 from ._layers import add_labels, file_scale, is_time_axis, unit_names
 from ._layers import full_resolution as _data
 from ._place import Place, placed_apart
@@ -74,16 +74,6 @@ def _errors_job(predictions: list[tuple[str, object]], gt, config: EvaluateConfi
             )
         maps.append((name, errors))
     return maps
-
-
-def parse_ids(text: str) -> tuple[int, ...]:
-    """ "0, 255" -> (0, 255); raises ValueError naming the bad entry."""
-    ids = []
-    for part in text.replace(",", " ").split():
-        if not part.isdigit():
-            raise ValueError(f"ignore ids must be whole numbers >= 0, got {part!r}")
-        ids.append(int(part))
-    return tuple(ids)
 
 
 _TRUTH = re.compile(r"ground.?truth|\btruth\b|\bgt\b|annotat|manual", re.IGNORECASE)

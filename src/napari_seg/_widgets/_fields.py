@@ -114,3 +114,19 @@ def model_file_problem(value) -> str | None:
     if not path.is_file():
         return f"no file at {str(path)!r}"
     return None
+
+
+def parse_ids(text: str) -> tuple[int, ...]:
+    """The label ids of an "ignore ids" field: ``"0, 255"`` -> ``(0, 255)``.
+
+    Raises
+    ------
+    ValueError
+        Naming the entry that is no id.
+    """
+    ids = []
+    for part in text.replace(",", " ").split():
+        if not part.isdigit():
+            raise ValueError(f"ignore ids must be whole numbers >= 0, got {part!r}")
+        ids.append(int(part))
+    return tuple(ids)

@@ -115,7 +115,7 @@ class TrainWidget(Dock):
             notify_warning=lambda message: show_warning(message),
         )
         self.curves = TrainingCurves(present=self.runner.present)
-        self.classes = StrokeClasses(lambda: self.pairs.labels.value)
+        self.classes = StrokeClasses(lambda: self.pairs.labels.value, self.settings.left_out)
         self.live = LivePanel(
             viewer,
             lambda: self.pairs.image.value,
@@ -142,6 +142,8 @@ class TrainWidget(Dock):
         self._start.clicked.connect(self.start)
         self._deep.clicked.connect(self.train_deep)
         self.settings.labels_are.changed.connect(self._on_labels_are_changed)
+        # on Enter or leaving the field, as the legend's names
+        self.settings.ignore.native.editingFinished.connect(self.classes.refresh)
         self.native.destroyed.connect(self._on_destroyed)
         self._watched = None
         self._history = (0, 0)  # the strokes layer's undo and redo depths
@@ -234,6 +236,7 @@ class TrainWidget(Dock):
             grow_classes=self.source.grow.value,
             num_classes=self.source.num_classes,
             label0=label0,
+            ignore_labels=s.ignore_labels,
             instances=instances,
             loss=s.loss.value,
             learning_rate=float(s.lr.value),
@@ -341,7 +344,9 @@ class TrainWidget(Dock):
             names: tuple[str, ...] = ()  # instance labels: the conversion's classes
             background: int | None = 0
             if config.instances is None:
-                names = new_model_class_names([labels for _, labels in pairs], config.label0)
+                names = new_model_class_names(
+                    [labels for _, labels in pairs], config.label0, config.ignore_labels
+                )
                 background = self.classes.background_id()
             config = config.with_(class_names=names, background=background)
             axes = sample_axes(full_resolution(image_layer).ndim, config)  # the plane on screen
@@ -492,13 +497,14 @@ class TrainWidget(Dock):
         self.curves.close()
 
 
-def new_model_class_names(label_layers, label0: str) -> tuple[str, ...]:
+def new_model_class_names(label_layers, label0: str, ignore=()) -> tuple[str, ...]:
     """A new model's class names from the labels layers' features (ids from 0).
 
     Ids the features skip are called "class N"; with ``label0="unlabelled"`` id 0
-    is "unlabelled" (never trained). Empty when the layers name no id above 0.
+    is "unlabelled" (never trained). Ids in ``ignore`` (left out of training) are
+    no class. Empty when the layers name no id above 0.
     """
-    names = class_names_of(*label_layers)
+    names = {i: n for i, n in class_names_of(*label_layers).items() if i not in ignore}
     if not names or max(names) < 1:
         return ()
     listed = [names.get(i, f"class {i}") for i in range(max(names) + 1)]

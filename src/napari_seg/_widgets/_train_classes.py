@@ -30,10 +30,13 @@ class StrokeClasses:
     ----------
     labels : callable
         Returns the strokes (Labels) layer chosen in the dock, or None.
+    ignored : callable, optional
+        Returns the ids left out of training (shown in no row).
     """
 
-    def __init__(self, labels) -> None:
+    def __init__(self, labels, ignored=tuple) -> None:
         self._labels = labels
+        self._ignored = ignored
         self.rows = Container(labels=False, layout="vertical", label="classes")
         self.rows.margins = (0, 0, 0, 0)
         self._add = PushButton(text="New class")
@@ -56,14 +59,15 @@ class StrokeClasses:
 
     # -- reading -----------------------------------------------------------------
     def ids(self) -> tuple[int, ...]:
-        """Class ids of the layer: painted ones and named ones (0 excluded: unpainted)."""
+        """Class ids of the layer: painted ones and named ones (0 excluded: unpainted;
+        the ids the dock leaves out too: they are no class)."""
         layer = self._labels()
         if layer is None:
             return ()
         painted = painted_ids(full_resolution(layer))
         named = class_names_of(layer)
         ids = {int(i) for i in painted if i > 0} | {i for i in named if i > 0}
-        return tuple(sorted(ids))[:MAX_ROWS]
+        return tuple(sorted(ids - set(self._ignored())))[:MAX_ROWS]
 
     def names(self) -> dict[int, str]:
         """Class names by id (unnamed ids: "class N")."""

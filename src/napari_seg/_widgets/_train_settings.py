@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, SpinBox
 
 from ..limits import MAX_BATCH, MAX_PATCH
 from ..training.config import LABEL0_CHOICES, LOSSES, MIN_PATCH, TrainingConfig
 from ..training.instances import INSTANCE_MODES
+from ._fields import parse_ids
 
 LABEL0_TEXT = {"unlabelled": "unlabelled (scribbles)", "background": "background (dense masks)"}
 AUGMENTATIONS = ("flips", "rotations", "intensity", "noise", "elastic")
@@ -29,6 +30,11 @@ class SettingsPanel:
             "0 the background), trained as background and object, or with each object's "
             "boundary as a third class so that touching objects stay apart"
         )
+        self.ignore = LineEdit(label="ignore ids", value="")
+        self.ignore.tooltip = (
+            "label ids that mark pixels to leave out (a dataset's void id, e.g. 255): they "
+            "give no gradient, are not scored and are no class of the model"
+        )
         self.loss = ComboBox(label="loss", choices=list(LOSSES), value=TrainingConfig.loss)
         self.budget_unit = ComboBox(label="budget in", choices=["minutes", "epochs"])
         self.budget = FloatSpinBox(label="budget", min=0.01, max=10000, step=0.5, value=2.0)
@@ -50,6 +56,7 @@ class SettingsPanel:
             self.filled,
             self.labels_are,
             self.label0,
+            self.ignore,
             self.loss,
             self.budget_unit,
             self.budget,
@@ -67,6 +74,19 @@ class SettingsPanel:
         """The config's ``instances``: None for class ids."""
         value = self.labels_are.value
         return None if value == "classes" else value
+
+    @property
+    def ignore_labels(self) -> tuple[int, ...]:
+        """The config's ``ignore_labels`` (ValueError naming an entry that is no id)."""
+        return parse_ids(self.ignore.value)
+
+    def left_out(self) -> tuple[int, ...]:
+        """The ids "ignore ids" leaves out as far as they read (none while it reads
+        no ids; starting a run names the problem)."""
+        try:
+            return self.ignore_labels
+        except ValueError:
+            return ()
 
     def _on_labels_are_changed(self, *_args) -> None:
         # instance labels are dense masks: their 0 is the background

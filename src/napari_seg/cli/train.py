@@ -35,6 +35,7 @@ _FIELDS = {
     "loss": "loss",
     "label0": "label0",
     "instances": "instances",
+    "ignore_labels": "ignore_labels",
     "device": "device",
     "batch_size": "batch_size",
     "patch_size": "patch_size",
@@ -196,6 +197,15 @@ def _add_class_arguments(p: argparse.ArgumentParser) -> None:
         help="background: label 0 is a class (dense masks); unlabelled: 0 was not "
         "annotated and gives no gradient (strokes; each painted id is a class) "
         f"(default: {TrainingConfig.label0})",
+    )
+    p.add_argument(
+        "--ignore",
+        dest="ignore_labels",
+        nargs="+",
+        type=int,
+        metavar="ID",
+        help="label ids that mark pixels to leave out (a dataset's void or ignore id, "
+        "e.g. 255 in Pascal VOC): no gradient, not scored, no class of the model",
     )
     p.add_argument(
         "--instances",

@@ -12,7 +12,7 @@ import numpy as np
 
 from .._config_file import JobConfig
 from .._types import RegionArray
-from .._validate import check_bool, check_number, check_spacing, check_str
+from .._validate import check_bool, check_ids, check_number, check_spacing, check_str
 from ..limits import brief
 from ._arrays import MIN_INSTANCE_IDS, id_regions, middle_plane, object_count
 from ._confusion import ConfusionMatrix, confusion_matrix, slice_confusion_matrices, widen
@@ -101,14 +101,11 @@ class EvaluateConfig(JobConfig):
         """
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {brief(self.mode)}")
-        for name in ("ignore_labels", "thresholds"):
-            if not isinstance(getattr(self, name), tuple):
-                raise TypeError(f"{name} must be a list, got {brief(getattr(self, name))}")
+        check_ids("ignore_labels", self.ignore_labels)
+        if not isinstance(self.thresholds, tuple):
+            raise TypeError(f"thresholds must be a list, got {brief(self.thresholds)}")
         if not isinstance(self.class_names, Mapping):
             raise TypeError(f"class_names must map ids to names, got {brief(self.class_names)}")
-        for i in self.ignore_labels:
-            if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or i < 0:
-                raise ValueError(f"ignore_labels must be ids >= 0, got {i!r}")
         if self.background is not None and (
             isinstance(self.background, bool) or not isinstance(self.background, int)
         ):

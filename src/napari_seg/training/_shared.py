@@ -127,7 +127,7 @@ def class_limit(max_classes: int) -> int:
 
 def check_class_ids(name: str, lab: np.ndarray, limit: int = MAX_UNSTATED_CLASSES) -> None:
     """Refuse negative ids and ids of ``limit`` or more in a block of labels read for
-    training.
+    training (``IGNORE_INDEX``, an id left out by ``ignore_labels``, aside).
 
     Parameters
     ----------
@@ -144,8 +144,13 @@ def check_class_ids(name: str, lab: np.ndarray, limit: int = MAX_UNSTATED_CLASSE
     ValueError
         Naming ``name`` and the id.
     """
+    if lab.size and lab.min() == IGNORE_INDEX:  # ids left out (``ignore_labels``)
+        lab = lab[lab != IGNORE_INDEX]
     if lab.size and lab.min() < 0:
-        raise ValueError(f"{name}: labels must be >= 0, found {lab.min()}")
+        raise ValueError(
+            f"{name}: labels must be >= 0, found {lab.min()}; ids that mark pixels to leave "
+            "out are named by ignore_labels (napari-seg train --ignore)"
+        )
     if lab.size and lab.max() >= limit:
         raise ValueError(
             f"{name}: labels use id {lab.max()}, but class ids must be below {limit}; "
@@ -180,6 +185,11 @@ class LabelMode:
     def sparse(self) -> bool:
         """Whether the labels are sparse strokes or slices (0 means "not annotated")."""
         return self.label0 == "unlabelled"
+
+    def annotated(self, lab: np.ndarray) -> np.ndarray:
+        """The pixels of ``lab`` (ids read for training) that train: ids > 0 with
+        sparse labels, every id but the ignored ones (``IGNORE_INDEX``) with dense ones."""
+        return lab > 0 if self.sparse else lab != IGNORE_INDEX
 
     @property
     def validation_metric(self) -> str:

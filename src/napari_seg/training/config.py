@@ -12,6 +12,7 @@ from .._validate import (
     check_axis,
     check_bool,
     check_choice,
+    check_ids,
     check_int,
     check_length_unit,
     check_number,
@@ -86,6 +87,11 @@ class TrainingConfig(JobConfig):
         ``unlabelled``: pixels with label 0 were not annotated and give no
         gradient (sparse scribbles; each painted id is a class).
         ``background``: label 0 is the background class (dense masks).
+    ignore_labels : tuple of int
+        Label ids that mark pixels to leave out (a dataset's "void" or "ignore" id,
+        e.g. 255 in Pascal VOC and Cityscapes): they give no gradient, are not scored
+        by validation and are no class of the model. Ids ``>= 0``; with
+        ``label0="unlabelled"`` 0 is left out already.
     instances : {"foreground", "boundaries"}, optional
         The labels are instance labels (0: background, one id per object) and train
         a new model's classes ``("background", "object")``, or ``("background",
@@ -182,6 +188,7 @@ class TrainingConfig(JobConfig):
     background: int | None = None
     grow_classes: bool = False
     label0: str = "background"
+    ignore_labels: tuple[int, ...] = ()
     instances: str | None = None
     normalization: str = "percentile"
     loss: str = "auto"
@@ -222,8 +229,9 @@ class TrainingConfig(JobConfig):
     def __post_init__(self) -> None:
         if isinstance(self.options, dict):
             object.__setattr__(self, "options", dict(self.options))
-        if isinstance(self.class_names, list):  # a string stays a string, for validate()
-            object.__setattr__(self, "class_names", tuple(self.class_names))
+        for name in ("class_names", "ignore_labels"):  # a string stays one, for validate()
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         if isinstance(self.class_colors, list):
             colors = tuple(tuple(c) if isinstance(c, list) else c for c in self.class_colors)
             object.__setattr__(self, "class_colors", colors)
@@ -304,6 +312,7 @@ class TrainingConfig(JobConfig):
 
     def _check_labels(self) -> None:
         check_choice("label0", self.label0, LABEL0_CHOICES)
+        check_ids("ignore_labels", self.ignore_labels)
         if self.instances is None:
             return
         check_choice("instances", self.instances, INSTANCE_MODES)
@@ -349,8 +358,9 @@ class TrainingConfig(JobConfig):
         d["patch_3d"] = None if self.patch_3d is None else list(self.patch_3d)
         if isinstance(self.axis, tuple):
             d["axis"] = list(self.axis)
-        for name in ("spacing_unit", "instances"):  # as before these fields existed
-            if d[name] is None:
+        d["ignore_labels"] = list(self.ignore_labels)
+        for name in ("spacing_unit", "instances", "ignore_labels"):  # as before these existed
+            if d[name] in (None, []):
                 del d[name]
         return d
 

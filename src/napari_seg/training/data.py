@@ -187,7 +187,7 @@ class TrainingData(LabelMode):
             for number, plane in enumerate(src.layout.planes()):
                 lab = self._read_labels(src, plane, slice(None), slice(None))
                 check_class_ids(src.name, lab, self.max_classes)
-                annotated = lab > 0 if self.label0 == "unlabelled" else np.ones(lab.shape, bool)
+                annotated = self.annotated(lab)
                 counts = _block_counts(lab, annotated, self.patch, src.grid)
                 src.block_counts.append(counts)
                 if self.sparse:
@@ -542,7 +542,7 @@ class TrainingData(LabelMode):
 
 def _block_counts(lab: np.ndarray, annotated: np.ndarray, block: int, grid) -> np.ndarray:
     """Annotated pixels per (block, class): shape ``(rows * cols, max id + 1)``."""
-    k = int(lab.max()) + 1 if lab.size else 1
+    k = max(int(lab.max()) + 1, 1) if lab.size else 1  # a plane of ignored pixels: -99
     rows = np.arange(lab.shape[0]) // block
     cols = np.arange(lab.shape[1]) // block
     ids = rows[:, None] * grid[1] + cols[None, :]

@@ -27,11 +27,13 @@ from typing import Any
 import numpy as np
 
 from .._layers import INSTANCE_CLASS_NAMES
+from ._shared import IGNORE_INDEX
+from .ignored import IgnoredIds, LabelView
 
 INSTANCE_MODES = tuple(INSTANCE_CLASS_NAMES)
 
 
-class InstanceClasses:
+class InstanceClasses(LabelView):
     """Instance labels seen as class ids, converted region by region on reading.
 
     Parameters
@@ -57,23 +59,14 @@ class InstanceClasses:
         self.name = name
 
     @property
-    def shape(self) -> tuple[int, ...]:
-        """The labels' shape."""
-        return tuple(self.labels.shape)
-
-    @property
     def dtype(self) -> np.dtype:
-        """uint8: the class ids 0, 1 and 2."""
-        return np.dtype(np.uint8)
+        """uint8: the class ids 0, 1 and 2; int64 when ids are left out (labels read
+        through :class:`~.ignored.IgnoredIds`), which stay ``IGNORE_INDEX``."""
+        return np.dtype(np.int64 if self._leaves_out else np.uint8)
 
     @property
-    def ndim(self) -> int:
-        """The labels' number of axes."""
-        return len(self.shape)
-
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        out = self[(slice(None),) * self.ndim]
-        return out if dtype is None else out.astype(dtype, copy=False)
+    def _leaves_out(self) -> bool:
+        return isinstance(self.labels, IgnoredIds)
 
     def __getitem__(self, index: Any) -> np.ndarray:
         index = index if isinstance(index, tuple) else (index,)
@@ -86,13 +79,20 @@ class InstanceClasses:
         return self._classes(np.asarray(self.labels[read]))[keep]
 
     def _classes(self, block: np.ndarray) -> np.ndarray:
-        if block.size and block.min() < 0:  # not an object, not background: say so
+        left_out = block == IGNORE_INDEX if self._leaves_out else None
+        kept = block if left_out is None else block[~left_out]
+        if kept.size and kept.min() < 0:  # not an object, not background: say so
             where = f"{self.name}: " if self.name else ""
             raise ValueError(
                 f"{where}instance labels must be 0 (background) or a positive object id, "
-                f"found {block.min()}; give the pixels to leave out id 0 or another class"
+                f"found {kept.min()}; give the pixels to leave out an id of their own "
+                "and name it in ignore_labels (napari-seg train --ignore)"
             )
-        return _classes(block, self.mode)
+        if left_out is None or not left_out.any():
+            return _classes(block, self.mode).astype(self.dtype, copy=False)
+        classes = _classes(np.where(left_out, 0, block), self.mode).astype(np.int64)
+        classes[left_out] = IGNORE_INDEX
+        return classes
 
 
 def _regions(index: tuple, shape: tuple[int, ...]) -> tuple[tuple, tuple] | None:
@@ -237,7 +237,9 @@ def refuse_unused_ids(present: Sequence[int], *, needed: int, confirmed: int) ->
     ids = ", ".join(map(str, present[:8])) + (", ..." if len(present) > 8 else "")
     raise ValueError(
         f"the labels use {len(present)} ids ({ids}), but label ids are class numbers: a "
-        f"model would learn {needed} classes, {needed - len(present)} of them absent. A "
+        f"model would learn {needed} classes, {needed - len(present)} of them absent. If "
+        f"{present[-1]} marks pixels to leave out (void), name it with ignore_labels "
+        f"(--ignore {present[-1]}; 'ignore ids' in the Train dock). A "
         "mask saved as 0/255: train its foreground with instances='foreground' (every "
         "non-zero id becomes the class 'object'; --instances foreground, or 'labels are: "
         "objects (foreground)' in the Train dock), or renumber the ids 0, 1, 2... "

@@ -41,6 +41,7 @@ from .events import (
 )
 from .files import best_from_file, check_outputs, companion_paths, resumed_config
 from .history import history_entry, metric_key, run_metrics, run_summary, write_summary
+from .ignored import ignoring
 from .instances import as_classes, refuse_instances, refuse_unused_ids
 from .losses import SegmentationLoss, resolve_loss
 from .schedule import lr_factor
@@ -207,7 +208,7 @@ class _Trainer(PixelRun):
         in_channels, normalization = input_spec(cfg, base, pairs[0][0])
         self.dims = run_dims(cfg, base)
         pairs, names, data_cfg = self._data_pairs(pairs, names)
-        pairs = as_classes(pairs, cfg.instances, names)
+        pairs = as_classes(ignoring(pairs, cfg.ignore_labels), cfg.instances, names)
         self.confirmed = confirmed_classes(cfg, base)
         self.data, planned = run_data(
             data_cfg, pairs, base, dims=self.dims, in_channels=in_channels,

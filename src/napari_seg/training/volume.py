@@ -180,8 +180,8 @@ class VolumeData(LabelMode):
         for z0 in range(0, shape[0], SCAN_SLICES):
             lab = self._read_labels(volume, slice(z0, min(shape[0], z0 + SCAN_SLICES)))
             check_class_ids(volume.name, lab, self.max_classes)
-            annotated = lab > 0 if self.sparse else np.ones(lab.shape, bool)
-            k = int(lab.max()) + 1 if lab.size else 1
+            annotated = self.annotated(lab)
+            k = max(int(lab.max()) + 1, 1) if lab.size else 1
             if k > counts[0].shape[1]:
                 counts = [np.pad(c, ((0, 0), (0, k - c.shape[1]))) for c in counts]
             where = np.argwhere(annotated)
@@ -271,9 +271,9 @@ class VolumeData(LabelMode):
 
         if not self.sparse:
             return None
-        labels = self._read_labels(self.sources[s]).astype(
-            np.uint8 if self.max_label < 256 else np.int32
-        )
+        labels = self._read_labels(self.sources[s])
+        labels = np.maximum(labels, 0, out=labels)  # ignored voxels: not painted
+        labels = labels.astype(np.uint8 if self.max_label < 256 else np.int32)
         for slab in self._slabs(s):
             labels[slab.index()] = 0
         try:
