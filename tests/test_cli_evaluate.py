@@ -222,6 +222,29 @@ def test_a_decathlon_dataset_s_class_names_name_the_rows(tmp_path, capsys):
     assert '"class 2"' not in json.dumps(data)
 
 
+def test_an_nnunet_ignore_label_is_not_scored(tmp_path, capsys):
+    """nnU-Net's "ignore" label (the largest id, named so in dataset.json) is left out
+    of the scores, as nnU-Net's evaluation leaves it out (it was scored as a class)."""
+    _, truth = cells_3d((3, 32, 32), seed=1)
+    (tmp_path / "Task" / "labelsTs").mkdir(parents=True)
+    (tmp_path / "out").mkdir()
+    gt = truth.astype(np.uint8)
+    gt[:, :4] = 3  # not annotated
+    tifffile.imwrite(tmp_path / "Task" / "labelsTs" / "la_003.tif", gt)
+    tifffile.imwrite(tmp_path / "out" / "la_003_0000_labels.tif", truth)
+    labels = {"background": 0, "cytoplasm": 1, "nucleus": 2, "ignore": 3}
+    (tmp_path / "Task" / "dataset.json").write_text(json.dumps({"labels": labels}))
+    argv = ["evaluate", "--pred", str(tmp_path / "out"), "--gt",
+            str(tmp_path / "Task" / "labelsTs"), "--json"]  # fmt: skip
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "ground-truth id 3 left out, as dataset.json's 'ignore'" in captured.err
+    pooled = json.loads(captured.out)["pooled"]
+    assert pooled["config"]["ignore_labels"] == [3]
+    assert [row["id"] for row in pooled["classes"]] == [0, 1, 2]  # no row of "ignore"
+    assert pooled["mean_iou"] == pytest.approx(1.0)
+
+
 def test_an_ome_zarr_time_lapse_is_scored_frame_by_frame(files, tmp_path, capsys):
     """An OME-Zarr ground truth whose axes say (t, y, x): per-frame scores and surfaces
     in each frame, as for a TIFF naming T (it was scored as a volume)."""

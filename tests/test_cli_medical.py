@@ -540,6 +540,33 @@ def test_axis_0_takes_a_4d_nifti_s_volumes_as_time_points(tmp_path, capsys):
                                   expected)  # fmt: skip
 
 
+@pytest.mark.parametrize(("dims", "axis"), [("3", 0), ("2", [0, 1])])
+def test_a_4d_nifti_with_4d_labels_trains_on_its_time_points(tmp_path, dims, axis):
+    """A cine MRI segmented frame by frame: image and labels both 4D. Labels have no
+    channels, so the 4th axis holds time points: a 3D model trains volume by volume, a
+    2D one on every slice of every frame (it was read as channels and refused, 'labels
+    shape (3, 6, 32, 36) does not match the image shape (3, 6, 32, 36)'; with --axis 0
+    as 'axis 0 is the channel axis')."""
+    frames = [cells_3d((6, 32, 36), seed=s) for s in range(3)]
+    for name, k, dtype in (("cine", 0, np.float32), ("cine_labels", 1, np.uint8)):
+        array = np.stack([f[k] for f in frames], axis=-1).transpose(2, 1, 0, 3)
+        nib.save(nib.Nifti1Image(array.astype(dtype), AFFINE), tmp_path / f"{name}.nii.gz")
+    argv = ["train", "--image", str(tmp_path / "cine.nii.gz"), "--labels",
+            str(tmp_path / "cine_labels.nii.gz"), "--dims", dims, "--epochs", "1",
+            "--steps-per-epoch", "1", "--patch", "32", "--option", "depth=2", "--option",
+            "base_width=4", "--label0", "background", "--quiet"]  # fmt: skip
+    for extra in ([], ["--axis", "0"]) if dims == "3" else ([],):  # as given, for 3D
+        out = tmp_path / f"m{len(extra)}.safetensors"
+        assert main([*argv, *extra, "--out", str(out)]) == 0
+        model = load_model(out)
+        assert (model.spec.in_channels, model.spec.spatial_dims) == (1, int(dims))
+        summary = json.loads(out.with_suffix("").with_suffix(".training.json").read_text())
+        assert summary["config"]["axis"] == (axis if not extra else 0)
+        assert summary["config"].get("channel_axis") is None
+        classes = np.unique(np.stack([f[1] for f in frames]))
+        assert summary["data"]["class_pixels"][: classes.size] != [0] * classes.size
+
+
 def test_a_3d_model_trains_on_a_4d_nifti_s_channels(tmp_path):
     """The Decathlon's multi-modal format, channels along a 4D NIfTI's 4th axis: a
     new 3D model reads them as channels, as predict does (the train command took

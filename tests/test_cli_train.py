@@ -478,6 +478,37 @@ def test_a_decathlon_dataset_names_the_classes_from_its_dataset_json(tmp_path, c
     assert "dataset.json is not a dataset description" in capsys.readouterr().err
 
 
+def test_an_nnunet_ignore_label_is_left_out_and_is_no_class(tmp_path, capsys):
+    """nnU-Net v2 names the pixels to leave out "ignore", with the largest id: they
+    train nothing and are no class (they were trained as a class named 'ignore')."""
+    from skimage.segmentation import find_boundaries
+
+    task = tmp_path / "Dataset001_Cells"
+    (task / "imagesTr").mkdir(parents=True)
+    (task / "labelsTr").mkdir()
+    for seed in (0, 1):
+        image, truth = cells_2d((96, 128), seed=seed)
+        truth = truth.astype(np.uint8)
+        truth[find_boundaries(truth, mode="inner")] = 3  # unsure: left to the ignore label
+        tifffile.imwrite(task / "imagesTr" / f"cells_{seed:03d}_0000.tif", image)
+        tifffile.imwrite(task / "labelsTr" / f"cells_{seed:03d}.tif", truth)
+    labels = {"background": 0, "cytoplasm": 1, "nucleus": 2, "ignore": 3}
+    (task / "dataset.json").write_text(json.dumps({"labels": labels, "numTraining": 2}))
+    out = tmp_path / "m.safetensors"
+    argv = ["train", "--image", str(task / "imagesTr"), "--labels", str(task / "labelsTr"),
+            "--val-fraction", "0", "--out", str(out), *FAST]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "pixels of id 3 left out, as dataset.json's 'ignore' label says" in err
+    assert "class names from dataset.json: background, cytoplasm, nucleus\n" in err
+    assert load_model(out).spec.class_names == ("background", "cytoplasm", "nucleus")
+    summary = json.loads((tmp_path / "m.training.json").read_text())
+    assert summary["config"]["ignore_labels"] == [3]
+    truths = [tifffile.imread(p) for p in sorted((task / "labelsTr").iterdir())]
+    kept = np.concatenate([t[t != 3] for t in truths])
+    assert summary["data"]["class_pixels"] == np.bincount(kept).tolist()
+
+
 def test_a_voc_style_void_id_is_left_out_with_ignore(tmp_path, capsys):
     """Pascal VOC's masks: palette PNGs whose index 255 outlines every object (void)."""
     from PIL import Image

@@ -57,6 +57,22 @@ def dataset_class_names(labels: str | os.PathLike) -> tuple[str, ...] | None:
     return tuple(by_id[i] for i in range(len(by_id)))
 
 
+def dataset_ignore_label(names: tuple[str, ...]) -> int | None:
+    """The id of an nnU-Net dataset's "ignore" label (:func:`dataset_class_names`'
+    ``names``): nnU-Net v2 names the pixels to leave out of training and scoring
+    ``"ignore"``, with the largest id; None when the last name is not that.
+
+    Parameters
+    ----------
+    names : tuple of str
+
+    Returns
+    -------
+    int or None
+    """
+    return len(names) - 1 if len(names) > 1 and names[-1] == "ignore" else None
+
+
 def _dataset_description(folder: str | os.PathLike) -> dict | None:
     """The ``dataset.json`` beside ``folder`` (``Task01_BrainTumour/labelsTr`` or
     ``imagesTr``), as a mapping; None when ``folder`` is not a folder or there is

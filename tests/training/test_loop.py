@@ -194,6 +194,9 @@ def test_a_failing_run_leaves_an_existing_model_file_as_it_was(make_blobs, tiny,
         )
     with pytest.raises(ValueError, match="does not match the image shape"):
         train((image, np.zeros((10, 10), np.uint8)), tiny, out=out, overwrite=True)
+    frames, labels = np.stack([image] * 3), np.zeros((3, *image.shape), np.uint8)
+    with pytest.raises(ValueError, match=r"labels have axis 0 too.* \(axis=0; --axis 0\)"):
+        train((frames, labels), tiny.with_(channel_axis=0), out=out, overwrite=True)
     assert out.read_bytes() == b"previous model"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
 

@@ -173,13 +173,18 @@ def run(args: argparse.Namespace) -> int:
     ValueError, OSError
         For a usage error; ``main`` prints it in one line.
     """
-    from .._dataset_json import dataset_class_names
+    from .._dataset_json import dataset_class_names, dataset_ignore_label
     from .._datasets import PROBABILITIES_SUFFIX, name_key, pair_files, prediction_tail
 
     config = build_config(args)
-    described = None if config.class_names else dataset_class_names(args.gt)
-    if described is not None:  # the dataset.json of a Decathlon or nnU-Net dataset
+    described = dataset_class_names(args.gt)  # a Decathlon or nnU-Net dataset's
+    if described is not None and not config.class_names:
         config = config.with_(class_names=dict(enumerate(described)))
+    ignore = None if described is None else dataset_ignore_label(described)
+    if ignore is not None and ignore not in config.ignore_labels:  # nnU-Net's "ignore"
+        print(f"napari-seg evaluate: ground-truth id {ignore} left out, as dataset.json's "
+              "'ignore' label says", file=sys.stderr)  # fmt: skip
+        config = config.with_(ignore_labels=(*config.ignore_labels, ignore))
     found = pair_files(
         args.pred,
         args.gt,

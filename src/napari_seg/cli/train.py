@@ -341,10 +341,10 @@ def run(args: argparse.Namespace) -> int:
     ]
     pairs = [(image, lab) for (image, _), lab in zip(images, labels, strict=True)]
     config = _with_input_spacing(config, images, transforms)
-    config = _with_input_channels(config, args.image, images, headers)
+    config = _with_input_channels(config, args.image, pairs, images, headers)
     axes = [
-        file_axes(p, h, len(i.shape))
-        for p, h, (i, _) in zip(args.image, headers, images, strict=True)
+        file_axes(p, h, len(i.shape)) if not _time_points(i, g, lab) else "TZYX"
+        for p, h, (i, g), lab in zip(args.image, headers, images, labels, strict=True)
     ]
     config = _with_input_stack_axes(config, axes)
     names = [p.name for p in args.image]
@@ -383,16 +383,25 @@ def _pairs(images: list[Path], labels: list[Path], suffix: str) -> tuple[list, l
 
 def _with_dataset_names(config, folders: list[Path], args: argparse.Namespace):
     """A new model's class names from the ``dataset.json`` beside its label folder (the
-    Decathlon's and nnU-Net's layout) when none were given, with a note."""
-    from .._dataset_json import dataset_class_names
+    Decathlon's and nnU-Net's layout) when none were given, and its "ignore" label as
+    the ids to leave out when none were given, with a note of each."""
+    from .._dataset_json import dataset_class_names, dataset_ignore_label
 
-    if config.class_names or args.from_model is not None or args.resume is not None:
+    if args.resume is not None:
         return config
     found = {dataset_class_names(f) for f in folders}
     if len(found) != 1 or None in found:
         return config
     (names,) = found
     assert names is not None
+    ignore = dataset_ignore_label(names)
+    if ignore is not None and ignore not in config.ignore_labels:
+        print(f"napari-seg train: pixels of id {ignore} left out, as dataset.json's "
+              "'ignore' label says", file=sys.stderr)  # fmt: skip
+        config = config.with_(ignore_labels=(*config.ignore_labels, ignore))
+    if config.class_names or args.from_model is not None:
+        return config
+    names = names[:ignore]  # the "ignore" label is no class
     print(f"napari-seg train: class names from dataset.json: {', '.join(names)}", file=sys.stderr)
     return config.with_(class_names=names)
 
@@ -425,11 +434,25 @@ def _with_input_spacing(config, images, transforms):
     return config.with_(spacing=declared[0][0], spacing_unit=unit)
 
 
-def _with_input_channels(config, paths, images, headers):
+def _time_points(image, geometry, labels) -> bool:
+    """Whether ``image`` is a 4D medical volume whose first axis holds time points (its
+    ``labels`` have it too), not channels (``medical.volume_channel_axis``)."""
+    from ..medical import volume_channel_axis
+
+    ndim = len(image.shape)
+    return (
+        geometry is not None
+        and ndim == 4
+        and volume_channel_axis(ndim, labels_ndim=len(labels.shape)) is None
+    )
+
+
+def _with_input_channels(config, paths, pairs, images, headers):
     """The config with the inputs' channel axis when none was given and every input
     is a file naming the same ``C`` axis (``_headers.file_channel_axis``: a Fiji
     hyperstack's) or a 4D medical volume (``medical.volume_channel_axis``: a 4D
-    NIfTI, an nnU-Net case's channel files), for a model of several channels, new
+    NIfTI, an nnU-Net case's channel files; time points when its labels have that
+    axis or ``axis`` names it), for a model of several channels, new
     or fine-tuned (its card's count), so that it reads the channels ``predict``
     will feed it (``arrays.named.named_channel_axis``); a one-channel model on
     several named channels is refused (``arrays.named.refuse_named_channels``)."""
@@ -443,8 +466,12 @@ def _with_input_channels(config, paths, images, headers):
         in_channels = read_model_spec(config.from_model).in_channels
     shapes = [tuple(image.shape) for image, _ in images]
     named = [
-        h.channel_axis if h is not None else None if g is None else volume_channel_axis(len(s))
-        for h, (_, g), s in zip(headers, images, shapes, strict=True)
+        h.channel_axis
+        if h is not None
+        else None
+        if g is None
+        else volume_channel_axis(len(s), stack=config.axis, labels_ndim=len(lab.shape))
+        for h, (_, g), s, (_, lab) in zip(headers, images, shapes, pairs, strict=True)
     ]
     for path, shape, axis in zip(paths, shapes, named, strict=True):
         try:

@@ -335,11 +335,9 @@ def with_volume_geometry(
 
     if geometry is None:
         return config
-    defaults = layout_defaults(len(image.shape), model.spec.spatial_dims, geometry.spacing)
-    ndim = len(image.shape)
-    stack = (config.axis,) if isinstance(config.axis, int) else tuple(config.axis or ())
-    if defaults["channel_axis"] in {a % ndim for a in stack}:  # a 4D file's time points
-        defaults["channel_axis"] = None
+    defaults = layout_defaults(
+        len(image.shape), model.spec.spatial_dims, geometry.spacing, stack=config.axis
+    )
     if config.spacing is None:  # the header's voxel size, in the header's unit
         defaults["spacing_unit"] = geometry.unit
     given = {k: getattr(config, k) for k in defaults if getattr(config, k) is not None}

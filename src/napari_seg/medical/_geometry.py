@@ -3,6 +3,7 @@ in napari (``(z, y, x)`` in LPS; see :mod:`napari_seg.medical`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -405,25 +406,42 @@ def _zyx(values) -> tuple[float, float, float]:
     return z, y, x
 
 
-def volume_channel_axis(ndim: int) -> int | None:
+def volume_channel_axis(
+    ndim: int, *, stack: int | Sequence[int] | None = None, labels_ndim: int | None = None
+) -> int | None:
     """The channel axis of a medical volume of ``ndim`` axes as napari-seg reads it:
     the first of a 4D one (``c, z, y, x``: a 4D NIfTI, or a case's channel files),
-    none of a 3D one.
+    none of a 3D one. A 4D volume's first axis holds time points instead when the
+    stack axes name it, or when its labels have it too (labels have no channels: a
+    cine MRI's frames, each segmented).
 
     Parameters
     ----------
     ndim : int
+    stack : int or sequence of int, optional
+        The axes the user segments (or trains) slice by slice along (``axis``).
+    labels_ndim : int, optional
+        The number of axes of the volume's labels, when training.
 
     Returns
     -------
     int or None
     """
-    return 0 if ndim == 4 else None
+    if ndim != 4 or labels_ndim == ndim:
+        return None
+    stack = (stack,) if isinstance(stack, int) else tuple(stack or ())
+    return None if 0 in {a % ndim for a in stack} else 0
 
 
-def layout_defaults(ndim: int, spatial_dims: int, spacing: tuple[float, ...]) -> dict[str, Any]:
+def layout_defaults(
+    ndim: int,
+    spatial_dims: int,
+    spacing: tuple[float, ...],
+    stack: int | Sequence[int] | None = None,
+) -> dict[str, Any]:
     """How a model reads a medical volume when the user says nothing: a 4D volume's
-    first axis holds channels, a 2D model segments axial slices (the first
+    first axis holds channels (unless ``stack`` names it: time points, see
+    :func:`volume_channel_axis`), a 2D model segments axial slices (the first
     spatial axis) one by one, and the voxel size is the image's spacing.
 
     Parameters
@@ -434,13 +452,15 @@ def layout_defaults(ndim: int, spatial_dims: int, spacing: tuple[float, ...]) ->
         The model's dimensionality.
     spacing : tuple of float
         The volume's ``(z, y, x)`` voxel size.
+    stack : int or sequence of int, optional
+        The stack axes the user gave (``axis``).
 
     Returns
     -------
     dict
         ``channel_axis``, ``axis`` and ``spacing`` settings of a ``PredictConfig``.
     """
-    channel_axis = volume_channel_axis(ndim)
+    channel_axis = volume_channel_axis(ndim, stack=stack)
     first = 1 if ndim == 4 else 0
     return {
         "channel_axis": channel_axis,

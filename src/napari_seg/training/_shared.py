@@ -101,7 +101,22 @@ def check_labels_shape(name: str, labels, image, expected: Sequence[int]) -> Non
                 if kept
                 else f"{tuple(image.shape)}, which has no channel axis"
             )
+            + _channel_advice(tuple(labels.shape), tuple(image.shape), tuple(expected))
         )
+
+
+def _channel_advice(labels: tuple, image: tuple, expected: tuple) -> str:
+    """What to do when the labels have every axis of the image, the one read as
+    channels too: labels have no channels, so that axis holds something else."""
+    if labels != image or expected == image:
+        return ""
+    axis = next((i for i in range(len(image)) if image[:i] + image[i + 1 :] == expected), None)
+    if axis is None:
+        return ""
+    return (
+        f"; the labels have axis {axis} too, so it holds no channels: if it holds time "
+        f"points or slices, name it as a stack axis (axis={axis}; --axis {axis})"
+    )
 
 
 def class_limit(max_classes: int) -> int:
