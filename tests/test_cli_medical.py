@@ -80,6 +80,33 @@ def test_predict_nifti_writes_nifti_with_the_source_affine(model_file, stack, tm
     np.testing.assert_allclose(probabilities.affine, AFFINE)
 
 
+def test_predict_and_train_on_nrrd_files_from_slicer(model_file, stack, tmp_path):
+    """3D Slicer's volume (case.nrrd) and segmentation (case.seg.nrrd): predict writes
+    NIfTI with the NRRD's placement (as for DICOM), train reads the pair by name."""
+    import nrrd
+
+    image, labels = stack
+    file_order = (2, 1, 0)  # (z, y, x) arrays as (i, j, k) files: x fastest
+    header = {"space": "left-posterior-superior", "space directions": np.diag([0.8, 0.7, 3.0]),
+              "space origin": np.array([5.0, -6.0, 7.0])}  # fmt: skip
+    nrrd.write(str(tmp_path / "case.nrrd"), image.transpose(file_order), header)
+    nrrd.write(str(tmp_path / "case.seg.nrrd"), labels.transpose(file_order).astype(np.uint8),
+               {**header, "Segment0_LabelValue": "1", "Segment0_Name": "cell"})  # fmt: skip
+    assert main(predict_args(model_file, tmp_path / "out", tmp_path / "case.nrrd")) == 0
+    out = nib.load(tmp_path / "out" / "case_labels.nii.gz")
+    ras = np.diag([-0.8, -0.7, 3.0, 1.0])
+    ras[:3, 3] = [-5.0, 6.0, 7.0]
+    np.testing.assert_allclose(out.affine, ras)
+    assert out.shape == image.shape[::-1]
+    model = tmp_path / "m.safetensors"
+    argv = ["train", "--image", str(tmp_path / "case.nrrd"), "--labels",
+            str(tmp_path / "case.seg.nrrd"), "--label0", "background", "--epochs", "1",
+            "--steps-per-epoch", "1", "--patch", "32", "--option", "depth=2", "--option",
+            "base_width=4", "--out", str(model), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert load_model(model).spec.spacing == pytest.approx((0.7, 0.8))  # (y, x) of a 2D model
+
+
 def test_predict_dicom_folder_gives_nifti(model_file, stack, tmp_path, dicom_series):
     image, _ = stack
     dicom_series(tmp_path / "ct", (image // 64).astype(np.int16), spacing=(3.0, 0.8, 0.9))
@@ -378,6 +405,12 @@ def test_train_reads_nifti_volumes(stack, tmp_path, capsys):
     again = [*args[:-3], "--spacing", "0.5", "0.5", "--out", str(tmp_path / "n.safetensors")]
     assert main(again) == 0
     assert load_model(tmp_path / "n.safetensors").spec.spacing == (0.5, 0.5)
+    # without --axis: the axial slices, as predict segments them (it was refused)
+    at = args.index("--axis")
+    plain = [*args[:at], *args[at + 2 : -3], "--out", str(tmp_path / "p.safetensors")]
+    assert main(plain) == 0
+    summary = json.loads((tmp_path / "p.training.json").read_text())
+    assert summary["config"]["axis"] == 0
 
 
 def test_refine_fills_between_slices_of_a_nifti_file(tmp_path):

@@ -75,3 +75,34 @@ def test_contour_filling_without_itk(tmp_path, capsys, monkeypatch):
     assert main([*argv, str(tmp_path / "outlines.tif"), str(out)]) == 1
     _one_line_error(capsys, "pip install 'napari-seg[interpolation]' (or use method 'shape'")
     assert not out.exists()
+
+
+def test_an_nrrd_file_without_pynrrd(model_and_image, tmp_path, capsys, monkeypatch):
+    model, _ = model_and_image
+    (tmp_path / "case.nrrd").write_bytes(b"NRRD0004\n")
+    monkeypatch.setitem(sys.modules, "nrrd", None)
+    out = tmp_path / "out"
+    assert (
+        main(["predict", "--model", str(model), "--output", str(out), str(tmp_path / "case.nrrd")])
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert "reading NRRD needs pynrrd: pip install 'napari-seg[medical]'" in err
+    assert "Traceback" not in err
+    assert not (out / "case_labels.nii.gz").exists()
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "message"),
+    [
+        ("nibabel", "brain.nii.gz", "reading NIfTI needs nibabel"),
+        ("pydicom", "slice.dcm", "reading DICOM needs pydicom"),
+    ],
+)
+def test_medical_files_without_their_reader(tmp_path, monkeypatch, module, name, message):
+    from napari_seg._io import read_with_geometry
+
+    (tmp_path / name).write_bytes(b"\0" * 128 + b"DICM" + b"\0" * 100)
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(ValueError, match=rf"{message}: pip install 'napari-seg\[medical\]'"):
+        read_with_geometry(tmp_path / name)

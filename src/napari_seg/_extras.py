@@ -5,11 +5,13 @@ extras of the package. Using one without its extra raises
 :class:`MissingExtraError`, an ``ImportError`` whose message names what to
 install; the command line reports it in one line and the widgets as a
 notification, as any other user error. Readers whose callers go on with the next
-file (NIfTI and DICOM without the ``medical`` extra) raise a ``ValueError`` with
-the same sentence (:func:`extra_message`).
+file (NIfTI, NRRD and DICOM without the ``medical`` extra) raise a ``ValueError``
+with the same sentence (:func:`import_for_reading`).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 def extra_message(what: str, needs: str, extra: str, instead: str = "") -> str:
@@ -26,6 +28,30 @@ def extra_message(what: str, needs: str, extra: str, instead: str = "") -> str:
     """
     tail = f" ({instead})" if instead else ""
     return f"{what} needs {needs}: pip install 'napari-seg[{extra}]'{tail}"
+
+
+def import_for_reading(module: str, what: str, needs: str, extra: str) -> Any:
+    """Import ``module``, a reader's library, or raise a ``ValueError`` saying which
+    extra installs it (:func:`extra_message`): the reader's callers name the file and
+    go on with the next.
+
+    Parameters
+    ----------
+    module : str
+        What to import (``"nibabel"``).
+    what, needs, extra : str
+        As :func:`extra_message` takes them.
+
+    Returns
+    -------
+    module
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ValueError(extra_message(what, needs, extra)) from None
 
 
 class MissingExtraError(ImportError):

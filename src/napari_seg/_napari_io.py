@@ -1,7 +1,8 @@
 """npe2 reader and writer of medical volumes (no napari import: plain layer tuples).
 
-napari opens a NIfTI file or a DICOM series folder as an Image layer (a Labels
-layer for a label map: a file named ``*_labels``, ``*_seg`` or ``*_mask``, one in a
+napari opens a NIfTI or NRRD file or a DICOM series folder as an Image layer (a Labels
+layer for a label map: a file named ``*_labels``, ``*_seg`` or ``*_mask``, a 3D
+Slicer segmentation ``*.seg.nrrd`` or label map ``*-label.nrrd``, one in a
 ``labelsTr`` or ``labelsTs`` folder as the Medical Segmentation Decathlon and nnU-Net
 lay out datasets, or a NIfTI whose header's intent is "label", as napari-seg writes
 them; holding integers, or floats that are all whole numbers) indexed
@@ -35,7 +36,8 @@ if TYPE_CHECKING:
     from ._calibration import Calibration
 
 LayerData = tuple[Any, dict[str, Any], str]
-LABEL_NAME_ENDINGS = ("_labels", "_label", "_seg", "_mask")
+#: 3D Slicer names a segmentation ``NAME.seg.nrrd`` and a label map ``NAME-label.nrrd``.
+LABEL_NAME_ENDINGS = ("_labels", "_label", "_seg", "_mask", ".seg", "-label")
 #: Folders of label maps in the Medical Segmentation Decathlon's and nnU-Net's layout.
 LABEL_FOLDERS = ("labelstr", "labelsts")
 
@@ -48,7 +50,7 @@ _opened: dict[tuple[str, str], float] = {}
 
 
 def get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]] | None:
-    """The reader of ``path`` when it is a NIfTI file, a DICOM file (its series), or a
+    """The reader of ``path`` when it is a NIfTI or NRRD file, a DICOM file (its series), or a
     folder with DICOM series in it or in its subfolders
     (:func:`~napari_seg.medical.holds_dicom`), else None.
 
@@ -60,13 +62,13 @@ def get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]] | None
     -------
     callable or None
     """
-    from .medical import holds_dicom, is_dicom_file, is_nifti
+    from .medical import holds_dicom, is_dicom_file, is_nifti, is_nrrd
 
     if isinstance(path, list):  # a stack of one series' files: that series
         if len(path) != 1 and not all(is_dicom_file(p) for p in path):
             return None
         path = path[0]
-    if is_nifti(path) or is_dicom_file(path) or holds_dicom(path):
+    if is_nifti(path) or is_nrrd(path) or is_dicom_file(path) or holds_dicom(path):
         return read_layers
     return None
 
@@ -139,7 +141,7 @@ def _volume_layers(path: str, name: str, array, geometry) -> list[LayerData]:
     if array.ndim == 3 and _is_label_map(path, name):
         ids = array if np.issubdtype(array.dtype, np.integer) else whole_numbers_as_ids(array)
         if ids is not None:  # floats of whole numbers too, as FSL writes segmentations
-            classes = _dataset_classes(path, name)
+            classes = _dataset_classes(path, name) or _segment_classes(path, name)
             metadata = {**kwargs["metadata"], **classes.pop("metadata", {})}
             return [(ids, {**kwargs, **classes, "metadata": metadata}, "labels")]
     if array.ndim == 4:
@@ -164,6 +166,26 @@ def _dataset_classes(path: str, name: str) -> dict[str, Any]:
     background = 0 if names[0].lower() == "background" else None
     colors = default_class_colors(len(names), background)
     found = labels_layer_kwargs(name, names, colors, background)
+    return {key: found[key] for key in ("colormap", "features", "metadata")}
+
+
+def _segment_classes(path: str, name: str) -> dict[str, Any]:
+    """The class names and colours of a 3D Slicer segmentation (``.seg.nrrd``): its
+    segments' names and colours by label value, 0 the transparent background;
+    nothing for other files."""
+    from ._layers import labels_layer_kwargs
+    from .medical import is_nrrd, nrrd_segments
+    from .models.spec import default_class_colors
+
+    segments = nrrd_segments(path) if is_nrrd(path) else {}
+    if not segments or min(segments) < 1:
+        return {}
+    count = max(segments) + 1
+    names = [segments[i][0] if i in segments else f"class {i}" for i in range(count)]
+    names[0] = "background"
+    palette = default_class_colors(count, 0)
+    colors = [segments[i][1] if segments.get(i, ("", ()))[1] else palette[i] for i in range(count)]
+    found = labels_layer_kwargs(name, names, colors, 0)
     return {key: found[key] for key in ("colormap", "features", "metadata")}
 
 

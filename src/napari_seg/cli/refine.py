@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ..refine import RefineConfig
 
 INPUT_NAMES = ("image", "probabilities", "region", "reference")
-LABEL_SUFFIXES = (".tif", ".tiff", ".npy", ".png", ".zarr", ".nii", ".nii.gz")
+LABEL_SUFFIXES = (".tif", ".tiff", ".npy", ".png", ".zarr", ".nii", ".nii.gz", ".nrrd", ".nhdr")
 
 
 def _all_params():

@@ -343,7 +343,7 @@ def run(args: argparse.Namespace) -> int:
     config = _with_input_spacing(config, images, transforms)
     config = _with_input_channels(config, args.image, pairs, images, headers)
     axes = [
-        file_axes(p, h, len(i.shape)) if not _time_points(i, g, lab) else "TZYX"
+        file_axes(p, h, len(i.shape)) if g is None else _volume_letters(i, lab)
         for p, h, (i, g), lab in zip(args.image, headers, images, labels, strict=True)
     ]
     config = _with_input_stack_axes(config, axes)
@@ -434,17 +434,19 @@ def _with_input_spacing(config, images, transforms):
     return config.with_(spacing=declared[0][0], spacing_unit=unit)
 
 
-def _time_points(image, geometry, labels) -> bool:
-    """Whether ``image`` is a 4D medical volume whose first axis holds time points (its
-    ``labels`` have it too), not channels (``medical.volume_channel_axis``)."""
+def _volume_letters(image, labels) -> str | None:
+    """The axes of a medical volume as :mod:`napari_seg.medical` reads it, as letters:
+    ``ZYX``; ``CZYX`` for a 4D one, ``TZYX`` when its ``labels`` have the 4th axis too
+    (``medical.volume_channel_axis``). A 2D model then trains on axial slices, as
+    ``predict`` segments them (``medical.layout_defaults``)."""
     from ..medical import volume_channel_axis
 
     ndim = len(image.shape)
-    return (
-        geometry is not None
-        and ndim == 4
-        and volume_channel_axis(ndim, labels_ndim=len(labels.shape)) is None
-    )
+    if ndim == 3:
+        return "ZYX"
+    if ndim != 4:
+        return None
+    return "CZYX" if volume_channel_axis(ndim, labels_ndim=len(labels.shape)) == 0 else "TZYX"
 
 
 def _with_input_channels(config, paths, pairs, images, headers):

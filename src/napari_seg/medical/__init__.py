@@ -1,4 +1,5 @@
-"""Medical volumes: NIfTI files (nibabel) and DICOM series folders (pydicom).
+"""Medical volumes: NIfTI files (nibabel), NRRD files (pynrrd, 3D Slicer's format) and
+DICOM series folders (pydicom).
 
 Axis order (the one rule for every reader and writer of napari-seg): a volume
 is returned as an array indexed ``(z, y, x)`` in the patient's LPS frame, the
@@ -70,12 +71,14 @@ from ._nifti import (
     read_nifti,
     write_nifti,
 )
+from ._nrrd import NRRD_SUFFIXES, is_nrrd, nrrd_segments, read_nrrd
 
 __all__ = [
     "LPS",
     "NIFTI1_MAX_SIZE",
     "NIFTI_SUFFIXES",
     "NIFTI_UNITS",
+    "NRRD_SUFFIXES",
     "OUTPUT_TAILS",
     "VolumeGeometry",
     "check_same_grid",
@@ -85,15 +88,19 @@ __all__ = [
     "is_dicom_file",
     "is_dicom_folder",
     "is_nifti",
+    "is_nrrd",
+    "is_volume",
     "label_path",
     "layout_defaults",
     "nifti_is_label_map",
     "nifti_placement_unit",
     "nifti_unit",
+    "nrrd_segments",
     "read_channel_files",
     "read_dicom",
     "read_dicom_series",
     "read_nifti",
+    "read_nrrd",
     "read_volume",
     "recorded_unit",
     "volume_channel_axis",
@@ -107,7 +114,8 @@ OUTPUT_TAILS = {"labels": "_labels", "probabilities": "_probabilities", "objects
 
 def label_path(folder: Path, stem: str, source: str | os.PathLike, what: str = "labels") -> Path:
     """The output file of an input: ``brain.nii.gz`` gives ``brain_labels.nii.gz``, a
-    DICOM series (its folder or one of its files) gives NIfTI too, other inputs TIFF.
+    DICOM series (its folder or one of its files) or an NRRD file gives NIfTI too (with
+    the source's affine), other inputs TIFF.
 
     Parameters
     ----------
@@ -123,7 +131,7 @@ def label_path(folder: Path, stem: str, source: str | os.PathLike, what: str = "
     -------
     pathlib.Path
     """
-    medical = is_nifti(source) or is_dicom(source)
+    medical = is_volume(source)
     tail = OUTPUT_TAILS[what] if what else ""
     return folder / f"{stem}{tail}{'.nii.gz' if medical else '.tif'}"
 
@@ -172,8 +180,8 @@ def read_channel_files(paths: list[Path]) -> tuple[np.ndarray, VolumeGeometry]:
 def read_volume(
     path: str | os.PathLike, *, series: str | None = None
 ) -> tuple[np.ndarray, VolumeGeometry]:
-    """A NIfTI file or a DICOM series (its folder, or one of its files), as
-    :func:`read_nifti` / :func:`read_dicom`.
+    """A NIfTI file, an NRRD file or a DICOM series (its folder, or one of its files),
+    as :func:`read_nifti` / :func:`read_nrrd` / :func:`read_dicom`.
 
     Parameters
     ----------
@@ -193,9 +201,26 @@ def read_volume(
     """
     if is_nifti(path):
         return read_nifti(path)
+    if is_nrrd(path):
+        return read_nrrd(path)
     if is_dicom(path):
         return read_dicom(path, series=series)
-    raise ValueError(f"{path} is neither a NIfTI file nor a folder of DICOM files")
+    raise ValueError(f"{path} is not a NIfTI or NRRD file, nor a folder of DICOM files")
+
+
+def is_volume(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is read as a medical volume (:func:`read_volume`): a NIfTI or
+    NRRD file, or a DICOM series (:func:`is_dicom`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    bool
+    """
+    return is_nifti(path) or is_nrrd(path) or is_dicom(path)
 
 
 def is_dicom(path: str | os.PathLike) -> bool:

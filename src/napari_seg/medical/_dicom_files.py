@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from .._extras import extra_message
+from .._extras import import_for_reading
 from .._ome_zarr import is_zarr_path
 from ..limits import DICOM_SEARCH_DEPTH, DICOM_SEARCH_FOLDERS, MAX_DICOM_FILES, one_line
 from ._dicom_frames import frame_headers
@@ -75,7 +75,7 @@ def _file_names(folder: Path) -> list[str]:
 NOT_DICOM_SUFFIXES = frozenset({
     ".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".npy", ".npz", ".nii", ".gz",
     ".zip", ".txt", ".csv", ".json", ".xml", ".yaml", ".yml", ".md", ".pdf", ".py", ".h5",
-    ".hdf5", ".czi", ".lif", ".nd2", ".safetensors", ".pt",
+    ".hdf5", ".czi", ".lif", ".nd2", ".safetensors", ".pt", ".nrrd", ".nhdr", ".raw",
 })  # fmt: skip
 
 
@@ -193,10 +193,7 @@ def _dicom_headers(folder: Path, *, below: bool = False, others=None) -> list:
     """The image slices' headers (path, dataset) of ``folder``'s files, and with
     ``below`` of its subfolders' files too (:func:`_folders_below`); the names of
     the other DICOM files go into ``others`` by what they are."""
-    try:
-        import pydicom  # noqa: F401
-    except ImportError:
-        raise ValueError(extra_message("reading DICOM", "pydicom", "medical")) from None
+    import_for_reading("pydicom", "reading DICOM", "pydicom", "medical")
     if not folder.is_dir():
         raise ValueError(f"{folder} is not a folder of DICOM files")
     files: list[Path] = []

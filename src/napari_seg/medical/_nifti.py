@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .._atomic import atomic_write
-from .._extras import extra_message
+from .._extras import import_for_reading
 from ..limits import GIB, MAX_NIFTI_CHANNELS, MAX_VOLUME_BYTES, one_line
 from ._geometry import NIFTI_UNITS, VolumeGeometry
 
@@ -35,11 +35,7 @@ def is_nifti(path: str | os.PathLike) -> bool:
 
 
 def _nibabel():
-    try:
-        import nibabel
-    except ImportError:
-        raise ValueError(extra_message("reading NIfTI", "nibabel", "medical")) from None
-    return nibabel
+    return import_for_reading("nibabel", "reading NIfTI", "nibabel", "medical")
 
 
 def _load(path: str | os.PathLike):

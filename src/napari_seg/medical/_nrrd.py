@@ -1,0 +1,237 @@
+"""NRRD volumes (pynrrd): 3D Slicer's format for volumes and segmentations, read as
+``(z, y, x)`` LPS arrays with their geometry (outputs are written as NIfTI, with
+the same affine, as for a DICOM series).
+
+The header places the voxels: ``space directions`` (one vector per axis, in file
+order, ``none`` for an axis of components), ``space origin`` and ``space`` (the
+patient frame they are stated in: ``left-posterior-superior``, as Slicer writes
+them, ``right-anterior-superior`` or ``left-anterior-superior``). A file that names
+no anatomical space (``scanner-xyz``, ``3D-right-handed``, or none) is read in LPS,
+as ITK reads it; one without ``space directions`` is placed by its ``spacings`` at
+the origin. An axis of components (``kinds`` ``vector``, ``list``, ``RGB-color``: a
+multi-component volume, or the layers of a segmentation whose segments overlap) is
+the channel axis, as a 4D NIfTI's volumes are.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._extras import import_for_reading
+from ..limits import GIB, MAX_CLASSES, MAX_NAME_LENGTH, MAX_VOLUME_BYTES, one_line
+from ._geometry import VolumeGeometry
+
+NRRD_SUFFIXES = (".nrrd", ".nhdr")
+#: The segments of a segmentation's header read at most (a class each).
+MAX_SEGMENTS = MAX_CLASSES
+#: The sign that turns each named space's coordinates into RAS ones.
+SPACES = {
+    "right-anterior-superior": (1.0, 1.0, 1.0),
+    "ras": (1.0, 1.0, 1.0),
+    "left-anterior-superior": (-1.0, 1.0, 1.0),
+    "las": (-1.0, 1.0, 1.0),
+    "left-posterior-superior": (-1.0, -1.0, 1.0),
+    "lps": (-1.0, -1.0, 1.0),
+    "scanner-xyz": (-1.0, -1.0, 1.0),  # no anatomical frame: LPS, as ITK reads it
+    "3d-right-handed": (-1.0, -1.0, 1.0),
+}
+#: ``space units`` as the length units a volume geometry states.
+UNITS = {
+    "mm": "millimeter",
+    "millimeter": "millimeter",
+    "millimeters": "millimeter",
+    "um": "micrometer",
+    "µm": "micrometer",
+    "micron": "micrometer",
+    "micrometer": "micrometer",
+    "m": "meter",
+    "meter": "meter",
+}
+
+
+def is_nrrd(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names an NRRD file (``.nrrd``, or a detached ``.nhdr`` header).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    bool
+    """
+    return str(path).lower().endswith(NRRD_SUFFIXES)
+
+
+def _pynrrd():
+    return import_for_reading("nrrd", "reading NRRD", "pynrrd", "medical")
+
+
+def read_nrrd(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
+    """An NRRD volume as a ``(z, y, x)`` (or ``(c, z, y, x)``) LPS array and its geometry.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    array : ndarray
+    geometry : VolumeGeometry
+        Its ``affine`` maps the file's voxels to RAS, as a NIfTI's does.
+
+    Raises
+    ------
+    ValueError
+        For a file that is not a readable 3D (or 3D + components) NRRD volume.
+    """
+    nrrd = _pynrrd()
+    try:
+        with open(path, "rb") as fh:
+            header = nrrd.read_header(fh)
+            spatial, components = _axes(path, header)
+            _check_size(path, header)
+            data = nrrd.read_data(header, fh, str(path), index_order="F")
+    except (nrrd.NRRDError, zlib.error, EOFError) as exc:
+        raise ValueError(f"cannot read {path} as NRRD: {one_line(exc, 300)}") from None
+    shape = tuple(int(header["sizes"][a]) for a in spatial)
+    geometry = VolumeGeometry.from_affine(
+        nrrd_affine(header, spatial), shape, source="nrrd", unit=_unit(header)
+    )
+    data = np.moveaxis(data, [*spatial, *components], range(data.ndim))  # (i, j, k[, c])
+    return geometry.to_array(data), geometry
+
+
+def _axes(path, header: dict) -> tuple[list[int], list[int]]:
+    """The file's spatial axes and its axis of components (none or one)."""
+    sizes = [int(n) for n in header["sizes"]]
+    directions = header.get("space directions")
+    if directions is not None:
+        spatial = [a for a, row in enumerate(directions) if np.all(np.isfinite(row))]
+    else:
+        kinds = [str(k).lower() for k in header.get("kinds", ["domain"] * len(sizes))]
+        spatial = [a for a, kind in enumerate(kinds) if kind in ("domain", "space")]
+    components = [a for a in range(len(sizes)) if a not in spatial]
+    if len(spatial) != 3 or len(components) > 1:
+        raise ValueError(
+            f"{Path(path).name} is an NRRD file of sizes {sizes} with {len(spatial)} "
+            "spatial axes; napari-seg reads 3D volumes (with at most one axis of "
+            "components or channels)"
+        )
+    return spatial, components
+
+
+def _check_size(path, header: dict) -> None:
+    """Refuse a header that claims more than napari-seg reads at once."""
+    claimed = math.prod(int(n) for n in header["sizes"]) * _item_bytes(str(header["type"]))
+    if claimed > MAX_VOLUME_BYTES:
+        raise ValueError(
+            f"{path}'s header claims {tuple(header['sizes'])} voxels ({claimed / GIB:.0f} "
+            f"GiB), more than the {MAX_VOLUME_BYTES // GIB} GiB napari-seg reads at once"
+        )
+
+
+def _item_bytes(kind: str) -> int:
+    """The bytes of one value of an NRRD ``type`` (``int16``, ``unsigned short``,
+    ``uchar``, ``double``...)."""
+    kind = kind.lower()
+    bits = re.findall(r"\d+", kind)
+    if bits:
+        return max(1, int(bits[0]) // 8)
+    if "char" in kind:
+        return 1
+    if "short" in kind:
+        return 2
+    return 8 if "long" in kind or "double" in kind else 4
+
+
+def nrrd_affine(header: dict[str, Any], spatial: list[int]) -> np.ndarray:
+    """The voxel-to-RAS affine of an NRRD header's ``spatial`` axes (file order).
+
+    Parameters
+    ----------
+    header : dict
+        pynrrd's header.
+    spatial : list of int
+        The spatial axes, in file order.
+
+    Returns
+    -------
+    ndarray, shape (4, 4)
+
+    Raises
+    ------
+    ValueError
+        For a space that is not 3D patient or scanner space (a time-varying one).
+    """
+    space = str(header.get("space", "left-posterior-superior")).lower()
+    if space not in SPACES:
+        raise ValueError(
+            f"an NRRD space of {space!r} is not read (3D spaces: RAS, LAS, LPS, "
+            "scanner-xyz, 3D-right-handed)"
+        )
+    affine = np.eye(4)
+    directions = header.get("space directions")
+    if directions is not None:
+        affine[:3, :3] = np.asarray(directions, float)[spatial].T
+    else:  # spacings along the axes of LPS
+        spacings = np.asarray(header.get("spacings", [1.0] * len(header["sizes"])), float)
+        steps = np.where(np.isfinite(spacings[spatial]), spacings[spatial], 1.0)
+        affine[:3, :3] = np.diag(steps)
+        space = "left-posterior-superior"
+    origin = header.get("space origin")
+    if origin is not None:
+        affine[:3, 3] = np.asarray(origin, float)[:3]
+    return np.diag([*SPACES[space], 1.0]) @ affine
+
+
+def _unit(header: dict) -> str:
+    """The length unit of ``space units`` (millimetres when unstated or unknown, as
+    Slicer and ITK read it)."""
+    units = {UNITS.get(str(u).strip().lower(), "") for u in header.get("space units") or ()}
+    return units.pop() if len(units) == 1 and "" not in units else "millimeter"
+
+
+def nrrd_segments(path: str | os.PathLike) -> dict[int, tuple[str, tuple[float, ...]]]:
+    """The segments a 3D Slicer segmentation (``.seg.nrrd``) names in its header, by
+    label value: their names and RGBA colours. Empty for any other NRRD file, or one
+    whose segments overlap (each in a layer of its own).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    dict
+        ``{label value: (name, (r, g, b, a))}``.
+    """
+    nrrd = _pynrrd()
+    try:
+        header = nrrd.read_header(str(path))
+    except (nrrd.NRRDError, OSError, ValueError):
+        return {}
+    found: dict[int, tuple[str, tuple[float, ...]]] = {}
+    for i in range(MAX_SEGMENTS):
+        prefix = f"Segment{i}_"
+        if prefix + "LabelValue" not in header:
+            break
+        try:
+            value = int(str(header[prefix + "LabelValue"]))
+            layer = int(str(header.get(prefix + "Layer", "0")))
+            rgb = [float(c) for c in str(header.get(prefix + "Color", "")).split()][:3]
+        except ValueError:
+            return {}
+        if layer != 0:  # overlapping segments: layers, not one label map
+            return {}
+        name = str(header.get(prefix + "Name", f"segment {value}")).strip()[:MAX_NAME_LENGTH]
+        color = (*rgb, 1.0) if len(rgb) == 3 and all(0 <= c <= 1 for c in rgb) else ()
+        found[value] = (name or f"segment {value}", color)
+    return found

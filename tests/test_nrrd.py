@@ -1,0 +1,112 @@
+"""NRRD volumes (3D Slicer's format): read as the NIfTI of the same voxels would be."""
+
+import nibabel as nib
+import nrrd
+import numpy as np
+import pytest
+
+from napari_seg.medical import read_volume
+
+#: Voxel (i, j, k) to RAS: voxel sizes 0.5, 0.6 and 2.0 along L, P and S.
+RAS = np.array([[-0.5, 0, 0, -10.0], [0, -0.6, 0, -20.0], [0, 0, 2.0, 30.0], [0, 0, 0, 1]])
+#: The same placement, as each NRRD space states it: directions (rows) and origin.
+SPACES = {
+    "left-posterior-superior": (np.diag([0.5, 0.6, 2.0]), [10.0, 20.0, 30.0]),
+    "RAS": (np.diag([-0.5, -0.6, 2.0]), [-10.0, -20.0, 30.0]),
+    "left-anterior-superior": (np.diag([0.5, -0.6, 2.0]), [10.0, -20.0, 30.0]),
+}
+
+
+def voxels(shape=(7, 6, 5), seed=0):
+    return np.random.default_rng(seed).integers(0, 1000, shape).astype(np.int16)
+
+
+def write(path, data, space="left-posterior-superior", **fields):
+    directions, origin = SPACES[space]
+    header = {"space": space, "space directions": directions, "space origin": np.array(origin)}
+    nrrd.write(str(path), data, {**header, **fields})
+    return path
+
+
+@pytest.mark.parametrize("space", list(SPACES))
+def test_a_volume_reads_as_the_nifti_of_the_same_voxels(tmp_path, space):
+    data = voxels()
+    array, geometry = read_volume(write(tmp_path / "ct.nrrd", data, space))
+    nib.save(nib.Nifti1Image(data, RAS), tmp_path / "ct.nii.gz")
+    expected, reference = read_volume(tmp_path / "ct.nii.gz")
+    np.testing.assert_array_equal(array, expected)
+    np.testing.assert_allclose(geometry.affine, RAS)
+    assert geometry.spacing == pytest.approx((2.0, 0.6, 0.5))
+    assert geometry.origin == pytest.approx(reference.origin)  # LPS (z, y, x): 30, 20, 10
+    assert (geometry.unit, geometry.source, geometry.oblique) == ("millimeter", "nrrd", False)
+
+
+def test_a_detached_header_reads_its_data_file(tmp_path):
+    data = voxels(seed=1)
+    write(tmp_path / "mr.nhdr", data, detached_header=True)
+    assert any(p.name != "mr.nhdr" for p in tmp_path.iterdir())  # the data file beside it
+    array, _ = read_volume(tmp_path / "mr.nhdr")
+    np.testing.assert_array_equal(array, read_volume(write(tmp_path / "mr.nrrd", data))[0])
+
+
+def test_an_axis_of_components_is_the_channel_axis(tmp_path):
+    data = np.stack([voxels(seed=s) for s in range(3)])  # (c, i, j, k): components fastest
+    directions = np.vstack([np.full(3, np.nan), SPACES["RAS"][0]])
+    header = {"space": "RAS", "space directions": directions, "kinds": ["vector", *["domain"] * 3]}
+    nrrd.write(str(tmp_path / "dti.nrrd"), data, header)
+    array, _ = read_volume(tmp_path / "dti.nrrd")
+    assert array.shape == (3, 5, 6, 7)
+    for c in range(3):
+        nib.save(nib.Nifti1Image(data[c], RAS), tmp_path / f"c{c}.nii.gz")
+        np.testing.assert_array_equal(array[c], read_volume(tmp_path / f"c{c}.nii.gz")[0])
+
+
+def test_units_and_a_header_with_spacings_only(tmp_path):
+    _, geometry = read_volume(write(tmp_path / "um.nrrd", voxels(), **{"space units": ["um"] * 3}))
+    assert geometry.unit == "micrometer"
+    nrrd.write(str(tmp_path / "plain.nrrd"), voxels(), {"spacings": [0.5, 0.6, 2.0]})
+    array, geometry = read_volume(tmp_path / "plain.nrrd")
+    assert array.shape == (5, 6, 7)
+    assert geometry.spacing == pytest.approx((2.0, 0.6, 0.5))
+    assert geometry.origin == pytest.approx((0.0, 0.0, 0.0))
+
+
+def test_files_napari_seg_does_not_read_are_named(tmp_path):
+    nrrd.write(str(tmp_path / "slice.nrrd"), voxels()[0], {"spacings": [1.0, 1.0]})
+    with pytest.raises(ValueError, match=r"slice.nrrd is an NRRD file of sizes \[6, 5\] with 2"):
+        read_volume(tmp_path / "slice.nrrd")
+    for name, content in [
+        ("text.nrrd", b"not an NRRD file"),
+        ("cut.nrrd", b"NRRD0004\ntype: int16\ndimension: 3\nsizes: 4 4 4\nencoding: raw\n\n12"),
+    ]:
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=rf"cannot read .*{name}"):
+            read_volume(tmp_path / name)
+    (tmp_path / "huge.nrrd").write_bytes(
+        b"NRRD0004\ntype: double\ndimension: 3\nsizes: 100000 100000 100000\n"
+        b"encoding: raw\nspace directions: (1,0,0) (0,1,0) (0,0,1)\nspace: RAS\n\n"
+    )
+    with pytest.raises(ValueError, match=r"header claims .* more than the"):
+        read_volume(tmp_path / "huge.nrrd")
+
+
+def test_a_slicer_segmentation_opens_as_labels_named_by_its_segments(tmp_path):
+    from napari_seg._napari_io import get_reader
+
+    labels = np.zeros((7, 6, 5), np.uint8)
+    labels[1:3, 1:4, 2:5], labels[4:, :2] = 1, 3
+    segments = {
+        "Segment0_Name": "liver", "Segment0_LabelValue": "1", "Segment0_Layer": "0",
+        "Segment0_Color": "0.9 0.1 0.1", "Segment1_Name": "tumour",
+        "Segment1_LabelValue": "3", "Segment1_Layer": "0", "Segment1_Color": "0.1 0.8 0.2",
+    }  # fmt: skip
+    path = str(write(tmp_path / "case.seg.nrrd", labels, **segments))
+    [(data, kwargs, kind)] = get_reader(path)(path)
+    assert kind == "labels"
+    np.testing.assert_array_equal(data, read_volume(path)[0])
+    assert kwargs["features"]["class"] == ["background", "liver", "class 2", "tumour"]
+    assert kwargs["colormap"][1] == (0.9, 0.1, 0.1, 1.0)
+    assert kwargs["scale"] == pytest.approx((2.0, 0.6, 0.5))
+    image = str(write(tmp_path / "case.nrrd", voxels()))
+    [(_, kwargs, kind)] = get_reader(image)(image)
+    assert (kind, kwargs["name"]) == ("image", "case")
