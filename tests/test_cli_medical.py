@@ -107,6 +107,25 @@ def test_predict_and_train_on_nrrd_files_from_slicer(model_file, stack, tmp_path
     assert load_model(model).spec.spacing == pytest.approx((0.7, 0.8))  # (y, x) of a 2D model
 
 
+def test_predict_a_metaimage_gives_nifti_with_its_placement(model_file, stack, tmp_path):
+    """A grand-challenge.org case (case.mha, ITK's LPS origin, spacing and direction):
+    predict writes NIfTI whose affine places the labels where the image lies."""
+    import SimpleITK as sitk
+
+    image, _ = stack
+    itk = sitk.GetImageFromArray(image)  # ITK's index (x, y, z) is the array's reversed
+    itk.SetSpacing((0.8, 0.7, 3.0))
+    itk.SetOrigin((5.0, -6.0, 7.0))
+    itk.SetDirection((-1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0))  # x runs right to left
+    sitk.WriteImage(itk, str(tmp_path / "case.mha"))
+    assert main(predict_args(model_file, tmp_path / "out", tmp_path / "case.mha")) == 0
+    out = nib.load(tmp_path / "out" / "case_labels.nii.gz")
+    ras = np.diag([0.8, -0.7, 3.0, 1.0])  # LPS to RAS flips x and y: -(-0.8), -(0.7)
+    ras[:3, 3] = [-5.0, 6.0, 7.0]
+    np.testing.assert_allclose(out.affine, ras)
+    assert out.shape == image.shape[::-1]
+
+
 def test_predict_dicom_folder_gives_nifti(model_file, stack, tmp_path, dicom_series):
     image, _ = stack
     dicom_series(tmp_path / "ct", (image // 64).astype(np.int16), spacing=(3.0, 0.8, 0.9))

@@ -97,6 +97,7 @@ def test_an_nrrd_file_without_pynrrd(model_and_image, tmp_path, capsys, monkeypa
     [
         ("nibabel", "brain.nii.gz", "reading NIfTI needs nibabel"),
         ("pydicom", "slice.dcm", "reading DICOM needs pydicom"),
+        ("SimpleITK", "ct.mha", "reading MetaImage needs SimpleITK"),
     ],
 )
 def test_medical_files_without_their_reader(tmp_path, monkeypatch, module, name, message):
@@ -104,5 +105,6 @@ def test_medical_files_without_their_reader(tmp_path, monkeypatch, module, name,
 
     (tmp_path / name).write_bytes(b"\0" * 128 + b"DICM" + b"\0" * 100)
     monkeypatch.setitem(sys.modules, module, None)
-    with pytest.raises(ValueError, match=rf"{message}: pip install 'napari-seg\[medical\]'"):
+    extra = "metaimage" if module == "SimpleITK" else "medical"
+    with pytest.raises(ValueError, match=rf"{message}: pip install 'napari-seg\[{extra}\]'"):
         read_with_geometry(tmp_path / name)

@@ -331,7 +331,9 @@ def test_dicom_folder_errors(tmp_path, dicom_series):
         read_dicom(tmp_path / "gap")
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("no images")
-    with pytest.raises(ValueError, match="is not a NIfTI or NRRD file, nor a folder of DICOM"):
+    with pytest.raises(
+        ValueError, match="is not a NIfTI, NRRD or MetaImage file, nor a folder of DICOM"
+    ):
         read_volume(tmp_path / "empty")
 
 
@@ -418,7 +420,7 @@ def test_a_file_of_a_series_reads_its_series(tmp_path, dicom_series):
     with pytest.raises(ValueError, match=r"scout\.dcm is no image slice .*a localizer image"):
         read_volume(tmp_path / "two" / "scout.dcm")
     (tmp_path / "two" / "notes.txt").write_text("no image")
-    with pytest.raises(ValueError, match="is not a NIfTI or NRRD file, nor a folder"):
+    with pytest.raises(ValueError, match="is not a NIfTI, NRRD or MetaImage file, nor a folder"):
         read_volume(tmp_path / "two" / "notes.txt")
 
 

@@ -24,8 +24,8 @@ logger = logging.getLogger(__name__)
 TIFF_SUFFIXES = (".tif", ".tiff")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 INPUT_KINDS = (
-    "TIFF, PNG, JPEG, NumPy .npy, zarr, NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr) or a "
-    "DICOM series (its folder or one of its files)"
+    "TIFF, PNG, JPEG, NumPy .npy, zarr, NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr), "
+    "MetaImage (.mha, .mhd) or a DICOM series (its folder or one of its files)"
 )
 
 
@@ -35,8 +35,8 @@ def read_image(path: str | os.PathLike):
     TIFF files are memory-mapped when uncompressed (else opened through
     tifffile's zarr interface, read by region), ``.npy`` files are
     memory-mapped without pickle, zarr arrays are opened read-only, PNG and
-    JPEG are read whole. NIfTI and NRRD files and DICOM series (a folder, or one of
-    its files) are read as :mod:`napari_seg.medical` says (``(z, y, x)`` in LPS); use
+    JPEG are read whole. NIfTI, NRRD and MetaImage files and DICOM series (a folder,
+    or one of its files) are read as :mod:`napari_seg.medical` says (``(z, y, x)`` in LPS); use
     :func:`read_with_geometry` to keep where their voxels are.
 
     Raises
@@ -292,7 +292,15 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
     """
     from . import medical
 
-    readable = (*TIFF_SUFFIXES, *IMAGE_SUFFIXES, ".npy", ".nii", ".gz", *medical.NRRD_SUFFIXES)
+    readable = (
+        *TIFF_SUFFIXES,
+        *IMAGE_SUFFIXES,
+        ".npy",
+        ".nii",
+        ".gz",
+        *medical.NRRD_SUFFIXES,
+        *medical.METAIMAGE_SUFFIXES,
+    )
     expanded: list[Path] = []
     for path in paths:
         if not path.is_dir() or is_zarr_path(path) or medical.is_dicom_folder(path):
@@ -354,7 +362,18 @@ def _subfolders_hint(path: Path) -> str:
 COMPOUND_SUFFIXES = (".ome.tif", ".ome.tiff", ".ome.zarr", ".nii.gz")
 #: Extensions dropped from a name; any other dot belongs to the name
 #: (``2024.01.05_a.tif`` is ``2024.01.05_a``, a DICOM folder ``1.2.840.1`` keeps its name).
-NAME_SUFFIXES = (*TIFF_SUFFIXES, *IMAGE_SUFFIXES, ".npy", ".zarr", ".nii", ".dcm", ".nrrd", ".nhdr")
+NAME_SUFFIXES = (
+    *TIFF_SUFFIXES,
+    *IMAGE_SUFFIXES,
+    ".npy",
+    ".zarr",
+    ".nii",
+    ".dcm",
+    ".nrrd",
+    ".nhdr",
+    ".mha",
+    ".mhd",
+)
 
 
 def output_stem(path: str | os.PathLike) -> str:
@@ -518,5 +537,6 @@ def write_probabilities(
     else:
         options = {}
     with atomic_write(path, overwrite=overwrite) as handle:
-        tifffile.imwrite(handle, probs.astype(np.float32), imagej=True, metadata=metadata,
-                         **options)  # fmt: skip
+        tifffile.imwrite(
+            handle, probs.astype(np.float32), imagej=True, metadata=metadata, **options
+        )

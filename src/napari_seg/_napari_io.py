@@ -1,6 +1,6 @@
 """npe2 reader and writer of medical volumes (no napari import: plain layer tuples).
 
-napari opens a NIfTI or NRRD file or a DICOM series folder as an Image layer (a Labels
+napari opens a NIfTI, NRRD or MetaImage file or a DICOM series folder as an Image layer (a Labels
 layer for a label map: a file named ``*_labels``, ``*_seg`` or ``*_mask``, a 3D
 Slicer segmentation ``*.seg.nrrd`` or label map ``*-label.nrrd``, one in a
 ``labelsTr`` or ``labelsTs`` folder as the Medical Segmentation Decathlon and nnU-Net
@@ -50,8 +50,8 @@ _opened: dict[tuple[str, str], float] = {}
 
 
 def get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]] | None:
-    """The reader of ``path`` when it is a NIfTI or NRRD file, a DICOM file (its series), or a
-    folder with DICOM series in it or in its subfolders
+    """The reader of ``path`` when it is a NIfTI, NRRD or MetaImage file, a DICOM file (its
+    series), or a folder with DICOM series in it or in its subfolders
     (:func:`~napari_seg.medical.holds_dicom`), else None.
 
     Parameters
@@ -62,13 +62,15 @@ def get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]] | None
     -------
     callable or None
     """
-    from .medical import holds_dicom, is_dicom_file, is_nifti, is_nrrd
+    from .medical import holds_dicom, is_dicom_file, is_metaimage, is_nifti, is_nrrd
 
     if isinstance(path, list):  # a stack of one series' files: that series
         if len(path) != 1 and not all(is_dicom_file(p) for p in path):
             return None
         path = path[0]
-    if is_nifti(path) or is_nrrd(path) or is_dicom_file(path) or holds_dicom(path):
+    if is_nifti(path) or is_nrrd(path) or is_metaimage(path) or is_dicom_file(path):
+        return read_layers
+    if holds_dicom(path):
         return read_layers
     return None
 

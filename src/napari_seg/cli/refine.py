@@ -15,7 +15,19 @@ if TYPE_CHECKING:
     from ..refine import RefineConfig
 
 INPUT_NAMES = ("image", "probabilities", "region", "reference")
-LABEL_SUFFIXES = (".tif", ".tiff", ".npy", ".png", ".zarr", ".nii", ".nii.gz", ".nrrd", ".nhdr")
+LABEL_SUFFIXES = (
+    ".tif",
+    ".tiff",
+    ".npy",
+    ".png",
+    ".zarr",
+    ".nii",
+    ".nii.gz",
+    ".nrrd",
+    ".nhdr",
+    ".mha",
+    ".mhd",
+)
 
 
 def _all_params():
@@ -329,8 +341,11 @@ def _frame_by_frame(config: RefineConfig, axes: str | None, source: Path) -> Ref
     axis = named_time_axis(axes)
     if config.per_slice or axis is None or config.volume_steps:
         return config
-    print(f"napari-seg refine: {source.name}: a time-lapse ({axes}): each frame apart "
-          "(--no-per-slice refines it as one volume)", file=sys.stderr)  # fmt: skip
+    print(
+        f"napari-seg refine: {source.name}: a time-lapse ({axes}): each frame apart "
+        "(--no-per-slice refines it as one volume)",
+        file=sys.stderr,
+    )
     return config.with_(per_slice=True, axis=axis)
 
 

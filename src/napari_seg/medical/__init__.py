@@ -1,5 +1,5 @@
-"""Medical volumes: NIfTI files (nibabel), NRRD files (pynrrd, 3D Slicer's format) and
-DICOM series folders (pydicom).
+"""Medical volumes: NIfTI files (nibabel), NRRD files (pynrrd, 3D Slicer's format),
+MetaImage files (SimpleITK, ITK's format) and DICOM series folders (pydicom).
 
 Axis order (the one rule for every reader and writer of napari-seg): a volume
 is returned as an array indexed ``(z, y, x)`` in the patient's LPS frame, the
@@ -40,7 +40,8 @@ Stated choices:
   napari's File > Open Folder does (a layer per series), also from subfolders
   (a study folder, or a CD export with a DICOMDIR: :func:`holds_dicom`).
 
-Needs the ``medical`` extra (``pip install napari-seg[medical]``).
+Needs the ``medical`` extra (``pip install napari-seg[medical]``); MetaImage files need
+the ``metaimage`` extra (SimpleITK).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ from ._geometry import (
     recorded_unit,
     volume_channel_axis,
 )
+from ._metaimage import METAIMAGE_SUFFIXES, is_metaimage, read_metaimage
 from ._nifti import (
     NIFTI1_MAX_SIZE,
     NIFTI_SUFFIXES,
@@ -75,6 +77,7 @@ from ._nrrd import NRRD_SUFFIXES, is_nrrd, nrrd_segments, read_nrrd
 
 __all__ = [
     "LPS",
+    "METAIMAGE_SUFFIXES",
     "NIFTI1_MAX_SIZE",
     "NIFTI_SUFFIXES",
     "NIFTI_UNITS",
@@ -87,6 +90,7 @@ __all__ = [
     "is_dicom",
     "is_dicom_file",
     "is_dicom_folder",
+    "is_metaimage",
     "is_nifti",
     "is_nrrd",
     "is_volume",
@@ -99,6 +103,7 @@ __all__ = [
     "read_channel_files",
     "read_dicom",
     "read_dicom_series",
+    "read_metaimage",
     "read_nifti",
     "read_nrrd",
     "read_volume",
@@ -114,8 +119,8 @@ OUTPUT_TAILS = {"labels": "_labels", "probabilities": "_probabilities", "objects
 
 def label_path(folder: Path, stem: str, source: str | os.PathLike, what: str = "labels") -> Path:
     """The output file of an input: ``brain.nii.gz`` gives ``brain_labels.nii.gz``, a
-    DICOM series (its folder or one of its files) or an NRRD file gives NIfTI too (with
-    the source's affine), other inputs TIFF.
+    DICOM series (its folder or one of its files), an NRRD or a MetaImage file gives
+    NIfTI too (with the source's affine), other inputs TIFF.
 
     Parameters
     ----------
@@ -180,8 +185,9 @@ def read_channel_files(paths: list[Path]) -> tuple[np.ndarray, VolumeGeometry]:
 def read_volume(
     path: str | os.PathLike, *, series: str | None = None
 ) -> tuple[np.ndarray, VolumeGeometry]:
-    """A NIfTI file, an NRRD file or a DICOM series (its folder, or one of its files),
-    as :func:`read_nifti` / :func:`read_nrrd` / :func:`read_dicom`.
+    """A NIfTI, NRRD or MetaImage file, or a DICOM series (its folder, or one of its
+    files), as :func:`read_nifti` / :func:`read_nrrd` / :func:`read_metaimage` /
+    :func:`read_dicom`.
 
     Parameters
     ----------
@@ -203,14 +209,16 @@ def read_volume(
         return read_nifti(path)
     if is_nrrd(path):
         return read_nrrd(path)
+    if is_metaimage(path):
+        return read_metaimage(path)
     if is_dicom(path):
         return read_dicom(path, series=series)
-    raise ValueError(f"{path} is not a NIfTI or NRRD file, nor a folder of DICOM files")
+    raise ValueError(f"{path} is not a NIfTI, NRRD or MetaImage file, nor a folder of DICOM files")
 
 
 def is_volume(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is read as a medical volume (:func:`read_volume`): a NIfTI or
-    NRRD file, or a DICOM series (:func:`is_dicom`).
+    """Whether ``path`` is read as a medical volume (:func:`read_volume`): a NIfTI,
+    NRRD or MetaImage file, or a DICOM series (:func:`is_dicom`).
 
     Parameters
     ----------
@@ -220,7 +228,7 @@ def is_volume(path: str | os.PathLike) -> bool:
     -------
     bool
     """
-    return is_nifti(path) or is_nrrd(path) or is_dicom(path)
+    return is_nifti(path) or is_nrrd(path) or is_metaimage(path) or is_dicom(path)
 
 
 def is_dicom(path: str | os.PathLike) -> bool:

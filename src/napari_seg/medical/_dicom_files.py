@@ -76,6 +76,7 @@ NOT_DICOM_SUFFIXES = frozenset({
     ".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".npy", ".npz", ".nii", ".gz",
     ".zip", ".txt", ".csv", ".json", ".xml", ".yaml", ".yml", ".md", ".pdf", ".py", ".h5",
     ".hdf5", ".czi", ".lif", ".nd2", ".safetensors", ".pt", ".nrrd", ".nhdr", ".raw",
+    ".mha", ".mhd", ".zraw",
 })  # fmt: skip
 
 

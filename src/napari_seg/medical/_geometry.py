@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from ..limits import GIB, MAX_VOLUME_BYTES
+
 #: Orientation codes of the array axes (x, y, z) before they are reversed to (z, y, x).
 LPS = ("L", "P", "S")
 
@@ -404,6 +406,31 @@ def nifti_placement_unit(
 def _zyx(values) -> tuple[float, float, float]:
     x, y, z = (float(v) for v in values)
     return z, y, x
+
+
+def check_claimed_bytes(path: Any, shape: tuple[int, ...], claimed: int) -> None:
+    """Refuse a file whose header claims more than napari-seg reads at once
+    (``limits.MAX_VOLUME_BYTES``), before its voxels are read.
+
+    Parameters
+    ----------
+    path : path-like
+        The file, for the message.
+    shape : tuple of int
+        The sizes its header states.
+    claimed : int
+        The bytes they take.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, its sizes and the bytes.
+    """
+    if claimed > MAX_VOLUME_BYTES:
+        raise ValueError(
+            f"{path}'s header claims {tuple(shape)} voxels ({claimed / GIB:.0f} GiB), more "
+            f"than the {MAX_VOLUME_BYTES // GIB} GiB napari-seg reads at once"
+        )
 
 
 def volume_channel_axis(

@@ -12,8 +12,8 @@ import numpy as np
 
 from .._atomic import atomic_write
 from .._extras import import_for_reading
-from ..limits import GIB, MAX_NIFTI_CHANNELS, MAX_VOLUME_BYTES, one_line
-from ._geometry import NIFTI_UNITS, VolumeGeometry
+from ..limits import MAX_NIFTI_CHANNELS, one_line
+from ._geometry import NIFTI_UNITS, VolumeGeometry, check_claimed_bytes
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 #: The longest axis NIfTI-1 can state (its sizes are int16); NIfTI-2 takes int64.
@@ -170,12 +170,7 @@ def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
     inter = float(getattr(image.dataobj, "inter", 0.0))
     scaled = (slope, inter) != (1.0, 0.0) and not colours
     itemsize = image.get_data_dtype().itemsize
-    claimed = math.prod(shape) * (max(itemsize, 4) if scaled else itemsize)
-    if claimed > MAX_VOLUME_BYTES:
-        raise ValueError(
-            f"{path}'s header claims {shape} voxels ({claimed / GIB:.0f} GiB), more than the "
-            f"{MAX_VOLUME_BYTES // GIB} GiB napari-seg reads at once"
-        )
+    check_claimed_bytes(path, shape, math.prod(shape) * (max(itemsize, 4) if scaled else itemsize))
     codes = (int(image.header["qform_code"]), int(image.header["sform_code"]))
     geometry = VolumeGeometry.from_affine(
         affine,

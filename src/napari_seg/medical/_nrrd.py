@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from .._extras import import_for_reading
-from ..limits import GIB, MAX_CLASSES, MAX_NAME_LENGTH, MAX_VOLUME_BYTES, one_line
-from ._geometry import VolumeGeometry
+from ..limits import MAX_CLASSES, MAX_NAME_LENGTH, one_line
+from ._geometry import VolumeGeometry, check_claimed_bytes
 
 NRRD_SUFFIXES = (".nrrd", ".nhdr")
 #: The segments of a segmentation's header read at most (a class each).
@@ -130,12 +130,8 @@ def _axes(path, header: dict) -> tuple[list[int], list[int]]:
 
 def _check_size(path, header: dict) -> None:
     """Refuse a header that claims more than napari-seg reads at once."""
-    claimed = math.prod(int(n) for n in header["sizes"]) * _item_bytes(str(header["type"]))
-    if claimed > MAX_VOLUME_BYTES:
-        raise ValueError(
-            f"{path}'s header claims {tuple(header['sizes'])} voxels ({claimed / GIB:.0f} "
-            f"GiB), more than the {MAX_VOLUME_BYTES // GIB} GiB napari-seg reads at once"
-        )
+    sizes = tuple(int(n) for n in header["sizes"])
+    check_claimed_bytes(path, sizes, math.prod(sizes) * _item_bytes(str(header["type"])))
 
 
 def _item_bytes(kind: str) -> int:

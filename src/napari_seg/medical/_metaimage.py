@@ -1,0 +1,113 @@
+"""MetaImage volumes (``.mha``, ``.mhd`` with its data file): ITK's format, in which
+grand-challenge.org, ITK-SNAP and elastix exchange images, read with SimpleITK as
+``(z, y, x)`` LPS arrays with their geometry (outputs are written as NIfTI with the
+same affine, as for a DICOM series or an NRRD file).
+
+ITK states a volume in LPS: its ``Offset`` (the first voxel's position), its
+``ElementSpacing`` and its ``TransformMatrix`` (the axes' directions) give the RAS
+affine a NIfTI of the same voxels would have. Lengths are millimetres (MetaImage
+states no unit). A volume of several components per voxel (a vector image) has them
+as channels, as a 4D NIfTI's volumes are. Only ITK's MetaImage reader is used: a file
+named ``.mha`` is never read as some other format.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+
+import numpy as np
+
+from .._extras import import_for_reading
+from ..limits import one_line
+from ._geometry import VolumeGeometry, check_claimed_bytes
+
+METAIMAGE_SUFFIXES = (".mha", ".mhd")
+#: The start of a file searched for the header's required fields.
+HEADER_BYTES = 4096
+
+
+def is_metaimage(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a MetaImage file (``.mha``, or a ``.mhd`` header).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    bool
+    """
+    return str(path).lower().endswith(METAIMAGE_SUFFIXES)
+
+
+def read_metaimage(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
+    """A MetaImage volume as a ``(z, y, x)`` (or ``(c, z, y, x)``) LPS array and its
+    geometry.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    array : ndarray
+    geometry : VolumeGeometry
+        Its ``affine`` maps the file's voxels to RAS, as a NIfTI's does.
+
+    Raises
+    ------
+    ValueError
+        For a file that is not a readable 3D MetaImage volume (the message says why).
+    """
+    sitk = import_for_reading("SimpleITK", "reading MetaImage", "SimpleITK", "metaimage")
+    _check_header(path)
+    reader = sitk.ImageFileReader()
+    reader.SetImageIO("MetaImageIO")
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+        _check(path, reader, sitk)
+        image = reader.Execute()
+    except RuntimeError as exc:  # ITK's exceptions: the reason, without ITK's source path
+        reason = re.search(r"ITK ERROR: [^:]*: (.*)", str(exc))
+        said = one_line(reason.group(1) if reason else exc, 300)
+        raise ValueError(f"cannot read {path} as MetaImage: {said}") from None
+    array = sitk.GetArrayFromImage(image)  # (k, j, i[, c]): ITK's index reversed
+    data = array.transpose(2, 1, 0, *range(3, array.ndim))  # (i, j, k[, c])
+    lps = np.eye(4)
+    lps[:3, :3] = np.reshape(image.GetDirection(), (3, 3)) @ np.diag(image.GetSpacing())
+    lps[:3, 3] = image.GetOrigin()
+    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps  # LPS to RAS
+    geometry = VolumeGeometry.from_affine(affine, data.shape[:3], source="metaimage")
+    return geometry.to_array(data), geometry
+
+
+def _check_header(path) -> None:
+    """Refuse a file whose first lines are no MetaImage header (ITK's parser would
+    print its complaints on the console)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(HEADER_BYTES)
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {one_line(exc, 300)}") from None
+    if b"NDims" not in head or b"ElementDataFile" not in head:
+        raise ValueError(
+            f"cannot read {path} as MetaImage: its header does not state NDims and ElementDataFile"
+        )
+
+
+def _check(path, reader, sitk) -> None:
+    """Refuse what is no 3D volume, or more than napari-seg reads at once, before
+    reading the voxels."""
+    size = tuple(int(n) for n in reader.GetSize())
+    if reader.GetDimension() != 3:
+        raise ValueError(
+            f"{os.path.basename(path)} is a {reader.GetDimension()}D MetaImage of size "
+            f"{size}; napari-seg reads 3D volumes"
+        )
+    kind = sitk.GetPixelIDValueAsString(reader.GetPixelID())
+    bits = re.findall(r"(\d+)-bit", kind)
+    item = int(bits[0]) // 8 if bits else 8
+    check_claimed_bytes(path, size, math.prod(size) * reader.GetNumberOfComponents() * item)
