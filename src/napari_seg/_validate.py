@@ -129,12 +129,15 @@ def check_axes(name: str, value: Any) -> None:
         check_axis(name, value)
 
 
-def check_ids(name: str, value: Any) -> None:
-    """A tuple of label ids, each a whole number ``>= 0`` (e.g. ids left out)."""
+def check_ids(name: str, value: Any, *, negative: bool = False) -> None:
+    """A tuple of label ids (e.g. ids left out), each a whole number, ``>= 0`` unless
+    ``negative``."""
     if not isinstance(value, tuple):
         raise TypeError(f"{name} must be a list of label ids, got {brief(value)}")
     for i in value:
-        if isinstance(i, bool) or not isinstance(i, numbers.Integral) or i < 0:
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral):
+            raise ValueError(f"{name} must be whole numbers, got {i!r}")
+        if i < 0 and not negative:
             raise ValueError(f"{name} must be ids >= 0, got {i!r}")
 
 

@@ -35,8 +35,9 @@ def test_the_setting_is_validated_and_kept_in_the_run_record():
     assert config.ignore_labels == (255, 0)
     assert TrainingConfig.from_dict(config.to_dict()).ignore_labels == (255, 0)
     assert "ignore_labels" not in TrainingConfig().to_dict()  # as before the setting
-    with pytest.raises(ValueError, match="ignore_labels must be ids >= 0, got -1"):
-        TrainingConfig(ignore_labels=(-1,)).validate()
+    assert TrainingConfig(ignore_labels=(-1,)).validate().ignore_labels == (-1,)
+    with pytest.raises(ValueError, match=r"ignore_labels must be whole numbers, got 2\.5"):
+        TrainingConfig(ignore_labels=(2.5,)).validate()
     with pytest.raises(TypeError, match="ignore_labels must be a list of label ids"):
         TrainingConfig(ignore_labels="255").validate()
 
@@ -149,3 +150,18 @@ def test_a_plane_left_out_whole_is_no_class_and_no_error(make_blobs):
     data = plane_data(np.stack([image, image]), labels, axis=0, validation_fraction=0.0)
     assert data.max_label == 1
     np.testing.assert_array_equal(data.class_counts, np.bincount(objects.ravel()))
+
+
+@pytest.mark.parametrize("mode", [None, "foreground"])
+def test_a_negative_not_annotated_id_is_named_then_left_out(tiny, make_instances, mode):
+    """Some tools write -1 for "not annotated": refused with the setting that helps,
+    then left out (the refusal once named a setting that took no negative id)."""
+    image, objects = make_instances(seed=0)
+    labels = objects.astype(np.int32) if mode else (objects > 0).astype(np.int32)
+    labels[:6] = -1
+    quick = tiny.with_(epochs=1, steps_per_epoch=1, validation_fraction=0.0, instances=mode)
+    with pytest.raises(ValueError, match=r"found -1; .*\(napari-seg train --ignore -1\)"):
+        train([(image, labels)], quick, names=["cells"])
+    result = train([(image, labels)], quick.with_(ignore_labels=(-1,)))
+    counts = result.model.card["provenance"]["training"]["data"]["class_pixels"]
+    assert sum(counts) == labels[6:].size

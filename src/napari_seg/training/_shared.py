@@ -163,8 +163,8 @@ def check_class_ids(name: str, lab: np.ndarray, limit: int = MAX_UNSTATED_CLASSE
         lab = lab[lab != IGNORE_INDEX]
     if lab.size and lab.min() < 0:
         raise ValueError(
-            f"{name}: labels must be >= 0, found {lab.min()}; ids that mark pixels to leave "
-            "out are named by ignore_labels (napari-seg train --ignore)"
+            f"{name}: labels must be >= 0, found {lab.min()}; if {lab.min()} marks pixels to "
+            f"leave out, name it with ignore_labels (napari-seg train --ignore {lab.min()})"
         )
     if lab.size and lab.max() >= limit:
         raise ValueError(

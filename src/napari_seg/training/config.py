@@ -90,8 +90,9 @@ class TrainingConfig(JobConfig):
     ignore_labels : tuple of int
         Label ids that mark pixels to leave out (a dataset's "void" or "ignore" id,
         e.g. 255 in Pascal VOC and Cityscapes): they give no gradient, are not scored
-        by validation and are no class of the model. Ids ``>= 0``; with
-        ``label0="unlabelled"`` 0 is left out already.
+        by validation and are no class of the model. Negative ids too (-1 as some
+        tools write "not annotated"); with ``label0="unlabelled"`` 0 is left out
+        already.
     instances : {"foreground", "boundaries"}, optional
         The labels are instance labels (0: background, one id per object) and train
         a new model's classes ``("background", "object")``, or ``("background",
@@ -312,7 +313,7 @@ class TrainingConfig(JobConfig):
 
     def _check_labels(self) -> None:
         check_choice("label0", self.label0, LABEL0_CHOICES)
-        check_ids("ignore_labels", self.ignore_labels)
+        check_ids("ignore_labels", self.ignore_labels, negative=True)
         if self.instances is None:
             return
         check_choice("instances", self.instances, INSTANCE_MODES)

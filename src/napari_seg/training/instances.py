@@ -85,8 +85,8 @@ class InstanceClasses(LabelView):
             where = f"{self.name}: " if self.name else ""
             raise ValueError(
                 f"{where}instance labels must be 0 (background) or a positive object id, "
-                f"found {kept.min()}; give the pixels to leave out an id of their own "
-                "and name it in ignore_labels (napari-seg train --ignore)"
+                f"found {kept.min()}; if it marks pixels to leave out, name it with "
+                f"ignore_labels (napari-seg train --ignore {kept.min()})"
             )
         if left_out is None or not left_out.any():
             return _classes(block, self.mode).astype(self.dtype, copy=False)
