@@ -537,6 +537,5 @@ def write_probabilities(
     else:
         options = {}
     with atomic_write(path, overwrite=overwrite) as handle:
-        tifffile.imwrite(
-            handle, probs.astype(np.float32), imagej=True, metadata=metadata, **options
-        )
+        tifffile.imwrite(handle, probs.astype(np.float32), imagej=True, metadata=metadata,
+                         **options)  # fmt: skip

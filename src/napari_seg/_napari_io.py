@@ -1,8 +1,8 @@
 """npe2 reader and writer of medical volumes (no napari import: plain layer tuples).
 
-napari opens a NIfTI, NRRD or MetaImage file or a DICOM series folder as an Image layer (a Labels
-layer for a label map: a file named ``*_labels``, ``*_seg`` or ``*_mask``, a 3D
-Slicer segmentation ``*.seg.nrrd`` or label map ``*-label.nrrd``, one in a
+napari opens a NIfTI, NRRD or MetaImage file or a DICOM series folder as an Image
+layer (a Labels layer for a label map: a file named ``*_labels``, ``*_seg`` or
+``*_mask``, a 3D Slicer segmentation ``*.seg.nrrd`` or label map ``*-label.nrrd``, one in a
 ``labelsTr`` or ``labelsTs`` folder as the Medical Segmentation Decathlon and nnU-Net
 lay out datasets, or a NIfTI whose header's intent is "label", as napari-seg writes
 them; holding integers, or floats that are all whole numbers) indexed
@@ -186,7 +186,8 @@ def _segment_classes(path: str, name: str) -> dict[str, Any]:
     names = [segments[i][0] if i in segments else f"class {i}" for i in range(count)]
     names[0] = "background"
     palette = default_class_colors(count, 0)
-    colors = [segments[i][1] if segments.get(i, ("", ()))[1] else palette[i] for i in range(count)]
+    stated = {i: color for i, (_, color) in segments.items() if color}
+    colors = [stated.get(i, palette[i]) for i in range(count)]
     found = labels_layer_kwargs(name, names, colors, 0)
     return {key: found[key] for key in ("colormap", "features", "metadata")}
 

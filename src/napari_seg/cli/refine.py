@@ -341,11 +341,8 @@ def _frame_by_frame(config: RefineConfig, axes: str | None, source: Path) -> Ref
     axis = named_time_axis(axes)
     if config.per_slice or axis is None or config.volume_steps:
         return config
-    print(
-        f"napari-seg refine: {source.name}: a time-lapse ({axes}): each frame apart "
-        "(--no-per-slice refines it as one volume)",
-        file=sys.stderr,
-    )
+    print(f"napari-seg refine: {source.name}: a time-lapse ({axes}): each frame apart "
+          "(--no-per-slice refines it as one volume)", file=sys.stderr)  # fmt: skip
     return config.with_(per_slice=True, axis=axis)
 
 

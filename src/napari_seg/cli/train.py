@@ -459,7 +459,6 @@ def _with_input_channels(config, paths, pairs, images, headers):
     will feed it (``arrays.named.named_channel_axis``); a one-channel model on
     several named channels is refused (``arrays.named.refuse_named_channels``)."""
     from ..arrays.named import named_channel_axis, refuse_named_channels
-    from ..medical import volume_channel_axis
 
     in_channels = config.in_channels
     if config.from_model is not None and config.channel_axis is None:
@@ -468,11 +467,7 @@ def _with_input_channels(config, paths, pairs, images, headers):
         in_channels = read_model_spec(config.from_model).in_channels
     shapes = [tuple(image.shape) for image, _ in images]
     named = [
-        h.channel_axis
-        if h is not None
-        else None
-        if g is None
-        else volume_channel_axis(len(s), stack=config.axis, labels_ndim=len(lab.shape))
+        _declared_channel_axis(h, g, s, lab, config.axis)
         for h, (_, g), s, (_, lab) in zip(headers, images, shapes, pairs, strict=True)
     ]
     for path, shape, axis in zip(paths, shapes, named, strict=True):
@@ -482,6 +477,20 @@ def _with_input_channels(config, paths, pairs, images, headers):
             raise ValueError(f"{path.name}: {exc}") from None
     found = named_channel_axis(config.channel_axis, in_channels, named)
     return config if found == config.channel_axis else config.with_(channel_axis=found)
+
+
+def _declared_channel_axis(header, geometry, shape, labels, stack) -> int | None:
+    """The channel axis a file declares: the ``C`` axis a TIFF or OME-Zarr image names
+    (its ``header``), a 4D medical volume's first unless it holds time points
+    (``medical.volume_channel_axis``: the ``stack`` axes name it, or its ``labels``
+    have it); None for other files."""
+    from ..medical import volume_channel_axis
+
+    if header is not None:
+        return header.channel_axis
+    if geometry is None:
+        return None
+    return volume_channel_axis(len(shape), stack=stack, labels_ndim=len(labels.shape))
 
 
 def _with_input_stack_axes(config, axes):
