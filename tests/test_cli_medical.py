@@ -81,8 +81,9 @@ def test_predict_nifti_writes_nifti_with_the_source_affine(model_file, stack, tm
 
 
 def test_predict_and_train_on_nrrd_files_from_slicer(model_file, stack, tmp_path):
-    """3D Slicer's volume (case.nrrd) and segmentation (case.seg.nrrd): predict writes
-    NIfTI with the NRRD's placement (as for DICOM), train reads the pair by name."""
+    """3D Slicer's volume (case.nrrd) and segmentation (case.seg.nrrd): predict on their
+    folder segments the volume only and writes NIfTI with the NRRD's placement (as for
+    DICOM), train reads the pair by name."""
     import nrrd
 
     image, labels = stack
@@ -92,7 +93,8 @@ def test_predict_and_train_on_nrrd_files_from_slicer(model_file, stack, tmp_path
     nrrd.write(str(tmp_path / "case.nrrd"), image.transpose(file_order), header)
     nrrd.write(str(tmp_path / "case.seg.nrrd"), labels.transpose(file_order).astype(np.uint8),
                {**header, "Segment0_LabelValue": "1", "Segment0_Name": "cell"})  # fmt: skip
-    assert main(predict_args(model_file, tmp_path / "out", tmp_path / "case.nrrd")) == 0
+    assert main(predict_args(model_file, tmp_path / "out", tmp_path)) == 0  # the folder
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["case_labels.nii.gz"]
     out = nib.load(tmp_path / "out" / "case_labels.nii.gz")
     ras = np.diag([-0.8, -0.7, 3.0, 1.0])
     ras[:3, 3] = [-5.0, 6.0, 7.0]

@@ -111,10 +111,11 @@ def test_name_key_and_outputs_beside_images(tmp_path):
     paths = [tmp_path / n for n in ("a.tif", "a_labels.tif", "a_probabilities.tif",
                                     "b_labels.tif", "b_probabilities.tif", "b_objects.tif",
                                     "c.png", "c_labels.png", "d_probabilities.tif",
-                                    "e_objects.tif")]  # fmt: skip
+                                    "e_objects.tif", "f.nrrd", "f.seg.nrrd", "g-label.nrrd",
+                                    "g.nrrd", "h.seg.nrrd")]  # fmt: skip
     assert [p.name for p in outputs_beside_images(paths)] == [
         "a_labels.tif", "a_probabilities.tif", "b_probabilities.tif", "b_objects.tif",
-        "c_labels.png",
+        "c_labels.png", "f.seg.nrrd", "g-label.nrrd",
     ]  # fmt: skip
 
 

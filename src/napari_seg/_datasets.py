@@ -31,6 +31,9 @@ LABELS_SUFFIX = OUTPUT_TAILS["labels"]
 PROBABILITIES_SUFFIX = OUTPUT_TAILS["probabilities"]
 #: The tail of the object files ``predict --objects`` writes beside labels.
 OBJECTS_SUFFIX = OUTPUT_TAILS["objects"]
+#: The tails of 3D Slicer's label files beside their volume: a segmentation
+#: ``NAME.seg.nrrd``, a label map ``NAME-label.nrrd``.
+SLICER_LABEL_TAILS = (".seg", "-label")
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,8 @@ def outputs_beside_images(paths: list[Path]) -> list[Path]:
     lie beside the file they belong to (``a_labels.tif`` beside ``a.tif``;
     ``a_probabilities.tif`` or ``a_objects.tif`` beside ``a.tif`` or ``a_labels.tif``):
     what a folder of images holds once ``predict`` wrote into it, or a dataset's
-    ground truth.
+    ground truth; and 3D Slicer's label files beside their volume (``a.seg.nrrd`` or
+    ``a-label.nrrd`` beside ``a.nrrd``).
 
     Parameters
     ----------
@@ -119,10 +123,11 @@ def outputs_beside_images(paths: list[Path]) -> list[Path]:
 
     def beside(p: Path) -> bool:
         stem = output_stem(p)
-        for tail in OUTPUT_TAILS.values():
+        for tail in (*OUTPUT_TAILS.values(), *SLICER_LABEL_TAILS):
             if stem.endswith(tail):
                 key = name_key(p, tail)
-                owners = {key} if tail == LABELS_SUFFIX else {key, key + LABELS_SUFFIX}
+                beside_labels = tail in (PROBABILITIES_SUFFIX, OBJECTS_SUFFIX)
+                owners = {key, key + LABELS_SUFFIX} if beside_labels else {key}
                 if any((p.parent, owner) in stems for owner in owners):
                     return True
         return False

@@ -30,14 +30,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._datasets import SLICER_LABEL_TAILS
 from ._layers import GEOMETRY_KEY
 
 if TYPE_CHECKING:
     from ._calibration import Calibration
 
 LayerData = tuple[Any, dict[str, Any], str]
-#: 3D Slicer names a segmentation ``NAME.seg.nrrd`` and a label map ``NAME-label.nrrd``.
-LABEL_NAME_ENDINGS = ("_labels", "_label", "_seg", "_mask", ".seg", "-label")
+#: Name endings of label maps (3D Slicer's ``NAME.seg.nrrd`` and ``NAME-label.nrrd`` too).
+LABEL_NAME_ENDINGS = ("_labels", "_label", "_seg", "_mask", *SLICER_LABEL_TAILS)
 #: Folders of label maps in the Medical Segmentation Decathlon's and nnU-Net's layout.
 LABEL_FOLDERS = ("labelstr", "labelsts")
 
