@@ -264,3 +264,17 @@ def test_scribble_unet_fits_its_classifier_then_trains_and_round_trips(cells, tm
     bad = _tampered(path, tmp_path / "bad.safetensors", "split_feature", lambda t: t + 10_000)
     with pytest.raises(ModelFileError, match="split_feature holds indices"):
         load_model(bad)
+
+
+def test_the_live_classifier_leaves_ignored_strokes_out(cells):
+    """Strokes painted with an id left out (``ignore_labels``) are no class of the live
+    model: the Train dock's legend leaves them out, and so does the live update."""
+    image, _, strokes = cells
+    void = strokes.copy()
+    void[:6, :40] = 255
+    live = LiveClassifier(image, device="cpu", ignore_labels=(255,))
+    result = live.update(void)
+    assert result.model.spec.num_classes == int(strokes.max()) + 1
+    assert 255 not in np.unique(result.labels)
+    plain = LiveClassifier(image, device="cpu").update(void)
+    assert plain.model.spec.num_classes == 256  # painted ids are classes, 255 too

@@ -533,6 +533,7 @@ def test_a_void_id_is_left_out_with_the_ignore_ids_field(setup, qtbot, notes):
     w.settings.ignore.native.editingFinished.emit()
     assert w.classes.ids() == (1, 2)
     assert "255" not in w.classes.background.choices
+    assert w.live_config(viewer.layers["cells"]).ignore_labels == (255,)  # the live update's
     layer.features = {"index": [0, 1, 2, 255], "class": ["bg", "cell", "nucleus", "void"]}
     config = w._make_job().config
     assert (config.ignore_labels, config.class_names) == ((255,), ("bg", "cell", "nucleus"))

@@ -142,8 +142,9 @@ class TrainWidget(Dock):
         self._start.clicked.connect(self.start)
         self._deep.clicked.connect(self.train_deep)
         self.settings.labels_are.changed.connect(self._on_labels_are_changed)
-        # on Enter or leaving the field, as the legend's names
+        # on Enter or leaving the field, as the legend's names; the live update refits
         self.settings.ignore.native.editingFinished.connect(self.classes.refresh)
+        self.settings.ignore.native.editingFinished.connect(self.live.schedule)
         self.native.destroyed.connect(self._on_destroyed)
         self._watched = None
         self._history = (0, 0)  # the strokes layer's undo and redo depths
@@ -207,6 +208,7 @@ class TrainWidget(Dock):
         return TrainingConfig(
             architecture="pixel-classifier",
             label0="unlabelled",
+            ignore_labels=self.settings.left_out(),
             device=self._device.value,
             threads=job_threads("live"),
             axis=axis,

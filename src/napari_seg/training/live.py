@@ -25,6 +25,7 @@ from ..models.spec import Normalization
 from ._model import fit_classes
 from .config import TrainingConfig
 from .data import TrainingData
+from .ignored import ignoring
 from .pixel import WINDOW, FeatureCache, fit_pixel_classifier, pixel_net, window_features
 
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ class LiveClassifier:
         cfg = self.config
         normalization = Normalization(cfg.normalization)
         data = TrainingData(
-            [(self.image, np.asarray(strokes))],
+            ignoring([(self.image, np.asarray(strokes))], cfg.ignore_labels),
             in_channels=self.in_channels,
             normalization=normalization,
             label0="unlabelled",
