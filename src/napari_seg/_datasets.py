@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ._dataset_json import CHANNEL_FILE, channel_files
 from ._io import expand_inputs, output_stem
-from .medical import OUTPUT_TAILS
+from .medical import OUTPUT_TAILS, SLICER_LABEL_TAILS
 
 #: The tail a label file's name carries by default (``napari-seg predict`` writes
 #: ``NAME_labels.tif``).
@@ -31,9 +31,6 @@ LABELS_SUFFIX = OUTPUT_TAILS["labels"]
 PROBABILITIES_SUFFIX = OUTPUT_TAILS["probabilities"]
 #: The tail of the object files ``predict --objects`` writes beside labels.
 OBJECTS_SUFFIX = OUTPUT_TAILS["objects"]
-#: The tails of 3D Slicer's label files beside their volume: a segmentation
-#: ``NAME.seg.nrrd``, a label map ``NAME-label.nrrd``.
-SLICER_LABEL_TAILS = (".seg", "-label")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._io import TIFF_SUFFIXES
-from ._ome_zarr import read_ome_zarr_axis_letters, read_ome_zarr_transform
+from ._ome_zarr import read_ome_zarr_axis_letters, read_ome_zarr_layout, read_ome_zarr_transform
 
 if TYPE_CHECKING:
     from ._calibration import Calibration, TiffHeader
@@ -153,10 +153,9 @@ def file_header(path: str | os.PathLike) -> TiffHeader | None:
 
     if (header := tiff_header(path)) is not None:
         return header
-    letters = read_ome_zarr_axis_letters(path)
+    letters, transform = read_ome_zarr_layout(path) or (None, None)
     if letters is None:
         return None
-    transform = read_ome_zarr_transform(path)
     calibration = None
     if transform is not None:
         scale, _translation, units = transform

@@ -30,15 +30,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._datasets import SLICER_LABEL_TAILS
 from ._layers import GEOMETRY_KEY
 
 if TYPE_CHECKING:
     from ._calibration import Calibration
 
 LayerData = tuple[Any, dict[str, Any], str]
-#: Name endings of label maps (3D Slicer's ``NAME.seg.nrrd`` and ``NAME-label.nrrd`` too).
-LABEL_NAME_ENDINGS = ("_labels", "_label", "_seg", "_mask", *SLICER_LABEL_TAILS)
+#: Name endings of label maps (and 3D Slicer's: ``medical.SLICER_LABEL_TAILS``).
+LABEL_NAME_ENDINGS = ("_labels", "_label", "_seg", "_mask")
 #: Folders of label maps in the Medical Segmentation Decathlon's and nnU-Net's layout.
 LABEL_FOLDERS = ("labelstr", "labelsts")
 
@@ -63,17 +62,13 @@ def get_reader(path: str | list[str]) -> Callable[[Any], list[LayerData]] | None
     -------
     callable or None
     """
-    from .medical import holds_dicom, is_dicom_file, is_metaimage, is_nifti, is_nrrd
+    from .medical import holds_dicom, is_dicom_file, is_volume_file
 
     if isinstance(path, list):  # a stack of one series' files: that series
         if len(path) != 1 and not all(is_dicom_file(p) for p in path):
             return None
         path = path[0]
-    if is_nifti(path) or is_nrrd(path) or is_metaimage(path) or is_dicom_file(path):
-        return read_layers
-    if holds_dicom(path):
-        return read_layers
-    return None
+    return read_layers if is_volume_file(path) or holds_dicom(path) else None
 
 
 def read_layers(path: str | list[str]) -> list[LayerData]:
@@ -196,9 +191,9 @@ def _segment_classes(path: str, name: str) -> dict[str, Any]:
 def _is_label_map(path: str, name: str) -> bool:
     """Whether the volume at ``path`` is a label map by its name, its folder or (NIfTI)
     its header's intent."""
-    from .medical import is_nifti, nifti_is_label_map
+    from .medical import SLICER_LABEL_TAILS, is_nifti, nifti_is_label_map
 
-    if name.lower().endswith(LABEL_NAME_ENDINGS):
+    if name.lower().endswith((*LABEL_NAME_ENDINGS, *SLICER_LABEL_TAILS)):
         return True
     if Path(path).parent.name.lower() in LABEL_FOLDERS:
         return True

@@ -171,8 +171,31 @@ def read_ome_zarr_axis_letters(path: str | os.PathLike) -> str | None:
     str or None
     """
     node = _open_image(path)
+    return None if node is None else _axis_letters(node)
+
+
+def read_ome_zarr_layout(path: str | os.PathLike) -> tuple[str | None, Any] | None:
+    """The axis letters (:func:`read_ome_zarr_axis_letters`) and, when they read, the
+    transform (:func:`read_ome_zarr_transform`) of the OME-Zarr image at ``path``, from
+    one opening of its metadata; None when it is not an OME-Zarr image.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    (str or None, tuple or None) or None
+    """
+    node = _open_image(path)
     if node is None:
         return None
+    letters = _axis_letters(node)
+    return letters, None if letters is None else ome_zarr_transform(node)
+
+
+def _axis_letters(node) -> str | None:
+    """:func:`read_ome_zarr_axis_letters` of an opened image."""
     axes = _multiscales(node)[0].get("axes")
     level0 = node.get(ome_zarr_datasets(node)[0])
     if not isinstance(axes, list) or len(axes) != len(getattr(level0, "shape", ())):

@@ -309,6 +309,7 @@ def run(args: argparse.Namespace) -> int:
     from .._atomic import check_target
     from .._headers import file_axes, file_header, source_transform
     from .._io import read_with_geometry
+    from ..medical import volume_axes
 
     if len(args.image) != len(args.labels):
         raise ValueError(
@@ -342,8 +343,11 @@ def run(args: argparse.Namespace) -> int:
     pairs = [(image, lab) for (image, _), lab in zip(images, labels, strict=True)]
     config = _with_input_spacing(config, images, transforms)
     config = _with_input_channels(config, args.image, pairs, images, headers)
+    # a medical volume's axes as predict reads them: a 2D model takes its axial slices
     axes = [
-        file_axes(p, h, len(i.shape)) if g is None else _volume_letters(i, lab)
+        file_axes(p, h, len(i.shape))
+        if g is None
+        else volume_axes(len(i.shape), labels_ndim=len(lab.shape))
         for p, h, (i, g), lab in zip(args.image, headers, images, labels, strict=True)
     ]
     config = _with_input_stack_axes(config, axes)
@@ -432,21 +436,6 @@ def _with_input_spacing(config, images, transforms):
     units = {unit for _spacing, unit in declared}
     unit = units.pop() if len(units) == 1 else None
     return config.with_(spacing=declared[0][0], spacing_unit=unit)
-
-
-def _volume_letters(image, labels) -> str | None:
-    """The axes of a medical volume as :mod:`napari_seg.medical` reads it, as letters:
-    ``ZYX``; ``CZYX`` for a 4D one, ``TZYX`` when its ``labels`` have the 4th axis too
-    (``medical.volume_channel_axis``). A 2D model then trains on axial slices, as
-    ``predict`` segments them (``medical.layout_defaults``)."""
-    from ..medical import volume_channel_axis
-
-    ndim = len(image.shape)
-    if ndim == 3:
-        return "ZYX"
-    if ndim != 4:
-        return None
-    return "CZYX" if volume_channel_axis(ndim, labels_ndim=len(labels.shape)) == 0 else "TZYX"
 
 
 def _with_input_channels(config, paths, pairs, images, headers):

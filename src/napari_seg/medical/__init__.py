@@ -61,6 +61,7 @@ from ._geometry import (
     layout_defaults,
     nifti_placement_unit,
     recorded_unit,
+    volume_axes,
     volume_channel_axis,
 )
 from ._metaimage import METAIMAGE_SUFFIXES, is_metaimage, read_metaimage
@@ -73,7 +74,7 @@ from ._nifti import (
     read_nifti,
     write_nifti,
 )
-from ._nrrd import NRRD_SUFFIXES, is_nrrd, nrrd_segments, read_nrrd
+from ._nrrd import NRRD_SUFFIXES, SLICER_LABEL_TAILS, is_nrrd, nrrd_segments, read_nrrd
 
 __all__ = [
     "LPS",
@@ -83,6 +84,7 @@ __all__ = [
     "NIFTI_UNITS",
     "NRRD_SUFFIXES",
     "OUTPUT_TAILS",
+    "SLICER_LABEL_TAILS",
     "VolumeGeometry",
     "check_same_grid",
     "dicom_file_series",
@@ -94,6 +96,7 @@ __all__ = [
     "is_nifti",
     "is_nrrd",
     "is_volume",
+    "is_volume_file",
     "label_path",
     "layout_defaults",
     "nifti_is_label_map",
@@ -108,6 +111,7 @@ __all__ = [
     "read_nrrd",
     "read_volume",
     "recorded_unit",
+    "volume_axes",
     "volume_channel_axis",
     "write_nifti",
 ]
@@ -228,7 +232,22 @@ def is_volume(path: str | os.PathLike) -> bool:
     -------
     bool
     """
-    return is_nifti(path) or is_nrrd(path) or is_metaimage(path) or is_dicom(path)
+    return is_volume_file(path) or is_dicom_folder(path)
+
+
+def is_volume_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a file read as a medical volume: a NIfTI, NRRD or MetaImage
+    file, or a DICOM file (its series).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    bool
+    """
+    return is_nifti(path) or is_nrrd(path) or is_metaimage(path) or is_dicom_file(path)
 
 
 def is_dicom(path: str | os.PathLike) -> bool:

@@ -460,6 +460,32 @@ def volume_channel_axis(
     return None if 0 in {a % ndim for a in stack} else 0
 
 
+def volume_axes(
+    ndim: int, *, stack: int | Sequence[int] | None = None, labels_ndim: int | None = None
+) -> str | None:
+    """The axes of a medical volume as napari-seg reads it, as letters: ``ZYX``; a 4D
+    one's ``CZYX``, or ``TZYX`` when its first axis holds time points
+    (:func:`volume_channel_axis`, which takes ``stack`` and ``labels_ndim``); None for
+    other arrays.
+
+    Parameters
+    ----------
+    ndim : int
+    stack : int or sequence of int, optional
+    labels_ndim : int, optional
+
+    Returns
+    -------
+    str or None
+    """
+    if ndim == 3:
+        return "ZYX"
+    if ndim != 4:
+        return None
+    channels = volume_channel_axis(ndim, stack=stack, labels_ndim=labels_ndim) == 0
+    return "CZYX" if channels else "TZYX"
+
+
 def layout_defaults(
     ndim: int,
     spatial_dims: int,
@@ -487,10 +513,11 @@ def layout_defaults(
     dict
         ``channel_axis``, ``axis`` and ``spacing`` settings of a ``PredictConfig``.
     """
-    channel_axis = volume_channel_axis(ndim, stack=stack)
-    first = 1 if ndim == 4 else 0
+    from ..arrays.named import named_slice_axes
+
+    slices = named_slice_axes(volume_axes(ndim, stack=stack), spatial_dims)
     return {
-        "channel_axis": channel_axis,
-        "axis": first if spatial_dims == 2 else None,
+        "channel_axis": volume_channel_axis(ndim, stack=stack),
+        "axis": slices[0] if slices and len(slices) == 1 else slices,
         "spacing": tuple(spacing[-spatial_dims:]),
     }

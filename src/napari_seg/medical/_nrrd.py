@@ -29,6 +29,9 @@ from ..limits import MAX_CLASSES, MAX_NAME_LENGTH, one_line
 from ._geometry import VolumeGeometry, check_claimed_bytes
 
 NRRD_SUFFIXES = (".nrrd", ".nhdr")
+#: The name tails of 3D Slicer's label files beside their volume: a segmentation
+#: ``NAME.seg.nrrd``, a label map ``NAME-label.nrrd``.
+SLICER_LABEL_TAILS = (".seg", "-label")
 #: The segments of a segmentation's header read at most (a class each).
 MAX_SEGMENTS = MAX_CLASSES
 #: The sign that turns each named space's coordinates into RAS ones.
