@@ -18,6 +18,7 @@ def labels_layer_kwargs(
     class_names: Sequence[str],
     class_colors: Sequence[Sequence[float]],
     background: int | None = None,
+    ignore: Sequence[int] = (),
 ) -> dict[str, Any]:
     """``add_labels`` keyword arguments naming and colouring classes.
 
@@ -25,7 +26,9 @@ def labels_layer_kwargs(
     background are transparent) and the layer features hold ``index`` and
     ``class`` columns, so napari shows the class name under the cursor. The
     background id, when given, is kept in the layer's metadata (``BACKGROUND_KEY``),
-    where Refine and Evaluate read their default background.
+    where Refine and Evaluate read their default background; the ids a dataset
+    leaves out (``ignore``: nnU-Net's "ignore" label) under ``IGNORE_KEY``, which
+    Train and Evaluate leave out by default.
     """
     if len(class_names) != len(class_colors):
         raise ValueError(
@@ -43,11 +46,16 @@ def labels_layer_kwargs(
     if background is not None:  # only a known background is recorded
         colors[background] = (0.0, 0.0, 0.0, 0.0)
         kwargs["metadata"] = {BACKGROUND_KEY: int(background)}
+    if ignore:
+        kwargs["metadata"][IGNORE_KEY] = [int(i) for i in ignore]
     return kwargs
 
 
 #: Layer metadata key of the background class id (None: no background class).
 BACKGROUND_KEY = "napari_seg_background"
+#: Layer metadata key of the label ids the layer's dataset leaves out of training and
+#: scoring (nnU-Net's "ignore" label): the default "ignore ids" of Train and Evaluate.
+IGNORE_KEY = "napari_seg_ignore"
 #: Layer metadata key of a medical volume's geometry (``VolumeGeometry.to_metadata``),
 #: set by the reader and carried to the labels segmented from it, for the NIfTI writer.
 GEOMETRY_KEY = "napari_seg_geometry"
@@ -70,6 +78,25 @@ def background_of(*layers, default: int | None = 0) -> int | None:
         if metadata.get(BACKGROUND_KEY) is not None:
             return int(metadata[BACKGROUND_KEY])
     return default
+
+
+def ignored_of(layer) -> tuple[int, ...]:
+    """The label ids ``layer`` records as left out (``IGNORE_KEY``); none when it
+    records none, or records something that is not a list of whole numbers.
+
+    Parameters
+    ----------
+    layer : napari layer or None
+
+    Returns
+    -------
+    tuple of int
+    """
+    metadata = getattr(layer, "metadata", None) or {}
+    ids = metadata.get(IGNORE_KEY)
+    if not isinstance(ids, (list, tuple)) or not all(type(i) is int for i in ids):
+        return ()
+    return tuple(ids)
 
 
 def class_names_of(*layers) -> dict[int, str]:

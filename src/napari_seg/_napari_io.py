@@ -150,8 +150,9 @@ def _volume_layers(path: str, name: str, array, geometry) -> list[LayerData]:
 
 def _dataset_classes(path: str, name: str) -> dict[str, Any]:
     """The class names and colours of a Decathlon or nnU-Net dataset's label map (its
-    ``dataset.json``), as napari-seg's own layers carry them; nothing otherwise."""
-    from ._dataset_json import dataset_class_names
+    ``dataset.json``), as napari-seg's own layers carry them, with nnU-Net's "ignore"
+    label recorded as left out; nothing otherwise."""
+    from ._dataset_json import dataset_class_names, dataset_ignore_label
     from ._layers import labels_layer_kwargs
     from .models.spec import default_class_colors
 
@@ -163,7 +164,8 @@ def _dataset_classes(path: str, name: str) -> dict[str, Any]:
         return {}
     background = 0 if names[0].lower() == "background" else None
     colors = default_class_colors(len(names), background)
-    found = labels_layer_kwargs(name, names, colors, background)
+    ignore = dataset_ignore_label(names)
+    found = labels_layer_kwargs(name, names, colors, background, () if ignore is None else [ignore])
     return {key: found[key] for key in ("colormap", "features", "metadata")}
 
 

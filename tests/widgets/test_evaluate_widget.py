@@ -12,7 +12,7 @@ napari = pytest.importorskip("napari", reason="napari is needed for widget tests
 
 from matplotlib.backend_bases import MouseEvent  # noqa: E402
 
-from napari_seg._layers import labels_layer_kwargs  # noqa: E402
+from napari_seg._layers import IGNORE_KEY, labels_layer_kwargs  # noqa: E402
 from napari_seg._widgets import _evaluate as evaluate_module  # noqa: E402
 from napari_seg._widgets import evaluate_widget  # noqa: E402
 from napari_seg.metrics import EvaluateConfig, error_map, evaluate  # noqa: E402
@@ -412,3 +412,25 @@ def test_a_layer_whose_slider_is_time_gets_surfaces_frame_by_frame(make_napari_v
     assert surface.spacing == (1.0, 1.0)
     frames = [surface_scores(a, b, labels=surface.labels) for a, b in zip(pred, gt, strict=True)]
     np.testing.assert_allclose(surface.assd, np.nanmean([f.assd for f in frames], axis=0))
+
+
+def test_a_ground_truth_that_records_an_ignore_label_fills_in_ignore_ids(setup, qtbot, notes):
+    """nnU-Net's "ignore" label, recorded by the reader in the layer's metadata, is
+    left out as the CLI leaves it out; a ground truth without one empties the field."""
+    viewer, w, layers = setup
+    gt = layers["gt"].data.copy()
+    gt[:, :5] = 3
+    kw = labels_layer_kwargs("marked", [*CLASS_NAMES, "ignore"], [*CLASS_COLORS, (1, 1, 1, 1)],
+                             ignore=[3])  # fmt: skip
+    assert kw["metadata"][IGNORE_KEY] == [3]
+    marked = viewer.add_labels(gt, scale=(2, 1, 1), **kw)
+    w.reset_choices()
+    w._gt.value = marked
+    assert w._ignore.value == "3"
+    w.run()
+    _wait(qtbot, w)
+    assert notes["error"] == []
+    assert w.result.config.ignore_labels == (3,)
+    assert 3 not in w.result.scores.labels
+    w._gt.value = layers["gt"]
+    assert w._ignore.value == ""

@@ -544,6 +544,45 @@ def test_a_void_id_is_left_out_with_the_ignore_ids_field(setup, qtbot, notes):
     assert (layer.data == void).all()  # the user's labels as they were
 
 
+def test_an_nnunet_ignore_label_fills_in_ignore_ids(setup, tmp_path, qtbot, notes):
+    """A label map of an nnU-Net dataset, opened by napari-seg's reader, brings its
+    "ignore" label as the ignore ids (the CLI leaves it out; the dock trained it as a
+    class); another layer clears them, and ids the user typed stay."""
+    import json
+
+    import nibabel as nib
+
+    from napari_seg._napari_io import read_layers
+
+    viewer, w, _ = setup
+    truth = viewer.layers["truth"].data.astype(np.uint8)
+    marked = np.stack([truth, truth])
+    marked[:, :8] = 3  # the "ignore" band
+    (tmp_path / "labelsTr").mkdir()
+    path = tmp_path / "labelsTr" / "cells_001.nii.gz"
+    nib.save(nib.Nifti1Image(marked.T, np.eye(4)), path)
+    names = {"background": 0, "cytoplasm": 1, "nucleus": 2, "ignore": 3}
+    (tmp_path / "dataset.json").write_text(json.dumps({"labels": names}))
+    [(data, kwargs, kind)] = read_layers(str(path))
+    assert kind == "labels"
+    layer = viewer.add_labels(data, **kwargs)
+    viewer.add_image(np.stack([viewer.layers["cells"].data] * 2), name="cells 3d")
+    w.reset_choices()
+    w._image.value, w._labels.value = viewer.layers["cells 3d"], layer
+    assert w.settings.ignore.value == "3"
+    assert 3 not in w.classes.ids()
+    w._source.value = "new"
+    config = w._make_job().config
+    assert config.ignore_labels == (3,)
+    assert config.class_names == ("background", "cytoplasm", "nucleus")
+    w._labels.value = viewer.layers["truth"]  # records nothing: the field empties
+    assert w.settings.ignore.value == ""
+    w.settings.ignore.value = "7"  # the user's own ids stay whatever the layer
+    w._labels.value = layer
+    assert w.settings.ignore.value == "7"
+    assert notes["error"] == []
+
+
 def test_a_tzyx_layer_trains_on_the_planes_of_every_frame(setup, qtbot, notes):
     """A 2D model on a 4D layer steps through both sliders (it took only the first
     and refused the stack: "leaves 3 spatial axes")."""

@@ -31,7 +31,7 @@ from ..arrays.screen import view_axes
 from ..medical import recorded_unit
 from ..metrics import ERROR_COLORS, ERROR_NAMES, MODES, EvaluateConfig, Evaluation, merge_rows
 from ._dock import Dock
-from ._fields import SaveTarget, parse_ids
+from ._fields import DeclaredIds, SaveTarget, parse_ids
 from ._layers import add_labels, file_scale, is_time_axis, unit_names
 from ._layers import full_resolution as _data
 from ._place import Place, placed_apart
@@ -121,7 +121,11 @@ class EvaluateWidget(RunnerFields, Dock):
         self._gt = create_widget(annotation="napari.layers.Labels", label="ground truth")
         self._mode = ComboBox(label="mode", choices=list(MODES), value="semantic")
         self._ignore = LineEdit(label="ignore ids", value="")
-        self._ignore.tooltip = "ground-truth ids left out, e.g. 0 where 0 means 'not annotated'"
+        self._ignore.tooltip = (
+            "ground-truth ids left out, e.g. 0 where 0 means 'not annotated'; a ground "
+            "truth of an nnU-Net dataset fills in its 'ignore' label"
+        )
+        self._declared = DeclaredIds(self._ignore)
         self._background = LineEdit(label="background id", value="auto")
         self._background.tooltip = (
             "class left out of the 'without background' means: a number, 'none', or 'auto' "
@@ -189,6 +193,8 @@ class EvaluateWidget(RunnerFields, Dock):
 
     def _connect(self) -> None:
         self._run.clicked.connect(self.run)
+        self._gt.changed.connect(self._declared.follow)
+        self._declared.follow(self._gt.value)
         self._errors.clicked.connect(self.show_errors)
         self._export.clicked.connect(self._on_export_clicked)
         self.plots.canvas.mpl_connect("button_press_event", self._on_plot_click)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from magicgui.widgets import CheckBox, Container, FileEdit, SpinBox
 
+from .._layers import ignored_of
+
 
 class AutoInt(Container):
     """An integer field with an explicit "auto" choice; ``value`` is None when auto.
@@ -130,3 +132,31 @@ def parse_ids(text: str) -> tuple[int, ...]:
             raise ValueError(f"ignore ids must be whole numbers >= 0, got {part!r}")
         ids.append(int(part))
     return tuple(ids)
+
+
+class DeclaredIds:
+    """Keeps an "ignore ids" ``field`` on the ids its chosen labels layer records as
+    left out (``_layers.IGNORE_KEY``: a dataset's "ignore" label), as long as the
+    user has not typed ids of their own there.
+
+    Parameters
+    ----------
+    field : magicgui.widgets.LineEdit
+    """
+
+    def __init__(self, field) -> None:
+        self.field = field
+        self._filled = ""  # what the field was last set to from a layer
+
+    def follow(self, layer) -> None:
+        """Show what ``layer`` (a Labels layer or None) records, unless the field
+        holds ids the user typed.
+
+        Parameters
+        ----------
+        layer : napari.layers.Labels or None
+        """
+        declared = ", ".join(str(i) for i in ignored_of(layer))
+        if self.field.value.strip() in ("", self._filled):
+            self.field.value = declared
+        self._filled = declared

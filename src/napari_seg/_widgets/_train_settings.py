@@ -7,7 +7,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEd
 from ..limits import MAX_BATCH, MAX_PATCH
 from ..training.config import LABEL0_CHOICES, LOSSES, MIN_PATCH, TrainingConfig
 from ..training.instances import INSTANCE_MODES
-from ._fields import parse_ids
+from ._fields import DeclaredIds, parse_ids
 
 LABEL0_TEXT = {"unlabelled": "unlabelled (scribbles)", "background": "background (dense masks)"}
 AUGMENTATIONS = ("flips", "rotations", "intensity", "noise", "elastic")
@@ -33,8 +33,10 @@ class SettingsPanel:
         self.ignore = LineEdit(label="ignore ids", value="")
         self.ignore.tooltip = (
             "label ids that mark pixels to leave out (a dataset's void id, e.g. 255): they "
-            "give no gradient, are not scored and are no class of the model"
+            "give no gradient, are not scored and are no class of the model; a labels "
+            "layer of an nnU-Net dataset fills in its 'ignore' label"
         )
+        self.declared = DeclaredIds(self.ignore)
         self.loss = ComboBox(label="loss", choices=list(LOSSES), value=TrainingConfig.loss)
         self.budget_unit = ComboBox(label="budget in", choices=["minutes", "epochs"])
         self.budget = FloatSpinBox(label="budget", min=0.01, max=10000, step=0.5, value=2.0)
