@@ -20,6 +20,13 @@ def _write(path, data=b"new", **kwargs):
         handle.write(data)
 
 
+def _dead_pid() -> int:
+    """The id of a process that has ended."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return int(done.stdout)
+
+
 def test_an_existing_file_is_replaced_only_when_told(tmp_path):
     path = tmp_path / "ground_truth.tif"
     path.write_bytes(b"hand-made")
@@ -144,3 +151,42 @@ def test_a_folder_that_refuses_writes_is_named_by_the_file_asked_for(tmp_path, m
     assert ".tmp" not in str(caught.value)
     monkeypatch.undo()
     assert os.listdir(tmp_path) == []
+
+
+def test_atomic_path_moves_the_named_file_and_leaves_nothing_else(tmp_path):
+    """A writer that takes a file name (SimpleITK picks its format by the suffix) gets
+    the destination's own name in a private folder; what else it writes there (a
+    data file beside a header) goes with the folder; a failure keeps the old file."""
+    target = tmp_path / "case_labels.mha"
+    target.write_bytes(b"old")
+    with pytest.raises(OutputExistsError), _atomic.atomic_path(target):
+        pass
+    seen = []
+
+    def failing_writer():
+        with _atomic.atomic_path(target, overwrite=True) as path:
+            seen.append(path)
+            path.write_bytes(b"partial")
+            raise RuntimeError("writer failed")
+
+    with pytest.raises(RuntimeError, match="writer failed"):
+        failing_writer()
+    assert seen[0].name == "case_labels.mha"
+    assert seen[0].parent.parent == tmp_path
+    assert target.read_bytes() == b"old"
+    with _atomic.atomic_path(target, overwrite=True) as path:
+        path.write_bytes(b"new")
+        (path.parent / "case_labels.raw").write_bytes(b"data file")
+    assert target.read_bytes() == b"new"
+    assert os.listdir(tmp_path) == ["case_labels.mha"]
+
+
+def test_a_stale_atomic_path_folder_is_removed(tmp_path):
+    """The folder of a killed process is removed by the next write, as its files are."""
+    dead = _dead_pid()
+    stale = tmp_path / f".a.mha.{_atomic.TEMP_TAG}{dead}-{_atomic._host_tag()}-abcdefghij.tmp"
+    stale.mkdir()
+    (stale / "a.mha").write_bytes(b"partial")
+    _atomic._cleaned.clear()
+    _write(tmp_path / "b.tif")
+    assert sorted(os.listdir(tmp_path)) == ["b.tif"]

@@ -82,8 +82,8 @@ def test_predict_nifti_writes_nifti_with_the_source_affine(model_file, stack, tm
 
 def test_predict_and_train_on_nrrd_files_from_slicer(model_file, stack, tmp_path):
     """3D Slicer's volume (case.nrrd) and segmentation (case.seg.nrrd): predict on their
-    folder segments the volume only and writes NIfTI with the NRRD's placement (as for
-    DICOM), train reads the pair by name."""
+    folder segments the volume only and writes NRRD on the volume's grid (as nnU-Net
+    keeps a dataset's format; it wrote NIfTI), train reads the pair by name."""
     import nrrd
 
     image, labels = stack
@@ -93,13 +93,23 @@ def test_predict_and_train_on_nrrd_files_from_slicer(model_file, stack, tmp_path
     nrrd.write(str(tmp_path / "case.nrrd"), image.transpose(file_order), header)
     nrrd.write(str(tmp_path / "case.seg.nrrd"), labels.transpose(file_order).astype(np.uint8),
                {**header, "Segment0_LabelValue": "1", "Segment0_Name": "cell"})  # fmt: skip
-    assert main(predict_args(model_file, tmp_path / "out", tmp_path)) == 0  # the folder
-    assert [p.name for p in (tmp_path / "out").iterdir()] == ["case_labels.nii.gz"]
-    out = nib.load(tmp_path / "out" / "case_labels.nii.gz")
-    ras = np.diag([-0.8, -0.7, 3.0, 1.0])
-    ras[:3, 3] = [-5.0, 6.0, 7.0]
-    np.testing.assert_allclose(out.affine, ras)
-    assert out.shape == image.shape[::-1]
+    args = predict_args(model_file, tmp_path / "out", tmp_path)  # the folder
+    assert main([*args, "--probabilities"]) == 0
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["case_labels.nrrd", "case_probabilities.nrrd"]
+    data, out = nrrd.read(str(tmp_path / "out" / "case_labels.nrrd"))  # pynrrd: the oracle
+    assert data.shape == image.shape[::-1]
+    assert data.dtype == np.uint8
+    assert out["space"] == "left-posterior-superior"
+    assert out["encoding"] == "gzip"
+    np.testing.assert_allclose(out["space directions"], header["space directions"])
+    np.testing.assert_allclose(out["space origin"], header["space origin"])
+    probs, out = nrrd.read(str(tmp_path / "out" / "case_probabilities.nrrd"))
+    assert probs.shape[1:] == image.shape[::-1]
+    assert probs.dtype == np.float32
+    assert out["kinds"] == ["list", "domain", "domain", "domain"]  # classes first, as Slicer
+    np.testing.assert_allclose(probs.sum(axis=0), 1.0, atol=1e-3)
+    np.testing.assert_array_equal(probs.argmax(axis=0), data)
     model = tmp_path / "m.safetensors"
     argv = ["train", "--image", str(tmp_path / "case.nrrd"), "--labels",
             str(tmp_path / "case.seg.nrrd"), "--label0", "background", "--epochs", "1",
@@ -109,9 +119,10 @@ def test_predict_and_train_on_nrrd_files_from_slicer(model_file, stack, tmp_path
     assert load_model(model).spec.spacing == pytest.approx((0.7, 0.8))  # (y, x) of a 2D model
 
 
-def test_predict_a_metaimage_gives_nifti_with_its_placement(model_file, stack, tmp_path):
+def test_predict_a_metaimage_gives_metaimage_with_its_placement(model_file, stack, tmp_path):
     """A grand-challenge.org case (case.mha, ITK's LPS origin, spacing and direction):
-    predict writes NIfTI whose affine places the labels where the image lies."""
+    predict writes one case_labels.mha on the same grid (it wrote NIfTI; a
+    grand-challenge algorithm returns .mha), as ITK reads it back."""
     import SimpleITK as sitk
 
     image, _ = stack
@@ -121,11 +132,15 @@ def test_predict_a_metaimage_gives_nifti_with_its_placement(model_file, stack, t
     itk.SetDirection((-1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0))  # x runs right to left
     sitk.WriteImage(itk, str(tmp_path / "case.mha"))
     assert main(predict_args(model_file, tmp_path / "out", tmp_path / "case.mha")) == 0
-    out = nib.load(tmp_path / "out" / "case_labels.nii.gz")
-    ras = np.diag([0.8, -0.7, 3.0, 1.0])  # LPS to RAS flips x and y: -(-0.8), -(0.7)
-    ras[:3, 3] = [-5.0, 6.0, 7.0]
-    np.testing.assert_allclose(out.affine, ras)
-    assert out.shape == image.shape[::-1]
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["case_labels.mha"]
+    out = sitk.ReadImage(str(tmp_path / "out" / "case_labels.mha"))
+    np.testing.assert_allclose(out.GetSpacing(), (0.8, 0.7, 3.0))
+    np.testing.assert_allclose(out.GetOrigin(), (5.0, -6.0, 7.0))
+    np.testing.assert_allclose(out.GetDirection(), itk.GetDirection())
+    labels = sitk.GetArrayFromImage(out)
+    assert labels.shape == image.shape
+    assert labels.dtype == np.uint8
+    assert set(np.unique(labels)) <= {0, 1}
 
 
 def test_predict_dicom_folder_gives_nifti(model_file, stack, tmp_path, dicom_series):
@@ -281,6 +296,36 @@ def test_refine_nifti_keeps_the_affine_and_refuses_tiff_geometry(stack, tmp_path
         == 1
     )
     assert not (tmp_path / "x.nii.gz").exists()
+
+
+def test_refine_a_slicer_label_map_into_nrrd_and_metaimage(stack, tmp_path):
+    """A label map refined into a folder keeps its NRRD format (it became NIfTI), and
+    an .nrrd or .mha OUTPUT is written on its grid (both were refused)."""
+    import nrrd
+    import SimpleITK as sitk
+
+    _, labels = stack
+    header = {"space": "left-posterior-superior", "space directions": np.diag([0.8, 0.7, 3.0]),
+              "space origin": np.array([5.0, -6.0, 7.0])}  # fmt: skip
+    (tmp_path / "in").mkdir()
+    nrrd.write(str(tmp_path / "in" / "case-label.nrrd"), labels.T.astype(np.uint8), header)
+    op = ["--op", "opening", "--radius", "1", "--quiet"]
+    assert main(["refine", str(tmp_path / "in"), str(tmp_path / "out"), *op]) == 0
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["case-label.nrrd"]
+    for name in ("clean.nrrd", "clean.mha"):
+        assert (
+            main(["refine", str(tmp_path / "in" / "case-label.nrrd"), str(tmp_path / name), *op])
+            == 0
+        )
+    refined, written = nrrd.read(str(tmp_path / "clean.nrrd"))
+    np.testing.assert_allclose(written["space directions"], header["space directions"])
+    np.testing.assert_allclose(written["space origin"], header["space origin"])
+    assert refined.shape == labels.T.shape
+    assert set(np.unique(refined)) <= set(np.unique(labels))
+    image = sitk.ReadImage(str(tmp_path / "clean.mha"))
+    np.testing.assert_allclose(image.GetSpacing(), (0.8, 0.7, 3.0))
+    np.testing.assert_allclose(image.GetOrigin(), (5.0, -6.0, 7.0))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(image), refined.T)
 
 
 def mni_file(kind):

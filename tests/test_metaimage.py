@@ -93,3 +93,46 @@ def test_napari_opens_it_placed_and_a_label_map_as_labels(tmp_path):
     [(data, _, kind)] = get_reader(labels)(labels)
     assert kind == "labels"
     assert set(np.unique(data).tolist()) == {0, 1, 2}
+
+
+def test_labels_are_written_back_on_the_grid_of_any_source(tmp_path):
+    """An oblique NIfTI in micrometres: the .mha written (as ITK reads it) has the
+    same voxels, LPS direction and origin, its lengths in millimetres (MetaImage
+    states no unit); probabilities are its components; a .mhd is refused."""
+    from napari_seg.medical import write_volume
+
+    turn = np.array([[0.8, -0.6, 0], [0.6, 0.8, 0], [0, 0, 1.0]])
+    ras = np.eye(4)
+    ras[:3, :3] = turn @ np.diag([0.5, 0.6, 2.0])
+    ras[:3, 3] = [-10.0, 5.0, 3.0]
+    image = nib.Nifti1Image(voxels(), ras)
+    image.header.set_xyzt_units("micron")
+    nib.save(image, tmp_path / "obl.nii.gz")
+    array, geometry = read_volume(tmp_path / "obl.nii.gz")
+    labels = (array % 3).astype(np.int64)
+    write_volume(tmp_path / "obl_labels.mha", labels, geometry)
+    out = sitk.ReadImage(str(tmp_path / "obl_labels.mha"))
+    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ ras
+    np.testing.assert_allclose(out.GetSpacing(), np.array([0.5, 0.6, 2.0]) / 1000)
+    np.testing.assert_allclose(
+        np.reshape(out.GetDirection(), (3, 3)), lps[:3, :3] / [0.5, 0.6, 2.0]
+    )
+    np.testing.assert_allclose(out.GetOrigin(), lps[:3, 3] / 1000)
+    stored = sitk.GetArrayFromImage(out)  # (k, j, i)
+    assert stored.dtype == np.uint8
+    np.testing.assert_array_equal(stored.T, geometry.to_file(labels))
+    probabilities = np.stack([labels == c for c in range(3)]).astype(np.float32)
+    write_volume(tmp_path / "obl_probabilities.mha", probabilities, geometry)
+    back, placed = read_volume(tmp_path / "obl_probabilities.mha")
+    np.testing.assert_array_equal(back, probabilities)
+    millimetres = ras.copy()
+    millimetres[:3] /= 1000
+    np.testing.assert_allclose(placed.affine, millimetres)
+    assert placed.unit == "millimeter"
+    with pytest.raises(ValueError, match=r"one \.mha file"):
+        write_volume(tmp_path / "obl_labels.mhd", labels, geometry)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "obl.nii.gz",
+        "obl_labels.mha",
+        "obl_probabilities.mha",
+    ]

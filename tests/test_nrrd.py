@@ -110,3 +110,38 @@ def test_a_slicer_segmentation_opens_as_labels_named_by_its_segments(tmp_path):
     image = str(write(tmp_path / "case.nrrd", voxels()))
     [(_, kwargs, kind)] = get_reader(image)(image)
     assert (kind, kwargs["name"]) == ("image", "case")
+
+
+def test_labels_are_written_back_on_the_grid_of_any_source(tmp_path):
+    """An oblique NIfTI in micrometres: the NRRD written (as pynrrd reads it) has the
+    same voxels in file order, LPS directions and origin and its unit; ids keep
+    their values; a detached header is refused and an existing file kept."""
+    from napari_seg.medical import write_volume
+
+    turn = np.array([[0.8, -0.6, 0], [0.6, 0.8, 0], [0, 0, 1.0]])  # 37 degrees about z
+    ras = np.eye(4)
+    ras[:3, :3] = turn @ np.diag([0.5, 0.6, 2.0])
+    ras[:3, 3] = [-10.0, 5.0, 3.0]
+    image = nib.Nifti1Image(voxels(), ras)
+    image.header.set_xyzt_units("micron")
+    nib.save(image, tmp_path / "obl.nii.gz")
+    array, geometry = read_volume(tmp_path / "obl.nii.gz")
+    labels = (array % 3).astype(np.int64)
+    labels[0, 0, 0] = 300  # needs uint16
+    write_volume(tmp_path / "obl_labels.nrrd", labels, geometry)
+    data, header = nrrd.read(str(tmp_path / "obl_labels.nrrd"))
+    assert data.dtype == np.uint16
+    np.testing.assert_array_equal(data, geometry.to_file(labels))  # (i, j, k): the source's
+    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ ras
+    np.testing.assert_allclose(header["space directions"], lps[:3, :3].T)  # a row per axis
+    np.testing.assert_allclose(header["space origin"], lps[:3, 3])
+    assert header["space units"] == ["um"] * 3
+    back, placed = read_volume(tmp_path / "obl_labels.nrrd")
+    np.testing.assert_array_equal(back, labels)
+    np.testing.assert_allclose(placed.affine, ras)
+    assert (placed.unit, placed.oblique) == ("micrometer", True)
+    with pytest.raises(ValueError, match=r"one \.nrrd file"):
+        write_volume(tmp_path / "obl_labels.nhdr", labels, geometry)
+    with pytest.raises(FileExistsError):
+        write_volume(tmp_path / "obl_labels.nrrd", labels * 0, geometry)
+    np.testing.assert_array_equal(read_volume(tmp_path / "obl_labels.nrrd")[0], labels)

@@ -20,6 +20,7 @@ import hashlib
 import os
 import re
 import secrets
+import shutil
 import socket
 import stat
 import threading
@@ -158,17 +159,58 @@ def atomic_write(path: str | os.PathLike, *, overwrite: bool = False) -> Iterato
             os.close(dir_fd)
 
 
-def _create_temp(folder: Path, name: str) -> Path:
-    """An empty temporary file, created with mode 0o666 so that the umask applies."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+    """As :func:`atomic_write`, for a writer that takes a file name rather than a
+    handle and picks its format by the name's suffix (SimpleITK): it writes the
+    path yielded, which has ``path``'s name, in a temporary folder beside ``path``.
+
+    Parameters
+    ----------
+    path : path-like
+    overwrite : bool
+
+    Yields
+    ------
+    pathlib.Path
+        Where to write. Only that file is moved to ``path``; whatever else the
+        writer leaves in the folder is removed with it.
+
+    Raises
+    ------
+    FileNotFoundError, PermissionError, OutputExistsError
+        As :func:`atomic_write`.
+    """
+    path = check_target(path, overwrite=overwrite)
+    folder = path.parent if str(path.parent) else Path(".")
+    remove_stale_temporaries(folder)
+    tmp = _create_temp(folder, path.name, folder=True)
+    try:
+        written = tmp / path.name
+        yield written
+        with open(written, "rb+") as handle:
+            os.fsync(handle.fileno())
+        _keep_mode(written, path)
+        _move(written, path, overwrite)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _create_temp(parent: Path, name: str, *, folder: bool = False) -> Path:
+    """An empty temporary file, created with mode 0o666 so that the umask applies (a
+    private folder with ``folder=True``)."""
     for _ in range(100):
         token = secrets.token_hex(5)
-        tmp = folder / f".{name}.{TEMP_TAG}{os.getpid()}-{_host_tag()}-{token}.tmp"
+        tmp = parent / f".{name}.{TEMP_TAG}{os.getpid()}-{_host_tag()}-{token}.tmp"
         try:
+            if folder:
+                os.mkdir(tmp, 0o700)
+                return tmp
             fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
         except FileExistsError:
             continue
         except OSError as exc:  # named by the file asked for, not our temporary one
-            raise type(exc)(f"cannot write {folder / name}: {exc.strerror}") from None
+            raise type(exc)(f"cannot write {parent / name}: {exc.strerror}") from None
         os.close(fd)
         return tmp
     raise FileExistsError(f"cannot create a temporary file in {folder}")  # pragma: no cover
@@ -206,7 +248,8 @@ def _move(tmp: Path, path: Path, overwrite: bool) -> None:
 
 
 def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
-    """Remove our temporary files in ``folder`` left by processes that are gone.
+    """Remove our temporary files (and :func:`atomic_path`'s folders) in ``folder``
+    left by processes that are gone.
 
     Only files named by this module are touched: those of this machine whose
     process no longer runs, and those of earlier versions older than
@@ -233,7 +276,10 @@ def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
             continue
         if _is_stale(entry, now):
             with contextlib.suppress(OSError):
-                os.unlink(entry.path)
+                if entry.is_dir(follow_symlinks=False):  # an atomic_path folder
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
                 removed.append(Path(entry.path))
     return removed
 

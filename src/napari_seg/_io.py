@@ -411,6 +411,23 @@ def write_tiff(path: str | os.PathLike, array, *, overwrite: bool = False, **kwa
         tifffile.imwrite(handle, np.asarray(array), compression="zlib", **kwargs)
 
 
+def is_volume_output(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a medical file napari-seg writes (``.nii``,
+    ``.nii.gz``, ``.nrrd``, ``.mha``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    bool
+    """
+    from .medical import VOLUME_WRITTEN
+
+    return str(path).lower().endswith(VOLUME_WRITTEN)
+
+
 def write_labels(
     path: str | os.PathLike,
     array,
@@ -421,8 +438,9 @@ def write_labels(
     calibration: Calibration | None = None,
     axes: str | None = None,
 ) -> None:
-    """Write labels (or probabilities) atomically: NIfTI with ``geometry``'s affine
-    when ``path`` ends in ``.nii``/``.nii.gz``, else TIFF (with ``metadata``).
+    """Write labels (or probabilities) atomically: NIfTI, NRRD or MetaImage with
+    ``geometry``'s grid when ``path`` ends in ``.nii``/``.nii.gz``, ``.nrrd`` or
+    ``.mha`` (:func:`~napari_seg.medical.write_volume`), else TIFF (with ``metadata``).
 
     Integer ids are stored as uint8 or uint16 when they fit
     (``arrays.ids.compact_ids``). A TIFF with a ``calibration`` (its source's:
@@ -437,17 +455,19 @@ def write_labels(
     Raises
     ------
     ValueError
-        For a NIfTI path without the geometry of a medical source.
+        For a medical path without the geometry of a medical source.
     """
     from ._calibration import imagej_options
     from .arrays.ids import compact_ids
-    from .medical import is_nifti, write_nifti
+    from .medical import write_volume
 
     array = np.asarray(array)
-    if is_nifti(path):
+    if is_volume_output(path):
         if geometry is None:
-            raise ValueError(f"{path}: NIfTI output needs a NIfTI or DICOM input (its affine)")
-        write_nifti(path, array, geometry, overwrite=overwrite)
+            raise ValueError(
+                f"{path}: NIfTI, NRRD or MetaImage output needs a medical input (its grid)"
+            )
+        write_volume(path, array, geometry, overwrite=overwrite)
         return
     array = compact_ids(array)  # uint8/16 when the ids fit: ImageJ holds those
     options = imagej_options(calibration, array.shape, array.dtype, axes=axes)
@@ -485,7 +505,7 @@ def write_probabilities(
     TIFF: an ImageJ hyperstack of float32 (ImageJ has no float16) with the classes
     as its channels, named after the classes, so Fiji opens a channel per class and
     napari a class axis (never an RGB image, which tifffile would guess for three
-    classes). NIfTI (medical sources): as :func:`write_labels`.
+    classes). NIfTI, NRRD, MetaImage (medical sources): as :func:`write_labels`.
 
     Parameters
     ----------
@@ -506,13 +526,12 @@ def write_probabilities(
     Raises
     ------
     ValueError
-        For a NIfTI path without a medical source's geometry.
+        For a medical path without a medical source's geometry.
     """
     from ._calibration import imagej_axes, imagej_options
-    from .medical import is_nifti
 
     probs = np.asarray(probabilities)
-    if is_nifti(path) or probs.ndim not in _IMAGEJ_AXES:
+    if is_volume_output(path) or probs.ndim not in _IMAGEJ_AXES:
         write_labels(path, probs, geometry, overwrite=overwrite,
                      metadata={"axes": "C" + "Q" * (probs.ndim - 1)})  # fmt: skip
         return

@@ -10,7 +10,8 @@ them; holding integers, or floats that are all whole numbers) indexed
 as ``scale``, the LPS position of the first voxel as ``translate``, the file's
 length unit as the layer's ``units`` (napari 0.6 and later) and the
 geometry in the layer's metadata (``GEOMETRY_KEY``). File > Save Layers writes
-a Labels layer as NIfTI with that geometry's affine and length unit (or, for a
+a Labels layer as NIfTI, NRRD or MetaImage (by the name chosen) with that
+geometry's affine and length unit (or, for a
 layer that did not come from a medical file, one from its scale, translate,
 rotation, shear, affine and units: millimetres unless napari's ``units`` say
 otherwise).
@@ -347,16 +348,37 @@ def layer_calibration(ndim: int, meta: dict[str, Any]) -> Calibration | None:
 
 
 def write_nifti_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
-    """Write a Labels layer as NIfTI (npe2 single-layer writer).
+    """Write a Labels layer as NIfTI (npe2 single-layer writer): :func:`write_volume_labels`
+    with ``.nii.gz`` added to a name without ``.nii`` or ``.nii.gz``."""
+    return write_volume_labels(path, data, meta, ".nii.gz")
+
+
+def write_nrrd_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
+    """Write a Labels layer as NRRD (npe2 single-layer writer): :func:`write_volume_labels`
+    with ``.nrrd`` added to a name without it."""
+    return write_volume_labels(path, data, meta, ".nrrd")
+
+
+def write_metaimage_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
+    """Write a Labels layer as MetaImage (npe2 single-layer writer): :func:`write_volume_labels`
+    with ``.mha`` added to a name without it."""
+    return write_volume_labels(path, data, meta, ".mha")
+
+
+def write_volume_labels(path: str, data: Any, meta: dict[str, Any], suffix: str) -> list[str]:
+    """Write a 3D Labels layer as a medical volume with the geometry it was read with
+    (NIfTI, NRRD or MetaImage: ``medical.write_volume``).
 
     Parameters
     ----------
     path : str
-        Ends in ``.nii`` or ``.nii.gz``.
+        The name chosen; ``suffix`` is added unless it ends in one of its format's.
     data : array_like
         The layer's data, ``(z, y, x)``.
     meta : dict
         The layer's attributes (``metadata``, ``scale``, ``translate``).
+    suffix : str
+        ``.nii.gz``, ``.nrrd`` or ``.mha``.
 
     Returns
     -------
@@ -368,13 +390,13 @@ def write_nifti_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     ValueError
         For a layer that is not 3D or does not fit its recorded geometry.
     """
-    from .medical import VolumeGeometry, is_nifti, write_nifti
+    from .medical import VOLUME_OUTPUT_SUFFIXES, VolumeGeometry, write_volume
 
-    if not is_nifti(path):
-        path = f"{path}.nii.gz"
+    if not VOLUME_OUTPUT_SUFFIXES[suffix](path):
+        path = f"{path}{suffix}"
     array = np.asarray(data)
     if array.ndim != 3:
-        raise ValueError(f"NIfTI labels must be a 3D layer (z, y, x), got shape {array.shape}")
+        raise ValueError(f"medical labels must be a 3D layer (z, y, x), got shape {array.shape}")
     recorded = (meta.get("metadata") or {}).get(GEOMETRY_KEY)
     if recorded is not None:
         geometry = VolumeGeometry.from_metadata(recorded)
@@ -386,5 +408,5 @@ def write_nifti_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
         geometry = VolumeGeometry.from_placement(scale, origin, array.shape, units, turn)
         array = geometry.to_array(array.T)  # the file holds the layer's array as it is
     # File > Save Layers replaces a file the user chose in napari's own dialog.
-    write_nifti(path, array, geometry, overwrite=True)
+    write_volume(path, array, geometry, overwrite=True)
     return [os.fspath(path)]

@@ -244,3 +244,38 @@ def test_a_turned_labels_layer_is_saved_where_napari_shows_it(make_napari_viewer
         ras = image.affine @ (*voxel, 1.0)
         lps_zyx = (ras[2], -ras[1], -ras[0])
         np.testing.assert_allclose(lps_zyx, layer.data_to_world(index), atol=1e-9)
+
+
+def test_save_layers_writes_nrrd_and_metaimage_on_the_source_grid(make_napari_viewer_proxy,
+                                                                   tmp_path):  # fmt: skip
+    """File > Save Layers with a .nrrd or .mha name (or the writer picked without a
+    suffix) writes the labels of a NIfTI volume on its grid, as pynrrd and ITK read
+    them; the layer's own scale for a layer read from no medical file."""
+    import nrrd
+    import SimpleITK as sitk
+
+    image, labels = cells_3d((5, 40, 48), seed=2)
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(image.T), AFFINE), str(tmp_path / "b.nii.gz"))
+    viewer = make_napari_viewer_proxy()
+    [layer] = viewer.open(tmp_path / "b.nii.gz", plugin="napari-seg")
+    drawn = viewer.add_labels(labels.astype(np.uint8), scale=layer.scale,
+                              translate=layer.translate, metadata=dict(layer.metadata))  # fmt: skip
+    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ AFFINE
+    stored = read_nifti(tmp_path / "b.nii.gz")[1].to_file(labels)  # the NIfTI's (i, j, k)
+    [written] = drawn.save(str(tmp_path / "b_labels.nrrd"), plugin="napari-seg")
+    data, header = nrrd.read(written)
+    np.testing.assert_array_equal(data, stored)
+    np.testing.assert_allclose(header["space directions"], lps[:3, :3].T)
+    np.testing.assert_allclose(header["space origin"], lps[:3, 3])
+    [written] = drawn.save(str(tmp_path / "b_labels.mha"), plugin="napari-seg")
+    out = sitk.ReadImage(written)
+    np.testing.assert_allclose(out.GetSpacing(), (0.9, 0.8, 3.0))
+    np.testing.assert_allclose(out.GetOrigin(), lps[:3, 3])
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(out), stored.T)
+    plain = viewer.add_labels(labels.astype(np.uint8), scale=(2.0, 0.5, 0.5))
+    from napari_seg._napari_io import write_nrrd_labels
+
+    [written] = write_nrrd_labels(str(tmp_path / "plain"), plain.data, {"scale": plain.scale})
+    assert written.endswith("plain.nrrd")
+    data, header = nrrd.read(written)
+    np.testing.assert_allclose(np.abs(header["space directions"]), np.diag([0.5, 0.5, 2.0]))

@@ -37,9 +37,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=(
             "Segment TIFF, PNG/JPEG, NumPy (.npy) or zarr images tile by tile. Writes "
             "NAME_labels.tif (and NAME_probabilities.tif with --probabilities) per input; "
-            "NIfTI files and DICOM series (a folder, or one file of a series, which picks "
-            "that series of a folder of several) give NAME_labels.nii.gz with the "
-            "source's affine."
+            "medical volumes keep their format and grid: NIfTI gives NAME_labels.nii.gz, "
+            "NRRD NAME_labels.nrrd, MetaImage NAME_labels.mha, and a DICOM series (a "
+            "folder, or one file of a series, which picks that series of a folder of "
+            "several) NAME_labels.nii.gz with the series' affine."
         ),
     )
     p.add_argument(

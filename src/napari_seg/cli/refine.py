@@ -363,15 +363,17 @@ def _input_path(path: Path, source: Path, name: str) -> Path:
 
 def _write(target: Path, labels: np.ndarray, overwrite: bool, geometry=None, header=None) -> None:
     from .._atomic import atomic_write
-    from .._io import write_labels
+    from .._io import is_volume_output, write_labels
+    from ..medical import VOLUME_WRITTEN
 
     tiff = {} if header is None else {"calibration": header.calibration, "axes": header.axes}
     if target.suffix.lower() == ".npy":
         with atomic_write(target, overwrite=overwrite) as handle:
             np.save(handle, labels, allow_pickle=False)
-    elif target.name.lower().endswith((".tif", ".tiff", ".nii", ".nii.gz")):
+    elif target.name.lower().endswith((".tif", ".tiff")) or is_volume_output(target):
         write_labels(target, labels, geometry, overwrite=overwrite, **tiff)
     else:
         raise ValueError(
-            f"OUTPUT must end in .tif, .tiff, .npy, .nii or .nii.gz, got {target.name}"
+            f"OUTPUT must end in .tif, .tiff, .npy or {', '.join(VOLUME_WRITTEN)}, "
+            f"got {target.name}"
         )

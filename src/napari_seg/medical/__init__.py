@@ -64,7 +64,7 @@ from ._geometry import (
     volume_axes,
     volume_channel_axis,
 )
-from ._metaimage import METAIMAGE_SUFFIXES, is_metaimage, read_metaimage
+from ._metaimage import METAIMAGE_SUFFIXES, is_metaimage, read_metaimage, write_metaimage
 from ._nifti import (
     NIFTI1_MAX_SIZE,
     NIFTI_SUFFIXES,
@@ -74,7 +74,14 @@ from ._nifti import (
     read_nifti,
     write_nifti,
 )
-from ._nrrd import NRRD_SUFFIXES, SLICER_LABEL_TAILS, is_nrrd, nrrd_segments, read_nrrd
+from ._nrrd import (
+    NRRD_SUFFIXES,
+    SLICER_LABEL_TAILS,
+    is_nrrd,
+    nrrd_segments,
+    read_nrrd,
+    write_nrrd,
+)
 
 __all__ = [
     "LPS",
@@ -85,6 +92,8 @@ __all__ = [
     "NRRD_SUFFIXES",
     "OUTPUT_TAILS",
     "SLICER_LABEL_TAILS",
+    "VOLUME_OUTPUT_SUFFIXES",
+    "VOLUME_WRITTEN",
     "VolumeGeometry",
     "check_same_grid",
     "dicom_file_series",
@@ -103,6 +112,7 @@ __all__ = [
     "nifti_placement_unit",
     "nifti_unit",
     "nrrd_segments",
+    "output_suffix",
     "read_channel_files",
     "read_dicom",
     "read_dicom_series",
@@ -113,18 +123,78 @@ __all__ = [
     "recorded_unit",
     "volume_axes",
     "volume_channel_axis",
+    "write_metaimage",
     "write_nifti",
+    "write_nrrd",
+    "write_volume",
 ]
 
 #: The name tails of ``predict``'s outputs: ``NAME_labels.tif``, ``NAME_probabilities.tif``,
-#: ``NAME_objects.tif`` (``.nii.gz`` for medical inputs, ``.ome.zarr`` block by block).
+#: ``NAME_objects.tif`` (a medical input's own format: :func:`output_suffix`;
+#: ``.ome.zarr`` block by block).
 OUTPUT_TAILS = {"labels": "_labels", "probabilities": "_probabilities", "objects": "_objects"}
 
 
+#: The medical files :func:`write_volume` writes, by name.
+VOLUME_WRITTEN = (".nii", ".nii.gz", ".nrrd", ".mha")
+#: The suffix of the files written for each medical format, by what reads it.
+VOLUME_OUTPUT_SUFFIXES = {".nii.gz": is_nifti, ".nrrd": is_nrrd, ".mha": is_metaimage}
+
+
+def output_suffix(source: str | os.PathLike) -> str:
+    """The suffix of what is computed from ``source``: its own medical format
+    (``.nii.gz``, ``.nrrd``, ``.mha``, one file each, with its grid: nnU-Net's rule,
+    and what grand-challenge.org and 3D Slicer read back), NIfTI for a DICOM series,
+    ``.tif`` for other inputs.
+
+    Parameters
+    ----------
+    source : str or os.PathLike
+
+    Returns
+    -------
+    str
+    """
+    for suffix, reads in VOLUME_OUTPUT_SUFFIXES.items():
+        if reads(source):
+            return suffix
+    return ".nii.gz" if is_volume(source) else ".tif"
+
+
+def write_volume(
+    path: str | os.PathLike, array: np.ndarray, geometry: VolumeGeometry, *, overwrite: bool = False
+) -> None:
+    """Write a ``([c,] z, y, x)`` array with ``geometry`` in the medical format its
+    name says: :func:`write_nifti`, :func:`write_nrrd` or :func:`write_metaimage`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Ends in ``.nii``, ``.nii.gz``, ``.nrrd`` or ``.mha``.
+    array : ndarray
+    geometry : VolumeGeometry
+    overwrite : bool
+
+    Raises
+    ------
+    ValueError
+        For another name (the formats written named), or an array that does not fit.
+    """
+    if is_nifti(path):
+        write_nifti(path, array, geometry, overwrite=overwrite)
+    elif is_nrrd(path):
+        write_nrrd(path, array, geometry, overwrite=overwrite)
+    elif is_metaimage(path):
+        write_metaimage(path, array, geometry, overwrite=overwrite)
+    else:
+        raise ValueError(f"{path}: volumes are written as {', '.join(VOLUME_WRITTEN)}")
+
+
 def label_path(folder: Path, stem: str, source: str | os.PathLike, what: str = "labels") -> Path:
-    """The output file of an input: ``brain.nii.gz`` gives ``brain_labels.nii.gz``, a
-    DICOM series (its folder or one of its files), an NRRD or a MetaImage file gives
-    NIfTI too (with the source's affine), other inputs TIFF.
+    """The output file of an input: ``brain.nii.gz`` gives ``brain_labels.nii.gz``,
+    ``case.nrrd`` ``case_labels.nrrd`` and ``case.mha`` (or ``.mhd``)
+    ``case_labels.mha`` (:func:`output_suffix`), each with the source's grid; a DICOM
+    series (its folder or one of its files) gives NIfTI, other inputs TIFF.
 
     Parameters
     ----------
@@ -140,9 +210,8 @@ def label_path(folder: Path, stem: str, source: str | os.PathLike, what: str = "
     -------
     pathlib.Path
     """
-    medical = is_volume(source)
     tail = OUTPUT_TAILS[what] if what else ""
-    return folder / f"{stem}{tail}{'.nii.gz' if medical else '.tif'}"
+    return folder / f"{stem}{tail}{output_suffix(source)}"
 
 
 def read_channel_files(paths: list[Path]) -> tuple[np.ndarray, VolumeGeometry]:

@@ -16,6 +16,11 @@ LPS = ("L", "P", "S")
 
 #: NIfTI's spatial units (nibabel's names for ``xyzt_units``) by NGFF length unit.
 NIFTI_UNITS = {"millimeter": "mm", "micrometer": "micron", "meter": "meter"}
+#: Millimetres per unit of :data:`NIFTI_UNITS`: formats without a unit (MetaImage)
+#: state lengths in millimetres.
+MILLIMETERS = {"millimeter": 1.0, "micrometer": 1e-3, "meter": 1e3}
+#: RAS to LPS, and LPS to RAS: the first two world axes change sign.
+FLIP_RAS_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
 @dataclass(frozen=True)
@@ -207,6 +212,11 @@ class VolumeGeometry:
         return no.apply_orientation(array.T, back)
 
     @property
+    def lps_affine(self) -> np.ndarray:
+        """The file's voxel-to-world affine in LPS (ITK's and NRRD's frame), in ``unit``."""
+        return FLIP_RAS_LPS @ self.affine
+
+    @property
     def array_shape(self) -> tuple[int, int, int]:
         """The ``(z, y, x)`` shape of the arrays :meth:`to_array` gives."""
         lps = [0, 0, 0]
@@ -331,6 +341,41 @@ def check_same_grid(
             f"{names[0]} and {names[1]} lie on different voxel grids "
             f"({'; '.join(differences)}): resample one onto the other's grid first"
         )
+
+
+def fit_array(array: np.ndarray, geometry: VolumeGeometry) -> np.ndarray:
+    """A ``([c,] z, y, x)`` array to write with ``geometry``, in the file's voxel order
+    (``(i, j, k[, c])``), its values as medical tools read them: ids (and booleans)
+    in the smallest unsigned type that holds them (:func:`~napari_seg.arrays.ids.compact_ids`),
+    int32 beyond 65535 or below 0; other values float32.
+
+    Parameters
+    ----------
+    array : ndarray
+    geometry : VolumeGeometry
+
+    Returns
+    -------
+    ndarray
+
+    Raises
+    ------
+    ValueError
+        If the array does not fit the geometry.
+    """
+    from ..arrays.ids import compact_ids
+
+    array = np.asarray(array)
+    if array.ndim not in (3, 4) or array.shape[-3:] != geometry.array_shape:
+        raise ValueError(
+            f"an array of shape {array.shape} does not fit the volume it should be written "
+            f"with (z, y, x = {geometry.array_shape})"
+        )
+    data = geometry.to_file(array)
+    if np.issubdtype(data.dtype, np.integer) or data.dtype == np.bool_:
+        data = compact_ids(data)  # larger (or negative) ids: int32, which every tool reads
+        return data if data.dtype in (np.uint8, np.uint16) else data.astype(np.int32)
+    return data.astype(np.float32)
 
 
 def _directions(geometry: VolumeGeometry) -> np.ndarray:

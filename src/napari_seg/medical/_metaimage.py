@@ -1,7 +1,7 @@
 """MetaImage volumes (``.mha``, ``.mhd`` with its data file): ITK's format, in which
 grand-challenge.org, ITK-SNAP and elastix exchange images, read with SimpleITK as
-``(z, y, x)`` LPS arrays with their geometry (outputs are written as NIfTI with the
-same affine, as for a DICOM series or an NRRD file).
+``(z, y, x)`` LPS arrays with their geometry; labels computed from one are written
+as MetaImage (one ``.mha`` file) with the same grid (:func:`write_metaimage`).
 
 ITK states a volume in LPS: its ``Offset`` (the first voxel's position), its
 ``ElementSpacing`` and its ``TransformMatrix`` (the axes' directions) give the RAS
@@ -19,9 +19,10 @@ import re
 
 import numpy as np
 
+from .._atomic import atomic_path
 from .._extras import import_for_reading
 from ..limits import one_line
-from ._geometry import VolumeGeometry, check_claimed_bytes
+from ._geometry import FLIP_RAS_LPS, MILLIMETERS, VolumeGeometry, check_claimed_bytes, fit_array
 
 METAIMAGE_SUFFIXES = (".mha", ".mhd")
 #: The start of a file searched for the header's required fields.
@@ -61,7 +62,7 @@ def read_metaimage(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]
     ValueError
         For a file that is not a readable 3D MetaImage volume (the message says why).
     """
-    sitk = import_for_reading("SimpleITK", "reading MetaImage", "SimpleITK", "metaimage")
+    sitk = _simpleitk("reading MetaImage")
     _check_header(path)
     reader = sitk.ImageFileReader()
     reader.SetImageIO("MetaImageIO")
@@ -79,9 +80,61 @@ def read_metaimage(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]
     lps = np.eye(4)
     lps[:3, :3] = np.reshape(image.GetDirection(), (3, 3)) @ np.diag(image.GetSpacing())
     lps[:3, 3] = image.GetOrigin()
-    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps  # LPS to RAS
+    affine = FLIP_RAS_LPS @ lps
     geometry = VolumeGeometry.from_affine(affine, data.shape[:3], source="metaimage")
     return geometry.to_array(data), geometry
+
+
+def _simpleitk(doing: str):
+    return import_for_reading("SimpleITK", doing, "SimpleITK", "metaimage")
+
+
+def write_metaimage(
+    path: str | os.PathLike,
+    array: np.ndarray,
+    geometry: VolumeGeometry,
+    *,
+    overwrite: bool = False,
+) -> None:
+    """Write a ``([c,] z, y, x)`` array as one compressed MetaImage file (``.mha``)
+    with the voxel order, spacing, directions and origin of the volume it was computed
+    from (in millimetres: MetaImage states no unit); channels (class probabilities)
+    are its components. Values as :func:`~napari_seg.medical._geometry.fit_array`
+    gives them. Written atomically; an existing file is replaced only with
+    ``overwrite=True``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Ends in ``.mha``.
+    array : ndarray
+    geometry : VolumeGeometry
+    overwrite : bool
+
+    Raises
+    ------
+    ValueError
+        For another suffix (a ``.mhd`` header with its data file too) or an array that
+        does not fit the geometry.
+    """
+    sitk = _simpleitk("writing MetaImage")
+    if not str(path).lower().endswith(".mha"):
+        raise ValueError(f"{path}: napari-seg writes MetaImage as one .mha file")
+    data = fit_array(array, geometry)  # (i, j, k[, c])
+    lps = geometry.lps_affine[:3] * MILLIMETERS[geometry.unit]
+    spacing = np.sqrt((lps[:, :3] ** 2).sum(axis=0))
+    image = sitk.GetImageFromArray(
+        data.transpose(2, 1, 0, *range(3, data.ndim)), isVector=data.ndim == 4
+    )
+    image.SetSpacing(spacing.tolist())
+    image.SetDirection((lps[:, :3] / spacing).ravel().tolist())
+    image.SetOrigin(lps[:, 3].tolist())
+    with atomic_path(path, overwrite=overwrite) as target:
+        writer = sitk.ImageFileWriter()
+        writer.SetImageIO("MetaImageIO")
+        writer.SetFileName(str(target))
+        writer.SetUseCompression(True)
+        writer.Execute(image)
 
 
 def _check_header(path) -> None:

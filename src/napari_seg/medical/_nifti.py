@@ -13,7 +13,7 @@ import numpy as np
 from .._atomic import atomic_write
 from .._extras import import_for_reading
 from ..limits import MAX_NIFTI_CHANNELS, one_line
-from ._geometry import NIFTI_UNITS, VolumeGeometry, check_claimed_bytes
+from ._geometry import NIFTI_UNITS, VolumeGeometry, check_claimed_bytes, fit_array
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 #: The longest axis NIfTI-1 can state (its sizes are int16); NIfTI-2 takes int64.
@@ -225,11 +225,11 @@ def write_nifti(
 ) -> None:
     """Write a ``([c,] z, y, x)`` array as NIfTI with the source's voxel order and affine.
 
-    Integer arrays are stored with the smallest unsigned type that holds them
-    (labels: ``arrays.ids.compact_ids``; int32 beyond 65535 or below 0), others as
-    float32. NIfTI-1, unless the source was NIfTI-2 or an axis
-    is longer than NIfTI-1 can state (``NIFTI1_MAX_SIZE``): then NIfTI-2. Written
-    atomically; an existing file is replaced only with ``overwrite=True``.
+    Values are stored as :func:`~napari_seg.medical._geometry.fit_array` gives them
+    (ids in the smallest type that holds them, others float32). NIfTI-1, unless the
+    source was NIfTI-2 or an axis is longer than NIfTI-1 can state
+    (``NIFTI1_MAX_SIZE``): then NIfTI-2. Written atomically; an existing file is
+    replaced only with ``overwrite=True``.
 
     Parameters
     ----------
@@ -248,20 +248,7 @@ def write_nifti(
     nib = _nibabel()
     if not is_nifti(path):
         raise ValueError(f"{path}: a NIfTI file name ends in .nii or .nii.gz")
-    array = np.asarray(array)
-    if array.ndim not in (3, 4) or array.shape[-3:] != geometry.array_shape:
-        raise ValueError(
-            f"an array of shape {array.shape} does not fit the volume it should be written "
-            f"with (z, y, x = {geometry.array_shape})"
-        )
-    data = geometry.to_file(array)
-    if np.issubdtype(data.dtype, np.integer) or data.dtype == np.bool_:
-        from ..arrays.ids import compact_ids
-
-        data = compact_ids(data)  # larger (or negative) ids: int32, which NIfTI tools read
-        data = data if data.dtype in (np.uint8, np.uint16) else data.astype(np.int32)
-    else:
-        data = data.astype(np.float32)
+    data = fit_array(array, geometry)
     # NIfTI-1 stores sizes as int16: a longer axis needs NIfTI-2 (fewer tools read it).
     two = geometry.source == "nifti2" or max(data.shape) > NIFTI1_MAX_SIZE
     kind = nib.Nifti2Image if two else nib.Nifti1Image

@@ -1,6 +1,6 @@
 """NRRD volumes (pynrrd): 3D Slicer's format for volumes and segmentations, read as
-``(z, y, x)`` LPS arrays with their geometry (outputs are written as NIfTI, with
-the same affine, as for a DICOM series).
+``(z, y, x)`` LPS arrays with their geometry; labels computed from one are written
+as NRRD on the same grid (:func:`write_nrrd`).
 
 The header places the voxels: ``space directions`` (one vector per axis, in file
 order, ``none`` for an axis of components), ``space origin`` and ``space`` (the
@@ -24,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from .._atomic import atomic_write
 from .._extras import import_for_reading
 from ..limits import MAX_CLASSES, MAX_NAME_LENGTH, one_line
-from ._geometry import VolumeGeometry, check_claimed_bytes
+from ._geometry import VolumeGeometry, check_claimed_bytes, fit_array
 
 NRRD_SUFFIXES = (".nrrd", ".nhdr")
 #: The name tails of 3D Slicer's label files beside their volume: a segmentation
@@ -57,6 +58,10 @@ UNITS = {
     "m": "meter",
     "meter": "meter",
 }
+#: The ``space units`` written for each length unit.
+WRITTEN_UNITS = {"millimeter": "mm", "micrometer": "um", "meter": "m"}
+#: gzip level of written files (labels compress well at the fastest level).
+COMPRESSION_LEVEL = 1
 
 
 def is_nrrd(path: str | os.PathLike) -> bool:
@@ -110,6 +115,56 @@ def read_nrrd(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
     )
     data = np.moveaxis(data, [*spatial, *components], range(data.ndim))  # (i, j, k[, c])
     return geometry.to_array(data), geometry
+
+
+def write_nrrd(
+    path: str | os.PathLike,
+    array: np.ndarray,
+    geometry: VolumeGeometry,
+    *,
+    overwrite: bool = False,
+) -> None:
+    """Write a ``([c,] z, y, x)`` array as one gzipped NRRD file (``.nrrd``) with the
+    voxel order, directions and origin of the volume it was computed from, in LPS,
+    as 3D Slicer writes them; channels (class probabilities) are its first axis, of
+    kind ``list``. Values as :func:`~napari_seg.medical._geometry.fit_array` gives
+    them. Written atomically; an existing file is replaced only with ``overwrite=True``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Ends in ``.nrrd``.
+    array : ndarray
+    geometry : VolumeGeometry
+    overwrite : bool
+
+    Raises
+    ------
+    ValueError
+        For another suffix (a detached ``.nhdr`` too) or an array that does not fit
+        the geometry.
+    """
+    nrrd = _pynrrd()
+    if not str(path).lower().endswith(".nrrd"):
+        raise ValueError(f"{path}: napari-seg writes NRRD as one .nrrd file")
+    data = fit_array(array, geometry)  # (i, j, k[, c])
+    lps = geometry.lps_affine
+    directions = lps[:3, :3].T  # a row per file axis
+    kinds = ["domain"] * 3
+    if data.ndim == 4:  # the components first (fastest), as Slicer stores them
+        data = np.moveaxis(data, 3, 0)
+        directions = np.vstack([np.full(3, np.nan), directions])
+        kinds = ["list", *kinds]
+    header = {
+        "space": "left-posterior-superior",
+        "space directions": directions,
+        "space origin": lps[:3, 3],
+        "space units": [WRITTEN_UNITS[geometry.unit]] * 3,
+        "kinds": kinds,
+        "encoding": "gzip",
+    }
+    with atomic_write(path, overwrite=overwrite) as handle:
+        nrrd.write(handle, data, header, compression_level=COMPRESSION_LEVEL)
 
 
 def _axes(path, header: dict) -> tuple[list[int], list[int]]:
