@@ -535,15 +535,19 @@ def test_label_maps_of_a_decathlon_folder_or_a_label_intent_open_as_labels(tmp_p
 
 
 def test_label_ids_keep_their_values_in_nifti(tmp_path):
-    """The smallest type that holds them; a negative id made int32 (it wrapped to 255)."""
+    """The smallest type that holds them; a negative id made int32 (it wrapped to 255),
+    one beyond int32 uint32 (it wrapped negative); beyond 32 bits a clear refusal."""
     array, geometry = read_nifti(save(tmp_path / "a.nii", volume(), RAS))
     for values, dtype in [((0, 9), np.uint8), ((0, 300), np.uint16), ((-1, 9), np.int32),
-                          ((0, 70000), np.int32)]:  # fmt: skip
+                          ((0, 70000), np.int32), ((0, 2**32 - 1), np.uint32)]:  # fmt: skip
         labels = np.zeros(array.shape, np.int64)
         labels[0, 0, :2] = values
         write_nifti(tmp_path / "l.nii.gz", labels, geometry, overwrite=True)
         assert nib.load(tmp_path / "l.nii.gz").get_data_dtype() == dtype
         np.testing.assert_array_equal(read_nifti(tmp_path / "l.nii.gz")[0], labels)
+    labels[0, 0, 0] = -1  # -1 to 2**32 - 1: no 32-bit type holds both
+    with pytest.raises(ValueError, match="from -1 to 4294967295 do not fit the 32-bit"):
+        write_nifti(tmp_path / "l.nii.gz", labels, geometry, overwrite=True)
 
 
 def _compress_jpeg_lossless(folder):

@@ -347,7 +347,7 @@ def fit_array(array: np.ndarray, geometry: VolumeGeometry) -> np.ndarray:
     """A ``([c,] z, y, x)`` array to write with ``geometry``, in the file's voxel order
     (``(i, j, k[, c])``), its values as medical tools read them: ids (and booleans)
     in the smallest unsigned type that holds them (:func:`~napari_seg.arrays.ids.compact_ids`),
-    int32 beyond 65535 or below 0; other values float32.
+    int32 beyond 65535 or below 0 (uint32 beyond int32); other values float32.
 
     Parameters
     ----------
@@ -361,7 +361,7 @@ def fit_array(array: np.ndarray, geometry: VolumeGeometry) -> np.ndarray:
     Raises
     ------
     ValueError
-        If the array does not fit the geometry.
+        If the array does not fit the geometry, or holds ids beyond 32 bits.
     """
     from ..arrays.ids import compact_ids
 
@@ -372,10 +372,19 @@ def fit_array(array: np.ndarray, geometry: VolumeGeometry) -> np.ndarray:
             f"with (z, y, x = {geometry.array_shape})"
         )
     data = geometry.to_file(array)
-    if np.issubdtype(data.dtype, np.integer) or data.dtype == np.bool_:
-        data = compact_ids(data)  # larger (or negative) ids: int32, which every tool reads
-        return data if data.dtype in (np.uint8, np.uint16) else data.astype(np.int32)
-    return data.astype(np.float32)
+    if not (np.issubdtype(data.dtype, np.integer) or data.dtype == np.bool_):
+        return data.astype(np.float32)
+    data = compact_ids(data)
+    if data.dtype in (np.uint8, np.uint16):
+        return data
+    low, high = int(data.min()), int(data.max())  # larger (or negative) ids
+    for kind in (np.int32, np.uint32):  # int32 first: every tool reads it
+        if np.iinfo(kind).min <= low and high <= np.iinfo(kind).max:
+            return data.astype(kind)
+    raise ValueError(
+        f"label ids from {low} to {high} do not fit the 32-bit integers medical files "
+        "hold; relabel them (e.g. skimage.segmentation.relabel_sequential)"
+    )
 
 
 def _directions(geometry: VolumeGeometry) -> np.ndarray:
