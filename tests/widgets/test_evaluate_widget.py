@@ -434,3 +434,7 @@ def test_a_ground_truth_that_records_an_ignore_label_fills_in_ignore_ids(setup, 
     assert 3 not in w.result.scores.labels
     w._gt.value = layers["gt"]
     assert w._ignore.value == ""
+    w._ignore.value = "-1"  # scores take ids >= 0: said by the config's own rule
+    w.run()
+    assert w._worker is None
+    assert any("ignore_labels must be ids >= 0, got -1" in m for m in notes["error"]), notes

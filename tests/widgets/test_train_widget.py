@@ -527,7 +527,7 @@ def test_a_void_id_is_left_out_with_the_ignore_ids_field(setup, qtbot, notes):
     w.settings.ignore.value = "255, x"
     w.start()
     assert w._worker is None
-    assert any("ignore ids must be whole numbers >= 0, got 'x'" in m for m in notes["error"])
+    assert any("ignore ids must be whole numbers, got 'x'" in m for m in notes["error"])
     assert 255 in w.classes.ids()  # a class of the legend until it is left out
     w.settings.ignore.value = "255"
     w.settings.ignore.native.editingFinished.emit()
@@ -580,6 +580,8 @@ def test_an_nnunet_ignore_label_fills_in_ignore_ids(setup, tmp_path, qtbot, note
     w.settings.ignore.value = "7"  # the user's own ids stay whatever the layer
     w._labels.value = layer
     assert w.settings.ignore.value == "7"
+    w.settings.ignore.value = "-1, 3"  # as `train --ignore -1 3` (it was refused)
+    assert w._make_job().config.ignore_labels == (-1, 3)
     assert notes["error"] == []
 
 

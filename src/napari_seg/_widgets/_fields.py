@@ -3,6 +3,7 @@ existing file unless the user ticks "replace")."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from magicgui.widgets import CheckBox, Container, FileEdit, SpinBox
@@ -119,17 +120,18 @@ def model_file_problem(value) -> str | None:
 
 
 def parse_ids(text: str) -> tuple[int, ...]:
-    """The label ids of an "ignore ids" field: ``"0, 255"`` -> ``(0, 255)``.
+    """The label ids of an "ignore ids" field: ``"0, 255"`` -> ``(0, 255)``, ``"-1"``
+    -> ``(-1,)`` (the job's config says which ids it takes).
 
     Raises
     ------
     ValueError
-        Naming the entry that is no id.
+        Naming the entry that is no whole number.
     """
     ids = []
     for part in text.replace(",", " ").split():
-        if not part.isdigit():
-            raise ValueError(f"ignore ids must be whole numbers >= 0, got {part!r}")
+        if re.fullmatch(r"-?[0-9]+", part) is None:
+            raise ValueError(f"ignore ids must be whole numbers, got {part!r}")
         ids.append(int(part))
     return tuple(ids)
 
