@@ -83,7 +83,8 @@ def test_predict_nifti_writes_nifti_with_the_source_affine(model_file, stack, tm
 def test_predict_and_train_on_nrrd_files_from_slicer(model_file, stack, tmp_path):
     """3D Slicer's volume (case.nrrd) and segmentation (case.seg.nrrd): predict on their
     folder segments the volume only and writes NRRD on the volume's grid (as nnU-Net
-    keeps a dataset's format; it wrote NIfTI), train reads the pair by name."""
+    keeps a dataset's format; it wrote NIfTI), train reads the pair by name and names
+    the classes by the segments (napari's reader did, train did not)."""
     import nrrd
 
     image, labels = stack
@@ -92,7 +93,8 @@ def test_predict_and_train_on_nrrd_files_from_slicer(model_file, stack, tmp_path
               "space origin": np.array([5.0, -6.0, 7.0])}  # fmt: skip
     nrrd.write(str(tmp_path / "case.nrrd"), image.transpose(file_order), header)
     nrrd.write(str(tmp_path / "case.seg.nrrd"), labels.transpose(file_order).astype(np.uint8),
-               {**header, "Segment0_LabelValue": "1", "Segment0_Name": "cell"})  # fmt: skip
+               {**header, "Segment0_LabelValue": "1", "Segment0_Name": "cell",
+                "Segment1_LabelValue": "2", "Segment1_Name": "nucleus"})  # fmt: skip
     args = predict_args(model_file, tmp_path / "out", tmp_path)  # the folder
     assert main([*args, "--probabilities"]) == 0
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
@@ -116,7 +118,9 @@ def test_predict_and_train_on_nrrd_files_from_slicer(model_file, stack, tmp_path
             "--steps-per-epoch", "1", "--patch", "32", "--option", "depth=2", "--option",
             "base_width=4", "--out", str(model), "--quiet"]  # fmt: skip
     assert main(argv) == 0
-    assert load_model(model).spec.spacing == pytest.approx((0.7, 0.8))  # (y, x) of a 2D model
+    spec = load_model(model).spec
+    assert spec.spacing == pytest.approx((0.7, 0.8))  # (y, x) of a 2D model
+    assert spec.class_names == ("background", "cell", "nucleus")  # as napari names them
 
 
 def test_predict_a_metaimage_gives_metaimage_with_its_placement(model_file, stack, tmp_path):

@@ -175,18 +175,15 @@ def _segment_classes(path: str, name: str) -> dict[str, Any]:
     segments' names and colours by label value, 0 the transparent background;
     nothing for other files."""
     from ._layers import labels_layer_kwargs
-    from .medical import is_nrrd, nrrd_segments
+    from .medical import nrrd_segments, segment_class_names
     from .models.spec import default_class_colors
 
-    segments = nrrd_segments(path) if is_nrrd(path) else {}
-    if not segments or min(segments) < 1:
+    names = segment_class_names(path)
+    if names is None:
         return {}
-    count = max(segments) + 1
-    names = [segments[i][0] if i in segments else f"class {i}" for i in range(count)]
-    names[0] = "background"
-    palette = default_class_colors(count, 0)
-    stated = {i: color for i, (_, color) in segments.items() if color}
-    colors = [stated.get(i, palette[i]) for i in range(count)]
+    palette = default_class_colors(len(names), 0)
+    stated = {i: color for i, (_, color) in nrrd_segments(path).items() if color}
+    colors = [stated.get(i, palette[i]) for i in range(len(names))]
     found = labels_layer_kwargs(name, names, colors, 0)
     return {key: found[key] for key in ("colormap", "features", "metadata")}
 

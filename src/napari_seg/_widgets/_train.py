@@ -22,7 +22,7 @@ from ..arrays.layout import channel_axis_of, labels_channel_axis
 from ..arrays.screen import stack_axes
 from ..models.registry import get_architecture
 from ..training._model import run_dims
-from ..training.config import TrainingConfig
+from ..training.config import TrainingConfig, named_classes
 from ..training.events import (
     EpochEnd,
     FitProgress,
@@ -501,19 +501,9 @@ class TrainWidget(Dock):
 
 
 def new_model_class_names(label_layers, label0: str, ignore=()) -> tuple[str, ...]:
-    """A new model's class names from the labels layers' features (ids from 0).
-
-    Ids the features skip are called "class N"; with ``label0="unlabelled"`` id 0
-    is "unlabelled" (never trained). Ids in ``ignore`` (left out of training) are
-    no class. Empty when the layers name no id above 0.
-    """
-    names = {i: n for i, n in class_names_of(*label_layers).items() if i not in ignore}
-    if not names or max(names) < 1:
-        return ()
-    listed = [names.get(i, f"class {i}") for i in range(max(names) + 1)]
-    if label0 == "unlabelled":
-        listed[0] = "unlabelled"
-    return tuple(listed)
+    """A new model's class names from the labels layers' features
+    (:func:`~napari_seg.training.config.named_classes`)."""
+    return named_classes(class_names_of(*label_layers), label0, ignore)
 
 
 def train_widget(viewer: napari.viewer.Viewer) -> TrainWidget:

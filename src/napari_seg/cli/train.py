@@ -319,6 +319,7 @@ def run(args: argparse.Namespace) -> int:
     folders = list(args.labels)
     args.image, args.labels = _pairs(args.image, args.labels, args.labels_suffix)
     config = _with_dataset_names(build_config(args), folders, args)
+    config = _with_segment_names(config, args)
     # The model file must not replace an image or labels file, whatever --overwrite says.
     check_target(args.out, overwrite=True, inputs=[*args.image, *args.labels])
     images = [read_with_geometry(i) for i in args.image]
@@ -407,6 +408,27 @@ def _with_dataset_names(config, folders: list[Path], args: argparse.Namespace):
         return config
     names = names[:ignore]  # the "ignore" label is no class
     print(f"napari-seg train: class names from dataset.json: {', '.join(names)}", file=sys.stderr)
+    return config.with_(class_names=names)
+
+
+def _with_segment_names(config, args: argparse.Namespace):
+    """A new model's class names from 3D Slicer segmentations (``.seg.nrrd``) when none
+    were given and every label file names the same segments, with a note."""
+    from ..medical import segment_class_names
+    from ..training.config import named_classes
+
+    if args.resume is not None or args.from_model is not None or config.class_names:
+        return config
+    found = {segment_class_names(path) for path in args.labels}
+    if len(found) != 1 or None in found:
+        return config
+    (segments,) = found
+    assert segments is not None
+    names = named_classes(dict(enumerate(segments)), config.label0, config.ignore_labels)
+    if not names:
+        return config
+    print(f"napari-seg train: class names from the segments of {args.labels[0].name}: "
+          f"{', '.join(names)}", file=sys.stderr)  # fmt: skip
     return config.with_(class_names=names)
 
 

@@ -80,6 +80,7 @@ from ._nrrd import (
     is_nrrd,
     nrrd_segments,
     read_nrrd,
+    segment_class_names,
     write_nrrd,
 )
 
@@ -121,6 +122,7 @@ __all__ = [
     "read_nrrd",
     "read_volume",
     "recorded_unit",
+    "segment_class_names",
     "volume_axes",
     "volume_channel_axis",
     "write_metaimage",

@@ -289,3 +289,24 @@ def nrrd_segments(path: str | os.PathLike) -> dict[int, tuple[str, tuple[float, 
         color = (*rgb, 1.0) if len(rgb) == 3 and all(0 <= c <= 1 for c in rgb) else ()
         found[value] = (name or f"segment {value}", color)
     return found
+
+
+def segment_class_names(path: str | os.PathLike) -> tuple[str, ...] | None:
+    """The class names a 3D Slicer segmentation's segments give, indexed by label
+    value: 0 ``"background"`` (Slicer's unsegmented voxels), values no segment names
+    ``"class N"``; None for a file without segments (:func:`nrrd_segments`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    tuple of str or None
+    """
+    segments = nrrd_segments(path) if is_nrrd(path) else {}
+    if not segments or min(segments) < 1:
+        return None
+    names = [segments[i][0] if i in segments else f"class {i}" for i in range(max(segments) + 1)]
+    names[0] = "background"
+    return tuple(names)

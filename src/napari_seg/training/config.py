@@ -48,6 +48,37 @@ LOSSES = (
     "weighted-ce+dice",
 )
 LABEL0_CHOICES = ("unlabelled", "background")
+
+
+def named_classes(named: dict[int, str], label0: str, ignore=()) -> tuple[str, ...]:
+    """A new model's class names from the names its labels give some ids (a Labels
+    layer's features, a 3D Slicer segmentation's segments), from id 0.
+
+    Ids without a name are called "class N"; with ``label0="unlabelled"`` id 0 is
+    "unlabelled" (never trained). Ids in ``ignore`` (left out of training) are no
+    class. Empty when no id above 0 is named.
+
+    Parameters
+    ----------
+    named : dict
+        ``{id: name}``.
+    label0 : {"unlabelled", "background"}
+    ignore : iterable of int
+
+    Returns
+    -------
+    tuple of str
+    """
+    left_out = set(ignore)
+    names = {i: n for i, n in named.items() if i not in left_out and i >= 0}
+    if not names or max(names) < 1:
+        return ()
+    listed = [names.get(i, f"class {i}") for i in range(max(names) + 1)]
+    if label0 == "unlabelled":
+        listed[0] = "unlabelled"
+    return tuple(listed)
+
+
 SCHEDULES = ("cosine", "onecycle", "constant")
 #: Smallest patch side accepted for training.
 MIN_PATCH = 32
