@@ -136,3 +136,24 @@ def test_labels_are_written_back_on_the_grid_of_any_source(tmp_path):
         "obl_labels.mha",
         "obl_probabilities.mha",
     ]
+
+
+def test_a_header_whose_data_file_is_missing_or_no_file_is_refused(tmp_path):
+    """A data file that is a pipe (ITK's reader blocked on it), a folder or missing: a
+    message naming it, before ITK opens it."""
+    import os
+
+    write(tmp_path / "ok.mhd", voxels())
+    header = (tmp_path / "ok.mhd").read_text()
+    data_file = next(p.name for p in tmp_path.iterdir() if p.suffix != ".mhd")
+    os.mkfifo(tmp_path / "pipe.raw")
+    (tmp_path / "folder.raw").mkdir()
+    for name, said in [("pipe.raw", "is not a regular file"), ("folder.raw", "is not a regular"),
+                       ("gone.raw", "is missing")]:  # fmt: skip
+        (tmp_path / "v.mhd").write_text(header.replace(data_file, name))
+        with pytest.raises(ValueError, match=f"v.mhd: its data file '{name}' {said}"):
+            read_volume(tmp_path / "v.mhd")
+    (tmp_path / "v.mhd").write_text(header.replace(data_file, str(tmp_path / data_file)))
+    np.testing.assert_array_equal(
+        read_volume(tmp_path / "v.mhd")[0], read_volume(tmp_path / "ok.mhd")[0]
+    )

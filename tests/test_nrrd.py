@@ -145,3 +145,21 @@ def test_labels_are_written_back_on_the_grid_of_any_source(tmp_path):
     with pytest.raises(FileExistsError):
         write_volume(tmp_path / "obl_labels.nrrd", labels * 0, geometry)
     np.testing.assert_array_equal(read_volume(tmp_path / "obl_labels.nrrd")[0], labels)
+
+
+def test_a_detached_header_whose_data_file_is_missing_or_no_file_is_refused(tmp_path):
+    """A data file that is a pipe (it blocked the reader until something wrote to it),
+    a folder or missing: a message naming it."""
+    import os
+
+    header = "NRRD0004\ntype: uint8\ndimension: 3\nsizes: 4 4 4\nencoding: raw\ndata file: {}\n\n"
+    os.mkfifo(tmp_path / "pipe.raw")
+    (tmp_path / "folder.raw").mkdir()
+    for name, said in [("pipe.raw", "is not a regular file"), ("folder.raw", "is not a regular"),
+                       ("gone.raw", "is missing")]:  # fmt: skip
+        (tmp_path / "v.nhdr").write_text(header.format(name))
+        with pytest.raises(ValueError, match=f"v.nhdr: its data file '{name}' {said}"):
+            read_volume(tmp_path / "v.nhdr")
+    (tmp_path / "ok.raw").write_bytes(bytes(range(64)))
+    (tmp_path / "v.nhdr").write_text(header.format(tmp_path / "ok.raw"))  # absolute: read
+    assert read_volume(tmp_path / "v.nhdr")[0].sum() == sum(range(64))

@@ -3,6 +3,8 @@ in napari (``(z, y, x)`` in LPS; see :mod:`napari_seg.medical`)."""
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -575,3 +577,30 @@ def layout_defaults(
         "axis": slices[0] if slices and len(slices) == 1 else slices,
         "spacing": tuple(spacing[-spatial_dims:]),
     }
+
+
+def check_data_file(header: Any, name: str) -> None:
+    """Refuse the data file ``name`` of a detached ``header`` (NRRD's ``.nhdr``,
+    MetaImage's ``.mhd``) when it is missing or no regular file: a pipe or a device
+    would block the reader, or read without end.
+
+    Parameters
+    ----------
+    header : path-like
+        The header file; a relative ``name`` lies in its folder.
+    name : str
+        The data file as the header states it.
+
+    Raises
+    ------
+    ValueError
+        Naming the header and its data file.
+    """
+    target = os.path.join(os.path.dirname(header), name)  # an absolute name stays itself
+    try:
+        regular = stat.S_ISREG(os.stat(target).st_mode)
+    except OSError:
+        regular = None
+    if not regular:
+        said = "is missing" if regular is None else "is not a regular file"
+        raise ValueError(f"{os.path.basename(header)}: its data file {name!r} {said}")

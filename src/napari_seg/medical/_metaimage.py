@@ -22,7 +22,14 @@ import numpy as np
 from .._atomic import atomic_path
 from .._extras import import_for_reading
 from ..limits import one_line
-from ._geometry import FLIP_RAS_LPS, MILLIMETERS, VolumeGeometry, check_claimed_bytes, fit_array
+from ._geometry import (
+    FLIP_RAS_LPS,
+    MILLIMETERS,
+    VolumeGeometry,
+    check_claimed_bytes,
+    check_data_file,
+    fit_array,
+)
 
 METAIMAGE_SUFFIXES = (".mha", ".mhd")
 #: The start of a file searched for the header's required fields.
@@ -149,6 +156,18 @@ def _check_header(path) -> None:
         raise ValueError(
             f"cannot read {path} as MetaImage: its header does not state NDims and ElementDataFile"
         )
+    _check_data_file(path, head)
+
+
+def _check_data_file(path, head: bytes) -> None:
+    """Refuse a header whose one data file is missing or is no regular file (a pipe or
+    a device would block ITK's reader, or read without end); ``LOCAL`` data, lists and
+    patterns of slice files are left to ITK."""
+    found = re.search(rb"^\s*ElementDataFile\s*=\s*(.+?)\s*$", head, re.MULTILINE)
+    name = found.group(1).decode("utf-8", "replace") if found else "LOCAL"
+    if name.upper() == "LOCAL" or name.upper().startswith("LIST") or " " in name:
+        return
+    check_data_file(path, name)
 
 
 def _check(path, reader, sitk) -> None:

@@ -27,7 +27,7 @@ import numpy as np
 from .._atomic import atomic_write
 from .._extras import import_for_reading
 from ..limits import MAX_CLASSES, MAX_NAME_LENGTH, one_line
-from ._geometry import VolumeGeometry, check_claimed_bytes, fit_array
+from ._geometry import VolumeGeometry, check_claimed_bytes, check_data_file, fit_array
 
 NRRD_SUFFIXES = (".nrrd", ".nhdr")
 #: The name tails of 3D Slicer's label files beside their volume: a segmentation
@@ -106,6 +106,9 @@ def read_nrrd(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
             header = nrrd.read_header(fh)
             spatial, components = _axes(path, header)
             _check_size(path, header)
+            detached = header.get("datafile", header.get("data file"))
+            if detached is not None:
+                check_data_file(path, str(detached))
             data = nrrd.read_data(header, fh, str(path), index_order="F")
     except (nrrd.NRRDError, zlib.error, EOFError) as exc:
         raise ValueError(f"cannot read {path} as NRRD: {one_line(exc, 300)}") from None
