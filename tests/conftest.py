@@ -192,3 +192,23 @@ def cli_child():
     yield start
     for child in children:
         child.kill()
+
+
+@pytest.fixture
+def oblique_volume(tmp_path):
+    """An oblique NIfTI in micrometres (turned 37 degrees about z), read: its ``(z, y,
+    x)`` array, geometry and RAS affine, for writers that must keep any grid."""
+    import nibabel as nib
+
+    from napari_seg.medical import read_volume
+
+    turn = np.array([[0.8, -0.6, 0], [0.6, 0.8, 0], [0, 0, 1.0]])
+    ras = np.eye(4)
+    ras[:3, :3] = turn @ np.diag([0.5, 0.6, 2.0])
+    ras[:3, 3] = [-10.0, 5.0, 3.0]
+    voxels = np.random.default_rng(0).integers(0, 1000, (7, 6, 5)).astype(np.int16)
+    image = nib.Nifti1Image(voxels, ras)
+    image.header.set_xyzt_units("micron")
+    nib.save(image, tmp_path / "obl.nii.gz")
+    array, geometry = read_volume(tmp_path / "obl.nii.gz")
+    return array, geometry, ras

@@ -95,20 +95,13 @@ def test_napari_opens_it_placed_and_a_label_map_as_labels(tmp_path):
     assert set(np.unique(data).tolist()) == {0, 1, 2}
 
 
-def test_labels_are_written_back_on_the_grid_of_any_source(tmp_path):
+def test_labels_are_written_back_on_the_grid_of_any_source(tmp_path, oblique_volume):
     """An oblique NIfTI in micrometres: the .mha written (as ITK reads it) has the
     same voxels, LPS direction and origin, its lengths in millimetres (MetaImage
     states no unit); probabilities are its components; a .mhd is refused."""
     from napari_seg.medical import write_volume
 
-    turn = np.array([[0.8, -0.6, 0], [0.6, 0.8, 0], [0, 0, 1.0]])
-    ras = np.eye(4)
-    ras[:3, :3] = turn @ np.diag([0.5, 0.6, 2.0])
-    ras[:3, 3] = [-10.0, 5.0, 3.0]
-    image = nib.Nifti1Image(voxels(), ras)
-    image.header.set_xyzt_units("micron")
-    nib.save(image, tmp_path / "obl.nii.gz")
-    array, geometry = read_volume(tmp_path / "obl.nii.gz")
+    array, geometry, ras = oblique_volume
     labels = (array % 3).astype(np.int64)
     write_volume(tmp_path / "obl_labels.mha", labels, geometry)
     out = sitk.ReadImage(str(tmp_path / "obl_labels.mha"))

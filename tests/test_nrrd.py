@@ -112,20 +112,13 @@ def test_a_slicer_segmentation_opens_as_labels_named_by_its_segments(tmp_path):
     assert (kind, kwargs["name"]) == ("image", "case")
 
 
-def test_labels_are_written_back_on_the_grid_of_any_source(tmp_path):
+def test_labels_are_written_back_on_the_grid_of_any_source(tmp_path, oblique_volume):
     """An oblique NIfTI in micrometres: the NRRD written (as pynrrd reads it) has the
     same voxels in file order, LPS directions and origin and its unit; ids keep
     their values; a detached header is refused and an existing file kept."""
     from napari_seg.medical import write_volume
 
-    turn = np.array([[0.8, -0.6, 0], [0.6, 0.8, 0], [0, 0, 1.0]])  # 37 degrees about z
-    ras = np.eye(4)
-    ras[:3, :3] = turn @ np.diag([0.5, 0.6, 2.0])
-    ras[:3, 3] = [-10.0, 5.0, 3.0]
-    image = nib.Nifti1Image(voxels(), ras)
-    image.header.set_xyzt_units("micron")
-    nib.save(image, tmp_path / "obl.nii.gz")
-    array, geometry = read_volume(tmp_path / "obl.nii.gz")
+    array, geometry, ras = oblique_volume
     labels = (array % 3).astype(np.int64)
     labels[0, 0, 0] = 300  # needs uint16
     write_volume(tmp_path / "obl_labels.nrrd", labels, geometry)
