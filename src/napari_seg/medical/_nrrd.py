@@ -27,7 +27,13 @@ import numpy as np
 from .._atomic import atomic_write
 from .._extras import import_for_reading
 from ..limits import MAX_CLASSES, MAX_NAME_LENGTH, one_line
-from ._geometry import VolumeGeometry, check_claimed_bytes, check_data_file, fit_array
+from ._geometry import (
+    GZIP_LEVEL,
+    VolumeGeometry,
+    check_claimed_bytes,
+    check_data_file,
+    fit_array,
+)
 
 NRRD_SUFFIXES = (".nrrd", ".nhdr")
 #: The name tails of 3D Slicer's label files beside their volume: a segmentation
@@ -60,8 +66,6 @@ UNITS = {
 }
 #: The ``space units`` written for each length unit.
 WRITTEN_UNITS = {"millimeter": "mm", "micrometer": "um", "meter": "m"}
-#: gzip level of written files (labels compress well at the fastest level).
-COMPRESSION_LEVEL = 1
 
 
 def is_nrrd(path: str | os.PathLike) -> bool:
@@ -167,7 +171,7 @@ def write_nrrd(
         "encoding": "gzip",
     }
     with atomic_write(path, overwrite=overwrite) as handle:
-        nrrd.write(handle, data, header, compression_level=COMPRESSION_LEVEL)
+        nrrd.write(handle, data, header, compression_level=GZIP_LEVEL)
 
 
 def _axes(path, header: dict) -> tuple[list[int], list[int]]:
