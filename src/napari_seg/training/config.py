@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -50,7 +51,9 @@ LOSSES = (
 LABEL0_CHOICES = ("unlabelled", "background")
 
 
-def named_classes(named: dict[int, str], label0: str, ignore=()) -> tuple[str, ...]:
+def named_classes(
+    named: dict[int, str], label0: str, ignore: Iterable[int] = ()
+) -> tuple[str, ...]:
     """A new model's class names from the names its labels give some ids (a Labels
     layer's features, a 3D Slicer segmentation's segments), from id 0.
 
