@@ -151,7 +151,12 @@ def atomic_write(path: str | os.PathLike, *, overwrite: bool = False) -> Iterato
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    with contextlib.suppress(OSError):  # make the rename itself durable
+    _sync_folder(folder)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename into ``folder`` durable."""
+    with contextlib.suppress(OSError):
         dir_fd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
@@ -194,6 +199,7 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
         _move(written, path, overwrite)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    _sync_folder(folder)
 
 
 def _create_temp(parent: Path, name: str, *, folder: bool = False) -> Path:
@@ -213,7 +219,7 @@ def _create_temp(parent: Path, name: str, *, folder: bool = False) -> Path:
             raise type(exc)(f"cannot write {parent / name}: {exc.strerror}") from None
         os.close(fd)
         return tmp
-    raise FileExistsError(f"cannot create a temporary file in {folder}")  # pragma: no cover
+    raise FileExistsError(f"cannot create a temporary file in {parent}")  # pragma: no cover
 
 
 def _open_temp(path: Path) -> BinaryIO:
