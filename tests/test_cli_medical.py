@@ -302,6 +302,25 @@ def test_refine_nifti_keeps_the_affine_and_refuses_tiff_geometry(stack, tmp_path
     assert not (tmp_path / "x.nii.gz").exists()
 
 
+def test_evaluate_names_classes_after_a_slicer_segmentations_segments(stack, tmp_path, capsys):
+    """A .seg.nrrd ground truth names the scored classes (they were numbers)."""
+    import json
+
+    import nrrd
+
+    _, labels = stack
+    header = {"space": "left-posterior-superior", "space directions": np.diag([0.8, 0.7, 3.0])}
+    segments = {"Segment0_LabelValue": "1", "Segment0_Name": "cell",
+                "Segment1_LabelValue": "2", "Segment1_Name": "nucleus"}  # fmt: skip
+    nrrd.write(str(tmp_path / "case.seg.nrrd"), labels.T.astype(np.uint8), {**header, **segments})
+    nrrd.write(str(tmp_path / "case_labels.nrrd"), labels.T.astype(np.uint8), header)
+    args = ["evaluate", "--pred", str(tmp_path / "case_labels.nrrd"), "--gt",
+            str(tmp_path / "case.seg.nrrd"), "--json"]  # fmt: skip
+    assert main(args) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert [c["class"] for c in scored["classes"]] == ["background", "cell", "nucleus"]
+
+
 def test_refine_a_slicer_label_map_into_nrrd_and_metaimage(stack, tmp_path):
     """A label map refined into a folder keeps its NRRD format (it became NIfTI), and
     an .nrrd or .mha OUTPUT is written on its grid (both were refused)."""

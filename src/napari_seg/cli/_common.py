@@ -158,6 +158,25 @@ def add_labels_suffix_argument(parser: argparse.ArgumentParser, what: str) -> No
     )
 
 
+def shared_segment_names(paths: Sequence[Path]) -> tuple[str, ...] | None:
+    """The class names of the 3D Slicer segmentations ``paths`` (label files) when
+    every one is a segmentation and all name the same segments
+    (:func:`~napari_seg.medical.segment_class_names`); None otherwise.
+
+    Parameters
+    ----------
+    paths : sequence of Path
+
+    Returns
+    -------
+    tuple of str or None
+    """
+    from ..medical import segment_class_names
+
+    found = {segment_class_names(path) for path in paths}
+    return found.pop() if len(found) == 1 else None
+
+
 def parse_options(items: Sequence[str]) -> dict[str, int | bool]:
     """``--option NAME=VALUE`` flags as a dict (integers or true/false).
 

@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from ._common import EXIT_ERROR, INPUT_ERRORS, add_labels_suffix_argument, read_config
+from ._common import (
+    EXIT_ERROR,
+    INPUT_ERRORS,
+    add_labels_suffix_argument,
+    read_config,
+    shared_segment_names,
+)
 
 if TYPE_CHECKING:
     from ..metrics import EvaluateConfig, Evaluation
@@ -192,6 +198,9 @@ def run(args: argparse.Namespace) -> int:
         image_suffix=prediction_tail(args.pred, objects=config.mode == "instance"),
         skip=(PROBABILITIES_SUFFIX,),
     )
+    segments = None if config.class_names else shared_segment_names([g for _, g in found.pairs])
+    if segments is not None:  # 3D Slicer segmentations as the ground truth
+        config = config.with_(class_names=dict(enumerate(segments)))
     if found.pairs == [(args.pred, args.gt)]:  # two files
         result = _evaluate_files(args.pred, args.gt, config)
         _warn(result, "")

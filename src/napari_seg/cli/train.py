@@ -22,6 +22,7 @@ from ._common import (
     parse_options,
     pick_channel,
     read_config,
+    shared_segment_names,
 )
 
 if TYPE_CHECKING:
@@ -414,16 +415,13 @@ def _with_dataset_names(config, folders: list[Path], args: argparse.Namespace):
 def _with_segment_names(config, args: argparse.Namespace):
     """A new model's class names from 3D Slicer segmentations (``.seg.nrrd``) when none
     were given and every label file names the same segments, with a note."""
-    from ..medical import segment_class_names
     from ..training.config import named_classes
 
     if args.resume is not None or args.from_model is not None or config.class_names:
         return config
-    found = {segment_class_names(path) for path in args.labels}
-    if len(found) != 1 or None in found:
+    segments = shared_segment_names(args.labels)
+    if segments is None:
         return config
-    (segments,) = found
-    assert segments is not None
     names = named_classes(dict(enumerate(segments)), config.label0, config.ignore_labels)
     if not names:
         return config
