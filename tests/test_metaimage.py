@@ -68,7 +68,7 @@ def test_files_napari_seg_does_not_read_are_named(tmp_path):
     header = "ObjectType = Image\nNDims = 3\nDimSize = 4 4 4\nElementType = MET_SHORT\n"
     for name, content, why in [
         ("text.mha", "not a MetaImage", "its header does not state NDims"),
-        ("cut.mha", header + "ElementDataFile = LOCAL\n12", "File cannot be read"),
+        ("cut.mha", header + "ElementDataFile = LOCAL\n12", r"its voxel data is cut short"),
     ]:
         (tmp_path / name).write_text(content)
         with pytest.raises(ValueError, match=rf"cannot read .*{name} as MetaImage: {why}"):
@@ -150,3 +150,18 @@ def test_a_header_whose_data_file_is_missing_or_no_file_is_refused(tmp_path):
     np.testing.assert_array_equal(
         read_volume(tmp_path / "v.mhd")[0], read_volume(tmp_path / "ok.mhd")[0]
     )
+
+
+@pytest.mark.parametrize("name", ["raw.mha", "zipped.mha", "zipped.mhd"])
+def test_voxel_data_cut_short_is_named_before_itk_reads_it(tmp_path, capfd, name):
+    """An interrupted copy (half the voxel data): the message says so (ITK said the
+    file "cannot be read" and printed its complaint on the console)."""
+    data = voxels((20, 30, 40))
+    image = sitk.GetImageFromArray(data.T.copy())
+    sitk.WriteImage(image, str(tmp_path / name), useCompression=name.startswith("zipped"))
+    target = max(tmp_path.iterdir(), key=lambda p: p.stat().st_size)  # the voxels' file
+    whole = target.read_bytes()
+    target.write_bytes(whole[: len(whole) // 2 if target.suffix != ".mha" else -len(whole) // 3])
+    with pytest.raises(ValueError, match=r"its voxel data is cut short \(\d+ of \d+ bytes\)"):
+        read_volume(tmp_path / name)
+    assert "MetaImage" not in capfd.readouterr().err

@@ -70,13 +70,14 @@ def read_metaimage(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]
         For a file that is not a readable 3D MetaImage volume (the message says why).
     """
     sitk = _simpleitk("reading MetaImage")
-    _check_header(path)
+    head = _check_header(path)
     reader = sitk.ImageFileReader()
     reader.SetImageIO("MetaImageIO")
     reader.SetFileName(str(path))
     try:
         reader.ReadImageInformation()
-        _check(path, reader, sitk)
+        claimed = _check(path, reader, sitk)
+        _check_data_size(path, head, claimed)
         image = reader.Execute()
     except RuntimeError as exc:  # ITK's exceptions: the reason, without ITK's source path
         reason = re.search(r"ITK ERROR: [^:]*: (.*)", str(exc))
@@ -144,9 +145,9 @@ def write_metaimage(
         writer.Execute(image)
 
 
-def _check_header(path) -> None:
+def _check_header(path) -> bytes:
     """Refuse a file whose first lines are no MetaImage header (ITK's parser would
-    print its complaints on the console)."""
+    print its complaints on the console); its first bytes otherwise."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(HEADER_BYTES)
@@ -156,23 +157,52 @@ def _check_header(path) -> None:
         raise ValueError(
             f"cannot read {path} as MetaImage: its header does not state NDims and ElementDataFile"
         )
-    _check_data_file(path, head)
+    name = _data_file(head)
+    if name is not None and name != "LOCAL":
+        check_data_file(path, name)
+    return head
 
 
-def _check_data_file(path, head: bytes) -> None:
-    """Refuse a header whose one data file is missing or is no regular file (a pipe or
-    a device would block ITK's reader, or read without end); ``LOCAL`` data, lists and
-    patterns of slice files are left to ITK."""
+def _data_file(head: bytes) -> str | None:
+    """The header's one data file (``"LOCAL"``: after the header); None for a list
+    or a pattern of slice files, which are left to ITK."""
     found = re.search(rb"^\s*ElementDataFile\s*=\s*(.+?)\s*$", head, re.MULTILINE)
     name = found.group(1).decode("utf-8", "replace") if found else "LOCAL"
-    if name.upper() == "LOCAL" or name.upper().startswith("LIST") or " " in name:
+    if name.upper() == "LOCAL":
+        return "LOCAL"
+    return None if name.upper().startswith("LIST") or " " in name else name
+
+
+def _check_data_size(path, head: bytes, claimed: int) -> None:
+    """Refuse voxel data shorter than the header says (a file cut short by an
+    interrupted copy or download), before ITK reads it: ITK prints its complaint on the
+    console and says only that the file "cannot be read"."""
+    name = _data_file(head)
+    fields = dict(re.findall(rb"^\s*(\w+)\s*=\s*(.*?)\s*$", head, re.MULTILINE))
+    if name is None or b"HeaderSize" in fields:
         return
-    check_data_file(path, name)
+    compressed = fields.get(b"CompressedData", b"False").strip().lower() == b"true"
+    stated = fields.get(b"CompressedDataSize", b"").strip()
+    if compressed and not stated.isdigit():
+        return  # ITK finds the end of the stream itself
+    needed = int(stated) if compressed else claimed
+    if name == "LOCAL":
+        end = re.search(rb"^\s*ElementDataFile\s*=.*?\n", head, re.MULTILINE)
+        if end is None:
+            return
+        have = os.path.getsize(path) - end.end()
+    else:
+        have = os.path.getsize(os.path.join(os.path.dirname(path), name))
+    if have < needed:
+        raise ValueError(
+            f"cannot read {path} as MetaImage: its voxel data is cut short ({have} of "
+            f"{needed} bytes): the file was not copied or downloaded whole"
+        )
 
 
-def _check(path, reader, sitk) -> None:
+def _check(path, reader, sitk) -> int:
     """Refuse what is no 3D volume, or more than napari-seg reads at once, before
-    reading the voxels."""
+    reading the voxels; the bytes of its voxels otherwise."""
     size = tuple(int(n) for n in reader.GetSize())
     if reader.GetDimension() != 3:
         raise ValueError(
@@ -182,4 +212,6 @@ def _check(path, reader, sitk) -> None:
     kind = sitk.GetPixelIDValueAsString(reader.GetPixelID())
     bits = re.findall(r"(\d+)-bit", kind)
     item = int(bits[0]) // 8 if bits else 8
-    check_claimed_bytes(path, size, math.prod(size) * reader.GetNumberOfComponents() * item)
+    claimed = math.prod(size) * reader.GetNumberOfComponents() * item
+    check_claimed_bytes(path, size, claimed)
+    return claimed
