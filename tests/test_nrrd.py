@@ -156,3 +156,35 @@ def test_a_detached_header_whose_data_file_is_missing_or_no_file_is_refused(tmp_
     (tmp_path / "ok.raw").write_bytes(bytes(range(64)))
     (tmp_path / "v.nhdr").write_text(header.format(tmp_path / "ok.raw"))  # absolute: read
     assert read_volume(tmp_path / "v.nhdr")[0].sum() == sum(range(64))
+
+
+def test_a_segmentation_whose_segments_overlap_is_one_label_map(tmp_path):
+    """Slicer stores overlapping segments in layers (a 4D file): read as one label map,
+    segment k as id k + 1 and a later segment winning where they overlap (as Slicer's
+    export to a label map); it was a 4D volume of channels, opened as images."""
+    from napari_seg._napari_io import get_reader
+
+    layers = np.zeros((2, 7, 6, 5), np.uint8)  # (layer, i, j, k): layers fastest
+    layers[0, :3] = 1  # liver
+    layers[0, 4:] = 2  # kidney
+    layers[1, 2:5] = 1  # tumour, over the liver's last row and the kidney's first
+    directions = np.vstack([np.full(3, np.nan), SPACES["left-posterior-superior"][0]])
+    segments = {
+        "Segment0_Name": "liver", "Segment0_LabelValue": "1", "Segment0_Layer": "0",
+        "Segment1_Name": "kidney", "Segment1_LabelValue": "2", "Segment1_Layer": "0",
+        "Segment2_Name": "tumour", "Segment2_LabelValue": "1", "Segment2_Layer": "1",
+        "Segment2_Color": "0.1 0.8 0.2",
+    }  # fmt: skip
+    header = {"space": "left-posterior-superior", "space directions": directions,
+              "kinds": ["list", "domain", "domain", "domain"], **segments}  # fmt: skip
+    path = str(tmp_path / "case.seg.nrrd")
+    nrrd.write(path, layers, header)
+    array, geometry = read_volume(path)
+    expected = np.zeros((7, 6, 5), np.uint8)
+    expected[:3], expected[4:], expected[2:5] = 1, 2, 3
+    np.testing.assert_array_equal(array, geometry.to_array(expected))
+    [(data, kwargs, kind)] = get_reader(path)(path)
+    assert kind == "labels"
+    np.testing.assert_array_equal(data, array)
+    assert kwargs["features"]["class"] == ["background", "liver", "kidney", "tumour"]
+    assert kwargs["colormap"][3] == (0.1, 0.8, 0.2, 1.0)

@@ -9,8 +9,10 @@ them, ``right-anterior-superior`` or ``left-anterior-superior``). A file that na
 no anatomical space (``scanner-xyz``, ``3D-right-handed``, or none) is read in LPS,
 as ITK reads it; one without ``space directions`` is placed by its ``spacings`` at
 the origin. An axis of components (``kinds`` ``vector``, ``list``, ``RGB-color``: a
-multi-component volume, or the layers of a segmentation whose segments overlap) is
-the channel axis, as a 4D NIfTI's volumes are.
+multi-component volume) is the channel axis, as a 4D NIfTI's volumes are; the
+layers of a 3D Slicer segmentation whose segments overlap are merged into one label
+map instead (segment k is id k + 1, a later segment taking the voxels it shares with
+an earlier one, as Slicer's export to a label map does).
 """
 
 from __future__ import annotations
@@ -121,6 +123,9 @@ def read_nrrd(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
         nrrd_affine(header, spatial), shape, source="nrrd", unit=_unit(header)
     )
     data = np.moveaxis(data, [*spatial, *components], range(data.ndim))  # (i, j, k[, c])
+    table = _segment_table(header) if components else []
+    if table:  # a segmentation whose segments overlap: its layers
+        data = _merge_layers(data, table)
     return geometry.to_array(data), geometry
 
 
@@ -262,8 +267,9 @@ def _unit(header: dict) -> str:
 
 def nrrd_segments(path: str | os.PathLike) -> dict[int, tuple[str, tuple[float, ...]]]:
     """The segments a 3D Slicer segmentation (``.seg.nrrd``) names in its header, by
-    label value: their names and RGBA colours. Empty for any other NRRD file, or one
-    whose segments overlap (each in a layer of its own).
+    the label value :func:`read_nrrd` gives them: their names and RGBA colours. A
+    segmentation whose segments overlap (layers) is read as one label map whose ids are
+    the segments' places in the header, from 1. Empty for any other NRRD file.
 
     Parameters
     ----------
@@ -279,7 +285,18 @@ def nrrd_segments(path: str | os.PathLike) -> dict[int, tuple[str, tuple[float, 
         header = nrrd.read_header(str(path))
     except (nrrd.NRRDError, OSError, ValueError):
         return {}
-    found: dict[int, tuple[str, tuple[float, ...]]] = {}
+    table = _segment_table(header)
+    layered = len(header.get("sizes", ())) == 4  # a segmentation in layers: merged
+    return {
+        k + 1 if layered else value: (name, color)
+        for k, (_layer, value, name, color) in enumerate(table)
+    }
+
+
+def _segment_table(header: dict) -> list[tuple[int, int, str, tuple[float, ...]]]:
+    """The header's segments in order: (layer, label value in it, name, RGBA colour
+    or ``()``); empty when it states none, or states them in a way not understood."""
+    found: list[tuple[int, int, str, tuple[float, ...]]] = []
     for i in range(MAX_SEGMENTS):
         prefix = f"Segment{i}_"
         if prefix + "LabelValue" not in header:
@@ -289,13 +306,24 @@ def nrrd_segments(path: str | os.PathLike) -> dict[int, tuple[str, tuple[float, 
             layer = int(str(header.get(prefix + "Layer", "0")))
             rgb = [float(c) for c in str(header.get(prefix + "Color", "")).split()][:3]
         except ValueError:
-            return {}
-        if layer != 0:  # overlapping segments: layers, not one label map
-            return {}
+            return []
+        if value < 1 or layer < 0:
+            return []
         name = str(header.get(prefix + "Name", f"segment {value}")).strip()[:MAX_NAME_LENGTH]
         color = (*rgb, 1.0) if len(rgb) == 3 and all(0 <= c <= 1 for c in rgb) else ()
-        found[value] = (name or f"segment {value}", color)
+        found.append((layer, value, name or f"segment {value}", color))
     return found
+
+
+def _merge_layers(data: np.ndarray, table: list) -> np.ndarray:
+    """One label map from a segmentation's layers (``(i, j, k, layer)``): segment k is
+    id k + 1, a later segment taking the voxels it shares with an earlier one (as 3D
+    Slicer's export to a label map does)."""
+    ids = np.zeros(data.shape[:3], np.uint8 if len(table) < 256 else np.uint16)
+    for k, (layer, value, *_rest) in enumerate(table):
+        if layer < data.shape[3]:
+            ids[data[..., layer] == value] = k + 1
+    return ids
 
 
 def segment_class_names(path: str | os.PathLike) -> tuple[str, ...] | None:
