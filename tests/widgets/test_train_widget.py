@@ -547,7 +547,9 @@ def test_a_void_id_is_left_out_with_the_ignore_ids_field(setup, qtbot, notes):
 def test_an_nnunet_ignore_label_fills_in_ignore_ids(setup, tmp_path, qtbot, notes):
     """A label map of an nnU-Net dataset, opened by napari-seg's reader, brings its
     "ignore" label as the ignore ids (the CLI leaves it out; the dock trained it as a
-    class); another layer clears them, and ids the user typed stay."""
+    class) and, being a dense map whose 0 is "background", label 0 as background (it
+    stayed "unlabelled": the background was never trained); another layer restores
+    both, and what the user set stays."""
     import json
 
     import nibabel as nib
@@ -568,18 +570,22 @@ def test_an_nnunet_ignore_label_fills_in_ignore_ids(setup, tmp_path, qtbot, note
     layer = viewer.add_labels(data, **kwargs)
     viewer.add_image(np.stack([viewer.layers["cells"].data] * 2), name="cells 3d")
     w.reset_choices()
+    w._label0.value = "unlabelled"  # the dock's first value
+    w._labels.value = viewer.layers["truth"]
+    w.settings.follow(viewer.layers["truth"])  # the fixture's choice: the dock's defaults
     w._image.value, w._labels.value = viewer.layers["cells 3d"], layer
     assert w.settings.ignore.value == "3"
+    assert w._label0.value == "background"
     assert 3 not in w.classes.ids()
     w._source.value = "new"
     config = w._make_job().config
     assert config.ignore_labels == (3,)
     assert config.class_names == ("background", "cytoplasm", "nucleus")
-    w._labels.value = viewer.layers["truth"]  # records nothing: the field empties
-    assert w.settings.ignore.value == ""
+    w._labels.value = viewer.layers["truth"]  # records nothing: the fields go back
+    assert (w.settings.ignore.value, w._label0.value) == ("", "unlabelled")
     w.settings.ignore.value = "7"  # the user's own ids stay whatever the layer
     w._labels.value = layer
-    assert w.settings.ignore.value == "7"
+    assert (w.settings.ignore.value, w._label0.value) == ("7", "background")
     w.settings.ignore.value = "-1, 3"  # as `train --ignore -1 3` (it was refused)
     assert w._make_job().config.ignore_labels == (-1, 3)
     assert notes["error"] == []

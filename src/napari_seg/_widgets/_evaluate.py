@@ -31,7 +31,7 @@ from ..arrays.screen import view_axes
 from ..medical import recorded_unit
 from ..metrics import ERROR_COLORS, ERROR_NAMES, MODES, EvaluateConfig, Evaluation, merge_rows
 from ._dock import Dock
-from ._fields import DeclaredIds, SaveTarget, parse_ids
+from ._fields import LayerDefault, SaveTarget, declared_ignore_ids, parse_ids
 from ._layers import add_labels, file_scale, is_time_axis, unit_names
 from ._layers import full_resolution as _data
 from ._place import Place, placed_apart
@@ -125,7 +125,7 @@ class EvaluateWidget(RunnerFields, Dock):
             "ground-truth ids left out, e.g. 0 where 0 means 'not annotated'; a ground "
             "truth of an nnU-Net dataset fills in its 'ignore' label"
         )
-        self._declared = DeclaredIds(self._ignore)
+        self._declared = LayerDefault(self._ignore, declared_ignore_ids)
         self._background = LineEdit(label="background id", value="auto")
         self._background.tooltip = (
             "class left out of the 'without background' means: a number, 'none', or 'auto' "

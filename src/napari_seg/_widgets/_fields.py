@@ -4,7 +4,9 @@ existing file unless the user ticks "replace")."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from magicgui.widgets import CheckBox, Container, FileEdit, SpinBox
 
@@ -136,29 +138,40 @@ def parse_ids(text: str) -> tuple[int, ...]:
     return tuple(ids)
 
 
-class DeclaredIds:
-    """Keeps an "ignore ids" ``field`` on the ids its chosen labels layer records as
-    left out (``_layers.IGNORE_KEY``: a dataset's "ignore" label), as long as the
-    user has not typed ids of their own there.
+class LayerDefault:
+    """Keeps a ``field`` on what its chosen layer declares (``declared(layer)``, None
+    for nothing), back to the field's first value for a layer that declares nothing,
+    as long as the user has not set the field to a value of their own.
 
     Parameters
     ----------
-    field : magicgui.widgets.LineEdit
+    field : magicgui widget
+        A value widget (``LineEdit``, ``ComboBox``...).
+    declared : callable
+        ``declared(layer)``: the value the layer (or None) asks for, or None.
     """
 
-    def __init__(self, field) -> None:
+    def __init__(self, field, declared: Callable[[Any], Any]) -> None:
         self.field = field
-        self._filled = ""  # what the field was last set to from a layer
+        self._declared = declared
+        self._default = self._filled = field.value
 
     def follow(self, layer) -> None:
-        """Show what ``layer`` (a Labels layer or None) records, unless the field
-        holds ids the user typed.
+        """Show what ``layer`` declares, unless the field holds the user's own value.
 
         Parameters
         ----------
-        layer : napari.layers.Labels or None
+        layer : napari layer or None
         """
-        declared = ", ".join(str(i) for i in ignored_of(layer))
-        if self.field.value.strip() in ("", self._filled):
-            self.field.value = declared
-        self._filled = declared
+        if self.field.value not in (self._default, self._filled):  # the user's own
+            return
+        value = self._declared(layer)
+        self._filled = self._default if value is None else value
+        self.field.value = self._filled
+
+
+def declared_ignore_ids(layer) -> str | None:
+    """The "ignore ids" a Labels layer records (``_layers.IGNORE_KEY``: a dataset's
+    "ignore" label) as the field shows them; None when it records none."""
+    ids = ignored_of(layer)
+    return ", ".join(str(i) for i in ids) if ids else None

@@ -184,7 +184,7 @@ class TrainWidget(Dock):
             self._watched.events.features.disconnect(self.classes.refresh)
             self._watched.events.set_data.disconnect(self._legend_undone)
         layer = self._watched = self.pairs.labels.value
-        self.settings.declared.follow(layer)  # before the legend leaves them out
+        self.settings.follow(layer)  # its ignore ids before the legend leaves them out
         if layer is not None:
             layer.events.paint.connect(self._legend_painted)
             layer.events.features.connect(self.classes.refresh)

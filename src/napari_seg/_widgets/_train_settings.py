@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, SpinBox
 
+from .._layers import background_of
 from ..limits import MAX_BATCH, MAX_PATCH
 from ..training.config import LABEL0_CHOICES, LOSSES, MIN_PATCH, TrainingConfig
 from ..training.instances import INSTANCE_MODES
-from ._fields import DeclaredIds, parse_ids
+from ._fields import LayerDefault, declared_ignore_ids, parse_ids
 
 LABEL0_TEXT = {"unlabelled": "unlabelled (scribbles)", "background": "background (dense masks)"}
 AUGMENTATIONS = ("flips", "rotations", "intensity", "noise", "elastic")
@@ -15,6 +16,11 @@ DIMS_CHOICES = [("2D (planes)", 2), ("3D (volumes)", 3)]
 #: The "labels are" choices: class ids, or instance labels and their conversion.
 INSTANCES_TEXT = {"foreground": "objects (foreground)", "boundaries": "objects + boundaries"}
 LABELS_ARE = [("class ids", "classes"), *((INSTANCES_TEXT[m], m) for m in INSTANCE_MODES)]
+
+
+def _dense(layer) -> str | None:
+    """The label 0 rule of a labels layer that records 0 as its background: "background"."""
+    return "background" if background_of(layer, default=None) == 0 else None
 
 
 class SettingsPanel:
@@ -36,7 +42,6 @@ class SettingsPanel:
             "give no gradient, are not scored and are no class of the model; a labels "
             "layer of an nnU-Net dataset fills in its 'ignore' label"
         )
-        self.declared = DeclaredIds(self.ignore)
         self.loss = ComboBox(label="loss", choices=list(LOSSES), value=TrainingConfig.loss)
         self.budget_unit = ComboBox(label="budget in", choices=["minutes", "epochs"])
         self.budget = FloatSpinBox(label="budget", min=0.01, max=10000, step=0.5, value=2.0)
@@ -53,6 +58,13 @@ class SettingsPanel:
             "3D, scribbles: voxels between painted slices take the classes 'fill between "
             "slices' (shape-based) gives them, with this weight (0: they give no gradient)"
         )
+        # What the chosen labels layer says of itself: its dataset's "ignore" ids, and
+        # that it is a dense label map (it records 0 as its background: a dataset's
+        # label map, napari-seg's own prediction), so 0 is background, not unpainted.
+        self.declared = [
+            LayerDefault(self.ignore, declared_ignore_ids),
+            LayerDefault(self.label0, _dense),
+        ]
         self.widgets = [
             self.dims,
             self.filled,
@@ -70,6 +82,11 @@ class SettingsPanel:
         self.dims.changed.connect(self._on_dims_changed)
         self.labels_are.changed.connect(self._on_labels_are_changed)
         self._on_dims_changed()
+
+    def follow(self, layer) -> None:
+        """Take what the chosen labels ``layer`` declares (:class:`LayerDefault`)."""
+        for default in self.declared:
+            default.follow(layer)
 
     @property
     def instances(self) -> str | None:
