@@ -165,3 +165,13 @@ def test_voxel_data_cut_short_is_named_before_itk_reads_it(tmp_path, capfd, name
     with pytest.raises(ValueError, match=r"its voxel data is cut short \(\d+ of \d+ bytes\)"):
         read_volume(tmp_path / name)
     assert "MetaImage" not in capfd.readouterr().err
+
+
+def test_text_voxel_data_is_read(tmp_path):
+    """``BinaryData = False`` (values as text) is left to ITK, not measured as bytes."""
+    (tmp_path / "text.mha").write_text(
+        "ObjectType = Image\nNDims = 3\nBinaryData = False\nDimSize = 2 2 2\n"
+        "ElementType = MET_DOUBLE\nElementDataFile = LOCAL\n1 2 3 4 5 6 7 8\n"
+    )
+    array, _ = read_volume(tmp_path / "text.mha")
+    assert sorted(array.ravel().tolist()) == [1, 2, 3, 4, 5, 6, 7, 8]
