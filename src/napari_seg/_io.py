@@ -411,23 +411,6 @@ def write_tiff(path: str | os.PathLike, array, *, overwrite: bool = False, **kwa
         tifffile.imwrite(handle, np.asarray(array), compression="zlib", **kwargs)
 
 
-def is_volume_output(path: str | os.PathLike) -> bool:
-    """Whether ``path`` names a medical file napari-seg writes (``.nii``,
-    ``.nii.gz``, ``.nrrd``, ``.mha``).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-
-    Returns
-    -------
-    bool
-    """
-    from .medical import VOLUME_WRITTEN
-
-    return str(path).lower().endswith(VOLUME_WRITTEN)
-
-
 def write_labels(
     path: str | os.PathLike,
     array,
@@ -459,7 +442,7 @@ def write_labels(
     """
     from ._calibration import imagej_options
     from .arrays.ids import compact_ids
-    from .medical import write_volume
+    from .medical import is_volume_output, write_volume
 
     array = np.asarray(array)
     if is_volume_output(path):
@@ -529,6 +512,7 @@ def write_probabilities(
         For a medical path without a medical source's geometry.
     """
     from ._calibration import imagej_axes, imagej_options
+    from .medical import is_volume_output
 
     probs = np.asarray(probabilities)
     if is_volume_output(path) or probs.ndim not in _IMAGEJ_AXES:

@@ -178,11 +178,12 @@ def _segment_classes(path: str, name: str) -> dict[str, Any]:
     from .medical import nrrd_segments, segment_class_names
     from .models.spec import default_class_colors
 
-    names = segment_class_names(path)
+    segments = nrrd_segments(path)  # the header read once, for names and colours
+    names = segment_class_names(segments)
     if names is None:
         return {}
     palette = default_class_colors(len(names), 0)
-    stated = {i: color for i, (_, color) in nrrd_segments(path).items() if color}
+    stated = {i: color for i, (_, color) in segments.items() if color}
     colors = [stated.get(i, palette[i]) for i in range(len(names))]
     found = labels_layer_kwargs(name, names, colors, 0)
     return {key: found[key] for key in ("colormap", "features", "metadata")}

@@ -171,9 +171,9 @@ def shared_segment_names(paths: Sequence[Path]) -> tuple[str, ...] | None:
     -------
     tuple of str or None
     """
-    from ..medical import segment_class_names
+    from ..medical import nrrd_segments, segment_class_names
 
-    found = {segment_class_names(path) for path in paths}
+    found = {segment_class_names(nrrd_segments(path)) for path in paths}
     return found.pop() if len(found) == 1 else None
 
 

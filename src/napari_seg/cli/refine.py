@@ -363,8 +363,8 @@ def _input_path(path: Path, source: Path, name: str) -> Path:
 
 def _write(target: Path, labels: np.ndarray, overwrite: bool, geometry=None, header=None) -> None:
     from .._atomic import atomic_write
-    from .._io import is_volume_output, write_labels
-    from ..medical import VOLUME_WRITTEN
+    from .._io import write_labels
+    from ..medical import VOLUME_WRITTEN, is_volume_output
 
     tiff = {} if header is None else {"calibration": header.calibration, "axes": header.axes}
     if target.suffix.lower() == ".npy":

@@ -107,6 +107,7 @@ __all__ = [
     "is_nrrd",
     "is_volume",
     "is_volume_file",
+    "is_volume_output",
     "label_path",
     "layout_defaults",
     "nifti_is_label_map",
@@ -141,6 +142,21 @@ OUTPUT_TAILS = {"labels": "_labels", "probabilities": "_probabilities", "objects
 VOLUME_WRITTEN = (".nii", ".nii.gz", ".nrrd", ".mha")
 #: The suffix of the files written for each medical format, by what reads it.
 VOLUME_OUTPUT_SUFFIXES = {".nii.gz": is_nifti, ".nrrd": is_nrrd, ".mha": is_metaimage}
+
+
+def is_volume_output(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a medical file :func:`write_volume` writes (``.nii``,
+    ``.nii.gz``, ``.nrrd``, ``.mha``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    bool
+    """
+    return str(path).lower().endswith(VOLUME_WRITTEN)
 
 
 def output_suffix(source: str | os.PathLike) -> str:

@@ -269,7 +269,7 @@ def nrrd_segments(path: str | os.PathLike) -> dict[int, tuple[str, tuple[float, 
     """The segments a 3D Slicer segmentation (``.seg.nrrd``) names in its header, by
     the label value :func:`read_nrrd` gives them: their names and RGBA colours. A
     segmentation whose segments overlap (layers) is read as one label map whose ids are
-    the segments' places in the header, from 1. Empty for any other NRRD file.
+    the segments' places in the header, from 1. Empty for any other file.
 
     Parameters
     ----------
@@ -280,6 +280,8 @@ def nrrd_segments(path: str | os.PathLike) -> dict[int, tuple[str, tuple[float, 
     dict
         ``{label value: (name, (r, g, b, a))}``.
     """
+    if not is_nrrd(path):
+        return {}
     nrrd = _pynrrd()
     try:
         header = nrrd.read_header(str(path))
@@ -326,20 +328,22 @@ def _merge_layers(data: np.ndarray, table: list) -> np.ndarray:
     return ids
 
 
-def segment_class_names(path: str | os.PathLike) -> tuple[str, ...] | None:
-    """The class names a 3D Slicer segmentation's segments give, indexed by label
-    value: 0 ``"background"`` (Slicer's unsegmented voxels), values no segment names
-    ``"class N"``; None for a file without segments (:func:`nrrd_segments`).
+def segment_class_names(
+    segments: dict[int, tuple[str, tuple[float, ...]]],
+) -> tuple[str, ...] | None:
+    """The class names a 3D Slicer segmentation's ``segments`` (:func:`nrrd_segments`)
+    give, indexed by label value: 0 ``"background"`` (Slicer's unsegmented voxels),
+    values no segment names ``"class N"``; None without segments.
 
     Parameters
     ----------
-    path : str or os.PathLike
+    segments : dict
+        ``{label value: (name, colour)}``.
 
     Returns
     -------
     tuple of str or None
     """
-    segments = nrrd_segments(path) if is_nrrd(path) else {}
     if not segments or min(segments) < 1:
         return None
     names = [segments[i][0] if i in segments else f"class {i}" for i in range(max(segments) + 1)]
