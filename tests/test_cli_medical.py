@@ -104,6 +104,10 @@ def test_predict_and_train_on_nrrd_files_from_slicer(model_file, stack, tmp_path
     assert data.dtype == np.uint8
     assert out["space"] == "left-posterior-superior"
     assert out["encoding"] == "gzip"
+    # the model's classes as 3D Slicer's segments (the labels were unnamed numbers)
+    assert [out[f"Segment{k}_Name"] for k in (0, 1)] == ["class 1", "class 2"]
+    assert [out[f"Segment{k}_LabelValue"] for k in (0, 1)] == ["1", "2"]
+    assert out["Segment0_Color"] == "0.12 0.47 0.71"
     np.testing.assert_allclose(out["space directions"], header["space directions"])
     np.testing.assert_allclose(out["space origin"], header["space origin"])
     probs, out = nrrd.read(str(tmp_path / "out" / "case_probabilities.nrrd"))
@@ -341,6 +345,7 @@ def test_refine_a_slicer_label_map_into_nrrd_and_metaimage(stack, tmp_path):
             == 0
         )
     refined, written = nrrd.read(str(tmp_path / "clean.nrrd"))
+    assert "Segment0_Name" not in written  # the source names no segments
     np.testing.assert_allclose(written["space directions"], header["space directions"])
     np.testing.assert_allclose(written["space origin"], header["space origin"])
     assert refined.shape == labels.T.shape
@@ -707,3 +712,28 @@ def test_a_3d_model_trains_on_a_4d_nifti_s_channels(tmp_path):
             "--option", "max_sigma=2", "--label0", "background", "--out", str(model)]  # fmt: skip
     assert main(argv) == 0
     assert load_model(model).spec.in_channels == 2
+
+
+def test_a_refined_slicer_segmentation_keeps_its_segments(stack, tmp_path):
+    """A .seg.nrrd refined into .nrrd keeps its segments' names, values and colours
+    (3D Slicer opened the result as unnamed numbers); objects numbered from it are no
+    longer its classes and are written without them."""
+    import nrrd
+
+    _, labels = stack
+    header = {"space": "left-posterior-superior", "space directions": np.diag([0.8, 0.7, 3.0])}
+    segments = {"Segment0_LabelValue": "1", "Segment0_Name": "cell",
+                "Segment0_Color": "0.5 0.25 1", "Segment1_LabelValue": "2",
+                "Segment1_Name": "nucleus"}  # fmt: skip
+    source = tmp_path / "case.seg.nrrd"
+    nrrd.write(str(source), labels.T.astype(np.uint8), {**header, **segments})
+    op = ["--op", "opening", "--radius", "1", "--quiet"]
+    assert main(["refine", str(source), str(tmp_path / "clean.seg.nrrd"), *op]) == 0
+    _, written = nrrd.read(str(tmp_path / "clean.seg.nrrd"))
+    assert [written[f"Segment{k}_Name"] for k in (0, 1)] == ["cell", "nucleus"]
+    assert [written[f"Segment{k}_LabelValue"] for k in (0, 1)] == ["1", "2"]
+    assert written["Segment0_Color"] == "0.5 0.25 1"
+    assert "Segment1_Color" not in written  # none stated: Slicer picks one
+    objects = ["--op", "connected_components", "--quiet"]
+    assert main(["refine", str(source), str(tmp_path / "objects.nrrd"), *objects]) == 0
+    assert "Segment0_Name" not in nrrd.read_header(str(tmp_path / "objects.nrrd"))

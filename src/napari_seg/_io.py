@@ -420,10 +420,13 @@ def write_labels(
     metadata: dict | None = None,
     calibration: Calibration | None = None,
     axes: str | None = None,
+    segments: dict[int, tuple[str, tuple[float, ...]]] | None = None,
 ) -> None:
     """Write labels (or probabilities) atomically: NIfTI, NRRD or MetaImage with
     ``geometry``'s grid when ``path`` ends in ``.nii``/``.nii.gz``, ``.nrrd`` or
-    ``.mha`` (:func:`~napari_seg.medical.write_volume`), else TIFF (with ``metadata``).
+    ``.mha`` (:func:`~napari_seg.medical.write_volume`, an NRRD label map with its
+    ``segments``: :func:`~napari_seg.medical.class_segments`), else TIFF (with
+    ``metadata``).
 
     Integer ids are stored as uint8 or uint16 when they fit
     (``arrays.ids.compact_ids``). A TIFF with a ``calibration`` (its source's:
@@ -450,7 +453,7 @@ def write_labels(
             raise ValueError(
                 f"{path}: NIfTI, NRRD or MetaImage output needs a medical input (its grid)"
             )
-        write_volume(path, array, geometry, overwrite=overwrite)
+        write_volume(path, array, geometry, overwrite=overwrite, segments=segments)
         return
     array = compact_ids(array)  # uint8/16 when the ids fit: ImageJ holds those
     options = imagej_options(calibration, array.shape, array.dtype, axes=axes)

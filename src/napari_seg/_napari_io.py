@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -406,5 +407,35 @@ def write_volume_labels(path: str, data: Any, meta: dict[str, Any], suffix: str)
         geometry = VolumeGeometry.from_placement(scale, origin, array.shape, units, turn)
         array = geometry.to_array(array.T)  # the file holds the layer's array as it is
     # File > Save Layers replaces a file the user chose in napari's own dialog.
-    write_volume(path, array, geometry, overwrite=True)
+    write_volume(path, array, geometry, overwrite=True, segments=layer_segments(meta))
     return [os.fspath(path)]
+
+
+def layer_segments(meta: dict[str, Any]) -> dict[int, tuple[str, tuple[float, ...]]]:
+    """The classes a Labels layer names (its features' "class" column) with the colours
+    its colormap gives them, less its background, as a label map's segments
+    (``medical.class_segments``); none for a layer that names no classes.
+
+    Parameters
+    ----------
+    meta : dict
+        The layer's attributes (``features``, ``colormap``, ``metadata``).
+
+    Returns
+    -------
+    dict
+        ``{label value: (name, (r, g, b, a) or ())}``.
+    """
+    from ._layers import background_of, class_names_of
+    from .medical import class_segments
+
+    layer = SimpleNamespace(features=meta.get("features"), metadata=meta.get("metadata"))
+    names = class_names_of(layer)
+    if not names:
+        return {}
+    colormap: Any = meta.get("colormap")
+    colors: dict[int, Any] = {}
+    if hasattr(colormap, "map"):  # napari's label colormaps: an RGBA row per id
+        ids = sorted(names)
+        colors = dict(zip(ids, np.asarray(colormap.map(np.asarray(ids))), strict=True))
+    return class_segments(names, colors, background_of(layer))

@@ -278,4 +278,29 @@ def test_save_layers_writes_nrrd_and_metaimage_on_the_source_grid(make_napari_vi
     [written] = write_nrrd_labels(str(tmp_path / "plain"), plain.data, {"scale": plain.scale})
     assert written.endswith("plain.nrrd")
     data, header = nrrd.read(written)
+    assert "Segment0_Name" not in header  # the layer names no classes
     np.testing.assert_allclose(np.abs(header["space directions"]), np.diag([0.5, 0.5, 2.0]))
+
+
+def test_saved_nrrd_labels_keep_the_layers_class_names_and_colours(make_napari_viewer_proxy,
+                                                                    tmp_path):  # fmt: skip
+    """A Labels layer naming its classes (as Segment and the readers make them) saved as
+    .nrrd opens in 3D Slicer as a segmentation of those names and colours (slicerio,
+    Slicer's reader, is the oracle) and opens again in napari with the same names; the
+    background is no segment."""
+    import slicerio
+
+    from napari_seg._layers import labels_layer_kwargs
+
+    _, labels = cells_3d((5, 40, 48), seed=2)
+    viewer = make_napari_viewer_proxy()
+    colors = [(0, 0, 0, 0), (0.9, 0.2, 0.1, 1.0), (0.1, 0.3, 0.8, 1.0)]
+    kwargs = labels_layer_kwargs("cells", ["background", "cell", "nucleus"], colors, 0)
+    layer = viewer.add_labels(labels.astype(np.uint8), scale=(3.0, 0.5, 0.5), **kwargs)
+    [written] = layer.save(str(tmp_path / "cells_labels.nrrd"), plugin="napari-seg")
+    found = slicerio.read_segmentation(written)
+    rows = [(s["name"], s["labelValue"], s["color"]) for s in found["segments"]]
+    assert rows == [("cell", 1, [0.9, 0.2, 0.1]), ("nucleus", 2, [0.1, 0.3, 0.8])]
+    [opened] = viewer.open(written, plugin="napari-seg")
+    assert list(opened.features["class"]) == ["background", "cell", "nucleus"]
+    np.testing.assert_array_equal(opened.data, labels)

@@ -337,10 +337,12 @@ def _write_outputs(outputs: dict[str, Path], result, spec, layout, keep: dict) -
     """Write the labels, and the probabilities and objects when asked, with ``keep``
     (the source's geometry or calibration, and whether to overwrite)."""
     from .._io import write_labels, write_probabilities
+    from ..medical import class_segments
     from ..refine import number_objects
 
     metadata = {"classes": list(spec.class_names), "model": spec.architecture}
-    write_labels(outputs["labels"], result.labels, metadata=metadata, **keep)
+    segments = class_segments(spec.class_names, spec.class_colors, spec.background)
+    write_labels(outputs["labels"], result.labels, metadata=metadata, segments=segments, **keep)
     if result.probabilities is not None:
         write_probabilities(outputs["probabilities"], result.probabilities,
                             class_names=spec.class_names, **keep)  # fmt: skip

@@ -23,8 +23,9 @@ def add_scale_out_arguments(p: argparse.ArgumentParser) -> None:
         "--output-format",
         choices=("auto", "ome-zarr"),
         default="auto",
-        help="auto: TIFF (NIfTI for medical inputs); ome-zarr: NAME_labels.ome.zarr, an "
-        "NGFF 0.4 label image with a pyramid, class colours and names, written block by block",
+        help="auto: TIFF, or a medical input's own format (NIfTI, NRRD, MetaImage; NIfTI "
+        "for DICOM); ome-zarr: NAME_labels.ome.zarr, an NGFF 0.4 label image with a "
+        "pyramid, class colours and names, written block by block",
     )
     p.add_argument(
         "--cluster",

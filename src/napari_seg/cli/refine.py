@@ -291,6 +291,7 @@ def _refine_one(source: Path, target: Path, config, args) -> int:
     from .._headers import file_axes, file_channel_axis, file_header
     from .._io import read_labels
     from ..arrays.named import named_channel_axis
+    from ..medical import nrrd_segments
     from ..refine import iter_refine
 
     image, geometry = read_labels(source)
@@ -317,7 +318,9 @@ def _refine_one(source: Path, target: Path, config, args) -> int:
 
     events = iter_refine(labels, config, channel_axis=channel_axis, **inputs)
     result = drive(events, show, quiet=args.quiet)
-    _write(target, result.labels, args.overwrite, geometry, header)
+    # a 3D Slicer segmentation's segments name the refined classes too (not objects)
+    segments = {} if config.makes_instances else nrrd_segments(source)
+    _write(target, result.labels, args.overwrite, geometry, header, segments)
     return result.changed
 
 
@@ -361,7 +364,9 @@ def _input_path(path: Path, source: Path, name: str) -> Path:
     return path
 
 
-def _write(target: Path, labels: np.ndarray, overwrite: bool, geometry=None, header=None) -> None:
+def _write(
+    target: Path, labels: np.ndarray, overwrite: bool, geometry=None, header=None, segments=None
+) -> None:
     from .._atomic import atomic_write
     from .._io import write_labels
     from ..medical import VOLUME_WRITTEN, is_volume_output
@@ -371,7 +376,7 @@ def _write(target: Path, labels: np.ndarray, overwrite: bool, geometry=None, hea
         with atomic_write(target, overwrite=overwrite) as handle:
             np.save(handle, labels, allow_pickle=False)
     elif target.name.lower().endswith((".tif", ".tiff")) or is_volume_output(target):
-        write_labels(target, labels, geometry, overwrite=overwrite, **tiff)
+        write_labels(target, labels, geometry, overwrite=overwrite, segments=segments, **tiff)
     else:
         raise ValueError(
             f"OUTPUT must end in .tif, .tiff, .npy or {', '.join(VOLUME_WRITTEN)}, "

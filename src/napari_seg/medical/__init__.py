@@ -77,6 +77,7 @@ from ._nifti import (
 from ._nrrd import (
     NRRD_SUFFIXES,
     SLICER_LABEL_TAILS,
+    class_segments,
     is_nrrd,
     nrrd_segments,
     read_nrrd,
@@ -97,6 +98,7 @@ __all__ = [
     "VOLUME_WRITTEN",
     "VolumeGeometry",
     "check_same_grid",
+    "class_segments",
     "dicom_file_series",
     "holds_dicom",
     "is_dicom",
@@ -180,7 +182,12 @@ def output_suffix(source: str | os.PathLike) -> str:
 
 
 def write_volume(
-    path: str | os.PathLike, array: np.ndarray, geometry: VolumeGeometry, *, overwrite: bool = False
+    path: str | os.PathLike,
+    array: np.ndarray,
+    geometry: VolumeGeometry,
+    *,
+    overwrite: bool = False,
+    segments: dict[int, tuple[str, tuple[float, ...]]] | None = None,
 ) -> None:
     """Write a ``([c,] z, y, x)`` array with ``geometry`` in the medical format its
     name says: :func:`write_nifti`, :func:`write_nrrd` or :func:`write_metaimage`.
@@ -192,6 +199,10 @@ def write_volume(
     array : ndarray
     geometry : VolumeGeometry
     overwrite : bool
+    segments : dict, optional
+        A label map's classes (:func:`class_segments`), kept where the format has a
+        place for them: NRRD states them as 3D Slicer's segments; NIfTI and MetaImage
+        have none (nnU-Net keeps them in a dataset.json).
 
     Raises
     ------
@@ -201,7 +212,7 @@ def write_volume(
     if is_nifti(path):
         write_nifti(path, array, geometry, overwrite=overwrite)
     elif is_nrrd(path):
-        write_nrrd(path, array, geometry, overwrite=overwrite)
+        write_nrrd(path, array, geometry, overwrite=overwrite, segments=segments)
     elif is_metaimage(path):
         write_metaimage(path, array, geometry, overwrite=overwrite)
     else:
