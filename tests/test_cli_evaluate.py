@@ -238,7 +238,7 @@ def test_an_nnunet_ignore_label_is_not_scored(tmp_path, capsys):
             str(tmp_path / "Task" / "labelsTs"), "--json"]  # fmt: skip
     assert main(argv) == 0
     captured = capsys.readouterr()
-    assert "ground-truth id 3 left out, as dataset.json's 'ignore'" in captured.err
+    assert "evaluate: id 3 left out, as dataset.json's 'ignore'" in captured.err
     pooled = json.loads(captured.out)["pooled"]
     assert pooled["config"]["ignore_labels"] == [3]
     assert [row["id"] for row in pooled["classes"]] == [0, 1, 2]  # no row of "ignore"

@@ -499,7 +499,7 @@ def test_an_nnunet_ignore_label_is_left_out_and_is_no_class(tmp_path, capsys):
             "--val-fraction", "0", "--out", str(out), *FAST]  # fmt: skip
     assert main(argv) == 0
     err = capsys.readouterr().err
-    assert "pixels of id 3 left out, as dataset.json's 'ignore' label says" in err
+    assert "train: id 3 left out, as dataset.json's 'ignore' label says" in err
     assert "class names from dataset.json: background, cytoplasm, nucleus\n" in err
     assert load_model(out).spec.class_names == ("background", "cytoplasm", "nucleus")
     summary = json.loads((tmp_path / "m.training.json").read_text())

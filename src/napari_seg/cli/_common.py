@@ -177,6 +177,35 @@ def shared_segment_names(paths: Sequence[Path]) -> tuple[str, ...] | None:
     return found.pop() if len(found) == 1 else None
 
 
+def with_dataset_ignore(config: C, names: Sequence[str] | None, command: str) -> C:
+    """``config`` also leaving out the id of the "ignore" label that a dataset.json's
+    class ``names`` declare (nnU-Net's), with a note on stderr; unchanged without one,
+    or when it is left out already.
+
+    Parameters
+    ----------
+    config : JobConfig
+        A config with ``ignore_labels`` (training or evaluation).
+    names : sequence of str or None
+        The dataset's class names by id (:func:`~napari_seg._dataset_json.dataset_class_names`).
+    command : str
+        The command the note names.
+
+    Returns
+    -------
+    JobConfig
+    """
+    from .._dataset_json import dataset_ignore_label
+
+    ignore = None if names is None else dataset_ignore_label(tuple(names))
+    ignored = tuple(getattr(config, "ignore_labels", ()))
+    if ignore is None or ignore in ignored:
+        return config
+    print(f"napari-seg {command}: id {ignore} left out, as dataset.json's 'ignore' label says",
+          file=sys.stderr)  # fmt: skip
+    return config.with_(ignore_labels=(*ignored, ignore))
+
+
 def parse_options(items: Sequence[str]) -> dict[str, int | bool]:
     """``--option NAME=VALUE`` flags as a dict (integers or true/false).
 

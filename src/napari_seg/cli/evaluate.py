@@ -14,6 +14,7 @@ from ._common import (
     add_labels_suffix_argument,
     read_config,
     shared_segment_names,
+    with_dataset_ignore,
 )
 
 if TYPE_CHECKING:
@@ -179,18 +180,14 @@ def run(args: argparse.Namespace) -> int:
     ValueError, OSError
         For a usage error; ``main`` prints it in one line.
     """
-    from .._dataset_json import dataset_class_names, dataset_ignore_label
+    from .._dataset_json import dataset_class_names
     from .._datasets import PROBABILITIES_SUFFIX, name_key, pair_files, prediction_tail
 
     config = build_config(args)
     described = dataset_class_names(args.gt)  # a Decathlon or nnU-Net dataset's
     if described is not None and not config.class_names:
         config = config.with_(class_names=dict(enumerate(described)))
-    ignore = None if described is None else dataset_ignore_label(described)
-    if ignore is not None and ignore not in config.ignore_labels:  # nnU-Net's "ignore"
-        print(f"napari-seg evaluate: ground-truth id {ignore} left out, as dataset.json's "
-              "'ignore' label says", file=sys.stderr)  # fmt: skip
-        config = config.with_(ignore_labels=(*config.ignore_labels, ignore))
+    config = with_dataset_ignore(config, described, "evaluate")  # nnU-Net's "ignore"
     found = pair_files(
         args.pred,
         args.gt,

@@ -23,6 +23,7 @@ from ._common import (
     pick_channel,
     read_config,
     shared_segment_names,
+    with_dataset_ignore,
 )
 
 if TYPE_CHECKING:
@@ -400,11 +401,8 @@ def _with_dataset_names(config, folders: list[Path], args: argparse.Namespace):
         return config
     (names,) = found
     assert names is not None
+    config = with_dataset_ignore(config, names, "train")
     ignore = dataset_ignore_label(names)
-    if ignore is not None and ignore not in config.ignore_labels:
-        print(f"napari-seg train: pixels of id {ignore} left out, as dataset.json's "
-              "'ignore' label says", file=sys.stderr)  # fmt: skip
-        config = config.with_(ignore_labels=(*config.ignore_labels, ignore))
     if config.class_names or args.from_model is not None:
         return config
     names = names[:ignore]  # the "ignore" label is no class
