@@ -469,7 +469,7 @@ def test_files_on_different_voxel_grids_are_not_scored_or_trained(
              str(tmp_path / "pred.nii.gz"), "--arch", "unet", "--axis", "0", "--epochs", "1",
              "--out", str(tmp_path / "m.safetensors"), "--quiet"]  # fmt: skip
     assert main(train) == 1
-    assert "img.nii.gz and pred.nii.gz lie on different voxel grids" in capsys.readouterr().err
+    assert "pred.nii.gz and img.nii.gz lie on different voxel grids" in capsys.readouterr().err
     assert not (tmp_path / "m.safetensors").exists()
     # refine: an image for the CRF on the grid of the labels' file, or not
     probs = np.stack([labels == c for c in range(3)]).astype(np.float32) * 0.8 + 0.1
@@ -737,3 +737,56 @@ def test_a_refined_slicer_segmentation_keeps_its_segments(stack, tmp_path):
     objects = ["--op", "connected_components", "--quiet"]
     assert main(["refine", str(source), str(tmp_path / "objects.nrrd"), *objects]) == 0
     assert "Segment0_Name" not in nrrd.read_header(str(tmp_path / "objects.nrrd"))
+
+
+def test_a_cropped_slicer_segmentation_is_scored_and_trained_on_its_images_grid(
+    stack, tmp_path, capsys
+):
+    """3D Slicer saves a segmentation cropped to its segments (fewer voxels, the origin
+    moved to the first one): evaluate scores it on the prediction's grid as the uncropped
+    labels score, and train pairs it with its image, each with a note (both refused
+    the pair as files on different grids)."""
+    import json
+
+    import nrrd
+
+    image, labels = stack
+    labels = labels.astype(np.uint8)
+    labels[:, :2] = labels[:, -2:] = labels[:, :, :3] = 0  # a margin without labels
+    directions = np.diag([0.8, 0.7, 3.0])
+    origin = np.array([5.0, -6.0, 7.0])
+    header = {"space": "left-posterior-superior", "space directions": directions}
+    files = {"space origin": origin}
+    nrrd.write(str(tmp_path / "case.nrrd"), image.T, {**header, **files})
+    nrrd.write(str(tmp_path / "full.nrrd"), labels.T, {**header, **files})
+    crop = labels[:, 2:-2, 3:].T  # (i, j, k): x from 3, y from 2
+    moved = origin + directions.T @ [3, 2, 0]
+    nrrd.write(str(tmp_path / "case.seg.nrrd"), np.ascontiguousarray(crop),
+               {**header, "space origin": moved, "Segmentation_ReferenceImageExtentOffset":
+                "3 2 0", "Segment0_LabelValue": "1", "Segment0_Name": "cell",
+                "Segment1_LabelValue": "2", "Segment1_Name": "nucleus"})  # fmt: skip
+    scores = []
+    for gt in ("full.nrrd", "case.seg.nrrd"):
+        argv = ["evaluate", "--pred", str(tmp_path / "full.nrrd"), "--gt", str(tmp_path / gt),
+                "--json"]  # fmt: skip
+        assert main(argv) == 0
+        captured = capsys.readouterr()
+        scores.append([(c["IoU"], c["gt pixels"]) for c in json.loads(captured.out)["classes"]])
+    assert scores[0] == scores[1]
+    assert [iou for iou, _ in scores[1]] == [1.0, 1.0, 1.0]
+    assert "case.seg.nrrd covers part of the grid of full.nrrd" in captured.err
+    shifted = labels.copy()
+    shifted[:, :, 1:] = labels[:, :, :-1]  # one voxel off: scored lower, not the same
+    nrrd.write(str(tmp_path / "off.nrrd"), shifted.T, {**header, **files})
+    argv = ["evaluate", "--pred", str(tmp_path / "off.nrrd"), "--gt",
+            str(tmp_path / "case.seg.nrrd"), "--json"]  # fmt: skip
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["classes"][1]["IoU"] < 0.9
+    model = tmp_path / "m.safetensors"
+    argv = ["train", "--image", str(tmp_path / "case.nrrd"), "--labels",
+            str(tmp_path / "case.seg.nrrd"), "--label0", "background", "--epochs", "1",
+            "--steps-per-epoch", "1", "--patch", "32", "--option", "depth=2", "--option",
+            "base_width=4", "--out", str(model), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert "case.seg.nrrd covers part of the grid of case.nrrd" in capsys.readouterr().err
+    assert load_model(model).spec.class_names == ("background", "cell", "nucleus")

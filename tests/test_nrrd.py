@@ -232,3 +232,39 @@ def test_labels_written_with_segments_open_as_a_slicer_segmentation(tmp_path):
         write_volume(tmp_path / "z.nrrd", labels, geometry, segments={0: ("background", ())})
     assert not (tmp_path / "p.nrrd").exists()
     assert not (tmp_path / "z.nrrd").exists()
+
+
+def test_labels_on_a_window_of_the_image_grid_are_placed_on_it(tmp_path):
+    """A segmentation cropped to its segments (3D Slicer's .seg.nrrd; here in the
+    other file order, a NIfTI in RAS) is placed on its image's grid with 0 around it,
+    voxel for voxel as it lies in the world; labels that would fall outside the image,
+    or a window half a voxel off, are refused as grids that differ."""
+    from napari_seg.medical import place_on_grid
+
+    image = write(tmp_path / "case.nrrd", voxels((9, 8, 7)))  # (i, j, k) in LPS
+    _, grid = read_volume(image)
+    labels = np.zeros(grid.array_shape, np.uint8)  # (z, y, x)
+    labels[2:5, 3:6, 1:4], labels[4, 5, 3] = 1, 2
+    window = (slice(2, 6), slice(3, 7), slice(1, 5))  # z, y, x
+    crop = labels[window]
+    ras = RAS.copy()  # the image's voxel (i, j, k) = (x, y, z) to RAS
+    ras[:3, 3] = RAS[:3, :3] @ [1, 3, 2] + RAS[:3, 3]  # the window's first voxel
+    flipped = ras @ np.diag([-1.0, 1.0, 1.0, 1.0])  # stored with x the other way
+    flipped[:3, 3] = ras[:3, :3] @ [crop.shape[2] - 1, 0, 0] + ras[:3, 3]
+    nib.save(nib.Nifti1Image(crop[:, :, ::-1].T, flipped), str(tmp_path / "c.nii.gz"))
+    cropped, window_grid = read_volume(tmp_path / "c.nii.gz")
+    np.testing.assert_array_equal(cropped, crop)  # read in LPS order, as the image
+    placed = place_on_grid(cropped, window_grid, grid, ("c.nii.gz", "case.nrrd"))
+    np.testing.assert_array_equal(placed, labels)
+    assert placed.dtype == np.uint8
+    assert place_on_grid(labels, grid, grid, ("a", "b")) is labels  # the same grid
+    outside = ras.copy()
+    outside[:3, 3] = RAS[:3, :3] @ [7, 3, 2] + RAS[:3, 3]  # x from 7 of 9: labels beyond 8
+    nib.save(nib.Nifti1Image(crop.T, outside), str(tmp_path / "o.nii.gz"))
+    with pytest.raises(ValueError, match=r"o\.nii\.gz and case\.nrrd lie on different voxel grids"):
+        place_on_grid(*read_volume(tmp_path / "o.nii.gz"), grid, ("o.nii.gz", "case.nrrd"))
+    half = ras.copy()
+    half[:3, 3] += RAS[:3, :3] @ [0.5, 0, 0]
+    nib.save(nib.Nifti1Image(crop.T, half), str(tmp_path / "h.nii.gz"))
+    with pytest.raises(ValueError, match="shape"):
+        place_on_grid(*read_volume(tmp_path / "h.nii.gz"), grid, ("h.nii.gz", "case.nrrd"))

@@ -234,12 +234,11 @@ def _evaluate_files(pred_path: Path, gt_path: Path, config: EvaluateConfig) -> E
     """Read a pair of label files and score them, with the files' spacing for surfaces."""
     from .._headers import file_header
     from .._units import unit_symbol
-    from ..medical import check_same_grid
     from ..metrics import evaluate
 
     pred, pred_geometry = _read(pred_path, "--pred")
     gt, geometry = _read(gt_path, "--gt")
-    check_same_grid(pred_geometry, geometry, (pred_path.name, gt_path.name))
+    pred, gt = _on_one_grid((pred, pred_geometry, pred_path), (gt, geometry, gt_path))
     needed = config.slice_axis is None or config.surface
     # each TIFF header read once, and only for what it is needed for
     files = [(path, file_header(path)) for path in (gt_path, pred_path)] if needed else []
@@ -258,6 +257,23 @@ def _evaluate_files(pred_path: Path, gt_path: Path, config: EvaluateConfig) -> E
             if config.spacing is None:
                 config = _with_file_spacing(config, path, header, len(gt.shape))
     return evaluate(pred, gt, config)
+
+
+def _on_one_grid(pred: tuple, gt: tuple) -> tuple:
+    """The prediction and ground truth (each ``(array, geometry, path)``) on one voxel
+    grid: a medical volume covering a window of the other's grid (a cropped 3D Slicer
+    segmentation, a DICOM SEG of some slices) placed on it, with a note; refused on
+    different grids (:func:`~napari_seg.medical.place_on_grid`)."""
+    from ..medical import place_on_grid
+
+    if pred[1] is None or gt[1] is None:
+        return pred[0], gt[0]
+    small, large = (pred, gt) if pred[0].size <= gt[0].size else (gt, pred)
+    placed = place_on_grid(small[0], small[1], large[1], (small[2].name, large[2].name))
+    if placed is not small[0]:
+        print(f"napari-seg evaluate: {small[2].name} covers part of the grid of "
+              f"{large[2].name}: scored on that grid, 0 elsewhere", file=sys.stderr)  # fmt: skip
+    return (pred[0], placed) if small is gt else (placed, gt[0])
 
 
 def _time_axis(files, ndim: int) -> int | None:

@@ -367,14 +367,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _labels_on_grid(image_path: Path, geometry, labels_path: Path):
-    """The labels of ``labels_path``, refused when a medical image and its labels lie on
-    different voxel grids (:func:`napari_seg.medical.check_same_grid`)."""
+    """The labels of ``labels_path`` on the image's voxel grid: medical labels covering
+    a window of it (a cropped 3D Slicer segmentation, a DICOM SEG of some slices) placed
+    on it with 0 elsewhere, with a note; refused on another grid
+    (:func:`napari_seg.medical.place_on_grid`)."""
     from .._io import read_labels
-    from ..medical import check_same_grid
+    from ..medical import place_on_grid
 
     labels, grid = read_labels(labels_path)
-    check_same_grid(geometry, grid, (image_path.name, labels_path.name))
-    return labels
+    if geometry is None or grid is None:
+        return labels
+    placed = place_on_grid(labels, grid, geometry, (labels_path.name, image_path.name))
+    if placed is not labels:
+        print(f"napari-seg train: {labels_path.name} covers part of the grid of "
+              f"{image_path.name}: placed on it, 0 elsewhere", file=sys.stderr)  # fmt: skip
+    return placed
 
 
 def _pairs(images: list[Path], labels: list[Path], suffix: str) -> tuple[list, list]:

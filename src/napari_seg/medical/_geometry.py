@@ -393,13 +393,68 @@ def fit_array(array: np.ndarray, geometry: VolumeGeometry) -> np.ndarray:
     )
 
 
+def place_on_grid(
+    labels: np.ndarray, geometry: VolumeGeometry, target: VolumeGeometry, names: tuple[str, str]
+) -> np.ndarray:
+    """``labels`` (a ``(z, y, x)`` array on ``geometry``'s grid) on ``target``'s grid:
+    as they are on the same grid; on a window of it (the same voxel size, unit and
+    axis directions, the origin a whole number of voxels away: a 3D Slicer
+    segmentation cropped to its segments, a DICOM SEG of the slices it segments)
+    padded with 0, which is what a segmentation says outside its extent. Refused as
+    :func:`check_same_grid` refuses otherwise, and when labelled voxels would lie
+    outside ``target``'s grid.
+
+    Parameters
+    ----------
+    labels : ndarray
+    geometry, target : VolumeGeometry
+    names : tuple of str
+        The labels' file and the target's, for a message.
+
+    Returns
+    -------
+    ndarray
+        ``target.array_shape``, ``labels``' type.
+
+    Raises
+    ------
+    ValueError
+        Naming the files and how their grids differ.
+    """
+    into = np.linalg.inv(_array_affine(target)) @ _array_affine(geometry)  # (x, y, z) indices
+    shift = np.round(into[:3, 3])
+    window = (
+        geometry.unit == target.unit
+        and np.allclose(into[:3, :3], np.eye(3), rtol=0, atol=1e-3)
+        and np.allclose(into[:3, 3], shift, rtol=0, atol=0.01)
+    )
+    if not window or (not shift.any() and geometry.array_shape == target.array_shape):
+        check_same_grid(geometry, target, names)  # the same grid, or why not
+        return labels
+    start = [int(v) for v in shift[::-1]]  # (z, y, x)
+    source = tuple(slice(max(0, -a), min(n, m - a)) for a, n, m in
+                   zip(start, labels.shape, target.array_shape, strict=True))  # fmt: skip
+    inside = tuple(slice(s.start + a, s.stop + a) for s, a in zip(source, start, strict=True))
+    placed = np.zeros(target.array_shape, labels.dtype)
+    if all(s.stop > s.start for s in source):
+        placed[inside] = labels[source]
+    if np.count_nonzero(placed) != np.count_nonzero(labels):  # labels outside the target
+        check_same_grid(geometry, target, names)  # raises: how the grids differ
+    return placed
+
+
+def _array_affine(geometry: VolumeGeometry) -> np.ndarray:
+    """The voxel-to-world (RAS) affine of the ``(x, y, z)`` indices of
+    :meth:`VolumeGeometry.to_array`'s arrays (reversed)."""
+    from nibabel import orientations as no
+
+    return geometry.affine @ no.inv_ornt_aff(geometry.transform, geometry.source_shape)
+
+
 def _directions(geometry: VolumeGeometry) -> np.ndarray:
     """The world (RAS) directions of the ``(x, y, z)`` axes of :meth:`VolumeGeometry.to_array`'s
     arrays, as unit vectors (columns)."""
-    from nibabel import orientations as no
-
-    turned = geometry.affine @ no.inv_ornt_aff(geometry.transform, geometry.source_shape)
-    axes = turned[:3, :3]
+    axes = _array_affine(geometry)[:3, :3]
     return axes / np.sqrt((axes**2).sum(axis=0))
 
 
