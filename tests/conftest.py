@@ -113,6 +113,63 @@ def dicom_series():
     return write_dicom_series
 
 
+def write_dicom_seg(path, series, masks, names, *, colors=None, fractional=False):
+    """Write a DICOM SEG (highdicom) of the series in the folder ``series``: ``masks``
+    ``(slice, row, column, segment)`` in the series' slice order (by position), a
+    segment per ``names`` entry, numbered from 1; frames without a segment left out,
+    as highdicom does by default."""
+    import highdicom as hd
+    import numpy as np
+    import pydicom
+    from pydicom.sr.codedict import codes
+
+    sources = [pydicom.dcmread(f) for f in sorted(series.iterdir())]
+    sources.sort(key=lambda ds: float(np.dot(ds.ImagePositionPatient,
+                                             np.cross(*np.reshape(ds.ImageOrientationPatient,
+                                                                  (2, 3))))))  # fmt: skip
+    frame = pydicom.uid.generate_uid()
+    for ds in sources:  # what a SEG copies from its source images
+        ds.FrameOfReferenceUID = frame
+        ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "Test^P", "1", "", "O"
+        ds.StudyDate, ds.StudyTime, ds.StudyID, ds.AccessionNumber = "20260101", "000000", "1", "1"
+        ds.ReferringPhysicianName, ds.Manufacturer, ds.SeriesNumber = "", "test", 1
+    described = [
+        hd.seg.SegmentDescription(
+            segment_number=n + 1,
+            segment_label=name,
+            segmented_property_category=codes.SCT.Tissue,
+            segmented_property_type=codes.SCT.Tissue,
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
+            display_color=None if colors is None else hd.color.CIELabColor.from_rgb(*colors[n]),
+        )
+        for n, name in enumerate(names)
+    ]
+    kind = hd.seg.SegmentationTypeValues
+    seg = hd.seg.Segmentation(
+        source_images=sources,
+        pixel_array=masks,
+        segmentation_type=kind.FRACTIONAL if fractional else kind.BINARY,
+        segment_descriptions=described,
+        series_instance_uid=hd.UID(),
+        series_number=2,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="test",
+        manufacturer_model_name="test",
+        software_versions="1",
+        device_serial_number="1",
+        **({"max_fractional_value": 100} if fractional else {}),
+    )
+    seg.save_as(path)
+    return path
+
+
+@pytest.fixture
+def dicom_seg():
+    """:func:`write_dicom_seg`, for tests that read DICOM SEG files."""
+    return write_dicom_seg
+
+
 class CliChild:
     """``napari-seg ARGV`` in a child process, its output read as it comes (so a test can
     wait for a line, then press Ctrl+C)."""

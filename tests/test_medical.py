@@ -868,7 +868,7 @@ FRAMES = dict(NumberOfFrames=12, Rows=2, Columns=2, BitsAllocated=16, BitsStored
         (
             "1.2.840.10008.5.1.4.1.1.66.4",
             FRAMES,
-            r"a DICOM SEG segmentation; .*NIfTI.*segimage2itkimage.*\(seg\.dcm\)",
+            r"a DICOM SEG segmentation, no image series: give the SEG file itself.*\(seg\.dcm\)",
         ),
         (
             "1.2.840.10008.5.1.4.1.1.481.3",

@@ -91,11 +91,11 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
     import warnings
 
     from ._io import output_stem
-    from .medical import is_dicom_file, read_dicom_series, read_volume
+    from .medical import is_dicom_file, is_dicom_seg, read_dicom_series, read_volume
 
     path = path[0] if isinstance(path, list) else path
     name = output_stem(path)
-    if is_dicom_file(path):
+    if is_dicom_file(path) and not is_dicom_seg(path):
         return _file_series_layers(path)
     if not Path(path).is_dir():
         return _volume_layers(path, name, *read_volume(path))
@@ -172,14 +172,14 @@ def _dataset_classes(path: str, name: str) -> dict[str, Any]:
 
 
 def _segment_classes(path: str, name: str) -> dict[str, Any]:
-    """The class names and colours of a 3D Slicer segmentation (``.seg.nrrd``): its
-    segments' names and colours by label value, 0 the transparent background;
-    nothing for other files."""
+    """The class names and colours of a 3D Slicer segmentation (``.seg.nrrd``) or a
+    DICOM SEG: its segments' names and colours by label value, 0 the transparent
+    background; nothing for other files."""
     from ._layers import labels_layer_kwargs
-    from .medical import nrrd_segments, segment_class_names
+    from .medical import label_segments, segment_class_names
     from .models.spec import default_class_colors
 
-    segments = nrrd_segments(path)  # the header read once, for names and colours
+    segments = label_segments(path)  # the header read once, for names and colours
     names = segment_class_names(segments)
     if names is None:
         return {}
@@ -193,13 +193,13 @@ def _segment_classes(path: str, name: str) -> dict[str, Any]:
 def _is_label_map(path: str, name: str) -> bool:
     """Whether the volume at ``path`` is a label map by its name, its folder or (NIfTI)
     its header's intent."""
-    from .medical import SLICER_LABEL_TAILS, is_nifti, nifti_is_label_map
+    from .medical import SLICER_LABEL_TAILS, is_dicom_seg, is_nifti, nifti_is_label_map
 
     if name.lower().endswith((*LABEL_NAME_ENDINGS, *SLICER_LABEL_TAILS)):
         return True
     if Path(path).parent.name.lower() in LABEL_FOLDERS:
         return True
-    return is_nifti(path) and nifti_is_label_map(path)
+    return (is_nifti(path) and nifti_is_label_map(path)) or is_dicom_seg(path)
 
 
 def shear_matrix(shear: Any, ndim: int) -> np.ndarray:

@@ -159,8 +159,8 @@ def add_labels_suffix_argument(parser: argparse.ArgumentParser, what: str) -> No
 
 
 def shared_segment_names(paths: Sequence[Path]) -> tuple[str, ...] | None:
-    """The class names of the 3D Slicer segmentations ``paths`` (label files) when
-    every one is a segmentation and all name the same segments
+    """The class names of the 3D Slicer segmentations or DICOM SEG files ``paths``
+    (label files) when every one is a segmentation and all name the same segments
     (:func:`~napari_seg.medical.segment_class_names`); None otherwise.
 
     Parameters
@@ -171,9 +171,9 @@ def shared_segment_names(paths: Sequence[Path]) -> tuple[str, ...] | None:
     -------
     tuple of str or None
     """
-    from ..medical import nrrd_segments, segment_class_names
+    from ..medical import label_segments, segment_class_names
 
-    found = {segment_class_names(nrrd_segments(path)) for path in paths}
+    found = {segment_class_names(label_segments(path)) for path in paths}
     return found.pop() if len(found) == 1 else None
 
 

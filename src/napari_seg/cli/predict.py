@@ -262,6 +262,7 @@ def _inputs(paths: list[Path]) -> list[Path]:
     from .._dataset_json import later_channel_files
     from .._datasets import few_names, outputs_beside_images
     from .._io import expand_inputs, one_file_per_series
+    from ..medical import is_dicom_file, is_dicom_seg
 
     inputs: list[Path] = []
     beside: list[Path] = []
@@ -279,7 +280,12 @@ def _inputs(paths: list[Path]) -> list[Path]:
             f"inputs: {few_names(beside)}",
             file=sys.stderr,
         )
-    return one_file_per_series(inputs)
+    inputs = one_file_per_series(inputs)
+    segs = [p for p in inputs if is_dicom_file(p) and is_dicom_seg(p)]
+    if segs:  # a study's segmentation, named with its slices (ct/*.dcm)
+        print(f"napari-seg predict: DICOM SEG files are labels, not inputs: {few_names(segs)}",
+              file=sys.stderr)  # fmt: skip
+    return [p for p in inputs if p not in segs]
 
 
 def _predict_one(model, path: Path, outputs: dict[str, Path], config, args) -> None:

@@ -291,7 +291,7 @@ def _refine_one(source: Path, target: Path, config, args) -> int:
     from .._headers import file_axes, file_channel_axis, file_header
     from .._io import read_labels
     from ..arrays.named import named_channel_axis
-    from ..medical import nrrd_segments
+    from ..medical import label_segments
     from ..refine import iter_refine
 
     image, geometry = read_labels(source)
@@ -318,8 +318,9 @@ def _refine_one(source: Path, target: Path, config, args) -> int:
 
     events = iter_refine(labels, config, channel_axis=channel_axis, **inputs)
     result = drive(events, show, quiet=args.quiet)
-    # a 3D Slicer segmentation's segments name the refined classes too (not objects)
-    segments = {} if config.makes_instances else nrrd_segments(source)
+    # a segmentation's segments (3D Slicer's, a DICOM SEG's) name the refined classes
+    # too (not objects)
+    segments = {} if config.makes_instances else label_segments(source)
     _write(target, result.labels, args.overwrite, geometry, header, segments)
     return result.changed
 

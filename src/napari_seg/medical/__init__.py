@@ -53,6 +53,7 @@ import numpy as np
 
 from ._dicom import dicom_file_series, read_dicom, read_dicom_series
 from ._dicom_files import holds_dicom, is_dicom_file, is_dicom_folder
+from ._dicom_seg import SEG_SOP_CLASSES, dicom_seg_segments, is_dicom_seg, read_dicom_seg
 from ._geometry import (
     LPS,
     NIFTI_UNITS,
@@ -94,6 +95,7 @@ __all__ = [
     "NIFTI_UNITS",
     "NRRD_SUFFIXES",
     "OUTPUT_TAILS",
+    "SEG_SOP_CLASSES",
     "SLICER_LABEL_TAILS",
     "VOLUME_OUTPUT_SUFFIXES",
     "VOLUME_WRITTEN",
@@ -101,10 +103,12 @@ __all__ = [
     "check_same_grid",
     "class_segments",
     "dicom_file_series",
+    "dicom_seg_segments",
     "holds_dicom",
     "is_dicom",
     "is_dicom_file",
     "is_dicom_folder",
+    "is_dicom_seg",
     "is_metaimage",
     "is_nifti",
     "is_nrrd",
@@ -112,6 +116,7 @@ __all__ = [
     "is_volume_file",
     "is_volume_output",
     "label_path",
+    "label_segments",
     "layout_defaults",
     "nifti_is_label_map",
     "nifti_placement_unit",
@@ -121,6 +126,7 @@ __all__ = [
     "place_on_grid",
     "read_channel_files",
     "read_dicom",
+    "read_dicom_seg",
     "read_dicom_series",
     "read_metaimage",
     "read_nifti",
@@ -245,6 +251,23 @@ def label_path(folder: Path, stem: str, source: str | os.PathLike, what: str = "
     return folder / f"{stem}{tail}{output_suffix(source)}"
 
 
+def label_segments(path: str | os.PathLike) -> dict[int, tuple[str, tuple[float, ...]]]:
+    """The segments a label file names by label value, with their colours: a 3D Slicer
+    segmentation's (:func:`nrrd_segments`) or a DICOM SEG's (:func:`dicom_seg_segments`);
+    empty for other files.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    dict
+        ``{label value: (name, (r, g, b, a) or ())}``.
+    """
+    return nrrd_segments(path) or dicom_seg_segments(path)
+
+
 def read_channel_files(paths: list[Path]) -> tuple[np.ndarray, VolumeGeometry]:
     """3D NIfTI files of one grid (a case's channels, each in its own file, as nnU-Net
     stores them) as one ``(c, z, y, x)`` array, as a 4D NIfTI is read, with the first
@@ -289,9 +312,9 @@ def read_channel_files(paths: list[Path]) -> tuple[np.ndarray, VolumeGeometry]:
 def read_volume(
     path: str | os.PathLike, *, series: str | None = None
 ) -> tuple[np.ndarray, VolumeGeometry]:
-    """A NIfTI, NRRD or MetaImage file, or a DICOM series (its folder, or one of its
-    files), as :func:`read_nifti` / :func:`read_nrrd` / :func:`read_metaimage` /
-    :func:`read_dicom`.
+    """A NIfTI, NRRD or MetaImage file, a DICOM series (its folder, or one of its
+    files) or a DICOM SEG file, as :func:`read_nifti` / :func:`read_nrrd` /
+    :func:`read_metaimage` / :func:`read_dicom` / :func:`read_dicom_seg`.
 
     Parameters
     ----------
@@ -315,6 +338,9 @@ def read_volume(
         return read_nrrd(path)
     if is_metaimage(path):
         return read_metaimage(path)
+    if is_dicom_file(path) and is_dicom_seg(path):  # a segmentation, not a series' slice
+        labels, geometry, _segments = read_dicom_seg(path)
+        return labels, geometry
     if is_dicom(path):
         return read_dicom(path, series=series)
     raise ValueError(f"{path} is not a NIfTI, NRRD or MetaImage file, nor a folder of DICOM files")

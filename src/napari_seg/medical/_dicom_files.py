@@ -252,8 +252,8 @@ def _dicom_headers(folder: Path, *, below: bool = False, others=None) -> list:
 #: DICOM objects that are not image slices, and what to do with them.
 _NOT_SLICES = {
     "Segmentation Storage": (
-        "a DICOM SEG segmentation; napari-seg reads label maps as NIfTI: convert it "
-        "first (dcmqi's segimage2itkimage, or highdicom)"
+        "a DICOM SEG segmentation, no image series: give the SEG file itself, which "
+        "napari-seg reads as a label map"
     ),
     "RT Structure Set Storage": (
         "an RT structure set (contours, not voxels): convert it to a label map on its "

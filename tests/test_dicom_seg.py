@@ -1,0 +1,144 @@
+"""DICOM SEG files (highdicom): read as a label map of their segment numbers, where
+their source series lies, named and coloured by their segments."""
+
+import json
+import warnings
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from napari_seg.cli import main
+from napari_seg.medical import (
+    label_segments,
+    place_on_grid,
+    read_dicom_seg,
+    read_volume,
+    write_volume,
+)
+
+#: The CT's (slice, row, column) shape, in the fixture's slice order (by position).
+SHAPE = (6, 16, 20)
+
+
+@pytest.fixture
+def study(tmp_path, dicom_series, dicom_seg):
+    """A CT series in ``ct/`` and a SEG of two segments on its slices 2 and 3 (the
+    others left out of the SEG, as highdicom and most tools write it) beside it; the
+    label map it means on the CT's grid (segment 2 wins where both are)."""
+    ct = np.random.default_rng(0).integers(0, 500, SHAPE).astype(np.int16)
+    dicom_series(tmp_path / "ct", ct)
+    masks = np.zeros((*SHAPE, 2), bool)
+    masks[2:4, 3:8, 4:9, 0] = True
+    masks[3, 6:12, 7:15, 1] = True  # overlaps segment 1 at (3, 6:8, 7:9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # highdicom's notes on the test's patient name
+        dicom_seg(tmp_path / "ct" / "seg.dcm", tmp_path / "ct", masks, ["liver", "Läsion"],
+                  colors=[(230, 25, 25), (25, 200, 50)])  # fmt: skip
+    expected = np.zeros(SHAPE, np.uint8)
+    expected[masks[..., 0]] = 1
+    expected[masks[..., 1]] = 2
+    return tmp_path, expected
+
+
+def test_a_seg_reads_as_a_label_map_where_its_series_lies(study):
+    """The SEG's frames span slices 2 and 3: its label map is those two slices, placed
+    in the world where the CT's slices 2 and 3 are (origin, spacing), and placed on the
+    CT's grid it is the segmentation drawn; its segments name and colour the ids."""
+    tmp_path, expected = study
+    ct, grid = read_volume(tmp_path / "ct")
+    labels, geometry, segments = read_dicom_seg(tmp_path / "ct" / "seg.dcm")
+    assert labels.shape == (2, *SHAPE[1:])
+    np.testing.assert_array_equal(labels, expected[2:4])
+    np.testing.assert_allclose(geometry.spacing, grid.spacing)
+    np.testing.assert_allclose(geometry.origin, np.add(grid.origin, (2 * grid.spacing[0], 0, 0)))
+    placed = place_on_grid(labels, geometry, grid, ("seg.dcm", "ct"))
+    np.testing.assert_array_equal(placed, expected)
+    assert [(n, name) for n, (name, _) in segments.items()] == [(1, "liver"), (2, "Läsion")]
+    np.testing.assert_allclose(segments[1][1], (230 / 255, 25 / 255, 25 / 255, 1.0), atol=0.01)
+    assert label_segments(tmp_path / "ct" / "seg.dcm") == segments
+    np.testing.assert_array_equal(read_volume(tmp_path / "ct" / "seg.dcm")[0], labels)
+    assert ct.shape == SHAPE  # the folder is still its CT series: the SEG is no slice
+
+
+def test_a_fractional_seg_is_the_segment_of_the_largest_fraction_over_half(
+    tmp_path, dicom_series, dicom_seg
+):
+    dicom_series(tmp_path / "ct", np.zeros(SHAPE, np.int16))
+    fractions = np.zeros((*SHAPE, 2), np.float32)
+    fractions[1, 2:6, 2:6, 0] = 0.7
+    fractions[1, 4:8, 4:8, 1] = 0.9  # more than segment 1 where both are
+    fractions[4, 2:4, 2:4, 1] = 0.4  # under half: no segment
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dicom_seg(tmp_path / "f.dcm", tmp_path / "ct", fractions, ["a", "b"], fractional=True)
+    labels, geometry, _ = read_dicom_seg(tmp_path / "f.dcm")
+    placed = place_on_grid(labels, geometry, read_volume(tmp_path / "ct")[1], ("f", "ct"))
+    expected = np.zeros(SHAPE, np.uint8)
+    expected[1, 2:6, 2:6] = 1
+    expected[1, 4:8, 4:8] = 2
+    np.testing.assert_array_equal(placed, expected)
+
+
+def test_evaluate_train_and_predict_take_a_seg_beside_its_series(study, capsys):
+    """evaluate scores a prediction on the CT's grid against the SEG (placed on that
+    grid, its classes named by its segments), train learns from the CT and the SEG,
+    and predict given the study's files (ct/*.dcm) segments the CT, not the SEG."""
+    tmp_path, expected = study
+    _, grid = read_volume(tmp_path / "ct")
+    write_volume(tmp_path / "ct_labels.nii.gz", expected, grid)
+    args = ["evaluate", "--pred", str(tmp_path / "ct_labels.nii.gz"), "--gt",
+            str(tmp_path / "ct" / "seg.dcm"), "--json"]  # fmt: skip
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    scored = json.loads(captured.out)["classes"]
+    assert [(c["class"], c["IoU"]) for c in scored] == [
+        ("background", 1.0),
+        ("liver", 1.0),
+        ("Läsion", 1.0),
+    ]
+    assert [c["gt pixels"] for c in scored] == np.bincount(expected.ravel()).tolist()
+    assert "seg.dcm covers part of the grid of ct_labels.nii.gz" in captured.err
+    model = tmp_path / "m.safetensors"
+    argv = ["train", "--image", str(tmp_path / "ct"), "--labels", str(tmp_path / "ct" / "seg.dcm"),
+            "--label0", "background", "--epochs", "1", "--steps-per-epoch", "1", "--patch",
+            "32", "--option", "depth=2", "--option", "base_width=4", "--out", str(model),
+            "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert "seg.dcm covers part of the grid of ct" in capsys.readouterr().err
+    from napari_seg.models import load_model
+
+    model_file = load_model(model)
+    assert model_file.spec.class_names == ("background", "liver", "Läsion")
+    files = sorted(str(p) for p in (tmp_path / "ct").iterdir())
+    argv = ["predict", "--model", str(model), "--output", str(tmp_path / "out"), *files,
+            "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert "DICOM SEG files are labels, not inputs: seg.dcm" in capsys.readouterr().err
+    [written] = (tmp_path / "out").iterdir()
+    assert nib.load(written).shape == SHAPE[::-1]  # the CT's grid, as NIfTI (i, j, k)
+
+
+def test_napari_opens_a_seg_as_named_labels_where_its_series_lies(study):
+    from napari_seg._napari_io import get_reader
+
+    tmp_path, expected = study
+    path = str(tmp_path / "ct" / "seg.dcm")
+    [(data, kwargs, kind)] = get_reader(path)(path)
+    assert kind == "labels"
+    np.testing.assert_array_equal(data, expected[2:4])
+    assert kwargs["features"]["class"] == ["background", "liver", "Läsion"]
+    np.testing.assert_allclose(kwargs["colormap"][2], (25 / 255, 200 / 255, 50 / 255, 1), atol=0.01)
+    [(_, ct_kwargs, _)] = get_reader(str(tmp_path / "ct"))(str(tmp_path / "ct"))
+    np.testing.assert_allclose(kwargs["scale"], ct_kwargs["scale"])
+    shift = np.array(kwargs["translate"]) - ct_kwargs["translate"]
+    np.testing.assert_allclose(shift, (2 * ct_kwargs["scale"][0], 0, 0))  # its slices 2, 3
+
+
+def test_a_broken_seg_file_is_named(study):
+    """A SEG cut short by an interrupted copy: a message naming the file."""
+    tmp_path, _ = study
+    whole = (tmp_path / "ct" / "seg.dcm").read_bytes()
+    (tmp_path / "cut.dcm").write_bytes(whole[: len(whole) - 300])
+    with pytest.raises(ValueError, match=r"cut\.dcm"):
+        read_volume(tmp_path / "cut.dcm")
