@@ -304,3 +304,73 @@ def test_saved_nrrd_labels_keep_the_layers_class_names_and_colours(make_napari_v
     [opened] = viewer.open(written, plugin="napari-seg")
     assert list(opened.features["class"]) == ["background", "cell", "nucleus"]
     np.testing.assert_array_equal(opened.data, labels)
+
+
+def test_a_cropped_segmentation_is_scored_and_trained_on_its_images_grid(
+    make_napari_viewer_proxy, qtbot, tmp_path, capture_notes
+):
+    """Ground truth saved cropped to its segments (3D Slicer's habit; a DICOM SEG of a
+    few slices) opens where it lies but has fewer voxels than its image: Evaluate
+    scores it against a prediction on the image's grid (placed on that grid, as the
+    command line does) and draws the error overlay on that grid, and Train pairs it
+    with the image; both refused the pair for its shape."""
+    from napari_seg._widgets import _evaluate as evaluate_module
+    from napari_seg._widgets import _train as train_module
+    from napari_seg._widgets import evaluate_widget, train_widget
+
+    image, labels = cells_3d((5, 40, 48), seed=2)
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(image.T), AFFINE), str(tmp_path / "b.nii.gz"))
+    geometry = read_nifti(tmp_path / "b.nii.gz")[1]
+    stored = geometry.to_file(labels.astype(np.uint8))  # (i, j, k) as the NIfTI stores it
+    window = (slice(6, 40), slice(4, 30), slice(1, 4))
+    inside = np.zeros_like(stored)
+    inside[window] = stored[window]
+    expected = geometry.to_array(inside)  # the cropped truth on the image's grid
+    moved = AFFINE.copy()
+    moved[:3, 3] += AFFINE[:3, :3] @ [6, 4, 1]
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(stored[window]), moved),
+             str(tmp_path / "b_truth_labels.nii.gz"))  # fmt: skip
+    viewer = make_napari_viewer_proxy()
+    [layer] = viewer.open(tmp_path / "b.nii.gz", plugin="napari-seg")
+    [truth] = viewer.open(tmp_path / "b_truth_labels.nii.gz", plugin="napari-seg")
+    assert truth.data.shape == (3, 26, 34)
+    pred = viewer.add_labels(expected, name="pred", scale=layer.scale, translate=layer.translate,
+                             metadata=dict(layer.metadata))  # fmt: skip
+
+    notes = capture_notes(evaluate_module)
+    w = evaluate_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Evaluate")
+    w.reset_choices()
+    w._pred.value, w._gt.value = pred, truth
+    w.run()
+    assert w._worker is not None, notes["error"]
+    qtbot.waitUntil(lambda: w._worker is None, timeout=60_000)
+    assert notes["error"] == [] and notes["warning"] == []
+    scores = w.result.scores
+    assert list(scores.labels) == np.unique(expected).tolist()
+    np.testing.assert_allclose(scores.iou, 1.0)
+    w.show_errors()
+    qtbot.waitUntil(lambda: w._worker is None, timeout=60_000)
+    errors = viewer.layers["pred errors"]
+    assert errors.data.shape == expected.shape
+    assert set(np.unique(errors.data)) <= {0, 1}  # true positives only
+
+    notes = capture_notes(train_module)
+    t = train_widget(viewer)
+    viewer.window.add_dock_widget(t, name="Train")
+    spec = ModelSpec("unet", encoder="classic", in_channels=1, num_classes=3,
+                     options={"depth": 2, "base_width": 4})  # fmt: skip
+    t.current.set(create_model(spec).eval(), path=None, dirty=True)
+    t.reset_choices()
+    t._image.value, t._labels.value = layer, truth
+    t._label0.value = "background"
+    t._budget_unit.value = "epochs"
+    t._budget.value = 1
+    t._patch.value = 32
+    t._device.value = "cpu"
+    t.start()
+    assert t._worker is not None, notes["error"]
+    qtbot.waitUntil(lambda: t._worker is None, timeout=180_000)
+    assert notes["error"] == []
+    trained = t.current.model.card["provenance"]["training"]
+    assert trained["metrics"]["steps"] > 0

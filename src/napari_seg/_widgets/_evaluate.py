@@ -34,7 +34,7 @@ from ._dock import Dock
 from ._fields import LayerDefault, SaveTarget, declared_ignore_ids, parse_ids
 from ._layers import add_labels, file_scale, is_time_axis, unit_names
 from ._layers import full_resolution as _data
-from ._place import Place, placed_apart
+from ._place import Place, placed_apart, window_grids
 from ._plots import ScorePlots
 from ._runner import JobRunner, RunnerFields
 from ._shared import current_model_for
@@ -51,19 +51,34 @@ class _Scored:
     compare_name: str | None
     gt_name: str
     slice_axis_world: int | None
+    #: the ground truth's and prediction's medical geometries and names when the ground
+    #: truth covers a window of the prediction's grid (``_place.window_grids``)
+    grid: tuple | None = None
 
 
-def _evaluate_job(pred, gt, compare, config: EvaluateConfig):
+def _on_grid(gt, grid: tuple | None):
+    """The ground truth on the prediction's grid (worker): placed there when it covers a
+    window of it (:func:`~napari_seg.medical.place_on_grid`), else as it is."""
+    from ..medical import place_on_grid
+
+    return gt if grid is None else place_on_grid(np.asarray(gt), *grid)
+
+
+def _evaluate_job(pred, gt, compare, config: EvaluateConfig, grid: tuple | None = None):
     from ..metrics import evaluate
 
+    gt = _on_grid(gt, grid)
     first = evaluate(pred, gt, config)
     return first, (None if compare is None else evaluate(compare, gt, config))
 
 
-def _errors_job(predictions: list[tuple[str, object]], gt, config: EvaluateConfig):
+def _errors_job(
+    predictions: list[tuple[str, object]], gt, config: EvaluateConfig, grid: tuple | None = None
+):
     """Error maps of each ``(name, prediction)`` against ``gt``: ``[(name, map), ...]``."""
     from ..metrics import error_map, instance_error_map
 
+    gt = _on_grid(gt, grid)
     maps = []
     for name, pred in predictions:
         if config.mode == "instance":
@@ -249,25 +264,31 @@ class EvaluateWidget(RunnerFields, Dock):
         return (hidden[0] - offset, hidden[0]) if hidden else None
 
     def _check_layers(self):
+        """The chosen (prediction, ground truth, second prediction) and, when the ground
+        truth is a medical volume covering a window of the prediction's grid (a cropped
+        segmentation), the grids to place it with (the jobs do)."""
         pred, gt, compare = self._pred.value, self._gt.value, self._compare.value
         if pred is None or gt is None:
             raise ValueError("choose a prediction and a ground-truth Labels layer")
+        grids = window_grids(gt, pred)
+        grid = None if grids is None else (*grids, (gt.name, pred.name))
+        reference = pred if grid is not None else gt  # the grid scored on
         for layer in (pred, compare):
             if layer is None:
                 continue
             if layer is gt:
                 raise ValueError(f"{layer.name} is the ground truth itself")
-            if _data(layer).shape != _data(gt).shape:
+            if _data(layer).shape != _data(reference).shape:
                 raise ValueError(
-                    f"{layer.name} has shape {_data(layer).shape} but {gt.name} has "
-                    f"{_data(gt).shape}; evaluate layers of the same shape"
+                    f"{layer.name} has shape {_data(layer).shape} but {reference.name} has "
+                    f"{_data(reference).shape}; evaluate layers of the same shape"
                 )
             if not np.allclose(layer.scale, gt.scale):
                 raise ValueError(
                     f"{layer.name} has scale {format_spacing(layer.scale)} but {gt.name} "
                     f"has {format_spacing(gt.scale)}; the pixels would not correspond"
                 )
-        return pred, gt, compare
+        return pred, gt, compare, grid
 
     # -- actions ---------------------------------------------------------------------
     def run(self) -> None:
@@ -276,7 +297,7 @@ class EvaluateWidget(RunnerFields, Dock):
             show_warning("Evaluate is already running")
             return
         try:
-            pred, gt, compare = self._check_layers()
+            pred, gt, compare, grid = self._check_layers()
             config = self.config(pred, gt)
         except (ValueError, TypeError) as exc:
             show_error(f"Cannot evaluate: {exc}")
@@ -287,9 +308,10 @@ class EvaluateWidget(RunnerFields, Dock):
             None if compare is None else compare.name,
             gt.name,
             None if axis is None else axis[1],
+            grid,
         )
         for layer in (pred, compare):
-            note = None if layer is None else placed_apart(layer, gt, "compared")
+            note = None if layer is None or grid else placed_apart(layer, gt, "compared")
             if note:
                 show_warning(note)
         self.runner.start(
@@ -298,6 +320,7 @@ class EvaluateWidget(RunnerFields, Dock):
             _data(gt),
             None if compare is None else _data(compare),
             config,
+            grid,
             on_result=self._on_returned,
             on_finished=self._on_finished,
             status="evaluating...",
@@ -324,6 +347,7 @@ class EvaluateWidget(RunnerFields, Dock):
             predictions,
             gt,
             self.result.config,
+            info.grid,
             on_result=self._on_error_maps,
             on_finished=self._on_finished,
             status="computing the error map...",

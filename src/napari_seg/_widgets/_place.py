@@ -230,3 +230,37 @@ def placed_apart(layer, other, use: str, axes: Sequence[int] | None = None) -> s
         f"translate, rotation or affine): their pixels are {use} index by index, not "
         "where they are shown"
     )
+
+
+def window_grids(labels, layer) -> tuple | None:
+    """The medical volume geometries of ``labels`` and ``layer`` (the reader's, kept
+    under ``GEOMETRY_KEY``) when both are 3D volumes that record one and their shapes
+    differ: a job then places the labels on the layer's grid when they cover a window
+    of it (a cropped 3D Slicer segmentation, a DICOM SEG of some slices), or refuses
+    them (:func:`~napari_seg.medical.place_on_grid`); None for layers paired index by
+    index.
+
+    Parameters
+    ----------
+    labels, layer : napari layer
+
+    Returns
+    -------
+    tuple of VolumeGeometry, or None
+
+    Raises
+    ------
+    ValueError
+        For a recorded geometry that is not one.
+    """
+    from .._layers import GEOMETRY_KEY
+    from ..medical import VolumeGeometry
+    from ._layers import full_resolution
+
+    recorded = [getattr(x, "metadata", {}).get(GEOMETRY_KEY) for x in (labels, layer)]
+    shapes = [tuple(full_resolution(x).shape) for x in (labels, layer)]
+    if not all(isinstance(r, dict) for r in recorded) or shapes[0] == shapes[1]:
+        return None
+    if len(shapes[0]) != 3 or len(shapes[1]) != 3:
+        return None
+    return VolumeGeometry.from_metadata(recorded[0]), VolumeGeometry.from_metadata(recorded[1])

@@ -47,7 +47,7 @@ from ._layers import (
     viewer_position,
 )
 from ._live import LivePanel
-from ._place import placed_apart
+from ._place import placed_apart, window_grids
 from ._runner import JobRunner
 from ._shared import (
     current_model_for,
@@ -363,9 +363,14 @@ class TrainWidget(Dock):
                     max(2, len(names), max(self.classes.ids(), default=1) + 1)
                 )
                 config = config.with_(class_colors=colors)
-        for image, labels in pairs:
+        grids = [
+            None if (grid := window_grids(labels, image)) is None
+            else (*grid, (labels.name, image.name))
+            for image, labels in pairs
+        ]  # fmt: skip
+        for (image, labels), grid in zip(pairs, grids, strict=True):
             spatial = [a for a in range(image.ndim) if a != channel_axis]
-            note = placed_apart(image, labels, "paired", spatial)
+            note = None if grid else placed_apart(image, labels, "paired", spatial)
             if note:
                 show_warning(note)
         out = self._out.path  # checked by the run itself, so its error arrives as a notification
@@ -373,6 +378,7 @@ class TrainWidget(Dock):
         return TrainInputs(
             pairs=[(full_resolution(i), full_resolution(lab)) for i, lab in pairs],
             names=[f"{i.name} / {lab.name}" for i, lab in pairs],
+            grids=grids,
             config=config,
             model=model,
             out=out,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from ..training.config import TrainingConfig
 from ._shared import forward_events
@@ -22,17 +24,27 @@ class TrainInputs:
     overwrite: bool
     preview: PreviewView | None  # the part of the view predicted every few seconds
     preview_name: str
+    #: per pair, the labels' and image's medical geometries and names when the labels
+    #: cover a window of the image's grid (``_place.window_grids``): the worker places
+    #: them on it
+    grids: list = field(default_factory=list)
 
 
 def train_job(inputs: TrainInputs, *, stop, cancel):
     """Worker body: run training in the training process (``training.process``), forward
     its events; return the result, None when cancelled."""
+    from ..medical import place_on_grid
     from ..training.loop import iter_train
     from ..training.process import run_in_process
 
+    pairs = list(inputs.pairs)
+    for k, grid in enumerate(inputs.grids):
+        if grid is not None:  # a cropped segmentation: on its image's grid, 0 around it
+            image, labels = pairs[k]
+            pairs[k] = (image, place_on_grid(np.asarray(labels), *grid))
     events = run_in_process(
         iter_train,
-        inputs.pairs,
+        pairs,
         inputs.config,
         model=inputs.model,
         out=inputs.out,
