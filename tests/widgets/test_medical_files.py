@@ -345,7 +345,8 @@ def test_a_cropped_segmentation_is_scored_and_trained_on_its_images_grid(
     w.run()
     assert w._worker is not None, notes["error"]
     qtbot.waitUntil(lambda: w._worker is None, timeout=60_000)
-    assert notes["error"] == [] and notes["warning"] == []
+    assert notes["error"] == []
+    assert notes["warning"] == []
     scores = w.result.scores
     assert list(scores.labels) == np.unique(expected).tolist()
     np.testing.assert_allclose(scores.iou, 1.0)
