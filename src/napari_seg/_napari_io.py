@@ -91,11 +91,13 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
     import warnings
 
     from ._io import output_stem
-    from .medical import is_dicom_file, is_dicom_seg, read_dicom_series, read_volume
+    from .medical import is_dicom_file, is_dicom_seg, read_dicom_seg, read_dicom_series, read_volume
 
     path = path[0] if isinstance(path, list) else path
     name = output_stem(path)
-    if is_dicom_file(path) and not is_dicom_seg(path):
+    if is_dicom_file(path) and is_dicom_seg(path):  # a label map, its segments named
+        return _volume_layers(path, name, *read_dicom_seg(path))
+    if is_dicom_file(path):
         return _file_series_layers(path)
     if not Path(path).is_dir():
         return _volume_layers(path, name, *read_volume(path))
@@ -126,8 +128,9 @@ def _file_series_layers(path: str) -> list[LayerData]:
     return layers
 
 
-def _volume_layers(path: str, name: str, array, geometry) -> list[LayerData]:
-    """One volume's layers (a Labels layer for a label map; a channel each for 4D)."""
+def _volume_layers(path: str, name: str, array, geometry, segments=None) -> list[LayerData]:
+    """One volume's layers (a Labels layer for a label map; a channel each for 4D); a
+    segmentation read with its ``segments`` (a DICOM SEG) is a label map named by them."""
     from ._io import whole_numbers_as_ids
 
     kwargs: dict[str, Any] = {
@@ -138,10 +141,13 @@ def _volume_layers(path: str, name: str, array, geometry) -> list[LayerData]:
     }
     if _napari_has_layer_units():  # the scale bar and cursor read mm (or the file's unit)
         kwargs["units"] = (geometry.unit,) * 3
-    if array.ndim == 3 and _is_label_map(path, name):
+    if array.ndim == 3 and (segments is not None or _is_label_map(path, name)):
         ids = array if np.issubdtype(array.dtype, np.integer) else whole_numbers_as_ids(array)
         if ids is not None:  # floats of whole numbers too, as FSL writes segmentations
-            classes = _dataset_classes(path, name) or _segment_classes(path, name)
+            if segments is None:
+                classes = _dataset_classes(path, name) or _segment_classes(path)
+            else:
+                classes = _segment_classes(path, segments)
             metadata = {**kwargs["metadata"], **classes.pop("metadata", {})}
             return [(ids, {**kwargs, **classes, "metadata": metadata}, "labels")]
     if array.ndim == 4:
@@ -171,35 +177,36 @@ def _dataset_classes(path: str, name: str) -> dict[str, Any]:
     return {key: found[key] for key in ("colormap", "features", "metadata")}
 
 
-def _segment_classes(path: str, name: str) -> dict[str, Any]:
+def _segment_classes(path: str, segments=None) -> dict[str, Any]:
     """The class names and colours of a 3D Slicer segmentation (``.seg.nrrd``) or a
-    DICOM SEG: its segments' names and colours by label value, 0 the transparent
-    background; nothing for other files."""
+    DICOM SEG (its ``segments`` when read already): its segments' names and colours by
+    label value, 0 the transparent background; nothing for other files."""
     from ._layers import labels_layer_kwargs
     from .medical import label_segments, segment_class_names
     from .models.spec import default_class_colors
 
-    segments = label_segments(path)  # the header read once, for names and colours
+    if segments is None:
+        segments = label_segments(path)  # the header read once, for names and colours
     names = segment_class_names(segments)
     if names is None:
         return {}
     palette = default_class_colors(len(names), 0)
     stated = {i: color for i, (_, color) in segments.items() if color}
     colors = [stated.get(i, palette[i]) for i in range(len(names))]
-    found = labels_layer_kwargs(name, names, colors, 0)
+    found = labels_layer_kwargs(Path(path).name, names, colors, 0)
     return {key: found[key] for key in ("colormap", "features", "metadata")}
 
 
 def _is_label_map(path: str, name: str) -> bool:
     """Whether the volume at ``path`` is a label map by its name, its folder or (NIfTI)
     its header's intent."""
-    from .medical import SLICER_LABEL_TAILS, is_dicom_seg, is_nifti, nifti_is_label_map
+    from .medical import SLICER_LABEL_TAILS, is_nifti, nifti_is_label_map
 
     if name.lower().endswith((*LABEL_NAME_ENDINGS, *SLICER_LABEL_TAILS)):
         return True
     if Path(path).parent.name.lower() in LABEL_FOLDERS:
         return True
-    return (is_nifti(path) and nifti_is_label_map(path)) or is_dicom_seg(path)
+    return is_nifti(path) and nifti_is_label_map(path)
 
 
 def shear_matrix(shear: Any, ndim: int) -> np.ndarray:

@@ -439,7 +439,8 @@ def place_on_grid(
     if all(s.stop > s.start for s in source):
         placed[inside] = labels[source]
     if np.count_nonzero(placed) != np.count_nonzero(labels):  # labels outside the target
-        check_same_grid(geometry, target, names)  # raises: how the grids differ
+        check_same_grid(geometry, target, names)  # how the grids differ
+        raise ValueError(f"{names[0]} labels voxels outside the grid of {names[1]}")
     return placed
 
 
