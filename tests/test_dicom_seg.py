@@ -142,3 +142,18 @@ def test_a_broken_seg_file_is_named(study):
     (tmp_path / "cut.dcm").write_bytes(whole[: len(whole) - 300])
     with pytest.raises(ValueError, match=r"cut\.dcm"):
         read_volume(tmp_path / "cut.dcm")
+
+
+def test_without_highdicom_a_seg_names_the_extra(study, monkeypatch):
+    """highdicom comes with the medical extra; without it a SEG is refused with the
+    install line (its segments' names, read with pydicom, still are)."""
+    import sys
+
+    tmp_path, _ = study
+    monkeypatch.setitem(sys.modules, "highdicom", None)  # import highdicom fails
+    with pytest.raises(ValueError, match=r"highdicom: pip install 'napari-seg\[medical\]'"):
+        read_volume(tmp_path / "ct" / "seg.dcm")
+    assert [name for name, _ in label_segments(tmp_path / "ct" / "seg.dcm").values()] == [
+        "liver",
+        "Läsion",
+    ]
