@@ -120,6 +120,9 @@ def test_evaluate_train_and_predict_take_a_seg_beside_its_series(study, capsys):
 
 
 def test_napari_opens_a_seg_as_named_labels_where_its_series_lies(study):
+    """A SEG file opens as Labels named and coloured by its segments, where its slices
+    lie on its series; its study's folder opens it too, over the series (it was left
+    out with a warning)."""
     from napari_seg._napari_io import get_reader
 
     tmp_path, expected = study
@@ -129,7 +132,13 @@ def test_napari_opens_a_seg_as_named_labels_where_its_series_lies(study):
     np.testing.assert_array_equal(data, expected[2:4])
     assert kwargs["features"]["class"] == ["background", "liver", "Läsion"]
     np.testing.assert_allclose(kwargs["colormap"][2], (25 / 255, 200 / 255, 50 / 255, 1), atol=0.01)
-    [(_, ct_kwargs, _)] = get_reader(str(tmp_path / "ct"))(str(tmp_path / "ct"))
+    # the study's folder opens the CT and, over it, the SEG exported with it
+    ct, seg = get_reader(str(tmp_path / "ct"))(str(tmp_path / "ct"))
+    ct_kwargs = ct[1]
+    assert (ct[2], seg[2], seg[1]["name"]) == ("image", "labels", "ct seg")
+    np.testing.assert_array_equal(seg[0], data)
+    assert seg[1]["features"] == kwargs["features"]
+    np.testing.assert_allclose(seg[1]["translate"], kwargs["translate"])
     np.testing.assert_allclose(kwargs["scale"], ct_kwargs["scale"])
     shift = np.array(kwargs["translate"]) - ct_kwargs["translate"]
     np.testing.assert_allclose(shift, (2 * ct_kwargs["scale"][0], 0, 0))  # its slices 2, 3

@@ -712,9 +712,9 @@ def test_a_study_with_a_series_per_subfolder_reads_every_series(tmp_path, dicom_
     (study / "SE4").mkdir()  # the study's segmentation, exported with it
     _write_other_dicom(study / "SE4" / "seg.dcm", "1.2.840.10008.5.1.4.1.1.66.4", **FRAMES)
     assert holds_dicom(tmp_path / "cd")
-    series, skipped = read_dicom_series(tmp_path / "cd")
-    assert len(skipped) == 1
-    assert skipped[0].startswith("seg.dcm: a DICOM SEG segmentation")
+    series, skipped, segmentations = read_dicom_series(tmp_path / "cd")
+    assert skipped == []
+    assert segmentations == [study / "SE4" / "seg.dcm"]  # read as a label map apart
     assert [description for _uid, description, _a, _g in series] == ["T1", "T2"]
     (_, _, a1, g1), (_, _, a2, g2) = series
     np.testing.assert_array_equal(a1, t1 - 1024.0)
@@ -828,7 +828,7 @@ def test_series_without_a_description_are_named_by_number_or_folder(tmp_path, di
             if number is not None:
                 ds.SeriesNumber = number
             ds.save_as(path)
-    series, _ = read_dicom_series(tmp_path / "study")
+    series, _, _ = read_dicom_series(tmp_path / "study")
     assert sorted(description for _u, description, _a, _g in series) == ["SE9", "series 7"]
 
 

@@ -101,13 +101,18 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
         return _file_series_layers(path)
     if not Path(path).is_dir():
         return _volume_layers(path, name, *read_volume(path))
-    series, skipped = read_dicom_series(path)
-    for reason in skipped:
-        warnings.warn(f"napari-seg left out {reason}", UserWarning, stacklevel=2)
+    series, skipped, segmentations = read_dicom_series(path)
     layers = []
     for _uid, description, array, geometry in series:
         title = name if len(series) == 1 else f"{name} {description}"
         layers += _volume_layers(path, title, array, geometry)
+    for seg in segmentations:  # exported with the study: on its series, named
+        try:
+            layers += _volume_layers(str(seg), f"{name} {seg.stem}", *read_dicom_seg(seg))
+        except ValueError as exc:
+            skipped.append(f"{seg.name}: {exc}")
+    for reason in skipped:
+        warnings.warn(f"napari-seg left out {reason}", UserWarning, stacklevel=2)
     return layers
 
 

@@ -13,10 +13,12 @@ import numpy as np
 from ..limits import GIB, MAX_NIFTI_CHANNELS, MAX_VOLUME_BYTES, one_line
 from ._dicom_files import (
     _NOT_SLICES,
+    SEG_SOP_CLASSES,
     _dicom_header_kind,
     _dicom_headers,
     _read_dataset,
     _read_header,
+    few_files,
 )
 from ._geometry import VolumeGeometry
 
@@ -57,7 +59,7 @@ def read_dicom(
     """
     path = Path(path)
     folder = path.parent if path.is_file() else path
-    others: dict[str, list[str]] = {}
+    others: dict[str, list[Path]] = {}
     groups = _series_groups(folder, others=others)
     if path.is_file():
         series = _series_of_file(path, groups, others, series)
@@ -112,7 +114,7 @@ def _series_of_file(path: Path, groups: dict, others: dict, series: str | None) 
     """
     found = [uid for uid, items in groups.items() if any(p == path for p, _ds in items)]
     if not found:
-        what = next((kind for kind, names in others.items() if path.name in names), None)
+        what = next((kind for kind, paths in others.items() if path in paths), None)
         why = (
             _NOT_SLICES.get(what, f"a {what} image") if what
             else "not a DICOM file" if _dicom_header_kind(path) is None
@@ -142,7 +144,7 @@ def _by_number(item: tuple[str, list]) -> tuple:
     return int(getattr(items[0][1], "SeriesNumber", 0) or 0), _description(items), uid
 
 
-def read_dicom_series(folder: str | os.PathLike) -> tuple[list[tuple], list[str]]:
+def read_dicom_series(folder: str | os.PathLike) -> tuple[list[tuple], list[str], list[Path]]:
     """Every series of a DICOM folder and of its subfolders (a study, or a CD export
     with a DICOMDIR, down to ``limits.DICOM_SEARCH_DEPTH`` levels), each read as
     :func:`read_dicom` reads one. A series split over several folders is one series.
@@ -157,6 +159,9 @@ def read_dicom_series(folder: str | os.PathLike) -> tuple[list[tuple], list[str]
         The series that form a volume, by SeriesNumber (then description).
     skipped : list of str
         Why each other series was not read (one line each).
+    segmentations : list of Path
+        The DICOM SEG files among them (:func:`~napari_seg.medical.read_dicom_seg`
+        reads each), in file order.
 
     Raises
     ------
@@ -165,7 +170,7 @@ def read_dicom_series(folder: str | os.PathLike) -> tuple[list[tuple], list[str]
         one's reason), or whose series together would take more than
         ``limits.MAX_VOLUME_BYTES``.
     """
-    others: dict[str, list[str]] = {}
+    others: dict[str, list[Path]] = {}
     groups = _series_groups(Path(folder), below=True, others=others)
     total = sum(_claimed_bytes(items) for items in groups.values())
     if len(groups) > 1 and total > MAX_VOLUME_BYTES:
@@ -175,10 +180,11 @@ def read_dicom_series(folder: str | os.PathLike) -> tuple[list[tuple], list[str]
             "once; open the folder of one series"
         )
     read, failed = [], []
-    skipped = [  # a segmentation exported with the study: named, not shown
-        f"{', '.join(others[name][:3])}: {advice}"
+    segmentations = [p for kind in SEG_SOP_CLASSES for p in others.get(kind, [])]
+    skipped = [  # contours exported with the study: named, not shown
+        f"{few_files(others[name])}: {advice}"
         for name, advice in _NOT_SLICES.items()
-        if name in others
+        if name in others and name not in SEG_SOP_CLASSES
     ]
 
     for uid, items in sorted(groups.items(), key=_by_number):
@@ -191,7 +197,7 @@ def read_dicom_series(folder: str | os.PathLike) -> tuple[list[tuple], list[str]
     if not read and failed:
         reasons = "; ".join(line for _exc, line in failed)
         raise ValueError(f"none of the {len(failed)} DICOM series in {folder} reads: {reasons}")
-    return read, skipped + [line for _exc, line in failed]
+    return read, skipped + [line for _exc, line in failed], segmentations
 
 
 def _series_groups(folder: Path, *, below: bool = False, others=None) -> dict[str, list]:

@@ -192,7 +192,7 @@ def _read_dataset(path, kind: str, **kwargs):
 
 def _dicom_headers(folder: Path, *, below: bool = False, others=None) -> list:
     """The image slices' headers (path, dataset) of ``folder``'s files, and with
-    ``below`` of its subfolders' files too (:func:`_folders_below`); the names of
+    ``below`` of its subfolders' files too (:func:`_folders_below`); the paths of
     the other DICOM files go into ``others`` by what they are."""
     import_for_reading("pydicom", "reading DICOM", "pydicom", "medical")
     if not folder.is_dir():
@@ -231,17 +231,17 @@ def _dicom_headers(folder: Path, *, below: bool = False, others=None) -> list:
                 "again, or remove it if the series is whole without it)"
             )
         if (sop := _sop_name(ds)) in _NOT_SLICES:
-            others.setdefault(sop, []).append(path.name)
+            others.setdefault(sop, []).append(path)
         elif "LOCALIZER" in [str(v).upper() for v in ds.get("ImageType", [])]:
-            others.setdefault("localizer", []).append(path.name)  # a scout, beside the slices
+            others.setdefault("localizer", []).append(path)  # a scout, beside the slices
         elif "PerFrameFunctionalGroupsSequence" in ds and (found := frame_headers(path, ds)):
             headers += found  # an enhanced multi-frame image: its frames are slices
         elif frames > 1:
-            others.setdefault("multi-frame", []).append(path.name)
+            others.setdefault("multi-frame", []).append(path)
         elif "ImagePositionPatient" in ds and "PixelSpacing" in ds:
             headers.append((path, ds))
         elif _is_image(ds):  # an X-ray, ultrasound or camera image: no slice of a volume
-            others.setdefault("2D", []).append(path.name)
+            others.setdefault("2D", []).append(path)
     if not headers:
         raise ValueError(
             _why_no_slices(folder, others) + ("" if below else _subfolders_hint(folder))
@@ -249,12 +249,20 @@ def _dicom_headers(folder: Path, *, below: bool = False, others=None) -> list:
     return headers
 
 
+#: The SOP classes of DICOM segmentations, as pydicom names them (one that does not
+#: know the label-map class, added to DICOM in 2024, names it by its UID).
+SEG_SOP_CLASSES = (
+    "Segmentation Storage",
+    "Label Map Segmentation Storage",
+    "1.2.840.10008.5.1.4.1.1.66.7",
+)
+_SEG_ADVICE = (
+    "a DICOM SEG segmentation, no image series: give the SEG file itself, which "
+    "napari-seg reads as a label map"
+)
 #: DICOM objects that are not image slices, and what to do with them.
 _NOT_SLICES = {
-    "Segmentation Storage": (
-        "a DICOM SEG segmentation, no image series: give the SEG file itself, which "
-        "napari-seg reads as a label map"
-    ),
+    **dict.fromkeys(SEG_SOP_CLASSES, _SEG_ADVICE),
     "RT Structure Set Storage": (
         "an RT structure set (contours, not voxels): convert it to a label map on its "
         "image's grid first (dcmrtstruct2nii, or rt-utils)"
@@ -262,14 +270,19 @@ _NOT_SLICES = {
 }
 
 
-def _why_no_slices(folder: Path, others: dict[str, list[str]]) -> str:
+def few_files(paths: list[Path]) -> str:
+    """The names of the first three of ``paths``, for a message."""
+    return ", ".join(p.name for p in paths[:3])
+
+
+def _why_no_slices(folder: Path, others: dict[str, list[Path]]) -> str:
     """Why ``folder`` gave no image slice, from what its DICOM files are instead."""
     for name, advice in _NOT_SLICES.items():
         if name in others:
-            return f"{folder} holds {advice} ({', '.join(others[name][:3])})"
+            return f"{folder} holds {advice} ({few_files(others[name])})"
     if "multi-frame" in others:
         return (
-            f"{folder} holds multi-frame DICOM files ({', '.join(others['multi-frame'][:3])}) "
+            f"{folder} holds multi-frame DICOM files ({few_files(others['multi-frame'])}) "
             "that do not state each frame's position; napari-seg reads series of "
             "single-frame slices and enhanced multi-frame images: convert them to NIfTI "
             "first (dcm2niix)"
@@ -277,12 +290,12 @@ def _why_no_slices(folder: Path, others: dict[str, list[str]]) -> str:
     if "2D" in others:
         return (
             f"{folder} holds DICOM images without a slice position and spacing "
-            f"({', '.join(others['2D'][:3])}): 2D images (X-ray, ultrasound, camera), which "
+            f"({few_files(others['2D'])}): 2D images (X-ray, ultrasound, camera), which "
             "napari-seg does not read as DICOM; save them as PNG or TIFF (their "
             "pixel_array in pydicom) and segment those"
         )
     scouts = others.get("localizer", [])
-    only = f" (only localizers: {', '.join(scouts[:3])})" if scouts else ""
+    only = f" (only localizers: {few_files(scouts)})" if scouts else ""
     return f"{folder} holds no DICOM image slices (with a position and a spacing){only}"
 
 

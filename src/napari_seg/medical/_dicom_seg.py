@@ -19,10 +19,9 @@ import numpy as np
 
 from .._extras import import_for_reading
 from ..limits import GIB, MAX_CLASSES, MAX_NAME_LENGTH, MAX_VOLUME_BYTES, one_line
+from ._dicom_files import SEG_SOP_CLASSES, _dicom_header_kind, _read_header, _sop_name
 from ._geometry import FLIP_RAS_LPS, VolumeGeometry
 
-#: The SOP classes of DICOM segmentations, as pydicom names them.
-SEG_SOP_CLASSES = ("Segmentation Storage", "Label Map Segmentation Storage")
 #: highdicom's (slice, row, column) indices as a file's (column, row, slice) ones.
 _FILE_ORDER = np.array(
     [[0.0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]]
@@ -156,8 +155,6 @@ def is_dicom_seg(path: str | os.PathLike) -> bool:
     -------
     bool
     """
-    from ._dicom_files import _dicom_header_kind, _read_header, _sop_name
-
     path = Path(path)
     if not path.is_file() or (kind := _dicom_header_kind(path)) is None:
         return False
