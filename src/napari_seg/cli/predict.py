@@ -282,10 +282,16 @@ def _inputs(paths: list[Path]) -> list[Path]:
         )
     inputs = one_file_per_series(inputs)
     segs = [p for p in inputs if is_dicom_file(p) and is_dicom_seg(p)]
+    images = [p for p in inputs if p not in segs]
+    if segs and not images:
+        raise ValueError(
+            f"{few_names(segs)}: DICOM SEG segmentations, no images to segment; give the "
+            "image series (its folder, or one of its files)"
+        )
     if segs:  # a study's segmentation, named with its slices (ct/*.dcm)
         print(f"napari-seg predict: DICOM SEG files are labels, not inputs: {few_names(segs)}",
               file=sys.stderr)  # fmt: skip
-    return [p for p in inputs if p not in segs]
+    return images
 
 
 def _predict_one(model, path: Path, outputs: dict[str, Path], config, args) -> None:
