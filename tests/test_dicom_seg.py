@@ -170,3 +170,82 @@ def test_without_highdicom_a_seg_names_the_extra(study, monkeypatch):
         "liver",
         "Läsion",
     ]
+
+
+def test_predict_writes_a_dicom_seg_of_its_series(study, capsys):
+    """--output-format dicom-seg: the labels of a DICOM series as a SEG of it (a segment
+    per class but the background, named, coloured, each frame referencing its CT
+    slice), the same labels as the NIfTI output once placed on the CT's grid; the
+    series' files are left as they were; other inputs, and block-wise runs, refused."""
+    import highdicom as hd
+    import pydicom
+    import torch
+
+    from napari_seg.models import ModelSpec, create_model, save_model
+
+    tmp_path, _ = study
+    torch.manual_seed(0)
+    spec = ModelSpec("unet", encoder="classic", in_channels=1, num_classes=3,
+                     class_names=("background", "liver", "Läsion"),
+                     options={"depth": 2, "base_width": 4})  # fmt: skip
+    save_model(create_model(spec), tmp_path / "m.safetensors")
+    ct_files = {p: p.read_bytes() for p in (tmp_path / "ct").iterdir()}
+    base = ["predict", "--model", str(tmp_path / "m.safetensors"), "--quiet"]
+    assert main([*base, "--output", str(tmp_path / "nii"), str(tmp_path / "ct")]) == 0
+    argv = [*base, "--output", str(tmp_path / "seg"), "--output-format", "dicom-seg",
+            str(tmp_path / "ct")]  # fmt: skip
+    assert main(argv) == 0
+    assert [p.name for p in (tmp_path / "seg").iterdir()] == ["ct_labels.dcm"]
+    expected, grid = read_volume(tmp_path / "nii" / "ct_labels.nii.gz")
+    labels, geometry, segments = read_dicom_seg(tmp_path / "seg" / "ct_labels.dcm")
+    np.testing.assert_array_equal(place_on_grid(labels, geometry, grid, ("seg", "nii")), expected)
+    assert [(n, name) for n, (name, _) in segments.items()] == [(1, "liver"), (2, "Läsion")]
+    np.testing.assert_allclose(segments[1][1], (*spec.class_colors[1][:3], 1.0), atol=0.01)
+    seg = hd.seg.segread(tmp_path / "seg" / "ct_labels.dcm")  # highdicom: the oracle
+    assert seg.SegmentationType == "BINARY"
+    assert seg.Manufacturer == "napari-seg"
+    ct_uids = {str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID)
+               for p in ct_files if p.name.startswith("IM")}  # fmt: skip
+    referenced = {
+        str(item.ReferencedSOPInstanceUID)
+        for frame in seg.PerFrameFunctionalGroupsSequence
+        for item in frame.DerivationImageSequence[0].SourceImageSequence
+    }
+    assert referenced
+    assert referenced <= ct_uids
+    assert {p: p.read_bytes() for p in (tmp_path / "ct").iterdir()} == ct_files
+    nifti = [*base, "--output", str(tmp_path / "x"), "--output-format", "dicom-seg",
+             str(tmp_path / "nii" / "ct_labels.nii.gz")]  # fmt: skip
+    assert main(nifti) == 1
+    assert "dicom-seg writes a SEG of a DICOM series; these inputs are none" in (
+        capsys.readouterr().err
+    )
+    assert main([*argv[:-1], "--block", "64", str(tmp_path / "ct")]) == 1
+    assert "writes each SEG whole, not block by block" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_seg_is_written_only_for_labels_it_can_number(study):
+    """Segments numbered 1, 2, 3... on the series' own grid: other numbers, labels of
+    another shape, or ids no segment names are refused, and nothing is written."""
+    from napari_seg.medical import write_dicom_seg
+
+    tmp_path, expected = study
+    out = tmp_path / "o.dcm"
+    named = {1: ("liver", ()), 2: ("lesion", ())}
+    with pytest.raises(
+        ValueError, match=r"1, 2, 3\.\.\.; the classes to write have label values \[1, 3\]"
+    ):
+        write_dicom_seg(out, expected, tmp_path / "ct", {1: ("a", ()), 3: ("b", ())})
+    with pytest.raises(ValueError, match="not on the grid of ct"):
+        write_dicom_seg(out, expected[1:], tmp_path / "ct", named)
+    with pytest.raises(ValueError, match="ids above the last segment's, 1"):
+        write_dicom_seg(out, expected, tmp_path / "ct", {1: ("liver", ())})
+    assert not out.exists()
+    write_dicom_seg(out, expected, tmp_path / "ct", named)
+    with pytest.raises(FileExistsError):
+        write_dicom_seg(out, expected * 0, tmp_path / "ct", named)
+    labels, geometry, _ = read_dicom_seg(out)
+    np.testing.assert_array_equal(
+        place_on_grid(labels, geometry, read_volume(tmp_path / "ct")[1], ("o", "ct")), expected
+    )

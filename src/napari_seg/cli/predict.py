@@ -192,14 +192,13 @@ def run(args: argparse.Namespace) -> int:
         For a usage error; ``main`` prints it in one line.
     """
     from .._io import output_stem
-    from ..medical import label_path
+    from ..medical import OUTPUT_TAILS, check_seg_numbers, label_path
     from ..models import check_members, load_models, read_model_spec
     from ..refine import objects_job
 
     config = build_config(args)
     args.inputs = _inputs(args.inputs)
-    if args.cluster or args.cluster_config or args.block is not None or args.into_source:
-        args.output_format = "ome-zarr"
+    _settle_output_format(args)
     if args.output is None and not args.into_source:
         raise ValueError("give --output (a folder), or --into-source for OME-Zarr inputs")
     stems = [output_stem(p) for p in args.inputs]
@@ -231,10 +230,15 @@ def run(args: argparse.Namespace) -> int:
         {what: label_path(args.output, stem, path, what) for what in wanted}
         for stem, path in zip(stems, args.inputs, strict=True)
     ]
+    if args.output_format == "dicom-seg":  # the labels as a SEG; the others as ever
+        for stem, out in zip(stems, outputs, strict=True):
+            out["labels"] = args.output / f"{stem}{OUTPUT_TAILS['labels']}.dcm"
     check_outputs([p for out in outputs for p in out.values()], args.inputs, args.overwrite)
     model = load_models(args.model)
     if len(args.model) > 1:
         _say_ensemble(len(args.model))
+    if args.output_format == "dicom-seg":  # before any work: classes a SEG can number
+        check_seg_numbers(_segments(model.spec))
     if args.objects:  # before any work: a model without a background is refused
         objects_job(model.spec.class_names, background=model.spec.background)
     args.output.mkdir(parents=True, exist_ok=True)
@@ -245,6 +249,37 @@ def run(args: argparse.Namespace) -> int:
 
     items = list(zip(args.inputs, outputs, strict=True))
     return for_each_input("predict", items, work, lambda item: item[0])
+
+
+def _settle_output_format(args: argparse.Namespace) -> None:
+    """The block-wise options imply OME-Zarr (refused with a DICOM SEG, written whole);
+    a DICOM SEG needs DICOM series inputs (it references one): refused before any work."""
+    from .._datasets import few_names
+    from ..medical import is_dicom
+
+    blocks = args.cluster or args.cluster_config or args.block is not None or args.into_source
+    if blocks and args.output_format == "dicom-seg":
+        raise ValueError(
+            "--output-format dicom-seg writes each SEG whole, not block by block: leave out "
+            "--cluster, --cluster-config, --block and --into-source"
+        )
+    if blocks:
+        args.output_format = "ome-zarr"
+    if args.output_format != "dicom-seg":
+        return
+    others = [p for p in args.inputs if not is_dicom(p)]
+    if others:
+        raise ValueError(
+            f"--output-format dicom-seg writes a SEG of a DICOM series; these inputs are "
+            f"none: {few_names(others)}"
+        )
+
+
+def _segments(spec) -> dict:
+    """A model's classes as the segments of its labels (all but the background)."""
+    from ..medical import class_segments
+
+    return class_segments(spec.class_names, spec.class_colors, spec.background)
 
 
 def _say_ensemble(n: int) -> None:
@@ -333,7 +368,7 @@ def _predict_one(model, path: Path, outputs: dict[str, Path], config, args) -> N
         # The whole output is built in memory here; the block-wise path is not.
         raise MemoryError(f"{exc}; --output-format ome-zarr writes block by block") from exc
     keep = {"geometry": geometry, "overwrite": args.overwrite, **_labels_header(header, layout)}
-    _write_outputs(outputs, result, model.spec, layout, keep)
+    _write_outputs(outputs, result, model.spec, layout, keep, source=path)
 
 
 def _labels_header(header, layout) -> dict:
@@ -345,16 +380,24 @@ def _labels_header(header, layout) -> dict:
     return {"calibration": header.calibration, "axes": header.axes}
 
 
-def _write_outputs(outputs: dict[str, Path], result, spec, layout, keep: dict) -> None:
-    """Write the labels, and the probabilities and objects when asked, with ``keep``
-    (the source's geometry or calibration, and whether to overwrite)."""
+def _write_outputs(
+    outputs: dict[str, Path], result, spec, layout, keep: dict, source: Path
+) -> None:
+    """Write the labels (a DICOM SEG of ``source`` for a ``.dcm`` name), and the
+    probabilities and objects when asked, with ``keep`` (the source's geometry or
+    calibration, and whether to overwrite)."""
     from .._io import write_labels, write_probabilities
-    from ..medical import class_segments
+    from ..medical import write_dicom_seg
     from ..refine import number_objects
 
     metadata = {"classes": list(spec.class_names), "model": spec.architecture}
-    segments = class_segments(spec.class_names, spec.class_colors, spec.background)
-    write_labels(outputs["labels"], result.labels, metadata=metadata, segments=segments, **keep)
+    segments = _segments(spec)
+    if outputs["labels"].suffix == ".dcm":
+        write_dicom_seg(outputs["labels"], result.labels, source, segments,
+                        algorithm=spec.architecture, overwrite=keep["overwrite"])  # fmt: skip
+    else:
+        write_labels(outputs["labels"], result.labels, metadata=metadata, segments=segments,
+                     **keep)  # fmt: skip
     if result.probabilities is not None:
         write_probabilities(outputs["probabilities"], result.probabilities,
                             class_names=spec.class_names, **keep)  # fmt: skip

@@ -21,11 +21,13 @@ def add_scale_out_arguments(p: argparse.ArgumentParser) -> None:
     """
     p.add_argument(
         "--output-format",
-        choices=("auto", "ome-zarr"),
+        choices=("auto", "ome-zarr", "dicom-seg"),
         default="auto",
         help="auto: TIFF, or a medical input's own format (NIfTI, NRRD, MetaImage; NIfTI "
         "for DICOM); ome-zarr: NAME_labels.ome.zarr, an NGFF 0.4 label image with a "
-        "pyramid, class colours and names, written block by block",
+        "pyramid, class colours and names, written block by block; dicom-seg (DICOM "
+        "series inputs): NAME_labels.dcm, a DICOM SEG of the series, a segment per class "
+        "but the background, which PACS and viewers load over it",
     )
     p.add_argument(
         "--cluster",

@@ -53,7 +53,14 @@ import numpy as np
 
 from ._dicom import dicom_file_series, read_dicom, read_dicom_series
 from ._dicom_files import holds_dicom, is_dicom_file, is_dicom_folder
-from ._dicom_seg import SEG_SOP_CLASSES, dicom_seg_segments, is_dicom_seg, read_dicom_seg
+from ._dicom_seg import (
+    SEG_SOP_CLASSES,
+    check_seg_numbers,
+    dicom_seg_segments,
+    is_dicom_seg,
+    read_dicom_seg,
+    write_dicom_seg,
+)
 from ._geometry import (
     LPS,
     NIFTI_UNITS,
@@ -101,6 +108,7 @@ __all__ = [
     "VOLUME_WRITTEN",
     "VolumeGeometry",
     "check_same_grid",
+    "check_seg_numbers",
     "class_segments",
     "dicom_file_series",
     "dicom_seg_segments",
@@ -136,6 +144,7 @@ __all__ = [
     "segment_class_names",
     "volume_axes",
     "volume_channel_axis",
+    "write_dicom_seg",
     "write_metaimage",
     "write_nifti",
     "write_nrrd",

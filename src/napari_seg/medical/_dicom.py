@@ -57,7 +57,12 @@ def read_dicom(
         do not form one volume (different orientations or sizes, repeated or
         unevenly spaced positions).
     """
-    path = Path(path)
+    items, folder = _series_items(Path(path), series)
+    return _read_series(items, folder)
+
+
+def _series_items(path: Path, series: str | None) -> tuple[list, Path]:
+    """The (path, header) items of the series :func:`read_dicom` reads, and its folder."""
     folder = path.parent if path.is_file() else path
     others: dict[str, list[Path]] = {}
     groups = _series_groups(folder, others=others)
@@ -71,8 +76,40 @@ def read_dicom(
         )
     if series is not None and series not in groups:
         raise ValueError(f"{folder} has no series {series!r}; it has {_listing(groups)}")
-    items = groups[series] if series is not None else next(iter(groups.values()))
-    return _read_series(items, folder)
+    return (groups[series] if series is not None else next(iter(groups.values()))), folder
+
+
+def dicom_slice_files(path: str | os.PathLike) -> tuple[list[Path], VolumeGeometry]:
+    """The files of the DICOM series :func:`read_dicom` reads from ``path``, in the
+    order of the volume's slices (the ``k`` of its file order), and its geometry, from
+    their headers alone.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A series' folder, or one of its files.
+
+    Returns
+    -------
+    files : list of Path
+    geometry : VolumeGeometry
+
+    Raises
+    ------
+    ValueError
+        As :func:`read_dicom` does, and for a series of several volumes (echoes, time
+        points) or of an enhanced multi-frame file, whose slices are no files of their own.
+    """
+    items, folder = _series_items(Path(path), None)
+    if len(_volumes_of(items)) > 1 or len({p for p, _ds in items}) < len(items):
+        raise ValueError(
+            f"{folder}: the series is not one volume of single-frame slices (several "
+            "echoes or time points, or an enhanced multi-frame file)"
+        )
+    affine, order = _dicom_affine(items, folder)
+    first = items[0][1]
+    shape = (int(first.Columns), int(first.Rows), len(items))  # (column, row, slice)
+    return [items[k][0] for k in order], VolumeGeometry.from_affine(affine, shape, source="dicom")
 
 
 def dicom_file_series(path: str | os.PathLike) -> tuple[str, str]:

@@ -1,5 +1,6 @@
 """DICOM SEG segmentations (highdicom): read as one ``(z, y, x)`` label map of their
-segment numbers, on the grid their frames span, with the segments' names and colours.
+segment numbers, on the grid their frames span, with the segments' names and colours;
+labels computed from a DICOM series written as a SEG of that series.
 
 A SEG stores each segment's frames apart (a binary or fractional mask per segment and
 slice) and usually only the slices a segment touches, so its grid is a window of its
@@ -163,3 +164,150 @@ def is_dicom_seg(path: str | os.PathLike) -> bool:
     except Exception:  # not DICOM after all
         return False
     return _sop_name(ds) in SEG_SOP_CLASSES
+
+
+#: The series number of the SEG series napari-seg writes (viewers list a study's
+#: series by number; derived series conventionally take a high one).
+SEG_SERIES_NUMBER = 9000
+#: Type 2 attributes (present, possibly empty) that a SEG copies from its source
+#: images; an anonymised export may drop them: they are given empty on the copies
+#: read to write the SEG, never in the source files.
+_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate",
+           "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber")  # fmt: skip
+
+
+def write_dicom_seg(
+    path: str | os.PathLike,
+    labels: np.ndarray,
+    source: str | os.PathLike,
+    segments: dict[int, tuple[str, tuple[float, ...]]],
+    *,
+    algorithm: str = "napari-seg",
+    overwrite: bool = False,
+) -> None:
+    """Write ``labels`` (a ``(z, y, x)`` label map on the grid of the DICOM series at
+    ``source``, as :func:`~napari_seg.medical.read_dicom` reads it) as a binary DICOM SEG
+    of that series: a segment per entry of ``segments`` (numbered by label value, which
+    must run 1, 2, 3...; 0 is no segment), frames only where a segment is, each
+    referencing its source slice, as PACS and viewers (OHIF, 3D Slicer) load a SEG over
+    its series. Written atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Ends in ``.dcm``.
+    labels : ndarray
+    source : str or os.PathLike
+        The series' folder, or one of its files.
+    segments : dict
+        ``{label value: (name, (r, g, b, a) or ())}``
+        (:func:`~napari_seg.medical.class_segments`).
+    algorithm : str
+        The segmenting algorithm's name (the model's architecture), recorded in each
+        segment.
+    overwrite : bool
+
+    Raises
+    ------
+    ValueError
+        For labels not on the series' grid, segment numbers that do not run 1, 2, 3...,
+        a source that is no series of single-frame slices, or a series highdicom cannot
+        reference (its message).
+    """
+    import pydicom
+
+    from .. import __version__
+    from .._atomic import atomic_write
+    from ._dicom import dicom_slice_files
+
+    hd = _highdicom()
+    numbers = check_seg_numbers(segments)
+    files, geometry = dicom_slice_files(source)
+    sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    frame = pydicom.uid.generate_uid()  # for a series that states none (shared by the SEG)
+    for ds in sources:
+        for keyword in _COPIED:
+            if keyword not in ds:
+                setattr(ds, keyword, "")
+        if "FrameOfReferenceUID" not in ds:
+            ds.FrameOfReferenceUID = frame
+    if tuple(labels.shape) != geometry.array_shape:
+        raise ValueError(
+            f"labels of shape {labels.shape} are not on the grid of {Path(source).name} "
+            f"{geometry.array_shape}"
+        )
+    pixels = np.ascontiguousarray(geometry.to_file(labels).transpose(2, 1, 0))  # slice, row, col
+    if pixels.max(initial=0) > numbers[-1]:
+        raise ValueError(f"the labels hold ids above the last segment's, {numbers[-1]}")
+    described = [_description(hd, n, *segments[n], algorithm, __version__) for n in numbers]
+    try:
+        seg = hd.seg.Segmentation(
+            source_images=sources,
+            pixel_array=pixels.astype(np.uint8 if numbers[-1] < 256 else np.uint16),
+            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=described,
+            series_instance_uid=hd.UID(),
+            series_number=SEG_SERIES_NUMBER,
+            sop_instance_uid=hd.UID(),
+            instance_number=1,
+            manufacturer="napari-seg",
+            manufacturer_model_name=algorithm[:64],
+            software_versions=str(__version__),
+            device_serial_number="0",
+            series_description=f"{algorithm} segmentation"[:64],
+        )
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(
+            f"cannot write a DICOM SEG of {Path(source).name}: {one_line(exc, 300)}"
+        ) from None
+    with atomic_write(path, overwrite=overwrite) as handle:
+        seg.save_as(handle, enforce_file_format=True)
+
+
+def check_seg_numbers(segments: dict) -> list[int]:
+    """The label values of ``segments`` (:func:`write_dicom_seg`'s), refused unless they
+    run 1, 2, 3... as a DICOM SEG numbers its segments.
+
+    Parameters
+    ----------
+    segments : dict
+
+    Returns
+    -------
+    list of int
+
+    Raises
+    ------
+    ValueError
+        Naming the values.
+    """
+    numbers = sorted(segments)
+    if not numbers or numbers != list(range(1, len(numbers) + 1)):
+        raise ValueError(
+            f"a DICOM SEG numbers its segments 1, 2, 3...; the classes to write have label "
+            f"values {numbers} (a model whose background is not class 0, or with one class)"
+        )
+    return numbers
+
+
+def _description(hd, number: int, name: str, color: tuple, algorithm: str, version: str):
+    """A segment's description: its label, a generic "tissue" property (napari-seg's
+    classes carry no coded meaning), the algorithm and its colour."""
+    from pydicom.sr.codedict import codes
+
+    rgb = None
+    if len(color) >= 3:
+        rgb = hd.color.CIELabColor.from_rgb(*(round(float(c) * 255) for c in color[:3]))
+    return hd.seg.SegmentDescription(
+        segment_number=number,
+        segment_label=" ".join(str(name).split())[:64] or f"segment {number}",
+        segmented_property_category=codes.SCT.Tissue,
+        segmented_property_type=codes.SCT.Tissue,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        algorithm_identification=hd.AlgorithmIdentificationSequence(
+            name=algorithm[:64],
+            version=str(version)[:64],
+            family=codes.cid7162.ArtificialIntelligence,
+        ),
+        display_color=rgb,
+    )
