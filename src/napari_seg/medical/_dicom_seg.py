@@ -223,14 +223,6 @@ def write_dicom_seg(
     hd = _highdicom()
     numbers = check_seg_numbers(segments)
     files, geometry = dicom_slice_files(source)
-    sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
-    frame = pydicom.uid.generate_uid()  # for a series that states none (shared by the SEG)
-    for ds in sources:
-        for keyword in _COPIED:
-            if keyword not in ds:
-                setattr(ds, keyword, "")
-        if "FrameOfReferenceUID" not in ds:
-            ds.FrameOfReferenceUID = frame
     if tuple(labels.shape) != geometry.array_shape:
         raise ValueError(
             f"labels of shape {labels.shape} are not on the grid of {Path(source).name} "
@@ -239,6 +231,14 @@ def write_dicom_seg(
     pixels = np.ascontiguousarray(geometry.to_file(labels).transpose(2, 1, 0))  # slice, row, col
     if pixels.max(initial=0) > numbers[-1]:
         raise ValueError(f"the labels hold ids above the last segment's, {numbers[-1]}")
+    sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    frame = pydicom.uid.generate_uid()  # for a series that states none (shared by the SEG)
+    for ds in sources:
+        for keyword in _COPIED:
+            if keyword not in ds:
+                setattr(ds, keyword, "")
+        if "FrameOfReferenceUID" not in ds:
+            ds.FrameOfReferenceUID = frame
     described = [_description(hd, n, *segments[n], algorithm, __version__) for n in numbers]
     try:
         seg = hd.seg.Segmentation(
