@@ -249,3 +249,35 @@ def test_a_seg_is_written_only_for_labels_it_can_number(study):
     np.testing.assert_array_equal(
         place_on_grid(labels, geometry, read_volume(tmp_path / "ct")[1], ("o", "ct")), expected
     )
+
+
+def test_a_labels_layer_of_a_dicom_series_saves_as_a_seg_of_it(study):
+    """File > Save Layers with a .dcm name (napari-seg's writer): labels segmented from a
+    DICOM series (its geometry records one of its files) become a SEG of that series,
+    named by the layer's classes, or "segment N" for a layer naming none; a layer of
+    another source is refused with what to do instead."""
+    from napari_seg._layers import GEOMETRY_KEY
+    from napari_seg._napari_io import read_layers, write_dicom_seg_labels
+
+    tmp_path, expected = study
+    [(_, ct, _), _seg] = read_layers(str(tmp_path / "ct"))
+    recorded = ct["metadata"][GEOMETRY_KEY]
+    assert recorded["series_file"].startswith(str(tmp_path / "ct"))
+    meta = {"metadata": {GEOMETRY_KEY: recorded},
+            "features": {"index": [0, 1, 2], "class": ["background", "liver", "cyst"]}}  # fmt: skip
+    [written] = write_dicom_seg_labels(str(tmp_path / "mine"), expected, meta)
+    assert written.endswith("mine.dcm")
+    labels, geometry, segments = read_dicom_seg(written)
+    _, grid = read_volume(tmp_path / "ct")
+    np.testing.assert_array_equal(place_on_grid(labels, geometry, grid, ("mine", "ct")), expected)
+    assert [name for name, _ in segments.values()] == ["liver", "cyst"]
+    [written] = write_dicom_seg_labels(str(tmp_path / "plain.dcm"), expected,
+                                       {"metadata": {GEOMETRY_KEY: recorded}})  # fmt: skip
+    assert [name for name, _ in read_dicom_seg(written)[2].values()] == ["segment 1", "segment 2"]
+    nifti = {**recorded}
+    del nifti["series_file"]
+    with pytest.raises(ValueError, match="records none"):
+        write_dicom_seg_labels(
+            str(tmp_path / "no.dcm"), expected, {"metadata": {GEOMETRY_KEY: nifti}}
+        )
+    assert not (tmp_path / "no.dcm").exists()

@@ -423,6 +423,51 @@ def write_volume_labels(path: str, data: Any, meta: dict[str, Any], suffix: str)
     return [os.fspath(path)]
 
 
+def write_dicom_seg_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
+    """Write a 3D Labels layer segmented from a DICOM series as a DICOM SEG of that
+    series (npe2 single-layer writer; ``.dcm`` added to a name without it): its classes
+    (:func:`layer_segments`; ids 1 to the largest as "segment N" for a layer naming
+    none) as segments, each frame referencing its slice (``medical.write_dicom_seg``).
+
+    Parameters
+    ----------
+    path : str
+    data : array_like
+        The layer's data, ``(z, y, x)`` on the series' grid.
+    meta : dict
+        The layer's attributes (``metadata`` with the series' geometry, ``features``,
+        ``colormap``).
+
+    Returns
+    -------
+    list of str
+        The path written.
+
+    Raises
+    ------
+    ValueError
+        For a layer not segmented from a DICOM series, or not on its grid.
+    """
+    from .medical import VolumeGeometry, write_dicom_seg
+
+    if not path.lower().endswith(".dcm"):
+        path = f"{path}.dcm"
+    recorded = (meta.get("metadata") or {}).get(GEOMETRY_KEY)
+    geometry = None if recorded is None else VolumeGeometry.from_metadata(recorded)
+    if geometry is None or geometry.series_file is None:
+        raise ValueError(
+            "a DICOM SEG references the DICOM series its labels were segmented from; this "
+            "layer records none (save it as NIfTI instead)"
+        )
+    array = np.asarray(data)
+    segments = layer_segments(meta) or {
+        i: (f"segment {i}", ()) for i in range(1, int(array.max(initial=0)) + 1)
+    }
+    # File > Save Layers replaces a file the user chose in napari's own dialog.
+    write_dicom_seg(path, array, geometry.series_file, segments, overwrite=True)
+    return [os.fspath(path)]
+
+
 def layer_segments(meta: dict[str, Any]) -> dict[int, tuple[str, tuple[float, ...]]]:
     """The classes a Labels layer names (its features' "class" column) with the colours
     its colormap gives them, less its background, as a label map's segments

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -292,6 +293,7 @@ def _read_series(items: list, folder) -> tuple[np.ndarray, VolumeGeometry]:
     assert data is not None  # a series has a slice
     assert affine is not None
     geometry = VolumeGeometry.from_affine(affine, data.shape[:3], source="dicom")
+    geometry = replace(geometry, series_file=os.path.abspath(items[0][0]))  # a SEG refers to it
     return geometry.to_array(data), geometry
 
 

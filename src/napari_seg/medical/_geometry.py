@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,10 @@ class VolumeGeometry:
         The NIfTI ``qform_code`` and ``sform_code`` of the source (what world the
         affine maps to: 1 scanner, 2 aligned to another image, 3 Talairach, 4 MNI;
         0 unset), written back with the labels; ``(1, 1)`` for DICOM.
+    series_file : str or None
+        One file of the DICOM series the volume was read from (it names its series),
+        which a DICOM SEG of labels computed from it references; None for other
+        sources.
     """
 
     affine: np.ndarray
@@ -68,6 +72,7 @@ class VolumeGeometry:
     source: str = "nifti"
     unit: str = "millimeter"
     form_codes: tuple[int, int] = (1, 1)
+    series_file: str | None = None
 
     @classmethod
     def from_affine(
@@ -269,6 +274,7 @@ class VolumeGeometry:
             "unit": self.unit,
             "form_codes": list(self.form_codes),
             "axes": "zyx (LPS)",
+            **({} if self.series_file is None else {"series_file": self.series_file}),
         }
 
     @classmethod
@@ -295,13 +301,15 @@ class VolumeGeometry:
             raise ValueError(f"not a volume geometry ({type(exc).__name__}: {exc})") from None
         if len(shape) != 3:
             raise ValueError(f"a volume geometry has 3 sizes, got {shape}")
-        return cls.from_affine(
+        geometry = cls.from_affine(
             affine,
             shape,
             source=str(data.get("source", "nifti")),
             unit=recorded_unit(data),
             form_codes=data.get("form_codes", (1, 1)),
         )
+        series_file = data.get("series_file")
+        return replace(geometry, series_file=series_file if isinstance(series_file, str) else None)
 
 
 def check_same_grid(
