@@ -375,3 +375,34 @@ def test_a_cropped_segmentation_is_scored_and_trained_on_its_images_grid(
     assert notes["error"] == []
     trained = t.current.model.card["provenance"]["training"]
     assert trained["metrics"]["steps"] > 0
+
+
+def test_segment_a_dicom_series_and_save_a_dicom_seg(make_napari_viewer_proxy, qtbot, tmp_path,
+                                                     dicom_series):  # fmt: skip
+    """Open a DICOM series, segment it with the Segment dock, File > Save Layers as
+    ``.dcm``: a DICOM SEG of the series that reads back as the layer, placed on the
+    series' grid (the writer's menu entry is napari-seg's "DICOM SEG labels")."""
+    from napari_seg.medical import place_on_grid, read_dicom_seg, read_volume
+
+    ct, _ = cells_3d((5, 40, 48), seed=2)
+    dicom_series(tmp_path / "ct", (ct * 10).astype(np.int16))
+    viewer = make_napari_viewer_proxy()
+    [layer] = viewer.open(tmp_path / "ct", plugin="napari-seg")
+    w = segment_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Segment")
+    torch.manual_seed(0)
+    spec = ModelSpec("unet", encoder="classic", in_channels=1, num_classes=3,
+                     options={"depth": 2, "base_width": 4})  # fmt: skip
+    w.current.set(create_model(spec).eval(), path=None, dirty=True)
+    w._precision.value = "fp32"
+    w.reset_choices()
+    w._image.value = layer
+    w._scope.value = "stack"
+    w.run()
+    qtbot.waitUntil(lambda: w._worker is None, timeout=120_000)
+    labels = next(x for x in viewer.layers if isinstance(x, napari.layers.Labels))
+    [written] = labels.save(str(tmp_path / "ct_labels.dcm"), plugin="napari-seg")
+    data, geometry, segments = read_dicom_seg(written)
+    grid = read_volume(tmp_path / "ct")[1]
+    np.testing.assert_array_equal(place_on_grid(data, geometry, grid, ("seg", "ct")), labels.data)
+    assert [name for name, _ in segments.values()] == list(spec.class_names[1:])
