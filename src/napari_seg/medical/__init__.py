@@ -65,14 +65,13 @@ from ._geometry import (
     LPS,
     NIFTI_UNITS,
     VolumeGeometry,
-    check_same_grid,
     layout_defaults,
     nifti_placement_unit,
-    place_on_grid,
     recorded_unit,
     volume_axes,
     volume_channel_axis,
 )
+from ._grids import check_same_grid, place_on_grid
 from ._metaimage import METAIMAGE_SUFFIXES, is_metaimage, read_metaimage, write_metaimage
 from ._nifti import (
     NIFTI1_MAX_SIZE,

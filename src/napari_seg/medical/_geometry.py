@@ -312,51 +312,6 @@ class VolumeGeometry:
         return replace(geometry, series_file=series_file if isinstance(series_file, str) else None)
 
 
-def check_same_grid(
-    a: VolumeGeometry | None, b: VolumeGeometry | None, names: tuple[str, str]
-) -> None:
-    """Refuse two volumes whose voxels lie on different grids in the world.
-
-    Files paired voxel by voxel (a prediction and its ground truth, an image and its
-    labels) must share a grid: same shape, voxel size, origin and axis directions,
-    within 1% of a voxel (headers round to float32) and 0.001 in direction cosines.
-    Each file is read in its own orientation, so a pair on different grids gave
-    numbers that held neither voxel by voxel nor in the world. A file without a
-    medical geometry (None: a TIFF, say) is not compared.
-
-    Parameters
-    ----------
-    a, b : VolumeGeometry or None
-    names : tuple of str
-        The two files' names, for the message.
-
-    Raises
-    ------
-    ValueError
-        Naming the files and how their grids differ.
-    """
-    if a is None or b is None:
-        return
-    differences = []
-    if a.array_shape != b.array_shape:
-        differences.append(f"shape {a.array_shape} against {b.array_shape}")
-    elif a.unit != b.unit:
-        differences.append(f"unit {a.unit} against {b.unit}")
-    else:
-        tolerance = 0.01 * min(*a.spacing, *b.spacing)
-        if not np.allclose(a.spacing, b.spacing, rtol=0, atol=tolerance):
-            differences.append(f"voxel size {_rounded(a.spacing)} against {_rounded(b.spacing)}")
-        if not np.allclose(a.origin, b.origin, rtol=0, atol=tolerance):
-            differences.append(f"origin {_rounded(a.origin)} against {_rounded(b.origin)}")
-        if not np.allclose(_directions(a), _directions(b), rtol=0, atol=1e-3):
-            differences.append("the directions of their axes")
-    if differences:
-        raise ValueError(
-            f"{names[0]} and {names[1]} lie on different voxel grids "
-            f"({'; '.join(differences)}): resample one onto the other's grid first"
-        )
-
-
 def fit_array(array: np.ndarray, geometry: VolumeGeometry) -> np.ndarray:
     """A ``([c,] z, y, x)`` array to write with ``geometry``, in the file's voxel order
     (``(i, j, k[, c])``), its values as medical tools read them: ids (and booleans)
@@ -399,76 +354,6 @@ def fit_array(array: np.ndarray, geometry: VolumeGeometry) -> np.ndarray:
         f"label ids from {low} to {high} do not fit the 32-bit integers medical files "
         "hold; relabel them (e.g. skimage.segmentation.relabel_sequential)"
     )
-
-
-def place_on_grid(
-    labels: np.ndarray, geometry: VolumeGeometry, target: VolumeGeometry, names: tuple[str, str]
-) -> np.ndarray:
-    """``labels`` (a ``(z, y, x)`` array on ``geometry``'s grid) on ``target``'s grid:
-    as they are on the same grid; on a window of it (the same voxel size, unit and
-    axis directions, the origin a whole number of voxels away: a 3D Slicer
-    segmentation cropped to its segments, a DICOM SEG of the slices it segments)
-    padded with 0, which is what a segmentation says outside its extent. Refused as
-    :func:`check_same_grid` refuses otherwise, and when labelled voxels would lie
-    outside ``target``'s grid.
-
-    Parameters
-    ----------
-    labels : ndarray
-    geometry, target : VolumeGeometry
-    names : tuple of str
-        The labels' file and the target's, for a message.
-
-    Returns
-    -------
-    ndarray
-        ``target.array_shape``, ``labels``' type.
-
-    Raises
-    ------
-    ValueError
-        Naming the files and how their grids differ.
-    """
-    into = np.linalg.inv(_array_affine(target)) @ _array_affine(geometry)  # (x, y, z) indices
-    shift = np.round(into[:3, 3])
-    window = (
-        geometry.unit == target.unit
-        and np.allclose(into[:3, :3], np.eye(3), rtol=0, atol=1e-3)
-        and np.allclose(into[:3, 3], shift, rtol=0, atol=0.01)
-    )
-    if not window or (not shift.any() and geometry.array_shape == target.array_shape):
-        check_same_grid(geometry, target, names)  # the same grid, or why not
-        return labels
-    start = [int(v) for v in shift[::-1]]  # (z, y, x)
-    source = tuple(slice(max(0, -a), min(n, m - a)) for a, n, m in
-                   zip(start, labels.shape, target.array_shape, strict=True))  # fmt: skip
-    inside = tuple(slice(s.start + a, s.stop + a) for s, a in zip(source, start, strict=True))
-    placed = np.zeros(target.array_shape, labels.dtype)
-    if all(s.stop > s.start for s in source):
-        placed[inside] = labels[source]
-    if np.count_nonzero(placed) != np.count_nonzero(labels):  # labels outside the target
-        check_same_grid(geometry, target, names)  # how the grids differ
-        raise ValueError(f"{names[0]} labels voxels outside the grid of {names[1]}")
-    return placed
-
-
-def _array_affine(geometry: VolumeGeometry) -> np.ndarray:
-    """The voxel-to-world (RAS) affine of the ``(x, y, z)`` indices of
-    :meth:`VolumeGeometry.to_array`'s arrays (reversed)."""
-    from nibabel import orientations as no
-
-    return geometry.affine @ no.inv_ornt_aff(geometry.transform, geometry.source_shape)
-
-
-def _directions(geometry: VolumeGeometry) -> np.ndarray:
-    """The world (RAS) directions of the ``(x, y, z)`` axes of :meth:`VolumeGeometry.to_array`'s
-    arrays, as unit vectors (columns)."""
-    axes = _array_affine(geometry)[:3, :3]
-    return axes / np.sqrt((axes**2).sum(axis=0))
-
-
-def _rounded(values) -> tuple[float, ...]:
-    return tuple(round(float(v), 4) + 0.0 for v in values)  # + 0.0: no -0.0
 
 
 def recorded_unit(data: dict) -> Any:
