@@ -95,7 +95,7 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
 
     path = path[0] if isinstance(path, list) else path
     name = output_stem(path)
-    if is_dicom_file(path) and is_dicom_seg(path):  # a label map, its segments named
+    if is_dicom_seg(path):  # a label map, its segments named
         return _volume_layers(path, name, *read_dicom_seg(path))
     if is_dicom_file(path):
         return _file_series_layers(path)

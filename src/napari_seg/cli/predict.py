@@ -297,7 +297,7 @@ def _inputs(paths: list[Path]) -> list[Path]:
     from .._dataset_json import later_channel_files
     from .._datasets import few_names, outputs_beside_images
     from .._io import expand_inputs, one_file_per_series
-    from ..medical import is_dicom_file, is_dicom_seg
+    from ..medical import is_dicom_seg
 
     inputs: list[Path] = []
     beside: list[Path] = []
@@ -316,7 +316,7 @@ def _inputs(paths: list[Path]) -> list[Path]:
             file=sys.stderr,
         )
     inputs = one_file_per_series(inputs)
-    segs = [p for p in inputs if is_dicom_file(p) and is_dicom_seg(p)]
+    segs = [p for p in inputs if is_dicom_seg(p)]
     images = [p for p in inputs if p not in segs]
     if segs and not images:
         raise ValueError(

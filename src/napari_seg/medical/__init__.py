@@ -346,7 +346,7 @@ def read_volume(
         return read_nrrd(path)
     if is_metaimage(path):
         return read_metaimage(path)
-    if is_dicom_file(path) and is_dicom_seg(path):  # a segmentation, not a series' slice
+    if is_dicom_seg(path):  # a segmentation, not a series' slice
         labels, geometry, _segments = read_dicom_seg(path)
         return labels, geometry
     if is_dicom(path):

@@ -20,7 +20,13 @@ import numpy as np
 
 from .._extras import import_for_reading
 from ..limits import GIB, MAX_CLASSES, MAX_NAME_LENGTH, MAX_VOLUME_BYTES, one_line
-from ._dicom_files import SEG_SOP_CLASSES, _dicom_header_kind, _read_header, _sop_name
+from ._dicom_files import (
+    SEG_SOP_CLASSES,
+    _dicom_header_kind,
+    _read_header,
+    _sop_name,
+    is_dicom_file,
+)
 from ._geometry import FLIP_RAS_LPS, VolumeGeometry
 
 #: highdicom's (slice, row, column) indices as a file's (column, row, slice) ones.
@@ -107,15 +113,8 @@ def dicom_seg_segments(path: str | os.PathLike) -> dict[int, tuple[str, tuple[fl
     dict
         ``{segment number: (label, (r, g, b, a) or ())}``.
     """
-    if not is_dicom_seg(path):
-        return {}
-    import pydicom
-
-    try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-    except Exception:  # a broken file: its reader says why
-        return {}
-    return _segments(ds)
+    ds = _seg_header(path)
+    return {} if ds is None else _segments(ds)
 
 
 def _segments(ds: Any) -> dict[int, tuple[str, tuple[float, ...]]]:
@@ -146,7 +145,7 @@ def _color(item: Any) -> tuple[float, ...]:
 
 
 def is_dicom_seg(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a DICOM SEG file (by its SOP class).
+    """Whether ``path`` is a DICOM SEG file (a DICOM file, by its SOP class).
 
     Parameters
     ----------
@@ -156,14 +155,22 @@ def is_dicom_seg(path: str | os.PathLike) -> bool:
     -------
     bool
     """
+    return _seg_header(path) is not None
+
+
+def _seg_header(path: str | os.PathLike) -> Any:
+    """The header (up to the pixel data) of a DICOM SEG file; None for any other file
+    (:func:`~napari_seg.medical.is_dicom_file` first: a file of another format's name,
+    or without DICOM's first bytes, is not opened as DICOM) or a header that cannot
+    be read."""
     path = Path(path)
-    if not path.is_file() or (kind := _dicom_header_kind(path)) is None:
-        return False
+    if not is_dicom_file(path) or (kind := _dicom_header_kind(path)) is None:
+        return None
     try:
         ds, _ended = _read_header(path, kind)
     except Exception:  # not DICOM after all
-        return False
-    return _sop_name(ds) in SEG_SOP_CLASSES
+        return None
+    return ds if _sop_name(ds) in SEG_SOP_CLASSES else None
 
 
 #: The series number of the SEG series napari-seg writes (viewers list a study's
