@@ -17,6 +17,25 @@ from napari_seg.models import ModelSpec, create_model  # noqa: E402
 from napari_seg.sample_data import cells_3d  # noqa: E402
 
 AFFINE = np.array([[0.9, 0, 0, -40], [0, 0.8, 0, -30], [0, 0, 3.0, -12], [0, 0, 0, 1.0]])
+#: A small random 2D U-Net (1 channel, 3 classes) for the Segment dock.
+TINY_UNET = ModelSpec("unet", encoder="classic", in_channels=1, num_classes=3,
+                      options={"depth": 2, "base_width": 4})  # fmt: skip
+
+
+def _segment_stack(viewer, qtbot, layer):
+    """Segment ``layer``'s whole stack with :data:`TINY_UNET` in the Segment dock; the
+    Labels layer it adds."""
+    w = segment_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Segment")
+    torch.manual_seed(0)
+    w.current.set(create_model(TINY_UNET).eval(), path=None, dirty=True)
+    w._precision.value = "fp32"
+    w.reset_choices()
+    w._image.value = layer
+    w._scope.value = "stack"
+    w.run()
+    qtbot.waitUntil(lambda: w._worker is None, timeout=120_000)
+    return next(x for x in viewer.layers if isinstance(x, napari.layers.Labels))
 
 
 def test_open_segment_and_save_nifti(make_napari_viewer_proxy, qtbot, tmp_path):
@@ -36,24 +55,7 @@ def test_open_segment_and_save_nifti(make_napari_viewer_proxy, qtbot, tmp_path):
     if units:  # the scale bar and the cursor's position read millimetres
         assert [str(u) for u in layer.units] == ["millimeter"] * 3
 
-    w = segment_widget(viewer)
-    viewer.window.add_dock_widget(w, name="Segment")
-    torch.manual_seed(0)
-    spec = ModelSpec(
-        "unet",
-        encoder="classic",
-        in_channels=1,
-        num_classes=3,
-        options={"depth": 2, "base_width": 4},
-    )
-    w.current.set(create_model(spec).eval(), path=None, dirty=True)
-    w._precision.value = "fp32"
-    w.reset_choices()
-    w._image.value = layer
-    w._scope.value = "stack"
-    w.run()
-    qtbot.waitUntil(lambda: w._worker is None, timeout=120_000)
-    labels = next(x for x in viewer.layers if isinstance(x, napari.layers.Labels))
+    labels = _segment_stack(viewer, qtbot, layer)
     np.testing.assert_allclose(labels.scale, layer.scale)
     assert labels.metadata[GEOMETRY_KEY] == layer.metadata[GEOMETRY_KEY]
     if units:
@@ -359,9 +361,7 @@ def test_a_cropped_segmentation_is_scored_and_trained_on_its_images_grid(
     notes = capture_notes(train_module)
     t = train_widget(viewer)
     viewer.window.add_dock_widget(t, name="Train")
-    spec = ModelSpec("unet", encoder="classic", in_channels=1, num_classes=3,
-                     options={"depth": 2, "base_width": 4})  # fmt: skip
-    t.current.set(create_model(spec).eval(), path=None, dirty=True)
+    t.current.set(create_model(TINY_UNET).eval(), path=None, dirty=True)
     t.reset_choices()
     t._image.value, t._labels.value = layer, truth
     t._label0.value = "background"
@@ -388,21 +388,9 @@ def test_segment_a_dicom_series_and_save_a_dicom_seg(make_napari_viewer_proxy, q
     dicom_series(tmp_path / "ct", (ct * 10).astype(np.int16))
     viewer = make_napari_viewer_proxy()
     [layer] = viewer.open(tmp_path / "ct", plugin="napari-seg")
-    w = segment_widget(viewer)
-    viewer.window.add_dock_widget(w, name="Segment")
-    torch.manual_seed(0)
-    spec = ModelSpec("unet", encoder="classic", in_channels=1, num_classes=3,
-                     options={"depth": 2, "base_width": 4})  # fmt: skip
-    w.current.set(create_model(spec).eval(), path=None, dirty=True)
-    w._precision.value = "fp32"
-    w.reset_choices()
-    w._image.value = layer
-    w._scope.value = "stack"
-    w.run()
-    qtbot.waitUntil(lambda: w._worker is None, timeout=120_000)
-    labels = next(x for x in viewer.layers if isinstance(x, napari.layers.Labels))
+    labels = _segment_stack(viewer, qtbot, layer)
     [written] = labels.save(str(tmp_path / "ct_labels.dcm"), plugin="napari-seg")
     data, geometry, segments = read_dicom_seg(written)
     grid = read_volume(tmp_path / "ct")[1]
     np.testing.assert_array_equal(place_on_grid(data, geometry, grid, ("seg", "ct")), labels.data)
-    assert [name for name, _ in segments.values()] == list(spec.class_names[1:])
+    assert [name for name, _ in segments.values()] == list(TINY_UNET.class_names[1:])
