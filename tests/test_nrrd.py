@@ -268,3 +268,35 @@ def test_labels_on_a_window_of_the_image_grid_are_placed_on_it(tmp_path):
     nib.save(nib.Nifti1Image(crop.T, half), str(tmp_path / "h.nii.gz"))
     with pytest.raises(ValueError, match="shape"):
         place_on_grid(*read_volume(tmp_path / "h.nii.gz"), grid, ("h.nii.gz", "case.nrrd"))
+
+
+def test_pair_on_grid_places_whichever_covers_a_window_of_the_other(tmp_path):
+    """Of a prediction and its ground truth, the one with fewer voxels is placed on the
+    other's grid, whichever it is (so a cropped prediction is scored on its whole
+    truth's grid, as a cropped truth on its prediction's), and the names in a refusal
+    follow the one placed."""
+    from napari_seg.medical import pair_on_grid
+
+    image = write(tmp_path / "case.nrrd", voxels((9, 8, 7)))
+    _, grid = read_volume(image)
+    labels = np.zeros(grid.array_shape, np.uint8)
+    labels[2:5, 3:6, 1:4] = 1
+    window = (slice(2, 6), slice(3, 7), slice(1, 5))
+    moved = RAS.copy()
+    moved[:3, 3] = RAS[:3, :3] @ [1, 3, 2] + RAS[:3, 3]
+    nib.save(nib.Nifti1Image(labels[window].T, moved), str(tmp_path / "c.nii.gz"))
+    crop, crop_grid = read_volume(tmp_path / "c.nii.gz")
+    pred, truth = pair_on_grid(crop, crop_grid, labels, grid, ("pred", "truth"))
+    np.testing.assert_array_equal(pred, labels)
+    assert truth is labels
+    pred, truth = pair_on_grid(labels, grid, crop, crop_grid, ("pred", "truth"))
+    assert pred is labels
+    np.testing.assert_array_equal(truth, labels)
+    same = pair_on_grid(labels, grid, labels, grid, ("pred", "truth"))
+    assert same[0] is labels
+    assert same[1] is labels
+    outside = RAS.copy()
+    outside[:3, 3] = RAS[:3, :3] @ [7, 3, 2] + RAS[:3, 3]
+    nib.save(nib.Nifti1Image(labels[window].T, outside), str(tmp_path / "o.nii.gz"))
+    with pytest.raises(ValueError, match=r"^o\.nii\.gz and case\.nrrd lie on different"):
+        pair_on_grid(labels, grid, *read_volume(tmp_path / "o.nii.gz"), ("case.nrrd", "o.nii.gz"))

@@ -308,6 +308,24 @@ def test_saved_nrrd_labels_keep_the_layers_class_names_and_colours(make_napari_v
     np.testing.assert_array_equal(opened.data, labels)
 
 
+def _cropped_labels(tmp_path):
+    """A volume ``b.nii.gz`` and labels ``b_truth_labels.nii.gz`` saved cropped to a
+    window of its grid (3D Slicer's habit); the cropped labels on the volume's grid and
+    the whole labels, as ``(z, y, x)`` arrays."""
+    image, labels = cells_3d((5, 40, 48), seed=2)
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(image.T), AFFINE), str(tmp_path / "b.nii.gz"))
+    geometry = read_nifti(tmp_path / "b.nii.gz")[1]
+    stored = geometry.to_file(labels.astype(np.uint8))  # (i, j, k) as the NIfTI stores it
+    window = (slice(6, 40), slice(4, 30), slice(1, 4))
+    inside = np.zeros_like(stored)
+    inside[window] = stored[window]
+    moved = AFFINE.copy()
+    moved[:3, 3] += AFFINE[:3, :3] @ [6, 4, 1]
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(stored[window]), moved),
+             str(tmp_path / "b_truth_labels.nii.gz"))  # fmt: skip
+    return geometry.to_array(inside), geometry.to_array(stored)
+
+
 def test_a_cropped_segmentation_is_scored_and_trained_on_its_images_grid(
     make_napari_viewer_proxy, qtbot, tmp_path, capture_notes
 ):
@@ -320,18 +338,7 @@ def test_a_cropped_segmentation_is_scored_and_trained_on_its_images_grid(
     from napari_seg._widgets import _train as train_module
     from napari_seg._widgets import evaluate_widget, train_widget
 
-    image, labels = cells_3d((5, 40, 48), seed=2)
-    nib.save(nib.Nifti1Image(np.ascontiguousarray(image.T), AFFINE), str(tmp_path / "b.nii.gz"))
-    geometry = read_nifti(tmp_path / "b.nii.gz")[1]
-    stored = geometry.to_file(labels.astype(np.uint8))  # (i, j, k) as the NIfTI stores it
-    window = (slice(6, 40), slice(4, 30), slice(1, 4))
-    inside = np.zeros_like(stored)
-    inside[window] = stored[window]
-    expected = geometry.to_array(inside)  # the cropped truth on the image's grid
-    moved = AFFINE.copy()
-    moved[:3, 3] += AFFINE[:3, :3] @ [6, 4, 1]
-    nib.save(nib.Nifti1Image(np.ascontiguousarray(stored[window]), moved),
-             str(tmp_path / "b_truth_labels.nii.gz"))  # fmt: skip
+    expected = _cropped_labels(tmp_path)[0]
     viewer = make_napari_viewer_proxy()
     [layer] = viewer.open(tmp_path / "b.nii.gz", plugin="napari-seg")
     [truth] = viewer.open(tmp_path / "b_truth_labels.nii.gz", plugin="napari-seg")
@@ -375,6 +382,45 @@ def test_a_cropped_segmentation_is_scored_and_trained_on_its_images_grid(
     assert notes["error"] == []
     trained = t.current.model.card["provenance"]["training"]
     assert trained["metrics"]["steps"] > 0
+
+
+def test_a_cropped_prediction_is_scored_on_the_grid_of_its_whole_truth(
+    make_napari_viewer_proxy, qtbot, tmp_path, capture_notes
+):
+    """A prediction covering a window of its ground truth's grid (labels of a cropped
+    volume) is scored on the truth's grid, 0 around it, as the evaluate command scores
+    it (the dock placed only a cropped truth on the prediction's grid, and refused this
+    pair for its shape), and its error overlay lies where the truth does."""
+    from napari_seg._widgets import _evaluate as evaluate_module
+    from napari_seg._widgets import evaluate_widget
+    from napari_seg.metrics import ERROR_NAMES
+
+    inside, whole = _cropped_labels(tmp_path)
+    viewer = make_napari_viewer_proxy()
+    [layer] = viewer.open(tmp_path / "b.nii.gz", plugin="napari-seg")
+    truth = viewer.add_labels(whole, name="truth", scale=layer.scale, translate=layer.translate,
+                              metadata=dict(layer.metadata))  # fmt: skip
+    [pred] = viewer.open(tmp_path / "b_truth_labels.nii.gz", plugin="napari-seg")
+    notes = capture_notes(evaluate_module)
+    w = evaluate_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Evaluate")
+    w.reset_choices()
+    w._pred.value, w._gt.value = pred, truth
+    for _ in range(2):  # the overlay added, then updated in place
+        w.run()
+        assert w._worker is not None, notes["error"]
+        qtbot.waitUntil(lambda: w._worker is None, timeout=60_000)
+        w.show_errors()
+        qtbot.waitUntil(lambda: w._worker is None, timeout=60_000)
+    assert notes["error"] == []
+    cell = list(w.result.scores.labels).index(1)
+    missed = np.sum((whole == 1) & (inside != 1))
+    assert missed > 0
+    assert w.result.scores.iou[cell] == pytest.approx(np.sum(inside == 1) / np.sum(whole == 1))
+    errors = viewer.layers[f"{pred.name} errors"]
+    assert errors.data.shape == whole.shape
+    np.testing.assert_allclose(errors.translate, truth.translate)
+    assert np.sum(errors.data == ERROR_NAMES.index("false negative")) >= missed
 
 
 def test_segment_a_dicom_series_and_save_a_dicom_seg(make_napari_viewer_proxy, qtbot, tmp_path,

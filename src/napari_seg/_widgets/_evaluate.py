@@ -51,43 +51,49 @@ class _Scored:
     compare_name: str | None
     gt_name: str
     slice_axis_world: int | None
-    #: the ground truth's and prediction's medical geometries and names when the ground
-    #: truth covers a window of the prediction's grid (``_place.window_grids``)
-    grid: tuple | None = None
+    #: for the prediction and the second one: their own and the ground truth's medical
+    #: geometries and names when one covers a window of the other's grid
+    #: (``_place.window_grids``), else None
+    grids: tuple[tuple | None, tuple | None] = (None, None)
 
 
-def _on_grid(gt, grid: tuple | None):
-    """The ground truth on the prediction's grid (worker): placed there when it covers a
-    window of it (:func:`~napari_seg.medical.place_on_grid`), else as it is."""
-    from ..medical import place_on_grid
+def _on_one_grid(pred, gt, grid: tuple | None) -> tuple:
+    """A prediction and the ground truth on one grid (worker): the one covering a window
+    of the other's grid placed on it (:func:`~napari_seg.medical.pair_on_grid`, the
+    evaluate command's rule), else both as they are."""
+    from ..medical import pair_on_grid
 
-    return gt if grid is None else place_on_grid(np.asarray(gt), *grid)
+    if grid is None:
+        return pred, gt
+    pred_geometry, gt_geometry, names = grid
+    return pair_on_grid(np.asarray(pred), pred_geometry, np.asarray(gt), gt_geometry, names)
 
 
-def _evaluate_job(pred, gt, compare, config: EvaluateConfig, grid: tuple | None = None):
+def _evaluate_job(pred, gt, compare, config: EvaluateConfig, grids: tuple = (None, None)):
     from ..metrics import evaluate
 
-    gt = _on_grid(gt, grid)
-    first = evaluate(pred, gt, config)
-    return first, (None if compare is None else evaluate(compare, gt, config))
+    first = evaluate(*_on_one_grid(pred, gt, grids[0]), config)
+    return first, (
+        None if compare is None else evaluate(*_on_one_grid(compare, gt, grids[1]), config)
+    )
 
 
-def _errors_job(
-    predictions: list[tuple[str, object]], gt, config: EvaluateConfig, grid: tuple | None = None
-):
-    """Error maps of each ``(name, prediction)`` against ``gt``: ``[(name, map), ...]``."""
+def _errors_job(predictions: list[tuple[str, object, tuple | None]], gt, config: EvaluateConfig):
+    """Error maps of each ``(name, prediction, grid)`` against ``gt``: ``[(name, map,
+    on_truth), ...]``, ``on_truth`` when the map lies on the ground truth's grid (the
+    prediction covered a window of it)."""
     from ..metrics import error_map, instance_error_map
 
-    gt = _on_grid(gt, grid)
     maps = []
-    for name, pred in predictions:
+    for name, pred, grid in predictions:
+        placed, truth = _on_one_grid(pred, gt, grid)
         if config.mode == "instance":
-            errors = instance_error_map(pred, gt, threshold=config.thresholds[0])
+            errors = instance_error_map(placed, truth, threshold=config.thresholds[0])
         else:
             errors = error_map(
-                pred, gt, ignore_labels=config.ignore_labels, background=config.background
+                placed, truth, ignore_labels=config.ignore_labels, background=config.background
             )
-        maps.append((name, errors))
+        maps.append((name, errors, np.shape(placed) != np.shape(pred)))
     return maps
 
 
@@ -264,31 +270,33 @@ class EvaluateWidget(RunnerFields, Dock):
         return (hidden[0] - offset, hidden[0]) if hidden else None
 
     def _check_layers(self):
-        """The chosen (prediction, ground truth, second prediction) and, when the ground
-        truth is a medical volume covering a window of the prediction's grid (a cropped
-        segmentation), the grids to place it with (the jobs do)."""
+        """The chosen (prediction, ground truth, second prediction) and, for each
+        prediction, the grids to pair it with the ground truth by (the jobs do) when
+        both are medical volumes and one covers a window of the other's grid (a cropped
+        segmentation), else None."""
         pred, gt, compare = self._pred.value, self._gt.value, self._compare.value
         if pred is None or gt is None:
             raise ValueError("choose a prediction and a ground-truth Labels layer")
-        grids = window_grids(gt, pred)
-        grid = None if grids is None else (*grids, (gt.name, pred.name))
-        reference = pred if grid is not None else gt  # the grid scored on
+        grids = []
         for layer in (pred, compare):
             if layer is None:
+                grids.append(None)
                 continue
             if layer is gt:
                 raise ValueError(f"{layer.name} is the ground truth itself")
-            if _data(layer).shape != _data(reference).shape:
+            grid = window_grids(layer, gt)
+            grids.append(None if grid is None else (*grid, (layer.name, gt.name)))
+            if grid is None and _data(layer).shape != _data(gt).shape:
                 raise ValueError(
-                    f"{layer.name} has shape {_data(layer).shape} but {reference.name} has "
-                    f"{_data(reference).shape}; evaluate layers of the same shape"
+                    f"{layer.name} has shape {_data(layer).shape} but {gt.name} has "
+                    f"{_data(gt).shape}; evaluate layers of the same shape"
                 )
             if not np.allclose(layer.scale, gt.scale):
                 raise ValueError(
                     f"{layer.name} has scale {format_spacing(layer.scale)} but {gt.name} "
                     f"has {format_spacing(gt.scale)}; the pixels would not correspond"
                 )
-        return pred, gt, compare, grid
+        return pred, gt, compare, tuple(grids)
 
     # -- actions ---------------------------------------------------------------------
     def run(self) -> None:
@@ -297,7 +305,7 @@ class EvaluateWidget(RunnerFields, Dock):
             show_warning("Evaluate is already running")
             return
         try:
-            pred, gt, compare, grid = self._check_layers()
+            pred, gt, compare, grids = self._check_layers()
             config = self.config(pred, gt)
         except (ValueError, TypeError) as exc:
             show_error(f"Cannot evaluate: {exc}")
@@ -308,9 +316,9 @@ class EvaluateWidget(RunnerFields, Dock):
             None if compare is None else compare.name,
             gt.name,
             None if axis is None else axis[1],
-            grid,
+            grids,
         )
-        for layer in (pred, compare):
+        for layer, grid in zip((pred, compare), grids, strict=True):
             note = None if layer is None or grid else placed_apart(layer, gt, "compared")
             if note:
                 show_warning(note)
@@ -320,7 +328,7 @@ class EvaluateWidget(RunnerFields, Dock):
             _data(gt),
             None if compare is None else _data(compare),
             config,
-            grid,
+            grids,
             on_result=self._on_returned,
             on_finished=self._on_finished,
             status="evaluating...",
@@ -337,17 +345,18 @@ class EvaluateWidget(RunnerFields, Dock):
         if info.pred_name not in layers or info.gt_name not in layers:
             show_error("The evaluated layers are gone; evaluate again")
             return
-        names = [info.pred_name]
-        if info.compare_name is not None and info.compare_name in layers:
-            names.append(info.compare_name)
-        predictions = [(name, _data(layers[name])) for name in names]
+        names = [info.pred_name, info.compare_name]
+        predictions = [
+            (name, _data(layers[name]), grid)
+            for name, grid in zip(names, info.grids, strict=True)
+            if name is not None and name in layers
+        ]
         gt = _data(layers[info.gt_name])
         self.runner.start(
             _errors_job,
             predictions,
             gt,
             self.result.config,
-            info.grid,
             on_result=self._on_error_maps,
             on_finished=self._on_finished,
             status="computing the error map...",
@@ -452,13 +461,17 @@ class EvaluateWidget(RunnerFields, Dock):
                 )
             self._status.value = text
 
-    def _on_error_maps(self, maps: list[tuple[str, np.ndarray]]) -> None:
+    def _on_error_maps(self, maps: list[tuple[str, np.ndarray, bool]]) -> None:
         layers = self._viewer.layers
-        for pred_name, errors in maps:
+        gt_name = None if self._run_info is None else self._run_info.gt_name
+        for pred_name, errors, on_truth in maps:
             name = f"{pred_name} errors"
-            source = layers[pred_name] if pred_name in layers else None  # noqa: SIM401
+            on = gt_name if on_truth else pred_name  # the layer whose grid the map is on
+            source = layers[on] if on in layers else None  # noqa: SIM401
             if name in layers:
                 layers[name].data = errors
+                if source is not None:  # where the map now lies
+                    Place.of(source).apply(layers[name])
                 continue
             kwargs = labels_layer_kwargs(name, ["", *ERROR_NAMES[1:]], ERROR_COLORS)
             placement = {} if source is None else Place.of(source).kwargs()
@@ -466,7 +479,7 @@ class EvaluateWidget(RunnerFields, Dock):
         self._status.value = "error overlay: " + "; ".join(
             f"{pred_name}: "
             + ", ".join(f"{n} {int(np.sum(errors == i))}" for i, n in enumerate(ERROR_NAMES) if i)
-            for pred_name, errors in maps
+            for pred_name, errors, _ in maps
         )
 
     def _on_export_clicked(self) -> None:

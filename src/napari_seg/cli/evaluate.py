@@ -261,19 +261,19 @@ def _evaluate_files(pred_path: Path, gt_path: Path, config: EvaluateConfig) -> E
 
 def _on_one_grid(pred: tuple, gt: tuple) -> tuple:
     """The prediction and ground truth (each ``(array, geometry, path)``) on one voxel
-    grid: a medical volume covering a window of the other's grid (a cropped 3D Slicer
-    segmentation, a DICOM SEG of some slices) placed on it, with a note; refused on
-    different grids (:func:`~napari_seg.medical.place_on_grid`)."""
-    from ..medical import place_on_grid
+    grid (:func:`~napari_seg.medical.pair_on_grid`), with a note when one covers a
+    window of the other's grid (a cropped 3D Slicer segmentation, a DICOM SEG of some
+    slices) and is placed on it; refused on different grids."""
+    from ..medical import pair_on_grid
 
     if pred[1] is None or gt[1] is None:
         return pred[0], gt[0]
-    small, large = (pred, gt) if pred[0].size <= gt[0].size else (gt, pred)
-    placed = place_on_grid(small[0], small[1], large[1], (small[2].name, large[2].name))
-    if placed is not small[0]:
-        print(f"napari-seg evaluate: {small[2].name} covers part of the grid of "
-              f"{large[2].name}: scored on that grid, 0 elsewhere", file=sys.stderr)  # fmt: skip
-    return (pred[0], placed) if small is gt else (placed, gt[0])
+    paired = pair_on_grid(pred[0], pred[1], gt[0], gt[1], (pred[2].name, gt[2].name))
+    if paired[0] is not pred[0] or paired[1] is not gt[0]:
+        small, large = (pred[2], gt[2]) if paired[0] is not pred[0] else (gt[2], pred[2])
+        print(f"napari-seg evaluate: {small.name} covers part of the grid of "
+              f"{large.name}: scored on that grid, 0 elsewhere", file=sys.stderr)  # fmt: skip
+    return paired
 
 
 def _time_axis(files, ndim: int) -> int | None:

@@ -71,7 +71,7 @@ from ._geometry import (
     volume_axes,
     volume_channel_axis,
 )
-from ._grids import check_same_grid, place_on_grid
+from ._grids import check_same_grid, pair_on_grid, place_on_grid
 from ._metaimage import METAIMAGE_SUFFIXES, is_metaimage, read_metaimage, write_metaimage
 from ._nifti import (
     NIFTI1_MAX_SIZE,
@@ -130,6 +130,7 @@ __all__ = [
     "nifti_unit",
     "nrrd_segments",
     "output_suffix",
+    "pair_on_grid",
     "place_on_grid",
     "read_channel_files",
     "read_dicom",

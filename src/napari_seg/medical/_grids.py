@@ -105,6 +105,41 @@ def place_on_grid(
     return placed
 
 
+def pair_on_grid(
+    a: np.ndarray,
+    a_geometry: VolumeGeometry,
+    b: np.ndarray,
+    b_geometry: VolumeGeometry,
+    names: tuple[str, str],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two label volumes (a prediction and its ground truth) on one grid: the one with
+    fewer voxels placed on the other's grid (:func:`place_on_grid`) when it covers a
+    window of it, 0 elsewhere; both as they are on the same grid.
+
+    Parameters
+    ----------
+    a, b : ndarray
+        ``(z, y, x)`` arrays on ``a_geometry``'s and ``b_geometry``'s grids.
+    a_geometry, b_geometry : VolumeGeometry
+    names : tuple of str
+        ``a``'s and ``b``'s names, for a message.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(a, b)`` on one grid; the one placed is a new array, the other is returned
+        as it is (so ``returned[0] is a`` says which grid they share).
+
+    Raises
+    ------
+    ValueError
+        As :func:`place_on_grid` does.
+    """
+    if np.size(a) <= np.size(b):
+        return place_on_grid(a, a_geometry, b_geometry, names), b
+    return a, place_on_grid(b, b_geometry, a_geometry, names[::-1])
+
+
 def _array_affine(geometry: VolumeGeometry) -> np.ndarray:
     """The voxel-to-world (RAS) affine of the ``(x, y, z)`` indices of
     :meth:`VolumeGeometry.to_array`'s arrays (reversed)."""
