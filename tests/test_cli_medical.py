@@ -745,7 +745,8 @@ def test_a_cropped_slicer_segmentation_is_scored_and_trained_on_its_images_grid(
     """3D Slicer saves a segmentation cropped to its segments (fewer voxels, the origin
     moved to the first one): evaluate scores it on the prediction's grid as the uncropped
     labels score, and train pairs it with its image, each with a note (both refused
-    the pair as files on different grids)."""
+    the pair as files on different grids); refine takes the image's voxels under it
+    (refused the image as a file on another grid)."""
     import json
 
     import nrrd
@@ -790,3 +791,32 @@ def test_a_cropped_slicer_segmentation_is_scored_and_trained_on_its_images_grid(
     assert main(argv) == 0
     assert "case.seg.nrrd covers part of the grid of case.nrrd" in capsys.readouterr().err
     assert load_model(model).spec.class_names == ("background", "cell", "nucleus")
+    # refine: the image's voxels under the cropped labels (a file on the image's grid)
+    under = crop.T  # (z, y, x)
+    probs = np.stack([under == c for c in range(3)]).astype(np.float32) * 0.1 + 0.3
+    np.save(tmp_path / "probs.npy", probs)  # (c, z, y, x) of the cropped labels
+    np.save(tmp_path / "under.npy", image[:, 2:-2, 3:])  # the image cropped by hand
+    np.save(tmp_path / "wrong.npy", image[:, 2:-2, :-3])  # another window
+    crf = ["refine", "--op", "crf", "--iterations", "2", "--device", "cpu", "--quiet",
+           "--probabilities", str(tmp_path / "probs.npy"),
+           str(tmp_path / "case.seg.nrrd")]  # fmt: skip
+    for image_file, out in (
+        ("case.nrrd", "a.seg.nrrd"),
+        ("under.npy", "b.seg.nrrd"),
+        ("wrong.npy", "w.seg.nrrd"),
+    ):
+        assert main([*crf, str(tmp_path / out), "--image", str(tmp_path / image_file)]) == 0
+    refined, written = nrrd.read(str(tmp_path / "a.seg.nrrd"))
+    np.testing.assert_array_equal(refined, nrrd.read(str(tmp_path / "b.seg.nrrd"))[0])
+    assert np.any(refined != nrrd.read(str(tmp_path / "w.seg.nrrd"))[0])  # the image counts
+    assert refined.shape == crop.shape
+    np.testing.assert_allclose(written["space origin"], moved)
+    far = origin + directions.T @ [-1, 0, 0]  # a labels grid reaching outside the image's
+    nrrd.write(
+        str(tmp_path / "far.seg.nrrd"), np.ascontiguousarray(crop), {**header, "space origin": far}
+    )
+    assert main([*crf[:-1], str(tmp_path / "far.seg.nrrd"), str(tmp_path / "c.seg.nrrd"),
+                 "--image", str(tmp_path / "case.nrrd")]) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert "far.seg.nrrd reaches outside the grid of case.nrrd" in err
+    assert not (tmp_path / "c.seg.nrrd").exists()

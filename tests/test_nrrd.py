@@ -300,3 +300,35 @@ def test_pair_on_grid_places_whichever_covers_a_window_of_the_other(tmp_path):
     nib.save(nib.Nifti1Image(labels[window].T, outside), str(tmp_path / "o.nii.gz"))
     with pytest.raises(ValueError, match=r"^o\.nii\.gz and case\.nrrd lie on different"):
         pair_on_grid(labels, grid, *read_volume(tmp_path / "o.nii.gz"), ("case.nrrd", "o.nii.gz"))
+
+
+def test_crop_to_grid_takes_the_voxels_under_a_window(tmp_path):
+    """An image's voxels under labels covering a window of its grid, channels first
+    kept and a dask array sliced lazily; the image itself on its own grid; refused
+    when the labels' grid reaches outside the image's."""
+    import dask.array as da
+
+    from napari_seg.medical import crop_to_grid
+
+    image = write(tmp_path / "case.nrrd", voxels((9, 8, 7)))
+    array, grid = read_volume(image)
+    window = (slice(2, 6), slice(3, 7), slice(1, 5))  # (z, y, x)
+    moved = RAS.copy()
+    moved[:3, 3] = RAS[:3, :3] @ [1, 3, 2] + RAS[:3, 3]  # the window's first voxel (x, y, z)
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.uint8), moved), str(tmp_path / "c.nii.gz"))
+    crop_grid = read_volume(tmp_path / "c.nii.gz")[1]
+    names = ("case.nrrd", "c.nii.gz")
+    np.testing.assert_array_equal(crop_to_grid(array, grid, crop_grid, names), array[window])
+    channels = np.stack([array, -array])
+    np.testing.assert_array_equal(
+        crop_to_grid(channels, grid, crop_grid, names), channels[(slice(None), *window)]
+    )
+    lazy = crop_to_grid(da.from_array(array), grid, crop_grid, names)
+    assert isinstance(lazy, da.Array)
+    np.testing.assert_array_equal(lazy.compute(), array[window])
+    assert crop_to_grid(array, grid, grid, names) is array
+    moved[:3, 3] = RAS[:3, :3] @ [6, 3, 2] + RAS[:3, 3]  # x 6 to 9 of 0 to 6
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.uint8), moved), str(tmp_path / "o.nii.gz"))
+    outside = read_volume(tmp_path / "o.nii.gz")[1]
+    with pytest.raises(ValueError, match=r"o\.nii\.gz reaches outside the grid of case\.nrrd"):
+        crop_to_grid(array, grid, outside, ("case.nrrd", "o.nii.gz"))

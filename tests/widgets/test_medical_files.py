@@ -311,7 +311,7 @@ def test_saved_nrrd_labels_keep_the_layers_class_names_and_colours(make_napari_v
 def _cropped_labels(tmp_path):
     """A volume ``b.nii.gz`` and labels ``b_truth_labels.nii.gz`` saved cropped to a
     window of its grid (3D Slicer's habit); the cropped labels on the volume's grid and
-    the whole labels, as ``(z, y, x)`` arrays."""
+    the whole labels, as ``(z, y, x)`` arrays; the window's ``(z, y, x)`` slices."""
     image, labels = cells_3d((5, 40, 48), seed=2)
     nib.save(nib.Nifti1Image(np.ascontiguousarray(image.T), AFFINE), str(tmp_path / "b.nii.gz"))
     geometry = read_nifti(tmp_path / "b.nii.gz")[1]
@@ -323,7 +323,11 @@ def _cropped_labels(tmp_path):
     moved[:3, 3] += AFFINE[:3, :3] @ [6, 4, 1]
     nib.save(nib.Nifti1Image(np.ascontiguousarray(stored[window]), moved),
              str(tmp_path / "b_truth_labels.nii.gz"))  # fmt: skip
-    return geometry.to_array(inside), geometry.to_array(stored)
+    mask = np.zeros_like(stored)
+    mask[window] = 1
+    found = np.nonzero(geometry.to_array(mask))
+    under = tuple(slice(int(i.min()), int(i.max()) + 1) for i in found)  # (z, y, x)
+    return geometry.to_array(inside), geometry.to_array(stored), under
 
 
 def test_a_cropped_segmentation_is_scored_and_trained_on_its_images_grid(
@@ -395,7 +399,7 @@ def test_a_cropped_prediction_is_scored_on_the_grid_of_its_whole_truth(
     from napari_seg._widgets import evaluate_widget
     from napari_seg.metrics import ERROR_NAMES
 
-    inside, whole = _cropped_labels(tmp_path)
+    inside, whole, _ = _cropped_labels(tmp_path)
     viewer = make_napari_viewer_proxy()
     [layer] = viewer.open(tmp_path / "b.nii.gz", plugin="napari-seg")
     truth = viewer.add_labels(whole, name="truth", scale=layer.scale, translate=layer.translate,
@@ -421,6 +425,60 @@ def test_a_cropped_prediction_is_scored_on_the_grid_of_its_whole_truth(
     assert errors.data.shape == whole.shape
     np.testing.assert_allclose(errors.translate, truth.translate)
     assert np.sum(errors.data == ERROR_NAMES.index("false negative")) >= missed
+
+
+def test_refine_takes_the_images_voxels_under_a_cropped_segmentation(
+    make_napari_viewer_proxy, qtbot, tmp_path, capture_notes
+):
+    """The Refine dock's CRF of labels saved cropped to their segments reads the image's
+    voxels under them (it refused the image, covering more pixels than the labels),
+    and the refined labels stay where they lie; labels reaching outside the image's
+    grid are refused, named, and left as they were."""
+    from napari_seg import refine
+    from napari_seg._widgets import _refine as refine_module
+    from napari_seg._widgets import refine_widget
+
+    inside, _, window = _cropped_labels(tmp_path)
+    viewer = make_napari_viewer_proxy()
+    [image] = viewer.open(tmp_path / "b.nii.gz", plugin="napari-seg")
+    [labels] = viewer.open(tmp_path / "b_truth_labels.nii.gz", plugin="napari-seg")
+    under = image.data[window]
+    np.testing.assert_array_equal(inside[window], labels.data)
+    before = labels.data.copy()
+    probs = np.stack([labels.data == c for c in range(3)]).astype(np.float32) * 0.1 + 0.3
+    prob_layer = viewer.add_image(probs, name="probs")
+    notes = capture_notes(refine_module)
+    w = refine_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Refine")
+    w.reset_choices()
+    w._labels.value = labels
+    w._op.value = "crf"
+    w._params["iterations"].value = 2
+    w._params["device"].value = "cpu"
+    w._image.value, w._probabilities.value = image, prob_layer
+    w._output.value = "new"
+    w._scope.value = "volume"
+    w.apply()
+    assert w._worker is not None, notes["error"]
+    qtbot.waitUntil(lambda: w._worker is None, timeout=60_000)
+    assert notes["error"] == []
+    expected = refine.crf_refine(probs, under, iterations=2, device="cpu")
+    refined = viewer.layers[-1]
+    np.testing.assert_array_equal(refined.data, expected)
+    np.testing.assert_allclose(refined.translate, labels.translate)
+    np.testing.assert_array_equal(labels.data, before)
+    cropped = nib.load(tmp_path / "b_truth_labels.nii.gz")
+    far = AFFINE.copy()
+    far[:3, 3] += AFFINE[:3, :3] @ [-2, 4, 1]  # two voxels before the image's first
+    nib.save(nib.Nifti1Image(np.asarray(cropped.dataobj), far), str(tmp_path / "far.nii.gz"))
+    [outside] = viewer.open(tmp_path / "far.nii.gz", plugin="napari-seg", layer_type="labels")
+    count = len(viewer.layers)
+    w.reset_choices()
+    w._labels.value = outside
+    w.apply()
+    assert w._worker is None
+    assert "far reaches outside the grid of b" in notes["error"][-1]
+    assert len(viewer.layers) == count
 
 
 def test_segment_a_dicom_series_and_save_a_dicom_seg(make_napari_viewer_proxy, qtbot, tmp_path,

@@ -236,9 +236,9 @@ def window_grids(labels, layer) -> tuple | None:
     """The medical volume geometries of ``labels`` and ``layer`` (the reader's, kept
     under ``GEOMETRY_KEY``) when both are 3D volumes that record one and their shapes
     differ: a job then places the labels on the layer's grid when they cover a window
-    of it (a cropped 3D Slicer segmentation, a DICOM SEG of some slices), or refuses
-    them (:func:`~napari_seg.medical.place_on_grid`); None for layers paired index by
-    index.
+    of it (a cropped 3D Slicer segmentation, a DICOM SEG of some slices), or crops the
+    layer to them, or refuses them (:func:`~napari_seg.medical.place_on_grid`,
+    :func:`~napari_seg.medical.crop_to_grid`); None for layers paired index by index.
 
     Parameters
     ----------

@@ -28,7 +28,7 @@ from ._history import changed_positions, writable, write_undoable
 from ._layers import add_labels, full_resolution, viewer_position
 from ._legend import ClassLegend
 from ._params import param_widget, read_params
-from ._place import Place
+from ._place import Place, window_grids
 from ._runner import JobRunner, RunnerFields
 from ._shared import current_model_for, forward_events, same_layer
 
@@ -249,7 +249,7 @@ class RefineWidget(RunnerFields, Dock):
                     raise ValueError(f"{op.name} needs {name}: choose a layer")
                 continue
             chosen_layers.append(chosen)
-            array = _region_mask(chosen, shape) if name == "region" else full_resolution(chosen)
+            array = _region_mask(chosen, shape) if name == "region" else _under(chosen, layer)
             if name == "image":  # RGB colours, else the axis the labels lack (CYX)
                 rgb = getattr(chosen, "rgb", False)
                 channel_axis = -1 if rgb else image_channel_axis(array.shape, shape)
@@ -378,6 +378,20 @@ class RefineWidget(RunnerFields, Dock):
     def _on_destroyed(self, *_args) -> None:
         self.current.disconnect(self._default_background)
         self.runner.close()
+
+
+def _under(layer, labels):
+    """``layer``'s full-resolution data, or when it and ``labels`` are medical volumes
+    and the labels cover a window of its grid (a 3D Slicer segmentation cropped to its
+    segments), its voxels under the labels (a slice, not a copy:
+    :func:`~napari_seg.medical.crop_to_grid`)."""
+    from ..medical import crop_to_grid
+
+    array = full_resolution(layer)
+    grids = window_grids(labels, layer)
+    if grids is None:
+        return array
+    return crop_to_grid(array, grids[1], grids[0], (layer.name, labels.name))
 
 
 def _region_mask(layer, shape: tuple[int, ...]) -> np.ndarray:

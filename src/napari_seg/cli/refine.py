@@ -326,13 +326,16 @@ def _refine_one(source: Path, target: Path, config, args) -> int:
 
 
 def _input_on_grid(path: Path, source: Path, geometry) -> np.ndarray:
-    """An input image of the labels ``source``, refused when both are medical volumes on
-    different voxel grids (:func:`napari_seg.medical.check_same_grid`)."""
+    """An input image of the labels ``source``: when both are medical volumes, its
+    voxels under the labels (a 3D Slicer segmentation cropped to its segments covers a
+    window of its image's grid: :func:`napari_seg.medical.crop_to_grid`), refused on
+    different voxel grids."""
     from .._io import read_with_geometry
-    from ..medical import check_same_grid
+    from ..medical import crop_to_grid
 
     array, grid = read_with_geometry(path)
-    check_same_grid(grid, geometry, (path.name, source.name))
+    if grid is not None and geometry is not None:
+        array = crop_to_grid(array, grid, geometry, (path.name, source.name))
     return np.asarray(array)
 
 

@@ -71,7 +71,7 @@ from ._geometry import (
     volume_axes,
     volume_channel_axis,
 )
-from ._grids import check_same_grid, pair_on_grid, place_on_grid
+from ._grids import check_same_grid, crop_to_grid, pair_on_grid, place_on_grid
 from ._metaimage import METAIMAGE_SUFFIXES, is_metaimage, read_metaimage, write_metaimage
 from ._nifti import (
     NIFTI1_MAX_SIZE,
@@ -109,6 +109,7 @@ __all__ = [
     "check_same_grid",
     "check_seg_numbers",
     "class_segments",
+    "crop_to_grid",
     "dicom_file_series",
     "dicom_seg_segments",
     "holds_dicom",

@@ -1,6 +1,7 @@
 """When two volumes' voxels pair: the same grid (:func:`check_same_grid`), or one a
 window of the other's grid (:func:`place_on_grid`: a segmentation cropped to its
-segments), compared through each array's own voxel-to-world affine."""
+segments placed on its image's grid; :func:`crop_to_grid`: the image's voxels under
+it), compared through each array's own voxel-to-world affine."""
 
 from __future__ import annotations
 
@@ -82,17 +83,10 @@ def place_on_grid(
     ValueError
         Naming the files and how their grids differ.
     """
-    into = np.linalg.inv(_array_affine(target)) @ _array_affine(geometry)  # (x, y, z) indices
-    shift = np.round(into[:3, 3])
-    window = (
-        geometry.unit == target.unit
-        and np.allclose(into[:3, :3], np.eye(3), rtol=0, atol=1e-3)
-        and np.allclose(into[:3, 3], shift, rtol=0, atol=0.01)
-    )
-    if not window or (not shift.any() and geometry.array_shape == target.array_shape):
+    start = _window_start(geometry, target)
+    if start is None or (not any(start) and geometry.array_shape == target.array_shape):
         check_same_grid(geometry, target, names)  # the same grid, or why not
         return labels
-    start = [int(v) for v in shift[::-1]]  # (z, y, x)
     source = tuple(slice(max(0, -a), min(n, m - a)) for a, n, m in
                    zip(start, labels.shape, target.array_shape, strict=True))  # fmt: skip
     inside = tuple(slice(s.start + a, s.stop + a) for s, a in zip(source, start, strict=True))
@@ -103,6 +97,49 @@ def place_on_grid(
         check_same_grid(geometry, target, names)  # how the grids differ
         raise ValueError(f"{names[0]} labels voxels outside the grid of {names[1]}")
     return placed
+
+
+def crop_to_grid(
+    array: np.ndarray, geometry: VolumeGeometry, target: VolumeGeometry, names: tuple[str, str]
+) -> np.ndarray:
+    """The window of ``array`` (on ``geometry``'s grid) that ``target``'s grid covers,
+    when ``target`` is a window of it (a segmentation cropped to its segments: its
+    image's voxels under it, to refine it with); ``array`` as it is on the same grid.
+    The inverse of :func:`place_on_grid`.
+
+    Parameters
+    ----------
+    array : array-like
+        ``(..., z, y, x)``: leading axes (channels first, as napari-seg reads volumes)
+        are kept. Sliced, not copied (a dask array stays lazy).
+    geometry, target : VolumeGeometry
+    names : tuple of str
+        The array's file and the target's, for a message.
+
+    Returns
+    -------
+    array-like
+        ``(..., *target.array_shape)``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`check_same_grid` does, and naming the target and where its grid
+        reaches outside ``array``'s.
+    """
+    start = _window_start(target, geometry)
+    if start is None or (not any(start) and geometry.array_shape == target.array_shape):
+        check_same_grid(geometry, target, names)  # the same grid, or why not
+        return array
+    stop = [a + n for a, n in zip(start, target.array_shape, strict=True)]
+    if min(start) < 0 or any(b > n for b, n in zip(stop, geometry.array_shape, strict=True)):
+        raise ValueError(
+            f"{names[1]} reaches outside the grid of {names[0]}: its voxels are (z, y, x) "
+            f"{tuple(start)} to {tuple(b - 1 for b in stop)} of {names[0]}'s "
+            f"{geometry.array_shape}"
+        )
+    index: tuple = (Ellipsis, *(slice(a, b) for a, b in zip(start, stop, strict=True)))
+    return array[index]
 
 
 def pair_on_grid(
@@ -138,6 +175,20 @@ def pair_on_grid(
     if np.size(a) <= np.size(b):
         return place_on_grid(a, a_geometry, b_geometry, names), b
     return a, place_on_grid(b, b_geometry, a_geometry, names[::-1])
+
+
+def _window_start(geometry: VolumeGeometry, target: VolumeGeometry) -> list[int] | None:
+    """The ``(z, y, x)`` index on ``target``'s grid of ``geometry``'s first voxel when
+    its grid is one of ``target``'s shifted by whole voxels (the same voxel size, unit
+    and axis directions), else None."""
+    into = np.linalg.inv(_array_affine(target)) @ _array_affine(geometry)  # (x, y, z) indices
+    shift = np.round(into[:3, 3])
+    window = (
+        geometry.unit == target.unit
+        and np.allclose(into[:3, :3], np.eye(3), rtol=0, atol=1e-3)
+        and np.allclose(into[:3, 3], shift, rtol=0, atol=0.01)
+    )
+    return [int(v) for v in shift[::-1]] if window else None
 
 
 def _array_affine(geometry: VolumeGeometry) -> np.ndarray:
