@@ -172,11 +172,15 @@ def test_without_highdicom_a_seg_names_the_extra(study, monkeypatch):
     ]
 
 
-def test_predict_writes_a_dicom_seg_of_its_series(study, capsys):
+def test_predict_writes_a_dicom_seg_of_its_series(study, capsys, dicom_series):
     """--output-format dicom-seg: the labels of a DICOM series as a SEG of it (a segment
     per class but the background, named, coloured, each frame referencing its CT
     slice), the same labels as the NIfTI output once placed on the CT's grid; the
-    series' files are left as they were; other inputs, and block-wise runs, refused."""
+    series' files are left as they were; other inputs, block-wise runs, and a series
+    of several volumes (whose slices a SEG cannot reference; refused only when written,
+    after predicting) refused before any work."""
+    from dataclasses import replace
+
     import highdicom as hd
     import pydicom
     import torch
@@ -222,7 +226,24 @@ def test_predict_writes_a_dicom_seg_of_its_series(study, capsys):
     )
     assert main([*argv[:-1], "--block", "64", str(tmp_path / "ct")]) == 1
     assert "writes each SEG whole, not block by block" in capsys.readouterr().err
-    assert not (tmp_path / "x").exists()
+    uid = None
+    for echo in (1, 2):  # a two-echo MR series: each slice position twice
+        uid = dicom_series(tmp_path / "mr", np.full(SHAPE, 100 * echo, np.int16), series_uid=uid,
+                           names=[f"E{echo}_{i}.dcm" for i in range(SHAPE[0])])  # fmt: skip
+        for path in (tmp_path / "mr").glob(f"E{echo}_*.dcm"):
+            ds = pydicom.dcmread(path)
+            ds.EchoNumbers = echo
+            ds.save_as(path)
+    two = ["predict", "--model", str(tmp_path / "two.safetensors"), "--quiet", "--output",
+           str(tmp_path / "x"), "--output-format", "dicom-seg", str(tmp_path / "mr")]  # fmt: skip
+    save_model(create_model(replace(spec, in_channels=2)), tmp_path / "two.safetensors")
+    assert main([*two[:-2], "auto", str(tmp_path / "mr")]) == 0  # the echoes as channels
+    assert main(two) == 1
+    assert "mr: the series is not one volume of single-frame slices" in capsys.readouterr().err
+    (tmp_path / "two.safetensors").unlink()  # refused before the model is even read
+    assert main(two) == 1
+    assert "mr: the series is not one volume of single-frame slices" in capsys.readouterr().err
+    assert not (tmp_path / "x" / "mr_labels.dcm").exists()
 
 
 def test_a_seg_is_written_only_for_labels_it_can_number(study):

@@ -253,9 +253,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _settle_output_format(args: argparse.Namespace) -> None:
     """The block-wise options imply OME-Zarr (refused with a DICOM SEG, written whole);
-    a DICOM SEG needs DICOM series inputs (it references one): refused before any work."""
+    a DICOM SEG needs DICOM series inputs of one volume of single-frame slices (it
+    references each slice's file): others refused before any work."""
     from .._datasets import few_names
-    from ..medical import is_dicom
+    from ..medical import dicom_slice_files, is_dicom
 
     blocks = args.cluster or args.cluster_config or args.block is not None or args.into_source
     if blocks and args.output_format == "dicom-seg":
@@ -273,6 +274,8 @@ def _settle_output_format(args: argparse.Namespace) -> None:
             f"--output-format dicom-seg writes a SEG of a DICOM series; these inputs are "
             f"none: {few_names(others)}"
         )
+    for path in args.inputs:  # several echoes, or an enhanced multi-frame file: refused
+        dicom_slice_files(path)
 
 
 def _segments(spec) -> dict:

@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._dicom import dicom_file_series, read_dicom, read_dicom_series
+from ._dicom import dicom_file_series, dicom_slice_files, read_dicom, read_dicom_series
 from ._dicom_files import holds_dicom, is_dicom_file, is_dicom_folder
 from ._dicom_seg import (
     SEG_SOP_CLASSES,
@@ -112,6 +112,7 @@ __all__ = [
     "crop_to_grid",
     "dicom_file_series",
     "dicom_seg_segments",
+    "dicom_slice_files",
     "holds_dicom",
     "is_dicom",
     "is_dicom_file",
