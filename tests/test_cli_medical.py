@@ -791,6 +791,21 @@ def test_a_cropped_slicer_segmentation_is_scored_and_trained_on_its_images_grid(
     assert main(argv) == 0
     assert "case.seg.nrrd covers part of the grid of case.nrrd" in capsys.readouterr().err
     assert load_model(model).spec.class_names == ("background", "cell", "nucleus")
+    # an image cropped to a region of interest, trained with the labels of the volume
+    roi = np.ascontiguousarray(image[:, 5:, 4:].T)
+    nrrd.write(
+        str(tmp_path / "roi.nrrd"),
+        roi,
+        {**header, "space origin": origin + directions.T @ [4, 5, 0]},
+    )
+    argv[argv.index(str(tmp_path / "case.nrrd"))] = str(tmp_path / "roi.nrrd")
+    argv[argv.index(str(tmp_path / "case.seg.nrrd"))] = str(tmp_path / "full.nrrd")
+    assert main([*argv, "--overwrite"]) == 0
+    outside = np.count_nonzero(labels[:, :5]) + np.count_nonzero(labels[:, 5:, :4])
+    assert outside > 0
+    note = (f"roi.nrrd covers part of the grid of full.nrrd: trained on the labels under it "
+            f"({outside} labelled voxels outside it left out)")  # fmt: skip
+    assert note in capsys.readouterr().err
     # refine: the image's voxels under the cropped labels (a file on the image's grid)
     under = crop.T  # (z, y, x)
     probs = np.stack([under == c for c in range(3)]).astype(np.float32) * 0.1 + 0.3

@@ -268,6 +268,16 @@ def test_labels_on_a_window_of_the_image_grid_are_placed_on_it(tmp_path):
     nib.save(nib.Nifti1Image(crop.T, half), str(tmp_path / "h.nii.gz"))
     with pytest.raises(ValueError, match="shape"):
         place_on_grid(*read_volume(tmp_path / "h.nii.gz"), grid, ("h.nii.gz", "case.nrrd"))
+    # for training an image cropped from the labels' volume: the labels outside it left out
+    kept = place_on_grid(*read_volume(tmp_path / "o.nii.gz"), grid, ("o", "c"), drop_outside=True)
+    expected = np.zeros_like(labels)
+    expected[2:6, 3:7, 7:9] = crop[:, :, :2]  # x 7 and 8 of the window's 7 to 10
+    np.testing.assert_array_equal(kept, expected)
+    far = ras.copy()
+    far[:3, 3] = RAS[:3, :3] @ [20, 3, 2] + RAS[:3, 3]
+    nib.save(nib.Nifti1Image(crop.T, far), str(tmp_path / "f.nii.gz"))
+    with pytest.raises(ValueError, match="none of the labelled voxels of f lies on the grid of c"):
+        place_on_grid(*read_volume(tmp_path / "f.nii.gz"), grid, ("f", "c"), drop_outside=True)
 
 
 def test_pair_on_grid_places_whichever_covers_a_window_of_the_other(tmp_path):

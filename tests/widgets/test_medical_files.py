@@ -337,12 +337,14 @@ def test_a_cropped_segmentation_is_scored_and_trained_on_its_images_grid(
     few slices) opens where it lies but has fewer voxels than its image: Evaluate
     scores it against a prediction on the image's grid (placed on that grid, as the
     command line does) and draws the error overlay on that grid, and Train pairs it
-    with the image; both refused the pair for its shape."""
+    with the image, as it pairs an image cropped to a region of interest with the
+    labels of the whole volume (those under it); both refused the pairs for their
+    shapes."""
     from napari_seg._widgets import _evaluate as evaluate_module
     from napari_seg._widgets import _train as train_module
     from napari_seg._widgets import evaluate_widget, train_widget
 
-    expected = _cropped_labels(tmp_path)[0]
+    expected, whole_labels, _ = _cropped_labels(tmp_path)
     viewer = make_napari_viewer_proxy()
     [layer] = viewer.open(tmp_path / "b.nii.gz", plugin="napari-seg")
     [truth] = viewer.open(tmp_path / "b_truth_labels.nii.gz", plugin="napari-seg")
@@ -374,18 +376,28 @@ def test_a_cropped_segmentation_is_scored_and_trained_on_its_images_grid(
     viewer.window.add_dock_widget(t, name="Train")
     t.current.set(create_model(TINY_UNET).eval(), path=None, dirty=True)
     t.reset_choices()
-    t._image.value, t._labels.value = layer, truth
     t._label0.value = "background"
     t._budget_unit.value = "epochs"
     t._budget.value = 1
     t._patch.value = 32
     t._device.value = "cpu"
-    t.start()
-    assert t._worker is not None, notes["error"]
-    qtbot.waitUntil(lambda: t._worker is None, timeout=180_000)
-    assert notes["error"] == []
-    trained = t.current.model.card["provenance"]["training"]
-    assert trained["metrics"]["steps"] > 0
+    # and an image cropped to a region of interest with the labels of the whole volume
+    source = nib.load(tmp_path / "b.nii.gz")
+    moved = AFFINE.copy()
+    moved[:3, 3] += AFFINE[:3, :3] @ [6, 4, 1]
+    nib.save(nib.Nifti1Image(np.asarray(source.dataobj)[6:40, 4:30, 1:4], moved),
+             str(tmp_path / "b_roi.nii.gz"))  # fmt: skip
+    [roi] = viewer.open(tmp_path / "b_roi.nii.gz", plugin="napari-seg")
+    whole = viewer.add_labels(whole_labels, name="whole", metadata=dict(layer.metadata))
+    for image, labels in ((layer, truth), (roi, whole)):
+        t._image.value, t._labels.value = image, labels
+        t.start()
+        assert t._worker is not None, notes["error"]
+        qtbot.waitUntil(lambda: t._worker is None, timeout=180_000)
+        assert notes["error"] == []
+        trained = t.current.model.card["provenance"]["training"]
+        assert trained["metrics"]["steps"] > 0
+        t.current.set(create_model(TINY_UNET).eval(), path=None, dirty=True)
 
 
 def test_a_cropped_prediction_is_scored_on_the_grid_of_its_whole_truth(

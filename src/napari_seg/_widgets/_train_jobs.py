@@ -40,8 +40,8 @@ def train_job(inputs: TrainInputs, *, stop, cancel):
     pairs = list(inputs.pairs)
     for k, grid in enumerate(inputs.grids):
         if grid is not None:  # a cropped segmentation: on its image's grid, 0 around it
-            image, labels = pairs[k]
-            pairs[k] = (image, place_on_grid(np.asarray(labels), *grid))
+            image, labels = pairs[k]  # (or labels of the volume a cropped image is of)
+            pairs[k] = (image, place_on_grid(np.asarray(labels), *grid, drop_outside=True))
     events = run_in_process(
         iter_train,
         pairs,

@@ -368,19 +368,29 @@ def run(args: argparse.Namespace) -> int:
 
 def _labels_on_grid(image_path: Path, geometry, labels_path: Path):
     """The labels of ``labels_path`` on the image's voxel grid: medical labels covering
-    a window of it (a cropped 3D Slicer segmentation, a DICOM SEG of some slices) placed
-    on it with 0 elsewhere, with a note; refused on another grid
+    a window of it (a cropped 3D Slicer segmentation, a DICOM SEG of some slices)
+    placed on it with 0 elsewhere, and those of a volume the image is cropped from cut
+    to it, with a note; refused on another grid
     (:func:`napari_seg.medical.place_on_grid`)."""
+    import numpy as np
+
     from .._io import read_labels
     from ..medical import place_on_grid
 
     labels, grid = read_labels(labels_path)
     if geometry is None or grid is None:
         return labels
-    placed = place_on_grid(labels, grid, geometry, (labels_path.name, image_path.name))
-    if placed is not labels:
-        print(f"napari-seg train: {labels_path.name} covers part of the grid of "
-              f"{image_path.name}: placed on it, 0 elsewhere", file=sys.stderr)  # fmt: skip
+    names = (labels_path.name, image_path.name)
+    placed = place_on_grid(labels, grid, geometry, names, drop_outside=True)
+    if placed is labels:
+        return labels
+    left_out = np.count_nonzero(labels) - np.count_nonzero(placed)
+    if left_out or np.size(labels) > np.size(placed):  # an image cropped from their volume
+        note = (f"{names[1]} covers part of the grid of {names[0]}: trained on the labels "
+                f"under it ({left_out} labelled voxels outside it left out)")  # fmt: skip
+    else:
+        note = f"{names[0]} covers part of the grid of {names[1]}: placed on it, 0 elsewhere"
+    print(f"napari-seg train: {note}", file=sys.stderr)
     return placed
 
 

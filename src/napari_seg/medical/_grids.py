@@ -56,7 +56,12 @@ def check_same_grid(
 
 
 def place_on_grid(
-    labels: np.ndarray, geometry: VolumeGeometry, target: VolumeGeometry, names: tuple[str, str]
+    labels: np.ndarray,
+    geometry: VolumeGeometry,
+    target: VolumeGeometry,
+    names: tuple[str, str],
+    *,
+    drop_outside: bool = False,
 ) -> np.ndarray:
     """``labels`` (a ``(z, y, x)`` array on ``geometry``'s grid) on ``target``'s grid:
     as they are on the same grid; on a window of it (the same voxel size, unit and
@@ -64,7 +69,7 @@ def place_on_grid(
     segmentation cropped to its segments, a DICOM SEG of the slices it segments)
     padded with 0, which is what a segmentation says outside its extent. Refused as
     :func:`check_same_grid` refuses otherwise, and when labelled voxels would lie
-    outside ``target``'s grid.
+    outside ``target``'s grid unless ``drop_outside``.
 
     Parameters
     ----------
@@ -72,6 +77,10 @@ def place_on_grid(
     geometry, target : VolumeGeometry
     names : tuple of str
         The labels' file and the target's, for a message.
+    drop_outside : bool
+        Leave out the labelled voxels outside ``target``'s grid (an image cropped to a
+        region of interest, trained on with the labels of the whole volume) instead of
+        refusing them; refused still when none of them lies on it.
 
     Returns
     -------
@@ -93,7 +102,12 @@ def place_on_grid(
     placed = np.zeros(target.array_shape, labels.dtype)
     if all(s.stop > s.start for s in source):
         placed[inside] = labels[source]
-    if np.count_nonzero(placed) != np.count_nonzero(labels):  # labels outside the target
+    kept, labelled = np.count_nonzero(placed), np.count_nonzero(labels)
+    if drop_outside and labelled and not kept:
+        raise ValueError(
+            f"none of the labelled voxels of {names[0]} lies on the grid of {names[1]}"
+        )
+    if kept != labelled and not drop_outside:  # labels outside the target
         check_same_grid(geometry, target, names)  # how the grids differ
         raise ValueError(f"{names[0]} labels voxels outside the grid of {names[1]}")
     return placed
