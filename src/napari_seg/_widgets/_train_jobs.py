@@ -24,9 +24,9 @@ class TrainInputs:
     overwrite: bool
     preview: PreviewView | None  # the part of the view predicted every few seconds
     preview_name: str
-    #: per pair, the labels' and image's medical geometries and names when the labels
-    #: cover a window of the image's grid (``_place.window_grids``): the worker places
-    #: them on it
+    #: per pair, the labels' and image's medical geometries and names when their shapes
+    #: differ (``_place.window_grids``): the worker places the labels on the image's grid
+    #: (labels covering a window of it, or of a volume the image is cropped from)
     grids: list = field(default_factory=list)
 
 
@@ -39,8 +39,8 @@ def train_job(inputs: TrainInputs, *, stop, cancel):
 
     pairs = list(inputs.pairs)
     for k, grid in enumerate(inputs.grids):
-        if grid is not None:  # a cropped segmentation: on its image's grid, 0 around it
-            image, labels = pairs[k]  # (or labels of the volume a cropped image is of)
+        if grid is not None:  # a cropped segmentation, or labels of a cropped image's volume
+            image, labels = pairs[k]
             pairs[k] = (image, place_on_grid(np.asarray(labels), *grid, drop_outside=True))
     events = run_in_process(
         iter_train,
