@@ -667,6 +667,36 @@ def test_axis_0_takes_a_4d_nifti_s_volumes_as_time_points(tmp_path, capsys):
                                   expected)  # fmt: skip
 
 
+def test_a_4d_nifti_of_many_volumes_holds_time_points(tmp_path, capsys):
+    """A 4D NIfTI of more volumes than a volume has channels (a cardiac cine MRI's
+    frames): its volumes are time points without ``--axis 0`` (it was refused as a
+    one-channel model on that many channels); a model taking that many channels
+    still reads them as channels."""
+    from napari_seg.medical import MAX_VOLUME_CHANNELS
+
+    count = MAX_VOLUME_CHANNELS + 1
+    torch.manual_seed(0)
+    spec = ModelSpec("unet", 1, 3, spatial_dims=3, options={"depth": 2, "base_width": 4})
+    save_model(create_model(spec), tmp_path / "m3d.safetensors")
+    frames = np.stack([cells_3d((4, 32, 36), seed=s)[0] for s in range(count)])
+    nib.save(nib.Nifti1Image(frames.transpose(3, 2, 1, 0), AFFINE), tmp_path / "cine.nii.gz")
+    args = predict_args(tmp_path / "m3d.safetensors", tmp_path / "out", tmp_path / "cine.nii.gz")
+    assert main(args) == 0
+    given = predict_args(tmp_path / "m3d.safetensors", tmp_path / "given", tmp_path / "cine.nii.gz")
+    assert main([*given, "--axis", "0"]) == 0
+    out = nib.load(tmp_path / "out" / "cine_labels.nii.gz")
+    assert out.shape == (36, 32, 4, count)
+    np.testing.assert_array_equal(
+        np.asarray(out.dataobj),
+        np.asarray(nib.load(tmp_path / "given" / "cine_labels.nii.gz").dataobj),
+    )
+    wide = ModelSpec("unet", count, 3, spatial_dims=3, options={"depth": 2, "base_width": 4})
+    save_model(create_model(wide), tmp_path / "wide.safetensors")
+    args = predict_args(tmp_path / "wide.safetensors", tmp_path / "w", tmp_path / "cine.nii.gz")
+    assert main(args) == 0
+    assert nib.load(tmp_path / "w" / "cine_labels.nii.gz").shape == (36, 32, 4)
+
+
 @pytest.mark.parametrize(("dims", "axis"), [("3", 0), ("2", [0, 1])])
 def test_a_4d_nifti_with_4d_labels_trains_on_its_time_points(tmp_path, dims, axis):
     """A cine MRI segmented frame by frame: image and labels both 4D. Labels have no

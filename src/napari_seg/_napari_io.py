@@ -134,9 +134,11 @@ def _file_series_layers(path: str) -> list[LayerData]:
 
 
 def _volume_layers(path: str, name: str, array, geometry, segments=None) -> list[LayerData]:
-    """One volume's layers (a Labels layer for a label map; a channel each for 4D); a
+    """One volume's layers (a Labels layer for a label map; a 4D volume's channels a
+    layer each, its time points one layer: ``medical.volume_channel_axis``); a
     segmentation read with its ``segments`` (a DICOM SEG) is a label map named by them."""
     from ._io import whole_numbers_as_ids
+    from .medical import volume_channel_axis
 
     kwargs: dict[str, Any] = {
         "name": name,
@@ -146,7 +148,13 @@ def _volume_layers(path: str, name: str, array, geometry, segments=None) -> list
     }
     if _napari_has_layer_units():  # the scale bar and cursor read mm (or the file's unit)
         kwargs["units"] = (geometry.unit,) * 3
-    if array.ndim == 3 and (segments is not None or _is_label_map(path, name)):
+    time = array.ndim == 4 and volume_channel_axis(4, count=array.shape[0]) is None
+    if time:  # time points (a cine MRI's frames): one layer, a slider over them
+        kwargs["scale"] = (1.0, *kwargs["scale"])
+        kwargs["translate"] = (0.0, *kwargs["translate"])
+        if "units" in kwargs:
+            kwargs["units"] = ("pixel", *kwargs["units"])
+    if (array.ndim == 3 or time) and (segments is not None or _is_label_map(path, name)):
         ids = array if np.issubdtype(array.dtype, np.integer) else whole_numbers_as_ids(array)
         if ids is not None:  # floats of whole numbers too, as FSL writes segmentations
             if segments is None:
@@ -155,7 +163,7 @@ def _volume_layers(path: str, name: str, array, geometry, segments=None) -> list
                 classes = _segment_classes(path, segments)
             metadata = {**kwargs["metadata"], **classes.pop("metadata", {})}
             return [(ids, {**kwargs, **classes, "metadata": metadata}, "labels")]
-    if array.ndim == 4:
+    if array.ndim == 4 and not time:
         kwargs["channel_axis"] = 0
         kwargs["name"] = [f"{name} [{i}]" for i in range(array.shape[0])]
     return [(array, kwargs, "image")]
@@ -378,14 +386,15 @@ def write_metaimage_labels(path: str, data: Any, meta: dict[str, Any]) -> list[s
 
 def write_volume_labels(path: str, data: Any, meta: dict[str, Any], suffix: str) -> list[str]:
     """Write a 3D Labels layer as a medical volume with the geometry it was read with
-    (NIfTI, NRRD or MetaImage: ``medical.write_volume``).
+    (NIfTI, NRRD or MetaImage: ``medical.write_volume``); a 4D one (time points of a
+    volume read from a file) as that file's 4D volume.
 
     Parameters
     ----------
     path : str
         The name chosen; ``suffix`` is added unless it ends in one of its format's.
     data : array_like
-        The layer's data, ``(z, y, x)``.
+        The layer's data, ``(z, y, x)`` or ``(t, z, y, x)``.
     meta : dict
         The layer's attributes (``metadata``, ``scale``, ``translate``).
     suffix : str
@@ -406,9 +415,12 @@ def write_volume_labels(path: str, data: Any, meta: dict[str, Any], suffix: str)
     if not VOLUME_OUTPUT_SUFFIXES[suffix](path):
         path = f"{path}{suffix}"
     array = np.asarray(data)
-    if array.ndim != 3:
-        raise ValueError(f"medical labels must be a 3D layer (z, y, x), got shape {array.shape}")
     recorded = (meta.get("metadata") or {}).get(GEOMETRY_KEY)
+    if array.ndim != 3 and not (array.ndim == 4 and recorded is not None):
+        raise ValueError(
+            f"medical labels must be a 3D layer (z, y, x), or the time points (t, z, y, x) "
+            f"of a volume read from a file, got shape {array.shape}"
+        )
     if recorded is not None:
         geometry = VolumeGeometry.from_metadata(recorded)
     else:

@@ -308,6 +308,46 @@ def test_saved_nrrd_labels_keep_the_layers_class_names_and_colours(make_napari_v
     np.testing.assert_array_equal(opened.data, labels)
 
 
+def test_a_cine_series_opens_as_one_layer_segments_and_saves_as_4d_nifti(
+    make_napari_viewer_proxy, qtbot, tmp_path
+):
+    """A 4D NIfTI of more volumes than a volume has channels (a cardiac cine MRI's
+    frames) opens as one layer with a slider over its time points (it opened as a
+    layer per frame, as channels), is segmented frame by frame as the command line
+    segments it, and its labels save as a 4D NIfTI on the file's grid; a 4D file of
+    a few volumes (multi-modal MRI) still opens as a layer per channel."""
+    from napari_seg.cli import main
+    from napari_seg.medical import MAX_VOLUME_CHANNELS
+    from napari_seg.models import save_model
+
+    frames = MAX_VOLUME_CHANNELS + 2
+    cine = np.stack([cells_3d((4, 32, 40), seed=s)[0] for s in range(frames)], axis=-1)
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(cine.T.transpose(1, 2, 3, 0)), AFFINE),
+             str(tmp_path / "cine.nii.gz"))  # fmt: skip
+    nib.save(nib.Nifti1Image(np.zeros((40, 32, 4, 3), np.float32), AFFINE),
+             str(tmp_path / "mr.nii.gz"))  # fmt: skip
+    viewer = make_napari_viewer_proxy()
+    assert [x.name for x in viewer.open(tmp_path / "mr.nii.gz", plugin="napari-seg")] == [
+        "mr [0]", "mr [1]", "mr [2]"]  # fmt: skip
+    [layer] = viewer.open(tmp_path / "cine.nii.gz", plugin="napari-seg")
+    assert layer.data.shape == (frames, 4, 32, 40)
+    np.testing.assert_allclose(layer.scale[1:], viewer.layers["mr [0]"].scale)
+    labels = _segment_stack(viewer, qtbot, layer)
+    assert labels.data.shape == layer.data.shape
+    [written] = labels.save(str(tmp_path / "cine_seg.nii.gz"), plugin="napari-seg")
+    saved = nib.load(written)
+    assert saved.shape == (40, 32, 4, frames)
+    np.testing.assert_allclose(saved.affine, AFFINE)
+    torch.manual_seed(0)
+    save_model(create_model(TINY_UNET).eval(), tmp_path / "m.safetensors")
+    argv = ["predict", "--model", str(tmp_path / "m.safetensors"), "--precision", "fp32",
+            "--output", str(tmp_path / "out"), "--quiet",
+            str(tmp_path / "cine.nii.gz")]  # fmt: skip
+    assert main(argv) == 0
+    expected = nib.load(tmp_path / "out" / "cine_labels.nii.gz")
+    np.testing.assert_array_equal(np.asarray(saved.dataobj), np.asarray(expected.dataobj))
+
+
 def _cropped_labels(tmp_path):
     """A volume ``b.nii.gz`` and labels ``b_truth_labels.nii.gz`` saved cropped to a
     window of its grid (3D Slicer's habit); the cropped labels on the volume's grid and

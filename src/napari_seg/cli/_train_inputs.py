@@ -137,7 +137,7 @@ def with_input_channels(config, paths, pairs, images, headers):
         in_channels = read_model_spec(config.from_model).in_channels
     shapes = [tuple(image.shape) for image, _ in images]
     named = [
-        _declared_channel_axis(h, g, s, lab, config.axis)
+        _declared_channel_axis(h, g, s, lab, config.axis, in_channels)
         for h, (_, g), s, (_, lab) in zip(headers, images, shapes, pairs, strict=True)
     ]
     for path, shape, axis in zip(paths, shapes, named, strict=True):
@@ -149,18 +149,37 @@ def with_input_channels(config, paths, pairs, images, headers):
     return config if found == config.channel_axis else config.with_(channel_axis=found)
 
 
-def _declared_channel_axis(header, geometry, shape, labels, stack) -> int | None:
+def _declared_channel_axis(header, geometry, shape, labels, stack, in_channels) -> int | None:
     """The channel axis a file declares: the ``C`` axis a TIFF or OME-Zarr image names
     (its ``header``), a 4D medical volume's first unless it holds time points
-    (``medical.volume_channel_axis``: the ``stack`` axes name it, or its ``labels``
-    have it); None for other files."""
+    (``medical.volume_channel_axis``: the ``stack`` axes name it, its ``labels``
+    have it, or it holds more volumes than a volume has channels and not the model's
+    ``in_channels``); None for other files."""
     from ..medical import volume_channel_axis
 
     if header is not None:
         return header.channel_axis
     if geometry is None:
         return None
-    return volume_channel_axis(len(shape), stack=stack, labels_ndim=len(labels.shape))
+    return volume_channel_axis(len(shape), stack=stack, labels_ndim=len(labels.shape),
+                               count=shape[0], in_channels=in_channels)  # fmt: skip
+
+
+def input_axes(paths, headers, images, labels, in_channels) -> list[str | None]:
+    """Each input's axes as letters, as ``predict`` reads them: a TIFF's or OME-Zarr
+    image's (its header), a medical volume's (``medical.volume_axes``: a 4D one's
+    ``CZYX`` or ``TZYX``; a 2D model takes its axial slices), None when unknown."""
+    from .._headers import file_axes
+    from ..medical import volume_axes
+
+    return [
+        file_axes(p, h, len(i.shape))
+        if g is None
+        else volume_axes(
+            len(i.shape), labels_ndim=len(lab.shape), count=i.shape[0], in_channels=in_channels
+        )
+        for p, h, (i, g), lab in zip(paths, headers, images, labels, strict=True)
+    ]
 
 
 def with_input_stack_axes(config, axes):

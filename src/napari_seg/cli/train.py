@@ -24,6 +24,7 @@ from ._common import (
     read_config,
 )
 from ._train_inputs import (
+    input_axes,
     labels_on_grid,
     pair_inputs,
     with_dataset_names,
@@ -316,9 +317,8 @@ def run(args: argparse.Namespace) -> int:
         For a usage error; ``main`` prints it in one line.
     """
     from .._atomic import check_target
-    from .._headers import file_axes, file_header, source_transform
+    from .._headers import file_header, source_transform
     from .._io import read_with_geometry
-    from ..medical import volume_axes
 
     if len(args.image) != len(args.labels):
         raise ValueError(
@@ -353,13 +353,7 @@ def run(args: argparse.Namespace) -> int:
     pairs = [(image, lab) for (image, _), lab in zip(images, labels, strict=True)]
     config = with_input_spacing(config, images, transforms)
     config = with_input_channels(config, args.image, pairs, images, headers)
-    # a medical volume's axes as predict reads them: a 2D model takes its axial slices
-    axes = [
-        file_axes(p, h, len(i.shape))
-        if g is None
-        else volume_axes(len(i.shape), labels_ndim=len(lab.shape))
-        for p, h, (i, g), lab in zip(args.image, headers, images, labels, strict=True)
-    ]
+    axes = input_axes(args.image, headers, images, labels, config.in_channels)
     config = with_input_stack_axes(config, axes)
     names = [p.name for p in args.image]
     stop = threading.Event()

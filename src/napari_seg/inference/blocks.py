@@ -315,7 +315,8 @@ def with_volume_geometry(
     geometry: VolumeGeometry | None,
 ) -> PredictConfig:
     """``config`` with a medical volume's defaults where it gives none: a 4D volume's
-    channels first (unless ``axis`` names that axis: time points to go through), a 2D
+    channels first (time points to go through when ``axis`` names that axis, or when
+    it holds more volumes than a volume has channels and not the model's count), a 2D
     model's axial slices, the header's voxel size in its unit
     (:func:`napari_seg.medical.layout_defaults`); unchanged for other images (None).
 
@@ -336,7 +337,11 @@ def with_volume_geometry(
     if geometry is None:
         return config
     defaults = layout_defaults(
-        len(image.shape), model.spec.spatial_dims, geometry.spacing, stack=config.axis
+        tuple(image.shape),
+        model.spec.spatial_dims,
+        geometry.spacing,
+        stack=config.axis,
+        in_channels=model.spec.in_channels,
     )
     if config.spacing is None:  # the header's voxel size, in the header's unit
         defaults["spacing_unit"] = geometry.unit

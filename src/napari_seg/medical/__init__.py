@@ -63,6 +63,7 @@ from ._dicom_seg import (
 )
 from ._geometry import (
     LPS,
+    MAX_VOLUME_CHANNELS,
     NIFTI_UNITS,
     VolumeGeometry,
     layout_defaults,
@@ -95,6 +96,7 @@ from ._nrrd import (
 
 __all__ = [
     "LPS",
+    "MAX_VOLUME_CHANNELS",
     "METAIMAGE_SUFFIXES",
     "NIFTI1_MAX_SIZE",
     "NIFTI_SUFFIXES",
