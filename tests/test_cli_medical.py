@@ -569,6 +569,31 @@ def _nnunet_case(folder, case, image_channels, labels=None, affine=AFFINE):
         nib.save(nib.Nifti1Image(labels.transpose(2, 1, 0).astype(np.uint8), affine), path)
 
 
+def test_channel_files_are_channels_whatever_their_number(tmp_path):
+    """A case of more channel files than a 4D volume of channels holds
+    (``MAX_VOLUME_CHANNELS``) is still channels, as its ``dataset.json`` names them:
+    a new model takes them all, and predicts with them."""
+    from napari_seg.medical import MAX_VOLUME_CHANNELS
+
+    count = MAX_VOLUME_CHANNELS + 1
+    task = tmp_path / "Dataset002_Many"
+    _, labels = cells_3d((6, 32, 32), seed=1)
+    channels = [(labels == 1) + 0.1 * k for k in range(count)]
+    _nnunet_case(task, "c_001", channels, labels)
+    names = {str(k): f"c{k}" for k in range(count)}
+    (task / "dataset.json").write_text(json.dumps({"channel_names": names,
+                                                   "labels": {"background": 0, "a": 1, "b": 2},
+                                                   "file_ending": ".nii.gz"}))  # fmt: skip
+    model = tmp_path / "many.safetensors"
+    argv = ["train", "--image", str(task / "images"), "--labels", str(task / "labels"),
+            "--arch", "pixel-classifier", "--dims", "3", "--option", "max_sigma=2", "--option",
+            "trees=2", "--label0", "background", "--out", str(model), "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert load_model(model).spec.in_channels == count
+    assert main(predict_args(model, tmp_path / "out", task / "images" / "c_001_0000.nii.gz")) == 0
+    assert nib.load(tmp_path / "out" / "c_001_0000_labels.nii.gz").shape == (32, 32, 6)
+
+
 def test_an_nnunet_case_of_several_channel_files_trains_predicts_and_evaluates(tmp_path, capsys):
     """A two-modality dataset as nnU-Net v2 stores it: one file per channel and case,
     the channels named in dataset.json. Each class shows in one channel only, so only

@@ -137,8 +137,8 @@ def with_input_channels(config, paths, pairs, images, headers):
         in_channels = read_model_spec(config.from_model).in_channels
     shapes = [tuple(image.shape) for image, _ in images]
     named = [
-        _declared_channel_axis(h, g, s, lab, config.axis, in_channels)
-        for h, (_, g), s, (_, lab) in zip(headers, images, shapes, pairs, strict=True)
+        _declared_channel_axis(h, g, s, lab, config.axis, in_channels, _volumes(p, s))
+        for p, h, (_, g), s, (_, lab) in zip(paths, headers, images, shapes, pairs, strict=True)
     ]
     for path, shape, axis in zip(paths, shapes, named, strict=True):
         try:
@@ -149,12 +149,14 @@ def with_input_channels(config, paths, pairs, images, headers):
     return config if found == config.channel_axis else config.with_(channel_axis=found)
 
 
-def _declared_channel_axis(header, geometry, shape, labels, stack, in_channels) -> int | None:
+def _declared_channel_axis(
+    header, geometry, shape, labels, stack, in_channels, count
+) -> int | None:
     """The channel axis a file declares: the ``C`` axis a TIFF or OME-Zarr image names
     (its ``header``), a 4D medical volume's first unless it holds time points
     (``medical.volume_channel_axis``: the ``stack`` axes name it, its ``labels``
-    have it, or it holds more volumes than a volume has channels and not the model's
-    ``in_channels``); None for other files."""
+    have it, or it holds more (``count``) volumes than a volume has channels and not
+    the model's ``in_channels``); None for other files."""
     from ..medical import volume_channel_axis
 
     if header is not None:
@@ -162,7 +164,16 @@ def _declared_channel_axis(header, geometry, shape, labels, stack, in_channels) 
     if geometry is None:
         return None
     return volume_channel_axis(len(shape), stack=stack, labels_ndim=len(labels.shape),
-                               count=shape[0], in_channels=in_channels)  # fmt: skip
+                               count=count, in_channels=in_channels)  # fmt: skip
+
+
+def _volumes(path: Path, shape: tuple[int, ...]) -> int | None:
+    """How many volumes a 4D medical input holds, for the rule that many are time
+    points (``medical.volume_channel_axis``); None for a case of channel files, which
+    its ``dataset.json`` names channels whatever their number."""
+    from .._dataset_json import channel_files
+
+    return None if len(shape) != 4 or channel_files(path) is not None else shape[0]
 
 
 def input_axes(paths, headers, images, labels, in_channels) -> list[str | None]:
@@ -176,7 +187,10 @@ def input_axes(paths, headers, images, labels, in_channels) -> list[str | None]:
         file_axes(p, h, len(i.shape))
         if g is None
         else volume_axes(
-            len(i.shape), labels_ndim=len(lab.shape), count=i.shape[0], in_channels=in_channels
+            len(i.shape),
+            labels_ndim=len(lab.shape),
+            count=_volumes(p, tuple(i.shape)),
+            in_channels=in_channels,
         )
         for p, h, (i, g), lab in zip(paths, headers, images, labels, strict=True)
     ]
