@@ -572,7 +572,8 @@ def _nnunet_case(folder, case, image_channels, labels=None, affine=AFFINE):
 def test_channel_files_are_channels_whatever_their_number(tmp_path):
     """A case of more channel files than a 4D volume of channels holds
     (``MAX_VOLUME_CHANNELS``) is still channels, as its ``dataset.json`` names them:
-    a new model takes them all, and predicts with them."""
+    a new model takes them all, and predicts with them; a one-channel model is
+    refused them rather than going through them as time points."""
     from napari_seg.medical import MAX_VOLUME_CHANNELS
 
     count = MAX_VOLUME_CHANNELS + 1
@@ -592,6 +593,11 @@ def test_channel_files_are_channels_whatever_their_number(tmp_path):
     assert load_model(model).spec.in_channels == count
     assert main(predict_args(model, tmp_path / "out", task / "images" / "c_001_0000.nii.gz")) == 0
     assert nib.load(tmp_path / "out" / "c_001_0000_labels.nii.gz").shape == (32, 32, 6)
+    one = ModelSpec("unet", 1, 3, spatial_dims=3, options={"depth": 2, "base_width": 4})
+    save_model(create_model(one), tmp_path / "one.safetensors")  # not time points to it
+    case = task / "images" / "c_001_0000.nii.gz"
+    assert main(predict_args(tmp_path / "one.safetensors", tmp_path / "x", case)) == 1
+    assert not (tmp_path / "x" / "c_001_0000_labels.nii.gz").exists()
 
 
 def test_an_nnunet_case_of_several_channel_files_trains_predicts_and_evaluates(tmp_path, capsys):

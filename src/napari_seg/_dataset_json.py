@@ -130,6 +130,22 @@ def dataset_channels(images: str | os.PathLike) -> tuple[str, ...] | None:
     return tuple(str(entries[str(i)])[:MAX_NAME_LENGTH] for i in range(len(entries)))
 
 
+def named_channels(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is the first file of a case of channel files
+    (:func:`channel_files`): its volume's first axis holds channels whatever their
+    number (``medical.volume_channel_axis`` takes many volumes for time points).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    bool
+    """
+    return channel_files(path) is not None
+
+
 def channel_files(path: str | os.PathLike) -> list[Path] | None:
     """The files of every channel of the case whose first channel file is ``path``,
     as nnU-Net stores a case of several modalities (``case_001_0000.nii.gz``,

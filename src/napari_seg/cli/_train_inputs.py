@@ -171,9 +171,9 @@ def _volumes(path: Path, shape: tuple[int, ...]) -> int | None:
     """How many volumes a 4D medical input holds, for the rule that many are time
     points (``medical.volume_channel_axis``); None for a case of channel files, which
     its ``dataset.json`` names channels whatever their number."""
-    from .._dataset_json import channel_files
+    from .._dataset_json import named_channels
 
-    return None if len(shape) != 4 or channel_files(path) is not None else shape[0]
+    return None if len(shape) != 4 or named_channels(path) else shape[0]
 
 
 def input_axes(paths, headers, images, labels, in_channels) -> list[str | None]:

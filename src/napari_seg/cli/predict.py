@@ -333,6 +333,7 @@ def _inputs(paths: list[Path]) -> list[Path]:
 
 
 def _predict_one(model, path: Path, outputs: dict[str, Path], config, args) -> None:
+    from .._dataset_json import named_channels
     from .._headers import file_header, source_transform
     from .._io import read_with_geometry
     from ..inference import PredictProgress, PredictStarted, SettingsAdjusted, iter_predict
@@ -355,7 +356,7 @@ def _predict_one(model, path: Path, outputs: dict[str, Path], config, args) -> N
             bar.note(f"napari-seg predict: warning: {path}: {event.message}")
 
     image, geometry = read_with_geometry(path)
-    config = with_volume_geometry(model, image, config, geometry)
+    config = with_volume_geometry(model, image, config, geometry, named_channels(path))
     header = file_header(path)  # a TIFF's or OME-Zarr's axes and pixel size, read once
     transform = source_transform(path, header)
     if args.channel is not None:  # one channel, read lazily; the labels lose that axis

@@ -313,6 +313,7 @@ def with_volume_geometry(
     image: RegionArray,
     config: PredictConfig,
     geometry: VolumeGeometry | None,
+    named_channels: bool = False,
 ) -> PredictConfig:
     """``config`` with a medical volume's defaults where it gives none: a 4D volume's
     channels first (time points to go through when ``axis`` names that axis, or when
@@ -327,6 +328,9 @@ def with_volume_geometry(
     config : PredictConfig
     geometry : VolumeGeometry or None
         The volume's (``_io.read_with_geometry``).
+    named_channels : bool
+        Whether the volume is a case of channel files (``_dataset_json.channel_files``):
+        channels whatever their number.
 
     Returns
     -------
@@ -342,6 +346,7 @@ def with_volume_geometry(
         geometry.spacing,
         stack=config.axis,
         in_channels=model.spec.in_channels,
+        named_channels=named_channels,
     )
     if config.spacing is None:  # the header's voxel size, in the header's unit
         defaults["spacing_unit"] = geometry.unit

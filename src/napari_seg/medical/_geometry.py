@@ -532,6 +532,7 @@ def layout_defaults(
     spacing: tuple[float, ...],
     stack: int | Sequence[int] | None = None,
     in_channels: int | None = None,
+    named_channels: bool = False,
 ) -> dict[str, Any]:
     """How a model reads a medical volume when the user says nothing: a 4D volume's
     first axis holds channels (time points when ``stack`` names it, or when it holds
@@ -551,6 +552,9 @@ def layout_defaults(
         The stack axes the user gave (``axis``).
     in_channels : int, optional
         The model's channels.
+    named_channels : bool
+        Whether the first axis is channels whatever their number (a case of channel
+        files its ``dataset.json`` names).
 
     Returns
     -------
@@ -559,8 +563,8 @@ def layout_defaults(
     """
     from ..arrays.named import named_slice_axes
 
-    ndim, count = len(shape), shape[0]
-    axes = volume_axes(ndim, stack=stack, count=count, in_channels=in_channels)
+    count = None if named_channels else shape[0]
+    axes = volume_axes(len(shape), stack=stack, count=count, in_channels=in_channels)
     slices = named_slice_axes(axes, spatial_dims)
     return {
         "channel_axis": 0 if axes == "CZYX" else None,

@@ -388,6 +388,7 @@ class _Job:
 
     @classmethod
     def plan(cls, model_path: tuple[Path, ...], source, output, config, block, overwrite) -> _Job:
+        from .._dataset_json import named_channels
         from .._headers import file_header, source_transform
         from .._io import read_with_geometry
         from ..inference.blocks import (
@@ -417,7 +418,9 @@ class _Job:
             if volume is None
             else volume.placement(len(image.shape))
         )
-        settings = with_volume_geometry(model, image, config or PredictConfig(), volume)
+        settings = with_volume_geometry(
+            model, image, config or PredictConfig(), volume, named_channels(source)
+        )
         settings = with_file_layout(model, image, settings, source, header, transform)
         fixed, stats = fixed_settings(model, image, settings)
         layout = layout_of(model, tuple(image.shape), fixed)
