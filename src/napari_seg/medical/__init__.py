@@ -63,16 +63,13 @@ from ._dicom_seg import (
 )
 from ._geometry import (
     LPS,
-    MAX_VOLUME_CHANNELS,
     NIFTI_UNITS,
     VolumeGeometry,
-    layout_defaults,
     nifti_placement_unit,
     recorded_unit,
-    volume_axes,
-    volume_channel_axis,
 )
 from ._grids import check_same_grid, crop_to_grid, pair_on_grid, place_on_grid
+from ._layout import MAX_VOLUME_CHANNELS, layout_defaults, volume_axes, volume_channel_axis
 from ._metaimage import METAIMAGE_SUFFIXES, is_metaimage, read_metaimage, write_metaimage
 from ._nifti import (
     NIFTI1_MAX_SIZE,
