@@ -57,7 +57,7 @@ class _Scored:
     grids: tuple[tuple | None, tuple | None] = (None, None)
 
 
-def _on_one_grid(pred, gt, grid: tuple | None) -> tuple:
+def _paired(pred, gt, grid: tuple | None) -> tuple:
     """A prediction and the ground truth on one grid (worker): the one covering a window
     of the other's grid placed on it (:func:`~napari_seg.medical.pair_on_grid`, the
     evaluate command's rule), else both as they are."""
@@ -72,10 +72,8 @@ def _on_one_grid(pred, gt, grid: tuple | None) -> tuple:
 def _evaluate_job(pred, gt, compare, config: EvaluateConfig, grids: tuple = (None, None)):
     from ..metrics import evaluate
 
-    first = evaluate(*_on_one_grid(pred, gt, grids[0]), config)
-    return first, (
-        None if compare is None else evaluate(*_on_one_grid(compare, gt, grids[1]), config)
-    )
+    first = evaluate(*_paired(pred, gt, grids[0]), config)
+    return first, (None if compare is None else evaluate(*_paired(compare, gt, grids[1]), config))
 
 
 def _errors_job(predictions: list[tuple[str, object, tuple | None]], gt, config: EvaluateConfig):
@@ -86,7 +84,7 @@ def _errors_job(predictions: list[tuple[str, object, tuple | None]], gt, config:
 
     maps = []
     for name, pred, grid in predictions:
-        placed, truth = _on_one_grid(pred, gt, grid)
+        placed, truth = _paired(pred, gt, grid)
         if config.mode == "instance":
             errors = instance_error_map(placed, truth, threshold=config.thresholds[0])
         else:
