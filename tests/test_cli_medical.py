@@ -702,7 +702,7 @@ def test_a_4d_nifti_of_many_volumes_holds_time_points(tmp_path, capsys):
     """A 4D NIfTI of more volumes than a volume has channels (a cardiac cine MRI's
     frames): its volumes are time points without ``--axis 0`` (it was refused as a
     one-channel model on that many channels); a model taking that many channels
-    still reads them as channels."""
+    still reads them as channels, in predict and when it is fine-tuned."""
     from napari_seg.medical import MAX_VOLUME_CHANNELS
 
     count = MAX_VOLUME_CHANNELS + 1
@@ -726,6 +726,13 @@ def test_a_4d_nifti_of_many_volumes_holds_time_points(tmp_path, capsys):
     args = predict_args(tmp_path / "wide.safetensors", tmp_path / "w", tmp_path / "cine.nii.gz")
     assert main(args) == 0
     assert nib.load(tmp_path / "w" / "cine_labels.nii.gz").shape == (36, 32, 4)
+    labels = cells_3d((4, 32, 36), seed=0)[1].astype(np.uint8)
+    nib.save(nib.Nifti1Image(labels.transpose(2, 1, 0), AFFINE), tmp_path / "one_labels.nii.gz")
+    tune = ["train", "--image", str(tmp_path / "cine.nii.gz"), "--labels",
+            str(tmp_path / "one_labels.nii.gz"), "--from-model", str(tmp_path / "wide.safetensors"),
+            "--epochs", "1", "--steps-per-epoch", "1", "--patch", "32", "--quiet",
+            "--out", str(tmp_path / "tuned.safetensors")]  # fmt: skip
+    assert main(tune) == 0  # as channels to fine-tuning too ("axis 0 is the channel axis")
 
 
 @pytest.mark.parametrize(("dims", "axis"), [("3", 0), ("2", [0, 1])])

@@ -119,7 +119,19 @@ def with_input_spacing(config, images, transforms):
     return config.with_(spacing=declared[0][0], spacing_unit=unit)
 
 
-def with_input_channels(config, paths, pairs, images, headers):
+def model_channels(config) -> int | None:
+    """The channels of the model a run trains: the fine-tuned model's (its card's
+    count), else the config's (None: a new model takes the files' channels). The one
+    answer :func:`with_input_channels` and :func:`input_axes` both go by, so that a 4D
+    volume's first axis is channels (or time points) to both."""
+    if config.from_model is None:
+        return config.in_channels
+    from ..models import read_model_spec
+
+    return read_model_spec(config.from_model).in_channels
+
+
+def with_input_channels(config, paths, pairs, images, headers, in_channels):
     """The config with the inputs' channel axis when none was given and every input
     is a file naming the same ``C`` axis (``_headers.file_channel_axis``: a Fiji
     hyperstack's) or a 4D medical volume (``medical.volume_channel_axis``: a 4D
@@ -127,14 +139,10 @@ def with_input_channels(config, paths, pairs, images, headers):
     axis or ``axis`` names it), for a model of several channels, new
     or fine-tuned (its card's count), so that it reads the channels ``predict``
     will feed it (``arrays.named.named_channel_axis``); a one-channel model on
-    several named channels is refused (``arrays.named.refuse_named_channels``)."""
+    several named channels is refused (``arrays.named.refuse_named_channels``).
+    ``in_channels``: :func:`model_channels`."""
     from ..arrays.named import named_channel_axis, refuse_named_channels
 
-    in_channels = config.in_channels
-    if config.from_model is not None and config.channel_axis is None:
-        from ..models import read_model_spec
-
-        in_channels = read_model_spec(config.from_model).in_channels
     shapes = [tuple(image.shape) for image, _ in images]
     named = [
         _declared_channel_axis(h, g, s, lab, config.axis, in_channels, _volumes(p, s))

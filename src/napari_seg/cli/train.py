@@ -26,6 +26,7 @@ from ._common import (
 from ._train_inputs import (
     input_axes,
     labels_on_grid,
+    model_channels,
     pair_inputs,
     with_dataset_names,
     with_input_channels,
@@ -352,8 +353,9 @@ def run(args: argparse.Namespace) -> int:
     ]
     pairs = [(image, lab) for (image, _), lab in zip(images, labels, strict=True)]
     config = with_input_spacing(config, images, transforms)
-    config = with_input_channels(config, args.image, pairs, images, headers)
-    axes = input_axes(args.image, headers, images, labels, config.in_channels)
+    channels = model_channels(config)
+    config = with_input_channels(config, args.image, pairs, images, headers, channels)
+    axes = input_axes(args.image, headers, images, labels, channels)
     config = with_input_stack_axes(config, axes)
     names = [p.name for p in args.image]
     stop = threading.Event()
