@@ -408,7 +408,8 @@ def write_volume_labels(path: str, data: Any, meta: dict[str, Any], suffix: str)
     Raises
     ------
     ValueError
-        For a layer that is not 3D or does not fit its recorded geometry.
+        For a layer that is not 3D (or 4D with a recorded geometry) or does not fit
+        its recorded geometry.
     """
     from .medical import VOLUME_OUTPUT_SUFFIXES, VolumeGeometry, write_volume
 
