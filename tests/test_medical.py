@@ -110,7 +110,8 @@ def test_scaled_voxels_are_float32_as_a_rescaled_dicom_series(tmp_path, slope, i
 
 def test_4d_is_channels_and_5d_or_broken_files_are_refused(tmp_path):
     """4D files' volumes are channels, as are a 5D file's components when it has one
-    time point; other 5D files and broken ones are refused, naming the file."""
+    time point, or time points when they are many; other 5D files and broken ones are
+    refused, naming the file."""
     data = np.stack([volume(seed=s) for s in range(3)], axis=-1)
     array, _ = read_nifti(save(tmp_path / "four.nii", data, RAS))
     assert array.shape == (3, 11, 9, 7)
@@ -123,8 +124,18 @@ def test_4d_is_channels_and_5d_or_broken_files_are_refused(tmp_path):
     np.testing.assert_array_equal(five, array)
     with pytest.raises(ValueError, match=r"5D NIfTI \(7, 9, 11, 2, 3\) .*split it"):
         read_nifti(save(tmp_path / "t2c3.nii", np.stack([data, data], axis=3), RAS))
-    with pytest.raises(ValueError, match="as channels"):
-        read_nifti(save(tmp_path / "fmri.nii", np.zeros((4, 4, 4, 100), np.uint8), RAS))
+    # a functional series' hundreds of time points were refused ("at most 64 ... as
+    # channels") while the README promised them: they open as one layer over time
+    fmri = np.random.default_rng(0).integers(0, 200, (4, 5, 6, 100), dtype=np.uint8)
+    series, _ = read_nifti(save(tmp_path / "fmri.nii", fmri, RAS))
+    assert series.shape == (100, 6, 5, 4)
+    np.testing.assert_array_equal(
+        series[57], read_nifti(save(tmp_path / "t57.nii", fmri[..., 57], RAS))[0]
+    )
+    from napari_seg._napari_io import read_layers
+
+    [(layer, kwargs, kind)] = read_layers(str(tmp_path / "fmri.nii"))
+    assert (kind, layer.shape, len(kwargs["scale"])) == ("image", (100, 6, 5, 4), 4)
     broken = tmp_path / "broken.nii"
     broken.write_bytes(b"\x5c\x01" + b"\0" * 346 + b"n+1\0" + b"\0" * 10)
     with pytest.raises(ValueError, match=r"broken\.nii"):
@@ -950,6 +961,30 @@ def test_a_series_of_several_volumes_reads_as_channels(tmp_path, dicom_series, t
         ds.save_as(path)
     with pytest.raises(ValueError, match="several volumes in one series"):
         read_volume(tmp_path / "mr")
+
+
+def test_a_dynamic_series_of_many_time_points_is_read(tmp_path, dicom_series):
+    """A dynamic (perfusion) series of 70 time points at the same positions was
+    refused ('napari-seg reads them as channels (at most 64)'); it is read, in the
+    order of its time points, and napari opens it as one layer over them."""
+    import pydicom
+
+    from napari_seg._napari_io import read_layers
+
+    count, uid = 70, None
+    for t in range(count):
+        names = [f"T{t}_{k}.dcm" for k in range(2)]
+        uid = dicom_series(tmp_path / "dce", volume((2, 3, 4), seed=t), series_uid=uid,
+                           names=names)  # fmt: skip
+        for name in names:
+            ds = pydicom.dcmread(tmp_path / "dce" / name)
+            ds.TemporalPositionIdentifier = t + 1
+            ds.save_as(tmp_path / "dce" / name)
+    array, _ = read_volume(tmp_path / "dce")
+    assert array.shape == (count, 2, 3, 4)
+    np.testing.assert_array_equal(array[64], volume((2, 3, 4), seed=64) - 1024.0)
+    [(layer, _, kind)] = read_layers(str(tmp_path / "dce"))
+    assert (kind, layer.shape) == ("image", (count, 2, 3, 4))
 
 
 def test_volumes_of_a_series_rescaled_apart_keep_their_values(tmp_path, dicom_series):

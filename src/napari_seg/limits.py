@@ -56,7 +56,7 @@ MAX_LABELS_CONVERT_BYTES = 1 * GIB
 #: A compressed medical volume (``.nii.gz``, DICOM) is decompressed whole: its header may
 #: not claim more than this (a 1024^3 float32 CT is 4 GiB).
 MAX_VOLUME_BYTES = 16 * GIB
-#: At most this many volumes along a 4D NIfTI's last axis are read as channels.
+#: A case's ``dataset.json`` names at most this many channels.
 MAX_NIFTI_CHANNELS = 64
 #: A DICOM folder with more files than this is refused (a series is a few thousand slices).
 MAX_DICOM_FILES = 20_000

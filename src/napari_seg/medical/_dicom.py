@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..limits import GIB, MAX_NIFTI_CHANNELS, MAX_VOLUME_BYTES, one_line
+from ..limits import GIB, MAX_VOLUME_BYTES, one_line
 from ._dicom_files import (
     _NOT_SLICES,
     SEG_SOP_CLASSES,
@@ -264,12 +264,6 @@ def _read_series(items: list, folder) -> tuple[np.ndarray, VolumeGeometry]:
             "napari-seg reads at once"
         )
     volumes = _volumes_of(items)
-    if len(volumes) > MAX_NIFTI_CHANNELS:
-        raise ValueError(
-            f"{folder}: the series holds {len(volumes)} volumes at the same positions; "
-            f"napari-seg reads them as channels (at most {MAX_NIFTI_CHANNELS}): convert "
-            "it to NIfTI files first (dcm2niix)"
-        )
     data, affine = None, None
     frames: dict[str, Any] = {}  # an enhanced multi-frame file's decoded frames
     for channel, group in enumerate(volumes):

@@ -12,7 +12,7 @@ import numpy as np
 
 from .._atomic import atomic_write
 from .._extras import import_for_reading
-from ..limits import MAX_NIFTI_CHANNELS, one_line
+from ..limits import one_line
 from ._geometry import GZIP_LEVEL, NIFTI_UNITS, VolumeGeometry, check_claimed_bytes, fit_array
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -131,8 +131,10 @@ def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
     """A NIfTI volume as a ``(z, y, x)`` (or ``(c, z, y, x)``) LPS array and its geometry.
 
     Uncompressed files are memory-mapped; ``.nii.gz`` files are read whole. A 4D
-    file's volumes are channels, and so are an RGB(A) file's colours and a 5D file's
-    components when it has one time point (ITK's vector or multi-component volume).
+    file's volumes come first, as do an RGB(A) file's colours and a 5D file's
+    components when it has one time point (ITK's vector or multi-component volume):
+    whether they are channels or time points is
+    :func:`~napari_seg.medical.volume_channel_axis`'s rule, not the reader's.
     Scaled data (``scl_slope``, ``scl_inter``) is returned as float32 (float64 for
     a float64 file), as a rescaled DICOM series is.
 
@@ -207,11 +209,6 @@ def _volume_shape(path, header_shape: tuple[int, ...], colours: bool) -> tuple[i
         raise ValueError(
             f"{path} is a {len(shape)}D NIfTI {shape} (more than one of its axes after the "
             "3rd longer than 1); napari-seg reads 3D and 4D: split it into volumes"
-        )
-    if len(shape) == 4 and shape[3] > MAX_NIFTI_CHANNELS:
-        raise ValueError(
-            f"{path} holds {shape[3]} volumes along its 4th axis; napari-seg reads a 4D NIfTI "
-            f"as channels (at most {MAX_NIFTI_CHANNELS}): split a time series into volumes"
         )
     return shape
 
