@@ -81,7 +81,8 @@ def main() -> None:
     from napari_seg._io import read_image
     from napari_seg.inference import PredictConfig, predict
     from napari_seg.models import load_model
-    from napari_seg.scaleout.run import iter_predict_blocks, prepare_worker
+    from napari_seg.scaleout.run import iter_predict_blocks
+    from napari_seg.scaleout.worker import prepare_worker
 
     folder = Path(tempfile.mkdtemp(prefix="napari-seg-bench-"))
     try:

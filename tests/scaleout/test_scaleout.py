@@ -212,7 +212,7 @@ def test_a_nifti_runs_block_by_block_as_predict_reads_it(tmp_path, dims, monkeyp
     nib = pytest.importorskip("nibabel")
     from napari_seg import _io
     from napari_seg.medical import read_nifti
-    from napari_seg.scaleout import run as run_module
+    from napari_seg.scaleout import worker
 
     model = _model(tmp_path / "plain.safetensors", dims=dims)
     if dims == 3:
@@ -232,7 +232,7 @@ def test_a_nifti_runs_block_by_block_as_predict_reads_it(tmp_path, dims, monkeyp
     np.testing.assert_array_equal(_level0(done.output), expected)
     assert seen[0].total > 1
     assert len(opened) == 1
-    assert run_module._SOURCES == {}
+    assert worker._SOURCES == {}
     meta = zarr.open_group(str(done.output), mode="r").attrs["multiscales"][0]
     scale, shift = meta["datasets"][0]["coordinateTransformations"]
     np.testing.assert_allclose(scale["scale"], geometry.spacing)
@@ -736,22 +736,22 @@ def test_a_worker_reads_a_source_again_once_it_changed(tmp_path, dicom_series, m
     again into its folder under the same names is read anew (the folder's own time
     does not change when its files are rewritten)."""
     from napari_seg import _io
-    from napari_seg.scaleout import run as run_module
+    from napari_seg.scaleout import worker
 
-    monkeypatch.setattr(run_module, "_SOURCES", {})
+    monkeypatch.setattr(worker, "_SOURCES", {})
     opened = []
     real = _io.read_image
     monkeypatch.setattr(_io, "read_image", lambda path: opened.append(path) or real(path))
     folder = tmp_path / "ct"
     dicom_series(folder, np.zeros((3, 8, 8), np.int16), names=["a.dcm", "b.dcm", "c.dcm"])
-    first = run_module._worker_source(str(folder))
-    assert run_module._worker_source(str(folder)) is first
+    first = worker._worker_source(str(folder))
+    assert worker._worker_source(str(folder)) is first
     assert len(opened) == 1
     folder_time = folder.stat().st_mtime_ns
     dicom_series(folder, np.full((3, 8, 8), 7, np.int16), names=["a.dcm", "b.dcm", "c.dcm"])
     assert folder.stat().st_mtime_ns == folder_time  # rewritten in place
     for path in folder.iterdir():  # a second later, whatever the file system's clock tick
         os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
-    again = run_module._worker_source(str(folder))
+    again = worker._worker_source(str(folder))
     assert len(opened) == 2
     assert float(np.asarray(again).max()) == 7 - 1024
