@@ -136,7 +136,7 @@ def test_a_3d_model_steps_through_every_slider_but_the_depth():
     ],
 )
 def test_a_new_model_s_channels_are_the_axis_its_labels_lack(shape, labels, exclude, expected):
-    from napari_seg.arrays.layout import labels_channel_axis
+    from napari_seg.arrays.channels import labels_channel_axis
 
     assert labels_channel_axis(shape, labels, exclude=exclude) == expected
 

@@ -249,7 +249,7 @@ class LivePanel:
         too, it is the plane painted last (the dims slider's position is not on
         screen there).
         """
-        from ..arrays.layout import normalise_axes, output_axes
+        from ..arrays.axes import normalise_axes, output_axes
 
         displayed, step = viewer_position(self._viewer, labels)
         axis = session.config.axis

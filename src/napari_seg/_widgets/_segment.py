@@ -318,7 +318,7 @@ class SegmentWidget(RunnerFields, Dock):
     def _objects_axes(self, model, plan: ScopePlan, remote: bool) -> tuple[int, ...] | None:
         """The labels' slice axes when objects are asked for, else None; ValueError for
         a model whose objects cannot be told, or a cluster run (main thread)."""
-        from ..arrays.layout import output_axes
+        from ..arrays.axes import output_axes
         from ..refine import objects_job
 
         if not self._objects.value:

@@ -18,7 +18,7 @@ from magicgui.widgets import CheckBox, ComboBox, PushButton
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from .._layers import class_names_of, labels_layer_kwargs
-from ..arrays.layout import channel_axis_of, labels_channel_axis
+from ..arrays.channels import channel_axis_of, labels_channel_axis
 from ..arrays.screen import stack_axes
 from ..models.registry import get_architecture
 from ..training._model import run_dims

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..arrays.layout import normalise_axes
+from ..arrays.axes import normalise_axes
 from ..arrays.screen import view_axes
 from ..training.config import TrainingConfig
 from ._layers import full_resolution, viewer_position, visible_region

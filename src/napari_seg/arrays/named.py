@@ -83,7 +83,7 @@ def named_channel_axis(
     model of ``in_channels`` (None: any number, or not decided yet).
 
     ``given`` when set; else, unless the model reads one channel, the axis every file
-    names alike; else None, and :func:`.layout.channel_axis_of`'s size rule decides (which
+    names alike; else None, and :func:`.channels.channel_axis_of`'s size rule decides (which
     would take the time axis of a two-timepoint, two-channel stack).
 
     Parameters

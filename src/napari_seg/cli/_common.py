@@ -92,7 +92,7 @@ def pick_channel(image: Any, channel: int | None, axis: int | None, header: Any,
     """
     if channel is None:
         return image, header, transform
-    from ..arrays.layout import detect_in_channels
+    from ..arrays.channels import detect_in_channels
     from ..arrays.views import ChannelView
 
     if axis is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..arrays.layout import channel_axis_of
+from ..arrays.channels import channel_axis_of
 from ..arrays.screen import view_axes, volume_depth
 
 SCOPES = ("slice", "stack", "visible")

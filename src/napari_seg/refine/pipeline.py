@@ -15,7 +15,8 @@ from .._generators import Returning
 from .._layers import INSTANCE_CLASS_NAMES
 from .._types import ArrayLike
 from .._validate import check_axes
-from ..arrays.layout import labels_channel_axis, normalise_axes
+from ..arrays.axes import normalise_axes
+from ..arrays.channels import labels_channel_axis
 from ..limits import brief
 from ._checks import check_labels
 from .operations import INPUTS, get_operation
@@ -433,7 +434,7 @@ def image_channel_axis(
 ) -> int | None:
     """The channel axis of an image of ``shape`` refining labels of ``labels_shape``:
     the one given, else the axis the labels lack (a CYX image for YX labels,
-    :func:`~napari_seg.arrays.layout.labels_channel_axis`), else None.
+    :func:`~napari_seg.arrays.channels.labels_channel_axis`), else None.
 
     Parameters
     ----------

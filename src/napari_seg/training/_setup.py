@@ -10,13 +10,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ..arrays.layout import (
-    detect_in_channels,
-    labels_channel_axis,
-    normalise_axes,
-    output_axes,
-    resolve_layout,
-)
+from ..arrays.axes import normalise_axes, output_axes
+from ..arrays.channels import detect_in_channels, labels_channel_axis
+from ..arrays.layout import resolve_layout
 from ..arrays.views import ChannelView
 from ..limits import MAX_UNSTATED_CLASSES
 from ..models.registry import get_architecture
@@ -53,7 +49,7 @@ def channels_from_labels(
 ) -> TrainingConfig:
     """The config with a new model's channel axis read from the first pair's shapes
     when nothing states it: the image's axis its labels lack
-    (:func:`~napari_seg.arrays.layout.labels_channel_axis`; a stack axis never is).
+    (:func:`~napari_seg.arrays.channels.labels_channel_axis`; a stack axis never is).
 
     Parameters
     ----------

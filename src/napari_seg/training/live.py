@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ..arrays.layout import detect_in_channels
+from ..arrays.channels import detect_in_channels
 from ..arrays.runtime import Runtime
 from ..models.registry import get_architecture
 from ..models.spec import Normalization
