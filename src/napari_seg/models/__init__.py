@@ -3,15 +3,8 @@
 Importing this package is cheap; torch is imported when a model is built.
 """
 
-from .registry import (
-    CLASSIC,
-    SMP_ENCODERS,
-    Architecture,
-    OptionRange,
-    create_model,
-    get_architecture,
-    list_architectures,
-)
+from .architecture import CLASSIC, Architecture, OptionRange
+from .registry import SMP_ENCODERS, create_model, get_architecture, list_architectures
 from .spec import ModelSpec, Normalization, default_class_colors
 
 __all__ = [

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ._planning import plan_strides, size_multiple
-from .registry import Architecture
+from .architecture import Architecture
 from .spec import ModelSpec
 
 

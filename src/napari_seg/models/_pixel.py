@@ -23,7 +23,7 @@ from torch import nn
 from ._filters import FilterBank, sigmas_for
 
 if TYPE_CHECKING:
-    from .registry import Architecture
+    from .architecture import Architecture
     from .spec import ModelSpec
 
 #: Pixels whose features are walked through the forest at once (bounds the memory

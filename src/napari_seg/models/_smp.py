@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import Architecture
+from .architecture import Architecture
 from .spec import ModelSpec
 
 # smp's default decoder widths for its U-Net family, finest level last.

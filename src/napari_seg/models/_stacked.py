@@ -21,7 +21,7 @@ from ._filters import sigmas_for
 from ._pixel import PixelClassifierNet
 
 if TYPE_CHECKING:
-    from .registry import Architecture
+    from .architecture import Architecture
     from .spec import ModelSpec
 
 

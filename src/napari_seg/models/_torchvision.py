@@ -7,7 +7,7 @@ from typing import cast
 import torch
 from torch import nn
 
-from .registry import Architecture
+from .architecture import Architecture
 from .spec import ModelSpec
 
 

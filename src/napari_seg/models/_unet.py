@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ._planning import plan_strides, size_multiple
-from .registry import CLASSIC, Architecture
+from .architecture import CLASSIC, Architecture
 from .spec import ModelSpec
 
 

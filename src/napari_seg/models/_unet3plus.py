@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import Architecture
+from .architecture import Architecture
 from .spec import ModelSpec
 
 
