@@ -337,7 +337,8 @@ def _predict_one(model, path: Path, outputs: dict[str, Path], config, args) -> N
     from .._headers import file_header, source_transform
     from .._io import read_with_geometry
     from ..inference import PredictProgress, PredictStarted, SettingsAdjusted, iter_predict
-    from ..inference.blocks import layout_of, with_file_layout, with_volume_geometry
+    from ..inference.blocks import layout_of
+    from ..inference.file_settings import with_file_layout, with_volume_geometry
 
     def show(event, bar) -> None:
         if isinstance(event, PredictStarted):

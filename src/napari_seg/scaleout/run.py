@@ -284,14 +284,8 @@ class _Job:
         from .._dataset_json import named_channels
         from .._headers import file_header, source_transform
         from .._io import read_with_geometry
-        from ..inference.blocks import (
-            fixed_settings,
-            layout_of,
-            output_chunks,
-            plan_blocks,
-            with_file_layout,
-            with_volume_geometry,
-        )
+        from ..inference.blocks import fixed_settings, layout_of, output_chunks, plan_blocks
+        from ..inference.file_settings import with_file_layout, with_volume_geometry
         from ..models import load_models
 
         omezarr.check_available()
