@@ -170,6 +170,27 @@ def test_errors_are_one_line_and_nothing_is_written(labels_file, tmp_path, capsy
     assert not out.exists()
 
 
+def test_an_output_name_refine_cannot_write_is_refused_before_the_work(
+    labels_file, tmp_path, capsys, monkeypatch
+):
+    """An OUTPUT of another format (a PNG, a folder for one file) was refused only once
+    the labels were refined (a CRF of a volume: minutes) and read, not up front."""
+    path, _ = labels_file
+    ran = []
+    real = refine.iter_refine
+    monkeypatch.setattr(refine, "iter_refine", lambda *a, **k: ran.append(1) or real(*a, **k))
+    for name in ("out.png", "newdir"):
+        assert main(["refine", "--op", "opening", "--quiet", str(path), str(tmp_path / name)]) == 1
+        assert (
+            f"OUTPUT must end in .tif, .tiff, .npy or .nii, .nii.gz, .nrrd, .mha, got {name}"
+            in (capsys.readouterr().err)
+        )
+        assert not (tmp_path / name).exists()
+    assert ran == []
+    assert main(["refine", "--op", "opening", "--quiet", str(path), str(tmp_path / "o.tif")]) == 0
+    assert ran == [1]
+
+
 def test_float_labels_that_are_not_ids_are_refused(tmp_path, capsys):
     tifffile.imwrite(tmp_path / "f.tif", np.full((8, 8), 0.5, np.float32))  # not ids
     assert (

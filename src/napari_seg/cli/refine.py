@@ -214,6 +214,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"several inputs would write the same output: {', '.join(clashes)}")
     extra = [getattr(args, name) for name in INPUT_NAMES if getattr(args, name) is not None]
     for source, target in pairs:
+        _output_kind(target)
         # An output may replace its own input (with --overwrite: it is read whole first),
         # never another input of the batch.
         others = [s for s, _ in pairs if s != source] + extra
@@ -373,16 +374,25 @@ def _write(
 ) -> None:
     from .._atomic import atomic_write
     from .._io import write_labels
-    from ..medical import VOLUME_WRITTEN, is_volume_output
 
     tiff = {} if header is None else {"calibration": header.calibration, "axes": header.axes}
-    if target.suffix.lower() == ".npy":
+    if _output_kind(target) == "npy":
         with atomic_write(target, overwrite=overwrite) as handle:
             np.save(handle, labels, allow_pickle=False)
-    elif target.name.lower().endswith((".tif", ".tiff")) or is_volume_output(target):
-        write_labels(target, labels, geometry, overwrite=overwrite, segments=segments, **tiff)
     else:
-        raise ValueError(
-            f"OUTPUT must end in .tif, .tiff, .npy or {', '.join(VOLUME_WRITTEN)}, "
-            f"got {target.name}"
-        )
+        write_labels(target, labels, geometry, overwrite=overwrite, segments=segments, **tiff)
+
+
+def _output_kind(target: Path) -> str:
+    """How ``target`` is written ("npy", or "labels": TIFF or a medical volume), or a
+    ValueError naming the names refine writes: checked for every output before any
+    input is refined, so a wrong name is not found after the work."""
+    from ..medical import VOLUME_WRITTEN, is_volume_output
+
+    if target.suffix.lower() == ".npy":
+        return "npy"
+    if target.name.lower().endswith((".tif", ".tiff")) or is_volume_output(target):
+        return "labels"
+    raise ValueError(
+        f"OUTPUT must end in .tif, .tiff, .npy or {', '.join(VOLUME_WRITTEN)}, got {target.name}"
+    )
