@@ -44,7 +44,8 @@ def study(tmp_path, dicom_series, dicom_seg):
 def test_a_seg_reads_as_a_label_map_where_its_series_lies(study):
     """The SEG's frames span slices 2 and 3: its label map is those two slices, placed
     in the world where the CT's slices 2 and 3 are (origin, spacing), and placed on the
-    CT's grid it is the segmentation drawn; its segments name and colour the ids."""
+    CT's grid it is the segmentation drawn; its segments name and colour the ids. Read
+    as a volume (``read_volume``: every command), it is on the CT's whole grid."""
     tmp_path, expected = study
     ct, grid = read_volume(tmp_path / "ct")
     labels, geometry, segments = read_dicom_seg(tmp_path / "ct" / "seg.dcm")
@@ -57,8 +58,13 @@ def test_a_seg_reads_as_a_label_map_where_its_series_lies(study):
     assert [(n, name) for n, (name, _) in segments.items()] == [(1, "liver"), (2, "Läsion")]
     np.testing.assert_allclose(segments[1][1], (230 / 255, 25 / 255, 25 / 255, 1.0), atol=0.01)
     assert label_segments(tmp_path / "ct" / "seg.dcm") == segments
-    np.testing.assert_array_equal(read_volume(tmp_path / "ct" / "seg.dcm")[0], labels)
     assert ct.shape == SHAPE  # the folder is still its CT series: the SEG is no slice
+    # read as a volume, the SEG lies on its series' grid (found beside it), recording it
+    on_series, where = read_volume(tmp_path / "ct" / "seg.dcm")
+    np.testing.assert_array_equal(on_series, expected)
+    np.testing.assert_allclose(where.affine, grid.affine)
+    assert where.series_file is not None
+    assert read_volume(where.series_file)[1].array_shape == SHAPE
 
 
 def test_a_fractional_seg_is_the_segment_of_the_largest_fraction_over_half(
@@ -98,14 +104,14 @@ def test_evaluate_train_and_predict_take_a_seg_beside_its_series(study, capsys):
         ("Läsion", 1.0),
     ]
     assert [c["gt pixels"] for c in scored] == np.bincount(expected.ravel()).tolist()
-    assert "seg.dcm covers part of the grid of ct_labels.nii.gz" in captured.err
+    assert "covers part of the grid" not in captured.err  # read on its series' grid
     model = tmp_path / "m.safetensors"
     argv = ["train", "--image", str(tmp_path / "ct"), "--labels", str(tmp_path / "ct" / "seg.dcm"),
             "--label0", "background", "--epochs", "1", "--steps-per-epoch", "1", "--patch",
             "32", "--option", "depth=2", "--option", "base_width=4", "--out", str(model),
             "--quiet"]  # fmt: skip
     assert main(argv) == 0
-    assert "seg.dcm covers part of the grid of ct" in capsys.readouterr().err
+    assert "covers part of the grid" not in capsys.readouterr().err
     from napari_seg.models import load_model
 
     model_file = load_model(model)
@@ -124,16 +130,17 @@ def test_evaluate_train_and_predict_take_a_seg_beside_its_series(study, capsys):
 
 
 def test_napari_opens_a_seg_as_named_labels_where_its_series_lies(study):
-    """A SEG file opens as Labels named and coloured by its segments, where its slices
-    lie on its series; its study's folder opens it too, over the series (it was left
-    out with a warning)."""
+    """A SEG file opens as Labels named and coloured by its segments, on the grid of its
+    series (found beside it: it covered only the slices it segments, and nothing could
+    be painted beyond them); its study's folder opens it too, over the series (it was
+    left out with a warning)."""
     from napari_seg._napari_io import get_reader
 
     tmp_path, expected = study
     path = str(tmp_path / "ct" / "seg.dcm")
     [(data, kwargs, kind)] = get_reader(path)(path)
     assert kind == "labels"
-    np.testing.assert_array_equal(data, expected[2:4])
+    np.testing.assert_array_equal(data, expected)
     assert kwargs["features"]["class"] == ["background", "liver", "Läsion"]
     np.testing.assert_allclose(kwargs["colormap"][2], (25 / 255, 200 / 255, 50 / 255, 1), atol=0.01)
     # the study's folder opens the CT and, over it, the SEG exported with it
@@ -144,8 +151,7 @@ def test_napari_opens_a_seg_as_named_labels_where_its_series_lies(study):
     assert seg[1]["features"] == kwargs["features"]
     np.testing.assert_allclose(seg[1]["translate"], kwargs["translate"])
     np.testing.assert_allclose(kwargs["scale"], ct_kwargs["scale"])
-    shift = np.array(kwargs["translate"]) - ct_kwargs["translate"]
-    np.testing.assert_allclose(shift, (2 * ct_kwargs["scale"][0], 0, 0))  # its slices 2, 3
+    np.testing.assert_allclose(kwargs["translate"], ct_kwargs["translate"])
 
 
 def test_a_broken_seg_file_is_named(study):
@@ -302,3 +308,55 @@ def test_a_labels_layer_of_a_dicom_series_saves_as_a_seg_of_it(study):
             str(tmp_path / "no.dcm"), expected, {"metadata": {GEOMETRY_KEY: nifti}}
         )
     assert not (tmp_path / "no.dcm").exists()
+
+
+def test_a_refined_or_edited_seg_saves_as_a_seg_of_its_series(study, capsys):
+    """A SEG refined by ``napari-seg refine seg.dcm out.dcm`` or edited in napari and
+    saved with a .dcm name is a SEG of the series it was segmented from (found beside
+    it, or opened with it), placed on that series' grid, its segments kept; .dcm was
+    refused ('OUTPUT must end in .tif ...') and napari's writer refused the layer
+    ('records none'). A .dcm OUTPUT of labels that are no SEG, or of a SEG whose series
+    is not found, is refused before the work."""
+    import shutil
+
+    from napari_seg import refine
+    from napari_seg._napari_io import get_reader, write_dicom_seg_labels
+
+    tmp_path, expected = study
+    _, grid = read_volume(tmp_path / "ct")
+    (tmp_path / "seg").mkdir()  # the SEG in a folder beside its series', as exported
+    shutil.copy(tmp_path / "ct" / "seg.dcm", tmp_path / "seg" / "seg.dcm")
+    for where in ("ct", "seg"):
+        out = tmp_path / f"refined_{where}.dcm"
+        argv = ["refine", str(tmp_path / where / "seg.dcm"), str(out), "--op", "dilation",
+                "--radius", "1", "--quiet"]  # fmt: skip
+        assert main(argv) == 0, capsys.readouterr().err
+        labels, geometry, segments = read_dicom_seg(out)
+        placed = place_on_grid(labels, geometry, grid, ("refined", "ct"))
+        np.testing.assert_array_equal(placed, refine.dilation(expected, 1))
+        assert [name for name, _ in segments.values()] == ["liver", "Läsion"]
+    # napari: the SEG opened alone, or with its study, saves back as a SEG of the series
+    for path in (tmp_path / "seg" / "seg.dcm", tmp_path / "ct"):
+        [*_, (data, meta, kind)] = get_reader(str(path))(str(path))
+        assert kind == "labels"
+        edited = data.copy()
+        edited[0, 0, 0] = 1  # a stroke
+        [written] = write_dicom_seg_labels(str(tmp_path / "edited"), edited, meta)
+        labels, geometry, segments = read_dicom_seg(written)
+        with_stroke = expected.copy()
+        with_stroke[0, 0, 0] = 1  # the layer spans the series: painted where the SEG was not
+        np.testing.assert_array_equal(place_on_grid(labels, geometry, grid, ("e", "ct")),
+                                      with_stroke)  # fmt: skip
+        assert [name for name, _ in segments.values()] == ["liver", "Läsion"]
+    write_volume(tmp_path / "mine.nii.gz", expected, grid)
+    (tmp_path / "alone").mkdir()
+    shutil.copy(tmp_path / "ct" / "seg.dcm", tmp_path / "alone" / "seg.dcm")
+    shutil.move(tmp_path / "ct", tmp_path.parent / f"{tmp_path.name}-ct")  # not beside it
+    shutil.rmtree(tmp_path / "seg")
+    refused = {"mine.nii.gz": "mine.nii.gz is no DICOM SEG",
+               "alone/seg.dcm": "is not in its folder or the folders beside it"}  # fmt: skip
+    for source, words in refused.items():
+        argv = ["refine", str(tmp_path / source), str(tmp_path / "x.dcm"), "--op", "opening"]
+        assert main([*argv, "--quiet"]) == 1
+        assert words in capsys.readouterr().err
+        assert not (tmp_path / "x.dcm").exists()

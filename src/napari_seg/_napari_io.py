@@ -91,12 +91,18 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
     import warnings
 
     from ._io import output_stem
-    from .medical import is_dicom_file, is_dicom_seg, read_dicom_seg, read_dicom_series, read_volume
+    from .medical import (
+        is_dicom_file,
+        is_dicom_seg,
+        read_dicom_series,
+        read_seg_on_series,
+        read_volume,
+    )
 
     path = path[0] if isinstance(path, list) else path
     name = output_stem(path)
     if is_dicom_seg(path):  # a label map, its segments named
-        return _volume_layers(path, name, *read_dicom_seg(path))
+        return _volume_layers(path, name, *read_seg_on_series(path))
     if is_dicom_file(path):
         return _file_series_layers(path)
     if not Path(path).is_dir():
@@ -106,9 +112,11 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
     for _uid, description, array, geometry in series:
         title = name if len(series) == 1 else f"{name} {description}"
         layers += _volume_layers(path, title, array, geometry)
+    grids = {uid: geometry for uid, _, _, geometry in series}
     for seg in segmentations:  # exported with the study: on its series, named
         try:
-            layers += _volume_layers(str(seg), f"{name} {seg.stem}", *read_dicom_seg(seg))
+            found = read_seg_on_series(seg, grids)
+            layers += _volume_layers(str(seg), f"{name} {seg.stem}", *found)
         except ValueError as exc:
             skipped.append(f"{seg.name}: {exc}")
     for reason in skipped:
@@ -473,9 +481,7 @@ def write_dicom_seg_labels(path: str, data: Any, meta: dict[str, Any]) -> list[s
             "layer records none (save it as NIfTI instead)"
         )
     array = np.asarray(data)
-    segments = layer_segments(meta) or {
-        i: (f"segment {i}", ()) for i in range(1, int(array.max(initial=0)) + 1)
-    }
+    segments = layer_segments(meta)  # none named: "segment N" (medical.write_dicom_seg)
     # File > Save Layers replaces a file the user chose in napari's own dialog.
     write_dicom_seg(path, array, geometry.series_file, segments, overwrite=True)
     return [os.fspath(path)]

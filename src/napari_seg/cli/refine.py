@@ -214,7 +214,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"several inputs would write the same output: {', '.join(clashes)}")
     extra = [getattr(args, name) for name in INPUT_NAMES if getattr(args, name) is not None]
     for source, target in pairs:
-        _output_kind(target)
+        if _output_kind(target) == "seg":
+            _check_seg_source(source, target)
         # An output may replace its own input (with --overwrite: it is read whole first),
         # never another input of the batch.
         others = [s for s, _ in pairs if s != source] + extra
@@ -295,7 +296,13 @@ def _refine_one(source: Path, target: Path, config, args) -> int:
     from ..medical import label_segments
     from ..refine import iter_refine
 
-    image, geometry = read_labels(source)
+    image, geometry = read_labels(source)  # a DICOM SEG on its series' grid, when found
+    series = None if geometry is None else geometry.series_file
+    if _output_kind(target) == "seg" and series is None:
+        raise ValueError(
+            f"{target.name}: {source.name}'s frames do not lie on its series' grid; a SEG "
+            "of that series cannot hold them: write .nii.gz instead"
+        )
     header = file_header(source)  # the refined labels keep the pixel size and axes
     labels = np.array(image)  # a copy: OUTPUT may replace INPUT
     if args.per_slice is None and args.axis is None:
@@ -322,7 +329,13 @@ def _refine_one(source: Path, target: Path, config, args) -> int:
     # a segmentation's segments (3D Slicer's, a DICOM SEG's) name the refined classes
     # too (not objects)
     segments = {} if config.makes_instances else label_segments(source)
-    _write(target, result.labels, args.overwrite, geometry, header, segments)
+    if series is not None and _output_kind(target) == "seg":  # a SEG of the SEG's series
+        from ..medical import write_dicom_seg
+
+        write_dicom_seg(target, result.labels, series, segments,
+                        algorithm="napari-seg refine", overwrite=args.overwrite)  # fmt: skip
+    else:
+        _write(target, result.labels, args.overwrite, geometry, header, segments)
     return result.changed
 
 
@@ -384,15 +397,37 @@ def _write(
 
 
 def _output_kind(target: Path) -> str:
-    """How ``target`` is written ("npy", or "labels": TIFF or a medical volume), or a
-    ValueError naming the names refine writes: checked for every output before any
-    input is refined, so a wrong name is not found after the work."""
+    """How ``target`` is written ("npy", "seg": a DICOM SEG, or "labels": TIFF or a
+    medical volume), or a ValueError naming the names refine writes: checked for every
+    output before any input is refined, so a wrong name is not found after the work."""
     from ..medical import VOLUME_WRITTEN, is_volume_output
 
     if target.suffix.lower() == ".npy":
         return "npy"
+    if target.suffix.lower() == ".dcm":
+        return "seg"
     if target.name.lower().endswith((".tif", ".tiff")) or is_volume_output(target):
         return "labels"
     raise ValueError(
-        f"OUTPUT must end in .tif, .tiff, .npy or {', '.join(VOLUME_WRITTEN)}, got {target.name}"
+        f"OUTPUT must end in .tif, .tiff, .npy or {', '.join(VOLUME_WRITTEN)} (or .dcm: a "
+        f"DICOM SEG input refined into a SEG of its series), got {target.name}"
     )
+
+
+def _check_seg_source(source: Path, target: Path) -> None:
+    """A ValueError, before any input is refined, unless ``source`` is a DICOM SEG
+    whose series lies beside it (:func:`napari_seg.medical.find_seg_series`): a SEG
+    written to ``target`` references that series' slices."""
+    from ..medical import find_seg_series, is_dicom_seg
+
+    if not is_dicom_seg(source):
+        raise ValueError(
+            f"{target.name}: a .dcm OUTPUT is a DICOM SEG of the series a DICOM SEG INPUT "
+            f"was segmented from; {source.name} is no DICOM SEG (write .nii.gz instead)"
+        )
+    if find_seg_series(source) is None:
+        raise ValueError(
+            f"{target.name}: the series {source.name} was segmented from is not in its folder "
+            "or the folders beside it; a SEG references its series' slices: put the SEG "
+            "beside them, or write .nii.gz instead"
+        )

@@ -57,8 +57,11 @@ from ._dicom_seg import (
     SEG_SOP_CLASSES,
     check_seg_numbers,
     dicom_seg_segments,
+    find_seg_series,
     is_dicom_seg,
     read_dicom_seg,
+    read_seg_on_series,
+    seg_series_uids,
     write_dicom_seg,
 )
 from ._geometry import (
@@ -112,6 +115,7 @@ __all__ = [
     "dicom_file_series",
     "dicom_seg_segments",
     "dicom_slice_files",
+    "find_seg_series",
     "holds_dicom",
     "is_dicom",
     "is_dicom_file",
@@ -140,8 +144,10 @@ __all__ = [
     "read_metaimage",
     "read_nifti",
     "read_nrrd",
+    "read_seg_on_series",
     "read_volume",
     "recorded_unit",
+    "seg_series_uids",
     "segment_class_names",
     "volume_axes",
     "volume_channel_axis",
@@ -324,7 +330,8 @@ def read_volume(
 ) -> tuple[np.ndarray, VolumeGeometry]:
     """A NIfTI, NRRD or MetaImage file, a DICOM series (its folder, or one of its
     files) or a DICOM SEG file, as :func:`read_nifti` / :func:`read_nrrd` /
-    :func:`read_metaimage` / :func:`read_dicom` / :func:`read_dicom_seg`.
+    :func:`read_metaimage` / :func:`read_dicom` / :func:`read_seg_on_series` (on the
+    grid of its series when that is found beside it) read them.
 
     Parameters
     ----------
@@ -348,8 +355,8 @@ def read_volume(
         return read_nrrd(path)
     if is_metaimage(path):
         return read_metaimage(path)
-    if is_dicom_seg(path):  # a segmentation, not a series' slice
-        labels, geometry, _segments = read_dicom_seg(path)
+    if is_dicom_seg(path):  # a segmentation, on its series' grid when that is found
+        labels, geometry, _segments = read_seg_on_series(path)
         return labels, geometry
     if is_dicom(path):
         return read_dicom(path, series=series)

@@ -13,6 +13,7 @@ of the largest fraction, where that reaches half.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from ._dicom_files import (
     is_dicom_file,
 )
 from ._geometry import FLIP_RAS_LPS, VolumeGeometry
+from ._grids import place_on_grid
 
 #: highdicom's (slice, row, column) indices as a file's (column, row, slice) ones.
 _FILE_ORDER = np.array(
@@ -173,6 +175,110 @@ def _seg_header(path: str | os.PathLike) -> Any:
     return ds if _sop_name(ds) in SEG_SOP_CLASSES else None
 
 
+def seg_series_uids(path: str | os.PathLike) -> tuple[str, ...]:
+    """The ``SeriesInstanceUID`` of each image series a DICOM SEG references (its
+    ``ReferencedSeriesSequence``: the series it was segmented from); empty for any
+    other file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    tuple of str
+    """
+    ds = _seg_header(path)
+    referenced = [] if ds is None else list(getattr(ds, "ReferencedSeriesSequence", []))
+    return tuple(str(uid) for item in referenced if (uid := getattr(item, "SeriesInstanceUID", "")))
+
+
+def find_seg_series(path: str | os.PathLike) -> str | None:
+    """A file of the image series the DICOM SEG at ``path`` was segmented from, looked
+    for in the SEG's folder, then in its subfolders and the folders beside it (a study
+    export keeps each series in a folder of its own; at most
+    ``limits.DICOM_SEARCH_FOLDERS``, not entered further); None when none holds it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    str or None
+    """
+    from ..limits import DICOM_SEARCH_FOLDERS
+    from ._dicom_files import _dicom_headers, _subfolders, is_dicom_folder
+
+    uids = set(seg_series_uids(path))
+    here = Path(path).resolve().parent
+    if not uids:
+        return None
+    beside = [f for f in _subfolders(here.parent) if f != here] if here.parent != here else []
+    for folder in [here, *[*_subfolders(here), *beside][:DICOM_SEARCH_FOLDERS]]:
+        if folder != here and not is_dicom_folder(folder):  # its first files tell
+            continue
+        try:
+            headers = _dicom_headers(folder)
+        except (ValueError, OSError):  # no slices, too many files, a file unread
+            continue
+        for file, ds in headers:
+            if str(getattr(ds, "SeriesInstanceUID", "")) in uids:
+                return os.path.abspath(file)
+    return None
+
+
+def read_seg_on_series(
+    path: str | os.PathLike, known: Mapping[str, VolumeGeometry] | None = None
+) -> tuple[np.ndarray, VolumeGeometry, dict[int, tuple[str, tuple[float, ...]]]]:
+    """A DICOM SEG read as :func:`read_dicom_seg` reads it, then placed on the grid of
+    the series it was segmented from (padded with 0 beyond the slices it segments: a
+    label map as large as its image, which can be painted or refined anywhere on it),
+    its geometry recording one of that series' files (``series_file``) so that it is
+    written back as a SEG of it. On its own grid when the series is not found or its
+    frames are no window of the series' grid.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    known : mapping, optional
+        ``{SeriesInstanceUID: geometry}`` of series read already (a study opened with
+        the SEG); without it the series is looked for beside the SEG
+        (:func:`find_seg_series`) and its grid read from its headers.
+
+    Returns
+    -------
+    labels : ndarray
+    geometry : VolumeGeometry
+    segments : dict
+
+    Raises
+    ------
+    ValueError
+        As :func:`read_dicom_seg`.
+    """
+    from dataclasses import replace
+
+    from ._dicom import dicom_slice_files
+
+    labels, geometry, segments = read_dicom_seg(path)
+    grid = None
+    if known is not None:
+        grid = next((known[uid] for uid in seg_series_uids(path) if uid in known), None)
+    elif (series := find_seg_series(path)) is not None:
+        try:
+            grid = replace(dicom_slice_files(series)[1], series_file=series)
+        except ValueError:  # several echoes or time points: no SEG of it is written
+            grid = None
+    if grid is None or grid.series_file is None:
+        return labels, geometry, segments
+    try:
+        labels = place_on_grid(labels, geometry, grid, (Path(path).name, "its series"))
+    except ValueError:  # not on a window of the series' grid
+        return labels, geometry, segments
+    return labels, grid, segments
+
+
 #: The series number of the SEG series napari-seg writes (viewers list a study's
 #: series by number; derived series conventionally take a high one).
 SEG_SERIES_NUMBER = 9000
@@ -187,7 +293,7 @@ def write_dicom_seg(
     path: str | os.PathLike,
     labels: np.ndarray,
     source: str | os.PathLike,
-    segments: dict[int, tuple[str, tuple[float, ...]]],
+    segments: dict[int, tuple[str, tuple[float, ...]]] | None = None,
     *,
     algorithm: str = "napari-seg",
     overwrite: bool = False,
@@ -206,9 +312,10 @@ def write_dicom_seg(
     labels : ndarray
     source : str or os.PathLike
         The series' folder, or one of its files.
-    segments : dict
+    segments : dict, optional
         ``{label value: (name, (r, g, b, a) or ())}``
-        (:func:`~napari_seg.medical.class_segments`).
+        (:func:`~napari_seg.medical.class_segments`); without them (or empty), ids 1 to
+        the largest are "segment 1", "segment 2"...
     algorithm : str
         The segmenting algorithm's name (the model's architecture), recorded in each
         segment.
@@ -228,14 +335,16 @@ def write_dicom_seg(
     from ._dicom import dicom_slice_files
 
     hd = _highdicom()
+    if not segments:
+        segments = {i: (f"segment {i}", ()) for i in range(1, int(labels.max(initial=0)) + 1)}
     numbers = check_seg_numbers(segments)
-    files, geometry = dicom_slice_files(source)
-    if tuple(labels.shape) != geometry.array_shape:
+    files, grid = dicom_slice_files(source)
+    if tuple(labels.shape) != grid.array_shape:
         raise ValueError(
             f"labels of shape {labels.shape} are not on the grid of {Path(source).name} "
-            f"{geometry.array_shape}"
+            f"{grid.array_shape}"
         )
-    pixels = np.ascontiguousarray(geometry.to_file(labels).transpose(2, 1, 0))  # slice, row, col
+    pixels = np.ascontiguousarray(grid.to_file(labels).transpose(2, 1, 0))  # slice, row, col
     if pixels.max(initial=0) > numbers[-1]:
         raise ValueError(f"the labels hold ids above the last segment's, {numbers[-1]}")
     sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
