@@ -550,3 +550,51 @@ def test_segment_a_dicom_series_and_save_a_dicom_seg(make_napari_viewer_proxy, q
     grid = read_volume(tmp_path / "ct")[1]
     np.testing.assert_array_equal(place_on_grid(data, geometry, grid, ("seg", "ct")), labels.data)
     assert [name for name, _ in segments.values()] == list(TINY_UNET.class_names[1:])
+
+
+def test_a_seg_refined_in_the_refine_dock_saves_as_a_seg_of_its_series(
+    make_napari_viewer_proxy, qtbot, tmp_path, dicom_series, dicom_seg, capture_notes
+):
+    """A study opened with its DICOM SEG: the SEG's layer spans the series (it held only
+    the slices the SEG segments, so a dilation stopped at them), the Refine dock dilates
+    it in 3D into the slices around, and File > Save Layers as ``.dcm`` writes a SEG of
+    the series with the refined labels and the SEG's segment names (it was refused:
+    'this layer records none')."""
+    import warnings
+
+    from napari_seg import refine
+    from napari_seg._widgets import _refine as refine_module
+    from napari_seg._widgets import refine_widget
+    from napari_seg.medical import place_on_grid, read_dicom_seg, read_volume
+
+    shape = (5, 16, 20)
+    dicom_series(tmp_path / "ct", np.zeros(shape, np.int16))
+    masks = np.zeros((*shape, 1), bool)
+    masks[2, 4:10, 5:12, 0] = True  # one slice segmented
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # highdicom's notes on the test's patient name
+        dicom_seg(tmp_path / "ct" / "seg.dcm", tmp_path / "ct", masks, ["tumour"])
+    viewer = make_napari_viewer_proxy()
+    ct, seg = viewer.open(tmp_path / "ct", plugin="napari-seg")
+    assert seg.data.shape == ct.data.shape == shape
+    notes = capture_notes(refine_module)
+    w = refine_widget(viewer)
+    viewer.window.add_dock_widget(w, name="Refine")
+    w.reset_choices()
+    w._labels.value = seg
+    w._op.value = "dilation"
+    w._params["radius"].value = 1
+    w._output.value = "replace"
+    w._scope.value = "volume"
+    w.apply()
+    assert w._worker is not None, notes["error"]
+    qtbot.waitUntil(lambda: w._worker is None, timeout=60_000)
+    assert notes["error"] == []
+    expected = refine.dilation(masks[..., 0].astype(np.uint8), 1)
+    assert expected[[1, 3]].any(axis=(1, 2)).all()  # grown into the slices around
+    np.testing.assert_array_equal(seg.data, expected)
+    [written] = seg.save(str(tmp_path / "refined.dcm"), plugin="napari-seg")
+    data, geometry, segments = read_dicom_seg(written)
+    grid = read_volume(tmp_path / "ct")[1]
+    np.testing.assert_array_equal(place_on_grid(data, geometry, grid, ("seg", "ct")), expected)
+    assert [name for name, _ in segments.values()] == ["tumour"]
