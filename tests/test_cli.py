@@ -241,3 +241,36 @@ def test_every_option_says_what_it_does():
         if action.help in (None, "") and action.dest != "help"
     ]
     assert silent == []
+
+
+@pytest.mark.parametrize(
+    ("command", "words"),
+    [
+        (["evaluate", "--ignore", "-1"], "--ignore (ignore_labels) must be ids >= 0, got -1"),
+        (["predict", "--batch", "0"], "--batch (batch_size) must be >= 1, got 0"),
+        (["train", "--lr", "-1"], "--lr (learning_rate) must be > 0.0"),
+        (["train", "--val-fraction", "2"], "--val-fraction (validation_fraction) must be"),
+    ],
+)
+def test_a_setting_out_of_range_names_the_option_that_set_it(tmp_path, capsys, command, words):
+    """The one validation names a setting by its config field (the widgets' and config
+    files' name); on the command line an option spelled otherwise (``--batch`` for
+    ``batch_size``) is named too: 'ignore_labels must be ids >= 0' left a user of
+    ``--ignore`` to guess."""
+    labels = np.zeros((40, 40), np.uint8)
+    labels[5:20, 5:20] = 1
+    tifffile.imwrite(tmp_path / "a.tif", labels.astype(np.float32))
+    tifffile.imwrite(tmp_path / "a_labels.tif", labels)
+    files = {
+        "evaluate": ["--pred", str(tmp_path / "a_labels.tif"), "--gt",
+                     str(tmp_path / "a_labels.tif")],
+        "predict": ["--model", str(tmp_path / "m.safetensors"), str(tmp_path / "a.tif"),
+                    "--output", str(tmp_path / "out")],
+        "train": ["--image", str(tmp_path / "a.tif"), "--labels", str(tmp_path / "a_labels.tif"),
+                  "--out", str(tmp_path / "t.safetensors")],
+    }  # fmt: skip
+    model = ["--arch", "unet", "--in-channels", "1", "--classes", "2"]
+    assert main(["create", *model, "--out", str(tmp_path / "m.safetensors")]) == 0
+    capsys.readouterr()
+    assert main([*command, *files[command[0]]]) == 1
+    assert f"napari-seg {command[0]}: error: {words}" in capsys.readouterr().err

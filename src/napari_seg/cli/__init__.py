@@ -38,7 +38,30 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_parser(sub)
     train.add_parser(sub)
     refine.add_parser(sub)
+    for command in sub.choices.values():  # the options spelled apart from their fields
+        command.set_defaults(flags=_renamed_options(command))
     return parser
+
+
+def _renamed_options(command: argparse.ArgumentParser) -> dict[str, str]:
+    """``{config field: option}`` for a command's options not named as the field they
+    set (``--batch`` sets ``batch_size``)."""
+    flags = {}
+    for action in command._actions:  # argparse lists a parser's actions nowhere public
+        options = [o for o in action.option_strings if o.startswith("--")]
+        if options and options[0] != "--" + action.dest.replace("_", "-"):
+            flags[action.dest] = options[0]
+    return flags
+
+
+def _as_flag(message: str, flags: dict[str, str]) -> str:
+    """A message that begins with a config field (the one validation's words, shared
+    with the widgets) naming the option that set it too: "--batch (batch_size) must
+    be >= 1"."""
+    field, _, rest = message.partition(" ")
+    if field not in flags or not rest:
+        return message
+    return f"{flags[field]} ({field}) {rest}"
 
 
 def log_to_stderr(*, verbose: bool) -> None:
@@ -92,7 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except known as exc:
-        print(f"napari-seg {args.command}: error: {one_line(exc)}", file=sys.stderr)
+        message = _as_flag(one_line(exc), args.flags)
+        print(f"napari-seg {args.command}: error: {message}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"napari-seg {args.command}: interrupted", file=sys.stderr)

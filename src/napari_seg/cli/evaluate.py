@@ -44,6 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _add_input_arguments(p)
     p.add_argument(
         "--ignore",
+        dest="ignore_labels",
         nargs="+",
         type=int,
         default=None,
@@ -130,7 +131,7 @@ def build_config(args: argparse.Namespace) -> EvaluateConfig:
     config = read_config(EvaluateConfig, args.config)
     changes = {
         "mode": "instance" if args.instance else None,
-        "ignore_labels": None if args.ignore is None else tuple(args.ignore),
+        "ignore_labels": None if args.ignore_labels is None else tuple(args.ignore_labels),
         "thresholds": None if args.thresholds is None else tuple(args.thresholds),
         "slice_axis": args.per_slice,
         "class_names": None if not args.class_names else dict(enumerate(args.class_names)),
