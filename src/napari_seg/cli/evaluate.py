@@ -42,15 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     _add_input_arguments(p)
-    p.add_argument(
-        "--ignore",
-        dest="ignore_labels",
-        nargs="+",
-        type=int,
-        default=None,
-        metavar="ID",
-        help="ground-truth ids to leave out (e.g. 0 for sparse annotations)",
-    )
+    p.add_argument("--ignore", dest="ignore_labels", nargs="+", type=int, metavar="ID",
+                   help="ground-truth ids to leave out (e.g. 0 for sparse strokes)")  # fmt: skip
     p.add_argument("--instance", action="store_true", default=None, help="score objects")
     p.add_argument(
         "--background",
