@@ -735,6 +735,34 @@ def test_a_4d_nifti_of_many_volumes_holds_time_points(tmp_path, capsys):
     assert main(tune) == 0  # as channels to fine-tuning too ("axis 0 is the channel axis")
 
 
+def test_4d_label_maps_are_scored_frame_by_frame(tmp_path, capsys):
+    """A cine MRI's prediction and truth (4D label maps: time points, as labels have
+    no channels) are scored frame by frame, surfaces too, without ``--per-slice 0``
+    (surfaces were refused: 'these labels have 4 axes'), as a TIFF time-lapse is."""
+    truth = np.zeros((5, 6, 20, 24), np.uint8)  # (t, z, y, x)
+    truth[:, 1:4, 5:15, 4:12] = 1
+    truth[:, 2:5, 8:12, 14:20] = 2
+    pred = truth.copy()
+    pred[::2, 1:4, 5:7, 4:12] = 0  # even frames lose two rows of class 1
+    for name, labels in (("gt", truth), ("pred", pred)):
+        nib.save(nib.Nifti1Image(labels.transpose(3, 2, 1, 0), AFFINE), tmp_path / f"{name}.nii.gz")
+    argv = ["evaluate", "--pred", str(tmp_path / "pred.nii.gz"), "--gt",
+            str(tmp_path / "gt.nii.gz"), "--surface", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["config"]["slice_axis"] == 0
+    assert scored["surface"]["series"] == 5
+    spacing = (3.0, 0.8, 0.9)  # (z, y, x), the header's
+    np.testing.assert_allclose(scored["surface"]["spacing"], spacing)
+    frames = [surface_scores(pred[t], truth[t], spacing=spacing) for t in range(5)]
+    for k, row in enumerate(scored["surface"]["classes"]):  # the mean of the frames'
+        assert row["id"] == frames[0].labels[k]
+        np.testing.assert_allclose(row["hausdorff"], np.mean([f.hausdorff[k] for f in frames]))
+        np.testing.assert_allclose(row["assd"], np.mean([f.assd[k] for f in frames]))
+    values = scored["per_slice"]["values"]
+    assert values[1] == values[3] == 1.0 > values[0] == values[2] == values[4]
+
+
 @pytest.mark.parametrize(("dims", "axis"), [("3", 0), ("2", [0, 1])])
 def test_a_4d_nifti_with_4d_labels_trains_on_its_time_points(tmp_path, dims, axis):
     """A cine MRI segmented frame by frame: image and labels both 4D. Labels have no

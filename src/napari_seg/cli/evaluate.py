@@ -58,7 +58,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--per-slice",
         type=int,
         metavar="AXIS",
-        help="also score each slice (default for a TIFF time-lapse: each frame, along its T axis)",
+        help="also score each slice (default for a time-lapse: each frame, along a TIFF's T "
+        "axis or a 4D medical label map's first)",
     )
     p.add_argument("--class-names", nargs="+", metavar="NAME", help="names of ids 0, 1, ...")
     p.add_argument(
@@ -236,7 +237,7 @@ def _evaluate_files(pred_path: Path, gt_path: Path, config: EvaluateConfig) -> E
     needed = config.slice_axis is None or config.surface
     # each TIFF header read once, and only for what it is needed for
     files = [(path, file_header(path)) for path in (gt_path, pred_path)] if needed else []
-    time = _time_axis(files, len(gt.shape))
+    time = _time_axis(files, len(gt.shape), geometry)
     if config.slice_axis is None:  # a time-lapse is also scored frame by frame
         config = config.with_(slice_axis=time)
     if time is not None and config.slice_axis is not None:
@@ -270,13 +271,18 @@ def _on_one_grid(pred: tuple, gt: tuple) -> tuple:
     return paired
 
 
-def _time_axis(files, ndim: int) -> int | None:
-    """The one ``T`` axis the first of ``files`` (path, TIFF header) naming its axes
-    names (a TIFF time-lapse: Fiji's, or napari-seg's labels of one; an OME-Zarr
-    image's time axis), or None."""
+def _time_axis(files, ndim: int, geometry=None) -> int | None:
+    """The one ``T`` axis of the label maps: a 4D medical volume's first (a cine MRI
+    segmented frame by frame: label maps have no channels, ``medical.volume_axes``),
+    else the one the first of ``files`` (path, TIFF header) naming its axes names (a
+    TIFF time-lapse: Fiji's, or napari-seg's labels of one; an OME-Zarr image's time
+    axis), or None."""
     from .._headers import file_axes
     from ..arrays.named import named_time_axis
+    from ..medical import volume_axes
 
+    if geometry is not None:
+        return named_time_axis(volume_axes(ndim, labels_ndim=ndim))
     for path, header in files:
         axes = file_axes(path, header, ndim)
         if axes:
