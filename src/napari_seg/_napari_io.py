@@ -156,12 +156,15 @@ def _volume_layers(path: str, name: str, array, geometry, segments=None) -> list
     }
     if _napari_has_layer_units():  # the scale bar and cursor read mm (or the file's unit)
         kwargs["units"] = (geometry.unit,) * 3
+        kwargs["axis_labels"] = ("z", "y", "x")  # the slider reads z (LPS: axial slices)
     time = array.ndim == 4 and volume_channel_axis(4, count=array.shape[0]) is None
     if time:  # time points (a cine MRI's frames): one layer, a slider over them
         kwargs["scale"] = (1.0, *kwargs["scale"])
         kwargs["translate"] = (0.0, *kwargs["translate"])
-        if "units" in kwargs:
+        if "units" in kwargs:  # napari 0.6 and later: the slider named "t" too, which
+            # the docks read as time (surfaces measured frame by frame, objects apart)
             kwargs["units"] = ("pixel", *kwargs["units"])
+            kwargs["axis_labels"] = ("t", *kwargs["axis_labels"])
     if (array.ndim == 3 or time) and (segments is not None or _is_label_map(path, name)):
         ids = array if np.issubdtype(array.dtype, np.integer) else whole_numbers_as_ids(array)
         if ids is not None:  # floats of whole numbers too, as FSL writes segmentations

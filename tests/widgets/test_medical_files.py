@@ -315,7 +315,8 @@ def test_a_cine_series_opens_as_one_layer_segments_and_saves_as_4d_nifti(
     frames) opens as one layer with a slider over its time points (it opened as a
     layer per frame, as channels), is segmented frame by frame as the command line
     segments it, and its labels save as a 4D NIfTI on the file's grid; a 4D file of
-    a few volumes (multi-modal MRI) still opens as a layer per channel."""
+    a few volumes (multi-modal MRI) still opens as a layer per channel. The layers'
+    axes are named "t", "z", "y", "x" (napari numbered them), the labels' too."""
     from napari_seg.cli import main
     from napari_seg.medical import MAX_VOLUME_CHANNELS
     from napari_seg.models import save_model
@@ -332,8 +333,12 @@ def test_a_cine_series_opens_as_one_layer_segments_and_saves_as_4d_nifti(
     [layer] = viewer.open(tmp_path / "cine.nii.gz", plugin="napari-seg")
     assert layer.data.shape == (frames, 4, 32, 40)
     np.testing.assert_allclose(layer.scale[1:], viewer.layers["mr [0]"].scale)
+    # the sliders are named (they read "0", "1"), and time so for the docks
+    assert viewer.layers["mr [0]"].axis_labels == ("z", "y", "x")
+    assert layer.axis_labels == viewer.dims.axis_labels == ("t", "z", "y", "x")
     labels = _segment_stack(viewer, qtbot, layer)
     assert labels.data.shape == layer.data.shape
+    assert labels.axis_labels == layer.axis_labels  # a layer made from it keeps them
     [written] = labels.save(str(tmp_path / "cine_seg.nii.gz"), plugin="napari-seg")
     saved = nib.load(written)
     assert saved.shape == (40, 32, 4, frames)

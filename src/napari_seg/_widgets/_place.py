@@ -5,7 +5,7 @@ diag(scale) @ index + translate)``; the transform tool of the layer controls edi
 ``affine``, readers set any of them. A layer made from another (labels from an
 image, an error overlay, a refined copy, a preview) is given the same five,
 restricted to the axes it keeps, so that it lies on its source wherever the user
-moved it. Units go with them.
+moved it. Units and axis names (a medical volume's "t", "z") go with them.
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ class Place:
         identity.
     units : tuple of str or None
         Napari's units per axis, or None where napari has none.
+    axis_labels : tuple of str or None
+        The axes' names where the layer gives them (napari's ``axis_labels``: "t",
+        "z" of a medical volume), None for napari's own numbering.
     note : str or None
         Why the rotation, shear or affine were left out (they mix a kept axis with
         one left out), or None.
@@ -45,6 +48,7 @@ class Place:
     shear: np.ndarray | None = None
     affine: np.ndarray | None = None
     units: tuple[str, ...] | None = None
+    axis_labels: tuple[str, ...] | None = None
     note: str | None = None
 
     @classmethod
@@ -84,6 +88,7 @@ class Place:
             scale=tuple(float(s) for s in scale),
             translate=tuple(float(layer.translate[a]) for a in keep),
             units=unit_names(layer, keep),
+            axis_labels=_axis_names(layer, keep),
             note=note,
             **matrices,
         )
@@ -97,6 +102,8 @@ class Place:
                 out[name] = matrix
         if self.units is not None:
             out["units"] = self.units
+        if self.axis_labels is not None:
+            out["axis_labels"] = self.axis_labels
         return out
 
     def apply(self, layer) -> None:
@@ -115,6 +122,8 @@ class Place:
         layer.affine = np.eye(n + 1) if self.affine is None else self.affine
         if self.units is not None and hasattr(layer, "units"):
             layer.units = self.units
+        if self.axis_labels is not None and hasattr(layer, "axis_labels"):
+            layer.axis_labels = self.axis_labels
 
     def shifted(self, origin: Sequence[float]) -> Place:
         """The placement of the region whose first pixel is at index ``origin``.
@@ -141,6 +150,7 @@ class Place:
             scale=(1.0, *self.scale),
             translate=(0.0, *self.translate),
             units=None if self.units is None else (unit, *self.units),
+            axis_labels=None if self.axis_labels is None else ("class", *self.axis_labels),
             **grow,
         )
 
@@ -264,3 +274,13 @@ def window_grids(labels, layer) -> tuple | None:
     if len(shapes[0]) != 3 or len(shapes[1]) != 3:
         return None
     return VolumeGeometry.from_metadata(recorded[0]), VolumeGeometry.from_metadata(recorded[1])
+
+
+def _axis_names(layer, axes: list[int]) -> tuple[str, ...] | None:
+    """``layer``'s axis names along ``axes`` when it names any (a reader's "t", "z"),
+    else None (napari numbers unnamed axes "-3", "-2"...: a layer made from it keeps
+    napari's own numbering)."""
+    labels = getattr(layer, "axis_labels", None)
+    if labels is None or all(str(name).lstrip("-").isdigit() for name in labels):
+        return None
+    return tuple(str(labels[a]) for a in axes)
