@@ -963,6 +963,35 @@ def test_a_series_of_several_volumes_reads_as_channels(tmp_path, dicom_series, t
         read_volume(tmp_path / "mr")
 
 
+@pytest.mark.parametrize(("unit", "step", "seconds"), [("msec", 40.0, 0.04), ("sec", 2.0, 2.0)])
+def test_a_cine_keeps_its_frame_interval(tmp_path, unit, step, seconds):
+    """A 4D NIfTI whose header times its volumes (``pixdim[4]`` in ``xyzt_units``' time
+    unit): the interval is read (in seconds), kept through a layer's metadata, written
+    back with 4D labels (they were written 1 apart, untimed), and napari's layer is
+    scaled by it along its time axis, in seconds; an untimed file has none."""
+    from napari_seg._napari_io import read_layers
+
+    image = nib.Nifti1Image(np.zeros((6, 5, 4, 10), np.int16), RAS)
+    image.header.set_xyzt_units("mm", unit)
+    image.header.set_zooms((*image.header.get_zooms()[:3], step))
+    nib.save(image, tmp_path / "cine.nii.gz")
+    frames, geometry = read_nifti(tmp_path / "cine.nii.gz")
+    assert geometry.time_step == pytest.approx(seconds)
+    kept = VolumeGeometry.from_metadata(geometry.to_metadata())
+    write_nifti(tmp_path / "cine_labels.nii.gz", (frames > 0).astype(np.uint8), kept)
+    written = nib.load(tmp_path / "cine_labels.nii.gz")
+    assert written.header.get_xyzt_units() == ("mm", "sec")
+    np.testing.assert_allclose(written.header.get_zooms()[3], seconds, rtol=1e-6)
+    [(_, kwargs, _)] = read_layers(str(tmp_path / "cine.nii.gz"))
+    assert kwargs["scale"][0] == pytest.approx(seconds)
+    if "units" in kwargs:
+        assert kwargs["units"][0] == "second"
+    assert (
+        read_nifti(save(tmp_path / "untimed.nii", np.zeros((6, 5, 4, 10)), RAS))[1].time_step
+        is None
+    )
+
+
 def test_a_dynamic_series_of_many_time_points_is_read(tmp_path, dicom_series):
     """A dynamic (perfusion) series of 70 time points at the same positions was
     refused ('napari-seg reads them as channels (at most 64)'); it is read, in the

@@ -159,11 +159,12 @@ def _volume_layers(path: str, name: str, array, geometry, segments=None) -> list
         kwargs["axis_labels"] = ("z", "y", "x")  # the slider reads z (LPS: axial slices)
     time = array.ndim == 4 and volume_channel_axis(4, count=array.shape[0]) is None
     if time:  # time points (a cine MRI's frames): one layer, a slider over them
-        kwargs["scale"] = (1.0, *kwargs["scale"])
+        step = geometry.time_step  # seconds, when the header times the frames
+        kwargs["scale"] = (step or 1.0, *kwargs["scale"])
         kwargs["translate"] = (0.0, *kwargs["translate"])
         if "units" in kwargs:  # napari 0.6 and later: the slider named "t" too, which
             # the docks read as time (surfaces measured frame by frame, objects apart)
-            kwargs["units"] = ("pixel", *kwargs["units"])
+            kwargs["units"] = ("second" if step else "pixel", *kwargs["units"])
             kwargs["axis_labels"] = ("t", *kwargs["axis_labels"])
     if (array.ndim == 3 or time) and (segments is not None or _is_label_map(path, name)):
         ids = array if np.issubdtype(array.dtype, np.integer) else whole_numbers_as_ids(array)

@@ -3,6 +3,7 @@ in napari (``(z, y, x)`` in LPS; see :mod:`napari_seg.medical`)."""
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 from dataclasses import dataclass, replace
@@ -60,6 +61,10 @@ class VolumeGeometry:
         One file of the DICOM series the volume was read from (it names its series),
         which a DICOM SEG of labels computed from it references; None for other
         sources.
+    time_step : float or None
+        The seconds between the time points of a 4D volume whose header states them
+        (a cine MRI's frame interval: a NIfTI's ``pixdim[4]`` in its ``xyzt_units``
+        time unit), written back with 4D labels; None otherwise.
     """
 
     affine: np.ndarray
@@ -72,6 +77,7 @@ class VolumeGeometry:
     unit: str = "millimeter"
     form_codes: tuple[int, int] = (1, 1)
     series_file: str | None = None
+    time_step: float | None = None
 
     @classmethod
     def from_affine(
@@ -274,6 +280,7 @@ class VolumeGeometry:
             "form_codes": list(self.form_codes),
             "axes": "zyx (LPS)",
             **({} if self.series_file is None else {"series_file": self.series_file}),
+            **({} if self.time_step is None else {"time_step": self.time_step}),
         }
 
     @classmethod
@@ -308,7 +315,13 @@ class VolumeGeometry:
             form_codes=data.get("form_codes", (1, 1)),
         )
         series_file = data.get("series_file")
-        return replace(geometry, series_file=series_file if isinstance(series_file, str) else None)
+        step = data.get("time_step")
+        good = isinstance(step, (int, float)) and math.isfinite(step) and step > 0
+        return replace(
+            geometry,
+            series_file=series_file if isinstance(series_file, str) else None,
+            time_step=float(step) if good else None,
+        )
 
 
 def fit_array(array: np.ndarray, geometry: VolumeGeometry) -> np.ndarray:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import weakref
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -192,7 +193,24 @@ def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
         data = np.stack([data[name] for name in colours], axis=-1)
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
+    elif data.ndim == 4 and not colours:  # time points, if the header times them
+        geometry = replace(geometry, time_step=_time_step(image))
     return geometry.to_array(data), geometry
+
+
+#: Seconds per NIfTI time unit (``xyzt_units``).
+_SECONDS = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
+
+
+def _time_step(image: Any) -> float | None:
+    """The seconds between a 4D NIfTI's volumes: ``pixdim[4]`` in the header's time
+    unit; None when the header states no time unit or no positive step."""
+    try:
+        factor = _SECONDS.get(image.header.get_xyzt_units()[1])
+        step = float(image.header["pixdim"][4])
+    except (KeyError, ValueError, IndexError):
+        return None
+    return step * factor if factor and math.isfinite(step) and step > 0 else None
 
 
 def _volume_shape(path, header_shape: tuple[int, ...], colours: bool) -> tuple[int, ...]:
@@ -253,6 +271,9 @@ def write_nifti(
     # which nibabel would transpose back (two copies of the volume, 1.3 s at 512x512x200)
     image = kind(data, geometry.affine)
     image.header.set_xyzt_units(NIFTI_UNITS[geometry.unit])
+    if data.ndim == 4 and geometry.time_step is not None:  # the source's frame interval
+        image.header.set_xyzt_units(NIFTI_UNITS[geometry.unit], "sec")
+        image.header.set_zooms((*image.header.get_zooms()[:3], geometry.time_step))
     if np.issubdtype(data.dtype, np.integer):  # NIFTI_INTENT_LABEL: a label map
         image.header.set_intent("label")
     qform, sform = geometry.form_codes
