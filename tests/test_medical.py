@@ -986,10 +986,12 @@ def test_a_cine_keeps_its_frame_interval(tmp_path, unit, step, seconds):
     assert kwargs["scale"][0] == pytest.approx(seconds)
     if "units" in kwargs:
         assert kwargs["units"][0] == "second"
-    assert (
-        read_nifti(save(tmp_path / "untimed.nii", np.zeros((6, 5, 4, 10)), RAS))[1].time_step
-        is None
-    )
+    untimed = save(tmp_path / "untimed.nii", np.zeros((6, 5, 4, 10)), RAS)
+    assert read_nifti(untimed)[1].time_step is None
+    for hostile in (-1.0, np.inf, np.nan, 1e30):  # a broken header: untimed
+        image.header["pixdim"][4] = hostile
+        nib.save(image, tmp_path / "bad.nii.gz")
+        assert read_nifti(tmp_path / "bad.nii.gz")[1].time_step is None
 
 
 def test_a_dynamic_series_of_many_time_points_is_read(tmp_path, dicom_series):

@@ -198,19 +198,23 @@ def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
     return geometry.to_array(data), geometry
 
 
+#: A frame interval longer than this (about four months) is no interval a header
+#: means: it is read as none (napari's time axis then steps by 1).
+MAX_TIME_STEP_S = 1e7
 #: Seconds per NIfTI time unit (``xyzt_units``).
 _SECONDS = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
 
 
 def _time_step(image: Any) -> float | None:
     """The seconds between a 4D NIfTI's volumes: ``pixdim[4]`` in the header's time
-    unit; None when the header states no time unit or no positive step."""
+    unit; None when the header states no time unit, or no step in (0, 1e7] s."""
     try:
         factor = _SECONDS.get(image.header.get_xyzt_units()[1])
         step = float(image.header["pixdim"][4])
     except (KeyError, ValueError, IndexError):
         return None
-    return step * factor if factor and math.isfinite(step) and step > 0 else None
+    seconds = step * factor if factor and math.isfinite(step) else 0.0
+    return seconds if 0 < seconds <= MAX_TIME_STEP_S else None
 
 
 def _volume_shape(path, header_shape: tuple[int, ...], colours: bool) -> tuple[int, ...]:
