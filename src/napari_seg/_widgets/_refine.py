@@ -12,15 +12,9 @@ from napari.layers import Labels, Shapes
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from .._layers import background_of
+from ..refine.inputs import image_channel_axis, input_pixels
 from ..refine.operations import OPERATIONS, get_operation
-from ..refine.pipeline import (
-    RefineConfig,
-    RefineProgress,
-    RefineResult,
-    RefineStep,
-    image_channel_axis,
-    input_pixels,
-)
+from ..refine.pipeline import RefineConfig, RefineProgress, RefineResult, RefineStep
 from ..refine.scope import RefineScope, plan_refine_scope
 from ._current import CurrentModel
 from ._dock import Dock

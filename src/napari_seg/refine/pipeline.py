@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,10 +14,10 @@ from .._generators import Returning
 from .._layers import INSTANCE_CLASS_NAMES
 from .._types import ArrayLike
 from .._validate import check_axes
-from ..arrays.axes import normalise_axes
-from ..arrays.channels import labels_channel_axis
 from ..limits import brief
 from ._checks import check_labels
+from ._planes import assemble_planes, plane_inputs_at, split_planes
+from .inputs import check_inputs, image_channel_axis
 from .operations import INPUTS, get_operation
 
 
@@ -260,9 +259,9 @@ def iter_refine(
     labels = check_labels(labels, stacked=config.per_slice)
     if image is not None:
         channel_axis = image_channel_axis(np.shape(image), labels.shape, channel_axis)
-    inputs = _check_inputs(
+    inputs = check_inputs(
         labels,
-        config,
+        [step.op for step in config.steps],
         image=image,
         probabilities=probabilities,
         region=region,
@@ -270,12 +269,12 @@ def iter_refine(
         channel_axis=channel_axis,
     )
     start = time.perf_counter()
-    planes = _planes(labels, config)
+    planes = split_planes(labels, config.per_slice, config.axis)
     total, done = len(planes) * len(config.steps), 0
     parts = []
     for index in planes:
         current = labels[index]
-        plane_inputs = _plane_inputs(inputs, index, labels.ndim, channel_axis)
+        plane_inputs = plane_inputs_at(inputs, index, labels.ndim, channel_axis)
         for step in config.steps:
             op = get_operation(step.op)
             if op.stream is None:
@@ -285,7 +284,7 @@ def iter_refine(
             done += 1
             yield RefineProgress(done, total, step.op)
         parts.append(current)
-    out = _assemble(parts, planes, config, labels)
+    out = assemble_planes(parts, planes, labels, config.axis, config.makes_instances)
     changed = int(np.count_nonzero(out != labels))
     return RefineResult(labels=out, changed=changed, seconds=time.perf_counter() - start)
 
@@ -406,143 +405,3 @@ def refine(labels: ArrayLike, config: RefineConfig, **inputs: Any) -> np.ndarray
     from .._generators import drain
 
     return drain(iter_refine(labels, config, **inputs)).labels
-
-
-def _check_inputs(labels, config, *, channel_axis, **given) -> dict[str, Any]:
-    inputs: dict[str, Any] = {"channel_axis": channel_axis}
-    for name in config.needs:
-        if given.get(name) is None:
-            ops = [s.op for s in config.steps if name in get_operation(s.op).needs]
-            raise ValueError(f"{', '.join(ops)} needs {_ARTICLE[name]}{name}")
-    for name, value in given.items():
-        if value is None:
-            continue
-        value = np.asarray(value)
-        if input_pixels(name, value.shape, channel_axis) != labels.shape:
-            raise ValueError(
-                f"{name} must cover the labels' pixels {labels.shape}, got shape {value.shape}"
-            )
-        inputs[name] = value
-    return inputs
-
-
-_ARTICLE = {"image": "an ", "probabilities": "", "region": "a ", "reference": "a "}
-
-
-def image_channel_axis(
-    shape: Sequence[int], labels_shape: Sequence[int], channel_axis: int | None = None
-) -> int | None:
-    """The channel axis of an image of ``shape`` refining labels of ``labels_shape``:
-    the one given, else the axis the labels lack (a CYX image for YX labels,
-    :func:`~napari_seg.arrays.channels.labels_channel_axis`), else None.
-
-    Parameters
-    ----------
-    shape, labels_shape : sequence of int
-    channel_axis : int, optional
-
-    Returns
-    -------
-    int or None
-    """
-    return channel_axis if channel_axis is not None else labels_channel_axis(shape, labels_shape)
-
-
-def input_pixels(name: str, shape: tuple[int, ...], channel_axis: int | None) -> tuple[int, ...]:
-    """The pixel grid an input of ``shape`` covers (it must equal the labels' shape).
-
-    Parameters
-    ----------
-    name : {"image", "probabilities", "region", "reference"}
-    shape : tuple of int
-    channel_axis : int or None
-        Of an image.
-
-    Returns
-    -------
-    tuple of int
-        Probabilities are class first; an image may have a channel axis.
-    """
-    if name == "probabilities":
-        return tuple(shape[1:])
-    if name == "image" and channel_axis is not None:
-        return tuple(np.delete(np.array(shape), channel_axis))
-    return tuple(shape)
-
-
-def _planes(labels: np.ndarray, config: RefineConfig) -> list[tuple]:
-    if not config.per_slice or labels.ndim == 2:
-        return [(slice(None),) * labels.ndim]
-    axes = _slice_axes(labels.ndim, config.axis)
-    return [
-        tuple(at[axes.index(a)] if a in axes else slice(None) for a in range(labels.ndim))
-        for at in itertools.product(*(range(labels.shape[a]) for a in axes))
-    ]
-
-
-def _slice_axes(ndim: int, axis: int | Sequence[int]) -> list[int]:
-    """A per-slice job's slice axes in labels of ``ndim`` axes, checked: each slice
-    (what the other axes span) must be 2D or 3D.
-
-    Parameters
-    ----------
-    ndim : int
-    axis : int or sequence of int
-        A :class:`RefineConfig`'s ``axis``.
-
-    Returns
-    -------
-    list of int
-        Non-negative, sorted.
-
-    Raises
-    ------
-    ValueError
-        For an axis out of range or twice, or slices of another dimensionality.
-    """
-    axes = sorted(normalise_axes(axis, ndim, "axis"))
-    if ndim - len(axes) not in (2, 3):
-        raise ValueError(
-            f"refining {ndim}D labels slice by slice along axes {tuple(axes)} leaves "
-            f"{ndim - len(axes)}D slices; each slice must be 2D or 3D"
-        )
-    return axes
-
-
-def _plane_inputs(inputs: dict[str, Any], index: tuple, ndim: int, channel_axis):
-    if all(i == slice(None) for i in index):
-        return inputs
-    out = dict(inputs)
-    every_class = (slice(None), *index)
-    for name, value in inputs.items():
-        if name == "channel_axis" or value is None:
-            continue
-        if name == "probabilities":
-            out[name] = value[every_class]
-        elif name == "image" and channel_axis is not None:
-            c = channel_axis % value.ndim
-            full = list(index)
-            full.insert(c, slice(None))
-            out[name] = value[tuple(full)]
-        else:
-            out[name] = value[index]
-    if channel_axis is not None:
-        c = channel_axis % (ndim + 1)
-        fixed = [a for a, i in enumerate(index) if not isinstance(i, slice)]
-        out["channel_axis"] = c - sum(1 for a in fixed if a < c)
-    return out
-
-
-def _assemble(parts, planes, config: RefineConfig, labels: np.ndarray) -> np.ndarray:
-    if len(planes) == 1 and all(isinstance(i, slice) for i in planes[0]):
-        return parts[0]
-    if config.makes_instances:
-        # Instance ids restart on each slice; offset them so they are unique in the stack.
-        offset = 0
-        for k, part in enumerate(parts):
-            nonzero = part > 0
-            parts[k] = np.where(nonzero, part + offset, 0).astype(np.int32)
-            offset += int(part.max(initial=0))
-    axes = _slice_axes(labels.ndim, config.axis)
-    stacked = np.stack(parts).reshape(*(labels.shape[a] for a in axes), *parts[0].shape)
-    return np.moveaxis(stacked, list(range(len(axes))), axes)
