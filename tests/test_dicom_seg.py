@@ -284,7 +284,8 @@ def test_a_labels_layer_of_a_dicom_series_saves_as_a_seg_of_it(study):
     named by the layer's classes, or "segment N" for a layer naming none; a layer of
     another source is refused with what to do instead."""
     from napari_seg._layers import GEOMETRY_KEY
-    from napari_seg._napari_io import read_layers, write_dicom_seg_labels
+    from napari_seg._napari_io import read_layers
+    from napari_seg._napari_write import write_dicom_seg_labels
 
     tmp_path, expected = study
     [(_, ct, _), _seg] = read_layers(str(tmp_path / "ct"))
@@ -320,7 +321,8 @@ def test_a_refined_or_edited_seg_saves_as_a_seg_of_its_series(study, capsys):
     import shutil
 
     from napari_seg import refine
-    from napari_seg._napari_io import get_reader, write_dicom_seg_labels
+    from napari_seg._napari_io import get_reader
+    from napari_seg._napari_write import write_dicom_seg_labels
 
     tmp_path, expected = study
     _, grid = read_volume(tmp_path / "ct")

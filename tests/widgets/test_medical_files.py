@@ -275,7 +275,7 @@ def test_save_layers_writes_nrrd_and_metaimage_on_the_source_grid(make_napari_vi
     np.testing.assert_allclose(out.GetOrigin(), lps[:3, 3])
     np.testing.assert_array_equal(sitk.GetArrayFromImage(out), stored.T)
     plain = viewer.add_labels(labels.astype(np.uint8), scale=(2.0, 0.5, 0.5))
-    from napari_seg._napari_io import write_nrrd_labels
+    from napari_seg._napari_write import write_nrrd_labels
 
     [written] = write_nrrd_labels(str(tmp_path / "plain"), plain.data, {"scale": plain.scale})
     assert written.endswith("plain.nrrd")

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.gui
 napari = pytest.importorskip("napari", reason="napari is needed for widget tests")
 
 from napari_seg._headers import tiff_calibration  # noqa: E402
-from napari_seg._napari_io import layer_calibration  # noqa: E402
+from napari_seg._napari_write import layer_calibration  # noqa: E402
 from napari_seg.cli import main  # noqa: E402
 
 

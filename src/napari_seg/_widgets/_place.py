@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .._napari_io import shear_matrix, turn_matrix
+from .._napari_write import shear_matrix, turn_matrix
 from ._layers import unit_names
 
 
