@@ -10,7 +10,7 @@ import torch
 
 from napari_seg._calibration import Calibration, read_calibration, read_header
 from napari_seg._headers import read_source_transform
-from napari_seg._io import write_labels, write_probabilities
+from napari_seg._io_write import write_labels, write_probabilities
 from napari_seg.cli import main
 from napari_seg.inference import predict
 from napari_seg.models import ModelSpec, create_model, load_model, save_model

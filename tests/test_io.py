@@ -438,7 +438,7 @@ def test_labels_of_3_or_4_slices_are_written_as_greyscale_not_rgb(tmp_path, shap
     """tifffile, left to guess, stores such arrays as an RGB image (Fiji: colours)."""
     import tifffile
 
-    from napari_seg._io import write_labels
+    from napari_seg._io_write import write_labels
 
     labels = np.arange(np.prod(shape), dtype=np.uint8).reshape(shape) % 3
     write_labels(tmp_path / "x_labels.tif", labels)

@@ -108,7 +108,7 @@ def write_tiff_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     list of str
         The path written.
     """
-    from ._io import write_labels
+    from ._io_write import write_labels
 
     if not path.lower().endswith((".tif", ".tiff")):
         path = f"{path}.tif"

@@ -105,7 +105,7 @@ def run_headless(output: Path, *, minutes: float = 0.5) -> dict[str, Any]:
         The summary also written to ``summary.json``.
     """
     from ._device import describe_device, resolve_device
-    from ._io import write_tiff
+    from ._io_write import write_tiff
     from .inference import predict
     from .metrics import EvaluateConfig, error_map, evaluate
     from .training import train

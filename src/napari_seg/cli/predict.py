@@ -391,7 +391,7 @@ def _write_outputs(
     """Write the labels (a DICOM SEG of ``source`` for a ``.dcm`` name), and the
     probabilities and objects when asked, with ``keep`` (the source's geometry or
     calibration, and whether to overwrite)."""
-    from .._io import write_labels, write_probabilities
+    from .._io_write import write_labels, write_probabilities
     from ..medical import write_dicom_seg
     from ..refine import number_objects
 

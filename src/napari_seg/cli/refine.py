@@ -386,7 +386,7 @@ def _write(
     target: Path, labels: np.ndarray, overwrite: bool, geometry=None, header=None, segments=None
 ) -> None:
     from .._atomic import atomic_write
-    from .._io import write_labels
+    from .._io_write import write_labels
 
     tiff = {} if header is None else {"calibration": header.calibration, "axes": header.axes}
     if _output_kind(target) == "npy":
