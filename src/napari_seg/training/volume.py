@@ -35,6 +35,7 @@ from ..arrays.layout import ImageLayout, resolve_layout
 from ..arrays.normalize import IntensityStats, compute_stats
 from ..limits import MAX_UNSTATED_CLASSES
 from ..models.spec import Normalization
+from ._boxes import Slab, annotated_box, blocks_over, cubes, within
 from ._shared import (
     FILLED,
     IGNORE_INDEX,
@@ -68,34 +69,6 @@ class _Volume:
     labels: RegionArray
     layout: ImageLayout
     stats: IntensityStats
-
-
-@dataclass(frozen=True)
-class Slab:
-    """A held-out slab: pair ``source``, ``start:stop`` along ``axis``."""
-
-    source: int
-    axis: int
-    start: int
-    stop: int
-
-    def index(self, start: int | None = None, stop: int | None = None) -> tuple[slice, ...]:
-        """The index of ``start:stop`` along the slab's axis and everything along the
-        other two.
-
-        Parameters
-        ----------
-        start, stop : int, optional
-            Default: the slab's own.
-
-        Returns
-        -------
-        tuple of slice
-        """
-        index = [slice(None)] * 3
-        start = self.start if start is None else start
-        index[self.axis] = slice(start, self.stop if stop is None else stop)
-        return tuple(index)
 
 
 class VolumeData(LabelMode):
@@ -311,7 +284,7 @@ class VolumeData(LabelMode):
                 lab = np.where((lab == 0) & (guess > 0), guess + FILLED, lab)
             lab[lab == 0] = IGNORE_INDEX
         for slab in self._slabs(s):
-            inside = _within(slab, region)
+            inside = within(slab, region)
             if inside is not None:
                 lab[inside] = IGNORE_INDEX
         return lab
@@ -321,7 +294,7 @@ class VolumeData(LabelMode):
         voxels of its labels ``lab``; everything else ignored."""
         target = np.full(lab.shape, IGNORE_INDEX, np.int64)
         for slab in self._slabs(s):
-            inside = _within(slab, region)
+            inside = within(slab, region)
             if inside is not None:
                 target[inside] = lab[inside]
         if self.sparse:
@@ -354,14 +327,14 @@ class VolumeData(LabelMode):
         blocks = [
             (s, block)
             for s, volume in enumerate(self.sources)
-            for block in _cubes(volume.layout.spatial_shape, size)
+            for block in cubes(volume.layout.spatial_shape, size)
         ]
         for done, (s, block) in enumerate(blocks, start=1):
             lab = self._read_labels(self.sources[s], *block)  # read once for both
             held = self._held_target(s, block, lab)
             target = self._target(s, block, lab)
             target[target >= FILLED] = IGNORE_INDEX  # painted voxels only
-            box = _annotated_box((target != IGNORE_INDEX) | (held != IGNORE_INDEX))
+            box = annotated_box((target != IGNORE_INDEX) | (held != IGNORE_INDEX))
             if box is None:
                 yield done, len(blocks), None, None
                 continue
@@ -483,12 +456,12 @@ class VolumeData(LabelMode):
         for slab in self.regions:
             volume = self.sources[slab.source]
             shape = volume.layout.spatial_shape
-            for region in _blocks_over(slab, shape, self.patch):
+            for region in blocks_over(slab, shape, self.patch):
                 if made >= MAX_VALIDATION_BLOCKS:
                     return
                 lab = self._read_labels(volume, *region)
                 target = np.full(lab.shape, IGNORE_INDEX, np.int64)
-                inside = _within(slab, region)
+                inside = within(slab, region)
                 if inside is not None:
                     target[inside] = lab[inside]
                 if self.sparse:
@@ -540,56 +513,3 @@ def _subsample(where: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if len(where) > POSITIONS_PER_CLASS:
         where = where[rng.choice(len(where), POSITIONS_PER_CLASS, replace=False)]
     return where.astype(np.int32, copy=False)
-
-
-def _within(slab: Slab, region: Sequence[slice]) -> tuple[slice, ...] | None:
-    """The index of the part of ``slab`` inside ``region``, in the region's
-    coordinates (None when they do not meet)."""
-    first = region[slab.axis].start
-    lo = max(slab.start, first) - first
-    hi = min(slab.stop, region[slab.axis].stop) - first
-    return slab.index(lo, hi) if hi > lo else None
-
-
-def _cubes(shape: Sequence[int], size: int) -> Iterator[list[slice]]:
-    """``size``-sided blocks covering a volume of ``shape`` (the last ones smaller)."""
-    for z in range(0, shape[0], size):
-        for y in range(0, shape[1], size):
-            for x in range(0, shape[2], size):
-                yield [slice(a, min(n, a + size)) for a, n in zip((z, y, x), shape, strict=True)]
-
-
-def _annotated_box(mask: np.ndarray) -> tuple[slice, ...] | None:
-    """The bounding box of ``mask``'s true voxels (None when there are none)."""
-    box = []
-    for axis in range(mask.ndim):
-        others = tuple(a for a in range(mask.ndim) if a != axis)
-        where = np.flatnonzero(mask.any(axis=others))
-        if not where.size:
-            return None
-        box.append(slice(int(where[0]), int(where[-1]) + 1))
-    return tuple(box)
-
-
-def _blocks_over(slab: Slab, shape: Sequence[int], patch: Sequence[int]) -> Iterator[list[slice]]:
-    """Patch-sized regions centred on the slab along its axis, tiling the other two."""
-    axis = slab.axis
-    middle = (slab.start + slab.stop) // 2
-    start = int(np.clip(middle - patch[axis] // 2, 0, max(0, shape[axis] - patch[axis])))
-    along = slice(start, min(shape[axis], start + patch[axis]))
-    others = [a for a in range(3) if a != axis]
-    starts = [_tile_starts(shape[a], patch[a]) for a in others]
-    for first in starts[0]:
-        for second in starts[1]:
-            region: list[slice] = [along, along, along]
-            region[others[0]] = slice(first, min(shape[others[0]], first + patch[others[0]]))
-            region[others[1]] = slice(second, min(shape[others[1]], second + patch[others[1]]))
-            yield region
-
-
-def _tile_starts(n: int, p: int) -> list[int]:
-    """Starts of patches of ``p`` covering ``n`` (the last one moved back to fit)."""
-    if n <= p:
-        return [0]
-    starts = list(range(0, n - p, p))
-    return [*starts, n - p]
