@@ -951,6 +951,7 @@ def test_a_series_of_several_volumes_reads_as_channels(tmp_path, dicom_series, t
             ds.save_as(path)
     array, geometry = read_volume(tmp_path / "mr")
     assert array.shape == (3, 4, 6, 7)
+    assert geometry.time_step is None  # no times in the headers
     for channel, k in enumerate((2, 1, 0)):  # by the tag's value: 1, 2, 10
         np.testing.assert_array_equal(array[channel], vols[k] - 1024.0)
     dicom_series(tmp_path / "one", vols[0])  # the first volume alone: the same grid
@@ -994,10 +995,34 @@ def test_a_cine_keeps_its_frame_interval(tmp_path, unit, step, seconds):
         assert read_nifti(tmp_path / "bad.nii.gz")[1].time_step is None
 
 
+def test_a_dicom_cine_is_timed_by_its_trigger_times_and_echoes_are_not():
+    """The frame interval of a series' volumes: the median step of their TriggerTime
+    (ms) when a temporal tag tells them apart; none for echoes, one volume, or times
+    that do not increase."""
+    from types import SimpleNamespace
+
+    from napari_seg.medical._time import dicom_time_step
+
+    def series(**tags):
+        n = len(next(iter(tags.values())))
+        return [[("f", SimpleNamespace(**{k: v[i] for k, v in tags.items()}))] for i in range(n)]
+
+    phases = [0.0, 35.0, 70.0, 105.5, 140.0]
+    assert dicom_time_step(series(TriggerTime=phases)) == pytest.approx(0.035)
+    ids = list(range(1, 6))
+    times = ["090000", "090003.5", "090007", "090010.5", "090014"]
+    step = dicom_time_step(series(TemporalPositionIdentifier=ids, AcquisitionTime=times))
+    assert step == pytest.approx(3.5)
+    assert dicom_time_step(series(EchoNumbers=ids, AcquisitionTime=times)) is None  # echoes
+    assert dicom_time_step(series(TriggerTime=phases[::-1])) is None
+    assert dicom_time_step(series(TriggerTime=[10.0])) is None
+
+
 def test_a_dynamic_series_of_many_time_points_is_read(tmp_path, dicom_series):
     """A dynamic (perfusion) series of 70 time points at the same positions was
     refused ('napari-seg reads them as channels (at most 64)'); it is read, in the
-    order of its time points, and napari opens it as one layer over them."""
+    order of its time points, timed by its acquisition times, and napari opens it as
+    one layer over them."""
     import pydicom
 
     from napari_seg._napari_io import read_layers
@@ -1010,9 +1035,12 @@ def test_a_dynamic_series_of_many_time_points_is_read(tmp_path, dicom_series):
         for name in names:
             ds = pydicom.dcmread(tmp_path / "dce" / name)
             ds.TemporalPositionIdentifier = t + 1
+            minutes, seconds = divmod(2 * t, 60)  # every 2 s from 10:15:00.25
+            ds.AcquisitionTime = f"10{15 + minutes:02d}{seconds:02d}.250000"
             ds.save_as(tmp_path / "dce" / name)
-    array, _ = read_volume(tmp_path / "dce")
+    array, geometry = read_volume(tmp_path / "dce")
     assert array.shape == (count, 2, 3, 4)
+    assert geometry.time_step == pytest.approx(2.0)  # its frame interval, in seconds
     np.testing.assert_array_equal(array[64], volume((2, 3, 4), seed=64) - 1024.0)
     [(layer, _, kind)] = read_layers(str(tmp_path / "dce"))
     assert (kind, layer.shape) == ("image", (count, 2, 3, 4))

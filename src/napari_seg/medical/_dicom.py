@@ -22,6 +22,7 @@ from ._dicom_files import (
     few_files,
 )
 from ._geometry import VolumeGeometry
+from ._time import dicom_time_step
 
 logger = logging.getLogger(__name__)
 
@@ -287,7 +288,11 @@ def _read_series(items: list, folder) -> tuple[np.ndarray, VolumeGeometry]:
     assert data is not None  # a series has a slice
     assert affine is not None
     geometry = VolumeGeometry.from_affine(affine, data.shape[:3], source="dicom")
-    geometry = replace(geometry, series_file=os.path.abspath(items[0][0]))  # a SEG refers to it
+    geometry = replace(
+        geometry,
+        series_file=os.path.abspath(items[0][0]),  # a SEG refers to it
+        time_step=dicom_time_step(volumes),  # a cine's or a dynamic series' frame interval
+    )
     return geometry.to_array(data), geometry
 
 

@@ -15,6 +15,7 @@ from .._atomic import atomic_write
 from .._extras import import_for_reading
 from ..limits import one_line
 from ._geometry import GZIP_LEVEL, NIFTI_UNITS, VolumeGeometry, check_claimed_bytes, fit_array
+from ._time import nifti_time_step
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 #: The longest axis NIfTI-1 can state (its sizes are int16); NIfTI-2 takes int64.
@@ -194,27 +195,8 @@ def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     elif data.ndim == 4 and not colours:  # time points, if the header times them
-        geometry = replace(geometry, time_step=_time_step(image))
+        geometry = replace(geometry, time_step=nifti_time_step(image))
     return geometry.to_array(data), geometry
-
-
-#: A frame interval longer than this (about four months) is no interval a header
-#: means: it is read as none (napari's time axis then steps by 1).
-MAX_TIME_STEP_S = 1e7
-#: Seconds per NIfTI time unit (``xyzt_units``).
-_SECONDS = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
-
-
-def _time_step(image: Any) -> float | None:
-    """The seconds between a 4D NIfTI's volumes: ``pixdim[4]`` in the header's time
-    unit; None when the header states no time unit, or no step in (0, 1e7] s."""
-    try:
-        factor = _SECONDS.get(image.header.get_xyzt_units()[1])
-        step = float(image.header["pixdim"][4])
-    except (KeyError, ValueError, IndexError):
-        return None
-    seconds = step * factor if factor and math.isfinite(step) else 0.0
-    return seconds if 0 < seconds <= MAX_TIME_STEP_S else None
 
 
 def _volume_shape(path, header_shape: tuple[int, ...], colours: bool) -> tuple[int, ...]:
