@@ -968,8 +968,9 @@ def test_a_series_of_several_volumes_reads_as_channels(tmp_path, dicom_series, t
 def test_a_cine_keeps_its_frame_interval(tmp_path, unit, step, seconds):
     """A 4D NIfTI whose header times its volumes (``pixdim[4]`` in ``xyzt_units``' time
     unit): the interval is read (in seconds), kept through a layer's metadata, written
-    back with 4D labels (they were written 1 apart, untimed), and napari's layer is
-    scaled by it along its time axis, in seconds; an untimed file has none."""
+    back with 4D labels (they were written 1 apart, untimed) and as an OME-Zarr
+    output's time scale, and napari's layer is scaled by it along its time axis, in
+    seconds; an untimed file has none."""
     from napari_seg._napari_io import read_layers
 
     image = nib.Nifti1Image(np.zeros((6, 5, 4, 10), np.int16), RAS)
@@ -978,6 +979,8 @@ def test_a_cine_keeps_its_frame_interval(tmp_path, unit, step, seconds):
     nib.save(image, tmp_path / "cine.nii.gz")
     frames, geometry = read_nifti(tmp_path / "cine.nii.gz")
     assert geometry.time_step == pytest.approx(seconds)
+    scale, _, units = geometry.placement(4)  # an OME-Zarr output's time axis
+    assert (scale[0], units[0]) == (pytest.approx(seconds), "second")
     kept = VolumeGeometry.from_metadata(geometry.to_metadata())
     write_nifti(tmp_path / "cine_labels.nii.gz", (frames > 0).astype(np.uint8), kept)
     written = nib.load(tmp_path / "cine_labels.nii.gz")

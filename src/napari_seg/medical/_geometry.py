@@ -243,8 +243,9 @@ class VolumeGeometry:
 
     def placement(self, ndim: int) -> tuple[tuple[float, ...], tuple[float, ...], tuple]:
         """The scale, translation and units along each axis of an ``ndim`` array of the
-        volume (:meth:`to_array`'s; a 4D one has channels first, with scale 1, no
-        translation and no unit), as ``_headers.read_source_transform`` gives a file's.
+        volume (:meth:`to_array`'s; a 4D one has channels or time points first: scale 1,
+        no translation and no unit, or its ``time_step`` in seconds), as
+        ``_headers.read_source_transform`` gives a file's.
 
         Parameters
         ----------
@@ -256,10 +257,11 @@ class VolumeGeometry:
         tuple
         """
         lead = ndim - 3
+        step, unit = (self.time_step, "second") if lead and self.time_step else (1.0, None)
         return (
-            (1.0,) * lead + tuple(self.spacing),
+            (step,) * lead + tuple(self.spacing),
             (0.0,) * lead + tuple(self.origin),
-            (None,) * lead + (self.unit,) * 3,
+            (unit,) * lead + (self.unit,) * 3,
         )
 
     def to_metadata(self) -> dict[str, Any]:
