@@ -747,8 +747,10 @@ def test_4d_label_maps_are_scored_frame_by_frame(tmp_path, capsys):
     for name, labels in (("gt", truth), ("pred", pred)):
         nib.save(nib.Nifti1Image(labels.transpose(3, 2, 1, 0), AFFINE), tmp_path / f"{name}.nii.gz")
     argv = ["evaluate", "--pred", str(tmp_path / "pred.nii.gz"), "--gt",
-            str(tmp_path / "gt.nii.gz"), "--surface", "--json"]  # fmt: skip
+            str(tmp_path / "gt.nii.gz"), "--surface"]  # fmt: skip
     assert main(argv) == 0
+    assert "per frame along axis 0, mean IoU (no background): 0." in capsys.readouterr().out
+    assert main([*argv, "--json"]) == 0
     scored = json.loads(capsys.readouterr().out)
     assert scored["config"]["slice_axis"] == 0
     assert scored["surface"]["series"] == 5

@@ -314,7 +314,8 @@ def _print_one(result: Evaluation, title: str) -> None:
     if summary is not None:
         what = "mean IoU (no background)" if result.config.mode == "semantic" else "accuracy"
         values = " ".join("-" if v != v else f"{v:.3f}" for v in summary)
-        print(f"\nper slice along axis {result.config.slice_axis}, {what}: {values}")
+        unit = "frame" if result.config.series else "slice"  # a time axis: frames
+        print(f"\nper {unit} along axis {result.config.slice_axis}, {what}: {values}")
     pooled = result.pooled_slices
     if pooled is not None:
         planes = len(cast(tuple, result.slices))
