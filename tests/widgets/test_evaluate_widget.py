@@ -255,8 +255,10 @@ def test_pickers_start_on_a_likely_pair_and_then_follow_the_user(make_napari_vie
 def test_suggest_pair_reads_layer_names(names, expected):
     from types import SimpleNamespace
 
+    from napari_seg._widgets._evaluate_jobs import suggest_pair
+
     layers = [SimpleNamespace(name=n) for n in names]
-    pred, gt = evaluate_module.suggest_pair(layers)
+    pred, gt = suggest_pair(layers)
     assert (getattr(pred, "name", None), getattr(gt, "name", None)) == expected
 
 

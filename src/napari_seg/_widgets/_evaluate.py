@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +29,7 @@ from ..arrays.screen import view_axes
 from ..medical import recorded_unit
 from ..metrics import ERROR_COLORS, ERROR_NAMES, MODES, EvaluateConfig, Evaluation, merge_rows
 from ._dock import Dock
+from ._evaluate_jobs import Scored, errors_job, evaluate_job, suggest_pair
 from ._fields import LayerDefault, SaveTarget, declared_ignore_ids, parse_ids
 from ._layers import add_labels, file_scale, is_time_axis, unit_names
 from ._layers import full_resolution as _data
@@ -41,81 +40,6 @@ from ._shared import current_model_for
 
 if TYPE_CHECKING:
     import napari.viewer
-
-
-@dataclass(frozen=True)
-class _Scored:
-    """Which layers a finished evaluation scored (names) and its slice axis in the viewer."""
-
-    pred_name: str
-    compare_name: str | None
-    gt_name: str
-    slice_axis_world: int | None
-    #: for the prediction and the second one: their own and the ground truth's medical
-    #: geometries and names when one covers a window of the other's grid
-    #: (``_place.window_grids``), else None
-    grids: tuple[tuple | None, tuple | None] = (None, None)
-
-
-def _paired(pred, gt, grid: tuple | None) -> tuple:
-    """A prediction and the ground truth on one grid (worker): the one covering a window
-    of the other's grid placed on it (:func:`~napari_seg.medical.pair_on_grid`, the
-    evaluate command's rule), else both as they are."""
-    from ..medical import pair_on_grid
-
-    if grid is None:
-        return pred, gt
-    pred_geometry, gt_geometry, names = grid
-    return pair_on_grid(np.asarray(pred), pred_geometry, np.asarray(gt), gt_geometry, names)
-
-
-def _evaluate_job(pred, gt, compare, config: EvaluateConfig, grids: tuple = (None, None)):
-    from ..metrics import evaluate
-
-    first = evaluate(*_paired(pred, gt, grids[0]), config)
-    return first, (None if compare is None else evaluate(*_paired(compare, gt, grids[1]), config))
-
-
-def _errors_job(predictions: list[tuple[str, object, tuple | None]], gt, config: EvaluateConfig):
-    """Error maps of each ``(name, prediction, grid)`` against ``gt``: ``[(name, map,
-    on_truth), ...]``, ``on_truth`` when the map lies on the ground truth's grid (the
-    prediction covered a window of it)."""
-    from ..metrics import error_map, instance_error_map
-
-    maps = []
-    for name, pred, grid in predictions:
-        placed, truth = _paired(pred, gt, grid)
-        if config.mode == "instance":
-            errors = instance_error_map(placed, truth, threshold=config.thresholds[0])
-        else:
-            errors = error_map(
-                placed, truth, ignore_labels=config.ignore_labels, background=config.background
-            )
-        maps.append((name, errors, np.shape(placed) != np.shape(pred)))
-    return maps
-
-
-_TRUTH = re.compile(r"ground.?truth|\btruth\b|\bgt\b|annotat|manual", re.IGNORECASE)
-
-
-def _looks_like_truth(name: str) -> bool:
-    """Whether a layer name reads as ground truth ("cells ground truth", "gt", ...)."""
-    return _TRUTH.search(name) is not None
-
-
-def suggest_pair(layers) -> tuple:
-    """A (prediction, ground truth) guess among Labels ``layers`` (in layer order).
-
-    Ground truth: the last layer whose name reads as such, else the first layer.
-    Prediction: the newest other layer. ``(None, None)`` for fewer than two layers.
-    """
-    layers = list(layers)
-    if len(layers) < 2:
-        return None, None
-    truth = [layer for layer in layers if _looks_like_truth(layer.name)]
-    gt = truth[-1] if truth else layers[0]
-    others = [layer for layer in layers if layer is not gt]
-    return others[-1], gt
 
 
 class EvaluateWidget(RunnerFields, Dock):
@@ -129,7 +53,7 @@ class EvaluateWidget(RunnerFields, Dock):
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(viewer)
         self.current = current_model_for(viewer)  # its background is the default one
-        self._run_info: _Scored | None = None
+        self._run_info: Scored | None = None
         self.result: Evaluation | None = None
         self.compared: Evaluation | None = None
         self._pred = create_widget(annotation="napari.layers.Labels", label="prediction")
@@ -309,7 +233,7 @@ class EvaluateWidget(RunnerFields, Dock):
             show_error(f"Cannot evaluate: {exc}")
             return
         axis = self._slice_axis(gt) if config.slice_axis is not None else None
-        self._run_info = _Scored(
+        self._run_info = Scored(
             pred.name,
             None if compare is None else compare.name,
             gt.name,
@@ -321,7 +245,7 @@ class EvaluateWidget(RunnerFields, Dock):
             if note:
                 show_warning(note)
         self.runner.start(
-            _evaluate_job,
+            evaluate_job,
             _data(pred),
             _data(gt),
             None if compare is None else _data(compare),
@@ -351,7 +275,7 @@ class EvaluateWidget(RunnerFields, Dock):
         ]
         gt = _data(layers[info.gt_name])
         self.runner.start(
-            _errors_job,
+            errors_job,
             predictions,
             gt,
             self.result.config,
