@@ -120,13 +120,13 @@ def test_evaluate_train_and_predict_take_a_seg_beside_its_series(study, capsys):
     argv = ["predict", "--model", str(model), "--output", str(tmp_path / "out"), *files,
             "--quiet"]  # fmt: skip
     assert main(argv) == 0
-    assert "DICOM SEG files are labels, not inputs: seg.dcm" in capsys.readouterr().err
+    assert "DICOM SEG and RTSTRUCT files are labels, not inputs: seg.dcm" in capsys.readouterr().err
     [written] = (tmp_path / "out").iterdir()
     assert nib.load(written).shape == SHAPE[::-1]  # the CT's grid, as NIfTI (i, j, k)
     argv = ["predict", "--model", str(model), "--output", str(tmp_path / "o2"),
             str(tmp_path / "ct" / "seg.dcm")]  # fmt: skip
     assert main(argv) == 1  # it did nothing and said 0
-    assert "seg.dcm: DICOM SEG segmentations, no images to segment" in capsys.readouterr().err
+    assert "seg.dcm: DICOM segmentations, no images to segment" in capsys.readouterr().err
 
 
 def test_napari_opens_a_seg_as_named_labels_where_its_series_lies(study):

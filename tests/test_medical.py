@@ -884,7 +884,7 @@ FRAMES = dict(NumberOfFrames=12, Rows=2, Columns=2, BitsAllocated=16, BitsStored
         (
             "1.2.840.10008.5.1.4.1.1.481.3",
             {"StructureSetLabel": "GTV"},
-            r"an RT structure set \(contours, not voxels\).*dcmrtstruct2nii.*\(seg\.dcm\)",
+            r"an RT structure set \(contours, no image series\): give the RTSTRUCT.*\(seg\.dcm\)",
         ),
         (
             "1.2.840.10008.5.1.4.1.1.2",

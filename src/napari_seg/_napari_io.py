@@ -82,16 +82,16 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
     from ._io import output_stem
     from .medical import (
         is_dicom_file,
-        is_dicom_seg,
+        is_segmentation,
         read_dicom_series,
-        read_seg_on_series,
+        read_segmentation,
         read_volume,
     )
 
     path = path[0] if isinstance(path, list) else path
     name = output_stem(path)
-    if is_dicom_seg(path):  # a label map, its segments named
-        return _volume_layers(path, name, *read_seg_on_series(path))
+    if is_segmentation(path):  # a SEG or RTSTRUCT: a label map, its segments named
+        return _volume_layers(path, name, *read_segmentation(path))
     if is_dicom_file(path):
         return _file_series_layers(path)
     if not Path(path).is_dir():
@@ -104,7 +104,7 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
     grids = {uid: geometry for uid, _, _, geometry in series}
     for seg in segmentations:  # exported with the study: on its series, named
         try:
-            found = read_seg_on_series(seg, grids)
+            found = read_segmentation(seg, grids)
             layers += _volume_layers(str(seg), f"{name} {seg.stem}", *found)
         except ValueError as exc:
             skipped.append(f"{seg.name}: {exc}")

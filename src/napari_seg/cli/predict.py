@@ -300,7 +300,7 @@ def _inputs(paths: list[Path]) -> list[Path]:
     from .._dataset_json import later_channel_files
     from .._datasets import few_names, outputs_beside_images
     from .._io import expand_inputs, one_file_per_series
-    from ..medical import is_dicom_seg
+    from ..medical import is_segmentation
 
     inputs: list[Path] = []
     beside: list[Path] = []
@@ -319,15 +319,16 @@ def _inputs(paths: list[Path]) -> list[Path]:
             file=sys.stderr,
         )
     inputs = one_file_per_series(inputs)
-    segs = [p for p in inputs if is_dicom_seg(p)]
+    segs = [p for p in inputs if is_segmentation(p)]  # a SEG or an RT structure set
     images = [p for p in inputs if p not in segs]
     if segs and not images:
         raise ValueError(
-            f"{few_names(segs)}: DICOM SEG segmentations, no images to segment; give the "
+            f"{few_names(segs)}: DICOM segmentations, no images to segment; give the "
             "image series (its folder, or one of its files)"
         )
     if segs:  # a study's segmentation, named with its slices (ct/*.dcm)
-        print(f"napari-seg predict: DICOM SEG files are labels, not inputs: {few_names(segs)}",
+        print(f"napari-seg predict: DICOM SEG and RTSTRUCT files are labels, not inputs: "
+              f"{few_names(segs)}",
               file=sys.stderr)  # fmt: skip
     return images
 

@@ -47,6 +47,7 @@ the ``metaimage`` extra (SimpleITK).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +94,7 @@ from ._nrrd import (
     segment_class_names,
     write_nrrd,
 )
+from ._rtstruct import RTSTRUCT_SOP_CLASS, is_rtstruct, read_rtstruct, rtstruct_segments
 
 __all__ = [
     "LPS",
@@ -103,6 +105,7 @@ __all__ = [
     "NIFTI_UNITS",
     "NRRD_SUFFIXES",
     "OUTPUT_TAILS",
+    "RTSTRUCT_SOP_CLASS",
     "SEG_SOP_CLASSES",
     "SLICER_LABEL_TAILS",
     "VOLUME_OUTPUT_SUFFIXES",
@@ -124,6 +127,8 @@ __all__ = [
     "is_metaimage",
     "is_nifti",
     "is_nrrd",
+    "is_rtstruct",
+    "is_segmentation",
     "is_volume",
     "is_volume_file",
     "is_volume_output",
@@ -144,9 +149,12 @@ __all__ = [
     "read_metaimage",
     "read_nifti",
     "read_nrrd",
+    "read_rtstruct",
     "read_seg_on_series",
+    "read_segmentation",
     "read_volume",
     "recorded_unit",
+    "rtstruct_segments",
     "seg_series_uids",
     "segment_class_names",
     "volume_axes",
@@ -269,7 +277,8 @@ def label_path(folder: Path, stem: str, source: str | os.PathLike, what: str = "
 
 def label_segments(path: str | os.PathLike) -> dict[int, tuple[str, tuple[float, ...]]]:
     """The segments a label file names by label value, with their colours: a 3D Slicer
-    segmentation's (:func:`nrrd_segments`) or a DICOM SEG's (:func:`dicom_seg_segments`);
+    segmentation's (:func:`nrrd_segments`), a DICOM SEG's (:func:`dicom_seg_segments`) or
+    an RT structure set's ROIs (:func:`rtstruct_segments`);
     empty for other files.
 
     Parameters
@@ -281,7 +290,7 @@ def label_segments(path: str | os.PathLike) -> dict[int, tuple[str, tuple[float,
     dict
         ``{label value: (name, (r, g, b, a) or ())}``.
     """
-    return nrrd_segments(path) or dicom_seg_segments(path)
+    return nrrd_segments(path) or dicom_seg_segments(path) or rtstruct_segments(path)
 
 
 def read_channel_files(paths: list[Path]) -> tuple[np.ndarray, VolumeGeometry]:
@@ -325,13 +334,57 @@ def read_channel_files(paths: list[Path]) -> tuple[np.ndarray, VolumeGeometry]:
     return np.stack(arrays), geometries[0]
 
 
+def is_segmentation(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a DICOM segmentation file: a SEG or an RT structure set.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    bool
+    """
+    return is_dicom_seg(path) or is_rtstruct(path)
+
+
+def read_segmentation(
+    path: str | os.PathLike, known: Mapping[str, VolumeGeometry] | None = None
+) -> tuple[np.ndarray, VolumeGeometry, dict[int, tuple[str, tuple[float, ...]]]]:
+    """A DICOM segmentation file as a ``(z, y, x)`` label map on the grid of the series
+    it was made on, with its segments: a SEG (:func:`read_seg_on_series`) or an RT
+    structure set (:func:`read_rtstruct`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    known : mapping, optional
+        ``{SeriesInstanceUID: geometry}`` of series read with it (a study).
+
+    Returns
+    -------
+    labels : ndarray
+    geometry : VolumeGeometry
+    segments : dict
+
+    Raises
+    ------
+    ValueError
+        As the reader of its kind.
+    """
+    if is_rtstruct(path):
+        return read_rtstruct(path, known)
+    return read_seg_on_series(path, known)
+
+
 def read_volume(
     path: str | os.PathLike, *, series: str | None = None
 ) -> tuple[np.ndarray, VolumeGeometry]:
     """A NIfTI, NRRD or MetaImage file, a DICOM series (its folder, or one of its
     files) or a DICOM SEG file, as :func:`read_nifti` / :func:`read_nrrd` /
-    :func:`read_metaimage` / :func:`read_dicom` / :func:`read_seg_on_series` (on the
-    grid of its series when that is found beside it) read them.
+    :func:`read_metaimage` / :func:`read_dicom` / :func:`read_segmentation` (a SEG or
+    an RT structure set, on the grid of its series when that is found beside it) read
+    them.
 
     Parameters
     ----------
@@ -355,8 +408,8 @@ def read_volume(
         return read_nrrd(path)
     if is_metaimage(path):
         return read_metaimage(path)
-    if is_dicom_seg(path):  # a segmentation, on its series' grid when that is found
-        labels, geometry, _segments = read_seg_on_series(path)
+    if is_segmentation(path):  # a SEG or RTSTRUCT, on its series' grid
+        labels, geometry, _segments = read_segmentation(path)
         return labels, geometry
     if is_dicom(path):
         return read_dicom(path, series=series)

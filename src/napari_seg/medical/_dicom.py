@@ -14,6 +14,7 @@ import numpy as np
 from ..limits import GIB, MAX_VOLUME_BYTES, one_line
 from ._dicom_files import (
     _NOT_SLICES,
+    RTSTRUCT_SOP_CLASS,
     SEG_SOP_CLASSES,
     _dicom_header_kind,
     _dicom_headers,
@@ -199,8 +200,8 @@ def read_dicom_series(folder: str | os.PathLike) -> tuple[list[tuple], list[str]
     skipped : list of str
         Why each other series was not read (one line each).
     segmentations : list of Path
-        The DICOM SEG files among them (:func:`~napari_seg.medical.read_dicom_seg`
-        reads each), in file order.
+        The DICOM SEG and RT structure set files among them
+        (:func:`~napari_seg.medical.read_segmentation` reads each), in file order.
 
     Raises
     ------
@@ -219,11 +220,12 @@ def read_dicom_series(folder: str | os.PathLike) -> tuple[list[tuple], list[str]
             "once; open the folder of one series"
         )
     read, failed = [], []
-    segmentations = [p for kind in SEG_SOP_CLASSES for p in others.get(kind, [])]
+    kinds = (*SEG_SOP_CLASSES, RTSTRUCT_SOP_CLASS)
+    segmentations = [p for kind in kinds for p in others.get(kind, [])]
     skipped = [  # contours exported with the study: named, not shown
         f"{few_files(others[name])}: {advice}"
         for name, advice in _NOT_SLICES.items()
-        if name in others and name not in SEG_SOP_CLASSES
+        if name in others and name not in kinds
     ]
 
     for uid, items in sorted(groups.items(), key=_by_number):

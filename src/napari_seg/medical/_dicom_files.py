@@ -256,6 +256,8 @@ SEG_SOP_CLASSES = (
     "Label Map Segmentation Storage",
     "1.2.840.10008.5.1.4.1.1.66.7",
 )
+#: The SOP class of an RT structure set, as pydicom names it.
+RTSTRUCT_SOP_CLASS = "RT Structure Set Storage"
 _SEG_ADVICE = (
     "a DICOM SEG segmentation, no image series: give the SEG file itself, which "
     "napari-seg reads as a label map"
@@ -263,9 +265,9 @@ _SEG_ADVICE = (
 #: DICOM objects that are not image slices, and what to do with them.
 _NOT_SLICES = {
     **dict.fromkeys(SEG_SOP_CLASSES, _SEG_ADVICE),
-    "RT Structure Set Storage": (
-        "an RT structure set (contours, not voxels): convert it to a label map on its "
-        "image's grid first (dcmrtstruct2nii, or rt-utils)"
+    RTSTRUCT_SOP_CLASS: (
+        "an RT structure set (contours, no image series): give the RTSTRUCT file itself, "
+        "which napari-seg reads as a label map on the grid of its series"
     ),
 }
 

@@ -30,6 +30,7 @@ from ._dicom_files import (
 )
 from ._geometry import FLIP_RAS_LPS, VolumeGeometry
 from ._grids import place_on_grid
+from ._referenced import find_series_file, referenced_grid
 
 #: highdicom's (slice, row, column) indices as a file's (column, row, slice) ones.
 _FILE_ORDER = np.array(
@@ -195,9 +196,8 @@ def seg_series_uids(path: str | os.PathLike) -> tuple[str, ...]:
 
 def find_seg_series(path: str | os.PathLike) -> str | None:
     """A file of the image series the DICOM SEG at ``path`` was segmented from, looked
-    for in the SEG's folder, then in its subfolders and the folders beside it (a study
-    export keeps each series in a folder of its own; at most
-    ``limits.DICOM_SEARCH_FOLDERS``, not entered further); None when none holds it.
+    for in the SEG's folder, then in its subfolders and the folders beside it
+    (:func:`~napari_seg.medical._referenced.find_series_file`); None when none holds it.
 
     Parameters
     ----------
@@ -207,25 +207,7 @@ def find_seg_series(path: str | os.PathLike) -> str | None:
     -------
     str or None
     """
-    from ..limits import DICOM_SEARCH_FOLDERS
-    from ._dicom_files import _dicom_headers, _subfolders, is_dicom_folder
-
-    uids = set(seg_series_uids(path))
-    here = Path(path).resolve().parent
-    if not uids:
-        return None
-    beside = [f for f in _subfolders(here.parent) if f != here] if here.parent != here else []
-    for folder in [here, *[*_subfolders(here), *beside][:DICOM_SEARCH_FOLDERS]]:
-        if folder != here and not is_dicom_folder(folder):  # its first files tell
-            continue
-        try:
-            headers = _dicom_headers(folder)
-        except (ValueError, OSError):  # no slices, too many files, a file unread
-            continue
-        for file, ds in headers:
-            if str(getattr(ds, "SeriesInstanceUID", "")) in uids:
-                return os.path.abspath(file)
-    return None
+    return find_series_file(path, seg_series_uids(path))
 
 
 def read_seg_on_series(
@@ -257,20 +239,9 @@ def read_seg_on_series(
     ValueError
         As :func:`read_dicom_seg`.
     """
-    from dataclasses import replace
-
-    from ._dicom import dicom_slice_files
-
     labels, geometry, segments = read_dicom_seg(path)
-    grid = None
-    if known is not None:
-        grid = next((known[uid] for uid in seg_series_uids(path) if uid in known), None)
-    elif (series := find_seg_series(path)) is not None:
-        try:
-            grid = replace(dicom_slice_files(series)[1], series_file=series)
-        except ValueError:  # several echoes or time points: no SEG of it is written
-            grid = None
-    if grid is None or grid.series_file is None:
+    grid = referenced_grid(path, seg_series_uids(path), known)
+    if grid is None:
         return labels, geometry, segments
     try:
         labels = place_on_grid(labels, geometry, grid, (Path(path).name, "its series"))
