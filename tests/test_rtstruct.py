@@ -28,9 +28,10 @@ def _box(k, r0, r1, c0, c1):
     return _lps(k, rows, cols)
 
 
-def write_rtstruct(path, series_uid, rois):
+def write_rtstruct(path, series_uid, rois, frame_uid=None):
     """An RTSTRUCT of ``rois``: ``(number, name, colour, [(type, points), ...])``, drawn
-    on the series ``series_uid``."""
+    on the series ``series_uid`` (None: naming only the frame of reference
+    ``frame_uid``)."""
     from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -42,10 +43,11 @@ def write_rtstruct(path, series_uid, rois):
     ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = RTSTRUCT, generate_uid(), "RTSTRUCT"
     ds.StructureSetLabel = "plan"
     frame, series, study = Dataset(), Dataset(), Dataset()
-    series.SeriesInstanceUID = series_uid
-    study.RTReferencedSeriesSequence = [series]
-    frame.FrameOfReferenceUID = generate_uid()
-    frame.RTReferencedStudySequence = [study]
+    frame.FrameOfReferenceUID = frame_uid or generate_uid()
+    if series_uid is not None:
+        series.SeriesInstanceUID = series_uid
+        study.RTReferencedSeriesSequence = [series]
+        frame.RTReferencedStudySequence = [study]
     ds.ReferencedFrameOfReferenceSequence = [frame]
     ds.StructureSetROISequence, ds.ROIContourSequence = [], []
     for number, name, colour, contours in rois:
@@ -155,3 +157,24 @@ def test_an_rtstruct_without_its_series_or_off_its_slices_is_named(plan, tmp_pat
                    [(1, "GTV", (255, 0, 0), [("CLOSED_PLANAR", broken)])])  # fmt: skip
     with pytest.raises(ValueError, match=r"nan\.dcm: ROI 1: a contour's data is not"):
         read_volume(tmp_path / "rt" / "nan.dcm")
+
+
+def test_an_rtstruct_naming_only_its_frame_of_reference_finds_its_series(plan):
+    """Some planning systems name only the frame of reference the contours are in:
+    the series beside the file in that frame is the grid (the first one found)."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    tmp_path, _ = plan
+    frame = generate_uid()
+    for path in (tmp_path / "ct").iterdir():
+        ds = pydicom.dcmread(path)
+        ds.FrameOfReferenceUID = frame
+        ds.save_as(path)
+    gtv = [("CLOSED_PLANAR", _box(2, 3, 8, 4, 10))]
+    write_rtstruct(tmp_path / "rt" / "frame.dcm", None, [(1, "GTV", (255, 0, 0), gtv)],
+                   frame_uid=frame)  # fmt: skip
+    labels, _ = read_volume(tmp_path / "rt" / "frame.dcm")
+    box = np.zeros(SHAPE, np.uint8)
+    box[2, 3:8, 4:10] = 1
+    np.testing.assert_array_equal(labels, box)

@@ -14,7 +14,9 @@ from ._dicom_files import _dicom_headers, _subfolders, is_dicom_folder
 from ._geometry import VolumeGeometry
 
 
-def find_series_file(path: str | os.PathLike, uids: Sequence[str]) -> str | None:
+def find_series_file(
+    path: str | os.PathLike, uids: Sequence[str], tag: str = "SeriesInstanceUID"
+) -> str | None:
     """A file of one of the series ``uids``, looked for in the folder of ``path`` (a
     segmentation file), then in its subfolders and the folders beside it (a study
     export keeps each series in a folder of its own; at most
@@ -25,6 +27,9 @@ def find_series_file(path: str | os.PathLike, uids: Sequence[str]) -> str | None
     ----------
     path : str or os.PathLike
     uids : sequence of str
+    tag : str
+        What ``uids`` are: series UIDs, or ``"FrameOfReferenceUID"`` (an RT structure set
+        that names only its frame of reference: the first series found in it).
 
     Returns
     -------
@@ -43,7 +48,7 @@ def find_series_file(path: str | os.PathLike, uids: Sequence[str]) -> str | None
         except (ValueError, OSError):  # no slices, too many files, a file unread
             continue
         for file, ds in headers:
-            if str(getattr(ds, "SeriesInstanceUID", "")) in wanted:
+            if str(getattr(ds, tag, "")) in wanted:
                 return os.path.abspath(file)
     return None
 
@@ -52,6 +57,7 @@ def referenced_grid(
     path: str | os.PathLike,
     uids: Sequence[str],
     known: Mapping[str, VolumeGeometry] | None = None,
+    tag: str = "SeriesInstanceUID",
 ) -> VolumeGeometry | None:
     """The grid of the series (one of ``uids``) a segmentation file at ``path``
     references, recording one of its files (``series_file``): from ``known`` (series
@@ -65,6 +71,8 @@ def referenced_grid(
     uids : sequence of str
     known : mapping, optional
         ``{SeriesInstanceUID: geometry}``.
+    tag : str
+        What ``uids`` are (:func:`find_series_file`).
 
     Returns
     -------
@@ -72,10 +80,10 @@ def referenced_grid(
     """
     from ._dicom import dicom_slice_files
 
-    if known is not None:
+    if known is not None and tag == "SeriesInstanceUID":
         grid = next((known[uid] for uid in uids if uid in known), None)
         return grid if grid is not None and grid.series_file is not None else None
-    series = find_series_file(path, uids)
+    series = find_series_file(path, uids, tag)
     if series is None:
         return None
     try:

@@ -9,7 +9,8 @@ exclusive or, so that a contour inside another is a hole, as the RTSTRUCT reader
 structure set lists them, a later one taking the voxels it shares with an earlier one
 (as a DICOM SEG's higher segment does); points and open contours (markers, lines)
 have no area and are left out. The series is found by its ``SeriesInstanceUID``
-(:mod:`._referenced`): an RTSTRUCT without it cannot be read.
+(:mod:`._referenced`), or, for a structure set that names only its frame of
+reference, as the first series found in that frame.
 """
 
 from __future__ import annotations
@@ -145,7 +146,13 @@ def read_rtstruct(
     ds = _header(path)
     if ds is None or "ROIContourSequence" not in ds:
         raise ValueError(f"{name} is no readable DICOM RT structure set (no contours)")
-    grid = referenced_grid(path, rtstruct_series_uids(ds), known)
+    if uids := rtstruct_series_uids(ds):
+        grid = referenced_grid(path, uids, known)
+    else:  # only its frame of reference named: the first series found in it
+        references = getattr(ds, "ReferencedFrameOfReferenceSequence", [])
+        frames = [str(f.FrameOfReferenceUID) for f in references
+                  if getattr(f, "FrameOfReferenceUID", None)]  # fmt: skip
+        grid = referenced_grid(path, frames, tag="FrameOfReferenceUID")
     if grid is None:
         raise ValueError(
             f"{name}: the image series its contours were drawn on is not in its folder or "
