@@ -355,7 +355,7 @@ def test_a_refined_or_edited_seg_saves_as_a_seg_of_its_series(study, capsys):
     shutil.copy(tmp_path / "ct" / "seg.dcm", tmp_path / "alone" / "seg.dcm")
     shutil.move(tmp_path / "ct", tmp_path.parent / f"{tmp_path.name}-ct")  # not beside it
     shutil.rmtree(tmp_path / "seg")
-    refused = {"mine.nii.gz": "mine.nii.gz is no DICOM SEG",
+    refused = {"mine.nii.gz": "mine.nii.gz is neither",
                "alone/seg.dcm": "is not in its folder or the folders beside it"}  # fmt: skip
     for source, words in refused.items():
         argv = ["refine", str(tmp_path / source), str(tmp_path / "x.dcm"), "--op", "opening"]

@@ -135,6 +135,28 @@ def test_evaluate_scores_a_prediction_against_an_rtstruct(plan, capsys):
         ("background", 1.0), ("GTV", 1.0), ("cord", 1.0)]  # fmt: skip
 
 
+def test_an_rtstruct_becomes_a_seg_of_its_series(plan):
+    """``refine plan.dcm plan_seg.dcm`` and napari's File > Save Layers with a .dcm
+    name write the structure set's label map as a DICOM SEG of its series (the CLI
+    refused a .dcm OUTPUT of anything but a SEG), the ROIs as its segments."""
+    from napari_seg._napari_io import get_reader
+    from napari_seg._napari_write import write_dicom_seg_labels
+    from napari_seg.medical import place_on_grid, read_dicom_seg
+
+    tmp_path, expected = plan
+    _, grid = read_volume(tmp_path / "ct")
+    argv = ["refine", str(tmp_path / "rt" / "plan.dcm"), str(tmp_path / "plan_seg.dcm"),
+            "--op", "remove_small_objects", "--min-size", "1", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    path = str(tmp_path / "rt" / "plan.dcm")
+    [(data, meta, _)] = get_reader(path)(path)
+    [saved] = write_dicom_seg_labels(str(tmp_path / "saved"), data, meta)
+    for written in (tmp_path / "plan_seg.dcm", saved):
+        labels, geometry, segments = read_dicom_seg(written)
+        np.testing.assert_array_equal(place_on_grid(labels, geometry, grid, ("s", "ct")), expected)
+        assert [name for name, _ in segments.values()] == ["GTV", "cord"]
+
+
 def test_an_rtstruct_without_its_series_or_off_its_slices_is_named(plan, tmp_path_factory):
     """Its series not beside it, a contour between two slices, or one of coordinates
     that are not numbers: a message naming the file (and the ROI), no label map."""

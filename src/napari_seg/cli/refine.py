@@ -410,20 +410,24 @@ def _output_kind(target: Path) -> str:
         return "labels"
     raise ValueError(
         f"OUTPUT must end in .tif, .tiff, .npy or {', '.join(VOLUME_WRITTEN)} (or .dcm: a "
-        f"DICOM SEG input refined into a SEG of its series), got {target.name}"
+        f"DICOM SEG or RTSTRUCT input refined into a SEG of its series), got {target.name}"
     )
 
 
 def _check_seg_source(source: Path, target: Path) -> None:
-    """A ValueError, before any input is refined, unless ``source`` is a DICOM SEG
-    whose series lies beside it (:func:`napari_seg.medical.find_seg_series`): a SEG
-    written to ``target`` references that series' slices."""
-    from ..medical import find_seg_series, is_dicom_seg
+    """A ValueError, before any input is refined, unless ``source`` is a DICOM
+    segmentation whose series can be found: a SEG whose series lies beside it
+    (:func:`napari_seg.medical.find_seg_series`), or an RT structure set (its reader
+    refuses one whose series it does not find); a SEG written to ``target`` references
+    that series' slices."""
+    from ..medical import find_seg_series, is_dicom_seg, is_rtstruct
 
+    if is_rtstruct(source):
+        return
     if not is_dicom_seg(source):
         raise ValueError(
-            f"{target.name}: a .dcm OUTPUT is a DICOM SEG of the series a DICOM SEG INPUT "
-            f"was segmented from; {source.name} is no DICOM SEG (write .nii.gz instead)"
+            f"{target.name}: a .dcm OUTPUT is a DICOM SEG of the series a DICOM SEG or "
+            f"RTSTRUCT INPUT was made on; {source.name} is neither (write .nii.gz instead)"
         )
     if find_seg_series(source) is None:
         raise ValueError(
