@@ -5,8 +5,9 @@ other DICOM objects among them are."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from .._extras import import_for_reading
 from .._ome_zarr import is_zarr_path
@@ -154,6 +155,31 @@ def _read_header(path: Path, kind: str) -> tuple:
     with open(path, "rb") as handle:
         ds = _read_dataset(handle, kind, stop_before_pixels=True)
         return ds, handle.tell() >= os.fstat(handle.fileno()).st_size
+
+
+def header_of_class(path: str | os.PathLike, classes: Sequence[str]) -> Any:
+    """The header (up to the pixel data) of a DICOM file whose SOP class is one of
+    ``classes`` (as pydicom names them); None for any other file (:func:`is_dicom_file`
+    first: a file of another format's name, or without DICOM's first bytes, is not
+    opened as DICOM) or a header that cannot be read.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    classes : sequence of str
+
+    Returns
+    -------
+    pydicom.Dataset or None
+    """
+    path = Path(path)
+    if not is_dicom_file(path) or (kind := _dicom_header_kind(path)) is None:
+        return None
+    try:
+        ds, _ended = _read_header(path, kind)
+    except Exception:  # not DICOM after all
+        return None
+    return ds if _sop_name(ds) in classes else None
 
 
 def _is_image(ds) -> bool:

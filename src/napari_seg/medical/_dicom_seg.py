@@ -21,13 +21,7 @@ import numpy as np
 
 from .._extras import import_for_reading
 from ..limits import GIB, MAX_CLASSES, MAX_NAME_LENGTH, MAX_VOLUME_BYTES, one_line
-from ._dicom_files import (
-    SEG_SOP_CLASSES,
-    _dicom_header_kind,
-    _read_header,
-    _sop_name,
-    is_dicom_file,
-)
+from ._dicom_files import SEG_SOP_CLASSES, header_of_class
 from ._geometry import FLIP_RAS_LPS, VolumeGeometry
 from ._grids import place_on_grid
 from ._referenced import find_series_file, referenced_grid
@@ -162,18 +156,8 @@ def is_dicom_seg(path: str | os.PathLike) -> bool:
 
 
 def _seg_header(path: str | os.PathLike) -> Any:
-    """The header (up to the pixel data) of a DICOM SEG file; None for any other file
-    (:func:`~napari_seg.medical.is_dicom_file` first: a file of another format's name,
-    or without DICOM's first bytes, is not opened as DICOM) or a header that cannot
-    be read."""
-    path = Path(path)
-    if not is_dicom_file(path) or (kind := _dicom_header_kind(path)) is None:
-        return None
-    try:
-        ds, _ended = _read_header(path, kind)
-    except Exception:  # not DICOM after all
-        return None
-    return ds if _sop_name(ds) in SEG_SOP_CLASSES else None
+    """The header of a DICOM SEG file; None for any other file."""
+    return header_of_class(path, SEG_SOP_CLASSES)
 
 
 def seg_series_uids(path: str | os.PathLike) -> tuple[str, ...]:

@@ -23,13 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..limits import MAX_CLASSES, MAX_NAME_LENGTH, one_line
-from ._dicom_files import (
-    RTSTRUCT_SOP_CLASS,
-    _dicom_header_kind,
-    _read_header,
-    _sop_name,
-    is_dicom_file,
-)
+from ._dicom_files import RTSTRUCT_SOP_CLASS, header_of_class
 from ._geometry import FLIP_RAS_LPS, VolumeGeometry
 from ._referenced import referenced_grid
 
@@ -54,14 +48,7 @@ def is_rtstruct(path: str | os.PathLike) -> bool:
 
 def _header(path: str | os.PathLike) -> Any:
     """The dataset of an RTSTRUCT file (it holds no pixels); None for any other file."""
-    path = Path(path)
-    if not is_dicom_file(path) or (kind := _dicom_header_kind(path)) is None:
-        return None
-    try:
-        ds, _ended = _read_header(path, kind)
-    except Exception:  # not DICOM after all
-        return None
-    return ds if _sop_name(ds) == RTSTRUCT_SOP_CLASS else None
+    return header_of_class(path, (RTSTRUCT_SOP_CLASS,))
 
 
 def rtstruct_segments(path: str | os.PathLike) -> dict[int, tuple[str, tuple[float, ...]]]:
