@@ -200,3 +200,24 @@ def test_an_rtstruct_naming_only_its_frame_of_reference_finds_its_series(plan):
     box = np.zeros(SHAPE, np.uint8)
     box[2, 3:8, 4:10] = 1
     np.testing.assert_array_equal(labels, box)
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_the_scanline_fill_gives_scikit_images_polygon(seed):
+    """The contour fill is the same set of pixels as ``skimage.draw.polygon`` (centres
+    inside) on random, self-intersecting and partly outside polygons (even-odd rule)."""
+    from skimage.draw import polygon
+
+    from napari_seg.medical._rtstruct import polygon_mask
+
+    rng = np.random.default_rng(seed)
+    shape = (40, 50)
+    n = int(rng.integers(3, 40))
+    first, second = rng.uniform(-8, 48, n), rng.uniform(-8, 58, n)  # some vertices outside
+    if seed % 2:  # a star: its edges cross each other
+        angles = np.sort(rng.uniform(0, 2 * np.pi, n)) * 3
+        radius = rng.uniform(5, 25, n)
+        first, second = 20 + radius * np.sin(angles), 25 + radius * np.cos(angles)
+    expected = np.zeros(shape, bool)
+    expected[polygon(first, second, shape)] = True
+    np.testing.assert_array_equal(polygon_mask(first, second, shape), expected)

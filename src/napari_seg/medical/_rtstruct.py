@@ -3,18 +3,20 @@ one ``(z, y, x)`` label map on the grid of the image series they were drawn on.
 
 Each ROI is a set of closed planar contours in patient coordinates (LPS, mm), each on
 one of the series' slices. A contour is filled where the voxel centres lie inside it
-(scikit-image's ``draw.polygon``); contours of one ROI on one slice are combined by
-exclusive or, so that a contour inside another is a hole, as the RTSTRUCT readers of
-3D Slicer and plastimatch treat them. ROIs become ids 1, 2, 3... in the order the
-structure set lists them, a later one taking the voxels it shares with an earlier one
-(as a DICOM SEG's higher segment does); points and open contours (markers, lines)
-have no area and are left out. The series is found by its ``SeriesInstanceUID``
-(:mod:`._referenced`), or, for a structure set that names only its frame of
-reference, as the first series found in that frame.
+(:func:`polygon_mask`, a scanline fill: scikit-image's ``draw.polygon`` gives the same
+pixels but tests each pixel of the bounding box against each edge); contours of one
+ROI on one slice are combined by exclusive or, so that a contour inside another is a
+hole, as the RTSTRUCT readers of 3D Slicer and plastimatch treat them. ROIs become ids
+1, 2, 3... in the order the structure set lists them, a later one taking the voxels it
+shares with an earlier one (as a DICOM SEG's higher segment does); points and open
+contours (markers, lines) have no area and are left out. The series is found by its
+``SeriesInstanceUID`` (:mod:`._referenced`), or, for a structure set that names only
+its frame of reference, as the first series found in that frame.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -150,29 +152,28 @@ def read_rtstruct(
     numbers = [int(getattr(roi, "ROINumber", -1) or -1) for roi in rois]
     contours = {int(getattr(i, "ReferencedROINumber", -2)): i for i in ds.ROIContourSequence}
     dtype = np.uint8 if len(numbers) < 256 else np.uint16
-    labels = np.zeros(grid.source_shape, dtype)  # the series' (column, row, slice) order
+    columns, rows, slices = grid.source_shape
+    planes = np.zeros((slices, columns, rows), dtype)  # slice by slice: each contiguous
     to_index = np.linalg.inv(grid.affine) @ FLIP_RAS_LPS  # patient LPS -> (i, j, k)
     for k, number in enumerate(numbers):
         try:
-            mask = _roi_mask(contours.get(number), to_index, grid.source_shape)
+            masks = _roi_planes(contours.get(number), to_index, grid.source_shape)
         except ValueError as exc:
             raise ValueError(f"{name}: ROI {number}: {one_line(exc, 200)}") from None
-        labels[mask] = k + 1
+        for plane, mask in masks.items():
+            planes[plane][mask] = k + 1
+    labels = planes.transpose(1, 2, 0)  # the series' (column, row, slice) order
     return grid.to_array(labels), grid, rtstruct_segments(path)
 
 
-def _roi_mask(item: Any, to_index: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """The voxels inside one ROI's closed planar contours, in file order."""
-    from skimage.draw import polygon
-
-    mask = np.zeros(shape, bool)
+def _roi_planes(item: Any, to_index: np.ndarray, shape: tuple[int, ...]) -> dict:
+    """``{slice: mask}``: the pixels inside one ROI's closed planar contours on each
+    slice it is drawn on, ``(column, row)`` as the series stores a slice."""
+    masks: dict[int, np.ndarray] = {}
     for contour in getattr(item, "ContourSequence", []) if item is not None else []:
         if str(getattr(contour, "ContourGeometricType", "")).upper() != "CLOSED_PLANAR":
             continue  # a point or an open line: no area
-        points = np.asarray([float(v) for v in contour.ContourData], dtype=float)
-        if points.size % 3 or not np.isfinite(points).all():
-            raise ValueError("a contour's data is not (x, y, z) points in millimetres")
-        points = points.reshape(-1, 3)
+        points = _contour_points(contour)
         index = (to_index @ np.c_[points, np.ones(len(points))].T)[:3].T
         plane = np.rint(index[:, 2])
         if np.abs(index[:, 2] - plane).max() > SLICE_TOLERANCE or np.ptp(plane) > 0:
@@ -180,6 +181,65 @@ def _roi_mask(item: Any, to_index: np.ndarray, shape: tuple[int, ...]) -> np.nda
         k = int(plane[0])
         if not 0 <= k < shape[2] or len(points) < 3:
             continue  # beyond the series' slices, or no area
-        rows, cols = polygon(index[:, 0], index[:, 1], shape[:2])
-        mask[rows, cols, k] ^= True  # a contour inside another is a hole
-    return mask
+        inside = polygon_mask(index[:, 0], index[:, 1], shape[:2])
+        masks[k] = masks[k] ^ inside if k in masks else inside  # one inside another: a hole
+    return masks
+
+
+def _contour_points(contour: Any) -> np.ndarray:
+    """A contour's ``ContourData`` as ``(n, 3)`` LPS points, parsed from the file's text
+    at once (pydicom's DS values, checked one by one, took 6 s for 1.2 million
+    numbers); a ValueError for data that is not finite triples."""
+    raw = getattr(contour.get_item("ContourData"), "value", None)
+    try:
+        if isinstance(raw, bytes):
+            points = np.array(raw.replace(b"\\", b" ").split(), dtype=float)
+        else:
+            points = np.asarray([float(v) for v in contour.ContourData], dtype=float)
+    except (AttributeError, TypeError, ValueError):  # none, or not numbers
+        points = np.array([np.nan])
+    if points.size % 3 or points.size == 0 or not np.isfinite(points).all():
+        raise ValueError("a contour's data is not (x, y, z) points in millimetres")
+    return points.reshape(-1, 3)
+
+
+def polygon_mask(first: np.ndarray, second: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The pixels of a 2D grid of ``shape`` whose centres lie inside the closed polygon
+    of vertices ``(first[n], second[n])`` (even-odd rule), by scanlines: each row's
+    crossings with every edge, filled between pairs. ``O(rows x edges)``, where
+    scikit-image's ``draw.polygon`` tests every pixel of the bounding box against every
+    edge (9 ms for a 200-vertex circle 100 pixels across; a body outline of 500
+    vertices over 400 x 400 pixels, hundreds of ms per slice).
+
+    Parameters
+    ----------
+    first, second : ndarray
+        The vertices' coordinates along the grid's first and second axes (pixel
+        centres at whole numbers).
+    shape : tuple of int
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    out = np.zeros(shape[:2], bool)
+    low, high = max(0, math.ceil(first.min())), min(shape[0] - 1, math.floor(first.max()))
+    if high < low:
+        return out
+    a0, b0 = first, second
+    a1, b1 = np.roll(first, -1), np.roll(second, -1)
+    rows = np.arange(low, high + 1, dtype=float)[:, None]
+    # half-open in the first axis: a vertex on a row counts once, a flat edge never
+    crosses = (rows >= np.minimum(a0, a1)) & (rows < np.maximum(a0, a1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        at = b0 + (rows - a0) * (b1 - b0) / (a1 - a0)
+    at = np.sort(np.where(crosses, at, np.inf), axis=1)
+    starts = np.ceil(at[:, 0::2][:, : at.shape[1] // 2])
+    stops = np.floor(at[:, 1::2][:, : at.shape[1] // 2])
+    valid = np.isfinite(stops) & (stops >= starts) & (stops >= 0) & (starts < shape[1])
+    row, pair = np.nonzero(valid)
+    change = np.zeros((len(rows), shape[1] + 1), np.int32)  # +1 where a run starts
+    np.add.at(change, (row, np.clip(starts[row, pair], 0, None).astype(int)), 1)
+    np.add.at(change, (row, np.clip(stops[row, pair] + 1, None, shape[1]).astype(int)), -1)
+    out[low : high + 1] = np.cumsum(change, axis=1)[:, :-1] > 0
+    return out
