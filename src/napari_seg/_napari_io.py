@@ -17,14 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ._layers import GEOMETRY_KEY
-
-if TYPE_CHECKING:
-    pass
 
 LayerData = tuple[Any, dict[str, Any], str]
 #: Name endings of label maps (and 3D Slicer's: ``medical.SLICER_LABEL_TAILS``).
