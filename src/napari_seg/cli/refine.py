@@ -298,10 +298,11 @@ def _refine_one(source: Path, target: Path, config, args) -> int:
 
     image, geometry = read_labels(source)  # a DICOM SEG on its series' grid, when found
     series = None if geometry is None else geometry.series_file
-    if _output_kind(target) == "seg" and series is None:
+    if _output_kind(target) == "seg" and series is None:  # before any refining
         raise ValueError(
-            f"{target.name}: {source.name}'s frames do not lie on its series' grid; a SEG "
-            "of that series cannot hold them: write .nii.gz instead"
+            f"{target.name}: the series {source.name} was segmented from is not in its folder "
+            "or the folders beside it, or its frames do not lie on that series' grid; a SEG "
+            "references its series' slices: put the SEG beside them, or write .nii.gz instead"
         )
     header = file_header(source)  # the refined labels keep the pixel size and axes
     labels = np.array(image)  # a copy: OUTPUT may replace INPUT
@@ -415,23 +416,13 @@ def _output_kind(target: Path) -> str:
 
 
 def _check_seg_source(source: Path, target: Path) -> None:
-    """A ValueError, before any input is refined, unless ``source`` is a DICOM
-    segmentation whose series can be found: a SEG whose series lies beside it
-    (:func:`napari_seg.medical.find_seg_series`), or an RT structure set (its reader
-    refuses one whose series it does not find); a SEG written to ``target`` references
-    that series' slices."""
-    from ..medical import find_seg_series, is_dicom_seg, is_rtstruct
+    """A ValueError, before any input is read, unless ``source`` is a DICOM
+    segmentation (a SEG or an RT structure set): a SEG written to ``target`` references
+    the series it was made on (found when it is read: :func:`_refine_one`)."""
+    from ..medical import is_segmentation
 
-    if is_rtstruct(source):
-        return
-    if not is_dicom_seg(source):
+    if not is_segmentation(source):
         raise ValueError(
             f"{target.name}: a .dcm OUTPUT is a DICOM SEG of the series a DICOM SEG or "
             f"RTSTRUCT INPUT was made on; {source.name} is neither (write .nii.gz instead)"
-        )
-    if find_seg_series(source) is None:
-        raise ValueError(
-            f"{target.name}: the series {source.name} was segmented from is not in its folder "
-            "or the folders beside it; a SEG references its series' slices: put the SEG "
-            "beside them, or write .nii.gz instead"
         )

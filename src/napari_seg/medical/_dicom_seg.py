@@ -24,7 +24,7 @@ from ..limits import GIB, MAX_CLASSES, MAX_NAME_LENGTH, MAX_VOLUME_BYTES, one_li
 from ._dicom_files import SEG_SOP_CLASSES, header_of_class
 from ._geometry import FLIP_RAS_LPS, VolumeGeometry
 from ._grids import place_on_grid
-from ._referenced import find_series_file, referenced_grid
+from ._referenced import referenced_grid
 
 #: highdicom's (slice, row, column) indices as a file's (column, row, slice) ones.
 _FILE_ORDER = np.array(
@@ -178,22 +178,6 @@ def seg_series_uids(path: str | os.PathLike) -> tuple[str, ...]:
     return tuple(str(uid) for item in referenced if (uid := getattr(item, "SeriesInstanceUID", "")))
 
 
-def find_seg_series(path: str | os.PathLike) -> str | None:
-    """A file of the image series the DICOM SEG at ``path`` was segmented from, looked
-    for in the SEG's folder, then in its subfolders and the folders beside it
-    (:func:`~napari_seg.medical._referenced.find_series_file`); None when none holds it.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-
-    Returns
-    -------
-    str or None
-    """
-    return find_series_file(path, seg_series_uids(path))
-
-
 def read_seg_on_series(
     path: str | os.PathLike, known: Mapping[str, VolumeGeometry] | None = None
 ) -> tuple[np.ndarray, VolumeGeometry, dict[int, tuple[str, tuple[float, ...]]]]:
@@ -210,7 +194,8 @@ def read_seg_on_series(
     known : mapping, optional
         ``{SeriesInstanceUID: geometry}`` of series read already (a study opened with
         the SEG); without it the series is looked for beside the SEG
-        (:func:`find_seg_series`) and its grid read from its headers.
+        (:func:`~napari_seg.medical._referenced.find_series_file`) and its grid read
+        from its headers.
 
     Returns
     -------
