@@ -343,7 +343,9 @@ def is_segmentation(path: str | os.PathLike) -> bool:
     -------
     bool
     """
-    return is_dicom_seg(path) or is_rtstruct(path)
+    from ._dicom_files import header_of_class
+
+    return header_of_class(path, (*SEG_SOP_CLASSES, RTSTRUCT_SOP_CLASS)) is not None  # one read
 
 
 def read_segmentation(

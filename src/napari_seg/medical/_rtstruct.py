@@ -67,8 +67,11 @@ def rtstruct_segments(path: str | os.PathLike) -> dict[int, tuple[str, tuple[flo
     dict
     """
     ds = _header(path)
-    if ds is None:
-        return {}
+    return {} if ds is None else _segments(ds)
+
+
+def _segments(ds: Any) -> dict[int, tuple[str, tuple[float, ...]]]:
+    """:func:`rtstruct_segments` of a structure set's dataset."""
     colours = {}
     for item in getattr(ds, "ROIContourSequence", []):
         try:
@@ -76,12 +79,21 @@ def rtstruct_segments(path: str | os.PathLike) -> dict[int, tuple[str, tuple[flo
             colours[int(item.ReferencedROINumber)] = (*rgb[:3], 1.0) if len(rgb) == 3 else ()
         except (AttributeError, TypeError, ValueError):
             continue
-    segments = {}
-    for k, roi in enumerate(list(getattr(ds, "StructureSetROISequence", []))[:MAX_CLASSES]):
-        number = int(getattr(roi, "ROINumber", -1) or -1)
+    return {k + 1: (name, colours.get(number, ())) for k, (number, name) in enumerate(_rois(ds))}
+
+
+def _rois(ds: Any) -> list[tuple[int, str]]:
+    """The structure set's ROIs in its order (ids 1, 2, 3...): number and name (-1 for
+    a number that is none)."""
+    found = []
+    for roi in list(getattr(ds, "StructureSetROISequence", []))[:MAX_CLASSES]:
+        try:
+            number = int(getattr(roi, "ROINumber", -1) or -1)
+        except (TypeError, ValueError):
+            number = -1
         name = str(getattr(roi, "ROIName", "") or f"ROI {number}")[:MAX_NAME_LENGTH]
-        segments[k + 1] = (name, colours.get(number, ()))
-    return segments
+        found.append((number, name))
+    return found
 
 
 def rtstruct_series_uids(ds: Any) -> tuple[str, ...]:
@@ -148,8 +160,7 @@ def read_rtstruct(
             "the folders beside it; an RT structure set is read on that series' grid: "
             "put it beside the series"
         )
-    rois = list(getattr(ds, "StructureSetROISequence", []))[:MAX_CLASSES]
-    numbers = [int(getattr(roi, "ROINumber", -1) or -1) for roi in rois]
+    numbers = [number for number, _name in _rois(ds)]
     contours = {int(getattr(i, "ReferencedROINumber", -2)): i for i in ds.ROIContourSequence}
     dtype = np.uint8 if len(numbers) < 256 else np.uint16
     columns, rows, slices = grid.source_shape
@@ -163,7 +174,7 @@ def read_rtstruct(
         for plane, mask in masks.items():
             planes[plane][mask] = k + 1
     labels = planes.transpose(1, 2, 0)  # the series' (column, row, slice) order
-    return grid.to_array(labels), grid, rtstruct_segments(path)
+    return grid.to_array(labels), grid, _segments(ds)
 
 
 def _roi_planes(item: Any, to_index: np.ndarray, shape: tuple[int, ...]) -> dict:
