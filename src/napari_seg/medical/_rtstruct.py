@@ -219,8 +219,8 @@ def polygon_mask(first: np.ndarray, second: np.ndarray, shape: tuple[int, ...]) 
     of vertices ``(first[n], second[n])`` (even-odd rule), by scanlines: each row's
     crossings with every edge, filled between pairs. ``O(rows x edges)``, where
     scikit-image's ``draw.polygon`` tests every pixel of the bounding box against every
-    edge (9 ms for a 200-vertex circle 100 pixels across; a body outline of 500
-    vertices over 400 x 400 pixels, hundreds of ms per slice).
+    edge (a body-like outline of 500 vertices over 400 x 360 pixels: 284 ms there,
+    8 ms here).
 
     Parameters
     ----------
