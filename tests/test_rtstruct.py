@@ -221,3 +221,17 @@ def test_the_scanline_fill_gives_scikit_images_polygon(seed):
     expected = np.zeros(shape, bool)
     expected[polygon(first, second, shape)] = True
     np.testing.assert_array_equal(polygon_mask(first, second, shape), expected)
+
+
+def test_a_series_claiming_a_huge_grid_is_refused_before_a_map_is_made(plan):
+    """Hostile headers: the series' slices claim 65535 x 65535 pixels (25 GiB of labels
+    over its 6 slices); the structure set is refused by name, nothing is allocated."""
+    import pydicom
+
+    tmp_path, _ = plan
+    for path in (tmp_path / "ct").iterdir():
+        ds = pydicom.dcmread(path)
+        ds.Rows = ds.Columns = 65535
+        ds.save_as(path)
+    with pytest.raises(ValueError, match=r"header claims \(65535, 65535, 6\) voxels"):
+        read_volume(tmp_path / "rt" / "plan.dcm")

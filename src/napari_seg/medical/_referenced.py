@@ -4,6 +4,7 @@ around it, and its grid read from the headers alone."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from ..limits import DICOM_SEARCH_FOLDERS
 from ._dicom_files import _dicom_headers, _subfolders, is_dicom_folder
-from ._geometry import VolumeGeometry
+from ._geometry import VolumeGeometry, check_claimed_bytes
 
 
 def find_series_file(
@@ -77,6 +78,12 @@ def referenced_grid(
     Returns
     -------
     VolumeGeometry or None
+
+    Raises
+    ------
+    ValueError
+        When the series' headers claim a grid larger than ``limits.MAX_VOLUME_BYTES``
+        of one-byte labels.
     """
     from ._dicom import dicom_slice_files
 
@@ -87,6 +94,9 @@ def referenced_grid(
     if series is None:
         return None
     try:
-        return replace(dicom_slice_files(series)[1], series_file=series)
+        grid = replace(dicom_slice_files(series)[1], series_file=series)
     except ValueError:  # several echoes or time points, an enhanced multi-frame file
         return None
+    # a label map is made on it: refused, as a volume is, when its headers claim too much
+    check_claimed_bytes(series, grid.source_shape, math.prod(grid.source_shape))
+    return grid
