@@ -235,3 +235,22 @@ def test_a_series_claiming_a_huge_grid_is_refused_before_a_map_is_made(plan):
         ds.save_as(path)
     with pytest.raises(ValueError, match=r"header claims \(65535, 65535, 6\) voxels"):
         read_volume(tmp_path / "rt" / "plan.dcm")
+
+
+def test_a_structure_set_cut_short_is_named(plan):
+    """A copy cut short inside its last ROI's contours: pydicom reads what is there
+    without a word, and that ROI's contours lost the number of the ROI they draw (it
+    was left out silently); a contour whose points are fewer than it states (a damaged
+    copy) too. Both refused, naming the file."""
+    import pydicom
+
+    tmp_path, _ = plan
+    whole = (tmp_path / "rt" / "plan.dcm").read_bytes()
+    (tmp_path / "rt" / "cut.dcm").write_bytes(whole[:-40])
+    with pytest.raises(ValueError, match=r"cut\.dcm: an ROI's contours name no ROI .*truncated"):
+        read_volume(tmp_path / "rt" / "cut.dcm")
+    ds = pydicom.dcmread(tmp_path / "rt" / "plan.dcm")
+    ds.ROIContourSequence[1].ContourSequence[0].NumberOfContourPoints = 5
+    ds.save_as(tmp_path / "rt" / "short.dcm")
+    with pytest.raises(ValueError, match=r"short\.dcm: ROI 3: a contour holds 4 points where it"):
+        read_volume(tmp_path / "rt" / "short.dcm")

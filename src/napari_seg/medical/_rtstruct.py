@@ -161,7 +161,12 @@ def read_rtstruct(
             "put it beside the series"
         )
     numbers = [number for number, _name in _rois(ds)]
-    contours = {int(getattr(i, "ReferencedROINumber", -2)): i for i in ds.ROIContourSequence}
+    if any("ReferencedROINumber" not in item for item in ds.ROIContourSequence):
+        raise ValueError(  # pydicom reads a file cut short without a word
+            f"{name}: an ROI's contours name no ROI (ReferencedROINumber): a truncated or "
+            "damaged copy (copy it again)"
+        )
+    contours = {int(i.ReferencedROINumber): i for i in ds.ROIContourSequence}
     dtype = np.uint8 if len(numbers) < 256 else np.uint16
     columns, rows, slices = grid.source_shape
     planes = np.zeros((slices, columns, rows), dtype)  # slice by slice: each contiguous
@@ -200,7 +205,8 @@ def _roi_planes(item: Any, to_index: np.ndarray, shape: tuple[int, ...]) -> dict
 def _contour_points(contour: Any) -> np.ndarray:
     """A contour's ``ContourData`` as ``(n, 3)`` LPS points, parsed from the file's text
     at once (pydicom's DS values, checked one by one, took 6 s for 1.2 million
-    numbers); a ValueError for data that is not finite triples."""
+    numbers); a ValueError for data that is not finite triples, or not as many as its
+    ``NumberOfContourPoints`` (pydicom reads a file cut short without a word)."""
     raw = getattr(contour.get_item("ContourData"), "value", None)
     try:
         if isinstance(raw, bytes):
@@ -211,6 +217,12 @@ def _contour_points(contour: Any) -> np.ndarray:
         points = np.array([np.nan])
     if points.size % 3 or points.size == 0 or not np.isfinite(points).all():
         raise ValueError("a contour's data is not (x, y, z) points in millimetres")
+    stated = getattr(contour, "NumberOfContourPoints", None)
+    if stated is not None and int(stated) * 3 != points.size:  # a file cut short
+        raise ValueError(
+            f"a contour holds {points.size // 3} points where it states {int(stated)}: a "
+            "truncated or damaged copy (copy it again)"
+        )
     return points.reshape(-1, 3)
 
 
