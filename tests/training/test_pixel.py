@@ -17,8 +17,9 @@ from napari_seg.models import ModelFileError, ModelSpec, create_model, load_mode
 from napari_seg.models.model_file import METADATA_KEY, read_model_card, tensors_digest
 from napari_seg.sample_data import cells_2d
 from napari_seg.training import TrainingConfig, train
+from napari_seg.training.forest import FeatureSamples, fit_forest
 from napari_seg.training.live import LiveClassifier
-from napari_seg.training.pixel import FeatureSamples, fit_forest, pixel_net
+from napari_seg.training.pixel import pixel_net
 from napari_seg.training.takeover import iter_takeover
 
 

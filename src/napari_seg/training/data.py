@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._types import RegionArray
-from ..arrays.layout import ImageLayout, resolve_layout
-from ..arrays.normalize import IntensityStats, compute_stats
+from ..arrays.layout import resolve_layout
+from ..arrays.normalize import compute_stats
 from ..limits import MAX_UNSTATED_CLASSES
 from ..models.spec import Normalization
+from ._held_out import Region, Source, block_counts, hold_out_blocks, hold_out_strokes
 from ._shared import (
     FILLED,
     IGNORE_INDEX,
@@ -36,40 +35,14 @@ from ._shared import (
     nonfinite_notes,
     pad_patch,
 )
-from .strokes import Stroke, choose_held_out, find_strokes, stroke_mask
+from .strokes import Stroke, find_strokes
 
 __all__ = ["FILLED", "IGNORE_INDEX", "POSITIONS_PER_CLASS", "TrainingData", "Window", "as_pairs"]
 
 logger = logging.getLogger(__name__)
 
-#: At most this many regions are held out for validation.
-MAX_VALIDATION_REGIONS = 64
 #: Image context read around a validation region (pixels on each side).
 VALIDATION_MARGIN = 16
-
-
-@dataclass
-class _Source:
-    """One (image, labels) pair with its layout, statistics and held-out blocks."""
-
-    name: str
-    image: RegionArray
-    labels: RegionArray
-    layout: ImageLayout
-    stats: IntensityStats
-    grid: tuple[int, int]
-    held_out: np.ndarray  # (n_planes, rows, cols) bool
-    block_counts: list[np.ndarray] = field(default_factory=list)  # per plane: (blocks, k)
-
-
-@dataclass(frozen=True)
-class Region:
-    """A held-out validation region: source, plane number, and rows/columns."""
-
-    source: int
-    plane: int
-    ys: slice
-    xs: slice
 
 
 class TrainingData(LabelMode):
@@ -138,9 +111,14 @@ class TrainingData(LabelMode):
         self.max_label = len(counts) - 1
         rng = np.random.default_rng(seed)
         if self.sparse:
-            self.regions = self._hold_out_strokes(rng, validation_fraction)
+            held_out = hold_out_strokes(
+                self._strokes, self.sources, self.patch, rng, validation_fraction
+            )
+            self.regions, self._held = held_out.regions, held_out.pixels
         else:
-            self.regions = self._hold_out(rng, validation_fraction, counts)
+            held_out = hold_out_blocks(self.sources, self.patch, rng, validation_fraction, counts)
+            self.regions = held_out.regions
+        self.warnings += held_out.warnings
         self._strokes = []  # their pixels live on in self._held
         self._positions = self._training_positions(positions)
         self.class_counts = self._training_counts(len(counts))
@@ -176,7 +154,7 @@ class TrainingData(LabelMode):
         h, w = layout.plane_shape
         grid = (-(-h // self.patch), -(-w // self.patch))
         held_out = np.zeros((layout.n_planes, *grid), dtype=bool)
-        return _Source(name, image, labels, layout, stats, grid, held_out)
+        return Source(name, image, labels, layout, stats, grid, held_out)
 
     def _scan(self) -> tuple[list, np.ndarray]:
         """Count labels per block and keep a sample of annotated positions per class."""
@@ -188,7 +166,7 @@ class TrainingData(LabelMode):
                 lab = self._read_labels(src, plane, slice(None), slice(None))
                 check_class_ids(src.name, lab, self.max_classes)
                 annotated = self.annotated(lab)
-                counts = _block_counts(lab, annotated, self.patch, src.grid)
+                counts = block_counts(lab, annotated, self.patch, src.grid)
                 src.block_counts.append(counts)
                 if self.sparse:
                     self._strokes.extend(find_strokes(lab, s, number))
@@ -202,77 +180,6 @@ class TrainingData(LabelMode):
                         ys, xs = ys[keep], xs[keep]
                     positions.append((int(c), s, number, ys.astype(np.int32), xs.astype(np.int32)))
         return positions, total
-
-    def _hold_out(
-        self, rng: np.random.Generator, fraction: float, totals: np.ndarray
-    ) -> list[Region]:
-        """Choose annotated blocks to hold out, keeping every class in training."""
-        blocks = [
-            (s, p, b)
-            for s, src in enumerate(self.sources)
-            for p, counts in enumerate(src.block_counts)
-            for b in np.flatnonzero(counts.sum(axis=1))
-        ]
-        if fraction <= 0:
-            return []
-        wanted = min(MAX_VALIDATION_REGIONS, max(1, round(fraction * len(blocks))))
-        if len(blocks) < 2:
-            self.warnings.append(
-                "the annotations fit in one region, so none could be held out for validation; "
-                "validation IoU is not reported (annotate more places to get it)"
-            )
-            return []
-        wanted = min(wanted, len(blocks) - 1)
-        remaining = totals.copy()
-        regions: list[Region] = []
-        for i in rng.permutation(len(blocks)):
-            if len(regions) == wanted:
-                break
-            s, p, b = blocks[i]
-            counts = self.sources[s].block_counts[p][b]
-            left = remaining[: counts.size] - counts
-            if np.any((left == 0) & (counts > 0)):
-                continue  # holding this block out would remove a class from training
-            remaining[: counts.size] = left
-            src = self.sources[s]
-            row, col = divmod(int(b), src.grid[1])
-            src.held_out[p, row, col] = True
-            regions.append(Region(s, p, *self._block_slices(src, row, col)))
-        if not regions:
-            self.warnings.append(
-                "every annotated region holds a class found nowhere else, so none was held "
-                "out for validation; validation IoU is not reported"
-            )
-        return regions
-
-    def _hold_out_strokes(self, rng: np.random.Generator, fraction: float) -> list[Region]:
-        """Hold whole strokes out; the validation regions are the blocks they touch."""
-        held, warnings = choose_held_out(self._strokes, fraction, rng)
-        self.warnings.extend(warnings)
-        by_plane: dict[tuple[int, int], list[Stroke]] = {}
-        for stroke in held:
-            by_plane.setdefault((stroke.source, stroke.plane), []).append(stroke)
-        blocks: set[tuple[int, int, int, int]] = set()
-        for (s, number), strokes in by_plane.items():
-            src = self.sources[s]
-            mask = stroke_mask(strokes, src.layout.plane_shape)
-            self._held[s, number] = mask
-            rows, cols = np.nonzero(mask)
-            cells = zip(rows // self.patch, cols // self.patch, strict=True)
-            blocks.update((s, number, int(r), int(c)) for r, c in cells)
-        chosen = sorted(blocks)
-        if len(chosen) > MAX_VALIDATION_REGIONS:
-            keep = rng.choice(len(chosen), MAX_VALIDATION_REGIONS, replace=False)
-            chosen = [chosen[int(i)] for i in sorted(keep)]
-        if not held and fraction > 0:
-            self.warnings.append(
-                "no stroke could be held out for validation (each class needs two strokes); "
-                "the held-out stroke agreement is not reported"
-            )
-        return [
-            Region(s, number, *self._block_slices(self.sources[s], int(r), int(c)))
-            for s, number, r, c in chosen
-        ]
 
     def release_held_out(self) -> None:
         """Let the held-out annotations train too (after validation); no regions remain."""
@@ -318,12 +225,12 @@ class TrainingData(LabelMode):
         )
 
     # -- reading ---------------------------------------------------------------------
-    def _read_labels(self, src: _Source, plane, ys: slice, xs: slice) -> np.ndarray:
+    def _read_labels(self, src: Source, plane, ys: slice, xs: slice) -> np.ndarray:
         """A copy of a region's labels as int64, which the caller may change (an int64
         array in memory would otherwise be a view of the user's labels)."""
         return np.array(src.labels[src.layout.output_index(plane, ys, xs)], dtype=np.int64)
 
-    def _read_image(self, src: _Source, plane, ys: slice, xs: slice) -> np.ndarray:
+    def _read_image(self, src: Source, plane, ys: slice, xs: slice) -> np.ndarray:
         return src.stats.apply(src.layout.read(src.image, plane, ys, xs))
 
     def _target(self, s: int, number: int, plane, ys: slice, xs: slice) -> np.ndarray:
@@ -341,11 +248,6 @@ class TrainingData(LabelMode):
         held = src.held_out[number][np.ix_(rows, cols)]
         lab[held] = IGNORE_INDEX
         return lab
-
-    def _block_slices(self, src: _Source, row: int, col: int) -> tuple[slice, slice]:
-        h, w = src.layout.plane_shape
-        p = self.patch
-        return slice(row * p, min(h, (row + 1) * p)), slice(col * p, min(w, (col + 1) * p))
 
     # -- sampling --------------------------------------------------------------------
     def sample(
@@ -538,17 +440,6 @@ class TrainingData(LabelMode):
         )
         target[inner] = lab
         return pad_patch(image, target, self.patch + 2 * m)
-
-
-def _block_counts(lab: np.ndarray, annotated: np.ndarray, block: int, grid) -> np.ndarray:
-    """Annotated pixels per (block, class): shape ``(rows * cols, max id + 1)``."""
-    k = max(int(lab.max()) + 1, 1) if lab.size else 1  # a plane of ignored pixels: -99
-    rows = np.arange(lab.shape[0]) // block
-    cols = np.arange(lab.shape[1]) // block
-    ids = rows[:, None] * grid[1] + cols[None, :]
-    flat = (ids * k + lab)[annotated]
-    counts = np.bincount(flat, minlength=grid[0] * grid[1] * k)
-    return counts.reshape(grid[0] * grid[1], k)
 
 
 def _blocks(shape: tuple[int, int], size: int) -> Iterator[tuple[slice, slice]]:

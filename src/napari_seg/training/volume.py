@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -39,23 +40,20 @@ from ._boxes import Slab, annotated_box, blocks_over, cubes, within
 from ._shared import (
     FILLED,
     IGNORE_INDEX,
-    POSITIONS_PER_CLASS,
     LabelMode,
     Window,
     as_pairs,
     batches,
     check_annotations,
-    check_class_ids,
     check_labels_shape,
     class_limit,
     nonfinite_notes,
     pad_patch,
 )
+from ._slabs import Scan, by_class, hold_out_slabs, scan_labels
 
 logger = logging.getLogger(__name__)
 
-#: Slices of labels read at once while scanning.
-SCAN_SLICES = 16
 #: At most this many patch-sized blocks are predicted per validation.
 MAX_VALIDATION_BLOCKS = 48
 
@@ -126,14 +124,23 @@ class VolumeData(LabelMode):
             for name, (image, labels) in zip(names, pairs, strict=True)
         ]
         self.warnings += nonfinite_notes(self.sources)
-        scans = [self._scan(v) for v in self.sources]
+        read = [partial(self._read_labels, v) for v in self.sources]
+        scans = [
+            scan_labels(v.name, r, v.layout.spatial_shape, self, self.max_classes)
+            for v, r in zip(self.sources, read, strict=True)
+        ]
         k = max(scan.counts[0].shape[1] for scan in scans)
         self.max_label = k - 1
         rng = np.random.default_rng(seed)
         self.regions: list[Slab] = []
         for s, scan in enumerate(scans):
-            self.regions += self._hold_out(s, scan, rng, validation_fraction)
-        self._all_positions = _by_class(scans)
+            thick = None if self.sparse else self.patch[0]
+            slabs, warnings = hold_out_slabs(
+                s, self.sources[s].name, scan, rng, validation_fraction, thick
+            )
+            self.regions += slabs
+            self.warnings += warnings
+        self._all_positions = by_class(scans)
         self._positions = self._training_positions(self._all_positions)
         self.class_counts = self._training_counts(scans, k)
         self.annotated_pixels = int(self.class_counts.sum())
@@ -142,75 +149,7 @@ class VolumeData(LabelMode):
         check_annotations(self.class_counts, label0, names, self.warnings)
         self._filled = [self._fill(s) for s in range(len(self.sources))] if fill else []
 
-    # -- scanning and holding out -------------------------------------------------------
-    def _scan(self, volume: _Volume) -> _Scan:
-        """Annotated voxels per slice and class along each axis, and a sample of
-        annotated positions per class."""
-        rng = np.random.default_rng(12345)
-        shape = volume.layout.spatial_shape
-        counts = [np.zeros((n, 1), np.int64) for n in shape]
-        found: dict[int, list[np.ndarray]] = {}
-        for z0 in range(0, shape[0], SCAN_SLICES):
-            lab = self._read_labels(volume, slice(z0, min(shape[0], z0 + SCAN_SLICES)))
-            check_class_ids(volume.name, lab, self.max_classes)
-            annotated = self.annotated(lab)
-            k = max(int(lab.max()) + 1, 1) if lab.size else 1
-            if k > counts[0].shape[1]:
-                counts = [np.pad(c, ((0, 0), (0, k - c.shape[1]))) for c in counts]
-            where = np.argwhere(annotated)
-            ids = lab[annotated]
-            where[:, 0] += z0
-            for axis in range(3):
-                flat = np.bincount(where[:, axis] * k + ids, minlength=shape[axis] * k)
-                counts[axis][:, :k] += flat.reshape(shape[axis], k)
-            for c in np.unique(ids):
-                found.setdefault(int(c), []).append(_subsample(where[ids == c], rng))
-        positions = {c: _subsample(np.concatenate(p), rng) for c, p in found.items()}
-        return _Scan(counts, positions)
-
-    def _hold_out(self, s: int, scan: _Scan, rng, fraction: float) -> list[Slab]:
-        """Held-out slabs of pair ``s``; a slab is held out only if every class keeps
-        some training voxels without it (a structure painted on one slice only is
-        never taken away from training)."""
-        if fraction <= 0:
-            return []
-        if self.sparse:
-            from ..refine.slices import choose_slice_axis
-
-            along = [c.sum(axis=1) > 0 for c in scan.counts]
-            axis = choose_slice_axis(along)
-            units = [(int(i), int(i) + 1) for i in np.flatnonzero(along[axis])]
-        else:
-            axis, thick = 0, self.patch[0]
-            units = [(z, z + thick) for z in range(0, len(scan.counts[0]) - thick + 1, thick)]
-        if len(units) < 3:
-            if self.sparse:
-                self.warnings.append(
-                    f"{self.sources[s].name}: {len(units)} annotated slice(s) along axis "
-                    f"{axis}; at least 3 are needed to hold one out, so nothing is validated"
-                )
-            return []
-        per_unit = np.stack([scan.counts[axis][a:b].sum(axis=0) for a, b in units])
-        left = per_unit.sum(axis=0)
-        wanted = max(1, round(fraction * len(units)))
-        chosen: list[tuple[int, int]] = []
-        for u in rng.permutation(len(units)):
-            if len(chosen) == wanted:
-                break
-            if np.all((left - per_unit[u] > 0) | (left == 0)):
-                left = left - per_unit[u]
-                chosen.append(units[u])
-        held = per_unit.sum(axis=0) - left
-        if np.count_nonzero(held) < 2:
-            # Scores on one class would pick the model that predicts only it.
-            self.warnings.append(
-                f"{self.sources[s].name}: the slices that can be held out for validation "
-                "show fewer than two classes, so nothing is validated and the last model "
-                "is kept"
-            )
-            return []
-        return [Slab(s, axis, a, b) for a, b in sorted(chosen)]
-
+    # -- holding out -----------------------------------------------------------------------
     def _slabs(self, s: int) -> list[Slab]:
         """The held-out slabs of pair ``s``."""
         return [r for r in self.regions if r.source == s]
@@ -228,7 +167,7 @@ class VolumeData(LabelMode):
                     out.setdefault(c, []).append((s, where[keep]))
         return out
 
-    def _training_counts(self, scans: list[_Scan], k: int) -> np.ndarray:
+    def _training_counts(self, scans: list[Scan], k: int) -> np.ndarray:
         counts = np.zeros(k, np.int64)
         for s, scan in enumerate(scans):
             counts[: scan.counts[0].shape[1]] += scan.counts[0].sum(axis=0)
@@ -472,12 +411,6 @@ class VolumeData(LabelMode):
                 yield pad_patch(self._read_image(volume, region), target, self.patch)
 
 
-@dataclass
-class _Scan:
-    counts: list[np.ndarray]  # per axis, (slices, k): annotated voxels per slice and class
-    positions: dict[int, np.ndarray]  # class -> (n, 3) annotated positions
-
-
 def _volume(name, image, labels, in_channels, normalization, channel_axis) -> _Volume:
     for what, array in (("image", image), ("labels", labels)):
         if not hasattr(array, "shape") or not hasattr(array, "dtype"):
@@ -497,19 +430,3 @@ def _volume(name, image, labels, in_channels, normalization, channel_axis) -> _V
     if np.dtype(labels.dtype).kind not in "iub":
         raise TypeError(f"{name}: labels must hold integer class ids, got {labels.dtype}")
     return _Volume(name, image, labels, layout, compute_stats(image, layout, normalization))
-
-
-def _by_class(scans: list[_Scan]) -> dict[int, list]:
-    """Every pair's sampled positions, grouped by class: class -> [(pair, positions)]."""
-    out: dict[int, list] = {}
-    for s, scan in enumerate(scans):
-        for c, where in scan.positions.items():
-            out.setdefault(c, []).append((s, where))
-    return out
-
-
-def _subsample(where: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """At most ``POSITIONS_PER_CLASS`` of the positions ``where``, drawn at random."""
-    if len(where) > POSITIONS_PER_CLASS:
-        where = where[rng.choice(len(where), POSITIONS_PER_CLASS, replace=False)]
-    return where.astype(np.int32, copy=False)
