@@ -5,44 +5,27 @@ held-out strokes or blocks, fitted again on all of them, saved (the part of
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._generators import Returning
 from ..arrays.runtime import Runtime
+from ._records import RunRecords
 from ._runtime import Clock
-from .checkpoint import RunState
-from .config import TrainingConfig
 from .data import TrainingData
 from .events import EpochEnd, FitProgress, ModelSaved, StepProgress, TrainResult, TrainWarning
 from .history import history_entry
-from .losses import SegmentationLoss
 from .validation import Validation, validate
 from .volume import VolumeData
 
 if TYPE_CHECKING:
-    from ..models.wrapper import SegmentationModel
+    pass
 
 
-class PixelRun:
+class PixelRun(RunRecords):
     """The pixel-classifier steps of a run; mixed into the trainer, whose attributes
-    and bookkeeping (``_track_best``, ``_summary``, ``_write_summary``, ``_metrics``)
-    they use."""
+    and bookkeeping (:class:`~napari_seg.training._records.RunRecords`) they use."""
 
-    config: TrainingConfig
     runtime: Runtime
-    out: Path | None
-    model: SegmentationModel
-    data: TrainingData | VolumeData
-    state: RunState
-    loss: SegmentationLoss
-
-    # the trainer's bookkeeping
-    _track_best: Callable[[float], bool]
-    _summary: Callable[[str], dict]
-    _write_summary: Callable[[str], Path | None]
-    _metrics: Callable[[], dict]
 
     def _fit_inner_classifier(self) -> None:
         """An auto-context network's pixel classifier is fitted on the training

@@ -26,7 +26,7 @@ from ._runtime import Clock, guard_batchnorm
 from ._setup import channels_from_labels, confirmed_classes, input_spec, run_data, volumes_of
 from ._shared import as_pairs
 from .augment import Augmentation, augment
-from .checkpoint import RunState, restore, save_checkpoint
+from .checkpoint import RunState, restore
 from .config import TrainingConfig
 from .data import TrainingData
 from .events import (
@@ -40,7 +40,7 @@ from .events import (
     TrainWarning,
 )
 from .files import best_from_file, check_outputs, companion_paths, resumed_config
-from .history import history_entry, metric_key, run_metrics, run_summary, write_summary
+from .history import history_entry
 from .ignored import ignoring
 from .instances import as_classes, refuse_instances, refuse_unused_ids
 from .losses import SegmentationLoss, resolve_loss
@@ -59,8 +59,6 @@ AUX_WEIGHT = 0.4
 PREVIEW_S = 5.0
 #: Previews take at most about this share of the training time.
 PREVIEW_SHARE = 0.2
-#: An improvement of the validation IoU smaller than this does not reset patience.
-MIN_DELTA = 1e-4
 
 
 def iter_train(
@@ -413,45 +411,6 @@ class _Trainer(PixelRun):
         yield from clock.outside(event)
         yield from self._save(clock, improved)
 
-    def _track_best(self, score: float) -> bool:
-        st = self.state
-        if math.isnan(score):
-            improved = True  # without validation, the last model is the best one
-        else:
-            improved = st.best_score is None or score > st.best_score + MIN_DELTA
-        if improved:
-            st.best_score = None if math.isnan(score) else score
-            st.best_epoch, st.epochs_since_best = st.epoch, 0
-            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        else:
-            st.epochs_since_best += 1
-        return improved
-
-    def _save(self, clock, improved: bool):
-        if self.out is None:
-            return
-        st = self.state
-        st.elapsed_s = clock.elapsed()
-        st.numpy_rng = self.rng.bit_generator.state
-        last, _ = companion_paths(self.out)
-        metric = self.data.validation_metric
-        score = st.history[-1][metric_key(metric)] if st.history else None
-        score = float("nan") if score is None else score
-        kinds = (("best", self.out),) if improved else ()
-        for kind, path in (*kinds, ("last", last)):
-            self._checkpoint(path)
-            yield from clock.outside(ModelSaved(path, kind, st.epoch, score, metric))
-
-    def _checkpoint(self, path: Path) -> None:
-        save_checkpoint(
-            path,
-            self.model,
-            optimizer=self._optimizer(),
-            scaler=self.scaler,
-            state=self.state,
-            training=self._summary("checkpoint"),
-        )
-
     def _show_preview(self, clock: Clock, image, *, final: bool = False):
         """Predict the preview image and yield it; the next one comes ``PREVIEW_S``
         later, or later still when a preview takes more than ``PREVIEW_SHARE`` of the time."""
@@ -504,19 +463,6 @@ class _Trainer(PixelRun):
             metrics=self._metrics(),
             losses=list(st.losses),
         )
-
-    def _metrics(self) -> dict:
-        return run_metrics(self.state, self.data.validation_metric)
-
-    def _summary(self, status: str) -> dict:
-        """The run for a card or the summary file (:func:`history.run_summary`)."""
-        return run_summary(status, self.config, self.loss.name, self._metrics(), self.source,
-                           self.data)  # fmt: skip
-
-    def _write_summary(self, stopped: str) -> Path | None:
-        if self.out is None:
-            return None
-        return write_summary(self.out, self._summary(stopped), self.state.history)
 
     def close(self) -> None:
         """Undo process-wide changes and free device memory (also on cancel or error)."""
