@@ -11,6 +11,7 @@ napari = pytest.importorskip("napari", reason="napari is needed for widget tests
 
 from napari_seg._widgets import _train as train_module  # noqa: E402
 from napari_seg._widgets import train_widget  # noqa: E402
+from napari_seg._widgets._train_pairs import new_model_class_names  # noqa: E402
 from napari_seg.inference import predict  # noqa: E402
 from napari_seg.models import ModelSpec, create_model, load_model  # noqa: E402
 from napari_seg.sample_data import CLASS_NAMES, cells_2d  # noqa: E402
@@ -237,10 +238,10 @@ def test_new_model_class_names_fill_gaps_in_the_ids():
     from types import SimpleNamespace
 
     layer = SimpleNamespace(features={"index": [0, 3], "class": ["bg", "spot"]})
-    names = train_module.new_model_class_names([layer], "background")
+    names = new_model_class_names([layer], "background")
     assert names == ("bg", "class 1", "class 2", "spot")
     only_zero = SimpleNamespace(features={"index": [0], "class": ["bg"]})
-    assert train_module.new_model_class_names([only_zero], "background") == ()
+    assert new_model_class_names([only_zero], "background") == ()
 
 
 def test_closing_the_viewer_while_training_shows_no_error(make_napari_viewer, qtbot, notes):

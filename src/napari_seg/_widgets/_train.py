@@ -17,12 +17,10 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, PushButton
 from napari.utils.notifications import show_error, show_info, show_warning
 
-from .._layers import class_names_of, labels_layer_kwargs
-from ..arrays.channels import channel_axis_of, labels_channel_axis
-from ..arrays.screen import stack_axes
+from .._layers import labels_layer_kwargs
 from ..models.registry import get_architecture
 from ..training._model import run_dims
-from ..training.config import TrainingConfig, named_classes
+from ..training.config import TrainingConfig
 from ..training.events import (
     EpochEnd,
     FitProgress,
@@ -44,7 +42,6 @@ from ._layers import (
     full_resolution,
     history_depth,
     layer_spacing,
-    viewer_position,
 )
 from ._live import LivePanel
 from ._place import placed_apart, window_grids
@@ -59,7 +56,7 @@ from ._shared import (
 )
 from ._train_classes import StrokeClasses
 from ._train_jobs import TrainInputs, takeover_job, train_job
-from ._train_pairs import PairsPanel
+from ._train_pairs import PairsPanel, new_model_class_names
 from ._train_preview import preview_view, sample_axes
 from ._train_settings import AugmentPanel, SettingsPanel
 from ._train_source import ModelSourcePanel
@@ -205,7 +202,7 @@ class TrainWidget(Dock):
 
     def live_config(self, image_layer) -> TrainingConfig:
         """The live pixel classifier's config: this dock's device and the image's axes."""
-        axis, channel_axis = self._axes(image_layer, None, labels=self.pairs.labels.value)
+        axis, channel_axis = self.pairs.axes(image_layer, None, labels=self.pairs.labels.value)
         return TrainingConfig(
             architecture="pixel-classifier",
             label0="unlabelled",
@@ -339,7 +336,7 @@ class TrainWidget(Dock):
             config = config.with_(from_model=from_model)
         volumes = run_dims(config, model) == 3
         # a 3D model's volumes: other sliders (time) go volume by volume
-        axis, channel_axis = self._axes(
+        axis, channel_axis = self.pairs.axes(
             image_layer, in_channels, 3 if volumes else 2, labels=pairs[0][1]
         )
         config = config.with_(axis=axis, channel_axis=channel_axis)
@@ -386,33 +383,6 @@ class TrainWidget(Dock):
             preview=preview,
             preview_name=f"{image_layer.name} preview",
         )
-
-    def _axes(
-        self, layer, in_channels: int | None, spatial_dims: int = 2, labels=None
-    ) -> tuple[int | tuple[int, ...] | None, int | None]:
-        """Stack axes (every axis the viewer steps through: a TZYX layer trains on the
-        planes of all its frames; with ``spatial_dims=3`` on the volumes of all its
-        frames) and channel axis, by the layout rule
-        (:mod:`napari_seg.arrays.layout`); a new model reads 3 channels from an RGB
-        layer, the slider axis its ``labels`` layer lacks (a CYX layer painted with YX
-        labels), else 1."""
-        shape = full_resolution(layer).shape
-        displayed, _ = viewer_position(self._viewer, layer)
-        given = None
-        if in_channels is None and not layer.rgb and labels is not None:
-            lacking = full_resolution(labels).shape
-            given = labels_channel_axis(shape, lacking, exclude=displayed)
-        if in_channels is None:
-            in_channels = 3 if layer.rgb else 1 if given is None else shape[given]
-        channel_axis = channel_axis_of(
-            shape, in_channels=in_channels, given=given, rgb=bool(layer.rgb), spatial=displayed
-        )
-        if len(shape) - (channel_axis is not None) <= 2:
-            return None, channel_axis
-        axis = stack_axes(
-            len(shape), displayed=displayed, channel_axis=channel_axis, spatial_dims=spatial_dims
-        )
-        return axis, channel_axis
 
     def toggle_pause(self) -> None:
         """Pause the run after the current step, or resume it."""
@@ -504,12 +474,6 @@ class TrainWidget(Dock):
         self.live.close()
         self.runner.close()
         self.curves.close()
-
-
-def new_model_class_names(label_layers, label0: str, ignore=()) -> tuple[str, ...]:
-    """A new model's class names from the labels layers' features
-    (:func:`~napari_seg.training.config.named_classes`)."""
-    return named_classes(class_names_of(*label_layers), label0, ignore)
 
 
 def train_widget(viewer: napari.viewer.Viewer) -> TrainWidget:

@@ -1,9 +1,15 @@
-"""Train dock, part 1: the (Image, Labels) layer pairs to train on."""
+"""Train dock, part 1: the (Image, Labels) layer pairs to train on, their axes and classes."""
 
 from __future__ import annotations
 
 from magicgui.widgets import Container, PushButton, Select, create_widget
 from napari.utils.notifications import show_error
+
+from .._layers import class_names_of
+from ..arrays.channels import channel_axis_of, labels_channel_axis
+from ..arrays.screen import stack_axes
+from ..training.config import named_classes
+from ._layers import full_resolution, viewer_position
 
 
 def pair_text(pair: tuple[str, str]) -> str:
@@ -71,3 +77,36 @@ class PairsPanel:
         if missing:
             raise ValueError(f"layer(s) no longer in the viewer: {', '.join(missing)}")
         return [(layers[i], layers[lab]) for i, lab in names]
+
+    def axes(
+        self, layer, in_channels: int | None, spatial_dims: int = 2, labels=None
+    ) -> tuple[int | tuple[int, ...] | None, int | None]:
+        """Stack axes (every axis the viewer steps through: a TZYX layer trains on the
+        planes of all its frames; with ``spatial_dims=3`` on the volumes of all its
+        frames) and channel axis, by the layout rule
+        (:mod:`napari_seg.arrays.layout`); a new model reads 3 channels from an RGB
+        layer, the slider axis its ``labels`` layer lacks (a CYX layer painted with YX
+        labels), else 1."""
+        shape = full_resolution(layer).shape
+        displayed, _ = viewer_position(self._viewer, layer)
+        given = None
+        if in_channels is None and not layer.rgb and labels is not None:
+            lacking = full_resolution(labels).shape
+            given = labels_channel_axis(shape, lacking, exclude=displayed)
+        if in_channels is None:
+            in_channels = 3 if layer.rgb else 1 if given is None else shape[given]
+        channel_axis = channel_axis_of(
+            shape, in_channels=in_channels, given=given, rgb=bool(layer.rgb), spatial=displayed
+        )
+        if len(shape) - (channel_axis is not None) <= 2:
+            return None, channel_axis
+        axis = stack_axes(
+            len(shape), displayed=displayed, channel_axis=channel_axis, spatial_dims=spatial_dims
+        )
+        return axis, channel_axis
+
+
+def new_model_class_names(label_layers, label0: str, ignore=()) -> tuple[str, ...]:
+    """A new model's class names from the labels layers' features
+    (:func:`~napari_seg.training.config.named_classes`)."""
+    return named_classes(class_names_of(*label_layers), label0, ignore)
