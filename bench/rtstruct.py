@@ -10,7 +10,10 @@ temporary folder. Prints one JSON line per case, median of ``--repeats`` runs:
 - ``fill polygon_mask``: napari-seg's scanline fill of every contour alone;
 - ``fill skimage.draw.polygon``: scikit-image's fill of the same contours; both count
   the voxels filled (these circles have vertices exactly on pixel rows, where the two
-  may decide a tie apart; on general polygons the tests find the same pixels).
+  may decide a tie apart; on general polygons the tests find the same pixels);
+- ``write``: ``medical.write_rtstruct`` of the label map read (contours traced by
+  marching squares, the series' headers read, the file written), and whether reading
+  that file back gives the same label map (``same``), with its contour count.
 
 Usage: python bench/rtstruct.py [--rois 20] [--slices 150] [--repeats 3]
 """
@@ -27,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_seg import medical
 from napari_seg.medical import read_volume
 from napari_seg.medical._rtstruct import polygon_mask
 
@@ -111,6 +115,12 @@ def write_rtstruct(path: Path, series: str, rois) -> None:
     ds.save_as(path, enforce_file_format=True)
 
 
+def _contours_of(path: Path) -> list:
+    import pydicom
+
+    return list(pydicom.dcmread(path).ROIContourSequence)
+
+
 def median_s(action, repeats: int) -> tuple[float, object]:
     times, result = [], None
     for _ in range(repeats):
@@ -156,6 +166,17 @@ def main() -> None:
                           "voxels": ours_count}))  # fmt: skip
         print(json.dumps({"case": "fill skimage.draw.polygon", **size, "seconds": round(theirs, 3),
                           "voxels": theirs_count}))  # fmt: skip
+        out = folder / "rt" / "written.dcm"
+        out.parent.mkdir()
+        seconds, _ = median_s(
+            lambda: medical.write_rtstruct(out, labels, folder / "ct", overwrite=True), args.repeats
+        )
+        back, _ = read_volume(out)
+        written = sum(len(r.ContourSequence) for r in _contours_of(out))
+        megabytes = round(out.stat().st_size / 1e6, 1)
+        print(json.dumps({"case": "write", **size, "seconds": round(seconds, 3),
+                          "contours_written": written, "megabytes": megabytes,
+                          "same": bool(np.array_equal(back, labels))}))  # fmt: skip
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

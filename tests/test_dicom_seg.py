@@ -227,7 +227,7 @@ def test_predict_writes_a_dicom_seg_of_its_series(study, capsys, dicom_series):
     nifti = [*base, "--output", str(tmp_path / "x"), "--output-format", "dicom-seg",
              str(tmp_path / "nii" / "ct_labels.nii.gz")]  # fmt: skip
     assert main(nifti) == 1
-    assert "dicom-seg writes a SEG of a DICOM series; these inputs are none" in (
+    assert "dicom-seg writes the SEG of a DICOM series; these inputs are none" in (
         capsys.readouterr().err
     )
     assert main([*argv[:-1], "--block", "64", str(tmp_path / "ct")]) == 1

@@ -135,26 +135,32 @@ def test_evaluate_scores_a_prediction_against_an_rtstruct(plan, capsys):
         ("background", 1.0), ("GTV", 1.0), ("cord", 1.0)]  # fmt: skip
 
 
-def test_an_rtstruct_becomes_a_seg_of_its_series(plan):
-    """``refine plan.dcm plan_seg.dcm`` and napari's File > Save Layers with a .dcm
-    name write the structure set's label map as a DICOM SEG of its series (the CLI
-    refused a .dcm OUTPUT of anything but a SEG), the ROIs as its segments."""
+def test_an_rtstruct_is_refined_and_saved_back_as_an_rtstruct_of_its_series(plan):
+    """``refine plan.dcm refined.dcm`` and napari's File > Save Layers of the layer read
+    from it with a .dcm name write an RT structure set of its series (they wrote a DICOM
+    SEG), the ROIs kept with their names; a layer segmented from the CT is saved as a
+    SEG, or as an RT structure set when its name says so (RS_*.dcm, *rtstruct*)."""
     from napari_seg._napari_io import get_reader
     from napari_seg._napari_write import write_dicom_seg_labels
-    from napari_seg.medical import place_on_grid, read_dicom_seg
+    from napari_seg.medical import is_dicom_seg, is_rtstruct, read_rtstruct
 
     tmp_path, expected = plan
-    _, grid = read_volume(tmp_path / "ct")
-    argv = ["refine", str(tmp_path / "rt" / "plan.dcm"), str(tmp_path / "plan_seg.dcm"),
+    argv = ["refine", str(tmp_path / "rt" / "plan.dcm"), str(tmp_path / "refined.dcm"),
             "--op", "remove_small_objects", "--min-size", "1", "--quiet"]  # fmt: skip
     assert main(argv) == 0
     path = str(tmp_path / "rt" / "plan.dcm")
     [(data, meta, _)] = get_reader(path)(path)
     [saved] = write_dicom_seg_labels(str(tmp_path / "saved"), data, meta)
-    for written in (tmp_path / "plan_seg.dcm", saved):
-        labels, geometry, segments = read_dicom_seg(written)
-        np.testing.assert_array_equal(place_on_grid(labels, geometry, grid, ("s", "ct")), expected)
+    for written in (tmp_path / "refined.dcm", saved):
+        assert is_rtstruct(written)
+        labels, _, segments = read_rtstruct(written)
+        np.testing.assert_array_equal(labels, expected)
         assert [name for name, _ in segments.values()] == ["GTV", "cord"]
+    ct = str(tmp_path / "ct")
+    [(_image, ct_meta, _)] = get_reader(ct)(ct)
+    for name, rtstruct in (("mask.dcm", False), ("RS_mask.dcm", True), ("my_rtstruct", True)):
+        [written] = write_dicom_seg_labels(str(tmp_path / name), expected, ct_meta)
+        assert (is_rtstruct(written), is_dicom_seg(written)) == (rtstruct, not rtstruct)
 
 
 def test_an_rtstruct_without_its_series_or_off_its_slices_is_named(plan, tmp_path_factory):

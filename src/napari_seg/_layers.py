@@ -59,6 +59,9 @@ IGNORE_KEY = "napari_seg_ignore"
 #: Layer metadata key of a medical volume's geometry (``VolumeGeometry.to_metadata``),
 #: set by the reader and carried to the labels segmented from it, for the NIfTI writer.
 GEOMETRY_KEY = "napari_seg_geometry"
+#: Layer metadata key of the kind of DICOM segmentation a label map was read from
+#: ("rtstruct"), which File > Save Layers writes back with a ``.dcm`` name.
+DICOM_KIND_KEY = "napari_seg_dicom_kind"
 
 
 def background_of(*layers, default: int | None = 0) -> int | None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._layers import GEOMETRY_KEY
+from ._layers import DICOM_KIND_KEY, GEOMETRY_KEY
 
 if TYPE_CHECKING:
     from ._calibration import Calibration
@@ -229,9 +229,11 @@ def write_volume_labels(path: str, data: Any, meta: dict[str, Any], suffix: str)
 
 def write_dicom_seg_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     """Write a 3D Labels layer segmented from a DICOM series as a DICOM SEG of that
-    series (npe2 single-layer writer; ``.dcm`` added to a name without it): its classes
-    (:func:`layer_segments`; ids 1 to the largest as "segment N" for a layer naming
-    none) as segments, each frame referencing its slice (``medical.write_dicom_seg``).
+    series, or as an RT structure set of it (:func:`is_rtstruct_name`: a layer read
+    from one, or a file named so) (npe2 single-layer writer; ``.dcm`` added to a name
+    without it): its classes (:func:`layer_segments`; ids 1 to the largest as
+    "segment N" for a layer naming none) as segments or ROIs, each referencing the
+    series' slices (``medical.write_dicom_seg``, ``medical.write_rtstruct``).
 
     Parameters
     ----------
@@ -252,22 +254,46 @@ def write_dicom_seg_labels(path: str, data: Any, meta: dict[str, Any]) -> list[s
     ValueError
         For a layer not segmented from a DICOM series, or not on its grid.
     """
-    from .medical import VolumeGeometry, write_dicom_seg
+    from .medical import VolumeGeometry, write_dicom_seg, write_rtstruct
 
     if not path.lower().endswith(".dcm"):
         path = f"{path}.dcm"
-    recorded = (meta.get("metadata") or {}).get(GEOMETRY_KEY)
+    metadata = meta.get("metadata") or {}
+    recorded = metadata.get(GEOMETRY_KEY)
     geometry = None if recorded is None else VolumeGeometry.from_metadata(recorded)
+    rtstruct = is_rtstruct_name(path, metadata)
     if geometry is None or geometry.series_file is None:
+        kind = "An RT structure set" if rtstruct else "A DICOM SEG"
         raise ValueError(
-            "a DICOM SEG references the DICOM series its labels were segmented from; this "
+            f"{kind} references the DICOM series its labels were segmented from; this "
             "layer records none (save it as NIfTI instead)"
         )
     array = np.asarray(data)
     segments = layer_segments(meta)  # none named: "segment N" (medical.write_dicom_seg)
+    writer = write_rtstruct if rtstruct else write_dicom_seg
     # File > Save Layers replaces a file the user chose in napari's own dialog.
-    write_dicom_seg(path, array, geometry.series_file, segments, overwrite=True)
+    writer(path, array, geometry.series_file, segments, overwrite=True)
     return [os.fspath(path)]
+
+
+def is_rtstruct_name(path: str, metadata: dict[str, Any]) -> bool:
+    """Whether File > Save Layers writes a ``.dcm`` file as an RT structure set (else a
+    DICOM SEG): for a layer read from one, or a file whose name says so (it holds
+    "rtstruct", or starts with "RS." or "RS_", as planning systems name them).
+
+    Parameters
+    ----------
+    path : str
+    metadata : dict
+        The layer's metadata.
+
+    Returns
+    -------
+    bool
+    """
+    name = os.path.basename(path)
+    said = "rtstruct" in name.lower() or name.startswith(("RS.", "RS_"))
+    return said or metadata.get(DICOM_KIND_KEY) == "rtstruct"
 
 
 def layer_segments(meta: dict[str, Any]) -> dict[int, tuple[str, tuple[float, ...]]]:

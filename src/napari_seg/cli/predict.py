@@ -19,6 +19,10 @@ from ._common import (
 )
 from .predict_blocks import add_scale_out_arguments
 
+#: The ``--output-format`` choices written as a DICOM file of the input series, and
+#: what that file is.
+DICOM_OUTPUTS = {"dicom-seg": "SEG", "rtstruct": "RT structure set"}
+
 if TYPE_CHECKING:
     from ..inference import PredictConfig
 
@@ -230,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
         {what: label_path(args.output, stem, path, what) for what in wanted}
         for stem, path in zip(stems, args.inputs, strict=True)
     ]
-    if args.output_format == "dicom-seg":  # the labels as a SEG; the others as ever
+    if args.output_format in DICOM_OUTPUTS:  # the labels as a SEG or RTSTRUCT; others as ever
         for stem, out in zip(stems, outputs, strict=True):
             out["labels"] = args.output / f"{stem}{OUTPUT_TAILS['labels']}.dcm"
     check_outputs([p for out in outputs for p in out.values()], args.inputs, args.overwrite)
@@ -252,27 +256,29 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _settle_output_format(args: argparse.Namespace) -> None:
-    """The block-wise options imply OME-Zarr (refused with a DICOM SEG, written whole);
-    a DICOM SEG needs DICOM series inputs of one volume of single-frame slices (it
-    references each slice's file): others refused before any work."""
+    """The block-wise options imply OME-Zarr (refused with a DICOM SEG or RTSTRUCT,
+    written whole); those need DICOM series inputs of one volume of single-frame slices
+    (they reference each slice's file): others refused before any work."""
     from .._datasets import few_names
     from ..medical import dicom_slice_files, is_dicom
 
     blocks = args.cluster or args.cluster_config or args.block is not None or args.into_source
-    if blocks and args.output_format == "dicom-seg":
+    kind = args.output_format
+    if blocks and kind in DICOM_OUTPUTS:
         raise ValueError(
-            "--output-format dicom-seg writes each SEG whole, not block by block: leave out "
+            f"--output-format {kind} writes each {DICOM_OUTPUTS[kind]} whole, not block by "
+            "block: leave out "
             "--cluster, --cluster-config, --block and --into-source"
         )
     if blocks:
         args.output_format = "ome-zarr"
-    if args.output_format != "dicom-seg":
+    if kind not in DICOM_OUTPUTS:
         return
     others = [p for p in args.inputs if not is_dicom(p)]
     if others:
         raise ValueError(
-            f"--output-format dicom-seg writes a SEG of a DICOM series; these inputs are "
-            f"none: {few_names(others)}"
+            f"--output-format {kind} writes the {DICOM_OUTPUTS[kind]} of a DICOM series; these "
+            f"inputs are none: {few_names(others)}"
         )
     for path in args.inputs:  # several echoes, or an enhanced multi-frame file: refused
         dicom_slice_files(path)
@@ -374,7 +380,8 @@ def _predict_one(model, path: Path, outputs: dict[str, Path], config, args) -> N
         # The whole output is built in memory here; the block-wise path is not.
         raise MemoryError(f"{exc}; --output-format ome-zarr writes block by block") from exc
     keep = {"geometry": geometry, "overwrite": args.overwrite, **_labels_header(header, layout)}
-    _write_outputs(outputs, result, model.spec, layout, keep, source=path)
+    _write_outputs(outputs, result, model.spec, layout, keep, source=path,
+                   kind=args.output_format)  # fmt: skip
 
 
 def _labels_header(header, layout) -> dict:
@@ -387,20 +394,21 @@ def _labels_header(header, layout) -> dict:
 
 
 def _write_outputs(
-    outputs: dict[str, Path], result, spec, layout, keep: dict, source: Path
+    outputs: dict[str, Path], result, spec, layout, keep: dict, source: Path, kind: str
 ) -> None:
-    """Write the labels (a DICOM SEG of ``source`` for a ``.dcm`` name), and the
-    probabilities and objects when asked, with ``keep`` (the source's geometry or
-    calibration, and whether to overwrite)."""
+    """Write the labels (a DICOM SEG or RT structure set of ``source`` for the
+    ``kind`` of output that says so), and the probabilities and objects when asked,
+    with ``keep`` (the source's geometry or calibration, and whether to overwrite)."""
     from .._io_write import write_labels, write_probabilities
-    from ..medical import write_dicom_seg
+    from ..medical import write_dicom_seg, write_rtstruct
     from ..refine import number_objects
 
     metadata = {"classes": list(spec.class_names), "model": spec.architecture}
     segments = _segments(spec)
-    if outputs["labels"].suffix == ".dcm":
-        write_dicom_seg(outputs["labels"], result.labels, source, segments,
-                        algorithm=spec.architecture, overwrite=keep["overwrite"])  # fmt: skip
+    if kind in DICOM_OUTPUTS:
+        writer = write_rtstruct if kind == "rtstruct" else write_dicom_seg
+        writer(outputs["labels"], result.labels, source, segments,
+               algorithm=spec.architecture, overwrite=keep["overwrite"])  # fmt: skip
     else:
         write_labels(outputs["labels"], result.labels, metadata=metadata, segments=segments,
                      **keep)  # fmt: skip

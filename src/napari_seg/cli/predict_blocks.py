@@ -21,13 +21,15 @@ def add_scale_out_arguments(p: argparse.ArgumentParser) -> None:
     """
     p.add_argument(
         "--output-format",
-        choices=("auto", "ome-zarr", "dicom-seg"),
+        choices=("auto", "ome-zarr", "dicom-seg", "rtstruct"),
         default="auto",
         help="auto: TIFF, or a medical input's own format (NIfTI, NRRD, MetaImage; NIfTI "
         "for DICOM); ome-zarr: NAME_labels.ome.zarr, an NGFF 0.4 label image with a "
         "pyramid, class colours and names, written block by block; dicom-seg (DICOM "
         "series inputs): NAME_labels.dcm, a DICOM SEG of the series, a segment per class "
-        "but the background, which PACS and viewers load over it",
+        "but the background, which PACS and viewers load over it; rtstruct (DICOM series "
+        "inputs): NAME_labels.dcm, an RT structure set of the series, an ROI of contours "
+        "per class id but the background, as radiotherapy planning systems import them",
     )
     p.add_argument(
         "--cluster",

@@ -330,11 +330,12 @@ def _refine_one(source: Path, target: Path, config, args) -> int:
     # a segmentation's segments (3D Slicer's, a DICOM SEG's) name the refined classes
     # too (not objects)
     segments = {} if config.makes_instances else label_segments(source)
-    if series is not None and _output_kind(target) == "seg":  # a SEG of the SEG's series
-        from ..medical import write_dicom_seg
+    if series is not None and _output_kind(target) == "seg":  # the same kind, same series
+        from ..medical import is_rtstruct, write_dicom_seg, write_rtstruct
 
-        write_dicom_seg(target, result.labels, series, segments,
-                        algorithm="napari-seg refine", overwrite=args.overwrite)  # fmt: skip
+        writer = write_rtstruct if is_rtstruct(source) else write_dicom_seg
+        writer(target, result.labels, series, segments,
+               algorithm="napari-seg refine", overwrite=args.overwrite)  # fmt: skip
     else:
         _write(target, result.labels, args.overwrite, geometry, header, segments)
     return result.changed
@@ -398,9 +399,10 @@ def _write(
 
 
 def _output_kind(target: Path) -> str:
-    """How ``target`` is written ("npy", "seg": a DICOM SEG, or "labels": TIFF or a
-    medical volume), or a ValueError naming the names refine writes: checked for every
-    output before any input is refined, so a wrong name is not found after the work."""
+    """How ``target`` is written ("npy", "seg": a DICOM SEG or RT structure set, as its
+    input is, or "labels": TIFF or a medical volume), or a ValueError naming the names
+    refine writes: checked for every output before any input is refined, so a wrong
+    name is not found after the work."""
     from ..medical import VOLUME_WRITTEN, is_volume_output
 
     if target.suffix.lower() == ".npy":
@@ -411,18 +413,21 @@ def _output_kind(target: Path) -> str:
         return "labels"
     raise ValueError(
         f"OUTPUT must end in .tif, .tiff, .npy or {', '.join(VOLUME_WRITTEN)} (or .dcm: a "
-        f"DICOM SEG or RTSTRUCT input refined into a SEG of its series), got {target.name}"
+        f"DICOM SEG or RTSTRUCT input refined into the same kind of file of its series), "
+        f"got {target.name}"
     )
 
 
 def _check_seg_source(source: Path, target: Path) -> None:
     """A ValueError, before any input is read, unless ``source`` is a DICOM
-    segmentation (a SEG or an RT structure set): a SEG written to ``target`` references
-    the series it was made on (found when it is read: :func:`_refine_one`)."""
+    segmentation (a SEG or an RT structure set): the SEG or RT structure set written to
+    ``target`` references the series it was made on (found when it is read:
+    :func:`_refine_one`)."""
     from ..medical import is_segmentation
 
     if not is_segmentation(source):
         raise ValueError(
-            f"{target.name}: a .dcm OUTPUT is a DICOM SEG of the series a DICOM SEG or "
-            f"RTSTRUCT INPUT was made on; {source.name} is neither (write .nii.gz instead)"
+            f"{target.name}: a .dcm OUTPUT is a DICOM SEG or RTSTRUCT (as its INPUT is) of "
+            f"the series that INPUT was made on; {source.name} is neither (write .nii.gz "
+            "instead)"
         )

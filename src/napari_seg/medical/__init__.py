@@ -94,6 +94,7 @@ from ._nrrd import (
     write_nrrd,
 )
 from ._rtstruct import RTSTRUCT_SOP_CLASS, is_rtstruct, read_rtstruct, rtstruct_segments
+from ._rtstruct_write import write_rtstruct
 
 __all__ = [
     "LPS",
@@ -161,6 +162,7 @@ __all__ = [
     "write_metaimage",
     "write_nifti",
     "write_nrrd",
+    "write_rtstruct",
     "write_volume",
 ]
 

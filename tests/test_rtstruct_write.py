@@ -1,0 +1,157 @@
+"""Label maps written as DICOM RT structure sets of their series, and read back."""
+
+import numpy as np
+import pydicom
+import pytest
+from scipy import ndimage
+
+from napari_seg.cli import main
+from napari_seg.medical import read_rtstruct, read_volume, write_rtstruct
+
+RTSTRUCT = "1.2.840.10008.5.1.4.1.1.481.3"
+
+
+def _blobs(shape, classes, seed):
+    """Blobs of ``classes`` ids with holes, lone pixels and diagonal neighbours."""
+    rng = np.random.default_rng(seed)
+    labels = np.zeros(shape, np.uint8)
+    for c in range(1, classes + 1):
+        blob = ndimage.gaussian_filter(rng.random(shape), (0.4, 1.5, 1.5)) > 0.53
+        labels[blob & (labels == 0)] = c
+    labels[rng.random(shape) > 0.97] = rng.integers(1, classes + 1)
+    labels[1, 4:12, 4:12], labels[1, 7:9, 7:9] = 1, 0  # a square with a hole
+    labels[2, 2, 2] = labels[2, 3, 3] = 2  # touching at a corner only
+    return labels
+
+
+@pytest.fixture
+def oblique_ct(tmp_path, dicom_series):
+    """A CT series turned 30 degrees about z (orthonormal, anisotropic voxels) in a frame
+    of reference with a patient; its folder, shape and headers by slice position."""
+    c, s = np.cos(np.pi / 6), np.sin(np.pi / 6)
+    shape = (5, 24, 28)
+    ct = (ndimage.gaussian_filter(np.random.default_rng(7).random(shape), 2) * 4000).astype(
+        np.int16
+    )
+    dicom_series(tmp_path / "ct", ct, spacing=(3.0, 0.6, 0.9),
+                 orientation=((c, s, 0), (-s, c, 0)))  # fmt: skip
+    frame = pydicom.uid.generate_uid()
+    for path in (tmp_path / "ct").iterdir():
+        ds = pydicom.dcmread(path)
+        ds.FrameOfReferenceUID, ds.PatientID, ds.PatientName = frame, "P-42", "Doe^Jane"
+        ds.save_as(path)
+    return tmp_path / "ct", shape
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_label_map_written_as_an_rtstruct_reads_back_voxel_for_voxel(oblique_ct, tmp_path, seed):
+    """Every id's regions traced on every slice (holes as inner contours, pixels that
+    touch at a corner apart) fill back to the same voxels on an oblique, anisotropic
+    grid; the ROIs keep their names and colours, and an id without voxels is an ROI
+    without contours."""
+    folder, shape = oblique_ct
+    labels = _blobs(shape, 3, seed)
+    labels[labels == 3] = 0  # id 3: named, no voxels
+    segments = {1: ("liver", (1.0, 0.0, 0.0, 1.0)), 2: ("kidney", ()), 3: ("spleen", ())}
+    path = tmp_path / "out" / "plan.dcm"
+    path.parent.mkdir()
+    write_rtstruct(path, labels, folder, segments, algorithm="unet")
+    back, geometry, read_segments = read_rtstruct(path)
+    np.testing.assert_array_equal(back, labels)
+    assert geometry.series_file is not None
+    assert read_segments == {1: ("liver", (1.0, 0.0, 0.0, 1.0)), 2: ("kidney", ()),
+                             3: ("spleen", ())}  # fmt: skip
+    ds = pydicom.dcmread(path)
+    assert [len(getattr(r, "ContourSequence", [])) > 0 for r in ds.ROIContourSequence] == [
+        True, True, False]  # fmt: skip
+
+
+def test_an_rtstruct_references_its_study_series_frame_and_each_contour_s_slice(
+    oblique_ct, tmp_path
+):
+    """What a planning system checks on import: the IOD's SOP class and modality, the
+    patient and study of the images, the images' frame of reference, every slice of
+    the series listed, and each contour referencing the image of the slice it lies on."""
+    folder, shape = oblique_ct
+    labels = _blobs(shape, 2, 0)
+    write_rtstruct(tmp_path / "plan.dcm", labels, folder)
+    ds = pydicom.dcmread(tmp_path / "plan.dcm")
+    images = {f.SOPInstanceUID: f for f in map(pydicom.dcmread, sorted(folder.iterdir()))}
+    first = next(iter(images.values()))
+    assert (ds.SOPClassUID, ds.file_meta.MediaStorageSOPClassUID) == (RTSTRUCT, RTSTRUCT)
+    assert ds.Modality == "RTSTRUCT"
+    assert ds.SeriesInstanceUID != first.SeriesInstanceUID
+    assert (ds.PatientID, str(ds.PatientName), ds.StudyInstanceUID) == (
+        "P-42", "Doe^Jane", first.StudyInstanceUID)  # fmt: skip
+    frame = ds.ReferencedFrameOfReferenceSequence[0]
+    assert frame.FrameOfReferenceUID == first.FrameOfReferenceUID
+    series = frame.RTReferencedStudySequence[0].RTReferencedSeriesSequence[0]
+    assert series.SeriesInstanceUID == first.SeriesInstanceUID
+    assert {i.ReferencedSOPInstanceUID for i in series.ContourImageSequence} == set(images)
+    assert [r.ROIName for r in ds.StructureSetROISequence] == ["ROI 1", "ROI 2"]
+    normal = np.cross(*np.reshape(first.ImageOrientationPatient, (2, 3)))
+    contours = [c for r in ds.ROIContourSequence for c in r.ContourSequence]
+    assert len(contours) >= 2 * shape[0]
+    for contour in contours:
+        image = images[contour.ContourImageSequence[0].ReferencedSOPInstanceUID]
+        points = np.reshape(np.asarray(contour.ContourData, float), (-1, 3))
+        assert contour.NumberOfContourPoints == len(points) >= 3
+        depth = (points - np.asarray(image.ImagePositionPatient, float)) @ normal
+        np.testing.assert_allclose(depth, 0, atol=1e-6)  # on its slice's plane
+
+
+def test_what_cannot_be_an_rtstruct_is_refused_and_nothing_is_written(oblique_ct, tmp_path):
+    """Labels off the series' grid, not integer ids, ids no segment names, or an
+    existing file without overwrite: a message naming the problem, no file replaced."""
+    folder, shape = oblique_ct
+    labels = _blobs(shape, 2, 1)
+    out = tmp_path / "plan.dcm"
+    with pytest.raises(ValueError, match=r"labels of shape \(5, 24, 27\) are not on the grid"):
+        write_rtstruct(out, labels[..., :-1], folder)
+    with pytest.raises(ValueError, match="integer ids >= 0, not float32"):
+        write_rtstruct(out, labels.astype(np.float32), folder)
+    with pytest.raises(ValueError, match=r"ids that no segment names \(2\)"):
+        write_rtstruct(out, labels, folder, {1: ("liver", ())})
+    assert not out.exists()
+    out.write_bytes(b"the user's file")
+    with pytest.raises(FileExistsError):
+        write_rtstruct(out, labels, folder)
+    assert out.read_bytes() == b"the user's file"
+
+
+def test_predict_writes_an_rtstruct_of_a_dicom_series(oblique_ct, tmp_path, capsys):
+    """``predict --output-format rtstruct`` writes NAME_labels.dcm, an RT structure set
+    of the input series whose label map is the one the same model writes as NIfTI, an
+    ROI per class but the background, named; a non-DICOM input and a block-wise run
+    are refused before any work."""
+    import torch
+
+    from napari_seg.models import ModelSpec, create_model, save_model
+
+    folder, _ = oblique_ct
+    torch.manual_seed(4)
+    spec = ModelSpec("unet", encoder="classic", in_channels=1, num_classes=3,
+                     class_names=("background", "liver", "Läsion"),
+                     options={"depth": 2, "base_width": 4})  # fmt: skip
+    model = create_model(spec)
+    head = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    with torch.no_grad():  # random weights predict one class almost everywhere
+        head.weight.mul_(100)
+        head.bias.zero_()
+    save_model(model, tmp_path / "m.safetensors")
+    base = ["predict", "--model", str(tmp_path / "m.safetensors"), "--quiet"]
+    assert main([*base, "--output", str(tmp_path / "nii"), str(folder)]) == 0
+    argv = [*base, "--output", str(tmp_path / "rt"), "--output-format", "rtstruct", str(folder)]
+    assert main(argv) == 0
+    expected, _ = read_volume(tmp_path / "nii" / "ct_labels.nii.gz")
+    assert len(np.unique(expected)) == 3  # contours of both classes to write
+    labels, _, segments = read_rtstruct(tmp_path / "rt" / "ct_labels.dcm")
+    np.testing.assert_array_equal(labels, expected)
+    assert [name for name, _ in segments.values()] == ["liver", "Läsion"]
+    nifti = [*argv[:-1], str(tmp_path / "nii" / "ct_labels.nii.gz")]
+    assert main(nifti) == 1
+    assert "rtstruct writes the RT structure set of a DICOM series; these inputs are none" in (
+        capsys.readouterr().err
+    )
+    assert main([*argv[:-1], "--block", "64", str(folder)]) == 1
+    assert "writes each RT structure set whole, not block by block" in capsys.readouterr().err
