@@ -148,6 +148,7 @@ def test_predict_writes_an_rtstruct_of_a_dicom_series(oblique_ct, tmp_path, caps
     labels, _, segments = read_rtstruct(tmp_path / "rt" / "ct_labels.dcm")
     np.testing.assert_array_equal(labels, expected)
     assert [name for name, _ in segments.values()] == ["liver", "Läsion"]
+    assert pydicom.dcmread(tmp_path / "rt" / "ct_labels.dcm").SpecificCharacterSet == "ISO_IR 192"
     nifti = [*argv[:-1], str(tmp_path / "nii" / "ct_labels.nii.gz")]
     assert main(nifti) == 1
     assert "rtstruct writes the RT structure set of a DICOM series; these inputs are none" in (

@@ -109,8 +109,10 @@ def write_rtstruct(
     ds = _dataset(headers, algorithm)
     to_patient = FLIP_RAS_LPS @ grid.affine  # (i, j, k) -> patient LPS
     contours = _contours(grid.to_file(labels), to_patient, last)
-    for number in numbers:
-        name, colour = (segments or {}).get(number, (f"ROI {number}", ()))
+    named = {n: (segments or {}).get(n, (f"ROI {n}", ())) for n in numbers}
+    if "SpecificCharacterSet" not in ds and not all(name.isascii() for name, _ in named.values()):
+        ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: without it a file holds ASCII only
+    for number, (name, colour) in named.items():
         _add_roi(ds, number, name, colour, algorithm, contours.get(number, []), headers)
     with atomic_write(path, overwrite=overwrite) as handle:
         ds.save_as(handle, enforce_file_format=True)
