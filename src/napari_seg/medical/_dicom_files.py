@@ -282,6 +282,12 @@ SEG_SOP_CLASSES = (
     "Label Map Segmentation Storage",
     "1.2.840.10008.5.1.4.1.1.66.7",
 )
+#: Patient and study attributes of type 2 (present, possibly empty) that a SEG or an
+#: RT structure set copies from the images it was made on (an anonymised export may
+#: drop them; they are then written empty).
+PATIENT_STUDY_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex",
+                          "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID",
+                          "AccessionNumber")  # fmt: skip
 #: The SOP class of an RT structure set, as pydicom names it.
 RTSTRUCT_SOP_CLASS = "RT Structure Set Storage"
 _SEG_ADVICE = (

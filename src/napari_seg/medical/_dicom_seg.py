@@ -21,7 +21,7 @@ import numpy as np
 
 from .._extras import import_for_reading
 from ..limits import GIB, MAX_CLASSES, MAX_NAME_LENGTH, MAX_VOLUME_BYTES, one_line
-from ._dicom_files import SEG_SOP_CLASSES, header_of_class
+from ._dicom_files import PATIENT_STUDY_KEYWORDS, SEG_SOP_CLASSES, header_of_class
 from ._geometry import FLIP_RAS_LPS, VolumeGeometry
 from ._grids import place_on_grid
 from ._referenced import referenced_grid
@@ -222,11 +222,6 @@ def read_seg_on_series(
 #: The series number of the SEG series napari-seg writes (viewers list a study's
 #: series by number; derived series conventionally take a high one).
 SEG_SERIES_NUMBER = 9000
-#: Type 2 attributes (present, possibly empty) that a SEG copies from its source
-#: images; an anonymised export may drop them: they are given empty on the copies
-#: read to write the SEG, never in the source files.
-_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate",
-           "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber")  # fmt: skip
 
 
 def write_dicom_seg(
@@ -290,7 +285,7 @@ def write_dicom_seg(
     sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
     frame = pydicom.uid.generate_uid()  # for a series that states none (shared by the SEG)
     for ds in sources:
-        for keyword in _COPIED:
+        for keyword in PATIENT_STUDY_KEYWORDS:  # empty on the copies read, not the files
             if keyword not in ds:
                 setattr(ds, keyword, "")
         if "FrameOfReferenceUID" not in ds:

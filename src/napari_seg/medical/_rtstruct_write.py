@@ -25,14 +25,11 @@ from typing import Any
 import numpy as np
 
 from ..limits import MAX_CLASSES
+from ._dicom_files import PATIENT_STUDY_KEYWORDS
 from ._geometry import FLIP_RAS_LPS
 
 #: The series number an RTSTRUCT written here gets (one of its own, after the images').
 RTSTRUCT_SERIES_NUMBER = 9001
-#: The patient and study attributes copied from the images (PS3.3 A.19: type 2, so
-#: written empty where the images have none).
-_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate",
-           "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber")  # fmt: skip
 #: The SOP class an RTSTRUCT references its study by (Detached Study Management).
 _STUDY_SOP_CLASS = "1.2.840.10008.3.1.2.3.1"
 
@@ -136,7 +133,7 @@ def _dataset(headers: list[Any], algorithm: str) -> Any:
     if "SpecificCharacterSet" in first:
         ds.SpecificCharacterSet = first.SpecificCharacterSet
     ds.SOPClassUID, ds.SOPInstanceUID = RTStructureSetStorage, meta.MediaStorageSOPInstanceUID
-    for keyword in _COPIED:
+    for keyword in PATIENT_STUDY_KEYWORDS:
         setattr(ds, keyword, getattr(first, keyword, ""))
     now = datetime.datetime.now()
     ds.StudyInstanceUID = first.StudyInstanceUID
