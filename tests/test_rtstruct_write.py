@@ -101,8 +101,9 @@ def test_an_rtstruct_references_its_study_series_frame_and_each_contour_s_slice(
 
 
 def test_what_cannot_be_an_rtstruct_is_refused_and_nothing_is_written(oblique_ct, tmp_path):
-    """Labels off the series' grid, not integer ids, ids no segment names, or an
-    existing file without overwrite: a message naming the problem, no file replaced."""
+    """Labels off the series' grid, not integer ids, ids no segment names, more ROIs
+    than a structure set holds, or an existing file without overwrite: a message naming
+    the problem, no file replaced."""
     folder, shape = oblique_ct
     labels = _blobs(shape, 2, 1)
     out = tmp_path / "plan.dcm"
@@ -112,6 +113,10 @@ def test_what_cannot_be_an_rtstruct_is_refused_and_nothing_is_written(oblique_ct
         write_rtstruct(out, labels.astype(np.float32), folder)
     with pytest.raises(ValueError, match=r"ids that no segment names \(2\)"):
         write_rtstruct(out, labels, folder, {1: ("liver", ())})
+    huge = labels.astype(np.uint64)
+    huge[0, 0, 0] = 2**63
+    with pytest.raises(ValueError, match="labels up to id 9223372036854775808: an RT structure"):
+        write_rtstruct(out, huge, folder)  # refused before a list of 2**63 ROI numbers
     assert not out.exists()
     out.write_bytes(b"the user's file")
     with pytest.raises(FileExistsError):

@@ -89,6 +89,11 @@ def write_rtstruct(
     if labels.dtype.kind not in "iub" or (labels.size and labels.min() < 0):
         raise ValueError(f"an RT structure set's labels are integer ids >= 0, not {labels.dtype}")
     top = int(labels.max(initial=0))
+    if not segments and top > MAX_CLASSES:  # before a list of that many numbers
+        raise ValueError(
+            f"labels up to id {top}: an RT structure set written here holds at most "
+            f"{MAX_CLASSES} ROIs (objects, one id each, are no structures: write NIfTI instead)"
+        )
     numbers = sorted(int(n) for n in segments or {} if int(n) > 0) or list(range(1, top + 1))
     unnamed = np.setdiff1d(np.unique(labels), [0, *numbers]) if segments else np.zeros(0, int)
     if len(unnamed):
