@@ -115,7 +115,9 @@ def test_what_cannot_be_an_rtstruct_is_refused_and_nothing_is_written(oblique_ct
         write_rtstruct(out, labels, folder, {1: ("liver", ())})
     huge = labels.astype(np.uint64)
     huge[0, 0, 0] = 2**63
-    with pytest.raises(ValueError, match="labels up to id 9223372036854775808: an RT structure"):
+    with pytest.raises(
+        ValueError, match="9223372036854775808 ROIs: an RT structure set written here holds at most"
+    ):
         write_rtstruct(out, huge, folder)  # refused before a list of 2**63 ROI numbers
     assert not out.exists()
     out.write_bytes(b"the user's file")

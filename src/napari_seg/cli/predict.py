@@ -267,8 +267,7 @@ def _settle_output_format(args: argparse.Namespace) -> None:
     if blocks and kind in DICOM_OUTPUTS:
         raise ValueError(
             f"--output-format {kind} writes each {DICOM_OUTPUTS[kind]} whole, not block by "
-            "block: leave out "
-            "--cluster, --cluster-config, --block and --into-source"
+            "block: leave out --cluster, --cluster-config, --block and --into-source"
         )
     if blocks:
         args.output_format = "ome-zarr"

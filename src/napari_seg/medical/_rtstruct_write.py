@@ -88,24 +88,7 @@ def write_rtstruct(
         )
     if labels.dtype.kind not in "iub" or (labels.size and labels.min() < 0):
         raise ValueError(f"an RT structure set's labels are integer ids >= 0, not {labels.dtype}")
-    top = int(labels.max(initial=0))
-    if not segments and top > MAX_CLASSES:  # before a list of that many numbers
-        raise ValueError(
-            f"labels up to id {top}: an RT structure set written here holds at most "
-            f"{MAX_CLASSES} ROIs (objects, one id each, are no structures: write NIfTI instead)"
-        )
-    numbers = sorted(int(n) for n in segments or {} if int(n) > 0) or list(range(1, top + 1))
-    unnamed = np.setdiff1d(np.unique(labels), [0, *numbers]) if segments else np.zeros(0, int)
-    if len(unnamed):
-        raise ValueError(
-            f"the labels hold ids that no segment names ({', '.join(map(str, unnamed[:10]))}): "
-            "each id of an RT structure set is an ROI"
-        )
-    if len(numbers) > MAX_CLASSES:
-        raise ValueError(
-            f"{len(numbers)} ROIs: an RT structure set written here holds at most "
-            f"{MAX_CLASSES} (objects, one id each, are no structures: write NIfTI instead)"
-        )
+    numbers = _roi_numbers(labels, segments)
     last = max(numbers, default=0)
     headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
     ds = _dataset(headers, algorithm)
@@ -118,6 +101,29 @@ def write_rtstruct(
         _add_roi(ds, number, name, colour, algorithm, contours.get(number, []), headers)
     with atomic_write(path, overwrite=overwrite) as handle:
         ds.save_as(handle, enforce_file_format=True)
+
+
+def _roi_numbers(labels: np.ndarray, segments: dict | None) -> list[int]:
+    """The ROI numbers of ``labels``: the segments' label values, else 1 to the
+    largest id; a ValueError for ids no segment names, or more ROIs than a structure
+    set written here holds (checked before a list of that many numbers is made)."""
+    top = int(labels.max(initial=0))
+    count = len(segments) if segments else top
+    if count > MAX_CLASSES:
+        raise ValueError(
+            f"{count} ROIs: an RT structure set written here holds at most {MAX_CLASSES} "
+            "(objects, one id each, are no structures: write NIfTI instead)"
+        )
+    if not segments:
+        return list(range(1, top + 1))
+    numbers = sorted(int(n) for n in segments if int(n) > 0)
+    unnamed = np.setdiff1d(np.unique(labels), [0, *numbers])
+    if len(unnamed):
+        raise ValueError(
+            f"the labels hold ids that no segment names ({', '.join(map(str, unnamed[:10]))}): "
+            "each id of an RT structure set is an ROI"
+        )
+    return numbers
 
 
 def _dataset(headers: list[Any], algorithm: str) -> Any:
