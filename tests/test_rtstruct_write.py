@@ -163,3 +163,42 @@ def test_predict_writes_an_rtstruct_of_a_dicom_series(oblique_ct, tmp_path, caps
     )
     assert main([*argv[:-1], "--block", "64", str(folder)]) == 1
     assert "writes each RT structure set whole, not block by block" in capsys.readouterr().err
+
+
+def test_contours_lie_on_a_tilted_series_recorded_slices_both_ways(tmp_path, dicom_series):
+    """A CT acquired with a gantry tilt (each slice recorded 0.3 mm further along its
+    column direction) is stacked along the normal; contours are written on the slices'
+    recorded planes (a voxel's contour centred on where its slice records that pixel,
+    not where the stack puts it: up to 1.2 mm apart here), and a planning system's
+    contour drawn at the recorded positions reads back on the voxels it encloses."""
+    shape, (dz, dy, dx), shift = (5, 16, 20), (2.5, 0.8, 0.7), 0.3
+    dicom_series(tmp_path / "ct", np.zeros(shape, np.int16), spacing=(dz, dy, dx))
+    for path in (tmp_path / "ct").iterdir():  # the tilt: a drift down the columns
+        ds = pydicom.dcmread(path)
+        k = round((float(ds.ImagePositionPatient[2]) - 12.0) / dz)
+        ds.ImagePositionPatient = [*ds.ImagePositionPatient[:1],
+                                   float(ds.ImagePositionPatient[1]) + k * shift,
+                                   ds.ImagePositionPatient[2]]  # fmt: skip
+        ds.save_as(path)
+    labels = np.zeros(shape, np.uint8)
+    labels[4, 6, 9] = 1  # one voxel on the last slice
+    write_rtstruct(tmp_path / "one.dcm", labels, tmp_path / "ct")
+    ds = pydicom.dcmread(tmp_path / "one.dcm")
+    [contour] = ds.ROIContourSequence[0].ContourSequence
+    centre = np.reshape(np.asarray(contour.ContourData, float), (-1, 3)).mean(axis=0)
+    recorded = np.array([-40.0 + 9 * dx, -60.0 + 4 * shift + 6 * dy, 12.0 + 4 * dz])
+    np.testing.assert_allclose(centre, recorded, atol=1e-6)
+    np.testing.assert_array_equal(read_rtstruct(tmp_path / "one.dcm")[0], labels)
+    blob = _blobs(shape, 2, 3)
+    write_rtstruct(tmp_path / "blobs.dcm", blob, tmp_path / "ct")
+    np.testing.assert_array_equal(read_rtstruct(tmp_path / "blobs.dcm")[0], blob)
+    # a square drawn around rows 3..6, columns 2..5 of slice 3 at its recorded positions
+    rows, cols = np.array([2.5, 2.5, 6.5, 6.5]), np.array([1.5, 5.5, 5.5, 1.5])
+    points = np.c_[-40.0 + cols * dx, -60.0 + 3 * shift + rows * dy, np.full(4, 12.0 + 3 * dz)]
+    contour.ContourData = [round(float(v), 4) for v in points.ravel()]
+    contour.NumberOfContourPoints = 4
+    contour.ContourImageSequence[0].ReferencedSOPInstanceUID = "1.2.3"  # not checked
+    ds.save_as(tmp_path / "drawn.dcm")
+    expected = np.zeros(shape, np.uint8)
+    expected[3, 3:7, 2:6] = 1
+    np.testing.assert_array_equal(read_rtstruct(tmp_path / "drawn.dcm")[0], expected)

@@ -22,7 +22,7 @@ from ._dicom_files import (
     _read_header,
     few_files,
 )
-from ._geometry import VolumeGeometry
+from ._geometry import FLIP_RAS_LPS, VolumeGeometry
 from ._time import dicom_time_step
 
 logger = logging.getLogger(__name__)
@@ -113,6 +113,56 @@ def dicom_slice_files(path: str | os.PathLike) -> tuple[list[Path], VolumeGeomet
     first = items[0][1]
     shape = (int(first.Columns), int(first.Rows), len(items))  # (column, row, slice)
     return [items[k][0] for k in order], VolumeGeometry.from_affine(affine, shape, source="dicom")
+
+
+def slice_offsets(positions: np.ndarray, geometry: VolumeGeometry) -> np.ndarray:
+    """How far each slice's recorded position (``ImagePositionPatient``, LPS mm, in the
+    volume's slice order) lies from where ``geometry`` stacks it along the slice normal:
+    ``(slices, 3)`` LPS mm, zero but for rounding unless the series is sheared (a CT
+    gantry tilt), where they grow across the slice plane slice by slice. Coordinates
+    drawn on the recorded slices (an RT structure set's contours) are mapped to voxels
+    after subtracting them.
+
+    Parameters
+    ----------
+    positions : ndarray
+    geometry : VolumeGeometry
+
+    Returns
+    -------
+    ndarray
+    """
+    to_patient = FLIP_RAS_LPS @ geometry.affine
+    slices = np.arange(len(positions))
+    stacked = to_patient[:3, 2] * slices[:, None] + to_patient[:3, 3]
+    return np.asarray(positions, float) - stacked
+
+
+def dicom_slice_positions(path: str | os.PathLike) -> np.ndarray:
+    """The recorded positions (``ImagePositionPatient``, LPS mm) of the slices of the
+    series :func:`dicom_slice_files` reads, in the volume's slice order, from their
+    headers alone.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A series' folder, or one of its files.
+
+    Returns
+    -------
+    ndarray
+        ``(slices, 3)``.
+    """
+    items, _folder = _series_items(Path(path), None)
+    positions = np.array([[float(v) for v in ds.ImagePositionPatient] for _, ds in items])
+    where = positions @ _normal(items[0][1])
+    return positions[np.argsort(where, kind="stable")]
+
+
+def _normal(header) -> np.ndarray:
+    """The slice normal (LPS) of a slice's ``ImageOrientationPatient``."""
+    cosines = np.array([float(v) for v in header.ImageOrientationPatient]).reshape(2, 3)
+    return np.cross(cosines[0], cosines[1])
 
 
 def dicom_file_series(path: str | os.PathLike) -> tuple[str, str]:

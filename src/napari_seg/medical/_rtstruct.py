@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..limits import MAX_CLASSES, MAX_NAME_LENGTH, one_line
+from ._dicom import dicom_slice_positions, slice_offsets
 from ._dicom_files import RTSTRUCT_SOP_CLASS, header_of_class
 from ._geometry import FLIP_RAS_LPS, VolumeGeometry
 from ._referenced import referenced_grid
@@ -171,9 +172,14 @@ def read_rtstruct(
     columns, rows, slices = grid.source_shape
     planes = np.zeros((slices, columns, rows), dtype)  # slice by slice: each contiguous
     to_index = np.linalg.inv(grid.affine) @ FLIP_RAS_LPS  # patient LPS -> (i, j, k)
+    # contours lie on the slices' recorded planes; a tilted series is stacked apart
+    series = grid.series_file
+    offsets = np.zeros((slices, 3)) if series is None else slice_offsets(
+        dicom_slice_positions(series), grid
+    )  # fmt: skip
     for k, number in enumerate(numbers):
         try:
-            masks = _roi_planes(contours.get(number), to_index, grid.source_shape)
+            masks = _roi_planes(contours.get(number), to_index, offsets, grid.source_shape)
         except ValueError as exc:
             raise ValueError(f"{name}: ROI {number}: {one_line(exc, 200)}") from None
         for plane, mask in masks.items():
@@ -182,9 +188,12 @@ def read_rtstruct(
     return grid.to_array(labels), grid, _segments(ds)
 
 
-def _roi_planes(item: Any, to_index: np.ndarray, shape: tuple[int, ...]) -> dict:
+def _roi_planes(
+    item: Any, to_index: np.ndarray, offsets: np.ndarray, shape: tuple[int, ...]
+) -> dict:
     """``{slice: mask}``: the pixels inside one ROI's closed planar contours on each
-    slice it is drawn on, ``(column, row)`` as the series stores a slice."""
+    slice it is drawn on, ``(column, row)`` as the series stores a slice; a contour on
+    slice k is moved by ``-offsets[k]`` from its recorded plane onto the stacked grid."""
     masks: dict[int, np.ndarray] = {}
     for contour in getattr(item, "ContourSequence", []) if item is not None else []:
         if str(getattr(contour, "ContourGeometricType", "")).upper() != "CLOSED_PLANAR":
@@ -197,6 +206,7 @@ def _roi_planes(item: Any, to_index: np.ndarray, shape: tuple[int, ...]) -> dict
         k = int(plane[0])
         if not 0 <= k < shape[2] or len(points) < 3:
             continue  # beyond the series' slices, or no area
+        index = index - to_index[:3, :3] @ offsets[k]
         inside = polygon_mask(index[:, 0], index[:, 1], shape[:2])
         masks[k] = masks[k] ^ inside if k in masks else inside  # one inside another: a hole
     return masks

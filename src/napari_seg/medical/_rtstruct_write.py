@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..limits import MAX_CLASSES
+from ._dicom import slice_offsets
 from ._dicom_files import PATIENT_STUDY_KEYWORDS
 from ._geometry import FLIP_RAS_LPS
 
@@ -92,8 +93,10 @@ def write_rtstruct(
     last = max(numbers, default=0)
     headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
     ds = _dataset(headers, algorithm)
-    to_patient = FLIP_RAS_LPS @ grid.affine  # (i, j, k) -> patient LPS
-    contours = _contours(grid.to_file(labels), to_patient, last)
+    to_patient = FLIP_RAS_LPS @ grid.affine  # (i, j, k) -> patient LPS, stacked
+    positions = [[float(v) for v in h.ImagePositionPatient] for h in headers]
+    offsets = slice_offsets(np.array(positions), grid)  # a tilted series' slices: recorded
+    contours = _contours(grid.to_file(labels), to_patient, offsets, last)
     named = {n: (segments or {}).get(n, (f"ROI {n}", ())) for n in numbers}
     if "SpecificCharacterSet" not in ds and not all(name.isascii() for name, _ in named.values()):
         ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: without it a file holds ASCII only
@@ -183,10 +186,13 @@ def _image_reference(header: Any) -> Any:
     return item
 
 
-def _contours(pixels: np.ndarray, to_patient: np.ndarray, last: int) -> dict[int, list]:
+def _contours(
+    pixels: np.ndarray, to_patient: np.ndarray, offsets: np.ndarray, last: int
+) -> dict[int, list]:
     """``{id: [(slice, (n, 3) LPS points), ...]}``: the closed contours around each
     id's regions on each slice of ``pixels`` (the series' ``(column, row, slice)``
-    order), each traced in the bounding box of its id on that slice."""
+    order), each traced in the bounding box of its id on that slice, on the slice's
+    recorded plane (``offsets``: :func:`~napari_seg.medical._dicom.slice_offsets`)."""
     from scipy import ndimage
     from skimage import measure
 
@@ -203,7 +209,7 @@ def _contours(pixels: np.ndarray, to_patient: np.ndarray, last: int) -> dict[int
             for line in measure.find_contours(mask, 0.5):
                 ij = line[:-1] + offset  # closed: its last point repeats the first
                 points = np.c_[ij, np.full(len(ij), k), np.ones(len(ij))] @ to_patient.T
-                found.setdefault(index + 1, []).append((k, points[:, :3]))
+                found.setdefault(index + 1, []).append((k, points[:, :3] + offsets[k]))
     return found
 
 
