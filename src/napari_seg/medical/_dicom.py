@@ -155,14 +155,13 @@ def dicom_slice_positions(path: str | os.PathLike) -> np.ndarray:
     """
     items, _folder = _series_items(Path(path), None)
     positions = np.array([[float(v) for v in ds.ImagePositionPatient] for _, ds in items])
-    where = positions @ _normal(items[0][1])
-    return positions[np.argsort(where, kind="stable")]
+    cosines = np.array([float(v) for v in items[0][1].ImageOrientationPatient]).reshape(2, 3)
+    return positions[_slice_order(positions, np.cross(cosines[0], cosines[1]))]
 
 
-def _normal(header) -> np.ndarray:
-    """The slice normal (LPS) of a slice's ``ImageOrientationPatient``."""
-    cosines = np.array([float(v) for v in header.ImageOrientationPatient]).reshape(2, 3)
-    return np.cross(cosines[0], cosines[1])
+def _slice_order(positions: np.ndarray, normal: np.ndarray) -> list[int]:
+    """The slices' order in the volume: by position along the normal (ties: file order)."""
+    return [int(i) for i in np.argsort(positions @ normal, kind="stable")]
 
 
 def dicom_file_series(path: str | os.PathLike) -> tuple[str, str]:
@@ -422,7 +421,7 @@ def _dicom_affine(items: list, folder) -> tuple[np.ndarray, list[int]]:
         raise ValueError(f"{folder}: the slices differ in orientation or size; not one volume")
     normal = np.cross(cosines[0], cosines[1])
     where = positions @ normal
-    order = [int(i) for i in np.argsort(where, kind="stable")]
+    order = _slice_order(positions, normal)
     steps = np.diff(where[order])
     if len(items) > 1 and (np.any(steps < 1e-3) or np.ptp(steps) > 0.01 * np.median(steps)):
         raise ValueError(
