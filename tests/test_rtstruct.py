@@ -163,6 +163,34 @@ def test_an_rtstruct_is_refined_and_saved_back_as_an_rtstruct_of_its_series(plan
         assert (is_rtstruct(written), is_dicom_seg(written)) == (rtstruct, not rtstruct)
 
 
+def test_a_structure_painted_in_napari_is_saved_with_the_named_ones(plan):
+    """A new id painted on the RTSTRUCT's layer (no class names it) is saved too, as
+    "ROI 3" in an RT structure set and "segment 3" in a SEG of the same layer (both
+    refused the layer before)."""
+    from napari_seg._layers import DICOM_KIND_KEY
+    from napari_seg._napari_io import get_reader
+    from napari_seg._napari_write import write_dicom_seg_labels
+    from napari_seg.medical import place_on_grid, read_dicom_seg, read_rtstruct
+
+    tmp_path, _ = plan
+    path = str(tmp_path / "rt" / "plan.dcm")
+    [(data, meta, _)] = get_reader(path)(path)
+    painted = np.array(data)
+    painted[5, 0:3, 0:4] = 3
+    [saved] = write_dicom_seg_labels(str(tmp_path / "added.dcm"), painted, meta)
+    labels, grid, segments = read_rtstruct(saved)
+    np.testing.assert_array_equal(labels, painted)
+    assert [name for name, _ in segments.values()] == ["GTV", "cord", "ROI 3"]
+    as_seg = {
+        **meta,
+        "metadata": {k: v for k, v in meta["metadata"].items() if k != DICOM_KIND_KEY},
+    }
+    [saved] = write_dicom_seg_labels(str(tmp_path / "added_seg.dcm"), painted, as_seg)
+    labels, geometry, segments = read_dicom_seg(saved)
+    np.testing.assert_array_equal(place_on_grid(labels, geometry, grid, ("s", "ct")), painted)
+    assert [name for name, _ in segments.values()] == ["GTV", "cord", "segment 3"]
+
+
 def test_an_rtstruct_without_its_series_or_off_its_slices_is_named(plan, tmp_path_factory):
     """Its series not beside it, a contour between two slices, or one of coordinates
     that are not numbers: a message naming the file (and the ROI), no label map."""

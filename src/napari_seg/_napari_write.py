@@ -269,11 +269,30 @@ def write_dicom_seg_labels(path: str, data: Any, meta: dict[str, Any]) -> list[s
             "layer records none (save it as NIfTI instead)"
         )
     array = np.asarray(data)
-    segments = layer_segments(meta)  # none named: "segment N" (medical.write_dicom_seg)
+    segments = _painted_too(layer_segments(meta), array, meta, "ROI" if rtstruct else "segment")
     writer = write_rtstruct if rtstruct else write_dicom_seg
     # File > Save Layers replaces a file the user chose in napari's own dialog.
     writer(path, array, geometry.series_file, segments, overwrite=True)
     return [os.fspath(path)]
+
+
+def _painted_too(
+    segments: dict[int, tuple[str, tuple[float, ...]]], array: np.ndarray, meta: dict, word: str
+) -> dict[int, tuple[str, tuple[float, ...]]]:
+    """``segments`` (the classes a layer names) with the ids painted beyond them, and
+    those between, as "segment N" or "ROI N" (``word``), so that a structure added in
+    napari is saved too; the layer's background is none. Unchanged for a layer naming
+    no classes (the writers number every id then) or painted beyond ``MAX_CLASSES``
+    (which they refuse by name)."""
+    from ._layers import background_of
+    from .limits import MAX_CLASSES
+
+    top = int(array.max(initial=0))
+    if not segments or top > MAX_CLASSES:
+        return segments
+    background = background_of(SimpleNamespace(metadata=meta.get("metadata")))
+    last = max(top, *segments)
+    return {n: segments.get(n, (f"{word} {n}", ())) for n in range(1, last + 1) if n != background}
 
 
 def is_rtstruct_name(path: str, metadata: dict[str, Any]) -> bool:
