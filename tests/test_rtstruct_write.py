@@ -202,3 +202,32 @@ def test_contours_lie_on_a_tilted_series_recorded_slices_both_ways(tmp_path, dic
     expected = np.zeros(shape, np.uint8)
     expected[3, 3:7, 2:6] = 1
     np.testing.assert_array_equal(read_rtstruct(tmp_path / "drawn.dcm")[0], expected)
+
+
+def test_what_each_roi_is_survives_refine_and_napari(oblique_ct, tmp_path):
+    """The ROI types a planning system relies on (RTROIInterpretedType: EXTERNAL, PTV,
+    ORGAN) are written as given (as DICOM code strings), read back by label id, and
+    kept by ``refine plan.dcm refined.dcm`` and by napari's reader and .dcm writer (both
+    wrote them empty); a layer's broken record of them is ignored, not a failure."""
+    from napari_seg._layers import ROI_TYPES_KEY
+    from napari_seg._napari_io import get_reader
+    from napari_seg._napari_write import write_dicom_seg_labels
+    from napari_seg.medical import rtstruct_roi_types
+
+    folder, shape = oblique_ct
+    labels = _blobs(shape, 3, 2)
+    plan = tmp_path / "rt" / "plan.dcm"
+    plan.parent.mkdir()
+    segments = {1: ("body", ()), 2: ("PTV 60", ()), 3: ("cord", ())}
+    write_rtstruct(plan, labels, folder, segments, roi_types={1: "external", 2: "PTV!"})
+    assert rtstruct_roi_types(plan) == {1: "EXTERNAL", 2: "PTV"}
+    argv = ["refine", str(plan), str(tmp_path / "refined.dcm"), "--op", "remove_small_objects",
+            "--min-size", "1", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert rtstruct_roi_types(tmp_path / "refined.dcm") == {1: "EXTERNAL", 2: "PTV"}
+    [(data, meta, _)] = get_reader(str(plan))(str(plan))
+    [saved] = write_dicom_seg_labels(str(tmp_path / "saved.dcm"), data, meta)
+    assert rtstruct_roi_types(saved) == {1: "EXTERNAL", 2: "PTV"}
+    meta["metadata"][ROI_TYPES_KEY] = ["not", "a", "mapping"]
+    [saved] = write_dicom_seg_labels(str(tmp_path / "broken.dcm"), data, meta)
+    assert rtstruct_roi_types(saved) == {}

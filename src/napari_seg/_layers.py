@@ -62,6 +62,9 @@ GEOMETRY_KEY = "napari_seg_geometry"
 #: Layer metadata key of the kind of DICOM segmentation a label map was read from
 #: ("rtstruct"), which File > Save Layers writes back with a ``.dcm`` name.
 DICOM_KIND_KEY = "napari_seg_dicom_kind"
+#: Layer metadata key of an RT structure set's ROI types by label id (``{id: "PTV"}``),
+#: which File > Save Layers writes back.
+ROI_TYPES_KEY = "napari_seg_roi_types"
 
 
 def background_of(*layers, default: int | None = 0) -> int | None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ._layers import DICOM_KIND_KEY, GEOMETRY_KEY
+from ._layers import DICOM_KIND_KEY, GEOMETRY_KEY, ROI_TYPES_KEY
 
 LayerData = tuple[Any, dict[str, Any], str]
 #: Name endings of label maps (and 3D Slicer's: ``medical.SLICER_LABEL_TAILS``).
@@ -132,7 +132,7 @@ def _volume_layers(path: str, name: str, array, geometry, segments=None) -> list
     layer each, its time points one layer: ``medical.volume_channel_axis``); a
     segmentation read with its ``segments`` (a DICOM SEG) is a label map named by them."""
     from ._io import whole_numbers_as_ids
-    from .medical import is_rtstruct, volume_channel_axis
+    from .medical import is_rtstruct, rtstruct_roi_types, volume_channel_axis
 
     kwargs: dict[str, Any] = {
         "name": name,
@@ -162,6 +162,7 @@ def _volume_layers(path: str, name: str, array, geometry, segments=None) -> list
             metadata = {**kwargs["metadata"], **classes.pop("metadata", {})}
             if segments is not None and is_rtstruct(path):  # saved back as one
                 metadata[DICOM_KIND_KEY] = "rtstruct"
+                metadata[ROI_TYPES_KEY] = rtstruct_roi_types(path)  # PTV, ORGAN...
             return [(ids, {**kwargs, **classes, "metadata": metadata}, "labels")]
     if array.ndim == 4 and not time:
         kwargs["channel_axis"] = 0

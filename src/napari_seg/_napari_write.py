@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._layers import DICOM_KIND_KEY, GEOMETRY_KEY
+from ._layers import DICOM_KIND_KEY, GEOMETRY_KEY, ROI_TYPES_KEY
 
 if TYPE_CHECKING:
     from ._calibration import Calibration
@@ -270,9 +270,12 @@ def write_dicom_seg_labels(path: str, data: Any, meta: dict[str, Any]) -> list[s
         )
     array = np.asarray(data)
     segments = _painted_too(layer_segments(meta), array, meta, "ROI" if rtstruct else "segment")
-    writer = write_rtstruct if rtstruct else write_dicom_seg
     # File > Save Layers replaces a file the user chose in napari's own dialog.
-    writer(path, array, geometry.series_file, segments, overwrite=True)
+    if rtstruct:
+        write_rtstruct(path, array, geometry.series_file, segments, overwrite=True,
+                       roi_types=_roi_types(metadata))  # fmt: skip
+    else:
+        write_dicom_seg(path, array, geometry.series_file, segments, overwrite=True)
     return [os.fspath(path)]
 
 
@@ -293,6 +296,19 @@ def _painted_too(
     background = background_of(SimpleNamespace(metadata=meta.get("metadata")))
     last = max(top, *segments)
     return {n: segments.get(n, (f"{word} {n}", ())) for n in range(1, last + 1) if n != background}
+
+
+def _roi_types(metadata: dict[str, Any]) -> dict[int, str]:
+    """The ROI types a layer read from an RT structure set records (``ROI_TYPES_KEY``),
+    by label id; entries that are not an id and a text are left out."""
+    recorded = metadata.get(ROI_TYPES_KEY)
+    found: dict[int, str] = {}
+    for key, value in recorded.items() if isinstance(recorded, dict) else ():
+        try:
+            found[int(key)] = str(value)
+        except (TypeError, ValueError):
+            continue
+    return found
 
 
 def is_rtstruct_name(path: str, metadata: dict[str, Any]) -> bool:

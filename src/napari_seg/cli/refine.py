@@ -331,11 +331,14 @@ def _refine_one(source: Path, target: Path, config, args) -> int:
     # too (not objects)
     segments = {} if config.makes_instances else label_segments(source)
     if series is not None and _output_kind(target) == "seg":  # the same kind, same series
-        from ..medical import is_rtstruct, write_dicom_seg, write_rtstruct
+        from ..medical import is_rtstruct, rtstruct_roi_types, write_dicom_seg, write_rtstruct
 
-        writer = write_rtstruct if is_rtstruct(source) else write_dicom_seg
-        writer(target, result.labels, series, segments,
-               algorithm="napari-seg refine", overwrite=args.overwrite)  # fmt: skip
+        options = {"algorithm": "napari-seg refine", "overwrite": args.overwrite}
+        if not is_rtstruct(source):
+            write_dicom_seg(target, result.labels, series, segments, **options)
+        else:  # what each ROI is (PTV, ORGAN...) kept for the planning system
+            types = {} if config.makes_instances else rtstruct_roi_types(source)
+            write_rtstruct(target, result.labels, series, segments, roi_types=types, **options)
     else:
         _write(target, result.labels, args.overwrite, geometry, header, segments)
     return result.changed

@@ -93,7 +93,13 @@ from ._nrrd import (
     segment_class_names,
     write_nrrd,
 )
-from ._rtstruct import RTSTRUCT_SOP_CLASS, is_rtstruct, read_rtstruct, rtstruct_segments
+from ._rtstruct import (
+    RTSTRUCT_SOP_CLASS,
+    is_rtstruct,
+    read_rtstruct,
+    rtstruct_roi_types,
+    rtstruct_segments,
+)
 from ._rtstruct_write import write_rtstruct
 
 __all__ = [
@@ -153,6 +159,7 @@ __all__ = [
     "read_segmentation",
     "read_volume",
     "recorded_unit",
+    "rtstruct_roi_types",
     "rtstruct_segments",
     "seg_series_uids",
     "segment_class_names",

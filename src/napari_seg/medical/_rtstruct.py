@@ -71,6 +71,36 @@ def rtstruct_segments(path: str | os.PathLike) -> dict[int, tuple[str, tuple[flo
     return {} if ds is None else _segments(ds)
 
 
+def rtstruct_roi_types(path: str | os.PathLike) -> dict[int, str]:
+    """What each ROI of an RTSTRUCT file is, as its observations state it
+    (``RTROIInterpretedType``: ORGAN, PTV, CTV, EXTERNAL...), by label id (ids 1, 2, 3...
+    as :func:`rtstruct_segments` numbers them); ROIs stating none are left out, and any
+    other file gives none.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    dict
+        ``{id: type}``.
+    """
+    ds = _header(path)
+    if ds is None:
+        return {}
+    stated = {}
+    for seen in getattr(ds, "RTROIObservationsSequence", []):
+        try:
+            kind = str(getattr(seen, "RTROIInterpretedType", "") or "").strip()
+            if kind:
+                stated[int(seen.ReferencedROINumber)] = kind[:16]
+        except (AttributeError, TypeError, ValueError):
+            continue
+    ids = {number: k + 1 for k, (number, _name) in enumerate(_rois(ds))}
+    return {ids[n]: kind for n, kind in stated.items() if n in ids}
+
+
 def _segments(ds: Any) -> dict[int, tuple[str, tuple[float, ...]]]:
     """:func:`rtstruct_segments` of a structure set's dataset."""
     colours = {}

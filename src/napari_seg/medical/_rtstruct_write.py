@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ def write_rtstruct(
     segments: dict[int, tuple[str, tuple[float, ...]]] | None = None,
     *,
     algorithm: str = "napari-seg",
+    roi_types: Mapping[int, str] | None = None,
     overwrite: bool = False,
 ) -> None:
     """Write ``labels`` (a ``(z, y, x)`` label map on the grid of the DICOM series at
@@ -67,6 +69,10 @@ def write_rtstruct(
     algorithm : str
         The segmenting algorithm's name (the model's architecture), recorded as each
         ROI's generation algorithm and in the series description.
+    roi_types : mapping, optional
+        ``{label value: RTROIInterpretedType}`` (ORGAN, PTV, EXTERNAL...: what the
+        structure is to a planning system, as :func:`rtstruct_roi_types` reads them from
+        a structure set refined here); empty for the others, as DICOM allows.
     overwrite : bool
 
     Raises
@@ -101,7 +107,8 @@ def write_rtstruct(
     if "SpecificCharacterSet" not in ds and not all(name.isascii() for name, _ in named.values()):
         ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: without it a file holds ASCII only
     for number, (name, colour) in named.items():
-        _add_roi(ds, number, name, colour, algorithm, contours.get(number, []), headers)
+        kind = _code_string((roi_types or {}).get(number, ""))
+        _add_roi(ds, number, (name, colour, kind), algorithm, contours.get(number, []), headers)
     with atomic_write(path, overwrite=overwrite) as handle:
         ds.save_as(handle, enforce_file_format=True)
 
@@ -213,19 +220,27 @@ def _contours(
     return found
 
 
+def _code_string(value: str) -> str:
+    """``value`` as a DICOM code string: upper case letters, digits, space and
+    underscore, at most 16 characters (other characters dropped)."""
+    kept = "".join(c for c in str(value).upper() if c.isascii() and (c.isalnum() or c in " _"))
+    return kept.strip()[:16]
+
+
 def _add_roi(
     ds: Any,
     number: int,
-    name: str,
-    colour: tuple[float, ...],
+    described: tuple[str, tuple[float, ...], str],
     algorithm: str,
     contours: list,
     headers: list[Any],
 ) -> None:
-    """Add ROI ``number`` to the structure set: its name, its contours (each
-    referencing the image of its slice), its colour and observation."""
+    """Add ROI ``number`` to the structure set: its name, colour and interpreted type
+    (``described``), its contours (each referencing the image of its slice) and its
+    observation."""
     from pydicom.dataset import Dataset
 
+    name, colour, kind = described
     frame = ds.ReferencedFrameOfReferenceSequence[0].FrameOfReferenceUID
     roi, drawn, seen = Dataset(), Dataset(), Dataset()
     roi.ROINumber, roi.ReferencedFrameOfReferenceUID = number, frame
@@ -236,7 +251,7 @@ def _add_roi(
         drawn.ROIDisplayColor = [round(255 * min(max(float(c), 0.0), 1.0)) for c in colour[:3]]
     drawn.ContourSequence = [_contour(headers[k], points) for k, points in contours]
     seen.ObservationNumber, seen.ReferencedROINumber = number, number
-    seen.RTROIInterpretedType, seen.ROIInterpreter = "", ""
+    seen.RTROIInterpretedType, seen.ROIInterpreter = kind, ""
     ds.StructureSetROISequence.append(roi)
     ds.ROIContourSequence.append(drawn)
     ds.RTROIObservationsSequence.append(seen)
