@@ -102,8 +102,8 @@ def test_an_rtstruct_references_its_study_series_frame_and_each_contour_s_slice(
 
 def test_what_cannot_be_an_rtstruct_is_refused_and_nothing_is_written(oblique_ct, tmp_path):
     """Labels off the series' grid, not integer ids, ids no segment names, more ROIs
-    than a structure set holds, or an existing file without overwrite: a message naming
-    the problem, no file replaced."""
+    than a structure set holds, an existing file without overwrite, or a slice without
+    the UID it is referenced by: a message naming the problem, no file replaced."""
     folder, shape = oblique_ct
     labels = _blobs(shape, 2, 1)
     out = tmp_path / "plan.dcm"
@@ -124,6 +124,13 @@ def test_what_cannot_be_an_rtstruct_is_refused_and_nothing_is_written(oblique_ct
     with pytest.raises(FileExistsError):
         write_rtstruct(out, labels, folder)
     assert out.read_bytes() == b"the user's file"
+    broken = sorted(folder.iterdir())[2]
+    ds = pydicom.dcmread(broken)
+    del ds.SOPInstanceUID
+    ds.save_as(broken)
+    with pytest.raises(ValueError, match=f"{broken.name} states no SOPInstanceUID, which an RT"):
+        write_rtstruct(tmp_path / "other.dcm", labels, folder)
+    assert not (tmp_path / "other.dcm").exists()
 
 
 def test_predict_writes_an_rtstruct_of_a_dicom_series(oblique_ct, tmp_path, capsys):

@@ -98,6 +98,12 @@ def write_rtstruct(
     numbers = _roi_numbers(labels, segments)
     last = max(numbers, default=0)
     headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    for keyword in ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID"):  # referenced
+        if missing := [f.name for f, h in zip(files, headers, strict=True) if keyword not in h]:
+            raise ValueError(
+                f"{Path(source).name}: {missing[0]} states no {keyword}, which an RT structure "
+                "set references its images by"
+            )
     ds = _dataset(headers, algorithm)
     to_patient = FLIP_RAS_LPS @ grid.affine  # (i, j, k) -> patient LPS, stacked
     positions = [[float(v) for v in h.ImagePositionPatient] for h in headers]
@@ -157,7 +163,7 @@ def _dataset(headers: list[Any], algorithm: str) -> Any:
     for keyword in PATIENT_STUDY_KEYWORDS:
         setattr(ds, keyword, getattr(first, keyword, ""))
     now = datetime.datetime.now()
-    ds.StudyInstanceUID = first.StudyInstanceUID
+    ds.StudyInstanceUID = getattr(first, "StudyInstanceUID", "") or generate_uid()
     ds.Modality, ds.SeriesInstanceUID = "RTSTRUCT", generate_uid()
     ds.SeriesNumber, ds.InstanceNumber = RTSTRUCT_SERIES_NUMBER, 1
     ds.SeriesDescription = f"{algorithm} structures"[:64]
@@ -171,7 +177,7 @@ def _dataset(headers: list[Any], algorithm: str) -> Any:
     frame.FrameOfReferenceUID = getattr(first, "FrameOfReferenceUID", "") or generate_uid()
     study, series = Dataset(), Dataset()
     study.ReferencedSOPClassUID, study.ReferencedSOPInstanceUID = (
-        _STUDY_SOP_CLASS, first.StudyInstanceUID
+        _STUDY_SOP_CLASS, ds.StudyInstanceUID
     )  # fmt: skip
     series.SeriesInstanceUID = first.SeriesInstanceUID
     series.ContourImageSequence = [_image_reference(h) for h in headers]
