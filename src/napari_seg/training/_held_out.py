@@ -154,4 +154,4 @@ def hold_out_strokes(
             "the held-out stroke agreement is not reported"
         )
     regions = [_region(s, n, sources[s], int(r), int(c), patch) for s, n, r, c in chosen]
-    return HeldOut(regions, pixels, list(warnings))
+    return HeldOut(regions, pixels, warnings)

@@ -5,7 +5,6 @@ held-out strokes or blocks, fitted again on all of them, saved (the part of
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
 
 from .._generators import Returning
 from ..arrays.runtime import Runtime
@@ -16,9 +15,6 @@ from .events import EpochEnd, FitProgress, ModelSaved, StepProgress, TrainResult
 from .history import history_entry
 from .validation import Validation, validate
 from .volume import VolumeData
-
-if TYPE_CHECKING:
-    pass
 
 
 class PixelRun(RunRecords):
