@@ -107,6 +107,28 @@ def write_dicom_series(
     return series_uid
 
 
+def tilt_dicom_series(folder, shift):
+    """Move each slice of the axial series in ``folder`` ``shift`` mm further down its
+    columns (+y, LPS) than the slice below it: a CT acquired with a gantry tilt, its
+    slices sheared. Only ImagePositionPatient changes."""
+    import pydicom
+
+    def height(path):
+        return float(pydicom.dcmread(path, stop_before_pixels=True).ImagePositionPatient[2])
+
+    for k, path in enumerate(sorted(folder.iterdir(), key=height)):
+        ds = pydicom.dcmread(path)
+        x, y, z = (float(v) for v in ds.ImagePositionPatient)
+        ds.ImagePositionPatient = [x, y + k * shift, z]
+        ds.save_as(path)
+
+
+@pytest.fixture
+def tilt_series():
+    """:func:`tilt_dicom_series`, for tests of gantry-tilted CT series."""
+    return tilt_dicom_series
+
+
 @pytest.fixture
 def dicom_series():
     """:func:`write_dicom_series`, for tests that build DICOM folders."""

@@ -14,6 +14,7 @@ from napari_seg.medical import (
     place_on_grid,
     read_dicom_seg,
     read_volume,
+    write_dicom_seg,
     write_volume,
 )
 
@@ -362,3 +363,40 @@ def test_a_refined_or_edited_seg_saves_as_a_seg_of_its_series(study, capsys):
         assert main([*argv, "--quiet"]) == 1
         assert words in capsys.readouterr().err
         assert not (tmp_path / "x.dcm").exists()
+
+
+def test_a_seg_of_a_tilted_series_lies_on_the_slices_it_references(
+    tmp_path, dicom_series, dicom_seg, tilt_series, caplog
+):
+    """A CT acquired with a gantry tilt is read as a stack along the slice normal; a
+    SEG of it (its frames at the slices' recorded, sheared positions, which highdicom
+    reads as no regular volume) lies on the slices its frames reference: napari-seg's
+    own SEG reads back as written, and a fractional SEG of another tool on the CT's
+    grid. Away from its series, it is a stack of its own frames, said so. The tilt is
+    said once, however often the series' headers are read."""
+    dicom_series(tmp_path / "ct", np.zeros(SHAPE, np.int16))
+    tilt_series(tmp_path / "ct", 0.3)
+    _, grid = read_volume(tmp_path / "ct")
+    fractions = np.zeros((*SHAPE, 2), np.float32)
+    fractions[2, 2:6, 2:6, 0] = 0.7
+    fractions[4, 4:8, 4:8, 1] = 0.9
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dicom_seg(tmp_path / "ct" / "f.dcm", tmp_path / "ct", fractions, ["a", "b"],
+                  fractional=True)  # fmt: skip
+    expected = np.zeros(SHAPE, np.uint8)
+    expected[2, 2:6, 2:6], expected[4, 4:8, 4:8] = 1, 2
+    np.testing.assert_array_equal(read_volume(tmp_path / "ct" / "f.dcm")[0], expected)
+    labels = np.zeros(SHAPE, np.uint8)
+    labels[1:4, 4:10, 5:12] = 1
+    labels[5, 6, 9] = 2  # one voxel on the last slice, 1.5 mm off the stack's plane
+    write_dicom_seg(tmp_path / "ct" / "seg.dcm", labels, tmp_path / "ct")
+    on_series, where = read_volume(tmp_path / "ct" / "seg.dcm")
+    np.testing.assert_array_equal(on_series, labels)
+    np.testing.assert_allclose(where.affine, grid.affine)
+    assert caplog.text.count("the slices are sheared") == 1  # once, read ever so often
+    (tmp_path / "ct" / "seg.dcm").rename(tmp_path / "alone.dcm")
+    alone, geometry, _ = read_dicom_seg(tmp_path / "alone.dcm")
+    np.testing.assert_array_equal(alone, labels[1:])  # the frames, slices 1 to 5
+    np.testing.assert_allclose(geometry.spacing, grid.spacing)
+    assert "alone.dcm: the frames are sheared (a gantry tilt)" in caplog.text

@@ -172,7 +172,9 @@ def test_predict_writes_an_rtstruct_of_a_dicom_series(oblique_ct, tmp_path, caps
     assert "writes each RT structure set whole, not block by block" in capsys.readouterr().err
 
 
-def test_contours_lie_on_a_tilted_series_recorded_slices_both_ways(tmp_path, dicom_series):
+def test_contours_lie_on_a_tilted_series_recorded_slices_both_ways(
+    tmp_path, dicom_series, tilt_series
+):
     """A CT acquired with a gantry tilt (each slice recorded 0.3 mm further along its
     column direction) is stacked along the normal; contours are written on the slices'
     recorded planes (a voxel's contour centred on where its slice records that pixel,
@@ -180,13 +182,7 @@ def test_contours_lie_on_a_tilted_series_recorded_slices_both_ways(tmp_path, dic
     contour drawn at the recorded positions reads back on the voxels it encloses."""
     shape, (dz, dy, dx), shift = (5, 16, 20), (2.5, 0.8, 0.7), 0.3
     dicom_series(tmp_path / "ct", np.zeros(shape, np.int16), spacing=(dz, dy, dx))
-    for path in (tmp_path / "ct").iterdir():  # the tilt: a drift down the columns
-        ds = pydicom.dcmread(path)
-        k = round((float(ds.ImagePositionPatient[2]) - 12.0) / dz)
-        ds.ImagePositionPatient = [*ds.ImagePositionPatient[:1],
-                                   float(ds.ImagePositionPatient[1]) + k * shift,
-                                   ds.ImagePositionPatient[2]]  # fmt: skip
-        ds.save_as(path)
+    tilt_series(tmp_path / "ct", shift)  # the tilt: a drift down the columns
     labels = np.zeros(shape, np.uint8)
     labels[4, 6, 9] = 1  # one voxel on the last slice
     write_rtstruct(tmp_path / "one.dcm", labels, tmp_path / "ct")

@@ -439,15 +439,21 @@ def _dicom_affine(items: list, folder) -> tuple[np.ndarray, list[int]]:
     return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps, order
 
 
+#: The sheared series warned of already (a command reads a series' headers several
+#: times: its image, the grid a segmentation is placed on, the one it is written on).
+_SAID_SHEARED: set[str] = set()
+
+
 def _say_shear(positions: np.ndarray, normal: np.ndarray, pixel: float, folder) -> None:
-    """Log a warning when the slices' positions drift across their plane (a CT gantry
-    tilt): the volume is a stack along the normal, as ITK reads it, so the last slice
-    lies off its recorded position by that drift."""
-    if len(positions) < 2:
+    """Log a warning, once per folder, when the slices' positions drift across their
+    plane (a CT gantry tilt): the volume is a stack along the normal, as ITK reads it,
+    so the last slice lies off its recorded position by that drift."""
+    if len(positions) < 2 or str(folder) in _SAID_SHEARED:
         return
     run = positions[-1] - positions[0]
     drift = float(np.linalg.norm(run - (run @ normal) * normal))
     if drift > pixel / 2:
+        _SAID_SHEARED.add(str(folder))
         tilt = float(np.degrees(np.arctan2(drift, abs(run @ normal))))
         logger.warning(
             "%s: the slices are sheared (a gantry tilt of %.1f degrees): they are read "

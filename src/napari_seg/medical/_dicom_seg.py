@@ -12,6 +12,7 @@ of the largest fraction, where that reaches half.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +26,8 @@ from ._dicom_files import PATIENT_STUDY_KEYWORDS, SEG_SOP_CLASSES, header_of_cla
 from ._geometry import FLIP_RAS_LPS, VolumeGeometry
 from ._grids import place_on_grid
 from ._referenced import referenced_grid
+
+logger = logging.getLogger(__name__)
 
 #: highdicom's (slice, row, column) indices as a file's (column, row, slice) ones.
 _FILE_ORDER = np.array(
@@ -41,7 +44,10 @@ def read_dicom_seg(
 ) -> tuple[np.ndarray, VolumeGeometry, dict[int, tuple[str, tuple[float, ...]]]]:
     """A DICOM SEG file as a ``(z, y, x)`` label map of its segment numbers (0 where no
     segment is), its geometry (the grid its frames span, in LPS order as every volume
-    is read) and its segments.
+    is read) and its segments. The frames of a gantry-tilted series (stacked off their
+    normal) are read as a stack along the normal, as their series is
+    (:func:`~napari_seg.medical.read_dicom`), with a warning;
+    :func:`read_seg_on_series` places them exactly, on the slices they reference.
 
     Parameters
     ----------
@@ -61,39 +67,113 @@ def read_dicom_seg(
         For a file that is no DICOM SEG, one too large to read at once, or one whose
         frames do not form a regularly spaced volume.
     """
+    seg, name = _open_seg(path)
+    labels, geometry = _seg_volume(seg, name, sheared=True)
+    return labels, geometry, _segments(seg)
+
+
+#: How far (1 - the cosine of their angle) a SEG's frames may be stacked off their
+#: normal and still be read as a volume: a CT gantry tilt (up to 60 degrees).
+_SHEAR_TOLERANCE = 0.5
+
+
+class _Sheared(ValueError):
+    """A SEG's frames stack off their normal (a gantry-tilted series')."""
+
+
+def _open_seg(path: str | os.PathLike) -> tuple[Any, str]:
+    """A DICOM SEG file (highdicom, frames read as needed) and its file name, refused
+    when unreadable or too large to read at once."""
     hd = _highdicom()
     name = Path(path).name
     try:
         seg = hd.seg.segread(path, lazy_frame_retrieval=True)
     except Exception as exc:  # pydicom and highdicom raise many kinds on a bad file
         raise ValueError(f"{name} is no readable DICOM SEG file: {one_line(exc, 300)}") from None
-    segments = _segments(seg)
-    fractional = str(getattr(seg, "SegmentationType", "")).upper() == "FRACTIONAL"
     frames = int(getattr(seg, "NumberOfFrames", 1) or 1)
-    claimed = frames * int(seg.Rows) * int(seg.Columns) * (4 if fractional else 1)
+    claimed = frames * int(seg.Rows) * int(seg.Columns) * (4 if _fractional(seg) else 1)
     if claimed > MAX_VOLUME_BYTES:
         raise ValueError(
             f"{name}: {frames} frames of {seg.Rows}x{seg.Columns} would take "
             f"{claimed / GIB:.0f} GiB, more than the {MAX_VOLUME_BYTES // GIB} GiB napari-seg "
             "reads at once"
         )
+    return seg, name
+
+
+def _fractional(seg: Any) -> bool:
+    return str(getattr(seg, "SegmentationType", "")).upper() == "FRACTIONAL"
+
+
+def _seg_volume(seg: Any, name: str, *, sheared: bool) -> tuple[np.ndarray, VolumeGeometry]:
+    """The label map of ``seg``'s frames on the grid they span, and that grid. Frames
+    of a gantry-tilted series (stacked off their normal) are read as a stack along the
+    normal, as its series is (:func:`~napari_seg.medical.read_dicom`), with a warning,
+    when ``sheared`` allows, else :class:`_Sheared` is raised."""
+    fractional = _fractional(seg)
+    options = {"combine_segments": not fractional, "skip_overlap_checks": True}
     try:  # highdicom combines binary segments only
-        volume = seg.get_volume(combine_segments=not fractional, skip_overlap_checks=True)
+        volume = seg.get_volume(**options)
     except (ValueError, RuntimeError, AttributeError) as exc:
-        raise ValueError(
-            f"{name}: its frames do not form one regularly spaced volume ({one_line(exc, 300)}); "
-            "napari-seg reads DICOM SEG files of 3D images"
-        ) from None
-    array = np.asarray(volume.array)
-    if fractional:  # (slice, row, column, segment) fractions: the largest, where >= half
-        numbers = np.asarray(volume.get_channel_values("ReferencedSegmentNumber"), dtype=np.uint16)
-        best = array.argmax(axis=-1)
-        array = np.where(array.max(axis=-1) >= 0.5, numbers[best], 0)
-        array = array.astype(np.uint8 if numbers.max(initial=0) < 256 else np.uint16)
-    data = array.transpose(2, 1, 0)  # (column, row, slice): a DICOM series' file order
+        try:
+            volume = seg.get_volume(**options, perpendicular_tol=_SHEAR_TOLERANCE)
+        except (ValueError, RuntimeError, AttributeError):
+            raise ValueError(
+                f"{name}: its frames do not form one regularly spaced volume "
+                f"({one_line(exc, 300)}); napari-seg reads DICOM SEG files of 3D images"
+            ) from None
+        if not sheared:
+            raise _Sheared(name) from None
+        logger.warning(
+            "%s: the frames are sheared (a gantry tilt) and its series was not found: they "
+            "are read as a stack along the slice normal, on a grid of their own",
+            name,
+        )
+    numbers = volume.get_channel_values("ReferencedSegmentNumber") if fractional else ()
+    data = _label_map(np.asarray(volume.array), numbers).transpose(2, 1, 0)  # file order
     affine = FLIP_RAS_LPS @ np.asarray(volume.affine, dtype=float) @ _FILE_ORDER
     geometry = VolumeGeometry.from_affine(affine, data.shape, source="dicom")
-    return geometry.to_array(data), geometry, segments
+    return geometry.to_array(data), geometry
+
+
+def _label_map(array: np.ndarray, numbers) -> np.ndarray:
+    """Frames ``(slice, row, column)`` of segment numbers as they are, or fractions
+    ``(slice, row, column, segment)`` of the segments ``numbers`` as the segment of the
+    largest, where that reaches half."""
+    if array.ndim == 3:
+        return array
+    numbers = np.asarray(numbers, dtype=np.uint16)
+    labels = np.where(array.max(axis=-1) >= 0.5, numbers[array.argmax(axis=-1)], 0)
+    return labels.astype(np.uint8 if numbers.max(initial=0) < 256 else np.uint16)
+
+
+def _seg_by_slice(seg: Any, series: str) -> np.ndarray | None:
+    """``seg``'s label map on the grid of the series of the file ``series``, each
+    frame on the slice it references (its source image's SOP instance UID): how the
+    frames of a gantry-tilted series are placed exactly. None when a frame references
+    no slice of that series."""
+    import pydicom
+
+    from ._dicom import dicom_slice_files
+
+    try:
+        files, grid = dicom_slice_files(series)
+        uids = [str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in files]
+    except (ValueError, OSError, AttributeError):
+        return None
+    numbers = sorted(_segments(seg))
+    try:
+        array = seg.get_pixels_by_source_instance(
+            uids,
+            segment_numbers=numbers or None,
+            combine_segments=not _fractional(seg),
+            skip_overlap_checks=True,
+            assert_missing_frames_are_empty=True,
+        )
+    except (ValueError, RuntimeError, KeyError, AttributeError):
+        return None
+    data = _label_map(np.asarray(array), numbers).transpose(2, 1, 0)
+    return grid.to_array(data) if data.shape == grid.source_shape else None
 
 
 def dicom_seg_segments(path: str | os.PathLike) -> dict[int, tuple[str, tuple[float, ...]]]:
@@ -174,7 +254,11 @@ def seg_series_uids(path: str | os.PathLike) -> tuple[str, ...]:
     tuple of str
     """
     ds = _seg_header(path)
-    referenced = [] if ds is None else list(getattr(ds, "ReferencedSeriesSequence", []))
+    return () if ds is None else _series_uids(ds)
+
+
+def _series_uids(ds: Any) -> tuple[str, ...]:
+    referenced = list(getattr(ds, "ReferencedSeriesSequence", []))
     return tuple(str(uid) for item in referenced if (uid := getattr(item, "SeriesInstanceUID", "")))
 
 
@@ -186,7 +270,8 @@ def read_seg_on_series(
     label map as large as its image, which can be painted or refined anywhere on it),
     its geometry recording one of that series' files (``series_file``) so that it is
     written back as a SEG of it. On its own grid when the series is not found or its
-    frames are no window of the series' grid.
+    frames are no window of the series' grid. The frames of a gantry-tilted series
+    (stacked off their normal) are placed on the slices they reference.
 
     Parameters
     ----------
@@ -208,8 +293,16 @@ def read_seg_on_series(
     ValueError
         As :func:`read_dicom_seg`.
     """
-    labels, geometry, segments = read_dicom_seg(path)
-    grid = referenced_grid(path, seg_series_uids(path), known)
+    seg, name = _open_seg(path)
+    segments = _segments(seg)
+    grid = referenced_grid(path, _series_uids(seg), known)
+    try:
+        labels, geometry = _seg_volume(seg, name, sheared=grid is None)
+    except _Sheared:  # a gantry-tilted series': frame by frame onto its slices
+        placed = _seg_by_slice(seg, grid.series_file) if grid and grid.series_file else None
+        if placed is not None and grid is not None:
+            return placed, grid, segments
+        labels, geometry = _seg_volume(seg, name, sheared=True)
     if grid is None:
         return labels, geometry, segments
     try:
