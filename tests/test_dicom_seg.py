@@ -286,7 +286,7 @@ def test_a_labels_layer_of_a_dicom_series_saves_as_a_seg_of_it(study):
     another source is refused with what to do instead."""
     from napari_seg._layers import GEOMETRY_KEY
     from napari_seg._napari_io import read_layers
-    from napari_seg._napari_write import write_dicom_seg_labels
+    from napari_seg._napari_write import write_dicom_labels
 
     tmp_path, expected = study
     [(_, ct, _), _seg] = read_layers(str(tmp_path / "ct"))
@@ -294,19 +294,19 @@ def test_a_labels_layer_of_a_dicom_series_saves_as_a_seg_of_it(study):
     assert recorded["series_file"].startswith(str(tmp_path / "ct"))
     meta = {"metadata": {GEOMETRY_KEY: recorded},
             "features": {"index": [0, 1, 2], "class": ["background", "liver", "cyst"]}}  # fmt: skip
-    [written] = write_dicom_seg_labels(str(tmp_path / "mine"), expected, meta)
+    [written] = write_dicom_labels(str(tmp_path / "mine"), expected, meta)
     assert written.endswith("mine.dcm")
     labels, geometry, segments = read_dicom_seg(written)
     _, grid = read_volume(tmp_path / "ct")
     np.testing.assert_array_equal(place_on_grid(labels, geometry, grid, ("mine", "ct")), expected)
     assert [name for name, _ in segments.values()] == ["liver", "cyst"]
-    [written] = write_dicom_seg_labels(str(tmp_path / "plain.dcm"), expected,
+    [written] = write_dicom_labels(str(tmp_path / "plain.dcm"), expected,
                                        {"metadata": {GEOMETRY_KEY: recorded}})  # fmt: skip
     assert [name for name, _ in read_dicom_seg(written)[2].values()] == ["segment 1", "segment 2"]
     nifti = {**recorded}
     del nifti["series_file"]
     with pytest.raises(ValueError, match="records none"):
-        write_dicom_seg_labels(
+        write_dicom_labels(
             str(tmp_path / "no.dcm"), expected, {"metadata": {GEOMETRY_KEY: nifti}}
         )
     assert not (tmp_path / "no.dcm").exists()
@@ -323,7 +323,7 @@ def test_a_refined_or_edited_seg_saves_as_a_seg_of_its_series(study, capsys):
 
     from napari_seg import refine
     from napari_seg._napari_io import get_reader
-    from napari_seg._napari_write import write_dicom_seg_labels
+    from napari_seg._napari_write import write_dicom_labels
 
     tmp_path, expected = study
     _, grid = read_volume(tmp_path / "ct")
@@ -344,7 +344,7 @@ def test_a_refined_or_edited_seg_saves_as_a_seg_of_its_series(study, capsys):
         assert kind == "labels"
         edited = data.copy()
         edited[0, 0, 0] = 1  # a stroke
-        [written] = write_dicom_seg_labels(str(tmp_path / "edited"), edited, meta)
+        [written] = write_dicom_labels(str(tmp_path / "edited"), edited, meta)
         labels, geometry, segments = read_dicom_seg(written)
         with_stroke = expected.copy()
         with_stroke[0, 0, 0] = 1  # the layer spans the series: painted where the SEG was not

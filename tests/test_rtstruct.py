@@ -141,7 +141,7 @@ def test_an_rtstruct_is_refined_and_saved_back_as_an_rtstruct_of_its_series(plan
     SEG), the ROIs kept with their names; a layer segmented from the CT is saved as a
     SEG, or as an RT structure set when its name says so (RS_*.dcm, *rtstruct*)."""
     from napari_seg._napari_io import get_reader
-    from napari_seg._napari_write import write_dicom_seg_labels
+    from napari_seg._napari_write import write_dicom_labels
     from napari_seg.medical import is_dicom_seg, is_rtstruct, read_rtstruct
 
     tmp_path, expected = plan
@@ -150,7 +150,7 @@ def test_an_rtstruct_is_refined_and_saved_back_as_an_rtstruct_of_its_series(plan
     assert main(argv) == 0
     path = str(tmp_path / "rt" / "plan.dcm")
     [(data, meta, _)] = get_reader(path)(path)
-    [saved] = write_dicom_seg_labels(str(tmp_path / "saved"), data, meta)
+    [saved] = write_dicom_labels(str(tmp_path / "saved"), data, meta)
     for written in (tmp_path / "refined.dcm", saved):
         assert is_rtstruct(written)
         labels, _, segments = read_rtstruct(written)
@@ -159,7 +159,7 @@ def test_an_rtstruct_is_refined_and_saved_back_as_an_rtstruct_of_its_series(plan
     ct = str(tmp_path / "ct")
     [(_image, ct_meta, _)] = get_reader(ct)(ct)
     for name, rtstruct in (("mask.dcm", False), ("RS_mask.dcm", True), ("my_rtstruct", True)):
-        [written] = write_dicom_seg_labels(str(tmp_path / name), expected, ct_meta)
+        [written] = write_dicom_labels(str(tmp_path / name), expected, ct_meta)
         assert (is_rtstruct(written), is_dicom_seg(written)) == (rtstruct, not rtstruct)
 
 
@@ -169,7 +169,7 @@ def test_a_structure_painted_in_napari_is_saved_with_the_named_ones(plan):
     refused the layer before)."""
     from napari_seg._layers import DICOM_KIND_KEY
     from napari_seg._napari_io import get_reader
-    from napari_seg._napari_write import write_dicom_seg_labels
+    from napari_seg._napari_write import write_dicom_labels
     from napari_seg.medical import place_on_grid, read_dicom_seg, read_rtstruct
 
     tmp_path, _ = plan
@@ -177,7 +177,7 @@ def test_a_structure_painted_in_napari_is_saved_with_the_named_ones(plan):
     [(data, meta, _)] = get_reader(path)(path)
     painted = np.array(data)
     painted[5, 0:3, 0:4] = 3
-    [saved] = write_dicom_seg_labels(str(tmp_path / "added.dcm"), painted, meta)
+    [saved] = write_dicom_labels(str(tmp_path / "added.dcm"), painted, meta)
     labels, grid, segments = read_rtstruct(saved)
     np.testing.assert_array_equal(labels, painted)
     assert [name for name, _ in segments.values()] == ["GTV", "cord", "ROI 3"]
@@ -185,7 +185,7 @@ def test_a_structure_painted_in_napari_is_saved_with_the_named_ones(plan):
         **meta,
         "metadata": {k: v for k, v in meta["metadata"].items() if k != DICOM_KIND_KEY},
     }
-    [saved] = write_dicom_seg_labels(str(tmp_path / "added_seg.dcm"), painted, as_seg)
+    [saved] = write_dicom_labels(str(tmp_path / "added_seg.dcm"), painted, as_seg)
     labels, geometry, segments = read_dicom_seg(saved)
     np.testing.assert_array_equal(place_on_grid(labels, geometry, grid, ("s", "ct")), painted)
     assert [name for name, _ in segments.values()] == ["GTV", "cord", "segment 3"]

@@ -214,7 +214,7 @@ def test_what_each_roi_is_survives_refine_and_napari(oblique_ct, tmp_path):
     wrote them empty); a layer's broken record of them is ignored, not a failure."""
     from napari_seg._layers import ROI_TYPES_KEY
     from napari_seg._napari_io import get_reader
-    from napari_seg._napari_write import write_dicom_seg_labels
+    from napari_seg._napari_write import write_dicom_labels
     from napari_seg.medical import rtstruct_roi_types
 
     folder, shape = oblique_ct
@@ -229,8 +229,8 @@ def test_what_each_roi_is_survives_refine_and_napari(oblique_ct, tmp_path):
     assert main(argv) == 0
     assert rtstruct_roi_types(tmp_path / "refined.dcm") == {1: "EXTERNAL", 2: "PTV"}
     [(data, meta, _)] = get_reader(str(plan))(str(plan))
-    [saved] = write_dicom_seg_labels(str(tmp_path / "saved.dcm"), data, meta)
+    [saved] = write_dicom_labels(str(tmp_path / "saved.dcm"), data, meta)
     assert rtstruct_roi_types(saved) == {1: "EXTERNAL", 2: "PTV"}
     meta["metadata"][ROI_TYPES_KEY] = ["not", "a", "mapping"]
-    [saved] = write_dicom_seg_labels(str(tmp_path / "broken.dcm"), data, meta)
+    [saved] = write_dicom_labels(str(tmp_path / "broken.dcm"), data, meta)
     assert rtstruct_roi_types(saved) == {}

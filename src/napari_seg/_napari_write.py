@@ -227,7 +227,7 @@ def write_volume_labels(path: str, data: Any, meta: dict[str, Any], suffix: str)
     return [os.fspath(path)]
 
 
-def write_dicom_seg_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
+def write_dicom_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     """Write a 3D Labels layer segmented from a DICOM series as a DICOM SEG of that
     series, or as an RT structure set of it (:func:`is_rtstruct_name`: a layer read
     from one, or a file named so) (npe2 single-layer writer; ``.dcm`` added to a name
