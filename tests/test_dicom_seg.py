@@ -306,9 +306,7 @@ def test_a_labels_layer_of_a_dicom_series_saves_as_a_seg_of_it(study):
     nifti = {**recorded}
     del nifti["series_file"]
     with pytest.raises(ValueError, match="records none"):
-        write_dicom_labels(
-            str(tmp_path / "no.dcm"), expected, {"metadata": {GEOMETRY_KEY: nifti}}
-        )
+        write_dicom_labels(str(tmp_path / "no.dcm"), expected, {"metadata": {GEOMETRY_KEY: nifti}})
     assert not (tmp_path / "no.dcm").exists()
 
 
