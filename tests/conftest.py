@@ -135,6 +135,60 @@ def dicom_series():
     return write_dicom_series
 
 
+#: Enhanced MR Image Storage: one file, a frame per slice (and per echo).
+ENHANCED_MR = "1.2.840.10008.5.1.4.1.1.4.1"
+
+
+def write_enhanced_dicom(
+    path, frames, positions, *, spacing, intercept=-1024.0, echo_times=None, series_uid=None
+):
+    """One Enhanced MR file of ``frames`` (n, rows, columns), axial, frame k at LPS
+    ``positions[k]``; spacing, orientation and rescale shared by every frame (as
+    scanners write them), the echo time per frame when given."""
+    import numpy as np
+    from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ENHANCED_MR
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = ENHANCED_MR, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), series_uid or generate_uid()
+    ds.Modality, ds.SeriesDescription, ds.SeriesNumber = "MR", "enhanced", 3
+    ds.NumberOfFrames = len(frames)
+    ds.Rows, ds.Columns = frames.shape[1:]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    measures, plane, rescale, shared = Dataset(), Dataset(), Dataset(), Dataset()
+    measures.PixelSpacing, measures.SliceThickness = list(spacing[1:]), spacing[0]
+    plane.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    rescale.RescaleSlope, rescale.RescaleIntercept, rescale.RescaleType = 1, intercept, "US"
+    shared.PixelMeasuresSequence, shared.PlaneOrientationSequence = [measures], [plane]
+    shared.PixelValueTransformationSequence = [rescale]
+    ds.SharedFunctionalGroupsSequence = [shared]
+    per_frame = []
+    for k, where in enumerate(positions):
+        groups, position = Dataset(), Dataset()
+        position.ImagePositionPatient = list(where)
+        groups.PlanePositionSequence = [position]
+        if echo_times is not None:
+            echo = Dataset()
+            echo.EffectiveEchoTime = echo_times[k]
+            groups.MREchoSequence = [echo]
+        per_frame.append(groups)
+    ds.PerFrameFunctionalGroupsSequence = per_frame
+    ds.PixelData = np.ascontiguousarray(frames, dtype=np.int16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
+@pytest.fixture
+def enhanced_dicom():
+    """:func:`write_enhanced_dicom`, for tests of enhanced multi-frame images."""
+    return write_enhanced_dicom
+
+
 def write_dicom_seg(path, series, masks, names, *, colors=None, fractional=False):
     """Write a DICOM SEG (highdicom) of the series in the folder ``series``: ``masks``
     ``(slice, row, column, segment)`` in the series' slice order (by position), a

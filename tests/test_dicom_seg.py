@@ -246,10 +246,10 @@ def test_predict_writes_a_dicom_seg_of_its_series(study, capsys, dicom_series):
     save_model(create_model(replace(spec, in_channels=2)), tmp_path / "two.safetensors")
     assert main([*two[:-2], "auto", str(tmp_path / "mr")]) == 0  # the echoes as channels
     assert main(two) == 1
-    assert "mr: the series is not one volume of single-frame slices" in capsys.readouterr().err
+    assert "mr: the series is not one volume (several echoes" in capsys.readouterr().err
     (tmp_path / "two.safetensors").unlink()  # refused before the model is even read
     assert main(two) == 1
-    assert "mr: the series is not one volume of single-frame slices" in capsys.readouterr().err
+    assert "mr: the series is not one volume (several echoes" in capsys.readouterr().err
     assert not (tmp_path / "x" / "mr_labels.dcm").exists()
 
 
@@ -398,3 +398,44 @@ def test_a_seg_of_a_tilted_series_lies_on_the_slices_it_references(
     np.testing.assert_array_equal(alone, labels[1:])  # the frames, slices 1 to 5
     np.testing.assert_allclose(geometry.spacing, grid.spacing)
     assert "alone.dcm: the frames are sheared (a gantry tilt)" in caplog.text
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.3], ids=["axial", "tilted"])
+def test_a_seg_of_an_enhanced_multi_frame_image_references_its_frames(
+    tmp_path, enhanced_dicom, capsys, shift
+):
+    """A series stored as one enhanced multi-frame file (frames out of slice order) was
+    refused ("not one volume of single-frame slices") by ``predict --output-format
+    dicom-seg`` and napari's .dcm writer. The SEG's frames now reference the image's
+    frames by number, and it reads back on the image's grid, tilted (frames sheared
+    across their plane, placed by the frames they reference) or not."""
+    import highdicom as hd
+
+    from napari_seg.models import ModelSpec, create_model, save_model
+
+    order = [3, 0, 4, 1, 2]
+    positions = [(-40.0, -60.0 + z * shift, 12.0 + z * 2.5) for z in order]
+    (tmp_path / "mr").mkdir()
+    image = np.random.default_rng(1).integers(0, 500, (5, *SHAPE[1:])).astype(np.int16)
+    enhanced_dicom(tmp_path / "mr" / "IM1", image[order], positions, spacing=(2.5, 0.8, 0.7))
+    _, grid = read_volume(tmp_path / "mr")
+    labels = np.zeros((5, *SHAPE[1:]), np.uint8)
+    labels[1:3, 2:6, 3:9], labels[4, 7, 8] = 1, 2
+    write_dicom_seg(tmp_path / "mr" / "seg.dcm", labels, tmp_path / "mr")
+    seg = hd.seg.segread(tmp_path / "mr" / "seg.dcm")  # highdicom: the oracle
+    for k in (1, 2, 4):  # the image's frame of slice k holds the SEG's frames of slice k
+        frame = order.index(k) + 1
+        expected = seg.get_pixels_by_source_frame(
+            seg.SourceImageSequence[0].ReferencedSOPInstanceUID, [frame], combine_segments=True
+        )
+        np.testing.assert_array_equal(expected[0], labels[k])
+    on_series, where = read_volume(tmp_path / "mr" / "seg.dcm")
+    np.testing.assert_array_equal(on_series, labels)
+    np.testing.assert_allclose(where.affine, grid.affine)
+    spec = ModelSpec("unet", encoder="classic", in_channels=1, num_classes=3,
+                     options={"depth": 2, "base_width": 4})  # fmt: skip
+    save_model(create_model(spec), tmp_path / "m.safetensors")
+    model, out = str(tmp_path / "m.safetensors"), str(tmp_path / "out")
+    argv = ["predict", "--model", model, "--quiet", "--output", out, "--output-format", "dicom-seg"]
+    assert main([*argv, str(tmp_path / "mr")]) == 0, capsys.readouterr().err
+    assert read_volume(tmp_path / "out" / "mr_labels.dcm")[0].shape == labels.shape

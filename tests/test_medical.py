@@ -1069,54 +1069,9 @@ def test_volumes_of_a_series_rescaled_apart_keep_their_values(tmp_path, dicom_se
     np.testing.assert_array_equal(array[1], volume((3, 4, 5), seed=2) - 0.5)
 
 
-#: Enhanced MR Image Storage: one file, a frame per slice (and per echo).
-ENHANCED_MR = "1.2.840.10008.5.1.4.1.1.4.1"
-
-
-def _write_enhanced(
-    path, frames, positions, *, spacing, intercept=-1024.0, echo_times=None, series_uid=None
+def test_an_enhanced_multi_frame_image_reads_as_its_single_frame_series(
+    tmp_path, dicom_series, enhanced_dicom
 ):
-    """One Enhanced MR file of ``frames`` (n, rows, columns), axial, frame k at LPS
-    ``positions[k]``; spacing, orientation and rescale shared by every frame (as
-    scanners write them), the echo time per frame when given."""
-    from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ENHANCED_MR
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = ENHANCED_MR, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), series_uid or generate_uid()
-    ds.Modality, ds.SeriesDescription, ds.SeriesNumber = "MR", "enhanced", 3
-    ds.NumberOfFrames = len(frames)
-    ds.Rows, ds.Columns = frames.shape[1:]
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-    measures, plane, rescale, shared = Dataset(), Dataset(), Dataset(), Dataset()
-    measures.PixelSpacing, measures.SliceThickness = list(spacing[1:]), spacing[0]
-    plane.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-    rescale.RescaleSlope, rescale.RescaleIntercept, rescale.RescaleType = 1, intercept, "US"
-    shared.PixelMeasuresSequence, shared.PlaneOrientationSequence = [measures], [plane]
-    shared.PixelValueTransformationSequence = [rescale]
-    ds.SharedFunctionalGroupsSequence = [shared]
-    per_frame = []
-    for k, where in enumerate(positions):
-        groups, position = Dataset(), Dataset()
-        position.ImagePositionPatient = list(where)
-        groups.PlanePositionSequence = [position]
-        if echo_times is not None:
-            echo = Dataset()
-            echo.EffectiveEchoTime = echo_times[k]
-            groups.MREchoSequence = [echo]
-        per_frame.append(groups)
-    ds.PerFrameFunctionalGroupsSequence = per_frame
-    ds.PixelData = np.ascontiguousarray(frames, dtype=np.int16).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-
-
-def test_an_enhanced_multi_frame_image_reads_as_its_single_frame_series(tmp_path, dicom_series):
     """Scanners export a series as one Enhanced MR/CT file, its frames placed by
     functional groups: it was refused ('multi-frame DICOM files ... convert them to
     NIfTI first'). Its frames are slices, sorted by position (here stored out of
@@ -1127,7 +1082,7 @@ def test_an_enhanced_multi_frame_image_reads_as_its_single_frame_series(tmp_path
     order = [3, 0, 4, 1, 2]
     positions = [(origin[0], origin[1], origin[2] + z * spacing[0]) for z in order]
     (tmp_path / "enhanced").mkdir()
-    _write_enhanced(tmp_path / "enhanced" / "IM1", vol[order], positions, spacing=spacing)
+    enhanced_dicom(tmp_path / "enhanced" / "IM1", vol[order], positions, spacing=spacing)
     dicom_series(tmp_path / "single", vol, spacing=spacing, origin=origin)
     array, geometry = read_volume(tmp_path / "enhanced")
     expected, single = read_volume(tmp_path / "single")
@@ -1136,7 +1091,7 @@ def test_an_enhanced_multi_frame_image_reads_as_its_single_frame_series(tmp_path
     # A series of one-frame enhanced files (as some exports write them).
     (tmp_path / "frames").mkdir()
     for z in range(5):
-        _write_enhanced(tmp_path / "frames" / f"IM{z}", vol[z : z + 1], [positions[order.index(z)]],
+        enhanced_dicom(tmp_path / "frames" / f"IM{z}", vol[z : z + 1], [positions[order.index(z)]],
                         spacing=spacing, series_uid="1.2.3.4")  # fmt: skip
     np.testing.assert_array_equal(read_volume(tmp_path / "frames")[0], expected)
     # Two echoes, their frames interleaved: channels in echo-time order.
@@ -1145,7 +1100,7 @@ def test_an_enhanced_multi_frame_image_reads_as_its_single_frame_series(tmp_path
     where = [(origin[0], origin[1], origin[2] + z * spacing[0]) for z in range(5)] * 2
     interleave = [k for pair in zip(range(5), range(5, 10), strict=True) for k in pair]
     (tmp_path / "echoes").mkdir()
-    _write_enhanced(tmp_path / "echoes" / "IM1", echoes[interleave],
+    enhanced_dicom(tmp_path / "echoes" / "IM1", echoes[interleave],
                     [where[k] for k in interleave], spacing=spacing,
                     echo_times=[times[k] for k in interleave])  # fmt: skip
     both, _ = read_volume(tmp_path / "echoes")

@@ -234,3 +234,31 @@ def test_what_each_roi_is_survives_refine_and_napari(oblique_ct, tmp_path):
     meta["metadata"][ROI_TYPES_KEY] = ["not", "a", "mapping"]
     [saved] = write_dicom_labels(str(tmp_path / "broken.dcm"), data, meta)
     assert rtstruct_roi_types(saved) == {}
+
+
+def test_an_rtstruct_of_an_enhanced_multi_frame_image_references_its_frames(
+    tmp_path, enhanced_dicom
+):
+    """A series stored as one enhanced multi-frame file (frames out of slice order)
+    was refused as "not one volume of single-frame slices". Each contour now
+    references the image and the frame of its slice (ReferencedFrameNumber), the
+    series the image once, and the structure set reads back voxel for voxel."""
+    shape, order = (5, 14, 18), [3, 0, 4, 1, 2]
+    positions = [(-40.0, -60.0, 12.0 + z * 2.5) for z in order]
+    (tmp_path / "mr").mkdir()
+    image = np.zeros(shape, np.int16)
+    enhanced_dicom(tmp_path / "mr" / "IM1", image[order], positions, spacing=(2.5, 0.8, 0.7))
+    labels = _blobs(shape, 2, 4)
+    write_rtstruct(tmp_path / "rs.dcm", labels, tmp_path / "mr")
+    np.testing.assert_array_equal(read_rtstruct(tmp_path / "rs.dcm")[0], labels)
+    ds = pydicom.dcmread(tmp_path / "rs.dcm")
+    uid = pydicom.dcmread(tmp_path / "mr" / "IM1").SOPInstanceUID
+    series = ds.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence[0]
+    [referenced] = series.RTReferencedSeriesSequence[0].ContourImageSequence
+    assert referenced.ReferencedSOPInstanceUID == uid
+    for roi in ds.ROIContourSequence:
+        for contour in roi.ContourSequence:
+            [image_ref] = contour.ContourImageSequence
+            assert image_ref.ReferencedSOPInstanceUID == uid
+            z = float(contour.ContourData[2])  # the frame recorded at this height
+            assert positions[image_ref.ReferencedFrameNumber - 1][2] == pytest.approx(z)

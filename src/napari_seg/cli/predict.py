@@ -257,10 +257,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _settle_output_format(args: argparse.Namespace) -> None:
     """The block-wise options imply OME-Zarr (refused with a DICOM SEG or RTSTRUCT,
-    written whole); those need DICOM series inputs of one volume of single-frame slices
-    (they reference each slice's file): others refused before any work."""
+    written whole); those need DICOM series inputs of one volume (they reference each
+    slice's image): others refused before any work."""
     from .._datasets import few_names
-    from ..medical import dicom_slice_files, is_dicom
+    from ..medical import dicom_slices, is_dicom
 
     blocks = args.cluster or args.cluster_config or args.block is not None or args.into_source
     kind = args.output_format
@@ -279,8 +279,8 @@ def _settle_output_format(args: argparse.Namespace) -> None:
             f"--output-format {kind} writes the {DICOM_OUTPUTS[kind]} of a DICOM series; these "
             f"inputs are none: {few_names(others)}"
         )
-    for path in args.inputs:  # several echoes, or an enhanced multi-frame file: refused
-        dicom_slice_files(path)
+    for path in args.inputs:  # several echoes or time points: refused
+        dicom_slices(path)
 
 
 def _segments(spec) -> dict:

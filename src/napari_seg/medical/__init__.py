@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._dicom import dicom_file_series, dicom_slice_files, read_dicom, read_dicom_series
+from ._dicom import DicomSlice, dicom_file_series, dicom_slices, read_dicom, read_dicom_series
 from ._dicom_files import holds_dicom, is_dicom_file, is_dicom_folder
 from ._dicom_seg import (
     SEG_SOP_CLASSES,
@@ -116,6 +116,7 @@ __all__ = [
     "SLICER_LABEL_TAILS",
     "VOLUME_OUTPUT_SUFFIXES",
     "VOLUME_WRITTEN",
+    "DicomSlice",
     "VolumeGeometry",
     "check_same_grid",
     "check_seg_numbers",
@@ -123,7 +124,7 @@ __all__ = [
     "crop_to_grid",
     "dicom_file_series",
     "dicom_seg_segments",
-    "dicom_slice_files",
+    "dicom_slices",
     "holds_dicom",
     "is_dicom",
     "is_dicom_file",

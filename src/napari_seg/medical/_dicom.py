@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -82,10 +83,21 @@ def _series_items(path: Path, series: str | None) -> tuple[list, Path]:
     return (groups[series] if series is not None else next(iter(groups.values()))), folder
 
 
-def dicom_slice_files(path: str | os.PathLike) -> tuple[list[Path], VolumeGeometry]:
-    """The files of the DICOM series :func:`read_dicom` reads from ``path``, in the
-    order of the volume's slices (the ``k`` of its file order), and its geometry, from
-    their headers alone.
+class DicomSlice(NamedTuple):
+    """One slice of a DICOM series: its file, its frame index in that file when the
+    file is a multi-frame image holding several slices (else None), and its recorded
+    position (``ImagePositionPatient``, LPS mm)."""
+
+    path: Path
+    frame: int | None
+    position: tuple[float, ...]
+
+
+def dicom_slices(path: str | os.PathLike) -> tuple[list[DicomSlice], VolumeGeometry]:
+    """The slices of the DICOM series :func:`read_dicom` reads from ``path``, in the
+    order of the volume's slices (the ``k`` of its file order): a file each, or frames
+    of an enhanced multi-frame file, and its geometry, from their headers alone. What a
+    SEG or an RT structure set of the series references its images by.
 
     Parameters
     ----------
@@ -94,25 +106,31 @@ def dicom_slice_files(path: str | os.PathLike) -> tuple[list[Path], VolumeGeomet
 
     Returns
     -------
-    files : list of Path
+    slices : list of DicomSlice
     geometry : VolumeGeometry
 
     Raises
     ------
     ValueError
         As :func:`read_dicom` does, and for a series of several volumes (echoes, time
-        points) or of an enhanced multi-frame file, whose slices are no files of their own.
+        points).
     """
     items, folder = _series_items(Path(path), None)
-    if len(_volumes_of(items)) > 1 or len({p for p, _ds in items}) < len(items):
-        raise ValueError(
-            f"{folder}: the series is not one volume of single-frame slices (several "
-            "echoes or time points, or an enhanced multi-frame file)"
-        )
+    if len(_volumes_of(items)) > 1:
+        raise ValueError(f"{folder}: the series is not one volume (several echoes or time points)")
     affine, order = _dicom_affine(items, folder)
     first = items[0][1]
     shape = (int(first.Columns), int(first.Rows), len(items))  # (column, row, slice)
-    return [items[k][0] for k in order], VolumeGeometry.from_affine(affine, shape, source="dicom")
+    per_file = Counter(p for p, _ds in items)
+    slices = [
+        DicomSlice(
+            path=items[k][0],
+            frame=getattr(items[k][1], "frame_index", None) if per_file[items[k][0]] > 1 else None,
+            position=tuple(float(v) for v in items[k][1].ImagePositionPatient),
+        )
+        for k in order
+    ]
+    return slices, VolumeGeometry.from_affine(affine, shape, source="dicom")
 
 
 def slice_offsets(positions: np.ndarray, geometry: VolumeGeometry) -> np.ndarray:
@@ -136,27 +154,6 @@ def slice_offsets(positions: np.ndarray, geometry: VolumeGeometry) -> np.ndarray
     slices = np.arange(len(positions))
     stacked = to_patient[:3, 2] * slices[:, None] + to_patient[:3, 3]
     return np.asarray(positions, float) - stacked
-
-
-def dicom_slice_positions(path: str | os.PathLike) -> np.ndarray:
-    """The recorded positions (``ImagePositionPatient``, LPS mm) of the slices of the
-    series :func:`dicom_slice_files` reads, in the volume's slice order, from their
-    headers alone.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        A series' folder, or one of its files.
-
-    Returns
-    -------
-    ndarray
-        ``(slices, 3)``.
-    """
-    items, _folder = _series_items(Path(path), None)
-    positions = np.array([[float(v) for v in ds.ImagePositionPatient] for _, ds in items])
-    cosines = np.array([float(v) for v in items[0][1].ImageOrientationPatient]).reshape(2, 3)
-    return positions[_slice_order(positions, np.cross(cosines[0], cosines[1]))]
 
 
 def _slice_order(positions: np.ndarray, normal: np.ndarray) -> list[int]:

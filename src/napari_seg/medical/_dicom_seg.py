@@ -149,28 +149,31 @@ def _label_map(array: np.ndarray, numbers) -> np.ndarray:
 
 def _seg_by_slice(seg: Any, series: str) -> np.ndarray | None:
     """``seg``'s label map on the grid of the series of the file ``series``, each
-    frame on the slice it references (its source image's SOP instance UID): how the
-    frames of a gantry-tilted series are placed exactly. None when a frame references
-    no slice of that series."""
+    frame on the slice it references (its source image, and frame of a multi-frame
+    one): how the frames of a gantry-tilted series are placed exactly. None when a
+    frame references no slice of that series."""
     import pydicom
 
-    from ._dicom import dicom_slice_files
+    from ._dicom import dicom_slices
 
-    try:
-        files, grid = dicom_slice_files(series)
-        uids = [str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in files]
-    except (ValueError, OSError, AttributeError):
-        return None
     numbers = sorted(_segments(seg))
+    options = {
+        "segment_numbers": numbers or None,
+        "combine_segments": not _fractional(seg),
+        "skip_overlap_checks": True,
+        "assert_missing_frames_are_empty": True,
+    }
     try:
-        array = seg.get_pixels_by_source_instance(
-            uids,
-            segment_numbers=numbers or None,
-            combine_segments=not _fractional(seg),
-            skip_overlap_checks=True,
-            assert_missing_frames_are_empty=True,
-        )
-    except (ValueError, RuntimeError, KeyError, AttributeError):
+        slices, grid = dicom_slices(series)
+        files = {p: pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID for p, *_ in slices}
+        if all(where.frame is None for where in slices):
+            array = seg.get_pixels_by_source_instance([files[p] for p, *_ in slices], **options)
+        elif len(files) == 1:
+            frames = [(where.frame or 0) + 1 for where in slices]  # numbered from 1
+            array = seg.get_pixels_by_source_frame(next(iter(files.values())), frames, **options)
+        else:
+            return None
+    except (ValueError, RuntimeError, KeyError, AttributeError, OSError):
         return None
     data = _label_map(np.asarray(array), numbers).transpose(2, 1, 0)
     return grid.to_array(data) if data.shape == grid.source_shape else None
@@ -353,20 +356,19 @@ def write_dicom_seg(
     ------
     ValueError
         For labels not on the series' grid, segment numbers that do not run 1, 2, 3...,
-        a source that is no series of single-frame slices, or a series highdicom cannot
-        reference (its message).
+        a source that is no series of one volume (or is frames of several multi-frame
+        files), or a series highdicom cannot reference (its message).
     """
-    import pydicom
 
     from .. import __version__
     from .._atomic import atomic_write
-    from ._dicom import dicom_slice_files
+    from ._dicom import dicom_slices
 
     hd = _highdicom()
     if not segments:
         segments = {i: (f"segment {i}", ()) for i in range(1, int(labels.max(initial=0)) + 1)}
     numbers = check_seg_numbers(segments)
-    files, grid = dicom_slice_files(source)
+    slices, grid = dicom_slices(source)
     if tuple(labels.shape) != grid.array_shape:
         raise ValueError(
             f"labels of shape {labels.shape} are not on the grid of {Path(source).name} "
@@ -375,14 +377,8 @@ def write_dicom_seg(
     pixels = np.ascontiguousarray(grid.to_file(labels).transpose(2, 1, 0))  # slice, row, col
     if pixels.max(initial=0) > numbers[-1]:
         raise ValueError(f"the labels hold ids above the last segment's, {numbers[-1]}")
-    sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
-    frame = pydicom.uid.generate_uid()  # for a series that states none (shared by the SEG)
-    for ds in sources:
-        for keyword in PATIENT_STUDY_KEYWORDS:  # empty on the copies read, not the files
-            if keyword not in ds:
-                setattr(ds, keyword, "")
-        if "FrameOfReferenceUID" not in ds:
-            ds.FrameOfReferenceUID = frame
+    sources = _source_headers(slices)
+    pixels = _in_frame_order(pixels, slices, sources, Path(source).name)
     described = [_description(hd, n, *segments[n], algorithm, __version__) for n in numbers]
     try:
         seg = hd.seg.Segmentation(
@@ -406,6 +402,40 @@ def write_dicom_seg(
         ) from None
     with atomic_write(path, overwrite=overwrite) as handle:
         seg.save_as(handle, enforce_file_format=True)
+
+
+def _source_headers(slices: list) -> list:
+    """The headers of the images of a series' ``slices`` (a multi-frame image's once),
+    with the patient and study attributes a SEG copies (empty on the copies read where
+    the files state none) and a frame of reference (one for all where they state none)."""
+    import pydicom
+
+    files = dict.fromkeys(where.path for where in slices)
+    sources = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    frame = pydicom.uid.generate_uid()
+    for ds in sources:
+        for keyword in PATIENT_STUDY_KEYWORDS:
+            if keyword not in ds:
+                setattr(ds, keyword, "")
+        if "FrameOfReferenceUID" not in ds:
+            ds.FrameOfReferenceUID = frame
+    return sources
+
+
+def _in_frame_order(pixels: np.ndarray, slices: list, sources: list, name: str) -> np.ndarray:
+    """``pixels`` (slice, row, column) as highdicom takes them for ``sources``: as they
+    are for a file per slice; for an enhanced multi-frame image, in its frames' order
+    (the frames of the volume's slices, empty elsewhere)."""
+    if all(where.frame is None for where in slices):
+        return pixels
+    if len(sources) > 1:
+        raise ValueError(
+            f"cannot write a DICOM SEG of {name}: its slices are frames of "
+            f"{len(sources)} multi-frame files, and a SEG is made of one"
+        )
+    framed = np.zeros((int(sources[0].NumberOfFrames), *pixels.shape[1:]), pixels.dtype)
+    framed[[where.frame for where in slices]] = pixels
+    return framed
 
 
 def check_seg_numbers(segments: dict) -> list[int]:

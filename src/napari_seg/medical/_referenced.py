@@ -85,7 +85,7 @@ def referenced_grid(
         When the series' headers claim a grid larger than ``limits.MAX_VOLUME_BYTES``
         of one-byte labels.
     """
-    from ._dicom import dicom_slice_files
+    from ._dicom import dicom_slices
 
     if known is not None and tag == "SeriesInstanceUID":
         grid = next((known[uid] for uid in uids if uid in known), None)
@@ -94,8 +94,8 @@ def referenced_grid(
     if series is None:
         return None
     try:
-        grid = replace(dicom_slice_files(series)[1], series_file=series)
-    except ValueError:  # several echoes or time points, an enhanced multi-frame file
+        grid = replace(dicom_slices(series)[1], series_file=series)
+    except ValueError:  # several echoes or time points
         return None
     # a label map is made on it: refused, as a volume is, when its headers claim too much
     check_claimed_bytes(series, grid.source_shape, math.prod(grid.source_shape))

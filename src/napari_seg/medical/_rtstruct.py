@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..limits import MAX_CLASSES, MAX_NAME_LENGTH, one_line
-from ._dicom import dicom_slice_positions, slice_offsets
+from ._dicom import dicom_slices, slice_offsets
 from ._dicom_files import RTSTRUCT_SOP_CLASS, header_of_class
 from ._geometry import FLIP_RAS_LPS, VolumeGeometry
 from ._referenced import referenced_grid
@@ -205,7 +205,7 @@ def read_rtstruct(
     # contours lie on the slices' recorded planes; a tilted series is stacked apart
     series = grid.series_file
     offsets = np.zeros((slices, 3)) if series is None else slice_offsets(
-        dicom_slice_positions(series), grid
+        np.array([where.position for where in dicom_slices(series)[0]]), grid
     )  # fmt: skip
     for k, number in enumerate(numbers):
         try:

@@ -79,14 +79,14 @@ def write_rtstruct(
     ------
     ValueError
         For labels that are not integer ids >= 0 on the series' grid, ids that no
-        segment names, or a source that is no series of single-frame slices.
+        segment names, or a source that is no series of one volume.
     """
     import pydicom
 
     from .._atomic import atomic_write
-    from ._dicom import dicom_slice_files
+    from ._dicom import dicom_slices
 
-    files, grid = dicom_slice_files(source)
+    slices, grid = dicom_slices(source)
     labels = np.asarray(labels)
     if tuple(labels.shape) != grid.array_shape:
         raise ValueError(
@@ -97,24 +97,25 @@ def write_rtstruct(
         raise ValueError(f"an RT structure set's labels are integer ids >= 0, not {labels.dtype}")
     numbers = _roi_numbers(labels, segments)
     last = max(numbers, default=0)
-    headers = [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    read = {p: pydicom.dcmread(p, stop_before_pixels=True) for p, *_ in slices}
     for keyword in ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID"):  # referenced
-        if missing := [f.name for f, h in zip(files, headers, strict=True) if keyword not in h]:
+        if missing := [p.name for p, header in read.items() if keyword not in header]:
             raise ValueError(
                 f"{Path(source).name}: {missing[0]} states no {keyword}, which an RT structure "
                 "set references its images by"
             )
-    ds = _dataset(headers, algorithm)
+    images = [(read[where.path], where.frame) for where in slices]  # each slice's image
+    ds = _dataset(list(read.values()), algorithm)
     to_patient = FLIP_RAS_LPS @ grid.affine  # (i, j, k) -> patient LPS, stacked
-    positions = [[float(v) for v in h.ImagePositionPatient] for h in headers]
-    offsets = slice_offsets(np.array(positions), grid)  # a tilted series' slices: recorded
+    positions = np.array([where.position for where in slices])
+    offsets = slice_offsets(positions, grid)  # a tilted series' slices: recorded
     contours = _contours(grid.to_file(labels), to_patient, offsets, last)
     named = {n: (segments or {}).get(n, (f"ROI {n}", ())) for n in numbers}
     if "SpecificCharacterSet" not in ds and not all(name.isascii() for name, _ in named.values()):
         ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: without it a file holds ASCII only
     for number, (name, colour) in named.items():
         kind = _code_string((roi_types or {}).get(number, ""))
-        _add_roi(ds, number, (name, colour, kind), algorithm, contours.get(number, []), headers)
+        _add_roi(ds, number, (name, colour, kind), algorithm, contours.get(number, []), images)
     with atomic_write(path, overwrite=overwrite) as handle:
         ds.save_as(handle, enforce_file_format=True)
 
@@ -189,13 +190,16 @@ def _dataset(headers: list[Any], algorithm: str) -> Any:
     return ds
 
 
-def _image_reference(header: Any) -> Any:
-    """A reference to one slice's image (SOP class and instance)."""
+def _image_reference(header: Any, frame: int | None = None) -> Any:
+    """A reference to an image (SOP class and instance), and to one of its frames
+    (index ``frame``) in a multi-frame image."""
     from pydicom.dataset import Dataset
 
     item = Dataset()
     item.ReferencedSOPClassUID = header.SOPClassUID
     item.ReferencedSOPInstanceUID = header.SOPInstanceUID
+    if frame is not None:
+        item.ReferencedFrameNumber = frame + 1  # numbered from 1
     return item
 
 
@@ -239,11 +243,11 @@ def _add_roi(
     described: tuple[str, tuple[float, ...], str],
     algorithm: str,
     contours: list,
-    headers: list[Any],
+    images: list[tuple[Any, int | None]],
 ) -> None:
     """Add ROI ``number`` to the structure set: its name, colour and interpreted type
-    (``described``), its contours (each referencing the image of its slice) and its
-    observation."""
+    (``described``), its contours (each referencing the image of its slice: ``images``,
+    a header and frame per slice) and its observation."""
     from pydicom.dataset import Dataset
 
     name, colour, kind = described
@@ -255,7 +259,7 @@ def _add_roi(
     drawn.ReferencedROINumber = number
     if len(colour) >= 3:
         drawn.ROIDisplayColor = [round(255 * min(max(float(c), 0.0), 1.0)) for c in colour[:3]]
-    drawn.ContourSequence = [_contour(headers[k], points) for k, points in contours]
+    drawn.ContourSequence = [_contour(images[k], points) for k, points in contours]
     seen.ObservationNumber, seen.ReferencedROINumber = number, number
     seen.RTROIInterpretedType, seen.ROIInterpreter = kind, ""
     ds.StructureSetROISequence.append(roi)
@@ -263,8 +267,9 @@ def _add_roi(
     ds.RTROIObservationsSequence.append(seen)
 
 
-def _contour(header: Any, points: np.ndarray) -> Any:
-    """A closed planar contour item of ``(n, 3)`` LPS points on ``header``'s slice.
+def _contour(image: tuple[Any, int | None], points: np.ndarray) -> Any:
+    """A closed planar contour item of ``(n, 3)`` LPS points on a slice's ``image``
+    (its header, and frame in a multi-frame image).
 
     Its numbers are written as one text value, stored raw: pydicom turns a value list
     into checked decimal strings one by one, and does so on writing unless the item
@@ -275,7 +280,7 @@ def _contour(header: Any, points: np.ndarray) -> Any:
     from pydicom.tag import Tag
 
     item = Dataset()
-    item.ContourImageSequence = [_image_reference(header)]
+    item.ContourImageSequence = [_image_reference(*image)]
     item.ContourGeometricType = "CLOSED_PLANAR"
     item.NumberOfContourPoints = len(points)
     text = "\\".join(format(v, ".10g") for v in points.ravel().tolist())  # <= 16 characters
