@@ -381,7 +381,8 @@ def test_a_series_in_any_plane_reads_in_the_stated_axis_order(tmp_path, dicom_se
 def test_a_gantry_tilt_is_read_as_a_stack_and_said(tmp_path, dicom_series, caplog):
     """A tilted CT (slice positions drifting across the slice plane): read as a stack
     along the normal, as ITK reads it, and a warning says how far the last slice lies
-    from its recorded position; an untilted series says nothing."""
+    from its recorded position, and napari's reader warns it; an untilted series says
+    nothing."""
     import logging
 
     import pydicom
@@ -402,6 +403,14 @@ def test_a_gantry_tilt_is_read_as_a_stack_and_said(tmp_path, dicom_series, caplo
     assert geometry.spacing == pytest.approx((2.5, 0.8, 0.7))
     assert "gantry tilt of 20.0 degrees" in caplog.text
     assert "4.5 mm" in caplog.text
+    # napari's reader warns it too (napari shows a notification; the log alone it did not)
+    from napari_seg._napari_io import read_layers
+
+    for path in (tmp_path / "ct").iterdir():
+        path.rename(tmp_path / path.name)  # a folder not read yet: each is said once
+    with pytest.warns(UserWarning, match=r"gantry tilt of 20\.0 degrees"):
+        [(data, _, kind)] = read_layers(str(tmp_path))
+    assert (kind, data.shape) == ("image", flat.shape)
 
 
 def test_a_file_of_a_series_reads_its_series(tmp_path, dicom_series):

@@ -15,7 +15,9 @@ Labels layer back with that geometry, are :mod:`napari_seg._napari_write`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +66,8 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
     per series for a folder of several, or a study whose series are in subfolders:
     named by their SeriesDescription, each on its own grid in the same patient
     frame; a series that does not form a volume is left out with a warning naming
-    why).
+    why). What the readers log as warnings (a gantry-tilted CT read as a stack) is
+    warned too, which napari shows as a notification.
 
     Parameters
     ----------
@@ -76,6 +79,34 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
     """
     import warnings
 
+    with _logged_warnings() as logged:
+        layers = _read_layers(path[0] if isinstance(path, list) else path)
+    for message in logged:
+        warnings.warn(message, UserWarning, stacklevel=2)
+    return layers
+
+
+@contextlib.contextmanager
+def _logged_warnings() -> Iterator[list[str]]:
+    """The messages napari-seg's loggers log as warnings (or worse) within the block."""
+    said: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            said.append(record.getMessage())
+
+    handler = Collect(logging.WARNING)
+    logger = logging.getLogger("napari_seg")
+    logger.addHandler(handler)
+    try:
+        yield said
+    finally:
+        logger.removeHandler(handler)
+
+
+def _read_layers(path: str) -> list[LayerData]:
+    import warnings
+
     from ._io import output_stem
     from .medical import (
         is_dicom_file,
@@ -85,7 +116,6 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
         read_volume,
     )
 
-    path = path[0] if isinstance(path, list) else path
     name = output_stem(path)
     if is_segmentation(path):  # a SEG or RTSTRUCT: a label map, its segments named
         return _volume_layers(path, name, *read_segmentation(path))
