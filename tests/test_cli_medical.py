@@ -933,3 +933,64 @@ def test_a_cropped_slicer_segmentation_is_scored_and_trained_on_its_images_grid(
     err = capsys.readouterr().err
     assert "far.seg.nrrd reaches outside the grid of case.nrrd" in err
     assert not (tmp_path / "c.seg.nrrd").exists()
+
+
+def _slicer_reference(directions, origin, shape_ijk):
+    """3D Slicer's "Reference image geometry" conversion parameter for an LPS image of
+    ``directions`` (rows: the i, j, k steps), ``origin`` and file-order shape: the
+    image-to-RAS matrix row by row, then the extent ``0;n-1`` per axis."""
+    to_ras = np.diag([-1.0, -1.0, 1.0])
+    matrix = np.eye(4)
+    matrix[:3, :3], matrix[:3, 3] = to_ras @ np.asarray(directions).T, to_ras @ origin
+    values = [*(f"{v:.17g}" for v in matrix.ravel()), *(f"0;{n - 1}" for n in shape_ijk)]
+    return f"Reference image geometry|{';'.join(values)};|Image geometry description.&"
+
+
+def test_a_slicer_segmentation_cropped_to_its_segments_lies_on_its_image(tmp_path, capsys):
+    """3D Slicer 4.11 saved a .seg.nrrd cropped to its segments, recording the grid of
+    the image it was drawn on ("Reference image geometry"). It was read on its crop, so
+    napari showed a layer that could not be painted beyond it and refine's dilation
+    stopped at the crop's edge. It is now read on the image's grid (here rotated in
+    plane), padded with 0; a reference it does not lie on, or one not understood, leaves
+    it on its own grid."""
+    import nrrd
+
+    from napari_seg import refine
+    from napari_seg.medical import read_volume
+
+    angle = np.radians(30)
+    rotation = np.array([[np.cos(angle), np.sin(angle), 0], [-np.sin(angle), np.cos(angle), 0],
+                         [0, 0, 1]])  # fmt: skip
+    directions = np.diag([0.8, 0.7, 3.0]) @ rotation  # rows: the i, j, k steps (LPS mm)
+    origin = np.array([5.0, -6.0, 7.0])
+    shape = (6, 20, 24)  # (z, y, x)
+    labels = np.zeros(shape, np.uint8)
+    labels[1:5, 4:12, 6:15] = 1
+    labels[2:4, 6:9, 8:12] = 2
+    header = {"space": "left-posterior-superior", "space directions": directions}
+    nrrd.write(str(tmp_path / "case.nrrd"), np.zeros(shape, np.int16).T,
+               {**header, "space origin": origin})  # fmt: skip
+    crop = np.ascontiguousarray(labels[1:5, 4:12, 6:15].T)  # the segments' box, (i, j, k)
+    segments = {"Segment0_LabelValue": "1", "Segment0_Name": "organ",
+                "Segment1_LabelValue": "2", "Segment1_Name": "lesion"}  # fmt: skip
+
+    def write(name, reference):
+        fields = {"space origin": origin + directions.T @ [6, 4, 1], **segments,
+                  "Segmentation_ConversionParameters": reference}  # fmt: skip
+        nrrd.write(str(tmp_path / name), crop, {**header, **fields})
+
+    write("case.seg.nrrd", _slicer_reference(directions, origin, shape[::-1]))
+    image_grid = read_volume(tmp_path / "case.nrrd")[1]
+    read, grid = read_volume(tmp_path / "case.seg.nrrd")
+    np.testing.assert_array_equal(read, labels)
+    np.testing.assert_allclose(grid.affine, image_grid.affine, atol=1e-9)
+    argv = ["refine", "--op", "dilation", "--radius", "1", "--quiet"]
+    out = tmp_path / "grown.seg.nrrd"
+    assert main([*argv, str(tmp_path / "case.seg.nrrd"), str(out)]) == 0, capsys.readouterr().err
+    grown = read_volume(out)[0]
+    np.testing.assert_array_equal(grown, refine.dilation(labels, 1))
+    assert np.count_nonzero(grown) > np.count_nonzero(grown[1:5, 4:12, 6:15])  # past the crop
+    write("fine.seg.nrrd", _slicer_reference(directions / 2, origin, (48, 40, 12)))
+    write("odd.seg.nrrd", "Reference image geometry|1;2;3;|x&")
+    for name in ("fine.seg.nrrd", "odd.seg.nrrd"):  # oversampled; not understood
+        np.testing.assert_array_equal(read_volume(tmp_path / name)[0], crop.T)

@@ -38,6 +38,7 @@ from ._geometry import (
     check_data_file,
     fit_array,
 )
+from ._nrrd_reference import on_reference_grid
 
 NRRD_SUFFIXES = (".nrrd", ".nhdr")
 #: The name tails of 3D Slicer's label files beside their volume: a segmentation
@@ -128,7 +129,8 @@ def read_nrrd(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
     table = _segment_table(header) if components else []
     if table:  # a segmentation whose segments overlap: its layers
         data = _merge_layers(data, table)
-    return geometry.to_array(data), geometry
+    # a segmentation saved cropped to its segments: on the grid of its image
+    return on_reference_grid(geometry.to_array(data), geometry, header, Path(path).name)
 
 
 def write_nrrd(
