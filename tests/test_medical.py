@@ -1116,3 +1116,27 @@ def test_an_enhanced_multi_frame_image_reads_as_its_single_frame_series(
     assert both.shape == (2, 5, 6, 7)
     np.testing.assert_array_equal(both[0], read_volume(tmp_path / "single")[0][:, ::-1])
     np.testing.assert_array_equal(both[1], expected)
+
+
+def test_a_ct_keeps_its_hounsfield_units_in_whole_numbers(tmp_path, dicom_series):
+    """A CT's rescale (slope 1, intercept -1024) made every series float32: twice the
+    memory of the int16 that 3D Slicer and dcm2niix keep. Whole-number rescales now
+    stay whole numbers (int16, or int32 where the values need it); a fractional slope
+    (an MR's, a PET's) gives float32 as before. The values are the same."""
+    import pydicom
+
+    stored = np.random.default_rng(0).integers(0, 3000, (3, 8, 9)).astype(np.int16)
+    dicom_series(tmp_path / "ct", stored)
+    ct, _ = read_volume(tmp_path / "ct")
+    assert ct.dtype == np.int16
+    np.testing.assert_array_equal(ct, stored.astype(np.int32) - 1024)
+    for slope, kind in (("30", np.int32), ("0.5", np.float32)):
+        folder = tmp_path / f"slope{slope}"
+        dicom_series(folder, stored, intercept=-1024.0)
+        for path in folder.iterdir():
+            ds = pydicom.dcmread(path)
+            ds.RescaleSlope = slope
+            ds.save_as(path)
+        read, _ = read_volume(folder)
+        assert read.dtype == kind
+        np.testing.assert_allclose(read, stored * float(slope) - 1024)
