@@ -91,19 +91,23 @@ def test_oblique_affine_is_flagged_and_kept(tmp_path):
     np.testing.assert_allclose(nib.load(tmp_path / "o_labels.nii").affine, affine)
 
 
-@pytest.mark.parametrize(("slope", "inter"), [(1.0, -1024.0), (0.5, 0.0), (2.5, 7.0)])
-def test_scaled_voxels_are_float32_as_a_rescaled_dicom_series(tmp_path, slope, inter):
+@pytest.mark.parametrize(
+    ("slope", "inter", "kind"),
+    [(1.0, -1024.0, np.int16), (0.5, 0.0, np.float32), (2.5, 7.0, np.float32)],
+)
+def test_scaled_voxels_are_read_as_a_rescaled_dicom_series(tmp_path, slope, inter, kind):
     """A CT stored as int16 with scl_inter -1024 (or a PET with a fractional slope) was
-    read as float64, as nibabel scales it: twice the memory of float32 (a 512^2 x 300 CT
-    630 MB instead of 315), where the same series read as DICOM is float32. The header's
-    size check counted the stored int16's 2 bytes."""
+    read as float64, as nibabel scales it: four times the memory of int16 (a 512^2 x 300
+    CT 630 MB instead of 158), where the same series read as DICOM keeps whole numbers
+    (int16 here) and makes others float32. The header's size check counted the stored
+    int16's 2 bytes."""
     data = volume()
     image = nib.Nifti1Image(data, RAS)
     image.header.set_slope_inter(slope, inter)
     nib.save(image, str(tmp_path / "ct.nii.gz"))
     array, _ = read_nifti(tmp_path / "ct.nii.gz")
     unscaled, _ = read_nifti(save(tmp_path / "raw.nii", data, RAS))
-    assert array.dtype == np.float32
+    assert array.dtype == kind
     np.testing.assert_allclose(array, unscaled * slope + inter, rtol=1e-6)
     assert unscaled.dtype == np.int16  # unscaled files keep their type
 

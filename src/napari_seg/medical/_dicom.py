@@ -24,6 +24,7 @@ from ._dicom_files import (
     few_files,
 )
 from ._geometry import FLIP_RAS_LPS, VolumeGeometry
+from ._rescale import rescaled
 from ._time import dicom_time_step
 
 logger = logging.getLogger(__name__)
@@ -496,25 +497,11 @@ def _dicom_pixels(path: Path, kind: str, *, frames: bool = False) -> np.ndarray:
 
 
 def _rescaled(plane: np.ndarray, header) -> np.ndarray:
-    """``plane`` with its header's ``RescaleSlope`` and ``RescaleIntercept`` applied:
-    as stored when they change nothing; in whole numbers (int16, else int32) when both
-    are whole numbers and the values fit, as 3D Slicer and dcm2niix keep a CT's
-    Hounsfield units (half the memory of float32); float32 otherwise."""
+    """``plane`` with its header's ``RescaleSlope`` and ``RescaleIntercept`` applied
+    (:func:`~napari_seg.medical._rescale.rescaled`)."""
     slope = float(getattr(header, "RescaleSlope", 1) or 1)
     intercept = float(getattr(header, "RescaleIntercept", 0) or 0)
-    if slope == 1 and intercept == 0:
-        return plane
-    if slope.is_integer() and intercept.is_integer() and plane.dtype.kind in "iu" and plane.size:
-        stored = [float(plane.min()), float(plane.max())]
-        ends = [v * slope + intercept for v in stored]
-        bound = max(map(abs, stored)) * abs(slope) + abs(intercept)  # of every step
-        for kind in (np.int16, np.int32):
-            if np.iinfo(kind).min <= min(ends) and max(ends) <= np.iinfo(kind).max:
-                values = plane.astype(np.int32 if bound < 2**31 else np.int64)
-                values *= int(slope)
-                values += int(intercept)
-                return values.astype(kind, copy=False)
-    return (plane.astype(np.float32) * slope + intercept).astype(np.float32)
+    return rescaled(plane, slope, intercept)
 
 
 def _undecodable(path: Path, ds) -> str | None:

@@ -15,6 +15,7 @@ from .._atomic import atomic_write
 from .._extras import import_for_reading
 from ..limits import one_line
 from ._geometry import GZIP_LEVEL, NIFTI_UNITS, VolumeGeometry, check_claimed_bytes, fit_array
+from ._rescale import rescaled
 from ._time import nifti_time_step
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -137,8 +138,9 @@ def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
     components when it has one time point (ITK's vector or multi-component volume):
     whether they are channels or time points is
     :func:`~napari_seg.medical.volume_channel_axis`'s rule, not the reader's.
-    Scaled data (``scl_slope``, ``scl_inter``) is returned as float32 (float64 for
-    a float64 file), as a rescaled DICOM series is.
+    Scaled data (``scl_slope``, ``scl_inter``) is returned as a rescaled DICOM series
+    is (:func:`~napari_seg.medical._rescale.rescaled`: whole numbers stay whole
+    numbers, others float32; float64 for a float64 file).
 
     Parameters
     ----------
@@ -168,8 +170,8 @@ def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
     shape = _volume_shape(path, header_shape, bool(colours))
     if affine is None:
         raise ValueError(f"{path} has no affine (a broken header)")
-    # Scaled voxels (scl_slope, scl_inter) are float32, as a rescaled DICOM series's:
-    # nibabel's own choice is float64, twice the memory for nothing an image holds.
+    # Scaled voxels (scl_slope, scl_inter) as a rescaled DICOM series's: nibabel's own
+    # choice is float64, four times an int16 CT's memory for nothing an image holds.
     slope = float(getattr(image.dataobj, "slope", 1.0))
     inter = float(getattr(image.dataobj, "inter", 0.0))
     scaled = (slope, inter) != (1.0, 0.0) and not colours
@@ -185,7 +187,8 @@ def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
     )
     try:
         if scaled and image.get_data_dtype() != np.float64:
-            data = image.get_fdata(dtype=np.float32, caching="unchanged").reshape(shape)
+            raw = np.asanyarray(image.dataobj.get_unscaled()).reshape(shape)
+            data = rescaled(raw, slope, inter)
         else:
             data = np.asanyarray(image.dataobj).reshape(shape)
     except (OSError, ValueError, EOFError, MemoryError) as exc:
