@@ -1144,3 +1144,44 @@ def test_a_ct_keeps_its_hounsfield_units_in_whole_numbers(tmp_path, dicom_series
         read, _ = read_volume(folder)
         assert read.dtype == kind
         np.testing.assert_allclose(read, stored * float(slope) - 1024)
+
+
+def test_napari_opens_a_volume_in_the_window_its_file_states(
+    tmp_path, dicom_series, enhanced_dicom
+):
+    """A CT opened in napari spanned the whole range of its values (-1024 to 3000 HU:
+    soft tissue a flat grey). It now opens in the window its files state: a DICOM
+    series' first WindowCenter/WindowWidth (centre -/+ half the width, as 3D Slicer
+    shows it), an enhanced image's shared frame VOI LUT, a NIfTI's cal_min/cal_max;
+    without one (or with an empty range), napari's own choice."""
+    import pydicom
+    from pydicom.dataset import Dataset
+
+    from napari_seg._napari_io import read_layers
+
+    def limits(path):
+        [(_, kwargs, kind)] = read_layers(str(path))
+        assert kind == "image"
+        return kwargs.get("contrast_limits")
+
+    dicom_series(tmp_path / "ct", volume((3, 6, 6)))
+    assert limits(tmp_path / "ct") is None
+    for path in (tmp_path / "ct").iterdir():
+        ds = pydicom.dcmread(path)
+        ds.WindowCenter, ds.WindowWidth = [40, 400], [400, 1800]  # soft tissue, then bone
+        ds.save_as(path)
+    assert limits(tmp_path / "ct") == (-160.0, 240.0)
+    (tmp_path / "mr").mkdir()
+    enhanced_dicom(tmp_path / "mr" / "IM1", volume((3, 6, 6)), [(0.0, 0.0, 2.5 * z) for z in
+                   range(3)], spacing=(2.5, 0.8, 0.7))  # fmt: skip
+    ds = pydicom.dcmread(tmp_path / "mr" / "IM1")
+    window = Dataset()
+    window.WindowCenter, window.WindowWidth = 300, 500
+    ds.SharedFunctionalGroupsSequence[0].FrameVOILUTSequence = [window]
+    ds.save_as(tmp_path / "mr" / "IM1")
+    assert limits(tmp_path / "mr") == (50.0, 550.0)
+    for low, high, expected in ((10.0, 90.0, (10.0, 90.0)), (0.0, 0.0, None)):
+        image = nib.Nifti1Image(volume(), RAS)
+        image.header["cal_min"], image.header["cal_max"] = low, high
+        nib.save(image, str(tmp_path / "t1.nii.gz"))
+        assert limits(tmp_path / "t1.nii.gz") == expected

@@ -162,7 +162,7 @@ def _volume_layers(path: str, name: str, array, geometry, segments=None) -> list
     layer each, its time points one layer: ``medical.volume_channel_axis``); a
     segmentation read with its ``segments`` (a DICOM SEG) is a label map named by them."""
     from ._io import whole_numbers_as_ids
-    from .medical import is_rtstruct, rtstruct_roi_types, volume_channel_axis
+    from .medical import display_range, is_rtstruct, rtstruct_roi_types, volume_channel_axis
 
     kwargs: dict[str, Any] = {
         "name": name,
@@ -197,6 +197,8 @@ def _volume_layers(path: str, name: str, array, geometry, segments=None) -> list
     if array.ndim == 4 and not time:
         kwargs["channel_axis"] = 0
         kwargs["name"] = [f"{name} [{i}]" for i in range(array.shape[0])]
+    elif (window := display_range(path, geometry)) is not None:  # a CT's soft tissue
+        kwargs["contrast_limits"] = window
     return [(array, kwargs, "image")]
 
 

@@ -64,6 +64,7 @@ from ._dicom_seg import (
     seg_series_uids,
     write_dicom_seg,
 )
+from ._display import display_range
 from ._geometry import (
     LPS,
     NIFTI_UNITS,
@@ -125,6 +126,7 @@ __all__ = [
     "dicom_file_series",
     "dicom_seg_segments",
     "dicom_slices",
+    "display_range",
     "holds_dicom",
     "is_dicom",
     "is_dicom_file",
