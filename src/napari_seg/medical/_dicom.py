@@ -321,11 +321,7 @@ def _read_series(items: list, folder) -> tuple[np.ndarray, VolumeGeometry]:
         if affine is not None and not np.allclose(group_affine, affine, atol=1e-3):
             raise ValueError(f"{folder}: the volumes of the series lie on different grids")
         affine = group_affine
-        planes = []
-        for index in order:
-            path, header = group[index]
-            planes.append(_slice_pixels(path, header, frames))
-        volume = np.stack(planes).transpose(2, 1, 0)  # (column, row, slice)
+        volume = _stacked([group[index] for index in order], frames)
         if len(volumes) == 1:
             data = volume
         else:  # filled volume by volume: one volume's copy at a time, not all of them
@@ -343,6 +339,23 @@ def _read_series(items: list, folder) -> tuple[np.ndarray, VolumeGeometry]:
         time_step=dicom_time_step(volumes),  # a cine's or a dynamic series' frame interval
     )
     return geometry.to_array(data), geometry
+
+
+def _stacked(items: list[tuple[Path, Any]], frames: dict[str, Any]) -> np.ndarray:
+    """The rescaled pixels of a volume's slices (``items``, in slice order) in one
+    array, ``(column, row, slice)``: filled slice by slice (a list of the slices
+    stacked at the end held the volume twice), widened if a slice's values need it.
+    ``frames`` keeps an enhanced multi-frame file's decoded frames across volumes."""
+    volume: np.ndarray | None = None
+    for k, (path, header) in enumerate(items):
+        plane = _slice_pixels(path, header, frames)
+        if volume is None:
+            volume = np.empty((len(items), *plane.shape), plane.dtype)
+        elif (wider := np.result_type(volume.dtype, plane.dtype)) != volume.dtype:
+            volume = volume.astype(wider)  # a slice rescaled, an earlier one not
+        volume[k] = plane
+    assert volume is not None  # a volume has a slice
+    return volume.transpose(2, 1, 0)
 
 
 #: Tags that tell apart the volumes of a series whose slices repeat their positions
