@@ -1185,3 +1185,24 @@ def test_napari_opens_a_volume_in_the_window_its_file_states(
         image.header["cal_min"], image.header["cal_max"] = low, high
         nib.save(image, str(tmp_path / "t1.nii.gz"))
         assert limits(tmp_path / "t1.nii.gz") == expected
+
+
+@pytest.mark.parametrize(
+    ("stored", "slope", "intercept", "kind"),
+    [
+        (np.array([0, 3000], np.uint16), 1.0, -1024.0, np.int16),  # a CT stored unsigned
+        (np.array([0, 40000], np.uint16), 1.0, -1024.0, np.int32),  # beyond int16
+        (np.array([-32768, 32767], np.int16), 1.0, 100.0, np.int32),  # overflows int16
+        (np.array([-5, 5], np.int16), -1.0, 0.0, np.int16),  # a negative slope
+        (np.array([0, 2**31 - 1], np.int64), 3.0, 0.0, np.float32),  # beyond int32
+        (np.array([0, 7], np.uint8), 1.0, 0.0, np.uint8),  # nothing to do: as stored
+    ],
+)
+def test_rescaled_values_are_exact_whole_numbers_where_they_fit(stored, slope, intercept, kind):
+    """The one rule of both readers: the rescaled values are right, in the narrowest of
+    int16 and int32 that holds them (never wrapped round), else float32."""
+    from napari_seg.medical._rescale import rescaled
+
+    out = rescaled(stored, slope, intercept)
+    assert out.dtype == kind
+    np.testing.assert_allclose(out, stored.astype(np.float64) * slope + intercept, rtol=1e-6)

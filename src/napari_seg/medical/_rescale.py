@@ -28,10 +28,13 @@ def rescaled(values: np.ndarray, slope: float, intercept: float) -> np.ndarray:
     if slope.is_integer() and intercept.is_integer() and values.dtype.kind in "iu" and values.size:
         stored = [float(values.min()), float(values.max())]
         ends = [v * slope + intercept for v in stored]
-        bound = max(map(abs, stored)) * abs(slope) + abs(intercept)  # of every step
+        product = max(map(abs, stored)) * abs(slope)  # the largest value on the way
         for kind in (np.int16, np.int32):
             if np.iinfo(kind).min <= min(ends) and max(ends) <= np.iinfo(kind).max:
-                whole = values.astype(np.int32 if bound < 2**31 else np.int64)
+                # in the result's own type where the product fits it: no wider copy
+                ways = (kind, np.int32, np.int64)
+                step = next(w for w in ways if product <= np.iinfo(w).max)
+                whole = values.astype(step)
                 whole *= int(slope)
                 whole += int(intercept)
                 return whole.astype(kind, copy=False)
