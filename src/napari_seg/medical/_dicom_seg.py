@@ -430,8 +430,9 @@ def _in_frame_order(pixels: np.ndarray, slices: list, sources: list, name: str) 
         return pixels
     if len(sources) > 1:
         raise ValueError(
-            f"cannot write a DICOM SEG of {name}: its slices are frames of "
-            f"{len(sources)} multi-frame files, and a SEG is made of one"
+            f"cannot write a DICOM SEG of {name}: its slices are spread over "
+            f"{len(sources)} files, some of them multi-frame images, and a SEG of a "
+            "multi-frame image references that one image"
         )
     framed = np.zeros((int(sources[0].NumberOfFrames), *pixels.shape[1:]), pixels.dtype)
     framed[[where.frame for where in slices]] = pixels
