@@ -1206,3 +1206,40 @@ def test_rescaled_values_are_exact_whole_numbers_where_they_fit(stored, slope, i
     out = rescaled(stored, slope, intercept)
     assert out.dtype == kind
     np.testing.assert_allclose(out, stored.astype(np.float64) * slope + intercept, rtol=1e-6)
+
+
+def test_napari_saves_an_image_layer_as_a_medical_volume(tmp_path, dicom_series):
+    """File > Save Layers had no writer for an Image layer as NIfTI, NRRD or MetaImage
+    (a DICOM series saved as NIfTI, as dcm2niix would). It writes the layer's values as
+    they are (a CT's int16 Hounsfield units; no label intent, which would reopen it as
+    labels) on the grid it was read with, and the file reopens as the same image."""
+    from napari_seg._napari_io import read_layers
+    from napari_seg._napari_write import (
+        write_metaimage_image,
+        write_nifti_image,
+        write_nrrd_image,
+    )
+
+    stored = np.random.default_rng(0).integers(0, 3000, (4, 9, 11)).astype(np.int16)
+    dicom_series(tmp_path / "ct", stored)
+    [(ct, kwargs, kind)] = read_layers(str(tmp_path / "ct"))
+    assert (kind, ct.dtype) == ("image", np.int16)
+    for write, name in ((write_nifti_image, "ct"), (write_nrrd_image, "ct.nrrd"),
+                        (write_metaimage_image, "ct.mha")):  # fmt: skip
+        [saved] = write(str(tmp_path / name), ct, kwargs)
+        [(data, again, kind)] = read_layers(saved)
+        assert (kind, data.dtype) == ("image", np.int16), saved
+        np.testing.assert_array_equal(data, ct)
+        np.testing.assert_allclose(again["scale"], kwargs["scale"])
+        np.testing.assert_allclose(again["translate"], kwargs["translate"])
+    header = nib.load(tmp_path / "ct.nii.gz").header
+    assert header.get_data_dtype() == np.int16
+    assert header.get_intent()[0] != "label"
+    # a layer of no medical file: placed by its scale and translate, its floats kept
+    image = np.random.default_rng(1).random((3, 5, 6))
+    placed = {"scale": (2.0, 0.5, 0.5), "translate": (1.0, 2.0, 3.0)}
+    [saved] = write_nifti_image(str(tmp_path / "plain.nii"), image, placed)
+    [(data, again, _)] = read_layers(saved)
+    assert data.dtype == np.float64
+    np.testing.assert_array_equal(data, image)
+    np.testing.assert_allclose(again["scale"], (2.0, 0.5, 0.5))

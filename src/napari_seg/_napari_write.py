@@ -1,14 +1,16 @@
-"""npe2 writers of Labels layers (no napari import: the layer's data and attributes).
+"""npe2 writers of Labels layers, and of Image layers as medical volumes (no napari
+import: the layer's data and attributes).
 
 File > Save Layers writes a Labels layer as NIfTI, NRRD or MetaImage (by the name
-chosen) with the geometry napari-seg's reader recorded in its metadata (its affine
-and length unit; for a layer that did not come from a medical file, one from its
-scale, translate, rotation, shear, affine and units: millimetres unless napari's
-``units`` say otherwise), as a DICOM SEG of the series it was segmented from, or as
-a TIFF that keeps the layer's pixel size (napari's own TIFF writer stores the array
-alone, its ids as uint32): an ImageJ hyperstack calibrated in the layer's length
-unit, which Fiji and ``napari-seg`` commands read, ids in uint8 or uint16 when they
-fit. Napari's placement of a layer as matrices (:func:`turn_matrix`) lives here too.
+chosen; an Image layer too, its values as they are: a DICOM series saved as NIfTI)
+with the geometry napari-seg's reader recorded in its metadata (its affine and length
+unit; for a layer that did not come from a medical file, one from its scale,
+translate, rotation, shear, affine and units: millimetres unless napari's ``units``
+say otherwise), as a DICOM SEG of the series it was segmented from, or as a TIFF that
+keeps the layer's pixel size (napari's own TIFF writer stores the array alone, its
+ids as uint32): an ImageJ hyperstack calibrated in the layer's length unit, which
+Fiji and ``napari-seg`` commands read, ids in uint8 or uint16 when they fit. Napari's
+placement of a layer as matrices (:func:`turn_matrix`) lives here too.
 """
 
 from __future__ import annotations
@@ -175,10 +177,31 @@ def write_metaimage_labels(path: str, data: Any, meta: dict[str, Any]) -> list[s
     return write_volume_labels(path, data, meta, ".mha")
 
 
-def write_volume_labels(path: str, data: Any, meta: dict[str, Any], suffix: str) -> list[str]:
+def write_nifti_image(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
+    """Write an Image layer as NIfTI (npe2 single-layer writer): :func:`write_volume_labels`
+    of an image, ``.nii.gz`` added to a name without ``.nii`` or ``.nii.gz``."""
+    return write_volume_labels(path, data, meta, ".nii.gz", label=False)
+
+
+def write_nrrd_image(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
+    """Write an Image layer as NRRD (npe2 single-layer writer): :func:`write_volume_labels`
+    of an image, ``.nrrd`` added to a name without it."""
+    return write_volume_labels(path, data, meta, ".nrrd", label=False)
+
+
+def write_metaimage_image(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
+    """Write an Image layer as MetaImage (npe2 single-layer writer):
+    :func:`write_volume_labels` of an image, ``.mha`` added to a name without it."""
+    return write_volume_labels(path, data, meta, ".mha", label=False)
+
+
+def write_volume_labels(
+    path: str, data: Any, meta: dict[str, Any], suffix: str, *, label: bool = True
+) -> list[str]:
     """Write a 3D Labels layer as a medical volume with the geometry it was read with
     (NIfTI, NRRD or MetaImage: ``medical.write_volume``); a 4D one (time points of a
-    volume read from a file) as that file's 4D volume.
+    volume read from a file) as that file's 4D volume. With ``label=False``, an Image
+    layer the same way, its values kept as they are (a DICOM series saved as NIfTI).
 
     Parameters
     ----------
@@ -190,6 +213,8 @@ def write_volume_labels(path: str, data: Any, meta: dict[str, Any], suffix: str)
         The layer's attributes (``metadata``, ``scale``, ``translate``).
     suffix : str
         ``.nii.gz``, ``.nrrd`` or ``.mha``.
+    label : bool
+        A label map (its ids compacted, its classes as segments), or an image.
 
     Returns
     -------
@@ -210,7 +235,7 @@ def write_volume_labels(path: str, data: Any, meta: dict[str, Any], suffix: str)
     recorded = (meta.get("metadata") or {}).get(GEOMETRY_KEY)
     if array.ndim != 3 and not (array.ndim == 4 and recorded is not None):
         raise ValueError(
-            f"medical labels must be a 3D layer (z, y, x), or the time points (t, z, y, x) "
+            f"a medical volume is a 3D layer (z, y, x), or the time points (t, z, y, x) "
             f"of a volume read from a file, got shape {array.shape}"
         )
     if recorded is not None:
@@ -223,7 +248,8 @@ def write_volume_labels(path: str, data: Any, meta: dict[str, Any], suffix: str)
         geometry = VolumeGeometry.from_placement(scale, origin, array.shape, units, turn)
         array = geometry.to_array(array.T)  # the file holds the layer's array as it is
     # File > Save Layers replaces a file the user chose in napari's own dialog.
-    write_volume(path, array, geometry, overwrite=True, segments=layer_segments(meta))
+    segments = layer_segments(meta) if label else None
+    write_volume(path, array, geometry, overwrite=True, segments=segments, label=label)
     return [os.fspath(path)]
 
 

@@ -230,6 +230,7 @@ def write_volume(
     *,
     overwrite: bool = False,
     segments: dict[int, tuple[str, tuple[float, ...]]] | None = None,
+    label: bool = True,
 ) -> None:
     """Write a ``([c,] z, y, x)`` array with ``geometry`` in the medical format its
     name says: :func:`write_nifti`, :func:`write_nrrd` or :func:`write_metaimage`.
@@ -245,6 +246,9 @@ def write_volume(
         A label map's classes (:func:`class_segments`), kept where the format has a
         place for them: NRRD states them as 3D Slicer's segments; NIfTI and MetaImage
         have none (nnU-Net keeps them in a dataset.json).
+    label : bool
+        Whether integers are a label map's ids (stored in the smallest type holding
+        them; a NIfTI's intent "label") or an image's values (kept as they are).
 
     Raises
     ------
@@ -252,11 +256,11 @@ def write_volume(
         For another name (the formats written named), or an array that does not fit.
     """
     if is_nifti(path):
-        write_nifti(path, array, geometry, overwrite=overwrite)
+        write_nifti(path, array, geometry, overwrite=overwrite, label=label)
     elif is_nrrd(path):
-        write_nrrd(path, array, geometry, overwrite=overwrite, segments=segments)
+        write_nrrd(path, array, geometry, overwrite=overwrite, segments=segments, label=label)
     elif is_metaimage(path):
-        write_metaimage(path, array, geometry, overwrite=overwrite)
+        write_metaimage(path, array, geometry, overwrite=overwrite, label=label)
     else:
         raise ValueError(f"{path}: volumes are written as {', '.join(VOLUME_WRITTEN)}")
 

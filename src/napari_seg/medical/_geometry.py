@@ -326,16 +326,20 @@ class VolumeGeometry:
         )
 
 
-def fit_array(array: np.ndarray, geometry: VolumeGeometry) -> np.ndarray:
+def fit_array(array: np.ndarray, geometry: VolumeGeometry, *, ids: bool = True) -> np.ndarray:
     """A ``([c,] z, y, x)`` array to write with ``geometry``, in the file's voxel order
     (``(i, j, k[, c])``), its values as medical tools read them: ids (and booleans)
     in the smallest unsigned type that holds them (:func:`~napari_seg.arrays.ids.compact_ids`),
-    int32 beyond 65535 or below 0 (uint32 beyond int32); other values float32.
+    int32 beyond 65535 or below 0 (uint32 beyond int32); other values float32. An
+    image's values (``ids=False``: a CT's Hounsfield units) keep their type, but for
+    booleans (uint8) and floats other than float32 and float64 (float32).
 
     Parameters
     ----------
     array : ndarray
     geometry : VolumeGeometry
+    ids : bool
+        Whether integers are ids (a label map) or an image's values.
 
     Returns
     -------
@@ -355,6 +359,10 @@ def fit_array(array: np.ndarray, geometry: VolumeGeometry) -> np.ndarray:
             f"with (z, y, x = {geometry.array_shape})"
         )
     data = geometry.to_file(array)
+    if not ids:  # an image's values: their own type (booleans as uint8)
+        if data.dtype.kind in "iu" or data.dtype in (np.float32, np.float64):
+            return data
+        return data.astype(np.uint8 if data.dtype == np.bool_ else np.float32)
     if not (np.issubdtype(data.dtype, np.integer) or data.dtype == np.bool_):
         return data.astype(np.float32)
     data = compact_ids(data)

@@ -103,6 +103,7 @@ def write_metaimage(
     geometry: VolumeGeometry,
     *,
     overwrite: bool = False,
+    label: bool = True,
 ) -> None:
     """Write a ``([c,] z, y, x)`` array as one compressed MetaImage file (``.mha``)
     with the voxel order, spacing, directions and origin of the volume it was computed
@@ -118,6 +119,9 @@ def write_metaimage(
     array : ndarray
     geometry : VolumeGeometry
     overwrite : bool
+    label : bool
+        Whether integers are a label map's ids or an image's values
+        (:func:`~napari_seg.medical.write_volume`).
 
     Raises
     ------
@@ -128,7 +132,7 @@ def write_metaimage(
     sitk = _simpleitk("writing MetaImage")
     if not str(path).lower().endswith(".mha"):
         raise ValueError(f"{path}: napari-seg writes MetaImage as one .mha file")
-    data = fit_array(array, geometry)  # (i, j, k[, c])
+    data = fit_array(array, geometry, ids=label)  # (i, j, k[, c])
     lps = geometry.lps_affine[:3] * MILLIMETERS[geometry.unit]
     spacing = np.sqrt((lps[:, :3] ** 2).sum(axis=0))
     image = sitk.GetImageFromArray(

@@ -226,6 +226,7 @@ def write_nifti(
     geometry: VolumeGeometry,
     *,
     overwrite: bool = False,
+    label: bool = True,
 ) -> None:
     """Write a ``([c,] z, y, x)`` array as NIfTI with the source's voxel order and affine.
 
@@ -243,6 +244,9 @@ def write_nifti(
     geometry : VolumeGeometry
         Of the volume the array was computed from.
     overwrite : bool
+    label : bool
+        Whether integers are a label map's ids or an image's values
+        (:func:`~napari_seg.medical.write_volume`).
 
     Raises
     ------
@@ -252,7 +256,7 @@ def write_nifti(
     nib = _nibabel()
     if not is_nifti(path):
         raise ValueError(f"{path}: a NIfTI file name ends in .nii or .nii.gz")
-    data = fit_array(array, geometry)
+    data = fit_array(array, geometry, ids=label)
     # NIfTI-1 stores sizes as int16: a longer axis needs NIfTI-2 (fewer tools read it).
     two = geometry.source == "nifti2" or max(data.shape) > NIFTI1_MAX_SIZE
     kind = nib.Nifti2Image if two else nib.Nifti1Image
@@ -263,7 +267,7 @@ def write_nifti(
     if data.ndim == 4 and geometry.time_step is not None:  # the source's frame interval
         image.header.set_xyzt_units(NIFTI_UNITS[geometry.unit], "sec")
         image.header.set_zooms((*image.header.get_zooms()[:3], geometry.time_step))
-    if np.issubdtype(data.dtype, np.integer):  # NIFTI_INTENT_LABEL: a label map
+    if label and np.issubdtype(data.dtype, np.integer):  # NIFTI_INTENT_LABEL: a label map
         image.header.set_intent("label")
     qform, sform = geometry.form_codes
     image.set_qform(geometry.affine, code=qform)

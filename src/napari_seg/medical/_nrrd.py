@@ -140,6 +140,7 @@ def write_nrrd(
     *,
     overwrite: bool = False,
     segments: dict[int, tuple[str, tuple[float, ...]]] | None = None,
+    label: bool = True,
 ) -> None:
     """Write a ``([c,] z, y, x)`` array as one gzipped NRRD file (``.nrrd``) with the
     voxel order, directions and origin of the volume it was computed from, in LPS,
@@ -162,6 +163,9 @@ def write_nrrd(
     overwrite : bool
     segments : dict, optional
         ``{label value: (name, (r, g, b[, a]) or ())}``, values from 1.
+    label : bool
+        Whether integers are a label map's ids or an image's values
+        (:func:`~napari_seg.medical.write_volume`).
 
     Raises
     ------
@@ -172,7 +176,7 @@ def write_nrrd(
     nrrd = _pynrrd()
     if not str(path).lower().endswith(".nrrd"):
         raise ValueError(f"{path}: napari-seg writes NRRD as one .nrrd file")
-    data = fit_array(array, geometry)  # (i, j, k[, c])
+    data = fit_array(array, geometry, ids=label)  # (i, j, k[, c])
     fields = _segment_fields(segments, data.shape) if segments else {}
     lps = geometry.lps_affine
     directions = lps[:3, :3].T  # a row per file axis
