@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -88,12 +89,15 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
 
 @contextlib.contextmanager
 def _logged_warnings() -> Iterator[list[str]]:
-    """The messages napari-seg's loggers log as warnings (or worse) within the block."""
+    """The messages napari-seg's loggers log as warnings (or worse) within the block,
+    in this thread (not a worker's, which may log meanwhile)."""
     said: list[str] = []
+    here = threading.get_ident()
 
     class Collect(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            said.append(record.getMessage())
+            if record.thread == here:
+                said.append(record.getMessage())
 
     handler = Collect(logging.WARNING)
     logger = logging.getLogger("napari_seg")
