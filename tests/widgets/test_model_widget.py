@@ -242,3 +242,38 @@ def test_a_3d_model_with_its_spacing(widget, qtbot, errors):
     widget._spacing.value = "5 0.5 0.5 furlong"
     widget.create_model()
     assert "unknown length unit 'furlong'" in errors[-1]
+
+
+def test_a_3d_model_proposes_the_selected_volume_s_voxel_size(widget):
+    """Choosing 3D left the voxel size empty, though the selected CT states 2.5 x 0.7 x
+    0.7 mm (which a 3D U-Net plans its pooling from): it is now proposed, in the layer's
+    unit; a size typed already, a 2D image or napari's default scale propose nothing.
+    Adding a layer (napari then resets every dock's choices) turned a 3D DynUNet choice
+    back to 2D, its only choice left "classic": the choices now follow the
+    architecture."""
+    import numpy as np
+
+    viewer = widget._viewer
+    widget._arch.value = "dynunet"
+    widget._dims.value = 3
+    viewer.add_image(np.zeros((4, 8, 8)), name="first")
+    assert (list(widget._dims.choices), widget._dims.value) == ([2, 3], 3)
+    assert list(widget._encoder.choices) == list(widget._encoder_choices())
+    widget._dims.value = 2
+    ct = viewer.add_image(np.zeros((4, 8, 8), np.int16), scale=(2.5, 0.7, 0.7), name="ct")
+    if hasattr(ct, "units"):  # napari >= 0.6: the layer states its unit
+        ct.units = ("millimeter",) * 3
+    widget._arch.value = "dynunet"
+    widget._dims.value = 3
+    expected = "2.5, 0.7, 0.7" + (" mm" if hasattr(ct, "units") else "")
+    assert widget._spacing.value == expected
+    assert widget.spec().spacing == (2.5, 0.7, 0.7)  # the proposal parses
+    widget._dims.value = 2
+    widget._spacing.value = "1, 1, 1"
+    widget._dims.value = 3
+    assert widget._spacing.value == "1, 1, 1"  # the user's, kept
+    widget._spacing.value = ""
+    widget._dims.value = 2
+    viewer.layers.selection.active = viewer.add_image(np.zeros((4, 8, 8)), name="plain")
+    widget._dims.value = 3
+    assert widget._spacing.value == ""  # napari's default scale: no size to propose

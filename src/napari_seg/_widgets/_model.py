@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from magicgui.widgets import ComboBox, FileEdit, LineEdit, PushButton, SpinBox
 from napari.utils.notifications import show_error, show_info
 
-from .._units import format_spacing, parse_length_unit
+from .._units import format_spacing, parse_length_unit, unit_symbol
 from ..limits import MAX_CLASSES, MAX_IN_CHANNELS
 from ..models import ModelSpec, get_architecture, list_architectures
 from ._current import CurrentModel
@@ -66,8 +66,10 @@ class ModelWidget(RunnerFields, Dock):
         archs = [(a.title, a.name) for a in list_architectures()]
         self._arch = ComboBox(label="architecture", choices=archs, value="unet")
         self._description = wrapping_label("")
-        self._encoder = ComboBox(label="encoder", choices=["classic"])
-        self._dims = ComboBox(label="dimensions", choices=[("2D", 2)], value=2)
+        # choices as functions of the architecture: napari resets a dock's choices
+        # whenever a layer is added, which set lists would undo (back to 2D, "classic")
+        self._encoder = ComboBox(label="encoder", choices=self._encoder_choices)
+        self._dims = ComboBox(label="dimensions", choices=self._dims_choices)
         self._dims.tooltip = "2D: images and slice by slice; 3D: volumes (3D patches)"
         self._spacing = LineEdit(label="voxel size", value="")
         self._spacing.tooltip = (
@@ -125,6 +127,7 @@ class ModelWidget(RunnerFields, Dock):
 
     def _connect(self) -> None:
         self._arch.changed.connect(self._on_arch_changed)
+        self._dims.changed.connect(self._on_dims_changed)
         self._encoder.changed.connect(self._on_encoder_changed)
         self._weights.changed.connect(self._on_weights_changed)
         self._create.clicked.connect(self.create_model)
@@ -159,16 +162,39 @@ class ModelWidget(RunnerFields, Dock):
         return None if choice == "none" else choice
 
     # -- callbacks -----------------------------------------------------------------
+    def _dims_choices(self, *_args) -> list[tuple[str, int]]:
+        return [(f"{d}D", d) for d in get_architecture(self._arch.value).dims]
+
+    def _encoder_choices(self, *_args) -> list[str]:
+        return list(get_architecture(self._arch.value).encoders) or [NO_ENCODER]
+
     def _on_arch_changed(self, *_args) -> None:
         arch = get_architecture(self._arch.value)
         self._description.value = arch.description
         has_encoder = bool(arch.encoders)
-        self._dims.choices = [(f"{d}D", d) for d in arch.dims]
+        self._dims.reset_choices()
         self._dims.enabled = len(arch.dims) > 1
-        self._encoder.choices = list(arch.encoders) or [NO_ENCODER]
+        self._encoder.reset_choices()
         self._encoder.value = arch.default_encoder or NO_ENCODER
         self._encoder.enabled = has_encoder
         self._on_encoder_changed()
+
+    def _on_dims_changed(self, *_args) -> None:
+        """For a 3D model with no voxel size given yet, propose the selected image's
+        (a CT's 2.5 x 0.7 x 0.7 mm), which a 3D U-Net plans its pooling from."""
+        from napari.layers import Image
+
+        from ._layers import layer_spacing
+
+        layer = self._viewer.layers.selection.active
+        if self._dims.value != 3 or self._spacing.value.strip() or not isinstance(layer, Image):
+            return
+        if layer.ndim < 3:
+            return
+        spacing, unit, _source = layer_spacing(layer, tuple(range(layer.ndim - 3, layer.ndim)))
+        if spacing is not None:
+            numbers = ", ".join(f"{float(v):g}" for v in spacing)
+            self._spacing.value = numbers if unit is None else f"{numbers} {unit_symbol(unit)}"
 
     def _on_encoder_changed(self, *_args) -> None:
         self._weights.enabled = self._encoder.value not in ("classic", NO_ENCODER)

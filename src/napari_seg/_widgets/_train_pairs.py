@@ -33,10 +33,12 @@ class PairsPanel:
         buttons = Container(layout="horizontal", labels=False, label="")
         buttons.margins = (0, 0, 0, 0)
         buttons.extend([self._add, self._remove])
-        self.pairs = Select(label="pairs", choices=[])
+        self.names: list[tuple[str, str]] = []
+        # the list's choices as a function of the pairs: napari resets a dock's
+        # choices whenever a layer is added, which a set list would empty
+        self.pairs = Select(label="pairs", choices=self._pair_choices)
         self.pairs.tooltip = "pairs to train on; none: the image and labels chosen above"
         self.pairs.native.setMaximumHeight(72)
-        self.names: list[tuple[str, str]] = []
         self.widgets = [self.image, self.labels, buttons, self.pairs]
         self._add.clicked.connect(self.add_pair)
         self._remove.clicked.connect(self.remove_selected_pairs)
@@ -50,12 +52,15 @@ class PairsPanel:
         pair = (image.name, labels.name)
         if pair not in self.names:
             self.names.append(pair)
-        self.pairs.choices = [pair_text(p) for p in self.names]
+        self.pairs.reset_choices()
 
     def remove_selected_pairs(self) -> None:
         selected = set(self.pairs.value)
         self.names = [p for p in self.names if pair_text(p) not in selected]
-        self.pairs.choices = [pair_text(p) for p in self.names]
+        self.pairs.reset_choices()
+
+    def _pair_choices(self, *_args) -> list[str]:
+        return [pair_text(p) for p in self.names]
 
     def layer_pairs(self) -> list[tuple]:
         """The (image layer, labels layer) pairs of the next run.

@@ -23,7 +23,8 @@ class ModelSourcePanel:
         self.model_file = FileEdit(label="model file", mode="r", filter="*.safetensors")
         archs = [(a.title, a.name) for a in list_architectures()]
         self.arch = ComboBox(label="architecture", choices=archs, value="unet")
-        self.encoder = ComboBox(label="encoder", choices=["classic"])
+        # choices as a function of the architecture (napari resets them on a new layer)
+        self.encoder = ComboBox(label="encoder", choices=self._encoder_choices)
         self.grow = CheckBox(text="allow new classes (wider output head)", value=False)
         self.classes = AutoInt(
             "class count",
@@ -81,8 +82,11 @@ class ModelSourcePanel:
         self.arch.visible = self.encoder.visible = self.classes.visible = source == "new"
         self.grow.visible = source != "new"
 
+    def _encoder_choices(self, *_args) -> list[str]:
+        return list(get_architecture(self.arch.value).encoders) or ["(none)"]
+
     def _on_arch_changed(self, *_args) -> None:
         arch = get_architecture(self.arch.value)
-        self.encoder.choices = list(arch.encoders) or ["(none)"]
+        self.encoder.reset_choices()
         self.encoder.value = arch.default_encoder or "(none)"
         self.encoder.enabled = bool(arch.encoders)
