@@ -15,12 +15,17 @@ from ._current import CurrentModel
 from ._dock import Dock, wrapping_label
 from ._fields import SaveTarget, model_file_problem
 from ._runner import JobRunner, RunnerFields
-from ._shared import current_model_for, device_choices, fill_device_choices
+from ._shared import (
+    NO_ENCODER,
+    current_model_for,
+    device_choices,
+    encoder_choices,
+    fill_device_choices,
+)
 
 if TYPE_CHECKING:
     import napari
 
-NO_ENCODER = "(none)"
 WEIGHT_CHOICES = (("random initialisation", "none"), ("ImageNet", "imagenet"), ("file", "file"))
 
 
@@ -166,7 +171,7 @@ class ModelWidget(RunnerFields, Dock):
         return [(f"{d}D", d) for d in get_architecture(self._arch.value).dims]
 
     def _encoder_choices(self, *_args) -> list[str]:
-        return list(get_architecture(self._arch.value).encoders) or [NO_ENCODER]
+        return encoder_choices(self._arch.value)
 
     def _on_arch_changed(self, *_args) -> None:
         arch = get_architecture(self._arch.value)

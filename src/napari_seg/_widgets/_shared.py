@@ -157,6 +157,18 @@ def warm_labels() -> Future:
     return _labels_warm
 
 
+#: The encoder field's entry for an architecture without encoders.
+NO_ENCODER = "(none)"
+
+
+def encoder_choices(arch: str) -> list[str]:
+    """The encoder field's choices for architecture ``arch`` (the Model and Train
+    docks'): its encoders, else :data:`NO_ENCODER`."""
+    from ..models import get_architecture
+
+    return list(get_architecture(arch).encoders) or [NO_ENCODER]
+
+
 def device_choices(_widget=None) -> list[tuple[str, str]]:
     """Choices of a device ComboBox: "auto", then every device here once listed.
 

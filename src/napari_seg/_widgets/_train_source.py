@@ -9,6 +9,7 @@ from magicgui.widgets import CheckBox, ComboBox, FileEdit
 from ..models import get_architecture, list_architectures
 from ..training.config import MAX_CLASSES
 from ._fields import AutoInt, model_file_problem
+from ._shared import NO_ENCODER, encoder_choices
 
 MODEL_SOURCES = (("current model", "current"), ("model file", "file"), ("new model", "new"))
 
@@ -83,10 +84,10 @@ class ModelSourcePanel:
         self.grow.visible = source != "new"
 
     def _encoder_choices(self, *_args) -> list[str]:
-        return list(get_architecture(self.arch.value).encoders) or ["(none)"]
+        return encoder_choices(self.arch.value)
 
     def _on_arch_changed(self, *_args) -> None:
         arch = get_architecture(self.arch.value)
         self.encoder.reset_choices()
-        self.encoder.value = arch.default_encoder or "(none)"
+        self.encoder.value = arch.default_encoder or NO_ENCODER
         self.encoder.enabled = bool(arch.encoders)
