@@ -797,27 +797,21 @@ def test_a_3d_model_in_a_transposed_view_reads_the_volume_and_previews_the_plane
     np.testing.assert_allclose(shown.data_to_world((3, 0, 5)), layer.data_to_world((3, 50, 5)))
 
 
-def test_pairs_and_encoders_survive_a_new_layer(make_napari_viewer_proxy):
+def test_pairs_and_encoders_survive_a_new_layer(setup):
     """napari resets a dock's choices whenever a layer is added: the pairs list went
     empty (the pairs still trained on, unseen and unselectable) and the new model's
     encoder list fell back to "classic" alone, which was also all it offered a U-Net
     until the architecture was changed."""
     from napari_seg.models import get_architecture
 
-    viewer = make_napari_viewer_proxy()
-    image, labels = cells_2d((64, 64), seed=1)
-    viewer.add_image(image, name="cells")
-    viewer.add_labels(labels, name="truth")
-    w = train_widget(viewer)
-    viewer.window.add_dock_widget(w, name="Train")
-    w._image.value, w._labels.value = viewer.layers["cells"], viewer.layers["truth"]
-    w.add_pair()
+    viewer, w, _ = setup
+    w.add_pair()  # cells + truth, chosen by the fixture
     w._source.value = "new"
     encoders = list(get_architecture("unet").encoders)
     assert len(encoders) > 1
     assert list(w.source.encoder.choices) == encoders  # not "classic" alone
     w.source.encoder.value = encoders[-1]
-    viewer.add_image(image, name="another")
+    viewer.add_image(viewer.layers["cells"].data, name="another")
     assert list(w._pairs.choices) == ["cells  +  truth"]
     assert list(w.source.encoder.choices) == encoders
     assert w.source.encoder.value == encoders[-1]
