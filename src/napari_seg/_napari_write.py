@@ -160,42 +160,42 @@ def layer_calibration(ndim: int, meta: dict[str, Any]) -> Calibration | None:
 
 
 def write_nifti_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
-    """Write a Labels layer as NIfTI (npe2 single-layer writer): :func:`write_volume_labels`
+    """Write a Labels layer as NIfTI (npe2 single-layer writer): :func:`write_volume_layer`
     with ``.nii.gz`` added to a name without ``.nii`` or ``.nii.gz``."""
-    return write_volume_labels(path, data, meta, ".nii.gz")
+    return write_volume_layer(path, data, meta, ".nii.gz")
 
 
 def write_nrrd_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
-    """Write a Labels layer as NRRD (npe2 single-layer writer): :func:`write_volume_labels`
+    """Write a Labels layer as NRRD (npe2 single-layer writer): :func:`write_volume_layer`
     with ``.nrrd`` added to a name without it."""
-    return write_volume_labels(path, data, meta, ".nrrd")
+    return write_volume_layer(path, data, meta, ".nrrd")
 
 
 def write_metaimage_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
-    """Write a Labels layer as MetaImage (npe2 single-layer writer): :func:`write_volume_labels`
+    """Write a Labels layer as MetaImage (npe2 single-layer writer): :func:`write_volume_layer`
     with ``.mha`` added to a name without it."""
-    return write_volume_labels(path, data, meta, ".mha")
+    return write_volume_layer(path, data, meta, ".mha")
 
 
 def write_nifti_image(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
-    """Write an Image layer as NIfTI (npe2 single-layer writer): :func:`write_volume_labels`
+    """Write an Image layer as NIfTI (npe2 single-layer writer): :func:`write_volume_layer`
     of an image, ``.nii.gz`` added to a name without ``.nii`` or ``.nii.gz``."""
-    return write_volume_labels(path, data, meta, ".nii.gz", label=False)
+    return write_volume_layer(path, data, meta, ".nii.gz", label=False)
 
 
 def write_nrrd_image(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
-    """Write an Image layer as NRRD (npe2 single-layer writer): :func:`write_volume_labels`
+    """Write an Image layer as NRRD (npe2 single-layer writer): :func:`write_volume_layer`
     of an image, ``.nrrd`` added to a name without it."""
-    return write_volume_labels(path, data, meta, ".nrrd", label=False)
+    return write_volume_layer(path, data, meta, ".nrrd", label=False)
 
 
 def write_metaimage_image(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     """Write an Image layer as MetaImage (npe2 single-layer writer):
-    :func:`write_volume_labels` of an image, ``.mha`` added to a name without it."""
-    return write_volume_labels(path, data, meta, ".mha", label=False)
+    :func:`write_volume_layer` of an image, ``.mha`` added to a name without it."""
+    return write_volume_layer(path, data, meta, ".mha", label=False)
 
 
-def write_volume_labels(
+def write_volume_layer(
     path: str, data: Any, meta: dict[str, Any], suffix: str, *, label: bool = True
 ) -> list[str]:
     """Write a 3D Labels layer as a medical volume with the geometry it was read with
