@@ -523,9 +523,26 @@ def test_a_float_segmentation_file_opens_as_labels(tmp_path):
     assert kind == "image"
     [(_, _, kind)] = read_layers(str(save(tmp_path / "brain.nii.gz", seg, RAS)))
     assert kind == "image"  # not named as labels
-    complex_seg = seg.astype(np.complex64)  # not ids: an image, not a crash
-    [(_, _, kind)] = read_layers(str(save(tmp_path / "phase_seg.nii.gz", complex_seg, RAS)))
-    assert kind == "image"
+
+
+def test_napari_refuses_volumes_it_cannot_show_naming_the_file(tmp_path):
+    """A complex NIfTI (some MRI reconstructions save one) and a volume with an empty
+    axis were handed to napari, which failed with a bare ``NotImplementedError`` and
+    "zero-size array to reduction operation"; the reader now says what is wrong, as
+    ``predict`` reads them."""
+    from napari_seg._io import read_with_geometry
+    from napari_seg._napari_io import read_layers
+
+    phase = save(tmp_path / "phase_seg.nii.gz", volume().astype(np.complex64), RAS)
+    empty = save(tmp_path / "empty.nii.gz", np.zeros((4, 0, 6), np.int16), RAS)
+    for read in (read_layers, read_with_geometry):
+        with pytest.raises(ValueError, match=r"phase_seg.nii.gz holds complex values.*abs"):
+            read(str(phase))
+        with pytest.raises(ValueError, match=r"empty.nii.gz holds an empty image"):
+            read(str(empty))
+    np.save(tmp_path / "text.npy", np.array([["a", "b"], ["c", "d"]]))
+    with pytest.raises(ValueError, match=r"text.npy holds values that are not numbers"):
+        read_with_geometry(tmp_path / "text.npy")
 
 
 def test_label_maps_of_a_decathlon_folder_or_a_label_intent_open_as_labels(tmp_path):

@@ -90,9 +90,38 @@ def read_with_geometry(path: str | os.PathLike) -> tuple[Any, VolumeGeometry | N
         # Parsers of hostile files fail in many ways; each is one line naming the file.
         what = type(exc).__name__
         raise ValueError(f"cannot read {path} as an image ({what}: {one_line(exc, 300)})") from None
-    if 0 in tuple(array.shape):
-        raise ValueError(f"{path} holds an empty image (shape {tuple(array.shape)})")
+    check_pixels(path, array)
     return array, geometry
+
+
+def check_pixels(path: str | os.PathLike, array: Any) -> None:
+    """Refuse an image napari cannot show and napari-seg cannot segment: one without
+    pixels (an axis of length 0) or one whose values are not real numbers (complex, as
+    some MRI reconstructions save, text, records).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file, named in the message.
+    array : array-like
+        What it holds (only its shape and dtype are read).
+
+    Raises
+    ------
+    ValueError
+        Naming the file and what is wrong with its pixels.
+    """
+    shape = tuple(int(n) for n in array.shape)
+    if 0 in shape:
+        raise ValueError(f"{path} holds an empty image (shape {shape})")
+    dtype = np.dtype(array.dtype)
+    if dtype.kind == "c":
+        raise ValueError(
+            f"{path} holds complex values ({dtype}); napari-seg reads real-valued images: "
+            "save their magnitude (abs) instead"
+        )
+    if dtype.kind not in "biuf":
+        raise ValueError(f"{path} holds values that are not numbers ({dtype})")
 
 
 def read_labels(path: str | os.PathLike) -> tuple[Any, VolumeGeometry | None]:
