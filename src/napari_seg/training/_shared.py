@@ -105,6 +105,27 @@ def check_labels_shape(name: str, labels, image, expected: Sequence[int]) -> Non
         )
 
 
+def check_label_dtype(name: str, labels) -> None:
+    """Refuse labels that do not hold integer class ids (probabilities, a float mask).
+
+    Parameters
+    ----------
+    name : str
+        The pair's name, for the message.
+    labels : array-like
+
+    Raises
+    ------
+    TypeError
+        Naming ``name`` and the dtype.
+    """
+    if np.dtype(labels.dtype).kind not in "iub":
+        raise TypeError(
+            f"{name}: labels must hold integer class ids, got {labels.dtype}; "
+            "convert with labels.astype(np.uint8) if the values are whole numbers"
+        )
+
+
 def _channel_advice(labels: tuple, image: tuple, expected: tuple) -> str:
     """What to do when the labels have every axis of the image, the one read as
     channels too: labels have no channels, so that axis holds something else."""

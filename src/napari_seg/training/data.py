@@ -30,6 +30,7 @@ from ._shared import (
     batches,
     check_annotations,
     check_class_ids,
+    check_label_dtype,
     check_labels_shape,
     class_limit,
     nonfinite_notes,
@@ -144,12 +145,7 @@ class TrainingData(LabelMode):
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from None
         check_labels_shape(name, labels, image, layout.output_shape)
-        kind = np.dtype(labels.dtype).kind
-        if kind not in "iub":
-            raise TypeError(
-                f"{name}: labels must hold integer class ids, got {labels.dtype}; "
-                "convert with labels.astype(np.uint8) if the values are whole numbers"
-            )
+        check_label_dtype(name, labels)
         stats = compute_stats(image, layout, normalization)
         h, w = layout.plane_shape
         grid = (-(-h // self.patch), -(-w // self.patch))

@@ -45,6 +45,7 @@ from ._shared import (
     as_pairs,
     batches,
     check_annotations,
+    check_label_dtype,
     check_labels_shape,
     class_limit,
     nonfinite_notes,
@@ -427,6 +428,5 @@ def _volume(name, image, labels, in_channels, normalization, channel_axis) -> _V
             "train a 3D model on one volume per pair (split a time series into pairs)"
         )
     check_labels_shape(name, labels, image, layout.output_shape)
-    if np.dtype(labels.dtype).kind not in "iub":
-        raise TypeError(f"{name}: labels must hold integer class ids, got {labels.dtype}")
+    check_label_dtype(name, labels)
     return _Volume(name, image, labels, layout, compute_stats(image, layout, normalization))
