@@ -274,3 +274,22 @@ def test_a_setting_out_of_range_names_the_option_that_set_it(tmp_path, capsys, c
     capsys.readouterr()
     assert main([*command, *files[command[0]]]) == 1
     assert f"napari-seg {command[0]}: error: {words}" in capsys.readouterr().err
+
+
+def test_an_unknown_option_is_named_by_its_command_with_the_closest_option(capsys):
+    """argparse reported ``train --model`` with the top-level usage ("napari-seg: error:
+    unrecognized arguments") and no hint; the command's parser now reports it with its
+    name and usage and the option meant (``--from-model``)."""
+    args = ["--image", "a.tif", "--labels", "b.tif", "--out", "m.safetensors"]
+    with pytest.raises(SystemExit) as raised:
+        main(["train", *args, "--model", "m0.safetensors"])
+    assert raised.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: napari-seg train" in err
+    assert "napari-seg train: error: unrecognized arguments: --model m0.safetensors" in err
+    assert "(--model: did you mean --from-model?)" in err
+    with pytest.raises(SystemExit):  # nothing close: no guess
+        main(["models", "--zzzzzz"])
+    err = capsys.readouterr().err
+    assert "napari-seg models: error: unrecognized arguments: --zzzzzz" in err
+    assert "did you mean" not in err

@@ -39,8 +39,25 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parser(sub)
     refine.add_parser(sub)
     for command in sub.choices.values():  # the options spelled apart from their fields
-        command.set_defaults(flags=_renamed_options(command))
+        command.set_defaults(flags=_renamed_options(command), parser=command)
     return parser
+
+
+def _unknown_options(extra: list[str], command: argparse.ArgumentParser) -> str:
+    """argparse's "unrecognized arguments", with the command's closest option for each
+    unknown one (``train --model`` is ``--from-model``; argparse names neither the
+    command nor an option)."""
+    import difflib
+
+    known = [o for action in command._actions for o in action.option_strings]
+    hints = []
+    for word in extra:
+        if word.startswith("--"):
+            close = difflib.get_close_matches(word.partition("=")[0], known, n=1, cutoff=0.6)
+            hints += [f"{word}: did you mean {close[0]}?"] if close else []
+    return f"unrecognized arguments: {' '.join(extra)}" + (
+        f" ({'; '.join(hints)})" if hints else ""
+    )
 
 
 def _renamed_options(command: argparse.ArgumentParser) -> dict[str, str]:
@@ -103,7 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status: 0, 1 for an error (one line on stderr), 130 when interrupted.
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the command's parser: its usage and name, and a guess
+        args.parser.error(_unknown_options(extra, args.parser))
     log_to_stderr(verbose=args.verbose)
     from .._device import DeviceError
     from .._extras import MissingExtraError
