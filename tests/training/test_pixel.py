@@ -167,6 +167,12 @@ def test_live_classifier_predicts_a_region_as_the_whole_image(cells):
     assert again.fit_seconds == 0
     assert again.model is refit.model
     np.testing.assert_array_equal(again.labels, refit.labels[40:120, 10:90])
+    # Strokes painted in place into the array of the last fit (a layer's data) are new
+    # strokes: the fit kept a reference and compared them with themselves (no refit).
+    more[5:9, 5:60] = 2
+    painted = live.update(more)
+    assert painted.fit_seconds > 0
+    assert painted.model is not refit.model
 
 
 def test_live_classifier_refuses_a_gradient_trained_architecture(cells):

@@ -149,7 +149,7 @@ class LiveClassifier:
         )
         model.eval()
         self.data, self.model, self._forest = data, model, fit.forest
-        self._strokes = np.asarray(strokes)
+        self._strokes = np.array(strokes)  # a copy: strokes painted in place later differ
         return model
 
     def predict(self, plane: int = 0, region: tuple[slice, slice] | None = None) -> LivePrediction:
