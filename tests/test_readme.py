@@ -46,7 +46,10 @@ def _inputs() -> dict:
 
 
 def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
+    import nibabel as nib
+
     from napari_seg.models import ModelSpec, create_model, save_model
+    from napari_seg.sample_data import cells_3d
 
     text = README.read_text(encoding="utf-8")
     code = _block(text, "```python")
@@ -58,6 +61,10 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
         spec = ModelSpec("unet", 1, 3, options={"depth": 2, "base_width": 8})
         save_model(create_model(spec), f"seed{seed}.safetensors")
     scope = _inputs()
+    brain, reference = cells_3d((20, 48, 48), seed=3)
+    affine = np.diag([0.9, 0.9, 1.5, 1.0])  # RAS, stored (x, y, z)
+    nib.save(nib.Nifti1Image(brain.transpose(2, 1, 0).copy(), affine), "brain.nii.gz")
+    scope["reference"] = reference[:, ::-1, ::-1]  # the file read in LPS: x and y flipped
     exec(compile(code, str(README), "exec"), scope)  # the project's own README
     assert scope["result"].labels.shape == scope["image"].shape
     assert scope["trained"].best_path == Path("model.safetensors")
@@ -66,3 +73,11 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     assert scope["clean"].shape == scope["labels"].shape
     assert scope["filled"][4].any()  # a slice between the drawn ones was filled
     assert "EpochEnd(" in capsys.readouterr().out  # the fine-tuning loop's events
+    written = nib.load(tmp_path / "brain_labels.nii.gz")  # on the source's grid
+    assert written.shape == brain.transpose(2, 1, 0).shape
+    np.testing.assert_allclose(written.affine, affine)
+    np.testing.assert_array_equal(scope["volume"], brain[:, ::-1, ::-1])  # as the reference
+    assert scope["found"].labels.shape == brain.shape
+    assert len(scope["surface"].spacing) == 3
+    assert scope["shown"].labels.shape == scope["image"].shape
+    assert scope["shown"].fit_seconds > 0
