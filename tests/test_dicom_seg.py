@@ -305,7 +305,7 @@ def test_a_labels_layer_of_a_dicom_series_saves_as_a_seg_of_it(study):
     assert [name for name, _ in read_dicom_seg(written)[2].values()] == ["segment 1", "segment 2"]
     nifti = {**recorded}
     del nifti["series_file"]
-    with pytest.raises(ValueError, match="records none"):
+    with pytest.raises(OSError, match="records none"):  # LayerNotSaved
         write_dicom_labels(str(tmp_path / "no.dcm"), expected, {"metadata": {GEOMETRY_KEY: nifti}})
     assert not (tmp_path / "no.dcm").exists()
 

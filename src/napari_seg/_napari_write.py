@@ -15,6 +15,7 @@ placement of a layer as matrices (:func:`turn_matrix`) lives here too.
 
 from __future__ import annotations
 
+import functools
 import os
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,30 @@ from ._layers import DICOM_KIND_KEY, GEOMETRY_KEY, ROI_TYPES_KEY
 
 if TYPE_CHECKING:
     from ._calibration import Calibration
+
+
+class LayerNotSaved(OSError):
+    """A layer a napari-seg writer cannot save as asked, and why.
+
+    An OSError, not the ValueError the writers' checks raise: napari, asked to save
+    without a writer chosen (a name typed with its extension, ``layer.save(path)``),
+    takes a ValueError from the writer for "no writer for this file" and says "No data
+    written! A plugin could not be found..." instead of the reason.
+    """
+
+
+def _napari_writer(write):
+    """An npe2 writer whose refusals reach the user (:class:`LayerNotSaved`)."""
+
+    @functools.wraps(write)
+    def wrapper(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
+        try:
+            return write(path, data, meta)
+        except ValueError as exc:
+            name = meta.get("name") or "the layer"
+            raise LayerNotSaved(f"cannot save {name} as {os.path.basename(path)}: {exc}") from None
+
+    return wrapper
 
 
 def shear_matrix(shear: Any, ndim: int) -> np.ndarray:
@@ -92,6 +117,7 @@ def layer_turn(meta: dict[str, Any], ndim: int) -> tuple[np.ndarray, tuple[float
     return affine[:ndim, :ndim] @ turn, tuple(float(v) for v in origin)
 
 
+@_napari_writer
 def write_tiff_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     """Write a Labels layer as a TIFF with its pixel size (npe2 single-layer writer).
 
@@ -159,36 +185,42 @@ def layer_calibration(ndim: int, meta: dict[str, Any]) -> Calibration | None:
     return Calibration(letters, tuple(full), unit)
 
 
+@_napari_writer
 def write_nifti_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     """Write a Labels layer as NIfTI (npe2 single-layer writer): :func:`write_volume_layer`
     with ``.nii.gz`` added to a name without ``.nii`` or ``.nii.gz``."""
     return write_volume_layer(path, data, meta, ".nii.gz")
 
 
+@_napari_writer
 def write_nrrd_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     """Write a Labels layer as NRRD (npe2 single-layer writer): :func:`write_volume_layer`
     with ``.nrrd`` added to a name without it."""
     return write_volume_layer(path, data, meta, ".nrrd")
 
 
+@_napari_writer
 def write_metaimage_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     """Write a Labels layer as MetaImage (npe2 single-layer writer): :func:`write_volume_layer`
     with ``.mha`` added to a name without it."""
     return write_volume_layer(path, data, meta, ".mha")
 
 
+@_napari_writer
 def write_nifti_image(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     """Write an Image layer as NIfTI (npe2 single-layer writer): :func:`write_volume_layer`
     of an image, ``.nii.gz`` added to a name without ``.nii`` or ``.nii.gz``."""
     return write_volume_layer(path, data, meta, ".nii.gz", label=False)
 
 
+@_napari_writer
 def write_nrrd_image(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     """Write an Image layer as NRRD (npe2 single-layer writer): :func:`write_volume_layer`
     of an image, ``.nrrd`` added to a name without it."""
     return write_volume_layer(path, data, meta, ".nrrd", label=False)
 
 
+@_napari_writer
 def write_metaimage_image(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     """Write an Image layer as MetaImage (npe2 single-layer writer):
     :func:`write_volume_layer` of an image, ``.mha`` added to a name without it."""
@@ -224,8 +256,8 @@ def write_volume_layer(
     Raises
     ------
     ValueError
-        For a layer that is not 3D (or 4D with a recorded geometry) or does not fit
-        its recorded geometry.
+        For a layer that is not 3D (or 4D with a recorded geometry), an RGB layer, or
+        one that does not fit its recorded geometry.
     """
     from .medical import VOLUME_OUTPUT_SUFFIXES, VolumeGeometry, write_volume
 
@@ -233,6 +265,11 @@ def write_volume_layer(
         path = f"{path}{suffix}"
     array = np.asarray(data)
     recorded = (meta.get("metadata") or {}).get(GEOMETRY_KEY)
+    if meta.get("rgb"):
+        raise ValueError(
+            f"an RGB layer is a colour picture (shape {array.shape}), not a volume: save it "
+            "as PNG or TIFF"
+        )
     if array.ndim != 3 and not (array.ndim == 4 and recorded is not None):
         raise ValueError(
             f"a medical volume is a 3D layer (z, y, x), or the time points (t, z, y, x) "
@@ -253,6 +290,7 @@ def write_volume_layer(
     return [os.fspath(path)]
 
 
+@_napari_writer
 def write_dicom_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     """Write a 3D Labels layer segmented from a DICOM series as a DICOM SEG of that
     series, or as an RT structure set of it (:func:`is_rtstruct_name`: a layer read
@@ -277,7 +315,7 @@ def write_dicom_labels(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
 
     Raises
     ------
-    ValueError
+    LayerNotSaved
         For a layer not segmented from a DICOM series, or not on its grid.
     """
     from .medical import VolumeGeometry, write_dicom_seg, write_rtstruct

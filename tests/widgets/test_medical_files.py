@@ -603,3 +603,44 @@ def test_a_seg_refined_in_the_refine_dock_saves_as_a_seg_of_its_series(
     grid = read_volume(tmp_path / "ct")[1]
     np.testing.assert_array_equal(place_on_grid(data, geometry, grid, ("seg", "ct")), expected)
     assert [name for name, _ in segments.values()] == ["tumour"]
+
+
+@pytest.mark.parametrize(
+    ("data", "kind", "name", "message"),
+    [
+        (np.ones((16, 16), np.uint8), "labels", "flat.nii.gz", "a medical volume is a 3D layer"),
+        (np.ones((3, 16, 16), np.uint8), "labels", "plain.dcm", "records none"),
+        (np.ones((16, 16, 3), np.uint8), "image", "photo.nrrd", "an RGB layer is a colour"),
+    ],
+)
+def test_save_layers_says_why_napari_seg_cannot_write_a_layer(
+    make_napari_viewer, tmp_path, data, kind, name, message
+):
+    """Saving with no writer named (``viewer.layers.save(path)`` or ``layer.save(path)``,
+    as from napari's console) lets napari pick the writer by the file's name; a refusal
+    was a ValueError, which napari takes for "no writer" and reported as "No data
+    written! A plugin could not be found to write these 1 layers" (an RGB layer failed
+    inside a matrix product). The reason now reaches the user, and nothing is written.
+    Through the Save dialog with napari-seg's file type chosen, the same error is shown."""
+    from napari._qt import qt_viewer
+    from napari.plugins import _npe2
+
+    from napari_seg._napari_write import LayerNotSaved
+
+    viewer = make_napari_viewer()
+    if kind == "labels":
+        viewer.add_labels(data, name="mine")
+    else:
+        viewer.add_image(data, name="mine", rgb=True)
+    path = str(tmp_path / name)
+    expected = f"cannot save mine as {name}: .*{message}"
+    with pytest.raises(LayerNotSaved, match=expected):
+        viewer.layers.save(path, selected=True)
+    ext_str, _writers = _npe2.file_extensions_string_for_layers(list(viewer.layers.selection))
+    ours = next(entry for entry in ext_str.split(";;") if name.split(".", 1)[1] in entry
+                and entry.startswith("napari-seg"))  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(qt_viewer.QFileDialog, "getSaveFileName", lambda *a, **k: (path, ours))
+        with pytest.raises(LayerNotSaved, match=expected):
+            viewer.window._qt_viewer._save_layers_dialog(selected=True)
+    assert list(tmp_path.iterdir()) == []
