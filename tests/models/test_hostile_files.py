@@ -216,3 +216,24 @@ def test_the_spec_alone_is_read_from_the_header_with_the_same_checks(good, tmp_p
     broken = craft(good, tmp_path / "spec.safetensors", spec={"num_classes": "three"})
     with pytest.raises(ModelFileError, match="invalid model spec"):
         read_model_spec(broken)
+
+
+def test_a_header_whose_length_begins_like_a_pickle_is_still_a_model(good, tmp_path):
+    """A safetensors file starts with its header's length, little-endian: a length of
+    0x...0480 starts the file with 80 04, a pickle's protocol-4 opening, and such a
+    model file (one saved file in about 11,000 by header length; a 3D pixel
+    classifier's card met one) was refused as "a pickle-based PyTorch file"."""
+    raw = good.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = raw[8 : 8 + n].rstrip(b" ")
+    length = 0x10480  # safetensors allows a header padded with spaces
+    assert len(header) < length
+    padded = tmp_path / "padded.safetensors"
+    padded.write_bytes(
+        length.to_bytes(8, "little") + header + b" " * (length - len(header)) + raw[8 + n :]
+    )
+    assert padded.read_bytes()[:2] == b"\x80\x04"
+    model = load_model(padded)
+    assert model.spec == load_model(good).spec
+    for name, value in load_model(good).state_dict().items():
+        assert torch.equal(model.state_dict()[name], value)

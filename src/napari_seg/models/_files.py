@@ -10,15 +10,22 @@ SAFETENSORS_SUFFIX = ".safetensors"
 
 
 def sniff_format(path: Path) -> str:
-    """Return "safetensors", "zip" (torch.save), "pickle" or "unknown" from the first bytes."""
+    """Return "safetensors", "zip" (torch.save), "pickle" or "unknown" from the first bytes.
+
+    A safetensors file starts with its header's length (8 bytes, little-endian), then
+    the header's ``{`` (which opens no pickle: pickle has no ``{`` opcode); it is
+    recognised first, since its length may itself begin with a pickle's protocol bytes
+    (``0x80``, then 2 to 5: a header of 1,152 bytes is ``80 04 00 ...``). Whether the
+    length fits the file is the reader's check.
+    """
     with open(path, "rb") as handle:
         head = handle.read(16)
+    if head[8:9] == b"{":
+        return "safetensors"
     if head[:4] == b"PK\x03\x04":
         return "zip"
     if head[:1] == b"\x80" and len(head) > 1 and head[1] <= 5:
         return "pickle"
-    if len(head) >= 9 and head[8:9] == b"{":
-        return "safetensors"
     return "unknown"
 
 
