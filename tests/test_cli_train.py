@@ -534,3 +534,33 @@ def test_a_voc_style_void_id_is_left_out_with_ignore(tmp_path, capsys):
     summary = json.loads((tmp_path / "voc.training.json").read_text())
     assert summary["config"]["ignore_labels"] == [255]
     assert len(summary["data"]["class_pixels"]) == load_model(out).spec.num_classes
+
+
+def test_a_fixed_intensity_window_is_recorded_and_used_by_predict(files, tmp_path, capsys):
+    """``--normalization window --window LOW HIGH`` (a CT's Hounsfield units, as MONAI's
+    ``ScaleIntensityRange(clip=True)``): the new model's card records it, a config file
+    gives it as a list, ``info`` shows it, and ``predict`` maps intensities through it
+    (two images brighter than the window are the same input to the network)."""
+    out = tmp_path / "ct.safetensors"
+    pair = ["--image", str(files["image0"]), "--labels", str(files["labels0"])]
+    argv = ["train", *pair, "--arch", "unet", "--out", str(out), *FAST]
+    assert main([*argv, "--normalization", "window", "--window", "0", "200"]) == 0
+    assert load_model(out).spec.normalization.window == (0.0, 200.0)
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    assert "normalization: window 0 to 200, clipped" in capsys.readouterr().out
+    config = tmp_path / "ct.yaml"
+    config.write_text("normalization: window\nnormalization_window: [-10, 90]\n")
+    assert main([*argv, "--config", str(config), "--overwrite"]) == 0
+    assert load_model(out).spec.normalization.window == (-10.0, 90.0)
+    image = tifffile.imread(files["image0"]).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "bright.tif", image + 5000)  # both above the window: all 1
+    tifffile.imwrite(tmp_path / "brighter.tif", image * 3 + 6000)
+    inputs = [str(tmp_path / "bright.tif"), str(tmp_path / "brighter.tif")]
+    assert main(["predict", "--model", str(out), "--output", str(tmp_path / "p"), *inputs]) == 0
+    np.testing.assert_array_equal(
+        tifffile.imread(tmp_path / "p" / "bright_labels.tif"),
+        tifffile.imread(tmp_path / "p" / "brighter_labels.tif"),
+    )  # per-image percentiles would have seen two different images
+    assert main([*argv, "--window", "0", "200", "--overwrite"]) == 1
+    assert "an intensity window is used by normalization 'window'" in capsys.readouterr().err

@@ -110,3 +110,29 @@ def test_normalising_into_a_buffer_equals_converting_first(dtype):
     if dtype is not np.float32:  # in place only into float32, never into the image's dtype
         with pytest.raises(TypeError, match="float32"):
             stats.apply(raw.copy())
+
+
+def test_a_fixed_window_maps_its_intensities_to_0_and_1_and_clips_as_monai_does():
+    """Normalisation "window" (a CT's Hounsfield units) against MONAI's
+    ``ScaleIntensityRange(a_min, a_max, 0, 1, clip=True)``; nothing is read from the
+    image (the same mapping for every image, whatever its field of view)."""
+    transforms = pytest.importorskip("monai.transforms", reason="MONAI is the oracle")
+    rng = np.random.default_rng(0)
+    ct = rng.integers(-1024, 3000, (2, 40, 50)).astype(np.int16)  # two channels
+    layout = resolve_layout(ct.shape, in_channels=2, channel_axis=0)
+    stats = compute_stats(ct, layout, Normalization("window", window=(-175.0, 250.0)))
+    assert stats.clip
+    assert not stats.sampled
+    out = stats.apply(layout.read(ct, (), slice(None), slice(None)))
+    monai = transforms.ScaleIntensityRange(-175.0, 250.0, 0.0, 1.0, clip=True)(
+        ct.astype(np.float32)
+    )
+    np.testing.assert_allclose(out, np.asarray(monai), atol=1e-6)
+    assert out.min() == 0.0
+    assert out.max() == 1.0
+    brighter = compute_stats(ct + 100, layout, Normalization("window", window=(-175.0, 250.0)))
+    np.testing.assert_array_equal(brighter.offset, stats.offset)  # not the image's statistics
+    buffer = np.empty(out.shape, np.float32)  # the predictor's path: raw int16 into a buffer
+    np.testing.assert_array_equal(
+        stats.apply(layout.read_raw(ct, (), *(slice(None),) * 2), out=buffer), out
+    )

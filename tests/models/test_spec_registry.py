@@ -64,6 +64,11 @@ def test_encoder_on_encoderless_architecture_is_refused():
         ({"encoder": "resnet18", "options": {"base_width": 8}}, "unknown option"),
         ({"normalization": Normalization("zscore")}, "normalization method"),
         ({"normalization": Normalization(low=50, high=10)}, "percentiles"),
+        ({"normalization": Normalization("window")}, "'window' needs its window"),
+        ({"normalization": Normalization("window", window=(250.0, -175.0))}, "lowest < highest"),
+        ({"normalization": Normalization("window", window=(0.0, 1e-40))}, "too close"),
+        ({"normalization": Normalization("window", window=(0.0, float("nan")))}, "finite"),
+        ({"normalization": Normalization(window=(0.0, 1.0))}, "not 'percentile'"),
     ],
 )
 def test_invalid_specs_name_the_problem(kwargs, message):
@@ -84,6 +89,8 @@ def test_spec_json_round_trip_and_defaults():
     ).validate()
     again = ModelSpec.from_json(json.dumps(json.loads(spec.to_json())))
     assert again == spec
+    ct = ModelSpec("unet", 1, 3, normalization=Normalization("window", window=(-175.0, 250.0)))
+    assert ModelSpec.from_json(json.dumps(json.loads(ct.validate().to_json()))) == ct
     assert ModelSpec("unet", 1, 3).class_names == ("background", "class 1", "class 2")
     assert ModelSpec("unet", 1, 3).class_colors[0][3] == 0.0  # background transparent
 

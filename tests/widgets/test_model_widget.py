@@ -277,3 +277,29 @@ def test_a_3d_model_proposes_the_selected_volume_s_voxel_size(widget):
     viewer.layers.selection.active = viewer.add_image(np.zeros((4, 8, 8)), name="plain")
     widget._dims.value = 3
     assert widget._spacing.value == ""  # napari's default scale: no size to propose
+
+
+def test_a_fixed_intensity_window_proposed_from_the_selected_ct(widget, qtbot, errors):
+    """Normalisation "window" (a CT's Hounsfield units, mapped to 0 and 1 and clipped)
+    could be set from the command line only; the dock now offers it, proposes the
+    selected image's contrast limits (the window a CT's files state, as napari-seg opens
+    it), records it in the card and shows it; a malformed window is a notification."""
+    viewer = widget._viewer
+    assert widget._window.native.isHidden()
+    viewer.add_image(np.zeros((4, 8, 8), np.int16), contrast_limits=(-160, 240), name="ct")
+    widget._normalization.value = "window"
+    assert not widget._window.native.isHidden()  # shown (the viewer itself is hidden)
+    assert widget._window.value == "-160, 240"
+    widget._window.value = "-175, 250"  # the user's own choice
+    widget.create_model()
+    qtbot.waitUntil(lambda: widget.current.model is not None, timeout=TIMEOUT_MS)
+    _wait_idle(qtbot, widget)
+    assert widget.current.model.spec.normalization.window == (-175.0, 250.0)
+    assert "normalisation window -175 to 250, clipped" in widget._info.value
+    for text, message in (("250", "two numbers"), ("250, -175", "lowest < highest")):
+        widget._window.value = text
+        widget.create_model()
+        assert message in errors[-1]
+    widget._normalization.value = "percentile"
+    assert widget._window.native.isHidden()
+    assert widget.spec().normalization.window is None  # the hidden field is not used

@@ -39,12 +39,15 @@ class IntensityStats:
         Fraction of the examined pixels that were NaN or infinite.
     sampled : bool
         Whether the statistics come from sampled blocks rather than every pixel.
+    clip : bool
+        Whether normalised values are clipped to ``[0, 1]`` (a fixed intensity window).
     """
 
     offset: np.ndarray
     scale: np.ndarray
     nonfinite_fraction: float = 0.0
     sampled: bool = False
+    clip: bool = False
 
     @property
     def nonfinite_note(self) -> str | None:
@@ -79,7 +82,8 @@ class IntensityStats:
         Returns
         -------
         numpy.ndarray
-            ``out``, else ``block``; NaN and -inf become 0, +inf 1.
+            ``out``, else ``block``; NaN and -inf become 0, +inf 1; clipped to
+            ``[0, 1]`` when :attr:`clip`.
 
         Raises
         ------
@@ -95,6 +99,8 @@ class IntensityStats:
         out *= self.scale[extra]
         if block.dtype.kind == "f" or not self._finite:
             np.nan_to_num(out, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
+        if self.clip:
+            np.clip(out, 0.0, 1.0, out=out)
         return out
 
     @property
@@ -126,6 +132,11 @@ def compute_stats(
     c = layout.channels
     if normalization.method == "none":
         return IntensityStats(np.zeros(c, np.float32), np.ones(c, np.float32))
+    if normalization.method == "window" and normalization.window is not None:
+        low, high = normalization.window  # fixed intensities: nothing read from the image
+        return IntensityStats(
+            np.full(c, low, np.float32), np.full(c, 1.0 / (high - low), np.float32), clip=True
+        )
     if normalization.method == "meanstd" and normalization.mean is not None:
         mean, std = np.asarray(normalization.mean), np.asarray(normalization.std)
         if len(mean) != c:

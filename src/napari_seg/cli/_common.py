@@ -137,6 +137,37 @@ def add_spacing_unit_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_normalization_arguments(parser: argparse.ArgumentParser, default: str | None) -> None:
+    """Add ``--normalization`` and ``--window``, a new model's input normalisation
+    (:class:`napari_seg.models.Normalization`; ``dest`` ``normalization`` and
+    ``normalization_window``).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    default : str or None
+        The method when the flag is not given (None: the config's).
+    """
+    from ..models.spec import NORMALIZATION_METHODS
+
+    parser.add_argument(
+        "--normalization",
+        default=default,
+        choices=NORMALIZATION_METHODS,
+        help="input normalisation of a new model, recorded in its card (default: percentile: "
+        "each image's 1st and 99.8th percentiles to 0 and 1; window: --window's intensities)",
+    )
+    parser.add_argument(
+        "--window",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        dest="normalization_window",
+        help="with --normalization window: the intensities mapped to 0 and 1, the rest "
+        "clipped (a CT's Hounsfield units, e.g. -175 250 for abdominal soft tissue)",
+    )
+
+
 def add_labels_suffix_argument(parser: argparse.ArgumentParser, what: str) -> None:
     """Add ``--labels-suffix``, the name tail of the label files in a folder.
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from .._units import format_spacing
-from ._common import add_spacing_unit_argument, parse_options
+from ._common import add_normalization_arguments, add_spacing_unit_argument, parse_options
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -52,7 +52,10 @@ def _cmd_create(args: argparse.Namespace) -> int:
         in_channels=args.in_channels,
         num_classes=args.classes,
         class_names=tuple(args.class_names or ()),
-        normalization=Normalization(method=args.normalization),
+        normalization=Normalization(
+            method=args.normalization,
+            window=None if args.normalization_window is None else tuple(args.normalization_window),
+        ),
         options=parse_options(args.option or []),
         spatial_dims=args.dims,
         spacing=None if args.spacing is None else tuple(args.spacing),
@@ -83,7 +86,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"  dimensionality: {spec.spatial_dims}D (spacing {spacing})")
     print(f"  input channels: {spec.in_channels}")
     print(f"  classes: {', '.join(spec.class_names)}")
-    print(f"  normalization: {spec.normalization.method}")
+    print(f"  normalization: {spec.normalization.summary()}")
     provenance = card.get("provenance")
     for line in _provenance_lines(provenance if isinstance(provenance, dict) else {}):
         print(f"  {line}")
@@ -174,12 +177,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         default="none",
         help="'none' (random, default), 'imagenet' (cache or download), or a weights file",
     )
-    p.add_argument(
-        "--normalization",
-        default="percentile",
-        choices=("percentile", "minmax", "meanstd", "none"),
-        help="input normalisation recorded in the model card",
-    )
+    add_normalization_arguments(p, default="percentile")
     p.add_argument("--option", action="append", metavar="NAME=VALUE", help="architecture option")
     p.add_argument(
         "--dims", type=int, choices=(2, 3), default=2, help="2D images or 3D volumes (default 2)"

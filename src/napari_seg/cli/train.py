@@ -16,6 +16,7 @@ from ._common import (
     EXIT_INTERRUPTED,
     add_channel_argument,
     add_labels_suffix_argument,
+    add_normalization_arguments,
     add_spacing_unit_argument,
     axes_argument,
     drive,
@@ -64,6 +65,7 @@ _FIELDS = {
     "threads": "threads",
     "dims": "dims",
     "memory_gb": "memory_gb",
+    "normalization": "normalization",
 }
 
 
@@ -100,6 +102,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", help="architecture of a new model (see 'napari-seg models')")
     p.add_argument("--encoder", help="encoder of a new model")
     p.add_argument("--option", action="append", metavar="NAME=VALUE", help="architecture option")
+    add_normalization_arguments(p, default=None)
     p.add_argument("--from-model", help="model file to fine-tune")
     p.add_argument("--resume", type=Path, help="continue the run that wrote this checkpoint")
     _add_class_arguments(p)
@@ -296,6 +299,8 @@ def build_config(args: argparse.Namespace) -> TrainingConfig:
         changes["spacing_unit"] = args.spacing_unit
     if args.patch_3d is not None:
         changes["patch_3d"] = tuple(args.patch_3d)
+    if args.normalization_window is not None:
+        changes["normalization_window"] = tuple(args.normalization_window)
     return config.with_(**changes)
 
 

@@ -17,7 +17,7 @@ from .._validate import (
 )
 from ..limits import MAX_CLASSES, MAX_IN_CHANNELS, brief
 
-NORMALIZATION_METHODS = ("percentile", "minmax", "meanstd", "none")
+NORMALIZATION_METHODS = ("percentile", "minmax", "meanstd", "window", "none")
 
 # A qualitative palette for class colours (class 0 is transparent background).
 _PALETTE = (
@@ -71,15 +71,21 @@ class Normalization:
 
     Parameters
     ----------
-    method : {"percentile", "minmax", "meanstd", "none"}
+    method : {"percentile", "minmax", "meanstd", "window", "none"}
         ``percentile`` maps the ``low`` and ``high`` percentiles to 0 and 1;
         ``minmax`` maps the minimum and maximum to 0 and 1; ``meanstd``
         subtracts ``mean`` and divides by ``std`` (per channel, or computed
-        from the image when they are not given); ``none`` passes values on.
+        from the image when they are not given); ``window`` maps the fixed
+        intensities of ``window`` to 0 and 1 and clips the rest (a CT's
+        Hounsfield units, as MONAI's ``ScaleIntensityRange(clip=True)``); ``none``
+        passes values on.
     low, high : float
         Percentiles used by ``percentile``.
     mean, std : tuple of float, optional
         Per-channel statistics used by ``meanstd``.
+    window : tuple of float, optional
+        ``(lowest, highest)`` intensity of ``window``, in the image's units (e.g.
+        ``(-175, 250)`` for abdominal soft tissue in a CT), the same for every channel.
     """
 
     method: str = "percentile"
@@ -87,6 +93,7 @@ class Normalization:
     high: float = 99.8
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    window: tuple[float, float] | None = None
 
     def validate(self) -> Normalization:
         """Return ``self`` if every field is valid, else raise ``ValueError``/``TypeError``.
@@ -115,6 +122,7 @@ class Normalization:
                 "normalization percentiles must satisfy 0 <= low < high <= 100, "
                 f"got low={self.low}, high={self.high}"
             )
+        self._validate_window()
         if (self.mean is None) != (self.std is None):
             raise ValueError("normalization mean and std must be given together")
         if self.mean is None or self.std is None:
@@ -134,6 +142,42 @@ class Normalization:
                 f"got mean={brief(self.mean)}, std={brief(self.std)}"
             )
         return self
+
+    def summary(self) -> str:
+        """The method in a few words, for cards and docks: "window -175 to 250, clipped".
+
+        Returns
+        -------
+        str
+        """
+        if self.method == "percentile":
+            return f"percentile {self.low:g} to {self.high:g}"
+        if self.method == "window" and self.window is not None:
+            return f"window {self.window[0]:g} to {self.window[1]:g}, clipped"
+        return self.method
+
+    def _validate_window(self) -> None:
+        """``window``: two finite intensities, lowest first, for ``window`` alone."""
+        if self.method != "window":
+            if self.window is not None:
+                raise ValueError(
+                    f"an intensity window is used by normalization 'window', not {self.method!r}"
+                )
+            return
+        window = self.window
+        if not isinstance(window, tuple) or len(window) != 2:
+            raise ValueError(
+                "normalization 'window' needs its window: the (lowest, highest) intensities "
+                f"(--window LOW HIGH on the command line), got {brief(window)}"
+            )
+        for v in window:
+            check_number("normalization window", v, low=-math.inf)
+        span = window[1] - window[0]
+        if not 0 < span < math.inf or 1.0 / span > 1e30:
+            raise ValueError(
+                "normalization window must be (lowest, highest) with lowest < highest, "
+                f"neither too close nor too far apart, got {brief(window)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -207,7 +251,7 @@ class ModelSpec:
         # anything is allocated from them.
         if isinstance(self.normalization, dict):
             norm = dict(self.normalization)
-            for key in ("mean", "std"):
+            for key in ("mean", "std", "window"):
                 if isinstance(norm.get(key), list):
                     norm[key] = tuple(norm[key])
             object.__setattr__(self, "normalization", Normalization(**norm))

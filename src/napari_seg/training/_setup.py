@@ -41,7 +41,7 @@ def input_spec(
     in_channels = config.in_channels or detect_in_channels(
         first.shape, channel_axis=config.channel_axis, axis=config.axis
     )
-    return in_channels, Normalization(config.normalization)
+    return in_channels, config.intensity_normalization()
 
 
 def channels_from_labels(

@@ -35,7 +35,7 @@ from ..limits import (
     MAX_THREADS,
     brief,
 )
-from ..models.spec import NORMALIZATION_METHODS
+from ..models.spec import Normalization
 from .instances import INSTANCE_MODES
 
 LOSSES = (
@@ -137,7 +137,10 @@ class TrainingConfig(JobConfig):
         ``class_names`` confirm that many classes.
     normalization : str
         Intensity normalisation of a new model (stored in its card and used
-        again by inference).
+        again by inference): see :class:`~napari_seg.models.Normalization`.
+    normalization_window : tuple of float, optional
+        ``(lowest, highest)`` intensity of normalisation ``"window"`` (mapped to 0
+        and 1, the rest clipped: a CT's Hounsfield units), needed by it alone.
     loss : {"auto", "ce", "weighted-ce", "dice", "focal", "weighted-focal", "ce+dice", \
             "weighted-ce+dice"}
         Weighted variants use ``w_c = (N - N_c) / N`` over the annotated pixels.
@@ -226,6 +229,7 @@ class TrainingConfig(JobConfig):
     ignore_labels: tuple[int, ...] = ()
     instances: str | None = None
     normalization: str = "percentile"
+    normalization_window: tuple[float, float] | None = None
     loss: str = "auto"
     epochs: int | None = None
     minutes: float | None = 2.0
@@ -290,7 +294,7 @@ class TrainingConfig(JobConfig):
         self._check_labels()
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("precision", self.precision, PRECISIONS)
-        check_choice("normalization", self.normalization, NORMALIZATION_METHODS)
+        self.intensity_normalization().validate()
         check_str("architecture", self.architecture)
         check_str("device", self.device)
         check_str("encoder", self.encoder, optional=True)
@@ -344,6 +348,15 @@ class TrainingConfig(JobConfig):
             raise TypeError(f"options must be a mapping, got {brief(self.options)}")
         self._check_3d()
         return self
+
+    def intensity_normalization(self) -> Normalization:
+        """The normalisation a new model trained with this config records.
+
+        Returns
+        -------
+        Normalization
+        """
+        return Normalization(self.normalization, window=self.normalization_window)
 
     def _check_labels(self) -> None:
         check_choice("label0", self.label0, LABEL0_CHOICES)
@@ -427,7 +440,7 @@ class TrainingConfig(JobConfig):
             data["class_names"] = tuple(data["class_names"])
         elif data.get("class_names") is None:
             data.pop("class_names", None)
-        for name in ("spacing", "patch_3d", "axis"):
+        for name in ("spacing", "patch_3d", "axis", "normalization_window"):
             if isinstance(data.get(name), list):
                 data[name] = tuple(data[name])
         return cls(**data)

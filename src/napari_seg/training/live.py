@@ -21,7 +21,6 @@ import torch
 from ..arrays.channels import detect_in_channels
 from ..arrays.runtime import Runtime
 from ..models.registry import get_architecture
-from ..models.spec import Normalization
 from ._model import fit_classes
 from .config import TrainingConfig
 from .data import TrainingData
@@ -128,7 +127,7 @@ class LiveClassifier:
             If ``strokes`` does not match the image or holds no stroke.
         """
         cfg = self.config
-        normalization = Normalization(cfg.normalization)
+        normalization = cfg.intensity_normalization()
         data = TrainingData(
             ignoring([(self.image, np.asarray(strokes))], cfg.ignore_labels),
             in_channels=self.in_channels,
