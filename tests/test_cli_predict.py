@@ -508,3 +508,23 @@ def test_a_channel_view_reads_regions_of_one_channel():
     np.testing.assert_array_equal(view[..., 2], array[:, 2, :, 2])
     with pytest.raises(ValueError, match="out of range"):
         ChannelView(array, 4, 0)
+
+
+def test_into_source_followed_by_the_input_names_the_mix_up(tmp_path, capsys):
+    """``--into-source`` takes an optional labels name: ``--into-source plate.ome.zarr``
+    (as the README once showed) took the image for the name and argparse said only
+    "the following arguments are required: INPUT"; the image is now recognised and
+    both right spellings are given. After the inputs, the option takes its default."""
+    from napari_seg.cli import build_parser
+
+    plate = tmp_path / "plate.ome.zarr"
+    plate.mkdir()
+    with pytest.raises(SystemExit):
+        main(["predict", "--model", "m.safetensors", "--into-source", str(plate)])
+    err = capsys.readouterr().err
+    assert "is an input, not a labels name" in err
+    assert f"--into-source NAME {plate}" in err
+    args, _ = build_parser().parse_known_args(
+        ["predict", "--model", "m.safetensors", str(plate), "--into-source"]
+    )
+    assert (args.inputs, args.into_source) == ([plate], "napari-seg")

@@ -81,3 +81,41 @@ def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     assert len(scope["surface"].spacing) == 3
     assert scope["shown"].labels.shape == scope["image"].shape
     assert scope["shown"].fit_seconds > 0
+
+
+def _documented_commands() -> list[tuple[str, list[str]]]:
+    """Every ``$ napari-seg ...`` line of the README and docs/ (continuation lines
+    joined, comments dropped), as ``(where, argv)``."""
+    import shlex
+
+    found = []
+    for path in [README, *sorted((README.parent / "docs").glob("*.md"))]:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines, 1):
+            if not line.startswith("$ napari-seg "):
+                continue
+            text, k = line[2:], number
+            while text.endswith("\\"):
+                text = text[:-1] + " " + lines[k].strip()
+                k += 1
+            argv = shlex.split(text, comments=True)[1:]
+            found.append((f"{path.name}:{number}", argv))
+    return found
+
+
+def test_documented_commands_are_ones_the_parser_takes(capsys):
+    """The commands the README and docs/ show parse as written (options renamed or
+    removed since would leave users with "unrecognized arguments")."""
+    import pytest
+
+    from napari_seg.cli import build_parser
+
+    commands = _documented_commands()
+    assert len(commands) >= 30  # the README's examples are found
+    parser = build_parser()
+    for where, argv in commands:
+        try:
+            _args, extra = parser.parse_known_args(argv)
+        except SystemExit:
+            pytest.fail(f"{where}: napari-seg {' '.join(argv)}: {capsys.readouterr().err}")
+        assert extra == [], f"{where}: unknown {extra}"

@@ -47,10 +47,23 @@ def add_scale_out_arguments(p: argparse.ArgumentParser) -> None:
         "--into-source",
         nargs="?",
         const="napari-seg",
+        type=_labels_name,
         metavar="NAME",
         help="write the labels into each OME-Zarr input's labels/NAME (default NAME: "
         "napari-seg) instead of --output; implies --output-format ome-zarr",
     )
+
+
+def _labels_name(text: str) -> str:
+    """``--into-source``'s NAME, refused when it is an input's path: the option's value
+    is optional, so ``--into-source plate.ome.zarr`` took the image for the name and
+    left argparse to say only that INPUT is missing."""
+    if text.rstrip("/").lower().endswith(".zarr") or Path(text).exists():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is an input, not a labels name: give the name first "
+            f"(--into-source NAME {text}) or put --into-source after the inputs"
+        )
+    return text
 
 
 def run_blocks(args: argparse.Namespace, config: PredictConfig, stems: list[str]) -> int:
