@@ -136,3 +136,27 @@ def test_a_fixed_window_maps_its_intensities_to_0_and_1_and_clips_as_monai_does(
     np.testing.assert_array_equal(
         stats.apply(layout.read_raw(ct, (), *(slice(None),) * 2), out=buffer), out
     )
+
+
+def test_an_image_outside_the_fixed_window_is_said_to_be():
+    """A model normalising a CT's Hounsfield window (-175 to 250) given an MRI of
+    intensities 300 to 3000 sees one constant image (all 1): the job says so, in the
+    prediction's warnings; a CT with 40% air around the body says nothing."""
+    from napari_seg.inference import predict
+    from napari_seg.models import ModelSpec, create_model
+
+    rng = np.random.default_rng(1)
+    window = Normalization("window", window=(-175.0, 250.0))
+    mri = rng.integers(300, 3000, (64, 64)).astype(np.uint16)
+    layout = resolve_layout(mri.shape, in_channels=1)
+    note = compute_stats(mri, layout, window).note
+    assert note is not None
+    assert (
+        "100% of the examined pixels lie above the model's intensity window (-175 to 250)" in note
+    )
+    assert "all become 1" in note
+    ct = np.where(rng.random((64, 64)) < 0.4, -1000, rng.normal(40, 40, (64, 64))).astype(np.int16)
+    assert compute_stats(ct, layout, window).note is None
+    spec = ModelSpec("unet", 1, 2, normalization=window, options={"depth": 2, "base_width": 4})
+    result = predict(create_model(spec), mri)
+    assert any("lie above the model's intensity window" in w for w in result.warnings)

@@ -25,6 +25,10 @@ EXACT_LIMIT = 1 << 22
 SAMPLE_BLOCK_PIXELS = 256 * 256
 #: Number of blocks sampled (64 blocks of 256 x 256 = 4.2 Mpixel).
 SAMPLE_BLOCKS = 64
+#: Share of an image's examined pixels on one side of a fixed intensity window above
+#: which a job warns (a CT's air outside the body is far less; an MRI given a CT's
+#: Hounsfield window is all of it).
+OUTSIDE_WINDOW_NOTE = 0.99
 
 
 @dataclass(frozen=True)
@@ -48,22 +52,35 @@ class IntensityStats:
     nonfinite_fraction: float = 0.0
     sampled: bool = False
     clip: bool = False
+    outside: tuple[float, float] = (0.0, 0.0)
 
     @property
-    def nonfinite_note(self) -> str | None:
-        """What a job says of the image's NaN or infinite pixels (None without any):
-        prediction and training give it as a warning event.
+    def note(self) -> str | None:
+        """What a job says of the image's intensities (None: nothing to say): its NaN or
+        infinite pixels, and an image almost wholly outside a fixed intensity window
+        (``outside``: the shares of finite pixels below and above it), which the network
+        then sees as one constant. Prediction and training give it as a warning event.
 
         Returns
         -------
         str or None
         """
-        if not self.nonfinite_fraction:
-            return None
-        return (
-            f"{100 * self.nonfinite_fraction:.2g}% of the examined pixels are NaN or "
-            "infinite; they are treated as background intensity"
-        )
+        notes = []
+        if self.nonfinite_fraction:
+            notes.append(
+                f"{100 * self.nonfinite_fraction:.2g}% of the examined pixels are NaN or "
+                "infinite; they are treated as background intensity"
+            )
+        for share, side, value in zip(self.outside, ("below", "above"), (0, 1), strict=True):
+            if share >= OUTSIDE_WINDOW_NOTE:
+                low = float(self.offset[0])
+                high = low + 1.0 / float(self.scale[0])
+                notes.append(
+                    f"{100 * share:.3g}% of the examined pixels lie {side} the model's "
+                    f"intensity window ({low:g} to {high:g}) and all become {value}: is the "
+                    "image in the units the model was made for (a CT's Hounsfield units)?"
+                )
+        return "; ".join(notes) or None
 
     def apply(self, block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Normalise a ``(C, ...)`` block, in place or into ``out``, and return it.
@@ -133,10 +150,7 @@ def compute_stats(
     if normalization.method == "none":
         return IntensityStats(np.zeros(c, np.float32), np.ones(c, np.float32))
     if normalization.method == "window" and normalization.window is not None:
-        low, high = normalization.window  # fixed intensities: nothing read from the image
-        return IntensityStats(
-            np.full(c, low, np.float32), np.full(c, 1.0 / (high - low), np.float32), clip=True
-        )
+        return _window_stats(image, layout, normalization.window)
     if normalization.method == "meanstd" and normalization.mean is not None:
         mean, std = np.asarray(normalization.mean), np.asarray(normalization.std)
         if len(mean) != c:
@@ -162,6 +176,27 @@ def compute_stats(
         scales.append(scale)
     return IntensityStats(
         np.asarray(offsets, np.float32), np.asarray(scales, np.float32), nonfinite, sampled
+    )
+
+
+def _window_stats(
+    image: RegionArray, layout: ImageLayout, window: tuple[float, float]
+) -> IntensityStats:
+    """A fixed window's mapping (the same for every image), and how much of this image
+    (sampled as for the other methods) falls outside it, for :attr:`IntensityStats.note`."""
+    c, (low, high) = layout.channels, window
+    sample, sampled = _sample(image, layout)
+    finite = sample[np.isfinite(sample)]
+    shares = (0.0, 0.0)
+    if finite.size:
+        shares = (float((finite < low).mean()), float((finite > high).mean()))
+    return IntensityStats(
+        np.full(c, low, np.float32),
+        np.full(c, 1.0 / (high - low), np.float32),
+        1.0 - finite.size / max(sample.size, 1),
+        sampled,
+        clip=True,
+        outside=shares,
     )
 
 

@@ -232,7 +232,7 @@ class _Predictor:
 
     def run(self) -> Generator[PredictEvent, None, PredictResult]:
         start = time.perf_counter()
-        if message := self.stats.nonfinite_note:
+        if message := self.stats.note:
             self.warnings.append(message)
             yield PredictWarning(message)
         model = self._prepare_model()

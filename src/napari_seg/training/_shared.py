@@ -196,9 +196,10 @@ def check_class_ids(name: str, lab: np.ndarray, limit: int = MAX_UNSTATED_CLASSE
         )
 
 
-def nonfinite_notes(sources: Iterable[Any]) -> list[str]:
-    """The warning of each training source (``name``, ``stats``) whose image holds NaN
-    or infinite pixels (:attr:`IntensityStats.nonfinite_note`), named by its pair.
+def intensity_notes(sources: Iterable[Any]) -> list[str]:
+    """The warning of each training source (``name``, ``stats``) whose intensities call
+    for one (:attr:`IntensityStats.note`: NaN or infinite pixels, an image outside a
+    fixed window), named by its pair.
 
     Parameters
     ----------
@@ -209,7 +210,7 @@ def nonfinite_notes(sources: Iterable[Any]) -> list[str]:
     -------
     list of str
     """
-    return [f"{s.name}: {s.stats.nonfinite_note}" for s in sources if s.stats.nonfinite_note]
+    return [f"{s.name}: {s.stats.note}" for s in sources if s.stats.note]
 
 
 class LabelMode:

@@ -33,7 +33,7 @@ from ._shared import (
     check_label_dtype,
     check_labels_shape,
     class_limit,
-    nonfinite_notes,
+    intensity_notes,
     pad_patch,
 )
 from .strokes import Stroke, find_strokes
@@ -105,7 +105,7 @@ class TrainingData(LabelMode):
             self._source(name, image, labels, in_channels, normalization, axis, channel_axis)
             for name, (image, labels) in zip(names, pairs, strict=True)
         ]
-        self.warnings += nonfinite_notes(self.sources)
+        self.warnings += intensity_notes(self.sources)
         self._strokes: list[Stroke] = []
         self._held: dict[tuple[int, int], np.ndarray] = {}  # (pair, plane): held-out pixels
         positions, counts = self._scan()

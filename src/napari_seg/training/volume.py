@@ -48,7 +48,7 @@ from ._shared import (
     check_label_dtype,
     check_labels_shape,
     class_limit,
-    nonfinite_notes,
+    intensity_notes,
     pad_patch,
 )
 from ._slabs import Scan, by_class, hold_out_slabs, scan_labels
@@ -124,7 +124,7 @@ class VolumeData(LabelMode):
             _volume(name, image, labels, in_channels, normalization, channel_axis)
             for name, (image, labels) in zip(names, pairs, strict=True)
         ]
-        self.warnings += nonfinite_notes(self.sources)
+        self.warnings += intensity_notes(self.sources)
         read = [partial(self._read_labels, v) for v in self.sources]
         scans = [
             scan_labels(v.name, r, v.layout.spatial_shape, self, self.max_classes)
