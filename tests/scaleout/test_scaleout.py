@@ -153,6 +153,22 @@ def test_blocks_smaller_than_the_tile_are_named_before_they_run(plane, capsys):
     assert "warning: " in capsys.readouterr().err
 
 
+def test_a_block_run_says_what_a_single_run_says_of_the_image_s_intensities(plane):
+    """NaN pixels (and an image outside a model's intensity window) were a warning of
+    ``predict`` in one process but not of a block-wise run, whose statistics are taken
+    once for every block: both now say it, in the same words."""
+    tmp, net, image = plane
+    holes = image.astype(np.float32)
+    holes[:40] = np.nan
+    tifffile.imwrite(tmp / "holes.tif", holes)
+    seen, _done = _run(tmp / "m.safetensors", tmp / "holes.tif", tmp / "h.ome.zarr", CONFIG)
+    said = [e.message for e in seen if isinstance(e, PredictWarning)]
+    expected = predict(net, holes, CONFIG).warnings
+    assert expected
+    assert said == list(expected)
+    assert "are NaN or infinite" in said[0]
+
+
 def test_a_block_run_resamples_to_the_model_spacing_as_a_single_run(tmp_path):
     """A 3D model made for 1.5 x 1 x 1 on a 3 x 0.6 x 0.6 volume: every block resamples
     its source region, and the store (on the image's grid, with its voxel size) holds

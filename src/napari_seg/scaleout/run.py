@@ -112,7 +112,8 @@ def iter_predict_blocks(
     Yields
     ------
     PredictWarning, BlocksStarted, BlockDone
-        Warnings first: blocks smaller than the tile, or an oblique medical volume
+        Warnings first: the image's intensities (NaN pixels, an image outside the model's
+        intensity window), blocks smaller than the tile, or an oblique medical volume
         (OME-Zarr keeps no rotation).
 
     Returns
@@ -134,6 +135,8 @@ def iter_predict_blocks(
         for address in client.scheduler_info()["workers"]:
             warming.append(client.submit(prepare_worker, workers=[address], pure=False))
     job = _Job.plan(models, image_file, out, config, block, overwrite)
+    if (note := job.task.stats.note) is not None:  # as a single-process run says it
+        yield PredictWarning(note)
     if (waste := small_block_warning(job.blocks, job.task.config["tile"])) is not None:
         yield PredictWarning(waste)
     if job.geometry["oblique"]:
