@@ -510,7 +510,7 @@ def test_a_channel_view_reads_regions_of_one_channel():
         ChannelView(array, 4, 0)
 
 
-def test_into_source_followed_by_the_input_names_the_mix_up(tmp_path, capsys):
+def test_into_source_followed_by_the_input_names_the_mix_up(tmp_path, capsys, monkeypatch):
     """``--into-source`` takes an optional labels name: ``--into-source plate.ome.zarr``
     (as the README once showed) took the image for the name and argparse said only
     "the following arguments are required: INPUT"; the image is now recognised and
@@ -528,3 +528,9 @@ def test_into_source_followed_by_the_input_names_the_mix_up(tmp_path, capsys):
         ["predict", "--model", "m.safetensors", str(plate), "--into-source"]
     )
     assert (args.inputs, args.into_source) == ([plate], "napari-seg")
+    (tmp_path / "cells").mkdir()  # a name that is also a folder here is still a name
+    monkeypatch.chdir(tmp_path)
+    args, _ = build_parser().parse_known_args(
+        ["predict", "--model", "m.safetensors", "--into-source", "cells", str(plate)]
+    )
+    assert (args.inputs, args.into_source) == ([plate], "cells")
