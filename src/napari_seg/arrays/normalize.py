@@ -45,6 +45,8 @@ class IntensityStats:
         Whether the statistics come from sampled blocks rather than every pixel.
     clip : bool
         Whether normalised values are clipped to ``[0, 1]`` (a fixed intensity window).
+    outside : tuple of float
+        With a fixed window, the shares of the examined finite pixels below and above it.
     """
 
     offset: np.ndarray
