@@ -234,6 +234,33 @@ def test_a_new_model_takes_the_class_names_of_the_labels_layer(setup):
     assert w._make_job().config.class_names == ()
 
 
+def test_a_new_model_s_normalisation_is_chosen_in_the_train_dock_too(setup):
+    """A new model trained from the dock was always normalised by percentiles; the
+    dock's "new model" now offers the Model dock's normalisation fields (the window
+    proposed from the selected image's contrast limits). Fine-tuning hides them: the
+    model keeps its own."""
+    viewer, w, _ = setup
+    fields = w.source.normalization
+    assert fields.method.native.isHidden()  # current model: its own normalisation
+    w._source.value = "new"
+    assert not fields.method.native.isHidden()
+    viewer.layers.selection.active = viewer.layers["cells"]
+    viewer.layers["cells"].contrast_limits = (10, 200)
+    fields.method.value = "window"
+    assert not fields.window.native.isHidden()
+    assert fields.window.value == "10, 200"
+    config = w._make_job().config
+    assert (config.normalization, config.normalization_window) == ("window", (10.0, 200.0))
+    fields.window.value = "ten"
+    with pytest.raises(ValueError, match="intensity window must be two numbers"):
+        w._make_job()
+    w._source.value = "current"
+    assert fields.method.native.isHidden()
+    assert fields.window.native.isHidden()
+    config = w._make_job().config
+    assert (config.normalization, config.normalization_window) == ("percentile", None)
+
+
 def test_new_model_class_names_fill_gaps_in_the_ids():
     from types import SimpleNamespace
 

@@ -10,11 +10,11 @@ from napari.utils.notifications import show_error, show_info
 
 from .._units import format_spacing, parse_length_unit, unit_symbol
 from ..limits import MAX_CLASSES, MAX_IN_CHANNELS
-from ..models import ModelSpec, Normalization, get_architecture, list_architectures
-from ..models.spec import NORMALIZATION_METHODS
+from ..models import ModelSpec, get_architecture, list_architectures
 from ._current import CurrentModel
 from ._dock import Dock, wrapping_label
 from ._fields import SaveTarget, model_file_problem
+from ._normalization import NormalizationFields
 from ._runner import JobRunner, RunnerFields
 from ._shared import (
     NO_ENCODER,
@@ -85,19 +85,8 @@ class ModelWidget(RunnerFields, Dock):
             "units when the model and the layer both state theirs). Empty: none"
         )
         self._in_channels = SpinBox(label="input channels", min=1, max=MAX_IN_CHANNELS, value=1)
-        self._normalization = ComboBox(
-            label="normalisation", choices=NORMALIZATION_METHODS, value="percentile"
-        )
-        self._normalization.tooltip = (
-            "how intensities reach the network: percentile (each image's 1st and 99.8th "
-            "percentiles to 0 and 1), minmax, meanstd, window (fixed intensities, the rest "
-            "clipped: a CT's Hounsfield units) or none"
-        )
-        self._window = LineEdit(label="intensity window", value="", visible=False)
-        self._window.tooltip = (
-            "lowest, highest: the intensities mapped to 0 and 1 (e.g. -175, 250 for soft "
-            "tissue in a CT); proposed from the selected image's contrast limits"
-        )
+        self.normalization = NormalizationFields(viewer)
+        self._normalization, self._window = self.normalization.widgets
         self._classes = SpinBox(label="classes", min=2, max=MAX_CLASSES, value=2)
         self._class_names = LineEdit(label="class names")
         self._class_names.tooltip = "comma-separated, background first; empty for defaults"
@@ -125,8 +114,7 @@ class ModelWidget(RunnerFields, Dock):
                 self._dims,
                 self._spacing,
                 self._in_channels,
-                self._normalization,
-                self._window,
+                *self.normalization.widgets,
                 self._classes,
                 self._class_names,
                 self._weights,
@@ -151,7 +139,6 @@ class ModelWidget(RunnerFields, Dock):
         self._dims.changed.connect(self._on_dims_changed)
         self._encoder.changed.connect(self._on_encoder_changed)
         self._weights.changed.connect(self._on_weights_changed)
-        self._normalization.changed.connect(self._on_normalization_changed)
         self._create.clicked.connect(self.create_model)
         self._load.clicked.connect(self.load_model)
         self._save.clicked.connect(self.save_model)
@@ -169,17 +156,11 @@ class ModelWidget(RunnerFields, Dock):
             in_channels=int(self._in_channels.value),
             num_classes=int(self._classes.value),
             class_names=names,
-            normalization=self._normalization_value(),
+            normalization=self.normalization.value(),
             spatial_dims=int(self._dims.value),
             spacing=spacing,
             spacing_unit=unit,
         ).validate()
-
-    def _normalization_value(self) -> Normalization:
-        method = self._normalization.value
-        if method != "window":
-            return Normalization(method)
-        return Normalization(method, window=parse_window(self._window.value))
 
     def _weights_value(self) -> str | None:
         choice = self._weights.value
@@ -229,18 +210,6 @@ class ModelWidget(RunnerFields, Dock):
         self._weights.enabled = self._encoder.value not in ("classic", NO_ENCODER)
         if not self._weights.enabled:
             self._weights.value = "none"
-
-    def _on_normalization_changed(self, *_args) -> None:
-        """Show the window field for "window", proposing the selected image's contrast
-        limits (a CT opened through napari-seg shows the window its files state)."""
-        from napari.layers import Image
-
-        window = self._normalization.value == "window"
-        self._window.visible = window
-        layer = self._viewer.layers.selection.active
-        if window and not self._window.value.strip() and isinstance(layer, Image):
-            low, high = (float(v) for v in layer.contrast_limits)
-            self._window.value = f"{low:g}, {high:g}"
 
     def _on_weights_changed(self, *_args) -> None:
         self._weights_file.visible = self._weights.value == "file"
@@ -362,17 +331,6 @@ def parse_spacing(text: str) -> tuple[tuple[float, ...] | None, str | None]:
         )
     unit = parse_length_unit(parts[-1]) if len(numbers) < len(parts) else None
     return tuple(float(p) for p in numbers), unit
-
-
-def parse_window(text: str) -> tuple[float, float]:
-    """ "-175, 250" -> (-175.0, 250.0); a ValueError names anything else."""
-    parts = text.replace(",", " ").split()
-    if len(parts) != 2 or not all(_is_number(p) for p in parts):
-        raise ValueError(
-            f"intensity window must be two numbers, lowest and highest, such as '-175, 250', "
-            f"got {text!r}"
-        )
-    return float(parts[0]), float(parts[1])
 
 
 def _is_number(text: str) -> bool:

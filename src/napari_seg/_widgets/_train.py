@@ -86,7 +86,7 @@ class TrainWidget(Dock):
         self._head = ""
         self._saved = ""
         self.pairs = PairsPanel(viewer)
-        self.source = ModelSourcePanel(self.current)
+        self.source = ModelSourcePanel(self.current, viewer)
         self.settings = SettingsPanel()
         self.augment = AugmentPanel()
         self._device = ComboBox(label="device", choices=device_choices, value="auto")
@@ -250,6 +250,7 @@ class TrainWidget(Dock):
             filled_weight=float(s.filled.value) if s.dims.value == 3 else 0.0,
             **s.budget_fields(),
             **self.augment.values(),
+            **self.source.new_model_fields(),
         ).validate()
 
     def _on_labels_are_changed(self, *_args) -> None:

@@ -9,16 +9,17 @@ from magicgui.widgets import CheckBox, ComboBox, FileEdit
 from ..models import get_architecture, list_architectures
 from ..training.config import MAX_CLASSES
 from ._fields import AutoInt, model_file_problem
+from ._normalization import NormalizationFields
 from ._shared import NO_ENCODER, encoder_choices
 
 MODEL_SOURCES = (("current model", "current"), ("model file", "file"), ("new model", "new"))
 
 
 class ModelSourcePanel:
-    """The current model, a model file, or a new architecture (with its encoder);
-    ``widgets`` go into the dock's body."""
+    """The current model, a model file, or a new architecture (with its encoder and
+    normalisation); ``widgets`` go into the dock's body."""
 
-    def __init__(self, current) -> None:
+    def __init__(self, current, viewer) -> None:
         self._current = current
         self.source = ComboBox(label="model", choices=MODEL_SOURCES, value="current")
         self.model_file = FileEdit(label="model file", mode="r", filter="*.safetensors")
@@ -36,8 +37,10 @@ class ModelSourcePanel:
             "labels (their largest id + 1). A number confirms labels that look like "
             "something else, e.g. many classes of one region each",
         )
+        self.normalization = NormalizationFields(viewer)
         self.widgets = [
-            self.source, self.model_file, self.arch, self.encoder, self.classes, self.grow,
+            self.source, self.model_file, self.arch, self.encoder, *self.normalization.widgets,
+            self.classes, self.grow,
         ]  # fmt: skip
         self.source.changed.connect(self._on_source_changed)
         self.arch.changed.connect(self._on_arch_changed)
@@ -56,6 +59,24 @@ class ModelSourcePanel:
     @property
     def encoder_value(self) -> str | None:
         return self.encoder.value if self.encoder.enabled else None
+
+    def new_model_fields(self) -> dict:
+        """A new model's normalisation as :class:`TrainingConfig` fields (none when
+        fine-tuning: the model's own).
+
+        Returns
+        -------
+        dict
+
+        Raises
+        ------
+        ValueError
+            For a window that is not two numbers.
+        """
+        if not self.is_new:
+            return {}
+        normalization = self.normalization.value()
+        return {"normalization": normalization.method, "normalization_window": normalization.window}
 
     def model_for_job(self) -> tuple[object, str | None]:
         """The model object to fine-tune, or the file to fine-tune from (or neither: new).
@@ -81,6 +102,7 @@ class ModelSourcePanel:
         source = self.source.value
         self.model_file.visible = source == "file"
         self.arch.visible = self.encoder.visible = self.classes.visible = source == "new"
+        self.normalization.set_shown(source == "new")
         self.grow.visible = source != "new"
 
     def _encoder_choices(self, *_args) -> list[str]:
