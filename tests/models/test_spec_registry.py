@@ -91,6 +91,9 @@ def test_spec_json_round_trip_and_defaults():
     assert again == spec
     ct = ModelSpec("unet", 1, 3, normalization=Normalization("window", window=(-175.0, 250.0)))
     assert ModelSpec.from_json(json.dumps(json.loads(ct.validate().to_json()))) == ct
+    assert ct.to_dict()["normalization"]["window"] == [-175.0, 250.0]
+    # a card without a window has no "window" key, which versions before it refuse
+    assert "window" not in spec.to_dict()["normalization"]
     assert ModelSpec("unet", 1, 3).class_names == ("background", "class 1", "class 2")
     assert ModelSpec("unet", 1, 3).class_colors[0][3] == 0.0  # background transparent
 

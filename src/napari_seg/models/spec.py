@@ -383,6 +383,10 @@ class ModelSpec:
         data["spacing"] = None if self.spacing is None else list(self.spacing)
         if self.spacing_unit is None:  # cards without one stay readable by older versions
             del data["spacing_unit"]
+        if self.normalization.window is None:  # the same for a normalisation without one
+            del data["normalization"]["window"]
+        else:
+            data["normalization"]["window"] = list(self.normalization.window)
         return data
 
     def to_json(self) -> str:
