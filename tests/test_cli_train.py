@@ -564,3 +564,11 @@ def test_a_fixed_intensity_window_is_recorded_and_used_by_predict(files, tmp_pat
     )  # per-image percentiles would have seen two different images
     assert main([*argv, "--window", "0", "200", "--overwrite"]) == 1
     assert "an intensity window is used by normalization 'window'" in capsys.readouterr().err
+    # fine-tuning keeps the model's own window, and now says so (it was silent)
+    tuned = tmp_path / "tuned.safetensors"
+    again = ["train", *pair, "--from-model", str(out), "--out", str(tuned), *FAST[:-1]]
+    assert main([*again, "--normalization", "minmax"]) == 0
+    assert load_model(tuned).spec.normalization.window == (-10.0, 90.0)
+    assert "fine-tuning keeps the model's normalisation (window -10 to 90, clipped)" in (
+        capsys.readouterr().err
+    )

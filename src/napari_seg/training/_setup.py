@@ -31,6 +31,30 @@ if TYPE_CHECKING:
 PIXEL_HOLD_OUT_3D = (16, 128, 128)
 
 
+def kept_normalization(config: TrainingConfig, base: SegmentationModel | None) -> str | None:
+    """What to say when a run fine-tunes ``base`` but ``config`` asks another
+    normalisation than the default (``--normalization``/``--window``, a new model's):
+    the model keeps its own, which its weights were made for.
+
+    Parameters
+    ----------
+    config : TrainingConfig
+    base : SegmentationModel or None
+
+    Returns
+    -------
+    str or None
+    """
+    asked = config.intensity_normalization()
+    if base is None or asked == Normalization() or asked == base.spec.normalization:
+        return None
+    return (
+        f"fine-tuning keeps the model's normalisation ({base.spec.normalization.summary()}), "
+        f"which its weights were made for; the one asked ({asked.summary()}) applies to new "
+        "models only"
+    )
+
+
 def input_spec(
     config: TrainingConfig, base: SegmentationModel | None, first
 ) -> tuple[int, Normalization]:

@@ -23,7 +23,14 @@ from ..models.registry import get_architecture
 from ._model import base_model, fit_classes, run_dims
 from ._pixel_run import PixelRun
 from ._runtime import Clock, guard_batchnorm
-from ._setup import channels_from_labels, confirmed_classes, input_spec, run_data, volumes_of
+from ._setup import (
+    channels_from_labels,
+    confirmed_classes,
+    input_spec,
+    kept_normalization,
+    run_data,
+    volumes_of,
+)
 from ._shared import as_pairs
 from .augment import Augmentation, augment
 from .checkpoint import RunState, restore
@@ -242,8 +249,9 @@ class _Trainer(PixelRun):
             self.aug = replace(self.aug, spacing=self.model.spec.spacing)
         if not get_architecture(self.model.spec.architecture).intensity_augmentation:
             self.aug = replace(self.aug, intensity=False, noise=False)
-        for message in self.data.warnings:
-            yield TrainWarning(message)
+        for message in [*self.data.warnings, kept_normalization(cfg, base)]:
+            if message is not None:
+                yield TrainWarning(message)
         yield TrainStarted(
             device=str(self.device),
             device_description=self.runtime.description,
