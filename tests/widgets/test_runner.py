@@ -101,3 +101,18 @@ def test_a_status_of_several_lines_reads_as_one_paragraph():
     )
     assert status_line("cpu: 1 thread:\n  3/16 tiles\n\n") == "cpu: 1 thread: 3/16 tiles"
     assert len(status_line("x\n" * 1000)) <= 600
+
+
+def test_a_status_longer_than_its_lines_is_whole_in_the_tooltip(qtbot):
+    """A status label keeps a fixed height (no relayout of the window as its text
+    changes), so a long status was cut without a way to read the rest (Evaluate's
+    error-overlay counts); the whole text is now the label's tooltip."""
+    from napari_seg._widgets._dock import wrapping_label
+
+    label = wrapping_label("status", "idle", lines=2)
+    height = label.native.height()
+    assert label.native.toolTip() == "idle"
+    long = "error overlay: " + ", ".join(f"class {i}: {1000 * i} pixels" for i in range(30))
+    label.value = long
+    assert label.native.toolTip() == long
+    assert label.native.height() == height  # still fixed

@@ -55,14 +55,29 @@ class Dock(Container):
         layout.insertWidget(layout.count() - 1, qwidget)
 
 
+class _CutLabel(Label):
+    """A Label of fixed height whose whole text is also its tooltip (magicgui's Label
+    emits no ``changed`` when its value is set, so the setter does it)."""
+
+    @property
+    def value(self):  # type: ignore[override]
+        return Label.value.fget(self)  # type: ignore[attr-defined]
+
+    @value.setter
+    def value(self, text) -> None:
+        Label.value.fset(self, text)  # type: ignore[attr-defined]
+        self.native.setToolTip(str(text))
+
+
 def wrapping_label(label: str = "", value: str = "", lines: int = 0) -> Label:
     """A Label whose text wraps and never widens the dock.
 
     With ``lines`` > 0 its height is fixed to that many lines, so changing its
     text never changes the dock's layout (each relayout of napari's window
-    costs milliseconds on the main thread).
+    costs milliseconds on the main thread); a longer text is cut there and shown
+    whole as the label's tooltip.
     """
-    widget = Label(label=label, value=value)
+    widget = (_CutLabel if lines else Label)(label=label, value=value)
     native = widget.native
     native.setWordWrap(True)
     native.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -70,5 +85,6 @@ def wrapping_label(label: str = "", value: str = "", lines: int = 0) -> Label:
     native.setSizePolicy(QSizePolicy.Policy.Ignored, vertical)
     if lines:
         native.setFixedHeight(native.fontMetrics().lineSpacing() * lines + 4)
+        native.setToolTip(str(value))
     native.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
     return widget
