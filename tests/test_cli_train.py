@@ -572,3 +572,22 @@ def test_a_fixed_intensity_window_is_recorded_and_used_by_predict(files, tmp_pat
     assert "fine-tuning keeps the model's normalisation (window -10 to 90, clipped)" in (
         capsys.readouterr().err
     )
+
+
+def test_fine_tuning_says_it_keeps_the_models_network(files, tmp_path, capsys):
+    """``--arch``, ``--encoder`` and ``--option`` build new models: given with
+    ``--from-model`` they were ignored without a word; the run now says the model
+    keeps its own network (and still fine-tunes it)."""
+    base = tmp_path / "base.safetensors"
+    pair = ["--image", str(files["image0"]), "--labels", str(files["labels0"])]
+    assert main(["train", *pair, "--arch", "unet", "--out", str(base), *FAST]) == 0
+    capsys.readouterr()
+    tuned = tmp_path / "tuned.safetensors"
+    again = ["train", *pair, "--from-model", str(base), "--out", str(tuned), *FAST]
+    assert main([*again, "--arch", "fpn", "--encoder", "resnet18", "--option", "depth=2"]) == 0
+    err = capsys.readouterr().err
+    assert "fine-tuning keeps the model's network (unet" in err
+    assert "architecture fpn, encoder resnet18, option depth=2 asked build new models" in err
+    assert load_model(tuned).spec.architecture == "unet"
+    assert main([*again, "--overwrite"]) == 0  # nothing asked: nothing said
+    assert "keeps the model's network" not in capsys.readouterr().err

@@ -261,6 +261,24 @@ def test_a_new_model_s_normalisation_is_chosen_in_the_train_dock_too(setup):
     assert (config.normalization, config.normalization_window) == ("percentile", None)
 
 
+def test_fine_tuning_passes_no_hidden_architecture(setup):
+    """The architecture and encoder fields are hidden when fine-tuning, but their
+    values went into the run's config: the core then said the model keeps its
+    network when the hidden fields named another. Fine-tuning now asks nothing."""
+    from napari_seg.training import TrainingConfig
+    from napari_seg.training._setup import kept_settings
+
+    _, w, original = setup
+    w._source.value = "new"
+    w.source.arch.value = "fpn"
+    config = w._make_job().config
+    assert (config.architecture, config.encoder) == ("fpn", "resnet34")
+    w._source.value = "current"
+    config = w._make_job().config
+    assert (config.architecture, config.encoder) == (TrainingConfig.architecture, None)
+    assert kept_settings(config, original) == []
+
+
 def test_new_model_class_names_fill_gaps_in_the_ids():
     from types import SimpleNamespace
 

@@ -226,13 +226,7 @@ class TrainWidget(Dock):
         s = self.settings
         label0 = label0 or s.label0.value
         instances = None if label0 == "unlabelled" else s.instances
-        encoder = self.source.encoder_value
-        offered = get_architecture(self.source.arch.value).encoders_3d
-        if self._dims() == 3 and offered and encoder not in offered:
-            encoder = None  # the field lists 2D encoders; the registry picks a 3D one
         return TrainingConfig(
-            architecture=self.source.arch.value,
-            encoder=encoder,
             grow_classes=self.source.grow.value,
             num_classes=self.source.num_classes,
             label0=label0,
@@ -250,7 +244,7 @@ class TrainWidget(Dock):
             filled_weight=float(s.filled.value) if s.dims.value == 3 else 0.0,
             **s.budget_fields(),
             **self.augment.values(),
-            **self.source.new_model_fields(),
+            **self.source.new_model_fields(dims=self._dims()),
         ).validate()
 
     def _on_labels_are_changed(self, *_args) -> None:

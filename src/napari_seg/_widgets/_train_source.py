@@ -60,9 +60,16 @@ class ModelSourcePanel:
     def encoder_value(self) -> str | None:
         return self.encoder.value if self.encoder.enabled else None
 
-    def new_model_fields(self) -> dict:
-        """A new model's normalisation as :class:`TrainingConfig` fields (none when
-        fine-tuning: the model's own).
+    def new_model_fields(self, dims: int | None = None) -> dict:
+        """A new model's network and normalisation as :class:`TrainingConfig` fields
+        (none when fine-tuning: the model keeps its own).
+
+        Parameters
+        ----------
+        dims : int, optional
+            The new model's dimensions: a 3D one takes the encoder field's value
+            only where the architecture offers it in 3D (the field lists 2D
+            encoders; else the registry picks a 3D one).
 
         Returns
         -------
@@ -75,8 +82,17 @@ class ModelSourcePanel:
         """
         if not self.is_new:
             return {}
+        encoder = self.encoder_value
+        offered = get_architecture(self.arch.value).encoders_3d
+        if dims == 3 and offered and encoder not in offered:
+            encoder = None
         normalization = self.normalization.value()
-        return {"normalization": normalization.method, "normalization_window": normalization.window}
+        return {
+            "architecture": self.arch.value,
+            "encoder": encoder,
+            "normalization": normalization.method,
+            "normalization_window": normalization.window,
+        }
 
     def model_for_job(self) -> tuple[object, str | None]:
         """The model object to fine-tune, or the file to fine-tune from (or neither: new).

@@ -100,7 +100,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="model file to write (.safetensors)")
     p.add_argument("--config", type=Path, help="JSON or YAML training settings")
     p.add_argument("--arch", help="architecture of a new model (see 'napari-seg models')")
-    p.add_argument("--encoder", help="encoder of a new model")
+    p.add_argument("--encoder", help="encoder of a new model (a --from-model keeps its own)")
     p.add_argument("--option", action="append", metavar="NAME=VALUE", help="architecture option")
     add_normalization_arguments(p, default=None)
     p.add_argument("--from-model", help="model file to fine-tune")

@@ -31,10 +31,11 @@ if TYPE_CHECKING:
 PIXEL_HOLD_OUT_3D = (16, 128, 128)
 
 
-def kept_normalization(config: TrainingConfig, base: SegmentationModel | None) -> str | None:
-    """What to say when a run fine-tunes ``base`` but ``config`` asks another
-    normalisation than the default (``--normalization``/``--window``, a new model's):
-    the model keeps its own, which its weights were made for.
+def kept_settings(config: TrainingConfig, base: SegmentationModel | None) -> list[str]:
+    """What to say when a run fine-tunes ``base`` but ``config`` asks for a new
+    model's network or normalisation (``--arch``, ``--encoder``, ``--option``,
+    ``--normalization``/``--window``) other than the model's: the model keeps its
+    own, which its weights were made for.
 
     Parameters
     ----------
@@ -43,16 +44,35 @@ def kept_normalization(config: TrainingConfig, base: SegmentationModel | None) -
 
     Returns
     -------
-    str or None
+    list of str
+        One message per kept setting; empty for a new model.
     """
+    if base is None:
+        return []
+    spec = base.spec
+    said = []
     asked = config.intensity_normalization()
-    if base is None or asked == Normalization() or asked == base.spec.normalization:
-        return None
-    return (
-        f"fine-tuning keeps the model's normalisation ({base.spec.normalization.summary()}), "
-        f"which its weights were made for; the one asked ({asked.summary()}) applies to new "
-        "models only"
-    )
+    if asked not in (Normalization(), spec.normalization):
+        said.append(
+            f"fine-tuning keeps the model's normalisation ({spec.normalization.summary()}), "
+            f"which its weights were made for; the one asked ({asked.summary()}) applies to "
+            "new models only"
+        )
+    network = {
+        "architecture": (config.architecture, TrainingConfig.architecture, spec.architecture),
+        "encoder": (config.encoder, None, spec.encoder),
+    }
+    asked_net = [f"{k} {a}" for k, (a, default, own) in network.items() if a not in (default, own)]
+    asked_net += [
+        f"option {k}={v!r}" for k, v in config.options.items() if spec.options.get(k) != v
+    ]
+    if asked_net:
+        own = spec.architecture if spec.encoder is None else f"{spec.architecture}, {spec.encoder}"
+        said.append(
+            f"fine-tuning keeps the model's network ({own}); the {', '.join(asked_net)} asked "
+            "build new models only"
+        )
+    return said
 
 
 def input_spec(

@@ -94,8 +94,9 @@ class TrainingConfig(JobConfig):
     Parameters
     ----------
     architecture, encoder, options :
-        The network built for a new model (see ``napari-seg models``); ignored
-        when fine-tuning from ``from_model`` or a model handed to the job.
+        The network built for a new model (see ``napari-seg models``); a model
+        fine-tuned (``from_model`` or one handed to the job) keeps its own, and
+        the run warns when these ask for another.
     from_model : str, optional
         Model file to fine-tune (weights, classes and normalisation come from it).
     in_channels : int, optional

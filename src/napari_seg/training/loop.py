@@ -27,7 +27,7 @@ from ._setup import (
     channels_from_labels,
     confirmed_classes,
     input_spec,
-    kept_normalization,
+    kept_settings,
     run_data,
     volumes_of,
 )
@@ -249,9 +249,8 @@ class _Trainer(PixelRun):
             self.aug = replace(self.aug, spacing=self.model.spec.spacing)
         if not get_architecture(self.model.spec.architecture).intensity_augmentation:
             self.aug = replace(self.aug, intensity=False, noise=False)
-        for message in [*self.data.warnings, kept_normalization(cfg, base)]:
-            if message is not None:
-                yield TrainWarning(message)
+        for message in [*self.data.warnings, *kept_settings(cfg, base)]:
+            yield TrainWarning(message)
         yield TrainStarted(
             device=str(self.device),
             device_description=self.runtime.description,
