@@ -85,3 +85,13 @@ def test_a_string_is_not_a_list_of_class_names(tmp_path):
     path.write_text("class_names: abc\n")
     with pytest.raises(TypeError, match="class_names must be a list of names"):
         TrainingConfig.load(path)
+
+
+def test_a_window_is_recorded_only_when_set():
+    """A run summary leaves out the settings it does not use, so that a version
+    from before they existed reads it ("unknown setting" otherwise); the intensity
+    window was written as ``null`` by every run."""
+    assert "normalization_window" not in TrainingConfig().to_dict()
+    config = TrainingConfig(normalization="window", normalization_window=(-175.0, 250.0))
+    assert config.to_dict()["normalization_window"] == [-175.0, 250.0]
+    assert TrainingConfig.from_dict(config.to_dict()).validate() == config

@@ -405,10 +405,12 @@ class TrainingConfig(JobConfig):
         d["class_colors"] = [list(c) for c in self.class_colors]
         d["spacing"] = None if self.spacing is None else list(self.spacing)
         d["patch_3d"] = None if self.patch_3d is None else list(self.patch_3d)
+        window = self.normalization_window
+        d["normalization_window"] = None if window is None else list(window)
         if isinstance(self.axis, tuple):
             d["axis"] = list(self.axis)
         d["ignore_labels"] = list(self.ignore_labels)
-        for name in ("spacing_unit", "instances", "ignore_labels"):  # as before these existed
+        for name in ("spacing_unit", "instances", "ignore_labels", "normalization_window"):
             if d[name] in (None, []):
                 del d[name]
         return d
