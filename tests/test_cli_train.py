@@ -591,3 +591,15 @@ def test_fine_tuning_says_it_keeps_the_models_network(files, tmp_path, capsys):
     assert load_model(tuned).spec.architecture == "unet"
     assert main([*again, "--overwrite"]) == 0  # nothing asked: nothing said
     assert "keeps the model's network" not in capsys.readouterr().err
+
+
+def test_a_model_named_as_a_pickle_is_refused_before_training(files, tmp_path, capsys):
+    """``--out model.pt`` trained, then wrote a safetensors file that torch.load (what a
+    ``.pt`` is for) cannot read. It is refused before any work, with the name to use."""
+    pair = ["--image", str(files["image0"]), "--labels", str(files["labels0"])]
+    out = tmp_path / "model.pt"
+    assert main(["train", *pair, "--arch", "unet", "--out", str(out), *FAST]) == 1
+    err = capsys.readouterr().err
+    assert "model.pt: a model file is written as safetensors" in err
+    assert "name it model.safetensors" in err
+    assert not list(tmp_path.glob("model*"))

@@ -174,3 +174,14 @@ def test_failed_save_leaves_no_temporary_file(saved, model, monkeypatch):
 def test_save_into_missing_folder_is_clear(model, tmp_path):
     with pytest.raises(FileNotFoundError, match="output folder does not exist"):
         save_model(model, tmp_path / "nope" / "m.safetensors")
+
+
+@pytest.mark.parametrize("name", ["m.pt", "m.PTH", "m.ckpt"])
+def test_a_model_file_is_never_named_as_a_pickle(model, tmp_path, name):
+    """A model file is safetensors: written as ``model.pt`` it was a file torch.load
+    cannot read, named as one it can. The name is refused, naming the one to use."""
+    stem = name.partition(".")[0]
+    with pytest.raises(ValueError, match=f"torch.load does not read; name it {stem}.safetensors"):
+        save_model(model, tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
+    assert load_model(save_model(model, tmp_path / "m.v2")).spec == model.spec  # any other

@@ -23,7 +23,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +89,49 @@ def tensors_digest(tensors: Mapping[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+#: Suffixes of the files ``torch.load`` reads (pickles): a model file is
+#: safetensors, and named so, never one of these.
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar")
+
+
+def check_model_target(
+    path: str | os.PathLike, *, overwrite: bool = False, inputs: Iterable = ()
+) -> Path:
+    """Check that a model file may be written to ``path``, before any work is done:
+    :func:`napari_seg._atomic.check_target`, and a name that does not end as the
+    files ``torch.load`` reads (``model.pt``), since a model file is safetensors.
+
+    Parameters
+    ----------
+    path : path-like
+    overwrite : bool
+        Whether an existing file may be replaced.
+    inputs : iterable of path-like
+        Files the job reads, never replaced.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    ValueError
+        For a pickle's suffix (naming the file to write instead), or ``path`` among
+        ``inputs``.
+    OutputExistsError, IsADirectoryError, FileNotFoundError
+        As :func:`napari_seg._atomic.check_target`.
+    """
+    from .._atomic import check_target
+
+    path = Path(path)
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise ValueError(
+            f"{path.name}: a model file is written as safetensors, which torch.load does "
+            f"not read; name it {path.stem}.safetensors"
+        )
+    return check_target(path, overwrite=overwrite, inputs=inputs)
+
+
 def save_model(
     model: SegmentationModel,
     path: str | os.PathLike,
@@ -103,7 +146,8 @@ def save_model(
     ----------
     model : SegmentationModel
     path : path-like
-        Destination; ``.safetensors`` is the conventional suffix.
+        Destination; ``.safetensors`` is the conventional suffix, and the
+        suffixes of pickles (``.pt``, ``.pth``...) are refused.
     overwrite : bool
         Replace ``path`` if it exists; without it an existing file is an error.
     provenance : mapping, optional
@@ -121,11 +165,11 @@ def save_model(
     OutputExistsError
         If ``path`` exists and ``overwrite`` is False.
     ValueError
-        For an ensemble (:func:`napari_seg.models.ensemble`): save its models.
+        For an ensemble (:func:`napari_seg.models.ensemble`): save its models; for
+        a pickle's suffix (:func:`check_model_target`).
     """
     from safetensors.torch import save
 
-    from .._atomic import check_target
     from ._ensemble import MeanOfModels
 
     if isinstance(model.net, MeanOfModels):
@@ -133,7 +177,7 @@ def save_model(
             "an ensemble is not saved as one model file: save each of its models, and "
             "predict with all of them (napari-seg predict --model A --model B)"
         )
-    path = check_target(path, overwrite=overwrite)
+    path = check_model_target(path, overwrite=overwrite)
     tensors = {
         MODEL_PREFIX + k: v.detach().cpu().contiguous().clone()
         for k, v in model.state_dict().items()

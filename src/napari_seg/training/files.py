@@ -62,13 +62,15 @@ def check_outputs(
     OutputExistsError, IsADirectoryError, FileNotFoundError, PermissionError
     """
     from .._atomic import check_target, same_file
+    from ..models.model_file import check_model_target
 
     if out is None:
         return None
     out = Path(out)
     files = (out, *companion_paths(out))
     own = resume is not None and any(same_file(resume, f) for f in files)
-    for path in files:
+    check_model_target(out, overwrite=overwrite or own)  # -last has its suffix
+    for path in files[1:]:
         check_target(path, overwrite=overwrite or own)
     folder = out.parent if str(out.parent) else Path(".")
     try:
