@@ -306,6 +306,26 @@ def test_refine_nifti_keeps_the_affine_and_refuses_tiff_geometry(stack, tmp_path
     assert not (tmp_path / "x.nii.gz").exists()
 
 
+def test_a_nifti_refined_into_a_tiff_keeps_its_voxel_size(stack, tmp_path):
+    """Refine writes a medical input into a TIFF when asked (``seg.nii.gz seg.tif``);
+    the TIFF was uncalibrated, losing the voxel size that napari, Fiji and
+    ``evaluate --surface`` read. It is now an ImageJ hyperstack of the volume's
+    voxel size, in millimetres."""
+    from napari_seg._headers import tiff_calibration
+
+    _, labels = stack
+    nib.save(
+        nib.Nifti1Image(labels.transpose(2, 1, 0).astype(np.uint8), AFFINE),
+        str(tmp_path / "seg.nii.gz"),
+    )
+    op = ["--op", "opening", "--radius", "1", "--quiet"]
+    assert main(["refine", str(tmp_path / "seg.nii.gz"), str(tmp_path / "seg.tif"), *op]) == 0
+    calibration = tiff_calibration(tmp_path / "seg.tif")
+    assert calibration is not None
+    assert (calibration.axes, calibration.unit) == ("ZYX", "millimeter")
+    np.testing.assert_allclose(calibration.scale, (3.0, 0.8, 0.9), rtol=1e-6)
+
+
 def test_evaluate_names_classes_after_a_slicer_segmentations_segments(stack, tmp_path, capsys):
     """A .seg.nrrd ground truth names the scored classes (they were numbers)."""
     import json

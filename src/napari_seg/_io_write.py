@@ -46,7 +46,8 @@ def write_labels(
     ``geometry``'s grid when ``path`` ends in ``.nii``/``.nii.gz``, ``.nrrd`` or
     ``.mha`` (:func:`~napari_seg.medical.write_volume`, an NRRD label map with its
     ``segments``: :func:`~napari_seg.medical.class_segments`), else TIFF (with
-    ``metadata``).
+    ``metadata``; the labels of a medical volume, ``geometry`` without a
+    ``calibration``, keep its voxel size there).
 
     Integer ids are stored as uint8 or uint16 when they fit
     (``arrays.ids.compact_ids``). A TIFF with a ``calibration`` (its source's:
@@ -63,7 +64,7 @@ def write_labels(
     ValueError
         For a medical path without the geometry of a medical source.
     """
-    from ._calibration import imagej_options
+    from ._calibration import Calibration, imagej_options
     from .arrays.ids import compact_ids
     from .medical import is_volume_output, write_volume
 
@@ -76,6 +77,9 @@ def write_labels(
         write_volume(path, array, geometry, overwrite=overwrite, segments=segments)
         return
     array = compact_ids(array)  # uint8/16 when the ids fit: ImageJ holds those
+    if calibration is None and geometry is not None and array.ndim in (3, 4):
+        scale = geometry.placement(array.ndim)[0]  # a medical source's voxel size
+        calibration = Calibration("TZYX"[4 - array.ndim :], scale, geometry.unit)
     options = imagej_options(calibration, array.shape, array.dtype, axes=axes)
     if options is None:
         axes = axes or (calibration.axes if calibration is not None else None)
