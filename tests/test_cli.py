@@ -293,3 +293,30 @@ def test_an_unknown_option_is_named_by_its_command_with_the_closest_option(capsy
     err = capsys.readouterr().err
     assert "napari-seg models: error: unrecognized arguments: --zzzzzz" in err
     assert "did you mean" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (  # a file after --spacing's sizes was read as one more size
+            ["predict", "--model", "m.safetensors", "--output", "o", "--spacing", "1", "1",
+             "ct.nii.gz"],
+            "--spacing: expected a size (a number), got 'ct.nii.gz'; files after the sizes "
+            "need -- before them (--spacing 1 1 -- FILE)",
+        ),
+        (  # MONAI's overlap is a fraction of the window; ours is in pixels
+            ["predict", "--model", "m.safetensors", "--output", "o", "--overlap", "0.25", "a"],
+            "--overlap: expected pixels (a whole number), got '0.25' (not a fraction of the "
+            "tile, as MONAI's overlap: tile/4 is the default)",
+        ),
+        (
+            ["evaluate", "--pred", "p.tif", "--gt", "g.tif", "--spacing", "one"],
+            "--spacing: expected a size (a number), got 'one'",
+        ),
+    ],
+)  # fmt: skip
+def test_a_value_of_the_wrong_kind_says_what_the_option_takes(capsys, argv, message):
+    with pytest.raises(SystemExit) as raised:
+        main(argv)
+    assert raised.value.code == 2
+    assert message in capsys.readouterr().err

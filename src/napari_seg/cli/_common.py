@@ -48,6 +48,61 @@ def axes_argument(text: str) -> int | tuple[int, ...]:
     return axes[0] if len(axes) == 1 else axes
 
 
+def size_argument(text: str) -> float:
+    """One ``--spacing`` size: a number. It takes a size per axis, so an input file
+    given after it is read as one more size; the message says how to separate them.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Naming the value, and ``--`` to end the sizes before file names.
+    """
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a size (a number), got {text!r}; files after the sizes need -- "
+            "before them (--spacing 1 1 -- FILE), or give them first"
+        ) from None
+
+
+def pixels_argument(text: str) -> int:
+    """A length in pixels (``--overlap``): a whole number; a fraction below 1 (MONAI's
+    ``overlap=0.25``) is refused with the number of pixels it means.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+    """
+    try:
+        return int(text)
+    except ValueError:
+        message = f"expected pixels (a whole number), got {text!r}"
+    try:
+        fraction = 0 < float(text) < 1
+    except ValueError:
+        fraction = False
+    if fraction:
+        message += " (not a fraction of the tile, as MONAI's overlap: tile/4 is the default)"
+    raise argparse.ArgumentTypeError(message)
+
+
 def add_channel_argument(parser: argparse.ArgumentParser) -> None:
     """Add ``--channel N``: one channel of a multi-channel image for a model of one.
 

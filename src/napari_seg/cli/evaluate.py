@@ -14,6 +14,7 @@ from ._common import (
     add_labels_suffix_argument,
     read_config,
     shared_segment_names,
+    size_argument,
     with_dataset_ignore,
 )
 
@@ -71,7 +72,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--spacing",
         nargs="+",
-        type=float,
+        type=size_argument,
         metavar="SIZE",
         help="voxel size per axis for the surface distances and volumes "
         "(default: the ground truth file's, e.g. a NIfTI header or an OME-Zarr scale; else 1)",

@@ -7,7 +7,12 @@ import json
 from pathlib import Path
 
 from .._units import format_spacing
-from ._common import add_normalization_arguments, add_spacing_unit_argument, parse_options
+from ._common import (
+    add_normalization_arguments,
+    add_spacing_unit_argument,
+    parse_options,
+    size_argument,
+)
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -184,7 +189,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--spacing",
-        type=float,
+        type=size_argument,
         nargs="+",
         metavar="SIZE",
         help="voxel size per axis the model is made for (z y x); 3D U-Nets plan pooling from it",

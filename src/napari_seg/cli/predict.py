@@ -15,7 +15,9 @@ from ._common import (
     drive,
     for_each_input,
     pick_channel,
+    pixels_argument,
     read_config,
+    size_argument,
 )
 from .predict_blocks import add_scale_out_arguments
 
@@ -72,7 +74,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--spacing",
-        type=float,
+        type=size_argument,
         nargs="+",
         metavar="SIZE",
         help="pixel/voxel size of the inputs along the axes the model sees (default: a "
@@ -97,7 +99,9 @@ def _add_tiling_arguments(p: argparse.ArgumentParser) -> None:
     from ..inference.tiling import BLENDING_MODES
 
     p.add_argument("--tile", type=int, help="tile side in pixels (default: automatic)")
-    p.add_argument("--overlap", type=int, help="overlap between tiles (default: tile/4)")
+    p.add_argument(
+        "--overlap", type=pixels_argument, help="overlap between tiles in pixels (default: tile/4)"
+    )
     p.add_argument("--batch", type=int, dest="batch_size", help="tiles per forward pass")
     p.add_argument(
         "--precision",

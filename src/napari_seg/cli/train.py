@@ -23,6 +23,7 @@ from ._common import (
     parse_options,
     pick_channel,
     read_config,
+    size_argument,
 )
 from ._train_inputs import (
     input_axes,
@@ -115,7 +116,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--channel-axis", type=int, help="channel axis of the images (detected)")
     add_channel_argument(p)
-    p.add_argument("--spacing", type=float, nargs="+", metavar="SIZE", help=SPACING_HELP)
+    p.add_argument("--spacing", type=size_argument, nargs="+", metavar="SIZE", help=SPACING_HELP)
     add_spacing_unit_argument(p)
     _add_3d_arguments(p)
     p.add_argument("--no-augment", action="store_true", help="switch every augmentation off")
