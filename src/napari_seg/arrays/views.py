@@ -9,6 +9,33 @@ import numpy as np
 from .._types import RegionArray
 
 
+def host_array(array: Any) -> Any:
+    """A torch tensor (MONAI's ``MetaTensor`` too) as a NumPy array on the host;
+    any other array as it is (numpy, dask and zarr arrays are read region by region).
+
+    PyTorch and MONAI users hold their images and labels as tensors; numpy cannot
+    read a tensor's dtype, so the jobs take them through here. A CPU tensor shares
+    its memory; a GPU one is copied; bfloat16 (which NumPy lacks) becomes float32.
+
+    Parameters
+    ----------
+    array : array-like or torch.Tensor
+
+    Returns
+    -------
+    array-like
+    """
+    import sys
+
+    torch = sys.modules.get("torch")  # a tensor exists only where torch is imported
+    if torch is None or not isinstance(array, torch.Tensor):
+        return array
+    tensor = array.detach().cpu()
+    if tensor.dtype == torch.bfloat16:
+        tensor = tensor.float()
+    return tensor.as_subclass(torch.Tensor).numpy()
+
+
 class ChannelView:
     """One channel of an image, read region by region (numpy, memmap, dask, zarr).
 

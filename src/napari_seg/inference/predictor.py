@@ -20,6 +20,7 @@ from .._units import convert_lengths
 from ..arrays.layout import ImageLayout, resolve_layout
 from ..arrays.normalize import IntensityStats, compute_stats
 from ..arrays.runtime import Runtime, is_out_of_memory
+from ..arrays.views import host_array
 from ..models.wrapper import class_probabilities
 from ._bands import BandAccumulator, CroppedOutput
 from ._resample import resampled_sizes, run_resampled
@@ -59,8 +60,9 @@ def iter_predict(
     model : SegmentationModel
         The network; it is moved to the configured device and put in eval mode.
     image : array-like
-        numpy, dask or zarr array: 2D, RGB(A), multichannel, or a stack/time
-        series (give ``axis``). Read region by region, never whole.
+        numpy, dask or zarr array (or a torch tensor, read as NumPy): 2D, RGB(A),
+        multichannel, or a stack/time series (give ``axis``). Read region by
+        region, never whole.
     config : PredictConfig, optional
         Settings; keyword ``options`` override its fields.
     out : array-like, optional
@@ -97,6 +99,7 @@ def iter_predict(
     config = config or PredictConfig()
     if options:
         config = config.with_(**options)
+    image = host_array(image)  # a torch or MONAI tensor
     # Everything is checked here, before the first ``next``, so errors surface at the call.
     predictor = _Predictor(model, image, config, out, probabilities_out)
     sizes = predictor.resampled_sizes()

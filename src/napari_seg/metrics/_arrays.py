@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from .._types import RegionArray
+from ..arrays.views import host_array
 
 #: Elements per block: large enough for numpy to run at full speed, small enough
 #: that the int64 temporaries of ``bincount`` stay at a few MB.
@@ -15,7 +16,8 @@ BLOCK_SIZE = 1 << 20
 
 
 def as_label_array(array, name: str):
-    """Check that ``array`` can hold label ids; return it (lazy arrays stay lazy).
+    """Check that ``array`` can hold label ids; return it (lazy arrays stay lazy, a
+    torch tensor becomes a NumPy array).
 
     Raises
     ------
@@ -25,6 +27,7 @@ def as_label_array(array, name: str):
     ValueError
         If ``array`` is empty or 0-dimensional.
     """
+    array = host_array(array)  # a torch or MONAI tensor
     if not hasattr(array, "shape") or not hasattr(array, "dtype"):
         if isinstance(array, (list, tuple)):
             array = np.asarray(array)

@@ -14,7 +14,7 @@ from .._config_file import JobConfig
 from .._types import RegionArray
 from .._validate import check_bool, check_ids, check_number, check_spacing, check_str
 from ..limits import brief
-from ._arrays import MIN_INSTANCE_IDS, object_count
+from ._arrays import MIN_INSTANCE_IDS, check_pair, object_count
 from ._confusion import ConfusionMatrix, confusion_matrix, slice_confusion_matrices, widen
 from ._instance import (
     DEFAULT_THRESHOLDS,
@@ -308,6 +308,7 @@ def evaluate(
     0.583
     """
     config = (config or EvaluateConfig()).validate()
+    pred, gt = check_pair(pred, gt)  # a torch tensor read once, as NumPy
     if config.mode == "instance":
         return _evaluate_instances(pred, gt, config)
     if config.slice_axis is None:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._validate import check_int
+from ..arrays.views import host_array
 from ..limits import MAX_CLASSES, MAX_UNSTATED_CLASSES
 
 #: Target value of pixels that give no gradient (torch's default ignore index).
@@ -58,6 +59,7 @@ def as_pairs(pairs: Any) -> list[tuple[Any, Any]]:
     Returns
     -------
     list of (image, labels)
+        Torch tensors as NumPy arrays (:func:`~napari_seg.arrays.views.host_array`).
 
     Raises
     ------
@@ -65,14 +67,14 @@ def as_pairs(pairs: Any) -> list[tuple[Any, Any]]:
         For an empty sequence or an item that is not a pair.
     """
     if isinstance(pairs, tuple) and len(pairs) == 2 and hasattr(pairs[0], "shape"):
-        return [pairs]
+        pairs = [pairs]
     if not isinstance(pairs, Sequence) or isinstance(pairs, str) or len(pairs) == 0:
         raise ValueError("pairs must be one (image, labels) pair or a non-empty list of them")
     out = []
     for i, pair in enumerate(pairs):
         if not isinstance(pair, Sequence) or len(pair) != 2:
             raise ValueError(f"pair {i} must be an (image, labels) pair, got {type(pair).__name__}")
-        out.append((pair[0], pair[1]))
+        out.append((host_array(pair[0]), host_array(pair[1])))
     return out
 
 

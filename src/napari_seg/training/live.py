@@ -20,6 +20,7 @@ import torch
 
 from ..arrays.channels import detect_in_channels
 from ..arrays.runtime import Runtime
+from ..arrays.views import host_array
 from ..models.registry import get_architecture
 from ._model import fit_classes
 from .config import TrainingConfig
@@ -97,11 +98,11 @@ class LiveClassifier:
                 f"live update fits a pixel classifier; {cfg.architecture!r} is trained "
                 "by gradient descent (use Train)"
             )
-        self.config, self.image, self.names = cfg, image, names
+        self.config, self.image, self.names = cfg, host_array(image), names
         self.runtime = Runtime.resolve(cfg.device, "fp32", purpose="training")
         self.cache = FeatureCache()
         self.in_channels = cfg.in_channels or detect_in_channels(
-            np.shape(image), channel_axis=cfg.channel_axis, axis=cfg.axis
+            np.shape(self.image), channel_axis=cfg.channel_axis, axis=cfg.axis
         )
         self.data: TrainingData | None = None
         self.model: SegmentationModel | None = None

@@ -1,0 +1,67 @@
+"""Torch and MONAI tensors taken as arrays by the Python API (predict, train, evaluate,
+the live classifier): PyTorch and MONAI users hold images and labels as tensors, and
+numpy failed on them ("Cannot interpret 'torch.float32' as a data type")."""
+
+import numpy as np
+import pytest
+import torch
+
+from napari_seg.arrays.views import host_array
+from napari_seg.inference import predict
+from napari_seg.metrics import evaluate
+from napari_seg.models import ModelSpec, create_model
+from napari_seg.sample_data import cells_2d
+from napari_seg.training import TrainingConfig, train
+from napari_seg.training.live import LiveClassifier
+
+
+@pytest.fixture(scope="module")
+def data():
+    image, labels = cells_2d((96, 96), seed=3)
+    return image, labels.astype(np.int64)
+
+
+def _tensor_kinds():
+    kinds = [pytest.param(torch.from_numpy, id="torch")]
+    try:
+        from monai.data import MetaTensor
+    except ImportError:  # MONAI is a test dependency; its absence skips only its case
+        kinds.append(pytest.param(None, id="monai", marks=pytest.mark.skip("no MONAI")))
+    else:
+        kinds.append(pytest.param(lambda a: MetaTensor(torch.from_numpy(a)), id="monai"))
+    return kinds
+
+
+@pytest.mark.parametrize("as_tensor", _tensor_kinds())
+def test_tensors_give_what_their_arrays_give(data, as_tensor):
+    image, labels = data
+    torch.manual_seed(0)
+    model = create_model(ModelSpec("unet", 1, 3, options={"depth": 2, "base_width": 4}))
+    found = predict(model, as_tensor(image), device="cpu")
+    np.testing.assert_array_equal(found.labels, predict(model, image, device="cpu").labels)
+    scored = evaluate(as_tensor(found.labels.astype(np.int64)), as_tensor(labels))
+    assert scored.scores.mean_iou == evaluate(found.labels, labels).scores.mean_iou
+    config = TrainingConfig(
+        epochs=1, steps_per_epoch=2, patch_size=32, batch_size=2, minutes=None,
+        options={"depth": 2, "base_width": 4}, device="cpu",
+    )  # fmt: skip
+    trained = train((as_tensor(image), as_tensor(labels)), config)
+    assert trained.model.spec.num_classes == int(labels.max()) + 1
+    strokes = np.zeros(labels.shape, np.int64)
+    strokes[10:14, 10:40], strokes[60:64, 50:80] = 1, 2
+    live = LiveClassifier(as_tensor(image), device="cpu").update(as_tensor(strokes))
+    assert set(np.unique(live.labels)) <= {0, 1, 2}
+    assert live.labels.shape == labels.shape
+
+
+def test_host_array_copies_only_what_numpy_cannot_share():
+    tensor = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+    shared = host_array(tensor)
+    tensor[0, 0] = 7  # a CPU tensor's memory is shared, as torch.Tensor.numpy()
+    assert shared[0, 0] == 7
+    assert shared.dtype == np.float32
+    wide = host_array(tensor.to(torch.bfloat16).requires_grad_())  # numpy has no bfloat16
+    assert wide.dtype == np.float32
+    assert wide[0, 0] == 7
+    array = np.zeros(3)
+    assert host_array(array) is array  # anything else: as it is
