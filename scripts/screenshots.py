@@ -7,12 +7,14 @@ top rows of the sample (Train widget), segments the whole image (Segment) and
 evaluates it with the error overlay (Evaluate), and shoots each widget as the
 loop reaches it; then it docks Refine and previews a clean-up of the prediction.
 The window is 1600x1000; for each shot the other docks are hidden, so the dock
-shown has the whole column (its fields scroll when they do not fit).
+shown has the whole column (its fields scroll when they do not fit), and the
+notifications of earlier steps are closed.
 """
 
 from pathlib import Path
 
 import napari
+from napari._qt.dialogs.qt_notification import NapariQtNotification
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QApplication, QScrollArea
 
@@ -36,6 +38,10 @@ def main() -> None:
         inner = docks[dock].widget()
         bar = next(iter(inner.findChildren(QScrollArea))).verticalScrollBar()
         bar.setValue(round(scroll * bar.maximum()))
+        for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
+            toast.close()  # a step's passing notice ("Model ready") would cover the canvas
+        QApplication.processEvents()
+        viewer.reset_view()  # the whole image in the canvas the dock leaves
         QApplication.processEvents()
         OUT.mkdir(parents=True, exist_ok=True)
         viewer.screenshot(str(OUT / f"{name}.png"), canvas_only=False)
