@@ -217,6 +217,17 @@ def test_saving_over_an_existing_file_needs_replace(widget, qtbot, tmp_path, err
     assert load_model(target).spec == widget.current.model.spec
 
 
+def test_save_with_no_file_name_is_a_notification(widget, qtbot, errors):
+    """An empty "save as" raised from the button's slot ("PosixPath('.') has an empty
+    name": a traceback in napari); it is now a notification asking for a name."""
+    widget.create_model()
+    qtbot.waitUntil(lambda: widget.current.model is not None, timeout=TIMEOUT_MS)
+    _wait_idle(qtbot, widget)
+    widget.save_model()  # the field as the dock opens: empty
+    assert widget._worker is None
+    assert errors == ["Cannot save model: give a file name in 'save as'"]
+
+
 def test_a_3d_model_with_its_spacing(widget, qtbot, errors):
     widget._arch.value = "fpn"
     assert [c for c in widget._dims.choices] == [2]  # 2D only: nothing to choose

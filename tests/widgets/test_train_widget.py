@@ -279,6 +279,19 @@ def test_fine_tuning_passes_no_hidden_architecture(setup):
     assert kept_settings(config, original) == []
 
 
+def test_the_best_model_file_gets_its_suffix_as_in_the_model_dock(setup, tmp_path):
+    """The Model dock saved "mine" as mine.safetensors; the Train dock wrote "mine" as
+    it was, and "mine.pt" (a name torch.load tries) is now refused by the run: both
+    docks append the suffix a model file needs."""
+    _, w, _ = setup
+    for typed, written in [("best", "best.safetensors"), ("best.pt", "best.pt.safetensors"),
+                           ("b.SafeTensors", "b.SafeTensors")]:  # fmt: skip
+        w._out.value = tmp_path / typed
+        assert w._make_job().out == tmp_path / written
+    w._out._file.line_edit.value = ""  # the field cleared
+    assert w._make_job().out is None  # no file: the run writes none
+
+
 def test_new_model_class_names_fill_gaps_in_the_ids():
     from types import SimpleNamespace
 

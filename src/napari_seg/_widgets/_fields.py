@@ -68,10 +68,15 @@ class AutoInt(Container):
 class SaveTarget(Container):
     """A file to write and whether an existing file there may be replaced.
 
-    ``path`` is None while the field is empty.
+    ``path`` is None while the field is empty; with a ``suffix``, a name typed
+    without it gets it (``model`` and ``model.pt`` are written as
+    ``model.safetensors`` and ``model.pt.safetensors``), as a file dialog does.
     """
 
-    def __init__(self, label: str, *, filter: str, tooltip: str = "") -> None:
+    def __init__(
+        self, label: str, *, filter: str, tooltip: str = "", suffix: str | None = None
+    ) -> None:
+        self._suffix = suffix
         self._file = FileEdit(mode="w", filter=filter)
         self._replace = CheckBox(text="replace an existing file", value=False)
         super().__init__(layout="vertical", labels=False, label=label)
@@ -82,7 +87,12 @@ class SaveTarget(Container):
     @property
     def path(self) -> Path | None:
         text = str(self._file.value)
-        return None if text in ("", ".") else Path(text)
+        if text in ("", "."):
+            return None
+        path = Path(text)
+        if self._suffix is not None and path.suffix.lower() != self._suffix:
+            path = path.with_name(path.name + self._suffix)
+        return path
 
     @property
     def value(self) -> Path:

@@ -96,7 +96,7 @@ class ModelWidget(RunnerFields, Dock):
         self._create = PushButton(text="Create model")
         self._load_path = FileEdit(label="model file", mode="r", filter="*.safetensors")
         self._load = PushButton(text="Load")
-        self._save_path = SaveTarget("save as", filter="*.safetensors")
+        self._save_path = SaveTarget("save as", filter="*.safetensors", suffix=".safetensors")
         self._save = PushButton(text="Save")
         self._info = wrapping_label("current")
         self.runner = JobRunner(
@@ -284,9 +284,10 @@ class ModelWidget(RunnerFields, Dock):
         if model is None:
             show_error("Cannot save: no model yet")
             return
-        path = self._save_path.value
-        if path.suffix != ".safetensors":
-            path = path.with_name(path.name + ".safetensors")
+        path = self._save_path.path
+        if path is None:
+            show_error("Cannot save model: give a file name in 'save as'")
+            return
         try:
             check_target(path, overwrite=self._save_path.overwrite)
         except (OSError, ValueError) as exc:

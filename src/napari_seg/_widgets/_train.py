@@ -94,6 +94,7 @@ class TrainWidget(Dock):
         self._out = SaveTarget(
             "save best to",
             filter="*.safetensors",
+            suffix=".safetensors",
             tooltip="optional: best model file (+ -last checkpoint and .training.json)",
         )
         self._start = PushButton(text="Start")
