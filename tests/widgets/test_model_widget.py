@@ -132,7 +132,10 @@ def test_a_folder_or_an_empty_field_is_named_as_such(widget, tmp_path, errors):
         widget._load_path.value = value
         widget.load_model()
         assert words in errors[-1]
-    assert len(errors) == 2
+    widget._load_path.line_edit.value = ""  # cleared: magicgui's "." was named a folder
+    widget.load_model()
+    assert errors[-1] == "Cannot load model: no model file chosen; pick one with Select file"
+    assert len(errors) == 3
 
 
 def test_offline_imagenet_request_is_a_notification(widget, qtbot, errors, monkeypatch):

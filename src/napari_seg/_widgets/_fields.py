@@ -123,6 +123,8 @@ def model_file_problem(value) -> str | None:
     -------
     str or None
     """
+    if str(value) in ("", "."):  # the field as a dock opens, or cleared
+        return "no model file chosen; pick one with Select file"
     path = Path(value)
     if path.is_dir():
         return f"{str(path)!r} is a folder; choose a model file (.safetensors) in it"
