@@ -152,3 +152,19 @@ def test_one_class_under_two_ids_is_flagged():
     other = gt.copy()
     other[40:50, 40:50] = 2  # a predicted class elsewhere: no claim of a renamed class
     assert evaluate(np.where(other == 255, 0, other).astype(np.uint8), gt).warnings == []
+
+
+def test_an_image_given_as_ground_truth_is_named_in_a_few_ids():
+    """An intensity image scored as ground truth listed all its thousands of values in
+    the "ids barely overlap" warning (a wall of text in the dock's notification); the
+    warning lists a few, counts them, and asks whether it is an image."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(100, 3000, (64, 64)).astype(np.uint16)
+    labels = (image > 1500).astype(np.uint8) + 1
+    (warning,) = evaluate(labels, image).warnings
+    assert "the prediction's ids [1, 2] and the ground truth's [" in warning
+    count = len(np.unique(image))
+    assert f", ...] ({count:,} ids: an image rather than labels?) barely overlap" in warning
+    assert len(warning) < 600
+    few = evaluate(labels, labels + 3).warnings[0]  # a few ids: all listed, no count
+    assert "the ground truth's [4, 5] barely overlap" in few

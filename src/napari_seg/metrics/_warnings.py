@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..limits import MAX_UNSTATED_CLASSES, brief
 from ._arrays import id_regions, middle_plane
 from ._confusion import ConfusionMatrix
 
@@ -16,6 +17,8 @@ MIN_CLASS_REGIONS = 10
 #: A stack whose planes each hold at least this many ids, about one region each, while
 #: the ids recur along the stack, is a series of 2D instance labels (e.g. track ids).
 MIN_PLANE_IDS = 3
+#: Ids a message lists (``limits.brief`` cuts a list there); more are counted.
+SHOWN_IDS = 8
 
 
 def classes_not_objects(
@@ -133,8 +136,8 @@ def id_mismatch(matrix: ConfusionMatrix) -> str | None:
     only_truth = truth[pred == 0].sum() / total
     if max(only_pred, only_truth) <= ID_MISMATCH_SHARE:
         return _renamed_class(matrix)
-    ids_pred = labels[pred > 0].tolist()
-    ids_truth = labels[truth > 0].tolist()
+    ids_pred = _ids(labels[pred > 0].tolist())
+    ids_truth = _ids(labels[truth > 0].tolist())
     return (
         f"the prediction's ids {ids_pred} and the ground truth's {ids_truth} barely "
         f"overlap ({100 * only_pred:.0f}% of the pixels carry a predicted id the ground "
@@ -142,3 +145,12 @@ def id_mismatch(matrix: ConfusionMatrix) -> str | None:
         "ids shifted (e.g. strokes painted 1/2 scored against masks in 0/1)? Relabel "
         "one of them (Refine > relabel) before reading these scores"
     )
+
+
+def _ids(ids: list[int]) -> str:
+    """A list of ids for a message: the first few and how many there are; thousands
+    are more classes than a model is made with unasked (an image given as labels)."""
+    if len(ids) <= SHOWN_IDS:
+        return brief(ids)
+    image = ": an image rather than labels?" if len(ids) > MAX_UNSTATED_CLASSES else ""
+    return f"{brief(ids)} ({len(ids):,} ids{image})"
