@@ -292,6 +292,30 @@ def test_the_best_model_file_gets_its_suffix_as_in_the_model_dock(setup, tmp_pat
     assert w._make_job().out is None  # no file: the run writes none
 
 
+def test_new_class_picks_the_next_id_or_asks_for_a_labels_layer(
+    make_napari_viewer_proxy, capture_notes
+):
+    """ "New class" selects the next unused id on the strokes layer for painting; with no
+    Labels layer it did nothing at all, and now says what it needs."""
+    from napari_seg._widgets import _train_classes
+
+    notes = capture_notes(_train_classes)
+    viewer = make_napari_viewer_proxy()
+    image, labels = cells_2d((64, 64), seed=2)
+    viewer.add_image(image, name="cells")
+    w = train_widget(viewer)
+    w.reset_choices()
+    w.classes.new_class()
+    assert notes["warning"] == ["Choose a Labels layer to paint the new class in (or add one)"]
+    strokes = viewer.add_labels(labels, name="strokes")
+    w.reset_choices()
+    w._labels.value = strokes
+    w.classes.new_class()
+    assert strokes.selected_label == int(labels.max()) + 1
+    assert strokes.mode == "paint"
+    assert len(notes["warning"]) == 1
+
+
 def test_new_model_class_names_fill_gaps_in_the_ids():
     from types import SimpleNamespace
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from magicgui.widgets import ComboBox, Container, LineEdit, PushButton
+from napari.utils.notifications import show_warning
 
 from .._layers import class_names_of, labels_layer_kwargs
 from ..arrays.ids import painted_ids
@@ -141,7 +142,10 @@ class StrokeClasses:
             layer.mode = "paint"
 
     def new_class(self) -> None:
-        """Select the next unused id for painting."""
+        """Select the next unused id for painting (a warning without a Labels layer)."""
+        if self._labels() is None:
+            show_warning("Choose a Labels layer to paint the new class in (or add one)")
+            return
         ids = self.ids()
         self.pick((max(ids) if ids else 0) + 1)
 
