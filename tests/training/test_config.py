@@ -95,3 +95,21 @@ def test_a_window_is_recorded_only_when_set():
     config = TrainingConfig(normalization="window", normalization_window=(-175.0, 250.0))
     assert config.to_dict()["normalization_window"] == [-175.0, 250.0]
     assert TrainingConfig.from_dict(config.to_dict()).validate() == config
+
+
+def test_fine_tuning_names_only_the_network_settings_it_cannot_take():
+    """A fine-tuned model keeps its network: the run names the architecture, encoder
+    and options asked that differ from the model's, its unstated options counted at
+    their defaults (``depth=4`` is a default U-Net's depth, nothing to say)."""
+    from napari_seg.models import ModelSpec, create_model
+    from napari_seg.training._setup import kept_settings
+
+    model = create_model(ModelSpec("unet", 1, 3, options={"base_width": 8}))
+    assert kept_settings(TrainingConfig(options={"depth": 4, "base_width": 8}), model) == []
+    assert kept_settings(TrainingConfig(architecture="unet", encoder="classic"), model) == []
+    (said,) = kept_settings(TrainingConfig(architecture="fpn", options={"depth": 3}), model)
+    assert said == (
+        "fine-tuning keeps the model's network (unet, classic); the architecture fpn, "
+        "option depth=3 asked build new models only"
+    )
+    assert kept_settings(TrainingConfig(architecture="fpn"), None) == []  # a new model

@@ -76,7 +76,7 @@ def size_argument(text: str) -> float:
 
 def pixels_argument(text: str) -> int:
     """A length in pixels (``--overlap``): a whole number; a fraction below 1 (MONAI's
-    ``overlap=0.25``) is refused with the number of pixels it means.
+    ``overlap=0.25``) is refused with a message saying the option is in pixels.
 
     Parameters
     ----------

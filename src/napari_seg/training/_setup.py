@@ -63,9 +63,9 @@ def kept_settings(config: TrainingConfig, base: SegmentationModel | None) -> lis
         "encoder": (config.encoder, None, spec.encoder),
     }
     asked_net = [f"{k} {a}" for k, (a, default, own) in network.items() if a not in (default, own)]
-    asked_net += [
-        f"option {k}={v!r}" for k, v in config.options.items() if spec.options.get(k) != v
-    ]
+    ranges = get_architecture(spec.architecture).options_for(spec.encoder)
+    own_options = {k: r.default for k, r in ranges.items()} | dict(spec.options)
+    asked_net += [f"option {k}={v!r}" for k, v in config.options.items() if own_options.get(k) != v]
     if asked_net:
         own = spec.architecture if spec.encoder is None else f"{spec.architecture}, {spec.encoder}"
         said.append(
