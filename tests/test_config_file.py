@@ -92,3 +92,13 @@ def test_one_line_makes_a_message_of_several_lines_one_line():
     several = "a problem\n  in 'x', line 1:\n    text\n    ^"
     assert one_line(several) == "a problem in 'x', line 1: text ^"
     assert one_line("already one line,  spaces kept") == "already one line,  spaces kept"
+
+
+def test_an_unknown_setting_is_named_with_the_closest_known_one(tmp_path):
+    """A config file's typo ("tiles") was named with the whole list of settings; the
+    closest one is named too, as for the command line's unknown options."""
+    from napari_seg.inference import PredictConfig
+
+    (tmp_path / "c.yaml").write_text("tiles: 256\nzzzz: 1\n")
+    with pytest.raises(ValueError, match=r"\['tiles', 'zzzz'\] \(tiles: did you mean tile\?\);"):
+        PredictConfig.load(tmp_path / "c.yaml")

@@ -12,17 +12,21 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from ._validate import closest_names
 from .limits import MAX_CONFIG_BYTES, brief
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
 def reject_unknown(data, known, what: str) -> None:
-    """Raise a ValueError naming the keys of ``data`` not in ``known`` (and the known ones)."""
-    unknown = set(data) - set(known)
+    """Raise a ValueError naming the keys of ``data`` not in ``known``, the closest
+    known name of each, and the known ones."""
+    unknown = sorted(map(str, set(data) - set(known)))
     if unknown:
+        hints = closest_names(unknown, known)
         raise ValueError(
-            f"unknown {what} setting(s) {brief(sorted(map(str, unknown)))}; known: {sorted(known)}"
+            f"unknown {what} setting(s) {brief(unknown)}{f' ({hints})' if hints else ''}; "
+            f"known: {sorted(known)}"
         )
 
 

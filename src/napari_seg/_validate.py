@@ -160,3 +160,26 @@ def as_names(name: str, value: Any, *, max_count: int) -> tuple[str, ...]:
                 f"{name} must be at most {MAX_NAME_LENGTH} characters each, got one of {len(item)}"
             )
     return tuple(value)
+
+
+def closest_names(words: Sequence[str], known: Sequence[str]) -> str:
+    """For a message about unknown names: each word's closest known name, as
+    ``"tiles: did you mean tile?"`` joined by "; " (empty when none is close).
+
+    Parameters
+    ----------
+    words : sequence of str
+        The unknown names as given.
+    known : sequence of str
+
+    Returns
+    -------
+    str
+    """
+    import difflib
+
+    hints = []
+    for word in words:
+        close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+        hints += [f"{word}: did you mean {close[0]}?"] if close else []
+    return "; ".join(hints)

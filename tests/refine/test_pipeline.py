@@ -57,7 +57,8 @@ def test_config_files_round_trip(tmp_path, suffix):
     # A bare list of steps is a pipeline too.
     (tmp_path / "list.yaml").write_text("- op: opening\n  params: {radius: 2}\n")
     assert RefineConfig.load(tmp_path / "list.yaml").steps[0].params["radius"] == 2
-    with pytest.raises(ValueError, match=r"unknown refine setting\(s\) \['axes'\]; known"):
+    unknown = r"unknown refine setting\(s\) \['axes'\] \(axes: did you mean axis\?\); known"
+    with pytest.raises(ValueError, match=unknown):
         RefineConfig.from_dict({"steps": [{"op": "opening"}], "axes": 1})
     (tmp_path / "bad.yaml").write_text("steps: [op: {")
     with pytest.raises(ValueError, match="not valid YAML"):

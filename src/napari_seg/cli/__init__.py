@@ -47,17 +47,12 @@ def _unknown_options(extra: list[str], command: argparse.ArgumentParser) -> str:
     """argparse's "unrecognized arguments", with the command's closest option for each
     unknown one (``train --model`` is ``--from-model``; argparse names neither the
     command nor an option)."""
-    import difflib
+    from .._validate import closest_names
 
     known = [o for action in command._actions for o in action.option_strings]
-    hints = []
-    for word in extra:
-        if word.startswith("--"):
-            close = difflib.get_close_matches(word.partition("=")[0], known, n=1, cutoff=0.6)
-            hints += [f"{word}: did you mean {close[0]}?"] if close else []
-    return f"unrecognized arguments: {' '.join(extra)}" + (
-        f" ({'; '.join(hints)})" if hints else ""
-    )
+    options = [word.partition("=")[0] for word in extra if word.startswith("--")]
+    hints = closest_names(options, known)
+    return f"unrecognized arguments: {' '.join(extra)}" + (f" ({hints})" if hints else "")
 
 
 def _renamed_options(command: argparse.ArgumentParser) -> dict[str, str]:
