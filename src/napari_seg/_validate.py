@@ -162,6 +162,25 @@ def as_names(name: str, value: Any, *, max_count: int) -> tuple[str, ...]:
     return tuple(value)
 
 
+def closest_name(word: str, known: Sequence[str]) -> str | None:
+    """The known name closest to an unknown ``word`` (a typo's), or None when none
+    is close (``difflib``'s ratio of 0.6 or more).
+
+    Parameters
+    ----------
+    word : str
+    known : sequence of str
+
+    Returns
+    -------
+    str or None
+    """
+    import difflib
+
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def closest_names(words: Sequence[str], known: Sequence[str]) -> str:
     """For a message about unknown names: each word's closest known name, as
     ``"tiles: did you mean tile?"`` joined by "; " (empty when none is close).
@@ -176,10 +195,22 @@ def closest_names(words: Sequence[str], known: Sequence[str]) -> str:
     -------
     str
     """
-    import difflib
+    hints = [(word, closest_name(word, known)) for word in words]
+    return "; ".join(f"{word}: did you mean {close}?" for word, close in hints if close)
 
-    hints = []
-    for word in words:
-        close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
-        hints += [f"{word}: did you mean {close[0]}?"] if close else []
-    return "; ".join(hints)
+
+def did_you_mean(word: str, known: Sequence[str]) -> str:
+    """``" (did you mean X?)"`` for an unknown ``word`` close to a known name ``X``,
+    else "": to follow the word in a message.
+
+    Parameters
+    ----------
+    word : str
+    known : sequence of str
+
+    Returns
+    -------
+    str
+    """
+    close = closest_name(word, known)
+    return "" if close is None else f" (did you mean {close}?)"

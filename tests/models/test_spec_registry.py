@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -35,6 +36,22 @@ def test_unknown_architecture_lists_valid_names():
     with pytest.raises(ValueError, match="unknown architecture 'segnet'") as info:
         get_architecture("segnet")
     assert all(name in str(info.value) for name in EXPECTED)
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("unet3d", "(unet in 3D: unet with --dims 3, spatial_dims=3 in Python)"),
+        ("DynUNet-3D", "(dynunet in 3D: dynunet with --dims 3, spatial_dims=3 in Python)"),
+        ("attention_unet", "(did you mean attention-unet?)"),
+        ("deeplab", "(did you mean deeplabv3?)"),
+    ],
+)
+def test_an_unknown_architecture_names_the_one_meant(name, hint):
+    """A typo, or a dimensionality in the name (MONAI's and nnU-Net's users say
+    "3D U-Net"), is answered with the name to use, before the list of all."""
+    with pytest.raises(ValueError, match=f"unknown architecture '{name}' {re.escape(hint)}; valid"):
+        get_architecture(name)
 
 
 def test_lookup_is_case_insensitive():

@@ -22,8 +22,12 @@ def test_steps_get_defaults_and_bad_params_are_named():
     assert step.params["connectivity"] == 1
     with pytest.raises(ValueError, match="unknown refine operation 'blur'; valid: remove_small"):
         RefineStep("blur").validate()
-    with pytest.raises(ValueError, match=r"has no parameter\(s\) \['size'\]"):
+    with pytest.raises(ValueError, match=r"has no parameter\(s\) \['size'\]; it takes"):
         RefineStep("opening", {"size": 2}).validate()
+    with pytest.raises(ValueError, match=r"\['radiuss'\] \(radiuss: did you mean radius\?\);"):
+        RefineStep("opening", {"radiuss": 2}).validate()
+    with pytest.raises(ValueError, match=r"'remove-small' \(did you mean remove_small_objects\?\)"):
+        RefineStep("remove-small").validate()
     with pytest.raises(ValueError, match="target is required"):
         RefineStep("merge_classes", {"sources": [1]}).validate()
     with pytest.raises(TypeError, match="radius must be an integer"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .._validate import did_you_mean
 from .architecture import CLASSIC, Architecture, OptionRange
 from .spec import ModelSpec, register_architecture_rules
 
@@ -269,8 +270,15 @@ def get_architecture(name: str) -> Architecture:
     try:
         return _ARCHITECTURES[name.strip().lower()]
     except KeyError:
+        key = name.strip().lower()
+        stem = key.removesuffix("3d").removesuffix("2d").rstrip("-_ ")
+        if stem != key and stem in _ARCHITECTURES:  # "unet3d": a dimensionality, not a name
+            dims = key[-2]
+            hint = f" ({stem} in {dims}D: {stem} with --dims {dims}, spatial_dims={dims} in Python)"
+        else:
+            hint = did_you_mean(key, list(_ARCHITECTURES))
         raise ValueError(
-            f"unknown architecture {name!r}; valid architectures: {', '.join(_ARCHITECTURES)}"
+            f"unknown architecture {name!r}{hint}; valid architectures: {', '.join(_ARCHITECTURES)}"
         ) from None
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import closest_names, did_you_mean
 from ..limits import MAX_CRF_ITERATIONS, MAX_CRF_RADIUS, MAX_MIN_DISTANCE, MAX_RADIUS
 from . import classes as _classes
 from . import instances as _instances
@@ -189,9 +190,10 @@ class Operation:
         """
         unknown = set(params) - set(self.param_map)
         if unknown:
+            hints = closest_names(sorted(unknown), list(self.param_map))
             raise ValueError(
-                f"{self.name} has no parameter(s) {sorted(unknown)}; "
-                f"it takes {sorted(self.param_map) or 'none'}"
+                f"{self.name} has no parameter(s) {sorted(unknown)}"
+                f"{f' ({hints})' if hints else ''}; it takes {sorted(self.param_map) or 'none'}"
             )
         return {p.name: p.check(params.get(p.name, p.default)) for p in self.params}
 
@@ -481,5 +483,6 @@ def get_operation(name: str) -> Operation:
     """
     key = str(name).lower().replace("-", "_")
     if key not in OPERATIONS:
-        raise ValueError(f"unknown refine operation {name!r}; valid: {', '.join(OPERATIONS)}")
+        hint = did_you_mean(key, list(OPERATIONS))
+        raise ValueError(f"unknown refine operation {name!r}{hint}; valid: {', '.join(OPERATIONS)}")
     return OPERATIONS[key]
