@@ -61,6 +61,10 @@ def test_lookup_is_case_insensitive():
 def test_unknown_encoder_lists_valid_ones():
     with pytest.raises(ValueError, match=r"unknown encoder 'vgg99'.*resnet34"):
         ModelSpec("fpn", 3, 2, encoder="vgg99").validate()
+    with pytest.raises(ValueError, match=r"'resnet-34' \(did you mean resnet34\?\) for"):
+        ModelSpec("fpn", 3, 2, encoder="resnet-34").validate()
+    with pytest.raises(ValueError, match=r"\['dept'\] \(dept: did you mean depth\?\) for"):
+        ModelSpec("unet", 1, 2, options={"dept": 3}).validate()
 
 
 def test_encoder_on_encoderless_architecture_is_refused():

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._validate import closest_names, did_you_mean
 from .spec import ModelSpec
 
 #: The encoder name of the architectures' own (non-pretrained) encoders.
@@ -162,8 +163,8 @@ class Architecture:
             return
         if encoder is not None and encoder not in self.encoders:
             raise ValueError(
-                f"unknown encoder {encoder!r} for architecture {self.name!r}; "
-                f"valid encoders: {', '.join(self.encoders)}"
+                f"unknown encoder {encoder!r}{did_you_mean(str(encoder), self.encoders)} for "
+                f"architecture {self.name!r}; valid encoders: {', '.join(self.encoders)}"
             )
 
     def check_options(self, options: Mapping[str, Any], encoder: str | None = None) -> None:
@@ -186,9 +187,10 @@ class Architecture:
             with_encoder = (
                 f" with encoder {self.resolve_encoder(encoder)!r}" if self.encoders else ""
             )
+            hints = closest_names(sorted(unknown), list(allowed))
             raise ValueError(
-                f"unknown option(s) {sorted(unknown)} for architecture {self.name!r}"
-                f"{with_encoder}; valid options: {valid}"
+                f"unknown option(s) {sorted(unknown)}{f' ({hints})' if hints else ''} for "
+                f"architecture {self.name!r}{with_encoder}; valid options: {valid}"
             )
         for key, value in options.items():
             allowed[key].check(key, value)
