@@ -219,6 +219,21 @@ def test_usage_errors(model_file, tmp_path, capsys):
     assert "expected integers" in capsys.readouterr().err
 
 
+def test_a_device_that_is_not_here_is_one_error_before_any_input(model_file, tmp_path, capsys):
+    """``--device gpu`` (or CUDA on a machine without one) failed each input in turn with
+    the same message, "3 of 3 input(s) failed"; it is one usage error, before any input
+    is read."""
+    names = [tmp_path / f"{k}.tif" for k in range(3)]
+    for name in names:
+        tifffile.imwrite(name, np.zeros((32, 32), np.uint8))
+    assert main(_args(model_file, tmp_path / "out", *names, extra=("--device", "gpu"))) == 1
+    err = capsys.readouterr().err
+    assert err.count("unknown device 'gpu'") == 1
+    assert "napari-seg predict: error: unknown device 'gpu'" in err
+    assert "input(s) failed" not in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_failed_write_leaves_the_previous_output_intact(model_file, image, tmp_path, monkeypatch):
     tifffile.imwrite(tmp_path / "img.tif", image)
     out = tmp_path / "out"

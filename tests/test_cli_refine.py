@@ -109,6 +109,25 @@ def test_crf_reads_the_image_and_probabilities(tmp_path):
     np.testing.assert_array_equal(tifffile.imread(out), expected)
 
 
+def test_a_crf_device_that_is_not_here_is_one_error_before_any_input(tmp_path, capsys):
+    """``--device gpu`` failed each label file of a folder in turn; it is one usage
+    error now, before any file is read or written."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    probs = np.full((2, 16, 16), 0.5, np.float32)
+    for name in ("a", "b"):
+        tifffile.imwrite(folder / f"{name}_labels.tif", np.ones((16, 16), np.uint8))
+        tifffile.imwrite(folder / f"{name}_probabilities.tif", probs)
+        tifffile.imwrite(tmp_path / f"{name}.tif", np.ones((16, 16), np.float32))
+    argv = ["refine", "--op", "crf", "--device", "gpu", "--quiet", "--image", str(tmp_path),
+            "--probabilities", str(folder), str(folder), str(tmp_path / "out")]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("unknown device 'gpu'") == 1
+    assert "input(s) failed" not in err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("named", [True, False])
 def test_crf_reads_the_channels_of_a_two_channel_tiff(tmp_path, named):
     """A two-channel image (CYX) for YX labels: its channels are the CRF's, as for

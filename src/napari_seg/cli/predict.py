@@ -199,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
     ValueError, OSError
         For a usage error; ``main`` prints it in one line.
     """
+    from .._device import resolve_device
     from .._io import output_stem
     from ..medical import OUTPUT_TAILS, check_seg_numbers, label_path
     from ..models import check_members, load_models, read_model_spec
@@ -242,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
         for stem, out in zip(stems, outputs, strict=True):
             out["labels"] = args.output / f"{stem}{OUTPUT_TAILS['labels']}.dcm"
     check_outputs([p for out in outputs for p in out.values()], args.inputs, args.overwrite)
+    resolve_device(config.device)  # once, not as each input's failure (a run's workers: theirs)
     model = load_models(args.model)
     if len(args.model) > 1:
         _say_ensemble(len(args.model))

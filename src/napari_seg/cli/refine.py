@@ -241,14 +241,20 @@ _NEEDS_HINT = {
 
 
 def _check_needs(config, args: argparse.Namespace) -> None:
-    """ValueError naming the options a step needs and the command line lacks, before
-    any input is read."""
+    """ValueError naming the options a step needs and the command line lacks, and
+    DeviceError for a step's device that is not here, before any input is read."""
     from ..refine import get_operation
 
     missing = [name for name in INPUT_NAMES if name in config.needs and getattr(args, name) is None]
     if missing:
         ops = sorted({s.op for s in config.steps if set(get_operation(s.op).needs) & set(missing)})
         raise ValueError(f"{', '.join(ops)} needs {' and '.join(_NEEDS_HINT[n] for n in missing)}")
+    devices = {s.params["device"] for s in config.steps if "device" in s.params}
+    if devices:  # torch: only for a step on a device (crf)
+        from .._device import resolve_device
+
+        for device in devices:
+            resolve_device(device)  # once, not as each input's failure
 
 
 def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
