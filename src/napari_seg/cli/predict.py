@@ -202,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
     from .._device import resolve_device
     from .._io import output_stem
     from ..medical import OUTPUT_TAILS, check_seg_numbers, label_path
-    from ..models import check_members, load_models, read_model_spec
+    from ..models import load_models
     from ..refine import objects_job
 
     config = build_config(args)
@@ -217,22 +217,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None and args.output.exists() and not args.output.is_dir():
         raise ValueError(f"--output {args.output} is a file; give a folder")
     if args.output_format == "ome-zarr":
-        if len(args.model) > 1:  # the members' headers are checked before any block runs
-            check_members([read_model_spec(path) for path in args.model])
-            _say_ensemble(len(args.model))
-        if args.channel is not None:
-            raise ValueError(
-                "--channel picks a channel in memory, not block by block (OME-Zarr): save "
-                "the channel as an image of its own"
-            )
-        if args.objects:
-            raise ValueError(
-                "--objects needs each whole prediction in memory; it is not written block "
-                "by block (OME-Zarr): run napari-seg refine on TIFF or NIfTI labels instead"
-            )
-        from .predict_blocks import run_blocks
-
-        return run_blocks(args, config, stems)
+        return _run_blocks(args, config, stems)
     wanted = ["labels", *(["probabilities"] if config.probabilities else []),
               *(["objects"] if args.objects else [])]  # fmt: skip
     outputs = [
@@ -342,6 +327,29 @@ def _inputs(paths: list[Path]) -> list[Path]:
               f"{few_names(segs)}",
               file=sys.stderr)  # fmt: skip
     return images
+
+
+def _run_blocks(args: argparse.Namespace, config, stems: list[str]) -> int:
+    """Predict into OME-Zarr block by block (``predict_blocks.run_blocks``), after the
+    checks that need no block: the ensemble's members agree; no option that needs a
+    whole image in memory."""
+    from ..models import check_members, read_model_spec
+    from .predict_blocks import run_blocks
+
+    if len(args.model) > 1:  # the members' headers are checked before any block runs
+        check_members([read_model_spec(path) for path in args.model])
+        _say_ensemble(len(args.model))
+    if args.channel is not None:
+        raise ValueError(
+            "--channel picks a channel in memory, not block by block (OME-Zarr): save "
+            "the channel as an image of its own"
+        )
+    if args.objects:
+        raise ValueError(
+            "--objects needs each whole prediction in memory; it is not written block "
+            "by block (OME-Zarr): run napari-seg refine on TIFF or NIfTI labels instead"
+        )
+    return run_blocks(args, config, stems)
 
 
 def _predict_one(model, path: Path, outputs: dict[str, Path], config, args) -> None:
