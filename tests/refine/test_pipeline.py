@@ -176,6 +176,11 @@ def test_the_crf_reads_the_image_axis_the_labels_lack_as_channels():
     np.testing.assert_array_equal(out, expected)
     with pytest.raises(ValueError, match="image must cover the labels' pixels"):
         refine.refine(labels, crf, image=image[:, :8], probabilities=probs)
+    # a probabilities file of the labels' shape (no class axis) was refused as "must cover
+    # the labels' pixels (16, 16), got shape (16, 16)"; the message says what is missing
+    wanted = r"\(16, 16\) with a plane per class, \(classes, 16, 16\), got shape \(16, 16\)"
+    with pytest.raises(ValueError, match=wanted):
+        refine.refine(labels, crf, image=image, probabilities=probs[1])
 
 
 def test_inputs_are_checked_and_sliced():

@@ -53,8 +53,11 @@ def check_inputs(
             continue
         value = np.asarray(value)
         if input_pixels(name, value.shape, channel_axis) != labels.shape:
+            planes = ", ".join(map(str, labels.shape))
+            per_class = f" with a plane per class, (classes, {planes})" * (name == "probabilities")
             raise ValueError(
-                f"{name} must cover the labels' pixels {labels.shape}, got shape {value.shape}"
+                f"{name} must cover the labels' pixels {labels.shape}{per_class}, got shape "
+                f"{value.shape}"
             )
         inputs[name] = value
     return inputs
