@@ -65,6 +65,21 @@ class AutoInt(Container):
             self._number.value = max(self._number.min, min(self._number.max, int(value)))
 
 
+def is_empty_file_field(value: object) -> bool:
+    """Whether a magicgui file field's ``value`` means nothing was chosen: the field
+    as a dock opens, or cleared, gives ``Path(".")`` (an empty string typed).
+
+    Parameters
+    ----------
+    value : path-like or str
+
+    Returns
+    -------
+    bool
+    """
+    return str(value) in ("", ".")
+
+
 class SaveTarget(Container):
     """A file to write and whether an existing file there may be replaced.
 
@@ -86,10 +101,9 @@ class SaveTarget(Container):
 
     @property
     def path(self) -> Path | None:
-        text = str(self._file.value)
-        if text in ("", "."):
+        if is_empty_file_field(self._file.value):
             return None
-        path = Path(text)
+        path = Path(self._file.value)
         if self._suffix is not None and path.suffix.lower() != self._suffix:
             path = path.with_name(path.name + self._suffix)
         return path
@@ -123,7 +137,7 @@ def model_file_problem(value) -> str | None:
     -------
     str or None
     """
-    if str(value) in ("", "."):  # the field as a dock opens, or cleared
+    if is_empty_file_field(value):
         return "no model file chosen; pick one with Select file"
     path = Path(value)
     if path.is_dir():

@@ -10,6 +10,7 @@ from typing import Any
 from magicgui.widgets import ComboBox, Container, FileEdit, LineEdit, SpinBox
 
 from ..limits import MAX_BLOCK, MAX_WORKERS
+from ._fields import is_empty_file_field
 
 WHERE_CHOICES = (
     ("this process", "here"),
@@ -88,7 +89,7 @@ def check_cluster_job(layer: Any, model_path: Path | None, dirty: bool, output: 
             f"{layer.name!r} was not opened from a file; a cluster reads its input itself "
             "(open a zarr, OME-Zarr or TIFF file, or save the layer first)"
         )
-    if str(output) in ("", ".") or output.name == ".ome.zarr":
+    if is_empty_file_field(output) or output.name == ".ome.zarr":
         raise ValueError("choose an OME-Zarr output folder")
     if output.exists():
         raise ValueError(f"{output} exists; choose a new name (nothing is replaced)")
