@@ -183,6 +183,31 @@ def test_every_command_reads_its_config_file_as_json_or_yaml(
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("command", "setting", "named"),
+    [
+        (["predict", "--model", "m.safetensors", "--output", "out", "in.tif"], "tile", "tile"),
+        (["evaluate", "--pred", "p.tif", "--gt", "g.tif"], "tolerance", "tolerance"),
+        (["train", "--image", "i.tif", "--labels", "l.tif", "--out", "m.safetensors"], "epochs",
+         "epochs"),  # fmt: skip
+        (["refine", "in.tif", "out.tif"], "steps", "each step"),
+    ],
+)
+def test_a_config_value_of_the_wrong_type_is_named_with_its_file(
+    tmp_path, capsys, monkeypatch, command, setting, named
+):
+    # A wrong type is a TypeError, which the file's name was once added to only for
+    # ValueErrors: "epochs must be an integer" did not say where epochs was set.
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "job.yaml"
+    path.write_text(f"{setting}: [1, 2, three]\n")
+    assert main([*command, "--config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"--{'pipeline' if command[0] == 'refine' else 'config'} {path}: " in err
+    assert named in err
+    assert "Traceback" not in err
+
+
 def test_a_yaml_refine_config_given_as_config_is_applied(tmp_path):
     labels = np.zeros((32, 32), np.uint8)
     labels[4:20, 4:20] = 1

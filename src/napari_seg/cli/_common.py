@@ -335,8 +335,9 @@ def read_config(cls: type[C], path: Path | None, flag: str = "--config") -> C:
 
     Raises
     ------
-    ValueError
-        If the file is not valid JSON/YAML or its settings are invalid.
+    ValueError, TypeError
+        If the file is not valid JSON/YAML or its settings are invalid (a
+        value of the wrong type is a TypeError, as in the widgets).
     OSError
         If the file cannot be read.
     """
@@ -344,8 +345,8 @@ def read_config(cls: type[C], path: Path | None, flag: str = "--config") -> C:
         return cls()
     try:
         return cls.load(path)
-    except ValueError as exc:
-        raise ValueError(f"{flag} {path}: {exc}") from None
+    except (ValueError, TypeError) as exc:  # a value of the wrong type is a TypeError
+        raise type(exc)(f"{flag} {path}: {exc}") from None
 
 
 def check_outputs(
