@@ -188,8 +188,11 @@ def test_every_command_reads_its_config_file_as_json_or_yaml(
     [
         (["predict", "--model", "m.safetensors", "--output", "out", "in.tif"], "tile", "tile"),
         (["evaluate", "--pred", "p.tif", "--gt", "g.tif"], "tolerance", "tolerance"),
-        (["train", "--image", "i.tif", "--labels", "l.tif", "--out", "m.safetensors"], "epochs",
-         "epochs"),  # fmt: skip
+        (
+            ["train", "--image", "i.tif", "--labels", "l.tif", "--out", "m.safetensors"],
+            "epochs",
+            "epochs",
+        ),
         (["refine", "in.tif", "out.tif"], "steps", "each step"),
     ],
 )

@@ -129,3 +129,25 @@ def test_from_dict_rejects_unknown_and_missing_keys():
 def test_create_model_resolves_default_encoder():
     model = create_model(ModelSpec("fpn", 1, 2))
     assert model.spec.encoder == "resnet34"
+
+
+def test_create_model_takes_an_architecture_name_and_spec_fields():
+    # As segmentation-models-pytorch's create_model("unet", ...): a name and fields.
+    by_name = create_model("FPN", in_channels=2, num_classes=3, encoder="resnet18")
+    assert by_name.spec == create_model(ModelSpec("fpn", 2, 3, encoder="resnet18")).spec
+    assert by_name.spec.in_channels == 2
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: create_model(3), "ModelSpec or an architecture's name"),
+        (lambda: create_model({"architecture": "unet"}), "got dict"),
+        (lambda: create_model(ModelSpec("unet", 1, 2), num_classes=3), "spec.with_"),
+        (lambda: create_model("unet"), "in_channels"),
+    ],
+)
+def test_create_model_refuses_what_is_not_a_spec_by_name(call, message):
+    # Once an AttributeError: "'str' object has no attribute 'validate'".
+    with pytest.raises(TypeError, match=re.escape(message)):
+        call()

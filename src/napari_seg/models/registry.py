@@ -6,7 +6,7 @@ cheap (the GUI and ``napari-seg models`` do it), building one is not.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._validate import did_you_mean
 from .architecture import CLASSIC, Architecture, OptionRange
@@ -282,18 +282,24 @@ def get_architecture(name: str) -> Architecture:
         ) from None
 
 
-def create_model(spec: ModelSpec, *, encoder_weights: str | None = None) -> SegmentationModel:
+def create_model(
+    spec: ModelSpec | str, *, encoder_weights: str | None = None, **fields: Any
+) -> SegmentationModel:
     """Build an untrained (or ImageNet-initialised) model from a spec.
 
     Parameters
     ----------
-    spec : ModelSpec
-        What to build; validated first.
+    spec : ModelSpec or str
+        What to build; validated first. An architecture's name builds
+        ``ModelSpec(spec, **fields)``.
     encoder_weights : {None, "imagenet"} or path, optional
         ``None`` (default) initialises randomly. ``"imagenet"`` loads ImageNet
         weights for the encoder from the local cache, downloading them when
         online. A path loads an encoder state dict from a ``.safetensors`` file
         (or a ``.pth``/``.pt`` file read with ``torch.load(weights_only=True)``).
+    **fields
+        :class:`ModelSpec` fields (``in_channels``, ``num_classes``, ``encoder``,
+        ``spatial_dims``...) when ``spec`` is a name.
 
     Returns
     -------
@@ -313,10 +319,13 @@ def create_model(spec: ModelSpec, *, encoder_weights: str | None = None) -> Segm
     >>> model = create_model(ModelSpec("unet", in_channels=1, num_classes=2))
     >>> model.size_multiple
     16
+    >>> create_model("unet", in_channels=1, num_classes=2).spec == model.spec
+    True
     """
     from .weights import load_encoder_weights
     from .wrapper import SegmentationModel
 
+    spec = _as_spec(spec, fields)
     spec.validate()
     arch = get_architecture(spec.architecture)
     encoder = arch.resolve_encoder(spec.encoder, spec.spatial_dims)
@@ -326,6 +335,23 @@ def create_model(spec: ModelSpec, *, encoder_weights: str | None = None) -> Segm
     if encoder_weights is not None:
         load_encoder_weights(model, encoder_weights)
     return model
+
+
+def _as_spec(spec: Any, fields: dict[str, Any]) -> ModelSpec:
+    """``spec`` itself, or the ModelSpec of an architecture's name and ``fields``."""
+    if isinstance(spec, str):
+        return ModelSpec(spec, **fields)
+    if not isinstance(spec, ModelSpec):
+        raise TypeError(
+            "create_model takes a ModelSpec or an architecture's name, e.g. "
+            f"create_model('unet', in_channels=1, num_classes=2); got {type(spec).__name__}"
+        )
+    if fields:
+        raise TypeError(
+            f"create_model got a ModelSpec and spec fields {sorted(fields)}: change the "
+            "spec instead (spec.with_(...))"
+        )
+    return spec
 
 
 class _RegistryRules:
