@@ -102,3 +102,28 @@ def test_an_unknown_setting_is_named_with_the_closest_known_one(tmp_path):
     (tmp_path / "c.yaml").write_text("tiles: 256\nzzzz: 1\n")
     with pytest.raises(ValueError, match=r"\['tiles', 'zzzz'\] \(tiles: did you mean tile\?\);"):
         PredictConfig.load(tmp_path / "c.yaml")
+
+
+def test_keyword_settings_of_every_job_name_a_typo_as_files_do():
+    """``predict(model, image, tiles=256)``, ``evaluate(pred, gt, surfac=True)``: keyword
+    settings go through ``with_``, which raised dataclasses' "unexpected keyword
+    argument" without the setting meant."""
+    import numpy as np
+
+    from napari_seg.inference import PredictConfig
+    from napari_seg.metrics import EvaluateConfig, evaluate
+    from napari_seg.refine import RefineConfig
+    from napari_seg.training import TrainingConfig
+
+    for config, typo, meant in [
+        (PredictConfig(), "tiles", "tile"),
+        (EvaluateConfig(), "surfac", "surface"),
+        (TrainingConfig(), "epoch", "epochs"),
+        (RefineConfig(), "step", "steps"),
+    ]:
+        with pytest.raises(ValueError, match=rf"\['{typo}'\] \({typo}: did you mean {meant}\?\)"):
+            config.with_(**{typo: 1})
+    labels = np.array([[0, 1], [1, 1]])
+    assert evaluate(labels, labels, mode="instance").config.mode == "instance"
+    with pytest.raises(ValueError, match="did you mean surface"):
+        evaluate(labels, labels, surfac=True)

@@ -187,9 +187,15 @@ class JobConfig:
         -------
         JobConfig
             Of the same class.
-        """
-        from dataclasses import replace
 
+        Raises
+        ------
+        ValueError
+            For a name that is not a field (with the closest field's name).
+        """
+        from dataclasses import fields, replace
+
+        reject_unknown(changes, [f.name for f in fields(self)], self.KIND)  # type: ignore[arg-type]
         return replace(self, **changes).validate()  # type: ignore[type-var]
 
     @classmethod

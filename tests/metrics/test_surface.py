@@ -92,6 +92,23 @@ def test_identical_arrays_and_missing_classes():
     assert missed.volume_pred[1] == 0.0
 
 
+def test_large_ids_are_scored_as_small_ones():
+    # Ids of 2^31 and 10^12 once sized tables by the largest id (a 14.6 TiB
+    # bincount); codes like FreeSurfer's (up to 2035) use the one-pass table.
+    rng = np.random.default_rng(6)
+    gt, pred = random_labels(rng, (8, 24, 24), 4), random_labels(rng, (8, 24, 24), 4)
+    small = surface_scores(pred, gt, spacing=(2.0, 1.0, 1.0), labels=(0, 1, 2, 3, 4))
+    assert math.isnan(small.hausdorff[4])  # 4 is in neither array
+    for codes in ((0, 2035, 17, 99, 100), (0, 2**31, 7, 10**12, 10**12 + 1)):
+        lut = np.array(codes[:4], np.int64)
+        big = surface_scores(lut[pred], lut[gt], spacing=(2.0, 1.0, 1.0), labels=codes)
+        for name in ("hausdorff", "assd", "surface_dice", "volume_gt", "volume_pred"):
+            np.testing.assert_array_equal(getattr(big, name), getattr(small, name))
+    via_evaluate = evaluate(lut[pred], lut[gt], surface=True, spacing=(2.0, 1.0, 1.0))
+    assert via_evaluate.surface.labels == (7, 2**31, 10**12)
+    np.testing.assert_array_equal(via_evaluate.surface.hausdorff, small.hausdorff[[2, 1, 3]])
+
+
 def test_bad_inputs_are_named():
     a = np.zeros((5, 5, 5), np.uint8)
     with pytest.raises(ValueError, match="spacing has 2 values"):

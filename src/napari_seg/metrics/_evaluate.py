@@ -285,7 +285,7 @@ class Evaluation:
 
 
 def evaluate(
-    pred: RegionArray, gt: RegionArray, config: EvaluateConfig | None = None
+    pred: RegionArray, gt: RegionArray, config: EvaluateConfig | None = None, **options: Any
 ) -> Evaluation:
     """Score ``pred`` against ``gt`` as ``config`` says.
 
@@ -295,6 +295,9 @@ def evaluate(
         Label arrays of the same shape (numpy, dask or zarr).
     config : EvaluateConfig, optional
         Defaults: semantic scores, nothing ignored, background 0.
+    **options
+        Fields of :class:`EvaluateConfig` that override ``config``'s
+        (``mode="instance"``, ``surface=True, spacing=(2.0, 1.0, 1.0)``...).
 
     Returns
     -------
@@ -306,8 +309,12 @@ def evaluate(
     >>> result = evaluate(np.array([[0, 1], [1, 1]]), np.array([[0, 1], [0, 1]]))
     >>> round(result.scores.mean_iou, 3)
     0.583
+    >>> evaluate(np.array([[0, 1], [1, 1]]), np.array([[0, 1], [0, 1]]), mode="instance").config.mode
+    'instance'
     """
     config = (config or EvaluateConfig()).validate()
+    if options:
+        config = config.with_(**options)
     pred, gt = check_pair(pred, gt)  # a torch tensor read once, as NumPy
     if config.mode == "instance":
         return _evaluate_instances(pred, gt, config)

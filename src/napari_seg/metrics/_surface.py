@@ -156,26 +156,17 @@ def surface_scores(
             f"ids up to {top - 1}: this looks like an instance image; surface distances "
             f"are computed per class (at most {MAX_CLASSES}), pass labels= to choose some"
         )
-    count_g = np.bincount(gt_ids, weights=pairs, minlength=top)
-    count_p = np.bincount(pred_ids, weights=pairs, minlength=top)
+    count_g, count_p = _voxels(gt_ids, pairs), _voxels(pred_ids, pairs)
     if labels is None:
-        labels = [int(i) for i in np.flatnonzero((count_p + count_g)[1:]) + 1]
-    from scipy import ndimage
-
-    boxes = (ndimage.find_objects(pred, max_label=top), ndimage.find_objects(gt, max_label=top))
+        labels = sorted(i for i in {*count_g, *count_p} if i > 0)
+    boxes = _boxes(pred, gt, [int(label) for label in labels], top)
     cell = math.prod(spacing_t)
     out = np.full((3, len(labels)), np.nan)
     volumes = np.zeros((2, len(labels)))
     for i, label in enumerate(labels):
         label = int(label)
-        if 0 < label < top:
-            volumes[:, i] = count_g[label] * cell, count_p[label] * cell
-            box = _union(boxes[0][label - 1], boxes[1][label - 1], pred.shape)
-        elif label == 0:
-            volumes[:, i] = count_g[0] * cell, count_p[0] * cell
-            box = tuple(slice(0, n) for n in pred.shape)
-        else:
-            box = None
+        volumes[:, i] = count_g.get(label, 0) * cell, count_p.get(label, 0) * cell
+        box = boxes.get(label)
         if box is not None:
             out[:, i] = _class_scores(
                 pred[box] == label, gt[box] == label, spacing_t, tolerance, percentile
@@ -267,6 +258,45 @@ def _check(ndim: int, spacing, tolerance: float, percentile: float) -> tuple[flo
     if not 0 < percentile <= 100:
         raise ValueError(f"percentile must be in (0, 100], got {percentile}")
     return spacing_t
+
+
+#: Ids below this find their boxes in one pass (a table of this many entries);
+#: labels= with larger ids (instance images) are boxed one mask at a time.
+_BOX_TABLE = 2**16
+
+
+def _voxels(ids: np.ndarray, pairs: np.ndarray) -> dict[int, float]:
+    """Voxels per id, from the pair counts (sized by the ids present, not the largest)."""
+    unique, inverse = np.unique(ids, return_inverse=True)
+    return dict(zip(unique.tolist(), np.bincount(inverse, weights=pairs).tolist(), strict=True))
+
+
+def _boxes(pred, gt, labels: list[int], top: int) -> dict[int, tuple[slice, ...]]:
+    """The box each label is scored in: both arrays' extent of it, grown by a voxel
+    (the whole array for 0; absent where neither array has the label)."""
+    from scipy import ndimage
+
+    whole = tuple(slice(0, n) for n in pred.shape)
+    boxes = {0: whole} if 0 in labels else {}
+    wanted = [label for label in labels if label > 0]
+    if top <= _BOX_TABLE:
+        found = ndimage.find_objects(pred, max_label=top), ndimage.find_objects(gt, max_label=top)
+        pairs = {label: (found[0][label - 1], found[1][label - 1]) for label in wanted if label < top}
+    else:
+        pairs = {label: (_mask_box(pred == label), _mask_box(gt == label)) for label in wanted}
+    for label, (a, b) in pairs.items():
+        box = _union(a, b, pred.shape)
+        if box is not None:
+            boxes[label] = box
+    return boxes
+
+
+def _mask_box(mask: np.ndarray) -> tuple[slice, ...] | None:
+    """The bounding box of a mask's True voxels (None when there are none)."""
+    from scipy import ndimage
+
+    found = ndimage.find_objects(mask.view(np.uint8))
+    return found[0] if found else None
 
 
 def _union(a, b, shape) -> tuple[slice, ...] | None:
