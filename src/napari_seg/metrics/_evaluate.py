@@ -309,7 +309,8 @@ def evaluate(
     >>> result = evaluate(np.array([[0, 1], [1, 1]]), np.array([[0, 1], [0, 1]]))
     >>> round(result.scores.mean_iou, 3)
     0.583
-    >>> evaluate(np.array([[0, 1], [1, 1]]), np.array([[0, 1], [0, 1]]), mode="instance").config.mode
+    >>> pred, gt = np.array([[0, 1], [1, 1]]), np.array([[0, 1], [0, 1]])
+    >>> evaluate(pred, gt, mode="instance").config.mode
     'instance'
     """
     config = (config or EvaluateConfig()).validate()

@@ -281,7 +281,8 @@ def _boxes(pred, gt, labels: list[int], top: int) -> dict[int, tuple[slice, ...]
     wanted = [label for label in labels if label > 0]
     if top <= _BOX_TABLE:
         found = ndimage.find_objects(pred, max_label=top), ndimage.find_objects(gt, max_label=top)
-        pairs = {label: (found[0][label - 1], found[1][label - 1]) for label in wanted if label < top}
+        wanted = [label for label in wanted if label < top]
+        pairs = {label: (found[0][label - 1], found[1][label - 1]) for label in wanted}
     else:
         pairs = {label: (_mask_box(pred == label), _mask_box(gt == label)) for label in wanted}
     for label, (a, b) in pairs.items():
