@@ -40,7 +40,9 @@ def test_create_writes_a_loadable_model(tmp_path, capsys):
     args = ["create", "--arch", "unet", "--in-channels", "2", "--classes", "3"]
     args += ["--class-names", "bg", "cell", "nucleus", "--option", "depth=3", "--out", str(out)]
     assert main(args) == 0
-    assert "GFLOP per megapixel" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert f"wrote {out}: unet (classic), " in said
+    assert "GFLOP per megapixel" in said
     model = load_model(out)
     assert model.spec.class_names == ("bg", "cell", "nucleus")
     assert model.spec.options == {"depth": 3}

@@ -185,3 +185,12 @@ def test_a_model_file_is_never_named_as_a_pickle(model, tmp_path, name):
         save_model(model, tmp_path / name)
     assert list(tmp_path.iterdir()) == []
     assert load_model(save_model(model, tmp_path / "m.v2")).spec == model.spec  # any other
+
+
+@pytest.mark.parametrize(("name", "format_"), [("m.onnx", "ONNX"), ("m.ZIP", "bioimage.io")])
+def test_a_model_file_is_never_named_as_another_format(model, tmp_path, name, format_):
+    """``napari-seg create --out m.onnx`` wrote safetensors named as ONNX, which an
+    ONNX runtime then failed to read."""
+    with pytest.raises(ValueError, match=rf"not .*{format_}.*; name it m.safetensors"):
+        save_model(model, tmp_path / name)
+    assert list(tmp_path.iterdir()) == []

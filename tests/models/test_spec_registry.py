@@ -129,6 +129,9 @@ def test_from_dict_rejects_unknown_and_missing_keys():
 def test_create_model_resolves_default_encoder():
     model = create_model(ModelSpec("fpn", 1, 2))
     assert model.spec.encoder == "resnet34"
+    assert model.spec.network == "fpn (resnet34)"
+    # A network without an encoder was "swin-unetr (None)" in napari-seg create's line.
+    assert ModelSpec("swin-unetr", 1, 2).network == "swin-unetr (no encoder)"
 
 
 def test_create_model_takes_an_architecture_name_and_spec_fields():

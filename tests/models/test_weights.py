@@ -64,7 +64,12 @@ def test_missing_weights_file(tmp_path):
 
 
 def test_encoderless_architecture_refuses_weights():
-    with pytest.raises(ValueError, match="has no pretrained encoder"):
+    # It said "with encoder None ... use encoder_weights=None" on the command line too.
+    with pytest.raises(
+        ValueError,
+        match=r"attention-unet \(no encoder\) has no pretrained "
+        r"encoder: .* \(--encoder-weights none, encoder_weights=None in Python\)",
+    ):
         create_model(ModelSpec("attention-unet", 1, 2), encoder_weights="imagenet")
 
 

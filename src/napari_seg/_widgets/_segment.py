@@ -417,7 +417,7 @@ class SegmentWidget(SegmentFields, RunnerFields, Dock):
         s = model.spec
         where = current.path.name if current.path else "unsaved"
         self._model_info.value = (
-            f"{s.architecture} ({s.encoder or 'no encoder'}), {s.in_channels} ch -> "
+            f"{s.network}, {s.in_channels} ch -> "
             f"{s.num_classes} classes [{where}]"
         )
 

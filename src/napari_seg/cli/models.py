@@ -71,7 +71,7 @@ def _cmd_create(args: argparse.Namespace) -> int:
     provenance = {"created_by": "napari-seg create", "encoder_weights": weights or "random"}
     save_model(model, args.out, overwrite=args.overwrite, provenance=provenance)
     stats = model_stats(model)
-    print(f"wrote {args.out}: {model.spec.architecture} ({model.spec.encoder}), {stats.summary()}")
+    print(f"wrote {args.out}: {model.spec.network}, {stats.summary()}")
     return 0
 
 

@@ -93,13 +93,26 @@ def tensors_digest(tensors: Mapping[str, torch.Tensor]) -> str:
 #: safetensors, and named so, never one of these.
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar")
 
+#: Suffixes of other model formats, which a model file named so would claim to be.
+OTHER_FORMATS = {
+    ".onnx": "ONNX",
+    ".torchscript": "TorchScript",
+    ".zip": "a zip archive (a bioimage.io package)",
+    ".h5": "HDF5 (Keras)",
+    ".hdf5": "HDF5 (Keras)",
+    ".keras": "Keras",
+    ".pb": "TensorFlow",
+    ".tflite": "TensorFlow Lite",
+}
+
 
 def check_model_target(
     path: str | os.PathLike, *, overwrite: bool = False, inputs: Iterable = ()
 ) -> Path:
     """Check that a model file may be written to ``path``, before any work is done:
     :func:`napari_seg._atomic.check_target`, and a name that does not end as the
-    files ``torch.load`` reads (``model.pt``), since a model file is safetensors.
+    files ``torch.load`` reads (``model.pt``) or another format's (``model.onnx``),
+    since a model file is safetensors.
 
     Parameters
     ----------
@@ -116,8 +129,8 @@ def check_model_target(
     Raises
     ------
     ValueError
-        For a pickle's suffix (naming the file to write instead), or ``path`` among
-        ``inputs``.
+        For a pickle's or another format's suffix (naming the file to write
+        instead), or ``path`` among ``inputs``.
     OutputExistsError, IsADirectoryError, FileNotFoundError
         As :func:`napari_seg._atomic.check_target`.
     """
@@ -128,6 +141,11 @@ def check_model_target(
         raise ValueError(
             f"{path.name}: a model file is written as safetensors, which torch.load does "
             f"not read; name it {path.stem}.safetensors"
+        )
+    if path.suffix.lower() in OTHER_FORMATS:
+        raise ValueError(
+            f"{path.name}: a model file is written as safetensors, not "
+            f"{OTHER_FORMATS[path.suffix.lower()]}; name it {path.stem}.safetensors"
         )
     return check_target(path, overwrite=overwrite, inputs=inputs)
 
@@ -147,7 +165,8 @@ def save_model(
     model : SegmentationModel
     path : path-like
         Destination; ``.safetensors`` is the conventional suffix, and the
-        suffixes of pickles (``.pt``, ``.pth``...) are refused.
+        suffixes of pickles (``.pt``, ``.pth``...) and of other model formats
+        (``.onnx``, ``.zip``...) are refused.
     overwrite : bool
         Replace ``path`` if it exists; without it an existing file is an error.
     provenance : mapping, optional

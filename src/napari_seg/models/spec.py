@@ -355,6 +355,12 @@ class ModelSpec:
         """The encoder actually used (the architecture default when ``encoder`` is None)."""
         return _architecture_rules().resolve_encoder(self)
 
+    @property
+    def network(self) -> str:
+        """The architecture and encoder as messages name them: "unet (classic)",
+        "swin-unetr (no encoder)"."""
+        return f"{self.architecture} ({self.encoder or 'no encoder'})"
+
     def with_(self, **changes: Any) -> ModelSpec:
         """A copy with fields replaced (``dataclasses.replace``).
 

@@ -58,8 +58,8 @@ def load_encoder_weights(model: SegmentationModel, weights: str | os.PathLike[st
     encoder = getattr(model.net, "encoder", None)
     if encoder is None or spec.encoder is None:
         raise ValueError(
-            f"architecture {spec.architecture!r} with encoder {spec.encoder!r} has no "
-            "pretrained encoder; use encoder_weights=None"
+            f"{spec.network} has no pretrained encoder: build it without encoder weights "
+            "(--encoder-weights none, encoder_weights=None in Python)"
         )
     if str(weights).lower() == "imagenet":
         state = _imagenet_state_dict(spec.architecture, spec.encoder)
