@@ -13,6 +13,7 @@ from napari_seg import refine  # noqa: E402
 from napari_seg._layers import labels_layer_kwargs  # noqa: E402
 from napari_seg._widgets import _refine as refine_module  # noqa: E402
 from napari_seg._widgets import evaluate_widget, refine_widget  # noqa: E402
+from napari_seg._widgets._layers import full_resolution  # noqa: E402
 from napari_seg.models import ModelSpec, create_model  # noqa: E402
 from napari_seg.sample_data import CLASS_COLORS, CLASS_NAMES, cells_3d  # noqa: E402
 
@@ -165,13 +166,16 @@ def test_a_result_beside_the_layer_keeps_its_units(make_napari_viewer_proxy, qtb
     np.testing.assert_array_equal(layer.data[1], refine.opening(noisy(gt)[1], 1))
 
 
-@pytest.mark.parametrize("kind", ["dask", "read-only"])
+@pytest.mark.parametrize("kind", ["dask", "read-only", "multiscale"])
 def test_a_layer_that_cannot_change_in_place_gets_a_new_layer(
     make_napari_viewer_proxy, qtbot, notes, kind
 ):
     """Apply "replace" on labels read lazily (a dask array, as readers of large files
     give) or a read-only array: writing raised in the event loop (a traceback dialog);
-    the result goes to a new layer, with a note, and the layer stays as it was."""
+    the result goes to a new layer, with a note, and the layer stays as it was. A
+    multiscale layer (an OME-Zarr pyramid) failed with "list indices must be integers
+    or slices, not tuple"; its full resolution is refined, into a new layer (writing
+    level 0 would leave the other levels stale)."""
     import dask.array as da
 
     viewer = make_napari_viewer_proxy()
@@ -180,6 +184,8 @@ def test_a_layer_that_cannot_change_in_place_gets_a_new_layer(
     labels = noisy(cells_3d((4, 48, 64), seed=1)[1].astype(np.uint8))
     if kind == "dask":
         data = da.from_array(labels, chunks=(1, 48, 64))
+    elif kind == "multiscale":
+        data = [labels.copy(), labels[:, ::2, ::2].copy()]
     else:
         data = labels.copy()
         data.flags.writeable = False
@@ -193,7 +199,7 @@ def test_a_layer_that_cannot_change_in_place_gets_a_new_layer(
     assert errors == []
     assert notes["error"] == []
     assert any("cannot change in place" in m for m in notes["info"])
-    np.testing.assert_array_equal(np.asarray(layer.data), labels)
+    np.testing.assert_array_equal(np.asarray(full_resolution(layer)), labels)
     result = viewer.layers["lazy refined"]
     np.testing.assert_array_equal(result.data, np.stack([refine.majority(p, 1) for p in labels]))
     np.testing.assert_allclose(result.scale, (2, 1, 1))

@@ -163,7 +163,8 @@ class RefineWidget(RunnerFields, Dock):
 
     def _scope_of(self, layer, scope: str) -> RefineScope:
         displayed, step = viewer_position(self._viewer, layer)
-        return plan_refine_scope(layer.data.shape, displayed=displayed, step=step, scope=scope)
+        shape = full_resolution(layer).shape
+        return plan_refine_scope(shape, displayed=displayed, step=step, scope=scope)
 
     # -- actions -----------------------------------------------------------------------
     def preview(self) -> None:
@@ -197,14 +198,10 @@ class RefineWidget(RunnerFields, Dock):
             show_error(f"Cannot refine {layer.name}: {exc}")
             return
         output = "new" if config.makes_instances else self._output.value
-        if output == "replace" and not preview and not writable(layer.data):
-            output = "new"  # a lazy (dask) or read-only array cannot change in place
-            show_info(
-                f"napari-seg Refine: {layer.name} holds a read-only or lazy array (e.g. read "
-                "from a file with dask) that cannot change in place: the result is a new layer"
-            )
+        if output == "replace" and not preview and not _in_place(layer):
+            output = "new"
         self._run_info = _Placement(
-            layer.name, scope, preview, output, config.makes_instances, layer.data.shape
+            layer.name, scope, preview, output, config.makes_instances, full_resolution(layer).shape
         )
         self._inputs = [layer, *chosen]
         self._viewer.layers.events.removed.connect(self._on_layer_removed)
@@ -226,8 +223,8 @@ class RefineWidget(RunnerFields, Dock):
         the channel axis of the image; the input layers chosen."""
         op = get_operation(config.steps[0].op)
         wanted = set(op.needs) | set(op.optional)
-        shape = layer.data.shape
-        sources: dict[str, Any] = {"labels": layer.data}
+        shape = full_resolution(layer).shape
+        sources: dict[str, Any] = {"labels": full_resolution(layer)}
         channel_axis = None
         chosen_layers = []
         fields = {
@@ -388,6 +385,22 @@ def _under(layer, labels):
     return crop_to_grid(array, grids[1], grids[0], (layer.name, labels.name))
 
 
+def _in_place(layer) -> bool:
+    """Whether the result may replace the layer's labels in place; if not, says why
+    (the result then goes to a new layer)."""
+    if getattr(layer, "multiscale", False):  # writing level 0 leaves the others stale
+        why = "is multiscale (a pyramid), which cannot change in place (its levels would differ)"
+    elif not writable(layer.data):
+        why = (
+            "holds a read-only or lazy array (e.g. read from a file with dask) that "
+            "cannot change in place"
+        )
+    else:
+        return True
+    show_info(f"napari-seg Refine: {layer.name} {why}: the result is a new layer")
+    return False
+
+
 def _region_mask(layer, shape: tuple[int, ...]) -> np.ndarray:
     """A boolean mask of ``shape`` from a Shapes layer (its shapes filled) or a Labels layer."""
     if isinstance(layer, Shapes):
@@ -399,7 +412,7 @@ def _region_mask(layer, shape: tuple[int, ...]) -> np.ndarray:
             )
         return np.asarray(layer.to_masks(mask_shape=shape)).any(axis=0)
     if isinstance(layer, Labels):
-        return np.asarray(layer.data) != 0
+        return np.asarray(full_resolution(layer)) != 0
     kind = type(layer).__name__
     raise ValueError(f"the region must be a Shapes or Labels layer, got {kind} {layer.name!r}")
 

@@ -417,8 +417,7 @@ class SegmentWidget(SegmentFields, RunnerFields, Dock):
         s = model.spec
         where = current.path.name if current.path else "unsaved"
         self._model_info.value = (
-            f"{s.network}, {s.in_channels} ch -> "
-            f"{s.num_classes} classes [{where}]"
+            f"{s.network}, {s.in_channels} ch -> {s.num_classes} classes [{where}]"
         )
 
     def _on_destroyed(self, *_args) -> None:
