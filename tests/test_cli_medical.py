@@ -239,6 +239,37 @@ def test_evaluate_surface_uses_the_nifti_spacing(stack, tmp_path, capsys):
     assert "surfaces, spacing 3 x 0.8 x 0.9 mm:" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("nifti", ["pred", "gt"])
+def test_evaluate_a_nifti_against_a_tiff_uses_the_nifti_grid_and_says_so(
+    stack, tmp_path, capsys, nifti
+):
+    """Only the ground truth's voxel grid gave surface distances their spacing: a NIfTI
+    prediction scored against a TIFF was measured in voxels (spacing 1 x 1 x 1), and
+    nothing said that the TIFF is compared in napari-seg's reading order."""
+    import tifffile
+
+    _, labels = stack
+    labels = labels.astype(np.uint8)
+    volume = nib.Nifti1Image(labels.transpose(2, 1, 0), AFFINE)
+    files = {"pred": tmp_path / "pred.tif", "gt": tmp_path / "gt.tif"}
+    files[nifti] = tmp_path / f"{nifti}.nii.gz"
+    nib.save(volume, str(files[nifti]))
+    other = "gt" if nifti == "pred" else "pred"
+    tifffile.imwrite(files[other], np.asarray(read_nifti(files[nifti])[0]))  # as read
+    argv = ["evaluate", "--pred", str(files["pred"]), "--gt", str(files["gt"]), "--surface",
+            "--json"]  # fmt: skip
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["surface"]["spacing"] == pytest.approx([3.0, 0.8, 0.9])
+    assert out["surface"]["volume_unit"] == "mL"
+    assert all(c["hausdorff"] == 0.0 for c in out["surface"]["classes"])
+    assert (
+        f"{other}.tif has no voxel grid: it is compared with {nifti}.nii.gz voxel by voxel"
+        in captured.err
+    )
+
+
 def test_a_micrometre_nifti_keeps_its_unit_through_predict_and_evaluate(
     model_file, stack, tmp_path, capsys
 ):

@@ -244,6 +244,7 @@ def _evaluate_files(pred_path: Path, gt_path: Path, config: EvaluateConfig) -> E
     if time is not None and config.slice_axis is not None:
         # surfaces frame by frame: no distance across time
         config = config.with_(series=config.slice_axis % len(gt.shape) == time)
+    geometry = geometry if geometry is not None else pred_geometry  # the other's grid
     if config.surface and config.spacing is None and geometry is not None:
         unit = config.unit or unit_symbol(geometry.unit)
         config = config.with_(spacing=geometry.spacing, unit=unit)
@@ -259,9 +260,15 @@ def _on_one_grid(pred: tuple, gt: tuple) -> tuple:
     """The prediction and ground truth (each ``(array, geometry, path)``) on one voxel
     grid (:func:`~napari_seg.medical.pair_on_grid`), with a note when one covers a
     window of the other's grid (a cropped 3D Slicer segmentation, a DICOM SEG of some
-    slices) and is placed on it; refused on different grids."""
+    slices) and is placed on it, or has no grid (a TIFF beside a NIfTI file); refused
+    on different grids."""
     from ..medical import pair_on_grid
 
+    if (pred[1] is None) != (gt[1] is None):
+        grid, plain = (pred, gt) if gt[1] is None else (gt, pred)
+        print(f"napari-seg evaluate: {plain[2].name} has no voxel grid: it is compared with "
+              f"{grid[2].name} voxel by voxel, as napari-seg reads {grid[2].name} (axial "
+              "slices along the first axis)", file=sys.stderr)  # fmt: skip
     if pred[1] is None or gt[1] is None:
         return pred[0], gt[0]
     paired = pair_on_grid(pred[0], pred[1], gt[0], gt[1], (pred[2].name, gt[2].name))
