@@ -543,6 +543,12 @@ def test_into_source_followed_by_the_input_names_the_mix_up(tmp_path, capsys, mo
         ["predict", "--model", "m.safetensors", str(plate), "--into-source"]
     )
     assert (args.inputs, args.into_source) == ([plate], "napari-seg")
+    # A file here without a folder or .zarr in its name (a TIFF given by mistake).
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cells.tif").write_bytes(b"")
+    with pytest.raises(SystemExit):
+        main(["predict", "--model", "m.safetensors", "--into-source", "cells.tif"])
+    assert "'cells.tif' is an input, not a labels name" in capsys.readouterr().err
     (tmp_path / "cells").mkdir()  # a name that is also a folder here is still a name
     monkeypatch.chdir(tmp_path)
     args, _ = build_parser().parse_known_args(
