@@ -56,11 +56,11 @@ def add_scale_out_arguments(p: argparse.ArgumentParser) -> None:
 
 def _labels_name(text: str) -> str:
     """``--into-source``'s NAME, refused when it is a path (a zarr, or with a folder:
-    a labels group's name has neither; or a file or folder here): the option's value is
+    a labels group's name has neither; or a file here): the option's value is
     optional, so ``--into-source plate.ome.zarr`` took the image for the name and left
     argparse to say only that INPUT is missing."""
     path_like = text.rstrip("/\\").lower().endswith(".zarr") or "/" in text or "\\" in text
-    if path_like or Path(text).exists():
+    if path_like or Path(text).is_file():  # a folder of that name may be a name
         raise argparse.ArgumentTypeError(
             f"{text!r} is an input, not a labels name: give the name first "
             f"(--into-source NAME {text}) or put --into-source after the inputs"
