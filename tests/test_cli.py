@@ -186,6 +186,24 @@ def test_every_command_reads_its_config_file_as_json_or_yaml(
 
 
 @pytest.mark.parametrize(
+    ("command", "flag"),
+    [
+        (["predict", "--model", "m.safetensors", "--output", "out", "in.tif"], "--config"),
+        (["evaluate", "--pred", "p.tif", "--gt", "g.tif"], "--config"),
+        (["train", "--image", "i.tif", "--labels", "l.tif", "--out", "m.safetensors"], "--config"),
+        (["refine", "in.tif", "out.tif"], "--pipeline"),
+    ],
+)
+def test_a_missing_config_file_is_named_with_its_option(tmp_path, capsys, command, flag):
+    # It was Python's "[Errno 2] No such file or directory: '...'".
+    missing = tmp_path / "job.yaml"
+    assert main([*command, flag, str(missing)]) == 1
+    err = capsys.readouterr().err
+    assert f"error: {flag} file not found: {missing}" in err
+    assert "Errno" not in err
+
+
+@pytest.mark.parametrize(
     ("command", "setting", "named"),
     [
         (["predict", "--model", "m.safetensors", "--output", "out", "in.tif"], "tile", "tile"),

@@ -95,6 +95,8 @@ def read_mapping(path: str | Path, *, yaml_format: bool | None = None) -> Any:
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder, not a JSON or YAML file")
+    if not path.exists():  # Python's own words name neither the file's role nor its kind
+        raise FileNotFoundError(f"file not found: {path}")
     with open(path, "rb") as handle:
         raw = handle.read(MAX_CONFIG_BYTES + 1)
     if len(raw) > MAX_CONFIG_BYTES:

@@ -347,6 +347,8 @@ def read_config(cls: type[C], path: Path | None, flag: str = "--config") -> C:
         return cls.load(path)
     except (ValueError, TypeError) as exc:  # a value of the wrong type is a TypeError
         raise type(exc)(f"{flag} {path}: {exc}") from None
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{flag} file not found: {path}") from None
 
 
 def check_outputs(
