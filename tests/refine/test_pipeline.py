@@ -135,6 +135,12 @@ def test_per_slice_along_two_axes_refines_each_plane_of_a_4d_stack():
         refine.refine(labels, RefineConfig(steps=steps, per_slice=True, axis=(0, -4)))
     with pytest.raises(ValueError, match="at least one axis"):
         RefineConfig(steps=steps, per_slice=True, axis=()).validate()
+    # 2D labels are their own slice; an axis they lack was passed over without a word.
+    plane = labels[0, 0]
+    per_row = RefineConfig(steps=steps, per_slice=True, axis=1)
+    np.testing.assert_array_equal(refine.refine(plane, per_row), refine.majority(plane, 1))
+    with pytest.raises(ValueError, match="axis 5 is out of range for an image with 2 dim"):
+        refine.refine(plane, RefineConfig(steps=steps, per_slice=True, axis=5))
 
 
 def test_per_slice_keeps_a_stack_of_one_slice_a_stack():

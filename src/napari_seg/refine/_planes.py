@@ -18,6 +18,8 @@ def split_planes(labels: np.ndarray, per_slice: bool, axis) -> list[tuple]:
     """The index of each plane a job refines apart along ``axis`` (one index of the
     whole labels unless ``per_slice``)."""
     if not per_slice or labels.ndim == 2:
+        if per_slice:  # a 2D image is its own slice, but an axis it lacks is a mistake
+            normalise_axes(axis, labels.ndim, "axis")
         return [(slice(None),) * labels.ndim]
     axes = slice_axes(labels.ndim, axis)
     return [
