@@ -162,15 +162,16 @@ def test_headless_demo_runs_the_whole_loop(tmp_path, capsys):
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize(
-    ("command", "flag"),
-    [
-        (["predict", "--model", "m.safetensors", "--output", "out", "in.tif"], "--config"),
-        (["evaluate", "--pred", "p.tif", "--gt", "g.tif"], "--config"),
-        (["train", "--image", "i.tif", "--labels", "l.tif", "--out", "m.safetensors"], "--config"),
-        (["refine", "in.tif", "out.tif"], "--pipeline"),
-    ],
-)
+#: Each command with a settings file, and the option that names the file in messages.
+CONFIG_COMMANDS = [
+    (["predict", "--model", "m.safetensors", "--output", "out", "in.tif"], "--config"),
+    (["evaluate", "--pred", "p.tif", "--gt", "g.tif"], "--config"),
+    (["train", "--image", "i.tif", "--labels", "l.tif", "--out", "m.safetensors"], "--config"),
+    (["refine", "in.tif", "out.tif"], "--pipeline"),
+]
+
+
+@pytest.mark.parametrize(("command", "flag"), CONFIG_COMMANDS)
 @pytest.mark.parametrize("suffix", [".json", ".yaml"])
 def test_every_command_reads_its_config_file_as_json_or_yaml(
     tmp_path, capsys, monkeypatch, command, flag, suffix
@@ -185,15 +186,7 @@ def test_every_command_reads_its_config_file_as_json_or_yaml(
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize(
-    ("command", "flag"),
-    [
-        (["predict", "--model", "m.safetensors", "--output", "out", "in.tif"], "--config"),
-        (["evaluate", "--pred", "p.tif", "--gt", "g.tif"], "--config"),
-        (["train", "--image", "i.tif", "--labels", "l.tif", "--out", "m.safetensors"], "--config"),
-        (["refine", "in.tif", "out.tif"], "--pipeline"),
-    ],
-)
+@pytest.mark.parametrize(("command", "flag"), CONFIG_COMMANDS)
 def test_a_missing_config_file_is_named_with_its_option(tmp_path, capsys, command, flag):
     # It was Python's "[Errno 2] No such file or directory: '...'".
     missing = tmp_path / "job.yaml"
@@ -203,30 +196,24 @@ def test_a_missing_config_file_is_named_with_its_option(tmp_path, capsys, comman
     assert "Errno" not in err
 
 
-@pytest.mark.parametrize(
-    ("command", "setting", "named"),
-    [
-        (["predict", "--model", "m.safetensors", "--output", "out", "in.tif"], "tile", "tile"),
-        (["evaluate", "--pred", "p.tif", "--gt", "g.tif"], "tolerance", "tolerance"),
-        (
-            ["train", "--image", "i.tif", "--labels", "l.tif", "--out", "m.safetensors"],
-            "epochs",
-            "epochs",
-        ),
-        (["refine", "in.tif", "out.tif"], "steps", "each step"),
-    ],
-)
+@pytest.mark.parametrize(("command", "flag"), CONFIG_COMMANDS)
 def test_a_config_value_of_the_wrong_type_is_named_with_its_file(
-    tmp_path, capsys, monkeypatch, command, setting, named
+    tmp_path, capsys, monkeypatch, command, flag
 ):
     # A wrong type is a TypeError, which the file's name was once added to only for
     # ValueErrors: "epochs must be an integer" did not say where epochs was set.
+    setting, named = {
+        "predict": ("tile", "tile"),
+        "evaluate": ("tolerance", "tolerance"),
+        "train": ("epochs", "epochs"),
+        "refine": ("steps", "each step"),
+    }[command[0]]
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "job.yaml"
     path.write_text(f"{setting}: [1, 2, three]\n")
-    assert main([*command, "--config", str(path)]) == 1
+    assert main([*command, flag, str(path)]) == 1
     err = capsys.readouterr().err
-    assert f"--{'pipeline' if command[0] == 'refine' else 'config'} {path}: " in err
+    assert f"{flag} {path}: " in err
     assert named in err
     assert "Traceback" not in err
 
