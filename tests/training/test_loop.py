@@ -36,6 +36,22 @@ def test_a_small_unet_learns_synthetic_blobs(make_blobs, tiny):
     assert [h["epoch"] for h in result.history] == list(range(1, 9))
 
 
+def test_pairs_are_read_as_numpy_and_torch_users_write_them(make_blobs, tiny):
+    """``train([image, labels])`` (a list, as one writes a pair in a hurry) failed with
+    "pair 0 must be an (image, labels) pair, got ndarray"; three arrays in a row said
+    the same of the image, not that pairs are grouped."""
+    image, labels = make_blobs((96, 96), seed=0)
+    config = tiny.with_(epochs=1, steps_per_epoch=1)
+    as_tuple = train((image, labels), config)
+    as_list = train([image, labels], config)
+    timeless = [{k: v for k, v in h.items() if k != "elapsed_s"} for h in as_tuple.history]
+    assert [{k: v for k, v in h.items() if k != "elapsed_s"} for h in as_list.history] == timeless
+    with pytest.raises(ValueError, match=r"got 3 arrays in a row; group them in pairs"):
+        train((image, labels, labels), config)
+    with pytest.raises(ValueError, match="a non-empty list of them, got generator"):
+        train(((image, labels) for _ in range(1)), config)
+
+
 def test_sparse_scribbles_train_the_painted_ids(make_blobs, tiny):
     image, truth = make_blobs((160, 160), seed=1)
     scribbles = np.zeros_like(truth)

@@ -66,10 +66,19 @@ def as_pairs(pairs: Any) -> list[tuple[Any, Any]]:
     ValueError
         For an empty sequence or an item that is not a pair.
     """
-    if isinstance(pairs, tuple) and len(pairs) == 2 and hasattr(pairs[0], "shape"):
-        pairs = [pairs]
+    arrays = isinstance(pairs, (tuple, list)) and all(hasattr(item, "shape") for item in pairs)
+    if arrays and len(pairs) == 2:  # [image, labels] too
+        pairs = [tuple(pairs)]
+    elif arrays and pairs:
+        raise ValueError(
+            f"pairs must be one (image, labels) pair or a list of them, got {len(pairs)} "
+            "arrays in a row; group them in pairs: [(image1, labels1), (image2, labels2)]"
+        )
     if not isinstance(pairs, Sequence) or isinstance(pairs, str) or len(pairs) == 0:
-        raise ValueError("pairs must be one (image, labels) pair or a non-empty list of them")
+        got = type(pairs).__name__
+        raise ValueError(
+            f"pairs must be one (image, labels) pair or a non-empty list of them, got {got}"
+        )
     out = []
     for i, pair in enumerate(pairs):
         if not isinstance(pair, Sequence) or len(pair) != 2:

@@ -86,8 +86,9 @@ def iter_train(
     Parameters
     ----------
     pairs : (image, labels) or sequence of them
-        numpy, dask or zarr arrays; labels are integer ids with the image's
-        shape minus its channel axis (see ``config.label0`` for what 0 means).
+        numpy, dask or zarr arrays (or torch tensors); labels are integer ids with
+        the image's shape minus its channel axis (see ``config.label0`` for what 0
+        means). Two arrays in a list, ``[image, labels]``, are one pair too.
     config : TrainingConfig, optional
         Settings; keyword ``options`` override its fields.
     model : SegmentationModel, optional
