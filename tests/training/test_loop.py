@@ -52,6 +52,33 @@ def test_pairs_are_read_as_numpy_and_torch_users_write_them(make_blobs, tiny):
         train(((image, labels) for _ in range(1)), config)
 
 
+def test_arguments_of_the_wrong_kind_are_named_before_training(
+    make_blobs, tiny, tmp_path, monkeypatch
+):
+    """Each failed inside the run with Python's words: a model file's path as ``model``
+    ("'str' object has no attribute 'to'"), ``stop=True`` (at the first step), names of
+    the wrong count (zip's "argument 2 is shorter"), a folder as ``out`` ("PosixPath('.')
+    has an empty name"), and a preview the model cannot predict (at the first preview,
+    seconds into training)."""
+    image, labels = make_blobs((96, 96), seed=0)
+    config = tiny.with_(epochs=1, steps_per_epoch=1)
+    with pytest.raises(TypeError, match="a model file is given as from_model=path, got str"):
+        train((image, labels), config, model="m.safetensors")
+    with pytest.raises(TypeError, match=r"stop must be a threading\.Event, got bool"):
+        train((image, labels), config, stop=True)
+    with pytest.raises(ValueError, match=r"names must hold one name per pair \(2\)"):
+        train([(image, labels), (image, labels)], config, names=["only one"])
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        train((image, labels), config, out=".")
+    events = []
+    run = iter_train((image, labels), config, preview=np.zeros((4, 96, 96)))
+    with pytest.raises(ValueError, match=r"preview \(shape \(4, 96, 96\)\): the model expects 1"):
+        events.extend(run)
+    assert not any(isinstance(e, StepProgress) for e in events)
+    assert train((image, labels), config, names=[7]).model is not None  # any name, as text
+
+
 def test_sparse_scribbles_train_the_painted_ids(make_blobs, tiny):
     image, truth = make_blobs((160, 160), seed=1)
     scribbles = np.zeros_like(truth)

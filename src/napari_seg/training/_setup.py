@@ -18,7 +18,7 @@ from ..limits import MAX_UNSTATED_CLASSES
 from ..models.registry import get_architecture
 from ..models.spec import Normalization
 from ._model import _new_model
-from ._shared import check_labels_shape
+from ._shared import check_labels_shape, pair_names
 from .config import TrainingConfig
 from .data import TrainingData
 from .volume import VolumeData
@@ -161,7 +161,7 @@ def volumes_of(
     ValueError
         For a stack axis that is the channel axis or out of range.
     """
-    names = list(names) if names else [f"pair {i}" for i in range(len(pairs))]
+    names = pair_names(names, len(pairs))
     out, out_names, volume_channel = [], [], channel_axis
     for (image, labels), name in zip(pairs, names, strict=True):
         ndim = len(image.shape)

@@ -12,7 +12,7 @@ import numpy as np
 
 from .._validate import check_int
 from ..arrays.views import host_array
-from ..limits import MAX_CLASSES, MAX_UNSTATED_CLASSES
+from ..limits import MAX_CLASSES, MAX_UNSTATED_CLASSES, brief
 
 #: Target value of pixels that give no gradient (torch's default ignore index).
 IGNORE_INDEX = -100
@@ -85,6 +85,22 @@ def as_pairs(pairs: Any) -> list[tuple[Any, Any]]:
             raise ValueError(f"pair {i} must be an (image, labels) pair, got {type(pair).__name__}")
         out.append((host_array(pair[0]), host_array(pair[1])))
     return out
+
+
+def pair_names(names: Sequence[str] | None, count: int) -> list[str]:
+    """The names of ``count`` pairs in messages: ``names`` (one per pair), or
+    "pair 0", "pair 1"... when none are given.
+
+    Raises
+    ------
+    ValueError
+        For a number of names other than the pairs'.
+    """
+    if not names:
+        return [f"pair {i}" for i in range(count)]
+    if isinstance(names, str) or len(names) != count:
+        raise ValueError(f"names must hold one name per pair ({count}), got {brief(names)}")
+    return [str(name) for name in names]
 
 
 def check_labels_shape(name: str, labels, image, expected: Sequence[int]) -> None:

@@ -35,6 +35,7 @@ from ._shared import (
     class_limit,
     intensity_notes,
     pad_patch,
+    pair_names,
 )
 from .strokes import Stroke, find_strokes
 
@@ -100,7 +101,7 @@ class TrainingData(LabelMode):
         self.max_classes = class_limit(max_classes)
         self.patch = int(patch_size)
         self.warnings: list[str] = []
-        names = list(names) if names else [f"pair {i}" for i in range(len(pairs))]
+        names = pair_names(names, len(pairs))
         self.sources = [
             self._source(name, image, labels, in_channels, normalization, axis, channel_axis)
             for name, (image, labels) in zip(names, pairs, strict=True)

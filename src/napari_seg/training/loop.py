@@ -31,7 +31,7 @@ from ._setup import (
     run_data,
     volumes_of,
 )
-from ._shared import as_pairs
+from ._shared import as_pairs, pair_names
 from .augment import Augmentation, augment
 from .checkpoint import RunState, restore
 from .config import TrainingConfig
@@ -147,6 +147,9 @@ def iter_train(
     config = config or TrainingConfig()
     if options:
         config = config.with_(**options)
+    _check_handles(model, stop)
+    pairs = as_pairs(pairs)
+    names = pair_names(names, len(pairs))
     out = check_outputs(out, overwrite=overwrite, resume=resume)
     runtime = Runtime.resolve(
         config.device,
@@ -158,7 +161,7 @@ def iter_train(
     trainer = _Trainer(config, runtime, out)
     try:
         with runtime.cpu_threads():
-            yield from trainer.prepare(as_pairs(pairs), model, resume, names)
+            yield from trainer.prepare(pairs, model, resume, names)
             if trainer.pixel:
                 result = yield from trainer.fit_pixel(stop or threading.Event())
             else:
@@ -166,6 +169,20 @@ def iter_train(
         return result
     finally:
         trainer.close()
+
+
+def _check_handles(model: Any, stop: Any) -> None:
+    """Refuse a ``model`` that is not one (a file's path: ``from_model``) and a ``stop``
+    that is not an event, before anything is read."""
+    from ..models.wrapper import SegmentationModel
+
+    if model is not None and not isinstance(model, SegmentationModel):
+        raise TypeError(
+            "model must be a SegmentationModel (napari_seg.models.load_model(path)); a model "
+            f"file is given as from_model=path, got {type(model).__name__}"
+        )
+    if stop is not None and not callable(getattr(stop, "is_set", None)):
+        raise TypeError(f"stop must be a threading.Event, got {type(stop).__name__}")
 
 
 def train(pairs: Any, config: TrainingConfig | None = None, **kwargs: Any) -> TrainResult:
@@ -319,6 +336,7 @@ class _Trainer(PixelRun):
     # -- the loop ------------------------------------------------------------------------
     def loop(self, stop: threading.Event, preview):
         cfg, st = self.config, self.state
+        preview = None if preview is None else self._checked_preview(preview)
         clock = Clock(st.elapsed_s)
         stopped = "budget"
         while not self._budget_done(clock):
@@ -419,20 +437,36 @@ class _Trainer(PixelRun):
         yield from clock.outside(event)
         yield from self._save(clock, improved)
 
+    def _preview_config(self, image: np.ndarray):
+        """The preview's prediction settings: channels come last, where the model has
+        them (one axis more than its dims)."""
+        from ..inference import PredictConfig
+
+        channel = image.ndim - 1 if image.ndim > self.model.spec.spatial_dims else None
+        return PredictConfig(
+            device=str(self.device), precision=self.precision, channel_axis=channel
+        )
+
+    def _checked_preview(self, image) -> np.ndarray:
+        """The preview image as an array, refused before the first step when the model
+        cannot predict it (it once failed at the first preview, some seconds in)."""
+        from ..inference.blocks import layout_of
+
+        image = np.asarray(image)
+        try:
+            layout_of(self.model, image.shape, self._preview_config(image))
+        except ValueError as exc:
+            raise ValueError(f"preview (shape {image.shape}): {exc}") from None
+        return image
+
     def _show_preview(self, clock: Clock, image, *, final: bool = False):
         """Predict the preview image and yield it; the next one comes ``PREVIEW_S``
         later, or later still when a preview takes more than ``PREVIEW_SHARE`` of the time."""
-        from ..inference import PredictConfig, predict
+        from ..inference import predict
 
         start = clock.elapsed()
-        image = np.asarray(image)
-        # channels come last, where the model has them (one axis more than its dims)
-        channel = image.ndim - 1 if image.ndim > self.model.spec.spatial_dims else None
-        config = PredictConfig(
-            device=str(self.device), precision=self.precision, channel_axis=channel
-        )
         try:
-            labels = predict(self.model, image, config).labels
+            labels = predict(self.model, image, self._preview_config(image)).labels
         finally:
             self.model.train()
         took = clock.elapsed() - start

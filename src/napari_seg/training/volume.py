@@ -50,6 +50,7 @@ from ._shared import (
     class_limit,
     intensity_notes,
     pad_patch,
+    pair_names,
 )
 from ._slabs import Scan, by_class, hold_out_slabs, scan_labels
 
@@ -119,7 +120,7 @@ class VolumeData(LabelMode):
         self.max_classes = class_limit(max_classes)
         self.patch = tuple(int(p) for p in patch)
         self.warnings: list[str] = []
-        names = list(names) if names else [f"pair {i}" for i in range(len(pairs))]
+        names = pair_names(names, len(pairs))
         self.sources = [
             _volume(name, image, labels, in_channels, normalization, channel_axis)
             for name, (image, labels) in zip(names, pairs, strict=True)
