@@ -121,9 +121,9 @@ def test_keyword_settings_of_every_job_name_a_typo_as_files_do():
         (TrainingConfig(), "epoch", "epochs"),
         (RefineConfig(), "step", "steps"),
     ]:
-        with pytest.raises(ValueError, match=rf"\['{typo}'\] \({typo}: did you mean {meant}\?\)"):
+        with pytest.raises(TypeError, match=rf"\['{typo}'\] \({typo}: did you mean {meant}\?\)"):
             config.with_(**{typo: 1})
     labels = np.array([[0, 1], [1, 1]])
     assert evaluate(labels, labels, mode="instance").config.mode == "instance"
-    with pytest.raises(ValueError, match="did you mean surface"):
+    with pytest.raises(TypeError, match="did you mean surface"):
         evaluate(labels, labels, surfac=True)

@@ -18,13 +18,14 @@ from .limits import MAX_CONFIG_BYTES, brief
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
-def reject_unknown(data, known, what: str) -> None:
-    """Raise a ValueError naming the keys of ``data`` not in ``known``, the closest
-    known name of each, and the known ones."""
+def reject_unknown(data, known, what: str, error: type[Exception] = ValueError) -> None:
+    """Raise ``error`` naming the keys of ``data`` not in ``known``, the closest known
+    name of each, and the known ones (a file's keys: ValueError; keyword arguments:
+    TypeError, as Python's own)."""
     unknown = sorted(map(str, set(data) - set(known)))
     if unknown:
         hints = closest_names(unknown, known)
-        raise ValueError(
+        raise error(
             f"unknown {what} setting(s) {brief(unknown)}{f' ({hints})' if hints else ''}; "
             f"known: {sorted(known)}"
         )
@@ -192,12 +193,14 @@ class JobConfig:
 
         Raises
         ------
-        ValueError
-            For a name that is not a field (with the closest field's name).
+        TypeError
+            For a name that is not a field (with the closest field's name), as
+            Python says of an unknown keyword argument.
         """
         from dataclasses import fields, replace
 
-        reject_unknown(changes, [f.name for f in fields(self)], self.KIND)  # type: ignore[arg-type]
+        names = [f.name for f in fields(self)]  # type: ignore[arg-type]
+        reject_unknown(changes, names, self.KIND, error=TypeError)
         return replace(self, **changes).validate()  # type: ignore[type-var]
 
     @classmethod

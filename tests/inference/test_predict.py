@@ -210,6 +210,26 @@ def test_writes_into_a_zarr_store(model, image, tmp_path):
     np.testing.assert_array_equal(reopened[:], predict(model, image, tile=96, **FP32).labels)
 
 
+def test_outputs_that_cannot_take_the_results_are_refused_first(model, image, tmp_path):
+    """A read-only ``out`` failed after the first band was computed ("assignment
+    destination is read-only"); a list was said to have shape ()."""
+    import zarr
+
+    frozen = np.zeros(image.shape, np.uint8)
+    frozen.flags.writeable = False
+    zarr.open(str(tmp_path / "l.zarr"), mode="w", shape=image.shape, dtype="uint8")
+    opened = zarr.open(str(tmp_path / "l.zarr"), mode="r")
+    for out in (frozen, opened):
+        with pytest.raises(ValueError, match="out is read-only"):
+            predict(model, image, out=out, **FP32)
+    with pytest.raises(TypeError, match=r"out must be an array that takes writes .*, got list"):
+        predict(model, image, out=np.zeros(image.shape, np.uint8).tolist(), **FP32)
+    probabilities = np.zeros((model.spec.num_classes, *image.shape), np.float32)
+    probabilities.flags.writeable = False
+    with pytest.raises(ValueError, match="probabilities_out is read-only"):
+        predict(model, image, probabilities_out=probabilities, **FP32)
+
+
 def test_dask_input_is_read_tile_by_tile(model, counting_array):
     da = pytest.importorskip("dask.array")
     from dask.callbacks import Callback

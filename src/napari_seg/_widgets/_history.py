@@ -57,13 +57,15 @@ def writable(data) -> bool:
     -------
     bool
     """
+    from ..arrays.views import is_read_only
+
     if isinstance(data, np.ndarray):
-        return bool(data.flags.writeable)
+        return not is_read_only(data)
     try:
         import zarr
     except ImportError:  # pragma: no cover - zarr is a dependency
         return False
-    return isinstance(data, zarr.Array) and not bool(getattr(data, "read_only", False))
+    return isinstance(data, zarr.Array) and not is_read_only(data)
 
 
 def write_undoable(layer, index: tuple, values: np.ndarray, *, base=None, changed=None) -> int:

@@ -95,3 +95,42 @@ class ChannelView:
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         out = np.asarray(self[(slice(None),) * self.ndim])
         return out if dtype is None else out.astype(dtype, copy=False)
+
+
+def is_read_only(array: Any) -> bool:
+    """Whether ``array`` refuses writes: a numpy array (or memory map) not writeable,
+    or a zarr array opened read-only.
+
+    Parameters
+    ----------
+    array : array-like
+
+    Returns
+    -------
+    bool
+    """
+    if isinstance(array, np.ndarray):
+        return not array.flags.writeable
+    return bool(getattr(array, "read_only", False))
+
+
+def check_output_array(array: Any, name: str) -> None:
+    """Refuse, before any work, an output that cannot take the results: not an array
+    with a shape, a dtype and item assignment, or read-only.
+
+    Parameters
+    ----------
+    array : array-like
+    name : str
+        The argument, for messages.
+
+    Raises
+    ------
+    TypeError, ValueError
+    """
+    if not all(hasattr(array, a) for a in ("shape", "dtype", "__setitem__")):
+        raise TypeError(
+            f"{name} must be an array that takes writes (numpy, zarr), got {type(array).__name__}"
+        )
+    if is_read_only(array):
+        raise ValueError(f"{name} is read-only; give an array that takes writes")

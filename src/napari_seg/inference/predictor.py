@@ -20,7 +20,7 @@ from .._units import convert_lengths
 from ..arrays.layout import ImageLayout, resolve_layout
 from ..arrays.normalize import IntensityStats, compute_stats
 from ..arrays.runtime import Runtime, is_out_of_memory
-from ..arrays.views import host_array
+from ..arrays.views import check_output_array, host_array
 from ..models.wrapper import class_probabilities
 from ._bands import BandAccumulator, CroppedOutput
 from ._resample import resampled_sizes, run_resampled
@@ -459,7 +459,8 @@ def _labels_out(out, layout: ImageLayout, num_classes: int):
     dtype = np.dtype(np.uint8 if num_classes <= 255 else np.uint16)
     if out is None:
         return np.zeros(layout.output_shape, dtype=dtype)
-    shape = tuple(getattr(out, "shape", ()))
+    check_output_array(out, "out")
+    shape = tuple(out.shape)
     if shape != layout.output_shape:
         raise ValueError(f"out must have shape {layout.output_shape}, got {shape}")
     kind = np.dtype(out.dtype)
@@ -474,6 +475,7 @@ def _probabilities_out(out, layout: ImageLayout, num_classes: int):
     shape = (num_classes, *layout.output_shape)
     if out is None:
         return np.zeros(shape, dtype=np.float16)
+    check_output_array(out, "probabilities_out")
     if tuple(out.shape) != shape:
         raise ValueError(f"probabilities_out must have shape {shape}, got {tuple(out.shape)}")
     if np.dtype(out.dtype).kind != "f":
