@@ -120,6 +120,13 @@ def test_surface_flags_match_the_core(files, capsys):
     assert "surface Dice @1" in text
     assert main(["evaluate", *args, "--spacing", "1", "1"]) == 1
     assert "spacing has 2 values for a 3D array" in capsys.readouterr().err
+    # --unit is read as --spacing-unit is: "furlong" was shown as one; "millimetre"
+    # as such gave volumes in millimetre^3 rather than mL.
+    spaced = [*args, "--spacing", "4", "0.5", "0.5"]
+    assert run_json(capsys, *spaced, "--unit", "millimetre")["surface"]["volume_unit"] == "mL"
+    with pytest.raises(SystemExit):
+        main(["evaluate", *spaced, "--unit", "furlong"])
+    assert "argument --unit: unknown length unit 'furlong'" in capsys.readouterr().err
 
 
 def test_an_ome_zarr_ground_truth_gives_its_voxel_size(files, tmp_path, capsys):

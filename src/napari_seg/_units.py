@@ -193,8 +193,8 @@ def convert_lengths(values: Sequence[float], unit: str, to: str) -> tuple[float,
 
 def parse_length_unit(text: str) -> str:
     """The NGFF name of the length unit ``text`` names: an NGFF name
-    (``"micrometer"``) or a common symbol (``"um"``, ``"µm"``, ``"mm"``, ``"nm"``,
-    ``"cm"``, ``"m"``).
+    (``"micrometer"``, or ``"micrometre"``) or a common symbol (``"um"``, ``"µm"``,
+    ``"mm"``, ``"nm"``, ``"cm"``, ``"m"``).
 
     Parameters
     ----------
@@ -213,6 +213,8 @@ def parse_length_unit(text: str) -> str:
     by_symbol = {symbol: name for name, symbol in SYMBOLS.items()}
     by_symbol.update({"um": "micrometer", "μm": "micrometer", "micron": "micrometer"})
     name = by_symbol.get(word, word.lower())
+    if name.endswith("metre"):  # British spelling: "micrometre"
+        name = name[: -len("metre")] + "meter"
     if name not in LENGTH_UNITS:
         raise ValueError(
             f"unknown length unit {text!r}: use nm, um, mm, cm, m or an NGFF name "

@@ -167,6 +167,26 @@ def pick_channel(image: Any, channel: int | None, axis: int | None, header: Any,
     return view, None if header is None else header.without(view.axis), transform
 
 
+def length_unit_argument(text: str) -> str:
+    """A length unit option's value (nm, um, mm, m or an NGFF name) as its NGFF name;
+    anything else is a usage error naming the units known.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    str
+    """
+    from .._units import parse_length_unit
+
+    try:
+        return parse_length_unit(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_spacing_unit_argument(parser: argparse.ArgumentParser) -> None:
     """Add ``--spacing-unit``, the length unit of ``--spacing``.
 
@@ -174,17 +194,9 @@ def add_spacing_unit_argument(parser: argparse.ArgumentParser) -> None:
     ----------
     parser : argparse.ArgumentParser
     """
-    from .._units import parse_length_unit
-
-    def unit(text: str) -> str:
-        try:
-            return parse_length_unit(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
     parser.add_argument(
         "--spacing-unit",
-        type=unit,
+        type=length_unit_argument,
         metavar="UNIT",
         help="length unit of --spacing: nm, um, mm, m or an NGFF name; with it, a model's and "
         "an image's spacings in different units are compared after conversion (default: "

@@ -12,6 +12,7 @@ from ._common import (
     EXIT_ERROR,
     INPUT_ERRORS,
     add_labels_suffix_argument,
+    length_unit_argument,
     read_config,
     shared_segment_names,
     size_argument,
@@ -80,7 +81,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--tolerance", type=float, metavar="D", help="surface Dice tolerance (spacing units)"
     )
-    p.add_argument("--unit", help="length unit of the spacing, e.g. mm (volumes in mL)")
+    p.add_argument(
+        "--unit",
+        type=_unit_symbol,
+        help="length unit of the spacing: nm, um, mm, m or an NGFF name (mm: volumes in mL)",
+    )
     p.add_argument("--config", type=Path, help="JSON or YAML file of evaluation settings")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
@@ -94,6 +99,13 @@ def _add_input_arguments(p: argparse.ArgumentParser) -> None:
         "--gt", required=True, type=Path, help="ground-truth labels file, or a folder of them"
     )
     add_labels_suffix_argument(p, "ground-truth")
+
+
+def _unit_symbol(text: str) -> str:
+    """``--unit``'s length unit as the symbol the scores are shown in ("mm")."""
+    from .._units import unit_symbol
+
+    return unit_symbol(length_unit_argument(text))
 
 
 def _background(text: str) -> int | None:
