@@ -132,7 +132,7 @@ def test_slices_sum_to_the_whole_and_match_each_slice():
         one = confusion_matrix(pred[:, i], gt[:, i], labels=stack.labels, ignore_labels=[3])
         np.testing.assert_array_equal(stack.counts[i], one.counts)
         assert stack.ignored[i] == one.ignored
-    with pytest.raises(ValueError, match="axis must be in"):
+    with pytest.raises(ValueError, match="axis 3 is out of range for an image with 3 dimensions"):
         slice_confusion_matrices(pred, gt, axis=3)
 
 

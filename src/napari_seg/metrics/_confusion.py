@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._types import RegionArray
+from ..arrays.axes import normalise_axes
 from ..limits import MAX_CONFUSION_CLASSES
 from ._arrays import check_pair
 from ._pairs import pair_counts
@@ -138,9 +139,7 @@ def slice_confusion_matrices(
     ndim = len(gt.shape)
     if ndim < 2:
         raise ValueError(f"per-slice scores need at least 2 dimensions, got {ndim}")
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"axis must be in [{-ndim}, {ndim - 1}], got {axis}")
-    axis %= ndim
+    (axis,) = normalise_axes(axis, ndim, "axis")
     lead = (slice(None),) * axis
     parts = [pair_counts(pred, gt, (*lead, i)) for i in range(gt.shape[axis])]
     return _assemble(parts, labels, ignore_labels, mapping, stack=True)
