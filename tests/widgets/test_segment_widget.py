@@ -315,6 +315,33 @@ def test_cancel_after_the_first_event_leaves_the_viewer_as_it_was(setup, qtbot, 
     assert all(p.is_contiguous() for p in w.current.model.parameters())  # job was closed
 
 
+def test_a_model_replaced_while_segmenting_is_released_when_the_run_ends(
+    setup, qtbot, notes, monkeypatch
+):
+    """Creating or loading another model released the running one at once: on a GPU
+    that moved its weights to the CPU under the worker's forward, and the run failed
+    with tensors on two devices. It is released when the run that uses it ends."""
+    from napari_seg._widgets import _current
+
+    viewer, w = setup
+    released = []
+    monkeypatch.setattr(_current, "_release", released.append)
+    running = w.current.model
+    layer = viewer.add_image(cells_2d((512, 512))[0], name="cells")
+    _select(w, layer)
+    w._tile.value = 64
+    w._batch.value = 1
+    w.run()
+    w.current.set(_model(), path=None, dirty=True)  # Model > Create while it runs
+    assert released == []
+    qtbot.waitUntil(lambda: w._worker is None, timeout=TIMEOUT_MS)
+    assert released == [running]
+    assert notes["error"] == []
+    assert viewer.layers["cells labels [unet-classic]"].data.shape == (512, 512)
+    w.current.set(_model(), path=None, dirty=True)  # no run: released at once
+    assert len(released) == 2
+
+
 def test_the_window_stays_responsive_while_segmenting(setup, qtbot, notes, heartbeat):
     viewer, w = setup
     layer = viewer.add_image(cells_2d((1536, 1536))[0], name="cells")

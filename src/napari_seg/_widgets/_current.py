@@ -38,6 +38,35 @@ class CurrentModel:
         self.dirty = False
         self.stats: ModelStats | None = None
         self._callbacks: list[Callable[[CurrentModel], None]] = []
+        self._jobs: dict[int, int] = {}  # id(model): jobs running with it
+        self._dropped: dict[int, SegmentationModel] = {}  # replaced while in use
+
+    def hold(self, model: SegmentationModel) -> None:
+        """Mark ``model`` as used by a job (in a worker): replaced or cleared meanwhile,
+        it keeps its device until :meth:`let_go` (moving it off the GPU under a running
+        forward made the job fail with tensors on two devices)."""
+        self._jobs[id(model)] = self._jobs.get(id(model), 0) + 1
+
+    def let_go(self, model: SegmentationModel) -> None:
+        """The job that held ``model`` has ended; a model dropped meanwhile is released."""
+        key = id(model)
+        left = self._jobs.get(key, 0) - 1
+        if left > 0:
+            self._jobs[key] = left
+            return
+        self._jobs.pop(key, None)
+        dropped = self._dropped.pop(key, None)
+        if dropped is not None and dropped is not self.model:
+            _release(dropped)
+
+    def _drop(self, model: SegmentationModel | None) -> None:
+        """Release a model that is no longer current, or later if a job holds it."""
+        if model is None or model is self.model:
+            return
+        if self._jobs.get(id(model)):
+            self._dropped[id(model)] = model
+        else:
+            _release(model)
 
     def connect(self, callback: Callable[[CurrentModel], None]) -> None:
         """Call ``callback(self)`` after every change."""
@@ -58,8 +87,7 @@ class CurrentModel:
         """Replace the held model; the previous one is released (GPU memory freed)."""
         previous = self.model
         self.model, self.path, self.dirty, self.stats = model, path, dirty, stats
-        if previous is not None and previous is not model:
-            _release(previous)
+        self._drop(previous)
         self._emit()
 
     def mark_saved(self, path: Path) -> None:
@@ -70,8 +98,7 @@ class CurrentModel:
         """Drop the model and release its memory."""
         previous, self.model, self.path, self.dirty = self.model, None, None, False
         self.stats = None
-        if previous is not None:
-            _release(previous)
+        self._drop(previous)
         self._emit()
 
     def _emit(self) -> None:

@@ -75,6 +75,7 @@ class SegmentWidget(SegmentFields, RunnerFields, Dock):
         self.current = current if current is not None else current_model_for(viewer)
         self._placement: Placement | None = None
         self._image_layer = None
+        self._held = None  # the model the running job uses (CurrentModel.hold)
         self._head = ""
         self._resampled = ""  # "; at the model's voxel size (...)" of a resampled run
         self._ensemble = 0  # the run's "average with" files
@@ -212,6 +213,8 @@ class SegmentWidget(SegmentFields, RunnerFields, Dock):
             show_warning(self._placement.place.note)
         self._image_layer = layer
         self._viewer.layers.events.removed.connect(self._on_layer_removed)
+        self._held = model
+        self.current.hold(model)  # replaced during the run, it stays where it runs
         if remote is not None:
             self.runner.start(cluster_job, *remote, on_event=self._on_event,
                               on_result=self._on_cluster_returned, on_error=self._on_error,
@@ -403,6 +406,9 @@ class SegmentWidget(SegmentFields, RunnerFields, Dock):
     def _on_finished(self) -> None:
         self._viewer.layers.events.removed.disconnect(self._on_layer_removed)
         self._image_layer = None
+        if self._held is not None:
+            self.current.let_go(self._held)
+            self._held = None
 
     def _on_model_loaded(self, result) -> None:
         model, stats, path = result
