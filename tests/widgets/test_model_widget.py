@@ -256,6 +256,12 @@ def test_a_3d_model_with_its_spacing(widget, qtbot, errors):
     widget._spacing.value = "5 0.5 0.5 furlong"
     widget.create_model()
     assert "unknown length unit 'furlong'" in errors[-1]
+    # The spacing as the dock shows it ("5 x 0.5 x 0.5 mm") was refused when typed back.
+    widget._spacing.value = "2.5 x 0.7 x 0.7 mm"
+    widget.create_model()
+    qtbot.waitUntil(
+        lambda: widget.current.model.spec.spacing == (2.5, 0.7, 0.7), timeout=TIMEOUT_MS
+    )
 
 
 def test_a_3d_model_proposes_the_selected_volume_s_voxel_size(widget):

@@ -319,9 +319,13 @@ class ModelWidget(RunnerFields, Dock):
 
 
 def parse_spacing(text: str) -> tuple[tuple[float, ...] | None, str | None]:
-    """ "5, 0.5, 0.5 mm" -> ((5.0, 0.5, 0.5), "millimeter"); without a unit, None for it;
-    empty -> (None, None); a ValueError names a bad entry."""
-    parts = text.replace(",", " ").split()
+    """ "5, 0.5, 0.5 mm" (or "5 x 0.5 x 0.5 mm", as napari-seg shows a spacing) ->
+    ((5.0, 0.5, 0.5), "millimeter"); without a unit, None for it; empty -> (None, None);
+    a ValueError names a bad entry."""
+    import re
+
+    numbers_apart = re.sub(r"(?<=[\d.])\s*[x×]\s*(?=[\d.+-])", " ", text)
+    parts = numbers_apart.replace(",", " ").split()
     if not parts:
         return None, None
     numbers = parts[:-1] if len(parts) > 1 and not _is_number(parts[-1]) else parts
