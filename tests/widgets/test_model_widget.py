@@ -320,6 +320,8 @@ def test_a_fixed_intensity_window_proposed_from_the_selected_ct(widget, qtbot, e
         widget._window.value = text
         widget.create_model()
         assert message in errors[-1]
+    widget._window.value = "-40 to 80"  # as the dock shows a window; refused once
+    assert widget.spec().normalization.window == (-40.0, 80.0)
     widget._normalization.value = "percentile"
     assert widget._window.native.isHidden()
     assert widget.spec().normalization.window is None  # the hidden field is not used

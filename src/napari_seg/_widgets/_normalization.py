@@ -81,7 +81,7 @@ class NormalizationFields:
 
 
 def parse_window(text: str) -> tuple[float, float]:
-    """ "-175, 250" -> (-175.0, 250.0).
+    """ "-175, 250" (or "-175 to 250", as a model card shows it) -> (-175.0, 250.0).
 
     Parameters
     ----------
@@ -96,7 +96,10 @@ def parse_window(text: str) -> tuple[float, float]:
     ValueError
         For anything but two numbers.
     """
-    parts = text.replace(",", " ").split()
+    import re
+
+    # "-175 to 250" (as a model card shows it) and "(-175, 250)" or "[-175, 250]" too
+    parts = re.sub(r"[,()\[\]]|\bto\b", " ", text).split()
     try:
         low, high = (float(p) for p in parts)
     except ValueError:
