@@ -24,6 +24,12 @@ def test_config_round_trip_and_validation():
         EvaluateConfig(ignore_labels=(-1,)).validate()
     with pytest.raises(ValueError, match="instance mode needs a background"):
         EvaluateConfig(mode="instance", background=None).validate()
+    # A label id is >= 0: background -1 was taken, and dropped no class from the means
+    # (the dock said "-1" was not "a whole number").
+    with pytest.raises(ValueError, match="background must be >= 0, got -1"):
+        EvaluateConfig(background=-1).validate()
+    with pytest.raises(TypeError, match="background must be an integer or None"):
+        EvaluateConfig(background=True).validate()
     with pytest.raises(ValueError, match=r"unknown evaluation setting\(s\) \[.mod.\]"):
         EvaluateConfig.from_json('{"mod": "semantic"}')
 

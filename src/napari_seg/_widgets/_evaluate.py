@@ -173,11 +173,12 @@ class EvaluateWidget(RunnerFields, Dock):
             return background_of(pred_layer, gt_layer, default=fallback)
         if text == "none":
             return None
-        if not text.isdigit():
+        try:
+            return int(text)  # a negative one is refused with the config's words
+        except ValueError:
             raise ValueError(
                 f"background id must be a whole number, 'none' or 'auto', got {text!r}"
-            )
-        return int(text)
+            ) from None
 
     def _slice_axis(self, layer) -> tuple[int, int] | None:
         """(layer axis, world axis) the viewer steps through, for a 3D+ layer (in

@@ -12,7 +12,14 @@ import numpy as np
 
 from .._config_file import JobConfig
 from .._types import RegionArray
-from .._validate import check_bool, check_ids, check_number, check_spacing, check_str
+from .._validate import (
+    check_bool,
+    check_ids,
+    check_int,
+    check_number,
+    check_spacing,
+    check_str,
+)
 from ..limits import brief
 from ._arrays import MIN_INSTANCE_IDS, check_pair, object_count
 from ._confusion import ConfusionMatrix, confusion_matrix, slice_confusion_matrices, widen
@@ -107,10 +114,7 @@ class EvaluateConfig(JobConfig):
             raise TypeError(f"thresholds must be a list, got {brief(self.thresholds)}")
         if not isinstance(self.class_names, Mapping):
             raise TypeError(f"class_names must map ids to names, got {brief(self.class_names)}")
-        if self.background is not None and (
-            isinstance(self.background, bool) or not isinstance(self.background, int)
-        ):
-            raise TypeError(f"background must be an int or None, got {self.background!r}")
+        check_int("background", self.background, 0, optional=True)  # a label id: >= 0
         if self.mode == "instance" and self.background is None:
             raise ValueError("instance mode needs a background id (usually 0)")
         _check_thresholds(self.thresholds)
