@@ -67,7 +67,7 @@ def check_outputs(
     if out is None:
         return None
     out = Path(out)
-    if out.is_dir() or not out.name:  # "." has no name for its companions to share
+    if out.is_dir():  # "." has no name for its companions to share
         check_target(out)  # says it is a folder
     files = (out, *companion_paths(out))
     own = resume is not None and any(same_file(resume, f) for f in files)
