@@ -219,6 +219,28 @@ def test_usage_errors(model_file, tmp_path, capsys):
     assert "expected integers" in capsys.readouterr().err
 
 
+def test_an_output_named_as_a_file_is_refused_not_made_a_folder(
+    model_file, image, tmp_path, capsys
+):
+    """``--output seg.tif`` made a folder "seg.tif" holding NAME_labels.tif; ``--out``, as
+    create and train spell it, was "ambiguous" between --output and --output-format."""
+    tifffile.imwrite(tmp_path / "cells.tif", image)
+    for name in ("seg.tif", "seg.nii.gz", "SEG.PNG"):
+        assert main(_args(model_file, tmp_path / name, tmp_path / "cells.tif")) == 1
+        err = capsys.readouterr().err
+        assert f"{name} ends as a {name[3:]} file does: give a folder" in err
+        assert not (tmp_path / name).exists()
+    (tmp_path / "file.npy").write_bytes(b"")
+    assert main(_args(model_file, tmp_path / "file.npy", tmp_path / "cells.tif")) == 1
+    assert "is a file; give a folder" in capsys.readouterr().err
+    (tmp_path / "made.tif").mkdir()  # a folder of that name that exists is used
+    short = [arg if arg != "--output" else "--out" for arg in _args(model_file, "x", "y")]
+    for out in ("made.tif", "labels.zarr", "run.2024"):
+        args = [*short[:4], str(tmp_path / out), *short[5:-1], str(tmp_path / "cells.tif")]
+        assert main(args) == 0
+        assert (tmp_path / out / "cells_labels.tif").is_file()
+
+
 def test_a_device_that_is_not_here_is_one_error_before_any_input(model_file, tmp_path, capsys):
     """``--device gpu`` (or CUDA on a machine without one) failed each input in turn with
     the same message, "3 of 3 input(s) failed"; it is one usage error, before any input

@@ -403,6 +403,32 @@ NAME_SUFFIXES = (
 )
 
 
+def file_suffix(path: str | os.PathLike) -> str:
+    """The extension of an image, volume or array file that ``path``'s name ends in
+    (``.tif``, ``.nii.gz``...), as written; "" for none and for folder stores (``.zarr``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    str
+    """
+    suffix = _known_suffix(Path(path).name)
+    return "" if suffix.lower().endswith(".zarr") else suffix
+
+
+def _known_suffix(name: str) -> str:
+    """The extension of :data:`COMPOUND_SUFFIXES` or :data:`NAME_SUFFIXES` that ``name``
+    ends in (as written there), "" for none or a name that is nothing else."""
+    lower = name.lower()
+    for suffix in (*COMPOUND_SUFFIXES, *NAME_SUFFIXES):
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return name[-len(suffix) :]
+    return ""
+
+
 def output_stem(path: str | os.PathLike) -> str:
     """The input's name without its file extension (``a.ome.tif`` and ``a.tif`` give
     ``a``; ``2024.01.05_a.tif`` gives ``2024.01.05_a``).
@@ -416,8 +442,4 @@ def output_stem(path: str | os.PathLike) -> str:
     str
     """
     name = Path(path).name
-    lower = name.lower()
-    for suffix in (*COMPOUND_SUFFIXES, *NAME_SUFFIXES):
-        if lower.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return name
+    return name[: len(name) - len(_known_suffix(name))]

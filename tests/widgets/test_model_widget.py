@@ -325,3 +325,51 @@ def test_a_fixed_intensity_window_proposed_from_the_selected_ct(widget, qtbot, e
     widget._normalization.value = "percentile"
     assert widget._window.native.isHidden()
     assert widget.spec().normalization.window is None  # the hidden field is not used
+
+
+def test_a_model_replaced_while_saving_is_not_marked_saved(
+    widget, qtbot, tmp_path, errors, monkeypatch
+):
+    """The file holds the model Save was pressed for: a model that replaced it meanwhile
+    (a training run ending) kept "saved" and the file's path although it is not in it,
+    and the saved one was released (moved off its device) under the writer."""
+    import threading
+
+    from napari_seg.models import create_model
+
+    widget.create_model()
+    qtbot.waitUntil(lambda: widget.current.model is not None, timeout=TIMEOUT_MS)
+    _wait_idle(qtbot, widget)
+    first = widget.current.model
+    writing, go_on, released = threading.Event(), threading.Event(), []
+    real_save = widget_module.save_job
+    monkeypatch.setattr(
+        "napari_seg._widgets._current._release", lambda model: released.append(model)
+    )
+
+    def slow_save(model, path, overwrite):
+        writing.set()
+        assert go_on.wait(30)
+        return real_save(model, path, overwrite)
+
+    monkeypatch.setattr(widget_module, "save_job", slow_save)
+    widget._save_path.value = tmp_path / "first"
+    widget.save_model()
+    assert writing.wait(30)
+    trained = create_model("unet", in_channels=1, num_classes=2)
+    widget.current.set(trained, dirty=True)  # as a finished training run does
+    assert released == []  # the one being written is released after it, not under it
+    warnings = []
+    monkeypatch.setattr(widget_module, "show_warning", warnings.append)
+    go_on.set()
+    qtbot.waitUntil(lambda: widget._save.enabled and bool(released), timeout=TIMEOUT_MS)
+    assert released == [first]
+    assert widget.current.model is trained
+    assert widget.current.dirty
+    assert widget.current.path is None
+    assert "not saved" in warnings[0]
+    x = torch.randn(1, 1, 32, 32)
+    first.eval()
+    with torch.inference_mode():
+        assert torch.equal(load_model(tmp_path / "first.safetensors")(x), first(x))
+    assert errors == []

@@ -90,7 +90,14 @@ class CurrentModel:
         self._drop(previous)
         self._emit()
 
-    def mark_saved(self, path: Path) -> None:
+    def mark_saved(self, path: Path, model: SegmentationModel | None = None) -> None:
+        """Record that ``model`` (the current one when None) is saved in ``path``.
+
+        A model replaced while it was being saved leaves the new one's path and
+        unsaved changes as they are: the file holds the old model.
+        """
+        if model is not None and model is not self.model:
+            return
         self.path, self.dirty = Path(path), False
         self._emit()
 

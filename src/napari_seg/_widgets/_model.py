@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from magicgui.widgets import ComboBox, FileEdit, LineEdit, PushButton, SpinBox
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 
 from .._units import format_spacing, parse_length_unit, unit_symbol
 from ..limits import MAX_CLASSES, MAX_IN_CHANNELS
@@ -293,18 +293,24 @@ class ModelWidget(RunnerFields, Dock):
         except (OSError, ValueError) as exc:
             show_error(f"Cannot save model: {exc}")
             return
-        self.runner.start(
+        started = self.runner.start(
             save_job,
             model,
             path,
             self._save_path.overwrite,
-            on_result=self._on_saved,
-            on_finished=self._on_finished,
+            on_result=lambda saved: self._on_saved(saved, model),
+            on_finished=lambda: self._on_save_finished(model),
             status=f"saving {path.name}...",
         )
+        if started:  # replaced while it is written, it keeps its device until then
+            self.current.hold(model)
 
     def _on_finished(self) -> None:
         self._save.enabled = self.current.model is not None
+
+    def _on_save_finished(self, model) -> None:
+        self.current.let_go(model)
+        self._on_finished()
 
     def _on_model_ready(self, result) -> None:
         model, stats, path = result
@@ -312,10 +318,17 @@ class ModelWidget(RunnerFields, Dock):
         self.runner.set_status("")
         show_info(f"Model ready: {model.spec.architecture} ({stats.summary()})")
 
-    def _on_saved(self, path: Path) -> None:
-        self.current.mark_saved(path)
-        self.runner.set_status(f"saved to {path}")
-        show_info(f"Model saved to {path}")
+    def _on_saved(self, path: Path, model) -> None:
+        self.current.mark_saved(path, model)
+        if model is self.current.model:
+            self.runner.set_status(f"saved to {path}")
+            show_info(f"Model saved to {path}")
+        else:  # replaced while it was written: the file holds the one it replaced
+            self.runner.set_status(f"saved the previous model to {path}")
+            show_warning(
+                f"Saved the model that was current when Save was pressed to {path}; "
+                "the model that replaced it meanwhile is not saved"
+            )
 
 
 def parse_spacing(text: str) -> tuple[tuple[float, ...] | None, str | None]:

@@ -363,6 +363,35 @@ def read_config(cls: type[C], path: Path | None, flag: str = "--config") -> C:
         raise FileNotFoundError(f"{flag} file not found: {path}") from None
 
 
+def check_output_folder(path: Path, flag: str = "--output") -> None:
+    """Refuse, before any work, an output folder that is a file or whose name ends as a
+    file's does (``--output seg.tif``: a folder of that name was made for the outputs).
+
+    Parameters
+    ----------
+    path : Path
+        The folder the outputs go in (created when missing).
+    flag : str
+        The option that gave it, for the message.
+
+    Raises
+    ------
+    ValueError
+        Naming the folder and what to give instead.
+    """
+    from .._io import file_suffix
+
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{flag} {path} is a file; give a folder")
+    suffix = file_suffix(path)
+    if not path.exists() and suffix:
+        raise ValueError(
+            f"{flag} names the folder the outputs are written in (NAME_labels... per input); "
+            f"{path.name} ends as a {suffix} file does: give a folder, e.g. {flag} "
+            f"{path.with_name(path.name[: -len(suffix)] or 'outputs')}"
+        )
+
+
 def check_outputs(
     outputs: Sequence[Path],
     inputs: Sequence[Path],

@@ -11,6 +11,7 @@ from ._common import (
     add_channel_argument,
     add_spacing_unit_argument,
     axes_argument,
+    check_output_folder,
     check_outputs,
     drive,
     for_each_input,
@@ -61,7 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="model file (.safetensors); several (--model A --model B) predict as an "
         "ensemble: their softmax probabilities averaged, as nnU-Net's folds",
     )
-    p.add_argument("--output", type=Path, help="output folder (created)")
+    p.add_argument("--output", "--out", type=Path, help="output folder (created; --out for short)")
     p.add_argument("--config", type=Path, help="JSON or YAML file of prediction settings")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     _add_tiling_arguments(p)
@@ -214,8 +215,8 @@ def run(args: argparse.Namespace) -> int:
     clashes = sorted({s for s in stems if stems.count(s) > 1})
     if clashes:
         raise ValueError(f"several inputs would write the same outputs: {', '.join(clashes)}")
-    if args.output is not None and args.output.exists() and not args.output.is_dir():
-        raise ValueError(f"--output {args.output} is a file; give a folder")
+    if args.output is not None:
+        check_output_folder(args.output)
     if args.output_format == "ome-zarr":
         return _run_blocks(args, config, stems)
     wanted = ["labels", *(["probabilities"] if config.probabilities else []),
