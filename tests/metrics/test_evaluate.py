@@ -174,3 +174,20 @@ def test_an_image_given_as_ground_truth_is_named_in_a_few_ids():
     assert len(warning) < 600
     few = evaluate(labels, labels + 3).warnings[0]  # a few ids: all listed, no count
     assert "the ground truth's [4, 5] barely overlap" in few
+
+
+def test_a_background_id_neither_array_uses_is_warned_of():
+    """background=7 where the background is 0 left no class out of the means "without
+    background", without a word; one id only (a crop inside an object) is no sign."""
+    rng = np.random.default_rng(0)
+    gt = rng.integers(0, 3, (32, 32))
+    pred = np.where(rng.random(gt.shape) < 0.9, gt, 0)
+    result = evaluate(pred, gt, background=7)
+    (warning,) = result.warnings
+    assert "the background id 7 is in neither array (ids [0, 1, 2])" in warning
+    assert result.scores.mean_iou_foreground == pytest.approx(result.scores.mean_iou)
+    assert evaluate(pred, gt).warnings == []
+    assert evaluate(pred, gt, background=None).warnings == []
+    assert evaluate(pred, gt, background=2).warnings == []  # present: the user's choice
+    ones = np.ones((8, 8), int)
+    assert evaluate(ones, ones).warnings == []

@@ -75,6 +75,8 @@ def test_bad_thresholds_and_inputs():
         match_instances(a, a, thresholds=(0.5, 1.5))
     with pytest.raises(ValueError, match="at least one"):
         match_instances(a, a, thresholds=())
+    with pytest.raises(ValueError, match=r"thresholds must differ; \[0\.5\] given more"):
+        match_instances(a, a, thresholds=(0.5, 0.75, 0.5))  # a table row twice, unasked
     with pytest.raises(TypeError, match="gt must hold integer"):
         match_instances(a, a.astype(float))
 

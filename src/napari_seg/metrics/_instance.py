@@ -256,6 +256,8 @@ def _check_thresholds(thresholds) -> tuple[float, ...]:
     bad = [t for t in values if not 0.0 < t <= 1.0]
     if bad:
         raise ValueError(f"thresholds must be in (0, 1], got {bad}")
+    if repeated := sorted({t for t in values if values.count(t) > 1}):
+        raise ValueError(f"thresholds must differ; {repeated} given more than once")
     return values
 
 

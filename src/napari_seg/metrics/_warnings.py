@@ -1,6 +1,6 @@
 """What an evaluation warns of: the two arrays using different ids for one class
-(:func:`id_mismatch`), and class labels given for instance scores
-(:func:`classes_not_objects`)."""
+(:func:`id_mismatch`), a background id neither uses (:func:`absent_background`), and
+class labels given for instance scores (:func:`classes_not_objects`)."""
 
 from __future__ import annotations
 
@@ -144,6 +144,33 @@ def id_mismatch(matrix: ConfusionMatrix) -> str | None:
         f"truth never uses, {100 * only_truth:.0f}% a true id never predicted): are the "
         "ids shifted (e.g. strokes painted 1/2 scored against masks in 0/1)? Relabel "
         "one of them (Refine > relabel) before reading these scores"
+    )
+
+
+def absent_background(matrix: ConfusionMatrix, background: int | None) -> str | None:
+    """A warning when the background id is in neither array while they hold several
+    ids: the means "without background" then leave out no class (background 7 given
+    where the background is 0). One id only (a crop inside an object) is no sign.
+
+    Parameters
+    ----------
+    matrix : ConfusionMatrix
+    background : int or None
+
+    Returns
+    -------
+    str or None
+    """
+    if background is None:
+        return None
+    truth, pred = id_pixels(matrix)
+    present = np.asarray(matrix.labels)[(truth > 0) | (pred > 0)].tolist()
+    if background in present or len(present) < 2:
+        return None
+    return (
+        f"the background id {background} is in neither array (ids {_ids(present)}): the "
+        "means without background leave out no class. Give the id the background has "
+        "(often 0), or none"
     )
 
 
