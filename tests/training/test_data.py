@@ -196,3 +196,24 @@ def test_a_run_that_says_it_has_more_classes_takes_their_ids(dims):
         train((image, labels), **settings)
     result = train((image, labels), num_classes=301, **settings)
     assert result.model.spec.num_classes == 301
+
+
+@pytest.mark.parametrize(("label0", "ids", "absent"), [
+    ("unlabelled", (2, 3), "1"),  # strokes painted with labels 2 and 3
+    ("background", (0, 2), "1"),  # a mask whose class 1 was deleted
+])  # fmt: skip
+def test_class_ids_below_the_largest_without_a_pixel_are_warned_of(label0, ids, absent):
+    """A model of ids 0..3 trained on strokes 2 and 3 learned never to predict class 1,
+    unsaid; id 0 of sparse strokes means "not annotated" and is no such class."""
+    image = np.random.default_rng(0).normal(size=(96, 96)).astype(np.float32)
+    labels = np.zeros((96, 96), np.uint8)
+    if label0 == "background":
+        labels[:] = ids[0]
+    for i in range(4):
+        labels[5 + 20 * i : 9 + 20 * i, 5:40] = ids[0]
+        labels[5 + 20 * i : 9 + 20 * i, 55:90] = ids[1]
+    (warning,) = [w for w in _data((image, labels), label0=label0).warnings if "no pixel" in w]
+    assert f"no pixel of class id(s) {absent} is annotated for training" in warning
+    full = labels.copy()
+    full[90:94, 5:90] = 1  # every id below the largest painted
+    assert not [w for w in _data((image, full), label0=label0).warnings if "no pixel" in w]

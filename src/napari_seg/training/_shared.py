@@ -314,7 +314,8 @@ def pad_patch(
 def check_annotations(
     class_counts: np.ndarray, label0: str, names: Sequence[str], warnings: list[str]
 ) -> None:
-    """Refuse labels a model cannot learn from; warn about a suspicious label 0.
+    """Refuse labels a model cannot learn from; warn about a suspicious label 0 and
+    about class ids below the largest that no pixel has (strokes painted 2 and 3).
 
     Parameters
     ----------
@@ -347,6 +348,14 @@ def check_annotations(
         raise ValueError(
             f"the labels of {joined} annotate only class {int(present[0])}; a model needs "
             f"at least two classes to learn from ({hint})"
+        )
+    first = 1 if label0 == "unlabelled" else 0  # id 0 is no class there
+    if absent := [i for i in range(first, len(class_counts)) if not class_counts[i]]:
+        some = ", ".join(map(str, absent[:8])) + (", ..." if len(absent) > 8 else "")
+        warnings.append(
+            f"no pixel of class id(s) {some} is annotated for training in {joined}, though "
+            f"ids up to {len(class_counts) - 1} are classes: the model learns never to "
+            "predict them. Paint them, or renumber the ids (Refine > relabel)"
         )
     if label0 == "background":
         unpainted = class_counts[0] / class_counts.sum()
