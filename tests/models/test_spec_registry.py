@@ -139,6 +139,9 @@ def test_create_model_takes_an_architecture_name_and_spec_fields():
     by_name = create_model("FPN", in_channels=2, num_classes=3, encoder="resnet18")
     assert by_name.spec == create_model(ModelSpec("fpn", 2, 3, encoder="resnet18")).spec
     assert by_name.spec.in_channels == 2
+    # As ModelSpec names it (and smp's create_model(arch=...)): once "missing 'spec'".
+    keyword = create_model(architecture="fpn", in_channels=2, num_classes=3, encoder="resnet18")
+    assert keyword.spec == by_name.spec
 
 
 @pytest.mark.parametrize(
@@ -148,6 +151,10 @@ def test_create_model_takes_an_architecture_name_and_spec_fields():
         (lambda: create_model({"architecture": "unet"}), "got dict"),
         (lambda: create_model(ModelSpec("unet", 1, 2), num_classes=3), "spec.with_"),
         (lambda: create_model("unet"), "in_channels"),
+        (  # once Python's "unexpected keyword argument", without the known ones
+            lambda: create_model("unet", in_channels=1, num_classes=2, dims=3),
+            "unknown model setting(s) ['dims']; known: ['background',",
+        ),
     ],
 )
 def test_create_model_refuses_what_is_not_a_spec_by_name(call, message):

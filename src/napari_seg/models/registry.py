@@ -283,7 +283,7 @@ def get_architecture(name: str) -> Architecture:
 
 
 def create_model(
-    spec: ModelSpec | str, *, encoder_weights: str | None = None, **fields: Any
+    spec: ModelSpec | str | None = None, *, encoder_weights: str | None = None, **fields: Any
 ) -> SegmentationModel:
     """Build an untrained (or ImageNet-initialised) model from a spec.
 
@@ -291,7 +291,7 @@ def create_model(
     ----------
     spec : ModelSpec or str
         What to build; validated first. An architecture's name builds
-        ``ModelSpec(spec, **fields)``.
+        ``ModelSpec(spec, **fields)``; it may also be given as ``architecture=``.
     encoder_weights : {None, "imagenet"} or path, optional
         ``None`` (default) initialises randomly. ``"imagenet"`` loads ImageNet
         weights for the encoder from the local cache, downloading them when
@@ -338,8 +338,17 @@ def create_model(
 
 
 def _as_spec(spec: Any, fields: dict[str, Any]) -> ModelSpec:
-    """``spec`` itself, or the ModelSpec of an architecture's name and ``fields``."""
+    """``spec`` itself, or the ModelSpec of an architecture's name and ``fields``
+    (``create_model(architecture="unet", ...)`` names it as ModelSpec does)."""
+    if spec is None and "architecture" in fields:
+        spec = fields.pop("architecture")
     if isinstance(spec, str):
+        from dataclasses import fields as spec_fields
+
+        from .._config_file import reject_unknown
+
+        known = [f.name for f in spec_fields(ModelSpec) if f.name != "architecture"]
+        reject_unknown(fields, known, "model", error=TypeError)
         return ModelSpec(spec, **fields)
     if not isinstance(spec, ModelSpec):
         raise TypeError(
