@@ -586,7 +586,7 @@ def test_fine_tuning_says_it_keeps_the_models_network(files, tmp_path, capsys):
     again = ["train", *pair, "--from-model", str(base), "--out", str(tuned), *FAST]
     assert main([*again, "--arch", "fpn", "--encoder", "resnet18", "--option", "depth=2"]) == 0
     err = capsys.readouterr().err
-    assert "fine-tuning keeps the model's network (unet" in err
+    assert "fine-tuning keeps the model's network, unet (" in err
     assert "architecture fpn, encoder resnet18, option depth=2 asked build new models" in err
     assert load_model(tuned).spec.architecture == "unet"
     assert main([*again, "--overwrite"]) == 0  # nothing asked: nothing said

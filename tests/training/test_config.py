@@ -109,7 +109,7 @@ def test_fine_tuning_names_only_the_network_settings_it_cannot_take():
     assert kept_settings(TrainingConfig(architecture="unet", encoder="classic"), model) == []
     (said,) = kept_settings(TrainingConfig(architecture="fpn", options={"depth": 3}), model)
     assert said == (
-        "fine-tuning keeps the model's network (unet, classic); the architecture fpn, "
+        "fine-tuning keeps the model's network, unet (classic); the architecture fpn, "
         "option depth=3 asked build new models only"
     )
     assert kept_settings(TrainingConfig(architecture="fpn"), None) == []  # a new model

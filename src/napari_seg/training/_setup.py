@@ -67,10 +67,9 @@ def kept_settings(config: TrainingConfig, base: SegmentationModel | None) -> lis
     own_options = {k: r.default for k, r in ranges.items()} | dict(spec.options)
     asked_net += [f"option {k}={v!r}" for k, v in config.options.items() if own_options.get(k) != v]
     if asked_net:
-        own = spec.architecture if spec.encoder is None else f"{spec.architecture}, {spec.encoder}"
         said.append(
-            f"fine-tuning keeps the model's network ({own}); the {', '.join(asked_net)} asked "
-            "build new models only"
+            f"fine-tuning keeps the model's network, {spec.network}; the "
+            f"{', '.join(asked_net)} asked build new models only"
         )
     return said
 
