@@ -562,8 +562,18 @@ def test_a_fixed_intensity_window_is_recorded_and_used_by_predict(files, tmp_pat
         tifffile.imread(tmp_path / "p" / "bright_labels.tif"),
         tifffile.imread(tmp_path / "p" / "brighter_labels.tif"),
     )  # per-image percentiles would have seen two different images
-    assert main([*argv, "--window", "0", "200", "--overwrite"]) == 1
-    assert "an intensity window is used by normalization 'window'" in capsys.readouterr().err
+    # --window alone asks for window normalisation (it was refused as "not 'percentile'")
+    other = [*argv[: -len(FAST) - 2], "--out", str(tmp_path / "ct2.safetensors"), *FAST]
+    assert main([*other, "--window", "0", "150"]) == 0
+    assert load_model(tmp_path / "ct2.safetensors").spec.normalization.window == (0.0, 150.0)
+    capsys.readouterr()
+    assert main([*argv, "--normalization", "minmax", "--window", "0", "200", "--overwrite"]) == 1
+    assert "an intensity window is used by normalization 'window', not 'minmax'" in (
+        capsys.readouterr().err
+    )
+    create = ["create", "--arch", "unet", "--in-channels", "1", "--classes", "2"]
+    assert main([*create, "--window", "-40", "80", "--out", str(tmp_path / "ct0.safetensors")]) == 0
+    assert load_model(tmp_path / "ct0.safetensors").spec.normalization.window == (-40.0, 80.0)
     # fine-tuning keeps the model's own window, and now says so (it was silent)
     tuned = tmp_path / "tuned.safetensors"
     again = ["train", *pair, "--from-model", str(out), "--out", str(tuned), *FAST[:-1]]

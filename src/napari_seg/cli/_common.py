@@ -230,9 +230,30 @@ def add_normalization_arguments(parser: argparse.ArgumentParser, default: str | 
         nargs=2,
         metavar=("LOW", "HIGH"),
         dest="normalization_window",
-        help="with --normalization window: the intensities mapped to 0 and 1, the rest "
-        "clipped (a CT's Hounsfield units, e.g. -175 250 for abdominal soft tissue)",
+        help="window normalisation (--normalization window, implied): the intensities "
+        "mapped to 0 and 1, the rest clipped (a CT's Hounsfield units, e.g. -175 250 for "
+        "abdominal soft tissue)",
     )
+
+
+def implied_normalization(args: argparse.Namespace) -> str | None:
+    """``--normalization`` as given, or "window" when only ``--window`` is: a window
+    asks for window normalisation (it was refused as "used by 'window', not
+    'percentile'").
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        With ``normalization`` and ``normalization_window``.
+
+    Returns
+    -------
+    str or None
+        None when neither flag is given.
+    """
+    if args.normalization is None and args.normalization_window is not None:
+        return "window"
+    return args.normalization
 
 
 def add_labels_suffix_argument(parser: argparse.ArgumentParser, what: str) -> None:

@@ -10,6 +10,7 @@ from .._units import format_spacing
 from ._common import (
     add_normalization_arguments,
     add_spacing_unit_argument,
+    implied_normalization,
     parse_options,
     size_argument,
 )
@@ -58,7 +59,7 @@ def _cmd_create(args: argparse.Namespace) -> int:
         num_classes=args.classes,
         class_names=tuple(args.class_names or ()),
         normalization=Normalization(
-            method=args.normalization,
+            method=implied_normalization(args) or "percentile",
             window=None if args.normalization_window is None else tuple(args.normalization_window),
         ),
         options=parse_options(args.option or []),
@@ -182,7 +183,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         default="none",
         help="'none' (random, default), 'imagenet' (cache or download), or a weights file",
     )
-    add_normalization_arguments(p, default="percentile")
+    add_normalization_arguments(p, default=None)
     p.add_argument("--option", action="append", metavar="NAME=VALUE", help="architecture option")
     p.add_argument(
         "--dims", type=int, choices=(2, 3), default=2, help="2D images or 3D volumes (default 2)"

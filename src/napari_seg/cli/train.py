@@ -20,6 +20,7 @@ from ._common import (
     add_spacing_unit_argument,
     axes_argument,
     drive,
+    implied_normalization,
     parse_options,
     pick_channel,
     read_config,
@@ -279,6 +280,7 @@ def build_config(args: argparse.Namespace) -> TrainingConfig:
         config = resumed_config(args.resume)
     else:
         config = TrainingConfig()
+    args.normalization = implied_normalization(args)
     changes = {f: getattr(args, a) for a, f in _FIELDS.items() if getattr(args, a) is not None}
     if args.class_names:
         changes["class_names"] = tuple(args.class_names)
