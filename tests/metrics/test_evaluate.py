@@ -191,3 +191,14 @@ def test_a_background_id_neither_array_uses_is_warned_of():
     assert evaluate(pred, gt, background=2).warnings == []  # present: the user's choice
     ones = np.ones((8, 8), int)
     assert evaluate(ones, ones).warnings == []
+    # sparse annotations, 0 "not annotated": ignored, so no background to miss
+    assert evaluate(np.maximum(pred, 1), gt, ignore_labels=(0,)).warnings == []
+
+
+def test_a_ground_truth_ignored_whole_is_said_to_score_nothing():
+    """--ignore 0 1 2 on labels of ids 0 to 2 printed a table of dashes, unexplained."""
+    gt = np.random.default_rng(0).integers(0, 3, (16, 16))
+    (warning,) = evaluate(gt, gt, ignore_labels=(0, 1, 2)).warnings
+    assert warning.startswith("every ground-truth pixel carries an id left out (ignore")
+    assert "[0, 1, 2]): nothing was scored" in warning
+    assert evaluate(gt, gt, ignore_labels=(1, 2)).warnings == []

@@ -39,7 +39,13 @@ from ._surface import (
     surface_rows,
     surface_scores,
 )
-from ._warnings import absent_background, classes_not_objects, id_mismatch, id_pixels
+from ._warnings import (
+    absent_background,
+    all_ignored,
+    classes_not_objects,
+    id_mismatch,
+    id_pixels,
+)
 
 MODES = ("semantic", "instance")
 
@@ -202,7 +208,8 @@ class Evaluation:
         """What looks wrong with the inputs rather than the prediction: an input of the
         wrong kind (class labels for instance scores, instance labels as a semantic
         ground truth), else ids of the prediction and the ground truth that barely
-        overlap, or else a background id that neither uses (semantic mode).
+        overlap, or else a background id that neither uses, or a ground truth whose
+        every pixel is ignored (semantic mode).
 
         Returns
         -------
@@ -211,7 +218,11 @@ class Evaluation:
         if self.wrong_kind or self.matrix is None:
             return list(self.wrong_kind)
         # ids that barely overlap say more than a background id neither uses
-        message = id_mismatch(self.matrix) or absent_background(self.matrix, self.config.background)
+        message = (
+            all_ignored(self.matrix)
+            or id_mismatch(self.matrix)
+            or absent_background(self.matrix, self.config.background)
+        )
         return [message] if message else []
 
     def slice_summary(self) -> np.ndarray | None:

@@ -1,6 +1,7 @@
 """What an evaluation warns of: the two arrays using different ids for one class
-(:func:`id_mismatch`), a background id neither uses (:func:`absent_background`), and
-class labels given for instance scores (:func:`classes_not_objects`)."""
+(:func:`id_mismatch`), a background id neither uses (:func:`absent_background`), a
+ground truth left out whole (:func:`all_ignored`), and class labels given for instance
+scores (:func:`classes_not_objects`)."""
 
 from __future__ import annotations
 
@@ -147,6 +148,27 @@ def id_mismatch(matrix: ConfusionMatrix) -> str | None:
     )
 
 
+def all_ignored(matrix: ConfusionMatrix) -> str | None:
+    """A warning when every ground-truth pixel carries an ignored id: nothing was
+    scored (``--ignore 0 1 2`` on labels of ids 0 to 2), else None.
+
+    Parameters
+    ----------
+    matrix : ConfusionMatrix
+
+    Returns
+    -------
+    str or None
+    """
+    truth, _ = id_pixels(matrix)
+    if truth.sum() or not np.sum(matrix.ignored):
+        return None
+    return (
+        f"every ground-truth pixel carries an id left out (ignore labels "
+        f"{_ids(list(matrix.ignore_labels))}): nothing was scored"
+    )
+
+
 def absent_background(matrix: ConfusionMatrix, background: int | None) -> str | None:
     """A warning when the background id is in neither array while they hold several
     ids: the means "without background" then leave out no class (background 7 given
@@ -161,7 +183,7 @@ def absent_background(matrix: ConfusionMatrix, background: int | None) -> str | 
     -------
     str or None
     """
-    if background is None:
+    if background is None or background in matrix.ignore_labels:  # 0 as "not annotated"
         return None
     truth, pred = id_pixels(matrix)
     present = np.asarray(matrix.labels)[(truth > 0) | (pred > 0)].tolist()
