@@ -539,6 +539,52 @@ def test_cluster_arguments_are_checked(tmp_path):
         connect("tcp://127.0.0.1:9")
 
 
+@pytest.mark.parametrize("reply", [None, b"HTTP/1.0 400 Bad request\r\n\r\n" * 4])
+def test_a_server_that_is_no_scheduler_is_named_in_bounded_time(reply, monkeypatch):
+    """A port where a web server listens (the dashboard's 8787 given for the
+    scheduler's 8786) held distributed's handshake for ever, or failed with "Unable to
+    allocate 3.07 EiB" read from the reply; a dashboard URL was tried as an address."""
+    import socket
+    import threading
+    import time
+
+    import dask
+
+    from napari_seg.scaleout import cluster as module
+
+    pytest.importorskip("distributed")
+    with pytest.raises(ValueError, match=r"is a web address \(the Dask dashboard's"):
+        module.connect("http://127.0.0.1:8787/status")
+    server = socket.create_server(("127.0.0.1", 0))
+    port, held = server.getsockname()[1], []
+
+    def serve() -> None:  # takes connections; answers as a web server would, or never
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            held.append(conn)
+            if reply is not None:
+                conn.recv(65536)
+                conn.sendall(reply)
+
+    threading.Thread(target=serve, daemon=True).start()
+    monkeypatch.setattr(module, "HANDSHAKE_GRACE_S", 1.0)
+    start = time.perf_counter()
+    try:
+        with (
+            dask.config.set({"distributed.comm.timeouts.connect": "1s"}),
+            pytest.raises(OSError, match=f"127.0.0.1:{port}.*not the dashboard's 8787"),
+        ):
+            module.connect(f"tcp://127.0.0.1:{port}")
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+    assert time.perf_counter() - start < 15
+
+
 def test_labels_go_into_an_ome_zarr_source_and_napari_finds_them(plane, capsys):
     tmp, model, image = plane
     from ome_zarr.format import FormatV04

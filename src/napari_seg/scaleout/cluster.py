@@ -84,14 +84,60 @@ def connect(
             f"--cluster must be 'local', 'local:N' or a scheduler address "
             f"(tcp://host:port), got {cluster!r}"
         )
-    try:
-        return Client(cluster)
-    except OSError as exc:  # distributed: "Timed out trying to connect to ... after 30 s"
+    if cluster.lower().startswith(("http://", "https://")):
+        raise ValueError(
+            f"{cluster} is a web address (the Dask dashboard's, port 8787 by default); "
+            "give the scheduler's, tcp://host:8786 (the dashboard's Info page shows it)"
+        )
+    return _client_at(cluster)
+
+
+#: Seconds past distributed's own connect timeout before a scheduler that has not
+#: answered is given up (a server that takes the connection but never answers, as a
+#: web server does, held distributed's handshake for ever).
+HANDSHAKE_GRACE_S = 5.0
+
+
+def _client_at(address: str) -> Any:
+    """``Client(address)``, failing with an OSError that names the address and what
+    to do when nothing answers there, something else does, or nothing answers in time."""
+    import threading
+
+    import dask
+    from dask.utils import parse_timedelta
+    from distributed import Client
+
+    wait = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), "s")
+    done: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            done["client"] = Client(address, timeout=wait)
+        except Exception as exc:  # handed to the caller's thread
+            done["error"] = exc
+
+    thread = threading.Thread(target=run, name="napari-seg-connect", daemon=True)
+    thread.start()
+    thread.join(wait + HANDSHAKE_GRACE_S)
+    advice = (
+        "start one there (`dask scheduler`, or your cluster's), check the address and "
+        "port (the scheduler's, 8786 by default, not the dashboard's 8787), or use "
+        "--cluster local"
+    )
+    if thread.is_alive():
         raise OSError(
-            f"no Dask scheduler answered at {cluster} ({exc}): start one there (`dask "
-            "scheduler`, or your cluster's), check the address and port, or use "
-            "--cluster local"
+            f"no Dask scheduler answered at {address} within {wait + HANDSHAKE_GRACE_S:g} s: "
+            f"something takes the connection but does not answer as a scheduler; {advice}"
+        )
+    error = done.get("error")
+    if isinstance(error, OSError):  # "Timed out trying to connect to ... after 30 s"
+        raise OSError(f"no Dask scheduler answered at {address} ({error}): {advice}") from None
+    if error is not None:  # a reply that is no Dask message (e.g. a 3 EiB "frame")
+        raise OSError(
+            f"the server at {address} does not answer as a Dask scheduler "
+            f"({type(error).__name__}: {str(error)[:200]}); {advice}"
         ) from None
+    return done["client"]
 
 
 def local_cluster(workers: int, *, threads: int | None = None, **kwargs: Any) -> Any:
