@@ -509,6 +509,18 @@ def test_a_header_claiming_a_huge_volume_fails_before_reading(tmp_path):
         read_nifti(tmp_path / "nan.nii")
 
 
+def test_nanometre_voxels_in_millimetres_are_read_and_collinear_axes_refused(tmp_path):
+    """An electron microscopy volume of 4 nm voxels written in mm (4e-6) was refused as
+    "degenerate": the test compared the affine's determinant, a volume, with 1e-12."""
+    small = np.diag([4e-6, 4e-6, 4e-6, 1.0])
+    _, geometry = read_nifti(save(tmp_path / "em.nii.gz", volume(), small))
+    assert geometry.spacing == pytest.approx((4e-6, 4e-6, 4e-6), rel=1e-6)
+    collinear = RAS.copy()
+    collinear[:3, 1] = collinear[:3, 0]  # two axes along x: no volume at any size
+    with pytest.raises(ValueError, match="the affine's axes are degenerate"):
+        VolumeGeometry.from_affine(collinear, (4, 4, 4))
+
+
 def test_a_float_segmentation_file_opens_as_labels(tmp_path):
     """FSL and many scripts store segmentations as floats: a ``*_seg`` NIfTI of whole
     numbers opens in napari as a Labels layer of integer ids; fractions stay an image."""

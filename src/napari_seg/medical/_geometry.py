@@ -123,7 +123,8 @@ class VolumeGeometry:
         if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
             raise ValueError("the affine is not a finite 4x4 matrix (NaN or infinite entries)")
         zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
-        if not np.all(zooms > 0) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        # the axes' directions, whatever the voxel size (4 nm voxels in mm are no fault)
+        if not np.all(zooms > 0) or abs(np.linalg.det(affine[:3, :3] / zooms)) < 1e-6:
             raise ValueError(f"the affine's axes are degenerate (voxel sizes {zooms.tolist()})")
         transform = no.ornt_transform(no.io_orientation(affine), no.axcodes2ornt(LPS))
         lps = affine @ no.inv_ornt_aff(transform, shape[:3])
