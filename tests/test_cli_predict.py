@@ -228,7 +228,8 @@ def test_an_output_named_as_a_file_is_refused_not_made_a_folder(
     for name in ("seg.tif", "seg.nii.gz", "SEG.PNG"):
         assert main(_args(model_file, tmp_path / name, tmp_path / "cells.tif")) == 1
         err = capsys.readouterr().err
-        assert f"{name} ends as a {name[3:]} file does: give a folder" in err
+        assert f"--output {name} ends as a {name[3:]} file does, but it names the folder" in err
+        assert f"give a folder name, e.g. {name[:3]}" in err
         assert not (tmp_path / name).exists()
     (tmp_path / "file.npy").write_bytes(b"")
     assert main(_args(model_file, tmp_path / "file.npy", tmp_path / "cells.tif")) == 1

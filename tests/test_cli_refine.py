@@ -254,6 +254,21 @@ def test_a_folder_into_itself_and_clashing_names(labels_file, tmp_path, capsys):
     np.testing.assert_array_equal(tifffile.imread(path), refine.opening(labels, 1))
 
 
+def test_a_folder_s_output_named_as_a_file_is_refused_not_made_a_folder(
+    labels_file, tmp_path, capsys
+):
+    """A folder INPUT refined into "refined.tif" made a folder of that name."""
+    folder = labels_file[0].parent
+    argv = ["refine", "--op", "opening", "--quiet", str(folder), str(tmp_path / "refined.tif")]
+    assert main(argv) == 1
+    assert "OUTPUT refined.tif ends as a .tif file does, but it names the folder" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "refined.tif").exists()
+    assert main([*argv[:-1], str(tmp_path / "refined")]) == 0
+    assert (tmp_path / "refined" / labels_file[0].name).is_file()
+
+
 def _movie(tmp_path, axes):
     """A blob that stays put over 3 frames, in a TIFF naming ``axes``."""
     movie = np.zeros((3, 20, 20), np.uint8)

@@ -407,9 +407,8 @@ def check_output_folder(path: Path, flag: str = "--output") -> None:
     suffix = file_suffix(path)
     if not path.exists() and suffix:
         raise ValueError(
-            f"{flag} names the folder the outputs are written in (NAME_labels... per input); "
-            f"{path.name} ends as a {suffix} file does: give a folder, e.g. {flag} "
-            f"{path.with_name(path.name[: -len(suffix)] or 'outputs')}"
+            f"{flag} {path.name} ends as a {suffix} file does, but it names the folder the "
+            f"outputs are written in: give a folder name, e.g. {path.name[: -len(suffix)]}"
         )
 
 

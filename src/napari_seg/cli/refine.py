@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._common import axes_argument, check_outputs, drive, for_each_input, read_config
+from ._common import (
+    axes_argument,
+    check_output_folder,
+    check_outputs,
+    drive,
+    for_each_input,
+    read_config,
+)
 
 if TYPE_CHECKING:
     from ..refine import RefineConfig
@@ -292,6 +299,7 @@ def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
         raise ValueError(f"no label files ({', '.join(LABEL_SUFFIXES)}) in {source}")
     if target.exists() and not target.is_dir():
         raise ValueError(f"OUTPUT {target} must be a folder when INPUT is a folder")
+    check_output_folder(target, "OUTPUT")
     return [(p, label_path(target, output_stem(p), p, what="")) for p in files]
 
 
