@@ -65,3 +65,25 @@ def test_host_array_copies_only_what_numpy_cannot_share():
     assert wide[0, 0] == 7
     array = np.zeros(3)
     assert host_array(array) is array  # anything else: as it is
+
+
+def test_a_dask_array_of_unknown_shape_is_named_by_every_job(data):
+    """Boolean indexing gives dask arrays of shape (nan, N): predict failed with
+    "cannot convert float NaN to integer"."""
+    import dask.array as da
+
+    image, labels = data
+    lazy = da.from_array(image, chunks=32)
+    unknown = lazy[lazy[:, 0] >= 0]  # every row, but dask cannot know it
+    model = create_model(ModelSpec("unet", 1, 3, options={"depth": 2, "base_width": 4}))
+    message = r"shape \(nan, 96\) is not known yet .* call array\.compute_chunk_sizes\(\)"
+    with pytest.raises(ValueError, match=message):
+        predict(model, unknown, device="cpu")
+    with pytest.raises(ValueError, match=message):
+        evaluate(unknown.astype(np.int64), labels)
+    with pytest.raises(ValueError, match=message):
+        LiveClassifier(unknown, device="cpu")
+    with pytest.raises(ValueError, match=message):
+        train((unknown, labels), TrainingConfig(epochs=1, minutes=None, device="cpu"))
+    known = predict(model, unknown.compute_chunk_sizes(), device="cpu")
+    assert known.labels.shape == image.shape

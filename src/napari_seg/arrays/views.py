@@ -24,11 +24,23 @@ def host_array(array: Any) -> Any:
     Returns
     -------
     array-like
+
+    Raises
+    ------
+    ValueError
+        For an array whose shape is not known yet (a dask array of unknown chunk sizes).
     """
     import sys
 
     torch = sys.modules.get("torch")  # a tensor exists only where torch is imported
     if torch is None or not isinstance(array, torch.Tensor):
+        shape = getattr(array, "shape", ())
+        if isinstance(shape, tuple) and any(n != n for n in shape):  # NaN: not yet known
+            raise ValueError(
+                f"the array's shape {tuple(shape)} is not known yet (a dask array with "
+                "unknown chunk sizes, as boolean indexing makes): call "
+                "array.compute_chunk_sizes() first"
+            )
         return array
     tensor = array.detach().cpu()
     if tensor.dtype == torch.bfloat16:
