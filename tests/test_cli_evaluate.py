@@ -1,5 +1,6 @@
 """``napari-seg evaluate``: tables, JSON equal to the core, settings, clear errors."""
 
+import csv
 import json
 import re
 
@@ -22,6 +23,10 @@ def files(tmp_path_factory):
     tifffile.imwrite(folder / "gt.tif", gt)
     np.save(folder / "pred.npy", pred.astype(np.int32))
     return folder / "pred.npy", folder / "gt.tif", pred, gt
+
+
+def _csv_rows(path):
+    return list(csv.DictReader(path.read_text().splitlines()))
 
 
 def run_json(capsys, *args):
@@ -177,6 +182,37 @@ def test_folders_pair_by_name_score_each_pair_and_pool_them(tmp_path, capsys):
     text = capsys.readouterr().out
     for part in ("2 pairs", "mean over images", "all 2 pairs pooled:", "true objects"):
         assert part in text
+    # the table as CSV, as the dock exports it: a row per pair, then the means
+    assert main([*argv, "--csv", str(tmp_path / "pairs.csv")]) == 0
+    rows = _csv_rows(tmp_path / "pairs.csv")
+    assert [r["image"] for r in rows] == ["a", "b", "mean over images"]
+    assert float(rows[0]["mean IoU (no background)"]) == pytest.approx(
+        core[0].scores.mean_iou_foreground
+    )
+
+
+def test_csv_holds_the_printed_table_and_is_written_only_when_it_may_be(files, tmp_path, capsys):
+    """The Evaluate dock exported CSV; the command line printed text or JSON only."""
+    pred_path, gt_path, pred, gt = files
+    target = tmp_path / "scores.csv"
+    argv = ["evaluate", "--pred", str(pred_path), "--gt", str(gt_path), "--csv", str(target)]
+    assert main(argv) == 0
+    rows = _csv_rows(target)
+    expected = evaluate(pred, gt).rows()
+    assert [r["class"] for r in rows] == [str(r["class"]) for r in expected]
+    assert float(rows[0]["IoU"]) == pytest.approx(expected[0]["IoU"])
+    assert rows[-1]["precision"] == ""  # "-" in the text table: no value
+    capsys.readouterr()
+    before = target.read_bytes()
+    for extra, message in (
+        ([], "already exists"),  # never replaced unasked
+        (["--csv", str(tmp_path / "scores.txt")], "--csv writes a .csv file, got scores.txt"),
+    ):
+        assert main([*argv, *extra]) == 1
+        assert message in capsys.readouterr().err
+    assert target.read_bytes() == before
+    assert main([*argv, "--overwrite", "--instance"]) == 0
+    assert _csv_rows(target)[0]["IoU threshold"] == "0.5"
 
 
 def test_object_scores_of_a_folder_read_predict_s_objects_files(tmp_path, capsys, make_instances):

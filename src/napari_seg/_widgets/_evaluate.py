@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +25,15 @@ from .._layers import GEOMETRY_KEY, background_of, class_names_of, labels_layer_
 from .._units import format_spacing, in_one_unit, unit_symbol
 from ..arrays.screen import view_axes
 from ..medical import recorded_unit
-from ..metrics import ERROR_COLORS, ERROR_NAMES, MODES, EvaluateConfig, Evaluation, merge_rows
+from ..metrics import (
+    ERROR_COLORS,
+    ERROR_NAMES,
+    MODES,
+    EvaluateConfig,
+    Evaluation,
+    format_csv,
+    merge_rows,
+)
 from ._dock import Dock
 from ._evaluate_jobs import Scored, errors_job, evaluate_job, suggest_pair
 from ._fields import LayerDefault, SaveTarget, declared_ignore_ids, parse_ids
@@ -306,7 +312,7 @@ class EvaluateWidget(RunnerFields, Dock):
                 }
             text = json.dumps(body, indent=2, allow_nan=False)
         elif path.suffix.lower() == ".csv":
-            text = _csv(self.table_rows())
+            text = format_csv(self.table_rows())
         else:
             raise ValueError(f"export to a .csv or .json file, got {path.name!r}")
         with atomic_write(path, overwrite=overwrite) as handle:
@@ -455,15 +461,6 @@ def _cell(value, column: str = "") -> str:
         digits = 2 if column == "IoU threshold" else 4
         return "-" if np.isnan(value) else f"{value:.{digits}f}"
     return str(value)
-
-
-def _csv(rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows)
-    return buffer.getvalue()
 
 
 def evaluate_widget(viewer: napari.viewer.Viewer) -> EvaluateWidget:

@@ -87,8 +87,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="length unit of the spacing: nm, um, mm, m or an NGFF name (mm: volumes in mL)",
     )
     p.add_argument("--config", type=Path, help="JSON or YAML file of evaluation settings")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_output_arguments(p)
     p.set_defaults(func=run)
+
+
+def _add_output_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--csv",
+        type=Path,
+        metavar="FILE",
+        help="also write the table as CSV (a row per class, or threshold; for folders a row "
+        "per pair, then the means), as the Evaluate dock's export",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --csv file")
 
 
 def _add_input_arguments(p: argparse.ArgumentParser) -> None:
@@ -192,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
     from .._datasets import PROBABILITIES_SUFFIX, name_key, pair_files, prediction_tail
 
     config = build_config(args)
+    _check_csv(args)
     described = dataset_class_names(args.gt)  # a Decathlon or nnU-Net dataset's
     if described is not None and not config.class_names:
         config = config.with_(class_names=dict(enumerate(described)))
@@ -213,6 +226,7 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(result.to_dict(), allow_nan=False))
         else:
             _print_one(result, f"{args.pred} against {args.gt} ({config.mode})")
+        _write_csv(args, result.rows())
         return 0
     for message in found.left_out("prediction", "ground-truth file"):
         print(f"warning: {message}", file=sys.stderr)
@@ -348,6 +362,7 @@ def _print_dataset(names: list[str], results: list, args, config: EvaluateConfig
     from ..metrics._report import format_table
 
     dataset = pool_evaluations(names, results)
+    _write_csv(args, dataset.rows())
     if args.json:
         print(json.dumps(dataset.to_dict(), allow_nan=False))
         return
@@ -366,6 +381,29 @@ def _print_dataset(names: list[str], results: list, args, config: EvaluateConfig
         print(format_table(rows, list(rows[0]) if rows else ["class"]))
     for message in pooled.warnings:
         print(f"warning: pooled: {message}", file=sys.stderr)
+
+
+def _check_csv(args: argparse.Namespace) -> None:
+    """Refuse, before any work, a --csv file that may not be written."""
+    from .._atomic import check_target
+
+    if args.csv is None:
+        return
+    if args.csv.suffix.lower() != ".csv":
+        raise ValueError(f"--csv writes a .csv file, got {args.csv.name}")
+    check_target(args.csv, overwrite=args.overwrite, inputs=(args.pred, args.gt))
+
+
+def _write_csv(args: argparse.Namespace, rows: list[dict]) -> None:
+    """The table's rows into --csv, written atomically."""
+    from .._atomic import atomic_write
+    from ..metrics import format_csv
+
+    if args.csv is None:
+        return
+    with atomic_write(args.csv, overwrite=args.overwrite) as handle:
+        handle.write(format_csv(rows).encode())
+    print(f"napari-seg evaluate: wrote {args.csv}", file=sys.stderr)
 
 
 def _read(path: Path, flag: str):

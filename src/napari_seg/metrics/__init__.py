@@ -32,7 +32,14 @@ from ._instance import (
     match_instances,
     pool_instance_scores,
 )
-from ._report import format_scores, instance_rows, merge_rows, semantic_rows, to_dict
+from ._report import (
+    format_csv,
+    format_scores,
+    instance_rows,
+    merge_rows,
+    semantic_rows,
+    to_dict,
+)
 from ._semantic import SemanticScores, semantic_scores
 from ._surface import SurfaceScores, surface_dict, surface_rows, surface_scores
 
@@ -53,6 +60,7 @@ __all__ = [
     "confusion_matrix",
     "error_map",
     "evaluate",
+    "format_csv",
     "format_scores",
     "headline",
     "id_regions",

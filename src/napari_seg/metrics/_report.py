@@ -150,6 +150,33 @@ def format_table(rows: list[dict], columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def format_csv(rows: list[dict]) -> str:
+    """Rows as CSV text, the first row's keys as the header (None and NaN empty, as
+    spreadsheets and ``pandas.read_csv`` read a missing value); "" for no rows.
+
+    Parameters
+    ----------
+    rows : list of dict
+
+    Returns
+    -------
+    str
+    """
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: "" if _missing(v) else v for k, v in r.items()} for r in rows)
+    return buffer.getvalue()
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def format_scores(s: SemanticScores | InstanceScores, names: Sequence[str] | None = None) -> str:
     """The scores as a text table (the command line prints it).
 
