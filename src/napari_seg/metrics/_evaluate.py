@@ -217,7 +217,8 @@ class Evaluation:
         """
         if self.wrong_kind or self.matrix is None:
             return list(self.wrong_kind)
-        # ids that barely overlap say more than a background id neither uses
+        # the first that applies: nothing scored, ids that barely overlap, then a
+        # background id neither uses (what the ids say matters more)
         message = (
             all_ignored(self.matrix)
             or id_mismatch(self.matrix)
