@@ -539,6 +539,22 @@ def test_cluster_arguments_are_checked(tmp_path):
         connect("tcp://127.0.0.1:9")
 
 
+def test_a_scheduler_s_address_gives_a_working_client():
+    """connect() makes the Client in a thread of its own (to bound a handshake that never
+    ends): the Client it returns works from the caller's thread."""
+    distributed = pytest.importorskip("distributed")
+    from napari_seg.scaleout.cluster import connect
+
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        client = connect(cluster.scheduler_address)
+        try:
+            assert client.submit(sum, [1, 2, 3]).result(timeout=30) == 6
+        finally:
+            client.close()
+
+
 @pytest.mark.parametrize("reply", [None, b"HTTP/1.0 400 Bad request\r\n\r\n" * 4])
 def test_a_server_that_is_no_scheduler_is_named_in_bounded_time(reply, monkeypatch):
     """A port where a web server listens (the dashboard's 8787 given for the
