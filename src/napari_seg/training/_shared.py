@@ -354,8 +354,9 @@ def check_annotations(
         some = ", ".join(map(str, absent[:8])) + (", ..." if len(absent) > 8 else "")
         warnings.append(
             f"no pixel of class id(s) {some} is annotated for training in {joined}, though "
-            f"ids up to {len(class_counts) - 1} are classes: the model learns never to "
-            "predict them. Paint them, or renumber the ids (Refine > relabel)"
+            f"ids up to {len(class_counts) - 1} are classes (one left out by ignore_labels "
+            "still is one): the model learns never to predict them. Paint them, or "
+            "renumber the ids (Refine > relabel)"
         )
     if label0 == "background":
         unpainted = class_counts[0] / class_counts.sum()
