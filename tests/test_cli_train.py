@@ -613,3 +613,19 @@ def test_a_model_named_as_a_pickle_is_refused_before_training(files, tmp_path, c
     assert "model.pt: a model file is written as safetensors" in err
     assert "name it model.safetensors" in err
     assert not list(tmp_path.glob("model*"))
+
+
+def test_patience_without_validation_is_said_to_do_nothing(tmp_path, capsys):
+    """--patience 3 --val-fraction 0: no score to stop on, so the run went its whole
+    budget while the user expected early stopping, without a word."""
+    from napari_seg.cli import build_parser
+    from napari_seg.cli.train import build_config
+
+    base = ["train", "--image", "a.tif", "--labels", "b.tif", "--out", str(tmp_path / "m")]
+    parser = build_parser()
+    config = build_config(parser.parse_args([*base, "--patience", "3", "--val-fraction", "0"]))
+    assert config.patience == 3
+    assert "--patience has no effect without validation" in capsys.readouterr().err
+    for extra in (["--patience", "3"], ["--val-fraction", "0"]):  # either alone: fine
+        build_config(parser.parse_args([*base, *extra]))
+        assert "--patience" not in capsys.readouterr().err

@@ -304,7 +304,12 @@ def build_config(args: argparse.Namespace) -> TrainingConfig:
         changes["patch_3d"] = tuple(args.patch_3d)
     if args.normalization_window is not None:
         changes["normalization_window"] = tuple(args.normalization_window)
-    return config.with_(**changes)
+    config = config.with_(**changes)
+    if args.patience is not None and config.validation_fraction == 0:
+        print("napari-seg train: warning: --patience has no effect without validation "
+              "(--val-fraction 0): no score to stop on; training runs its whole budget",
+              file=sys.stderr)  # fmt: skip
+    return config
 
 
 def run(args: argparse.Namespace) -> int:
