@@ -1272,3 +1272,50 @@ def test_napari_saves_an_image_layer_as_a_medical_volume(tmp_path, dicom_series)
     assert data.dtype == np.float64
     np.testing.assert_array_equal(data, image)
     np.testing.assert_allclose(again["scale"], (2.0, 0.5, 0.5))
+
+
+def test_napari_saves_a_2d_layer_as_one_slice(tmp_path):
+    """A 2D Labels or Image layer (an X-ray, a slice drawn on a PNG) was refused as
+    NIfTI, NRRD and MetaImage ("a medical volume is a 3D layer"), though these formats
+    hold 2D images as one slice, as nnU-Net's 2D datasets do. It is saved so, placed as
+    napari shows it: each pixel's centre where the layer's scale, rotation and
+    translate put it, and it reopens as that slice."""
+    from napari_seg._napari_io import read_layers
+    from napari_seg._napari_write import (
+        write_metaimage_labels,
+        write_nifti_image,
+        write_nifti_labels,
+        write_nrrd_labels,
+    )
+
+    labels = np.random.default_rng(0).integers(0, 3, (7, 9)).astype(np.uint8)
+    angle = np.deg2rad(30)
+    rotate = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    meta = {"scale": (0.5, 2.0), "translate": (10.0, 20.0), "rotate": rotate,
+            "units": ("micrometer", "micrometer")}  # fmt: skip
+    [saved] = write_nifti_labels(str(tmp_path / "xray"), labels, meta)
+    loaded = nib.load(saved)
+    assert loaded.shape == (9, 7, 1)  # NIfTI's (x, y, z)
+    np.testing.assert_array_equal(np.asarray(loaded.dataobj)[..., 0].T, labels)
+    assert loaded.header.get_xyzt_units()[0] == "micron"
+    for r, c in ((0, 0), (6, 0), (0, 8), (3, 5)):
+        world_y, world_x = rotate @ (0.5 * r, 2.0 * c) + (10.0, 20.0)  # napari's (y, x)
+        ras = loaded.affine @ (c, r, 0, 1)
+        np.testing.assert_allclose(ras[:3], (-world_x, -world_y, 0.0), atol=1e-4)
+    [(data, kwargs, kind)] = read_layers(saved)
+    assert kind == "labels"
+    np.testing.assert_array_equal(data, labels[np.newaxis])
+    plain = {"scale": (0.5, 2.0), "translate": (10.0, 20.0)}
+    for write, name in ((write_nrrd_labels, "xray_labels.nrrd"),
+                        (write_metaimage_labels, "xray_labels.mha")):  # fmt: skip
+        [saved] = write(str(tmp_path / name), labels, plain)
+        [(data, kwargs, kind)] = read_layers(saved)
+        assert kind == "labels", name
+        np.testing.assert_array_equal(data, labels[np.newaxis])
+        np.testing.assert_allclose(kwargs["scale"][1:], (0.5, 2.0))
+        np.testing.assert_allclose(kwargs["translate"][1:], (10.0, 20.0))
+    image = np.random.default_rng(1).random((7, 9)).astype(np.float32)
+    [saved] = write_nifti_image(str(tmp_path / "photo.nii"), image, plain)
+    [(data, kwargs, kind)] = read_layers(saved)
+    assert kind == "image"
+    np.testing.assert_array_equal(data, image[np.newaxis])

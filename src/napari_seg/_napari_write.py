@@ -232,7 +232,8 @@ def write_volume_layer(
 ) -> list[str]:
     """Write a 3D Labels layer as a medical volume with the geometry it was read with
     (NIfTI, NRRD or MetaImage: ``medical.write_volume``); a 4D one (time points of a
-    volume read from a file) as that file's 4D volume. With ``label=False``, an Image
+    volume read from a file) as that file's 4D volume; a 2D one as a volume of one
+    slice (:func:`one_slice`). With ``label=False``, an Image
     layer the same way, its values kept as they are (a DICOM series saved as NIfTI).
 
     Parameters
@@ -240,7 +241,7 @@ def write_volume_layer(
     path : str
         The name chosen; ``suffix`` is added unless it ends in one of its format's.
     data : array_like
-        The layer's data, ``(z, y, x)`` or ``(t, z, y, x)``.
+        The layer's data, ``(y, x)``, ``(z, y, x)`` or ``(t, z, y, x)``.
     meta : dict
         The layer's attributes (``metadata``, ``scale``, ``translate``).
     suffix : str
@@ -256,8 +257,8 @@ def write_volume_layer(
     Raises
     ------
     ValueError
-        For a layer that is not 3D (or 4D with a recorded geometry), an RGB layer, or
-        one that does not fit its recorded geometry.
+        For a layer that is not 2D or 3D (or 4D with a recorded geometry), an RGB
+        layer, or one that does not fit its recorded geometry.
     """
     from .medical import VOLUME_OUTPUT_SUFFIXES, VolumeGeometry, write_volume
 
@@ -270,10 +271,12 @@ def write_volume_layer(
             f"an RGB layer is a colour picture (shape {array.shape}), not a volume: save it "
             "as PNG or TIFF"
         )
+    if array.ndim == 2 and recorded is None:
+        array, meta = one_slice(array, meta)
     if array.ndim != 3 and not (array.ndim == 4 and recorded is not None):
         raise ValueError(
-            f"a medical volume is a 3D layer (z, y, x), or the time points (t, z, y, x) "
-            f"of a volume read from a file, got shape {array.shape}"
+            f"a medical volume is a 2D or 3D layer (y, x or z, y, x), or the time points "
+            f"(t, z, y, x) of a volume read from a file, got shape {array.shape}"
         )
     if recorded is not None:
         geometry = VolumeGeometry.from_metadata(recorded)
@@ -288,6 +291,46 @@ def write_volume_layer(
     segments = layer_segments(meta) if label else None
     write_volume(path, array, geometry, overwrite=True, segments=segments, label=label)
     return [os.fspath(path)]
+
+
+def one_slice(array: np.ndarray, meta: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+    """A 2D layer as the one slice of a volume, as a 2D NIfTI, NRRD or MetaImage holds
+    it (``(x, y, 1)``): a first axis of length 1 and spacing 1 in the layer's unit,
+    at 0, and the layer's rotate, shear and affine acting on the other two.
+
+    Parameters
+    ----------
+    array : ndarray, shape (y, x)
+    meta : dict
+        The layer's attributes (``scale``, ``translate``, ``rotate``, ``shear``,
+        ``affine``, ``units``; any missing is the identity).
+
+    Returns
+    -------
+    array : ndarray, shape (1, y, x)
+    meta : dict
+        The same attributes for three axes.
+    """
+
+    def embed(matrix: np.ndarray) -> np.ndarray:
+        out = np.eye(len(matrix) + 1)
+        out[1:, 1:] = matrix
+        return out
+
+    placed = dict(meta)
+    placed["scale"] = (1.0, *meta.get("scale", (1.0, 1.0)))
+    placed["translate"] = (0.0, *meta.get("translate", (0.0, 0.0)))
+    if meta.get("rotate") is not None:
+        placed["rotate"] = embed(np.asarray(meta["rotate"], dtype=float))
+    if meta.get("shear") is not None:
+        placed["shear"] = embed(shear_matrix(meta["shear"], 2))
+    if meta.get("affine") is not None:
+        affine = meta["affine"]
+        placed["affine"] = embed(np.asarray(getattr(affine, "affine_matrix", affine), float))
+    if meta.get("units") is not None:
+        units = tuple(str(u) for u in meta["units"])
+        placed["units"] = (units[0], *units)
+    return array[np.newaxis], placed
 
 
 @_napari_writer

@@ -608,7 +608,7 @@ def test_a_seg_refined_in_the_refine_dock_saves_as_a_seg_of_its_series(
 @pytest.mark.parametrize(
     ("data", "kind", "name", "message"),
     [
-        (np.ones((16, 16), np.uint8), "labels", "flat.nii.gz", "a medical volume is a 3D layer"),
+        (np.ones((2, 3, 8, 8), np.uint8), "labels", "4d.nii.gz", "a medical volume is a 2D or 3D"),
         (np.ones((3, 16, 16), np.uint8), "labels", "plain.dcm", "records none"),
         (np.ones((16, 16, 3), np.uint8), "image", "photo.nrrd", "an RGB layer is a colour"),
     ],
