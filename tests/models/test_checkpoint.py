@@ -2,6 +2,7 @@
 
 import json
 import pickle
+import re
 import subprocess
 import sys
 import textwrap
@@ -194,3 +195,51 @@ def test_a_model_file_is_never_named_as_another_format(model, tmp_path, name, fo
     with pytest.raises(ValueError, match=rf"not .*{format_}.*; name it m.safetensors"):
         save_model(model, tmp_path / name)
     assert list(tmp_path.iterdir()) == []
+
+
+def _torchscript(path):
+    import warnings
+
+    with warnings.catch_warnings():  # torch.jit is deprecated in favour of torch.export
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.script(torch.nn.Conv2d(1, 2, 3)), path)
+
+
+def _bioimageio(path, marker):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("rdf.yaml", "type: model\nformat_version: 0.5.3\n")
+        archive.writestr("weights.pt", pickle.dumps(_Exploit(str(marker))))
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "message"),
+    [
+        ("unet.pt", _torchscript, "is a TorchScript model, .*refused unread"),
+        ("model.zip", "bioimageio", "is a bioimage.io model package, .*opens only its own"),
+        ("model.onnx", lambda p: p.write_bytes(b"\x08\x07\x12\x07pytorch"), "is an ONNX model"),
+        ("notes.zip", "zip", "is a zip archive, not a napari-seg model file"),
+        ("broken.pt", lambda p: p.write_bytes(b"PK\x03\x04broken"), "is a pickle-based .*unread"),
+    ],
+)
+def test_a_model_from_elsewhere_is_named_as_what_it_is(tmp_path, name, make, message):
+    """A TorchScript file, a bioimage.io package (a zip) and every other zip were all
+    refused as "a pickle-based PyTorch file", an ONNX model as "not safetensors": a
+    user with a model from another tool was told the wrong thing about it. Each is
+    named now, from its first bytes, suffix and member names alone: nothing in it is
+    unpickled or run (the package's weights would create a file if unpickled)."""
+    import zipfile
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / name
+    if make == "bioimageio":
+        _bioimageio(path, marker)
+    elif make == "zip":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("readme.txt", "hello")
+    else:
+        make(path)
+    with pytest.raises(ModelFileError, match=f"^{re.escape(str(path))} {message}"):
+        load_model(path)
+    assert not marker.exists()

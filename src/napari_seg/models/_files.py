@@ -29,6 +29,67 @@ def sniff_format(path: Path) -> str:
     return "unknown"
 
 
+_NOT_OURS = "not a napari-seg model file"
+_UNREAD = "It was refused unread: {why}. Save models with napari-seg (safetensors format)."
+
+
+def foreign_model_file(path: Path, kind: str) -> str:
+    """Why a file that is not a napari-seg model file is refused, naming what it holds
+    by its first bytes (``kind``, from :func:`sniff_format`), its suffix and, for a
+    zip, its member names (nothing in it is unpickled or run).
+
+    Parameters
+    ----------
+    path : Path
+    kind : str
+        :func:`sniff_format`'s answer, not ``"safetensors"``.
+
+    Returns
+    -------
+    str
+        A sentence that begins with the file's path.
+    """
+    what = kind  # "pickle" or "unknown" by the first bytes
+    if kind == "zip":
+        what = _zip_kind(path)
+    elif kind == "unknown" and path.suffix.lower() == ".onnx":
+        what = "onnx"
+    if what == "pickle":
+        why = "unpickling a file can run arbitrary code"
+        return f"{path} is a pickle-based PyTorch file, {_NOT_OURS}. {_UNREAD.format(why=why)}"
+    if what == "torchscript":
+        why = "loading a TorchScript model runs the code it holds"
+        return f"{path} is a TorchScript model, {_NOT_OURS}. {_UNREAD.format(why=why)}"
+    named = {"bioimageio": "a bioimage.io model package", "onnx": "an ONNX model",
+             "zip": "a zip archive"}  # fmt: skip
+    if what in named:
+        return (
+            f"{path} is {named[what]}, {_NOT_OURS}: napari-seg opens only its own "
+            "(safetensors with a napari-seg model card, made by 'napari-seg create', "
+            "'napari-seg train' or the Model dock)"
+        )
+    return f"{path} is {_NOT_OURS} (not safetensors)"
+
+
+def _zip_kind(path: Path) -> str:
+    """What a zip holds by its member names: ``"bioimageio"`` (an ``rdf.yaml`` or
+    ``bioimageio.yaml``), ``"torchscript"`` (``torch.jit.save``: a ``code/`` folder or
+    ``constants.pkl``), ``"pickle"`` (``torch.save``: ``data.pkl``) or ``"zip"``."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [name.rstrip("/") for name in archive.namelist()]
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return "pickle"  # what a broken torch.save archive is taken for: refused unread
+    leaves = {name.rsplit("/", 1)[-1] for name in names}
+    if leaves & {"rdf.yaml", "bioimageio.yaml"}:
+        return "bioimageio"
+    if "constants.pkl" in leaves or any("/code/" in f"/{name}/" for name in names):
+        return "torchscript"
+    return "pickle" if "data.pkl" in leaves else "zip"
+
+
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Read a state dict from safetensors, or from a torch file with ``weights_only``.
 

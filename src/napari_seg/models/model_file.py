@@ -32,7 +32,7 @@ import torch
 
 from .._atomic import atomic_write
 from ..limits import MAX_HEADER_BYTES, MAX_TENSOR_NDIM, MAX_TENSORS, MIB, brief, one_line
-from ._files import sniff_format
+from ._files import foreign_model_file, sniff_format
 from .spec import ModelSpec
 from .wrapper import SegmentationModel
 
@@ -236,14 +236,8 @@ def _read_header(path: Path) -> _Header:
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
     kind = sniff_format(path)
-    if kind in ("zip", "pickle"):
-        raise ModelFileError(
-            f"{path} is a pickle-based PyTorch file, not a napari-seg model file. It was "
-            "refused unread: unpickling a file can run arbitrary code. Save models with "
-            "napari-seg (safetensors format)."
-        )
     if kind != "safetensors":
-        raise ModelFileError(f"{path} is not a napari-seg model file (not safetensors)")
+        raise ModelFileError(foreign_model_file(path, kind))
     size = path.stat().st_size
     with open(path, "rb") as handle:
         length = int.from_bytes(handle.read(8), "little")
