@@ -12,23 +12,10 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from ._validate import closest_names
-from .limits import MAX_CONFIG_BYTES, brief
+from ._validate import reject_unknown
+from .limits import MAX_CONFIG_BYTES
 
 YAML_SUFFIXES = (".yaml", ".yml")
-
-
-def reject_unknown(data, known, what: str, error: type[Exception] = ValueError) -> None:
-    """Raise ``error`` naming the keys of ``data`` not in ``known``, the closest known
-    name of each, and the known ones (a file's keys: ValueError; keyword arguments:
-    TypeError, as Python's own)."""
-    unknown = sorted(map(str, set(data) - set(known)))
-    if unknown:
-        hints = closest_names(unknown, known)
-        raise error(
-            f"unknown {what} setting(s) {brief(unknown)}{f' ({hints})' if hints else ''}; "
-            f"known: {sorted(known)}"
-        )
 
 
 def _safe_loader():

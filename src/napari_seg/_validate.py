@@ -214,3 +214,16 @@ def did_you_mean(word: str, known: Sequence[str]) -> str:
     """
     close = closest_name(word, known)
     return "" if close is None else f" (did you mean {close}?)"
+
+
+def reject_unknown(data, known, what: str, error: type[Exception] = ValueError) -> None:
+    """Raise ``error`` naming the keys of ``data`` not in ``known``, the closest known
+    name of each, and the known ones (a file's keys: ValueError; keyword arguments:
+    TypeError, as Python's own)."""
+    unknown = sorted(map(str, set(data) - set(known)))
+    if unknown:
+        hints = closest_names(unknown, known)
+        raise error(
+            f"unknown {what} setting(s) {brief(unknown)}{f' ({hints})' if hints else ''}; "
+            f"known: {sorted(known)}"
+        )

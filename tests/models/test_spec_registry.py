@@ -120,8 +120,12 @@ def test_spec_json_round_trip_and_defaults():
 
 
 def test_from_dict_rejects_unknown_and_missing_keys():
-    with pytest.raises(ValueError, match="unknown model spec keys"):
+    with pytest.raises(ValueError, match="unknown model spec setting"):
         ModelSpec.from_dict({"architecture": "unet", "in_channels": 1, "num_classes": 2, "x": 1})
+    # a model card's misspelt key is named with the closest known one, as config files are
+    typo = {"architecture": "unet", "in_channels": 1, "num_classes": 2, "clas_names": ["a", "b"]}
+    with pytest.raises(ValueError, match=r"\(clas_names: did you mean class_names\?\)"):
+        ModelSpec.from_dict(typo)
     with pytest.raises(ValueError, match="missing required keys"):
         ModelSpec.from_dict({"architecture": "unet"})
 

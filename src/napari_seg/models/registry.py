@@ -345,7 +345,7 @@ def _as_spec(spec: Any, fields: dict[str, Any]) -> ModelSpec:
     if isinstance(spec, str):
         from dataclasses import fields as spec_fields
 
-        from .._config_file import reject_unknown
+        from .._validate import reject_unknown
 
         known = [f.name for f in spec_fields(ModelSpec) if f.name != "architecture"]
         reject_unknown(fields, known, "model", error=TypeError)

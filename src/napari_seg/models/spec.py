@@ -14,6 +14,7 @@ from .._validate import (
     check_number,
     check_spacing,
     check_str,
+    reject_unknown,
 )
 from ..limits import MAX_CLASSES, MAX_IN_CHANNELS, brief
 
@@ -423,10 +424,7 @@ class ModelSpec:
         """
         if not isinstance(data, dict):
             raise TypeError(f"model spec must be a JSON object, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown model spec keys: {sorted(unknown)}")
+        reject_unknown(data, [f.name for f in fields(cls)], "model spec")
         missing = {"architecture", "in_channels", "num_classes"} - set(data)
         if missing:
             raise ValueError(f"model spec is missing required keys: {sorted(missing)}")
