@@ -267,6 +267,11 @@ def test_a_folder_s_output_named_as_a_file_is_refused_not_made_a_folder(
     assert not (tmp_path / "refined.tif").exists()
     assert main([*argv[:-1], str(tmp_path / "refined")]) == 0
     assert (tmp_path / "refined" / labels_file[0].name).is_file()
+    # an existing file as a folder's OUTPUT: refused by the same rule as predict's --output
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main([*argv[:-1], str(tmp_path / "notes.txt")]) == 1
+    assert f"OUTPUT {tmp_path / 'notes.txt'} is a file; give a folder" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def _movie(tmp_path, axes):

@@ -297,9 +297,7 @@ def _pairs(source: Path, target: Path) -> list[tuple[Path, Path]]:
     files = [p for p in files if p not in probabilities and p not in images]
     if not files:
         raise ValueError(f"no label files ({', '.join(LABEL_SUFFIXES)}) in {source}")
-    if target.exists() and not target.is_dir():
-        raise ValueError(f"OUTPUT {target} must be a folder when INPUT is a folder")
-    check_output_folder(target, "OUTPUT")
+    check_output_folder(target, "OUTPUT")  # an existing file, or a name ending as one
     return [(p, label_path(target, output_stem(p), p, what="")) for p in files]
 
 
