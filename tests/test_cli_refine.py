@@ -369,3 +369,16 @@ def test_a_time_lapse_of_stacks_keeps_its_four_axes(tmp_path, source):
     expected = labels.copy()
     expected[0, 1, 40, 40] = 0
     np.testing.assert_array_equal(refined, expected)
+
+
+def test_a_class_the_file_lacks_is_warned_of(labels_file, tmp_path, capsys):
+    """``--classes 5`` on a file of ids 0 to 2 wrote the file unchanged and said only
+    "0 pixels changed": the warning names the class and the ids the file holds."""
+    path, labels = labels_file
+    out = tmp_path / "out.tif"
+    assert main(["refine", "--op", "keep_largest", "--classes", "5", "--quiet", str(path),
+                 str(out)]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert "napari-seg refine: warning: cells_labels.tif: keep_largest: classes [5] not in " in err
+    assert f"(they hold {np.unique(labels).tolist()})" in err
+    np.testing.assert_array_equal(tifffile.imread(out), labels)

@@ -291,3 +291,43 @@ def test_the_functions_check_the_same_bounds():
         refine.watershed_split(labels, min_distance=5000)
     with pytest.raises(ValueError, match="radius must be at most 32"):
         refine.crf_refine(np.full((2, 8, 8), 0.5, np.float32), labels, radius=5000)
+
+
+def _warnings(labels, *steps):
+    from napari_seg._generators import drain
+
+    return drain(iter_refine(labels, RefineConfig(steps=tuple(steps)))).warnings
+
+
+def test_ids_a_job_names_that_the_labels_lack_are_warned_of():
+    """``--classes 3`` on labels of 0/1/2 changed nothing and said nothing; a background
+    the labels do not hold made every id a class and wrote a new id into the output,
+    silently. Each is a warning now, naming the step, the ids and what the labels hold;
+    ids are followed through steps that keep them known (relabel, merge) and not past a
+    step that numbers objects."""
+    labels = np.zeros((20, 20), np.uint8)
+    labels[2:8, 2:8], labels[12:18, 12:18] = 1, 2
+    step = RefineStep
+    [found] = _warnings(labels, step("keep_largest", {"classes": (3,)}))
+    assert found == "keep_largest: classes [3] not in the labels (they hold [0, 1, 2])"
+    [found] = _warnings(labels, step("opening", {"background": 5}))
+    assert found.startswith("opening: background 5 is not in the labels (they hold [0, 1, 2])")
+    assert found.endswith("so every id there is taken for a class")
+    [found] = _warnings(labels, step("opening", {"background": 5, "classes": (1,)}))
+    assert found.endswith("it is the id of unlabelled pixels")
+    [found] = _warnings(labels, step("merge_classes", {"sources": (1, 9), "target": 4}))
+    assert found.startswith("merge_classes: sources [9] not in")
+    [found] = _warnings(labels, step("relabel", {"mapping": {7: 1, 1: 2}}))
+    assert found.startswith("relabel: mapping [7] not in")
+    # followed through the steps: 1 became 7, so 7 is there and 1 is not
+    relabelled = step("relabel", {"mapping": {1: 7}})
+    assert _warnings(labels, relabelled, step("keep_largest", {"classes": (7,)})) == ()
+    [found] = _warnings(labels, relabelled, step("keep_largest", {"classes": (1,)}))
+    assert found.startswith("keep_largest: classes [1] not in the labels (they hold [0, 2, 7])")
+    # numbered objects are ids no one can name before the job runs: not checked
+    numbered = step("connected_components", {})
+    assert _warnings(labels, numbered, step("keep_largest", {"classes": (9,)})) == ()
+    assert _warnings(labels, step("opening", {}), step("fill_holes", {"classes": (1, 2)})) == ()
+    signed = labels.astype(np.int32) - 1  # a negative id: counted without bincount
+    [found] = _warnings(signed, step("opening", {"background": 1, "classes": (3,)}))
+    assert found == "opening: classes [3] not in the labels (they hold [-1, 0, 1])"

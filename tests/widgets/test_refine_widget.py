@@ -441,3 +441,21 @@ def test_fill_between_slices_runs_on_the_stack_and_undoes(make_napari_viewer_pro
     np.testing.assert_array_equal(layer.data, sparse)
     _choose(w, "majority")
     assert w._scope.enabled
+
+
+def test_a_class_the_layer_lacks_is_warned_of_for_the_whole_layer(setup, qtbot, notes):
+    """A class the layer does not hold changed nothing, silently; on the whole layer it
+    is a warning now. One slice lacking a class is no mistake: no warning there."""
+    _viewer, w, layer, _ = setup
+    before = layer.data.copy()
+    _choose(w, "keep_largest", classes="7")
+    w._scope.value = "slice"
+    _run(qtbot, w, w.apply)
+    assert notes["warning"] == []
+    w._scope.value = "volume"
+    _run(qtbot, w, w.apply)
+    assert notes["error"] == []
+    assert notes["warning"] == [
+        "napari-seg Refine: keep_largest: classes [7] not in the labels (they hold [0, 1, 2])"
+    ]
+    np.testing.assert_array_equal(layer.data, before)

@@ -307,6 +307,9 @@ class RefineWidget(RunnerFields, Dock):
             return
         layer = layers[run.layer_name]
         result = done.result
+        if not run.preview and not any(isinstance(i, int) for i in run.scope.index):
+            for message in result.warnings:  # the whole layer lacks a class it was given
+                show_warning(f"napari-seg Refine: {message}")
         if run.preview or run.output == "new":
             name = self._place_layer(layer, run, result.labels)
             self.runner.set_status(f"{result.changed} pixels differ; shown in {name!r}")

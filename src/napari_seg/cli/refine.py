@@ -339,6 +339,8 @@ def _refine_one(source: Path, target: Path, config, args) -> int:
 
     events = iter_refine(labels, config, channel_axis=channel_axis, **inputs)
     result = drive(events, show, quiet=args.quiet)
+    for message in result.warnings:  # a class or background the file does not hold
+        print(f"napari-seg refine: warning: {source.name}: {message}", file=sys.stderr)
     # a segmentation's segments (3D Slicer's, a DICOM SEG's) name the refined classes
     # too (not objects)
     segments = {} if config.makes_instances else label_segments(source)

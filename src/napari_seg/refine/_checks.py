@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -80,3 +80,87 @@ def check_fits(value: int, labels: np.ndarray, name: str) -> None:
     info = np.iinfo(labels.dtype)
     if not info.min <= value <= info.max:
         raise ValueError(f"{name}={value} does not fit in labels of dtype {labels.dtype}")
+
+
+#: Parameters that name ids the labels are expected to hold (a mapping's keys too).
+_ID_PARAMS = ("classes", "sources", "only", "objects", "boundaries", "mapping")
+#: Operations after which the ids are no longer the input's (objects numbered, classes
+#: chosen from probabilities): later steps are not checked.
+_RENUMBERING = (
+    "connected_components", "watershed_split", "objects_from_boundaries",
+    "instances_to_semantic", "crf",
+)  # fmt: skip
+
+
+def present_ids(labels: np.ndarray) -> set[int]:
+    """The ids ``labels`` holds (counted with ``np.bincount`` where they are small and
+    non-negative, the common case, rather than sorted)."""
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        return set()
+    low, high = int(labels.min()), int(labels.max())
+    if low >= 0 and high < 1 << 20:
+        return {int(i) for i in np.flatnonzero(np.bincount(labels.ravel(), minlength=high + 1))}
+    return {int(i) for i in np.unique(labels)}
+
+
+def absent_id_warnings(labels: np.ndarray, steps: Iterable) -> tuple[str, ...]:
+    """What a refine job's steps name that the labels do not hold: classes with nothing
+    to process, or a background id that is not there (every id is then taken for a
+    class, and pixels an operation clears get the new id). Steps are followed while
+    the ids stay known (morphology, merges, relabelling); numbering objects ends it.
+
+    Parameters
+    ----------
+    labels : ndarray of int
+        The job's input.
+    steps : iterable of RefineStep
+        Validated steps (defaults filled in).
+
+    Returns
+    -------
+    tuple of str
+        One line per step and parameter that names an absent id.
+    """
+    ids = present_ids(labels)
+    found = []
+    for step in steps:
+        params, held = dict(step.params), brief(sorted(ids))
+        for name in _ID_PARAMS:
+            value = params.get(name)
+            if value is None:
+                continue
+            # an id, a list of ids, or (relabel) a mapping whose keys are the ids it replaces
+            named = {
+                int(v) for v in np.atleast_1d(list(value) if isinstance(value, Mapping) else value)
+            }
+            if missing := sorted(named - ids):
+                found.append(
+                    f"{step.op}: {name} {brief(missing)} not in the labels (they hold {held})"
+                )
+        background = params.get("background")
+        if background is not None and ids and int(background) not in ids:
+            every = "classes" in params and params["classes"] is None  # every other id
+            found.append(
+                f"{step.op}: background {background} is not in the labels (they hold {held}): "
+                "it is the id of unlabelled pixels"
+                + (", so every id there is taken for a class" if every else "")
+            )
+        if step.op in _RENUMBERING:
+            break
+        ids = _ids_after(step.op, params, ids)
+    return tuple(found)
+
+
+def _ids_after(op: str, params: dict, ids: set[int]) -> set[int]:
+    """The ids after a step that keeps them known (a superset where unsure)."""
+    if op == "merge_classes" and ids & set(params["sources"]):
+        return (ids - set(params["sources"])) | {int(params["target"])}
+    if op == "relabel":
+        mapping = {int(k): int(v) for k, v in params["mapping"].items()}
+        return {mapping.get(i, i) for i in ids}
+    if op == "set_class":
+        return ids | {int(params["value"])}
+    if params.get("background") is not None:  # removed pixels become the background
+        return ids | {int(params["background"])}
+    return ids

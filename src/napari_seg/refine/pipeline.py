@@ -15,7 +15,7 @@ from .._layers import INSTANCE_CLASS_NAMES
 from .._types import ArrayLike
 from .._validate import check_axes
 from ..limits import brief
-from ._checks import check_labels
+from ._checks import absent_id_warnings, check_labels
 from ._planes import assemble_planes, plane_inputs_at, split_planes
 from .inputs import check_inputs, image_channel_axis
 from .operations import INPUTS, get_operation
@@ -207,9 +207,13 @@ class RefineProgress:
 
 @dataclass(frozen=True)
 class RefineResult:
+    """The refined labels, how many pixels differ from the input, the time taken, and
+    what the job named that the input does not hold (:func:`absent_id_warnings`)."""
+
     labels: np.ndarray
     changed: int
     seconds: float
+    warnings: tuple[str, ...] = ()
 
 
 def iter_refine(
@@ -286,7 +290,8 @@ def iter_refine(
         parts.append(current)
     out = assemble_planes(parts, planes, labels, config.axis, config.makes_instances)
     changed = int(np.count_nonzero(out != labels))
-    return RefineResult(labels=out, changed=changed, seconds=time.perf_counter() - start)
+    warnings = absent_id_warnings(labels, config.steps)
+    return RefineResult(out, changed, time.perf_counter() - start, warnings)
 
 
 def _streamed(op, labels, step, inputs, done: int, total: int):
