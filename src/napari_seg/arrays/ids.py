@@ -1,5 +1,5 @@
 """Label ids: stored in the smallest type that holds them (one rule for every file),
-and those a sparse layer holds."""
+and those a layer holds (sparse or not)."""
 
 from __future__ import annotations
 
@@ -58,3 +58,29 @@ def painted_ids(labels: ArrayLike) -> np.ndarray:
     """
     labels = np.asarray(labels)
     return np.unique(labels[labels != 0])
+
+
+def present_ids(labels: np.ndarray) -> set[int]:
+    """The ids ``labels`` holds (counted with ``np.bincount`` where they are small and
+    non-negative, the common case, rather than sorted).
+
+    Parameters
+    ----------
+    labels : array-like of int
+
+    Returns
+    -------
+    set of int
+
+    Examples
+    --------
+    >>> sorted(present_ids(np.array([[0, 3], [-1, 3]])))
+    [-1, 0, 3]
+    """
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        return set()
+    low, high = int(labels.min()), int(labels.max())
+    if low >= 0 and high < 1 << 20:
+        return {int(i) for i in np.flatnonzero(np.bincount(labels.ravel(), minlength=high + 1))}
+    return {int(i) for i in np.unique(labels)}

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from ..arrays.ids import present_ids
 from ..limits import brief
 
 
@@ -90,18 +91,6 @@ _RENUMBERING = (
     "connected_components", "watershed_split", "objects_from_boundaries",
     "instances_to_semantic", "crf",
 )  # fmt: skip
-
-
-def present_ids(labels: np.ndarray) -> set[int]:
-    """The ids ``labels`` holds (counted with ``np.bincount`` where they are small and
-    non-negative, the common case, rather than sorted)."""
-    labels = np.asarray(labels)
-    if labels.size == 0:
-        return set()
-    low, high = int(labels.min()), int(labels.max())
-    if low >= 0 and high < 1 << 20:
-        return {int(i) for i in np.flatnonzero(np.bincount(labels.ravel(), minlength=high + 1))}
-    return {int(i) for i in np.unique(labels)}
 
 
 def absent_id_warnings(labels: np.ndarray, steps: Iterable) -> tuple[str, ...]:
