@@ -127,3 +127,46 @@ def test_keyword_settings_of_every_job_name_a_typo_as_files_do():
     assert evaluate(labels, labels, mode="instance").config.mode == "instance"
     with pytest.raises(TypeError, match="did you mean surface"):
         evaluate(labels, labels, surfac=True)
+
+
+def test_every_job_takes_its_settings_as_a_dict_too():
+    """``predict(model, image, {"tile": 32})`` failed inside with "'dict' object has no
+    attribute 'channel_axis'" (``evaluate`` and ``refine`` the same way): a dict of
+    settings, as a pipeline file holds them, is read as the file is (its typos named);
+    anything else is a TypeError that says what is taken."""
+    import numpy as np
+
+    from napari_seg.inference import PredictConfig, predict
+    from napari_seg.metrics import evaluate
+    from napari_seg.models import ModelSpec, create_model
+    from napari_seg.refine import RefineConfig, RefineStep, refine
+    from napari_seg.training import TrainingConfig
+
+    model = create_model(ModelSpec("unet", 1, 2, options={"depth": 2, "base_width": 4}))
+    image = np.random.default_rng(0).random((48, 48)).astype(np.float32)
+    settings = {"tile": 32, "overlap": 8}
+    np.testing.assert_array_equal(
+        predict(model, image, settings).labels,
+        predict(model, image, PredictConfig(tile=32, overlap=8)).labels,
+    )
+    assert predict(model, image, settings, overlap=16).overlap == 16  # keywords win
+    with pytest.raises(ValueError, match=r"\(tiel: did you mean tile\?\)"):
+        predict(model, image, {"tiel": 32})
+    with pytest.raises(
+        TypeError, match="config must be a PredictConfig or a dict of its settings, got str"
+    ):
+        predict(model, image, "tile=32")
+    labels = np.zeros((12, 12), np.uint8)
+    labels[2:9, 2:9], labels[0, 11] = 1, 1
+    assert evaluate(labels, labels, {"mode": "instance"}).config.mode == "instance"
+    job = {"steps": [{"op": "remove_small_objects", "params": {"min_size": 4}}]}
+    expected = refine(
+        labels, RefineConfig(steps=(RefineStep("remove_small_objects", {"min_size": 4}),))
+    )
+    np.testing.assert_array_equal(refine(labels, job), expected)
+    assert expected[0, 11] == 0
+    assert TrainingConfig.given({"epochs": 3}, batch_size=2) == TrainingConfig(
+        epochs=3, batch_size=2
+    )
+    with pytest.raises(TypeError, match="config must be a TrainingConfig"):
+        TrainingConfig.given(PredictConfig())

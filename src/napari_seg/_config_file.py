@@ -191,6 +191,43 @@ class JobConfig:
         return replace(self, **changes).validate()  # type: ignore[type-var]
 
     @classmethod
+    def given(cls: type[C], config: Any, **changes: Any) -> C:
+        """The settings a job function was called with: its defaults for None, a
+        config of this class as it is, a mapping of settings as :meth:`from_dict`
+        reads it; then ``changes`` (the function's keyword arguments) applied, and
+        validated either way.
+
+        Parameters
+        ----------
+        config : JobConfig, dict or None
+        **changes
+            Fields that override ``config``'s.
+
+        Returns
+        -------
+        JobConfig
+            Of the class this is called on.
+
+        Raises
+        ------
+        TypeError
+            For a config of another kind (naming what was given and what is taken),
+            or an unknown keyword.
+        ValueError
+            For a mapping's unknown settings or invalid values.
+        """
+        if config is None:
+            config = cls()
+        elif isinstance(config, dict):
+            config = cls.from_dict(config)
+        elif not isinstance(config, cls):
+            raise TypeError(
+                f"config must be a {cls.__name__} or a dict of its settings, got "
+                f"{type(config).__name__}"
+            )
+        return config.with_(**changes) if changes else config.validate()
+
+    @classmethod
     def from_dict(cls: type[C], data: Any) -> C:
         """Build and validate settings from :meth:`to_dict` output (or a file's).
 

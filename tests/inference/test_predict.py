@@ -385,9 +385,14 @@ def test_bad_inputs_fail_at_the_call_with_a_clear_message(model, image, kwargs, 
         iter_predict(model, image, **kwargs)
 
 
-def test_model_must_be_a_segmentation_model(image):
+def test_model_must_be_a_segmentation_model(model, image):
     with pytest.raises(TypeError, match="SegmentationModel"):
         predict(torch.nn.Conv2d(1, 2, 3), image)
+    # image first, as scikit-image's functions take it: the order is named
+    with pytest.raises(
+        TypeError, match=r"got ndarray \(the model comes first: predict\(model, image\)\)"
+    ):
+        predict(image, model)
 
 
 def test_auto_precision_follows_the_hardware():

@@ -96,9 +96,7 @@ def iter_predict(
     >>> for event in events:  # doctest: +SKIP
     ...     print(event)
     """
-    config = config or PredictConfig()
-    if options:
-        config = config.with_(**options)
+    config = PredictConfig.given(config, **options)  # a dict of settings too
     image = host_array(image)  # a torch or MONAI tensor
     # Everything is checked here, before the first ``next``, so errors surface at the call.
     predictor = _Predictor(model, image, config, out, probabilities_out)
@@ -192,7 +190,7 @@ class _Predictor:
         return predictor
 
     def _resolve(self, model, image, config: PredictConfig) -> None:
-        _check_model(model)
+        _check_model(model, image)
         _check_image(image)
         spec = model.spec
         self.model, self.image, self.config = model, image, config
@@ -438,11 +436,16 @@ def _batches(tiles, size, pool, pending, load, *args):
         yield items, x
 
 
-def _check_model(model) -> None:
-    if not isinstance(model, torch.nn.Module) or not hasattr(model, "spec"):
+def _is_model(model) -> bool:
+    return isinstance(model, torch.nn.Module) and hasattr(model, "spec")
+
+
+def _check_model(model, image=None) -> None:
+    if not _is_model(model):
+        swapped = " (the model comes first: predict(model, image))" if _is_model(image) else ""
         raise TypeError(
             f"model must be a napari_seg SegmentationModel (from create_model or load_model), "
-            f"got {type(model).__name__}"
+            f"got {type(model).__name__}{swapped}"
         )
 
 

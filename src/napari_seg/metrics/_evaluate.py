@@ -330,8 +330,7 @@ def evaluate(
     >>> evaluate(pred, gt, mode="instance").config.mode
     'instance'
     """
-    config = config or EvaluateConfig()
-    config = config.with_(**options) if options else config.validate()  # validated once
+    config = EvaluateConfig.given(config, **options)  # validated once; a dict too
     pred, gt = check_pair(pred, gt)  # a torch tensor read once, as NumPy
     if config.mode == "instance":
         return _evaluate_instances(pred, gt, config)

@@ -259,7 +259,7 @@ def iter_refine(
     ValueError
         If a step lacks an input it needs or an input's shape does not match.
     """
-    config = config.validate()
+    config = RefineConfig.given(config)  # a dict of settings (as a pipeline file) too
     labels = check_labels(labels, stacked=config.per_slice)
     if image is not None:
         channel_axis = image_channel_axis(np.shape(image), labels.shape, channel_axis)

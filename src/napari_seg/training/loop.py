@@ -144,9 +144,7 @@ def iter_train(
     """
     if config is None and resume is not None:
         config = resumed_config(resume)
-    config = config or TrainingConfig()
-    if options:
-        config = config.with_(**options)
+    config = TrainingConfig.given(config, **options)  # a dict of settings too
     _check_handles(model, stop)
     pairs = as_pairs(pairs)
     names = pair_names(names, len(pairs))

@@ -116,7 +116,7 @@ def iter_takeover(
     """
     from .loop import iter_train
 
-    cfg = replace(config or TrainingConfig(), label0="unlabelled", validation_fraction=0.0)
+    cfg = replace(TrainingConfig.given(config), label0="unlabelled", validation_fraction=0.0)
     labels = np.asarray(strokes)
     if labels.ndim != 2:
         raise ValueError(f"Train deep model takes a 2D image's strokes, got shape {labels.shape}")
@@ -170,7 +170,7 @@ def iter_takeover_labels(
     """
     from ..inference import PredictConfig, predict
 
-    cfg = config or TrainingConfig()
+    cfg = TrainingConfig.given(config)
     result = yield from iter_takeover(image, strokes, cfg, model=model, stop=stop, preview=preview)
     winner = result.deep if result.replaced else result.pixel
     labels = predict(winner, image, PredictConfig(device=cfg.device, channel_axis=cfg.channel_axis))
