@@ -220,6 +220,7 @@ def _bioimageio(path, marker):
         ("model.zip", "bioimageio", "is a bioimage.io model package, .*opens only its own"),
         ("model.onnx", lambda p: p.write_bytes(b"\x08\x07\x12\x07pytorch"), "is an ONNX model"),
         ("notes.zip", "zip", "is a zip archive, not a napari-seg model file"),
+        ("entries.zip", "many", "is a zip archive, not a napari-seg model file"),
         ("broken.pt", lambda p: p.write_bytes(b"PK\x03\x04broken"), "is a pickle-based .*unread"),
     ],
 )
@@ -238,6 +239,13 @@ def test_a_model_from_elsewhere_is_named_as_what_it_is(tmp_path, name, make, mes
     elif make == "zip":
         with zipfile.ZipFile(path, "w") as archive:
             archive.writestr("readme.txt", "hello")
+    elif make == "many":  # more entries than are listed (its directory is not read)
+        from napari_seg.models._files import MAX_ZIP_ENTRIES
+
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("rdf.yaml", "type: model\n")
+            for index in range(MAX_ZIP_ENTRIES):
+                archive.writestr(f"{index}", b"")
     else:
         make(path)
     with pytest.raises(ModelFileError, match=f"^{re.escape(str(path))} {message}"):

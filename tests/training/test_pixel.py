@@ -180,6 +180,16 @@ def test_live_classifier_refuses_a_gradient_trained_architecture(cells):
         LiveClassifier(cells[0], architecture="unet")
 
 
+def test_live_classifier_settings_are_read_as_every_job_s():
+    """A misspelt keyword raised dataclasses' "unexpected keyword argument" and a dict
+    of settings an AttributeError: both are read as the other jobs read them."""
+    image = np.zeros((16, 16), np.float32)
+    with pytest.raises(TypeError, match=r"\(tres: did you mean threads\?\)"):
+        LiveClassifier(image, tres=8)
+    live = LiveClassifier(image, {"architecture": "pixel-classifier", "threads": 1})
+    assert (live.config.threads, live.config.label0) == (1, "unlabelled")
+
+
 def test_many_small_classes_are_not_swallowed_by_the_majority():
     """Six classes, five of them small: every class is predicted, and most pixels of
     each small class are found (a collapse to the majority would score 0 on them)."""

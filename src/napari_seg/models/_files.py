@@ -77,17 +77,42 @@ def _zip_kind(path: Path) -> str:
     ``constants.pkl``), ``"pickle"`` (``torch.save``: ``data.pkl``) or ``"zip"``."""
     import zipfile
 
+    entries = _zip_entries(path)
+    if entries is None:
+        return "pickle"  # what a broken torch.save archive is taken for: refused unread
+    if entries > MAX_ZIP_ENTRIES:  # its directory alone could fill the memory: unread
+        return "zip"
     try:
         with zipfile.ZipFile(path) as archive:
             names = [name.rstrip("/") for name in archive.namelist()]
     except (zipfile.BadZipFile, OSError, ValueError):
-        return "pickle"  # what a broken torch.save archive is taken for: refused unread
+        return "pickle"
     leaves = {name.rsplit("/", 1)[-1] for name in names}
     if leaves & {"rdf.yaml", "bioimageio.yaml"}:
         return "bioimageio"
     if "constants.pkl" in leaves or any("/code/" in f"/{name}/" for name in names):
         return "torchscript"
     return "pickle" if "data.pkl" in leaves else "zip"
+
+
+#: The most entries a zip's directory may list for its names to be read (a model
+#: package holds tens; each entry costs ``zipfile`` about a kilobyte).
+MAX_ZIP_ENTRIES = 10_000
+
+
+def _zip_entries(path: Path) -> int | None:
+    """How many entries a zip's end record states (read from the file's last 64 KiB,
+    before ``zipfile`` reads the directory); None without one. A ZIP64 archive's
+    count (0xFFFF in the end record) reads as more than any bound."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        handle.seek(max(0, size - (1 << 16) - 22))
+        tail = handle.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) < at + 22:
+        return None
+    count = int.from_bytes(tail[at + 10 : at + 12], "little")
+    return 1 << 32 if count == 0xFFFF else count
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:

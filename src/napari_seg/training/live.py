@@ -90,9 +90,9 @@ class LiveClassifier:
         names: Any = None,
         **options: Any,
     ) -> None:
-        base = config or TrainingConfig(architecture="pixel-classifier")
-        cfg = replace(base, label0="unlabelled", validation_fraction=0.0, **options)
-        cfg.validate()
+        if config is None:
+            config = TrainingConfig(architecture="pixel-classifier")
+        cfg = TrainingConfig.given(config, label0="unlabelled", validation_fraction=0.0, **options)
         if get_architecture(cfg.architecture).fitted != "forest":
             raise ValueError(
                 f"live update fits a pixel classifier; {cfg.architecture!r} is trained "
