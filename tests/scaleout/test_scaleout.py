@@ -71,6 +71,10 @@ def test_ome_zarr_output_is_the_single_process_result_validated_with_colours(pla
     assert [p["class"] for p in meta["properties"]] == ["background", "cell", "edge"]
     assert not (tmp / ".out.ome.zarr.partial").exists()  # staged, then renamed
     assert not (done.output / records.RECORD_DIR).exists()
+    # the settings as a dict, as predict takes them, are the same request: nothing reruns
+    _, again = _run(tmp / "m.safetensors", tmp / "img.tif", tmp / "out.ome.zarr",
+                    CONFIG.to_dict(), block=96)  # fmt: skip
+    assert again.skipped
     # napari-ome-zarr opens it as a multiscale Labels layer with the model's colours
     napari_ome_zarr = pytest.importorskip("napari_ome_zarr")
     from napari.layers import Labels

@@ -127,6 +127,7 @@ def iter_predict_blocks(
     """
     # absolute paths: workers elsewhere need them (and may run in another folder)
     models = model_files(model_path)
+    config = PredictConfig.given(config)  # a dict of settings too, as predict takes
     image_file, out = (Path(p).resolve() for p in (source, output))
     if not overwrite and is_done(models, image_file, out, config, block):
         return BlocksFinished(out, len(open_levels(out)), 0.0, skipped=True)
