@@ -37,6 +37,10 @@ MAX_HEADER_BYTES = 64 * MIB
 MAX_TENSORS = 100_000
 #: Dimensions of one tensor.
 MAX_TENSOR_NDIM = 8
+#: Entries a zip's directory may list for their names to be read when it is offered
+#: as a model file (a bioimage.io package holds tens; ``zipfile`` keeps about a
+#: kilobyte per entry): a larger one is named a zip archive, its directory unread.
+MAX_ZIP_ENTRIES = 10_000
 
 # -- job files ----------------------------------------------------------------------------
 #: Bytes of a JSON or YAML config / pipeline file.

@@ -240,7 +240,7 @@ def test_a_model_from_elsewhere_is_named_as_what_it_is(tmp_path, name, make, mes
         with zipfile.ZipFile(path, "w") as archive:
             archive.writestr("readme.txt", "hello")
     elif make == "many":  # more entries than are listed (its directory is not read)
-        from napari_seg.models._files import MAX_ZIP_ENTRIES
+        from napari_seg.limits import MAX_ZIP_ENTRIES
 
         with zipfile.ZipFile(path, "w") as archive:
             archive.writestr("rdf.yaml", "type: model\n")

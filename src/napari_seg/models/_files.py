@@ -6,6 +6,8 @@ from pathlib import Path
 
 import torch
 
+from ..limits import MAX_ZIP_ENTRIES
+
 SAFETENSORS_SUFFIX = ".safetensors"
 
 
@@ -93,11 +95,6 @@ def _zip_kind(path: Path) -> str:
     if "constants.pkl" in leaves or any("/code/" in f"/{name}/" for name in names):
         return "torchscript"
     return "pickle" if "data.pkl" in leaves else "zip"
-
-
-#: The most entries a zip's directory may list for its names to be read (a model
-#: package holds tens; each entry costs ``zipfile`` about a kilobyte).
-MAX_ZIP_ENTRIES = 10_000
 
 
 def _zip_entries(path: Path) -> int | None:
