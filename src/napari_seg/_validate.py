@@ -36,6 +36,15 @@ def check_int(
         raise ValueError(f"{name} must be at most {high}, got {brief(value)}")
 
 
+def pixels_hint(value: Any) -> str:
+    """What to add to a refusal of ``value`` as a length in pixels when it is a
+    fraction below 1, as MONAI's ``sliding_window_inference`` takes its overlap; ""
+    otherwise (one wording for the command line and the Python API)."""
+    if isinstance(value, float) and 0 < value < 1:
+        return " (not a fraction of the tile, as MONAI's overlap: tile/4 is the default)"
+    return ""
+
+
 def check_number(
     name: str,
     value: Any,

@@ -370,6 +370,8 @@ def test_training_on_nan_pixels_says_so(dims, caplog):
         ([[1, 2], [3, 4]], {}, TypeError, "must be an array"),
         (np.zeros((32, 32)), {"tile": 8}, ValueError, "tile must be >= 32"),
         (np.zeros((32, 32)), {"tile": 64, "overlap": 64}, ValueError, "overlap must be smaller"),
+        # MONAI's overlap is a fraction of the window; ours is in pixels: said so, as the CLI does
+        (np.zeros((32, 32)), {"overlap": 0.25}, TypeError, r"whole number of pixels .* MONAI's"),
         (np.zeros((32, 32)), {"precision": "int8"}, ValueError, "precision must be one of"),
         (np.zeros((32, 32)), {"precision": "fp16"}, ValueError, "fp16 is not supported on the CPU"),
         (np.zeros((32, 32)), {"device": "cuda:7"}, ValueError, "CUDA"),

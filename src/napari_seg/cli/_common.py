@@ -4,6 +4,7 @@ the output check, the batch loop and the progress-bar driver for job events."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Callable, Collection, Generator, Sequence
 from pathlib import Path
@@ -94,12 +95,10 @@ def pixels_argument(text: str) -> int:
         return int(text)
     except ValueError:
         message = f"expected pixels (a whole number), got {text!r}"
-    try:
-        fraction = 0 < float(text) < 1
-    except ValueError:
-        fraction = False
-    if fraction:
-        message += " (not a fraction of the tile, as MONAI's overlap: tile/4 is the default)"
+    from .._validate import pixels_hint
+
+    with contextlib.suppress(ValueError):  # not a number at all: no hint
+        message += pixels_hint(float(text))
     raise argparse.ArgumentTypeError(message)
 
 

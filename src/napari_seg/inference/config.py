@@ -15,9 +15,10 @@ from .._validate import (
     check_length_unit,
     check_spacing,
     check_str,
+    pixels_hint,
 )
 from ..arrays import PRECISIONS
-from ..limits import MAX_BATCH_PIXELS, MAX_THREADS, MAX_TILE, MAX_TILE_BATCH
+from ..limits import MAX_BATCH_PIXELS, MAX_THREADS, MAX_TILE, MAX_TILE_BATCH, brief
 from .tiling import BLENDING_MODES
 
 #: Smallest tile side accepted; smaller tiles waste most of their pixels on context.
@@ -100,6 +101,11 @@ class PredictConfig(JobConfig):
         """
         check_str("device", self.device)
         check_int("tile", self.tile, MIN_TILE, MAX_TILE, optional=True)
+        if isinstance(self.overlap, float):  # overlap=0.25, as MONAI takes it
+            raise TypeError(
+                f"overlap must be a whole number of pixels or None, got "
+                f"{brief(self.overlap)}{pixels_hint(self.overlap)}"
+            )
         check_int("overlap", self.overlap, 0, MAX_TILE, optional=True)
         check_int("batch_size", self.batch_size, 1, MAX_TILE_BATCH, optional=True)
         if self.tile is not None and self.overlap is not None and self.overlap >= self.tile:
