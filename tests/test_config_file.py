@@ -170,3 +170,28 @@ def test_every_job_takes_its_settings_as_a_dict_too():
     )
     with pytest.raises(TypeError, match="config must be a TrainingConfig"):
         TrainingConfig.given(PredictConfig())
+
+
+def test_other_libraries_names_of_our_settings_are_hinted_as_ours():
+    """MONAI's ``roi_size`` was hinted as "did you mean noise?" (by spelling) and
+    PyTorch's ``lr`` not at all: names other libraries give our settings are named
+    with ours, the prediction's or the training's as the job has them, and no
+    spelling guess is made for them where the job has no such setting."""
+    from napari_seg.inference import PredictConfig
+    from napari_seg.metrics import EvaluateConfig
+    from napari_seg.training import TrainingConfig
+
+    for config, word, ours in [
+        (PredictConfig(), "roi_size", "tile"),
+        (PredictConfig(), "sw_batch_size", "batch_size"),
+        (PredictConfig(), "mode", "blending"),
+        (TrainingConfig(), "roi_size", "patch_size"),
+        (TrainingConfig(), "lr", "learning_rate"),
+        (TrainingConfig(), "max_epochs", "epochs"),
+        (TrainingConfig(), "out_channels", "num_classes"),
+    ]:
+        with pytest.raises(TypeError, match=rf"\({word}: did you mean {ours}\?\)"):
+            config.with_(**{word: 1})
+    with pytest.raises(TypeError, match=r"\['roi_size'\]; known") as caught:
+        EvaluateConfig().with_(roi_size=1)
+    assert "did you mean" not in str(caught.value)

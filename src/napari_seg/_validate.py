@@ -171,9 +171,37 @@ def as_names(name: str, value: Any, *, max_count: int) -> tuple[str, ...]:
     return tuple(value)
 
 
+#: What other libraries call napari-seg's settings (MONAI's ``sliding_window_inference``
+#: and transforms, segmentation-models-pytorch, PyTorch training loops), first the
+#: prediction's name, then the training's: a hint names ours where spelling alone
+#: would guess wrong ("roi_size: did you mean noise?").
+OTHER_NAMES: dict[str, tuple[str, ...]] = {
+    "roi_size": ("tile", "patch_size"),
+    "spatial_size": ("tile", "patch_size"),
+    "tile_size": ("tile", "patch_size"),
+    "window_size": ("tile", "patch_size"),
+    "sw_batch_size": ("batch_size",),
+    "mode": ("blending",),
+    "lr": ("learning_rate",),
+    "max_epochs": ("epochs",),
+    "num_epochs": ("epochs",),
+    "n_epochs": ("epochs",),
+    "out_channels": ("num_classes",),
+    "classes": ("num_classes",),
+    "n_classes": ("num_classes",),
+    "in_chans": ("in_channels",),
+    "n_channels": ("in_channels",),
+    "encoder_name": ("encoder",),
+    "amp": ("precision",),
+    "dtype": ("precision",),
+    "overlap_ratio": ("overlap",),
+}
+
+
 def closest_name(word: str, known: Sequence[str]) -> str | None:
-    """The known name closest to an unknown ``word`` (a typo's), or None when none
-    is close (``difflib``'s ratio of 0.6 or more).
+    """The known name closest to an unknown ``word``: ours for another library's name
+    (:data:`OTHER_NAMES`), else a typo's by spelling (``difflib``'s ratio of 0.6 or
+    more), or None when none is close.
 
     Parameters
     ----------
@@ -186,6 +214,8 @@ def closest_name(word: str, known: Sequence[str]) -> str | None:
     """
     import difflib
 
+    if word in OTHER_NAMES:  # another library's name: ours, or no guess by spelling
+        return next((name for name in OTHER_NAMES[word] if name in known), None)
     close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
     return close[0] if close else None
 
