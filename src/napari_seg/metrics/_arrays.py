@@ -9,6 +9,7 @@ import numpy as np
 
 from .._types import RegionArray
 from ..arrays.views import host_array
+from ..limits import MAX_CLASSES
 
 #: Elements per block: large enough for numpy to run at full speed, small enough
 #: that the int64 temporaries of ``bincount`` stay at a few MB.
@@ -40,12 +41,82 @@ def as_label_array(array, name: str):
             "convert a mask with .astype(np.uint8)"
         )
     if not np.issubdtype(dtype, np.integer):
-        raise TypeError(f"{name} must hold integer label ids, got dtype {dtype}")
+        raise TypeError(
+            f"{name} must hold integer label ids, got dtype {dtype}{_one_hot_hint(array, name)}"
+        )
     if len(array.shape) == 0:
         raise ValueError(f"{name} must have at least one axis, got a 0-dimensional array")
     if int(np.prod(array.shape)) == 0:
         raise ValueError(f"{name} is empty (shape {tuple(array.shape)})")
     return array
+
+
+#: Pixels along each spatial axis :func:`one_hot_axis` looks at (a corner of the
+#: array: 256 pixels of a plane, 4096 voxels of a volume, per class).
+ONE_HOT_SAMPLE = 16
+
+
+def one_hot_axis(array) -> int | None:
+    """The axis along which ``array`` is one-hot encoded, as MONAI's metrics take a
+    segmentation (``(C, H, W[, D])``, or ``(B, C, ...)`` with the classes second), or
+    None. Only a corner is read (:data:`ONE_HOT_SAMPLE` pixels per axis after the
+    classes', the first item of a batch): it must hold 0s and 1s only, with exactly
+    one 1 across the axis at every pixel, which a label map's corner (background, 0 on
+    every plane) does not.
+
+    Parameters
+    ----------
+    array : array-like
+        With at least 3 axes; lazy arrays are read in the corner only.
+
+    Returns
+    -------
+    int or None
+    """
+    shape = tuple(array.shape)
+    for axis in (0, 1)[: max(0, len(shape) - 2)]:
+        if not 2 <= shape[axis] <= MAX_CLASSES:
+            continue
+        corner = tuple(
+            slice(None) if a == axis else slice(0, 1 if a < axis else ONE_HOT_SAMPLE)
+            for a in range(len(shape))
+        )
+        sample = np.asarray(array[corner])
+        if sample.size and np.isin(sample, (0, 1)).all() and (sample.sum(axis=axis) == 1).all():
+            return axis
+    return None
+
+
+def _one_hot_hint(array, name: str) -> str:
+    """ ": it looks one-hot ..." for a one-hot array (:func:`one_hot_axis`), else ""."""
+    axis = None if len(array.shape) < 3 else one_hot_axis(array)
+    if axis is None:
+        return ""
+    return (
+        f": it looks one-hot along axis {axis}, as MONAI's metrics take it; napari-seg "
+        f"scores label ids: give {name}.argmax({axis})"
+    )
+
+
+def one_hot_notes(pred, gt) -> tuple[str, ...]:
+    """A warning for each of two integer label arrays that looks one-hot encoded
+    (:func:`one_hot_axis`): scored as ids, its classes would be scored as an axis of
+    the image. A warning, not an error: a label stack may, rarely, look so in its
+    corner.
+
+    Parameters
+    ----------
+    pred, gt : array-like of int
+
+    Returns
+    -------
+    tuple of str
+    """
+    return tuple(
+        f"{name} of shape {tuple(array.shape)} is scored as label ids{hint}"
+        for name, array in (("pred", pred), ("gt", gt))
+        if (hint := _one_hot_hint(array, name))
+    )
 
 
 def check_pair(pred, gt):

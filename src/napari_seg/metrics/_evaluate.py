@@ -21,7 +21,7 @@ from .._validate import (
     check_str,
 )
 from ..limits import brief
-from ._arrays import MIN_INSTANCE_IDS, check_pair, object_count
+from ._arrays import MIN_INSTANCE_IDS, check_pair, object_count, one_hot_notes
 from ._confusion import ConfusionMatrix, confusion_matrix, slice_confusion_matrices, widen
 from ._instance import (
     DEFAULT_THRESHOLDS,
@@ -361,13 +361,13 @@ def evaluate(
     truth, _ = id_pixels(matrix)
     many = np.count_nonzero(truth) >= MIN_INSTANCE_IDS
     objects = object_count(gt) if many else 0
-    wrong_kind = () if not objects else (
+    wrong_kind = one_hot_notes(pred, gt) or (() if not objects else (
         f"the ground truth has {objects} ids, about one connected object each: it looks "
         "like instance labels, and semantic scores treat each object as a class. Score "
         "objects in instance mode (mode: instance; --instance on the command line), or "
         "score the foreground against the ground truth's objects as one class (Refine > "
         "merge classes, or ground truth > 0)",
-    )  # fmt: skip
+    ))  # fmt: skip
     return Evaluation(config, scores, slices, matrix, surface, wrong_kind=wrong_kind)
 
 
@@ -411,7 +411,7 @@ def _evaluate_instances(pred, gt, config: EvaluateConfig) -> Evaluation:
             return (*lead, i)
 
         slices = tuple(scored(pred[plane(i)], gt[plane(i)]) for i in range(gt.shape[axis]))
-    wrong_kind = tuple(
+    wrong_kind = one_hot_notes(pred, gt) or tuple(
         message
         for what, array in (("prediction", pred), ("ground truth", gt))
         if (message := classes_not_objects(array, what, background, axis=axis))
