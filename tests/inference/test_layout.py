@@ -48,6 +48,23 @@ def test_stack_needs_an_axis_and_keeps_the_others():
     assert layout.output_shape == (16, 40, 64)
 
 
+@pytest.mark.parametrize(
+    ("shape", "dims", "axes"),
+    [((1, 64, 64), 2, (0,)), ((1, 1, 64, 64), 2, (0, 1)), ((1, 8, 32, 32), 3, (0,))],
+)
+def test_axes_of_length_one_need_no_choosing(shape, dims, axes):
+    """A plane as PyTorch holds it, ``(1, H, W)`` or ``(1, 1, H, W)``, or a 2D NIfTI as
+    read, ``(1, y, x)``, was refused with "choose the axis to go through slice by
+    slice", though there is nothing to choose: it is a stack of one, and its labels
+    keep its shape."""
+    layout = resolve_layout(shape, in_channels=1, spatial_dims=dims)
+    assert layout.slice_axes == axes
+    assert layout.n_planes == 1
+    assert layout.output_shape == shape
+    with pytest.raises(ValueError, match="choose the axis"):  # a real stack still asks
+        resolve_layout((2, *shape[1:]), in_channels=1, spatial_dims=dims)
+
+
 def test_time_series_of_multichannel_stacks():
     layout = resolve_layout((3, 4, 2, 32, 48), in_channels=2, channel_axis=2, axis=(0, 1))
     assert layout.n_planes == 12

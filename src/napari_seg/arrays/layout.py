@@ -353,6 +353,8 @@ def _slice_axes(
         )
     if len(others) > spatial_dims:
         leading = tuple(others[: len(others) - spatial_dims])  # a TZYX stack: T and Z
+        if all(shape[a] == 1 for a in leading):  # (1, H, W): a stack of one, as a 2D
+            return leading  # NIfTI reads, or PyTorch's channel-first plane; no choice
         example = leading[0] if len(leading) == 1 else leading
         what = "slice by slice" if spatial_dims == 2 else "volume by volume (a time series)"
         raise ValueError(
