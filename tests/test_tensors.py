@@ -87,3 +87,24 @@ def test_a_dask_array_of_unknown_shape_is_named_by_every_job(data):
         train((unknown, labels), TrainingConfig(epochs=1, minutes=None, device="cpu"))
     known = predict(model, unknown.compute_chunk_sizes(), device="cpu")
     assert known.labels.shape == image.shape
+
+
+def test_a_plane_in_pytorch_s_channel_first_layout_is_taken(data):
+    """A ``(1, H, W)`` image, as PyTorch and MONAI hold a grayscale plane, was refused
+    by ``predict`` ("choose the axis to go through slice by slice") and, with ``(H, W)``
+    labels, by ``train`` (the shapes did not match): its length-1 axis is a stack of one
+    for ``predict`` (labels of the same shape) and the channel its labels lack for
+    ``train``."""
+    image, labels = data
+    torch.manual_seed(0)
+    model = create_model(ModelSpec("unet", 1, 3, options={"depth": 2, "base_width": 4}))
+    plane = torch.from_numpy(image)[None]
+    found = predict(model, plane, device="cpu")
+    assert found.labels.shape == (1, *image.shape)
+    np.testing.assert_array_equal(found.labels[0], predict(model, image, device="cpu").labels)
+    config = TrainingConfig(
+        epochs=1, steps_per_epoch=1, patch_size=32, batch_size=2, minutes=None,
+        options={"depth": 2, "base_width": 4}, device="cpu",
+    )  # fmt: skip
+    trained = train((plane, torch.from_numpy(labels)), config)
+    assert trained.model.spec.in_channels == 1

@@ -149,7 +149,7 @@ def test_a_3d_model_steps_through_every_slider_but_the_depth():
         ((64, 48), (64, 48), (), None),  # no axis lacking
         ((2, 2, 48), (2, 48), (), None),  # axis 0 or 1: cannot tell
         ((24, 64, 48), (64, 48), (), None),  # a stack's depth, not channels
-        ((1, 64, 48), (64, 48), (), None),  # one entry: no channels to read
+        ((1, 64, 48), (64, 48), (), 0),  # one channel, as PyTorch lays out a plane
     ],
 )
 def test_a_new_model_s_channels_are_the_axis_its_labels_lack(shape, labels, exclude, expected):

@@ -107,7 +107,8 @@ def labels_channel_axis(
 
     Labels have no channel axis, so an image with one axis more than its labels,
     which leaves exactly the labels' shape when removed (a CYX image painted with YX
-    labels), has its channels there. None when the shapes do not say so: the same
+    labels; a ``(1, H, W)`` tensor with ``(H, W)`` labels: one channel), has its
+    channels there. None when the shapes do not say so: the same
     number of axes, several axes that could be the one, only axes in ``exclude``
     (those shown in napari's canvas, a stack axis chosen), or an axis longer than
     ``limits.MAX_UNSTATED_CHANNELS`` (a stack's depth more likely than channels).
@@ -133,7 +134,7 @@ def labels_channel_axis(
     fits = [
         a
         for a in range(len(shape))
-        if a not in exclude and 1 < shape[a] <= MAX_UNSTATED_CHANNELS
+        if a not in exclude and 1 <= shape[a] <= MAX_UNSTATED_CHANNELS
         and shape[:a] + shape[a + 1 :] == labels_shape
     ]  # fmt: skip
     return fits[0] if len(fits) == 1 else None
