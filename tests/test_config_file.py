@@ -185,6 +185,8 @@ def test_other_libraries_names_of_our_settings_are_hinted_as_ours():
         (PredictConfig(), "roi_size", "tile"),
         (PredictConfig(), "sw_batch_size", "batch_size"),
         (PredictConfig(), "mode", "blending"),
+        (PredictConfig(), "patch_size", "tile"),  # not batch_size, as spelling guessed
+        (TrainingConfig(), "pixdim", "spacing"),  # MONAI's Spacing(pixdim=...), not dims
         (TrainingConfig(), "roi_size", "patch_size"),
         (TrainingConfig(), "lr", "learning_rate"),
         (TrainingConfig(), "max_epochs", "epochs"),

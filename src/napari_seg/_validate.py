@@ -180,6 +180,8 @@ OTHER_NAMES: dict[str, tuple[str, ...]] = {
     "spatial_size": ("tile", "patch_size"),
     "tile_size": ("tile", "patch_size"),
     "window_size": ("tile", "patch_size"),
+    "patch_size": ("tile",),  # a prediction's (training has its own patch_size)
+    "pixdim": ("spacing",),
     "sw_batch_size": ("batch_size",),
     "mode": ("blending",),
     "lr": ("learning_rate",),
