@@ -108,3 +108,19 @@ def test_a_plane_in_pytorch_s_channel_first_layout_is_taken(data):
     )  # fmt: skip
     trained = train((plane, torch.from_numpy(labels)), config)
     assert trained.model.spec.in_channels == 1
+
+
+def test_a_napari_layer_given_for_an_array_is_told_to_give_its_data(data):
+    """From napari's console, ``evaluate(viewer.layers["pred"], viewer.layers["gt"])``
+    said only "got Labels": the message now says to give the layer's ``.data``."""
+    layers = pytest.importorskip("napari.layers", reason="napari makes the layers")
+    image, labels = data
+    pred, truth = layers.Labels(labels), layers.Labels(labels)
+    advice = r"got Labels \(a napari layer: give its \.data\)"
+    with pytest.raises(TypeError, match=advice):
+        evaluate(pred, truth)
+    model = create_model(ModelSpec("unet", 1, 3, options={"depth": 2, "base_width": 4}))
+    with pytest.raises(TypeError, match=r"got Image \(a napari layer: give its \.data\)"):
+        predict(model, layers.Image(image))
+    with pytest.raises(TypeError, match=advice):
+        train((image, truth), epochs=1, minutes=None, device="cpu")

@@ -109,6 +109,30 @@ class ChannelView:
         return out if dtype is None else out.astype(dtype, copy=False)
 
 
+def what_was_given(obj: Any) -> str:
+    """The type of something given where an array belongs, for a message; a napari
+    layer (from napari's console: ``evaluate(viewer.layers["pred"], ...)``) with the
+    advice to give its data.
+
+    Parameters
+    ----------
+    obj : object
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> what_was_given([1, 2])
+    'list'
+    """
+    name = type(obj).__name__
+    if type(obj).__module__.startswith("napari.layers") and hasattr(obj, "data"):
+        return f"{name} (a napari layer: give its .data)"
+    return name
+
+
 def is_read_only(array: Any) -> bool:
     """Whether ``array`` refuses writes: a numpy array (or memory map) not writeable,
     or a zarr array opened read-only.

@@ -20,7 +20,7 @@ from .._units import convert_lengths
 from ..arrays.layout import ImageLayout, resolve_layout
 from ..arrays.normalize import IntensityStats, compute_stats
 from ..arrays.runtime import Runtime, is_out_of_memory
-from ..arrays.views import check_output_array, host_array
+from ..arrays.views import check_output_array, host_array, what_was_given
 from ..models.wrapper import class_probabilities
 from ._bands import BandAccumulator, CroppedOutput
 from ._resample import resampled_sizes, run_resampled
@@ -453,7 +453,9 @@ def _check_image(image) -> None:
     dtype = getattr(image, "dtype", None)
     shape = getattr(image, "shape", None)
     if dtype is None or shape is None or not hasattr(image, "__getitem__"):
-        raise TypeError(f"image must be an array (numpy, dask or zarr), got {type(image).__name__}")
+        raise TypeError(
+            f"image must be an array (numpy, dask or zarr), got {what_was_given(image)}"
+        )
     if np.dtype(dtype).kind not in "biuf":
         raise TypeError(f"image must have a numeric dtype, got {np.dtype(dtype)}")
 

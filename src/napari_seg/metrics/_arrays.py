@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from .._types import RegionArray
-from ..arrays.views import host_array
+from ..arrays.views import host_array, what_was_given
 from ..limits import MAX_CLASSES
 
 #: Elements per block: large enough for numpy to run at full speed, small enough
@@ -33,7 +33,7 @@ def as_label_array(array, name: str):
         if isinstance(array, (list, tuple)):
             array = np.asarray(array)
         else:
-            raise TypeError(f"{name} must be an array of label ids, got {type(array).__name__}")
+            raise TypeError(f"{name} must be an array of label ids, got {what_was_given(array)}")
     dtype = np.dtype(array.dtype)
     if dtype == np.bool_:
         raise TypeError(

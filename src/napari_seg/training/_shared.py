@@ -11,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._validate import check_int
-from ..arrays.views import host_array
+from ..arrays.views import host_array, what_was_given
 from ..limits import MAX_CLASSES, MAX_UNSTATED_CLASSES, brief
 
 #: Target value of pixels that give no gradient (torch's default ignore index).
@@ -67,7 +67,12 @@ def as_pairs(pairs: Any) -> list[tuple[Any, Any]]:
         For an empty sequence or an item that is not a pair.
     """
     arrays = isinstance(pairs, (tuple, list)) and all(hasattr(item, "shape") for item in pairs)
-    if arrays and len(pairs) == 2:  # [image, labels] too
+    one = (
+        isinstance(pairs, (tuple, list))
+        and len(pairs) == 2
+        and any(hasattr(item, "shape") for item in pairs)
+    )  # an array beside something else (a napari layer): one pair, its fault named later
+    if (arrays or one) and len(pairs) == 2:  # [image, labels] too
         pairs = [tuple(pairs)]
     elif arrays and pairs:
         raise ValueError(
@@ -83,7 +88,11 @@ def as_pairs(pairs: Any) -> list[tuple[Any, Any]]:
     for i, pair in enumerate(pairs):
         if not isinstance(pair, Sequence) or len(pair) != 2:
             raise ValueError(f"pair {i} must be an (image, labels) pair, got {type(pair).__name__}")
-        out.append((host_array(pair[0]), host_array(pair[1])))
+        image, labels = host_array(pair[0]), host_array(pair[1])
+        for what, array in (("image", image), ("labels", labels)):
+            if not hasattr(array, "shape") or not hasattr(array, "dtype"):
+                raise TypeError(f"pair {i}: {what} must be an array, got {what_was_given(array)}")
+        out.append((image, labels))
     return out
 
 
