@@ -67,12 +67,13 @@ def as_pairs(pairs: Any) -> list[tuple[Any, Any]]:
         For an empty sequence or an item that is not a pair.
     """
     arrays = isinstance(pairs, (tuple, list)) and all(hasattr(item, "shape") for item in pairs)
-    one = (
+    # [image, labels] too, and an array beside something else (a napari layer): one
+    # pair, whose fault is named below
+    if (
         isinstance(pairs, (tuple, list))
         and len(pairs) == 2
         and any(hasattr(item, "shape") for item in pairs)
-    )  # an array beside something else (a napari layer): one pair, its fault named later
-    if (arrays or one) and len(pairs) == 2:  # [image, labels] too
+    ):
         pairs = [tuple(pairs)]
     elif arrays and pairs:
         raise ValueError(

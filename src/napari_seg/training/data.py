@@ -17,7 +17,6 @@ import numpy as np
 
 from ..arrays.layout import resolve_layout
 from ..arrays.normalize import compute_stats
-from ..arrays.views import what_was_given
 from ..limits import MAX_UNSTATED_CLASSES
 from ..models.spec import Normalization
 from ._held_out import Region, Source, block_counts, hold_out_blocks, hold_out_strokes
@@ -132,9 +131,6 @@ class TrainingData(LabelMode):
 
     # -- checks and scanning ---------------------------------------------------------
     def _source(self, name, image, labels, in_channels, normalization, axis, channel_axis):
-        for what, array in (("image", image), ("labels", labels)):
-            if not hasattr(array, "shape") or not hasattr(array, "dtype"):
-                raise TypeError(f"{name}: {what} must be an array, got {what_was_given(array)}")
         # The stack axis applies to stacks only, so 2D pairs can train beside stacks.
         n_other = len(image.shape) - (channel_axis is not None or in_channels > 1)
         try:

@@ -34,7 +34,6 @@ import numpy as np
 from .._types import RegionArray
 from ..arrays.layout import ImageLayout, resolve_layout
 from ..arrays.normalize import IntensityStats, compute_stats
-from ..arrays.views import what_was_given
 from ..limits import MAX_UNSTATED_CLASSES
 from ..models.spec import Normalization
 from ._boxes import Slab, annotated_box, blocks_over, cubes, within
@@ -415,9 +414,6 @@ class VolumeData(LabelMode):
 
 
 def _volume(name, image, labels, in_channels, normalization, channel_axis) -> _Volume:
-    for what, array in (("image", image), ("labels", labels)):
-        if not hasattr(array, "shape") or not hasattr(array, "dtype"):
-            raise TypeError(f"{name}: {what} must be an array, got {what_was_given(array)}")
     try:
         layout = resolve_layout(
             image.shape, in_channels=in_channels, channel_axis=channel_axis, spatial_dims=3
