@@ -357,18 +357,23 @@ def evaluate(
         surface = _surface(
             pred, gt, config, [lab for lab in scores.labels if lab != config.background]
         )
+    wrong_kind = one_hot_notes(pred, gt) or _instance_truth_note(matrix, gt)
+    return Evaluation(config, scores, slices, matrix, surface, wrong_kind=wrong_kind)
+
+
+def _instance_truth_note(matrix: ConfusionMatrix, gt) -> tuple[str, ...]:
+    """The warning for a ground truth of instance labels scored as classes, or ()."""
     # the matrix knows the ground truth's ids: only many ids are worth a look
     truth, _ = id_pixels(matrix)
     many = np.count_nonzero(truth) >= MIN_INSTANCE_IDS
     objects = object_count(gt) if many else 0
-    wrong_kind = one_hot_notes(pred, gt) or (() if not objects else (
+    return () if not objects else (
         f"the ground truth has {objects} ids, about one connected object each: it looks "
         "like instance labels, and semantic scores treat each object as a class. Score "
         "objects in instance mode (mode: instance; --instance on the command line), or "
         "score the foreground against the ground truth's objects as one class (Refine > "
         "merge classes, or ground truth > 0)",
-    ))  # fmt: skip
-    return Evaluation(config, scores, slices, matrix, surface, wrong_kind=wrong_kind)
+    )  # fmt: skip
 
 
 def _surface(pred, gt, config: EvaluateConfig, labels: list[int]) -> SurfaceScores:
