@@ -138,16 +138,23 @@ def check_axes(name: str, value: Any) -> None:
         check_axis(name, value)
 
 
-def check_ids(name: str, value: Any, *, negative: bool = False) -> None:
-    """A tuple of label ids (e.g. ids left out), each a whole number, ``>= 0`` unless
+def as_id(name: str, value: Any, *, negative: bool = False) -> int:
+    """One label id as an int: a whole number (never a bool, float or string, which
+    ``int()`` would turn from 1.5 or "1" into 1 without a word), ``>= 0`` unless
     ``negative``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must hold whole-number label ids, got {brief(value)}")
+    if value < 0 and not negative:
+        raise ValueError(f"{name} must be ids >= 0, got {value!r}")
+    return int(value)
+
+
+def check_ids(name: str, value: Any, *, negative: bool = False) -> None:
+    """A tuple of label ids (e.g. ids left out), each as :func:`as_id` takes it."""
     if not isinstance(value, tuple):
         raise TypeError(f"{name} must be a list of label ids, got {brief(value)}")
     for i in value:
-        if isinstance(i, bool) or not isinstance(i, numbers.Integral):
-            raise ValueError(f"{name} must be whole numbers, got {i!r}")
-        if i < 0 and not negative:
-            raise ValueError(f"{name} must be ids >= 0, got {i!r}")
+        as_id(name, i, negative=negative)
 
 
 def as_names(name: str, value: Any, *, max_count: int) -> tuple[str, ...]:

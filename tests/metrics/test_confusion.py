@@ -110,9 +110,9 @@ def test_bad_options_are_named():
         confusion_matrix(a, a, labels=[0, 1])
     with pytest.raises(ValueError, match="must not repeat"):
         confusion_matrix(a, a, labels=[0, 1, 2, 1])
-    with pytest.raises(ValueError, match="ignore_labels must hold ids >= 0"):
+    with pytest.raises(ValueError, match="ignore_labels must be ids >= 0"):
         confusion_matrix(a, a, ignore_labels=[-1])
-    with pytest.raises(TypeError, match="mapping keys must hold integer ids"):
+    with pytest.raises(TypeError, match="mapping keys must hold whole-number label ids"):
         confusion_matrix(a, a, mapping={1.5: 0})
     many = np.arange(5000)
     with pytest.raises(ValueError, match=r"too many classes.*instance"):

@@ -44,3 +44,30 @@ def test_set_class_in_region(unchanged):
     assert refine.set_class_in_region(volume, region3, 5).sum() == 20
     with pytest.raises(ValueError, match="region must have the labels' shape"):
         refine.set_class_in_region(labels, np.ones((3, 3), bool), 1)
+
+
+@pytest.mark.parametrize(
+    ("call", "name", "given"),
+    [
+        (lambda a: refine.relabel(a, {1.5: 2}), "mapping keys", r"1\.5"),
+        (lambda a: refine.relabel(a, {"1": 2}), "mapping keys", "'1'"),
+        (lambda a: refine.relabel(a, {True: 2}), "mapping keys", "True"),
+        (lambda a: refine.relabel(a, {1: 2.7}), "mapping values", r"2\.7"),
+        (lambda a: refine.merge_classes(a, [1], 2.7), "target", r"2\.7"),
+        (lambda a: refine.set_class_in_region(a, a > 0, 2.7), "value", r"2\.7"),
+        (lambda a: refine.erosion(a, 1, classes=["1"]), "classes", "'1'"),
+    ],
+)
+def test_ids_given_as_floats_or_strings_are_refused_not_truncated(call, name, given):
+    """``int()`` turned 1.5 into 1 and "1" into 1: ``relabel(a, {1.5: 2})`` relabelled
+    class 1, and ``merge_classes(a, [1], 2.7)`` wrote 2, without a word."""
+    labels = np.array([[0, 1, 2, 3]], np.uint8)
+    with pytest.raises(TypeError, match=f"{name} must hold whole-number label ids, got {given}"):
+        call(labels)
+
+
+def test_class_edits_of_a_boolean_mask_give_room_for_new_ids():
+    mask = np.array([[False, True, True]])
+    out = refine.merge_classes(mask, [1], 5)
+    np.testing.assert_array_equal(out, [[0, 5, 5]])
+    assert out.dtype == np.uint8

@@ -201,3 +201,28 @@ def test_majority_3d_removes_an_isolated_voxel():
 def test_bad_input_is_named(call, error, words):
     with pytest.raises(error, match=words):
         call()
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("erosion", (1,)), ("dilation", (1,)), ("opening", (1,)), ("closing", (1,)),
+        ("fill_holes", (4,)), ("remove_small_objects", (3,)), ("keep_largest", ()),
+        ("majority", (1,)),
+    ],
+)  # fmt: skip
+def test_a_boolean_mask_gives_a_boolean_mask(name, args):
+    """As scikit-image's binary operations do. The result was uint8, against the
+    docstrings' "same dtype": ``image[erosion(mask, 1)]`` then indexed rows 0 and 1
+    of the image instead of masking it."""
+    mask = np.zeros((12, 12), bool)
+    mask[2:9, 2:9] = True
+    mask[5, 5] = False
+    mask[10, 10] = True
+    out = getattr(refine, name)(mask, *args)
+    assert out.dtype == bool
+    expected = getattr(refine, name)(mask.astype(np.uint8), *args)
+    np.testing.assert_array_equal(out, expected.astype(bool))
+    assert expected.dtype == np.uint8
+    image = np.arange(144.0).reshape(12, 12)
+    assert image[out].shape == (int(expected.sum()),)  # a boolean index

@@ -47,6 +47,15 @@ def test_command_line_values_parse_by_kind():
         get_operation("remove_small_objects").param_map["min_size"].parse("ten")
 
 
+def test_a_mapping_takes_json_string_keys_and_refuses_fractions():
+    """A JSON file's keys are strings, so "1" is id 1; but 2.7 was read as 2 and a
+    key 1.5 as 1 (``int()``), relabelling a class nobody named."""
+    assert RefineStep("relabel", {"mapping": {"1": 2}}).validate().params["mapping"] == {1: 2}
+    for mapping in ({"1": 2.7}, {1.5: 2}, {True: 2}, {"one": 2}):
+        with pytest.raises(TypeError, match="mapping must map integer ids to ids"):
+            RefineStep("relabel", {"mapping": mapping}).validate()
+
+
 @pytest.mark.parametrize("suffix", [".json", ".yaml"])
 def test_config_files_round_trip(tmp_path, suffix):
     config = RefineConfig(

@@ -184,3 +184,10 @@ def test_the_operation_in_a_pipeline():
         refine.RefineConfig(steps=(step,), per_slice=True).validate()
     with pytest.raises(ValueError, match="slice_axis must be one of"):
         refine.RefineStep("interpolate_slices", {"slice_axis": "3"}).validate()
+
+
+def test_a_boolean_mask_is_filled_as_a_boolean_mask():
+    sparse = every(ball(), 5).astype(bool)
+    out = interpolate_slices(sparse, axis=0)
+    assert out.dtype == bool
+    np.testing.assert_array_equal(out, interpolate_slices(sparse.astype(np.uint8), axis=0) > 0)

@@ -36,7 +36,7 @@ def test_the_setting_is_validated_and_kept_in_the_run_record():
     assert TrainingConfig.from_dict(config.to_dict()).ignore_labels == (255, 0)
     assert "ignore_labels" not in TrainingConfig().to_dict()  # as before the setting
     assert TrainingConfig(ignore_labels=(-1,)).validate().ignore_labels == (-1,)
-    with pytest.raises(ValueError, match=r"ignore_labels must be whole numbers, got 2\.5"):
+    with pytest.raises(TypeError, match=r"ignore_labels must hold whole-number label ids, got 2\."):
         TrainingConfig(ignore_labels=(2.5,)).validate()
     with pytest.raises(TypeError, match="ignore_labels must be a list of label ids"):
         TrainingConfig(ignore_labels="255").validate()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._types import RegionArray
+from .._validate import as_id
 from ..arrays.axes import normalise_axes
 from ..limits import MAX_CONFUSION_CLASSES
 from ._arrays import check_pair
@@ -147,7 +148,7 @@ def slice_confusion_matrices(
 
 def _assemble(parts, labels, ignore_labels, mapping, *, stack: bool) -> ConfusionMatrix:
     """Turn per-slice pair counts into (stacked) dense matrices over the class list."""
-    ignore = tuple(sorted({_as_id(i, "ignore_labels") for i in ignore_labels}))
+    ignore = tuple(sorted({as_id("ignore_labels", i) for i in ignore_labels}))
     parts = [_rename(t, mapping) for t in parts]
     dropped = [np.isin(g, ignore) for g, _, _ in parts]
     ignored = np.array(
@@ -158,7 +159,7 @@ def _assemble(parts, labels, ignore_labels, mapping, *, stack: bool) -> Confusio
     if labels is None:
         classes = present
     else:
-        classes = np.asarray([_as_id(i, "labels") for i in labels], dtype=np.int64)
+        classes = np.asarray([as_id("labels", i) for i in labels], dtype=np.int64)
         if len(np.unique(classes)) != len(classes):
             raise ValueError(f"labels must not repeat ids, got {classes.tolist()}")
         unknown = np.setdiff1d(present, classes)
@@ -187,8 +188,8 @@ def _assemble(parts, labels, ignore_labels, mapping, *, stack: bool) -> Confusio
 def _rename(triplet, mapping):
     if not mapping:
         return triplet
-    source = np.asarray([_as_id(i, "mapping keys") for i in mapping], dtype=np.int64)
-    target = np.asarray([_as_id(v, "mapping values") for v in mapping.values()], dtype=np.int64)
+    source = np.asarray([as_id("mapping keys", i) for i in mapping], dtype=np.int64)
+    target = np.asarray([as_id("mapping values", v) for v in mapping.values()], dtype=np.int64)
     g, p, c = triplet
 
     sorter = np.argsort(source)
@@ -200,14 +201,6 @@ def _rename(triplet, mapping):
         return out
 
     return apply(g), apply(p), c
-
-
-def _as_id(value, name: str) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must hold integer ids, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must hold ids >= 0, got {value}")
-    return int(value)
 
 
 def widen(cm: ConfusionMatrix, labels: Sequence[int]) -> ConfusionMatrix:

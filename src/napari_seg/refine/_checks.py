@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Callable, Iterable, Mapping
+from typing import TypeVar, cast
 
 import numpy as np
 
+from .._validate import as_id
 from ..arrays.ids import present_ids
 from ..limits import brief
 
@@ -29,6 +32,28 @@ def check_labels(labels, name: str = "labels", *, stacked: bool = False) -> np.n
             f"{name} must be 2D or 3D (one image or one volume), got shape {array.shape}"
         )
     return array
+
+
+_Operation = TypeVar("_Operation", bound=Callable[..., np.ndarray])
+
+
+def keeps_masks(operation: _Operation) -> _Operation:
+    """Give a boolean mask back for a boolean mask, as scikit-image's binary operations do.
+
+    For operations whose result holds only ids of their input (morphology, hole
+    filling, small-object removal, slice interpolation): :func:`check_labels` works on
+    a uint8 copy of a mask, and a caller who writes ``image[erosion(mask, 1)]`` must
+    get a boolean index, not an integer one (which would pick rows 0 and 1).
+    """
+
+    @functools.wraps(operation)
+    def keeping(labels, *args, **kwargs):
+        if getattr(labels, "dtype", None) is None:
+            labels = np.asarray(labels)
+        result = operation(labels, *args, **kwargs)
+        return result.astype(bool) if labels.dtype == bool else result
+
+    return cast(_Operation, keeping)
 
 
 def check_same_shape(array, labels: np.ndarray, name: str) -> np.ndarray:
@@ -66,11 +91,7 @@ def class_ids(
     if classes is None:
         return [int(c) for c in np.unique(labels) if c != background]
     wanted: Iterable[object] = (classes,) if isinstance(classes, (int, np.integer)) else classes
-    ids = []
-    for c in wanted:
-        if isinstance(c, bool) or not isinstance(c, (int, np.integer)):
-            raise TypeError(f"classes must be integers, got {c!r}")
-        ids.append(int(c))
+    ids = [as_id("classes", c, negative=True) for c in wanted]
     if background in ids:
         raise ValueError(f"classes must not include the background label {background}")
     return ids

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from .._types import ArrayLike
+from .._validate import as_id
 from ._checks import check_fits, check_labels, check_same_shape, class_ids
 
 
@@ -24,7 +25,7 @@ def relabel(labels: ArrayLike, mapping: Mapping[int, int]) -> np.ndarray:
     Returns
     -------
     ndarray
-        New labels, same shape and dtype.
+        New labels, same shape and dtype (uint8 for a boolean mask, so that new ids fit).
 
     Raises
     ------
@@ -44,8 +45,8 @@ def relabel(labels: ArrayLike, mapping: Mapping[int, int]) -> np.ndarray:
     labels = check_labels(labels)
     if not isinstance(mapping, Mapping):
         raise TypeError(f"mapping must be a dict of old -> new labels, got {type(mapping)}")
-    old = np.array(list(mapping), dtype=np.int64)
-    new = np.array(list(mapping.values()), dtype=np.int64)
+    old = np.array([as_id("mapping keys", k, negative=True) for k in mapping], np.int64)
+    new = np.array([as_id("mapping values", v, negative=True) for v in mapping.values()], np.int64)
     for value in new:
         check_fits(int(value), labels, "mapping value")
     if len(old) == 0:
@@ -69,11 +70,11 @@ def merge_classes(labels: ArrayLike, sources: Iterable[int], target: int) -> np.
     Returns
     -------
     ndarray
-        New labels, same shape and dtype.
+        New labels, same shape and dtype (uint8 for a boolean mask, so that new ids fit).
     """
     labels = check_labels(labels)
     ids = class_ids(labels, sources, background=-1)
-    return relabel(labels, dict.fromkeys(ids, int(target)))
+    return relabel(labels, dict.fromkeys(ids, as_id("target", target, negative=True)))
 
 
 def set_class_in_region(
@@ -99,11 +100,11 @@ def set_class_in_region(
     Returns
     -------
     ndarray
-        New labels, same shape and dtype.
+        New labels, same shape and dtype (uint8 for a boolean mask, so that new ids fit).
     """
     labels = check_labels(labels)
     region = check_same_shape(region, labels, "region").astype(bool)
-    check_fits(int(value), labels, "value")
+    check_fits(as_id("value", value, negative=True), labels, "value")
     where = region
     if only is not None:
         where = region & np.isin(labels, class_ids(labels, only, background=-1))

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import closest_names, did_you_mean
+from .._validate import as_id, closest_names, did_you_mean
 from ..limits import MAX_CRF_ITERATIONS, MAX_CRF_RADIUS, MAX_MIN_DISTANCE, MAX_RADIUS
 from . import classes as _classes
 from . import instances as _instances
@@ -22,6 +22,17 @@ from . import slices as _slices
 
 INPUTS = ("image", "probabilities", "region", "reference")
 KINDS = ("int", "float", "bool", "str", "ints", "mapping")
+
+
+def _id_mapping(mapping: Mapping) -> dict[int, int]:
+    """Old -> new ids as ints. Keys may be strings ("1"), as a JSON object's keys are;
+    otherwise whole numbers only: 1.5 is refused, not read as 1."""
+    return {
+        int(old) if isinstance(old, str) else as_id("mapping", old, negative=True): as_id(
+            "mapping", new, negative=True
+        )
+        for old, new in mapping.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -121,7 +132,7 @@ class Param:
             raise TypeError(f"{self.name} must be {_DESCRIBE[self.kind]}, got {value!r}")
         if self.kind == "mapping":
             try:
-                value = {int(k): int(v) for k, v in value.items()}
+                value = _id_mapping(value)
             except (TypeError, ValueError):
                 raise TypeError(f"{self.name} must map integer ids to ids, got {value!r}") from None
         if self.kind == "ints":

@@ -23,7 +23,7 @@ from itertools import pairwise
 import numpy as np
 
 from .._types import ArrayLike
-from ._checks import check_labels, class_ids
+from ._checks import check_labels, class_ids, keeps_masks
 
 METHODS = ("nearest", "shape", "contour")
 
@@ -98,6 +98,7 @@ def choose_slice_axis(annotated: Sequence[np.ndarray]) -> int:
     return best
 
 
+@keeps_masks
 def interpolate_slices(
     labels: ArrayLike,
     *,
