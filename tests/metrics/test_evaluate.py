@@ -239,3 +239,24 @@ def test_one_hot_arrays_as_monai_s_metrics_take_them_are_named():
     np.testing.assert_allclose(right.scores.dice, evaluate(pred, gt).scores.dice)
     stack = np.stack([gt, pred, gt])  # a label stack: its corner is background on every plane
     assert evaluate(stack, stack).warnings == []
+
+
+def test_boolean_masks_are_scored_as_background_0_and_foreground_1():
+    """Refused before ("convert a mask with .astype(np.uint8)"), where scikit-learn's
+    scores and MONAI's take masks as they are; a zarr mask is read block by block."""
+    zarr = pytest.importorskip("zarr")
+    from napari_seg.metrics import match_instances, surface_scores
+
+    gt = np.zeros((40, 40), bool)
+    gt[5:20, 5:20] = True
+    pred = np.roll(gt, 1, axis=0)
+    ids = evaluate(pred.astype(np.uint8), gt.astype(np.uint8))
+    as_masks = evaluate(pred, gt)
+    assert as_masks.scores.labels == (0, 1)
+    np.testing.assert_allclose(as_masks.scores.iou, ids.scores.iou)
+    assert as_masks.scores.iou[1] == pytest.approx(14 / 16)
+    stored = zarr.zeros((40, 40), dtype=bool, chunks=(10, 10))
+    stored[:] = gt
+    np.testing.assert_allclose(evaluate(pred.tolist(), stored).scores.iou, ids.scores.iou)
+    assert match_instances(pred, stored).tp[0] == 1
+    assert surface_scores(pred, stored, spacing=(1, 1)).hausdorff[0] == pytest.approx(1.0)

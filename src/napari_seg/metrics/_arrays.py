@@ -23,8 +23,8 @@ def as_label_array(array, name: str):
     Raises
     ------
     TypeError
-        If ``array`` is not array-like, or its dtype is not integer (floats and
-        booleans included: convert masks with ``astype(np.uint8)`` first).
+        If ``array`` is not array-like, or its dtype is neither integer nor boolean
+        (a boolean mask is read as ids 0 and 1).
     ValueError
         If ``array`` is empty or 0-dimensional.
     """
@@ -35,11 +35,9 @@ def as_label_array(array, name: str):
         else:
             raise TypeError(f"{name} must be an array of label ids, got {what_was_given(array)}")
     dtype = np.dtype(array.dtype)
-    if dtype == np.bool_:
-        raise TypeError(
-            f"{name} must hold integer label ids, got a boolean array; "
-            "convert a mask with .astype(np.uint8)"
-        )
+    if dtype == np.bool_:  # a mask: background 0 and foreground 1, as scikit-learn reads it
+        array = _mask_as_ids(array)
+        dtype = np.dtype(np.uint8)
     if not np.issubdtype(dtype, np.integer):
         raise TypeError(
             f"{name} must hold integer label ids, got dtype {dtype}{_one_hot_hint(array, name)}"
@@ -49,6 +47,34 @@ def as_label_array(array, name: str):
     if int(np.prod(array.shape)) == 0:
         raise ValueError(f"{name} is empty (shape {tuple(array.shape)})")
     return array
+
+
+def _mask_as_ids(mask):
+    """A boolean mask as uint8 ids 0 and 1: a view of a numpy array, a lazy
+    conversion of an array that offers one (dask), else read region by region."""
+    if isinstance(mask, np.ndarray):
+        return mask.view(np.uint8)
+    if hasattr(mask, "astype"):
+        return mask.astype(np.uint8)
+    return _MaskIds(mask)
+
+
+class _MaskIds:
+    """A lazy boolean array (zarr) read as uint8 ids, region by region."""
+
+    dtype = np.dtype(np.uint8)
+
+    def __init__(self, mask):
+        self._mask = mask
+        self.shape = tuple(mask.shape)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, index) -> np.ndarray:
+        return np.asarray(self._mask[index]).view(np.uint8)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        ids = np.asarray(self._mask).view(np.uint8)
+        return ids if dtype is None else ids.astype(dtype)
 
 
 #: Pixels along each spatial axis :func:`one_hot_axis` looks at (a corner of the
