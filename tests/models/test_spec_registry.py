@@ -148,6 +148,23 @@ def test_create_model_takes_an_architecture_name_and_spec_fields():
     assert keyword.spec == by_name.spec
 
 
+def test_create_model_takes_an_architecture_s_options_as_keywords():
+    """As segmentation-models-pytorch's ``create_model(arch, **kwargs)`` and MONAI's
+    networks take them; ``depth=2`` was "unknown model setting(s) ['depth']"."""
+    model = create_model("unet", in_channels=1, num_classes=2, depth=2, base_width=8)
+    assert model.spec.options == {"depth": 2, "base_width": 8}
+    mixed = create_model("unet", in_channels=1, num_classes=2, depth=2, options={"base_width": 8})
+    assert mixed.spec == model.spec
+    with pytest.raises(TypeError, match=re.escape("option(s) ['depth'] given both")):
+        create_model("unet", in_channels=1, num_classes=2, depth=2, options={"depth": 3})
+    with pytest.raises(TypeError, match=re.escape("options must be a mapping, got 5")):
+        create_model("unet", in_channels=1, num_classes=2, depth=2, options=5)
+    with pytest.raises(ValueError, match="option 'depth' must be between"):
+        create_model("unet", in_channels=1, num_classes=2, depth=99)
+    with pytest.raises(TypeError, match=re.escape("(width: did you mean base_width?)")):
+        create_model("unet", in_channels=1, num_classes=2, width=8)
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [

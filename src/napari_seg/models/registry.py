@@ -6,9 +6,11 @@ cheap (the GUI and ``napari-seg models`` do it), building one is not.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._validate import did_you_mean
+from ..limits import brief
 from .architecture import CLASSIC, Architecture, OptionRange
 from .spec import ModelSpec, register_architecture_rules
 
@@ -348,7 +350,8 @@ def _as_spec(spec: Any, fields: dict[str, Any]) -> ModelSpec:
         from .._validate import reject_unknown
 
         known = [f.name for f in spec_fields(ModelSpec) if f.name != "architecture"]
-        reject_unknown(fields, known, "model", error=TypeError)
+        fields, options = _options_as_keywords(spec, fields, known)
+        reject_unknown(fields, known + options, "model", error=TypeError)
         return ModelSpec(spec, **fields)
     if not isinstance(spec, ModelSpec):
         raise TypeError(
@@ -361,6 +364,31 @@ def _as_spec(spec: Any, fields: dict[str, Any]) -> ModelSpec:
             "spec instead (spec.with_(...))"
         )
     return spec
+
+
+def _options_as_keywords(
+    name: str, fields: dict[str, Any], known: list[str]
+) -> tuple[dict[str, Any], list[str]]:
+    """``fields`` with the architecture's options given as keywords moved into
+    ``options``, as segmentation-models-pytorch's ``create_model(arch, **kwargs)`` and
+    MONAI's networks take them (``create_model("unet", depth=3)`` is
+    ``create_model("unet", options={"depth": 3})``), and the options' names."""
+    arch = get_architecture(name)
+    option_names = sorted(set(arch.options) | set(arch.encoder_options or {}))
+    moved = {k: v for k, v in fields.items() if k not in known and k in option_names}
+    if not moved:
+        return fields, option_names
+    given = fields.get("options") or {}
+    if not isinstance(given, Mapping):
+        raise TypeError(
+            f"options must be a mapping, got {brief(given)}; options may also be keywords "
+            f"({', '.join(f'{k}={v!r}' for k, v in moved.items())})"
+        )
+    twice = sorted(set(moved) & set(given))
+    if twice:
+        raise TypeError(f"option(s) {twice} given both as keywords and in options")
+    rest = {k: v for k, v in fields.items() if k not in moved}
+    return {**rest, "options": {**given, **moved}}, option_names
 
 
 class _RegistryRules:
