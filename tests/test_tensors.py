@@ -124,3 +124,24 @@ def test_a_napari_layer_given_for_an_array_is_told_to_give_its_data(data):
         predict(model, layers.Image(image))
     with pytest.raises(TypeError, match=advice):
         train((image, truth), epochs=1, minutes=None, device="cpu")
+
+
+def test_nested_lists_are_arrays_and_anything_else_is_refused_at_the_call(data):
+    """As scikit-image's functions take lists (``np.asarray``): ``predict`` refused a
+    nested list that ``evaluate`` and ``refine`` took, and ``LiveClassifier("abc")``
+    was refused only at its first fit, as "pair 0: image must be an array"."""
+    image, labels = data
+    model = create_model(ModelSpec("unet", 1, 3, options={"depth": 2, "base_width": 4}))
+    found = predict(model, image.tolist(), device="cpu")
+    np.testing.assert_array_equal(found.labels, predict(model, image, device="cpu").labels)
+    strokes = np.zeros(labels.shape, np.int64)
+    strokes[10:14, 10:40], strokes[60:64, 50:80] = 1, 2
+    live = LiveClassifier(image.tolist(), device="cpu").update(strokes.tolist())
+    assert live.labels.shape == labels.shape
+    with pytest.raises(TypeError, match=r"^image must be an array \(numpy, dask or zarr\), got s"):
+        LiveClassifier("cells.tif", device="cpu")
+    ragged = "image must be an array; nested lists must all have one length each level"
+    with pytest.raises(TypeError, match=ragged):
+        predict(model, [[0.0, 1.0], [2.0]], device="cpu")
+    with pytest.raises(TypeError, match=r"pair 0: labels must be an array \(numpy, dask or zarr\)"):
+        train((image, "labels.tif"), epochs=1, minutes=None, device="cpu")

@@ -367,7 +367,8 @@ def test_training_on_nan_pixels_says_so(dims, caplog):
         (np.zeros((32, 32), np.complex64), {}, TypeError, "numeric dtype"),
         (np.array([["a"] * 32] * 32), {}, TypeError, "numeric dtype"),
         (np.zeros((4, 32, 32), np.float32), {}, ValueError, "choose the axis"),
-        ([[1, 2], [3, 4]], {}, TypeError, "must be an array"),
+        ([[1, 2], [3]], {}, TypeError, "image must be an array; nested lists must all have"),
+        ("image.tif", {}, TypeError, r"image must be an array \(numpy, dask or zarr\), got str"),
         (np.zeros((32, 32)), {"tile": 8}, ValueError, "tile must be >= 32"),
         (np.zeros((32, 32)), {"tile": 64, "overlap": 64}, ValueError, "overlap must be smaller"),
         # MONAI's overlap is a fraction of the window; ours is in pixels: said so, as the CLI does

@@ -48,6 +48,43 @@ def host_array(array: Any) -> Any:
     return tensor.as_subclass(torch.Tensor).numpy()
 
 
+def as_array(array: Any, name: str) -> Any:
+    """``array`` as the jobs read it: a tensor through :func:`host_array`, a (nested)
+    list or tuple as a numpy array (as scikit-image's functions take one), numpy, dask
+    and zarr arrays as they are.
+
+    Parameters
+    ----------
+    array : array-like, nested list or torch.Tensor
+    name : str
+        What it is, for messages ("image", "pred", "pair 0: labels").
+
+    Returns
+    -------
+    array-like
+        With ``shape``, ``dtype`` and region reads.
+
+    Raises
+    ------
+    TypeError
+        For anything else (a napari layer: give its ``.data``), or lists of
+        different lengths.
+    """
+    array = host_array(array)
+    if isinstance(array, (list, tuple)):
+        try:
+            array = np.asarray(array)
+        except ValueError:  # "inhomogeneous shape"
+            raise TypeError(
+                f"{name} must be an array; nested lists must all have one length each level"
+            ) from None
+    if not all(hasattr(array, a) for a in ("shape", "dtype", "__getitem__")):
+        raise TypeError(
+            f"{name} must be an array (numpy, dask or zarr), got {what_was_given(array)}"
+        )
+    return array
+
+
 class ChannelView:
     """One channel of an image, read region by region (numpy, memmap, dask, zarr).
 

@@ -20,7 +20,7 @@ from .._units import convert_lengths
 from ..arrays.layout import ImageLayout, resolve_layout
 from ..arrays.normalize import IntensityStats, compute_stats
 from ..arrays.runtime import Runtime, is_out_of_memory
-from ..arrays.views import check_output_array, host_array, what_was_given
+from ..arrays.views import as_array, check_output_array
 from ..models.wrapper import class_probabilities
 from ._bands import BandAccumulator, CroppedOutput
 from ._resample import resampled_sizes, run_resampled
@@ -97,7 +97,8 @@ def iter_predict(
     ...     print(event)
     """
     config = PredictConfig.given(config, **options)  # a dict of settings too
-    image = host_array(image)  # a torch or MONAI tensor
+    _check_model(model, image)  # first: predict(image, model) is named as such
+    image = as_array(image, "image")  # a torch or MONAI tensor, a nested list
     # Everything is checked here, before the first ``next``, so errors surface at the call.
     predictor = _Predictor(model, image, config, out, probabilities_out)
     sizes = predictor.resampled_sizes()
@@ -450,14 +451,9 @@ def _check_model(model, image=None) -> None:
 
 
 def _check_image(image) -> None:
-    dtype = getattr(image, "dtype", None)
-    shape = getattr(image, "shape", None)
-    if dtype is None or shape is None or not hasattr(image, "__getitem__"):
-        raise TypeError(
-            f"image must be an array (numpy, dask or zarr), got {what_was_given(image)}"
-        )
-    if np.dtype(dtype).kind not in "biuf":
-        raise TypeError(f"image must have a numeric dtype, got {np.dtype(dtype)}")
+    as_array(image, "image")
+    if np.dtype(image.dtype).kind not in "biuf":
+        raise TypeError(f"image must have a numeric dtype, got {np.dtype(image.dtype)}")
 
 
 def _labels_out(out, layout: ImageLayout, num_classes: int):

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from .._types import RegionArray
-from ..arrays.views import host_array, what_was_given
+from ..arrays.views import as_array
 from ..limits import MAX_CLASSES
 
 #: Elements per block: large enough for numpy to run at full speed, small enough
@@ -28,12 +28,7 @@ def as_label_array(array, name: str):
     ValueError
         If ``array`` is empty or 0-dimensional.
     """
-    array = host_array(array)  # a torch or MONAI tensor
-    if not hasattr(array, "shape") or not hasattr(array, "dtype"):
-        if isinstance(array, (list, tuple)):
-            array = np.asarray(array)
-        else:
-            raise TypeError(f"{name} must be an array of label ids, got {what_was_given(array)}")
+    array = as_array(array, name)  # a torch or MONAI tensor, a nested list
     dtype = np.dtype(array.dtype)
     if dtype == np.bool_:  # a mask: background 0 and foreground 1, as scikit-learn reads it
         array = _mask_as_ids(array)

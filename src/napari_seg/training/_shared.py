@@ -11,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._validate import check_int
-from ..arrays.views import host_array, what_was_given
+from ..arrays.views import as_array
 from ..limits import MAX_CLASSES, MAX_UNSTATED_CLASSES, brief
 
 #: Target value of pixels that give no gradient (torch's default ignore index).
@@ -89,11 +89,7 @@ def as_pairs(pairs: Any) -> list[tuple[Any, Any]]:
     for i, pair in enumerate(pairs):
         if not isinstance(pair, Sequence) or len(pair) != 2:
             raise ValueError(f"pair {i} must be an (image, labels) pair, got {type(pair).__name__}")
-        image, labels = host_array(pair[0]), host_array(pair[1])
-        for what, array in (("image", image), ("labels", labels)):
-            if not hasattr(array, "shape") or not hasattr(array, "dtype"):
-                raise TypeError(f"pair {i}: {what} must be an array, got {what_was_given(array)}")
-        out.append((image, labels))
+        out.append((as_array(pair[0], f"pair {i}: image"), as_array(pair[1], f"pair {i}: labels")))
     return out
 
 

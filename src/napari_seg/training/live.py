@@ -20,7 +20,7 @@ import torch
 
 from ..arrays.channels import detect_in_channels
 from ..arrays.runtime import Runtime
-from ..arrays.views import host_array
+from ..arrays.views import as_array
 from ..models.registry import get_architecture
 from ._model import fit_classes
 from .config import TrainingConfig
@@ -98,7 +98,7 @@ class LiveClassifier:
                 f"live update fits a pixel classifier; {cfg.architecture!r} is trained "
                 "by gradient descent (use Train)"
             )
-        self.config, self.image, self.names = cfg, host_array(image), names
+        self.config, self.image, self.names = cfg, as_array(image, "image"), names
         self.runtime = Runtime.resolve(cfg.device, "fp32", purpose="training")
         self.cache = FeatureCache()
         self.in_channels = cfg.in_channels or detect_in_channels(
