@@ -251,3 +251,33 @@ def test_a_model_from_elsewhere_is_named_as_what_it_is(tmp_path, name, make, mes
     with pytest.raises(ModelFileError, match=f"^{re.escape(str(path))} {message}"):
         load_model(path)
     assert not marker.exists()
+
+
+def test_what_is_not_a_model_is_named_by_save_predict_and_train(model, tmp_path):
+    """``save_model("m.safetensors", model)`` failed with "'str' object has no attribute
+    'net'", and ``save_model(monai_net, path)`` with torch's "'UNet' object has no
+    attribute 'net'"; a file's path given to ``predict`` was only "got str"."""
+    import numpy as np
+
+    from napari_seg.inference import predict
+    from napari_seg.training import train
+
+    target = tmp_path / "m.safetensors"
+    with pytest.raises(
+        TypeError, match=re.escape("(the model comes first: save_model(model, path))")
+    ):
+        save_model(str(target), model)
+    with pytest.raises(TypeError, match=re.escape("got Conv2d (a plain torch module: napari-seg")):
+        save_model(torch.nn.Conv2d(1, 2, 3), target)
+    assert not target.exists()
+    image = np.zeros((32, 32), np.float32)
+    with pytest.raises(
+        TypeError,
+        match=re.escape("got str (a model file: napari_seg.models.load_model(path) first)"),
+    ):
+        predict("m.safetensors", image)
+    with pytest.raises(
+        TypeError,
+        match=re.escape(f"got {type(target).__name__} (a model file: give it as from_model=path)"),
+    ):
+        train((image, image.astype(np.uint8)), model=target, epochs=1, minutes=None)

@@ -62,7 +62,7 @@ def test_arguments_of_the_wrong_kind_are_named_before_training(
     seconds into training)."""
     image, labels = make_blobs((96, 96), seed=0)
     config = tiny.with_(epochs=1, steps_per_epoch=1)
-    with pytest.raises(TypeError, match="a model file is given as from_model=path, got str"):
+    with pytest.raises(TypeError, match=r"got str \(a model file: give it as from_model=path\)"):
         train((image, labels), config, model="m.safetensors")
     with pytest.raises(TypeError, match=r"stop must be a threading\.Event, got bool"):
         train((image, labels), config, stop=True)

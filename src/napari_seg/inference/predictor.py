@@ -21,7 +21,7 @@ from ..arrays.layout import ImageLayout, resolve_layout
 from ..arrays.normalize import IntensityStats, compute_stats
 from ..arrays.runtime import Runtime, is_out_of_memory
 from ..arrays.views import as_array, check_output_array
-from ..models.wrapper import class_probabilities
+from ..models.wrapper import check_model, class_probabilities
 from ._bands import BandAccumulator, CroppedOutput
 from ._resample import resampled_sizes, run_resampled
 from ._sizes import default_batch, default_tile
@@ -97,7 +97,7 @@ def iter_predict(
     ...     print(event)
     """
     config = PredictConfig.given(config, **options)  # a dict of settings too
-    _check_model(model, image)  # first: predict(image, model) is named as such
+    check_model(model, "predict(model, image)", other=image)  # first: named if swapped
     image = as_array(image, "image")  # a torch or MONAI tensor, a nested list
     # Everything is checked here, before the first ``next``, so errors surface at the call.
     predictor = _Predictor(model, image, config, out, probabilities_out)
@@ -191,7 +191,7 @@ class _Predictor:
         return predictor
 
     def _resolve(self, model, image, config: PredictConfig) -> None:
-        _check_model(model, image)
+        check_model(model, "predict(model, image)", other=image)
         _check_image(image)
         spec = model.spec
         self.model, self.image, self.config = model, image, config
@@ -435,19 +435,6 @@ def _batches(tiles, size, pool, pending, load, *args):
         x = future.result()
         submit()
         yield items, x
-
-
-def _is_model(model) -> bool:
-    return isinstance(model, torch.nn.Module) and hasattr(model, "spec")
-
-
-def _check_model(model, image=None) -> None:
-    if not _is_model(model):
-        swapped = " (the model comes first: predict(model, image))" if _is_model(image) else ""
-        raise TypeError(
-            f"model must be a napari_seg SegmentationModel (from create_model or load_model), "
-            f"got {type(model).__name__}{swapped}"
-        )
 
 
 def _check_image(image) -> None:

@@ -190,7 +190,9 @@ def save_model(
     from safetensors.torch import save
 
     from ._ensemble import MeanOfModels
+    from .wrapper import check_model
 
+    check_model(model, "save_model(model, path)", other=path)
     if isinstance(model.net, MeanOfModels):
         raise ValueError(
             "an ensemble is not saved as one model file: save each of its models, and "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from typing import Any, Protocol, cast
 
 import torch
@@ -277,3 +278,45 @@ class SegmentationModel(nn.Module):
             f"in_channels={s.in_channels}, num_classes={s.num_classes}, "
             f"size_multiple={self.size_multiple}"
         )
+
+
+def check_model(model: Any, call: str, *, other: Any = None, path_hint: str = "") -> None:
+    """Refuse what is not a model napari-seg made (a module with its ``spec``), naming
+    what was given instead.
+
+    Parameters
+    ----------
+    model : object
+        What was given as the model.
+    call : str
+        The call's order, for arguments given the other way round
+        (``"predict(model, image)"``).
+    other : object, optional
+        The argument the model may have been swapped with.
+    path_hint : str, optional
+        How this call takes a model file (default: load it first).
+
+    Raises
+    ------
+    TypeError
+        Naming the type given, and the arguments' order, a file's path or a plain
+        torch module.
+    """
+
+    def is_model(obj: Any) -> bool:
+        return isinstance(obj, nn.Module) and hasattr(obj, "spec")
+
+    if is_model(model):
+        return
+    if is_model(other):
+        hint = f" (the model comes first: {call})"
+    elif isinstance(model, (str, os.PathLike)):
+        hint = f" (a model file: {path_hint or 'napari_seg.models.load_model(path) first'})"
+    elif isinstance(model, nn.Module):
+        hint = " (a plain torch module: napari-seg runs the networks it builds, with their spec)"
+    else:
+        hint = ""
+    raise TypeError(
+        "model must be a napari_seg SegmentationModel (from create_model or load_model), "
+        f"got {type(model).__name__}{hint}"
+    )

@@ -172,13 +172,10 @@ def iter_train(
 def _check_handles(model: Any, stop: Any) -> None:
     """Refuse a ``model`` that is not one (a file's path: ``from_model``) and a ``stop``
     that is not an event, before anything is read."""
-    from ..models.wrapper import SegmentationModel
+    from ..models.wrapper import check_model
 
-    if model is not None and not isinstance(model, SegmentationModel):
-        raise TypeError(
-            "model must be a SegmentationModel (napari_seg.models.load_model(path)); a model "
-            f"file is given as from_model=path, got {type(model).__name__}"
-        )
+    if model is not None:
+        check_model(model, "train(pairs, model=model)", path_hint="give it as from_model=path")
     if stop is not None and not callable(getattr(stop, "is_set", None)):
         raise TypeError(f"stop must be a threading.Event, got {type(stop).__name__}")
 
