@@ -145,3 +145,31 @@ def test_nested_lists_are_arrays_and_anything_else_is_refused_at_the_call(data):
         predict(model, [[0.0, 1.0], [2.0]], device="cpu")
     with pytest.raises(TypeError, match=r"pair 0: labels must be an array \(numpy, dask or zarr\)"):
         train((image, "labels.tif"), epochs=1, minutes=None, device="cpu")
+
+
+def test_label_maps_held_as_floats_of_whole_numbers_are_ids(data):
+    """MONAI's ``LoadImage`` gives label maps as float32 tensors, and many scripts
+    save them so; the file readers read such files as ids, but the Python API refused
+    the arrays ("must hold integer label ids, got float32") in evaluate, train and
+    refine. Floats that are not ids (0.5, NaN) are still refused by name."""
+    from napari_seg import refine
+
+    image, labels = data
+    as_float = torch.from_numpy(labels.astype(np.float32))
+    np.testing.assert_allclose(
+        evaluate(as_float, as_float).scores.iou, evaluate(labels, labels).scores.iou
+    )
+    np.testing.assert_array_equal(refine.erosion(as_float, 1), refine.erosion(labels, 1))
+    config = TrainingConfig(
+        epochs=1, steps_per_epoch=1, patch_size=32, batch_size=2, minutes=None,
+        options={"depth": 2, "base_width": 4}, device="cpu",
+    )  # fmt: skip
+    trained = train((image, as_float), config)
+    assert trained.model.spec.num_classes == int(labels.max()) + 1
+    halves = as_float / 2
+    with pytest.raises(TypeError, match="got float32 values that are not all whole numbers"):
+        evaluate(halves, as_float)
+    with pytest.raises(TypeError, match="got float32 values that are not all whole numbers"):
+        train((image, halves), config)
+    with pytest.raises(TypeError, match="got float32 values that are not all whole numbers"):
+        refine.erosion(halves, 1)

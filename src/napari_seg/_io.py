@@ -4,7 +4,6 @@ for the CLI); label files are written by :mod:`napari_seg._io_write`."""
 from __future__ import annotations
 
 import logging
-import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -132,9 +131,8 @@ def read_labels(path: str | os.PathLike) -> tuple[Any, VolumeGeometry | None]:
     booleans, or ids as the indices of a palette PNG (read as the indices, not
     their colours). A float array whose values are all whole numbers (and fit in
     int32), or a boolean one, is read as the smallest integer type that holds
-    its ids; other floats keep their dtype, so the caller's check names them.
-    A lazy array (zarr, a tiled TIFF) that needs this is read whole, up to
-    ``limits.MAX_LABELS_CONVERT_BYTES``; a larger one keeps its dtype.
+    its ids; other floats keep their dtype, so the caller's check names them
+    (:func:`napari_seg.arrays.ids.as_ids`, the rule the Python API follows too).
 
     Parameters
     ----------
@@ -150,20 +148,12 @@ def read_labels(path: str | os.PathLike) -> tuple[Any, VolumeGeometry | None]:
     FileNotFoundError, ValueError
         As :func:`read_with_geometry`.
     """
-    from .limits import MAX_LABELS_CONVERT_BYTES
+    from .arrays.ids import as_ids
 
     if (indices := _palette_indices(path)) is not None:
         return indices, None  # a PNG: no medical geometry
     array, geometry = read_with_geometry(path)
-    dtype = np.dtype(array.dtype)
-    if dtype != np.bool_ and not np.issubdtype(dtype, np.floating):
-        return array, geometry
-    if not isinstance(array, np.ndarray):
-        if math.prod(array.shape) * dtype.itemsize > MAX_LABELS_CONVERT_BYTES:
-            return array, geometry
-        array = np.asarray(array)
-    ids = whole_numbers_as_ids(array)
-    return (array if ids is None else ids), geometry
+    return as_ids(array), geometry
 
 
 def _palette_indices(path: str | os.PathLike) -> np.ndarray | None:
@@ -184,33 +174,6 @@ def _palette_indices(path: str | os.PathLike) -> np.ndarray | None:
     except (OSError, ValueError, SyntaxError, MemoryError):  # PIL's errors of a bad PNG
         return None
     return indices if indices.size else None
-
-
-def whole_numbers_as_ids(array: np.ndarray) -> np.ndarray | None:
-    """A boolean array, or a float one of whole numbers within int32, as the smallest
-    integer type holding its values; None for other floats (NaN, 0.5, 1e40) and
-    other dtypes (integers are ids already; complex numbers are not ids).
-
-    Parameters
-    ----------
-    array : numpy.ndarray
-
-    Returns
-    -------
-    numpy.ndarray or None
-    """
-    if array.dtype == np.bool_:
-        return array.astype(np.uint8)
-    if not np.issubdtype(array.dtype, np.floating) or array.ndim == 0:
-        return None
-    low, high = float(np.min(array)), float(np.max(array))  # NaN propagates: not whole
-    if not (math.isfinite(low) and math.isfinite(high)) or low < -(2**31) or high >= 2**31:
-        return None
-    step = max(1, (1 << 22) // max(1, array[0].size))  # blocks of ~4 M values: no full copy
-    blocks = (array[i : i + step] for i in range(0, len(array), step))
-    if any(not np.array_equal(block, np.floor(block)) for block in blocks):
-        return None
-    return array.astype(np.min_scalar_type(int(high)) if low >= 0 else np.int32)
 
 
 def _read_tiff(path: Path):

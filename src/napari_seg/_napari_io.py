@@ -165,7 +165,8 @@ def _volume_layers(path: str, name: str, array, geometry, segments=None) -> list
     """One volume's layers (a Labels layer for a label map; a 4D volume's channels a
     layer each, its time points one layer: ``medical.volume_channel_axis``); a
     segmentation read with its ``segments`` (a DICOM SEG) is a label map named by them."""
-    from ._io import check_pixels, whole_numbers_as_ids
+    from ._io import check_pixels
+    from .arrays.ids import whole_numbers_as_ids
     from .medical import display_range, is_rtstruct, rtstruct_roi_types, volume_channel_axis
 
     check_pixels(path, array)

@@ -77,8 +77,9 @@ def test_bad_thresholds_and_inputs():
         match_instances(a, a, thresholds=())
     with pytest.raises(ValueError, match=r"thresholds must differ; \[0\.5\] given more"):
         match_instances(a, a, thresholds=(0.5, 0.75, 0.5))  # a table row twice, unasked
-    with pytest.raises(TypeError, match="gt must hold integer"):
-        match_instances(a, a.astype(float))
+    with pytest.raises(TypeError, match="gt must hold integer label ids, got float64 values"):
+        match_instances(a, a + 0.5)  # probabilities, not ids
+    assert match_instances(a, a.astype(float)).n_true == 0  # whole numbers: ids
 
 
 def test_ties_at_one_half_are_resolved_by_assignment():

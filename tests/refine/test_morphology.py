@@ -172,7 +172,11 @@ def test_majority_3d_removes_an_isolated_voxel():
 @pytest.mark.parametrize(
     ("call", "error", "words"),
     [
-        (lambda: refine.remove_small_objects(np.zeros((3, 3), float), 2), TypeError, "labels"),
+        (
+            lambda: refine.remove_small_objects(np.full((3, 3), 0.5), 2),
+            TypeError,
+            "labels must hold integer labels, got float64 values that are not all whole",
+        ),
         (
             lambda: refine.remove_small_objects(np.zeros((2, 2, 2, 2), int), 2),
             ValueError,

@@ -139,7 +139,7 @@ def test_pairs_of_different_sizes_and_small_planes_are_padded():
     ("labels", "kwargs", "error", "message"),
     [
         (np.zeros((60, 64), np.uint8), {}, ValueError, "does not match the image shape"),
-        (np.zeros((64, 64), np.float32), {}, TypeError, "integer class ids"),
+        (np.full((64, 64), 0.5, np.float32), {}, TypeError, "integer class ids, got float32 v"),
         (np.zeros((64, 64), np.uint8), {}, ValueError, "no annotated pixel"),
         (np.ones((64, 64), np.uint8), {}, ValueError, "only class 1"),
         (np.zeros((64, 64), np.uint8), {"label0": "background"}, ValueError, "only class 0"),

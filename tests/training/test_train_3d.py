@@ -117,7 +117,9 @@ def test_errors_name_the_problem():
     with pytest.raises(ValueError, match="no annotated pixel"):
         volume_data(image, np.zeros_like(sparse))
     with pytest.raises(TypeError, match="integer class ids"):
-        volume_data(image, sparse.astype(np.float32))
+        volume_data(image, sparse.astype(np.float32) / 2)  # ids 0.5, 1.0
+    floats = volume_data(image, sparse.astype(np.float32))  # whole numbers: ids
+    assert floats.sources[0].labels.dtype == np.uint8
     with pytest.raises(ValueError, match="4 non-channel axes but the model is 3D"):
         volume_data(np.zeros((4, 8, 16, 16), np.float32), np.zeros((4, 8, 16, 16), np.uint8))
 

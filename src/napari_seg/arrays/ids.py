@@ -3,8 +3,13 @@ and those a layer holds (sparse or not)."""
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike
+
+from ..limits import MAX_LABELS_CONVERT_BYTES
 
 
 def compact_ids(labels: np.ndarray) -> np.ndarray:
@@ -95,3 +100,90 @@ def present_ids(labels: np.ndarray) -> set[int]:
 #: Pixels :func:`present_ids` counts in one ``np.bincount`` call (its int64 copy of
 #: them: 128 MiB).
 COUNT_BLOCK = 1 << 24
+
+
+def whole_numbers_as_ids(array: np.ndarray) -> np.ndarray | None:
+    """A boolean array, or a float one of whole numbers within int32, as the smallest
+    integer type holding its values; None for other floats (NaN, 0.5, 1e40) and
+    other dtypes (integers are ids already; complex numbers are not ids).
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+
+    Returns
+    -------
+    numpy.ndarray or None
+    """
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8)
+    if not np.issubdtype(array.dtype, np.floating) or array.ndim == 0:
+        return None
+    if array.size == 0:
+        return array.astype(np.uint8)
+    low, high = float(np.min(array)), float(np.max(array))  # NaN propagates: not whole
+    if not (math.isfinite(low) and math.isfinite(high)) or low < -(2**31) or high >= 2**31:
+        return None
+    step = max(1, (1 << 22) // max(1, array[0].size))  # blocks of ~4 M values: no full copy
+    blocks = (array[i : i + step] for i in range(0, len(array), step))
+    if any(not np.array_equal(block, np.floor(block)) for block in blocks):
+        return None
+    return array.astype(np.min_scalar_type(int(high)) if low >= 0 else np.int32)
+
+
+def as_ids(array: Any) -> Any:
+    """``array`` as label ids, as napari-seg's file readers read a label file: integers
+    as they are; a boolean mask as uint8 0 and 1 (a view of a numpy array; lazily for
+    dask and zarr); floats of whole numbers (MONAI's ``LoadImage`` gives label maps as
+    float32) as the smallest integer type holding them, read whole up to
+    :data:`~napari_seg.limits.MAX_LABELS_CONVERT_BYTES`. Anything else comes back as
+    it is, for the caller to refuse with its own advice (probabilities, one-hot maps).
+
+    Parameters
+    ----------
+    array : array-like
+        With ``shape`` and ``dtype`` (:func:`napari_seg.arrays.views.as_array`).
+
+    Returns
+    -------
+    array-like
+
+    Examples
+    --------
+    >>> as_ids(np.array([[0.0, 2.0]])).dtype
+    dtype('uint8')
+    >>> as_ids(np.array([[0.5, 2.0]])).dtype
+    dtype('float64')
+    """
+    dtype = np.dtype(array.dtype)
+    if dtype == np.bool_:
+        if isinstance(array, np.ndarray):
+            return array.view(np.uint8)
+        return array.astype(np.uint8) if hasattr(array, "astype") else _MaskIds(array)
+    if not np.issubdtype(dtype, np.floating):
+        return array
+    if not isinstance(array, np.ndarray):
+        if math.prod(array.shape) * dtype.itemsize > MAX_LABELS_CONVERT_BYTES:
+            return array
+        array = np.asarray(array)
+    ids = whole_numbers_as_ids(array)
+    return array if ids is None else ids
+
+
+class _MaskIds:
+    """A lazy boolean array without ``astype`` (zarr) read as uint8 ids, region by
+    region."""
+
+    dtype = np.dtype(np.uint8)
+
+    def __init__(self, mask: Any) -> None:
+        self._mask = mask
+        self.shape = tuple(mask.shape)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        return np.asarray(self._mask[index]).view(np.uint8)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        ids = np.asarray(self._mask).view(np.uint8)
+        return ids if dtype is None else ids.astype(dtype)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from .._types import RegionArray
+from ..arrays.ids import as_ids
 from ..arrays.views import as_array
 from ..limits import MAX_CLASSES
 
@@ -23,53 +24,27 @@ def as_label_array(array, name: str):
     Raises
     ------
     TypeError
-        If ``array`` is not array-like, or its dtype is neither integer nor boolean
-        (a boolean mask is read as ids 0 and 1).
+        If ``array`` is not array-like, or holds other values than ids (a boolean
+        mask is read as ids 0 and 1, floats of whole numbers as ids:
+        :func:`napari_seg.arrays.ids.as_ids`).
     ValueError
         If ``array`` is empty or 0-dimensional.
     """
     array = as_array(array, name)  # a torch or MONAI tensor, a nested list
     dtype = np.dtype(array.dtype)
-    if dtype == np.bool_:  # a mask: background 0 and foreground 1, as scikit-learn reads it
-        array = _mask_as_ids(array)
-        dtype = np.dtype(np.uint8)
-    if not np.issubdtype(dtype, np.integer):
+    # floats of whole numbers are ids (a mask too), but floats one-hot (MONAI's) are not
+    hint = _one_hot_hint(array, name) if dtype.kind == "f" else ""
+    array = array if hint else as_ids(array)
+    if not np.issubdtype(array.dtype, np.integer):
         raise TypeError(
-            f"{name} must hold integer label ids, got dtype {dtype}{_one_hot_hint(array, name)}"
+            f"{name} must hold integer label ids, got {dtype}"
+            + (hint or " values that are not all whole numbers")
         )
     if len(array.shape) == 0:
         raise ValueError(f"{name} must have at least one axis, got a 0-dimensional array")
     if int(np.prod(array.shape)) == 0:
         raise ValueError(f"{name} is empty (shape {tuple(array.shape)})")
     return array
-
-
-def _mask_as_ids(mask):
-    """A boolean mask as uint8 ids 0 and 1: a view of a numpy array, a lazy
-    conversion of an array that offers one (dask), else read region by region."""
-    if isinstance(mask, np.ndarray):
-        return mask.view(np.uint8)
-    if hasattr(mask, "astype"):
-        return mask.astype(np.uint8)
-    return _MaskIds(mask)
-
-
-class _MaskIds:
-    """A lazy boolean array (zarr) read as uint8 ids, region by region."""
-
-    dtype = np.dtype(np.uint8)
-
-    def __init__(self, mask):
-        self._mask = mask
-        self.shape = tuple(mask.shape)
-        self.ndim = len(self.shape)
-
-    def __getitem__(self, index) -> np.ndarray:
-        return np.asarray(self._mask[index]).view(np.uint8)
-
-    def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        ids = np.asarray(self._mask).view(np.uint8)
-        return ids if dtype is None else ids.astype(dtype)
 
 
 #: Pixels along each spatial axis :func:`one_hot_axis` looks at (a corner of the

@@ -9,18 +9,21 @@ from typing import TypeVar, cast
 import numpy as np
 
 from .._validate import as_id
-from ..arrays.ids import present_ids
+from ..arrays.ids import as_ids, present_ids
+from ..arrays.views import as_array
 from ..limits import brief
 
 
 def check_labels(labels, name: str = "labels", *, stacked: bool = False) -> np.ndarray:
-    """``labels`` as an integer numpy array with 2 or 3 dimensions (not copied); with
-    ``stacked`` (refined block by block along an axis) also 4."""
-    array = np.asarray(labels)
-    if array.dtype == bool:
-        array = array.astype(np.uint8)
+    """``labels`` as an integer numpy array with 2 or 3 dimensions (not copied; a
+    boolean mask and floats of whole numbers as ids, :func:`~napari_seg.arrays.ids.as_ids`);
+    with ``stacked`` (refined block by block along an axis) also 4."""
+    array = np.asarray(as_ids(as_array(labels, name)))
     if not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(f"{name} must hold integer labels, got dtype {array.dtype}")
+        raise TypeError(
+            f"{name} must hold integer labels, got {array.dtype} values that are not all "
+            "whole numbers"
+        )
     if array.ndim == 4 and not stacked:
         raise ValueError(
             f"{name} must be 2D or 3D (one image or one volume), got shape {array.shape}: "

@@ -138,8 +138,10 @@ def check_labels_shape(name: str, labels, image, expected: Sequence[int]) -> Non
         )
 
 
-def check_label_dtype(name: str, labels) -> None:
-    """Refuse labels that do not hold integer class ids (probabilities, a float mask).
+def class_ids_of(name: str, labels):
+    """``labels`` as integer class ids (a boolean mask and floats of whole numbers
+    too, :func:`napari_seg.arrays.ids.as_ids`, as the file readers read them); other
+    values (probabilities, a float mask) are refused.
 
     Parameters
     ----------
@@ -147,16 +149,25 @@ def check_label_dtype(name: str, labels) -> None:
         The pair's name, for the message.
     labels : array-like
 
+    Returns
+    -------
+    array-like
+        Of an integer or boolean dtype.
+
     Raises
     ------
     TypeError
         Naming ``name`` and the dtype.
     """
+    from ..arrays.ids import as_ids
+
+    labels = as_ids(labels)
     if np.dtype(labels.dtype).kind not in "iub":
         raise TypeError(
-            f"{name}: labels must hold integer class ids, got {labels.dtype}; "
-            "convert with labels.astype(np.uint8) if the values are whole numbers"
+            f"{name}: labels must hold integer class ids, got {labels.dtype} values that are "
+            "not all whole numbers (probabilities: give their argmax)"
         )
+    return labels
 
 
 def _channel_advice(labels: tuple, image: tuple, expected: tuple) -> str:

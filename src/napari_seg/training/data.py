@@ -30,8 +30,8 @@ from ._shared import (
     batches,
     check_annotations,
     check_class_ids,
-    check_label_dtype,
     check_labels_shape,
+    class_ids_of,
     class_limit,
     intensity_notes,
     pad_patch,
@@ -143,7 +143,7 @@ class TrainingData(LabelMode):
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from None
         check_labels_shape(name, labels, image, layout.output_shape)
-        check_label_dtype(name, labels)
+        labels = class_ids_of(name, labels)
         stats = compute_stats(image, layout, normalization)
         h, w = layout.plane_shape
         grid = (-(-h // self.patch), -(-w // self.patch))

@@ -45,8 +45,8 @@ from ._shared import (
     as_pairs,
     batches,
     check_annotations,
-    check_label_dtype,
     check_labels_shape,
+    class_ids_of,
     class_limit,
     intensity_notes,
     pad_patch,
@@ -426,5 +426,5 @@ def _volume(name, image, labels, in_channels, normalization, channel_axis) -> _V
             "train a 3D model on one volume per pair (split a time series into pairs)"
         )
     check_labels_shape(name, labels, image, layout.output_shape)
-    check_label_dtype(name, labels)
+    labels = class_ids_of(name, labels)
     return _Volume(name, image, labels, layout, compute_stats(image, layout, normalization))
