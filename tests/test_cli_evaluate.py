@@ -83,7 +83,7 @@ def test_config_file_then_flags(files, tmp_path, capsys):
     ("extra", "message"),
     [
         (["--gt", "missing.tif"], "--gt: input not found"),
-        (["--gt", "{float}"], "gt must hold integer label ids, got dtype float32"),
+        (["--gt", "{float}"], "gt must hold integer label ids, got float32 values that are not"),
         (["--gt", "{small}"], "same shape"),
         (["--gt", "{gt}", "--thresholds", "1.5"], r"thresholds must be in \(0, 1\]"),
         (["--gt", "{gt}", "--config", "{badjson}"], "not valid JSON"),

@@ -578,3 +578,25 @@ def test_into_source_followed_by_the_input_names_the_mix_up(tmp_path, capsys, mo
         ["predict", "--model", "m.safetensors", "--into-source", "cells", str(plate)]
     )
     assert (args.inputs, args.into_source) == ([plate], "cells")
+
+
+def test_a_quoted_wildcard_is_expanded_as_a_shell_would(model_file, image, tmp_path, capsys):
+    """Windows' cmd and PowerShell pass ``images\\*.tif`` on as it is, and so does a
+    quoted pattern: "input not found: plate/*.tif". The pattern is now expanded
+    (sorted) when no file has that name; one that matches nothing is named."""
+    src = tmp_path / "plate"
+    src.mkdir()
+    for name in ("b.tif", "a.tif", "c.npy"):
+        if name.endswith(".npy"):
+            np.save(src / name, image)
+        else:
+            tifffile.imwrite(src / name, image)
+    out = tmp_path / "out"
+    assert main(_args(model_file, out, src / "*.tif")) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a_labels.tif", "b_labels.tif"]
+    assert main(_args(model_file, out, src / "*.png")) == 1
+    assert "no file matches" in capsys.readouterr().err
+    literal = src / "d[1].tif"  # a name that looks like a pattern is a name first
+    tifffile.imwrite(literal, image)
+    assert main(_args(model_file, out, literal)) == 0
+    assert (out / "d[1]_labels.tif").exists()

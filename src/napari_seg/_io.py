@@ -261,7 +261,8 @@ def _read_zarr(path: Path):
 
 
 def expand_inputs(paths: list[Path]) -> list[Path]:
-    """The inputs, a plain folder replaced by the images in it (sorted).
+    """The inputs, a plain folder replaced by the images in it (sorted), a wildcard
+    pattern (``images/*.tif``) by the paths it matches.
 
     Zarr stores and DICOM series folders stay as they are (each is one image), and
     count as images inside a plain folder (a dataset of a DICOM folder per case, a
@@ -292,7 +293,7 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
         *medical.METAIMAGE_SUFFIXES,
     )
     expanded: list[Path] = []
-    for path in paths:
+    for path in (match for given in paths for match in _matches(given)):
         if not path.is_dir() or is_zarr_path(path) or medical.is_dicom_folder(path):
             expanded.append(path)
             continue
@@ -307,6 +308,26 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
                              + _subfolders_hint(path))  # fmt: skip
         expanded.extend(files)
     return expanded
+
+
+def _matches(path: Path) -> list[Path]:
+    """``path``, or the paths its wildcards match (sorted) when no file has that name:
+    Windows' cmd and PowerShell pass ``images\\*.tif`` on unexpanded, as a POSIX shell
+    does a quoted pattern.
+
+    Raises
+    ------
+    FileNotFoundError
+        For a pattern that matches nothing.
+    """
+    import glob
+
+    if path.exists() or not glob.has_magic(str(path)):
+        return [path]
+    matches = sorted(Path(p) for p in glob.glob(str(path)))
+    if not matches:
+        raise FileNotFoundError(f"no file matches {path}")
+    return matches
 
 
 def one_file_per_series(paths: list[Path]) -> list[Path]:
