@@ -34,7 +34,6 @@ def test_a_run_summary_loads_as_its_config(tmp_path):
     [
         ({"loss": "hinge"}, ValueError, "loss must be one of"),
         ({"label0": "nothing"}, ValueError, "label0 must be one of"),
-        ({"epochs": None, "minutes": None}, ValueError, "give a budget"),
         ({"minutes": 0}, ValueError, "minutes must be > 0"),
         ({"batch_size": 0}, ValueError, "batch_size must be >= 1"),
         ({"patch_size": 16}, ValueError, "patch_size must be >= 32"),
@@ -113,3 +112,19 @@ def test_fine_tuning_names_only_the_network_settings_it_cannot_take():
         "option depth=3 asked build new models only"
     )
     assert kept_settings(TrainingConfig(architecture="fpn"), None) == []  # a new model
+
+
+def test_epochs_alone_are_the_budget_as_on_the_command_line(tmp_path):
+    """``TrainingConfig(epochs=50)`` (and ``train(pairs, epochs=50)``, a config file
+    with ``epochs: 50``) kept the default 2-minute budget beside it, so training
+    stopped after 2 minutes whatever the epochs, where ``napari-seg train --epochs
+    50`` and the Train dock train 50 epochs. The 2 minutes are the budget only when
+    neither is given; both given: the first reached."""
+    assert TrainingConfig().time_budget == 2.0
+    assert TrainingConfig(epochs=50).time_budget is None
+    assert TrainingConfig(minutes=5).time_budget == 5
+    assert TrainingConfig(epochs=50, minutes=5).time_budget == 5
+    path = tmp_path / "run.yaml"
+    path.write_text("epochs: 50\n")
+    assert TrainingConfig.load(path).time_budget is None
+    assert TrainingConfig.given(None, epochs=3).time_budget is None

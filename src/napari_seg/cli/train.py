@@ -136,6 +136,7 @@ def _add_schedule_arguments(p: argparse.ArgumentParser) -> None:
     """The loss, the budget and the optimisation settings, with the config's defaults."""
     from ..arrays import PRECISIONS
     from ..training import LOSSES, SCHEDULES, TrainingConfig
+    from ..training.config import DEFAULT_MINUTES
 
     p.add_argument(
         "--loss",
@@ -144,8 +145,10 @@ def _add_schedule_arguments(p: argparse.ArgumentParser) -> None:
         f"--instances boundaries, else ce+dice (default: {TrainingConfig.loss})",
     )
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--minutes", type=float, help="budget in minutes of training")
-    budget.add_argument("--epochs", type=int, help="budget in epochs")
+    budget.add_argument(
+        "--minutes", type=float, help=f"budget in minutes of training (default {DEFAULT_MINUTES:g})"
+    )
+    budget.add_argument("--epochs", type=int, help="budget in epochs (instead of minutes)")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--batch", type=int, dest="batch_size", help="patches per step")
     p.add_argument("--patch", type=int, dest="patch_size", help="patch side in pixels")

@@ -85,6 +85,8 @@ def named_classes(
 SCHEDULES = ("cosine", "onecycle", "constant")
 #: Smallest patch side accepted for training.
 MIN_PATCH = 32
+#: The time budget, in minutes, of a run given neither epochs nor minutes.
+DEFAULT_MINUTES = 2.0
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,8 @@ class TrainingConfig(JobConfig):
     epochs : int, optional
         Budget in epochs.
     minutes : float, optional
-        Budget in wall-clock minutes. With both, training stops at the first reached.
+        Budget in wall-clock minutes. With both, training stops at the first reached;
+        with neither, the budget is :data:`DEFAULT_MINUTES` (``time_budget``).
     steps_per_epoch : int
         Optimizer steps between validations.
     batch_size, patch_size : int
@@ -233,7 +236,7 @@ class TrainingConfig(JobConfig):
     normalization_window: tuple[float, float] | None = None
     loss: str = "auto"
     epochs: int | None = None
-    minutes: float | None = 2.0
+    minutes: float | None = None
     steps_per_epoch: int = 25
     batch_size: int = 4
     patch_size: int = 128
@@ -320,8 +323,6 @@ class TrainingConfig(JobConfig):
         check_axis("channel_axis", self.channel_axis)
         if self.minutes is not None:
             check_number("minutes", self.minutes, low=0.0, high=MAX_MINUTES, low_open=True)
-        if self.epochs is None and self.minutes is None:
-            raise ValueError("give a budget: epochs, minutes or both")
         check_number("learning_rate", self.learning_rate, low=0.0, high=10.0, low_open=True)
         check_number("weight_decay", self.weight_decay, low=0.0, high=10.0)
         check_number("warmup", self.warmup, low=0.0, high=0.5)
@@ -349,6 +350,20 @@ class TrainingConfig(JobConfig):
             raise TypeError(f"options must be a mapping, got {brief(self.options)}")
         self._check_3d()
         return self
+
+    @property
+    def time_budget(self) -> float | None:
+        """The run's budget in minutes: ``minutes``, else :data:`DEFAULT_MINUTES` when
+        ``epochs`` is not given either, else None (the epochs are the budget, as
+        ``napari-seg train --epochs`` and the Train dock's epochs are).
+
+        Returns
+        -------
+        float or None
+        """
+        if self.minutes is not None:
+            return self.minutes
+        return DEFAULT_MINUTES if self.epochs is None else None
 
     def intensity_normalization(self) -> Normalization:
         """The normalisation a new model trained with this config records.

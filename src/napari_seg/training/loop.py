@@ -400,13 +400,13 @@ class _Trainer(PixelRun):
         parts = []
         if cfg.epochs is not None:
             parts.append(st.steps / (cfg.epochs * cfg.steps_per_epoch))
-        if cfg.minutes is not None:
-            parts.append(clock.elapsed() / (60.0 * cfg.minutes))
+        if cfg.time_budget is not None:
+            parts.append(clock.elapsed() / (60.0 * cfg.time_budget))
         return min(1.0, max(parts))
 
     def _budget_done(self, clock, *, within_epoch: bool = False) -> bool:
         if within_epoch:  # only the time budget ends an epoch early
-            return self.config.minutes is not None and self._fraction(clock) >= 1.0
+            return self.config.time_budget is not None and self._fraction(clock) >= 1.0
         return self._fraction(clock) >= 1.0
 
     def _end_epoch(self, clock, preview):
