@@ -34,6 +34,24 @@ def test_config_round_trip_and_validation():
         EvaluateConfig.from_json('{"mod": "semantic"}')
 
 
+def test_a_spacing_without_the_surface_scores_is_refused_not_ignored(tmp_path, capsys):
+    """``evaluate(pred, gt, spacing=(2, 2))`` and ``napari-seg evaluate --spacing 2 2``
+    scored as without it, silently: only the surface scores use a spacing."""
+    from napari_seg.cli import main
+
+    gt = np.zeros((40, 40), np.uint8)
+    gt[5:20, 5:20] = 1
+    message = r"spacing is used only by the surface distances .* surface=True \(--surface\)"
+    with pytest.raises(ValueError, match=message):
+        evaluate(np.roll(gt, 1, 0), gt, spacing=(2, 2))
+    assert evaluate(np.roll(gt, 1, 0), gt, spacing=(2, 2), surface=True).surface is not None
+    np.save(tmp_path / "gt.npy", gt)
+    argv = ["evaluate", "--pred", str(tmp_path / "gt.npy"), "--gt", str(tmp_path / "gt.npy")]
+    assert main([*argv, "--spacing", "2", "2"]) == 1
+    assert "spacing is used only by the surface distances" in capsys.readouterr().err
+    assert main([*argv, "--spacing", "2", "2", "--surface"]) == 0
+
+
 def test_named_absent_classes_are_listed_with_nan():
     gt = np.array([[0, 1], [0, 1]])
     pred = np.array([[0, 1], [1, 1]])

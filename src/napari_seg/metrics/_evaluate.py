@@ -144,6 +144,11 @@ class EvaluateConfig(JobConfig):
         check_str("unit", self.unit, optional=True)
         if self.unit is not None and not 0 < len(self.unit) <= 16:
             raise ValueError(f"unit must be a short name such as 'mm', got {brief(self.unit)}")
+        if self.spacing is not None and not self.surface:  # once silently unused
+            raise ValueError(
+                "spacing is used only by the surface distances and volumes, which are off: "
+                "ask for them with surface=True (--surface), or leave spacing out"
+            )
         if self.surface and self.mode != "semantic":
             raise ValueError("surface distances are per class: use the semantic mode")
         if self.surface and self.ignore_labels:
