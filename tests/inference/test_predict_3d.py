@@ -338,8 +338,12 @@ def test_out_of_memory_restarts_the_resampled_bands(monkeypatch):
 
 def test_spacing_settings_are_checked(volume):
     model = threshold_model((2.0, 1.0, 1.0))
-    with pytest.raises(ValueError, match="one value per axis the model sees"):
+    with pytest.raises(ValueError, match="spacing has 2 values, but the model sees 3 axes"):
         predict(model, volume, spacing=(1.0, 1.0), **FP32)
+    # the same for a model that records no spacing: it was taken, and unused, silently
+    unstated = threshold_model(None)
+    with pytest.raises(ValueError, match="spacing has 2 values, but the model sees 3 axes"):
+        predict(unstated, volume, spacing=(1.0, 1.0), **FP32)
     with pytest.raises(ValueError, match="spacing must be > 0"):
         predict(model, volume, spacing=(1.0, -1.0, 1.0), **FP32)
     # a unit mix-up (micrometres for a model in millimetres) would make 10^9 x the voxels

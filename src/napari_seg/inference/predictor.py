@@ -202,6 +202,12 @@ class _Predictor:
             axis=config.axis,
             spatial_dims=spec.spatial_dims,
         )
+        spacing, seen = config.spacing, len(self.layout.spatial_shape)
+        if spacing is not None and len(spacing) != seen:  # also when the model has none
+            raise ValueError(
+                f"spacing has {len(spacing)} values, but the model sees {seen} axes of the "
+                f"image (shape {tuple(np.shape(image))}): give one per axis it sees, in order"
+            )
         self.runtime = Runtime.resolve(
             config.device, config.precision, purpose="inference", threads=config.threads
         )
