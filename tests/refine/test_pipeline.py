@@ -340,3 +340,20 @@ def test_ids_a_job_names_that_the_labels_lack_are_warned_of():
     signed = labels.astype(np.int32) - 1  # a negative id: counted without bincount
     [found] = _warnings(signed, step("opening", {"background": 1, "classes": (3,)}))
     assert found == "opening: classes [3] not in the labels (they hold [-1, 0, 1])"
+
+
+def test_a_job_may_be_given_as_its_steps_alone():
+    """A pipeline file may hold a bare list of steps (``RefineConfig.from_dict``), but
+    ``refine(labels, [...])`` and ``refine(labels, RefineStep(...))`` were refused:
+    "config must be a RefineConfig or a dict of its settings, got list"."""
+    labels = specks((12, 12))
+    job = RefineConfig(steps=(RefineStep("opening", {"radius": 1}),))
+    expected = refine.refine(labels, job)
+    for given in (
+        [{"op": "opening", "params": {"radius": 1}}],
+        [RefineStep("opening", {"radius": 1})],
+        RefineStep("opening", {"radius": 1}),
+    ):
+        np.testing.assert_array_equal(refine.refine(labels, given), expected)
+    with pytest.raises(ValueError, match=r'each step must look like \{"op": NAME'):
+        refine.refine(labels, [("opening", {"radius": 1})])

@@ -145,6 +145,27 @@ class RefineConfig(JobConfig):
         }
 
     @classmethod
+    def given(cls, config: Any, **changes: Any) -> RefineConfig:
+        """As :meth:`JobConfig.given`, and a list of steps (as a pipeline file may hold
+        them: dicts or :class:`RefineStep`) or one :class:`RefineStep`.
+
+        Parameters
+        ----------
+        config : RefineConfig, dict, list of steps, RefineStep or None
+        **changes
+            Fields that override ``config``'s.
+
+        Returns
+        -------
+        RefineConfig
+        """
+        if isinstance(config, RefineStep):
+            config = [config]
+        if isinstance(config, (list, tuple)):
+            config = cls.from_dict(list(config))
+        return super().given(config, **changes)
+
+    @classmethod
     def from_dict(cls, data: Any) -> RefineConfig:
         """From ``{"steps": [...], ...}``, or a bare list of steps.
 
@@ -218,7 +239,7 @@ class RefineResult:
 
 def iter_refine(
     labels: ArrayLike,
-    config: RefineConfig,
+    config: RefineConfig | dict | list | RefineStep,
     *,
     image: ArrayLike | None = None,
     probabilities: ArrayLike | None = None,
@@ -233,7 +254,9 @@ def iter_refine(
     Parameters
     ----------
     labels : (M, N[, P]) array of int
-    config : RefineConfig
+    config : RefineConfig, dict, list of steps or RefineStep
+        The job; a dict of its settings, or its steps alone (dicts as a pipeline
+        file holds them, or :class:`RefineStep`).
     image : array, optional
         For the CRF; it may have a channel axis (``channel_axis``, counted in the image).
     probabilities : (C, M, N[, P]) array of float, optional
@@ -259,7 +282,7 @@ def iter_refine(
     ValueError
         If a step lacks an input it needs or an input's shape does not match.
     """
-    config = RefineConfig.given(config)  # a dict of settings (as a pipeline file) too
+    config = RefineConfig.given(config)  # a dict or list of steps (as a pipeline file) too
     labels = check_labels(labels, stacked=config.per_slice)
     if image is not None:
         channel_axis = image_channel_axis(np.shape(image), labels.shape, channel_axis)
@@ -382,13 +405,15 @@ def number_objects(
     return refine(labels, job).astype(np.int32, copy=False)
 
 
-def refine(labels: ArrayLike, config: RefineConfig, **inputs: Any) -> np.ndarray:
+def refine(
+    labels: ArrayLike, config: RefineConfig | dict | list | RefineStep, **inputs: Any
+) -> np.ndarray:
     """Apply a refine job and return the new labels (see :func:`iter_refine`).
 
     Parameters
     ----------
     labels : (M, N[, P]) array of int
-    config : RefineConfig
+    config : RefineConfig, dict, list of steps or RefineStep
     **inputs
         ``image``, ``probabilities``, ``region``, ``reference``, ``channel_axis``.
 
