@@ -197,3 +197,29 @@ def test_other_libraries_names_of_our_settings_are_hinted_as_ours():
     with pytest.raises(TypeError, match=r"\['roi_size'\]; known") as caught:
         EvaluateConfig().with_(roi_size=1)
     assert "did you mean" not in str(caught.value)
+
+
+def test_lists_given_for_a_job_s_tuples_are_taken_by_every_job():
+    """``evaluate(pred, gt, ignore_labels=[0])`` said "ignore_labels must be a list of
+    label ids, got [0]", and ``PredictConfig(spacing=[1.0, 1.0])`` "spacing must hold 2
+    to 3 sizes, got [1.0, 1.0]": only TrainingConfig turned lists into the tuples its
+    fields hold. Evaluate's class names may be listed in id order, as --class-names
+    and a model's spec list them."""
+    from napari_seg.inference import PredictConfig
+    from napari_seg.metrics import EvaluateConfig
+    from napari_seg.refine import RefineConfig, RefineStep
+    from napari_seg.training import TrainingConfig
+
+    assert PredictConfig(spacing=[1.0, 2.0], axis=[0]).validate().spacing == (1.0, 2.0)
+    assert EvaluateConfig(ignore_labels=[0]).validate().ignore_labels == (0,)
+    surface = EvaluateConfig(surface=True, spacing=[1.0, 2.0]).validate()
+    assert surface.spacing == (1.0, 2.0)
+    assert EvaluateConfig(mode="instance", thresholds=[0.5]).validate().thresholds == (0.5,)
+    named = EvaluateConfig(class_names=["background", "cell"]).validate()
+    assert named.class_names == {0: "background", 1: "cell"}
+    assert EvaluateConfig.from_json(named.to_json()) == named
+    with pytest.raises(TypeError, match=r"or list the names of ids 0, 1, \.\.\. in order"):
+        EvaluateConfig(class_names=[1, 2]).validate()
+    steps = RefineConfig(steps=[RefineStep("opening", {"radius": 1})]).validate().steps
+    assert isinstance(steps, tuple)
+    assert TrainingConfig(ignore_labels=[255], class_names=["a", "b"]).validate().ignore_labels

@@ -133,6 +133,17 @@ class JobConfig:
 
     KIND: ClassVar[str] = "job"
 
+    def __post_init__(self) -> None:
+        """Lists given for fields (``ignore_labels=[0]``, ``spacing=[1.0, 1.0]``, as
+        Python and JSON users write them) as the tuples the fields hold; anything else
+        stays as given, for ``validate()`` to name."""
+        from dataclasses import fields
+
+        for f in fields(self):  # type: ignore[arg-type]  # subclasses are dataclasses
+            value = getattr(self, f.name)
+            if isinstance(value, list):
+                object.__setattr__(self, f.name, tuple(value))
+
     def validate(self: C) -> C:  # pragma: no cover - every subclass defines it
         """Return ``self`` if every field is valid.
 

@@ -72,9 +72,9 @@ class EvaluateConfig(JobConfig):
         ``slice_axis`` is a series (time), not a spatial axis: surface distances are
         measured within each slice, never across it (implied for labels of more than
         three axes). ``napari-seg evaluate`` sets it for a TIFF's ``T`` axis.
-    class_names : dict of int to str
-        Names of class ids; named classes absent from both arrays are still
-        listed (with NaN scores).
+    class_names : dict of int to str, or sequence of str
+        Names of class ids (a sequence: of ids 0, 1, ... in order); named classes
+        absent from both arrays are still listed (with NaN scores).
     surface : bool
         Also compute surface distances and volumes per class (semantic mode,
         dense ground truth): see :func:`surface_scores`.
@@ -101,6 +101,13 @@ class EvaluateConfig(JobConfig):
 
     KIND: ClassVar[str] = "evaluation"
 
+    def __post_init__(self) -> None:
+        super().__post_init__()  # lists as tuples
+        names = self.class_names
+        if isinstance(names, tuple) and all(isinstance(n, str) for n in names):
+            # names of ids 0, 1, ... in order, as --class-names and a model's spec list them
+            object.__setattr__(self, "class_names", dict(enumerate(names)))
+
     def validate(self) -> EvaluateConfig:
         """Return ``self`` if every field is valid.
 
@@ -119,7 +126,10 @@ class EvaluateConfig(JobConfig):
         if not isinstance(self.thresholds, tuple):
             raise TypeError(f"thresholds must be a list, got {brief(self.thresholds)}")
         if not isinstance(self.class_names, Mapping):
-            raise TypeError(f"class_names must map ids to names, got {brief(self.class_names)}")
+            raise TypeError(
+                "class_names must map ids to names, or list the names of ids 0, 1, ... in "
+                f"order, got {brief(self.class_names)}"
+            )
         check_int("background", self.background, 0, optional=True)  # a label id: >= 0
         if self.mode == "instance" and self.background is None:
             raise ValueError("instance mode needs a background id (usually 0)")

@@ -270,12 +270,10 @@ class TrainingConfig(JobConfig):
     KIND: ClassVar[str] = "training"
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # lists as tuples
         if isinstance(self.options, dict):
             object.__setattr__(self, "options", dict(self.options))
-        for name in ("class_names", "ignore_labels"):  # a string stays one, for validate()
-            if isinstance(getattr(self, name), list):
-                object.__setattr__(self, name, tuple(getattr(self, name)))
-        if isinstance(self.class_colors, list):
+        if isinstance(self.class_colors, tuple):
             colors = tuple(tuple(c) if isinstance(c, list) else c for c in self.class_colors)
             object.__setattr__(self, "class_colors", colors)
 
