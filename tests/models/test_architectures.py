@@ -85,6 +85,17 @@ def test_wrong_channel_count_is_a_clear_error(built, channels):
         built(torch.randn(1, channels, 64, 64))
 
 
+def test_a_float64_input_is_named_not_left_to_torch():
+    """``model(torch.from_numpy(image))`` of a float64 NumPy image failed inside the
+    network with torch's "expected scalar type Double but found Float"."""
+    model = create_model(ModelSpec("unet", 1, 2, options={"depth": 2, "base_width": 4}))
+    x = torch.randn(1, 1, 32, 32, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"input is float64 .* give x\.float\(\)"):
+        model(x)
+    assert model(x.float()).dtype == torch.float32
+    assert model.double()(x).dtype == torch.float64  # a float64 model takes it
+
+
 @pytest.mark.parametrize("in_channels", [1, 2, 4, 5])
 @pytest.mark.parametrize("arch", [a.name for a in list_architectures()])
 def test_any_in_channels_and_class_count(arch, in_channels):

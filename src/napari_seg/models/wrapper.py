@@ -192,7 +192,7 @@ class SegmentationModel(nn.Module):
         Raises
         ------
         TypeError
-            For a non-tensor or an integer tensor.
+            For a non-tensor, an integer tensor, or float64 for a float32 model.
         ValueError
             For a wrong number of dimensions or channels, or an empty input.
         """
@@ -214,6 +214,13 @@ class SegmentationModel(nn.Module):
             raise ValueError(f"input must not be empty, got shape {tuple(x.shape)}")
         if not x.is_floating_point():
             raise TypeError(f"input must be a floating-point tensor, got {x.dtype}")
+        weight = next(self.parameters(), None)
+        if x.dtype == torch.float64 and weight is not None and weight.dtype != torch.float64:
+            # torch says only "expected scalar type Double but found Float"
+            raise TypeError(
+                f"input is float64 (NumPy's default) but the model's weights are "
+                f"{weight.dtype}: give x.float() (or convert the model with model.double())"
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits for a batch, padded to the size multiple and cropped back.
