@@ -230,3 +230,11 @@ def test_a_boolean_mask_gives_a_boolean_mask(name, args):
     assert expected.dtype == np.uint8
     image = np.arange(144.0).reshape(12, 12)
     assert image[out].shape == (int(expected.sum()),)  # a boolean index
+
+
+def test_float_labels_of_whole_numbers_give_float_labels():
+    labels = np.zeros((12, 12), np.float32)
+    labels[2:9, 2:9] = 2.0
+    out = refine.erosion(labels, 1)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, refine.erosion(labels.astype(np.uint8), 1))

@@ -40,21 +40,23 @@ def check_labels(labels, name: str = "labels", *, stacked: bool = False) -> np.n
 _Operation = TypeVar("_Operation", bound=Callable[..., np.ndarray])
 
 
-def keeps_masks(operation: _Operation) -> _Operation:
-    """Give a boolean mask back for a boolean mask, as scikit-image's binary operations do.
+def keeps_dtype(operation: _Operation) -> _Operation:
+    """Give a result of the input's dtype for a boolean mask or float labels too, as
+    scikit-image's operations do.
 
     For operations whose result holds only ids of their input (morphology, hole
     filling, small-object removal, slice interpolation): :func:`check_labels` works on
-    a uint8 copy of a mask, and a caller who writes ``image[erosion(mask, 1)]`` must
-    get a boolean index, not an integer one (which would pick rows 0 and 1).
+    integer ids (a uint8 view of a mask), and a caller who writes
+    ``image[erosion(mask, 1)]`` must get a boolean index, not an integer one (which
+    would pick rows 0 and 1).
     """
 
     @functools.wraps(operation)
     def keeping(labels, *args, **kwargs):
-        if getattr(labels, "dtype", None) is None:
-            labels = np.asarray(labels)
+        labels = as_array(labels, "labels")  # a tensor's dtype as numpy's
         result = operation(labels, *args, **kwargs)
-        return result.astype(bool) if labels.dtype == bool else result
+        dtype = np.dtype(labels.dtype)
+        return result.astype(dtype) if dtype.kind in "bf" else result
 
     return cast(_Operation, keeping)
 

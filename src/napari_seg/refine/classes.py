@@ -25,7 +25,9 @@ def relabel(labels: ArrayLike, mapping: Mapping[int, int]) -> np.ndarray:
     Returns
     -------
     ndarray
-        New labels, same shape and dtype (uint8 for a boolean mask, so that new ids fit).
+        New labels, same shape and dtype (a boolean mask, or float labels of whole
+        numbers, give the integer type :func:`~napari_seg.arrays.ids.as_ids` reads
+        them as: uint8 for a mask, so that new ids fit).
 
     Raises
     ------
@@ -70,7 +72,9 @@ def merge_classes(labels: ArrayLike, sources: Iterable[int], target: int) -> np.
     Returns
     -------
     ndarray
-        New labels, same shape and dtype (uint8 for a boolean mask, so that new ids fit).
+        New labels, same shape and dtype (a boolean mask, or float labels of whole
+        numbers, give the integer type :func:`~napari_seg.arrays.ids.as_ids` reads
+        them as: uint8 for a mask, so that new ids fit).
     """
     labels = check_labels(labels)
     ids = class_ids(labels, sources, background=-1)
@@ -100,7 +104,9 @@ def set_class_in_region(
     Returns
     -------
     ndarray
-        New labels, same shape and dtype (uint8 for a boolean mask, so that new ids fit).
+        New labels, same shape and dtype (a boolean mask, or float labels of whole
+        numbers, give the integer type :func:`~napari_seg.arrays.ids.as_ids` reads
+        them as: uint8 for a mask, so that new ids fit).
     """
     labels = check_labels(labels)
     region = check_same_shape(region, labels, "region").astype(bool)

@@ -1,10 +1,11 @@
 """Per-class morphology on semantic label arrays (2D or 3D).
 
 Every function returns a new array of the input's dtype and shape (a boolean
-mask gives a boolean mask) and leaves the input untouched. Classes are processed
-one binary mask at a time; pixels a class loses become ``background`` and, unless
-``over_classes=True``, a class only grows into pixels that were ``background`` in
-the input, so growing one class never erases another.
+mask gives a boolean mask, float labels of whole numbers float labels) and leaves
+the input untouched. Classes are processed one binary mask at a time; pixels a
+class loses become ``background`` and, unless ``over_classes=True``, a class only
+grows into pixels that were ``background`` in the input, so growing one class never
+erases another.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ._checks import (
     check_fits,
     check_labels,
     class_ids,
-    keeps_masks,
+    keeps_dtype,
 )
 
 REPLACE_CHOICES = ("background", "nearest")
@@ -94,7 +95,7 @@ def _components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, np.nda
     return components, np.bincount(components.ravel())
 
 
-@keeps_masks
+@keeps_dtype
 def remove_small_objects(
     labels: ArrayLike,
     min_size: int,
@@ -150,7 +151,7 @@ def remove_small_objects(
     return _replace(out, removed, background, replace_with)
 
 
-@keeps_masks
+@keeps_dtype
 def keep_largest(
     labels: ArrayLike,
     *,
@@ -188,7 +189,7 @@ def keep_largest(
     return _replace(out, removed, background, replace_with)
 
 
-@keeps_masks
+@keeps_dtype
 def fill_holes(
     labels: ArrayLike,
     max_size: int,
@@ -254,7 +255,7 @@ def _morph(labels, radius, name, classes, background, over_classes) -> np.ndarra
     )
 
 
-@keeps_masks
+@keeps_dtype
 def dilation(
     labels: ArrayLike,
     radius: int,
@@ -287,7 +288,7 @@ def dilation(
     return _morph(labels, radius, "dilation", classes, background, over_classes)
 
 
-@keeps_masks
+@keeps_dtype
 def closing(
     labels: ArrayLike,
     radius: int,
@@ -320,7 +321,7 @@ def closing(
     return _morph(labels, radius, "closing", classes, background, over_classes)
 
 
-@keeps_masks
+@keeps_dtype
 def erosion(
     labels: ArrayLike, radius: int, *, classes: Iterable[int] | None = None, background: int = 0
 ) -> np.ndarray:
@@ -346,7 +347,7 @@ def erosion(
     return _morph(labels, radius, "erosion", classes, background, False)
 
 
-@keeps_masks
+@keeps_dtype
 def opening(
     labels: ArrayLike, radius: int, *, classes: Iterable[int] | None = None, background: int = 0
 ) -> np.ndarray:
@@ -372,7 +373,7 @@ def opening(
     return _morph(labels, radius, "opening", classes, background, False)
 
 
-@keeps_masks
+@keeps_dtype
 def majority(labels: ArrayLike, radius: int) -> np.ndarray:
     """Mode filter: each pixel takes the most common label within ``radius``.
 

@@ -23,7 +23,7 @@ from itertools import pairwise
 import numpy as np
 
 from .._types import ArrayLike
-from ._checks import check_labels, class_ids, keeps_masks
+from ._checks import check_labels, class_ids, keeps_dtype
 
 METHODS = ("nearest", "shape", "contour")
 
@@ -98,7 +98,7 @@ def choose_slice_axis(annotated: Sequence[np.ndarray]) -> int:
     return best
 
 
-@keeps_masks
+@keeps_dtype
 def interpolate_slices(
     labels: ArrayLike,
     *,
