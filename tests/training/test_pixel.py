@@ -180,6 +180,20 @@ def test_live_classifier_refuses_a_gradient_trained_architecture(cells):
         LiveClassifier(cells[0], architecture="unet")
 
 
+def test_live_classifier_messages_name_the_strokes_not_a_pair(cells):
+    """A Python user of the live classifier has no pairs: its refusals said "the labels
+    of pair 0 have no annotated pixel" and "pair 0: labels shape ..."."""
+    image = cells[0]
+    live = LiveClassifier(image, device="cpu")
+    with pytest.raises(ValueError, match=r"^the labels of the strokes have no annotated pixel"):
+        live.update(np.zeros(image.shape, np.uint8))
+    with pytest.raises(ValueError, match=r"^the strokes: labels shape"):
+        live.update(np.zeros((image.shape[0] - 1, image.shape[1]), np.uint8))
+    named = LiveClassifier(image, device="cpu", names=["cells"])
+    with pytest.raises(ValueError, match=r"^the labels of cells have no annotated pixel"):
+        named.update(np.zeros(image.shape, np.uint8))
+
+
 def test_live_classifier_settings_are_read_as_every_job_s():
     """A misspelt keyword raised dataclasses' "unexpected keyword argument" and a dict
     of settings an AttributeError: both are read as the other jobs read them."""

@@ -72,7 +72,7 @@ class LiveClassifier:
         default here); ``label0`` is ``"unlabelled"`` (strokes are sparse) and
         nothing is held out (every stroke counts at once).
     names : sequence of str, optional
-        The image's name (for error messages).
+        The image's name (for error messages; default "the strokes").
     **options
         Override ``config`` fields.
 
@@ -98,7 +98,9 @@ class LiveClassifier:
                 f"live update fits a pixel classifier; {cfg.architecture!r} is trained "
                 "by gradient descent (use Train)"
             )
-        self.config, self.image, self.names = cfg, as_array(image, "image"), names
+        self.image = as_array(image, "image")
+        # messages name the image (the dock gives its layer's name), never "pair 0"
+        self.config, self.names = cfg, names or ("the strokes",)
         self.runtime = Runtime.resolve(cfg.device, "fp32", purpose="training")
         self.cache = FeatureCache()
         self.in_channels = cfg.in_channels or detect_in_channels(
