@@ -173,3 +173,21 @@ def test_label_maps_held_as_floats_of_whole_numbers_are_ids(data):
         train((image, halves), config)
     with pytest.raises(TypeError, match="got float32 values that are not all whole numbers"):
         refine.erosion(halves, 1)
+
+
+def test_monai_data_dicts_are_training_pairs(data):
+    """MONAI's datasets hold items as ``{"image": ..., "label": ...}``; ``train`` said
+    "pair 0 must be an (image, labels) pair, got dict". A dict of file paths (a data
+    list before ``LoadImaged``) is named as such."""
+    image, labels = data
+    config = TrainingConfig(
+        epochs=1, steps_per_epoch=1, patch_size=32, batch_size=2, minutes=None,
+        options={"depth": 2, "base_width": 4}, device="cpu",
+    )  # fmt: skip
+    item = {"image": torch.from_numpy(image)[None], "label": torch.from_numpy(labels)[None]}
+    assert train([item, item], config).model.spec.num_classes == int(labels.max()) + 1
+    assert train(item, config).model.spec.in_channels == 1
+    with pytest.raises(TypeError, match=r"pair 0 holds file paths .* napari-seg train --image"):
+        train([{"image": "img.nii.gz", "label": "seg.nii.gz"}], config)
+    with pytest.raises(ValueError, match="pair 0 is a dict without 'image' and 'label'"):
+        train([{"img": image, "seg_mask": labels}], config)

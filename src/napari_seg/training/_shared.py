@@ -4,7 +4,8 @@ pixel classifier, batches, padding and the check of what is annotated."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -80,6 +81,8 @@ def as_pairs(pairs: Any) -> list[tuple[Any, Any]]:
             f"pairs must be one (image, labels) pair or a list of them, got {len(pairs)} "
             "arrays in a row; group them in pairs: [(image1, labels1), (image2, labels2)]"
         )
+    if isinstance(pairs, Mapping):  # one MONAI data dict
+        pairs = [pairs]
     if not isinstance(pairs, Sequence) or isinstance(pairs, str) or len(pairs) == 0:
         got = type(pairs).__name__
         raise ValueError(
@@ -87,10 +90,31 @@ def as_pairs(pairs: Any) -> list[tuple[Any, Any]]:
         )
     out = []
     for i, pair in enumerate(pairs):
+        pair = _monai_item(pair, i)
         if not isinstance(pair, Sequence) or len(pair) != 2:
             raise ValueError(f"pair {i} must be an (image, labels) pair, got {type(pair).__name__}")
         out.append((as_array(pair[0], f"pair {i}: image"), as_array(pair[1], f"pair {i}: labels")))
     return out
+
+
+def _monai_item(pair: Any, i: int) -> Any:
+    """A MONAI data dict (``{"image": ..., "label": ...}``, as MONAI's datasets and
+    decathlon lists hold them) as its (image, labels) pair; anything else as it is.
+    Its entries must be arrays or tensors: paths are read by ``napari-seg train``."""
+    if not isinstance(pair, Mapping):
+        return pair
+    key = next((k for k in ("label", "labels", "seg") if k in pair), None)
+    if "image" not in pair or key is None:
+        raise ValueError(
+            f"pair {i} is a dict without 'image' and 'label' entries (MONAI's data dict), "
+            f"got keys {sorted(map(str, pair))[:8]}"
+        )
+    if any(isinstance(pair[k], (str, os.PathLike)) for k in ("image", key)):
+        raise TypeError(
+            f"pair {i} holds file paths (MONAI's data dict before LoadImaged): read them "
+            "first, or train from the files with napari-seg train --image ... --labels ..."
+        )
+    return (pair["image"], pair[key])
 
 
 def pair_names(names: Sequence[str] | None, count: int) -> list[str]:
