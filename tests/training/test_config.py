@@ -128,3 +128,23 @@ def test_epochs_alone_are_the_budget_as_on_the_command_line(tmp_path):
     path.write_text("epochs: 50\n")
     assert TrainingConfig.load(path).time_budget is None
     assert TrainingConfig.given(None, epochs=3).time_budget is None
+
+
+def test_a_run_records_the_time_budget_it_ran_under():
+    """With neither epochs nor minutes the config says None for both; the run's
+    config (its record, the model card) states the 2 minutes it ran under."""
+    import threading
+
+    from napari_seg.sample_data import cells_2d
+    from napari_seg.training import train
+
+    image, labels = cells_2d((64, 64), seed=1)
+    stop = threading.Event()
+    stop.set()  # stopped at the first check: the budget is what is looked at
+    result = train(
+        (image, labels), batch_size=2, patch_size=32, steps_per_epoch=1, stop=stop,
+        options={"depth": 2, "base_width": 4}, device="cpu",
+    )  # fmt: skip
+    assert (result.config.minutes, result.config.epochs) == (2.0, None)
+    by_epochs = train((image, labels), result.config.with_(minutes=None, epochs=1), stop=stop)
+    assert (by_epochs.config.minutes, by_epochs.config.epochs) == (None, 1)

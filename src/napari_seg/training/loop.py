@@ -145,6 +145,8 @@ def iter_train(
     if config is None and resume is not None:
         config = resumed_config(resume)
     config = TrainingConfig.given(config, **options)  # a dict of settings too
+    if config.epochs is None:  # the run's record states the time budget it ran under
+        config = config.with_(minutes=config.time_budget)
     _check_handles(model, stop)
     pairs = as_pairs(pairs)
     names = pair_names(names, len(pairs))
