@@ -91,7 +91,7 @@ def test_dask_input_is_read_by_block(monkeypatch):
     ("pred", "gt", "error", "match"),
     [
         (np.zeros((2, 3), int), np.zeros((3, 2), int), ValueError, "same shape"),
-        (np.full(3, 0.5), np.zeros(3, int), TypeError, "pred must hold integer.*float64 values th"),
+        (np.full(3, 0.5), np.zeros(3, int), TypeError, r"float64 values .* give their argmax"),
         (np.array([np.nan, 1.0]), np.zeros(2, int), TypeError, "pred must hold integer"),
         (np.zeros(0, int), np.zeros(0, int), ValueError, "pred is empty"),
         (np.array([0, -1]), np.array([0, 1]), ValueError, "negative"),

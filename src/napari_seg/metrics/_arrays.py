@@ -38,7 +38,7 @@ def as_label_array(array, name: str):
     if not np.issubdtype(array.dtype, np.integer):
         raise TypeError(
             f"{name} must hold integer label ids, got {dtype}"
-            + (hint or " values that are not all whole numbers")
+            + (hint or " values that are not all whole numbers (probabilities: give their argmax)")
         )
     if len(array.shape) == 0:
         raise ValueError(f"{name} must have at least one axis, got a 0-dimensional array")
