@@ -144,3 +144,20 @@ def test_bad_tile_size_is_named():
     _truth, image, probs = synthetic(0, shape=(16, 16))
     with pytest.raises(ValueError, match="tile_pixels"):
         refine.crf_refine(probs, image, device="cpu", tile_pixels=0)
+
+
+def test_class_last_probabilities_are_named_with_the_transpose_to_give():
+    """Probabilities stacked class-last (H, W, C), as numpy users stack maps, were
+    refused by the CRF as "image must cover the probabilities' pixels (32, 2)", a shape
+    that exists nowhere in the user's code."""
+    rng = np.random.default_rng(0)
+    probabilities = rng.random((2, 16, 16)).astype(np.float32)
+    probabilities /= probabilities.sum(0)
+    image = rng.random((16, 16)).astype(np.float32)
+    labels = (probabilities.argmax(0) == 1).astype(np.uint8)
+    advice = r"they look class-last; .* give probabilities\.transpose\(2, 0, 1\)"
+    with pytest.raises(ValueError, match=advice):
+        refine.crf_refine(probabilities.transpose(1, 2, 0), image, iterations=1)
+    with pytest.raises(ValueError, match=advice):
+        refine.watershed_split(labels, probabilities=probabilities.transpose(1, 2, 0))
+    assert refine.crf_refine(probabilities, image, iterations=1).shape == (16, 16)

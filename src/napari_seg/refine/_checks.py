@@ -61,6 +61,20 @@ def keeps_dtype(operation: _Operation) -> _Operation:
     return cast(_Operation, keeping)
 
 
+def class_last_hint(shape: tuple[int, ...], pixels: tuple[int, ...]) -> str:
+    """ ": they look class-last ..." when probabilities of ``shape`` hold the classes
+    on their last axis over ``pixels`` (``(H, W, C)``, as numpy users stack maps);
+    refine takes them class first, as predict writes them. Else ""."""
+    if tuple(shape[:-1]) != tuple(pixels):
+        return ""
+    last = len(shape) - 1
+    order = ", ".join(map(str, (last, *range(last))))
+    return (
+        ": they look class-last; refine takes them class first: give "
+        f"probabilities.transpose({order})"
+    )
+
+
 def check_same_shape(array, labels: np.ndarray, name: str) -> np.ndarray:
     array = np.asarray(array)
     if array.shape != labels.shape:

@@ -20,6 +20,7 @@ import numpy as np
 
 from .._types import ArrayLike
 from ..limits import MAX_CRF_ITERATIONS, MAX_CRF_RADIUS, brief
+from ._checks import class_last_hint
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,10 @@ def _check(
     img = np.asarray(image, dtype=np.float32)
     img = np.moveaxis(img, channel_axis, 0) if channel_axis is not None else img[np.newaxis]
     if img.shape[1:] != probs.shape[1:]:
+        hint = class_last_hint(probs.shape, img.shape[1:]) or " (channels moved first)"
         raise ValueError(
             f"image must cover the probabilities' pixels {probs.shape[1:]}, got "
-            f"{img.shape[1:]} (channels moved first)"
+            f"{img.shape[1:]}{hint}"
         )
     return probs, img
 

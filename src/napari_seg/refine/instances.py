@@ -8,7 +8,14 @@ import numpy as np
 
 from .._types import ArrayLike
 from ..limits import MAX_MIN_DISTANCE, MAX_RADIUS
-from ._checks import check_connectivity, check_count, check_labels, check_same_shape, class_ids
+from ._checks import (
+    check_connectivity,
+    check_count,
+    check_labels,
+    check_same_shape,
+    class_ids,
+    class_last_hint,
+)
 
 
 def connected_components(
@@ -181,6 +188,7 @@ def watershed_split(
             raise ValueError(
                 "probabilities must have shape (classes, *labels.shape) = "
                 f"(C, {', '.join(map(str, labels.shape))}), got {probabilities.shape}"
+                + class_last_hint(probabilities.shape, labels.shape)
             )
     out = np.zeros(labels.shape, dtype=np.int32)
     offset = 0
