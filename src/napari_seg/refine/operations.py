@@ -27,12 +27,11 @@ KINDS = ("int", "float", "bool", "str", "ints", "mapping")
 def _id_mapping(mapping: Mapping) -> dict[int, int]:
     """Old -> new ids as ints. Keys may be strings ("1"), as a JSON object's keys are;
     otherwise whole numbers only: 1.5 is refused, not read as 1."""
-    return {
-        int(old) if isinstance(old, str) else as_id("mapping", old, negative=True): as_id(
-            "mapping", new, negative=True
-        )
-        for old, new in mapping.items()
-    }
+
+    def key(old: Any) -> int:
+        return int(old) if isinstance(old, str) else as_id("mapping", old, negative=True)
+
+    return {key(old): as_id("mapping", new, negative=True) for old, new in mapping.items()}
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,8 @@ def as_pairs(pairs: Any) -> list[tuple[Any, Any]]:
 
     Parameters
     ----------
-    pairs : (image, labels) or sequence of them
+    pairs : (image, labels), a MONAI data dict ({"image": ..., "label": ...}), or a
+        sequence of them
 
     Returns
     -------
