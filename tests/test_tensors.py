@@ -191,3 +191,20 @@ def test_monai_data_dicts_are_training_pairs(data):
         train([{"image": "img.nii.gz", "label": "seg.nii.gz"}], config)
     with pytest.raises(ValueError, match="pair 0 is a dict without 'image' and 'label'"):
         train([{"img": image, "seg_mask": labels}], config)
+
+
+def test_a_multiscale_layer_s_data_is_read_at_its_finest_level(data):
+    """From napari's console, ``predict(model, viewer.layers["img"].data)`` of a
+    multiscale layer (an OME-Zarr pyramid) failed inside with "list indices must be
+    integers or slices, not tuple"; the docks segment its finest level, and so does
+    the API now. A plain list of arrays of several shapes is named."""
+    layers = pytest.importorskip("napari.layers", reason="napari makes the layers")
+    image, labels = data
+    model = create_model(ModelSpec("unet", 1, 3, options={"depth": 2, "base_width": 4}))
+    pyramid = layers.Image([image, image[::2, ::2]], multiscale=True).data
+    found = predict(model, pyramid, device="cpu")
+    np.testing.assert_array_equal(found.labels, predict(model, image, device="cpu").labels)
+    stored = layers.Labels([labels, labels[::2, ::2]], multiscale=True).data
+    assert evaluate(stored, labels).scores.mean_iou == 1.0
+    with pytest.raises(TypeError, match=r"a multiscale pyramid\? give its finest level"):
+        predict(model, [image, image[::2, ::2]], device="cpu")

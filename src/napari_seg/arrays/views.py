@@ -50,8 +50,9 @@ def host_array(array: Any) -> Any:
 
 def as_array(array: Any, name: str) -> Any:
     """``array`` as the jobs read it: a tensor through :func:`host_array`, a (nested)
-    list or tuple as a numpy array (as scikit-image's functions take one), numpy, dask
-    and zarr arrays as they are.
+    list or tuple as a numpy array (as scikit-image's functions take one), a napari
+    multiscale layer's data as its finest level, numpy, dask and zarr arrays as they
+    are.
 
     Parameters
     ----------
@@ -67,11 +68,19 @@ def as_array(array: Any, name: str) -> Any:
     Raises
     ------
     TypeError
-        For anything else (a napari layer: give its ``.data``), or lists of
-        different lengths.
+        For anything else (a napari layer: give its ``.data``), lists of different
+        lengths, or arrays of different shapes (a pyramid: give its finest level).
     """
+    if type(array).__name__ == "MultiScaleData" and type(array).__module__.startswith("napari"):
+        array = array[0]  # a multiscale layer's data: its finest level, as the docks read it
     array = host_array(array)
     if isinstance(array, (list, tuple)):
+        shapes = {tuple(a.shape) for a in array if hasattr(a, "shape")}
+        if len(shapes) > 1:
+            raise TypeError(
+                f"{name} is a list of arrays of {len(shapes)} shapes: a multiscale pyramid? "
+                f"give its finest level ({name}[0]); several images: one call each"
+            )
         try:
             array = np.asarray(array)
         except ValueError:  # "inhomogeneous shape"
