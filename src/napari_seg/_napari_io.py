@@ -166,7 +166,7 @@ def _volume_layers(path: str, name: str, array, geometry, segments=None) -> list
     layer each, its time points one layer: ``medical.volume_channel_axis``); a
     segmentation read with its ``segments`` (a DICOM SEG) is a label map named by them."""
     from ._io import check_pixels
-    from .arrays.ids import whole_numbers_as_ids
+    from .arrays.ids import as_ids
     from .medical import display_range, is_rtstruct, rtstruct_roi_types, volume_channel_axis
 
     check_pixels(path, array)
@@ -189,8 +189,8 @@ def _volume_layers(path: str, name: str, array, geometry, segments=None) -> list
             kwargs["units"] = ("second" if step else "pixel", *kwargs["units"])
             kwargs["axis_labels"] = ("t", *kwargs["axis_labels"])
     if (array.ndim == 3 or time) and (segments is not None or _is_label_map(path, name)):
-        ids = array if np.issubdtype(array.dtype, np.integer) else whole_numbers_as_ids(array)
-        if ids is not None:  # floats of whole numbers too, as FSL writes segmentations
+        ids = as_ids(array)
+        if np.issubdtype(ids.dtype, np.integer):  # floats of whole numbers too (FSL's)
             if segments is None:
                 classes = _dataset_classes(path, name) or _segment_classes(path)
             else:

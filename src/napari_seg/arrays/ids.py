@@ -103,9 +103,9 @@ COUNT_BLOCK = 1 << 24
 
 
 def whole_numbers_as_ids(array: np.ndarray) -> np.ndarray | None:
-    """A boolean array, or a float one of whole numbers within int32, as the smallest
-    integer type holding its values; None for other floats (NaN, 0.5, 1e40) and
-    other dtypes (integers are ids already; complex numbers are not ids).
+    """A float array of whole numbers within int32 as the smallest integer type holding
+    its values; None for other floats (NaN, 0.5, 1e40) and other dtypes (integers are
+    ids already, :func:`as_ids` views a boolean mask; complex numbers are not ids).
 
     Parameters
     ----------
@@ -115,8 +115,6 @@ def whole_numbers_as_ids(array: np.ndarray) -> np.ndarray | None:
     -------
     numpy.ndarray or None
     """
-    if array.dtype == np.bool_:
-        return array.astype(np.uint8)
     if not np.issubdtype(array.dtype, np.floating) or array.ndim == 0:
         return None
     if array.size == 0:

@@ -97,8 +97,6 @@ def iter_predict(
     ...     print(event)
     """
     config = PredictConfig.given(config, **options)  # a dict of settings too
-    check_model(model, "predict(model, image)", other=image)  # first: named if swapped
-    image = as_array(image, "image")  # a torch or MONAI tensor, a nested list
     # Everything is checked here, before the first ``next``, so errors surface at the call.
     predictor = _Predictor(model, image, config, out, probabilities_out)
     sizes = predictor.resampled_sizes()
@@ -107,7 +105,7 @@ def iter_predict(
     return run_resampled(
         _Predictor,
         model,
-        image,
+        predictor.image,  # a tensor or a nested list as an array
         config,
         predictor.layout,
         sizes,
@@ -181,7 +179,7 @@ class _Predictor:
         self.box = box
         self.plane_range = planes if planes is not None else range(self.layout.n_planes)
         self.planes_done = self.plane_range.start
-        self.stats = stats or compute_stats(image, self.layout, spec.normalization)
+        self.stats = stats or compute_stats(self.image, self.layout, spec.normalization)
 
     @classmethod
     def settings(cls, model, image, config: PredictConfig) -> _Predictor:
@@ -191,8 +189,8 @@ class _Predictor:
         return predictor
 
     def _resolve(self, model, image, config: PredictConfig) -> None:
-        check_model(model, "predict(model, image)", other=image)
-        _check_image(image)
+        check_model(model, "predict(model, image)", other=image)  # first: named if swapped
+        image = _checked_image(image)
         spec = model.spec
         self.model, self.image, self.config = model, image, config
         self.layout: ImageLayout = resolve_layout(
@@ -443,10 +441,13 @@ def _batches(tiles, size, pool, pending, load, *args):
         yield items, x
 
 
-def _check_image(image) -> None:
-    as_array(image, "image")
+def _checked_image(image):
+    """``image`` as an array (a torch or MONAI tensor, a nested list: ``as_array``) of
+    numbers."""
+    image = as_array(image, "image")
     if np.dtype(image.dtype).kind not in "biuf":
         raise TypeError(f"image must have a numeric dtype, got {np.dtype(image.dtype)}")
+    return image
 
 
 def _labels_out(out, layout: ImageLayout, num_classes: int):

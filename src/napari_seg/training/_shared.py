@@ -12,6 +12,7 @@ from typing import Any, Literal
 import numpy as np
 
 from .._validate import check_int
+from ..arrays.ids import as_ids
 from ..arrays.views import as_array
 from ..limits import MAX_CLASSES, MAX_UNSTATED_CLASSES, brief
 
@@ -184,8 +185,6 @@ def class_ids_of(name: str, labels):
     TypeError
         Naming ``name`` and the dtype.
     """
-    from ..arrays.ids import as_ids
-
     labels = as_ids(labels)
     if np.dtype(labels.dtype).kind not in "iub":
         raise TypeError(
