@@ -17,7 +17,21 @@ def test_cpu_and_auto():
     assert list_devices()[-1].id == "cpu"
 
 
-@pytest.mark.parametrize("name", ["gpu", "cuda:x", "tpu", ""])
+@pytest.mark.parametrize("name", ["cpu:0", " CPU:0", torch.device("cpu", 0)])
+def test_cpu_as_torch_writes_it(name):
+    # torch names the one CPU "cpu:0" too (str(torch.device("cpu", 0))): the same device
+    assert resolve_device(name) == torch.device("cpu")
+
+
+def test_mps_zero_is_mps_and_other_indices_are_refused(monkeypatch):
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert resolve_device("mps:0") == torch.device("mps")
+    for name in ("cpu:1", "mps:2"):
+        with pytest.raises(DeviceError, match=rf"there is one .* device.*got '{name}'"):
+            resolve_device(name)
+
+
+@pytest.mark.parametrize("name", ["gpu", "cuda:x", "tpu", "", "cpu:", "cpu:x"])
 def test_unknown_names(name):
     with pytest.raises(DeviceError, match="unknown device"):
         resolve_device(name)

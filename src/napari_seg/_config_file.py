@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from ._paths import user_path
 from ._validate import reject_unknown
 from .limits import MAX_CONFIG_BYTES
 
@@ -80,7 +81,7 @@ def read_mapping(path: str | Path, *, yaml_format: bool | None = None) -> Any:
     OSError
         If it cannot be read.
     """
-    path = Path(path)
+    path = user_path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder, not a JSON or YAML file")
     if not path.exists():  # Python's own words name neither the file's role nor its kind
@@ -107,7 +108,7 @@ def write_mapping(path: str | Path, data: Any, *, overwrite: bool = False) -> Pa
     """
     from ._atomic import atomic_write
 
-    path = Path(path)
+    path = user_path(path)
     if path.suffix.lower() in YAML_SUFFIXES:
         import yaml
 

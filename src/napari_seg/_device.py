@@ -11,6 +11,9 @@ if TYPE_CHECKING:
     import torch
 
 _CUDA_RE = re.compile(r"^cuda(?::(\d+))?$")
+# torch writes the one CPU and the one Apple GPU as "cpu:0" and "mps:0" too
+# (``str(tensor.device)`` after ``.to("cpu:0")``): the same devices.
+_ONE_DEVICE_RE = re.compile(r"^(cpu|mps)(?::(\d+))?$")
 DEVICE_CHOICES = '"auto", "cpu", "cuda", "cuda:N" or "mps"'
 
 
@@ -33,7 +36,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     ----------
     device : str or torch.device
         ``"auto"`` (CUDA if present, then MPS, then CPU), ``"cpu"``, ``"cuda"``
-        (the current CUDA device), ``"cuda:N"`` or ``"mps"``.
+        (the current CUDA device), ``"cuda:N"`` or ``"mps"`` (``"cpu:0"`` and
+        ``"mps:0"``, as torch also writes them, are the same devices).
 
     Returns
     -------
@@ -63,12 +67,14 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         if torch.cuda.is_available():
             return torch.device("cuda", torch.cuda.current_device())
         return torch.device("mps") if _mps_available() else torch.device("cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "mps":
-        if not _mps_available():
+    single = _ONE_DEVICE_RE.match(name)
+    if single is not None:
+        kind, index = single.groups()
+        if index is not None and int(index) != 0:
+            raise DeviceError(f"there is one {kind} device, {kind} (or {kind}:0); got {device!r}")
+        if kind == "mps" and not _mps_available():
             raise DeviceError(f"MPS (Apple GPU) is not available here; available: {_available()}")
-        return torch.device("mps")
+        return torch.device(kind)
     match = _CUDA_RE.match(name)
     if match is None:
         raise DeviceError(f"unknown device {device!r}; expected {DEVICE_CHOICES}")

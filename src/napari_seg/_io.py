@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._ome_zarr import is_zarr_path, ome_zarr_datasets, ome_zarr_transform
+from ._paths import user_path
 from .limits import MAX_CHUNK_BYTES, one_line
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def read_with_geometry(path: str | os.PathLike) -> tuple[Any, VolumeGeometry | N
     from . import medical
     from ._dataset_json import channel_files
 
-    path = Path(path)
+    path = user_path(path)
     if not path.exists():
         raise FileNotFoundError(f"input not found: {path}")
     geometry = None
@@ -150,6 +151,7 @@ def read_labels(path: str | os.PathLike) -> tuple[Any, VolumeGeometry | None]:
     """
     from .arrays.ids import as_ids
 
+    path = user_path(path)
     if (indices := _palette_indices(path)) is not None:
         return indices, None  # a PNG: no medical geometry
     array, geometry = read_with_geometry(path)
@@ -322,6 +324,7 @@ def _matches(path: Path) -> list[Path]:
     """
     import glob
 
+    path = user_path(path)  # a quoted "~/images/*.tif" reaches here unexpanded
     if path.exists() or not glob.has_magic(str(path)):
         return [path]
     matches = sorted(Path(p) for p in glob.glob(str(path)))

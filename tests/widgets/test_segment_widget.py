@@ -462,6 +462,22 @@ def test_load_a_model_file_here(make_napari_viewer_proxy, qtbot, notes, tmp_path
     assert w.config() == PredictConfig(precision="auto")
 
 
+def test_a_model_file_typed_under_home_loads(
+    make_napari_viewer_proxy, qtbot, notes, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("HOME", str(tmp_path))  # "~/..." typed in the field, as in a shell
+    viewer = make_napari_viewer_proxy()
+    w = segment_widget(viewer)
+    viewer.window.add_dock_widget(w)
+    save_model(_model(), tmp_path / "typed.safetensors")
+    # typed into the field's text box (magicgui expands "~" only when value is set in code)
+    w._model_path.line_edit.value = "~/typed.safetensors"
+    w.load_model()
+    assert not notes["error"]  # once: "no file at '~/typed.safetensors'"
+    qtbot.waitUntil(lambda: w.current.model is not None, timeout=TIMEOUT_MS)
+    assert w.current.path == tmp_path / "typed.safetensors"
+
+
 def test_removing_the_image_while_segmenting_writes_nothing_and_says_so(setup, qtbot, notes):
     viewer, w = setup
     layer = viewer.add_image(cells_2d((512, 512))[0], name="cells")

@@ -11,6 +11,7 @@ from typing import Any
 from magicgui.widgets import CheckBox, Container, FileEdit, SpinBox
 
 from .._layers import ignored_of
+from .._paths import user_path
 
 
 class AutoInt(Container):
@@ -103,14 +104,14 @@ class SaveTarget(Container):
     def path(self) -> Path | None:
         if is_empty_file_field(self._file.value):
             return None
-        path = Path(self._file.value)
+        path = user_path(self._file.value)
         if self._suffix is not None and path.suffix.lower() != self._suffix:
             path = path.with_name(path.name + self._suffix)
         return path
 
     @property
     def value(self) -> Path:
-        return Path(self._file.value)
+        return user_path(self._file.value)
 
     @value.setter
     def value(self, value) -> None:
@@ -139,7 +140,7 @@ def model_file_problem(value) -> str | None:
     """
     if is_empty_file_field(value):
         return "no model file chosen; pick one with Select file"
-    path = Path(value)
+    path = user_path(value)
     if path.is_dir():
         return f"{str(path)!r} is a folder; choose a model file (.safetensors) in it"
     if not path.is_file():

@@ -11,6 +11,7 @@ from magicgui.widgets import ComboBox, PushButton
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from .._layers import GEOMETRY_KEY, labels_layer_kwargs
+from .._paths import user_path
 from ..inference.config import PredictConfig
 from ..inference.events import (
     PredictProgress,
@@ -253,7 +254,7 @@ class SegmentWidget(SegmentFields, RunnerFields, Dock):
 
     def _member_files(self) -> tuple[Path, ...]:
         """The "average with" files (checked to exist), or ValueError (main thread)."""
-        paths = tuple(Path(p) for p in self._members.value or ())
+        paths = tuple(user_path(p) for p in self._members.value or ())
         missing = [str(p) for p in paths if not p.is_file()]
         if missing:
             raise ValueError(f"average with: no model file at {', '.join(missing)}")
@@ -269,7 +270,7 @@ class SegmentWidget(SegmentFields, RunnerFields, Dock):
         if problem:
             show_error(f"Cannot load model: {problem}")
             return
-        path = Path(self._model_path.value)
+        path = user_path(self._model_path.value)
         device = "cpu" if self._device.value == "auto" else self._device.value
         self._loader.start(load_job, path, device, on_result=self._on_model_loaded)
 

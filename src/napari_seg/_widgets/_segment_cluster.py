@@ -9,6 +9,7 @@ from typing import Any
 
 from magicgui.widgets import ComboBox, Container, FileEdit, LineEdit, SpinBox
 
+from .._paths import user_path
 from ..limits import MAX_BLOCK, MAX_WORKERS
 from ._fields import is_empty_file_field
 
@@ -49,7 +50,7 @@ class ClusterPanel:
 
     def output_path(self) -> Path:
         """The chosen ``.ome.zarr`` folder (the suffix added when missing)."""
-        path = Path(self.output.value)
+        path = user_path(self.output.value)
         return path if path.name.endswith(".ome.zarr") else path.with_name(path.name + ".ome.zarr")
 
     def _sync(self, *_args) -> None:

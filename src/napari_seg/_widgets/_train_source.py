@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from magicgui.widgets import CheckBox, ComboBox, FileEdit
 
+from .._paths import user_path
 from ..models import get_architecture, list_architectures
 from ..training.config import MAX_CLASSES
 from ._fields import AutoInt, model_file_problem
@@ -111,7 +110,7 @@ class ModelSourcePanel:
             problem = model_file_problem(self.model_file.value)
             if problem:
                 raise ValueError(f"model file: {problem}")
-            return None, str(Path(self.model_file.value))
+            return None, str(user_path(self.model_file.value))
         return None, None
 
     def _on_source_changed(self, *_args) -> None:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+from .._paths import user_path
 from ._common import (
     EXIT_ERROR,
     INPUT_ERRORS,
@@ -86,7 +87,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=_unit_symbol,
         help="length unit of the spacing: nm, um, mm, m or an NGFF name (mm: volumes in mL)",
     )
-    p.add_argument("--config", type=Path, help="JSON or YAML file of evaluation settings")
+    p.add_argument("--config", type=user_path, help="JSON or YAML file of evaluation settings")
     _add_output_arguments(p)
     p.set_defaults(func=run)
 
@@ -95,7 +96,7 @@ def _add_output_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument(
         "--csv",
-        type=Path,
+        type=user_path,
         metavar="FILE",
         help="also write the table as CSV (a row per class, or threshold; for folders a row "
         "per pair, then the means), as the Evaluate dock's export",
@@ -105,10 +106,10 @@ def _add_output_arguments(p: argparse.ArgumentParser) -> None:
 
 def _add_input_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--pred", required=True, type=Path, help="predicted labels file, or a folder of them"
+        "--pred", required=True, type=user_path, help="predicted labels file, or a folder of them"
     )
     p.add_argument(
-        "--gt", required=True, type=Path, help="ground-truth labels file, or a folder of them"
+        "--gt", required=True, type=user_path, help="ground-truth labels file, or a folder of them"
     )
     add_labels_suffix_argument(p, "ground-truth")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
+from .._paths import user_path
 from .._units import format_spacing
 from ._common import (
     add_normalization_arguments,
@@ -196,12 +196,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="voxel size per axis the model is made for (z y x); 3D U-Nets plan pooling from it",
     )
     add_spacing_unit_argument(p)
-    p.add_argument("--out", required=True, type=Path, help="model file to write")
+    p.add_argument("--out", required=True, type=user_path, help="model file to write")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_cmd_create)
 
     p = sub.add_parser("info", help="show a model file's card")
-    p.add_argument("model", type=Path, help="model file (.safetensors)")
+    p.add_argument("model", type=user_path, help="model file (.safetensors)")
     p.add_argument("--json", action="store_true", help="print the card as JSON")
     p.set_defaults(func=_cmd_info)
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .._paths import user_path
 from ._common import (
     add_channel_argument,
     add_spacing_unit_argument,
@@ -51,19 +52,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument(
-        "inputs", nargs="+", type=Path, metavar="INPUT",
+        "inputs", nargs="+", type=user_path, metavar="INPUT",
         help="image files, zarr stores, or folders of image files",
     )  # fmt: skip
     p.add_argument(
         "--model",
         required=True,
-        type=Path,
+        type=user_path,
         action="append",
         help="model file (.safetensors); several (--model A --model B) predict as an "
         "ensemble: their softmax probabilities averaged, as nnU-Net's folds",
     )
-    p.add_argument("--output", "--out", type=Path, help="output folder (created; --out for short)")
-    p.add_argument("--config", type=Path, help="JSON or YAML file of prediction settings")
+    p.add_argument(
+        "--output", "--out", type=user_path, help="output folder (created; --out for short)"
+    )
+    p.add_argument("--config", type=user_path, help="JSON or YAML file of prediction settings")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
     _add_tiling_arguments(p)
     p.add_argument("--channel-axis", type=int, help="channel axis of the inputs (detected)")

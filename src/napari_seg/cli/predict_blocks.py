@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .._paths import user_path
 from ._common import check_outputs, drive, for_each_input
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ def add_scale_out_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--cluster-config",
-        type=Path,
+        type=user_path,
         metavar="FILE",
         help="a dask-jobqueue YAML file (SLURM, PBS, LSF...); implies --output-format ome-zarr",
     )

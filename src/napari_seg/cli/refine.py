@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._paths import user_path
 from ._common import (
     axes_argument,
     check_output_folder,
@@ -65,14 +66,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "file of a folder. 'napari-seg refine --list' lists the operations."
         ),
     )
-    p.add_argument("input", nargs="?", type=Path, metavar="INPUT", help="label file or folder")
-    p.add_argument("output", nargs="?", type=Path, metavar="OUTPUT", help="file or folder")
+    p.add_argument("input", nargs="?", type=user_path, metavar="INPUT", help="label file or folder")
+    p.add_argument("output", nargs="?", type=user_path, metavar="OUTPUT", help="file or folder")
     p.add_argument("--op", help="operation name (see --list)")
     p.add_argument(
         "--pipeline",
         "--config",
         dest="pipeline",
-        type=Path,
+        type=user_path,
         help="JSON/YAML file of steps (instead of --op); --config is the same option",
     )
     p.add_argument("--list", action="store_true", help="list operations and their parameters")
@@ -89,12 +90,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="slice axis, refined slice by slice (implies --per-slice); several separated "
         "by commas (0,1: each 2D plane of a TZYX stack)",
     )
-    p.add_argument("--image", type=Path, help="image file (or folder) for crf")
-    p.add_argument("--probabilities", type=Path, help="class-first probabilities (crf, watershed)")
+    p.add_argument("--image", type=user_path, help="image file (or folder) for crf")
     p.add_argument(
-        "--region", type=Path, help="mask file: nonzero pixels are the region (set_class)"
+        "--probabilities", type=user_path, help="class-first probabilities (crf, watershed)"
     )
-    p.add_argument("--reference", type=Path, help="semantic labels (instances_to_semantic)")
+    p.add_argument(
+        "--region", type=user_path, help="mask file: nonzero pixels are the region (set_class)"
+    )
+    p.add_argument("--reference", type=user_path, help="semantic labels (instances_to_semantic)")
     p.add_argument(
         "--channel-axis", type=int, help="channel axis of --image (default: a TIFF's C axis)"
     )

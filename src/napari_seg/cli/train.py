@@ -8,9 +8,9 @@ import math
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .._paths import user_path
 from ._common import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -99,14 +99,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     _add_data_arguments(p)
-    p.add_argument("--out", required=True, type=Path, help="model file to write (.safetensors)")
-    p.add_argument("--config", type=Path, help="JSON or YAML training settings")
+    p.add_argument(
+        "--out", required=True, type=user_path, help="model file to write (.safetensors)"
+    )
+    p.add_argument("--config", type=user_path, help="JSON or YAML training settings")
     p.add_argument("--arch", help="architecture of a new model (see 'napari-seg models')")
     p.add_argument("--encoder", help="encoder of a new model (a --from-model keeps its own)")
     p.add_argument("--option", action="append", metavar="NAME=VALUE", help="architecture option")
     add_normalization_arguments(p, default=None)
     p.add_argument("--from-model", help="model file to fine-tune")
-    p.add_argument("--resume", type=Path, help="continue the run that wrote this checkpoint")
+    p.add_argument("--resume", type=user_path, help="continue the run that wrote this checkpoint")
     _add_class_arguments(p)
     _add_schedule_arguments(p)
     p.add_argument("--threads", type=int, help="torch CPU threads")
@@ -189,14 +191,14 @@ def _add_data_arguments(p: argparse.ArgumentParser) -> None:
         "--image",
         action="append",
         required=True,
-        type=Path,
+        type=user_path,
         help="image file, or a folder of images (repeat --image and --labels for several)",
     )
     p.add_argument(
         "--labels",
         action="append",
         required=True,
-        type=Path,
+        type=user_path,
         help="its labels, or a folder of label files paired with the images by name (it may "
         "be the images' folder)",
     )

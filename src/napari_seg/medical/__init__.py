@@ -52,6 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._paths import user_path
 from ._dicom import DicomSlice, dicom_file_series, dicom_slices, read_dicom, read_dicom_series
 from ._dicom_files import holds_dicom, is_dicom_file, is_dicom_folder
 from ._dicom_seg import (
@@ -255,6 +256,7 @@ def write_volume(
     ValueError
         For another name (the formats written named), or an array that does not fit.
     """
+    path = user_path(path)
     if is_nifti(path):
         write_nifti(path, array, geometry, overwrite=overwrite, label=label)
     elif is_nrrd(path):
@@ -418,6 +420,7 @@ def read_volume(
     ValueError
         If ``path`` is neither, or cannot be read.
     """
+    path = user_path(path)
     if is_nifti(path):
         return read_nifti(path)
     if is_nrrd(path):

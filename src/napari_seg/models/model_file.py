@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from .._atomic import atomic_write
+from .._paths import user_path
 from ..limits import MAX_HEADER_BYTES, MAX_TENSOR_NDIM, MAX_TENSORS, MIB, brief, one_line
 from ._files import foreign_model_file, sniff_format
 from .spec import ModelSpec
@@ -136,7 +137,7 @@ def check_model_target(
     """
     from .._atomic import check_target
 
-    path = Path(path)
+    path = user_path(path)
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise ValueError(
             f"{path.name}: a model file is written as safetensors, which torch.load does "
@@ -420,7 +421,7 @@ def read_model_card(path: str | os.PathLike) -> dict[str, Any]:
     """
     from .registry import create_model
 
-    header = _read_header(Path(path))
+    header = _read_header(user_path(path))
     spec = _spec(header)
     with torch.device("meta"):
         expected = create_model(spec).state_dict()
@@ -449,7 +450,7 @@ def read_model_spec(path: str | os.PathLike) -> ModelSpec:
     ModelFileError
         For a file that is not a napari-seg model file, or a corrupt header or spec.
     """
-    return _spec(_read_header(Path(path)))
+    return _spec(_read_header(user_path(path)))
 
 
 def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> SegmentationModel:
@@ -485,7 +486,7 @@ def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -
     from .registry import create_model
 
     target = resolve_device(device)  # an unknown or absent device fails before the file is read
-    header = _read_header(Path(path))
+    header = _read_header(user_path(path))
     spec = _spec(header)
     model = create_model(spec)
     _check_weights_fit(header, model.state_dict(), spec)

@@ -17,6 +17,7 @@ import torch
 
 from .._device import release_memory
 from .._generators import drain
+from .._paths import user_path
 from .._types import ArrayLike
 from ..arrays.runtime import Runtime
 from ..models.registry import get_architecture
@@ -142,6 +143,7 @@ def iter_train(
     >>> result = train((image, labels), epochs=1, steps_per_epoch=2, minutes=None,
     ...                options={"base_width": 8}, device="cpu")  # doctest: +SKIP
     """
+    out, resume = (None if p is None else user_path(p) for p in (out, resume))
     if config is None and resume is not None:
         config = resumed_config(resume)
     config = TrainingConfig.given(config, **options)  # a dict of settings too

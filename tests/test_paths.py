@@ -1,0 +1,92 @@
+"""A leading ``~`` in a path is the user's home folder, wherever napari-seg takes a
+path: from Python, from a config file, from the command line (``--out=~/m``, which
+the shell leaves as written) and from the docks' file fields."""
+
+import numpy as np
+import pytest
+
+from napari_seg._paths import user_path
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("USERPROFILE", str(tmp_path))  # where Windows looks first
+    return tmp_path
+
+
+def test_user_path_expands_only_a_leading_tilde(home):
+    assert user_path("~/a.tif") == home / "a.tif"
+    assert str(user_path("data/~a.tif")) == "data/~a.tif"
+
+
+def test_models_are_written_and_read_under_home(home):
+    from napari_seg.models import create_model, load_model, read_model_spec, save_model
+
+    model = create_model("unet", in_channels=1, num_classes=2, depth=2, base_width=4)
+    assert save_model(model, "~/m.safetensors") == home / "m.safetensors"
+    assert (home / "m.safetensors").is_file()
+    assert load_model("~/m.safetensors").spec == model.spec
+    assert read_model_spec("~/m.safetensors") == model.spec
+
+
+def test_volumes_configs_and_images_under_home(home):
+    from napari_seg._io import expand_inputs, read_image, read_labels
+    from napari_seg.medical import VolumeGeometry, read_volume, write_volume
+    from napari_seg.refine import RefineConfig
+
+    labels = np.zeros((4, 5, 6), np.uint8)
+    labels[1:3, 2:4, 1:5] = 2
+    geometry = VolumeGeometry.from_affine(np.diag([2.0, 1.0, 1.0, 1.0]), labels.shape[::-1])
+    write_volume("~/v_labels.nii.gz", labels, geometry)
+    read, back = read_volume("~/v_labels.nii.gz")
+    np.testing.assert_array_equal(read, labels)
+    assert back.spacing == geometry.spacing
+
+    job = RefineConfig.given([{"op": "opening", "params": {"radius": 1}}])
+    job.save("~/clean.yaml")
+    assert RefineConfig.load("~/clean.yaml") == job
+
+    np.save(home / "a.npy", labels[0].astype(bool))
+    np.testing.assert_array_equal(read_image("~/a.npy"), labels[0] > 0)
+    assert read_labels("~/a.npy")[0].dtype == np.uint8
+    assert expand_inputs([user_path("~/*.npy")]) == [home / "a.npy"]
+
+
+def test_training_writes_its_model_under_home(home):
+    from napari_seg.training import train
+
+    rng = np.random.default_rng(0)
+    image = rng.random((32, 32)).astype(np.float32)
+    labels = (image > 0.5).astype(np.uint8)
+    result = train(
+        (image, labels), architecture="unet", options={"depth": 2, "base_width": 4},
+        epochs=1, steps_per_epoch=1, minutes=None, patch_size=32, batch_size=1,
+        validation_fraction=0.0, device="cpu", out="~/t.safetensors",
+    )  # fmt: skip
+    assert (home / "t.safetensors").is_file()
+    assert result.best_path == home / "t.safetensors"
+
+
+def test_the_command_line_expands_what_the_shell_left(home, capsys):
+    from napari_seg.cli import main
+
+    # bash leaves "--out=~/c.safetensors" as written: only "a=~/x" words are expanded
+    assert (
+        main(
+            [
+                "create",
+                "--arch",
+                "unet",
+                "--in-channels",
+                "1",
+                "--classes",
+                "2",
+                "--out=~/c.safetensors",
+            ]
+        )
+        == 0
+    )
+    assert (home / "c.safetensors").is_file()
+    assert main(["info", "~/c.safetensors", "--json"]) == 0
+    assert '"num_classes": 2' in capsys.readouterr().out
