@@ -52,6 +52,26 @@ def test_a_spacing_without_the_surface_scores_is_refused_not_ignored(tmp_path, c
     assert main([*argv, "--spacing", "2", "2", "--surface"]) == 0
 
 
+def test_a_tolerance_without_the_surface_scores_is_refused_not_ignored(tmp_path, capsys):
+    """``napari-seg evaluate --tolerance 2`` without ``--surface`` scored as without it."""
+    from napari_seg.cli import main
+    from napari_seg.metrics import DEFAULT_TOLERANCE
+
+    gt = np.zeros((40, 40), np.uint8)
+    gt[5:20, 5:20] = 1
+    with pytest.raises(ValueError, match=r"^tolerance is used only by the surface distances"):
+        evaluate(np.roll(gt, 1, 0), gt, tolerance=2.0)
+    with pytest.raises(ValueError, match=r"^spacing and tolerance are used only .* leave spac"):
+        evaluate(gt, gt, spacing=(2, 2), tolerance=0.5)
+    assert evaluate(gt, gt, tolerance=DEFAULT_TOLERANCE).surface is None  # the default: fine
+    assert evaluate(np.roll(gt, 1, 0), gt, tolerance=2.0, surface=True).surface is not None
+    np.save(tmp_path / "gt.npy", gt)
+    argv = ["evaluate", "--pred", str(tmp_path / "gt.npy"), "--gt", str(tmp_path / "gt.npy")]
+    assert main([*argv, "--tolerance", "2"]) == 1
+    assert "tolerance is used only by the surface distances" in capsys.readouterr().err
+    assert main([*argv, "--tolerance", "2", "--surface"]) == 0
+
+
 def test_named_absent_classes_are_listed_with_nan():
     gt = np.array([[0, 1], [0, 1]])
     pred = np.array([[0, 1], [1, 1]])

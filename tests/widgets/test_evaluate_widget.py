@@ -280,8 +280,11 @@ def test_export_replaces_an_existing_file_only_when_asked(setup, qtbot, notes, t
 def test_surface_distances_use_the_layer_scale(setup, stack, qtbot, notes, tmp_path):
     _viewer, w, layers = setup
     layers["gt"].metadata["napari_seg_geometry"] = {"affine": "recorded by the reader"}
-    w._surface.value = True
+    assert not w._tolerance.enabled  # used only by the surface scores
     w._tolerance.value = 2.0
+    assert w.config().surface is False  # a tolerance left set is not an error while off
+    w._surface.value = True
+    assert w._tolerance.enabled
     w.run()
     _wait(qtbot, w)
     assert notes["error"] == []

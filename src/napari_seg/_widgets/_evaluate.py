@@ -26,6 +26,7 @@ from .._units import format_spacing, in_one_unit, unit_symbol
 from ..arrays.screen import view_axes
 from ..medical import recorded_unit
 from ..metrics import (
+    DEFAULT_TOLERANCE,
     ERROR_COLORS,
     ERROR_NAMES,
     MODES,
@@ -91,6 +92,7 @@ class EvaluateWidget(RunnerFields, Dock):
             label="surface tolerance", value=1.0, min=0.0, max=1e6, step=0.5
         )
         self._tolerance.tooltip = "surface Dice tolerance, in the ground truth's scale units"
+        self._tolerance.enabled = False  # used only with the surface distances
         self._run = PushButton(text="Evaluate")
         self._errors = PushButton(text="Show errors", enabled=False)
         self._errors.tooltip = "add a Labels layer: true positive, false positive, false negative"
@@ -143,6 +145,7 @@ class EvaluateWidget(RunnerFields, Dock):
     def _connect(self) -> None:
         self._run.clicked.connect(self.run)
         self._gt.changed.connect(self._declared.follow)
+        self._surface.changed.connect(lambda on: setattr(self._tolerance, "enabled", bool(on)))
         self._declared.follow(self._gt.value)
         self._errors.clicked.connect(self.show_errors)
         self._export.clicked.connect(self._on_export_clicked)
@@ -167,7 +170,7 @@ class EvaluateWidget(RunnerFields, Dock):
             background=self._background_id(pred_layer, gt_layer),
             surface=surface,
             spacing=spacing,
-            tolerance=float(self._tolerance.value),
+            tolerance=float(self._tolerance.value) if surface else DEFAULT_TOLERANCE,
             unit=unit,
         ).validate()
 

@@ -41,10 +41,11 @@ from ._report import (
     to_dict,
 )
 from ._semantic import SemanticScores, semantic_scores
-from ._surface import SurfaceScores, surface_dict, surface_rows, surface_scores
+from ._surface import DEFAULT_TOLERANCE, SurfaceScores, surface_dict, surface_rows, surface_scores
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
+    "DEFAULT_TOLERANCE",
     "ERROR_COLORS",
     "ERROR_NAMES",
     "MAX_CLASSES",

@@ -33,6 +33,7 @@ from ._instance import (
 from ._report import _num, instance_rows, semantic_rows, to_dict
 from ._semantic import SemanticScores, semantic_scores
 from ._surface import (
+    DEFAULT_TOLERANCE,
     SurfaceScores,
     series_surface_scores,
     surface_dict,
@@ -96,7 +97,7 @@ class EvaluateConfig(JobConfig):
     class_names: Mapping[int, str] = field(default_factory=dict)
     surface: bool = False
     spacing: tuple[float, ...] | None = None
-    tolerance: float = 1.0
+    tolerance: float = DEFAULT_TOLERANCE
     unit: str | None = None
 
     KIND: ClassVar[str] = "evaluation"
@@ -154,10 +155,19 @@ class EvaluateConfig(JobConfig):
         check_str("unit", self.unit, optional=True)
         if self.unit is not None and not 0 < len(self.unit) <= 16:
             raise ValueError(f"unit must be a short name such as 'mm', got {brief(self.unit)}")
-        if self.spacing is not None and not self.surface:  # once silently unused
+        unused = [
+            name
+            for name, given in (
+                ("spacing", self.spacing is not None),
+                ("tolerance", self.tolerance != DEFAULT_TOLERANCE),
+            )
+            if given
+        ]
+        if unused and not self.surface:  # both once silently unused
             raise ValueError(
-                "spacing is used only by the surface distances and volumes, which are off: "
-                "ask for them with surface=True (--surface), or leave spacing out"
+                f"{' and '.join(unused)} {'is' if len(unused) == 1 else 'are'} used only by "
+                "the surface distances and volumes, which are off: ask for them with "
+                f"surface=True (--surface), or leave {' and '.join(unused)} out"
             )
         if self.surface and self.mode != "semantic":
             raise ValueError("surface distances are per class: use the semantic mode")

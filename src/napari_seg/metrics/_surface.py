@@ -33,6 +33,9 @@ from ._arrays import check_pair
 from ._confusion import MAX_CLASSES
 from ._pairs import pair_counts
 
+#: The normalised surface Dice's default tolerance, in the spacing's units.
+DEFAULT_TOLERANCE = 1.0
+
 
 @dataclass(frozen=True)
 class SurfaceScores:
@@ -103,7 +106,7 @@ def surface_scores(
     *,
     spacing: Sequence[float] | None = None,
     labels: Sequence[int] | None = None,
-    tolerance: float = 1.0,
+    tolerance: float = DEFAULT_TOLERANCE,
     percentile: float = 95.0,
     unit: str | None = None,
 ) -> SurfaceScores:
