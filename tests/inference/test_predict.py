@@ -388,6 +388,20 @@ def test_bad_inputs_fail_at_the_call_with_a_clear_message(model, image, kwargs, 
         iter_predict(model, image, **kwargs)
 
 
+def test_an_overlap_of_the_chosen_tile_is_refused_where_tiles_would_step(model):
+    """With the tile left to napari-seg (512 on the CPU), ``overlap=600`` was clipped
+    to 511 silently: a 1500 x 1500 image became a million tiles of one-pixel steps."""
+    with pytest.raises(ValueError, match=r"overlap=600 and the 512-pixel tile chosen for cpu"):
+        iter_predict(model, np.zeros((1500, 1500), np.float32), overlap=600)
+    with pytest.raises(ValueError, match=r"overlap=512 and the 512-pixel tile"):
+        iter_predict(model, np.zeros((64, 1500), np.float32), overlap=512)
+    # where the image fits in one tile the overlap changes nothing: a folder of
+    # images of several sizes runs with one setting
+    small = predict(model, np.zeros((100, 120), np.float32), overlap=600)
+    assert small.labels.shape == (100, 120)
+    assert predict(model, np.zeros((40, 600), np.float32), overlap=511).overlap == 511
+
+
 def test_model_must_be_a_segmentation_model(model, image):
     with pytest.raises(TypeError, match="SegmentationModel"):
         predict(torch.nn.Conv2d(1, 2, 3), image)

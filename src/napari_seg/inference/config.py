@@ -108,11 +108,8 @@ class PredictConfig(JobConfig):
             )
         check_int("overlap", self.overlap, 0, MAX_TILE, optional=True)
         check_int("batch_size", self.batch_size, 1, MAX_TILE_BATCH, optional=True)
-        if self.tile is not None and self.overlap is not None and self.overlap >= self.tile:
-            raise ValueError(
-                f"overlap must be smaller than the tile, got overlap={self.overlap}, "
-                f"tile={self.tile}"
-            )
+        if self.tile is not None:
+            check_overlap(self.overlap, self.tile)
         if self.tile is not None and self.batch_size is not None:
             pixels = self.batch_size * self.tile**2
             if pixels > MAX_BATCH_PIXELS:
@@ -155,3 +152,34 @@ class PredictConfig(JobConfig):
             if isinstance(data.get(key), list):
                 data[key] = tuple(data[key])
         return cls(**data)
+
+
+def check_overlap(overlap: int | None, tile: int, chosen: str | None = None) -> None:
+    """Refuse an overlap of at least the tile: the tiles would step by one pixel, or
+    not at all (once clipped silently to ``tile - 1``: a million tiles for a
+    1500 x 1500 image).
+
+    Parameters
+    ----------
+    overlap : int or None
+        The overlap asked for (None: the network's or the default, always below).
+    tile : int
+        The tile, given or chosen.
+    chosen : str, optional
+        What chose the tile when the user did not (e.g. "for cpu"), for the message.
+
+    Raises
+    ------
+    ValueError
+        Naming both figures, and the setting to change.
+    """
+    if overlap is None or overlap < tile:
+        return
+    if chosen is None:
+        raise ValueError(
+            f"overlap must be smaller than the tile, got overlap={overlap}, tile={tile}"
+        )
+    raise ValueError(
+        f"overlap must be smaller than the tile, got overlap={overlap} and the {tile}-pixel "
+        f"tile chosen {chosen}: give a smaller overlap, or a larger tile (tile=, --tile)"
+    )

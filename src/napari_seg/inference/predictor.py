@@ -25,7 +25,7 @@ from ..models.wrapper import check_model, class_probabilities
 from ._bands import BandAccumulator, CroppedOutput
 from ._resample import resampled_sizes, run_resampled
 from ._sizes import default_batch, default_tile
-from .config import MIN_TILE, PredictConfig
+from .config import MIN_TILE, PredictConfig, check_overlap
 from .events import (
     PredictEvent,
     PredictProgress,
@@ -215,9 +215,11 @@ class _Predictor:
             config, self.device, model.size_multiple, self.layout.plane_shape, base
         )
         overlap = config.overlap
+        if config.tile is None and max(self.layout.plane_shape) > self.tile:  # tiles step
+            check_overlap(overlap, self.tile, f"for {self.device.type}")  # by overlap < tile
         if overlap is None:  # a network may say how much context its outputs need
             overlap = int(getattr(model.net, "preferred_overlap", self.tile // 4))
-        self.overlap = min(overlap, self.tile - 1)
+        self.overlap = min(overlap, self.tile - 1)  # an image smaller than the tile: one
         self.batch = default_batch(config, self.device, self.tile, self.layout.spatial_dims)
 
     def resampled_sizes(self) -> tuple[int, ...] | None:
