@@ -22,6 +22,26 @@ def test_relabel_3d_and_bad_values():
         refine.relabel(labels, [1, 2])
 
 
+def test_new_ids_widen_a_float_map_or_a_mask_but_never_given_integers():
+    """Float labels and masks have no integer type of their own: the one napari-seg
+    reads them as (uint8 here) widens to hold a new id, instead of refusing 300 as
+    "does not fit in labels of dtype uint8" for a float32 map."""
+    floats = np.array([[0, 1, 2, 1]], np.float32)
+    out = refine.relabel(floats, {1: 300})
+    np.testing.assert_array_equal(out, [[0, 300, 2, 300]])
+    assert out.dtype == np.uint16
+    assert refine.merge_classes(floats, [1, 2], 70000).dtype == np.uint32
+    mask = floats > 0
+    out = refine.set_class_in_region(mask, mask, 300)
+    np.testing.assert_array_equal(out, [[0, 300, 300, 300]])
+    assert refine.set_class_in_region(mask, mask, -1).dtype == np.int16
+    assert refine.relabel(floats, {1: 3}).dtype == np.uint8  # fits: the smallest type
+    with pytest.raises(ValueError, match="mapping value=300 does not fit in labels of dtype uint8"):
+        refine.relabel(floats.astype(np.uint8), {1: 300})  # the caller's own type is kept
+    with pytest.raises(ValueError, match="value=300 does not fit"):
+        refine.set_class_in_region(floats.astype(np.uint8), mask, 300)
+
+
 def test_merge_classes(unchanged):
     labels = np.array([[0, 1, 2, 3]], np.uint8)
     np.testing.assert_array_equal(

@@ -123,6 +123,43 @@ def check_fits(value: int, labels: np.ndarray, name: str) -> None:
         raise ValueError(f"{name}={value} does not fit in labels of dtype {labels.dtype}")
 
 
+def labels_with_room(labels, values: Iterable[int], name: str) -> np.ndarray:
+    """:func:`check_labels` of ``labels``, in a type that holds the new ids ``values``
+    too when the caller's array has no integer type of its own (a boolean mask, float
+    labels): the integer type :func:`~napari_seg.arrays.ids.as_ids` chose is napari-seg's
+    choice, so it widens (a float map's 1 relabelled to 300 gives uint16) rather than
+    refusing in the name of a uint8 the caller never gave. Integer labels keep their
+    dtype, and a value beyond it is refused (:func:`check_fits`).
+
+    Parameters
+    ----------
+    labels : array-like
+    values : iterable of int
+        The ids the operation will write.
+    name : str
+        The parameter that gives them, for the message.
+
+    Returns
+    -------
+    ndarray of int
+
+    Raises
+    ------
+    ValueError
+        For a value that does not fit integer labels' dtype.
+    """
+    given = as_array(labels, "labels")
+    ids = check_labels(given)
+    values = [int(v) for v in values]
+    if np.dtype(given.dtype).kind in "bf" and values:
+        wide = np.result_type(ids.dtype, *(np.min_scalar_type(v) for v in values))
+        if wide != ids.dtype:
+            return ids.astype(wide)
+    for value in values:
+        check_fits(value, ids, name)
+    return ids
+
+
 #: Parameters that name ids the labels are expected to hold (a mapping's keys too).
 _ID_PARAMS = ("classes", "sources", "only", "objects", "boundaries", "mapping")
 #: Operations after which the ids are no longer the input's (objects numbered, classes

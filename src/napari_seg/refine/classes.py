@@ -8,7 +8,8 @@ import numpy as np
 
 from .._types import ArrayLike
 from .._validate import as_id
-from ._checks import check_fits, check_labels, check_same_shape, class_ids
+from ..arrays.views import as_array
+from ._checks import check_labels, check_same_shape, class_ids, labels_with_room
 
 
 def relabel(labels: ArrayLike, mapping: Mapping[int, int]) -> np.ndarray:
@@ -27,7 +28,7 @@ def relabel(labels: ArrayLike, mapping: Mapping[int, int]) -> np.ndarray:
     ndarray
         New labels, same shape and dtype (a boolean mask, or float labels of whole
         numbers, give the integer type :func:`~napari_seg.arrays.ids.as_ids` reads
-        them as: uint8 for a mask, so that new ids fit).
+        them as, widened where a new id needs it: 1 relabelled to 300 gives uint16).
 
     Raises
     ------
@@ -44,13 +45,11 @@ def relabel(labels: ArrayLike, mapping: Mapping[int, int]) -> np.ndarray:
     """
     from skimage.util import map_array
 
-    labels = check_labels(labels)
     if not isinstance(mapping, Mapping):
         raise TypeError(f"mapping must be a dict of old -> new labels, got {type(mapping)}")
     old = np.array([as_id("mapping keys", k, negative=True) for k in mapping], np.int64)
     new = np.array([as_id("mapping values", v, negative=True) for v in mapping.values()], np.int64)
-    for value in new:
-        check_fits(int(value), labels, "mapping value")
+    labels = labels_with_room(labels, new, "mapping value")
     if len(old) == 0:
         return labels.copy()
     present = np.unique(labels)
@@ -74,10 +73,10 @@ def merge_classes(labels: ArrayLike, sources: Iterable[int], target: int) -> np.
     ndarray
         New labels, same shape and dtype (a boolean mask, or float labels of whole
         numbers, give the integer type :func:`~napari_seg.arrays.ids.as_ids` reads
-        them as: uint8 for a mask, so that new ids fit).
+        them as, widened where a new id needs it: 1 relabelled to 300 gives uint16).
     """
-    labels = check_labels(labels)
-    ids = class_ids(labels, sources, background=-1)
+    labels = as_array(labels, "labels")  # a float map stays one for relabel to widen
+    ids = class_ids(check_labels(labels), sources, background=-1)
     return relabel(labels, dict.fromkeys(ids, as_id("target", target, negative=True)))
 
 
@@ -106,11 +105,10 @@ def set_class_in_region(
     ndarray
         New labels, same shape and dtype (a boolean mask, or float labels of whole
         numbers, give the integer type :func:`~napari_seg.arrays.ids.as_ids` reads
-        them as: uint8 for a mask, so that new ids fit).
+        them as, widened where a new id needs it: 1 relabelled to 300 gives uint16).
     """
-    labels = check_labels(labels)
+    labels = labels_with_room(labels, [as_id("value", value, negative=True)], "value")
     region = check_same_shape(region, labels, "region").astype(bool)
-    check_fits(as_id("value", value, negative=True), labels, "value")
     where = region
     if only is not None:
         where = region & np.isin(labels, class_ids(labels, only, background=-1))
