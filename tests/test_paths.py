@@ -90,3 +90,33 @@ def test_the_command_line_expands_what_the_shell_left(home, capsys):
     assert (home / "c.safetensors").is_file()
     assert main(["info", "~/c.safetensors", "--json"]) == 0
     assert '"num_classes": 2' in capsys.readouterr().out
+
+
+def test_a_bare_model_name_gets_the_suffix_napari_reads(tmp_path, capsys):
+    """``save_model(model, "nuclei")`` wrote a file napari's reader did not take by
+    name, and ``train(out="nuclei")`` wrote ``nuclei`` beside ``nuclei-last.safetensors``."""
+    from napari_seg.cli import main
+    from napari_seg.models import create_model, load_model, save_model
+    from napari_seg.training import train
+
+    model = create_model("unet", in_channels=1, num_classes=2, depth=2, base_width=4)
+    assert save_model(model, tmp_path / "nuclei") == tmp_path / "nuclei.safetensors"
+    assert load_model(tmp_path / "nuclei.safetensors").spec == model.spec
+    assert save_model(model, tmp_path / "nuclei.v2") == tmp_path / "nuclei.v2"  # as given
+    assert not (tmp_path / "nuclei").exists()
+
+    rng = np.random.default_rng(0)
+    image = rng.random((32, 32)).astype(np.float32)
+    result = train(
+        (image, (image > 0.5).astype(np.uint8)), architecture="unet",
+        options={"depth": 2, "base_width": 4}, epochs=1, steps_per_epoch=1, minutes=None,
+        patch_size=32, batch_size=1, validation_fraction=0.0, device="cpu",
+        out=tmp_path / "run",
+    )  # fmt: skip
+    assert result.best_path == tmp_path / "run.safetensors"
+    assert (tmp_path / "run.training.json").is_file()
+
+    out = tmp_path / "made"
+    args = ["create", "--arch", "unet", "--in-channels", "1", "--classes", "2"]
+    assert main([*args, "--out", str(out)]) == 0
+    assert f"wrote {out}.safetensors:" in capsys.readouterr().out

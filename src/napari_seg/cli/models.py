@@ -70,7 +70,7 @@ def _cmd_create(args: argparse.Namespace) -> int:
     weights = None if args.encoder_weights in (None, "none") else args.encoder_weights
     model = create_model(spec, encoder_weights=weights)
     provenance = {"created_by": "napari-seg create", "encoder_weights": weights or "random"}
-    save_model(model, args.out, overwrite=args.overwrite, provenance=provenance)
+    args.out = save_model(model, args.out, overwrite=args.overwrite, provenance=provenance)
     stats = model_stats(model)
     print(f"wrote {args.out}: {model.spec.network}, {stats.summary()}")
     return 0

@@ -349,7 +349,7 @@ def run(args: argparse.Namespace) -> int:
     config = with_dataset_names(build_config(args), folders, args)
     config = with_segment_names(config, args)
     # The model file must not replace an image or labels file, whatever --overwrite says.
-    check_model_target(args.out, overwrite=True, inputs=[*args.image, *args.labels])
+    args.out = check_model_target(args.out, overwrite=True, inputs=[*args.image, *args.labels])
     images = [read_with_geometry(i) for i in args.image]
     headers = [file_header(path) for path in args.image]  # a TIFF's or OME-Zarr's axes
     transforms = [source_transform(p, h) for p, h in zip(args.image, headers, strict=True)]

@@ -33,7 +33,7 @@ import torch
 from .._atomic import atomic_write
 from .._paths import user_path
 from ..limits import MAX_HEADER_BYTES, MAX_TENSOR_NDIM, MAX_TENSORS, MIB, brief, one_line
-from ._files import foreign_model_file, sniff_format
+from ._files import SAFETENSORS_SUFFIX, foreign_model_file, sniff_format
 from .spec import ModelSpec
 from .wrapper import SegmentationModel
 
@@ -107,6 +107,26 @@ OTHER_FORMATS = {
 }
 
 
+def model_file_path(path: str | os.PathLike) -> Path:
+    """The model file a name means: a bare name (``"nuclei"``) gets the
+    ``.safetensors`` suffix that napari's reader and the file dialogs look for, as
+    ``numpy.save`` adds ``.npy`` and the docks' "save as" fields add it; any other
+    name is kept as given (a leading ``~`` as the home folder, :func:`user_path`).
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    path = user_path(path)
+    if path.suffix or not path.name or path.is_dir():  # a folder is named as such later
+        return path
+    return path.with_name(path.name + SAFETENSORS_SUFFIX)
+
+
 def check_model_target(
     path: str | os.PathLike, *, overwrite: bool = False, inputs: Iterable = ()
 ) -> Path:
@@ -137,7 +157,7 @@ def check_model_target(
     """
     from .._atomic import check_target
 
-    path = user_path(path)
+    path = model_file_path(path)
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise ValueError(
             f"{path.name}: a model file is written as safetensors, which torch.load does "
@@ -165,9 +185,9 @@ def save_model(
     ----------
     model : SegmentationModel
     path : path-like
-        Destination; ``.safetensors`` is the conventional suffix, and the
-        suffixes of pickles (``.pt``, ``.pth``...) and of other model formats
-        (``.onnx``, ``.zip``...) are refused.
+        Destination; ``.safetensors`` is the conventional suffix (added to a bare
+        name: :func:`model_file_path`), and the suffixes of pickles (``.pt``,
+        ``.pth``...) and of other model formats (``.onnx``, ``.zip``...) are refused.
     overwrite : bool
         Replace ``path`` if it exists; without it an existing file is an error.
     provenance : mapping, optional

@@ -62,11 +62,11 @@ def check_outputs(
     OutputExistsError, IsADirectoryError, FileNotFoundError, PermissionError
     """
     from .._atomic import check_target, same_file
-    from ..models.model_file import check_model_target
+    from ..models.model_file import check_model_target, model_file_path
 
     if out is None:
         return None
-    out = Path(out)
+    out = model_file_path(out)  # "nuclei" is nuclei.safetensors, as save_model writes it
     if out.is_dir():  # "." has no name for its companions to share
         check_target(out)  # says it is a folder
     files = (out, *companion_paths(out))
