@@ -158,15 +158,16 @@ def check_model_target(
     from .._atomic import check_target
 
     path = model_file_path(path)
-    if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise ValueError(
-            f"{path.name}: a model file is written as safetensors, which torch.load does "
-            f"not read; name it {path.stem}.safetensors"
+    suffix = path.suffix.lower()
+    if suffix in PICKLE_SUFFIXES or suffix in OTHER_FORMATS:
+        what = (
+            "which torch.load does not read"
+            if suffix in PICKLE_SUFFIXES
+            else f"not {OTHER_FORMATS[suffix]}"
         )
-    if path.suffix.lower() in OTHER_FORMATS:
         raise ValueError(
-            f"{path.name}: a model file is written as safetensors, not "
-            f"{OTHER_FORMATS[path.suffix.lower()]}; name it {path.stem}.safetensors"
+            f"{path.name}: a model file is written as safetensors, {what}; "
+            f"name it {path.stem}{SAFETENSORS_SUFFIX}"
         )
     return check_target(path, overwrite=overwrite, inputs=inputs)
 
