@@ -147,6 +147,32 @@ def test_nested_lists_are_arrays_and_anything_else_is_refused_at_the_call(data):
         train((image, "labels.tif"), epochs=1, minutes=None, device="cpu")
 
 
+def test_what_numpy_reads_through_its_protocols_is_an_array(data):
+    """``predict(model, Image.open("cells.png"))`` was refused ("got Image") where
+    ``numpy.asarray`` and so scikit-image take a PIL image (its array interface) or a
+    memoryview (the buffer protocol); a palette image gives its indices, as the file
+    reader reads a palette PNG's ids. Strings and bytes are still refused by name."""
+    from PIL import Image
+
+    from napari_seg import refine
+
+    image, labels = data
+    pixels = (image * 255).astype(np.uint8)
+    model = create_model(ModelSpec("unet", 1, 3, options={"depth": 2, "base_width": 4}))
+    expected = predict(model, pixels, device="cpu").labels
+    np.testing.assert_array_equal(
+        predict(model, Image.fromarray(pixels), device="cpu").labels, expected
+    )
+    np.testing.assert_array_equal(predict(model, memoryview(pixels), device="cpu").labels, expected)
+    ids = labels.astype(np.uint8)
+    palette = Image.fromarray(ids, mode="P")
+    np.testing.assert_array_equal(evaluate(palette, ids).scores.iou, evaluate(ids, ids).scores.iou)
+    np.testing.assert_array_equal(refine.erosion(palette, 1), refine.erosion(ids, 1))
+    for given in (b"cells", "cells.png"):
+        with pytest.raises(TypeError, match=r"image must be an array \(numpy, dask or zarr\), got"):
+            predict(model, given, device="cpu")
+
+
 def test_label_maps_held_as_floats_of_whole_numbers_are_ids(data):
     """MONAI's ``LoadImage`` gives label maps as float32 tensors, and many scripts
     save them so; the file readers read such files as ids, but the Python API refused

@@ -52,7 +52,8 @@ def as_array(array: Any, name: str) -> Any:
     """``array`` as the jobs read it: a tensor through :func:`host_array`, a (nested)
     list or tuple as a numpy array (as scikit-image's functions take one), a napari
     multiscale layer's data as its finest level, numpy, dask and zarr arrays as they
-    are.
+    are, anything else numpy's array or buffer protocols convert (a PIL image, a
+    memoryview) as ``numpy.asarray`` reads it.
 
     Parameters
     ----------
@@ -68,8 +69,9 @@ def as_array(array: Any, name: str) -> Any:
     Raises
     ------
     TypeError
-        For anything else (a napari layer: give its ``.data``), lists of different
-        lengths, or arrays of different shapes (a pyramid: give its finest level).
+        For anything else (a napari layer: give its ``.data``; a file name), lists of
+        different lengths, or arrays of different shapes (a pyramid: give its finest
+        level).
     """
     if type(array).__name__ == "MultiScaleData" and type(array).__module__.startswith("napari"):
         array = array[0]  # a multiscale layer's data: its finest level, as the docks read it
@@ -88,10 +90,23 @@ def as_array(array: Any, name: str) -> Any:
                 f"{name} must be an array; nested lists must all have one length each level"
             ) from None
     if not all(hasattr(array, a) for a in ("shape", "dtype", "__getitem__")):
-        raise TypeError(
-            f"{name} must be an array (numpy, dask or zarr), got {what_was_given(array)}"
-        )
+        if not _numpy_converts(array):
+            raise TypeError(
+                f"{name} must be an array (numpy, dask or zarr), got {what_was_given(array)}"
+            )
+        array = np.asarray(array)  # a PIL image, a memoryview: read whole, as numpy does
     return array
+
+
+def _numpy_converts(array: Any) -> bool:
+    """Whether ``array`` hands numpy its pixels through one of numpy's array protocols
+    (a PIL image's ``__array_interface__``, ``__array__``) or the buffer protocol (a
+    memoryview), as ``numpy.asarray`` and so scikit-image's functions take it. Strings
+    and bytes, which numpy would read as one text value, are not."""
+    if isinstance(array, memoryview):
+        return True
+    protocols = ("__array__", "__array_interface__", "__array_struct__")
+    return not isinstance(array, (str, bytes)) and any(hasattr(array, p) for p in protocols)
 
 
 class ChannelView:
