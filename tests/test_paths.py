@@ -120,3 +120,23 @@ def test_a_bare_model_name_gets_the_suffix_napari_reads(tmp_path, capsys):
     args = ["create", "--arch", "unet", "--in-channels", "1", "--classes", "2"]
     assert main([*args, "--out", str(out)]) == 0
     assert f"wrote {out}.safetensors:" in capsys.readouterr().out
+
+
+def test_a_block_run_takes_its_files_under_home(home):
+    """``iter_predict_blocks`` made its paths absolute for the workers with
+    ``Path.resolve``, which reads ``~`` as a folder of the working directory."""
+    pytest.importorskip("ome_zarr_models", reason="block runs need the cluster extra")
+    import tifffile
+
+    from napari_seg._generators import drain
+    from napari_seg.inference import PredictConfig
+    from napari_seg.models import create_model, save_model
+    from napari_seg.scaleout.run import iter_predict_blocks
+
+    model = create_model("unet", in_channels=1, num_classes=2, depth=2, base_width=4)
+    save_model(model, home / "m.safetensors")
+    tifffile.imwrite(home / "img.tif", np.random.default_rng(0).random((64, 80), np.float32))
+    config = PredictConfig(device="cpu", tile=64, overlap=16, threads=1)
+    done = drain(iter_predict_blocks("~/m.safetensors", "~/img.tif", "~/out.ome.zarr", config))
+    assert done.output == home / "out.ome.zarr"
+    assert (home / "out.ome.zarr").is_dir()

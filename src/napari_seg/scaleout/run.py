@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._paths import user_path
 from ..inference import PredictConfig
 from ..inference.blocks import small_block_warning
 from ..inference.events import PredictWarning
@@ -128,7 +129,7 @@ def iter_predict_blocks(
     # absolute paths: workers elsewhere need them (and may run in another folder)
     models = model_files(model_path)
     config = PredictConfig.given(config)  # a dict of settings too, as predict takes
-    image_file, out = (Path(p).resolve() for p in (source, output))
+    image_file, out = (user_path(p).resolve() for p in (source, output))
     if not overwrite and is_done(models, image_file, out, config, block):
         return BlocksFinished(out, len(open_levels(out)), 0.0, skipped=True)
     warming = []  # workers import torch while the client plans (held until the end)
@@ -228,7 +229,7 @@ def model_files(
         paths = tuple(model_path)
     if not paths:
         raise ValueError("give a model file")
-    return tuple(Path(p).resolve() for p in paths)
+    return tuple(user_path(p).resolve() for p in paths)
 
 
 def open_levels(path: Path) -> list[str]:
