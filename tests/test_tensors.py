@@ -173,6 +173,34 @@ def test_what_numpy_reads_through_its_protocols_is_an_array(data):
             predict(model, given, device="cpu")
 
 
+def test_a_masked_array_is_refused_where_pixels_are_masked(data):
+    """Every job read a masked array's masked pixels as real values, silently: an
+    evaluation "outside the region" scored them, a prediction segmented them. With
+    nothing masked (as some readers give any array) it is its data."""
+    from napari_seg import refine
+
+    image, labels = data
+    outside = np.zeros(labels.shape, bool)
+    outside[:, :8] = True
+    masked_gt = np.ma.array(labels, mask=outside)
+    message = rf"gt is a masked array with {outside.sum()} masked pixel\(s\).*gt.filled\(value\)"
+    with pytest.raises(ValueError, match=message):
+        evaluate(labels, masked_gt)
+    model = create_model(ModelSpec("unet", 1, 3, options={"depth": 2, "base_width": 4}))
+    with pytest.raises(ValueError, match=r"image is a masked array .* ignore_labels"):
+        predict(model, np.ma.array(image, mask=outside), device="cpu")
+    with pytest.raises(ValueError, match=r"labels is a masked array"):
+        refine.erosion(np.ma.array(labels, mask=outside), 1)
+    unmasked = np.ma.array(labels, mask=np.zeros(labels.shape, bool))
+    np.testing.assert_array_equal(
+        evaluate(unmasked, labels).scores.iou, evaluate(labels, labels).scores.iou
+    )
+    np.testing.assert_array_equal(
+        predict(model, np.ma.array(image), device="cpu").labels,
+        predict(model, image, device="cpu").labels,
+    )
+
+
 def test_label_maps_held_as_floats_of_whole_numbers_are_ids(data):
     """MONAI's ``LoadImage`` gives label maps as float32 tensors, and many scripts
     save them so; the file readers read such files as ids, but the Python API refused

@@ -53,7 +53,8 @@ def as_array(array: Any, name: str) -> Any:
     list or tuple as a numpy array (as scikit-image's functions take one), a napari
     multiscale layer's data as its finest level, numpy, dask and zarr arrays as they
     are, anything else numpy's array or buffer protocols convert (a PIL image, a
-    memoryview) as ``numpy.asarray`` reads it.
+    memoryview) as ``numpy.asarray`` reads it; a masked array with nothing masked as
+    its data.
 
     Parameters
     ----------
@@ -72,10 +73,15 @@ def as_array(array: Any, name: str) -> Any:
         For anything else (a napari layer: give its ``.data``; a file name), lists of
         different lengths, or arrays of different shapes (a pyramid: give its finest
         level).
+    ValueError
+        For a masked array with masked pixels (napari-seg reads no masks: named with
+        the way to fill them).
     """
     if type(array).__name__ == "MultiScaleData" and type(array).__module__.startswith("napari"):
         array = array[0]  # a multiscale layer's data: its finest level, as the docks read it
     array = host_array(array)
+    if isinstance(array, np.ma.MaskedArray):
+        array = _unmasked(array, name)
     if isinstance(array, (list, tuple)):
         shapes = {tuple(a.shape) for a in array if hasattr(a, "shape")}
         if len(shapes) > 1:
@@ -96,6 +102,20 @@ def as_array(array: Any, name: str) -> Any:
             )
         array = np.asarray(array)  # a PIL image, a memoryview: read whole, as numpy does
     return array
+
+
+def _unmasked(array: np.ma.MaskedArray, name: str) -> np.ndarray:
+    """A masked array's data when nothing is masked (as some readers hand any array);
+    else a refusal: every job would read the masked pixels' values as real ones,
+    segmenting, scoring or training on them."""
+    masked = int(np.ma.count_masked(array))
+    if masked:
+        raise ValueError(
+            f"{name} is a masked array with {masked} masked pixel(s), and napari-seg reads "
+            f"no masks: give {name}.filled(value) with the value they should have (for a "
+            "ground truth, an id named in ignore_labels: scored and trained on nowhere)"
+        )
+    return np.asarray(array.data)
 
 
 def _numpy_converts(array: Any) -> bool:
