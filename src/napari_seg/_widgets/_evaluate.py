@@ -89,7 +89,7 @@ class EvaluateWidget(RunnerFields, Dock):
             "truth's scale units (mm and mL for medical volumes)"
         )
         self._tolerance = FloatSpinBox(
-            label="surface tolerance", value=1.0, min=0.0, max=1e6, step=0.5
+            label="surface tolerance", value=DEFAULT_TOLERANCE, min=0.0, max=1e6, step=0.5
         )
         self._tolerance.tooltip = "surface Dice tolerance, in the ground truth's scale units"
         self._tolerance.enabled = False  # used only with the surface distances

@@ -215,11 +215,13 @@ class _Predictor:
             config, self.device, model.size_multiple, self.layout.plane_shape, base
         )
         overlap = config.overlap
-        if config.tile is None and max(self.layout.plane_shape) > self.tile:  # tiles step
-            check_overlap(overlap, self.tile, f"for {self.device.type}")  # by overlap < tile
+        # A chosen tile smaller than the image needs an overlap below it; an image that
+        # fits in one tile runs whatever the overlap (clipped here: one tile anyway).
+        if config.tile is None and max(self.layout.plane_shape) > self.tile:
+            check_overlap(overlap, self.tile, f"for {self.device.type}")
         if overlap is None:  # a network may say how much context its outputs need
             overlap = int(getattr(model.net, "preferred_overlap", self.tile // 4))
-        self.overlap = min(overlap, self.tile - 1)  # an image smaller than the tile: one
+        self.overlap = min(overlap, self.tile - 1)
         self.batch = default_batch(config, self.device, self.tile, self.layout.spatial_dims)
 
     def resampled_sizes(self) -> tuple[int, ...] | None:
