@@ -397,6 +397,41 @@ def test_a_palette_png_of_labels_reads_as_its_class_ids(tmp_path, capsys):
     assert "mean IoU: 1.0000" in capsys.readouterr().out
 
 
+def test_a_grey_mask_saved_in_colour_mode_is_its_ids_and_colours_are_refused(tmp_path, capsys):
+    """A mask saved as an RGB(A) PNG with equal channels (as paint programs and
+    Fiji's "RGB Color" save it) was (H, W, 3) against an (H, W) prediction: "must have
+    the same shape". It is now its grey levels; a PNG of several colours is refused
+    as a colour image, since which id a colour stands for is the dataset's rule."""
+    from PIL import Image
+
+    from napari_seg._io import read_labels
+
+    ids = np.zeros((24, 30), np.uint8)
+    ids[4:12, 5:20] = 255
+    Image.fromarray(np.stack([ids] * 3, -1)).save(tmp_path / "rgb.png")
+    opaque = np.concatenate([np.stack([ids] * 3, -1), np.full((24, 30, 1), 255, np.uint8)], -1)
+    Image.fromarray(opaque).save(tmp_path / "rgba.png")
+    for name in ("rgb.png", "rgba.png"):
+        labels, _ = read_labels(tmp_path / name)
+        np.testing.assert_array_equal(labels, ids)
+    colours = np.zeros((24, 30, 3), np.uint8)
+    colours[4:12, 5:20] = (255, 0, 0)
+    colours[15:22, 8:25] = (0, 255, 0)
+    Image.fromarray(colours).save(tmp_path / "colours.png")
+    with pytest.raises(ValueError, match=r"colours.png is a colour image \(3 colours\)"):
+        read_labels(tmp_path / "colours.png")
+    varying = opaque.copy()
+    varying[..., 3] = np.where(ids > 0, 255, 0)
+    Image.fromarray(varying).save(tmp_path / "alpha.png")
+    with pytest.raises(ValueError, match=r"alpha channel varies"):
+        read_labels(tmp_path / "alpha.png")
+    tifffile.imwrite(tmp_path / "pred.tif", ids)
+    args = ["evaluate", "--pred", str(tmp_path / "pred.tif"), "--gt", str(tmp_path / "rgb.png")]
+    assert main(args) == 0
+    assert "mean IoU: 1.0000" in capsys.readouterr().out
+    assert read_image(tmp_path / "rgb.png").shape == (24, 30, 3)  # as an image: its colours
+
+
 def test_evaluate_reads_a_float_nifti_segmentation(tmp_path, capsys):
     """`napari-seg evaluate --gt brain_seg.nii.gz` where the file holds 0.0/1.0/2.0
     floats (as FSL writes them): scored, not refused for its dtype."""
