@@ -411,9 +411,13 @@ def test_a_grey_mask_saved_in_colour_mode_is_its_ids_and_colours_are_refused(tmp
     Image.fromarray(np.stack([ids] * 3, -1)).save(tmp_path / "rgb.png")
     opaque = np.concatenate([np.stack([ids] * 3, -1), np.full((24, 30, 1), 255, np.uint8)], -1)
     Image.fromarray(opaque).save(tmp_path / "rgba.png")
-    for name in ("rgb.png", "rgba.png"):
+    tifffile.imwrite(tmp_path / "rgb.tif", np.stack([ids] * 3, -1), photometric="rgb")
+    for name in ("rgb.png", "rgba.png", "rgb.tif"):  # the TIFF as Fiji's "RGB Color"
         labels, _ = read_labels(tmp_path / name)
         np.testing.assert_array_equal(labels, ids)
+    three = np.stack([ids, ids // 255, ids], -1)  # a YX stack of 3 planes is not colours
+    tifffile.imwrite(tmp_path / "planes.tif", np.moveaxis(three, -1, 0), photometric="minisblack")
+    assert read_labels(tmp_path / "planes.tif")[0].shape == (3, 24, 30)
     colours = np.zeros((24, 30, 3), np.uint8)
     colours[4:12, 5:20] = (255, 0, 0)
     colours[15:22, 8:25] = (0, 255, 0)

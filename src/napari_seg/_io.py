@@ -130,8 +130,9 @@ def read_labels(path: str | os.PathLike) -> tuple[Any, VolumeGeometry | None]:
     Many tools store label images as floats (FSL's NIfTI segmentations, Fiji's
     32-bit label maps, arrays saved from Python without a dtype), masks as
     booleans, ids as the indices of a palette PNG (read as the indices, not
-    their colours), or a grey mask in a PNG's colour mode (read as one channel; a
-    label PNG or JPEG of several colours is refused, by name). A float array whose
+    their colours), or a grey mask in colour mode (an RGB PNG, JPEG or TIFF whose
+    channels are equal: read as one channel; a label image of several colours is
+    refused, by name). A float array whose
     values are all whole numbers (and fit in int32), or a boolean one, is read as
     the smallest integer type that holds its ids; other floats keep their dtype,
     so the caller's check names them
@@ -157,26 +158,38 @@ def read_labels(path: str | os.PathLike) -> tuple[Any, VolumeGeometry | None]:
     if (indices := _palette_indices(path)) is not None:
         return indices, None  # a PNG: no medical geometry
     array, geometry = read_with_geometry(path)
-    if path.suffix.lower() in IMAGE_SUFFIXES:
-        array = _grey_labels(array, path.name)
+    if _holds_colours(path):
+        array = _grey_labels(np.asarray(array), path.name)
     return as_ids(array), geometry
 
 
+def _holds_colours(path: Path) -> bool:
+    """Whether a file's last axis, when it has 3 or 4 values, is colour samples: a PNG's
+    or JPEG's always, a TIFF's when its header says so (RGB samples, ``S``)."""
+    suffix = path.suffix.lower()
+    if suffix in TIFF_SUFFIXES:
+        from ._calibration import read_header
+
+        return (read_header(path).axes or "").endswith("S")
+    return suffix in IMAGE_SUFFIXES
+
+
 def _grey_labels(array: np.ndarray, name: str) -> np.ndarray:
-    """A PNG or JPEG label image's ids: a grey one as it is, an RGB(A) one whose colour
-    channels are equal everywhere (a mask saved in colour mode, as paint programs and
-    Fiji's "RGB Color" do) as one of them; other colours are refused, by name: which
-    id a colour stands for is the dataset's convention, not the file's.
+    """A colour label image's ids (a PNG's, JPEG's or RGB TIFF's): a grey one as it
+    is, an RGB(A) one whose colour channels are equal everywhere (a mask saved in
+    colour mode, as paint programs and Fiji's "RGB Color" do) as one of them; other
+    colours are refused, by name: which id a colour stands for is the dataset's
+    convention, not the file's.
 
     Raises
     ------
     ValueError
         For a label image of several colours, or an alpha channel that varies.
     """
-    if array.ndim != 3 or array.shape[-1] not in (3, 4):
+    if array.ndim < 3 or array.shape[-1] not in (3, 4):
         return array
     grey = array[..., 0]
-    alpha_varies = array.shape[-1] == 4 and bool((array[..., 3] != array[0, 0, 3]).any())
+    alpha_varies = array.shape[-1] == 4 and bool((array[..., 3] != array.flat[3]).any())
     if not alpha_varies and all(np.array_equal(array[..., c], grey) for c in (1, 2)):
         return grey
     colours = len(np.unique(array.reshape(-1, array.shape[-1]), axis=0))
