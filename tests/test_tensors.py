@@ -191,6 +191,8 @@ def test_a_masked_array_is_refused_where_pixels_are_masked(data):
         predict(model, np.ma.array(image, mask=outside), device="cpu")
     with pytest.raises(ValueError, match=r"labels is a masked array"):
         refine.erosion(np.ma.array(labels, mask=outside), 1)
+    with pytest.raises(ValueError, match=r"^pair 0: labels is a masked .* give labels.filled"):
+        train((image, np.ma.array(labels, mask=outside)), epochs=1, minutes=None, device="cpu")
     unmasked = np.ma.array(labels, mask=np.zeros(labels.shape, bool))
     np.testing.assert_array_equal(
         evaluate(unmasked, labels).scores.iou, evaluate(labels, labels).scores.iou

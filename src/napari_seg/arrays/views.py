@@ -110,9 +110,10 @@ def _unmasked(array: np.ma.MaskedArray, name: str) -> np.ndarray:
     segmenting, scoring or training on them."""
     masked = int(np.ma.count_masked(array))
     if masked:
+        variable = name.rsplit(": ", 1)[-1]  # "pair 0: labels" -> labels.filled(...)
         raise ValueError(
             f"{name} is a masked array with {masked} masked pixel(s), and napari-seg reads "
-            f"no masks: give {name}.filled(value) with the value they should have (for a "
+            f"no masks: give {variable}.filled(value) with the value they should have (for a "
             "ground truth, an id named in ignore_labels: scored and trained on nowhere)"
         )
     return np.asarray(array.data)
