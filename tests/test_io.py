@@ -429,6 +429,9 @@ def test_a_grey_mask_saved_in_colour_mode_is_its_ids_and_colours_are_refused(tmp
     Image.fromarray(varying).save(tmp_path / "alpha.png")
     with pytest.raises(ValueError, match=r"alpha channel varies"):
         read_labels(tmp_path / "alpha.png")
+    Image.fromarray(colours).save(tmp_path / "colours.jpg")  # lossy: many colours
+    with pytest.raises(ValueError, match=r"colour image .*JPEG's compression changes the ids"):
+        read_labels(tmp_path / "colours.jpg")
     tifffile.imwrite(tmp_path / "pred.tif", ids)
     args = ["evaluate", "--pred", str(tmp_path / "pred.tif"), "--gt", str(tmp_path / "rgb.png")]
     assert main(args) == 0

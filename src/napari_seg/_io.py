@@ -193,11 +193,13 @@ def _grey_labels(array: np.ndarray, name: str) -> np.ndarray:
     if not alpha_varies and all(np.array_equal(array[..., c], grey) for c in (1, 2)):
         return grey
     colours = len(np.unique(array.reshape(-1, array.shape[-1]), axis=0))
+    lossy = name.lower().endswith((".jpg", ".jpeg"))
     raise ValueError(
         f"{name} is a colour image ({colours} colours): a label image holds one class id "
         "per pixel (grey levels, or a palette PNG's indices); save the labels as ids, or "
         "map each colour to its id first"
         + ("" if not alpha_varies else " (its alpha channel varies, too)")
+        + ("" if not lossy else "; JPEG's compression changes the ids: save them as PNG")
     )
 
 
