@@ -17,6 +17,7 @@ from .._device import release_memory
 from .._generators import drain
 from .._types import RegionArray
 from .._units import convert_lengths
+from ..arrays.chunk_cache import cached_chunks
 from ..arrays.layout import ImageLayout, resolve_layout
 from ..arrays.normalize import IntensityStats, compute_stats
 from ..arrays.runtime import Runtime, is_out_of_memory
@@ -447,11 +448,12 @@ def _batches(tiles, size, pool, pending, load, *args):
 
 def _checked_image(image):
     """``image`` as an array (a torch or MONAI tensor, a nested list: ``as_array``) of
-    numbers."""
+    numbers; a dask array read through a cache of its computed chunks (tiles, samples
+    and resampled blocks overlap: ``arrays.chunk_cache``)."""
     image = as_array(image, "image")
     if np.dtype(image.dtype).kind not in "biuf":
         raise TypeError(f"image must have a numeric dtype, got {np.dtype(image.dtype)}")
-    return image
+    return cached_chunks(image)
 
 
 def _labels_out(out, layout: ImageLayout, num_classes: int):
