@@ -21,7 +21,16 @@ from ..limits import MAX_CHUNK_CACHE_BYTES
 
 
 def is_dask_array(array: Any) -> bool:
-    """Whether ``array`` is a dask array (without importing dask)."""
+    """Whether ``array`` is a dask array (without importing dask).
+
+    Parameters
+    ----------
+    array : object
+
+    Returns
+    -------
+    bool
+    """
     return type(array).__module__.startswith("dask.") and hasattr(array, "blocks")
 
 
