@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from .._paths import user_path
 from ._files import read_state_dict
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def load_encoder_weights(model: SegmentationModel, weights: str | os.PathLike[st
         state = _imagenet_state_dict(spec.architecture, spec.encoder)
         source = f"ImageNet ({spec.encoder})"
     else:
-        path = Path(weights).expanduser()
+        path = user_path(weights)
         if not path.is_file():
             raise FileNotFoundError(f"encoder weights file not found: {path}")
         state = read_state_dict(path)

@@ -8,8 +8,7 @@ import numpy as np
 
 from .._types import ArrayLike
 from .._validate import as_id
-from ..arrays.views import as_array
-from ._checks import check_labels, check_same_shape, class_ids, labels_with_room
+from ._checks import check_same_shape, class_ids, labels_with_room
 
 
 def relabel(labels: ArrayLike, mapping: Mapping[int, int]) -> np.ndarray:
@@ -75,9 +74,9 @@ def merge_classes(labels: ArrayLike, sources: Iterable[int], target: int) -> np.
         numbers, give the integer type :func:`~napari_seg.arrays.ids.as_ids` reads
         them as, widened where a new id needs it: 1 relabelled to 300 gives uint16).
     """
-    labels = as_array(labels, "labels")  # a float map stays one for relabel to widen
-    ids = class_ids(check_labels(labels), sources, background=-1)
-    return relabel(labels, dict.fromkeys(ids, as_id("target", target, negative=True)))
+    target = as_id("target", target, negative=True)
+    labels = labels_with_room(labels, [target], "target")  # a float map converted once
+    return relabel(labels, dict.fromkeys(class_ids(labels, sources, background=-1), target))
 
 
 def set_class_in_region(
