@@ -140,3 +140,58 @@ def test_a_block_run_takes_its_files_under_home(home):
     done = drain(iter_predict_blocks("~/m.safetensors", "~/img.tif", "~/out.ome.zarr", config))
     assert done.output == home / "out.ome.zarr"
     assert (home / "out.ome.zarr").is_dir()
+
+
+def test_every_medical_reader_and_writer_takes_a_path_under_home(home, dicom_series):
+    from napari_seg import medical as m
+
+    ct = np.zeros((4, 8, 9), np.int16)
+    ct[1:3, 2:6, 3:7] = 900
+    series = dicom_series(home / "ct", ct)
+    volume, grid = m.read_dicom("~/ct")
+    assert volume.shape == ct.shape
+    assert m.is_dicom("~/ct")
+    assert m.is_dicom_folder("~/ct")
+    assert m.holds_dicom("~/ct")
+    assert m.is_volume("~/ct")
+    assert m.dicom_slices("~/ct")[1].spacing == grid.spacing
+    assert len(m.read_dicom_series("~/ct")[0]) == 1
+    one_file = "~/ct/" + sorted(p.name for p in (home / "ct").iterdir())[0]
+    assert m.is_dicom_file(one_file)
+    assert series in m.dicom_file_series(one_file)
+    import nibabel
+
+    windowed = nibabel.Nifti1Image(np.zeros((3, 4, 5), np.int16), np.eye(4))
+    windowed.header["cal_min"], windowed.header["cal_max"] = -100, 300
+    nibabel.save(windowed, home / "w.nii.gz")
+    assert m.display_range("~/w.nii.gz", m.read_nifti("~/w.nii.gz")[1]) == (-100, 300)
+
+    labels = (volume > 0).astype(np.uint8)
+    named = {1: ("tumour", ())}
+    for name, write, read in [
+        ("l.nii.gz", m.write_nifti, m.read_nifti),
+        ("l.nrrd", m.write_nrrd, m.read_nrrd),
+        ("l.mha", m.write_metaimage, m.read_metaimage),
+    ]:
+        write(f"~/{name}", labels, grid)
+        np.testing.assert_array_equal(read(f"~/{name}")[0], labels)
+        assert m.is_volume_file(f"~/{name}")
+    assert m.nifti_is_label_map("~/l.nii.gz")
+    m.write_nrrd("~/s.seg.nrrd", labels, grid, segments=named)
+    assert m.nrrd_segments("~/s.seg.nrrd")[1][0] == "tumour"
+
+    m.write_dicom_seg("~/seg.dcm", labels, "~/ct", named)
+    m.write_rtstruct("~/rt.dcm", labels, "~/ct", named, roi_types={1: "ORGAN"})
+    for path, is_kind, read, segments in [
+        ("~/seg.dcm", m.is_dicom_seg, m.read_dicom_seg, m.dicom_seg_segments),
+        ("~/rt.dcm", m.is_rtstruct, m.read_rtstruct, m.rtstruct_segments),
+    ]:
+        assert is_kind(path)
+        assert m.is_segmentation(path)
+        assert segments(path) == m.label_segments(path)
+        assert m.label_segments(path)[1][0] == "tumour"
+        np.testing.assert_array_equal(read(path)[0], labels)
+        np.testing.assert_array_equal(m.read_segmentation(path)[0], labels)
+    assert m.seg_series_uids("~/seg.dcm") == (series,)
+    np.testing.assert_array_equal(m.read_seg_on_series("~/seg.dcm")[0], labels)
+    assert m.rtstruct_roi_types("~/rt.dcm") == {1: "ORGAN"}

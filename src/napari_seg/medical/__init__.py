@@ -306,6 +306,7 @@ def label_segments(path: str | os.PathLike) -> dict[int, tuple[str, tuple[float,
     dict
         ``{label value: (name, (r, g, b, a) or ())}``.
     """
+    path = user_path(path)
     return nrrd_segments(path) or dicom_seg_segments(path) or rtstruct_segments(path)
 
 
@@ -361,6 +362,7 @@ def is_segmentation(path: str | os.PathLike) -> bool:
     -------
     bool
     """
+    path = user_path(path)
     from ._dicom_files import header_of_class
 
     return header_of_class(path, (*SEG_SOP_CLASSES, RTSTRUCT_SOP_CLASS)) is not None  # one read
@@ -390,6 +392,7 @@ def read_segmentation(
     ValueError
         As the reader of its kind.
     """
+    path = user_path(path)
     if is_rtstruct(path):
         return read_rtstruct(path, known)
     return read_seg_on_series(path, known)
@@ -447,6 +450,7 @@ def is_volume(path: str | os.PathLike) -> bool:
     -------
     bool
     """
+    path = user_path(path)
     return is_volume_file(path) or is_dicom_folder(path)
 
 
@@ -462,6 +466,7 @@ def is_volume_file(path: str | os.PathLike) -> bool:
     -------
     bool
     """
+    path = user_path(path)
     return is_nifti(path) or is_nrrd(path) or is_metaimage(path) or is_dicom_file(path)
 
 
@@ -477,4 +482,5 @@ def is_dicom(path: str | os.PathLike) -> bool:
     -------
     bool
     """
+    path = user_path(path)
     return is_dicom_folder(path) or is_dicom_file(path)

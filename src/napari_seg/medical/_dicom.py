@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .._paths import user_path
 from ..limits import GIB, MAX_VOLUME_BYTES, one_line
 from ._dicom_files import (
     _NOT_SLICES,
@@ -62,7 +63,8 @@ def read_dicom(
         do not form one volume (different orientations or sizes, repeated or
         unevenly spaced positions).
     """
-    items, folder = _series_items(Path(path), series)
+    path = user_path(path)
+    items, folder = _series_items(path, series)
     return _read_series(items, folder)
 
 
@@ -116,7 +118,8 @@ def dicom_slices(path: str | os.PathLike) -> tuple[list[DicomSlice], VolumeGeome
         As :func:`read_dicom` does, and for a series of several volumes (echoes, time
         points).
     """
-    items, folder = _series_items(Path(path), None)
+    path = user_path(path)
+    items, folder = _series_items(path, None)
     if len(_volumes_of(items)) > 1:
         raise ValueError(f"{folder}: the series is not one volume (several echoes or time points)")
     affine, order = _dicom_affine(items, folder)
@@ -180,7 +183,7 @@ def dicom_file_series(path: str | os.PathLike) -> tuple[str, str]:
     ValueError
         For a file that is not DICOM or cannot be read as such.
     """
-    path = Path(path)
+    path = user_path(path)
     if (kind := _dicom_header_kind(path)) is None:
         raise ValueError(f"{path} is not a DICOM file")
     try:
@@ -257,8 +260,9 @@ def read_dicom_series(folder: str | os.PathLike) -> tuple[list[tuple], list[str]
         one's reason), or whose series together would take more than
         ``limits.MAX_VOLUME_BYTES``.
     """
+    folder = user_path(folder)
     others: dict[str, list[Path]] = {}
-    groups = _series_groups(Path(folder), below=True, others=others)
+    groups = _series_groups(folder, below=True, others=others)
     total = sum(_claimed_bytes(items) for items in groups.values())
     if len(groups) > 1 and total > MAX_VOLUME_BYTES:
         raise ValueError(

@@ -11,6 +11,7 @@ from typing import Any
 
 from .._extras import import_for_reading
 from .._ome_zarr import is_zarr_path
+from .._paths import user_path
 from ..limits import DICOM_SEARCH_DEPTH, DICOM_SEARCH_FOLDERS, MAX_DICOM_FILES, one_line
 from ._dicom_frames import frame_headers
 
@@ -27,7 +28,7 @@ def is_dicom_folder(path: str | os.PathLike) -> bool:
     -------
     bool
     """
-    path = Path(path)
+    path = user_path(path)
     if not path.is_dir():
         return False
     try:
@@ -50,7 +51,7 @@ def is_dicom_file(path: str | os.PathLike) -> bool:
     -------
     bool
     """
-    path = Path(path)
+    path = user_path(path)
     if not path.is_file() or path.suffix.lower() in NOT_DICOM_SUFFIXES:
         return False
     return _dicom_header_kind(path) is not None
@@ -93,7 +94,7 @@ def holds_dicom(path: str | os.PathLike) -> bool:
     -------
     bool
     """
-    path = Path(path)
+    path = user_path(path)
     if not path.is_dir() or _is_zarr(path):  # napari asks about every folder it opens
         return False
     return any(is_dicom_folder(f) for f in _folders_below(path))

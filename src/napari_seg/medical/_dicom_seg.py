@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .._extras import import_for_reading
+from .._paths import user_path
 from ..limits import GIB, MAX_CLASSES, MAX_NAME_LENGTH, MAX_VOLUME_BYTES, one_line
 from ._dicom_files import PATIENT_STUDY_KEYWORDS, SEG_SOP_CLASSES, header_of_class
 from ._geometry import FLIP_RAS_LPS, VolumeGeometry
@@ -67,6 +68,7 @@ def read_dicom_seg(
         For a file that is no DICOM SEG, one too large to read at once, or one whose
         frames do not form a regularly spaced volume.
     """
+    path = user_path(path)
     seg, name = _open_seg(path)
     labels, geometry = _seg_volume(seg, name, sheared=True)
     return labels, geometry, _segments(seg)
@@ -193,6 +195,7 @@ def dicom_seg_segments(path: str | os.PathLike) -> dict[int, tuple[str, tuple[fl
     dict
         ``{segment number: (label, (r, g, b, a) or ())}``.
     """
+    path = user_path(path)
     ds = _seg_header(path)
     return {} if ds is None else _segments(ds)
 
@@ -235,6 +238,7 @@ def is_dicom_seg(path: str | os.PathLike) -> bool:
     -------
     bool
     """
+    path = user_path(path)
     return _seg_header(path) is not None
 
 
@@ -256,6 +260,7 @@ def seg_series_uids(path: str | os.PathLike) -> tuple[str, ...]:
     -------
     tuple of str
     """
+    path = user_path(path)
     ds = _seg_header(path)
     return () if ds is None else _series_uids(ds)
 
@@ -296,6 +301,7 @@ def read_seg_on_series(
     ValueError
         As :func:`read_dicom_seg`.
     """
+    path = user_path(path)
     seg, name = _open_seg(path)
     segments = _segments(seg)
     grid = referenced_grid(path, _series_uids(seg), known)
@@ -359,7 +365,8 @@ def write_dicom_seg(
         a source that is no series of one volume (or is frames of several multi-frame
         files), or a series highdicom cannot reference (its message).
     """
-
+    path = user_path(path)
+    source = user_path(source)
     from .. import __version__
     from .._atomic import atomic_write
     from ._dicom import dicom_slices

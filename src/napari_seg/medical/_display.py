@@ -10,6 +10,7 @@ import math
 import os
 from typing import Any
 
+from .._paths import user_path
 from ._geometry import VolumeGeometry
 
 
@@ -28,6 +29,7 @@ def display_range(path: str | os.PathLike, geometry: VolumeGeometry) -> tuple[fl
     -------
     tuple of float or None
     """
+    path = user_path(path)
     if geometry.source == "dicom" and geometry.series_file is not None:
         found = _dicom_window(geometry.series_file)
     elif geometry.source.startswith("nifti"):

@@ -21,6 +21,7 @@ import numpy as np
 
 from .._atomic import atomic_path
 from .._extras import import_for_reading
+from .._paths import user_path
 from ..limits import one_line
 from ._geometry import (
     FLIP_RAS_LPS,
@@ -69,6 +70,7 @@ def read_metaimage(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]
     ValueError
         For a file that is not a readable 3D MetaImage volume (the message says why).
     """
+    path = user_path(path)
     sitk = _simpleitk("reading MetaImage")
     head = _check_header(path)
     reader = sitk.ImageFileReader()
@@ -129,6 +131,7 @@ def write_metaimage(
         For another suffix (a ``.mhd`` header with its data file too) or an array that
         does not fit the geometry.
     """
+    path = user_path(path)
     sitk = _simpleitk("writing MetaImage")
     if not str(path).lower().endswith(".mha"):
         raise ValueError(f"{path}: napari-seg writes MetaImage as one .mha file")

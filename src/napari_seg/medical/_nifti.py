@@ -13,6 +13,7 @@ import numpy as np
 
 from .._atomic import atomic_write
 from .._extras import import_for_reading
+from .._paths import user_path
 from ..limits import one_line
 from ._geometry import GZIP_LEVEL, NIFTI_UNITS, VolumeGeometry, check_claimed_bytes, fit_array
 from ._rescale import rescaled
@@ -123,6 +124,7 @@ def nifti_is_label_map(path: str | os.PathLike) -> bool:
     -------
     bool
     """
+    path = user_path(path)
     _nibabel()
     try:
         return _load(path).header.get_intent()[0] == "label"
@@ -156,6 +158,7 @@ def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
     ValueError
         For a file that is not a readable 3D/4D NIfTI (the message says why).
     """
+    path = user_path(path)
     nib = _nibabel()
     from nibabel.filebasedimages import ImageFileError
     from nibabel.spatialimages import HeaderDataError
@@ -253,6 +256,7 @@ def write_nifti(
     ValueError
         If the suffix is not a NIfTI one or the array does not fit the geometry.
     """
+    path = user_path(path)
     nib = _nibabel()
     if not is_nifti(path):
         raise ValueError(f"{path}: a NIfTI file name ends in .nii or .nii.gz")

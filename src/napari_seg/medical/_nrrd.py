@@ -30,6 +30,7 @@ import numpy as np
 
 from .._atomic import atomic_write
 from .._extras import import_for_reading
+from .._paths import user_path
 from ..limits import MAX_CLASSES, MAX_NAME_LENGTH, one_line
 from ._geometry import (
     GZIP_LEVEL,
@@ -109,6 +110,7 @@ def read_nrrd(path: str | os.PathLike) -> tuple[np.ndarray, VolumeGeometry]:
     ValueError
         For a file that is not a readable 3D (or 3D + components) NRRD volume.
     """
+    path = user_path(path)
     nrrd = _pynrrd()
     try:
         with open(path, "rb") as fh:
@@ -173,6 +175,7 @@ def write_nrrd(
         For another suffix (a detached ``.nhdr`` too), an array that does not fit
         the geometry, or ``segments`` for channels or a value under 1.
     """
+    path = user_path(path)
     nrrd = _pynrrd()
     if not str(path).lower().endswith(".nrrd"):
         raise ValueError(f"{path}: napari-seg writes NRRD as one .nrrd file")
@@ -371,6 +374,7 @@ def nrrd_segments(path: str | os.PathLike) -> dict[int, tuple[str, tuple[float, 
     dict
         ``{label value: (name, (r, g, b, a))}``.
     """
+    path = user_path(path)
     if not is_nrrd(path):
         return {}
     nrrd = _pynrrd()

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .._paths import user_path
 from ..limits import MAX_CLASSES, MAX_NAME_LENGTH, one_line
 from ._dicom import dicom_slices, slice_offsets
 from ._dicom_files import RTSTRUCT_SOP_CLASS, header_of_class
@@ -46,6 +47,7 @@ def is_rtstruct(path: str | os.PathLike) -> bool:
     -------
     bool
     """
+    path = user_path(path)
     return _header(path) is not None
 
 
@@ -67,6 +69,7 @@ def rtstruct_segments(path: str | os.PathLike) -> dict[int, tuple[str, tuple[flo
     -------
     dict
     """
+    path = user_path(path)
     ds = _header(path)
     return {} if ds is None else _segments(ds)
 
@@ -86,6 +89,7 @@ def rtstruct_roi_types(path: str | os.PathLike) -> dict[int, str]:
     dict
         ``{id: type}``.
     """
+    path = user_path(path)
     ds = _header(path)
     if ds is None:
         return {}
@@ -174,6 +178,7 @@ def read_rtstruct(
         For a file that is no RTSTRUCT, one whose series is not found, or a contour
         that does not lie on the series' slices.
     """
+    path = user_path(path)
     name = Path(path).name
     ds = _header(path)
     if ds is None or "ROIContourSequence" not in ds:

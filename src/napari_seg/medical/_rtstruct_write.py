@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .._paths import user_path
 from ..limits import MAX_CLASSES
 from ._dicom import slice_offsets
 from ._dicom_files import PATIENT_STUDY_KEYWORDS
@@ -85,6 +86,9 @@ def write_rtstruct(
 
     from .._atomic import atomic_write
     from ._dicom import dicom_slices
+
+    path = user_path(path)
+    source = user_path(source)
 
     slices, grid = dicom_slices(source)
     labels = np.asarray(labels)
