@@ -433,6 +433,30 @@ def test_a_one_channel_model_on_a_two_channel_hyperstack_says_what_to_do(
     assert main(_args(model_file, out, tmp_path / "one.tif")) == 0
 
 
+def test_a_file_naming_no_channel_axis_is_one_channel_to_a_model_of_three(image, tmp_path, capsys):
+    """An OME-TIFF z-stack of 3 slices (``ZYX``; tifffile drops a ``C`` of one) given
+    to an RGB model: its Z axis was taken for the colours and 3 slices came back as
+    one plane's labels (with ``--axis 0``: as one plane of T)."""
+    spec = ModelSpec("unet", in_channels=3, num_classes=2, options={"depth": 2, "base_width": 4})
+    save_model(create_model(spec), tmp_path / "rgb.safetensors")
+    stack = np.stack([image, image[::-1], image[:, ::-1]])
+    tifffile.imwrite(tmp_path / "z.ome.tif", stack, metadata={"axes": "ZYX"})
+    tifffile.imwrite(
+        tmp_path / "tz.ome.tif", stack[None, None].repeat(2, 0), metadata={"axes": "TCZYX"}
+    )
+    out = tmp_path / "out"
+    for name, extra in [("z", []), ("tz", ["--axis", "0"])]:
+        argv = _args(tmp_path / "rgb.safetensors", out, tmp_path / f"{name}.ome.tif", extra=extra)
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert "none of them channels, so the image holds one channel and the model reads 3" in err
+        assert not (out / f"{name}_labels.tif").exists()
+    # Told that the axis holds channels, it reads them.
+    argv = _args(tmp_path / "rgb.safetensors", out, tmp_path / "z.ome.tif")
+    assert main([*argv, "--channel-axis", "0"]) == 0
+    assert tifffile.imread(out / "z_labels.tif").shape == image.shape
+
+
 def test_channel_picks_one_channel_of_a_hyperstack_for_a_one_channel_model(
     model_file, image, tmp_path, capsys
 ):

@@ -629,3 +629,25 @@ def test_patience_without_validation_is_said_to_do_nothing(tmp_path, capsys):
     for extra in (["--patience", "3"], ["--val-fraction", "0"]):  # either alone: fine
         build_config(parser.parse_args([*base, *extra]))
         assert "--patience" not in capsys.readouterr().err
+
+
+def test_fine_tuning_a_model_of_three_channels_on_a_one_channel_z_stack_is_refused(
+    tmp_path, capsys
+):
+    """A file naming its axes ``ZYX`` holds one channel: its 3 slices are no colours."""
+    from napari_seg.models import ModelSpec, create_model, save_model
+
+    spec = ModelSpec("unet", in_channels=3, num_classes=2, options={"depth": 2, "base_width": 4})
+    save_model(create_model(spec), tmp_path / "rgb.safetensors")
+    pairs = [cells_2d((64, 64), seed=seed) for seed in range(3)]
+    stack = np.stack([image for image, _ in pairs])
+    tifffile.imwrite(tmp_path / "z.ome.tif", stack, metadata={"axes": "ZYX"})
+    tifffile.imwrite(tmp_path / "z_labels.tif", np.stack([labels for _, labels in pairs]))
+    argv = ["train", "--image", str(tmp_path / "z.ome.tif"), "--labels",
+            str(tmp_path / "z_labels.tif"), "--from-model", str(tmp_path / "rgb.safetensors"),
+            "--epochs", "1", "--steps-per-epoch", "1", "--patch", "32", "--device", "cpu",
+            "--quiet", "--out", str(tmp_path / "t.safetensors")]  # fmt: skip
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "names its axes ZYX, none of them channels" in err
+    assert not (tmp_path / "t.safetensors").exists()

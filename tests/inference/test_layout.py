@@ -65,6 +65,31 @@ def test_axes_of_length_one_need_no_choosing(shape, dims, axes):
         resolve_layout((2, *shape[1:]), in_channels=1, spatial_dims=dims)
 
 
+@pytest.mark.parametrize(
+    ("shape", "dims", "axis", "output"),
+    [
+        ((64, 80, 1), 2, None, (64, 80)),
+        ((1, 64, 80, 1), 2, None, (1, 64, 80)),
+        ((5, 64, 80, 1), 2, 0, (5, 64, 80)),
+        ((8, 32, 32, 1), 3, None, (8, 32, 32)),
+    ],
+)
+def test_a_last_axis_of_one_is_a_one_channel_model_s_channel(shape, dims, axis, output):
+    """A grey image stored channel-last, ``(H, W, 1)`` (Keras, OpenCV, a TIFF saved
+    from them), was refused ("3 non-channel axes ... e.g. --axis 0"), and that advice
+    would have given the network planes one pixel wide."""
+    layout = resolve_layout(shape, in_channels=1, axis=axis, spatial_dims=dims)
+    assert layout.channel_axis == len(shape) - 1
+    assert layout.output_shape == output
+    assert layout.spatial_shape == output[-dims:]
+    with pytest.raises(ValueError, match="choose the axis"):  # a stack still asks
+        resolve_layout((5, 64, 80, 1), in_channels=1)
+    # Named as the stack axis, it is one; a model of 3 channels finds none there.
+    assert resolve_layout((64, 80, 1), in_channels=1, axis=2).slice_axes == (2,)
+    with pytest.raises(ValueError, match="expects 3 channels"):
+        resolve_layout((64, 80, 1), in_channels=3)
+
+
 def test_time_series_of_multichannel_stacks():
     layout = resolve_layout((3, 4, 2, 32, 48), in_channels=2, channel_axis=2, axis=(0, 1))
     assert layout.n_planes == 12

@@ -170,6 +170,14 @@ def test_rgb_rgba_and_channel_first_inputs_agree():
     np.testing.assert_array_equal(a, c)
 
 
+def test_a_grey_image_stored_channel_last_is_one_plane(model, image):
+    """``(H, W, 1)``, as Keras and OpenCV hold a grey image, gives the plane's labels."""
+    plane = predict(model, image, tile=96, **FP32).labels
+    last = predict(model, image[..., None], tile=96, **FP32).labels
+    assert last.shape == image.shape
+    np.testing.assert_array_equal(last, plane)
+
+
 def test_stack_is_segmented_slice_by_slice(model):
     rng = np.random.default_rng(1)
     stack = (rng.random((4, 70, 90)) * 1000).astype(np.uint16)

@@ -242,6 +242,8 @@ def resolve_layout(
     (0, 1, 2)
     """
     shape = _checked_shape(shape, spatial_dims)
+    if channel_axis is None and _one_channel_last(shape, in_channels, axis, spatial_dims):
+        channel_axis = len(shape) - 1
     caxis = channel_axis_of(shape, in_channels=in_channels, given=channel_axis)
     others = [a for a in range(len(shape)) if a != caxis]
     slice_axes = _slice_axes(shape, axis, caxis, others, in_channels, spatial_dims)
@@ -329,6 +331,23 @@ def _axis_text(axes: int | tuple[int, ...]) -> str:
     """An axis choice as both front ends spell it: ``--axis 0,1 / axis=(0, 1)``."""
     flag = axes if isinstance(axes, int) else ",".join(map(str, axes))
     return f"--axis {flag} / axis={axes}"
+
+
+def _one_channel_last(
+    shape: tuple[int, ...],
+    in_channels: int,
+    axis: int | Sequence[int] | None,
+    spatial_dims: int,
+) -> bool:
+    """Whether a last axis of one entry is the channel axis of a one-channel model's
+    image: ``(H, W, 1)`` or ``(Z, Y, X, 1)``, as Keras, OpenCV and a TIFF saved from
+    them store a grey image. Such an axis is never spatial (a plane one pixel wide
+    is too small to segment), and taking it for a stack axis would leave the
+    wrong two axes to the network."""
+    if in_channels != 1 or len(shape) <= spatial_dims or shape[-1] != 1:
+        return False
+    last = len(shape) - 1
+    return axis is None or last not in normalise_axes(axis, len(shape), "axis")
 
 
 def _slice_axes(

@@ -40,10 +40,13 @@ def is_time_label(label: object) -> bool:
     return str(label).strip().lower() in ("t", "time")
 
 
-def named_slice_axes(axes: str | None, spatial_dims: int) -> tuple[int, ...] | None:
+def named_slice_axes(
+    axes: str | None, spatial_dims: int, channel_axis: int | None = None
+) -> tuple[int, ...] | None:
     """The axes to segment slice by slice along, from the axis letters a file gives
     (tifffile's: ``"TYX"``, ``"TZCYX"``...): every axis before the model's spatial
-    ones (``YX``, or ``ZYX`` for a 3D model) other than channels (``C``, ``S``).
+    ones (``YX``, or ``ZYX`` for a 3D model) other than channels (``C``, ``S``, and
+    ``channel_axis``, the user's: a z-stack that holds channels after all).
 
     A file that names all its axes leaves no doubt about a channel axis, so a time
     series or a z-stack needs no ``axis`` for a 2D model (as the GUI's slider axes).
@@ -54,6 +57,8 @@ def named_slice_axes(axes: str | None, spatial_dims: int) -> tuple[int, ...] | N
         One letter per axis of the image, or None when the file names none.
     spatial_dims : int
         2 or 3: what the model sees.
+    channel_axis : int, optional
+        The channel axis the user gave.
 
     Returns
     -------
@@ -65,7 +70,8 @@ def named_slice_axes(axes: str | None, spatial_dims: int) -> tuple[int, ...] | N
     """
     if not axes:
         return None
-    others = [i for i, letter in enumerate(axes) if letter not in "CS"]
+    given = None if channel_axis is None else channel_axis % len(axes)
+    others = [i for i, letter in enumerate(axes) if letter not in "CS" and i != given]
     spatial = "".join(axes[i] for i in others[-spatial_dims:])
     leading = others[:-spatial_dims]
     if not leading or spatial != "ZYX"[-spatial_dims:]:
@@ -133,4 +139,55 @@ def refuse_named_channels(
         "model reads 1: pick one (--channel N in napari-seg predict and train), save it "
         "alone (Fiji: Image > Color > Split Channels), or use a model of "
         f"{shape[named]} channels"
+    )
+
+
+def names_one_channel(axes: str | None) -> bool:
+    """Whether a file's axis letters name every axis as space or time (``T``, ``Z``,
+    ``Y``, ``X``: an OME-TIFF of one channel, whose ``C`` tifffile drops, a Fiji
+    z-stack or time-lapse), so that its image holds one channel. A letter of unknown
+    meaning (tifffile's ``Q``, ``I``) or a channel or sample axis (``C``, ``S``)
+    says no such thing.
+
+    Parameters
+    ----------
+    axes : str or None
+        One letter per axis (tifffile's), or None when the file names none.
+
+    Returns
+    -------
+    bool
+    """
+    if not axes:
+        return False
+    return set(axes) <= set("TZYX") and axes.endswith("YX")
+
+
+def refuse_missing_channels(axes: str | None, in_channels: int | None, given: int | None) -> None:
+    """Refuse a model of several channels on an image whose file says it holds one
+    (:func:`names_one_channel`): an axis of the model's count (a z-stack of 3 for an
+    RGB model) would otherwise be taken for channels. ``given``, the user's channel
+    axis, settles it.
+
+    Parameters
+    ----------
+    axes : str or None
+        The file's axis letters, or None.
+    in_channels : int or None
+        What the model reads (None: a new model, which takes the file's channels).
+    given : int or None
+
+    Raises
+    ------
+    ValueError
+        Saying what to do.
+    """
+    if given is not None or in_channels is None or in_channels == 1:
+        return
+    if not names_one_channel(axes):
+        return
+    raise ValueError(
+        f"the file names its axes {axes}, none of them channels, so the image holds one "
+        f"channel and the model reads {in_channels}: use a model of 1 channel, or, if "
+        f"an axis holds the channels after all, give it (--channel-axis N, channel_axis=N)"
     )

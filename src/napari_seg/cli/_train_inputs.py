@@ -139,18 +139,22 @@ def with_input_channels(config, paths, pairs, images, headers, in_channels):
     axis or ``axis`` names it), for a model of several channels, new
     or fine-tuned (its card's count), so that it reads the channels ``predict``
     will feed it (``arrays.named.named_channel_axis``); a one-channel model on
-    several named channels is refused (``arrays.named.refuse_named_channels``).
+    several named channels is refused (``arrays.named.refuse_named_channels``), and
+    a model of several on a file whose axis letters name none
+    (``arrays.named.refuse_missing_channels``).
     ``in_channels``: :func:`model_channels`."""
-    from ..arrays.named import named_channel_axis, refuse_named_channels
+    from ..arrays.named import named_channel_axis, refuse_missing_channels, refuse_named_channels
 
     shapes = [tuple(image.shape) for image, _ in images]
     named = [
         _declared_channel_axis(h, g, s, lab, config.axis, in_channels, _volumes(p, s))
         for p, h, (_, g), s, (_, lab) in zip(paths, headers, images, shapes, pairs, strict=True)
     ]
-    for path, shape, axis in zip(paths, shapes, named, strict=True):
+    for path, shape, axis, header in zip(paths, shapes, named, headers, strict=True):
         try:
             refuse_named_channels(shape, axis, in_channels, config.channel_axis)
+            axes = None if header is None else header.axes
+            refuse_missing_channels(axes, in_channels, config.channel_axis)
         except ValueError as exc:
             raise ValueError(f"{path.name}: {exc}") from None
     found = named_channel_axis(config.channel_axis, in_channels, named)
@@ -219,7 +223,7 @@ def with_input_stack_axes(config, axes):
         from ..models import read_model_spec
 
         dims = read_model_spec(config.from_model).spatial_dims
-    found = {named_slice_axes(letters, dims or 2) for letters in axes}
+    found = {named_slice_axes(letters, dims or 2, config.channel_axis) for letters in axes}
     axes = found.pop() if len(found) == 1 else None
     if axes is None:
         return config

@@ -130,7 +130,9 @@ def with_file_layout(
 
     shape = tuple(image.shape)
     channels = None if header is None else header.channel_axis
-    config = with_file_channels(model, config, channels, shape)
+    config = with_file_channels(
+        model, config, channels, shape, None if header is None else header.axes
+    )
     config = with_file_stack_axes(model, config, file_axes(path, header, len(shape)))
     return with_source_spacing(model, image, config, transform)
 
@@ -140,10 +142,13 @@ def with_file_channels(
     config: PredictConfig,
     axis: int | None,
     shape: tuple[int, ...] | None = None,
+    axes: str | None = None,
 ) -> PredictConfig:
     """``config`` with the channel axis its image's file names, when it gives none and
     the model reads several channels: a TIFF's or OME-Zarr's ``C`` axis
     (``_headers.file_channel_axis``; the rule: ``arrays.named.named_channel_axis``).
+    A file whose axis letters say it holds one channel is refused to a model of
+    several (``arrays.named.refuse_missing_channels``).
 
     Parameters
     ----------
@@ -154,6 +159,8 @@ def with_file_channels(
     shape : tuple of int, optional
         The image's shape: a model of one channel on a file of several is refused
         with what to do (its ``C`` axis would otherwise be taken for a stack axis).
+    axes : str, optional
+        The file's axis letters (``_headers.file_header``).
 
     Returns
     -------
@@ -162,12 +169,18 @@ def with_file_channels(
     Raises
     ------
     ValueError
-        For a one-channel model on a file naming several channels.
+        For a one-channel model on a file naming several channels, or a model of
+        several on a file naming none.
     """
-    from ..arrays.named import named_channel_axis, refuse_named_channels
+    from ..arrays.named import (
+        named_channel_axis,
+        refuse_missing_channels,
+        refuse_named_channels,
+    )
 
     if shape is not None:
         refuse_named_channels(shape, axis, model.spec.in_channels, config.channel_axis)
+    refuse_missing_channels(axes, model.spec.in_channels, config.channel_axis)
 
     found = named_channel_axis(config.channel_axis, model.spec.in_channels, [axis])
     return config if found == config.channel_axis else config.with_(channel_axis=found)
@@ -178,7 +191,8 @@ def with_file_stack_axes(
 ) -> PredictConfig:
     """``config`` with the axes to segment slice by slice along that its image's file
     names, when it gives none: a TIFF's ``T`` and ``Z`` axes for a 2D model, its
-    ``T`` axis for a 3D one (the rule: ``arrays.named.named_slice_axes``).
+    ``T`` axis for a 3D one (the rule: ``arrays.named.named_slice_axes``), less the
+    channel axis the user gave (a z-stack that holds channels after all).
 
     Parameters
     ----------
@@ -195,7 +209,7 @@ def with_file_stack_axes(
 
     if config.axis is not None:
         return config
-    found = named_slice_axes(axes, model.spec.spatial_dims)
+    found = named_slice_axes(axes, model.spec.spatial_dims, config.channel_axis)
     return config if found is None else config.with_(axis=found)
 
 
