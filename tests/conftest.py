@@ -34,6 +34,28 @@ def pytest_runtest_makereport(item, call):
     setattr(item, f"rep_{report.when}", report)
 
 
+def _dask_scheduler():
+    dask = sys.modules.get("dask")
+    return None if dask is None else dask.config.get("scheduler", None)
+
+
+@pytest.fixture(autouse=True)
+def _dask_scheduler_left_as_found():
+    """A test that leaves dask's process-wide scheduler changed (a distributed Client
+    left as the default) fails here, and the scheduler is put back, rather than the
+    unrelated tests after it failing or hanging on a Client that no longer exists."""
+    before = _dask_scheduler()
+    yield
+    after = _dask_scheduler()
+    if after != before:
+        config = sys.modules["dask"].config.config
+        if before is None:
+            config.pop("scheduler", None)
+        else:
+            config["scheduler"] = before
+        pytest.fail(f"the test left dask's scheduler set to {after!r} (was {before!r})")
+
+
 def touching_discs(shape=(96, 128), n=24, radius=(5.0, 9.0), seed=0):
     """Instance labels of ``n`` discs (balls for a 3D ``shape``), many touching, one id
     each (a disc cut in two by another: two objects), and a noisy image of them."""

@@ -518,6 +518,35 @@ def test_a_quiet_local_cluster_logs_only_critical_messages_in_its_workers(quiet,
         cluster.close()
 
 
+def test_a_cluster_client_leaves_the_process_s_own_dask_scheduler_alone():
+    """connect() made its Client the process's default: while a run was on, napari's
+    own dask reads (a lazy layer's chunks) went to the cluster, and a test that
+    closed clients out of order left later computations asking for a Client that no
+    longer existed ("Requested dask.distributed scheduler but no Client active")."""
+    import dask
+    import dask.array as da
+
+    distributed = pytest.importorskip("distributed")
+    from napari_seg.scaleout.cluster import connect
+
+    before = dask.config.get("scheduler", None)
+    client = connect("local:1", quiet=True)
+    cluster = client.cluster
+    try:
+        assert dask.config.get("scheduler", None) == before
+        try:
+            default = distributed.default_client()
+        except ValueError:  # "No clients found"
+            default = None
+        assert default is not client
+        assert int(da.ones(6, chunks=2).sum().compute()) == 6  # here, not on the cluster
+        assert client.submit(sum, [1, 2, 3]).result(timeout=30) == 6  # the run's own work
+    finally:
+        client.close()
+        cluster.close()
+    assert dask.config.get("scheduler", None) == before
+
+
 def test_cluster_arguments_are_checked(tmp_path):
     from napari_seg.scaleout.cluster import connect
 

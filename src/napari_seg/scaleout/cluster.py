@@ -50,6 +50,10 @@ def connect(
     Returns
     -------
     distributed.Client
+        Not made the process's default: napari-seg hands it its blocks itself, and
+        the rest of the process (napari reading a lazy layer, a user's
+        ``dask.compute``) keeps its own scheduler while a run is on and after it,
+        however clients are closed.
 
     Raises
     ------
@@ -66,7 +70,7 @@ def connect(
     except ImportError as exc:
         raise MissingExtraError("running on a cluster", "distributed", "cluster") from exc
     if config_file is not None:
-        return Client(_jobqueue_cluster(Path(config_file)))
+        return Client(_jobqueue_cluster(Path(config_file)), set_as_default=False)
     if cluster is None:
         raise ValueError("give a cluster ('local', 'local:N' or an address) or a config file")
     if cluster == "local" or cluster.startswith("local:"):
@@ -78,7 +82,7 @@ def connect(
             )
         workers = int(count) if count else os.cpu_count() or 1
         level = logging.CRITICAL if quiet else logging.WARNING
-        return Client(local_cluster(workers, silence_logs=level))
+        return Client(local_cluster(workers, silence_logs=level), set_as_default=False)
     if "://" not in cluster and ":" not in cluster:
         raise ValueError(
             f"--cluster must be 'local', 'local:N' or a scheduler address "
@@ -112,7 +116,7 @@ def _client_at(address: str) -> Any:
 
     def run() -> None:
         try:
-            done["client"] = Client(address, timeout=wait)
+            done["client"] = Client(address, timeout=wait, set_as_default=False)
         except Exception as exc:  # handed to the caller's thread
             done["error"] = exc
 

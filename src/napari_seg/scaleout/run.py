@@ -266,7 +266,7 @@ def _run(job: _Job, pending: list, client: Any):
         key=[f"{job.token}-{b.number}" for b in pending], retries=RETRIES,
     )  # fmt: skip
     try:
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=client.loop):  # not the default client's
             yield future.result()
     finally:  # Ctrl+C or an error: stop what has not run; records stay as written
         client.cancel([f for f in futures if not f.done()])
