@@ -1,5 +1,6 @@
 """Reading images from files: by region, in bounded memory, one-line errors for bad files."""
 
+import json
 import resource
 import struct
 import subprocess
@@ -395,6 +396,26 @@ def test_a_palette_png_of_labels_reads_as_its_class_ids(tmp_path, capsys):
     args = ["evaluate", "--pred", str(tmp_path / "pred.tif"), "--gt", str(tmp_path / "gt.png")]
     assert main(args) == 0
     assert "mean IoU: 1.0000" in capsys.readouterr().out
+
+
+def test_a_mask_stored_channel_last_scores_against_its_plane(tmp_path, capsys):
+    """A mask saved as ``(H, W, 1)`` (Keras, OpenCV) against an ``(H, W)`` prediction
+    was refused: "pred and gt must have the same shape"."""
+    from napari_seg._io import read_labels
+
+    gt = np.zeros((24, 30), np.uint8)
+    gt[4:12, 5:20] = 1
+    tifffile.imwrite(tmp_path / "gt.tif", gt[..., None])
+    np.save(tmp_path / "gt.npy", gt[None, ..., None])
+    np.testing.assert_array_equal(read_labels(tmp_path / "gt.tif")[0], gt)
+    assert read_labels(tmp_path / "gt.npy")[0].shape == (1, 24, 30)  # a stack of one
+    pred = gt.copy()
+    pred[4:6] = 0
+    tifffile.imwrite(tmp_path / "pred.tif", pred)
+    argv = ["evaluate", "--pred", str(tmp_path / "pred.tif"), "--gt", str(tmp_path / "gt.tif")]
+    assert main([*argv, "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert 0.5 < scores["mean_iou"] < 1
 
 
 def test_a_grey_mask_saved_in_colour_mode_is_its_ids_and_colours_are_refused(tmp_path, capsys):

@@ -132,7 +132,8 @@ def read_labels(path: str | os.PathLike) -> tuple[Any, VolumeGeometry | None]:
     booleans, ids as the indices of a palette PNG (read as the indices, not
     their colours), or a grey mask in colour mode (an RGB PNG, JPEG or TIFF whose
     channels are equal: read as one channel; a label image of several colours is
-    refused, by name). A float array whose
+    refused, by name), or channel-last with one channel (``(H, W, 1)``, as Keras
+    and OpenCV save a mask: read as ``(H, W)``). A float array whose
     values are all whole numbers (and fit in int32), or a boolean one, is read as
     the smallest integer type that holds its ids; other floats keep their dtype,
     so the caller's check names them
@@ -160,6 +161,8 @@ def read_labels(path: str | os.PathLike) -> tuple[Any, VolumeGeometry | None]:
     array, geometry = read_with_geometry(path)
     if _holds_colours(path):
         array = _grey_labels(np.asarray(array), path.name)
+    if geometry is None and len(array.shape) >= 3 and array.shape[-1] == 1:
+        array = array[..., 0]  # a grey mask stored channel-last, (H, W, 1)
     return as_ids(array), geometry
 
 
