@@ -57,10 +57,10 @@ MAX_CHUNK_BYTES = 1 * GIB
 #: integers (``_io.read_labels``) only up to this many bytes; a larger lazy one
 #: (zarr, a tiled TIFF) keeps its dtype and is refused by name.
 MAX_LABELS_CONVERT_BYTES = 1 * GIB
-#: Computed chunks of a dask image kept while a prediction reads it region by region
+#: Computed chunks of dask images kept while a prediction (or a training run) reads them
 #: (``arrays.chunk_cache``; also at most a quarter of the memory available then): a
 #: chunk behind a costly graph (a filter over a whole plane) is computed once, not
-#: once per tile that touches it.
+#: once per tile (or training patch) that touches it.
 MAX_CHUNK_CACHE_BYTES = 1 * GIB
 #: A compressed medical volume (``.nii.gz``, DICOM) is decompressed whole: its header may
 #: not claim more than this (a 1024^3 float32 CT is 4 GiB).

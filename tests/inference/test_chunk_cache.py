@@ -54,3 +54,34 @@ def test_a_costly_chunk_is_computed_once_per_prediction():
     assert len(calls) == 1
     expected = predict(model, ndi.gaussian_filter(image, 1), tile=128, device="cpu")
     np.testing.assert_array_equal(found.labels, expected.labels)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_training_computes_a_costly_chunk_once(dims):
+    """Training read a random patch, a validation tile or an intensity sample of a dask
+    image by computing its chunks anew: a 2048^2 image in one chunk behind a Gaussian
+    filter was filtered 197 times in 2 epochs of 10 steps (33 s; 6 s with the cache)."""
+    from scipy import ndimage as ndi
+
+    from napari_seg.training import train
+
+    calls = []
+
+    def smooth(block):
+        calls.append(block.shape)
+        return ndi.gaussian_filter(block, 1)
+
+    shape = (160, 160) if dims == 2 else (40, 72, 72)
+    rng = np.random.default_rng(2)
+    image = rng.random(shape).astype(np.float32)
+    labels = (ndi.gaussian_filter(image, 3) > 0.5).astype(np.uint8)
+    lazy = da.from_array(image, chunks=-1).map_blocks(smooth, dtype=np.float32)
+    calls.clear()
+    patch = 32
+    result = train(
+        (lazy, labels), architecture="unet", dims=dims, options={"depth": 2, "base_width": 4},
+        epochs=1, steps_per_epoch=3, minutes=None, patch_size=patch, batch_size=2,
+        validation_fraction=0.25, device="cpu",
+    )  # fmt: skip
+    assert result.history  # it trained, reading the image
+    assert len(calls) == 1

@@ -50,11 +50,40 @@ def cached_chunks(array: Any, budget: int | None = None) -> Any:
     """
     if not is_dask_array(array):
         return array
-    if budget is None:
-        import psutil
+    return ChunkCache(array, chunk_budget() if budget is None else budget)
 
-        budget = min(MAX_CHUNK_CACHE_BYTES, psutil.virtual_memory().available // 4)
-    return ChunkCache(array, budget)
+
+def chunk_budget() -> int:
+    """Bytes of computed chunks one job keeps: :data:`MAX_CHUNK_CACHE_BYTES`, and at
+    most a quarter of the memory available now.
+
+    Returns
+    -------
+    int
+    """
+    import psutil
+
+    return min(MAX_CHUNK_CACHE_BYTES, psutil.virtual_memory().available // 4)
+
+
+def cached_images(pairs: list) -> list:
+    """Training pairs with each dask image read through a :class:`ChunkCache`, the
+    job's :func:`chunk_budget` shared among them (random patches, validation tiles
+    and intensity samples all touch the same chunks).
+
+    Parameters
+    ----------
+    pairs : list of (image, labels)
+
+    Returns
+    -------
+    list of (image, labels)
+    """
+    lazy = sum(is_dask_array(image) for image, _ in pairs)
+    if not lazy:
+        return pairs
+    budget = chunk_budget() // lazy
+    return [(cached_chunks(image, budget), labels) for image, labels in pairs]
 
 
 class ChunkCache:

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from ..arrays.chunk_cache import cached_images
 from ..arrays.layout import resolve_layout
 from ..arrays.normalize import compute_stats
 from ..limits import MAX_UNSTATED_CLASSES
@@ -96,7 +97,7 @@ class TrainingData(LabelMode):
         names: Sequence[str] | None = None,
         max_classes: int = MAX_UNSTATED_CLASSES,
     ) -> None:
-        pairs = as_pairs(pairs)
+        pairs = cached_images(as_pairs(pairs))
         self.label0 = label0
         self.max_classes = class_limit(max_classes)
         self.patch = int(patch_size)

@@ -32,6 +32,7 @@ from functools import partial
 import numpy as np
 
 from .._types import RegionArray
+from ..arrays.chunk_cache import cached_images
 from ..arrays.layout import ImageLayout, resolve_layout
 from ..arrays.normalize import IntensityStats, compute_stats
 from ..limits import MAX_UNSTATED_CLASSES
@@ -115,7 +116,7 @@ class VolumeData(LabelMode):
         max_classes: int = MAX_UNSTATED_CLASSES,
         fill: bool = False,
     ) -> None:
-        pairs = as_pairs(pairs)
+        pairs = cached_images(as_pairs(pairs))
         self.label0 = label0
         self.max_classes = class_limit(max_classes)
         self.patch = tuple(int(p) for p in patch)
