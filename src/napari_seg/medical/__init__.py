@@ -306,7 +306,6 @@ def label_segments(path: str | os.PathLike) -> dict[int, tuple[str, tuple[float,
     dict
         ``{label value: (name, (r, g, b, a) or ())}``.
     """
-    path = user_path(path)
     return nrrd_segments(path) or dicom_seg_segments(path) or rtstruct_segments(path)
 
 
@@ -392,7 +391,6 @@ def read_segmentation(
     ValueError
         As the reader of its kind.
     """
-    path = user_path(path)
     if is_rtstruct(path):
         return read_rtstruct(path, known)
     return read_seg_on_series(path, known)
@@ -450,7 +448,6 @@ def is_volume(path: str | os.PathLike) -> bool:
     -------
     bool
     """
-    path = user_path(path)
     return is_volume_file(path) or is_dicom_folder(path)
 
 
@@ -466,7 +463,6 @@ def is_volume_file(path: str | os.PathLike) -> bool:
     -------
     bool
     """
-    path = user_path(path)
     return is_nifti(path) or is_nrrd(path) or is_metaimage(path) or is_dicom_file(path)
 
 
@@ -482,5 +478,4 @@ def is_dicom(path: str | os.PathLike) -> bool:
     -------
     bool
     """
-    path = user_path(path)
     return is_dicom_folder(path) or is_dicom_file(path)
