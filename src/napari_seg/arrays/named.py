@@ -111,11 +111,18 @@ def named_channel_axis(
 
 
 def refuse_named_channels(
-    shape: Sequence[int], named: int | None, in_channels: int | None, given: int | None
+    shape: Sequence[int],
+    named: int | None,
+    in_channels: int | None,
+    given: int | None,
+    axes: str | None = None,
 ) -> None:
-    """Refuse a one-channel model on an image whose file names a ``C`` axis of several
-    channels (``given``: the user's channel axis, which settles it): the channels
-    would otherwise be taken for a stack axis, and the error would speak of that.
+    """Refuse a model whose channels the image's file contradicts (``given``, the
+    user's channel axis, settles it): a one-channel model on a file naming a ``C``
+    axis of several channels (they would be taken for a stack axis, and the error
+    would speak of that), or a model of several on a file whose axis letters say it
+    holds one (:func:`names_one_channel`: an axis of the model's count, a z-stack of 3
+    for an RGB model, would be taken for channels).
 
     Parameters
     ----------
@@ -126,20 +133,29 @@ def refuse_named_channels(
     in_channels : int or None
         What the model reads (None: a new model, which takes the file's channels).
     given : int or None
+    axes : str, optional
+        The file's axis letters (tifffile's), or None.
 
     Raises
     ------
     ValueError
         Saying what to do.
     """
-    if named is None or given is not None or in_channels != 1 or shape[named] == 1:
+    if given is not None or in_channels is None:
         return
-    raise ValueError(
-        f"the image holds {shape[named]} channels (its C axis, axis {named}) and the "
-        "model reads 1: pick one (--channel N in napari-seg predict and train), save it "
-        "alone (Fiji: Image > Color > Split Channels), or use a model of "
-        f"{shape[named]} channels"
-    )
+    if in_channels == 1 and named is not None and shape[named] > 1:
+        raise ValueError(
+            f"the image holds {shape[named]} channels (its C axis, axis {named}) and the "
+            "model reads 1: pick one (--channel N in napari-seg predict and train), save it "
+            "alone (Fiji: Image > Color > Split Channels), or use a model of "
+            f"{shape[named]} channels"
+        )
+    if in_channels > 1 and names_one_channel(axes):
+        raise ValueError(
+            f"the file names its axes {axes}, none of them channels, so the image holds one "
+            f"channel and the model reads {in_channels}: use a model of 1 channel, or, if "
+            "an axis holds the channels after all, give it (--channel-axis N, channel_axis=N)"
+        )
 
 
 def names_one_channel(axes: str | None) -> bool:
@@ -161,33 +177,3 @@ def names_one_channel(axes: str | None) -> bool:
     if not axes:
         return False
     return set(axes) <= set("TZYX") and axes.endswith("YX")
-
-
-def refuse_missing_channels(axes: str | None, in_channels: int | None, given: int | None) -> None:
-    """Refuse a model of several channels on an image whose file says it holds one
-    (:func:`names_one_channel`): an axis of the model's count (a z-stack of 3 for an
-    RGB model) would otherwise be taken for channels. ``given``, the user's channel
-    axis, settles it.
-
-    Parameters
-    ----------
-    axes : str or None
-        The file's axis letters, or None.
-    in_channels : int or None
-        What the model reads (None: a new model, which takes the file's channels).
-    given : int or None
-
-    Raises
-    ------
-    ValueError
-        Saying what to do.
-    """
-    if given is not None or in_channels is None or in_channels == 1:
-        return
-    if not names_one_channel(axes):
-        return
-    raise ValueError(
-        f"the file names its axes {axes}, none of them channels, so the image holds one "
-        f"channel and the model reads {in_channels}: use a model of 1 channel, or, if "
-        f"an axis holds the channels after all, give it (--channel-axis N, channel_axis=N)"
-    )

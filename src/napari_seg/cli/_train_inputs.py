@@ -139,11 +139,10 @@ def with_input_channels(config, paths, pairs, images, headers, in_channels):
     axis or ``axis`` names it), for a model of several channels, new
     or fine-tuned (its card's count), so that it reads the channels ``predict``
     will feed it (``arrays.named.named_channel_axis``); a one-channel model on
-    several named channels is refused (``arrays.named.refuse_named_channels``), and
-    a model of several on a file whose axis letters name none
-    (``arrays.named.refuse_missing_channels``).
+    several named channels is refused, and so is a model of several on a file whose
+    axis letters name none (``arrays.named.refuse_named_channels``).
     ``in_channels``: :func:`model_channels`."""
-    from ..arrays.named import named_channel_axis, refuse_missing_channels, refuse_named_channels
+    from ..arrays.named import named_channel_axis, refuse_named_channels
 
     shapes = [tuple(image.shape) for image, _ in images]
     named = [
@@ -152,9 +151,8 @@ def with_input_channels(config, paths, pairs, images, headers, in_channels):
     ]
     for path, shape, axis, header in zip(paths, shapes, named, headers, strict=True):
         try:
-            refuse_named_channels(shape, axis, in_channels, config.channel_axis)
-            axes = None if header is None else header.axes
-            refuse_missing_channels(axes, in_channels, config.channel_axis)
+            letters = None if header is None else header.axes
+            refuse_named_channels(shape, axis, in_channels, config.channel_axis, letters)
         except ValueError as exc:
             raise ValueError(f"{path.name}: {exc}") from None
     found = named_channel_axis(config.channel_axis, in_channels, named)

@@ -148,7 +148,7 @@ def with_file_channels(
     the model reads several channels: a TIFF's or OME-Zarr's ``C`` axis
     (``_headers.file_channel_axis``; the rule: ``arrays.named.named_channel_axis``).
     A file whose axis letters say it holds one channel is refused to a model of
-    several (``arrays.named.refuse_missing_channels``).
+    several (``arrays.named.refuse_named_channels``).
 
     Parameters
     ----------
@@ -172,15 +172,10 @@ def with_file_channels(
         For a one-channel model on a file naming several channels, or a model of
         several on a file naming none.
     """
-    from ..arrays.named import (
-        named_channel_axis,
-        refuse_missing_channels,
-        refuse_named_channels,
-    )
+    from ..arrays.named import named_channel_axis, refuse_named_channels
 
     if shape is not None:
-        refuse_named_channels(shape, axis, model.spec.in_channels, config.channel_axis)
-    refuse_missing_channels(axes, model.spec.in_channels, config.channel_axis)
+        refuse_named_channels(shape, axis, model.spec.in_channels, config.channel_axis, axes)
 
     found = named_channel_axis(config.channel_axis, model.spec.in_channels, [axis])
     return config if found == config.channel_axis else config.with_(channel_axis=found)
