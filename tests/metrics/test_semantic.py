@@ -141,3 +141,18 @@ def test_everything_ignored_gives_nan_not_an_error():
     assert cm.labels == ()
     assert cm.ignored == 9
     assert math.isnan(semantic_scores(cm).mean_iou)
+
+
+def test_a_mask_with_a_channel_axis_of_one_is_told_to_drop_it():
+    from napari_seg.metrics import evaluate
+
+    gt = np.zeros((12, 14), np.uint8)
+    gt[3:8, 2:9] = 1
+    with pytest.raises(
+        ValueError, match=r"gt's last axis of 1 is a channel axis: give gt\[\.\.\., 0\]"
+    ):
+        evaluate(gt, gt[..., None])
+    with pytest.raises(ValueError, match=r"pred's last axis of 1"):
+        evaluate(gt[..., None], gt)
+    with pytest.raises(ValueError, match=r"same shape, got \(12, 14\) and \(12, 13\)$"):
+        evaluate(gt, gt[:, :13])

@@ -121,9 +121,20 @@ def check_pair(pred, gt):
     gt = as_label_array(gt, "gt")
     if tuple(pred.shape) != tuple(gt.shape):
         raise ValueError(
-            f"pred and gt must have the same shape, got {tuple(pred.shape)} and {tuple(gt.shape)}"
+            f"pred and gt must have the same shape, got {tuple(pred.shape)} and "
+            f"{tuple(gt.shape)}{_channel_last_hint(pred, gt)}"
         )
     return pred, gt
+
+
+def _channel_last_hint(pred, gt) -> str:
+    """What to give when one of a pair is the other with a last axis of one, ``(H, W,
+    1)``: a mask stored channel-last, as Keras and OpenCV hold it (a file of it reads
+    as its plane: ``_io.read_labels``)."""
+    for name, array, other in (("pred", pred, gt), ("gt", gt, pred)):
+        if tuple(array.shape) == (*tuple(other.shape), 1):
+            return f"; {name}'s last axis of 1 is a channel axis: give {name}[..., 0]"
+    return ""
 
 
 def block_slices(shape: tuple[int, ...], size: int | None = None) -> Iterator[tuple]:
