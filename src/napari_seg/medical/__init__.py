@@ -361,9 +361,9 @@ def is_segmentation(path: str | os.PathLike) -> bool:
     -------
     bool
     """
-    path = user_path(path)
     from ._dicom_files import header_of_class
 
+    path = user_path(path)
     return header_of_class(path, (*SEG_SOP_CLASSES, RTSTRUCT_SOP_CLASS)) is not None  # one read
 
 

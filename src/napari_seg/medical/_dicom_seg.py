@@ -365,11 +365,12 @@ def write_dicom_seg(
         a source that is no series of one volume (or is frames of several multi-frame
         files), or a series highdicom cannot reference (its message).
     """
-    path = user_path(path)
-    source = user_path(source)
     from .. import __version__
     from .._atomic import atomic_write
     from ._dicom import dicom_slices
+
+    path = user_path(path)
+    source = user_path(source)
 
     hd = _highdicom()
     if not segments:
